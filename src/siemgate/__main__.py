@@ -1,0 +1,3 @@
+from siemgate.cli.main import main
+
+main()

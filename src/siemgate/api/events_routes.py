@@ -1,0 +1,171 @@
+"""The 1Password-compatible Events API: event pages (v1, v2) and token introspection."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from siemgate.api.body import read_body
+from siemgate.api.errors import JSON, error_response
+from siemgate.api.page_request import parse_page_request
+from siemgate.api.schemas import (
+    PAGE_MODELS,
+    CursorBody,
+    ErrorBody,
+    Introspection,
+    IntrospectionV2,
+    ResetCursor,
+)
+from siemgate.api.services import Services
+from siemgate.auth.ratelimit import RateLimitStatus
+from siemgate.auth.tokens import require_feature
+from siemgate.errors import RateLimited, SiemgateError
+from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.model.timestamps import NS_PER_SECOND, format_ns
+from siemgate.store.base import TokenRecord
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "Malformed body, limit outside 1..1000, bad time, or bad cursor.",
+    },
+    401: {
+        "model": ErrorBody,
+        "description": "Missing, invalid, expired or revoked token, or a missing feature.",
+    },
+    413: {"model": ErrorBody, "description": "Request body too large."},
+    429: {"model": ErrorBody, "description": "Rate limit exceeded; see Retry-After."},
+    500: {"model": ErrorBody, "description": "Internal error."},
+}
+_RATE_HEADERS = {
+    "RateLimit-Limit": {
+        "schema": {"type": "integer"},
+        "description": "Requests allowed in the tightest window.",
+    },
+    "RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Requests left in that window."},
+    "RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Seconds until that window resets."},
+}
+_REQUEST_BODY = {
+    "requestBody": {
+        "required": False,
+        "description": "A reset (limit, start_time, end_time) or a cursor; empty means {}. Any Content-Type.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/ResetCursor"},
+                        {"$ref": "#/components/schemas/Cursor"},
+                    ]
+                }
+            }
+        },
+    }
+}
+EXTRA_SCHEMAS = (ResetCursor, CursorBody)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _authorize(services: Services, request: Request) -> tuple[TokenRecord, RateLimitStatus]:
+    """Authenticate the token and count the request; raises Unauthorized or RateLimited."""
+    record = services.tokens.authenticate(request.headers.get("authorization"))
+    status = services.rate_limiter.hit(record.id)
+    if not status.allowed:
+        raise RateLimited(
+            f"Too Many Requests: over {status.limit} requests for this token; retry in {status.reset_seconds}s",
+            max(1, status.reset_seconds),
+        )
+    return record, status
+
+
+def _page_endpoint(feature: Feature, version: int) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        services: Services = request.app.state.services
+        headers: dict[str, str] = {}
+        try:
+            record, status = _authorize(services, request)
+            headers = status.headers()
+            require_feature(record, feature)
+            body = await read_body(request, services.settings.events_max_body_bytes)
+            page_request = parse_page_request(body)
+            account = services.store.get_account_by_id(record.account_id)
+            page = await run_in_threadpool(services.reader.read, account, feature, page_request, v1=version == 1)
+        except SiemgateError as exc:
+            return error_response(exc, headers)
+        services.usage.record(record.id, services.clock(), feature, page.last_seq)
+        return Response(page.body, media_type=JSON, headers=headers)
+
+    endpoint.__name__ = f"{feature.value}_v{version}"
+    return endpoint
+
+
+def _introspect_endpoint(version: int) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        services: Services = request.app.state.services
+        headers: dict[str, str] = {}
+        try:
+            record, status = _authorize(services, request)
+            headers = status.headers()
+            integration = services.store.get_integration_by_id(record.integration_id)
+            account = services.store.get_account_by_id(record.account_id)
+        except SiemgateError as exc:
+            return error_response(exc, headers)
+        services.usage.record(record.id, services.clock())
+        issued = format_ns(record.created_at // NS_PER_SECOND * NS_PER_SECOND)
+        features = [f.value for f in record.features]
+        if version == 1:
+            data: dict[str, Any] = {"UUID": integration.uuid, "IssuedAt": issued, "Features": features}
+        else:
+            data = {
+                "uuid": integration.uuid,
+                "issued_at": issued,
+                "features": features,
+                "account_uuid": account.uuid,
+            }
+        return Response(orjson.dumps(data), media_type=JSON, headers=headers)
+
+    endpoint.__name__ = f"introspect_v{version}"
+    return endpoint
+
+
+def events_router() -> APIRouter:
+    router = APIRouter(tags=["Events API"])
+    router.add_api_route(
+        "/api/auth/introspect",
+        _introspect_endpoint(1),
+        methods=["GET"],
+        summary="Introspect a token (v1, PascalCase; deprecated upstream)",
+        responses={200: {"model": Introspection, "headers": _RATE_HEADERS}, **_ERRORS},
+        deprecated=True,
+    )
+    router.add_api_route(
+        "/api/v2/auth/introspect",
+        _introspect_endpoint(2),
+        methods=["GET"],
+        summary="Introspect a token: its integration, features and account",
+        responses={200: {"model": IntrospectionV2, "headers": _RATE_HEADERS}, **_ERRORS},
+    )
+    for version in (1, 2):
+        for feature in ALL_FEATURES:
+            router.add_api_route(
+                f"/api/v{version}/{feature.value}",
+                _page_endpoint(feature, version),
+                methods=["POST"],
+                summary=f"Page through {feature.value} (v{version})",
+                description=(
+                    "Send a reset to start a stream, then the returned cursor forever. has_more is exact;"
+                    " at the end of data the same cursor comes back with no items. Requires the token"
+                    f" feature `{feature.value}`."
+                ),
+                responses={
+                    200: {"model": PAGE_MODELS[(version, feature)], "headers": _RATE_HEADERS},
+                    **_ERRORS,
+                },
+                openapi_extra=_REQUEST_BODY,
+            )
+    return router

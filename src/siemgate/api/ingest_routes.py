@@ -1,0 +1,97 @@
+"""The ingest API: producers add events with an ingest key.
+
+`POST /api/ingest/v2/{feature}` takes a JSON array of events, NDJSON (one event per line), a
+single event object, or an Events API page object (its `items`); optionally gzip-encoded.
+The batch is stored atomically; the reply counts stored events and duplicates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from siemgate.api.body import read_body
+from siemgate.api.errors import JSON
+from siemgate.api.schemas import ErrorBody, IngestResult
+from siemgate.api.services import Services
+from siemgate.errors import BadRequest, NotFound, PayloadTooLarge
+from siemgate.model.features import ALL_FEATURES, Feature
+
+
+def parse_batch(body: bytes) -> list[Any]:
+    """The events in a request body (see the module docstring); raises BadRequest naming the line."""
+    text = body.strip().removeprefix(b"\xef\xbb\xbf")
+    if not text:
+        raise BadRequest("the body is empty: send a JSON array of events or one event per line (NDJSON)")
+    if text[:1] in (b"[", b"{"):
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            if text[:1] == b"[":
+                raise BadRequest("the body starts with '[' but is not a valid JSON array") from None
+            data = None  # several objects: NDJSON
+        if isinstance(data, list):
+            return data
+        if isinstance(data, dict):
+            items = data.get("items")
+            return items if isinstance(items, list) and "cursor" in data else [data]
+    events: list[Any] = []
+    for number, line in enumerate(text.split(b"\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            events.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"line {number} is not valid JSON ({exc}); send one JSON object per line") from None
+    return events
+
+
+def ingest_router() -> APIRouter:
+    router = APIRouter(tags=["Ingest API"])
+
+    @router.post(
+        "/api/ingest/v2/{feature}",
+        summary="Add events (producers; needs an ingest key)",
+        response_model=IngestResult,
+        responses={
+            400: {"model": ErrorBody, "description": "Malformed body or invalid events; nothing was stored."},
+            401: {"model": ErrorBody, "description": "Missing, unknown or revoked ingest key."},
+            404: {"model": ErrorBody, "description": "Unknown feature."},
+            413: {"model": ErrorBody, "description": "Body or batch too large."},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "A JSON array of v2 events, NDJSON, one event, or a page object with items.",
+                "content": {
+                    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
+    async def ingest(request: Request, feature: str) -> Response:
+        services: Services = request.app.state.services
+        settings = services.settings
+        try:
+            target = Feature(feature)
+        except ValueError:
+            valid = ", ".join(f.value for f in ALL_FEATURES)
+            raise NotFound(f"Not Found: unknown feature {feature!r}; use one of {valid}") from None
+        key = services.ingest_keys.authenticate(request.headers.get("authorization"), target)
+        body = await read_body(request, settings.ingest_max_body_bytes, allow_gzip=True)
+        items = parse_batch(body)
+        if len(items) > settings.ingest_max_batch:
+            raise PayloadTooLarge(
+                f"the batch has {len(items)} events; the limit is {settings.ingest_max_batch}: split it"
+            )
+        result = await run_in_threadpool(services.writer.write, key.account_id, target, items)
+        services.usage.record_ingest(key.id, services.clock())
+        return Response(orjson.dumps(result.as_dict()), media_type=JSON)
+
+    return router

@@ -1,0 +1,54 @@
+"""The parts a running siemgate is made of, built once from Settings and a Store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from siemgate.api.pages import PageReader
+from siemgate.auth.ingest_keys import IngestKeyService
+from siemgate.auth.keys import KeyRing
+from siemgate.auth.ratelimit import RateLimiter
+from siemgate.auth.tokens import TokenService
+from siemgate.auth.usage import UsageRecorder
+from siemgate.config import Settings
+from siemgate.store.base import Store
+from siemgate.store.ingest import EventWriter
+
+Clock = Callable[[], int]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    clock: Clock
+    keys: KeyRing
+    tokens: TokenService
+    ingest_keys: IngestKeyService
+    rate_limiter: RateLimiter
+    reader: PageReader
+    writer: EventWriter
+    usage: UsageRecorder
+
+    def close(self) -> None:
+        self.usage.flush()
+        self.store.close()
+
+
+def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns) -> Services:
+    """Wire the services around an already-migrated store."""
+    keys = KeyRing(settings.data_dir)
+    return Services(
+        settings=settings,
+        store=store,
+        clock=clock,
+        keys=keys,
+        tokens=TokenService(store, keys, settings.audience, clock),
+        ingest_keys=IngestKeyService(store, clock),
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
+        reader=PageReader(store, keys.cursor_key, settings.retention_days, clock),
+        writer=EventWriter(store, clock),
+        usage=UsageRecorder(store),
+    )

@@ -1,0 +1,1 @@
+"""Credentials: signing keys and SIEM tokens (JWTs), ingest keys, rate limiting."""

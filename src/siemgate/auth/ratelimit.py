@@ -1,0 +1,59 @@
+"""Per-token rate limits (default 600/minute and 30,000/hour) with the `limits` library.
+
+Storage is in memory for one process, or Redis (`redis_url`) so several processes share limits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import limits
+from limits import storage, strategies
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitStatus:
+    """The tighter of the two windows after this request, for the RateLimit-* headers."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        result = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if not self.allowed:
+            result["Retry-After"] = str(max(1, self.reset_seconds))
+        return result
+
+
+class RateLimiter:
+    def __init__(self, per_minute: int, per_hour: int, redis_url: str | None = None) -> None:
+        backend = storage.storage_from_string(redis_url) if redis_url else storage.MemoryStorage()
+        self._limiter = strategies.SlidingWindowCounterRateLimiter(backend)
+        self._windows = (limits.RateLimitItemPerMinute(per_minute), limits.RateLimitItemPerHour(per_hour))
+
+    def hit(self, key: str) -> RateLimitStatus:
+        """Count one request for `key`; `allowed` is False when a window is exhausted.
+
+        Reports the window that refused the request, else the one with the fewest requests left.
+        """
+        now = time.time()
+        blocked: limits.RateLimitItem | None = None
+        stats = []
+        for window in self._windows:
+            if blocked is None and not self._limiter.hit(window, "events", key):
+                blocked = window
+            stats.append((window, self._limiter.get_window_stats(window, "events", key)))
+        if blocked is not None:
+            window, current = next(item for item in stats if item[0] is blocked)
+        else:
+            window, current = min(stats, key=lambda item: item[1].remaining)
+        reset = max(0, math.ceil(current.reset_time - now))
+        return RateLimitStatus(blocked is None, window.amount, max(0, current.remaining), reset)

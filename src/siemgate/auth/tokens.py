@@ -1,0 +1,168 @@
+"""SIEM bearer tokens: ES256 JWTs shaped like 1Password's Events API tokens.
+
+Claims: `aud` [public host:port], `iss`, `sub` (integration uuid), `jti` (token id), `iat`, `exp`
+(only when an expiry was chosen), `1password.com/fts` (features), `1password.com/auuid` (account
+uuid), `1password.com/token` (token id); header `kid`. The server keeps a TokenRecord with the
+token's SHA-256 and checks it on every request, so revocation and expiry apply at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jwt
+
+from siemgate.auth.keys import KeyRing
+from siemgate.errors import NotFound, Unauthorized
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.model.timestamps import NS_PER_SECOND, format_ns
+from siemgate.store.base import Account, Integration, Store, TokenRecord
+
+ISSUER = "siemgate"
+FEATURES_CLAIM = "1password.com/fts"
+ACCOUNT_CLAIM = "1password.com/auuid"
+TOKEN_CLAIM = "1password.com/token"  # noqa: S105 (a claim name, not a secret)
+_CACHE_SIZE = 10_000
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 hex of a token: the only form in which a token is stored."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TokenService:
+    """Issues SIEM tokens and authenticates them on every Events API request."""
+
+    def __init__(self, store: Store, keys: KeyRing, audience: str, clock: Callable[[], int]) -> None:
+        self.store = store
+        self.keys = keys
+        self.audience = audience
+        self.clock = clock
+        self._verified: OrderedDict[str, str] = OrderedDict()  # sha256 -> token id, signature checked
+        self._lock = threading.Lock()
+
+    def issue(
+        self,
+        account: Account,
+        integration: Integration,
+        name: str,
+        features: Sequence[Feature],
+        expires_in_ns: int | None,
+    ) -> tuple[str, TokenRecord]:
+        """Sign and record a new token; returns (token, record). The token itself is not stored."""
+        if not name.strip():
+            raise ValueError("a token needs a name, e.g. the SIEM host it is for")
+        if not features:
+            raise ValueError("a token needs at least one feature")
+        now = self.clock()
+        kid, key = self.keys.active()
+        token_id = new_id()
+        claims: dict[str, Any] = {
+            "aud": [self.audience],
+            "iss": ISSUER,
+            "sub": integration.uuid,
+            "jti": token_id,
+            "iat": now // NS_PER_SECOND,
+            FEATURES_CLAIM: [f.value for f in features],
+            ACCOUNT_CLAIM: account.uuid,
+            TOKEN_CLAIM: token_id,
+        }
+        expires_at = None
+        if expires_in_ns is not None:
+            expires_at = now + expires_in_ns
+            claims["exp"] = expires_at // NS_PER_SECOND
+        token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
+        record = TokenRecord(
+            id=token_id,
+            account_id=account.id,
+            integration_id=integration.id,
+            name=name.strip(),
+            features=tuple(features),
+            kid=kid,
+            token_sha256=token_digest(token),
+            created_at=now,
+            expires_at=expires_at,
+        )
+        self.store.create_token(record)
+        return token, record
+
+    def authenticate(self, authorization: str | None) -> TokenRecord:
+        """The live token record for an `Authorization: Bearer ...` header value.
+
+        Raises Unauthorized (401) saying why: missing header, not a token of this server, revoked,
+        expired. The signature is verified once per token; revocation and expiry every time.
+        """
+        token = _bearer(authorization)
+        digest = token_digest(token)
+        token_id = self._verified.get(digest)
+        if token_id is None:
+            token_id = self._verify_signature(token, digest)
+        try:
+            record = self.store.get_token(token_id)
+        except NotFound:
+            raise Unauthorized("Unauthorized: this token is not known to this server") from None
+        if record.revoked_at is not None:
+            raise Unauthorized(f"Unauthorized: this token was revoked at {format_ns(record.revoked_at)}")
+        if record.expires_at is not None and self.clock() >= record.expires_at:
+            raise Unauthorized(f"Unauthorized: this token expired at {format_ns(record.expires_at)}; issue a new one")
+        return record
+
+    def _verify_signature(self, token: str, digest: str) -> str:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthorized("Unauthorized: the bearer token is not a JWT") from None
+        if header.get("alg") != "ES256":
+            raise Unauthorized("Unauthorized: the bearer token must be signed with ES256")
+        public = self.keys.public_key(str(header.get("kid", "")))
+        if public is None:
+            raise Unauthorized("Unauthorized: the token was not signed by this server (unknown key id)")
+        try:
+            claims = jwt.decode(
+                token,
+                public,
+                algorithms=["ES256"],
+                audience=self.audience,
+                options={"require": ["jti", "iat", "aud"], "verify_exp": False},
+            )
+        except jwt.InvalidAudienceError:
+            raise Unauthorized(
+                f"Unauthorized: the token was issued for another server; this server is {self.audience}"
+            ) from None
+        except jwt.PyJWTError:
+            raise Unauthorized("Unauthorized: the token's signature or claims are invalid") from None
+        token_id = str(claims["jti"])
+        try:
+            record = self.store.get_token(token_id)
+        except NotFound:
+            raise Unauthorized("Unauthorized: this token is not known to this server") from None
+        if record.token_sha256 != digest:
+            raise Unauthorized("Unauthorized: this token is not known to this server")
+        with self._lock:
+            self._verified[digest] = token_id
+            if len(self._verified) > _CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return token_id
+
+
+def require_feature(record: TokenRecord, feature: Feature) -> None:
+    """Raise Unauthorized (401, as the Events API does) when the token lacks the feature."""
+    if feature not in record.features:
+        have = ", ".join(f.value for f in record.features)
+        raise Unauthorized(
+            f"Unauthorized: this token may read {have} but not {feature.value}; issue a token that includes it"
+        )
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized("Unauthorized: send the token in an 'Authorization: Bearer <token>' header")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Unauthorized: the Authorization header must be 'Bearer <token>'")
+    return token.strip()

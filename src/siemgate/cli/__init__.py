@@ -1,0 +1,1 @@
+"""The `siemgate` command: the composition root, the only place concrete backends are chosen."""

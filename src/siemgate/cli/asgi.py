@@ -1,0 +1,23 @@
+"""ASGI factory for `siemgate serve --workers N` (uvicorn imports it in each worker process).
+
+Settings come from the environment the parent process prepared; each worker opens its own store.
+"""
+
+from __future__ import annotations
+
+import atexit
+
+from fastapi import FastAPI
+
+from siemgate.api.app import create_app
+from siemgate.cli.wiring import open_services
+from siemgate.config import load_settings
+from siemgate.logs import configure_logging
+
+
+def create() -> FastAPI:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    services = open_services(settings)
+    atexit.register(services.close)
+    return create_app(services)

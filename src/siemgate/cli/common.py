@@ -1,0 +1,76 @@
+"""Shared CLI plumbing: settings from the global options, account lookup, durations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from siemgate.api.services import Services
+from siemgate.cli.wiring import open_services
+from siemgate.config import Settings, load_settings
+from siemgate.errors import BadRequest, NotFound
+from siemgate.model.features import Feature, parse_features
+from siemgate.model.timestamps import NS_PER_SECOND
+from siemgate.store.base import Account, Store
+
+_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class CliState:
+    """Options given before the command (`siemgate --data-dir X token list`)."""
+
+    def __init__(self, data_dir: Path | None) -> None:
+        self.data_dir = data_dir
+
+    def settings(self, **overrides: object) -> Settings:
+        return load_settings(data_dir=self.data_dir, **overrides)
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, CliState) else CliState(None)
+
+
+@contextmanager
+def services_for(ctx: typer.Context) -> Iterator[Services]:
+    services = open_services(state(ctx).settings())
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def find_account(store: Store, uuid_or_name: str | None) -> Account:
+    """The account named (uuid or name); when None, the only account. Raises BadRequest/NotFound."""
+    if uuid_or_name:
+        return store.get_account(uuid_or_name)
+    accounts = store.list_accounts()
+    if len(accounts) == 1:
+        return accounts[0]
+    if not accounts:
+        raise NotFound("there are no accounts yet: create one with `siemgate account create NAME`")
+    names = ", ".join(a.name for a in accounts)
+    raise BadRequest(f"there are several accounts ({names}); choose one with --account")
+
+
+def features_option(text: str | None) -> tuple[Feature, ...]:
+    try:
+        return parse_features(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def parse_expiry(text: str) -> int | None:
+    """'never' -> None; '30d', '90d', '180d', '12h', '2w', '45m' -> nanoseconds."""
+    value = text.strip().lower()
+    if value in ("never", "none", "0"):
+        return None
+    match = _DURATION.fullmatch(value)
+    if match is None or int(match.group(1)) == 0:
+        raise typer.BadParameter(f"{text!r}: use never, 30d, 90d, 180d or a custom duration such as 12h, 45d, 2w")
+    return int(match.group(1)) * _UNITS[match.group(2)] * NS_PER_SECOND

@@ -1,0 +1,121 @@
+"""Putting events in: `siemgate ingest`, `siemgate simulate`; and `siemgate db`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from siemgate.api.ingest_routes import parse_batch
+from siemgate.cli.common import find_account, services_for, state
+from siemgate.cli.output import err
+from siemgate.cli.wiring import open_store
+from siemgate.errors import BadRequest, InvalidEventBatch
+from siemgate.model.features import ALL_FEATURES, Feature
+
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+WRITE_CHUNK = 5000
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
+
+
+def _feature_for(path: Path, given: str | None) -> Feature:
+    if given:
+        try:
+            return Feature(given)
+        except ValueError:
+            raise typer.BadParameter(f"unknown feature {given!r}; use one of {', '.join(ALL_FEATURES)}") from None
+    for feature in ALL_FEATURES:
+        if path.name.startswith(feature.value):
+            return feature
+    raise typer.BadParameter(f"cannot tell the feature from the name {path.name!r}; pass --feature")
+
+
+def ingest(
+    ctx: typer.Context,
+    files: list[Path] = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="JSON array, NDJSON or page files."
+    ),
+    account: str = typer.Option(None, "--account", "-a", help="Account uuid or name (default: the only one)."),
+    feature: str = typer.Option(
+        None, "--feature", "-f", help="Stream; default from the file name (e.g. signinattempts-*.jsonl)."
+    ),
+    lenient: bool = typer.Option(
+        False, "--lenient", help="Mirror mode: keep fields and enum values newer than the spec."
+    ),
+) -> None:
+    """Add events from files. Each file is checked whole first: if any event is invalid, nothing of it is stored."""
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        for path in files:
+            target = _feature_for(path, feature)
+            try:
+                items = parse_batch(path.read_bytes())
+            except BadRequest as exc:
+                raise BadRequest(f"{path}: {exc.message}") from None
+            try:
+                services.writer.check(target, items, strict=not lenient)
+            except InvalidEventBatch as exc:
+                raise InvalidEventBatch(f"{path}: {exc.message}", exc.details) from None
+            stored = duplicates = 0
+            with _progress() as progress:
+                task = progress.add_task(f"{path.name} → {target.value}", total=len(items))
+                for start in range(0, len(items), WRITE_CHUNK):
+                    chunk = items[start : start + WRITE_CHUNK]
+                    result = services.writer.write(acct.id, target, chunk, strict=not lenient)
+                    stored += result.stored
+                    duplicates += result.duplicates
+                    progress.advance(task, len(chunk))
+            err.print(f"{path}: {len(items)} events, {stored} stored, {duplicates} duplicates ({target.value})")
+
+
+def simulate(
+    ctx: typer.Context,
+    account: str = typer.Option(None, "--account", "-a", help="Account uuid or name (default: the only one)."),
+    users: int = typer.Option(200, "--users", min=1, help="People in the simulated organisation."),
+    days: int = typer.Option(30, "--days", min=0, help="Days of history to generate, ending now."),
+    seed: int = typer.Option(1, "--seed", help="Same seed, same arguments, same end time: same events."),
+    live: bool = typer.Option(False, "--live", help="After the history, keep producing events until Ctrl-C."),
+    rate: float = typer.Option(5.0, "--rate", min=0.01, help="Live mode: average events per second."),
+) -> None:
+    """Generate believable activity: sign-ins, item usages and admin audit events."""
+    from siemgate.simulate.runner import run_live, simulate_history
+    from siemgate.simulate.world import build_world
+
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        world = build_world(acct.uuid, acct.name, users, seed)
+        if days:
+            counts = simulate_history(services.writer, acct.id, world, days, time.time_ns(), seed)
+            summary = ", ".join(f"{f.value} {n}" for f, n in counts.items())
+            err.print(f"stored {days} days of activity for {users} users: {summary}")
+        if live:
+            stop = threading.Event()
+            err.print(f"producing live activity at ~{rate:g} events/s; Ctrl-C to stop")
+            try:
+                run_live(services.writer, acct.id, world, seed, rate, stop)
+            except KeyboardInterrupt:
+                stop.set()
+
+
+@db_app.command("migrate")
+def db_migrate(ctx: typer.Context) -> None:
+    """Apply pending schema migrations (the server also does this when it starts)."""
+    settings = state(ctx).settings()
+    store = open_store(settings, migrate=False)
+    try:
+        applied = store.migrate()
+    finally:
+        store.close()
+    err.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")

@@ -1,0 +1,106 @@
+"""`siemgate demo`: a fresh store with 30 days of activity, a token, and a running server."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import typer
+
+from siemgate.cli.common import state
+from siemgate.cli.output import err
+from siemgate.cli.serve_cmds import run_server
+from siemgate.cli.wiring import open_services
+from siemgate.errors import ConfigError
+from siemgate.logs import configure_logging
+from siemgate.model.features import ALL_FEATURES
+from siemgate.model.ids import new_id
+
+DEMO_DIR = Path("siemgate-demo")
+
+
+def _fresh(data_dir: Path) -> None:
+    """Empty the demo data dir, refusing to delete a folder siemgate did not make."""
+    if not data_dir.exists():
+        return
+    entries = {p.name for p in data_dir.iterdir()}
+    if entries and not entries & {"siemgate.db", "keys"}:
+        raise ConfigError(f"{data_dir} is not a siemgate data directory; choose another with --data-dir")
+    shutil.rmtree(data_dir)
+
+
+def _instructions(base: str, token: str, ingest_key: str, start: str) -> str:
+    auth = "Authorization: Bearer $SIEMGATE_TOKEN"
+    return f"""
+siemgate demo is running at {base}
+
+  export SIEMGATE_TOKEN='{token}'
+  export SIEMGATE_INGEST_KEY='{ingest_key}'
+
+Who is this token?
+  curl -s {base}/api/v2/auth/introspect -H "{auth}"
+
+The last hour of sign-in attempts, 5 per page (live activity keeps arriving):
+  curl -s -X POST {base}/api/v2/signinattempts -H "{auth}" -d '{{"limit": 5}}'
+
+All 30 days of item usages, 1000 per page; then send the returned cursor to get the next page:
+  curl -s -X POST {base}/api/v2/itemusages -H "{auth}" -d '{{"limit": 1000, "start_time": "{start}"}}'
+  curl -s -X POST {base}/api/v2/itemusages -H "{auth}" -d '{{"cursor": "<cursor from the previous reply>"}}'
+
+Audit events (v1 shape, as older connectors read them):
+  curl -s -X POST {base}/api/v1/auditevents -H "{auth}" -d '{{"limit": 5}}'
+
+Add your own events with the ingest key:
+  curl -s -X POST {base}/api/ingest/v2/auditevents -H "Authorization: Bearer $SIEMGATE_INGEST_KEY" \\
+       --data-binary '[{{"action": "suspend", "object_type": "user"}}]'
+
+The API description: {base}/openapi.json    Stop with Ctrl-C.
+"""
+
+
+def demo(
+    ctx: typer.Context,
+    port: int = typer.Option(8080, "--port", "-p", help="Port to serve on (127.0.0.1)."),
+    users: int = typer.Option(200, "--users", min=1, help="People in the simulated organisation."),
+    days: int = typer.Option(30, "--days", min=1, help="Days of history."),
+    seed: int = typer.Option(1, "--seed", help="Simulation seed."),
+    rate: float = typer.Option(2.0, "--rate", min=0.0, help="Live events per second while serving (0: none)."),
+) -> None:
+    """Fresh data dir, an account, 30 days of activity, a token; then serve with live activity."""
+    from siemgate.simulate.runner import run_live, simulate_history
+    from siemgate.simulate.world import build_world
+
+    cli = state(ctx)
+    data_dir = cli.data_dir or DEMO_DIR
+    _fresh(data_dir)
+    settings = cli.settings(data_dir=data_dir, host="127.0.0.1", port=port)
+    configure_logging("warning", "text")
+    services = open_services(settings)
+    try:
+        now = time.time_ns()
+        account = services.store.create_account(new_id(), "Demo Org", now)
+        world = build_world(account.uuid, account.name, users, seed)
+        err.print(f"simulating {days} days of activity for {users} people in {data_dir.resolve()} ...")
+        simulate_history(services.writer, account.id, world, days, now, seed)
+        integration = services.store.create_integration(account.id, new_id(), "other", "Demo SIEM", "", now)
+        token, _ = services.tokens.issue(account, integration, "demo", ALL_FEATURES, None)
+        ingest_key, _ = services.ingest_keys.create(account, "demo producer", ALL_FEATURES)
+        start = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(now / 1e9 - days * 86400))
+        print(_instructions(settings.base_url, token, ingest_key, start), flush=True)
+        stop = threading.Event()
+        live = None
+        if rate > 0:
+            live = threading.Thread(
+                target=run_live, args=(services.writer, account.id, world, seed + 1, rate, stop), daemon=True
+            )
+            live.start()
+        try:
+            run_server(services, settings)
+        finally:
+            stop.set()
+            if live is not None:
+                live.join(timeout=10)
+    finally:
+        services.close()

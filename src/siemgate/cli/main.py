@@ -1,0 +1,60 @@
+"""Entry point of the `siemgate` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from siemgate import __version__
+from siemgate.cli.admin_cmds import account_app, ingest_key_app, keys_app, token_app
+from siemgate.cli.common import CliState
+from siemgate.cli.data_cmds import db_app, ingest, simulate
+from siemgate.cli.demo_cmd import demo
+from siemgate.cli.serve_cmds import serve
+from siemgate.errors import ConfigError, SiemgateError
+
+app = typer.Typer(
+    help="siemgate: self-hosted Events Reporting with a 1Password Events API-compatible REST API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(account_app, name="account")
+app.add_typer(token_app, name="token")
+app.add_typer(ingest_key_app, name="ingest-key")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+app.command()(serve)
+app.command()(demo)
+app.command()(ingest)
+app.command()(simulate)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Path = typer.Option(
+        None, "--data-dir", "-d", help="Data directory (default $SIEMGATE_DATA_DIR or ./siemgate-data)."
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    ctx.obj = CliState(data_dir)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+    except SiemgateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(1)

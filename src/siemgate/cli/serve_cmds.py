@@ -1,0 +1,69 @@
+"""`siemgate serve`: run the HTTP server."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+import uvicorn
+
+from siemgate.api.app import create_app
+from siemgate.api.services import Services
+from siemgate.cli.common import state
+from siemgate.cli.wiring import open_services
+from siemgate.config import Settings
+from siemgate.logs import configure_logging
+
+log = logging.getLogger("siemgate.server")
+GRACEFUL_SECONDS = 30
+
+
+def run_server(services: Services, settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT; in-flight requests finish, then usage is flushed."""
+    config = uvicorn.Config(
+        create_app(services),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+    uvicorn.Server(config).run()
+
+
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", "-p", help="Port (default 8080)."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Server processes sharing the store."),
+) -> None:
+    """Serve the Events API, the ingest API and the service endpoints."""
+    settings = state(ctx).settings(host=host, port=port)
+    configure_logging(settings.log_level, settings.log_format)
+    if workers == 1:
+        services = open_services(settings)
+        try:
+            log.info("serving on %s:%s (data in %s)", settings.host, settings.port, settings.data_dir.resolve())
+            run_server(services, settings)
+        finally:
+            services.close()
+        return
+    open_services(settings).close()  # create keys and migrate once, before the workers start
+    os.environ["SIEMGATE_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["SIEMGATE_HOST"] = settings.host
+    os.environ["SIEMGATE_PORT"] = str(settings.port)
+    uvicorn.run(
+        "siemgate.cli.asgi:create",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )

@@ -1,0 +1,33 @@
+"""Choose and open the concrete backends from Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from siemgate.api.services import Services, build_services
+from siemgate.config import Settings
+from siemgate.errors import ConfigError
+from siemgate.store.base import Store
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """The store `settings.store_url` names, migrated; raises ConfigError for an unknown scheme."""
+    url = settings.store_url
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        from siemgate.store.sqlite import SQLiteStore
+
+        path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+        store: Store = SQLiteStore(path, synchronous=settings.sqlite_synchronous)
+    else:
+        raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path/to/siemgate.db")
+    if migrate:
+        store.migrate()
+    return store
+
+
+def open_services(settings: Settings) -> Services:
+    """Store plus every service, ready to use; close with `services.close()`."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return build_services(settings, open_store(settings))

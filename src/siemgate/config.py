@@ -1,0 +1,117 @@
+"""Settings: one object built once (by the CLI or the ASGI factory) and passed down.
+
+Sources, highest priority first: keyword arguments, environment (`SIEMGATE_*`, nested with `__`),
+a TOML file (`SIEMGATE_CONFIG`, else `./siemgate.toml` when present), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from siemgate.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Field docs are the reference (docs/configuration.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="SIEMGATE_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(Path("siemgate-data"), description="Where the SQLite store and key files live.")
+    database_url: str | None = Field(
+        None,
+        description="Store location; default sqlite:///<data_dir>/siemgate.db. postgresql://... for PostgreSQL.",
+    )
+    host: str = Field("127.0.0.1", description="Address `siemgate serve` binds to.")
+    port: int = Field(8080, ge=1, le=65535, description="Port `siemgate serve` listens on.")
+    public_host: str | None = Field(
+        None,
+        description="host[:port] SIEMs use to reach this server; the `aud` of issued tokens. Default host:port.",
+    )
+    public_url: str | None = Field(None, description="Base URL shown to users; default http(s)://public_host.")
+    tls_certfile: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
+    tls_keyfile: Path | None = Field(None, description="Private key for tls_certfile (PEM).")
+    rate_limit_per_minute: int = Field(600, ge=1, description="Events API requests per token per minute.")
+    rate_limit_per_hour: int = Field(30_000, ge=1, description="Events API requests per token per hour.")
+    redis_url: str | None = Field(None, description="Share rate limits between processes through Redis.")
+    retention_days: int = Field(120, ge=1, description="Default retention of events, per account and feature.")
+    events_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest Events API request body.")
+    ingest_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest ingest request body.")
+    ingest_max_batch: int = Field(10_000, ge=1, description="Most events in one ingest request.")
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
+        "FULL", description="SQLite durability: FULL survives power loss; NORMAL survives process crashes."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a TTY, else JSON.")
+
+    @field_validator("public_host")
+    @classmethod
+    def _no_scheme(cls, value: str | None) -> str | None:
+        if value and "://" in value:
+            raise ValueError("give host[:port] without a scheme, e.g. siemgate.example.com or 10.0.0.5:8443")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _config_file()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def audience(self) -> str:
+        """The `aud` of tokens this server issues and accepts."""
+        return self.public_host or f"{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The URL users point their SIEM at."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls_certfile else "http"
+        return f"{scheme}://{self.audience}"
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'siemgate.db').resolve()}"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("SIEMGATE_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"SIEMGATE_CONFIG points to {path}, which is not a file")
+        return path
+    default = Path("siemgate.toml")
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from all sources; raises ConfigError naming each bad setting and how to fix it."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems} (env SIEMGATE_<NAME> or siemgate.toml)") from None
+    except ValueError as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"invalid configuration file: {exc}") from None

@@ -1,0 +1,82 @@
+"""The error tree. Every error a client or operator can see is one of these; adapters translate
+third-party errors into them at the boundary, and `api.errors` maps them to HTTP in one place.
+
+    SiemgateError                     message says what was wrong and how to fix it
+    ├── ConfigError                   bad settings or config file (CLI exit code 2)
+    ├── BadRequest                    400: malformed body, wrong types, bad values
+    │   ├── InvalidCursor             400: forged, truncated, foreign or wrong-stream cursor
+    │   └── InvalidEventBatch         400: events failed validation (issues listed)
+    ├── Unauthorized                  401: missing, invalid, expired or revoked credential; missing feature
+    ├── Forbidden                     403: authenticated but not allowed (role)
+    ├── NotFound                      404: no such resource
+    ├── Conflict                      409: would violate uniqueness or an invariant
+    ├── PayloadTooLarge               413: body or batch over the configured limit
+    ├── RateLimited                   429: over the per-token rate limit (retry_after seconds)
+    └── StoreError                    500: the store failed (never carries secrets)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SiemgateError(Exception):
+    """Base class; `message` is safe to show to the caller."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(SiemgateError):
+    """Settings or a config file are invalid."""
+
+
+class BadRequest(SiemgateError):
+    status = 400
+
+
+class InvalidCursor(BadRequest):
+    """The cursor cannot be used: it was not issued by this server for this account and stream."""
+
+
+class InvalidEventBatch(BadRequest):
+    """Events failed validation; `details` lists each problem with its index and field path."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class Unauthorized(SiemgateError):
+    status = 401
+
+
+class Forbidden(SiemgateError):
+    status = 403
+
+
+class NotFound(SiemgateError):
+    status = 404
+
+
+class Conflict(SiemgateError):
+    status = 409
+
+
+class PayloadTooLarge(SiemgateError):
+    status = 413
+
+
+class RateLimited(SiemgateError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreError(SiemgateError):
+    status = 500

@@ -1,0 +1,1 @@
+"""Event types, enums, ids, timestamps and features: pure data, no I/O."""

@@ -1,0 +1,87 @@
+"""Stored form of an event: its v2 JSON bytes, laid out so the v1 view is a prefix slice.
+
+An event is stored once, in the v2 shape. The v2-only fields are the MSP fields: top-level
+`account_uuid`, `actor_type`, `actor_account_uuid`, and `user_type` / `user_account_uuid` inside the
+event's user object (`target_user`, `user` or `actor_details`). The encoder writes the user object
+as the last v1 field with its v2-only fields at its end, then the top-level v2-only fields, so:
+
+    v2 = V1_PREFIX + USER_EXTRA + "}" + TOP_EXTRA + "}"   (with a user object that has extras)
+    v2 = V1_PREFIX + TOP_EXTRA + "}"                      (otherwise)
+
+and the v1 bytes are `v2[:cut] + "}}"` or `v2[:cut] + "}"`. `v1_cut` packs that as
+`cut * 4 + closing_braces`, or is None when v1 and v2 are the same bytes. Deriving a v1 page is
+then one slice and one concatenation per event: no JSON decoding on the serving path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from siemgate.model.features import Feature
+
+USER_OBJECT = {
+    Feature.SIGNINATTEMPTS: "target_user",
+    Feature.ITEMUSAGES: "user",
+    Feature.AUDITEVENTS: "actor_details",
+}
+V2_ONLY_TOP = {
+    Feature.SIGNINATTEMPTS: ("account_uuid",),
+    Feature.ITEMUSAGES: ("account_uuid",),
+    Feature.AUDITEVENTS: ("actor_type", "actor_account_uuid", "account_uuid"),
+}
+V2_ONLY_USER = ("user_type", "user_account_uuid")
+
+
+def _members(obj: dict[str, Any]) -> bytes:
+    """The `"k":v,...` members of obj without the braces."""
+    return orjson.dumps(obj)[1:-1]
+
+
+def encode_event(feature: Feature, event: dict[str, Any]) -> tuple[bytes, int | None]:
+    """Serialise a validated v2 event to its stored bytes and v1 cut (see the module docstring)."""
+    user_key = USER_OBJECT[feature]
+    top_names = V2_ONLY_TOP[feature]
+    user = event.get(user_key)
+    has_user_extra = isinstance(user, dict) and ("user_type" in user or "user_account_uuid" in user)
+    if not has_user_extra and not any(name in event for name in top_names):
+        return orjson.dumps(event), None
+    base: dict[str, Any] = {}
+    top_extra: dict[str, Any] = {}
+    for key, value in event.items():
+        if key in top_names:
+            top_extra[key] = value
+        elif key != user_key:
+            base[key] = value
+    user_extra: dict[str, Any] = {}
+    if isinstance(user, dict):
+        user_v1 = {}
+        for key, value in user.items():
+            if key in V2_ONLY_USER:
+                user_extra[key] = value
+            else:
+                user_v1[key] = value
+        base[user_key] = user_v1
+    elif user_key in event:
+        base[user_key] = user
+    v1 = orjson.dumps(base)
+    if not user_extra and not top_extra:
+        return v1, None
+    if user_extra:
+        cut, braces = len(v1) - 2, 2
+        head = v1[:cut]
+        body = head + (b"," if head[-1:] != b"{" else b"") + _members(user_extra) + b"}"
+    else:
+        cut, braces = len(v1) - 1, 1
+        body = v1[:cut]
+    if top_extra:
+        body += (b"," if body != b"{" else b"") + _members(top_extra)
+    return body + b"}", cut * 4 + braces
+
+
+def v1_bytes(body: bytes, v1_cut: int | None) -> bytes:
+    """The v1 view of a stored event."""
+    if v1_cut is None:
+        return body
+    return body[: v1_cut >> 2] + (b"}}" if v1_cut & 3 == 2 else b"}")

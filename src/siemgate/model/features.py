@@ -1,0 +1,46 @@
+"""The three event streams ("features") and how they are named on the wire and in storage."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Feature(StrEnum):
+    """A stream of events; the value is the name used in URLs and token scopes."""
+
+    SIGNINATTEMPTS = "signinattempts"
+    ITEMUSAGES = "itemusages"
+    AUDITEVENTS = "auditevents"
+
+    @property
+    def code(self) -> int:
+        """Small integer used as the stream key in storage and cursors."""
+        return _CODES[self]
+
+    @classmethod
+    def from_code(cls, code: int) -> Feature:
+        """The feature stored under `code`; raises KeyError for an unknown code."""
+        return _BY_CODE[code]
+
+
+ALL_FEATURES: tuple[Feature, ...] = (Feature.SIGNINATTEMPTS, Feature.ITEMUSAGES, Feature.AUDITEVENTS)
+_CODES = {Feature.SIGNINATTEMPTS: 1, Feature.ITEMUSAGES: 2, Feature.AUDITEVENTS: 3}
+_BY_CODE = {code: feature for feature, code in _CODES.items()}
+
+
+def parse_features(text: str | list[str] | tuple[str, ...] | None) -> tuple[Feature, ...]:
+    """Parse a comma-separated list (or a list) of feature names; None or "all" means all three.
+
+    Raises ValueError naming the unknown value and the valid ones. Order follows ALL_FEATURES.
+    """
+    if text is None:
+        return ALL_FEATURES
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    names = {p.strip().lower() for p in parts if p.strip()}
+    if not names or names == {"all"}:
+        return ALL_FEATURES
+    unknown = sorted(names - {f.value for f in ALL_FEATURES})
+    if unknown:
+        valid = ", ".join(f.value for f in ALL_FEATURES)
+        raise ValueError(f"unknown feature {', '.join(map(repr, unknown))}; valid features are {valid}")
+    return tuple(f for f in ALL_FEATURES if f.value in names)

@@ -1,0 +1,201 @@
+"""Validate and normalise batches of events before they are stored.
+
+Two levels of strictness (docs/events.md):
+
+- strict, for producers (the ingest API, `siemgate ingest`, the simulator): types, enums, ids and
+  timestamps are checked against spec §8 and unknown fields are refused, so a typo such as
+  `client.ip` is caught at the door instead of being served to every SIEM.
+- lenient, for mirrored upstream data (the forwarder's siemgate sink): only `uuid` and `timestamp`
+  are checked; fields and enum values newer than the spec are kept exactly as received.
+
+Both fill a missing `uuid` with a new id and a missing `timestamp` with the time of receipt, and
+normalise every timestamp to the canonical RFC 3339 UTC form.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from pydantic import TypeAdapter, ValidationError
+
+from siemgate.model import events
+from siemgate.model.enums import SIGNIN_TYPE_ALIASES
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.model.timestamps import TimestampError, format_ns, parse_stored_ns
+
+SHAPES: dict[Feature, type] = {
+    Feature.SIGNINATTEMPTS: events.SignInAttemptV2,
+    Feature.ITEMUSAGES: events.ItemUsageV2,
+    Feature.AUDITEVENTS: events.AuditEventV2,
+}
+V1_SHAPES: dict[Feature, type] = {
+    Feature.SIGNINATTEMPTS: events.SignInAttempt,
+    Feature.ITEMUSAGES: events.ItemUsage,
+    Feature.AUDITEVENTS: events.AuditEvent,
+}
+_ADAPTERS = {feature: TypeAdapter(list[shape]) for feature, shape in SHAPES.items()}  # type: ignore[valid-type]
+MAX_ISSUES = 100
+MAX_UUID_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem with one event: its index in the batch, the field path, and what is wrong."""
+
+    index: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"event {self.index}" + (f", field {self.path}" if self.path else "")
+        return f"{where}: {self.message}"
+
+
+class InvalidEvents(ValueError):
+    """A batch had invalid events; `issues` lists them (at most MAX_ISSUES)."""
+
+    def __init__(self, issues: list[Issue], total: int | None = None) -> None:
+        self.issues = issues[:MAX_ISSUES]
+        self.total = total if total is not None else len(issues)
+        first = "; ".join(str(i) for i in self.issues[:3])
+        more = f" (and {self.total - 3} more)" if self.total > 3 else ""
+        super().__init__(f"{self.total} problem(s) in the batch, nothing was stored: {first}{more}")
+
+
+def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: int) -> list[tuple[int, dict[str, Any]]]:
+    """Return the batch's events validated and normalised, in order, each with its timestamp in ns.
+
+    `now` (ns) is the timestamp given to events without one. Raises InvalidEvents listing every
+    problem (index and field path) when any event is invalid; the batch is then refused whole.
+    """
+    issues: list[Issue] = []
+    filled: list[dict[str, Any]] = []
+    default_ts = format_ns(now)
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            issues.append(Issue(index, "", f"expected a JSON object, got {_json_type(item)}"))
+            continue
+        event = dict(item)
+        if event.get("uuid") is None:
+            event["uuid"] = new_id()
+        if event.get("timestamp") is None:
+            event["timestamp"] = default_ts
+        if strict and event.get("type") in SIGNIN_TYPE_ALIASES and feature is Feature.SIGNINATTEMPTS:
+            event["type"] = SIGNIN_TYPE_ALIASES[event["type"]]
+        filled.append(event)
+    if issues:
+        raise InvalidEvents(issues)
+    total = 0
+    if strict:
+        try:
+            filled = _ADAPTERS[feature].validate_python(filled)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            issues = [_issue_from_pydantic(feature, err) for err in errors[:MAX_ISSUES]]
+            total = len(errors) - len(issues)
+    else:
+        issues = _check_lenient(filled)
+    result: list[tuple[int, dict[str, Any]]] = []
+    for index, event in enumerate(filled):
+        try:
+            result.append((_normalize_timestamps(event), event))
+        except TimestampError as exc:
+            issues.append(Issue(index, exc.args[1] if len(exc.args) > 1 else "timestamp", exc.args[0]))
+    if issues:
+        raise InvalidEvents(sorted(issues, key=lambda i: i.index), total=total + len(issues))
+    return result
+
+
+def _normalize_timestamps(event: dict[str, Any]) -> int:
+    """Normalise the event's timestamps in place; return `timestamp` in ns.
+
+    Raises TimestampError(message, field path) for the first bad one.
+    """
+    text = event["timestamp"]
+    try:
+        ns = parse_stored_ns(text)
+    except TimestampError as exc:
+        raise TimestampError(str(exc), "timestamp") from None
+    if not _is_canonical(text):
+        event["timestamp"] = format_ns(ns)
+    session = event.get("session")
+    if isinstance(session, dict) and "login_time" in session:
+        login = session["login_time"]
+        try:
+            login_ns = parse_stored_ns(login)
+        except TimestampError as exc:
+            raise TimestampError(str(exc), "session.login_time") from None
+        if not _is_canonical(login):
+            event["session"] = {**session, "login_time": format_ns(login_ns)}
+    return ns
+
+
+def _is_canonical(text: str) -> bool:
+    # Already "YYYY-MM-DDTHH:MM:SS[.fraction without trailing zeros]Z"; parse_ns has checked the rest.
+    return text[-1] == "Z" and text[10] == "T" and (len(text) == 20 or (text[19] == "." and text[-2] != "0"))
+
+
+def _check_lenient(items: list[dict[str, Any]]) -> list[Issue]:
+    issues: list[Issue] = []
+    for index, event in enumerate(items):
+        uuid = event["uuid"]
+        if not isinstance(uuid, str) or not uuid or len(uuid) > MAX_UUID_LENGTH:
+            issues.append(Issue(index, "uuid", f"must be a non-empty string of at most {MAX_UUID_LENGTH} characters"))
+    return issues
+
+
+def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
+    loc = err["loc"]
+    index = loc[0] if loc and isinstance(loc[0], int) else 0
+    parts = [str(p) for p in loc[1:]]
+    path = ".".join(parts)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = _known_fields(SHAPES[feature], parts[:-1])
+        close = difflib.get_close_matches(parts[-1], known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known fields here: {', '.join(known)}"
+        return Issue(index, path, "unknown field" + hint)
+    if kind == "missing":
+        return Issue(index, path, "required field is missing")
+    if kind == "string_pattern_mismatch":
+        return Issue(index, path, f"{_short(err.get('input'))} is not an id: ids are 26 base32 characters (A-Z, 2-7)")
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        values = [v.strip().strip("'") for v in expected.replace(" or ", ", ").split(",")]
+        shown = ", ".join(values[:10]) + (
+            f", ... ({len(values)} values, see docs/events.md)" if len(values) > 10 else ""
+        )
+        return Issue(index, path, f"unknown value {_short(err.get('input'))}; expected one of: {shown}")
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if kind != "value_error":
+        message += f" (got {_short(err.get('input'))})"
+    return Issue(index, path, message)
+
+
+def _known_fields(shape: Any, path: list[str]) -> list[str]:
+    for name in path:
+        hints = get_type_hints(shape)
+        inner = hints.get(name)
+        if inner is None:
+            return []
+        shape = next((a for a in getattr(inner, "__args__", (inner,)) if hasattr(a, "__annotations__")), inner)
+    try:
+        return list(get_type_hints(shape))
+    except TypeError:
+        return []
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
