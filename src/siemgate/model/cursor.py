@@ -13,9 +13,9 @@ key is refused with CursorError; the caller checks that account and feature matc
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
+import re
 import struct
 from dataclasses import dataclass
 
@@ -24,6 +24,7 @@ from siemgate.model.features import Feature
 VERSION = 1
 _BODY = struct.Struct(">BBHQqBq26s")
 _MAC_LEN = 16
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 _ENCODED_LEN = len(base64.urlsafe_b64encode(b"\0" * (_BODY.size + _MAC_LEN)).rstrip(b"="))
 
 
@@ -61,10 +62,9 @@ def decode_cursor(text: str, key: bytes) -> Cursor:
     """Decode and authenticate; raises CursorError saying what is wrong."""
     if not isinstance(text, str) or len(text) != _ENCODED_LEN:
         raise CursorError("the cursor is malformed (truncated, altered, or not from this server)")
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise CursorError("the cursor is malformed (not base64url)") from None
+    if _ALPHABET.fullmatch(text) is None:
+        raise CursorError("the cursor is malformed (not base64url)")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     body, mac = raw[: _BODY.size], raw[_BODY.size :]
     if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()[:_MAC_LEN]):
         raise CursorError("the cursor was not issued by this server or has been altered")

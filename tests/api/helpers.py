@@ -1,0 +1,83 @@
+"""Event factories for API tests: valid v2 events with chosen timestamps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.model.timestamps import format_ns
+
+SECOND = 1_000_000_000
+HOUR = 3600 * SECOND
+
+
+def signin(ts_ns: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "uuid": new_id(),
+        "session_uuid": new_id(),
+        "timestamp": format_ns(ts_ns),
+        "category": "success",
+        "type": "credentials_ok",
+        "country": "CA",
+        "details": None,
+        "target_user": {
+            "uuid": new_id(),
+            "name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "user_type": "user",
+            "user_account_uuid": new_id(),
+        },
+        "client": {
+            "app_name": "1Password for Mac",
+            "app_version": "81024002",
+            "platform_name": "MacBookPro18,3",
+            "platform_version": "14.2",
+            "os_name": "macOS",
+            "os_version": "14.2.1",
+            "ip_address": "192.0.2.10",
+        },
+        "location": {"country": "CA", "region": "Ontario", "city": "Toronto", "latitude": 43.64, "longitude": -79.433},
+        "account_uuid": new_id(),
+        **extra,
+    }
+
+
+def itemusage(ts_ns: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "uuid": new_id(),
+        "timestamp": format_ns(ts_ns),
+        "used_version": 3,
+        "vault_uuid": new_id(lower=True),
+        "item_uuid": new_id(lower=True),
+        "user": {"uuid": new_id(), "name": "Ada", "email": "ada@example.com", "user_type": "user"},
+        "client": {"app_name": "1Password Browser Extension", "app_version": "20127", "ip_address": "192.0.2.11"},
+        "action": "reveal",
+        "account_uuid": new_id(),
+        **extra,
+    }
+
+
+def auditevent(ts_ns: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "uuid": new_id(),
+        "timestamp": format_ns(ts_ns),
+        "actor_uuid": new_id(),
+        "actor_details": {"uuid": new_id(), "name": "Admin", "email": "admin@example.com", "user_type": "user"},
+        "action": "suspend",
+        "object_type": "user",
+        "object_uuid": new_id(),
+        "session": {
+            "uuid": new_id(),
+            "login_time": format_ns(ts_ns - HOUR),
+            "device_uuid": new_id(lower=True),
+            "ip": "192.0.2.12",
+        },
+        "actor_type": "user",
+        "actor_account_uuid": new_id(),
+        "account_uuid": new_id(),
+        **extra,
+    }
+
+
+MAKERS = {Feature.SIGNINATTEMPTS: signin, Feature.ITEMUSAGES: itemusage, Feature.AUDITEVENTS: auditevent}

@@ -1,0 +1,176 @@
+"""Shared fixtures: a real siemgate server on 127.0.0.1 (uvicorn in a thread, real HTTP), stores
+on real SQLite files, and a controllable clock."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from siemgate.api.app import create_app
+from siemgate.api.services import Services, build_services
+from siemgate.config import Settings, load_settings
+from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.model.ids import new_id
+from siemgate.store.base import Account, Store
+from siemgate.store.sqlite import SQLiteStore
+
+# Copies of ../shared/golden (public SIEM-integration fixtures), so a clone alone can run the tests.
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+STORE_BACKENDS = ["sqlite"]
+
+
+class Clock:
+    """Real time plus an offset the test can move forward (token expiry, default windows)."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def __call__(self) -> int:
+        return time.time_ns() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += int(seconds * 1_000_000_000)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_store(kind: str, path: Path) -> Store:
+    if kind == "sqlite":
+        store = SQLiteStore(path / "siemgate.db")
+    else:  # pragma: no cover - a new backend must be added here
+        raise ValueError(kind)
+    store.migrate()
+    return store
+
+
+class LiveServer:
+    """A running server plus helpers that set up accounts and credentials directly."""
+
+    def __init__(self, services: Services, clock: Clock, base_url: str) -> None:
+        self.services = services
+        self.store = services.store
+        self.clock = clock
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+
+    def account(self, name: str | None = None) -> Account:
+        return self.store.create_account(new_id(), name or f"acct-{new_id()[:6]}", self.clock())
+
+    def token(
+        self,
+        account: Account,
+        features: Sequence[Feature] = ALL_FEATURES,
+        *,
+        expires_in_s: float | None = None,
+        name: str = "test token",
+    ) -> str:
+        integration = self.store.create_integration(account.id, new_id(), "other", f"int-{new_id()[:8]}", "", 0)
+        expires = None if expires_in_s is None else int(expires_in_s * 1_000_000_000)
+        token, _ = self.services.tokens.issue(account, integration, name, list(features), expires)
+        return token
+
+    def ingest_key(self, account: Account, features: Sequence[Feature] = ALL_FEATURES) -> str:
+        key, _ = self.services.ingest_keys.create(account, "test producer", list(features))
+        return key
+
+    def ingest(self, key: str, feature: Feature | str, events: Any, **kwargs: Any) -> httpx.Response:
+        name = feature.value if isinstance(feature, Feature) else feature
+        if isinstance(events, bytes | str):
+            return self.http.post(f"/api/ingest/v2/{name}", content=events, headers=_bearer(key), **kwargs)
+        return self.http.post(f"/api/ingest/v2/{name}", json=events, headers=_bearer(key), **kwargs)
+
+    def page(
+        self,
+        token: str,
+        feature: Feature | str,
+        body: Any = None,
+        *,
+        version: int = 2,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        name = feature.value if isinstance(feature, Feature) else feature
+        all_headers = {**_bearer(token), **(headers or {})}
+        content = raw if raw is not None else (b"" if body is None else orjson.dumps(body))
+        return self.http.post(f"/api/v{version}/{name}", content=content, headers=all_headers)
+
+    def drain(self, token: str, feature: Feature, cursor: str, *, version: int = 2) -> tuple[list[dict[str, Any]], str]:
+        """Follow the cursor until has_more is false; returns (items, last cursor)."""
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self.page(token, feature, {"cursor": cursor}, version=version)
+            assert response.status_code == 200, response.text
+            data = response.json()
+            items.extend(data["items"])
+            cursor = data["cursor"]
+            if not data["has_more"]:
+                return items, cursor
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def start_server(settings: Settings, store: Store, clock: Clock) -> tuple[LiveServer, uvicorn.Server, threading.Thread]:
+    services = build_services(settings, store, clock)
+    port = free_port()
+    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    return LiveServer(services, clock, f"http://127.0.0.1:{port}"), server, thread
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Any]:
+    """Factory: make_server(**settings) -> LiveServer on a fresh SQLite store; stopped after the test."""
+    running: list[tuple[LiveServer, uvicorn.Server, threading.Thread]] = []
+
+    def factory(**overrides: Any) -> LiveServer:
+        data_dir = tmp_path / f"server{len(running)}"
+        settings = load_settings(data_dir=data_dir, **overrides)
+        store = make_store("sqlite", data_dir)
+        live, server, thread = start_server(settings, store, Clock())
+        running.append((live, server, thread))
+        return live
+
+    yield factory
+    for live, server, thread in running:
+        live.http.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        live.services.close()
+
+
+@pytest.fixture
+def server(make_server: Any) -> LiveServer:
+    """A server with default settings."""
+    result: LiveServer = make_server()
+    return result
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Every store backend, on a real database."""
+    s = make_store(request.param, tmp_path)
+    yield s
+    s.close()
