@@ -101,7 +101,7 @@ def test_a_token_signed_by_another_key_is_refused(server: Any, make_server: Any)
 
 
 def test_a_token_with_an_altered_payload_is_refused(server: Any) -> None:
-    account, token, _ = _setup(server, [SIGNIN])
+    _account, token, _ = _setup(server, [SIGNIN])
     header, payload, signature = token.split(".")
     claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["1password.com/fts"] = [f.value for f in ALL_FEATURES]
@@ -242,7 +242,7 @@ def test_a_hand_formatted_cursor_body_parses(server: Any) -> None:
     _, token, key = _setup(server)
     _store(server, key, SIGNIN, [signin(server.clock() - SECOND) for _ in range(3)])
     first = server.page(token, SIGNIN, {"limit": 1}).json()
-    raw = ('{ "cursor": "%s" }' % first["cursor"]).encode()
+    raw = ('{{ "cursor": "{}" }}'.format(first["cursor"])).encode()
     response = server.page(token, SIGNIN, raw=raw)
     assert response.status_code == 200 and len(response.json()["items"]) == 1
 
@@ -450,7 +450,7 @@ def test_forged_or_truncated_cursors_get_400(server: Any, mangle: Any, fragment:
 
 
 def test_a_cursor_of_account_a_is_refused_for_a_token_of_account_b(server: Any) -> None:
-    account_a, token_a, key_a = _setup(server)
+    _account_a, token_a, key_a = _setup(server)
     _, token_b, _ = _setup(server)
     _store(server, key_a, SIGNIN, [signin(server.clock() - SECOND)])
     cursor_a = server.page(token_a, SIGNIN, {"limit": 1}).json()["cursor"]
@@ -522,7 +522,7 @@ def test_details_null_and_absent_optional_objects_are_kept_as_sent(server: Any) 
 
 
 def test_timestamps_come_out_in_one_utc_form(server: Any) -> None:
-    _, token, key = _setup(server)
+    _, _token, key = _setup(server)
     now = server.clock()
     text = format_ns(now - HOUR // 2)
     shifted = text[:10] + "T" + text[11:19]
