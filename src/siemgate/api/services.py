@@ -45,7 +45,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         store=store,
         clock=clock,
         keys=keys,
-        tokens=TokenService(store, keys, settings.audience, clock),
+        tokens=TokenService(store, keys, settings.audience, clock, verify_audience=settings.public_host is not None),
         ingest_keys=IngestKeyService(store, clock),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
         reader=PageReader(store, keys.cursor_key, settings.retention_days, clock),

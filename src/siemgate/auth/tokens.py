@@ -38,10 +38,16 @@ def token_digest(token: str) -> str:
 class TokenService:
     """Issues SIEM tokens and authenticates them on every Events API request."""
 
-    def __init__(self, store: Store, keys: KeyRing, audience: str, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, store: Store, keys: KeyRing, audience: str, clock: Callable[[], int], *, verify_audience: bool = True
+    ) -> None:
+        """`audience` goes into issued tokens; it is checked on use only when `verify_audience`
+        (siemgate checks it when a public host is configured, so a default install keeps working
+        when it is moved to another port)."""
         self.store = store
         self.keys = keys
         self.audience = audience
+        self.verify_audience = verify_audience
         self.clock = clock
         self._verified: OrderedDict[str, str] = OrderedDict()  # sha256 -> token id, signature checked
         self._lock = threading.Lock()
@@ -128,7 +134,7 @@ class TokenService:
                 public,
                 algorithms=["ES256"],
                 audience=self.audience,
-                options={"require": ["jti", "iat", "aud"], "verify_exp": False},
+                options={"require": ["jti", "iat", "aud"], "verify_exp": False, "verify_aud": self.verify_audience},
             )
         except jwt.InvalidAudienceError:
             raise Unauthorized(

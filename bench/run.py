@@ -1,0 +1,297 @@
+"""`make bench`: serving, ingest and token-check figures for docs/benchmarks.md.
+
+Method (one uvicorn worker pinned to CPU 0, the load generator on CPU 1, loopback HTTP):
+  1. a store of N events (default 1,000,000 item usages) is built once in bench/results/data
+     through the same validation and encoding path as the ingest API, and reused by later runs;
+  2. serve: C connections each follow a cursor chain of 1000-event pages (v2, then v1) for a
+     fixed time; events/s = items received / seconds;
+  3. latency: one connection fetches a 1000-event page at the start and at the end of the store;
+  4. ingest: C connections POST 1000-event batches (new uuids) over HTTP; events/s stored;
+  5. token check: TokenService.authenticate in-process, first use (ES256 verify) and cached.
+Prints a table and writes bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+sys.path.insert(0, str(ROOT))
+
+from events import event_batch  # noqa: E402
+
+from siemgate.api.services import build_services  # noqa: E402
+from siemgate.config import load_settings  # noqa: E402
+from siemgate.model.features import ALL_FEATURES, Feature  # noqa: E402
+from siemgate.model.ids import new_id  # noqa: E402
+from siemgate.store.sqlite import SQLiteStore  # noqa: E402
+
+FEATURE = Feature.ITEMUSAGES
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_store(data_dir: Path, events: int) -> dict[str, str]:
+    """Create (or reuse) a store with `events` item usages; returns credentials."""
+    meta_path = data_dir / "bench.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("events") == events:
+            return dict(meta)
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(data_dir=data_dir, sqlite_synchronous="NORMAL")
+    store = SQLiteStore(data_dir / "siemgate.db", synchronous="NORMAL")
+    store.migrate()
+    services = build_services(settings, store)
+    account = store.create_account(new_id(), "Bench", time.time_ns())
+    integration = store.create_integration(account.id, new_id(), "other", "bench", "", time.time_ns())
+    token, _ = services.tokens.issue(account, integration, "bench", ALL_FEATURES, None)
+    key, _ = services.ingest_keys.create(account, "bench", ALL_FEATURES)
+    start = time.time_ns() - 100 * 86400 * 1_000_000_000
+    step = (100 * 86400 * 1_000_000_000) // events
+    started = time.perf_counter()
+    for offset in range(0, events, 1000):
+        n = min(1000, events - offset)
+        services.writer.write(account.id, FEATURE, event_batch(n, start + offset * step, step))
+        if offset % 100_000 == 0:
+            print(f"  building store: {offset:,}/{events:,} events", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - started
+    store.close()
+    meta = {"events": events, "token": token, "ingest_key": key, "build_seconds": round(elapsed, 1)}
+    meta_path.write_text(json.dumps(meta))
+    return meta
+
+
+class Server:
+    def __init__(self, data_dir: Path, cpu: str | None) -> None:
+        self.port = free_port()
+        env = {**os.environ, "SIEMGATE_DATA_DIR": str(data_dir), "SIEMGATE_LOG_LEVEL": "warning",
+               "SIEMGATE_RATE_LIMIT_PER_MINUTE": "100000000", "SIEMGATE_RATE_LIMIT_PER_HOUR": "1000000000",
+               "SIEMGATE_SQLITE_SYNCHRONOUS": "NORMAL"}
+        cmd = [sys.executable, "-m", "siemgate", "serve", "--port", str(self.port)]
+        if cpu is not None and shutil.which("taskset"):
+            cmd = ["taskset", "-c", cpu, *cmd]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+
+def _cursor_of(body: bytes) -> bytes:
+    # Our envelope starts {"cursor":"<cursor>","has_more":...: no JSON parse needed on the client.
+    end = body.index(b'"', 11)
+    return body[11:end]
+
+
+def _count_items(body: bytes, feature_marker: bytes) -> int:
+    return body.count(feature_marker)
+
+
+def serve_rate(port: int, token: str, version: int, seconds: float, connections: int, total_events: int) -> dict[str, Any]:
+    """Events/s over `connections` cursor chains of 1000-event pages."""
+    counts = [0] * connections
+    pages = [0] * connections
+    stop = time.monotonic() + seconds
+    headers = {"Authorization": f"Bearer {token}"}
+    span_ns = 100 * 86400 * 1_000_000_000
+
+    def worker(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        # Each chain starts at a different part of the store.
+        start = time.time_ns() - span_ns + (span_ns * i) // (connections + 1)
+        body = orjson.dumps({"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start / 1e9))})
+        while time.monotonic() < stop:
+            conn.request("POST", f"/api/v{version}/{FEATURE.value}", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{response.status}: {data[:200]!r}")
+            n = data.count(b'"used_version"')
+            counts[i] += n
+            pages[i] += 1
+            body = b'{"cursor":"' + _cursor_of(data) + b'"}'
+            if n < 1000:  # reached the end of the store: start over
+                body = orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"})
+        conn.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    return {"events_per_second": round(sum(counts) / elapsed), "pages": sum(pages), "seconds": round(elapsed, 1)}
+
+
+def page_latency(port: int, token: str, events: int, repeats: int) -> dict[str, Any]:
+    """Median and p95 latency of a 1000-event page near the start and near the end of the store."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def fetch(body: bytes) -> tuple[float, bytes]:
+        t = time.perf_counter()
+        conn.request("POST", f"/api/v2/{FEATURE.value}", body=body, headers=headers)
+        data = conn.getresponse().read()
+        return time.perf_counter() - t, data
+
+    first = fetch(orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}))[1]
+    start_cursor = _cursor_of(first)
+    # Near the end: a window that starts 1500 events before the last one.
+    span_ns = 100 * 86400 * 1_000_000_000
+    near_end = time.time_ns() - span_ns + (span_ns // events) * (events - 1500)
+    end_body = orjson.dumps({"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(near_end / 1e9))})
+    end_cursor = _cursor_of(fetch(end_body)[1])
+    result: dict[str, Any] = {}
+    for name, cursor in (("start", start_cursor), ("end", end_cursor)):
+        samples = [fetch(b'{"cursor":"' + cursor + b'"}')[0] * 1000 for _ in range(repeats)]
+        samples.sort()
+        result[name] = {"median_ms": round(statistics.median(samples), 2), "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 2)}
+    reset = [fetch(orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}))[0] * 1000 for _ in range(repeats)]
+    result["reset_median_ms"] = round(statistics.median(reset), 2)
+    conn.close()
+    return result
+
+
+def ingest_rate(port: int, key: str, batches: int, connections: int) -> dict[str, Any]:
+    """Events/s stored over HTTP in 1000-event batches."""
+    now = time.time_ns()
+    bodies = [orjson.dumps(event_batch(1000, now - 3600 * 1_000_000_000, 1000)) for _ in range(batches)]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    stored = [0] * connections
+
+    def worker(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for body in bodies[i::connections]:
+            conn.request("POST", f"/api/ingest/v2/{FEATURE.value}", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{response.status}: {data[:300]!r}")
+            stored[i] += json.loads(data)["stored"]
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {"events_per_second": round(sum(stored) / elapsed), "events": sum(stored), "seconds": round(elapsed, 2)}
+
+
+def token_check(data_dir: Path) -> dict[str, Any]:
+    """Cost of TokenService.authenticate: first use (ES256 verify) and cached (hash + record check)."""
+    settings = load_settings(data_dir=data_dir)
+    store = SQLiteStore(data_dir / "siemgate.db")
+    services = build_services(settings, store)
+    account = store.list_accounts()[0]
+    integration = store.list_integrations(account.id)[0]
+    tokens = [services.tokens.issue(account, integration, f"t{i}", ALL_FEATURES, None)[0] for i in range(200)]
+    started = time.perf_counter()
+    for t in tokens:
+        services.tokens.authenticate(f"Bearer {t}")
+    cold = (time.perf_counter() - started) / len(tokens)
+    n = 20000
+    header = f"Bearer {tokens[0]}"
+    started = time.perf_counter()
+    for _ in range(n):
+        services.tokens.authenticate(header)
+    warm = (time.perf_counter() - started) / n
+    for i, _ in enumerate(tokens):
+        store.revoke_token(store.list_tokens(account.id)[-1 - i].id, time.time_ns())
+    store.close()
+    return {"first_use_us": round(cold * 1e6, 1), "cached_us": round(warm * 1e6, 1)}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="store size (default 1,000,000)")
+    parser.add_argument("--seconds", type=float, default=15, help="duration of each serve run")
+    parser.add_argument("--connections", type=int, default=2, help="concurrent client connections")
+    parser.add_argument("--ingest-batches", type=int, default=60, help="1000-event batches to ingest")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    data_dir = RESULTS / f"data-{args.events}"
+    print(f"store: {args.events:,} item usages in {data_dir}", file=sys.stderr)
+    meta = build_store(data_dir, args.events)
+    results: dict[str, Any] = {"machine": machine(), "store_events": args.events, "store_build_seconds": meta["build_seconds"]}
+    server = Server(data_dir, cpu="0")
+    try:
+        results["serve_v2"] = serve_rate(server.port, meta["token"], 2, args.seconds, args.connections, args.events)
+        results["serve_v1"] = serve_rate(server.port, meta["token"], 1, args.seconds, args.connections, args.events)
+        results["latency"] = page_latency(server.port, meta["token"], args.events, 200)
+        results["ingest"] = ingest_rate(server.port, meta["ingest_key"], args.ingest_batches, args.connections)
+    finally:
+        server.stop()
+    results["token_check"] = token_check(data_dir)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    rows = [
+        ("serve v2, 1000-event pages", f"{results['serve_v2']['events_per_second']:,} events/s", ">= 300,000"),
+        ("serve v1, 1000-event pages", f"{results['serve_v1']['events_per_second']:,} events/s", ">= 300,000"),
+        ("page latency at the start (median/p95)", f"{results['latency']['start']['median_ms']} / {results['latency']['start']['p95_ms']} ms", "flat"),
+        ("page latency at the end (median/p95)", f"{results['latency']['end']['median_ms']} / {results['latency']['end']['p95_ms']} ms", "flat"),
+        ("reset from 2020 (median)", f"{results['latency']['reset_median_ms']} ms", "fast"),
+        ("ingest over HTTP, 1000/request", f"{results['ingest']['events_per_second']:,} events/s", ">= 40,000"),
+        ("token check, first use", f"{results['token_check']['first_use_us']} µs", ""),
+        ("token check, cached", f"{results['token_check']['cached_us']} µs", "<= 20 µs"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\nsiemgate benchmarks — {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+          f"Python {results['machine']['python']}, store of {args.events:,} events\n")
+    for name, value, target in rows:
+        print(f"  {name:<{width}}  {value:>22}   {target}")
+    print(f"\nfull results: {RESULTS / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
