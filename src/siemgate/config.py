@@ -47,8 +47,11 @@ class Settings(BaseSettings):
     events_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest Events API request body.")
     ingest_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest ingest request body.")
     ingest_max_batch: int = Field(10_000, ge=1, description="Most events in one ingest request.")
-    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
-        "FULL", description="SQLite durability: FULL survives power loss; NORMAL survives process crashes."
+    ingest_max_event_bytes: int = Field(64 * 1024, ge=1024, description="Largest single event (its stored JSON).")
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="SQLite durability: NORMAL survives process crashes (the last commits may roll back on"
+        " power loss); FULL also survives power loss, at the cost of an fsync per write.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a TTY, else JSON.")

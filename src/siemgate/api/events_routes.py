@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from siemgate.api.body import read_body
@@ -93,8 +92,8 @@ def _page_endpoint(feature: Feature, version: int) -> Handler:
             require_feature(record, feature)
             body = await read_body(request, services.settings.events_max_body_bytes)
             page_request = parse_page_request(body)
-            account = services.store.get_account_by_id(record.account_id)
-            page = await run_in_threadpool(services.reader.read, account, feature, page_request, v1=version == 1)
+            account = services.account(record.account_id)
+            page = services.reader.read(account, feature, page_request, v1=version == 1)
         except SiemgateError as exc:
             return error_response(exc, headers)
         services.usage.record(record.id, services.clock(), feature, page.last_seq)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from siemgate.api.page_request import CursorRequest, ResetRequest
 from siemgate.errors import InvalidCursor
 from siemgate.model.cursor import Cursor, CursorError, decode_cursor, encode_cursor
-from siemgate.model.encoding import v1_bytes
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import MAX_STORED_NS, NS_PER_SECOND
 from siemgate.store.base import Account, Store
@@ -45,28 +44,26 @@ class PageReader:
         else:
             cursor = self._reset(account, feature, request)
             cursor_text = None
-        rows = self.store.read_events(account.id, feature, cursor.seq, cursor.start, cursor.end, cursor.limit + 1)
-        has_more = len(rows) > cursor.limit
-        if has_more:
-            del rows[cursor.limit :]
-        if rows:
-            last_seq = rows[-1][0]
+        rows = self.store.read_page(account.id, feature, cursor.seq, cursor.start, cursor.end, cursor.limit, v1=v1)
+        if rows.last_seq is not None:
+            last_seq = rows.last_seq
             cursor_text = encode_cursor(
-                Cursor(cursor.account_uuid, feature, last_seq, cursor.start, cursor.end, cursor.limit),
-                self.cursor_key,
+                Cursor(cursor.account_uuid, feature, last_seq, cursor.start, cursor.end, cursor.limit), self.cursor_key
             )
-            items = b",".join(v1_bytes(body, cut) for _, body, cut in rows) if v1 else b",".join(r[1] for r in rows)
         else:
             last_seq = cursor.seq
-            items = b""
             if cursor_text is None:
                 cursor_text = encode_cursor(cursor, self.cursor_key)
-        body = b'{"cursor":"%s","has_more":%s,"items":[%s]}' % (
-            cursor_text.encode("ascii"),
-            b"true" if has_more else b"false",
-            items,
+        body = b"".join(
+            (
+                b'{"cursor":"',
+                cursor_text.encode("ascii"),
+                b'","has_more":true,"items":[' if rows.has_more else b'","has_more":false,"items":[',
+                rows.items,
+                b"]}",
+            )
         )
-        return Page(body, last_seq, len(rows))
+        return Page(body, last_seq, rows.count)
 
     def _reset(self, account: Account, feature: Feature, request: ResetRequest) -> Cursor:
         now = self.clock()

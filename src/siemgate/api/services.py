@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from siemgate.api.pages import PageReader
 from siemgate.auth.ingest_keys import IngestKeyService
@@ -13,7 +13,7 @@ from siemgate.auth.ratelimit import RateLimiter
 from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
-from siemgate.store.base import Store
+from siemgate.store.base import Account, Store
 from siemgate.store.ingest import EventWriter
 
 Clock = Callable[[], int]
@@ -31,6 +31,17 @@ class Services:
     reader: PageReader
     writer: EventWriter
     usage: UsageRecorder
+    _accounts: dict[int, Account] = field(default_factory=dict)
+
+    def account(self, account_id: int) -> Account:
+        """The account (cached: its id and uuid never change)."""
+        account = self._accounts.get(account_id)
+        if account is None:
+            account = self.store.get_account_by_id(account_id)
+            if len(self._accounts) > 10_000:
+                self._accounts.clear()
+            self._accounts[account_id] = account
+        return account
 
     def close(self) -> None:
         self.usage.flush()
@@ -49,6 +60,6 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         ingest_keys=IngestKeyService(store, clock),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
         reader=PageReader(store, keys.cursor_key, settings.retention_days, clock),
-        writer=EventWriter(store, clock),
+        writer=EventWriter(store, clock, max_event_bytes=settings.ingest_max_event_bytes),
         usage=UsageRecorder(store),
     )

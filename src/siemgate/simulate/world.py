@@ -7,7 +7,7 @@ event generator never calls Faker.
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import random
 import re
 from collections.abc import Sequence
@@ -51,10 +51,21 @@ _SERVICE_ACCOUNTS = ("CI/CD Pipeline", "Terraform", "Kubernetes Operator", "Back
 _SERIAL_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_PAIRS = tuple(a + b for a in _B32 for b in _B32)  # 10 bits -> 2 characters
+_PAIRS_LOWER = tuple(p.lower() for p in _PAIRS)
+_SHIFTS = tuple(range(120, -1, -10))
+
+
 def sim_id(rng: random.Random, *, lower: bool = False) -> str:
-    """A 26-character base32 id drawn from `rng` (same shape as `model.ids.new_id`, but reproducible)."""
-    text = base64.b32encode(rng.getrandbits(128).to_bytes(16, "big")).decode("ascii").rstrip("=")
-    return text.lower() if lower else text
+    """A 26-character base32 id drawn from `rng` (same shape as `model.ids.new_id`, but reproducible).
+
+    Equal to `base64.b32encode(16 random bytes)` without the padding, upper-case for users, events,
+    sessions and accounts, lower-case (lower=True) for vaults, items and devices.
+    """
+    n = rng.getrandbits(128) << 2  # 130 bits: 13 pairs of base32 characters
+    pairs = _PAIRS_LOWER if lower else _PAIRS
+    return "".join([pairs[(n >> shift) & 1023] for shift in _SHIFTS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +220,7 @@ class World:
 
     def random_ip(self, place: City, rng: random.Random) -> str:
         """A random IPv4 address in the block this world assigns to `place`."""
-        a, b = self.ip_prefixes[place.city]
-        return f"{a}.{b}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        return _address(self.ip_prefixes, place.city, rng)
 
 
 def domain_for(account_name: str) -> str:
@@ -222,9 +232,7 @@ def domain_for(account_name: str) -> str:
     return f"{slug or 'company'}.example"
 
 
-def build_world(
-    account_uuid: str, account_name: str, users: int, seed: int, *, domain: str | None = None
-) -> World:
+def build_world(account_uuid: str, account_name: str, users: int, seed: int, *, domain: str | None = None) -> World:
     """Build the organisation: `users` people (plus service accounts and maybe a SCIM bridge).
 
     Deterministic in (account_name, users, seed, domain); `account_uuid` only fills the
@@ -238,15 +246,15 @@ def build_world(
     hubs = [city(name) for name in OFFICE_HUBS]
     n_offices = 1 if users < 15 else rng.choice((2, 2, 3, 3, 4))
     offices = tuple(rng.sample(hubs, n_offices))
-    office_ips = {o.city: f"{prefixes[o.city][0]}.{prefixes[o.city][1]}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-                  for o in offices}  # fmt: skip
+    office_ips = {o.city: _address(prefixes, o.city, rng) for o in offices}
     names = _NameMaker(seed, domain)
 
     # Roles, departments and homes.
     n_owners = min(3, max(1, round(users * 0.01)))
     n_admins = max(1, round(users * 0.03)) if users >= 3 else users - n_owners
     n_guests = round(users * 0.05) if users >= 10 else 0
-    roles: list[Role] = ["owner"] * n_owners + ["admin"] * n_admins + ["guest"] * n_guests
+    counts: tuple[tuple[Role, int], ...] = (("owner", n_owners), ("admin", n_admins), ("guest", n_guests))
+    roles: list[Role] = [role for role, n in counts for _ in range(n)]
     roles += ["member"] * (users - len(roles))
     office_weights = [0.5 if i == 0 else 0.5 / max(1, n_offices - 1) for i in range(n_offices)]
     remote_pool = [c for c in CITIES if c.country not in DENY_COUNTRIES and c.city not in ATTACK_SOURCES]
@@ -265,7 +273,9 @@ def build_world(
             office, home = None, rng.choice(remote_pool)
             dept = "Partners"
         else:
-            dept = "IT" if role in ("owner", "admin") and rng.random() < 0.5 else rng.choices(dept_names, dept_weights)[0]
+            dept = (
+                "IT" if role in ("owner", "admin") and rng.random() < 0.5 else rng.choices(dept_names, dept_weights)[0]
+            )
             if rng.random() < 0.85:
                 office = rng.choices(offices, office_weights)[0]
                 home = office
@@ -282,7 +292,7 @@ def build_world(
                 department=dept,
                 home=home,
                 office=office,
-                home_ip=f"{prefixes[home.city][0]}.{prefixes[home.city][1]}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                home_ip=_address(prefixes, home.city, rng),
                 devices=_devices(rng, role, dept, home, name),
                 vaults=access,
                 private_vault_uuid=sim_id(rng, lower=True),
@@ -293,7 +303,7 @@ def build_world(
         )
     sso_enabled = rng.random() < 0.3
     if sso_enabled:  # owners keep a password (break-glass); members sign in through the IdP
-        people = [_replace_sso(u) if u.role in ("member", "admin") else u for u in people]
+        people = [dataclasses.replace(u, sso=True) if u.role in ("member", "admin") else u for u in people]
 
     # Service accounts (SDK) and, for some accounts, the SCIM bridge's Provision Manager.
     hq = offices[0]
@@ -310,12 +320,11 @@ def build_world(
     firewall = Firewall(
         blocked_countries=tuple(c for c in DENY_COUNTRIES if c not in homes),
         report_only_countries=tuple(c for c in ("CN", "VN", "NG") if c not in homes)[:2],
-        blocked_ips=tuple(
-            f"{prefixes[s][0]}.{prefixes[s][1]}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-            for s in rng.sample(ATTACK_SOURCES, 3)
-        ),
+        blocked_ips=tuple(_address(prefixes, name, rng) for name in rng.sample(ATTACK_SOURCES, 3)),
     )
-    newcomers = tuple(Person(sim_id(rng), *names.person(rng.choice(offices).country)) for _ in range(max(4, users // 8)))
+    newcomers = tuple(
+        Person(sim_id(rng), *names.person(rng.choice(offices).country)) for _ in range(max(4, users // 8))
+    )
     return World(
         account_uuid=account_uuid,
         account_name=account_name,
@@ -364,6 +373,11 @@ class _NameMaker:
         return f"{first} {last}", email
 
 
+def _address(prefixes: dict[str, tuple[int, int]], city_name: str, rng: random.Random) -> str:
+    a, b = prefixes[city_name]
+    return f"{a}.{b}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
 def _ip_prefixes(rng: random.Random) -> dict[str, tuple[int, int]]:
     pairs = [(a, b) for a in _PUBLIC_OCTETS for b in range(256)]
     chosen = rng.sample(pairs, len(CITIES))
@@ -403,10 +417,6 @@ def _mfa(rng: random.Random, role: Role) -> MfaMethod:
         return "totp" if rng.random() < 0.4 else "none"
     methods: tuple[MfaMethod, ...] = ("totp", "u2f", "duo", "none")
     return rng.choices(methods, (0.58, 0.22, 0.08, 0.12))[0]
-
-
-def _replace_sso(user: SimUser) -> SimUser:
-    return SimUser(**{**{f: getattr(user, f) for f in SimUser.__slots__}, "sso": True})
 
 
 def _machine(
@@ -530,13 +540,19 @@ def _device(rng: random.Random, kind: DeviceKind, platform: str, home: City, own
     return SimDevice(uuid, kind, "1Password SCIM Bridge", rng.choice(_SCIM), "scim-bridge", arch, "Linux", os_version)
 
 
-def legacy_device(rng: random.Random) -> SimDevice:
-    """A 1Password 7 client: the server refuses it with modern_version_failed."""
+def legacy_device(rng: random.Random, user: SimUser) -> SimDevice:
+    """A 1Password 7 desktop client of `user`'s: the server refuses it (modern_version_failed)."""
     app_name, version, platform = rng.choice(LEGACY_DEVICES)
-    os_name, os_versions = _OS[platform]
-    model = rng.choice(_MODELS[platform])
-    return SimDevice(sim_id(rng, lower=True), "desktop", app_name, version, platform.capitalize(), model, os_name,
-                     rng.choice(os_versions))  # fmt: skip
+    fresh = _device(rng, "desktop", platform, user.home, user.name)
+    return dataclasses.replace(fresh, app_name=app_name, app_version=version)
+
+
+def updated_device(rng: random.Random, old: SimDevice) -> SimDevice:
+    """The same kind of client newly set up (new phone, reinstalled browser): a new uuid, latest app."""
+    latest = {"8": _APP8[-1], "1": _WEB[-1], "2": _CLI[-1]}.get(old.app_version[:1], old.app_version)
+    if old.kind in ("sdk", "scim"):
+        latest = old.app_version
+    return dataclasses.replace(old, uuid=sim_id(rng, lower=True), app_version=latest)
 
 
 def _hostname(rng: random.Random, platform: str, home: City, owner: str) -> str:

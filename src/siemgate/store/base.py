@@ -80,6 +80,16 @@ class IngestKey:
 
 
 @dataclass(frozen=True, slots=True)
+class PageRows:
+    """A page as the Events API sends it: `items` is the events' JSON objects joined by commas."""
+
+    items: bytes
+    count: int
+    last_seq: int | None
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     """A validated event ready to store."""
 
@@ -216,6 +226,14 @@ class Store(abc.ABC):
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int
     ) -> list[EventRow]:
         """Up to `limit` events with seq > after_seq and start <= timestamp <= end, in seq order."""
+
+    @abc.abstractmethod
+    def read_page(
+        self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int, *, v1: bool
+    ) -> PageRows:
+        """The events read_events would return, as one JSON fragment (v1 views when `v1`), plus
+        whether more matching events exist right now. The serving hot path: backends build the
+        fragment natively instead of returning rows."""
 
     @abc.abstractmethod
     def head_seq(self, account_id: int, feature: Feature) -> int:

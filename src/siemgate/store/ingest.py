@@ -41,9 +41,10 @@ Listener = Callable[[StoredBatch], None]
 
 
 class EventWriter:
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], int], *, max_event_bytes: int = 64 * 1024) -> None:
         self.store = store
         self.clock = clock
+        self.max_event_bytes = max_event_bytes
         self._listeners: list[Listener] = []
 
     def on_stored(self, listener: Listener) -> None:
@@ -69,9 +70,24 @@ class EventWriter:
         """
         validated = self._validate(feature, items, strict=strict)
         new = []
-        for ts, event in validated:
+        too_big = []
+        for index, (ts, event) in enumerate(validated):
             body, v1_cut = encode_event(feature, event)
+            if len(body) > self.max_event_bytes:
+                too_big.append(
+                    {
+                        "index": index,
+                        "field": "",
+                        "message": f"the event is {len(body)} bytes; at most {self.max_event_bytes}",
+                    }
+                )
             new.append(NewEvent(event["uuid"], ts, body, v1_cut))
+        if too_big:
+            raise InvalidEventBatch(
+                f"{len(too_big)} event(s) over {self.max_event_bytes} bytes, nothing was stored"
+                f" (first: event {too_big[0]['index']})",
+                too_big,
+            )
         result: InsertResult = self.store.insert_events(account_id, feature, new)
         if self._listeners and result.stored:
             batch = StoredBatch(

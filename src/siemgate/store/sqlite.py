@@ -7,6 +7,7 @@ Several processes may share the file (SQLite's own locking serialises their writ
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
 import time
@@ -24,6 +25,7 @@ from siemgate.store.base import (
     InsertResult,
     Integration,
     NewEvent,
+    PageRows,
     Store,
     TokenRecord,
     TokenUse,
@@ -31,6 +33,15 @@ from siemgate.store.base import (
 from siemgate.store.migrations import load_migrations
 
 _UUID_CHUNK = 500
+_CHECKPOINT_SECONDS = 0.5
+_CHECKPOINT_WAL_BYTES = 32 * 1024 * 1024
+_AUTOCHECKPOINT_PAGES = 50_000
+_MAX_TS = 2**63 - 1
+# The v1 view of a stored event, computed in SQL from the v1 cut (see model.encoding).
+_V1_BODY = (
+    "CASE WHEN v1_cut IS NULL THEN body ELSE substr(body, 1, v1_cut >> 2)"
+    " || CASE WHEN v1_cut & 3 = 2 THEN X'7D7D' ELSE X'7D' END END"
+)
 # A bounded window with fewer rows than this is read through the timestamp index; larger or open
 # windows are read along seq (docs/cursors.md, "Query plans").
 _WINDOW_PLAN_MIN = 2000
@@ -40,6 +51,7 @@ def _features_text(features: Sequence[Feature]) -> str:
     return ",".join(f.value for f in features)
 
 
+@functools.lru_cache(maxsize=64)
 def _features(text: str) -> tuple[Feature, ...]:
     return tuple(Feature(f) for f in text.split(",") if f)
 
@@ -93,7 +105,7 @@ def _integration(row: sqlite3.Row) -> Integration:
 class SQLiteStore(Store):
     """Store on one SQLite file. Safe to share between threads."""
 
-    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous
@@ -102,6 +114,9 @@ class SQLiteStore(Store):
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._writer = self._connect()
+        self._closed = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     # connections --------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -113,7 +128,9 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA mmap_size=1073741824")
             conn.execute("PRAGMA temp_store=MEMORY")
-            conn.execute("PRAGMA wal_autocheckpoint=10000")
+            # Checkpoints run in a background thread (_checkpoint_loop) so that writers do not pay
+            # for copying the WAL into the database; this is only the backstop.
+            conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from None
         with self._all_lock:
@@ -140,7 +157,21 @@ class SQLiteStore(Store):
                 raise
             conn.execute("COMMIT")
 
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database off the write path, and keep the WAL file small."""
+        conn = self._connect()
+        wal = Path(f"{self.path}-wal")
+        while not self._closed.wait(_CHECKPOINT_SECONDS):
+            try:
+                if wal.exists() and wal.stat().st_size > _CHECKPOINT_WAL_BYTES:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except (sqlite3.Error, OSError):
+                continue  # busy or closing: try again next round
+
     def close(self) -> None:
+        self._closed.set()
+        if self._checkpointer.is_alive() and self._checkpointer is not threading.current_thread():
+            self._checkpointer.join(timeout=5)
         with self._all_lock:
             for conn in self._all:
                 with contextlib.suppress(sqlite3.Error):
@@ -263,7 +294,19 @@ class SQLiteStore(Store):
             )
 
     def get_token(self, token_id: str) -> TokenRecord:
-        return _token(self._one("SELECT * FROM tokens WHERE id = ?", (token_id,), f"token {token_id!r}"))
+        # Called on every Events API request: plain tuples, no Row objects.
+        row = (
+            self._reader()
+            .execute(
+                "SELECT id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at,"
+                " revoked_at, last_used_at FROM tokens WHERE id = ?",
+                (token_id,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"token {token_id!r} not found")
+        return TokenRecord(*row[:4], _features(row[4]), *row[5:])
 
     def list_tokens(self, account_id: int | None = None) -> list[TokenRecord]:
         if account_id is None:
@@ -415,35 +458,62 @@ class SQLiteStore(Store):
                 lo = row[0] + 1
         return int(lo) - 1
 
-    def read_events(
-        self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int
-    ) -> list[EventRow]:
-        conn = self._reader()
-        code = feature.code
-        # `+ts` keeps SQLite from reading the timestamp index on the seq-ordered plans.
+    def _window_plan(
+        self, conn: sqlite3.Connection, account_id: int, code: int, start: int, end: int | None, limit: int
+    ) -> str:
+        """Which index to read a window through: along seq (open or large windows) or by timestamp."""
         if end is None:
-            return conn.execute(
-                "SELECT seq, body, v1_cut FROM events WHERE account_id = ? AND feature = ? AND seq > ?"
-                " AND +ts >= ? ORDER BY seq LIMIT ?",
-                (account_id, code, after_seq, start, limit),
-            ).fetchall()
+            return "seq"
         small = _WINDOW_PLAN_MIN + 4 * limit
         window = conn.execute(
             "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_by_ts WHERE account_id = ?"
             " AND feature = ? AND ts BETWEEN ? AND ? LIMIT ?)",
             (account_id, code, start, end, small),
         ).fetchone()[0]
-        if window < small:
-            return conn.execute(
-                "SELECT seq, body, v1_cut FROM events INDEXED BY events_by_ts WHERE account_id = ? AND feature = ?"
-                " AND ts BETWEEN ? AND ? AND seq > ? ORDER BY seq LIMIT ?",
-                (account_id, code, start, end, after_seq, limit),
-            ).fetchall()
-        return conn.execute(
-            "SELECT seq, body, v1_cut FROM events WHERE account_id = ? AND feature = ? AND seq > ?"
-            " AND +ts BETWEEN ? AND ? ORDER BY seq LIMIT ?",
-            (account_id, code, after_seq, start, end, limit),
-        ).fetchall()
+        return "ts" if window < small else "seq"
+
+    @staticmethod
+    def _window_sql(plan: str, columns: str) -> str:
+        # `+ts` keeps SQLite from reading the timestamp index on the seq-ordered plan.
+        if plan == "ts":
+            return (
+                f"SELECT {columns} FROM events INDEXED BY events_by_ts WHERE account_id = ? AND feature = ?"
+                " AND seq > ? AND ts BETWEEN ? AND ? ORDER BY seq LIMIT ?"
+            )
+        return (
+            f"SELECT {columns} FROM events WHERE account_id = ? AND feature = ? AND seq > ?"
+            " AND +ts BETWEEN ? AND ? ORDER BY seq LIMIT ?"
+        )
+
+    def read_events(
+        self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int
+    ) -> list[EventRow]:
+        conn = self._reader()
+        code = feature.code
+        plan = self._window_plan(conn, account_id, code, start, end, limit)
+        last = _MAX_TS if end is None else end
+        sql = self._window_sql(plan, "seq, body, v1_cut")
+        return conn.execute(sql, (account_id, code, after_seq, start, last, limit)).fetchall()
+
+    def read_page(
+        self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int, *, v1: bool
+    ) -> PageRows:
+        conn = self._reader()
+        code = feature.code
+        plan = self._window_plan(conn, account_id, code, start, end, limit)
+        last = _MAX_TS if end is None else end
+        body = _V1_BODY if v1 else "body"
+        # SQLite aggregates the subquery's rows in its ORDER BY order; the JSON is joined in C.
+        inner = self._window_sql(plan, f"seq, {body} AS b")
+        count, last_seq, items = conn.execute(
+            f"SELECT count(*), max(seq), CAST(group_concat(b, ',') AS BLOB) FROM ({inner})",
+            (account_id, code, after_seq, start, last, limit),
+        ).fetchone()
+        has_more = False
+        if count == limit:
+            probe = self._window_sql(plan, "1")
+            has_more = conn.execute(probe, (account_id, code, last_seq, start, last, 1)).fetchone() is not None
+        return PageRows(items or b"", count, last_seq, has_more)
 
     def head_seq(self, account_id: int, feature: Feature) -> int:
         row = (
