@@ -25,7 +25,7 @@ async def read_body(request: Request, limit: int, *, allow_gzip: bool = False) -
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
-    if encoding == "gzip" and allow_gzip:
+    if encoding in ("gzip", "x-gzip") and allow_gzip:
         return _gunzip(body, limit)
     raise BadRequest(
         f"Content-Encoding {encoding!r} is not supported here; send identity" + (" or gzip" if allow_gzip else "")
@@ -33,13 +33,20 @@ async def read_body(request: Request, limit: int, *, allow_gzip: bool = False) -
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
-    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = decoder.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"the body is not valid gzip: {exc}") from None
-    if len(out) > limit or decoder.unconsumed_tail:
-        raise PayloadTooLarge(f"the decompressed body is over the limit of {limit} bytes: send smaller batches")
-    if not decoder.eof:
-        raise BadRequest("the gzip body is truncated")
-    return out
+    """Decode one or more concatenated gzip members (as `gzip -d` does), at most `limit` bytes."""
+    out = bytearray()
+    rest = data
+    while rest:
+        if not rest.startswith(b"\x1f\x8b"):
+            raise BadRequest("the body is not valid gzip (unexpected bytes after a gzip member)")
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += decoder.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise BadRequest(f"the body is not valid gzip: {exc}") from None
+        if len(out) > limit or decoder.unconsumed_tail:
+            raise PayloadTooLarge(f"the decompressed body is over the limit of {limit} bytes: send smaller batches")
+        if not decoder.eof:
+            raise BadRequest("the gzip body is truncated")
+        rest = decoder.unused_data
+    return bytes(out)

@@ -24,21 +24,22 @@ from siemgate.model.features import ALL_FEATURES, Feature
 
 def parse_batch(body: bytes) -> list[Any]:
     """The events in a request body (see the module docstring); raises BadRequest naming the line."""
-    text = body.strip().removeprefix(b"\xef\xbb\xbf")
-    if not text:
+    text = body.removeprefix(b"\xef\xbb\xbf")
+    stripped = text.strip()
+    if not stripped:
         raise BadRequest("the body is empty: send a JSON array of events or one event per line (NDJSON)")
-    if text[:1] in (b"[", b"{"):
+    if stripped[:1] in (b"[", b"{"):
         try:
-            data = orjson.loads(text)
+            data = orjson.loads(stripped)
         except orjson.JSONDecodeError:
-            if text[:1] == b"[":
+            if stripped[:1] == b"[":
                 raise BadRequest("the body starts with '[' but is not a valid JSON array") from None
             data = None  # several objects: NDJSON
         if isinstance(data, list):
             return data
         if isinstance(data, dict):
             items = data.get("items")
-            return items if isinstance(items, list) and "cursor" in data else [data]
+            return items if isinstance(items, list) else [data]  # an Events API page, or one event
     events: list[Any] = []
     for number, line in enumerate(text.split(b"\n"), start=1):
         line = line.strip()

@@ -42,19 +42,19 @@ class IngestKeyService:
     def authenticate(self, authorization: str | None, feature: Feature) -> IngestKey:
         """The live key for a `Bearer sgi_...` header that may write `feature`; raises Unauthorized."""
         if not authorization or not authorization.lower().startswith("bearer "):
-            raise Unauthorized("send an ingest key in an 'Authorization: Bearer sgi_...' header")
+            raise Unauthorized("Unauthorized: send an ingest key in an 'Authorization: Bearer sgi_...' header")
         secret = authorization[7:].strip()
         if not secret.startswith(PREFIX):
             raise Unauthorized(
-                "this endpoint takes an ingest key (sgi_...), not a SIEM token; create one with"
+                "Unauthorized: this endpoint takes an ingest key (sgi_...), not a SIEM token; create one with"
                 " `siemgate ingest-key create`"
             )
         try:
             key = self.store.get_ingest_key_by_hash(token_digest(secret))
         except NotFound:
-            raise Unauthorized("this ingest key is not known to this server") from None
+            raise Unauthorized("Unauthorized: this ingest key is not known to this server") from None
         if key.revoked_at is not None:
-            raise Unauthorized("this ingest key has been revoked")
+            raise Unauthorized("Unauthorized: this ingest key has been revoked")
         if feature not in key.features:
-            raise Unauthorized(f"this ingest key may not write {feature.value}")
+            raise Unauthorized(f"Unauthorized: this ingest key may not write {feature.value}")
         return key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -97,16 +98,20 @@ def simulate(
         acct = find_account(services.store, account)
         world = build_world(acct.uuid, acct.name, users, seed)
         if days:
-            counts = simulate_history(services.writer, acct.id, world, days, time.time_ns(), seed)
-            summary = ", ".join(f"{f.value} {n}" for f, n in counts.items())
-            err.print(f"stored {days} days of activity for {users} users: {summary}")
+            counts = simulate_history(
+                services.writer, acct.id, world, days=days, end_ns=time.time_ns(), seed=seed, console=err
+            )
+            summary = ", ".join(f"{f.value} {r.stored}" for f, r in counts.items())
+            err.print(f"stored {days} days of activity for {users} people: {summary}")
         if live:
             stop = threading.Event()
+            previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
             err.print(f"producing live activity at ~{rate:g} events/s; Ctrl-C to stop")
             try:
-                run_live(services.writer, acct.id, world, seed, rate, stop)
-            except KeyboardInterrupt:
-                stop.set()
+                written = run_live(services.writer, acct.id, world, seed=seed + 1, rate=rate, stop=stop)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            err.print(f"stopped after {written} live events")
 
 
 @db_app.command("migrate")

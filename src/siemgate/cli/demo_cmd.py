@@ -83,7 +83,7 @@ def demo(
         account = services.store.create_account(new_id(), "Demo Org", now)
         world = build_world(account.uuid, account.name, users, seed)
         err.print(f"simulating {days} days of activity for {users} people in {data_dir.resolve()} ...")
-        simulate_history(services.writer, account.id, world, days, now, seed)
+        simulate_history(services.writer, account.id, world, days=days, end_ns=now, seed=seed, console=err)
         integration = services.store.create_integration(account.id, new_id(), "other", "Demo SIEM", "", now)
         token, _ = services.tokens.issue(account, integration, "demo", ALL_FEATURES, None)
         ingest_key, _ = services.ingest_keys.create(account, "demo producer", ALL_FEATURES)
@@ -93,7 +93,10 @@ def demo(
         live = None
         if rate > 0:
             live = threading.Thread(
-                target=run_live, args=(services.writer, account.id, world, seed + 1, rate, stop), daemon=True
+                target=run_live,
+                args=(services.writer, account.id, world),
+                kwargs={"seed": seed + 1, "rate": rate, "stop": stop},
+                daemon=True,
             )
             live.start()
         try:

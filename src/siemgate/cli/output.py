@@ -12,7 +12,7 @@ from rich.table import Table
 
 from siemgate.model.timestamps import format_ns
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

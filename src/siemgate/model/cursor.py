@@ -65,6 +65,8 @@ def decode_cursor(text: str, key: bytes) -> Cursor:
     if _ALPHABET.fullmatch(text) is None:
         raise CursorError("the cursor is malformed (not base64url)")
     raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != text:  # stray bits in the last character
+        raise CursorError("the cursor was not issued by this server or has been altered")
     body, mac = raw[: _BODY.size], raw[_BODY.size :]
     if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()[:_MAC_LEN]):
         raise CursorError("the cursor was not issued by this server or has been altered")

@@ -31,7 +31,7 @@ Timestamp = Annotated[
     str,
     WithJsonSchema({"type": "string", "format": "date-time", "example": "2024-12-02T11:54:19.710457472Z"}),
 ]
-Number = float  # strict mode still accepts JSON integers
+Number = int | float  # an integer stays an integer on output
 if TYPE_CHECKING:
     SignInCategory: TypeAlias = str
     SignInType: TypeAlias = str

@@ -31,13 +31,17 @@ _BY_CODE = {code: feature for feature, code in _CODES.items()}
 def parse_features(text: str | list[str] | tuple[str, ...] | None) -> tuple[Feature, ...]:
     """Parse a comma-separated list (or a list) of feature names; None or "all" means all three.
 
+    An empty list is an error, never "all": a credential's scope must be chosen.
+
     Raises ValueError naming the unknown value and the valid ones. Order follows ALL_FEATURES.
     """
     if text is None:
         return ALL_FEATURES
     parts = text.split(",") if isinstance(text, str) else list(text)
     names = {p.strip().lower() for p in parts if p.strip()}
-    if not names or names == {"all"}:
+    if not names:
+        raise ValueError("no feature given; name at least one of signinattempts, itemusages, auditevents, or all")
+    if names == {"all"}:
         return ALL_FEATURES
     unknown = sorted(names - {f.value for f in ALL_FEATURES})
     if unknown:

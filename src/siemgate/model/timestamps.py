@@ -13,7 +13,10 @@ import time
 from functools import lru_cache
 
 NS_PER_SECOND = 1_000_000_000
-_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))")
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):?([0-9]{2}))"
+)
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _FRACTION_SCALE: tuple[int, ...] = tuple(int("1" + "0" * (9 - n)) for n in range(10))
 EXAMPLE = "2024-01-31T09:30:00Z"

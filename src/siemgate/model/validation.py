@@ -24,7 +24,7 @@ from siemgate.model import events
 from siemgate.model.enums import SIGNIN_TYPE_ALIASES
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.model.timestamps import TimestampError, format_ns, parse_stored_ns
+from siemgate.model.timestamps import EXAMPLE, TimestampError, format_ns, parse_stored_ns
 
 SHAPES: dict[Feature, type] = {
     Feature.SIGNINATTEMPTS: events.SignInAttemptV2,
@@ -72,65 +72,69 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
     problem (index and field path) when any event is invalid; the batch is then refused whole.
     """
     issues: list[Issue] = []
-    filled: list[dict[str, Any]] = []
+    filled: list[Any] = []
     default_ts = format_ns(now)
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             issues.append(Issue(index, "", f"expected a JSON object, got {_json_type(item)}"))
+            filled.append(item)
             continue
         event = dict(item)
         if event.get("uuid") is None:
             event["uuid"] = new_id()
         if event.get("timestamp") is None:
             event["timestamp"] = default_ts
-        if strict and event.get("type") in SIGNIN_TYPE_ALIASES and feature is Feature.SIGNINATTEMPTS:
-            event["type"] = SIGNIN_TYPE_ALIASES[event["type"]]
+        kind = event.get("type")
+        if strict and isinstance(kind, str) and kind in SIGNIN_TYPE_ALIASES and feature is Feature.SIGNINATTEMPTS:
+            event["type"] = SIGNIN_TYPE_ALIASES[kind]
         filled.append(event)
-    if issues:
-        raise InvalidEvents(issues)
     total = 0
     if strict:
         try:
             filled = _ADAPTERS[feature].validate_python(filled)
         except ValidationError as exc:
-            errors = exc.errors(include_url=False)
-            issues = [_issue_from_pydantic(feature, err) for err in errors[:MAX_ISSUES]]
-            total = len(errors) - len(issues)
+            errors = [e for e in exc.errors(include_url=False) if len(e["loc"]) > 1]  # not the non-objects again
+            found = _dedupe([_issue_from_pydantic(feature, err) for err in errors[: MAX_ISSUES * 2]])
+            total = max(0, len(errors) - len(found))
+            issues.extend(found)
     else:
-        issues = _check_lenient(filled)
+        issues.extend(_check_lenient(filled))
     result: list[tuple[int, dict[str, Any]]] = []
+    flagged = {(i.index, i.path) for i in issues}
     for index, event in enumerate(filled):
-        try:
-            result.append((_normalize_timestamps(event), event))
-        except TimestampError as exc:
-            issues.append(Issue(index, exc.args[1] if len(exc.args) > 1 else "timestamp", exc.args[0]))
+        if not isinstance(event, dict):
+            continue
+        ns, problems = _normalize_timestamps(event, with_session=feature is Feature.AUDITEVENTS)
+        issues.extend(Issue(index, path, message) for path, message in problems if (index, path) not in flagged)
+        if ns is not None:
+            result.append((ns, event))
     if issues:
         raise InvalidEvents(sorted(issues, key=lambda i: i.index), total=total + len(issues))
     return result
 
 
-def _normalize_timestamps(event: dict[str, Any]) -> int:
-    """Normalise the event's timestamps in place; return `timestamp` in ns.
-
-    Raises TimestampError(message, field path) for the first bad one.
-    """
+def _normalize_timestamps(event: dict[str, Any], *, with_session: bool) -> tuple[int | None, list[tuple[str, str]]]:
+    """Normalise the event's timestamps in place (`session.login_time` too for audit events);
+    return `timestamp` in ns (None when invalid) and the problems found as (field path, message)."""
+    problems: list[tuple[str, str]] = []
+    ns: int | None = None
     text = event["timestamp"]
     try:
         ns = parse_stored_ns(text)
+        if not _is_canonical(text):
+            event["timestamp"] = format_ns(ns)
     except TimestampError as exc:
-        raise TimestampError(str(exc), "timestamp") from None
-    if not _is_canonical(text):
-        event["timestamp"] = format_ns(ns)
-    session = event.get("session")
+        problems.append(("timestamp", str(exc)))
+    session = event.get("session") if with_session else None
     if isinstance(session, dict) and "login_time" in session:
         login = session["login_time"]
         try:
             login_ns = parse_stored_ns(login)
+            if not _is_canonical(login):
+                event["session"] = {**session, "login_time": format_ns(login_ns)}
         except TimestampError as exc:
-            raise TimestampError(str(exc), "session.login_time") from None
-        if not _is_canonical(login):
-            event["session"] = {**session, "login_time": format_ns(login_ns)}
-    return ns
+            problems.append(("session.login_time", str(exc)))
+    return (ns if not problems else None), problems
 
 
 def _is_canonical(text: str) -> bool:
@@ -138,19 +142,35 @@ def _is_canonical(text: str) -> bool:
     return text[-1] == "Z" and text[10] == "T" and (len(text) == 20 or (text[19] == "." and text[-2] != "0"))
 
 
-def _check_lenient(items: list[dict[str, Any]]) -> list[Issue]:
+def _check_lenient(items: list[Any]) -> list[Issue]:
     issues: list[Issue] = []
     for index, event in enumerate(items):
+        if not isinstance(event, dict):
+            continue
         uuid = event["uuid"]
         if not isinstance(uuid, str) or not uuid or len(uuid) > MAX_UUID_LENGTH:
             issues.append(Issue(index, "uuid", f"must be a non-empty string of at most {MAX_UUID_LENGTH} characters"))
     return issues
 
 
+def _dedupe(issues: list[Issue]) -> list[Issue]:
+    """One issue per field: a union (int | float) reports each member's failure."""
+    seen: set[tuple[int, str]] = set()
+    result = []
+    for issue in issues:
+        if (issue.index, issue.path) not in seen:
+            seen.add((issue.index, issue.path))
+            result.append(issue)
+    return result[:MAX_ISSUES]
+
+
 def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
     loc = err["loc"]
     index = loc[0] if loc and isinstance(loc[0], int) else 0
     parts = [str(p) for p in loc[1:]]
+    if len(parts) > 1 and parts[-1] in ("int", "float"):  # member of an int | float union
+        parts = parts[:-1]
+        return Issue(index, ".".join(parts), f"expected a JSON number (got {_short(err.get('input'))})")
     path = ".".join(parts)
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -160,8 +180,16 @@ def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
         return Issue(index, path, "unknown field" + hint)
     if kind == "missing":
         return Issue(index, path, "required field is missing")
+    if kind == "string_type" and path in ("timestamp", "session.login_time"):
+        return Issue(
+            index, path, f"expected an RFC 3339 timestamp string such as {EXAMPLE}, got {_short(err.get('input'))}"
+        )
     if kind == "string_pattern_mismatch":
-        return Issue(index, path, f"{_short(err.get('input'))} is not an id: ids are 26 base32 characters (A-Z, 2-7)")
+        return Issue(
+            index,
+            path,
+            f"{_short(err.get('input'))} is not an id: ids are 26 base32 characters (letters and the digits 2-7)",
+        )
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         values = [v.strip().strip("'") for v in expected.replace(" or ", ", ").split(",")]

@@ -172,7 +172,8 @@ class Store(abc.ABC):
 
     # SIEM tokens
     @abc.abstractmethod
-    def create_token(self, record: TokenRecord) -> None: ...
+    def create_token(self, record: TokenRecord) -> None:
+        """Raises Conflict when the id or hash is taken."""
 
     @abc.abstractmethod
     def get_token(self, token_id: str) -> TokenRecord:
@@ -187,7 +188,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def record_token_uses(self, uses: Sequence[TokenUse]) -> None:
-        """Remember last use and, per feature, the last seq each token's cursor reached."""
+        """Remember last use and, per feature, the last seq each token's cursor reached.
+
+        Uses of unknown tokens are ignored; an older use never overwrites a newer one."""
+
+    @abc.abstractmethod
+    def token_positions(self, token_id: str) -> dict[Feature, tuple[int, int]]:
+        """Per feature, (last seq the token's cursor reached, when) as recorded by record_token_uses."""
 
     @abc.abstractmethod
     def live_token_kids(self, now: int) -> set[str]:
@@ -195,7 +202,8 @@ class Store(abc.ABC):
 
     # ingest keys
     @abc.abstractmethod
-    def create_ingest_key(self, key: IngestKey) -> None: ...
+    def create_ingest_key(self, key: IngestKey) -> None:
+        """Raises Conflict when the id or hash is taken."""
 
     @abc.abstractmethod
     def get_ingest_key_by_hash(self, key_sha256: str) -> IngestKey:

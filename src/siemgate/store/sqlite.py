@@ -56,6 +56,16 @@ def _features(text: str) -> tuple[Feature, ...]:
     return tuple(Feature(f) for f in text.split(",") if f)
 
 
+def _constraint(exc: sqlite3.IntegrityError) -> str:
+    """A readable reason for an integrity error (never the values involved)."""
+    text = str(exc)
+    if "UNIQUE" in text:
+        return "it already exists"
+    if "FOREIGN KEY" in text:
+        return "what it refers to does not exist"
+    return "it violates a constraint"
+
+
 def _token(row: sqlite3.Row) -> TokenRecord:
     return TokenRecord(
         id=row["id"],
@@ -250,8 +260,10 @@ class SQLiteStore(Store):
                     (uuid, account_id, type, name, description, now),
                 )
                 integration_id = cur.lastrowid
-        except sqlite3.IntegrityError:
-            raise Conflict(f"this account already has an integration named {name!r}") from None
+        except sqlite3.IntegrityError as exc:
+            if "integrations.account_id, integrations.name" in str(exc):
+                raise Conflict(f"this account already has an integration named {name!r}") from None
+            raise Conflict(f"cannot create integration {name!r}: {_constraint(exc)}") from None
         assert integration_id is not None
         return Integration(integration_id, uuid, account_id, type, name, description, now)
 
@@ -276,22 +288,25 @@ class SQLiteStore(Store):
 
     # tokens -------------------------------------------------------------------------------------
     def create_token(self, record: TokenRecord) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO tokens (id, account_id, integration_id, name, features, kid, token_sha256,"
-                " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.account_id,
-                    record.integration_id,
-                    record.name,
-                    _features_text(record.features),
-                    record.kid,
-                    record.token_sha256,
-                    record.created_at,
-                    record.expires_at,
-                ),
-            )
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO tokens (id, account_id, integration_id, name, features, kid, token_sha256,"
+                    " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        record.account_id,
+                        record.integration_id,
+                        record.name,
+                        _features_text(record.features),
+                        record.kid,
+                        record.token_sha256,
+                        record.created_at,
+                        record.expires_at,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"cannot record token {record.id}: {_constraint(exc)}") from None
 
     def get_token(self, token_id: str) -> TokenRecord:
         # Called on every Events API request: plain tuples, no Row objects.
@@ -306,7 +321,19 @@ class SQLiteStore(Store):
         )
         if row is None:
             raise NotFound(f"token {token_id!r} not found")
-        return TokenRecord(*row[:4], _features(row[4]), *row[5:])
+        return TokenRecord(
+            id=row[0],
+            account_id=row[1],
+            integration_id=row[2],
+            name=row[3],
+            features=_features(row[4]),
+            kid=row[5],
+            token_sha256=row[6],
+            created_at=row[7],
+            expires_at=row[8],
+            revoked_at=row[9],
+            last_used_at=row[10],
+        )
 
     def list_tokens(self, account_id: int | None = None) -> list[TokenRecord]:
         if account_id is None:
@@ -329,15 +356,22 @@ class SQLiteStore(Store):
                 [(u.at, u.token_id) for u in uses],
             )
             conn.executemany(
-                "INSERT INTO token_usage (token_id, feature, last_seq, last_used_at) VALUES (?, ?, ?, ?)"
+                "INSERT INTO token_usage (token_id, feature, last_seq, last_used_at)"
+                " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tokens WHERE id = ?)"
                 " ON CONFLICT (token_id, feature) DO UPDATE SET last_seq = excluded.last_seq,"
                 " last_used_at = excluded.last_used_at WHERE excluded.last_used_at >= token_usage.last_used_at",
                 [
-                    (u.token_id, u.feature.code, u.seq, u.at)
+                    (u.token_id, u.feature.code, u.seq, u.at, u.token_id)
                     for u in uses
                     if u.feature is not None and u.seq is not None
                 ],
             )
+
+    def token_positions(self, token_id: str) -> dict[Feature, tuple[int, int]]:
+        rows = self._reader().execute(
+            "SELECT feature, last_seq, last_used_at FROM token_usage WHERE token_id = ?", (token_id,)
+        )
+        return {Feature.from_code(code): (seq, at) for code, seq, at in rows}
 
     def live_token_kids(self, now: int) -> set[str]:
         rows = self._reader().execute(
@@ -348,20 +382,23 @@ class SQLiteStore(Store):
 
     # ingest keys --------------------------------------------------------------------------------
     def create_ingest_key(self, key: IngestKey) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key.id,
-                    key.account_id,
-                    key.name,
-                    _features_text(key.features),
-                    key.key_sha256,
-                    key.prefix,
-                    key.created_at,
-                ),
-            )
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key.id,
+                        key.account_id,
+                        key.name,
+                        _features_text(key.features),
+                        key.key_sha256,
+                        key.prefix,
+                        key.created_at,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"cannot record ingest key {key.id}: {_constraint(exc)}") from None
 
     def get_ingest_key_by_hash(self, key_sha256: str) -> IngestKey:
         return _ingest_key(self._one("SELECT * FROM ingest_keys WHERE key_sha256 = ?", (key_sha256,), "ingest key"))
