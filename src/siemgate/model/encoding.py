@@ -32,11 +32,7 @@ V2_ONLY_TOP = {
     Feature.AUDITEVENTS: ("actor_type", "actor_account_uuid", "account_uuid"),
 }
 V2_ONLY_USER = ("user_type", "user_account_uuid")
-
-
-def _members(obj: dict[str, Any]) -> bytes:
-    """The `"k":v,...` members of obj without the braces."""
-    return orjson.dumps(obj)[1:-1]
+_V2_ONLY_USER_SET = frozenset(V2_ONLY_USER)
 
 
 def encode_event(feature: Feature, event: dict[str, Any]) -> tuple[bytes, int | None]:
@@ -44,39 +40,26 @@ def encode_event(feature: Feature, event: dict[str, Any]) -> tuple[bytes, int | 
     user_key = USER_OBJECT[feature]
     top_names = V2_ONLY_TOP[feature]
     user = event.get(user_key)
-    has_user_extra = isinstance(user, dict) and ("user_type" in user or "user_account_uuid" in user)
-    if not has_user_extra and not any(name in event for name in top_names):
+    user_extra = None
+    if isinstance(user, dict) and ("user_type" in user or "user_account_uuid" in user):
+        user_extra = {k: user[k] for k in V2_ONLY_USER if k in user}
+        user = {k: v for k, v in user.items() if k not in _V2_ONLY_USER_SET}
+    top_extra = {k: event[k] for k in top_names if k in event}
+    if user_extra is None and not top_extra:
         return orjson.dumps(event), None
-    base: dict[str, Any] = {}
-    top_extra: dict[str, Any] = {}
-    for key, value in event.items():
-        if key in top_names:
-            top_extra[key] = value
-        elif key != user_key:
-            base[key] = value
-    user_extra: dict[str, Any] = {}
-    if isinstance(user, dict):
-        user_v1 = {}
-        for key, value in user.items():
-            if key in V2_ONLY_USER:
-                user_extra[key] = value
-            else:
-                user_v1[key] = value
-        base[user_key] = user_v1
-    elif user_key in event:
+    base = {k: v for k, v in event.items() if k not in top_extra and k != user_key}
+    if user_key in event:
         base[user_key] = user
     v1 = orjson.dumps(base)
-    if not user_extra and not top_extra:
-        return v1, None
     if user_extra:
         cut, braces = len(v1) - 2, 2
         head = v1[:cut]
-        body = head + (b"," if head[-1:] != b"{" else b"") + _members(user_extra) + b"}"
+        body = head + (b"," if head[-1:] != b"{" else b"") + orjson.dumps(user_extra)[1:-1] + b"}"
     else:
         cut, braces = len(v1) - 1, 1
         body = v1[:cut]
     if top_extra:
-        body += (b"," if body != b"{" else b"") + _members(top_extra)
+        body += (b"," if body != b"{" else b"") + orjson.dumps(top_extra)[1:-1]
     return body + b"}", cut * 4 + braces
 
 

@@ -4,9 +4,9 @@ Contract (tests/contract/ runs it against every backend):
 
 - Everything is scoped to an account; no method returns another account's rows.
 - Events live in one ordered log per (account, feature). `insert_events` gives each new event a
-  `seq`, strictly increasing in the order events become visible to readers, and is atomic: the
-  whole batch is stored or none of it. An event whose uuid is already in its stream (or earlier in
-  the same batch) is a duplicate: not stored, counted.
+  `seq`, strictly increasing in the order events become visible to readers (not necessarily
+  contiguous), and is atomic: the whole batch is stored or none of it. An event whose uuid is
+  already in its stream (or earlier in the same batch) is a duplicate: not stored, counted.
 - Readers page by seq (`read_events`), never by OFFSET; `start_position` finds where a time
   window starts without scanning the log from its beginning.
 - Times are integer nanoseconds since the Unix epoch (UTC) throughout.
@@ -41,6 +41,63 @@ class Integration:
     name: str
     description: str
     created_at: int
+    deleted_at: int | None = None
+
+
+ROLES = ("owner", "administrator", "member")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person; `home_account_id` is the account they belong to (others they join as external users)."""
+
+    id: int
+    uuid: str
+    email: str
+    name: str
+    password_hash: str | None
+    home_account_id: int | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A person's membership of an account."""
+
+    user: User
+    account_id: int
+    role: str
+    joined_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A personal API key for the admin API: acts as its user. Stored as SHA-256."""
+
+    id: str
+    user_id: int
+    name: str
+    key_sha256: str
+    prefix: str
+    created_at: int
+    expires_at: int | None = None
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A console sign-in session. The cookie value is stored as SHA-256."""
+
+    id: str
+    user_id: int
+    token_sha256: str
+    csrf_token: str
+    created_at: int
+    expires_at: int
+    last_seen_at: int
+    ip: str = ""
+    user_agent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +115,12 @@ class TokenRecord:
     expires_at: int | None
     revoked_at: int | None = None
     last_used_at: int | None = None
+    replaces: str | None = None
+    revoke_at: int | None = None
+    revoke_on_replacement_use: bool = False
+    created_by: int | None = None
+    expiry_warned_at: int | None = None
+    expiry_recorded_at: int | None = None
 
     def is_live(self, now: int) -> bool:
         """Not revoked and not expired at `now`."""
@@ -152,6 +215,87 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_accounts(self) -> list[Account]: ...
 
+    @abc.abstractmethod
+    def rename_account(self, account_id: int, name: str) -> Account:
+        """Raises Conflict when the name is taken, NotFound for an unknown account."""
+
+    # people
+    @abc.abstractmethod
+    def create_user(
+        self, uuid: str, email: str, name: str, password_hash: str | None, home_account_id: int | None, now: int
+    ) -> User:
+        """Raises Conflict when the email is taken."""
+
+    @abc.abstractmethod
+    def get_user(self, uuid_or_email: str) -> User:
+        """By uuid, else by email (case-insensitive); raises NotFound."""
+
+    @abc.abstractmethod
+    def get_user_by_id(self, user_id: int) -> User:
+        """Raises NotFound."""
+
+    @abc.abstractmethod
+    def set_password(self, user_id: int, password_hash: str) -> None: ...
+
+    @abc.abstractmethod
+    def add_member(self, account_id: int, user_id: int, role: str, now: int) -> Member:
+        """Raises Conflict when the person is already a member."""
+
+    @abc.abstractmethod
+    def get_member(self, account_id: int, user_id: int) -> Member:
+        """Raises NotFound when the person is not a member of the account."""
+
+    @abc.abstractmethod
+    def set_role(self, account_id: int, user_id: int, role: str) -> Member:
+        """Change a role atomically; raises Conflict if the account would be left without an owner."""
+
+    @abc.abstractmethod
+    def remove_member(self, account_id: int, user_id: int) -> None:
+        """Raises Conflict if the account would be left without an owner, NotFound if not a member."""
+
+    @abc.abstractmethod
+    def list_members(self, account_id: int, after_user_id: int = 0, limit: int = 1000) -> list[Member]:
+        """Members ordered by user id, after `after_user_id`."""
+
+    @abc.abstractmethod
+    def list_memberships(self, user_id: int) -> list[Member]:
+        """Every account the person belongs to."""
+
+    # personal API keys and console sessions
+    @abc.abstractmethod
+    def create_api_key(self, key: ApiKey) -> None: ...
+
+    @abc.abstractmethod
+    def get_api_key_by_hash(self, key_sha256: str) -> ApiKey:
+        """Raises NotFound."""
+
+    @abc.abstractmethod
+    def list_api_keys(self, user_id: int) -> list[ApiKey]: ...
+
+    @abc.abstractmethod
+    def revoke_api_key(self, user_id: int, key_id: str, now: int) -> ApiKey:
+        """Raises NotFound (also for another person's key)."""
+
+    @abc.abstractmethod
+    def touch_api_keys(self, last_used: dict[str, int]) -> None: ...
+
+    @abc.abstractmethod
+    def create_session(self, session: Session) -> None: ...
+
+    @abc.abstractmethod
+    def get_session_by_hash(self, token_sha256: str) -> Session:
+        """Raises NotFound."""
+
+    @abc.abstractmethod
+    def touch_session(self, session_id: str, now: int, expires_at: int) -> None: ...
+
+    @abc.abstractmethod
+    def delete_session(self, session_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_sessions(self, user_id: int) -> None:
+        """Sign a person out everywhere."""
+
     # integrations
     @abc.abstractmethod
     def create_integration(
@@ -168,7 +312,16 @@ class Store(abc.ABC):
         """Raises NotFound."""
 
     @abc.abstractmethod
-    def list_integrations(self, account_id: int) -> list[Integration]: ...
+    def list_integrations(self, account_id: int) -> list[Integration]:
+        """The account's live (not deleted) integrations."""
+
+    @abc.abstractmethod
+    def update_integration(self, integration_id: int, name: str, description: str) -> Integration:
+        """Raises Conflict when another live integration of the account has the name."""
+
+    @abc.abstractmethod
+    def delete_integration(self, integration_id: int, now: int) -> list[str]:
+        """Mark deleted and revoke its live tokens in one transaction; returns the revoked token ids."""
 
     # SIEM tokens
     @abc.abstractmethod
@@ -180,7 +333,17 @@ class Store(abc.ABC):
         """Raises NotFound."""
 
     @abc.abstractmethod
-    def list_tokens(self, account_id: int | None = None) -> list[TokenRecord]: ...
+    def list_tokens(self, account_id: int | None = None, integration_id: int | None = None) -> list[TokenRecord]: ...
+
+    @abc.abstractmethod
+    def schedule_revocation(self, token_id: str, revoke_at: int | None, on_replacement_use: bool) -> None:
+        """Revoke the token at `revoke_at` at the latest, or when its replacement is first used."""
+
+    @abc.abstractmethod
+    def mark_token(
+        self, token_id: str, *, expiry_warned_at: int | None = None, expiry_recorded_at: int | None = None
+    ) -> None:
+        """Record that a lifecycle audit event was written (each is written once)."""
 
     @abc.abstractmethod
     def revoke_token(self, token_id: str, now: int) -> TokenRecord:

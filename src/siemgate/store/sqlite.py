@@ -20,19 +20,22 @@ from siemgate.errors import Conflict, NotFound, StoreError
 from siemgate.model.features import Feature
 from siemgate.store.base import (
     Account,
+    ApiKey,
     EventRow,
     IngestKey,
     InsertResult,
     Integration,
+    Member,
     NewEvent,
     PageRows,
+    Session,
     Store,
     TokenRecord,
     TokenUse,
+    User,
 )
 from siemgate.store.migrations import load_migrations
 
-_UUID_CHUNK = 500
 _CHECKPOINT_SECONDS = 0.5
 _CHECKPOINT_WAL_BYTES = 32 * 1024 * 1024
 _AUTOCHECKPOINT_PAGES = 50_000
@@ -66,19 +69,32 @@ def _constraint(exc: sqlite3.IntegrityError) -> str:
     return "it violates a constraint"
 
 
-def _token(row: sqlite3.Row) -> TokenRecord:
+_CREDENTIAL_COLUMNS = (
+    "id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at, revoked_at,"
+    " last_used_at, replaces, revoke_at, revoke_on_replacement_use, created_by, expiry_warned_at, expiry_recorded_at"
+)
+
+
+def _token(row: Sequence[Any]) -> TokenRecord:
+    """A TokenRecord from a row of _CREDENTIAL_COLUMNS (plain tuples: this runs on every request)."""
     return TokenRecord(
-        id=row["id"],
-        account_id=row["account_id"],
-        integration_id=row["integration_id"],
-        name=row["name"],
-        features=_features(row["features"]),
-        kid=row["kid"],
-        token_sha256=row["token_sha256"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        last_used_at=row["last_used_at"],
+        id=row[0],
+        account_id=row[1],
+        integration_id=row[2],
+        name=row[3],
+        features=_features(row[4]),
+        kid=row[5],
+        token_sha256=row[6],
+        created_at=row[7],
+        expires_at=row[8],
+        revoked_at=row[9],
+        last_used_at=row[10],
+        replaces=row[11],
+        revoke_at=row[12],
+        revoke_on_replacement_use=bool(row[13]),
+        created_by=row[14],
+        expiry_warned_at=row[15],
+        expiry_recorded_at=row[16],
     )
 
 
@@ -109,6 +125,58 @@ def _integration(row: sqlite3.Row) -> Integration:
         name=row["name"],
         description=row["description"],
         created_at=row["created_at"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+def _user(row: sqlite3.Row, prefix: str = "") -> User:
+    return User(
+        id=row[prefix + "id"],
+        uuid=row[prefix + "uuid"],
+        email=row[prefix + "email"],
+        name=row[prefix + "name"],
+        password_hash=row[prefix + "password_hash"],
+        home_account_id=row[prefix + "home_account_id"],
+        created_at=row[prefix + "created_at"],
+    )
+
+
+_MEMBER_SELECT = (
+    "SELECT u.id AS id, u.uuid AS uuid, u.email AS email, u.name AS name, u.password_hash AS password_hash,"
+    " u.home_account_id AS home_account_id, u.created_at AS created_at, m.account_id AS account_id,"
+    " m.role AS role, m.created_at AS joined_at FROM memberships m JOIN users u ON u.id = m.user_id"
+)
+
+
+def _member(row: sqlite3.Row) -> Member:
+    return Member(user=_user(row), account_id=row["account_id"], role=row["role"], joined_at=row["joined_at"])
+
+
+def _api_key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        key_sha256=row["key_sha256"],
+        prefix=row["prefix"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
+    )
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(
+        id=row["id"],
+        user_id=row["user_id"],
+        token_sha256=row["token_sha256"],
+        csrf_token=row["csrf_token"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        last_seen_at=row["last_seen_at"],
+        ip=row["ip"],
+        user_agent=row["user_agent"],
     )
 
 
@@ -192,24 +260,35 @@ class SQLiteStore(Store):
         applied: list[str] = []
         with self._write_lock:
             conn = self._writer
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations"
-                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-            )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in load_migrations("sqlite"):
-                if migration.version in done:
-                    continue
-                record = f"({migration.version}, '{migration.name}', {time.time_ns()})"
-                script = f"BEGIN IMMEDIATE;\n{migration.sql}\nINSERT INTO schema_migrations VALUES {record};\nCOMMIT;"
-                try:
-                    conn.executescript(script)
-                except sqlite3.Error as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise StoreError(f"migration {migration.version} ({migration.name}) failed: {exc}") from None
-                applied.append(f"{migration.version:04d}_{migration.name}")
+            # Table rebuilds (see 0002) need foreign keys off; references are checked after each migration.
+            conn.execute("PRAGMA foreign_keys=OFF")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations"
+                    " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+                )
+                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                for migration in load_migrations("sqlite"):
+                    if migration.version not in done:
+                        self._apply(conn, migration.version, migration.name, migration.sql)
+                        applied.append(f"{migration.version:04d}_{migration.name}")
+            finally:
+                conn.execute("PRAGMA foreign_keys=ON")
         return applied
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, version: int, name: str, sql: str) -> None:
+        record = f"({version}, '{name}', {time.time_ns()})"
+        script = f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES {record};\nCOMMIT;"
+        try:
+            conn.executescript(script)
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"migration {version} ({name}) failed: {exc}") from None
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise StoreError(f"migration {version} ({name}) left broken references: {broken[:5]}")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         cur = self._reader().cursor()
@@ -248,6 +327,185 @@ class SQLiteStore(Store):
     def list_accounts(self) -> list[Account]:
         return [_account(r) for r in self._rows("SELECT * FROM accounts ORDER BY id")]
 
+    def rename_account(self, account_id: int, name: str) -> Account:
+        try:
+            with self._write() as conn:
+                cur = conn.execute("UPDATE accounts SET name = ? WHERE id = ?", (name, account_id))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"an account named {name!r} already exists; choose another name") from None
+        if cur.rowcount == 0:
+            raise NotFound(f"account #{account_id} not found")
+        return self.get_account_by_id(account_id)
+
+    # people ---------------------------------------------------------------------------------------
+    def create_user(
+        self, uuid: str, email: str, name: str, password_hash: str | None, home_account_id: int | None, now: int
+    ) -> User:
+        try:
+            with self._write() as conn:
+                cur = conn.execute(
+                    "INSERT INTO users (uuid, email, name, password_hash, home_account_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (uuid, email, name, password_hash, home_account_id, now),
+                )
+                user_id = cur.lastrowid
+        except sqlite3.IntegrityError as exc:
+            if "users.email" in str(exc):
+                raise Conflict(f"a person with the email {email!r} already exists") from None
+            raise Conflict(f"cannot create the person {email!r}: {_constraint(exc)}") from None
+        assert user_id is not None
+        return User(user_id, uuid, email, name, password_hash, home_account_id, now)
+
+    def get_user(self, uuid_or_email: str) -> User:
+        return _user(
+            self._one(
+                "SELECT * FROM users WHERE uuid = ? OR email = ? ORDER BY uuid = ? DESC LIMIT 1",
+                (uuid_or_email, uuid_or_email, uuid_or_email),
+                f"person {uuid_or_email!r}",
+            )
+        )
+
+    def get_user_by_id(self, user_id: int) -> User:
+        return _user(self._one("SELECT * FROM users WHERE id = ?", (user_id,), f"person #{user_id}"))
+
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+
+    def add_member(self, account_id: int, user_id: int, role: str, now: int) -> Member:
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+                    (account_id, user_id, role, now),
+                )
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+                raise Conflict("this person is already a member of the account") from None
+            raise Conflict(f"cannot add the member: {_constraint(exc)}") from None
+        return self.get_member(account_id, user_id)
+
+    def get_member(self, account_id: int, user_id: int) -> Member:
+        return _member(
+            self._one(
+                f"{_MEMBER_SELECT} WHERE m.account_id = ? AND m.user_id = ?",
+                (account_id, user_id),
+                "membership",
+            )
+        )
+
+    @staticmethod
+    def _owners_after(conn: sqlite3.Connection, account_id: int) -> int:
+        return int(
+            conn.execute(
+                "SELECT count(*) FROM memberships WHERE account_id = ? AND role = 'owner'", (account_id,)
+            ).fetchone()[0]
+        )
+
+    def set_role(self, account_id: int, user_id: int, role: str) -> Member:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE memberships SET role = ? WHERE account_id = ? AND user_id = ?", (role, account_id, user_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound("this person is not a member of the account")
+            if self._owners_after(conn, account_id) == 0:
+                raise Conflict("the account must keep at least one owner; make someone else owner first")
+        return self.get_member(account_id, user_id)
+
+    def remove_member(self, account_id: int, user_id: int) -> None:
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM memberships WHERE account_id = ? AND user_id = ?", (account_id, user_id))
+            if cur.rowcount == 0:
+                raise NotFound("this person is not a member of the account")
+            if self._owners_after(conn, account_id) == 0:
+                raise Conflict("the account must keep at least one owner; make someone else owner first")
+
+    def list_members(self, account_id: int, after_user_id: int = 0, limit: int = 1000) -> list[Member]:
+        rows = self._rows(
+            f"{_MEMBER_SELECT} WHERE m.account_id = ? AND m.user_id > ? ORDER BY m.user_id LIMIT ?",
+            (account_id, after_user_id, limit),
+        )
+        return [_member(r) for r in rows]
+
+    def list_memberships(self, user_id: int) -> list[Member]:
+        rows = self._rows(f"{_MEMBER_SELECT} WHERE m.user_id = ? ORDER BY m.account_id", (user_id,))
+        return [_member(r) for r in rows]
+
+    # personal API keys and sessions ---------------------------------------------------------------
+    def create_api_key(self, key: ApiKey) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO api_keys (id, user_id, name, key_sha256, prefix, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key.id, key.user_id, key.name, key.key_sha256, key.prefix, key.created_at, key.expires_at),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"cannot record API key {key.id}: {_constraint(exc)}") from None
+
+    def get_api_key_by_hash(self, key_sha256: str) -> ApiKey:
+        return _api_key(self._one("SELECT * FROM api_keys WHERE key_sha256 = ?", (key_sha256,), "API key"))
+
+    def list_api_keys(self, user_id: int) -> list[ApiKey]:
+        return [
+            _api_key(r) for r in self._rows("SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at", (user_id,))
+        ]
+
+    def revoke_api_key(self, user_id: int, key_id: str, now: int) -> ApiKey:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+                (now, key_id, user_id),
+            )
+        return _api_key(
+            self._one("SELECT * FROM api_keys WHERE id = ? AND user_id = ?", (key_id, user_id), f"API key {key_id!r}")
+        )
+
+    def touch_api_keys(self, last_used: dict[str, int]) -> None:
+        if not last_used:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
+                [(at, key_id) for key_id, at in last_used.items()],
+            )
+
+    def create_session(self, session: Session) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, user_id, token_sha256, csrf_token, created_at, expires_at, last_seen_at,"
+                " ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session.id,
+                    session.user_id,
+                    session.token_sha256,
+                    session.csrf_token,
+                    session.created_at,
+                    session.expires_at,
+                    session.last_seen_at,
+                    session.ip,
+                    session.user_agent,
+                ),
+            )
+
+    def get_session_by_hash(self, token_sha256: str) -> Session:
+        return _session(self._one("SELECT * FROM sessions WHERE token_sha256 = ?", (token_sha256,), "session"))
+
+    def touch_session(self, session_id: str, now: int, expires_at: int) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id = ?", (now, expires_at, session_id)
+            )
+
+    def delete_session(self, session_id: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    def delete_sessions(self, user_id: int) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+
     # integrations -------------------------------------------------------------------------------
     def create_integration(
         self, account_id: int, uuid: str, type: str, name: str, description: str, now: int
@@ -270,7 +528,7 @@ class SQLiteStore(Store):
     def get_integration(self, account_id: int, uuid_or_name: str) -> Integration:
         return _integration(
             self._one(
-                "SELECT * FROM integrations WHERE account_id = ? AND (uuid = ? OR name = ?)"
+                "SELECT * FROM integrations WHERE account_id = ? AND (uuid = ? OR name = ?) AND deleted_at IS NULL"
                 " ORDER BY uuid = ? DESC LIMIT 1",
                 (account_id, uuid_or_name, uuid_or_name, uuid_or_name),
                 f"integration {uuid_or_name!r}",
@@ -283,8 +541,42 @@ class SQLiteStore(Store):
         )
 
     def list_integrations(self, account_id: int) -> list[Integration]:
-        rows = self._rows("SELECT * FROM integrations WHERE account_id = ? ORDER BY id", (account_id,))
+        rows = self._rows(
+            "SELECT * FROM integrations WHERE account_id = ? AND deleted_at IS NULL ORDER BY id", (account_id,)
+        )
         return [_integration(r) for r in rows]
+
+    def update_integration(self, integration_id: int, name: str, description: str) -> Integration:
+        try:
+            with self._write() as conn:
+                cur = conn.execute(
+                    "UPDATE integrations SET name = ?, description = ? WHERE id = ? AND deleted_at IS NULL",
+                    (name, description, integration_id),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"this account already has an integration named {name!r}") from None
+        if cur.rowcount == 0:
+            raise NotFound(f"integration #{integration_id} not found")
+        return self.get_integration_by_id(integration_id)
+
+    def delete_integration(self, integration_id: int, now: int) -> list[str]:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE integrations SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", (now, integration_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"integration #{integration_id} not found")
+            revoked = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM tokens WHERE integration_id = ? AND revoked_at IS NULL", (integration_id,)
+                )
+            ]
+            conn.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE integration_id = ? AND revoked_at IS NULL",
+                (now, integration_id),
+            )
+        return revoked
 
     # tokens -------------------------------------------------------------------------------------
     def create_token(self, record: TokenRecord) -> None:
@@ -292,7 +584,7 @@ class SQLiteStore(Store):
             with self._write() as conn:
                 conn.execute(
                     "INSERT INTO tokens (id, account_id, integration_id, name, features, kid, token_sha256,"
-                    " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_at, expires_at, replaces, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.id,
                         record.account_id,
@@ -303,44 +595,50 @@ class SQLiteStore(Store):
                         record.token_sha256,
                         record.created_at,
                         record.expires_at,
+                        record.replaces,
+                        record.created_by,
                     ),
                 )
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"cannot record token {record.id}: {_constraint(exc)}") from None
 
     def get_token(self, token_id: str) -> TokenRecord:
-        # Called on every Events API request: plain tuples, no Row objects.
-        row = (
-            self._reader()
-            .execute(
-                "SELECT id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at,"
-                " revoked_at, last_used_at FROM tokens WHERE id = ?",
-                (token_id,),
-            )
-            .fetchone()
-        )
+        row = self._reader().execute(f"SELECT {_CREDENTIAL_COLUMNS} FROM tokens WHERE id = ?", (token_id,)).fetchone()
         if row is None:
             raise NotFound(f"token {token_id!r} not found")
-        return TokenRecord(
-            id=row[0],
-            account_id=row[1],
-            integration_id=row[2],
-            name=row[3],
-            features=_features(row[4]),
-            kid=row[5],
-            token_sha256=row[6],
-            created_at=row[7],
-            expires_at=row[8],
-            revoked_at=row[9],
-            last_used_at=row[10],
-        )
+        return _token(row)
 
-    def list_tokens(self, account_id: int | None = None) -> list[TokenRecord]:
-        if account_id is None:
-            rows = self._rows("SELECT * FROM tokens ORDER BY created_at, id")
-        else:
-            rows = self._rows("SELECT * FROM tokens WHERE account_id = ? ORDER BY created_at, id", (account_id,))
+    def list_tokens(self, account_id: int | None = None, integration_id: int | None = None) -> list[TokenRecord]:
+        where, params = [], []
+        if account_id is not None:
+            where.append("account_id = ?")
+            params.append(account_id)
+        if integration_id is not None:
+            where.append("integration_id = ?")
+            params.append(integration_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._reader().execute(
+            f"SELECT {_CREDENTIAL_COLUMNS} FROM tokens{clause} ORDER BY created_at, id", params
+        )
         return [_token(r) for r in rows]
+
+    def schedule_revocation(self, token_id: str, revoke_at: int | None, on_replacement_use: bool) -> None:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE tokens SET revoke_at = ?, revoke_on_replacement_use = ? WHERE id = ?",
+                (revoke_at, int(on_replacement_use), token_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"token {token_id!r} not found")
+
+    def mark_token(
+        self, token_id: str, *, expiry_warned_at: int | None = None, expiry_recorded_at: int | None = None
+    ) -> None:
+        with self._write() as conn:
+            if expiry_warned_at is not None:
+                conn.execute("UPDATE tokens SET expiry_warned_at = ? WHERE id = ?", (expiry_warned_at, token_id))
+            if expiry_recorded_at is not None:
+                conn.execute("UPDATE tokens SET expiry_recorded_at = ? WHERE id = ?", (expiry_recorded_at, token_id))
 
     def revoke_token(self, token_id: str, now: int) -> TokenRecord:
         with self._write() as conn:
@@ -430,48 +728,46 @@ class SQLiteStore(Store):
             return InsertResult([])
         code = feature.code
         with self._write() as conn:
-            existing = self._existing_uuids(conn, account_id, code, [e.uuid for e in events])
             row = conn.execute(
                 "SELECT head_seq, max_ts FROM streams WHERE account_id = ? AND feature = ?",
                 (account_id, code),
             ).fetchone()
             head, max_ts = (row[0], row[1]) if row else (0, -(2**63))
-            seqs: list[int | None] = []
+            first = head + 1
             rows = []
             for event in events:
-                if event.uuid in existing:
-                    seqs.append(None)
-                    continue
-                existing.add(event.uuid)
                 head += 1
                 if event.ts > max_ts:
-                    max_ts = event.ts
-                seqs.append(head)
+                    max_ts = event.ts  # duplicates count too: an overestimate only moves start_position earlier
                 rows.append((account_id, code, head, event.ts, max_ts, event.uuid, event.body, event.v1_cut))
-            if rows:
-                conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            # The unique uuid index decides what is a duplicate (of the stream or of an earlier row of
+            # this batch); a duplicate leaves its seq unused.
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, feature, uuid) DO NOTHING",
+                rows,
+            )
+            stored = conn.total_changes - before
+            if stored == len(rows):
+                seqs: list[int | None] = list(range(first, head + 1))
+            else:
+                present = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT seq FROM events WHERE account_id = ? AND feature = ? AND seq BETWEEN ? AND ?",
+                        (account_id, code, first, head),
+                    )
+                }
+                seqs = [seq if seq in present else None for seq in range(first, head + 1)]
+            if stored:
+                last = max(seq for seq in seqs if seq is not None)
                 conn.execute(
                     "INSERT INTO streams (account_id, feature, head_seq, max_ts) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (account_id, feature) DO UPDATE SET head_seq = excluded.head_seq,"
                     " max_ts = excluded.max_ts",
-                    (account_id, code, head, max_ts),
+                    (account_id, code, last, max_ts),
                 )
         return InsertResult(seqs)
-
-    @staticmethod
-    def _existing_uuids(conn: sqlite3.Connection, account_id: int, code: int, uuids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for i in range(0, len(uuids), _UUID_CHUNK):
-            chunk = uuids[i : i + _UUID_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0]
-                for r in conn.execute(
-                    f"SELECT uuid FROM events WHERE account_id = ? AND feature = ? AND uuid IN ({marks})",
-                    (account_id, code, *chunk),
-                )
-            )
-        return found
 
     def start_position(self, account_id: int, feature: Feature, start: int) -> int:
         conn = self._reader()
