@@ -73,9 +73,10 @@ class PayloadTooLarge(SiemgateError):
 class RateLimited(SiemgateError):
     status = 429
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 class StoreError(SiemgateError):

@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from siemgate import __version__
+from siemgate.api.admin import integration_routes, people_routes
 from siemgate.api.errors import install_error_handlers
 from siemgate.api.events_routes import EXTRA_SCHEMAS, events_router
 from siemgate.api.ingest_routes import ingest_router
 from siemgate.api.meta_routes import meta_router
 from siemgate.api.metrics import Metrics
 from siemgate.api.middleware import RequestLogMiddleware
+from siemgate.api.schemas import ErrorBody
 from siemgate.api.services import Services
 
 log = logging.getLogger("siemgate.server")
 USAGE_FLUSH_SECONDS = 2.0
+LIFECYCLE_SECONDS = 60.0
 
 DESCRIPTION = """\
 siemgate serves account activity (sign-in attempts, item usages, audit events) to SIEMs through an
@@ -35,13 +38,17 @@ def create_app(services: Services) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_flush_usage_forever(services))
+        tasks = [
+            asyncio.create_task(_every(USAGE_FLUSH_SECONDS, services.usage.flush, "record credential use")),
+            asyncio.create_task(_every(LIFECYCLE_SECONDS, services.lifecycle.run_due, "apply token lifecycle")),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.to_thread(services.usage.flush)
 
     app = FastAPI(
@@ -58,6 +65,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(events_router())
     app.include_router(ingest_router())
     app.include_router(meta_router())
+    app.include_router(people_routes.router)
+    app.include_router(integration_routes.router)
     app.add_middleware(RequestLogMiddleware, metrics=app.state.metrics)
 
     def openapi() -> dict[str, Any]:
@@ -68,9 +77,18 @@ def create_app(services: Services) -> FastAPI:
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(model_schema.pop("$defs", {}))
                 components[model_schema.get("title", model.__name__)] = model_schema
-            schema["components"]["securitySchemes"] = {
-                "EventsToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT-SA"},
+            schema["components"].setdefault("securitySchemes", {})["EventsToken"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT-SA",
+                "description": "A SIEM token (ES256 JWT) issued by siemgate.",
             }
+            schema["components"]["securitySchemes"]["IngestKey"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An ingest key (sgi_...).",
+            }
+            _errors_are_error_bodies(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -78,10 +96,31 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
-async def _flush_usage_forever(services: Services) -> None:
+def _errors_are_error_bodies(schema: dict[str, Any]) -> None:
+    """Request validation errors are 400 with the ErrorBody shape here, not FastAPI's 422."""
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "Invalid request: the message says which field and why.",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                )
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    components.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
+
+
+async def _every(seconds: float, job: Callable[[], object], what: str) -> None:
+    """Run a blocking job in a thread every `seconds`; failures are logged and retried."""
     while True:
-        await asyncio.sleep(USAGE_FLUSH_SECONDS)
+        await asyncio.sleep(seconds)
         try:
-            await asyncio.to_thread(services.usage.flush)
+            await asyncio.to_thread(job)
         except Exception:
-            log.exception("could not record token usage; will retry")
+            log.exception("could not %s; will retry", what)

@@ -30,6 +30,7 @@ def error_response(exc: SiemgateError, headers: dict[str, str] | None = None) ->
     """The HTTP response for a siemgate error; `headers` are added (e.g. RateLimit-*)."""
     all_headers = dict(headers or {})
     if isinstance(exc, RateLimited):
+        all_headers.update(exc.headers)
         all_headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         all_headers.setdefault("WWW-Authenticate", "Bearer")

@@ -28,27 +28,30 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import TokenRecord
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {
-        "model": ErrorBody,
-        "description": "Malformed body, limit outside 1..1000, bad time, or bad cursor.",
-    },
-    401: {
-        "model": ErrorBody,
-        "description": "Missing, invalid, expired or revoked token, or a missing feature.",
-    },
-    413: {"model": ErrorBody, "description": "Request body too large."},
-    429: {"model": ErrorBody, "description": "Rate limit exceeded; see Retry-After."},
-    500: {"model": ErrorBody, "description": "Internal error."},
-}
 _RATE_HEADERS = {
-    "RateLimit-Limit": {
-        "schema": {"type": "integer"},
-        "description": "Requests allowed in the tightest window.",
-    },
+    "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests allowed in the tightest window."},
     "RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Requests left in that window."},
     "RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Seconds until that window resets."},
 }
+_RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Whole seconds to wait before trying again."}
+_WWW_AUTHENTICATE = {"schema": {"type": "string"}, "description": "Always `Bearer`."}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed body, limit outside 1..1000, bad time, or bad cursor."},
+    401: {
+        "model": ErrorBody,
+        "description": "Missing, invalid, expired or revoked token, or a missing feature.",
+        "headers": {"WWW-Authenticate": _WWW_AUTHENTICATE},
+    },
+    413: {"model": ErrorBody, "description": "Request body too large."},
+    429: {
+        "model": ErrorBody,
+        "description": "Rate limit exceeded.",
+        "headers": {**_RATE_HEADERS, "Retry-After": _RETRY_AFTER},
+    },
+    500: {"model": ErrorBody, "description": "Internal error."},
+}
+_INTROSPECT_ERRORS = {code: spec for code, spec in _ERRORS.items() if code not in (400, 413)}
+_SECURITY: dict[str, Any] = {"security": [{"EventsToken": []}]}
 _REQUEST_BODY = {
     "requestBody": {
         "required": False,
@@ -59,11 +62,13 @@ _REQUEST_BODY = {
                     "anyOf": [
                         {"$ref": "#/components/schemas/ResetCursor"},
                         {"$ref": "#/components/schemas/Cursor"},
+                        {"type": "null", "description": "The same as {}."},
                     ]
                 }
             }
         },
-    }
+    },
+    **_SECURITY,
 }
 EXTRA_SCHEMAS = (ResetCursor, CursorBody)
 
@@ -78,6 +83,7 @@ def _authorize(services: Services, request: Request) -> tuple[TokenRecord, RateL
         raise RateLimited(
             f"Too Many Requests: over {status.limit} requests for this token; retry in {status.reset_seconds}s",
             max(1, status.reset_seconds),
+            status.headers(),
         )
     return record, status
 
@@ -139,15 +145,17 @@ def events_router() -> APIRouter:
         _introspect_endpoint(1),
         methods=["GET"],
         summary="Introspect a token (v1, PascalCase; deprecated upstream)",
-        responses={200: {"model": Introspection, "headers": _RATE_HEADERS}, **_ERRORS},
+        responses={200: {"model": Introspection, "headers": _RATE_HEADERS}, **_INTROSPECT_ERRORS},
         deprecated=True,
+        openapi_extra=_SECURITY,
     )
     router.add_api_route(
         "/api/v2/auth/introspect",
         _introspect_endpoint(2),
         methods=["GET"],
         summary="Introspect a token: its integration, features and account",
-        responses={200: {"model": IntrospectionV2, "headers": _RATE_HEADERS}, **_ERRORS},
+        responses={200: {"model": IntrospectionV2, "headers": _RATE_HEADERS}, **_INTROSPECT_ERRORS},
+        openapi_extra=_SECURITY,
     )
     for version in (1, 2):
         for feature in ALL_FEATURES:

@@ -7,10 +7,10 @@ The batch is stored atomically; the reply counts stored events and duplicates.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -52,6 +52,9 @@ def parse_batch(body: bytes) -> list[Any]:
     return events
 
 
+_FEATURE_NAMES = [f.value for f in ALL_FEATURES]
+
+
 def ingest_router() -> APIRouter:
     router = APIRouter(tags=["Ingest API"])
 
@@ -66,17 +69,29 @@ def ingest_router() -> APIRouter:
             413: {"model": ErrorBody, "description": "Body or batch too large."},
         },
         openapi_extra={
+            "security": [{"IngestKey": []}],
             "requestBody": {
                 "required": True,
-                "description": "A JSON array of v2 events, NDJSON, one event, or a page object with items.",
+                "description": "v2 events of the path's feature (SignInAttemptV2, ItemUsageV2 or AuditEventV2) as a"
+                " JSON array, one event object, an Events API page object (its items), or NDJSON; optionally gzip.",
                 "content": {
-                    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                {"type": "array", "items": {"type": "object"}},
+                                {"type": "object", "description": "One event, or a page with `items`."},
+                            ]
+                        }
+                    },
                     "application/x-ndjson": {"schema": {"type": "string"}},
                 },
-            }
+            },
         },
     )
-    async def ingest(request: Request, feature: str) -> Response:
+    async def ingest(
+        request: Request,
+        feature: Annotated[str, Path(description="The stream to add to.", json_schema_extra={"enum": _FEATURE_NAMES})],
+    ) -> Response:
         services: Services = request.app.state.services
         settings = services.settings
         try:

@@ -15,7 +15,17 @@ from siemgate.api.services import Services
 def meta_router() -> APIRouter:
     router = APIRouter(tags=["Service"])
 
-    @router.get("/.well-known/jwks.json", summary="Public keys that sign SIEM tokens (JWKS)")
+    @router.get(
+        "/.well-known/jwks.json",
+        summary="Public keys that sign SIEM tokens (JWKS)",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "A JSON Web Key Set.",
+                "content": {"application/jwk-set+json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
     async def jwks(request: Request) -> Response:
         services: Services = request.app.state.services
         return Response(orjson.dumps(services.keys.jwks()), media_type="application/jwk-set+json")
@@ -26,7 +36,14 @@ def meta_router() -> APIRouter:
         services.store.list_accounts()
         return Response(orjson.dumps({"status": "ok", "version": __version__}), media_type=JSON)
 
-    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+        },
+    )
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

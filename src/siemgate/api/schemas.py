@@ -28,9 +28,15 @@ class ResetCursor(BaseModel):
     model_config = ConfigDict(extra="allow")
     limit: int | None = Field(100, ge=1, le=1000, description="Events per page (1 to 1000).")
     start_time: str | None = Field(
-        None, description="RFC 3339; default end_time - 1h, or now - 1h. Clamped to the retention window."
+        None,
+        description="RFC 3339; default end_time - 1h, or now - 1h. Clamped to the retention window.",
+        json_schema_extra={"format": "date-time"},
     )
-    end_time: str | None = Field(None, description="RFC 3339; default open-ended (new events keep arriving).")
+    end_time: str | None = Field(
+        None,
+        description="RFC 3339; default open-ended (new events keep arriving).",
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 class CursorBody(BaseModel):

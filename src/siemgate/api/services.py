@@ -6,10 +6,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from siemgate import __version__
+from siemgate.accounts.audit import AuditRecorder
+from siemgate.accounts.credentials import IngestKeyAdmin
+from siemgate.accounts.integrations import IntegrationService
+from siemgate.accounts.lifecycle import TokenLifecycle
+from siemgate.accounts.people import PeopleService
 from siemgate.api.pages import PageReader
+from siemgate.auth.api_keys import ApiKeyService
 from siemgate.auth.ingest_keys import IngestKeyService
 from siemgate.auth.keys import KeyRing
 from siemgate.auth.ratelimit import RateLimiter
+from siemgate.auth.sessions import SessionService
 from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
@@ -31,6 +39,13 @@ class Services:
     reader: PageReader
     writer: EventWriter
     usage: UsageRecorder
+    audit: AuditRecorder
+    people: PeopleService
+    lifecycle: TokenLifecycle
+    integrations: IntegrationService
+    ingest_key_admin: IngestKeyAdmin
+    api_keys: ApiKeyService
+    sessions: SessionService
     _accounts: dict[int, Account] = field(default_factory=dict)
 
     def account(self, account_id: int) -> Account:
@@ -51,15 +66,28 @@ class Services:
 def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns) -> Services:
     """Wire the services around an already-migrated store."""
     keys = KeyRing(settings.data_dir)
+    tokens = TokenService(store, keys, settings.audience, clock, verify_audience=settings.public_host is not None)
+    ingest_keys = IngestKeyService(store, clock)
+    writer = EventWriter(store, clock, max_event_bytes=settings.ingest_max_event_bytes)
+    audit = AuditRecorder(store, writer, clock, __version__)
+    people = PeopleService(store, audit, clock)
+    lifecycle = TokenLifecycle(store, tokens, people, audit, clock)
     return Services(
         settings=settings,
         store=store,
         clock=clock,
         keys=keys,
-        tokens=TokenService(store, keys, settings.audience, clock, verify_audience=settings.public_host is not None),
-        ingest_keys=IngestKeyService(store, clock),
+        tokens=tokens,
+        ingest_keys=ingest_keys,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
         reader=PageReader(store, keys.cursor_key, settings.retention_days, clock),
-        writer=EventWriter(store, clock, max_event_bytes=settings.ingest_max_event_bytes),
+        writer=writer,
         usage=UsageRecorder(store),
+        audit=audit,
+        people=people,
+        lifecycle=lifecycle,
+        integrations=IntegrationService(store, people, lifecycle, audit, clock, settings.base_url, settings.audience),
+        ingest_key_admin=IngestKeyAdmin(store, ingest_keys, people, audit),
+        api_keys=ApiKeyService(store, clock),
+        sessions=SessionService(store, clock),
     )

@@ -51,6 +51,8 @@ class TokenService:
         self.clock = clock
         self._verified: OrderedDict[str, str] = OrderedDict()  # sha256 -> token id, signature checked
         self._lock = threading.Lock()
+        # Set by the token lifecycle: told about each authenticated token that replaced another.
+        self.on_authenticated: Callable[[TokenRecord], None] | None = None
 
     def issue(
         self,
@@ -59,6 +61,9 @@ class TokenService:
         name: str,
         features: Sequence[Feature],
         expires_in_ns: int | None,
+        *,
+        created_by: int | None = None,
+        replaces: str | None = None,
     ) -> tuple[str, TokenRecord]:
         """Sign and record a new token; returns (token, record). The token itself is not stored."""
         if not name.strip():
@@ -93,6 +98,8 @@ class TokenService:
             token_sha256=token_digest(token),
             created_at=now,
             expires_at=expires_at,
+            replaces=replaces,
+            created_by=created_by,
         )
         self.store.create_token(record)
         return token, record
@@ -112,10 +119,15 @@ class TokenService:
             record = self.store.get_token(token_id)
         except NotFound:
             raise Unauthorized("Unauthorized: this token is not known to this server") from None
+        now = self.clock()
         if record.revoked_at is not None:
             raise Unauthorized(f"Unauthorized: this token was revoked at {format_ns(record.revoked_at)}")
-        if record.expires_at is not None and self.clock() >= record.expires_at:
+        if record.revoke_at is not None and now >= record.revoke_at:
+            raise Unauthorized("Unauthorized: this token was replaced and its grace period has ended")
+        if record.expires_at is not None and now >= record.expires_at:
             raise Unauthorized(f"Unauthorized: this token expired at {format_ns(record.expires_at)}; issue a new one")
+        if record.replaces is not None and self.on_authenticated is not None:
+            self.on_authenticated(record)
         return record
 
     def _verify_signature(self, token: str, digest: str) -> str:

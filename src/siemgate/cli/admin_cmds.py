@@ -1,4 +1,5 @@
-"""Accounts, SIEM tokens, ingest keys and signing keys."""
+"""Accounts, SIEM tokens, ingest keys and signing keys. Changes are made as the command line
+actor and recorded in the account's audit trail like any other change."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from pathlib import Path
 
 import typer
 
-from siemgate.cli.common import features_option, find_account, parse_expiry, services_for
-from siemgate.cli.output import err, print_json, print_table, when
+from siemgate.accounts import views
+from siemgate.accounts.actor import CLI
+from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for
+from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound
-from siemgate.model.ids import new_id
-from siemgate.store.base import IngestKey, TokenRecord
+from siemgate.model.durations import parse_duration
+from siemgate.store.base import Integration
 
 account_app = typer.Typer(help="Accounts: every event, token and query belongs to one.", no_args_is_help=True)
 token_app = typer.Typer(help="SIEM bearer tokens for the Events API.", no_args_is_help=True)
@@ -19,63 +22,77 @@ ingest_key_app = typer.Typer(help="Ingest keys for producers that add events.", 
 keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
+ACCOUNT_OPTION = typer.Option(None, "--account", "-a", help="Account uuid or name (default: the only one).")
+
+
+def _cells(rows: list[dict[str, object]], columns: list[str]) -> list[list[object]]:
+    """Table cells; lists are shown comma-separated, nested objects by name."""
+    cells = []
+    for row in rows:
+        line: list[object] = []
+        for column in columns:
+            value = row.get(column)
+            if isinstance(value, list):
+                value = ",".join(map(str, value))
+            elif isinstance(value, dict):
+                value = value.get("name")
+            line.append(value)
+        cells.append(line)
+    return cells
 
 
 @account_app.command("create")
-def account_create(ctx: typer.Context, name: str, as_json: bool = JSON_OPTION) -> None:
-    """Create an account; prints its uuid on stdout."""
+def account_create(
+    ctx: typer.Context,
+    name: str,
+    owner: str = typer.Option(None, "--owner", help="Email of the first owner (created if new)."),
+    owner_name: str = typer.Option(None, "--owner-name", help="The owner's name."),
+    password_file: Path = typer.Option(None, "--password-file", help="The owner's console password, from a file."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the owner's password from stdin."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create an account (with its first owner); prints its uuid on stdout."""
+    password = read_password(password_file, password_stdin)
     with services_for(ctx) as services:
-        if not name.strip():
-            raise typer.BadParameter("the account name must not be empty")
-        account = services.store.create_account(new_id(), name.strip(), services.clock())
+        try:
+            account, person = services.people.create_account(CLI, name, owner, owner_name, password)
+        except ValueError as exc:  # a weak password
+            raise typer.BadParameter(str(exc)) from None
     if as_json:
-        print_json({"uuid": account.uuid, "name": account.name, "created_at": when(account.created_at)})
+        print_json({**views.account_view(account), "owner": person.email if person else None})
     else:
         print(account.uuid)
-        err.print(f"created account {account.name!r}")
+        who = (
+            f" with owner {person.email}"
+            if person
+            else " (no owner yet: add one with `siemgate user add --role owner`)"
+        )
+        err.print(f"created account {account.name!r}{who}")
 
 
 @account_app.command("list")
 def account_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List accounts."""
     with services_for(ctx) as services:
-        accounts = services.store.list_accounts()
-    rows = [{"uuid": a.uuid, "name": a.name, "created_at": when(a.created_at)} for a in accounts]
+        rows = [views.account_view(a) for a in services.store.list_accounts()]
     if as_json:
         print_json(rows)
     else:
-        print_table("Accounts", ["uuid", "name", "created"], [list(r.values()) for r in rows])
+        print_table("Accounts", ["uuid", "name", "created"], _cells(rows, ["uuid", "name", "created_at"]))
 
 
-def _cells(rows: list[dict[str, object]], columns: list[str]) -> list[list[object]]:
-    """Table cells; lists are shown comma-separated."""
-    return [[",".join(map(str, v)) if isinstance(v := r[c], list) else v for c in columns] for r in rows]
-
-
-def _token_dict(record: TokenRecord, integration: str, now: int) -> dict[str, object]:
-    if record.revoked_at is not None:
-        status = "revoked"
-    elif record.expires_at is not None and now >= record.expires_at:
-        status = "expired"
-    else:
-        status = "active"
-    return {
-        "id": record.id,
-        "name": record.name,
-        "integration": integration,
-        "features": [f.value for f in record.features],
-        "status": status,
-        "created_at": when(record.created_at),
-        "expires_at": when(record.expires_at),
-        "revoked_at": when(record.revoked_at),
-        "last_used_at": when(record.last_used_at),
-    }
+@account_app.command("rename")
+def account_rename(ctx: typer.Context, account: str, name: str) -> None:
+    """Rename an account."""
+    with services_for(ctx) as services:
+        renamed = services.people.rename_account(CLI, services.store.get_account(account), name)
+    err.print(f"account {renamed.uuid} is now {renamed.name!r}")
 
 
 @token_app.command("issue")
 def token_issue(
     ctx: typer.Context,
-    account: str = typer.Option(None, "--account", "-a", help="Account uuid or name (default: the only one)."),
+    account: str = ACCOUNT_OPTION,
     name: str = typer.Option(..., "--name", "-n", help="Token name, e.g. the SIEM host that will use it."),
     features: str = typer.Option(
         "all", "--features", "-f", help="Comma-separated: signinattempts,itemusages,auditevents."
@@ -84,7 +101,7 @@ def token_issue(
     integration: str = typer.Option(
         None, "--integration", "-i", help="Integration uuid or name (default: one named after the token)."
     ),
-    integration_type: str = typer.Option("other", "--type", help="Integration type when a new one is created."),
+    integration_type: str = typer.Option("other", "--type", help="SIEM type when a new integration is created."),
     output: Path = typer.Option(None, "--output", "-o", help="Also write the token to this file (mode 0600)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -95,13 +112,13 @@ def token_issue(
         acct = find_account(services.store, account)
         target = integration or name
         try:
-            integ = services.store.get_integration(acct.id, target)
+            integ = services.integrations.get(CLI, acct, target)
         except NotFound:
             if integration:
                 raise
-            integ = services.store.create_integration(acct.id, new_id(), integration_type, target, "", services.clock())
-        token, record = services.tokens.issue(acct, integ, name, chosen, expires_in)
-        info = _token_dict(record, integ.name, services.clock())
+            integ = services.integrations.create(CLI, acct, integration_type, target)
+        token, record = services.lifecycle.issue(CLI, acct, integ, name, chosen, expires_in)
+        info = views.token_view(record, services.clock(), integ)
         base_url = services.settings.base_url
     if output is not None:
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -123,18 +140,21 @@ def token_issue(
 def token_list(
     ctx: typer.Context,
     account: str = typer.Option(None, "--account", "-a", help="Only this account (uuid or name)."),
+    expiring: bool = typer.Option(False, "--expiring", help="Only tokens that expire within 14 days."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List tokens (never their secrets)."""
+    """List tokens (never their secrets); status is active, expiring, expired or revoked."""
     with services_for(ctx) as services:
         account_id = services.store.get_account(account).id if account else None
         now = services.clock()
-        names: dict[int, str] = {}
+        integrations: dict[int, Integration] = {}
         rows = []
         for record in services.store.list_tokens(account_id):
-            if record.integration_id not in names:
-                names[record.integration_id] = services.store.get_integration_by_id(record.integration_id).name
-            rows.append(_token_dict(record, names[record.integration_id], now))
+            if record.integration_id not in integrations:
+                integrations[record.integration_id] = services.store.get_integration_by_id(record.integration_id)
+            view = views.token_view(record, now, integrations[record.integration_id])
+            if not expiring or view["status"] == "expiring":
+                rows.append(view)
     if as_json:
         print_json(rows)
     else:
@@ -146,26 +166,60 @@ def token_list(
 def token_revoke(ctx: typer.Context, token_id: str) -> None:
     """Revoke a token: its next request gets 401."""
     with services_for(ctx) as services:
-        record = services.store.revoke_token(token_id, services.clock())
-    err.print(f"token {record.id} ({record.name}) revoked at {when(record.revoked_at)}")
+        record = services.store.get_token(token_id)
+        account = services.store.get_account_by_id(record.account_id)
+        revoked = services.lifecycle.revoke(CLI, account, token_id)
+    err.print(f"token {revoked.id} ({revoked.name}) revoked at {views.when(revoked.revoked_at)}")
 
 
-def _key_dict(key: IngestKey) -> dict[str, object]:
-    return {
-        "id": key.id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "features": [f.value for f in key.features],
-        "status": "revoked" if key.revoked_at is not None else "active",
-        "created_at": when(key.created_at),
-        "last_used_at": when(key.last_used_at),
-    }
+@token_app.command("rotate")
+def token_rotate(
+    ctx: typer.Context,
+    token_id: str,
+    grace: str = typer.Option(
+        None,
+        "--grace",
+        help="Revoke the old token after this long (e.g. 2h, 7d; 0 = now). Default: when the"
+        " replacement is first used, at the latest after 24h.",
+    ),
+    output: Path = typer.Option(None, "--output", "-o", help="Also write the new token to this file (mode 0600)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Issue a replacement with the same features; the old token stops after the grace period."""
+    grace_ns = None
+    if grace is not None:
+        try:
+            grace_ns = parse_duration(grace, allow_never=False, allow_zero=True)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    with services_for(ctx) as services:
+        record = services.store.get_token(token_id)
+        account = services.store.get_account_by_id(record.account_id)
+        token, new = services.lifecycle.rotate(CLI, account, token_id, grace_ns)
+        old = services.store.get_token(token_id)
+        info = views.token_view(new, services.clock())
+    if output is not None:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+    if as_json:
+        print_json({**info, "token": token, "old_token_revoke_at": views.when(old.revoke_at or old.revoked_at)})
+    else:
+        print(token)
+        when = (
+            "now"
+            if old.revoked_at
+            else f"when the new token is first used, at the latest {views.when(old.revoke_at)}"
+            if old.revoke_on_replacement_use
+            else views.when(old.revoke_at)
+        )
+        err.print(f"issued {new.id} to replace {old.id}; the old token is revoked {when}. Shown only once.")
 
 
 @ingest_key_app.command("create")
 def ingest_key_create(
     ctx: typer.Context,
-    account: str = typer.Option(None, "--account", "-a", help="Account uuid or name (default: the only one)."),
+    account: str = ACCOUNT_OPTION,
     name: str = typer.Option(..., "--name", "-n", help="What will use the key."),
     features: str = typer.Option("all", "--features", "-f", help="Streams the key may write."),
     as_json: bool = JSON_OPTION,
@@ -174,9 +228,9 @@ def ingest_key_create(
     chosen = features_option(features)
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
-        secret, key = services.ingest_keys.create(acct, name, chosen)
+        secret, key = services.ingest_key_admin.create(CLI, acct, name, chosen)
     if as_json:
-        print_json({**_key_dict(key), "key": secret, "account": acct.uuid})
+        print_json({**views.ingest_key_view(key), "key": secret, "account": acct.uuid})
     else:
         print(secret)
         err.print(f"created ingest key {key.id} ({key.name}) for account {acct.name!r}; it is shown only once")
@@ -191,7 +245,7 @@ def ingest_key_list(
     """List ingest keys (prefix only, never the secret)."""
     with services_for(ctx) as services:
         account_id = services.store.get_account(account).id if account else None
-        rows = [_key_dict(k) for k in services.store.list_ingest_keys(account_id)]
+        rows = [views.ingest_key_view(k) for k in services.store.list_ingest_keys(account_id)]
     if as_json:
         print_json(rows)
     else:
@@ -203,7 +257,10 @@ def ingest_key_list(
 def ingest_key_revoke(ctx: typer.Context, key_id: str) -> None:
     """Revoke an ingest key."""
     with services_for(ctx) as services:
-        key = services.store.revoke_ingest_key(key_id, services.clock())
+        owner = next((k for k in services.store.list_ingest_keys() if k.id == key_id), None)
+        if owner is None:
+            raise NotFound(f"ingest key {key_id!r} not found")
+        key = services.ingest_key_admin.revoke(CLI, services.store.get_account_by_id(owner.account_id), key_id)
     err.print(f"ingest key {key.id} ({key.name}) revoked")
 
 
@@ -227,4 +284,6 @@ def keys_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json(rows)
     else:
-        print_table("Signing keys", ["kid", "active", "used by live tokens"], [list(r.values()) for r in rows])
+        print_table(
+            "Signing keys", ["kid", "active", "used by live tokens"], _cells(rows, ["kid", "active", "live_tokens"])
+        )

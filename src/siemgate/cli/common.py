@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +13,9 @@ from siemgate.api.services import Services
 from siemgate.cli.wiring import open_services
 from siemgate.config import Settings, load_settings
 from siemgate.errors import BadRequest, NotFound
+from siemgate.model.durations import parse_duration
 from siemgate.model.features import Feature, parse_features
-from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.store.base import Account, Store
-
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class CliState:
@@ -67,10 +64,18 @@ def features_option(text: str | None) -> tuple[Feature, ...]:
 
 def parse_expiry(text: str) -> int | None:
     """'never' -> None; '30d', '90d', '180d', '12h', '2w', '45m' -> nanoseconds."""
-    value = text.strip().lower()
-    if value in ("never", "none", "0"):
-        return None
-    match = _DURATION.fullmatch(value)
-    if match is None or int(match.group(1)) == 0:
-        raise typer.BadParameter(f"{text!r}: use never, 30d, 90d, 180d or a custom duration such as 12h, 45d, 2w")
-    return int(match.group(1)) * _UNITS[match.group(2)] * NS_PER_SECOND
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def read_password(password_file: Path | None, password_stdin: bool) -> str | None:
+    """A password from a file, from stdin, or None when neither is given."""
+    if password_file is not None and password_stdin:
+        raise typer.BadParameter("give --password-file or --password-stdin, not both")
+    if password_file is not None:
+        return password_file.read_text().rstrip("\n")
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return None

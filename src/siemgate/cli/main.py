@@ -12,6 +12,7 @@ from siemgate.cli.admin_cmds import account_app, ingest_key_app, keys_app, token
 from siemgate.cli.common import CliState
 from siemgate.cli.data_cmds import db_app, ingest, simulate
 from siemgate.cli.demo_cmd import demo
+from siemgate.cli.people_cmds import api_key_app, integration_app, user_app
 from siemgate.cli.serve_cmds import serve
 from siemgate.errors import ConfigError, SiemgateError
 
@@ -25,6 +26,9 @@ app.add_typer(account_app, name="account")
 app.add_typer(token_app, name="token")
 app.add_typer(ingest_key_app, name="ingest-key")
 app.add_typer(keys_app, name="keys")
+app.add_typer(user_app, name="user")
+app.add_typer(integration_app, name="integration")
+app.add_typer(api_key_app, name="api-key")
 app.add_typer(db_app, name="db")
 app.command()(serve)
 app.command()(demo)

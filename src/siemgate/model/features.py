@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 
@@ -28,7 +29,7 @@ _CODES = {Feature.SIGNINATTEMPTS: 1, Feature.ITEMUSAGES: 2, Feature.AUDITEVENTS:
 _BY_CODE = {code: feature for feature, code in _CODES.items()}
 
 
-def parse_features(text: str | list[str] | tuple[str, ...] | None) -> tuple[Feature, ...]:
+def parse_features(text: str | Sequence[str] | None) -> tuple[Feature, ...]:
     """Parse a comma-separated list (or a list) of feature names; None or "all" means all three.
 
     An empty list is an error, never "all": a credential's scope must be chosen.

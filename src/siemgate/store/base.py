@@ -411,4 +411,5 @@ class Store(abc.ABC):
         """The highest seq ever given in the stream (0 when empty)."""
 
     @abc.abstractmethod
-    def count_events(self, account_id: int, feature: Feature) -> int: ...
+    def count_events(self, account_id: int, feature: Feature, after_seq: int = 0) -> int:
+        """Events stored in the stream with seq > after_seq."""

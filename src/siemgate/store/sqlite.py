@@ -859,10 +859,13 @@ class SQLiteStore(Store):
         )
         return int(row[0]) if row else 0
 
-    def count_events(self, account_id: int, feature: Feature) -> int:
+    def count_events(self, account_id: int, feature: Feature, after_seq: int = 0) -> int:
         row = (
             self._reader()
-            .execute("SELECT count(*) FROM events WHERE account_id = ? AND feature = ?", (account_id, feature.code))
+            .execute(
+                "SELECT count(*) FROM events WHERE account_id = ? AND feature = ? AND seq > ?",
+                (account_id, feature.code, after_seq),
+            )
             .fetchone()
         )
         return int(row[0])

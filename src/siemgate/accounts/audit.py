@@ -1,0 +1,140 @@
+"""siemgate's own audit trail: every change to accounts, people, integrations and credentials is
+recorded as an event in the account's `auditevents` stream, and console sign-ins in its
+`signinattempts` stream, so the SIEM sees who changed its own access (docs/audit.md).
+
+Events are written through EventWriter with strict validation, like any producer's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from siemgate.accounts.actor import Actor
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.model.timestamps import format_ns
+from siemgate.store.base import Account, Store, User
+from siemgate.store.ingest import EventWriter
+
+CONSOLE_APP = "siemgate Console"
+
+
+class AuditRecorder:
+    def __init__(self, store: Store, writer: EventWriter, clock: Callable[[], int], version: str) -> None:
+        self.store = store
+        self.writer = writer
+        self.clock = clock
+        self.version = version
+
+    def _person(self, account: Account, user: User) -> tuple[dict[str, Any], str, str]:
+        """(UserV2 details, user_type, home account uuid) of a person acting in `account`."""
+        home = account.uuid
+        if user.home_account_id is not None and user.home_account_id != account.id:
+            home = self.store.get_account_by_id(user.home_account_id).uuid
+        kind = "user" if home == account.uuid else "external_user"
+        details = {
+            "uuid": user.uuid,
+            "name": user.name,
+            "email": user.email,
+            "user_type": kind,
+            "user_account_uuid": home,
+        }
+        return details, kind, home
+
+    def record(
+        self,
+        account: Account,
+        actor: Actor,
+        action: str,
+        object_type: str,
+        *,
+        object_uuid: str | None = None,
+        object_user: User | None = None,
+        aux_uuid: str | None = None,
+        aux_info: dict[str, Any] | str | None = None,
+    ) -> dict[str, Any]:
+        """Write one audit event to the account's auditevents stream; returns it."""
+        now = self.clock()
+        event: dict[str, Any] = {"uuid": new_id(), "timestamp": format_ns(now)}
+        if actor.user is not None:
+            details, kind, home = self._person(account, actor.user)
+            event["actor_uuid"] = actor.user.uuid
+            event["actor_details"] = details
+        else:
+            event["actor_details"] = {"name": actor.label}
+            kind, home = "", ""
+        event["action"] = action
+        event["object_type"] = object_type
+        if object_user is not None:
+            event["object_uuid"] = object_user.uuid
+            event["object_details"] = {"uuid": object_user.uuid, "name": object_user.name, "email": object_user.email}
+        elif object_uuid is not None:
+            event["object_uuid"] = object_uuid
+        if aux_uuid is not None:
+            event["aux_uuid"] = aux_uuid
+        if aux_info is not None:
+            event["aux_info"] = aux_info if isinstance(aux_info, str) else orjson.dumps(aux_info).decode()
+        if actor.credential_id is not None:
+            session: dict[str, Any] = {"uuid": actor.credential_id}
+            if actor.credential_created_at is not None:
+                session["login_time"] = format_ns(actor.credential_created_at)
+            if actor.ip:
+                session["ip"] = actor.ip
+            event["session"] = session
+        if kind:
+            event["actor_type"] = kind
+            event["actor_account_uuid"] = home
+        event["account_uuid"] = account.uuid
+        self.writer.write(account.id, Feature.AUDITEVENTS, [event])
+        return event
+
+    def sign_in(
+        self, account: Account, user: User, *, success: bool, ip: str, user_agent: str, session_id: str | None
+    ) -> dict[str, Any]:
+        """Write a console sign-in attempt to the account's signinattempts stream; returns it."""
+        details, _, _ = self._person(account, user)
+        event: dict[str, Any] = {
+            "uuid": new_id(),
+            "timestamp": format_ns(self.clock()),
+            "category": "success" if success else "credentials_failed",
+            "type": "credentials_ok" if success else "password_secret_bad",
+            "details": None,
+            "target_user": details,
+            "client": {
+                "app_name": CONSOLE_APP,
+                "app_version": self.version,
+                "platform_name": _browser(user_agent),
+                "platform_version": "",
+                "os_name": _os(user_agent),
+                "os_version": "",
+                "ip_address": ip,
+            },
+            "account_uuid": account.uuid,
+        }
+        if session_id is not None:
+            event["session_uuid"] = session_id
+        self.writer.write(account.id, Feature.SIGNINATTEMPTS, [event])
+        return event
+
+
+def _browser(user_agent: str) -> str:
+    for marker, name in (("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari")):
+        if marker in user_agent:
+            return name
+    return user_agent.split("/", 1)[0][:40] if user_agent else ""
+
+
+def _os(user_agent: str) -> str:
+    for marker, name in (
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("Linux", "Linux"),
+    ):
+        if marker in user_agent:
+            return name
+    return ""

@@ -1,0 +1,48 @@
+"""Ingest keys managed by people, with the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from siemgate.accounts.actor import Actor
+from siemgate.accounts.audit import AuditRecorder
+from siemgate.accounts.people import PeopleService
+from siemgate.auth.ingest_keys import IngestKeyService
+from siemgate.errors import NotFound
+from siemgate.model.features import Feature
+from siemgate.store.base import Account, IngestKey, Store
+
+
+class IngestKeyAdmin:
+    def __init__(self, store: Store, keys: IngestKeyService, people: PeopleService, audit: AuditRecorder) -> None:
+        self.store = store
+        self.keys = keys
+        self.people = people
+        self.audit = audit
+
+    def create(self, actor: Actor, account: Account, name: str, features: Sequence[Feature]) -> tuple[str, IngestKey]:
+        self.people.require(actor, account, "administrator", "create ingest keys")
+        secret, key = self.keys.create(account, name, features)
+        self.audit.record(
+            account,
+            actor,
+            "create",
+            "satoken",
+            object_uuid=key.id,
+            aux_info={"kind": "ingest key", "name": key.name, "features": [f.value for f in key.features]},
+        )
+        return secret, key
+
+    def list_keys(self, actor: Actor, account: Account) -> list[IngestKey]:
+        self.people.role(actor, account)
+        return self.store.list_ingest_keys(account.id)
+
+    def revoke(self, actor: Actor, account: Account, key_id: str) -> IngestKey:
+        self.people.require(actor, account, "administrator", "revoke ingest keys")
+        if not any(k.id == key_id for k in self.store.list_ingest_keys(account.id)):
+            raise NotFound(f"Not Found: no ingest key {key_id!r} in {account.name!r}")
+        key = self.store.revoke_ingest_key(key_id, self.keys.clock())
+        self.audit.record(
+            account, actor, "trevoke", "satoken", object_uuid=key.id, aux_info={"kind": "ingest key", "name": key.name}
+        )
+        return key

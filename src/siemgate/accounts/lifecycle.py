@@ -1,0 +1,257 @@
+"""The SIEM token lifecycle: issue, revoke, rotate with a grace period, expiry warnings.
+
+Status of a token: `revoked`, `expired`, `expiring` (within 14 days of its expiry), or `active`.
+Rotation issues a replacement with the same integration and features and revokes the old token
+after the grace period chosen, or by default as soon as the replacement is first used, and after
+24 hours at the latest. Scheduled transitions (a rotation's deadline, the 14-day warning, expiry)
+are recorded as audit events by `run_due`, which the server calls every minute; the Events API
+also applies a passed deadline on the very next request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from siemgate.accounts.actor import SYSTEM, Actor
+from siemgate.accounts.audit import AuditRecorder
+from siemgate.accounts.people import PeopleService
+from siemgate.auth.tokens import TokenService
+from siemgate.errors import BadRequest, NotFound
+from siemgate.model.features import Feature
+from siemgate.model.timestamps import NS_PER_SECOND, format_ns
+from siemgate.store.base import Account, Integration, Store, TokenRecord
+
+DAY_NS = 86400 * NS_PER_SECOND
+EXPIRY_WARNING_NS = 14 * DAY_NS
+DEFAULT_GRACE_NS = DAY_NS
+
+
+def token_status(record: TokenRecord, now: int) -> str:
+    if record.revoked_at is not None or (record.revoke_at is not None and now >= record.revoke_at):
+        return "revoked"
+    if record.expires_at is not None:
+        if now >= record.expires_at:
+            return "expired"
+        if record.expires_at - now <= EXPIRY_WARNING_NS:
+            return "expiring"
+    return "active"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLag:
+    feature: Feature
+    last_seq: int | None
+    head_seq: int
+    behind: int | None  # events stored after the consumer's last position (None: never read)
+    last_read_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueSummary:
+    revoked: list[str]
+    warned: list[str]
+    expired: list[str]
+
+
+class TokenLifecycle:
+    def __init__(
+        self, store: Store, tokens: TokenService, people: PeopleService, audit: AuditRecorder, clock: Callable[[], int]
+    ) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.people = people
+        self.audit = audit
+        self.clock = clock
+        self._handled_replacements: set[str] = set()
+        self._lock = threading.Lock()
+        tokens.on_authenticated = self._on_authenticated
+
+    def _integration_of(self, account: Account, record: TokenRecord) -> Integration:
+        if record.account_id != account.id:
+            raise NotFound(f"Not Found: no token {record.id!r} in {account.name!r}")
+        return self.store.get_integration_by_id(record.integration_id)
+
+    def find(self, account: Account, token_id: str) -> TokenRecord:
+        try:
+            record = self.store.get_token(token_id)
+        except NotFound:
+            raise NotFound(f"Not Found: no token {token_id!r} in {account.name!r}") from None
+        if record.account_id != account.id:
+            raise NotFound(f"Not Found: no token {token_id!r} in {account.name!r}")
+        return record
+
+    def issue(
+        self,
+        actor: Actor,
+        account: Account,
+        integration: Integration,
+        name: str,
+        features: Sequence[Feature],
+        expires_in_ns: int | None,
+        *,
+        replaces: str | None = None,
+    ) -> tuple[str, TokenRecord]:
+        """Issue a token (shown once to the caller); records `create satoken`."""
+        self.people.require(actor, account, "administrator", "issue tokens")
+        if integration.account_id != account.id or integration.deleted_at is not None:
+            raise NotFound(f"Not Found: no integration {integration.uuid!r} in {account.name!r}")
+        if not name.strip():
+            raise BadRequest("the token needs a name")
+        if expires_in_ns is not None and expires_in_ns <= 0:
+            raise BadRequest("the expiry must be in the future")
+        token, record = self.tokens.issue(
+            account,
+            integration,
+            name,
+            features,
+            expires_in_ns,
+            created_by=actor.user.id if actor.user else None,
+            replaces=replaces,
+        )
+        self.audit.record(
+            account,
+            actor,
+            "create",
+            "satoken",
+            object_uuid=record.id,
+            aux_uuid=integration.uuid,
+            aux_info={
+                "name": record.name,
+                "features": [f.value for f in record.features],
+                "expires_at": format_ns(record.expires_at) if record.expires_at else None,
+            },
+        )
+        return token, record
+
+    def revoke(self, actor: Actor, account: Account, token_id: str, *, reason: str | None = None) -> TokenRecord:
+        """Revoke now (idempotent); records `trevoke satoken` the first time."""
+        self.people.require(actor, account, "administrator", "revoke tokens")
+        record = self.find(account, token_id)
+        if record.revoked_at is not None:
+            return record
+        revoked = self.store.revoke_token(record.id, self.clock())
+        integration = self._integration_of(account, record)
+        info = {"name": record.name}
+        if reason:
+            info["reason"] = reason
+        self.audit.record(
+            account, actor, "trevoke", "satoken", object_uuid=record.id, aux_uuid=integration.uuid, aux_info=info
+        )
+        return revoked
+
+    def rotate(self, actor: Actor, account: Account, token_id: str, grace_ns: int | None) -> tuple[str, TokenRecord]:
+        """Issue a replacement with the same features and expiry length; revoke the old token after
+        `grace_ns` (0: at once), or by default at the replacement's first use or after 24 hours."""
+        self.people.require(actor, account, "administrator", "rotate tokens")
+        old = self.find(account, token_id)
+        if token_status(old, self.clock()) in ("revoked", "expired"):
+            raise BadRequest(f"token {old.id} is {token_status(old, self.clock())}; issue a new token instead")
+        if grace_ns is not None and grace_ns < 0:
+            raise BadRequest("the grace period cannot be negative")
+        integration = self._integration_of(account, old)
+        lifetime = None if old.expires_at is None else old.expires_at - old.created_at
+        token, new = self.issue(actor, account, integration, old.name, old.features, lifetime, replaces=old.id)
+        now = self.clock()
+        if grace_ns == 0:
+            self.revoke(actor, account, old.id, reason=f"rotated to {new.id}")
+        elif grace_ns is None:
+            self.store.schedule_revocation(old.id, now + DEFAULT_GRACE_NS, on_replacement_use=True)
+        else:
+            self.store.schedule_revocation(old.id, now + grace_ns, on_replacement_use=False)
+        self.audit.record(
+            account,
+            actor,
+            "replace",
+            "satoken",
+            object_uuid=new.id,
+            aux_uuid=old.id,
+            aux_info={
+                "name": old.name,
+                "old_token_revoked": "now"
+                if grace_ns == 0
+                else (
+                    f"at first use of the replacement, at the latest {format_ns(now + DEFAULT_GRACE_NS)}"
+                    if grace_ns is None
+                    else format_ns(now + grace_ns)
+                ),
+            },
+        )
+        return token, new
+
+    def _on_authenticated(self, record: TokenRecord) -> None:
+        """Called by TokenService for every authenticated request of a token that replaced another."""
+        if record.replaces is None or record.replaces in self._handled_replacements:
+            return
+        with self._lock:
+            if record.replaces in self._handled_replacements:
+                return
+            self._handled_replacements.add(record.replaces)
+        old = self.store.get_token(record.replaces)
+        if old.revoked_at is None and old.revoke_on_replacement_use:
+            account = self.store.get_account_by_id(old.account_id)
+            self.revoke(SYSTEM, account, old.id, reason=f"replacement {record.id} was used")
+
+    def run_due(self) -> DueSummary:
+        """Apply passed rotation deadlines and record expiry warnings and expiries (each once)."""
+        now = self.clock()
+        summary = DueSummary([], [], [])
+        for record in self.store.list_tokens():
+            if record.revoked_at is not None:
+                continue
+            account = self.store.get_account_by_id(record.account_id)
+            if record.revoke_at is not None and now >= record.revoke_at:
+                self.revoke(SYSTEM, account, record.id, reason="rotation grace period ended")
+                summary.revoked.append(record.id)
+                continue
+            if record.expires_at is None:
+                continue
+            integration = self.store.get_integration_by_id(record.integration_id)
+            if now >= record.expires_at and record.expiry_recorded_at is None:
+                self.audit.record(
+                    account,
+                    SYSTEM,
+                    "expire",
+                    "satoken",
+                    object_uuid=record.id,
+                    aux_uuid=integration.uuid,
+                    aux_info={"name": record.name, "state": "expired", "expired_at": format_ns(record.expires_at)},
+                )
+                self.store.mark_token(record.id, expiry_recorded_at=now)
+                summary.expired.append(record.id)
+            elif (
+                now < record.expires_at
+                and record.expires_at - now <= EXPIRY_WARNING_NS
+                and record.expiry_warned_at is None
+            ):
+                self.audit.record(
+                    account,
+                    SYSTEM,
+                    "expire",
+                    "satoken",
+                    object_uuid=record.id,
+                    aux_uuid=integration.uuid,
+                    aux_info={
+                        "name": record.name,
+                        "state": "expiring_soon",
+                        "expires_at": format_ns(record.expires_at),
+                    },
+                )
+                self.store.mark_token(record.id, expiry_warned_at=now)
+                summary.warned.append(record.id)
+        return summary
+
+    def lag(self, record: TokenRecord) -> list[StreamLag]:
+        """How far the token's consumer is behind the head of each stream it may read."""
+        positions = self.store.token_positions(record.id)
+        result = []
+        for feature in record.features:
+            head = self.store.head_seq(record.account_id, feature)
+            seen = positions.get(feature)
+            if seen is None:
+                result.append(StreamLag(feature, None, head, None, None))
+            else:
+                behind = self.store.count_events(record.account_id, feature, after_seq=seen[0])
+                result.append(StreamLag(feature, seen[0], head, behind, seen[1]))
+        return result

@@ -1,0 +1,93 @@
+"""Authentication and shared parameters of the admin API."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+
+from siemgate.accounts.actor import Actor
+from siemgate.api.services import Services
+from siemgate.auth.api_keys import PREFIX as API_KEY_PREFIX
+from siemgate.auth.ingest_keys import PREFIX as INGEST_PREFIX
+from siemgate.auth.sessions import COOKIE
+from siemgate.errors import BadRequest, Unauthorized
+from siemgate.store.base import Account
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+
+_bearer = HTTPBearer(auto_error=False, scheme_name="PersonalApiKey", description="A personal API key (sgp_...).")
+_cookie = APIKeyCookie(name=COOKIE, auto_error=False, scheme_name="ConsoleSession")
+
+T = TypeVar("T")
+
+
+def services(request: Request) -> Services:
+    result: Services = request.app.state.services
+    return result
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def admin_actor(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> Actor:
+    """The person making an admin API request; raises Unauthorized saying what to send."""
+    svc = services(request)
+    if bearer is not None:
+        secret = bearer.credentials.strip()
+        if secret.startswith(API_KEY_PREFIX):
+            user, key = svc.api_keys.authenticate(secret)
+            svc.usage.record_api_key(key.id, svc.clock())
+            return Actor(user, "api_key", key.id, key.created_at, client_ip(request))
+        if secret.startswith(INGEST_PREFIX):
+            raise Unauthorized("Unauthorized: ingest keys can only add events; use a personal API key (sgp_...)")
+        raise Unauthorized(
+            "Unauthorized: SIEM tokens can only read events through the Events API; the admin API takes a"
+            " personal API key (sgp_..., `siemgate api-key create`) or a console session"
+        )
+    if cookie:
+        user, session = svc.sessions.authenticate(cookie)
+        if request.method not in SAFE_METHODS:
+            svc.sessions.check_csrf(session, request.headers.get(CSRF_HEADER))
+        return Actor(user, "session", session.id, session.created_at, client_ip(request))
+    raise Unauthorized("Unauthorized: send a personal API key as 'Authorization: Bearer sgp_...', or sign in")
+
+
+ActorDep = Annotated[Actor, Depends(admin_actor)]
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def account_param(account: str, actor: ActorDep, request: Request) -> Account:
+    """The `{account}` path parameter (uuid or name), visible to the actor."""
+    return services(request).people.account_for(actor, account)
+
+
+AccountDep = Annotated[Account, Depends(account_param)]
+LimitQuery = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
+CursorQuery = Annotated[str | None, Query(description="The next_cursor of the previous page.")]
+
+
+def paginate(items: Sequence[T], key: Callable[[T], str], limit: int, cursor: str | None) -> dict[str, Any]:
+    """Keyset pagination over items sorted by `key`: {"items", "next_cursor"}."""
+    after = ""
+    if cursor:
+        try:
+            after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("Bad Request: cursor is not a next_cursor from this API") from None
+    ordered = sorted(items, key=key)
+    remaining = [item for item in ordered if key(item) > after]
+    page = remaining[:limit]
+    next_cursor = None
+    if len(remaining) > limit:
+        next_cursor = base64.urlsafe_b64encode(key(page[-1]).encode()).rstrip(b"=").decode()
+    return {"items": page, "next_cursor": next_cursor}

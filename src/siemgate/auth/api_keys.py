@@ -1,0 +1,51 @@
+"""Personal API keys for the admin API. A key acts as its person, in every account they belong to.
+
+Format `sgp_<43 base64url characters>`; stored as SHA-256, shown once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from siemgate.auth.tokens import token_digest
+from siemgate.errors import NotFound, Unauthorized
+from siemgate.model.ids import new_id
+from siemgate.store.base import ApiKey, Store, User
+
+PREFIX = "sgp_"
+
+
+class ApiKeyService:
+    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+        self.store = store
+        self.clock = clock
+
+    def create(self, user: User, name: str, expires_in_ns: int | None = None) -> tuple[str, ApiKey]:
+        if not name.strip():
+            raise ValueError("an API key needs a name, e.g. the script that uses it")
+        secret = PREFIX + secrets.token_urlsafe(32)
+        now = self.clock()
+        key = ApiKey(
+            id=new_id(),
+            user_id=user.id,
+            name=name.strip(),
+            key_sha256=token_digest(secret),
+            prefix=secret[:10],
+            created_at=now,
+            expires_at=None if expires_in_ns is None else now + expires_in_ns,
+        )
+        self.store.create_api_key(key)
+        return secret, key
+
+    def authenticate(self, secret: str) -> tuple[User, ApiKey]:
+        """The person a live key belongs to; raises Unauthorized."""
+        try:
+            key = self.store.get_api_key_by_hash(token_digest(secret))
+        except NotFound:
+            raise Unauthorized("Unauthorized: this API key is not known to this server") from None
+        if key.revoked_at is not None:
+            raise Unauthorized("Unauthorized: this API key has been revoked")
+        if key.expires_at is not None and self.clock() >= key.expires_at:
+            raise Unauthorized("Unauthorized: this API key has expired; create a new one")
+        return self.store.get_user_by_id(key.user_id), key

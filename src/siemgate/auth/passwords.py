@@ -1,0 +1,32 @@
+"""Password hashing with argon2id (argon2-cffi's defaults, RFC 9106 low-memory profile)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+_hasher = PasswordHasher()
+MIN_LENGTH = 10
+# A fixed hash to verify against when the person does not exist, so that timing does not reveal it.
+_DUMMY = _hasher.hash("siemgate-no-such-person")
+
+
+def check_strength(password: str) -> None:
+    """Raise ValueError when a password is too weak to accept."""
+    if len(password) < MIN_LENGTH:
+        raise ValueError(f"the password must have at least {MIN_LENGTH} characters")
+    if password.strip() != password or not password.strip():
+        raise ValueError("the password must not start or end with spaces")
+
+
+def hash_password(password: str) -> str:
+    check_strength(password)
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when `password` matches; always spends the same work, even without a hash."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

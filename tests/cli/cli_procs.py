@@ -1,0 +1,332 @@
+"""Support for tests that run `siemgate` as real processes: start, wait, stop, and look at their
+sockets through /proc (Linux) to know what the server has accepted and read.
+
+Nothing here sleeps for a fixed time as synchronisation: every wait is a poll with a deadline that
+fails the test with what the process wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from siemgate.api.services import Services
+from siemgate.cli.wiring import open_services
+from siemgate.config import load_settings
+from siemgate.model.features import ALL_FEATURES
+from siemgate.model.ids import new_id
+from siemgate.model.timestamps import format_ns
+
+SIEMGATE = [sys.executable, "-m", "siemgate"]
+POLL = 0.02  # seconds between two looks at something we are waiting for
+HAVE_PROC_NET = Path("/proc/net/tcp").exists() and Path("/proc/self/fd").is_dir()
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "SIEMGATE_DATA_DIR": str(data_dir), "SIEMGATE_LOG_FORMAT": "text", **extra}
+    env.pop("SIEMGATE_CONFIG", None)
+    env.pop("SIEMGATE_PORT", None)
+    env.pop("SIEMGATE_HOST", None)
+    env.pop("SIEMGATE_PUBLIC_HOST", None)
+    return env
+
+
+@contextlib.contextmanager
+def services_at(data_dir: Path) -> Iterator[Services]:
+    """The data directory's services, opened in this process (fast set-up: no CLI start-up)."""
+    services = open_services(load_settings(data_dir=data_dir))
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def make_account(data_dir: Path, name: str = "Acme") -> str:
+    """Create the store, the keys and an account; returns the account uuid."""
+    with services_at(data_dir) as services:
+        return services.store.create_account(new_id(), name, services.clock()).uuid
+
+
+def issue_token(data_dir: Path, account: str, name: str) -> str:
+    with services_at(data_dir) as services:
+        acct = services.store.get_account(account)
+        integration = services.store.create_integration(acct.id, new_id(), "other", name, "", services.clock())
+        token, _ = services.tokens.issue(acct, integration, name, ALL_FEATURES, None)
+        return token
+
+
+def create_ingest_key(data_dir: Path, account: str, name: str) -> str:
+    with services_at(data_dir) as services:
+        key, _ = services.ingest_keys.create(services.store.get_account(account), name, ALL_FEATURES)
+        return key
+
+
+def run_cli(env: dict[str, str], *args: str, ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*SIEMGATE, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if ok:
+        assert result.returncode == 0, f"siemgate {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+    return result
+
+
+def run_cli_json(env: dict[str, str], *args: str) -> Any:
+    return json.loads(run_cli(env, *args, "--json").stdout)
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, *, proc: Proc | None = None) -> T:
+    """Poll `check` until it returns something truthy, and return that; fail after `timeout` seconds.
+
+    When `proc` is given and exits meanwhile, fail at once with its output."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if proc is not None and proc.popen.poll() is not None:
+            code = proc.popen.returncode
+            raise AssertionError(f"{proc.name} exited ({code}) while waiting for {what}:\n{proc.output()}")
+        if time.monotonic() > deadline:
+            detail = f"\n{proc.output()}" if proc is not None else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
+        time.sleep(POLL)
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float) -> None:
+    """wait_for for a plain condition."""
+    wait_for(what, lambda: bool(check()), timeout)
+
+
+class Proc:
+    """A siemgate process with stdout and stderr going to files (no pipe can fill up and block it)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        tag = new_id()[:6]
+        self.stdout_path = log_dir / f"{name}-{tag}.out"
+        self.stderr_path = log_dir / f"{name}-{tag}.err"
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.popen = subprocess.Popen([*SIEMGATE, *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        self.pid = self.popen.pid
+        self.descendants: set[int] = set()  # every child pid seen, so cleanup can reach them
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def output(self) -> str:
+        return f"--- stdout ---\n{self.stdout()[-4000:]}\n--- stderr ---\n{self.stderr()[-4000:]}"
+
+    def children(self) -> list[tuple[int, str]]:
+        found = children(self.pid)
+        self.descendants.update(pid for pid, _ in found)
+        return found
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> tuple[int, float]:
+        """Send `sig` and wait for the process to end; returns (exit code, seconds it took)."""
+        started = time.monotonic()
+        self.children()
+        self.popen.send_signal(sig)
+        try:
+            code = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            message = f"{self.name} did not stop within {timeout}s of signal {sig}"
+            raise AssertionError(f"{message}:\n{self.output()}") from None
+        return code, time.monotonic() - started
+
+    def kill(self) -> None:
+        """Make sure the process and every child it had are gone (cleanup; idempotent)."""
+        with contextlib.suppress(OSError):
+            self.children()
+        if self.popen.poll() is None:
+            self.popen.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=10)
+        for pid in self.descendants:
+            if is_running(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running(proc: Proc) -> Iterator[Proc]:
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+def healthy(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --- /proc ------------------------------------------------------------------------------------------
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()  # fields after "(comm)": state, ppid, ...
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live children of `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(entry)
+        if fields is None or int(fields[1]) != pid or fields[0] == "Z":
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found.append((int(entry), cmdline))
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def socket_inodes(pid: int | str) -> set[int]:
+    """Inodes of the sockets the process has open."""
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(fd_dir / name)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    local_port: int
+    remote_port: int
+    state: int  # 1 ESTABLISHED, 10 LISTEN (include/net/tcp_states.h)
+    rx_queue: int  # ESTABLISHED: bytes received and not yet read by the process
+    inode: int
+
+
+ESTABLISHED, LISTEN = 0x01, 0x0A
+
+
+def tcp_sockets() -> list[TcpSocket]:
+    """The IPv4 TCP sockets of this network namespace (/proc/net/tcp)."""
+    sockets = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, queues, inode = fields[1], fields[2], fields[3], fields[4], fields[9]
+        rx_queue = int(queues.split(":")[1], 16)
+        sockets.append(
+            TcpSocket(int(local.split(":")[1], 16), int(remote.split(":")[1], 16), int(state, 16), rx_queue, int(inode))
+        )
+    return sockets
+
+
+def listening(port: int) -> bool:
+    return any(s.state == LISTEN and s.local_port == port for s in tcp_sockets())
+
+
+def client_ports_to(port: int) -> list[int]:
+    """Local ports of this process's established connections to `port`."""
+    mine = socket_inodes("self")
+    return [s.local_port for s in tcp_sockets() if s.state == ESTABLISHED and s.remote_port == port and s.inode in mine]
+
+
+def server_side(port: int, client_port: int) -> TcpSocket | None:
+    """The server's end of the connection from `client_port` to `port`."""
+    for s in tcp_sockets():
+        if s.state == ESTABLISHED and s.local_port == port and s.remote_port == client_port:
+            return s
+    return None
+
+
+def owner_of(sock: TcpSocket, pids: list[int]) -> int | None:
+    """Which of `pids` has accepted the connection (holds its socket), if any."""
+    for pid in pids:
+        if sock.inode and sock.inode in socket_inodes(pid):
+            return pid
+    return None
+
+
+# --- events ------------------------------------------------------------------------------------------
+
+
+def signin_event(ts_ns: int, name: str = "Ada Lovelace") -> dict[str, Any]:
+    """A valid v2 sign-in attempt."""
+    return {
+        "uuid": new_id(),
+        "session_uuid": new_id(),
+        "timestamp": format_ns(ts_ns),
+        "category": "success",
+        "type": "credentials_ok",
+        "country": "CA",
+        "details": None,
+        "target_user": {
+            "uuid": new_id(),
+            "name": name,
+            "email": "ada@example.com",
+            "user_type": "user",
+            "user_account_uuid": new_id(),
+        },
+        "client": {
+            "app_name": "1Password for Mac",
+            "app_version": "81024002",
+            "platform_name": "MacBookPro18,3",
+            "platform_version": "14.2",
+            "os_name": "macOS",
+            "os_version": "14.2.1",
+            "ip_address": "192.0.2.10",
+        },
+        "location": {"country": "CA", "region": "Ontario", "city": "Toronto", "latitude": 43.64, "longitude": -79.433},
+        "account_uuid": new_id(),
+    }
