@@ -97,7 +97,7 @@ def test_account_may_be_named_and_json_output_includes_the_token(cli: Cli) -> No
     assert data["token"].startswith("eyJ")
     assert data["expires_at"] is None
     assert data["features"] == ["signinattempts", "itemusages", "auditevents"]
-    assert data["integration"] == "elastic"
+    assert data["integration"]["name"] == "elastic"
 
 
 def test_token_file_is_written_with_mode_0600(cli: Cli, tmp_path: Path) -> None:
