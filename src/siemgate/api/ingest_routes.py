@@ -7,7 +7,7 @@ The batch is stored atomically; the reply counts stored events and duplicates.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Path, Request
@@ -18,39 +18,9 @@ from siemgate.api.body import read_body
 from siemgate.api.errors import JSON
 from siemgate.api.schemas import ErrorBody, IngestResult
 from siemgate.api.services import Services
-from siemgate.errors import BadRequest, NotFound, PayloadTooLarge
+from siemgate.errors import NotFound, PayloadTooLarge
 from siemgate.model.features import ALL_FEATURES, Feature
-
-
-def parse_batch(body: bytes) -> list[Any]:
-    """The events in a request body (see the module docstring); raises BadRequest naming the line."""
-    text = body.removeprefix(b"\xef\xbb\xbf")
-    stripped = text.strip()
-    if not stripped:
-        raise BadRequest("the body is empty: send a JSON array of events or one event per line (NDJSON)")
-    if stripped[:1] in (b"[", b"{"):
-        try:
-            data = orjson.loads(stripped)
-        except orjson.JSONDecodeError:
-            if stripped[:1] == b"[":
-                raise BadRequest("the body starts with '[' but is not a valid JSON array") from None
-            data = None  # several objects: NDJSON
-        if isinstance(data, list):
-            return data
-        if isinstance(data, dict):
-            items = data.get("items")
-            return items if isinstance(items, list) else [data]  # an Events API page, or one event
-    events: list[Any] = []
-    for number, line in enumerate(text.split(b"\n"), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            events.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"line {number} is not valid JSON ({exc}); send one JSON object per line") from None
-    return events
-
+from siemgate.store.ingest import parse_batch
 
 _FEATURE_NAMES = [f.value for f in ALL_FEATURES]
 

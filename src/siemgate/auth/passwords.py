@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()
 MIN_LENGTH = 10
-# A fixed hash to verify against when the person does not exist, so that timing does not reveal it.
-_DUMMY = _hasher.hash("siemgate-no-such-person")
+
+
+@functools.cache
+def _dummy() -> str:
+    """A hash to verify against when the person does not exist, so that timing does not reveal it."""
+    return _hasher.hash("siemgate-no-such-person")
 
 
 def check_strength(password: str) -> None:
@@ -27,6 +33,6 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when `password` matches; always spends the same work, even without a hash."""
     try:
-        return _hasher.verify(password_hash or _DUMMY, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False

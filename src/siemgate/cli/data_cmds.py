@@ -10,12 +10,12 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from siemgate.api.ingest_routes import parse_batch
 from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err
 from siemgate.cli.wiring import open_store
 from siemgate.errors import BadRequest, InvalidEventBatch
 from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.store.ingest import parse_batch
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 WRITE_CHUNK = 5000

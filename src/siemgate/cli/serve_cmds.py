@@ -6,9 +6,7 @@ import logging
 import os
 
 import typer
-import uvicorn
 
-from siemgate.api.app import create_app
 from siemgate.api.services import Services
 from siemgate.cli.common import state
 from siemgate.cli.wiring import open_services
@@ -21,6 +19,10 @@ GRACEFUL_SECONDS = 30
 
 def run_server(services: Services, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; in-flight requests finish, then usage is flushed."""
+    import uvicorn  # the web stack is imported only by the commands that serve
+
+    from siemgate.api.app import create_app
+
     config = uvicorn.Config(
         create_app(services),
         host=settings.host,
@@ -51,6 +53,8 @@ def serve(
         finally:
             services.close()
         return
+    import uvicorn
+
     open_services(settings).close()  # create keys and migrate once, before the workers start
     os.environ["SIEMGATE_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["SIEMGATE_HOST"] = settings.host

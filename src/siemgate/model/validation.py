@@ -15,6 +15,7 @@ normalise every timestamp to the canonical RFC 3339 UTC form.
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
@@ -36,7 +37,14 @@ V1_SHAPES: dict[Feature, type] = {
     Feature.ITEMUSAGES: events.ItemUsage,
     Feature.AUDITEVENTS: events.AuditEvent,
 }
-_ADAPTERS = {feature: TypeAdapter(list[shape]) for feature, shape in SHAPES.items()}  # type: ignore[valid-type]
+
+
+@functools.cache
+def _adapter(feature: Feature) -> TypeAdapter[list[dict[str, Any]]]:
+    """Built on first use: building the validators takes a few hundred milliseconds."""
+    return TypeAdapter(list[SHAPES[feature]])  # type: ignore[valid-type]
+
+
 MAX_ISSUES = 100
 MAX_UUID_LENGTH = 128
 
@@ -91,7 +99,7 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
     total = 0
     if strict:
         try:
-            filled = _ADAPTERS[feature].validate_python(filled)
+            filled = _adapter(feature).validate_python(filled)
         except ValidationError as exc:
             errors = [e for e in exc.errors(include_url=False) if len(e["loc"]) > 1]  # not the non-objects again
             found = _dedupe([_issue_from_pydantic(feature, err) for err in errors[: MAX_ISSUES * 2]])

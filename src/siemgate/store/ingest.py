@@ -11,7 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from siemgate.errors import InvalidEventBatch
+import orjson
+
+from siemgate.errors import BadRequest, InvalidEventBatch
 from siemgate.model.encoding import encode_event
 from siemgate.model.features import Feature
 from siemgate.model.validation import InvalidEvents, validate_events
@@ -98,3 +100,33 @@ class EventWriter:
             for listener in self._listeners:
                 listener(batch)
         return WriteResult(len(new), result.stored, result.duplicates)
+
+
+def parse_batch(body: bytes) -> list[Any]:
+    """The events in a request body (see the module docstring); raises BadRequest naming the line."""
+    text = body.removeprefix(b"\xef\xbb\xbf")
+    stripped = text.strip()
+    if not stripped:
+        raise BadRequest("the body is empty: send a JSON array of events or one event per line (NDJSON)")
+    if stripped[:1] in (b"[", b"{"):
+        try:
+            data = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            if stripped[:1] == b"[":
+                raise BadRequest("the body starts with '[' but is not a valid JSON array") from None
+            data = None  # several objects: NDJSON
+        if isinstance(data, list):
+            return data
+        if isinstance(data, dict):
+            items = data.get("items")
+            return items if isinstance(items, list) else [data]  # an Events API page, or one event
+    events: list[Any] = []
+    for number, line in enumerate(text.split(b"\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            events.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"line {number} is not valid JSON ({exc}); send one JSON object per line") from None
+    return events
