@@ -121,6 +121,7 @@ class IntegrationService:
         """Delete the integration and revoke its tokens; returns the revoked token ids."""
         self.people.require(actor, account, "administrator", "delete integrations")
         integration = self.get(actor, account, ref)
+        names = {t.id: t.name for t in self.store.list_tokens(account.id, integration.id)}
         revoked = self.store.delete_integration(integration.id, self.clock())
         for token_id in revoked:
             self.audit.record(
@@ -130,7 +131,7 @@ class IntegrationService:
                 "satoken",
                 object_uuid=token_id,
                 aux_uuid=integration.uuid,
-                aux_info={"reason": "integration deleted"},
+                aux_info={"name": names.get(token_id, ""), "reason": "integration deleted"},
             )
         self.audit.record(
             account, actor, "delete", "sa", object_uuid=integration.uuid, aux_info={"name": integration.name}

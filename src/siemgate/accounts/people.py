@@ -68,7 +68,8 @@ class PeopleService:
         role = self.role(actor, account)
         if RANK[role] < RANK[minimum]:
             needed = "an owner" if minimum == "owner" else "an owner or administrator"
-            raise Forbidden(f"Forbidden: only {needed} can {doing}; you are a {role} of {account.name!r}")
+            article = "an" if role[0] in "aeiou" else "a"
+            raise Forbidden(f"Forbidden: only {needed} can {doing}; you are {article} {role} of {account.name!r}")
 
     # accounts -------------------------------------------------------------------------------------
     def create_account(
@@ -111,9 +112,7 @@ class PeopleService:
             user = self.store.create_user(
                 new_id(), email, (name or email.split("@")[0]).strip(), password_hash, home.id, self.clock()
             )
-        else:
-            if password_hash and user.password_hash is None:
-                self.store.set_password(user.id, password_hash)
+        # An existing person keeps their credentials: adding them elsewhere never changes them.
         return user
 
     def find_member(self, account: Account, ref: str) -> Member:
@@ -147,8 +146,6 @@ class PeopleService:
     def set_role(self, actor: Actor, account: Account, ref: str, role: str) -> Member:
         check_role(role)
         member = self.find_member(account, ref)
-        if member.role == role:
-            return member
         touches_owner = "owner" in (role, member.role)
         self.require(
             actor,
@@ -156,6 +153,8 @@ class PeopleService:
             "owner" if touches_owner else "administrator",
             "change the owner role" if touches_owner else "change roles",
         )
+        if member.role == role:
+            return member
         updated = self.store.set_role(account.id, member.user.id, role)
         self.audit.record(
             account, actor, "role", "user", object_user=member.user, aux_info={"role": role, "previous": member.role}

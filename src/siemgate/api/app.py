@@ -33,8 +33,9 @@ this server with a siemgate token. Producers add events through the ingest API w
 """
 
 
-def create_app(services: Services) -> FastAPI:
-    """Build the app around `services`; the caller owns and closes them."""
+def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAPI:
+    """Build the app around `services`; the caller owns and closes them, unless
+    `close_on_shutdown` (worker processes started by uvicorn, which own nothing else)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +51,8 @@ def create_app(services: Services) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await asyncio.to_thread(services.usage.flush)
+            if close_on_shutdown:
+                services.close()
 
     app = FastAPI(
         title="siemgate",

@@ -35,7 +35,9 @@ def error_response(exc: SiemgateError, headers: dict[str, str] | None = None) ->
     if isinstance(exc, Unauthorized):
         all_headers.setdefault("WWW-Authenticate", "Bearer")
     details = exc.details if isinstance(exc, InvalidEventBatch) else None
-    return Response(error_body(exc.message, details), status_code=exc.status, media_type=JSON, headers=all_headers)
+    phrase = _phrase(exc.status)
+    message = exc.message if exc.message.startswith(phrase) else f"{phrase}: {exc.message}"
+    return Response(error_body(message, details), status_code=exc.status, media_type=JSON, headers=all_headers)
 
 
 def _phrase(status: int) -> str:

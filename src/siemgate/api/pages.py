@@ -71,7 +71,7 @@ class PageReader:
         if end is not None and end > MAX_STORED_NS:
             end = None  # beyond any storable timestamp: the same as open-ended
         start = request.start if request.start is not None else (end if end is not None else now) - HOUR_NS
-        start = max(start, now - self.retention_ns, 0)
+        start = min(max(start, now - self.retention_ns, 0), MAX_STORED_NS)
         if end is not None and end < start:
             end = start - 1  # a window entirely before the retention horizon holds nothing
         seq = self.store.start_position(account.id, feature, start)

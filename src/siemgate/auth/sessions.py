@@ -20,7 +20,8 @@ from siemgate.store.base import Session, Store, User
 
 COOKIE = "siemgate_session"
 IDLE_NS = 12 * 3600 * NS_PER_SECOND
-FAILURES_ALLOWED = 5
+FAILURES_ALLOWED = 5  # per email
+FAILURES_ALLOWED_PER_IP = 50  # per client address (many people may share one behind a proxy)
 FAILURE_WINDOW_S = 15 * 60
 
 
@@ -34,8 +35,11 @@ class SignIn:
 class FailedSignIns:
     """Remembers failed sign-ins per key (email, IP) in a sliding window, in memory."""
 
-    def __init__(self, allowed: int = FAILURES_ALLOWED, window_s: float = FAILURE_WINDOW_S) -> None:
+    def __init__(
+        self, allowed: int = FAILURES_ALLOWED, window_s: float = FAILURE_WINDOW_S, per_ip: int = FAILURES_ALLOWED_PER_IP
+    ) -> None:
         self.allowed = allowed
+        self.per_ip = per_ip
         self.window_s = window_s
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -52,7 +56,7 @@ class FailedSignIns:
         with self._lock:
             for key in keys:
                 times = self._recent(key, now)
-                if len(times) >= self.allowed:
+                if len(times) >= (self.per_ip if key.startswith("ip:") else self.allowed):
                     wait = int(self.window_s - (now - times[0])) + 1
                     raise RateLimited(f"too many failed sign-ins; try again in {wait} seconds", wait)
 

@@ -146,7 +146,13 @@ class TokenService:
                 public,
                 algorithms=["ES256"],
                 audience=self.audience,
-                options={"require": ["jti", "iat", "aud"], "verify_exp": False, "verify_aud": self.verify_audience},
+                # expiry and revocation are checked against the server's clock below, not the JWT's
+                options={
+                    "require": ["jti", "iat", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_aud": self.verify_audience,
+                },
             )
         except jwt.InvalidAudienceError:
             raise Unauthorized(

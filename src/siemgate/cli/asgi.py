@@ -5,8 +5,6 @@ Settings come from the environment the parent process prepared; each worker open
 
 from __future__ import annotations
 
-import atexit
-
 from fastapi import FastAPI
 
 from siemgate.api.app import create_app
@@ -19,5 +17,4 @@ def create() -> FastAPI:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     services = open_services(settings)
-    atexit.register(services.close)
-    return create_app(services)
+    return create_app(services, close_on_shutdown=True)

@@ -25,7 +25,7 @@ class CliState:
         self.data_dir = data_dir
 
     def settings(self, **overrides: object) -> Settings:
-        return load_settings(data_dir=self.data_dir, **overrides)
+        return load_settings(**{"data_dir": self.data_dir, **overrides})
 
 
 def state(ctx: typer.Context) -> CliState:

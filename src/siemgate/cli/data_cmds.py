@@ -15,6 +15,7 @@ from siemgate.cli.output import err
 from siemgate.cli.wiring import open_store
 from siemgate.errors import BadRequest, InvalidEventBatch
 from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.model.timestamps import TimestampError, parse_stored_ns
 from siemgate.store.ingest import parse_batch
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -86,7 +87,8 @@ def simulate(
     account: str = typer.Option(None, "--account", "-a", help="Account uuid or name (default: the only one)."),
     users: int = typer.Option(200, "--users", min=1, help="People in the simulated organisation."),
     days: int = typer.Option(30, "--days", min=0, help="Days of history to generate, ending now."),
-    seed: int = typer.Option(1, "--seed", help="Same seed, same arguments, same end time: same events."),
+    seed: int = typer.Option(1, "--seed", help="With the same --end and arguments, the same events (ids included)."),
+    end: str = typer.Option(None, "--end", help="When the history ends (RFC 3339; default now)."),
     live: bool = typer.Option(False, "--live", help="After the history, keep producing events until Ctrl-C."),
     rate: float = typer.Option(5.0, "--rate", min=0.01, help="Live mode: average events per second."),
 ) -> None:
@@ -94,15 +96,19 @@ def simulate(
     from siemgate.simulate.runner import run_live, simulate_history
     from siemgate.simulate.world import build_world
 
+    try:
+        end_ns = time.time_ns() if end is None else parse_stored_ns(end)
+    except TimestampError as exc:
+        raise typer.BadParameter(f"--end: {exc}") from None
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         world = build_world(acct.uuid, acct.name, users, seed)
         if days:
-            counts = simulate_history(
-                services.writer, acct.id, world, days=days, end_ns=time.time_ns(), seed=seed, console=err
-            )
-            summary = ", ".join(f"{f.value} {r.stored}" for f, r in counts.items())
-            err.print(f"stored {days} days of activity for {users} people: {summary}")
+            counts = simulate_history(services.writer, acct.id, world, days=days, end_ns=end_ns, seed=seed, console=err)
+            stored = ", ".join(f"{f.value} {r.stored}" for f, r in counts.items())
+            duplicates = sum(r.duplicates for r in counts.values())
+            err.print(f"stored {days} days of activity for {users} people: {stored}; {duplicates} duplicates")
         if live:
             stop = threading.Event()
             previous = signal.signal(signal.SIGINT, lambda *_: stop.set())

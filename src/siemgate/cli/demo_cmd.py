@@ -21,14 +21,23 @@ from siemgate.model.ids import new_id
 DEMO_DIR = Path("siemgate-demo")
 
 
+MARKER = ".siemgate-demo"
+
+
 def _fresh(data_dir: Path) -> None:
-    """Empty the demo data dir, refusing to delete a folder siemgate did not make."""
-    if not data_dir.exists():
-        return
-    entries = {p.name for p in data_dir.iterdir()}
-    if entries and not entries & {"siemgate.db", "keys"}:
-        raise ConfigError(f"{data_dir} is not a siemgate data directory; choose another with --data-dir")
-    shutil.rmtree(data_dir)
+    """Empty the demo data dir. Only a folder an earlier demo made (it holds a marker file), or an
+    empty one, is ever deleted; anything else is refused."""
+    if data_dir.exists():
+        if not data_dir.is_dir():
+            raise ConfigError(f"{data_dir} is not a folder; choose another with --data-dir")
+        if any(data_dir.iterdir()) and not (data_dir / MARKER).exists():
+            raise ConfigError(
+                f"{data_dir} is not empty and was not made by `siemgate demo`; it is left alone."
+                " Choose another folder with --data-dir"
+            )
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    (data_dir / MARKER).write_text("made by `siemgate demo`; the next demo run empties this folder\n")
 
 
 def _instructions(base: str, token: str, ingest_key: str, start: str) -> str:

@@ -17,6 +17,20 @@ log = logging.getLogger("siemgate.server")
 GRACEFUL_SECONDS = 30
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises the signal that stopped it after a graceful shutdown, which kills the
+        process before our own clean-up runs; a stop on SIGTERM/SIGINT is a normal exit here."""
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            self._captured_signals.clear()
+
+    return Server
+
+
 def run_server(services: Services, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; in-flight requests finish, then usage is flushed."""
     import uvicorn  # the web stack is imported only by the commands that serve
@@ -33,7 +47,7 @@ def run_server(services: Services, settings: Settings) -> None:
         ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
     )
-    uvicorn.Server(config).run()
+    _server_class()(config).run()
 
 
 def serve(

@@ -102,6 +102,7 @@ def delete_integration(integration: str, account: AccountDep, actor: ActorDep, s
 def issue_token(
     integration: str, body: models.TokenCreate, account: AccountDep, actor: ActorDep, services: ServicesDep
 ) -> dict[str, Any]:
+    services.people.require(actor, account, "administrator", "issue tokens")
     target = services.integrations.get(actor, account, integration)
     expires = _duration(body.expires, "expires")
     token, record = services.lifecycle.issue(actor, account, target, body.name, parse_features(body.features), expires)
@@ -130,7 +131,9 @@ def list_tokens(
     integrations = {i.id: i for i in services.store.list_integrations(account.id)}
     items = []
     for record in services.store.list_tokens(account.id, integration_id):
-        view = views.token_view(record, now, integrations.get(record.integration_id))
+        if record.integration_id not in integrations:  # a deleted integration: still named
+            integrations[record.integration_id] = services.store.get_integration_by_id(record.integration_id)
+        view = views.token_view(record, now, integrations[record.integration_id])
         if status is None or view["status"] == status:
             items.append(view)
     return paginate(items, lambda t: f"{t['created_at']}|{t['id']}", limit, cursor)
@@ -166,6 +169,7 @@ def revoke_token(token: str, account: AccountDep, actor: ActorDep, services: Ser
 def rotate_token(
     token: str, account: AccountDep, actor: ActorDep, services: ServicesDep, body: models.TokenRotate | None = None
 ) -> dict[str, Any]:
+    services.people.require(actor, account, "administrator", "rotate tokens")
     grace = None if body is None or body.grace is None else _duration(body.grace, "grace", allow_zero=True)
     secret, record = services.lifecycle.rotate(actor, account, token, grace)
     integration = services.store.get_integration_by_id(record.integration_id)
@@ -176,9 +180,12 @@ def rotate_token(
     }
 
 
-@router.get("/accounts/{account}/ingest-keys", response_model=list[models.IngestKeyOut], summary="Ingest keys")
-def list_ingest_keys(account: AccountDep, actor: ActorDep, services: ServicesDep) -> list[dict[str, Any]]:
-    return [views.ingest_key_view(k) for k in services.ingest_key_admin.list_keys(actor, account)]
+@router.get("/accounts/{account}/ingest-keys", response_model=models.Page[models.IngestKeyOut], summary="Ingest keys")
+def list_ingest_keys(
+    account: AccountDep, actor: ActorDep, services: ServicesDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> dict[str, Any]:
+    items = [views.ingest_key_view(k) for k in services.ingest_key_admin.list_keys(actor, account)]
+    return paginate(items, lambda k: f"{k['created_at']}|{k['id']}", limit, cursor)
 
 
 @router.post(

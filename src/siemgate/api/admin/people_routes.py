@@ -80,11 +80,14 @@ def sign_out(request: Request, response: Response, actor: ActorDep, services: Se
     return response
 
 
-@router.get("/me/api-keys", response_model=list[models.ApiKeyOut], summary="Your personal API keys")
-def list_api_keys(actor: ActorDep, services: ServicesDep) -> list[dict[str, Any]]:
+@router.get("/me/api-keys", response_model=models.Page[models.ApiKeyOut], summary="Your personal API keys")
+def list_api_keys(
+    actor: ActorDep, services: ServicesDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> dict[str, Any]:
     assert actor.user is not None
     now = services.clock()
-    return [views.api_key_view(k, now) for k in services.store.list_api_keys(actor.user.id)]
+    items = [views.api_key_view(k, now) for k in services.store.list_api_keys(actor.user.id)]
+    return paginate(items, lambda k: f"{k['created_at']}|{k['id']}", limit, cursor)
 
 
 @router.post("/me/api-keys", response_model=models.CreatedApiKey, status_code=201, summary="Create a personal API key")

@@ -1,0 +1,319 @@
+"""The setup flow from the command line (real `siemgate` subprocesses on a temporary data
+directory): accounts with their first owner, people and roles, integrations, token rotation,
+personal API keys used against a server on the same data directory, and an MSP person."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from admin_support import ADMIN, bearer, error_message, ok
+
+from siemgate.accounts.actor import CLI
+from siemgate.model.features import Feature
+from siemgate.model.ids import is_id, new_id
+
+AUDIT = Feature.AUDITEVENTS
+PASSWORD = "a long enough console password"
+
+
+class Cli:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.env = {**os.environ, "SIEMGATE_DATA_DIR": str(data_dir), "SIEMGATE_LOG_FORMAT": "text", "COLUMNS": "300"}
+        for name in ("SIEMGATE_CONFIG", "SIEMGATE_PORT", "SIEMGATE_HOST", "SIEMGATE_PUBLIC_HOST"):
+            self.env.pop(name, None)
+
+    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "siemgate", *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if ok:
+            assert result.returncode == 0, f"siemgate {' '.join(args)}: {result.stderr}"
+        return result
+
+    def out(self, *args: str) -> str:
+        return self.run(*args).stdout.strip()
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def fails(self, *args: str, code: int = 1) -> str:
+        """Run a command that must fail cleanly; returns its stderr."""
+        result = self.run(*args, ok=False)
+        assert result.returncode == code, f"exit {result.returncode}: {result.stderr}"
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.stdout == "", result.stdout
+        return result.stderr
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "data")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(cli: Cli, logs: Path) -> Iterator[str]:
+    """`siemgate serve` on the CLI's data directory; yields its base URL once /healthz answers."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / "serve.out").open("wb") as out, (logs / "serve.err").open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "siemgate", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=cli.env,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # poll for readiness, with a deadline
+            if proc.poll() is not None:
+                raise AssertionError(f"siemgate serve exited: {(logs / 'serve.err').read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"siemgate serve did not start: {(logs / 'serve.err').read_text()}")
+            time.sleep(0.05)
+        yield base_url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _reader(server: Any, account: str) -> str:
+    """A token with every feature, issued in-process (no audit event)."""
+    acct = server.services.store.get_account(account)
+    integration = server.services.store.create_integration(acct.id, new_id(), "other", "reader", "", 0)
+    token, _ = server.services.tokens.issue(acct, integration, "reader", list(Feature), None)
+    return str(token)
+
+
+def test_account_create_with_an_owner_who_signs_in_and_uses_an_api_key(cli: Cli, tmp_path: Path) -> None:
+    password_file = tmp_path / "alice.pw"
+    password_file.write_text(PASSWORD + "\n")
+    result = cli.run(
+        "account",
+        "create",
+        "Acme Corp",
+        "--owner",
+        "alice@acme.example",
+        "--owner-name",
+        "Alice Admin",
+        "--password-file",
+        str(password_file),
+    )
+    account = result.stdout.strip()
+    assert is_id(account) and result.stdout == account + "\n"
+    assert "alice@acme.example" in result.stderr
+    [alice] = cli.json("user", "list")
+    assert (alice["email"], alice["name"], alice["role"], alice["can_sign_in"]) == (
+        "alice@acme.example",
+        "Alice Admin",
+        "owner",
+        True,
+    )
+    key = cli.run("api-key", "create", "--user", "alice@acme.example", "--name", "terraform")
+    secret = key.stdout.strip()
+    assert secret.startswith("sgp_") and key.stdout == secret + "\n"
+    assert "shown only once" in key.stderr
+    [listed] = cli.json("api-key", "list", "--user", "alice@acme.example")
+    assert listed["name"] == "terraform" and listed["status"] == "active" and secret not in json.dumps(listed)
+
+    with serving(cli, tmp_path / "logs") as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        signed_in = ok(http.post(f"{ADMIN}/session", json={"email": "alice@acme.example", "password": PASSWORD}))
+        assert [(a["uuid"], a["role"]) for a in signed_in["user"]["accounts"]] == [(account, "owner")]
+        http.cookies.clear()
+        error_message(http.post(f"{ADMIN}/session", json={"email": "alice@acme.example", "password": "x" * 12}), 401)
+        me = ok(http.get(f"{ADMIN}/me", headers=bearer(secret)))
+        assert me["email"] == "alice@acme.example"
+        created = ok(
+            http.post(
+                f"{ADMIN}/accounts/{account}/integrations",
+                headers=bearer(secret),
+                json={"type": "splunk", "name": "Splunk"},
+            ),
+            201,
+        )
+        cli.run("api-key", "revoke", listed["id"], "--user", "alice@acme.example")
+        assert "revoked" in error_message(http.get(f"{ADMIN}/me", headers=bearer(secret)), 401)
+    assert [i["uuid"] for i in cli.json("integration", "list")] == [created["uuid"]]
+
+
+def test_a_weak_owner_password_creates_nothing(cli: Cli, tmp_path: Path) -> None:
+    short = tmp_path / "short.pw"
+    short.write_text("short\n")
+    stderr = cli.fails(
+        "account", "create", "Acme", "--owner", "bob@acme.example", "--password-file", str(short), code=2
+    )
+    assert "at least 10 characters" in stderr
+    assert cli.json("account", "list") == []
+
+
+def test_user_add_list_set_role_remove_and_the_last_owner(cli: Cli) -> None:
+    cli.run("account", "create", "Acme", "--owner", "alice@acme.example")
+    added = cli.run("user", "add", "bob@acme.example", "--name", "Bob Builder", "--role", "administrator")
+    assert is_id(added.stdout.strip()) and "bob@acme.example is now administrator" in added.stderr
+    carol = cli.json("user", "add", "carol@acme.example")
+    assert carol["role"] == "member" and carol["email"] == "carol@acme.example" and carol["can_sign_in"] is False
+    assert {u["email"]: u["role"] for u in cli.json("user", "list")} == {
+        "alice@acme.example": "owner",
+        "bob@acme.example": "administrator",
+        "carol@acme.example": "member",
+    }
+
+    for args in (("set-role", "alice@acme.example", "administrator"), ("remove", "alice@acme.example")):
+        stderr = cli.fails("user", *args)
+        assert "must keep at least one owner" in stderr and stderr.startswith("error: ")
+
+    cli.run("user", "set-role", "bob@acme.example", "owner")
+    cli.run("user", "set-role", "alice@acme.example", "member")  # another owner remains
+    cli.run("user", "remove", "carol@acme.example")
+    assert {u["email"]: u["role"] for u in cli.json("user", "list")} == {
+        "alice@acme.example": "member",
+        "bob@acme.example": "owner",
+    }
+
+
+def test_integration_create_list_show_rename_and_delete(cli: Cli) -> None:
+    cli.run("account", "create", "Acme")
+    created = cli.run("integration", "create", "Splunk production", "--type", "splunk")
+    uuid = created.stdout.strip()
+    assert is_id(uuid) and "Splunk" in created.stderr
+    token = cli.out("token", "issue", "--integration", "Splunk production", "--name", "hf1", "--expires", "90d")
+    [listed] = cli.json("integration", "list")
+    assert (listed["uuid"], listed["type"], listed["name"]) == (uuid, "splunk", "Splunk production")
+
+    shown = cli.run("integration", "show", "Splunk production")
+    text = shown.stdout + shown.stderr
+    assert "1Password Events Reporting for Splunk" in text
+    assert "token's audience" in text
+    assert "hf1" in text and "active" in text and "never read" in text
+    assert token not in text
+
+    details = cli.json("integration", "show", uuid)
+    assert details["siem"] == {"key": "splunk", "name": "Splunk"}
+    assert details["connection_guide"]["url_from_token"] is True
+    assert details["connection_guide"]["fields"] == ["Events API token"]
+    [entry] = details["tokens"]
+    assert (entry["name"], entry["status"]) == ("hf1", "active")
+    assert entry["expires_at"] is not None and entry["last_used_at"] is None
+    assert [s["events_behind"] for s in entry["streams"]] == [None, None, None]
+    assert token not in json.dumps(details)
+
+    renamed = cli.run("integration", "rename", "Splunk production", "Splunk prod (EU)")
+    assert "Splunk prod (EU)" in renamed.stderr
+    deleted = cli.run("integration", "delete", "Splunk prod (EU)")  # found by its new name
+    assert "revoked 1 token(s)" in deleted.stderr
+    assert [t["status"] for t in cli.json("token", "list")] == ["revoked"]
+    assert "no integration" in cli.fails("integration", "show", uuid)
+
+
+def test_an_unknown_siem_type_is_a_clear_error_and_creates_nothing(cli: Cli) -> None:
+    cli.run("account", "create", "Acme")
+    stderr = cli.fails("integration", "create", "Mystery", "--type", "splonk")
+    assert "unknown SIEM type 'splonk'" in stderr
+    assert "splunk" in stderr and "microsoft_sentinel" in stderr and "other" in stderr
+    stderr = cli.fails("token", "issue", "--name", "t", "--type", "splonk")
+    assert "unknown SIEM type 'splonk'" in stderr
+    assert cli.json("token", "list") == []  # and no integration was made for it
+
+
+def test_token_rotate_prints_the_new_token_alone(make_server: Any) -> None:
+    """Rotation from the CLI, checked on the Events API of a server on the same data directory."""
+    server = make_server()
+    services = server.services
+    cli = Cli(services.settings.data_dir)
+    account, _ = services.people.create_account(CLI, "Acme", None, None, None)
+    integration = services.integrations.create(CLI, account, "splunk", "Splunk")
+    old, record = services.lifecycle.issue(CLI, account, integration, "splunk", list(Feature), 30 * 86400 * 10**9)
+
+    def works(token: str) -> bool:
+        status = server.page(token, AUDIT, {}).status_code
+        assert status in (200, 401)
+        return status == 200
+
+    assert works(old)
+    rotated = cli.run("token", "rotate", record.id)
+    new = rotated.stdout.strip()
+    assert rotated.stdout == new + "\n" and new.startswith("eyJ") and new != old
+    assert "when the new token is first used" in rotated.stderr
+    pending = services.store.get_token(record.id)
+    assert pending.revoked_at is None and pending.revoke_at is not None
+    assert works(old)
+    assert works(new)
+    assert not works(old)  # the replacement was used: the old token is refused at once
+
+    [replacement] = [t for t in services.store.list_tokens(account.id) if t.replaces == record.id]
+    assert replacement.features == record.features and replacement.expires_at is not None
+    newest = cli.run("token", "rotate", replacement.id, "--grace", "0")
+    assert newest.stdout.count("\n") == 1 and "revoked now" in newest.stderr
+    assert not works(new)
+    assert works(newest.stdout.strip())
+    assert "revoked" in cli.fails("token", "rotate", record.id)
+    assert "is not a duration" in cli.fails("token", "rotate", replacement.id, "--grace", "soon", code=2)
+
+
+def test_a_person_in_several_accounts(make_server: Any) -> None:
+    """An MSP's person, created with their own account, is added to a customer's account."""
+    server = make_server()
+    cli = Cli(server.services.settings.data_dir)
+    msp = cli.out("account", "create", "MSP", "--owner", "morgan@msp.example")
+    customer = cli.out("account", "create", "Customer", "--owner", "carla@customer.example")
+    cli.run("user", "add", "morgan@msp.example", "--account", "Customer", "--role", "administrator")
+    assert {u["email"]: u["role"] for u in cli.json("user", "list", "--account", "Customer")} == {
+        "carla@customer.example": "owner",
+        "morgan@msp.example": "administrator",
+    }
+    key = cli.out("api-key", "create", "--user", "morgan@msp.example", "--name", "msp-automation")
+    reader = _reader(server, customer)
+
+    me = ok(server.http.get(f"{ADMIN}/me", headers=bearer(key)))
+    assert {a["uuid"]: a["role"] for a in me["accounts"]} == {msp: "owner", customer: "administrator"}
+    ok(
+        server.http.post(
+            f"{ADMIN}/accounts/Customer/integrations", headers=bearer(key), json={"type": "elastic", "name": "Elastic"}
+        ),
+        201,
+    )
+    page = server.page(reader, AUDIT, {"limit": 1000})
+    assert page.status_code == 200
+    [event] = [e for e in page.json()["items"] if e.get("actor_uuid") == me["uuid"]]
+    assert (event["action"], event["object_type"]) == ("create", "sa")
+    assert event["actor_details"]["email"] == "morgan@msp.example"
+    assert event["actor_type"] == "external_user"
+    assert event["actor_account_uuid"] == msp and event["account_uuid"] == customer
+    # the CLI's own changes are attributed to the command line
+    joins = [e for e in page.json()["items"] if e["action"] == "join"]
+    assert {e["object_details"]["email"] for e in joins} == {"carla@customer.example", "morgan@msp.example"}
+    assert all(e["actor_details"] == {"name": "siemgate command line"} for e in joins)
