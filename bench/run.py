@@ -36,7 +36,6 @@ RESULTS = ROOT / "results"
 sys.path.insert(0, str(ROOT))
 
 from events import event_batch  # noqa: E402
-
 from siemgate.api.services import build_services  # noqa: E402
 from siemgate.config import load_settings  # noqa: E402
 from siemgate.model.features import ALL_FEATURES, Feature  # noqa: E402
@@ -87,9 +86,14 @@ def build_store(data_dir: Path, events: int) -> dict[str, str]:
 class Server:
     def __init__(self, data_dir: Path, cpu: str | None) -> None:
         self.port = free_port()
-        env = {**os.environ, "SIEMGATE_DATA_DIR": str(data_dir), "SIEMGATE_LOG_LEVEL": "warning",
-               "SIEMGATE_RATE_LIMIT_PER_MINUTE": "100000000", "SIEMGATE_RATE_LIMIT_PER_HOUR": "1000000000",
-               "SIEMGATE_SQLITE_SYNCHRONOUS": "NORMAL"}
+        env = {
+            **os.environ,
+            "SIEMGATE_DATA_DIR": str(data_dir),
+            "SIEMGATE_LOG_LEVEL": "warning",
+            "SIEMGATE_RATE_LIMIT_PER_MINUTE": "100000000",
+            "SIEMGATE_RATE_LIMIT_PER_HOUR": "1000000000",
+            "SIEMGATE_SQLITE_SYNCHRONOUS": "NORMAL",
+        }
         cmd = [sys.executable, "-m", "siemgate", "serve", "--port", str(self.port)]
         if cpu is not None and shutil.which("taskset"):
             cmd = ["taskset", "-c", cpu, *cmd]
@@ -105,7 +109,9 @@ class Server:
             except OSError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                raise RuntimeError(
+                    f"server did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -123,7 +129,9 @@ def _count_items(body: bytes, feature_marker: bytes) -> int:
     return body.count(feature_marker)
 
 
-def serve_rate(port: int, token: str, version: int, seconds: float, connections: int, total_events: int) -> dict[str, Any]:
+def serve_rate(
+    port: int, token: str, version: int, seconds: float, connections: int, total_events: int
+) -> dict[str, Any]:
     """Events/s over `connections` cursor chains of 1000-event pages."""
     counts = [0] * connections
     pages = [0] * connections
@@ -135,7 +143,9 @@ def serve_rate(port: int, token: str, version: int, seconds: float, connections:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         # Each chain starts at a different part of the store.
         start = time.time_ns() - span_ns + (span_ns * i) // (connections + 1)
-        body = orjson.dumps({"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start / 1e9))})
+        body = orjson.dumps(
+            {"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start / 1e9))}
+        )
         while time.monotonic() < stop:
             conn.request("POST", f"/api/v{version}/{FEATURE.value}", body=body, headers=headers)
             response = conn.getresponse()
@@ -176,14 +186,21 @@ def page_latency(port: int, token: str, events: int, repeats: int) -> dict[str, 
     # Near the end: a window that starts 1500 events before the last one.
     span_ns = 100 * 86400 * 1_000_000_000
     near_end = time.time_ns() - span_ns + (span_ns // events) * (events - 1500)
-    end_body = orjson.dumps({"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(near_end / 1e9))})
+    end_body = orjson.dumps(
+        {"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(near_end / 1e9))}
+    )
     end_cursor = _cursor_of(fetch(end_body)[1])
     result: dict[str, Any] = {}
     for name, cursor in (("start", start_cursor), ("end", end_cursor)):
         samples = [fetch(b'{"cursor":"' + cursor + b'"}')[0] * 1000 for _ in range(repeats)]
         samples.sort()
-        result[name] = {"median_ms": round(statistics.median(samples), 2), "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 2)}
-    reset = [fetch(orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}))[0] * 1000 for _ in range(repeats)]
+        result[name] = {
+            "median_ms": round(statistics.median(samples), 2),
+            "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 2),
+        }
+    reset = [
+        fetch(orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}))[0] * 1000 for _ in range(repeats)
+    ]
     result["reset_median_ms"] = round(statistics.median(reset), 2)
     conn.close()
     return result
@@ -264,7 +281,11 @@ def main() -> None:
     data_dir = RESULTS / f"data-{args.events}"
     print(f"store: {args.events:,} item usages in {data_dir}", file=sys.stderr)
     meta = build_store(data_dir, args.events)
-    results: dict[str, Any] = {"machine": machine(), "store_events": args.events, "store_build_seconds": meta["build_seconds"]}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "store_events": args.events,
+        "store_build_seconds": meta["build_seconds"],
+    }
     server = Server(data_dir, cpu="0")
     try:
         results["serve_v2"] = serve_rate(server.port, meta["token"], 2, args.seconds, args.connections, args.events)
@@ -278,16 +299,26 @@ def main() -> None:
     rows = [
         ("serve v2, 1000-event pages", f"{results['serve_v2']['events_per_second']:,} events/s", ">= 300,000"),
         ("serve v1, 1000-event pages", f"{results['serve_v1']['events_per_second']:,} events/s", ">= 300,000"),
-        ("page latency at the start (median/p95)", f"{results['latency']['start']['median_ms']} / {results['latency']['start']['p95_ms']} ms", "flat"),
-        ("page latency at the end (median/p95)", f"{results['latency']['end']['median_ms']} / {results['latency']['end']['p95_ms']} ms", "flat"),
+        (
+            "page latency at the start (median/p95)",
+            f"{results['latency']['start']['median_ms']} / {results['latency']['start']['p95_ms']} ms",
+            "flat",
+        ),
+        (
+            "page latency at the end (median/p95)",
+            f"{results['latency']['end']['median_ms']} / {results['latency']['end']['p95_ms']} ms",
+            "flat",
+        ),
         ("reset from 2020 (median)", f"{results['latency']['reset_median_ms']} ms", "fast"),
         ("ingest over HTTP, 1000/request", f"{results['ingest']['events_per_second']:,} events/s", ">= 40,000"),
         ("token check, first use", f"{results['token_check']['first_use_us']} µs", ""),
         ("token check, cached", f"{results['token_check']['cached_us']} µs", "<= 20 µs"),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"\nsiemgate benchmarks — {results['machine']['cpu']}, {results['machine']['cores']} cores, "
-          f"Python {results['machine']['python']}, store of {args.events:,} events\n")
+    print(
+        f"\nsiemgate benchmarks — {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+        f"Python {results['machine']['python']}, store of {args.events:,} events\n"
+    )
     for name, value, target in rows:
         print(f"  {name:<{width}}  {value:>22}   {target}")
     print(f"\nfull results: {RESULTS / 'latest.json'}")

@@ -82,16 +82,16 @@ class Log:
     def __init__(self, store: Store, account: Account, feature: Feature) -> None:
         self.store, self.account, self.feature = store, account, feature
         self.rows: list[Row] = []
-        self.uuids: set[str] = set()
+        self.keys: set[tuple[str, int]] = set()  # an event is a duplicate by (uuid, timestamp)
 
     def insert(self, events: list[NewEvent]) -> None:
         result = self.store.insert_events(self.account.id, self.feature, events)
         for event, seq in zip(events, result.seqs, strict=True):
-            if event.uuid in self.uuids:
+            if (event.uuid, event.ts) in self.keys:
                 assert seq is None
                 continue
             assert seq is not None
-            self.uuids.add(event.uuid)
+            self.keys.add((event.uuid, event.ts))
             self.rows.append(Row(seq, event.ts, event.body, event.v1_cut))
 
     def matching(self, after: int, start: int, end: int | None) -> list[Row]:

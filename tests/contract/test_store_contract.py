@@ -644,7 +644,7 @@ def test_paging_from_start_position_delivers_each_matching_event_once(
     account = _account(store)  # a fresh account per example isolates it from earlier ones
     neighbour = _account(store)
     model: dict[Feature, list[tuple[int, int, bytes]]] = {SIGNIN: [], AUDIT: []}  # (seq, ts, body)
-    seen: dict[Feature, set[str]] = {SIGNIN: set(), AUDIT: set()}
+    seen: dict[Feature, set[tuple[str, int]]] = {SIGNIN: set(), AUDIT: set()}  # duplicates: (uuid, timestamp)
     counter = [0]
 
     def insert(batches: list) -> None:
@@ -660,12 +660,12 @@ def test_paging_from_start_position_delivers_each_matching_event_once(
             assert len(result.seqs) == len(events)
             last = head
             for event, seq in zip(events, result.seqs, strict=True):
-                if event.uuid in seen[feature]:
+                if (event.uuid, event.ts) in seen[feature]:
                     assert seq is None, event.uuid
                     continue
                 assert seq is not None and seq > last
                 last = seq
-                seen[feature].add(event.uuid)
+                seen[feature].add((event.uuid, event.ts))
                 model[feature].append((seq, event.ts, event.body))
             assert store.head_seq(account.id, feature) == last
             assert store.count_events(account.id, feature) == len(model[feature])

@@ -5,8 +5,10 @@ Contract (tests/contract/ runs it against every backend):
 - Everything is scoped to an account; no method returns another account's rows.
 - Events live in one ordered log per (account, feature). `insert_events` gives each new event a
   `seq`, strictly increasing in the order events become visible to readers (not necessarily
-  contiguous), and is atomic: the whole batch is stored or none of it. An event whose uuid is
-  already in its stream (or earlier in the same batch) is a duplicate: not stored, counted.
+  contiguous), and is atomic: the whole batch is stored or none of it. An event whose uuid and
+  timestamp are already in its stream (or earlier in the same batch) is a duplicate: not stored,
+  counted; so is an event sent without a timestamp (`ts_assigned`) whose uuid was already sent
+  that way.
 - Readers page by seq (`read_events`), never by OFFSET; `start_position` finds where a time
   window starts without scanning the log from its beginning.
 - Times are integer nanoseconds since the Unix epoch (UTC) throughout.
@@ -160,6 +162,7 @@ class NewEvent:
     ts: int
     body: bytes
     v1_cut: int | None
+    ts_assigned: bool = False  # sent without a timestamp: the store gave it the time of receipt
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ class EventWriter:
         strict=True for producers, False for mirrored upstream data (see model.validation).
         Raises InvalidEventBatch (nothing stored) listing each problem with its index and field path.
         """
+        stamped = [isinstance(i, dict) and i.get("timestamp") is None and i.get("uuid") is not None for i in items]
         validated = self._validate(feature, items, strict=strict)
         new = []
         too_big = []
@@ -83,7 +84,7 @@ class EventWriter:
                         "message": f"the event is {len(body)} bytes; at most {self.max_event_bytes}",
                     }
                 )
-            new.append(NewEvent(event["uuid"], ts, body, v1_cut))
+            new.append(NewEvent(event["uuid"], ts, body, v1_cut, stamped[index]))
         if too_big:
             raise InvalidEventBatch(
                 f"{len(too_big)} event(s) over {self.max_event_bytes} bytes, nothing was stored"

@@ -733,10 +733,13 @@ class SQLiteStore(Store):
                 (account_id, code),
             ).fetchone()
             head, max_ts = (row[0], row[1]) if row else (0, -(2**63))
+            stamped_again = self._stamped_before(conn, account_id, code, events)
             first = head + 1
             rows = []
             for event in events:
                 head += 1
+                if event.uuid in stamped_again:
+                    continue  # sent again without a timestamp: a duplicate (its seq stays unused)
                 if event.ts > max_ts:
                     max_ts = event.ts  # duplicates count too: an overestimate only moves start_position earlier
                 rows.append((account_id, code, head, event.ts, max_ts, event.uuid, event.body, event.v1_cut))
@@ -744,11 +747,12 @@ class SQLiteStore(Store):
             # this batch); a duplicate leaves its seq unused.
             before = conn.total_changes
             conn.executemany(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, feature, uuid) DO NOTHING",
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (account_id, feature, ts, uuid) DO NOTHING",
                 rows,
             )
             stored = conn.total_changes - before
-            if stored == len(rows):
+            if stored == len(events):
                 seqs: list[int | None] = list(range(first, head + 1))
             else:
                 present = {
@@ -768,6 +772,29 @@ class SQLiteStore(Store):
                     (account_id, code, last, max_ts),
                 )
         return InsertResult(seqs)
+
+    @staticmethod
+    def _stamped_before(conn: sqlite3.Connection, account_id: int, code: int, events: Sequence[NewEvent]) -> set[str]:
+        """Of the events that came without a timestamp, the uuids already seen that way; records the rest."""
+        uuids = [e.uuid for e in events if e.ts_assigned]
+        if not uuids:
+            return set()
+        found: set[str] = set()
+        for i in range(0, len(uuids), 500):
+            chunk = uuids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in conn.execute(
+                    f"SELECT uuid FROM stamped_uuids WHERE account_id = ? AND feature = ? AND uuid IN ({marks})",
+                    (account_id, code, *chunk),
+                )
+            )
+        conn.executemany(
+            "INSERT OR IGNORE INTO stamped_uuids VALUES (?, ?, ?)",
+            [(account_id, code, u) for u in uuids if u not in found],
+        )
+        return found
 
     def start_position(self, account_id: int, feature: Feature, start: int) -> int:
         conn = self._reader()
@@ -799,7 +826,7 @@ class SQLiteStore(Store):
             return "seq"
         small = _WINDOW_PLAN_MIN + 4 * limit
         window = conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_by_ts WHERE account_id = ?"
+            "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_by_time WHERE account_id = ?"
             " AND feature = ? AND ts BETWEEN ? AND ? LIMIT ?)",
             (account_id, code, start, end, small),
         ).fetchone()[0]
@@ -810,7 +837,7 @@ class SQLiteStore(Store):
         # `+ts` keeps SQLite from reading the timestamp index on the seq-ordered plan.
         if plan == "ts":
             return (
-                f"SELECT {columns} FROM events INDEXED BY events_by_ts WHERE account_id = ? AND feature = ?"
+                f"SELECT {columns} FROM events INDEXED BY events_by_time WHERE account_id = ? AND feature = ?"
                 " AND seq > ? AND ts BETWEEN ? AND ? ORDER BY seq LIMIT ?"
             )
         return (
