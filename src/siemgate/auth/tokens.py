@@ -49,7 +49,8 @@ class TokenService:
         self.audience = audience
         self.verify_audience = verify_audience
         self.clock = clock
-        self._verified: OrderedDict[str, str] = OrderedDict()  # sha256 -> token id, signature checked
+        # sha256 -> the token's record as verified: its fixed fields (revocation is read every time)
+        self._verified: OrderedDict[str, TokenRecord] = OrderedDict()
         self._lock = threading.Lock()
         # Set by the token lifecycle: told about each authenticated token that replaced another.
         self.on_authenticated: Callable[[TokenRecord], None] | None = None
@@ -112,17 +113,17 @@ class TokenService:
         """
         token = _bearer(authorization)
         digest = token_digest(token)
-        token_id = self._verified.get(digest)
-        if token_id is None:
-            token_id = self._verify_signature(token, digest)
+        record = self._verified.get(digest)
+        if record is None:
+            record = self._verify_signature(token, digest)
         try:
-            record = self.store.get_token(token_id)
+            revoked_at, revoke_at = self.store.token_revocation(record.id)
         except NotFound:
             raise Unauthorized("Unauthorized: this token is not known to this server") from None
         now = self.clock()
-        if record.revoked_at is not None:
-            raise Unauthorized(f"Unauthorized: this token was revoked at {format_ns(record.revoked_at)}")
-        if record.revoke_at is not None and now >= record.revoke_at:
+        if revoked_at is not None:
+            raise Unauthorized(f"Unauthorized: this token was revoked at {format_ns(revoked_at)}")
+        if revoke_at is not None and now >= revoke_at:
             raise Unauthorized("Unauthorized: this token was replaced and its grace period has ended")
         if record.expires_at is not None and now >= record.expires_at:
             raise Unauthorized(f"Unauthorized: this token expired at {format_ns(record.expires_at)}; issue a new one")
@@ -130,7 +131,7 @@ class TokenService:
             self.on_authenticated(record)
         return record
 
-    def _verify_signature(self, token: str, digest: str) -> str:
+    def _verify_signature(self, token: str, digest: str) -> TokenRecord:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -168,10 +169,10 @@ class TokenService:
         if record.token_sha256 != digest:
             raise Unauthorized("Unauthorized: this token is not known to this server")
         with self._lock:
-            self._verified[digest] = token_id
+            self._verified[digest] = record
             if len(self._verified) > _CACHE_SIZE:
                 self._verified.popitem(last=False)
-        return token_id
+        return record
 
 
 def require_feature(record: TokenRecord, feature: Feature) -> None:

@@ -336,6 +336,12 @@ class Store(abc.ABC):
         """Raises NotFound."""
 
     @abc.abstractmethod
+    def token_revocation(self, token_id: str) -> tuple[int | None, int | None]:
+        """(revoked_at, revoke_at) of a token: the per-request check, kept as small as possible.
+
+        Raises NotFound."""
+
+    @abc.abstractmethod
     def list_tokens(self, account_id: int | None = None, integration_id: int | None = None) -> list[TokenRecord]: ...
 
     @abc.abstractmethod

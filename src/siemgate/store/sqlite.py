@@ -608,6 +608,12 @@ class SQLiteStore(Store):
             raise NotFound(f"token {token_id!r} not found")
         return _token(row)
 
+    def token_revocation(self, token_id: str) -> tuple[int | None, int | None]:
+        row = self._reader().execute("SELECT revoked_at, revoke_at FROM tokens WHERE id = ?", (token_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"token {token_id!r} not found")
+        return row[0], row[1]
+
     def list_tokens(self, account_id: int | None = None, integration_id: int | None = None) -> list[TokenRecord]:
         where, params = [], []
         if account_id is not None:
