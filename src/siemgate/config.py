@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,6 +53,29 @@ class Settings(BaseSettings):
         description="SQLite durability: NORMAL survives process crashes (the last commits may roll back on"
         " power loss); FULL also survives power loss, at the cost of an fsync per write.",
     )
+    alerts_enabled: bool = Field(True, description="Evaluate alert rules as events are stored, and run their actions.")
+    alerts_dispatch_seconds: float = Field(1.0, gt=0, description="How often due alert actions are carried out.")
+    alerts_check_seconds: float = Field(
+        60.0, gt=0, description="How often scheduled rules (SIEM tokens) are checked and evaluation catches up."
+    )
+    alerts_max_attempts: int = Field(8, ge=1, description="Attempts per alert action before it is marked failed.")
+    alerts_retry_seconds: float = Field(
+        30.0, gt=0, description="First retry delay of a failed action; doubles per attempt, at most 1 hour."
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for email alert actions.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 with starttls, 465 with tls).")
+    smtp_from: str = Field("siemgate@localhost", description="Sender address of alert emails.")
+    smtp_username: str | None = Field(None, description="SMTP login, if the server needs one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (env or file; never logged).")
+    smtp_security: Literal["none", "starttls", "tls"] = Field("none", description="SMTP transport security.")
+    smtp_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the SMTP server.")
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often the server applies retention (archive, then purge)."
+    )
+    archive_dir: Path | None = Field(None, description="Where archives are written; default <data_dir>/archive.")
+    archive_format: Literal["none", "jsonl", "parquet"] = Field(
+        "jsonl", description="Default archive format for events leaving the store (none: purge without archiving)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a TTY, else JSON.")
 
@@ -90,6 +113,11 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         scheme = "https" if self.tls_certfile else "http"
         return f"{scheme}://{self.audience}"
+
+    @property
+    def archive_path(self) -> Path:
+        """Where archives go: archive_dir, or <data_dir>/archive."""
+        return self.archive_dir or self.data_dir / "archive"
 
     @property
     def store_url(self) -> str:

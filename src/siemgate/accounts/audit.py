@@ -55,10 +55,15 @@ class AuditRecorder:
         object_user: User | None = None,
         aux_uuid: str | None = None,
         aux_info: dict[str, Any] | str | None = None,
+        uuid: str | None = None,
+        at: int | None = None,
     ) -> dict[str, Any]:
-        """Write one audit event to the account's auditevents stream; returns it."""
-        now = self.clock()
-        event: dict[str, Any] = {"uuid": new_id(), "timestamp": format_ns(now)}
+        """Write one audit event to the account's auditevents stream; returns it.
+
+        `uuid` and `at` (the timestamp) default to a new id and now; a caller that may write the
+        same event again (alert deliveries) passes both, so the repeat is a duplicate."""
+        now = self.clock() if at is None else at
+        event: dict[str, Any] = {"uuid": uuid or new_id(), "timestamp": format_ns(now)}
         if actor.user is not None:
             details, kind, home = self._person(account, actor.user)
             event["actor_uuid"] = actor.user.uuid

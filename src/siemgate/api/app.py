@@ -43,9 +43,12 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
             asyncio.create_task(_every(USAGE_FLUSH_SECONDS, services.usage.flush, "record credential use")),
             asyncio.create_task(_every(LIFECYCLE_SECONDS, services.lifecycle.run_due, "apply token lifecycle")),
         ]
+        if services.settings.alerts_enabled:
+            tasks += alert_tasks(services)
         try:
             yield
         finally:
+            services.alerts.stop()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -119,10 +122,34 @@ def _errors_are_error_bodies(schema: dict[str, Any]) -> None:
     components.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
 
 
-async def _every(seconds: float, job: Callable[[], object], what: str) -> None:
-    """Run a blocking job in a thread every `seconds`; failures are logged and retried."""
+def alert_tasks(services: Services) -> list[asyncio.Task[None]]:
+    """Background jobs of alerting: catch-up and scheduled rules, and carrying out actions (woken
+    as soon as new deliveries are committed, else every alerts_dispatch_seconds)."""
+    settings, alerts = services.settings, services.alerts
+
+    def scheduled() -> None:
+        alerts.evaluator.catch_up()
+        alerts.evaluator.check_tokens()
+
+    def dispatch() -> None:
+        alerts.evaluator.kick.wait(settings.alerts_dispatch_seconds)
+        alerts.evaluator.kick.clear()
+        while not alerts.stopped.is_set() and alerts.dispatcher.run_due() > 0:
+            pass
+
+    return [
+        asyncio.create_task(_every(settings.alerts_check_seconds, scheduled, "check alert rules", first=True)),
+        asyncio.create_task(_every(0, dispatch, "carry out alert actions")),
+    ]
+
+
+async def _every(seconds: float, job: Callable[[], object], what: str, *, first: bool = False) -> None:
+    """Run a blocking job in a thread every `seconds` (`first`: also at once); failures are logged
+    and retried."""
     while True:
-        await asyncio.sleep(seconds)
+        if not first:
+            await asyncio.sleep(seconds)
+        first = False
         try:
             await asyncio.to_thread(job)
         except Exception:

@@ -12,6 +12,7 @@ from siemgate.accounts.credentials import IngestKeyAdmin
 from siemgate.accounts.integrations import IntegrationService
 from siemgate.accounts.lifecycle import TokenLifecycle
 from siemgate.accounts.people import PeopleService
+from siemgate.alerts.service import AlertService
 from siemgate.api.pages import PageReader
 from siemgate.auth.api_keys import ApiKeyService
 from siemgate.auth.ingest_keys import IngestKeyService
@@ -46,6 +47,7 @@ class Services:
     ingest_key_admin: IngestKeyAdmin
     api_keys: ApiKeyService
     sessions: SessionService
+    alerts: AlertService
     _accounts: dict[int, Account] = field(default_factory=dict)
 
     def account(self, account_id: int) -> Account:
@@ -90,4 +92,5 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         ingest_key_admin=IngestKeyAdmin(store, ingest_keys, people, audit),
         api_keys=ApiKeyService(store, clock),
         sessions=SessionService(store, clock),
+        alerts=AlertService(settings, store, people, audit, writer, clock),
     )

@@ -422,3 +422,180 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count_events(self, account_id: int, feature: Feature, after_seq: int = 0) -> int:
         """Events stored in the stream with seq > after_seq."""
+
+    # alert rules, evaluation state, alerts and deliveries (siemgate.alerts) ----------------------
+    @abc.abstractmethod
+    def list_alert_rules(self, account_id: int | None = None) -> list[AlertRuleRecord]:
+        """Stored rules (and starter-rule overrides), of one account or all, ordered by account and id."""
+
+    @abc.abstractmethod
+    def put_alert_rule(self, record: AlertRuleRecord) -> None:
+        """Insert or replace the rule (account_id, rule_id); `created_at` of an existing row is kept."""
+
+    @abc.abstractmethod
+    def delete_alert_rule(self, account_id: int, rule_id: str) -> None:
+        """Delete the rule and its evaluation state; raises NotFound when there is no such rule."""
+
+    @abc.abstractmethod
+    def alert_checkpoint(self, account_id: int, feature: Feature) -> int | None:
+        """The last seq of the stream that rule evaluation committed; None before the first commit."""
+
+    @abc.abstractmethod
+    def load_alert_state(self, account_id: int) -> list[AlertStateEntry]:
+        """Every state entry of the account's rules (expired ones included: the caller ignores them)."""
+
+    @abc.abstractmethod
+    def commit_alert_evaluation(self, commit: AlertCommit) -> None:
+        """Atomically: move the checkpoint of (account, feature) from `expected_seq` to `new_seq`,
+        write the state entries (an empty value deletes), and insert the alerts and deliveries.
+
+        With `feature` None there is no checkpoint (scheduled checks). Raises Conflict, writing
+        nothing, when the checkpoint is not `expected_seq` (another evaluator moved it first)."""
+
+    @abc.abstractmethod
+    def list_alerts(
+        self, account_id: int, rule_id: str | None = None, before: tuple[int, str] | None = None, limit: int = 100
+    ) -> list[AlertRecord]:
+        """Alerts newest first; `before` = (fired_at, id) of the last alert of the previous page."""
+
+    @abc.abstractmethod
+    def get_alert(self, alert_id: str) -> AlertRecord:
+        """Raises NotFound."""
+
+    @abc.abstractmethod
+    def alert_rule_stats(self, account_id: int) -> dict[str, AlertRuleStats]:
+        """Per rule id that ever fired: alerts fired, the last firing, and deliveries by status."""
+
+    @abc.abstractmethod
+    def claim_deliveries(self, now: int, lease_until: int, limit: int) -> list[DeliveryRecord]:
+        """Pending deliveries due at `now` (next_attempt_at <= now), oldest first; each is leased
+        (next_attempt_at = lease_until) in the same transaction, so two dispatchers never claim one."""
+
+    @abc.abstractmethod
+    def finish_delivery(
+        self, delivery_id: str, status: str, attempts: int, next_attempt_at: int | None, last_error: str, now: int
+    ) -> None:
+        """Record an attempt's outcome: `delivered` (delivered_at = now), `pending` (retry at
+        next_attempt_at) or `failed` (gave up). Raises NotFound."""
+
+    @abc.abstractmethod
+    def list_deliveries(
+        self, account_id: int, status: str | None = None, alert_id: str | None = None, limit: int = 200
+    ) -> list[DeliveryRecord]:
+        """Deliveries newest first, optionally of one status or one alert."""
+
+    @abc.abstractmethod
+    def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        """Raises NotFound."""
+
+    @abc.abstractmethod
+    def retry_delivery(self, delivery_id: str, now: int) -> DeliveryRecord:
+        """Make a delivery pending again, due now (attempts kept); raises NotFound."""
+
+    # retention (siemgate.retention) -----------------------------------------------------------------
+    @abc.abstractmethod
+    def retention_policies(self, account_id: int) -> dict[Feature, RetentionPolicy]:
+        """The account's explicit policies by feature (streams without one use the server default)."""
+
+    @abc.abstractmethod
+    def set_retention_policy(self, policy: RetentionPolicy) -> None:
+        """Insert or replace the policy of (account, feature)."""
+
+
+# Records of alerts and retention (defined after Store; annotations are evaluated lazily). ----------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRuleRecord:
+    """A rule as stored: `definition` is its JSON (siemgate.alerts.model.Rule); `origin` is
+    `api`, `file` or `starter` (an override of a shipped starter rule)."""
+
+    account_id: int
+    rule_id: str
+    definition: str
+    origin: str
+    enabled: bool
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStateEntry:
+    """One piece of evaluation state: kind `window`, `seen` or `suppress`; `value` is JSON, and an
+    empty value in a commit deletes the entry."""
+
+    rule_id: str
+    kind: str
+    key: str
+    value: str
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """A fired alert; `payload` is JSON (rule name, group, count, the events it fired on)."""
+
+    id: str
+    account_id: int
+    rule_id: str
+    fired_at: int
+    event_ts: int
+    severity: str
+    source: str
+    group_key: str
+    summary: str
+    payload: str
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One action to carry out for one alert (the outbox); `action` is the action's JSON config."""
+
+    id: str
+    alert_id: str
+    account_id: int
+    rule_id: str
+    action: str
+    kind: str
+    status: str
+    attempts: int
+    next_attempt_at: int | None
+    last_error: str
+    created_at: int
+    delivered_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCommit:
+    """What one evaluation step writes, atomically (see Store.commit_alert_evaluation)."""
+
+    account_id: int
+    feature: Feature | None
+    expected_seq: int | None
+    new_seq: int
+    state: Sequence[AlertStateEntry] = ()
+    alerts: Sequence[AlertRecord] = ()
+    deliveries: Sequence[DeliveryRecord] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRuleStats:
+    fired: int
+    last_fired_at: int | None
+    pending: int
+    delivered: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """Keep events of (account, feature) for `days`; `archive` is `none`, `jsonl` or `parquet`."""
+
+    account_id: int
+    feature: Feature
+    days: int
+    archive: str
+    updated_at: int

@@ -1,0 +1,61 @@
+"""What every action has in common: the error it raises and how an alert is put into words."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from siemgate.store.base import DeliveryRecord
+
+
+class DeliveryError(Exception):
+    """An action failed. `retryable`: a later attempt may succeed (network, 5xx, 429, SMTP 4xx);
+    `retry_after`: seconds the receiver asked to wait, if it said."""
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Sender(Protocol):
+    def __call__(self, alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
+        """Carry out `action` for `alert` (the alert payload); raise DeliveryError on failure."""
+
+
+def title(alert: dict[str, Any]) -> str:
+    return f"[siemgate] {alert['rule']['severity']}: {alert['rule']['name']}"
+
+
+def text(alert: dict[str, Any]) -> str:
+    """A plain-text description of the alert (email body, Slack fallback)."""
+    lines = [
+        alert["summary"],
+        "",
+        f"Rule: {alert['rule']['name']} ({alert['rule']['id']}), severity {alert['rule']['severity']}",
+        f"Account: {alert['account']['name']} ({alert['account']['uuid']})",
+        f"Fired at: {alert['fired_at']} (event time {alert['event_time']})",
+        f"Source: {alert['source']}; events: {alert['count']}",
+    ]
+    if alert.get("group"):
+        lines.append("Group: " + ", ".join(f"{k}={v}" for k, v in alert["group"].items()))
+    lines.append(f"Alert id: {alert['id']}")
+    refs = alert.get("events", [])
+    if refs:
+        lines += ["", "Events:"] + [f"  {r['timestamp']}  {r['uuid']}" for r in refs[:20]]
+    return "\n".join(lines) + "\n"
+
+
+def http_failure(status: int, body: str, retry_after: str | None) -> DeliveryError:
+    """Classify an HTTP reply that is not 2xx: 408, 425, 429 and 5xx may pass later; other 4xx not."""
+    retryable = status >= 500 or status in (408, 425, 429)
+    wait: float | None = None
+    if retry_after is not None:
+        try:
+            wait = max(0.0, float(retry_after))
+        except ValueError:
+            wait = None
+    snippet = body.strip().replace("\n", " ")[:200]
+    return DeliveryError(
+        f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}", retryable=retryable, retry_after=wait
+    )

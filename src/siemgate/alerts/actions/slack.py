@@ -1,0 +1,40 @@
+"""Slack-compatible incoming webhook action: POST {"text", "blocks"} (Slack, Mattermost,
+Rocket.Chat and others accept this shape). Slack answers 200 "ok"; anything else is a failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from siemgate.alerts.actions.base import DeliveryError, http_failure, title
+from siemgate.store.base import DeliveryRecord
+
+
+def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
+    fields = [
+        f"*Rule:* {alert['rule']['name']} (`{alert['rule']['id']}`)",
+        f"*Severity:* {alert['rule']['severity']}",
+        f"*Account:* {alert['account']['name']}",
+        f"*Fired:* {alert['fired_at']}",
+    ]
+    if alert.get("group"):
+        fields.append("*Group:* " + ", ".join(f"{k}={v}" for k, v in alert["group"].items()))
+    return {
+        "text": f"{title(alert)}: {alert['summary']}",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title(alert)[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": alert["summary"][:3000]}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"alert {alert['id']}"}]},
+        ],
+    }
+
+
+def send_slack(alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
+    try:
+        response = httpx.post(action["url"], json=slack_message(alert), timeout=action.get("timeout", 10.0))
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"cannot reach the Slack webhook: {exc}") from None
+    if not 200 <= response.status_code < 300:
+        raise http_failure(response.status_code, response.text, response.headers.get("retry-after"))

@@ -1,0 +1,48 @@
+"""Webhook action: a JSON POST signed as Standard Webhooks specify (webhook-id, webhook-timestamp,
+webhook-signature = v1,base64(HMAC-SHA256(secret, "id.timestamp.body"))), signed with the
+`standardwebhooks` library. The webhook-id is the delivery id, the same on every retry, so a
+receiver can drop repeats."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from standardwebhooks.webhooks import Webhook
+
+from siemgate.alerts.actions.base import DeliveryError, http_failure
+from siemgate.store.base import DeliveryRecord
+
+EVENT_TYPE = "alert.fired"
+
+
+def webhook_body(alert: dict[str, Any]) -> bytes:
+    """The JSON body: {"type": "alert.fired", "timestamp", "data": alert}."""
+    return orjson.dumps({"type": EVENT_TYPE, "timestamp": alert["fired_at"], "data": alert})
+
+
+def send_webhook(alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
+    body = webhook_body(alert)
+    try:
+        signer = Webhook(action["secret"])
+    except Exception:
+        raise DeliveryError(
+            "the webhook secret is not valid base64 (whsec_...); make one with `siemgate alerts new-secret`",
+            retryable=False,
+        ) from None
+    now = datetime.now(UTC)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "siemgate-alerts",
+        "webhook-id": delivery.id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signer.sign(delivery.id, now, body.decode()),
+    }
+    try:
+        response = httpx.post(action["url"], content=body, headers=headers, timeout=action.get("timeout", 10.0))
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"cannot reach {action['url']}: {exc}") from None
+    if not 200 <= response.status_code < 300:
+        raise http_failure(response.status_code, response.text, response.headers.get("retry-after"))

@@ -1,0 +1,114 @@
+"""The fields a rule may name, per source, and how a dotted path is read from an event.
+
+Sources are the three event streams plus `tokens`: the SIEM tokens of the account, checked on a
+schedule (see alerts.scheduled). Paths name nested fields with dots (`target_user.email`,
+`client.ip_address`). `aux_info` is free text that is often a JSON object; a path below it
+(`aux_info.role`) reads that object.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, get_args, get_origin, get_type_hints
+
+import orjson
+
+from siemgate.model import events
+from siemgate.model.features import Feature
+
+SOURCES = ("signinattempts", "itemusages", "auditevents", "tokens")
+_SHAPES: dict[str, Any] = {
+    Feature.SIGNINATTEMPTS.value: events.SignInAttemptV2,
+    Feature.ITEMUSAGES.value: events.ItemUsageV2,
+    Feature.AUDITEVENTS.value: events.AuditEventV2,
+}
+# The record the scheduled check builds for each SIEM token (alerts.scheduled.token_records).
+TOKEN_FIELDS = (
+    "id",
+    "name",
+    "timestamp",
+    "status",
+    "features",
+    "created_at",
+    "last_used_at",
+    "expires_at",
+    "idle_seconds",
+    "integration",
+    "integration.uuid",
+    "integration.name",
+    "integration.type",
+)
+JSON_TEXT_FIELDS = ("aux_info",)
+
+
+class _Missing:
+    """A field that is absent (distinct from JSON null)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def _unwrap(hint: Any) -> list[Any]:
+    """The concrete types inside NotRequired/Annotated/Optional/Union hints."""
+    origin = get_origin(hint)
+    if origin in (typing.NotRequired, typing.Required, typing.Annotated):
+        return _unwrap(get_args(hint)[0])
+    if origin in (typing.Union, types.UnionType):
+        found: list[Any] = []
+        for arg in get_args(hint):
+            found.extend(_unwrap(arg))
+        return found
+    return [hint]
+
+
+def _paths(shape: Any, prefix: str = "") -> set[str]:
+    result: set[str] = set()
+    for name, hint in get_type_hints(shape, include_extras=True).items():
+        path = f"{prefix}{name}"
+        result.add(path)
+        for inner in _unwrap(hint):
+            if isinstance(inner, type) and hasattr(inner, "__annotations__") and issubclass(inner, dict):
+                result |= _paths(inner, path + ".")
+    return result
+
+
+@functools.cache
+def known_fields(source: str) -> frozenset[str]:
+    """Every field path of the source's events (v2 shape)."""
+    if source == "tokens":
+        return frozenset(TOKEN_FIELDS)
+    return frozenset(_paths(_SHAPES[source]))
+
+
+def check_field(source: str, path: str) -> None:
+    """Raise ValueError naming close matches when `path` is not a field of the source."""
+    head = path.split(".", 1)[0]
+    if head in JSON_TEXT_FIELDS and source == "auditevents":
+        return
+    fields = known_fields(source)
+    if path not in fields:
+        close = difflib.get_close_matches(path, sorted(fields), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known fields: {', '.join(sorted(fields))}"
+        raise ValueError(f"{path!r} is not a field of {source} events{hint}")
+
+
+def get_path(event: Mapping[str, Any], path: str) -> Any:
+    """The value at the dotted path, or MISSING. Strings holding a JSON object are looked into."""
+    value: Any = event
+    for part in path.split("."):
+        if isinstance(value, str) and value.startswith("{"):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return MISSING
+        if not isinstance(value, Mapping) or part not in value:
+            return MISSING
+        value = value[part]
+    return value

@@ -1,0 +1,242 @@
+"""Conditions: which events a rule matches, compiled once into predicates.
+
+A condition is a mapping. The keys `all` (a list of conditions, all true), `any` (a list, at least
+one true) and `not` (one condition, false) combine; every other key is a field path (see
+alerts.fields) with a test; several keys in one mapping must all hold. A test is
+
+- a scalar: equality (`category: credentials_failed`);
+- a list: one of the values (`action: [export, reveal]`);
+- a mapping of operators, all of which must hold:
+  `eq`, `ne`, `in`, `not_in` (values), `prefix`, `suffix`, `contains`, `regex` (strings; regex is
+  Python syntax, searched anywhere unless anchored), `gt`, `gte`, `lt`, `lte` (numbers; numeric
+  strings such as app_version count), `before`, `after` (RFC 3339 times, against a timestamp field),
+  `cidr` (an IP address field inside a network), `exists` (true: present and not null), and
+  `nocase: true` to compare strings ignoring case.
+
+A test on an absent field is false, except `exists: false`, `ne` and `not_in` (which are negations).
+Numbers equal their decimal text (`used_version: 3` matches 3 and "3").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from siemgate.alerts.fields import MISSING, check_field, get_path
+from siemgate.model.timestamps import TimestampError, parse_ns
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+OPERATORS = (
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "prefix",
+    "suffix",
+    "contains",
+    "regex",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "before",
+    "after",
+    "cidr",
+    "exists",
+    "nocase",
+)
+Scalar = str | int | float | bool | None
+
+
+class ConditionError(ValueError):
+    """A condition is malformed; the message names where (`match.any[1].country`) and what to write."""
+
+
+def compile_condition(condition: Any, source: str, where: str = "match") -> Predicate:
+    """Compile a condition for events of `source`; raises ConditionError."""
+    if not isinstance(condition, Mapping) or not condition:
+        raise ConditionError(f"{where}: expected a mapping of field tests or all/any/not, got {condition!r}")
+    parts: list[Predicate] = []
+    for key, spec in condition.items():
+        if not isinstance(key, str):
+            raise ConditionError(f"{where}: keys must be field paths or all/any/not, got {key!r}")
+        if key in ("all", "any"):
+            if not isinstance(spec, list) or not spec:
+                raise ConditionError(f"{where}.{key}: expected a non-empty list of conditions")
+            subs = [compile_condition(c, source, f"{where}.{key}[{i}]") for i, c in enumerate(spec)]
+            parts.append(_all(subs) if key == "all" else _any(subs))
+        elif key == "not":
+            parts.append(_not(compile_condition(spec, source, f"{where}.not")))
+        else:
+            try:
+                check_field(source, key)
+            except ValueError as exc:
+                raise ConditionError(f"{where}: {exc}") from None
+            parts.append(_field_test(key, spec, f"{where}.{key}"))
+    return parts[0] if len(parts) == 1 else _all(parts)
+
+
+def _all(parts: list[Predicate]) -> Predicate:
+    return lambda e: all(p(e) for p in parts)
+
+
+def _not(inner: Predicate) -> Predicate:
+    return lambda e: not inner(e)
+
+
+def _any(parts: list[Predicate]) -> Predicate:
+    return lambda e: any(p(e) for p in parts)
+
+
+def _field_test(path: str, spec: Any, where: str) -> Predicate:
+    if isinstance(spec, list):
+        spec = {"in": spec}
+    elif not isinstance(spec, Mapping):
+        spec = {"eq": spec}
+    unknown = [op for op in spec if op not in OPERATORS]
+    if unknown:
+        raise ConditionError(f"{where}: unknown operator {unknown[0]!r}; use one of {', '.join(OPERATORS)}")
+    nocase = spec.get("nocase", False)
+    if not isinstance(nocase, bool):
+        raise ConditionError(f"{where}.nocase: expected true or false")
+    tests = [_operator(op, value, nocase, f"{where}.{op}") for op, value in spec.items() if op != "nocase"]
+    if not tests:
+        raise ConditionError(f"{where}: no operator given")
+    return lambda e: all(test(get_path(e, path)) for test in tests)
+
+
+def _text(value: Any, nocase: bool) -> str | None:
+    """A field value as text for string operators (numbers as their decimal text), else None."""
+    if isinstance(value, bool) or value is None or value is MISSING:
+        return None
+    if isinstance(value, str | int | float):
+        text = str(value)
+        return text.lower() if nocase else text
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _equals(actual: Any, expected: Scalar, nocase: bool) -> bool:
+    if actual is MISSING:
+        return False
+    if expected is None or isinstance(expected, bool) or isinstance(actual, bool) or actual is None:
+        return actual is expected or (actual == expected and type(actual) is type(expected))
+    if isinstance(expected, str):
+        text = _text(actual, nocase)
+        return text is not None and text == (expected.lower() if nocase else expected)
+    number = _number(actual)
+    return number is not None and number == float(expected)
+
+
+def _scalars(value: Any, where: str) -> list[Scalar]:
+    values = value if isinstance(value, list) else None
+    if not values or not all(v is None or isinstance(v, str | int | float | bool) for v in values):
+        raise ConditionError(f"{where}: expected a non-empty list of strings or numbers")
+    return values
+
+
+def _operator(op: str, value: Any, nocase: bool, where: str) -> Callable[[Any], bool]:
+    if op in ("eq", "ne"):
+        if not (value is None or isinstance(value, str | int | float | bool)):
+            raise ConditionError(f"{where}: expected a string, number, true/false or null")
+        if op == "eq":
+            return lambda a: _equals(a, value, nocase)
+        return lambda a: not _equals(a, value, nocase)
+    if op in ("in", "not_in"):
+        values = _scalars(value, where)
+        if op == "in":
+            return lambda a: any(_equals(a, v, nocase) for v in values)
+        return lambda a: not any(_equals(a, v, nocase) for v in values)
+    if op in ("prefix", "suffix", "contains"):
+        if not isinstance(value, str):
+            raise ConditionError(f"{where}: expected a string")
+        needle = value.lower() if nocase else value
+        method = {"prefix": str.startswith, "suffix": str.endswith, "contains": str.__contains__}[op]
+
+        def string_test(a: Any) -> bool:
+            text = _text(a, nocase)
+            return text is not None and method(text, needle)
+
+        return string_test
+    if op == "regex":
+        if not isinstance(value, str):
+            raise ConditionError(f"{where}: expected a regular expression as a string")
+        try:
+            pattern = re.compile(value, re.IGNORECASE if nocase else 0)
+        except re.error as exc:
+            raise ConditionError(f"{where}: invalid regular expression: {exc}") from None
+
+        def regex_test(a: Any) -> bool:
+            text = _text(a, False)
+            return text is not None and pattern.search(text) is not None
+
+        return regex_test
+    if op in ("gt", "gte", "lt", "lte"):
+        limit = _number(value)
+        if limit is None:
+            raise ConditionError(f"{where}: expected a number")
+        compare: Callable[[float, float], bool] = {
+            "gt": float.__gt__,
+            "gte": float.__ge__,
+            "lt": float.__lt__,
+            "lte": float.__le__,
+        }[op]
+
+        def number_test(a: Any) -> bool:
+            number = _number(a)
+            return number is not None and compare(number, limit)
+
+        return number_test
+    if op in ("before", "after"):
+        try:
+            instant = parse_ns(value) if isinstance(value, str) else None
+        except TimestampError:
+            instant = None
+        if instant is None:
+            raise ConditionError(f"{where}: expected an RFC 3339 time such as 2024-01-31T09:30:00Z")
+
+        def time_test(a: Any) -> bool:
+            if not isinstance(a, str):
+                return False
+            try:
+                ns = parse_ns(a)
+            except TimestampError:
+                return False
+            return ns < instant if op == "before" else ns > instant
+
+        return time_test
+    if op == "cidr":
+        try:
+            network = ipaddress.ip_network(value, strict=False) if isinstance(value, str) else None
+        except ValueError:
+            network = None
+        if network is None:
+            raise ConditionError(f"{where}: expected a network such as 10.0.0.0/8 or 2001:db8::/32")
+
+        def cidr_test(a: Any) -> bool:
+            if not isinstance(a, str):
+                return False
+            try:
+                return ipaddress.ip_address(a) in network
+            except ValueError:
+                return False
+
+        return cidr_test
+    # exists
+    if not isinstance(value, bool):
+        raise ConditionError(f"{where}: expected true or false")
+    return lambda a: (a is not MISSING and a is not None) == value

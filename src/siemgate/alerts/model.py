@@ -1,0 +1,223 @@
+"""The rule format (YAML or JSON; docs/alerts.md) and its actions, validated with pydantic.
+
+    id: brute-force-signin           # a-z, 0-9, '-', '_', '.'; unique in the account
+    name: Brute-force sign-in failures
+    source: signinattempts           # signinattempts | itemusages | auditevents | tokens
+    severity: high                   # low | medium | high | critical
+    match: {category: credentials_failed}
+    threshold: {count: 10, window: 5m, group_by: [target_user.email]}   # optional
+    first_seen: {key: [target_user.uuid], value: [country]}           # optional
+    suppress: {for: 1h, by: [target_user.email]}                        # optional
+    actions: [{type: event}, {type: webhook, url: ..., secret: whsec_...}]
+
+`compile_rule` checks everything a rule needs to run (fields, operators, durations) and raises
+RuleError with a message that says where and what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from siemgate.alerts.fields import SOURCES, check_field
+from siemgate.alerts.match import ConditionError, Predicate, compile_condition
+from siemgate.model.durations import parse_duration
+
+Severity = Literal["low", "medium", "high", "critical"]
+Source = Literal["signinattempts", "itemusages", "auditevents", "tokens"]
+RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+MASK = "********"
+
+
+class RuleError(ValueError):
+    """A rule is invalid; the message says where and how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _check_duration(value: str) -> str:
+    try:
+        parse_duration(value, allow_never=False)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class Threshold(_Strict):
+    """Fire when `count` matching events of one group fall within `window` (by event time)."""
+
+    count: int = Field(ge=2, le=100_000)
+    window: str = Field(description="A duration such as 5m or 1h.")
+    group_by: list[str] = Field(default_factory=list, description="Fields whose values make a group.")
+
+    _window = field_validator("window")(_check_duration)
+
+
+class FirstSeen(_Strict):
+    """Fire when the `value` fields of an event take a combination never seen for its `key` fields."""
+
+    key: list[str] = Field(min_length=1)
+    value: list[str] = Field(min_length=1)
+    alert_on_first: bool = Field(
+        False, description="Also fire for a key's very first value (default: learn it silently)."
+    )
+    max_values: int = Field(1000, ge=1, le=100_000, description="Values remembered per key; the oldest go first.")
+
+
+class Suppress(_Strict):
+    """After a firing, further firings for the same `by` values are suppressed for `for`."""
+
+    for_: str = Field(alias="for", description="A duration such as 1h.")
+    by: list[str] | None = Field(None, description="Default: the group_by / first_seen key fields.")
+
+    _for = field_validator("for_")(_check_duration)
+
+
+class WebhookAction(_Strict):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(
+        min_length=8, description="Standard Webhooks secret, whsec_<base64> (`siemgate alerts new-secret`)."
+    )
+    timeout: float = Field(10.0, gt=0, le=60)
+
+
+class SlackAction(_Strict):
+    type: Literal["slack"]
+    url: str = Field(pattern=r"^https?://", description="A Slack-compatible incoming webhook URL.")
+    timeout: float = Field(10.0, gt=0, le=60)
+
+
+class EmailAction(_Strict):
+    type: Literal["email"]
+    to: list[str] = Field(min_length=1)
+    subject: str | None = Field(None, description="Default: '[siemgate] <severity>: <rule name>'.")
+
+
+class SyslogAction(_Strict):
+    type: Literal["syslog"]
+    host: str
+    port: int = Field(514, ge=1, le=65535)
+    protocol: Literal["udp", "tcp", "tls"] = "udp"
+    facility: str = Field("auth", description="A syslog facility name: auth, authpriv, local0..local7, ...")
+    ca_file: str | None = Field(None, description="For tls: the CA to check the receiver with (default: system CAs).")
+    timeout: float = Field(10.0, gt=0, le=60)
+
+
+class EventAction(_Strict):
+    type: Literal["event"]
+
+
+Action = Annotated[WebhookAction | SlackAction | EmailAction | SyslogAction | EventAction, Field(discriminator="type")]
+
+
+def _default_actions() -> list[Action]:
+    return [EventAction(type="event")]
+
+
+class Rule(_Strict):
+    """An alert rule (docs/alerts.md)."""
+
+    id: str = Field(description="a-z, 0-9, '-', '_', '.'; at most 64 characters; unique in the account.")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+    source: Source
+    severity: Severity = "medium"
+    enabled: bool = True
+    match: dict[str, Any] = Field(description="A condition (docs/alerts.md, 'Matching').")
+    threshold: Threshold | None = None
+    first_seen: FirstSeen | None = None
+    suppress: Suppress | None = None
+    summary: str | None = Field(None, description="Text with {field.path} and {count} placeholders.")
+    actions: list[Action] = Field(default_factory=_default_actions)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not RULE_ID.fullmatch(value):
+            raise ValueError("use lower-case letters, digits, '-', '_' or '.', starting with a letter or digit")
+        return value
+
+    @property
+    def kind(self) -> str:
+        return "threshold" if self.threshold else "first_seen" if self.first_seen else "match"
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def masked(self) -> dict[str, Any]:
+        """The rule as shown to people: webhook secrets replaced by MASK."""
+        data = self.as_json()
+        for action in data.get("actions", []):
+            if "secret" in action:
+                action["secret"] = MASK
+        return data
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    predicate: Predicate
+    window_ns: int | None
+    suppress_ns: int | None
+    suppress_by: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+def parse_rule(data: Any, where: str = "rule") -> Rule:
+    """Validate a rule mapping; raises RuleError listing each problem with its field path."""
+    try:
+        return Rule.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or where}: {err['msg']}" for err in exc.errors()[:10]
+        )
+        name = data.get("id") if isinstance(data, dict) else None
+        raise RuleError(f"{where}{f' {name!r}' if name else ''} is invalid: {problems}") from None
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    """Compile the rule's condition and check its field names; raises RuleError."""
+    where = f"rule {rule.id!r}"
+    if rule.threshold and rule.first_seen:
+        raise RuleError(f"{where}: use threshold or first_seen, not both (write two rules)")
+    try:
+        predicate = compile_condition(rule.match, rule.source)
+        fields = list(rule.threshold.group_by if rule.threshold else [])
+        if rule.first_seen:
+            fields += rule.first_seen.key + rule.first_seen.value
+        if rule.suppress and rule.suppress.by:
+            fields += rule.suppress.by
+        for field in fields:
+            check_field(rule.source, field)
+    except (ConditionError, ValueError) as exc:
+        raise RuleError(f"{where}: {exc}") from None
+    if rule.source == "tokens" and rule.threshold:
+        raise RuleError(f"{where}: a tokens rule is checked on a schedule and cannot have a threshold")
+    window = parse_duration(rule.threshold.window, allow_never=False) if rule.threshold else None
+    suppress_ns = parse_duration(rule.suppress.for_, allow_never=False) if rule.suppress else None
+    if rule.suppress and rule.suppress.by is not None:
+        by: tuple[str, ...] = tuple(rule.suppress.by)
+    elif rule.threshold:
+        by = tuple(rule.threshold.group_by)
+    elif rule.first_seen:
+        by = tuple(rule.first_seen.key)
+    else:
+        by = ()
+    return CompiledRule(rule, predicate, window, suppress_ns, by)
+
+
+def load_rule(data: Any, where: str = "rule") -> CompiledRule:
+    """parse_rule then compile_rule."""
+    return compile_rule(parse_rule(data, where))
+
+
+__all__ = ["SOURCES", "CompiledRule", "Rule", "RuleError", "compile_rule", "load_rule", "parse_rule"]

@@ -1,0 +1,177 @@
+"""The rules of each account: the shipped starter rules (enabled everywhere unless an account
+overrides them) plus the account's own, from YAML files or the admin API; who may change them
+(owners and administrators; members may look); every change recorded in the audit trail
+(`create`/`update`/`delete` of object_type `report`, aux_info.kind "alert rule").
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from siemgate.accounts.actor import Actor
+from siemgate.accounts.audit import AuditRecorder
+from siemgate.accounts.people import PeopleService
+from siemgate.alerts.model import MASK, CompiledRule, Rule, RuleError, compile_rule, parse_rule
+from siemgate.alerts.starter import starter_rules
+from siemgate.errors import BadRequest, Conflict, NotFound
+from siemgate.store.base import Account, AlertRuleRecord, Store
+
+CACHE_SECONDS = 5.0  # rules changed by another process (the CLI) are seen within this time
+ORIGINS = ("starter", "file", "api")
+
+
+@dataclass(frozen=True)
+class RuleEntry:
+    """A rule as it applies to an account: `origin` starter (shipped, maybe overridden), file or api."""
+
+    rule: Rule
+    origin: str
+    overridden: bool  # a starter rule the account changed (or disabled)
+    compiled: CompiledRule
+    created_at: int | None
+    updated_at: int | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.rule.enabled
+
+
+class AlertRules:
+    def __init__(self, store: Store, people: PeopleService, audit: AuditRecorder, clock: Callable[[], int]) -> None:
+        self.store = store
+        self.people = people
+        self.audit = audit
+        self.clock = clock
+        self._cache: dict[int, tuple[float, list[RuleEntry]]] = {}
+        self._lock = threading.Lock()
+        self.version = 0  # bumped on every change made through this object
+
+    # reading ------------------------------------------------------------------------------------
+    def entries(self, account_id: int) -> list[RuleEntry]:
+        """Every rule of the account (starter rules first, then its own), cached briefly."""
+        cached = self._cache.get(account_id)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        stored = {r.rule_id: r for r in self.store.list_alert_rules(account_id)}
+        entries = []
+        for rule_id, rule in starter_rules().items():
+            row = stored.pop(rule_id, None)
+            if row is None:
+                entries.append(RuleEntry(rule, "starter", False, compile_rule(rule), None, None))
+            else:
+                entries.append(self._entry(row, overridden=True))
+        entries += [self._entry(row, overridden=False) for row in stored.values()]
+        with self._lock:
+            self._cache[account_id] = (time.monotonic(), entries)
+        return entries
+
+    @staticmethod
+    def _entry(row: AlertRuleRecord, overridden: bool) -> RuleEntry:
+        rule = parse_rule(orjson.loads(row.definition)).model_copy(update={"enabled": row.enabled})
+        origin = "starter" if overridden else row.origin
+        return RuleEntry(rule, origin, overridden, compile_rule(rule), row.created_at, row.updated_at)
+
+    def enabled(self, account_id: int, source: str) -> list[CompiledRule]:
+        return [e.compiled for e in self.entries(account_id) if e.enabled and e.rule.source == source]
+
+    def get(self, account_id: int, rule_id: str) -> RuleEntry:
+        for entry in self.entries(account_id):
+            if entry.rule.id == rule_id:
+                return entry
+        raise NotFound(f"Not Found: no alert rule {rule_id!r}; `siemgate alerts list` shows the rules")
+
+    def invalidate(self, account_id: int | None = None) -> None:
+        with self._lock:
+            if account_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(account_id, None)
+            self.version += 1
+
+    # changing -----------------------------------------------------------------------------------
+    def save(self, actor: Actor, account: Account, rule: Rule, origin: str, *, create: bool = False) -> RuleEntry:
+        """Create or replace a rule (compiled first: nothing is saved when it is invalid).
+
+        `create`: refuse (409) when the id is taken. A rule with a starter rule's id overrides it.
+        Webhook secrets given as the mask ('********') keep the stored secret of the same action."""
+        self.people.require(actor, account, "administrator", "change alert rules")
+        existing: RuleEntry | None
+        try:
+            existing = self.get(account.id, rule.id)
+        except NotFound:
+            existing = None
+        if create and existing is not None:
+            raise Conflict(f"an alert rule with the id {rule.id!r} exists; choose another id or replace it (PUT)")
+        rule = _keep_secrets(rule, existing.rule if existing else None)
+        try:
+            compile_rule(rule)
+        except RuleError as exc:
+            raise BadRequest(str(exc)) from None
+        now = self.clock()
+        record_origin = "starter" if rule.id in starter_rules() else origin
+        self.store.put_alert_rule(
+            AlertRuleRecord(
+                account.id, rule.id, orjson.dumps(rule.as_json()).decode(), record_origin, rule.enabled, now, now
+            )
+        )
+        self.invalidate(account.id)
+        action = "update" if existing is not None else "create"
+        self._record(actor, account, action, rule, {"origin": origin})
+        return self.get(account.id, rule.id)
+
+    def set_enabled(self, actor: Actor, account: Account, rule_id: str, enabled: bool) -> RuleEntry:
+        self.people.require(actor, account, "administrator", "enable or disable alert rules")
+        entry = self.get(account.id, rule_id)
+        if entry.enabled == enabled:
+            return entry
+        rule = entry.rule.model_copy(update={"enabled": enabled})
+        now = self.clock()
+        self.store.put_alert_rule(
+            AlertRuleRecord(
+                account.id,
+                rule.id,
+                orjson.dumps(rule.as_json()).decode(),
+                entry.origin,
+                enabled,
+                entry.created_at or now,
+                now,
+            )
+        )
+        self.invalidate(account.id)
+        self._record(actor, account, "update", rule, {"enabled": enabled})
+        return self.get(account.id, rule_id)
+
+    def delete(self, actor: Actor, account: Account, rule_id: str) -> None:
+        """Delete a rule and its state. A starter rule cannot be deleted (disable it); deleting an
+        override of one restores the shipped rule."""
+        self.people.require(actor, account, "administrator", "delete alert rules")
+        entry = self.get(account.id, rule_id)
+        if entry.origin == "starter" and not entry.overridden:
+            raise Conflict(f"{rule_id!r} is a starter rule shipped with siemgate; disable it instead of deleting it")
+        self.store.delete_alert_rule(account.id, rule_id)
+        self.invalidate(account.id)
+        self._record(actor, account, "delete", entry.rule, {})
+
+    def _record(self, actor: Actor, account: Account, action: str, rule: Rule, extra: dict[str, object]) -> None:
+        info = {"kind": "alert rule", "id": rule.id, "name": rule.name, "enabled": rule.enabled, **extra}
+        self.audit.record(account, actor, action, "report", object_uuid=rule.id, aux_info=info)
+
+
+def _keep_secrets(rule: Rule, old: Rule | None) -> Rule:
+    """Replace masked webhook secrets by the stored ones (same position and URL)."""
+    if not any(getattr(a, "secret", None) == MASK for a in rule.actions):
+        return rule
+    actions = []
+    for index, action in enumerate(rule.actions):
+        if getattr(action, "secret", None) == MASK:
+            previous = old.actions[index] if old is not None and index < len(old.actions) else None
+            if previous is None or getattr(previous, "url", None) != getattr(action, "url", None):
+                raise BadRequest(f"actions[{index}].secret: give the webhook secret (the mask only keeps a stored one)")
+            action = action.model_copy(update={"secret": previous.secret})  # type: ignore[union-attr]
+        actions.append(action)
+    return rule.model_copy(update={"actions": actions})

@@ -1,0 +1,248 @@
+"""AlertService: the alerting parts wired together, and what the admin API, the console and the
+CLI ask of them (rule status, fired alerts, deliveries, loading rule files, testing a rule)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import yaml
+
+from siemgate.accounts.actor import Actor
+from siemgate.accounts.audit import AuditRecorder
+from siemgate.accounts.people import PeopleService
+from siemgate.alerts.actions.base import Sender
+from siemgate.alerts.actions.email import EmailSender
+from siemgate.alerts.actions.record import EventSender
+from siemgate.alerts.actions.slack import send_slack
+from siemgate.alerts.actions.syslog import send_syslog
+from siemgate.alerts.actions.webhook import send_webhook
+from siemgate.alerts.dispatch import Dispatcher
+from siemgate.alerts.engine import Evaluator, Firing, StateBook, event_time
+from siemgate.alerts.evaluator import AlertEvaluator
+from siemgate.alerts.model import CompiledRule, Rule, RuleError, compile_rule, parse_rule
+from siemgate.alerts.rules import AlertRules, RuleEntry
+from siemgate.alerts.sigma import is_sigma, sigma_to_rules
+from siemgate.config import Settings
+from siemgate.errors import BadRequest, NotFound
+from siemgate.model.timestamps import format_ns
+from siemgate.store.base import DELIVERY_STATUSES, Account, AlertRecord, DeliveryRecord, Store
+from siemgate.store.ingest import EventWriter
+
+
+def parse_rules_text(text: str, where: str = "rules") -> list[Rule]:
+    """Rules from YAML text: one rule, a list of rules, several documents, or Sigma (which may
+    need several documents: a correlation and the rule it names). Raises RuleError."""
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{where}: not valid YAML: {exc}") from None
+    if any(is_sigma(d) for d in documents):
+        if not all(is_sigma(d) for d in documents):
+            raise RuleError(f"{where}: put Sigma rules and siemgate rules in separate files")
+        return sigma_to_rules(text)
+    rules: list[Rule] = []
+    for document in documents:
+        for item in document if isinstance(document, list) else [document]:
+            rules.append(parse_rule(item, f"{where}: rule"))
+    if not rules:
+        raise RuleError(f"{where}: no rules found")
+    return rules
+
+
+def test_rule(rule: CompiledRule, events: Sequence[dict[str, Any]]) -> list[Firing]:
+    """What `rule` fires on `events` (in order), from empty state: `siemgate alerts test`."""
+    evaluator = Evaluator([rule], StateBook())
+    if rule.rule.source != "tokens":
+        return evaluator.evaluate(enumerate(events, start=1))
+    firings = []
+    for index, record in enumerate(events, start=1):
+        firings += evaluator.evaluate([(index, record)], now=event_time(record) or 0)
+    return firings
+
+
+def action_target(action: dict[str, Any]) -> str:
+    """Where an action goes, for display (never a secret)."""
+    kind = action["type"]
+    if kind in ("webhook", "slack"):
+        return str(action["url"]).split("?", 1)[0]
+    if kind == "email":
+        return ", ".join(action["to"])
+    if kind == "syslog":
+        return f"{action['protocol']}://{action['host']}:{action['port']}"
+    return "auditevents"
+
+
+class AlertService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        people: PeopleService,
+        audit: AuditRecorder,
+        writer: EventWriter,
+        clock: Callable[[], int],
+    ) -> None:
+        self.store = store
+        self.people = people
+        self.clock = clock
+        self.rules = AlertRules(store, people, audit, clock)
+        self.evaluator = AlertEvaluator(store, self.rules, clock)
+        senders: dict[str, Sender] = {
+            "webhook": send_webhook,
+            "slack": send_slack,
+            "email": EmailSender(settings),
+            "syslog": send_syslog,
+            "event": EventSender(store, audit),
+        }
+        self.dispatcher = Dispatcher(
+            store,
+            senders,
+            clock,
+            max_attempts=settings.alerts_max_attempts,
+            retry_seconds=settings.alerts_retry_seconds,
+        )
+        self.stopped = threading.Event()
+        if settings.alerts_enabled:
+            writer.on_stored(self.evaluator.on_stored)
+
+    def stop(self) -> None:
+        """Let a waiting dispatcher return at once (server shutdown)."""
+        self.stopped.set()
+        self.evaluator.kick.set()
+
+    # rules ----------------------------------------------------------------------------------------
+    def rule_views(self, actor: Actor, account: Account) -> list[dict[str, Any]]:
+        """Every rule with its status, last firing and action failures (the console's list)."""
+        self.people.role(actor, account)
+        stats = self.store.alert_rule_stats(account.id)
+        return [self.rule_view(entry, stats.get(entry.rule.id)) for entry in self.rules.entries(account.id)]
+
+    def rule(self, actor: Actor, account: Account, rule_id: str) -> dict[str, Any]:
+        self.people.role(actor, account)
+        entry = self.rules.get(account.id, rule_id)
+        view = self.rule_view(entry, self.store.alert_rule_stats(account.id).get(rule_id))
+        return {**view, "definition": entry.rule.masked()}
+
+    @staticmethod
+    def rule_view(entry: RuleEntry, stats: Any) -> dict[str, Any]:
+        rule = entry.rule
+        failed = stats.failed if stats else 0
+        return {
+            "id": rule.id,
+            "name": rule.name,
+            "description": rule.description,
+            "source": rule.source,
+            "severity": rule.severity,
+            "kind": rule.kind,
+            "enabled": rule.enabled,
+            "origin": entry.origin,
+            "overridden": entry.overridden,
+            "status": "disabled" if not rule.enabled else "failing" if failed else "active",
+            "fired": stats.fired if stats else 0,
+            "last_fired_at": format_ns(stats.last_fired_at) if stats and stats.last_fired_at else None,
+            "deliveries": {
+                "pending": stats.pending if stats else 0,
+                "delivered": stats.delivered if stats else 0,
+                "failed": failed,
+            },
+            "actions": [{"type": a.type, "target": action_target(a.model_dump())} for a in rule.actions],
+            "updated_at": format_ns(entry.updated_at) if entry.updated_at else None,
+        }
+
+    def load_text(self, actor: Actor, account: Account, text: str, origin: str = "file") -> list[RuleEntry]:
+        """Create or replace every rule of a YAML text (all are checked before any is saved)."""
+        try:
+            rules = parse_rules_text(text)
+        except RuleError as exc:
+            raise BadRequest(str(exc)) from None
+        ids = [r.id for r in rules]
+        if len(set(ids)) != len(ids):
+            raise BadRequest(f"rule ids repeat in the text: {sorted({i for i in ids if ids.count(i) > 1})}")
+        for rule in rules:
+            try:
+                compile_rule(rule)
+            except RuleError as exc:
+                raise BadRequest(str(exc)) from None
+        return [self.rules.save(actor, account, rule, origin) for rule in rules]
+
+    # alerts and deliveries ------------------------------------------------------------------------
+    def alerts(
+        self,
+        actor: Actor,
+        account: Account,
+        rule_id: str | None = None,
+        before: tuple[int, str] | None = None,
+        limit: int = 50,
+    ) -> list[AlertRecord]:
+        self.people.role(actor, account)
+        return self.store.list_alerts(account.id, rule_id, before, limit)
+
+    def alert(self, actor: Actor, account: Account, alert_id: str) -> AlertRecord:
+        self.people.role(actor, account)
+        try:
+            alert = self.store.get_alert(alert_id)
+        except NotFound:
+            alert = None
+        if alert is None or alert.account_id != account.id:
+            raise NotFound(f"Not Found: no alert {alert_id!r} in {account.name!r}")
+        return alert
+
+    def deliveries(
+        self, actor: Actor, account: Account, status: str | None = None, alert_id: str | None = None, limit: int = 200
+    ) -> list[DeliveryRecord]:
+        self.people.role(actor, account)
+        if status is not None and status not in DELIVERY_STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(DELIVERY_STATUSES)}")
+        return self.store.list_deliveries(account.id, status, alert_id, limit)
+
+    def retry(self, actor: Actor, account: Account, delivery_id: str) -> DeliveryRecord:
+        """Make a delivery due again now (owners and administrators)."""
+        self.people.require(actor, account, "administrator", "retry alert actions")
+        try:
+            delivery = self.store.get_delivery(delivery_id)
+        except NotFound:
+            delivery = None
+        if delivery is None or delivery.account_id != account.id:
+            raise NotFound(f"Not Found: no alert delivery {delivery_id!r} in {account.name!r}")
+        if delivery.status == "delivered":
+            raise BadRequest(f"delivery {delivery_id} was delivered; there is nothing to retry")
+        retried = self.store.retry_delivery(delivery_id, self.clock())
+        self.evaluator.kick.set()
+        return retried
+
+
+def delivery_view(d: DeliveryRecord) -> dict[str, Any]:
+    action = orjson.loads(d.action)
+    return {
+        "id": d.id,
+        "alert_id": d.alert_id,
+        "rule_id": d.rule_id,
+        "type": d.kind,
+        "target": action_target(action),
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": format_ns(d.next_attempt_at) if d.status == "pending" and d.next_attempt_at else None,
+        "last_error": d.last_error or None,
+        "created_at": format_ns(d.created_at),
+        "delivered_at": format_ns(d.delivered_at) if d.delivered_at else None,
+    }
+
+
+def alert_view(a: AlertRecord) -> dict[str, Any]:
+    payload = orjson.loads(a.payload)
+    return {
+        "id": a.id,
+        "rule_id": a.rule_id,
+        "rule_name": payload["rule"]["name"],
+        "severity": a.severity,
+        "source": a.source,
+        "summary": a.summary,
+        "fired_at": format_ns(a.fired_at),
+        "event_time": format_ns(a.event_ts),
+        "group": payload.get("group", {}),
+        "count": payload.get("count", 1),
+        "events": payload.get("events", []),
+    }
