@@ -9,6 +9,7 @@ import typer
 
 from siemgate import __version__
 from siemgate.cli.admin_cmds import account_app, ingest_key_app, keys_app, token_app
+from siemgate.cli.alert_cmds import alerts_app
 from siemgate.cli.common import CliState
 from siemgate.cli.data_cmds import db_app, ingest, simulate
 from siemgate.cli.demo_cmd import demo
@@ -30,6 +31,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(integration_app, name="integration")
 app.add_typer(api_key_app, name="api-key")
 app.add_typer(db_app, name="db")
+app.add_typer(alerts_app, name="alerts")
 app.command()(serve)
 app.command()(demo)
 app.command()(ingest)

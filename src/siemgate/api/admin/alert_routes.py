@@ -1,0 +1,216 @@
+"""Admin API: alert rules (CRUD; owners and administrators change them, members read), fired
+alerts, and the deliveries of their actions (with failures, and retry)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from siemgate.alerts.model import Rule
+from siemgate.alerts.service import alert_view, delivery_view
+from siemgate.api.admin.deps import AccountDep, ActorDep, CursorQuery, LimitQuery, ServicesDep, paginate
+from siemgate.api.admin.models import Page
+from siemgate.errors import BadRequest
+from siemgate.model.timestamps import parse_ns
+
+router = APIRouter(prefix="/api/admin/v1", tags=["Admin API"])
+
+
+class SigmaText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sigma: str = Field(description="A Sigma rule (YAML; several documents for a correlation and its rule).")
+
+
+class RuleToggle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+
+
+class ActionOut(BaseModel):
+    type: str
+    target: str
+
+
+class DeliveryCounts(BaseModel):
+    pending: int
+    delivered: int
+    failed: int
+
+
+class RuleOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    source: str
+    severity: str
+    kind: Literal["match", "threshold", "first_seen"]
+    enabled: bool
+    origin: Literal["starter", "file", "api"]
+    overridden: bool = Field(description="A starter rule this account changed or disabled.")
+    status: Literal["active", "disabled", "failing"] = Field(description="failing: some action deliveries failed.")
+    fired: int
+    last_fired_at: str | None
+    deliveries: DeliveryCounts
+    actions: list[ActionOut]
+    updated_at: str | None
+
+
+class RuleDetails(RuleOut):
+    definition: dict[str, Any] = Field(description="The rule; webhook secrets shown as ********.")
+
+
+class AlertOut(BaseModel):
+    id: str
+    rule_id: str
+    rule_name: str
+    severity: str
+    source: str
+    summary: str
+    fired_at: str
+    event_time: str
+    group: dict[str, Any]
+    count: int
+    events: list[dict[str, Any]]
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    alert_id: str
+    rule_id: str
+    type: str
+    target: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: str | None
+    last_error: str | None
+    created_at: str
+    delivered_at: str | None
+
+
+class AlertDetails(AlertOut):
+    deliveries: list[DeliveryOut]
+
+
+class RuleDeleted(BaseModel):
+    deleted: bool = True
+
+
+@router.get(
+    "/accounts/{account}/alert-rules",
+    response_model=Page[RuleOut],
+    summary="Alert rules with their status, last firing and action failures",
+)
+def list_rules(
+    account: AccountDep, actor: ActorDep, services: ServicesDep, limit: LimitQuery = 200, cursor: CursorQuery = None
+) -> dict[str, Any]:
+    return paginate(services.alerts.rule_views(actor, account), lambda r: r["id"], limit, cursor)
+
+
+@router.post(
+    "/accounts/{account}/alert-rules",
+    response_model=list[RuleDetails],
+    status_code=201,
+    summary="Create an alert rule, in siemgate's format or as Sigma (owners and administrators)",
+)
+def create_rule(
+    body: Rule | SigmaText, account: AccountDep, actor: ActorDep, services: ServicesDep
+) -> list[dict[str, Any]]:
+    alerts = services.alerts
+    if isinstance(body, SigmaText):
+        entries = alerts.load_text(actor, account, body.sigma, origin="api")
+    else:
+        entries = [alerts.rules.save(actor, account, body, "api", create=True)]
+    return [alerts.rule(actor, account, e.rule.id) for e in entries]
+
+
+@router.get("/accounts/{account}/alert-rules/{rule_id}", response_model=RuleDetails, summary="An alert rule")
+def get_rule(rule_id: str, account: AccountDep, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    return services.alerts.rule(actor, account, rule_id)
+
+
+@router.put(
+    "/accounts/{account}/alert-rules/{rule_id}",
+    response_model=RuleDetails,
+    summary="Replace an alert rule (a starter rule's id overrides the shipped rule)",
+)
+def replace_rule(
+    rule_id: str, body: Rule, account: AccountDep, actor: ActorDep, services: ServicesDep
+) -> dict[str, Any]:
+    if body.id != rule_id:
+        raise BadRequest(f"Bad Request: the body's id {body.id!r} differs from the path's {rule_id!r}")
+    services.alerts.rules.save(actor, account, body, "api")
+    return services.alerts.rule(actor, account, rule_id)
+
+
+@router.patch(
+    "/accounts/{account}/alert-rules/{rule_id}", response_model=RuleDetails, summary="Enable or disable an alert rule"
+)
+def toggle_rule(
+    rule_id: str, body: RuleToggle, account: AccountDep, actor: ActorDep, services: ServicesDep
+) -> dict[str, Any]:
+    services.alerts.rules.set_enabled(actor, account, rule_id, body.enabled)
+    return services.alerts.rule(actor, account, rule_id)
+
+
+@router.delete(
+    "/accounts/{account}/alert-rules/{rule_id}",
+    response_model=RuleDeleted,
+    summary="Delete an alert rule (starter rules are disabled instead)",
+)
+def delete_rule(rule_id: str, account: AccountDep, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    services.alerts.rules.delete(actor, account, rule_id)
+    return {"deleted": True}
+
+
+@router.get("/accounts/{account}/alerts", response_model=Page[AlertOut], summary="Fired alerts, newest first")
+def list_alerts(
+    account: AccountDep,
+    actor: ActorDep,
+    services: ServicesDep,
+    rule: str | None = Query(None, description="Only this rule's alerts."),
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    records = services.alerts.alerts(actor, account, rule, None, 10_000)
+    items = [alert_view(a) for a in records]
+    # newest first: the key sorts descending by inverting the time
+    return paginate(items, lambda a: f"{10**20 - _ns(a['fired_at']):021d}|{a['id']}", limit, cursor)
+
+
+def _ns(text: str) -> int:
+    return parse_ns(text)
+
+
+@router.get("/accounts/{account}/alerts/{alert_id}", response_model=AlertDetails, summary="An alert and its actions")
+def get_alert(alert_id: str, account: AccountDep, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    alert = services.alerts.alert(actor, account, alert_id)
+    deliveries = services.alerts.deliveries(actor, account, alert_id=alert.id)
+    return {**alert_view(alert), "deliveries": [delivery_view(d) for d in deliveries]}
+
+
+@router.get(
+    "/accounts/{account}/alert-deliveries",
+    response_model=Page[DeliveryOut],
+    summary="Deliveries of alert actions: pending (with the next attempt), delivered, failed (with the error)",
+)
+def list_deliveries(
+    account: AccountDep,
+    actor: ActorDep,
+    services: ServicesDep,
+    status: Literal["pending", "delivered", "failed"] | None = Query(None),
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    items = [delivery_view(d) for d in services.alerts.deliveries(actor, account, status, limit=10_000)]
+    return paginate(items, lambda d: f"{10**20 - _ns(d['created_at']):021d}|{d['id']}", limit, cursor)
+
+
+@router.post(
+    "/accounts/{account}/alert-deliveries/{delivery_id}/retry",
+    response_model=DeliveryOut,
+    summary="Retry a failed or pending delivery now (owners and administrators)",
+)
+def retry_delivery(delivery_id: str, account: AccountDep, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    return delivery_view(services.alerts.retry(actor, account, delivery_id))
