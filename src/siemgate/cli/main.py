@@ -13,6 +13,7 @@ from siemgate.cli.alert_cmds import alerts_app
 from siemgate.cli.common import CliState
 from siemgate.cli.data_cmds import db_app, ingest, simulate
 from siemgate.cli.demo_cmd import demo
+from siemgate.cli.forward_cmds import forward_app
 from siemgate.cli.people_cmds import api_key_app, integration_app, user_app
 from siemgate.cli.serve_cmds import serve
 from siemgate.errors import ConfigError, SiemgateError
@@ -31,6 +32,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(integration_app, name="integration")
 app.add_typer(api_key_app, name="api-key")
 app.add_typer(db_app, name="db")
+app.add_typer(forward_app, name="forward")
 app.add_typer(alerts_app, name="alerts")
 app.command()(serve)
 app.command()(demo)

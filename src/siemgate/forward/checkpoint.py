@@ -1,0 +1,136 @@
+"""Durable cursors: one SQLite file, one row per stream, committed atomically.
+
+The forwarder commits a page's cursor only after every sink acknowledged the page's events
+(docs/forwarding.md), so the stored cursor is always at or behind what was delivered: a crash
+re-delivers at most the unacknowledged pages and never skips one.
+
+A stream that has never delivered anything still gets a row when it starts (`begin`), holding the
+`start_time` of its first reset: a restart before the first commit resets from the same time, so
+a default of "now - 1 h" cannot move forward across a crash and open a gap.
+
+The file is locked (flock) while open, so two forwarders never share one state file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from siemgate.forward.errors import ForwardConfigError
+from siemgate.model.timestamps import format_ns, now_ns
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    stream      TEXT PRIMARY KEY,
+    cursor      TEXT,
+    start_time  TEXT,
+    events      INTEGER NOT NULL DEFAULT 0,
+    updated_at  TEXT NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A stream's durable state: its cursor (None before the first commit) and its reset start."""
+
+    stream: str
+    cursor: str | None
+    start_time: str | None
+    events: int
+    updated_at: str
+
+
+class CheckpointStore:
+    """Cursor checkpoints in the SQLite file `path` (created with its folder when missing).
+
+    Raises ForwardConfigError when the file cannot be opened or another process holds it.
+    Not thread-safe: use it from one thread (the pipeline's).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ForwardConfigError(f"cannot create the checkpoint file {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock_fd)
+            raise ForwardConfigError(
+                f"the checkpoint file {self.path} is in use by another forwarder; stop it first, or give this"
+                " one its own state (forwarder.state_dir)"
+            ) from None
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._release()
+            raise ForwardConfigError(f"cannot use the checkpoint file {self.path}: {exc}") from None
+
+    def _release(self) -> None:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+
+    def load(self, stream: str) -> Position | None:
+        row = self._db.execute(
+            "SELECT stream, cursor, start_time, events, updated_at FROM checkpoints WHERE stream = ?", (stream,)
+        ).fetchone()
+        return None if row is None else Position(*row)
+
+    def all(self) -> list[Position]:
+        rows = self._db.execute("SELECT stream, cursor, start_time, events, updated_at FROM checkpoints ORDER BY 1")
+        return [Position(*row) for row in rows]
+
+    def begin(self, stream: str, start_time: str) -> Position:
+        """The stream's position, creating it with `start_time` (its first reset) when new."""
+        self._db.execute(
+            "INSERT INTO checkpoints (stream, cursor, start_time, events, updated_at) VALUES (?, NULL, ?, 0, ?)"
+            " ON CONFLICT (stream) DO NOTHING",
+            (stream, start_time, format_ns(now_ns())),
+        )
+        position = self.load(stream)
+        assert position is not None
+        return position
+
+    def commit(self, updates: Iterable[tuple[str, str, int]]) -> None:
+        """Store each (stream, cursor, events delivered since the last commit) in one transaction."""
+        rows = list(updates)
+        if not rows:
+            return
+        now = format_ns(now_ns())
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for stream, cursor, delivered in rows:
+                self._db.execute(
+                    "INSERT INTO checkpoints (stream, cursor, start_time, events, updated_at) VALUES (?, ?, NULL, ?, ?)"
+                    " ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor,"
+                    " events = checkpoints.events + excluded.events, updated_at = excluded.updated_at",
+                    (stream, cursor, delivered, now),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def delete(self, stream: str) -> bool:
+        """Forget a stream (its next start is a reset). True when there was something to forget."""
+        return self._db.execute("DELETE FROM checkpoints WHERE stream = ?", (stream,)).rowcount > 0
+
+    def close(self) -> None:
+        self._db.close()
+        self._release()
+
+    def __enter__(self) -> CheckpointStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

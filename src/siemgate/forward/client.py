@@ -1,0 +1,383 @@
+"""A client for the 1Password Events API, or any server compatible with it (siemgate).
+
+The "build your own client" of the 1Password documentation, done properly:
+
+- the cursor is the only checkpoint: a stream starts with a reset (`start_time`, default now - 1 h)
+  and then follows the cursor forever; paging stops on `has_more: false`;
+- 429 waits for `Retry-After`; 408, 5xx and network errors back off exponentially with jitter;
+- 401 raises SourceUnauthorized (token revoked or expired, or the feature missing) and a 400 on a
+  cursor raises CursorRejected: neither is retried, and a stored cursor is never silently reset;
+- works with the real hosts (https://events.1password.com, .ca, .eu, events.ent.1password.com;
+  taken from the token's audience when no URL is given) and with siemgate over http or https,
+  on v1 or v2 of the API.
+
+    from siemgate.client import EventsClient, CheckpointStore
+
+    with EventsClient(token) as client, CheckpointStore("state.db") as checkpoints:
+        stream = client.stream("signinattempts", checkpoints)
+        for page in stream.pages():         # to the head of the stream, then stops
+            deliver(page.items)              # the page's cursor is committed when you ask for the next
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import orjson
+
+from siemgate import __version__
+from siemgate.forward.backoff import Backoff, parse_retry_after
+from siemgate.forward.checkpoint import CheckpointStore
+from siemgate.forward.errors import CursorRejected, SourceError, SourceUnauthorized, Stopped
+from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.model.timestamps import NS_PER_SECOND, TimestampError, format_ns, normalize, now_ns, parse_ns
+
+USER_AGENT = f"siemgate-forwarder/{__version__}"
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+DEFAULT_LOOKBACK_NS = 3600 * NS_PER_SECOND
+LEGACY_AUDIENCE = "com.1password.streamingservice"
+
+RetryHook = Callable[[str, float], None]  # (reason, delay in seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Introspection:
+    """What the token may read (`GET /api/v2/auth/introspect`, or the v1 PascalCase variant)."""
+
+    uuid: str
+    issued_at: str
+    features: tuple[str, ...]
+    account_uuid: str | None = None
+
+    def known_features(self) -> tuple[Feature, ...]:
+        """The features this client can poll, in the usual order (unknown names are left out)."""
+        return tuple(f for f in ALL_FEATURES if f.value in self.features)
+
+
+@dataclass(slots=True)
+class Page:
+    """One reply: `items` as received, the `cursor` to send next, and whether more is waiting."""
+
+    feature: Feature
+    items: list[Any]
+    cursor: str
+    has_more: bool
+    request_cursor: str | None = None  # the cursor this page was requested with (None for a reset)
+
+
+def base_url_from_token(token: str) -> str:
+    """https:// + the token's first audience, as 1Password's own clients do.
+
+    Raises SourceError when the token carries no usable audience (give the URL explicitly then).
+    """
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise SourceError(
+            "the token is not a JWT, so the Events API URL cannot be taken from it; set the url"
+        ) from None
+    aud = claims.get("aud")
+    first = aud[0] if isinstance(aud, list) and aud else aud
+    if not isinstance(first, str) or not first or first == LEGACY_AUDIENCE or "." not in first:
+        raise SourceError(
+            "the token does not name its Events API host (audience); set the url, e.g. https://events.1password.com"
+        )
+    return first if "://" in first else f"https://{first}"
+
+
+def _tls(verify: bool | str | Path) -> bool | ssl.SSLContext:
+    if isinstance(verify, bool):
+        return verify
+    return ssl.create_default_context(cafile=str(verify))
+
+
+class EventsClient:
+    """HTTP client for one token. Thread-safe for concurrent page requests (httpx.Client is).
+
+    `url`: base URL (https://events.1password.com, http://127.0.0.1:8080); None takes it from the
+    token. `version`: 1 or 2. `verify`: True, False, or a CA bundle path. `max_attempts`: attempts
+    per request before giving up on retryable failures (None: keep trying until `stop` is set).
+    `stop`: an Event that interrupts every wait (raises Stopped). `on_retry(reason, delay)` is
+    called before each wait (for logs and metrics; never sees the token).
+    """
+
+    def __init__(
+        self,
+        token: str,
+        url: str | None = None,
+        *,
+        version: int = 2,
+        timeout: float = 30.0,
+        verify: bool | str | Path = True,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        stop: threading.Event | None = None,
+        on_retry: RetryHook | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if version not in (1, 2):
+            raise ValueError("version must be 1 or 2")
+        if not token:
+            raise SourceUnauthorized("no token given: issue an Events API token and pass it in")
+        self.base_url = (url or base_url_from_token(token)).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise SourceError(f"the url {self.base_url!r} must start with https:// (or http:// for a local siemgate)")
+        self.version = version
+        self.max_attempts = max_attempts
+        self.backoff_factory: Callable[[], Backoff] = (lambda: backoff) if backoff else Backoff
+        self.stop = stop or threading.Event()
+        self.on_retry = on_retry
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            verify=_tls(verify),
+            transport=transport,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    def __repr__(self) -> str:  # never show the token
+        return f"EventsClient({self.base_url!r}, version={self.version})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EventsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def introspect(self) -> Introspection:
+        """The token's integration, issue time and features. Raises SourceUnauthorized, SourceError."""
+        path = "/api/v2/auth/introspect" if self.version == 2 else "/api/auth/introspect"
+        data = self._request("GET", path, None, what="introspect")
+        if not isinstance(data, dict):
+            raise SourceError(f"introspect returned {type(data).__name__}, not a JSON object")
+        if self.version == 2:
+            features, uuid, issued = data.get("features"), data.get("uuid"), data.get("issued_at")
+        else:
+            features, uuid, issued = data.get("Features"), data.get("UUID"), data.get("IssuedAt")
+        account = data.get("account_uuid")
+        return Introspection(
+            str(uuid or ""),
+            str(issued or ""),
+            tuple(str(f) for f in features) if isinstance(features, list) else (),
+            account if isinstance(account, str) else None,
+        )
+
+    def reset_page(
+        self, feature: Feature | str, *, start_time: str | None = None, end_time: str | None = None, limit: int = 1000
+    ) -> Page:
+        """The first page of a new stream. Raises SourceError for a refused reset (bad time or limit)."""
+        feature = Feature(feature)
+        body: dict[str, Any] = {"limit": limit}
+        if start_time is not None:
+            body["start_time"] = start_time
+        if end_time is not None:
+            body["end_time"] = end_time
+        return self._page(feature, body, None)
+
+    def next_page(self, feature: Feature | str, cursor: str) -> Page:
+        """The page after `cursor`. Raises CursorRejected when the server refuses the cursor (400)."""
+        return self._page(Feature(feature), {"cursor": cursor}, cursor)
+
+    def _page(self, feature: Feature, body: dict[str, Any], cursor: str | None) -> Page:
+        data = self._request("POST", f"/api/v{self.version}/{feature.value}", body, what=feature.value, cursor=cursor)
+        if not isinstance(data, dict):
+            raise SourceError(f"{feature.value}: the reply is {type(data).__name__}, not an Events API page")
+        items = data.get("items")
+        if items is None:
+            items = []
+        next_cursor = data.get("cursor")
+        if not isinstance(items, list) or not isinstance(next_cursor, str) or not next_cursor:
+            raise SourceError(f"{feature.value}: the reply is not an Events API page (items, cursor, has_more)")
+        return Page(feature, items, next_cursor, data.get("has_more") is True, cursor)
+
+    def _request(self, method: str, path: str, body: Any, *, what: str, cursor: str | None = None) -> Any:
+        backoff = self.backoff_factory()
+        attempt = 0
+        content = None if body is None else orjson.dumps(body)
+        headers = {} if body is None else {"Content-Type": "application/json"}
+        while True:
+            if self.stop.is_set():
+                raise Stopped()
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                response = self._http.request(method, path, content=content, headers=headers)
+            except httpx.TransportError as exc:
+                reason = f"{what}: cannot reach {self.base_url} ({type(exc).__name__}: {exc})"
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        return orjson.loads(response.content)
+                    except orjson.JSONDecodeError:
+                        reason = f"{what}: the reply is not JSON ({response.headers.get('content-type', '?')})"
+                elif status in RETRY_STATUSES:
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    reason = f"{what}: HTTP {status} {_server_message(response)}".rstrip()
+                else:
+                    raise _refusal(status, response, what, cursor, self.base_url)
+            if self.max_attempts is not None and attempt >= self.max_attempts:
+                raise SourceError(f"{reason}; gave up after {attempt} attempt(s)")
+            delay = backoff.next_delay(retry_after)
+            if self.on_retry is not None:
+                self.on_retry(reason, delay)
+            if self.stop.wait(delay):
+                raise Stopped()
+
+    # --- streams -----------------------------------------------------------------------------------
+
+    def stream(
+        self,
+        feature: Feature | str,
+        checkpoint: CheckpointStore | None = None,
+        *,
+        name: str | None = None,
+        start_time: str | None = None,
+        end_time: str | None = None,
+        limit: int = 1000,
+    ) -> EventStream:
+        """A stream of `feature`, resuming from `checkpoint` (under the key `name`, default the feature).
+
+        Without a checkpoint the position lives in memory only. `start_time` (RFC 3339) is used for
+        the first reset only; a stored cursor always wins.
+        """
+        feature = Feature(feature)
+        return EventStream(self, feature, checkpoint, name or feature.value, start_time, end_time, limit)
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        data = orjson.loads(response.content)
+        message = data.get("Error", {}).get("Message") or data.get("message")
+    except (orjson.JSONDecodeError, AttributeError):
+        message = None
+    if not message:
+        message = response.text[:200]
+    return str(message).strip()
+
+
+def _refusal(status: int, response: httpx.Response, what: str, cursor: str | None, base_url: str) -> Exception:
+    said = _server_message(response)
+    if status == 401:
+        return SourceUnauthorized(
+            f"{what}: the Events API at {base_url} refused the token (401 {said}). The token was revoked or has"
+            " expired, was issued for another region or server, or does not include this event type; issue a new"
+            " token with the features you need"
+        )
+    if status == 400 and cursor is not None:
+        return CursorRejected(
+            f"{what}: the Events API refused the stored cursor (400 {said}). It is kept as it is: resetting it"
+            " silently could skip or repeat events. To start again from a chosen time, run"
+            " `siemgate forward reset --config FILE --source NAME --feature FEATURE --start-time TIME`"
+        )
+    if status == 400:
+        return SourceError(f"{what}: the Events API refused the reset request (400 {said}); check start_time and limit")
+    if status == 404:
+        return SourceError(f"{what}: {base_url} has no such endpoint (404); check the url and the API version", 404)
+    return SourceError(f"{what}: the Events API answered HTTP {status} {said}".rstrip(), status)
+
+
+@dataclass(slots=True)
+class _Cursor:
+    value: str | None = None
+    reset_start: str | None = None
+
+
+class EventStream:
+    """One feature's stream with a durable position. Not thread-safe.
+
+    `fetch()` gets the next page (a reset first, then cursors) without committing anything;
+    `commit(page)` makes the page's cursor the durable position. `pages()` and `events()` do both:
+    a page is committed when the caller asks for what comes after it, so a crash while handling a
+    page re-delivers that page and never skips it.
+    """
+
+    def __init__(
+        self,
+        client: EventsClient,
+        feature: Feature,
+        checkpoint: CheckpointStore | None,
+        name: str,
+        start_time: str | None,
+        end_time: str | None,
+        limit: int,
+    ) -> None:
+        self.client = client
+        self.feature = feature
+        self.checkpoint = checkpoint
+        self.name = name
+        self.end_time = end_time
+        self.limit = limit
+        try:
+            start = normalize(start_time) if start_time else format_ns(now_ns() - DEFAULT_LOOKBACK_NS)
+        except TimestampError as exc:
+            raise SourceError(f"start_time: {exc}") from None
+        self._state = _Cursor()
+        if checkpoint is not None:
+            position = checkpoint.begin(name, start)
+            self._state.value = position.cursor
+            self._state.reset_start = position.start_time or start
+        else:
+            self._state.reset_start = start
+
+    @property
+    def cursor(self) -> str | None:
+        """Where the next fetch continues from (None before the first page)."""
+        return self._state.value
+
+    def fetch(self) -> Page:
+        """The next page. Raises SourceUnauthorized, CursorRejected, SourceError, Stopped."""
+        if self._state.value is None:
+            page = self.client.reset_page(
+                self.feature, start_time=self._state.reset_start, end_time=self.end_time, limit=self.limit
+            )
+        else:
+            page = self.client.next_page(self.feature, self._state.value)
+        self._state.value = page.cursor
+        return page
+
+    def commit(self, page: Page) -> None:
+        """Make `page`'s cursor the durable position (no-op without a checkpoint store)."""
+        if self.checkpoint is not None:
+            self.checkpoint.commit([(self.name, page.cursor, len(page.items))])
+
+    def pages(self, *, follow: bool = False, poll_interval: float = 10.0) -> Iterator[Page]:
+        """Pages up to the head of the stream (forever with `follow`, waiting `poll_interval` seconds
+        between polls at the head). Each page is committed when the next one is requested.
+        """
+        while True:
+            page = self.fetch()
+            if page.items or page.cursor != page.request_cursor:
+                yield page
+                self.commit(page)
+            if page.has_more:
+                continue
+            if not follow:
+                return
+            if self.client.stop.wait(poll_interval):
+                return
+
+    def events(self, *, follow: bool = False, poll_interval: float = 10.0) -> Iterator[dict[str, Any]]:
+        """Each event of `pages()`; a page is committed once all its events were taken."""
+        for page in self.pages(follow=follow, poll_interval=poll_interval):
+            yield from page.items
+
+
+def seconds_since(timestamp: object) -> float | None:
+    """Seconds between an event's RFC 3339 timestamp and now (None when it cannot be read)."""
+    try:
+        return (now_ns() - parse_ns(timestamp)) / NS_PER_SECOND
+    except TimestampError:
+        return None

@@ -1,0 +1,166 @@
+"""One source, several sinks: poll every stream of the source, hand each page to every sink, and
+commit a page's cursor once every sink has acknowledged it (docs/forwarding.md).
+
+Pages are numbered by the events they carry (a running sequence over all the source's streams).
+A page is committable when every sink's `acked` has passed its last event; committable pages are
+committed in order, a whole prefix at a time, in one SQLite transaction. Nothing is committed
+ahead of a page that is still unacknowledged, so a crash re-delivers at most those pages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from siemgate.forward.client import EventStream, Page, seconds_since
+from siemgate.forward.delivery import SinkDelivery
+from siemgate.forward.errors import CursorRejected, SourceError, SourceUnauthorized, Stopped
+from siemgate.forward.metrics import ForwardMetrics
+from siemgate.forward.records import make_record
+
+log = logging.getLogger("siemgate.forward")
+
+
+@dataclass(slots=True)
+class _Pending:
+    stream: EventStream
+    page: Page
+    end: int  # sequence number after the page's last event
+
+
+@dataclass(slots=True)
+class StreamState:
+    stream: EventStream
+    at_head: bool = False
+    error: str | None = None
+    pending_pages: int = 0
+    newest: object = None  # timestamp of the newest event fetched
+
+
+@dataclass
+class Pipeline:
+    """Runs one source's streams into its sinks. `run()` blocks; `stop` ends it cleanly."""
+
+    source: str
+    streams: list[EventStream]
+    deliveries: list[SinkDelivery]
+    metrics: ForwardMetrics
+    stop: threading.Event
+    poll_interval: float = 10.0
+    on_idle: Callable[[], None] | None = None  # called each time every stream is at its head (tests)
+    states: list[StreamState] = field(default_factory=list)
+    _pending: list[_Pending] = field(default_factory=list)
+    _seq: int = 0
+
+    def __post_init__(self) -> None:
+        self.states = [StreamState(s) for s in self.streams]
+        for state in self.states:
+            self.metrics.stream_up.labels(self.source, state.stream.feature.value).set(1)
+
+    def problems(self) -> list[str]:
+        """What keeps this pipeline from being ready: stopped streams and failing sinks."""
+        found = [f"{self.source}/{s.stream.feature.value}: {s.error}" for s in self.states if s.error]
+        found += [f"{self.source} → {d.sink.name}: {d.last_error}" for d in self.deliveries if d.last_error]
+        return found
+
+    def run(self, *, once: bool = False) -> bool:
+        """Poll until stopped (or, with `once`, until every stream is at its head and delivered).
+
+        Returns True when every stream is still healthy, False when one stopped on an error
+        (401, a refused cursor, ...). Never commits an unacknowledged page.
+        """
+        try:
+            while not self.stop.is_set():
+                active = [s for s in self.states if s.error is None]
+                if not active:
+                    break
+                busy = False
+                for state in active:
+                    self._poll(state)
+                    busy = busy or not state.at_head
+                for delivery in self.deliveries:
+                    if delivery.due():
+                        delivery.flush()
+                self._commit()
+                if busy:
+                    continue
+                for delivery in self.deliveries:
+                    delivery.flush()
+                self._commit()
+                if self.on_idle is not None:
+                    self.on_idle()
+                if once or self.stop.wait(self.poll_interval):
+                    break
+        except Stopped:
+            log.info("pipeline %s: stop requested", self.source)
+        self._drain_on_stop()
+        return all(s.error is None for s in self.states)
+
+    def _poll(self, state: StreamState) -> None:
+        stream = state.stream
+        feature = stream.feature.value
+        try:
+            page = stream.fetch()
+        except (SourceUnauthorized, CursorRejected, SourceError) as exc:
+            state.error = exc.message
+            self.metrics.stream_up.labels(self.source, feature).set(0)
+            log.error("stream %s/%s stopped: %s", self.source, feature, exc.message)
+            return
+        state.at_head = not page.has_more
+        if not page.items and page.cursor == page.request_cursor:
+            return
+        first = self._seq
+        records = [make_record(stream.feature, item, self.source) for item in page.items]
+        self._seq += len(records)
+        if records:
+            self.metrics.events_in.labels(self.source, feature).inc(len(records))
+            state.newest = records[-1].event.get("timestamp")
+        self._pending.append(_Pending(stream, page, self._seq))
+        state.pending_pages += 1
+        for delivery in self.deliveries:
+            delivery.add(records, first)
+
+    def _commit(self) -> None:
+        acked = min((d.acked for d in self.deliveries), default=self._seq)
+        ready = 0
+        while ready < len(self._pending) and self._pending[ready].end <= acked:
+            ready += 1
+        if not ready:
+            return
+        done, self._pending = self._pending[:ready], self._pending[ready:]
+        latest: dict[str, tuple[EventStream, str, int]] = {}
+        for entry in done:
+            name = entry.stream.name
+            previous = latest.get(name)
+            count = len(entry.page.items) + (previous[2] if previous else 0)
+            latest[name] = (entry.stream, entry.page.cursor, count)
+        checkpoint = self.streams[0].checkpoint if self.streams else None
+        if checkpoint is not None:
+            checkpoint.commit((name, cursor, count) for name, (_, cursor, count) in latest.items())
+        for entry in done:
+            state = next(s for s in self.states if s.stream is entry.stream)
+            state.pending_pages -= 1
+        for state in self.states:
+            if state.stream.name in latest:
+                self._report_lag(state)
+
+    def _report_lag(self, state: StreamState) -> None:
+        labels = (self.source, state.stream.feature.value)
+        self.metrics.committed.labels(*labels).set_to_current_time()
+        if state.at_head and state.pending_pages == 0:
+            self.metrics.lag.labels(*labels).set(0)
+        else:
+            lag = seconds_since(state.newest)
+            if lag is not None:
+                self.metrics.lag.labels(*labels).set(max(0.0, lag))
+
+    def _drain_on_stop(self) -> None:
+        """On the way out, send what is buffered if the sinks take it at once, and commit it."""
+        try:
+            for delivery in self.deliveries:
+                delivery.flush()
+        except Stopped:
+            pass
+        self._commit()
