@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     alerts_check_seconds: float = Field(
         60.0, gt=0, description="How often scheduled rules (SIEM tokens) are checked and evaluation catches up."
     )
+    alerts_max_event_age_days: int = Field(
+        7, ge=1, description="Events older than this when stored (archive replays, backfills) are not evaluated."
+    )
     alerts_max_attempts: int = Field(8, ge=1, description="Attempts per alert action before it is marked failed.")
     alerts_retry_seconds: float = Field(
         30.0, gt=0, description="First retry delay of a failed action; doubles per attempt, at most 1 hour."

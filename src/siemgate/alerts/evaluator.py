@@ -25,7 +25,7 @@ import orjson
 
 from siemgate.accounts.lifecycle import token_status
 from siemgate.alerts.actions.record import is_alert_event
-from siemgate.alerts.engine import Evaluator, Firing, StateBook
+from siemgate.alerts.engine import Evaluator, Firing, StateBook, event_time
 from siemgate.alerts.rules import AlertRules
 from siemgate.errors import Conflict
 from siemgate.model.features import ALL_FEATURES, Feature
@@ -39,7 +39,10 @@ READ_BATCH = 2000
 
 
 class AlertEvaluator:
-    def __init__(self, store: Store, rules: AlertRules, clock: Callable[[], int]) -> None:
+    def __init__(self, store: Store, rules: AlertRules, clock: Callable[[], int], max_event_age_days: int = 7) -> None:
+        """Events whose timestamp is more than `max_event_age_days` old when stored (archive
+        replays, backfills) are not evaluated: history does not page anyone."""
+        self.max_event_age_ns = max_event_age_days * 86400 * NS_PER_SECOND
         self.store = store
         self.rules = rules
         self.clock = clock
@@ -147,9 +150,10 @@ class AlertEvaluator:
         book = self._book(account_id)
         firings: list[Firing] = []
         if rules:
-            relevant = events
+            oldest = self.clock() - self.max_event_age_ns
+            relevant = [(s, e) for s, e in events if (event_time(e) or 0) >= oldest]
             if feature == Feature.AUDITEVENTS:
-                relevant = [(s, e) for s, e in events if not is_alert_event(e)]
+                relevant = [(s, e) for s, e in relevant if not is_alert_event(e)]
             firings = Evaluator(rules, book).evaluate(relevant)
         alerts, deliveries = self._records(account_id, feature.value, firings)
         self._commit(AlertCommit(account_id, feature, checkpoint, events[-1][0], book.changes(), alerts, deliveries))

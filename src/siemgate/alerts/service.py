@@ -89,7 +89,7 @@ class AlertService:
         self.people = people
         self.clock = clock
         self.rules = AlertRules(store, people, audit, clock)
-        self.evaluator = AlertEvaluator(store, self.rules, clock)
+        self.evaluator = AlertEvaluator(store, self.rules, clock, settings.alerts_max_event_age_days)
         senders: dict[str, Sender] = {
             "webhook": send_webhook,
             "slack": send_slack,

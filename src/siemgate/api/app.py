@@ -45,6 +45,11 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
         ]
         if services.settings.alerts_enabled:
             tasks += alert_tasks(services)
+        tasks.append(
+            asyncio.create_task(
+                _every(services.settings.retention_interval_seconds, services.retention.apply, "apply retention")
+            )
+        )
         try:
             yield
         finally:

@@ -30,10 +30,20 @@ class Page:
 
 
 class PageReader:
-    def __init__(self, store: Store, cursor_key: bytes, retention_days: int, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cursor_key: bytes,
+        retention_days: int,
+        clock: Callable[[], int],
+        retention: Callable[[int, Feature], int] | None = None,
+    ) -> None:
+        """`retention(account_id, feature)`: the stream's retention in ns (per-account policies);
+        default `retention_days` for every stream."""
         self.store = store
         self.cursor_key = cursor_key
         self.retention_ns = retention_days * DAY_NS
+        self.retention = retention
         self.clock = clock
 
     def read(self, account: Account, feature: Feature, request: ResetRequest | CursorRequest, *, v1: bool) -> Page:
@@ -71,7 +81,8 @@ class PageReader:
         if end is not None and end > MAX_STORED_NS:
             end = None  # beyond any storable timestamp: the same as open-ended
         start = request.start if request.start is not None else (end if end is not None else now) - HOUR_NS
-        start = min(max(start, now - self.retention_ns, 0), MAX_STORED_NS)
+        keep = self.retention(account.id, feature) if self.retention is not None else self.retention_ns
+        start = min(max(start, now - keep, 0), MAX_STORED_NS)
         if end is not None and end < start:
             end = start - 1  # a window entirely before the retention horizon holds nothing
         seq = self.store.start_position(account.id, feature, start)

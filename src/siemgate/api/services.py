@@ -22,6 +22,7 @@ from siemgate.auth.sessions import SessionService
 from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
+from siemgate.retention.service import RetentionService
 from siemgate.store.base import Account, Store
 from siemgate.store.ingest import EventWriter
 
@@ -48,6 +49,7 @@ class Services:
     api_keys: ApiKeyService
     sessions: SessionService
     alerts: AlertService
+    retention: RetentionService
     _accounts: dict[int, Account] = field(default_factory=dict)
 
     def account(self, account_id: int) -> Account:
@@ -74,6 +76,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
     audit = AuditRecorder(store, writer, clock, __version__)
     people = PeopleService(store, audit, clock)
     lifecycle = TokenLifecycle(store, tokens, people, audit, clock)
+    retention = RetentionService(settings, store, people, audit, clock)
     return Services(
         settings=settings,
         store=store,
@@ -82,7 +85,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         tokens=tokens,
         ingest_keys=ingest_keys,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
-        reader=PageReader(store, keys.cursor_key, settings.retention_days, clock),
+        reader=PageReader(store, keys.cursor_key, settings.retention_days, clock, retention.retention_ns),
         writer=writer,
         usage=UsageRecorder(store),
         audit=audit,
@@ -93,4 +96,5 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         api_keys=ApiKeyService(store, clock),
         sessions=SessionService(store, clock),
         alerts=AlertService(settings, store, people, audit, writer, clock),
+        retention=retention,
     )

@@ -15,6 +15,7 @@ from siemgate.cli.data_cmds import db_app, ingest, simulate
 from siemgate.cli.demo_cmd import demo
 from siemgate.cli.forward_cmds import forward_app
 from siemgate.cli.people_cmds import api_key_app, integration_app, user_app
+from siemgate.cli.retention_cmds import archive_app, retention_app
 from siemgate.cli.serve_cmds import serve
 from siemgate.errors import ConfigError, SiemgateError
 
@@ -34,6 +35,8 @@ app.add_typer(api_key_app, name="api-key")
 app.add_typer(db_app, name="db")
 app.add_typer(forward_app, name="forward")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(retention_app, name="retention")
+app.add_typer(archive_app, name="archive")
 app.command()(serve)
 app.command()(demo)
 app.command()(ingest)

@@ -17,7 +17,7 @@ Contract (tests/contract/ runs it against every backend):
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from siemgate.model.features import Feature
@@ -501,8 +501,25 @@ class Store(abc.ABC):
     def set_retention_policy(self, policy: RetentionPolicy) -> None:
         """Insert or replace the policy of (account, feature)."""
 
+    @abc.abstractmethod
+    def iter_events(
+        self, account_id: int, feature: Feature, start_ts: int, end_ts: int, batch: int = 5000
+    ) -> Iterator[list[StoredEvent]]:
+        """Every event of the stream with start_ts <= timestamp < end_ts, in (timestamp, seq) order,
+        as lists of at most `batch` rows (through the timestamp index: never a scan of the stream).
+        Events stored while iterating may or may not be included."""
+
+    @abc.abstractmethod
+    def purge_events(self, account_id: int, feature: Feature, before_ts: int, *, max_seq: int | None = None) -> int:
+        """Delete the stream's events with timestamp < before_ts (and seq <= max_seq when given, so
+        that events stored after an archive was taken are never deleted); returns how many.
+        Seqs are never reused: the stream's head stays where it was."""
+
 
 # Records of alerts and retention (defined after Store; annotations are evaluated lazily). ----------
+
+# One stored event as archives need it: (seq, timestamp ns, uuid, v2 JSON bytes).
+StoredEvent = tuple[int, int, str, bytes]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,174 @@
+"""`siemgate retention ...` (show, set, apply) and `siemgate archive ...` (list, verify, replay),
+with Rich progress bars on the long ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from siemgate.accounts.actor import CLI
+from siemgate.cli.common import find_account, services_for, state
+from siemgate.cli.output import err, print_json, print_table
+from siemgate.errors import BadRequest, SiemgateError
+from siemgate.model.features import ALL_FEATURES, parse_features
+from siemgate.retention.archive import ArchiveError, manifests, verify_file
+from siemgate.retention.replay import plan_replay, replay
+
+retention_app = typer.Typer(help="How long events are kept, per account and stream.", no_args_is_help=True)
+archive_app = typer.Typer(help="Archives of events that left the store: list, verify, replay.", no_args_is_help=True)
+ACCOUNT_OPTION = typer.Option(None, "--account", "-a", help="Account uuid or name (default: the only one).")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+    )
+
+
+@retention_app.command("show")
+def show(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Each stream's retention (days) and archive format."""
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        policies = [services.retention.policy(acct.id, f) for f in ALL_FEATURES]
+        explicit = services.store.retention_policies(acct.id)
+    rows = [
+        {"feature": p.feature.value, "days": p.days, "archive": p.archive, "default": p.feature not in explicit}
+        for p in policies
+    ]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(
+            f"Retention of {acct.name}",
+            ["stream", "days", "archive", "server default"],
+            [[r["feature"], r["days"], r["archive"], r["default"]] for r in rows],
+        )
+
+
+@retention_app.command("set")
+def set_policy(
+    ctx: typer.Context,
+    days: int = typer.Argument(..., min=1, help="Keep events this many days."),
+    features: str = typer.Option("all", "--features", "-f", help="Streams (comma-separated) or all."),
+    archive: str = typer.Option(None, "--archive", help="none, jsonl or parquet (default: unchanged)."),
+    account: str = ACCOUNT_OPTION,
+) -> None:
+    """Set the retention of streams of an account."""
+    try:
+        chosen = parse_features(features)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        for feature in chosen:
+            policy = services.retention.set_policy(CLI, acct, feature, days, archive)
+            err.print(f"{feature.value}: {policy.days} days, archive {policy.archive}")
+
+
+@retention_app.command("apply")
+def apply(ctx: typer.Context, account: str = typer.Option(None, "--account", "-a", help="Only this account.")) -> None:
+    """Archive (when the policy says so) and purge events older than each stream's retention,
+    now. A stream whose archive cannot be written is not purged; the command then exits 1."""
+    with services_for(ctx) as services:
+        accounts = [find_account(services.store, account)] if account else None
+        with _progress() as progress:
+            task = progress.add_task("archiving", total=None)
+
+            def step(what: str, done: int) -> None:
+                progress.update(task, description=what, advance=done)
+
+            results = services.retention.apply(step, accounts)
+    failed = [r for r in results if r.error]
+    for r in results:
+        if r.archived or r.purged or r.error:
+            line = f"{r.account} {r.feature.value}: archived {r.archived} in {len(r.files)} file(s), purged {r.purged}"
+            err.print(line + (f" — STOPPED: {r.error}" if r.error else ""))
+    if failed:
+        raise SiemgateError(f"{len(failed)} stream(s) were not purged because their archive failed (see above)")
+
+
+def _root(ctx: typer.Context, folder: Path | None) -> Path:
+    return folder or state(ctx).settings().archive_path
+
+
+@archive_app.command("list")
+def list_archives(
+    ctx: typer.Context, folder: Path = typer.Argument(None, help="Archive folder (default: the server's).")
+) -> None:
+    """The archived streams and their days."""
+    root = _root(ctx, folder)
+    rows = []
+    for stream in manifests(root):
+        days = [f.day for f in stream.files]
+        events = sum(f.events for f in stream.files)
+        rows.append(
+            [stream.account, stream.feature.value, len(days), days[0] if days else "", days[-1] if days else "", events]
+        )
+    print_table(f"Archives in {root}", ["account", "stream", "files", "first day", "last day", "events"], rows)
+
+
+@archive_app.command("verify")
+def verify(
+    ctx: typer.Context, folder: Path = typer.Argument(None, help="Archive folder (default: the server's).")
+) -> None:
+    """Check every archive file against its manifest: present, size, SHA-256, readable, event count.
+    Exits 1 naming each bad file."""
+    root = _root(ctx, folder)
+    problems, files, events = [], 0, 0
+    streams = list(manifests(root))
+    total = sum(len(s.files) for s in streams)
+    with _progress() as progress:
+        task = progress.add_task("verifying", total=total)
+        for stream in streams:
+            listed = {f.path for f in stream.files}
+            for entry in stream.files:
+                try:
+                    verify_file(stream.folder, entry)
+                    events += entry.events
+                except ArchiveError as exc:
+                    problems.append(str(exc))
+                files += 1
+                progress.advance(task)
+            for extra in sorted(stream.folder.glob("*/*")):
+                relative = str(extra.relative_to(stream.folder))
+                if relative not in listed and not extra.name.startswith("."):
+                    problems.append(f"{extra}: not in the manifest")
+    for problem in problems:
+        err.print(f"BAD {problem}")
+    if problems:
+        raise ArchiveError(f"{len(problems)} problem(s) in {root}")
+    err.print(f"ok: {files} file(s), {events} event(s) in {root}")
+
+
+@archive_app.command("replay")
+def replay_cmd(
+    ctx: typer.Context,
+    folder: Path = typer.Argument(None, help="Archive folder (default: the server's)."),
+    account: str = typer.Option(None, "--account", "-a", help="Replay into this account (default: the archived one)."),
+    features: str = typer.Option("all", "--features", "-f", help="Streams (comma-separated) or all."),
+    since: str = typer.Option(None, "--since", help="First day (YYYY-MM-DD)."),
+    until: str = typer.Option(None, "--until", help="Last day (YYYY-MM-DD)."),
+) -> None:
+    """Load archived events back into the store (uuids and timestamps kept; events already there
+    are duplicates and stored once). Mind the stream's retention: events older than it are purged
+    again by the next run (raise it first with `siemgate retention set`)."""
+    root = _root(ctx, folder)
+    try:
+        chosen = parse_features(features)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with services_for(ctx) as services:
+        target = find_account(services.store, account) if account else None
+        plans = plan_replay(services.store, root, account=target, features=chosen, since=since, until=until)
+        if not plans:
+            raise BadRequest(f"no archives to replay in {root}")
+        with _progress() as progress:
+            task = progress.add_task("replaying", total=sum(p.events for p in plans))
+            result = replay(services.writer, plans, lambda n: progress.advance(task, n))
+    err.print(
+        f"replayed {result.events} event(s) from {result.files} file(s): {result.stored} stored,"
+        f" {result.duplicates} already there"
+    )
