@@ -22,7 +22,13 @@ import re
 from typing import Any
 
 from sigma.collection import SigmaCollection
-from sigma.conditions import ConditionAND, ConditionFieldEqualsValueExpression, ConditionNOT, ConditionOR
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
 from sigma.correlations import (
     SigmaCorrelationCondition,
     SigmaCorrelationConditionOperator,
@@ -138,6 +144,8 @@ def _condition(node: Any) -> dict[str, Any]:
             if merged is not None:
                 return merged
         return {"all" if isinstance(node, ConditionAND) else "any": subs}
+    if isinstance(node, ConditionValueExpression):
+        raise RuleError("Sigma: keyword searches (values without a field) are not supported; name the field")
     raise RuleError(f"Sigma: the construct {type(node).__name__} is not supported")
 
 

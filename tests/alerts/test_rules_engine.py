@@ -1,0 +1,217 @@
+"""Rule kinds, matching operators, Sigma translation and the starter set, through the pure engine
+and `test_rule` (no server)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siemgate.alerts.engine import Evaluator, StateBook
+from siemgate.alerts.model import RuleError, compile_rule, load_rule
+from siemgate.alerts.service import parse_rules_text
+from siemgate.alerts.service import test_rule as run_rule
+from siemgate.alerts.sigma import sigma_to_rules
+from siemgate.alerts.starter import starter_rules, starter_sigma
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from api.helpers import auditevent, itemusage, signin
+
+T0 = 1_800_000_000_000_000_000
+S = 1_000_000_000
+
+
+def rule(**kw: Any) -> Any:
+    base = {"id": "r", "name": "R", "source": "signinattempts", "match": {"category": "credentials_failed"}}
+    return load_rule(base | kw)
+
+
+def failed(ts: int, email: str = "ada@example.com", **kw: Any) -> dict[str, Any]:
+    event = signin(ts, category="credentials_failed", type="password_secret_bad", **kw)
+    event["target_user"]["email"] = email
+    return event
+
+
+def test_operators_on_nested_fields() -> None:
+    e = signin(T0)
+    e["client"]["ip_address"] = "10.1.2.3"
+    cases = {
+        "eq": ({"target_user.email": "ada@example.com"}, True),
+        "nocase": ({"target_user.email": {"eq": "ADA@example.com", "nocase": True}}, True),
+        "set": ({"category": ["success", "mfa_failed"]}, True),
+        "not_in": ({"category": {"not_in": ["success"]}}, False),
+        "prefix": ({"target_user.email": {"prefix": "ada@"}}, True),
+        "suffix": ({"target_user.email": {"suffix": "@example.org"}}, False),
+        "contains": ({"client.app_name": {"contains": "Mac"}}, True),
+        "regex": ({"client.app_version": {"regex": "^8[0-9]+$"}}, True),
+        "numeric string": ({"client.app_version": {"gte": 81024002, "lt": 90000000}}, True),
+        "number": ({"location.latitude": {"gt": 43.0}}, True),
+        "after": ({"timestamp": {"after": "2020-01-01T00:00:00Z"}}, True),
+        "before": ({"timestamp": {"before": "2020-01-01T00:00:00Z"}}, False),
+        "cidr": ({"client.ip_address": {"cidr": "10.0.0.0/8"}}, True),
+        "exists": ({"details": {"exists": False}}, True),
+        "missing": ({"location.region": {"eq": "Quebec"}}, False),
+        "any/not": ({"any": [{"country": "FR"}, {"not": {"country": "FR"}}]}, True),
+    }
+    for name, (match, expected) in cases.items():
+        compiled = rule(match=match)
+        assert compiled.predicate(e) is expected, name
+
+
+def test_aux_info_json_is_looked_into() -> None:
+    compiled = load_rule(
+        {"id": "o", "name": "O", "source": "auditevents", "match": {"aux_info.role": "owner", "action": "join"}}
+    )
+    assert compiled.predicate(auditevent(T0, action="join", aux_info='{"role":"owner"}'))
+    assert not compiled.predicate(auditevent(T0, action="join", aux_info='{"role":"member"}'))
+    assert not compiled.predicate(auditevent(T0, action="join", aux_info="A"))
+
+
+def test_bad_rules_say_what_to_fix() -> None:
+    with pytest.raises(RuleError, match=r"did you mean .*client.ip_address"):
+        rule(match={"client.ip": "1.2.3.4"})
+    with pytest.raises(RuleError, match="unknown operator 'startswith'"):
+        rule(match={"country": {"startswith": "F"}})
+    with pytest.raises(RuleError, match="invalid regular expression"):
+        rule(match={"country": {"regex": "("}})
+    with pytest.raises(RuleError, match="not a duration"):
+        rule(threshold={"count": 3, "window": "soon"})
+    with pytest.raises(RuleError, match="secret"):
+        rule(actions=[{"type": "webhook", "url": "https://x.example"}])
+
+
+def test_threshold_sliding_window_per_group_and_suppression() -> None:
+    r = rule(threshold={"count": 3, "window": "5m", "group_by": ["target_user.email"]}, suppress={"for": "1h"})
+    events = [
+        failed(T0, "a@x.test"),
+        failed(T0 + 60 * S, "b@x.test"),
+        failed(T0 + 120 * S, "a@x.test"),
+        failed(T0 + 400 * S, "a@x.test"),  # the first a@ is now outside 5 minutes
+        failed(T0 + 410 * S, "a@x.test"),  # 120, 400, 410: three within 5 minutes
+        failed(T0 + 420 * S, "a@x.test"),
+        failed(T0 + 430 * S, "a@x.test"),
+        failed(T0 + 440 * S, "a@x.test"),  # another three, suppressed (within the hour)
+        failed(T0 + 4100 * S, "a@x.test"),
+        failed(T0 + 4101 * S, "a@x.test"),
+        failed(T0 + 4102 * S, "a@x.test"),  # after the hour: fires again
+    ]
+    firings = run_rule(r, events)
+    assert [(f.count, f.group) for f in firings] == [(3, {"target_user.email": "a@x.test"})] * 2
+    assert [ref["uuid"] for ref in firings[0].events] == [e["uuid"] for e in (events[2], events[3], events[4])]
+
+
+def test_out_of_order_events_count_by_their_time() -> None:
+    r = rule(threshold={"count": 3, "window": "1m", "group_by": ["target_user.email"]})
+    events = [failed(T0 + 50 * S), failed(T0 + 10 * S), failed(T0 + 300 * S, "other@x.test"), failed(T0 + 30 * S)]
+    firings = run_rule(r, events)
+    assert len(firings) == 1
+    assert {ref["uuid"] for ref in firings[0].events} == {events[0]["uuid"], events[1]["uuid"], events[3]["uuid"]}
+
+
+def test_first_seen_learns_then_fires_on_new_values() -> None:
+    r = starter_rules()["signin-new-country"]
+    user = signin(T0)["target_user"]
+
+    def at(ts: int, country: str) -> dict[str, Any]:
+        return signin(ts, country=country, target_user=user)
+
+    events = [at(T0, "CA"), at(T0 + S, "CA"), at(T0 + 2 * S, "FR"), at(T0 + 3 * S, "FR"), at(T0 + 4 * S, "US")]
+    firings = run_rule(compile_rule(r), events)
+    assert [f.group["country"] for f in firings] == ["FR", "US"]
+    assert "signed in from FR for the first time" in firings[0].summary
+
+
+def test_state_round_trips_through_entries() -> None:
+    r = rule(threshold={"count": 3, "window": "5m"})
+    book = StateBook()
+    Evaluator([r], book).evaluate([(1, failed(T0)), (2, failed(T0 + S))])
+    entries = book.changes()
+    restored = StateBook.load(entries, now=T0)
+    assert len(Evaluator([r], restored).evaluate([(3, failed(T0 + 2 * S))])) == 1
+    expired = StateBook.load(entries, now=T0 + 3600 * S)  # the window ended long ago: dropped
+    assert Evaluator([r], expired).evaluate([(3, failed(T0 + 3600 * S))]) == []
+
+
+def _fire_ids(compiled: Any, events: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    return [(f.count, f.summary) for f in run_rule(compiled, events)]
+
+
+def corpus() -> dict[str, list[dict[str, Any]]]:
+    """Events that make every starter rule fire (and some that must not)."""
+    user = signin(T0)["target_user"]
+    signins = [failed(T0 + i * S) for i in range(12)]
+    signins += [signin(T0 + 20 * S, country=c, target_user=user) for c in ("CA", "DE")]
+    signins += [
+        signin(T0 + 30 * S + i * S, category="firewall_failed", type="ip_blocked", details={"value": "1.2.3.4"})
+        for i in range(25)
+    ]
+    items = [itemusage(T0 + i * S, action="reveal") for i in range(30)]
+    audits = [
+        auditevent(T0, action="disblmfa", object_type="user"),
+        auditevent(T0, action="suspend", object_type="user"),
+        auditevent(T0, action="join", object_type="user", aux_info='{"role":"owner"}'),
+        auditevent(T0, action="join", object_type="user", aux_info='{"role":"member"}'),
+        auditevent(T0, action="trevoke", object_type="satoken", aux_info='{"name":"splunk"}'),
+        auditevent(T0, action="trevoke", object_type="satoken", aux_info='{"kind":"ingest key","name":"k"}'),
+    ]
+    tokens = [
+        {"id": "T1", "name": "old", "timestamp": "2027-01-01T00:00:00Z", "status": "active", "idle_seconds": 90000},
+        {"id": "T2", "name": "new", "timestamp": "2027-01-01T00:00:00Z", "status": "active", "idle_seconds": 60},
+        {"id": "T3", "name": "gone", "timestamp": "2027-01-01T00:00:00Z", "status": "revoked", "idle_seconds": 9e6},
+    ]
+    return {"signinattempts": signins, "itemusages": items, "auditevents": audits, "tokens": tokens}
+
+
+def test_every_starter_rule_fires_and_its_sigma_form_fires_alike() -> None:
+    events = corpus()
+    sigma = {r.id: r for text in starter_sigma().values() for r in sigma_to_rules(text)}
+    assert set(sigma) == set(starter_rules())
+    for rule_id, native in starter_rules().items():
+        assert native.enabled
+        compiled = compile_rule(native)
+        fired = _fire_ids(compiled, events[native.source])
+        assert len(fired) == 1, (rule_id, fired)
+        assert _fire_ids(compile_rule(sigma[rule_id]), events[native.source]) == fired, rule_id
+        assert sigma[rule_id].model_dump(exclude={"match", "threshold"}) == native.model_dump(
+            exclude={"match", "threshold"}
+        ), rule_id
+
+
+def test_sigma_constructs_and_errors() -> None:
+    text = """
+title: Odd sign-in
+logsource: {product: 1password, service: signinattempts}
+detection:
+  sel:
+    target_user.email|endswith: '@example.com'
+    client.ip_address|cidr: 192.0.2.0/24
+  odd:
+    type|re: '^(totp|u2f)_'
+    client.app_name|contains|all: ['1Password', 'Mac']
+  quiet:
+    country: [CA, US]
+  condition: sel and 1 of odd and not quiet
+level: critical
+"""
+    [r] = sigma_to_rules(text)
+    assert (r.id, r.severity) == ("odd-sign-in", "critical")
+    compiled = compile_rule(r)
+    hit = signin(T0, type="totp_bad", category="mfa_failed", country="FR")
+    hit["client"]["ip_address"] = "192.0.2.7"
+    assert compiled.predicate(hit)
+    assert not compiled.predicate(hit | {"country": "ca"})  # Sigma strings ignore case
+    with pytest.raises(RuleError, match="logsource"):
+        sigma_to_rules(text.replace("1password", "windows"))
+    keywords = "keywords: [x]\n  condition: keywords"
+    with pytest.raises(RuleError, match="keyword"):
+        sigma_to_rules(text.replace("condition: sel and 1 of odd and not quiet", keywords))
+
+
+def test_rule_files_hold_one_or_many_rules() -> None:
+    two = "- {id: a, name: A, source: auditevents, match: {action: suspend}}\n" \
+          "- {id: b, name: B, source: auditevents, match: {action: join}}\n"  # fmt: skip
+    assert [r.id for r in parse_rules_text(two)] == ["a", "b"]
+    with pytest.raises(RuleError, match="not valid YAML"):
+        parse_rules_text("a: [")
