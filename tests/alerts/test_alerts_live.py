@@ -1,0 +1,337 @@
+"""Alerting on a real store: evaluation as events are stored, state that survives restarts
+(restart = new services on the same data folder), the scheduled token check, and every action
+against a real local receiver, with retries and visible failures."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiosmtpd.controller import Controller
+from standardwebhooks.webhooks import Webhook
+
+from siemgate.accounts.actor import CLI
+from siemgate.alerts.actions.record import is_alert_event
+from siemgate.alerts.model import parse_rule
+from siemgate.api.services import Services, build_services
+from siemgate.config import load_settings
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.store.base import Account
+from siemgate.store.sqlite import SQLiteStore
+
+from .receivers import HttpReceiver, Rsyslog, free_port, wait_for
+from .test_rules_engine import auditevent, failed, signin
+
+S = 1_000_000_000
+SIGNIN, AUDIT = Feature.SIGNINATTEMPTS, Feature.AUDITEVENTS
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000 * S
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * S)
+
+
+class Site:
+    """Services on a data folder that can be restarted (closed and built again on the same files)."""
+
+    def __init__(self, data_dir: Path, **settings: Any) -> None:
+        self.data_dir, self.settings, self.clock = data_dir, settings, Clock()
+        self.services = self._open()
+        self.account: Account = self.services.store.create_account(new_id(), "Acme", self.clock())
+
+    def _open(self) -> Services:
+        store = SQLiteStore(self.data_dir / "siemgate.db")
+        store.migrate()
+        return build_services(load_settings(data_dir=self.data_dir, **self.settings), store, self.clock)
+
+    def restart(self, **settings: Any) -> None:
+        self.services.close()
+        self.settings.update(settings)
+        self.services = self._open()
+
+    def write(self, feature: Feature, events: list[dict[str, Any]]) -> None:
+        self.services.writer.write(self.account.id, feature, events)
+
+    def alerts(self, rule_id: str | None = None) -> list[Any]:
+        return self.services.store.list_alerts(self.account.id, rule_id)
+
+    def rule(self, **definition: Any) -> None:
+        self.services.alerts.rules.save(CLI, self.account, parse_rule(definition), "api")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    s = Site(tmp_path / "data")
+    yield s
+    s.services.close()
+
+
+def now_failed(site: Site, n: int, email: str = "ada@example.com", offset: float = 0) -> list[dict[str, Any]]:
+    return [failed(site.clock() + int((offset + i) * S), email) for i in range(n)]
+
+
+# evaluation and restarts --------------------------------------------------------------------------
+
+
+def test_threshold_window_survives_a_restart_and_never_fires_twice(site: Site) -> None:
+    site.write(SIGNIN, now_failed(site, 6))
+    assert site.alerts("brute-force-signin") == []
+    site.restart()
+    site.write(SIGNIN, now_failed(site, 4, offset=10))  # 6 before the restart + 4 after = 10 in 5 minutes
+    [alert] = site.alerts("brute-force-signin")
+    assert "10 failed sign-ins for ada@example.com" in alert.summary
+    site.restart()
+    assert site.services.alerts.evaluator.catch_up() == 0  # nothing left to evaluate
+    site.write(SIGNIN, now_failed(site, 10, offset=20))  # same user within the hour: suppressed
+    assert len(site.alerts("brute-force-signin")) == 1
+    site.restart()
+    site.clock.advance(3700)
+    site.write(SIGNIN, now_failed(site, 10))  # after the suppression: fires again
+    assert len(site.alerts("brute-force-signin")) == 2
+
+
+def test_first_seen_and_suppression_survive_restarts(site: Site) -> None:
+    user = signin(site.clock())["target_user"]
+
+    def sign_in(country: str) -> None:
+        site.write(SIGNIN, [signin(site.clock(), country=country, target_user=user)])
+        site.clock.advance(1)
+
+    sign_in("CA")
+    site.restart()
+    sign_in("CA")
+    assert site.alerts("signin-new-country") == []
+    site.restart()
+    sign_in("FR")
+    assert len(site.alerts("signin-new-country")) == 1
+    site.restart()
+    sign_in("FR")
+    sign_in("CA")
+    assert len(site.alerts("signin-new-country")) == 1
+
+
+def test_events_stored_while_evaluation_was_off_are_caught_up_once(site: Site) -> None:
+    site.write(SIGNIN, now_failed(site, 1))  # the stream's checkpoint starts here
+    site.restart(alerts_enabled=False)  # e.g. a process that crashed before evaluating
+    site.write(SIGNIN, now_failed(site, 9, offset=1))
+    assert site.alerts() == []
+    site.restart(alerts_enabled=True)
+    assert site.services.alerts.evaluator.catch_up() == 9
+    assert len(site.alerts("brute-force-signin")) == 1
+    assert site.services.alerts.evaluator.catch_up() == 0
+    assert len(site.alerts("brute-force-signin")) == 1
+
+
+def test_disabled_and_custom_rules(site: Site) -> None:
+    site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)
+    site.rule(
+        id="vip-export", name="VIP export", source="itemusages", severity="critical",
+        match={"action": "export", "user.email": {"suffix": "@vip.example", "nocase": True}},
+    )  # fmt: skip
+    site.write(AUDIT, [auditevent(site.clock(), action="disblmfa", object_type="user")])
+    event = auditevent(site.clock(), action="suspend", object_type="user")
+    site.write(AUDIT, [event])
+    from api.helpers import itemusage
+
+    usage = itemusage(site.clock(), action="export")
+    usage["user"]["email"] = "Boss@VIP.example"
+    site.write(Feature.ITEMUSAGES, [usage])
+    assert site.alerts("mfa-disabled") == []
+    assert [a.rule_id for a in site.alerts("user-suspended")] == ["user-suspended"]
+    [vip] = site.alerts("vip-export")
+    assert vip.severity == "critical"
+
+
+def test_replayed_history_does_not_page(site: Site) -> None:
+    old = [failed(site.clock() - 30 * 86400 * S + i * S) for i in range(20)]
+    site.write(SIGNIN, old)
+    assert site.alerts() == []
+
+
+def test_unused_siem_token_is_found_by_the_scheduled_check(site: Site) -> None:
+    integration = site.services.store.create_integration(site.account.id, new_id(), "splunk", "Splunk", "", 0)
+    _, token = site.services.tokens.issue(site.account, integration, "hf1", [SIGNIN], None)
+    evaluator = site.services.alerts.evaluator
+    assert evaluator.check_tokens() == 0
+    site.clock.advance(25 * 3600)
+    assert evaluator.check_tokens() == 1
+    [alert] = site.alerts("siem-token-unused")
+    assert "SIEM token hf1 of integration Splunk" in alert.summary
+    site.restart()
+    assert site.services.alerts.evaluator.check_tokens() == 0  # suppressed for a week, across restarts
+    site.services.store.record_token_uses([])
+    site.services.lifecycle.revoke(CLI, site.account, token.id)
+    assert [a.rule_id for a in site.alerts("siem-token-revoked")] == ["siem-token-revoked"]
+    site.clock.advance(8 * 86400)
+    assert site.services.alerts.evaluator.check_tokens() == 0  # revoked: no longer watched
+
+
+# actions ------------------------------------------------------------------------------------------
+
+
+def mfa_rule(site: Site, *actions: dict[str, Any]) -> None:
+    site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
+    site.rule(id="mfa-off", name="MFA off", source="auditevents", match={"action": "disblmfa"}, actions=list(actions))
+
+
+def fire(site: Site) -> Any:
+    site.write(AUDIT, [auditevent(site.clock(), action="disblmfa", object_type="user")])
+    return site.alerts("mfa-off")[0]
+
+
+def deliveries(site: Site) -> list[Any]:
+    return site.services.store.list_deliveries(site.account.id)
+
+
+@pytest.fixture
+def http() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver()
+    yield receiver
+    receiver.close()
+
+
+def test_webhook_is_signed_and_retried_with_backoff(site: Site, http: HttpReceiver) -> None:
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    mfa_rule(site, {"type": "webhook", "url": f"{http.url}/hook", "secret": secret})
+    alert = fire(site)
+    http.statuses = [503, 503]
+    dispatcher = site.services.alerts.dispatcher
+    assert dispatcher.run_due() == 1
+    [d] = deliveries(site)
+    assert (d.status, d.attempts, d.last_error) == ("pending", 1, "HTTP 503: unavailable")
+    assert d.next_attempt_at == site.clock() + 30 * S  # first retry after 30 s
+    assert dispatcher.run_due() == 0  # not due yet
+    site.clock.advance(30)
+    dispatcher.run_due()
+    assert deliveries(site)[0].next_attempt_at == site.clock() + 60 * S  # doubled
+    site.clock.advance(60)
+    dispatcher.run_due()
+    [d] = deliveries(site)
+    assert (d.status, d.attempts) == ("delivered", 3)
+    request = http.requests[-1]
+    payload = Webhook(secret).verify(request["body"], request["headers"])
+    assert payload["type"] == "alert.fired" and payload["data"]["id"] == alert.id
+    assert {r["headers"]["webhook-id"] for r in http.requests} == {d.id}  # the same id on every attempt
+
+
+def test_permanent_failures_are_visible_and_can_be_retried(site: Site, http: HttpReceiver) -> None:
+    mfa_rule(site, {"type": "slack", "url": f"{http.url}/services/T0/B0/x"})
+    fire(site)
+    http.statuses = [404]
+    site.services.alerts.dispatcher.run_due()
+    [d] = deliveries(site)
+    assert (d.status, d.attempts) == ("failed", 1)
+    view = site.services.alerts.rule(CLI, site.account, "mfa-off")
+    assert view["status"] == "failing" and view["deliveries"]["failed"] == 1
+    site.services.alerts.retry(CLI, site.account, d.id)
+    site.services.alerts.dispatcher.run_due()
+    assert deliveries(site)[0].status == "delivered"
+    body = orjson.loads(http.requests[-1]["body"])
+    assert body["text"].startswith("[siemgate] medium: MFA off") and body["blocks"]
+
+
+def test_transient_failures_give_up_after_max_attempts(tmp_path: Path, http: HttpReceiver) -> None:
+    site = Site(tmp_path / "d", alerts_max_attempts=2)
+    try:
+        mfa_rule(site, {"type": "slack", "url": http.url})
+        fire(site)
+        http.statuses = [500, 500]
+        site.services.alerts.dispatcher.run_due()
+        site.clock.advance(31)
+        site.services.alerts.dispatcher.run_due()
+        [d] = deliveries(site)
+        assert (d.status, d.attempts, d.last_error) == ("failed", 2, "HTTP 500: unavailable")
+    finally:
+        site.services.close()
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+def test_email_through_a_real_smtp_server(tmp_path: Path) -> None:
+    handler = _Capture()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    site = Site(tmp_path / "d", smtp_host="127.0.0.1", smtp_port=controller.port, smtp_from="alerts@acme.example")
+    try:
+        mfa_rule(site, {"type": "email", "to": ["secops@acme.example", "ciso@acme.example"]})
+        alert = fire(site)
+        site.services.alerts.dispatcher.run_due()
+        assert deliveries(site)[0].status == "delivered"
+        [envelope] = handler.messages
+        assert envelope.mail_from == "alerts@acme.example"
+        assert envelope.rcpt_tos == ["secops@acme.example", "ciso@acme.example"]
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert message["Subject"] == "[siemgate] medium: MFA off"
+        assert message["X-Siemgate-Alert"] == alert.id
+        assert alert.summary in message.get_content()
+    finally:
+        site.services.close()
+        controller.stop()
+
+
+def test_email_without_an_smtp_server_fails_with_what_to_set(site: Site) -> None:
+    mfa_rule(site, {"type": "email", "to": ["secops@acme.example"]})
+    fire(site)
+    site.services.alerts.dispatcher.run_due()
+    [d] = deliveries(site)
+    assert d.status == "failed" and "SIEMGATE_SMTP_HOST" in d.last_error
+
+
+@pytest.fixture(scope="module")
+def rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
+    receiver = Rsyslog(tmp_path_factory.mktemp("rsyslog"))
+    yield receiver
+    receiver.close()
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp", "tls"])
+def test_syslog_to_a_real_rsyslog(site: Site, rsyslog: Rsyslog, protocol: str) -> None:
+    port = {"udp": rsyslog.udp, "tcp": rsyslog.tcp, "tls": rsyslog.tls}[protocol]
+    action = {"type": "syslog", "host": "127.0.0.1", "port": port, "protocol": protocol, "facility": "local3"}
+    if protocol == "tls":
+        action |= {"host": "localhost", "ca_file": str(rsyslog.dir / "ca.pem")}
+    mfa_rule(site, action)
+    alert = fire(site)
+    site.services.alerts.dispatcher.run_due()
+    assert deliveries(site)[0].status == "delivered"
+    message = wait_for(lambda: [m for m in rsyslog.messages() if alert.id in m["sd"]], f"the alert over {protocol}")[0]
+    assert (message["app"], message["msgid"], message["input"]) == ("siemgate", "ALERT", protocol)
+    assert message["pri"] == str(19 * 8 + 4)  # local3, warning (medium)
+    assert orjson.loads(message["msg"])["summary"] == alert.summary
+
+
+def test_alert_recorded_as_an_audit_event_once(site: Site) -> None:
+    mfa_rule(site, {"type": "event"})
+    alert = fire(site)
+    dispatcher = site.services.alerts.dispatcher
+    dispatcher.run_due()
+    [d] = deliveries(site)
+    dispatcher.deliver(d)  # delivered again (a crash before it was marked): stored once
+    rows = site.services.store.read_events(site.account.id, AUDIT, 0, 0, None, 100)
+    recorded = [e for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]
+    assert len(recorded) == 1
+    event = recorded[0]
+    assert (event["action"], event["object_type"], event["object_uuid"]) == ("create", "report", alert.id)
+    info = orjson.loads(event["aux_info"])
+    assert info["rule"] == "mfa-off" and info["summary"] == alert.summary
+    assert site.alerts("mfa-off") == [alert]  # the recorded alert does not trigger rules itself
