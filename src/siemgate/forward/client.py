@@ -104,6 +104,7 @@ class EventsClient:
     `url`: base URL (https://events.1password.com, http://127.0.0.1:8080); None takes it from the
     token. `version`: 1 or 2. `verify`: True, False, or a CA bundle path. `max_attempts`: attempts
     per request before giving up on retryable failures (None: keep trying until `stop` is set).
+    `backoff` makes the delay sequence of one request (default: 1 s doubling to 30 s, full jitter).
     `stop`: an Event that interrupts every wait (raises Stopped). `on_retry(reason, delay)` is
     called before each wait (for logs and metrics; never sees the token).
     """
@@ -117,7 +118,7 @@ class EventsClient:
         timeout: float = 30.0,
         verify: bool | str | Path = True,
         max_attempts: int | None = None,
-        backoff: Backoff | None = None,
+        backoff: Callable[[], Backoff] = Backoff,
         stop: threading.Event | None = None,
         on_retry: RetryHook | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -131,7 +132,7 @@ class EventsClient:
             raise SourceError(f"the url {self.base_url!r} must start with https:// (or http:// for a local siemgate)")
         self.version = version
         self.max_attempts = max_attempts
-        self.backoff_factory: Callable[[], Backoff] = (lambda: backoff) if backoff else Backoff
+        self.backoff_factory = backoff
         self.stop = stop or threading.Event()
         self.on_retry = on_retry
         self._http = httpx.Client(

@@ -55,6 +55,8 @@ class ForwarderSection(BaseModel):
     poll_interval: PositiveFloat = Field(10.0, description="Seconds between polls once a stream is at its head.")
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Serve /metrics, /healthz, /readyz.")
+    retry_initial: PositiveFloat = Field(1.0, description="First retry delay cap (seconds); doubles per failure.")
+    retry_max: PositiveFloat = Field(30.0, description="Largest retry delay (seconds), Retry-After aside.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"
 

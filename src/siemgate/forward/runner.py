@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from siemgate.forward.backoff import Backoff
 from siemgate.forward.checkpoint import CheckpointStore
 from siemgate.forward.client import EventsClient
 from siemgate.forward.config import ForwardConfig, SourceConfig
@@ -27,7 +28,13 @@ StoreOpener = Callable[[Any], Any]
 
 
 def make_client(
-    name: str, source: SourceConfig, stop: threading.Event, metrics: ForwardMetrics | None, *, attempts: int | None
+    name: str,
+    source: SourceConfig,
+    stop: threading.Event,
+    metrics: ForwardMetrics | None,
+    *,
+    attempts: int | None,
+    backoff: Callable[[], Backoff] = Backoff,
 ) -> EventsClient:
     """The Events API client of a source (never logs its token)."""
     retries = metrics.source_retries.labels(name) if metrics else None
@@ -45,6 +52,7 @@ def make_client(
         timeout=source.timeout,
         verify=verify,
         max_attempts=attempts,
+        backoff=backoff,
         stop=stop,
         on_retry=on_retry,
     )
@@ -139,7 +147,7 @@ class Forwarder:
 
     def _pipeline(self, name: str, checkpoint: CheckpointStore) -> Pipeline:
         source = self.config.sources[name]
-        client = make_client(name, source, self.stop, self.metrics, attempts=None)
+        client = make_client(name, source, self.stop, self.metrics, attempts=None, backoff=self._backoff)
         self._clients.append(client)
         features: tuple[Feature, ...] | None = source.feature_list()
         if features is None:
@@ -153,7 +161,7 @@ class Forwarder:
             sink.stop = self.stop
             dead = DeadLetterFile(self.config.forwarder.dead_letter_dir / f"{name}.{sink.name}.jsonl")
             self._dead.append(dead)
-            deliveries.append(SinkDelivery(sink, name, dead, self.metrics, self.stop))
+            deliveries.append(SinkDelivery(sink, name, dead, self.metrics, self.stop, backoff=self._backoff))
         streams = [
             client.stream(f, checkpoint, name=f"{name}/{f.value}", start_time=source.start_time, limit=source.limit)
             for f in features
@@ -173,6 +181,10 @@ class Forwarder:
             self.stop,
             source.poll_interval or self.config.forwarder.poll_interval,
         )
+
+    def _backoff(self) -> Backoff:
+        section = self.config.forwarder
+        return Backoff(section.retry_initial, section.retry_max)
 
     def _close(self) -> None:
         for sink in self._sinks:

@@ -100,12 +100,16 @@ class HttpSink(Sink):
             raise SinkRetryable(f"{where} redirects to {_where(location)} ({status}); fix the url", status)
         raise SinkPoison(f"{where} refused the data ({status} {said})".rstrip(), status)
 
-    def reachable(self, url: str, method: str = "HEAD") -> list[str]:
-        """A health check for intakes without a health endpoint: the host answers HTTP at all."""
+    def reachable(self, url: str, method: str = "HEAD", *, authenticated: bool = True) -> list[str]:
+        """A health check for intakes without a health endpoint: the host answers HTTP at all.
+
+        With `authenticated` (the URL itself carries the credential), 401/403 are reported."""
         try:
             response = self.http.request(method, url)
         except httpx.TransportError as exc:
             return [f"cannot reach {_where(url)}: {type(exc).__name__}: {exc}"]
+        if not authenticated:
+            return []
         if response.status_code in (401, 403):
             return [f"{_where(url)} refused the credential ({response.status_code})"]
         if response.status_code == 404:

@@ -61,7 +61,7 @@ class LinesSink(HttpSink):
         self.check(self.post(self.url, self.body(batch), self.headers))
 
     def health(self) -> list[str]:
-        return self.reachable(self.url)
+        return self.reachable(self.url, authenticated=self.kind != "panther")
 
 
 class SumoLogicConfig(HttpSinkConfig):

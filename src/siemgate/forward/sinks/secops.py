@@ -138,4 +138,4 @@ class SecOpsSink(HttpSink):
             self.token()
         except SinkRetryable as exc:
             return [exc.message]
-        return self.reachable(self.url, "GET")
+        return self.reachable(self.url, "GET", authenticated=False)

@@ -115,4 +115,4 @@ class SentinelSink(HttpSink):
             self.token()
         except SinkRetryable as exc:
             return [exc.message]
-        return self.reachable(self.url, "GET")
+        return self.reachable(self.url, "GET", authenticated=False)

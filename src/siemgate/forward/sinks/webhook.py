@@ -79,4 +79,4 @@ class WebhookSink(HttpSink):
         self.check(self.post(self.url, body, headers))
 
     def health(self) -> list[str]:
-        return self.reachable(self.url)
+        return self.reachable(self.url, authenticated=False)

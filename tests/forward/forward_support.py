@@ -1,0 +1,85 @@
+"""Helpers for the forwarder tests: fill a live server with events, build configs, run in-process."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
+
+from helpers import MAKERS  # noqa: E402
+
+from siemgate.forward.config import ForwardConfig, parse_config  # noqa: E402
+from siemgate.forward.runner import Forwarder  # noqa: E402
+from siemgate.model.features import Feature  # noqa: E402
+
+T = TypeVar("T")
+SECOND = 1_000_000_000
+FAST = {"retry_initial": 0.01, "retry_max": 0.05}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fill(live: Any, key: str, feature: Feature, n: int, **extra: Any) -> list[str]:
+    """Ingest n events of `feature` (timestamps within the last minutes); returns their uuids."""
+    now = time.time_ns()
+    events = [MAKERS[feature](now - (n - i) * 1_000_000, **extra) for i in range(n)]
+    for start in range(0, n, 5000):
+        response = live.ingest(key, feature, events[start : start + 5000])
+        assert response.status_code == 200, response.text
+    return [e["uuid"] for e in events]
+
+
+def config(state: Path, url: str, sinks: dict[str, dict[str, Any]], **source: Any) -> ForwardConfig:
+    """A one-source configuration; the token comes from $FORWARD_TEST_TOKEN."""
+    src = {"url": url, "token": {"env": "FORWARD_TEST_TOKEN"}, "sinks": list(sinks), **source}
+    return parse_config(
+        {"forwarder": {"state_dir": str(state), "poll_interval": 0.05, **FAST}, "sources": {"src": src}, "sinks": sinks}
+    )
+
+
+def run_once(cfg: ForwardConfig, **kwargs: Any) -> Forwarder:
+    forwarder = Forwarder(cfg, **kwargs)
+    forwarder.code = forwarder.run(once=True)  # type: ignore[attr-defined]
+    return forwarder
+
+
+def run_in_thread(forwarder: Forwarder, *, once: bool = False) -> threading.Thread:
+    thread = threading.Thread(target=forwarder.run, kwargs={"once": once}, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 20) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]
+    return [orjson.loads(line) for line in data.splitlines() if line]
+
+
+def sample(forwarder: Forwarder, name: str, **labels: str) -> float:
+    value = forwarder.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
