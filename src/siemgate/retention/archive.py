@@ -126,10 +126,12 @@ def _encode(rows: list[Row], fmt: str, out: Any) -> None:
     pq.write_table(table, out, compression="zstd")
 
 
-def read_rows(path: Path) -> Iterator[Row]:
-    """The rows of an archive file (format from its name); raises ArchiveError when unreadable."""
+def read_rows(path: Path, fmt: str | None = None) -> Iterator[Row]:
+    """The rows of an archive file (format `fmt`, else from its name); raises ArchiveError when
+    unreadable."""
+    fmt = fmt or ("parquet" if path.name.endswith(".parquet") else "jsonl")
     try:
-        if path.name.endswith(".parquet"):
+        if fmt == "parquet":
             table = pq.read_table(path)
             for ts, uuid, event in zip(
                 table.column("timestamp_ns").to_pylist(),
@@ -267,7 +269,7 @@ def verify_file(folder: Path, entry: FileEntry, *, path: Path | None = None, exp
     if digest != entry.sha256:
         raise ArchiveError(f"{folder / entry.path}: SHA-256 {digest} differs from the manifest's {entry.sha256}")
     count = 0
-    for index, row in enumerate(read_rows(target)):
+    for index, row in enumerate(read_rows(target, entry.format)):
         if expect is not None and (index >= len(expect) or row[:2] != expect[index][:2]):
             raise ArchiveError(f"{target}: read back differs from what was written at row {index}")
         count += 1
