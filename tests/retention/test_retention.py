@@ -256,7 +256,7 @@ def test_verify_finds_tampering_and_replay_refuses_it(services: Services) -> Non
     path = stream.folder / stream.files[0].path
     lines = gzip.decompress(path.read_bytes()).splitlines()
     path.write_bytes(gzip.compress(b"\n".join(lines[:-1]) + b"\n"))
-    with pytest.raises(ArchiveError, match="SHA-256|bytes"):
+    with pytest.raises(ArchiveError, match=r"SHA-256|bytes"):
         verify_file(stream.folder, stream.files[0])
     with pytest.raises(ArchiveError):
         replay(services.writer, plan_replay(services.store, services.settings.archive_path))
