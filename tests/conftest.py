@@ -147,7 +147,9 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
 
     def factory(**overrides: Any) -> LiveServer:
         data_dir = tmp_path / f"server{len(running)}"
-        settings = load_settings(data_dir=data_dir, **overrides)
+        # Starter alert rules would record alerts in the streams these tests compare exactly;
+        # tests/alerts turns alerting on where it is the subject.
+        settings = load_settings(data_dir=data_dir, **{"alerts_enabled": False, **overrides})
         store = make_store("sqlite", data_dir)
         live, server, thread = start_server(settings, store, Clock())
         running.append((live, server, thread))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -158,11 +159,10 @@ def rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
     def ready() -> bool:
         try:
             socket.create_connection(("127.0.0.1", rx.tcp), timeout=0.5).close()
-            with (
-                socket.create_connection(("127.0.0.1", rx.tls), timeout=0.5) as raw,
-                ctx.wrap_socket(raw, server_hostname="localhost") as s,
-            ):
-                s.unwrap()
+            with socket.create_connection(("127.0.0.1", rx.tls), timeout=0.5) as raw:
+                s = ctx.wrap_socket(raw, server_hostname="localhost")
+                with contextlib.suppress(OSError):  # rsyslog answers close_notify with a bare EOF
+                    s.unwrap()
         except OSError:
             return False
         return _udp_bound(rx.udp)

@@ -18,6 +18,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -72,6 +73,10 @@ def _uuid(doc: Any) -> str:
     if isinstance(doc.get("log_text"), str):
         return str(json.loads(doc["log_text"]).get("uuid", ""))
     return ""
+
+
+def _form(body: bytes) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(body.decode()).items()}
 
 
 async def _body(request: Request) -> bytes:
@@ -247,7 +252,7 @@ def build_app(intake: Intake) -> Starlette:
         return JSONResponse({"valid": True})
 
     async def azure_token(request: Request) -> Response:
-        form = await request.form()
+        form = _form(await request.body())
         if form.get("grant_type") != "client_credentials" or form.get("client_secret") != AZURE_SECRET:
             return JSONResponse(
                 {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}, 401
@@ -333,7 +338,7 @@ def build_app(intake: Intake) -> Starlette:
         return Response(status_code=204)
 
     async def google_token(request: Request) -> Response:
-        form = await request.form()
+        form = _form(await request.body())
         try:
             claims = jwt.decode(
                 str(form.get("assertion")), intake.google_public_key, algorithms=["RS256"], audience=str(request.url)

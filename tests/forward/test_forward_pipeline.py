@@ -255,9 +255,10 @@ def test_metrics_and_health_endpoint(source: Any, tmp_path: Path) -> None:
             lambda: _get(f"{base}/metrics") and "siemgate_forward_events_out_total" in _get(f"{base}/metrics"),
         )
         wait_for(
-            "30 events out",
-            lambda: 'siemgate_forward_events_in_total{source="src",feature="signinattempts"} 30.0' in _get(f"{base}/metrics"),
+            "30 sign-ins in",
+            lambda: sample(forwarder, "siemgate_forward_events_in_total", source="src", feature="signinattempts") == 30,
         )
+        assert 'siemgate_forward_events_in_total{feature="signinattempts",source="src"} 30.0' in _get(f"{base}/metrics")
         assert httpx.get(f"{base}/healthz").status_code == 200
         ready = httpx.get(f"{base}/readyz")
         assert ready.status_code == 200 and orjson.loads(ready.content)["problems"] == []

@@ -139,8 +139,7 @@ def _itemusage(e: dict[str, Any], doc: dict[str, Any]) -> None:
 def _audit(e: dict[str, Any], doc: dict[str, Any]) -> None:
     object_type = e.get("object_type")
     session = _dict(e.get("session"))
-    actor = _dict(e.get("actor_details")) or {"uuid": e.get("actor_uuid")}
-    actor.setdefault("uuid", e.get("actor_uuid"))
+    actor = {**_dict(e.get("actor_details")), "uuid": e.get("actor_uuid")}  # Elastic: user.id = actor_uuid
     doc["event"].update(category=["configuration"], type=["access"], action=e.get("action"))
     users = _person(doc, actor, copy_name=True)
     target: dict[str, Any] = {}

@@ -113,7 +113,8 @@ def _time_ms(event: dict[str, Any]) -> int:
 
 
 def _user(user: dict[str, Any], uid: Any = None) -> dict[str, Any]:
-    return {"uid": user.get("uuid", uid), "name": user.get("name"), "email_addr": user.get("email")}
+    """An OCSF user; `uid` is never missing (the classes that need a user require the object)."""
+    return {"uid": str(uid or user.get("uuid") or ""), "name": user.get("name"), "email_addr": user.get("email")}
 
 
 def _endpoint(ip: Any, location: dict[str, Any], client: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -231,11 +232,11 @@ def _audit(record: Record) -> dict[str, Any]:
     elif object_type in ("gm", "group", "gva"):
         doc = _base(record, GROUP_MANAGEMENT, GROUP_ACTIVITY.get(action, OTHER), action)
         if object_type == "gva":  # a group's access to a vault: the group is the aux object
-            doc["group"] = {"uid": e.get("aux_uuid")}
+            doc["group"] = {"uid": str(e.get("aux_uuid") or "")}
             doc["resource"] = {"uid": e.get("object_uuid"), "type": "vault"}
             doc["privileges"] = [str(e.get("aux_info") or "vault_access")]
         else:
-            doc["group"] = {"uid": e.get("object_uuid")}
+            doc["group"] = {"uid": str(e.get("object_uuid") or "")}
             if object_type == "gm" and e.get("aux_uuid"):
                 doc["user"] = _user(aux_user)
     elif object_type == "uva":
@@ -245,12 +246,12 @@ def _audit(record: Record) -> dict[str, Any]:
         doc["resource"] = {"uid": e.get("object_uuid"), "type": "vault"}
     else:
         doc = _base(record, ENTITY_MANAGEMENT, ENTITY_ACTIVITY.get(action, OTHER), action)
-        doc["entity"] = {"uid": e.get("object_uuid"), "type": object_type}
+        doc["entity"] = {"uid": str(e.get("object_uuid") or ""), "type": object_type}
     actor = _dict(e.get("actor_details")) or {"uuid": e.get("actor_uuid")}
     doc.update(
         message=f"1Password audit event: {action} {object_type}",
         actor={
-            "user": _user(actor, e.get("actor_uuid")),
+            "user": _user(actor, e.get("actor_uuid")),  # the actor_uuid field is the actor's id
             "session": {"uid": session.get("uuid"), "created_time": _ms(session.get("login_time"))},
         },
         src_endpoint=_endpoint(session.get("ip"), _dict(e.get("location"))),

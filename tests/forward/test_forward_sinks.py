@@ -1,0 +1,228 @@
+"""Every HTTP sink against a local intake that implements the vendor's documented behaviour, and the
+official client libraries (elasticsearch, datadog-api-client) as oracles against the same intakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fake_intakes import (
+    AZURE_SECRET,
+    DD_API_KEY,
+    ES_API_KEY,
+    HEC_TOKEN,
+    PANTHER_SECRET,
+    RAPID7_TOKEN,
+    SUMO_TOKEN,
+    WEBHOOK_SECRET,
+)
+from forward_support import config, fill, jsonl, run_once
+
+from siemgate.forward.runner import check
+from siemgate.model.features import Feature
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch, intakes: Any) -> dict[str, Any]:
+    values = {
+        "HEC": HEC_TOKEN,
+        "ES": ES_API_KEY,
+        "DD": DD_API_KEY,
+        "AZ": AZURE_SECRET,
+        "SUMO_URL": f"{intakes.url}/receiver/v1/http/{SUMO_TOKEN}",
+        "PANTHER": PANTHER_SECRET,
+        "R7_URL": f"{intakes.url}/rapid7/{RAPID7_TOKEN}",
+        "WH": WEBHOOK_SECRET,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return {name: {"env": name} for name in values}
+
+
+def all_sinks(url: str, s: dict[str, Any], tmp_path: Path) -> dict[str, dict[str, Any]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    creds = tmp_path / "sa.json"
+    creds.write_text(
+        json.dumps(
+            {
+                "client_email": "fwd@p.iam.gserviceaccount.com",
+                "private_key": pem.decode(),
+                "token_uri": f"{url}/google/token",
+            }
+        )
+    )
+    creds.chmod(0o600)
+    all_sinks.public_key = key.public_key()  # type: ignore[attr-defined]
+    return {
+        "hec": {"type": "splunk_hec", "url": url, "token": s["HEC"], "index": "main", "max_events": 70},
+        "logscale": {"type": "logscale", "url": url, "token": s["HEC"]},
+        "es": {"type": "elasticsearch", "url": url, "api_key": s["ES"], "max_events": 90},
+        "dd": {"type": "datadog", "url": url, "api_key": s["DD"], "tags": ["env:test"]},
+        "sentinel": {
+            "type": "sentinel",
+            "endpoint": url,
+            "rule_id": "dcr-0123",
+            "tenant_id": "tenant",
+            "client_id": "client",
+            "client_secret": s["AZ"],
+            "authority": url,
+        },
+        "sumo": {"type": "sumologic", "url": s["SUMO_URL"], "category": "security/1password"},
+        "panther": {
+            "type": "panther",
+            "url": f"{url}/panther/hmac",
+            "auth": "hmac",
+            "header": "x-panther-signature",
+            "secret": s["PANTHER"],
+        },
+        "rapid7": {"type": "rapid7", "url": s["R7_URL"], "uef_signins": True},
+        "secops": {"type": "secops", "url": url, "customer_id": "c-1", "credentials_file": str(creds)},
+        "hook": {"type": "webhook", "url": f"{url}/webhook", "secret": s["WH"]},
+    }
+
+
+def test_every_http_sink_delivers_in_its_vendor_shape(source: Any, intakes: Any, secrets: Any, tmp_path: Path) -> None:
+    signins = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 220)
+    usages = fill(source.live, source.key, Feature.ITEMUSAGES, 130)
+    sinks = all_sinks(intakes.url, secrets, tmp_path)
+    intakes.intake.google_public_key = all_sinks.public_key  # type: ignore[attr-defined]
+    cfg = config(tmp_path / "state", source.url, sinks, features=["signinattempts", "itemusages"])
+    assert all(not r.problems for r in check(cfg)), [r for r in check(cfg) if r.problems]
+    forwarder = run_once(cfg)
+    assert forwarder.code == 0, forwarder.problems()  # type: ignore[attr-defined]
+    got = intakes.intake
+    expected = set(signins + usages)
+    for vendor in ("hec", "logscale", "es", "datadog", "sentinel", "sumo", "panther", "rapid7", "secops", "webhook"):
+        assert set(got.uuids(vendor)) == expected, vendor
+        assert len(got.uuids(vendor)) == len(expected), vendor
+
+    hec = {e["event"]["uuid"]: e for e in got.received["hec"]}
+    assert hec[signins[0]]["sourcetype"] == "1password:insights:signin_attempts"
+    assert hec[usages[0]]["sourcetype"] == "1password:insights:item_usages" and hec[usages[0]]["index"] == "main"
+    assert len({r["channel"] for r in got.requests["hec"]}) == 1 and max(r["count"] for r in got.requests["hec"]) <= 70
+    es = [d for k, d in got.es_docs.items() if k.startswith("logs-1password.signin_attempts-default/")]
+    assert len(es) == 220 and json.loads(es[0]["message"])["uuid"] in signins and "@timestamp" in es[0]
+    dd = got.received["datadog"][0]
+    assert dd["ddsource"] == "1password" and dd["service"] == "1password" and "env:test" in dd["ddtags"]
+    sentinel = got.received["sentinel"]
+    assert {r["log_source"] for r in sentinel} == {"signinattempts", "itemusages"} and all(
+        r["TimeGenerated"] for r in sentinel
+    )
+    assert got.requests["sentinel"][0]["path"] == "/dataCollectionRules/dcr-0123/streams/Custom-OnePasswordEventLogs_CL"
+    assert got.requests["sumo"][-1]["category"] == "security/1password"
+    uef = [r for r in got.received["rapid7"] if r.get("event_type") == "INGRESS_AUTHENTICATION"]
+    assert len(uef) == 220 and uef[0]["authentication_result"] == "SUCCESS" and uef[0]["time"].endswith("Z")
+    assert {r["log_type"] for r in got.received["secops"]} == {"ONEPASSWORD"}
+
+
+def test_elasticsearch_is_idempotent_and_handles_each_item(
+    source: Any, intakes: Any, secrets: Any, tmp_path: Path
+) -> None:
+    uuids = fill(source.live, source.key, Feature.AUDITEVENTS, 120)
+    intakes.intake.poison.add(uuids[5])
+    intakes.intake.fail("es_item", [429] * 7)
+    es = {"type": "elasticsearch", "url": intakes.url, "api_key": secrets["ES"], "format": "ecs"}
+    cfg = config(
+        tmp_path / "state", source.url, {"es": es}, features=["auditevents"], start_time="2020-01-01T00:00:00Z"
+    )
+    assert run_once(cfg).code == 0  # type: ignore[attr-defined]
+    stored = {d["event"]["id"] for d in intakes.intake.es_docs.values()}
+    assert set(uuids) - {uuids[5]} <= stored and uuids[5] not in stored
+    assert intakes.intake.requests["es"][0]["params"] == {"pipeline": "_none"}
+    dead = jsonl(tmp_path / "state/dead-letters/src.es.jsonl")
+    assert [d["uuid"] for d in dead] == [uuids[5]] and "mapper_parsing_exception" in dead[0]["reason"]
+    # A replay from scratch (lost checkpoint): every create is refused with 409 and counted as delivered.
+    count = len(intakes.intake.es_docs)
+    cfg2 = config(
+        tmp_path / "state2", source.url, {"es": es}, features=["auditevents"], start_time="2020-01-01T00:00:00Z"
+    )
+    assert run_once(cfg2).code == 0  # type: ignore[attr-defined]
+    assert len(intakes.intake.es_docs) == count
+
+
+def test_official_clients_are_accepted_by_the_same_intakes(intakes: Any) -> None:
+    """Oracles: the vendors' own Python clients, pointed at the local intakes."""
+    from elasticsearch import Elasticsearch, helpers
+
+    es = Elasticsearch(intakes.url, api_key=ES_API_KEY)
+    actions = [
+        {
+            "_op_type": "create",
+            "_index": "logs-1password.audit_events-default",
+            "_id": f"ID{n}",
+            "_source": {"@timestamp": "2026-01-01T00:00:00Z", "message": json.dumps({"uuid": f"ID{n}"})},
+        }
+        for n in range(5)
+    ]
+    ok, errors = helpers.bulk(es, actions, raise_on_error=False)
+    assert ok == 5 and errors == []
+    ok, errors = helpers.bulk(es, actions, raise_on_error=False)  # the replay: 409 per item
+    assert ok == 0 and {e["create"]["status"] for e in errors} == {409}  # type: ignore[index]
+
+    from datadog_api_client import ApiClient, Configuration
+    from datadog_api_client.v2.api.logs_api import LogsApi
+    from datadog_api_client.v2.model.content_encoding import ContentEncoding
+    from datadog_api_client.v2.model.http_log import HTTPLog
+    from datadog_api_client.v2.model.http_log_item import HTTPLogItem
+
+    configuration = Configuration(host=intakes.url)
+    configuration.api_key["apiKeyAuth"] = DD_API_KEY
+    with ApiClient(configuration) as client:
+        LogsApi(client).submit_log(
+            body=HTTPLog([HTTPLogItem(ddsource="1password", message="hello", service="1password", uuid="DDORACLE")]),
+            content_encoding=ContentEncoding.GZIP,
+        )
+    assert "DDORACLE" in intakes.intake.uuids("datadog")
+
+
+def test_hec_indexer_acknowledgement_and_sentinel_retry_after(
+    source: Any, intakes: Any, secrets: Any, tmp_path: Path
+) -> None:
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 40)
+    intakes.intake.requests["hec_ack_mode"] = [{"on": True}]
+    intakes.intake.fail("sentinel", [429, 503, 500])
+    sinks = {
+        "hec": {
+            "type": "splunk_hec",
+            "url": intakes.url,
+            "token": secrets["HEC"],
+            "indexer_acknowledgement": True,
+            "ack_poll_interval": 0.01,
+        },
+        "sentinel": {
+            "type": "sentinel",
+            "endpoint": intakes.url,
+            "rule_id": "dcr-1",
+            "tenant_id": "t",
+            "client_id": "c",
+            "client_secret": secrets["AZ"],
+            "authority": intakes.url,
+        },
+    }
+    cfg = config(tmp_path / "state", source.url, sinks, features=["signinattempts"])
+    assert run_once(cfg).code == 0  # type: ignore[attr-defined]
+    assert set(intakes.intake.uuids("hec")) == set(uuids) == set(intakes.intake.uuids("sentinel"))
+    assert all(v <= 0 for v in intakes.intake.ack_pending.values())
+
+
+def test_check_says_what_is_wrong(
+    source: Any, intakes: Any, secrets: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEC", "wrong")
+    monkeypatch.setenv("DD", "wrong")
+    monkeypatch.setenv("AZ", "wrong")
+    sinks = all_sinks(intakes.url, secrets, tmp_path)
+    sinks["down"] = {"type": "syslog", "protocol": "tcp", "host": "127.0.0.1", "port": 9}
+    cfg = config(tmp_path / "state", source.url, {k: sinks[k] for k in ("hec", "dd", "sentinel", "es", "down")})
+    results = {r.what.split(" ")[1]: r.problems for r in check(cfg)}
+    assert results["src"] == []
+    assert "token was refused" in results["hec"][0]
+    assert "API key was refused" in results["dd"][0]
+    assert "Invalid client secret" in results["sentinel"][0] and "wrong" not in results["sentinel"][0]
+    assert results["es"] == []
+    assert "cannot connect" in results["down"][0]

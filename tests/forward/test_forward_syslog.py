@@ -1,0 +1,48 @@
+"""Syslog into a real rsyslogd on 127.0.0.1: RFC 5424 over UDP, TCP with octet counting, and TLS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from forward_support import config, fill, run_once, wait_for
+
+from siemgate.model.features import Feature
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp", "tls"])
+def test_syslog_delivers_rfc5424_messages(protocol: str, source: Any, rsyslog: Any, tmp_path: Path) -> None:
+    since = rsyslog.offset()
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 60)
+    port = {"udp": rsyslog.udp, "tcp": rsyslog.tcp, "tls": rsyslog.tls}[protocol]
+    sink: dict[str, Any] = {
+        "type": "syslog",
+        "protocol": protocol,
+        "host": "127.0.0.1",
+        "port": port,
+        "hostname": "fwd-test",
+    }
+    if protocol == "tls":
+        sink |= {"ca_file": str(rsyslog.ca), "server_name": "localhost"}
+    cfg = config(tmp_path / "state", source.url, {"sys": sink}, features=["signinattempts"])
+    assert run_once(cfg).code == 0  # type: ignore[attr-defined]
+    messages = wait_for("60 messages", lambda: (m := rsyslog.messages(since)) and len(m) >= 60 and m)
+    assert [json.loads(m["msg"])["uuid"] for m in messages] == uuids  # one connection keeps the order
+    first = messages[0]
+    assert first["input"] == protocol and first["version"] == "1" and first["msgid"] == "signinattempts"
+    assert (first["host"], first["app"], first["pri"]) == ("fwd-test", "siemgate", "86")  # authpriv.info
+    assert first["sd"] == f'[siemgate@32473 uuid="{uuids[0]}" feature="signinattempts" source="src"]'
+
+
+def test_oversized_syslog_message_is_dead_lettered_not_truncated(source: Any, rsyslog: Any, tmp_path: Path) -> None:
+    since = rsyslog.offset()
+    uuids = fill(source.live, source.key, Feature.ITEMUSAGES, 5)
+    sink = {"type": "syslog", "protocol": "tcp", "host": "127.0.0.1", "port": rsyslog.tcp, "max_message_bytes": 300}
+    cfg = config(tmp_path / "state", source.url, {"sys": sink}, features=["itemusages"])
+    assert run_once(cfg).code == 0  # type: ignore[attr-defined]
+    dead = (tmp_path / "state/dead-letters/src.sys.jsonl").read_text().splitlines()
+    assert [json.loads(line)["uuid"] for line in dead] == uuids
+    assert "max_message_bytes=300" in json.loads(dead[0])["reason"]
+    assert rsyslog.messages(since) == []
