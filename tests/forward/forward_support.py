@@ -14,11 +14,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
 
-from helpers import MAKERS  # noqa: E402
+from helpers import MAKERS
 
-from siemgate.forward.config import ForwardConfig, parse_config  # noqa: E402
-from siemgate.forward.runner import Forwarder  # noqa: E402
-from siemgate.model.features import Feature  # noqa: E402
+from siemgate.forward.config import ForwardConfig, parse_config
+from siemgate.forward.runner import Forwarder
+from siemgate.model.features import Feature
 
 T = TypeVar("T")
 SECOND = 1_000_000_000

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
-from helpers import auditevent, itemusage, signin  # noqa: E402
+from helpers import auditevent, itemusage, signin
 
-from siemgate.forward.formats.ecs import to_ecs  # noqa: E402
-from siemgate.forward.formats.ocsf import check, to_ocsf, validated  # noqa: E402
-from siemgate.forward.records import make_record  # noqa: E402
-from siemgate.model.enums import AUDIT_ACTIONS, AUDIT_OBJECT_TYPES, ITEM_USAGE_ACTIONS, SIGNIN_CATEGORIES  # noqa: E402
-from siemgate.model.features import Feature  # noqa: E402
+from siemgate.forward.formats.ecs import to_ecs
+from siemgate.forward.formats.ocsf import check, to_ocsf, validated
+from siemgate.forward.records import make_record
+from siemgate.model.enums import AUDIT_ACTIONS, AUDIT_OBJECT_TYPES, ITEM_USAGE_ACTIONS, SIGNIN_CATEGORIES
+from siemgate.model.features import Feature
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 NOW = time.time_ns()

@@ -225,7 +225,7 @@ def test_client_v1_and_v2_and_introspect(source: Any) -> None:
 def test_client_refuses_a_forged_cursor_and_a_bad_token(source: Any) -> None:
     from siemgate.forward.errors import SourceUnauthorized
 
-    with EventsClient(source.token, source.url) as client, pytest.raises(CursorRejected, match="never|silently"):
+    with EventsClient(source.token, source.url) as client, pytest.raises(CursorRejected, match=r"never|silently"):
         client.next_page("signinattempts", "not-a-cursor")
     with EventsClient("x.y.z", source.url) as client, pytest.raises(SourceUnauthorized, match="401"):
         client.introspect()
