@@ -48,7 +48,7 @@ class Site:
     """Services on a data folder that can be restarted (closed and built again on the same files)."""
 
     def __init__(self, data_dir: Path, **settings: Any) -> None:
-        self.data_dir, self.settings, self.clock = data_dir, settings, Clock()
+        self.data_dir, self.settings, self.clock = data_dir, {"alerts_enabled": True, **settings}, Clock()
         self.services = self._open()
         self.account: Account = self.services.store.create_account(new_id(), "Acme", self.clock())
 
