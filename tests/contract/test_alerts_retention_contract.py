@@ -1,0 +1,136 @@
+"""Store contract for alerting (rules, state, checkpoints, alerts, deliveries) and retention
+(policies, iter_events, purge_events), run against every backend through the `store` fixture."""
+
+from __future__ import annotations
+
+import pytest
+
+from siemgate.errors import Conflict, NotFound
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.store.base import (
+    AlertCommit,
+    AlertRecord,
+    AlertRuleRecord,
+    AlertStateEntry,
+    DeliveryRecord,
+    NewEvent,
+    RetentionPolicy,
+    Store,
+)
+
+T0 = 1_700_000_000_000_000_000
+S = 1_000_000_000
+AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
+
+
+def _alert(account_id: int, rule_id: str = "r", at: int = T0) -> AlertRecord:
+    return AlertRecord(new_id(), account_id, rule_id, at, at - S, "high", "auditevents", "{}", "summary", '{"id":1}')
+
+
+def _delivery(alert: AlertRecord, kind: str = "webhook", due: int = T0) -> DeliveryRecord:
+    return DeliveryRecord(new_id(), alert.id, alert.account_id, alert.rule_id, '{"type":"x"}', kind, "pending", 0,
+                          due, "", due)  # fmt: skip
+
+
+def test_alert_rules_are_upserted_listed_and_deleted_with_their_state(store: Store) -> None:
+    a = store.create_account(new_id(), "A", T0)
+    b = store.create_account(new_id(), "B", T0)
+    store.put_alert_rule(AlertRuleRecord(a.id, "r1", '{"x":1}', "api", True, T0, T0))
+    store.put_alert_rule(AlertRuleRecord(a.id, "r1", '{"x":2}', "file", False, T0 + S, T0 + S))
+    store.put_alert_rule(AlertRuleRecord(b.id, "r1", '{"x":3}', "api", True, T0, T0))
+    [r] = store.list_alert_rules(a.id)
+    assert (r.definition, r.origin, r.enabled, r.created_at, r.updated_at) == ('{"x":2}', "file", False, T0, T0 + S)
+    assert len(store.list_alert_rules()) == 2
+    store.commit_alert_evaluation(AlertCommit(a.id, None, None, 0, [AlertStateEntry("r1", "seen", "k", "[1]")]))
+    store.delete_alert_rule(a.id, "r1")
+    assert store.list_alert_rules(a.id) == [] and store.load_alert_state(a.id) == []
+    with pytest.raises(NotFound):
+        store.delete_alert_rule(a.id, "r1")
+    assert len(store.list_alert_rules(b.id)) == 1
+
+
+def test_commit_moves_the_checkpoint_atomically_or_not_at_all(store: Store) -> None:
+    a = store.create_account(new_id(), "A", T0)
+    assert store.alert_checkpoint(a.id, AUDIT) is None
+    alert = _alert(a.id)
+    state = [AlertStateEntry("r", "window", "k", "[[1]]", T0), AlertStateEntry("r", "seen", "k", '["x"]')]
+    store.commit_alert_evaluation(AlertCommit(a.id, AUDIT, None, 10, state, [alert], [_delivery(alert)]))
+    assert store.alert_checkpoint(a.id, AUDIT) == 10 and store.alert_checkpoint(a.id, SIGNIN) is None
+    stale = _alert(a.id)
+    with pytest.raises(Conflict):
+        store.commit_alert_evaluation(AlertCommit(a.id, AUDIT, 5, 12, [], [stale], [_delivery(stale)]))
+    assert store.alert_checkpoint(a.id, AUDIT) == 10
+    assert [x.id for x in store.list_alerts(a.id)] == [alert.id]
+    assert len(store.list_deliveries(a.id)) == 1
+    store.commit_alert_evaluation(AlertCommit(a.id, AUDIT, 10, 20, [AlertStateEntry("r", "window", "k", "")]))
+    assert {(e.kind, e.key, e.value) for e in store.load_alert_state(a.id)} == {("seen", "k", '["x"]')}
+
+
+def test_alerts_list_newest_first_with_keyset_paging_and_stats(store: Store) -> None:
+    a = store.create_account(new_id(), "A", T0)
+    alerts = [_alert(a.id, "r1" if i % 2 else "r2", T0 + i * S) for i in range(5)]
+    store.commit_alert_evaluation(AlertCommit(a.id, None, None, 0, [], alerts, [_delivery(x) for x in alerts]))
+    listed = store.list_alerts(a.id, limit=2)
+    assert [x.id for x in listed] == [alerts[4].id, alerts[3].id]
+    rest = store.list_alerts(a.id, before=(listed[-1].fired_at, listed[-1].id))
+    assert [x.id for x in rest] == [alerts[2].id, alerts[1].id, alerts[0].id]
+    assert [x.id for x in store.list_alerts(a.id, rule_id="r1")] == [alerts[3].id, alerts[1].id]
+    assert store.get_alert(alerts[0].id) == alerts[0]
+    stats = store.alert_rule_stats(a.id)
+    assert (stats["r1"].fired, stats["r1"].last_fired_at, stats["r1"].pending) == (2, T0 + 3 * S, 2)
+
+
+def test_deliveries_are_claimed_once_finished_and_retried(store: Store) -> None:
+    a = store.create_account(new_id(), "A", T0)
+    alert = _alert(a.id)
+    due, later = _delivery(alert, due=T0), _delivery(alert, due=T0 + 60 * S)
+    store.commit_alert_evaluation(AlertCommit(a.id, None, None, 0, [], [alert], [due, later]))
+    [claimed] = store.claim_deliveries(T0, T0 + 300 * S, 10)
+    assert claimed.id == due.id
+    assert store.claim_deliveries(T0, T0 + 300 * S, 10) == []  # leased
+    store.finish_delivery(due.id, "failed", 1, None, "HTTP 404", T0)
+    store.finish_delivery(later.id, "delivered", 1, None, "", T0 + S)
+    assert [d.status for d in store.list_deliveries(a.id, status="failed")] == ["failed"]
+    assert store.get_delivery(later.id).delivered_at == T0 + S
+    retried = store.retry_delivery(due.id, T0 + 2 * S)
+    assert (retried.status, retried.attempts, retried.next_attempt_at) == ("pending", 1, T0 + 2 * S)
+    with pytest.raises(NotFound):
+        store.finish_delivery(new_id(), "failed", 1, None, "", T0)
+
+
+def test_retention_policies(store: Store) -> None:
+    a = store.create_account(new_id(), "A", T0)
+    assert store.retention_policies(a.id) == {}
+    store.set_retention_policy(RetentionPolicy(a.id, AUDIT, 30, "parquet", T0))
+    store.set_retention_policy(RetentionPolicy(a.id, AUDIT, 400, "none", T0 + S))
+    assert store.retention_policies(a.id) == {AUDIT: RetentionPolicy(a.id, AUDIT, 400, "none", T0 + S)}
+
+
+def _events(n: int, start: int) -> list[NewEvent]:
+    out = []
+    for i in range(n):
+        uuid = new_id()
+        out.append(NewEvent(uuid, start + i * S, f'{{"uuid":"{uuid}"}}'.encode(), None))
+    return out
+
+
+def test_iter_events_by_time_in_batches_and_purge_bounded_by_seq(store: Store) -> None:
+    a = store.create_account(new_id(), "A", T0)
+    b = store.create_account(new_id(), "B", T0)
+    store.insert_events(a.id, AUDIT, _events(10, T0 + 10 * S))
+    first_head = store.head_seq(a.id, AUDIT)
+    store.insert_events(a.id, AUDIT, _events(5, T0))  # late: older timestamps, higher seqs
+    store.insert_events(b.id, AUDIT, _events(3, T0))
+    batches = list(store.iter_events(a.id, AUDIT, T0 + 2 * S, T0 + 12 * S, batch=4))
+    assert [len(x) for x in batches] == [4, 1]
+    rows = [r for x in batches for r in x]
+    assert [r[1] for r in rows] == [T0 + i * S for i in (2, 3, 4, 10, 11)]  # by time, not by seq
+    assert all(r[0] > first_head for r in rows[:3]) and all(r[0] <= first_head for r in rows[3:])
+    assert all(r[3] == f'{{"uuid":"{r[2]}"}}'.encode() for r in rows)
+    assert list(store.iter_events(a.id, AUDIT, T0 + 100 * S, T0 + 200 * S)) == []
+    head = store.head_seq(a.id, AUDIT)
+    assert store.purge_events(a.id, AUDIT, T0 + 12 * S, max_seq=first_head) == 2  # the first batch's only
+    assert store.purge_events(a.id, AUDIT, T0 + 12 * S) == 5
+    assert store.count_events(a.id, AUDIT) == 8 and store.count_events(b.id, AUDIT) == 3
+    assert store.head_seq(a.id, AUDIT) == head  # seqs are never reused
