@@ -1,0 +1,132 @@
+"""The admin API for alert rules (roles, status for the console, Sigma, deliveries) over real
+HTTP, and the `siemgate alerts`, `retention` and `archive` commands as real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from siemgate.model.timestamps import format_ns
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "admin"))
+from admin_support import Site, error_message, ok
+
+from .receivers import wait_for
+from .test_rules_engine import failed
+
+SIGMA = """
+title: Vault shared
+logsource: {product: 1password, service: auditevents}
+detection:
+  selection: {action: share, object_type: vault}
+  condition: selection
+level: low
+"""
+
+
+def test_rules_through_the_admin_api(make_server: Any) -> None:
+    site = Site(make_server(alerts_enabled=True, alerts_dispatch_seconds=0.05))
+    rules = site.path("/alert-rules")
+    listed = ok(site.call(site.member, "GET", rules, params={"limit": "200"}))["items"]
+    assert {r["id"] for r in listed} >= {"brute-force-signin", "siem-token-unused"}
+    first = next(r for r in listed if r["id"] == "mfa-disabled")
+    assert (first["status"], first["origin"], first["fired"], first["last_fired_at"]) == ("active", "starter", 0, None)
+    body = {"id": "big-export", "name": "Big export", "source": "itemusages", "match": {"action": "export"}}
+    assert "administrator" in error_message(site.call(site.member, "POST", rules, json=body), 403)
+    created = ok(site.call(site.admin, "POST", rules, json=body), 201)
+    assert created[0]["id"] == "big-export" and created[0]["definition"]["actions"] == [{"type": "event"}]
+    assert "exists" in error_message(site.call(site.admin, "POST", rules, json=body), 409)
+    bad = {**body, "id": "typo", "match": {"user.mail": "x"}}
+    assert "did you mean" in error_message(site.call(site.admin, "POST", rules, json=bad), 400)
+    [sigma] = ok(site.call(site.owner, "POST", rules, json={"sigma": SIGMA}), 201)
+    assert (sigma["id"], sigma["severity"], sigma["origin"]) == ("vault-shared", "low", "api")
+    secret = "whsec_" + "A" * 40
+    hook = {**body, "actions": [{"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": secret}]}
+    shown = ok(site.call(site.owner, "PUT", site.path("/alert-rules/big-export"), json=hook))
+    assert shown["definition"]["actions"][0]["secret"] == "********"
+    ok(site.call(site.owner, "PUT", site.path("/alert-rules/big-export"), json=shown["definition"]))
+    stored = site.services.alerts.rules.get(site.account.id, "big-export").rule
+    assert stored.actions[0].secret == secret  # type: ignore[union-attr]
+    assert "disable it" in error_message(site.call(site.owner, "DELETE", site.path("/alert-rules/mfa-disabled")), 409)
+    off = ok(site.call(site.owner, "PATCH", site.path("/alert-rules/mfa-disabled"), json={"enabled": False}))
+    assert (off["status"], off["overridden"]) == ("disabled", True)
+    ok(site.call(site.owner, "DELETE", site.path("/alert-rules/vault-shared")))
+
+    # a revoked token fires the starter rule; the alert, its event delivery and the rule's status show it
+    integration = site.integration()
+    token = site.issue(integration)
+    ok(site.call(site.owner, "POST", site.path(f"/tokens/{token['id']}/revoke")))
+    alerts = wait_for(
+        lambda: ok(site.call(site.member, "GET", site.path("/alerts"), params={"rule": "siem-token-revoked"}))["items"],
+        "the alert",
+    )
+    detail = ok(site.call(site.member, "GET", site.path(f"/alerts/{alerts[0]['id']}")))
+    wait_for(
+        lambda: (
+            ok(site.call(site.member, "GET", site.path(f"/alerts/{alerts[0]['id']}")))["deliveries"][0]["status"]
+            == "delivered"
+        ),
+        "the event delivery",
+    )
+    assert detail["summary"].startswith("SIEM token hf1")
+    rule = ok(site.call(site.member, "GET", site.path("/alert-rules/siem-token-revoked")))
+    assert rule["fired"] == 1 and rule["last_fired_at"] is not None
+    deliveries = ok(site.call(site.member, "GET", site.path("/alert-deliveries"), params={"status": "delivered"}))
+    assert any(d["alert_id"] == alerts[0]["id"] and d["type"] == "event" for d in deliveries["items"])
+
+
+def run(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "siemgate", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "SIEMGATE_ALERTS_ENABLED": "true", "HOME": str(data_dir)},
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_alert_and_archive_commands(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run(data, "account", "create", "Acme")
+    events = tmp_path / "signins.jsonl"
+    t0 = 1_900_000_000 * 1_000_000_000
+    events.write_text("\n".join(json.dumps(failed(t0 + i * 1_000_000_000)) for i in range(12)))
+    tested = json.loads(run(data, "alerts", "test", "brute-force-signin", "--events", str(events), "--json").stdout)
+    assert [(f["rule"], f["count"]) for f in tested] == [("brute-force-signin", 10)]
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        "- {id: suspended-ada, name: Ada suspended, source: auditevents, "
+        "match: {action: suspend, object_details.email: ada@example.com}}\n"
+    )
+    assert "loaded suspended-ada" in run(data, "alerts", "load", str(rules)).stderr
+    run(data, "alerts", "disable", "suspended-ada")
+    listed = json.loads(run(data, "alerts", "list", "--json").stdout)
+    assert {r["id"]: r["status"] for r in listed}["suspended-ada"] == "disabled"
+    bad = tmp_path / "bad.yml"
+    bad.write_text("{id: x, name: X, source: signinattempts, match: {client.ip: 1.2.3.4}}\n")
+    refused = run(data, "alerts", "load", str(bad), check=False)
+    assert refused.returncode == 1 and "did you mean" in refused.stderr
+
+    # retention: old events archived, verified, purged and replayed
+    old = tmp_path / "auditevents-old.jsonl"
+    old_t = time.time_ns() - 200 * 86400 * 1_000_000_000
+    lines = [
+        {"uuid": f"{'A' * 22}{i:04d}".replace("0", "A").replace("1", "B")[:26], "timestamp": format_ns(old_t + i),
+         "action": "view", "object_type": "item"} for i in range(3)
+    ]  # fmt: skip
+    old.write_text("\n".join(json.dumps(line) for line in lines))
+    run(data, "ingest", str(old))
+    applied = run(data, "retention", "apply")
+    assert "archived 3 in 1 file(s), purged 3" in applied.stderr
+    assert "ok: " in run(data, "archive", "verify").stderr
+    replayed = run(data, "archive", "replay", "--features", "auditevents")
+    assert "replayed 3 event(s) from 1 file(s): 3 stored, 0 already there" in replayed.stderr
+    again = run(data, "archive", "replay", "--features", "auditevents")
+    assert "0 stored, 3 already there" in again.stderr
