@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/forward.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

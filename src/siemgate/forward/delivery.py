@@ -79,33 +79,45 @@ class SinkDelivery:
         Raises Stopped when a stop is requested while a send is failing.
         """
         limits = self.sink.limits
-        for offset, record in enumerate(records):
-            seq = first_seq + offset
-            self.next_seq = seq + 1
+        max_events, max_bytes = limits.max_events, limits.max_bytes
+        encode = self.sink.encode
+        keyed = type(self.sink).batch_key is not Sink.batch_key
+        pending = self.pending
+        seq = first_seq - 1
+        for seq, record in enumerate(records, first_seq):
             try:
-                data = self.sink.encode(record)
+                data = encode(record)
             except (ValueError, TypeError) as exc:
+                self._flush_before_dead_letter(seq)
                 self._dead_letter(Item(seq, record, b""), f"cannot encode for {self.sink.kind}: {exc}", None)
+                pending = self.pending
                 continue
             size = len(data) + 1
-            if size > limits.max_bytes:
-                reason = f"{size} bytes encoded, over the sink's limit of {limits.max_bytes} bytes per request"
+            if size > max_bytes:
+                self._flush_before_dead_letter(seq)
+                reason = f"{size} bytes encoded, over the sink's limit of {max_bytes} bytes per request"
                 self._dead_letter(Item(seq, record, data), reason, None)
+                pending = self.pending
                 continue
-            key = self.sink.batch_key(record)
-            if self.pending and (
-                len(self.pending) >= limits.max_events
-                or self.pending_bytes + size > limits.max_bytes
-                or key != self.pending_key
+            key = self.sink.batch_key(record) if keyed else None
+            if pending and (
+                len(pending) >= max_events or self.pending_bytes + size > max_bytes or key != self.pending_key
             ):
                 self._send_pending()
-            self.pending_key = key
-            if not self.pending:
+                pending = self.pending
+            if not pending:
                 self.first_pending_at = self.clock()
-            self.pending.append(Item(seq, record, data))
+                self.pending_key = key
+            pending.append(Item(seq, record, data))
             self.pending_bytes += size
-        if self.pending and len(self.pending) >= limits.max_events:
+        self.next_seq = max(self.next_seq, seq + 1)
+        if pending and len(pending) >= max_events:
             self._send_pending()
+
+    def _flush_before_dead_letter(self, seq: int) -> None:
+        """Keep `acked` a prefix: with nothing pending, the dead letter's position is done once written."""
+        if not self.pending:
+            self.next_seq = seq + 1
 
     def due(self) -> bool:
         """True when a partial batch has waited its linger time."""
@@ -173,7 +185,7 @@ class SinkDelivery:
     def _acknowledged(self, items: list[Item]) -> None:
         if items:
             self._out.inc(len(items))
-            self._bytes.inc(sum(len(i.data) for i in items))
+            self._bytes.inc(sum(map(len, (i.data for i in items))))
             self._batches.inc()
 
     def _dead_letter(self, item: Item, reason: str, status: int | None) -> None:

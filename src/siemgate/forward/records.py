@@ -31,7 +31,7 @@ class Record:
 
 def make_record(feature: Feature, event: Any, source: str) -> Record:
     """Wrap one item of a page. Items that are not JSON objects are kept (as {"value": item})."""
-    if not isinstance(event, dict):
+    if type(event) is not dict:
         event = {"value": event}
-    uuid = event.get("uuid")
-    return Record(feature, event, source, uuid if isinstance(uuid, str) else "")
+    uuid = event.get("uuid", "")
+    return Record(feature, event, source, uuid if type(uuid) is str else "")
