@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from siemgate.alerts.builtin import starter_rules, starter_sigma
 from siemgate.alerts.engine import Evaluator, StateBook
 from siemgate.alerts.model import RuleError, compile_rule, load_rule
 from siemgate.alerts.service import parse_rules_text
 from siemgate.alerts.service import test_rule as run_rule
 from siemgate.alerts.sigma import sigma_to_rules
-from siemgate.alerts.starter import starter_rules, starter_sigma
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from api.helpers import auditevent, itemusage, signin

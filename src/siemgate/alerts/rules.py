@@ -16,8 +16,8 @@ import orjson
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.people import PeopleService
+from siemgate.alerts.builtin import starter_rules
 from siemgate.alerts.model import MASK, CompiledRule, Rule, RuleError, compile_rule, parse_rule
-from siemgate.alerts.starter import starter_rules
 from siemgate.errors import BadRequest, Conflict, NotFound
 from siemgate.store.base import Account, AlertRuleRecord, Store
 
