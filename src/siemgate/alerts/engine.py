@@ -147,13 +147,15 @@ class Evaluator:
             if rule.window_ns:
                 book.window_ns[rule.id] = rule.window_ns
 
-    def evaluate(self, events: Iterable[tuple[int, Mapping[str, Any]]], now: int | None = None) -> list[Firing]:
+    def evaluate(
+        self, events: Iterable[tuple[int, Mapping[str, Any]]], now: int | None = None, oldest: int | None = None
+    ) -> list[Firing]:
         """Firings for `events` ((seq, event) in seq order). With `now`, events are stamped with it
-        (scheduled sources) instead of their timestamp."""
+        (scheduled sources) instead of their timestamp; events older than `oldest` are skipped."""
         firings: list[Firing] = []
         for seq, event in events:
             ts = now if now is not None else event_time(event)
-            if ts is None:
+            if ts is None or (oldest is not None and ts < oldest):
                 continue
             for rule in self.rules:
                 if not rule.predicate(event):
@@ -178,6 +180,8 @@ class Evaluator:
                 window.pop(0)
             self.book.dirty.add((rule.id, WINDOW, key))
             n = r.threshold.count
+            if len(window) < n:
+                return None
             i = bisect.bisect_left(window, [ts, event.get("uuid") or "", seq])
             for j in range(max(0, i - n + 1), i + 1):
                 if j + n - 1 < len(window) and window[j + n - 1][0] - window[j][0] <= rule.window_ns:

@@ -25,7 +25,7 @@ import orjson
 
 from siemgate.accounts.lifecycle import token_status
 from siemgate.alerts.actions.record import is_alert_event
-from siemgate.alerts.engine import Evaluator, Firing, StateBook, event_time
+from siemgate.alerts.engine import Evaluator, Firing, StateBook
 from siemgate.alerts.rules import AlertRules
 from siemgate.errors import Conflict
 from siemgate.model.features import ALL_FEATURES, Feature
@@ -150,11 +150,10 @@ class AlertEvaluator:
         book = self._book(account_id)
         firings: list[Firing] = []
         if rules:
-            oldest = self.clock() - self.max_event_age_ns
-            relevant = [(s, e) for s, e in events if (event_time(e) or 0) >= oldest]
+            relevant = events
             if feature == Feature.AUDITEVENTS:
-                relevant = [(s, e) for s, e in relevant if not is_alert_event(e)]
-            firings = Evaluator(rules, book).evaluate(relevant)
+                relevant = [(s, e) for s, e in events if not is_alert_event(e)]
+            firings = Evaluator(rules, book).evaluate(relevant, oldest=self.clock() - self.max_event_age_ns)
         alerts, deliveries = self._records(account_id, feature.value, firings)
         self._commit(AlertCommit(account_id, feature, checkpoint, events[-1][0], book.changes(), alerts, deliveries))
         return len(events)

@@ -99,10 +99,13 @@ def check_field(source: str, path: str) -> None:
         raise ValueError(f"{path!r} is not a field of {source} events{hint}")
 
 
-def get_path(event: Mapping[str, Any], path: str) -> Any:
-    """The value at the dotted path, or MISSING. Strings holding a JSON object are looked into."""
+def get_path(event: Mapping[str, Any], path: str | tuple[str, ...]) -> Any:
+    """The value at the dotted path (or its parts), or MISSING. Strings holding a JSON object are
+    looked into."""
+    if isinstance(path, str) and "." not in path:
+        return event.get(path, MISSING)
     value: Any = event
-    for part in path.split("."):
+    for part in path.split(".") if isinstance(path, str) else path:
         if isinstance(value, str) and value.startswith("{"):
             try:
                 value = orjson.loads(value)

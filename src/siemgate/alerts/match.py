@@ -79,6 +79,9 @@ def compile_condition(condition: Any, source: str, where: str = "match") -> Pred
 
 
 def _all(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 2:
+        first, second = parts
+        return lambda e: first(e) and second(e)
     return lambda e: all(p(e) for p in parts)
 
 
@@ -104,7 +107,11 @@ def _field_test(path: str, spec: Any, where: str) -> Predicate:
     tests = [_operator(op, value, nocase, f"{where}.{op}") for op, value in spec.items() if op != "nocase"]
     if not tests:
         raise ConditionError(f"{where}: no operator given")
-    return lambda e: all(test(get_path(e, path)) for test in tests)
+    parts: str | tuple[str, ...] = tuple(path.split(".")) if "." in path else path
+    if len(tests) == 1:
+        only = tests[0]
+        return lambda e: only(get_path(e, parts))
+    return lambda e: all(test(get_path(e, parts)) for test in tests)
 
 
 def _text(value: Any, nocase: bool) -> str | None:
