@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from siemgate.forward.client import EventStream, Page, seconds_since
@@ -33,6 +34,7 @@ class _Pending:
 @dataclass(slots=True)
 class StreamState:
     stream: EventStream
+    prefetch: Future[Page] | None = None  # the next page, requested while this one is delivered
     at_head: bool = False
     error: str | None = None
     pending_pages: int = 0
@@ -53,6 +55,7 @@ class Pipeline:
     states: list[StreamState] = field(default_factory=list)
     _pending: list[_Pending] = field(default_factory=list)
     _seq: int = 0
+    _fetcher: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
         self.states = [StreamState(s) for s in self.streams]
@@ -71,6 +74,7 @@ class Pipeline:
         Returns True when every stream is still healthy, False when one stopped on an error
         (401, a refused cursor, ...). Never commits an unacknowledged page.
         """
+        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{self.source}")
         try:
             while not self.stop.is_set():
                 active = [s for s in self.states if s.error is None]
@@ -95,6 +99,8 @@ class Pipeline:
                     break
         except Stopped:
             log.info("pipeline %s: stop requested", self.source)
+        finally:
+            self._fetcher.shutdown(wait=True, cancel_futures=True)
         self._drain_on_stop()
         return all(s.error is None for s in self.states)
 
@@ -102,13 +108,19 @@ class Pipeline:
         stream = state.stream
         feature = stream.feature.value
         try:
-            page = stream.fetch()
+            page = state.prefetch.result() if state.prefetch is not None else stream.fetch()
         except (SourceUnauthorized, CursorRejected, SourceError) as exc:
+            state.prefetch = None
             state.error = exc.message
             self.metrics.stream_up.labels(self.source, feature).set(0)
             log.error("stream %s/%s stopped: %s", self.source, feature, exc.message)
             return
+        state.prefetch = None
         state.at_head = not page.has_more
+        if page.has_more and self._fetcher is not None and not self.stop.is_set():
+            # Ask for the next page now: the request waits on the network while this one is delivered.
+            # Only the fetch position moves ahead; commits still wait for the sinks.
+            state.prefetch = self._fetcher.submit(stream.fetch)
         if not page.items and page.cursor == page.request_cursor:
             return
         first = self._seq
