@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psycopg
 import pytest
 import uvicorn
 
@@ -22,6 +23,7 @@ from siemgate.config import Settings, load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import Account, Store
+from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 
 # Copies of ../shared/golden (public SIEM-integration fixtures), so a clone alone can run the tests.
@@ -30,7 +32,10 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 # are about alerting pass alerts_enabled=True.
 os.environ.setdefault("SIEMGATE_ALERTS_ENABLED", "false")
 
-STORE_BACKENDS = ["sqlite"]
+STORE_BACKENDS = ["sqlite", "postgres"]
+# The machine's PostgreSQL (.ci/run starts it when it is down); each test gets its own schema.
+PG_URL = os.environ.get("SIEMGATE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("SIEMGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 class Clock:
@@ -52,13 +57,45 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pg_schema_url(schema: str) -> str:
+    """PG_URL with `schema` first on the search path (created if missing)."""
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+def drop_pg_schema(schema: str) -> None:
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def new_pg_schema() -> str:
+    return f"t_{new_id().lower()[:16]}"
+
+
 def make_store(kind: str, path: Path) -> Store:
+    """A migrated store; on PostgreSQL in a fresh schema, dropped when the store is closed."""
     if kind == "sqlite":
-        store = SQLiteStore(path / "siemgate.db")
+        store: Store = SQLiteStore(path / "siemgate.db")
+    elif kind == "postgres":
+        schema = new_pg_schema()
+        store = _DroppingPostgresStore(pg_schema_url(schema), schema)
     else:  # pragma: no cover - a new backend must be added here
         raise ValueError(kind)
     store.migrate()
     return store
+
+
+class _DroppingPostgresStore(PostgresStore):
+    """A test's PostgreSQL store: its schema goes when the store is closed."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        super().__init__(url, max_size=4)
+        self._schema_name = schema
+
+    def close(self) -> None:
+        super().close()
+        drop_pg_schema(self._schema_name)
 
 
 class LiveServer:
@@ -151,9 +188,7 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
 
     def factory(**overrides: Any) -> LiveServer:
         data_dir = tmp_path / f"server{len(running)}"
-        # Starter alert rules would record alerts in the streams these tests compare exactly;
-        # tests/alerts turns alerting on where it is the subject.
-        settings = load_settings(data_dir=data_dir, **{"alerts_enabled": False, **overrides})
+        settings = load_settings(data_dir=data_dir, **overrides)
         store = make_store("sqlite", data_dir)
         live, server, thread = start_server(settings, store, Clock())
         running.append((live, server, thread))

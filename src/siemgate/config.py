@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         None,
         description="Store location; default sqlite:///<data_dir>/siemgate.db. postgresql://... for PostgreSQL.",
     )
+    database_pool_size: int = Field(
+        8, ge=1, le=200, description="PostgreSQL: most connections each siemgate process opens (its pool)."
+    )
     host: str = Field("127.0.0.1", description="Address `siemgate serve` binds to.")
     port: int = Field(8080, ge=1, le=65535, description="Port `siemgate serve` listens on.")
     public_host: str | None = Field(
@@ -42,7 +45,11 @@ class Settings(BaseSettings):
     tls_keyfile: Path | None = Field(None, description="Private key for tls_certfile (PEM).")
     rate_limit_per_minute: int = Field(600, ge=1, description="Events API requests per token per minute.")
     rate_limit_per_hour: int = Field(30_000, ge=1, description="Events API requests per token per hour.")
-    redis_url: str | None = Field(None, description="Share rate limits between processes through Redis.")
+    redis_url: str | None = Field(
+        None,
+        description="Share rate limits between server processes through Redis (redis://host:6379/0);"
+        " in memory, per process, when absent.",
+    )
     retention_days: int = Field(120, ge=1, description="Default retention of events, per account and feature.")
     events_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest Events API request body.")
     ingest_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest ingest request body.")

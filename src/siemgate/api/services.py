@@ -69,7 +69,7 @@ class Services:
 
 def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns) -> Services:
     """Wire the services around an already-migrated store."""
-    keys = KeyRing(settings.data_dir)
+    keys = KeyRing(store, settings.data_dir)
     tokens = TokenService(store, keys, settings.audience, clock, verify_audience=settings.public_host is not None)
     ingest_keys = IngestKeyService(store, clock)
     writer = EventWriter(store, clock, max_event_bytes=settings.ingest_max_event_bytes)

@@ -1,28 +1,32 @@
 """ES256 signing keys for SIEM tokens and the secret that authenticates cursors.
 
-Kept in `<data_dir>/keys/` (directory 0700, files 0600): one `<kid>.pem` per signing key, `active`
-naming the key new tokens are signed with, and `cursor.key`. Created on first use. Several
-processes sharing the data dir see each other's rotations: an unknown kid triggers a reload, and
-issuing re-reads `active`.
+Both live in the store (tables `signing_keys` and `secrets`), so every server process — on this
+machine or on others sharing a PostgreSQL database — signs and verifies with the same keys and
+sees rotations: an unknown kid triggers a reload, issuing re-reads which key is active, and the
+JWKS is read fresh. The first start creates a key and the cursor secret; a deployment that kept
+them in `<data_dir>/keys/` (siemgate before 0.2) has them imported on its first start.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
-import os
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from siemgate.errors import ConfigError
+from siemgate.errors import ConfigError, Conflict
+from siemgate.store.base import SigningKey, Store
 
 _PEM = ".pem"
+CURSOR_SECRET = "cursor"  # noqa: S105 (the name of the secret, not a secret)
 
 
 def _b64(data: bytes) -> str:
@@ -46,82 +50,85 @@ def thumbprint(key: ec.EllipticCurvePublicKey) -> str:
     return _b64(hashlib.sha256(canonical).digest())
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _load(kid: str, pem: bytes) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except ValueError:
+        raise ConfigError(f"signing key {kid} in the store is damaged; restore it from backup") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"signing key {kid} in the store is not an EC P-256 private key")
+    return key
+
+
+def _new_key(now: int) -> SigningKey:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return SigningKey(thumbprint(key.public_key()), pem, now, active=True)
 
 
 class KeyRing:
-    """The signing keys and cursor secret of one deployment."""
+    """The signing keys and cursor secret of one deployment, kept in `store`."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.dir = Path(data_dir) / "keys"
+    def __init__(self, store: Store, data_dir: Path | None = None) -> None:
+        """Load the keys, importing `<data_dir>/keys/` once if the store has none, or creating a key."""
+        self.store = store
         self._lock = threading.Lock()
         self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}
         self._active: str | None = None
-        self._ensure()
+        legacy = Path(data_dir) / "keys" if data_dir is not None else None
+        if not store.signing_keys():
+            self._import_or_create(legacy)
         self.reload()
-        self.cursor_key = self._cursor_key()
+        self.cursor_key = self._cursor_key(legacy)
 
-    def _ensure(self) -> None:
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.dir, 0o700)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the key directory {self.dir}: {exc}") from None
-        with self._lock:
-            if not any(self.dir.glob("*" + _PEM)):
-                self._create_key_locked()
+    def _import_or_create(self, legacy: Path | None) -> None:
+        now = time.time_ns()
+        found = sorted(legacy.glob("*" + _PEM)) if legacy is not None and legacy.is_dir() else []
+        active_file = legacy / "active" if legacy is not None else None
+        active = active_file.read_text().strip() if active_file is not None and active_file.exists() else None
+        keys = []
+        for path in found:
+            kid = path.name.removesuffix(_PEM)
+            try:
+                pem = path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"cannot read signing key {path}: {exc}") from None
+            _load(kid, pem)
+            keys.append(SigningKey(kid, pem, now, active=False))
+        if keys:
+            chosen = active if active in {k.kid for k in keys} else keys[-1].kid
+            keys.sort(key=lambda k: k.kid == chosen)  # the active one last, so it stays active
+            keys[-1] = SigningKey(keys[-1].kid, keys[-1].pem, now, active=True)
+        else:
+            keys = [_new_key(now)]
+        for key in keys:
+            with contextlib.suppress(Conflict):  # another process starting at the same time stored it first
+                self.store.add_signing_key(key)
 
-    def _create_key_locked(self) -> str:
-        key = ec.generate_private_key(ec.SECP256R1())
-        kid = thumbprint(key.public_key())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _write_private(self.dir / f"{kid}{_PEM}", pem)
-        _write_private(self.dir / "active", kid.encode())
-        return kid
-
-    def _cursor_key(self) -> bytes:
-        path = self.dir / "cursor.key"
-        with self._lock:
-            if not path.exists():
-                _write_private(path, secrets.token_bytes(32))
-        data = path.read_bytes()
-        if len(data) != 32:
+    def _cursor_key(self, legacy: Path | None) -> bytes:
+        path = legacy / "cursor.key" if legacy is not None else None
+        initial = path.read_bytes() if path is not None and path.is_file() else secrets.token_bytes(32)
+        if len(initial) != 32:
             raise ConfigError(f"{path} is damaged (expected 32 bytes); restore it from backup")
-        return data
+        value = self.store.secret(CURSOR_SECRET, initial, time.time_ns())
+        if len(value) != 32:
+            raise ConfigError("the cursor secret in the store is damaged (expected 32 bytes); restore it from backup")
+        return value
 
     def reload(self) -> None:
-        """Re-read the key directory (after another process rotated)."""
-        keys: dict[str, ec.EllipticCurvePrivateKey] = {}
-        for path in sorted(self.dir.glob("*" + _PEM)):
-            try:
-                key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            except (ValueError, OSError) as exc:
-                raise ConfigError(f"cannot read signing key {path}: {exc}") from None
-            if not isinstance(key, ec.EllipticCurvePrivateKey):
-                raise ConfigError(f"{path} is not an EC P-256 private key")
-            keys[path.name.removesuffix(_PEM)] = key
-        active_path = self.dir / "active"
-        active = active_path.read_text().strip() if active_path.exists() else None
-        if active not in keys:
-            active = next(iter(keys), None)
+        """Re-read the keys from the store (after another process rotated)."""
+        stored = self.store.signing_keys()
+        known = self._keys
+        keys = {k.kid: known.get(k.kid) or _load(k.kid, k.pem) for k in stored}
+        active = next((k.kid for k in stored if k.active), None) or next(reversed(keys), None)
         with self._lock:
             self._keys, self._active = keys, active
 
     def active(self) -> tuple[str, ec.EllipticCurvePrivateKey]:
         """The kid and key new tokens are signed with (re-read so other processes' rotations apply)."""
-        active_path = self.dir / "active"
-        if active_path.exists() and active_path.read_text().strip() != self._active:
-            self.reload()
-        assert self._active is not None
+        self.reload()
+        if self._active is None:
+            raise ConfigError("there is no signing key in the store; run `siemgate keys rotate` to make one")
         return self._active, self._keys[self._active]
 
     def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
@@ -138,20 +145,17 @@ class KeyRing:
     def rotate(self, keep: set[str]) -> tuple[str, list[str]]:
         """Make a new active key; delete old keys not in `keep` (kids of live tokens).
 
-        Returns (new kid, retired kids).
-        """
-        with self._lock:
-            new_kid = self._create_key_locked()
-        retired = []
-        for kid in self.kids():
-            if kid != new_kid and kid not in keep:
-                (self.dir / f"{kid}{_PEM}").unlink(missing_ok=True)
-                retired.append(kid)
+        Returns (new kid, retired kids)."""
+        new = _new_key(time.time_ns())
+        self.store.add_signing_key(new)
+        retired = [k.kid for k in self.store.signing_keys() if k.kid != new.kid and k.kid not in keep]
+        self.store.delete_signing_keys(retired)
         self.reload()
-        return new_kid, retired
+        return new.kid, retired
 
     def jwks(self) -> dict[str, Any]:
-        """The JSON Web Key Set of every key still accepted."""
+        """The JSON Web Key Set of every key still accepted (read fresh: rotations elsewhere show)."""
+        self.reload()
         return {
             "keys": [
                 {**public_jwk(key.public_key()), "kid": kid, "use": "sig", "alg": "ES256"}

@@ -20,8 +20,15 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
 
         path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
         store: Store = SQLiteStore(path, synchronous=settings.sqlite_synchronous)
+    elif scheme in ("postgresql", "postgres"):
+        from siemgate.store.postgres import PostgresStore
+
+        store = PostgresStore(url, max_size=settings.database_pool_size)
     else:
-        raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path/to/siemgate.db")
+        raise ConfigError(
+            f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/siemgate.db"
+            " or postgresql://user@host:5432/database"
+        )
     if migrate:
         store.migrate()
     return store

@@ -17,7 +17,7 @@ Contract (tests/contract/ runs it against every backend):
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from siemgate.model.features import Feature
@@ -188,6 +188,16 @@ class TokenUse:
     at: int
     feature: Feature | None = None
     seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A token signing key (EC P-256, PKCS#8 PEM); `active` signs new tokens (one key at a time)."""
+
+    kid: str
+    pem: bytes
+    created_at: int
+    active: bool = False
 
 
 class Store(abc.ABC):
@@ -391,6 +401,26 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def touch_ingest_keys(self, last_used: dict[str, int]) -> None:
         """Set last use times: key id -> time."""
+
+    # signing keys and deployment secrets (shared by every server process through the store)
+    @abc.abstractmethod
+    def signing_keys(self) -> list[SigningKey]:
+        """Every signing key, oldest first."""
+
+    @abc.abstractmethod
+    def add_signing_key(self, key: SigningKey) -> None:
+        """Store a key; when `key.active`, it replaces the active key in the same transaction.
+
+        Raises Conflict when the kid exists."""
+
+    @abc.abstractmethod
+    def delete_signing_keys(self, kids: Iterable[str]) -> None:
+        """Delete these keys (never the active one; unknown kids are ignored)."""
+
+    @abc.abstractmethod
+    def secret(self, name: str, new_value: bytes, now: int) -> bytes:
+        """The deployment secret `name`, created with `new_value` if it does not exist yet (atomic:
+        concurrent first calls all get the value that was stored first)."""
 
     # events
     @abc.abstractmethod

@@ -11,7 +11,7 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from siemgate.store.base import (
     PageRows,
     RetentionPolicy,
     Session,
+    SigningKey,
     Store,
     StoredEvent,
     TokenRecord,
@@ -735,6 +736,35 @@ class SQLiteStore(Store):
                 "UPDATE ingest_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
                 [(at, key_id) for key_id, at in last_used.items()],
             )
+
+    # signing keys and secrets ---------------------------------------------------------------------
+    def signing_keys(self) -> list[SigningKey]:
+        rows = self._reader().execute("SELECT kid, pem, created_at, active FROM signing_keys ORDER BY created_at, kid")
+        return [SigningKey(kid, bytes(pem), created_at, bool(active)) for kid, pem, created_at, active in rows]
+
+    def add_signing_key(self, key: SigningKey) -> None:
+        try:
+            with self._write() as conn:
+                if key.active:
+                    conn.execute("UPDATE signing_keys SET active = 0 WHERE active = 1")
+                conn.execute(
+                    "INSERT INTO signing_keys (kid, pem, created_at, active) VALUES (?, ?, ?, ?)",
+                    (key.kid, key.pem, key.created_at, int(key.active)),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"signing key {key.kid} already exists") from None
+
+    def delete_signing_keys(self, kids: Iterable[str]) -> None:
+        with self._write() as conn:
+            conn.executemany("DELETE FROM signing_keys WHERE kid = ? AND active = 0", [(k,) for k in sorted(kids)])
+
+    def secret(self, name: str, new_value: bytes, now: int) -> bytes:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO secrets (name, value, created_at) VALUES (?, ?, ?)", (name, new_value, now)
+            )
+            row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
 
     # events -------------------------------------------------------------------------------------
     def insert_events(self, account_id: int, feature: Feature, events: Sequence[NewEvent]) -> InsertResult:

@@ -1,0 +1,175 @@
+"""PostgreSQL plumbing shared by the parts of PostgresStore: the connection pool, transactions,
+migrations, and the translation of driver errors into siemgate.errors.
+
+Every statement outside `_write()` runs in autocommit mode (one statement, one snapshot). Errors
+never carry SQL text or values: a message says what failed and the SQLSTATE class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from siemgate.errors import Conflict, NotFound, StoreError
+from siemgate.store.migrations import load_migrations
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def store_error(exc: psycopg.Error, what: str) -> StoreError:
+    """A StoreError saying what failed, without SQL, values or secrets."""
+    if isinstance(exc, psycopg.OperationalError | PoolTimeout) and not getattr(exc, "sqlstate", None):
+        return StoreError(f"{what}: PostgreSQL is not reachable; check that it is running and the database URL")
+    name = type(exc).__name__
+    state = getattr(exc, "sqlstate", None)
+    return StoreError(f"{what}: PostgreSQL refused it ({name}{f', SQLSTATE {state}' if state else ''})")
+
+
+class IntegrityConflict(Conflict):
+    """A write violated a constraint: `kind` is unique, foreign_key or check; `constraint` its name."""
+
+    def __init__(self, message: str, kind: str, constraint: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.constraint = constraint
+
+
+def _integrity(exc: psycopg.errors.IntegrityError) -> IntegrityConflict:
+    diag = getattr(exc, "diag", None)
+    constraint = (diag.constraint_name or "") if diag is not None else ""
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return IntegrityConflict("it already exists", "unique", constraint)
+    if isinstance(exc, pg_errors.ForeignKeyViolation):
+        return IntegrityConflict("what it refers to does not exist", "foreign_key", constraint)
+    return IntegrityConflict("it violates a constraint", "check", constraint)
+
+
+class PgBase:
+    """Connections and transactions for one PostgreSQL database (and schema, via the URL's options)."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, connect_timeout: float = 10) -> None:
+        self.url = url
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "prepare_threshold": None},
+            open=False,
+            name="siemgate",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except (PoolTimeout, psycopg.Error):
+            self._pool.close()
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {redacted(url)}: check that it is running, the database"
+                " exists and the user may connect"
+            ) from None
+        # Advisory locks are per database: keyed by schema so test schemas do not wait on each other.
+        schema = self._value("SELECT current_schema()", ()) or "public"
+        self.schema = str(schema)
+        self._ddl_key = int.from_bytes(
+            hashlib.sha256(f"siemgate-ddl:{schema}".encode()).digest()[:8], "big", signed=True
+        )
+
+    # connections ------------------------------------------------------------------------------
+    @contextmanager
+    def _conn(self, what: str = "the database operation failed") -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in autocommit mode; driver errors become StoreError."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.errors.IntegrityError as exc:
+            raise _integrity(exc) from None
+        except psycopg.Error as exc:
+            raise store_error(exc, what) from None
+        except PoolTimeout:
+            raise StoreError(f"{what}: no database connection became free in time") from None
+
+    @contextmanager
+    def _write(self, what: str = "the write failed") -> Iterator[psycopg.Connection[Any]]:
+        """One transaction: committed when the block ends, rolled back on any error."""
+        with self._conn(what) as conn, conn.transaction():
+            yield conn
+
+    def _rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        with self._conn() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        with self._conn() as conn:
+            return conn.execute(sql, params).fetchone()
+
+    def _one(self, sql: str, params: Params, what: str) -> tuple[Any, ...]:
+        row = self._row(sql, params)
+        if row is None:
+            raise NotFound(f"{what} not found")
+        return row
+
+    def _value(self, sql: str, params: Params = ()) -> Any:
+        row = self._row(sql, params)
+        return None if row is None else row[0]
+
+    @contextmanager
+    def _unique(self, message: str) -> Iterator[None]:
+        """Turn a uniqueness or reference violation inside the block into Conflict(message)."""
+        try:
+            yield
+        except IntegrityConflict:
+            raise Conflict(message) from None
+
+    # lifecycle --------------------------------------------------------------------------------
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._pool.close()
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations, each in its own transaction, one process at a time."""
+        applied: list[str] = []
+        with self._conn("migrations failed") as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (self._ddl_key,))
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations"
+                    " (version bigint PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)"
+                )
+                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                for migration in load_migrations("postgres"):
+                    if migration.version in done:
+                        continue
+                    try:
+                        with conn.transaction():
+                            conn.execute(migration.sql.encode())
+                            conn.execute(
+                                "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                                (migration.version, migration.name, time.time_ns()),
+                            )
+                    except psycopg.Error as exc:
+                        raise StoreError(
+                            f"migration {migration.version} ({migration.name}) failed: {type(exc).__name__}"
+                        ) from None
+                    applied.append(f"{migration.version:04d}_{migration.name}")
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (self._ddl_key,))
+        return applied

@@ -1,0 +1,423 @@
+"""PostgresStore, part 3: the event logs (the contract is in store/base.py; the design in
+docs/cursors.md, "PostgreSQL").
+
+- Seqs: a writer locks its stream's row in `streams` for its whole transaction, so seqs are given
+  in commit order and a reader can never see seq n+1 before seq n.
+- Writes: duplicates are looked up under that lock, then the new rows go in with binary COPY.
+- Storage: `events` is partitioned by (feature, UTC day of ts); partitions are created on demand.
+  `event_buckets` records, per stream and day, how many events and which seqs it holds: readers
+  skip the days with nothing after their cursor, purges drop whole days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from siemgate.errors import StoreError
+from siemgate.model.features import Feature
+from siemgate.store.base import EventRow, InsertResult, NewEvent, PageRows, StoredEvent
+from siemgate.store.pg_base import IntegrityConflict, PgBase
+
+DAY = 86_400 * 1_000_000_000
+_MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
+# A bounded window with fewer rows than this is read through the timestamp index; larger or open
+# windows are read along seq (docs/cursors.md, "Query plans").
+_WINDOW_PLAN_MIN = 2000
+_V1_BODY = (
+    "CASE WHEN v1_cut IS NULL THEN body ELSE substring(body FROM 1 FOR (v1_cut >> 2)::int)"
+    " || CASE WHEN v1_cut & 3 = 2 THEN '\\x7d7d'::bytea ELSE '\\x7d'::bytea END END"
+)
+_COPY_TYPES = ["int8", "int8", "int8", "int8", "int8", "text", "bytea", "int8"]
+_FACET_TYPES = ["int8", "int8", "int8", "int8", "text", "text", "text", "text", "text", "text"]
+
+
+def bucket_of(ts: int) -> int:
+    """The start of the UTC day holding `ts`: the partition key."""
+    return ts - ts % DAY
+
+
+def partition_name(code: int, bucket: int, table: str = "events") -> str:
+    """The day partition of `table` (events, or their facets) for a feature code and bucket."""
+    day = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=bucket // 1000)
+    return f"{table}_{code}_{day:%Y%m%d}"
+
+
+_PARTITIONED = ("events", "facets")
+
+
+class PgEvents(PgBase):
+    _partitions: set[tuple[int, int]]  # (feature code, bucket) known to exist (set by PostgresStore)
+
+    # partitions -----------------------------------------------------------------------------------
+    def _ensure_partitions(self, code: int, buckets: Iterable[int]) -> None:
+        """Create the missing day partitions of `feature` (one DDL transaction, one process at a time)."""
+        missing = sorted(b for b in set(buckets) if (code, b) not in self._partitions)
+        if not missing:
+            return
+        with self._write("cannot create event partitions") as conn:
+            conn.execute("SET LOCAL lock_timeout = '30s'")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_key,))
+            for bucket, table in ((b, t) for b in missing for t in _PARTITIONED):
+                name = partition_name(code, bucket, table)
+                row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+                if not (row and row[0]):
+                    upper = f"({code}, {bucket + DAY})" if bucket + DAY <= _MAX_TS else f"({code}, MAXVALUE)"
+                    # Created beside the table and then attached: attaching takes a lighter lock on
+                    # the parent than CREATE ... PARTITION OF, so readers are not held up.
+                    conn.execute(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS)")
+                    conn.execute(
+                        f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM ({code}, {bucket}) TO {upper}"
+                    )
+        self._partitions.update((code, b) for b in missing)
+
+    # writing --------------------------------------------------------------------------------------
+    def insert_events(self, account_id: int, feature: Feature, events: Sequence[NewEvent]) -> InsertResult:
+        if not events:
+            return InsertResult([])
+        for event in events:
+            if not _MIN_TS <= event.ts <= _MAX_TS:
+                raise StoreError(f"event {event.uuid}: its timestamp is outside the storable range")
+        code = feature.code
+        buckets = {bucket_of(e.ts) for e in events}
+        self._ensure_partitions(code, buckets)
+        try:
+            return self._insert(account_id, code, events)
+        except (StoreError, IntegrityConflict):
+            # A partition may have been dropped by a purge in another process since we saw it: the
+            # failed attempt stored nothing, so look again and retry once.
+            self._partitions.clear()
+            self._ensure_partitions(code, buckets)
+            return self._insert(account_id, code, events)
+
+    def _insert(self, account_id: int, code: int, events: Sequence[NewEvent]) -> InsertResult:
+        with self._write("cannot store the events") as conn:
+            conn.execute(
+                "INSERT INTO streams VALUES (%s, %s, 0, %s) ON CONFLICT DO NOTHING", (account_id, code, _MIN_TS)
+            )
+            # The stream's lock, held until commit: writers of one stream commit in seq order.
+            head, max_ts = conn.execute(
+                "SELECT head_seq, max_ts FROM streams WHERE account_id = %s AND feature = %s FOR UPDATE",
+                (account_id, code),
+            ).fetchone() or (0, _MIN_TS)
+            stamped_again = self._stamped_before(conn, account_id, code, events)
+            seen = {
+                (ts, uuid)
+                for ts, uuid in conn.execute(
+                    "SELECT e.ts, e.uuid FROM unnest(%s::bigint[], %s::text[]) AS k(ts, uuid)"
+                    " JOIN events e ON e.account_id = %s AND e.feature = %s AND e.ts = k.ts AND e.uuid = k.uuid",
+                    ([e.ts for e in events], [e.uuid for e in events], account_id, code),
+                )
+            }
+            seqs: list[int | None] = []
+            rows: list[tuple[Any, ...]] = []
+            facet_rows: list[tuple[Any, ...]] = []
+            buckets: dict[int, list[int]] = {}  # bucket -> [min seq, max seq, rows]
+            for event in events:
+                key = (event.ts, event.uuid)
+                if key in seen or event.uuid in stamped_again:
+                    seqs.append(None)
+                    continue
+                seen.add(key)
+                head += 1
+                max_ts = max(max_ts, event.ts)
+                seqs.append(head)
+                rows.append((account_id, code, head, event.ts, max_ts, event.uuid, event.body, event.v1_cut))
+                if event.facets is not None:
+                    facet_rows.append((account_id, code, event.ts, head, *event.facets))
+                b = buckets.setdefault(bucket_of(event.ts), [head, head, 0])
+                b[1], b[2] = head, b[2] + 1
+            if rows:
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(
+                        "COPY events (account_id, feature, seq, ts, max_ts, uuid, body, v1_cut)"
+                        " FROM STDIN (FORMAT BINARY)"
+                    ) as copy,
+                ):
+                    copy.set_types(_COPY_TYPES)
+                    for row in rows:
+                        copy.write_row(row)
+                if facet_rows:
+                    with (
+                        conn.cursor() as cur,
+                        cur.copy(
+                            "COPY facets (account_id, feature, ts, seq, actor, kind, detail, country, app, ip)"
+                            " FROM STDIN (FORMAT BINARY)"
+                        ) as copy,
+                    ):
+                        copy.set_types(_FACET_TYPES)
+                        for row in facet_rows:
+                            copy.write_row(row)
+                self._add_buckets(conn, account_id, code, buckets)
+                conn.execute(
+                    "UPDATE streams SET head_seq = %s, max_ts = %s WHERE account_id = %s AND feature = %s",
+                    (head, max_ts, account_id, code),
+                )
+        return InsertResult(seqs)
+
+    @staticmethod
+    def _add_buckets(conn: psycopg.Connection[Any], account_id: int, code: int, buckets: dict[int, list[int]]) -> None:
+        keys = sorted(buckets)
+        conn.execute(
+            "INSERT INTO event_buckets (account_id, feature, bucket, min_seq, max_seq, rows)"
+            " SELECT %s, %s, b, lo, hi, n FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+            " AS t(b, lo, hi, n)"
+            " ON CONFLICT (account_id, feature, bucket) DO UPDATE SET"
+            " min_seq = least(event_buckets.min_seq, excluded.min_seq),"
+            " max_seq = greatest(event_buckets.max_seq, excluded.max_seq), rows = event_buckets.rows + excluded.rows",
+            (
+                account_id,
+                code,
+                keys,
+                [buckets[k][0] for k in keys],
+                [buckets[k][1] for k in keys],
+                [buckets[k][2] for k in keys],
+            ),
+        )
+
+    @staticmethod
+    def _stamped_before(
+        conn: psycopg.Connection[Any], account_id: int, code: int, events: Sequence[NewEvent]
+    ) -> set[str]:
+        """Of the events that came without a timestamp, the uuids already seen that way; records the rest."""
+        uuids = sorted({e.uuid for e in events if e.ts_assigned})
+        if not uuids:
+            return set()
+        found = {
+            r[0]
+            for r in conn.execute(
+                "SELECT uuid FROM stamped_uuids WHERE account_id = %s AND feature = %s AND uuid = ANY(%s)",
+                (account_id, code, uuids),
+            )
+        }
+        fresh = [u for u in uuids if u not in found]
+        if fresh:
+            conn.execute(
+                "INSERT INTO stamped_uuids SELECT %s, %s, u FROM unnest(%s::text[]) AS u ON CONFLICT DO NOTHING",
+                (account_id, code, fresh),
+            )
+        return found
+
+    # reading --------------------------------------------------------------------------------------
+    def head_seq(self, account_id: int, feature: Feature) -> int:
+        value = self._value(
+            "SELECT head_seq FROM streams WHERE account_id = %s AND feature = %s", (account_id, feature.code)
+        )
+        return int(value) if value is not None else 0
+
+    def count_events(self, account_id: int, feature: Feature, after_seq: int = 0) -> int:
+        return int(
+            self._value(
+                "SELECT count(*) FROM events WHERE account_id = %s AND feature = %s AND seq > %s",
+                (account_id, feature.code, after_seq),
+            )
+        )
+
+    def start_position(self, account_id: int, feature: Feature, start: int) -> int:
+        # The first event whose max_ts reaches `start` is the first with a timestamp >= start; it
+        # lives in a partition at or after `start`, so the others are not read.
+        seq = self._value(
+            "SELECT seq FROM events WHERE account_id = %s AND feature = %s AND ts >= %s AND max_ts >= %s"
+            " ORDER BY max_ts, seq LIMIT 1",
+            (account_id, feature.code, max(start, _MIN_TS), max(start, _MIN_TS)),
+        )
+        return int(seq) - 1 if seq is not None else self.head_seq(account_id, feature)
+
+    def _window(
+        self,
+        conn: psycopg.Connection[Any],
+        account_id: int,
+        code: int,
+        after_seq: int,
+        start: int,
+        end: int | None,
+        limit: int,
+    ) -> tuple[str, int, int] | None:
+        """(plan, first ts to read, last ts) of a page, or None when nothing can follow `after_seq`.
+
+        Only days holding an event after the cursor are read: the first such day raises the start."""
+        row = conn.execute(
+            "SELECT min(bucket) FROM event_buckets WHERE account_id = %s AND feature = %s AND max_seq > %s",
+            (account_id, code, after_seq),
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        first = max(start, int(row[0]))
+        last = _MAX_TS if end is None else end
+        if first > last:
+            return None
+        if end is None:
+            return "seq", first, last
+        small = _WINDOW_PLAN_MIN + 4 * limit
+        count = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE account_id = %s AND feature = %s"
+            " AND ts >= %s AND ts <= %s LIMIT %s) w",
+            (account_id, code, first, last, small),
+        ).fetchone()
+        return ("ts" if count is not None and count[0] < small else "seq"), first, last
+
+    @staticmethod
+    def _window_sql(plan: str, columns: str) -> str:
+        # `seq + 0` keeps PostgreSQL from walking the seq index for a small window.
+        order = "seq + 0" if plan == "ts" else "seq"
+        return (
+            f"SELECT {columns} FROM events WHERE account_id = %s AND feature = %s AND seq > %s"
+            f" AND ts >= %s AND ts <= %s ORDER BY {order} LIMIT %s"
+        )
+
+    def read_events(
+        self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int
+    ) -> list[EventRow]:
+        code = feature.code
+        with self._conn("cannot read events") as conn:
+            window = self._window(conn, account_id, code, after_seq, start, end, limit)
+            if window is None:
+                return []
+            plan, first, last = window
+            cur = conn.cursor(binary=True)
+            rows = cur.execute(
+                self._window_sql(plan, "seq, body, v1_cut"), (account_id, code, after_seq, first, last, limit)
+            ).fetchall()
+        return [(int(s), bytes(b), None if c is None else int(c)) for s, b, c in rows]
+
+    def read_page(
+        self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int, *, v1: bool
+    ) -> PageRows:
+        code = feature.code
+        with self._conn("cannot read events") as conn:
+            window = self._window(conn, account_id, code, after_seq, start, end, limit)
+            if window is None:
+                return PageRows(b"", 0, None, False)
+            plan, first, last = window
+            inner = self._window_sql(plan, f"seq, {_V1_BODY if v1 else 'body'} AS b")
+            cur = conn.cursor(binary=True)
+            # The events' JSON is joined in the server, in seq order: one bytes object per page.
+            count, last_seq, items = cur.execute(
+                f"SELECT count(*), max(seq), string_agg(b, '\\x2c'::bytea ORDER BY seq) FROM ({inner}) p",
+                (account_id, code, after_seq, first, last, limit),
+            ).fetchone() or (0, None, None)
+            has_more = False
+            if count == limit:
+                probe = self._window_sql(plan, "1")
+                has_more = cur.execute(probe, (account_id, code, last_seq, first, last, 1)).fetchone() is not None
+        return PageRows(bytes(items or b""), int(count), None if last_seq is None else int(last_seq), has_more)
+
+    # archiving and retention -------------------------------------------------------------------------
+    def iter_events(
+        self, account_id: int, feature: Feature, start_ts: int, end_ts: int, batch: int = 5000
+    ) -> Iterator[list[StoredEvent]]:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        code = feature.code
+        after: tuple[int, str] | None = None
+        while True:
+            if after is None:
+                sql = (
+                    "SELECT seq, ts, uuid, body FROM events WHERE account_id = %s AND feature = %s"
+                    " AND ts >= %s AND ts < %s ORDER BY ts, uuid LIMIT %s"
+                )
+                params: tuple[Any, ...] = (account_id, code, start_ts, end_ts, batch)
+            else:
+                sql = (
+                    "SELECT seq, ts, uuid, body FROM events WHERE account_id = %s AND feature = %s"
+                    " AND ts >= %s AND (ts, uuid) > (%s, %s) AND ts < %s ORDER BY ts, uuid LIMIT %s"
+                )
+                params = (account_id, code, after[0], after[0], after[1], end_ts, batch)
+            with self._conn("cannot read events") as conn:
+                rows = conn.cursor(binary=True).execute(sql, params).fetchall()
+            if not rows:
+                return
+            yield [(int(s), int(t), str(u), bytes(b)) for s, t, u, b in rows]
+            if len(rows) < batch:
+                return
+            after = (int(rows[-1][1]), str(rows[-1][2]))
+
+    def purge_events(self, account_id: int, feature: Feature, before_ts: int, *, max_seq: int | None = None) -> int:
+        """Days wholly before `before_ts` (and, with `max_seq`, holding no later seq) whose partition
+        holds no other account's events are dropped as a whole; otherwise rows are deleted."""
+        code = feature.code
+        limit = _MAX_TS if max_seq is None else max_seq
+        buckets = self._rows(
+            "SELECT bucket, max_seq FROM event_buckets WHERE account_id = %s AND feature = %s AND bucket < %s"
+            " ORDER BY bucket",
+            (account_id, code, before_ts),
+        )
+        removed = 0
+        for bucket, bucket_max_seq in buckets:
+            if bucket + DAY <= before_ts and bucket_max_seq <= limit:
+                removed += self._purge_day(account_id, code, int(bucket), limit)
+            else:
+                removed += self._delete_rows(account_id, code, int(bucket), before_ts, limit)
+        return removed
+
+    def _delete_rows(self, account_id: int, code: int, bucket: int, before_ts: int, max_seq: int) -> int:
+        """Delete the stream's events of one day with ts < before_ts and seq <= max_seq; returns how many."""
+        with self._write("cannot purge events") as conn:
+            cur = conn.execute(
+                "DELETE FROM events WHERE account_id = %s AND feature = %s AND ts >= %s AND ts < %s AND seq <= %s",
+                (account_id, code, bucket, min(before_ts, bucket + DAY), max_seq),
+            )
+            removed = cur.rowcount
+            conn.execute(
+                "DELETE FROM facets WHERE account_id = %s AND feature = %s AND ts >= %s AND ts < %s AND seq <= %s",
+                (account_id, code, bucket, min(before_ts, bucket + DAY), max_seq),
+            )
+            self._count_removed(conn, account_id, code, bucket, removed)
+        return removed
+
+    def _purge_day(self, account_id: int, code: int, bucket: int, max_seq: int) -> int:
+        """Remove the stream's events of a day wholly before the horizon: drop the partition when it
+        holds nothing else (no other account's events, no seq after `max_seq`), else delete rows."""
+        name = partition_name(code, bucket)
+        others = "SELECT 1 FROM event_buckets WHERE feature = %s AND bucket = %s AND account_id <> %s LIMIT 1"
+        mine = "SELECT rows, max_seq FROM event_buckets WHERE account_id = %s AND feature = %s AND bucket = %s"
+        dropped = False
+        with self._write("cannot purge events") as conn:
+            conn.execute("SET LOCAL lock_timeout = '30s'")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_key,))
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+            if not (exists and exists[0]):
+                conn.execute(
+                    "DELETE FROM event_buckets WHERE feature = %s AND bucket = %s", (code, bucket)
+                )  # the partition is gone, and its rows with it
+                return 0
+            droppable = conn.execute(others, (code, bucket, account_id)).fetchone() is None
+            if droppable:
+                # Wait for in-flight statements, then look again: nobody can add a row meanwhile.
+                conn.execute("LOCK TABLE events, facets IN ACCESS EXCLUSIVE MODE")
+                droppable = conn.execute(others, (code, bucket, account_id)).fetchone() is None
+            row = conn.execute(mine, (account_id, code, bucket)).fetchone()
+            if droppable and (row is None or row[1] <= max_seq):
+                removed = int(row[0]) if row else 0
+                conn.execute(f"DROP TABLE IF EXISTS {name}, {partition_name(code, bucket, 'facets')}")
+                conn.execute("DELETE FROM event_buckets WHERE feature = %s AND bucket = %s", (code, bucket))
+                dropped = True
+            else:
+                removed = conn.execute(
+                    f"DELETE FROM {name} WHERE account_id = %s AND feature = %s AND seq <= %s",
+                    (account_id, code, max_seq),
+                ).rowcount
+                conn.execute(
+                    f"DELETE FROM {partition_name(code, bucket, 'facets')} WHERE account_id = %s AND feature = %s"
+                    " AND seq <= %s",
+                    (account_id, code, max_seq),
+                )
+                self._count_removed(conn, account_id, code, bucket, removed)
+        if dropped:
+            self._partitions.discard((code, bucket))
+        return removed
+
+    @staticmethod
+    def _count_removed(conn: psycopg.Connection[Any], account_id: int, code: int, bucket: int, removed: int) -> None:
+        conn.execute(
+            "UPDATE event_buckets SET rows = rows - %s WHERE account_id = %s AND feature = %s AND bucket = %s",
+            (removed, account_id, code, bucket),
+        )
+        conn.execute(
+            "DELETE FROM event_buckets WHERE account_id = %s AND feature = %s AND bucket = %s AND rows <= 0",
+            (account_id, code, bucket),
+        )

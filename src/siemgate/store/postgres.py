@@ -1,0 +1,25 @@
+"""PostgreSQL backend: psycopg 3 with a connection pool, for several siemgate processes on one or
+more machines sharing one database.
+
+The store is split by concern (each part's module says what it holds): pg_base (pool, transactions,
+migrations, errors), pg_people, pg_credentials, pg_events (the logs: seqs under a per-stream lock,
+COPY, day partitions), pg_facets, pg_alerts. Design notes: docs/cursors.md, "PostgreSQL".
+"""
+
+from __future__ import annotations
+
+from siemgate.store.base import Store
+from siemgate.store.pg_alerts import PgAlerts
+from siemgate.store.pg_credentials import PgCredentials
+from siemgate.store.pg_events import PgEvents
+from siemgate.store.pg_facets import PgFacets
+from siemgate.store.pg_people import PgPeople
+
+
+class PostgresStore(PgPeople, PgCredentials, PgEvents, PgFacets, PgAlerts, Store):
+    """Store on a PostgreSQL database named by a `postgresql://` URL (a schema other than `public`
+    can be chosen with `?options=-csearch_path%3Dname`). Safe to share between threads."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
+        super().__init__(url, min_size=min_size, max_size=max_size)
+        self._partitions = set()
