@@ -166,7 +166,11 @@ class Rsyslog:
                 return False
             return _udp_bound(self.udp)
 
-        wait_for(ready, "rsyslogd to listen")
+        try:
+            wait_for(ready, "rsyslogd to listen")
+        except BaseException:
+            self.close()  # never leave the process behind
+            raise
 
     def messages(self) -> list[dict[str, Any]]:
         path = self.dir / "messages.jsonl"
