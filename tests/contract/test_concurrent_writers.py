@@ -124,7 +124,8 @@ def test_readers_get_every_event_exactly_once_while_writer_processes_insert(kind
             for i in range(READERS)
         ]
         writers = [
-            ctx.Process(target=_writer, args=(kind, where, account.id, 100 + i, WRITE_SECONDS, out)) for i in range(WRITERS)
+            ctx.Process(target=_writer, args=(kind, where, account.id, 100 + i, WRITE_SECONDS, out))
+            for i in range(WRITERS)
         ]
         for p in readers + writers:
             p.start()

@@ -73,6 +73,10 @@ def serve(
     os.environ["SIEMGATE_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["SIEMGATE_HOST"] = settings.host
     os.environ["SIEMGATE_PORT"] = str(settings.port)
+    # Every worker opens the same store and shares rate limits through the same Redis.
+    os.environ["SIEMGATE_DATABASE_URL"] = settings.store_url
+    if settings.redis_url:
+        os.environ["SIEMGATE_REDIS_URL"] = settings.redis_url
     uvicorn.run(
         "siemgate.cli.asgi:create",
         factory=True,

@@ -131,33 +131,50 @@ class PgEvents(PgBase):
                 b = buckets.setdefault(bucket_of(event.ts), [head, head, 0])
                 b[1], b[2] = head, b[2] + 1
             if rows:
-                with (
-                    conn.cursor() as cur,
-                    cur.copy(
-                        "COPY events (account_id, feature, seq, ts, max_ts, uuid, body, v1_cut)"
-                        " FROM STDIN (FORMAT BINARY)"
-                    ) as copy,
-                ):
-                    copy.set_types(_COPY_TYPES)
-                    for row in rows:
-                        copy.write_row(row)
-                if facet_rows:
-                    with (
-                        conn.cursor() as cur,
-                        cur.copy(
-                            "COPY facets (account_id, feature, ts, seq, actor, kind, detail, country, app, ip)"
-                            " FROM STDIN (FORMAT BINARY)"
-                        ) as copy,
-                    ):
-                        copy.set_types(_FACET_TYPES)
-                        for row in facet_rows:
-                            copy.write_row(row)
+                self._copy_rows(conn, rows, facet_rows)
                 self._add_buckets(conn, account_id, code, buckets)
                 conn.execute(
                     "UPDATE streams SET head_seq = %s, max_ts = %s WHERE account_id = %s AND feature = %s",
                     (head, max_ts, account_id, code),
                 )
         return InsertResult(seqs)
+
+    def import_events(
+        self, account_id: int, code: int, rows: Sequence[Sequence[Any]], facets: Sequence[Sequence[Any]] = ()
+    ) -> None:
+        """Store events copied from another store as they are, seqs and max_ts included, in one
+        transaction (`siemgate db copy`). Rows: (account_id, feature, seq, ts, max_ts, uuid, body,
+        v1_cut); facets: (account_id, feature, ts, seq, actor, kind, detail, country, app, ip)."""
+        buckets: dict[int, list[int]] = {}
+        for row in rows:
+            seq, ts = int(row[2]), int(row[3])
+            b = buckets.setdefault(bucket_of(ts), [seq, seq, 0])
+            b[0], b[1], b[2] = min(b[0], seq), max(b[1], seq), b[2] + 1
+        self._ensure_partitions(code, buckets)
+        with self._write("cannot copy events") as conn:
+            self._copy_rows(conn, rows, facets)
+            self._add_buckets(conn, account_id, code, buckets)
+
+    @staticmethod
+    def _copy_rows(
+        conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]], facets: Sequence[Sequence[Any]]
+    ) -> None:
+        """COPY event rows and their facet rows (binary)."""
+        with conn.cursor() as cur:
+            with cur.copy(
+                "COPY events (account_id, feature, seq, ts, max_ts, uuid, body, v1_cut) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(_COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            if facets:
+                with cur.copy(
+                    "COPY facets (account_id, feature, ts, seq, actor, kind, detail, country, app, ip)"
+                    " FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.set_types(_FACET_TYPES)
+                    for row in facets:
+                        copy.write_row(row)
 
     @staticmethod
     def _add_buckets(conn: psycopg.Connection[Any], account_id: int, code: int, buckets: dict[int, list[int]]) -> None:

@@ -1,0 +1,284 @@
+"""`siemgate db copy`: move a whole SQLite deployment into PostgreSQL, resumably, and check it.
+
+Everything is copied with its ids: accounts, people, memberships, integrations, token records
+(with their lifecycle columns and usage), ingest keys, API keys, console sessions, signing keys
+and the cursor secret (so issued tokens and outstanding cursors keep working), alert rules, state,
+alerts and deliveries, retention policies, and every stream's events with their seqs, in order.
+
+Resuming: plain tables are copied with INSERT ... ON CONFLICT DO NOTHING (copying again adds
+nothing); events are copied per stream in chunks of consecutive seqs, one transaction each, and
+a new run continues after the highest seq already in PostgreSQL. The source must not change
+while it is copied (stop the servers writing to it). At the end, row counts of every table and a
+digest of every stream (seq, timestamp, uuid, body, v1 cut, in seq order) are compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from siemgate.errors import ConfigError
+from siemgate.store.postgres import PostgresStore
+from siemgate.store.sqlite import SQLiteStore
+
+# Tables copied as they are, parents before children. Others are skipped (they are not part of
+# the store) unless both databases have them, in which case they are copied after these.
+TABLES = (
+    "accounts",
+    "users",
+    "memberships",
+    "integrations",
+    "tokens",
+    "token_usage",
+    "ingest_keys",
+    "api_keys",
+    "sessions",
+    "signing_keys",
+    "secrets",
+    "stamped_uuids",
+    "alert_rules",
+    "alert_checkpoints",
+    "alert_state",
+    "alerts",
+    "alert_deliveries",
+    "retention_policies",
+)
+# Copied by their own steps, or bookkeeping of one database only.
+SPECIAL = {"events", "facets", "streams", "event_buckets", "schema_migrations"}
+ORDER_BY = {"tokens": "created_at, id", "alerts": "fired_at, id"}
+IDENTITY = ("accounts", "users", "integrations")
+ROWS_PER_INSERT = 1000
+
+Progress = Callable[[str, int], None]  # (what, rows just copied)
+
+
+@dataclass
+class CopyReport:
+    tables: dict[str, int] = field(default_factory=dict)  # rows in the source (and now in the target)
+    streams: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)  # (count, digest)
+    resumed_streams: int = 0
+    copied_events: int = 0
+
+
+class Copier:
+    """Copy `source` (an SQLite file) into `target` (a PostgreSQL store); see the module docstring."""
+
+    def __init__(self, source: Path, target: PostgresStore, *, chunk: int = 5000) -> None:
+        if not source.is_file():
+            raise ConfigError(f"{source} does not exist: give the SQLite file of the deployment to copy")
+        self.source_path = source
+        self.target = target
+        self.chunk = chunk
+        self.src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, check_same_thread=False)
+
+    def close(self) -> None:
+        self.src.close()
+
+    # planning -------------------------------------------------------------------------------------
+    @staticmethod
+    def prepare_source(source: Path) -> None:
+        """Bring the source's schema up to date, moving key files of an old deployment into it."""
+        from siemgate.auth.keys import KeyRing
+
+        store = SQLiteStore(source)
+        try:
+            store.migrate()
+            KeyRing(store, source.parent)
+        finally:
+            store.close()
+
+    def _source_tables(self) -> list[str]:
+        return [r[0] for r in self.src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    def _target_columns(self, table: str) -> list[str]:
+        rows = self.target._rows(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+        return [r[0] for r in rows]
+
+    def _columns(self, table: str) -> list[str]:
+        theirs = set(self._target_columns(table))
+        return [r[1] for r in self.src.execute(f"PRAGMA table_info({table})") if r[1] in theirs]
+
+    def plain_tables(self) -> list[str]:
+        present = set(self._source_tables())
+        extra = sorted(t for t in present - set(TABLES) - SPECIAL if not t.startswith("sqlite_"))
+        return [t for t in (*TABLES, *extra) if t in present and self._target_columns(t)]
+
+    def streams(self) -> list[tuple[int, int, int, int]]:
+        """(account_id, feature, head_seq, max_ts) of every stream of the source."""
+        rows = self.src.execute("SELECT account_id, feature, head_seq, max_ts FROM streams ORDER BY 1, 2")
+        return [(int(a), int(f), int(h), int(m)) for a, f, h, m in rows]
+
+    def total_rows(self) -> int:
+        tables = sum(self._count(t) for t in self.plain_tables())
+        return tables + int(self.src.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def _count(self, table: str) -> int:
+        return int(self.src.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    # copying --------------------------------------------------------------------------------------
+    def run(self, progress: Progress) -> CopyReport:
+        report = CopyReport()
+        for table in self.plain_tables():
+            report.tables[table] = self._copy_table(table, progress)
+        self._fix_identities()
+        for account_id, code, head, max_ts in self.streams():
+            self._copy_stream(account_id, code, head, max_ts, report, progress)
+        return report
+
+    def _copy_table(self, table: str, progress: Progress) -> int:
+        columns = self._columns(table)
+        names = ", ".join(columns)
+        marks = ", ".join(["%s"] * len(columns))
+        order = ORDER_BY.get(table, "rowid") if self._has_rowid(table) else ORDER_BY.get(table, "1")
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+        count = 0
+        rows = self.src.execute(f"SELECT {names} FROM {table} ORDER BY {order}")
+        with self.target._write(f"cannot copy {table}") as conn, conn.cursor() as cur:
+            while batch := rows.fetchmany(ROWS_PER_INSERT):
+                cur.executemany(sql, batch)
+                count += len(batch)
+                progress(table, len(batch))
+        return count
+
+    def _has_rowid(self, table: str) -> bool:
+        try:
+            self.src.execute(f"SELECT rowid FROM {table} LIMIT 0")
+        except sqlite3.OperationalError:
+            return False
+        return True
+
+    def _fix_identities(self) -> None:
+        with self.target._write("cannot set id sequences") as conn:
+            for table in IDENTITY:
+                conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                    f" greatest((SELECT max(id) FROM {table}), 1))"
+                )
+
+    def _copy_stream(
+        self, account_id: int, code: int, head: int, max_ts: int, report: CopyReport, progress: Progress
+    ) -> None:
+        done = self.target._value(
+            "SELECT max(seq) FROM events WHERE account_id = %s AND feature = %s", (account_id, code)
+        )
+        after = int(done or 0)
+        if after:
+            report.resumed_streams += 1
+            copied = int(
+                self.src.execute(
+                    "SELECT count(*) FROM events WHERE account_id = ? AND feature = ? AND seq <= ?",
+                    (account_id, code, after),
+                ).fetchone()[0]
+            )
+            progress("events", copied)
+        has_facets = "facets" in self._source_tables() and bool(self._target_columns("facets"))
+        while True:
+            rows = self.src.execute(
+                "SELECT account_id, feature, seq, ts, max_ts, uuid, body, v1_cut FROM events"
+                " WHERE account_id = ? AND feature = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (account_id, code, after, self.chunk),
+            ).fetchall()
+            if not rows:
+                break
+            facets = []
+            if has_facets:
+                facets = self.src.execute(
+                    "SELECT account_id, feature, ts, seq, actor, kind, detail, country, app, ip FROM facets"
+                    " WHERE account_id = ? AND feature = ? AND seq > ? AND seq <= ?",
+                    (account_id, code, after, rows[-1][2]),
+                ).fetchall()
+            self.target.import_events(account_id, code, rows, facets)
+            after = rows[-1][2]
+            report.copied_events += len(rows)
+            progress("events", len(rows))
+        with self.target._write("cannot copy streams") as conn:
+            conn.execute(
+                "INSERT INTO streams VALUES (%s, %s, %s, %s) ON CONFLICT (account_id, feature)"
+                " DO UPDATE SET head_seq = excluded.head_seq, max_ts = excluded.max_ts",
+                (account_id, code, head, max_ts),
+            )
+
+    # checking -------------------------------------------------------------------------------------
+    def verify(self, report: CopyReport, progress: Progress) -> list[str]:
+        """Problems found comparing the two databases (empty when the copy is exact)."""
+        problems = []
+        for table in self.plain_tables():
+            want = self._count(table)
+            got = int(self.target._value(f"SELECT count(*) FROM {table}"))
+            report.tables[table] = want
+            if got != want:
+                problems.append(f"{table}: {want} rows in SQLite, {got} in PostgreSQL")
+        for account_id, code, head, _ in self.streams():
+            mine = _digest(self._source_events(account_id, code))
+            theirs = _digest(self._target_events(account_id, code))
+            report.streams[(account_id, code)] = mine
+            progress("verify", mine[0])
+            if mine != theirs:
+                problems.append(
+                    f"stream account #{account_id} feature {code}: {mine[0]} events in SQLite, {theirs[0]} in"
+                    f" PostgreSQL{' (same count, different content)' if mine[0] == theirs[0] else ''}"
+                )
+            target_head = self.target._value(
+                "SELECT head_seq FROM streams WHERE account_id = %s AND feature = %s", (account_id, code)
+            )
+            if target_head != head:
+                problems.append(f"stream account #{account_id} feature {code}: head seq differs")
+        return problems
+
+    def _source_events(self, account_id: int, code: int) -> Iterator[tuple[Any, ...]]:
+        after = 0
+        while rows := self.src.execute(
+            "SELECT seq, ts, uuid, body, v1_cut FROM events WHERE account_id = ? AND feature = ? AND seq > ?"
+            " ORDER BY seq LIMIT 10000",
+            (account_id, code, after),
+        ).fetchall():
+            yield from rows
+            after = rows[-1][0]
+
+    def _target_events(self, account_id: int, code: int) -> Iterator[tuple[Any, ...]]:
+        after = 0
+        while True:
+            with self.target._conn("cannot read events") as conn:
+                rows = (
+                    conn.cursor(binary=True)
+                    .execute(
+                        "SELECT seq, ts, uuid, body, v1_cut FROM events WHERE account_id = %s AND feature = %s"
+                        " AND seq > %s ORDER BY seq LIMIT 10000",
+                        (account_id, code, after),
+                    )
+                    .fetchall()
+                )
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1][0]
+
+
+def _digest(rows: Iterator[tuple[Any, ...]]) -> tuple[int, str]:
+    """(count, SHA-256) of a stream's events in seq order."""
+    h = hashlib.sha256()
+    n = 0
+    for seq, ts, uuid, body, cut in rows:
+        n += 1
+        h.update(f"{int(seq)}|{int(ts)}|{uuid}|{'' if cut is None else int(cut)}|{len(body)}|".encode())
+        h.update(bytes(body))
+    return n, h.hexdigest()
+
+
+def sqlite_path(url: str) -> Path:
+    if not url.startswith("sqlite://"):
+        raise ConfigError(f"--from must be an sqlite:/// URL, not {url!r}")
+    return Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+
+
+def check_target(url: str) -> None:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"--to must be a postgresql:// URL, not {url!r}")

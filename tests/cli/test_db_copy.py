@@ -1,0 +1,128 @@
+"""`siemgate db copy --from sqlite:///... --to postgresql://...`: a whole deployment moves, the copy
+is interrupted (killed) and resumed, checked at the end, and the PostgreSQL deployment then serves
+the same tokens, cursors and events."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from cli_procs import Proc, bearer, cli_env, free_port, healthy, run_cli, services_at, signin_event, wait_for
+
+from conftest import drop_pg_schema, new_pg_schema, pg_schema_url
+from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.model.ids import new_id
+from siemgate.store.base import ApiKey, RetentionPolicy
+
+SECOND = 1_000_000_000
+EVENTS = 6000  # per stream, in two streams
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    schema = new_pg_schema()
+    yield pg_schema_url(schema)
+    drop_pg_schema(schema)
+
+
+def _pg_events(url: str) -> int:
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM events").fetchone()
+            return int(row[0]) if row else 0
+    except psycopg.errors.UndefinedTable:
+        return 0
+
+
+def _page_all(base: str, token: str, feature: str) -> tuple[list[str], str]:
+    """Every event uuid of the stream through one cursor chain, and the last cursor."""
+    uuids: list[str] = []
+    with httpx.Client(base_url=base, timeout=30) as http:
+        body: dict[str, object] = {"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}
+        while True:
+            page = http.post(f"/api/v2/{feature}", json=body, headers=bearer(token)).json()
+            uuids += [item["uuid"] for item in page["items"]]
+            body = {"cursor": page["cursor"]}
+            if not page["has_more"]:
+                return uuids, page["cursor"]
+
+
+def test_copy_is_resumable_checked_and_the_copy_serves_the_same_data(tmp_path: Path, pg_url: str) -> None:
+    data_dir = tmp_path / "sqlite-site"
+    with services_at(data_dir) as s:
+        now = s.clock()
+        account = s.store.create_account(new_id(), "Acme", now)
+        owner = s.store.create_user(new_id(), "ada@example.com", "Ada", "hash", account.id, now)
+        s.store.add_member(account.id, owner.id, "owner", now)
+        s.store.create_api_key(ApiKey(new_id(), owner.id, "laptop", "a" * 64, "sgk_abc", now))
+        s.store.set_retention_policy(RetentionPolicy(account.id, Feature.ITEMUSAGES, 30, "none", now))
+        integration = s.store.create_integration(account.id, new_id(), "splunk", "Splunk", "", now)
+        token, record = s.tokens.issue(account, integration, "splunk", ALL_FEATURES, None)
+        s.store.revoke_token(s.tokens.issue(account, integration, "old", ALL_FEATURES, None)[1].id, now)
+        key, _ = s.ingest_keys.create(account, "producer", ALL_FEATURES)
+        for start in range(0, EVENTS, 1000):
+            batch = [signin_event(now - (EVENTS - start - i) * SECOND) for i in range(1000)]
+            s.writer.write(account.id, Feature.SIGNINATTEMPTS, batch)
+            s.writer.write(account.id, Feature.AUDITEVENTS, [])  # an empty batch stores nothing
+    sqlite_url = f"sqlite:///{data_dir / 'siemgate.db'}"
+
+    # A server on the SQLite deployment: what the copy must serve the same way.
+    env_sqlite = cli_env(data_dir)
+    port = free_port()
+    server = Proc("serve-sqlite", ["serve", "--port", str(port)], env_sqlite, tmp_path / "logs")
+    try:
+        wait_for("the SQLite server", lambda: healthy(f"http://127.0.0.1:{port}"), 60, proc=server)
+        want, sqlite_cursor = _page_all(f"http://127.0.0.1:{port}", token, "signinattempts")
+        assert len(want) >= EVENTS
+    finally:
+        server.stop()
+
+    # Interrupted: killed as soon as some events are in PostgreSQL.
+    args = ["db", "copy", "--from", sqlite_url, "--to", pg_url, "--chunk", "100"]
+    copy = Proc("copy", args, cli_env(tmp_path / "elsewhere"), tmp_path / "logs")
+    try:
+        wait_for("the first events to be copied", lambda: _pg_events(pg_url) > 0, 60, proc=copy)
+        copy.popen.send_signal(signal.SIGKILL)
+        copy.popen.wait(10)
+    finally:
+        copy.kill()
+    partial = _pg_events(pg_url)
+    assert 0 < partial < len(want), "the copy should have been interrupted part-way"
+
+    env_pg = cli_env(tmp_path / "pg-site", SIEMGATE_DATABASE_URL=pg_url)
+    resumed = run_cli(env_pg, *args, timeout=300)
+    assert "copied and checked" in resumed.stderr and "resumed 1 stream" in resumed.stderr, resumed.stderr
+    assert _pg_events(pg_url) == len(want)
+    again = run_cli(env_pg, *args, timeout=300)  # nothing left to do, still checked
+    assert "0 copied by this run" in again.stderr, again.stderr
+
+    # The PostgreSQL deployment: same people, tokens (revoked ones too), keys, cursor secret, events.
+    accounts = run_cli(env_pg, "account", "list", "--json").stdout
+    assert account.uuid in accounts
+    port = free_port()
+    server = Proc("serve-pg", ["serve", "--port", str(port)], env_pg, tmp_path / "logs")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the PostgreSQL server", lambda: healthy(base), 60, proc=server)
+        got, _ = _page_all(base, token, "signinattempts")
+        assert got == want  # same events, same order
+        with httpx.Client(base_url=base, timeout=30) as http:
+            # A cursor the SQLite deployment handed out goes on working.
+            page = http.post("/api/v2/signinattempts", json={"cursor": sqlite_cursor}, headers=bearer(token))
+            assert page.status_code == 200 and page.json()["items"] == []
+            fresh = signin_event(now)
+            stored = http.post("/api/ingest/v2/signinattempts", json=[fresh], headers=bearer(key)).json()
+            assert stored["stored"] == 1
+            page = http.post("/api/v2/signinattempts", json={"cursor": sqlite_cursor}, headers=bearer(token)).json()
+            assert [i["uuid"] for i in page["items"]] == [fresh["uuid"]]
+            assert http.get("/api/v2/auth/introspect", headers=bearer(token)).status_code == 200
+    finally:
+        server.stop()
+    tokens = {t["id"]: t for t in json.loads(run_cli(env_pg, "token", "list", "--json").stdout)}
+    assert record.id in tokens and len(tokens) == 2
+    assert sorted(t["status"] for t in tokens.values()) == ["active", "revoked"]
