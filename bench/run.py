@@ -9,6 +9,10 @@ Method (one uvicorn worker pinned to CPU 0, the load generator on CPU 1, loopbac
   4. ingest: C connections POST 1000-event batches (new uuids) over HTTP; events/s stored;
   5. token check: TokenService.authenticate in-process, first use (ES256 verify) and cached.
 Prints a table and writes bench/results/latest.json.
+
+--database-url postgresql://... runs the same on PostgreSQL (the store is built with COPY by
+bench/pg_build.py, in that database, and reused); --workers N serves with `serve --workers N`
+(unpinned when N > 1). Results then go to bench/results/latest-<backend>-<N>w-<events>.json.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from events import event_batch  # noqa: E402
 from siemgate.api.services import build_services  # noqa: E402
+from siemgate.cli.wiring import open_store  # noqa: E402
 from siemgate.config import load_settings  # noqa: E402
 from siemgate.model.features import ALL_FEATURES, Feature  # noqa: E402
 from siemgate.model.ids import new_id  # noqa: E402
@@ -84,18 +89,19 @@ def build_store(data_dir: Path, events: int) -> dict[str, str]:
 
 
 class Server:
-    def __init__(self, data_dir: Path, cpu: str | None) -> None:
+    def __init__(self, data_dir: Path, cpu: str | None, database_url: str | None = None, workers: int = 1) -> None:
         self.port = free_port()
         env = {
             **os.environ,
+            **({"SIEMGATE_DATABASE_URL": database_url} if database_url else {}),
             "SIEMGATE_DATA_DIR": str(data_dir),
             "SIEMGATE_LOG_LEVEL": "warning",
             "SIEMGATE_RATE_LIMIT_PER_MINUTE": "100000000",
             "SIEMGATE_RATE_LIMIT_PER_HOUR": "1000000000",
             "SIEMGATE_SQLITE_SYNCHRONOUS": "NORMAL",
         }
-        cmd = [sys.executable, "-m", "siemgate", "serve", "--port", str(self.port)]
-        if cpu is not None and shutil.which("taskset"):
+        cmd = [sys.executable, "-m", "siemgate", "serve", "--port", str(self.port), "--workers", str(workers)]
+        if cpu is not None and workers == 1 and shutil.which("taskset"):
             cmd = ["taskset", "-c", cpu, *cmd]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
@@ -234,10 +240,10 @@ def ingest_rate(port: int, key: str, batches: int, connections: int) -> dict[str
     return {"events_per_second": round(sum(stored) / elapsed), "events": sum(stored), "seconds": round(elapsed, 2)}
 
 
-def token_check(data_dir: Path) -> dict[str, Any]:
+def token_check(data_dir: Path, database_url: str | None = None) -> dict[str, Any]:
     """Cost of TokenService.authenticate: first use (ES256 verify) and cached (hash + record check)."""
-    settings = load_settings(data_dir=data_dir)
-    store = SQLiteStore(data_dir / "siemgate.db")
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    store = open_store(settings)
     services = build_services(settings, store)
     account = store.list_accounts()[0]
     integration = store.list_integrations(account.id)[0]
@@ -276,26 +282,54 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15, help="duration of each serve run")
     parser.add_argument("--connections", type=int, default=2, help="concurrent client connections")
     parser.add_argument("--ingest-batches", type=int, default=60, help="1000-event batches to ingest")
+    parser.add_argument("--database-url", help="run on this PostgreSQL database (an empty one the first time)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers N)")
+    parser.add_argument("--latency-only", action="store_true", help="skip the serve and ingest rates")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    data_dir = RESULTS / f"data-{args.events}"
-    print(f"store: {args.events:,} item usages in {data_dir}", file=sys.stderr)
-    meta = build_store(data_dir, args.events)
+    backend = "postgres" if args.database_url else "sqlite"
+    if args.database_url:
+        from pg_build import build_pg_store
+
+        data_dir = RESULTS / f"pg-data-{args.events}"
+        data_dir.mkdir(exist_ok=True)
+        meta_path = data_dir / "bench.json"
+        known = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        print(f"store: {args.events:,} item usages in PostgreSQL", file=sys.stderr)
+        settings = load_settings(data_dir=data_dir, database_url=args.database_url)
+        meta = build_pg_store(args.database_url, settings, args.events, FEATURE, known)
+        meta_path.write_text(json.dumps(meta))
+    else:
+        data_dir = RESULTS / f"data-{args.events}"
+        print(f"store: {args.events:,} item usages in {data_dir}", file=sys.stderr)
+        meta = build_store(data_dir, args.events)
     results: dict[str, Any] = {
         "machine": machine(),
+        "backend": backend,
+        "workers": args.workers,
         "store_events": args.events,
         "store_build_seconds": meta["build_seconds"],
     }
-    server = Server(data_dir, cpu="0")
+    server = Server(data_dir, cpu="0", database_url=args.database_url, workers=args.workers)
     try:
-        results["serve_v2"] = serve_rate(server.port, meta["token"], 2, args.seconds, args.connections, args.events)
-        results["serve_v1"] = serve_rate(server.port, meta["token"], 1, args.seconds, args.connections, args.events)
+        if not args.latency_only:
+            results["serve_v2"] = serve_rate(server.port, meta["token"], 2, args.seconds, args.connections, args.events)
+            results["serve_v1"] = serve_rate(server.port, meta["token"], 1, args.seconds, args.connections, args.events)
         results["latency"] = page_latency(server.port, meta["token"], args.events, 200)
-        results["ingest"] = ingest_rate(server.port, meta["ingest_key"], args.ingest_batches, args.connections)
+        if not args.latency_only:
+            results["ingest"] = ingest_rate(server.port, meta["ingest_key"], args.ingest_batches, args.connections)
     finally:
         server.stop()
-    results["token_check"] = token_check(data_dir)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    results["token_check"] = token_check(data_dir, args.database_url)
+    name = (
+        "latest.json"
+        if backend == "sqlite" and args.workers == 1
+        else f"latest-{backend}-{args.workers}w-{args.events}.json"
+    )
+    (RESULTS / result_file).write_text(json.dumps(results, indent=2))
+    if args.latency_only:
+        print(json.dumps(results["latency"], indent=2))
+        return
     rows = [
         ("serve v2, 1000-event pages", f"{results['serve_v2']['events_per_second']:,} events/s", ">= 300,000"),
         ("serve v1, 1000-event pages", f"{results['serve_v1']['events_per_second']:,} events/s", ">= 300,000"),
@@ -321,7 +355,7 @@ def main() -> None:
     )
     for name, value, target in rows:
         print(f"  {name:<{width}}  {value:>22}   {target}")
-    print(f"\nfull results: {RESULTS / 'latest.json'}")
+    print(f"\nfull results: {RESULTS / result_file}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ docs/cursors.md, "PostgreSQL").
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -104,14 +104,7 @@ class PgEvents(PgBase):
                 (account_id, code),
             ).fetchone() or (0, _MIN_TS)
             stamped_again = self._stamped_before(conn, account_id, code, events)
-            seen = {
-                (ts, uuid)
-                for ts, uuid in conn.execute(
-                    "SELECT e.ts, e.uuid FROM unnest(%s::bigint[], %s::text[]) AS k(ts, uuid)"
-                    " JOIN events e ON e.account_id = %s AND e.feature = %s AND e.ts = k.ts AND e.uuid = k.uuid",
-                    ([e.ts for e in events], [e.uuid for e in events], account_id, code),
-                )
-            }
+            seen = self._present(conn, account_id, code, events)
             seqs: list[int | None] = []
             rows: list[tuple[Any, ...]] = []
             facet_rows: list[tuple[Any, ...]] = []
@@ -138,6 +131,26 @@ class PgEvents(PgBase):
                     (head, max_ts, account_id, code),
                 )
         return InsertResult(seqs)
+
+    @staticmethod
+    def _present(
+        conn: psycopg.Connection[Any], account_id: int, code: int, events: Sequence[NewEvent]
+    ) -> set[tuple[int, str]]:
+        """The (timestamp, uuid) of the batch already stored, looked up in each day's partition."""
+        by_day: dict[int, tuple[list[int], list[str]]] = {}
+        for event in events:
+            tss, uuids = by_day.setdefault(bucket_of(event.ts), ([], []))
+            tss.append(event.ts)
+            uuids.append(event.uuid)
+        parts, params = [], []
+        for bucket, (tss, uuids) in sorted(by_day.items()):
+            parts.append(
+                f"(SELECT e.ts, e.uuid FROM unnest(%s::bigint[], %s::text[]) AS k(ts, uuid)"
+                f" JOIN {partition_name(code, bucket)} e ON e.account_id = %s AND e.feature = %s"
+                " AND e.ts = k.ts AND e.uuid = k.uuid)"
+            )
+            params += [tss, uuids, account_id, code]
+        return {(int(ts), str(uuid)) for ts, uuid in conn.execute(" UNION ALL ".join(parts), params)}
 
     def import_events(
         self, account_id: int, code: int, rows: Sequence[Sequence[Any]], facets: Sequence[Sequence[Any]] = ()
@@ -235,93 +248,148 @@ class PgEvents(PgBase):
         )
 
     def start_position(self, account_id: int, feature: Feature, start: int) -> int:
-        # The first event whose max_ts reaches `start` is the first with a timestamp >= start; it
-        # lives in a partition at or after `start`, so the others are not read.
-        seq = self._value(
-            "SELECT seq FROM events WHERE account_id = %s AND feature = %s AND ts >= %s AND max_ts >= %s"
-            " ORDER BY max_ts, seq LIMIT 1",
-            (account_id, feature.code, max(start, _MIN_TS), max(start, _MIN_TS)),
-        )
-        return int(seq) - 1 if seq is not None else self.head_seq(account_id, feature)
+        # The first event with a timestamp >= start: the smallest min_seq of the days wholly at or
+        # after `start`, or an earlier event in the day holding `start` (one index lookup on max_ts:
+        # the first event whose max_ts reaches `start` is that event).
+        code = feature.code
+        with self._conn("cannot find where the window starts") as conn:
+            rows = conn.execute(
+                "SELECT bucket, min_seq FROM event_buckets WHERE account_id = %s AND feature = %s AND bucket > %s",
+                (account_id, code, max(start - DAY, _MIN_TS)),
+            ).fetchall()
+            seqs = [int(s) for b, s in rows if b >= start]
+            for bucket, _ in rows:
+                if bucket < start:
+                    found = conn.execute(
+                        f"SELECT seq FROM {partition_name(code, bucket)} WHERE account_id = %s AND feature = %s"
+                        " AND ts >= %s AND max_ts >= %s ORDER BY max_ts, seq LIMIT 1",
+                        (account_id, code, start, start),
+                    ).fetchone()
+                    if found is not None:
+                        seqs.append(int(found[0]))
+        return min(seqs) - 1 if seqs else self.head_seq(account_id, feature)
 
-    def _window(
+    def _days(
+        self, conn: psycopg.Connection[Any], account_id: int, code: int, after_seq: int, start: int, end: int | None
+    ) -> list[tuple[int, int, int]]:
+        """(bucket, min seq, rows) of the days that may hold an event of the window after the
+        cursor, by min seq: only these partitions are read (docs/cursors.md, "PostgreSQL")."""
+        rows = conn.execute(
+            "SELECT bucket, min_seq, rows FROM event_buckets WHERE account_id = %s AND feature = %s"
+            " AND max_seq > %s AND bucket > %s AND bucket <= %s ORDER BY min_seq, bucket",
+            (account_id, code, after_seq, max(start - DAY, _MIN_TS), _MAX_TS if end is None else end),
+        ).fetchall()
+        return [(int(b), int(s), int(n)) for b, s, n in rows]
+
+    def _plan(
+        self, conn: psycopg.Connection[Any], code: int, days: list[tuple[int, int, int]], params: dict[str, Any]
+    ) -> str:
+        """Read a bounded window with few rows through the timestamp index, anything else along seq."""
+        if params["end"] == _MAX_TS:
+            return "seq"
+        small = _WINDOW_PLAN_MIN + 4 * (params["n"] - 1)
+        parts = " UNION ALL ".join(
+            f"(SELECT 1 FROM {partition_name(code, b)} WHERE account_id = %(a)s AND feature = %(f)s"
+            " AND ts >= %(start)s AND ts <= %(end)s LIMIT %(small)s)"
+            for b, _, _ in days
+        )
+        row = conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM ({parts}) w LIMIT %(small)s) x", {**params, "small": small}
+        ).fetchone()
+        return "ts" if row is not None and row[0] < small else "seq"
+
+    @staticmethod
+    def _union(code: int, buckets: list[int], columns: str, plan: str) -> str:
+        """The first n matching rows after the cursor of each day partition, merged in seq order."""
+        order = "seq + 0" if plan == "ts" else "seq"  # `seq + 0`: a small window is read by timestamp
+        return " UNION ALL ".join(
+            f"(SELECT {columns} FROM {partition_name(code, b)} WHERE account_id = %(a)s AND feature = %(f)s"
+            f" AND seq > %(after)s AND ts >= %(start)s AND ts <= %(end)s ORDER BY {order} LIMIT %(n)s)"
+            for b in buckets
+        )
+
+    def _page_query(
         self,
-        conn: psycopg.Connection[Any],
         account_id: int,
         code: int,
         after_seq: int,
         start: int,
         end: int | None,
         limit: int,
-    ) -> tuple[str, int, int] | None:
-        """(plan, first ts to read, last ts) of a page, or None when nothing can follow `after_seq`.
+        run: Callable[[psycopg.Connection[Any], str, dict[str, Any]], tuple[int, int | None, Any]],
+        columns: str,
+    ) -> tuple[int, int | None, Any] | None:
+        """Run `run` over the fewest day partitions that certainly hold the page's limit + 1 rows.
 
-        Only days holding an event after the cursor are read: the first such day raises the start."""
-        row = conn.execute(
-            "SELECT min(bucket) FROM event_buckets WHERE account_id = %s AND feature = %s AND max_seq > %s",
-            (account_id, code, after_seq),
-        ).fetchone()
-        if row is None or row[0] is None:
-            return None
-        first = max(start, int(row[0]))
-        last = _MAX_TS if end is None else end
-        if first > last:
-            return None
-        if end is None:
-            return "seq", first, last
-        small = _WINDOW_PLAN_MIN + 4 * limit
-        count = conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM events WHERE account_id = %s AND feature = %s"
-            " AND ts >= %s AND ts <= %s LIMIT %s) w",
-            (account_id, code, first, last, small),
-        ).fetchone()
-        return ("ts" if count is not None and count[0] < small else "seq"), first, last
-
-    @staticmethod
-    def _window_sql(plan: str, columns: str) -> str:
-        # `seq + 0` keeps PostgreSQL from walking the seq index for a small window.
-        order = "seq + 0" if plan == "ts" else "seq"
-        return (
-            f"SELECT {columns} FROM events WHERE account_id = %s AND feature = %s AND seq > %s"
-            f" AND ts >= %s AND ts <= %s ORDER BY {order} LIMIT %s"
-        )
+        Days are taken in min-seq order; a page read from the first k days is exact when its
+        limit-th row comes before the smallest min seq of the days left out and a row follows it."""
+        for attempt in range(2):
+            try:
+                with self._conn("cannot read events") as conn:
+                    days = self._days(conn, account_id, code, after_seq, start, end)
+                    if not days:
+                        return None
+                    params = {"a": account_id, "f": code, "after": after_seq, "start": start, "n": limit + 1}
+                    params["end"] = _MAX_TS if end is None else end
+                    plan = self._plan(conn, code, days, params)
+                    k, total = 0, 0
+                    while k < len(days) and total <= limit:  # at least the days that could fill the page
+                        total += days[k][2]
+                        k += 1
+                    k = min(len(days), k + 1)
+                    while True:
+                        result = run(conn, self._union(code, [b for b, _, _ in days[:k]], columns, plan), params)
+                        count, last_seq, _ = result
+                        if k == len(days) or (count > limit and last_seq is not None and last_seq < days[k][1]):
+                            return result
+                        k = min(len(days), 2 * k)
+            except StoreError:
+                if attempt:  # a purge may have dropped a partition between two statements: look again
+                    raise
+        return None  # pragma: no cover - the loop returns or raises
 
     def read_events(
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int
     ) -> list[EventRow]:
-        code = feature.code
-        with self._conn("cannot read events") as conn:
-            window = self._window(conn, account_id, code, after_seq, start, end, limit)
-            if window is None:
-                return []
-            plan, first, last = window
-            cur = conn.cursor(binary=True)
-            rows = cur.execute(
-                self._window_sql(plan, "seq, body, v1_cut"), (account_id, code, after_seq, first, last, limit)
-            ).fetchall()
-        return [(int(s), bytes(b), None if c is None else int(c)) for s, b, c in rows]
+        def run(conn: psycopg.Connection[Any], union: str, params: dict[str, Any]) -> tuple[int, int | None, Any]:
+            rows = (
+                conn.cursor(binary=True).execute(f"SELECT * FROM ({union}) u ORDER BY 1 LIMIT %(n)s", params).fetchall()
+            )
+            last = int(rows[limit - 1][0]) if len(rows) > limit else None
+            return len(rows), last, rows
+
+        result = self._page_query(account_id, feature.code, after_seq, start, end, limit, run, "seq, body, v1_cut")
+        if result is None:
+            return []
+        return [(int(s), bytes(b), None if c is None else int(c)) for s, b, c in result[2][:limit]]
 
     def read_page(
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int, *, v1: bool
     ) -> PageRows:
-        code = feature.code
-        with self._conn("cannot read events") as conn:
-            window = self._window(conn, account_id, code, after_seq, start, end, limit)
-            if window is None:
-                return PageRows(b"", 0, None, False)
-            plan, first, last = window
-            inner = self._window_sql(plan, f"seq, {_V1_BODY if v1 else 'body'} AS b")
-            cur = conn.cursor(binary=True)
+        def run(conn: psycopg.Connection[Any], union: str, params: dict[str, Any]) -> tuple[int, int | None, Any]:
             # The events' JSON is joined in the server, in seq order: one bytes object per page.
-            count, last_seq, items = cur.execute(
-                f"SELECT count(*), max(seq), string_agg(b, '\\x2c'::bytea ORDER BY seq) FROM ({inner}) p",
-                (account_id, code, after_seq, first, last, limit),
-            ).fetchone() or (0, None, None)
-            has_more = False
-            if count == limit:
-                probe = self._window_sql(plan, "1")
-                has_more = cur.execute(probe, (account_id, code, last_seq, first, last, 1)).fetchone() is not None
-        return PageRows(bytes(items or b""), int(count), None if last_seq is None else int(last_seq), has_more)
+            row = (
+                conn.cursor(binary=True)
+                .execute(
+                    "SELECT count(*), max(seq) FILTER (WHERE rn <= %(limit)s),"
+                    " string_agg(b, '\\x2c'::bytea ORDER BY seq) FILTER (WHERE rn <= %(limit)s),"
+                    " count(*) FILTER (WHERE rn <= %(limit)s)"
+                    f" FROM (SELECT seq, b, row_number() OVER (ORDER BY seq) AS rn FROM ({union}) u"
+                    " ORDER BY seq LIMIT %(n)s) p",
+                    {**params, "limit": limit},
+                )
+                .fetchone()
+            )
+            assert row is not None
+            count, last, items, shown = row
+            return int(count), None if last is None else int(last), (items, int(shown))
+
+        body = _V1_BODY if v1 else "body"
+        result = self._page_query(account_id, feature.code, after_seq, start, end, limit, run, f"seq, {body} AS b")
+        if result is None:
+            return PageRows(b"", 0, None, False)
+        count, last_seq, (items, shown) = result
+        return PageRows(bytes(items or b""), shown, last_seq if shown else None, count > limit)
 
     # archiving and retention -------------------------------------------------------------------------
     def iter_events(
