@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
 from forward_support import fill, jsonl, wait_for
 
 from siemgate.model.features import Feature
@@ -76,9 +77,12 @@ def test_killed_at_random_points_then_restarted_loses_nothing(source: Any, tmp_p
             proc = start(config)
             procs.append(proc)
             target = len(delivered(out)) + rng.randrange(50, 600)
+            caught_up = set(expected)  # or kill once everything is there: a kill while idle counts too
             wait_for(
                 f"round {round_}: {target} events written",
-                lambda t=target, p=proc: len(delivered(out)) >= t or p.poll() is not None,
+                lambda t=target, p=proc, c=caught_up: (
+                    len(got := delivered(out)) >= t or c <= set(got) or p.poll() is not None
+                ),
                 timeout=60,
             )
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

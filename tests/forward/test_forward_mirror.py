@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
 from forward_support import config, fill, run_once
 
 from siemgate.cli.wiring import open_store

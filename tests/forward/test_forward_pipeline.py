@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 from fake_intakes import HEC_TOKEN
+from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
 from forward_support import config, fill, jsonl, run_in_thread, run_once, sample, wait_for
 
 from siemgate.forward.checkpoint import CheckpointStore

@@ -20,6 +20,7 @@ from fake_intakes import (
     SUMO_TOKEN,
     WEBHOOK_SECRET,
 )
+from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
 from forward_support import config, fill, jsonl, run_once
 
 from siemgate.forward.runner import check

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
 from forward_support import config, fill, run_once, wait_for
 
 from siemgate.model.features import Feature

@@ -1,4 +1,8 @@
-"""Fixtures of the forwarder tests: a source server with a token, local vendor intakes, rsyslog."""
+"""Fixtures of the forwarder tests: a source server with a token, local vendor intakes, rsyslog.
+
+Not a conftest.py: the test folders have no __init__.py, so a second module named `conftest` would
+shadow tests/conftest.py for the tests that import from it. Test modules import what they use.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ from fake_intakes import Intake, build_app
 from forward_support import free_port
 
 from siemgate.model.features import ALL_FEATURES
+
+__all__ = ["Source", "intakes", "rsyslog", "source"]
 
 
 @dataclass

@@ -1,0 +1,85 @@
+"""Small pieces: backoff, Retry-After, URLs from tokens, configuration errors, 413 splitting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from fake_intakes import DD_API_KEY
+from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
+from forward_support import config, fill, jsonl, run_once
+
+from siemgate.forward.backoff import Backoff, parse_retry_after
+from siemgate.forward.client import base_url_from_token
+from siemgate.forward.config import parse_config
+from siemgate.forward.errors import ForwardConfigError, SourceError
+from siemgate.model.features import Feature
+
+
+def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:
+    top = Backoff(1.0, 8.0, rng=lambda: 1.0)
+    assert [top.next_delay() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    low = Backoff(1.0, 8.0, rng=lambda: 0.0)
+    assert low.next_delay(retry_after=3) == 3 and low.next_delay(retry_after=10_000) == 300
+    top.reset()
+    assert top.next_delay() == 1.0
+
+
+def test_retry_after_seconds_and_http_dates() -> None:
+    assert parse_retry_after("7") == 7
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 30) == 30
+
+
+def test_url_comes_from_the_token_audience_like_1passwords_clients() -> None:
+    def token(aud: Any) -> str:
+        return jwt.encode({"aud": aud, "sub": "x"}, "k" * 32, algorithm="HS256")
+
+    assert base_url_from_token(token(["events.1password.eu"])) == "https://events.1password.eu"
+    assert base_url_from_token(token(["events.ent.1password.com"])) == "https://events.ent.1password.com"
+    with pytest.raises(SourceError, match="set the url"):
+        base_url_from_token(token(["com.1password.streamingservice"]))
+
+
+def test_configuration_errors_name_the_key_and_never_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_TOKEN", "s3cr3t-value")
+    base: dict[str, Any] = {
+        "sources": {"a": {"url": "https://events.1password.com", "token": {"env": "SECRET_TOKEN"}, "sinks": ["p"]}},
+        "sinks": {
+            "p": {
+                "type": "panther",
+                "url": "https://p.example",
+                "secret": {"env": "SECRET_TOKEN"},
+                "max_bytes": 2_000_000,
+            }
+        },
+    }
+    with pytest.raises(ForwardConfigError) as info:
+        parse_config(base)
+    assert "sinks.p.panther.max_bytes: at most 990000 bytes" in info.value.message
+    assert "s3cr3t" not in info.value.message
+    inline = {**base, "sinks": {"p": {"type": "stdout"}}}
+    inline["sources"] = {"a": {**base["sources"]["a"], "token": "s3cr3t-value"}}
+    with pytest.raises(ForwardConfigError) as info:
+        parse_config(inline)
+    assert "never inline" in info.value.message and "s3cr3t" not in info.value.message
+    missing = {**base, "sinks": {"q": {"type": "stdout"}}}
+    with pytest.raises(ForwardConfigError, match=r"no \[sinks.NAME\] table defines"):
+        parse_config(missing)
+    cfg = parse_config({**base, "sinks": {"p": {"type": "stdout"}}})
+    assert "s3cr3t" not in repr(cfg) and "s3cr3t" not in str(cfg.model_dump())
+
+
+def test_413_splits_the_batch_until_it_fits(
+    source: Any, intakes: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 64)
+    intakes.intake.fail("datadog", [413, 413])  # the whole batch, then its first half, are "too large"
+    monkeypatch.setenv("DD_KEY", DD_API_KEY)
+    dd = {"type": "datadog", "api_key": {"env": "DD_KEY"}, "url": intakes.url}
+    forwarder = run_once(config(tmp_path / "state", source.url, {"dd": dd}, features=["signinattempts"]))
+    assert forwarder.code == 0  # type: ignore[attr-defined]
+    assert intakes.intake.uuids("datadog") == uuids  # in order, nothing lost
+    assert jsonl(tmp_path / "state/dead-letters/src.dd.jsonl") == []
