@@ -99,6 +99,7 @@ class Server:
             "SIEMGATE_RATE_LIMIT_PER_MINUTE": "100000000",
             "SIEMGATE_RATE_LIMIT_PER_HOUR": "1000000000",
             "SIEMGATE_SQLITE_SYNCHRONOUS": "NORMAL",
+            "SIEMGATE_ALERTS_ENABLED": "false",  # the serving and ingest paths alone
         }
         cmd = [sys.executable, "-m", "siemgate", "serve", "--port", str(self.port), "--workers", str(workers)]
         if cpu is not None and workers == 1 and shutil.which("taskset"):
@@ -321,7 +322,7 @@ def main() -> None:
     finally:
         server.stop()
     results["token_check"] = token_check(data_dir, args.database_url)
-    name = (
+    result_file = (
         "latest.json"
         if backend == "sqlite" and args.workers == 1
         else f"latest-{backend}-{args.workers}w-{args.events}.json"
