@@ -171,7 +171,14 @@ class PgEvents(PgBase):
     def _copy_rows(
         conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]], facets: Sequence[Sequence[Any]]
     ) -> None:
-        """COPY event rows and their facet rows (binary)."""
+        """COPY event rows and their facet rows (binary); a value of the wrong type is a StoreError."""
+        try:
+            PgEvents._copy(conn, rows, facets)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"cannot store the events: a value has the wrong type ({type(exc).__name__})") from None
+
+    @staticmethod
+    def _copy(conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]], facets: Sequence[Sequence[Any]]) -> None:
         with conn.cursor() as cur:
             with cur.copy(
                 "COPY events (account_id, feature, seq, ts, max_ts, uuid, body, v1_cut) FROM STDIN (FORMAT BINARY)"

@@ -1,0 +1,123 @@
+"""What only the PostgreSQL backend does, beyond the shared contract: day partitions created on
+demand and dropped by purges, errors that name the problem without SQL or secrets, the URL
+scheme in the composition root; and, on both backends, signing keys of an older deployment
+imported from its data directory."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from conftest import PG_URL, make_store
+from siemgate.auth.keys import KeyRing, thumbprint
+from siemgate.cli.wiring import open_store
+from siemgate.config import load_settings
+from siemgate.errors import ConfigError, StoreError
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.store.base import NewEvent, Store
+from siemgate.store.pg_events import DAY, partition_name
+from siemgate.store.postgres import PostgresStore
+
+T0 = 20_000 * DAY  # a UTC midnight
+
+
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[PostgresStore]:
+    store = make_store("postgres", tmp_path)
+    assert isinstance(store, PostgresStore)
+    yield store
+    store.close()
+
+
+def _exists(store: PostgresStore, name: str) -> bool:
+    return bool(store._value("SELECT to_regclass(%s) IS NOT NULL", (name,)))
+
+
+def _events(*stamps: int) -> list[NewEvent]:
+    return [NewEvent(new_id(), ts, b'{"x":1}', None) for ts in stamps]
+
+
+def test_day_partitions_are_created_on_demand_and_dropped_by_purges(pg: PostgresStore) -> None:
+    a = pg.create_account(new_id(), "A", T0)
+    b = pg.create_account(new_id(), "B", T0)
+    code = Feature.SIGNINATTEMPTS.code
+    pg.insert_events(a.id, Feature.SIGNINATTEMPTS, _events(T0 + 1, T0 + DAY + 1, T0 + 2 * DAY + 1))
+    pg.insert_events(b.id, Feature.SIGNINATTEMPTS, _events(T0 + DAY + 2))
+    days = [partition_name(code, T0 + n * DAY) for n in range(3)]
+    assert all(_exists(pg, name) for name in days)
+    assert not _exists(pg, partition_name(code, T0 + 3 * DAY))
+    # Day 0 holds only A's events: dropped. Day 1 is shared with B: A's rows are deleted instead.
+    assert pg.purge_events(a.id, Feature.SIGNINATTEMPTS, T0 + 2 * DAY) == 2
+    assert not _exists(pg, days[0]) and not _exists(pg, partition_name(code, T0, "facets"))
+    assert _exists(pg, days[1]) and _exists(pg, days[2])
+    assert pg.count_events(b.id, Feature.SIGNINATTEMPTS) == 1
+    assert pg.purge_events(b.id, Feature.SIGNINATTEMPTS, T0 + 2 * DAY) == 1  # now B's alone: dropped
+    assert not _exists(pg, days[1])
+    # Another process still believing day 0 exists inserts into it: the partition comes back.
+    other = PostgresStore(pg.url, max_size=1)
+    try:
+        other._partitions.add((code, T0))
+        assert other.insert_events(a.id, Feature.SIGNINATTEMPTS, _events(T0 + 5)).stored == 1
+    finally:
+        other.close()
+    assert _exists(pg, days[0])
+
+
+def test_connection_errors_name_the_server_without_the_password() -> None:
+    url = "postgresql://postgres:sekrit-pw@127.0.0.1:1/test?connect_timeout=1"
+    with pytest.raises(StoreError) as caught:
+        PostgresStore(url)
+    assert "127.0.0.1:1" in caught.value.message and "sekrit-pw" not in caught.value.message
+    assert "***" in caught.value.message
+
+
+def test_failures_are_store_errors_without_sql(pg: PostgresStore) -> None:
+    a = pg.create_account(new_id(), "A", T0)
+    with pytest.raises(StoreError) as caught:
+        pg.insert_events(a.id, Feature.SIGNINATTEMPTS, [NewEvent(new_id(), T0, object(), None)])  # type: ignore[arg-type]
+    assert "SELECT" not in caught.value.message and "INSERT" not in caught.value.message
+
+
+def test_open_store_chooses_the_backend_by_scheme(tmp_path: Path) -> None:
+    store = open_store(load_settings(data_dir=tmp_path, database_url=PG_URL), migrate=False)
+    try:
+        assert isinstance(store, PostgresStore)
+    finally:
+        store.close()
+    with pytest.raises(ConfigError, match="postgresql://"):
+        open_store(load_settings(data_dir=tmp_path, database_url="mysql://x/y"))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_keys_of_an_older_deployment_are_imported_from_its_data_dir(kind: str, tmp_path: Path) -> None:
+    keys = tmp_path / "site" / "keys"
+    keys.mkdir(parents=True)
+    made = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    kids = [thumbprint(k.public_key()) for k in made]
+    for kid, key in zip(kids, made, strict=True):
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        (keys / f"{kid}.pem").write_bytes(pem)
+    (keys / "active").write_text(kids[0])
+    cursor = secrets.token_bytes(32)
+    (keys / "cursor.key").write_bytes(cursor)
+    store: Store = make_store(kind, tmp_path)
+    try:
+        ring = KeyRing(store, tmp_path / "site")
+        assert ring.active()[0] == kids[0] and set(ring.kids()) == set(kids)
+        assert ring.cursor_key == cursor
+        # Another process opening the same store gets the same keys, without the files.
+        again = KeyRing(store, None)
+        assert again.active()[0] == kids[0] and again.cursor_key == cursor
+        new_kid, retired = again.rotate(keep={kids[0]})
+        assert retired == [kids[1]] and ring.active()[0] == new_kid  # the first ring sees the rotation
+        assert ring.public_key(new_kid) is not None and ring.public_key(kids[1]) is None
+    finally:
+        store.close()
