@@ -116,8 +116,10 @@ class Pipeline:
             log.error("stream %s/%s stopped: %s", self.source, feature, exc.message)
             return
         state.prefetch = None
-        state.at_head = not page.has_more
-        if page.has_more and self._fetcher is not None and not self.stop.is_set():
+        # An empty page counts as the head even if it says has_more (the API allows that): poll
+        # again after poll_interval instead of spinning on empty pages.
+        state.at_head = not (page.has_more and page.items)
+        if not state.at_head and self._fetcher is not None and not self.stop.is_set():
             # Ask for the next page now: the request waits on the network while this one is delivered.
             # Only the fetch position moves ahead; commits still wait for the sinks.
             state.prefetch = self._fetcher.submit(stream.fetch)
