@@ -257,7 +257,7 @@ def build_app(intake: Intake) -> Starlette:
             return JSONResponse(
                 {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}, 401
             )
-        if form.get("scope") != "https://monitor.azure.com//.default":
+        if form.get("scope") not in ("https://monitor.azure.com/.default", "https://monitor.azure.com//.default"):
             return JSONResponse({"error": "invalid_scope", "error_description": "AADSTS70011: invalid scope"}, 400)
         return JSONResponse({"token_type": "Bearer", "expires_in": 3599, "access_token": AZURE_TOKEN})
 

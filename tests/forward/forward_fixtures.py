@@ -25,7 +25,7 @@ from forward_support import free_port
 
 from siemgate.model.features import ALL_FEATURES
 
-__all__ = ["Source", "intakes", "rsyslog", "source"]
+__all__ = ["Source", "intakes", "rsyslog", "source", "tls_intakes"]
 
 
 @dataclass
@@ -48,17 +48,23 @@ def source(server: Any, monkeypatch: pytest.MonkeyPatch) -> Source:
 class IntakeServer:
     """The fake intakes on 127.0.0.1; `stop()` and `start()` take them down and up on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls_dir: Path | None = None) -> None:
         self.intake = Intake()
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls_dir = tls_dir
+        self.url = f"{'https' if tls_dir else 'http'}://127.0.0.1:{self.port}"
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        config = uvicorn.Config(
-            build_app(self.intake), host="127.0.0.1", port=self.port, log_config=None, access_log=False
-        )
+        tls: dict[str, Any] = {}
+        if self.tls_dir is not None:
+            tls = {
+                "ssl_certfile": str(self.tls_dir / "server.pem"),
+                "ssl_keyfile": str(self.tls_dir / "server-key.pem"),
+            }
+        app = build_app(self.intake)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, **tls)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -77,6 +83,16 @@ class IntakeServer:
 @pytest.fixture
 def intakes() -> Iterator[IntakeServer]:
     server = IntakeServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tls_intakes(tmp_path: Path) -> Iterator[IntakeServer]:
+    """The fake intakes over HTTPS with a test CA (`tls_dir / "ca.pem"`)."""
+    _make_certs(tmp_path)
+    server = IntakeServer(tmp_path)
     server.start()
     yield server
     server.stop()

@@ -227,3 +227,41 @@ def test_check_says_what_is_wrong(
     assert "Invalid client secret" in results["sentinel"][0] and "wrong" not in results["sentinel"][0]
     assert results["es"] == []
     assert "cannot connect" in results["down"][0]
+
+
+def test_sentinel_over_tls_with_the_azure_client_as_oracle(
+    source: Any, tls_intakes: Any, secrets: Any, tmp_path: Path
+) -> None:
+    """azure-monitor-ingestion (which gzips and splits into 1 MB chunks itself) and our sink are
+    both accepted by the same Logs Ingestion fake, over HTTPS (azure-core sends no bearer over http)."""
+    from azure.core.credentials import AccessToken
+    from azure.monitor.ingestion import LogsIngestionClient
+    from fake_intakes import AZURE_TOKEN
+
+    class Static:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            assert scopes == ("https://monitor.azure.com/.default",)  # the SDK's own form
+            return AccessToken(AZURE_TOKEN, 2**31)
+
+    ca = str(tls_intakes.tls_dir / "ca.pem")
+    rows = [
+        {"uuid": f"AZ{n:024d}", "padding": "x" * 2000, "TimeGenerated": "2026-01-01T00:00:00Z"} for n in range(1500)
+    ]
+    client = LogsIngestionClient(tls_intakes.url, Static(), connection_verify=ca)  # type: ignore[arg-type]
+    client.upload("dcr-oracle", "Custom-OnePasswordEventLogs_CL", rows)
+    assert len(tls_intakes.intake.uuids("sentinel")) == 1500  # 3 MB arrived in several accepted chunks
+
+    uuids = fill(source.live, source.key, Feature.AUDITEVENTS, 50)
+    sink = {
+        "type": "sentinel",
+        "endpoint": tls_intakes.url,
+        "rule_id": "dcr-1",
+        "tenant_id": "t",
+        "client_id": "c",
+        "client_secret": secrets["AZ"],
+        "authority": tls_intakes.url,
+        "ca_file": ca,
+    }
+    cfg = config(tmp_path / "state", source.url, {"sentinel": sink}, features=["auditevents"])
+    assert run_once(cfg).code == 0  # type: ignore[attr-defined]
+    assert set(uuids) <= set(tls_intakes.intake.uuids("sentinel"))

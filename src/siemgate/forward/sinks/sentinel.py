@@ -2,9 +2,10 @@
 
 `POST {endpoint}/dataCollectionRules/{rule_id}/streams/{stream}?api-version=2023-01-01` with a
 JSON array (gzip) and an Entra ID token from the client-credentials flow (scope
-`https://monitor.azure.com//.default`). The default stream is the 1Password solution's
-`Custom-OnePasswordEventLogs_CL`, so its analytics and workbooks apply; each row is the event plus
-`TimeGenerated` (the event's timestamp) and `log_source` (its feed).
+`https://monitor.azure.com/.default`, as Microsoft's azure-monitor-ingestion requests it). The
+default stream is the 1Password solution's `Custom-OnePasswordEventLogs_CL`, so its analytics and
+workbooks apply; each row is the event plus `TimeGenerated` (the event's timestamp) and
+`log_source` (its feed).
 
 Limits: 1 MB per call, compressed or not: batches stay under 1,000,000 bytes uncompressed.
 204 (or 200) is success; 401/403 credential or role ("Monitoring Metrics Publisher" on the DCR);
@@ -37,7 +38,7 @@ class SentinelConfig(HttpSinkConfig):
     client_id: str
     client_secret: Secret
     authority: HttpUrl = Field(HttpUrl("https://login.microsoftonline.com"), description="Entra ID authority host.")
-    scope: str = "https://monitor.azure.com//.default"
+    scope: str = "https://monitor.azure.com/.default"
     api_version: str = "2023-01-01"
 
     default_limits: ClassVar[BatchLimits] = BatchLimits(10_000, 1_000_000, 1.0)
