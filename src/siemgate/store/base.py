@@ -535,15 +535,22 @@ class Store(abc.ABC):
     def iter_events(
         self, account_id: int, feature: Feature, start_ts: int, end_ts: int, batch: int = 5000
     ) -> Iterator[list[StoredEvent]]:
-        """Every event of the stream with start_ts <= timestamp < end_ts, in (timestamp, seq) order,
-        as lists of at most `batch` rows (through the timestamp index: never a scan of the stream).
-        Events stored while iterating may or may not be included."""
+        """Every event of the stream with start_ts <= timestamp < end_ts, in (timestamp, uuid) order,
+        as lists of at most `batch` (>= 1) rows (seq, timestamp, uuid, v2 JSON) read by keyset through
+        the timestamp index: never a scan of the stream, never OFFSET. Events stored while iterating
+        may or may not be included. Raises StoreError when the store fails."""
 
     @abc.abstractmethod
     def purge_events(self, account_id: int, feature: Feature, before_ts: int, *, max_seq: int | None = None) -> int:
         """Delete the stream's events with timestamp < before_ts (and seq <= max_seq when given, so
         that events stored after an archive was taken are never deleted); returns how many.
-        Seqs are never reused: the stream's head stays where it was."""
+        Seqs are never reused: the stream's head stays where it was; a late event stored later for
+        a purged day is stored and served as usual. Their facets go with them.
+
+        SQLite deletes rows. PostgreSQL drops the day's partition (feature, UTC day) when the day
+        lies wholly before `before_ts` and holds nothing else (no other account's events, no seq
+        after `max_seq`), else deletes rows: purging by whole UTC days (before_ts at midnight) is
+        what lets it drop. Raises StoreError when the store fails."""
 
 
 # Records of alerts and retention (defined after Store; annotations are evaluated lazily). ----------
