@@ -190,13 +190,20 @@ def page_latency(port: int, token: str, events: int, repeats: int) -> dict[str, 
 
     first = fetch(orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}))[1]
     start_cursor = _cursor_of(first)
-    # Near the end: a window that starts 1500 events before the last one.
+    # Near the end: a window that starts 1500 events before the last one. The store may have been
+    # built a while ago, so the window moves back until its second page is a full one.
     span_ns = 100 * 86400 * 1_000_000_000
-    near_end = time.time_ns() - span_ns + (span_ns // events) * (events - 1500)
-    end_body = orjson.dumps(
-        {"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(near_end / 1e9))}
-    )
-    end_cursor = _cursor_of(fetch(end_body)[1])
+    back = 1500
+    while True:
+        near_end = time.time_ns() - span_ns + (span_ns // events) * (events - back)
+        end_body = orjson.dumps(
+            {"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(near_end / 1e9))}
+        )
+        end_cursor = _cursor_of(fetch(end_body)[1])
+        second = fetch(b'{"cursor":"' + end_cursor + b'"}')[1]
+        if second.count(b'"used_version"') == 1000 or back >= events:
+            break
+        back *= 2
     result: dict[str, Any] = {}
     for name, cursor in (("start", start_cursor), ("end", end_cursor)):
         samples = [fetch(b'{"cursor":"' + cursor + b'"}')[0] * 1000 for _ in range(repeats)]
