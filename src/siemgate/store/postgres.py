@@ -3,7 +3,8 @@ more machines sharing one database.
 
 The store is split by concern (each part's module says what it holds): pg_base (pool, transactions,
 migrations, errors), pg_people, pg_credentials, pg_events (the logs: seqs under a per-stream lock,
-COPY, day partitions), pg_facets, pg_alerts. Design notes: docs/cursors.md, "PostgreSQL".
+COPY, day partitions), pg_retention (archive reads, purges), pg_facets, pg_alerts, and pg_copy
+(`siemgate db copy`). Design notes: docs/cursors.md, "PostgreSQL".
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from siemgate.store.pg_credentials import PgCredentials
 from siemgate.store.pg_events import PgEvents
 from siemgate.store.pg_facets import PgFacets
 from siemgate.store.pg_people import PgPeople
+from siemgate.store.pg_retention import PgRetention
 
 
-class PostgresStore(PgPeople, PgCredentials, PgEvents, PgFacets, PgAlerts, Store):
+class PostgresStore(PgPeople, PgCredentials, PgEvents, PgRetention, PgFacets, PgAlerts, Store):
     """Store on a PostgreSQL database named by a `postgresql://` URL (a schema other than `public`
     can be chosen with `?options=-csearch_path%3Dname`). Safe to share between threads."""
 
