@@ -1,6 +1,9 @@
 """Per-token rate limits (default 600/minute and 30,000/hour) with the `limits` library.
 
-Storage is in memory for one process, or Redis (`redis_url`) so several processes share limits.
+Storage is in memory for one process, or Redis (`redis_url`) so several processes share limits:
+each window is one counter per token in Redis, so a token's requests count the same whichever
+process answers them. If Redis cannot be reached, requests fail with a StoreError (500) naming
+it, rather than going unlimited.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 
 import limits
 from limits import storage, strategies
+
+from siemgate.errors import StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,7 @@ class RateLimitStatus:
 
 class RateLimiter:
     def __init__(self, per_minute: int, per_hour: int, redis_url: str | None = None) -> None:
+        self._redis = redis_url.split("@")[-1] if redis_url else None  # host:port/db, no password
         backend = storage.storage_from_string(redis_url) if redis_url else storage.MemoryStorage()
         self._limiter = strategies.SlidingWindowCounterRateLimiter(backend)
         self._windows = (limits.RateLimitItemPerMinute(per_minute), limits.RateLimitItemPerHour(per_hour))
@@ -43,7 +49,16 @@ class RateLimiter:
         """Count one request for `key`; `allowed` is False when a window is exhausted.
 
         Reports the window that refused the request, else the one with the fewest requests left.
+        Raises StoreError when the shared store (Redis) cannot be reached.
         """
+        try:
+            return self._hit(key)
+        except Exception as exc:
+            if self._redis is None:
+                raise
+            raise StoreError(f"rate limits: Redis at {self._redis} is not reachable ({type(exc).__name__})") from None
+
+    def _hit(self, key: str) -> RateLimitStatus:
         now = time.time()
         blocked: limits.RateLimitItem | None = None
         stats = []

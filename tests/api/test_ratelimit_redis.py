@@ -1,0 +1,35 @@
+"""Rate limits shared through Redis (the machine's; .ci/run starts it): two limiters — as in two
+server processes — count one token's requests together; an unreachable Redis is a clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REDIS_URL
+from siemgate.auth.ratelimit import RateLimiter
+from siemgate.errors import StoreError
+from siemgate.model.ids import new_id
+
+
+def test_two_limiters_on_one_redis_share_each_tokens_budget() -> None:
+    one, two = RateLimiter(5, 100, REDIS_URL), RateLimiter(5, 100, REDIS_URL)
+    token = new_id()
+    allowed = [(one if n % 2 else two).hit(token).allowed for n in range(7)]
+    assert allowed == [True] * 5 + [False] * 2
+    refused = one.hit(token)
+    assert not refused.allowed and int(refused.headers()["Retry-After"]) >= 1
+    assert two.hit(new_id()).allowed  # another token has its own budget
+
+
+def test_without_redis_each_limiter_counts_alone() -> None:
+    one, two = RateLimiter(2, 100), RateLimiter(2, 100)
+    token = new_id()
+    assert [one.hit(token).allowed for _ in range(3)] == [True, True, False]
+    assert two.hit(token).allowed
+
+
+def test_an_unreachable_redis_is_a_store_error_without_the_password() -> None:
+    limiter = RateLimiter(5, 100, "redis://:hunter2@127.0.0.1:1/0")
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1:1") as caught:
+        limiter.hit(new_id())
+    assert "hunter2" not in caught.value.message
