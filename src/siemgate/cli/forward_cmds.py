@@ -1,10 +1,10 @@
 """`siemgate forward`: deliver events from an Events API into SIEMs (docs/forwarding.md).
 
-    siemgate forward --config forward.toml            run until stopped (SIGTERM or Ctrl-C: clean stop)
-    siemgate forward --config forward.toml --once     drain every stream to its head, deliver, exit (cron)
-    siemgate forward check --config forward.toml      contact every source and sink, say what is wrong
-    siemgate forward status --config forward.toml     where each stream is
-    siemgate forward reset --config forward.toml --source S --feature F [--start-time T]
+siemgate forward --config forward.toml            run until stopped (SIGTERM or Ctrl-C: clean stop)
+siemgate forward --config forward.toml --once     drain every stream to its head, deliver, exit (cron)
+siemgate forward check --config forward.toml      contact every source and sink, say what is wrong
+siemgate forward status --config forward.toml     where each stream is
+siemgate forward reset --config forward.toml --source S --feature F [--start-time T]
 """
 
 from __future__ import annotations

@@ -17,9 +17,11 @@ Contract (tests/contract/ runs it against every backend):
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from siemgate.model.facets import Facets
 from siemgate.model.features import Feature
 
 # One stored event as the serving path needs it: (seq, v2 JSON bytes, v1 cut; see model.encoding).
@@ -163,6 +165,7 @@ class NewEvent:
     body: bytes
     v1_cut: int | None
     ts_assigned: bool = False  # sent without a timestamp: the store gave it the time of receipt
+    facets: Facets | None = None  # for the explorer and dashboards (model.facets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +447,37 @@ class Store(abc.ABC):
         """The events read_events would return, as one JSON fragment (v1 views when `v1`), plus
         whether more matching events exist right now. The serving hot path: backends build the
         fragment natively instead of returning rows."""
+
+    @abc.abstractmethod
+    def facet_counts(
+        self,
+        account_id: int,
+        feature: Feature,
+        start: int,
+        end: int,
+        group_by: Sequence[str],
+        *,
+        bucket_ns: int | None = None,
+        filters: Mapping[str, str] | None = None,
+        limit: int = 1000,
+    ) -> list[tuple[Any, ...]]:
+        """Count events with start <= timestamp <= end (and facet == value for each filter), grouped
+        by the named facets (model.facets.FACET_NAMES). Rows are (*values, count), most first; with
+        `bucket_ns`, (bucket start ns, *values, count) in time order. At most `limit` rows."""
+
+    @abc.abstractmethod
+    def search_events(
+        self,
+        account_id: int,
+        feature: Feature,
+        start: int,
+        end: int,
+        filters: Mapping[str, str] | None,
+        before: tuple[int, int] | None,
+        limit: int,
+    ) -> list[tuple[int, int, bytes]]:
+        """Events with start <= timestamp <= end matching the facet filters, newest first, as
+        (timestamp, seq, v2 JSON); `before` = (timestamp, seq) of the last row of the previous page."""
 
     @abc.abstractmethod
     def head_seq(self, account_id: int, feature: Feature) -> int:

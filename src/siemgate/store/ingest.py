@@ -15,6 +15,7 @@ import orjson
 
 from siemgate.errors import BadRequest, InvalidEventBatch
 from siemgate.model.encoding import encode_event
+from siemgate.model.facets import extract_facets
 from siemgate.model.features import Feature
 from siemgate.model.validation import InvalidEvents, validate_events
 from siemgate.store.base import InsertResult, NewEvent, Store
@@ -84,7 +85,7 @@ class EventWriter:
                         "message": f"the event is {len(body)} bytes; at most {self.max_event_bytes}",
                     }
                 )
-            new.append(NewEvent(event["uuid"], ts, body, v1_cut, stamped[index]))
+            new.append(NewEvent(event["uuid"], ts, body, v1_cut, stamped[index], extract_facets(feature, event)))
         if too_big:
             raise InvalidEventBatch(
                 f"{len(too_big)} event(s) over {self.max_event_bytes} bytes, nothing was stored"

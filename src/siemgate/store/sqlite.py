@@ -11,13 +11,14 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from siemgate.errors import Conflict, NotFound, StoreError
 from siemgate.model.features import Feature
+from siemgate.store import facet_sql
 from siemgate.store.base import (
     Account,
     AlertCommit,
@@ -807,6 +808,13 @@ class SQLiteStore(Store):
                     )
                 }
                 seqs = [seq if seq in present else None for seq in range(first, head + 1)]
+            facet_rows = [
+                (account_id, code, event.ts, seq, *event.facets)
+                for event, seq in zip(events, seqs, strict=True)
+                if seq is not None and event.facets is not None
+            ]
+            if facet_rows:
+                conn.executemany("INSERT INTO facets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", facet_rows)
             if stored:
                 last = max(seq for seq in seqs if seq is not None)
                 conn.execute(
@@ -918,6 +926,37 @@ class SQLiteStore(Store):
             probe = self._window_sql(plan, "1")
             has_more = conn.execute(probe, (account_id, code, last_seq, start, last, 1)).fetchone() is not None
         return PageRows(items or b"", count, last_seq, has_more)
+
+    def facet_counts(
+        self,
+        account_id: int,
+        feature: Feature,
+        start: int,
+        end: int,
+        group_by: Sequence[str],
+        *,
+        bucket_ns: int | None = None,
+        filters: Mapping[str, str] | None = None,
+        limit: int = 1000,
+    ) -> list[tuple[Any, ...]]:
+        sql, params = facet_sql.count_query(group_by, bucket_ns, filters, "?")
+        return self._reader().execute(sql, (account_id, feature.code, start, end, *params, limit)).fetchall()
+
+    def search_events(
+        self,
+        account_id: int,
+        feature: Feature,
+        start: int,
+        end: int,
+        filters: Mapping[str, str] | None,
+        before: tuple[int, int] | None,
+        limit: int,
+    ) -> list[tuple[int, int, bytes]]:
+        if before is not None:
+            end = min(end, before[0])
+        sql, params = facet_sql.search_query(filters, before, "?")
+        rows = self._reader().execute(sql, (account_id, feature.code, start, end, *params, limit)).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def head_seq(self, account_id: int, feature: Feature) -> int:
         row = (
