@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from siemgate import __version__
-from siemgate.api.admin import alert_routes, integration_routes, people_routes
+from siemgate.api.admin import alert_routes, event_routes, integration_routes, people_routes
 from siemgate.api.errors import install_error_handlers
 from siemgate.api.events_routes import EXTRA_SCHEMAS, events_router
 from siemgate.api.ingest_routes import ingest_router
@@ -79,6 +79,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.include_router(people_routes.router)
     app.include_router(integration_routes.router)
     app.include_router(alert_routes.router)
+    app.include_router(event_routes.router)
     app.add_middleware(RequestLogMiddleware, metrics=app.state.metrics)
 
     def openapi() -> dict[str, Any]:

@@ -80,26 +80,32 @@ def paginate(items: Sequence[T], key: Callable[[T], str], limit: int, cursor: st
     """Keyset pagination over items sorted by `key`: {"items", "next_cursor"}."""
     after = ""
     if cursor:
-        after = _decode_cursor(cursor)
+        after = decode_cursor(cursor)
     ordered = sorted(items, key=key)
     remaining = [item for item in ordered if key(item) > after]
     page = remaining[:limit]
     next_cursor = None
     if len(remaining) > limit:
-        next_cursor = base64.urlsafe_b64encode(_CURSOR_PREFIX + key(page[-1]).encode()).rstrip(b"=").decode()
+        next_cursor = encode_cursor(key(page[-1]))
     return {"items": page, "next_cursor": next_cursor}
 
 
 _CURSOR_PREFIX = b"page1:"
+BAD_CURSOR = "Bad Request: cursor is not a next_cursor from this API; start without one"
 
 
-def _decode_cursor(cursor: str) -> str:
+def encode_cursor(position: str, prefix: bytes = _CURSOR_PREFIX) -> str:
+    """A next_cursor for `position`: URL-safe base64 of `prefix` + position, unpadded."""
+    return base64.urlsafe_b64encode(prefix + position.encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, prefix: bytes = _CURSOR_PREFIX) -> str:
     """The position a next_cursor encodes; BadRequest for anything this API did not make."""
     try:
         raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        text = raw.removeprefix(_CURSOR_PREFIX).decode()
+        text = raw.removeprefix(prefix).decode()
     except (ValueError, UnicodeDecodeError):
         raw, text = b"", ""
-    if not raw.startswith(_CURSOR_PREFIX) or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != cursor:
-        raise BadRequest("Bad Request: cursor is not a next_cursor from this API; start without one")
+    if not raw.startswith(prefix) or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != cursor:
+        raise BadRequest(BAD_CURSOR)
     return text

@@ -215,3 +215,27 @@ class Deleted(BaseModel):
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+
+
+# event explorer and dashboards (event_routes) -----------------------------------------------------
+class StatsRow(BaseModel):
+    """One group: only the grouped facets (and `bucket` when bucketed by time) are present."""
+
+    bucket: str | None = Field(None, description="Start of the time bucket (RFC 3339); only with an interval.")
+    actor: str | None = None
+    kind: str | None = None
+    detail: str | None = None
+    country: str | None = None
+    app: str | None = None
+    ip: str | None = None
+    count: int
+
+
+class Stats(BaseModel):
+    feature: FeatureName
+    start: str
+    end: str
+    group_by: list[str]
+    interval_seconds: int | None = Field(description="Width of the time buckets; null: not bucketed.")
+    rows: list[StatsRow] = Field(description="Most first; in time order when bucketed.")
+    total: int = Field(description="Every matching event in the window.")
