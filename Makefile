@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/siemgate demo
 
 test: $(STAMP)
+	.ci/system-packages
 	$(BIN)/python -m pytest -q -n auto
 
 bench: $(STAMP)

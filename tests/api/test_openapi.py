@@ -164,6 +164,10 @@ def _app_routes(routes: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
             context = getattr(route, "include_context", None)
             yield from _app_routes(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
             continue
+        if not getattr(route, "include_in_schema", True):
+            # Only the console's HTML pages are left out of the API description.
+            assert (prefix + route.path).startswith("/console") or route.path == "/openapi.json", route.path
+            continue
         for method in getattr(route, "methods", None) or ():
             if method != "HEAD":
                 yield method.lower(), prefix + route.path

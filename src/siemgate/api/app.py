@@ -21,6 +21,7 @@ from siemgate.api.metrics import Metrics
 from siemgate.api.middleware import RequestLogMiddleware
 from siemgate.api.schemas import ErrorBody
 from siemgate.api.services import Services
+from siemgate.console.routes import mount_console
 
 log = logging.getLogger("siemgate.server")
 USAGE_FLUSH_SECONDS = 2.0
@@ -79,6 +80,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.include_router(people_routes.router)
     app.include_router(integration_routes.router)
     app.include_router(alert_routes.router)
+    mount_console(app)
     app.include_router(event_routes.router)
     app.add_middleware(RequestLogMiddleware, metrics=app.state.metrics)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import threading
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from siemgate.accounts.actor import CLI
 from siemgate.cli.common import state
 from siemgate.cli.output import err
 from siemgate.cli.serve_cmds import run_server
@@ -19,6 +21,7 @@ from siemgate.model.features import ALL_FEATURES
 from siemgate.model.ids import new_id
 
 DEMO_DIR = Path("siemgate-demo")
+DEMO_OWNER = "owner@example.com"
 
 
 MARKER = ".siemgate-demo"
@@ -40,10 +43,12 @@ def _fresh(data_dir: Path) -> None:
     (data_dir / MARKER).write_text("made by `siemgate demo`; the next demo run empties this folder\n")
 
 
-def _instructions(base: str, token: str, ingest_key: str, start: str) -> str:
+def _instructions(base: str, token: str, ingest_key: str, start: str, password: str) -> str:
     auth = "Authorization: Bearer $SIEMGATE_TOKEN"
     return f"""
 siemgate demo is running at {base}
+
+Web console: {base}/console   sign in as {DEMO_OWNER} with password {password}
 
   export SIEMGATE_TOKEN='{token}'
   export SIEMGATE_INGEST_KEY='{ingest_key}'
@@ -89,7 +94,8 @@ def demo(
     services = open_services(settings)
     try:
         now = time.time_ns()
-        account = services.store.create_account(new_id(), "Demo Org", now)
+        password = secrets.token_urlsafe(12)
+        account, _ = services.people.create_account(CLI, "Demo Org", DEMO_OWNER, "Demo Owner", password)
         world = build_world(account.uuid, account.name, users, seed)
         err.print(f"simulating {days} days of activity for {users} people in {data_dir.resolve()} ...")
         simulate_history(services.writer, account.id, world, days=days, end_ns=now, seed=seed, console=err)
@@ -97,7 +103,7 @@ def demo(
         token, _ = services.tokens.issue(account, integration, "demo", ALL_FEATURES, None)
         ingest_key, _ = services.ingest_keys.create(account, "demo producer", ALL_FEATURES)
         start = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(now / 1e9 - days * 86400))
-        print(_instructions(settings.base_url, token, ingest_key, start), flush=True)
+        print(_instructions(settings.base_url, token, ingest_key, start, password), flush=True)
         stop = threading.Event()
         live = None
         if rate > 0:
