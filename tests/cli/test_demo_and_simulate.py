@@ -278,6 +278,20 @@ def test_demo_prints_working_commands_keeps_producing_activity_and_stops_on_sigt
         assert min(stamps) >= start_ns
         assert min(stamps) < time.time_ns() - 12 * HOUR  # the history is there, not only live events
 
+        # The printed console sign-in works, and the console then serves the owner's pages.
+        console = re.search(r"^Web console: (\S+)\s+sign in as (\S+) with password (\S+)$", demo.proc.stdout(), re.M)
+        assert console, demo.proc.stdout()
+        assert console.group(1) == f"{demo.base_url}/console"
+        with httpx.Client(base_url=demo.base_url, timeout=30) as browser:
+            signed_in = browser.post(
+                "/api/admin/v1/session", json={"email": console.group(2), "password": console.group(3)}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+            assert signed_in.json()["user"]["accounts"][0]["role"] == "owner"
+            home = browser.get("/console/", follow_redirects=True)
+            assert home.status_code == 200 and "Integrations" in home.text
+        assert console.group(3) not in (demo.data_dir / "siemgate.db").read_bytes().decode("latin-1")
+
         audit = demo.run(_find(commands, "/api/v1/auditevents"))
         assert set(audit) >= {"items", "cursor", "has_more"}, audit
         assert all("account_uuid" not in e and "actor_type" not in e for e in audit["items"])  # the v1 shape
