@@ -40,6 +40,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 PASSWORD = "correct horse battery staple"
+TIMEZONE = "Europe/Berlin"  # not the server's UTC: the pages must convert
 HISTORY_DAYS = 5  # inside the dashboards' default 7-day window
 # Chromium reports every 4xx reply to fetch() as a console error; tests that provoke one allow it.
 HTTP_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
@@ -124,7 +125,9 @@ class Watched:
 
 @pytest.fixture
 def page(browser: Browser, console: Console) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, accept_downloads=True, timezone_id=TIMEZONE, locale="en-GB"
+    )
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=console.base_url)
     context.set_default_timeout(15_000)
     pg = context.new_page()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -16,7 +18,7 @@ from playwright.sync_api import Page, expect
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
 
-from .conftest import PASSWORD, Console, allow_http_errors, screenshot, sign_in, wait_until
+from .conftest import PASSWORD, TIMEZONE, Console, allow_http_errors, screenshot, sign_in, wait_until
 
 
 def _events_api(console: Console, token: str, feature: str = "signinattempts") -> httpx.Response:
@@ -463,3 +465,42 @@ def test_every_control_has_a_label_and_the_skip_link_comes_first(page: Page, con
     assert page.evaluate("document.documentElement.lang") == "en"
     if tail == "/alerts":
         screenshot(page, "13-alerts")
+
+
+def test_explorer_custom_time_range(page: Page, console: Console) -> None:
+    sign_in(page, console, console.owner_email)
+    page.goto(console.url("/events?feature=signinattempts"))
+    expect(page.locator("#events-table")).to_have_attribute("aria-busy", "false")
+    newest = page.locator("#events-table tbody time").first.get_attribute("datetime")
+    assert newest
+    end_ns = parse_ns(newest) - 3600 * 10**9  # a day-long window ending an hour before the newest event
+    start_ns = end_ns - 86400 * 10**9
+    # datetime-local inputs take the browser's local time (Europe/Berlin here); the page sends UTC.
+    local = [
+        datetime.fromtimestamp(ns // 10**9, ZoneInfo(TIMEZONE)).strftime("%Y-%m-%dT%H:%M:%S")
+        for ns in (start_ns, end_ns)
+    ]
+    filters = page.get_by_role("search", name="Filter events")
+    filters.get_by_label("Time range", exact=True).select_option("custom")
+    filters.get_by_label("From").fill(local[0])
+    filters.get_by_label("To").fill(local[1])
+    filters.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"range=custom"))
+    expect(page.locator("#events-table")).to_have_attribute("aria-busy", "false")
+    stamps = [
+        parse_ns(t)
+        for t in page.locator("#events-table tbody time").evaluate_all("ts => ts.map(t => t.getAttribute('datetime'))")
+    ]
+    assert stamps, "the simulated history has sign-ins in that day"
+    assert all(start_ns - 10**9 <= t <= end_ns + 10**9 for t in stamps)  # inputs are to the second
+    total = int(page.locator("#result-summary").inner_text().split()[0].replace(",", ""))
+    stored = console.live.store.facet_counts(
+        console.account.id, Feature.SIGNINATTEMPTS, start_ns - 10**9, end_ns + 10**9, []
+    )[0][0]
+    assert 0 < total <= stored
+
+    # An impossible range says what to fix and sends nothing.
+    filters.get_by_label("From").fill(local[1])
+    filters.get_by_label("To").fill(local[0])
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.locator("#status")).to_have_text("The start of the time range must be before its end.")
