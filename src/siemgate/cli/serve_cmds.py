@@ -56,13 +56,14 @@ def serve(
     port: int = typer.Option(None, "--port", "-p", help="Port (default 8080)."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Server processes sharing the store."),
 ) -> None:
-    """Serve the Events API, the ingest API and the service endpoints."""
+    """Serve the Events API, the ingest API, the admin API and the web console (/console)."""
     settings = state(ctx).settings(host=host, port=port)
     configure_logging(settings.log_level, settings.log_format)
     if workers == 1:
         services = open_services(settings)
         try:
             log.info("serving on %s:%s (data in %s)", settings.host, settings.port, settings.data_dir.resolve())
+            log.info("web console: http://%s:%s/console", settings.host, settings.port)
             run_server(services, settings)
         finally:
             services.close()
