@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
 from siemgate.model.timestamps import parse_ns
 
 from .conftest import PASSWORD, TIMEZONE, Console, allow_http_errors, screenshot, sign_in, wait_until
@@ -240,15 +241,18 @@ def test_issue_another_token_with_a_custom_expiry(page: Page, console: Console) 
 
 
 def test_members_see_integrations_read_only_and_no_activity(page: Page, console: Console) -> None:
+    integration = console.live.store.create_integration(
+        console.account.id, new_id(), "datadog", "Datadog EU", "", console.live.clock()
+    )
+    console.live.services.tokens.issue(console.account, integration, "dd-eu", [Feature.AUDITEVENTS], None)
     sign_in(page, console, console.member_email)
     page.wait_for_selector("#gallery li")
     expect(page.get_by_text("Only owners and administrators can add integrations")).to_be_visible()
     assert page.locator("#gallery a").count() == 0
     expect(page.get_by_role("navigation", name="Sections").get_by_role("link")).to_have_text(
-        ["Integrations", "Members"]
+        ["Integrations", "Alerts", "Members"]
     )
-    integration = page.locator("#integration-list a").first
-    integration.click()
+    page.locator("#integration-list").get_by_role("link", name="Datadog EU").click()
     page.wait_for_selector("body[data-loaded=true]")
     expect(page.locator("#tokens tbody tr").first).to_be_visible()
     assert page.get_by_role("button", name="Revoke").count() == 0

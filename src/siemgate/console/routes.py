@@ -196,4 +196,4 @@ def members(request: Request, account: str) -> Response:
 
 @router.get("/accounts/{account}/alerts", response_class=HTMLResponse)
 def alerts(request: Request, account: str) -> Response:
-    return _page(request, account, "alerts.html", MANAGER, section="alerts")
+    return _page(request, account, "alerts.html", section="alerts")  # members may read alerts (docs/alerts.md)
