@@ -15,6 +15,7 @@ from siemgate.model.timestamps import (
     TimestampError,
     format_ns,
     normalize,
+    parse_canonical_ns,
     parse_ns,
     parse_stored_ns,
 )
@@ -258,3 +259,59 @@ def test_parse_stored_ns_accepts_exactly_the_int64_range(ns: int) -> None:
     else:
         with pytest.raises(TimestampError, match="range"):
             parse_stored_ns(text)
+
+
+# --- the fast path for canonical timestamps -----------------------------------------------------
+
+
+@given(st.integers(MIN_STORED_NS, MAX_STORED_NS))
+def test_canonical_fast_path_reads_every_canonical_timestamp(ns: int) -> None:
+    assert parse_canonical_ns(format_ns(ns)) == ns
+
+
+_TIMESTAMP_CHARS = st.sampled_from([*"0123456789-:.TtZz +\u0662\u00b2", "999", ""])
+
+
+@st.composite
+def _near_canonical(draw: st.DrawFn) -> str:
+    """A canonical timestamp with a few characters replaced, inserted or removed."""
+    text = list(format_ns(draw(st.sampled_from([0, MAX_STORED_NS, MAX_STORED_NS + 1]) | st.integers(0, 2**64))))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text)))
+        text[at : at + draw(st.integers(0, 1))] = [draw(_TIMESTAMP_CHARS)]
+    return "".join(text)
+
+
+@settings(max_examples=500)
+@given(st.one_of(_near_canonical(), st.text(max_size=32)))
+def test_canonical_fast_path_accepts_only_what_parse_stored_ns_reads_as_canonical(text: str) -> None:
+    """Whatever the fast path reads is a canonical timestamp that parse_stored_ns reads alike;
+    anything else (None) goes the slow way, which normalises it or says what is wrong."""
+    ns = parse_canonical_ns(text)
+    if ns is not None:
+        assert format_ns(ns) == text
+        assert parse_stored_ns(text) == ns
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-31T09:30:00.50Z",  # trailing zero: not canonical
+        "2024-01-31T09:30:00.Z",
+        "2024-01-31t09:30:00Z",
+        "2024-01-31T09:30:00z",
+        "2024-01-31T09:30:00+00:00",
+        "2024-02-30T09:30:00Z",
+        "2024-01-31T24:00:00Z",
+        "2024-01-31T09:60:00Z",
+        "2024-01-31T09:30:60Z",
+        "1969-12-31T23:59:59.999999999Z",
+        "2262-04-11T23:47:16.854775808Z",
+        "2262-04-12T00:00:00Z",
+        "2024-01-31T09:30:00.1234567891Z",
+        "\u0662024-01-31T09:30:00Z",
+        "2024-01-31T09:30:0\u00b2Z",
+    ],
+)
+def test_canonical_fast_path_leaves_the_rest_to_parse_stored_ns(text: str) -> None:
+    assert parse_canonical_ns(text) is None

@@ -345,3 +345,21 @@ def test_empty_batch() -> None:
     for feature in ALL_FEATURES:
         assert validate_events(feature, [], strict=True, now=NOW) == []
         assert validate_events(feature, [], strict=False, now=NOW) == []
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
+@pytest.mark.parametrize("valid", [True, False], ids=["valid", "invalid"])
+def test_the_callers_events_are_never_modified(strict: bool, valid: bool) -> None:
+    items = [
+        _event(AUDIT, timestamp="2024-01-31T10:30:00+01:00", session={"login_time": "2024-01-31 09:30:00.50Z"}),
+        _event(AUDIT, uuid=None, timestamp=...),
+        _event(AUDIT, uuid=U2 if valid else 7),
+    ]
+    original = copy.deepcopy(items)
+    if valid:
+        result = validate_events(AUDIT, items, strict=strict, now=NOW)
+        assert result[0][1]["timestamp"] == "2024-01-31T09:30:00Z"
+        assert all(event is not item for (_, event), item in zip(result, items, strict=True))
+    else:
+        _issues(AUDIT, items, strict=strict)
+    assert items == original

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from siemgate.api.app import create_app
+from siemgate.cli.serve_cmds import tune_gc
 from siemgate.cli.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.logs import configure_logging
@@ -17,4 +18,6 @@ def create() -> FastAPI:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     services = open_services(settings)
-    return create_app(services, close_on_shutdown=True)
+    app = create_app(services, close_on_shutdown=True)
+    tune_gc()
+    return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -31,14 +32,28 @@ def _server_class() -> type:
     return Server
 
 
+def tune_gc() -> None:
+    """Garbage collection for a server process, called once its app is built (docs/benchmarks.md,
+    "Ingest"): what exists by then (modules, the app, its services) lives as long as the process,
+    so it is frozen out of every later collection; and the youngest generation is collected after
+    50,000 net new objects instead of 700, so that the dicts of a 1000-event batch are freed by
+    reference counting before a collection walks them. Together they took the collector from about
+    9 µs to under 1 µs per ingested event."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
+
+
 def run_server(services: Services, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; in-flight requests finish, then usage is flushed."""
     import uvicorn  # the web stack is imported only by the commands that serve
 
     from siemgate.api.app import create_app
 
+    app = create_app(services)
+    tune_gc()
     config = uvicorn.Config(
-        create_app(services),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

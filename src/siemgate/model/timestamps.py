@@ -131,6 +131,49 @@ def parse_stored_ns(text: object) -> int:
     return ns
 
 
+_MINUTE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
+_SECONDS = {f"{s:02d}": s * NS_PER_SECOND for s in range(60)}
+_MINUTES: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM" -> ns, for parse_canonical_ns
+
+
+def _minute_ns(prefix: str) -> int | None:
+    """ns of a valid `YYYY-MM-DDTHH:MM` from 1970 on (remembered), else None."""
+    if _MINUTE.fullmatch(prefix) is None:
+        return None
+    try:
+        days = _days(prefix[:10])
+    except TimestampError:
+        return None
+    h, mi = int(prefix[11:13]), int(prefix[14:16])
+    if days < 0 or h > 23 or mi > 59:
+        return None
+    if len(_MINUTES) >= 4096:
+        _MINUTES.clear()
+    ns = _MINUTES[prefix] = (days * 86400 + h * 3600 + mi * 60) * NS_PER_SECOND
+    return ns
+
+
+def parse_canonical_ns(text: str) -> int | None:
+    """parse_stored_ns for a timestamp already in the canonical form (what format_ns returns),
+    in a fraction of the time; None for anything else, which then needs parse_stored_ns."""
+    if len(text) < 20 or text[-1] != "Z" or text[16] != ":":
+        return None
+    prefix = text[:16]
+    minute = _MINUTES.get(prefix)
+    if minute is None and (minute := _minute_ns(prefix)) is None:
+        return None
+    second = _SECONDS.get(text[17:19])
+    if second is None:
+        return None
+    ns: int = minute + second
+    if len(text) > 20:
+        frac = text[20:-1]
+        if text[19] != "." or len(frac) > 9 or not frac.isascii() or not frac.isdigit() or frac[-1] == "0":
+            return None
+        ns += int(frac) * _FRACTION_SCALE[len(frac)]
+    return ns if ns <= MAX_STORED_NS else None
+
+
 def now_ns() -> int:
     """The current wall-clock time in nanoseconds since the epoch."""
     return time.time_ns()

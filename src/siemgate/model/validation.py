@@ -25,7 +25,7 @@ from siemgate.model import events
 from siemgate.model.enums import SIGNIN_TYPE_ALIASES
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.model.timestamps import EXAMPLE, TimestampError, format_ns, parse_stored_ns
+from siemgate.model.timestamps import EXAMPLE, TimestampError, format_ns, parse_canonical_ns, parse_stored_ns
 
 SHAPES: dict[Feature, type] = {
     Feature.SIGNINATTEMPTS: events.SignInAttemptV2,
@@ -82,9 +82,20 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
     issues: list[Issue] = []
     filled: list[Any] = []
     default_ts = format_ns(now)
+    aliases = strict and feature is Feature.SIGNINATTEMPTS
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             issues.append(Issue(index, "", f"expected a JSON object, got {_json_type(item)}"))
+            filled.append(item)
+            continue
+        kind = item.get("type") if aliases else None
+        if (
+            strict  # pydantic returns new dicts: the caller's are not modified
+            and type(item) is dict
+            and item.get("uuid") is not None
+            and item.get("timestamp") is not None
+            and not (isinstance(kind, str) and kind in SIGNIN_TYPE_ALIASES)
+        ):
             filled.append(item)
             continue
         event = dict(item)
@@ -92,8 +103,7 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
             event["uuid"] = new_id()
         if event.get("timestamp") is None:
             event["timestamp"] = default_ts
-        kind = event.get("type")
-        if strict and isinstance(kind, str) and kind in SIGNIN_TYPE_ALIASES and feature is Feature.SIGNINATTEMPTS:
+        if isinstance(kind, str) and kind in SIGNIN_TYPE_ALIASES:
             event["type"] = SIGNIN_TYPE_ALIASES[kind]
         filled.append(event)
     total = 0
@@ -101,6 +111,7 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
         try:
             filled = _adapter(feature).validate_python(filled)
         except ValidationError as exc:
+            filled = [dict(e) if isinstance(e, dict) else e for e in filled]  # checked below, not to be modified
             errors = [e for e in exc.errors(include_url=False) if len(e["loc"]) > 1]  # not the non-objects again
             found = _dedupe([_issue_from_pydantic(feature, err) for err in errors[: MAX_ISSUES * 2]])
             total = max(0, len(errors) - len(found))
@@ -125,23 +136,25 @@ def _normalize_timestamps(event: dict[str, Any], *, with_session: bool) -> tuple
     """Normalise the event's timestamps in place (`session.login_time` too for audit events);
     return `timestamp` in ns (None when invalid) and the problems found as (field path, message)."""
     problems: list[tuple[str, str]] = []
-    ns: int | None = None
     text = event["timestamp"]
-    try:
-        ns = parse_stored_ns(text)
-        if not _is_canonical(text):
-            event["timestamp"] = format_ns(ns)
-    except TimestampError as exc:
-        problems.append(("timestamp", str(exc)))
+    ns = parse_canonical_ns(text) if type(text) is str else None
+    if ns is None:
+        try:
+            ns = parse_stored_ns(text)
+            if not _is_canonical(text):
+                event["timestamp"] = format_ns(ns)
+        except TimestampError as exc:
+            problems.append(("timestamp", str(exc)))
     session = event.get("session") if with_session else None
     if isinstance(session, dict) and "login_time" in session:
         login = session["login_time"]
-        try:
-            login_ns = parse_stored_ns(login)
-            if not _is_canonical(login):
-                event["session"] = {**session, "login_time": format_ns(login_ns)}
-        except TimestampError as exc:
-            problems.append(("session.login_time", str(exc)))
+        if type(login) is not str or parse_canonical_ns(login) is None:
+            try:
+                login_ns = parse_stored_ns(login)
+                if not _is_canonical(login):
+                    event["session"] = {**session, "login_time": format_ns(login_ns)}
+            except TimestampError as exc:
+                problems.append(("session.login_time", str(exc)))
     return (ns if not problems else None), problems
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from siemgate.model.facets import Facets
 from siemgate.model.features import Feature
@@ -156,9 +156,8 @@ class PageRows:
     has_more: bool
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """A validated event ready to store."""
+class NewEvent(NamedTuple):
+    """A validated event ready to store (a named tuple: a batch makes a thousand of them)."""
 
     uuid: str
     ts: int

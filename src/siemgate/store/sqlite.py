@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import sqlite3
 import threading
 import time
@@ -188,6 +189,29 @@ def _session(row: sqlite3.Row) -> Session:
         ip=row["ip"],
         user_agent=row["user_agent"],
     )
+
+
+_MAX_ROWS_PER_INSERT = 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _values_sql(head: str, tail: str, width: int, count: int) -> str:
+    row = "(" + ",".join("?" * width) + ")"
+    return f"{head} {','.join([row] * count)}{tail}"
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`head VALUES (..), (..), .. tail` for the rows, in order: one statement per power-of-two
+    chunk (so that a few statement texts are prepared and cached) instead of executemany's one
+    step per row. Each step releases and retakes the GIL, and while another request's thread
+    waits for it that was a thread switch per row (docs/benchmarks.md, "Ingest")."""
+    width = len(rows[0]) if rows else 0
+    done = 0
+    while done < len(rows):
+        count = min(1 << ((len(rows) - done).bit_length() - 1), _MAX_ROWS_PER_INSERT)
+        chunk = rows[done : done + count]
+        conn.execute(_values_sql(head, tail, width, count), list(itertools.chain.from_iterable(chunk)))
+        done += count
 
 
 class SQLiteStore(Store):
@@ -791,11 +815,8 @@ class SQLiteStore(Store):
             # The unique uuid index decides what is a duplicate (of the stream or of an earlier row of
             # this batch); a duplicate leaves its seq unused.
             before = conn.total_changes
-            conn.executemany(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (account_id, feature, ts, uuid) DO NOTHING",
-                rows,
-            )
+            tail = " ON CONFLICT (account_id, feature, ts, uuid) DO NOTHING"
+            _insert_rows(conn, "INSERT INTO events VALUES", tail, rows)
             stored = conn.total_changes - before
             if stored == len(events):
                 seqs: list[int | None] = list(range(first, head + 1))
@@ -814,7 +835,7 @@ class SQLiteStore(Store):
                 if seq is not None and event.facets is not None
             ]
             if facet_rows:
-                conn.executemany("INSERT INTO facets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", facet_rows)
+                _insert_rows(conn, "INSERT INTO facets VALUES", "", facet_rows)
             if stored:
                 last = max(seq for seq in seqs if seq is not None)
                 conn.execute(
