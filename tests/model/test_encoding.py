@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,48 @@ def test_golden_v1_events_have_no_cut(name: str, feature: Feature) -> None:
         assert cut is None
         assert orjson.loads(body) == event
         assert v1_bytes(body, cut) == body
+
+
+# --- the stored bytes are exactly those of the encoder as first written -------------------------
+
+
+def _first_encoder(feature: Feature, event: dict[str, Any]) -> tuple[bytes, int | None]:
+    """encode_event as first written (comprehensions where it now copies and pops): stores written
+    before must stay byte-identical to new writes of the same event."""
+    user_key = USER_OBJECT[feature.value]
+    top_names = [n for n in ("actor_type", "actor_account_uuid", "account_uuid") if n in V2_TOP[feature.value]]
+    user = event.get(user_key)
+    user_extra = None
+    if isinstance(user, dict) and ("user_type" in user or "user_account_uuid" in user):
+        user_extra = {k: user[k] for k in ("user_type", "user_account_uuid") if k in user}
+        user = {k: v for k, v in user.items() if k not in V2_USER}
+    top_extra = {k: event[k] for k in top_names if k in event}
+    if user_extra is None and not top_extra:
+        return orjson.dumps(event), None
+    base = {k: v for k, v in event.items() if k not in top_extra and k != user_key}
+    if user_key in event:
+        base[user_key] = user
+    v1 = orjson.dumps(base)
+    if user_extra:
+        cut, braces = len(v1) - 2, 2
+        head = v1[:cut]
+        body = head + (b"," if head[-1:] != b"{" else b"") + orjson.dumps(user_extra)[1:-1] + b"}"
+    else:
+        cut, braces = len(v1) - 1, 1
+        body = v1[:cut]
+    if top_extra:
+        body += (b"," if body != b"{" else b"") + orjson.dumps(top_extra)[1:-1]
+    return body + b"}", cut * 4 + braces
+
+
+@given(st.sampled_from(ALL_FEATURES).flatmap(lambda f: st.tuples(st.just(f), v2_events(f))))
+def test_same_bytes_and_cut_as_the_first_encoder(case: tuple[Feature, dict[str, Any]]) -> None:
+    feature, event = case
+    before = copy.deepcopy(event)
+    assert encode_event(feature, event) == _first_encoder(feature, event)
+    assert event == before and list(event) == list(before)  # not modified
+
+
+@pytest.mark.parametrize(("feature", "event", "v1"), EXAMPLES)
+def test_examples_same_as_the_first_encoder(feature: Feature, event: dict[str, Any], v1: Any) -> None:
+    assert encode_event(feature, event) == _first_encoder(feature, event)
