@@ -120,11 +120,13 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
         issues.extend(_check_lenient(filled))
     result: list[tuple[int, dict[str, Any]]] = []
     flagged = {(i.index, i.path) for i in issues}
+    with_session = feature is Feature.AUDITEVENTS
     for index, event in enumerate(filled):
         if not isinstance(event, dict):
             continue
-        ns, problems = _normalize_timestamps(event, with_session=feature is Feature.AUDITEVENTS)
-        issues.extend(Issue(index, path, message) for path, message in problems if (index, path) not in flagged)
+        ns, problems = _normalize_timestamps(event, with_session=with_session)
+        if problems:
+            issues.extend(Issue(index, path, message) for path, message in problems if (index, path) not in flagged)
         if ns is not None:
             result.append((ns, event))
     if issues:
