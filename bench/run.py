@@ -220,22 +220,31 @@ def page_latency(port: int, token: str, events: int, repeats: int) -> dict[str, 
     return result
 
 
-def ingest_rate(port: int, key: str, batches: int, connections: int) -> dict[str, Any]:
-    """Events/s stored over HTTP in 1000-event batches."""
+def ingest_rate(port: int, key: str, batches: int, connections: int, warm_up: int = 4) -> dict[str, Any]:
+    """Events/s stored over HTTP in 1000-event batches, after `warm_up` batches that are not counted
+    (the first requests build the validators and prepare the statements)."""
     now = time.time_ns()
     bodies = [orjson.dumps(event_batch(1000, now - 3600 * 1_000_000_000, 1000)) for _ in range(batches)]
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     stored = [0] * connections
 
+    def post(conn: http.client.HTTPConnection, body: bytes) -> int:
+        conn.request("POST", f"/api/ingest/v2/{FEATURE.value}", body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{response.status}: {data[:300]!r}")
+        return int(json.loads(data)["stored"])
+
+    for _ in range(warm_up):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        post(conn, orjson.dumps(event_batch(1000, now - 7200 * 1_000_000_000, 1000)))
+        conn.close()
+
     def worker(i: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for body in bodies[i::connections]:
-            conn.request("POST", f"/api/ingest/v2/{FEATURE.value}", body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-            if response.status != 200:
-                raise RuntimeError(f"{response.status}: {data[:300]!r}")
-            stored[i] += json.loads(data)["stored"]
+            stored[i] += post(conn, body)
         conn.close()
 
     started = time.perf_counter()
