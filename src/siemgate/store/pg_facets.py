@@ -40,9 +40,7 @@ class PgFacets(PgBase):
     ) -> list[tuple[int, int, bytes]]:
         if before is not None:
             end = min(end, before[0])
-        sql, params = facet_sql.search_query(filters, before, "%s")
+        sql, params = facet_sql.search_query(account_id, feature.code, start, end, filters, before, limit, "%s")
         with self._conn("cannot search events") as conn:
-            rows = (
-                conn.cursor(binary=True).execute(sql, (account_id, feature.code, start, end, *params, limit)).fetchall()
-            )
+            rows = conn.cursor(binary=True).execute(sql, params).fetchall()
         return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]

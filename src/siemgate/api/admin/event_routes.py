@@ -239,7 +239,6 @@ def event_stats(
     for values in counts:
         bucket = {"bucket": format_ns(values[0])} if bucket_ns else {}
         rows.append({**bucket, **dict(zip(facets, values[first:-1], strict=True)), "count": values[-1]})
-    total = store.facet_counts(account_id, sel.feature, sel.start, sel.end, [], filters=sel.filters)
     return {
         "feature": sel.feature.value,
         "start": format_ns(sel.start),
@@ -247,8 +246,19 @@ def event_stats(
         "group_by": facets,
         "interval_seconds": seconds,
         "rows": rows,
-        "total": total[0][0] if total else 0,
+        "total": _total(store, sel, facets, bucket_ns, counts, limit),
     }
+
+
+def _total(
+    store: Store, sel: Selection, facets: list[str], bucket_ns: int | None, counts: list[tuple[Any, ...]], limit: int
+) -> int:
+    """Every matching event: the rows' sum when no row was cut by the limit (every event is in one
+    row, an event without a grouped facet under null), else one more count."""
+    if len(counts) < limit or not (facets or bucket_ns):
+        return sum(int(values[-1]) for values in counts)
+    total = store.facet_counts(sel.account.id, sel.feature, sel.start, sel.end, [], filters=sel.filters)
+    return int(total[0][0]) if total else 0
 
 
 def _group_by(text: str) -> list[str]:
