@@ -223,7 +223,6 @@ def dashboard_requests(account: str, board: str, w: dict[str, str]) -> list[str]
         f = "itemusages"
         return [
             _stats(account, f, {**w, "group_by": "kind", "interval": "auto", "limit": 5000}),
-            _stats(account, f, {**w, "group_by": "kind", "limit": 50}),
             _stats(account, f, {**w, "group_by": "detail", "limit": 10}),
             _stats(account, f, {**w, "group_by": "actor", "limit": 10}),
         ]
@@ -231,7 +230,6 @@ def dashboard_requests(account: str, board: str, w: dict[str, str]) -> list[str]
     return [
         _stats(account, f, {**w, "group_by": "kind", "interval": "auto", "limit": 5000}),
         _stats(account, f, {**w, "group_by": "actor", "limit": 10}),
-        _stats(account, f, {**w, "group_by": "kind", "limit": 15}),
         _stats(account, f, {**w, "group_by": "detail", "limit": 10}),
     ]
 
