@@ -1,3 +1,3 @@
 """siemgate: self-hosted Events Reporting with a 1Password Events API-compatible REST API."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
