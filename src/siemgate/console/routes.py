@@ -48,10 +48,21 @@ class Visitor:
     accounts: list[dict[str, Any]]  # {"uuid", "name", "role"} of each membership
 
 
+class _Static(StaticFiles):
+    """The console's files, revalidated on every use (`no-cache`: a 304 when unchanged), so that the
+    scripts a page imports are never older than the page after an upgrade."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
 def mount_console(app: FastAPI) -> None:
     """Add the console's pages and its static files (scripts, styles, icons, Chart.js) to `app`."""
     app.include_router(router)
-    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    app.mount(f"{PREFIX}/static", _Static(directory=HERE / "static"), name="console-static")
 
 
 def _services(request: Request) -> Services:

@@ -1,0 +1,175 @@
+/* The console's shared helpers: page facts from <body>, DOM building (text nodes only, never
+   HTML strings), the admin API client, status and dialogs, number, time and country formats. */
+
+const body = document.body;
+const PREFIX = body.dataset.prefix || "/console";
+const API = "/api/admin/v1";
+const ACCOUNT = body.dataset.account;
+const MANAGER = body.dataset.manager === "true";
+const FEATURES = {
+  signinattempts: { title: "Sign-in attempts", kind: "Category", detail: "Type", app: true },
+  itemusages: { title: "Item usages", kind: "Action", detail: "Vault", app: true },
+  auditevents: { title: "Audit events", kind: "Action", detail: "Object type", app: false },
+};
+const RANGES = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400 };
+const FILTERS = ["actor", "kind", "detail", "country", "app", "ip"];
+const regionNames = new Intl.DisplayNames(["en"], { type: "region" });
+const numberFormat = new Intl.NumberFormat();
+
+// --- small helpers ---------------------------------------------------------------------------
+
+/** Build an element: h("a", {href: "/x", class: "button"}, "text", child). */
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+const accountPath = (path) => `/accounts/${encodeURIComponent(ACCOUNT)}${path}`;
+const consolePath = (path) => `${PREFIX}/accounts/${encodeURIComponent(ACCOUNT)}${path}`;
+const icon = (type, size = 32) =>
+  h("img", { src: `${PREFIX}/static/icons/${encodeURIComponent(type)}.svg`, alt: "", width: size, height: size });
+const fmtNumber = (n) => numberFormat.format(n);
+const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+const country = (code) => {
+  if (!code) return "Unknown";
+  try {
+    return `${regionNames.of(code.toUpperCase())} (${code})`;
+  } catch {
+    return code;
+  }
+};
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Call the admin API; resolves to the JSON reply (null for 204), rejects with ApiError. */
+async function api(method, path, data) {
+  const headers = { Accept: "application/json" };
+  if (data !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = body.dataset.csrf;
+  const response = await fetch(API + path, {
+    method,
+    headers,
+    credentials: "same-origin",
+    body: data === undefined ? undefined : JSON.stringify(data),
+  });
+  if (response.status === 204) return null;
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = null;
+  }
+  if (!response.ok) {
+    const message = (payload && payload.Error && payload.Error.Message) || `${response.status} ${response.statusText}`;
+    if (response.status === 401 && body.dataset.page !== "sign-in") {
+      location.assign(`${PREFIX}/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`);
+    }
+    throw new ApiError(response.status, message);
+  }
+  return payload;
+}
+
+/** Every item of a paginated admin API list. */
+async function apiAll(path) {
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api("GET", `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+function setStatus(message, bad = false) {
+  const status = $("#status");
+  if (!status) return;
+  status.textContent = message || "";
+  status.classList.toggle("bad", bad);
+}
+
+function showError(target, error) {
+  target.textContent = error.message || String(error);
+  target.hidden = false;
+}
+
+function busy(container, on) {
+  container.setAttribute("aria-busy", on ? "true" : "false");
+}
+
+/** A modal question; resolves to the value of the button chosen ("" when dismissed). */
+function ask({ title, content, buttons }) {
+  const dialog = $("#confirm");
+  $("#confirm-title").textContent = title;
+  $("#confirm-body").replaceChildren(...content);
+  $("#confirm-actions").replaceChildren(
+    ...buttons.map((b) => h("button", { value: b.value, class: `button ${b.kind || ""}`, autofocus: b.focus }, b.label)),
+  );
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }));
+}
+
+function badge(status) {
+  const labels = { active: "Active", expiring: "Expiring soon", expired: "Expired", revoked: "Revoked" };
+  return h("span", { class: `badge ${status}` }, labels[status] || status);
+}
+
+function stats(feature, params) {
+  const q = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) if (value !== undefined && value !== "") q.set(name, value);
+  return api("GET", accountPath(`/stats/${feature}?${q}`));
+}
+
+function table(headers, rows) {
+  return h("table", {}, h("thead", {}, h("tr", {}, headers.map((label) => h("th", { scope: "col" }, label)))), h("tbody", {}, rows));
+}
+
+export {
+  body,
+  PREFIX,
+  API,
+  ACCOUNT,
+  MANAGER,
+  FEATURES,
+  RANGES,
+  FILTERS,
+  h,
+  $,
+  $$,
+  accountPath,
+  consolePath,
+  icon,
+  fmtNumber,
+  fmtTime,
+  country,
+  ApiError,
+  api,
+  apiAll,
+  setStatus,
+  showError,
+  busy,
+  ask,
+  badge,
+  stats,
+  table,
+};
