@@ -17,6 +17,7 @@ from siemgate.cli.forward_cmds import forward_app
 from siemgate.cli.people_cmds import api_key_app, integration_app, user_app
 from siemgate.cli.retention_cmds import archive_app, retention_app
 from siemgate.cli.serve_cmds import serve
+from siemgate.cli.signer_cmds import signer_app
 from siemgate.errors import ConfigError, SiemgateError
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(forward_app, name="forward")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(retention_app, name="retention")
 app.add_typer(archive_app, name="archive")
+app.add_typer(signer_app, name="signer")
 app.command()(serve)
 app.command()(demo)
 app.command()(ingest)

@@ -1,0 +1,155 @@
+"""The export bundle of one log (docs/integrity.md, "Bundle"): what `siemgate log export` writes
+and `siemgate-verify bundle` reads.
+
+    DIR/bundle.json          {"format": "siemgate-log-bundle/v1", "origin", "size",
+                              "exported_at" (unix s), "retention_cutoff_ns" (int or null)}
+    DIR/entries.bin          `size` entries of 41 bytes, index order (src/siemgate/tlog/entry.py)
+    DIR/events.tsv           "<index>\\t<stored v2 bytes>\\n" per event body held, index order
+    DIR/checkpoints/*.checkpoint   signed checkpoints (any names)
+    DIR/recoveries/*.recovery      signed recovery statements, if the log was ever recovered
+    DIR/proofs/<m>-<n>.consistency consistency proofs from the stored tree between checkpoint sizes
+
+Stored v2 bytes are compact JSON, so they hold no tab or newline. A proof file is one base64 hash
+per line (the form tlog-witness uses), empty for an empty proof. Only the checkpoints and recovery
+statements are signed: everything else is checked against them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from siemgate.tlog.entry import Entry
+from siemgate.tlog.merkle import HASH_SIZE
+
+BUNDLE_FORMAT = "siemgate-log-bundle/v1"
+MANIFEST = "bundle.json"
+ENTRIES = "entries.bin"
+EVENTS = "events.tsv"
+CHECKPOINTS = "checkpoints"
+RECOVERIES = "recoveries"
+PROOFS = "proofs"
+_PROOF_NAME = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.consistency")
+MAX_PROOF_LINES = 128
+
+
+class BundleError(ValueError):
+    """A bundle file is missing or malformed; the message names the file."""
+
+
+def format_hashes(hashes: Sequence[bytes]) -> str:
+    """A proof file: one base64 hash per line."""
+    return "".join(base64.b64encode(h).decode() + "\n" for h in hashes)
+
+
+def parse_hashes(text: str, where: str) -> list[bytes]:
+    """Parse a proof file; BundleError naming the line that is not a base64 SHA-256 hash."""
+    lines = text.splitlines()
+    if len(lines) > MAX_PROOF_LINES:
+        raise BundleError(f"{where}: a proof has at most {MAX_PROOF_LINES} hashes")
+    out: list[bytes] = []
+    for n, line in enumerate(lines, 1):
+        try:
+            h = base64.b64decode(line.strip().encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise BundleError(f"{where} line {n} is not base64") from None
+        if len(h) != HASH_SIZE:
+            raise BundleError(f"{where} line {n} is not a {HASH_SIZE}-byte hash")
+        out.append(h)
+    return out
+
+
+@dataclass(frozen=True)
+class Manifest:
+    origin: str
+    size: int
+    exported_at: int
+    retention_cutoff_ns: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": BUNDLE_FORMAT,
+            "origin": self.origin,
+            "size": self.size,
+            "exported_at": self.exported_at,
+            "retention_cutoff_ns": self.retention_cutoff_ns,
+        }
+
+
+def read_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{path} is missing: is {directory} a bundle written by siemgate log export?") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BundleError(f"{path} is not JSON") from None
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: format must be {BUNDLE_FORMAT!r}")
+    origin, size, exported = data.get("origin"), data.get("size"), data.get("exported_at", 0)
+    cutoff = data.get("retention_cutoff_ns")
+    if not isinstance(origin, str) or not isinstance(size, int) or size < 0 or not isinstance(exported, int):
+        raise BundleError(f"{path}: origin (string), size and exported_at (non-negative integers) are required")
+    if cutoff is not None and not isinstance(cutoff, int):
+        raise BundleError(f"{path}: retention_cutoff_ns must be an integer or null")
+    return Manifest(origin, size, exported, cutoff)
+
+
+def proof_files(directory: Path) -> list[tuple[int, int, Path]]:
+    """(size1, size2, path) of every proof file, by size; BundleError for a misnamed file."""
+    folder = directory / PROOFS
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.iterdir()):
+        match = _PROOF_NAME.fullmatch(path.name)
+        if match is None:
+            raise BundleError(f"{path}: proof files are named <size1>-<size2>.consistency")
+        out.append((int(match[1]), int(match[2]), path))
+    return sorted(out)
+
+
+def note_files(directory: Path, folder: str) -> list[Path]:
+    path = directory / folder
+    return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else []
+
+
+def write_bundle(
+    directory: Path,
+    manifest: Manifest,
+    entries: Iterable[Entry],
+    events: Iterable[tuple[int, bytes]],
+    checkpoints: Iterable[str],
+    proofs: Iterable[tuple[int, int, Sequence[bytes]]] = (),
+    recoveries: Iterable[str] = (),
+) -> None:
+    """Write a bundle into `directory` (created; must be empty). Streams entries and events."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if any(directory.iterdir()):
+        raise BundleError(f"{directory} is not empty; export into a new directory")
+    count = 0
+    with (directory / ENTRIES).open("wb") as f:
+        for entry in entries:
+            f.write(entry.encode())
+            count += 1
+    if count != manifest.size:
+        raise BundleError(f"the bundle declares {manifest.size} entries but {count} were written")
+    with (directory / EVENTS).open("wb") as f:
+        for idx, body in events:
+            if b"\n" in body or b"\t" in body:
+                raise BundleError(f"the body of index {idx} holds a tab or newline; stored bodies are compact JSON")
+            f.write(b"%d\t%s\n" % (idx, body))
+    for folder, notes, suffix in ((CHECKPOINTS, checkpoints, "checkpoint"), (RECOVERIES, recoveries, "recovery")):
+        for n, note in enumerate(notes):
+            (directory / folder).mkdir(exist_ok=True)
+            (directory / folder / f"{n:06d}.{suffix}").write_text(note, encoding="utf-8")
+    for size1, size2, hashes in proofs:
+        (directory / PROOFS).mkdir(exist_ok=True)
+        (directory / PROOFS / f"{size1}-{size2}.consistency").write_text(format_hashes(hashes), encoding="utf-8")
+    (directory / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")

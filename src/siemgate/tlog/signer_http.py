@@ -1,0 +1,190 @@
+"""The signer's HTTP API, served on a loopback address by `siemgate signer serve`
+(docs/integrity.md, "The signer"). Standard library only, small on purpose.
+
+Every request carries `Authorization: Bearer <secret>`: the signing secret for `/v1/sign` and
+reads, the separate recovery secret for `/v1/recover` (the server is never given that one).
+
+    POST /v1/sign        {"origin", "size", "root" (base64), "old_size", "proof": [base64...]}
+                         200 text/plain signed checkpoint
+                         409 {"error", "size"}: the signer last signed another size
+                         422 {"error"}: not an extension of the signed tree; 403 foreign origin
+    POST /v1/recover     {"origin", "size", "root", "reason"} (recovery secret)
+                         200 {"recovery": note, "checkpoint": note}
+    GET  /v1/checkpoint?origin=O   200 the last signed checkpoint, 404 if none
+    GET  /v1/keys        200 the public key file
+    GET  /v1/health      200 {"status": "ok"}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from siemgate.tlog.signer import BadSignRequest, Signer, SignerRefused, StaleBase
+
+MAX_BODY = 64 * 1024
+MIN_SECRET = 32
+log = logging.getLogger("siemgate.signer")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    signer: Signer
+    sign_secret: bytes
+    recover_secret: bytes | None
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def check_secret(secret: str, what: str) -> str:
+    """The secret stripped, if long enough; ValueError otherwise."""
+    secret = secret.strip()
+    if len(secret) < MIN_SECRET:
+        raise ValueError(f"the {what} must be at least {MIN_SECRET} characters (siemgate signer init writes one)")
+    return secret
+
+
+def _b64_hash(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise BadSignRequest(f"{what} must be a base64 string")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise BadSignRequest(f"{what} is not base64") from None
+
+
+def _int(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadSignRequest(f"{key} must be an integer")
+    return value
+
+
+def _str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise BadSignRequest(f"{key} must be a string")
+    return value
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = 10
+    protocol_version = "HTTP/1.1"
+    server_version = "siemgate-signer"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.command, self.path.split("?")[0])
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, value: dict[str, Any]) -> None:
+        self._send(status, json.dumps(value).encode(), "application/json")
+
+    def _text(self, text: str) -> None:
+        self._send(200, text.encode(), "text/plain; charset=utf-8")
+
+    def _authorized(self, expected: bytes | None) -> bool:
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        ok = expected is not None and scheme == "Bearer" and hmac.compare_digest(_digest(token), expected)
+        if not ok:
+            self._json(401, {"error": "missing or wrong bearer secret"})
+        return ok
+
+    def _body(self) -> dict[str, Any]:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit() or int(length) > MAX_BODY:
+            raise BadSignRequest(f"a request body needs a Content-Length of at most {MAX_BODY} bytes")
+        try:
+            body = json.loads(self.rfile.read(int(length)))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise BadSignRequest("the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise BadSignRequest("the request body must be a JSON object")
+        return body
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/v1/health":
+            self._json(200, {"status": "ok"})
+            return
+        if not self._authorized(self.server.sign_secret):
+            return
+        if url.path == "/v1/keys":
+            self._text(self.server.signer.keyring.public().text())
+        elif url.path == "/v1/checkpoint":
+            origin = parse_qs(url.query).get("origin", [""])[0]
+            state = self.server.signer.state(origin)
+            if state is None:
+                self._json(404, {"error": f"nothing signed for origin {origin!r}"})
+            else:
+                self._text(state.note)
+        else:
+            self._json(404, {"error": f"no such endpoint {url.path}"})
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        secret = self.server.recover_secret if path == "/v1/recover" else self.server.sign_secret
+        if path not in ("/v1/sign", "/v1/recover"):
+            self._json(404, {"error": f"no such endpoint {path}"})
+            return
+        if not self._authorized(secret):
+            return
+        signer = self.server.signer
+        try:
+            body = self._body()
+            origin, size, root = _str(body, "origin"), _int(body, "size"), _b64_hash(body.get("root"), "root")
+            if path == "/v1/sign":
+                proof_raw = body.get("proof", [])
+                if not isinstance(proof_raw, list):
+                    raise BadSignRequest("proof must be a list of base64 hashes")
+                proof = [_b64_hash(p, f"proof hash {i}") for i, p in enumerate(proof_raw)]
+                self._text(signer.sign(origin, size, root, _int(body, "old_size"), proof))
+            else:
+                rec, cp = signer.recover(origin, size, root, _str(body, "reason"))
+                log.warning("recovery signed for %s at size %d", origin, size)
+                self._json(200, {"recovery": rec, "checkpoint": cp})
+        except StaleBase as exc:
+            self._json(exc.status, {"error": exc.message, "size": exc.size})
+        except SignerRefused as exc:
+            self._json(exc.status, {"error": exc.message})
+
+
+def make_server(
+    signer: Signer, host: str, port: int, sign_secret: str, recover_secret: str | None = None
+) -> ThreadingHTTPServer:
+    """An HTTP server for `signer` bound to a loopback address (ValueError for any other)."""
+    if not ipaddress.ip_address(host).is_loopback:
+        raise ValueError(f"the signer listens on a loopback address only, not {host}")
+    server = _Server((host, port), _Handler)
+    server.signer = signer
+    server.sign_secret = _digest(check_secret(sign_secret, "signing secret"))
+    server.recover_secret = _digest(check_secret(recover_secret, "recovery secret")) if recover_secret else None
+    if recover_secret is not None and server.recover_secret == server.sign_secret:
+        raise ValueError("the recovery secret must differ from the signing secret")
+    return server
+
+
+def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="siemgate-signer", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,152 @@
+"""`siemgate signer serve` as a real process: the loopback HTTP API, its secrets, and its refusals."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tlog_kit import ORIGIN, MemLog, free_port, make_kit, signer_process
+
+from siemgate.cli.main import main
+from siemgate.tlog.checkpoint import open_checkpoint, open_recovery
+from siemgate.tlog.keys import PublicKeyring
+from siemgate.tlog.signer_client import SignerClient, SignerConflict, SignerRejected, SignerUnavailable
+
+
+def _secret(path: Path) -> str:
+    value = secrets.token_urlsafe(32)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def test_sign_conflict_refusal_recovery_over_http(tmp_path: Path) -> None:
+    kit = make_kit(tmp_path)
+    sign_secret, recover_secret = _secret(tmp_path / "s"), _secret(tmp_path / "r")
+    log = MemLog()
+    with signer_process(kit, tmp_path / "s", tmp_path / "r") as url:
+        client = SignerClient(url, sign_secret)
+        public = PublicKeyring.parse(client.keys())
+        log.append(6)
+        note = client.sign(ORIGIN, log.size, log.root(), 0, [])
+        assert open_checkpoint(note, public).checkpoint.size == 6
+        assert client.checkpoint(ORIGIN) == note
+        assert client.checkpoint(ORIGIN + "x") is None
+        log.append(3)
+        with pytest.raises(SignerConflict) as conflict:  # the server believes nothing was signed yet
+            client.sign(ORIGIN, log.size, log.root(), 0, [])
+        assert conflict.value.size == 6
+        client.sign(ORIGIN, log.size, log.root(), 6, log.proof(6, 9))
+        with pytest.raises(SignerRejected, match="not an extension") as refused:
+            client.sign(ORIGIN, 10, bytes(32), 9, log.proof(6, 9)[:1])
+        assert refused.value.status == 422
+        with pytest.raises(SignerRejected) as foreign:
+            client.sign("elsewhere.example/siemgate/A/auditevents", 1, bytes(32), 0, [])
+        assert foreign.value.status == 403
+        with pytest.raises(SignerRejected) as wrong:
+            SignerClient(url, "x" * 40).sign(ORIGIN, 9, log.root(), 9, [])
+        assert wrong.value.status == 401
+        # Recovery needs the recovery secret; the signing secret is not enough.
+        with pytest.raises(SignerRejected) as no_recovery:
+            client.recover(ORIGIN, 5, log.root(5), "restore")
+        assert no_recovery.value.status == 401
+        rec, cp = SignerClient(url, recover_secret).recover(ORIGIN, 5, log.root(5), "restored backup")
+        assert open_recovery(rec, public).recovery.previous_size == 9
+        assert open_checkpoint(cp, public).checkpoint.size == 5
+        # Bad bodies are 400 with a message, never a crash.
+        request = urllib.request.Request(
+            url + "/v1/sign",
+            data=b"[1]",
+            method="POST",
+            headers={"Authorization": f"Bearer {sign_secret}", "Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            urllib.request.urlopen(request, timeout=10)
+        assert bad.value.code == 400 and "JSON object" in json.loads(bad.value.read())["error"]
+    with pytest.raises(SignerUnavailable, match="unreachable"):
+        client.sign(ORIGIN, log.size, log.root(), 5, [])
+
+
+def test_signer_state_survives_restarts(tmp_path: Path) -> None:
+    kit = make_kit(tmp_path)
+    secret = _secret(tmp_path / "s")
+    log = MemLog()
+    log.append(4)
+    with signer_process(kit, tmp_path / "s") as url:
+        SignerClient(url, secret).sign(ORIGIN, 4, log.root(), 0, [])
+    with signer_process(kit, tmp_path / "s") as url:
+        with pytest.raises(SignerConflict) as conflict:
+            SignerClient(url, secret).sign(ORIGIN, 4, log.root(), 0, [])
+        assert conflict.value.size == 4
+        with pytest.raises(SignerRejected) as no_recover:  # no recovery secret configured: no recovery
+            SignerClient(url, secret).recover(ORIGIN, 2, log.root(2), "x")
+        assert no_recover.value.status == 401
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str, ok: bool = True) -> tuple[str, str]:
+    """Run `siemgate signer ...` in this process (start-up of a new one is slow on a busy machine)."""
+    old = sys.argv
+    sys.argv = ["siemgate", "signer", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    assert (code == 0) == ok, (code, out, err)
+    if not ok:
+        assert code == 2, (code, out, err)
+    return out, err
+
+
+def test_serve_refuses_non_loopback_short_secret_and_open_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = make_kit(tmp_path)
+    kit.signer.close()
+    _secret(tmp_path / "s")
+    (tmp_path / "short").write_text("tooshort")
+    base = ["serve", "--key-file", str(kit.key_file), "--state-file", str(kit.state_file)]
+    cases = [
+        (["--secret-file", str(tmp_path / "s"), "--listen", f"0.0.0.0:{free_port()}"], "loopback"),
+        (["--secret-file", str(tmp_path / "short"), "--listen", f"127.0.0.1:{free_port()}"], "at least 32"),
+        (["--secret-file", str(tmp_path / "missing"), "--listen", f"127.0.0.1:{free_port()}"], "cannot read"),
+        (["--secret-file", str(tmp_path / "s"), "--listen", "nonsense"], "host:port"),
+    ]
+    for extra, message in cases:
+        assert message in _cli(capsys, *base, *extra, ok=False)[1]
+    kit.key_file.chmod(0o640)
+    assert "chmod 600" in _cli(capsys, *base, *cases[0][0], ok=False)[1]
+
+
+def test_cli_init_keys_rotate_retire_recover(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    keys = str(tmp_path / "k")
+    out, _ = _cli(
+        capsys, "init", "--key-file", keys, "--name", "ex.test/siemgate", "--secret-file", str(tmp_path / "s")
+    )
+    assert "SHA256:" in out and "ex.test/siemgate+" in out
+    assert (tmp_path / "s").stat().st_mode & 0o777 == 0o600
+    assert "already exists" in _cli(capsys, "init", "--key-file", keys, "--name", "ex.test/siemgate", ok=False)[1]
+    _cli(capsys, "rotate", "--key-file", keys)
+    first = out.split("key ")[1].split()[0]
+    listed, _ = _cli(capsys, "retire", first, "--key-file", keys)
+    assert f"key {first}" in listed and "retired" in listed
+    _cli(capsys, "keys", "--key-file", keys, "--out", str(tmp_path / "pub"))
+    assert len(PublicKeyring.load(tmp_path / "pub").keys) == 2
+    state = str(tmp_path / "state")
+    origin = "ex.test/siemgate/A/x"
+    assert (
+        "never signed"
+        in _cli(capsys, "state", "--origin", origin, "--key-file", keys, "--state-file", state, ok=False)[1]
+    )
+    root = base64.b64encode(bytes(32)).decode()
+    files = ["--key-file", keys, "--state-file", state, "--reason", "r", "--origin", origin, "--size", "1"]
+    assert "nothing to recover" in _cli(capsys, "recover", *files, "--root", root, ok=False)[1]
+    assert "base64" in _cli(capsys, "recover", *files, "--root", "!!", ok=False)[1]

@@ -1,0 +1,115 @@
+"""siemgate-verify needs only the standard library and `cryptography`: run it from the source tree
+in a virtualenv that holds nothing else, and check what the log package imports."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from tlog_kit import MemLog, export, make_kit
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+TLOG = SRC / "siemgate" / "tlog"
+# Modules the offline verifier's import closure may touch (besides the standard library).
+ALLOWED = {"cryptography", "siemgate.tlog", "siemgate.model.timestamps"}
+VERIFIER_MODULES = [
+    "bundle",
+    "checkpoint",
+    "entry",
+    "keys",
+    "merkle",
+    "note",
+    "proof",
+    "verify",
+    "verify_cli",
+    "signer",
+    "signer_http",
+    "signer_client",
+]
+
+
+def test_log_package_imports_only_stdlib_cryptography_and_itself() -> None:
+    stdlib = sys.stdlib_module_names
+    for name in VERIFIER_MODULES:
+        tree = ast.parse((TLOG / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            modules = []
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module]
+            for module in modules:
+                top = module.split(".")[0]
+                ok = (
+                    top in stdlib
+                    or top == "__future__"
+                    or any(module == a or module.startswith(a + ".") for a in ALLOWED)
+                )
+                assert ok, f"siemgate/tlog/{name}.py imports {module}"
+    # siemgate.model.timestamps must stay standard-library only, for the same reason.
+    tree = ast.parse((SRC / "siemgate" / "model" / "timestamps.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            assert all(n.split(".")[0] in sys.stdlib_module_names | {"__future__"} for n in names), names
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with only `cryptography` (and what it needs), installed by pip from its
+    configured index."""
+    env = tmp_path_factory.mktemp("bare-venv")
+    venv.EnvBuilder(with_pip=True, clear=True).create(env)
+    python = env / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "cryptography"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"pip could not install cryptography into the test venv: {done.stderr[-2000:]}"
+    return python
+
+
+def test_siemgate_verify_runs_with_only_cryptography(bare_python: Path, tmp_path: Path) -> None:
+    listed = subprocess.run(
+        [str(bare_python), "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    installed = {line.split("==")[0].lower() for line in listed.splitlines() if line}
+    assert installed <= {"cryptography", "cffi", "pycparser", "pip", "setuptools", "typing-extensions"}, installed
+    kit = make_kit(tmp_path)
+    log, notes, sizes = MemLog(), [], []
+    for n in (7, 9):
+        log.append(n)
+        notes.append(kit.sign(log))
+        sizes.append(log.size)
+    bundle = export(log, notes, tmp_path / "bundle", sizes)
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bare_python), "-m", "siemgate.tlog.verify_cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+        )
+
+    ok = run("bundle", str(bundle), "--key", str(kit.public_key))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "Result: VALID" in ok.stdout
+    events = bundle / "events.tsv"
+    events.write_bytes(events.read_bytes().replace(b'"update"', b'"Update"', 1))
+    bad = run("bundle", str(bundle), "--key", str(kit.public_key))
+    assert bad.returncode == 1 and "INVALID index 0 [checkpoint" in bad.stdout
+    usage = run("bundle", str(bundle))
+    assert usage.returncode == 2

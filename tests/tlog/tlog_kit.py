@@ -1,0 +1,177 @@
+"""Support for the log tests: an in-memory log of realistic stored events, a real signer on a
+state file, and bundles written the way `siemgate log export` writes them."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from siemgate.model.ids import new_id
+from siemgate.model.timestamps import format_ns
+from siemgate.tlog.bundle import Manifest, write_bundle
+from siemgate.tlog.entry import Entry, entry_for
+from siemgate.tlog.keys import SignerKeyring
+from siemgate.tlog.merkle import root_of, tree_reader
+from siemgate.tlog.proof import consistency_proof
+from siemgate.tlog.signer import Signer
+
+NAME = "events.test.example/siemgate"
+ORIGIN = f"{NAME}/ACCT0000000000000000000000/auditevents"
+T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+
+
+def event_body(ts_ns: int, n: int) -> bytes:
+    return orjson.dumps(
+        {"uuid": new_id(), "timestamp": format_ns(ts_ns), "actor_uuid": new_id(), "action": "update", "n": n}
+    )
+
+
+@dataclass
+class MemLog:
+    """A log kept in memory: the event bodies by index, their entries and leaves."""
+
+    origin: str = ORIGIN
+    bodies: list[bytes] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+
+    def append(self, count: int, start_ns: int = T0) -> None:
+        for _ in range(count):
+            n = len(self.bodies)
+            ts = start_ns + n * 1_000_000_007
+            body = event_body(ts, n)
+            self.bodies.append(body)
+            self.entries.append(entry_for(ts, body))
+
+    @property
+    def size(self) -> int:
+        return len(self.entries)
+
+    def leaves(self, size: int | None = None) -> list[bytes]:
+        return [e.leaf() for e in self.entries[: self.size if size is None else size]]
+
+    def root(self, size: int | None = None) -> bytes:
+        return root_of(self.leaves(size))
+
+    def proof(self, size1: int, size2: int) -> list[bytes]:
+        return consistency_proof(size1, size2, tree_reader(self.leaves(size2)))
+
+
+@dataclass
+class Kit:
+    """A signer with its key file, state file and published public key file."""
+
+    tmp: Path
+    keyring: SignerKeyring
+    signer: Signer
+    public_key: Path
+    key_file: Path
+    state_file: Path
+
+    def sign(self, log: MemLog, old_size: int | None = None) -> str:
+        state = self.signer.state(log.origin)
+        last = state.checkpoint.size if state else 0
+        old = last if old_size is None else old_size
+        return self.signer.sign(log.origin, log.size, log.root(), old, log.proof(old, log.size) if old else [])
+
+    def publish(self) -> Path:
+        self.keyring = SignerKeyring.load(self.key_file)
+        self.public_key.write_text(self.keyring.public().text())
+        return self.public_key
+
+
+def make_kit(tmp: Path, clock: object = None) -> Kit:
+    key_file, state_file = tmp / "signer.keys", tmp / "signer.state"
+    keyring = SignerKeyring.create(key_file, NAME)
+    signer = Signer(keyring, state_file) if clock is None else Signer(keyring, state_file, clock)  # type: ignore[arg-type]
+    public = tmp / "log.pub"
+    public.write_text(keyring.public().text())
+    return Kit(tmp, keyring, signer, public, key_file, state_file)
+
+
+def export(
+    log: MemLog,
+    notes: list[str],
+    directory: Path,
+    sizes: list[int] | None = None,
+    bodies: dict[int, bytes] | None = None,
+    recoveries: list[str] | None = None,
+    cutoff_ns: int | None = None,
+) -> Path:
+    """Write a bundle of `log` with `notes`, and consistency proofs between consecutive `sizes`."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    held = bodies if bodies is not None else dict(enumerate(log.bodies))
+    proofs = []
+    if sizes:
+        for a, b in itertools.pairwise(sizes):
+            if a < b <= log.size:
+                proofs.append((a, b, log.proof(a, b)))
+    write_bundle(
+        directory,
+        Manifest(log.origin, log.size, 0, cutoff_ns),
+        log.entries,
+        sorted(held.items()),
+        notes,
+        proofs,
+        recoveries or [],
+    )
+    return directory
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def signer_process(kit: Kit, secret_file: Path, recovery_file: Path | None = None) -> Iterator[str]:
+    """`siemgate signer serve` as a real process on a free loopback port; yields its URL."""
+    kit.signer.close()
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "siemgate",
+        "signer",
+        "serve",
+        "--key-file",
+        str(kit.key_file),
+        "--state-file",
+        str(kit.state_file),
+        "--secret-file",
+        str(secret_file),
+        "--listen",
+        f"127.0.0.1:{port}",
+    ]
+    if recovery_file is not None:
+        args += ["--recovery-secret-file", str(recovery_file)]
+    log = (kit.tmp / "signer.log").open("w")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("the signer did not start: " + (kit.tmp / "signer.log").read_text()) from None
+                time.sleep(0.02)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+        kit.signer = Signer(SignerKeyring.load(kit.key_file), kit.state_file)
