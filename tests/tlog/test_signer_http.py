@@ -10,8 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tlog_kit import ORIGIN, MemLog, free_port, make_kit, signer_process
+from tlog_kit import ORIGIN, MemLog, make_kit, signer_process
 
+from conftest import free_port
 from siemgate.cli.main import main
 from siemgate.tlog.checkpoint import open_checkpoint, open_recovery
 from siemgate.tlog.keys import PublicKeyring

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from conftest import free_port
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.bundle import Manifest, write_bundle
@@ -126,12 +127,6 @@ def export(
         recoveries or [],
     )
     return directory
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
