@@ -16,7 +16,8 @@ from conftest import free_port
 from siemgate.cli.main import main
 from siemgate.tlog.checkpoint import open_checkpoint, open_recovery
 from siemgate.tlog.keys import PublicKeyring
-from siemgate.tlog.signer_client import SignerClient, SignerConflict, SignerRejected, SignerUnavailable
+from siemgate.tlog.signer import SignerRefused, StaleBase
+from siemgate.tlog.signer_client import SignerClient, SignerUnavailable
 
 
 def _secret(path: Path) -> str:
@@ -39,21 +40,21 @@ def test_sign_conflict_refusal_recovery_over_http(tmp_path: Path) -> None:
         assert client.checkpoint(ORIGIN) == note
         assert client.checkpoint(ORIGIN + "x") is None
         log.append(3)
-        with pytest.raises(SignerConflict) as conflict:  # the server believes nothing was signed yet
+        with pytest.raises(StaleBase) as conflict:  # the server believes nothing was signed yet
             client.sign(ORIGIN, log.size, log.root(), 0, [])
         assert conflict.value.size == 6
         client.sign(ORIGIN, log.size, log.root(), 6, log.proof(6, 9))
-        with pytest.raises(SignerRejected, match="not an extension") as refused:
+        with pytest.raises(SignerRefused, match="not an extension") as refused:
             client.sign(ORIGIN, 10, bytes(32), 9, log.proof(6, 9)[:1])
         assert refused.value.status == 422
-        with pytest.raises(SignerRejected) as foreign:
+        with pytest.raises(SignerRefused) as foreign:
             client.sign("elsewhere.example/siemgate/A/auditevents", 1, bytes(32), 0, [])
         assert foreign.value.status == 403
-        with pytest.raises(SignerRejected) as wrong:
+        with pytest.raises(SignerRefused) as wrong:
             SignerClient(url, "x" * 40).sign(ORIGIN, 9, log.root(), 9, [])
         assert wrong.value.status == 401
         # Recovery needs the recovery secret; the signing secret is not enough.
-        with pytest.raises(SignerRejected) as no_recovery:
+        with pytest.raises(SignerRefused) as no_recovery:
             client.recover(ORIGIN, 5, log.root(5), "restore")
         assert no_recovery.value.status == 401
         rec, cp = SignerClient(url, recover_secret).recover(ORIGIN, 5, log.root(5), "restored backup")
@@ -81,10 +82,10 @@ def test_signer_state_survives_restarts(tmp_path: Path) -> None:
     with signer_process(kit, tmp_path / "s") as url:
         SignerClient(url, secret).sign(ORIGIN, 4, log.root(), 0, [])
     with signer_process(kit, tmp_path / "s") as url:
-        with pytest.raises(SignerConflict) as conflict:
+        with pytest.raises(StaleBase) as conflict:
             SignerClient(url, secret).sign(ORIGIN, 4, log.root(), 0, [])
         assert conflict.value.size == 4
-        with pytest.raises(SignerRejected) as no_recover:  # no recovery secret configured: no recovery
+        with pytest.raises(SignerRefused) as no_recover:  # no recovery secret configured: no recovery
             SignerClient(url, secret).recover(ORIGIN, 2, log.root(2), "x")
         assert no_recover.value.status == 401
 

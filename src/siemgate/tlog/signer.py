@@ -49,9 +49,11 @@ class SignerRefused(Exception):
 
     status = 422
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if status is not None:
+            self.status = status
 
 
 class BadSignRequest(SignerRefused):

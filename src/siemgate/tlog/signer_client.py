@@ -1,4 +1,8 @@
-"""Client of the signer's HTTP API (src/siemgate/tlog/signer_http.py), standard library only."""
+"""Client of the signer's HTTP API (src/siemgate/tlog/signer_http.py), standard library only.
+
+It raises what the signer itself raises (src/siemgate/tlog/signer.py): StaleBase when the signer
+last signed another size, SignerRefused (with the HTTP status) for anything it will not sign, so
+callers handle an in-process and a remote signer alike; SignerUnavailable when it cannot be reached."""
 
 from __future__ import annotations
 
@@ -9,25 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from siemgate.tlog.signer import SignerRefused, StaleBase
+
 
 class SignerUnavailable(Exception):
     """The signer could not be reached or failed; ingest goes on and checkpoints catch up later."""
-
-
-class SignerConflict(Exception):
-    """The signer last signed another size for the origin (`size`); retry with a proof from it."""
-
-    def __init__(self, message: str, size: int) -> None:
-        super().__init__(message)
-        self.size = size
-
-
-class SignerRejected(Exception):
-    """The signer refused the request (bad request, foreign origin, or not an extension)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class SignerClient:
@@ -66,7 +56,7 @@ class SignerClient:
         return str(message or f"HTTP {status}")
 
     def sign(self, origin: str, size: int, root: bytes, old_size: int, proof: Sequence[bytes]) -> str:
-        """The signed checkpoint note; SignerConflict, SignerRejected or SignerUnavailable."""
+        """The signed checkpoint note; StaleBase, SignerRefused or SignerUnavailable."""
         status, payload = self._request(
             "POST",
             "/v1/sign",
@@ -81,10 +71,10 @@ class SignerClient:
         if status == 200:
             return payload.decode()
         if status == 409:
-            raise SignerConflict(self._error(status, payload), int(json.loads(payload)["size"]))
+            raise StaleBase(self._error(status, payload), int(json.loads(payload)["size"]))
         if status >= 500:
             raise SignerUnavailable(f"the signer failed: HTTP {status}")
-        raise SignerRejected(self._error(status, payload), status)
+        raise SignerRefused(self._error(status, payload), status)
 
     def recover(self, origin: str, size: int, root: bytes, reason: str) -> tuple[str, str]:
         """(recovery note, checkpoint note); needs the recovery secret."""
@@ -94,7 +84,7 @@ class SignerClient:
             {"origin": origin, "size": size, "root": base64.b64encode(root).decode(), "reason": reason},
         )
         if status != 200:
-            raise SignerRejected(self._error(status, payload), status)
+            raise SignerRefused(self._error(status, payload), status)
         data = json.loads(payload)
         return str(data["recovery"]), str(data["checkpoint"])
 
@@ -104,12 +94,12 @@ class SignerClient:
         if status == 404:
             return None
         if status != 200:
-            raise SignerRejected(self._error(status, payload), status)
+            raise SignerRefused(self._error(status, payload), status)
         return payload.decode()
 
     def keys(self) -> str:
         """The public key file text."""
         status, payload = self._request("GET", "/v1/keys")
         if status != 200:
-            raise SignerRejected(self._error(status, payload), status)
+            raise SignerRefused(self._error(status, payload), status)
         return payload.decode()
