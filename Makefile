@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/forward.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/tlog.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -53,6 +53,8 @@ def test_refuses_rewrites_rollbacks_forks_and_foreign_origins(tmp_path: Path) ->
         kit.signer.sign("other.example/siemgate/A/auditevents", 1, log.root(1), 0, [])
     with pytest.raises(BadSignRequest):
         kit.signer.sign(ORIGIN, 9, b"short", 8, [])
+    with pytest.raises(BadSignRequest, match="empty tree"):
+        kit.signer.sign(ORIGIN + "2", 0, log.root(), 0, [])
     # The signed state is unchanged by every refusal.
     state = kit.signer.state(ORIGIN)
     assert state is not None and (state.checkpoint.size, state.checkpoint.root) == (8, log.root())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, Recovery, check_origin, check_reason
 from siemgate.tlog.keys import SignerKeyring, covers
-from siemgate.tlog.merkle import HASH_SIZE, ProofError
+from siemgate.tlog.merkle import EMPTY_ROOT, HASH_SIZE, ProofError
 from siemgate.tlog.note import sign_note
 from siemgate.tlog.proof import verify_consistency
 
@@ -133,6 +133,8 @@ class Signer:
             raise BadSignRequest(f"tree size {size} is out of range")
         if len(root) != HASH_SIZE:
             raise BadSignRequest(f"the root must be {HASH_SIZE} bytes")
+        if size == 0 and root != EMPTY_ROOT:
+            raise BadSignRequest("the root of an empty tree is the SHA-256 of nothing")
         if len(proof) > MAX_PROOF:
             raise BadSignRequest(f"a consistency proof has at most {MAX_PROOF} hashes")
 
