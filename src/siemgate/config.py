@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 from siemgate.errors import ConfigError
+from siemgate.outbound import OutboundPolicy, allow_list
 
 
 class Settings(BaseSettings):
@@ -72,6 +74,17 @@ class Settings(BaseSettings):
     alerts_retry_seconds: float = Field(
         30.0, gt=0, description="First retry delay of a failed action; doubles per attempt, at most 1 hour."
     )
+    alerts_syslog_ca_file: Path | None = Field(
+        None,
+        description="CA file (PEM) that syslog alert actions over TLS check receivers with; default: the system CAs."
+        " Set by the operator only: rules cannot name files.",
+    )
+    outbound_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Networks (10.0.0.0/8, 127.0.0.1) and host names that destinations set by tenants (alert"
+        " webhooks, Slack hooks, syslog receivers) may reach although they are loopback, link-local, private"
+        " or otherwise not global; comma-separated in the environment. Default: none (docs/security.md).",
+    )
     smtp_host: str | None = Field(None, description="SMTP server for email alert actions.")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 with starttls, 465 with tls).")
     smtp_from: str = Field("siemgate@localhost", description="Sender address of alert emails.")
@@ -88,6 +101,13 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a TTY, else JSON.")
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _allow_list(cls, value: Any) -> list[str]:
+        entries = allow_list(value)
+        OutboundPolicy.from_allow_list(entries)  # ValueError names a bad entry
+        return entries
 
     @field_validator("public_host")
     @classmethod

@@ -48,7 +48,9 @@ class Site:
     """Services on a data folder that can be restarted (closed and built again on the same files)."""
 
     def __init__(self, data_dir: Path, **settings: Any) -> None:
-        self.data_dir, self.settings, self.clock = data_dir, {"alerts_enabled": True, **settings}, Clock()
+        # the receivers of these tests listen on loopback, which the operator allows here
+        self.data_dir, self.clock = data_dir, Clock()
+        self.settings = {"alerts_enabled": True, "outbound_allow": ["127.0.0.0/8", "::1"], **settings}
         self.services = self._open()
         self.account: Account = self.services.store.create_account(new_id(), "Acme", self.clock())
 
@@ -211,7 +213,7 @@ def test_webhook_is_signed_and_retried_with_backoff(site: Site, http: HttpReceiv
     dispatcher = site.services.alerts.dispatcher
     assert dispatcher.run_due() == 1
     [d] = deliveries(site)
-    assert (d.status, d.attempts, d.last_error) == ("pending", 1, "HTTP 503: unavailable")
+    assert (d.status, d.attempts, d.last_error) == ("pending", 1, "HTTP 503")
     assert d.next_attempt_at == site.clock() + 30 * S  # first retry after 30 s
     assert dispatcher.run_due() == 0  # not due yet
     site.clock.advance(30)
@@ -253,7 +255,7 @@ def test_transient_failures_give_up_after_max_attempts(tmp_path: Path, http: Htt
         site.clock.advance(31)
         site.services.alerts.dispatcher.run_due()
         [d] = deliveries(site)
-        assert (d.status, d.attempts, d.last_error) == ("failed", 2, "HTTP 500: unavailable")
+        assert (d.status, d.attempts, d.last_error) == ("failed", 2, "HTTP 500")
     finally:
         site.services.close()
 
@@ -309,7 +311,8 @@ def test_syslog_to_a_real_rsyslog(site: Site, rsyslog: Rsyslog, protocol: str) -
     port = {"udp": rsyslog.udp, "tcp": rsyslog.tcp, "tls": rsyslog.tls}[protocol]
     action = {"type": "syslog", "host": "127.0.0.1", "port": port, "protocol": protocol, "facility": "local3"}
     if protocol == "tls":
-        action |= {"host": "localhost", "ca_file": str(rsyslog.dir / "ca.pem")}
+        action["host"] = "localhost"
+        site.restart(alerts_syslog_ca_file=rsyslog.dir / "ca.pem")
     mfa_rule(site, action)
     alert = fire(site)
     site.services.alerts.dispatcher.run_due()

@@ -60,13 +60,14 @@ class StateBook:
     dirty: set[tuple[str, str, str]] = field(default_factory=set)
 
     @classmethod
-    def load(cls, entries: Iterable[AlertStateEntry], now: int) -> StateBook:
-        """State from stored entries; entries expired before `now` are dropped (and deleted on the
-        next commit)."""
+    def load(cls, entries: Iterable[AlertStateEntry], horizon: int | None = None) -> StateBook:
+        """State from stored entries. Expiry is in event time: an entry is dropped (and deleted on
+        the next commit) only when it expired before `horizon`, the oldest event time that is still
+        evaluated (events older than that are not), so no event that could extend it can come."""
         book = cls()
         for entry in entries:
             key = (entry.rule_id, entry.key)
-            if entry.expires_at is not None and entry.expires_at < now:
+            if horizon is not None and entry.expires_at is not None and entry.expires_at < horizon:
                 book.dirty.add((entry.rule_id, entry.kind, entry.key))
                 continue
             value = orjson.loads(entry.value)

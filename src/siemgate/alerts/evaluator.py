@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -26,12 +27,13 @@ import orjson
 from siemgate.accounts.lifecycle import token_status
 from siemgate.alerts.actions.record import is_alert_event
 from siemgate.alerts.engine import Evaluator, Firing, StateBook
+from siemgate.alerts.model import action_json
 from siemgate.alerts.rules import AlertRules
-from siemgate.errors import Conflict
+from siemgate.errors import Conflict, StoreError
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
-from siemgate.store.base import Account, AlertCommit, AlertRecord, DeliveryRecord, Store
+from siemgate.store.base import Account, AlertCommit, AlertFailure, AlertRecord, DeliveryRecord, Store
 from siemgate.store.ingest import StoredBatch
 
 log = logging.getLogger("siemgate.alerts")
@@ -47,23 +49,32 @@ class AlertEvaluator:
         self.rules = rules
         self.clock = clock
         self.kick = threading.Event()  # set when new deliveries are due
-        self._lock = threading.RLock()
+        self._guard = threading.Lock()
+        self._locks: dict[int, threading.RLock] = {}  # one per account: accounts never wait for each other
+        self._versions: dict[int, tuple[int, int]] = {}
         self._books: dict[int, StateBook] = {}
         self._checkpoints: dict[tuple[int, Feature], int | None] = {}
-        self._version = rules.version
         self._accounts: dict[int, Account] = {}
 
     # state --------------------------------------------------------------------------------------
-    def _fresh(self) -> None:
-        """Drop cached state when rules changed (their state may have been deleted)."""
-        if self.rules.version != self._version:
-            self._version = self.rules.version
-            self._books.clear()
+    def _lock(self, account_id: int) -> threading.RLock:
+        with self._guard:
+            lock = self._locks.get(account_id)
+            if lock is None:
+                lock = self._locks[account_id] = threading.RLock()
+            return lock
+
+    def _fresh(self, account_id: int) -> None:
+        """Drop the account's cached state when its rules changed (their state may have been deleted)."""
+        version = self.rules.version_of(account_id)
+        if self._versions.get(account_id) != version:
+            self._versions[account_id] = version
+            self._books.pop(account_id, None)
 
     def _book(self, account_id: int) -> StateBook:
         book = self._books.get(account_id)
         if book is None:
-            book = StateBook.load(self.store.load_alert_state(account_id), self.clock())
+            book = StateBook.load(self.store.load_alert_state(account_id), self.clock() - self.max_event_age_ns)
             self._books[account_id] = book
         return book
 
@@ -104,8 +115,8 @@ class AlertEvaluator:
         return done
 
     def _process(self, account_id: int, feature: Feature, events: Sequence[tuple[int, dict[str, Any]]] | None) -> int:
-        with self._lock:
-            self._fresh()
+        with self._lock(account_id):
+            self._fresh(account_id)
             try:
                 return self._step(account_id, feature, events)
             except Conflict:
@@ -155,8 +166,40 @@ class AlertEvaluator:
                 relevant = [(s, e) for s, e in events if not is_alert_event(e)]
             firings = Evaluator(rules, book).evaluate(relevant, oldest=self.clock() - self.max_event_age_ns)
         alerts, deliveries = self._records(account_id, feature.value, firings)
-        self._commit(AlertCommit(account_id, feature, checkpoint, events[-1][0], book.changes(), alerts, deliveries))
+        state = book.changes()
+        commit = AlertCommit(account_id, feature, checkpoint, events[-1][0], state, alerts, deliveries)
+        try:
+            self._commit(commit)
+        except (StoreError, Conflict) as exc:
+            if isinstance(exc, Conflict) and self.store.alert_checkpoint(account_id, feature) != checkpoint:
+                raise  # another evaluator moved the stream on: reload (see _process)
+            self._commit_failure(commit, firings, events, exc)
         return len(events)
+
+    def _commit_failure(
+        self,
+        commit: AlertCommit,
+        firings: list[Firing],
+        events: list[tuple[int, dict[str, Any]]],
+        exc: StoreError | Conflict,
+    ) -> None:
+        """The step could not be stored (an alert the store cannot hold, say): record it as a
+        failure of the rules involved, keep their state if it can be stored, and move the stream on.
+        Raises StoreError when not even that can be stored (the store is down: catch-up retries)."""
+        rule_ids = sorted({f.rule.id for f in firings} or {s.rule_id for s in commit.state} or {"*"})
+        now = self.clock()
+        error = f"alerts of {len(events)} event(s) could not be stored: {exc.message}"[:1000]
+        failures = [
+            AlertFailure(new_id(), commit.account_id, rule_id, commit.feature, now, error, events[0][0], events[-1][0],
+                         len(events))
+            for rule_id in rule_ids
+        ]  # fmt: skip
+        log.error("alert evaluation of %s: %s", commit.feature, error)
+        try:
+            self._commit(replace(commit, alerts=(), deliveries=(), failures=failures))
+        except (StoreError, Conflict):
+            self._books.pop(commit.account_id, None)  # its state was not stored: reload it
+            self._commit(replace(commit, state=(), alerts=(), deliveries=(), failures=failures))
 
     def _commit(self, commit: AlertCommit) -> None:
         self.store.commit_alert_evaluation(commit)
@@ -175,8 +218,8 @@ class AlertEvaluator:
             if not rules:
                 continue
             records = token_records(self.store, account, now)
-            with self._lock:
-                self._fresh()
+            with self._lock(account.id):
+                self._fresh(account.id)
                 try:
                     book = self._book(account.id)
                     firings = Evaluator(rules, book).evaluate(enumerate(records), now=now)
@@ -213,11 +256,10 @@ class AlertEvaluator:
             )
             alerts.append(alert)
             for action in firing.rule.rule.actions:
-                config = action.model_dump(mode="json")
                 deliveries.append(
                     DeliveryRecord(
-                        new_id(), alert.id, account_id, firing.rule.id, orjson.dumps(config).decode(),
-                        config["type"], "pending", 0, now, "", now,
+                        new_id(), alert.id, account_id, firing.rule.id, action_json(action), action.type, "pending",
+                        0, now, "", now,
                     )
                 )  # fmt: skip
         return alerts, deliveries

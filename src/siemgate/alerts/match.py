@@ -8,7 +8,7 @@ alerts.fields) with a test; several keys in one mapping must all hold. A test is
 - a list: one of the values (`action: [export, reveal]`);
 - a mapping of operators, all of which must hold:
   `eq`, `ne`, `in`, `not_in` (values), `prefix`, `suffix`, `contains`, `regex` (strings; regex is
-  Python syntax, searched anywhere unless anchored), `gt`, `gte`, `lt`, `lte` (numbers; numeric
+  RE2 syntax, searched anywhere unless anchored), `gt`, `gte`, `lt`, `lte` (numbers; numeric
   strings such as app_version count), `before`, `after` (RFC 3339 times, against a timestamp field),
   `cidr` (an IP address field inside a network), `exists` (true: present and not null), and
   `nocase: true` to compare strings ignoring case.
@@ -20,9 +20,10 @@ Numbers equal their decimal text (`used_version: 3` matches 3 and "3").
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
+
+import re2
 
 from siemgate.alerts.fields import MISSING, check_field, get_path
 from siemgate.model.timestamps import TimestampError, parse_ns
@@ -50,8 +51,30 @@ OPERATORS = (
 Scalar = str | int | float | bool | None
 
 
+class Searcher(Protocol):
+    def search(self, text: str) -> object | None: ...
+
+
 class ConditionError(ValueError):
     """A condition is malformed; the message names where (`match.any[1].country`) and what to write."""
+
+
+def compile_regex(pattern: str, nocase: bool, where: str) -> Searcher:
+    """A regular expression compiled by RE2, which matches in time linear in the text whatever
+    the pattern (no catastrophic backtracking). RE2 has no backreferences, lookahead or
+    lookbehind, and no possessive quantifiers; such patterns are refused with RE2's reason."""
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = not nocase
+    try:
+        compiled: Searcher = re2.compile(pattern, options)
+        return compiled
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ConditionError(
+            f"{where}: regular expression {pattern!r} is not supported: {reason}. Rules use RE2 syntax"
+            " (linear-time matching): no backreferences (\\1), lookahead or lookbehind ((?=, (?!, (?<=, (?<!)"
+        ) from None
 
 
 def compile_condition(condition: Any, source: str, where: str = "match") -> Predicate:
@@ -182,10 +205,7 @@ def _operator(op: str, value: Any, nocase: bool, where: str) -> Callable[[Any], 
     if op == "regex":
         if not isinstance(value, str):
             raise ConditionError(f"{where}: expected a regular expression as a string")
-        try:
-            pattern = re.compile(value, re.IGNORECASE if nocase else 0)
-        except re.error as exc:
-            raise ConditionError(f"{where}: invalid regular expression: {exc}") from None
+        pattern = compile_regex(value, nocase, where)
 
         def regex_test(a: Any) -> bool:
             text = _text(a, False)

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from siemgate.alerts.fields import SOURCES, check_field
@@ -105,8 +106,20 @@ class SyslogAction(_Strict):
     port: int = Field(514, ge=1, le=65535)
     protocol: Literal["udp", "tcp", "tls"] = "udp"
     facility: str = Field("auth", description="A syslog facility name: auth, authpriv, local0..local7, ...")
-    ca_file: str | None = Field(None, description="For tls: the CA to check the receiver with (default: system CAs).")
+    ca_file: str | None = Field(
+        None, description="Not accepted: the operator sets the CA file (SIEMGATE_ALERTS_SYSLOG_CA_FILE)."
+    )
     timeout: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _no_files(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "rules cannot name files on the server; the operator sets the CA for syslog over TLS"
+                " (SIEMGATE_ALERTS_SYSLOG_CA_FILE): remove ca_file"
+            )
+        return None
 
 
 class EventAction(_Strict):
@@ -114,6 +127,12 @@ class EventAction(_Strict):
 
 
 Action = Annotated[WebhookAction | SlackAction | EmailAction | SyslogAction | EventAction, Field(discriminator="type")]
+
+
+def action_json(action: Action) -> str:
+    """An action's configuration as stored with each of its deliveries (and compared when a rule
+    changes: pending deliveries of actions the rule no longer has are cancelled)."""
+    return orjson.dumps(action.model_dump(mode="json")).decode()
 
 
 def _default_actions() -> list[Action]:

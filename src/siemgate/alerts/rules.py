@@ -10,15 +10,29 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import orjson
 
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.people import PeopleService
 from siemgate.alerts.builtin import starter_rules
-from siemgate.alerts.model import MASK, CompiledRule, Rule, RuleError, compile_rule, parse_rule
+from siemgate.alerts.model import (
+    MASK,
+    CompiledRule,
+    Rule,
+    RuleError,
+    SlackAction,
+    SyslogAction,
+    WebhookAction,
+    action_json,
+    compile_rule,
+    parse_rule,
+)
 from siemgate.errors import BadRequest, Conflict, NotFound
+from siemgate.outbound import OutboundPolicy, OutboundRefused
 from siemgate.store.base import Account, AlertRuleRecord, Store
 
 CACHE_SECONDS = 5.0  # rules changed by another process (the CLI) are seen within this time
@@ -35,6 +49,7 @@ class RuleEntry:
     compiled: CompiledRule
     created_at: int | None
     updated_at: int | None
+    version: int = 0  # 0: the shipped starter rule; else the stored rule's version (1, 2, ...)
 
     @property
     def enabled(self) -> bool:
@@ -42,14 +57,23 @@ class RuleEntry:
 
 
 class AlertRules:
-    def __init__(self, store: Store, people: PeopleService, audit: AuditRecorder, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        people: PeopleService,
+        audit: AuditRecorder,
+        clock: Callable[[], int],
+        policy: OutboundPolicy | None = None,
+    ) -> None:
         self.store = store
+        self.policy = policy or OutboundPolicy()
         self.people = people
         self.audit = audit
         self.clock = clock
         self._cache: dict[int, tuple[float, list[RuleEntry]]] = {}
         self._lock = threading.Lock()
         self.version = 0  # bumped on every change made through this object
+        self._versions: dict[int, int] = {}  # per account
 
     # reading ------------------------------------------------------------------------------------
     def entries(self, account_id: int) -> list[RuleEntry]:
@@ -72,9 +96,9 @@ class AlertRules:
 
     @staticmethod
     def _entry(row: AlertRuleRecord, overridden: bool) -> RuleEntry:
-        rule = parse_rule(orjson.loads(row.definition)).model_copy(update={"enabled": row.enabled})
+        rule = parse_rule(upgrade_definition(orjson.loads(row.definition))).model_copy(update={"enabled": row.enabled})
         origin = "starter" if overridden else row.origin
-        return RuleEntry(rule, origin, overridden, compile_rule(rule), row.created_at, row.updated_at)
+        return RuleEntry(rule, origin, overridden, compile_rule(rule), row.created_at, row.updated_at, row.version)
 
     def enabled(self, account_id: int, source: str) -> list[CompiledRule]:
         return [e.compiled for e in self.entries(account_id) if e.enabled and e.rule.source == source]
@@ -91,7 +115,12 @@ class AlertRules:
                 self._cache.clear()
             else:
                 self._cache.pop(account_id, None)
+                self._versions[account_id] = self._versions.get(account_id, 0) + 1
             self.version += 1
+
+    def version_of(self, account_id: int) -> tuple[int, int]:
+        """Changes when the account's rules change (through this object) or all are invalidated."""
+        return self.version - self._versions.get(account_id, 0), self._versions.get(account_id, 0)
 
     # changing -----------------------------------------------------------------------------------
     def save(self, actor: Actor, account: Account, rule: Rule, origin: str, *, create: bool = False) -> RuleEntry:
@@ -112,12 +141,14 @@ class AlertRules:
             compile_rule(rule)
         except RuleError as exc:
             raise BadRequest(str(exc)) from None
+        check_destinations(rule, self.policy)
         now = self.clock()
         record_origin = "starter" if rule.id in starter_rules() else origin
         self.store.put_alert_rule(
             AlertRuleRecord(
                 account.id, rule.id, orjson.dumps(rule.as_json()).decode(), record_origin, rule.enabled, now, now
-            )
+            ),
+            keep_actions=[action_json(a) for a in rule.actions],
         )
         self.invalidate(account.id)
         action = "update" if existing is not None else "create"
@@ -175,3 +206,29 @@ def _keep_secrets(rule: Rule, old: Rule | None) -> Rule:
             action = action.model_copy(update={"secret": previous.secret})  # type: ignore[union-attr]
         actions.append(action)
     return rule.model_copy(update={"actions": actions})
+
+
+def check_destinations(rule: Rule, policy: OutboundPolicy) -> None:
+    """Refuse (400) actions whose destination is an address the outbound policy refuses on its face
+    (an IP literal or localhost); names are checked again, resolved, on every delivery."""
+    for index, action in enumerate(rule.actions):
+        host = None
+        if isinstance(action, WebhookAction | SlackAction):
+            host = httpx.URL(action.url).host
+        elif isinstance(action, SyslogAction):
+            host = action.host
+        if host:
+            try:
+                policy.check_host(host)
+            except OutboundRefused as exc:
+                raise OutboundRefused(f"rule {rule.id!r}: actions[{index}]: {exc.message}") from None
+
+
+def upgrade_definition(data: Any) -> Any:
+    """A stored rule definition as the current format reads it: `ca_file`, which rules no longer
+    name (the operator sets it), is dropped from syslog actions saved by 0.1."""
+    if isinstance(data, dict) and isinstance(data.get("actions"), list):
+        for action in data["actions"]:
+            if isinstance(action, dict) and action.get("type") == "syslog":
+                action.pop("ca_file", None)
+    return data

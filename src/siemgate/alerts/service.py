@@ -16,9 +16,9 @@ from siemgate.accounts.people import PeopleService
 from siemgate.alerts.actions.base import Sender
 from siemgate.alerts.actions.email import EmailSender
 from siemgate.alerts.actions.record import EventSender
-from siemgate.alerts.actions.slack import send_slack
-from siemgate.alerts.actions.syslog import send_syslog
-from siemgate.alerts.actions.webhook import send_webhook
+from siemgate.alerts.actions.slack import SlackSender
+from siemgate.alerts.actions.syslog import SyslogSender
+from siemgate.alerts.actions.webhook import WebhookSender
 from siemgate.alerts.dispatch import Dispatcher
 from siemgate.alerts.engine import Evaluator, Firing, StateBook, event_time
 from siemgate.alerts.evaluator import AlertEvaluator
@@ -28,6 +28,7 @@ from siemgate.alerts.sigma import is_sigma, sigma_to_rules
 from siemgate.config import Settings
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.timestamps import format_ns
+from siemgate.outbound import OutboundPolicy
 from siemgate.store.base import DELIVERY_STATUSES, Account, AlertRecord, DeliveryRecord, Store
 from siemgate.store.ingest import EventWriter
 
@@ -88,13 +89,14 @@ class AlertService:
         self.store = store
         self.people = people
         self.clock = clock
-        self.rules = AlertRules(store, people, audit, clock)
+        policy = OutboundPolicy.from_allow_list(settings.outbound_allow)
+        self.rules = AlertRules(store, people, audit, clock, policy)
         self.evaluator = AlertEvaluator(store, self.rules, clock, settings.alerts_max_event_age_days)
         senders: dict[str, Sender] = {
-            "webhook": send_webhook,
-            "slack": send_slack,
+            "webhook": WebhookSender(policy),
+            "slack": SlackSender(policy),
             "email": EmailSender(settings),
-            "syslog": send_syslog,
+            "syslog": SyslogSender(policy, settings.alerts_syslog_ca_file),
             "event": EventSender(store, audit),
         }
         self.dispatcher = Dispatcher(
@@ -130,6 +132,7 @@ class AlertService:
     def rule_view(entry: RuleEntry, stats: Any) -> dict[str, Any]:
         rule = entry.rule
         failed = stats.failed if stats else 0
+        broken = stats.failures if stats else 0
         return {
             "id": rule.id,
             "name": rule.name,
@@ -140,14 +143,18 @@ class AlertService:
             "enabled": rule.enabled,
             "origin": entry.origin,
             "overridden": entry.overridden,
-            "status": "disabled" if not rule.enabled else "failing" if failed else "active",
+            "status": "disabled" if not rule.enabled else "failing" if failed or broken else "active",
+            "version": entry.version,
             "fired": stats.fired if stats else 0,
             "last_fired_at": format_ns(stats.last_fired_at) if stats and stats.last_fired_at else None,
             "deliveries": {
                 "pending": stats.pending if stats else 0,
                 "delivered": stats.delivered if stats else 0,
                 "failed": failed,
+                "cancelled": stats.cancelled if stats else 0,
             },
+            "evaluation_failures": broken,
+            "last_failure_at": format_ns(stats.last_failure_at) if stats and stats.last_failure_at else None,
             "actions": [{"type": a.type, "target": action_target(a.model_dump())} for a in rule.actions],
             "updated_at": format_ns(entry.updated_at) if entry.updated_at else None,
         }

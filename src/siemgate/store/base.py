@@ -487,17 +487,22 @@ class Store(abc.ABC):
         """Events stored in the stream with seq > after_seq."""
 
     # alert rules, evaluation state, alerts and deliveries (siemgate.alerts) ----------------------
+    # Written once for both backends in store/alert_sql.py.
     @abc.abstractmethod
     def list_alert_rules(self, account_id: int | None = None) -> list[AlertRuleRecord]:
         """Stored rules (and starter-rule overrides), of one account or all, ordered by account and id."""
 
     @abc.abstractmethod
-    def put_alert_rule(self, record: AlertRuleRecord) -> None:
-        """Insert or replace the rule (account_id, rule_id); `created_at` of an existing row is kept."""
+    def put_alert_rule(self, record: AlertRuleRecord, keep_actions: Sequence[str] | None = None) -> int:
+        """Insert or replace the rule (account_id, rule_id); `created_at` of an existing row is kept
+        and its version goes up by one. With `keep_actions` (action JSON texts), pending deliveries
+        of the rule whose action is not among them are cancelled in the same transaction. Returns
+        the rule's new version."""
 
     @abc.abstractmethod
     def delete_alert_rule(self, account_id: int, rule_id: str) -> None:
-        """Delete the rule and its evaluation state; raises NotFound when there is no such rule."""
+        """Delete the rule and its evaluation state, cancelling its pending deliveries; raises
+        NotFound when there is no such rule."""
 
     @abc.abstractmethod
     def alert_checkpoint(self, account_id: int, feature: Feature) -> int | None:
@@ -505,33 +510,55 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def load_alert_state(self, account_id: int) -> list[AlertStateEntry]:
-        """Every state entry of the account's rules (expired ones included: the caller ignores them)."""
+        """Every state entry of the account's rules."""
 
     @abc.abstractmethod
     def commit_alert_evaluation(self, commit: AlertCommit) -> None:
         """Atomically: move the checkpoint of (account, feature) from `expected_seq` to `new_seq`,
-        write the state entries (an empty value deletes), and insert the alerts and deliveries.
+        write the state entries (an empty value deletes), and insert the alerts, deliveries and
+        failures.
 
         With `feature` None there is no checkpoint (scheduled checks). Raises Conflict, writing
-        nothing, when the checkpoint is not `expected_seq` (another evaluator moved it first)."""
+        nothing, when the checkpoint is not `expected_seq` (another evaluator moved it first);
+        StoreError when the store cannot hold what is written."""
 
     @abc.abstractmethod
     def list_alerts(
-        self, account_id: int, rule_id: str | None = None, before: tuple[int, str] | None = None, limit: int = 100
+        self,
+        account_id: int,
+        rule_id: str | None = None,
+        before: tuple[int, str] | None = None,
+        limit: int = 100,
+        *,
+        state: str | None = None,
+        severity: str | None = None,
     ) -> list[AlertRecord]:
-        """Alerts newest first; `before` = (fired_at, id) of the last alert of the previous page."""
+        """Alerts newest first (by detection time); `before` = (fired_at, id) of the last alert of
+        the previous page; optionally of one state or severity."""
 
     @abc.abstractmethod
     def get_alert(self, alert_id: str) -> AlertRecord:
         """Raises NotFound."""
 
     @abc.abstractmethod
-    def alert_rule_stats(self, account_id: int) -> dict[str, AlertRuleStats]:
-        """Per rule id that ever fired: alerts fired, the last firing, and deliveries by status."""
+    def set_alert_state(self, alert_id: str, state: str, by: str, at: int) -> AlertRecord:
+        """Set an alert's state (open, acknowledged, resolved) with who and when; raises NotFound."""
 
     @abc.abstractmethod
-    def claim_deliveries(self, now: int, lease_until: int, limit: int) -> list[DeliveryRecord]:
-        """Pending deliveries due at `now` (next_attempt_at <= now), oldest first; each is leased
+    def alert_rule_stats(self, account_id: int) -> dict[str, AlertRuleStats]:
+        """Per rule id that ever fired or failed: alerts fired, the last firing, deliveries by
+        status, and evaluation failures."""
+
+    @abc.abstractmethod
+    def list_alert_failures(self, account_id: int, rule_id: str | None = None, limit: int = 50) -> list[AlertFailure]:
+        """Evaluation failures (alerts that could not be stored), newest first."""
+
+    @abc.abstractmethod
+    def claim_deliveries(
+        self, now: int, lease_until: int, limit: int, per_account: int = 1_000_000, skip_accounts: Sequence[int] = ()
+    ) -> list[DeliveryRecord]:
+        """Pending deliveries due at `now` (next_attempt_at <= now), oldest first, at most
+        `per_account` of each account and none of `skip_accounts`; each is leased
         (next_attempt_at = lease_until) in the same transaction, so two dispatchers never claim one."""
 
     @abc.abstractmethod
@@ -539,7 +566,8 @@ class Store(abc.ABC):
         self, delivery_id: str, status: str, attempts: int, next_attempt_at: int | None, last_error: str, now: int
     ) -> None:
         """Record an attempt's outcome: `delivered` (delivered_at = now), `pending` (retry at
-        next_attempt_at) or `failed` (gave up). Raises NotFound."""
+        next_attempt_at) or `failed` (gave up). A delivery cancelled meanwhile stays cancelled
+        unless it was delivered. Raises NotFound."""
 
     @abc.abstractmethod
     def list_deliveries(
@@ -604,6 +632,7 @@ class AlertRuleRecord:
     enabled: bool
     created_at: int
     updated_at: int
+    version: int = 0  # set by the store: 1 when created, +1 on every change
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,9 +661,30 @@ class AlertRecord:
     group_key: str
     summary: str
     payload: str
+    rule_version: int = 0
+    state: str = "open"  # open, acknowledged, resolved
+    state_by: str = ""
+    state_at: int | None = None
 
 
-DELIVERY_STATUSES = ("pending", "delivered", "failed")
+ALERT_STATES = ("open", "acknowledged", "resolved")
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFailure:
+    """An evaluation step whose alerts (or state) could not be stored: the stream moved on, and the
+    rule shows it as failing. `first_seq`..`last_seq` are the events it covered."""
+
+    id: str
+    account_id: int
+    rule_id: str
+    feature: Feature | None
+    at: int
+    error: str
+    first_seq: int | None
+    last_seq: int | None
+    events: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -666,6 +716,7 @@ class AlertCommit:
     state: Sequence[AlertStateEntry] = ()
     alerts: Sequence[AlertRecord] = ()
     deliveries: Sequence[DeliveryRecord] = ()
+    failures: Sequence[AlertFailure] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -675,6 +726,9 @@ class AlertRuleStats:
     pending: int
     delivered: int
     failed: int
+    cancelled: int = 0
+    failures: int = 0  # evaluation failures (alerts that could not be stored)
+    last_failure_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ TABLES = (
     "alert_state",
     "alerts",
     "alert_deliveries",
+    "alert_failures",
     "retention_policies",
 )
 # Copied by their own steps, or bookkeeping of one database only.

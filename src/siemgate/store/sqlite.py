@@ -20,15 +20,10 @@ from typing import Any
 from siemgate.errors import Conflict, NotFound, StoreError
 from siemgate.model.features import Feature
 from siemgate.store import facet_sql
+from siemgate.store.alert_sql import AlertSQL
 from siemgate.store.base import (
     Account,
-    AlertCommit,
-    AlertRecord,
-    AlertRuleRecord,
-    AlertRuleStats,
-    AlertStateEntry,
     ApiKey,
-    DeliveryRecord,
     EventRow,
     IngestKey,
     InsertResult,
@@ -214,8 +209,11 @@ def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[
         done += count
 
 
-class SQLiteStore(Store):
+class SQLiteStore(AlertSQL, Store):
     """Store on one SQLite file. Safe to share between threads."""
+
+    _mark = "?"
+    _for_update = ""
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
@@ -1006,207 +1004,16 @@ class SQLiteStore(Store):
         )
         return int(row[0])
 
-    # alert rules, evaluation state, alerts and deliveries ---------------------------------------
-    def list_alert_rules(self, account_id: int | None = None) -> list[AlertRuleRecord]:
-        sql = "SELECT * FROM alert_rules"
-        params: tuple[Any, ...] = ()
-        if account_id is not None:
-            sql += " WHERE account_id = ?"
-            params = (account_id,)
-        rows = self._rows(sql + " ORDER BY account_id, rule_id", params)
-        return [
-            AlertRuleRecord(
-                r["account_id"],
-                r["rule_id"],
-                r["definition"],
-                r["origin"],
-                bool(r["enabled"]),
-                r["created_at"],
-                r["updated_at"],
-            )
-            for r in rows
-        ]
-
-    def put_alert_rule(self, record: AlertRuleRecord) -> None:
+    # alert rules, evaluation state, alerts and deliveries: store/alert_sql.py --------------------
+    @contextmanager
+    def _alert_tx(self, what: str) -> Iterator[sqlite3.Connection]:
         try:
             with self._write() as conn:
-                conn.execute(
-                    "INSERT INTO alert_rules VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, rule_id) DO UPDATE"
-                    " SET definition = excluded.definition, origin = excluded.origin, enabled = excluded.enabled,"
-                    " updated_at = excluded.updated_at",
-                    (
-                        record.account_id,
-                        record.rule_id,
-                        record.definition,
-                        record.origin,
-                        int(record.enabled),
-                        record.created_at,
-                        record.updated_at,
-                    ),
-                )
+                yield conn
         except sqlite3.IntegrityError as exc:
-            raise Conflict(f"cannot save alert rule {record.rule_id!r}: {_constraint(exc)}") from None
-
-    def delete_alert_rule(self, account_id: int, rule_id: str) -> None:
-        with self._write() as conn:
-            cur = conn.execute("DELETE FROM alert_rules WHERE account_id = ? AND rule_id = ?", (account_id, rule_id))
-            if cur.rowcount == 0:
-                raise NotFound(f"alert rule {rule_id!r} not found")
-            conn.execute("DELETE FROM alert_state WHERE account_id = ? AND rule_id = ?", (account_id, rule_id))
-
-    def alert_checkpoint(self, account_id: int, feature: Feature) -> int | None:
-        row = (
-            self._reader()
-            .execute(
-                "SELECT seq FROM alert_checkpoints WHERE account_id = ? AND feature = ?", (account_id, feature.code)
-            )
-            .fetchone()
-        )
-        return None if row is None else int(row[0])
-
-    def load_alert_state(self, account_id: int) -> list[AlertStateEntry]:
-        rows = self._reader().execute(
-            "SELECT rule_id, kind, key, value, expires_at FROM alert_state WHERE account_id = ?", (account_id,)
-        )
-        return [AlertStateEntry(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-    def commit_alert_evaluation(self, commit: AlertCommit) -> None:
-        with self._write() as conn:
-            if commit.feature is not None:
-                code = commit.feature.code
-                row = conn.execute(
-                    "SELECT seq FROM alert_checkpoints WHERE account_id = ? AND feature = ?",
-                    (commit.account_id, code),
-                ).fetchone()
-                current = None if row is None else int(row[0])
-                if current != commit.expected_seq:
-                    raise Conflict(
-                        f"alert checkpoint of {commit.feature.value} moved from {commit.expected_seq} to {current}"
-                    )
-                conn.execute(
-                    "INSERT INTO alert_checkpoints VALUES (?, ?, ?)"
-                    " ON CONFLICT (account_id, feature) DO UPDATE SET seq = excluded.seq",
-                    (commit.account_id, code, commit.new_seq),
-                )
-            removed = [(commit.account_id, s.rule_id, s.kind, s.key) for s in commit.state if not s.value]
-            kept = [
-                (commit.account_id, s.rule_id, s.kind, s.key, s.value, s.expires_at) for s in commit.state if s.value
-            ]
-            conn.executemany(
-                "DELETE FROM alert_state WHERE account_id = ? AND rule_id = ? AND kind = ? AND key = ?", removed
-            )
-            conn.executemany("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?, ?, ?, ?)", kept)
-            conn.executemany(
-                "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_alert_row(a) for a in commit.alerts],
-            )
-            conn.executemany(
-                "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_delivery_row(d) for d in commit.deliveries],
-            )
-
-    def list_alerts(
-        self, account_id: int, rule_id: str | None = None, before: tuple[int, str] | None = None, limit: int = 100
-    ) -> list[AlertRecord]:
-        where = ["account_id = ?"]
-        params: list[Any] = [account_id]
-        if rule_id is not None:
-            where.append("rule_id = ?")
-            params.append(rule_id)
-        if before is not None:
-            where.append("(fired_at < ? OR (fired_at = ? AND id < ?))")
-            params.extend([before[0], before[0], before[1]])
-        rows = self._reader().execute(
-            f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY fired_at DESC, id DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [AlertRecord(*r) for r in rows]
-
-    def get_alert(self, alert_id: str) -> AlertRecord:
-        row = self._reader().execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"alert {alert_id!r} not found")
-        return AlertRecord(*row)
-
-    def alert_rule_stats(self, account_id: int) -> dict[str, AlertRuleStats]:
-        conn = self._reader()
-        fired = {
-            r[0]: (int(r[1]), r[2])
-            for r in conn.execute(
-                "SELECT rule_id, count(*), max(fired_at) FROM alerts WHERE account_id = ? GROUP BY rule_id",
-                (account_id,),
-            )
-        }
-        by_status: dict[str, dict[str, int]] = {}
-        for rule_id, status, count in conn.execute(
-            "SELECT rule_id, status, count(*) FROM alert_deliveries WHERE account_id = ? GROUP BY rule_id, status",
-            (account_id,),
-        ):
-            by_status.setdefault(rule_id, {})[status] = int(count)
-        result = {}
-        for rule_id in set(fired) | set(by_status):
-            count, last = fired.get(rule_id, (0, None))
-            statuses = by_status.get(rule_id, {})
-            result[rule_id] = AlertRuleStats(
-                count, last, statuses.get("pending", 0), statuses.get("delivered", 0), statuses.get("failed", 0)
-            )
-        return result
-
-    def claim_deliveries(self, now: int, lease_until: int, limit: int) -> list[DeliveryRecord]:
-        with self._write() as conn:
-            rows = conn.execute(
-                "SELECT * FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, created_at, id LIMIT ?",
-                (now, limit),
-            ).fetchall()
-            conn.executemany(
-                "UPDATE alert_deliveries SET next_attempt_at = ? WHERE id = ?", [(lease_until, r[0]) for r in rows]
-            )
-        return [DeliveryRecord(*r) for r in rows]
-
-    def finish_delivery(
-        self, delivery_id: str, status: str, attempts: int, next_attempt_at: int | None, last_error: str, now: int
-    ) -> None:
-        with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE alert_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?,"
-                " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?",
-                (status, attempts, next_attempt_at, last_error, status, now, delivery_id),
-            )
-            if cur.rowcount == 0:
-                raise NotFound(f"delivery {delivery_id!r} not found")
-
-    def list_deliveries(
-        self, account_id: int, status: str | None = None, alert_id: str | None = None, limit: int = 200
-    ) -> list[DeliveryRecord]:
-        where = ["account_id = ?"]
-        params: list[Any] = [account_id]
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if alert_id is not None:
-            where.append("alert_id = ?")
-            params.append(alert_id)
-        rows = self._reader().execute(
-            f"SELECT * FROM alert_deliveries WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [DeliveryRecord(*r) for r in rows]
-
-    def get_delivery(self, delivery_id: str) -> DeliveryRecord:
-        row = self._reader().execute("SELECT * FROM alert_deliveries WHERE id = ?", (delivery_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"delivery {delivery_id!r} not found")
-        return DeliveryRecord(*row)
-
-    def retry_delivery(self, delivery_id: str, now: int) -> DeliveryRecord:
-        with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE alert_deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ?", (now, delivery_id)
-            )
-            if cur.rowcount == 0:
-                raise NotFound(f"delivery {delivery_id!r} not found")
-        return self.get_delivery(delivery_id)
+            raise Conflict(f"{what}: {_constraint(exc)}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what}: SQLite refused it ({type(exc).__name__})") from None
 
     # retention ----------------------------------------------------------------------------------
     def retention_policies(self, account_id: int) -> dict[Feature, RetentionPolicy]:
@@ -1272,35 +1079,3 @@ class SQLiteStore(Store):
                     (account_id, code, before_ts, limit),
                 )
         return deleted
-
-
-def _alert_row(a: AlertRecord) -> tuple[Any, ...]:
-    return (
-        a.id,
-        a.account_id,
-        a.rule_id,
-        a.fired_at,
-        a.event_ts,
-        a.severity,
-        a.source,
-        a.group_key,
-        a.summary,
-        a.payload,
-    )
-
-
-def _delivery_row(d: DeliveryRecord) -> tuple[Any, ...]:
-    return (
-        d.id,
-        d.alert_id,
-        d.account_id,
-        d.rule_id,
-        d.action,
-        d.kind,
-        d.status,
-        d.attempts,
-        d.next_attempt_at,
-        d.last_error,
-        d.created_at,
-        d.delivered_at,
-    )

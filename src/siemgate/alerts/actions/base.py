@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import httpx
+
+from siemgate.outbound import MAX_REDIRECTS, OutboundPolicy, OutboundRefused, guarded_http_client
 from siemgate.store.base import DeliveryRecord
 
 
@@ -46,8 +49,9 @@ def text(alert: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def http_failure(status: int, body: str, retry_after: str | None) -> DeliveryError:
-    """Classify an HTTP reply that is not 2xx: 408, 425, 429 and 5xx may pass later; other 4xx not."""
+def http_failure(status: int, retry_after: str | None) -> DeliveryError:
+    """Classify an HTTP reply that is not 2xx: 408, 425, 429 and 5xx may pass later; other 4xx not.
+    The message is the status alone: what a destination replies is never shown to the account."""
     retryable = status >= 500 or status in (408, 425, 429)
     wait: float | None = None
     if retry_after is not None:
@@ -55,7 +59,20 @@ def http_failure(status: int, body: str, retry_after: str | None) -> DeliveryErr
             wait = max(0.0, float(retry_after))
         except ValueError:
             wait = None
-    snippet = body.strip().replace("\n", " ")[:200]
-    return DeliveryError(
-        f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}", retryable=retryable, retry_after=wait
-    )
+    return DeliveryError(f"HTTP {status}", retryable=retryable, retry_after=wait)
+
+
+def post(policy: OutboundPolicy, url: str, timeout: float, what: str, **kwargs: Any) -> None:
+    """POST to a destination a tenant set, through the outbound policy; raises DeliveryError
+    (refused destinations and redirect loops are permanent; network errors may pass)."""
+    try:
+        with guarded_http_client(policy, timeout) as client:
+            response = client.post(url, **kwargs)
+    except OutboundRefused as exc:
+        raise DeliveryError(exc.message, retryable=False) from None
+    except httpx.TooManyRedirects:
+        raise DeliveryError(f"{what} redirected more than {MAX_REDIRECTS} times", retryable=False) from None
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"cannot reach {what}: {exc or type(exc).__name__}") from None
+    if not 200 <= response.status_code < 300:
+        raise http_failure(response.status_code, response.headers.get("retry-after"))

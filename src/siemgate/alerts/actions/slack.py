@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from siemgate.alerts.actions.base import DeliveryError, http_failure, title
+from siemgate.alerts.actions.base import post, title
+from siemgate.outbound import OutboundPolicy
 from siemgate.store.base import DeliveryRecord
 
 
@@ -31,10 +30,9 @@ def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def send_slack(alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
-    try:
-        response = httpx.post(action["url"], json=slack_message(alert), timeout=action.get("timeout", 10.0))
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"cannot reach the Slack webhook: {exc}") from None
-    if not 200 <= response.status_code < 300:
-        raise http_failure(response.status_code, response.text, response.headers.get("retry-after"))
+class SlackSender:
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
+        post(self.policy, action["url"], action.get("timeout", 10.0), "the Slack webhook", json=slack_message(alert))

@@ -14,11 +14,13 @@ import os
 import socket
 import ssl
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from siemgate.alerts.actions.base import DeliveryError
+from siemgate.outbound import OutboundPolicy, OutboundRefused, connect_tcp
 from siemgate.store.base import DeliveryRecord
 
 FACILITIES = {
@@ -52,28 +54,40 @@ def syslog_message(alert: dict[str, Any], action: dict[str, Any], hostname: str 
     return f"<{pri}>1 {now} {host} siemgate {os.getpid()} ALERT {sd} {msg}".encode()
 
 
-def send_syslog(alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
-    message = syslog_message(alert, action)
-    host, port, protocol = action["host"], action.get("port", 514), action.get("protocol", "udp")
-    timeout = action.get("timeout", 10.0)
-    try:
-        if protocol == "udp":
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-            with socket.socket(family[0], socket.SOCK_DGRAM) as s:
-                s.settimeout(timeout)
-                s.sendto(message, family[4])
-            return
-        framed = b"%d %s" % (len(message), message)
-        with socket.create_connection((host, port), timeout=timeout) as raw:
-            if protocol == "tls":
-                context = ssl.create_default_context(cafile=action.get("ca_file"))
-                with context.wrap_socket(raw, server_hostname=host) as s:
-                    s.sendall(framed)
-                    with contextlib.suppress(OSError):
-                        s.unwrap()  # close_notify first, so the receiver sees a clean end
-            else:
-                raw.sendall(framed)
-    except ssl.SSLCertVerificationError as exc:
-        raise DeliveryError(f"the syslog receiver's certificate was refused: {exc}", retryable=False) from None
-    except OSError as exc:
-        raise DeliveryError(f"cannot send syslog to {host}:{port} over {protocol}: {exc}") from None
+class SyslogSender:
+    """Sends through the outbound policy (the checked address is the one used); TLS receivers are
+    checked against the operator's CA file (settings alerts_syslog_ca_file) or the system CAs."""
+
+    def __init__(self, policy: OutboundPolicy, ca_file: Path | None = None) -> None:
+        self.policy = policy
+        self.ca_file = ca_file
+
+    def __call__(self, alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
+        message = syslog_message(alert, action)
+        host, port, protocol = action["host"], action.get("port", 514), action.get("protocol", "udp")
+        timeout = action.get("timeout", 10.0)
+        try:
+            if protocol == "udp":
+                family, kind, proto, _, sockaddr = self.policy.resolve(host, port, socket.SOCK_DGRAM)[0]
+                with socket.socket(family, kind, proto) as s:
+                    s.settimeout(timeout)
+                    s.sendto(message, sockaddr)
+                return
+            framed = b"%d %s" % (len(message), message)
+            with connect_tcp(self.policy, host, port, timeout) as raw:
+                if protocol == "tls":
+                    context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+                    with context.wrap_socket(raw, server_hostname=host) as s:
+                        s.sendall(framed)
+                        with contextlib.suppress(OSError):
+                            s.unwrap()  # close_notify first, so the receiver sees a clean end
+                else:
+                    raw.sendall(framed)
+        except OutboundRefused as exc:
+            raise DeliveryError(exc.message, retryable=False) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(
+                f"the syslog receiver's certificate was refused: {exc.verify_message}", retryable=False
+            ) from None
+        except OSError as exc:
+            raise DeliveryError(f"cannot send syslog to {host}:{port} over {protocol}: {exc}") from None

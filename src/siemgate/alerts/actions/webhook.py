@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import orjson
 from standardwebhooks.webhooks import Webhook
 
-from siemgate.alerts.actions.base import DeliveryError, http_failure
+from siemgate.alerts.actions.base import DeliveryError, post
+from siemgate.outbound import OutboundPolicy
 from siemgate.store.base import DeliveryRecord
 
 EVENT_TYPE = "alert.fired"
@@ -23,26 +23,26 @@ def webhook_body(alert: dict[str, Any]) -> bytes:
     return orjson.dumps({"type": EVENT_TYPE, "timestamp": alert["fired_at"], "data": alert})
 
 
-def send_webhook(alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
-    body = webhook_body(alert)
-    try:
-        signer = Webhook(action["secret"])
-    except Exception:
-        raise DeliveryError(
-            "the webhook secret is not valid base64 (whsec_...); make one with `siemgate alerts new-secret`",
-            retryable=False,
-        ) from None
-    now = datetime.now(UTC)
-    headers = {
-        "content-type": "application/json",
-        "user-agent": "siemgate-alerts",
-        "webhook-id": delivery.id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": signer.sign(delivery.id, now, body.decode()),
-    }
-    try:
-        response = httpx.post(action["url"], content=body, headers=headers, timeout=action.get("timeout", 10.0))
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"cannot reach {action['url']}: {exc}") from None
-    if not 200 <= response.status_code < 300:
-        raise http_failure(response.status_code, response.text, response.headers.get("retry-after"))
+class WebhookSender:
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
+        body = webhook_body(alert)
+        try:
+            signer = Webhook(action["secret"])
+        except Exception:
+            raise DeliveryError(
+                "the webhook secret is not valid base64 (whsec_...); make one with `siemgate alerts new-secret`",
+                retryable=False,
+            ) from None
+        now = datetime.now(UTC)
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "siemgate-alerts",
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signer.sign(delivery.id, now, body.decode()),
+        }
+        url = action["url"]
+        post(self.policy, url, action.get("timeout", 10.0), url.split("?", 1)[0], content=body, headers=headers)

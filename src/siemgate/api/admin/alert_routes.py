@@ -37,6 +37,7 @@ class DeliveryCounts(BaseModel):
     pending: int
     delivered: int
     failed: int
+    cancelled: int
 
 
 class RuleOut(BaseModel):
@@ -49,12 +50,17 @@ class RuleOut(BaseModel):
     enabled: bool
     origin: Literal["starter", "file", "api"]
     overridden: bool = Field(description="A starter rule this account changed or disabled.")
-    status: Literal["active", "disabled", "failing"] = Field(description="failing: some action deliveries failed.")
+    status: Literal["active", "disabled", "failing"] = Field(
+        description="failing: some action deliveries failed, or alerts could not be stored (evaluation_failures)."
+    )
+    version: int = Field(description="0 for a shipped starter rule; otherwise 1, 2, ... with every change.")
     fired: int
     last_fired_at: str | None
     deliveries: DeliveryCounts
     actions: list[ActionOut]
     updated_at: str | None
+    evaluation_failures: int = Field(description="Evaluation steps whose alerts could not be stored.")
+    last_failure_at: str | None
 
 
 class RuleDetails(RuleOut):
@@ -81,7 +87,7 @@ class DeliveryOut(BaseModel):
     rule_id: str
     type: str
     target: str
-    status: Literal["pending", "delivered", "failed"]
+    status: Literal["pending", "delivered", "failed", "cancelled"]
     attempts: int
     next_attempt_at: str | None
     last_error: str | None
@@ -199,7 +205,7 @@ def list_deliveries(
     account: AccountDep,
     actor: ActorDep,
     services: ServicesDep,
-    status: Literal["pending", "delivered", "failed"] | None = Query(None),
+    status: Literal["pending", "delivered", "failed", "cancelled"] | None = Query(None),
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:

@@ -1,0 +1,194 @@
+"""The outbound-address policy: where destinations that tenants set (alert webhooks, Slack hooks,
+syslog receivers) may point.
+
+By default only global unicast addresses are allowed: loopback, link-local (169.254.169.254, the
+cloud metadata service), private, shared (100.64.0.0/10), multicast, unspecified and reserved
+addresses are refused. The operator's allow-list (`SIEMGATE_OUTBOUND_ALLOW`: networks such as
+`10.20.0.0/16` or host names such as `hooks.internal`) lets chosen local receivers through.
+
+Names are checked after DNS resolution, and the connection goes to the address that was checked
+(`resolve` returns it; `guarded_http_client` connects through it), so a DNS answer that changes
+between the check and the connection (rebinding) cannot move it. An HTTP redirect opens a new
+connection, which is checked the same way. Errors say which address was refused and why, never
+anything the destination replied. Operator-configured destinations (forwarder sinks, the SMTP
+server) do not go through this policy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+
+from siemgate.errors import BadRequest
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+ALLOW_SETTING = "SIEMGATE_OUTBOUND_ALLOW"
+MAX_REDIRECTS = 5
+
+
+class OutboundRefused(BadRequest):
+    """A destination that the outbound policy does not allow; the message says why and how to allow it."""
+
+
+def _kind(ip: IPAddress) -> str | None:
+    """Why `ip` is refused by default (None: a global unicast address)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return _kind(ip.ipv4_mapped)
+    for kind, flag in (
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("unspecified", ip.is_unspecified),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+    ):
+        if flag:
+            return kind
+    return None if ip.is_global else "non-global"
+
+
+@dataclass(frozen=True)
+class OutboundPolicy:
+    """Allowed: global unicast addresses, plus the operator's `networks` and host `names`."""
+
+    networks: tuple[IPNetwork, ...] = ()
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_allow_list(cls, entries: Iterable[str]) -> OutboundPolicy:
+        """Entries are networks (`10.0.0.0/8`, `127.0.0.1`, `::1`) or host names; raises ValueError."""
+        networks: list[IPNetwork] = []
+        names: set[str] = set()
+        for raw in entries:
+            entry = raw.strip()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                if not all(part.isalnum() or "-" in part for part in entry.split(".")):
+                    raise ValueError(f"{entry!r} is neither a network (10.0.0.0/8) nor a host name") from None
+                names.add(entry.lower().rstrip("."))
+        return cls(tuple(networks), frozenset(names))
+
+    def refusal(self, ip: IPAddress, host: str | None = None) -> str | None:
+        """Why connecting to `ip` (reached as `host`) is refused, or None when it is allowed."""
+        if host is not None and host.lower().rstrip(".") in self.names:
+            return None
+        if any(ip in network for network in self.networks):
+            return None
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        if mapped is not None and any(mapped in network for network in self.networks):
+            return None
+        kind = _kind(ip)
+        if kind is None:
+            return None
+        shown = f"{host} ({ip})" if host and host != str(ip) else str(ip)
+        return (
+            f"the destination {shown} is a {kind} address, which alert actions may not reach;"
+            f" the operator can allow it with {ALLOW_SETTING}"
+        )
+
+    def check_host(self, host: str) -> None:
+        """Refuse, without resolving, a host that is an IP literal or `localhost` the policy does
+        not allow (the early check when a destination is saved); raises OutboundRefused."""
+        name = host.strip("[]").lower().rstrip(".")
+        if name == "localhost" or name.endswith(".localhost"):
+            problem = self.refusal(ipaddress.ip_address("127.0.0.1"), name)
+        else:
+            try:
+                problem = self.refusal(ipaddress.ip_address(name), name)
+            except ValueError:
+                return
+        if problem is not None:
+            raise OutboundRefused(problem)
+
+    def resolve(self, host: str, port: int, kind: int = socket.SOCK_STREAM) -> list[tuple[Any, ...]]:
+        """getaddrinfo entries (family, type, proto, canonname, sockaddr) of `host` that the policy
+        allows, in resolver order; raises OutboundRefused when none is, OSError when it does not
+        resolve. Connect to these sockaddrs, not to the name, so the checked address is the one used."""
+        bare = host.strip("[]")
+        infos = socket.getaddrinfo(bare, port, type=kind)
+        allowed, problems = [], []
+        for info in infos:
+            ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+            problem = self.refusal(ip, bare)
+            if problem is None:
+                allowed.append(info)
+            else:
+                problems.append(problem)
+        if not allowed:
+            raise OutboundRefused(problems[0] if problems else f"{host} has no address")
+        return allowed
+
+
+def connect_tcp(policy: OutboundPolicy, host: str, port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to the first allowed address of `host` that answers; raises
+    OutboundRefused or OSError."""
+    last: OSError | None = None
+    for family, kind, proto, _, sockaddr in policy.resolve(host, port):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(f"cannot connect to {host}:{port}")
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """httpcore's network backend with every TCP connection checked (and pinned) by the policy."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self.policy = policy
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        last: Exception | None = None
+        for _, _, _, _, sockaddr in self.policy.resolve(host, port):
+            try:
+                return super().connect_tcp(str(sockaddr[0]), port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    def __init__(self, policy: OutboundPolicy, ssl_context: ssl.SSLContext) -> None:
+        super().__init__()
+        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=_GuardedBackend(policy))
+
+
+def guarded_http_client(policy: OutboundPolicy, timeout: float) -> httpx.Client:
+    """An httpx client whose every connection (redirects included, at most MAX_REDIRECTS) goes
+    only where the policy allows; environment proxies are ignored (they would hide the
+    destination). A refused destination raises OutboundRefused from the request."""
+    transport = _GuardedTransport(policy, httpx.create_ssl_context())
+    return httpx.Client(
+        transport=transport, timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS, trust_env=False
+    )
+
+
+def allow_list(value: str | Sequence[str] | None) -> list[str]:
+    """The allow-list setting as entries: a list, or one string separated by commas or spaces."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    return list(value)

@@ -1,0 +1,385 @@
+"""The alert aggregate of both store backends, written once: rules, evaluation checkpoints and
+state, fired alerts with their state, deliveries (the outbox) and evaluation failures (contract
+in store/base.py). A backend mixes `AlertSQL` in and supplies its placeholder (`_mark`), a
+transaction (`_alert_tx`, translating its errors into Conflict and StoreError) and `_rows`.
+
+The two backends run the same statements. What differs is spelled by `_for_update`: PostgreSQL
+locks the rows a checkpoint move or a claim reads (several processes write at once), SQLite has
+one writer and needs no lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from siemgate.errors import Conflict, NotFound
+from siemgate.model.features import Feature
+from siemgate.store.base import (
+    AlertCommit,
+    AlertFailure,
+    AlertRecord,
+    AlertRuleRecord,
+    AlertRuleStats,
+    AlertStateEntry,
+    DeliveryRecord,
+)
+
+_RULE = "account_id, rule_id, definition, origin, enabled, created_at, updated_at, version"
+_ALERT = (
+    "id, account_id, rule_id, fired_at, event_ts, severity, source, group_key, summary, payload, rule_version,"
+    " state, state_by, state_at"
+)
+_DELIVERY = (
+    "id, alert_id, account_id, rule_id, action, kind, status, attempts, next_attempt_at, last_error,"
+    " created_at, delivered_at"
+)
+_FAILURE = "id, account_id, rule_id, feature, at, error, first_seq, last_seq, events"
+
+
+def _alert(row: Sequence[Any]) -> AlertRecord:
+    return AlertRecord(*row)
+
+
+def _delivery(row: Sequence[Any]) -> DeliveryRecord:
+    return DeliveryRecord(*row)
+
+
+def _failure(row: Sequence[Any]) -> AlertFailure:
+    feature = None if row[3] is None else Feature.from_code(int(row[3]))
+    return AlertFailure(row[0], row[1], row[2], feature, row[4], row[5], row[6], row[7], row[8])
+
+
+class AlertSQL:
+    """Mixed in after the backend's base class and before Store (whose abstract methods it fills)."""
+
+    _mark: str  # the placeholder: "?" or "%s"
+    _for_update: str  # " FOR UPDATE" where rows must be locked, else ""
+    # From the backend: a write transaction in which integrity violations raise Conflict and other
+    # failures StoreError; and rows of a read.
+    _alert_tx: Callable[[str], AbstractContextManager[Any]]
+    _rows: Callable[..., Sequence[Sequence[Any]]]
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", self._mark) if self._mark != "?" else sql
+
+    def _marks(self, count: int) -> str:
+        return ", ".join([self._mark] * count)
+
+    # rules ----------------------------------------------------------------------------------------
+    def list_alert_rules(self, account_id: int | None = None) -> list[AlertRuleRecord]:
+        sql = f"SELECT {_RULE} FROM alert_rules"
+        params: tuple[Any, ...] = ()
+        if account_id is not None:
+            sql += " WHERE account_id = ?"
+            params = (account_id,)
+        rows = self._rows(self._q(sql + " ORDER BY account_id, rule_id"), params)
+        return [AlertRuleRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], int(r[7])) for r in rows]
+
+    def put_alert_rule(self, record: AlertRuleRecord, keep_actions: Sequence[str] | None = None) -> int:
+        with self._alert_tx(f"cannot save alert rule {record.rule_id!r}") as conn:
+            conn.execute(
+                self._q(
+                    "INSERT INTO alert_rules (account_id, rule_id, definition, origin, enabled, created_at,"
+                    " updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (account_id, rule_id)"
+                    " DO UPDATE SET definition = excluded.definition, origin = excluded.origin,"
+                    " enabled = excluded.enabled, updated_at = excluded.updated_at,"
+                    " version = alert_rules.version + 1"
+                ),
+                (
+                    record.account_id,
+                    record.rule_id,
+                    record.definition,
+                    record.origin,
+                    int(record.enabled),
+                    record.created_at,
+                    record.updated_at,
+                ),
+            )
+            row = conn.execute(
+                self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"),
+                (record.account_id, record.rule_id),
+            ).fetchone()
+            if keep_actions is not None:
+                self._cancel(conn, record.account_id, record.rule_id, keep_actions, record.updated_at)
+        return int(row[0])
+
+    def _cancel(self, conn: Any, account_id: int, rule_id: str, keep: Sequence[str], now: int) -> None:
+        sql = (
+            "UPDATE alert_deliveries SET status = 'cancelled', next_attempt_at = NULL,"
+            " last_error = ? WHERE account_id = ? AND rule_id = ? AND status = 'pending'"
+        )
+        params: list[Any] = ["cancelled: the rule or this action was deleted", account_id, rule_id]
+        if keep:
+            sql += f" AND action NOT IN ({self._marks(len(keep))})"
+            params += list(keep)
+        conn.execute(self._q(sql), params)
+
+    def delete_alert_rule(self, account_id: int, rule_id: str) -> None:
+        with self._alert_tx(f"cannot delete alert rule {rule_id!r}") as conn:
+            cur = conn.execute(
+                self._q("DELETE FROM alert_rules WHERE account_id = ? AND rule_id = ?"), (account_id, rule_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"alert rule {rule_id!r} not found")
+            conn.execute(self._q("DELETE FROM alert_state WHERE account_id = ? AND rule_id = ?"), (account_id, rule_id))
+            self._cancel(conn, account_id, rule_id, (), 0)
+
+    # evaluation -------------------------------------------------------------------------------------
+    def alert_checkpoint(self, account_id: int, feature: Feature) -> int | None:
+        rows = self._rows(
+            self._q("SELECT seq FROM alert_checkpoints WHERE account_id = ? AND feature = ?"),
+            (account_id, feature.code),
+        )
+        return None if not rows or rows[0][0] == -1 else int(rows[0][0])
+
+    def load_alert_state(self, account_id: int) -> list[AlertStateEntry]:
+        rows = self._rows(
+            self._q("SELECT rule_id, kind, key, value, expires_at FROM alert_state WHERE account_id = ?"), (account_id,)
+        )
+        return [AlertStateEntry(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def commit_alert_evaluation(self, commit: AlertCommit) -> None:
+        with self._alert_tx("cannot record the alert evaluation") as conn:
+            if commit.feature is not None:
+                self._move_checkpoint(conn, commit)
+            cur = conn.cursor()
+            removed = [(commit.account_id, s.rule_id, s.kind, s.key) for s in commit.state if not s.value]
+            kept = [
+                (commit.account_id, s.rule_id, s.kind, s.key, s.value, s.expires_at) for s in commit.state if s.value
+            ]
+            if removed:
+                cur.executemany(
+                    self._q("DELETE FROM alert_state WHERE account_id = ? AND rule_id = ? AND kind = ? AND key = ?"),
+                    removed,
+                )
+            if kept:
+                cur.executemany(
+                    self._q(
+                        "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, rule_id, kind, key)"
+                        " DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
+                    ),
+                    kept,
+                )
+            if commit.alerts:
+                cur.executemany(
+                    self._q(f"INSERT INTO alerts ({_ALERT}) VALUES ({self._marks(14)})"),
+                    [
+                        (a.id, a.account_id, a.rule_id, a.fired_at, a.event_ts, a.severity, a.source, a.group_key,
+                         a.summary, a.payload, a.rule_version, a.state, a.state_by, a.state_at)
+                        for a in commit.alerts
+                    ],
+                )  # fmt: skip
+            if commit.deliveries:
+                cur.executemany(
+                    self._q(f"INSERT INTO alert_deliveries ({_DELIVERY}) VALUES ({self._marks(12)})"),
+                    [
+                        (d.id, d.alert_id, d.account_id, d.rule_id, d.action, d.kind, d.status, d.attempts,
+                         d.next_attempt_at, d.last_error, d.created_at, d.delivered_at)
+                        for d in commit.deliveries
+                    ],
+                )  # fmt: skip
+            if commit.failures:
+                cur.executemany(
+                    self._q(f"INSERT INTO alert_failures ({_FAILURE}) VALUES ({self._marks(9)})"),
+                    [
+                        (f.id, f.account_id, f.rule_id, None if f.feature is None else f.feature.code, f.at, f.error,
+                         f.first_seq, f.last_seq, f.events)
+                        for f in commit.failures
+                    ],
+                )  # fmt: skip
+
+    def _move_checkpoint(self, conn: Any, commit: AlertCommit) -> None:
+        assert commit.feature is not None
+        key = (commit.account_id, commit.feature.code)
+        # The row exists (-1: none yet) before it is read, so the read can lock it.
+        conn.execute(self._q("INSERT INTO alert_checkpoints VALUES (?, ?, -1) ON CONFLICT DO NOTHING"), key)
+        row = conn.execute(
+            self._q(f"SELECT seq FROM alert_checkpoints WHERE account_id = ? AND feature = ?{self._for_update}"), key
+        ).fetchone()
+        current = None if row is None or row[0] == -1 else int(row[0])
+        if current != commit.expected_seq:
+            raise Conflict(f"alert checkpoint of {commit.feature.value} moved from {commit.expected_seq} to {current}")
+        conn.execute(
+            self._q("UPDATE alert_checkpoints SET seq = ? WHERE account_id = ? AND feature = ?"),
+            (commit.new_seq, *key),
+        )
+
+    # alerts -----------------------------------------------------------------------------------------
+    def list_alerts(
+        self,
+        account_id: int,
+        rule_id: str | None = None,
+        before: tuple[int, str] | None = None,
+        limit: int = 100,
+        *,
+        state: str | None = None,
+        severity: str | None = None,
+    ) -> list[AlertRecord]:
+        where = ["account_id = ?"]
+        params: list[Any] = [account_id]
+        for column, value in (("rule_id", rule_id), ("state", state), ("severity", severity)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if before is not None:
+            where.append("(fired_at < ? OR (fired_at = ? AND id < ?))")
+            params.extend([before[0], before[0], before[1]])
+        rows = self._rows(
+            self._q(f"SELECT {_ALERT} FROM alerts WHERE {' AND '.join(where)} ORDER BY fired_at DESC, id DESC LIMIT ?"),
+            (*params, limit),
+        )
+        return [_alert(r) for r in rows]
+
+    def get_alert(self, alert_id: str) -> AlertRecord:
+        rows = self._rows(self._q(f"SELECT {_ALERT} FROM alerts WHERE id = ?"), (alert_id,))
+        if not rows:
+            raise NotFound(f"alert {alert_id!r} not found")
+        return _alert(rows[0])
+
+    def set_alert_state(self, alert_id: str, state: str, by: str, at: int) -> AlertRecord:
+        with self._alert_tx(f"cannot change alert {alert_id!r}") as conn:
+            cur = conn.execute(
+                self._q("UPDATE alerts SET state = ?, state_by = ?, state_at = ? WHERE id = ?"),
+                (state, by, at, alert_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"alert {alert_id!r} not found")
+        return self.get_alert(alert_id)
+
+    def alert_rule_stats(self, account_id: int) -> dict[str, AlertRuleStats]:
+        fired = {
+            r[0]: (int(r[1]), r[2])
+            for r in self._rows(
+                self._q("SELECT rule_id, count(*), max(fired_at) FROM alerts WHERE account_id = ? GROUP BY rule_id"),
+                (account_id,),
+            )
+        }
+        by_status: dict[str, dict[str, int]] = {}
+        for rule_id, status, count in self._rows(
+            self._q(
+                "SELECT rule_id, status, count(*) FROM alert_deliveries WHERE account_id = ? GROUP BY rule_id, status"
+            ),
+            (account_id,),
+        ):
+            by_status.setdefault(rule_id, {})[status] = int(count)
+        failures = {
+            r[0]: (int(r[1]), r[2])
+            for r in self._rows(
+                self._q("SELECT rule_id, count(*), max(at) FROM alert_failures WHERE account_id = ? GROUP BY rule_id"),
+                (account_id,),
+            )
+        }
+        result = {}
+        for rule_id in set(fired) | set(by_status) | set(failures):
+            count, last = fired.get(rule_id, (0, None))
+            statuses = by_status.get(rule_id, {})
+            failed_steps, last_failure = failures.get(rule_id, (0, None))
+            result[rule_id] = AlertRuleStats(
+                count,
+                last,
+                statuses.get("pending", 0),
+                statuses.get("delivered", 0),
+                statuses.get("failed", 0),
+                statuses.get("cancelled", 0),
+                failed_steps,
+                last_failure,
+            )
+        return result
+
+    def list_alert_failures(self, account_id: int, rule_id: str | None = None, limit: int = 50) -> list[AlertFailure]:
+        where, params = "account_id = ?", [account_id]
+        if rule_id is not None:
+            where += " AND rule_id = ?"
+            params.append(rule_id)  # type: ignore[arg-type]
+        rows = self._rows(
+            self._q(f"SELECT {_FAILURE} FROM alert_failures WHERE {where} ORDER BY at DESC, id DESC LIMIT ?"),
+            (*params, limit),
+        )
+        return [_failure(r) for r in rows]
+
+    # deliveries -------------------------------------------------------------------------------------
+    def claim_deliveries(
+        self, now: int, lease_until: int, limit: int, per_account: int = 1_000_000, skip_accounts: Sequence[int] = ()
+    ) -> list[DeliveryRecord]:
+        skip = f" AND account_id NOT IN ({self._marks(len(skip_accounts))})" if skip_accounts else ""
+        with self._alert_tx("cannot claim alert deliveries") as conn:
+            candidates = conn.execute(
+                self._q(
+                    "SELECT id FROM (SELECT id, next_attempt_at, created_at, row_number() OVER (PARTITION BY"
+                    " account_id ORDER BY next_attempt_at, created_at, id) AS n FROM alert_deliveries"
+                    f" WHERE status = 'pending' AND next_attempt_at <= ?{skip}) due"
+                    " WHERE n <= ? ORDER BY next_attempt_at, created_at, id LIMIT ?"
+                ),
+                (now, *skip_accounts, per_account, limit),
+            ).fetchall()
+            if not candidates:
+                return []
+            ids = [r[0] for r in candidates]
+            locked = " SKIP LOCKED" if self._for_update else ""
+            rows = conn.execute(
+                self._q(
+                    f"SELECT {_DELIVERY} FROM alert_deliveries WHERE id IN ({self._marks(len(ids))})"
+                    f" AND status = 'pending' AND next_attempt_at <= ?{self._for_update}{locked}"
+                ),
+                (*ids, now),
+            ).fetchall()
+            conn.cursor().executemany(
+                self._q("UPDATE alert_deliveries SET next_attempt_at = ? WHERE id = ?"),
+                [(lease_until, r[0]) for r in rows],
+            )
+        claimed = [_delivery(r) for r in rows]
+        claimed.sort(key=lambda d: (d.next_attempt_at or 0, d.created_at, d.id))
+        return claimed
+
+    def finish_delivery(
+        self, delivery_id: str, status: str, attempts: int, next_attempt_at: int | None, last_error: str, now: int
+    ) -> None:
+        with self._alert_tx(f"cannot record delivery {delivery_id!r}") as conn:
+            cur = conn.execute(
+                self._q(
+                    "UPDATE alert_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?,"
+                    " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
+                    " WHERE id = ? AND (status <> 'cancelled' OR ? = 'delivered')"
+                ),
+                (status, attempts, next_attempt_at, last_error, status, now, delivery_id, status),
+            )
+            if cur.rowcount == 0:
+                found = conn.execute(self._q("SELECT 1 FROM alert_deliveries WHERE id = ?"), (delivery_id,)).fetchone()
+                if found is None:
+                    raise NotFound(f"delivery {delivery_id!r} not found")
+
+    def list_deliveries(
+        self, account_id: int, status: str | None = None, alert_id: str | None = None, limit: int = 200
+    ) -> list[DeliveryRecord]:
+        where = ["account_id = ?"]
+        params: list[Any] = [account_id]
+        for column, value in (("status", status), ("alert_id", alert_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        rows = self._rows(
+            self._q(
+                f"SELECT {_DELIVERY} FROM alert_deliveries WHERE {' AND '.join(where)}"
+                " ORDER BY created_at DESC, id DESC LIMIT ?"
+            ),
+            (*params, limit),
+        )
+        return [_delivery(r) for r in rows]
+
+    def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        rows = self._rows(self._q(f"SELECT {_DELIVERY} FROM alert_deliveries WHERE id = ?"), (delivery_id,))
+        if not rows:
+            raise NotFound(f"delivery {delivery_id!r} not found")
+        return _delivery(rows[0])
+
+    def retry_delivery(self, delivery_id: str, now: int) -> DeliveryRecord:
+        with self._alert_tx(f"cannot retry delivery {delivery_id!r}") as conn:
+            cur = conn.execute(
+                self._q("UPDATE alert_deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ?"),
+                (now, delivery_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"delivery {delivery_id!r} not found")
+        return self.get_delivery(delivery_id)

@@ -1,0 +1,331 @@
+"""Alert rules and actions cannot stall the server or reach what they should not: a catastrophic
+regular expression is matched in linear time (RE2) while /healthz keeps answering; destinations
+set by tenants are checked after DNS resolution and on every redirect (a local listener receives
+nothing); and an alert the store cannot hold never blocks its stream (real store failures,
+injected with a database trigger, on both backends)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siemgate.accounts.actor import CLI
+from siemgate.alerts.model import RuleError, load_rule, parse_rule
+from siemgate.api.services import build_services
+from siemgate.config import load_settings
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.outbound import OutboundPolicy, OutboundRefused, guarded_http_client
+from siemgate.store.base import AlertRuleRecord
+from siemgate.store.postgres import PostgresStore
+from siemgate.store.sqlite import SQLiteStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from alerts.test_rules_engine import failed, signin
+from conftest import STORE_BACKENDS, make_store
+
+S = 1_000_000_000
+STALL = 2.0  # /healthz answers in ~ms; ten times a slow answer on a busy machine is still far below
+
+
+def _slowest_while(base_url: str, busy: Callable[[], bool], other_key: str) -> float:
+    """While `busy()`, poll /healthz and ingest one event into another account, in rounds: the
+    longest round, pause included (a timeout counts as STALL + 1). The server runs in this
+    process, so a stall freezes this loop too, wherever it is: hence whole rounds are timed."""
+    import httpx
+
+    slowest = 0.0
+    pause = 0.05
+    deadline = time.monotonic() + 600
+    with httpx.Client(base_url=base_url, timeout=STALL) as client:
+        last = time.monotonic()
+        while busy() and time.monotonic() < deadline:
+            try:
+                assert client.get("/healthz").status_code == 200
+                response = client.post(
+                    "/api/ingest/v2/signinattempts",
+                    json=[signin(time.time_ns())],
+                    headers={"Authorization": f"Bearer {other_key}"},
+                )
+                assert response.status_code == 200, response.text
+            except httpx.TimeoutException:
+                slowest = max(slowest, STALL + 1)
+            time.sleep(pause)
+            now = time.monotonic()
+            slowest = max(slowest, now - last - pause)
+            last = now
+    return slowest
+
+
+def test_a_catastrophic_regex_does_not_stall_the_server(make_server: Any) -> None:
+    server = make_server(alerts_enabled=True)
+    account = server.account("Acme")
+    rule = {
+        "id": "redos",
+        "name": "Nested quantifiers",
+        "source": "signinattempts",
+        "match": {"target_user.name": {"regex": "^(a+)+$"}},
+    }
+    server.services.alerts.rules.save(CLI, account, parse_rule(rule), "api")
+    key = server.ingest_key(account)
+    other_key = server.ingest_key(server.account("Other"))
+    event = signin(server.clock())
+    event["target_user"]["name"] = "a" * 29 + "!"  # Python's re backtracks 2^29 times on this
+    answers: list[int] = []
+    job = threading.Thread(
+        target=lambda: answers.append(server.ingest(key, Feature.SIGNINATTEMPTS, [event], timeout=300).status_code)
+    )
+    job.start()
+    store, stream = server.store, (account.id, Feature.SIGNINATTEMPTS)
+
+    def evaluating() -> bool:  # until the request is answered and its event evaluated
+        return job.is_alive() or (store.alert_checkpoint(*stream) or 0) < store.head_seq(*stream)
+
+    slowest = _slowest_while(server.base_url, evaluating, other_key)
+    job.join()
+    assert answers == [200] and not evaluating()
+    assert slowest < STALL, f"the server stalled for {slowest:.1f} s while a rule was matched"
+
+
+def test_regular_expressions_re2_cannot_run_are_refused_with_the_reason() -> None:
+    base = {"id": "r", "name": "R", "source": "signinattempts"}
+    for pattern, reason in (("(a)\\1", "invalid escape sequence"), ("(?=a)b", "invalid perl operator")):
+        with pytest.raises(RuleError, match="RE2 syntax") as info:
+            load_rule(base | {"match": {"country": {"regex": pattern}}})
+        assert reason in str(info.value)
+
+
+# outbound destinations ------------------------------------------------------------------------
+
+
+class Listener:
+    """A local HTTP server that records whatever reaches it (it must stay empty) and can redirect."""
+
+    def __init__(self, redirect_to: str | None = None) -> None:
+        self.hits: list[str] = []
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                listener.hits.append(self.path)
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                if redirect_to:
+                    self.send_response(307)
+                    self.send_header("location", redirect_to)
+                else:
+                    self.send_response(500)
+                self.send_header("content-length", "27")
+                self.end_headers()
+                self.wfile.write(b"internal secret: db=10.0.0.5")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    receiver = Listener()
+    yield receiver
+    receiver.close()
+
+
+class Site:
+    def __init__(self, data_dir: Path, **settings: Any) -> None:
+        self.clock = lambda: time.time_ns()
+        store = SQLiteStore(data_dir / "siemgate.db")
+        store.migrate()
+        self.services = build_services(
+            load_settings(data_dir=data_dir, alerts_enabled=True, **settings), store, self.clock
+        )
+        self.account = store.create_account(new_id(), "Acme", self.clock())
+
+    def hook_rule_stored_directly(self, actions: list[dict[str, Any]]) -> None:
+        """A rule as an earlier version saved it (no check when it was saved)."""
+        rule = parse_rule(
+            {"id": "mfa-off", "name": "MFA off", "source": "auditevents", "match": {"action": "disblmfa"},
+             "actions": actions}
+        )  # fmt: skip
+        now = self.clock()
+        self.services.store.put_alert_rule(
+            AlertRuleRecord(self.account.id, rule.id, rule.model_dump_json(by_alias=True), "api", True, now, now)
+        )
+        self.services.alerts.rules.invalidate(self.account.id)
+
+    def fire(self) -> list[Any]:
+        from alerts.test_rules_engine import auditevent
+
+        self.services.writer.write(self.account.id, Feature.AUDITEVENTS, [auditevent(self.clock(), action="disblmfa")])
+        self.services.alerts.dispatcher.run_due()
+        return [d for d in self.services.store.list_deliveries(self.account.id) if d.rule_id == "mfa-off"]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    s = Site(tmp_path / "data")
+    yield s
+    s.services.close()
+
+
+def test_loopback_and_metadata_destinations_are_refused_when_saved(site: Site) -> None:
+    secret = "whsec_" + "A" * 40
+    for url in ("http://127.0.0.1:9/x", "http://169.254.169.254/latest", "http://[::1]/x", "http://localhost/x",
+                "http://10.0.0.5/x", "http://[::ffff:127.0.0.1]/x"):  # fmt: skip
+        rule = parse_rule(
+            {"id": "hook", "name": "Hook", "source": "auditevents", "match": {"action": "disblmfa"},
+             "actions": [{"type": "webhook", "url": url, "secret": secret}]}
+        )  # fmt: skip
+        with pytest.raises(OutboundRefused, match="SIEMGATE_OUTBOUND_ALLOW"):
+            site.services.alerts.rules.save(CLI, site.account, rule, "api")
+    syslog = parse_rule(
+        {"id": "sys", "name": "Sys", "source": "auditevents", "match": {"action": "disblmfa"},
+         "actions": [{"type": "syslog", "host": "192.168.1.1", "port": 22, "protocol": "tcp"}]}
+    )  # fmt: skip
+    with pytest.raises(OutboundRefused, match="private address"):
+        site.services.alerts.rules.save(CLI, site.account, syslog, "api")
+
+
+def test_a_name_resolving_to_loopback_is_refused_after_resolution(site: Site, listener: Listener) -> None:
+    site.hook_rule_stored_directly([{"type": "slack", "url": f"http://localhost:{listener.port}/hook"}])
+    [delivery] = site.fire()
+    assert delivery.status == "failed" and "loopback address" in delivery.last_error
+    assert "SIEMGATE_OUTBOUND_ALLOW" in delivery.last_error
+    assert listener.hits == []
+
+
+def test_syslog_cannot_probe_local_ports(site: Site) -> None:
+    with socket.socket() as probe:  # a local TCP port that is open
+        probe.bind(("127.0.0.1", 0))
+        probe.listen()
+        probe.settimeout(0.5)
+        port = probe.getsockname()[1]
+        site.hook_rule_stored_directly([{"type": "syslog", "host": "localhost", "port": port, "protocol": "tcp"}])
+        [delivery] = site.fire()
+        assert delivery.status == "failed" and "loopback address" in delivery.last_error
+        with pytest.raises(TimeoutError):
+            probe.accept()  # nothing connected
+
+
+def test_a_redirect_to_a_refused_address_is_not_followed(tmp_path: Path, listener: Listener) -> None:
+    front = Listener(redirect_to=f"http://127.0.0.1:{listener.port}/internal")
+    site = Site(tmp_path / "d", outbound_allow=["localhost"])  # the operator allows this one name
+    try:
+        site.hook_rule_stored_directly([{"type": "slack", "url": f"http://localhost:{front.port}/hook"}])
+        [delivery] = site.fire()
+        assert front.hits == ["/hook"]
+        assert listener.hits == []  # the redirect's target is checked like any destination
+        assert delivery.status == "failed" and "127.0.0.1 is a loopback address" in delivery.last_error
+    finally:
+        front.close()
+        site.services.close()
+
+
+def test_replies_of_a_destination_are_never_shown(tmp_path: Path, listener: Listener) -> None:
+    site = Site(tmp_path / "d", outbound_allow=["127.0.0.0/8"], alerts_max_attempts=1)
+    try:
+        site.hook_rule_stored_directly([{"type": "slack", "url": f"http://127.0.0.1:{listener.port}/hook"}])
+        [delivery] = site.fire()
+        assert listener.hits == ["/hook"]
+        assert delivery.last_error == "HTTP 500"
+        assert "secret" not in delivery.last_error
+    finally:
+        site.services.close()
+
+
+def test_the_checked_address_is_the_one_connected_to(monkeypatch: pytest.MonkeyPatch, listener: Listener) -> None:
+    """DNS rebinding: the first answer is public, later ones loopback. The connection goes to the
+    address that was checked, so the local listener receives nothing."""
+    answers = iter(["192.0.43.10", "127.0.0.1", "127.0.0.1"])  # a global address first
+    real = socket.getaddrinfo
+    calls: list[str] = []
+
+    def rebinding(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.example":
+            return real(host, port, *args, **kwargs)
+        calls.append(host)
+        return real(next(answers), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    policy = OutboundPolicy()
+    with guarded_http_client(policy, timeout=1.0) as client, pytest.raises(Exception) as info:
+        client.post(f"http://rebind.example:{listener.port}/x", content=b"{}")
+    assert not isinstance(info.value, OutboundRefused) or "loopback" not in str(info.value)
+    assert calls == ["rebind.example"]  # resolved once; the connection used that answer
+    assert listener.hits == []
+
+
+def test_the_operator_allow_list_takes_networks_and_names() -> None:
+    settings = load_settings(outbound_allow="10.20.0.0/16, hooks.internal")
+    policy = OutboundPolicy.from_allow_list(settings.outbound_allow)
+    import ipaddress
+
+    assert policy.refusal(ipaddress.ip_address("10.20.1.1")) is None
+    assert policy.refusal(ipaddress.ip_address("10.21.1.1")) is not None
+    assert policy.refusal(ipaddress.ip_address("127.0.0.1"), "hooks.internal") is None
+    assert policy.refusal(ipaddress.ip_address("8.8.8.8")) is None
+    with pytest.raises(Exception, match="neither a network"):
+        load_settings(outbound_allow="10.0.0.0/33,")
+
+
+def test_rules_cannot_name_server_files() -> None:
+    with pytest.raises(RuleError, match="SIEMGATE_ALERTS_SYSLOG_CA_FILE"):
+        parse_rule(
+            {"id": "s", "name": "S", "source": "auditevents", "match": {"action": "x"},
+             "actions": [{"type": "syslog", "host": "logs.example.com", "protocol": "tls", "ca_file": "/etc/shadow"}]}
+        )  # fmt: skip
+
+
+# an alert the store cannot hold ----------------------------------------------------------------
+
+
+POISON = {
+    "sqlite": "CREATE TRIGGER poison BEFORE INSERT ON alerts WHEN NEW.summary LIKE '%mallory%'"
+    " BEGIN SELECT RAISE(ABORT, 'this alert cannot be stored'); END",
+    "postgres": "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.summary LIKE '%mallory%' THEN"
+    " RAISE EXCEPTION 'this alert cannot be stored'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql;"
+    " CREATE TRIGGER poison BEFORE INSERT ON alerts FOR EACH ROW EXECUTE FUNCTION poison()",
+}
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
+def test_an_alert_that_cannot_be_stored_never_blocks_its_stream(tmp_path: Path, backend: str) -> None:
+    store = make_store(backend, tmp_path)
+    if isinstance(store, PostgresStore):
+        with store._write() as conn:
+            conn.execute(POISON["postgres"])
+    else:
+        assert isinstance(store, SQLiteStore)
+        with store._write() as conn:
+            conn.execute(POISON["sqlite"])
+    clock = time.time_ns
+    services = build_services(load_settings(data_dir=tmp_path, alerts_enabled=True), store, clock)
+    try:
+        account = store.create_account(new_id(), "Acme", clock())
+        write = lambda events: services.writer.write(account.id, Feature.SIGNINATTEMPTS, events)  # noqa: E731
+        write([failed(clock() + i * S, "mallory@example.com") for i in range(10)])
+        assert store.list_alerts(account.id) == []
+        view = services.alerts.rule(CLI, account, "brute-force-signin")
+        assert view["status"] == "failing" and view["evaluation_failures"] == 1
+        [failure] = store.list_alert_failures(account.id, "brute-force-signin")
+        assert "could not be stored" in failure.error
+        write([failed(clock() + i * S, "ada@example.com") for i in range(10)])  # evaluation goes on
+        [alert] = store.list_alerts(account.id)
+        assert "ada@example.com" in alert.summary
+        assert services.alerts.evaluator.catch_up() == 0
+    finally:
+        services.close()
