@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     archive_format: Literal["none", "jsonl", "parquet"] = Field(
         "jsonl", description="Default archive format for events leaving the store (none: purge without archiving)."
     )
+    integrity_signer_url: str | None = Field(
+        None, description="The log signer's URL, e.g. http://127.0.0.1:8790 (docs/integrity.md)."
+    )
+    integrity_signer_secret_file: Path | None = Field(
+        None, description="File holding the shared secret of the log signer (never logged)."
+    )
+    integrity_public_key_file: Path | None = Field(
+        None, description="Public key file served at /.well-known/siemgate-log-keys; default: the signer's keys."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a TTY, else JSON.")
 

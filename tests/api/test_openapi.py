@@ -35,7 +35,9 @@ PAGE_OPS = [("post", f"/api/v{version}/{feature.value}") for version, feature in
 EVENTS_API_OPS = INTROSPECT + PAGE_OPS
 INGEST_OP = ("post", "/api/ingest/v2/{feature}")
 PUBLIC_OPS = [("get", "/.well-known/jwks.json"), ("get", "/healthz"), ("get", "/metrics")]
-ALL_OPS = [*EVENTS_API_OPS, INGEST_OP, *PUBLIC_OPS]
+# Public too, but 404 on a server without a log signer (tests/tlog/test_log_keys_published.py).
+LOG_KEYS_OP = ("get", "/.well-known/siemgate-log-keys")
+ALL_OPS = [*EVENTS_API_OPS, INGEST_OP, *PUBLIC_OPS, LOG_KEYS_OP]
 ADMIN_PREFIX = "/api/admin/"
 
 # Upstream names (spec §2) of each endpoint's page envelope and item.
@@ -379,7 +381,7 @@ def test_ingest_requires_a_bearer_ingest_key(doc: dict[str, Any]) -> None:
     assert _bearer_schemes(doc, doc["paths"][path][method]), "POST /api/ingest/v2/{feature} declares no bearer security"
 
 
-@pytest.mark.parametrize(("method", "path"), PUBLIC_OPS)
+@pytest.mark.parametrize(("method", "path"), [*PUBLIC_OPS, LOG_KEYS_OP])
 def test_public_endpoints_need_no_credential(doc: dict[str, Any], method: str, path: str) -> None:
     assert not doc["paths"][path][method].get("security", doc.get("security"))
 

@@ -1,14 +1,16 @@
-"""Service endpoints: JWKS, health, Prometheus metrics."""
+"""Service endpoints: JWKS, the log keys, health, Prometheus metrics."""
 
 from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from siemgate import __version__
 from siemgate.api.errors import JSON
+from siemgate.api.schemas import ErrorBody
 from siemgate.api.services import Services
 
 
@@ -29,6 +31,23 @@ def meta_router() -> APIRouter:
     async def jwks(request: Request) -> Response:
         services: Services = request.app.state.services
         return Response(orjson.dumps(services.keys.jwks()), media_type="application/jwk-set+json")
+
+    @router.get(
+        "/.well-known/siemgate-log-keys",
+        summary="Public keys that sign the event logs' checkpoints (docs/integrity.md)",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The public key file `siemgate-verify --key` reads.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            404: {"model": ErrorBody, "description": "This server runs no log signer, or its keys cannot be had now."},
+        },
+    )
+    async def log_keys(request: Request) -> Response:
+        services: Services = request.app.state.services
+        keys = await run_in_threadpool(services.log_keys.public)
+        return Response(keys.text(), media_type="text/plain; charset=utf-8")
 
     @router.get("/healthz", summary="Liveness and store reachability")
     async def health(request: Request) -> Response:

@@ -22,6 +22,7 @@ from siemgate.auth.sessions import SessionService
 from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
+from siemgate.integrity.keys import LogKeys
 from siemgate.retention.service import RetentionService
 from siemgate.store.base import Account, Store
 from siemgate.store.ingest import EventWriter
@@ -50,6 +51,7 @@ class Services:
     sessions: SessionService
     alerts: AlertService
     retention: RetentionService
+    log_keys: LogKeys
     _accounts: dict[int, Account] = field(default_factory=dict)
 
     def account(self, account_id: int) -> Account:
@@ -97,4 +99,5 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         sessions=SessionService(store, clock),
         alerts=AlertService(settings, store, people, audit, writer, clock),
         retention=retention,
+        log_keys=LogKeys(settings),
     )

@@ -14,6 +14,7 @@ from siemgate.cli.common import CliState
 from siemgate.cli.data_cmds import db_app, ingest, simulate
 from siemgate.cli.demo_cmd import demo
 from siemgate.cli.forward_cmds import forward_app
+from siemgate.cli.log_cmds import log_app
 from siemgate.cli.people_cmds import api_key_app, integration_app, user_app
 from siemgate.cli.retention_cmds import archive_app, retention_app
 from siemgate.cli.serve_cmds import serve
@@ -39,6 +40,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(retention_app, name="retention")
 app.add_typer(archive_app, name="archive")
 app.add_typer(signer_app, name="signer")
+app.add_typer(log_app, name="log")
 app.command()(serve)
 app.command()(demo)
 app.command()(ingest)
