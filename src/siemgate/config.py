@@ -54,9 +54,37 @@ class Settings(BaseSettings):
     )
     retention_days: int = Field(120, ge=1, description="Default retention of events, per account and feature.")
     events_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest Events API request body.")
-    ingest_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest ingest request body.")
+    admin_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest request body of the admin API, the console and every endpoint other than the"
+        " Events and ingest APIs; checked before the request is authenticated or parsed.",
+    )
+    ingest_max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest ingest request body, as sent (gzip-encoded or not)."
+    )
+    ingest_max_decoded_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest ingest request body once gzip is decoded."
+    )
+    ingest_max_gzip_members: int = Field(
+        10_000, ge=1, description="Most gzip members (concatenated gzip streams) in one gzip-encoded ingest body."
+    )
+    ingest_max_lines: int = Field(
+        20_000,
+        ge=1,
+        description="Most lines in one NDJSON ingest body, blank lines included (keep it >= ingest_max_batch).",
+    )
     ingest_max_batch: int = Field(10_000, ge=1, description="Most events in one ingest request.")
     ingest_max_event_bytes: int = Field(64 * 1024, ge=1024, description="Largest single event (its stored JSON).")
+    ingest_quota_per_minute: int = Field(
+        600_000,
+        ge=0,
+        description="Most events one account may send through the ingest API per minute, shared by every"
+        " process through redis_url; 0 for no limit.",
+    )
+    stored_events_quota: int = Field(
+        0, ge=0, description="Most events one account may hold in the store (ingest past it is 429); 0 for no limit."
+    )
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
         "NORMAL",
         description="SQLite durability: NORMAL survives process crashes (the last commits may roll back on"

@@ -761,7 +761,7 @@ def test_a_chunked_body_under_the_limit_is_accepted(make_server: Any) -> None:
 
 
 def test_gzip_that_decompresses_past_the_limit_is_413(make_server: Any) -> None:
-    server = make_server(ingest_max_body_bytes=4096)
+    server = make_server(ingest_max_body_bytes=4096, ingest_max_decoded_bytes=4096)
     _, token, key = _setup(server)
     line = orjson.dumps(signin(server.clock()))
     body = gzip.compress(b"\n".join([line] * (50_000 // len(line))))

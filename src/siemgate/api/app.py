@@ -15,6 +15,7 @@ from siemgate import __version__
 from siemgate.api.admin import alert_routes, event_routes, integration_routes, people_routes
 from siemgate.api.errors import install_error_handlers
 from siemgate.api.events_routes import EXTRA_SCHEMAS, events_router
+from siemgate.api.guard import RequestGuard
 from siemgate.api.ingest_routes import ingest_router
 from siemgate.api.meta_routes import meta_router
 from siemgate.api.metrics import Metrics
@@ -82,7 +83,8 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.include_router(alert_routes.router)
     mount_console(app)
     app.include_router(event_routes.router)
-    app.add_middleware(RequestLogMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestGuard, settings=services.settings)
+    app.add_middleware(RequestLogMiddleware, metrics=app.state.metrics)  # outermost: logs the guard's replies too
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

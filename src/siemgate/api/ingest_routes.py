@@ -14,13 +14,13 @@ from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from siemgate.api.body import read_body
+from siemgate.api.body import gunzip, is_gzip, receive_body
 from siemgate.api.errors import JSON
 from siemgate.api.schemas import ErrorBody, IngestResult
 from siemgate.api.services import Services
 from siemgate.errors import NotFound, PayloadTooLarge
 from siemgate.model.features import ALL_FEATURES, Feature
-from siemgate.store.ingest import parse_batch
+from siemgate.store.ingest import WriteResult, parse_batch
 
 _FEATURE_NAMES = [f.value for f in ALL_FEATURES]
 
@@ -36,7 +36,12 @@ def ingest_router() -> APIRouter:
             400: {"model": ErrorBody, "description": "Malformed body or invalid events; nothing was stored."},
             401: {"model": ErrorBody, "description": "Missing, unknown or revoked ingest key."},
             404: {"model": ErrorBody, "description": "Unknown feature."},
-            413: {"model": ErrorBody, "description": "Body or batch too large."},
+            413: {"model": ErrorBody, "description": "Body, decoded body, gzip members, lines or batch too large."},
+            429: {
+                "model": ErrorBody,
+                "description": "Over the account's ingest quota (events per minute, or events stored).",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+            },
         },
         openapi_extra={
             "security": [{"IngestKey": []}],
@@ -70,14 +75,29 @@ def ingest_router() -> APIRouter:
             valid = ", ".join(f.value for f in ALL_FEATURES)
             raise NotFound(f"Not Found: unknown feature {feature!r}; use one of {valid}") from None
         key = services.ingest_keys.authenticate(request.headers.get("authorization"), target)
-        body = await read_body(request, settings.ingest_max_body_bytes, allow_gzip=True)
-        items = parse_batch(body)
-        if len(items) > settings.ingest_max_batch:
-            raise PayloadTooLarge(
-                f"the batch has {len(items)} events; the limit is {settings.ingest_max_batch}: split it"
-            )
-        result = await run_in_threadpool(services.writer.write, key.account_id, target, items)
+        gzipped = is_gzip(request, allow_gzip=True)
+        raw = await receive_body(request, settings.ingest_max_body_bytes)
+        result = await run_in_threadpool(_store_batch, services, key.account_id, target, raw, gzipped)
         services.usage.record_ingest(key.id, services.clock())
         return Response(orjson.dumps(result.as_dict()), media_type=JSON)
 
     return router
+
+
+def _store_batch(services: Services, account_id: int, feature: Feature, raw: bytes, gzipped: bool) -> WriteResult:
+    """Decode, parse, admit (quotas) and store one request's batch; blocking, so it runs in a
+    worker thread: nothing proportional to the body's size runs on the event loop."""
+    settings = services.settings
+    limit = settings.ingest_max_decoded_bytes
+    if gzipped:
+        body = gunzip(raw, max_bytes=limit, max_members=settings.ingest_max_gzip_members)
+    elif len(raw) > limit:
+        raise PayloadTooLarge(f"the body is {len(raw)} bytes; the limit is {limit} bytes: send smaller batches")
+    else:
+        body = raw
+    items = parse_batch(body, max_events=settings.ingest_max_batch, max_lines=settings.ingest_max_lines)
+    account = services.account(account_id)
+    services.quotas.admit(account, len(items))
+    result = services.writer.write(account.id, feature, items)
+    services.quotas.stored(account, result.stored)
+    return result

@@ -3,7 +3,8 @@
 Tolerant on purpose: any Content-Type (or none), an empty body, `null` values, unknown keys
 (e.g. a `ResetCursor` wrapper) are accepted; when `cursor` is present it wins over reset fields.
 Strict where a client would otherwise silently get the wrong data: `limit` outside 1..1000,
-unparseable times, `end_time` before `start_time`.
+unparseable times, times after the last one an event can have (2262) or an `end_time` before the
+first (1970), `end_time` before `start_time`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 
 from siemgate.errors import BadRequest
-from siemgate.model.timestamps import TimestampError, parse_ns
+from siemgate.model.timestamps import MIN_STORED_NS, TimestampError, check_stored_ns, parse_ns
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -71,10 +72,14 @@ def _limit(value: Any) -> int:
 
 
 def _time(data: dict[str, Any], name: str) -> int | None:
+    """The time in ns; a time no event can have is a 400, except a start_time before 1970, which
+    (like every start before the retention window) the reader moves to the window's start."""
     value = data.get(name)
     if value is None or value == "":
         return None
     try:
-        return parse_ns(value)
+        ns = parse_ns(value)
+        check_stored_ns(max(ns, MIN_STORED_NS) if name == "start_time" else ns, value)
     except TimestampError as exc:
         raise BadRequest(f"Bad Request: {name}: {exc}") from None
+    return ns

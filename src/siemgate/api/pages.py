@@ -77,9 +77,7 @@ class PageReader:
 
     def _reset(self, account: Account, feature: Feature, request: ResetRequest) -> Cursor:
         now = self.clock()
-        end = request.end
-        if end is not None and end > MAX_STORED_NS:
-            end = None  # beyond any storable timestamp: the same as open-ended
+        end = request.end  # within the storable range (page_request checks it)
         start = request.start if request.start is not None else (end if end is not None else now) - HOUR_NS
         keep = self.retention(account.id, feature) if self.retention is not None else self.retention_ns
         start = min(max(start, now - keep, 0), MAX_STORED_NS)

@@ -12,6 +12,7 @@ from siemgate.accounts.credentials import IngestKeyAdmin
 from siemgate.accounts.integrations import IntegrationService
 from siemgate.accounts.lifecycle import TokenLifecycle
 from siemgate.accounts.people import PeopleService
+from siemgate.accounts.quotas import IngestQuotas
 from siemgate.alerts.service import AlertService
 from siemgate.api.pages import PageReader
 from siemgate.auth.api_keys import ApiKeyService
@@ -39,6 +40,7 @@ class Services:
     tokens: TokenService
     ingest_keys: IngestKeyService
     rate_limiter: RateLimiter
+    quotas: IngestQuotas
     reader: PageReader
     writer: EventWriter
     usage: UsageRecorder
@@ -87,6 +89,13 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         tokens=tokens,
         ingest_keys=ingest_keys,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
+        quotas=IngestQuotas(
+            store,
+            per_minute=settings.ingest_quota_per_minute,
+            max_stored=settings.stored_events_quota,
+            redis_url=settings.redis_url,
+            stored_retry_seconds=settings.retention_interval_seconds,
+        ),
         reader=PageReader(store, keys.cursor_key, settings.retention_days, clock, retention.retention_ns),
         writer=writer,
         usage=UsageRecorder(store),

@@ -9,6 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 _hasher = PasswordHasher()
 MIN_LENGTH = 10
+MAX_LENGTH = 1024  # hashing is linear in the length: a password is never a megabyte of work
 
 
 @functools.cache
@@ -21,6 +22,8 @@ def check_strength(password: str) -> None:
     """Raise ValueError when a password is too weak to accept."""
     if len(password) < MIN_LENGTH:
         raise ValueError(f"the password must have at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        raise ValueError(f"the password must have at most {MAX_LENGTH} characters")
     if password.strip() != password or not password.strip():
         raise ValueError("the password must not start or end with spaces")
 
@@ -31,7 +34,10 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when `password` matches; always spends the same work, even without a hash."""
+    """True when `password` matches; always spends the same work, even without a hash (a password
+    over MAX_LENGTH, which no hash can match, is refused without hashing)."""
+    if len(password) > MAX_LENGTH:
+        return False
     try:
         return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):

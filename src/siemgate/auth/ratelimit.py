@@ -40,9 +40,8 @@ class RateLimitStatus:
 
 class RateLimiter:
     def __init__(self, per_minute: int, per_hour: int, redis_url: str | None = None) -> None:
-        self._redis = redis_url.split("@")[-1] if redis_url else None  # host:port/db, no password
-        backend = storage.storage_from_string(redis_url) if redis_url else storage.MemoryStorage()
-        self._limiter = strategies.SlidingWindowCounterRateLimiter(backend)
+        self._redis = redis_location(redis_url)
+        self._limiter = strategies.SlidingWindowCounterRateLimiter(limit_storage(redis_url))
         self._windows = (limits.RateLimitItemPerMinute(per_minute), limits.RateLimitItemPerHour(per_hour))
 
     def hit(self, key: str) -> RateLimitStatus:
@@ -72,3 +71,17 @@ class RateLimiter:
             window, current = min(stats, key=lambda item: item[1].remaining)
         reset = max(0, math.ceil(current.reset_time - now))
         return RateLimitStatus(blocked is None, window.amount, max(0, current.remaining), reset)
+
+
+def limit_storage(redis_url: str | None) -> storage.Storage:
+    """Counters shared through Redis when `redis_url` is given, else in this process's memory."""
+    if not redis_url:
+        return storage.MemoryStorage()
+    shared = storage.storage_from_string(redis_url)
+    assert isinstance(shared, storage.Storage)  # a redis:// URL gives the synchronous storage
+    return shared
+
+
+def redis_location(redis_url: str | None) -> str | None:
+    """host:port/db of `redis_url` for messages (never its password)."""
+    return redis_url.split("@")[-1] if redis_url else None

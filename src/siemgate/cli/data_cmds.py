@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -18,8 +19,12 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import TimestampError, parse_stored_ns
 from siemgate.store.ingest import parse_batch
 
+if TYPE_CHECKING:
+    from siemgate.store.pg_copy import Copier
+
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 WRITE_CHUNK = 5000
+SHOWN_UNSTORABLE = 100
 
 
 def _progress() -> Progress:
@@ -137,10 +142,14 @@ def db_copy(
     source: str = typer.Option(..., "--from", help="The SQLite deployment: sqlite:///path/to/siemgate.db."),
     target: str = typer.Option(..., "--to", help="The PostgreSQL database: postgresql://user@host:5432/db."),
     chunk: int = typer.Option(5000, "--chunk", min=1, help="Events per transaction (a resumed copy restarts there)."),
+    skip_unstorable: bool = typer.Option(
+        False, "--skip-unstorable", help="Leave out (and list) events PostgreSQL cannot hold instead of stopping."
+    ),
 ) -> None:
     """Copy a whole SQLite deployment into PostgreSQL: accounts, people, credentials, keys, alerts and
     every event with its seq. Stop the servers first. Interrupted? Run it again: it resumes. The copy
-    is checked at the end (row counts and a digest per stream)."""
+    is checked at the end (row counts and a digest per stream). Events PostgreSQL cannot hold (text
+    with the NUL character) are listed first, and nothing is copied unless --skip-unstorable."""
     from siemgate.store.pg_copy import Copier, check_target, sqlite_path
     from siemgate.store.postgres import PostgresStore
 
@@ -150,6 +159,7 @@ def db_copy(
     store = PostgresStore(target)
     copier = Copier(path, store, chunk=chunk)
     try:
+        _leave_out_unstorable(copier, skip_unstorable)
         err.print(f"migrated PostgreSQL: {', '.join(store.migrate()) or 'schema up to date'}")
         total = copier.total_rows()
         with _progress() as progress:
@@ -175,3 +185,23 @@ def db_copy(
         f"copied and checked: {sum(report.tables.values())} rows in {len(report.tables)} tables,"
         f" {events} events in {streams} streams ({report.copied_events} copied by this run{resumed})"
     )
+
+
+def _leave_out_unstorable(copier: Copier, skip: bool) -> None:
+    """List the source's events PostgreSQL cannot hold; stop (exit 1) unless `skip`, in which case
+    they are left out of the copy and of its check."""
+    found = copier.unstorable_events()
+    if not found:
+        return
+    for event in found[:SHOWN_UNSTORABLE]:
+        err.print(f"[red]cannot copy[/red] {event}")
+    if len(found) > SHOWN_UNSTORABLE:
+        err.print(f"... and {len(found) - SHOWN_UNSTORABLE} more")
+    if not skip:
+        err.print(
+            f"{len(found)} event(s) hold text PostgreSQL cannot store (listed above); nothing was copied."
+            " Run again with --skip-unstorable to copy everything else without them."
+        )
+        raise typer.Exit(1)
+    copier.skip = {(e.account_id, e.feature.code, e.seq) for e in found}
+    err.print(f"leaving out {len(found)} event(s) PostgreSQL cannot store (listed above)")

@@ -32,6 +32,9 @@ Timestamp = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time", "example": "2024-12-02T11:54:19.710457472Z"}),
 ]
 Number = int | float  # an integer stays an integer on output
+# Ranges checked by model.validation (with messages that say so); shown in the OpenAPI document.
+Latitude = Annotated[Number, WithJsonSchema({"type": "number", "minimum": -90, "maximum": 90, "example": 43.64})]
+Longitude = Annotated[Number, WithJsonSchema({"type": "number", "minimum": -180, "maximum": 180, "example": -79.4})]
 if TYPE_CHECKING:
     SignInCategory: TypeAlias = str
     SignInType: TypeAlias = str
@@ -89,8 +92,8 @@ class Location(TypedDict, total=False):
     country: str
     region: str
     city: str
-    latitude: Number
-    longitude: Number
+    latitude: Latitude
+    longitude: Longitude
 
 
 @with_config(STRICT)

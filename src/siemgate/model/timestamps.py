@@ -23,6 +23,7 @@ EXAMPLE = "2024-01-31T09:30:00Z"
 # Stored timestamps must fit a signed 64-bit nanosecond count: 1970-01-01 up to 2262-04-11.
 MIN_STORED_NS = 0
 MAX_STORED_NS = 2**63 - 1
+STORED_RANGE = "1970-01-01T00:00:00Z to 2262-04-11T23:47:16.854775807Z"
 
 
 class TimestampError(ValueError):
@@ -125,9 +126,13 @@ def normalize(text: object) -> str:
 
 def parse_stored_ns(text: object) -> int:
     """parse_ns, restricted to the range an event timestamp may take (1970 to 2262)."""
-    ns = parse_ns(text)
+    return check_stored_ns(parse_ns(text), text)
+
+
+def check_stored_ns(ns: int, text: object) -> int:
+    """`ns` (parsed from `text`) when an event timestamp may take it; else TimestampError."""
     if not MIN_STORED_NS <= ns <= MAX_STORED_NS:
-        raise TimestampError(f"{text!r} is outside the supported range 1970-01-01 to 2262-04-11")
+        raise TimestampError(f"{text!r} is outside the supported range {STORED_RANGE}")
     return ns
 
 

@@ -8,8 +8,9 @@ Two levels of strictness (docs/events.md):
 - lenient, for mirrored upstream data (the forwarder's siemgate sink): only `uuid` and `timestamp`
   are checked; fields and enum values newer than the spec are kept exactly as received.
 
-Both fill a missing `uuid` with a new id and a missing `timestamp` with the time of receipt, and
-normalise every timestamp to the canonical RFC 3339 UTC form.
+Both fill a missing `uuid` with a new id and a missing `timestamp` with the time of receipt,
+normalise every timestamp to the canonical RFC 3339 UTC form, and refuse what no event can hold:
+timestamps outside 1970 to 2262, a latitude outside -90..90 or a longitude outside -180..180.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def _adapter(feature: Feature) -> TypeAdapter[list[dict[str, Any]]]:
 
 
 MAX_ISSUES = 100
+COORDINATE_BOUNDS = (("latitude", 90), ("longitude", 180))
 MAX_UUID_LENGTH = 128
 
 
@@ -125,6 +127,9 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
         if not isinstance(event, dict):
             continue
         ns, problems = _normalize_timestamps(event, with_session=with_session)
+        location = event.get("location")
+        if location is not None:
+            problems += _coordinate_problems(location)
         if problems:
             issues.extend(Issue(index, path, message) for path, message in problems if (index, path) not in flagged)
         if ns is not None:
@@ -158,6 +163,18 @@ def _normalize_timestamps(event: dict[str, Any], *, with_session: bool) -> tuple
             except TimestampError as exc:
                 problems.append(("session.login_time", str(exc)))
     return (ns if not problems else None), problems
+
+
+def _coordinate_problems(location: Any) -> list[tuple[str, str]]:
+    """Latitude outside -90..90 or longitude outside -180..180 degrees (NaN included); values
+    that are not numbers are the schema's business (and kept as they are when lenient)."""
+    problems = []
+    if isinstance(location, dict):
+        for name, bound in COORDINATE_BOUNDS:
+            value = location.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and not -bound <= value <= bound:
+                problems.append((f"location.{name}", f"must be from {-bound} to {bound} degrees, got {_short(value)}"))
+    return problems
 
 
 def _is_canonical(text: str) -> bool:

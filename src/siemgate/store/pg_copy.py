@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from siemgate.errors import ConfigError
+from siemgate.model.features import Feature
+from siemgate.model.text import find_unstorable
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 
@@ -65,6 +69,25 @@ class CopyReport:
     copied_events: int = 0
 
 
+@dataclass(frozen=True)
+class UnstorableEvent:
+    """An event of the source PostgreSQL cannot hold, and the first field that says why."""
+
+    account_id: int
+    account_uuid: str
+    feature: Feature
+    seq: int
+    uuid: str
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return (
+            f"account {self.account_uuid} {self.feature.value} seq {self.seq} uuid {self.uuid!r}:"
+            f" {self.field or 'the event'} {self.problem}"
+        )
+
+
 class Copier:
     """Copy `source` (an SQLite file) into `target` (a PostgreSQL store); see the module docstring."""
 
@@ -75,6 +98,7 @@ class Copier:
         self.target = target
         self.chunk = chunk
         self.src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, check_same_thread=False)
+        self.skip: set[tuple[int, int, int]] = set()  # (account_id, feature, seq) left out of the copy
 
     def close(self) -> None:
         self.src.close()
@@ -116,6 +140,23 @@ class Copier:
         """(account_id, feature, head_seq, max_ts) of every stream of the source."""
         rows = self.src.execute("SELECT account_id, feature, head_seq, max_ts FROM streams ORDER BY 1, 2")
         return [(int(a), int(f), int(h), int(m)) for a, f, h, m in rows]
+
+    def unstorable_events(self) -> list[UnstorableEvent]:
+        """Events of the source that PostgreSQL cannot hold: text with the NUL character (SQLite
+        took it before siemgate refused it at the door; model.text)."""
+        found = []
+        rows = self.src.execute(
+            "SELECT e.account_id, a.uuid, e.feature, e.seq, e.uuid, e.body FROM events e"
+            " JOIN accounts a ON a.id = e.account_id"
+            " WHERE instr(e.body, ?) > 0 OR instr(e.uuid, char(0)) > 0 ORDER BY 1, 3, 4",
+            (b"\\u0000",),
+        )
+        for account_id, account_uuid, code, seq, uuid, body in rows:
+            where = find_unstorable({"uuid": uuid, **orjson.loads(body)})
+            if where is not None:  # else an escaped backslash before "u0000": storable
+                event = UnstorableEvent(account_id, account_uuid, Feature.from_code(code), seq, uuid, *where)
+                found.append(event)
+        return found
 
     def total_rows(self) -> int:
         tables = sum(self._count(t) for t in self.plain_tables())
@@ -196,8 +237,12 @@ class Copier:
                     " WHERE account_id = ? AND feature = ? AND seq > ? AND seq <= ?",
                     (account_id, code, after, rows[-1][2]),
                 ).fetchall()
+            last = rows[-1][2]
+            if self.skip:
+                rows = [r for r in rows if (r[0], r[1], r[2]) not in self.skip]
+                facets = [f for f in facets if (f[0], f[1], f[3]) not in self.skip]
             self.target.import_events(account_id, code, rows, facets)
-            after = rows[-1][2]
+            after = last
             report.copied_events += len(rows)
             progress("events", len(rows))
         with self.target._write("cannot copy streams") as conn:
@@ -241,7 +286,7 @@ class Copier:
             " ORDER BY seq LIMIT 10000",
             (account_id, code, after),
         ).fetchall():
-            yield from rows
+            yield from (r for r in rows if (account_id, code, r[0]) not in self.skip)
             after = rows[-1][0]
 
     def _target_events(self, account_id: int, code: int) -> Iterator[tuple[Any, ...]]:

@@ -6,6 +6,8 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from siemgate.auth.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
+
 T = TypeVar("T")
 Role = Literal["owner", "administrator", "member"]
 FeatureName = Literal["signinattempts", "itemusages", "auditevents"]
@@ -29,7 +31,11 @@ class MemberCreate(Strict):
     email: str = Field(min_length=3, max_length=254)
     name: str | None = Field(None, max_length=200)
     role: Role = "member"
-    password: str | None = Field(None, description="Lets the person sign in to the console (at least 10 characters).")
+    password: str | None = Field(
+        None,
+        max_length=MAX_PASSWORD_LENGTH,
+        description=f"Lets the person sign in to the console (10 to {MAX_PASSWORD_LENGTH} characters).",
+    )
 
 
 class MemberUpdate(Strict):
@@ -72,8 +78,8 @@ class ApiKeyCreate(Strict):
 
 
 class SignIn(Strict):
-    email: str
-    password: str
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
 
 
 # responses ----------------------------------------------------------------------------------------

@@ -1,0 +1,54 @@
+"""Text every store backend can hold.
+
+PostgreSQL cannot store the NUL character (U+0000) in text, and no backend can store a lone
+surrogate (U+D800 to U+DFFF, which is not valid UTF-8). Such characters are refused where they
+come in (docs/security.md, "Bounds and operator settings"), so nothing stored on SQLite today
+cannot move to PostgreSQL tomorrow.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# How such characters can appear in JSON text: escaped (\u0000, \ud800) or, for NUL, raw.
+_UNSTORABLE_JSON = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})|\x00")
+MAX_DEPTH = 64
+
+
+def unstorable(text: str) -> str | None:
+    """What is wrong with `text` (a sentence to show), or None when every backend can store it."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    name = "the NUL character (U+0000)" if char == "\x00" else f"a lone surrogate (U+{ord(char):04X})"
+    return f"contains {name} at position {found.start()}, which cannot be stored: remove it"
+
+
+def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first (field path, problem) of a string (or object key) in `value` that cannot be
+    stored, searching dicts and lists; None when there is none."""
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, str):
+            problem = unstorable(item)
+            if problem is not None:
+                return where, problem
+        elif depth < MAX_DEPTH and isinstance(item, dict):
+            for key, inner in reversed(item.items()):
+                child = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and (problem := unstorable(key)) is not None:
+                    return child, "the field name " + problem
+                stack.append((inner, child, depth + 1))
+        elif depth < MAX_DEPTH and isinstance(item, list):
+            stack.extend((inner, f"{where}[{i}]", depth + 1) for i, inner in reversed(list(enumerate(item))))
+    return None
+
+
+def may_hold_unstorable_json(raw: bytes) -> bool:
+    """False when JSON text `raw` certainly decodes to storable strings only (a fast scan; True
+    means "decode and look": an escaped backslash before `u0000` also matches)."""
+    return _UNSTORABLE_JSON.search(raw) is not None
