@@ -168,7 +168,14 @@ def _normalize_timestamps(event: dict[str, Any], *, with_session: bool) -> tuple
 def _coordinate_problems(location: Any) -> list[tuple[str, str]]:
     """Latitude outside -90..90 or longitude outside -180..180 degrees (NaN included); values
     that are not numbers are the schema's business (and kept as they are when lenient)."""
-    problems = []
+    problems: list[tuple[str, str]] = []
+    if type(location) is dict:  # the common case first: both in range (or absent)
+        latitude, longitude = location.get("latitude"), location.get("longitude")
+        try:
+            if (latitude is None or -90 <= latitude <= 90) and (longitude is None or -180 <= longitude <= 180):
+                return problems
+        except TypeError:  # not numbers
+            pass
     if isinstance(location, dict):
         for name, bound in COORDINATE_BOUNDS:
             value = location.get(name)
