@@ -80,6 +80,7 @@ class StallDetector:
     base_url: str
     latencies: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _polling: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def __enter__(self) -> StallDetector:
@@ -87,6 +88,7 @@ class StallDetector:
             assert warm.get("/healthz").status_code == 200
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
+        assert self._polling.wait(30), "the stall detector did not start"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -96,8 +98,9 @@ class StallDetector:
 
     def _poll(self) -> None:
         with httpx.Client(base_url=self.base_url, timeout=POLL_TIMEOUT) as http:
-            while not self._stop.is_set():
+            while not self._stop.is_set() or not self.latencies:  # at least one poll, begun before the request
                 started = time.monotonic()
+                self._polling.set()
                 try:
                     status = http.get("/healthz").status_code
                 except httpx.TimeoutException:
