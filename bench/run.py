@@ -89,7 +89,14 @@ def build_store(data_dir: Path, events: int) -> dict[str, str]:
 
 
 class Server:
-    def __init__(self, data_dir: Path, cpu: str | None, database_url: str | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        cpu: str | None,
+        database_url: str | None = None,
+        workers: int = 1,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         env = {
             **os.environ,
@@ -100,6 +107,7 @@ class Server:
             "SIEMGATE_RATE_LIMIT_PER_HOUR": "1000000000",
             "SIEMGATE_SQLITE_SYNCHRONOUS": "NORMAL",
             "SIEMGATE_ALERTS_ENABLED": "false",  # the serving and ingest paths alone
+            **(extra_env or {}),
         }
         cmd = [sys.executable, "-m", "siemgate", "serve", "--port", str(self.port), "--workers", str(workers)]
         if cpu is not None and workers == 1 and shutil.which("taskset"):

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     alerts_retry_seconds: float = Field(
         30.0, gt=0, description="First retry delay of a failed action; doubles per attempt, at most 1 hour."
     )
+    alerts_dispatch_workers: int = Field(
+        16, ge=1, le=256, description="Alert action deliveries carried out at once (each bounded by its timeout)."
+    )
+    alerts_account_concurrency: int = Field(
+        4, ge=1, le=64, description="Alert action deliveries of one account in flight at once (its budget)."
+    )
     alerts_syslog_ca_file: Path | None = Field(
         None,
         description="CA file (PEM) that syslog alert actions over TLS check receivers with; default: the system CAs."

@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from siemgate.model.timestamps import format_ns
+from siemgate.model.features import Feature
+from siemgate.model.timestamps import format_ns, parse_ns
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "admin"))
 from admin_support import Site, error_message, ok
 
 from .receivers import wait_for
-from .test_rules_engine import failed
+from .test_rules_engine import auditevent, failed
 
 SIGMA = """
 title: Vault shared
@@ -77,6 +78,40 @@ def test_rules_through_the_admin_api(make_server: Any) -> None:
     assert rule["fired"] == 1 and rule["last_fired_at"] is not None
     deliveries = ok(site.call(site.member, "GET", site.path("/alert-deliveries"), params={"status": "delivered"}))
     assert any(d["alert_id"] == alerts[0]["id"] and d["type"] == "event" for d in deliveries["items"])
+
+
+def test_alerts_explain_themselves_and_are_worked_through_the_admin_api(make_server: Any) -> None:
+    site = Site(make_server(alerts_enabled=True, alerts_dispatch_seconds=0.05))
+    activity = time.time_ns() - 3600 * 1_000_000_000  # an hour before it reaches siemgate
+    events = [failed(activity + i * 1_000_000_000, "Ada@Example.com") for i in range(10)]
+    site.services.writer.write(site.account.id, Feature.SIGNINATTEMPTS, events)
+    site.services.writer.write(
+        site.account.id, Feature.AUDITEVENTS, [auditevent(time.time_ns(), action="disblmfa", object_type="user")]
+    )
+    listed = ok(site.call(site.member, "GET", site.path("/alerts")))["items"]
+    brute = next(a for a in listed if a["rule_id"] == "brute-force-signin")
+    assert brute["event_time"] == format_ns(activity + 9 * 1_000_000_000)  # the activity, not the detection
+    assert parse_ns(brute["detected_at"]) > parse_ns(brute["event_time"]) + 3000 * 1_000_000_000
+    assert [e["uuid"] for e in brute["events"]] == [e["uuid"] for e in events]
+    assert brute["explorer"] == {
+        "feature": "signinattempts", "start": events[0]["timestamp"], "end": events[-1]["timestamp"],
+        "actor": "Ada@Example.com",
+    }  # fmt: skip
+    assert (brute["state"], brute["state_by"], brute["rule_version"]) == ("open", None, 0)
+    assert brute["account"] == {"uuid": site.account.uuid, "name": site.account.name}
+    path = site.path(f"/alerts/{brute['id']}")
+    assert "administrator" in error_message(site.call(site.member, "PATCH", path, json={"state": "resolved"}), 403)
+    assert "state" in error_message(site.call(site.admin, "PATCH", path, json={"state": "done"}), 400)
+    acked = ok(site.call(site.admin, "PATCH", path, json={"state": "acknowledged"}))
+    assert (acked["state"], acked["state_by"]) == ("acknowledged", site.admin.email) and acked["state_at"]
+    high = ok(site.call(site.member, "GET", site.path("/alerts"), params={"severity": "high", "state": "open"}))
+    assert [a["rule_id"] for a in high["items"]] == ["mfa-disabled"]
+    ok(site.call(site.owner, "PATCH", path, json={"state": "resolved"}))
+    resolved = ok(site.call(site.member, "GET", site.path("/alerts"), params={"state": "resolved"}))["items"]
+    assert [(a["id"], a["state_by"]) for a in resolved] == [(brute["id"], site.owner.email)]
+    audit, _ = site.events(site.reader())
+    trail = [e for e in audit if e["action"] == "update" and "alert state" in e.get("aux_info", "")]
+    assert [json.loads(e["aux_info"])["state"] for e in trail] == ["acknowledged", "resolved"]
 
 
 def run(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

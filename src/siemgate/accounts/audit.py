@@ -57,13 +57,18 @@ class AuditRecorder:
         aux_info: dict[str, Any] | str | None = None,
         uuid: str | None = None,
         at: int | None = None,
+        stamp_on_receipt: bool = False,
     ) -> dict[str, Any]:
         """Write one audit event to the account's auditevents stream; returns it.
 
         `uuid` and `at` (the timestamp) default to a new id and now; a caller that may write the
-        same event again (alert deliveries) passes both, so the repeat is a duplicate."""
+        same event again passes both, so the repeat is a duplicate. With `stamp_on_receipt` the
+        store stamps the event when it stores it (never a late event) and recognises a repeat by
+        its `uuid` alone (alert deliveries)."""
         now = self.clock() if at is None else at
-        event: dict[str, Any] = {"uuid": uuid or new_id(), "timestamp": format_ns(now)}
+        event: dict[str, Any] = {"uuid": uuid or new_id()}
+        if not stamp_on_receipt:
+            event["timestamp"] = format_ns(now)
         if actor.user is not None:
             details, kind, home = self._person(account, actor.user)
             event["actor_uuid"] = actor.user.uuid

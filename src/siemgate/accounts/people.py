@@ -90,7 +90,8 @@ class PeopleService:
         )
         if owner is not None:
             self.store.add_member(account.id, owner.id, "owner", now)
-            self.audit.record(account, actor, "join", "user", object_user=owner, aux_info={"role": "owner"})
+            info = {"role": "owner", "founder": True}  # the account's first owner (no alert: docs/alerts.md)
+            self.audit.record(account, actor, "join", "user", object_user=owner, aux_info=info)
         return account, owner
 
     def rename_account(self, actor: Actor, account: Account, name: str) -> Account:

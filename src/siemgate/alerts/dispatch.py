@@ -1,18 +1,27 @@
-"""Carrying out alert actions: the deliveries evaluation committed (an outbox) are claimed,
-sent, and recorded as delivered, to be retried, or failed.
+"""Carrying out alert actions: the deliveries evaluation committed (an outbox) are claimed, sent
+concurrently, and recorded as delivered, to be retried, or failed.
 
-A failed attempt that may pass later (network errors, HTTP 5xx/408/429, SMTP 4xx) is retried
-after `retry` seconds, doubling per attempt up to an hour (longer when the receiver's
-Retry-After says so), until `max_attempts`; then, or at once for a permanent failure (HTTP 4xx,
-SMTP 5xx, bad configuration), the delivery is `failed` and stays visible with its last error
-(admin API, `siemgate alerts deliveries`) until retried by hand. Claims are leased, so several
-server processes never send one delivery twice at the same time.
+- Isolation: deliveries run in a pool of `workers` threads, each bounded by its action's own
+  timeout; at most `per_destination` deliveries to one destination (one action of one rule) and
+  `per_account` of one account are in flight at once, so a hung destination holds only its own
+  deliveries, and one account's slow destinations never hold up another account's alerts.
+- Retries: a failed attempt that may pass later (network errors, HTTP 5xx/408/425/429, SMTP 4xx)
+  is retried after `retry` seconds, doubling per attempt up to an hour (longer when the
+  receiver's Retry-After says so), until `max_attempts`; then, or at once for a permanent failure
+  (HTTP 4xx, SMTP 5xx, bad configuration, a refused destination), the delivery is `failed` and
+  stays visible with its last error (admin API, `siemgate alerts deliveries`) until retried by
+  hand. Deliveries of a deleted rule or action are `cancelled` (store.put_alert_rule).
+- Claims are leased for LEASE_NS, so several server processes never send one delivery at the
+  same time; a delivery whose process stopped mid-attempt is due again when its lease ends.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import orjson
 
@@ -21,7 +30,9 @@ from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.store.base import DeliveryRecord, Store
 
 log = logging.getLogger("siemgate.alerts")
-LEASE_NS = 5 * 60 * NS_PER_SECOND
+# Longer than any attempt (action timeouts are at most 60 s) plus margin; after a crash, what the
+# stopped process had taken is sent again this long after it was taken.
+LEASE_NS = 75 * NS_PER_SECOND
 MAX_DELAY_NS = 3600 * NS_PER_SECOND
 
 
@@ -34,12 +45,25 @@ class Dispatcher:
         *,
         max_attempts: int = 8,
         retry_seconds: float = 30.0,
+        workers: int = 16,
+        per_account: int = 4,
+        per_destination: int = 2,
+        wake: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.senders = senders
         self.clock = clock
         self.max_attempts = max_attempts
         self.retry_ns = int(retry_seconds * NS_PER_SECOND)
+        self.workers = workers
+        self.per_account = per_account
+        self.per_destination = per_destination
+        self.wake = wake or threading.Event()  # set when a slot frees up: the caller pumps again
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="siemgate-alert-action")
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, int] = {}
+        self._destinations: dict[str, int] = {}
+        self._running = 0
 
     def backoff(self, attempts: int, retry_after: float | None) -> int:
         """Delay before the next attempt after `attempts` failed ones."""
@@ -48,13 +72,61 @@ class Dispatcher:
             delay = max(delay, min(int(retry_after * NS_PER_SECOND), MAX_DELAY_NS))
         return delay
 
-    def run_due(self, limit: int = 100) -> int:
-        """Carry out the deliveries due now; returns how many were attempted."""
+    def pump(self) -> list[Future[str]]:
+        """Claim the deliveries due now that fit (free workers; accounts and destinations under
+        their budgets) and start them; returns at once with their futures."""
+        with self._lock:
+            free = self.workers - self._running
+            full = [account for account, n in self._in_flight.items() if n >= self.per_account]
+            busy_actions = [action for action, n in self._destinations.items() if n >= self.per_destination]
+        if free <= 0:
+            return []
         now = self.clock()
-        claimed = self.store.claim_deliveries(now, now + LEASE_NS, limit)
+        claimed = self.store.claim_deliveries(now, now + LEASE_NS, free, self.per_account, full, busy_actions)
+        started: list[Future[str]] = []
         for delivery in claimed:
-            self.deliver(delivery)
-        return len(claimed)
+            with self._lock:
+                fits = (
+                    self._in_flight.get(delivery.account_id, 0) < self.per_account
+                    and self._destinations.get(delivery.action, 0) < self.per_destination
+                )
+                if fits:
+                    self._in_flight[delivery.account_id] = self._in_flight.get(delivery.account_id, 0) + 1
+                    self._destinations[delivery.action] = self._destinations.get(delivery.action, 0) + 1
+                    self._running += 1
+            if not fits:  # its account or destination filled up meanwhile: due again for a later pump
+                self.store.finish_delivery(delivery.id, "pending", delivery.attempts, now, delivery.last_error, now)
+                continue
+            started.append(self._pool.submit(self._run, delivery))
+        return started
+
+    def _run(self, delivery: DeliveryRecord) -> str:
+        try:
+            return self.deliver(delivery)
+        finally:
+            with self._lock:
+                _decrement(self._in_flight, delivery.account_id)
+                _decrement(self._destinations, delivery.action)
+                self._running -= 1
+            self.wake.set()
+
+    def run_due(self, limit: int = 1000) -> int:
+        """Carry out the deliveries due now (concurrently, within the budgets), starting more as
+        slots free up, and wait for them all; returns how many were attempted."""
+        total = 0
+        running: set[Future[str]] = set()
+        while True:
+            started = self.pump() if total < limit else []
+            total += len(started)
+            running |= set(started)
+            if not running:
+                return total
+            if not started:
+                _, running = wait(running, return_when=FIRST_COMPLETED)
+
+    def close(self) -> None:
+        """Start nothing more; attempts under way end by their own timeouts."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def deliver(self, delivery: DeliveryRecord) -> str:
         """One attempt; records and returns the new status."""
@@ -70,7 +142,7 @@ class Dispatcher:
             return self._failed(delivery, attempts, exc.message, exc.retryable, exc.retry_after)
         except Exception as exc:  # a bug or an unexpected library error: keep it visible and retry
             log.exception("alert action %s of alert %s raised", delivery.kind, delivery.alert_id)
-            return self._failed(delivery, attempts, f"unexpected error: {exc!r}", True, None)
+            return self._failed(delivery, attempts, f"unexpected error: {type(exc).__name__}", True, None)
         self.store.finish_delivery(delivery.id, "delivered", attempts, None, "", self.clock())
         return "delivered"
 
@@ -86,3 +158,11 @@ class Dispatcher:
         self.store.finish_delivery(delivery.id, "failed", attempts, None, message, now)
         log.error("alert action %s failed for good after %d attempt(s): %s", delivery.kind, attempts, message)
         return "failed"
+
+
+def _decrement(counts: dict[Any, int], key: Any) -> None:
+    left = counts.get(key, 1) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)

@@ -8,7 +8,11 @@ exactly where the last commit left off: no event is evaluated twice and none is 
 - `catch_up` (server schedule) evaluates whatever the listener has not seen: events written by
   other processes (`siemgate ingest`), or a batch whose evaluation failed.
 - A stream's first evaluation starts at its head: history stored before alerting was enabled
-  does not fire.
+  does not fire, but first-seen rules learn it (`backfill`): their state is built from the
+  stream's stored history whenever it does not match the rule (a new or changed rule, a rule
+  enabled again, a stream seen for the first time), so "never seen" means never in the store.
+- Events stored as history (a simulation) or older than `max_event_age_days` fire nothing but
+  teach first-seen rules.
 - `check_tokens` (server schedule) evaluates `tokens` rules against every SIEM token of the account.
 - Two evaluators (two server processes) never commit the same step: the commit checks the
   checkpoint it started from (Store.commit_alert_evaluation), and the loser reloads.
@@ -26,13 +30,14 @@ import orjson
 
 from siemgate.accounts.lifecycle import token_status
 from siemgate.alerts.actions.record import is_alert_event
-from siemgate.alerts.engine import Evaluator, Firing, StateBook
-from siemgate.alerts.model import action_json
+from siemgate.alerts.engine import Evaluator, Firing, RuleIndex, StateBook
+from siemgate.alerts.fields import get_path
+from siemgate.alerts.model import CompiledRule, action_json
 from siemgate.alerts.rules import AlertRules
 from siemgate.errors import Conflict, StoreError
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
-from siemgate.model.timestamps import NS_PER_SECOND, format_ns
+from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
 from siemgate.store.base import Account, AlertCommit, AlertFailure, AlertRecord, DeliveryRecord, Store
 from siemgate.store.ingest import StoredBatch
 
@@ -55,6 +60,7 @@ class AlertEvaluator:
         self._books: dict[int, StateBook] = {}
         self._checkpoints: dict[tuple[int, Feature], int | None] = {}
         self._accounts: dict[int, Account] = {}
+        self._indexes: dict[tuple[int, str], RuleIndex] = {}
 
     # state --------------------------------------------------------------------------------------
     def _lock(self, account_id: int) -> threading.RLock:
@@ -99,7 +105,7 @@ class AlertEvaluator:
     def on_stored(self, batch: StoredBatch) -> None:
         """EventWriter listener: never raises (the events are stored; catch_up retries)."""
         try:
-            self._process(batch.account_id, batch.feature, batch.events)
+            self._process(batch.account_id, batch.feature, batch.events, batch)
         except Exception:
             log.exception("alert evaluation failed for a %s batch; it is retried by the next catch-up", batch.feature)
 
@@ -114,38 +120,53 @@ class AlertEvaluator:
                     log.exception("alert catch-up failed for %s of account %s", feature, account.uuid)
         return done
 
-    def _process(self, account_id: int, feature: Feature, events: Sequence[tuple[int, dict[str, Any]]] | None) -> int:
+    def _process(
+        self,
+        account_id: int,
+        feature: Feature,
+        events: Sequence[tuple[int, dict[str, Any]]] | None,
+        batch: StoredBatch | None = None,
+    ) -> int:
         with self._lock(account_id):
             self._fresh(account_id)
             try:
-                return self._step(account_id, feature, events)
+                return self._step(account_id, feature, events, batch)
             except Conflict:
                 self._forget(account_id)  # another process moved on: reload and catch up from there
-                return self._step(account_id, feature, None)
+                return self._step(account_id, feature, None, None)
             except Exception:
                 self._forget(account_id)
                 raise
 
-    def _step(self, account_id: int, feature: Feature, events: Sequence[tuple[int, dict[str, Any]]] | None) -> int:
+    def _step(
+        self,
+        account_id: int,
+        feature: Feature,
+        events: Sequence[tuple[int, dict[str, Any]]] | None,
+        batch: StoredBatch | None,
+    ) -> int:
         checkpoint = self._checkpoint(account_id, feature)
-        if checkpoint is None:
-            if events is None:  # first look at this stream: start at its head
-                head = self.store.head_seq(account_id, feature)
-                self._commit(AlertCommit(account_id, feature, None, head))
+        if checkpoint is None:  # first look at this stream: start at its head (or just before this batch)
+            start = events[0][0] - 1 if events else self.store.head_seq(account_id, feature)
+            self._backfill(account_id, feature, None, start)
+            checkpoint = start
+            if events is None:
                 return 0
-            return self._evaluate(account_id, feature, None, list(events))
+        else:
+            self._backfill(account_id, feature, checkpoint, checkpoint)
         given = [(s, e) for s, e in events if s > checkpoint] if events is not None else []
         if events is not None and not given:
             return 0
         if given and given[0][0] == checkpoint + 1:
-            return self._evaluate(account_id, feature, checkpoint, given)
+            times = batch.times if batch is not None and len(given) == len(batch.times) else None
+            return self._evaluate(account_id, feature, checkpoint, given, times, bool(batch and batch.history))
         upto = given[-1][0] if given else None
         done = 0
         while True:
             chunk = self._read(account_id, feature, checkpoint, upto)
             if not chunk:
                 return done
-            done += self._evaluate(account_id, feature, checkpoint, chunk)
+            done += self._evaluate(account_id, feature, checkpoint, chunk, None, False)
             checkpoint = chunk[-1][0]
 
     def _read(
@@ -154,17 +175,35 @@ class AlertEvaluator:
         rows = self.store.read_events(account_id, feature, after, 0, None, READ_BATCH)
         return [(seq, orjson.loads(body)) for seq, body, _ in rows if upto is None or seq <= upto]
 
+    def _rules(self, account_id: int, source: str) -> tuple[list[CompiledRule], RuleIndex]:
+        rules = self.rules.enabled(account_id, source)
+        index = self._indexes.get((account_id, source))
+        if index is None or index.rules != tuple(rules):
+            index = self._indexes[(account_id, source)] = RuleIndex(rules)
+        return rules, index
+
     def _evaluate(
-        self, account_id: int, feature: Feature, checkpoint: int | None, events: list[tuple[int, dict[str, Any]]]
+        self,
+        account_id: int,
+        feature: Feature,
+        checkpoint: int | None,
+        events: list[tuple[int, dict[str, Any]]],
+        times: Sequence[int] | None,
+        history: bool,
     ) -> int:
-        rules = self.rules.enabled(account_id, feature.value)
+        rules, index = self._rules(account_id, feature.value)
         book = self._book(account_id)
         firings: list[Firing] = []
         if rules:
             relevant = events
             if feature == Feature.AUDITEVENTS:
-                relevant = [(s, e) for s, e in events if not is_alert_event(e)]
-            firings = Evaluator(rules, book).evaluate(relevant, oldest=self.clock() - self.max_event_age_ns)
+                kept = [i for i, (_, e) in enumerate(events) if not is_alert_event(e)]
+                if len(kept) != len(events):
+                    relevant = [events[i] for i in kept]
+                    times = [times[i] for i in kept] if times is not None else None
+            firings = Evaluator(rules, book, index).evaluate(
+                relevant, oldest=self.clock() - self.max_event_age_ns, times=times, learn_only=history
+            )
         alerts, deliveries = self._records(account_id, feature.value, firings)
         state = book.changes()
         commit = AlertCommit(account_id, feature, checkpoint, events[-1][0], state, alerts, deliveries)
@@ -175,6 +214,37 @@ class AlertEvaluator:
                 raise  # another evaluator moved the stream on: reload (see _process)
             self._commit_failure(commit, firings, events, exc)
         return len(events)
+
+    def _backfill(self, account_id: int, feature: Feature, checkpoint: int | None, upto: int) -> None:
+        """Build the first-seen state of every enabled first-seen rule of the stream whose state
+        was not built for it (fingerprint of its source, match and first_seen) from the stored
+        events up to seq `upto`, and commit it with the checkpoint moved from `checkpoint` to
+        `upto` (Conflict when another evaluator moved it). Nothing fires."""
+        rules, _ = self._rules(account_id, feature.value)
+        book = self._book(account_id)
+        stale = [r for r in rules if r.first_seen_parts is not None and book.meta.get(r.id) != _meta(r)]
+        for entry in self.rules.entries(account_id):  # a disabled rule learns nothing: rebuilt when enabled
+            if not entry.enabled and entry.rule.id in book.meta and entry.rule.source == feature.value:
+                book.meta.pop(entry.rule.id)
+                book.dirty.add((entry.rule.id, "meta", ""))
+        if not stale and checkpoint is not None:
+            return
+        for rule in stale:
+            book.forget_seen(rule.id)
+            book.set_meta(rule.id, _meta(rule))
+        if stale and upto > 0:
+            learner = Evaluator(stale, book)
+            after = 0
+            while after < upto:
+                chunk = self._read(account_id, feature, after, upto)
+                if not chunk:
+                    break
+                after = chunk[-1][0]
+                if feature == Feature.AUDITEVENTS:
+                    chunk = [(s, e) for s, e in chunk if not is_alert_event(e)]
+                learner.evaluate(chunk, now=0, learn_only=True)  # the time does not matter: nothing fires
+            log.info("first-seen rules %s learnt %s history up to seq %d", [r.id for r in stale], feature.value, upto)
+        self._commit(AlertCommit(account_id, feature, checkpoint, upto, book.changes()))
 
     def _commit_failure(
         self,
@@ -253,6 +323,7 @@ class AlertEvaluator:
                 orjson.dumps(firing.group).decode(),
                 firing.summary,
                 orjson.dumps(payload).decode(),
+                firing.rule.version,
             )
             alerts.append(alert)
             for action in firing.rule.rule.actions:
@@ -266,7 +337,10 @@ class AlertEvaluator:
 
 
 def alert_payload(alert_id: str, account: Account, source: str, firing: Firing, now: int) -> dict[str, Any]:
-    """The alert as actions send it (webhook `data`, syslog MSG, the `alerts` API)."""
+    """The alert as actions send it (webhook `data`, syslog MSG, the `alerts` API): `event_time`
+    is when the activity that completed the rule happened, `detected_at` (also `fired_at`) when
+    siemgate evaluated it; `events` the triggering events and `explorer` the console's filter
+    that shows them."""
     rule = firing.rule.rule
     return {
         "id": alert_id,
@@ -277,16 +351,35 @@ def alert_payload(alert_id: str, account: Account, source: str, firing: Firing, 
             "severity": rule.severity,
             "kind": rule.kind,
             "description": rule.description,
+            "version": firing.rule.version,
         },
         "source": source,
         "summary": firing.summary,
-        "fired_at": format_ns(now),
         "event_time": format_ns(firing.event_ts),
+        "detected_at": format_ns(now),
+        "fired_at": format_ns(now),
         "group": firing.group,
         "count": firing.count,
         "events": firing.events,
+        "explorer": explorer_filter(source, firing),
         "event": firing.event,
     }
+
+
+_ACTOR = {"signinattempts": "target_user.email", "itemusages": "user.email", "auditevents": "actor_details.email"}
+
+
+def explorer_filter(source: str, firing: Firing) -> dict[str, Any] | None:
+    """The event explorer's view of the triggering events: their stream, the time span they cover
+    and, when they share one, their actor (docs/console.md, the explorer's filters)."""
+    if source not in _ACTOR or not firing.events:
+        return None
+    times = [parse_ns(r["timestamp"]) for r in firing.events]
+    view: dict[str, Any] = {"feature": source, "start": format_ns(min(times)), "end": format_ns(max(times))}
+    actor = get_path(firing.event, _ACTOR[source])
+    if isinstance(actor, str) and actor:
+        view["actor"] = actor
+    return view
 
 
 def token_records(store: Store, account: Account, now: int) -> list[dict[str, Any]]:
@@ -311,3 +404,12 @@ def token_records(store: Store, account: Account, now: int) -> list[dict[str, An
             }
         )
     return records
+
+
+def _meta(rule: CompiledRule) -> dict[str, Any]:
+    """What a first-seen rule's state was built for: its source, match and first_seen (a change to
+    any of them rebuilds it from history). The rule's version is not in it: renaming a rule or
+    changing its actions keeps what it learnt."""
+    definition = rule.rule.as_json()
+    basis = {k: definition.get(k) for k in ("source", "match", "first_seen")}
+    return {"fp": orjson.dumps(basis, option=orjson.OPT_SORT_KEYS).decode()}

@@ -55,6 +55,7 @@ class Threshold(_Strict):
     count: int = Field(ge=2, le=100_000)
     window: str = Field(description="A duration such as 5m or 1h.")
     group_by: list[str] = Field(default_factory=list, description="Fields whose values make a group.")
+    nocase: bool = Field(False, description="Group values that differ only in case together (e-mail addresses).")
 
     _window = field_validator("window")(_check_duration)
 
@@ -68,6 +69,7 @@ class FirstSeen(_Strict):
         False, description="Also fire for a key's very first value (default: learn it silently)."
     )
     max_values: int = Field(1000, ge=1, le=100_000, description="Values remembered per key; the oldest go first.")
+    nocase: bool = Field(False, description="Keys and values that differ only in case are the same.")
 
 
 class Suppress(_Strict):
@@ -154,6 +156,10 @@ class Rule(_Strict):
     suppress: Suppress | None = None
     summary: str | None = Field(None, description="Text with {field.path} and {count} placeholders.")
     actions: list[Action] = Field(default_factory=_default_actions)
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other ids this rule answers to: a Sigma rule's name, and the id 0.1 derived from its title.",
+    )
 
     @field_validator("id")
     @classmethod
@@ -185,6 +191,10 @@ class CompiledRule:
     window_ns: int | None
     suppress_ns: int | None
     suppress_by: tuple[str, ...]
+    suppress_nocase: bool = False
+    # first_seen: (key paths, value paths, nocase), paths split at dots
+    first_seen_parts: tuple[tuple[Any, ...], tuple[Any, ...], bool] | None = None
+    version: int = 0  # of the stored rule (0: a shipped starter rule)
 
     @property
     def id(self) -> str:
@@ -231,7 +241,15 @@ def compile_rule(rule: Rule) -> CompiledRule:
         by = tuple(rule.first_seen.key)
     else:
         by = ()
-    return CompiledRule(rule, predicate, window, suppress_ns, by)
+    nocase = bool((rule.threshold and rule.threshold.nocase) or (rule.first_seen and rule.first_seen.nocase))
+    parts = None
+    if rule.first_seen:
+        parts = (_split(rule.first_seen.key), _split(rule.first_seen.value), rule.first_seen.nocase)
+    return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts)
+
+
+def _split(paths: list[str]) -> tuple[Any, ...]:
+    return tuple(tuple(p.split(".")) if "." in p else p for p in paths)
 
 
 def load_rule(data: Any, where: str = "rule") -> CompiledRule:

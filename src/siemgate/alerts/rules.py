@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -98,15 +98,22 @@ class AlertRules:
     def _entry(row: AlertRuleRecord, overridden: bool) -> RuleEntry:
         rule = parse_rule(upgrade_definition(orjson.loads(row.definition))).model_copy(update={"enabled": row.enabled})
         origin = "starter" if overridden else row.origin
-        return RuleEntry(rule, origin, overridden, compile_rule(rule), row.created_at, row.updated_at, row.version)
+        compiled = replace(compile_rule(rule), version=row.version)
+        return RuleEntry(rule, origin, overridden, compiled, row.created_at, row.updated_at, row.version)
 
     def enabled(self, account_id: int, source: str) -> list[CompiledRule]:
         return [e.compiled for e in self.entries(account_id) if e.enabled and e.rule.source == source]
 
     def get(self, account_id: int, rule_id: str) -> RuleEntry:
-        for entry in self.entries(account_id):
+        """The rule with this id, else the one rule that has it as an alias (a Sigma rule's name,
+        or the title-derived id 0.1 gave it); raises NotFound."""
+        entries = self.entries(account_id)
+        for entry in entries:
             if entry.rule.id == rule_id:
                 return entry
+        aliased = [e for e in entries if rule_id in e.rule.aliases]
+        if len(aliased) == 1:
+            return aliased[0]
         raise NotFound(f"Not Found: no alert rule {rule_id!r}; `siemgate alerts list` shows the rules")
 
     def invalidate(self, account_id: int | None = None) -> None:
@@ -153,7 +160,20 @@ class AlertRules:
         self.invalidate(account.id)
         action = "update" if existing is not None else "create"
         self._record(actor, account, action, rule, {"origin": origin})
+        self._retire_aliases(actor, account, rule)
         return self.get(account.id, rule.id)
+
+    def _retire_aliases(self, actor: Actor, account: Account, rule: Rule) -> None:
+        """A Sigma rule saved under its own id replaces the rule 0.1 stored under the id it derived
+        from the title (an alias now): that rule is deleted; its alerts keep their rule id."""
+        stored = {r.rule_id: r for r in self.store.list_alert_rules(account.id)}
+        for alias in rule.aliases:
+            old = stored.get(alias)
+            if alias != rule.id and old is not None and old.origin != "starter":
+                self.store.delete_alert_rule(account.id, alias)
+                self.invalidate(account.id)
+                info = {"kind": "alert rule", "id": alias, "replaced_by": rule.id}
+                self.audit.record(account, actor, "delete", "report", object_uuid=alias, aux_info=info)
 
     def set_enabled(self, actor: Actor, account: Account, rule_id: str, enabled: bool) -> RuleEntry:
         self.people.require(actor, account, "administrator", "enable or disable alert rules")

@@ -29,7 +29,7 @@ from siemgate.config import Settings
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.timestamps import format_ns
 from siemgate.outbound import OutboundPolicy
-from siemgate.store.base import DELIVERY_STATUSES, Account, AlertRecord, DeliveryRecord, Store
+from siemgate.store.base import ALERT_STATES, DELIVERY_STATUSES, Account, AlertRecord, DeliveryRecord, Store
 from siemgate.store.ingest import EventWriter
 
 
@@ -88,6 +88,7 @@ class AlertService:
     ) -> None:
         self.store = store
         self.people = people
+        self.audit = audit
         self.clock = clock
         policy = OutboundPolicy.from_allow_list(settings.outbound_allow)
         self.rules = AlertRules(store, people, audit, clock, policy)
@@ -105,15 +106,19 @@ class AlertService:
             clock,
             max_attempts=settings.alerts_max_attempts,
             retry_seconds=settings.alerts_retry_seconds,
+            workers=settings.alerts_dispatch_workers,
+            per_account=settings.alerts_account_concurrency,
+            wake=self.evaluator.kick,
         )
         self.stopped = threading.Event()
         if settings.alerts_enabled:
             writer.on_stored(self.evaluator.on_stored)
 
     def stop(self) -> None:
-        """Let a waiting dispatcher return at once (server shutdown)."""
+        """Let a waiting dispatcher return at once and start no more deliveries (server shutdown)."""
         self.stopped.set()
         self.evaluator.kick.set()
+        self.dispatcher.close()
 
     # rules ----------------------------------------------------------------------------------------
     def rule_views(self, actor: Actor, account: Account) -> list[dict[str, Any]]:
@@ -183,9 +188,14 @@ class AlertService:
         rule_id: str | None = None,
         before: tuple[int, str] | None = None,
         limit: int = 50,
+        *,
+        state: str | None = None,
+        severity: str | None = None,
     ) -> list[AlertRecord]:
         self.people.role(actor, account)
-        return self.store.list_alerts(account.id, rule_id, before, limit)
+        if state is not None and state not in ALERT_STATES:
+            raise BadRequest(f"state must be one of {', '.join(ALERT_STATES)}")
+        return self.store.list_alerts(account.id, rule_id, before, limit, state=state, severity=severity)
 
     def alert(self, actor: Actor, account: Account, alert_id: str) -> AlertRecord:
         self.people.role(actor, account)
@@ -196,6 +206,21 @@ class AlertService:
         if alert is None or alert.account_id != account.id:
             raise NotFound(f"Not Found: no alert {alert_id!r} in {account.name!r}")
         return alert
+
+    def set_state(self, actor: Actor, account: Account, alert_id: str, state: str) -> AlertRecord:
+        """Acknowledge, resolve or reopen an alert (owners and administrators), recording who and
+        when on the alert and in the audit trail (`update` of a `report`, aux_info.kind
+        "alert state")."""
+        self.people.require(actor, account, "administrator", "acknowledge or resolve alerts")
+        if state not in ALERT_STATES:
+            raise BadRequest(f"state must be one of {', '.join(ALERT_STATES)}")
+        alert = self.alert(actor, account, alert_id)
+        if alert.state == state:
+            return alert
+        changed = self.store.set_alert_state(alert.id, state, actor.label, self.clock())
+        info = {"kind": "alert state", "alert": alert.id, "rule": alert.rule_id, "from": alert.state, "state": state}
+        self.audit.record(account, actor, "update", "report", object_uuid=alert.id, aux_info=info)
+        return changed
 
     def deliveries(
         self, actor: Actor, account: Account, status: str | None = None, alert_id: str | None = None, limit: int = 200
@@ -239,17 +264,28 @@ def delivery_view(d: DeliveryRecord) -> dict[str, Any]:
 
 
 def alert_view(a: AlertRecord) -> dict[str, Any]:
+    """An alert as the admin API, the CLI and the console show it: when the activity happened
+    (`event_time`) and when it was detected (`detected_at`), its triggering events and the
+    explorer filter that shows them, the rule and its version, and its state."""
     payload = orjson.loads(a.payload)
+    rule = payload["rule"]
     return {
         "id": a.id,
         "rule_id": a.rule_id,
-        "rule_name": payload["rule"]["name"],
+        "rule_name": rule["name"],
+        "rule_version": a.rule_version,
         "severity": a.severity,
         "source": a.source,
         "summary": a.summary,
-        "fired_at": format_ns(a.fired_at),
+        "account": payload.get("account"),
         "event_time": format_ns(a.event_ts),
+        "detected_at": format_ns(a.fired_at),
+        "fired_at": format_ns(a.fired_at),
         "group": payload.get("group", {}),
         "count": payload.get("count", 1),
         "events": payload.get("events", []),
+        "explorer": payload.get("explorer"),
+        "state": a.state,
+        "state_by": a.state_by or None,
+        "state_at": format_ns(a.state_at) if a.state_at else None,
     }

@@ -2,7 +2,11 @@
 siemgate rules (alerts.model.Rule). Supported (docs/alerts.md, "Sigma"):
 
 - logsource: `product: 1password` (or `siemgate`) and `service:` one of signinattempts,
-  itemusages, auditevents, tokens; field names are the events' own dotted paths.
+  itemusages, auditevents, tokens. Field names are the events' own dotted paths, or the names
+  siemgate's ECS and OCSF output gives them (`user.email`, `actor.user.email_addr`), mapped back
+  through a pySigma processing pipeline (the table is alerts/sigma_fields.json).
+- ids: the rule's `siemgate: {id}`, else its Sigma `id`, else its `name`; its Sigma `name` and the
+  id 0.1 derived from its title answer too (aliases).
 - detection: selections as maps (AND) and lists (OR); value lists; `1 of`/`all of` with
   wildcards; `and`, `or`, `not`, parentheses; modifiers `contains`, `startswith`, `endswith`,
   `all`, `re` (with `i`), `cidr`, `gt`, `gte`, `lt`, `lte`, `exists`, `cased`; `*` and `?`
@@ -12,15 +16,18 @@ siemgate rules (alerts.model.Rule). Supported (docs/alerts.md, "Sigma"):
 - siemgate's own options go in a top-level `siemgate:` map: `id`, `suppress`, `first_seen`,
   `actions`, `summary`, `enabled` (Sigma has no first-seen construct and no actions).
 
-Anything else (keywords without a field, field references, other correlation types) raises
-RuleError naming the construct.
+Anything else (another modifier, keywords without a field, field references, other correlation
+types, a condition pySigma cannot parse) raises RuleError naming the rule and the construct.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from importlib import resources
 from typing import Any
 
+import orjson
 from sigma.collection import SigmaCollection
 from sigma.conditions import (
     ConditionAND,
@@ -36,7 +43,26 @@ from sigma.correlations import (
     SigmaCorrelationType,
 )
 from sigma.exceptions import SigmaError
-from sigma.rule import SigmaRule
+from sigma.modifiers import (
+    SigmaAllModifier,
+    SigmaCaseSensitiveModifier,
+    SigmaCIDRModifier,
+    SigmaContainsModifier,
+    SigmaEndswithModifier,
+    SigmaExistsModifier,
+    SigmaGreaterThanEqualModifier,
+    SigmaGreaterThanModifier,
+    SigmaLessThanEqualModifier,
+    SigmaLessThanModifier,
+    SigmaRegularExpressionIgnoreCaseFlagModifier,
+    SigmaRegularExpressionModifier,
+    SigmaStartswithModifier,
+    modifier_mapping,
+)
+from sigma.processing.conditions import LogsourceCondition
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations import FieldMappingTransformation
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import (
     CompareOperators,
     SigmaBool,
@@ -53,7 +79,7 @@ from sigma.types import (
 )
 
 from siemgate.alerts.fields import SOURCES
-from siemgate.alerts.model import Rule, RuleError, parse_rule
+from siemgate.alerts.model import RULE_ID, Rule, RuleError, parse_rule
 
 PRODUCTS = ("1password", "siemgate")
 LEVELS = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
@@ -63,7 +89,71 @@ _COMPARE = {
     CompareOperators.LT: "lt",
     CompareOperators.LTE: "lte",
 }
-_OPTIONS = ("id", "suppress", "first_seen", "actions", "summary", "enabled")
+_OPTIONS = ("id", "suppress", "first_seen", "actions", "summary", "enabled", "nocase")
+SUPPORTED_MODIFIERS = {
+    SigmaContainsModifier: "contains",
+    SigmaStartswithModifier: "startswith",
+    SigmaEndswithModifier: "endswith",
+    SigmaAllModifier: "all",
+    SigmaRegularExpressionModifier: "re",
+    SigmaRegularExpressionIgnoreCaseFlagModifier: "i",
+    SigmaCIDRModifier: "cidr",
+    SigmaGreaterThanModifier: "gt",
+    SigmaGreaterThanEqualModifier: "gte",
+    SigmaLessThanModifier: "lt",
+    SigmaLessThanEqualModifier: "lte",
+    SigmaExistsModifier: "exists",
+    SigmaCaseSensitiveModifier: "cased",
+}
+
+
+_MODIFIER_NAMES = {cls: name for name, cls in modifier_mapping.items()}
+
+
+@functools.cache
+def field_table() -> dict[str, dict[str, dict[str, str]]]:
+    """{format: {service: {field name in that format: native field}}} for ECS and OCSF, derived
+    from siemgate's own formatters (tests/alerts/sigma_field_probe.py keeps it in step)."""
+    text = (resources.files("siemgate.alerts") / "sigma_fields.json").read_text(encoding="utf-8")
+    table: dict[str, dict[str, dict[str, str]]] = orjson.loads(text)
+    return table
+
+
+@functools.cache
+def field_pipeline() -> ProcessingPipeline:
+    """ECS and OCSF field names to native ones, per service (native names pass unchanged)."""
+    items = []
+    for product in PRODUCTS:
+        for service in SOURCES:
+            mapping: dict[str | None, str | list[str]] = {}
+            for fmt in ("ocsf", "ecs"):  # ECS wins where both name a field alike
+                mapping.update(field_table().get(fmt, {}).get(service, {}))
+            if mapping:
+                condition = LogsourceCondition(product=product, service=service)
+                items.append(
+                    ProcessingItem(transformation=FieldMappingTransformation(mapping), rule_conditions=[condition])
+                )
+    return ProcessingPipeline(name="siemgate native fields", items=items)
+
+
+def _check_modifiers(rule: SigmaRule) -> None:
+    """Refuse any modifier siemgate does not give the meaning Sigma does, naming rule and field."""
+
+    def visit(item: SigmaDetection | SigmaDetectionItem) -> None:
+        if isinstance(item, SigmaDetection):
+            for sub in item.detection_items:
+                visit(sub)
+            return
+        for modifier in item.modifiers:
+            if modifier not in SUPPORTED_MODIFIERS:
+                name = _MODIFIER_NAMES.get(modifier, modifier.__name__)
+                raise RuleError(
+                    f"Sigma rule {rule.title!r}: field {item.field!r} uses the modifier {name!r}, which siemgate"
+                    f" does not support (supported: {', '.join(sorted(set(SUPPORTED_MODIFIERS.values())))})"
+                )
+
+    for detection in rule.detection.detections.values():
+        visit(detection)
 
 
 def is_sigma(document: Any) -> bool:
@@ -193,16 +283,34 @@ def _options(rule: SigmaRule | SigmaCorrelationRule) -> dict[str, Any]:
     return dict(options)
 
 
+def _ids(rule: SigmaRule | SigmaCorrelationRule, options: dict[str, Any]) -> tuple[str, list[str]]:
+    """The rule's siemgate id and its aliases. The id is `siemgate: {id}`, else the Sigma `id`,
+    else the Sigma `name`, else (a rule with neither) its title made an id, as 0.1 did for every
+    rule. Aliases: the Sigma name, and the id 0.1 derived from the name or title (so rules loaded
+    by 0.1 keep answering to it)."""
+    name = rule.name if isinstance(rule.name, str) and RULE_ID.fullmatch(rule.name) else None
+    explicit = options.pop("id", None)
+    if explicit is not None:
+        return str(explicit), [name] if name and name != explicit else []
+    legacy = _slug(rule.name or rule.title)
+    chosen = str(rule.id).lower() if rule.id is not None else name or legacy
+    aliases = [a for a in (name, legacy) if a and a != chosen and RULE_ID.fullmatch(a)]
+    return chosen, list(dict.fromkeys(aliases))
+
+
 def _base(rule: SigmaRule | SigmaCorrelationRule, source: str, match: dict[str, Any]) -> dict[str, Any]:
     options = _options(rule)
+    rule_id, aliases = _ids(rule, options)
     data: dict[str, Any] = {
-        "id": options.pop("id", None) or _slug(rule.name or rule.title),
+        "id": rule_id,
         "name": rule.title,
         "description": rule.description or "",
         "source": source,
         "severity": LEVELS.get(rule.level.name.lower(), "medium") if rule.level else "medium",
         "match": match,
     }
+    if aliases:
+        data["aliases"] = aliases
     data.update(options)
     return data
 
@@ -228,24 +336,57 @@ def _correlation(corr: SigmaCorrelationRule) -> dict[str, Any]:
         "count": count,
         "window": f"{corr.timespan.seconds}s",
         "group_by": list(corr.group_by or []),
+        "nocase": bool(data.pop("nocase", False)),
     }
     return data
 
 
 def sigma_to_rules(text: str) -> list[Rule]:
-    """Translate every rule of a Sigma YAML text (one or more documents); raises RuleError."""
+    """Translate every rule of a Sigma YAML text (one or more documents); raises RuleError (never
+    anything else) naming the rule and what it uses that siemgate cannot give Sigma's meaning."""
     try:
         collection = SigmaCollection.from_yaml(text)
         collection.resolve_rule_references()
     except SigmaError as exc:
         raise RuleError(f"Sigma: {exc}") from None
-    correlated: set[int] = set()
+    except Exception as exc:  # pySigma's own parsing failures that are not SigmaErrors
+        raise RuleError(f"Sigma: the text cannot be read as Sigma rules ({type(exc).__name__}: {exc})") from None
     found: list[dict[str, Any]] = []
     for item in collection.rules:
-        if isinstance(item, SigmaCorrelationRule):
-            found.append(_correlation(item))
-            correlated.update(id(ref.rule) for ref in item.rules or [])
-    for item in collection.rules:
-        if isinstance(item, SigmaRule) and id(item) not in correlated:
-            found.append(_base(item, _source(item), _match(item)))
+        title = getattr(item, "title", "?")
+        try:
+            found += _translate(collection, item)
+        except RuleError as exc:
+            if str(exc).startswith("Sigma: "):  # say which rule
+                raise RuleError(f"Sigma rule {title!r}: {str(exc).removeprefix('Sigma: ')}") from None
+            raise
+        except SigmaError as exc:
+            raise RuleError(f"Sigma rule {title!r}: {exc}") from None
+        except Exception as exc:
+            raise RuleError(f"Sigma rule {title!r} cannot be translated: {type(exc).__name__}: {exc}") from None
     return [parse_rule(data, "Sigma rule") for data in found]
+
+
+def _translate(collection: SigmaCollection, item: Any) -> list[dict[str, Any]]:
+    if isinstance(item, SigmaCorrelationRule):
+        field_pipeline().apply(item)
+        return [_correlation(item)]
+    if not isinstance(item, SigmaRule):
+        raise RuleError(f"Sigma: {type(item).__name__} documents are not supported")
+    correlated = any(
+        isinstance(other, SigmaCorrelationRule) and any(ref.rule is item for ref in other.rules or [])
+        for other in collection.rules
+    )
+    _check_modifiers(item)
+    if item.logsource.product in PRODUCTS:
+        field_pipeline().apply(item)
+    match = _match(item)  # checked even when only a correlation uses it
+    if correlated:
+        return []
+    data = _base(item, _source(item), match)
+    if "nocase" in data:
+        raise RuleError(
+            f"Sigma rule {item.title!r}: siemgate option nocase applies to correlations (their group-by);"
+            " use first_seen: {nocase: true} for first-seen values"
+        )
+    return [data]

@@ -135,7 +135,8 @@ def _errors_are_error_bodies(schema: dict[str, Any]) -> None:
 
 def alert_tasks(services: Services) -> list[asyncio.Task[None]]:
     """Background jobs of alerting: catch-up and scheduled rules, and carrying out actions (woken
-    as soon as new deliveries are committed, else every alerts_dispatch_seconds)."""
+    as soon as new deliveries are committed or a delivery ends, else every alerts_dispatch_seconds;
+    the deliveries run concurrently in the dispatcher's own threads)."""
     settings, alerts = services.settings, services.alerts
 
     def scheduled() -> None:
@@ -145,8 +146,8 @@ def alert_tasks(services: Services) -> list[asyncio.Task[None]]:
     def dispatch() -> None:
         alerts.evaluator.kick.wait(settings.alerts_dispatch_seconds)
         alerts.evaluator.kick.clear()
-        while not alerts.stopped.is_set() and alerts.dispatcher.run_due() > 0:
-            pass
+        if not alerts.stopped.is_set():
+            alerts.dispatcher.pump()  # starts what fits and returns; a finished delivery wakes it again
 
     return [
         asyncio.create_task(_every(settings.alerts_check_seconds, scheduled, "check alert rules", first=True)),

@@ -68,6 +68,7 @@ class Services:
 
     def close(self) -> None:
         self.usage.flush()
+        self.alerts.dispatcher.close()
         self.store.close()
 
 

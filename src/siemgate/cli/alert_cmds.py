@@ -159,22 +159,51 @@ def _group(group: dict[str, Any]) -> str:
 def fired(
     ctx: typer.Context,
     rule: str = typer.Option(None, "--rule", help="Only this rule's alerts."),
+    state: str = typer.Option(None, "--state", help="Only alerts in this state: open, acknowledged, resolved."),
+    severity: str = typer.Option(None, "--severity", help="Only this severity: low, medium, high, critical."),
     limit: int = typer.Option(50, "--limit", min=1, max=10_000),
     account: str = ACCOUNT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Fired alerts, newest first."""
+    """Fired alerts, newest first: when the activity happened, when it was detected, and their state."""
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
-        views = [alert_view(a) for a in services.alerts.alerts(CLI, acct, rule, None, limit)]
+        records = services.alerts.alerts(CLI, acct, rule, None, limit, state=state, severity=severity)
+        views = [alert_view(a) for a in records]
     if as_json:
         print_json(views)
         return
     print_table(
         f"Alerts of {acct.name}",
-        ["fired", "id", "rule", "severity", "summary"],
-        [[v["fired_at"], v["id"], v["rule_id"], v["severity"], v["summary"]] for v in views],
-    )
+        ["activity", "detected", "id", "rule", "severity", "state", "summary"],
+        [[v["event_time"], v["detected_at"], v["id"], v["rule_id"], v["severity"], v["state"], v["summary"]]
+         for v in views],
+    )  # fmt: skip
+
+
+def _set_state(ctx: typer.Context, alert: str, account: str | None, state: str) -> None:
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        view = alert_view(services.alerts.set_state(CLI, acct, alert, state))
+    err.print(f"{alert}: {view['state']} by {view['state_by']} at {view['state_at']}")
+
+
+@alerts_app.command("ack")
+def acknowledge(ctx: typer.Context, alert: str, account: str = ACCOUNT_OPTION) -> None:
+    """Acknowledge an alert (someone is looking at it)."""
+    _set_state(ctx, alert, account, "acknowledged")
+
+
+@alerts_app.command("resolve")
+def resolve(ctx: typer.Context, alert: str, account: str = ACCOUNT_OPTION) -> None:
+    """Resolve an alert (dealt with)."""
+    _set_state(ctx, alert, account, "resolved")
+
+
+@alerts_app.command("reopen")
+def reopen(ctx: typer.Context, alert: str, account: str = ACCOUNT_OPTION) -> None:
+    """Open an acknowledged or resolved alert again."""
+    _set_state(ctx, alert, account, "open")
 
 
 @alerts_app.command("deliveries")

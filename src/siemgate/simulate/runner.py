@@ -73,12 +73,12 @@ def simulate_history(
             buffer = buffers[feature]
             buffer.append(event)
             if len(buffer) >= batch_size:
-                totals.add(feature, writer.write(account_id, feature, buffer, strict=True))
+                totals.add(feature, writer.write(account_id, feature, buffer, strict=True, history=True))
                 reporter.update(parse_ns(buffer[-1]["timestamp"]), totals.stored)
                 buffers[feature] = []
         for feature, buffer in buffers.items():
             if buffer:
-                totals.add(feature, writer.write(account_id, feature, buffer, strict=True))
+                totals.add(feature, writer.write(account_id, feature, buffer, strict=True, history=True))
         reporter.update(end_ns, totals.stored)
     return totals.results()
 

@@ -301,9 +301,17 @@ class AlertSQL:
 
     # deliveries -------------------------------------------------------------------------------------
     def claim_deliveries(
-        self, now: int, lease_until: int, limit: int, per_account: int = 1_000_000, skip_accounts: Sequence[int] = ()
+        self,
+        now: int,
+        lease_until: int,
+        limit: int,
+        per_account: int = 1_000_000,
+        skip_accounts: Sequence[int] = (),
+        skip_actions: Sequence[str] = (),
     ) -> list[DeliveryRecord]:
         skip = f" AND account_id NOT IN ({self._marks(len(skip_accounts))})" if skip_accounts else ""
+        if skip_actions:
+            skip += f" AND action NOT IN ({self._marks(len(skip_actions))})"
         with self._alert_tx("cannot claim alert deliveries") as conn:
             candidates = conn.execute(
                 self._q(
@@ -312,7 +320,7 @@ class AlertSQL:
                     f" WHERE status = 'pending' AND next_attempt_at <= ?{skip}) due"
                     " WHERE n <= ? ORDER BY next_attempt_at, created_at, id LIMIT ?"
                 ),
-                (now, *skip_accounts, per_account, limit),
+                (now, *skip_accounts, *skip_actions, per_account, limit),
             ).fetchall()
             if not candidates:
                 return []

@@ -555,10 +555,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def claim_deliveries(
-        self, now: int, lease_until: int, limit: int, per_account: int = 1_000_000, skip_accounts: Sequence[int] = ()
+        self,
+        now: int,
+        lease_until: int,
+        limit: int,
+        per_account: int = 1_000_000,
+        skip_accounts: Sequence[int] = (),
+        skip_actions: Sequence[str] = (),
     ) -> list[DeliveryRecord]:
         """Pending deliveries due at `now` (next_attempt_at <= now), oldest first, at most
-        `per_account` of each account and none of `skip_accounts`; each is leased
+        `per_account` of each account, none of `skip_accounts` and none whose action (its JSON
+        text: the destination) is in `skip_actions`; each is leased
         (next_attempt_at = lease_until) in the same transaction, so two dispatchers never claim one."""
 
     @abc.abstractmethod

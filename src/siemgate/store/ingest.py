@@ -29,6 +29,8 @@ class StoredBatch:
     account_id: int
     feature: Feature
     events: list[tuple[int, dict[str, Any]]]  # (seq, event)
+    times: Sequence[int] = ()  # the events' timestamps (ns), when known
+    history: bool = False  # past activity written in bulk (a simulation): it pages no one
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +110,24 @@ class EventWriter:
             )
         return validated, new
 
-    def write(self, account_id: int, feature: Feature, items: Sequence[Any], *, strict: bool = True) -> WriteResult:
+    def write(
+        self, account_id: int, feature: Feature, items: Sequence[Any], *, strict: bool = True, history: bool = False
+    ) -> WriteResult:
         """Validate and store `items` (event objects) as one atomic batch.
 
         strict=True for producers, False for mirrored upstream data (see model.validation).
+        history=True for past activity written in bulk (a simulation): listeners are told, so alert
+        rules learn from it without paging anyone.
         Raises InvalidEventBatch (nothing stored) listing each problem with its index and field path.
         """
         validated, new = self._prepare(feature, items, strict=strict)
         result: InsertResult = self.store.insert_events(account_id, feature, new)
         if self._listeners and result.stored:
+            kept = [
+                (seq, ts, event) for seq, (ts, event) in zip(result.seqs, validated, strict=True) if seq is not None
+            ]
             batch = StoredBatch(
-                account_id,
-                feature,
-                [(seq, event) for seq, (_, event) in zip(result.seqs, validated, strict=True) if seq is not None],
+                account_id, feature, [(seq, event) for seq, _, event in kept], [ts for _, ts, _ in kept], history
             )
             for listener in self._listeners:
                 listener(batch)

@@ -1,6 +1,8 @@
 """The `event` action: record the alert itself as an audit event in the account's own
-`auditevents` stream (action `create`, object_type `report`; docs/alerts.md). The event's uuid and
-timestamp come from the delivery, so delivering it again stores nothing twice."""
+`auditevents` stream (action `create`, object_type `report`; docs/alerts.md). The event is stamped
+when it is stored, so it is never a late event for connectors that poll by time; the time of the
+activity that triggered the alert is in its aux_info (`event_time`). Its uuid is the delivery id,
+which the store remembers, so delivering it again stores nothing twice."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from siemgate.accounts.audit import AuditRecorder
 from siemgate.alerts.actions.base import DeliveryError
 from siemgate.errors import SiemgateError
 from siemgate.model.ids import new_id
-from siemgate.model.timestamps import parse_ns
 from siemgate.store.base import DeliveryRecord, Store
 
 ALERT_ACTION, ALERT_OBJECT_TYPE, ALERT_KIND = "create", "report", "alert"
@@ -46,6 +47,8 @@ class EventSender:
                 "count": alert["count"],
                 "group": alert.get("group", {}),
                 "events": [r["uuid"] for r in alert.get("events", [])][:20],
+                "event_time": alert["event_time"],
+                "detected_at": alert.get("detected_at", alert["fired_at"]),
             }
             self.audit.record(
                 account,
@@ -55,7 +58,7 @@ class EventSender:
                 object_uuid=alert["id"],
                 aux_info=info,
                 uuid=_event_uuid(delivery.id),
-                at=parse_ns(alert["fired_at"]),
+                stamp_on_receipt=True,
             )
         except SiemgateError as exc:
             raise DeliveryError(f"cannot record the alert as an event: {exc.message}") from None

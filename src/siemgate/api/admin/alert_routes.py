@@ -67,18 +67,44 @@ class RuleDetails(RuleOut):
     definition: dict[str, Any] = Field(description="The rule; webhook secrets shown as ********.")
 
 
+class ExplorerFilter(BaseModel):
+    feature: str
+    start: str
+    end: str
+    actor: str | None = None
+
+
+class AccountRef(BaseModel):
+    uuid: str
+    name: str
+
+
 class AlertOut(BaseModel):
     id: str
     rule_id: str
     rule_name: str
+    rule_version: int = Field(description="The version of the rule that fired it (0: the shipped starter rule).")
     severity: str
     source: str
     summary: str
-    fired_at: str
-    event_time: str
+    account: AccountRef | None
+    event_time: str = Field(description="When the activity that completed the rule happened (its event's timestamp).")
+    detected_at: str = Field(description="When siemgate evaluated it and fired the alert.")
+    fired_at: str = Field(description="Same as detected_at (kept for 0.1 clients).")
     group: dict[str, Any]
     count: int
-    events: list[dict[str, Any]]
+    events: list[dict[str, Any]] = Field(description="The triggering events: uuid, timestamp and seq.")
+    explorer: ExplorerFilter | None = Field(
+        description="The event explorer's filter showing the triggering events (stream, time span, actor)."
+    )
+    state: Literal["open", "acknowledged", "resolved"]
+    state_by: str | None = Field(description="Who last changed the state.")
+    state_at: str | None
+
+
+class AlertStateChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["open", "acknowledged", "resolved"]
 
 
 class DeliveryOut(BaseModel):
@@ -176,13 +202,26 @@ def list_alerts(
     actor: ActorDep,
     services: ServicesDep,
     rule: str | None = Query(None, description="Only this rule's alerts."),
+    state: Literal["open", "acknowledged", "resolved"] | None = Query(None, description="Only alerts in this state."),
+    severity: Literal["low", "medium", "high", "critical"] | None = Query(None, description="Only this severity."),
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
-    records = services.alerts.alerts(actor, account, rule, None, 10_000)
+    records = services.alerts.alerts(actor, account, rule, None, 10_000, state=state, severity=severity)
     items = [alert_view(a) for a in records]
     # newest first: the key sorts descending by inverting the time
-    return paginate(items, lambda a: f"{10**20 - _ns(a['fired_at']):021d}|{a['id']}", limit, cursor)
+    return paginate(items, lambda a: f"{10**20 - _ns(a['detected_at']):021d}|{a['id']}", limit, cursor)
+
+
+@router.patch(
+    "/accounts/{account}/alerts/{alert_id}",
+    response_model=AlertOut,
+    summary="Acknowledge, resolve or reopen an alert (owners and administrators)",
+)
+def change_alert(
+    alert_id: str, body: AlertStateChange, account: AccountDep, actor: ActorDep, services: ServicesDep
+) -> dict[str, Any]:
+    return alert_view(services.alerts.set_state(actor, account, alert_id, body.state))
 
 
 def _ns(text: str) -> int:

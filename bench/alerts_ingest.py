@@ -1,0 +1,156 @@
+"""What alerting costs ingest: HTTP ingest of sign-in attempts with the starter rules on, against
+the same with alerting off, in alternating pairs within one run (the median ratio of the pairs
+is the figure; docs/benchmarks.md, "Alerting on ingest").
+
+Each run starts a fresh server (its own SQLite store) with SIEMGATE_ALERTS_ENABLED on or off,
+ingests warm-up batches, then `--batches` 1000-event batches over `--connections` connections.
+The events: `--users` people, 90 % successful sign-ins (countries they use, so the first-seen rule
+looks up every one) and 10 % failed passwords (counted by the brute-force window).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import Server
+from siemgate.api.services import build_services
+from siemgate.config import load_settings
+from siemgate.model.features import ALL_FEATURES
+from siemgate.model.ids import new_id
+from siemgate.model.timestamps import format_ns
+from siemgate.store.sqlite import SQLiteStore
+
+COUNTRIES = ["CA", "US", "FR", "DE", "GB"]
+
+
+def signin_batch(users: list[dict[str, Any]], n: int, start_ns: int, rng: random.Random) -> list[dict[str, Any]]:
+    events = []
+    for i in range(n):
+        user = rng.choice(users)
+        ok = rng.random() < 0.9
+        country = user["countries"][rng.randrange(len(user["countries"]))]
+        events.append(
+            {
+                "uuid": new_id(),
+                "session_uuid": new_id(),
+                "timestamp": format_ns(start_ns + i * 1_000_000),
+                "category": "success" if ok else "credentials_failed",
+                "type": "credentials_ok" if ok else "password_secret_bad",
+                "country": country,
+                "target_user": {k: user[k] for k in ("uuid", "name", "email")},
+                "client": {
+                    "app_name": "1Password for Mac",
+                    "app_version": "81024002",
+                    "platform_name": "Mac",
+                    "platform_version": "14.2",
+                    "os_name": "MacOSX",
+                    "os_version": "14.2.1",
+                    "ip_address": f"198.51.100.{rng.randrange(1, 255)}",
+                },
+                "location": {"country": country, "region": "-", "city": "-", "latitude": 43.6, "longitude": -79.4},
+            }
+        )
+    return events
+
+
+def ingest_key_for(data_dir: Path) -> str:
+    """A fresh store in `data_dir` with one account; its ingest key."""
+    store = SQLiteStore(data_dir / "siemgate.db")
+    store.migrate()
+    services = build_services(load_settings(data_dir=data_dir, alerts_enabled=False), store)
+    account = store.create_account(new_id(), "Bench", time.time_ns())
+    key, _ = services.ingest_keys.create(account, "bench", ALL_FEATURES)
+    services.close()
+    return key
+
+
+def one_run(alerts: bool, args: argparse.Namespace, bodies: list[bytes], warm: list[bytes]) -> float:
+    import http.client
+    import threading
+
+    with tempfile.TemporaryDirectory(prefix="siemgate-bench-alerts-") as tmp:
+        data_dir = Path(tmp)
+        key = ingest_key_for(data_dir)
+        server = Server(data_dir, cpu="0", extra_env={"SIEMGATE_ALERTS_ENABLED": "true" if alerts else "false"})
+        try:
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+            def post(conn: http.client.HTTPConnection, body: bytes) -> int:
+                conn.request("POST", "/api/ingest/v2/signinattempts", body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{response.status}: {data[:300]!r}")
+                return int(json.loads(data)["stored"])
+
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+            for body in warm:
+                post(conn, body)
+            conn.close()
+            stored = [0] * args.connections
+
+            def worker(i: int) -> None:
+                c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+                for body in bodies[i :: args.connections]:
+                    stored[i] += post(c, body)
+                c.close()
+
+            started = time.perf_counter()
+            threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.connections)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return sum(stored) / (time.perf_counter() - started)
+        finally:
+            server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rng = random.Random(7)
+    users = [
+        {"uuid": new_id(), "name": f"User {i}", "email": f"user{i}@example.com",
+         "countries": rng.sample(COUNTRIES, rng.choice([1, 1, 1, 2]))}
+        for i in range(args.users)
+    ]  # fmt: skip
+    now = time.time_ns()
+    warm = [orjson.dumps(signin_batch(users, 1000, now - 7200 * 10**9 + i * 10**9, rng)) for i in range(4)]
+    bodies = [orjson.dumps(signin_batch(users, 1000, now - 3600 * 10**9 + i * 10**9, rng)) for i in range(args.batches)]
+    pairs = []
+    for i in range(args.pairs):
+        order = (True, False) if i % 2 == 0 else (False, True)
+        rates = {on: one_run(on, args, bodies, warm) for on in order}
+        pairs.append({"on": round(rates[True]), "off": round(rates[False]), "ratio": rates[True] / rates[False]})
+        print(f"pair {i + 1}: on {rates[True]:,.0f} ev/s, off {rates[False]:,.0f} ev/s, ratio {pairs[-1]['ratio']:.2f}")
+    result = {
+        "pairs": pairs,
+        "median_ratio": round(statistics.median(p["ratio"] for p in pairs), 3),
+        "median_on": round(statistics.median(p["on"] for p in pairs)),
+        "median_off": round(statistics.median(p["off"] for p in pairs)),
+        "users": args.users,
+        "batches": args.batches,
+    }
+    print(json.dumps(result) if args.json else f"alerting on/off ingest ratio (median of {args.pairs}): "
+          f"{result['median_ratio']:.2f} ({result['median_on']:,} vs {result['median_off']:,} events/s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

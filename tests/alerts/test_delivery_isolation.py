@@ -1,0 +1,142 @@
+"""Delivery that isolates destinations and tenants, against real local receivers: a tarpit that
+accepts connections and never answers next to a healthy receiver, in two accounts; deleting a
+rule or one of its actions cancels its pending deliveries; retries stay visible."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from siemgate.accounts.actor import CLI
+from siemgate.alerts.model import parse_rule
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+
+from .receivers import HttpReceiver, wait_for
+from .test_alerts_live import Site
+from .test_rules_engine import auditevent
+
+TARPIT_TIMEOUT = 20.0  # each tarpitted delivery holds its slot this long
+
+
+class Tarpit:
+    """Accepts TCP connections and never answers (a hung destination)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.closed.set()
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture
+def tarpit() -> Iterator[Tarpit]:
+    t = Tarpit()
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def healthy() -> Iterator[HttpReceiver]:
+    r = HttpReceiver()
+    yield r
+    r.close()
+
+
+def hook_rule(site: Site, account: Any, rule_id: str, urls: list[str], timeout: float = TARPIT_TIMEOUT) -> None:
+    actions = [{"type": "slack", "url": url, "timeout": timeout} for url in urls]
+    rule = parse_rule(
+        {"id": rule_id, "name": rule_id, "source": "auditevents", "match": {"action": "disblmfa"}, "actions": actions}
+    )
+    site.services.alerts.rules.save(CLI, account, rule, "api")
+
+
+def url_of(delivery: Any) -> str:
+    return str(orjson.loads(delivery.action)["url"])
+
+
+def hooks(site: Site) -> list[Any]:
+    return [d for d in site.services.store.list_deliveries(site.account.id) if d.kind == "slack"]
+
+
+def fire(site: Site, account: Any) -> None:
+    site.services.writer.write(account.id, Feature.AUDITEVENTS, [auditevent(site.clock(), action="disblmfa")])
+
+
+def test_a_hung_destination_delays_only_itself_and_never_another_account(
+    site: Site, tarpit: Tarpit, healthy: HttpReceiver
+) -> None:
+    other = site.services.store.create_account(new_id(), "Globex", site.clock())
+    hung = f"http://127.0.0.1:{tarpit.port}/hook"
+    hook_rule(site, site.account, "noisy", [hung] * 6 + [f"{healthy.url}/acme"])
+    hook_rule(site, other, "quiet", [f"{healthy.url}/globex"])
+    fire(site, site.account)
+    fire(site, other)
+    started = time.monotonic()
+    dispatcher = site.services.alerts.dispatcher
+    runner = threading.Thread(target=dispatcher.run_due)
+    runner.start()
+    try:
+        arrived = wait_for(
+            lambda: {r["path"] for r in healthy.requests} >= {"/acme", "/globex"} and time.monotonic() - started,
+            "both healthy deliveries",
+            timeout=TARPIT_TIMEOUT / 2,
+        )
+        assert arrived < TARPIT_TIMEOUT / 2  # well before even one hung delivery gives up
+    finally:
+        runner.join(timeout=6 * TARPIT_TIMEOUT)
+    mine = [d for d in site.services.store.list_deliveries(site.account.id) if d.rule_id == "noisy"]
+    statuses = {url_of(d): d.status for d in mine}
+    assert statuses[f"{healthy.url}/acme"] == "delivered" and statuses[hung] == "pending"  # to be retried
+    [failed_attempt] = {d.last_error for d in mine if d.status == "pending"}
+    assert "timed out" in failed_attempt
+
+
+def test_deleting_a_rule_or_an_action_cancels_its_pending_deliveries(site: Site, healthy: HttpReceiver) -> None:
+    keep, drop = f"{healthy.url}/keep", f"{healthy.url}/drop"
+    hook_rule(site, site.account, "hooks", [keep, drop], timeout=5)
+    fire(site, site.account)
+    healthy.statuses = [503, 503]
+    site.services.alerts.dispatcher.run_due()
+    pending = [d for d in hooks(site) if d.status == "pending"]
+    assert len(pending) == 2 and all(d.attempts == 1 and d.last_error == "HTTP 503" for d in pending)
+    hook_rule(site, site.account, "hooks", [keep], timeout=5)  # one action removed
+    site.clock.advance(3600)
+    assert site.services.alerts.dispatcher.run_due() == 1
+    by_url = {url_of(d): d for d in hooks(site)}
+    assert by_url[keep].status == "delivered"
+    assert (by_url[drop].status, by_url[drop].last_error) == (
+        "cancelled",
+        "cancelled: the rule or this action was deleted",
+    )
+    fire(site, site.account)
+    healthy.statuses = [503]
+    site.services.alerts.dispatcher.run_due()
+    site.services.alerts.rules.delete(CLI, site.account, "hooks")
+    site.clock.advance(3600)
+    assert site.services.alerts.dispatcher.run_due() == 0
+    assert next(d.status for d in hooks(site)) == "cancelled"
+    assert [r["path"] for r in healthy.requests] == ["/keep", "/drop", "/keep", "/keep"]
