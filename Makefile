@@ -25,6 +25,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/forward.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/alerts_ingest.py
+	$(BIN)/python bench/alerts_precision.py
 	$(BIN)/python bench/tlog.py
 
 lint: $(STAMP)

@@ -146,6 +146,10 @@ def corpus() -> dict[str, list[dict[str, Any]]]:
     user = signin(T0)["target_user"]
     signins = [failed(T0 + i * S) for i in range(12)]
     signins += [signin(T0 + 20 * S, country=c, target_user=user) for c in ("CA", "DE")]
+    stuffing = [failed(T0 + 40 * S + i * S, f"person{i}@example.com") for i in range(20)]  # one try each
+    for event in stuffing:
+        event["client"]["ip_address"] = "198.51.100.7"
+    signins += stuffing
     signins += [
         signin(T0 + 30 * S + i * S, category="firewall_failed", type="ip_blocked", details={"value": "1.2.3.4"})
         for i in range(25)
