@@ -139,4 +139,5 @@ def test_deleting_a_rule_or_an_action_cancels_its_pending_deliveries(site: Site,
     site.clock.advance(3600)
     assert site.services.alerts.dispatcher.run_due() == 0
     assert next(d.status for d in hooks(site)) == "cancelled"
-    assert [r["path"] for r in healthy.requests] == ["/keep", "/drop", "/keep", "/keep"]
+    paths = [r["path"] for r in healthy.requests]
+    assert sorted(paths[:2]) == ["/drop", "/keep"] and paths[2:] == ["/keep", "/keep"]  # the first two at once

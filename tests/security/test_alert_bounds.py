@@ -324,7 +324,7 @@ def test_an_alert_that_cannot_be_stored_never_blocks_its_stream(tmp_path: Path, 
         [failure] = store.list_alert_failures(account.id, "brute-force-signin")
         assert "could not be stored" in failure.error
         write([failed(clock() + i * S, "ada@example.com") for i in range(10)])  # evaluation goes on
-        [alert] = store.list_alerts(account.id)
+        [alert] = store.list_alerts(account.id, "brute-force-signin")
         assert "ada@example.com" in alert.summary
         assert services.alerts.evaluator.catch_up() == 0
     finally:
