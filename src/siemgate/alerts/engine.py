@@ -66,10 +66,11 @@ def _hashable(value: Any) -> Any:
 
 
 def _values(event: Mapping[str, Any], paths: Sequence[Any], nocase: bool) -> Key:
-    """The values at `paths` (absent: None), hashable, strings lower-cased with `nocase`."""
+    """The values at `paths` (dotted paths, or readers from alerts.fields.getter; absent: None),
+    hashable, strings lower-cased with `nocase`."""
     out = []
     for path in paths:
-        value = get_path(event, path)
+        value = get_path(event, path) if isinstance(path, str | tuple) else path(event)
         if value is MISSING:
             value = None
         elif nocase and isinstance(value, str):

@@ -115,3 +115,27 @@ def get_path(event: Mapping[str, Any], path: str | tuple[str, ...]) -> Any:
             return MISSING
         value = value[part]
     return value
+
+
+Getter = Any  # Callable[[Mapping[str, Any]], Any]
+
+
+def getter(path: str) -> Getter:
+    """A function reading `path` from an event as get_path does, faster for the common shapes
+    (a top-level field, or a field of a nested object)."""
+    parts = path.split(".")
+    if parts[0] in JSON_TEXT_FIELDS or len(parts) > 2:
+        split = tuple(parts)
+        return lambda event: get_path(event, split)
+    if len(parts) == 1:
+        name = parts[0]
+        return lambda event: event.get(name, MISSING)
+    outer, inner = parts
+
+    def read(event: Mapping[str, Any]) -> Any:
+        value = event.get(outer)
+        if type(value) is dict:
+            return value.get(inner, MISSING)
+        return get_path(event, (outer, inner)) if isinstance(value, str) else MISSING
+
+    return read

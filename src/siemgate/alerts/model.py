@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from siemgate.alerts.fields import SOURCES, check_field
+from siemgate.alerts.fields import SOURCES, check_field, getter
 from siemgate.alerts.match import ConditionError, Predicate, compile_condition
 from siemgate.model.durations import parse_duration
 
@@ -192,7 +192,7 @@ class CompiledRule:
     suppress_ns: int | None
     suppress_by: tuple[str, ...]
     suppress_nocase: bool = False
-    # first_seen: (key paths, value paths, nocase), paths split at dots
+    # first_seen: (key readers, value readers, nocase); see alerts.fields.getter
     first_seen_parts: tuple[tuple[Any, ...], tuple[Any, ...], bool] | None = None
     version: int = 0  # of the stored rule (0: a shipped starter rule)
 
@@ -249,7 +249,7 @@ def compile_rule(rule: Rule) -> CompiledRule:
 
 
 def _split(paths: list[str]) -> tuple[Any, ...]:
-    return tuple(tuple(p.split(".")) if "." in p else p for p in paths)
+    return tuple(getter(p) for p in paths)
 
 
 def load_rule(data: Any, where: str = "rule") -> CompiledRule:
