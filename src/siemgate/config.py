@@ -52,6 +52,16 @@ class Settings(BaseSettings):
         description="Share rate limits between server processes through Redis (redis://host:6379/0);"
         " in memory, per process, when absent.",
     )
+    allow_account_creation: bool = Field(
+        False,
+        description="Let any signed-in person create accounts through the admin API (POST"
+        " /api/admin/v1/accounts). Off: only the operator creates accounts, with `siemgate account create`.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed"
+        " (client IPs in the audit trail and sign-in limits). Empty: never believed, whoever sends them.",
+    )
     retention_days: int = Field(120, ge=1, description="Default retention of events, per account and feature.")
     events_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest Events API request body.")
     admin_max_body_bytes: int = Field(

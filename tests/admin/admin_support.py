@@ -115,6 +115,14 @@ class Site:
             self.set_password(member.user)
         return self._with_key(member.user)
 
+    def join(self, person: Person, role: str, account: Account | None = None) -> None:
+        """`person` (of another account) joins by invitation: the operator invites, they accept
+        with the code through the admin API."""
+        target = account or self.account
+        code, invitation = self.services.invitations.invite(CLI, target, person.email, role)
+        url = f"{ADMIN}/me/invitations/{invitation.id}/accept"
+        ok(self.http.post(url, headers=person.headers, json={"code": code}))
+
     def set_password(self, user: User) -> None:
         self.services.store.set_password(user.id, password_hash())
 

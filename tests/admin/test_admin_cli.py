@@ -20,7 +20,7 @@ import httpx
 import pytest
 from admin_support import ADMIN, bearer, error_message, ok
 
-from siemgate.accounts.actor import CLI
+from siemgate.accounts.actor import CLI, CLI_DEVICE, SYSTEM_UUID
 from siemgate.model.features import Feature
 from siemgate.model.ids import is_id, new_id
 
@@ -137,11 +137,11 @@ def test_account_create_with_an_owner_who_signs_in_and_uses_an_api_key(cli: Cli,
     assert is_id(account) and result.stdout == account + "\n"
     assert "alice@acme.example" in result.stderr
     [alice] = cli.json("user", "list")
-    assert (alice["email"], alice["name"], alice["role"], alice["can_sign_in"]) == (
+    assert (alice["email"], alice["name"], alice["role"], alice["two_factor"]) == (
         "alice@acme.example",
         "Alice Admin",
         "owner",
-        True,
+        False,
     )
     key = cli.run("api-key", "create", "--user", "alice@acme.example", "--name", "terraform")
     secret = key.stdout.strip()
@@ -185,7 +185,7 @@ def test_user_add_list_set_role_remove_and_the_last_owner(cli: Cli) -> None:
     added = cli.run("user", "add", "bob@acme.example", "--name", "Bob Builder", "--role", "administrator")
     assert is_id(added.stdout.strip()) and "bob@acme.example is now administrator" in added.stderr
     carol = cli.json("user", "add", "carol@acme.example")
-    assert carol["role"] == "member" and carol["email"] == "carol@acme.example" and carol["can_sign_in"] is False
+    assert carol["role"] == "member" and carol["email"] == "carol@acme.example" and carol["two_factor"] is False
     assert {u["email"]: u["role"] for u in cli.json("user", "list")} == {
         "alice@acme.example": "owner",
         "bob@acme.example": "administrator",
@@ -290,12 +290,17 @@ def test_a_person_in_several_accounts(make_server: Any) -> None:
     cli = Cli(server.services.settings.data_dir)
     msp = cli.out("account", "create", "MSP", "--owner", "morgan@msp.example")
     customer = cli.out("account", "create", "Customer", "--owner", "carla@customer.example")
-    cli.run("user", "add", "morgan@msp.example", "--account", "Customer", "--role", "administrator")
+    stderr = cli.fails("user", "add", "morgan@msp.example", "--account", "Customer", "--role", "administrator")
+    assert "already has sign-in credentials" in stderr and "siemgate user invite" in stderr
+    invited = cli.json("user", "invite", "morgan@msp.example", "--account", "Customer", "--role", "administrator")
+    assert invited["status"] == "pending" and invited["code"].startswith("sgv_")
+    key = cli.out("api-key", "create", "--user", "morgan@msp.example", "--name", "msp-automation")
+    accept = f"{ADMIN}/me/invitations/{invited['id']}/accept"
+    ok(server.http.post(accept, headers=bearer(key), json={"code": invited["code"]}))
     assert {u["email"]: u["role"] for u in cli.json("user", "list", "--account", "Customer")} == {
         "carla@customer.example": "owner",
         "morgan@msp.example": "administrator",
     }
-    key = cli.out("api-key", "create", "--user", "morgan@msp.example", "--name", "msp-automation")
     reader = _reader(server, customer)
 
     me = ok(server.http.get(f"{ADMIN}/me", headers=bearer(key)))
@@ -308,12 +313,15 @@ def test_a_person_in_several_accounts(make_server: Any) -> None:
     )
     page = server.page(reader, AUDIT, {"limit": 1000})
     assert page.status_code == 200
-    [event] = [e for e in page.json()["items"] if e.get("actor_uuid") == me["uuid"]]
+    [event] = [e for e in page.json()["items"] if e.get("actor_uuid") == me["uuid"] and e["action"] != "join"]
     assert (event["action"], event["object_type"]) == ("create", "sa")
     assert event["actor_details"]["email"] == "morgan@msp.example"
     assert event["actor_type"] == "external_user"
     assert event["actor_account_uuid"] == msp and event["account_uuid"] == customer
-    # the CLI's own changes are attributed to the command line
-    joins = [e for e in page.json()["items"] if e["action"] == "join"]
-    assert {e["object_details"]["email"] for e in joins} == {"carla@customer.example", "morgan@msp.example"}
-    assert all(e["actor_details"] == {"name": "siemgate command line"} for e in joins)
+    # the CLI's own changes are made by siemgate's system actor from the command line; Morgan
+    # joined by accepting the invitation himself
+    joins = {e["object_details"]["email"]: e for e in page.json()["items"] if e["action"] == "join"}
+    assert set(joins) == {"carla@customer.example", "morgan@msp.example"}
+    carla = joins["carla@customer.example"]
+    assert carla["actor_uuid"] == SYSTEM_UUID and carla["session"]["device_uuid"] == CLI_DEVICE
+    assert joins["morgan@msp.example"]["actor_uuid"] == me["uuid"]

@@ -23,7 +23,7 @@ from admin_support import (
 )
 from pydantic import TypeAdapter
 
-from siemgate.accounts.actor import CLI
+from siemgate.accounts.actor import CLI, CLI_DEVICE, SERVER_DEVICE, SYSTEM_UUID
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
 from siemgate.model.validation import V1_SHAPES, validate_events
@@ -80,6 +80,23 @@ def assert_by_person(event: dict[str, Any], person: Person, site: Site, home: st
     assert event["session"]["uuid"] == person.key_id  # the API key it was done with
     assert event["session"]["ip"] == "127.0.0.1"
     assert parse_ns(event["session"]["login_time"]) <= parse_ns(event["timestamp"])
+
+
+def assert_by_system(event: dict[str, Any], site: Site, device: str) -> None:
+    """The event names siemgate itself as its actor (docs/audit.md, "Who"); `device` says which part."""
+    assert event["actor_uuid"] == SYSTEM_UUID
+    assert event["actor_details"] == {
+        "uuid": SYSTEM_UUID,
+        "name": "siemgate",
+        "email": "system@siemgate.invalid",
+        "user_type": "user",
+        "user_account_uuid": site.account.uuid,
+    }
+    assert event["actor_type"] == "user" and event["actor_account_uuid"] == site.account.uuid
+    assert event["account_uuid"] == site.account.uuid
+    session = event["session"]
+    assert (session["uuid"], session["device_uuid"], session["ip"]) == (SYSTEM_UUID, device, "127.0.0.1")
+    assert parse_ns(session["login_time"]) <= parse_ns(event["timestamp"])
 
 
 def assert_valid(events: list[dict[str, Any]], feature: Feature) -> None:
@@ -193,21 +210,32 @@ def test_the_replacements_first_use_revokes_the_old_token_as_siemgate(site: Site
     assert kinds([revoke]) == [("trevoke", "satoken")]
     assert revoke["object_uuid"] == issued["id"]
     assert aux(revoke)["reason"] == f"replacement {rotated['id']} was used"
-    assert revoke["actor_details"] == {"name": "siemgate"}
-    assert "actor_uuid" not in revoke and "actor_type" not in revoke and "session" not in revoke
-    assert revoke["account_uuid"] == site.account.uuid
+    assert_by_system(revoke, site, SERVER_DEVICE)
 
 
 def test_members_added_role_changed_and_removed(site: Site) -> None:
     actor = site.admin
+    invited: dict[str, Any] = {}
+    body = {"email": f"dev@{site.domain}", "role": "member"}
+    [invite] = recorded(
+        site, lambda: invited.update(ok(site.call(actor, "POST", site.path("/invitations"), json=body), 201))
+    )
+    assert kinds([invite]) == [("create", "invite")] and invite["object_uuid"] == invited["id"]
+    assert aux(invite) == {"email": f"dev@{site.domain}", "role": "member", "expires_at": aux(invite)["expires_at"]}
+    assert_by_person(invite, actor, site)
     added: dict[str, Any] = {}
-    body = {"email": f"dev@{site.domain}", "name": "Dev Eloper", "role": "member"}
-    [join] = recorded(site, lambda: added.update(ok(site.call(actor, "POST", site.path("/members"), json=body), 201)))
+    joining = {"email": f"dev@{site.domain}", "code": invited["code"], "name": "Dev Eloper", "password": PASSWORD}
+
+    def join() -> None:
+        with httpx.Client(base_url=site.server.base_url, timeout=30) as browser:  # its own cookie jar
+            added.update(ok(browser.post(f"{ADMIN}/join", json=joining), 201)["user"])
+
+    [join] = recorded(site, join)
     assert kinds([join]) == [("join", "user")]
     person = {"uuid": added["uuid"], "name": "Dev Eloper", "email": f"dev@{site.domain}"}
     assert join["object_uuid"] == added["uuid"] and join["object_details"] == person
-    assert aux(join) == {"role": "member"}
-    assert_by_person(join, actor, site)
+    assert aux(join) == {"role": "member", "invitation": invited["id"]} and join["aux_uuid"] == invited["id"]
+    assert join["actor_uuid"] == added["uuid"] and join["actor_type"] == "user"
 
     url = site.path(f"/members/{added['uuid']}")
     [role] = recorded(site, lambda: ok(site.call(actor, "PATCH", url, json={"role": "administrator"})))
@@ -270,9 +298,7 @@ def test_command_line_changes_are_attributed_to_the_command_line(site: Site) -> 
     events = recorded(site, by_cli)
     assert kinds(events) == [("create", "sa"), ("create", "satoken"), ("role", "user")]
     for event in events:
-        assert event["actor_details"] == {"name": "siemgate command line"}
-        assert "actor_uuid" not in event and "actor_type" not in event and "session" not in event
-        assert event["account_uuid"] == site.account.uuid
+        assert_by_system(event, site, CLI_DEVICE)
 
 
 def test_expiry_warnings_and_expiries_are_recorded_by_siemgate(own_site: Site) -> None:
@@ -294,9 +320,7 @@ def test_expiry_warnings_and_expiries_are_recorded_by_siemgate(own_site: Site) -
         assert event["object_uuid"] == issued["id"]
         assert event["aux_uuid"] == issued["integration"]["uuid"]
         assert aux(event)["state"] == state and aux(event)["name"] == issued["name"]
-        assert event["actor_details"] == {"name": "siemgate"}
-        assert "actor_uuid" not in event and "actor_type" not in event
-        assert event["account_uuid"] == site.account.uuid
+        assert_by_system(event, site, SERVER_DEVICE)
         assert_valid([event], AUDIT)
 
 
@@ -357,7 +381,7 @@ def test_console_sign_ins_are_recorded_in_signinattempts(own_site: Site) -> None
 def test_a_person_in_two_accounts_is_recorded_in_both(own_site: Site) -> None:
     site = own_site
     msp = site.add("msp", "administrator", "Morgan MSP", account=site.other)  # home: Other
-    site.services.people.add_member(CLI, site.account, msp.email, None, "administrator")
+    site.join(msp, "administrator")
     site.set_password(msp.user)
     home_reader, customer_reader = site.reader(site.other), site.reader()
     error_message(_sign_in(site, msp.email, "not the password"), 401)
@@ -383,15 +407,17 @@ def test_a_person_from_another_account_acts_as_an_external_user(site: Site) -> N
     msp = site.add("msp", "owner", "Morgan MSP", account=site.other)  # created in Other: home account
     home_reader = site.reader(site.other)
     _, home_cursor = site.events(home_reader)
-    [join] = recorded(
-        site,
-        lambda: ok(
-            site.call(site.owner, "POST", site.path("/members"), json={"email": msp.email, "role": "administrator"}),
-            201,
-        ),
+    invited: dict[str, Any] = {}
+    body = {"email": msp.email, "role": "administrator"}
+    [invite] = recorded(
+        site, lambda: invited.update(ok(site.call(site.owner, "POST", site.path("/invitations"), json=body), 201))
     )
+    assert kinds([invite]) == [("create", "invite")]
+    assert_by_person(invite, site.owner, site)
+    accept = f"{ADMIN}/me/invitations/{invited['id']}/accept"
+    [join] = recorded(site, lambda: ok(site.call(msp, "POST", accept, json={"code": invited["code"]})))
     assert kinds([join]) == [("join", "user")] and join["object_uuid"] == msp.uuid
-    assert_by_person(join, site.owner, site)
+    assert_by_person(join, msp, site, home=site.other.uuid)
 
     made: dict[str, Any] = {}
     [created] = recorded(site, lambda: made.update(site.integration(msp, type="sumo_logic")))
@@ -418,7 +444,7 @@ def test_a_person_from_another_account_acts_as_an_external_user(site: Site) -> N
 
 def test_no_event_ever_appears_in_another_accounts_streams(site: Site) -> None:
     msp = site.add("msp", "administrator", account=site.other)
-    site.services.people.add_member(CLI, site.account, msp.email, None, "administrator")
+    site.join(msp, "administrator")
     for who, account in (
         (site.owner, site.account),
         (msp, site.account),

@@ -27,6 +27,7 @@ from admin_support import (
     signin_event,
 )
 
+from siemgate.accounts.actor import SERVER_DEVICE, SYSTEM_UUID
 from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
@@ -279,7 +280,8 @@ def test_rotate_with_an_explicit_grace_period(timed: Site) -> None:
     events, _ = site.events(reader)
     [trevoke] = [e for e in audit_of(events, "trevoke", "satoken") if e["object_uuid"] == old["id"]]
     assert aux(trevoke)["reason"] == "rotation grace period ended"
-    assert trevoke["actor_details"] == {"name": "siemgate"}
+    assert trevoke["actor_uuid"] == SYSTEM_UUID and trevoke["actor_details"]["name"] == "siemgate"
+    assert trevoke["session"]["device_uuid"] == SERVER_DEVICE
 
 
 def test_rotate_with_zero_grace_revokes_the_old_token_at_once(site: Site) -> None:

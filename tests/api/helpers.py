@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import jwt
+
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 
 SECOND = 1_000_000_000
 HOUR = 3600 * SECOND
+# What producers in these tests put in `account_uuid`. The server stores the account's own uuid
+# instead (docs/events.md); `as_sent` maps it back so served events compare with what was sent.
+SENT_ACCOUNT_UUID = "PRODUCERSACCOUNTUUIDAAAAAA"
+
+
+def as_sent(items: list[dict[str, Any]], token: str) -> list[dict[str, Any]]:
+    """Served items with the account's own `account_uuid` (checked against the token's account)
+    put back to SENT_ACCOUNT_UUID."""
+    account = jwt.decode(token, options={"verify_signature": False})["1password.com/auuid"]
+    result = []
+    for item in items:
+        if "account_uuid" in item:
+            assert item["account_uuid"] == account, f"stored with {item['account_uuid']}, not the account's {account}"
+            item = {**item, "account_uuid": SENT_ACCOUNT_UUID}
+        result.append(item)
+    return result
 
 
 def signin(ts_ns: int, **extra: Any) -> dict[str, Any]:
@@ -38,7 +56,7 @@ def signin(ts_ns: int, **extra: Any) -> dict[str, Any]:
             "ip_address": "192.0.2.10",
         },
         "location": {"country": "CA", "region": "Ontario", "city": "Toronto", "latitude": 43.64, "longitude": -79.433},
-        "account_uuid": new_id(),
+        "account_uuid": SENT_ACCOUNT_UUID,
         **extra,
     }
 
@@ -53,7 +71,7 @@ def itemusage(ts_ns: int, **extra: Any) -> dict[str, Any]:
         "user": {"uuid": new_id(), "name": "Ada", "email": "ada@example.com", "user_type": "user"},
         "client": {"app_name": "1Password Browser Extension", "app_version": "20127", "ip_address": "192.0.2.11"},
         "action": "reveal",
-        "account_uuid": new_id(),
+        "account_uuid": SENT_ACCOUNT_UUID,
         **extra,
     }
 
@@ -75,7 +93,7 @@ def auditevent(ts_ns: int, **extra: Any) -> dict[str, Any]:
         },
         "actor_type": "user",
         "actor_account_uuid": new_id(),
-        "account_uuid": new_id(),
+        "account_uuid": SENT_ACCOUNT_UUID,
         **extra,
     }
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from helpers import HOUR, MAKERS, SECOND, auditevent, itemusage, signin
+from helpers import HOUR, MAKERS, SECOND, as_sent, auditevent, itemusage, signin
 
 from conftest import Clock, LiveServer, make_store, start_server
 from siemgate.config import load_settings
@@ -87,7 +87,7 @@ def _served(server: Any, token: str, feature: Feature, *, version: int = 2) -> l
     if data["has_more"]:
         more, _ = server.drain(token, feature, data["cursor"], version=version)
         items += more
-    return items
+    return as_sent(items, token)
 
 
 def _uuids(items: list[dict[str, Any]]) -> list[str]:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from siemgate.model import enums
 from siemgate.model.features import ALL_FEATURES, Feature
-from siemgate.model.ids import is_id, new_id
+from siemgate.model.ids import is_id
 from siemgate.model.timestamps import parse_ns
 from siemgate.simulate import build_world, history, live_events, run_live, simulate_history
 from siemgate.simulate.generator import DAY, HOUR, MINUTE, SECOND
@@ -43,7 +43,9 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 @pytest.fixture
 def account(store: SQLiteStore) -> Account:
-    return store.create_account(new_id(), "Acme", time.time_ns())
+    return store.create_account(
+        ACCOUNT_UUID, "Acme", time.time_ns()
+    )  # the world's account, as `siemgate simulate` makes it
 
 
 @pytest.fixture(scope="module")

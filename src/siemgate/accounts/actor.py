@@ -1,10 +1,22 @@
-"""Who is making a change: a person (through an API key or a console session) or the system."""
+"""Who is making a change: a person (through an API key or a console session) or siemgate itself
+(its server, or the operator's command line).
+
+siemgate itself is one actor with a fixed uuid and name, `SYSTEM_UUID` / `SYSTEM_NAME`; the
+device of its session says which part of siemgate acted (docs/audit.md, "Who").
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from siemgate.store.base import User
+
+SYSTEM_UUID = "SIEMGATESYSTEMACTORAAAAAAA"
+SYSTEM_NAME = "siemgate"
+SYSTEM_EMAIL = "system@siemgate.invalid"
+SERVER_DEVICE = "SIEMGATESERVERDEVICEAAAAAA"  # the server's own work: lifecycle, alerts, retention
+CLI_DEVICE = "SIEMGATECMDLINEDEVICEAAAAA"  # the operator's `siemgate` command line
+SYSTEM_IP = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +34,13 @@ class Actor:
         if self.user is not None:
             return self.user.email
         return "siemgate command line" if self.via == "cli" else "siemgate"
+
+    @property
+    def device(self) -> str | None:
+        """The session's device uuid of siemgate itself (None for a person)."""
+        if self.user is not None:
+            return None
+        return CLI_DEVICE if self.via == "cli" else SERVER_DEVICE
 
 
 CLI = Actor(user=None, via="cli")

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from siemgate.accounts.actor import Actor
+from siemgate.accounts.actor import SYSTEM_EMAIL, SYSTEM_IP, SYSTEM_NAME, SYSTEM_UUID, Actor
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
@@ -28,6 +28,7 @@ class AuditRecorder:
         self.writer = writer
         self.clock = clock
         self.version = version
+        self.started_at = clock()  # the login_time of siemgate's own session in this process
 
     def _person(self, account: Account, user: User) -> tuple[dict[str, Any], str, str]:
         """(UserV2 details, user_type, home account uuid) of a person acting in `account`."""
@@ -61,21 +62,19 @@ class AuditRecorder:
     ) -> dict[str, Any]:
         """Write one audit event to the account's auditevents stream; returns it.
 
-        `uuid` and `at` (the timestamp) default to a new id and now; a caller that may write the
-        same event again passes both, so the repeat is a duplicate. With `stamp_on_receipt` the
-        store stamps the event when it stores it (never a late event) and recognises a repeat by
-        its `uuid` alone (alert deliveries)."""
+        Every event carries the fields the Events API always has (actor_uuid, session, and in v2
+        actor_details, actor_type, actor_account_uuid, account_uuid), siemgate's own included: it
+        acts as the system actor (accounts.actor). `uuid` and `at` (the timestamp) default to a
+        new id and now; a caller that may write the same event again passes both, so the repeat is
+        a duplicate. With `stamp_on_receipt` the store stamps the event when it stores it (never a
+        late event) and recognises a repeat by its `uuid` alone (alert deliveries)."""
         now = self.clock() if at is None else at
         event: dict[str, Any] = {"uuid": uuid or new_id()}
         if not stamp_on_receipt:
             event["timestamp"] = format_ns(now)
-        if actor.user is not None:
-            details, kind, home = self._person(account, actor.user)
-            event["actor_uuid"] = actor.user.uuid
-            event["actor_details"] = details
-        else:
-            event["actor_details"] = {"name": actor.label}
-            kind, home = "", ""
+        details, kind, home = self._actor(account, actor)
+        event["actor_uuid"] = details["uuid"]
+        event["actor_details"] = details
         event["action"] = action
         event["object_type"] = object_type
         if object_user is not None:
@@ -87,30 +86,76 @@ class AuditRecorder:
             event["aux_uuid"] = aux_uuid
         if aux_info is not None:
             event["aux_info"] = aux_info if isinstance(aux_info, str) else orjson.dumps(aux_info).decode()
-        if actor.credential_id is not None:
-            session: dict[str, Any] = {"uuid": actor.credential_id}
-            if actor.credential_created_at is not None:
-                session["login_time"] = format_ns(actor.credential_created_at)
-            if actor.ip:
-                session["ip"] = actor.ip
-            event["session"] = session
-        if kind:
-            event["actor_type"] = kind
-            event["actor_account_uuid"] = home
+        event["session"] = self._session(actor)
+        event["actor_type"] = kind
+        event["actor_account_uuid"] = home
         event["account_uuid"] = account.uuid
         self.writer.write(account.id, Feature.AUDITEVENTS, [event])
         return event
 
+    def record_for(self, user: User, actor: Actor, action: str, object_type: str, **fields: Any) -> int:
+        """Record the same change in every account the person belongs to (a change to their own
+        credentials changes who can access each of them); returns how many accounts."""
+        memberships = self.store.list_memberships(user.id)
+        for member in memberships:
+            self.record(self.store.get_account_by_id(member.account_id), actor, action, object_type, **fields)
+        return len(memberships)
+
+    def record_everywhere(self, actor: Actor, action: str, object_type: str, **fields: Any) -> int:
+        """Record a server-wide change (signing keys) in every account; returns how many."""
+        accounts = self.store.list_accounts()
+        for account in accounts:
+            self.record(account, actor, action, object_type, object_uuid=account.uuid, **fields)
+        return len(accounts)
+
+    def _actor(self, account: Account, actor: Actor) -> tuple[dict[str, Any], str, str]:
+        if actor.user is not None:
+            return self._person(account, actor.user)
+        details = {
+            "uuid": SYSTEM_UUID,
+            "name": SYSTEM_NAME,
+            "email": SYSTEM_EMAIL,
+            "user_type": "user",
+            "user_account_uuid": account.uuid,
+        }
+        return details, "user", account.uuid
+
+    def _session(self, actor: Actor) -> dict[str, Any]:
+        """The Session of an audit event: the person's API key or console session (its id is also
+        the device), or siemgate's own session since this process started."""
+        if actor.user is None:
+            return {
+                "uuid": SYSTEM_UUID,
+                "login_time": format_ns(self.started_at),
+                "device_uuid": actor.device,
+                "ip": SYSTEM_IP,
+            }
+        credential = actor.credential_id or actor.user.uuid
+        login = actor.credential_created_at if actor.credential_created_at is not None else self.started_at
+        return {"uuid": credential, "login_time": format_ns(login), "device_uuid": credential, "ip": actor.ip}
+
     def sign_in(
-        self, account: Account, user: User, *, success: bool, ip: str, user_agent: str, session_id: str | None
+        self,
+        account: Account,
+        user: User,
+        *,
+        success: bool,
+        ip: str,
+        user_agent: str,
+        session_id: str | None,
+        category: str | None = None,
+        type: str | None = None,
     ) -> dict[str, Any]:
-        """Write a console sign-in attempt to the account's signinattempts stream; returns it."""
+        """Write a console sign-in attempt to the account's signinattempts stream; returns it.
+        `category`/`type` default to a password sign-in that succeeded or failed."""
         details, _, _ = self._person(account, user)
         event: dict[str, Any] = {
             "uuid": new_id(),
+            "session_uuid": session_id or new_id(),
             "timestamp": format_ns(self.clock()),
-            "category": "success" if success else "credentials_failed",
-            "type": "credentials_ok" if success else "password_secret_bad",
+            "category": category or ("success" if success else "credentials_failed"),
+            "type": type or ("credentials_ok" if success else "password_secret_bad"),
+            "country": "",
             "details": None,
             "target_user": details,
             "client": {
@@ -124,8 +169,6 @@ class AuditRecorder:
             },
             "account_uuid": account.uuid,
         }
-        if session_id is not None:
-            event["session_uuid"] = session_id
         self.writer.write(account.id, Feature.SIGNINATTEMPTS, [event])
         return event
 

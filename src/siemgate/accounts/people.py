@@ -3,7 +3,12 @@
 Roles: `owner` > `administrator` > `member`. Any member may look; administrators and owners manage
 integrations, tokens, keys and members; only owners grant, change or remove the owner role. An
 account always keeps at least one owner (the store enforces it atomically). A person who is not a
-member of an account gets 404 for it, as if it did not exist.
+member of an account gets 404 for it, as if it did not exist. In an account that requires
+two-factor sign-in, a person without it gets 403 until they turn it on.
+
+People join an account by invitation (accounts.invitations); only the operator (the command line)
+adds people directly, and only people who are new or whose home is that account. A person's
+credentials are theirs: nothing here sets or reveals them (docs/security.md).
 """
 
 from __future__ import annotations
@@ -52,7 +57,16 @@ class PeopleService:
                 self.store.get_member(account.id, actor.user.id)
             except NotFound:
                 raise NotFound(f"Not Found: no account {ref!r}") from None
+            if self.store.requires_two_factor(account.id) and not self.has_two_factor(actor.user):
+                raise Forbidden(
+                    f"Forbidden: {account.name!r} requires two-factor sign-in; turn it on for yourself"
+                    " (POST /api/admin/v1/me/two-factor, or the console's Security page) and sign in again"
+                )
         return account
+
+    def has_two_factor(self, user: User) -> bool:
+        enrolment = self.store.get_two_factor(user.id)
+        return enrolment is not None and enrolment.enabled_at is not None
 
     def role(self, actor: Actor, account: Account) -> str:
         """The actor's role in the account (the command line and the system act as owners)."""
@@ -75,16 +89,26 @@ class PeopleService:
     def create_account(
         self, actor: Actor, name: str, owner_email: str | None, owner_name: str | None, password: str | None
     ) -> tuple[Account, User | None]:
-        """A new account with its first owner: the acting person, or a new/existing person by email
-        (the command line may create an account without people, to add them later)."""
+        """A new account with its first owner: the acting person, or (command line) a new person by
+        email. The command line may create an account without people, to invite them later; a
+        person who already exists is invited (accounts.invitations), never enrolled silently."""
         if not name.strip():
             raise BadRequest("the account needs a name")
+        if owner_email:
+            owner_email = check_email(owner_email)
+            if actor.user is not None:
+                raise Forbidden("Forbidden: you become the owner of the accounts you create")
+            if self.person_exists(owner_email):
+                raise Conflict(
+                    f"{owner_email} already has sign-in credentials on this server: create the account"
+                    " without --owner, then invite them (`siemgate user invite`)"
+                )
         password_hash = hash_password(password) if password else None  # before anything is written
         now = self.clock()
         account = self.store.create_account(new_id(), name.strip(), now)
         owner: User | None = actor.user
         if owner_email:
-            owner = self._find_or_create(owner_email, owner_name, password_hash, account)
+            owner = self._create_person(owner_email, owner_name, password_hash, account)
         self.audit.record(
             account, actor, "create", "account", object_uuid=account.uuid, aux_info={"name": account.name}
         )
@@ -105,16 +129,17 @@ class PeopleService:
         return renamed
 
     # members --------------------------------------------------------------------------------------
-    def _find_or_create(self, email: str, name: str | None, password_hash: str | None, home: Account) -> User:
-        email = check_email(email)
+    def person_exists(self, email: str) -> bool:
         try:
-            user = self.store.get_user(email)
+            self.store.get_user(email)
         except NotFound:
-            user = self.store.create_user(
-                new_id(), email, (name or email.split("@")[0]).strip(), password_hash, home.id, self.clock()
-            )
-        # An existing person keeps their credentials: adding them elsewhere never changes them.
-        return user
+            return False
+        return True
+
+    def _create_person(self, email: str, name: str | None, password_hash: str | None, home: Account) -> User:
+        return self.store.create_user(
+            new_id(), email, (name or email.split("@")[0]).strip(), password_hash, home.id, self.clock()
+        )
 
     def find_member(self, account: Account, ref: str) -> Member:
         """A member by uuid or email; NotFound otherwise."""
@@ -127,16 +152,28 @@ class PeopleService:
     def add_member(
         self, actor: Actor, account: Account, email: str, name: str | None, role: str, password: str | None = None
     ) -> Member:
-        """Add a person (created if new, with this account as home) with a role."""
+        """The operator adds a person directly: a new person (created with this account as home and
+        the password given), or one whose home is this account. Anyone else joins by invitation:
+        Conflict for a person who exists with another home, Forbidden for a person acting."""
         check_role(role)
-        self.require(
-            actor,
-            account,
-            "owner" if role == "owner" else "administrator",
-            f"add {'an owner' if role == 'owner' else 'members'}",
-        )
-        password_hash = hash_password(password) if password else None
-        user = self._find_or_create(email, name, password_hash, account)
+        if actor.user is not None:
+            raise Forbidden(
+                "Forbidden: people join an account by invitation; use POST"
+                f" /api/admin/v1/accounts/{account.uuid}/invitations"
+            )
+        email = check_email(email)
+        try:
+            user = self.store.get_user(email)
+        except NotFound:
+            user = self._create_person(email, name, hash_password(password) if password else None, account)
+        else:
+            if user.home_account_id != account.id:
+                raise Conflict(
+                    f"{email} already has sign-in credentials on this server: invite them"
+                    " (`siemgate user invite`); they accept after signing in"
+                )
+            if password:
+                raise Conflict(f"{email} already has a password; only they (or `siemgate user password`) change it")
         try:
             member = self.store.add_member(account.id, user.id, role, self.clock())
         except Conflict:

@@ -9,6 +9,7 @@ from siemgate.accounts.integrations import IntegrationDetails, TokenView
 from siemgate.accounts.lifecycle import StreamLag, token_status
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, ApiKey, IngestKey, Integration, Member, TokenRecord
+from siemgate.store.identity import Invitation
 
 
 def when(ns: int | None) -> str | None:
@@ -23,7 +24,9 @@ def account_view(account: Account, role: str | None = None) -> dict[str, Any]:
     return view
 
 
-def member_view(member: Member) -> dict[str, Any]:
+def member_view(member: Member, two_factor: bool) -> dict[str, Any]:
+    """A member as their account sees them: never whether or how they can sign in, except
+    whether they use two factors (an owner who requires it needs to know)."""
     user = member.user
     return {
         "uuid": user.uuid,
@@ -31,7 +34,28 @@ def member_view(member: Member) -> dict[str, Any]:
         "name": user.name,
         "role": member.role,
         "joined_at": when(member.joined_at),
-        "can_sign_in": user.password_hash is not None,
+        "two_factor": two_factor,
+    }
+
+
+def invitation_view(invitation: Invitation, now: int) -> dict[str, Any]:
+    return {
+        "id": invitation.id,
+        "email": invitation.email,
+        "role": invitation.role,
+        "status": invitation.state(now),
+        "created_at": when(invitation.created_at),
+        "expires_at": when(invitation.expires_at),
+    }
+
+
+def offer_view(invitation: Invitation, account: Account) -> dict[str, Any]:
+    """An invitation as the invited person sees it: the account and role, not who invited them."""
+    return {
+        "id": invitation.id,
+        "account": {"uuid": account.uuid, "name": account.name},
+        "role": invitation.role,
+        "expires_at": when(invitation.expires_at),
     }
 
 

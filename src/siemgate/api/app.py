@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from siemgate import __version__
-from siemgate.api.admin import alert_routes, event_routes, integration_routes, people_routes
+from siemgate.api.admin import alert_routes, event_routes, integration_routes, me_routes, people_routes
+from siemgate.api.admin.openapi import complete_admin_responses
 from siemgate.api.errors import install_error_handlers
 from siemgate.api.events_routes import EXTRA_SCHEMAS, events_router
 from siemgate.api.guard import RequestGuard
@@ -22,6 +23,7 @@ from siemgate.api.metrics import Metrics
 from siemgate.api.middleware import RequestLogMiddleware
 from siemgate.api.schemas import ErrorBody
 from siemgate.api.services import Services
+from siemgate.auth.passwords import warm_up
 from siemgate.console.routes import mount_console
 
 log = logging.getLogger("siemgate.server")
@@ -42,6 +44,8 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [
+            # the dummy hash for unknown addresses, made off the start-up path
+            asyncio.create_task(asyncio.to_thread(warm_up)),
             asyncio.create_task(_every(USAGE_FLUSH_SECONDS, services.usage.flush, "record credential use")),
             asyncio.create_task(_every(LIFECYCLE_SECONDS, services.lifecycle.run_due, "apply token lifecycle")),
         ]
@@ -78,6 +82,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.include_router(events_router())
     app.include_router(ingest_router())
     app.include_router(meta_router())
+    app.include_router(me_routes.router)
     app.include_router(people_routes.router)
     app.include_router(integration_routes.router)
     app.include_router(alert_routes.router)
@@ -106,6 +111,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
                 "description": "An ingest key (sgi_...).",
             }
             _errors_are_error_bodies(schema)
+            complete_admin_responses(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

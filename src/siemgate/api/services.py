@@ -10,9 +10,12 @@ from siemgate import __version__
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.credentials import IngestKeyAdmin
 from siemgate.accounts.integrations import IntegrationService
+from siemgate.accounts.invitations import InvitationService
 from siemgate.accounts.lifecycle import TokenLifecycle
 from siemgate.accounts.people import PeopleService
 from siemgate.accounts.quotas import IngestQuotas
+from siemgate.accounts.personal import PersonalService
+from siemgate.accounts.signin import SignInFlow
 from siemgate.alerts.service import AlertService
 from siemgate.api.pages import PageReader
 from siemgate.auth.api_keys import ApiKeyService
@@ -20,6 +23,7 @@ from siemgate.auth.ingest_keys import IngestKeyService
 from siemgate.auth.keys import KeyRing
 from siemgate.auth.ratelimit import RateLimiter
 from siemgate.auth.sessions import SessionService
+from siemgate.auth.signin_limits import SignInLimiter
 from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
@@ -51,6 +55,9 @@ class Services:
     ingest_key_admin: IngestKeyAdmin
     api_keys: ApiKeyService
     sessions: SessionService
+    invitations: InvitationService
+    personal: PersonalService
+    signin: SignInFlow
     alerts: AlertService
     retention: RetentionService
     log_keys: LogKeys
@@ -82,6 +89,10 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
     people = PeopleService(store, audit, clock)
     lifecycle = TokenLifecycle(store, tokens, people, audit, clock)
     retention = RetentionService(settings, store, people, audit, clock)
+    api_keys = ApiKeyService(store, clock)
+    sessions = SessionService(store, clock)
+    limiter = SignInLimiter(settings.redis_url)
+    personal = PersonalService(store, api_keys, people, audit, limiter, clock)
     return Services(
         settings=settings,
         store=store,
@@ -105,8 +116,11 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         lifecycle=lifecycle,
         integrations=IntegrationService(store, people, lifecycle, audit, clock, settings.base_url, settings.audience),
         ingest_key_admin=IngestKeyAdmin(store, ingest_keys, people, audit),
-        api_keys=ApiKeyService(store, clock),
-        sessions=SessionService(store, clock),
+        api_keys=api_keys,
+        sessions=sessions,
+        invitations=InvitationService(store, people, audit, clock),
+        personal=personal,
+        signin=SignInFlow(store, sessions, limiter, personal, audit),
         alerts=AlertService(settings, store, people, audit, writer, clock),
         retention=retention,
         log_keys=LogKeys(settings),

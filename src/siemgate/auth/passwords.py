@@ -34,11 +34,18 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when `password` matches; always spends the same work, even without a hash (a password
-    over MAX_LENGTH, which no hash can match, is refused without hashing)."""
+    """True when `password` matches. Exactly one argon2 verification whatever the person: one who
+    does not exist, or has no password, is checked against a dummy hash, so the reply's cost does
+    not tell whether the address is known (tests count the verifications). A password over
+    MAX_LENGTH, which no hash can match, is refused without hashing (the API refuses it earlier)."""
     if len(password) > MAX_LENGTH:
         return False
     try:
         return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+def warm_up() -> None:
+    """Make the dummy hash now (at start), so the first unknown address costs one verification."""
+    _dummy()

@@ -1,28 +1,28 @@
-"""Console sign-in sessions: a random cookie value (stored as SHA-256), a CSRF token, sliding expiry,
-and a per-email/IP limit on failed sign-ins."""
+"""Console sign-in sessions: a random cookie value (stored as SHA-256), a CSRF token, sliding
+expiry; password checks that cost the same for known and unknown addresses; and the short-lived,
+signed challenge that carries a sign-in from the password step to the two-factor step."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from siemgate.auth.passwords import verify_password
 from siemgate.auth.tokens import token_digest
-from siemgate.errors import Forbidden, NotFound, RateLimited, Unauthorized
+from siemgate.errors import Forbidden, NotFound, Unauthorized
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.store.base import Session, Store, User
 
 COOKIE = "siemgate_session"
 IDLE_NS = 12 * 3600 * NS_PER_SECOND
-FAILURES_ALLOWED = 5  # per email
-FAILURES_ALLOWED_PER_IP = 50  # per client address (many people may share one behind a proxy)
-FAILURE_WINDOW_S = 15 * 60
+CHALLENGE_NS = 5 * 60 * NS_PER_SECOND
+_CHALLENGE_KEY = "signin-challenge-key"
+BAD_CREDENTIALS = "Unauthorized: the email or password is not right"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,63 +32,24 @@ class SignIn:
     cookie: str
 
 
-class FailedSignIns:
-    """Remembers failed sign-ins per key (email, IP) in a sliding window, in memory."""
-
-    def __init__(
-        self, allowed: int = FAILURES_ALLOWED, window_s: float = FAILURE_WINDOW_S, per_ip: int = FAILURES_ALLOWED_PER_IP
-    ) -> None:
-        self.allowed = allowed
-        self.per_ip = per_ip
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and now - times[0] > self.window_s:
-            times.popleft()
-        return times
-
-    def check(self, *keys: str) -> None:
-        """Raise RateLimited while any key has too many recent failures."""
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                times = self._recent(key, now)
-                if len(times) >= (self.per_ip if key.startswith("ip:") else self.allowed):
-                    wait = int(self.window_s - (now - times[0])) + 1
-                    raise RateLimited(f"too many failed sign-ins; try again in {wait} seconds", wait)
-
-    def record(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
-
 class SessionService:
-    def __init__(self, store: Store, clock: Callable[[], int], failures: FailedSignIns | None = None) -> None:
+    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
         self.store = store
         self.clock = clock
-        self.failures = failures or FailedSignIns()
+        self._challenge_key = store.secret(_CHALLENGE_KEY, secrets.token_bytes(32), clock())
 
-    def sign_in(self, email: str, password: str, ip: str, user_agent: str) -> SignIn:
-        """Check the password and open a session; raises Unauthorized or RateLimited (429)."""
-        email_key, ip_key = f"email:{email.strip().lower()}", f"ip:{ip}"
-        self.failures.check(email_key, ip_key)
+    def check_password(self, email: str, password: str) -> User | None:
+        """The person when the password is theirs, else None. Exactly one password-hash
+        verification whether or not the address is known (docs/security.md, "Sign-in")."""
         try:
             user: User | None = self.store.get_user(email.strip())
         except NotFound:
             user = None
-        if user is None or not verify_password(user.password_hash, password):
-            self.failures.record(email_key, ip_key)
-            raise Unauthorized("Unauthorized: the email or password is not right")
-        self.failures.clear(email_key)
+        ok = verify_password(user.password_hash if user else None, password)
+        return user if ok and user is not None else None
+
+    def open(self, user: User, ip: str, user_agent: str) -> SignIn:
+        """A new session for a person who has passed every sign-in step."""
         cookie = secrets.token_urlsafe(32)
         now = self.clock()
         session = Session(
@@ -105,6 +66,30 @@ class SessionService:
         self.store.create_session(session)
         return SignIn(user, session, cookie)
 
+    # the two-factor step ------------------------------------------------------------------------
+    def challenge(self, user: User) -> str:
+        """A signed, 5-minute proof that `user` gave the right password: `uuid.issued.nonce.mac`."""
+        body = f"{user.uuid}.{self.clock()}.{secrets.token_urlsafe(9)}"
+        return f"{body}.{self._mac(body)}"
+
+    def redeem(self, challenge: str) -> User:
+        """The person a challenge was made for; Unauthorized when it is forged or over 5 minutes old."""
+        body, _, mac = challenge.rpartition(".")
+        parts = body.split(".")
+        if len(parts) != 3 or not hmac.compare_digest(mac, self._mac(body)) or not parts[1].isdigit():
+            raise Unauthorized("Unauthorized: this sign-in step is not valid; sign in again with your password")
+        if self.clock() - int(parts[1]) > CHALLENGE_NS:
+            raise Unauthorized("Unauthorized: the sign-in took more than 5 minutes; sign in again with your password")
+        try:
+            return self.store.get_user(parts[0])
+        except NotFound:
+            raise Unauthorized("Unauthorized: sign in again with your password") from None
+
+    def _mac(self, body: str) -> str:
+        digest = hmac.new(self._challenge_key, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    # sessions -----------------------------------------------------------------------------------
     def authenticate(self, cookie: str) -> tuple[User, Session]:
         """The person behind a session cookie; extends the session. Raises Unauthorized."""
         try:

@@ -270,6 +270,12 @@ def keys_rotate(ctx: typer.Context) -> None:
     with services_for(ctx) as services:
         keep = services.store.live_token_kids(services.clock())
         new_kid, retired = services.keys.rotate(keep)
+        services.audit.record_everywhere(
+            CLI,
+            "changeks",
+            "account",
+            aux_info={"kind": "token signing key", "new_kid": new_kid, "retired_kids": sorted(retired)},
+        )
     err.print(f"new signing key {new_kid}; retired {len(retired)} unused key(s); {len(keep)} kept for live tokens")
     print(new_kid)
 

@@ -12,9 +12,11 @@ from siemgate.cli.serve_cmds import tune_gc
 from siemgate.cli.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.logs import configure_logging
+from siemgate.private import private_process
 
 
 def create() -> FastAPI:
+    private_process()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     services = open_services(settings)

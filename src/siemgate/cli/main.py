@@ -10,6 +10,7 @@ import typer
 from siemgate import __version__
 from siemgate.cli.admin_cmds import account_app, ingest_key_app, keys_app, token_app
 from siemgate.cli.alert_cmds import alerts_app
+from siemgate.cli.audit_cmds import audit_app
 from siemgate.cli.common import CliState
 from siemgate.cli.data_cmds import db_app, ingest, simulate
 from siemgate.cli.demo_cmd import demo
@@ -20,6 +21,7 @@ from siemgate.cli.retention_cmds import archive_app, retention_app
 from siemgate.cli.serve_cmds import serve
 from siemgate.cli.signer_cmds import signer_app
 from siemgate.errors import ConfigError, SiemgateError
+from siemgate.private import private_process
 
 app = typer.Typer(
     help="siemgate: self-hosted Events Reporting with a 1Password Events API-compatible REST API.",
@@ -41,6 +43,7 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(archive_app, name="archive")
 app.add_typer(signer_app, name="signer")
 app.add_typer(log_app, name="log")
+app.add_typer(audit_app, name="audit")
 app.command()(serve)
 app.command()(demo)
 app.command()(ingest)
@@ -65,6 +68,7 @@ def root(
 
 
 def main() -> None:
+    private_process()  # every file made from here on is 0600, every directory 0700
     try:
         app()
     except ConfigError as exc:

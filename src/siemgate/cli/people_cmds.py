@@ -33,7 +33,8 @@ def user_add(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the console password from stdin."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Add a person to an account (created if new)."""
+    """Add a new person to an account (or one whose home it is). People who already have a
+    sign-in elsewhere are invited instead (`siemgate user invite`)."""
     password = read_password(password_file, password_stdin)
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -41,8 +42,9 @@ def user_add(
             member = services.people.add_member(CLI, acct, email, name, role, password)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
+        view = views.member_view(member, services.people.has_two_factor(member.user))
     if as_json:
-        print_json(views.member_view(member))
+        print_json(view)
     else:
         print(member.user.uuid)
         err.print(f"{member.user.email} is now {member.role} of {acct.name!r}")
@@ -53,12 +55,62 @@ def user_list(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool =
     """List an account's members and roles."""
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
-        rows = [views.member_view(m) for m in services.people.members(CLI, acct)]
+        rows = [
+            views.member_view(m, services.people.has_two_factor(m.user)) for m in services.people.members(CLI, acct)
+        ]
     if as_json:
         print_json(rows)
     else:
-        columns = ["uuid", "email", "name", "role", "joined_at"]
+        columns = ["uuid", "email", "name", "role", "joined_at", "two_factor"]
         print_table(f"Members of {acct.name}", columns, [[r[c] for c in columns] for r in rows])
+
+
+@user_app.command("invite")
+def user_invite(
+    ctx: typer.Context,
+    email: str,
+    account: str = ACCOUNT_OPTION,
+    role: str = typer.Option("member", "--role", help=ROLE_HELP),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Invite someone to an account; prints the invitation code once (valid 7 days). They accept it
+    signed in with their own credentials, or join with it as someone new (/console/join)."""
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        code, invitation = services.invitations.invite(CLI, acct, email, role)
+        view = {**views.invitation_view(invitation, services.clock()), "code": code}
+        join_url = f"{services.settings.base_url}/console/join"
+    if as_json:
+        print_json({**view, "join_url": join_url})
+    else:
+        print(code)
+        err.print(
+            f"invited {invitation.email} as {invitation.role} of {acct.name!r} until {view['expires_at']};"
+            f" give them the code (shown only once). New people join at {join_url}."
+        )
+
+
+@user_app.command("invitations")
+def user_invitations(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """List an account's invitations and their status."""
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        now = services.clock()
+        rows = [views.invitation_view(i, now) for i in services.invitations.list_invitations(CLI, acct)]
+    if as_json:
+        print_json(rows)
+    else:
+        columns = ["id", "email", "role", "status", "expires_at"]
+        print_table(f"Invitations to {acct.name}", columns, [[r[c] for c in columns] for r in rows])
+
+
+@user_app.command("revoke-invitation")
+def user_revoke_invitation(ctx: typer.Context, invitation_id: str, account: str = ACCOUNT_OPTION) -> None:
+    """Withdraw a pending invitation."""
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        invitation = services.invitations.revoke(CLI, acct, invitation_id)
+    err.print(f"invitation {invitation.id} for {invitation.email} revoked")
 
 
 @user_app.command("set-role")
@@ -86,20 +138,31 @@ def user_password(
     password_file: Path = typer.Option(None, "--password-file", help="The new password, from a file."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from stdin."),
 ) -> None:
-    """Set a person's console password (signs them out everywhere)."""
-    from siemgate.auth.passwords import hash_password
-
+    """Reset a person's console password. As the person did not choose it, every personal API key
+    of theirs is revoked and every session ends; recorded in each of their accounts."""
     password = read_password(password_file, password_stdin)
     if password is None:
         raise typer.BadParameter("give the password with --password-file or --password-stdin")
     with services_for(ctx) as services:
         user = services.store.get_user(person)
-        try:
-            services.store.set_password(user.id, hash_password(password))
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
-        services.store.delete_sessions(user.id)
-    err.print(f"password set for {user.email}")
+        reset = services.personal.reset_password(CLI, user, password)
+    err.print(
+        f"password set for {user.email}; revoked {len(reset.revoked_api_keys)} API key(s),"
+        f" ended {reset.ended_sessions} session(s)"
+    )
+
+
+@user_app.command("reset-two-factor")
+def user_reset_two_factor(ctx: typer.Context, person: str) -> None:
+    """Turn a person's two-factor sign-in off (a lost phone). Every personal API key of theirs is
+    revoked and every session ends; they sign in with their password and enrol again."""
+    with services_for(ctx) as services:
+        user = services.store.get_user(person)
+        reset = services.personal.reset_two_factor(CLI, user)
+    err.print(
+        f"two-factor sign-in reset for {user.email}; revoked {len(reset.revoked_api_keys)} API key(s),"
+        f" ended {reset.ended_sessions} session(s)"
+    )
 
 
 @integration_app.command("create")
@@ -196,7 +259,7 @@ def api_key_create(
         raise typer.BadParameter(str(exc)) from None
     with services_for(ctx) as services:
         user = services.store.get_user(person)
-        secret, key = services.api_keys.create(user, name, expires_in)
+        secret, key = services.personal.create_api_key(CLI, user, name, expires_in)
         view = views.api_key_view(key, services.clock())
     if as_json:
         print_json({**view, "key": secret, "user": user.email})
@@ -225,5 +288,5 @@ def api_key_revoke(ctx: typer.Context, key_id: str, person: str = typer.Option(.
     """Revoke a personal API key."""
     with services_for(ctx) as services:
         user = services.store.get_user(person)
-        key = services.store.revoke_api_key(user.id, key_id, services.clock())
+        key = services.personal.revoke_api_key(CLI, user, key_id)
     err.print(f"API key {key.id} ({key.name}) revoked")

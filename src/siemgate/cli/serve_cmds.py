@@ -61,8 +61,16 @@ def run_server(services: Services, settings: Settings) -> None:
         ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
         ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=forwarded_allow_ips(settings),
     )
     _server_class()(config).run()
+
+
+def forwarded_allow_ips(settings: Settings) -> str:
+    """X-Forwarded-For / -Proto are believed from `trusted_proxies` only, never by default
+    (uvicorn's own default believes any client on 127.0.0.1; docs/security.md)."""
+    return ",".join(settings.trusted_proxies)
 
 
 def serve(
@@ -104,4 +112,6 @@ def serve(
         ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
         ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=forwarded_allow_ips(settings),
     )

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 from siemgate.api.services import Services, build_services
 from siemgate.config import Settings
 from siemgate.errors import ConfigError
+from siemgate.private import private_dir
 from siemgate.store.base import Store
 
 
@@ -36,5 +37,5 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
 
 def open_services(settings: Settings) -> Services:
     """Store plus every service, ready to use; close with `services.close()`."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     return build_services(settings, open_store(settings))

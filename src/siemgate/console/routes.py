@@ -145,7 +145,8 @@ def home(request: Request) -> Response:
             "message.html",
             visitor=visitor,
             title="No accounts yet",
-            message="You are not a member of any account. Ask an owner to add you.",
+            message="You are not a member of any account yet. Ask an owner to invite you:"
+            " invitations waiting for you show here.",
         )
     return RedirectResponse(f"{PREFIX}/accounts/{visitor.accounts[0]['uuid']}/integrations", status_code=303)
 
@@ -156,6 +157,21 @@ def sign_in(request: Request, next: str = "") -> Response:
     if _visitor(request) is not None:
         return RedirectResponse(target, status_code=303)
     return _render(request, "sign_in.html", next=target)
+
+
+@router.get("/join", response_class=HTMLResponse)
+def join(request: Request) -> Response:
+    """Someone new takes up an invitation with its code (docs/security.md)."""
+    return _render(request, "join.html", visitor=_visitor(request))
+
+
+@router.get("/security", response_class=HTMLResponse)
+def security(request: Request) -> Response:
+    """The signed-in person's password, two-factor sign-in and recovery codes."""
+    visitor = _visitor(request)
+    if visitor is None:
+        return _to_sign_in(request)
+    return _render(request, "security.html", visitor=visitor)
 
 
 @router.get("/accounts/{account}/integrations", response_class=HTMLResponse)

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from siemgate.model.facets import Facets
 from siemgate.model.features import Feature
+from siemgate.store.identity import IdentityStore
 
 # One stored event as the serving path needs it: (seq, v2 JSON bytes, v1 cut; see model.encoding).
 EventRow = tuple[int, bytes, int | None]
@@ -202,8 +203,11 @@ class SigningKey:
     active: bool = False
 
 
-class Store(abc.ABC):
-    """Persistence for accounts, credentials and event logs. Backends: sqlite, postgres."""
+class Store(IdentityStore, abc.ABC):
+    """Persistence for accounts, credentials and event logs. Backends: sqlite, postgres.
+
+    Invitations, two-factor enrolments and account sign-in policy are written once for both
+    backends in store/identity.py."""
 
     # lifecycle
     @abc.abstractmethod

@@ -56,6 +56,7 @@ class EventWriter:
         self.clock = clock
         self.max_event_bytes = max_event_bytes
         self._listeners: list[Listener] = []
+        self._uuids: dict[int, str] = {}
 
     def on_stored(self, listener: Listener) -> None:
         """Call `listener` with every batch that stored at least one event."""
@@ -79,6 +80,8 @@ class EventWriter:
         events over max_event_bytes and text no store backend can hold (model.text)."""
         stamped = [isinstance(i, dict) and i.get("timestamp") is None and i.get("uuid") is not None for i in items]
         validated = self._validate(feature, items, strict=strict)
+        if strict:  # producers; a mirror keeps what the upstream Events API served (docs/events.md)
+            self._own_account(account_id, validated)
         new = []
         refused = []
         for index, (ts, event) in enumerate(validated):
@@ -132,6 +135,16 @@ class EventWriter:
             for listener in self._listeners:
                 listener(batch)
         return WriteResult(len(new), result.stored, result.duplicates)
+
+    def _own_account(self, account_id: int, validated: list[tuple[int, dict[str, Any]]]) -> None:
+        """The server owns account identity: an `account_uuid` a producer sends is replaced by the
+        uuid of the account the events are stored in (docs/events.md); one left out stays out."""
+        uuid = self._uuids.get(account_id)
+        if uuid is None:
+            uuid = self._uuids[account_id] = self.store.get_account_by_id(account_id).uuid
+        for index, (ts, event) in enumerate(validated):
+            if "account_uuid" in event and event["account_uuid"] != uuid:
+                validated[index] = (ts, {**event, "account_uuid": uuid})  # the caller's event stays as sent
 
 
 def parse_batch(body: bytes, *, max_events: int | None = None, max_lines: int | None = None) -> list[Any]:

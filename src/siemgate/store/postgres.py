@@ -22,6 +22,8 @@ class PostgresStore(PgPeople, PgCredentials, PgEvents, PgRetention, PgFacets, Pg
     """Store on a PostgreSQL database named by a `postgresql://` URL (a schema other than `public`
     can be chosen with `?options=-csearch_path%3Dname`). Safe to share between threads."""
 
+    _PARAM = "%s"
+
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         super().__init__(url, min_size=min_size, max_size=max_size)
         self._partitions = set()

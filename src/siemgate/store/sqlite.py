@@ -19,6 +19,7 @@ from typing import Any
 
 from siemgate.errors import Conflict, NotFound, StoreError
 from siemgate.model.features import Feature
+from siemgate.private import private_file
 from siemgate.store import facet_sql
 from siemgate.store.alert_sql import AlertSQL
 from siemgate.store.base import (
@@ -218,6 +219,10 @@ class SQLiteStore(AlertSQL, Store):
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600 before SQLite opens it; SQLite gives its -wal and -shm files the database's mode.
+        for name in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            if name == self.path or name.exists():
+                private_file(name)
         self._synchronous = synchronous
         self._local = threading.local()
         self._write_lock = threading.Lock()

@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from siemgate.accounts.actor import Actor
+from siemgate.api.schemas import ErrorBody
 from siemgate.api.services import Services
 from siemgate.auth.api_keys import PREFIX as API_KEY_PREFIX
 from siemgate.auth.ingest_keys import PREFIX as INGEST_PREFIX
@@ -24,6 +25,22 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="PersonalApiKey", description
 _cookie = APIKeyCookie(name=COOKIE, auto_error=False, scheme_name="ConsoleSession")
 
 T = TypeVar("T")
+
+
+ERRORS = {
+    400: "Invalid request: the message says which field and why.",
+    401: "No credential, or one that is unknown, revoked or expired: sign in or send a personal API key.",
+    403: "Signed in, but not allowed: the role is too low, the account requires two-factor sign-in, or the"
+    " console session's X-CSRF-Token is missing or wrong.",
+    404: "No such account, person, invitation or key (or you are not a member of the account).",
+    409: "The change conflicts with the current state (the message says which).",
+    429: "Too many attempts: wait the Retry-After seconds.",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error responses of an operation (all have the ErrorBody shape)."""
+    return {status: {"model": ErrorBody, "description": ERRORS[status]} for status in statuses}
 
 
 def services(request: Request) -> Services:

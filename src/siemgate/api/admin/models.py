@@ -27,15 +27,52 @@ class AccountUpdate(Strict):
     name: str = Field(min_length=1, max_length=200)
 
 
-class MemberCreate(Strict):
-    email: str = Field(min_length=3, max_length=254)
-    name: str | None = Field(None, max_length=200)
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+Email = Field(
+    min_length=3, max_length=254, pattern=EMAIL_PATTERN, description="An email address.", examples=["ada@example.com"]
+)
+Password = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH, description="A password (new ones: at least 10 characters).")
+Code = Field(min_length=1, max_length=200)
+
+
+class InvitationCreate(Strict):
+    email: str = Email
     role: Role = "member"
-    password: str | None = Field(
-        None,
-        max_length=MAX_PASSWORD_LENGTH,
-        description=f"Lets the person sign in to the console (10 to {MAX_PASSWORD_LENGTH} characters).",
+
+
+class InvitationAnswer(Strict):
+    code: str = Field(min_length=1, max_length=200, description="The invitation code (sgv_...) the inviter gave you.")
+
+
+class Join(Strict):
+    email: str = Email
+    code: str = Field(min_length=1, max_length=200, description="The invitation code (sgv_...).")
+    name: str = Field(min_length=1, max_length=200, description="Your name, as others in the account see it.")
+    password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH, description="Your new password (at least 10 characters).")
+
+
+class PasswordChange(Strict):
+    current_password: str = Password
+    new_password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH, description="At least 10 characters.")
+
+
+class PasswordConfirm(Strict):
+    password: str = Password
+
+
+class SecondFactor(Strict):
+    challenge: str = Field(min_length=1, max_length=500, description="The challenge of the password step.")
+    code: str = Field(
+        min_length=6, max_length=40, description="The 6-digit code of your authenticator app, or a recovery code."
     )
+
+
+class TotpCode(Strict):
+    code: str = Field(min_length=6, max_length=12, description="The 6-digit code your authenticator app shows now.")
+
+
+class AccountSecurity(Strict):
+    require_two_factor: bool = Field(description="Every member must sign in with two factors to use this account.")
 
 
 class MemberUpdate(Strict):
@@ -74,12 +111,16 @@ class IngestKeyCreate(Strict):
 
 class ApiKeyCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
-    expires: str = Field("never", description="never, or a duration such as 90d.")
+    expires: str = Field(
+        "never",
+        pattern=r"^(never|none|[1-9][0-9]{0,3}[smhdw])$",
+        description="never, or a duration such as 90d (a number of s, m, h, d or w, at most 4 digits).",
+    )
 
 
 class SignIn(Strict):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Password
 
 
 # responses ----------------------------------------------------------------------------------------
@@ -96,14 +137,64 @@ class MemberOut(BaseModel):
     name: str
     role: Role
     joined_at: str | None
-    can_sign_in: bool
+    two_factor: bool = Field(description="Whether the person signs in with two factors.")
 
 
 class Me(BaseModel):
     uuid: str
     email: str
     name: str
+    two_factor: bool
     accounts: list[AccountOut]
+
+
+class InvitationOut(BaseModel):
+    id: str
+    email: str
+    role: Role
+    status: Literal["pending", "expired", "accepted", "declined", "revoked"]
+    created_at: str | None
+    expires_at: str | None
+
+
+class CreatedInvitation(InvitationOut):
+    code: str = Field(description="The invitation code: shown only in this response; give it to the person.")
+    join_url: str = Field(
+        description="Where someone new joins with the code (people with a sign-in accept in the console)."
+    )
+
+
+class AccountRef(BaseModel):
+    uuid: str
+    name: str
+
+
+class Offer(BaseModel):
+    id: str
+    account: AccountRef
+    role: Role
+    expires_at: str | None
+
+
+class SecondFactorRequired(BaseModel):
+    second_factor_required: Literal[True] = True
+    challenge: str = Field(
+        description="Send with the code to POST /api/admin/v1/session/second-factor within 5 minutes."
+    )
+
+
+class TwoFactorStatus(BaseModel):
+    enabled: bool
+    recovery_codes_left: int
+
+
+class TwoFactorEnrolment(BaseModel):
+    secret: str = Field(description="The TOTP secret (base32), for typing into an authenticator app.")
+    otpauth_uri: str = Field(description="The same as an otpauth:// URI (show it as a QR code).")
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str] = Field(description="Ten one-time codes, shown only now: keep them somewhere safe.")
 
 
 class IntegrationRef(BaseModel):

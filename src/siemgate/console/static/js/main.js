@@ -7,10 +7,13 @@ import { dashboardPage } from "./dashboards.js";
 import { explorerPage } from "./explorer.js";
 import { integrationPage, integrationsPage, newIntegrationPage } from "./integrations.js";
 import { membersPage } from "./members.js";
-import { signInPage, topBar } from "./signin.js";
+import { invitationBanner, joinPage, securityPage, signInPage } from "./identity.js";
+import { topBar } from "./signin.js";
 
 const PAGES = {
   "sign-in": signInPage,
+  join: joinPage,
+  security: securityPage,
   integrations: integrationsPage,
   "integration-new": newIntegrationPage,
   integration: integrationPage,
@@ -24,11 +27,10 @@ const PAGES = {
 
 topBar();
 const start = PAGES[body.dataset.page];
-if (start) {
-  Promise.resolve(start()).then(
-    () => {
-      body.dataset.loaded = "true";
-    },
-    (e) => setStatus(e.message || String(e), true),
-  );
-}
+// Every signed-in page shows the invitations waiting for the person (identity.js).
+Promise.all([start ? start() : null, invitationBanner()]).then(
+  () => {
+    body.dataset.loaded = "true";
+  },
+  (e) => setStatus(e.message || String(e), true),
+);

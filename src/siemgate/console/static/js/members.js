@@ -8,8 +8,8 @@ export async function membersPage() {
     const members = await apiAll(accountPath("/members"));
     box.replaceChildren(
       table(
-        ["Name", "Email", "Role", "Joined", "Console sign-in"],
-        members.map((m) => h("tr", {}, h("td", {}, m.name), h("td", {}, m.email), h("td", {}, h("span", { class: "badge" }, m.role)), h("td", {}, fmtTime(m.joined_at)), h("td", {}, m.can_sign_in ? "Yes" : "No"))),
+        ["Name", "Email", "Role", "Joined", "Two-factor"],
+        members.map((m) => h("tr", {}, h("td", {}, m.name), h("td", {}, m.email), h("td", {}, h("span", { class: "badge" }, m.role)), h("td", {}, fmtTime(m.joined_at)), h("td", {}, m.two_factor ? "Yes" : "No"))),
       ),
     );
   } catch (e) {

@@ -1,0 +1,258 @@
+"""A person's own credentials — password, two-factor sign-in, recovery codes, personal API keys,
+console sessions — and an account's two-factor requirement, each change recorded in the audit
+trail of every account the person belongs to (a person's credentials reach all of them).
+
+Only the person changes their credentials, except the operator's resets (`siemgate user
+password`, `siemgate user reset-two-factor`): a reset not done by the person revokes all their
+personal API keys and ends all their sessions, since whoever held them may not be the person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from siemgate.accounts.actor import Actor
+from siemgate.accounts.audit import AuditRecorder
+from siemgate.accounts.people import PeopleService
+from siemgate.auth import totp
+from siemgate.auth.api_keys import ApiKeyService
+from siemgate.auth.passwords import hash_password, verify_password
+from siemgate.auth.signin_limits import SignInLimiter
+from siemgate.errors import BadRequest, Conflict, NotFound, Unauthorized
+from siemgate.model.timestamps import NS_PER_SECOND, format_ns
+from siemgate.store.base import Account, ApiKey, Store, User
+
+API_KEY = "personal API key"
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    secret: str
+    uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    revoked_api_keys: list[str]
+    ended_sessions: int
+
+
+class PersonalService:
+    def __init__(
+        self,
+        store: Store,
+        api_keys: ApiKeyService,
+        people: PeopleService,
+        audit: AuditRecorder,
+        limiter: SignInLimiter,
+        clock: Callable[[], int],
+    ) -> None:
+        self.store = store
+        self.api_keys = api_keys
+        self.people = people
+        self.audit = audit
+        self.limiter = limiter
+        self.clock = clock
+        self.box = totp.SecretBox(store, clock())
+
+    # personal API keys --------------------------------------------------------------------------
+    def create_api_key(self, actor: Actor, user: User, name: str, expires_in_ns: int | None) -> tuple[str, ApiKey]:
+        if not name.strip():
+            raise BadRequest("Bad Request: name: an API key needs a name, e.g. the script that uses it")
+        secret, key = self.api_keys.create(user, name, expires_in_ns)
+        self.audit.record_for(
+            user,
+            actor,
+            "create",
+            "cred",
+            object_uuid=key.id,
+            aux_info={
+                "kind": API_KEY,
+                "name": key.name,
+                "owner": user.uuid,
+                "expires_at": format_ns(key.expires_at) if key.expires_at else None,
+            },
+        )
+        return secret, key
+
+    def revoke_api_key(self, actor: Actor, user: User, key_id: str) -> ApiKey:
+        """Revoke one of the person's keys (idempotent; NotFound for anyone else's)."""
+        try:
+            before = next(k for k in self.store.list_api_keys(user.id) if k.id == key_id)
+        except StopIteration:
+            raise NotFound(f"Not Found: you have no API key {key_id!r}") from None
+        key = self.store.revoke_api_key(user.id, key_id, self.clock())
+        if before.revoked_at is None:
+            self.audit.record_for(
+                user,
+                actor,
+                "revoke",
+                "cred",
+                object_uuid=key.id,
+                aux_info={"kind": API_KEY, "name": key.name, "owner": user.uuid},
+            )
+        return key
+
+    # passwords ----------------------------------------------------------------------------------
+    def check_current(self, actor: Actor, user: User, password: str) -> None:
+        """Unauthorized unless `password` is the person's (counted like a failed sign-in)."""
+        self.limiter.check(user.email, actor.ip)
+        if not verify_password(user.password_hash, password):
+            self.limiter.failed(user.email, actor.ip)
+            raise Unauthorized("Unauthorized: the current password is not right")
+
+    def change_password(self, actor: Actor, user: User, current: str, new: str) -> int:
+        """The person changes their own password; their other sessions end. Returns how many."""
+        self.check_current(actor, user, current)
+        try:
+            self.store.set_password(user.id, hash_password(new))
+        except ValueError as exc:
+            raise BadRequest(f"Bad Request: new_password: {exc}") from None
+        keep = actor.credential_id if actor.via == "session" else None
+        ended = self.store.end_sessions(user.id, keep=keep)
+        self.audit.record_for(
+            user, actor, "changemp", "user", object_user=user, aux_info={"by": "self", "ended_sessions": ended}
+        )
+        return ended
+
+    def reset_password(self, actor: Actor, user: User, new: str) -> Reset:
+        """The operator sets a person's password: every API key and session of theirs ends."""
+        try:
+            password_hash = hash_password(new)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        self.store.set_password(user.id, password_hash)
+        reset = self._revoke_everything(user)
+        self.audit.record_for(
+            user,
+            actor,
+            "changemp",
+            "user",
+            object_user=user,
+            aux_info={
+                "by": "operator",
+                "revoked_api_keys": reset.revoked_api_keys,
+                "ended_sessions": reset.ended_sessions,
+            },
+        )
+        return reset
+
+    def _revoke_everything(self, user: User) -> Reset:
+        return Reset(self.store.revoke_api_keys(user.id, self.clock()), self.store.end_sessions(user.id))
+
+    # two-factor ---------------------------------------------------------------------------------
+    def begin_two_factor(self, user: User) -> Enrolment:
+        """A new TOTP secret for the person's authenticator app; on once confirmed with a code."""
+        secret = totp.new_secret()
+        self.store.begin_two_factor(user.id, self.box.seal(secret), self.clock())
+        return Enrolment(secret, totp.provisioning_uri(secret, user.email))
+
+    def confirm_two_factor(self, actor: Actor, user: User, code: str) -> list[str]:
+        """Turn two-factor on with a first code; returns ten new recovery codes (shown once).
+        The person's other sessions end: every session left was signed in with two factors."""
+        enrolment = self.store.get_two_factor(user.id)
+        if enrolment is None or enrolment.enabled_at is not None:
+            raise Conflict("start enrolment first (POST /api/admin/v1/me/two-factor)")
+        step = totp.matching_step(self.box.open(enrolment.secret), code, self.clock() / NS_PER_SECOND)
+        if step is None or not self.store.use_totp_step(user.id, step, self.clock(), enable=True):
+            raise BadRequest("Bad Request: code: not the current code of your authenticator app; try the next one")
+        codes = self._new_codes(user)
+        keep = actor.credential_id if actor.via == "session" else None
+        ended = self.store.end_sessions(user.id, keep=keep)
+        self.audit.record_for(
+            user, actor, "enblmfa", "user", object_user=user, aux_info={"kind": "totp", "ended_sessions": ended}
+        )
+        return codes
+
+    def check_code(self, user: User, code: str) -> str | None:
+        """'totp' or 'recovery code' when `code` is a valid, unused second factor of the person."""
+        enrolment = self.store.get_two_factor(user.id)
+        if enrolment is None or enrolment.enabled_at is None:
+            return None
+        if totp.looks_like_recovery_code(code):
+            used = self.store.use_recovery_code(user.id, totp.recovery_digest(code), self.clock())
+            return "recovery code" if used else None
+        step = totp.matching_step(self.box.open(enrolment.secret), code, self.clock() / NS_PER_SECOND)
+        if step is not None and self.store.use_totp_step(user.id, step, self.clock()):
+            return "totp"
+        return None
+
+    def new_recovery_codes(self, actor: Actor, user: User, password: str) -> list[str]:
+        self.check_current(actor, user, password)
+        if not self.people.has_two_factor(user):
+            raise Conflict("turn two-factor sign-in on first; recovery codes come with it")
+        codes = self._new_codes(user)
+        self.audit.record_for(user, actor, "updatmfa", "user", object_user=user, aux_info={"kind": "recovery codes"})
+        return codes
+
+    def _new_codes(self, user: User) -> list[str]:
+        codes = totp.new_recovery_codes()
+        self.store.replace_recovery_codes(user.id, [totp.recovery_digest(c) for c in codes], self.clock())
+        return codes
+
+    def disable_two_factor(self, actor: Actor, user: User, password: str) -> None:
+        self.check_current(actor, user, password)
+        requiring = [
+            self.store.get_account_by_id(m.account_id).name
+            for m in self.store.list_memberships(user.id)
+            if self.store.requires_two_factor(m.account_id)
+        ]
+        if requiring:
+            raise Conflict(f"{', '.join(map(repr, requiring))} require(s) two-factor sign-in of every member")
+        if self.store.delete_two_factor(user.id):
+            self.audit.record_for(user, actor, "disblmfa", "user", object_user=user, aux_info={"by": "self"})
+
+    def reset_two_factor(self, actor: Actor, user: User) -> Reset:
+        """The operator turns a person's two-factor off (a lost phone): every API key and session
+        of theirs ends; they sign in with their password and enrol again."""
+        if not self.store.delete_two_factor(user.id):
+            raise Conflict(f"{user.email} has no two-factor sign-in to reset")
+        reset = self._revoke_everything(user)
+        self.audit.record_for(
+            user,
+            actor,
+            "disblmfa",
+            "user",
+            object_user=user,
+            aux_info={
+                "by": "operator",
+                "revoked_api_keys": reset.revoked_api_keys,
+                "ended_sessions": reset.ended_sessions,
+            },
+        )
+        return reset
+
+    # the account's requirement ------------------------------------------------------------------
+    def require_two_factor(self, actor: Actor, account: Account, required: bool) -> bool:
+        """Owners require (or stop requiring) two-factor sign-in of every member."""
+        self.people.require(actor, account, "owner", "change the two-factor requirement")
+        if required and actor.user is not None and not self.people.has_two_factor(actor.user):
+            raise Conflict("turn two-factor sign-in on for yourself first, or you would be locked out")
+        if self.store.requires_two_factor(account.id) == required:
+            return required
+        self.store.set_requires_two_factor(account.id, required)
+        self.audit.record(
+            account,
+            actor,
+            "enblmfa" if required else "disblmfa",
+            "account",
+            object_uuid=account.uuid,
+            aux_info={"kind": "two-factor requirement", "required": required},
+        )
+        return required
+
+    # sessions -----------------------------------------------------------------------------------
+    def sign_out(self, actor: Actor) -> None:
+        """End the actor's console session and record it."""
+        if actor.user is None or actor.via != "session" or actor.credential_id is None:
+            return
+        self.store.delete_session(actor.credential_id)
+        self.audit.record_for(
+            actor.user,
+            actor,
+            "revoke",
+            "dlgdsess",
+            object_uuid=actor.credential_id,
+            aux_info={"kind": "console session", "reason": "signed out"},
+        )

@@ -1,0 +1,108 @@
+"""Console sign-in: password, then the TOTP (or recovery code) step for people who turned
+two-factor on; failed attempts are limited per address and IP (auth.signin_limits) and recorded in
+the `signinattempts` stream of each account the person belongs to (docs/audit.md).
+
+A sign-in either opens a session at once (`SignIn`) or, for a person with two-factor, returns a
+signed 5-minute challenge to present with the code; no session exists before both steps pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from siemgate.accounts.audit import AuditRecorder
+from siemgate.accounts.personal import PersonalService
+from siemgate.auth.sessions import BAD_CREDENTIALS, SessionService, SignIn
+from siemgate.auth.signin_limits import SignInLimiter
+from siemgate.errors import NotFound, Unauthorized
+from siemgate.store.base import Account, Store, User
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    user: User
+    challenge: str
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    ip: str
+    user_agent: str
+
+
+class SignInFlow:
+    def __init__(
+        self,
+        store: Store,
+        sessions: SessionService,
+        limiter: SignInLimiter,
+        personal: PersonalService,
+        audit: AuditRecorder,
+    ) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.limiter = limiter
+        self.personal = personal
+        self.audit = audit
+
+    def password(self, email: str, password: str, client: Client) -> SignIn | Challenge:
+        """The password step. Raises RateLimited (429) before checking anything when this address
+        and IP (or this IP) failed too often, else Unauthorized for a wrong address or password."""
+        self.limiter.check(email, client.ip)
+        user = self.sessions.check_password(email, password)
+        if user is None:
+            self.limiter.failed(email, client.ip)
+            self._record_failure(email, client)
+            raise Unauthorized(BAD_CREDENTIALS)
+        self.limiter.succeeded(email, client.ip)
+        if self.personal.people.has_two_factor(user):
+            return Challenge(user, self.sessions.challenge(user))
+        return self._open(user, client, "credentials_ok")
+
+    def second_factor(self, challenge: str, code: str, client: Client) -> SignIn:
+        """The two-factor step: a current TOTP code or an unused recovery code."""
+        user = self.sessions.redeem(challenge)
+        self.limiter.check_second_factor(user.uuid)
+        kind = self.personal.check_code(user, code)
+        if kind is None:
+            self.limiter.second_factor_failed(user.uuid)
+            for account in self._accounts(user):
+                self.audit.sign_in(
+                    account,
+                    user,
+                    success=False,
+                    ip=client.ip,
+                    user_agent=client.user_agent,
+                    session_id=None,
+                    category="mfa_failed",
+                    type="totp_bad",
+                )
+            raise Unauthorized("Unauthorized: the code is not right (or was used already); try the next one")
+        return self._open(user, client, "mfa_ok")
+
+    def _open(self, user: User, client: Client, kind: str) -> SignIn:
+        result = self.sessions.open(user, client.ip, client.user_agent)
+        for account in self._accounts(user):
+            self.audit.sign_in(
+                account,
+                user,
+                success=True,
+                ip=client.ip,
+                user_agent=client.user_agent,
+                session_id=result.session.id,
+                type=kind,
+            )
+        return result
+
+    def _record_failure(self, email: str, client: Client) -> None:
+        try:
+            user = self.store.get_user(email.strip())
+        except NotFound:
+            return  # no account to record it in; the failure still counts towards the limits
+        for account in self._accounts(user):
+            self.audit.sign_in(
+                account, user, success=False, ip=client.ip, user_agent=client.user_agent, session_id=None
+            )
+
+    def _accounts(self, user: User) -> list[Account]:
+        return [self.store.get_account_by_id(m.account_id) for m in self.store.list_memberships(user.id)]

@@ -1,0 +1,287 @@
+"""Admin API, the signed-in person: console sign-in (password, then the two-factor step), sign-out,
+their password, two-factor sign-in and recovery codes, personal API keys, and the invitations
+addressed to them (accept, decline, or join as someone new)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from siemgate.accounts import views
+from siemgate.accounts.actor import Actor
+from siemgate.accounts.signin import Challenge, Client
+from siemgate.api.admin import models
+from siemgate.api.admin.deps import ActorDep, CursorQuery, LimitQuery, ServicesDep, client_ip, errors, paginate
+from siemgate.api.services import Services
+from siemgate.auth.sessions import COOKIE, IDLE_NS, SignIn
+from siemgate.errors import BadRequest
+from siemgate.model.durations import parse_duration
+from siemgate.model.timestamps import NS_PER_SECOND
+
+router = APIRouter(prefix="/api/admin/v1", tags=["Admin API"])
+
+
+def me_view(services: Services, actor: Actor) -> dict[str, Any]:
+    assert actor.user is not None
+    memberships = services.store.list_memberships(actor.user.id)
+    accounts = [views.account_view(services.store.get_account_by_id(m.account_id), m.role) for m in memberships]
+    return {
+        "uuid": actor.user.uuid,
+        "email": actor.user.email,
+        "name": actor.user.name,
+        "two_factor": services.people.has_two_factor(actor.user),
+        "accounts": accounts,
+    }
+
+
+def _client(request: Request) -> Client:
+    return Client(client_ip(request), request.headers.get("user-agent", ""))
+
+
+def _signed_in(services: Services, request: Request, response: Response, result: SignIn) -> dict[str, Any]:
+    """Set the session cookie; the body has the person and the CSRF token."""
+    response.set_cookie(
+        COOKIE,
+        result.cookie,
+        max_age=IDLE_NS // NS_PER_SECOND,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    actor = Actor(result.user, "session", result.session.id, result.session.created_at, client_ip(request))
+    return {
+        "user": me_view(services, actor),
+        "csrf_token": result.session.csrf_token,
+        "expires_at": views.when(result.session.expires_at),
+    }
+
+
+@router.get("/me", response_model=models.Me, summary="The signed-in person and their accounts")
+def me(actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    return me_view(services, actor)
+
+
+# sign-in ------------------------------------------------------------------------------------------
+@router.post(
+    "/session",
+    response_model=models.SessionOut | models.SecondFactorRequired,
+    summary="Sign in to the console (sets a session cookie, or asks for the second factor)",
+    responses=errors(401, 429),
+)
+def sign_in(body: models.SignIn, request: Request, response: Response, services: ServicesDep) -> dict[str, Any]:
+    result = services.signin.password(body.email, body.password, _client(request))
+    if isinstance(result, Challenge):
+        return {"second_factor_required": True, "challenge": result.challenge}
+    return _signed_in(services, request, response, result)
+
+
+@router.post(
+    "/session/second-factor",
+    response_model=models.SessionOut,
+    summary="The second sign-in step: a code of your authenticator app, or a recovery code",
+    responses=errors(401, 429),
+)
+def second_factor(
+    body: models.SecondFactor, request: Request, response: Response, services: ServicesDep
+) -> dict[str, Any]:
+    result = services.signin.second_factor(body.challenge, body.code, _client(request))
+    return _signed_in(services, request, response, result)
+
+
+@router.delete("/session", status_code=204, summary="Sign out of the console", responses=errors(401, 403))
+def sign_out(actor: ActorDep, services: ServicesDep) -> Response:
+    services.personal.sign_out(actor)
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.put(
+    "/me/password",
+    status_code=204,
+    summary="Change your password (your other console sessions end)",
+    responses=errors(401, 403, 429),
+)
+def change_password(body: models.PasswordChange, actor: ActorDep, services: ServicesDep) -> Response:
+    assert actor.user is not None
+    services.personal.change_password(actor, actor.user, body.current_password, body.new_password)
+    return Response(status_code=204)
+
+
+# two-factor ---------------------------------------------------------------------------------------
+@router.get("/me/two-factor", response_model=models.TwoFactorStatus, summary="Whether you sign in with two factors")
+def two_factor_status(actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    assert actor.user is not None
+    enabled = services.people.has_two_factor(actor.user)
+    left = services.store.recovery_codes_left(actor.user.id) if enabled else 0
+    return {"enabled": enabled, "recovery_codes_left": left}
+
+
+@router.post(
+    "/me/two-factor",
+    response_model=models.TwoFactorEnrolment,
+    status_code=201,
+    summary="Start two-factor enrolment: a new secret for your authenticator app",
+    responses=errors(401, 403, 409),
+)
+def begin_two_factor(actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    assert actor.user is not None
+    enrolment = services.personal.begin_two_factor(actor.user)
+    return {"secret": enrolment.secret, "otpauth_uri": enrolment.uri}
+
+
+@router.post(
+    "/me/two-factor/confirm",
+    response_model=models.RecoveryCodes,
+    summary="Turn two-factor on with the app's current code; returns your recovery codes",
+    responses=errors(401, 403, 409),
+)
+def confirm_two_factor(body: models.TotpCode, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    assert actor.user is not None
+    return {"recovery_codes": services.personal.confirm_two_factor(actor, actor.user, body.code)}
+
+
+@router.post(
+    "/me/two-factor/recovery-codes",
+    response_model=models.RecoveryCodes,
+    summary="New recovery codes (the old ones stop working)",
+    responses=errors(401, 403, 409, 429),
+)
+def new_recovery_codes(body: models.PasswordConfirm, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    assert actor.user is not None
+    return {"recovery_codes": services.personal.new_recovery_codes(actor, actor.user, body.password)}
+
+
+@router.post(
+    "/me/two-factor/disable",
+    status_code=204,
+    summary="Turn two-factor off (not while an account you belong to requires it)",
+    responses=errors(401, 403, 409, 429),
+)
+def disable_two_factor(body: models.PasswordConfirm, actor: ActorDep, services: ServicesDep) -> Response:
+    assert actor.user is not None
+    services.personal.disable_two_factor(actor, actor.user, body.password)
+    return Response(status_code=204)
+
+
+# personal API keys --------------------------------------------------------------------------------
+@router.get(
+    "/me/api-keys",
+    response_model=models.Page[models.ApiKeyOut],
+    summary="Your personal API keys",
+    responses=errors(401),
+)
+def list_api_keys(
+    actor: ActorDep, services: ServicesDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> dict[str, Any]:
+    assert actor.user is not None
+    now = services.clock()
+    items = [views.api_key_view(k, now) for k in services.store.list_api_keys(actor.user.id)]
+    return paginate(items, lambda k: f"{k['created_at']}|{k['id']}", limit, cursor)
+
+
+@router.post(
+    "/me/api-keys",
+    response_model=models.CreatedApiKey,
+    status_code=201,
+    summary="Create a personal API key",
+    responses=errors(401, 403),
+    openapi_extra={
+        "responses": {
+            "201": {
+                "links": {
+                    "RevokeApiKey": {
+                        "operationId": "revoke_api_key",
+                        "parameters": {"key_id": "$response.body#/id"},
+                    }
+                }
+            }
+        }
+    },
+)
+def create_api_key(body: models.ApiKeyCreate, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    assert actor.user is not None
+    try:
+        expires = parse_duration(body.expires)
+    except ValueError as exc:
+        raise BadRequest(f"Bad Request: expires: {exc}") from None
+    secret, key = services.personal.create_api_key(actor, actor.user, body.name, expires)
+    return {**views.api_key_view(key, services.clock()), "key": secret}
+
+
+@router.delete(
+    "/me/api-keys/{key_id}",
+    response_model=models.ApiKeyOut,
+    summary="Revoke a personal API key",
+    operation_id="revoke_api_key",
+    responses=errors(401, 403, 404),
+)
+def revoke_api_key(key_id: str, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    assert actor.user is not None
+    key = services.personal.revoke_api_key(actor, actor.user, key_id)
+    return views.api_key_view(key, services.clock())
+
+
+# invitations addressed to me ----------------------------------------------------------------------
+@router.get(
+    "/me/invitations",
+    response_model=list[models.Offer],
+    summary="Pending invitations addressed to you",
+    responses=errors(401),
+)
+def my_invitations(actor: ActorDep, services: ServicesDep) -> list[dict[str, Any]]:
+    assert actor.user is not None
+    return [views.offer_view(o.invitation, o.account) for o in services.invitations.offers(actor.user)]
+
+
+@router.post(
+    "/me/invitations/{invitation_id}/accept",
+    response_model=models.AccountOut,
+    summary="Accept an invitation with its code: you join the account",
+    responses=errors(401, 403, 404, 409),
+)
+def accept_invitation(
+    invitation_id: str, body: models.InvitationAnswer, actor: ActorDep, services: ServicesDep
+) -> dict[str, Any]:
+    account, role = services.invitations.accept(actor, invitation_id, body.code)
+    return views.account_view(account, role)
+
+
+@router.post(
+    "/me/invitations/{invitation_id}/decline",
+    status_code=204,
+    summary="Decline an invitation (with its code)",
+    responses=errors(401, 403, 404),
+)
+def decline_invitation(
+    invitation_id: str, body: models.InvitationAnswer, actor: ActorDep, services: ServicesDep
+) -> Response:
+    services.invitations.decline(actor, invitation_id, body.code)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/join",
+    response_model=models.SessionOut,
+    status_code=201,
+    summary="Someone new takes up an invitation: choose your name and password (signs you in)",
+    responses=errors(404, 409, 429),
+)
+def join(body: models.Join, request: Request, response: Response, services: ServicesDep) -> dict[str, Any]:
+    client = _client(request)
+    services.signin.limiter.check(body.email, client.ip)
+    opened: list[SignIn] = []
+
+    def signed_in_as(user: Any) -> Actor:
+        result = services.sessions.open(user, client.ip, client.user_agent)
+        opened.append(result)
+        return Actor(user, "session", result.session.id, result.session.created_at, client.ip)
+
+    try:
+        services.invitations.join(body.code, body.email, body.name, body.password, signed_in_as)
+    except Exception:
+        services.signin.limiter.failed(body.email, client.ip)
+        raise
+    return _signed_in(services, request, response, opened[0])

@@ -1,0 +1,102 @@
+"""Limits on failed sign-ins, shared by every server process through Redis when `redis_url` is set
+(in memory, per process, otherwise), with the `limits` library like the Events API's rate limits.
+
+Failures are counted per (address, client IP) pair and per client IP, never per address alone:
+failures from one IP slow down that IP only, so they can never refuse a correct password sent
+from another (no lock-out of the owner by strangers). The pair's windows make the delay grow with
+the failures (docs/security.md, "Sign-in"):
+
+    5 failures a minute, 10 in 15 minutes, 20 an hour, 50 a day for one address from one IP;
+    100 in 15 minutes and 1000 a day from one IP, whatever the addresses;
+    10 wrong second-factor codes in 15 minutes and 30 a day per person.
+
+A correct password clears the pair's count. A refusal is a RateLimited (429) with Retry-After.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import limits
+from limits import strategies
+
+from siemgate.auth.ratelimit import limit_storage, redis_location
+from siemgate.errors import RateLimited, StoreError
+
+PAIR_WINDOWS = ((5, 60), (10, 15 * 60), (20, 3600), (50, 86400))
+IP_WINDOWS = ((100, 15 * 60), (1000, 86400))
+SECOND_FACTOR_WINDOWS = ((10, 15 * 60), (30, 86400))
+T = TypeVar("T")
+
+
+def _items(windows: Sequence[tuple[int, int]]) -> list[limits.RateLimitItem]:
+    return [limits.RateLimitItemPerSecond(amount, seconds) for amount, seconds in windows]
+
+
+class SignInLimiter:
+    """Counts failures and refuses further attempts while a window is full."""
+
+    def __init__(self, redis_url: str | None = None, *, namespace: str = "siemgate-signin") -> None:
+        self._redis = redis_location(redis_url)
+        self._limiter = strategies.MovingWindowRateLimiter(limit_storage(redis_url))
+        self._namespace = namespace
+        self._pair, self._ip, self._second = _items(PAIR_WINDOWS), _items(IP_WINDOWS), _items(SECOND_FACTOR_WINDOWS)
+
+    def _keys(self, address: str, ip: str) -> list[tuple[list[limits.RateLimitItem], str]]:
+        address = address.strip().lower()
+        return [(self._pair, f"pair:{address}|{ip}"), (self._ip, f"ip:{ip}")]
+
+    def check(self, address: str, ip: str) -> None:
+        """Raise RateLimited while this address and IP, or this IP, has failed too often."""
+        self._refuse_if_full(self._keys(address, ip), "too many failed sign-ins from your address")
+
+    def failed(self, address: str, ip: str) -> None:
+        self._hit(self._keys(address, ip))
+
+    def succeeded(self, address: str, ip: str) -> None:
+        """A correct password: the pair starts afresh (the IP's count stays)."""
+        key = f"pair:{address.strip().lower()}|{ip}"
+
+        def clear() -> None:
+            for item in self._pair:
+                self._limiter.clear(item, self._namespace, key)
+
+        self._call(clear)
+
+    def check_second_factor(self, user_uuid: str) -> None:
+        self._refuse_if_full([(self._second, f"2fa:{user_uuid}")], "too many wrong two-factor codes")
+
+    def second_factor_failed(self, user_uuid: str) -> None:
+        self._hit([(self._second, f"2fa:{user_uuid}")])
+
+    # ---------------------------------------------------------------------------------------------
+    def _refuse_if_full(self, keys: list[tuple[list[limits.RateLimitItem], str]], what: str) -> None:
+        def wait() -> int | None:
+            longest = None
+            for items, key in keys:
+                for item in items:
+                    if not self._limiter.test(item, self._namespace, key):
+                        reset = self._limiter.get_window_stats(item, self._namespace, key).reset_time
+                        seconds = max(1, math.ceil(reset - time.time()))
+                        longest = seconds if longest is None else max(longest, seconds)
+            return longest
+
+        seconds = self._call(wait)
+        if seconds is not None:
+            raise RateLimited(f"Too Many Requests: {what}; try again in {seconds} seconds", seconds)
+
+    def _hit(self, keys: list[tuple[list[limits.RateLimitItem], str]]) -> None:
+        self._call(lambda: [self._limiter.hit(item, self._namespace, key) for items, key in keys for item in items])
+
+    def _call(self, job: Callable[[], T]) -> T:
+        try:
+            return job()
+        except Exception as exc:
+            if self._redis is None:
+                raise
+            raise StoreError(
+                f"sign-in limits: Redis at {self._redis} is not reachable ({type(exc).__name__})"
+            ) from None

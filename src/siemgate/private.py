@@ -1,0 +1,36 @@
+"""Private by default on disk: the data directory is 0700 and every file siemgate makes in it —
+the database and its WAL and shared-memory files, archives, forwarder checkpoints, key and token
+files — is 0600, those made later included (docs/security.md, "On disk").
+
+The `siemgate` command and the worker factory set the process umask to 077 before anything is
+opened, so every file and directory created afterwards is private whatever code creates it;
+`private_dir` also tightens a data directory an earlier version left readable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+UMASK = 0o077
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_process() -> None:
+    """Make every file this process creates from now on readable by its user only."""
+    os.umask(UMASK)
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and parents) if missing, and make it 0700."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty if missing (0600), else make it 0600."""
+    if path.exists():
+        os.chmod(path, FILE_MODE)
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))

@@ -1,0 +1,301 @@
+"""The identity part of the store, written once for both backends: invitations, two-factor
+(TOTP) enrolments and recovery codes, per-account sign-in policy, and revoking every credential of
+a person at once.
+
+SQL is written with `?` placeholders; the PostgreSQL backend sets `_PARAM = "%s"`. Each backend
+provides `_write()` (one transaction, a connection whose `execute` returns a cursor) and `_rows()`
+(rows that unpack by position).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from siemgate.errors import Conflict, NotFound
+
+INVITATION_STATES = ("pending", "accepted", "declined", "revoked")
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An invitation to join an account with a role. The code is stored as SHA-256 only."""
+
+    id: str
+    account_id: int
+    email: str
+    role: str
+    code_sha256: str
+    invited_by: int | None  # the inviting person; None for the operator (command line)
+    created_at: int
+    expires_at: int
+    status: str = "pending"
+    decided_at: int | None = None
+    decided_by: int | None = None
+
+    def state(self, now: int) -> str:
+        """`pending`, `expired`, `accepted`, `declined` or `revoked`."""
+        return "expired" if self.status == "pending" and now >= self.expires_at else self.status
+
+
+@dataclass(frozen=True, slots=True)
+class TwoFactor:
+    """A person's TOTP enrolment: the secret (encrypted), when it was confirmed (None: enrolment
+    started, not yet confirmed), and the last time step accepted (a code is used at most once)."""
+
+    user_id: int
+    secret: str
+    created_at: int
+    enabled_at: int | None = None
+    last_step: int | None = None
+
+
+_INVITATION = (
+    "id, account_id, email, role, code_sha256, invited_by, created_at, expires_at, status, decided_at, decided_by"
+)
+_TWO_FACTOR = "user_id, secret, created_at, enabled_at, last_step"
+
+
+class IdentityStore:
+    """Mixin of SQLiteStore and PostgresStore (see the module docstring)."""
+
+    _PARAM = "?"
+
+    if TYPE_CHECKING:
+
+        def _write(self) -> AbstractContextManager[Any]: ...
+
+        def _rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]: ...
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._PARAM == "?" else sql.replace("?", self._PARAM)
+
+    def _select(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]:
+        return self._rows(self._sql(sql), params)
+
+    @staticmethod
+    def _execute(conn: Any, sql: str, params: Sequence[Any], param: str) -> Any:
+        return conn.execute(sql if param == "?" else sql.replace("?", param), params)
+
+    def _run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Run statements in one transaction; returns each one's row count."""
+        with self._write() as conn:
+            return [self._execute(conn, sql, params, self._PARAM).rowcount for sql, params in statements]
+
+    # invitations --------------------------------------------------------------------------------
+    def create_invitation(self, invitation: Invitation, *, max_pending: int, now: int) -> None:
+        """Record a pending invitation; Conflict when the account already has `max_pending`
+        unexpired pending invitations, or one for the same email."""
+        with self._write() as conn:
+            pending = self._execute(
+                conn,
+                "SELECT email FROM invitations WHERE account_id = ? AND status = 'pending' AND expires_at > ?",
+                (invitation.account_id, now),
+                self._PARAM,
+            ).fetchall()
+            if any(row[0].lower() == invitation.email.lower() for row in pending):
+                raise Conflict(
+                    f"{invitation.email} already has a pending invitation to this account; revoke it to invite again"
+                )
+            if len(pending) >= max_pending:
+                raise Conflict(
+                    f"the account has {len(pending)} pending invitations, the most allowed;"
+                    " revoke some or wait until they are accepted or expire"
+                )
+            self._execute(
+                conn,
+                f"INSERT INTO invitations ({_INVITATION}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    invitation.id,
+                    invitation.account_id,
+                    invitation.email,
+                    invitation.role,
+                    invitation.code_sha256,
+                    invitation.invited_by,
+                    invitation.created_at,
+                    invitation.expires_at,
+                    invitation.status,
+                    invitation.decided_at,
+                    invitation.decided_by,
+                ),
+                self._PARAM,
+            )
+
+    def get_invitation(self, invitation_id: str) -> Invitation:
+        rows = self._select(f"SELECT {_INVITATION} FROM invitations WHERE id = ?", (invitation_id,))
+        if not rows:
+            raise NotFound(f"invitation {invitation_id!r} not found")
+        return Invitation(*rows[0])
+
+    def list_invitations(self, account_id: int) -> list[Invitation]:
+        rows = self._select(
+            f"SELECT {_INVITATION} FROM invitations WHERE account_id = ? ORDER BY created_at, id", (account_id,)
+        )
+        return [Invitation(*r) for r in rows]
+
+    def invitations_for(self, email: str, now: int) -> list[Invitation]:
+        """Pending, unexpired invitations addressed to `email` (case-insensitive)."""
+        rows = self._select(
+            f"SELECT {_INVITATION} FROM invitations WHERE lower(email) = lower(?) AND status = 'pending'"
+            " AND expires_at > ? ORDER BY created_at, id",
+            (email, now),
+        )
+        return [Invitation(*r) for r in rows]
+
+    def decide_invitation(self, invitation_id: str, status: str, user_id: int | None, now: int) -> bool:
+        """Move a pending, unexpired invitation to `declined` or `revoked`; False when it was not
+        pending any more (someone else decided first, or it expired)."""
+        if status not in ("declined", "revoked"):
+            raise ValueError(f"unknown decision {status!r}")
+        [count] = self._run(
+            [
+                (
+                    "UPDATE invitations SET status = ?, decided_at = ?, decided_by = ?"
+                    " WHERE id = ? AND status = 'pending' AND expires_at > ?",
+                    (status, now, user_id, invitation_id, now),
+                )
+            ]
+        )
+        return bool(count)
+
+    def accept_invitation(self, invitation_id: str, user_id: int, now: int) -> bool:
+        """Atomically mark a pending, unexpired invitation accepted and add the membership it
+        offers. False when it was not pending any more; Conflict when the person is already a
+        member (the invitation then stays pending)."""
+        with self._write() as conn:
+            row = self._execute(
+                conn,
+                "SELECT account_id, role FROM invitations WHERE id = ? AND status = 'pending' AND expires_at > ?",
+                (invitation_id, now),
+                self._PARAM,
+            ).fetchone()
+            if row is None:
+                return False
+            account_id, role = row[0], row[1]
+            member = self._execute(
+                conn,
+                "SELECT 1 FROM memberships WHERE account_id = ? AND user_id = ?",
+                (account_id, user_id),
+                self._PARAM,
+            ).fetchone()
+            if member is not None:
+                raise Conflict("you are already a member of this account")
+            self._execute(
+                conn,
+                "UPDATE invitations SET status = 'accepted', decided_at = ?, decided_by = ? WHERE id = ?",
+                (now, user_id, invitation_id),
+                self._PARAM,
+            )
+            self._execute(
+                conn,
+                "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+                (account_id, user_id, role, now),
+                self._PARAM,
+            )
+        return True
+
+    # two-factor ---------------------------------------------------------------------------------
+    def get_two_factor(self, user_id: int) -> TwoFactor | None:
+        rows = self._select(f"SELECT {_TWO_FACTOR} FROM two_factor WHERE user_id = ?", (user_id,))
+        return TwoFactor(*rows[0]) if rows else None
+
+    def begin_two_factor(self, user_id: int, secret: str, now: int) -> None:
+        """Store a new, unconfirmed secret; Conflict when two-factor is already on."""
+        with self._write() as conn:
+            row = self._execute(
+                conn, "SELECT enabled_at FROM two_factor WHERE user_id = ?", (user_id,), self._PARAM
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                raise Conflict("two-factor sign-in is already on; turn it off first to enrol a new authenticator")
+            self._execute(conn, "DELETE FROM two_factor WHERE user_id = ?", (user_id,), self._PARAM)
+            self._execute(
+                conn,
+                f"INSERT INTO two_factor ({_TWO_FACTOR}) VALUES (?, ?, ?, NULL, NULL)",
+                (user_id, secret, now),
+                self._PARAM,
+            )
+
+    def use_totp_step(self, user_id: int, step: int, now: int, *, enable: bool = False) -> bool:
+        """Record that the code of time step `step` was used; False when that step (or a later one)
+        was already used (a replay). `enable` also confirms a pending enrolment."""
+        sql = "UPDATE two_factor SET last_step = ?" + (", enabled_at = ?" if enable else "")
+        params: tuple[Any, ...] = (step, now) if enable else (step,)
+        condition = " WHERE user_id = ? AND (last_step IS NULL OR last_step < ?)"
+        condition += " AND enabled_at IS NULL" if enable else " AND enabled_at IS NOT NULL"
+        [count] = self._run([(sql + condition, (*params, user_id, step))])
+        return bool(count)
+
+    def delete_two_factor(self, user_id: int) -> bool:
+        """Turn two-factor off and drop the recovery codes; False when it was not on."""
+        counts = self._run(
+            [
+                ("DELETE FROM two_factor WHERE user_id = ?", (user_id,)),
+                ("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,)),
+            ]
+        )
+        return bool(counts[0])
+
+    def replace_recovery_codes(self, user_id: int, digests: Sequence[str], now: int) -> None:
+        statements: list[tuple[str, Sequence[Any]]] = [("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))]
+        statements += [
+            (
+                "INSERT INTO recovery_codes (user_id, code_sha256, created_at, used_at) VALUES (?, ?, ?, NULL)",
+                (user_id, digest, now),
+            )
+            for digest in digests
+        ]
+        self._run(statements)
+
+    def use_recovery_code(self, user_id: int, digest: str, now: int) -> bool:
+        """Mark an unused recovery code used; False when it is unknown or was used before."""
+        [count] = self._run(
+            [
+                (
+                    "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_sha256 = ? AND used_at IS NULL",
+                    (now, user_id, digest),
+                )
+            ]
+        )
+        return bool(count)
+
+    def recovery_codes_left(self, user_id: int) -> int:
+        rows = self._select("SELECT count(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL", (user_id,))
+        return int(rows[0][0])
+
+    # account policy -----------------------------------------------------------------------------
+    def requires_two_factor(self, account_id: int) -> bool:
+        rows = self._select("SELECT require_two_factor FROM account_policies WHERE account_id = ?", (account_id,))
+        return bool(rows and rows[0][0])
+
+    def set_requires_two_factor(self, account_id: int, required: bool) -> None:
+        self._run(
+            [
+                ("DELETE FROM account_policies WHERE account_id = ?", (account_id,)),
+                (
+                    "INSERT INTO account_policies (account_id, require_two_factor) VALUES (?, ?)",
+                    (account_id, 1 if required else 0),
+                ),
+            ]
+        )
+
+    # every credential of a person ---------------------------------------------------------------
+    def revoke_api_keys(self, user_id: int, now: int) -> list[str]:
+        """Revoke every live personal API key of the person; returns their ids."""
+        with self._write() as conn:
+            rows = self._execute(
+                conn, "SELECT id FROM api_keys WHERE user_id = ? AND revoked_at IS NULL", (user_id,), self._PARAM
+            ).fetchall()
+            self._execute(
+                conn,
+                "UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                (now, user_id),
+                self._PARAM,
+            )
+        return sorted(r[0] for r in rows)
+
+    def end_sessions(self, user_id: int, *, keep: str | None = None) -> int:
+        """Delete the person's console sessions (all, or all but `keep`); returns how many."""
+        [count] = self._run([("DELETE FROM sessions WHERE user_id = ? AND id <> ?", (user_id, keep or ""))])
+        return int(count)

@@ -1,0 +1,87 @@
+"""The console's identity pages in a real browser: turning two-factor on and signing in with its
+code, the banner of invitations with accept, and joining as someone new with an invitation code
+(docs/security.md)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+from playwright.sync_api import Page, expect
+
+from siemgate.accounts.actor import CLI
+from siemgate.auth.passwords import hash_password
+from siemgate.model.ids import new_id
+
+from .conftest import PASSWORD, Console, screenshot, sign_in
+
+
+def _person(console: Console, role: str = "member") -> str:
+    services = console.live.services
+    email = f"p-{new_id()[:8].lower()}@acme.example"
+    member = services.people.add_member(CLI, console.account, email, "Pat Person", role)
+    services.store.set_password(member.user.id, hash_password(PASSWORD))
+    return email
+
+
+def test_two_factor_is_turned_on_and_then_asked_at_sign_in(page: Page, console: Console) -> None:
+    email = _person(console)
+    sign_in(page, console, email)
+    page.goto(f"{console.base_url}/console/security")
+    page.get_by_role("button", name="Turn on").click()
+    secret = page.locator("#totp-secret").inner_text()
+    expect(page.locator("#totp-uri")).to_have_attribute("href", re.compile(r"^otpauth://totp/"))
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Confirm").click()
+    codes = page.locator("pre.codes")
+    expect(codes).to_be_visible()
+    assert len(codes.inner_text().split()) == 10
+    screenshot(page, "security-two-factor-on")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/console/sign-in"))
+
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#second-factor-form")).to_be_visible()
+    screenshot(page, "sign-in-second-factor")
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).at(time.time() + 30))
+    page.get_by_role("button", name="Verify").click()
+    expect(page).to_have_url(re.compile(r"/integrations$"))
+
+
+def test_an_invitation_is_accepted_from_the_banner(page: Page, console: Console) -> None:
+    services = console.live.services
+    email = f"e-{new_id()[:8].lower()}@else.example"
+    other, person = services.people.create_account(CLI, f"Elsewhere {new_id()[:6]}", email, "Eli Else", None)
+    assert person is not None
+    services.store.set_password(person.id, hash_password(PASSWORD))
+    code, _ = services.invitations.invite(CLI, console.account, person.email, "administrator")
+    page.goto(f"{console.base_url}/console/")
+    page.get_by_label("Email").fill(person.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(rf"/accounts/{other.uuid}/integrations$"))
+    banner = page.get_by_role("region", name="Invitation")
+    expect(banner).to_contain_text("Acme Corp")
+    expect(banner).to_contain_text("administrator")
+    screenshot(page, "invitation-banner")
+    banner.get_by_label("Invitation code").fill(code)
+    banner.get_by_role("button", name="Accept").click()
+    expect(page).to_have_url(re.compile(rf"/accounts/{console.account.uuid}/integrations$"))
+    assert services.store.get_member(console.account.id, person.id).role == "administrator"
+
+
+def test_someone_new_joins_with_an_invitation_code(page: Page, console: Console) -> None:
+    services = console.live.services
+    email = f"n-{new_id()[:8].lower()}@acme.example"
+    code, _ = services.invitations.invite(CLI, console.account, email, "member")
+    page.goto(f"{console.base_url}/console/join")
+    page.get_by_label("Email the invitation was sent to").fill(email)
+    page.get_by_label("Invitation code").fill(code)
+    page.get_by_label("Your name").fill("Nora New")
+    page.get_by_label("Password").fill("a password of my own")
+    page.get_by_role("button", name="Join").click()
+    expect(page).to_have_url(re.compile(rf"/accounts/{console.account.uuid}/integrations$"))
+    assert services.store.get_user(email).name == "Nora New"

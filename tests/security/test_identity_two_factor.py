@@ -1,0 +1,121 @@
+"""Two-factor sign-in (TOTP, RFC 6238) for the console, recovery codes, and an owner's requirement
+of two-factor for everyone in the account."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+from identity_support import ADMIN, PASSWORD, Tenants, error, ok
+
+from siemgate.accounts.actor import CLI
+from siemgate.auth.totp import matching_step
+from siemgate.model.features import Feature
+
+
+@pytest.fixture
+def tenants(server: Any) -> Tenants:
+    return Tenants(server)
+
+
+def _code(secret: str, steps_ahead: int = 0) -> str:
+    return pyotp.TOTP(secret).at(time.time() + 30 * steps_ahead)
+
+
+def _enrol(tenants: Tenants, who: Any) -> tuple[str, list[str]]:
+    enrolment = ok(tenants.call(who, "POST", "/me/two-factor"), 201)
+    assert enrolment["otpauth_uri"].startswith("otpauth://totp/siemgate:")
+    secret = enrolment["secret"]
+    error(tenants.call(who, "POST", "/me/two-factor/confirm", json={"code": "000000"}), 400)
+    codes = ok(tenants.call(who, "POST", "/me/two-factor/confirm", json={"code": _code(secret)}))["recovery_codes"]
+    return secret, codes
+
+
+def test_rfc_6238_vectors() -> None:
+    """The test vectors of RFC 6238 (SHA-1), cut to 6 digits as authenticator apps show them."""
+    secret = base64.b32encode(b"12345678901234567890").decode()
+    for at, code in ((59, "94287082"), (1111111109, "07081804"), (1234567890, "89005924"), (2000000000, "69279037")):
+        assert matching_step(secret, code[-6:], at) == at // 30
+        assert matching_step(secret, code[-6:], at + 90) is None
+
+
+def test_sign_in_takes_a_second_step_once_two_factor_is_on(tenants: Tenants) -> None:
+    alice = tenants.alice
+    secret, recovery = _enrol(tenants, alice)
+    assert len(recovery) == 10 and len(set(recovery)) == 10
+    first = ok(tenants.sign_in(alice.email))
+    assert set(first) == {"second_factor_required", "challenge"}
+    assert "siemgate_session" not in tenants.http.cookies
+    step = f"{ADMIN}/session/second-factor"
+    with httpx.Client(base_url=tenants.server.base_url) as browser:
+        error(browser.post(step, json={"challenge": first["challenge"], "code": "123456"}), 401)
+        forged = first["challenge"][:-4] + "AAAA"
+        error(browser.post(step, json={"challenge": forged, "code": _code(secret, 1)}), 401)
+        signed_in = ok(browser.post(step, json={"challenge": first["challenge"], "code": _code(secret, 1)}))
+        assert signed_in["user"]["two_factor"] is True
+        ok(browser.get(f"{ADMIN}/me"))
+        again = ok(tenants.sign_in(alice.email))["challenge"]
+        assert "used already" in error(browser.post(step, json={"challenge": again, "code": _code(secret, 1)}), 401)
+        ok(browser.post(step, json={"challenge": again, "code": recovery[0]}))
+        error(browser.post(step, json={"challenge": again, "code": recovery[0]}), 401)
+    left = ok(tenants.call(alice, "GET", "/me/two-factor"))
+    assert left == {"enabled": True, "recovery_codes_left": 9}
+    signins = [
+        e for e in tenants.events(tenants.a, Feature.SIGNINATTEMPTS) if e["target_user"]["uuid"] == alice.user.uuid
+    ]
+    assert [(e["category"], e["type"]) for e in signins] == [
+        ("mfa_failed", "totp_bad"),
+        ("success", "mfa_ok"),
+        ("mfa_failed", "totp_bad"),
+        ("success", "mfa_ok"),
+        ("mfa_failed", "totp_bad"),
+    ]
+    audit = [(e["action"], e["object_type"]) for e in tenants.events(tenants.a) if e["object_type"] == "user"]
+    assert ("enblmfa", "user") in audit
+
+
+def test_an_owner_requires_two_factor_of_everyone_in_the_account(tenants: Tenants) -> None:
+    security = f"/accounts/{tenants.a.uuid}/security"
+    assert ok(tenants.call(tenants.adam, "GET", security)) == {"require_two_factor": False}
+    assert "only an owner" in error(tenants.call(tenants.adam, "PUT", security, json={"require_two_factor": True}), 403)
+    assert "yourself first" in error(
+        tenants.call(tenants.alice, "PUT", security, json={"require_two_factor": True}), 409
+    )
+    _enrol(tenants, tenants.alice)
+    assert ok(tenants.call(tenants.alice, "PUT", security, json={"require_two_factor": True}))["require_two_factor"]
+    message = error(tenants.call(tenants.adam, "GET", f"/accounts/{tenants.a.uuid}/integrations"), 403)
+    assert "requires two-factor sign-in" in message
+    ok(tenants.call(tenants.adam, "GET", "/me"))  # they can still enrol
+    ok(tenants.call(tenants.bob, "GET", f"/accounts/{tenants.b.uuid}/integrations"))  # B is not affected
+    _enrol(tenants, tenants.adam)
+    ok(tenants.call(tenants.adam, "GET", f"/accounts/{tenants.a.uuid}/integrations"))
+    disable = tenants.call(tenants.adam, "POST", "/me/two-factor/disable", json={"password": PASSWORD})
+    assert "require(s) two-factor" in error(disable, 409)
+    [required] = [e for e in tenants.events(tenants.a) if e["action"] == "enblmfa" and e["object_type"] == "account"]
+    assert json.loads(required["aux_info"]) == {"kind": "two-factor requirement", "required": True}
+
+
+def test_turning_two_factor_off_needs_the_password_and_is_recorded(tenants: Tenants) -> None:
+    bob = tenants.bob
+    _enrol(tenants, bob)
+    error(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": "not the password"}), 401)
+    codes = ok(tenants.call(bob, "POST", "/me/two-factor/recovery-codes", json={"password": PASSWORD}))
+    assert len(codes["recovery_codes"]) == 10
+    ok(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": PASSWORD}), 204)
+    assert ok(tenants.sign_in(bob.email))["user"]["two_factor"] is False
+    audit = [e["action"] for e in tenants.events(tenants.b) if e["object_type"] == "user" and e["action"] != "join"]
+    assert audit == ["enblmfa", "updatmfa", "disblmfa"]
+
+
+def test_the_operators_reset_of_two_factor_revokes_keys_and_sessions(tenants: Tenants) -> None:
+    adam = tenants.adam
+    _enrol(tenants, adam)
+    reset = tenants.services.personal.reset_two_factor(CLI, adam.user)
+    assert len(reset.revoked_api_keys) == 1
+    error(tenants.call(adam, "GET", "/me"), 401)
+    assert ok(tenants.sign_in(adam.email))["user"]["two_factor"] is False
