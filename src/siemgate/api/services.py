@@ -13,8 +13,8 @@ from siemgate.accounts.integrations import IntegrationService
 from siemgate.accounts.invitations import InvitationService
 from siemgate.accounts.lifecycle import TokenLifecycle
 from siemgate.accounts.people import PeopleService
-from siemgate.accounts.quotas import IngestQuotas
 from siemgate.accounts.personal import PersonalService
+from siemgate.accounts.quotas import IngestQuotas
 from siemgate.accounts.signin import SignInFlow
 from siemgate.alerts.service import AlertService
 from siemgate.api.pages import PageReader

@@ -38,16 +38,6 @@ class RateLimitStatus:
         return result
 
 
-def limit_storage(redis_url: str | None) -> tuple[storage.Storage, str | None]:
-    """The counters' storage: Redis when a URL is given (shared by every process), else memory;
-    and the Redis location without its password, for error messages."""
-    if redis_url:
-        shared = storage.storage_from_string(redis_url)
-        assert isinstance(shared, storage.Storage)  # a redis:// URL gives the synchronous storage
-        return shared, redis_url.split("@")[-1]
-    return storage.MemoryStorage(), None
-
-
 class RateLimiter:
     def __init__(self, per_minute: int, per_hour: int, redis_url: str | None = None) -> None:
         self._redis = redis_location(redis_url)

@@ -74,13 +74,13 @@ class EventWriter:
             raise InvalidEventBatch(str(exc), details) from None
 
     def _prepare(
-        self, feature: Feature, items: Sequence[Any], *, strict: bool
+        self, feature: Feature, items: Sequence[Any], *, strict: bool, account_id: int | None = None
     ) -> tuple[list[tuple[int, dict[str, Any]]], list[NewEvent]]:
         """The validated events and their stored form; raises InvalidEventBatch for invalid events,
         events over max_event_bytes and text no store backend can hold (model.text)."""
         stamped = [isinstance(i, dict) and i.get("timestamp") is None and i.get("uuid") is not None for i in items]
         validated = self._validate(feature, items, strict=strict)
-        if strict:  # producers; a mirror keeps what the upstream Events API served (docs/events.md)
+        if strict and account_id is not None:  # producers; a mirror keeps what upstream served (docs/events.md)
             self._own_account(account_id, validated)
         new = []
         refused = []
@@ -123,7 +123,7 @@ class EventWriter:
         rules learn from it without paging anyone.
         Raises InvalidEventBatch (nothing stored) listing each problem with its index and field path.
         """
-        validated, new = self._prepare(feature, items, strict=strict)
+        validated, new = self._prepare(feature, items, strict=strict, account_id=account_id)
         result: InsertResult = self.store.insert_events(account_id, feature, new)
         if self._listeners and result.stored:
             kept = [

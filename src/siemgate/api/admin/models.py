@@ -31,8 +31,10 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 Email = Field(
     min_length=3, max_length=254, pattern=EMAIL_PATTERN, description="An email address.", examples=["ada@example.com"]
 )
-Password = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH, description="A password (new ones: at least 10 characters).")
-Code = Field(min_length=1, max_length=200)
+Password = Field(
+    min_length=1, max_length=MAX_PASSWORD_LENGTH, description="A password (new ones: at least 10 characters)."
+)
+NEW_PASSWORD = "At least 10 characters."
 
 
 class InvitationCreate(Strict):
@@ -48,12 +50,14 @@ class Join(Strict):
     email: str = Email
     code: str = Field(min_length=1, max_length=200, description="The invitation code (sgv_...).")
     name: str = Field(min_length=1, max_length=200, description="Your name, as others in the account see it.")
-    password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH, description="Your new password (at least 10 characters).")
+    password: str = Field(
+        min_length=10, max_length=MAX_PASSWORD_LENGTH, description="Your new password (at least 10 characters)."
+    )
 
 
 class PasswordChange(Strict):
     current_password: str = Password
-    new_password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH, description="At least 10 characters.")
+    new_password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH, description=NEW_PASSWORD)
 
 
 class PasswordConfirm(Strict):
