@@ -34,7 +34,7 @@ Email = Field(
 Password = Field(
     min_length=1, max_length=MAX_PASSWORD_LENGTH, description="A password (new ones: at least 10 characters)."
 )
-NEW_SECRET_RULE = "At least 10 characters."
+LENGTH_RULE = "At least 10 characters."
 
 
 class InvitationCreate(Strict):
@@ -57,7 +57,7 @@ class Join(Strict):
 
 class PasswordChange(Strict):
     current_password: str = Password
-    new_password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH, description=NEW_SECRET_RULE)
+    new_password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH, description=LENGTH_RULE)
 
 
 class PasswordConfirm(Strict):
