@@ -155,9 +155,8 @@ def test_a_megabyte_password_is_refused_without_hashing(tmp_path: Path) -> None:
         )
         assert response.status_code == 400, response.text
         assert f"at most {MAX_LENGTH} characters" in response.text
-        url = f"{ADMIN}/accounts/{owner.account.uuid}/members"
-        body = {"email": "m@example.com", "password": "y" * (MAX_LENGTH + 1)}
-        response = server.http.post(url, json=body, headers=owner.headers)
+        body = {"current_password": "x", "new_password": "y" * (MAX_LENGTH + 1)}
+        response = server.http.put(f"{ADMIN}/me/password", json=body, headers=owner.headers)
         assert response.status_code == 400, response.text
         assert f"at most {MAX_LENGTH} characters" in response.text
 
