@@ -172,7 +172,7 @@ def test_gzip_members_of_every_size_decode_as_gzip_does() -> None:
 
 
 def test_a_chunked_body_within_the_limit_still_reaches_the_admin_api(tmp_path: Path) -> None:
-    with live_server(tmp_path) as server:
+    with live_server(tmp_path, allow_account_creation=True) as server:
         owner = admin(server)
         body = orjson.dumps({"name": "Chunked"})
 
