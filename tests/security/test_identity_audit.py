@@ -56,7 +56,7 @@ CLI_READ_ONLY = {
     "account list", "token list", "ingest-key list", "keys list", "user list", "user invitations", "integration list",
     "integration show", "api-key list", "alerts list", "alerts show", "alerts test", "alerts fired",
     "alerts deliveries", "alerts new-secret", "retention show", "archive list", "archive verify", "forward check",
-    "forward status", "audit memberships", "signer keys", "signer state",
+    "forward status", "audit memberships", "signer keys", "signer state", "log keys",
 }  # fmt: skip
 CLI_EXEMPT = {
     "serve": "runs the server",
