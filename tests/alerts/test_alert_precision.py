@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from siemgate.accounts.actor import CLI
+from siemgate.accounts.actor import CLI, SYSTEM_EMAIL
 from siemgate.alerts.actions.record import is_alert_event
 from siemgate.alerts.builtin import starter_rules, starter_sigma
 from siemgate.alerts.model import compile_rule
@@ -155,7 +155,7 @@ def test_a_planned_rotation_is_not_a_revoked_token_alarm(site: Site) -> None:
     _, other = services.tokens.issue(site.account, integration, "hf2", [SIGNIN], None)
     services.lifecycle.revoke(CLI, site.account, other.id)
     [alert] = site.alerts("siem-token-revoked")
-    assert alert.summary.endswith("was revoked by siemgate command line")  # the system actor by name
+    assert alert.summary.endswith(f"was revoked by {SYSTEM_EMAIL}")  # the system actor, as its audit events name it
 
 
 def test_the_founding_owner_is_not_an_owner_added_alarm(site: Site) -> None:
@@ -164,7 +164,7 @@ def test_the_founding_owner_is_not_an_owner_added_alarm(site: Site) -> None:
     assert site.services.store.list_alerts(account.id, "owner-added") == []
     people.add_member(CLI, account, "second@globex.example", "Second", "owner")
     [alert] = site.services.store.list_alerts(account.id, "owner-added")
-    assert alert.summary == "siemgate command line made second@globex.example an owner"  # the actor by name
+    assert alert.summary == f"{SYSTEM_EMAIL} made second@globex.example an owner"  # the actor, as audited
 
 
 # finding 6: case ------------------------------------------------------------------------------
@@ -194,4 +194,4 @@ def test_an_alert_event_is_stamped_when_stored_with_the_activity_time_inside(sit
     info = orjson.loads(event["aux_info"])
     assert info["event_time"] == format_ns(alert.event_ts) and info["detected_at"] == format_ns(alert.fired_at)
     assert set(event) <= {"uuid", "timestamp", "actor_uuid", "actor_details", "action", "object_type",
-                          "object_uuid", "aux_info", "account_uuid", "actor_type", "actor_account_uuid"}  # fmt: skip
+                          "object_uuid", "aux_info", "account_uuid", "actor_type", "actor_account_uuid", "session"}  # fmt: skip
