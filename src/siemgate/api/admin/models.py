@@ -6,6 +6,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.auth.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
 
 T = TypeVar("T")
@@ -84,7 +85,11 @@ class MemberUpdate(Strict):
 
 
 class IntegrationCreate(Strict):
-    type: str = Field(description="One of the SIEM types of GET /api/admin/v1/siem-types.", examples=["splunk"])
+    type: str = Field(
+        description="One of the SIEM types of GET /api/admin/v1/siem-types.",
+        examples=["splunk"],
+        json_schema_extra={"enum": list(SIEM_TYPES)},  # checked by the service, which names the choices
+    )
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=2000)
 
