@@ -418,6 +418,28 @@ def test_duplicates_are_counted_not_stored(store: Store) -> None:
     assert store.count_events(a.id, SIGNIN) == 3
 
 
+def test_seqs_are_dense_whatever_the_batch_held(store: Store) -> None:
+    """Seqs are 1, 2, 3, ... with no gap: duplicates (in the batch, of the stream, re-sent without a
+    timestamp), a failed batch and a batch of nothing new take no seq (the tamper-evident log's leaf
+    index is seq - 1, docs/integrity.md)."""
+    a = _account(store)
+    u1, u2, u3, u4 = (new_id() for _ in range(4))
+    assert store.insert_events(a.id, SIGNIN, [_event(T0, u1), _event(T0 + 1, u2)]).seqs == [1, 2]
+    # A duplicate of the stream first, then one inside the batch, then a new event after them.
+    batch = [_event(T0, u1), _event(T0 + 5, u3), _event(T0 + 5, u3, "copy"), _event(T0 + 86_400 * SECOND, u4)]
+    assert store.insert_events(a.id, SIGNIN, batch).seqs == [None, 3, None, 4]
+    assert store.insert_events(a.id, SIGNIN, [_event(T0 + 1, u2), _event(T0 + 2, u2)]).seqs == [None, 5]
+    stamped = NewEvent(new_id(), T0 + 7, b'{"uuid":"s"}', None, ts_assigned=True)
+    assert store.insert_events(a.id, SIGNIN, [stamped]).seqs == [6]
+    again = NewEvent(stamped.uuid, T0 + 8, b'{"uuid":"s"}', None, ts_assigned=True)
+    assert store.insert_events(a.id, SIGNIN, [again, _event(T0 + 9)]).seqs == [None, 7]
+    with pytest.raises(Exception):  # noqa: B017 - the backend's own error type; what matters is the seqs
+        store.insert_events(a.id, SIGNIN, [_event(T0 + 10), NewEvent(new_id(), 2**63, b"{}", None)])
+    assert store.insert_events(a.id, SIGNIN, [_event(T0 + 11)]).seqs == [8]
+    assert store.head_seq(a.id, SIGNIN) == 8
+    assert [r[0] for r in store.read_events(a.id, SIGNIN, 0, 0, None, 100)] == list(range(1, 9))
+
+
 def test_same_uuid_in_another_stream_is_not_a_duplicate(store: Store) -> None:
     a, b = _account(store), _account(store)
     uuid = new_id()

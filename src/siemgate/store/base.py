@@ -4,11 +4,11 @@ Contract (tests/contract/ runs it against every backend):
 
 - Everything is scoped to an account; no method returns another account's rows.
 - Events live in one ordered log per (account, feature). `insert_events` gives each new event a
-  `seq`, strictly increasing in the order events become visible to readers (not necessarily
-  contiguous), and is atomic: the whole batch is stored or none of it. An event whose uuid and
-  timestamp are already in its stream (or earlier in the same batch) is a duplicate: not stored,
-  counted; so is an event sent without a timestamp (`ts_assigned`) whose uuid was already sent
-  that way.
+  `seq`: 1, 2, 3, ... with no gap (duplicates and failed batches take no seq; only purges remove
+  seqs), in the order events become visible to readers, and is atomic: the whole batch is stored
+  or none of it. An event whose uuid and timestamp are already in its stream (or earlier in the
+  same batch) is a duplicate: not stored, counted; so is an event sent without a timestamp
+  (`ts_assigned`) whose uuid was already sent that way.
 - Readers page by seq (`read_events`), never by OFFSET; `start_position` finds where a time
   window starts without scanning the log from its beginning.
 - Times are integer nanoseconds since the Unix epoch (UTC) throughout.

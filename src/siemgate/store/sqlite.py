@@ -811,48 +811,66 @@ class SQLiteStore(AlertSQL, Store):
             ).fetchone()
             head, max_ts = (row[0], row[1]) if row else (0, -(2**63))
             stamped_again = self._stamped_before(conn, account_id, code, events)
-            first = head + 1
-            rows = []
-            for event in events:
-                head += 1
-                if event.uuid in stamped_again:
-                    continue  # sent again without a timestamp: a duplicate (its seq stays unused)
-                if event.ts > max_ts:
-                    max_ts = event.ts  # duplicates count too: an overestimate only moves start_position earlier
-                rows.append((account_id, code, head, event.ts, max_ts, event.uuid, event.body, event.v1_cut))
-            # The unique uuid index decides what is a duplicate (of the stream or of an earlier row of
-            # this batch); a duplicate leaves its seq unused.
-            before = conn.total_changes
-            tail = " ON CONFLICT (account_id, feature, ts, uuid) DO NOTHING"
-            _insert_rows(conn, "INSERT INTO events VALUES", tail, rows)
-            stored = conn.total_changes - before
-            if stored == len(events):
-                seqs: list[int | None] = list(range(first, head + 1))
-            else:
-                present = {
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT seq FROM events WHERE account_id = ? AND feature = ? AND seq BETWEEN ? AND ?",
-                        (account_id, code, first, head),
-                    )
-                }
-                seqs = [seq if seq in present else None for seq in range(first, head + 1)]
+            fresh = [i for i, event in enumerate(events) if event.uuid not in stamped_again]
+            # Seqs are dense (docs/cursors.md, "Sequence"): the batch is written with consecutive
+            # seqs; when the unique (ts, uuid) index turned some away as duplicates (of the stream or
+            # of an earlier row of this batch), it is written again without them.
+            conn.execute("SAVEPOINT batch")
+            stored = self._insert_batch(conn, account_id, code, head, max_ts, events, fresh)
+            if stored < len(fresh):
+                kept = self._seqs_present(conn, account_id, code, head + 1, head + len(fresh))
+                fresh = [i for n, i in enumerate(fresh, start=head + 1) if n in kept]
+                conn.execute("ROLLBACK TO batch")
+                self._insert_batch(conn, account_id, code, head, max_ts, events, fresh)
+            conn.execute("RELEASE batch")
+            seqs: list[int | None] = [None] * len(events)
+            for seq, i in enumerate(fresh, start=head + 1):
+                seqs[i] = seq
             facet_rows = [
-                (account_id, code, event.ts, seq, *event.facets)
-                for event, seq in zip(events, seqs, strict=True)
-                if seq is not None and event.facets is not None
+                (account_id, code, events[i].ts, seq, *facets)
+                for seq, i in enumerate(fresh, start=head + 1)
+                if (facets := events[i].facets) is not None
             ]
             if facet_rows:
                 _insert_rows(conn, "INSERT INTO facets VALUES", "", facet_rows)
-            if stored:
-                last = max(seq for seq in seqs if seq is not None)
+            if fresh:
                 conn.execute(
                     "INSERT INTO streams (account_id, feature, head_seq, max_ts) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (account_id, feature) DO UPDATE SET head_seq = excluded.head_seq,"
                     " max_ts = excluded.max_ts",
-                    (account_id, code, last, max_ts),
+                    (account_id, code, head + len(fresh), max([max_ts, *(events[i].ts for i in fresh)])),
                 )
         return InsertResult(seqs)
+
+    @staticmethod
+    def _insert_batch(
+        conn: sqlite3.Connection,
+        account_id: int,
+        code: int,
+        head: int,
+        max_ts: int,
+        events: Sequence[NewEvent],
+        chosen: Sequence[int],
+    ) -> int:
+        """Insert events[i] for i in `chosen` with seqs head + 1, head + 2, ...; duplicates of the
+        (ts, uuid) index are skipped. Returns how many rows were stored."""
+        rows = []
+        for seq, i in enumerate(chosen, start=head + 1):
+            event = events[i]
+            max_ts = max(max_ts, event.ts)
+            rows.append((account_id, code, seq, event.ts, max_ts, event.uuid, event.body, event.v1_cut))
+        before = conn.total_changes
+        tail = " ON CONFLICT (account_id, feature, ts, uuid) DO NOTHING"
+        _insert_rows(conn, "INSERT INTO events VALUES", tail, rows)
+        return conn.total_changes - before
+
+    @staticmethod
+    def _seqs_present(conn: sqlite3.Connection, account_id: int, code: int, first: int, last: int) -> set[int]:
+        rows = conn.execute(
+            "SELECT seq FROM events WHERE account_id = ? AND feature = ? AND seq BETWEEN ? AND ?",
+            (account_id, code, first, last),
+        )
+        return {int(r[0]) for r in rows}
 
     @staticmethod
     def _stamped_before(conn: sqlite3.Connection, account_id: int, code: int, events: Sequence[NewEvent]) -> set[str]:
