@@ -18,73 +18,14 @@ import orjson
 import pytest
 
 from siemgate.accounts.actor import CLI
-from siemgate.api.services import Services, build_services
-from siemgate.config import load_settings
-from siemgate.model.features import Feature
+from siemgate.api.services import Services
 from siemgate.model.ids import new_id
-from siemgate.model.timestamps import format_ns
 from siemgate.retention import archive as archive_module
-from siemgate.retention.archive import ArchiveError, manifests, verify_file
+from siemgate.retention.archive import ArchiveError, verify_file
 from siemgate.retention.replay import plan_replay, replay
-from siemgate.store.base import Account
-from siemgate.store.sqlite import SQLiteStore
+from siemgate.retention.survey import manifests
 
-S = 1_000_000_000
-DAY = 86400 * S
-NOW = (1_900_000_000 // 86400) * DAY  # midnight UTC: the test days are calendar days
-AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
-
-
-class Clock:
-    now = NOW
-
-    def __call__(self) -> int:
-        return self.now
-
-
-def open_services(data_dir: Path, **settings: Any) -> Services:
-    store = SQLiteStore(data_dir / "siemgate.db")
-    store.migrate()
-    return build_services(load_settings(data_dir=data_dir, alerts_enabled=False, **settings), store, Clock())
-
-
-def audit(ts: int, n: int) -> dict[str, Any]:
-    return {
-        "uuid": new_id(),
-        "timestamp": format_ns(ts),
-        "actor_uuid": "ACTOR22222222222222222222A",
-        "action": "view",
-        "object_type": "item",
-        "object_uuid": f"item-{n}",
-        "session": {"uuid": "SESSION2222222222222222222", "ip": "192.0.2.1"},
-    }
-
-
-def fill(services: Services, account: Account, days: int, per_day: int, feature: Feature = AUDIT) -> int:
-    """per_day events on each of `days` days ending 200 days ago, written in batches of 5000."""
-    first = NOW - 200 * DAY - days * DAY
-    batch: list[dict[str, Any]] = []
-    total = 0
-    for day in range(days):
-        for i in range(per_day):
-            batch.append(audit(first + day * DAY + i * (DAY // per_day), i))
-            if len(batch) == 5000:
-                total += services.writer.write(account.id, feature, batch).stored
-                batch = []
-    if batch:
-        total += services.writer.write(account.id, feature, batch).stored
-    return total
-
-
-def stream_uuids(services: Services, account: Account, feature: Feature = AUDIT) -> set[tuple[int, str]]:
-    return {
-        (ts, uuid) for batch in services.store.iter_events(account.id, feature, 0, 2**62) for _, ts, uuid, _ in batch
-    }
-
-
-def audit_result(results: list[Any]) -> Any:
-    [result] = [r for r in results if r.feature == AUDIT]
-    return result
+from .helpers import AUDIT, DAY, NOW, S, audit, audit_result, fill, open_services, stream_uuids
 
 
 @pytest.fixture

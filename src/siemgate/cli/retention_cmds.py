@@ -3,6 +3,7 @@ with Rich progress bars on the long ones."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import typer
@@ -13,8 +14,9 @@ from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import BadRequest, SiemgateError
 from siemgate.model.features import ALL_FEATURES, parse_features
-from siemgate.retention.archive import ArchiveError, manifests, verify_file
+from siemgate.retention.archive import ArchiveError, verify_file
 from siemgate.retention.replay import plan_replay, replay
+from siemgate.retention.survey import survey
 
 retention_app = typer.Typer(help="How long events are kept, per account and stream.", no_args_is_help=True)
 archive_app = typer.Typer(help="Archives of events that left the store: list, verify, replay.", no_args_is_help=True)
@@ -100,30 +102,35 @@ def list_archives(
 ) -> None:
     """The archived streams and their days."""
     root = _root(ctx, folder)
+    found = survey(root)
     rows = []
-    for stream in manifests(root):
+    for stream in found.streams:
         days = [f.day for f in stream.files]
         events = sum(f.events for f in stream.files)
         rows.append(
             [stream.account, stream.feature.value, len(days), days[0] if days else "", days[-1] if days else "", events]
         )
     print_table(f"Archives in {root}", ["account", "stream", "files", "first day", "last day", "events"], rows)
+    for problem in found.problems:
+        err.print(f"problem: {problem}", markup=False, highlight=False)
+    if found.problems:
+        err.print(f"{len(found.problems)} problem(s) in the folder: run `siemgate archive verify`")
 
 
 @archive_app.command("verify")
 def verify(
     ctx: typer.Context, folder: Path = typer.Argument(None, help="Archive folder (default: the server's).")
 ) -> None:
-    """Check every archive file against its manifest: present, size, SHA-256, readable, event count.
-    Exits 1 naming each bad file."""
+    """Check the folder and every archive file against its manifest: manifests present and readable,
+    no file missing or unlisted, each file's size, SHA-256, rows, event count and first and last
+    timestamps. Exits 1 naming each problem."""
     root = _root(ctx, folder)
-    problems, files, events = [], 0, 0
-    streams = list(manifests(root))
-    total = sum(len(s.files) for s in streams)
+    found = survey(root)
+    problems = [str(p) for p in found.problems]
+    files, events = 0, 0
     with _progress() as progress:
-        task = progress.add_task("verifying", total=total)
-        for stream in streams:
-            listed = {f.path for f in stream.files}
+        task = progress.add_task("verifying", total=sum(len(s.files) for s in found.streams))
+        for stream in found.streams:
             for entry in stream.files:
                 try:
                     verify_file(stream.folder, entry)
@@ -132,15 +139,11 @@ def verify(
                     problems.append(str(exc))
                 files += 1
                 progress.advance(task)
-            for extra in sorted(stream.folder.glob("*/*")):
-                relative = str(extra.relative_to(stream.folder))
-                if relative not in listed and not extra.name.startswith("."):
-                    problems.append(f"{extra}: not in the manifest")
     for problem in problems:
-        err.print(f"BAD {problem}")
+        err.print(f"BAD {problem}", markup=False, highlight=False)
     if problems:
         raise ArchiveError(f"{len(problems)} problem(s) in {root}")
-    err.print(f"ok: {files} file(s), {events} event(s) in {root}")
+    err.print(f"ok: {len(found.streams)} stream(s), {files} file(s), {events} event(s) in {root}")
 
 
 @archive_app.command("replay")
@@ -148,23 +151,41 @@ def replay_cmd(
     ctx: typer.Context,
     folder: Path = typer.Argument(None, help="Archive folder (default: the server's)."),
     account: str = typer.Option(None, "--account", "-a", help="Replay into this account (default: the archived one)."),
+    archived_account: str = typer.Option(
+        None,
+        "--archived-account",
+        help="Replay only this archived account (uuid); needed with --account when the folder holds several"
+        " accounts and none of them is the --account.",
+    ),
     features: str = typer.Option("all", "--features", "-f", help="Streams (comma-separated) or all."),
     since: str = typer.Option(None, "--since", help="First day (YYYY-MM-DD)."),
     until: str = typer.Option(None, "--until", help="Last day (YYYY-MM-DD)."),
 ) -> None:
     """Load archived events back into the store (uuids and timestamps kept; events already there
-    are duplicates and stored once). Mind the stream's retention: events older than it are purged
-    again by the next run (raise it first with `siemgate retention set`)."""
+    are duplicates and stored once). With --account and a folder holding several accounts, only
+    that account's archive is replayed. Mind the stream's retention: events older than it are
+    purged again by the next run (raise it first with `siemgate retention set`)."""
     root = _root(ctx, folder)
     try:
         chosen = parse_features(features)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    for name, day in (("--since", since), ("--until", until)):
+        if day is not None and not _is_day(day):
+            raise typer.BadParameter(f"{name}: give a day as YYYY-MM-DD, not {day!r}")
     with services_for(ctx) as services:
         target = find_account(services.store, account) if account else None
-        plans = plan_replay(services.store, root, account=target, features=chosen, since=since, until=until)
-        if not plans:
-            raise BadRequest(f"no archives to replay in {root}")
+        plans = plan_replay(
+            services.store,
+            root,
+            account=target,
+            archived_account=archived_account,
+            features=chosen,
+            since=since,
+            until=until,
+        )
+        if not any(p.files for p in plans):
+            raise BadRequest(f"no archive files to replay in {root} for the streams and days chosen")
         with _progress() as progress:
             task = progress.add_task("replaying", total=sum(p.events for p in plans))
             result = replay(services.writer, plans, lambda n: progress.advance(task, n))
@@ -172,3 +193,11 @@ def replay_cmd(
         f"replayed {result.events} event(s) from {result.files} file(s): {result.stored} stored,"
         f" {result.duplicates} already there"
     )
+
+
+def _is_day(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10

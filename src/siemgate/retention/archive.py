@@ -11,7 +11,10 @@ format, event count, byte size and SHA-256, and is rewritten atomically after ea
 Writing is all-or-nothing per file: the file is written to a temporary name, flushed and fsynced,
 read back and checked (count and digest), then renamed into place and the directory fsynced;
 only then is the manifest updated. A day written again (late events) is merged with its file,
-without duplicates by (timestamp, uuid).
+without duplicates by (timestamp, uuid): the file is verified against the manifest and read first,
+and when that cannot be done (manifest missing or unreadable, file missing, altered, or not
+listed) the write fails and nothing is replaced. A file is never replaced by one holding fewer
+events.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import hashlib
 import io
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from siemgate.errors import SiemgateError
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
 
@@ -44,7 +48,7 @@ MANIFEST_VERSION = 1
 Row = tuple[int, str, bytes]
 
 
-class ArchiveError(Exception):
+class ArchiveError(SiemgateError):
     """An archive could not be written or does not check out; nothing was purged because of it."""
 
 
@@ -74,6 +78,23 @@ def day_start(day: str) -> int:
 
 def stream_dir(root: Path, account_uuid: str, feature: Feature) -> Path:
     return root / account_uuid / feature.value
+
+
+def day_path(day: str, fmt: str) -> str:
+    """The file of a day, relative to its stream folder."""
+    return f"{day[:4]}/{day}{SUFFIX[fmt]}"
+
+
+def is_temporary(name: str) -> bool:
+    """A file being written (or left by a run that was killed): `.<name>.tmp-<pid>`."""
+    return name.startswith(".") and ".tmp-" in name
+
+
+def archive_files(folder: Path) -> Iterator[Path]:
+    """Every file under a stream folder other than its manifest and temporary files."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path != folder / MANIFEST and not is_temporary(path.name):
+            yield path
 
 
 def sha256_file(path: Path) -> str:
@@ -181,16 +202,15 @@ class StreamArchive:
 
     def write_day(self, day: str, rows: list[Row]) -> FileEntry:
         """Write (or merge into) the day's file; returns its manifest entry once it is durable and
-        checked. Raises ArchiveError (the previous file and manifest are left as they were)."""
+        checked. Raises ArchiveError (the previous file and manifest are left as they were), also
+        when what is archived for the day cannot be read and checked first (see `_archived`)."""
         manifest = self.manifest()
-        relative = f"{day[:4]}/{day}{SUFFIX[self.format]}"
-        old = manifest["files"].get(relative)
+        relative = day_path(day, self.format)
         target = self.dir / relative
         merged = {(ts, uuid): body for ts, uuid, body in rows}
-        if old is not None and target.exists():
-            verify_file(self.dir, FileEntry(**old))
-            for ts, uuid, body in read_rows(target):
-                merged.setdefault((ts, uuid), body)
+        archived = self._archived(manifest, relative)
+        for ts, uuid, body in archived:
+            merged.setdefault((ts, uuid), body)
         ordered = [(ts, uuid, merged[(ts, uuid)]) for ts, uuid in sorted(merged)]
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         try:
@@ -210,6 +230,8 @@ class StreamArchive:
                 format_ns(ordered[-1][0]) if ordered else None,
             )
             verify_file(self.dir, entry, path=tmp, expect=ordered)
+            if entry.events < len(archived):  # cannot happen (a merge only adds): never lose a row
+                raise ArchiveError(f"{target}: would hold {entry.events} events instead of {len(archived)}")
             os.replace(tmp, target)
             _fsync_dir(target.parent)
             manifest["files"][relative] = entry.as_json()
@@ -224,6 +246,32 @@ class StreamArchive:
                 tmp.unlink()
             raise
         return entry
+
+    def _archived(self, manifest: dict[str, Any], relative: str) -> list[Row]:
+        """The rows already archived for the file `relative` (none for a new day). Raises
+        ArchiveError when they cannot be known for sure: the manifest is missing although the
+        folder holds archive files, or lists the file but it is missing or does not verify, or the
+        file exists without being listed (a manifest rolled back or replaced)."""
+        target = self.dir / relative
+        if not (self.dir / MANIFEST).exists() and any(archive_files(self.dir)):
+            raise ArchiveError(
+                f"{self.dir / MANIFEST}: missing, but the folder holds archive files; nothing is written or"
+                " purged until it is restored (see `siemgate archive verify`)"
+            )
+        listed = manifest["files"].get(relative)
+        if listed is None:
+            if target.exists():
+                raise ArchiveError(
+                    f"{target}: exists but the manifest does not list it; late events cannot be merged into"
+                    " it until the manifest is restored (see `siemgate archive verify`)"
+                )
+            return []
+        try:
+            entry = FileEntry(**listed)
+        except TypeError as exc:
+            raise ArchiveError(f"{self.dir / MANIFEST}: the entry of {relative} is not valid ({exc})") from None
+        verify_file(self.dir, entry)
+        return list(read_rows(target, entry.format))
 
 
 def dt_now_ns() -> int:
@@ -257,41 +305,36 @@ def load_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def verify_file(folder: Path, entry: FileEntry, *, path: Path | None = None, expect: list[Row] | None = None) -> None:
-    """Check a file against its manifest entry: size, SHA-256, readable, event count (and, with
-    `expect`, exactly those rows). Raises ArchiveError saying what is wrong."""
-    target = path or folder / entry.path
+    """Check a file against its manifest entry: size, SHA-256, readable, event count, first and last
+    timestamps, every row within its day and in (timestamp, uuid) order (and, with `expect`,
+    exactly those rows). Raises ArchiveError saying what is wrong."""
+    name = folder / entry.path
+    target = path or name
     if not target.exists():
-        raise ArchiveError(f"{folder / entry.path}: missing (the manifest lists it)")
+        raise ArchiveError(f"{name}: missing (the manifest lists it with {entry.events} events)")
     size = target.stat().st_size
     if size != entry.bytes:
-        raise ArchiveError(f"{folder / entry.path}: {size} bytes, the manifest says {entry.bytes}")
+        raise ArchiveError(f"{name}: {size} bytes, the manifest says {entry.bytes}")
     digest = sha256_file(target)
     if digest != entry.sha256:
-        raise ArchiveError(f"{folder / entry.path}: SHA-256 {digest} differs from the manifest's {entry.sha256}")
-    count = 0
+        raise ArchiveError(f"{name}: SHA-256 {digest} differs from the manifest's {entry.sha256}")
+    start = day_start(entry.day)
+    count, first, last = 0, None, None
+    previous: tuple[int, str] | None = None
     for index, row in enumerate(read_rows(target, entry.format)):
         if expect is not None and (index >= len(expect) or row[:2] != expect[index][:2]):
             raise ArchiveError(f"{target}: read back differs from what was written at row {index}")
+        if not start <= row[0] < start + DAY_NS:
+            raise ArchiveError(f"{name}: row {index} ({format_ns(row[0])}) is not on {entry.day}")
+        if previous is not None and row[:2] <= previous:
+            raise ArchiveError(f"{name}: row {index} is out of (timestamp, uuid) order or repeated")
+        previous = row[:2]
+        first = first or format_ns(row[0])
+        last = format_ns(row[0])
         count += 1
     if count != entry.events:
-        raise ArchiveError(f"{folder / entry.path}: {count} events, the manifest says {entry.events}")
-
-
-@dataclass(frozen=True)
-class StreamManifest:
-    folder: Path
-    account: str
-    feature: Feature
-    files: list[FileEntry]
-
-
-def manifests(root: Path) -> Iterable[StreamManifest]:
-    """Every (account, stream) archive under `root`, files in day order."""
-    for path in sorted(root.glob(f"*/*/{MANIFEST}")):
-        data = load_manifest(path.parent) or {}
-        try:
-            feature = Feature(data["feature"])
-            files = sorted((FileEntry(**f) for f in data["files"].values()), key=lambda f: f.day)
-            yield StreamManifest(path.parent, str(data["account"]), feature, files)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArchiveError(f"{path}: not a siemgate archive manifest ({exc})") from None
+        raise ArchiveError(f"{name}: {count} events, the manifest says {entry.events}")
+    if (first, last) != (entry.first_ts, entry.last_ts):
+        raise ArchiveError(
+            f"{name}: events from {first} to {last}, the manifest says {entry.first_ts} to {entry.last_ts}"
+        )

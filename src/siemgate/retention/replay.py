@@ -12,8 +12,10 @@ from pathlib import Path
 
 import orjson
 
-from siemgate.model.features import Feature
-from siemgate.retention.archive import ArchiveError, FileEntry, manifests, read_rows, verify_file
+from siemgate.errors import NotFound
+from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.retention.archive import ArchiveError, FileEntry, read_rows, verify_file
+from siemgate.retention.survey import survey
 from siemgate.store.base import Account, Store
 from siemgate.store.ingest import EventWriter
 
@@ -45,31 +47,62 @@ def plan_replay(
     root: Path,
     *,
     account: Account | None = None,
+    archived_account: str | None = None,
     features: tuple[Feature, ...] | None = None,
     since: str | None = None,
     until: str | None = None,
 ) -> list[ReplayPlan]:
-    """The files to replay: each archived (account, stream) under `root`, optionally only one
-    account's archive (`account`, which also receives them), some streams, days in [since, until].
-    Raises ArchiveError when an archived account is not in the store (pass --account)."""
+    """The files to replay: the archived streams under `root` of the accounts chosen, optionally
+    only some streams and days in [since, until].
+
+    Which archived accounts: `archived_account` (a uuid) when given; else `account`'s own archive
+    when the folder holds one; else every archived account, but only one may go into `account`.
+    Each goes into `account`, or into the store's account with the archived uuid. Raises
+    ArchiveError when that choice is ambiguous or names nothing, when an archived account is not
+    in the store, or when the folder has problems (`survey`) in a chosen stream."""
+    found = survey(root)
+    archived = found.accounts()
+    chosen = _choose(root, archived, account, archived_account)
+    wanted = set(features or ALL_FEATURES)
+    blocking = [
+        p for p in found.problems if p.account in chosen and (p.feature is None or Feature(p.feature) in wanted)
+    ]
+    if blocking:
+        listed = "; ".join(str(p) for p in blocking)
+        raise ArchiveError(f"cannot replay from {root}: {listed} (run `siemgate archive verify`)")
     plans = []
-    for stream in manifests(root):
-        if features is not None and stream.feature not in features:
+    for stream in found.streams:
+        if stream.account not in chosen or stream.feature not in wanted:
             continue
         target = account
         if target is None:
             try:
                 target = store.get_account(stream.account)
-            except Exception:
+            except NotFound:
                 raise ArchiveError(
-                    f"the archive {stream.folder} belongs to account {stream.account}, which is not in this store;"
-                    " replay it into an account with --account"
+                    f"the archive {stream.folder} belongs to account {stream.account} ({stream.account_name}),"
+                    " which is not in this store; replay it into an account with --account"
                 ) from None
-        elif len({m.account for m in manifests(root)}) > 1 and stream.account != target.uuid:
-            continue  # several accounts archived: --account picks the one with its uuid
         files = [f for f in stream.files if (since is None or f.day >= since) and (until is None or f.day <= until)]
         plans.append(ReplayPlan(stream.folder, target, stream.feature, files))
     return plans
+
+
+def _choose(root: Path, archived: dict[str, str], account: Account | None, archived_account: str | None) -> set[str]:
+    """The archived account uuids to replay (see plan_replay)."""
+    listed = ", ".join(f"{uuid} ({name})" for uuid, name in archived.items()) or "none"
+    if archived_account is not None:
+        if archived_account not in archived:
+            raise ArchiveError(f"{root} holds no archive of account {archived_account}; it holds: {listed}")
+        return {archived_account}
+    if account is not None and account.uuid in archived:
+        return {account.uuid}
+    if account is not None and len(archived) > 1:
+        raise ArchiveError(
+            f"{root} holds the archives of {len(archived)} accounts: {listed}. Choose the one to replay into"
+            f" {account.name} with --archived-account UUID"
+        )
+    return set(archived)
 
 
 def replay(writer: EventWriter, plans: list[ReplayPlan], progress: Callable[[int], None] | None = None) -> ReplayResult:

@@ -1,0 +1,146 @@
+"""What an archive folder holds, checked for layout: every stream folder has a readable manifest
+that names its account and stream as the folder does, lists each file under the name its day and
+format give, and lists every archive file in the folder; nothing lies outside a stream folder.
+
+`survey` reports each departure as a Problem (which stream it concerns and what is wrong) and
+returns the streams whose manifests could be read; verifying the files' contents against their
+entries is `archive.verify_file`'s part. Temporary files of a run in progress are not problems.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.retention.archive import (
+    FORMATS,
+    MANIFEST,
+    MANIFEST_VERSION,
+    ArchiveError,
+    FileEntry,
+    archive_files,
+    day_path,
+    is_temporary,
+    load_manifest,
+)
+
+STREAM_NAMES = ", ".join(ALL_FEATURES)
+
+
+@dataclass(frozen=True)
+class StreamManifest:
+    folder: Path
+    account: str
+    account_name: str
+    feature: Feature
+    files: list[FileEntry]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong in an archive folder; `account`/`feature` say which stream (None: none)."""
+
+    account: str | None
+    feature: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class Survey:
+    streams: list[StreamManifest]
+    problems: list[Problem]
+
+    def accounts(self) -> dict[str, str]:
+        """Archived account uuid -> name (the uuid when no readable manifest names it)."""
+        names = {p.account: p.account for p in self.problems if p.account is not None}
+        names.update({s.account: s.account_name for s in self.streams})
+        return dict(sorted(names.items()))
+
+
+def survey(root: Path) -> Survey:
+    """Survey the archive folder `root`. Raises ArchiveError when it is not a folder."""
+    if not root.is_dir():
+        raise ArchiveError(
+            f"{root}: no archive folder there (give the folder that holds <account uuid>/<stream>/{MANIFEST})"
+        )
+    found = Survey([], [])
+    for account_dir in sorted(root.iterdir()):
+        if not account_dir.is_dir():
+            if not is_temporary(account_dir.name):
+                found.problems.append(Problem(None, None, f"{account_dir}: not part of any stream archive"))
+            continue
+        for folder in sorted(account_dir.iterdir()):
+            if not folder.is_dir() or folder.name not in set(ALL_FEATURES):
+                message = f"{folder}: not a stream archive folder (streams are {STREAM_NAMES})"
+                found.problems.append(Problem(account_dir.name, None, message))
+                continue
+            stream, problems = _survey_stream(folder, account_dir.name, Feature(folder.name))
+            found.problems += problems
+            if stream is not None:
+                found.streams.append(stream)
+    return found
+
+
+def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[StreamManifest | None, list[Problem]]:
+    def problem(message: str) -> Problem:
+        return Problem(account, feature.value, message)
+
+    files = [path.relative_to(folder).as_posix() for path in archive_files(folder)]
+    try:
+        data = load_manifest(folder)
+    except ArchiveError as exc:
+        return None, [problem(str(exc))]
+    if data is None:
+        if not files:
+            return None, []
+        return None, [
+            problem(
+                f"{folder / MANIFEST}: missing, so its {len(files)} archive file(s) cannot be verified"
+                " (restore it from a backup)"
+            )
+        ]
+    try:
+        entries = _entries(data, account, feature)
+    except ValueError as exc:
+        return None, [problem(f"{folder / MANIFEST}: {exc}")]
+    problems = [problem(f"{folder / name}: not in the manifest") for name in files if name not in entries]
+    name = str(data.get("account_name") or account)
+    ordered = sorted(entries.values(), key=lambda f: f.day)
+    return StreamManifest(folder, account, name, feature, ordered), problems
+
+
+def _entries(data: Any, account: str, feature: Feature) -> dict[str, FileEntry]:
+    """The manifest's file entries by path; raises ValueError saying what does not fit."""
+    if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+        raise ValueError("not a siemgate archive manifest (no files object)")
+    if data.get("version") != MANIFEST_VERSION:
+        raise ValueError(f"version {data.get('version')!r}, this siemgate reads version {MANIFEST_VERSION}")
+    if data.get("account") != account or data.get("feature") != feature.value:
+        raise ValueError(
+            f"names account {data.get('account')!r} stream {data.get('feature')!r}, but lies in the folder of"
+            f" account {account!r} stream {feature.value!r}"
+        )
+    entries = {}
+    for key, value in data["files"].items():
+        try:
+            entry = FileEntry(**value)
+            dt.date.fromisoformat(entry.day)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the entry of {key} is not valid ({exc})") from None
+        if entry.format not in FORMATS or key != entry.path or entry.path != day_path(entry.day, entry.format):
+            raise ValueError(
+                f"the entry of {key} names path {entry.path!r}, day {entry.day!r}, format {entry.format!r}"
+            )
+        entries[key] = entry
+    return entries
+
+
+def manifests(root: Path) -> list[StreamManifest]:
+    """The archived streams under `root` whose manifests can be read (see `survey` for problems)."""
+    return survey(root).streams

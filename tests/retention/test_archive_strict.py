@@ -1,0 +1,258 @@
+"""Archives are as strict as the cursor: `archive verify` fails on any missing, extra or altered
+file or manifest and names it; retention never replaces an archived day by less than it holds
+(late events are merged into what is archived, or the run stops loudly); replay picks one account
+out of a shared folder; failures are messages, never tracebacks."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from siemgate.model.ids import new_id
+from siemgate.retention.archive import MANIFEST, read_rows
+
+from .helpers import AUDIT, DAY, NOW, S, audit, audit_result, fill, open_services, run_cli, stream_uuids
+
+ARCHIVED_DAY = NOW - 201 * DAY  # the one day `fill(days=1)` writes
+
+
+def _archive(data_dir: Path, names: tuple[str, ...] = ("Acme",), days: int = 2, per_day: int = 20) -> list[str]:
+    """A store with these accounts, each with `days` archived and purged days; their uuids."""
+    services = open_services(data_dir, archive_format="jsonl")
+    try:
+        uuids = []
+        for name in names:
+            account = services.store.create_account(new_id(), name, NOW)
+            fill(services, account, days=days, per_day=per_day)
+            uuids.append(account.uuid)
+        assert all(r.error is None for r in services.retention.apply())
+        return uuids
+    finally:
+        services.close()
+
+
+def _stream(root: Path, account: str) -> Path:
+    return root / account / AUDIT.value
+
+
+def _rewrite_manifest(folder: Path, change: Callable[[dict[str, object]], None]) -> None:
+    data = orjson.loads((folder / MANIFEST).read_bytes())
+    change(data)
+    (folder / MANIFEST).write_bytes(orjson.dumps(data))
+
+
+def _first_entry(data: dict[str, object]) -> dict[str, object]:
+    files = data["files"]
+    assert isinstance(files, dict)
+    return files[min(files)]  # type: ignore[no-any-return]
+
+
+def _no_traceback(done: object) -> None:
+    text = f"{getattr(done, 'stdout', '')}{getattr(done, 'stderr', '')}"
+    assert "Traceback" not in text and 'File "' not in text, text
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+def _remove_manifest(folder: Path) -> str:
+    (folder / MANIFEST).unlink()
+    return str(folder / MANIFEST)
+
+
+def _add_orphan(folder: Path) -> str:
+    orphan = folder / "2029" / "2029-01-01.jsonl.gz"
+    shutil.copy(next(folder.glob("*/*.jsonl.gz")), orphan)
+    return str(orphan)
+
+
+def _drop_entry(folder: Path) -> str:
+    """A manifest rolled back to before the last day was archived."""
+    _rewrite_manifest(folder, lambda d: d["files"].pop(max(d["files"])))  # type: ignore[attr-defined]
+    return "not in the manifest"
+
+
+def _alter_last_ts(folder: Path) -> str:
+    _rewrite_manifest(folder, lambda d: _first_entry(d).update(last_ts="2029-01-01T00:00:00Z"))
+    return "the manifest says"
+
+
+def _delete_file(folder: Path) -> str:
+    path = next(folder.glob("*/*.jsonl.gz"))
+    path.unlink()
+    return str(path)
+
+
+def _move_manifest(folder: Path) -> str:
+    """The manifest of one account's stream copied over another's."""
+    other = folder.parent.parent / "OTHER22222222222222222222A" / AUDIT.value
+    other.mkdir(parents=True)
+    shutil.copy(folder / MANIFEST, other / MANIFEST)
+    return "lies in the folder of account 'OTHER22222222222222222222A'"
+
+
+def _stray_file(folder: Path) -> str:
+    stray = folder.parent / "notes.txt"
+    stray.write_text("hello")
+    return str(stray)
+
+
+def _garbled_manifest(folder: Path) -> str:
+    (folder / MANIFEST).write_bytes(b'{"version": 1, "files": ')
+    return "the manifest cannot be read"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _remove_manifest,
+        _add_orphan,
+        _drop_entry,
+        _alter_last_ts,
+        _delete_file,
+        _move_manifest,
+        _stray_file,
+        _garbled_manifest,
+    ],
+)
+def test_verify_fails_on_every_missing_extra_or_altered_file_or_manifest(
+    tmp_path: Path, damage: Callable[[Path], str]
+) -> None:
+    data_dir = tmp_path / "data"
+    [account] = _archive(data_dir)
+    root = data_dir / "archive"
+    assert run_cli(data_dir, "archive", "verify").returncode == 0
+    said = damage(_stream(root, account))
+    done = run_cli(data_dir, "archive", "verify", str(root))
+    assert done.returncode == 1, done.stderr
+    assert said in done.stderr, done.stderr
+    assert "BAD" in done.stderr and "problem(s)" in done.stderr
+    _no_traceback(done)
+
+
+# --- retention never shrinks an archived day --------------------------------------------------------
+
+
+def _lose_manifest(folder: Path) -> None:
+    (folder / MANIFEST).unlink()
+
+
+def _roll_back_manifest(folder: Path) -> None:
+    _rewrite_manifest(folder, lambda d: d.update(files={}))
+
+
+def _lose_file(folder: Path) -> None:
+    next(folder.glob("*/*.jsonl.gz")).unlink()
+
+
+def _truncate_file(folder: Path) -> None:
+    path = next(folder.glob("*/*.jsonl.gz"))
+    path.write_bytes(path.read_bytes()[:-40])
+
+
+@pytest.mark.parametrize("damage", [_lose_manifest, _roll_back_manifest, _lose_file, _truncate_file])
+def test_a_late_event_never_replaces_an_archived_day_it_cannot_read(
+    tmp_path: Path, damage: Callable[[Path], None]
+) -> None:
+    """100 events archived and purged; the archive is damaged; a late event for that day arrives.
+    The next run stops on that stream (naming the problem), the archive keeps what it held, and
+    the late event stays in the store until the archive is whole again."""
+    data_dir = tmp_path / "data"
+    [uuid] = _archive(data_dir, days=1, per_day=100)
+    folder = _stream(data_dir / "archive", uuid)
+    [path] = folder.glob("*/*.jsonl.gz")
+    saved = {p.name: p.read_bytes() for p in (path, folder / MANIFEST)}
+    damage(folder)
+    services = open_services(data_dir, archive_format="jsonl")
+    try:
+        account = services.store.get_account(uuid)
+        services.writer.write(account.id, AUDIT, [audit(ARCHIVED_DAY + 5 * S, 1)])
+        result = audit_result(services.retention.apply(accounts=[account]))
+        assert result.error is not None and (str(folder) in result.error), result.error
+        assert (result.archived, result.purged) == (0, 0)
+        assert services.store.count_events(account.id, AUDIT) == 1  # the late event waits in the store
+        if path.exists() and path.read_bytes() == saved[path.name]:
+            assert sum(1 for _ in read_rows(path)) == 100  # what was archived is still there
+        # Restored from a backup: the next run merges the late event into the day (101).
+        path.write_bytes(saved[path.name])
+        (folder / MANIFEST).write_bytes(saved[MANIFEST])
+        again = audit_result(services.retention.apply(accounts=[account]))
+        assert again.error is None and (again.archived, again.purged) == (1, 1)
+        assert sum(1 for _ in read_rows(path)) == 101
+    finally:
+        services.close()
+    assert run_cli(data_dir, "archive", "verify").returncode == 0
+
+
+# --- replay out of a shared folder ---------------------------------------------------------------
+
+
+def test_replay_picks_one_account_out_of_a_folder_holding_several(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    acme, globex = _archive(source, names=("Acme", "Globex"), days=1, per_day=30)
+    root = str(source / "archive")
+    restore = tmp_path / "restore"
+    services = open_services(restore)
+    try:
+        target = services.store.create_account(new_id(), "Restore", NOW)
+    finally:
+        services.close()
+
+    # Into another account: which archived account is ambiguous, and the message says the choices.
+    done = run_cli(restore, "archive", "replay", root, "--account", "Restore")
+    assert done.returncode == 1, done.stderr
+    assert acme in done.stderr and globex in done.stderr and "--archived-account" in done.stderr
+    _no_traceback(done)
+    done = run_cli(restore, "archive", "replay", root, "--account", "Restore", "--archived-account", acme)
+    assert done.returncode == 0, done.stderr
+    assert "30 stored" in done.stderr
+
+    # Into the archived account itself, in a store holding both: only that account's archive.
+    done = run_cli(source, "archive", "replay", root, "--account", "Globex")
+    assert done.returncode == 0, done.stderr
+    assert "replayed 30 event(s) from 1 file(s): 30 stored" in done.stderr
+    services = open_services(source)
+    try:
+        acme_account, globex_account = (services.store.get_account(u) for u in (acme, globex))
+        assert len(stream_uuids(services, globex_account)) == 30
+        assert len(stream_uuids(services, acme_account)) == 0
+    finally:
+        services.close()
+    services = open_services(restore)
+    try:
+        assert len(stream_uuids(services, target)) == 30
+    finally:
+        services.close()
+
+
+# --- messages, not tracebacks ---------------------------------------------------------------------
+
+
+def test_archive_failures_are_messages_not_tracebacks(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    [uuid] = _archive(data_dir, days=1, per_day=10)
+    root = data_dir / "archive"
+    folder = _stream(root, uuid)
+    [path] = folder.glob("*/*.jsonl.gz")
+    path.write_bytes(path.read_bytes()[:-10])
+    for args, said in (
+        (("archive", "replay"), f"{path}: "),
+        (("archive", "verify"), f"BAD {path}: "),
+        (("archive", "verify", str(tmp_path / "nowhere")), "no archive folder there"),
+        (("archive", "replay", str(tmp_path / "nowhere")), "no archive folder there"),
+        (("archive", "replay", "--archived-account", "NOSUCH"), "holds no archive of account NOSUCH"),
+        (("archive", "replay", "--since", "last tuesday"), "YYYY-MM-DD"),
+    ):
+        done = run_cli(data_dir, *args)
+        assert done.returncode in (1, 2), (args, done.stderr)
+        assert said in done.stderr, (args, done.stderr)
+        _no_traceback(done)
+    (folder / MANIFEST).write_text("[1, 2]")
+    for args in (("archive", "verify"), ("archive", "replay"), ("archive", "list")):
+        done = run_cli(data_dir, *args)
+        assert "not a siemgate archive manifest" in done.stderr, (args, done.stderr)
+        _no_traceback(done)
