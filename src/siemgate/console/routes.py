@@ -60,9 +60,10 @@ class _Static(StaticFiles):
 
 
 def mount_console(app: FastAPI) -> None:
-    """Add the console's pages and its static files (scripts, styles, icons, Chart.js) to `app`."""
-    app.include_router(router)
+    """Add the console's pages and its static files (scripts, styles, icons, Chart.js) to `app`.
+    The static files come first: the pages end with a catch-all that answers unknown addresses."""
     app.mount(f"{PREFIX}/static", _Static(directory=HERE / "static"), name="console-static")
+    app.include_router(router)
 
 
 def _services(request: Request) -> Services:
@@ -224,3 +225,16 @@ def members(request: Request, account: str) -> Response:
 @router.get("/accounts/{account}/alerts", response_class=HTMLResponse)
 def alerts(request: Request, account: str) -> Response:
     return _page(request, account, "alerts.html", section="alerts")  # members may read alerts (docs/alerts.md)
+
+
+@router.get("/{rest:path}", response_class=HTMLResponse)
+def not_found(request: Request, rest: str) -> Response:
+    """Any other console address: a page saying so (404), with the navigation when signed in."""
+    return _render(
+        request,
+        "message.html",
+        404,
+        visitor=_visitor(request),
+        title="Page not found",
+        message=f"There is no console page at /console/{rest}. Check the address, or start again from the console.",
+    )

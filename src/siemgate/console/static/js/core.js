@@ -140,6 +140,27 @@ function stats(feature, params) {
   return api("GET", accountPath(`/stats/${feature}?${q}`));
 }
 
+const LONG_WORD = /\S{23,}/; // an e-mail or IPv6 address, an id: may break anywhere (console.css td.long)
+
+/** Give every cell of the tables under `root` its column's name (data-label), which phones show
+   above the cell when a table's rows are stacked, and mark cells holding a long unbroken value so
+   that it wraps instead of widening the page (console.css). */
+function labelCells(root = document) {
+  for (const tableNode of $$("main table", root)) {
+    const names = $$("thead th", tableNode).map((th) => th.textContent.trim());
+    for (const tr of $$("tbody tr", tableNode)) {
+      let column = 0;
+      for (const td of tr.children) {
+        if (!td.hasAttribute("data-label") && td.colSpan === 1) {
+          td.dataset.label = names[column] || "";
+          if (LONG_WORD.test(td.textContent)) td.classList.add("long");
+        }
+        column += td.colSpan;
+      }
+    }
+  }
+}
+
 function table(headers, rows) {
   return h("table", {}, h("thead", {}, h("tr", {}, headers.map((label) => h("th", { scope: "col" }, label)))), h("tbody", {}, rows));
 }
@@ -172,4 +193,5 @@ export {
   badge,
   stats,
   table,
+  labelCells,
 };

@@ -2,7 +2,7 @@
    (<body data-page>), then mark the body data-loaded (tests wait for it). */
 
 import { alertsPage } from "./alerts.js";
-import { body, setStatus } from "./core.js";
+import { body, labelCells, setStatus } from "./core.js";
 import { dashboardPage } from "./dashboards.js";
 import { explorerPage } from "./explorer.js";
 import { integrationPage, integrationsPage, newIntegrationPage } from "./integrations.js";
@@ -26,6 +26,9 @@ const PAGES = {
 };
 
 topBar();
+// Tables are drawn by each page's script; their cells get their column's name as they appear.
+const main = document.querySelector("main");
+if (main) new MutationObserver(() => labelCells(main)).observe(main, { childList: true, subtree: true });
 const start = PAGES[body.dataset.page];
 // Every signed-in page shows the invitations waiting for the person (identity.js).
 Promise.all([start ? start() : null, invitationBanner()]).then(
