@@ -25,6 +25,7 @@ from siemgate.api.schemas import ErrorBody
 from siemgate.api.services import Services
 from siemgate.auth.passwords import warm_up
 from siemgate.console.routes import mount_console
+from siemgate.integrity.service import WORKER_SECONDS
 
 log = logging.getLogger("siemgate.server")
 USAGE_FLUSH_SECONDS = 2.0
@@ -48,6 +49,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
             asyncio.create_task(asyncio.to_thread(warm_up)),
             asyncio.create_task(_every(USAGE_FLUSH_SECONDS, services.usage.flush, "record credential use")),
             asyncio.create_task(_every(LIFECYCLE_SECONDS, services.lifecycle.run_due, "apply token lifecycle")),
+            asyncio.create_task(_every(WORKER_SECONDS, services.tlog.run, "integrate and sign the event logs")),
         ]
         if services.settings.alerts_enabled:
             tasks += alert_tasks(services)

@@ -28,6 +28,7 @@ from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
 from siemgate.integrity.keys import LogKeys
+from siemgate.integrity.service import LogService
 from siemgate.retention.service import RetentionService
 from siemgate.store.base import Account, Store
 from siemgate.store.ingest import EventWriter
@@ -61,6 +62,7 @@ class Services:
     alerts: AlertService
     retention: RetentionService
     log_keys: LogKeys
+    tlog: LogService
     _accounts: dict[int, Account] = field(default_factory=dict)
 
     def account(self, account_id: int) -> Account:
@@ -124,4 +126,5 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         alerts=AlertService(settings, store, people, audit, writer, clock),
         retention=retention,
         log_keys=LogKeys(settings),
+        tlog=LogService(store, clock),
     )

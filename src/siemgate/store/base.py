@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from siemgate.model.facets import Facets
 from siemgate.model.features import Feature
 from siemgate.store.identity import IdentityStore
+from siemgate.store.log_sql import LogSQL
 
 # One stored event as the serving path needs it: (seq, v2 JSON bytes, v1 cut; see model.encoding).
 EventRow = tuple[int, bytes, int | None]
@@ -203,11 +204,11 @@ class SigningKey:
     active: bool = False
 
 
-class Store(IdentityStore, abc.ABC):
+class Store(IdentityStore, LogSQL, abc.ABC):
     """Persistence for accounts, credentials and event logs. Backends: sqlite, postgres.
 
     Invitations, two-factor enrolments and account sign-in policy are written once for both
-    backends in store/identity.py."""
+    backends in store/identity.py, the tamper-evident log's tables in store/log_sql.py."""
 
     # lifecycle
     @abc.abstractmethod

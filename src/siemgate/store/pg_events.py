@@ -21,6 +21,7 @@ from siemgate.errors import StoreError
 from siemgate.model.features import Feature
 from siemgate.store.base import EventRow, InsertResult, NewEvent, PageRows
 from siemgate.store.pg_base import IntegrityConflict, PgBase
+from siemgate.tlog.entry import entry_bytes
 
 DAY = 86_400 * 1_000_000_000
 _MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
@@ -32,6 +33,7 @@ _V1_BODY = (
     " || CASE WHEN v1_cut & 3 = 2 THEN '\\x7d7d'::bytea ELSE '\\x7d'::bytea END END"
 )
 _COPY_TYPES = ["int8", "int8", "int8", "int8", "int8", "text", "bytea", "int8"]
+_LOG_TYPES = ["int8", "int8", "int8", "bytea"]
 _FACET_TYPES = ["int8", "int8", "int8", "int8", "text", "text", "text", "text", "text", "text"]
 
 
@@ -50,6 +52,7 @@ _PARTITIONED = ("events", "facets")
 
 
 class PgEvents(PgBase):
+    log_entries_on = True  # off only in the benchmark that measures what the log costs
     _partitions: set[tuple[int, int]]  # (feature code, bucket) known to exist (set by PostgresStore)
 
     # partitions -----------------------------------------------------------------------------------
@@ -107,6 +110,8 @@ class PgEvents(PgBase):
             seqs: list[int | None] = []
             rows: list[tuple[Any, ...]] = []
             facet_rows: list[tuple[Any, ...]] = []
+            log_rows: list[tuple[Any, ...]] = []
+            log_on = self.log_entries_on
             buckets: dict[int, list[int]] = {}  # bucket -> [min seq, max seq, rows]
             for event in events:
                 key = (event.ts, event.uuid)
@@ -120,10 +125,12 @@ class PgEvents(PgBase):
                 rows.append((account_id, code, head, event.ts, max_ts, event.uuid, event.body, event.v1_cut))
                 if event.facets is not None:
                     facet_rows.append((account_id, code, event.ts, head, *event.facets))
+                if log_on:  # the stream's log, in the same transaction (docs/integrity.md)
+                    log_rows.append((account_id, code, head - 1, entry_bytes(event.ts, event.body)))
                 b = buckets.setdefault(bucket_of(event.ts), [head, head, 0])
                 b[1], b[2] = head, b[2] + 1
             if rows:
-                self._copy_rows(conn, rows, facet_rows)
+                self._copy_rows(conn, rows, facet_rows, log_rows)
                 self._add_buckets(conn, account_id, code, buckets)
                 conn.execute(
                     "UPDATE streams SET head_seq = %s, max_ts = %s WHERE account_id = %s AND feature = %s",
@@ -169,16 +176,25 @@ class PgEvents(PgBase):
 
     @staticmethod
     def _copy_rows(
-        conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]], facets: Sequence[Sequence[Any]]
+        conn: psycopg.Connection[Any],
+        rows: Sequence[Sequence[Any]],
+        facets: Sequence[Sequence[Any]],
+        log_rows: Sequence[Sequence[Any]] = (),
     ) -> None:
-        """COPY event rows and their facet rows (binary); a value of the wrong type is a StoreError."""
+        """COPY event rows, their facet rows and log entries (binary); a value of the wrong type is
+        a StoreError."""
         try:
-            PgEvents._copy(conn, rows, facets)
+            PgEvents._copy(conn, rows, facets, log_rows)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"cannot store the events: a value has the wrong type ({type(exc).__name__})") from None
 
     @staticmethod
-    def _copy(conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]], facets: Sequence[Sequence[Any]]) -> None:
+    def _copy(
+        conn: psycopg.Connection[Any],
+        rows: Sequence[Sequence[Any]],
+        facets: Sequence[Sequence[Any]],
+        log_rows: Sequence[Sequence[Any]],
+    ) -> None:
         with conn.cursor() as cur:
             with cur.copy(
                 "COPY events (account_id, feature, seq, ts, max_ts, uuid, body, v1_cut) FROM STDIN (FORMAT BINARY)"
@@ -193,6 +209,11 @@ class PgEvents(PgBase):
                 ) as copy:
                     copy.set_types(_FACET_TYPES)
                     for row in facets:
+                        copy.write_row(row)
+            if log_rows:
+                with cur.copy("COPY log_entries (account_id, feature, idx, entry) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(_LOG_TYPES)
+                    for row in log_rows:
                         copy.write_row(row)
 
     @staticmethod

@@ -1,0 +1,225 @@
+"""The tamper-evident log tables of both store backends, written once (docs/integrity.md, "In the
+store"): entries (written by `insert_events` in the event's transaction), the perfect-node hashes
+the integrator keeps, the integration state, signed checkpoints and recovery statements.
+
+A backend mixes `LogSQL` in beside `AlertSQL` and supplies, as for alerts, its placeholder (`_q`),
+a write transaction (`_alert_tx`: integrity violations raise Conflict, other failures StoreError)
+and `_rows`. Nothing here deletes an entry or a hash: purges delete event bodies only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from siemgate.model.features import Feature
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """How far a stream's log is integrated: `size` entries with tree root `root`; `error` is the
+    integrity error that stopped integration (then nothing more is integrated or signed)."""
+
+    size: int
+    root: bytes
+    error: str | None
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    time: int  # unix seconds, as signed
+    size: int
+    note: str
+
+
+class LogSQL:
+    """Mixed in after the backend's base class and before Store."""
+
+    _q: Callable[[str], str]
+    _alert_tx: Callable[[str], AbstractContextManager[Any]]
+    _rows: Callable[..., Sequence[Sequence[Any]]]
+
+    # reading ----------------------------------------------------------------------------------
+    def log_overview(self) -> list[tuple[int, Feature, int, int, bool]]:
+        """(account_id, feature, head seq, integrated size, stopped by an error) of every stream
+        that has been written to; size -1 when its log was never integrated."""
+        rows = self._rows(
+            "SELECT s.account_id, s.feature, s.head_seq, coalesce(l.size, -1), l.error IS NOT NULL FROM streams s"
+            " LEFT JOIN log_state l ON l.account_id = s.account_id AND l.feature = s.feature"
+            " ORDER BY s.account_id, s.feature"
+        )
+        return [(int(r[0]), Feature.from_code(int(r[1])), int(r[2]), int(r[3]), bool(r[4])) for r in rows]
+
+    def log_state(self, account_id: int, feature: Feature) -> LogState | None:
+        rows = self._rows(
+            self._q("SELECT size, root, error, updated_at FROM log_state WHERE account_id = ? AND feature = ?"),
+            (account_id, feature.code),
+        )
+        if not rows:
+            return None
+        size, root, error, updated = rows[0]
+        return LogState(int(size), bytes(root), error, int(updated))
+
+    def log_entry_rows(self, account_id: int, feature: Feature, begin: int, end: int) -> list[tuple[int, bytes]]:
+        """(index, entry bytes) of the entries with `begin <= index < end`, in index order."""
+        rows = self._rows(
+            self._q(
+                "SELECT idx, entry FROM log_entries WHERE account_id = ? AND feature = ? AND idx >= ? AND idx < ?"
+                " ORDER BY idx"
+            ),
+            (account_id, feature.code, begin, end),
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def log_hash_rows(
+        self, account_id: int, feature: Feature, level: int, begin: int, end: int
+    ) -> list[tuple[int, bytes]]:
+        """(index, hash) of the stored perfect nodes of `level` with `begin <= index < end`."""
+        rows = self._rows(
+            self._q(
+                "SELECT idx, hash FROM log_hashes WHERE account_id = ? AND feature = ? AND level = ?"
+                " AND idx >= ? AND idx < ? ORDER BY idx"
+            ),
+            (account_id, feature.code, level, begin, end),
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def log_checkpoints(self, account_id: int, feature: Feature) -> list[StoredCheckpoint]:
+        """Every stored checkpoint of the stream, oldest first."""
+        rows = self._rows(
+            self._q("SELECT time, size, note FROM log_checkpoints WHERE account_id = ? AND feature = ? ORDER BY time"),
+            (account_id, feature.code),
+        )
+        return [StoredCheckpoint(int(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+    def last_log_checkpoint(self, account_id: int, feature: Feature) -> StoredCheckpoint | None:
+        rows = self._rows(
+            self._q(
+                "SELECT time, size, note FROM log_checkpoints WHERE account_id = ? AND feature = ?"
+                " ORDER BY time DESC LIMIT 1"
+            ),
+            (account_id, feature.code),
+        )
+        return StoredCheckpoint(int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def log_recoveries(self, account_id: int, feature: Feature) -> list[str]:
+        """The signed recovery statements of the stream, oldest first."""
+        rows = self._rows(
+            self._q("SELECT statement FROM log_recoveries WHERE account_id = ? AND feature = ? ORDER BY time"),
+            (account_id, feature.code),
+        )
+        return [str(r[0]) for r in rows]
+
+    def log_unlogged_events(
+        self, account_id: int, feature: Feature, after_seq: int, up_to_seq: int, limit: int
+    ) -> list[tuple[int, int, bytes]]:
+        """(seq, ts, body) of stored events after `after_seq` (up to `up_to_seq`) that have no log
+        entry yet, in seq order: what the backfill writes entries for."""
+        rows = self._rows(
+            self._q(
+                "SELECT e.seq, e.ts, e.body FROM events e WHERE e.account_id = ? AND e.feature = ?"
+                " AND e.seq > ? AND e.seq <= ? AND NOT EXISTS (SELECT 1 FROM log_entries l"
+                " WHERE l.account_id = e.account_id AND l.feature = e.feature AND l.idx = e.seq - 1)"
+                " ORDER BY e.seq LIMIT ?"
+            ),
+            (account_id, feature.code, after_seq, up_to_seq, limit),
+        )
+        return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+
+    def log_entry_count(self, account_id: int, feature: Feature, end: int) -> int:
+        """How many entries have an index below `end`."""
+        rows = self._rows(
+            self._q("SELECT count(*) FROM log_entries WHERE account_id = ? AND feature = ? AND idx < ?"),
+            (account_id, feature.code, end),
+        )
+        return int(rows[0][0])
+
+    # writing ----------------------------------------------------------------------------------
+    def add_log_entries(self, account_id: int, feature: Feature, entries: Iterable[tuple[int, bytes]]) -> None:
+        """Store (index, entry) pairs of the backfill; an index that has an entry keeps it."""
+        rows = [(account_id, feature.code, idx, entry) for idx, entry in entries]
+        if not rows:
+            return
+        with self._alert_tx("cannot store log entries") as conn:
+            for i in range(0, len(rows), 500):
+                chunk = rows[i : i + 500]
+                marks = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                conn.execute(
+                    self._q(f"INSERT INTO log_entries VALUES {marks} ON CONFLICT DO NOTHING"),
+                    [v for row in chunk for v in row],
+                )
+
+    def log_integrated(
+        self,
+        account_id: int,
+        feature: Feature,
+        old_size: int,
+        state: LogState,
+        hashes: Sequence[tuple[int, int, bytes]],
+    ) -> bool:
+        """Record that the log grew from `old_size` to `state.size` and the new perfect-node hashes
+        (level, index, hash), atomically; False (nothing written) when another integrator moved the
+        state first or an integrity error stopped it."""
+        with self._alert_tx("cannot record the log's integration") as conn:
+            if old_size == 0:
+                cur = conn.execute(
+                    self._q("INSERT INTO log_state VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING"),
+                    (account_id, feature.code, state.size, state.root, state.updated_at),
+                )
+            else:
+                cur = conn.execute(
+                    self._q(
+                        "UPDATE log_state SET size = ?, root = ?, updated_at = ? WHERE account_id = ?"
+                        " AND feature = ? AND size = ? AND error IS NULL"
+                    ),
+                    (state.size, state.root, state.updated_at, account_id, feature.code, old_size),
+                )
+            if cur.rowcount != 1:
+                return False
+            for level, idx, h in hashes:
+                conn.execute(
+                    self._q("INSERT INTO log_hashes VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                    (account_id, feature.code, level, idx, h),
+                )
+        return True
+
+    def set_log_error(self, account_id: int, feature: Feature, error: str | None, now: int) -> None:
+        """Record (or, with None, clear) the integrity error that stops the stream's integration."""
+        with self._alert_tx("cannot record the log's state") as conn:
+            conn.execute(
+                self._q(
+                    "INSERT INTO log_state VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (account_id, feature)"
+                    " DO UPDATE SET error = excluded.error, updated_at = excluded.updated_at"
+                ),
+                (account_id, feature.code, b"", error, now),
+            )
+
+    def add_log_checkpoint(self, account_id: int, feature: Feature, checkpoint: StoredCheckpoint) -> None:
+        """Keep a signed checkpoint; one already stored for that time is kept."""
+        with self._alert_tx("cannot store the checkpoint") as conn:
+            conn.execute(
+                self._q("INSERT INTO log_checkpoints VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                (account_id, feature.code, checkpoint.time, checkpoint.size, checkpoint.note),
+            )
+
+    def add_log_recovery(self, account_id: int, feature: Feature, time: int, statement: str) -> None:
+        with self._alert_tx("cannot store the recovery statement") as conn:
+            conn.execute(
+                self._q("INSERT INTO log_recoveries VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                (account_id, feature.code, time, statement),
+            )
+
+    def reset_log_state(self, account_id: int, feature: Feature, state: LogState) -> None:
+        """Set the integration state as it is after a recovery (the tree as the store holds it)."""
+        with self._alert_tx("cannot record the log's state") as conn:
+            conn.execute(
+                self._q(
+                    "INSERT INTO log_state VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (account_id, feature)"
+                    " DO UPDATE SET size = excluded.size, root = excluded.root, error = NULL,"
+                    " updated_at = excluded.updated_at"
+                ),
+                (account_id, feature.code, state.size, state.root, state.updated_at),
+            )

@@ -1,0 +1,66 @@
+"""Support for the tests of the log in the store: events written through the real EventWriter,
+and raw SQL on the store's database (what an attacker with database access does)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import psycopg
+
+from api.helpers import auditevent
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.store.base import Account, Store
+from siemgate.store.ingest import EventWriter
+from siemgate.store.sqlite import SQLiteStore
+from siemgate.tlog.entry import body_timestamp_ns, entry_for
+from siemgate.tlog.merkle import root_of
+
+T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+SECOND = 1_000_000_000
+
+
+def write_events(store: Store, account: Account, count: int, *, start: int = T0, batch: int = 250) -> None:
+    """`count` audit events one second apart from `start`, written in batches."""
+    writer = EventWriter(store, lambda: start + 10**6 * SECOND)
+    done = 0
+    while done < count:
+        n = min(batch, count - done)
+        writer.write(account.id, Feature.AUDITEVENTS, [auditevent(start + (done + i) * SECOND) for i in range(n)])
+        done += n
+
+
+def new_account(store: Store) -> Account:
+    return store.create_account(new_id(), f"acct-{new_id()[:8]}", T0)
+
+
+def bodies(store: Store, account: Account) -> list[tuple[int, bytes]]:
+    """(seq, stored v2 bytes) of every event of the account's audit stream."""
+    out: list[tuple[int, bytes]] = []
+    after = 0
+    while True:
+        rows = store.read_events(account.id, Feature.AUDITEVENTS, after, -(2**63), None, 1000)
+        if not rows:
+            return out
+        out += [(seq, body) for seq, body, _ in rows]
+        after = rows[-1][0]
+
+
+def expected_root(store: Store, account: Account) -> bytes:
+    """The root recomputed from the stored bodies alone (no log table involved)."""
+    return root_of([entry_for(body_timestamp_ns(body), body).leaf() for _, body in bodies(store, account)])
+
+
+def sql(store: Store, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on the store's database outside siemgate (`?` placeholders)."""
+    if isinstance(store, SQLiteStore):
+        conn = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            return conn.execute(statement, params).fetchall()
+        finally:
+            conn.close()
+    url = store.url  # type: ignore[attr-defined]
+    with psycopg.connect(url, autocommit=True) as pg:
+        cur = pg.execute(statement.replace("?", "%s"), params)
+        return cur.fetchall() if cur.description else []
