@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     integrity_signer_secret_file: Path | None = Field(
         None, description="File holding the shared secret of the log signer (never logged)."
     )
+    integrity_checkpoint_seconds: int = Field(
+        10, ge=1, le=3600, description="At most one checkpoint of a changing log per this many seconds."
+    )
+    integrity_heartbeat_seconds: int = Field(
+        3600, ge=1, le=86400, description="An idle log is re-signed (a heartbeat) after this many seconds."
+    )
     integrity_public_key_file: Path | None = Field(
         None, description="Public key file served at /.well-known/siemgate-log-keys; default: the signer's keys."
     )

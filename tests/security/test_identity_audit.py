@@ -80,6 +80,7 @@ CLI_EXEMPT = {
     "signer retire": "retires an old checkpoint signing key",
     "signer recover": "records a recovery statement for the log",
     "signer serve": "runs the signer",
+    "log checkpoint": "has the log's current tree signed (integrity, not access)",
 }
 
 

@@ -130,10 +130,12 @@ def export(
 
 
 @contextlib.contextmanager
-def signer_process(kit: Kit, secret_file: Path, recovery_file: Path | None = None) -> Iterator[str]:
-    """`siemgate signer serve` as a real process on a free loopback port; yields its URL."""
+def signer_process(
+    kit: Kit, secret_file: Path, recovery_file: Path | None = None, port: int | None = None
+) -> Iterator[str]:
+    """`siemgate signer serve` as a real process on a loopback port (default: a free one); yields its URL."""
     kit.signer.close()
-    port = free_port()
+    port = port or free_port()
     args = [
         sys.executable,
         "-m",

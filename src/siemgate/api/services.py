@@ -95,6 +95,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
     sessions = SessionService(store, clock)
     limiter = SignInLimiter(settings.redis_url)
     personal = PersonalService(store, api_keys, people, audit, limiter, clock)
+    log_keys = LogKeys(settings)
     return Services(
         settings=settings,
         store=store,
@@ -125,6 +126,6 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         signin=SignInFlow(store, sessions, limiter, personal, audit),
         alerts=AlertService(settings, store, people, audit, writer, clock),
         retention=retention,
-        log_keys=LogKeys(settings),
-        tlog=LogService(store, clock),
+        log_keys=log_keys,
+        tlog=LogService(settings, store, clock, log_keys),
     )

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import typer
 
-from siemgate.cli.common import state
+from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err
+from siemgate.errors import BadRequest
 from siemgate.integrity.keys import LogKeys
+from siemgate.model.features import ALL_FEATURES, Feature
 
 log_app = typer.Typer(help="The signed, tamper-evident log of each event stream.", no_args_is_help=True)
 
@@ -31,3 +33,26 @@ def keys(
     if out is not None:
         out.write_text(ring.text(), encoding="utf-8")
         err.print(f"Wrote {out}")
+
+
+ACCOUNT_OPTION = typer.Option(None, "--account", "-a", help="Account uuid or name (default: the only one).")
+FEATURE_OPTION = typer.Option(..., "--feature", "-f", help="The stream: signinattempts, itemusages or auditevents.")
+
+
+def _feature(text: str) -> Feature:
+    try:
+        return Feature(text)
+    except ValueError:
+        raise BadRequest(f"--feature {text!r} is not a stream; use one of {', '.join(ALL_FEATURES)}") from None
+
+
+@log_app.command("checkpoint")
+def checkpoint(ctx: typer.Context, account: str = ACCOUNT_OPTION, feature: str = FEATURE_OPTION) -> None:
+    """Integrate a stream's log and have its current tree signed now; print the signed checkpoint."""
+    stream = _feature(feature)
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        cp = services.tlog.checkpoint(acct.id, stream)
+        stored = services.store.last_log_checkpoint(acct.id, stream)
+        sys.stdout.write(stored.note if stored is not None else cp.text())
+        err.print(f"Signed {cp.describe()}")

@@ -1,29 +1,70 @@
-"""The server's log worker (docs/integrity.md, "In the store"): it integrates every stream's new
-entries and asks the signer for the checkpoints that are due. `serve` runs it every few seconds;
-`siemgate log checkpoint` runs it for one stream."""
+"""The server's log worker (docs/integrity.md, "In the store" and "Cadence"): it integrates every
+stream's new entries and asks the signer for the checkpoints that are due, which it verifies and
+stores. `serve` runs it every few seconds; `siemgate log checkpoint` runs it for one stream.
+
+While the signer is unreachable ingest goes on (entries are written with the events, integration
+goes on); signing is retried after the checkpoint interval, and the first checkpoint after the
+signer is back covers everything since, with one consistency proof.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from siemgate.integrity.tree import Integrated, integrate
+from siemgate.config import Settings
+from siemgate.errors import ConfigError, NotFound, SiemgateError
+from siemgate.integrity.keys import LogKeys, signer_client
+from siemgate.integrity.tree import Integrated, StoredTree, integrate
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
+from siemgate.store.log_sql import StoredCheckpoint
+from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint, unverified_text
+from siemgate.tlog.note import NoteError
+from siemgate.tlog.publisher import Cadence, SignerAhead, due, publish
+from siemgate.tlog.signer import SignerRefused
+from siemgate.tlog.signer_client import SignerUnavailable
 
 log = logging.getLogger("siemgate.integrity")
 
 WORKER_SECONDS = 2.0
+Stream = tuple[int, Feature]
+
+
+class LogUnavailable(SiemgateError):
+    """A checkpoint cannot be had now (no signer configured, the signer is down, or the log is
+    stopped by an integrity error); the message says what to do."""
+
+
+@dataclass
+class _Ahead:
+    message: str
+    retry_at: int
 
 
 class LogService:
-    """Integration and checkpoints of every stream's log; thread-safe as far as the store is."""
+    """Integration and checkpoints of every stream's log. One worker per process runs `run`; several
+    processes may share a database (the signer orders concurrent signing)."""
 
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], int], keys: LogKeys) -> None:
+        if settings.integrity_heartbeat_seconds < settings.integrity_checkpoint_seconds:
+            raise ConfigError("integrity_heartbeat_seconds must be at least integrity_checkpoint_seconds")
         self.store = store
         self.clock = clock
+        self.keys = keys
+        self.cadence = Cadence(settings.integrity_checkpoint_seconds, settings.integrity_heartbeat_seconds)
+        self.signer = signer_client(settings)
+        self._last: dict[Stream, Checkpoint | None] = {}
+        self._down_until = 0
+        self._down_logged = False
+        self._ahead: dict[Stream, _Ahead] = {}
 
-    def integrate_all(self) -> dict[tuple[int, Feature], Integrated]:
+    def _now(self) -> int:
+        return self.clock() // 1_000_000_000
+
+    # integration ---------------------------------------------------------------------------------
+    def integrate_all(self) -> dict[Stream, Integrated]:
         """Integrate every stream that has entries past its integrated size."""
         done = {}
         for account_id, feature, head, size, stopped in self.store.log_overview():
@@ -32,5 +73,98 @@ class LogService:
         return done
 
     def run(self) -> None:
-        """One round of the worker."""
+        """One round of the worker: integrate, then sign what is due."""
         self.integrate_all()
+        if self.signer is not None and self._now() >= self._down_until:
+            self.sign_due()
+
+    # checkpoints ---------------------------------------------------------------------------------
+    def origin(self, account_id: int, feature: Feature) -> str:
+        """`<signer's key name>/<account uuid>/<feature>`; NotFound when there are no keys."""
+        ring = self.keys.public()
+        names = [k.verifier.name for k in ring.keys if k.retired is None] or [k.verifier.name for k in ring.keys]
+        return f"{names[0]}/{self.store.get_account_by_id(account_id).uuid}/{feature.value}"
+
+    def last_checkpoint(self, account_id: int, feature: Feature) -> Checkpoint | None:
+        stream = (account_id, feature)
+        if stream not in self._last:
+            stored = self.store.last_log_checkpoint(account_id, feature)
+            self._last[stream] = Checkpoint.parse(unverified_text(stored.note)) if stored else None
+        return self._last[stream]
+
+    def sign_due(self) -> int:
+        """Ask for every checkpoint that is due; returns how many were signed."""
+        signed = 0
+        now = self._now()
+        for account_id, feature, _head, size, stopped in self.store.log_overview():
+            stream = (account_id, feature)
+            if size < 0 or stopped or (stream in self._ahead and now < self._ahead[stream].retry_at):
+                continue
+            last = self.last_checkpoint(account_id, feature)
+            if last is not None and now - last.time < self.cadence.min_interval:
+                continue  # whatever is due (a day-close against a clock ahead of the signer's too)
+            if due(self.cadence, size, last, now) is None:
+                continue
+            try:
+                self._sign(account_id, feature, size)
+            except SignerUnavailable as exc:
+                self._down_until = now + self.cadence.min_interval
+                if not self._down_logged:
+                    log.warning("the log signer is unreachable; ingest goes on and checkpoints catch up: %s", exc)
+                    self._down_logged = True
+                return signed
+            except LogUnavailable as exc:
+                log.error("log of account %s %s: %s", account_id, feature.value, exc)
+                continue
+            signed += 1
+            if self._down_logged:
+                log.info("the log signer is reachable again; checkpoints caught up")
+                self._down_logged = False
+        return signed
+
+    def checkpoint(self, account_id: int, feature: Feature) -> Checkpoint:
+        """Integrate the stream and have its current tree signed now (a heartbeat if unchanged).
+
+        Raises LogUnavailable saying why not (no signer, signer down, log stopped or ahead)."""
+        if self.signer is None:
+            raise LogUnavailable("this server has no log signer: set integrity_signer_url (docs/integrity.md)")
+        result = integrate(self.store, account_id, feature, self.clock())
+        if result.error:
+            raise LogUnavailable(f"the log is stopped by an integrity error: {result.error}")
+        state = self.store.log_state(account_id, feature)
+        if state is None:
+            raise LogUnavailable("the stream has no events yet: there is nothing to sign")
+        try:
+            return self._sign(account_id, feature, state.size)
+        except SignerUnavailable as exc:
+            raise LogUnavailable(f"{exc}; try again when it is back") from None
+
+    def _sign(self, account_id: int, feature: Feature, size: int) -> Checkpoint:
+        stream = (account_id, feature)
+        try:
+            origin = self.origin(account_id, feature)
+        except NotFound as exc:
+            raise LogUnavailable(str(exc)) from None
+        last = self.last_checkpoint(account_id, feature)
+        tree = StoredTree(self.store, account_id, feature, size)
+        try:
+            note = publish(self.signer, origin, size, tree, last)  # type: ignore[arg-type]
+        except SignerAhead as exc:
+            self._ahead[stream] = _Ahead(str(exc), self._now() + self.cadence.heartbeat)
+            raise LogUnavailable(str(exc)) from None
+        except SignerRefused as exc:
+            if (exc.status is not None and exc.status >= 500) or exc.status in (401, 403):
+                raise LogUnavailable(f"the signer refused: {exc}") from None
+            message = f"the signer refused to sign the stored tree of size {size}: {exc}"
+            self.store.set_log_error(account_id, feature, message, self.clock())
+            raise LogUnavailable(message) from None
+        try:
+            cp = open_checkpoint(note, self.keys.public()).checkpoint
+        except (CheckpointError, NoteError, NotFound) as exc:
+            raise LogUnavailable(f"the signer's checkpoint does not verify with the published keys: {exc}") from None
+        if cp.origin != origin or cp.size != size:
+            raise LogUnavailable(f"the signer signed {cp.describe()}, not size {size} of {origin}")
+        self.store.add_log_checkpoint(account_id, feature, StoredCheckpoint(cp.time, cp.size, note))
+        self._last[stream] = cp
+        self._ahead.pop(stream, None)
+        return cp

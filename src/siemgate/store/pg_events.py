@@ -110,8 +110,6 @@ class PgEvents(PgBase):
             seqs: list[int | None] = []
             rows: list[tuple[Any, ...]] = []
             facet_rows: list[tuple[Any, ...]] = []
-            log_rows: list[tuple[Any, ...]] = []
-            log_on = self.log_entries_on
             buckets: dict[int, list[int]] = {}  # bucket -> [min seq, max seq, rows]
             for event in events:
                 key = (event.ts, event.uuid)
@@ -125,12 +123,11 @@ class PgEvents(PgBase):
                 rows.append((account_id, code, head, event.ts, max_ts, event.uuid, event.body, event.v1_cut))
                 if event.facets is not None:
                     facet_rows.append((account_id, code, event.ts, head, *event.facets))
-                if log_on:  # the stream's log, in the same transaction (docs/integrity.md)
-                    log_rows.append((account_id, code, head - 1, entry_bytes(event.ts, event.body)))
                 b = buckets.setdefault(bucket_of(event.ts), [head, head, 0])
                 b[1], b[2] = head, b[2] + 1
             if rows:
-                self._copy_rows(conn, rows, facet_rows, log_rows)
+                # the stream's log, in the same transaction (docs/integrity.md)
+                self._copy_rows(conn, rows, facet_rows, log=self.log_entries_on)
                 self._add_buckets(conn, account_id, code, buckets)
                 conn.execute(
                     "UPDATE streams SET head_seq = %s, max_ts = %s WHERE account_id = %s AND feature = %s",
@@ -179,12 +176,13 @@ class PgEvents(PgBase):
         conn: psycopg.Connection[Any],
         rows: Sequence[Sequence[Any]],
         facets: Sequence[Sequence[Any]],
-        log_rows: Sequence[Sequence[Any]] = (),
+        *,
+        log: bool = False,
     ) -> None:
-        """COPY event rows, their facet rows and log entries (binary); a value of the wrong type is
-        a StoreError."""
+        """COPY event rows, their facet rows and (with `log`) the events' log entries (binary); a
+        value of the wrong type is a StoreError."""
         try:
-            PgEvents._copy(conn, rows, facets, log_rows)
+            PgEvents._copy(conn, rows, facets, log)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"cannot store the events: a value has the wrong type ({type(exc).__name__})") from None
 
@@ -193,7 +191,7 @@ class PgEvents(PgBase):
         conn: psycopg.Connection[Any],
         rows: Sequence[Sequence[Any]],
         facets: Sequence[Sequence[Any]],
-        log_rows: Sequence[Sequence[Any]],
+        log: bool,
     ) -> None:
         with conn.cursor() as cur:
             with cur.copy(
@@ -210,11 +208,11 @@ class PgEvents(PgBase):
                     copy.set_types(_FACET_TYPES)
                     for row in facets:
                         copy.write_row(row)
-            if log_rows:
+            if log:
                 with cur.copy("COPY log_entries (account_id, feature, idx, entry) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(_LOG_TYPES)
-                    for row in log_rows:
-                        copy.write_row(row)
+                    for row in rows:  # (account_id, feature, seq, ts, max_ts, uuid, body, v1_cut)
+                        copy.write_row((row[0], row[1], row[2] - 1, entry_bytes(row[3], row[6])))
 
     @staticmethod
     def _add_buckets(conn: psycopg.Connection[Any], account_id: int, code: int, buckets: dict[int, list[int]]) -> None:
