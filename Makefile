@@ -1,21 +1,29 @@
-# siemgate: `make demo` runs a demo server, `make test` runs the tests. Both set up .venv first.
+# siemgate: `make demo [PORT=8080]` runs a demo server (runtime dependencies only), `make test` runs the
+# tests (with the dev toolchain, root for apt, PostgreSQL and Redis: see README). Both set up .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+PORT ?= 8080
 
 .PHONY: venv demo test bench lint format clean
 
-$(STAMP): pyproject.toml
+# The runtime only (what `make demo` needs); the dev stamp adds the test and lint toolchain.
+$(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/siemgate demo
+demo: $(RUNTIME_STAMP)
+	$(BIN)/siemgate demo --port $(PORT)
 
 test: $(STAMP)
 	.ci/system-packages

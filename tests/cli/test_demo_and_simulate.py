@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import string
 import subprocess
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from cli_procs import Proc, bearer, cli_env, free_port, healthy, make_account, run_cli, wait_for
+from cli_procs import Proc, bearer, cli_env, free_port, healthy, make_account, run_cli, running, wait_for
 
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns, parse_ns
@@ -387,3 +388,69 @@ def test_demo_refuses_a_data_dir_that_is_not_siemgates(tmp_path: Path, contents:
     assert "Traceback" not in stderr
     assert (data_dir / "notes.txt").read_text() == "do not delete\n"
     assert sorted(p.name for p in data_dir.iterdir()) == sorted(c.rstrip("/") for c in contents)
+
+
+def test_demo_on_a_busy_port_fails_before_any_work_and_prints_no_credentials(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["--data-dir", str(data_dir), "demo", "--port", str(port), "--users", "2", "--days", "1", "--rate", "0"]
+        proc = Proc("demo", args, cli_env(data_dir), tmp_path / "logs")
+        try:
+            code = proc.popen.wait(timeout=60)
+        finally:
+            proc.kill()
+    assert code == 2, proc.output()
+    stderr = proc.stderr()
+    assert f"port {port} on 127.0.0.1 is already in use" in stderr and "--port" in stderr, stderr
+    assert "Traceback" not in stderr and "simulating" not in stderr, stderr
+    assert proc.stdout() == "", "the demo printed instructions although it could not serve"
+    assert not data_dir.exists(), "the demo did work (made its store) before finding the port busy"
+
+
+def test_demo_uses_its_own_store_whatever_database_is_configured(tmp_path: Path) -> None:
+    production = tmp_path / "production"
+    make_account(production, "Production")
+    prod_db = production / "siemgate.db"
+    before = prod_db.read_bytes()
+    data_dir = tmp_path / "demo"
+    env = {
+        **cli_env(data_dir),
+        "SIEMGATE_DATABASE_URL": f"sqlite:///{prod_db}",
+        "SIEMGATE_PUBLIC_HOST": "siem.example.com",
+    }
+    port = free_port()
+    args = ["--data-dir", str(data_dir), "demo", "--port", str(port), "--users", "5", "--days", "1", "--rate", "0"]
+    with running(Proc("demo", args, env, tmp_path / "logs")) as proc:
+        wait_for("the instructions", lambda: "Stop with Ctrl-C" in proc.stdout(), 60, proc=proc)
+        token = re.search(r"export SIEMGATE_TOKEN='([^']+)'", proc.stdout())
+        assert token, proc.output()
+        who = httpx.get(f"http://127.0.0.1:{port}/api/v2/auth/introspect", headers=bearer(token.group(1)), timeout=10)
+        assert who.status_code == 200, who.text  # the token's audience is the demo's own address
+        assert "the demo ignores SIEMGATE_DATABASE_URL, SIEMGATE_PUBLIC_HOST" in proc.stderr(), proc.output()
+        proc.stop(signal.SIGTERM)
+    assert prod_db.read_bytes() == before, "the demo wrote into the configured database"
+    with open_store(production) as store:
+        assert [a.name for a in store.list_accounts()] == ["Production"]
+    with open_store(data_dir) as store:
+        assert [a.name for a in store.list_accounts()] == ["Demo Org"]
+
+
+def test_make_demo_installs_only_the_runtime_and_takes_a_port(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    venv = tmp_path / "venv"  # absent: make prints how it would create and fill it
+
+    def planned(*goals: str) -> str:
+        result = subprocess.run(
+            ["make", "-n", "-C", str(repo), f"VENV={venv}", *goals], capture_output=True, text=True, check=True
+        )
+        return result.stdout
+
+    demo = planned("demo", "PORT=8181")
+    installs = [line for line in demo.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert installs and all("[dev]" not in line for line in installs), demo
+    assert any(line.rstrip().endswith("-e .") for line in installs), demo
+    assert f"{venv}/bin/siemgate demo --port 8181" in demo
+    assert "[dev]" in planned("test")

@@ -20,7 +20,7 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import is_id
 from siemgate.model.timestamps import parse_ns
 from siemgate.simulate import build_world, history, live_events, run_live, simulate_history
-from siemgate.simulate.generator import DAY, HOUR, MINUTE, SECOND
+from siemgate.simulate.generator import DAY, HOUR, MINUTE, SECOND, history_rhythm
 from siemgate.simulate.geo import CITIES
 from siemgate.simulate.world import World
 from siemgate.store.base import Account
@@ -309,3 +309,29 @@ def test_run_live_writes_current_events_and_stops_promptly(store: SQLiteStore, a
     events = [e for f in ALL_FEATURES for e in stored_events(store, account, f)]
     assert result == [len(events)] and len(events) >= 100
     assert all(started - SECOND <= ts(e) <= stopped for e in events)
+
+
+def test_live_activity_keeps_to_the_historys_events_per_hour(world: World) -> None:
+    """By default (as `siemgate demo` runs it) the live stream brings, hour by hour over two virtual
+    days, about as many events as the history has at that hour of the week: quiet nights, busy days,
+    never many times more (which made every 24-hour chart a flat line with one giant bar)."""
+    start = END
+    expected = history_rhythm(world, 5, start)
+    per_hour: Counter[int] = Counter()
+    for due, _, _ in live_events(world, seed=5, start_ns=start):
+        if due >= start + 2 * DAY:
+            break
+        per_hour[(due - start) // HOUR] += 1
+    hours = range(48)
+    want = [expected.at(start + h * HOUR) for h in hours]
+    got = [per_hour[h] for h in hours]
+    assert 0.8 * sum(want) <= sum(got) <= 1.2 * sum(want), (sum(got), sum(want))
+    for h in hours:  # each hour within the noise of a Poisson count (plus a burst of up to 70 events)
+        assert abs(got[h] - want[h]) <= 0.35 * want[h] + 4 * want[h] ** 0.5 + 70, (h, got[h], want[h])
+    busiest, quietest = max(got), min(got)
+    assert busiest > 5 * max(1, quietest), got
+
+    # The rhythm is the history's own: the mean of the same hour of the week over the weeks measured.
+    weeks = list(history(world, start - 2 * 7 * DAY, start, seed=5))
+    same_hour = [ts(e) for _, e in weeks if (ts(e) // HOUR) % (7 * 24) == (start // HOUR) % (7 * 24)]
+    assert expected.at(start) == max(0.05, len(same_hour) / 2)

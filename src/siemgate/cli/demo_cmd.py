@@ -11,10 +11,12 @@ from pathlib import Path
 import typer
 
 from siemgate.accounts.actor import CLI
-from siemgate.cli.common import state
+from siemgate.cli.common import CliState, state
+from siemgate.cli.listen import bind, when_answering
 from siemgate.cli.output import err
 from siemgate.cli.serve_cmds import run_server
 from siemgate.cli.wiring import open_services
+from siemgate.config import Settings
 from siemgate.errors import ConfigError
 from siemgate.logs import configure_logging
 from siemgate.model.features import ALL_FEATURES
@@ -56,7 +58,7 @@ Web console: {base}/console   sign in as {DEMO_OWNER} with password {password}
 Who is this token?
   curl -s {base}/api/v2/auth/introspect -H "{auth}"
 
-The last hour of sign-in attempts, 5 per page (live activity keeps arriving):
+The last hour of sign-in attempts, 5 per page (live activity keeps arriving, at the history's pace):
   curl -s -X POST {base}/api/v2/signinattempts -H "{auth}" -d '{{"limit": 5}}'
 
 All 30 days of item usages, 1000 per page; then send the returned cursor to get the next page:
@@ -74,51 +76,88 @@ The API description: {base}/openapi.json    Stop with Ctrl-C.
 """
 
 
+# Settings of a real deployment the demo never uses: it has its own store, serves plain HTTP on
+# 127.0.0.1 and shares nothing (rate limits, archives, the log signer) with anything configured.
+_IGNORED = (
+    "database_url",
+    "redis_url",
+    "public_host",
+    "public_url",
+    "tls_certfile",
+    "tls_keyfile",
+    "archive_dir",
+    "integrity_signer_url",
+    "integrity_signer_secret_file",
+    "integrity_public_key_file",
+)
+
+
+def demo_settings(cli: CliState, data_dir: Path, port: int) -> Settings:
+    """The demo's settings: whatever is configured, except that the store is SQLite in `data_dir` and
+    nothing in `_IGNORED` applies; says on stderr which configured settings are ignored."""
+    configured = cli.settings(data_dir=data_dir, host="127.0.0.1", port=port)
+    ignored = [name for name in _IGNORED if getattr(configured, name) is not None]
+    if ignored:
+        names = ", ".join(f"SIEMGATE_{name.upper()}" for name in ignored)
+        err.print(f"the demo ignores {names}: it uses its own store in {data_dir.resolve()} and serves plain HTTP")
+    return configured.model_copy(update=dict.fromkeys(_IGNORED))
+
+
 def demo(
     ctx: typer.Context,
-    port: int = typer.Option(8080, "--port", "-p", help="Port to serve on (127.0.0.1)."),
+    port: int = typer.Option(8080, "--port", "-p", min=1, max=65535, help="Port to serve on (127.0.0.1)."),
     users: int = typer.Option(200, "--users", min=1, help="People in the simulated organisation."),
     days: int = typer.Option(30, "--days", min=1, help="Days of history."),
     seed: int = typer.Option(1, "--seed", help="Simulation seed."),
-    rate: float = typer.Option(2.0, "--rate", min=0.0, help="Live events per second while serving (0: none)."),
+    rate: float = typer.Option(
+        None, "--rate", min=0.0, help="Live actions per second while serving (default: the history's rhythm; 0: none)."
+    ),
 ) -> None:
-    """Fresh data dir, an account, 30 days of activity, a token; then serve with live activity."""
+    """Fresh data dir, an account, 30 days of activity, a token; then serve with live activity.
+
+    The port is taken first (a busy port fails at once, exit code 2); the instructions are printed
+    once the server answers. The demo always uses its own store, whatever SIEMGATE_DATABASE_URL says."""
     from siemgate.simulate.runner import run_live, simulate_history
     from siemgate.simulate.world import build_world
 
     cli = state(ctx)
-    data_dir = cli.data_dir or DEMO_DIR
-    _fresh(data_dir)
-    settings = cli.settings(data_dir=data_dir, host="127.0.0.1", port=port)
-    configure_logging("warning", "text")
-    services = open_services(settings)
+    sock = bind("127.0.0.1", port, hint="--port (make demo PORT=...)")
     try:
-        now = time.time_ns()
-        password = secrets.token_urlsafe(12)
-        account, _ = services.people.create_account(CLI, "Demo Org", DEMO_OWNER, "Demo Owner", password)
-        world = build_world(account.uuid, account.name, users, seed)
-        err.print(f"simulating {days} days of activity for {users} people in {data_dir.resolve()} ...")
-        simulate_history(services.writer, account.id, world, days=days, end_ns=now, seed=seed, console=err)
-        integration = services.store.create_integration(account.id, new_id(), "other", "Demo SIEM", "", now)
-        token, _ = services.tokens.issue(account, integration, "demo", ALL_FEATURES, None)
-        ingest_key, _ = services.ingest_keys.create(account, "demo producer", ALL_FEATURES)
-        start = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(now / 1e9 - days * 86400))
-        print(_instructions(settings.base_url, token, ingest_key, start, password), flush=True)
-        stop = threading.Event()
-        live = None
-        if rate > 0:
-            live = threading.Thread(
-                target=run_live,
-                args=(services.writer, account.id, world),
-                kwargs={"seed": seed + 1, "rate": rate, "stop": stop},
-                daemon=True,
-            )
-            live.start()
+        data_dir = cli.data_dir or DEMO_DIR
+        settings = demo_settings(cli, data_dir, port)
+        _fresh(data_dir)
+        configure_logging("warning", "text")
+        services = open_services(settings)
         try:
-            run_server(services, settings)
+            now = time.time_ns()
+            password = secrets.token_urlsafe(12)
+            account, _ = services.people.create_account(CLI, "Demo Org", DEMO_OWNER, "Demo Owner", password)
+            world = build_world(account.uuid, account.name, users, seed)
+            err.print(f"simulating {days} days of activity for {users} people in {data_dir.resolve()} ...")
+            simulate_history(services.writer, account.id, world, days=days, end_ns=now, seed=seed, console=err)
+            integration = services.store.create_integration(account.id, new_id(), "other", "Demo SIEM", "", now)
+            token, _ = services.tokens.issue(account, integration, "demo", ALL_FEATURES, None)
+            ingest_key, _ = services.ingest_keys.create(account, "demo producer", ALL_FEATURES)
+            start = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(now / 1e9 - days * 86400))
+            text = _instructions(settings.base_url, token, ingest_key, start, password)
+            stop = threading.Event()
+            live = None
+            if rate is None or rate > 0:
+                live = threading.Thread(
+                    target=run_live,
+                    args=(services.writer, account.id, world),
+                    kwargs={"seed": seed + 1, "rate": rate or None, "stop": stop},
+                    daemon=True,
+                )
+                live.start()
+            when_answering(f"{settings.base_url}/healthz", lambda: print(text, flush=True), stop)
+            try:
+                run_server(services, settings, sock)
+            finally:
+                stop.set()
+                if live is not None:
+                    live.join(timeout=10)
         finally:
-            stop.set()
-            if live is not None:
-                live.join(timeout=10)
+            services.close()
     finally:
-        services.close()
+        sock.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import socket
 
 import typer
 
 from siemgate.api.services import Services
 from siemgate.cli.common import state
+from siemgate.cli.listen import bind
 from siemgate.cli.wiring import open_services
 from siemgate.config import Settings
 from siemgate.logs import configure_logging
@@ -44,12 +46,14 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 10, 10)
 
 
-def run_server(services: Services, settings: Settings) -> None:
-    """Serve until SIGTERM/SIGINT; in-flight requests finish, then usage is flushed."""
+def run_server(services: Services, settings: Settings, sock: socket.socket | None = None) -> None:
+    """Serve until SIGTERM/SIGINT on `sock` (default: one bound here to settings.host:port, so a busy
+    port is a ConfigError); in-flight requests finish, then usage is flushed."""
     import uvicorn  # the web stack is imported only by the commands that serve
 
     from siemgate.api.app import create_app
 
+    sock = sock or bind(settings.host, settings.port)
     app = create_app(services)
     tune_gc()
     config = uvicorn.Config(
@@ -64,7 +68,10 @@ def run_server(services: Services, settings: Settings) -> None:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=forwarded_allow_ips(settings),
     )
-    _server_class()(config).run()
+    try:
+        _server_class()(config).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 def forwarded_allow_ips(settings: Settings) -> str:
@@ -83,13 +90,15 @@ def serve(
     settings = state(ctx).settings(host=host, port=port)
     configure_logging(settings.log_level, settings.log_format)
     if workers == 1:
+        sock = bind(settings.host, settings.port)  # a busy port is said at once, before migrations
         services = open_services(settings)
         try:
             log.info("serving on %s:%s (data in %s)", settings.host, settings.port, settings.data_dir.resolve())
             log.info("web console: http://%s:%s/console", settings.host, settings.port)
-            run_server(services, settings)
+            run_server(services, settings, sock)
         finally:
             services.close()
+            sock.close()
         return
     import uvicorn
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from siemgate.model.features import Feature
-from siemgate.model.timestamps import format_ns
+from siemgate.model.timestamps import format_ns, parse_ns
 from siemgate.simulate.geo import ANONYMISER_HOSTS, ATTACK_SOURCES, CITIES, City, city
+from siemgate.simulate.pace import Pace, Rhythm
 from siemgate.simulate.world import (
     Person,
     SimDevice,
@@ -108,36 +109,51 @@ def history(world: World, start_ns: int, end_ns: int, seed: int) -> Iterator[tup
     yield from sim.drain(None, start_ns, end_ns)
 
 
-def live_events(world: World, seed: int, start_ns: int, rate: float = 5.0) -> Iterator[Emission]:
-    """An endless stream of events from start_ns on, about `rate` per second plus bursts, in due order.
+def live_events(world: World, seed: int, start_ns: int, rate: float | None = None) -> Iterator[Emission]:
+    """An endless stream of events from start_ns on, in due order.
 
+    With `rate`, about that many actions per second (each one to a few events) plus a brute-force
+    burst within the first two minutes and then about every five, and a firewall burst about every
+    eight. Without it, the stream follows the rhythm of this world's history (`history_rhythm`):
+    each hour of the week brings about as many events as the history has in that hour, bursts as
+    often as in the history, after a first brute-force and a first firewall burst within minutes.
     Timestamps follow a virtual clock that starts at start_ns; the caller paces writing by `due_ns`
-    (see `runner.run_live`). A brute-force burst comes within the first two minutes, then about
-    every five; firewall bursts about every eight. Raises ValueError when rate is not positive.
+    (see `runner.run_live`). Raises ValueError when rate is given and not positive.
     """
-    if not rate > 0:
+    if rate is not None and not rate > 0:
         raise ValueError(f"rate must be a positive number of events per second, got {rate}")
     sim = _Sim(world, random.Random(f"siemgate-live:{seed}:{start_ns}"), LIVE_LATE_DELAY)
     rng = sim.rng
+    pace = Pace(rng, rate, None if rate else history_rhythm(world, seed, start_ns))
+    brute_every, firewall_every = (300 * SECOND, 480 * SECOND) if rate else (int(2.5 * DAY), 4 * DAY)
     t = start_ns
     next_brute = t + rng.randint(20 * SECOND, 120 * SECOND)
     next_firewall = t + rng.randint(60 * SECOND, 240 * SECOND)
     weights_minute, cum_weights = -1, [0.0]
     while True:
-        t += int(rng.expovariate(rate) * SECOND) + 1
+        t = pace.next(t)
         while t >= next_brute:
             sim.brute_force(next_brute)
-            next_brute += int(rng.expovariate(1 / 300) * SECOND) + 30 * SECOND
+            next_brute += int(rng.expovariate(SECOND / brute_every) * SECOND) + 30 * SECOND
         while t >= next_firewall:
             sim.firewall_burst(next_firewall)
-            next_firewall += int(rng.expovariate(1 / 480) * SECOND) + 30 * SECOND
+            next_firewall += int(rng.expovariate(SECOND / firewall_every) * SECOND) + 30 * SECOND
         if t // MINUTE != weights_minute:
             weights_minute, cum_weights = t // MINUTE, sim.activity_weights(t)
+        before = sim.pushed
         sim.live_action(t, cum_weights)
+        pace.produced += sim.pushed - before
         heap = sim.heap
         while heap and heap[0][0] <= t:
             emit, _, _, feature, event = heapq.heappop(heap)
             yield Emission(emit, feature, event)
+
+
+def history_rhythm(world: World, seed: int, end_ns: int, weeks: int = 2) -> Rhythm:
+    """The events per hour of each hour of the week in `weeks` weeks of `world`'s history ending at end_ns."""
+    start_ns = end_ns - weeks * 7 * DAY
+    stamps = (parse_ns(event["timestamp"]) for _, event in history(world, start_ns, end_ns, seed))
+    return Rhythm.measure(stamps, start_ns, end_ns)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -206,6 +222,11 @@ class _Sim:
         self.action_tables = {kind: _cum(weights) for kind, weights in _ACTIONS.items()}
 
     # output -------------------------------------------------------------------------------------
+    @property
+    def pushed(self) -> int:
+        """How many events were generated so far."""
+        return self._counter
+
     def push(self, emit: int, ts: int, feature: Feature, event: dict[str, Any]) -> None:
         self._counter += 1
         heapq.heappush(self.heap, (emit, self._counter, ts, feature, event))

@@ -131,13 +131,14 @@ def run_live(
     world: World,
     *,
     seed: int,
-    rate: float = 5.0,
+    rate: float | None = None,
     stop: threading.Event,
     clock: Callable[[], int] = time.time_ns,
     flush_interval: float = 0.5,
     on_write: Callable[[Feature, WriteResult], None] | None = None,
 ) -> int:
-    """Write live activity (about `rate` events per second, plus bursts) until `stop` is set.
+    """Write live activity until `stop` is set: about `rate` actions per second plus bursts, or without
+    `rate` the rhythm of the world's history (`generator.live_events`).
 
     Events carry current timestamps: each is written once `clock()` (ns, wall clock; it must advance
     in real time) has reached its due time, in batches flushed at least every `flush_interval`
