@@ -222,3 +222,36 @@ def test_rule_files_hold_one_or_many_rules() -> None:
     assert [r.id for r in parse_rules_text(two)] == ["a", "b"]
     with pytest.raises(RuleError, match="not valid YAML"):
         parse_rules_text("a: [")
+
+
+def test_the_rule_index_and_its_remaining_tests_select_what_the_full_predicates_select() -> None:
+    """An event meets only the rules its indexed field's value can match, each with the rest of its
+    condition; together they must select exactly the rules whose whole condition holds (string,
+    number and null values, any case, absent fields)."""
+    extra = [
+        {"category": {"in": ["SUCCESS", "mfa_failed"], "nocase": True}, "country": {"exists": True}},
+        {"category": "3"},
+        {"category": "1"},
+        {"category": {"eq": "success"}, "not": {"country": "CA"}},
+        {"category": ["success", 3]},
+        {"any": [{"category": "credentials_failed"}, {"country": "FR"}]},
+        {"category": {"ne": "success"}},
+    ]
+    rules = [compile_rule(r) for r in starter_rules().values() if r.source == "signinattempts"]
+    rules += [
+        load_rule({"id": f"x{i}", "name": "X", "source": "signinattempts", "match": m}) for i, m in enumerate(extra)
+    ]
+    index = Evaluator(rules, StateBook()).index
+    assert index.field == "category"
+    events = []
+    values = ("success", "SUCCESS", "credentials_failed", "mfa_failed", "firewall_failed", 3, "3", 1, 1.0, True, None)
+    for value in values:
+        for country in ("CA", "FR", None):
+            event = signin(T0, category=value, country=country)
+            if value is None:
+                del event["category"]
+            events.append(event)
+    for event in events:
+        wanted = [r.id for r in rules if r.predicate(event)]
+        found = [r.id for r, rest in index.candidates(event) if rest is None or rest(event)]
+        assert sorted(found) == sorted(wanted), (event.get("category"), event.get("country"))

@@ -33,7 +33,8 @@ from typing import Any
 
 import orjson
 
-from siemgate.alerts.fields import MISSING, get_path
+from siemgate.alerts.fields import MISSING, Key, get_path, getter, hashable
+from siemgate.alerts.match import Predicate, compile_condition
 from siemgate.alerts.model import CompiledRule
 from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
 from siemgate.store.base import AlertStateEntry
@@ -42,7 +43,6 @@ MAX_EVENT_REFS = 50
 WINDOW, SEEN, SUPPRESS, META = "window", "seen", "suppress", "meta"
 NEW_KEY, NEW_VALUE = 2, 1
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.|]+)\}")
-Key = tuple[Any, ...]
 
 
 @dataclass
@@ -58,33 +58,19 @@ class Firing:
     summary: str
 
 
-def _hashable(value: Any) -> Any:
-    """A field value as a dict key: scalars as they are, anything else as its JSON text."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _values(event: Mapping[str, Any], paths: Sequence[Any], nocase: bool) -> Key:
-    """The values at `paths` (dotted paths, or readers from alerts.fields.getter; absent: None),
-    hashable, strings lower-cased with `nocase`."""
-    out = []
-    for path in paths:
-        value = get_path(event, path) if isinstance(path, str | tuple) else path(event)
-        if value is MISSING:
-            value = None
-        elif nocase and isinstance(value, str):
-            value = value.lower()
-        out.append(_hashable(value))
-    return tuple(out)
+_JSON_KEYS: dict[Key, str] = {}
 
 
 def _json_key(values: Key) -> str:
-    return orjson.dumps(list(values)).decode()
-
-
-def _parts(path: str) -> str | tuple[str, ...]:
-    return tuple(path.split(".")) if "." in path else path
+    """The values as the JSON text state is stored under (remembered: groups recur)."""
+    text = _JSON_KEYS.get(values)
+    if text is None:
+        text = orjson.dumps(list(values)).decode()
+        if all(type(v) is str for v in values):  # not numbers: 1, 1.0 and True are one dict key
+            if len(_JSON_KEYS) >= 65536:
+                _JSON_KEYS.clear()
+            _JSON_KEYS[values] = text
+    return text
 
 
 @dataclass
@@ -116,9 +102,9 @@ class StateBook:
             if entry.kind == WINDOW:
                 book.windows[(entry.rule_id, entry.key)] = value
             elif entry.kind == SEEN:
-                key = tuple(_hashable(v) for v in orjson.loads(entry.key))
+                key = tuple(hashable(v) for v in orjson.loads(entry.key))
                 book.seen.setdefault(entry.rule_id, {})[key] = {
-                    tuple(_hashable(v) for v in orjson.loads(text)): None for text in value
+                    tuple(hashable(v) for v in orjson.loads(text)): None for text in value
                 }
             elif entry.kind == SUPPRESS:
                 book.suppress[(entry.rule_id, entry.key)] = value
@@ -206,7 +192,11 @@ def _exact(spec: Any) -> tuple[frozenset[str], bool] | None:
 
 class RuleIndex:
     """Which rules an event can match, found by the value of one field (the one most rules test
-    for plain equality). Rules that do not test it are candidates for every event."""
+    for plain equality). Rules that do not test it are candidates for every event.
+
+    A candidate comes with the test still to run on the event: a rule found by the field's value
+    needs only the rest of its condition (None when it has no other test), a rule that does not
+    test the field needs its whole predicate."""
 
     MEMO = 4096
 
@@ -218,40 +208,49 @@ class RuleIndex:
                 if name not in ("all", "any", "not") and _exact(spec) is not None:
                     counts[name] = counts.get(name, 0) + 1
         self.field = max(counts, key=lambda n: (counts[n], n)) if counts else None
-        self.parts = _parts(self.field) if self.field else ""
+        self.read = getter(self.field) if self.field else None
         self.exact: dict[str, list[int]] = {}
         self.folded: dict[str, list[int]] = {}
         self.always: list[int] = []
+        self.rest: dict[int, Predicate | None] = {}
         for position, rule in enumerate(rules):
             found = _exact(rule.rule.match[self.field]) if self.field and self.field in rule.rule.match else None
             if found is None:
                 self.always.append(position)
                 continue
+            others = {k: v for k, v in rule.rule.match.items() if k != self.field}
+            self.rest[position] = compile_condition(others, rule.rule.source) if others else None
             values, nocase = found
             for value in values:
                 (self.folded if nocase else self.exact).setdefault(value, []).append(position)
-        self._memo: dict[Any, tuple[CompiledRule, ...]] = {}
-        self._all = self.rules
+        self._memo: dict[Any, tuple[tuple[CompiledRule, Predicate | None], ...]] = {}
+        self._all = tuple((rule, rule.predicate) for rule in self.rules)
 
-    def candidates(self, event: Mapping[str, Any]) -> tuple[CompiledRule, ...]:
-        if self.field is None:
+    def candidates(self, event: Mapping[str, Any]) -> tuple[tuple[CompiledRule, Predicate | None], ...]:
+        """(rule, test) for each rule the event may match: it matches when `test` is None or holds."""
+        if self.read is None:
             return self._all
-        value = get_path(event, self.parts)
-        try:
-            return self._memo[value]
-        except (KeyError, TypeError):
-            pass
-        positions = set(self.always)
-        if isinstance(value, str):
-            positions.update(self.exact.get(value, ()))
-            positions.update(self.folded.get(value.lower(), ()))
-        found = tuple(self.rules[p] for p in sorted(positions))
-        try:
+        value = self.read(event)
+        if type(value) is str or value is None:
+            found = self._memo.get(value)
+            if found is not None:
+                return found
+        by_value: set[int] = set()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text: Any = str(value)  # a number equals its decimal text (alerts.match)
+        else:
+            text = value
+        if isinstance(text, str):
+            by_value.update(self.exact.get(text, ()))
+            by_value.update(self.folded.get(text.lower(), ()))
+        found = tuple(
+            (self.rules[p], self.rest[p] if p in by_value else self.rules[p].predicate)
+            for p in sorted(by_value.union(self.always))
+        )
+        if type(value) is str or value is None:  # not numbers: 1, 1.0 and True are one dict key
             if len(self._memo) >= self.MEMO:
                 self._memo.clear()
             self._memo[value] = found
-        except TypeError:
-            pass  # an unhashable value: not remembered
         return found
 
 
@@ -291,14 +290,18 @@ class Evaluator:
             if ts is None:
                 continue
             quiet = learn_only or (oldest is not None and ts < oldest)
-            for rule in candidates(event):
-                if not rule.predicate(event):
+            for rule, test in candidates(event):
+                if test is not None and not test(event):
                     continue
-                if quiet:
-                    if rule.first_seen_parts is not None:
-                        self.learn(rule, event)
+                if rule.first_seen_parts is not None:
+                    outcome = self.learn(rule, event)  # most events: a known value, nothing more to do
+                    if quiet or not outcome or (outcome == NEW_KEY and not rule.alert_on_first):
+                        continue
+                    firing: Firing | None = self._first_seen(rule, seq, ts, event)
+                elif quiet:
                     continue
-                firing = self._step(rule, seq, ts, event)
+                else:
+                    firing = self._step(rule, seq, ts, event)
                 if firing is not None and not self._suppressed(rule, event, ts):
                     firings.append(firing)
         return firings
@@ -308,21 +311,23 @@ class Evaluator:
         NEW_VALUE, or 0 (known, or the event lacks the key or every value field)."""
         assert rule.first_seen_parts is not None
         assert rule.rule.first_seen is not None
-        key_parts, value_parts, nocase = rule.first_seen_parts
-        keys = _values(event, key_parts, nocase)
+        key_of, value_of = rule.first_seen_parts
+        keys = key_of(event)
         if None in keys:
             return 0
-        values = _values(event, value_parts, nocase)
-        if all(v is None for v in values):
-            return 0
-        by_key = self.book.seen.setdefault(rule.id, {})
+        values = value_of(event)
+        by_key = self.book.seen.get(rule.id)
+        if by_key is None:
+            by_key = self.book.seen[rule.id] = {}
         seen = by_key.get(keys)
+        if seen is not None and values in seen:  # the common case: a known value
+            return 0
+        if values.count(None) == len(values):
+            return 0
         outcome = NEW_VALUE
         if seen is None:
             seen = by_key[keys] = {}
             outcome = NEW_KEY
-        elif values in seen:
-            return 0
         seen[values] = None
         limit = rule.rule.first_seen.max_values
         while len(seen) > limit:
@@ -333,24 +338,25 @@ class Evaluator:
     def _ref(self, seq: int, ts: int, event: Mapping[str, Any]) -> dict[str, Any]:
         return {"uuid": event.get("uuid") or event.get("id"), "timestamp": format_ns(ts), "seq": seq}
 
+    def _first_seen(self, rule: CompiledRule, seq: int, ts: int, event: Mapping[str, Any]) -> Firing:
+        """The firing of a first-seen rule for an event `learn` found new."""
+        r = rule.rule
+        fs = r.first_seen
+        assert fs is not None
+        keys = [get_path(event, p) for p in fs.key]
+        values = [get_path(event, p) for p in fs.value]
+        keys = [None if v is MISSING else v for v in keys]
+        values = [None if v is MISSING else v for v in values]
+        group = dict(zip(fs.key, keys, strict=True)) | dict(zip(fs.value, values, strict=True))
+        new = _describe(dict(zip(fs.value, values, strict=True)))
+        subject = _describe(dict(zip(fs.key, keys, strict=True)))
+        summary = r.summary or f"{r.name}: {new} first seen for {subject}"
+        return Firing(rule, ts, group, 1, [self._ref(seq, ts, event)], dict(event), render(summary, event, 1))
+
     def _step(self, rule: CompiledRule, seq: int, ts: int, event: Mapping[str, Any]) -> Firing | None:
         r = rule.rule
         if r.threshold is not None and rule.window_ns is not None:
             return self._threshold(rule, seq, ts, event)
-        if r.first_seen is not None:
-            fs = r.first_seen
-            outcome = self.learn(rule, event)
-            if outcome == 0 or (outcome == NEW_KEY and not fs.alert_on_first):
-                return None
-            keys = [get_path(event, p) for p in fs.key]
-            values = [get_path(event, p) for p in fs.value]
-            keys = [None if v is MISSING else v for v in keys]
-            values = [None if v is MISSING else v for v in values]
-            group = dict(zip(fs.key, keys, strict=True)) | dict(zip(fs.value, values, strict=True))
-            new = _describe(dict(zip(fs.value, values, strict=True)))
-            subject = _describe(dict(zip(fs.key, keys, strict=True)))
-            summary = r.summary or f"{r.name}: {new} first seen for {subject}"
-            return Firing(rule, ts, group, 1, [self._ref(seq, ts, event)], dict(event), render(summary, event, 1))
         group = {}
         if rule.suppress_by:
             values = [get_path(event, f) for f in rule.suppress_by]
@@ -362,9 +368,9 @@ class Evaluator:
         r = rule.rule
         assert r.threshold is not None
         assert rule.window_ns is not None
-        values = _values(event, r.threshold.group_by, r.threshold.nocase)
+        assert rule.group_key is not None
+        values = rule.group_key(event)
         key = _json_key(values)
-        group = dict(zip(r.threshold.group_by, values, strict=True))
         window = self.book.windows.setdefault((rule.id, key), [])
         entry = [ts, event.get("uuid") or "", seq]
         bisect.insort(window, entry)
@@ -383,6 +389,7 @@ class Evaluator:
             if j + n - 1 < len(window) and window[j + n - 1][0] - window[j][0] <= rule.window_ns:
                 run = window[j : j + n]
                 window.clear()
+                group = dict(zip(r.threshold.group_by, values, strict=True))
                 refs = [{"uuid": u, "timestamp": format_ns(t), "seq": s} for t, u, s in run][-MAX_EVENT_REFS:]
                 summary = r.summary or f"{r.name}: {n} events within {r.threshold.window}" + (
                     f" for {_describe(group)}" if group else ""
@@ -394,7 +401,8 @@ class Evaluator:
         """True when a firing at `ts` is suppressed; otherwise starts the suppression it causes."""
         if rule.suppress_ns is None:
             return False
-        key = _json_key(_values(event, rule.suppress_by, rule.suppress_nocase))
+        assert rule.suppress_key is not None
+        key = _json_key(rule.suppress_key(event))
         state = self.book.suppress.get((rule.id, key))
         self.book.dirty.add((rule.id, SUPPRESS, key))
         if state is not None and ts < state["until"]:

@@ -136,6 +136,52 @@ def getter(path: str) -> Getter:
         value = event.get(outer)
         if type(value) is dict:
             return value.get(inner, MISSING)
-        return get_path(event, (outer, inner)) if isinstance(value, str) else MISSING
+        return get_path(event, (outer, inner))
 
     return read
+
+
+def hashable(value: Any) -> Any:
+    """A field value as a dict key: scalars as they are, anything else as its JSON text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+Key = tuple[Any, ...]
+KeyReader = Any  # Callable[[Mapping[str, Any]], Key]
+
+
+def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
+    """A function reading the values at `paths` from an event as a tuple usable as a dict key:
+    absent values are None, other values `hashable`, strings lower-cased with `nocase`."""
+    readers = tuple(getter(p) for p in paths)
+
+    def value(raw: Any) -> Any:
+        if type(raw) is str:
+            return raw.lower() if nocase else raw
+        return None if raw is MISSING else hashable(raw)
+
+    if len(readers) != 1:
+        return lambda event: tuple(value(read(event)) for read in readers)
+    [read] = readers
+    parts = paths[0].split(".")
+    if len(parts) == 2 and parts[0] not in JSON_TEXT_FIELDS:  # a field of a nested object, read inline
+        outer, inner = parts
+
+        def nested(event: Mapping[str, Any]) -> Key:
+            found = event.get(outer)
+            raw = found.get(inner, MISSING) if type(found) is dict else read(event)
+            if type(raw) is str:
+                return (raw.lower(),) if nocase else (raw,)
+            return (value(raw),)
+
+        return nested
+
+    def one(event: Mapping[str, Any]) -> Key:  # the common case, without a call per value
+        raw = read(event)
+        if type(raw) is str:
+            return (raw.lower(),) if nocase else (raw,)
+        return (value(raw),)
+
+    return one

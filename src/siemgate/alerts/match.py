@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import re2
 
-from siemgate.alerts.fields import MISSING, check_field, get_path
+from siemgate.alerts.fields import MISSING, check_field, getter
 from siemgate.model.timestamps import TimestampError, parse_ns
 
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -130,11 +130,14 @@ def _field_test(path: str, spec: Any, where: str) -> Predicate:
     tests = [_operator(op, value, nocase, f"{where}.{op}") for op, value in spec.items() if op != "nocase"]
     if not tests:
         raise ConditionError(f"{where}: no operator given")
-    parts: str | tuple[str, ...] = tuple(path.split(".")) if "." in path else path
+    read = getter(path)
+    if set(spec) == {"exists"} and isinstance(spec["exists"], bool):  # without a call per test
+        wanted = spec["exists"]
+        return lambda e: ((a := read(e)) is not MISSING and a is not None) == wanted
     if len(tests) == 1:
         only = tests[0]
-        return lambda e: only(get_path(e, parts))
-    return lambda e: all(test(get_path(e, parts)) for test in tests)
+        return lambda e: only(read(e))
+    return lambda e: all(test(read(e)) for test in tests)
 
 
 def _text(value: Any, nocase: bool) -> str | None:
@@ -172,6 +175,17 @@ def _equals(actual: Any, expected: Scalar, nocase: bool) -> bool:
     return number is not None and number == float(expected)
 
 
+def _one_of(values: list[Scalar], nocase: bool) -> Callable[[Any], bool]:
+    """A test: the value equals one of `values`, as _equals says. When they are all strings, a
+    string value is looked up in a set of them; anything else is compared one by one."""
+    if not all(isinstance(v, str) for v in values):
+        return lambda a: any(_equals(a, v, nocase) for v in values)
+    texts = frozenset(str(v).lower() if nocase else v for v in values)
+    if nocase:
+        return lambda a: a.lower() in texts if type(a) is str else any(_equals(a, v, nocase) for v in values)
+    return lambda a: a in texts if type(a) is str else any(_equals(a, v, nocase) for v in values)
+
+
 def _scalars(value: Any, where: str) -> list[Scalar]:
     values = value if isinstance(value, list) else None
     if not values or not all(v is None or isinstance(v, str | int | float | bool) for v in values):
@@ -183,14 +197,15 @@ def _operator(op: str, value: Any, nocase: bool, where: str) -> Callable[[Any], 
     if op in ("eq", "ne"):
         if not (value is None or isinstance(value, str | int | float | bool)):
             raise ConditionError(f"{where}: expected a string, number, true/false or null")
+        equal = _one_of([value], nocase)
         if op == "eq":
-            return lambda a: _equals(a, value, nocase)
-        return lambda a: not _equals(a, value, nocase)
+            return equal
+        return lambda a: not equal(a)
     if op in ("in", "not_in"):
-        values = _scalars(value, where)
+        found = _one_of(_scalars(value, where), nocase)
         if op == "in":
-            return lambda a: any(_equals(a, v, nocase) for v in values)
-        return lambda a: not any(_equals(a, v, nocase) for v in values)
+            return found
+        return lambda a: not found(a)
     if op in ("prefix", "suffix", "contains"):
         if not isinstance(value, str):
             raise ConditionError(f"{where}: expected a string")

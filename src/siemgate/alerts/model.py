@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from siemgate.alerts.fields import SOURCES, check_field, getter
+from siemgate.alerts.fields import SOURCES, KeyReader, check_field, key_reader
 from siemgate.alerts.match import ConditionError, Predicate, compile_condition
 from siemgate.model.durations import parse_duration
 
@@ -192,13 +192,19 @@ class CompiledRule:
     suppress_ns: int | None
     suppress_by: tuple[str, ...]
     suppress_nocase: bool = False
-    # first_seen: (key readers, value readers, nocase); see alerts.fields.getter
-    first_seen_parts: tuple[tuple[Any, ...], tuple[Any, ...], bool] | None = None
+    # first_seen: (key reader, value reader); see alerts.fields.key_reader
+    first_seen_parts: tuple[KeyReader, KeyReader] | None = None
     version: int = 0  # of the stored rule (0: a shipped starter rule)
+    group_key: KeyReader | None = None  # a threshold's group_by values
+    suppress_key: KeyReader | None = None  # the suppression's `by` values
 
     @property
     def id(self) -> str:
         return self.rule.id
+
+    @property
+    def alert_on_first(self) -> bool:
+        return self.rule.first_seen is not None and self.rule.first_seen.alert_on_first
 
 
 def parse_rule(data: Any, where: str = "rule") -> Rule:
@@ -244,12 +250,10 @@ def compile_rule(rule: Rule) -> CompiledRule:
     nocase = bool((rule.threshold and rule.threshold.nocase) or (rule.first_seen and rule.first_seen.nocase))
     parts = None
     if rule.first_seen:
-        parts = (_split(rule.first_seen.key), _split(rule.first_seen.value), rule.first_seen.nocase)
-    return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts)
-
-
-def _split(paths: list[str]) -> tuple[Any, ...]:
-    return tuple(getter(p) for p in paths)
+        fs = rule.first_seen
+        parts = (key_reader(fs.key, fs.nocase), key_reader(fs.value, fs.nocase))
+    group = key_reader(rule.threshold.group_by, rule.threshold.nocase) if rule.threshold else None
+    return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts, 0, group, key_reader(by, nocase))
 
 
 def load_rule(data: Any, where: str = "rule") -> CompiledRule:
