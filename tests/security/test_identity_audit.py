@@ -81,6 +81,7 @@ CLI_EXEMPT = {
     "signer recover": "records a recovery statement for the log",
     "signer serve": "runs the signer",
     "log checkpoint": "has the log's current tree signed (integrity, not access)",
+    "log export": "writes a stream's log to files, after having its tree signed",
 }
 
 

@@ -4,6 +4,7 @@ and raw SQL on the store's database (what an attacker with database access does)
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -64,3 +65,25 @@ def sql(store: Store, statement: str, params: tuple[Any, ...] = ()) -> list[tupl
     with psycopg.connect(url, autocommit=True) as pg:
         cur = pg.execute(statement.replace("?", "%s"), params)
         return cur.fetchall() if cur.description else []
+
+
+SNAPSHOT_TABLES = ("events", "streams", "log_entries", "log_hashes", "log_state", "log_checkpoints", "event_buckets")
+
+
+def snapshot(store: Store, account_id: int) -> Callable[[], None]:
+    """Back up the account's events and log rows now; the function returned restores them (a
+    restore of the database from that backup, as far as this account is concerned)."""
+    saved = {}
+    for table in SNAPSHOT_TABLES:
+        try:
+            saved[table] = sql(store, f"SELECT * FROM {table} WHERE account_id = ?", (account_id,))
+        except (sqlite3.Error, psycopg.Error):
+            continue  # a table of the other backend
+
+    def restore() -> None:
+        for table, rows in saved.items():
+            sql(store, f"DELETE FROM {table} WHERE account_id = ?", (account_id,))
+            for row in rows:
+                sql(store, f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", tuple(row))
+
+    return restore

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -138,3 +139,18 @@ def test_siemgate_log_checkpoint(
         assert server.store.last_log_checkpoint(account.id, AUDIT).note == note  # type: ignore[union-attr]
         assert run("checkpoint", "--account", "acme", "--feature", "itemusages") == 1
         assert "no events yet" in capsys.readouterr().err
+        out = tmp_path / "bundle"
+        assert run("export", "--account", "acme", "--feature", "auditevents", "--out", str(out)) == 0
+        assert "20 entries, 20 event bodies" in capsys.readouterr().err
+        verified = subprocess.run(
+            [sys.executable, "-m", "siemgate.tlog.verify_cli", "bundle", str(out), "--key", str(kit.public_key)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert verified.returncode == 0 and "VALID" in verified.stdout, verified.stdout + verified.stderr
+        assert run("export", "--account", "acme", "--feature", "auditevents", "--out", str(out)) == 1
+        assert "not an empty directory" in capsys.readouterr().err
+    # the signer is down: the export ends at the newest stored checkpoint, and says so
+    assert run("export", "--account", "acme", "--feature", "auditevents", "--out", str(tmp_path / "b2")) == 0
+    assert "no fresh checkpoint" in capsys.readouterr().err

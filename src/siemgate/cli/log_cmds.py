@@ -56,3 +56,24 @@ def checkpoint(ctx: typer.Context, account: str = ACCOUNT_OPTION, feature: str =
         stored = services.store.last_log_checkpoint(acct.id, stream)
         sys.stdout.write(stored.note if stored is not None else cp.text())
         err.print(f"Signed {cp.describe()}")
+
+
+@log_app.command("export")
+def export(
+    ctx: typer.Context,
+    account: str = ACCOUNT_OPTION,
+    feature: str = FEATURE_OPTION,
+    out: Path = typer.Option(..., "--out", help="A new (or empty) directory for the bundle."),
+) -> None:
+    """Export a stream's log as a bundle that siemgate-verify checks offline with the public key."""
+    stream = _feature(feature)
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        cutoff = services.clock() - services.retention.retention_ns(acct.id, stream)
+        done, warning = services.tlog.export(acct.id, stream, out, cutoff)
+    if warning:
+        err.print(f"Warning: {warning}")
+    err.print(
+        f"Exported {done.manifest.origin}: {done.manifest.size} entries, {done.events} event bodies,"
+        f" {done.checkpoints} checkpoint(s) to {out}\nVerify with: siemgate-verify bundle {out} --key <public key file>"
+    )

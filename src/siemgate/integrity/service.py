@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from siemgate.config import Settings
 from siemgate.errors import ConfigError, NotFound, SiemgateError
+from siemgate.integrity.export import Exported, export_log
 from siemgate.integrity.keys import LogKeys, signer_client
 from siemgate.integrity.tree import Integrated, StoredTree, integrate
 from siemgate.model.features import Feature
@@ -138,6 +140,25 @@ class LogService:
             return self._sign(account_id, feature, state.size)
         except SignerUnavailable as exc:
             raise LogUnavailable(f"{exc}; try again when it is back") from None
+
+    def export(
+        self, account_id: int, feature: Feature, out: Path, retention_cutoff_ns: int | None
+    ) -> tuple[Exported, str | None]:
+        """Have the stream's current tree signed if a signer is reachable, then export the bundle up
+        to the newest stored checkpoint. Returns it with a warning when no fresh checkpoint could
+        be had (the bundle then ends at an older one)."""
+        warning = None
+        if self.signer is None:
+            warning = "this server has no log signer: the bundle ends at the newest stored checkpoint"
+        else:
+            try:
+                self.checkpoint(account_id, feature)
+            except LogUnavailable as exc:
+                warning = f"no fresh checkpoint ({exc}); the bundle ends at the newest stored one"
+        done = export_log(
+            self.store, account_id, feature, out, now=self._now(), retention_cutoff_ns=retention_cutoff_ns
+        )
+        return done, warning
 
     def _sign(self, account_id: int, feature: Feature, size: int) -> Checkpoint:
         stream = (account_id, feature)
