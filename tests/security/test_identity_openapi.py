@@ -11,6 +11,7 @@ semantically wrong (an email without a domain, an unknown role...), and the API 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from identity_support import Tenants
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -87,7 +89,7 @@ def test_the_stateful_phase_follows_the_links(fuzz: Fuzz) -> None:
     machine = fuzz.schema.as_state_machine()
     headers, account = fuzz.headers, fuzz.account
     calls: list[str] = []
-    linked: list[str] = []  # 2xx replies on a path whose id came from an earlier reply
+    linked: list[str] = []  # 2xx replies on a path naming something made by an earlier step
 
     class AdminAPI(machine):  # type: ignore[misc, valid-type]
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
@@ -97,20 +99,27 @@ def test_the_stateful_phase_follows_the_links(fuzz: Fuzz) -> None:
             return {"headers": headers, "session": fuzz.session}
 
         def validate_response(self, response: Any, case: schemathesis.Case, **kwargs: Any) -> None:
-            if "{integration}" in case.operation.path and response.status_code < 300:
+            named = set(case.path_parameters or {}) - {"account"}
+            if named and response.status_code < 300:
                 linked.append(f"{case.method} {case.operation.path} {response.status_code}")
             case.validate_response(response, checks=CHECKS)
 
-    AdminAPI.run(
-        settings=settings(
-            max_examples=10,
-            stateful_step_count=6,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
+    # Which links can be followed depends on what the server answered before (a name taken by an earlier
+    # sequence gives 409, not 201), so hypothesis may find a sequence's choices inconsistent with an
+    # earlier one's and stop generating. Every call made so far was checked; a failed check raises its
+    # own error, never this one.
+    with contextlib.suppress(FlakyStrategyDefinition):
+        AdminAPI.run(
+            settings=settings(
+                max_examples=30,  # enough sequences that some create something and follow its links
+                stateful_step_count=6,
+                phases=[Phase.generate],  # no shrinking: a live server's state cannot be replayed
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
         )
-    )
     assert len(calls) >= 10, calls  # the machine ran its steps
-    # A random integration id answers 404: a success there means the id came through a link.
-    assert linked, [c for c in calls if "integration" in c]
+    # A random id answers 404: a success there means the id came from an earlier reply, through a link.
+    assert linked, calls

@@ -55,12 +55,13 @@ def test_sign_in_takes_a_second_step_once_two_factor_is_on(tenants: Tenants) -> 
     with httpx.Client(base_url=tenants.server.base_url) as browser:
         error(browser.post(step, json={"challenge": first["challenge"], "code": "123456"}), 401)
         forged = first["challenge"][:-4] + "AAAA"
-        error(browser.post(step, json={"challenge": forged, "code": _code(secret, 1)}), 401)
-        signed_in = ok(browser.post(step, json={"challenge": first["challenge"], "code": _code(secret, 1)}))
+        code = _code(secret, 1)  # computed once: a step boundary passing mid-test must not change it
+        error(browser.post(step, json={"challenge": forged, "code": code}), 401)
+        signed_in = ok(browser.post(step, json={"challenge": first["challenge"], "code": code}))
         assert signed_in["user"]["two_factor"] is True
         ok(browser.get(f"{ADMIN}/me"))
         again = ok(tenants.sign_in(alice.email))["challenge"]
-        assert "used already" in error(browser.post(step, json={"challenge": again, "code": _code(secret, 1)}), 401)
+        assert "used already" in error(browser.post(step, json={"challenge": again, "code": code}), 401)
         ok(browser.post(step, json={"challenge": again, "code": recovery[0]}))
         error(browser.post(step, json={"challenge": again, "code": recovery[0]}), 401)
     left = ok(tenants.call(alice, "GET", "/me/two-factor"))
