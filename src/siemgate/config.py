@@ -6,11 +6,14 @@ a TOML file (`SIEMGATE_CONFIG`, else `./siemgate.toml` when present), defaults.
 
 from __future__ import annotations
 
+import difflib
 import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -19,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from siemgate.address import PublicAddress, parse_address
 from siemgate.errors import ConfigError
 from siemgate.outbound import OutboundPolicy, allow_list
 
@@ -38,11 +42,16 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `siemgate serve` binds to.")
     port: int = Field(8080, ge=1, le=65535, description="Port `siemgate serve` listens on.")
+    public_url: str | None = Field(
+        None,
+        description="The address SIEMs and people use to reach this server: scheme://host[:port], e.g."
+        " https://siemgate.example.com. Shown in the console and the connection guides; its host[:port] is"
+        " the `aud` of issued tokens. Default: http(s)://host:port.",
+    )
     public_host: str | None = Field(
         None,
-        description="host[:port] SIEMs use to reach this server; the `aud` of issued tokens. Default host:port.",
+        description="Older form of public_url: host[:port] only (the scheme is https with tls_certfile, else http).",
     )
-    public_url: str | None = Field(None, description="Base URL shown to users; default http(s)://public_host.")
     tls_certfile: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
     tls_keyfile: Path | None = Field(None, description="Private key for tls_certfile (PEM).")
     rate_limit_per_minute: int = Field(600, ge=1, description="Events API requests per token per minute.")
@@ -172,8 +181,27 @@ class Settings(BaseSettings):
     @classmethod
     def _no_scheme(cls, value: str | None) -> str | None:
         if value and "://" in value:
-            raise ValueError("give host[:port] without a scheme, e.g. siemgate.example.com or 10.0.0.5:8443")
+            raise ValueError(
+                "give host[:port] without a scheme, e.g. siemgate.example.com or 10.0.0.5:8443"
+                " (or the whole address as public_url)"
+            )
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else parse_address(value).url
+
+    @model_validator(mode="after")
+    def _one_address(self) -> Settings:
+        if self.public_url and self.public_host:
+            url = parse_address(self.public_url)
+            if url != parse_address(f"{url.scheme}://{self.public_host}"):
+                raise ValueError(
+                    f"public_url {self.public_url} and public_host {self.public_host} name different addresses;"
+                    " set only public_url"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -190,18 +218,30 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
+    def _legacy_address(self) -> PublicAddress:
+        scheme = "https" if self.tls_certfile else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return parse_address(f"{scheme}://{self.public_host or f'{host}:{self.port}'}")
+
+    @property
+    def address(self) -> PublicAddress:
+        """The one address SIEMs use (public_url, else public_host, else host:port)."""
+        return parse_address(self.public_url) if self.public_url else self._legacy_address()
+
+    @property
+    def address_configured(self) -> bool:
+        """Whether the operator set the public address (public_url or public_host)."""
+        return bool(self.public_url or self.public_host)
+
     @property
     def audience(self) -> str:
-        """The `aud` of tokens this server issues and accepts."""
-        return self.public_host or f"{self.host}:{self.port}"
+        """The `aud` of tokens this server issues: the public address's host[:port]."""
+        return self.address.audience
 
     @property
     def base_url(self) -> str:
         """The URL users point their SIEM at."""
-        if self.public_url:
-            return self.public_url.rstrip("/")
-        scheme = "https" if self.tls_certfile else "http"
-        return f"{scheme}://{self.audience}"
+        return self.address.url
 
     @property
     def archive_path(self) -> Path:
@@ -224,10 +264,49 @@ def _config_file() -> Path | None:
     return default if default.is_file() else None
 
 
+# SIEMGATE_* variables that are not settings: the config file's path, the signer's flags, the
+# shell variables `siemgate demo` suggests, and the test suite's own.
+_NOT_SETTINGS = ("SIEMGATE_CONFIG", "SIEMGATE_TOKEN", "SIEMGATE_INGEST_KEY")
+_NOT_SETTINGS_PREFIXES = ("SIEMGATE_SIGNER_", "SIEMGATE_TEST_")
+_warned: set[str] = set()
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """(name, closest setting's variable or None) for each SIEMGATE_* variable that is not a setting."""
+    fields = {f"SIEMGATE_{name.upper()}" for name in Settings.model_fields}
+    unknown = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("SIEMGATE_") or upper in _NOT_SETTINGS or upper.startswith(_NOT_SETTINGS_PREFIXES):
+            continue
+        if upper.split("__", 1)[0] in fields:  # nested values: SIEMGATE_<FIELD>__<KEY>
+            continue
+        close = difflib.get_close_matches(upper, sorted(fields), n=1, cutoff=0.75)
+        unknown.append((name, close[0] if close else None))
+    return unknown
+
+
+def _warn_unknown_variables(settings: Settings) -> None:
+    """Say once per process, on stderr, which SIEMGATE_* variables are ignored (a typo would
+    otherwise silently leave a setting at its default); quiet with log_level = error."""
+    if settings.log_level == "error":
+        return
+    for name, close in unknown_variables(os.environ):
+        if name in _warned:
+            continue
+        _warned.add(name)
+        hint = f"; did you mean {close}?" if close else ""
+        print(
+            f"warning: {name} is not a siemgate setting and is ignored{hint} (docs/configuration.md)",
+            file=sys.stderr,
+        )
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build Settings from all sources; raises ConfigError naming each bad setting and how to fix it."""
+    """Build Settings from all sources; raises ConfigError naming each bad setting and how to fix it.
+    Warns on stderr about SIEMGATE_* variables that are not settings."""
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
@@ -235,3 +314,5 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid configuration: {problems} (env SIEMGATE_<NAME> or siemgate.toml)") from None
     except ValueError as exc:  # e.g. a TOML syntax error
         raise ConfigError(f"invalid configuration file: {exc}") from None
+    _warn_unknown_variables(settings)
+    return settings

@@ -34,3 +34,12 @@ def private_file(path: Path) -> None:
         os.chmod(path, FILE_MODE)
     else:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (0600), an existing file included: its
+    mode is tightened before anything is written into it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, FILE_MODE)
+        f.write(text)

@@ -453,7 +453,7 @@ def test_integration_details_show_the_connection_guide_for_its_siem(site: Site, 
         assert "token's audience" in guide["url_note"]
         assert f"https://{PUBLIC_HOST}" in guide["url_note"]
         assert any(f"https://{PUBLIC_HOST}" in step for step in guide["steps"])
-        assert "SIEMGATE_PUBLIC_HOST" in guide["url_note"]
+        assert "SIEMGATE_PUBLIC_URL" in guide["url_note"]
         assert guide["fields"] == ["Events API token"]
     else:
         assert guide["url_from_token"] is False

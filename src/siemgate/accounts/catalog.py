@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from siemgate.accounts.reach import address_warnings
+from siemgate.address import PublicAddress
+
 
 @dataclass(frozen=True, slots=True)
 class SiemType:
@@ -13,24 +16,32 @@ class SiemType:
     url_from_token: bool  # the connector builds https://<token audience> instead of taking a URL
     fields: tuple[str, ...]
     steps: tuple[str, ...]
+    cloud: bool = False  # the connector runs in the vendor's cloud: it needs an address the internet reaches
 
-    def guide(self, base_url: str, audience: str) -> dict[str, object]:
-        """What to enter where, for this deployment."""
+    def warnings(self, address: PublicAddress) -> list[str]:
+        """What stops this SIEM from using `address`, each with what to change; [] when nothing."""
+        return address_warnings(self.name, self.cloud, self.url_from_token, address)
+
+    def guide(self, address: PublicAddress) -> dict[str, object]:
+        """What to enter where, for this deployment, and what to fix first."""
+        base_url, audience = address.url, address.audience
         if self.url_from_token:
             url_note = (
                 f"This connector does not ask for a URL: it connects to https://{audience} (the token's audience)."
-                " Set SIEMGATE_PUBLIC_HOST to the host name your SIEM reaches siemgate by, serve HTTPS there,"
-                " then issue the token."
+                " Set SIEMGATE_PUBLIC_URL to the https:// address your SIEM reaches siemgate by, serve HTTPS"
+                " there, then issue the token."
             )
         else:
             url_note = f"Enter {base_url} where the connector asks for the Events API URL."
         return {
             "connector": self.connector,
             "base_url": base_url,
+            "audience": audience,
             "url_from_token": self.url_from_token,
             "fields": list(self.fields),
             "steps": [step.format(base_url=base_url, audience=audience) for step in self.steps],
             "url_note": url_note,
+            "warnings": self.warnings(address),
         }
 
 
@@ -44,6 +55,7 @@ SIEM_TYPES: dict[str, SiemType] = {
             False,
             ("Events API URL", "Bearer token"),
             ("In Blumira, add a Cloud Connector for 1Password.", "Events API URL: {base_url}", "Paste the token."),
+            cloud=True,
         ),
         SiemType(
             "crowdstrike",
@@ -52,6 +64,7 @@ SIEM_TYPES: dict[str, SiemType] = {
             False,
             ("Events API base URL", "API token"),
             ("In Falcon, open Data connectors and add 1Password.", "Base URL: {base_url}", "Paste the token."),
+            cloud=True,
         ),
         SiemType(
             "datadog",
@@ -60,6 +73,7 @@ SIEM_TYPES: dict[str, SiemType] = {
             False,
             ("Events API URL / host", "Bearer token"),
             ("In Datadog, open Integrations, 1Password.", "Host or URL: {base_url}", "Paste the token and save."),
+            cloud=True,
         ),
         SiemType(
             "elastic",
@@ -84,6 +98,7 @@ SIEM_TYPES: dict[str, SiemType] = {
                 "Events API URL: {base_url}",
                 "API token: paste the token.",
             ),
+            cloud=True,
         ),
         SiemType(
             "panther",
@@ -92,6 +107,7 @@ SIEM_TYPES: dict[str, SiemType] = {
             False,
             ("Events API host", "Bearer token"),
             ("In Panther, add a 1Password log source.", "Host: {base_url}", "Paste the token."),
+            cloud=True,
         ),
         SiemType(
             "rapid7",
@@ -127,6 +143,7 @@ SIEM_TYPES: dict[str, SiemType] = {
             False,
             ("Base URL", "API token"),
             ("In Sumo Logic, add a 1Password Cloud-to-Cloud source.", "Base URL: {base_url}", "Paste the token."),
+            cloud=True,
         ),
         SiemType(
             "other",

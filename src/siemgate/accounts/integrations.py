@@ -10,6 +10,7 @@ from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.catalog import SiemType, siem_type
 from siemgate.accounts.lifecycle import StreamLag, TokenLifecycle, token_status
 from siemgate.accounts.people import PeopleService
+from siemgate.address import PublicAddress
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.ids import new_id
 from siemgate.store.base import Account, Integration, Store, TokenRecord
@@ -38,16 +39,14 @@ class IntegrationService:
         lifecycle: TokenLifecycle,
         audit: AuditRecorder,
         clock: Callable[[], int],
-        base_url: str,
-        audience: str,
+        address: PublicAddress,
     ) -> None:
         self.store = store
         self.people = people
         self.lifecycle = lifecycle
         self.audit = audit
         self.clock = clock
-        self.base_url = base_url
-        self.audience = audience
+        self.address = address
 
     def create(self, actor: Actor, account: Account, type: str, name: str, description: str = "") -> Integration:
         self.people.require(actor, account, "administrator", "create integrations")
@@ -89,7 +88,7 @@ class IntegrationService:
             TokenView(record, token_status(record, now), self.lifecycle.lag(record))
             for record in self.store.list_tokens(account.id, integration.id)
         ]
-        return IntegrationDetails(integration, kind, kind.guide(self.base_url, self.audience), tokens)
+        return IntegrationDetails(integration, kind, kind.guide(self.address), tokens)
 
     def update(
         self, actor: Actor, account: Account, ref: str, name: str | None, description: str | None

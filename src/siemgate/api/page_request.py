@@ -1,4 +1,4 @@
-"""Parse an Events API request body the way deployed SIEM connectors send it (spec §4).
+"""Parse an Events API request body the way deployed SIEM connectors send it (docs/events-api.md).
 
 Tolerant on purpose: any Content-Type (or none), an empty body, `null` values, unknown keys
 (e.g. a `ResetCursor` wrapper) are accepted; when `cursor` is present it wins over reset fields.

@@ -1,4 +1,4 @@
-"""Serve Events API pages: reset and cursor semantics of DESIGN.md, as pre-built JSON bytes.
+"""Serve Events API pages: reset and cursor semantics of docs/cursors.md, as pre-built JSON bytes.
 
 A reset {start S, end E, limit L} defines a stream: every event of the (account, feature) whose
 timestamp is in [S, E], stored now or later, in seq order. A page holds up to L events after the

@@ -84,7 +84,7 @@ class Services:
 def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns) -> Services:
     """Wire the services around an already-migrated store."""
     keys = KeyRing(store, settings.data_dir)
-    tokens = TokenService(store, keys, settings.audience, clock, verify_audience=settings.public_host is not None)
+    tokens = TokenService(store, keys, settings.audience, clock)
     ingest_keys = IngestKeyService(store, clock)
     writer = EventWriter(store, clock, max_event_bytes=settings.ingest_max_event_bytes)
     audit = AuditRecorder(store, writer, clock, __version__)
@@ -117,7 +117,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         audit=audit,
         people=people,
         lifecycle=lifecycle,
-        integrations=IntegrationService(store, people, lifecycle, audit, clock, settings.base_url, settings.audience),
+        integrations=IntegrationService(store, people, lifecycle, audit, clock, settings.address),
         ingest_key_admin=IngestKeyAdmin(store, ingest_keys, people, audit),
         api_keys=api_keys,
         sessions=sessions,

@@ -1,6 +1,6 @@
 """SIEM bearer tokens: ES256 JWTs shaped like 1Password's Events API tokens.
 
-Claims: `aud` [public host:port], `iss`, `sub` (integration uuid), `jti` (token id), `iat`, `exp`
+Claims: `aud` [the public address's host[:port]], `iss`, `sub` (integration uuid), `jti` (token id), `iat`, `exp`
 (only when an expiry was chosen), `1password.com/fts` (features), `1password.com/auuid` (account
 uuid), `1password.com/token` (token id); header `kid`. The server keeps a TokenRecord with the
 token's SHA-256 and checks it on every request, so revocation and expiry apply at once.
@@ -9,6 +9,7 @@ token's SHA-256 and checks it on every request, so revocation and expiry apply a
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ FEATURES_CLAIM = "1password.com/fts"
 ACCOUNT_CLAIM = "1password.com/auuid"
 TOKEN_CLAIM = "1password.com/token"  # noqa: S105 (a claim name, not a secret)
 _CACHE_SIZE = 10_000
+log = logging.getLogger("siemgate.tokens")
 
 
 def token_digest(token: str) -> str:
@@ -38,16 +40,14 @@ def token_digest(token: str) -> str:
 class TokenService:
     """Issues SIEM tokens and authenticates them on every Events API request."""
 
-    def __init__(
-        self, store: Store, keys: KeyRing, audience: str, clock: Callable[[], int], *, verify_audience: bool = True
-    ) -> None:
-        """`audience` goes into issued tokens; it is checked on use only when `verify_audience`
-        (siemgate checks it when a public host is configured, so a default install keeps working
-        when it is moved to another port)."""
+    def __init__(self, store: Store, keys: KeyRing, audience: str, clock: Callable[[], int]) -> None:
+        """`audience` (the public address's host[:port]) goes into issued tokens. A token this server
+        issued is accepted whatever audience it carries, so changing the public address keeps
+        existing tokens working until they are rotated (docs/setup.md, "The public address"): its
+        signature, key id and recorded SHA-256 already prove it is this server's own."""
         self.store = store
         self.keys = keys
         self.audience = audience
-        self.verify_audience = verify_audience
         self.clock = clock
         # sha256 -> the token's record as verified: its fixed fields (revocation is read every time)
         self._verified: OrderedDict[str, TokenRecord] = OrderedDict()
@@ -146,19 +146,15 @@ class TokenService:
                 token,
                 public,
                 algorithms=["ES256"],
-                audience=self.audience,
-                # expiry and revocation are checked against the server's clock below, not the JWT's
+                # expiry and revocation are checked against the server's clock below, not the JWT's;
+                # the audience is compared once the token is known to be this server's (below)
                 options={
                     "require": ["jti", "iat", "aud"],
                     "verify_exp": False,
                     "verify_iat": False,
-                    "verify_aud": self.verify_audience,
+                    "verify_aud": False,
                 },
             )
-        except jwt.InvalidAudienceError:
-            raise Unauthorized(
-                f"Unauthorized: the token was issued for another server; this server is {self.audience}"
-            ) from None
         except jwt.PyJWTError:
             raise Unauthorized("Unauthorized: the token's signature or claims are invalid") from None
         token_id = str(claims["jti"])
@@ -168,6 +164,16 @@ class TokenService:
             raise Unauthorized("Unauthorized: this token is not known to this server") from None
         if record.token_sha256 != digest:
             raise Unauthorized("Unauthorized: this token is not known to this server")
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if self.audience not in audiences:
+            log.warning(
+                "token %s carries the former address %s; this server is now %s: it keeps working until"
+                " it is rotated (siemgate token rotate %s)",
+                token_id,
+                ", ".join(map(str, audiences)),
+                self.audience,
+                token_id,
+            )
         with self._lock:
             self._verified[digest] = record
             if len(self._verified) > _CACHE_SIZE:

@@ -3,17 +3,18 @@ actor and recorded in the account's audit trail like any other change."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from siemgate.accounts import views
 from siemgate.accounts.actor import CLI
+from siemgate.accounts.catalog import siem_type
 from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound
 from siemgate.model.durations import parse_duration
+from siemgate.private import write_secret
 from siemgate.store.base import Integration
 
 account_app = typer.Typer(help="Accounts: every event, token and query belongs to one.", no_args_is_help=True)
@@ -117,14 +118,17 @@ def token_issue(
             if integration:
                 raise
             integ = services.integrations.create(CLI, acct, integration_type, target)
+            err.print(
+                f"no --integration given: created integration {integ.name!r} (type {integ.type}) for this token;"
+                " give --integration NAME to issue it for an existing one"
+            )
+        for warning in siem_type(integ.type).warnings(services.settings.address):
+            err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         token, record = services.lifecycle.issue(CLI, acct, integ, name, chosen, expires_in)
         info = views.token_view(record, services.clock(), integ)
         base_url = services.settings.base_url
     if output is not None:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(token + "\n")
-        os.chmod(output, 0o600)
+        write_secret(output, token + "\n")
     if as_json:
         print_json({**info, "token": token, "account": acct.uuid, "base_url": base_url})
     else:
@@ -199,9 +203,7 @@ def token_rotate(
         old = services.store.get_token(token_id)
         info = views.token_view(new, services.clock())
     if output is not None:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(token + "\n")
+        write_secret(output, token + "\n")
     if as_json:
         print_json({**info, "token": token, "old_token_revoke_at": views.when(old.revoke_at or old.revoked_at)})
     else:

@@ -212,6 +212,8 @@ def integration_show(
     guide = data["connection_guide"]
     err.print(f"[bold]{data['name']}[/bold] — {data['siem']['name']} ({guide['connector']})")
     err.print(guide["url_note"])
+    for warning in guide["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for number, step in enumerate(guide["steps"], start=1):
         err.print(f"  {number}. {step}")
     rows = []

@@ -80,15 +80,37 @@ def forwarded_allow_ips(settings: Settings) -> str:
     return ",".join(settings.trusted_proxies)
 
 
+def _say_address(configured: Settings, serving: Settings) -> None:
+    """Log the public address; warn when --host/--port move the server away from it (the address
+    tokens and guides name comes from the configuration, which `siemgate token issue` reads too)."""
+    log.info("public address (tokens, console guides): %s", configured.base_url)
+    if configured.address_configured or (serving.host, serving.port) == (configured.host, configured.port):
+        return
+    log.warning(
+        "serving on %s:%s, but tokens and connection guides name %s (SIEMGATE_HOST/SIEMGATE_PORT):"
+        " set SIEMGATE_PUBLIC_URL to the address SIEMs reach this server by",
+        serving.host,
+        serving.port,
+        configured.base_url,
+    )
+
+
 def serve(
     ctx: typer.Context,
-    host: str = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1)."),
-    port: int = typer.Option(None, "--port", "-p", help="Port (default 8080)."),
+    host: str = typer.Option(
+        None, "--host", help="Address to listen on (default 127.0.0.1); SIEMs are told SIEMGATE_PUBLIC_URL."
+    ),
+    port: int = typer.Option(None, "--port", "-p", min=1, max=65535, help="Port to listen on (default 8080)."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Server processes sharing the store."),
 ) -> None:
     """Serve the Events API, the ingest API, the admin API and the web console (/console)."""
-    settings = state(ctx).settings(host=host, port=port)
+    configured = state(ctx).settings()
+    # --host/--port choose where to listen; the public address stays the configured one
+    settings = configured.model_copy(
+        update={"host": host or configured.host, "port": port or configured.port, "public_url": configured.base_url}
+    )
     configure_logging(settings.log_level, settings.log_format)
+    _say_address(configured, settings)
     if workers == 1:
         sock = bind(settings.host, settings.port)  # a busy port is said at once, before migrations
         services = open_services(settings)
@@ -106,6 +128,8 @@ def serve(
     os.environ["SIEMGATE_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["SIEMGATE_HOST"] = settings.host
     os.environ["SIEMGATE_PORT"] = str(settings.port)
+    os.environ["SIEMGATE_PUBLIC_URL"] = settings.base_url
+    os.environ.pop("SIEMGATE_PUBLIC_HOST", None)
     # Every worker opens the same store and shares rate limits through the same Redis.
     os.environ["SIEMGATE_DATABASE_URL"] = settings.store_url
     if settings.redis_url:

@@ -1,4 +1,4 @@
-"""Every enumerated value of the 1Password Events API (spec §8), as tuples of wire strings."""
+"""Every enumerated value of the 1Password Events API (docs/events.md), as tuples of wire strings."""
 
 from __future__ import annotations
 

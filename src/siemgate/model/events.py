@@ -1,4 +1,4 @@
-"""The event shapes of the Events API (spec §8), v1 and v2, as typed dictionaries.
+"""The event shapes of the Events API (docs/events.md), v1 and v2, as typed dictionaries.
 
 They validate producer input (strict: types, enums, ids, timestamps; unknown fields refused) and
 describe the API in the OpenAPI document. v2 shapes are v1 plus the MSP fields; events are stored

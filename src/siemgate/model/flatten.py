@@ -1,4 +1,4 @@
-"""Events as flat rows (CSV exports): per feature, the dotted paths of every v2 field (spec §8), in a
+"""Events as flat rows (CSV exports): per feature, the dotted paths of every v2 field (docs/events.md), in a
 fixed order, and the cell text of each.
 
 A missing field or JSON null is an empty cell. Text that a spreadsheet would run as a formula

@@ -3,8 +3,8 @@
 Two levels of strictness (docs/events.md):
 
 - strict, for producers (the ingest API, `siemgate ingest`, the simulator): types, enums, ids and
-  timestamps are checked against spec §8 and unknown fields are refused, so a typo such as
-  `client.ip` is caught at the door instead of being served to every SIEM.
+  timestamps are checked against the Events API reference (docs/events.md) and unknown fields are
+  refused, so a typo such as `client.ip` is caught at the door instead of being served to every SIEM.
 - lenient, for mirrored upstream data (the forwarder's siemgate sink): only `uuid` and `timestamp`
   are checked; fields and enum values newer than the spec are kept exactly as received.
 

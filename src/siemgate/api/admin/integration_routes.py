@@ -25,14 +25,18 @@ def _duration(text: str, field: str, *, allow_zero: bool = False) -> int | None:
 
 
 @router.get("/siem-types", response_model=list[models.SiemTypeOut], summary="The SIEMs an integration can be for")
-def siem_types(actor: ActorDep) -> list[dict[str, Any]]:
+def siem_types(actor: ActorDep, services: ServicesDep) -> list[dict[str, Any]]:
+    address = services.settings.address
     return [
         {
             "key": t.key,
             "name": t.name,
             "connector": t.connector,
             "url_from_token": t.url_from_token,
+            "cloud": t.cloud,
             "fields": list(t.fields),
+            "base_url": address.url,
+            "warnings": t.warnings(address),
         }
         for t in SIEM_TYPES.values()
     ]

@@ -258,11 +258,13 @@ class SiemRef(BaseModel):
 
 class Guide(BaseModel):
     connector: str
-    base_url: str
+    base_url: str = Field(description="The public address: what SIEMs are told to connect to.")
+    audience: str = Field(description="host[:port] that tokens issued now carry (`aud`).")
     url_from_token: bool
     fields: list[str]
     steps: list[str]
     url_note: str
+    warnings: list[str] = Field(description="Why this SIEM cannot use the public address, and what to change.")
 
 
 class IntegrationDetailsOut(IntegrationOut):
@@ -276,7 +278,12 @@ class SiemTypeOut(BaseModel):
     name: str
     connector: str
     url_from_token: bool
+    cloud: bool = Field(description="The connector runs in the vendor's cloud.")
     fields: list[str]
+    base_url: str = Field(description="The public address SIEMs are told to connect to.")
+    warnings: list[str] = Field(
+        description="Why this SIEM cannot use the public address, and what to change (before issuing a token)."
+    )
 
 
 class IngestKeyOut(BaseModel):

@@ -1,5 +1,5 @@
 """The `siemgate` sink: mirror the events into a local siemgate store, so a team can keep their
-1Password events beyond 120 days and serve them again to several SIEMs (issue 6 of the design).
+1Password events beyond 120 days and serve them again to several SIEMs (docs/forwarding.md).
 
 Events are written through the store's EventWriter with lenient validation (strict=False): fields
 and values newer than siemgate knows are kept exactly as received. A write is atomic and an event

@@ -115,8 +115,22 @@ function wireTokenForm(form, onSubmit) {
   });
 }
 
+/** The public address and what stops this SIEM from using it (shown before a token is issued). */
+function addressWarnings(warnings) {
+  if (!warnings.length) return [];
+  return [
+    h(
+      "div",
+      { class: "warning address-warnings", role: "alert" },
+      h("strong", {}, "Fix this before issuing a token:"),
+      h("ul", {}, warnings.map((text) => h("li", {}, text))),
+    ),
+  ];
+}
+
 function guideView(guide) {
   return [
+    ...addressWarnings(guide.warnings),
     h("p", {}, `Connector: ${guide.connector}`),
     h("dl", {}, h("dt", {}, "Events API URL"), h("dd", {}, h("code", { class: "base-url" }, guide.base_url))),
     h("p", { class: "muted" }, guide.url_note),
@@ -164,6 +178,10 @@ export async function newIntegrationPage() {
     return;
   }
   $("#siem-name").textContent = siem.name;
+  $("#address").replaceChildren(
+    h("p", {}, "SIEMs reach siemgate at ", h("code", { class: "base-url" }, siem.base_url), " (SIEMGATE_PUBLIC_URL)."),
+    ...addressWarnings(siem.warnings),
+  );
   const nameInput = $("#integration-name");
   if (!nameInput.value && siem.key !== "other") nameInput.value = siem.name;
   nameInput.focus();
