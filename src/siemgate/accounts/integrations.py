@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,7 +13,9 @@ from siemgate.accounts.lifecycle import StreamLag, TokenLifecycle, token_status
 from siemgate.accounts.people import PeopleService
 from siemgate.address import PublicAddress
 from siemgate.errors import BadRequest, NotFound
+from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
+from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.store.base import Account, Integration, Store, TokenRecord
 
 
@@ -21,6 +24,7 @@ class TokenView:
     record: TokenRecord
     status: str
     lag: list[StreamLag]
+    revoked_by: str | None = None  # the e-mail (or name) of whoever revoked it, from the audit trail
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +89,32 @@ class IntegrationService:
         kind = siem_type(integration.type)
         now = self.clock()
         tokens = [
-            TokenView(record, token_status(record, now), self.lifecycle.lag(record))
+            TokenView(record, token_status(record, now), self.lifecycle.lag(record), self.revoked_by(account, record))
             for record in self.store.list_tokens(account.id, integration.id)
         ]
         return IntegrationDetails(integration, kind, kind.guide(self.address), tokens)
+
+    def revoked_by(self, account: Account, record: TokenRecord) -> str | None:
+        """Who revoked the token, read from its `trevoke satoken` audit event (None if not revoked
+        or the event is gone)."""
+        if record.revoked_at is None:
+            return None
+        margin = 60 * NS_PER_SECOND
+        rows = self.store.search_events(
+            account.id,
+            Feature.AUDITEVENTS,
+            record.revoked_at - margin,
+            record.revoked_at + margin,
+            {"kind": "trevoke", "detail": "satoken"},
+            None,
+            50,
+        )
+        for _ts, _seq, body in rows:
+            event = json.loads(body)
+            if event.get("object_uuid") == record.id:
+                actor = event.get("actor_details") or {}
+                return str(actor.get("email") or actor.get("name") or event.get("actor_uuid") or "")
+        return None
 
     def update(
         self, actor: Actor, account: Account, ref: str, name: str | None, description: str | None

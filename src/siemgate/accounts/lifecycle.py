@@ -46,6 +46,7 @@ class StreamLag:
     head_seq: int
     behind: int | None  # events stored after the consumer's last position (None: never read)
     last_read_at: int | None
+    waiting_since: int | None = None  # activity time when the oldest unread event was stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,5 +254,6 @@ class TokenLifecycle:
                 result.append(StreamLag(feature, None, head, None, None))
             else:
                 behind = self.store.count_events(record.account_id, feature, after_seq=seen[0])
-                result.append(StreamLag(feature, seen[0], head, behind, seen[1]))
+                waiting = self.store.first_unread_time(record.account_id, feature, seen[0]) if behind else None
+                result.append(StreamLag(feature, seen[0], head, behind, seen[1], waiting))
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from siemgate.accounts.health import integration_health, seconds_behind
 from siemgate.accounts.integrations import IntegrationDetails, TokenView
 from siemgate.accounts.lifecycle import StreamLag, token_status
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
@@ -77,12 +78,13 @@ def token_view(record: TokenRecord, now: int, integration: Integration | None = 
     return view
 
 
-def lag_view(lag: StreamLag) -> dict[str, Any]:
+def lag_view(lag: StreamLag, now: int) -> dict[str, Any]:
     return {
         "feature": lag.feature.value,
         "last_seq": lag.last_seq,
         "head_seq": lag.head_seq,
         "events_behind": lag.behind,
+        "behind_seconds": seconds_behind(lag, now),
         "last_read_at": when(lag.last_read_at),
     }
 
@@ -97,14 +99,29 @@ def integration_view(integration: Integration) -> dict[str, Any]:
     }
 
 
+def health_view(details: IntegrationDetails, now: int) -> dict[str, Any]:
+    """The integration's state as a whole (accounts/health.py)."""
+    health = integration_health([(v.record, v.status, v.lag) for v in details.tokens], now)
+    return {
+        "state": health["state"],
+        "behind_seconds": health["behind_seconds"],
+        "expires_at": when(health["expires_at_ns"]),
+    }
+
+
 def details_view(details: IntegrationDetails, now: int) -> dict[str, Any]:
     def one(view: TokenView) -> dict[str, Any]:
-        return {**token_view(view.record, now), "streams": [lag_view(lag) for lag in view.lag]}
+        return {
+            **token_view(view.record, now),
+            "revoked_by": view.revoked_by,
+            "streams": [lag_view(lag, now) for lag in view.lag],
+        }
 
     return {
         **integration_view(details.integration),
         "siem": {"key": details.siem.key, "name": details.siem.name},
         "connection_guide": details.guide,
+        "health": health_view(details, now),
         "tokens": [one(view) for view in details.tokens],
     }
 

@@ -491,6 +491,11 @@ class Store(IdentityStore, LogSQL, abc.ABC):
     def count_events(self, account_id: int, feature: Feature, after_seq: int = 0) -> int:
         """Events stored in the stream with seq > after_seq."""
 
+    @abc.abstractmethod
+    def first_unread_time(self, account_id: int, feature: Feature, after_seq: int) -> int | None:
+        """The stream's newest activity time (max_ts) when the first event with seq > after_seq was
+        stored: how long that event has waited for a reader. None when there is no such event."""
+
     # alert rules, evaluation state, alerts and deliveries (siemgate.alerts) ----------------------
     # Written once for both backends in store/alert_sql.py.
     @abc.abstractmethod

@@ -272,6 +272,13 @@ class PgEvents(PgBase):
             )
         )
 
+    def first_unread_time(self, account_id: int, feature: Feature, after_seq: int) -> int | None:
+        value = self._value(
+            "SELECT max_ts FROM events WHERE account_id = %s AND feature = %s AND seq > %s ORDER BY seq LIMIT 1",
+            (account_id, feature.code, after_seq),
+        )
+        return None if value is None else int(value)
+
     def start_position(self, account_id: int, feature: Feature, start: int) -> int:
         # The first event with a timestamp >= start: the smallest min_seq of the days wholly at or
         # after `start`, or an earlier event in the day holding `start` (one index lookup on max_ts:

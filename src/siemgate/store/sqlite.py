@@ -1041,6 +1041,17 @@ class SQLiteStore(AlertSQL, Store):
         )
         return int(row[0])
 
+    def first_unread_time(self, account_id: int, feature: Feature, after_seq: int) -> int | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT max_ts FROM events WHERE account_id = ? AND feature = ? AND seq > ? ORDER BY seq LIMIT 1",
+                (account_id, feature.code, after_seq),
+            )
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
     # alert rules, evaluation state, alerts and deliveries: store/alert_sql.py --------------------
     @contextmanager
     def _alert_tx(self, what: str) -> Iterator[sqlite3.Connection]:

@@ -43,13 +43,19 @@ def siem_types(actor: ActorDep, services: ServicesDep) -> list[dict[str, Any]]:
 
 
 @router.get(
-    "/accounts/{account}/integrations", response_model=models.Page[models.IntegrationOut], summary="Integrations"
+    "/accounts/{account}/integrations",
+    response_model=models.Page[models.IntegrationListed],
+    summary="Integrations, each with its health",
 )
 def list_integrations(
     account: AccountDep, actor: ActorDep, services: ServicesDep, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> dict[str, Any]:
+    now = services.clock()
     items = [views.integration_view(i) for i in services.integrations.list_integrations(actor, account)]
-    return paginate(items, lambda i: f"{i['created_at']}|{i['uuid']}", limit, cursor)
+    page = paginate(items, lambda i: f"{i['created_at']}|{i['uuid']}", limit, cursor)
+    for item in page["items"]:
+        item["health"] = views.health_view(services.integrations.details(actor, account, item["uuid"]), now)
+    return page
 
 
 @router.post(
@@ -154,7 +160,8 @@ def get_token(token: str, account: AccountDep, actor: ActorDep, services: Servic
     integration = services.store.get_integration_by_id(record.integration_id)
     return {
         **views.token_view(record, services.clock(), integration),
-        "streams": [views.lag_view(lag) for lag in services.lifecycle.lag(record)],
+        "revoked_by": services.integrations.revoked_by(account, record),
+        "streams": [views.lag_view(lag, services.clock()) for lag in services.lifecycle.lag(record)],
     }
 
 

@@ -236,11 +236,24 @@ class StreamOut(BaseModel):
     last_seq: int | None
     head_seq: int
     events_behind: int | None = Field(description="Events stored after the consumer's last position; null: never read.")
+    behind_seconds: int | None = Field(
+        description="How long the oldest event the consumer has not read has waited (0: caught up); null: never read."
+    )
     last_read_at: str | None
 
 
 class TokenWithStreams(TokenOut):
+    revoked_by: str | None = Field(description="Who revoked the token (from the audit trail); null when not revoked.")
     streams: list[StreamOut]
+
+
+class Health(BaseModel):
+    state: Literal["active", "expiring", "no_active_token", "never_used", "behind"] = Field(
+        description="The integration as a whole: no_active_token, never_used, behind (an unread event has waited"
+        " over 15 minutes), expiring (every live token within 14 days) or active."
+    )
+    behind_seconds: int | None = Field(description="The most current live token's lag; null: never read.")
+    expires_at: str | None = Field(description="When the last live token expires; null: one never does.")
 
 
 class IntegrationOut(BaseModel):
@@ -267,9 +280,14 @@ class Guide(BaseModel):
     warnings: list[str] = Field(description="Why this SIEM cannot use the public address, and what to change.")
 
 
+class IntegrationListed(IntegrationOut):
+    health: Health
+
+
 class IntegrationDetailsOut(IntegrationOut):
     siem: SiemRef
     connection_guide: Guide
+    health: Health
     tokens: list[TokenWithStreams]
 
 

@@ -52,6 +52,34 @@ const country = (code) => {
   }
 };
 
+/** A length of time in words people read at a glance: "45 s", "15 min", "2 h", "3 d". */
+function fmtDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 2 * 86400) {
+    const hours = Math.floor(s / 3600);
+    const minutes = Math.round((s % 3600) / 60);
+    return minutes && hours < 10 ? `${hours} h ${minutes} min` : `${Math.round(s / 3600)} h`;
+  }
+  return `${Math.round(s / 86400)} d`;
+}
+
+/** An integration's health (accounts/health.py) as a badge and a sentence. */
+function healthView(health) {
+  const behind = health.behind_seconds;
+  const caughtUp = behind === 0 ? "up to date" : behind ? `${fmtDuration(behind)} behind` : "";
+  const views = {
+    active: ["active", "Active", caughtUp],
+    expiring: ["expiring", "Expiring", `every token expires by ${fmtTime(health.expires_at)}${caughtUp ? `; ${caughtUp}` : ""}`],
+    no_active_token: ["revoked", "No active token", "every token is revoked or expired: the SIEM receives nothing"],
+    never_used: ["expiring", "Never used", "no SIEM has read with its tokens yet"],
+    behind: ["expiring", `${fmtDuration(behind)} behind`, "the oldest event the SIEM has not read has waited that long"],
+  };
+  const [kind, label, note] = views[health.state] || ["", health.state, ""];
+  return { kind, label, note };
+}
+
 class ApiError extends Error {
   constructor(status, message) {
     super(message);
@@ -121,8 +149,13 @@ function ask({ title, content, buttons }) {
   const dialog = $("#confirm");
   $("#confirm-title").textContent = title;
   $("#confirm-body").replaceChildren(...content);
+  // Cancel (value "") is not a submit button: Enter in a field submits with the first real choice.
   $("#confirm-actions").replaceChildren(
-    ...buttons.map((b) => h("button", { value: b.value, class: `button ${b.kind || ""}`, autofocus: b.focus }, b.label)),
+    ...buttons.map((b) =>
+      b.value
+        ? h("button", { value: b.value, class: `button ${b.kind || ""}`, autofocus: b.focus }, b.label)
+        : h("button", { type: "button", class: `button ${b.kind || ""}`, autofocus: b.focus, onclick: () => dialog.close("") }, b.label),
+    ),
   );
   dialog.returnValue = "";
   dialog.showModal();
@@ -182,6 +215,8 @@ export {
   icon,
   fmtNumber,
   fmtTime,
+  fmtDuration,
+  healthView,
   country,
   ApiError,
   api,

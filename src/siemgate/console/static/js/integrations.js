@@ -13,9 +13,11 @@ import {
   badge,
   busy,
   consolePath,
+  fmtDuration,
   fmtNumber,
   fmtTime,
   h,
+  healthView,
   icon,
   setStatus,
   showError,
@@ -52,11 +54,15 @@ export async function integrationsPage() {
       const rows = integrations.map((i) => {
         const own = tokens.filter((t) => t.integration && t.integration.uuid === i.uuid);
         const active = own.filter((t) => t.status === "active" || t.status === "expiring").length;
+        const health = healthView(i.health);
+        const link = consolePath(`/integrations/${i.uuid}`);
+        const finish = MANAGER && !own.length ? h("a", { href: link, class: "finish" }, "Finish setting up: issue its token") : null;
         return h(
           "tr",
-          {},
-          h("td", {}, h("span", { class: "name-cell" }, icon(i.type, 28), h("a", { href: consolePath(`/integrations/${i.uuid}`) }, i.name))),
+          { dataset: { integration: i.uuid, health: i.health.state } },
+          h("td", {}, h("span", { class: "name-cell" }, icon(i.type, 28), h("a", { href: link }, i.name))),
           h("td", {}, names[i.type] || i.type),
+          h("td", { class: "health" }, h("span", { class: `badge ${health.kind}` }, health.label), health.note ? h("div", { class: "muted" }, health.note) : null, finish),
           h("td", { class: "num" }, `${active} active`, own.length > active ? h("span", { class: "muted" }, ` / ${own.length}`) : null),
           h("td", {}, fmtTime(i.created_at)),
         );
@@ -65,7 +71,7 @@ export async function integrationsPage() {
         h(
           "table",
           {},
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "SIEM"), h("th", { scope: "col", class: "num" }, "Tokens"), h("th", { scope: "col" }, "Created"))),
+          h("thead", {}, h("tr", {}, ["Name", "SIEM", "Health", "Tokens", "Created"].map((label) => h("th", { scope: "col", class: label === "Tokens" ? "num" : null }, label)))),
           h("tbody", {}, rows),
         ),
       );
@@ -193,15 +199,31 @@ export async function newIntegrationPage() {
       else label.removeAttribute("aria-current");
     });
   };
+  // Nothing is created until the token is issued: leaving at step 2 leaves no half-made
+  // integration behind. Should issuing fail after the integration was made, retrying reuses it.
   let integration = null;
+  let chosen = null;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const error = $(".error", form);
     error.hidden = true;
+    nameInput.removeAttribute("aria-invalid");
     try {
       const name = form.name.value.trim();
-      if (!name) throw new Error("Give the integration a name.");
-      integration = await api("POST", accountPath("/integrations"), { type, name, description: form.description.value.trim() });
+      if (!name) throw new Error("Give the integration a name, e.g. “Splunk production”.");
+      const existing = (await apiAll(accountPath("/integrations"))).find((i) => i.name.toLowerCase() === name.toLowerCase());
+      if (existing && (!integration || existing.uuid !== integration.uuid)) {
+        nameInput.setAttribute("aria-invalid", "true");
+        error.replaceChildren(
+          `An integration named “${existing.name}” already exists. Choose another name, or `,
+          h("a", { href: consolePath(`/integrations/${existing.uuid}`) }, "open it"),
+          ".",
+        );
+        error.hidden = false;
+        nameInput.focus();
+        return;
+      }
+      chosen = { type, name, description: form.description.value.trim() };
       $("#step-2 .token-name").value = `${name} token`;
       step(2);
       $("#step-2 .token-name").focus();
@@ -209,7 +231,13 @@ export async function newIntegrationPage() {
       showError(error, e);
     }
   });
+  $("#back-to-name").addEventListener("click", () => {
+    step(1);
+    nameInput.focus();
+  });
   wireTokenForm($("#step-2 form"), async (value) => {
+    if (!integration) integration = await api("POST", accountPath("/integrations"), chosen);
+    else if (integration.name !== chosen.name) integration = await api("PATCH", accountPath(`/integrations/${integration.uuid}`), { name: chosen.name });
     const issued = await api("POST", accountPath(`/integrations/${integration.uuid}/tokens`), value);
     const details = await api("GET", accountPath(`/integrations/${integration.uuid}`));
     step(3);
@@ -234,38 +262,81 @@ export async function integrationPage() {
     return details;
   };
   const renderTokens = (details) => {
+    const health = healthView(details.health);
+    $("#integration-health").replaceChildren(h("span", { class: `badge ${health.kind}` }, health.label), health.note ? ` ${health.note}` : "");
     if (!details.tokens.length) {
       tokensBox.replaceChildren(h("p", { class: "muted empty" }, "No tokens. Issue one to connect this SIEM."));
       return;
     }
-    const rows = details.tokens.map((t) => {
-      const live = t.status === "active" || t.status === "expiring";
-      const lag = t.streams.map((s) =>
-        h("div", {}, `${FEATURES[s.feature].title}: `, s.events_behind === null ? h("span", { class: "muted" }, "never read") : `${fmtNumber(s.events_behind)} behind`),
-      );
+    const live = details.tokens.filter((t) => t.status === "active" || t.status === "expiring");
+    const gone = details.tokens.filter((t) => !live.includes(t));
+    const byId = Object.fromEntries(details.tokens.map((t) => [t.id, t]));
+    const replacedBy = Object.fromEntries(details.tokens.filter((t) => t.replaces).map((t) => [t.replaces, t]));
+    const lagLine = (s) => {
+      const title = `${FEATURES[s.feature].title}: `;
+      if (s.behind_seconds === null) return h("div", {}, title, h("span", { class: "muted" }, "never read"));
+      if (!s.events_behind) return h("div", {}, title, "up to date");
+      return h("div", {}, title, `${fmtDuration(s.behind_seconds)} behind`, h("span", { class: "muted" }, ` (${fmtNumber(s.events_behind)} events)`));
+    };
+    const liveRow = (t) => {
+      const retiring = Boolean(t.revoke_at);
       const actions =
-        MANAGER && live
+        MANAGER && !retiring
           ? [
               h("button", { type: "button", class: "button small", onclick: () => rotate(t) }, "Rotate"),
               h("button", { type: "button", class: "button small danger-outline", onclick: () => revoke(t) }, "Revoke"),
             ]
-          : [];
+          : MANAGER
+            ? [h("button", { type: "button", class: "button small danger-outline", onclick: () => revoke(t) }, "Revoke")]
+            : [];
+      const note = retiring
+        ? `until its replacement is first used, at the latest ${fmtTime(t.revoke_at)}`
+        : t.replaces
+          ? `replacement of the token issued ${fmtTime((byId[t.replaces] || {}).created_at)}`
+          : `issued ${fmtTime(t.created_at)}`;
       return h(
         "tr",
         { dataset: { token: t.id } },
-        h("td", {}, h("strong", {}, t.name), t.replaces ? h("div", { class: "muted" }, "replacement") : null),
+        h("td", {}, h("strong", {}, t.name), h("div", { class: "muted" }, note)),
         h("td", {}, t.features.map((f) => h("div", {}, FEATURES[f].title))),
-        h("td", {}, badge(t.status), t.revoke_at ? h("div", { class: "muted" }, `revoked by ${fmtTime(t.revoke_at)}`) : null),
+        h("td", {}, retiring ? h("span", { class: "badge expiring" }, "Retiring") : badge(t.status), replacedBy[t.id] && !retiring ? h("div", { class: "muted" }, "replaced") : null),
         h("td", {}, t.expires_at ? fmtTime(t.expires_at) : "Never"),
         h("td", {}, t.last_used_at ? fmtTime(t.last_used_at) : h("span", { class: "muted" }, "Never")),
-        h("td", {}, lag),
+        h("td", {}, t.streams.map(lagLine)),
         h("td", { class: "row-actions" }, actions),
       );
-    });
-    const headers = ["Name", "Event types", "Status", "Expires", "Last used", "Consumer lag", "Actions"];
-    tokensBox.replaceChildren(
-      h("div", { class: "table-scroll" }, h("table", { class: "tokens" }, h("thead", {}, h("tr", {}, headers.map((label) => h("th", { scope: "col" }, label)))), h("tbody", {}, rows))),
+    };
+    const goneRow = (t) => {
+      const when = t.status === "expired" ? t.expires_at : t.revoked_at || t.revoke_at;
+      const why = t.status === "expired" ? "Expired" : t.revoked_by ? `Revoked by ${t.revoked_by}` : replacedBy[t.id] ? "Replaced by its rotation" : "Revoked";
+      return h(
+        "tr",
+        { dataset: { token: t.id } },
+        h("td", {}, h("strong", {}, t.name), h("div", { class: "muted" }, `issued ${fmtTime(t.created_at)}`)),
+        h("td", {}, t.features.map((f) => h("div", {}, FEATURES[f].title))),
+        h("td", {}, badge(t.status)),
+        h("td", {}, why, h("div", { class: "muted" }, fmtTime(when))),
+        h("td", {}, t.last_used_at ? fmtTime(t.last_used_at) : h("span", { class: "muted" }, "Never")),
+      );
+    };
+    const head = (labels) => h("thead", {}, h("tr", {}, labels.map((label) => h("th", { scope: "col" }, label))));
+    const parts = [];
+    parts.push(
+      live.length
+        ? h("table", { class: "tokens", id: "live-tokens" }, head(["Name", "Event types", "Status", "Expires", "Last used", "Consumer lag", "Actions"]), h("tbody", {}, live.map(liveRow)))
+        : h("p", { class: "muted empty" }, "No active token: the SIEM receives nothing. Issue a token to reconnect it."),
     );
+    if (gone.length) {
+      parts.push(
+        h(
+          "details",
+          { class: "gone-tokens" },
+          h("summary", {}, `Revoked and expired tokens (${gone.length})`),
+          h("table", { class: "tokens", id: "gone-tokens" }, head(["Name", "Event types", "Status", "When", "Last used"]), h("tbody", {}, gone.map(goneRow))),
+        ),
+      );
+    }
+    tokensBox.replaceChildren(...parts);
   };
   const showIssued = (issued, guide) => {
     $("#issue-section").hidden = true;
