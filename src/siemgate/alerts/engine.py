@@ -40,7 +40,7 @@ from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
 from siemgate.store.base import AlertStateEntry
 
 MAX_EVENT_REFS = 50
-WINDOW, SEEN, SUPPRESS, META = "window", "seen", "suppress", "meta"
+WINDOW, SEEN, SUPPRESS, META, STREAM = "window", "seen", "suppress", "meta", "stream"
 NEW_KEY, NEW_VALUE = 2, 1
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.|]+)\}")
 
@@ -79,7 +79,9 @@ class StateBook:
 
     windows: (rule, key JSON) -> sorted [ts, uuid, seq]; seen: rule -> key -> {value: None}
     (insertion-ordered, the oldest dropped first); suppress: (rule, key JSON) -> {until,
-    suppressed}; meta: rule -> {"fp": ..., "upto": seq} (what first-seen state was built from)."""
+    suppressed}; meta: rule -> {"fp": ..., "upto": seq} (what first-seen state was built from);
+    covered: stream -> the seq up to which this state reflects the stream's events, and stored:
+    the same for the state in the store (written by `changes()`)."""
 
     windows: dict[tuple[str, str], list[list[Any]]] = field(default_factory=dict)
     seen: dict[str, dict[Key, dict[Key, None]]] = field(default_factory=dict)
@@ -87,6 +89,8 @@ class StateBook:
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     window_ns: dict[str, int] = field(default_factory=dict)
     dirty: set[tuple[str, str, Any]] = field(default_factory=set)
+    covered: dict[str, int] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, entries: Iterable[AlertStateEntry], horizon: int | None = None) -> StateBook:
@@ -110,6 +114,8 @@ class StateBook:
                 book.suppress[(entry.rule_id, entry.key)] = value
             elif entry.kind == META:
                 book.meta[entry.rule_id] = value
+            elif entry.kind == STREAM:
+                book.covered[entry.key] = book.stored[entry.key] = int(value["seq"])
         return book
 
     def forget_seen(self, rule_id: str) -> None:
@@ -122,8 +128,14 @@ class StateBook:
         self.dirty.add((rule_id, META, ""))
 
     def changes(self) -> list[AlertStateEntry]:
-        """Entries for every changed key (an empty value deletes it); clears the change set."""
-        out = []
+        """Entries for every changed key (an empty value deletes it) and for the streams the state
+        now covers further; clears the change set."""
+        out = [
+            AlertStateEntry("", STREAM, stream, orjson.dumps({"seq": seq}).decode(), None)
+            for stream, seq in self.covered.items()
+            if self.stored.get(stream) != seq
+        ]
+        self.stored.update(self.covered)
         for rule_id, kind, key in self.dirty:
             value: Any = None
             expires: int | None = None
@@ -302,7 +314,7 @@ class Evaluator:
                     continue
                 else:
                     firing = self._step(rule, seq, ts, event)
-                if firing is not None and not self._suppressed(rule, event, ts):
+                if firing is not None:
                     firings.append(firing)
         return firings
 
@@ -338,8 +350,10 @@ class Evaluator:
     def _ref(self, seq: int, ts: int, event: Mapping[str, Any]) -> dict[str, Any]:
         return {"uuid": event.get("uuid") or event.get("id"), "timestamp": format_ns(ts), "seq": seq}
 
-    def _first_seen(self, rule: CompiledRule, seq: int, ts: int, event: Mapping[str, Any]) -> Firing:
-        """The firing of a first-seen rule for an event `learn` found new."""
+    def _first_seen(self, rule: CompiledRule, seq: int, ts: int, event: Mapping[str, Any]) -> Firing | None:
+        """The firing of a first-seen rule for an event `learn` found new, unless suppressed."""
+        if self._suppressed(rule, event, ts):
+            return None
         r = rule.rule
         fs = r.first_seen
         assert fs is not None
@@ -354,9 +368,12 @@ class Evaluator:
         return Firing(rule, ts, group, 1, [self._ref(seq, ts, event)], dict(event), render(summary, event, 1))
 
     def _step(self, rule: CompiledRule, seq: int, ts: int, event: Mapping[str, Any]) -> Firing | None:
+        """The firing of a match or threshold rule for a matching event, if any and not suppressed."""
         r = rule.rule
         if r.threshold is not None and rule.window_ns is not None:
             return self._threshold(rule, seq, ts, event)
+        if self._suppressed(rule, event, ts):
+            return None
         group = {}
         if rule.suppress_by:
             values = [get_path(event, f) for f in rule.suppress_by]
@@ -389,6 +406,8 @@ class Evaluator:
             if j + n - 1 < len(window) and window[j + n - 1][0] - window[j][0] <= rule.window_ns:
                 run = window[j : j + n]
                 window.clear()
+                if self._suppressed(rule, event, ts):  # decided before the alert is built
+                    return None
                 group = dict(zip(r.threshold.group_by, values, strict=True))
                 refs = [{"uuid": u, "timestamp": format_ns(t), "seq": s} for t, u, s in run][-MAX_EVENT_REFS:]
                 summary = r.summary or f"{r.name}: {n} events within {r.threshold.window}" + (

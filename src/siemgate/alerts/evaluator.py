@@ -16,12 +16,20 @@ exactly where the last commit left off: no event is evaluated twice and none is 
 - `check_tokens` (server schedule) evaluates `tokens` rules against every SIEM token of the account.
 - Two evaluators (two server processes) never commit the same step: the commit checks the
   checkpoint it started from (Store.commit_alert_evaluation), and the loser reloads.
+- State is saved every STATE_SAVE_SECONDS or STATE_SAVE_EVENTS events (and after history, at the
+  first evaluation of a stream, on shutdown, and at every step while another process evaluates
+  the same account), not with every batch: a window key that changes in many batches is written
+  once. Alerts and the checkpoint are committed with every batch. The state records the seq up to
+  which it covers each stream; when it is loaded behind the checkpoint (after a crash, a rule
+  change, another process's step) the events in between are evaluated again to rebuild it, firing
+  nothing (their alerts were committed with them), so the state is exactly what it was.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -38,11 +46,22 @@ from siemgate.errors import Conflict, StoreError
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
-from siemgate.store.base import Account, AlertCommit, AlertFailure, AlertRecord, DeliveryRecord, Store
+from siemgate.store.base import (
+    Account,
+    AlertCommit,
+    AlertFailure,
+    AlertRecord,
+    AlertStateEntry,
+    DeliveryRecord,
+    Store,
+)
 from siemgate.store.ingest import StoredBatch
 
 log = logging.getLogger("siemgate.alerts")
 READ_BATCH = 2000
+STATE_SAVE_SECONDS = 2.0
+STATE_SAVE_EVENTS = 20_000
+CONTENDED_SECONDS = 60.0  # after a conflict with another process, state is saved at every step this long
 
 
 class AlertEvaluator:
@@ -61,6 +80,8 @@ class AlertEvaluator:
         self._checkpoints: dict[tuple[int, Feature], int | None] = {}
         self._accounts: dict[int, Account] = {}
         self._indexes: dict[tuple[int, str], RuleIndex] = {}
+        self._unsaved: dict[int, tuple[float, int]] = {}  # account -> (monotonic time of the last save, events since)
+        self._contended: dict[int, float] = {}  # account -> monotonic time of the last conflict
 
     # state --------------------------------------------------------------------------------------
     def _lock(self, account_id: int) -> threading.RLock:
@@ -133,6 +154,7 @@ class AlertEvaluator:
                 return self._step(account_id, feature, events, batch)
             except Conflict:
                 self._forget(account_id)  # another process moved on: reload and catch up from there
+                self._contended[account_id] = time.monotonic()
                 return self._step(account_id, feature, None, None)
             except Exception:
                 self._forget(account_id)
@@ -146,6 +168,8 @@ class AlertEvaluator:
         batch: StoredBatch | None,
     ) -> int:
         checkpoint = self._checkpoint(account_id, feature)
+        if checkpoint is not None:
+            self._replay(account_id, feature, checkpoint)
         if checkpoint is None:  # first look at this stream: start at its head (or just before this batch)
             start = events[0][0] - 1 if events else self.store.head_seq(account_id, feature)
             self._backfill(account_id, feature, None, start)
@@ -174,6 +198,62 @@ class AlertEvaluator:
     ) -> list[tuple[int, dict[str, Any]]]:
         rows = self.store.read_events(account_id, feature, after, 0, None, READ_BATCH)
         return [(seq, orjson.loads(body)) for seq, body, _ in rows if upto is None or seq <= upto]
+
+    def _replay(self, account_id: int, feature: Feature, checkpoint: int) -> None:
+        """Bring the state up to the checkpoint: the events after the seq the loaded state covers
+        are evaluated again (their alerts were committed with them: what fires is dropped). State
+        stored without that seq (before 0.2) covers the checkpoint."""
+        book = self._book(account_id)
+        stream = feature.value
+        covered = book.covered.get(stream)
+        if covered is None or covered >= checkpoint:
+            book.covered[stream] = checkpoint if covered is None else covered
+            return
+        rules, index = self._rules(account_id, stream)
+        oldest = self.clock() - self.max_event_age_ns
+        while covered < checkpoint:
+            chunk = self._read(account_id, feature, covered, checkpoint)
+            if not chunk:
+                break
+            covered = chunk[-1][0]
+            if feature == Feature.AUDITEVENTS:
+                chunk = [(s, e) for s, e in chunk if not is_alert_event(e)]
+            if rules:
+                Evaluator(rules, book, index).evaluate(chunk, oldest=oldest)
+        book.covered[stream] = checkpoint
+        log.info("alert state of %s rebuilt from seq %s up to %d", stream, book.stored.get(stream), checkpoint)
+
+    def _state(self, account_id: int, book: StateBook, events: int, history: bool) -> list[AlertStateEntry]:
+        """The state entries to commit with a step of `events` events: every change since the
+        last save when one is due (see the module docstring), else none."""
+        now = time.monotonic()
+        saved_at, since = self._unsaved.get(account_id, (now, 0))
+        since += events
+        due = (
+            history
+            or book.covered.keys() - book.stored.keys()
+            or now - saved_at >= STATE_SAVE_SECONDS
+            or since >= STATE_SAVE_EVENTS
+            or now - self._contended.get(account_id, -CONTENDED_SECONDS) < CONTENDED_SECONDS
+        )
+        if not due:
+            self._unsaved[account_id] = (saved_at, since)
+            return []
+        self._unsaved[account_id] = (now, 0)
+        return book.changes()
+
+    def save_state(self) -> None:
+        """Commit every account's unsaved state (server shutdown), so the next start rebuilds none."""
+        for account_id in list(self._books):
+            with self._lock(account_id):
+                book = self._books.get(account_id)
+                if book is None or not (book.dirty or book.covered != book.stored):
+                    continue
+                try:
+                    self._commit(AlertCommit(account_id, None, None, 0, book.changes()))
+                except (StoreError, Conflict):
+                    self._forget(account_id)  # rebuilt from the stored state at the next start
+                self._unsaved.pop(account_id, None)
 
     def _rules(self, account_id: int, source: str) -> tuple[list[CompiledRule], RuleIndex]:
         rules = self.rules.enabled(account_id, source)
@@ -205,7 +285,8 @@ class AlertEvaluator:
                 relevant, oldest=self.clock() - self.max_event_age_ns, times=times, learn_only=history
             )
         alerts, deliveries = self._records(account_id, feature.value, firings)
-        state = book.changes()
+        book.covered[feature.value] = events[-1][0]
+        state = self._state(account_id, book, len(events), history)
         commit = AlertCommit(account_id, feature, checkpoint, events[-1][0], state, alerts, deliveries)
         try:
             self._commit(commit)
@@ -244,7 +325,9 @@ class AlertEvaluator:
                     chunk = [(s, e) for s, e in chunk if not is_alert_event(e)]
                 learner.evaluate(chunk, now=0, learn_only=True)  # the time does not matter: nothing fires
             log.info("first-seen rules %s learnt %s history up to seq %d", [r.id for r in stale], feature.value, upto)
+        book.covered[feature.value] = upto
         self._commit(AlertCommit(account_id, feature, checkpoint, upto, book.changes()))
+        self._unsaved.pop(account_id, None)
 
     def _commit_failure(
         self,

@@ -78,6 +78,7 @@ class Services:
     def close(self) -> None:
         self.usage.flush()
         self.alerts.dispatcher.close()
+        self.alerts.evaluator.save_state()
         self.store.close()
 
 

@@ -1,0 +1,82 @@
+"""Alert state is saved every few seconds, not with every batch (docs/alerts.md, "Evaluation,
+state and restarts"): after a crash, the state is rebuilt from the events between the seq it
+covers and the checkpoint, exactly, firing nothing twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from siemgate.alerts import evaluator
+from siemgate.model.features import Feature
+
+from .test_alerts_live import SIGNIN, Site, now_failed
+from .test_rules_engine import signin
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    monkeypatch.setattr(evaluator, "STATE_SAVE_SECONDS", 3600.0)  # only what the test asks for is saved
+    s = Site(tmp_path / "data")
+    yield s
+    s.services.close()
+
+
+def covered(site: Site, feature: Feature = SIGNIN) -> int | None:
+    """The seq up to which the stored state covers the stream."""
+    for entry in site.services.store.load_alert_state(site.account.id):
+        if (entry.rule_id, entry.kind, entry.key) == ("", "stream", feature.value):
+            return int(orjson.loads(entry.value)["seq"])
+    return None
+
+
+def crash(site: Site) -> None:
+    """New services on the same files; the old ones never save their state."""
+    site.services.alerts.dispatcher.close()
+    site.services = site._open()
+
+
+def test_a_window_not_saved_before_a_crash_is_rebuilt_from_the_events(site: Site) -> None:
+    site.write(SIGNIN, now_failed(site, 1))  # the stream's first evaluation saves the state
+    first = covered(site)
+    site.write(SIGNIN, now_failed(site, 5, offset=1))
+    checkpoint = site.services.store.alert_checkpoint(site.account.id, SIGNIN)
+    assert first is not None and checkpoint is not None and first < checkpoint  # 5 failures only in memory
+    crash(site)
+    site.write(SIGNIN, now_failed(site, 3, offset=10))
+    assert site.alerts("brute-force-signin") == []  # 9
+    site.write(SIGNIN, now_failed(site, 1, offset=20))
+    assert len(site.alerts("brute-force-signin")) == 1  # the 10th within 5 minutes
+
+
+def test_alerts_fired_before_a_crash_are_not_fired_again_and_what_they_learnt_is_kept(site: Site) -> None:
+    user = signin(site.clock())["target_user"]
+
+    def sign_in(country: str) -> None:
+        site.write(SIGNIN, [signin(site.clock(), country=country, target_user=user)])
+        site.clock.advance(1)
+
+    sign_in("CA")  # learnt
+    site.restart()  # a clean stop saves the state
+    sign_in("FR")  # a new country: fires
+    site.write(SIGNIN, now_failed(site, 10, offset=1))  # fires
+    assert len(site.alerts()) == 2
+    assert covered(site) < site.services.store.alert_checkpoint(site.account.id, SIGNIN)  # type: ignore[operator]
+    crash(site)
+    site.clock.advance(7200)  # past every suppression
+    sign_in("FR")  # known since before the crash
+    assert len(site.alerts()) == 2
+    site.write(SIGNIN, now_failed(site, 9))  # a new window: the one that fired was emptied by its alert
+    assert len(site.alerts()) == 2
+    sign_in("DE")
+    assert [a.rule_id for a in site.alerts()].count("signin-new-country") == 2
+
+
+def test_state_is_saved_on_shutdown(site: Site) -> None:
+    site.write(SIGNIN, now_failed(site, 1))
+    site.write(SIGNIN, now_failed(site, 5, offset=1))
+    site.restart()  # a clean stop saves
+    assert covered(site) == site.services.store.alert_checkpoint(site.account.id, SIGNIN)
