@@ -1,4 +1,12 @@
-"""The 1Password-compatible Events API: event pages (v1, v2) and token introspection."""
+"""The 1Password-compatible Events API: event pages (v1, v2) and token introspection.
+
+Everything that reads the store (the token's revocation, the rate limit when it is in Redis, the
+page) runs in the thread pool, as ingest does: on PostgreSQL a page is a network round trip and
+1000 rows turned into bytes, and on the event loop it would hold up every other request of the
+process (docs/benchmarks.md, "PostgreSQL next to SQLite"). Only receiving the body stays on the
+loop. The token's record is read afresh at every request, so a revocation is effective at the
+next request on every process.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +15,13 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from siemgate.api.body import read_body
 from siemgate.api.errors import JSON, error_response
-from siemgate.api.page_request import parse_page_request
+from siemgate.api.page_request import CursorRequest, ResetRequest, parse_page_request
+from siemgate.api.pages import Page
 from siemgate.api.schemas import (
     PAGE_MODELS,
     CursorBody,
@@ -26,7 +36,7 @@ from siemgate.auth.tokens import require_feature
 from siemgate.errors import RateLimited, SiemgateError
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
-from siemgate.store.base import TokenRecord
+from siemgate.store.base import Account, Integration, TokenRecord
 
 _RATE_HEADERS = {
     "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests allowed in the tightest window."},
@@ -75,9 +85,9 @@ EXTRA_SCHEMAS = (ResetCursor, CursorBody)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _authorize(services: Services, request: Request) -> tuple[TokenRecord, RateLimitStatus]:
+def _authorize(services: Services, authorization: str | None) -> tuple[TokenRecord, RateLimitStatus]:
     """Authenticate the token and count the request; raises Unauthorized or RateLimited."""
-    record = services.tokens.authenticate(request.headers.get("authorization"))
+    record = services.tokens.authenticate(authorization)
     status = services.rate_limiter.hit(record.id)
     if not status.allowed:
         raise RateLimited(
@@ -88,18 +98,35 @@ def _authorize(services: Services, request: Request) -> tuple[TokenRecord, RateL
     return record, status
 
 
+def _read_page(
+    services: Services, record: TokenRecord, feature: Feature, page_request: ResetRequest | CursorRequest, version: int
+) -> Page:
+    """The page the request names, for the token's account (a worker thread's job)."""
+    account = services.account(record.account_id)
+    return services.reader.read(account, feature, page_request, v1=version == 1)
+
+
+def _introspect(
+    services: Services, authorization: str | None
+) -> tuple[TokenRecord, RateLimitStatus, Integration, Account]:
+    """The authorized token with its integration and account (a worker thread's job)."""
+    record, status = _authorize(services, authorization)
+    integration = services.store.get_integration_by_id(record.integration_id)
+    account = services.store.get_account_by_id(record.account_id)
+    return record, status, integration, account
+
+
 def _page_endpoint(feature: Feature, version: int) -> Handler:
     async def endpoint(request: Request) -> Response:
         services: Services = request.app.state.services
         headers: dict[str, str] = {}
         try:
-            record, status = _authorize(services, request)
+            record, status = await run_in_threadpool(_authorize, services, request.headers.get("authorization"))
             headers = status.headers()
             require_feature(record, feature)
             body = await read_body(request, services.settings.events_max_body_bytes)
             page_request = parse_page_request(body)
-            account = services.account(record.account_id)
-            page = services.reader.read(account, feature, page_request, v1=version == 1)
+            page = await run_in_threadpool(_read_page, services, record, feature, page_request, version)
         except SiemgateError as exc:
             return error_response(exc, headers)
         services.usage.record(record.id, services.clock(), feature, page.last_seq)
@@ -114,10 +141,10 @@ def _introspect_endpoint(version: int) -> Handler:
         services: Services = request.app.state.services
         headers: dict[str, str] = {}
         try:
-            record, status = _authorize(services, request)
+            record, status, integration, account = await run_in_threadpool(
+                _introspect, services, request.headers.get("authorization")
+            )
             headers = status.headers()
-            integration = services.store.get_integration_by_id(record.integration_id)
-            account = services.store.get_account_by_id(record.account_id)
         except SiemgateError as exc:
             return error_response(exc, headers)
         services.usage.record(record.id, services.clock())

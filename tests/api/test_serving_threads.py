@@ -1,0 +1,61 @@
+"""The Events API reads the store in worker threads: a page waiting on the store (a PostgreSQL
+round trip, a slow disk) holds up no other request of the process, another account's included."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conftest import Clock, start_server
+from siemgate.config import load_settings
+from siemgate.model.features import Feature
+from siemgate.store.base import PageRows, Store
+
+
+def test_a_page_waiting_on_the_store_holds_up_no_other_request(store: Store, tmp_path: Path) -> None:
+    live, server, thread = start_server(load_settings(data_dir=tmp_path / "server"), store, Clock())
+    release = threading.Event()
+    try:
+        slow_account, other_account = live.account(), live.account()
+        slow_token, other_token = live.token(slow_account), live.token(other_account)
+        entered = threading.Event()
+        read_page = store.read_page
+
+        def held_read_page(account_id: int, *args: Any, **kwargs: Any) -> PageRows:
+            if account_id == slow_account.id:
+                entered.set()
+                release.wait(30)
+            return read_page(account_id, *args, **kwargs)
+
+        store.read_page = held_read_page  # type: ignore[method-assign]
+        with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=live.base_url, timeout=5) as other:
+            held = pool.submit(live.page, slow_token, Feature.ITEMUSAGES, {"limit": 10})
+            try:
+                _serves_others(other, other_token, other_account.uuid, entered)
+                assert not held.done()
+            finally:
+                release.set()
+            response = held.result(timeout=30)
+            assert response.status_code == 200, response.text
+            assert response.json()["has_more"] is False
+    finally:
+        release.set()
+        live.http.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        live.services.close()
+
+
+def _serves_others(client: httpx.Client, token: str, account_uuid: str, entered: threading.Event) -> None:
+    """While the held page waits in the store, the process answers (on the event loop, these would
+    time out)."""
+    assert entered.wait(10), "the held page never reached the store"
+    assert client.get("/healthz").status_code == 200
+    page = client.post("/api/v2/itemusages", json={"limit": 10}, headers={"Authorization": f"Bearer {token}"})
+    assert page.status_code == 200, page.text
+    introspect = client.get("/api/v2/auth/introspect", headers={"Authorization": f"Bearer {token}"})
+    assert introspect.json()["account_uuid"] == account_uuid
