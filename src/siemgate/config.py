@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         None,
         description="Older form of public_url: host[:port] only (the scheme is https with tls_certfile, else http).",
     )
+    http_keepalive_seconds: int = Field(
+        75,
+        ge=1,
+        description="How long an idle HTTP connection stays open for its next request; keep it longer than"
+        " the idle timeout of load balancers in front (often 60 s) and the polling interval of connectors.",
+    )
     tls_certfile: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
     tls_keyfile: Path | None = Field(None, description="Private key for tls_certfile (PEM).")
     rate_limit_per_minute: int = Field(600, ge=1, description="Events API requests per token per minute.")

@@ -330,3 +330,39 @@ def signin_event(ts_ns: int, name: str = "Ada Lovelace") -> dict[str, Any]:
         "location": {"country": "CA", "region": "Ontario", "city": "Toronto", "latitude": 43.64, "longitude": -79.433},
         "account_uuid": new_id(),
     }
+
+
+def worker_pids(proc: Proc, count: int) -> list[int]:
+    """The pids of `serve --workers COUNT`'s worker processes, once all have started."""
+
+    def started() -> list[int] | None:
+        workers = [pid for pid, cmd in proc.children() if "spawn_main" in cmd]
+        return workers if len(workers) == count else None
+
+    workers = wait_for(f"{count} worker processes", started, 30, proc=proc)
+    wait_for("every worker to start", lambda: proc.stderr().count("Application startup complete") >= count, 30)
+    return workers
+
+
+def clients_on_every_worker(
+    base_url: str, port: int, workers: list[int], first: Callable[[httpx.Client], None], tries: int = 60
+) -> tuple[list[httpx.Client], dict[int, int | None]]:
+    """New clients (one connection each, on which `first` sends a request) until every worker has
+    accepted some; returns them and each one's client port -> the worker pid that holds it. Each
+    connection stays with its worker while it is kept open, so later requests on a client reach
+    a known worker. The caller closes the clients."""
+    clients: list[httpx.Client] = []
+    owners: dict[int, int | None] = {}
+    for _ in range(tries):
+        http = httpx.Client(base_url=base_url, timeout=30)
+        clients.append(http)
+        first(http)
+        owners = {}
+        for client_port in client_ports_to(port):
+            sock = server_side(port, client_port)
+            owners[client_port] = owner_of(sock, workers) if sock is not None else None
+        if set(owners.values()) == set(workers):
+            break
+    assert len(owners) == len(clients), f"each client keeps one connection: {owners}"
+    assert set(owners.values()) == set(workers), f"every worker should have accepted connections: {owners}"
+    return clients, owners

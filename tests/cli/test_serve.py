@@ -20,6 +20,7 @@ from cli_procs import (
     bearer,
     cli_env,
     client_ports_to,
+    clients_on_every_worker,
     create_ingest_key,
     free_port,
     healthy,
@@ -35,6 +36,7 @@ from cli_procs import (
     signin_event,
     wait_for,
     wait_until,
+    worker_pids,
 )
 
 from siemgate.model.timestamps import format_ns, parse_ns
@@ -288,28 +290,15 @@ def test_two_workers_serve_the_same_store_see_revocations_and_stop_together(site
     server = site.serve("--workers", "2")
     try:
         proc = server.proc
+        workers = worker_pids(proc, 2)
 
-        def two_workers() -> list[int] | None:
-            workers = [pid for pid, cmd in proc.children() if "spawn_main" in cmd]
-            return workers if len(workers) == 2 else None
-
-        workers = wait_for("two worker processes", two_workers, 30, proc=proc)
-        wait_for("both workers to start", lambda: proc.stderr().count("Application startup complete") >= 2, 30)
-        owners: dict[int, int | None] = {}
-        for _ in range(60):  # new connections until both workers have accepted some
-            http = server.client()
-            clients.append(http)
+        def introspect(http: httpx.Client) -> None:
             response = http.get("/api/v2/auth/introspect", headers=bearer(revoked_token))
             assert response.status_code == 200, response.text
             assert response.json()["account_uuid"] == site.account
-            owners = {}
-            for port in client_ports_to(server.port):
-                sock = server_side(server.port, port)
-                owners[port] = owner_of(sock, workers) if sock is not None else None
-            if set(owners.values()) == set(workers):
-                break
-        assert len(owners) == len(clients), f"each client keeps one connection: {owners}"
-        assert set(owners.values()) == set(workers), f"both workers should have accepted connections: {owners}"
+
+        opened, owners = clients_on_every_worker(server.base_url, server.port, workers, introspect)
+        clients += opened
         # Every open connection is pinned to one worker: all refuse the revoked token at once.
         run_cli(site.env, "token", "revoke", token_id)
         for http in clients:

@@ -53,9 +53,14 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
         ]
         if services.settings.alerts_enabled:
             tasks += alert_tasks(services)
-        tasks.append(
+        tasks.append(  # at start too: a server restarted more often than the interval still applies it
             asyncio.create_task(
-                _every(services.settings.retention_interval_seconds, services.retention.apply, "apply retention")
+                _every(
+                    services.settings.retention_interval_seconds,
+                    services.retention.apply_shared,
+                    "apply retention",
+                    first=True,
+                )
             )
         )
         try:

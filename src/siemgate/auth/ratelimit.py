@@ -2,7 +2,8 @@
 
 Storage is in memory for one process, or Redis (`redis_url`) so several processes share limits:
 each window is one counter per token in Redis, so a token's requests count the same whichever
-process answers them. If Redis cannot be reached, requests fail with a StoreError (500) naming
+process answers them. A server checks that Redis answers before it serves (`check_redis`) and
+does not start without it; if Redis goes away later, requests fail with a StoreError (500) naming
 it, rather than going unlimited.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import limits
 from limits import storage, strategies
 
-from siemgate.errors import StoreError
+from siemgate.errors import ConfigError, StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,26 @@ def limit_storage(redis_url: str | None) -> storage.Storage:
     shared = storage.storage_from_string(redis_url)
     assert isinstance(shared, storage.Storage)  # a redis:// URL gives the synchronous storage
     return shared
+
+
+def check_redis(redis_url: str | None, timeout: float = 5.0) -> None:
+    """Make sure the configured Redis answers (a server checks it before it serves); raises
+    ConfigError naming it (never its password) and what to do. Nothing to check without one."""
+    if not redis_url:
+        return
+    import redis
+
+    try:
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, ValueError, OSError) as exc:
+        raise ConfigError(
+            f"redis_url: Redis at {redis_location(redis_url)} is not reachable ({type(exc).__name__}: {exc})."
+            " Start it or fix SIEMGATE_REDIS_URL; without redis_url each process keeps its own limits"
+        ) from None
 
 
 def redis_location(redis_url: str | None) -> str | None:

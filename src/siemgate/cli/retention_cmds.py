@@ -82,7 +82,7 @@ def apply(ctx: typer.Context, account: str = typer.Option(None, "--account", "-a
             def step(what: str, done: int) -> None:
                 progress.update(task, description=what, advance=done)
 
-            results = services.retention.apply(step, accounts)
+            results = services.retention.apply_shared(step, accounts, wait=True)
     failed = [r for r in results if r.error]
     for r in results:
         if r.archived or r.purged or r.error:

@@ -6,10 +6,12 @@ import gc
 import logging
 import os
 import socket
+from typing import Any
 
 import typer
 
 from siemgate.api.services import Services
+from siemgate.auth.ratelimit import check_redis
 from siemgate.cli.common import state
 from siemgate.cli.listen import bind
 from siemgate.cli.wiring import open_services
@@ -56,22 +58,28 @@ def run_server(services: Services, settings: Settings, sock: socket.socket | Non
     sock = sock or bind(settings.host, settings.port)
     app = create_app(services)
     tune_gc()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
-        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
-        timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=forwarded_allow_ips(settings),
-    )
+    config = uvicorn.Config(app, **uvicorn_options(settings))
     try:
         _server_class()(config).run(sockets=[sock])
     finally:
         sock.close()
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves, from the settings (one worker or several alike)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "ssl_certfile": str(settings.tls_certfile) if settings.tls_certfile else None,
+        "ssl_keyfile": str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+        # idle connections stay open as long as load balancers and connectors expect (not uvicorn's 5 s)
+        "timeout_keep_alive": settings.http_keepalive_seconds,
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": forwarded_allow_ips(settings),
+    }
 
 
 def forwarded_allow_ips(settings: Settings) -> str:
@@ -111,6 +119,7 @@ def serve(
     )
     configure_logging(settings.log_level, settings.log_format)
     _say_address(configured, settings)
+    check_redis(settings.redis_url)  # a clear error now rather than a 500 on every request
     if workers == 1:
         sock = bind(settings.host, settings.port)  # a busy port is said at once, before migrations
         services = open_services(settings)
@@ -134,17 +143,4 @@ def serve(
     os.environ["SIEMGATE_DATABASE_URL"] = settings.store_url
     if settings.redis_url:
         os.environ["SIEMGATE_REDIS_URL"] = settings.redis_url
-    uvicorn.run(
-        "siemgate.cli.asgi:create",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
-        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
-        timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=forwarded_allow_ips(settings),
-    )
+    uvicorn.run("siemgate.cli.asgi:create", factory=True, workers=workers, **uvicorn_options(settings))

@@ -43,6 +43,7 @@ DAY_NS = 86400 * NS_PER_SECOND
 FORMATS = ("jsonl", "parquet")
 SUFFIX = {"jsonl": ".jsonl.gz", "parquet": ".parquet"}
 MANIFEST = "manifest.json"
+LOCK_FILE = ".retention.lock"  # in the archive folder: one retention run at a time
 MANIFEST_VERSION = 1
 # (timestamp ns, uuid, event JSON bytes)
 Row = tuple[int, str, bytes]

@@ -12,7 +12,9 @@ its purge: nothing is deleted that is not in a checked archive file.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from siemgate.accounts.people import PeopleService
 from siemgate.config import Settings
 from siemgate.errors import BadRequest
 from siemgate.model.features import ALL_FEATURES, Feature
-from siemgate.retention.archive import DAY_NS, ArchiveError, StreamArchive, day_of, day_start
+from siemgate.retention.archive import DAY_NS, LOCK_FILE, ArchiveError, StreamArchive, day_of, day_start
 from siemgate.store.base import Account, RetentionPolicy, Store
 
 log = logging.getLogger("siemgate.retention")
@@ -55,15 +57,13 @@ class RetentionService:
         self.archive_root: Path = settings.archive_path
         self.fault: Callable[[int], None] | None = None  # tests: called with bytes written to an archive file
         self._lock = threading.Lock()
-        self._cache: dict[int, dict[Feature, RetentionPolicy]] = {}
 
     # policies -----------------------------------------------------------------------------------
     def policy(self, account_id: int, feature: Feature) -> RetentionPolicy:
-        """The account's policy for the stream, or the server default."""
-        policies = self._cache.get(account_id)
-        if policies is None:
-            policies = self._cache[account_id] = self.store.retention_policies(account_id)
-        found = policies.get(feature)
+        """The account's policy for the stream, or the server default. Read from the store each time
+        (one indexed query, made by Events API resets only), so a policy set by any process — the
+        CLI, another server — applies to this one's next request."""
+        found = self.store.retention_policies(account_id).get(feature)
         if found is not None:
             return found
         return RetentionPolicy(account_id, feature, self.settings.retention_days, self.settings.archive_format, 0)
@@ -85,7 +85,6 @@ class RetentionService:
             raise BadRequest(f"archive must be one of {', '.join(ARCHIVES)}")
         policy = RetentionPolicy(account.id, feature, days, archive, self.clock())
         self.store.set_retention_policy(policy)
-        self._cache.pop(account.id, None)
         self.audit.record(
             account,
             actor,
@@ -101,7 +100,6 @@ class RetentionService:
         """Apply every stream's policy (one run at a time). Failures are reported per stream."""
         results = []
         with self._lock:
-            self._cache.clear()
             for account in accounts or self.store.list_accounts():
                 for feature in ALL_FEATURES:
                     result = self.apply_stream(account, feature, progress)
@@ -109,6 +107,28 @@ class RetentionService:
                         log.error("retention of %s/%s stopped: %s", account.uuid, feature.value, result.error)
                     results.append(result)
         return results
+
+    def apply_shared(
+        self, progress: Progress | None = None, accounts: list[Account] | None = None, *, wait: bool = False
+    ) -> list[StreamResult]:
+        """`apply`, one process at a time among those sharing the archive folder (a lock file in
+        it): when another is applying retention, wait for it (`wait`) or skip this run (a server's
+        schedule: the other run does the work)."""
+        try:
+            self.archive_root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.archive_root / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as exc:  # no folder to lock: the run itself reports why it cannot archive
+            log.warning("cannot lock %s (%s); applying retention unlocked", self.archive_root, exc)
+            return self.apply(progress, accounts)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("another process is applying retention to %s; skipping this run", self.archive_root)
+                return []
+            return self.apply(progress, accounts)
+        finally:
+            os.close(fd)  # releases the lock
 
     def apply_stream(self, account: Account, feature: Feature, progress: Progress | None = None) -> StreamResult:
         policy = self.policy(account.id, feature)

@@ -17,6 +17,7 @@ from typing import Any
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.retention.archive import (
     FORMATS,
+    LOCK_FILE,
     MANIFEST,
     MANIFEST_VERSION,
     ArchiveError,
@@ -72,7 +73,7 @@ def survey(root: Path) -> Survey:
     found = Survey([], [])
     for account_dir in sorted(root.iterdir()):
         if not account_dir.is_dir():
-            if not is_temporary(account_dir.name):
+            if not is_temporary(account_dir.name) and account_dir.name != LOCK_FILE:
                 found.problems.append(Problem(None, None, f"{account_dir}: not part of any stream archive"))
             continue
         for folder in sorted(account_dir.iterdir()):

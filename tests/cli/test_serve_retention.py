@@ -1,0 +1,130 @@
+"""A running `siemgate serve` and retention: a policy set with the CLI applies in every process at
+its next request (two workers, each reached on a connection it holds); retention runs as soon as
+the server starts, then on its schedule; a configured Redis that does not answer stops the start
+with a message instead of failing every request."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from cli_procs import (
+    HAVE_PROC_NET,
+    Proc,
+    bearer,
+    cli_env,
+    clients_on_every_worker,
+    free_port,
+    healthy,
+    issue_token,
+    make_account,
+    run_cli,
+    services_at,
+    signin_event,
+    wait_for,
+    wait_until,
+    worker_pids,
+)
+
+from siemgate.model.features import Feature
+from siemgate.model.timestamps import format_ns
+
+DAY = 86400 * 1_000_000_000
+SIGNIN = Feature.SIGNINATTEMPTS
+
+
+def _write(data_dir: Path, account: str, *ages_in_days: float) -> list[str]:
+    """Sign-in attempts this many days old (in this process); their uuids."""
+    with services_at(data_dir) as services:
+        now = time.time_ns()
+        events = [signin_event(now - int(age * DAY)) for age in ages_in_days]
+        services.writer.write(services.store.get_account(account).id, SIGNIN, events)
+    return [str(e["uuid"]) for e in events]
+
+
+def _count(data_dir: Path, account: str) -> int:
+    with services_at(data_dir) as services:
+        return services.store.count_events(services.store.get_account(account).id, SIGNIN)
+
+
+def _reset_uuids(http: httpx.Client, token: str, days_back: int) -> list[str]:
+    start = format_ns(time.time_ns() - days_back * DAY)
+    response = http.post("/api/v2/signinattempts", json={"limit": 100, "start_time": start}, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    return [item["uuid"] for item in response.json()["items"]]
+
+
+@pytest.mark.skipif(not HAVE_PROC_NET, reason="needs Linux /proc to see which worker holds a connection")
+def test_a_policy_set_with_the_cli_applies_in_every_worker_at_its_next_request(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    account = make_account(data_dir)
+    token = issue_token(data_dir, account, "siem")
+    old, recent = _write(data_dir, account, 100, 10)
+    env = cli_env(data_dir)
+    port = free_port()
+    proc = Proc("serve", ["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "logs")
+    clients: list[httpx.Client] = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the server", lambda: healthy(base), 60, proc=proc)
+        workers = worker_pids(proc, 2)
+
+        def serves_120_days(http: httpx.Client) -> None:  # each worker reads (and used to cache) the policy
+            assert _reset_uuids(http, token, 110) == [old, recent]
+
+        clients, owners = clients_on_every_worker(base, port, workers, serves_120_days)
+        for http in clients:
+            serves_120_days(http)
+        run_cli(env, "retention", "set", "90", "--features", "signinattempts", "--archive", "none")
+        for http in clients:  # the next request of every worker: 90 days
+            assert _reset_uuids(http, token, 110) == [recent]
+        done = run_cli(env, "retention", "set", "365", "--features", "signinattempts")
+        assert done.returncode == 0
+        for http in clients:
+            assert _reset_uuids(http, token, 110) == [old, recent]
+        assert set(owners.values()) == set(workers)
+    finally:
+        for http in clients:
+            http.close()
+        proc.kill()
+
+
+def test_retention_runs_when_the_server_starts_and_then_on_schedule(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    account = make_account(data_dir)
+    _write(data_dir, account, 200, 201, 1)  # two events past the default 120 days
+    logs = tmp_path / "logs"
+    hourly = Proc("serve", ["serve", "--port", str(free_port())], cli_env(data_dir), logs)
+    try:  # an hourly schedule: only a run at start archives and purges within the test
+        wait_until("the old events to be archived and purged", lambda: _count(data_dir, account) == 1, 60)
+        assert list((data_dir / "archive" / account / "signinattempts").glob("*/*.jsonl.gz"))
+    finally:
+        hourly.stop()
+    env = cli_env(data_dir, SIEMGATE_RETENTION_INTERVAL_SECONDS="1")
+    port = free_port()
+    frequent = Proc("serve", ["serve", "--port", str(port)], env, logs)
+    try:
+        wait_for("the server", lambda: healthy(f"http://127.0.0.1:{port}"), 60, proc=frequent)
+        _write(data_dir, account, 300)  # arrives while the server runs: the next scheduled run takes it
+        wait_until("the late old event to be purged", lambda: _count(data_dir, account) == 1, 60)
+    finally:
+        frequent.stop()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_unreachable_redis_stops_the_start_with_a_message(tmp_path: Path, workers: str) -> None:
+    data_dir = tmp_path / "data"
+    make_account(data_dir)
+    nobody = free_port()  # nothing listens there
+    env = cli_env(data_dir, SIEMGATE_REDIS_URL=f"redis://:secret-password@127.0.0.1:{nobody}/0")
+    proc = Proc("serve", ["serve", "--port", str(free_port()), "--workers", workers], env, tmp_path / "logs")
+    try:
+        code = proc.popen.wait(timeout=60)
+    finally:
+        proc.kill()
+    stderr = proc.stderr()
+    assert code == 2, proc.output()
+    assert f"Redis at 127.0.0.1:{nobody}/0 is not reachable" in stderr, stderr
+    assert "secret-password" not in stderr and "Traceback" not in stderr, stderr
