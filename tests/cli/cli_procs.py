@@ -339,8 +339,8 @@ def worker_pids(proc: Proc, count: int) -> list[int]:
         workers = [pid for pid, cmd in proc.children() if "spawn_main" in cmd]
         return workers if len(workers) == count else None
 
-    workers = wait_for(f"{count} worker processes", started, 30, proc=proc)
-    wait_for("every worker to start", lambda: proc.stderr().count("Application startup complete") >= count, 30)
+    workers = wait_for(f"{count} worker processes", started, 90, proc=proc)
+    wait_for("every worker to start", lambda: proc.stderr().count("Application startup complete") >= count, 90)
     return workers
 
 

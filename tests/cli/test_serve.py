@@ -96,7 +96,7 @@ class Server:
         return httpx.Client(base_url=self.base_url, timeout=30)
 
     def wait_ready(self) -> None:
-        wait_for("/healthz", lambda: healthy(self.base_url), 30, proc=self.proc)
+        wait_for("/healthz", lambda: healthy(self.base_url), 90, proc=self.proc)
 
 
 @pytest.fixture
