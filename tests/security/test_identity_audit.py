@@ -82,6 +82,8 @@ CLI_EXEMPT = {
     "signer serve": "runs the signer",
     "log checkpoint": "has the log's current tree signed (integrity, not access)",
     "log export": "writes a stream's log to files, after having its tree signed",
+    "log integrate": "integrates the logs as serve does (integrity, not access)",
+    "log recover": "recorded in the account's audit stream as update account (kind log-recovery)",
 }
 
 

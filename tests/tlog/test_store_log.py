@@ -4,17 +4,21 @@ before the log existed."""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from store_log_kit import T0, bodies, expected_root, new_account, sql, write_events
 
 from api.helpers import auditevent
+from siemgate.cli.main import main
 from siemgate.errors import SiemgateError
 from siemgate.integrity.tree import HOLE_ENTRY, StoredTree, integrate
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
+from siemgate.store.sqlite import SQLiteStore
 from siemgate.tlog.entry import body_timestamp_ns, entry_bytes
 from siemgate.tlog.merkle import tree_reader
 from siemgate.tlog.proof import consistency_proof, inclusion_proof
@@ -132,3 +136,28 @@ def test_the_server_integrates_in_the_background(make_server: Any) -> None:
         assert time.monotonic() < deadline, "the log was not integrated"
         time.sleep(0.05)
     assert state.root == expected_root(server.store, account) and state.error is None
+
+
+def test_siemgate_log_integrate_backfills_after_an_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "siemgate.db")
+    store.migrate()
+    account = new_account(store)
+    store.log_entries_on = False  # written by a release without the log
+    write_events(store, account, 50)
+    store.close()
+    monkeypatch.setattr(sys, "argv", ["siemgate", "--data-dir", str(tmp_path), "log", "integrate"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    assert f"account #{account.id} auditevents: 50 entries, backfilled 50, integrated 50" in capsys.readouterr().out
+    store = SQLiteStore(tmp_path / "siemgate.db")
+    try:
+        state = store.log_state(account.id, AUDIT)
+        assert state is not None and state.root == expected_root(store, account)
+    finally:
+        store.close()
+    with pytest.raises(SystemExit):
+        main()
+    assert "50 entries, up to date" in capsys.readouterr().out

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import typer
 
+from siemgate.accounts.actor import CLI
 from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err
 from siemgate.errors import BadRequest
 from siemgate.integrity.keys import LogKeys
+from siemgate.integrity.tree import integrate
 from siemgate.model.features import ALL_FEATURES, Feature
 
 log_app = typer.Typer(help="The signed, tamper-evident log of each event stream.", no_args_is_help=True)
@@ -77,3 +80,74 @@ def export(
         f"Exported {done.manifest.origin}: {done.manifest.size} entries, {done.events} event bodies,"
         f" {done.checkpoints} checkpoint(s) to {out}\nVerify with: siemgate-verify bundle {out} --key <public key file>"
     )
+
+
+@log_app.command("recover")
+def recover(
+    ctx: typer.Context,
+    account: str = ACCOUNT_OPTION,
+    feature: str = FEATURE_OPTION,
+    reason: str = typer.Option(..., "--reason", help="Why (one line, printed by every verifier)."),
+    recovery_secret_file: Path = typer.Option(
+        ..., "--recovery-secret-file", help="The signer's recovery secret (never kept by the server)."
+    ),
+) -> None:
+    """After a restore from backup: have the signer accept the stream's tree as the store holds it.
+
+    Signed as a recovery statement that every verifier prints, and recorded in the account's audit
+    stream. Events between the backup and the restore are lost; the statement says how many."""
+    stream = _feature(feature)
+    try:
+        secret = recovery_secret_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise BadRequest(f"cannot read --recovery-secret-file {recovery_secret_file}: {exc.strerror}") from None
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        done = services.tlog.recover(acct.id, stream, reason, secret)
+        rec = done.recovery
+        services.audit.record(
+            acct,
+            CLI,
+            "update",
+            "account",
+            object_uuid=acct.uuid,
+            aux_info={
+                "kind": "log-recovery",
+                "feature": stream.value,
+                "origin": done.origin,
+                "previous_size": rec.previous_size,
+                "restored_size": rec.restored_size,
+                "signed_at": rec.time,
+                "reason": rec.reason,
+            },
+        )
+    sys.stdout.write(done.checkpoint.text())
+    err.print(
+        f"Recovered {done.origin}: the signed history of size {rec.previous_size} is replaced by the stored tree"
+        f" of size {rec.restored_size}; recorded in the account's audit events"
+    )
+
+
+@log_app.command("integrate")
+def integrate_cmd(
+    ctx: typer.Context, account: str = typer.Option(None, "--account", "-a", help="Only this account.")
+) -> None:
+    """Integrate every stream's log now (`serve` does it in the background), writing first the
+    entries of events stored before the log existed (the backfill after an upgrade)."""
+    with services_for(ctx) as services:
+        only = find_account(services.store, account).id if account else None
+        for account_id, stream, head, size, stopped in services.store.log_overview():
+            if only is not None and account_id != only:
+                continue
+            if stopped or head <= size:
+                state = services.store.log_state(account_id, stream)
+                note = f"stopped: {state.error}" if state is not None and state.error else "up to date"
+                sys.stdout.write(f"account #{account_id} {stream.value}: {max(size, 0)} entries, {note}\n")
+                continue
+            began = time.monotonic()
+            done = integrate(services.store, account_id, stream, services.clock())
+            took = max(time.monotonic() - began, 1e-9)
+            line = f"account #{account_id} {stream.value}: {done.size} entries"
+            line += f", backfilled {done.backfilled}" if done.backfilled else ""
+            line += f", integrated {done.added} in {took:.1f} s ({done.added / took:,.0f}/s)"
+            sys.stdout.write(line + (f"; INTEGRITY ERROR: {done.error}" if done.error else "") + "\n")

@@ -22,11 +22,18 @@ from siemgate.integrity.tree import Integrated, StoredTree, integrate
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
 from siemgate.store.log_sql import StoredCheckpoint
-from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint, unverified_text
+from siemgate.tlog.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Recovery,
+    open_checkpoint,
+    open_recovery,
+    unverified_text,
+)
 from siemgate.tlog.note import NoteError
 from siemgate.tlog.publisher import Cadence, SignerAhead, due, publish
 from siemgate.tlog.signer import SignerRefused
-from siemgate.tlog.signer_client import SignerUnavailable
+from siemgate.tlog.signer_client import SignerClient, SignerUnavailable
 
 log = logging.getLogger("siemgate.integrity")
 
@@ -39,10 +46,18 @@ class LogUnavailable(SiemgateError):
     stopped by an integrity error); the message says what to do."""
 
 
+@dataclass(frozen=True)
+class Recovered:
+    recovery: Recovery
+    checkpoint: Checkpoint
+    origin: str
+
+
 @dataclass
 class _Ahead:
     message: str
     retry_at: int
+    stored_time: int | None  # the newest stored checkpoint's time when the signer was found ahead
 
 
 class LogService:
@@ -57,6 +72,7 @@ class LogService:
         self.keys = keys
         self.cadence = Cadence(settings.integrity_checkpoint_seconds, settings.integrity_heartbeat_seconds)
         self.signer = signer_client(settings)
+        self.signer_url = settings.integrity_signer_url
         self._last: dict[Stream, Checkpoint | None] = {}
         self._down_until = 0
         self._down_logged = False
@@ -100,7 +116,7 @@ class LogService:
         now = self._now()
         for account_id, feature, _head, size, stopped in self.store.log_overview():
             stream = (account_id, feature)
-            if size < 0 or stopped or (stream in self._ahead and now < self._ahead[stream].retry_at):
+            if size < 0 or stopped or self._waiting(stream, now):
                 continue
             last = self.last_checkpoint(account_id, feature)
             if last is not None and now - last.time < self.cadence.min_interval:
@@ -123,6 +139,19 @@ class LogService:
                 log.info("the log signer is reachable again; checkpoints caught up")
                 self._down_logged = False
         return signed
+
+    def _waiting(self, stream: Stream, now: int) -> bool:
+        """Whether a stream whose signer is ahead (a rollback) waits: until the heartbeat interval
+        has passed, or a recovery stored a new checkpoint (possibly from another process)."""
+        ahead = self._ahead.get(stream)
+        if ahead is None:
+            return False
+        stored = self.store.last_log_checkpoint(*stream)
+        if now >= ahead.retry_at or (stored.time if stored else None) != ahead.stored_time:
+            del self._ahead[stream]
+            self._last.pop(stream, None)
+            return False
+        return True
 
     def checkpoint(self, account_id: int, feature: Feature) -> Checkpoint:
         """Integrate the stream and have its current tree signed now (a heartbeat if unchanged).
@@ -160,18 +189,56 @@ class LogService:
         )
         return done, warning
 
+    def recover(self, account_id: int, feature: Feature, reason: str, recovery_secret: str) -> Recovered:
+        """Declare the stream's tree as the store now holds it the log's history (after a restore
+        from backup): the signer signs a recovery statement and a first checkpoint of it, both
+        stored. The caller records the operator's action in the account's audit stream.
+
+        Raises LogUnavailable saying why not (no signer, signer down, a refusal such as nothing to
+        recover or a wrong recovery secret, a log stopped by an integrity error)."""
+        if not self.signer_url:
+            raise LogUnavailable("this server has no log signer: set integrity_signer_url (docs/integrity.md)")
+        result = integrate(self.store, account_id, feature, self.clock())
+        if result.error:
+            raise LogUnavailable(
+                f"the log is stopped by an integrity error ({result.error}); a recovery declares a restored"
+                " tree, it does not repair a damaged one"
+            )
+        state = self.store.log_state(account_id, feature)
+        if state is None:
+            raise LogUnavailable("the stream has no events: there is nothing to recover")
+        try:
+            origin = self.origin(account_id, feature)
+            client = SignerClient(self.signer_url, recovery_secret)
+            rec_note, cp_note = client.recover(origin, state.size, state.root, reason)
+            keys = self.keys.public()
+            rec = open_recovery(rec_note, keys).recovery
+            cp = open_checkpoint(cp_note, keys).checkpoint
+        except (NotFound, SignerUnavailable, SignerRefused, CheckpointError, NoteError, ValueError) as exc:
+            raise LogUnavailable(f"the recovery was not signed: {exc}") from None
+        self.store.add_log_recovery(account_id, feature, rec.time, rec_note)
+        self.store.add_log_checkpoint(account_id, feature, StoredCheckpoint(cp.time, cp.size, cp_note))
+        self._last[(account_id, feature)] = cp
+        self._ahead.pop((account_id, feature), None)
+        return Recovered(rec, cp, origin)
+
     def _sign(self, account_id: int, feature: Feature, size: int) -> Checkpoint:
         stream = (account_id, feature)
         try:
             origin = self.origin(account_id, feature)
         except NotFound as exc:
             raise LogUnavailable(str(exc)) from None
+        self._last.pop(stream, None)  # the stored one: another process (a recovery) may have added one
         last = self.last_checkpoint(account_id, feature)
         tree = StoredTree(self.store, account_id, feature, size)
         try:
             note = publish(self.signer, origin, size, tree, last)  # type: ignore[arg-type]
         except SignerAhead as exc:
-            self._ahead[stream] = _Ahead(str(exc), self._now() + self.cadence.heartbeat)
+            stored = self.store.last_log_checkpoint(account_id, feature)
+            self._ahead[stream] = _Ahead(
+                str(exc), self._now() + self.cadence.heartbeat, stored.time if stored else None
+            )
+            self._last.pop(stream, None)
             raise LogUnavailable(str(exc)) from None
         except SignerRefused as exc:
             if (exc.status is not None and exc.status >= 500) or exc.status in (401, 403):

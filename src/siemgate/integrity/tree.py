@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
 from siemgate.store.log_sql import LogState
+from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.entry import ENTRY_SIZE, EntryError, decode_entry, entry_bytes
 from siemgate.tlog.merkle import leaf_hash, root_of, subtree_hash
 
@@ -192,3 +193,25 @@ def backfill(store: Store, account_id: int, feature: Feature, head: int, *, chun
     if written:
         log.info("log of account %s %s: backfilled %d entries", account_id, feature.value, written)
     return written
+
+
+def check_stored_tree(store: Store, account_id: int, feature: Feature) -> str | None:
+    """Whether the stored tree rebuilds the root of the stream's newest stored checkpoint (after a
+    copy to another database, before it serves the log); None when it does or there is none,
+    else what is wrong."""
+    stored = store.last_log_checkpoint(account_id, feature)
+    if stored is None:
+        return None
+    cp = Checkpoint.parse(unverified_text(stored.note))
+    state = store.log_state(account_id, feature)
+    if state is None or state.size < cp.size:
+        return (
+            f"the log is integrated to {state.size if state else 0} entries, less than its checkpoint of size {cp.size}"
+        )
+    try:
+        root = subtree_hash(0, cp.size, StoredTree(store, account_id, feature, state.size))
+    except LogIntegrityError as exc:
+        return str(exc)
+    if root != cp.root:
+        return f"the stored tree does not rebuild the root of its newest checkpoint (size {cp.size})"
+    return None

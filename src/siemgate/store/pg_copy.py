@@ -3,13 +3,15 @@
 Everything is copied with its ids: accounts, people, memberships, integrations, token records
 (with their lifecycle columns and usage), ingest keys, API keys, console sessions, signing keys
 and the cursor secret (so issued tokens and outstanding cursors keep working), alert rules, state,
-alerts and deliveries, retention policies, and every stream's events with their seqs, in order.
+alerts and deliveries, retention policies, every stream's events with their seqs, in order, and
+their tamper-evident logs (entries, tree hashes, state, checkpoints, recovery statements).
 
 Resuming: plain tables are copied with INSERT ... ON CONFLICT DO NOTHING (copying again adds
 nothing); events are copied per stream in chunks of consecutive seqs, one transaction each, and
 a new run continues after the highest seq already in PostgreSQL. The source must not change
 while it is copied (stop the servers writing to it). At the end, row counts of every table and a
-digest of every stream (seq, timestamp, uuid, body, v1 cut, in seq order) are compared.
+digest of every stream (seq, timestamp, uuid, body, v1 cut, in seq order) are compared, and each
+copied log must rebuild the root of its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import orjson
 
 from siemgate.errors import ConfigError
+from siemgate.integrity.tree import check_stored_tree
 from siemgate.model.features import Feature
 from siemgate.model.text import find_unstorable
 from siemgate.store.postgres import PostgresStore
@@ -51,6 +54,12 @@ TABLES = (
     "alert_deliveries",
     "alert_failures",
     "retention_policies",
+    # the tamper-evident log: copied as they are, never recomputed (docs/integrity.md, "In the store")
+    "log_entries",
+    "log_hashes",
+    "log_state",
+    "log_checkpoints",
+    "log_recoveries",
 )
 # Copied by their own steps, or bookkeeping of one database only.
 SPECIAL = {"events", "facets", "streams", "event_buckets", "schema_migrations"}
@@ -277,6 +286,8 @@ class Copier:
             )
             if target_head != head:
                 problems.append(f"stream account #{account_id} feature {code}: head seq differs")
+            if (log := check_stored_tree(self.target, account_id, Feature.from_code(code))) is not None:
+                problems.append(f"stream account #{account_id} feature {code}: {log}")
         return problems
 
     def _source_events(self, account_id: int, code: int) -> Iterator[tuple[Any, ...]]:
