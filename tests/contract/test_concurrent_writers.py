@@ -4,7 +4,10 @@ writer *processes* insert into one stream while several reader processes follow 
 stored event of its window exactly once, in seq order — late events and duplicates included.
 
 A backend that let a reader see seq n+1 while seq n was still uncommitted would fail this: the
-reader's cursor would pass n, and n would never be delivered.
+reader's cursor would pass n, and n would never be delivered. The "days-late" run sends 7% of the
+events 1-3 days old, so that batches span day partitions: a page read with one snapshot for its
+partition choice and another for its rows would skip some of them (docs/cursors.md, "One
+snapshot per page").
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from siemgate.store.base import NewEvent, Store
 
 FEATURE = Feature.SIGNINATTEMPTS
 SECOND = 1_000_000_000
+DAY = 86_400 * SECOND
 T0 = 1_750_000_000 * SECOND
 WRITERS, READERS = 3, 3
 WRITE_SECONDS = 4.0
@@ -34,6 +38,12 @@ WINDOWS: list[tuple[int, int | None]] = [
     (T0 + 100 * SECOND, None),  # late events before the start are outside
     (T0 + 50 * SECOND, T0 + 250 * SECOND),  # bounded
 ]
+LATE_WINDOWS: list[tuple[int, int | None]] = [
+    (T0 - 4 * DAY, None),  # everything, open
+    (T0 - 2 * DAY, None),  # some of the days-late events are before the start
+    (T0 - 4 * DAY, T0 + 250 * SECOND),  # bounded
+]
+LATE_FRACTION = 0.07
 
 
 def _open(kind: str, where: str) -> Store:
@@ -46,7 +56,7 @@ def _open(kind: str, where: str) -> Store:
     return PostgresStore(where, max_size=2)
 
 
-def _writer(kind: str, where: str, account_id: int, seed: int, seconds: float, out: Any) -> None:
+def _writer(kind: str, where: str, account_id: int, seed: int, seconds: float, days_late: bool, out: Any) -> None:
     """Insert random batches for `seconds`; report the (uuid, ts) of every event stored."""
     store = _open(kind, where)
     stop_at = time.time() + seconds
@@ -62,6 +72,8 @@ def _writer(kind: str, where: str, account_id: int, seed: int, seconds: float, o
                 # Mostly in time order, some late with old timestamps.
                 offset = rng.randint(0, 50) if rng.random() < 0.2 else min(300, n // 10 + rng.randint(0, 60))
                 ts = T0 + offset * SECOND
+                if days_late and rng.random() < LATE_FRACTION:
+                    ts -= rng.randint(1 * DAY, 3 * DAY)
                 uuid = new_id()
                 event = NewEvent(uuid, ts, orjson.dumps({"uuid": uuid, "ts": ts}), None)
                 batch.append(event)
@@ -110,8 +122,12 @@ def _reader(
         store.close()
 
 
+@pytest.mark.parametrize("days_late", [False, True], ids=["seconds-late", "days-late"])
 @pytest.mark.parametrize("kind", STORE_BACKENDS)
-def test_readers_get_every_event_exactly_once_while_writer_processes_insert(kind: str, tmp_path: Path) -> None:
+def test_readers_get_every_event_exactly_once_while_writer_processes_insert(
+    kind: str, days_late: bool, tmp_path: Path
+) -> None:
+    windows = LATE_WINDOWS if days_late else WINDOWS
     store = make_store(kind, tmp_path)
     try:
         account = store.create_account(new_id(), "Concurrent", T0)
@@ -120,11 +136,11 @@ def test_readers_get_every_event_exactly_once_while_writer_processes_insert(kind
         out = ctx.Queue()
         done = ctx.Event()
         readers = [
-            ctx.Process(target=_reader, args=(kind, where, account.id, i, WINDOWS[i % len(WINDOWS)], done, out))
+            ctx.Process(target=_reader, args=(kind, where, account.id, i, windows[i % len(windows)], done, out))
             for i in range(READERS)
         ]
         writers = [
-            ctx.Process(target=_writer, args=(kind, where, account.id, 100 + i, WRITE_SECONDS, out))
+            ctx.Process(target=_writer, args=(kind, where, account.id, 100 + i, WRITE_SECONDS, days_late, out))
             for i in range(WRITERS)
         ]
         for p in readers + writers:
@@ -148,7 +164,7 @@ def test_readers_get_every_event_exactly_once_while_writer_processes_insert(kind
         assert len(stored) > 500, "the writers should have stored plenty of events"
         assert sum(len(v) for v in results["writer"].values()) == len(stored), "an event was stored twice"
         for seed, (got, pages) in results["reader"].items():
-            start, end = WINDOWS[seed % len(WINDOWS)]
+            start, end = windows[seed % len(windows)]
             want = {u for u, ts in stored.items() if ts >= start and (end is None or ts <= end)}
             uuids = [u for u, _ in got]
             assert len(uuids) == len(set(uuids)), f"reader {seed} got an event twice"
@@ -163,4 +179,4 @@ def test_readers_get_every_event_exactly_once_while_writer_processes_insert(kind
 
 
 def window_text(start: int, end: int | None) -> str:
-    return f"[{(start - T0) // SECOND}s, {'open' if end is None else f'{(end - T0) // SECOND}s'}]"
+    return f"[{(start - T0) // SECOND}s, {'open' if end is None else f'{(end - T0) // SECOND}s'}] from T0"

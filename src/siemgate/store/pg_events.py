@@ -12,7 +12,7 @@ docs/cursors.md, "PostgreSQL").
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -28,6 +28,8 @@ _MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
 # A bounded window with fewer rows than this is read through the timestamp index; larger or open
 # windows are read along seq (docs/cursors.md, "Query plans").
 _WINDOW_PLAN_MIN = 2000
+# Pages whose chosen days are remembered for the chain's next page (docs/cursors.md, "PostgreSQL").
+_PAGE_DAYS_KEPT = 4096
 _V1_BODY = (
     "CASE WHEN v1_cut IS NULL THEN body ELSE substring(body FROM 1 FOR (v1_cut >> 2)::int)"
     " || CASE WHEN v1_cut & 3 = 2 THEN '\\x7d7d'::bytea ELSE '\\x7d'::bytea END END"
@@ -35,6 +37,15 @@ _V1_BODY = (
 _COPY_TYPES = ["int8", "int8", "int8", "int8", "int8", "text", "bytea", "int8"]
 _LOG_TYPES = ["int8", "int8", "int8", "bytea"]
 _FACET_TYPES = ["int8", "int8", "int8", "int8", "text", "text", "text", "text", "text", "text"]
+
+
+def _width(columns: str) -> int:
+    """How many columns a select list of plain names and parenthesised expressions has."""
+    depth, width = 0, 1
+    for char in columns:
+        depth += (char == "(") - (char == ")")
+        width += char == "," and depth == 0
+    return width
 
 
 def bucket_of(ts: int) -> int:
@@ -54,6 +65,8 @@ _PARTITIONED = ("events", "facets")
 class PgEvents(PgBase):
     log_entries_on = True  # off only in the benchmark that measures what the log costs
     _partitions: set[tuple[int, int]]  # (feature code, bucket) known to exist (set by PostgresStore)
+    # (account, feature, a page's last seq) -> the days that page was read from, and its plan
+    _page_days: dict[tuple[int, int, int], tuple[tuple[int, ...], str]]
 
     # partitions -----------------------------------------------------------------------------------
     def _ensure_partitions(self, code: int, buckets: Iterable[int]) -> None:
@@ -280,41 +293,27 @@ class PgEvents(PgBase):
         return None if value is None else int(value)
 
     def start_position(self, account_id: int, feature: Feature, start: int) -> int:
-        # The first event with a timestamp >= start: the smallest min_seq of the days wholly at or
-        # after `start`, or an earlier event in the day holding `start` (one index lookup on max_ts:
-        # the first event whose max_ts reaches `start` is that event).
-        code = feature.code
-        with self._conn("cannot find where the window starts") as conn:
-            rows = conn.execute(
-                "SELECT bucket, min_seq FROM event_buckets WHERE account_id = %s AND feature = %s AND bucket > %s",
-                (account_id, code, max(start - DAY, _MIN_TS)),
-            ).fetchall()
-            seqs = [int(s) for b, s in rows if b >= start]
-            for bucket, _ in rows:
-                if bucket < start:
-                    found = conn.execute(
-                        f"SELECT seq FROM {partition_name(code, bucket)} WHERE account_id = %s AND feature = %s"
-                        " AND ts >= %s AND max_ts >= %s ORDER BY max_ts, seq LIMIT 1",
-                        (account_id, code, start, start),
-                    ).fetchone()
-                    if found is not None:
-                        seqs.append(int(found[0]))
-        return min(seqs) - 1 if seqs else self.head_seq(account_id, feature)
-
-    def _days(
-        self, conn: psycopg.Connection[Any], account_id: int, code: int, after_seq: int, start: int, end: int | None
-    ) -> list[tuple[int, int, int]]:
-        """(bucket, min seq, rows) of the days that may hold an event of the window after the
-        cursor, by min seq: only these partitions are read (docs/cursors.md, "PostgreSQL")."""
-        rows = conn.execute(
-            "SELECT bucket, min_seq, rows FROM event_buckets WHERE account_id = %s AND feature = %s"
-            " AND max_seq > %s AND bucket > %s AND bucket <= %s ORDER BY min_seq, bucket",
-            (account_id, code, after_seq, max(start - DAY, _MIN_TS), _MAX_TS if end is None else end),
-        ).fetchall()
-        return [(int(b), int(s), int(n)) for b, s, n in rows]
+        # One statement, so one snapshot (docs/cursors.md, "One snapshot per page"): the first event
+        # with a timestamp >= start is the smallest min_seq of the days wholly at or after `start`,
+        # or an earlier event in the day holding `start` (one index lookup on max_ts: the first
+        # event whose max_ts reaches `start` is that event); with neither, the stream's head.
+        day = bucket_of(start)
+        row = self._row(
+            "SELECT (SELECT min(min_seq) FROM event_buckets WHERE account_id = %(a)s AND feature = %(f)s"
+            " AND bucket >= %(s)s),"
+            " (SELECT seq FROM events WHERE account_id = %(a)s AND feature = %(f)s AND ts >= %(s)s"
+            " AND ts < %(day_end)s AND max_ts >= %(s)s ORDER BY max_ts, seq LIMIT 1),"
+            " (SELECT head_seq FROM streams WHERE account_id = %(a)s AND feature = %(f)s)",
+            {"a": account_id, "f": feature.code, "s": start, "day_end": min(day + DAY, _MAX_TS)},
+        )
+        assert row is not None  # a SELECT of scalar subqueries returns one row
+        firsts = [int(seq) for seq in row[:2] if seq is not None]
+        if firsts:
+            return min(firsts) - 1
+        return int(row[2]) if row[2] is not None else 0
 
     def _plan(
-        self, conn: psycopg.Connection[Any], code: int, days: list[tuple[int, int, int]], params: dict[str, Any]
+        self, conn: psycopg.Connection[Any], code: int, days: Sequence[tuple[int, int, int]], params: dict[str, Any]
     ) -> str:
         """Read a bounded window with few rows through the timestamp index, anything else along seq."""
         if params["end"] == _MAX_TS:
@@ -348,64 +347,83 @@ class PgEvents(PgBase):
             )
         return " UNION ALL ".join(parts)
 
-    def _page_query(
-        self,
-        account_id: int,
-        code: int,
-        after_seq: int,
-        start: int,
-        end: int | None,
-        limit: int,
-        run: Callable[[psycopg.Connection[Any], str, dict[str, Any]], tuple[int, int | None, Any]],
-        columns: str,
-    ) -> tuple[int, int | None, Any] | None:
-        """Run `run` over the fewest day partitions that certainly hold the page's limit + 1 rows.
-
-        Days are taken in min-seq order; a page read from the first k days is exact when its
-        limit-th row comes before the smallest min seq of the days left out and a row follows it."""
-        for attempt in range(2):
-            try:
-                with self._conn("cannot read events") as conn:
-                    days = self._days(conn, account_id, code, after_seq, start, end)
-                    if not days:
-                        return None
-                    params = {"a": account_id, "f": code, "after": after_seq, "start": start, "n": limit + 1}
-                    params["end"] = _MAX_TS if end is None else end
-                    plan = self._plan(conn, code, days, params)
-                    k, total = 0, 0
-                    while k < len(days) and total <= limit:  # at least the days that could fill the page
-                        total += days[k][2]
-                        k += 1
-                    while True:
-                        union = self._union(code, [b for b, _, _ in days[:k]], columns, plan, start, params["end"])
-                        result = run(conn, union, params)
-                        count, last_seq, _ = result
-                        if k == len(days) or (count > limit and last_seq is not None and last_seq < days[k][1]):
-                            return result
-                        k = min(len(days), 2 * k)
-            except StoreError:
-                if attempt:  # a purge may have dropped a partition between two statements: look again
-                    raise
-        return None  # pragma: no cover - the loop returns or raises
-
     def _window_rows(
         self, account_id: int, code: int, after_seq: int, start: int, end: int | None, limit: int, columns: str
     ) -> list[tuple[Any, ...]]:
-        """Up to limit + 1 rows (seq first) of the window after the cursor, in seq order."""
+        """Up to limit + 1 rows (the `columns`, then three NULLs) of the window after the cursor, in seq order."""
+        try:
+            return self._window_read(account_id, code, after_seq, start, end, limit, columns)
+        except StoreError:  # a purge may have dropped a partition between two statements: look again
+            self._page_days.pop((account_id, code, after_seq), None)
+            return self._window_read(account_id, code, after_seq, start, end, limit, columns)
 
-        def run(conn: psycopg.Connection[Any], union: str, params: dict[str, Any]) -> tuple[int, int | None, Any]:
-            rows = conn.cursor(binary=True).execute(f"SELECT * FROM ({union}) u ORDER BY 1 LIMIT %(n)s", params)
-            found = rows.fetchall()
-            return len(found), int(found[limit - 1][0]) if len(found) > limit else None, found
+    def _window_read(
+        self, account_id: int, code: int, after_seq: int, start: int, end: int | None, limit: int, columns: str
+    ) -> list[tuple[Any, ...]]:
+        """Read the page from the day partitions that hold it, each attempt one statement.
 
-        result = self._page_query(account_id, code, after_seq, start, end, limit, run, columns)
-        return [] if result is None else list(result[2])
+        The statement reads the chosen days and lists, in the same snapshot, the days it did not
+        read that hold a seq after the cursor. The page is exact when none of them can hold a seq up
+        to the page's last (its min seq comes after the page's limit-th row); otherwise the first of
+        them by min seq, as many as can fill the page, are added and the page is read again. So the
+        page, its days and `has_more` come from one snapshot, even when a batch with events in
+        several days commits meanwhile (docs/cursors.md, "One snapshot per page"). The first
+        choice is the days the previous page of the chain was read from (remembered by its last
+        seq), so a reader following its cursor usually needs one statement per page."""
+        params: dict[str, Any] = {"a": account_id, "f": code, "after": after_seq, "start": start, "n": limit + 1}
+        params["end"] = _MAX_TS if end is None else end
+        params["lo"] = max(start - DAY, _MIN_TS)
+        known, plan = self._page_days.get((account_id, code, after_seq), ((), "seq"))
+        read, planned = list(known), end is None or bool(known)
+        with self._conn("cannot read events") as conn:
+            while True:
+                params["read"] = read
+                found = conn.cursor(binary=True).execute(self._page_sql(code, read, columns, plan, params), params)
+                rows = found.fetchall()
+                # The row of arrays is the last in practice; the page's rows keep their order whatever.
+                at = len(rows) - 1 if rows[-1][0] is None else next(i for i, r in enumerate(rows) if r[0] is None)
+                buckets, mins, counts = rows.pop(at)[-3:]
+                unread = sorted(zip(mins or [], buckets or [], counts or [], strict=True))
+                if len(rows) > limit:  # only the unread days that could hold a seq up to the limit-th row
+                    unread = [u for u in unread if u[0] <= rows[limit - 1][0]]
+                if not unread:
+                    break
+                if not planned:
+                    plan, planned = self._plan(conn, code, [(b, m, n) for m, b, n in unread], params), True
+                total = sum(1 for r in rows if r[0] < unread[0][0])
+                for _, bucket, count in unread:  # by min seq: the days that could fill the page
+                    read.append(int(bucket))
+                    total += int(count)
+                    if total > limit:
+                        break
+        if rows:
+            if len(self._page_days) >= _PAGE_DAYS_KEPT:
+                self._page_days.clear()
+            self._page_days[(account_id, code, int(rows[min(limit, len(rows)) - 1][0]))] = (tuple(read), plan)
+        return rows  # each with three trailing NULL columns
+
+    def _page_sql(self, code: int, read: list[int], columns: str, plan: str, params: dict[str, Any]) -> str:
+        """The page's rows from the `read` days (with three NULL columns), then one row of three
+        arrays: the bucket, min seq and row count of each other day holding a seq after the cursor."""
+        unread = (
+            f"SELECT {', '.join(['NULL'] * _width(columns))}, array_agg(bucket), array_agg(min_seq), array_agg(rows)"
+            " FROM event_buckets"
+            " WHERE account_id = %(a)s AND feature = %(f)s AND max_seq > %(after)s AND bucket > %(lo)s"
+            " AND bucket <= %(end)s AND bucket <> ALL(%(read)s::bigint[])"
+        )
+        if not read:
+            return unread
+        union = self._union(code, read, columns, plan, params["start"], params["end"])
+        return (
+            f"SELECT *, NULL::bigint[], NULL::bigint[], NULL::bigint[] FROM (SELECT * FROM ({union}) u"
+            f" ORDER BY 1 LIMIT %(n)s) p UNION ALL {unread}"
+        )
 
     def read_events(
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int
     ) -> list[EventRow]:
         rows = self._window_rows(account_id, feature.code, after_seq, start, end, limit, "seq, body, v1_cut")
-        return [(int(s), bytes(b), None if c is None else int(c)) for s, b, c in rows[:limit]]
+        return [(int(r[0]), bytes(r[1]), None if r[2] is None else int(r[2])) for r in rows[:limit]]
 
     def read_page(
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int, *, v1: bool

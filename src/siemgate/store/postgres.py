@@ -27,3 +27,4 @@ class PostgresStore(PgPeople, PgCredentials, PgEvents, PgRetention, PgFacets, Pg
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         super().__init__(url, min_size=min_size, max_size=max_size)
         self._partitions = set()
+        self._page_days = {}

@@ -279,6 +279,17 @@ class SQLiteStore(AlertSQL, Store):
                 raise
             conn.execute("COMMIT")
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reader in a read transaction: every statement in the block sees the same
+        snapshot of the file (WAL), whatever commits meanwhile (docs/cursors.md, "One snapshot per page")."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
     def _checkpoint_loop(self) -> None:
         """Copy the WAL into the database off the write path, and keep the WAL file small."""
         conn = self._connect()
@@ -910,13 +921,18 @@ class SQLiteStore(AlertSQL, Store):
         return found
 
     def start_position(self, account_id: int, feature: Feature, start: int) -> int:
-        conn = self._reader()
-        code = feature.code
+        with self._snapshot() as conn:
+            return self._start_position(conn, account_id, feature.code, start)
+
+    @staticmethod
+    def _start_position(conn: sqlite3.Connection, account_id: int, code: int, start: int) -> int:
         # Two statements: SQLite answers a lone min() or max() from the primary key in O(log n).
         first = conn.execute("SELECT min(seq) FROM events WHERE account_id = ? AND feature = ?", (account_id, code))
         lo = first.fetchone()[0]
-        if lo is None:
-            return self.head_seq(account_id, feature)
+        if lo is None:  # the head of the same snapshot: whatever is stored after it comes after the cursor
+            head = conn.execute("SELECT head_seq FROM streams WHERE account_id = ? AND feature = ?", (account_id, code))
+            row = head.fetchone()
+            return int(row[0]) if row else 0
         last = conn.execute("SELECT max(seq) FROM events WHERE account_id = ? AND feature = ?", (account_id, code))
         hi = last.fetchone()[0] + 1  # find the first seq in [lo, hi) whose max_ts >= start
         probe = "SELECT seq, max_ts FROM events WHERE account_id = ? AND feature = ? AND seq >= ? ORDER BY seq LIMIT 1"
@@ -961,31 +977,31 @@ class SQLiteStore(AlertSQL, Store):
     def read_events(
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int
     ) -> list[EventRow]:
-        conn = self._reader()
         code = feature.code
-        plan = self._window_plan(conn, account_id, code, start, end, limit)
         last = _MAX_TS if end is None else end
-        sql = self._window_sql(plan, "seq, body, v1_cut")
-        return conn.execute(sql, (account_id, code, after_seq, start, last, limit)).fetchall()
+        with self._snapshot() as conn:
+            plan = self._window_plan(conn, account_id, code, start, end, limit)
+            sql = self._window_sql(plan, "seq, body, v1_cut")
+            return conn.execute(sql, (account_id, code, after_seq, start, last, limit)).fetchall()
 
     def read_page(
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int, *, v1: bool
     ) -> PageRows:
-        conn = self._reader()
         code = feature.code
-        plan = self._window_plan(conn, account_id, code, start, end, limit)
         last = _MAX_TS if end is None else end
         body = _V1_BODY if v1 else "body"
-        # SQLite aggregates the subquery's rows in its ORDER BY order; the JSON is joined in C.
-        inner = self._window_sql(plan, f"seq, {body} AS b")
-        count, last_seq, items = conn.execute(
-            f"SELECT count(*), max(seq), CAST(group_concat(b, ',') AS BLOB) FROM ({inner})",
-            (account_id, code, after_seq, start, last, limit),
-        ).fetchone()
-        has_more = False
-        if count == limit:
-            probe = self._window_sql(plan, "1")
-            has_more = conn.execute(probe, (account_id, code, last_seq, start, last, 1)).fetchone() is not None
+        with self._snapshot() as conn:  # the plan, the page and has_more from one snapshot
+            plan = self._window_plan(conn, account_id, code, start, end, limit)
+            # SQLite aggregates the subquery's rows in its ORDER BY order; the JSON is joined in C.
+            inner = self._window_sql(plan, f"seq, {body} AS b")
+            count, last_seq, items = conn.execute(
+                f"SELECT count(*), max(seq), CAST(group_concat(b, ',') AS BLOB) FROM ({inner})",
+                (account_id, code, after_seq, start, last, limit),
+            ).fetchone()
+            has_more = False
+            if count == limit:
+                probe = self._window_sql(plan, "1")
+                has_more = conn.execute(probe, (account_id, code, last_seq, start, last, 1)).fetchone() is not None
         return PageRows(items or b"", count, last_seq, has_more)
 
     def facet_counts(
