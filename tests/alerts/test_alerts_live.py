@@ -338,3 +338,22 @@ def test_alert_recorded_as_an_audit_event_once(site: Site) -> None:
     info = orjson.loads(event["aux_info"])
     assert info["rule"] == "mfa-off" and info["summary"] == alert.summary
     assert site.alerts("mfa-off") == [alert]  # the recorded alert does not trigger rules itself
+
+
+def test_alerts_are_recorded_as_events_at_once_in_one_batch(site: Site) -> None:
+    writes: list[tuple[Feature, int]] = []
+    write = site.services.writer.write
+
+    def counting(account_id: int, feature: Feature, items: Any, **kw: Any) -> Any:
+        writes.append((feature, len(items)))
+        return write(account_id, feature, items, **kw)
+
+    site.services.writer.write = counting  # type: ignore[method-assign]
+    site.write(AUDIT, [auditevent(site.clock() + i * S, action="disblmfa", object_type="user") for i in range(3)])
+    assert writes == [(AUDIT, 3), (AUDIT, 3)]  # the events, then their 3 alerts in one batch: no dispatcher
+    rows = site.services.store.read_events(site.account.id, AUDIT, 0, 0, None, 100)
+    assert len([e for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]) == 3
+    assert {(d.kind, d.status, d.attempts) for d in site.services.store.list_deliveries(site.account.id)} == {
+        ("event", "delivered", 1)
+    }
+    assert site.services.alerts.dispatcher.run_due() == 0

@@ -68,6 +68,29 @@ class AuditRecorder:
         new id and now; a caller that may write the same event again passes both, so the repeat is
         a duplicate. With `stamp_on_receipt` the store stamps the event when it stores it (never a
         late event) and recognises a repeat by its `uuid` alone (alert deliveries)."""
+        event = self.event(
+            account, actor, action, object_type, object_uuid=object_uuid, object_user=object_user, aux_uuid=aux_uuid,
+            aux_info=aux_info, uuid=uuid, at=at, stamp_on_receipt=stamp_on_receipt,
+        )  # fmt: skip
+        self.writer.write(account.id, Feature.AUDITEVENTS, [event])
+        return event
+
+    def event(
+        self,
+        account: Account,
+        actor: Actor,
+        action: str,
+        object_type: str,
+        *,
+        object_uuid: str | None = None,
+        object_user: User | None = None,
+        aux_uuid: str | None = None,
+        aux_info: dict[str, Any] | str | None = None,
+        uuid: str | None = None,
+        at: int | None = None,
+        stamp_on_receipt: bool = False,
+    ) -> dict[str, Any]:
+        """The audit event `record` writes, not written (a caller writing several at once)."""
         now = self.clock() if at is None else at
         event: dict[str, Any] = {"uuid": uuid or new_id()}
         if not stamp_on_receipt:
@@ -90,7 +113,6 @@ class AuditRecorder:
         event["actor_type"] = kind
         event["actor_account_uuid"] = home
         event["account_uuid"] = account.uuid
-        self.writer.write(account.id, Feature.AUDITEVENTS, [event])
         return event
 
     def record_for(self, user: User, actor: Actor, action: str, object_type: str, **fields: Any) -> int:

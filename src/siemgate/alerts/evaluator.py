@@ -38,6 +38,7 @@ import orjson
 
 from siemgate.accounts.lifecycle import token_status
 from siemgate.alerts.actions.record import is_alert_event
+from siemgate.alerts.dispatch import LEASE_NS
 from siemgate.alerts.engine import Evaluator, Firing, RuleIndex, StateBook
 from siemgate.alerts.fields import get_path
 from siemgate.alerts.model import CompiledRule, action_json
@@ -80,6 +81,8 @@ class AlertEvaluator:
         self._checkpoints: dict[tuple[int, Feature], int | None] = {}
         self._accounts: dict[int, Account] = {}
         self._indexes: dict[tuple[int, str], RuleIndex] = {}
+        # records alerts as audit events (the `event` action) right after they are committed
+        self.record_events: Callable[[int, Sequence[tuple[dict[str, Any], DeliveryRecord]]], None] | None = None
         self._unsaved: dict[int, tuple[float, int]] = {}  # account -> (monotonic time of the last save, events since)
         self._contended: dict[int, float] = {}  # account -> monotonic time of the last conflict
 
@@ -294,7 +297,22 @@ class AlertEvaluator:
             if isinstance(exc, Conflict) and self.store.alert_checkpoint(account_id, feature) != checkpoint:
                 raise  # another evaluator moved the stream on: reload (see _process)
             self._commit_failure(commit, firings, events, exc)
+        else:
+            self._record_events(account_id, alerts, deliveries)
         return len(events)
+
+    def _record_events(self, account_id: int, alerts: list[AlertRecord], deliveries: list[DeliveryRecord]) -> None:
+        """Carry out the step's `event` actions at once, in one batch (they were committed leased
+        to this evaluator; if this fails, the dispatcher carries them out when the lease ends)."""
+        taken = [d for d in deliveries if d.kind == "event"]
+        if not taken or self.record_events is None:
+            return
+        payloads = {a.id: orjson.loads(a.payload) for a in alerts}
+        try:
+            self.record_events(account_id, [(payloads[d.alert_id], d) for d in taken])
+            self.store.mark_delivered([d.id for d in taken], self.clock())
+        except Exception as exc:
+            log.warning("alerts recorded as events: %s; the dispatcher retries them", exc)
 
     def _backfill(self, account_id: int, feature: Feature, checkpoint: int | None, upto: int) -> None:
         """Build the first-seen state of every enabled first-seen rule of the stream whose state
@@ -410,10 +428,11 @@ class AlertEvaluator:
             )
             alerts.append(alert)
             for action in firing.rule.rule.actions:
+                due = now + LEASE_NS if action.type == "event" else now  # `event`: taken by _record_events
                 deliveries.append(
                     DeliveryRecord(
                         new_id(), alert.id, account_id, firing.rule.id, action_json(action), action.type, "pending",
-                        0, now, "", now,
+                        0, due, "", now,
                     )
                 )  # fmt: skip
         return alerts, deliveries

@@ -93,12 +93,14 @@ class AlertService:
         policy = OutboundPolicy.from_allow_list(settings.outbound_allow)
         self.rules = AlertRules(store, people, audit, clock, policy)
         self.evaluator = AlertEvaluator(store, self.rules, clock, settings.alerts_max_event_age_days)
+        events = EventSender(store, audit)
+        self.evaluator.record_events = events.record_many
         senders: dict[str, Sender] = {
             "webhook": WebhookSender(policy),
             "slack": SlackSender(policy),
             "email": EmailSender(settings),
             "syslog": SyslogSender(policy, settings.alerts_syslog_ca_file),
-            "event": EventSender(store, audit),
+            "event": events,
         }
         self.dispatcher = Dispatcher(
             store,

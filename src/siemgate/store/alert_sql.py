@@ -358,6 +358,18 @@ class AlertSQL:
                 if found is None:
                     raise NotFound(f"delivery {delivery_id!r} not found")
 
+    def mark_delivered(self, delivery_ids: Sequence[str], now: int) -> None:
+        if not delivery_ids:
+            return
+        with self._alert_tx("cannot record the deliveries") as conn:
+            conn.cursor().executemany(
+                self._q(
+                    "UPDATE alert_deliveries SET status = 'delivered', attempts = attempts + 1, next_attempt_at = NULL,"
+                    " last_error = '', delivered_at = ? WHERE id = ? AND status = 'pending'"
+                ),
+                [(now, delivery_id) for delivery_id in delivery_ids],
+            )
+
     def list_deliveries(
         self, account_id: int, status: str | None = None, alert_id: str | None = None, limit: int = 200
     ) -> list[DeliveryRecord]:

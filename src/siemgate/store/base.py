@@ -587,6 +587,11 @@ class Store(IdentityStore, LogSQL, abc.ABC):
         unless it was delivered. Raises NotFound."""
 
     @abc.abstractmethod
+    def mark_delivered(self, delivery_ids: Sequence[str], now: int) -> None:
+        """Record one successful attempt of each of these pending deliveries (delivered_at = now);
+        a delivery no longer pending (cancelled, delivered) is left as it is."""
+
+    @abc.abstractmethod
     def list_deliveries(
         self, account_id: int, status: str | None = None, alert_id: str | None = None, limit: int = 200
     ) -> list[DeliveryRecord]:
