@@ -354,7 +354,8 @@ def clients_on_every_worker(
     clients: list[httpx.Client] = []
     owners: dict[int, int | None] = {}
     for _ in range(tries):
-        http = httpx.Client(base_url=base_url, timeout=30)
+        # httpx closes connections idle for 5 s by default: keep them, as a connector does
+        http = httpx.Client(base_url=base_url, timeout=30, limits=httpx.Limits(keepalive_expiry=600))
         clients.append(http)
         first(http)
         owners = {}

@@ -15,6 +15,7 @@ from cli_procs import (
     Proc,
     bearer,
     cli_env,
+    client_ports_to,
     clients_on_every_worker,
     free_port,
     healthy,
@@ -84,7 +85,7 @@ def test_a_policy_set_with_the_cli_applies_in_every_worker_at_its_next_request(t
         assert done.returncode == 0
         for http in clients:
             assert _reset_uuids(http, token, 110) == [old, recent]
-        assert set(owners.values()) == set(workers)
+        assert set(client_ports_to(port)) == set(owners)  # the same connections: every worker answered
     finally:
         for http in clients:
             http.close()
