@@ -83,7 +83,8 @@ def test_an_issued_token_is_shown_once_and_never_again(site: Site) -> None:
     issued = site.issue(integration, name="elastic-agent-1")
     token = issued["token"]
     assert issued["features"] == ALL
-    assert issued["status"] == "active" and issued["expires_at"] is None and issued["revoked_at"] is None
+    assert issued["status"] == "active" and issued["revoked_at"] is None
+    assert seconds(issued["expires_at"]) - seconds(issued["created_at"]) == 90 * 86400  # the default: 90 days
     assert issued["base_url"] == site.services.settings.base_url
     assert issued["integration"] == {"uuid": integration["uuid"], "name": integration["name"], "type": "elastic"}
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -92,7 +93,7 @@ def test_an_issued_token_is_shown_once_and_never_again(site: Site) -> None:
     assert claims["aud"] == [PUBLIC_HOST]
     assert claims["1password.com/fts"] == ALL
     assert claims["1password.com/auuid"] == site.account.uuid
-    assert "exp" not in claims
+    assert claims["exp"] == seconds(issued["expires_at"])
     assert works(site, token)
 
     for url in [
@@ -128,6 +129,8 @@ def test_an_issued_token_is_shown_once_and_never_again(site: Site) -> None:
         ("12h", 12 * HOUR),
         ("2w", 14 * DAY),
         ("45d", 45 * DAY),
+        ("3mo", 90 * DAY),
+        ("30min", 30 * 60 * SECOND),
     ],
 )
 def test_expiry_choices(site: Site, expires: str, duration: int | None) -> None:
@@ -153,6 +156,7 @@ def test_expiry_choices(site: Site, expires: str, duration: int | None) -> None:
         ({"expires": ""}, "expires"),
         ({"expires": "1y"}, "expires"),
         ({"expires": "0"}, "expires"),
+        ({"expires": "3m"}, "write 3min for minutes or 3mo for months"),
         ({"features": []}, "features"),
         ({"features": ["signinattempts", "logins"]}, "features"),
         ({"name": ""}, "name"),

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ def test_token_file_is_written_with_mode_0600(cli: Cli, tmp_path: Path) -> None:
     [
         (["--expires", "forever"], "never, 30d, 90d, 180d"),
         (["--expires", "0d"], "never, 30d"),
+        (["--expires", "3m"], "write 3min for minutes or 3mo for months"),
         (["--features", "signinattempts,logins"], "unknown feature 'logins'"),
     ],
 )
@@ -122,6 +124,16 @@ def test_token_issue_rejects_bad_options_with_a_clear_message(cli: Cli, args: li
     assert result.returncode == 2
     assert fragment in result.stderr
     assert cli.json("token", "list") == []
+
+
+def test_token_issue_expires_in_90_days_by_default(cli: Cli) -> None:
+    cli.run("account", "create", "Acme")
+    data = cli.json("token", "issue", "--name", "splunk-hf1")
+    created, expires = (int(datetime.fromisoformat(data[k]).timestamp()) for k in ("created_at", "expires_at"))
+    assert expires - created == 90 * 86400
+    months = cli.json("token", "issue", "--name", "splunk-hf2", "--expires", "3mo")
+    created, expires = (int(datetime.fromisoformat(months[k]).timestamp()) for k in ("created_at", "expires_at"))
+    assert expires - created == 90 * 86400  # months of 30 days
 
 
 def test_several_accounts_require_choosing_one(cli: Cli) -> None:

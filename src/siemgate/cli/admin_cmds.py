@@ -13,7 +13,7 @@ from siemgate.accounts.catalog import siem_type
 from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound
-from siemgate.model.durations import parse_duration
+from siemgate.model.durations import DEFAULT_EXPIRY, parse_duration
 from siemgate.private import write_secret
 from siemgate.store.base import Integration
 
@@ -98,7 +98,9 @@ def token_issue(
     features: str = typer.Option(
         "all", "--features", "-f", help="Comma-separated: signinattempts,itemusages,auditevents."
     ),
-    expires: str = typer.Option("never", "--expires", "-e", help="never, 30d, 90d, 180d, or e.g. 12h, 45d, 2w."),
+    expires: str = typer.Option(
+        DEFAULT_EXPIRY, "--expires", "-e", help="90d by default; never, 30d, 180d, or e.g. 12h, 45d, 2w, 3mo, 30min."
+    ),
     integration: str = typer.Option(
         None, "--integration", "-i", help="Integration uuid or name (default: one named after the token)."
     ),

@@ -13,7 +13,7 @@ from siemgate.api.services import Services
 from siemgate.cli.wiring import open_services
 from siemgate.config import Settings, load_settings
 from siemgate.errors import BadRequest, NotFound
-from siemgate.model.durations import parse_duration
+from siemgate.model import durations
 from siemgate.model.features import Feature, parse_features
 from siemgate.store.base import Account, Store
 
@@ -63,9 +63,9 @@ def features_option(text: str | None) -> tuple[Feature, ...]:
 
 
 def parse_expiry(text: str) -> int | None:
-    """'never' -> None; '30d', '90d', '180d', '12h', '2w', '45m' -> nanoseconds."""
+    """A token expiry: 'never' -> None; '30d', '90d', '12h', '2w', '3mo', '30min' -> nanoseconds."""
     try:
-        return parse_duration(text)
+        return durations.parse_expiry(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 

@@ -11,7 +11,7 @@ from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.api.admin import models
 from siemgate.api.admin.deps import AccountDep, ActorDep, CursorQuery, LimitQuery, ServicesDep, paginate
 from siemgate.errors import BadRequest
-from siemgate.model.durations import parse_duration
+from siemgate.model.durations import parse_duration, parse_expiry
 from siemgate.model.features import parse_features
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin API"])
@@ -114,7 +114,10 @@ def issue_token(
 ) -> dict[str, Any]:
     services.people.require(actor, account, "administrator", "issue tokens")
     target = services.integrations.get(actor, account, integration)
-    expires = _duration(body.expires, "expires")
+    try:
+        expires = parse_expiry(body.expires)
+    except ValueError as exc:
+        raise BadRequest(f"Bad Request: expires: {exc}") from None
     token, record = services.lifecycle.issue(actor, account, target, body.name, parse_features(body.features), expires)
     return {
         **views.token_view(record, services.clock(), target),

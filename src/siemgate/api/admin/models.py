@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.auth.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
+from siemgate.model.durations import DEFAULT_EXPIRY
 
 T = TypeVar("T")
 Role = Literal["owner", "administrator", "member"]
@@ -102,7 +103,11 @@ class IntegrationUpdate(Strict):
 class TokenCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     features: list[FeatureName] = Field(default_factory=lambda: list(ALL), min_length=1)
-    expires: str = Field("never", description="never, 30d, 90d, 180d, or a custom duration such as 12h or 45d.")
+    expires: str = Field(
+        DEFAULT_EXPIRY,
+        description="90d by default; never, 30d, 180d, or a custom duration such as 30min, 12h, 45d, 2w or 3mo"
+        " (30 days each); a bare 3m is refused as ambiguous.",
+    )
 
 
 class TokenRotate(Strict):

@@ -83,18 +83,58 @@ export async function integrationsPage() {
   }
 }
 
+const EXPIRY_UNITS = { min: 60, h: 3600, d: 86400, w: 7 * 86400, mo: 30 * 86400 }; // as model/durations.py
+
+/** A token expiry in seconds (null: never), parsed as the server does; throws Error saying what to write. */
+function parseExpiry(text) {
+  const value = text.trim().toLowerCase();
+  if (value === "never" || value === "none") return null;
+  const ambiguous = /^([0-9]+)\s*m$/.exec(value);
+  if (ambiguous) throw new Error(`“${text.trim()}” could be minutes or months: write ${ambiguous[1]}min for minutes or ${ambiguous[1]}mo for months.`);
+  const match = /^([0-9]+)\s*(min|mo|h|d|w)$/.exec(value);
+  if (!match || Number(match[1]) === 0) throw new Error(`“${text.trim()}” is not an expiry. Write a number and a unit, e.g. 45d, 2w, 3mo, 12h or 30min.`);
+  return Number(match[1]) * EXPIRY_UNITS[match[2]];
+}
+
+/** The expiry chosen in a _token_form.html form, as sent to the API ("90d", "never", "45d"). */
+function chosenExpiry(form) {
+  const expires = $("input[name=expires]:checked", form).value;
+  if (expires !== "custom") return expires;
+  const custom = $("input[name=custom-expires]", form).value.trim();
+  if (!custom) throw new Error("Enter a custom expiry such as 45d, 3mo or 12h.");
+  parseExpiry(custom);
+  return custom;
+}
+
 /** The values of a _token_form.html form; throws Error with what to fix. */
 function tokenFormValue(form) {
   const name = $(".token-name", form).value.trim();
   if (!name) throw new Error("Give the token a name, e.g. the SIEM host that will use it.");
-  let expires = $("input[name=expires]:checked", form).value;
-  if (expires === "custom") {
-    expires = $("input[name=custom-expires]", form).value.trim();
-    if (!expires) throw new Error("Enter a custom expiry such as 45d or 12h.");
-  }
+  const expires = chosenExpiry(form);
   const features = $$("input[name=features]:checked", form).map((box) => box.value);
   if (!features.length) throw new Error("Choose at least one event type.");
   return { name, expires, features };
+}
+
+/** The date the chosen expiry gives, shown as it is chosen or typed. */
+function previewExpiry(form) {
+  const preview = $(".expiry-preview", form);
+  try {
+    const seconds = parseExpiry(chosenExpiry(form));
+    preview.classList.remove("error");
+    if (seconds === null) {
+      preview.textContent = "Never expires: the token works until it is revoked.";
+      return;
+    }
+    const date = new Date(Date.now() + seconds * 1000);
+    const when = date.toLocaleString(undefined, { weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    preview.textContent = `Expires ${when} (in ${fmtDuration(seconds)}).`;
+    preview.dataset.expiresAt = date.toISOString();
+  } catch (e) {
+    preview.classList.add("error");
+    preview.textContent = e.message;
+    delete preview.dataset.expiresAt;
+  }
 }
 
 function wireTokenForm(form, onSubmit) {
@@ -103,8 +143,11 @@ function wireTokenForm(form, onSubmit) {
     radio.addEventListener("change", () => {
       custom.disabled = $("input[name=expires]:checked", form).value !== "custom";
       if (!custom.disabled) custom.focus();
+      previewExpiry(form);
     }),
   );
+  custom.addEventListener("input", () => previewExpiry(form));
+  previewExpiry(form);
   const error = $(".error", form);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
