@@ -52,15 +52,20 @@ API_EXEMPT = {
     ("POST", "/api/admin/v1/me/two-factor"): "starts an enrolment: nothing changes until /confirm, recorded",
     ("POST", "/api/admin/v1/accounts/{account}/alert-deliveries/{delivery_id}/retry"): "re-sends a fired alert",
     ("PATCH", "/api/admin/v1/accounts/{account}/alerts/{alert_id}"): "an alert's triage state (acknowledged, resolved)",
+    (
+        "DELETE",
+        "/api/admin/v1/accounts/{account}",
+    ): "deletes the account with its own audit stream: recorded in the server's operations log (tests/admin/test_account_delete.py)",
 }
 CLI_READ_ONLY = {
     "account list", "token list", "ingest-key list", "keys list", "user list", "user invitations", "integration list",
     "integration show", "api-key list", "alerts list", "alerts show", "alerts test", "alerts fired",
     "alerts deliveries", "alerts new-secret", "retention show", "archive list", "archive verify", "forward check",
-    "forward status", "audit memberships", "signer keys", "signer state", "log keys",
+    "forward status", "audit memberships", "signer keys", "signer state", "log keys", "account deletions",
 }  # fmt: skip
 CLI_EXEMPT = {
     "serve": "runs the server",
+    "account delete": "deletes the account with its own audit stream: recorded in the server's operations log",
     "demo": "runs a demo server on its own data directory",
     "ingest": "adds events (data, not access)",
     "simulate": "adds simulated events",

@@ -30,7 +30,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -112,6 +113,14 @@ class AlertEvaluator:
         self._books.pop(account_id, None)
         for key in [k for k in self._checkpoints if k[0] == account_id]:
             del self._checkpoints[key]
+
+    @contextmanager
+    def paused(self, account_id: int) -> Iterator[None]:
+        """Hold the account's evaluation while the block runs (it is being deleted), then drop what
+        is kept of it in memory, so nothing of it is saved again."""
+        with self._lock(account_id):
+            yield
+            self._forget(account_id)
 
     def _checkpoint(self, account_id: int, feature: Feature) -> int | None:
         key = (account_id, feature)

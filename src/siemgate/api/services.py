@@ -7,11 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from siemgate import __version__
+from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.credentials import IngestKeyAdmin
 from siemgate.accounts.integrations import IntegrationService
 from siemgate.accounts.invitations import InvitationService
 from siemgate.accounts.lifecycle import TokenLifecycle
+from siemgate.accounts.offboarding import AccountDeletion
 from siemgate.accounts.people import PeopleService
 from siemgate.accounts.personal import PersonalService
 from siemgate.accounts.quotas import IngestQuotas
@@ -63,6 +65,7 @@ class Services:
     retention: RetentionService
     log_keys: LogKeys
     tlog: LogService
+    offboarding: AccountDeletion
     _accounts: dict[int, Account] = field(default_factory=dict)
 
     def account(self, account_id: int) -> Account:
@@ -74,6 +77,15 @@ class Services:
                 self._accounts.clear()
             self._accounts[account_id] = account
         return account
+
+    def delete_account(self, actor: Actor, account: Account, confirm: str) -> dict[str, int]:
+        """Delete the account for good (accounts.offboarding), its alert evaluation held meanwhile;
+        then nothing of it is kept in memory."""
+        with self.alerts.evaluator.paused(account.id):
+            removed = self.offboarding.delete(actor, account, confirm)
+        self.alerts.rules.invalidate(account.id)
+        self._accounts.pop(account.id, None)
+        return removed
 
     def close(self) -> None:
         self.usage.flush()
@@ -129,4 +141,5 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         retention=retention,
         log_keys=log_keys,
         tlog=LogService(settings, store, clock, log_keys),
+        offboarding=AccountDeletion(store, people, settings.archive_path, clock),
     )

@@ -16,6 +16,7 @@ from siemgate.cli.data_cmds import db_app, ingest, simulate
 from siemgate.cli.demo_cmd import demo
 from siemgate.cli.forward_cmds import forward_app
 from siemgate.cli.log_cmds import log_app
+from siemgate.cli.offboard_cmds import account_delete, account_deletions
 from siemgate.cli.people_cmds import api_key_app, integration_app, user_app
 from siemgate.cli.retention_cmds import archive_app, retention_app
 from siemgate.cli.serve_cmds import serve
@@ -29,6 +30,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+account_app.command("delete")(account_delete)
+account_app.command("deletions")(account_deletions)
 app.add_typer(account_app, name="account")
 app.add_typer(token_app, name="token")
 app.add_typer(ingest_key_app, name="ingest-key")

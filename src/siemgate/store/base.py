@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from siemgate.model.facets import Facets
 from siemgate.model.features import Feature
+from siemgate.store.account_sql import AccountSQL
 from siemgate.store.identity import IdentityStore
 from siemgate.store.log_sql import LogSQL
 
@@ -204,11 +205,12 @@ class SigningKey:
     active: bool = False
 
 
-class Store(IdentityStore, LogSQL, abc.ABC):
+class Store(IdentityStore, LogSQL, AccountSQL, abc.ABC):
     """Persistence for accounts, credentials and event logs. Backends: sqlite, postgres.
 
     Invitations, two-factor enrolments and account sign-in policy are written once for both
-    backends in store/identity.py, the tamper-evident log's tables in store/log_sql.py."""
+    backends in store/identity.py, the tamper-evident log's tables in store/log_sql.py, deleting an
+    account and the server's log of operations in store/account_sql.py."""
 
     # lifecycle
     @abc.abstractmethod

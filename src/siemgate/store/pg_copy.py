@@ -60,11 +60,12 @@ TABLES = (
     "log_state",
     "log_checkpoints",
     "log_recoveries",
+    "operations",  # the server's log of deleted accounts (docs/setup.md)
 )
 # Copied by their own steps, or bookkeeping of one database only.
 SPECIAL = {"events", "facets", "streams", "event_buckets", "schema_migrations"}
 ORDER_BY = {"tokens": "created_at, id", "alerts": "fired_at, id"}
-IDENTITY = ("accounts", "users", "integrations")
+IDENTITY = ("accounts", "users", "integrations", "operations")
 ROWS_PER_INSERT = 1000
 
 Progress = Callable[[str, int], None]  # (what, rows just copied)

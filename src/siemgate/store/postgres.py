@@ -23,6 +23,7 @@ class PostgresStore(PgPeople, PgCredentials, PgEvents, PgRetention, PgFacets, Pg
     can be chosen with `?options=-csearch_path%3Dname`). Safe to share between threads."""
 
     _PARAM = "%s"
+    _account_extra_tables = ("event_buckets",)
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         super().__init__(url, min_size=min_size, max_size=max_size)

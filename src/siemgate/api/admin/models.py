@@ -145,6 +145,12 @@ class AccountOut(BaseModel):
     role: Role | None = None
 
 
+class AccountDeleted(BaseModel):
+    deleted: str = Field(description="The deleted account's uuid.")
+    name: str
+    removed: dict[str, int] = Field(description="Rows removed per table, and archive files.")
+
+
 class MemberOut(BaseModel):
     uuid: str
     email: str

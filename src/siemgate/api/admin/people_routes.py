@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from siemgate.accounts import views
 from siemgate.api.admin import models
@@ -77,6 +77,24 @@ def rename_account(
 ) -> dict[str, Any]:
     renamed = services.people.rename_account(actor, account, body.name)
     return views.account_view(renamed, services.people.role(actor, renamed))
+
+
+@router.delete(
+    "/accounts/{account}",
+    response_model=models.AccountDeleted,
+    summary="Delete the account and everything it has, for good (owners; confirm with its name)",
+    responses=errors(*ACCOUNT_ERRORS, 400),
+)
+def delete_account(
+    account: AccountDep,
+    actor: ActorDep,
+    services: ServicesDep,
+    confirm: str = Query(
+        "", max_length=200, description="The account's name, exactly: deleting cannot be undone (docs/setup.md)."
+    ),
+) -> dict[str, Any]:
+    removed = services.delete_account(actor, account, confirm)
+    return {"deleted": account.uuid, "name": account.name, "removed": removed}
 
 
 @router.get(

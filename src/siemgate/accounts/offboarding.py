@@ -1,0 +1,75 @@
+"""Offboarding: deleting an account with everything it has — events, facets, its tamper-evident
+log, integrations, tokens, ingest keys, alert rules and alerts, invitations, memberships (and the
+people who belonged to it alone), archives — recorded in the server's log of operations, which
+belongs to no account (docs/setup.md, "Deleting an account")."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from siemgate.accounts.actor import Actor
+from siemgate.accounts.people import PeopleService
+from siemgate.errors import BadRequest
+from siemgate.model.features import ALL_FEATURES
+from siemgate.store.base import Account, Store
+
+log = logging.getLogger("siemgate.accounts")
+
+
+class AccountDeletion:
+    def __init__(self, store: Store, people: PeopleService, archive_root: Path, clock: Callable[[], int]) -> None:
+        self.store = store
+        self.people = people
+        self.archive_root = archive_root
+        self.clock = clock
+
+    def archive_dir(self, account: Account) -> Path:
+        return self.archive_root / account.uuid
+
+    def plan(self, account: Account) -> dict[str, int]:
+        """What deleting the account removes: events per stream, integrations, tokens, ingest keys,
+        alert rules, members and archive files."""
+        archives = self.archive_dir(account)
+        return {
+            **{f"events {f.value}": self.store.count_events(account.id, f) for f in ALL_FEATURES},
+            "integrations": len(self.store.list_integrations(account.id)),
+            "tokens": len(self.store.list_tokens(account.id)),
+            "ingest keys": len(self.store.list_ingest_keys(account.id)),
+            "alert rules": len(self.store.list_alert_rules(account.id)),
+            "members": len(self.store.list_members(account.id)),
+            "archive files": sum(1 for p in archives.rglob("*") if p.is_file()) if archives.is_dir() else 0,
+        }
+
+    def delete(self, actor: Actor, account: Account, confirm: str) -> dict[str, int]:
+        """Delete the account for good. `confirm` must be the account's name, exactly; through the
+        admin API only its owners may. Returns what was removed (per table, and archive files).
+        Raises BadRequest (confirmation), Forbidden/NotFound (not an owner)."""
+        if actor.user is not None:
+            self.people.require(actor, account, "owner", "delete the account")
+        if confirm != account.name:
+            raise BadRequest(
+                f"Bad Request: deleting an account cannot be undone; confirm with its name exactly ({account.name!r})"
+            )
+        plan = self.plan(account)
+        who = actor.user.email if actor.user is not None else f"command line ({_login()})"
+        detail = orjson.dumps(plan).decode()
+        removed = self.store.delete_account_rows(account.id, account.uuid, account.name, who, detail, self.clock())
+        archives = self.archive_dir(account)
+        if archives.is_dir():
+            shutil.rmtree(archives)
+        removed["archive files"] = plan["archive files"]
+        log.warning("account %s (%s) deleted by %s: %s", account.name, account.uuid, who, detail)
+        return removed
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (containers)
+        return "unknown user"
