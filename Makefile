@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/alerts_ingest.py
 	$(BIN)/python bench/alerts_precision.py
 	$(BIN)/python bench/tlog.py
+	$(BIN)/python bench/tlog_store.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

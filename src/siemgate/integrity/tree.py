@@ -176,20 +176,20 @@ def backfill(store: Store, account_id: int, feature: Feature, head: int, *, chun
     entries were written. Runs once per stream, before its first integration."""
     written = 0
     after = 0
-    while True:
-        rows = store.log_unlogged_events(account_id, feature, after, head, chunk)
+    while True:  # entries already written (events ingested since the upgrade) are kept as they are
+        rows = store.log_event_rows(account_id, feature, after, head, chunk)
         if not rows:
             break
-        store.add_log_entries(account_id, feature, [(seq - 1, entry_bytes(ts, body)) for seq, ts, body in rows])
-        written += len(rows)
+        written += store.add_log_entries(
+            account_id, feature, [(seq - 1, entry_bytes(ts, body)) for seq, ts, body in rows]
+        )
         after = rows[-1][0]
     if store.log_entry_count(account_id, feature, head) < head:
         for begin in range(0, head, chunk):
             end = min(head, begin + chunk)
             have = {idx for idx, _ in store.log_entry_rows(account_id, feature, begin, end)}
             holes = [(i, HOLE_ENTRY) for i in range(begin, end) if i not in have]
-            store.add_log_entries(account_id, feature, holes)
-            written += len(holes)
+            written += store.add_log_entries(account_id, feature, holes)
     if written:
         log.info("log of account %s %s: backfilled %d entries", account_id, feature.value, written)
     return written

@@ -113,17 +113,16 @@ class LogSQL:
         )
         return [str(r[0]) for r in rows]
 
-    def log_unlogged_events(
+    def log_event_rows(
         self, account_id: int, feature: Feature, after_seq: int, up_to_seq: int, limit: int
     ) -> list[tuple[int, int, bytes]]:
-        """(seq, ts, body) of stored events after `after_seq` (up to `up_to_seq`) that have no log
-        entry yet, in seq order: what the backfill writes entries for."""
+        """(seq, ts, body) of up to `limit` stored events with `after_seq < seq <= up_to_seq`, in seq
+        order: what the backfill reads (a plain range read; no anti-join, whose plan degrades as
+        the entries it writes grow)."""
         rows = self._rows(
             self._q(
-                "SELECT e.seq, e.ts, e.body FROM events e WHERE e.account_id = ? AND e.feature = ?"
-                " AND e.seq > ? AND e.seq <= ? AND NOT EXISTS (SELECT 1 FROM log_entries l"
-                " WHERE l.account_id = e.account_id AND l.feature = e.feature AND l.idx = e.seq - 1)"
-                " ORDER BY e.seq LIMIT ?"
+                "SELECT seq, ts, body FROM events WHERE account_id = ? AND feature = ? AND seq > ? AND seq <= ?"
+                " ORDER BY seq LIMIT ?"
             ),
             (account_id, feature.code, after_seq, up_to_seq, limit),
         )
@@ -138,19 +137,23 @@ class LogSQL:
         return int(rows[0][0])
 
     # writing ----------------------------------------------------------------------------------
-    def add_log_entries(self, account_id: int, feature: Feature, entries: Iterable[tuple[int, bytes]]) -> None:
-        """Store (index, entry) pairs of the backfill; an index that has an entry keeps it."""
+    def add_log_entries(self, account_id: int, feature: Feature, entries: Iterable[tuple[int, bytes]]) -> int:
+        """Store (index, entry) pairs of the backfill; an index that has an entry keeps it.
+        Returns how many were written."""
         rows = [(account_id, feature.code, idx, entry) for idx, entry in entries]
+        written = 0
         if not rows:
-            return
+            return 0
         with self._alert_tx("cannot store log entries") as conn:
             for i in range(0, len(rows), 500):
                 chunk = rows[i : i + 500]
                 marks = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-                conn.execute(
+                cur = conn.execute(
                     self._q(f"INSERT INTO log_entries VALUES {marks} ON CONFLICT DO NOTHING"),
                     [v for row in chunk for v in row],
                 )
+                written += max(cur.rowcount, 0)
+        return written
 
     def log_integrated(
         self,
