@@ -13,17 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_log_kit import T0, expected_root
+from store_log_kit import T0, expected_root, new_account, write_events
 from tlog_kit import NAME, make_kit, signer_process
 
 from api.helpers import auditevent
 from conftest import LiveServer, free_port
 from siemgate.cli.main import main
+from siemgate.config import load_settings
+from siemgate.integrity.keys import LogKeys
+from siemgate.integrity.service import LogService
 from siemgate.integrity.tree import StoredTree
 from siemgate.model.features import Feature
+from siemgate.store.sqlite import SQLiteStore
 from siemgate.tlog.checkpoint import Checkpoint, open_checkpoint
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.proof import consistency_proof, verify_consistency
+from siemgate.tlog.signer import Signer
 
 AUDIT = Feature.AUDITEVENTS
 
@@ -154,3 +159,36 @@ def test_siemgate_log_checkpoint(
     # the signer is down: the export ends at the newest stored checkpoint, and says so
     assert run("export", "--account", "acme", "--feature", "auditevents", "--out", str(tmp_path / "b2")) == 0
     assert "no fresh checkpoint" in capsys.readouterr().err
+
+
+def test_the_worker_signs_the_day_close_and_changes_at_most_once_per_interval(tmp_path: Path) -> None:
+    now = [1_767_311_990.0]  # 2026-01-01T23:59:50Z
+    kit = make_kit(tmp_path)
+    kit.signer.close()
+    signer = Signer(kit.keyring, kit.state_file, lambda: now[0])
+    settings = load_settings(
+        data_dir=tmp_path, integrity_public_key_file=kit.public_key, integrity_heartbeat_seconds=86400
+    )
+    store = SQLiteStore(tmp_path / "siemgate.db")
+    store.migrate()
+    try:
+        service = LogService(settings, store, lambda: int(now[0] * 10**9), LogKeys(settings))
+        service.signer = signer  # type: ignore[assignment]
+        account = new_account(store)
+        write_events(store, account, 10, start=int(now[0] * 10**9) - 100 * 10**9)
+
+        def step(seconds: float) -> list[tuple[int, int]]:
+            now[0] += seconds
+            service.run()
+            return [(c.size, c.time) for c in store.log_checkpoints(account.id, AUDIT)]
+
+        assert step(0) == [(10, 1_767_311_990)]  # the first
+        assert len(step(5)) == 1  # nothing changed, no heartbeat due
+        assert step(10)[-1] == (10, 1_767_312_005)  # 00:00:05, the tree unchanged: the day-close checkpoint
+        write_events(store, account, 5, start=int(now[0] * 10**9) - 50 * 10**9)
+        assert len(step(3)) == 2  # changed, but within the 10 s interval
+        assert step(7)[-1] == (15, 1_767_312_015)  # on change
+        assert len(step(3600)) == 3  # idle, the heartbeat (a day) not due
+    finally:
+        store.close()
+        signer.close()
