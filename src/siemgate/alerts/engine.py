@@ -390,19 +390,22 @@ class Evaluator:
         key = _json_key(values)
         window = self.book.windows.setdefault((rule.id, key), [])
         entry = [ts, event.get("uuid") or "", seq]
-        bisect.insort(window, entry)
-        newest = window[-1][0]
-        drop = 0
-        while drop < len(window) and window[drop][0] < newest - rule.window_ns:
-            drop += 1
-        if drop:
-            del window[:drop]
+        last = not window or entry >= window[-1]  # the usual case: the newest event of its group
+        if last:
+            window.append(entry)
+        else:
+            bisect.insort(window, entry)
+        oldest = window[-1][0] - rule.window_ns
+        if window[0][0] < oldest:
+            del window[: bisect.bisect_left(window, [oldest])]
         self.book.dirty.add((rule.id, WINDOW, key))
         n = r.threshold.count
         if len(window) < n:
             return None
-        i = bisect.bisect_left(window, entry)
-        for j in range(max(0, i - n + 1), i + 1):
+        # the runs of n events that end at or after this one and start at or before it; when it is
+        # the newest, the window (within `window` of it) holds only the run that ends with it
+        i = len(window) - 1 if last else bisect.bisect_left(window, entry)
+        for j in range(len(window) - n if last else max(0, i - n + 1), i + 1):
             if j + n - 1 < len(window) and window[j + n - 1][0] - window[j][0] <= rule.window_ns:
                 run = window[j : j + n]
                 window.clear()
