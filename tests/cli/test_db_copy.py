@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-from cli_procs import Proc, bearer, cli_env, free_port, healthy, run_cli, services_at, signin_event, wait_for
+from cli_procs import SIEMGATE, Proc, bearer, cli_env, free_port, healthy, run_cli, services_at, signin_event, wait_for
 
 from conftest import drop_pg_schema, new_pg_schema, pg_schema_url
 from siemgate.model.features import ALL_FEATURES, Feature
@@ -126,3 +127,78 @@ def test_copy_is_resumable_checked_and_the_copy_serves_the_same_data(tmp_path: P
     tokens = {t["id"]: t for t in json.loads(run_cli(env_pg, "token", "list", "--json").stdout)}
     assert record.id in tokens and len(tokens) == 2
     assert sorted(t["status"] for t in tokens.values()) == ["active", "revoked"]
+
+
+def _small_source(data_dir: Path, events: int = 30) -> str:
+    """A deployment with one account and `events` sign-in attempts; the account uuid."""
+    with services_at(data_dir) as s:
+        now = s.clock()
+        account = s.store.create_account(new_id(), "Acme", now)
+        batch = [signin_event(now - (events - i) * SECOND) for i in range(events)]
+        s.writer.write(account.id, Feature.SIGNINATTEMPTS, batch)
+        return account.uuid
+
+
+def _copy(env: dict[str, str], source: str, target: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SIEMGATE, "db", "copy", "--from", source, "--to", target],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_copy_refuses_a_source_that_is_missing_empty_or_holds_nothing_and_creates_no_file(tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "elsewhere")
+    never_used = "postgresql://postgres@127.0.0.1:5432/not-reached"  # refused before any connection
+    missing = tmp_path / "gone" / "siemgate.db"
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    no_accounts = tmp_path / "fresh"
+    services_at(no_accounts).__enter__().close()  # a migrated store with no account
+    for source, said in (
+        (f"sqlite://{missing}", f"{missing} does not exist"),  # the README's form: sqlite:///srv/...
+        (f"sqlite:///{missing}", f"{missing} does not exist"),
+        (str(missing), f"{missing} does not exist"),
+        (f"sqlite://{empty}", f"{empty} is empty"),
+        (f"sqlite://{no_accounts / 'siemgate.db'}", "holds no accounts"),
+    ):
+        done = _copy(env, source, never_used, cwd=tmp_path)
+        assert done.returncode == 2, (source, done.stderr)
+        assert said in done.stderr and "Traceback" not in done.stderr, (source, done.stderr)
+    assert not missing.exists() and not missing.parent.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["empty.db"]  # nothing made under the cwd
+    assert empty.stat().st_size == 0
+
+
+def test_copy_takes_the_readmes_url_form_and_a_relative_path(tmp_path: Path, pg_url: str) -> None:
+    site = tmp_path / "site"
+    _small_source(site, events=30)
+    env = cli_env(tmp_path / "elsewhere")
+    done = _copy(env, f"sqlite://{site / 'siemgate.db'}", pg_url)  # sqlite:///tmp/.../siemgate.db
+    assert done.returncode == 0, done.stderr
+    assert "30 events in 1 streams" in done.stderr, done.stderr
+    other = new_pg_schema()
+    try:
+        done = _copy(env, "site/siemgate.db", pg_schema_url(other), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "30 events in 1 streams" in done.stderr, done.stderr
+    finally:
+        drop_pg_schema(other)
+
+
+def test_copy_refuses_a_target_that_a_server_already_used(tmp_path: Path, pg_url: str) -> None:
+    site = tmp_path / "site"
+    _small_source(site)
+    served = cli_env(tmp_path / "pg-site", SIEMGATE_DATABASE_URL=pg_url)
+    run_cli(served, "account", "create", "Other")  # the target now has its own keys, secret and account
+    before = _pg_events(pg_url)  # the new account's own audit event
+    done = _copy(cli_env(tmp_path / "elsewhere"), f"sqlite://{site / 'siemgate.db'}", pg_url)
+    assert done.returncode == 2, done.stderr
+    assert "already used by a siemgate server" in done.stderr, done.stderr
+    assert "signing keys of its own" in done.stderr and "secrets of its own" in done.stderr
+    assert "accounts of its own" in done.stderr
+    assert _pg_events(pg_url) == before  # nothing copied

@@ -139,7 +139,11 @@ def db_migrate(ctx: typer.Context) -> None:
 
 @db_app.command("copy")
 def db_copy(
-    source: str = typer.Option(..., "--from", help="The SQLite deployment: sqlite:///path/to/siemgate.db."),
+    source: str = typer.Option(
+        ...,
+        "--from",
+        help="The SQLite deployment's file: sqlite:///absolute/path/siemgate.db, or a path as is (relative to here).",
+    ),
     target: str = typer.Option(..., "--to", help="The PostgreSQL database: postgresql://user@host:5432/db."),
     chunk: int = typer.Option(5000, "--chunk", min=1, help="Events per transaction (a resumed copy restarts there)."),
     skip_unstorable: bool = typer.Option(
@@ -161,6 +165,7 @@ def db_copy(
     try:
         _leave_out_unstorable(copier, skip_unstorable)
         err.print(f"migrated PostgreSQL: {', '.join(store.migrate()) or 'schema up to date'}")
+        copier.check_target_unserved()
         total = copier.total_rows()
         with _progress() as progress:
             task = progress.add_task("copying", total=total)

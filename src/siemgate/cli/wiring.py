@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlparse
 
 from siemgate.api.services import Services, build_services
@@ -10,6 +9,7 @@ from siemgate.config import Settings
 from siemgate.errors import ConfigError
 from siemgate.private import private_dir
 from siemgate.store.base import Store
+from siemgate.store.sqlite_url import sqlite_url_path
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
@@ -19,7 +19,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     if scheme == "sqlite":
         from siemgate.store.sqlite import SQLiteStore
 
-        path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+        path = sqlite_url_path(url, plain=False)
         store: Store = SQLiteStore(path, synchronous=settings.sqlite_synchronous)
     elif scheme in ("postgresql", "postgres"):
         from siemgate.store.postgres import PostgresStore

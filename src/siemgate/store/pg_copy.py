@@ -16,6 +16,7 @@ copied log must rebuild the root of its newest checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from siemgate.model.features import Feature
 from siemgate.model.text import find_unstorable
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
+from siemgate.store.sqlite_url import sqlite_url_path
 
 # Tables copied as they are, parents before children. Others are skipped (they are not part of
 # the store) unless both databases have them, in which case they are copied after these.
@@ -66,6 +68,8 @@ TABLES = (
 SPECIAL = {"events", "facets", "streams", "event_buckets", "schema_migrations"}
 ORDER_BY = {"tokens": "created_at, id", "alerts": "fired_at, id"}
 IDENTITY = ("accounts", "users", "integrations", "operations")
+# (table, key, value): rows a served database made itself; a target must hold only the source's
+OWN_ROWS = (("signing_keys", "kid", "pem"), ("secrets", "name", "value"), ("accounts", "uuid", "name"))
 ROWS_PER_INSERT = 1000
 
 Progress = Callable[[str, int], None]  # (what, rows just copied)
@@ -175,6 +179,30 @@ class Copier:
     def _count(self, table: str) -> int:
         return int(self.src.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
+    def check_target_unserved(self) -> None:
+        """Refuse a target that a server already used: signing keys, a cursor secret or accounts
+        that are not the source's would stay (its own active key and secret win), and every token
+        and cursor of the source would then be refused. Rows copied by an earlier run of this copy
+        are the source's, so a resumed copy passes. Raises ConfigError."""
+        found = []
+        for table, key, value in OWN_ROWS:
+            theirs, mine = self._own_rows(table, key, value)
+            foreign = sorted(k for k, v in theirs.items() if k not in mine or mine[k] != v)
+            if foreign:
+                found.append(f"{len(foreign)} {table.replace('_', ' ')} of its own")
+        if found:
+            raise ConfigError(
+                f"the target database was already used by a siemgate server: it has {', '.join(found)}."
+                " Copying into it would leave those in force, and the source's tokens and cursors would be"
+                " refused: copy into a new, empty database (or schema)"
+            )
+
+    def _own_rows(self, table: str, key: str, value: str) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        """key -> value of `table` in the target and in the source."""
+        rows = self.target._rows(f"SELECT {key}, {value} FROM {table}")
+        theirs = {r[0]: bytes(r[1]) if isinstance(r[1], memoryview | bytes) else r[1] for r in rows}
+        return theirs, {r[0]: r[1] for r in self.src.execute(f"SELECT {key}, {value} FROM {table}")}
+
     # copying --------------------------------------------------------------------------------------
     def run(self, progress: Progress) -> CopyReport:
         report = CopyReport()
@@ -272,6 +300,10 @@ class Copier:
             report.tables[table] = want
             if got != want:
                 problems.append(f"{table}: {want} rows in SQLite, {got} in PostgreSQL")
+        for table, key, value in OWN_ROWS:  # what every token and cursor depends on: equal, not only as many
+            target_rows, source_rows = self._own_rows(table, key, value)
+            if target_rows != source_rows:
+                problems.append(f"{table}: the rows differ between SQLite and PostgreSQL")
         for account_id, code, head, _ in self.streams():
             mine = _digest(self._source_events(account_id, code))
             theirs = _digest(self._target_events(account_id, code))
@@ -332,9 +364,25 @@ def _digest(rows: Iterator[tuple[Any, ...]]) -> tuple[int, str]:
 
 
 def sqlite_path(url: str) -> Path:
-    if not url.startswith("sqlite://"):
-        raise ConfigError(f"--from must be an sqlite:/// URL, not {url!r}")
-    return Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+    """The SQLite file `--from` names (see `store.sqlite_url.sqlite_url_path`), which must be an
+    SQLite database that holds at least one account. Raises ConfigError saying what to give."""
+    path = sqlite_url_path(url, what="--from")
+    if not path.is_file():
+        raise ConfigError(f"--from: {path} does not exist; give the SQLite file of the deployment to copy")
+    with open(path, "rb") as f:
+        header = f.read(16)
+    if not header:
+        raise ConfigError(f"--from: {path} is empty: there is nothing to copy")
+    if header != b"SQLite format 3\x00":
+        raise ConfigError(f"--from: {path} is not an SQLite database")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            accounts = conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
+    except sqlite3.Error:
+        raise ConfigError(f"--from: {path} is not a siemgate store (no accounts table)") from None
+    if not accounts:
+        raise ConfigError(f"--from: {path} holds no accounts: there is nothing to copy")
+    return path
 
 
 def check_target(url: str) -> None:
