@@ -1,6 +1,7 @@
 """Delivery that isolates destinations and tenants, against real local receivers: a tarpit that
 accepts connections and never answers next to a healthy receiver, in two accounts; deleting a
-rule or one of its actions cancels its pending deliveries; retries stay visible."""
+rule or one of its actions cancels its pending deliveries; retries stay visible; what a stopped
+process had taken goes out when its 75-second lease ends."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import orjson
 import pytest
 
 from siemgate.accounts.actor import CLI
+from siemgate.alerts.dispatch import LEASE_NS
 from siemgate.alerts.model import parse_rule
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 
 from .receivers import HttpReceiver, wait_for
-from .test_alerts_live import Site
+from .test_alerts_live import S, Site
 from .test_rules_engine import auditevent
 
 TARPIT_TIMEOUT = 20.0  # each tarpitted delivery holds its slot this long
@@ -141,3 +143,22 @@ def test_deleting_a_rule_or_an_action_cancels_its_pending_deliveries(site: Site,
     assert next(d.status for d in hooks(site)) == "cancelled"
     paths = [r["path"] for r in healthy.requests]
     assert sorted(paths[:2]) == ["/drop", "/keep"] and paths[2:] == ["/keep", "/keep"]  # the first two at once
+
+
+def test_deliveries_a_stopped_process_had_taken_go_out_when_their_short_lease_ends(
+    site: Site, healthy: HttpReceiver
+) -> None:
+    hook_rule(site, site.account, "hooks", [f"{healthy.url}/hook"], timeout=5)
+    fire(site, site.account)
+    assert LEASE_NS == 75 * S  # longer than any action's timeout (60 s at most), as docs/alerts.md says
+    now = site.clock()
+    [taken] = site.services.store.claim_deliveries(now, now + LEASE_NS, 10)  # taken, then the process stops
+    assert taken.kind == "slack"
+    site.restart()
+    assert site.services.alerts.dispatcher.run_due() == 0  # another process may still be sending it
+    site.clock.advance(LEASE_NS // S - 1)
+    assert site.services.alerts.dispatcher.run_due() == 0
+    site.clock.advance(1)  # 75 s after it was taken (docs/alerts.md, "Actions")
+    assert site.services.alerts.dispatcher.run_due() == 1
+    assert [r["path"] for r in healthy.requests] == ["/hook"]
+    assert [d.status for d in hooks(site)] == ["delivered"]
