@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 RUNTIME_STAMP := $(VENV)/.runtime-stamp
 PORT ?= 8080
 
-.PHONY: venv demo test bench lint format clean
+.PHONY: venv demo test soak bench lint format clean
 
 # The runtime only (what `make demo` needs); the dev stamp adds the test and lint toolchain.
 $(RUNTIME_STAMP): pyproject.toml
@@ -28,6 +28,11 @@ demo: $(RUNTIME_STAMP)
 test: $(STAMP)
 	.ci/system-packages
 	$(BIN)/python -m pytest -q -n auto
+
+# Randomized adversarial histories for SOAK_MINUTES (default 15); summary in test-artifacts/soak/.
+soak: $(STAMP)
+	.ci/system-packages
+	$(BIN)/python tests/history/soak.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
