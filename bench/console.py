@@ -354,6 +354,9 @@ def pages(meta: dict[str, Any]) -> Iterator[Page]:
             f"kind={sample['kind']}": {"kind": sample["kind"]},
             "actor": {"actor": sample["actor"]},
             "rare ip": {"ip": sample["ip"]},
+            # the console's forgiving filters: part of an address in another case, a country prefix
+            "forgiving actor": {"actor": sample["actor"].split("@")[0][:6].upper(), "match": "forgiving"},
+            "forgiving country": {"country": "u", "match": "forgiving"},
         }
         for label in ("7d", "30d", "90d"):
             w = _window(meta, RANGES[label])

@@ -497,7 +497,7 @@ def test_the_openapi_document_describes_the_endpoints(site: Site) -> None:
         operation = doc["paths"][path]["get"]
         assert operation["summary"]
         query = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
-        assert set(query) == {"start", "end", *FACET_NAMES, *own}
+        assert set(query) == {"start", "end", "match", *FACET_NAMES, *own}
         assert all(p.get("description") for p in query.values()), path
         assert {"200", "400", "401", "403", "404"} <= set(operation["responses"])
     export = doc["paths"][f"{ADMIN}/accounts/{{account}}/events/{{feature}}/export"]["get"]["responses"]["200"]

@@ -280,7 +280,11 @@ def test_members_page_lists_roles(page: Page, console: Console) -> None:
 
 
 def _cells(page: Page, column: int) -> list[str]:
-    return page.locator(f"#events-table tbody tr:not(.json-row) td:nth-child({column})").all_inner_texts()
+    """The column's values: the code behind a label (data-code), the person's address in column 2."""
+    cells = page.locator(f"#events-table tbody tr:not(.json-row) td:nth-child({column})")
+    if column == 2:
+        return cells.locator(".actor").all_inner_texts()
+    return [c.get_attribute("data-code") or c.inner_text() for c in cells.all()]
 
 
 def test_explorer_filters_pages_shows_json_and_exports(page: Page, console: Console) -> None:

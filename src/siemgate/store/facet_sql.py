@@ -18,10 +18,28 @@ def facet_column(name: str) -> str:
     return name
 
 
+# Forgiving filters (a facet name ending in "~"): case-insensitive, the person and the client app
+# containing the value, the country and the IP address starting with it. The category/action and
+# type/vault/object type, chosen from lists, stay exact. Like exact filters, they are checked on the
+# rows of the time window (no index on the values), so they cost about the same.
+FORGIVING = {"actor": "contains", "app": "contains", "country": "prefix", "ip": "prefix"}
+
+
+def _like(value: str, how: str) -> str:
+    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%" if how == "contains" else f"{escaped}%"
+
+
 def facet_where(filters: Mapping[str, str] | None, mark: str, prefix: str = "") -> tuple[str, list[Any]]:
-    """` AND col = mark` for each filter, and the values in order."""
+    """` AND col = mark` for each filter (` AND lower(col) LIKE mark` for a forgiving one, named
+    `facet~`), and the values in order."""
     clauses, params = [], []
     for name, value in (filters or {}).items():
+        if name.endswith("~") and name[:-1] in FORGIVING:
+            column = facet_column(name[:-1])
+            clauses.append(f" AND lower({prefix}{column}) LIKE {mark} ESCAPE '\\'")
+            params.append(_like(value, FORGIVING[column]))
+            continue
         clauses.append(f" AND {prefix}{facet_column(name)} = {mark}")
         params.append(value)
     return "".join(clauses), params

@@ -37,7 +37,7 @@ from siemgate.model.facets import FACET_NAMES
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import EXAMPLE, MAX_STORED_NS, NS_PER_SECOND, TimestampError, format_ns, parse_stored_ns
 from siemgate.store.base import Account, Store
-from siemgate.store.facet_sql import facet_column
+from siemgate.store.facet_sql import FORGIVING, facet_column
 
 router = APIRouter(
     prefix="/api/admin/v1",
@@ -71,6 +71,14 @@ DetailFilter = Annotated[str, _facet("type (sign-ins), vault_uuid (item usages) 
 CountryFilter = Annotated[str, _facet("country (sign-ins' country, else location.country)")]
 AppFilter = Annotated[str, _facet("client.app_name")]
 IpFilter = Annotated[str, _facet("client.ip_address (audit: session.ip)")]
+MatchQuery = Annotated[
+    Literal["exact", "forgiving"],
+    Query(
+        description="exact (the default): each filter is the facet's whole value. forgiving (what the console"
+        " sends): case-insensitive, actor and app contain the value, country and ip start with it; kind and"
+        " detail stay exact."
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,7 @@ def selection(
     country: CountryFilter = "",
     app: AppFilter = "",
     ip: IpFilter = "",
+    match: MatchQuery = "exact",
 ) -> Selection:
     """The common parameters, checked: owners and administrators only, a known feature, a window
     (default: the 24 hours up to now) with start <= end, and the non-empty filters."""
@@ -111,6 +120,8 @@ def selection(
         raise BadRequest("Bad Request: start must be before end")
     values = (by_actor, kind, detail, country, app, ip)
     filters = {name: value for name, value in zip(FACET_NAMES, values, strict=True) if value}
+    if match == "forgiving":
+        filters = {(f"{name}~" if name in FORGIVING else name): value for name, value in filters.items()}
     return Selection(account, stream, start_ns, end_ns, filters)
 
 

@@ -1,6 +1,7 @@
 /* The event explorer: the three streams newest first, filters, paging, JSON and exports. */
 
 import { $, $$, API, FEATURES, FILTERS, accountPath, api, busy, country, fmtNumber, fmtTime, h, setStatus, stats } from "./core.js";
+import { facetLabel, sentence } from "./labels.js";
 import { rangeControl } from "./ranges.js";
 
 /** The facets of an event as the server extracts them (model/facets.py). */
@@ -65,6 +66,7 @@ export function explorerPage() {
 
   const currentQuery = () => {
     const q = new URLSearchParams(range.read());
+    q.set("match", "forgiving"); // case-insensitive; the person contains, the country starts with the text
     for (const name of FILTERS) {
       const value = form.elements[name].value.trim();
       if (value && !(name === "app" && !FEATURES[feature].app)) q.set(name, value);
@@ -86,10 +88,10 @@ export function explorerPage() {
         "tr",
         { dataset: { uuid: event.uuid } },
         h("td", { class: "time" }, h("time", { datetime: event.timestamp }, fmtTime(event.timestamp))),
-        h("td", {}, actor),
-        h("td", {}, kind || ""),
-        h("td", { class: detail && detail.length > 20 ? "mono" : "" }, detail || ""),
-        h("td", {}, where || ""),
+        h("td", {}, h("div", { class: "sentence" }, sentence(feature, event)), h("div", { class: "actor muted" }, actor)),
+        h("td", { dataset: { code: kind || "" }, title: kind || "" }, facetLabel(feature, "kind", kind)),
+        h("td", { class: detail && detail.length > 20 ? "mono" : "", dataset: { code: detail || "" }, title: detail || "" }, facetLabel(feature, "detail", detail)),
+        h("td", { dataset: { code: where || "" } }, where ? country(where) : ""),
         h("td", {}, app || ""),
         h("td", { class: "mono" }, ip || ""),
         h("td", {}, toggle),
@@ -114,27 +116,55 @@ export function explorerPage() {
   };
 
   const updateSummary = async (mine) => {
-    const result = await stats(feature, Object.fromEntries(query));
+    const result = await stats(feature, { ...Object.fromEntries(query), interval: "auto", limit: 5000 });
     if (mine !== generation) return;
     $("#result-summary").textContent = `${fmtNumber(result.total)} ${FEATURES[feature].title.toLowerCase()} match.`;
+    histogram(result);
+  };
+
+  /** The matching events over the window, one bar per bucket (heights set through the CSSOM). */
+  const histogram = (result) => {
+    const size = result.interval_seconds * 1000;
+    const first = Math.floor(Date.parse(result.start) / size) * size;
+    const last = Math.floor(Date.parse(result.end) / size) * size;
+    const counts = new Map(result.rows.map((r) => [Date.parse(r.bucket), r.count]));
+    const buckets = [];
+    for (let t = first; t <= last; t += size) buckets.push([t, counts.get(t) || 0]);
+    const max = Math.max(1, ...buckets.map(([, n]) => n));
+    const box = $("#histogram");
+    box.replaceChildren(
+      ...buckets.map(([t, n]) =>
+        h("span", { class: "hist-bar", title: `${fmtTime(new Date(t).toISOString())}: ${fmtNumber(n)}`, dataset: { count: n, height: Math.round((100 * n) / max) } }),
+      ),
+    );
+    $$(".hist-bar", box).forEach((bar) => (bar.style.height = `${Math.max(Number(bar.dataset.count) ? 4 : 0, Number(bar.dataset.height))}%`));
+    box.setAttribute("aria-label", `Matching events over time: ${buckets.length} bars of ${result.interval_seconds / 60} minutes, at most ${fmtNumber(max)}`);
+    box.dataset.total = String(buckets.reduce((sum, [, n]) => sum + n, 0));
   };
 
   const fillChoices = async (mine) => {
     const q = Object.fromEntries(new URLSearchParams(range.read()));
-    const [kinds, details, apps] = await Promise.all([
+    const [kinds, details, apps, actors, countries] = await Promise.all([
       stats(feature, { ...q, group_by: "kind", limit: 100 }),
       stats(feature, { ...q, group_by: "detail", limit: 50 }),
       FEATURES[feature].app ? stats(feature, { ...q, group_by: "app", limit: 50 }) : { rows: [] },
+      stats(feature, { ...q, group_by: "actor", limit: 200 }),
+      stats(feature, { ...q, group_by: "country", limit: 100 }),
     ]);
     if (mine !== generation) return;
     const select = form.elements.kind;
     const chosen = select.value || (new URLSearchParams(query).get("kind") || "");
     const values = kinds.rows.filter((r) => r.kind).map((r) => r.kind);
     if (chosen && !values.includes(chosen)) values.push(chosen);
-    select.replaceChildren(h("option", { value: "" }, "Any"), ...values.sort().map((v) => h("option", { value: v }, v)));
+    const label = (v) => facetLabel(feature, "kind", v);
+    values.sort((a, b) => label(a).localeCompare(label(b)));
+    select.replaceChildren(h("option", { value: "" }, "Any"), ...values.map((v) => h("option", { value: v }, label(v) === v ? v : `${label(v)} (${v})`)));
     select.value = chosen;
-    $("#detail-values").replaceChildren(...details.rows.filter((r) => r.detail).map((r) => h("option", { value: r.detail })));
+    // Suggestions from the data: each with its words, the code as the value sent.
+    $("#detail-values").replaceChildren(...details.rows.filter((r) => r.detail).map((r) => h("option", { value: r.detail, label: facetLabel(feature, "detail", r.detail) })));
     $("#app-values").replaceChildren(...apps.rows.filter((r) => r.app).map((r) => h("option", { value: r.app })));
+    $("#actor-values").replaceChildren(...actors.rows.filter((r) => r.actor).map((r) => h("option", { value: r.actor })));
+    $("#country-values").replaceChildren(...countries.rows.filter((r) => r.country).map((r) => h("option", { value: r.country, label: country(r.country) })));
   };
 
   const search = async () => {
