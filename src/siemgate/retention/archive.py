@@ -4,8 +4,9 @@
     <archive>/<account uuid>/<feature>/<YYYY>/<YYYY-MM-DD>.jsonl.gz   (or .parquet)
 
 A JSON Lines file holds the stored events (v2 JSON), one per line, gzip-compressed; a Parquet file
-has columns `timestamp_ns` (int64), `uuid` (string) and `event` (string, the same JSON), zstd-
-compressed. Rows are in (timestamp, uuid) order. The manifest lists each file with its day,
+has columns `timestamp_ns` (int64), `uuid` (string) and `event` (string, the same JSON) and typed
+columns of the events' fields beside them (`retention.parquet`), zstd-compressed. Rows are in
+(timestamp, uuid) order. The manifest lists each file with its day,
 format, event count, byte size and SHA-256, and is rewritten atomically after each file.
 
 Writing is all-or-nothing per file: the file is written to a temporary name, flushed and fsynced,
@@ -33,11 +34,12 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from siemgate.errors import SiemgateError
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
+from siemgate.retention import parquet
+from siemgate.retention.parquet import Row
 
 DAY_NS = 86400 * NS_PER_SECOND
 FORMATS = ("jsonl", "parquet")
@@ -45,8 +47,6 @@ SUFFIX = {"jsonl": ".jsonl.gz", "parquet": ".parquet"}
 MANIFEST = "manifest.json"
 LOCK_FILE = ".retention.lock"  # in the archive folder: one retention run at a time
 MANIFEST_VERSION = 1
-# (timestamp ns, uuid, event JSON bytes)
-Row = tuple[int, str, bytes]
 
 
 class ArchiveError(SiemgateError):
@@ -132,20 +132,13 @@ class _Sink(io.RawIOBase):
         return n
 
 
-def _encode(rows: list[Row], fmt: str, out: Any) -> None:
-    if fmt == "jsonl":
-        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
-            for start in range(0, len(rows), 10_000):
-                gz.write(b"".join(body + b"\n" for _, _, body in rows[start : start + 10_000]))
+def _encode(rows: list[Row], fmt: str, feature: Feature, out: Any) -> None:
+    if fmt == "parquet":
+        parquet.write(rows, feature, out)
         return
-    table = pa.table(
-        {
-            "timestamp_ns": pa.array([r[0] for r in rows], pa.int64()),
-            "uuid": pa.array([r[1] for r in rows], pa.string()),
-            "event": pa.array([r[2].decode() for r in rows], pa.string()),
-        }
-    )
-    pq.write_table(table, out, compression="zstd")
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
+        for start in range(0, len(rows), 10_000):
+            gz.write(b"".join(body + b"\n" for _, _, body in rows[start : start + 10_000]))
 
 
 def read_rows(path: Path, fmt: str | None = None) -> Iterator[Row]:
@@ -154,14 +147,7 @@ def read_rows(path: Path, fmt: str | None = None) -> Iterator[Row]:
     fmt = fmt or ("parquet" if path.name.endswith(".parquet") else "jsonl")
     try:
         if fmt == "parquet":
-            table = pq.read_table(path)
-            for ts, uuid, event in zip(
-                table.column("timestamp_ns").to_pylist(),
-                table.column("uuid").to_pylist(),
-                table.column("event").to_pylist(),
-                strict=True,
-            ):
-                yield int(ts), str(uuid), str(event).encode()
+            yield from parquet.read(path)
             return
         with gzip.open(path, "rb") as f:
             for line in f:
@@ -217,7 +203,7 @@ class StreamArchive:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
-                _encode(ordered, self.format, _Sink(f, self.fault))
+                _encode(ordered, self.format, self.feature, _Sink(f, self.fault))
                 f.flush()
                 os.fsync(f.fileno())
             entry = FileEntry(
