@@ -3,6 +3,7 @@ on real SQLite files, and a controllable clock."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -25,6 +26,17 @@ from siemgate.model.ids import new_id
 from siemgate.store.base import Account, Store
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
+
+
+@pytest.fixture(autouse=True)
+def _no_asyncio_loop_left_running() -> Iterator[None]:
+    """A test must not leave an asyncio loop marked running in the main thread: every later test of
+    the worker that uses Playwright's sync API would fail at setup, far from the cause."""
+    yield
+    if asyncio._get_running_loop() is not None:
+        asyncio._set_running_loop(None)  # contain it, and name the test that leaked it
+        pytest.fail("this test left an asyncio event loop running in the main thread")
+
 
 # Copies of ../shared/golden (public SIEM-integration fixtures), so a clone alone can run the tests.
 GOLDEN = Path(__file__).resolve().parent / "golden"
