@@ -80,10 +80,51 @@ function healthView(health) {
   return { kind, label, note };
 }
 
+/** A wait in words: "45 seconds", "1 minute", "15 minutes", "2 hours". */
+function waitInWords(seconds) {
+  const s = Math.max(1, Math.ceil(seconds));
+  const unit = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  if (s < 60) return unit(s, "second");
+  if (s < 3600) return unit(Math.ceil(s / 60), "minute");
+  return unit(Math.ceil(s / 3600), "hour");
+}
+
+// The API's messages start with the HTTP reason ("Conflict: ...") and may name a field first
+// ("expires: ..."); people get the plain sentence, attached to that field.
+const REASON = /^(Bad Request|Unauthorized|Forbidden|Not Found|Conflict|Gone|Payload Too Large|Content Too Large|Unprocessable (Entity|Content)|Too Many Requests|Internal Server Error|Service Unavailable):\s*/i;
+const FIELD = /^([a-z][a-z_]*(?:\.[a-z_]+)?): (.+)$/s;
+const PLAIN_STATUS = {
+  400: "The server could not use that request; check the values and try again.",
+  401: "Your session has ended; sign in again.",
+  403: "You are not allowed to do that.",
+  404: "That no longer exists, or you cannot see it.",
+  409: "That clashes with something that already exists.",
+  429: "Too many attempts; wait a little and try again.",
+};
+
+/** A message for people: no reason phrase, waits in minutes, a capital letter, a full stop. */
+function plainMessage(text) {
+  let message = String(text || "").replace(REASON, "");
+  message = message.replace(/\b(\d+) seconds?\b/g, (_, n) => waitInWords(Number(n)));
+  message = message.charAt(0).toUpperCase() + message.slice(1);
+  return /[.!?)]$/.test(message) ? message : `${message}.`;
+}
+
 class ApiError extends Error {
   constructor(status, message) {
-    super(message);
+    const plain = String(message || "").replace(REASON, "");
+    const field = FIELD.exec(plain);
+    super(plainMessage(field ? field[2] : plain));
     this.status = status;
+    this.field = field ? field[1] : null;
+  }
+}
+
+/** An error about one field of a form (`field` is the input's name). */
+class FieldError extends Error {
+  constructor(field, message) {
+    super(message);
+    this.field = field;
   }
 }
 
@@ -106,7 +147,7 @@ async function api(method, path, data) {
     payload = null;
   }
   if (!response.ok) {
-    const message = (payload && payload.Error && payload.Error.Message) || `${response.status} ${response.statusText}`;
+    const message = (payload && payload.Error && payload.Error.Message) || PLAIN_STATUS[response.status] || `The server failed (HTTP ${response.status}); try again.`;
     if (response.status === 401 && body.dataset.page !== "sign-in") {
       location.assign(`${PREFIX}/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`);
     }
@@ -131,13 +172,40 @@ async function apiAll(path) {
 function setStatus(message, bad = false) {
   const status = $("#status");
   if (!status) return;
-  status.textContent = message || "";
+  status.textContent = message ? (bad ? plainMessage(message) : message) : "";
   status.classList.toggle("bad", bad);
 }
 
+// The API's field names where the form's input is named otherwise.
+const FIELD_INPUTS = { expires: "custom-expires", name: "token-name" };
+
+/** Show an error in the form's error element; when it is about one field, mark that field invalid,
+   point it at the message and put the message right after it. */
 function showError(target, error) {
   target.textContent = error.message || String(error);
   target.hidden = false;
+  const form = target.closest("form");
+  if (!form) return;
+  clearFieldErrors(form);
+  const input = error.field && (form.elements[error.field] || form.elements[FIELD_INPUTS[error.field]]);
+  if (!input || !(input instanceof HTMLElement)) return;
+  if (!target.id) target.id = `${form.id || "form"}-error-${Math.random().toString(36).slice(2, 8)}`;
+  input.setAttribute("aria-invalid", "true");
+  input.dataset.describedBefore = input.getAttribute("aria-describedby") || "";
+  input.setAttribute("aria-describedby", `${target.id} ${input.dataset.describedBefore}`.trim());
+  (input.closest(".field, label, fieldset") || input).after(target);
+  if (input.disabled === false) input.focus();
+}
+
+function clearFieldErrors(form) {
+  for (const input of $$("[aria-invalid=true]", form)) {
+    input.removeAttribute("aria-invalid");
+    if (input.dataset.describedBefore !== undefined) {
+      if (input.dataset.describedBefore) input.setAttribute("aria-describedby", input.dataset.describedBefore);
+      else input.removeAttribute("aria-describedby");
+      delete input.dataset.describedBefore;
+    }
+  }
 }
 
 function busy(container, on) {
@@ -219,6 +287,8 @@ export {
   healthView,
   country,
   ApiError,
+  FieldError,
+  plainMessage,
   api,
   apiAll,
   setStatus,

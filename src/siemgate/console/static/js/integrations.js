@@ -4,6 +4,7 @@ import {
   $,
   $$,
   FEATURES,
+  FieldError,
   MANAGER,
   PREFIX,
   accountPath,
@@ -101,15 +102,19 @@ function chosenExpiry(form) {
   const expires = $("input[name=expires]:checked", form).value;
   if (expires !== "custom") return expires;
   const custom = $("input[name=custom-expires]", form).value.trim();
-  if (!custom) throw new Error("Enter a custom expiry such as 45d, 3mo or 12h.");
-  parseExpiry(custom);
+  if (!custom) throw new FieldError("custom-expires", "Enter a custom expiry such as 45d, 3mo or 12h.");
+  try {
+    parseExpiry(custom);
+  } catch (e) {
+    throw new FieldError("custom-expires", e.message);
+  }
   return custom;
 }
 
 /** The values of a _token_form.html form; throws Error with what to fix. */
 function tokenFormValue(form) {
   const name = $(".token-name", form).value.trim();
-  if (!name) throw new Error("Give the token a name, e.g. the SIEM host that will use it.");
+  if (!name) throw new FieldError("token-name", "Give the token a name, e.g. the SIEM host that will use it.");
   const expires = chosenExpiry(form);
   const features = $$("input[name=features]:checked", form).map((box) => box.value);
   if (!features.length) throw new Error("Choose at least one event type.");
