@@ -96,6 +96,24 @@ def _conform(value: Any, kind: pa.DataType) -> Any:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _strings_only(kind: pa.DataType) -> bool:
+    if pa.types.is_struct(kind):
+        return all(_strings_only(f.type) for f in kind)
+    return bool(pa.types.is_string(kind))
+
+
+def _typed(field: pa.Field, values: list[Any]) -> pa.Array:
+    """The column of `values`. Arrow converts strings (and structs of strings, ignoring other
+    keys) exactly and refuses anything else, so those are tried whole first; numbers and
+    timestamps (where Arrow would truncate 1.5 to 1 or take True as 1) go through _conform."""
+    if _strings_only(field.type):
+        try:
+            return pa.array(values, field.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    return pa.array([_conform(v, field.type) for v in values], field.type)
+
+
 def write(rows: list[Row], feature: Feature, out: Any) -> None:
     """Write `rows` (in order) as a Parquet archive of `feature` to the file object `out`."""
     target = schema(feature)
@@ -111,7 +129,7 @@ def write(rows: list[Row], feature: Feature, out: Any) -> None:
         if field.name == "timestamp":
             columns.append(pa.array([r[0] for r in rows], pa.int64()).cast(UTC_NS))
             continue
-        columns.append(pa.array([_conform(e.get(field.name), field.type) for e in events], field.type))
+        columns.append(_typed(field, [e.get(field.name) for e in events]))
     columns.append(pa.nulls(len(rows), pa.int64()))
     pq.write_table(pa.Table.from_arrays(columns, schema=target), out, compression="zstd")
 
