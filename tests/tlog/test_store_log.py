@@ -86,9 +86,10 @@ def test_a_missing_entry_is_an_integrity_error_naming_its_index_and_stops_the_lo
     write_events(store, account, 50)
     integrate(store, account.id, AUDIT, T0)
     write_events(store, account, 30, start=T0 + 1000 * 10**9)
-    sql(store, "DELETE FROM log_entries WHERE account_id = ? AND feature = ? AND idx = ?", (account.id, AUDIT.code, 61))
+    # the second batch's row of entries (indices 50..79) deleted
+    sql(store, "DELETE FROM log_entries WHERE account_id = ? AND feature = ? AND idx = ?", (account.id, AUDIT.code, 50))
     result = integrate(store, account.id, AUDIT, T0)
-    assert result.size == 50 and result.error is not None and "index 61 has no log entry" in result.error
+    assert result.size == 50 and result.error is not None and "index 50 has no log entry" in result.error
     state = store.log_state(account.id, AUDIT)
     assert state is not None and state.size == 50 and state.error == result.error
     write_events(store, account, 5, start=T0 + 2000 * 10**9)
@@ -161,3 +162,11 @@ def test_siemgate_log_integrate_backfills_after_an_upgrade(
     with pytest.raises(SystemExit):
         main()
     assert "50 entries, up to date" in capsys.readouterr().out
+
+
+def test_overlapping_rows_of_entries_are_an_integrity_error(store: Store) -> None:
+    account = new_account(store)
+    write_events(store, account, 80, batch=50)
+    sql(store, "INSERT INTO log_entries VALUES (?, ?, ?, ?)", (account.id, AUDIT.code, 45, HOLE_ENTRY * 3))
+    result = integrate(store, account.id, AUDIT, T0)
+    assert result.size == 0 and result.error is not None and "index 45 has two log entries" in result.error

@@ -94,6 +94,8 @@ class StoredTree:
         rows = self._store.log_entry_rows(self._account, self._feature, begin, end)
         expect = begin
         for idx, entry in rows:
+            if idx < expect:
+                raise LogIntegrityError(f"index {idx} has two log entries: the stored rows overlap", idx)
             if idx != expect:
                 break
             self.leaves[idx] = leaf_of(idx, entry)
@@ -172,24 +174,21 @@ def _extend(
 
 def backfill(store: Store, account_id: int, feature: Feature, head: int, *, chunk: int = 5000) -> int:
     """Write the entries of a stream's events stored before its log existed (up to seq `head`),
-    and a hole entry (HOLE_ENTRY) for each seq below `head` that has no event; returns how many
-    entries were written. Runs once per stream, before its first integration."""
+    and a hole entry (HOLE_ENTRY) for each seq below `head` that has no event; entries already
+    written (events ingested since the upgrade) are kept. Returns how many entries were written.
+    Runs once per stream, before its first integration, in one pass by index windows."""
     written = 0
-    after = 0
-    while True:  # entries already written (events ingested since the upgrade) are kept as they are
-        rows = store.log_event_rows(account_id, feature, after, head, chunk)
-        if not rows:
-            break
-        written += store.add_log_entries(
-            account_id, feature, [(seq - 1, entry_bytes(ts, body)) for seq, ts, body in rows]
-        )
-        after = rows[-1][0]
-    if store.log_entry_count(account_id, feature, head) < head:
-        for begin in range(0, head, chunk):
-            end = min(head, begin + chunk)
-            have = {idx for idx, _ in store.log_entry_rows(account_id, feature, begin, end)}
-            holes = [(i, HOLE_ENTRY) for i in range(begin, end) if i not in have]
-            written += store.add_log_entries(account_id, feature, holes)
+    for begin in range(0, head, chunk):
+        end = min(head, begin + chunk)
+        have = {idx for idx, _ in store.log_entry_rows(account_id, feature, begin, end)}
+        if len(have) == end - begin:
+            continue
+        bodies = {
+            seq - 1: entry_bytes(ts, body)
+            for seq, ts, body in store.log_event_rows(account_id, feature, begin, end, chunk)
+        }
+        missing = [(i, bodies.get(i, HOLE_ENTRY)) for i in range(begin, end) if i not in have]
+        written += store.add_log_entries(account_id, feature, missing)
     if written:
         log.info("log of account %s %s: backfilled %d entries", account_id, feature.value, written)
     return written

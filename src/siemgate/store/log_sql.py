@@ -1,5 +1,6 @@
 """The tamper-evident log tables of both store backends, written once (docs/integrity.md, "In the
-store"): entries (written by `insert_events` in the event's transaction), the perfect-node hashes
+store"): entries (written by `insert_events` in the event's transaction, packed: one row per batch
+holding its entries in index order), the perfect-node hashes
 the integrator keeps, the integration state, signed checkpoints and recovery statements.
 
 A backend mixes `LogSQL` in beside `AlertSQL` and supplies, as for alerts, its placeholder (`_q`),
@@ -9,12 +10,15 @@ and `_rows`. Nothing here deletes an entry or a hash: purges delete event bodies
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from siemgate.model.features import Feature
+from siemgate.tlog.entry import ENTRY_SIZE
+
+ENTRIES_PER_ROW = 1000  # the backfill's rows; ingest writes one row per batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +68,25 @@ class LogSQL:
         return LogState(int(size), bytes(root), error, int(updated))
 
     def log_entry_rows(self, account_id: int, feature: Feature, begin: int, end: int) -> list[tuple[int, bytes]]:
-        """(index, entry bytes) of the entries with `begin <= index < end`, in index order."""
+        """(index, 41 entry bytes) of the entries with `begin <= index < end`, in index order, as
+        the packed rows hold them (an index held twice by overlapping rows comes twice; a trailing
+        partial entry comes short: the integrator reports both)."""
         rows = self._rows(
             self._q(
-                "SELECT idx, entry FROM log_entries WHERE account_id = ? AND feature = ? AND idx >= ? AND idx < ?"
+                "SELECT idx, entries FROM log_entries WHERE account_id = ? AND feature = ? AND idx < ? AND idx >="
+                " coalesce((SELECT max(idx) FROM log_entries WHERE account_id = ? AND feature = ? AND idx <= ?), ?)"
                 " ORDER BY idx"
             ),
-            (account_id, feature.code, begin, end),
+            (account_id, feature.code, end, account_id, feature.code, begin, begin),
         )
-        return [(int(r[0]), bytes(r[1])) for r in rows]
+        out = []
+        for first, blob in rows:
+            data = bytes(blob)
+            for k in range(0, len(data), ENTRY_SIZE):
+                idx = int(first) + k // ENTRY_SIZE
+                if begin <= idx < end:
+                    out.append((idx, data[k : k + ENTRY_SIZE]))
+        return out
 
     def log_hash_rows(
         self, account_id: int, feature: Feature, level: int, begin: int, end: int
@@ -128,31 +142,24 @@ class LogSQL:
         )
         return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
 
-    def log_entry_count(self, account_id: int, feature: Feature, end: int) -> int:
-        """How many entries have an index below `end`."""
-        rows = self._rows(
-            self._q("SELECT count(*) FROM log_entries WHERE account_id = ? AND feature = ? AND idx < ?"),
-            (account_id, feature.code, end),
-        )
-        return int(rows[0][0])
-
     # writing ----------------------------------------------------------------------------------
-    def add_log_entries(self, account_id: int, feature: Feature, entries: Iterable[tuple[int, bytes]]) -> int:
-        """Store (index, entry) pairs of the backfill; an index that has an entry keeps it.
-        Returns how many were written."""
-        rows = [(account_id, feature.code, idx, entry) for idx, entry in entries]
+    def add_log_entries(self, account_id: int, feature: Feature, entries: Sequence[tuple[int, bytes]]) -> int:
+        """Store (index, entry) pairs of the backfill (ascending, none already stored), packed by
+        runs of consecutive indices. Returns how many were written."""
+        runs: list[tuple[int, list[bytes]]] = []
+        for idx, entry in entries:
+            if runs and runs[-1][0] + len(runs[-1][1]) == idx and len(runs[-1][1]) < ENTRIES_PER_ROW:
+                runs[-1][1].append(entry)
+            else:
+                runs.append((idx, [entry]))
         written = 0
-        if not rows:
-            return 0
         with self._alert_tx("cannot store log entries") as conn:
-            for i in range(0, len(rows), 500):
-                chunk = rows[i : i + 500]
-                marks = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            for first, chunk in runs:
                 cur = conn.execute(
-                    self._q(f"INSERT INTO log_entries VALUES {marks} ON CONFLICT DO NOTHING"),
-                    [v for row in chunk for v in row],
+                    self._q("INSERT INTO log_entries VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                    (account_id, feature.code, first, b"".join(chunk)),
                 )
-                written += max(cur.rowcount, 0)
+                written += len(chunk) if cur.rowcount == 1 else 0
         return written
 
     def log_integrated(

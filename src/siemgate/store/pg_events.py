@@ -35,7 +35,6 @@ _V1_BODY = (
     " || CASE WHEN v1_cut & 3 = 2 THEN '\\x7d7d'::bytea ELSE '\\x7d'::bytea END END"
 )
 _COPY_TYPES = ["int8", "int8", "int8", "int8", "int8", "text", "bytea", "int8"]
-_LOG_TYPES = ["int8", "int8", "int8", "bytea"]
 _FACET_TYPES = ["int8", "int8", "int8", "int8", "text", "text", "text", "text", "text", "text"]
 
 
@@ -221,11 +220,12 @@ class PgEvents(PgBase):
                     copy.set_types(_FACET_TYPES)
                     for row in facets:
                         copy.write_row(row)
-            if log:
-                with cur.copy("COPY log_entries (account_id, feature, idx, entry) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(_LOG_TYPES)
-                    for row in rows:  # (account_id, feature, seq, ts, max_ts, uuid, body, v1_cut)
-                        copy.write_row((row[0], row[1], row[2] - 1, entry_bytes(row[3], row[6])))
+            if log and rows:  # one row: the batch's entries (consecutive seqs) from its first index on
+                entries = b"".join([entry_bytes(row[3], row[6]) for row in rows])
+                cur.execute(
+                    "INSERT INTO log_entries (account_id, feature, idx, entries) VALUES (%s, %s, %s, %s)",
+                    (rows[0][0], rows[0][1], rows[0][2] - 1, entries),
+                )
 
     @staticmethod
     def _add_buckets(conn: psycopg.Connection[Any], account_id: int, code: int, buckets: dict[int, list[int]]) -> None:

@@ -847,12 +847,9 @@ class SQLiteStore(AlertSQL, Store):
             if facet_rows:
                 _insert_rows(conn, "INSERT INTO facets VALUES", "", facet_rows)
             if fresh and self.log_entries_on:  # the stream's log, in the same transaction (docs/integrity.md)
-                log_rows = [
-                    (account_id, code, seq - 1, entry_bytes(events[i].ts, events[i].body))
-                    for seq, i in enumerate(fresh, start=head + 1)
-                ]
-                try:
-                    _insert_rows(conn, "INSERT INTO log_entries VALUES", "", log_rows)
+                entries = b"".join([entry_bytes(events[i].ts, events[i].body) for i in fresh])
+                try:  # one row: the batch's entries from index `head` (seq head + 1) on
+                    conn.execute("INSERT INTO log_entries VALUES (?, ?, ?, ?)", (account_id, code, head, entries))
                 except sqlite3.IntegrityError:
                     raise StoreError(
                         f"cannot store the events: the log of the stream already has an entry at index {head}"
