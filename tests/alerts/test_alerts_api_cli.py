@@ -45,6 +45,15 @@ def test_rules_through_the_admin_api(make_server: Any) -> None:
     assert "did you mean" in error_message(site.call(site.admin, "POST", rules, json=bad), 400)
     [sigma] = ok(site.call(site.owner, "POST", rules, json={"sigma": SIGMA}), 201)
     assert (sigma["id"], sigma["severity"], sigma["origin"]) == ("vault-shared", "low", "api")
+    refused = {  # Sigma siemgate cannot give its meaning: a 400 naming the construct, never a 500
+        "condition: selection | count() > 5": "pipe syntax",
+        "condition: other": "'other' not defined",
+    }
+    for condition, construct in refused.items():
+        text = SIGMA.replace("condition: selection", condition)
+        assert construct in error_message(site.call(site.owner, "POST", rules, json={"sigma": text}), 400)
+    hour = SIGMA.replace("selection: {action: share, object_type: vault}", "selection: {timestamp|hour: 3}")
+    assert "modifier 'hour'" in error_message(site.call(site.owner, "POST", rules, json={"sigma": hour}), 400)
     secret = "whsec_" + "A" * 40
     hook = {**body, "actions": [{"type": "webhook", "url": "https://hooks.example.com/x", "secret": secret}]}
     shown = ok(site.call(site.owner, "PUT", site.path("/alert-rules/big-export"), json=hook))
