@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -85,8 +86,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_run(alerts: bool, args: argparse.Namespace, bodies: list[bytes], warm: list[bytes]) -> tuple[float, float]:
-    """(events per second, events per CPU-second of the server) while the timed batches ran."""
+def one_run(alerts: bool, args: argparse.Namespace, bodies: list[bytes], warm: list[bytes]) -> tuple[float, float, int]:
+    """(events per second, events per CPU-second of the server) while the timed batches ran, and
+    the number of alerts fired."""
     import http.client
     import threading
 
@@ -124,9 +126,15 @@ def one_run(alerts: bool, args: argparse.Namespace, bodies: list[bytes], warm: l
             for t in threads:
                 t.join()
             elapsed, cpu = time.perf_counter() - started, cpu_seconds(server.proc.pid) - cpu_started
-            return sum(stored) / elapsed, sum(stored) / cpu
+            rates = sum(stored) / elapsed, sum(stored) / cpu
         finally:
             server.stop()
+        db = sqlite3.connect(data_dir / "siemgate.db")
+        try:
+            fired = int(db.execute("SELECT count(*) FROM alerts").fetchone()[0])
+        finally:
+            db.close()
+        return (*rates, fired)
 
 
 def main() -> None:
@@ -150,11 +158,11 @@ def main() -> None:
     for i in range(args.pairs):
         order = (True, False) if i % 2 == 0 else (False, True)
         runs = {on: one_run(on, args, bodies, warm) for on in order}
-        (on, on_cpu), (off, off_cpu) = runs[True], runs[False]
-        pairs.append({"on": round(on), "off": round(off), "ratio": on / off,
+        (on, on_cpu, fired), (off, off_cpu, _) = runs[True], runs[False]
+        pairs.append({"on": round(on), "off": round(off), "ratio": on / off, "alerts": fired,
                       "on_cpu": round(on_cpu), "off_cpu": round(off_cpu), "cpu_ratio": on_cpu / off_cpu})  # fmt: skip
-        print(f"pair {i + 1}: on {on:,.0f} ev/s, off {off:,.0f} ev/s, ratio {on / off:.2f}; per server "
-              f"CPU-second on {on_cpu:,.0f}, off {off_cpu:,.0f}, ratio {on_cpu / off_cpu:.2f}")  # fmt: skip
+        line = f"pair {i + 1}: on {on:,.0f} ev/s, off {off:,.0f} ev/s, ratio {on / off:.2f}; per server CPU-second"
+        print(f"{line} on {on_cpu:,.0f}, off {off_cpu:,.0f}, ratio {on_cpu / off_cpu:.2f}; {fired} alerts", flush=True)
     result = {
         "pairs": pairs,
         "median_ratio": round(statistics.median(p["ratio"] for p in pairs), 3),
