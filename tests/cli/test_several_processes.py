@@ -20,8 +20,9 @@ from conftest import REDIS_URL, drop_pg_schema, new_pg_schema, pg_schema_url
 from siemgate.api.services import Services
 from siemgate.cli.wiring import open_services
 from siemgate.config import load_settings
-from siemgate.model.features import ALL_FEATURES
+from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
+from siemgate.model.timestamps import format_ns
 
 PER_MINUTE = 12
 
@@ -149,3 +150,30 @@ def test_events_written_through_one_process_are_read_through_the_others(cluster:
         with httpx.Client(base_url=base, timeout=30) as http:
             page = http.post("/api/v2/signinattempts", json={"limit": 1000}, headers=bearer(token)).json()
         assert {i["uuid"] for i in page["items"]} >= set(sent), base
+
+
+def test_a_retention_policy_set_with_the_cli_applies_on_every_process_at_the_next_request(cluster: Cluster) -> None:
+    token, _ = cluster.token()
+    day = 86400 * 1_000_000_000
+    with cluster.services() as s:
+        account = s.store.list_accounts()[0]
+        now = s.clock()
+        old, recent = (
+            {"uuid": new_id(), "timestamp": format_ns(now - age * day), "action": "reveal"} for age in (100, 10)
+        )
+        s.writer.write(account.id, Feature.ITEMUSAGES, [old, recent])
+
+    def served(base: str) -> list[str]:
+        body = {"limit": 100, "start_time": format_ns(now - 110 * day), "end_time": format_ns(now - day)}
+        with httpx.Client(base_url=base, timeout=30) as http:
+            page = http.post("/api/v2/itemusages", json=body, headers=bearer(token))
+        assert page.status_code == 200, page.text
+        return [item["uuid"] for item in page.json()["items"]]
+
+    assert [served(base) for base in cluster.servers] == [[old["uuid"], recent["uuid"]]] * 3
+    run_cli(cluster.env, "retention", "set", "90", "--features", "itemusages", "--archive", "none")
+    try:
+        assert [served(base) for base in cluster.servers] == [[recent["uuid"]]] * 3
+    finally:
+        run_cli(cluster.env, "retention", "set", "365", "--features", "itemusages")
+    assert [served(base) for base in cluster.servers] == [[old["uuid"], recent["uuid"]]] * 3

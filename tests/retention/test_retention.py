@@ -6,6 +6,7 @@ through the EventWriter in batches (not over HTTP) to keep this fast."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import gzip
 import os
 import shutil
@@ -21,9 +22,9 @@ from siemgate.accounts.actor import CLI
 from siemgate.api.services import Services
 from siemgate.model.ids import new_id
 from siemgate.retention import archive as archive_module
-from siemgate.retention.archive import ArchiveError, verify_file
+from siemgate.retention.archive import LOCK_FILE, ArchiveError, verify_file
 from siemgate.retention.replay import plan_replay, replay
-from siemgate.retention.survey import manifests
+from siemgate.retention.survey import manifests, survey
 
 from .helpers import AUDIT, DAY, NOW, S, audit, audit_result, fill, open_services, stream_uuids
 
@@ -202,3 +203,20 @@ def test_verify_finds_tampering_and_replay_refuses_it(services: Services) -> Non
     with pytest.raises(ArchiveError):
         replay(services.writer, plan_replay(services.store, services.settings.archive_path))
     assert orjson.loads(lines[0])["uuid"]
+
+
+def test_processes_sharing_an_archive_folder_take_turns(services: Services) -> None:
+    """A run holds a lock file in the archive folder: a server's scheduled run that finds it taken
+    (another process is applying retention) skips; `retention apply` (wait=True) would wait."""
+    account = services.store.create_account(new_id(), "Acme", NOW)
+    fill(services, account, days=2, per_day=10)
+    root = services.settings.archive_path
+    root.mkdir(parents=True)
+    with open(root / LOCK_FILE, "w") as other_process:  # flock locks are per open file description
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        assert services.retention.apply_shared() == []
+        assert services.store.count_events(account.id, AUDIT) == 20
+    result = audit_result(services.retention.apply_shared(wait=True))
+    assert (result.archived, result.purged) == (20, 20)
+    assert [p.name for p in root.iterdir() if p.is_file()] == [LOCK_FILE]
+    assert survey(root).problems == []  # the lock file is not a problem for `archive verify`
