@@ -20,8 +20,9 @@ from api.helpers import auditevent
 from conftest import LiveServer, free_port
 from siemgate.cli.main import main
 from siemgate.config import load_settings
+from siemgate.errors import ConfigError
 from siemgate.integrity.keys import LogKeys
-from siemgate.integrity.service import LogService
+from siemgate.integrity.service import LogService, LogUnavailable
 from siemgate.integrity.tree import StoredTree
 from siemgate.model.features import Feature
 from siemgate.store.sqlite import SQLiteStore
@@ -192,3 +193,34 @@ def test_the_worker_signs_the_day_close_and_changes_at_most_once_per_interval(tm
     finally:
         store.close()
         signer.close()
+
+
+def test_a_signer_that_turns_the_server_away_is_retried_not_an_integrity_error(
+    tmp_path: Path, make_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    kit = make_kit(tmp_path)
+    secret, wrong = tmp_path / "secret", tmp_path / "wrong"
+    secret.write_text(secrets.token_urlsafe(32))
+    wrong.write_text(secrets.token_urlsafe(32))
+    with signer_process(kit, secret) as url:
+        server = make_server(integrity_signer_url=url, integrity_signer_secret_file=wrong)
+        account = server.account()
+        _ingest(server, server.ingest_key(account), 20, T0)
+        service = server.services.tlog
+        with pytest.raises(LogUnavailable, match="wrong bearer secret"):
+            service.checkpoint(account.id, AUDIT)
+        assert service.sign_due() == 0
+        state = server.store.log_state(account.id, AUDIT)
+        assert state is not None and state.size == 20 and state.error is None  # not an alarm
+        assert server.store.log_checkpoints(account.id, AUDIT) == []
+        assert "cannot sign" in caplog.text
+
+
+def test_a_heartbeat_shorter_than_the_checkpoint_interval_is_refused(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, integrity_checkpoint_seconds=100, integrity_heartbeat_seconds=50)
+    store = SQLiteStore(tmp_path / "siemgate.db")
+    try:
+        with pytest.raises(ConfigError, match="integrity_heartbeat_seconds must be at least"):
+            LogService(settings, store, time.time_ns, LogKeys(settings))
+    finally:
+        store.close()

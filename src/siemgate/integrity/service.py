@@ -46,6 +46,11 @@ class LogUnavailable(SiemgateError):
     stopped by an integrity error); the message says what to do."""
 
 
+class SignerRejects(LogUnavailable):
+    """The signer turns this server away (wrong secret, HTTP 401/403, fails with 5xx, or gives no
+    keys): a deployment problem, retried like an unreachable signer."""
+
+
 @dataclass(frozen=True)
 class Recovered:
     recovery: Recovery
@@ -125,10 +130,10 @@ class LogService:
                 continue
             try:
                 self._sign(account_id, feature, size)
-            except SignerUnavailable as exc:
+            except (SignerUnavailable, SignerRejects) as exc:
                 self._down_until = now + self.cadence.min_interval
                 if not self._down_logged:
-                    log.warning("the log signer is unreachable; ingest goes on and checkpoints catch up: %s", exc)
+                    log.warning("the log signer cannot sign; ingest goes on and checkpoints catch up: %s", exc)
                     self._down_logged = True
                 return signed
             except LogUnavailable as exc:
@@ -226,8 +231,8 @@ class LogService:
         stream = (account_id, feature)
         try:
             origin = self.origin(account_id, feature)
-        except NotFound as exc:
-            raise LogUnavailable(str(exc)) from None
+        except NotFound as exc:  # no keys to name the log by: nothing can be signed yet
+            raise SignerRejects(str(exc)) from None
         self._last.pop(stream, None)  # the stored one: another process (a recovery) may have added one
         last = self.last_checkpoint(account_id, feature)
         tree = StoredTree(self.store, account_id, feature, size)
@@ -242,7 +247,7 @@ class LogService:
             raise LogUnavailable(str(exc)) from None
         except SignerRefused as exc:
             if (exc.status is not None and exc.status >= 500) or exc.status in (401, 403):
-                raise LogUnavailable(f"the signer refused: {exc}") from None
+                raise SignerRejects(f"the signer turns this server away: {exc}") from None
             message = f"the signer refused to sign the stored tree of size {size}: {exc}"
             self.store.set_log_error(account_id, feature, message, self.clock())
             raise LogUnavailable(message) from None
