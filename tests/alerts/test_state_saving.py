@@ -80,3 +80,19 @@ def test_state_is_saved_on_shutdown(site: Site) -> None:
     site.write(SIGNIN, now_failed(site, 5, offset=1))
     site.restart()  # a clean stop saves
     assert covered(site) == site.services.store.alert_checkpoint(site.account.id, SIGNIN)
+
+
+def test_two_processes_count_one_window_and_fire_once(site: Site) -> None:
+    other = Site.__new__(Site)  # a second server process on the same store
+    other.data_dir, other.settings, other.clock, other.account = site.data_dir, site.settings, site.clock, site.account
+    other.services = other._open()
+    try:
+        site.write(SIGNIN, now_failed(site, 1))
+        for n in range(4):  # 2 + 2 + 2 + 2 more failures, alternately in each process
+            (site if n % 2 == 0 else other).write(SIGNIN, now_failed(site, 2, offset=1 + 2 * n))
+        assert site.alerts("brute-force-signin") == []  # 9 within 5 minutes
+        other.write(SIGNIN, now_failed(site, 1, offset=20))
+        site.write(SIGNIN, now_failed(site, 1, offset=21))  # the 11th: the window was emptied by the alert
+        assert len(site.alerts("brute-force-signin")) == 1
+    finally:
+        other.services.close()
