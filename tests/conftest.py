@@ -27,13 +27,18 @@ from siemgate.store.base import Account, Store
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 
+# Loops kept running in the main thread on purpose for the whole session: Playwright's sync API
+# (tests/console/conftest.py, the session's browser) runs its loop there while the browser is open.
+SESSION_LOOPS: set[object] = set()
+
 
 @pytest.fixture(autouse=True)
 def _no_asyncio_loop_left_running() -> Iterator[None]:
     """A test must not leave an asyncio loop marked running in the main thread: every later test of
     the worker that uses Playwright's sync API would fail at setup, far from the cause."""
     yield
-    if asyncio._get_running_loop() is not None:
+    loop = asyncio._get_running_loop()
+    if loop is not None and loop not in SESSION_LOOPS:
         asyncio._set_running_loop(None)  # contain it, and name the test that leaked it
         pytest.fail("this test left an asyncio event loop running in the main thread")
 

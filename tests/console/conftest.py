@@ -7,6 +7,7 @@ test-artifacts/console/ for people to look at."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from conftest import Clock, LiveServer, make_store, start_server
+from conftest import SESSION_LOOPS, Clock, LiveServer, make_store, start_server
 from siemgate.accounts.actor import CLI
 from siemgate.auth.passwords import hash_password
 from siemgate.config import load_settings
@@ -101,8 +102,14 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     }
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
-        yield launched
-        launched.close()
+        loop = asyncio._get_running_loop()
+        if loop is not None:
+            SESSION_LOOPS.add(loop)  # Playwright's own, running while the browser is open
+        try:
+            yield launched
+        finally:
+            launched.close()
+            SESSION_LOOPS.discard(loop)
 
 
 class Watched:
