@@ -1,6 +1,7 @@
 /* The three dashboards, drawn with Chart.js from the stats endpoint. */
 
-import { $, $$, body, country, fmtNumber, fmtTime, h, setStatus, stats, table } from "./core.js";
+import { $, $$, body, consolePath, country, fmtNumber, fmtTime, h, setStatus, stats, table } from "./core.js";
+import { facetLabel } from "./labels.js";
 import { rangeControl } from "./ranges.js";
 
 const PALETTE = ["#1d4ed8", "#dc2626", "#f59e0b", "#059669", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#475569"];
@@ -47,8 +48,8 @@ function tally(rows, key, top = 10) {
   }
   const sorted = [...sums.entries()].sort((a, b) => b[1] - a[1]);
   if (sorted.length > top) {
-    const rest = sorted.splice(top).reduce((sum, [, n]) => sum + n, 0);
-    sorted.push(["other", rest]);
+    const rest = sorted.splice(top);
+    sorted.push(["other", rest.reduce((sum, [, n]) => sum + n, 0), rest.length]);
   }
   return sorted;
 }
@@ -59,31 +60,59 @@ function shortLabel(value) {
   return text.length > 28 ? `${text.slice(0, 27)}…` : text;
 }
 
-function barChart(id, entries, { label, color = PALETTE[0], horizontal = true, name = (k) => k ?? "unknown" }) {
+let explorerRange = {};
+
+/** The explorer, showing the events behind a bar: the stream, the dashboard's range, the filter. */
+function explorerUrl(feature, filter) {
+  const q = new URLSearchParams({ feature, ...explorerRange, ...filter });
+  return consolePath(`/events?${q}`);
+}
+
+/** A horizontal bar per key, every label shown; "other" (the keys past the top ten) is not a bar
+   but a note under the chart, so it cannot dwarf them. A bar opens the explorer filtered to it. */
+function barChart(id, entries, { label, color = PALETTE[0], name = (k) => k ?? "unknown", feature, facet }) {
   const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  const other = entries.find(([k, , more]) => k === "other" && more !== undefined);
+  const bars = entries.filter((e) => e !== other);
+  const canvas = document.getElementById(id);
+  const link = (key) => (feature && facet && key !== null && key !== undefined ? explorerUrl(feature, { [facet]: key }) : null);
+  canvas.dataset.links = JSON.stringify(bars.map(([k]) => link(k)));
   drawChart(
     id,
     {
       type: "bar",
-      data: { labels: entries.map(([k]) => name(k)), datasets: [{ label, data: entries.map(([, n]) => n), backgroundColor: color }] },
+      data: { labels: bars.map(([k]) => name(k)), datasets: [{ label, data: bars.map(([, n]) => n), backgroundColor: color }] },
       options: baseOptions({
-        indexAxis: horizontal ? "y" : "x",
+        indexAxis: "y",
         plugins: { legend: { display: false } },
-        scales: horizontal ? { y: { ticks: { callback: shortLabel } } } : {},
+        scales: { y: { ticks: { callback: shortLabel, autoSkip: false } } },
+        onHover: (event, elements) => (event.native.target.style.cursor = elements.length && link(bars[elements[0].index][0]) ? "pointer" : "default"),
+        onClick: (event, elements) => {
+          const target = elements.length ? link(bars[elements[0].index][0]) : null;
+          if (target) location.assign(target);
+        },
       }),
     },
     total,
   );
+  const box = canvas.parentElement;
+  let note = $(".chart-note", box.parentElement);
+  if (!note) {
+    note = h("p", { class: "chart-note muted" });
+    box.after(note);
+  }
+  note.textContent = other ? `Not shown: ${fmtNumber(other[2])} more with ${fmtNumber(other[1])} events in all.` : "";
+  if (feature && facet) note.append(bars.length ? " Choose a bar to see its events." : "");
 }
 
-function doughnut(id, entries, colors = {}) {
+function doughnut(id, entries, colors = {}, name = (k) => k) {
   const total = entries.reduce((sum, [, n]) => sum + n, 0);
   drawChart(
     id,
     {
       type: "doughnut",
       data: {
-        labels: entries.map(([k]) => k ?? "unknown"),
+        labels: entries.map(([k]) => (k === null || k === undefined ? "unknown" : k === "other" ? "other" : name(k))),
         datasets: [{ data: entries.map(([, n]) => n), backgroundColor: entries.map(([k], i) => colors[k] || PALETTE[i % PALETTE.length]) }],
       },
       options: baseOptions({ plugins: { legend: { position: "right" } } }),
@@ -93,7 +122,8 @@ function doughnut(id, entries, colors = {}) {
 }
 
 /** A stacked bar chart of a stats reply with interval and group_by=[facet], every bucket shown. */
-function overTime(id, result, facet, colors = {}, top = 6) {
+function overTime(id, result, facet, colors = {}, top = 6, feature = null) {
+  const words = (key) => (feature && key !== "other" && key !== "unknown" ? facetLabel(feature, facet, key) || key : key);
   const size = result.interval_seconds * 1000;
   const first = Math.floor(Date.parse(result.start) / size) * size;
   const last = Math.floor(Date.parse(result.end) / size) * size;
@@ -115,7 +145,7 @@ function overTime(id, result, facet, colors = {}, top = 6) {
   const label = (t) => new Date(t).toLocaleString(undefined, day ? { month: "short", day: "numeric" } : { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   const datasets = [...series.entries()]
     .sort((a, b) => b[1].reduce((x, y) => x + y, 0) - a[1].reduce((x, y) => x + y, 0))
-    .map(([key, data], i) => ({ label: key, data, backgroundColor: colors[key] || PALETTE[i % PALETTE.length], stack: "all" }));
+    .map(([key, data], i) => ({ label: words(key), data, backgroundColor: colors[key] || PALETTE[i % PALETTE.length], stack: "all" }));
   drawChart(
     id,
     {
@@ -157,10 +187,11 @@ const BOARDS = {
       stats("signinattempts", { ...window, group_by: "kind,actor", limit: 5000 }),
       stats("signinattempts", { ...window, group_by: "country", limit: 300 }),
     ]);
-    overTime("chart-over-time", overall, "kind", CATEGORY_COLORS, 8);
-    barChart("chart-fail-type", tally(byType.rows, (r) => (isFailure(r.kind) ? r.detail : undefined)), { label: "Failures", color: "#dc2626" });
-    barChart("chart-fail-country", tally(byCountry.rows, (r) => (isFailure(r.kind) ? r.country : undefined)), { label: "Failures", color: "#f59e0b", name: (k) => (k === "other" ? "other" : country(k)) });
-    barChart("chart-fail-user", tally(byUser.rows, (r) => (isFailure(r.kind) ? r.actor : undefined)), { label: "Failures", color: "#7c3aed" });
+    overTime("chart-over-time", overall, "kind", CATEGORY_COLORS, 8, "signinattempts");
+    const f = "signinattempts";
+    barChart("chart-fail-type", tally(byType.rows, (r) => (isFailure(r.kind) ? r.detail : undefined)), { label: "Failures", color: "#dc2626", feature: f, facet: "detail", name: (k) => facetLabel(f, "detail", k) || "unknown" });
+    barChart("chart-fail-country", tally(byCountry.rows, (r) => (isFailure(r.kind) ? r.country : undefined)), { label: "Failures", color: "#f59e0b", name: (k) => country(k), feature: f, facet: "country" });
+    barChart("chart-fail-user", tally(byUser.rows, (r) => (isFailure(r.kind) ? r.actor : undefined)), { label: "Failures", color: "#7c3aed", feature: f, facet: "actor" });
     countryTable(countries, byCountry.rows);
     return overall.total;
   },
@@ -170,10 +201,10 @@ const BOARDS = {
       stats("itemusages", { ...window, group_by: "detail", limit: 10 }),
       stats("itemusages", { ...window, group_by: "actor", limit: 10 }),
     ]);
-    overTime("chart-over-time", overall, "kind");
-    doughnut("chart-by-action", tally(overall.rows, (r) => r.kind, 50)); // the over-time rows, summed
-    barChart("chart-by-vault", byVault.rows.map((r) => [r.detail, r.count]), { label: "Item usages", color: "#0891b2" });
-    barChart("chart-by-user", byUser.rows.map((r) => [r.actor, r.count]), { label: "Item usages" });
+    overTime("chart-over-time", overall, "kind", {}, 6, "itemusages");
+    doughnut("chart-by-action", tally(overall.rows, (r) => r.kind, 50), {}, (k) => facetLabel("itemusages", "kind", k)); // the over-time rows, summed
+    barChart("chart-by-vault", byVault.rows.map((r) => [r.detail, r.count]), { label: "Item usages", color: "#0891b2", feature: "itemusages", facet: "detail" });
+    barChart("chart-by-user", byUser.rows.map((r) => [r.actor, r.count]), { label: "Item usages", feature: "itemusages", facet: "actor" });
     return overall.total;
   },
   async audit(window) {
@@ -182,13 +213,68 @@ const BOARDS = {
       stats("auditevents", { ...window, group_by: "actor", limit: 10 }),
       stats("auditevents", { ...window, group_by: "detail", limit: 10 }),
     ]);
-    overTime("chart-over-time", overall, "kind");
-    barChart("chart-by-actor", byActor.rows.map((r) => [r.actor, r.count]), { label: "Audit events", color: "#7c3aed", name: (k) => k ?? "siemgate (system)" });
-    barChart("chart-by-action", tally(overall.rows, (r) => r.kind, 15), { label: "Audit events" }); // summed buckets
-    doughnut("chart-by-object", byObject.rows.map((r) => [r.detail, r.count]));
+    overTime("chart-over-time", overall, "kind", {}, 6, "auditevents");
+    barChart("chart-by-actor", byActor.rows.map((r) => [r.actor, r.count]), { label: "Audit events", color: "#7c3aed", name: (k) => k ?? "siemgate (system)", feature: "auditevents", facet: "actor" });
+    barChart("chart-by-action", tally(overall.rows, (r) => r.kind, 15), { label: "Audit events", feature: "auditevents", facet: "kind", name: (k) => facetLabel("auditevents", "kind", k) || "unknown" }); // summed buckets
+    doughnut("chart-by-object", byObject.rows.map((r) => [r.detail, r.count]), {}, (k) => facetLabel("auditevents", "detail", k));
     return overall.total;
   },
 };
+
+// Headline numbers of each board, with the change against the period just before.
+const HEADLINES = {
+  signins: { feature: "signinattempts", tiles: [["events", "Sign-in attempts"], ["failures", "Failures"], ["failure_rate", "Failure rate"], ["users", "Unique users"]] },
+  items: { feature: "itemusages", tiles: [["events", "Item usages"], ["users", "Unique users"], ["vaults", "Vaults used"]] },
+  audit: { feature: "auditevents", tiles: [["events", "Audit events"], ["users", "People who made changes"]] },
+};
+
+async function figures(feature, w) {
+  const [kinds, actors, details] = await Promise.all([
+    stats(feature, { ...w, group_by: "kind", limit: 5000 }),
+    stats(feature, { ...w, group_by: "actor", limit: 5000 }),
+    feature === "itemusages" ? stats(feature, { ...w, group_by: "detail", limit: 5000 }) : { rows: [] },
+  ]);
+  const failures = kinds.rows.filter((r) => isFailure(r.kind)).reduce((sum, r) => sum + r.count, 0);
+  return {
+    events: kinds.total,
+    failures,
+    failure_rate: kinds.total ? failures / kinds.total : 0,
+    users: actors.rows.filter((r) => r.actor).length,
+    vaults: details.rows.filter((r) => r.detail).length,
+  };
+}
+
+async function headline(board, w) {
+  const { feature, tiles } = HEADLINES[board];
+  const length = Date.parse(w.end) - Date.parse(w.start);
+  const before = { start: new Date(Date.parse(w.start) - length).toISOString(), end: new Date(Date.parse(w.start) - 1).toISOString() };
+  const [now, then] = await Promise.all([figures(feature, w), figures(feature, before)]);
+  const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
+  const show = (metric, v) => (metric === "failure_rate" ? percent.format(v) : fmtNumber(v));
+  const change = (metric) => {
+    const [a, b] = [now[metric], then[metric]];
+    if (metric === "failure_rate") {
+      const points = Math.round((a - b) * 1000) / 10;
+      return points === 0 ? "no change vs the previous period" : `${points > 0 ? "▲" : "▼"} ${Math.abs(points)} points vs the previous period`;
+    }
+    if (!b) return a ? "none in the previous period" : "none in either period";
+    const rel = Math.round(((a - b) / b) * 1000) / 10;
+    return rel === 0 ? "no change vs the previous period" : `${rel > 0 ? "▲" : "▼"} ${Math.abs(rel)}% vs the previous period (${show(metric, b)})`;
+  };
+  $("#headline").replaceChildren(
+    ...tiles.map(([metric, label]) =>
+      h(
+        "div",
+        { class: "headline-tile", dataset: { metric, value: now[metric], previous: then[metric] } },
+        h("span", { class: "headline-label" }, label),
+        h("strong", { class: "headline-value" }, show(metric, now[metric])),
+        h("span", { class: "headline-change muted" }, change(metric)),
+      ),
+    ),
+  );
+  $("#headline").dataset.previousStart = before.start;
+  $("#headline").dataset.previousEnd = before.end;
+}
 
 export function dashboardPage(board) {
   const params = new URLSearchParams(location.search);
@@ -206,8 +292,9 @@ export function dashboardPage(board) {
     history.replaceState(null, "", `?${new URLSearchParams(range.query())}`);
     $$(".chart-card").forEach((card) => delete card.dataset.ready);
     delete body.dataset.ready;
+    explorerRange = range.query();
     try {
-      const total = await BOARDS[board](window);
+      const [total] = await Promise.all([BOARDS[board](window), headline(board, window)]);
       $("#dashboard-summary").textContent = `${fmtNumber(total)} events from ${fmtTime(window.start)} to ${fmtTime(window.end)}.`;
       body.dataset.start = window.start;
       body.dataset.end = window.end;
