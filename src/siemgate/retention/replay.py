@@ -113,8 +113,11 @@ def replay(writer: EventWriter, plans: list[ReplayPlan], progress: Callable[[int
         for entry in plan.files:
             verify_file(plan.folder, entry)
             batch: list[object] = []
-            for _, _, body in read_rows(plan.folder / entry.path):
-                batch.append(orjson.loads(body))
+            for _, uuid, body in read_rows(plan.folder / entry.path):
+                try:
+                    batch.append(orjson.loads(body))
+                except orjson.JSONDecodeError:
+                    raise ArchiveError(f"{plan.folder / entry.path}: event {uuid} is not JSON") from None
                 if len(batch) >= BATCH:
                     _write(writer, plan, batch, result, progress)
                     batch = []
