@@ -198,15 +198,31 @@ def start_server(settings: Settings, store: Store, clock: Clock) -> tuple[LiveSe
     return LiveServer(services, clock, f"http://127.0.0.1:{port}"), server, thread
 
 
+@pytest.fixture(scope="module")
+def server_backend() -> str:
+    """The store backend of a module's servers: SQLite, unless the module runs on every backend
+    (`server_backend = BOTH_BACKENDS` in the module)."""
+    return "sqlite"
+
+
+def _backend_param(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+# A module that assigns this to `server_backend` runs its server tests on SQLite and PostgreSQL.
+BOTH_BACKENDS = pytest.fixture(scope="module", params=STORE_BACKENDS, name="server_backend")(_backend_param)
+
+
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Any]:
-    """Factory: make_server(**settings) -> LiveServer on a fresh SQLite store; stopped after the test."""
+def make_server(tmp_path: Path, server_backend: str) -> Iterator[Any]:
+    """Factory: make_server(**settings) -> LiveServer on a fresh store of the module's backend
+    (SQLite unless the module runs on both); stopped after the test."""
     running: list[tuple[LiveServer, uvicorn.Server, threading.Thread]] = []
 
     def factory(**overrides: Any) -> LiveServer:
         data_dir = tmp_path / f"server{len(running)}"
         settings = load_settings(data_dir=data_dir, **overrides)
-        store = make_store("sqlite", data_dir)
+        store = make_store(server_backend, data_dir)
         live, server, thread = start_server(settings, store, Clock())
         running.append((live, server, thread))
         return live

@@ -212,13 +212,13 @@ def only(items: Iterable[dict[str, Any]], **match: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, **overrides: Any) -> Iterator[Any]:
-    """A live server for a whole module (each test makes its own accounts); tests that move the
-    clock or depend on the sign-in limiter use conftest's make_server instead."""
+def running_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> Iterator[Any]:
+    """A live server for a whole module (each test makes its own accounts) on a store of `backend`;
+    tests that move the clock or depend on the sign-in limiter use conftest's make_server instead."""
     from conftest import Clock, make_store, start_server
 
     live, uv, thread = start_server(
-        load_settings(data_dir=data_dir, **overrides), make_store("sqlite", data_dir), Clock()
+        load_settings(data_dir=data_dir, **overrides), make_store(backend, data_dir), Clock()
     )
     try:
         yield live

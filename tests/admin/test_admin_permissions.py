@@ -22,18 +22,21 @@ from admin_support import (
     running_server,
 )
 
+from conftest import BOTH_BACKENDS
 from siemgate.accounts.actor import CLI
 from siemgate.auth.sessions import COOKIE
 from siemgate.errors import Conflict
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 
+server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
+
 AUDIT = Feature.AUDITEVENTS
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with running_server(tmp_path_factory.mktemp("permissions")) as live:
+def shared(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[Any]:
+    with running_server(tmp_path_factory.mktemp("permissions"), server_backend) as live:
         yield live
 
 

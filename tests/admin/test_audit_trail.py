@@ -23,18 +23,21 @@ from admin_support import (
 )
 from pydantic import TypeAdapter
 
+from conftest import BOTH_BACKENDS
 from siemgate.accounts.actor import CLI, CLI_DEVICE, SERVER_DEVICE, SYSTEM_UUID
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
 from siemgate.model.validation import V1_SHAPES, validate_events
+
+server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 
 AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with running_server(tmp_path_factory.mktemp("audit")) as live:
+def shared(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[Any]:
+    with running_server(tmp_path_factory.mktemp("audit"), server_backend) as live:
         yield live
 
 

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from admin_support import ADMIN, DAY, HOUR, MINUTE, SECOND, Person, Site, bearer, error_message, ok, running_server
 
+from conftest import BOTH_BACKENDS
 from siemgate.alerts.fields import known_fields
 from siemgate.model import flatten
 from siemgate.model.facets import FACET_NAMES
@@ -25,6 +26,8 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns, parse_ns
 from siemgate.store.base import Account
+
+server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 
 SIGNIN, ITEMS, AUDIT = Feature.SIGNINATTEMPTS, Feature.ITEMUSAGES, Feature.AUDITEVENTS
 BAD_CURSOR = "Bad Request: cursor is not a next_cursor from this API; start without one"
@@ -42,8 +45,8 @@ ALL_FACETS = {"actor": "", "kind": "", "detail": "", "country": "", "app": "", "
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with running_server(tmp_path_factory.mktemp("explorer")) as live:
+def shared(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[Any]:
+    with running_server(tmp_path_factory.mktemp("explorer"), server_backend) as live:
         yield live
 
 

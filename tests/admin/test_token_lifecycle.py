@@ -27,10 +27,13 @@ from admin_support import (
     signin_event,
 )
 
+from conftest import BOTH_BACKENDS
 from siemgate.accounts.actor import SERVER_DEVICE, SYSTEM_UUID
 from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
+
+server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 
 AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
 ALL = ["signinattempts", "itemusages", "auditevents"]
@@ -38,9 +41,9 @@ PUBLIC_HOST = "siem.example.test:8443"
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def shared(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[Any]:
     """For tests that do not move the clock; tokens carry (and are checked for) a public host."""
-    with running_server(tmp_path_factory.mktemp("lifecycle"), public_host=PUBLIC_HOST) as live:
+    with running_server(tmp_path_factory.mktemp("lifecycle"), server_backend, public_host=PUBLIC_HOST) as live:
         yield live
 
 
@@ -386,6 +389,9 @@ def test_the_cli_lists_expiring_tokens(make_server: Any) -> None:
         "SIEMGATE_LOG_FORMAT": "text",
     }
     env.pop("SIEMGATE_CONFIG", None)
+    url = getattr(site.services.store, "url", None)  # the server's PostgreSQL database, when it has one
+    if url is not None:
+        env["SIEMGATE_DATABASE_URL"] = url
 
     def cli(*args: str) -> Any:
         result = subprocess.run(

@@ -9,9 +9,12 @@ import orjson
 import pytest
 from helpers import HOUR, MAKERS, SECOND, as_sent, auditevent, itemusage, signin
 
+from conftest import BOTH_BACKENDS
 from siemgate.auth.tokens import TokenService
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns
+
+server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 
 SIGNIN = Feature.SIGNINATTEMPTS
 V2_TOP = {"account_uuid", "actor_type", "actor_account_uuid"}

@@ -18,11 +18,13 @@ import orjson
 import pytest
 from helpers import HOUR, MAKERS, SECOND
 
-from conftest import Clock, LiveServer, make_store, start_server
+from conftest import BOTH_BACKENDS, Clock, LiveServer, make_store, start_server
 from siemgate.config import load_settings
 from siemgate.model.encoding import V2_ONLY_TOP
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns, parse_ns
+
+server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 
 MINUTE = 60 * SECOND
 WRITERS = 4
@@ -32,12 +34,12 @@ TIME_BOUND_S = 30  # a run takes a second or two; this only keeps a broken serve
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[LiveServer]:
     """One server for the module (each run uses its own account); the reader polls without pause,
     so the per-token rate limits are raised out of the way."""
     data_dir = tmp_path_factory.mktemp("exactly-once")
     settings = load_settings(data_dir=data_dir, rate_limit_per_minute=10**7, rate_limit_per_hour=10**8)
-    live, uv, thread = start_server(settings, make_store("sqlite", data_dir), Clock())
+    live, uv, thread = start_server(settings, make_store(server_backend, data_dir), Clock())
     yield live
     live.http.close()
     uv.should_exit = True

@@ -13,10 +13,12 @@ import orjson
 import pytest
 from helpers import HOUR, MAKERS, SECOND, as_sent, auditevent, itemusage, signin
 
-from conftest import Clock, LiveServer, make_store, start_server
+from conftest import BOTH_BACKENDS, Clock, LiveServer, make_store, start_server
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns, parse_ns
+
+server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 
 SIGNIN = Feature.SIGNINATTEMPTS
 ITEMS = Feature.ITEMUSAGES
@@ -26,11 +28,11 @@ EPOCH = "2020-01-01T00:00:00Z"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[LiveServer]:
     """One default server for this module: each test makes its own account, so tests stay independent
     and start-up is paid once. Tests that need other settings or move the clock use make_server."""
     data_dir = tmp_path_factory.mktemp("ingest-api")
-    live, uv, thread = start_server(load_settings(data_dir=data_dir), make_store("sqlite", data_dir), Clock())
+    live, uv, thread = start_server(load_settings(data_dir=data_dir), make_store(server_backend, data_dir), Clock())
     yield live
     live.http.close()
     uv.should_exit = True
