@@ -60,6 +60,7 @@ class Scale:
     faults: int = 4  # faults injected while the writers write
     pace: float = 0.01  # a writer's pause between batches (keeps a loaded machine usable)
     reader_timeout: float = 180.0  # readers must reach the end of data this long after the writers stop
+    limits: tuple[int, ...] = tuple(LIMITS)  # the page sizes readers choose from
 
 
 @dataclass
@@ -195,7 +196,7 @@ def reader_main(rid: int, seed: int, cfg: dict[str, Any]) -> None:
     now = time.time_ns()
     start = now - rng.choice([60 * SECOND, 3600 * SECOND, DAY, 2 * DAY, 4 * DAY])
     end = None if rng.random() < 0.6 else start + rng.choice([3600 * SECOND, DAY, 3 * DAY, 5 * DAY])
-    limit = rng.choice(LIMITS)
+    limit = rng.choice(cfg["limits"])
     idle = rng.choice([0.0, 0.001, 0.01, 0.05])  # how long it waits after an empty page
     log(k="reader", r=rid, start=start, end=end, limit=limit)
     clients = [httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=60) for p in cfg["ports"]]
@@ -376,6 +377,7 @@ def run_history(backend: str, seed: int, folder: Path, scale: Scale) -> Outcome:
                 "max_batch": scale.max_batch,
                 "pace": scale.pace,
                 "reader_timeout": scale.reader_timeout,
+                "limits": list(scale.limits),
             }
             ctx = multiprocessing.get_context("spawn")
             writer_ids = list(range(scale.writers))

@@ -42,6 +42,9 @@ def main() -> int:
             seconds=rng.choice([15.0, 30.0, 45.0]),
             faults=rng.choice([4, 6, 8]),
             pace=rng.choice([0.0, 0.005, 0.02]),
+            reader_timeout=600.0,
+            # Tens of thousands of events: a reader of 1-event pages could not catch up in time.
+            limits=(5, 10, 50, 100, 250, 1000),
         )
         folder = OUT / "work"
         started = time.monotonic()
