@@ -140,6 +140,11 @@ def test_a_store_made_by_the_previous_release_is_migrated_and_served(
     # The current release migrates it (as every server does at start, and `siemgate db migrate`).
     new = _env(None, database)
     _run(new, work, "db", "migrate")
+    # The events of 0.1.0 get their log entries (docs/integrity.md, "Backfill"), every stream dense.
+    integrated = _run(new, work, "log", "integrate")
+    lines = integrated.splitlines()
+    assert len(lines) == len(FEATURES) and all(", backfilled " in line for line in lines), integrated
+    assert "INTEGRITY ERROR" not in integrated, integrated
     with _serving(new, work, free_port(), "new") as http:
         assert http.get("/api/v2/auth/introspect", headers=bearer(token)).status_code == 200
         for feature in FEATURES:
