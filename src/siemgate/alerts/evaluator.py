@@ -44,7 +44,7 @@ from siemgate.alerts.engine import Evaluator, Firing, RuleIndex, StateBook
 from siemgate.alerts.fields import get_path
 from siemgate.alerts.model import CompiledRule, action_json
 from siemgate.alerts.rules import AlertRules
-from siemgate.errors import Conflict, StoreError
+from siemgate.errors import Conflict, NotFound, StoreError
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
@@ -262,8 +262,9 @@ class AlertEvaluator:
                 if book is None or not (book.dirty or book.covered != book.stored):
                     continue
                 try:
+                    self.store.get_account_by_id(account_id)  # deleted (by another process): nothing to save
                     self._commit(AlertCommit(account_id, None, None, 0, book.changes()))
-                except (StoreError, Conflict):
+                except (StoreError, Conflict, NotFound):
                     self._forget(account_id)  # rebuilt from the stored state at the next start
                 self._unsaved.pop(account_id, None)
 
