@@ -5,6 +5,8 @@ that keep working when it changes, until they are rotated."""
 from __future__ import annotations
 
 import base64
+import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,25 @@ def test_the_public_address_setting_is_checked() -> None:
     with pytest.raises(ConfigError, match="name different addresses"):
         load_settings(public_url="https://a.example.com", public_host="b.example.com")
     assert load_settings(public_url="https://a.example.com", public_host="a.example.com").audience == "a.example.com"
+
+
+def test_rotating_every_token_moves_them_to_the_new_address(cli: Cli, tmp_path: Path) -> None:
+    _setup(cli, tmp_path)
+    cli.run("integration", "create", "Splunk", "--type", "splunk")
+    cli.env["SIEMGATE_PUBLIC_URL"] = "https://old.example.com"
+    old = [_issue(cli, f"hf{i}", "Splunk") for i in range(2)]
+    cli.env["SIEMGATE_PUBLIC_URL"] = "https://new.example.com"
+    refused = cli.run("token", "rotate", "--all", ok=False)
+    assert refused.returncode == 2 and "--output-dir" in refused.stderr  # each new token is shown once
+    out = tmp_path / "new-tokens"
+    rotated = json.loads(cli.run("token", "rotate", "--all", "--grace", "0", "--output-dir", str(out), "--json").stdout)
+    assert sorted(r["replaces"] for r in rotated) == sorted(t["id"] for t in old)
+    assert all(_aud(r["token"]) == ["new.example.com"] for r in rotated)
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == sorted(f"{r['id']}.token" for r in rotated)
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    with serving(cli, tmp_path / "logs") as base_url:
+        assert [_works(base_url, t["token"]) for t in old] == [401, 401]
+        assert [_works(base_url, r["token"]) for r in rotated] == [200, 200]
+    again = json.loads(cli.run("token", "rotate", "--all", "--json").stdout)
+    assert sorted(r["replaces"] for r in again) == sorted(r["id"] for r in rotated)  # only live tokens

@@ -10,12 +10,13 @@ import typer
 from siemgate.accounts import views
 from siemgate.accounts.actor import CLI
 from siemgate.accounts.catalog import siem_type
+from siemgate.accounts.lifecycle import token_status
 from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound
 from siemgate.model.durations import DEFAULT_EXPIRY, parse_duration
-from siemgate.private import write_secret
-from siemgate.store.base import Integration
+from siemgate.private import private_dir, write_secret
+from siemgate.store.base import Integration, TokenRecord
 
 account_app = typer.Typer(help="Accounts: every event, token and query belongs to one.", no_args_is_help=True)
 token_app = typer.Typer(help="SIEM bearer tokens for the Events API.", no_args_is_help=True)
@@ -181,7 +182,11 @@ def token_revoke(ctx: typer.Context, token_id: str) -> None:
 @token_app.command("rotate")
 def token_rotate(
     ctx: typer.Context,
-    token_id: str,
+    token_id: str = typer.Argument(None, help="The token to replace (or --all)."),
+    every: bool = typer.Option(
+        False, "--all", help="Replace every live token of the account (after a change of the public address)."
+    ),
+    account: str = ACCOUNT_OPTION,
     grace: str = typer.Option(
         None,
         "--grace",
@@ -189,19 +194,31 @@ def token_rotate(
         " replacement is first used, at the latest after 24h.",
     ),
     output: Path = typer.Option(None, "--output", "-o", help="Also write the new token to this file (mode 0600)."),
+    output_dir: Path = typer.Option(
+        None, "--output-dir", help="With --all: write each new token to DIR/<new token id>.token (mode 0600)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Issue a replacement with the same features; the old token stops after the grace period."""
+    if every == (token_id is not None):
+        raise typer.BadParameter("give one token id, or --all (with --account) to replace every live token")
+    if every and output is not None:
+        raise typer.BadParameter("with --all, give --output-dir (one file per token) instead of --output")
+    if every and output_dir is None and not as_json:
+        raise typer.BadParameter("with --all, give --output-dir DIR or --json: each new token is shown only once")
     grace_ns = None
     if grace is not None:
         try:
             grace_ns = parse_duration(grace, allow_never=False, allow_zero=True)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
+    if every:
+        _rotate_all(ctx, account, grace_ns, output_dir, as_json)
+        return
     with services_for(ctx) as services:
         record = services.store.get_token(token_id)
-        account = services.store.get_account_by_id(record.account_id)
-        token, new = services.lifecycle.rotate(CLI, account, token_id, grace_ns)
+        target = services.store.get_account_by_id(record.account_id)
+        token, new = services.lifecycle.rotate(CLI, target, token_id, grace_ns)
         old = services.store.get_token(token_id)
         info = views.token_view(new, services.clock())
     if output is not None:
@@ -210,14 +227,48 @@ def token_rotate(
         print_json({**info, "token": token, "old_token_revoke_at": views.when(old.revoke_at or old.revoked_at)})
     else:
         print(token)
-        when = (
-            "now"
-            if old.revoked_at
-            else f"when the new token is first used, at the latest {views.when(old.revoke_at)}"
-            if old.revoke_on_replacement_use
-            else views.when(old.revoke_at)
+        err.print(
+            f"issued {new.id} to replace {old.id}; the old token is revoked {_revoked_when(old)}. Shown only once."
         )
-        err.print(f"issued {new.id} to replace {old.id}; the old token is revoked {when}. Shown only once.")
+
+
+def _revoked_when(old: TokenRecord) -> str:
+    if old.revoked_at:
+        return "now"
+    if old.revoke_on_replacement_use:
+        return f"when the new token is first used, at the latest {views.when(old.revoke_at)}"
+    return str(views.when(old.revoke_at))
+
+
+def _rotate_all(
+    ctx: typer.Context, account: str | None, grace_ns: int | None, output_dir: Path | None, as_json: bool
+) -> None:
+    """Replace every live token of the account that is not already being replaced."""
+    results = []
+    with services_for(ctx) as services:
+        target = find_account(services.store, account)
+        now = services.clock()
+        live = [
+            t
+            for t in services.store.list_tokens(target.id)
+            if token_status(t, now) in ("active", "expiring") and t.revoke_at is None
+        ]
+        if output_dir is not None:
+            private_dir(output_dir)
+        for old in live:
+            token, new = services.lifecycle.rotate(CLI, target, old.id, grace_ns)
+            replaced = services.store.get_token(old.id)
+            if output_dir is not None:
+                write_secret(output_dir / f"{new.id}.token", token + "\n")
+            results.append({**views.token_view(new, services.clock()), "token": token, "replaces": old.id})
+            err.print(
+                f"issued {new.id} ({new.name}) to replace {old.id}; the old token is revoked {_revoked_when(replaced)}"
+            )
+    if as_json:
+        print_json(results)
+    err.print(
+        f"replaced {len(results)} tokens of {target.name!r}" + (f"; new tokens in {output_dir}" if output_dir else "")
+    )
 
 
 @ingest_key_app.command("create")
