@@ -2,8 +2,9 @@
 (docs/integrity.md, "Bundle" and "Exporting").
 
 The bundle covers the stream up to its newest stored checkpoint: that many entries, the body of
-every event the store holds for those indices, every distinct stored checkpoint, the recovery
-statements, and consistency proofs from the **stored** tree between checkpoint sizes. Event rows
+every event the store holds for those indices, the stored checkpoints of the last day and the first
+of each earlier UTC day (the day-close checkpoints), the recovery statements, and consistency
+proofs from the **stored** tree between checkpoint sizes. Event rows
 past the checkpoint that have no log entry (rows written outside siemgate) are exported too, so
 the verifier names them; rows past it that have their entry are events committed after the
 checkpoint and are left for the next export.
@@ -28,6 +29,8 @@ from siemgate.tlog.entry import Entry, EntryError, decode_entry
 from siemgate.tlog.proof import consistency_proof
 
 CHUNK = 5000
+DAY = 86400
+RECENT = 86400  # every checkpoint of the last day goes into a bundle
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,7 @@ def export_log(
     parsed = [(Checkpoint.parse(unverified_text(c.note)), c.note) for c in stored]
     newest = max(parsed, key=lambda p: p[0].time)[0]
     size = newest.size
-    distinct: dict[tuple[int, bytes], str] = {}
-    for cp, note in sorted(parsed, key=lambda p: p[0].time):
-        distinct[(cp.size, cp.root)] = note  # the newest note of each tree
+    distinct = {(cp.size, cp.root): note for cp, note in _selected(parsed, newest.time)}
     notes = [distinct[k] for k in sorted(distinct)]
     sizes = sorted({s for s, _ in distinct if 0 < s <= size})
     tree = StoredTree(store, account_id, feature, size)
@@ -94,6 +95,21 @@ def export_log(
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
     return Exported(manifest, len(notes), counter[0])
+
+
+def _selected(parsed: list[tuple[Checkpoint, str]], newest: int) -> list[tuple[Checkpoint, str]]:
+    """The checkpoints a bundle carries, oldest first: every one of the last RECENT seconds, the
+    first of each UTC day (the day-close checkpoints), and the newest — so a year of on-change
+    checkpoints does not make a bundle of millions. Later ones win for a tree signed twice."""
+    by_time = sorted(parsed, key=lambda p: p[0].time)
+    first_of_day: dict[int, int] = {}
+    for cp, _ in by_time:
+        first_of_day.setdefault(cp.time // DAY, cp.time)
+    return [
+        (cp, note)
+        for cp, note in by_time
+        if cp.time >= newest - RECENT or first_of_day[cp.time // DAY] == cp.time or cp.time == newest
+    ]
 
 
 def _entries(store: Store, account_id: int, feature: Feature, size: int) -> Iterator[Entry]:
