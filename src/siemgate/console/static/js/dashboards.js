@@ -85,7 +85,7 @@ function barChart(id, entries, { label, color = PALETTE[0], name = (k) => k ?? "
       options: baseOptions({
         indexAxis: "y",
         plugins: { legend: { display: false } },
-        scales: { y: { ticks: { callback: shortLabel, autoSkip: false } } },
+        scales: { y: { ticks: { callback: shortLabel, autoSkip: false } }, x: { beginAtZero: true, ticks: { precision: 0 } } },
         onHover: (event, elements) => (event.native.target.style.cursor = elements.length && link(bars[elements[0].index][0]) ? "pointer" : "default"),
         onClick: (event, elements) => {
           const target = elements.length ? link(bars[elements[0].index][0]) : null;
@@ -151,7 +151,7 @@ function overTime(id, result, facet, colors = {}, top = 6, feature = null) {
     {
       type: "bar",
       data: { labels: buckets.map(label), datasets },
-      options: baseOptions({ scales: { x: { stacked: true, ticks: { maxRotation: 0, autoSkipPadding: 12 } }, y: { stacked: true, beginAtZero: true } } }),
+      options: baseOptions({ scales: { x: { stacked: true, ticks: { maxRotation: 0, autoSkipPadding: 12 } }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } }),
     },
     total,
   );
