@@ -29,7 +29,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import Server
-from siemgate.api.services import build_services
+from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES
 from siemgate.model.ids import new_id

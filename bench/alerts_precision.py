@@ -30,11 +30,12 @@ from typing import Any
 import orjson
 
 from siemgate.accounts.actor import CLI
-from siemgate.api.services import Services, build_services
+from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns, parse_ns
+from siemgate.services import Services
 from siemgate.simulate.generator import history
 from siemgate.simulate.world import build_world
 from siemgate.store.sqlite import SQLiteStore

@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from run import Server, machine  # noqa: E402
 from siemgate.accounts.actor import CLI  # noqa: E402
-from siemgate.api.services import build_services  # noqa: E402
+from siemgate.composition.wiring import build_services  # noqa: E402
 from siemgate.config import load_settings  # noqa: E402
 from siemgate.model.encoding import encode_event  # noqa: E402
 from siemgate.model.facets import Facets, extract_facets  # noqa: E402
@@ -171,7 +171,7 @@ def _samples(path: Path) -> dict[str, dict[str, str]]:
 
 def copy_to_postgres(sqlite_db: Path, url: str) -> None:
     """Copy the console store into PostgreSQL once (like `siemgate db copy`), then ANALYZE."""
-    from siemgate.store.pg_copy import Copier
+    from siemgate.dbcopy import Copier
     from siemgate.store.postgres import PostgresStore
 
     target = PostgresStore(url)

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from events import event_batch
-from siemgate.api.services import build_services
+from siemgate.composition.wiring import build_services
 from siemgate.config import Settings
 from siemgate.model.encoding import encode_event
 from siemgate.model.features import ALL_FEATURES, Feature

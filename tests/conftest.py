@@ -18,11 +18,12 @@ import psycopg
 import pytest
 import uvicorn
 
-from siemgate.api.app import create_app
-from siemgate.api.services import Services, build_services
+from siemgate.composition.web import create_app
+from siemgate.composition.wiring import build_services
 from siemgate.config import Settings, load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
+from siemgate.services import Services
 from siemgate.store.base import Account, Store
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore

@@ -19,10 +19,11 @@ from standardwebhooks.webhooks import Webhook
 from siemgate.accounts.actor import CLI
 from siemgate.alerts.actions.record import is_alert_event
 from siemgate.alerts.model import parse_rule
-from siemgate.api.services import Services, build_services
+from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
+from siemgate.services import Services
 from siemgate.store.base import Account
 from siemgate.store.sqlite import SQLiteStore
 

@@ -20,7 +20,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from referencing.jsonschema import DRAFT202012
 
 from conftest import Clock, LiveServer, make_store, start_server
-from siemgate.api.app import create_app
+from siemgate.composition.web import create_app
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id

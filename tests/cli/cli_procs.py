@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 
 import httpx
 
-from siemgate.api.services import Services
-from siemgate.cli.wiring import open_services
+from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
+from siemgate.services import Services
 
 SIEMGATE = [sys.executable, "-m", "siemgate"]
 POLL = 0.02  # seconds between two looks at something we are waiting for

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import PG_URL, make_store
 from siemgate.auth.keys import KeyRing, thumbprint
-from siemgate.cli.wiring import open_store
+from siemgate.composition.wiring import open_store
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError, StoreError
 from siemgate.model.features import Feature

@@ -8,7 +8,7 @@ from typing import Any
 from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
 from forward_support import config, fill, run_once
 
-from siemgate.cli.wiring import open_store
+from siemgate.composition.wiring import open_store
 from siemgate.forward.records import make_record
 from siemgate.forward.sinks.base import Item, SinkContext
 from siemgate.forward.sinks.mirror import MirrorConfig

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from siemgate.cli.wiring import open_services
+from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from siemgate.api.services import Services, build_services
+from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
+from siemgate.services import Services
 from siemgate.store.base import Account
 from siemgate.store.sqlite import SQLiteStore
 

@@ -19,12 +19,12 @@ import orjson
 import pytest
 
 from siemgate.accounts.actor import CLI
-from siemgate.api.services import Services
 from siemgate.model.ids import new_id
 from siemgate.retention import archive as archive_module
 from siemgate.retention.archive import LOCK_FILE, ArchiveError, verify_file
 from siemgate.retention.replay import plan_replay, replay
 from siemgate.retention.survey import manifests, survey
+from siemgate.services import Services
 
 from .helpers import AUDIT, DAY, NOW, S, audit, audit_result, fill, open_services, stream_uuids
 

@@ -19,7 +19,7 @@ import pytest
 
 from siemgate.accounts.actor import CLI
 from siemgate.alerts.model import RuleError, load_rule, parse_rule
-from siemgate.api.services import build_services
+from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id

@@ -14,10 +14,10 @@ from tlog_kit import make_kit
 
 from conftest import drop_pg_schema, new_pg_schema, pg_schema_url
 from siemgate.config import load_settings
+from siemgate.dbcopy import Copier
 from siemgate.integrity.keys import LogKeys
 from siemgate.integrity.service import LogService
 from siemgate.model.features import Feature
-from siemgate.store.pg_copy import Copier
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 

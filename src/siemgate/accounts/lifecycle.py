@@ -67,7 +67,6 @@ class TokenLifecycle:
         self.clock = clock
         self._handled_replacements: set[str] = set()
         self._lock = threading.Lock()
-        tokens.on_authenticated = self._on_authenticated
 
     def _integration_of(self, account: Account, record: TokenRecord) -> Integration:
         if record.account_id != account.id:
@@ -181,8 +180,9 @@ class TokenLifecycle:
         )
         return token, new
 
-    def _on_authenticated(self, record: TokenRecord) -> None:
-        """Called by TokenService for every authenticated request of a token that replaced another."""
+    def replacement_used(self, record: TokenRecord) -> None:
+        """Revoke what `record` replaced when it asked for that at first use of the replacement
+        (the composition root hands this to TokenService.on_authenticated)."""
         if record.replaces is None or record.replaces in self._handled_replacements:
             return
         with self._lock:

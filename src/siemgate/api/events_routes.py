@@ -21,7 +21,7 @@ from starlette.responses import Response
 from siemgate.api.body import read_body
 from siemgate.api.errors import JSON, error_response
 from siemgate.api.page_request import CursorRequest, ResetRequest, parse_page_request
-from siemgate.api.pages import Page
+from siemgate.api.pages import Page, PageReader
 from siemgate.api.schemas import (
     PAGE_MODELS,
     CursorBody,
@@ -30,12 +30,12 @@ from siemgate.api.schemas import (
     IntrospectionV2,
     ResetCursor,
 )
-from siemgate.api.services import Services
 from siemgate.auth.ratelimit import RateLimitStatus
 from siemgate.auth.tokens import require_feature
 from siemgate.errors import RateLimited, SiemgateError
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
+from siemgate.services import Services
 from siemgate.store.base import Account, Integration, TokenRecord
 
 _RATE_HEADERS = {
@@ -99,11 +99,15 @@ def _authorize(services: Services, authorization: str | None) -> tuple[TokenReco
 
 
 def _read_page(
-    services: Services, record: TokenRecord, feature: Feature, page_request: ResetRequest | CursorRequest, version: int
+    services: Services,
+    reader: PageReader,
+    record: TokenRecord,
+    feature: Feature,
+    page_request: ResetRequest | CursorRequest,
+    version: int,
 ) -> Page:
     """The page the request names, for the token's account (a worker thread's job)."""
-    account = services.account(record.account_id)
-    return services.reader.read(account, feature, page_request, v1=version == 1)
+    return reader.read(services.account(record.account_id), feature, page_request, v1=version == 1)
 
 
 def _introspect(
@@ -116,7 +120,7 @@ def _introspect(
     return record, status, integration, account
 
 
-def _page_endpoint(feature: Feature, version: int) -> Handler:
+def _page_endpoint(feature: Feature, version: int, reader: PageReader) -> Handler:
     async def endpoint(request: Request) -> Response:
         services: Services = request.app.state.services
         headers: dict[str, str] = {}
@@ -126,7 +130,7 @@ def _page_endpoint(feature: Feature, version: int) -> Handler:
             require_feature(record, feature)
             body = await read_body(request, services.settings.events_max_body_bytes)
             page_request = parse_page_request(body)
-            page = await run_in_threadpool(_read_page, services, record, feature, page_request, version)
+            page = await run_in_threadpool(_read_page, services, reader, record, feature, page_request, version)
         except SiemgateError as exc:
             return error_response(exc, headers)
         services.usage.record(record.id, services.clock(), feature, page.last_seq)
@@ -165,7 +169,15 @@ def _introspect_endpoint(version: int) -> Handler:
     return endpoint
 
 
-def events_router() -> APIRouter:
+def events_router(services: Services) -> APIRouter:
+    """The Events API's routes, reading pages from `services`' store."""
+    reader = PageReader(
+        services.store,
+        services.keys.cursor_key,
+        services.settings.retention_days,
+        services.clock,
+        services.retention.retention_ns,
+    )
     router = APIRouter(tags=["Events API"])
     router.add_api_route(
         "/api/auth/introspect",
@@ -188,7 +200,7 @@ def events_router() -> APIRouter:
         for feature in ALL_FEATURES:
             router.add_api_route(
                 f"/api/v{version}/{feature.value}",
-                _page_endpoint(feature, version),
+                _page_endpoint(feature, version, reader),
                 methods=["POST"],
                 summary=f"Page through {feature.value} (v{version})",
                 description=(

@@ -17,9 +17,9 @@ from starlette.responses import Response
 from siemgate.api.body import gunzip, is_gzip, receive_body
 from siemgate.api.errors import JSON
 from siemgate.api.schemas import ErrorBody, IngestResult
-from siemgate.api.services import Services
 from siemgate.errors import NotFound, PayloadTooLarge
 from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.services import Services
 from siemgate.store.ingest import WriteResult, parse_batch
 
 _FEATURE_NAMES = [f.value for f in ALL_FEATURES]

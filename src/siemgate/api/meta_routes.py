@@ -11,7 +11,7 @@ from starlette.responses import Response
 from siemgate import __version__
 from siemgate.api.errors import JSON
 from siemgate.api.schemas import ErrorBody
-from siemgate.api.services import Services
+from siemgate.services import Services
 
 
 def meta_router() -> APIRouter:

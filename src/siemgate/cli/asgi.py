@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from siemgate.api.app import create_app
 from siemgate.cli.serve_cmds import tune_gc
-from siemgate.cli.wiring import open_services
+from siemgate.composition.web import create_app
+from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.logs import configure_logging
 from siemgate.private import private_process

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import typer
 
-from siemgate.api.services import Services
-from siemgate.cli.wiring import open_services
+from siemgate.composition.wiring import open_services
 from siemgate.config import Settings, load_settings
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model import durations
 from siemgate.model.features import Feature, parse_features
+from siemgate.services import Services
 from siemgate.store.base import Account, Store
 
 

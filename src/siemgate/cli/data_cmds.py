@@ -13,14 +13,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err
-from siemgate.cli.wiring import open_store
+from siemgate.composition.wiring import open_store
 from siemgate.errors import BadRequest, InvalidEventBatch
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import TimestampError, parse_stored_ns
 from siemgate.store.ingest import parse_batch
 
 if TYPE_CHECKING:
-    from siemgate.store.pg_copy import Copier
+    from siemgate.dbcopy import Copier
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 WRITE_CHUNK = 5000
@@ -137,6 +137,19 @@ def db_migrate(ctx: typer.Context) -> None:
     err.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
 
 
+def _prepare_source(source: Path) -> None:
+    """Bring the source's schema up to date, moving key files of an old deployment into it."""
+    from siemgate.auth.keys import KeyRing
+    from siemgate.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(source)
+    try:
+        store.migrate()
+        KeyRing(store, source.parent)
+    finally:
+        store.close()
+
+
 @db_app.command("copy")
 def db_copy(
     source: str = typer.Option(
@@ -154,12 +167,12 @@ def db_copy(
     every event with its seq. Stop the servers first. Interrupted? Run it again: it resumes. The copy
     is checked at the end (row counts and a digest per stream). Events PostgreSQL cannot hold (text
     with the NUL character) are listed first, and nothing is copied unless --skip-unstorable."""
-    from siemgate.store.pg_copy import Copier, check_target, sqlite_path
+    from siemgate.dbcopy import Copier, check_target, sqlite_path
     from siemgate.store.postgres import PostgresStore
 
     path = sqlite_path(source)
     check_target(target)
-    Copier.prepare_source(path)
+    _prepare_source(path)
     store = PostgresStore(target)
     copier = Copier(path, store, chunk=chunk)
     try:

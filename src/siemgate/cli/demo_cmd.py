@@ -15,7 +15,7 @@ from siemgate.cli.common import CliState, state
 from siemgate.cli.listen import bind, when_answering
 from siemgate.cli.output import err
 from siemgate.cli.serve_cmds import run_server
-from siemgate.cli.wiring import open_services
+from siemgate.composition.wiring import open_services
 from siemgate.config import Settings
 from siemgate.errors import ConfigError
 from siemgate.logs import configure_logging

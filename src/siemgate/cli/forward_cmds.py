@@ -17,7 +17,7 @@ from types import FrameType
 import typer
 
 from siemgate.cli.output import err
-from siemgate.cli.wiring import open_store
+from siemgate.composition.wiring import open_store
 from siemgate.forward.checkpoint import CheckpointStore
 from siemgate.forward.config import ForwardConfig, load_config
 from siemgate.forward.runner import Forwarder, check

@@ -10,13 +10,13 @@ from typing import Any
 
 import typer
 
-from siemgate.api.services import Services
 from siemgate.auth.ratelimit import check_redis
 from siemgate.cli.common import state
 from siemgate.cli.listen import bind
-from siemgate.cli.wiring import open_services
+from siemgate.composition.wiring import open_services
 from siemgate.config import Settings
 from siemgate.logs import configure_logging
+from siemgate.services import Services
 
 log = logging.getLogger("siemgate.server")
 GRACEFUL_SECONDS = 30
@@ -53,7 +53,7 @@ def run_server(services: Services, settings: Settings, sock: socket.socket | Non
     port is a ConfigError); in-flight requests finish, then usage is flushed."""
     import uvicorn  # the web stack is imported only by the commands that serve
 
-    from siemgate.api.app import create_app
+    from siemgate.composition.web import create_app
 
     sock = sock or bind(settings.host, settings.port)
     app = create_app(services)

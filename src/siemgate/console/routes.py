@@ -16,9 +16,9 @@ from fastapi.templating import Jinja2Templates
 
 from siemgate import __version__
 from siemgate.accounts.people import RANK
-from siemgate.api.services import Services
 from siemgate.auth.sessions import COOKIE
 from siemgate.errors import Unauthorized
+from siemgate.services import Services
 from siemgate.store.base import Session, User
 
 HERE = Path(__file__).parent

@@ -3,8 +3,8 @@ more machines sharing one database.
 
 The store is split by concern (each part's module says what it holds): pg_base (pool, transactions,
 migrations, errors), pg_people, pg_credentials, pg_events (the logs: seqs under a per-stream lock,
-COPY, day partitions), pg_retention (archive reads, purges), pg_facets, pg_alerts, and pg_copy
-(`siemgate db copy`). Design notes: docs/cursors.md, "PostgreSQL".
+COPY, day partitions), pg_retention (archive reads, purges), pg_facets and pg_alerts. `siemgate db copy` is a tool
+outside the backends (siemgate.dbcopy). Design notes: docs/cursors.md, "PostgreSQL".
 """
 
 from __future__ import annotations

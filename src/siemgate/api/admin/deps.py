@@ -11,11 +11,11 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from siemgate.accounts.actor import Actor
 from siemgate.api.schemas import ErrorBody
-from siemgate.api.services import Services
 from siemgate.auth.api_keys import PREFIX as API_KEY_PREFIX
 from siemgate.auth.ingest_keys import PREFIX as INGEST_PREFIX
 from siemgate.auth.sessions import COOKIE
 from siemgate.errors import BadRequest, Unauthorized
+from siemgate.services import Services
 from siemgate.store.base import Account
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

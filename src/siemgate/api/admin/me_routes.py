@@ -13,11 +13,11 @@ from siemgate.accounts.actor import Actor
 from siemgate.accounts.signin import Challenge, Client
 from siemgate.api.admin import models
 from siemgate.api.admin.deps import ActorDep, CursorQuery, LimitQuery, ServicesDep, client_ip, errors, paginate
-from siemgate.api.services import Services
 from siemgate.auth.sessions import COOKIE, IDLE_NS, SignIn
 from siemgate.errors import BadRequest
 from siemgate.model.durations import parse_duration
 from siemgate.model.timestamps import NS_PER_SECOND
+from siemgate.services import Services
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin API"])
 

@@ -14,8 +14,8 @@ from siemgate.accounts import views
 from siemgate.api.admin import models
 from siemgate.api.admin.deps import AccountDep, ActorDep, CursorQuery, LimitQuery, ServicesDep, errors, paginate
 from siemgate.api.admin.me_routes import me_view
-from siemgate.api.services import Services
 from siemgate.errors import Forbidden
+from siemgate.services import Services
 from siemgate.store.base import Member
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin API"])

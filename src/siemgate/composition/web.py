@@ -1,4 +1,6 @@
-"""create_app(services) -> the ASGI app: Events API, ingest API, service endpoints."""
+"""The composition root's web app: create_app(services) mounts the Events API, the ingest API, the
+admin API, the service endpoints and the console side by side around one Services, installs the
+middleware that guards them all, and runs the process's background jobs (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -6,26 +8,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 from siemgate import __version__
 from siemgate.api.admin import alert_routes, event_routes, integration_routes, me_routes, people_routes
-from siemgate.api.admin.openapi import complete_admin_responses
 from siemgate.api.errors import install_error_handlers
-from siemgate.api.events_routes import EXTRA_SCHEMAS, events_router
+from siemgate.api.events_routes import events_router
 from siemgate.api.guard import RequestGuard
 from siemgate.api.ingest_routes import ingest_router
 from siemgate.api.meta_routes import meta_router
 from siemgate.api.metrics import Metrics
 from siemgate.api.middleware import RequestLogMiddleware
-from siemgate.api.schemas import ErrorBody
-from siemgate.api.services import Services
+from siemgate.api.openapi import install_openapi
 from siemgate.auth.passwords import warm_up
 from siemgate.console.routes import mount_console
 from siemgate.integrity.service import WORKER_SECONDS
+from siemgate.services import Services
 
 log = logging.getLogger("siemgate.server")
 USAGE_FLUSH_SECONDS = 2.0
@@ -86,7 +85,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.state.services = services
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    app.include_router(events_router())
+    app.include_router(events_router(services))
     app.include_router(ingest_router())
     app.include_router(meta_router())
     app.include_router(me_routes.router)
@@ -98,52 +97,8 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.add_middleware(RequestGuard, settings=services.settings)
     app.add_middleware(RequestLogMiddleware, metrics=app.state.metrics)  # outermost: logs the guard's replies too
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in EXTRA_SCHEMAS:
-                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-                components.update(model_schema.pop("$defs", {}))
-                components[model_schema.get("title", model.__name__)] = model_schema
-            schema["components"].setdefault("securitySchemes", {})["EventsToken"] = {
-                "type": "http",
-                "scheme": "bearer",
-                "bearerFormat": "JWT-SA",
-                "description": "A SIEM token (ES256 JWT) issued by siemgate.",
-            }
-            schema["components"]["securitySchemes"]["IngestKey"] = {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "An ingest key (sgi_...).",
-            }
-            _errors_are_error_bodies(schema)
-            complete_admin_responses(schema)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    install_openapi(app)
     return app
-
-
-def _errors_are_error_bodies(schema: dict[str, Any]) -> None:
-    """Request validation errors are 400 with the ErrorBody shape here, not FastAPI's 422."""
-    error = {"$ref": "#/components/schemas/ErrorBody"}
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.get("responses", {})
-            if responses.pop("422", None) is not None:
-                responses.setdefault(
-                    "400",
-                    {
-                        "description": "Invalid request: the message says which field and why.",
-                        "content": {"application/json": {"schema": error}},
-                    },
-                )
-    components = schema.get("components", {}).get("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError"):
-        components.pop(name, None)
-    components.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
 
 
 def alert_tasks(services: Services) -> list[asyncio.Task[None]]:

@@ -31,7 +31,6 @@ from siemgate.integrity.tree import check_stored_tree
 from siemgate.model.features import Feature
 from siemgate.model.text import find_unstorable
 from siemgate.store.postgres import PostgresStore
-from siemgate.store.sqlite import SQLiteStore
 from siemgate.store.sqlite_url import sqlite_url_path
 
 # Tables copied as they are, parents before children. Others are skipped (they are not part of
@@ -118,18 +117,6 @@ class Copier:
         self.src.close()
 
     # planning -------------------------------------------------------------------------------------
-    @staticmethod
-    def prepare_source(source: Path) -> None:
-        """Bring the source's schema up to date, moving key files of an old deployment into it."""
-        from siemgate.auth.keys import KeyRing
-
-        store = SQLiteStore(source)
-        try:
-            store.migrate()
-            KeyRing(store, source.parent)
-        finally:
-            store.close()
-
     def _source_tables(self) -> list[str]:
         return [r[0] for r in self.src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
 

@@ -1,12 +1,14 @@
-"""The parts a running siemgate is made of, built once from Settings and a Store."""
+"""The parts a running siemgate is made of: what the API routes and the console are handed.
+
+Built once from Settings and a Store by the composition root (siemgate.composition.wiring), the
+one place that knows how the services are wired to each other (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from siemgate import __version__
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.credentials import IngestKeyAdmin
@@ -19,13 +21,11 @@ from siemgate.accounts.personal import PersonalService
 from siemgate.accounts.quotas import IngestQuotas
 from siemgate.accounts.signin import SignInFlow
 from siemgate.alerts.service import AlertService
-from siemgate.api.pages import PageReader
 from siemgate.auth.api_keys import ApiKeyService
 from siemgate.auth.ingest_keys import IngestKeyService
 from siemgate.auth.keys import KeyRing
 from siemgate.auth.ratelimit import RateLimiter
 from siemgate.auth.sessions import SessionService
-from siemgate.auth.signin_limits import SignInLimiter
 from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
@@ -40,6 +40,8 @@ Clock = Callable[[], int]
 
 @dataclass
 class Services:
+    """Every service of one process around one store; `close()` flushes and closes them."""
+
     settings: Settings
     store: Store
     clock: Clock
@@ -48,7 +50,6 @@ class Services:
     ingest_keys: IngestKeyService
     rate_limiter: RateLimiter
     quotas: IngestQuotas
-    reader: PageReader
     writer: EventWriter
     usage: UsageRecorder
     audit: AuditRecorder
@@ -92,54 +93,3 @@ class Services:
         self.alerts.dispatcher.close()
         self.alerts.evaluator.save_state()
         self.store.close()
-
-
-def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns) -> Services:
-    """Wire the services around an already-migrated store."""
-    keys = KeyRing(store, settings.data_dir)
-    tokens = TokenService(store, keys, settings.audience, clock)
-    ingest_keys = IngestKeyService(store, clock)
-    writer = EventWriter(store, clock, max_event_bytes=settings.ingest_max_event_bytes)
-    audit = AuditRecorder(store, writer, clock, __version__)
-    people = PeopleService(store, audit, clock)
-    lifecycle = TokenLifecycle(store, tokens, people, audit, clock)
-    retention = RetentionService(settings, store, people, audit, clock)
-    api_keys = ApiKeyService(store, clock)
-    sessions = SessionService(store, clock)
-    limiter = SignInLimiter(settings.redis_url)
-    personal = PersonalService(store, api_keys, people, audit, limiter, clock)
-    log_keys = LogKeys(settings)
-    return Services(
-        settings=settings,
-        store=store,
-        clock=clock,
-        keys=keys,
-        tokens=tokens,
-        ingest_keys=ingest_keys,
-        rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
-        quotas=IngestQuotas(
-            store,
-            per_minute=settings.ingest_quota_per_minute,
-            max_stored=settings.stored_events_quota,
-            redis_url=settings.redis_url,
-            stored_retry_seconds=settings.retention_interval_seconds,
-        ),
-        reader=PageReader(store, keys.cursor_key, settings.retention_days, clock, retention.retention_ns),
-        writer=writer,
-        usage=UsageRecorder(store),
-        audit=audit,
-        people=people,
-        lifecycle=lifecycle,
-        integrations=IntegrationService(store, people, lifecycle, audit, clock, settings.address),
-        ingest_key_admin=IngestKeyAdmin(store, ingest_keys, people, audit),
-        api_keys=api_keys,
-        sessions=sessions,
-        invitations=InvitationService(store, people, audit, clock),
-        personal=personal,
-        signin=SignInFlow(store, sessions, limiter, personal, audit),
-        alerts=AlertService(settings, store, people, audit, writer, clock),
-        retention=retention,
-        log_keys=log_keys,
-        tlog=LogService(settings, store, clock, log_keys),
-        offboarding=AccountDeletion(store, people, settings.archive_path, clock),
-    )

@@ -1,0 +1,120 @@
+"""The composition root's wiring: choose and open the store from Settings, and build the services
+around it (docs/architecture.md). The web app is put together in siemgate.composition.web.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlparse
+
+from siemgate import __version__
+from siemgate.accounts.audit import AuditRecorder
+from siemgate.accounts.credentials import IngestKeyAdmin
+from siemgate.accounts.integrations import IntegrationService
+from siemgate.accounts.invitations import InvitationService
+from siemgate.accounts.lifecycle import TokenLifecycle
+from siemgate.accounts.offboarding import AccountDeletion
+from siemgate.accounts.people import PeopleService
+from siemgate.accounts.personal import PersonalService
+from siemgate.accounts.quotas import IngestQuotas
+from siemgate.accounts.signin import SignInFlow
+from siemgate.alerts.service import AlertService
+from siemgate.auth.api_keys import ApiKeyService
+from siemgate.auth.ingest_keys import IngestKeyService
+from siemgate.auth.keys import KeyRing
+from siemgate.auth.ratelimit import RateLimiter
+from siemgate.auth.sessions import SessionService
+from siemgate.auth.signin_limits import SignInLimiter
+from siemgate.auth.tokens import TokenService
+from siemgate.auth.usage import UsageRecorder
+from siemgate.config import Settings
+from siemgate.errors import ConfigError
+from siemgate.integrity.keys import LogKeys
+from siemgate.integrity.service import LogService
+from siemgate.private import private_dir
+from siemgate.retention.service import RetentionService
+from siemgate.services import Clock, Services
+from siemgate.store.base import Store
+from siemgate.store.ingest import EventWriter
+from siemgate.store.sqlite_url import sqlite_url_path
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """The store `settings.store_url` names, migrated; raises ConfigError for an unknown scheme."""
+    url = settings.store_url
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        from siemgate.store.sqlite import SQLiteStore
+
+        path = sqlite_url_path(url, plain=False)
+        store: Store = SQLiteStore(path, synchronous=settings.sqlite_synchronous)
+    elif scheme in ("postgresql", "postgres"):
+        from siemgate.store.postgres import PostgresStore
+
+        store = PostgresStore(url, max_size=settings.database_pool_size)
+    else:
+        raise ConfigError(
+            f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/siemgate.db"
+            " or postgresql://user@host:5432/database"
+        )
+    if migrate:
+        store.migrate()
+    return store
+
+
+def open_services(settings: Settings) -> Services:
+    """Store plus every service, ready to use; close with `services.close()`."""
+    private_dir(settings.data_dir)
+    return build_services(settings, open_store(settings))
+
+
+def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns) -> Services:
+    """Wire the services around an already-migrated store: every service is made here, and every
+    hook from one service into another is set here."""
+    keys = KeyRing(store, settings.data_dir)
+    tokens = TokenService(store, keys, settings.audience, clock)
+    ingest_keys = IngestKeyService(store, clock)
+    writer = EventWriter(store, clock, max_event_bytes=settings.ingest_max_event_bytes)
+    audit = AuditRecorder(store, writer, clock, __version__)
+    people = PeopleService(store, audit, clock)
+    lifecycle = TokenLifecycle(store, tokens, people, audit, clock)
+    tokens.on_authenticated = lifecycle.replacement_used
+    retention = RetentionService(settings, store, people, audit, clock)
+    api_keys = ApiKeyService(store, clock)
+    sessions = SessionService(store, clock)
+    limiter = SignInLimiter(settings.redis_url)
+    personal = PersonalService(store, api_keys, people, audit, limiter, clock)
+    log_keys = LogKeys(settings)
+    return Services(
+        settings=settings,
+        store=store,
+        clock=clock,
+        keys=keys,
+        tokens=tokens,
+        ingest_keys=ingest_keys,
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
+        quotas=IngestQuotas(
+            store,
+            per_minute=settings.ingest_quota_per_minute,
+            max_stored=settings.stored_events_quota,
+            redis_url=settings.redis_url,
+            stored_retry_seconds=settings.retention_interval_seconds,
+        ),
+        writer=writer,
+        usage=UsageRecorder(store),
+        audit=audit,
+        people=people,
+        lifecycle=lifecycle,
+        integrations=IntegrationService(store, people, lifecycle, audit, clock, settings.address),
+        ingest_key_admin=IngestKeyAdmin(store, ingest_keys, people, audit),
+        api_keys=api_keys,
+        sessions=sessions,
+        invitations=InvitationService(store, people, audit, clock),
+        personal=personal,
+        signin=SignInFlow(store, sessions, limiter, personal, audit),
+        alerts=AlertService(settings, store, people, audit, writer, clock),
+        retention=retention,
+        log_keys=log_keys,
+        tlog=LogService(settings, store, clock, log_keys),
+        offboarding=AccountDeletion(store, people, settings.archive_path, clock),
+    )
