@@ -69,6 +69,15 @@ def store_rows(store: Store, table: str, account_id: int) -> list[Any]:
     return list(store._rows(f"SELECT * FROM {table} WHERE account_id = {int(account_id)}"))  # type: ignore[attr-defined]
 
 
+# Written by the server's log worker on its own schedule (integration, heartbeat checkpoints): they
+# must be emptied by a deletion like every other table, but may change while a test compares.
+LOG_WORKER_TABLES = {"log_state", "log_hashes", "log_checkpoints"}
+
+
+def _steady(snapshot: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    return {t: rows for t, rows in snapshot.items() if t not in LOG_WORKER_TABLES}
+
+
 def _snapshot(store: Store, account_id: int, tables: list[str]) -> dict[str, list[Any]]:
     rows: dict[str, list[Any]] = {}
     for table in tables:
@@ -154,7 +163,7 @@ def test_deleting_an_account_leaves_nothing_of_it_and_the_other_untouched(live: 
     assert outsider.status_code == 404, outsider.text
     unconfirmed = live.http.delete(url, params={"confirm": a.name.upper()}, headers=bearer(a_key))
     assert unconfirmed.status_code == 400 and "confirm with its name" in unconfirmed.text
-    assert _snapshot(store, a.id, tables) == before_a, "a refused deletion changed something"
+    assert _steady(_snapshot(store, a.id, tables)) == _steady(before_a), "a refused deletion changed something"
 
     deleted = live.http.delete(url, params={"confirm": a.name}, headers=bearer(a_key))
     assert deleted.status_code == 200, deleted.text
@@ -176,8 +185,8 @@ def test_deleting_an_account_leaves_nothing_of_it_and_the_other_untouched(live: 
     assert live.http.get("/api/v2/auth/introspect", headers=bearer(a_token)).status_code == 401
     assert live.http.get("/api/admin/v1/me", headers=bearer(a_key)).status_code == 401
     services.usage.flush()
-    after_b = _snapshot(store, b.id, tables)
-    assert after_b == before_b, [t for t in tables if after_b[t] != before_b[t]]
+    after_b, before_b = _steady(_snapshot(store, b.id, tables)), _steady(before_b)
+    assert after_b == before_b, [t for t in after_b if after_b[t] != before_b[t]]
     assert _read_all(live, b_token) == b_read
 
     (op,) = [o for o in store.list_operations() if o.account_uuid == a.uuid]

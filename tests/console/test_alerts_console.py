@@ -18,12 +18,11 @@ from siemgate.config import load_settings
 from siemgate.model.features import Feature
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from alerts.test_rules_engine import auditevent, failed
 from conftest import Clock, make_store, start_server
-from console.conftest import PASSWORD, Console, browser, page, sign_in
 
-from .test_rules_engine import auditevent, failed
+from .conftest import PASSWORD, Console, sign_in
 
-__all__ = ["browser", "page"]
 S = 1_000_000_000
 
 
