@@ -50,6 +50,19 @@ class Intake:
     google_public_key: Any = None
     ack_pending: dict[int, int] = field(default_factory=dict)
     next_ack: int = 0
+    tokens: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # issued, oldest first
+    revoked: set[str] = field(default_factory=set)  # issued tokens the intake no longer accepts
+
+    def issue(self, issuer: str, first: str) -> str:
+        """A new access token of `issuer`: `first`, then `first.2`, `first.3`, ..."""
+        issued = self.tokens[issuer]
+        issued.append(first if not issued else f"{first}.{len(issued) + 1}")
+        return issued[-1]
+
+    def accepts(self, issuer: str, first: str, authorization: str | None) -> bool:
+        """Whether the bearer is `first` or another token `issuer` issued, and not revoked."""
+        token = (authorization or "").removeprefix("Bearer ")
+        return (token == first or token in self.tokens[issuer]) and token not in self.revoked
 
     def fail(self, vendor: str, statuses: list[int]) -> None:
         self.scripted[vendor].extend(statuses)
@@ -259,10 +272,11 @@ def build_app(intake: Intake) -> Starlette:
             )
         if form.get("scope") not in ("https://monitor.azure.com/.default", "https://monitor.azure.com//.default"):
             return JSONResponse({"error": "invalid_scope", "error_description": "AADSTS70011: invalid scope"}, 400)
-        return JSONResponse({"token_type": "Bearer", "expires_in": 3599, "access_token": AZURE_TOKEN})
+        token = intake.issue("azure", AZURE_TOKEN)
+        return JSONResponse({"token_type": "Bearer", "expires_in": 3599, "access_token": token})
 
     async def azure_ingest(request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {AZURE_TOKEN}":
+        if not intake.accepts("azure", AZURE_TOKEN, request.headers.get("authorization")):
             return JSONResponse({"error": {"code": "InvalidToken"}}, status_code=401)
         if request.query_params.get("api-version") != "2023-01-01":
             return JSONResponse({"error": {"code": "MissingApiVersionParameter"}}, status_code=400)
@@ -347,10 +361,11 @@ def build_app(intake: Intake) -> Starlette:
             return JSONResponse({"error": "invalid_grant", "error_description": str(exc)}, status_code=400)
         if "malachite-ingestion" not in claims.get("scope", ""):
             return JSONResponse({"error": "invalid_scope"}, status_code=400)
-        return JSONResponse({"access_token": GOOGLE_TOKEN, "expires_in": 3599, "token_type": "Bearer"})
+        token = intake.issue("google", GOOGLE_TOKEN)
+        return JSONResponse({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
     async def secops(request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {GOOGLE_TOKEN}":
+        if not intake.accepts("google", GOOGLE_TOKEN, request.headers.get("authorization")):
             return JSONResponse({"error": {"code": 401, "status": "UNAUTHENTICATED"}}, status_code=401)
         raw = await _body(request)
         if len(raw) > MB:

@@ -83,3 +83,15 @@ def test_413_splits_the_batch_until_it_fits(
     assert forwarder.code == 0  # type: ignore[attr-defined]
     assert intakes.intake.uuids("datadog") == uuids  # in order, nothing lost
     assert jsonl(tmp_path / "state/dead-letters/src.dd.jsonl") == []
+
+
+def test_the_sink_registry_gives_every_type_once_and_the_error_lists_them() -> None:
+    from siemgate.forward.config import parse_config
+    from siemgate.forward.errors import ForwardConfigError
+    from siemgate.forward.sinks import SINK_CONFIGS, SINK_TYPES
+
+    assert len(SINK_TYPES) == len(set(SINK_TYPES)) == len(SINK_CONFIGS) >= 16
+    assert {"SentinelConfig", "SecOpsConfig", "MirrorConfig"} <= {c.__name__ for c in SINK_CONFIGS}
+    with pytest.raises(ForwardConfigError) as raised:
+        parse_config({"sources": {"s": {"token": "x", "sinks": ["o"]}}, "sinks": {"o": {"type": "nosuch"}}})
+    assert f"use one of {', '.join(SINK_TYPES)}" in str(raised.value)

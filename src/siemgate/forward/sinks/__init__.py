@@ -1,12 +1,15 @@
 """Sinks, one module per destination; each defines its config (`type = "..."` in forward.toml)
-and the sink it builds. `SinkConfigs` is the tagged union the configuration is parsed with."""
+and the sink it builds. `SinkConfigs` is the registry: the tagged union the configuration is
+parsed with, from which the list of configs and of type names derive. A new sink is a module
+here and one line in the union (docs/architecture.md, "Where a change goes")."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 from pydantic import Field
 
+from siemgate.forward.sinks.base import SinkConfig
 from siemgate.forward.sinks.datadog import DatadogConfig
 from siemgate.forward.sinks.elasticsearch import ElasticsearchConfig, OpenSearchConfig
 from siemgate.forward.sinks.files import FileConfig, NullConfig, StdoutConfig
@@ -37,21 +40,6 @@ SinkConfigs = Annotated[
     | MirrorConfig,
     Field(discriminator="type"),
 ]
-SINK_TYPES = (
-    "splunk_hec",
-    "logscale",
-    "elasticsearch",
-    "opensearch",
-    "datadog",
-    "sentinel",
-    "sumologic",
-    "panther",
-    "rapid7",
-    "secops",
-    "syslog",
-    "webhook",
-    "file",
-    "stdout",
-    "null",
-    "siemgate",
-)
+# The registry is the union above: the configs, and the `type` names, derive from it.
+SINK_CONFIGS: tuple[type[SinkConfig], ...] = get_args(get_args(SinkConfigs)[0])
+SINK_TYPES: tuple[str, ...] = tuple(get_args(c.model_fields["type"].annotation)[0] for c in SINK_CONFIGS)

@@ -18,7 +18,7 @@ from pydantic import Field, HttpUrl
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
-from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, _where
+from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 
 
 class DatadogConfig(HttpSinkConfig):
@@ -58,7 +58,7 @@ class DatadogSink(HttpSink):
         self.tags = ",".join([f"source_name:{source}", *config.tags])
 
     def describe(self) -> str:
-        return f"datadog {_where(self.intake)}"
+        return f"datadog {where(self.intake)}"
 
     def encode(self, record: Record) -> bytes:
         log: dict[str, Any] = dict(self.formatter(record))
@@ -83,7 +83,7 @@ class DatadogSink(HttpSink):
         try:
             response = self.http.get(self.validate, headers={"DD-API-KEY": self.headers["DD-API-KEY"]})
         except httpx.TransportError as exc:
-            return [f"cannot reach {_where(self.validate)}: {type(exc).__name__}: {exc}"]
+            return [f"cannot reach {where(self.validate)}: {type(exc).__name__}: {exc}"]
         if response.status_code != 200:
-            return [f"the API key was refused by {_where(self.validate)} ({response.status_code})"]
+            return [f"the API key was refused by {where(self.validate)} ({response.status_code})"]
         return []

@@ -24,7 +24,7 @@ from siemgate.forward.errors import SinkPartial, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
-from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, _where
+from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 
 
 class ElasticsearchConfig(HttpSinkConfig):
@@ -71,7 +71,7 @@ class BulkSink(HttpSink):
         self.params = {"pipeline": pipeline} if pipeline else None
 
     def describe(self) -> str:
-        return f"{self.kind} {_where(self.base)}"
+        return f"{self.kind} {where(self.base)}"
 
     def index(self, record: Record) -> str:
         return self.template.format(dataset=record.dataset, namespace=self.config.namespace)
@@ -129,9 +129,9 @@ class BulkSink(HttpSink):
                 self.base + "/", headers={k: v for k, v in self.headers.items() if k == "Authorization"}
             )
         except httpx.TransportError as exc:
-            return [f"cannot reach {_where(self.base)}: {type(exc).__name__}: {exc}"]
+            return [f"cannot reach {where(self.base)}: {type(exc).__name__}: {exc}"]
         if response.status_code in (401, 403):
-            return [f"{_where(self.base)} refused the credentials ({response.status_code})"]
+            return [f"{where(self.base)} refused the credentials ({response.status_code})"]
         if response.status_code != 200:
-            return [f"{_where(self.base)} answered {response.status_code}: {response.text[:200]}"]
+            return [f"{where(self.base)} answered {response.status_code}: {response.text[:200]}"]
         return []

@@ -79,7 +79,7 @@ class HttpSink(Sink):
         try:
             return self.http.post(url, content=body, headers=headers, params=params)
         except httpx.TransportError as exc:
-            raise SinkRetryable(f"cannot reach {_where(url)}: {type(exc).__name__}: {exc}") from None
+            raise SinkRetryable(f"cannot reach {where(url)}: {type(exc).__name__}: {exc}") from None
 
     def check(self, response: httpx.Response, ok: Iterable[int] | None = None) -> None:
         """Raise the SinkError the status calls for (module docstring); return on success."""
@@ -87,38 +87,39 @@ class HttpSink(Sink):
         if status in (self.ok_statuses if ok is None else frozenset(ok)):
             return
         said = response.text[:300].strip()
-        where = _where(str(response.request.url))
+        at = where(str(response.request.url))
         if status in (401, 403):
-            raise SinkAuthError(f"{where} refused the credential ({status} {said}); fix the sink's secret", status)
+            raise SinkAuthError(f"{at} refused the credential ({status} {said}); fix the sink's secret", status)
         if status in (408, 429) or status >= 500:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            raise SinkRetryable(f"{where} answered {status} {said}".rstrip(), status, retry_after)
+            raise SinkRetryable(f"{at} answered {status} {said}".rstrip(), status, retry_after)
         if status == 413:
-            raise SinkPoison(f"{where} refused the request as too large (413)", status)
+            raise SinkPoison(f"{at} refused the request as too large (413)", status)
         if 300 <= status < 400:
             location = response.headers.get("location", "?")
-            raise SinkRetryable(f"{where} redirects to {_where(location)} ({status}); fix the url", status)
-        raise SinkPoison(f"{where} refused the data ({status} {said})".rstrip(), status)
+            raise SinkRetryable(f"{at} redirects to {where(location)} ({status}); fix the url", status)
+        raise SinkPoison(f"{at} refused the data ({status} {said})".rstrip(), status)
 
     def reachable(self, url: str, method: str = "HEAD", *, authenticated: bool = True) -> list[str]:
         """A health check for intakes without a health endpoint: the host answers HTTP at all.
 
         With `authenticated` (the URL itself carries the credential), 401/403 are reported."""
         try:
-            response = self.http.request(method, url)
+            response = self.http.request(method, url, auth=None)
         except httpx.TransportError as exc:
-            return [f"cannot reach {_where(url)}: {type(exc).__name__}: {exc}"]
+            return [f"cannot reach {where(url)}: {type(exc).__name__}: {exc}"]
         if not authenticated:
             return []
         if response.status_code in (401, 403):
-            return [f"{_where(url)} refused the credential ({response.status_code})"]
+            return [f"{where(url)} refused the credential ({response.status_code})"]
         if response.status_code == 404:
-            return [f"{_where(url)} answered 404: check the url"]
+            return [f"{where(url)} answered 404: check the url"]
         return []
 
 
-def _where(url: str) -> str:
-    """scheme://host[:port]/path of a URL, without query string or user info (which may hold secrets)."""
+def where(url: str) -> str:
+    """scheme://host[:port]/path of a URL for messages: without query string or user info, and with
+    long path segments elided (which may hold secrets)."""
     parsed = httpx.URL(url)
     port = f":{parsed.port}" if parsed.port else ""
     # Intakes such as Sumo Logic and Rapid7 carry their secret in the path: hide long segments.

@@ -24,7 +24,7 @@ from siemgate.forward.formats import Formatter
 from siemgate.forward.formats.ecs import SUCCESS_CATEGORIES, _dict
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
-from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, _where
+from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
 
@@ -52,7 +52,7 @@ class LinesSink(HttpSink):
         self.headers = {"Content-Type": "application/x-ndjson", **headers}
 
     def describe(self) -> str:
-        return f"{self.kind} {_where(self.url)}"
+        return f"{self.kind} {where(self.url)}"
 
     def body(self, batch: Sequence[Item]) -> bytes:
         return b"\n".join(item.data for item in batch) + b"\n"

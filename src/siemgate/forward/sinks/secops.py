@@ -11,21 +11,19 @@ by default), so batches never mix them. At most 1 MB per request.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import httpx
-import jwt
 import orjson
 from pydantic import Field, HttpUrl
 
-from siemgate.forward.errors import ForwardConfigError, SinkAuthError, SinkRetryable
+from siemgate.forward.errors import ForwardConfigError, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, Item, Sink, SinkContext
-from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, _where
+from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
+from siemgate.forward.sinks.oauth import ServiceAccountJwt
 from siemgate.model.timestamps import TimestampError, parse_ns
 
 SCOPE = "https://www.googleapis.com/auth/malachite-ingestion"
@@ -72,11 +70,11 @@ class SecOpsSink(HttpSink):
         prefix = "" if config.region == "us" else f"{config.region}-"
         base = str(config.url).rstrip("/") if config.url else f"https://{prefix}malachiteingestion-pa.googleapis.com"
         self.url = f"{base}/v2/unstructuredlogentries:batchCreate"
-        self._token: str | None = None
-        self._expires = 0.0
+        self.auth = ServiceAccountJwt(self.http, account, SCOPE)
+        self.http.auth = self.auth
 
     def describe(self) -> str:
-        return f"secops {_where(self.url)}"
+        return f"secops {where(self.url)}"
 
     def batch_key(self, record: Record) -> object:
         return self.config.log_types.get(record.feature.value, "ONEPASSWORD")
@@ -87,39 +85,6 @@ class SecOpsSink(HttpSink):
             entry["ts_epoch_microseconds"] = parse_ns(record.event.get("timestamp")) // 1000
         return orjson.dumps(entry)
 
-    def token(self) -> str:
-        """An access token from the service account (JWT bearer grant), cached until near expiry."""
-        if self._token is not None and time.monotonic() < self._expires:
-            return self._token
-        now = int(time.time())
-        assertion = jwt.encode(
-            {
-                "iss": self.account["client_email"],
-                "scope": SCOPE,
-                "aud": self.account["token_uri"],
-                "iat": now,
-                "exp": now + 3600,
-            },
-            self.account["private_key"],
-            algorithm="RS256",
-        )
-        form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
-        try:
-            response = self.http.post(self.account["token_uri"], data=form)
-        except httpx.TransportError as exc:
-            raise SinkRetryable(f"cannot reach {_where(self.account['token_uri'])}: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            if response.status_code >= 500 or response.status_code == 429:
-                raise SinkRetryable(f"the token endpoint answered {response.status_code}", response.status_code)
-            raise SinkAuthError(
-                f"Google refused the service account ({response.status_code}); check credentials_file",
-                response.status_code,
-            )
-        data = orjson.loads(response.content)
-        self._token = str(data["access_token"])
-        self._expires = time.monotonic() + max(0, int(data.get("expires_in", 3600)) - 60)
-        return self._token
-
     def send(self, batch: Sequence[Item]) -> None:
         head: dict[str, Any] = {"customer_id": self.config.customer_id, "log_type": self.batch_key(batch[0].record)}
         if self.config.namespace:
@@ -127,15 +92,12 @@ class SecOpsSink(HttpSink):
         if self.config.labels:
             head["labels"] = [{"key": k, "value": v} for k, v in self.config.labels.items()]
         body = orjson.dumps(head)[:-1] + b',"entries":[' + b",".join(item.data for item in batch) + b"]}"
-        headers = {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
-        response = self.post(self.url, body, headers)
-        if response.status_code == 401:
-            self._token = None
+        response = self.post(self.url, body, {"Content-Type": "application/json"})
         self.check(response)
 
     def health(self) -> list[str]:
         try:
-            self.token()
+            self.auth.token()
         except SinkRetryable as exc:
             return [exc.message]
         return self.reachable(self.url, "GET", authenticated=False)

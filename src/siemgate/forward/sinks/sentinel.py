@@ -14,11 +14,9 @@ Limits: 1 MB per call, compressed or not: batches stay under 1,000,000 bytes unc
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-import httpx
 import orjson
 from pydantic import Field, HttpUrl
 
@@ -26,7 +24,8 @@ from siemgate.forward.errors import SinkAuthError, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
-from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, _where
+from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
+from siemgate.forward.sinks.oauth import ClientCredentials
 
 
 class SentinelConfig(HttpSinkConfig):
@@ -57,12 +56,17 @@ class SentinelSink(HttpSink):
         endpoint = str(config.endpoint).rstrip("/")
         self.url = f"{endpoint}/dataCollectionRules/{config.rule_id}/streams/{config.stream}"
         self.params = {"api-version": config.api_version}
-        self.token_url = f"{str(config.authority).rstrip('/')}/{config.tenant_id}/oauth2/v2.0/token"
-        self._token: str | None = None
-        self._token_expires = 0.0
+        self.auth = ClientCredentials(
+            self.http,
+            f"{str(config.authority).rstrip('/')}/{config.tenant_id}/oauth2/v2.0/token",
+            config.client_id,
+            config.client_secret.get_secret_value(),
+            config.scope,
+        )
+        self.http.auth = self.auth
 
     def describe(self) -> str:
-        return f"sentinel {_where(self.url)}"
+        return f"sentinel {where(self.url)}"
 
     def encode(self, record: Record) -> bytes:
         row: dict[str, Any] = dict(self.formatter(record))
@@ -70,50 +74,16 @@ class SentinelSink(HttpSink):
         row["log_source"] = record.feature.value
         return orjson.dumps(row)
 
-    def token(self) -> str:
-        """A bearer token for the ingestion API, cached until a minute before it expires."""
-        if self._token is not None and time.monotonic() < self._token_expires:
-            return self._token
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self.config.client_id,
-            "client_secret": self.config.client_secret.get_secret_value(),
-            "scope": self.config.scope,
-        }
-        try:
-            response = self.http.post(self.token_url, data=form)
-        except httpx.TransportError as exc:
-            raise SinkRetryable(f"cannot reach {_where(self.token_url)}: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            try:
-                detail = orjson.loads(response.content).get("error_description", "")
-            except (orjson.JSONDecodeError, AttributeError):
-                detail = response.text[:200]
-            if response.status_code >= 500 or response.status_code == 429:
-                raise SinkRetryable(f"Entra ID answered {response.status_code}", response.status_code)
-            raise SinkAuthError(
-                f"Entra ID refused the client credentials ({response.status_code}: {str(detail)[:200]});"
-                " check tenant_id, client_id and client_secret",
-                response.status_code,
-            )
-        data = orjson.loads(response.content)
-        self._token = str(data["access_token"])
-        self._token_expires = time.monotonic() + max(0, int(data.get("expires_in", 3600)) - 60)
-        return self._token
-
     def send(self, batch: Sequence[Item]) -> None:
         body = b"[" + b",".join(item.data for item in batch) + b"]"
-        headers = {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
-        response = self.post(self.url, body, headers, params=self.params)
-        if response.status_code == 401:
-            self._token = None  # take a new one next time
+        response = self.post(self.url, body, {"Content-Type": "application/json"}, params=self.params)
         if response.status_code == 404:
-            raise SinkAuthError(f"{_where(self.url)} answered 404: check endpoint, rule_id and stream", 404)
+            raise SinkAuthError(f"{where(self.url)} answered 404: check endpoint, rule_id and stream", 404)
         self.check(response)
 
     def health(self) -> list[str]:
         try:
-            self.token()
+            self.auth.token()
         except SinkRetryable as exc:
             return [exc.message]
         return self.reachable(self.url, "GET", authenticated=False)

@@ -29,7 +29,7 @@ from siemgate.forward.errors import SinkAuthError, SinkPartial, SinkPoison, Sink
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
-from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, _where
+from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 from siemgate.model.timestamps import TimestampError, parse_ns
 
 CONFIG_CODES = {7: "incorrect index", 10: "data channel is missing", 11: "invalid data channel", 14: "ack is disabled"}
@@ -96,7 +96,7 @@ class HecSink(HttpSink):
         self.raw = config.format == "raw"
 
     def describe(self) -> str:
-        return f"{self.kind} {_where(self.base + self.config.path)}"
+        return f"{self.kind} {where(self.base + self.config.path)}"
 
     def encode(self, record: Record) -> bytes:
         envelope: dict[str, Any] = {"source": self.source}
@@ -158,17 +158,17 @@ class HecSink(HttpSink):
             try:
                 health = self.http.get(f"{self.base}/services/collector/health")
             except httpx.TransportError as exc:
-                return [f"cannot reach {_where(self.base)}: {type(exc).__name__}: {exc}"]
+                return [f"cannot reach {where(self.base)}: {type(exc).__name__}: {exc}"]
             if health.status_code != 200:
                 problems.append(f"HEC health endpoint answered {health.status_code}: {health.text[:200]}")
         try:  # an empty POST checks the token without indexing anything: 400 "No data" when it is valid
             probe = self.http.post(self.base + self.config.path, content=b"", headers=self.headers)
         except httpx.TransportError as exc:
-            return [*problems, f"cannot reach {_where(self.base)}: {type(exc).__name__}: {exc}"]
+            return [*problems, f"cannot reach {where(self.base)}: {type(exc).__name__}: {exc}"]
         if probe.status_code in (401, 403):
             problems.append(f"the token was refused ({probe.status_code} {probe.text[:200]})")
         elif probe.status_code == 404:
-            problems.append(f"{_where(self.base + self.config.path)} does not exist (404): check url and path")
+            problems.append(f"{where(self.base + self.config.path)} does not exist (404): check url and path")
         elif probe.status_code >= 500:
             problems.append(f"the endpoint answered {probe.status_code}")
         return problems

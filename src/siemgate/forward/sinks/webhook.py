@@ -24,7 +24,7 @@ from standardwebhooks import Webhook
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
-from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, _where
+from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 from siemgate.model.timestamps import format_ns, now_ns
 
 
@@ -57,7 +57,7 @@ class WebhookSink(HttpSink):
             raise ValueError("the webhook secret must be whsec_ followed by base64") from None
 
     def describe(self) -> str:
-        return f"webhook {_where(self.url)}"
+        return f"webhook {where(self.url)}"
 
     def encode(self, record: Record) -> bytes:
         item = {"source": record.source, "feature": record.feature.value, "uuid": record.uuid}
