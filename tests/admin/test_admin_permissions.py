@@ -1,6 +1,6 @@
 """Who may do what in the admin API, through real HTTP: every role (owner, administrator, member),
 outsiders, wrong credentials, console sessions with CSRF, the sign-in limiter, the last-owner
-invariant, pagination and the error body shape (docs/setup.md, issue 3)."""
+invariant, pagination and the error body shape (docs/setup.md)."""
 
 from __future__ import annotations
 

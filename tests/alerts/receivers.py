@@ -1,5 +1,6 @@
 """Real local receivers for alert actions: an HTTP server (webhooks, Slack), aiosmtpd (email) and a
-private rsyslogd (syslog over UDP, TCP and TLS), per spec/test-recipes.md §1 and §3."""
+private rsyslogd (syslog over UDP, TCP and TLS), run as the forwarder's tests run it
+(tests/forward/forward_fixtures.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Events API through real HTTP: every line of spec §16 and the reset/cursor semantics of DESIGN.md."""
+"""The Events API through real HTTP: docs/events-api.md and the reset/cursor semantics of docs/cursors.md."""
 
 from __future__ import annotations
 

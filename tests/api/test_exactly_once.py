@@ -1,4 +1,4 @@
-"""The central guarantee (DESIGN.md, "Sequence" and "Reset and cursor"): a reader following a cursor
+"""The central guarantee (docs/cursors.md): a reader following a cursor
 chain while several writers ingest concurrently over HTTP receives every event of its window exactly
 once — late events with old timestamps included, events outside the window never, re-sent duplicates
 once — with no sleeps: the reader polls, and after the writers finish it drains to the end."""

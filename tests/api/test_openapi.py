@@ -40,7 +40,7 @@ LOG_KEYS_OP = ("get", "/.well-known/siemgate-log-keys")
 ALL_OPS = [*EVENTS_API_OPS, INGEST_OP, *PUBLIC_OPS, LOG_KEYS_OP]
 ADMIN_PREFIX = "/api/admin/"
 
-# Upstream names (spec §2) of each endpoint's page envelope and item.
+# Upstream names (docs/events-api.md) of each endpoint's page envelope and item.
 PAGE_SCHEMA = {
     (1, SIGNIN): ("SignInAttemptItems", "SignInAttempt"),
     (2, SIGNIN): ("SignInAttemptItemsV2", "SignInAttemptV2"),
@@ -49,7 +49,7 @@ PAGE_SCHEMA = {
     (1, AUDIT): ("AuditEventItems", "AuditEvent"),
     (2, AUDIT): ("AuditEventItemsV2", "AuditEventV2"),
 }
-# v2 = v1 + these (spec §8.4, §8.6, §8.8).
+# v2 = v1 + these (docs/events.md, "v1 and v2").
 V2_TOP = {
     SIGNIN: {"account_uuid"},
     ITEMS: {"account_uuid"},
@@ -210,7 +210,7 @@ def test_only_v1_introspection_is_deprecated(doc: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("method", "path"), EVENTS_API_OPS)
 def test_events_api_takes_no_parameters(doc: dict[str, Any], method: str, path: str) -> None:
-    assert not doc["paths"][path][method].get("parameters"), "spec §2: everything is in the JSON body"
+    assert not doc["paths"][path][method].get("parameters"), "everything is in the JSON body (docs/events-api.md)"
 
 
 @pytest.mark.parametrize(("method", "path"), PAGE_OPS)
@@ -218,7 +218,9 @@ def test_event_endpoints_document_the_optional_reset_or_cursor_body(
     doc: dict[str, Any], method: str, path: str
 ) -> None:
     body = doc["paths"][path][method]["requestBody"]
-    assert body.get("required", False) is False, "an empty body is a reset with defaults (spec §4)"
+    assert body.get("required", False) is False, (
+        'an empty body is a reset with defaults (docs/events-api.md, "Requests")'
+    )
     schema = body["content"]["application/json"]["schema"]
     assert set(schema) == {"anyOf"}
     refs = [alt for alt in schema["anyOf"] if "$ref" in alt]
@@ -313,7 +315,7 @@ def test_error_body_schema(doc: dict[str, Any]) -> None:
     ("status", "header"), [(429, "Retry-After"), (401, "WWW-Authenticate")], ids=["429-retry-after", "401-www-auth"]
 )
 def test_error_responses_document_the_headers_they_carry(doc: dict[str, Any], status: int, header: str) -> None:
-    """docs/events-api.md: 429 sends Retry-After (whole seconds; spec §9), 401 WWW-Authenticate: Bearer."""
+    """docs/events-api.md: 429 sends Retry-After (whole seconds), 401 WWW-Authenticate: Bearer."""
     missing = [
         f"{m.upper()} {p}"
         for m, p in EVENTS_API_OPS

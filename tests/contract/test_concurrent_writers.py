@@ -1,4 +1,4 @@
-"""No skipped events with concurrent writers (DESIGN.md, "Sequence"), on every backend: several
+"""No skipped events with concurrent writers (docs/cursors.md), on every backend: several
 writer *processes* insert into one stream while several reader processes follow cursor chains with
 `start_position` and `read_page`, for a bounded time. Afterwards every reader has received every
 stored event of its window exactly once, in seq order — late events and duplicates included.

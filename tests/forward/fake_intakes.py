@@ -1,5 +1,5 @@
 """Local stand-ins for SaaS intakes that cannot run here, implementing each vendor's documented
-status codes, limits and partial failures (spec/siem-destinations.md §A). One Starlette app, one
+status codes, limits and partial failures (docs/forwarding.md, "Per-sink classification"). One Starlette app, one
 route family per vendor; every accepted record is kept in `Intake.received[vendor]`.
 
 Faults are scripted per vendor: `intake.fail(vendor, [429, 503])` answers the next requests with

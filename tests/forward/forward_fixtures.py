@@ -98,7 +98,7 @@ def tls_intakes(tmp_path: Path) -> Iterator[IntakeServer]:
     server.stop()
 
 
-# --- rsyslog (shared/spec/test-recipes.md §1) ----------------------------------------------------------
+# --- rsyslog (a private rsyslogd) ----------------------------------------------------------------------
 
 RSYSLOG_CONF = """\
 global(workDirectory="{d}/work" maxMessageSize="64k"
@@ -131,7 +131,7 @@ def _udp_bound(port: int) -> bool:
 
 
 def _make_certs(d: Path) -> None:
-    subprocess.run(  # noqa: S602 - a fixed script, the recipe of spec test-recipes §1
+    subprocess.run(  # noqa: S602 - a fixed script, a fixed rsyslogd set-up
         f"""set -e; cd '{d}'
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca-key.pem -out ca.pem
 openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server-key.pem -out server.csr

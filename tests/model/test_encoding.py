@@ -16,7 +16,7 @@ from siemgate.model.features import ALL_FEATURES, Feature
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
-# Written out from spec §8 (not imported from the module under test): the v2-only (MSP) fields.
+# Written out from docs/events.md, "v1 and v2" (not imported from the module under test): the v2-only (MSP) fields.
 USER_OBJECT = {"signinattempts": "target_user", "itemusages": "user", "auditevents": "actor_details"}
 V2_TOP = {
     "signinattempts": {"account_uuid"},

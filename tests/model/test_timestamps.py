@@ -107,7 +107,7 @@ def test_utc_spellings_are_the_same_instant(naive: datetime) -> None:
 
 
 SPEC_VARIANTS = [
-    # spec §4: what SIEM clients send
+    # what SIEM clients send (docs/events-api.md, "Requests")
     ("2021-06-11T16:32:50-03:00", "2021-06-11T19:32:50Z"),
     ("2021-06-11T16:32:50Z", "2021-06-11T16:32:50Z"),
     ("2021-06-11T16:32:50.000Z", "2021-06-11T16:32:50Z"),

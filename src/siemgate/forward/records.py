@@ -7,7 +7,7 @@ from typing import Any
 
 from siemgate.model.features import Feature
 
-# The Elastic integration's data stream names (spec B.2) and the Splunk add-on's sourcetypes (B.3).
+# The Elastic integration's data stream names and the Splunk add-on's sourcetypes (docs/forwarding.md, "Formats").
 DATASETS = {
     Feature.SIGNINATTEMPTS: "signin_attempts",
     Feature.ITEMUSAGES: "item_usages",

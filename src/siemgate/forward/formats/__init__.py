@@ -1,7 +1,7 @@
 """Output formats, chosen per sink: each turns a Record into one JSON document (a dict).
 
 - `raw`: the Events API item exactly as received (the sink's envelope says which stream it is);
-- `ecs`: the field layout of Elastic's 1Password integration (spec B.2), with its gaps filled;
+- `ecs`: the field layout of Elastic's 1Password integration, with its gaps filled;
 - `ocsf`: OCSF 1.7.0 classes: Authentication, Web Resources Activity, and the IAM classes for audit events.
 """
 

@@ -1,4 +1,4 @@
-"""ECS documents laid out as Elastic's 1Password integration does (spec B.2), with its gaps filled:
+"""ECS documents laid out as Elastic's 1Password integration does (docs/forwarding.md, "Formats"), with its gaps filled:
 `event.id` (the uuid), `event.reason` (the sign-in type), `user.target.*` for the user an audit
 event acts on (the actor stays in `user.*`), `source.geo` from the event's own location, and
 `event.module` / `event.dataset`. Fields the integration keeps under `onepassword.*` are kept there.

@@ -1,4 +1,4 @@
-"""OCSF 1.7.0 documents (spec B.7).
+"""OCSF 1.7.0 documents (docs/forwarding.md, "Formats").
 
 | feed | class | activity |
 |---|---|---|

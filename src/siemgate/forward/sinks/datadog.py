@@ -1,4 +1,4 @@
-"""Datadog Logs intake v2 (spec A.3): `POST https://http-intake.logs.<site>/api/v2/logs`, a JSON
+"""Datadog Logs intake v2 (docs/forwarding.md): `POST https://http-intake.logs.<site>/api/v2/logs`, a JSON
 array of logs with `ddsource=1password`, `service=1password` and the event's fields as attributes.
 
 Limits: 1000 logs and 5 MB (uncompressed) per request; batches default to 4.25 MB to keep

@@ -1,4 +1,4 @@
-"""Elasticsearch and OpenSearch `_bulk` into the `logs-1password.*` data streams (spec A.2, B.9).
+"""Elasticsearch and OpenSearch `_bulk` into the `logs-1password.*` data streams (docs/forwarding.md).
 
 Each record is a `create` action with `_id` = the event uuid, so a replay after a crash is refused
 per item with 409 (already there) and counted as delivered: writes are idempotent within a backing

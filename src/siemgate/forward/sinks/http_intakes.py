@@ -163,7 +163,7 @@ class Rapid7Sink(LinesSink):
 
 
 def uef_authentication(record: Record) -> dict[str, Any]:
-    """A sign-in attempt as a Rapid7 UEF INGRESS_AUTHENTICATION v1 event (spec A.7)."""
+    """A sign-in attempt as a Rapid7 UEF INGRESS_AUTHENTICATION v1 event (docs/forwarding.md, "Rapid7 InsightIDR")."""
     e = record.event
     user = _dict(e.get("target_user"))
     client = _dict(e.get("client"))

@@ -1,4 +1,5 @@
-"""Google Security Operations (Chronicle) Ingestion API v2, unstructured log entries (spec A.9).
+"""Google Security Operations (Chronicle) Ingestion API v2, unstructured log entries
+(docs/forwarding.md, "Google SecOps").
 
 `POST https://<region>-malachiteingestion-pa.googleapis.com/v2/unstructuredlogentries:batchCreate`
 with `{"customer_id", "log_type", "namespace"?, "labels"?, "entries": [{"log_text", "ts_epoch_microseconds"}]}`

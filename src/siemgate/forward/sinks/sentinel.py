@@ -1,4 +1,4 @@
-"""Microsoft Sentinel through the Azure Monitor Logs Ingestion API (spec A.4, B.4).
+"""Microsoft Sentinel through the Azure Monitor Logs Ingestion API (docs/forwarding.md, "Microsoft Sentinel").
 
 `POST {endpoint}/dataCollectionRules/{rule_id}/streams/{stream}?api-version=2023-01-01` with a
 JSON array (gzip) and an Entra ID token from the client-credentials flow (scope

@@ -1,4 +1,4 @@
-"""Splunk HTTP Event Collector (spec A.1), and CrowdStrike Falcon LogScale / Next-Gen SIEM through
+"""Splunk HTTP Event Collector (docs/forwarding.md), and CrowdStrike Falcon LogScale / Next-Gen SIEM through
 its HEC-compatible endpoint (A.8).
 
 A batch is envelopes written back to back (`{"time", "host", "source", "sourcetype", "index",

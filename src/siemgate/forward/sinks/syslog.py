@@ -1,5 +1,5 @@
 """Syslog: RFC 5424 messages over UDP (RFC 5426), TCP with octet counting (RFC 6587) or TLS
-(RFC 5425) — for Blumira, Stellar Cyber, Rapid7 collectors and any syslog SIEM (spec A.11).
+(RFC 5425) — for Blumira, Stellar Cyber, Rapid7 collectors and any syslog SIEM (docs/forwarding.md, "Syslog").
 
     <PRI>1 TIMESTAMP HOSTNAME siemgate PROCID <feature> [siemgate@32473 uuid="…" feature="…" source="…"] <JSON>
 

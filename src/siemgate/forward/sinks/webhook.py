@@ -1,4 +1,4 @@
-"""A generic webhook signed with Standard Webhooks (spec A.12).
+"""A generic webhook signed with Standard Webhooks (docs/forwarding.md, "Webhook (Standard Webhooks)").
 
 Each batch is one POST of `{"type": "siemgate.events", "timestamp", "data": [{"source", "feature",
 "uuid", "event"}]}` with the `webhook-id`, `webhook-timestamp` and `webhook-signature` headers
