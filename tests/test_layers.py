@@ -117,3 +117,27 @@ def test_a_sideways_import_and_a_wide_forward_are_caught(tmp_path: Path) -> None
         "forward/y.py:2 imports siemgate.store.base: forward may use only siemgate.store.ingest of store",
         "newpart.py:1 imports siemgate.errors: newpart is in no layer",
     ]
+
+
+# Modules that own a SQLite file of their own (not the store's) and handle its errors themselves.
+OWN_SQLITE = {"forward/checkpoint.py", "tlog/signer.py", "dbcopy.py"}
+
+
+def driver_catches(root: Path) -> list[str]:
+    """`except` clauses outside store/ that name a database driver's exception."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = str(path.relative_to(root))
+        if name.startswith("store/") or name in OWN_SQLITE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), name)):
+            if isinstance(node, ast.ExceptHandler) and node.type is not None:
+                caught = ast.unparse(node.type)
+                if "sqlite3." in caught or "psycopg" in caught:
+                    found.append(f"{name}:{node.lineno} catches {caught}")
+    return found
+
+
+def test_no_driver_error_is_caught_outside_the_store() -> None:
+    """The backends turn driver errors into siemgate.errors (docs/architecture.md, "The store contract")."""
+    assert driver_catches(SRC) == []

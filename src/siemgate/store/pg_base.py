@@ -20,6 +20,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from siemgate.errors import Conflict, NotFound, StoreError
+from siemgate.store.errors import IntegrityConflict
 from siemgate.store.migrations import load_migrations
 
 Params = Sequence[Any] | dict[str, Any]
@@ -44,15 +45,6 @@ def store_error(exc: psycopg.Error, what: str) -> StoreError:
     name = type(exc).__name__
     state = getattr(exc, "sqlstate", None)
     return StoreError(f"{what}: PostgreSQL refused it ({name}{f', SQLSTATE {state}' if state else ''})")
-
-
-class IntegrityConflict(Conflict):
-    """A write violated a constraint: `kind` is unique, foreign_key or check; `constraint` its name."""
-
-    def __init__(self, message: str, kind: str, constraint: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.constraint = constraint
 
 
 def _integrity(exc: psycopg.errors.IntegrityError) -> IntegrityConflict:

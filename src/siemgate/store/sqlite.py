@@ -42,6 +42,7 @@ from siemgate.store.base import (
     User,
 )
 from siemgate.store.migrations import load_migrations
+from siemgate.store.sqlite_errors import error_boundary, integrity_conflict
 from siemgate.tlog.entry import entry_bytes
 
 _CHECKPOINT_SECONDS = 0.5
@@ -68,13 +69,8 @@ def _features(text: str) -> tuple[Feature, ...]:
 
 
 def _constraint(exc: sqlite3.IntegrityError) -> str:
-    """A readable reason for an integrity error (never the values involved)."""
-    text = str(exc)
-    if "UNIQUE" in text:
-        return "it already exists"
-    if "FOREIGN KEY" in text:
-        return "what it refers to does not exist"
-    return "it violates a constraint"
+    """A readable reason for an integrity error, by its result code (never the values involved)."""
+    return integrity_conflict(exc).message
 
 
 _CREDENTIAL_COLUMNS = (
@@ -211,6 +207,7 @@ def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[
         done += count
 
 
+@error_boundary
 class SQLiteStore(AlertSQL, Store):
     """Store on one SQLite file. Safe to share between threads."""
 

@@ -9,7 +9,6 @@ crash is harmless. An event the writer refuses (no usable uuid or timestamp) is 
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,13 +89,13 @@ class MirrorSink(Sink):
             self.writer.write(self.account_id, feature, [item.record.event for item in batch], strict=False)
         except InvalidEventBatch as exc:
             raise SinkPoison(f"siemgate refused the event: {exc.message}", 400) from None
-        except (StoreError, sqlite3.OperationalError) as exc:
+        except StoreError as exc:
             raise SinkRetryable(f"the siemgate store failed: {exc}") from None
 
     def health(self) -> list[str]:
         try:
             self.store.get_account_by_id(self.account_id)
-        except (SiemgateError, sqlite3.Error) as exc:
+        except SiemgateError as exc:
             return [f"the siemgate store is not usable: {exc}"]
         return []
 

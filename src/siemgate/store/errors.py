@@ -1,0 +1,15 @@
+"""Errors the store backends raise besides siemgate.errors' own (the same on both backends)."""
+
+from __future__ import annotations
+
+from siemgate.errors import Conflict
+
+
+class IntegrityConflict(Conflict):
+    """A write violated a constraint: `kind` is unique, foreign_key or check; `constraint` its name
+    (PostgreSQL names it; SQLite does not, so it is "" there)."""
+
+    def __init__(self, message: str, kind: str, constraint: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.constraint = constraint
