@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,8 @@ OUT = Path(os.environ.get("SOAK_OUT") or Path(__file__).resolve().parents[2] / "
 
 
 def main() -> int:
+    # SIGTERM ends the soak like Ctrl-C: the running history stops its servers and processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     minutes = float(os.environ.get("SOAK_MINUTES", "15"))
     backends = os.environ.get("SOAK_BACKENDS", "sqlite,postgres").split(",")
     seed0 = int(os.environ.get("SOAK_SEED") or random.randrange(2**32))
