@@ -4,7 +4,8 @@ Method (one uvicorn worker pinned to CPU 0, the load generator on CPU 1, loopbac
   1. a store of N events (default 1,000,000 item usages) is built once in bench/results/data
      through the same validation and encoding path as the ingest API, and reused by later runs;
   2. serve: C connections each follow a cursor chain of 1000-event pages (v2, then v1) for a
-     fixed time; events/s = items received / seconds;
+     fixed time; events/s = items received / seconds, and events per server CPU-second (the
+     server's user + system time during the run: steadier when other work shares the machine);
   3. latency: one connection fetches a 1000-event page at the start and at the end of the store;
   4. ingest: C connections POST 1000-event batches (new uuids) over HTTP; events/s stored;
   5. token check: TokenService.authenticate in-process, first use (ES256 verify) and cached.
