@@ -3,8 +3,8 @@ the checkpoint (the last seq evaluated per stream) are committed together, so a 
 exactly where the last commit left off: no event is evaluated twice and none is skipped.
 
 - `on_stored` (an EventWriter listener) evaluates the batch it is given. When events might be
-  missing between the checkpoint and the batch (another thread's batch not yet seen, duplicates
-  that left seqs unused, another process writing), it reads them from the store by seq first.
+  missing between the checkpoint and the batch (another thread's batch not yet seen, another
+  process writing), it reads them from the store by seq first.
 - `catch_up` (server schedule) evaluates whatever the listener has not seen: events written by
   other processes (`siemgate ingest`), or a batch whose evaluation failed.
 - A stream's first evaluation starts at its head: history stored before alerting was enabled
