@@ -9,6 +9,7 @@ sink's own client, so its TLS settings and timeout apply.
 
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from collections.abc import Generator
@@ -24,7 +25,7 @@ from siemgate.forward.sinks.http import where
 EXPIRY_MARGIN_SECONDS = 60
 
 
-class BearerTokenAuth(httpx.Auth):
+class BearerTokenAuth(httpx.Auth, abc.ABC):
     """A cached bearer token from a token endpoint; subclasses say what to send and who refused."""
 
     def __init__(self, client: httpx.Client, token_url: str, issuer: str) -> None:
@@ -37,13 +38,13 @@ class BearerTokenAuth(httpx.Auth):
         self._expires = 0.0
         self._lock = threading.Lock()
 
+    @abc.abstractmethod
     def grant(self) -> dict[str, str]:
         """The form posted to the token endpoint."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def refusal(self, response: httpx.Response) -> str:
         """What to fix when the token endpoint refuses the credential (4xx but 429)."""
-        raise NotImplementedError
 
     def token(self) -> str:
         """A valid access token, from the cache or fresh. Raises SinkRetryable (unreachable, 429,
