@@ -12,7 +12,9 @@ siemgate rules (alerts.model.Rule). Supported (docs/alerts.md, "Sigma"):
   `all`, `re` (with `i`), `cidr`, `gt`, `gte`, `lt`, `lte`, `exists`, `cased`; `*` and `?`
   wildcards; `null`. Strings compare case-insensitively, as Sigma says, unless `|cased`.
 - correlation rules of type `event_count` with `gte`/`gt` conditions, `group-by` and `timespan`
-  become threshold rules over the rule they name (which must be in the same text).
+  become threshold rules over the rule they name (which must be in the same text); group-by
+  values compare ignoring case, and events without a group-by field are not counted. Other
+  correlation types and conditions are refused by name.
 - siemgate's own options go in a top-level `siemgate:` map: `id`, `suppress`, `first_seen`,
   `actions`, `summary`, `enabled` (Sigma has no first-seen construct and no actions).
 
@@ -316,8 +318,14 @@ def _base(rule: SigmaRule | SigmaCorrelationRule, source: str, match: dict[str, 
 
 
 def _correlation(corr: SigmaCorrelationRule) -> dict[str, Any]:
+    """An `event_count` correlation as a threshold rule over the rule it names. Its `group-by`
+    values compare ignoring case (Sigma's strings do; `siemgate: {nocase: false}` keeps case), and
+    an event without a group-by field is not counted (it belongs to no group)."""
+    kind = corr.type.name.lower() if isinstance(corr.type, SigmaCorrelationType) else str(corr.type)
     if corr.type != SigmaCorrelationType.EVENT_COUNT:
-        raise RuleError(f"Sigma correlation {corr.title!r}: only event_count correlations are supported")
+        raise RuleError(
+            f"Sigma correlation {corr.title!r}: the correlation type {kind!r} is not supported (only event_count)"
+        )
     if not corr.rules or len(corr.rules) != 1:
         raise RuleError(f"Sigma correlation {corr.title!r}: name exactly one rule")
     base = corr.rules[0].rule
@@ -330,15 +338,35 @@ def _correlation(corr: SigmaCorrelationRule) -> dict[str, Any]:
     if op == SigmaCorrelationConditionOperator.GT:
         count += 1
     elif op != SigmaCorrelationConditionOperator.GTE:
-        raise RuleError(f"Sigma correlation {corr.title!r}: only gte and gt conditions are supported")
-    data = _base(corr, _source(base), _match(base))
+        raise RuleError(
+            f"Sigma correlation {corr.title!r}: the condition {op.name.lower()!r} is not supported (only gte and gt:"
+            " an alert fires when a count is reached)"
+        )
+    if count != condition.count + (op == SigmaCorrelationConditionOperator.GT) or count < 2:
+        raise RuleError(
+            f"Sigma correlation {corr.title!r}: the condition must ask for a whole number of at least 2 events"
+            " (every single event: load the rule it names on its own, or give the correlation generate: true)"
+        )
+    group_by = list(corr.group_by or [])
+    data = _base(corr, _source(base), _grouped(_match(base), group_by))
     data["threshold"] = {
         "count": count,
         "window": f"{corr.timespan.seconds}s",
-        "group_by": list(corr.group_by or []),
-        "nocase": bool(data.pop("nocase", False)),
+        "group_by": group_by,
+        "nocase": bool(data.pop("nocase", True)),
     }
     return data
+
+
+def _grouped(match: dict[str, Any], group_by: list[str]) -> dict[str, Any]:
+    """The base rule's match, also requiring every group-by field (an event without one is in no group)."""
+    out = dict(match)
+    for name in group_by:
+        if name not in out:
+            out[name] = {"exists": True}
+        else:
+            out["all"] = [*out.get("all", []), {name: {"exists": True}}]
+    return out
 
 
 def sigma_to_rules(text: str) -> list[Rule]:
@@ -373,10 +401,12 @@ def _translate(collection: SigmaCollection, item: Any) -> list[dict[str, Any]]:
         return [_correlation(item)]
     if not isinstance(item, SigmaRule):
         raise RuleError(f"Sigma: {type(item).__name__} documents are not supported")
-    correlated = any(
-        isinstance(other, SigmaCorrelationRule) and any(ref.rule is item for ref in other.rules or [])
+    naming = [
+        other
         for other in collection.rules
-    )
+        if isinstance(other, SigmaCorrelationRule) and any(ref.rule is item for ref in other.rules or [])
+    ]
+    correlated = bool(naming) and not any(c.generate for c in naming)  # `generate: true`: it also fires alone
     _check_modifiers(item)
     if item.logsource.product in PRODUCTS:
         field_pipeline().apply(item)
