@@ -31,7 +31,7 @@ from siemgate.integrity.tree import check_stored_tree
 from siemgate.model.features import Feature
 from siemgate.model.text import find_unstorable
 from siemgate.store.postgres import PostgresStore
-from siemgate.store.sqlite_url import sqlite_url_path
+from siemgate.store.sqlite.url import sqlite_url_path
 
 # Tables copied as they are, parents before children. Others are skipped (they are not part of
 # the store) unless both databases have them, in which case they are copied after these.
@@ -351,7 +351,7 @@ def _digest(rows: Iterator[tuple[Any, ...]]) -> tuple[int, str]:
 
 
 def sqlite_path(url: str) -> Path:
-    """The SQLite file `--from` names (see `store.sqlite_url.sqlite_url_path`), which must be an
+    """The SQLite file `--from` names (see `store.sqlite.url.sqlite_url_path`), which must be an
     SQLite database that holds at least one account. Raises ConfigError saying what to give."""
     path = sqlite_url_path(url, what="--from")
     if not path.is_file():

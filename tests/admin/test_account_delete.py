@@ -27,7 +27,7 @@ from siemgate.model.ids import new_id
 from siemgate.simulate.runner import simulate_history
 from siemgate.simulate.world import build_world
 from siemgate.store.base import Account, RetentionPolicy, Store
-from siemgate.store.identity import Invitation
+from siemgate.store.shared.identity import Invitation
 
 PASSWORD = "a long enough password for the tests"
 RULE = "id: suspensions\nname: Suspensions\nsource: auditevents\nmatch:\n  action: suspend\n"

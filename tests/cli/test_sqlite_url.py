@@ -10,7 +10,7 @@ import pytest
 
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError
-from siemgate.store.sqlite_url import sqlite_url_path
+from siemgate.store.sqlite.url import sqlite_url_path
 
 
 @pytest.mark.parametrize(

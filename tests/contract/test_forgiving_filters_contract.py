@@ -1,4 +1,4 @@
-"""Forgiving facet filters (a facet name ending in "~", store/facet_sql.py) on every backend:
+"""Forgiving facet filters (a facet name ending in "~", store/shared/facets.py) on every backend:
 case-insensitive, the person and the app containing the value, country and IP starting with it,
 LIKE's wildcards taken literally; counts and searches agree."""
 

@@ -1,4 +1,4 @@
-"""The identity part of the store (store/identity.py) on every backend: invitations decided once,
+"""The identity part of the store (store/shared/identity.py) on every backend: invitations decided once,
 accepted atomically with the membership, TOTP steps used once, recovery codes used once, account
 policy, and revoking every credential of a person."""
 
@@ -9,7 +9,7 @@ import pytest
 from siemgate.errors import Conflict, NotFound
 from siemgate.model.ids import new_id
 from siemgate.store.base import ApiKey, Session, Store
-from siemgate.store.identity import Invitation
+from siemgate.store.shared.identity import Invitation
 
 DAY = 86400 * 10**9
 

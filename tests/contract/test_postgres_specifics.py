@@ -21,8 +21,8 @@ from siemgate.errors import ConfigError, StoreError
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import NewEvent, Store
-from siemgate.store.pg_events import DAY, partition_name
 from siemgate.store.postgres import PostgresStore
+from siemgate.store.postgres.events import DAY, partition_name
 
 T0 = 20_000 * DAY  # a UTC midnight
 

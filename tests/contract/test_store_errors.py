@@ -1,6 +1,6 @@
 """The store's error boundary on every backend: a driver error leaves the store as one of
 siemgate.errors (StoreError saying what to do, IntegrityConflict with its kind), never as the
-driver's own exception, and never with SQL text (store/sqlite_errors.py, PgBase._conn)."""
+driver's own exception, and never with SQL text (store/sqlite/errors.py, PgBase._conn)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from siemgate.store.base import Store
 from siemgate.store.errors import IntegrityConflict
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
-from siemgate.store.sqlite_errors import integrity_conflict, store_error
+from siemgate.store.sqlite.errors import integrity_conflict, store_error
 
 
 def _execute(store: Store, sql: str) -> None:

@@ -80,7 +80,7 @@ def test_the_wheel_carries_every_data_file(installed: tuple[Path, Path]) -> None
     }
     assert data, "no data files found in the checkout"
     assert not data - names, f"files of the package missing from the wheel: {sorted(data - names)}"
-    for kind in ("store/migrations/sqlite/", "store/migrations/postgres/", "console/templates/", "console/static/"):
+    for kind in ("store/sqlite/migrations/", "store/postgres/migrations/", "console/templates/", "console/static/"):
         assert any(n.startswith(f"siemgate/{kind}") for n in names), kind
     assert any(n.startswith("siemgate/alerts/starter/") and n.endswith(".yml") for n in names)
 

@@ -31,7 +31,7 @@ from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, Store, User
-from siemgate.store.identity import Invitation
+from siemgate.store.shared.identity import Invitation
 
 VALID_NS = 7 * 86400 * NS_PER_SECOND
 MAX_PENDING = 100  # per account

@@ -10,7 +10,7 @@ from siemgate.accounts.integrations import IntegrationDetails, TokenView
 from siemgate.accounts.lifecycle import StreamLag, token_status
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, ApiKey, IngestKey, Integration, Member, TokenRecord
-from siemgate.store.identity import Invitation
+from siemgate.store.shared.identity import Invitation
 
 
 def when(ns: int | None) -> str | None:

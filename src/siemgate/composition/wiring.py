@@ -36,7 +36,7 @@ from siemgate.retention.service import RetentionService
 from siemgate.services import Clock, Services
 from siemgate.store.base import Store
 from siemgate.store.ingest import EventWriter
-from siemgate.store.sqlite_url import sqlite_url_path
+from siemgate.store.sqlite.url import sqlite_url_path
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:

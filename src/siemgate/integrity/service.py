@@ -21,7 +21,7 @@ from siemgate.integrity.keys import LogKeys, signer_client
 from siemgate.integrity.tree import Integrated, StoredTree, integrate
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
-from siemgate.store.log_sql import StoredCheckpoint
+from siemgate.store.shared.log import StoredCheckpoint
 from siemgate.tlog.checkpoint import (
     Checkpoint,
     CheckpointError,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
-from siemgate.store.log_sql import LogState
+from siemgate.store.shared.log import LogState
 from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.entry import ENTRY_SIZE, EntryError, decode_entry, entry_bytes
 from siemgate.tlog.merkle import leaf_hash, root_of, subtree_hash

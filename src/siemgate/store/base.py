@@ -23,9 +23,9 @@ from typing import Any, NamedTuple
 
 from siemgate.model.facets import Facets
 from siemgate.model.features import Feature
-from siemgate.store.account_sql import AccountSQL
-from siemgate.store.identity import IdentityStore
-from siemgate.store.log_sql import LogSQL
+from siemgate.store.shared.deletion import AccountSQL
+from siemgate.store.shared.identity import IdentityStore
+from siemgate.store.shared.log import LogSQL
 
 # One stored event as the serving path needs it: (seq, v2 JSON bytes, v1 cut; see model.encoding).
 EventRow = tuple[int, bytes, int | None]
@@ -209,8 +209,8 @@ class Store(IdentityStore, LogSQL, AccountSQL, abc.ABC):
     """Persistence for accounts, credentials and event logs. Backends: sqlite, postgres.
 
     Invitations, two-factor enrolments and account sign-in policy are written once for both
-    backends in store/identity.py, the tamper-evident log's tables in store/log_sql.py, deleting an
-    account and the server's log of operations in store/account_sql.py."""
+    backends in store/shared/identity.py, the tamper-evident log's tables in store/shared/log.py, deleting an
+    account and the server's log of operations in store/shared/deletion.py."""
 
     # lifecycle
     @abc.abstractmethod
@@ -499,7 +499,7 @@ class Store(IdentityStore, LogSQL, AccountSQL, abc.ABC):
         stored: how long that event has waited for a reader. None when there is no such event."""
 
     # alert rules, evaluation state, alerts and deliveries (siemgate.alerts) ----------------------
-    # Written once for both backends in store/alert_sql.py.
+    # Written once for both backends in store/shared/alerts.py.
     @abc.abstractmethod
     def list_alert_rules(self, account_id: int | None = None) -> list[AlertRuleRecord]:
         """Stored rules (and starter-rule overrides), of one account or all, ordered by account and id."""

@@ -1,4 +1,4 @@
-"""Numbered SQL migrations shipped with the package: `migrations/<dialect>/NNNN_name.sql`."""
+"""Numbered SQL migrations shipped with the package: `store/<dialect>/migrations/NNNN_name.sql`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class Migration:
 
 def load_migrations(dialect: str) -> list[Migration]:
     """All migrations for `dialect` in version order."""
-    folder = resources.files("siemgate.store") / "migrations" / dialect
+    folder = resources.files(f"siemgate.store.{dialect}") / "migrations"
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):

@@ -37,7 +37,7 @@ from siemgate.model.facets import FACET_NAMES
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import EXAMPLE, MAX_STORED_NS, NS_PER_SECOND, TimestampError, format_ns, parse_stored_ns
 from siemgate.store.base import Account, Store
-from siemgate.store.facet_sql import FORGIVING, facet_column
+from siemgate.store.shared.facets import FORGIVING, facet_column
 
 router = APIRouter(
     prefix="/api/admin/v1",

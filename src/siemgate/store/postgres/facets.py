@@ -1,5 +1,5 @@
 """PostgresStore, part 5: the explorer's and dashboards' reads over event facets (the contract is
-in store/base.py, the SQL in store/facet_sql.py)."""
+in store/base.py, the SQL in store/shared/facets.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from siemgate.model.features import Feature
-from siemgate.store import facet_sql
-from siemgate.store.pg_base import PgBase
+from siemgate.store.postgres.connection import PgBase
+from siemgate.store.shared import facets as facet_sql
 
 
 class PgFacets(PgBase):

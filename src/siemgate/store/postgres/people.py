@@ -8,7 +8,7 @@ from typing import Any
 from siemgate.errors import Conflict, NotFound
 from siemgate.store.base import Account, ApiKey, Integration, Member, Session, User
 from siemgate.store.errors import IntegrityConflict
-from siemgate.store.pg_base import PgBase
+from siemgate.store.postgres.connection import PgBase
 
 _ACCOUNT = "id, uuid, name, created_at"
 _USER = "id, uuid, email, name, password_hash, home_account_id, created_at"

@@ -1,21 +1,21 @@
 """PostgreSQL backend: psycopg 3 with a connection pool, for several siemgate processes on one or
 more machines sharing one database.
 
-The store is split by concern (each part's module says what it holds): pg_base (pool, transactions,
-migrations, errors), pg_people, pg_credentials, pg_events (the logs: seqs under a per-stream lock,
-COPY, day partitions), pg_retention (archive reads, purges), pg_facets and pg_alerts. `siemgate db copy` is a tool
+The store is split by concern (each part's module says what it holds): connection (pool, transactions,
+migrations, errors), people, credentials, events (the logs: seqs under a per-stream lock,
+COPY, day partitions), retention (archive reads, purges), facets and alerts. `siemgate db copy` is a tool
 outside the backends (siemgate.dbcopy). Design notes: docs/cursors.md, "PostgreSQL".
 """
 
 from __future__ import annotations
 
 from siemgate.store.base import Store
-from siemgate.store.pg_alerts import PgAlerts
-from siemgate.store.pg_credentials import PgCredentials
-from siemgate.store.pg_events import PgEvents
-from siemgate.store.pg_facets import PgFacets
-from siemgate.store.pg_people import PgPeople
-from siemgate.store.pg_retention import PgRetention
+from siemgate.store.postgres.alerts import PgAlerts
+from siemgate.store.postgres.credentials import PgCredentials
+from siemgate.store.postgres.events import PgEvents
+from siemgate.store.postgres.facets import PgFacets
+from siemgate.store.postgres.people import PgPeople
+from siemgate.store.postgres.retention import PgRetention
 
 
 class PostgresStore(PgPeople, PgCredentials, PgEvents, PgRetention, PgFacets, PgAlerts, Store):

@@ -11,8 +11,8 @@ import psycopg
 
 from siemgate.model.features import Feature
 from siemgate.store.base import StoredEvent
-from siemgate.store.pg_base import PgBase
-from siemgate.store.pg_events import _MAX_TS, DAY, partition_name
+from siemgate.store.postgres.connection import PgBase
+from siemgate.store.postgres.events import _MAX_TS, DAY, partition_name
 
 
 class PgRetention(PgBase):

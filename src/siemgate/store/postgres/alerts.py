@@ -1,4 +1,4 @@
-"""PostgresStore, part 4: the alert aggregate (its SQL is shared with SQLite: store/alert_sql.py)
+"""PostgresStore, part 4: the alert aggregate (its SQL is shared with SQLite: store/shared/alerts.py)
 and retention policies (the contract is in store/base.py)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from siemgate.model.features import Feature
-from siemgate.store.alert_sql import AlertSQL
 from siemgate.store.base import RetentionPolicy
-from siemgate.store.pg_base import PgBase
+from siemgate.store.postgres.connection import PgBase
+from siemgate.store.shared.alerts import AlertSQL
 
 
 class PgAlerts(PgBase, AlertSQL):

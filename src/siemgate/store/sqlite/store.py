@@ -20,8 +20,6 @@ from typing import Any
 from siemgate.errors import Conflict, NotFound, StoreError
 from siemgate.model.features import Feature
 from siemgate.private import private_file
-from siemgate.store import facet_sql
-from siemgate.store.alert_sql import AlertSQL
 from siemgate.store.base import (
     Account,
     ApiKey,
@@ -42,7 +40,9 @@ from siemgate.store.base import (
     User,
 )
 from siemgate.store.migrations import load_migrations
-from siemgate.store.sqlite_errors import error_boundary, integrity_conflict
+from siemgate.store.shared import facets as facet_sql
+from siemgate.store.shared.alerts import AlertSQL
+from siemgate.store.sqlite.errors import error_boundary, integrity_conflict
 from siemgate.tlog.entry import entry_bytes
 
 _CHECKPOINT_SECONDS = 0.5
@@ -1062,7 +1062,7 @@ class SQLiteStore(AlertSQL, Store):
         )
         return None if row is None else int(row[0])
 
-    # alert rules, evaluation state, alerts and deliveries: store/alert_sql.py --------------------
+    # alert rules, evaluation state, alerts and deliveries: store/shared/alerts.py --------------------
     @contextmanager
     def _alert_tx(self, what: str) -> Iterator[sqlite3.Connection]:
         try:

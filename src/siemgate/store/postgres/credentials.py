@@ -10,7 +10,7 @@ from typing import Any
 from siemgate.errors import NotFound
 from siemgate.model.features import Feature
 from siemgate.store.base import IngestKey, SigningKey, TokenRecord, TokenUse
-from siemgate.store.pg_base import PgBase
+from siemgate.store.postgres.connection import PgBase
 
 _RECORD_COLS = (
     "id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at, revoked_at,"

@@ -1,0 +1,1 @@
+"""SQL written once for both backends, one module per aggregate."""
