@@ -5,15 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
-from tlog_kit import ORIGIN, MemLog, make_kit, signer_process
+from tlog_kit import ORIGIN, MemLog, make_kit, run_cli, signer_process
 
 from conftest import free_port
-from siemgate.cli.main import main
 from siemgate.tlog.checkpoint import open_checkpoint, open_recovery
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.signer import SignerRefused, StaleBase
@@ -90,24 +88,6 @@ def test_signer_state_survives_restarts(tmp_path: Path) -> None:
         assert no_recover.value.status == 401
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *args: str, ok: bool = True) -> tuple[str, str]:
-    """Run `siemgate signer ...` in this process (start-up of a new one is slow on a busy machine)."""
-    old = sys.argv
-    sys.argv = ["siemgate", "signer", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    assert (code == 0) == ok, (code, out, err)
-    if not ok:
-        assert code == 2, (code, out, err)
-    return out, err
-
-
 def test_serve_refuses_non_loopback_short_secret_and_open_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -123,32 +103,37 @@ def test_serve_refuses_non_loopback_short_secret_and_open_files(
         (["--secret-file", str(tmp_path / "s"), "--listen", "nonsense"], "host:port"),
     ]
     for extra, message in cases:
-        assert message in _cli(capsys, *base, *extra, ok=False)[1]
+        assert message in run_cli(capsys, "signer", *base, *extra, ok=False)[1]
     kit.key_file.chmod(0o640)
-    assert "chmod 600" in _cli(capsys, *base, *cases[0][0], ok=False)[1]
+    assert "chmod 600" in run_cli(capsys, "signer", *base, *cases[0][0], ok=False)[1]
 
 
 def test_cli_init_keys_rotate_retire_recover(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     keys = str(tmp_path / "k")
-    out, _ = _cli(
-        capsys, "init", "--key-file", keys, "--name", "ex.test/siemgate", "--secret-file", str(tmp_path / "s")
+    out, _ = run_cli(
+        capsys, "signer", "init", "--key-file", keys, "--name", "ex.test/siemgate", "--secret-file", str(tmp_path / "s")
     )
     assert "SHA256:" in out and "ex.test/siemgate+" in out
     assert (tmp_path / "s").stat().st_mode & 0o777 == 0o600
-    assert "already exists" in _cli(capsys, "init", "--key-file", keys, "--name", "ex.test/siemgate", ok=False)[1]
-    _cli(capsys, "rotate", "--key-file", keys)
+    assert (
+        "already exists"
+        in run_cli(capsys, "signer", "init", "--key-file", keys, "--name", "ex.test/siemgate", ok=False)[1]
+    )
+    run_cli(capsys, "signer", "rotate", "--key-file", keys)
     first = out.split("key ")[1].split()[0]
-    listed, _ = _cli(capsys, "retire", first, "--key-file", keys)
+    listed, _ = run_cli(capsys, "signer", "retire", first, "--key-file", keys)
     assert f"key {first}" in listed and "retired" in listed
-    _cli(capsys, "keys", "--key-file", keys, "--out", str(tmp_path / "pub"))
+    run_cli(capsys, "signer", "keys", "--key-file", keys, "--out", str(tmp_path / "pub"))
     assert len(PublicKeyring.load(tmp_path / "pub").keys) == 2
     state = str(tmp_path / "state")
     origin = "ex.test/siemgate/A/x"
     assert (
         "never signed"
-        in _cli(capsys, "state", "--origin", origin, "--key-file", keys, "--state-file", state, ok=False)[1]
+        in run_cli(capsys, "signer", "state", "--origin", origin, "--key-file", keys, "--state-file", state, ok=False)[
+            1
+        ]
     )
     root = base64.b64encode(bytes(32)).decode()
     files = ["--key-file", keys, "--state-file", state, "--reason", "r", "--origin", origin, "--size", "1"]
-    assert "nothing to recover" in _cli(capsys, "recover", *files, "--root", root, ok=False)[1]
-    assert "base64" in _cli(capsys, "recover", *files, "--root", "!!", ok=False)[1]
+    assert "nothing to recover" in run_cli(capsys, "signer", "recover", *files, "--root", root, ok=False)[1]
+    assert "base64" in run_cli(capsys, "signer", "recover", *files, "--root", "!!", ok=False)[1]

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+import pytest
 
 from conftest import free_port
+from siemgate.cli.main import main
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.bundle import Manifest, write_bundle
@@ -129,6 +131,47 @@ def export(
     return directory
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str, ok: bool = True) -> tuple[str, str]:
+    """Run `siemgate ...` in this process (start-up of a new one is slow on a busy machine)."""
+    old = sys.argv
+    sys.argv = ["siemgate", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    assert (code == 0) == ok, (code, out, err)
+    if not ok:
+        assert code == 2, (code, out, err)
+    return out, err
+
+
+@contextlib.contextmanager
+def serving(args: list[str], port: int, log_path: Path) -> Iterator[str]:
+    """`python -m siemgate <args>` as a real process listening on `port` of 127.0.0.1; yields its URL
+    once it accepts connections, and stops it (SIGTERM) at the end."""
+    log = log_path.open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "siemgate", *args], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"{args[0]} did not start: " + log_path.read_text()) from None
+                time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
 @contextlib.contextmanager
 def signer_process(
     kit: Kit, secret_file: Path, recovery_file: Path | None = None, port: int | None = None
@@ -137,9 +180,6 @@ def signer_process(
     kit.signer.close()
     port = port or free_port()
     args = [
-        sys.executable,
-        "-m",
-        "siemgate",
         "signer",
         "serve",
         "--key-file",
@@ -153,22 +193,20 @@ def signer_process(
     ]
     if recovery_file is not None:
         args += ["--recovery-secret-file", str(recovery_file)]
-    log = (kit.tmp / "signer.log").open("w")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
     try:
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the signer did not start: " + (kit.tmp / "signer.log").read_text()) from None
-                time.sleep(0.02)
-        yield url
+        with serving(args, port, kit.tmp / "signer.log") as url:
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
         kit.signer = Signer(SignerKeyring.load(kit.key_file), kit.state_file)
+
+
+@contextlib.contextmanager
+def witness_process(
+    key_file: Path, state_file: Path, log_key: Path, port: int | None = None, log_name: str = "witness.log"
+) -> Iterator[str]:
+    """`siemgate witness serve` as a real process on a loopback port; yields its URL."""
+    port = port or free_port()
+    args = ["witness", "serve", "--key-file", str(key_file), "--state-file", str(state_file)]
+    args += ["--log-key", str(log_key), "--listen", f"127.0.0.1:{port}"]
+    with serving(args, port, key_file.parent / log_name) as url:
+        yield url

@@ -21,6 +21,7 @@ from siemgate.cli.people_cmds import api_key_app, integration_app, user_app
 from siemgate.cli.retention_cmds import archive_app, retention_app
 from siemgate.cli.serve_cmds import serve
 from siemgate.cli.signer_cmds import signer_app
+from siemgate.cli.witness_cmds import witness_app
 from siemgate.errors import ConfigError, SiemgateError
 from siemgate.private import private_process
 
@@ -45,6 +46,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(retention_app, name="retention")
 app.add_typer(archive_app, name="archive")
 app.add_typer(signer_app, name="signer")
+app.add_typer(witness_app, name="witness")
 app.add_typer(log_app, name="log")
 app.add_typer(audit_app, name="audit")
 app.command()(serve)

@@ -43,9 +43,10 @@ def check_key_name(name: str) -> str:
     return name
 
 
-def key_id(name: str, public_key: bytes) -> int:
-    """The C2SP key ID of an Ed25519 key under `name`."""
-    digest = hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public_key).digest()
+def key_id(name: str, public_key: bytes, alg: int = ALG_ED25519) -> int:
+    """The C2SP key ID of an Ed25519 key under `name`, for signature type `alg` (0x01 note
+    signatures, 0x04 timestamped cosignatures: src/siemgate/tlog/cosignature.py)."""
+    digest = hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public_key).digest()
     return int.from_bytes(digest[:4], "big")
 
 
@@ -62,27 +63,28 @@ def _raw_public(key: Ed25519PublicKey) -> bytes:
 
 @dataclass(frozen=True)
 class NoteVerifier:
-    """An Ed25519 public key under a key name."""
+    """An Ed25519 public key under a key name, for signatures of type `alg`."""
 
     name: str
     public_key: bytes
+    alg: int = ALG_ED25519
 
     @property
     def key_id(self) -> int:
-        return key_id(self.name, self.public_key)
+        return key_id(self.name, self.public_key, self.alg)
 
     @classmethod
-    def parse(cls, vkey: str) -> NoteVerifier:
-        """Parse a verifier key string `<name>+<hex key ID>+<base64(0x01 || key)>`."""
+    def parse(cls, vkey: str, alg: int = ALG_ED25519) -> NoteVerifier:
+        """Parse a verifier key string `<name>+<hex key ID>+<base64(alg || key)>`."""
         name, sep, rest = vkey.strip().partition("+")
         hex_id, sep2, material = rest.partition("+")
         if not sep or not sep2:
             raise NoteError("a verifier key has the form <name>+<8 hex digits>+<base64 key>")
         check_key_name(name)
         raw = _b64decode(material, "the verifier key's key material")
-        if len(raw) != 33 or raw[0] != ALG_ED25519:
-            raise NoteError("the verifier key is not an Ed25519 key (type 0x01, 32 bytes)")
-        verifier = cls(name, raw[1:])
+        if len(raw) != 33 or raw[0] != alg:
+            raise NoteError(f"the verifier key is not an Ed25519 key of type 0x{alg:02x} (32 bytes)")
+        verifier = cls(name, raw[1:], alg)
         if len(hex_id) != 8 or hex_id != hex_id.lower() or f"{verifier.key_id:08x}" != hex_id:
             raise NoteError(f"the verifier key's ID {hex_id!r} does not match its name and key")
         try:
@@ -93,12 +95,12 @@ class NoteVerifier:
 
     def vkey(self) -> str:
         """The verifier key string."""
-        material = base64.b64encode(bytes([ALG_ED25519]) + self.public_key).decode()
+        material = base64.b64encode(bytes([self.alg]) + self.public_key).decode()
         return f"{self.name}+{self.key_id:08x}+{material}"
 
     def renamed(self, name: str) -> NoteVerifier:
         """The same key under another name (its key ID changes with the name)."""
-        return NoteVerifier(check_key_name(name), self.public_key)
+        return NoteVerifier(check_key_name(name), self.public_key, self.alg)
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         try:
@@ -110,47 +112,51 @@ class NoteVerifier:
 
 @dataclass(frozen=True)
 class NoteSigner:
-    """An Ed25519 private key (its 32-byte seed) under a key name."""
+    """An Ed25519 private key (its 32-byte seed) under a key name, for signatures of type `alg`."""
 
     name: str
     seed: bytes
+    alg: int = ALG_ED25519
 
     @classmethod
-    def generate(cls, name: str) -> NoteSigner:
+    def generate(cls, name: str, alg: int = ALG_ED25519) -> NoteSigner:
         key = Ed25519PrivateKey.generate()
-        return cls(check_key_name(name), key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+        return cls(check_key_name(name), key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()), alg)
 
     @classmethod
-    def parse(cls, skey: str) -> NoteSigner:
-        """Parse a signer key string `PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 || seed)>`."""
+    def parse(cls, skey: str, alg: int = ALG_ED25519) -> NoteSigner:
+        """Parse a signer key string `PRIVATE+KEY+<name>+<hex key ID>+<base64(alg || seed)>`."""
         parts = skey.strip().split("+", 4)
         if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
             raise NoteError("a signer key has the form PRIVATE+KEY+<name>+<8 hex digits>+<base64 seed>")
         name, hex_id, material = parts[2], parts[3], parts[4]
         check_key_name(name)
         raw = _b64decode(material, "the signer key's key material")
-        if len(raw) != 33 or raw[0] != ALG_ED25519:
-            raise NoteError("the signer key is not an Ed25519 key (type 0x01, 32-byte seed)")
-        signer = cls(name, raw[1:])
+        if len(raw) != 33 or raw[0] != alg:
+            raise NoteError(f"the signer key is not an Ed25519 key of type 0x{alg:02x} (32-byte seed)")
+        signer = cls(name, raw[1:], alg)
         if f"{signer.verifier().key_id:08x}" != hex_id:
             raise NoteError(f"the signer key's ID {hex_id!r} does not match its name and key")
         return signer
 
     def skey(self) -> str:
         """The signer key string (secret)."""
-        material = base64.b64encode(bytes([ALG_ED25519]) + self.seed).decode()
+        material = base64.b64encode(bytes([self.alg]) + self.seed).decode()
         return f"PRIVATE+KEY+{self.name}+{self.verifier().key_id:08x}+{material}"
 
     def verifier(self) -> NoteVerifier:
-        return NoteVerifier(self.name, _raw_public(Ed25519PrivateKey.from_private_bytes(self.seed).public_key()))
+        public = _raw_public(Ed25519PrivateKey.from_private_bytes(self.seed).public_key())
+        return NoteVerifier(self.name, public, self.alg)
 
     def renamed(self, name: str) -> NoteSigner:
         """The same key under another name."""
-        return NoteSigner(check_key_name(name), self.seed)
+        return NoteSigner(check_key_name(name), self.seed, self.alg)
 
-    def signature_line(self, text: bytes) -> str:
+    def signature_line(self, text: bytes, prefix: bytes = b"") -> str:
+        """`— <name> <base64(key ID || prefix || Ed25519 signature over text)>` and a newline
+        (`prefix`: a cosignature's timestamp, which is not itself signed as such)."""
         signature = Ed25519PrivateKey.from_private_bytes(self.seed).sign(text)
-        blob = struct.pack(">I", self.verifier().key_id) + signature
+        blob = struct.pack(">I", self.verifier().key_id) + prefix + signature
         return f"{_DASH}{self.name} {base64.b64encode(blob).decode()}\n"
 
 
@@ -178,8 +184,25 @@ class OpenedNote:
     signed_by: tuple[NoteVerifier, ...]
 
 
-def open_note(note: str | bytes, verifiers: Iterable[NoteVerifier]) -> OpenedNote:
-    """Verify a signed note against trusted verifiers; NoteError says why it is refused."""
+@dataclass(frozen=True)
+class SignatureLine:
+    """One signature line of a note: key name, key ID and the signature bytes after the ID."""
+
+    name: str
+    key_id: int
+    signature: bytes
+
+    def line(self) -> str:
+        """The line as it appears in a note, with its newline."""
+        blob = struct.pack(">I", self.key_id) + self.signature
+        return f"{_DASH}{self.name} {base64.b64encode(blob).decode()}\n"
+
+
+def split_note(note: str | bytes) -> tuple[str, list[SignatureLine]]:
+    """The text of a note and its signature lines, checked for form but not verified.
+
+    Raises NoteError for anything the spec calls malformed: not UTF-8, a control character, no
+    blank line, a signature line that is not `— <name> <base64>`, more than MAX_SIGNATURES."""
     if isinstance(note, bytes):
         if len(note) > MAX_NOTE_BYTES:
             raise NoteError(f"the note is larger than {MAX_NOTE_BYTES} bytes")
@@ -197,28 +220,37 @@ def open_note(note: str | bytes, verifiers: Iterable[NoteVerifier]) -> OpenedNot
     lines = sig_block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise NoteError(f"the note has more than {MAX_SIGNATURES} signatures")
+    return text, [parse_signature_line(line) for line in lines]
+
+
+def parse_signature_line(line: str) -> SignatureLine:
+    """One `— <name> <base64(key ID || signature)>` line (without its newline); NoteError if malformed."""
+    if not line.startswith(_DASH):
+        raise NoteError(f"signature line {line[:40]!r} does not start with an em dash and a space")
+    name, sep, blob_text = line[len(_DASH) :].partition(" ")
+    if not sep or " " in blob_text:
+        raise NoteError(f"signature line {line[:40]!r} is not '— <name> <base64>'")
+    check_key_name(name)
+    blob = _b64decode(blob_text, f"the signature by {name}")
+    if len(blob) < 5:
+        raise NoteError(f"the signature by {name} is too short")
+    return SignatureLine(name, int.from_bytes(blob[:4], "big"), blob[4:])
+
+
+def open_note(note: str | bytes, verifiers: Iterable[NoteVerifier]) -> OpenedNote:
+    """Verify a signed note against trusted verifiers; NoteError says why it is refused."""
+    text, lines = split_note(note)
     known = {(v.name, v.key_id): v for v in verifiers}
     verified: list[NoteVerifier] = []
-    names: list[str] = []
     for line in lines:
-        if not line.startswith(_DASH):
-            raise NoteError(f"signature line {line[:40]!r} does not start with an em dash and a space")
-        name, sep, blob_text = line[len(_DASH) :].partition(" ")
-        if not sep or " " in blob_text:
-            raise NoteError(f"signature line {line[:40]!r} is not '— <name> <base64>'")
-        check_key_name(name)
-        blob = _b64decode(blob_text, f"the signature by {name}")
-        if len(blob) < 5:
-            raise NoteError(f"the signature by {name} is too short")
-        names.append(name)
-        verifier = known.get((name, int.from_bytes(blob[:4], "big")))
+        verifier = known.get((line.name, line.key_id))
         if verifier is None:
             continue
-        if not verifier.verify(text.encode(), blob[4:]):
+        if not verifier.verify(text.encode(), line.signature):
             raise NoteError(
-                f"the signature by {name} (key {verifier.key_id:08x}) does not verify: the note was altered"
+                f"the signature by {line.name} (key {verifier.key_id:08x}) does not verify: the note was altered"
             )
         verified.append(verifier)
     if not verified:
-        raise NoteError(f"no signature by a trusted key (signed by: {', '.join(names)})")
+        raise NoteError(f"no signature by a trusted key (signed by: {', '.join(x.name for x in lines)})")
     return OpenedNote(text, tuple(verified))

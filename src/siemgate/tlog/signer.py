@@ -82,15 +82,16 @@ class SignedState:
     note: str
 
 
-def open_state_file(path: Path) -> sqlite3.Connection:
-    """Open (creating with mode 0600) the signer's state file; refuses one that others can write."""
+def open_state_file(path: Path, schema: str = _SCHEMA) -> sqlite3.Connection:
+    """Open (creating with mode 0600) a state file of the signer (or, with its own `schema`, the
+    witness); SignerRefused when others can read or write it."""
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise SignerRefused(f"state file {path} has mode {mode:o}; run: chmod 600 {path}")
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.executescript(_SCHEMA)
+    conn.executescript(schema)
     return conn
 
 

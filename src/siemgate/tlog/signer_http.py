@@ -25,10 +25,11 @@ import ipaddress
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from siemgate.tlog.httpd import BodyError, Handler
 from siemgate.tlog.signer import BadSignRequest, Signer, SignerRefused, StaleBase
 
 MAX_BODY = 64 * 1024
@@ -78,44 +79,24 @@ def _str(body: dict[str, Any], key: str) -> str:
     return value
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Handler):
     server: _Server
-    timeout = 10
-    protocol_version = "HTTP/1.1"
     server_version = "siemgate-signer"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.command, self.path.split("?")[0])
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, value: dict[str, Any]) -> None:
-        self._send(status, json.dumps(value).encode(), "application/json")
-
-    def _text(self, text: str) -> None:
-        self._send(200, text.encode(), "text/plain; charset=utf-8")
+    log = log
 
     def _authorized(self, expected: bytes | None) -> bool:
         header = self.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         ok = expected is not None and scheme == "Bearer" and hmac.compare_digest(_digest(token), expected)
         if not ok:
-            self._json(401, {"error": "missing or wrong bearer secret"})
+            self.send_json(401, {"error": "missing or wrong bearer secret"})
         return ok
 
     def _body(self) -> dict[str, Any]:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit() or int(length) > MAX_BODY:
-            raise BadSignRequest(f"a request body needs a Content-Length of at most {MAX_BODY} bytes")
         try:
-            body = json.loads(self.rfile.read(int(length)))
+            body = json.loads(self.read_body(MAX_BODY))
+        except BodyError as exc:
+            raise BadSignRequest(str(exc)) from None
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise BadSignRequest("the request body is not JSON") from None
         if not isinstance(body, dict):
@@ -125,27 +106,27 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         if url.path == "/v1/health":
-            self._json(200, {"status": "ok"})
+            self.send_json(200, {"status": "ok"})
             return
         if not self._authorized(self.server.sign_secret):
             return
         if url.path == "/v1/keys":
-            self._text(self.server.signer.keyring.public().text())
+            self.send_text(self.server.signer.keyring.public().text())
         elif url.path == "/v1/checkpoint":
             origin = parse_qs(url.query).get("origin", [""])[0]
             state = self.server.signer.state(origin)
             if state is None:
-                self._json(404, {"error": f"nothing signed for origin {origin!r}"})
+                self.send_json(404, {"error": f"nothing signed for origin {origin!r}"})
             else:
-                self._text(state.note)
+                self.send_text(state.note)
         else:
-            self._json(404, {"error": f"no such endpoint {url.path}"})
+            self.send_json(404, {"error": f"no such endpoint {url.path}"})
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         secret = self.server.recover_secret if path == "/v1/recover" else self.server.sign_secret
         if path not in ("/v1/sign", "/v1/recover"):
-            self._json(404, {"error": f"no such endpoint {path}"})
+            self.send_json(404, {"error": f"no such endpoint {path}"})
             return
         if not self._authorized(secret):
             return
@@ -158,15 +139,15 @@ class _Handler(BaseHTTPRequestHandler):
                 if not isinstance(proof_raw, list):
                     raise BadSignRequest("proof must be a list of base64 hashes")
                 proof = [_b64_hash(p, f"proof hash {i}") for i, p in enumerate(proof_raw)]
-                self._text(signer.sign(origin, size, root, _int(body, "old_size"), proof))
+                self.send_text(signer.sign(origin, size, root, _int(body, "old_size"), proof))
             else:
                 rec, cp = signer.recover(origin, size, root, _str(body, "reason"))
                 log.warning("recovery signed for %s at size %d", origin, size)
-                self._json(200, {"recovery": rec, "checkpoint": cp})
+                self.send_json(200, {"recovery": rec, "checkpoint": cp})
         except StaleBase as exc:
-            self._json(exc.status, {"error": exc.message, "size": exc.size})
+            self.send_json(exc.status, {"error": exc.message, "size": exc.size})
         except SignerRefused as exc:
-            self._json(exc.status, {"error": exc.message})
+            self.send_json(exc.status, {"error": exc.message})
 
 
 def make_server(

@@ -1,0 +1,243 @@
+"""The witness's core (c2sp.org/tlog-witness): it cosigns a log's checkpoint only when the
+checkpoint is signed by a key it trusts for that origin and is consistent with the last checkpoint
+it cosigned for the origin (docs/integrity.md, "Witnesses").
+
+A submission is `old <size>\\n`, at most 63 base64 consistency-proof lines, a blank line and the
+signed checkpoint. Answers, as the spec orders them:
+
+- 400 malformed request or checkpoint, or `old` larger than the checkpoint's size;
+- 404 an origin no trusted key covers;
+- 403 no valid signature by a trusted key (or a trusted key's signature fails);
+- 409 `old` is not the size the witness last cosigned for the origin (the body is that size);
+- 422 a size-0 checkpoint without the empty root, a proof from size 0, a proof that does not
+  verify, or the same size as the last cosigned with another root (a forked history);
+- 200 the witness's cosignature line(s).
+
+The witness keeps, in its own SQLite state file (0600), only the latest cosigned checkpoint per
+origin, plus every refused submission whose signature verified (evidence of a misbehaving log).
+Check and persist run in one `BEGIN IMMEDIATE` transaction, so two submissions from the same old
+size (or two witness processes on one state file) can never both advance it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from siemgate.tlog.checkpoint import Checkpoint, CheckpointError
+from siemgate.tlog.cosignature import cosign
+from siemgate.tlog.keys import PublicKeyring
+from siemgate.tlog.merkle import EMPTY_ROOT, HASH_SIZE, ProofError
+from siemgate.tlog.note import NoteError, NoteSigner, open_note, split_note
+from siemgate.tlog.proof import verify_consistency
+from siemgate.tlog.signer import SignerRefused, open_state_file
+
+MAX_PROOF_LINES = 63
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS latest (
+    origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
+    cosigned_at INTEGER NOT NULL, note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refused (
+    id INTEGER PRIMARY KEY, origin TEXT NOT NULL, at INTEGER NOT NULL, status INTEGER NOT NULL,
+    reason TEXT NOT NULL, request TEXT NOT NULL
+);
+"""
+
+
+class WitnessRefused(Exception):
+    """The witness will not cosign; `status` is the HTTP status the spec gives, `size` (409 only)
+    the size it last cosigned for the origin."""
+
+    def __init__(self, status: int, message: str, size: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.size = size
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A parsed add-checkpoint request."""
+
+    old: int
+    proof: list[bytes]
+    note: str
+    checkpoint: Checkpoint
+
+
+def _size(text: str) -> int:
+    if not text.isdigit() or (len(text) > 1 and text[0] == "0") or int(text) >= 2**63:
+        raise WitnessRefused(400, f"the old size {text[:40]!r} is not a decimal without leading zeros")
+    return int(text)
+
+
+def parse_submission(body: bytes) -> Submission:
+    """Parse an add-checkpoint body; WitnessRefused(400) says what is malformed."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WitnessRefused(400, "the request body is not UTF-8") from None
+    head, sep, note = text.partition("\n\n")
+    if not sep:
+        raise WitnessRefused(400, "the request has no blank line between the proof and the checkpoint")
+    lines = head.split("\n")
+    if not lines[0].startswith("old "):
+        raise WitnessRefused(400, "the request's first line must be 'old <size>'")
+    old = _size(lines[0][4:])
+    if len(lines) - 1 > MAX_PROOF_LINES:
+        raise WitnessRefused(400, f"a request carries at most {MAX_PROOF_LINES} consistency proof lines")
+    proof = []
+    for n, line in enumerate(lines[1:], 1):
+        try:
+            h = base64.b64decode(line.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            h = b""
+        if len(h) != HASH_SIZE:
+            raise WitnessRefused(400, f"proof line {n} is not the base64 of a {HASH_SIZE}-byte hash")
+        proof.append(h)
+    try:
+        cp_text, _ = split_note(note)
+        checkpoint = Checkpoint.parse(cp_text)
+    except (NoteError, CheckpointError) as exc:
+        raise WitnessRefused(400, f"the checkpoint is malformed: {exc}") from None
+    return Submission(old, proof, note, checkpoint)
+
+
+def origin_hash(origin: str) -> str:
+    """The lower-case hex SHA-256 of an origin (the witness's monitoring path)."""
+    return hashlib.sha256(origin.encode()).hexdigest()
+
+
+class Witness:
+    """Cosigns checkpoints of the logs its `log_keys` cover; one instance per state file."""
+
+    def __init__(
+        self, key: NoteSigner, log_keys: PublicKeyring, state_path: Path, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.key = key
+        self.log_keys = log_keys
+        try:
+            self._conn: sqlite3.Connection = open_state_file(state_path, _SCHEMA)
+        except SignerRefused as exc:  # names the file and what to fix
+            raise WitnessRefused(500, exc.message) from None
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def latest(self, origin: str) -> tuple[int, bytes, str] | None:
+        """(size, root, note with the log's signatures and this witness's cosignature) of the
+        latest checkpoint cosigned for `origin`, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT size, root, note FROM latest WHERE origin = ?", (origin,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def latest_by_hash(self, hex_hash: str) -> str | None:
+        """The latest cosigned note of the origin whose SHA-256 is `hex_hash`, or None."""
+        with self._lock:
+            rows = self._conn.execute("SELECT origin, note FROM latest").fetchall()
+        return next((note for origin, note in rows if origin_hash(origin) == hex_hash), None)
+
+    def refusals(self, origin: str) -> list[tuple[int, int, str]]:
+        """(time, status, reason) of the refused submissions of `origin` that the log had signed."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT at, status, reason FROM refused WHERE origin = ? ORDER BY id", (origin,)
+            ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def add_checkpoint(self, body: bytes) -> str:
+        """Check a submission and, if it passes, record the checkpoint and return this witness's
+        cosignature line; WitnessRefused with the spec's status otherwise."""
+        sub = parse_submission(body)
+        cp = sub.checkpoint
+        if not self.log_keys.verifiers_for(cp.origin):
+            raise WitnessRefused(404, f"this witness knows no log key for origin {cp.origin}")
+        try:
+            opened = open_note(sub.note, self.log_keys.verifiers_for(cp.origin, cp.time))
+        except NoteError as exc:
+            raise WitnessRefused(403, f"the checkpoint is not signed by a trusted log key: {exc}") from None
+        if sub.old > cp.size:
+            raise WitnessRefused(400, f"the old size {sub.old} is larger than the checkpoint's size {cp.size}")
+        try:
+            return self._check_and_cosign(sub, opened.text)
+        except WitnessRefused as exc:
+            if exc.status in (409, 422):
+                self._record_refusal(sub, exc)
+            raise
+
+    def _check_and_cosign(self, sub: Submission, text: str) -> str:
+        cp = sub.checkpoint
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT size, root, cosigned_at FROM latest WHERE origin = ?", (cp.origin,)
+                ).fetchone()
+                last_size, last_root, last_at = row if row is not None else (0, None, 0)
+                if sub.old != last_size:
+                    raise WitnessRefused(
+                        409, f"this witness last cosigned size {last_size} of {cp.origin}, not {sub.old}", last_size
+                    )
+                _check_consistency(sub, last_root)
+                timestamp = max(int(self._clock()), last_at)
+                line = cosign(self.key, text, timestamp)
+                note = self._published(sub.note, text, line)
+                conn.execute(
+                    "INSERT INTO latest (origin, size, root, cosigned_at, note) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (origin) DO UPDATE SET size = excluded.size, root = excluded.root, "
+                    "cosigned_at = excluded.cosigned_at, note = excluded.note",
+                    (cp.origin, cp.size, cp.root, timestamp, note),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return line
+
+    def _published(self, note: str, text: str, cosignature: str) -> str:
+        """The checkpoint as the monitoring endpoint serves it: the log's verified signatures and
+        this witness's cosignature (never other lines a client sent)."""
+        cp = Checkpoint.parse(text)
+        known = {(v.name, v.key_id) for v in self.log_keys.verifiers_for(cp.origin, cp.time)}
+        _, lines = split_note(note)
+        return text + "\n" + "".join(s.line() for s in lines if (s.name, s.key_id) in known) + cosignature
+
+    def _record_refusal(self, sub: Submission, exc: WitnessRefused) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO refused (origin, at, status, reason, request) VALUES (?, ?, ?, ?, ?)",
+                (sub.checkpoint.origin, int(self._clock()), exc.status, exc.message, sub.note),
+            )
+
+
+def _check_consistency(sub: Submission, last_root: bytes | None) -> None:
+    """The spec's 422 checks of a submission whose old size matches the recorded one."""
+    cp = sub.checkpoint
+    if cp.size == 0 and cp.root != EMPTY_ROOT:
+        raise WitnessRefused(422, "a checkpoint of size 0 must have the empty tree's root")
+    if sub.old == 0:
+        if sub.proof:
+            raise WitnessRefused(422, "a submission from old size 0 takes no consistency proof")
+        return
+    assert last_root is not None
+    if sub.old == cp.size and cp.root != last_root:
+        raise WitnessRefused(
+            422, f"this witness cosigned another root for size {cp.size} of {cp.origin}: the log forked"
+        )
+    try:
+        verify_consistency(sub.old, cp.size, last_root, cp.root, sub.proof)
+    except ProofError as exc:
+        raise WitnessRefused(
+            422, f"size {cp.size} is not consistent with the cosigned size {sub.old} of {cp.origin}: {exc}"
+        ) from None

@@ -1,0 +1,251 @@
+"""`siemgate witness serve` as a real process: the C2SP tlog-witness answers, forks and rollbacks
+refused, and check-and-persist atomic under concurrent submissions (also from two processes on
+one state file)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tlog_kit import NAME, ORIGIN, MemLog, make_kit, run_cli, witness_process
+
+from siemgate.tlog.checkpoint import Checkpoint
+from siemgate.tlog.cosignature import WitnessPolicy, cosignatures, create_witness_key, load_witness_keys
+from siemgate.tlog.keys import KeyFileError, SignerKeyring
+from siemgate.tlog.merkle import EMPTY_ROOT
+from siemgate.tlog.note import NoteError, NoteSigner, sign_note
+from siemgate.tlog.witness import Witness, WitnessRefused
+from siemgate.tlog.witness_client import WitnessClient, WitnessConflict, WitnessUnavailable
+
+T = 1_767_225_600
+
+
+def _note(ring: SignerKeyring, size: int, root: bytes, time: int = T, origin: str = ORIGIN) -> str:
+    """A checkpoint signed with the log's key directly (what an attacker holding the key can do)."""
+    return sign_note(Checkpoint(origin, size, root, time).text(), ring.signers_for(origin))
+
+
+def _post(url: str, body: bytes) -> tuple[int, str, str]:
+    request = urllib.request.Request(url + "/add-checkpoint", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.headers["Content-Type"], resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+def _setup(tmp_path: Path) -> tuple[SignerKeyring, Path, Path, NoteSigner]:
+    kit = make_kit(tmp_path)
+    kit.signer.close()
+    key = create_witness_key(tmp_path / "witness.key", "witness.test.example/w1")
+    return kit.keyring, kit.public_key, tmp_path / "witness.state", key
+
+
+def test_witness_protocol_over_http(tmp_path: Path) -> None:
+    ring, log_pub, state, key = _setup(tmp_path)
+    policy = WitnessPolicy((key.verifier(),), 1)
+    log = MemLog()
+    log.append(10)
+    with witness_process(tmp_path / "witness.key", state, log_pub) as url:
+        client = WitnessClient(url)
+        first = _note(ring, 6, log.root(6))
+        lines = client.add_checkpoint(first, 0, [])
+        cosigned = first + lines
+        [cosig] = policy.check(cosigned)
+        assert cosig.witness.name == "witness.test.example/w1" and cosig.timestamp > 0
+        # The monitoring endpoint serves the log's signature and the cosignature.
+        hashed = hashlib.sha256(ORIGIN.encode()).hexdigest()
+        with urllib.request.urlopen(f"{url}/{hashed}/checkpoint", timeout=10) as resp:
+            served = resp.read().decode()
+        assert served.startswith(first) and len(policy.check(served)) == 1
+
+        # 409 with the size it last cosigned, as text/x.tlog.size, when `old` is not that size.
+        second = _note(ring, 10, log.root(10), T + 1)
+        status, ctype, body = _post(url, f"old 0\n\n{second}".encode())
+        assert (status, ctype, body) == (409, "text/x.tlog.size", "6\n")
+        with pytest.raises(WitnessConflict) as conflict:
+            client.add_checkpoint(second, 3, log.proof(3, 10))
+        assert conflict.value.size == 6
+        policy.check(second + client.add_checkpoint(second, 6, log.proof(6, 10)))
+        # A heartbeat (same size and root, fresh time) is cosigned again.
+        policy.check(
+            _note(ring, 10, log.root(10), T + 2) + client.add_checkpoint(_note(ring, 10, log.root(10), T + 2), 10, [])
+        )
+
+        # A forked history: another checkpoint of size 10, signed with the log's key, is refused.
+        fork = MemLog()
+        fork.append(10)
+        status, _, body = _post(url, f"old 10\n\n{_note(ring, 10, fork.root(10), T + 3)}".encode())
+        assert status == 422 and "forked" in body
+        # A longer fork whose proof does not reach the cosigned root is refused too.
+        fork.append(2)
+        with pytest.raises(WitnessRefused) as longer:
+            client.add_checkpoint(_note(ring, 12, fork.root(12), T + 4), 10, fork.proof(10, 12))
+        assert longer.value.status == 422 and "not consistent" in longer.value.message
+        # A rollback: a smaller tree from the cosigned size is a 400, from its own size a 409.
+        status, _, _ = _post(url, f"old 10\n\n{_note(ring, 6, log.root(6), T + 5)}".encode())
+        assert status == 400
+        with pytest.raises(WitnessConflict):
+            client.add_checkpoint(_note(ring, 6, log.root(6), T + 5), 6, [])
+        # Unknown origin 404; no trusted signature 403; a tampered signature 403.
+        other = SignerKeyring.create(tmp_path / "other.keys", NAME)
+        status, _, _ = _post(url, f"old 0\n\n{_note(ring, 1, log.root(1), origin='elsewhere.example/x')}".encode())
+        assert status == 404
+        status, _, body = _post(url, f"old 10\n\n{_note(other, 11, bytes(32), T + 6)}".encode())
+        assert status == 403 and "trusted" in body
+        good = _note(ring, 10, log.root(10), T + 7)
+        tampered = good.replace(str(T + 7), str(T + 8))
+        assert _post(url, f"old 10\n\n{tampered}".encode())[0] == 403
+        # Malformed requests are 400 with a reason.
+        for bad, reason in [
+            (b"10\n\n" + good.encode(), "old <size>"),
+            (b"old 010\n\n" + good.encode(), "leading zeros"),
+            (b"old 6\nnot-base64\n\n" + good.encode(), "proof line 1"),
+            (b"old 10\n" + good.encode(), "proof line 1"),  # the checkpoint's own lines taken as a proof
+            (b"old 10\n\n" + good.replace("time ", "tim ").encode(), "checkpoint is malformed"),
+            (b"old 10\n" + b"AAAA\n" * 64 + b"\n" + good.encode(), "at most 63"),
+        ]:
+            status, _, body = _post(url, bad)
+            assert status == 400 and reason in body, body
+        # The state never moved past size 10 with the honest root.
+        served = urllib.request.urlopen(f"{url}/{hashed}/checkpoint", timeout=10).read().decode()
+        assert Checkpoint.parse(served[: served.index("\n\n") + 1]).root == log.root(10)
+    witness = Witness(key, ring.public(), state)
+    try:
+        reasons = [r for _, s, r in witness.refusals(ORIGIN) if s == 422]
+        assert any("forked" in r for r in reasons)  # kept as evidence of the log's misbehaviour
+    finally:
+        witness.close()
+    with pytest.raises(WitnessUnavailable):
+        client.add_checkpoint(good, 10, [])
+
+
+def test_empty_tree_rules(tmp_path: Path) -> None:
+    ring, _, state, key = _setup(tmp_path)
+    witness = Witness(key, ring.public(), state)
+    log = MemLog()
+    log.append(3)
+    try:
+        with pytest.raises(WitnessRefused) as bad_root:
+            witness.add_checkpoint(f"old 0\n\n{_note(ring, 0, bytes(32))}".encode())
+        assert bad_root.value.status == 422
+        with pytest.raises(WitnessRefused) as proof_from_zero:
+            witness.add_checkpoint(f"old 0\n{'A' * 43}=\n\n{_note(ring, 3, log.root())}".encode())
+        assert proof_from_zero.value.status == 422
+        witness.add_checkpoint(f"old 0\n\n{_note(ring, 0, EMPTY_ROOT)}".encode())
+        witness.add_checkpoint(f"old 0\n\n{_note(ring, 3, log.root(), T + 1)}".encode())
+        assert witness.latest(ORIGIN) is not None and witness.latest(ORIGIN)[0] == 3  # type: ignore[index]
+    finally:
+        witness.close()
+
+
+def _race(urls: tuple[str, str], bodies: tuple[bytes, bytes]) -> list[int]:
+    results: list[int] = [0, 0]
+    barrier = threading.Barrier(2)
+
+    def send(i: int) -> None:
+        barrier.wait()
+        results[i] = _post(urls[i], bodies[i])[0]
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_concurrent_submissions_from_one_old_size_cannot_both_advance(tmp_path: Path) -> None:
+    """Two witness processes on one state file and two concurrent submissions per round, both
+    extending the same old size to different sizes: exactly one is cosigned, the other gets 409,
+    and the recorded size is the winner's (never rolled back to the loser's)."""
+    ring, log_pub, state, _ = _setup(tmp_path)
+    log = MemLog()
+    log.append(2 + 2 * 30)
+    key_file = tmp_path / "witness.key"
+    with (
+        witness_process(key_file, state, log_pub) as one,
+        witness_process(key_file, state, log_pub, log_name="witness2.log") as two,
+    ):
+        assert WitnessClient(one).add_checkpoint(_note(ring, 2, log.root(2)), 0, [])
+        size = 2
+        for n in range(30):
+            a, b = size + 1, size + 2
+            bodies = tuple(
+                (
+                    f"old {size}\n"
+                    + "".join(h + "\n" for h in _b64(log.proof(size, s)))
+                    + f"\n{_note(ring, s, log.root(s), T + 1 + n)}"
+                ).encode()
+                for s in (a, b)
+            )
+            statuses = _race((one, two) if n % 2 else (two, one), bodies)  # type: ignore[arg-type]
+            assert sorted(statuses) == [200, 409], statuses
+            won = a if statuses[0] == 200 else b
+            hashed = hashlib.sha256(ORIGIN.encode()).hexdigest()
+            served = urllib.request.urlopen(f"{one}/{hashed}/checkpoint", timeout=10).read().decode()
+            assert Checkpoint.parse(served[: served.index("\n\n") + 1]).size == won
+            size = won
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    import base64
+
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+def test_cosignature_checks(tmp_path: Path) -> None:
+    ring, _, _, key = _setup(tmp_path)
+    second = create_witness_key(tmp_path / "w2.key", "witness.test.example/w2")
+    log = MemLog()
+    log.append(4)
+    witnesses = []
+    for i, k in enumerate((key, second)):
+        witnesses.append(Witness(k, ring.public(), tmp_path / f"state{i}"))
+    try:
+        note = _note(ring, 4, log.root())
+        lines = [w.add_checkpoint(f"old 0\n\n{note}".encode()) for w in witnesses]
+        both = WitnessPolicy((key.verifier(), second.verifier()), 2)
+        assert len(both.check(note + "".join(lines))) == 2
+        with pytest.raises(NoteError, match="quorum is 2"):
+            both.check(note + lines[0])
+        with pytest.raises(NoteError, match="quorum is 2"):  # one witness twice is still one witness
+            both.check(note + lines[0] + lines[0])
+        assert cosignatures(note + lines[1], [key.verifier()]) == []  # unknown witnesses are ignored
+        # A cosignature over another checkpoint text does not verify.
+        other = _note(ring, 4, log.root(), T + 9)
+        with pytest.raises(NoteError, match="does not verify"):
+            cosignatures(other + lines[0], [key.verifier()])
+        with pytest.raises(ValueError, match="quorum of 3"):
+            WitnessPolicy((key.verifier(), second.verifier()), 3)
+    finally:
+        for w in witnesses:
+            w.close()
+
+
+def test_witness_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, log_pub, state, _ = _setup(tmp_path)
+    key_file = tmp_path / "w.key"
+    run_cli(capsys, "witness", "init", "--key-file", str(key_file), "--name", "witness.example/w")
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    _, err = run_cli(capsys, "witness", "init", "--key-file", str(key_file), "--name", "x.example/w", ok=False)
+    assert "already exists" in err
+    out = tmp_path / "w.pub"
+    run_cli(capsys, "witness", "keys", "--key-file", str(key_file), "--out", str(out))
+    [verifier] = load_witness_keys(out)
+    assert verifier.name == "witness.example/w" and verifier.alg == 0x04
+    serve = ["witness", "serve", "--key-file", str(key_file), "--state-file", str(state), "--log-key", str(log_pub)]
+    key_file.chmod(0o644)
+    assert "chmod 600" in run_cli(capsys, *serve, ok=False)[1]
+    key_file.chmod(0o600)
+    assert "host:port" in run_cli(capsys, *serve, "--listen", "nowhere", ok=False)[1]
+    assert "does not exist" in run_cli(capsys, *serve[:-1], str(tmp_path / "none.pub"), ok=False)[1]
+    _, err = run_cli(capsys, "witness", "state", "--origin", ORIGIN, *serve[2:], ok=False)
+    assert "never saw" in err
+    # A log's public key file is not a witness key file.
+    with pytest.raises(KeyFileError, match="type 0x04"):
+        load_witness_keys(log_pub)
