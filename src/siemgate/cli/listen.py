@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import errno
+import signal
 import socket
+import socketserver
 import threading
 from collections.abc import Callable
+from types import FrameType
 
 import httpx
 
@@ -57,3 +60,28 @@ def when_answering(url: str, then: Callable[[], None], stop: threading.Event) ->
     thread = threading.Thread(target=watch, name="siemgate-ready", daemon=True)
     thread.start()
     return thread
+
+
+def host_port(listen: str, example: str) -> tuple[str, int]:
+    """`host:port` (IPv6 in brackets) split; ConfigError showing `example` otherwise."""
+    host, _, port_text = listen.rpartition(":")
+    if not port_text.isdigit() or not host:
+        raise ConfigError(f"--listen {listen!r} must be host:port, e.g. {example}")
+    return host.strip("[]"), int(port_text)
+
+
+def serve_until_stopped(server: socketserver.BaseServer, banner: str, close: Callable[[], None]) -> None:
+    """Print `banner`, serve until SIGTERM or Ctrl-C, then close the server and call `close`."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(banner, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        close()

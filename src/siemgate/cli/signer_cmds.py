@@ -6,13 +6,12 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 import typer
 
+from siemgate.cli.listen import host_port, serve_until_stopped
 from siemgate.cli.output import err
 from siemgate.errors import ConfigError
 from siemgate.model.timestamps import format_ns
@@ -138,30 +137,17 @@ def serve(
     ),
 ) -> None:
     """Run the signer's HTTP API on a loopback address until stopped (SIGTERM or Ctrl-C)."""
-    host, _, port_text = listen.rpartition(":")
-    if not port_text.isdigit() or not host:
-        raise ConfigError(f"--listen {listen!r} must be host:port, e.g. 127.0.0.1:8790")
+    host, port = host_port(listen, "127.0.0.1:8790")
     signer = _open_signer(key_file, state_file)
     sign_secret = _read_secret(secret_file, "signing secret")
     recover_secret = _read_secret(recovery_secret_file, "recovery secret") if recovery_secret_file else None
     try:
-        server = make_server(signer, host.strip("[]"), int(port_text), sign_secret, recover_secret)
+        server = make_server(signer, host, port, sign_secret, recover_secret)
     except (ValueError, OSError) as exc:
         raise ConfigError(f"cannot listen on {listen}: {exc}") from None
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
     bound_host, bound_port = server.server_address[:2]
-    print(f"siemgate signer for {signer.keyring.name} listening on http://{bound_host!s}:{bound_port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        signer.close()
+    banner = f"siemgate signer for {signer.keyring.name} listening on http://{bound_host!s}:{bound_port}"
+    serve_until_stopped(server, banner, signer.close)
 
 
 @signer_app.command("recover")

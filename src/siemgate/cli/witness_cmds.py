@@ -4,13 +4,12 @@ signer (docs/integrity.md, "Witnesses"). It never opens siemgate's database."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 import typer
 
+from siemgate.cli.listen import host_port, serve_until_stopped
 from siemgate.cli.output import err
 from siemgate.errors import ConfigError
 from siemgate.tlog.cosignature import create_witness_key, load_witness_key, public_key_text
@@ -92,30 +91,17 @@ def serve(
     ),
 ) -> None:
     """Serve POST /add-checkpoint until stopped (SIGTERM or Ctrl-C). Plain HTTP: put TLS in front."""
-    host, _, port_text = listen.rpartition(":")
-    if not port_text.isdigit() or not host:
-        raise ConfigError(f"--listen {listen!r} must be host:port, e.g. 0.0.0.0:8789")
+    host, port = host_port(listen, "0.0.0.0:8789")
     witness = _witness(key_file, log_key, state_file)
     try:
-        server = make_server(witness, host.strip("[]"), int(port_text))
+        server = make_server(witness, host, port)
     except (ValueError, OSError) as exc:
         witness.close()
         raise ConfigError(f"cannot listen on {listen}: {exc}") from None
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
     bound_host, bound_port = server.server_address[:2]
     logs = ", ".join(sorted({k.verifier.name for k in witness.log_keys.keys}))
-    print(f"siemgate witness {witness.key.name} for {logs} listening on http://{bound_host!s}:{bound_port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        witness.close()
+    banner = f"siemgate witness {witness.key.name} for {logs} listening on http://{bound_host!s}:{bound_port}"
+    serve_until_stopped(server, banner, witness.close)
 
 
 @witness_app.command("state")
