@@ -4,6 +4,7 @@ in a virtualenv that holds nothing else, and check what the log package imports.
 from __future__ import annotations
 
 import ast
+import base64
 import subprocess
 import sys
 import venv
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import pytest
 from tlog_kit import MemLog, export, make_kit
+
+from siemgate.tlog.cosignature import create_witness_key, public_key_text
+from siemgate.tlog.witness import Witness
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 TLOG = SRC / "siemgate" / "tlog"
@@ -73,11 +77,18 @@ def test_siemgate_verify_runs_with_only_cryptography(bare_python: Path, tmp_path
     installed = {line.split("==")[0].lower() for line in listed.splitlines() if line}
     assert installed <= {"cryptography", "cffi", "pycparser", "pip", "setuptools", "typing-extensions"}, installed
     kit = make_kit(tmp_path)
+    key = create_witness_key(tmp_path / "w.key", "witness.test.example/w")
+    (tmp_path / "w.pub").write_text(public_key_text([key.verifier()]))
+    witness = Witness(key, kit.keyring.public(), tmp_path / "w.state")
     log, notes, sizes = MemLog(), [], []
     for n in (7, 9):
+        old = log.size
         log.append(n)
-        notes.append(kit.sign(log))
+        note = kit.sign(log)
+        proof = "".join(base64.b64encode(h).decode() + "\n" for h in (log.proof(old, log.size) if old else []))
+        notes.append(note + witness.add_checkpoint(f"old {old}\n{proof}\n{note}".encode()))
         sizes.append(log.size)
+    witness.close()
     bundle = export(log, notes, tmp_path / "bundle", sizes)
     env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
 
@@ -91,7 +102,7 @@ def test_siemgate_verify_runs_with_only_cryptography(bare_python: Path, tmp_path
             cwd=tmp_path,
         )
 
-    ok = run("bundle", str(bundle), "--key", str(kit.public_key))
+    ok = run("bundle", str(bundle), "--key", str(kit.public_key), "--witness-key", str(tmp_path / "w.pub"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "Result: VALID" in ok.stdout
     events = bundle / "events.tsv"

@@ -27,6 +27,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
+from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import HASH_SIZE
 from siemgate.tlog.note import NoteError, open_note
@@ -182,8 +183,9 @@ class SignedRecovery:
     note: str
 
 
-def open_checkpoint(note: str, keys: PublicKeyring) -> SignedCheckpoint:
-    """Parse and verify a signed checkpoint with the keys trusted for its origin.
+def open_checkpoint(note: str, keys: PublicKeyring, witnesses: WitnessPolicy | None = None) -> SignedCheckpoint:
+    """Parse and verify a signed checkpoint with the keys trusted for its origin and, given a
+    witness policy, its quorum of witness cosignatures.
 
     Raises CheckpointError or NoteError naming what is wrong."""
     cp = Checkpoint.parse(unverified_text(note))
@@ -191,6 +193,8 @@ def open_checkpoint(note: str, keys: PublicKeyring) -> SignedCheckpoint:
     if not verifiers:
         raise NoteError(f"no trusted key covers origin {cp.origin} at time {cp.time}")
     open_note(note, verifiers)
+    if witnesses is not None:
+        witnesses.check(note)
     return SignedCheckpoint(cp, note)
 
 

@@ -39,6 +39,7 @@ from siemgate.tlog.checkpoint import (
     open_checkpoint,
     open_recovery,
 )
+from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.entry import ENTRY_SIZE, Entry, EntryError, body_timestamp_ns, decode_entry
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import CompactRange, ProofError, leaf_hash, root_of, subtree_hash, tree_reader
@@ -156,12 +157,17 @@ def _events(path: Path, report: Report) -> Iterator[tuple[int, bytes]]:
 
 
 def _load_checkpoints(
-    directory: Path, manifest: Manifest, keys: PublicKeyring, known: Sequence[Path], report: Report
+    directory: Path,
+    manifest: Manifest,
+    keys: PublicKeyring,
+    known: Sequence[Path],
+    report: Report,
+    witnesses: WitnessPolicy | None,
 ) -> tuple[list[SignedCheckpoint], list[Recovery]]:
     signed: list[SignedCheckpoint] = []
     for path in [*note_files(directory, CHECKPOINTS), *known]:
         try:
-            sc = open_checkpoint(path.read_text(encoding="utf-8"), keys)
+            sc = open_checkpoint(path.read_text(encoding="utf-8"), keys, witnesses)
         except (NoteError, CheckpointError, UnicodeDecodeError) as exc:
             report.add(f"checkpoint file {path.name} does not verify: {exc}", checkpoint=str(path))
             continue
@@ -195,15 +201,17 @@ def verify_bundle(
     known: Sequence[Path] = (),
     max_age: int = DEFAULT_MAX_AGE,
     as_of: int | None = None,
+    witnesses: WitnessPolicy | None = None,
 ) -> Report:
-    """Verify the bundle in `directory`; `known` are checkpoints the verifier saved earlier.
+    """Verify the bundle in `directory`; `known` are checkpoints the verifier saved earlier. With
+    `witnesses`, a checkpoint without a quorum of valid cosignatures is refused (reported).
 
     Raises BundleError when the bundle cannot be read at all; everything else is in the report."""
     manifest = read_manifest(directory)
     report = Report(manifest.origin, manifest.size)
     if not keys.verifiers_for(manifest.origin):
         raise BundleError(f"no key in the key file covers origin {manifest.origin}")
-    signed, recoveries = _load_checkpoints(directory, manifest, keys, known, report)
+    signed, recoveries = _load_checkpoints(directory, manifest, keys, known, report, witnesses)
     for rec in recoveries:
         report.notices.append(
             f"RECOVERY signed {format_ns(rec.time * 1_000_000_000)}: the history of size {rec.previous_size} was "

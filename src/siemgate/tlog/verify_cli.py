@@ -15,9 +15,10 @@ from pathlib import Path
 from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
 from siemgate.tlog.bundle import BundleError, parse_hashes
 from siemgate.tlog.checkpoint import CheckpointError, open_checkpoint
+from siemgate.tlog.cosignature import WitnessPolicy, load_witness_keys
 from siemgate.tlog.keys import KeyFileError, PublicKeyring
 from siemgate.tlog.merkle import ProofError
-from siemgate.tlog.note import NoteError
+from siemgate.tlog.note import NoteError, NoteVerifier
 from siemgate.tlog.proof import verify_consistency
 from siemgate.tlog.verify import DEFAULT_MAX_AGE, verify_bundle
 
@@ -53,16 +54,39 @@ def _keys(path: Path) -> PublicKeyring:
         raise UsageError(str(exc)) from None
 
 
+def witness_policy(args: argparse.Namespace) -> WitnessPolicy | None:
+    """The policy of `--witness-key FILE` (repeatable) and `--quorum N` (default: every witness
+    key given), or None when no witness key is given; UsageError for a quorum that cannot be met."""
+    if not args.witness_key:
+        if args.quorum is not None:
+            raise UsageError("--quorum needs the witnesses' public keys: --witness-key FILE (repeatable)")
+        return None
+    witnesses: list[NoteVerifier] = []
+    for name in args.witness_key:
+        try:
+            witnesses += load_witness_keys(Path(name))
+        except KeyFileError as exc:
+            raise UsageError(str(exc)) from None
+    distinct = len({w.public_key for w in witnesses})
+    quorum = distinct if args.quorum is None else args.quorum
+    if not 1 <= quorum <= distinct:
+        raise UsageError(f"--quorum must be between 1 and the number of distinct witness keys given ({distinct})")
+    return WitnessPolicy(tuple(witnesses), quorum)
+
+
 def _bundle(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory")
     keys = _keys(Path(args.key))
+    witnesses = witness_policy(args)
     known = [Path(p) for p in args.checkpoint]
     for path in known:
         _read(path, "checkpoint")
     try:
-        report = verify_bundle(directory, keys, known, max_age=args.max_age, as_of=_as_of(args.as_of))
+        report = verify_bundle(
+            directory, keys, known, max_age=args.max_age, as_of=_as_of(args.as_of), witnesses=witnesses
+        )
     except BundleError as exc:
         print(f"INVALID bundle: {exc}")
         return EXIT_INVALID
@@ -73,10 +97,11 @@ def _bundle(args: argparse.Namespace) -> int:
 
 def _consistency(args: argparse.Namespace) -> int:
     keys = _keys(Path(args.key))
+    witnesses = witness_policy(args)
     checkpoints = []
     for name in (args.old, args.new):
         try:
-            checkpoints.append(open_checkpoint(_read(Path(name), "checkpoint"), keys).checkpoint)
+            checkpoints.append(open_checkpoint(_read(Path(name), "checkpoint"), keys, witnesses).checkpoint)
         except (NoteError, CheckpointError) as exc:
             print(f"INVALID checkpoint {name}: {exc}")
             return EXIT_INVALID
@@ -131,6 +156,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--as-of", help="judge freshness as of this time (unix seconds or RFC 3339), e.g. the export time"
+    )
+    common.add_argument(
+        "--witness-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a witness's public key file (siemgate witness keys --out FILE); repeatable",
+    )
+    common.add_argument(
+        "--quorum",
+        type=int,
+        help="checkpoints need valid cosignatures from this many distinct witnesses (default: all given)",
     )
     b = sub.add_parser("bundle", parents=[common], help="verify an exported bundle (siemgate log export)")
     b.add_argument("dir", help="bundle directory")
