@@ -10,9 +10,11 @@ third-party errors into them at the boundary, and `api.errors` maps them to HTTP
     ├── Forbidden                     403: authenticated but not allowed (role)
     ├── NotFound                      404: no such resource
     ├── Conflict                      409: would violate uniqueness or an invariant
+    │   └── RetryLater                409: not available yet (retry_after seconds)
     ├── PayloadTooLarge               413: body or batch over the configured limit
     ├── RateLimited                   429: over the per-token rate limit (retry_after seconds)
-    └── StoreError                    500: the store failed (never carries secrets)
+    ├── StoreError                    500: the store failed (never carries secrets)
+    └── Unavailable                   503: a service this needs is down (retry_after seconds)
 """
 
 from __future__ import annotations
@@ -66,6 +68,14 @@ class Conflict(SiemgateError):
     status = 409
 
 
+class RetryLater(Conflict):
+    """What was asked for does not exist yet but will; `retry_after` seconds is when to ask again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(SiemgateError):
     status = 413
 
@@ -81,3 +91,13 @@ class RateLimited(SiemgateError):
 
 class StoreError(SiemgateError):
     status = 500
+
+
+class Unavailable(SiemgateError):
+    """A service this request needs is down or refuses; `retry_after` seconds is when to try again."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

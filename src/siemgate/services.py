@@ -30,6 +30,7 @@ from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
 from siemgate.integrity.keys import LogKeys
+from siemgate.integrity.proofs import ProofService
 from siemgate.integrity.service import LogService
 from siemgate.retention.service import RetentionService
 from siemgate.store.base import Account, Store
@@ -66,6 +67,7 @@ class Services:
     retention: RetentionService
     log_keys: LogKeys
     tlog: LogService
+    proofs: ProofService
     offboarding: AccountDeletion
     _accounts: dict[int, Account] = field(default_factory=dict)
 

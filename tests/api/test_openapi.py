@@ -37,7 +37,14 @@ INGEST_OP = ("post", "/api/ingest/v2/{feature}")
 PUBLIC_OPS = [("get", "/.well-known/jwks.json"), ("get", "/healthz"), ("get", "/metrics")]
 # Public too, but 404 on a server without a log signer (tests/tlog/test_log_keys_published.py).
 LOG_KEYS_OP = ("get", "/.well-known/siemgate-log-keys")
-ALL_OPS = [*EVENTS_API_OPS, INGEST_OP, *PUBLIC_OPS, LOG_KEYS_OP]
+# Proofs beside the Events API (docs/integrity.md, "Proofs for SIEMs"); tests/tlog/test_proof_api.py.
+PROOF_OPS = [
+    ("get", "/api/siemgate/v1/log/{feature}/checkpoint"),
+    ("get", "/api/siemgate/v1/log/{feature}/consistency"),
+    ("get", "/api/siemgate/v1/log/{feature}/proof"),
+    ("post", "/api/siemgate/v1/log/{feature}/page-proof"),
+]
+ALL_OPS = [*EVENTS_API_OPS, INGEST_OP, *PUBLIC_OPS, LOG_KEYS_OP, *PROOF_OPS]
 ADMIN_PREFIX = "/api/admin/"
 
 # Upstream names (docs/events-api.md) of each endpoint's page envelope and item.
@@ -322,6 +329,20 @@ def test_error_responses_document_the_headers_they_carry(doc: dict[str, Any], st
         if header not in doc["paths"][p][m]["responses"][str(status)].get("headers", {})
     ]
     assert not missing, f"{status} does not document {header} on: {missing}"
+
+
+@pytest.mark.parametrize(("method", "path"), PROOF_OPS)
+def test_proof_endpoints_need_the_events_token_and_document_their_errors(
+    doc: dict[str, Any], method: str, path: str
+) -> None:
+    op = doc["paths"][path][method]
+    assert op["security"] == [{"EventsToken": []}]
+    responses = op["responses"]
+    for status in (400, 401, 404, 409, 429, 500, 503):
+        assert _ref_name(responses[str(status)]["content"]["application/json"]["schema"]) == "ErrorBody"
+    for status in (409, 429, 503):
+        assert "Retry-After" in responses[str(status)]["headers"]
+    assert set(RATE_HEADERS) <= set(responses["200"]["headers"])
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from siemgate.errors import InvalidEventBatch, RateLimited, SiemgateError, Unauthorized
+from siemgate.errors import InvalidEventBatch, RateLimited, RetryLater, SiemgateError, Unauthorized, Unavailable
 
 log = logging.getLogger("siemgate.api")
 JSON = "application/json"
@@ -31,6 +31,7 @@ def error_response(exc: SiemgateError, headers: dict[str, str] | None = None) ->
     all_headers = dict(headers or {})
     if isinstance(exc, RateLimited):
         all_headers.update(exc.headers)
+    if isinstance(exc, RateLimited | RetryLater | Unavailable):
         all_headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         all_headers.setdefault("WWW-Authenticate", "Bearer")

@@ -38,30 +38,44 @@ from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.services import Services
 from siemgate.store.base import Account, Integration, TokenRecord
 
-_RATE_HEADERS = {
+RATE_HEADERS = {
     "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests allowed in the tightest window."},
     "RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Requests left in that window."},
     "RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Seconds until that window resets."},
 }
-_RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Whole seconds to wait before trying again."}
-_WWW_AUTHENTICATE = {"schema": {"type": "string"}, "description": "Always `Bearer`."}
-_ERRORS: dict[int | str, dict[str, Any]] = {
+PROOF_HEADERS = {
+    "Siemgate-Log-Range": {
+        "schema": {"type": "string"},
+        "description": "Only with `Siemgate-Proof: 1`: the log indices `first-last` this page accounts for.",
+    },
+    "Siemgate-Log-Size": {
+        "schema": {"type": "integer"},
+        "description": "Only with `Siemgate-Proof: 1`: the size of the stream's newest signed checkpoint.",
+    },
+    "Link": {
+        "schema": {"type": "string"},
+        "description": 'Only with `Siemgate-Proof: 1`: `</api/siemgate/v1/log/{feature}/page-proof>; rel="proof"`.',
+    },
+}
+RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Whole seconds to wait before trying again."}
+WWW_AUTHENTICATE_HEADER = {"schema": {"type": "string"}, "description": "Always `Bearer`."}
+EVENT_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Malformed body, limit outside 1..1000, bad time, or bad cursor."},
     401: {
         "model": ErrorBody,
         "description": "Missing, invalid, expired or revoked token, or a missing feature.",
-        "headers": {"WWW-Authenticate": _WWW_AUTHENTICATE},
+        "headers": {"WWW-Authenticate": WWW_AUTHENTICATE_HEADER},
     },
     413: {"model": ErrorBody, "description": "Request body too large."},
     429: {
         "model": ErrorBody,
         "description": "Rate limit exceeded.",
-        "headers": {**_RATE_HEADERS, "Retry-After": _RETRY_AFTER},
+        "headers": {**RATE_HEADERS, "Retry-After": RETRY_AFTER},
     },
     500: {"model": ErrorBody, "description": "Internal error."},
 }
-_INTROSPECT_ERRORS = {code: spec for code, spec in _ERRORS.items() if code not in (400, 413)}
-_SECURITY: dict[str, Any] = {"security": [{"EventsToken": []}]}
+_INTROSPECT_ERRORS = {code: spec for code, spec in EVENT_ERRORS.items() if code not in (400, 413)}
+SECURITY: dict[str, Any] = {"security": [{"EventsToken": []}]}
 _REQUEST_BODY = {
     "requestBody": {
         "required": False,
@@ -78,14 +92,15 @@ _REQUEST_BODY = {
             }
         },
     },
-    **_SECURITY,
+    **SECURITY,
 }
 EXTRA_SCHEMAS = (ResetCursor, CursorBody)
 
 Handler = Callable[[Request], Awaitable[Response]]
+PROOF_HEADER = "siemgate-proof"
 
 
-def _authorize(services: Services, authorization: str | None) -> tuple[TokenRecord, RateLimitStatus]:
+def authorize(services: Services, authorization: str | None) -> tuple[TokenRecord, RateLimitStatus]:
     """Authenticate the token and count the request; raises Unauthorized or RateLimited."""
     record = services.tokens.authenticate(authorization)
     status = services.rate_limiter.hit(record.id)
@@ -110,11 +125,23 @@ def _read_page(
     return reader.read(services.account(record.account_id), feature, page_request, v1=version == 1)
 
 
+def proof_headers(services: Services, record: TokenRecord, feature: Feature, page: Page) -> dict[str, str]:
+    """What a page request carrying `Siemgate-Proof: 1` gets besides the page (docs/integrity.md):
+    the leaves it accounts for, the newest checkpoint's size and where its proof is."""
+    headers = {"Link": f'</api/siemgate/v1/log/{feature.value}/page-proof>; rel="proof"'}
+    if page.last_seq > page.first_seq:
+        headers["Siemgate-Log-Range"] = f"{page.first_seq}-{page.last_seq - 1}"
+    newest = services.store.last_log_checkpoint(record.account_id, feature)
+    if newest is not None:
+        headers["Siemgate-Log-Size"] = str(newest.size)
+    return headers
+
+
 def _introspect(
     services: Services, authorization: str | None
 ) -> tuple[TokenRecord, RateLimitStatus, Integration, Account]:
     """The authorized token with its integration and account (a worker thread's job)."""
-    record, status = _authorize(services, authorization)
+    record, status = authorize(services, authorization)
     integration = services.store.get_integration_by_id(record.integration_id)
     account = services.store.get_account_by_id(record.account_id)
     return record, status, integration, account
@@ -125,7 +152,7 @@ def _page_endpoint(feature: Feature, version: int, reader: PageReader) -> Handle
         services: Services = request.app.state.services
         headers: dict[str, str] = {}
         try:
-            record, status = await run_in_threadpool(_authorize, services, request.headers.get("authorization"))
+            record, status = await run_in_threadpool(authorize, services, request.headers.get("authorization"))
             headers = status.headers()
             require_feature(record, feature)
             body = await read_body(request, services.settings.events_max_body_bytes)
@@ -134,6 +161,8 @@ def _page_endpoint(feature: Feature, version: int, reader: PageReader) -> Handle
         except SiemgateError as exc:
             return error_response(exc, headers)
         services.usage.record(record.id, services.clock(), feature, page.last_seq)
+        if request.headers.get(PROOF_HEADER) == "1":
+            headers.update(await run_in_threadpool(proof_headers, services, record, feature, page))
         return Response(page.body, media_type=JSON, headers=headers)
 
     endpoint.__name__ = f"{feature.value}_v{version}"
@@ -169,32 +198,37 @@ def _introspect_endpoint(version: int) -> Handler:
     return endpoint
 
 
-def events_router(services: Services) -> APIRouter:
-    """The Events API's routes, reading pages from `services`' store."""
-    reader = PageReader(
+def page_reader(services: Services) -> PageReader:
+    """The reader of pages and cursors over `services`' store."""
+    return PageReader(
         services.store,
         services.keys.cursor_key,
         services.settings.retention_days,
         services.clock,
         services.retention.retention_ns,
     )
+
+
+def events_router(services: Services) -> APIRouter:
+    """The Events API's routes, reading pages from `services`' store."""
+    reader = page_reader(services)
     router = APIRouter(tags=["Events API"])
     router.add_api_route(
         "/api/auth/introspect",
         _introspect_endpoint(1),
         methods=["GET"],
         summary="Introspect a token (v1, PascalCase; deprecated upstream)",
-        responses={200: {"model": Introspection, "headers": _RATE_HEADERS}, **_INTROSPECT_ERRORS},
+        responses={200: {"model": Introspection, "headers": RATE_HEADERS}, **_INTROSPECT_ERRORS},
         deprecated=True,
-        openapi_extra=_SECURITY,
+        openapi_extra=SECURITY,
     )
     router.add_api_route(
         "/api/v2/auth/introspect",
         _introspect_endpoint(2),
         methods=["GET"],
         summary="Introspect a token: its integration, features and account",
-        responses={200: {"model": IntrospectionV2, "headers": _RATE_HEADERS}, **_INTROSPECT_ERRORS},
-        openapi_extra=_SECURITY,
+        responses={200: {"model": IntrospectionV2, "headers": RATE_HEADERS}, **_INTROSPECT_ERRORS},
+        openapi_extra=SECURITY,
     )
     for version in (1, 2):
         for feature in ALL_FEATURES:
@@ -206,11 +240,13 @@ def events_router(services: Services) -> APIRouter:
                 description=(
                     "Send a reset to start a stream, then the returned cursor forever. has_more is exact;"
                     " at the end of data the same cursor comes back with no items. Requires the token"
-                    f" feature `{feature.value}`."
+                    f" feature `{feature.value}`. With the request header `Siemgate-Proof: 1` the reply also"
+                    " carries the log headers below (the body is the same); proofs are served under"
+                    f" /api/siemgate/v1/log/{feature.value}/."
                 ),
                 responses={
-                    200: {"model": PAGE_MODELS[(version, feature)], "headers": _RATE_HEADERS},
-                    **_ERRORS,
+                    200: {"model": PAGE_MODELS[(version, feature)], "headers": {**RATE_HEADERS, **PROOF_HEADERS}},
+                    **EVENT_ERRORS,
                 },
                 openapi_extra=_REQUEST_BODY,
             )

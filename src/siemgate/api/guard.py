@@ -4,7 +4,7 @@
 - The body is within the limit of its API (docs/security.md, "Bounds and operator settings"):
   refused from its Content-Length before anything is read, authenticated or parsed, else as
   soon as the bytes received pass the limit, so an oversized body is never held in memory.
-- For everything but the Events and ingest APIs (the admin API, the console, the rest), the
+- For everything but the Events, proof and ingest APIs (the admin API, the console, the rest), the
   body (at most admin_max_body_bytes) is received before the app runs, and a JSON or form body
   holding text no store can hold is a 400 naming the field. Events are checked by the writer.
 """
@@ -22,7 +22,7 @@ from siemgate.errors import PayloadTooLarge
 from siemgate.model.text import find_unstorable, may_hold_unstorable_json
 
 INGEST_PREFIX = "/api/ingest/"
-EVENTS_PREFIXES = ("/api/v1/", "/api/v2/", "/api/auth/")
+EVENTS_PREFIXES = ("/api/v1/", "/api/v2/", "/api/auth/", "/api/siemgate/")
 
 
 class RequestGuard:

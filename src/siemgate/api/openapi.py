@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from siemgate.api.admin.openapi import complete_admin_responses
 from siemgate.api.events_routes import EXTRA_SCHEMAS
+from siemgate.api.proof_routes import PROOF_LEAF_SCHEMA
 from siemgate.api.schemas import ErrorBody
 
 
@@ -25,6 +26,7 @@ def install_openapi(app: FastAPI) -> None:
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(model_schema.pop("$defs", {}))
                 components[model_schema.get("title", model.__name__)] = model_schema
+            components["ProofLeaf"] = PROOF_LEAF_SCHEMA
             schema["components"].setdefault("securitySchemes", {})["EventsToken"] = {
                 "type": "http",
                 "scheme": "bearer",

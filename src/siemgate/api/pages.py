@@ -27,6 +27,7 @@ class Page:
     body: bytes
     last_seq: int
     count: int
+    first_seq: int  # the seq the page read after: its leaves are [first_seq, last_seq)
 
 
 class PageReader:
@@ -49,7 +50,7 @@ class PageReader:
     def read(self, account: Account, feature: Feature, request: ResetRequest | CursorRequest, *, v1: bool) -> Page:
         """One page of the stream the request names; raises InvalidCursor (400) for a bad cursor."""
         if isinstance(request, CursorRequest):
-            cursor = self._open(request.cursor, account, feature)
+            cursor = self.open_cursor(request.cursor, account, feature)
             cursor_text = request.cursor
         else:
             cursor = self._reset(account, feature, request)
@@ -73,7 +74,7 @@ class PageReader:
                 b"]}",
             )
         )
-        return Page(body, last_seq, rows.count)
+        return Page(body, last_seq, rows.count, cursor.seq)
 
     def _reset(self, account: Account, feature: Feature, request: ResetRequest) -> Cursor:
         now = self.clock()
@@ -86,7 +87,8 @@ class PageReader:
         seq = self.store.start_position(account.id, feature, start)
         return Cursor(account.uuid, feature, seq, start, end, request.limit)
 
-    def _open(self, text: str, account: Account, feature: Feature) -> Cursor:
+    def open_cursor(self, text: str, account: Account, feature: Feature) -> Cursor:
+        """The cursor `text` if this server issued it for this account and stream; InvalidCursor else."""
         try:
             cursor = decode_cursor(text, self.cursor_key)
         except CursorError as exc:

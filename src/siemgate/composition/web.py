@@ -21,6 +21,7 @@ from siemgate.api.meta_routes import meta_router
 from siemgate.api.metrics import Metrics
 from siemgate.api.middleware import RequestLogMiddleware
 from siemgate.api.openapi import install_openapi
+from siemgate.api.proof_routes import proof_router
 from siemgate.auth.passwords import warm_up
 from siemgate.console.routes import mount_console
 from siemgate.integrity.service import WORKER_SECONDS
@@ -86,6 +87,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.state.metrics = Metrics()
     install_error_handlers(app)
     app.include_router(events_router(services))
+    app.include_router(proof_router(services))
     app.include_router(ingest_router())
     app.include_router(meta_router())
     app.include_router(me_routes.router)

@@ -30,6 +30,7 @@ from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
 from siemgate.errors import ConfigError
 from siemgate.integrity.keys import LogKeys
+from siemgate.integrity.proofs import ProofService
 from siemgate.integrity.service import LogService
 from siemgate.private import private_dir
 from siemgate.retention.service import RetentionService
@@ -85,6 +86,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
     limiter = SignInLimiter(settings.redis_url)
     personal = PersonalService(store, api_keys, people, audit, limiter, clock)
     log_keys = LogKeys(settings)
+    tlog = LogService(settings, store, clock, log_keys)
     return Services(
         settings=settings,
         store=store,
@@ -115,6 +117,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         alerts=AlertService(settings, store, people, audit, writer, clock),
         retention=retention,
         log_keys=log_keys,
-        tlog=LogService(settings, store, clock, log_keys),
+        tlog=tlog,
+        proofs=ProofService(store, tlog, clock, retention.retention_ns),
         offboarding=AccountDeletion(store, people, settings.archive_path, clock),
     )

@@ -119,6 +119,37 @@ class LogSQL:
         )
         return StoredCheckpoint(int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
 
+    def log_checkpoint_of_size(self, account_id: int, feature: Feature, size: int) -> StoredCheckpoint | None:
+        """The newest stored checkpoint of exactly `size` entries, if any."""
+        rows = self._rows(
+            self._q(
+                "SELECT time, size, note FROM log_checkpoints WHERE account_id = ? AND feature = ? AND size = ?"
+                " ORDER BY time DESC LIMIT 1"
+            ),
+            (account_id, feature.code, size),
+        )
+        return StoredCheckpoint(int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def log_event_seq(self, account_id: int, feature: Feature, ts: int, uuid: str) -> int | None:
+        """The seq of the stored event with timestamp `ts` and `uuid` (one probe of the
+        (ts, uuid) index the store keeps for duplicates), or None."""
+        rows = self._rows(
+            self._q("SELECT seq FROM events WHERE account_id = ? AND feature = ? AND ts = ? AND uuid = ?"),
+            (account_id, feature.code, ts, uuid),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def log_event_seqs(self, account_id: int, feature: Feature, after_seq: int, up_to_seq: int) -> list[int]:
+        """The seqs of the stored events with `after_seq < seq <= up_to_seq`, in order (which
+        indices of a range still have their body)."""
+        rows = self._rows(
+            self._q(
+                "SELECT seq FROM events WHERE account_id = ? AND feature = ? AND seq > ? AND seq <= ? ORDER BY seq"
+            ),
+            (account_id, feature.code, after_seq, up_to_seq),
+        )
+        return [int(r[0]) for r in rows]
+
     def log_recoveries(self, account_id: int, feature: Feature) -> list[str]:
         """The signed recovery statements of the stream, oldest first."""
         rows = self._rows(
