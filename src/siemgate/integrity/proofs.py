@@ -19,7 +19,7 @@ from siemgate.integrity.service import LogService, LogUnavailable
 from siemgate.integrity.tree import StoredTree
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
-from siemgate.store.log_sql import StoredCheckpoint
+from siemgate.store.shared.log import StoredCheckpoint
 from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.entry import EntryError, decode_entry
 from siemgate.tlog.merkle import decompose
