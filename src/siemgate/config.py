@@ -173,6 +173,23 @@ class Settings(BaseSettings):
     integrity_public_key_file: Path | None = Field(
         None, description="Public key file served at /.well-known/siemgate-log-keys; default: the signer's keys."
     )
+    integrity_witness_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Witnesses (siemgate witness serve, or any C2SP tlog-witness) asked to cosign every checkpoint"
+        " before it is published, e.g. https://witness.example.org; comma-separated in the environment"
+        " (docs/integrity.md, 'Waiting for witnesses').",
+    )
+    integrity_witness_key_file: Path | None = Field(
+        None,
+        description="The witnesses' public key file (siemgate witness keys --out): their cosignatures are checked"
+        " with these keys. Required with integrity_witness_urls.",
+    )
+    integrity_witness_quorum: int | None = Field(
+        None,
+        ge=0,
+        description="How many distinct witnesses must cosign a checkpoint before it is published (default: every"
+        " key in integrity_witness_key_file; 0: ask them, but publish without waiting).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a TTY, else JSON.")
 
@@ -182,6 +199,11 @@ class Settings(BaseSettings):
         entries = allow_list(value)
         OutboundPolicy.from_allow_list(entries)  # ValueError names a bad entry
         return entries
+
+    @field_validator("integrity_witness_urls", mode="before")
+    @classmethod
+    def _witness_urls(cls, value: Any) -> list[str]:
+        return allow_list(value)
 
     @field_validator("public_host")
     @classmethod

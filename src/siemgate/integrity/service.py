@@ -19,6 +19,7 @@ from siemgate.errors import ConfigError, NotFound, SiemgateError
 from siemgate.integrity.export import Exported, export_log
 from siemgate.integrity.keys import LogKeys, signer_client
 from siemgate.integrity.tree import Integrated, StoredTree, integrate
+from siemgate.integrity.witnessing import QuorumNotMet, Witnessing
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
 from siemgate.store.shared.log import StoredCheckpoint
@@ -51,6 +52,10 @@ class SignerRejects(LogUnavailable):
     keys): a deployment problem, retried like an unreachable signer."""
 
 
+class NotWitnessed(LogUnavailable):
+    """The signer signed, but fewer than the quorum of witnesses cosigned: nothing was published."""
+
+
 @dataclass(frozen=True)
 class Recovered:
     recovery: Recovery
@@ -78,6 +83,8 @@ class LogService:
         self.cadence = Cadence(settings.integrity_checkpoint_seconds, settings.integrity_heartbeat_seconds)
         self.signer = signer_client(settings)
         self.signer_url = settings.integrity_signer_url
+        self.witnessing = Witnessing.from_settings(settings, self._now)
+        self.unwitnessed: dict[Stream, tuple[int, str]] = {}  # stream -> (retry at, why not published)
         self._last: dict[Stream, Checkpoint | None] = {}
         self._down_until = 0
         self._down_logged = False
@@ -121,7 +128,7 @@ class LogService:
         now = self._now()
         for account_id, feature, _head, size, stopped in self.store.log_overview():
             stream = (account_id, feature)
-            if size < 0 or stopped or self._waiting(stream, now):
+            if size < 0 or stopped or self._waiting(stream, now) or self.unwitnessed.get(stream, (0, ""))[0] > now:
                 continue
             last = self.last_checkpoint(account_id, feature)
             if last is not None and now - last.time < self.cadence.min_interval:
@@ -136,9 +143,16 @@ class LogService:
                     log.warning("the log signer cannot sign; ingest goes on and checkpoints catch up: %s", exc)
                     self._down_logged = True
                 return signed
+            except NotWitnessed as exc:
+                if stream not in self.unwitnessed or self.unwitnessed[stream][1] != str(exc):
+                    log.error("log of account %s %s: %s", account_id, feature.value, exc)
+                self.unwitnessed[stream] = (now + self.cadence.min_interval, str(exc))
+                continue
             except LogUnavailable as exc:
                 log.error("log of account %s %s: %s", account_id, feature.value, exc)
                 continue
+            if self.unwitnessed.pop(stream, None) is not None:
+                log.info("log of account %s %s: witnessed and published again", account_id, feature.value)
             signed += 1
             if self._down_logged:
                 log.info("the log signer is reachable again; checkpoints caught up")
@@ -257,6 +271,11 @@ class LogService:
             raise LogUnavailable(f"the signer's checkpoint does not verify with the published keys: {exc}") from None
         if cp.origin != origin or cp.size != size:
             raise LogUnavailable(f"the signer signed {cp.describe()}, not size {size} of {origin}")
+        if self.witnessing is not None:
+            try:
+                note = self.witnessing.cosign(note, cp, tree, last.size if last is not None else 0)
+            except QuorumNotMet as exc:
+                raise NotWitnessed(f"{cp.describe()} was signed but not witnessed: {exc}") from None
         self.store.add_log_checkpoint(account_id, feature, StoredCheckpoint(cp.time, cp.size, note))
         self._last[stream] = cp
         self._ahead.pop(stream, None)
