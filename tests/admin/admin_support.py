@@ -4,12 +4,10 @@ call the admin API and read siemgate's own audit trail back through the Events A
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +15,6 @@ import httpx
 from siemgate.accounts.actor import CLI
 from siemgate.alerts.actions.record import is_alert_event
 from siemgate.auth.passwords import hash_password
-from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
@@ -209,24 +206,6 @@ def only(items: Iterable[dict[str, Any]], **match: Any) -> dict[str, Any]:
     found = [i for i in items if all(i.get(k) == v for k, v in match.items())]
     assert len(found) == 1, f"expected exactly one item with {match}, found {len(found)}: {found}"
     return found[0]
-
-
-@contextlib.contextmanager
-def running_server(data_dir: Path, backend: str = "sqlite", **overrides: Any) -> Iterator[Any]:
-    """A live server for a whole module (each test makes its own accounts) on a store of `backend`;
-    tests that move the clock or depend on the sign-in limiter use conftest's make_server instead."""
-    from conftest import Clock, make_store, start_server
-
-    live, uv, thread = start_server(
-        load_settings(data_dir=data_dir, **overrides), make_store(backend, data_dir), Clock()
-    )
-    try:
-        yield live
-    finally:
-        live.http.close()
-        uv.should_exit = True
-        thread.join(timeout=10)
-        live.services.close()
 
 
 def signin_event(ts_ns: int) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from admin_support import bearer
 
-from conftest import Clock, LiveServer, start_server
 from siemgate.accounts.actor import CLI
 from siemgate.config import load_settings
 from siemgate.errors import NotFound
@@ -28,6 +27,8 @@ from siemgate.simulate.runner import simulate_history
 from siemgate.simulate.world import build_world
 from siemgate.store.base import Account, RetentionPolicy, Store
 from siemgate.store.shared.identity import Invitation
+from support.clocks import Clock
+from support.servers import LiveServer, start_server
 
 PASSWORD = "a long enough password for the tests"
 RULE = "id: suspensions\nname: Suspensions\nsource: auditevents\nmatch:\n  action: suspend\n"

@@ -19,15 +19,15 @@ from admin_support import (
     bearer,
     error_message,
     ok,
-    running_server,
 )
 
-from conftest import BOTH_BACKENDS
 from siemgate.accounts.actor import CLI
 from siemgate.auth.sessions import COOKIE
 from siemgate.errors import Conflict
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
+from support.servers import running_server
+from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 

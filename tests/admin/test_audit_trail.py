@@ -19,15 +19,15 @@ from admin_support import (
     aux,
     error_message,
     ok,
-    running_server,
 )
 from pydantic import TypeAdapter
 
-from conftest import BOTH_BACKENDS
 from siemgate.accounts.actor import CLI, CLI_DEVICE, SERVER_DEVICE, SYSTEM_UUID
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
 from siemgate.model.validation import V1_SHAPES, validate_events
+from support.servers import running_server
+from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 

@@ -16,9 +16,8 @@ from typing import Any
 
 import orjson
 import pytest
-from admin_support import ADMIN, DAY, HOUR, MINUTE, SECOND, Person, Site, bearer, error_message, ok, running_server
+from admin_support import ADMIN, DAY, HOUR, MINUTE, SECOND, Person, Site, bearer, error_message, ok
 
-from conftest import BOTH_BACKENDS
 from siemgate.alerts.fields import known_fields
 from siemgate.model import flatten
 from siemgate.model.facets import FACET_NAMES
@@ -26,6 +25,8 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns, parse_ns
 from siemgate.store.base import Account
+from support.servers import running_server
+from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 

@@ -23,15 +23,15 @@ from admin_support import (
     aux,
     error_message,
     ok,
-    running_server,
     signin_event,
 )
 
-from conftest import BOTH_BACKENDS
 from siemgate.accounts.actor import SERVER_DEVICE, SYSTEM_UUID
 from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
+from support.servers import running_server
+from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from helpers import SECOND, signin
 
-from conftest import BOTH_BACKENDS
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns
+from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 

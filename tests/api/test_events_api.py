@@ -9,10 +9,10 @@ import orjson
 import pytest
 from helpers import HOUR, MAKERS, SECOND, as_sent, auditevent, itemusage, signin
 
-from conftest import BOTH_BACKENDS
 from siemgate.auth.tokens import TokenService
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns
+from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 

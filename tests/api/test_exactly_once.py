@@ -18,11 +18,13 @@ import orjson
 import pytest
 from helpers import HOUR, MAKERS, SECOND
 
-from conftest import BOTH_BACKENDS, Clock, LiveServer, make_store, start_server
 from siemgate.config import load_settings
 from siemgate.model.encoding import V2_ONLY_TOP
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns, parse_ns
+from support.clocks import Clock
+from support.servers import LiveServer, start_server
+from support.stores import BOTH_BACKENDS, make_store
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 

@@ -11,11 +11,15 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import GOLDEN, Clock, LiveServer, make_store, start_server
 from siemgate.api.ingest_routes import parse_batch
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
+from support.clocks import Clock
+from support.servers import LiveServer, start_server
+from support.stores import make_store
 
+# The copies in this repository, so a clone alone can run the tests.
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 # The shared originals sit beside the project: ../shared/golden from its root.
 SHARED_GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "golden"
 START = "2020-01-01T00:00:00Z"

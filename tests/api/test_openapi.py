@@ -19,12 +19,14 @@ from helpers import HOUR, SECOND, auditevent, itemusage, signin
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from referencing.jsonschema import DRAFT202012
 
-from conftest import Clock, LiveServer, make_store, start_server
 from siemgate.composition.web import create_app
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
+from support.clocks import Clock
+from support.servers import LiveServer, start_server
+from support.stores import make_store
 
 DOC_URI = "urn:siemgate:openapi"
 SIGNIN, ITEMS, AUDIT = Feature.SIGNINATTEMPTS, Feature.ITEMUSAGES, Feature.AUDITEVENTS

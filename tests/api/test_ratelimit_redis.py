@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REDIS_URL
 from siemgate.auth.ratelimit import RateLimiter
 from siemgate.errors import StoreError
 from siemgate.model.ids import new_id
+from support.stores import REDIS_URL
 
 
 def test_two_limiters_on_one_redis_share_each_tokens_budget() -> None:

@@ -26,9 +26,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import Clock, LiveServer, make_store, start_server
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES
+from support.clocks import Clock
+from support.servers import LiveServer, start_server
+from support.stores import make_store
 
 MAX_EXAMPLES = 30
 CHECKS = [

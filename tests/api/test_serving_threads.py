@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 
-from conftest import Clock, start_server
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.store.base import PageRows, Store
+from support.clocks import Clock
+from support.servers import start_server
 
 
 def test_a_page_waiting_on_the_store_holds_up_no_other_request(store: Store, tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from cli_procs import SIEMGATE, Proc, bearer, cli_env, free_port, healthy, run_cli, services_at, signin_event, wait_for
 
-from conftest import drop_pg_schema, new_pg_schema, pg_schema_url
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import ApiKey, RetentionPolicy
+from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
 
 SECOND = 1_000_000_000
 EVENTS = 6000  # per stream, in two streams

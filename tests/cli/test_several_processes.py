@@ -16,13 +16,13 @@ import pytest
 import redis
 from cli_procs import Proc, bearer, cli_env, free_port, healthy, run_cli, signin_event, wait_for
 
-from conftest import REDIS_URL, drop_pg_schema, new_pg_schema, pg_schema_url
 from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.services import Services
+from support.stores import REDIS_URL, drop_pg_schema, new_pg_schema, pg_schema_url
 
 PER_MINUTE = 12
 

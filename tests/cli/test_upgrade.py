@@ -21,7 +21,7 @@ import orjson
 import pytest
 from cli_procs import Proc, bearer, free_port, healthy, signin_event, wait_for
 
-from conftest import drop_pg_schema, new_pg_schema, pg_schema_url
+from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PREVIOUS = "0.1.0"

@@ -20,13 +20,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from conftest import SESSION_LOOPS, Clock, LiveServer, make_store, start_server
 from siemgate.accounts.actor import CLI
 from siemgate.auth.passwords import hash_password
 from siemgate.config import load_settings
 from siemgate.simulate.runner import simulate_history
 from siemgate.simulate.world import build_world
 from siemgate.store.base import Account
+from support.clocks import Clock
+from support.loops import SESSION_LOOPS
+from support.servers import LiveServer, start_server
+from support.stores import make_store
 
 CHROMIUM = os.environ.get("SIEMGATE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -19,7 +19,9 @@ from siemgate.model.features import Feature
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alerts.test_rules_engine import auditevent, failed
-from conftest import Clock, make_store, start_server
+from support.clocks import Clock
+from support.servers import start_server
+from support.stores import make_store
 
 from .conftest import PASSWORD, Console, sign_in
 

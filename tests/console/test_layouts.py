@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from conftest import Clock, make_store, start_server
 from siemgate.accounts.actor import CLI
 from siemgate.auth.passwords import hash_password
 from siemgate.config import load_settings
@@ -21,6 +20,9 @@ from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.simulate.runner import simulate_history
 from siemgate.simulate.world import build_world
+from support.clocks import Clock
+from support.servers import start_server
+from support.stores import make_store
 
 from .conftest import PASSWORD, Console, allow_http_errors, screenshot, sign_in
 

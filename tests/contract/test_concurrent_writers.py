@@ -21,10 +21,10 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import STORE_BACKENDS, make_store
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import NewEvent, Store
+from support.stores import STORE_BACKENDS, make_store
 
 FEATURE = Feature.SIGNINATTEMPTS
 SECOND = 1_000_000_000

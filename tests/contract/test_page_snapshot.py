@@ -16,11 +16,11 @@ import orjson
 import psycopg
 import pytest
 
-from conftest import make_store
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import NewEvent, Store
 from siemgate.store.sqlite import SQLiteStore
+from support.stores import make_store
 
 FEATURE = Feature.ITEMUSAGES
 SECOND = 1_000_000_000

@@ -13,7 +13,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import PG_URL, make_store
 from siemgate.auth.keys import KeyRing, thumbprint
 from siemgate.composition.wiring import open_store
 from siemgate.config import load_settings
@@ -23,6 +22,7 @@ from siemgate.model.ids import new_id
 from siemgate.store.base import NewEvent, Store
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.postgres.events import DAY, partition_name
+from support.stores import PG_URL, make_store
 
 T0 = 20_000 * DAY  # a UTC midnight
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from history_harness import Scale, run_history
 
-from conftest import STORE_BACKENDS
+from support.stores import STORE_BACKENDS
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "history"
 

@@ -15,12 +15,14 @@ from typing import Any
 
 import httpx
 
-from conftest import Clock, LiveServer, make_store, start_server
 from siemgate.accounts.actor import CLI
 from siemgate.config import load_settings
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account
+from support.clocks import Clock
+from support.servers import LiveServer, start_server
+from support.stores import make_store
 
 # cli_procs (tests/cli) runs siemgate as real processes; importable whichever tests are collected.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cli"))

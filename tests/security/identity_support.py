@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 
-from conftest import LiveServer
 from siemgate.accounts.actor import CLI
 from siemgate.auth.passwords import hash_password
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account, User
+from support.servers import LiveServer
 
 ADMIN = "/api/admin/v1"
 PASSWORD = "correct horse battery staple"

@@ -30,7 +30,7 @@ from siemgate.store.sqlite import SQLiteStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alerts.test_rules_engine import failed, signin
-from conftest import STORE_BACKENDS, make_store
+from support.stores import STORE_BACKENDS, make_store
 
 S = 1_000_000_000
 STALL = 2.0  # /healthz answers in ~ms; ten times a slow answer on a busy machine is still far below

@@ -19,7 +19,6 @@ import psycopg
 import pytest
 from bounds_support import ADMIN, SECOND, admin, failed_signin, live_server
 
-from conftest import STORE_BACKENDS, LiveServer, drop_pg_schema, new_pg_schema, pg_schema_url
 from siemgate.errors import InvalidEventBatch
 from siemgate.model.encoding import encode_event
 from siemgate.model.facets import extract_facets
@@ -28,6 +27,8 @@ from siemgate.model.timestamps import parse_ns
 from siemgate.store.base import NewEvent
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
+from support.servers import LiveServer
+from support.stores import STORE_BACKENDS, drop_pg_schema, new_pg_schema, pg_schema_url
 
 SIGNIN = Feature.SIGNINATTEMPTS
 NUL = "\u0000"

@@ -12,11 +12,11 @@ import pytest
 import redis
 from bounds_support import Proc, cli_env, failed_signin, free_port, healthy, live_server, wait_for
 
-from conftest import REDIS_URL, drop_pg_schema, new_pg_schema, pg_schema_url
 from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
+from support.stores import REDIS_URL, drop_pg_schema, new_pg_schema, pg_schema_url
 
 SIGNIN = Feature.SIGNINATTEMPTS
 

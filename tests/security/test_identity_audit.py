@@ -27,7 +27,6 @@ import typer
 from identity_support import ADMIN, PASSWORD, Tenants, ok
 from typer.testing import CliRunner
 
-from conftest import Clock, make_store, start_server
 from siemgate.accounts.actor import CLI, CLI_DEVICE, SERVER_DEVICE, SYSTEM_UUID
 from siemgate.alerts.actions.record import is_alert_event
 from siemgate.cli.main import app as cli_app
@@ -36,6 +35,9 @@ from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account
+from support.clocks import Clock
+from support.servers import start_server
+from support.stores import make_store
 
 AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
 RULE = {

@@ -29,8 +29,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import Clock, make_store, start_server
 from siemgate.config import load_settings
+from support.clocks import Clock
+from support.servers import start_server
+from support.stores import make_store
 
 MAX_EXAMPLES = 5
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

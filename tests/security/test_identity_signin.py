@@ -17,10 +17,10 @@ import pytest
 from argon2 import PasswordHasher
 from identity_support import PASSWORD, Tenants, error, ok, password_hash
 
-from conftest import REDIS_URL
 from siemgate.accounts.actor import CLI
 from siemgate.errors import RateLimited
 from siemgate.model.features import Feature
+from support.stores import REDIS_URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from cli_procs import Proc, cli_env, free_port, healthy, running, services_at, wait_until

@@ -17,7 +17,6 @@ from store_log_kit import T0, expected_root, new_account, write_events
 from tlog_kit import NAME, make_kit, signer_process
 
 from api.helpers import auditevent
-from conftest import LiveServer, free_port
 from siemgate.cli.main import main
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError
@@ -30,6 +29,8 @@ from siemgate.tlog.checkpoint import Checkpoint, open_checkpoint
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.proof import consistency_proof, verify_consistency
 from siemgate.tlog.signer import Signer
+from support.ports import free_port
+from support.servers import LiveServer
 
 AUDIT = Feature.AUDITEVENTS
 

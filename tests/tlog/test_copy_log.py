@@ -12,7 +12,6 @@ from pathlib import Path
 from store_log_kit import SECOND, new_account, sql, write_events
 from tlog_kit import make_kit
 
-from conftest import drop_pg_schema, new_pg_schema, pg_schema_url
 from siemgate.config import load_settings
 from siemgate.dbcopy import Copier
 from siemgate.integrity.keys import LogKeys
@@ -20,6 +19,7 @@ from siemgate.integrity.service import LogService
 from siemgate.model.features import Feature
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
+from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
 
 AUDIT = Feature.AUDITEVENTS
 

@@ -17,10 +17,10 @@ from store_log_kit import snapshot
 from tlog_kit import make_kit, signer_process
 
 from api.helpers import auditevent
-from conftest import LiveServer
 from siemgate.cli.main import main
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import open_checkpoint
+from support.servers import LiveServer
 
 AUDIT = Feature.AUDITEVENTS
 SECOND = 1_000_000_000

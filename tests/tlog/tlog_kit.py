@@ -17,7 +17,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import free_port
 from siemgate.cli.main import main
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
@@ -27,6 +26,7 @@ from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.merkle import root_of, tree_reader
 from siemgate.tlog.proof import consistency_proof
 from siemgate.tlog.signer import Signer
+from support.ports import free_port
 
 NAME = "events.test.example/siemgate"
 ORIGIN = f"{NAME}/ACCT0000000000000000000000/auditevents"
