@@ -18,7 +18,11 @@ from siemgate.store.base import Store
 from support.clocks import Clock
 from support.loops import SESSION_LOOPS
 from support.servers import LiveServer, start_server, stop_server
-from support.stores import STORE_BACKENDS, make_store
+from support.stores import PG_URL, REDIS_URL, STORE_BACKENDS, make_store
+
+# support.services marks the tests that need PostgreSQL, Redis, Chromium or rsyslogd (skipped when
+# the service is absent, and a failed run under CI=true); pytester tests that marking.
+pytest_plugins = ["pytester", "support.services"]
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +39,18 @@ def _no_asyncio_loop_left_running() -> Iterator[None]:
 # The starter alert rules would record alerts in the streams that tests compare exactly; tests that
 # are about alerting pass alerts_enabled=True.
 os.environ.setdefault("SIEMGATE_ALERTS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The machine's PostgreSQL: a test using it is marked `postgres`."""
+    return PG_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's Redis: a test using it is marked `redis`."""
+    return REDIS_URL
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ import pytest
 from siemgate.auth.ratelimit import RateLimiter
 from siemgate.errors import StoreError
 from siemgate.model.ids import new_id
-from support.stores import REDIS_URL
 
 
-def test_two_limiters_on_one_redis_share_each_tokens_budget() -> None:
-    one, two = RateLimiter(5, 100, REDIS_URL), RateLimiter(5, 100, REDIS_URL)
+def test_two_limiters_on_one_redis_share_each_tokens_budget(redis_url: str) -> None:
+    one, two = RateLimiter(5, 100, redis_url), RateLimiter(5, 100, redis_url)
     token = new_id()
     allowed = [(one if n % 2 else two).hit(token).allowed for n in range(7)]
     assert allowed == [True] * 5 + [False] * 2

@@ -22,7 +22,7 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.services import Services
-from support.stores import REDIS_URL, drop_pg_schema, new_pg_schema, pg_schema_url
+from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
 
 PER_MINUTE = 12
 
@@ -52,8 +52,8 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    redis.Redis.from_url(REDIS_URL).ping()  # fail loudly if the machine's Redis is not running
+def cluster(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url: str) -> Iterator[Cluster]:
+    redis.Redis.from_url(redis_url).ping()  # fail loudly if the machine's Redis is not running
     tmp = tmp_path_factory.mktemp("cluster")
     schema = new_pg_schema()
     url = pg_schema_url(schema)
@@ -61,7 +61,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         shared = {
             "SIEMGATE_DATABASE_URL": url,
-            "SIEMGATE_REDIS_URL": REDIS_URL,
+            "SIEMGATE_REDIS_URL": redis_url,
             "SIEMGATE_RATE_LIMIT_PER_MINUTE": str(PER_MINUTE),
             "SIEMGATE_DATABASE_POOL_SIZE": "3",
         }

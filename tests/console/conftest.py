@@ -29,9 +29,9 @@ from siemgate.store.base import Account
 from support.clocks import Clock
 from support.loops import SESSION_LOOPS
 from support.servers import LiveServer, start_server
+from support.services import CHROMIUM
 from support.stores import make_store
 
-CHROMIUM = os.environ.get("SIEMGATE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

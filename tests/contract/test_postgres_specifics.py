@@ -22,13 +22,13 @@ from siemgate.model.ids import new_id
 from siemgate.store.base import NewEvent, Store
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.postgres.events import DAY, partition_name
-from support.stores import PG_URL, make_store
+from support.stores import make_store
 
 T0 = 20_000 * DAY  # a UTC midnight
 
 
 @pytest.fixture
-def pg(tmp_path: Path) -> Iterator[PostgresStore]:
+def pg(tmp_path: Path, pg_url: str) -> Iterator[PostgresStore]:
     store = make_store("postgres", tmp_path)
     assert isinstance(store, PostgresStore)
     yield store
@@ -84,8 +84,8 @@ def test_failures_are_store_errors_without_sql(pg: PostgresStore) -> None:
     assert "SELECT" not in caught.value.message and "INSERT" not in caught.value.message
 
 
-def test_open_store_chooses_the_backend_by_scheme(tmp_path: Path) -> None:
-    store = open_store(load_settings(data_dir=tmp_path, database_url=PG_URL), migrate=False)
+def test_open_store_chooses_the_backend_by_scheme(tmp_path: Path, pg_url: str) -> None:
+    store = open_store(load_settings(data_dir=tmp_path, database_url=pg_url), migrate=False)
     try:
         assert isinstance(store, PostgresStore)
     finally:

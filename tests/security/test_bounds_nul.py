@@ -190,7 +190,7 @@ def _store_unstorable_events(data_dir: Path) -> tuple[str, list[tuple[int, str]]
     return account.uuid, [(int(seqs[4] or 0), events[4]["uuid"]), (int(seqs[20] or 0), events[20]["uuid"])]
 
 
-def test_db_copy_lists_events_postgresql_cannot_hold(tmp_path: Path) -> None:
+def test_db_copy_lists_events_postgresql_cannot_hold(tmp_path: Path, pg_url: str) -> None:
     data_dir = tmp_path / "sqlite-site"
     account_uuid, bad = _store_unstorable_events(data_dir)
     schema = new_pg_schema()

@@ -16,7 +16,7 @@ from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
-from support.stores import REDIS_URL, drop_pg_schema, new_pg_schema, pg_schema_url
+from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
 
 SIGNIN = Feature.SIGNINATTEMPTS
 
@@ -63,16 +63,16 @@ def test_the_stored_events_quota_refuses_what_would_pass_it(tmp_path: Path) -> N
 
 
 @pytest.fixture
-def two_servers(tmp_path: Path) -> Iterator[tuple[str, list[str], str]]:
+def two_servers(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[tuple[str, list[str], str]]:
     """(database URL, base URLs, a data directory for set-up) of two `siemgate serve` processes
     sharing one PostgreSQL schema and Redis, with quotas of 100 events per minute and 150 stored
     per account."""
-    redis.Redis.from_url(REDIS_URL).ping()
+    redis.Redis.from_url(redis_url).ping()
     schema = new_pg_schema()
     url = pg_schema_url(schema)
     shared = {
         "SIEMGATE_DATABASE_URL": url,
-        "SIEMGATE_REDIS_URL": REDIS_URL,
+        "SIEMGATE_REDIS_URL": redis_url,
         "SIEMGATE_INGEST_QUOTA_PER_MINUTE": "100",
         "SIEMGATE_STORED_EVENTS_QUOTA": "150",
         "SIEMGATE_DATABASE_POOL_SIZE": "3",

@@ -20,7 +20,6 @@ from identity_support import PASSWORD, Tenants, error, ok, password_hash
 from siemgate.accounts.actor import CLI
 from siemgate.errors import RateLimited
 from siemgate.model.features import Feature
-from support.stores import REDIS_URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from cli_procs import Proc, cli_env, free_port, healthy, running, services_at, wait_until
@@ -138,7 +137,7 @@ def test_one_ip_is_limited_across_addresses(monkeypatch: pytest.MonkeyPatch) -> 
     limiter.check("someone-else@example.com", "198.51.100.2")
 
 
-def test_the_limit_is_shared_by_every_worker_through_redis(tmp_path: Path) -> None:
+def test_the_limit_is_shared_by_every_worker_through_redis(tmp_path: Path, redis_url: str) -> None:
     """With `serve --workers 3` and Redis, 15 of 30 wrong passwords were checked: each process kept
     its own count. Now exactly 5 are, whichever worker answers."""
     data_dir = tmp_path / "data"
@@ -147,7 +146,7 @@ def test_the_limit_is_shared_by_every_worker_through_redis(tmp_path: Path) -> No
         assert owner is not None
         services.store.set_password(owner.id, password_hash())
     port = free_port()
-    env = cli_env(data_dir, SIEMGATE_REDIS_URL=REDIS_URL, SIEMGATE_ALERTS_ENABLED="false")
+    env = cli_env(data_dir, SIEMGATE_REDIS_URL=redis_url, SIEMGATE_ALERTS_ENABLED="false")
     args = ["serve", "--port", str(port), "--workers", "3"]
     base_url = f"http://127.0.0.1:{port}"
     with running(Proc("workers", args, env, tmp_path / "logs")) as proc:

@@ -24,7 +24,7 @@ from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
 AUDIT = Feature.AUDITEVENTS
 
 
-def test_db_copy_carries_the_log_and_checks_it(tmp_path: Path) -> None:
+def test_db_copy_carries_the_log_and_checks_it(tmp_path: Path, pg_url: str) -> None:
     kit = make_kit(tmp_path)
     settings = load_settings(data_dir=tmp_path / "data", integrity_public_key_file=kit.public_key)
     source = SQLiteStore(tmp_path / "data" / "siemgate.db")
