@@ -15,11 +15,11 @@ import httpx
 from tlog_kit import Kit, make_kit, signer_process
 
 from api.helpers import auditevent
-from conftest import LiveServer
 from siemgate.model.features import Feature
 from siemgate.store.base import Account
 from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.keys import PublicKeyring
+from support.servers import LiveServer
 
 AUDIT = Feature.AUDITEVENTS
 SECOND = 1_000_000_000
