@@ -1,5 +1,6 @@
-"""`siemgate-verify`: offline verification of exported log bundles and of consistency between two
-checkpoints, with only a public key file (docs/integrity.md). Standard library and `cryptography`.
+"""`siemgate-verify`: verification of exported log bundles, of consistency between two checkpoints,
+of one event or one page against its proof, and of a whole stream followed like a SIEM, with only a
+public key file (docs/integrity.md). Standard library and `cryptography`.
 
 Exit status: 0 valid, 1 invalid or stale, 2 usage (bad arguments, unreadable key file or inputs).
 """
@@ -7,6 +8,7 @@ Exit status: 0 valid, 1 invalid or stale, 2 usage (bad arguments, unreadable key
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -16,11 +18,14 @@ from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
 from siemgate.tlog.bundle import BundleError, parse_hashes
 from siemgate.tlog.checkpoint import CheckpointError, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy, load_witness_keys
+from siemgate.tlog.follow import Client, FollowError, follow, load_state, save_state
 from siemgate.tlog.keys import KeyFileError, PublicKeyring
 from siemgate.tlog.merkle import ProofError
 from siemgate.tlog.note import NoteError, NoteVerifier
 from siemgate.tlog.proof import verify_consistency
+from siemgate.tlog.tlog_proof import TlogProofError, verify_event
 from siemgate.tlog.verify import DEFAULT_MAX_AGE, verify_bundle
+from siemgate.tlog.verify_page import PageInputError, verify_page
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -142,6 +147,74 @@ def _consistency(args: argparse.Namespace) -> int:
     return EXIT_VALID
 
 
+def _event(args: argparse.Namespace) -> int:
+    keys = _keys(Path(args.key))
+    event = _read_bytes(Path(args.event), "event").rstrip(b"\r\n")
+    try:
+        done = verify_event(event, _read(Path(args.proof), "proof"), keys)
+    except TlogProofError as exc:
+        print(f"INVALID {exc}")
+        return EXIT_INVALID
+    cp = done.checkpoint.checkpoint
+    for notice in done.notices:
+        print(f"NOTICE {notice}")
+    print(
+        f"Result: VALID: the event is index {done.index} of {cp.origin}, committed with timestamp"
+        f" {format_ns(done.entry.ts_ns)}, in checkpoint size {cp.size} signed {format_ns(cp.time * 1_000_000_000)}"
+    )
+    return EXIT_VALID
+
+
+def _page(args: argparse.Namespace) -> int:
+    keys = _keys(Path(args.key))
+    page = _read_bytes(Path(args.page), "page")
+    try:
+        proof = json.loads(_read(Path(args.proof), "page proof"))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the page proof {args.proof} is not JSON: {exc}") from None
+    state_path = Path(args.state) if args.state else None
+    try:
+        state = load_state(state_path) if state_path else None
+    except FollowError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        report = verify_page(page, proof, keys, state)
+    except PageInputError as exc:
+        print(f"INVALID page: {exc}")
+        return EXIT_INVALID
+    for line in report.lines():
+        print(line)
+    if report.ok and state_path is not None and state is not None:
+        save_state(state_path, state)
+    return EXIT_VALID if report.ok else EXIT_INVALID
+
+
+def _follow(args: argparse.Namespace) -> int:
+    keys = _keys(Path(args.key))
+    token = _read(Path(args.token_file), "token file").strip()
+    if not token:
+        raise UsageError(f"the token file {args.token_file} is empty")
+    reset: dict[str, object] = {"limit": args.limit}
+    if args.start_time:
+        reset["start_time"] = args.start_time
+    if args.end_time:
+        reset["end_time"] = args.end_time
+    try:
+        client = Client(args.url, token, args.feature)
+        ok = follow(client, keys, Path(args.state), reset, max_age=args.max_age)
+    except FollowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_VALID if ok else EXIT_INVALID
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siemgate-verify", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,17 +251,65 @@ def _parser() -> argparse.ArgumentParser:
         help="a checkpoint saved earlier that the bundle must be consistent with (repeatable)",
     )
     b.set_defaults(run=_bundle)
-    c = sub.add_parser("consistency", parents=[common], help="verify that NEW extends OLD")
-    c.add_argument("old", help="older signed checkpoint file")
-    c.add_argument("new", help="newer signed checkpoint file")
-    c.add_argument("proof", help="consistency proof file (one base64 hash per line)")
-    c.set_defaults(run=_consistency)
+    key = argparse.ArgumentParser(add_help=False)
+    key.add_argument("--key", required=True, help="public key file (siemgate log keys --out FILE)")
+    commands = [
+        (
+            "consistency",
+            common,
+            "verify that NEW extends OLD",
+            _consistency,
+            [
+                ("old", "older signed checkpoint file"),
+                ("new", "newer signed checkpoint file"),
+                ("proof", "consistency proof file (one base64 hash per line)"),
+            ],
+        ),
+        (
+            "event",
+            key,
+            "verify one event against its proof (GET .../proof)",
+            _event,
+            [
+                ("event", "the event's v2 bytes exactly as served (one item of a v2 page)"),
+                ("proof", "its c2sp.org/tlog-proof@v1 file"),
+            ],
+        ),
+        (
+            "page",
+            key,
+            "verify a served page against its page proof",
+            _page,
+            [
+                ("page", "the v2 page's response body, as received"),
+                ("proof", "its page proof (POST .../page-proof), JSON"),
+            ],
+        ),
+    ]
+    for name, parent, text, run, positionals in commands:
+        command = sub.add_parser(name, parents=[parent], help=text)
+        for arg, arg_help in positionals:
+            command.add_argument(arg, help=arg_help)
+        command.set_defaults(run=run)
+        if name == "page":
+            command.add_argument(
+                "--state", help="verifier state file: the page must continue it (checkpoint, cursor chain); updated"
+            )
+    f = sub.add_parser("follow", parents=[common], help="pull a stream like a SIEM and verify every page")
+    f.add_argument("--url", required=True, help="the siemgate server, e.g. https://events.example.com")
+    f.add_argument("--token-file", required=True, help="file holding the SIEM token")
+    f.add_argument("--feature", required=True, choices=["signinattempts", "itemusages", "auditevents"])
+    f.add_argument("--state", required=True, help="state file (created): cursor, last checkpoint accepted")
+    f.add_argument("--start-time", help="the first reset's start_time (RFC 3339); default: the server's")
+    f.add_argument("--end-time", help="the first reset's end_time (RFC 3339)")
+    f.add_argument("--limit", type=int, default=1000, choices=range(1, 1001), metavar="1..1000", help="page size")
+    f.set_defaults(run=_follow)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.max_age < 0:
+    if getattr(args, "max_age", 0) < 0:
         print("error: --max-age cannot be negative", file=sys.stderr)
         return EXIT_USAGE
     try:

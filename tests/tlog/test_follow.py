@@ -1,0 +1,158 @@
+"""The SIEM side: `siemgate-verify follow` as its own process pulls a live stream (uvicorn on
+127.0.0.1, a real signer process) while several producers write — late events among them — and
+verifies every page and the consistency of every checkpoint it accepts; then an event body is
+changed in the database (SQLite and PostgreSQL) and the next run fails naming its index."""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from proof_api_kit import AUDIT, SECOND, ProofSetup, proof_setup
+from store_log_kit import sql
+
+from api.helpers import auditevent
+from conftest import BOTH_BACKENDS
+from siemgate.model.timestamps import format_ns
+from siemgate.store.base import Account
+
+server_backend = BOTH_BACKENDS
+T0 = (time.time_ns() // SECOND - 86400) * SECOND
+
+
+def _follow(s: ProofSetup, tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = [
+        sys.executable,
+        "-m",
+        "siemgate.tlog.verify_cli",
+        "follow",
+        "--url",
+        s.server.base_url,
+        "--token-file",
+        str(tmp / "token"),
+        "--feature",
+        "auditevents",
+        "--state",
+        str(tmp / "state.json"),
+        "--key",
+        str(s.kit.public_key),
+        "--start-time",
+        format_ns(T0),
+        "--limit",
+        "40",
+        *extra,
+    ]
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _served(output: str) -> int:
+    return sum(int(m) for m in re.findall(r"VALID \((\d+) served", output))
+
+
+class Runs:
+    """How many follow runs have finished; producers wait for them so that writing and pulling
+    interleave (a condition, not a sleep)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def done(self) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def wait_for(self, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.count >= count, timeout=300), "the follower stalled"
+
+
+def _producer(s: ProofSetup, account: Account, key: str, rounds: int, seed: int, counts: list[int], runs: Runs) -> None:
+    """Batches of events in the window, with late ones: some inside the window (older than what was
+    already served), some before its start (outside it); every third batch waits for one more pull."""
+    rng = random.Random(seed)
+    for r in range(rounds):
+        runs.wait_for(r // 3)
+        batch = [auditevent(T0 + (3600 + seed * 1000 + r * 20 + i) * SECOND) for i in range(15)]
+        batch += [auditevent(T0 + rng.randrange(1, 3600) * SECOND) for _ in range(3)]  # late, in the window
+        batch += [auditevent(T0 - rng.randrange(1, 3600) * SECOND) for _ in range(2)]  # late, before it
+        response = s.server.ingest(key, AUDIT, batch)
+        assert response.status_code == 200, response.text
+        counts[seed] += 18
+
+
+def test_follow_verifies_a_live_stream_and_names_a_tampered_index(tmp_path: Path, make_server: Any) -> None:
+    with proof_setup(tmp_path, make_server) as s:
+        account = s.server.account()
+        (tmp_path / "token").write_text(s.server.token(account) + "\n")
+        key = s.server.ingest_key(account)
+        counts = [0, 0, 0]
+        runs = Runs()
+        writers = [
+            threading.Thread(target=_producer, args=(s, account, key, 12, n, counts, runs), daemon=True)
+            for n in range(3)
+        ]
+        for w in writers:
+            w.start()
+        served = 0
+        while any(w.is_alive() for w in writers):
+            done = _follow(s, tmp_path)
+            assert done.returncode == 0, done.stdout + done.stderr
+            served += _served(done.stdout)
+            runs.done()
+        for w in writers:
+            w.join()
+        done = _follow(s, tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        served += _served(done.stdout)
+        assert "Result: VALID" in done.stdout
+        assert served == sum(counts) == 3 * 12 * 18  # every event of the window, each verified once
+        assert runs.count >= 4  # pulls interleaved with the writing
+
+        # The database is changed behind siemgate's back: an event the SIEM has not pulled yet.
+        s.ingest(account, 10, T0 + 90_000 * SECOND)
+        head = s.server.store.head_seq(account.id, AUDIT)
+        seq = head - 4
+        where = (account.id, AUDIT.code, seq)
+        (body,) = sql(
+            s.server.store, "SELECT body FROM events WHERE account_id = ? AND feature = ? AND seq = ?", where
+        )[0]
+        changed = bytes(body).replace(b'"action":"', b'"action":"x', 1)
+        assert changed != bytes(body)
+        sql(
+            s.server.store,
+            "UPDATE events SET body = ? WHERE account_id = ? AND feature = ? AND seq = ?",
+            (changed, *where),
+        )
+        tampered = _follow(s, tmp_path)
+        assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+        assert f"INVALID index {seq - 1} " in tampered.stdout, tampered.stdout
+        assert "does not hash to its log entry" in tampered.stdout
+        # the state did not move past it: the next run refuses it again
+        again = _follow(s, tmp_path)
+        assert again.returncode == 1 and f"INVALID index {seq - 1} " in again.stdout
+
+
+def test_follow_usage_errors_exit_2(tmp_path: Path) -> None:
+    from tlog_kit import make_kit
+
+    from conftest import free_port
+    from siemgate.tlog.verify_cli import main
+
+    key = str(make_kit(tmp_path).public_key)
+    token = tmp_path / "token"
+    token.write_text("sometoken\n")
+    base = ["follow", "--token-file", str(token), "--feature", "auditevents", "--state", str(tmp_path / "s.json")]
+    assert main([*base, "--url", "ftp://example.com", "--key", key]) == 2
+    assert main([*base, "--url", f"http://127.0.0.1:{free_port()}", "--key", key]) == 2  # nothing listens
+    missing = ["follow", "--token-file", str(tmp_path / "none"), "--feature", "auditevents", "--state", "s"]
+    assert main([*missing, "--url", "http://127.0.0.1:1", "--key", key]) == 2
+    (tmp_path / "s.json").write_text("{not json")
+    assert main([*base, "--url", "http://127.0.0.1:1", "--key", key]) == 2
+    assert not (tmp_path / "s.json").read_text().startswith("{\n")  # a bad state file is left as it was
