@@ -4,8 +4,9 @@ Everything that reads the store (the token's revocation, the rate limit when it 
 page) runs in the thread pool, as ingest does: on PostgreSQL a page is a network round trip and
 1000 rows turned into bytes, and on the event loop it would hold up every other request of the
 process (docs/benchmarks.md, "PostgreSQL next to SQLite"). Only receiving the body stays on the
-loop. The token's record is read afresh at every request, so a revocation is effective at the
-next request on every process.
+loop; a page request then makes one call into the pool (token check, page read and the page's
+bytes together), not one per step. The token's revocation is read afresh at every request, so
+a revocation is effective at the next request on every process.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.responses import Response
 
 from siemgate.api.body import read_body
 from siemgate.api.errors import JSON, error_response
-from siemgate.api.page_request import CursorRequest, ResetRequest, parse_page_request
+from siemgate.api.page_request import parse_page_request
 from siemgate.api.pages import Page, PageReader
 from siemgate.api.schemas import (
     PAGE_MODELS,
@@ -113,16 +114,34 @@ def authorize(services: Services, authorization: str | None) -> tuple[TokenRecor
     return record, status
 
 
-def _read_page(
+def _serve_page(
     services: Services,
     reader: PageReader,
-    record: TokenRecord,
+    authorization: str | None,
+    received: bytes | SiemgateError,
     feature: Feature,
-    page_request: ResetRequest | CursorRequest,
     version: int,
-) -> Page:
-    """The page the request names, for the token's account (a worker thread's job)."""
-    return reader.read(services.account(record.account_id), feature, page_request, v1=version == 1)
+    proof: bool,
+) -> tuple[TokenRecord | None, dict[str, str], Page | SiemgateError]:
+    """Authorize, parse and read one page (with its proof headers when asked) in one worker-thread
+    call: one hop off the event loop per request. Returns the token (None when refused), the
+    response headers and the page or the error to answer with. The body's own error (`received`)
+    is reported after the token's, as when the body was read after authorizing."""
+    headers: dict[str, str] = {}
+    record = None
+    try:
+        record, status = authorize(services, authorization)
+        headers = status.headers()
+        require_feature(record, feature)
+        if isinstance(received, SiemgateError):
+            raise received
+        page_request = parse_page_request(received)
+        page = reader.read(services.account(record.account_id), feature, page_request, v1=version == 1)
+        if proof:
+            headers.update(proof_headers(services, record, feature, page))
+        return record, headers, page
+    except SiemgateError as exc:
+        return record, headers, exc
 
 
 def proof_headers(services: Services, record: TokenRecord, feature: Feature, page: Page) -> dict[str, str]:
@@ -150,19 +169,19 @@ def _introspect(
 def _page_endpoint(feature: Feature, version: int, reader: PageReader) -> Handler:
     async def endpoint(request: Request) -> Response:
         services: Services = request.app.state.services
-        headers: dict[str, str] = {}
+        received: bytes | SiemgateError
         try:
-            record, status = await run_in_threadpool(authorize, services, request.headers.get("authorization"))
-            headers = status.headers()
-            require_feature(record, feature)
-            body = await read_body(request, services.settings.events_max_body_bytes)
-            page_request = parse_page_request(body)
-            page = await run_in_threadpool(_read_page, services, reader, record, feature, page_request, version)
+            received = await read_body(request, services.settings.events_max_body_bytes)
         except SiemgateError as exc:
-            return error_response(exc, headers)
+            received = exc
+        authorization, proof = request.headers.get("authorization"), request.headers.get(PROOF_HEADER) == "1"
+        record, headers, page = await run_in_threadpool(
+            _serve_page, services, reader, authorization, received, feature, version, proof
+        )
+        if isinstance(page, SiemgateError):
+            return error_response(page, headers)
+        assert record is not None  # a page is only read for an authorized token
         services.usage.record(record.id, services.clock(), feature, page.last_seq)
-        if request.headers.get(PROOF_HEADER) == "1":
-            headers.update(await run_in_threadpool(proof_headers, services, record, feature, page))
         return Response(page.body, media_type=JSON, headers=headers)
 
     endpoint.__name__ = f"{feature.value}_v{version}"
