@@ -1,19 +1,25 @@
-"""`make bench`: serving, ingest and token-check figures for docs/benchmarks.md.
+"""`make bench`: serving, ingest and token-check figures for docs/benchmarks.md, on both backends.
 
 Method (one uvicorn worker pinned to CPU 0, the load generator on CPU 1, loopback HTTP):
-  1. a store of N events (default 1,000,000 item usages) is built once in bench/results/data
-     through the same validation and encoding path as the ingest API, and reused by later runs;
+  1. a store of N events (default 1,000,000 item usages) is built once and reused by later runs:
+     on SQLite in bench/results/data-N through the same validation and encoding path as the ingest
+     API; on PostgreSQL with COPY by bench/pg_build.py, in the database siemgate_bench_1m (created
+     on the `--postgres` server when missing);
   2. serve: C connections each follow a cursor chain of 1000-event pages (v2, then v1) for a
      fixed time; events/s = items received / seconds, and events per server CPU-second (the
      server's user + system time during the run: steadier when other work shares the machine);
   3. latency: one connection fetches a 1000-event page at the start and at the end of the store;
   4. ingest: C connections POST 1000-event batches (new uuids) over HTTP; events/s stored;
-  5. token check: TokenService.authenticate in-process, first use (ES256 verify) and cached.
-Prints a table and writes bench/results/latest.json.
+  5. token check: TokenService.authenticate in-process, first use (ES256 verify) and cached;
+  6. PostgreSQL page latency again on a store of --large-events (default 10M, siemgate_bench_10m;
+     its COPY build takes several minutes the first time and is recorded).
+SQLite and PostgreSQL (sharing the machine) run one after the other in the same run; the table
+ends with PostgreSQL's share of SQLite's serving rate and the 10M/1M latency ratios, and each
+run records the load average before and after it. Results go to bench/results/latest.json.
 
---database-url postgresql://... runs the same on PostgreSQL (the store is built with COPY by
-bench/pg_build.py, in that database, and reused); --workers N serves with `serve --workers N`
-(unpinned when N > 1). Results then go to bench/results/latest-<backend>-<N>w-<events>.json.
+--postgres none runs SQLite alone; --database-url postgresql://... runs PostgreSQL alone on that
+database (results in bench/results/latest-postgres-<N>w-<events>.json); --workers N serves with
+`serve --workers N` (unpinned when N > 1).
 """
 
 from __future__ import annotations
@@ -328,90 +334,160 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
+def _pg_database(base_url: str, events: int) -> str:
+    """The URL of the benchmark database for `events` events on the server of `base_url`
+    (siemgate_bench_1m, siemgate_bench_10m, ...), created empty when missing."""
+    import psycopg
+
+    name = f"siemgate_bench_{events // 1_000_000}m" if events % 1_000_000 == 0 else f"siemgate_bench_{events}"
+    server = base_url.rstrip("/").rsplit("/", 1)[0] if base_url.count("/") > 2 else base_url.rstrip("/")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server}/{name}"
+
+
+def _store(events: int, database_url: str | None) -> tuple[Path, dict[str, Any]]:
+    """The benchmark store's data directory and credentials (built the first time, then reused)."""
+    if database_url is None:
+        data_dir = RESULTS / f"data-{events}"
+        print(f"store: {events:,} item usages in {data_dir}", file=sys.stderr)
+        return data_dir, build_store(data_dir, events)
+    from pg_build import build_pg_store
+
+    data_dir = RESULTS / f"pg-data-{events}"
+    data_dir.mkdir(exist_ok=True)
+    meta_path = data_dir / "bench.json"
+    known = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    print(f"store: {events:,} item usages in PostgreSQL ({database_url})", file=sys.stderr)
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    meta = build_pg_store(database_url, settings, events, FEATURE, known)
+    meta_path.write_text(json.dumps(meta))
+    return data_dir, meta
+
+
+def measure(events: int, database_url: str | None, args: argparse.Namespace, *, latency_only: bool) -> dict[str, Any]:
+    """One backend's figures on a store of `events` events, with the load average around them."""
+    data_dir, meta = _store(events, database_url)
+    results: dict[str, Any] = {
+        "backend": "postgres" if database_url else "sqlite",
+        "workers": args.workers,
+        "store_events": events,
+        "store_build_seconds": meta["build_seconds"],
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    server = Server(data_dir, cpu="0", database_url=database_url, workers=args.workers)
+    try:
+        if not latency_only:
+            results["serve_v2"] = _served(server, 2, args.seconds, args.connections, meta["token"], events)
+            results["serve_v1"] = _served(server, 1, args.seconds, args.connections, meta["token"], events)
+        results["latency"] = page_latency(server.port, meta["token"], events, 200)
+        if not latency_only:
+            results["ingest"] = ingest_rate(server.port, meta["ingest_key"], args.ingest_batches, args.connections)
+    finally:
+        server.stop()
+    if not latency_only:
+        results["token_check"] = token_check(data_dir, database_url)
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    return results
+
+
+def _rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    latency = r["latency"]
+    rows = [
+        (
+            "page latency at the start (median/p95)",
+            f"{latency['start']['median_ms']} / {latency['start']['p95_ms']} ms",
+        ),
+        ("page latency at the end (median/p95)", f"{latency['end']['median_ms']} / {latency['end']['p95_ms']} ms"),
+        ("reset from 2020 (median)", f"{latency['reset_median_ms']} ms"),
+    ]
+    if "serve_v2" in r:
+        rows = [
+            ("serve v2, 1000-event pages", f"{r['serve_v2']['events_per_second']:,} events/s"),
+            ("serve v1, 1000-event pages", f"{r['serve_v1']['events_per_second']:,} events/s"),
+            ("serve v2, per server CPU-second", f"{r['serve_v2']['events_per_server_cpu_second'] or 0:,} events"),
+            *rows,
+            ("ingest over HTTP, 1000/request", f"{r['ingest']['events_per_second']:,} events/s"),
+            ("token check, first use", f"{r['token_check']['first_use_us']} µs"),
+            ("token check, cached", f"{r['token_check']['cached_us']} µs"),
+        ]
+    load = "/".join(str(x) for x in r["load_average_before"]), "/".join(str(x) for x in r["load_average_after"])
+    return [*rows, ("load average (1/5/15 min) before, after", f"{load[0]}, {load[1]}")]
+
+
+def _comparison(runs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """PostgreSQL as a share of SQLite (serving), and page latency at the large store against 1M."""
+    out = []
+    sqlite, pg = runs.get("sqlite"), runs.get("postgres")
+    if sqlite and pg and "serve_v2" in sqlite and "serve_v2" in pg:
+        for v in ("serve_v2", "serve_v1"):
+            share = pg[v]["events_per_second"] / max(1, sqlite[v]["events_per_second"])
+            out.append((f"PostgreSQL / SQLite, {v.replace('_', ' ')} (goal >= 50 %)", f"{share:.0%}"))
+    for name, run in runs.items():
+        backend = name.split("-")[0]
+        small = runs.get(backend)
+        if name == backend or small is None:
+            continue
+        for where in ("start", "end"):
+            ratio = run["latency"][where]["median_ms"] / small["latency"][where]["median_ms"]
+            out.append(
+                (f"{backend} page latency at the {where}, {name.split('-')[1]} / 1M (goal 0.8-1.2)", f"{ratio:.2f}")
+            )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="store size (default 1,000,000)")
     parser.add_argument("--seconds", type=float, default=15, help="duration of each serve run")
     parser.add_argument("--connections", type=int, default=2, help="concurrent client connections")
     parser.add_argument("--ingest-batches", type=int, default=60, help="1000-event batches to ingest")
-    parser.add_argument("--database-url", help="run on this PostgreSQL database (an empty one the first time)")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server for the default run (databases siemgate_bench_1m, ..._10m are created there);"
+        " 'none' to run SQLite alone",
+    )
+    parser.add_argument(
+        "--large-events",
+        type=int,
+        default=10_000_000,
+        help="also measure PostgreSQL page latency on a store this large (0: skip)",
+    )
+    parser.add_argument("--database-url", help="run on this PostgreSQL database alone (an empty one the first time)")
     parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers N)")
     parser.add_argument("--latency-only", action="store_true", help="skip the serve and ingest rates")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    backend = "postgres" if args.database_url else "sqlite"
+    runs: dict[str, dict[str, Any]] = {}
     if args.database_url:
-        from pg_build import build_pg_store
-
-        data_dir = RESULTS / f"pg-data-{args.events}"
-        data_dir.mkdir(exist_ok=True)
-        meta_path = data_dir / "bench.json"
-        known = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        print(f"store: {args.events:,} item usages in PostgreSQL", file=sys.stderr)
-        settings = load_settings(data_dir=data_dir, database_url=args.database_url)
-        meta = build_pg_store(args.database_url, settings, args.events, FEATURE, known)
-        meta_path.write_text(json.dumps(meta))
+        runs["postgres"] = measure(args.events, args.database_url, args, latency_only=args.latency_only)
     else:
-        data_dir = RESULTS / f"data-{args.events}"
-        print(f"store: {args.events:,} item usages in {data_dir}", file=sys.stderr)
-        meta = build_store(data_dir, args.events)
-    results: dict[str, Any] = {
-        "machine": machine(),
-        "backend": backend,
-        "workers": args.workers,
-        "store_events": args.events,
-        "store_build_seconds": meta["build_seconds"],
-    }
-    server = Server(data_dir, cpu="0", database_url=args.database_url, workers=args.workers)
-    try:
-        if not args.latency_only:
-            results["serve_v2"] = _served(server, 2, args.seconds, args.connections, meta["token"], args.events)
-            results["serve_v1"] = _served(server, 1, args.seconds, args.connections, meta["token"], args.events)
-        results["latency"] = page_latency(server.port, meta["token"], args.events, 200)
-        if not args.latency_only:
-            results["ingest"] = ingest_rate(server.port, meta["ingest_key"], args.ingest_batches, args.connections)
-    finally:
-        server.stop()
-    results["token_check"] = token_check(data_dir, args.database_url)
-    result_file = (
-        "latest.json"
-        if backend == "sqlite" and args.workers == 1
-        else f"latest-{backend}-{args.workers}w-{args.events}.json"
-    )
+        runs["sqlite"] = measure(args.events, None, args, latency_only=args.latency_only)
+        if args.postgres != "none":
+            pg_url = _pg_database(args.postgres, args.events)
+            runs["postgres"] = measure(args.events, pg_url, args, latency_only=args.latency_only)
+            if args.large_events:
+                large_url = _pg_database(args.postgres, args.large_events)
+                runs[f"postgres-{args.large_events // 1_000_000}M"] = measure(
+                    args.large_events, large_url, args, latency_only=True
+                )
+    results = {"machine": machine(), "runs": runs, "comparison": dict(_comparison(runs))}
+    result_file = "latest.json" if args.workers == 1 and not args.database_url else f"latest-{args.workers}w.json"
+    if args.database_url:
+        result_file = f"latest-postgres-{args.workers}w-{args.events}.json"
     (RESULTS / result_file).write_text(json.dumps(results, indent=2))
-    if args.latency_only:
-        print(json.dumps(results["latency"], indent=2))
-        return
-    rows = [
-        ("serve v2, 1000-event pages", f"{results['serve_v2']['events_per_second']:,} events/s", ">= 300,000"),
-        ("serve v1, 1000-event pages", f"{results['serve_v1']['events_per_second']:,} events/s", ">= 300,000"),
-        (
-            "serve v2, per server CPU-second",
-            f"{results['serve_v2']['events_per_server_cpu_second'] or 0:,} events",
-            "",
-        ),
-        (
-            "page latency at the start (median/p95)",
-            f"{results['latency']['start']['median_ms']} / {results['latency']['start']['p95_ms']} ms",
-            "flat",
-        ),
-        (
-            "page latency at the end (median/p95)",
-            f"{results['latency']['end']['median_ms']} / {results['latency']['end']['p95_ms']} ms",
-            "flat",
-        ),
-        ("reset from 2020 (median)", f"{results['latency']['reset_median_ms']} ms", "fast"),
-        ("ingest over HTTP, 1000/request", f"{results['ingest']['events_per_second']:,} events/s", ">= 40,000"),
-        ("token check, first use", f"{results['token_check']['first_use_us']} µs", ""),
-        ("token check, cached", f"{results['token_check']['cached_us']} µs", "<= 20 µs"),
-    ]
-    width = max(len(r[0]) for r in rows)
     print(
         f"\nsiemgate benchmarks — {results['machine']['cpu']}, {results['machine']['cores']} cores, "
-        f"Python {results['machine']['python']}, store of {args.events:,} events\n"
+        f"Python {results['machine']['python']}\n"
     )
-    for name, value, target in rows:
-        print(f"  {name:<{width}}  {value:>22}   {target}")
+    for name, run in runs.items():
+        print(f"  {name}, store of {run['store_events']:,} events (built in {run['store_build_seconds']} s)")
+        for label, value in _rows(run):
+            print(f"    {label:<42} {value:>26}")
+    for label, value in _comparison(runs):
+        print(f"  {label:<60} {value:>10}")
     print(f"\nfull results: {RESULTS / result_file}")
 
 
