@@ -121,3 +121,29 @@ def test_keys_of_an_older_deployment_are_imported_from_its_data_dir(kind: str, t
         assert ring.public_key(new_kid) is not None and ring.public_key(kids[1]) is None
     finally:
         store.close()
+
+
+def test_a_long_chain_reads_only_the_days_ahead_of_it(pg: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader following its cursor across many days reads the day(s) its page comes from and the
+    next one, not every day the chain has passed (which made each page of a long chain slower)."""
+    account = pg.create_account(new_id(), "A", T0)
+    feature = Feature.ITEMUSAGES
+    for day in range(12):
+        pg.insert_events(account.id, feature, _events(*(T0 + day * DAY + n for n in range(1, 6))))
+    read: list[list[int]] = []
+    union = pg._union
+
+    def recorded(code: int, buckets: list[int], columns: str, plan: str, start: int, end: int) -> str:
+        read.append(list(buckets))
+        return union(code, buckets, columns, plan, start, end)
+
+    monkeypatch.setattr(pg, "_union", recorded)
+    seqs, after = [], 0
+    while True:
+        rows = pg.read_events(account.id, feature, after, T0, None, 3)
+        if not rows:
+            break
+        seqs += [seq for seq, _, _ in rows]
+        after = rows[-1][0]
+    assert seqs == list(range(1, 61))  # every event once, in order
+    assert max(len(days) for days in read) <= 3, read

@@ -48,6 +48,15 @@ def _width(columns: str) -> int:
     return width
 
 
+def _next_days(rows: Sequence[tuple[Any, ...]], day_at: int, unread: Sequence[tuple[int, int, int]]) -> tuple[int, ...]:
+    """The days to read first for the chain's next page: those this page's rows came from (the
+    row at `day_at` of each), and the first of the `unread` (min seq, day, rows) days by min seq."""
+    days = {int(r[day_at]) for r in rows}
+    if unread:
+        days.add(int(unread[0][1]))
+    return tuple(sorted(days))
+
+
 def bucket_of(ts: int) -> int:
     """The start of the UTC day holding `ts`: the partition key."""
     return ts - ts % DAY
@@ -332,7 +341,8 @@ class PgEvents(PgBase):
 
     @staticmethod
     def _union(code: int, buckets: list[int], columns: str, plan: str, start: int, end: int) -> str:
-        """The first n matching rows after the cursor of each day partition, merged in seq order.
+        """The first n matching rows after the cursor of each day partition (each row with its day
+        after the `columns`), merged in seq order.
 
         The plan is ours, not the planner's (as on SQLite): `seq + 0` makes a small window read by
         timestamp. A day wholly inside the window gets no timestamp condition at all, so the
@@ -343,15 +353,16 @@ class PgEvents(PgBase):
             inside = b >= start and b + DAY - 1 <= end
             when = "" if inside else " AND ts >= %(start)s AND ts <= %(end)s"
             parts.append(
-                f"(SELECT {columns} FROM {partition_name(code, b)} WHERE account_id = %(a)s AND feature = %(f)s"
-                f" AND seq > %(after)s{when} ORDER BY {order} LIMIT %(n)s)"
+                f"(SELECT {columns}, {b}::bigint FROM {partition_name(code, b)} WHERE account_id = %(a)s"
+                f" AND feature = %(f)s AND seq > %(after)s{when} ORDER BY {order} LIMIT %(n)s)"
             )
         return " UNION ALL ".join(parts)
 
     def _window_rows(
         self, account_id: int, code: int, after_seq: int, start: int, end: int | None, limit: int, columns: str
     ) -> list[tuple[Any, ...]]:
-        """Up to limit + 1 rows (the `columns`, then three NULLs) of the window after the cursor, in seq order."""
+        """Up to limit + 1 rows (the `columns`, their day, then three NULLs) of the window after the
+        cursor, in seq order."""
         try:
             return self._window_read(account_id, code, after_seq, start, end, limit, columns)
         except StoreError:  # a purge may have dropped a partition between two statements: look again
@@ -370,7 +381,9 @@ class PgEvents(PgBase):
         page, its days and `has_more` come from one snapshot, even when a batch with events in
         several days commits meanwhile (docs/cursors.md, "One snapshot per page"). The first
         choice is the days the previous page of the chain was read from (remembered by its last
-        seq), so a reader following its cursor usually needs one statement per page."""
+        seq), so a reader following its cursor usually needs one statement per page. Only the days the
+        page's rows came from and the next day by min seq are remembered: the days a chain has left
+        behind are not read again (they would make every later page of a long chain slower)."""
         params: dict[str, Any] = {"a": account_id, "f": code, "after": after_seq, "start": start, "n": limit + 1}
         params["end"] = _MAX_TS if end is None else end
         params["lo"] = max(start - DAY, _MIN_TS)
@@ -385,6 +398,7 @@ class PgEvents(PgBase):
                 at = len(rows) - 1 if rows[-1][0] is None else next(i for i, r in enumerate(rows) if r[0] is None)
                 buckets, mins, counts = rows.pop(at)[-3:]
                 unread = sorted(zip(mins or [], buckets or [], counts or [], strict=True))
+                later = unread
                 if len(rows) > limit:  # only the unread days that could hold a seq up to the limit-th row
                     unread = [u for u in unread if u[0] <= rows[limit - 1][0]]
                 if not unread:
@@ -400,15 +414,19 @@ class PgEvents(PgBase):
         if rows:
             if len(self._page_days) >= _PAGE_DAYS_KEPT:
                 self._page_days.clear()
-            self._page_days[(account_id, code, int(rows[min(limit, len(rows)) - 1][0]))] = (tuple(read), plan)
-        return rows  # each with three trailing NULL columns
+            self._page_days[(account_id, code, int(rows[min(limit, len(rows)) - 1][0]))] = (
+                _next_days(rows, _width(columns), later),
+                plan,
+            )
+        return rows  # each with its day and three trailing NULL columns
 
     def _page_sql(self, code: int, read: list[int], columns: str, plan: str, params: dict[str, Any]) -> str:
-        """The page's rows from the `read` days (with three NULL columns), then one row of three
-        arrays: the bucket, min seq and row count of each other day holding a seq after the cursor."""
+        """The page's rows from the `read` days (with their day and three NULL columns), then one row
+        of three arrays: the bucket, min seq and row count of each other day holding a seq after the
+        cursor."""
         unread = (
-            f"SELECT {', '.join(['NULL'] * _width(columns))}, array_agg(bucket), array_agg(min_seq), array_agg(rows)"
-            " FROM event_buckets"
+            f"SELECT {', '.join(['NULL'] * (_width(columns) + 1))},"
+            " array_agg(bucket), array_agg(min_seq), array_agg(rows) FROM event_buckets"
             " WHERE account_id = %(a)s AND feature = %(f)s AND max_seq > %(after)s AND bucket > %(lo)s"
             " AND bucket <= %(end)s AND bucket <> ALL(%(read)s::bigint[])"
         )
