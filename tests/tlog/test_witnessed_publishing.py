@@ -15,7 +15,6 @@ from store_log_kit import T0
 from tlog_kit import make_kit, signer_process, witness_process
 
 from api.helpers import auditevent
-from conftest import LiveServer, free_port
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError
 from siemgate.integrity.keys import LogKeys
@@ -27,6 +26,8 @@ from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.note import NoteSigner, sign_note
 from siemgate.tlog.signer_client import SignerClient
 from siemgate.tlog.witness import Witness
+from support.ports import free_port
+from support.servers import LiveServer
 
 AUDIT = Feature.AUDITEVENTS
 
