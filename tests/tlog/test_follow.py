@@ -18,9 +18,9 @@ from proof_api_kit import AUDIT, SECOND, ProofSetup, proof_setup
 from store_log_kit import sql
 
 from api.helpers import auditevent
-from conftest import BOTH_BACKENDS
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account
+from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS
 T0 = (time.time_ns() // SECOND - 86400) * SECOND
