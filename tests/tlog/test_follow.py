@@ -142,8 +142,8 @@ def test_follow_verifies_a_live_stream_and_names_a_tampered_index(tmp_path: Path
 def test_follow_usage_errors_exit_2(tmp_path: Path) -> None:
     from tlog_kit import make_kit
 
-    from conftest import free_port
     from siemgate.tlog.verify_cli import main
+    from support.ports import free_port
 
     key = str(make_kit(tmp_path).public_key)
     token = tmp_path / "token"
