@@ -58,3 +58,33 @@ def event_batch(n: int, start_ns: int, step_ns: int) -> list[dict[str, Any]]:
             }
         )
     return events
+
+
+def audit_batch(n: int, start_ns: int, step_ns: int) -> list[dict[str, Any]]:
+    """n audit events (an administrator suspending a user) at start, start+step, ... (~600 bytes)."""
+    rng = random.Random(start_ns)
+    events = []
+    for i in range(n):
+        actor, target = rng.choice(_USERS), rng.choice(_USERS)
+        ts = start_ns + i * step_ns
+        events.append(
+            {
+                "uuid": new_id(),
+                "timestamp": format_ns(ts),
+                "actor_uuid": actor["uuid"],
+                "actor_details": {k: actor[k] for k in ("uuid", "name", "email", "user_type")},
+                "action": "suspend",
+                "object_type": "user",
+                "object_uuid": target["uuid"],
+                "session": {
+                    "uuid": new_id(),
+                    "login_time": format_ns(ts - 3600 * 1_000_000_000),
+                    "device_uuid": new_id(lower=True),
+                    "ip": f"192.0.2.{rng.randrange(1, 255)}",
+                },
+                "actor_type": "user",
+                "actor_account_uuid": _ACCOUNT,
+                "account_uuid": _ACCOUNT,
+            }
+        )
+    return events

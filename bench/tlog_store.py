@@ -18,17 +18,15 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import psycopg
 
-from api.helpers import auditevent
+from events import audit_batch
 from siemgate.integrity.tree import integrate
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
@@ -84,7 +82,7 @@ class Backend:
 
 
 def batches(count: int, start: int) -> list[list[dict[str, Any]]]:
-    return [[auditevent(start + (b * 1000 + i) * SECOND) for i in range(1000)] for b in range(count // 1000)]
+    return [audit_batch(1000, start + b * 1000 * SECOND, SECOND) for b in range(count // 1000)]
 
 
 def backend_cpu(store: Store) -> float:

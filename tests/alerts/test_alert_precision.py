@@ -21,9 +21,9 @@ from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns, parse_ns
 from siemgate.simulate.runner import simulate_history
 from siemgate.simulate.world import build_world
+from support.events import auditevent, failed, signin
 
 from .test_alerts_live import Site
-from .test_rules_engine import auditevent, failed, signin
 
 S = 1_000_000_000
 MIN, DAY = 60 * S, 86400 * S

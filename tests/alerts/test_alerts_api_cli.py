@@ -16,8 +16,9 @@ from siemgate.model.timestamps import format_ns, parse_ns
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "admin"))
 from admin_support import Site, error_message, ok
 
+from support.events import auditevent, failed
+
 from .receivers import wait_for
-from .test_rules_engine import auditevent, failed
 
 SIGMA = """
 title: Vault shared

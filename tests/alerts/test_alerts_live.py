@@ -26,9 +26,9 @@ from siemgate.model.ids import new_id
 from siemgate.services import Services
 from siemgate.store.base import Account
 from siemgate.store.sqlite import SQLiteStore
+from support.events import auditevent, failed, signin
 
 from .receivers import HttpReceiver, Rsyslog, free_port, wait_for
-from .test_rules_engine import auditevent, failed, signin
 
 S = 1_000_000_000
 SIGNIN, AUDIT = Feature.SIGNINATTEMPTS, Feature.AUDITEVENTS
@@ -147,7 +147,7 @@ def test_disabled_and_custom_rules(site: Site) -> None:
     site.write(AUDIT, [auditevent(site.clock(), action="disblmfa", object_type="user")])
     event = auditevent(site.clock(), action="suspend", object_type="user")
     site.write(AUDIT, [event])
-    from api.helpers import itemusage
+    from support.events import itemusage
 
     usage = itemusage(site.clock(), action="export")
     usage["user"]["email"] = "Boss@VIP.example"

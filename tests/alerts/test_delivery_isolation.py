@@ -19,10 +19,10 @@ from siemgate.alerts.dispatch import LEASE_NS
 from siemgate.alerts.model import parse_rule
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
+from support.events import auditevent
 
 from .receivers import HttpReceiver, wait_for
 from .test_alerts_live import S, Site
-from .test_rules_engine import auditevent
 
 TARPIT_TIMEOUT = 20.0  # each tarpitted delivery holds its slot this long
 

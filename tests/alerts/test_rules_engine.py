@@ -3,8 +3,6 @@ and `test_rule` (no server)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +13,7 @@ from siemgate.alerts.model import RuleError, compile_rule, load_rule
 from siemgate.alerts.service import parse_rules_text
 from siemgate.alerts.service import test_rule as run_rule
 from siemgate.alerts.sigma import sigma_to_rules
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from api.helpers import auditevent, itemusage, signin
+from support.events import auditevent, failed, itemusage, signin
 
 T0 = 1_800_000_000_000_000_000
 S = 1_000_000_000
@@ -26,12 +22,6 @@ S = 1_000_000_000
 def rule(**kw: Any) -> Any:
     base = {"id": "r", "name": "R", "source": "signinattempts", "match": {"category": "credentials_failed"}}
     return load_rule(base | kw)
-
-
-def failed(ts: int, email: str = "ada@example.com", **kw: Any) -> dict[str, Any]:
-    event = signin(ts, category="credentials_failed", type="password_secret_bad", **kw)
-    event["target_user"]["email"] = email
-    return event
 
 
 def test_operators_on_nested_fields() -> None:

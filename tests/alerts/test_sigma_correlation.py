@@ -30,9 +30,9 @@ from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import parse_ns
 from siemgate.store.base import Account
+from support.events import signin
 
 from .test_alerts_live import Site
-from .test_rules_engine import signin
 from .test_sigma_fidelity import _flat
 
 MS = 1_000_000

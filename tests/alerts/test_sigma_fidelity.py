@@ -23,10 +23,11 @@ from siemgate.alerts.fields import check_field
 from siemgate.alerts.model import RuleError, compile_rule, parse_rule
 from siemgate.alerts.sigma import field_table, sigma_to_rules
 from siemgate.errors import BadRequest
+from support.events import auditevent, itemusage, signin
 
 from .sigma_field_probe import derive
 from .test_alerts_live import Site
-from .test_rules_engine import T0, S, auditevent, itemusage, signin
+from .test_rules_engine import T0, S
 
 HEAD = """title: {title}
 {ident}logsource: {{product: 1password, service: {service}}}

@@ -12,9 +12,9 @@ import pytest
 
 from siemgate.alerts import evaluator
 from siemgate.model.features import Feature
+from support.events import signin
 
 from .test_alerts_live import SIGNIN, Site, now_failed
-from .test_rules_engine import signin
 
 
 @pytest.fixture

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import SECOND, signin
-
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns
+from support.events import SECOND, signin
 from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL

@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers import HOUR, MAKERS, SECOND, as_sent, auditevent, itemusage, signin
 
 from siemgate.auth.tokens import TokenService
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns
+from support.events import HOUR, MAKERS, SECOND, as_sent, auditevent, itemusage, signin
 from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from helpers import HOUR, MAKERS, SECOND, as_sent, auditevent, itemusage, signin
 
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns, parse_ns
 from support.clocks import Clock
+from support.events import HOUR, MAKERS, SECOND, as_sent, auditevent, itemusage, signin
 from support.servers import LiveServer, start_server
 from support.stores import BOTH_BACKENDS, make_store
 

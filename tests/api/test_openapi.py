@@ -15,7 +15,6 @@ import jsonschema
 import orjson
 import pytest
 import referencing
-from helpers import HOUR, SECOND, auditevent, itemusage, signin
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from referencing.jsonschema import DRAFT202012
 
@@ -25,6 +24,7 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from support.clocks import Clock
+from support.events import HOUR, SECOND, auditevent, itemusage, signin
 from support.servers import LiveServer, start_server
 from support.stores import make_store
 

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from helpers import HOUR, MAKERS, SECOND
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -29,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES
 from support.clocks import Clock
+from support.events import HOUR, MAKERS, SECOND
 from support.servers import LiveServer, start_server
 from support.stores import make_store
 

@@ -5,7 +5,6 @@ in the JSON, forgiving filters with suggestions, and a histogram of the matching
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -14,11 +13,9 @@ from playwright.sync_api import Page, expect
 from siemgate.model import enums
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
+from support.events import auditevent, signin
 
 from .conftest import Console, sign_in
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from api.helpers import auditevent, signin
 
 S = 10**9
 ALICE = {"uuid": new_id(), "name": "Alice Admin", "email": "Alice.Admin@Example-Corp.test", "user_type": "user"}

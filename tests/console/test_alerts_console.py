@@ -4,10 +4,8 @@ explorer showing exactly its triggering events."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -16,10 +14,8 @@ from siemgate.accounts.actor import CLI
 from siemgate.auth.passwords import hash_password
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from alerts.test_rules_engine import auditevent, failed
 from support.clocks import Clock
+from support.events import auditevent, failed
 from support.servers import start_server
 from support.stores import make_store
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -17,11 +15,9 @@ from playwright.sync_api import Page, expect
 
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
+from support.events import signin
 
 from .conftest import Console, screenshot, sign_in
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from api.helpers import signin
 
 
 def _stored(console: Console, feature: Feature, start: int, end: int) -> list[dict[str, Any]]:

@@ -5,10 +5,8 @@ test-artifacts/console/layout-*.png."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
@@ -21,13 +19,11 @@ from siemgate.model.ids import new_id
 from siemgate.simulate.runner import simulate_history
 from siemgate.simulate.world import build_world
 from support.clocks import Clock
+from support.events import auditevent, itemusage, signin
 from support.servers import start_server
 from support.stores import make_store
 
 from .conftest import PASSWORD, Console, allow_http_errors, screenshot, sign_in
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from api.helpers import auditevent, itemusage, signin
 
 S = 1_000_000_000
 WIDTHS = (1440, 1280, 390)

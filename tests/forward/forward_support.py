@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -12,13 +11,10 @@ from typing import Any, TypeVar
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
-
-from helpers import MAKERS
-
 from siemgate.forward.config import ForwardConfig, parse_config
 from siemgate.forward.runner import Forwarder
 from siemgate.model.features import Feature
+from support.events import MAKERS
 
 T = TypeVar("T")
 SECOND = 1_000_000_000

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
-from helpers import auditevent, itemusage, signin
-
 from siemgate.forward.formats.ecs import to_ecs
 from siemgate.forward.formats.ocsf import check, to_ocsf, validated
 from siemgate.forward.records import make_record
 from siemgate.model.enums import AUDIT_ACTIONS, AUDIT_OBJECT_TYPES, ITEM_USAGE_ACTIONS, SIGNIN_CATEGORIES
 from siemgate.model.features import Feature
+from support.events import auditevent, itemusage, signin
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 NOW = time.time_ns()

@@ -7,7 +7,6 @@ injected with a database trigger, on both backends)."""
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,9 +26,7 @@ from siemgate.outbound import OutboundPolicy, OutboundRefused, guarded_http_clie
 from siemgate.store.base import AlertRuleRecord
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from alerts.test_rules_engine import failed, signin
+from support.events import failed, signin
 from support.stores import STORE_BACKENDS, make_store
 
 S = 1_000_000_000
@@ -168,7 +165,7 @@ class Site:
         self.services.alerts.rules.invalidate(self.account.id)
 
     def fire(self) -> list[Any]:
-        from alerts.test_rules_engine import auditevent
+        from support.events import auditevent
 
         self.services.writer.write(self.account.id, Feature.AUDITEVENTS, [auditevent(self.clock(), action="disblmfa")])
         self.services.alerts.dispatcher.run_due()

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 from tlog_kit import Kit, make_kit, signer_process
 
-from api.helpers import auditevent
 from siemgate.model.features import Feature
 from siemgate.store.base import Account
 from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.keys import PublicKeyring
+from support.events import auditevent
 from support.servers import LiveServer
 
 AUDIT = Feature.AUDITEVENTS

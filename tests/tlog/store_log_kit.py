@@ -9,7 +9,6 @@ from typing import Any
 
 import psycopg
 
-from api.helpers import auditevent
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import Account, Store
@@ -17,6 +16,7 @@ from siemgate.store.ingest import EventWriter
 from siemgate.store.sqlite import SQLiteStore
 from siemgate.tlog.entry import body_timestamp_ns, entry_for
 from siemgate.tlog.merkle import root_of
+from support.events import auditevent
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 SECOND = 1_000_000_000

@@ -16,7 +16,6 @@ import pytest
 from store_log_kit import T0, expected_root, new_account, write_events
 from tlog_kit import NAME, make_kit, signer_process
 
-from api.helpers import auditevent
 from siemgate.cli.main import main
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError
@@ -29,6 +28,7 @@ from siemgate.tlog.checkpoint import Checkpoint, open_checkpoint
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.proof import consistency_proof, verify_consistency
 from siemgate.tlog.signer import Signer
+from support.events import auditevent
 from support.ports import free_port
 from support.servers import LiveServer
 

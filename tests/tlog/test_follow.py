@@ -17,9 +17,9 @@ from typing import Any
 from proof_api_kit import AUDIT, SECOND, ProofSetup, proof_setup
 from store_log_kit import sql
 
-from api.helpers import auditevent
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account
+from support.events import auditevent
 from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS

@@ -16,10 +16,10 @@ import pytest
 from store_log_kit import snapshot
 from tlog_kit import make_kit, signer_process
 
-from api.helpers import auditevent
 from siemgate.cli.main import main
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import open_checkpoint
+from support.events import auditevent
 from support.servers import LiveServer
 
 AUDIT = Feature.AUDITEVENTS

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from store_log_kit import T0, bodies, expected_root, new_account, sql, write_events
 
-from api.helpers import auditevent
 from siemgate.cli.main import main
 from siemgate.errors import SiemgateError
 from siemgate.integrity.tree import HOLE_ENTRY, StoredTree, integrate
@@ -22,6 +21,7 @@ from siemgate.store.sqlite import SQLiteStore
 from siemgate.tlog.entry import body_timestamp_ns, entry_bytes
 from siemgate.tlog.merkle import tree_reader
 from siemgate.tlog.proof import consistency_proof, inclusion_proof
+from support.events import auditevent
 
 AUDIT = Feature.AUDITEVENTS
 

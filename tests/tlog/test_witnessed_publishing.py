@@ -14,7 +14,6 @@ import pytest
 from store_log_kit import T0
 from tlog_kit import make_kit, signer_process, witness_process
 
-from api.helpers import auditevent
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError
 from siemgate.integrity.keys import LogKeys
@@ -26,6 +25,7 @@ from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.note import NoteSigner, sign_note
 from siemgate.tlog.signer_client import SignerClient
 from siemgate.tlog.witness import Witness
+from support.events import auditevent
 from support.ports import free_port
 from support.servers import LiveServer
 
