@@ -51,12 +51,13 @@ def entry(i: int) -> Entry:
 class Tree:
     """Tile hashes of a synthetic log; perfect nodes below the tile level recomputed from entries."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, entry_of: Callable[[int], Entry] = entry) -> None:
         self.size = size
+        self.entry_of = entry_of
         self.tiles: list[bytes] = []
         tile: list[bytes] = []
         for i in range(size):
-            tile.append(leaf_hash(entry(i).encode()))
+            tile.append(leaf_hash(entry_of(i).encode()))
             if len(tile) == 1 << TILE:
                 self.tiles.append(root_of(tile))
                 tile = []
@@ -71,7 +72,7 @@ class Tree:
         if level >= TILE:
             return self._upper(level - TILE, index)
         first = index << level
-        return root_of(leaf_hash(entry(i).encode()) for i in range(first, first + (1 << level)))
+        return root_of(leaf_hash(self.entry_of(i).encode()) for i in range(first, first + (1 << level)))
 
 
 def event_body(i: int) -> bytes:

@@ -17,7 +17,7 @@ import pytest
 from proof_api_kit import AUDIT, SECOND, ProofSetup, proof_setup
 
 from siemgate.model.timestamps import format_ns
-from siemgate.tlog.page_items import split_page
+from siemgate.tlog.page_items import PageFormatError, split_page
 from siemgate.tlog.verify_cli import main
 from siemgate.tlog.verify_page import StreamState, verify_page
 from support.events import auditevent
@@ -228,3 +228,19 @@ def test_a_page_that_is_not_a_page_is_refused(tmp_path: Path, body: bytes) -> No
 
     with pytest.raises(PageInputError):
         verify_page(body, {}, None)  # type: ignore[arg-type]
+
+
+def test_items_are_cut_from_the_page_byte_for_byte() -> None:
+    items = [
+        '{"a":"]},[{\\"x\\"","timestamp":"2026-01-01T00:00:00Z"}',
+        '{"b":["é","\\u00e9",{"c":null}],"n":-1.5e3}',
+        "{}",
+    ]
+    page = ('{"cursor":"C","has_more":false,"items":[' + ",".join(items) + "]}").encode()
+    raw = split_page(page)
+    assert raw.items == [i.encode() for i in items] and raw.cursor == "C" and raw.has_more is False
+    spaced = b' { "items" : [ {"x":1} , {"y":[2]} ] , "has_more" : true , "cursor" : "D" } '
+    assert split_page(spaced).items == [b'{"x":1}', b'{"y":[2]}']
+    for bad in [b'{"cursor":"C","has_more":false}', b'{"cursor":"C","has_more":false,"items":[1,]}', page + b"x"]:
+        with pytest.raises(PageFormatError):
+            split_page(bad)

@@ -69,6 +69,11 @@ def body_timestamp_ns(body: bytes) -> int:
         event = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EntryError(f"the event body is not JSON: {exc}") from None
+    return event_timestamp_ns(event)
+
+
+def event_timestamp_ns(event: Any) -> int:
+    """The `timestamp` field of a decoded event, in ns; EntryError if absent or invalid."""
     if not isinstance(event, dict) or "timestamp" not in event:
         raise EntryError("the event body has no timestamp field")
     try:

@@ -1,17 +1,19 @@
 """The items of an Events API page as the exact bytes served (what their leaves commit to).
 
 A page is `{"cursor":"…","has_more":…,"items":[<item>,<item>,…]}` with each item the stored v2
-bytes spliced in verbatim; a JSON parser would lose those bytes, so the items array is split by a
-scanner that tracks strings and nesting. The whole page must also parse as JSON with the same
-number of items, so a split that disagrees with a JSON parser is refused.
+bytes spliced in verbatim; a JSON parser would lose those bytes, so the envelope is walked with the
+standard library's decoder (`raw_decode`, which reports where each value ends) and every item is
+cut from the text at its own bounds. Valid UTF-8 re-encodes to the very bytes received.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
-_ITEMS_KEY = b'"items"'
+_DECODER = json.JSONDecoder()
+_SPACE = " \t\r\n"
 
 
 class PageFormatError(ValueError):
@@ -23,90 +25,78 @@ class RawPage:
     cursor: str
     has_more: bool
     items: list[bytes]
+    decoded: list[Any]  # the items as decoded (so that a verifier need not decode them again)
 
 
 def split_page(page: bytes) -> RawPage:
     """The cursor, has_more and the raw bytes of every item of a page; PageFormatError if the bytes
     are not a page."""
     try:
-        data = json.loads(page)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = page.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PageFormatError("the page is not UTF-8") from None
+    fields: dict[str, Any] = {}
+    items: list[bytes] | None = None
+    decoded: list[Any] = []
+    try:
+        pos = _expect(text, _skip(text, 0), "{")
+        while True:
+            pos = _skip(text, pos)
+            if text.startswith("}", pos) and not fields and items is None:
+                pos += 1
+                break
+            key, pos = _DECODER.raw_decode(text, pos)
+            if not isinstance(key, str):
+                raise PageFormatError("the page's keys must be strings")
+            pos = _expect(text, _skip(text, pos), ":")
+            pos = _skip(text, pos)
+            if key == "items" and text.startswith("[", pos):
+                items, decoded, pos = _items(text, pos + 1)
+            else:
+                fields[key], pos = _DECODER.raw_decode(text, pos)
+            pos = _skip(text, pos)
+            if text.startswith(",", pos):
+                pos += 1
+                continue
+            pos = _expect(text, pos, "}")
+            break
+    except json.JSONDecodeError as exc:
         raise PageFormatError(f"the page is not JSON: {exc}") from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("cursor"), str)
-        or not isinstance(data.get("has_more"), bool)
-        or not isinstance(data.get("items"), list)
-    ):
+    if _skip(text, pos) != len(text):
+        raise PageFormatError("the page has bytes after its JSON object")
+    cursor, has_more = fields.get("cursor"), fields.get("has_more")
+    if not isinstance(cursor, str) or not isinstance(has_more, bool) or items is None:
         raise PageFormatError("the page is not an Events API page (cursor, has_more, items)")
-    items = _split_items(page)
-    if len(items) != len(data["items"]):
-        raise PageFormatError("the items array could not be split into its items")
-    return RawPage(data["cursor"], data["has_more"], items)
+    return RawPage(cursor, has_more, items, decoded)
 
 
-def _split_items(page: bytes) -> list[bytes]:
-    start = _items_start(page)
-    items: list[bytes] = []
-    depth = 0
-    in_string = escaped = False
-    item_start = None
-    i = start
-    n = len(page)
-    while i < n:
-        c = page[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif c == 0x5C:  # backslash
-                escaped = True
-            elif c == 0x22:
-                in_string = False
-        elif c == 0x22:
-            in_string = True
-        elif c in (0x7B, 0x5B):  # { [
-            if depth == 0:
-                item_start = i
-            depth += 1
-        elif c in (0x7D, 0x5D):  # } ]
-            if depth == 0:
-                if c == 0x5D:
-                    return items
-                raise PageFormatError("unbalanced braces in the items array")
-            depth -= 1
-            if depth == 0 and item_start is not None:
-                items.append(page[item_start : i + 1])
-                item_start = None
-        i += 1
-    raise PageFormatError("the items array is not closed")
+def _items(text: str, pos: int) -> tuple[list[bytes], list[Any], int]:
+    """The items of the array whose `[` ends just before `pos` (raw and decoded), and the position
+    after its `]`."""
+    out: list[bytes] = []
+    decoded: list[Any] = []
+    pos = _skip(text, pos)
+    if text.startswith("]", pos):
+        return out, decoded, pos + 1
+    while True:
+        pos = _skip(text, pos)
+        value, end = _DECODER.raw_decode(text, pos)
+        out.append(text[pos:end].encode("utf-8"))
+        decoded.append(value)
+        pos = _skip(text, end)
+        if text.startswith(",", pos):
+            pos += 1
+            continue
+        return out, decoded, _expect(text, pos, "]")
 
 
-def _items_start(page: bytes) -> int:
-    """The offset just after the `[` of the top-level items array."""
-    # Top-level keys of the envelope: find "items" at depth 1, outside strings.
-    depth = 0
-    in_string = escaped = False
-    i = 0
-    while i < len(page):
-        c = page[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif c == 0x5C:
-                escaped = True
-            elif c == 0x22:
-                in_string = False
-        elif c == 0x22:
-            if depth == 1 and page.startswith(_ITEMS_KEY, i):
-                j = i + len(_ITEMS_KEY)
-                while j < len(page) and page[j] in b" \t\r\n:":
-                    j += 1
-                if j < len(page) and page[j] == 0x5B:
-                    return j + 1
-            in_string = True
-        elif c in (0x7B, 0x5B):
-            depth += 1
-        elif c in (0x7D, 0x5D):
-            depth -= 1
-        i += 1
-    raise PageFormatError("the page has no items array")
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _SPACE:
+        pos += 1
+    return pos
+
+
+def _expect(text: str, pos: int, char: str) -> int:
+    if not text.startswith(char, pos):
+        raise PageFormatError(f"the page is not JSON: expected {char!r} at offset {pos}")
+    return pos + 1

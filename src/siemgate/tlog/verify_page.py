@@ -19,7 +19,7 @@ from typing import Any
 
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, SignedCheckpoint, open_checkpoint
-from siemgate.tlog.entry import Entry, EntryError, body_timestamp_ns
+from siemgate.tlog.entry import Entry, EntryError, event_timestamp_ns
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import ProofError
 from siemgate.tlog.note import NoteError
@@ -144,7 +144,7 @@ def verify_page(page: bytes, proof_data: Any, keys: PublicKeyring, state: Stream
     if proof.tail and raw.items:
         report.add("the proof is for an empty page (tail) but the page has items", proof.first_idx)
         return report
-    leaves = _leaves(raw.items, proof, report)
+    leaves = _leaves(raw.items, raw.decoded, proof, report)
     if leaves is not None:
         try:
             verify_range(proof.first_idx, proof.end_idx, cp.size, leaves, [*proof.left, *proof.right], cp.root)
@@ -164,7 +164,7 @@ def verify_page(page: bytes, proof_data: Any, keys: PublicKeyring, state: Stream
     return report
 
 
-def _leaves(items: list[bytes], proof: PageProof, report: PageReport) -> list[bytes] | None:
+def _leaves(items: list[bytes], decoded: list[Any], proof: PageProof, report: PageReport) -> list[bytes] | None:
     """The leaves of [first_idx, end_idx), checking each listed leaf; None when the lists do not
     cover the range exactly once."""
     if len(items) != len(proof.items):
@@ -173,7 +173,7 @@ def _leaves(items: list[bytes], proof: PageProof, report: PageReport) -> list[by
             proof.items[len(items)].idx if len(proof.items) > len(items) else proof.first_idx,
         )
         return None
-    served = iter(items)
+    served = iter(zip(items, decoded, strict=True))
     leaves: list[bytes] = []
     expect = proof.first_idx
     for kind, leaf in leaves_by_index(proof):
@@ -189,7 +189,7 @@ def _leaves(items: list[bytes], proof: PageProof, report: PageReport) -> list[by
         entry = leaf.entry
         in_window = proof.in_window(entry.ts_ns)
         if kind == "items":
-            entry = _served(next(served), leaf.idx, leaf.entry, report)
+            entry = _served(*next(served), leaf.idx, leaf.entry, report)
             report.served += 1
             if not in_window:
                 report.add(f"a served item's timestamp {format_ns(entry.ts_ns)} is outside the window", leaf.idx)
@@ -217,11 +217,11 @@ def _leaves(items: list[bytes], proof: PageProof, report: PageReport) -> list[by
     return leaves
 
 
-def _served(item: bytes, idx: int, claimed: Entry, report: PageReport) -> Entry:
+def _served(item: bytes, event: Any, idx: int, claimed: Entry, report: PageReport) -> Entry:
     """The entry of a served item, from its bytes; problems when it is not the committed one."""
     digest = hashlib.sha256(item).digest()
     try:
-        ts = body_timestamp_ns(item)
+        ts = event_timestamp_ns(event)
     except EntryError as exc:
         report.add(f"the served item is not a stored event: {exc}", idx)
         return Entry(claimed.ts_ns, digest)
