@@ -17,6 +17,7 @@ import pytest
 from proof_api_kit import AUDIT, SECOND, ProofSetup, proof_setup
 
 from siemgate.model.timestamps import format_ns
+from siemgate.tlog.cosignature import create_witness_key, public_key_text
 from siemgate.tlog.page_items import PageFormatError, split_page
 from siemgate.tlog.verify_cli import main
 from siemgate.tlog.verify_page import StreamState, verify_page
@@ -220,6 +221,13 @@ def test_cli_event_and_page_with_state(tmp_path: Path, make_server: Any) -> None
         (tmp_path / "event.json").write_bytes(item.replace(event["uuid"].encode(), event["uuid"][::-1].encode()))
         assert main(["event", str(tmp_path / "event.json"), str(tmp_path / "event.proof"), "--key", key]) == 1
         assert main(["event", str(tmp_path / "nope.json"), str(tmp_path / "event.proof"), "--key", key]) == 2
+        # with a witness policy, checkpoints no witness cosigned are refused
+        witness = tmp_path / "w.pub"
+        witness.write_text(public_key_text([create_witness_key(tmp_path / "w.key", "w.test.example/w").verifier()]))
+        policy = ["--key", key, "--witness-key", str(witness)]
+        (tmp_path / "event.json").write_bytes(item)
+        assert main(["event", str(tmp_path / "event.json"), str(tmp_path / "event.proof"), *policy]) == 1
+        assert main(["page", str(tmp_path / "p0.json"), str(tmp_path / "q0.json"), *policy]) == 1
 
 
 @pytest.mark.parametrize("body", [b"", b"{}", b'{"cursor":"x","has_more":false,"items":[}'])

@@ -23,6 +23,7 @@ from typing import Any
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.bundle import BundleError, parse_hashes
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint, unverified_text
+from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import ProofError
 from siemgate.tlog.note import NoteError
@@ -131,6 +132,7 @@ def follow(
     reset: dict[str, Any],
     *,
     max_age: int,
+    witnesses: WitnessPolicy | None = None,
     now: Callable[[], float] = time.time,
     out: Callable[[str], None] = print,
 ) -> bool:
@@ -149,7 +151,7 @@ def follow(
         old_size = Checkpoint.parse(unverified_text(state.checkpoint)).size if state.checkpoint else None
         proof = client.page_proof(request, cursor, old_size)
         try:
-            report = verify_page(page, proof, keys, state)
+            report = verify_page(page, proof, keys, state, witnesses)
         except PageInputError as exc:
             out(f"INVALID page after {state.cursor or 'the reset'}: {exc}")
             return False
@@ -167,7 +169,7 @@ def follow(
         save_state(state_path, state)
         if not has_more:
             break
-    return _newest(client, keys, state, state_path, max_age, now, out)
+    return _newest(client, keys, witnesses, state, state_path, max_age, now, out)
 
 
 def _envelope(page: bytes) -> tuple[str, bool]:
@@ -178,6 +180,7 @@ def _envelope(page: bytes) -> tuple[str, bool]:
 def _newest(
     client: Client,
     keys: PublicKeyring,
+    witnesses: WitnessPolicy | None,
     state: StreamState,
     state_path: Path,
     max_age: int,
@@ -187,7 +190,7 @@ def _newest(
     """Accept the newest checkpoint if it extends the state's (a witness of the stream), and judge
     its freshness."""
     try:
-        newest = open_checkpoint(client.checkpoint(), keys)
+        newest = open_checkpoint(client.checkpoint(), keys, witnesses)
     except (NoteError, CheckpointError) as exc:
         out(f"INVALID: the newest checkpoint does not verify: {exc}")
         return False

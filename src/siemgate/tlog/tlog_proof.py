@@ -22,6 +22,7 @@ from typing import Any
 
 from siemgate.tlog.bundle import BundleError, format_hashes, parse_hashes
 from siemgate.tlog.checkpoint import CheckpointError, SignedCheckpoint, open_checkpoint
+from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.entry import Entry, EntryError, body_timestamp_ns, entry_for
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import ProofError
@@ -101,12 +102,15 @@ class EventVerified:
     notices: Sequence[str]
 
 
-def verify_event(event: bytes, proof_text: str, keys: PublicKeyring) -> EventVerified:
+def verify_event(
+    event: bytes, proof_text: str, keys: PublicKeyring, witnesses: WitnessPolicy | None = None
+) -> EventVerified:
     """Check that `event` (the item's v2 bytes, exactly as served) is the leaf the proof names
-    in a checkpoint signed by a trusted key. Raises TlogProofError saying what failed."""
+    in a checkpoint signed by a trusted key (and cosigned by a quorum of `witnesses`). Raises
+    TlogProofError saying what failed."""
     proof = parse_tlog_proof(proof_text)
     try:
-        signed = open_checkpoint(proof.checkpoint, keys)
+        signed = open_checkpoint(proof.checkpoint, keys, witnesses)
     except (NoteError, CheckpointError) as exc:
         raise TlogProofError(f"the proof's checkpoint does not verify: {exc}") from None
     cp = signed.checkpoint

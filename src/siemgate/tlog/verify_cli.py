@@ -151,7 +151,7 @@ def _event(args: argparse.Namespace) -> int:
     keys = _keys(Path(args.key))
     event = _read_bytes(Path(args.event), "event").rstrip(b"\r\n")
     try:
-        done = verify_event(event, _read(Path(args.proof), "proof"), keys)
+        done = verify_event(event, _read(Path(args.proof), "proof"), keys, witness_policy(args))
     except TlogProofError as exc:
         print(f"INVALID {exc}")
         return EXIT_INVALID
@@ -178,7 +178,7 @@ def _page(args: argparse.Namespace) -> int:
     except FollowError as exc:
         raise UsageError(str(exc)) from None
     try:
-        report = verify_page(page, proof, keys, state)
+        report = verify_page(page, proof, keys, state, witness_policy(args))
     except PageInputError as exc:
         print(f"INVALID page: {exc}")
         return EXIT_INVALID
@@ -191,6 +191,8 @@ def _page(args: argparse.Namespace) -> int:
 
 def _follow(args: argparse.Namespace) -> int:
     keys = _keys(Path(args.key))
+    if args.as_of is not None:
+        raise UsageError("follow judges freshness now; --as-of is for exported files")
     token = _read(Path(args.token_file), "token file").strip()
     if not token:
         raise UsageError(f"the token file {args.token_file} is empty")
@@ -201,7 +203,7 @@ def _follow(args: argparse.Namespace) -> int:
         reset["end_time"] = args.end_time
     try:
         client = Client(args.url, token, args.feature)
-        ok = follow(client, keys, Path(args.state), reset, max_age=args.max_age)
+        ok = follow(client, keys, Path(args.state), reset, max_age=args.max_age, witnesses=witness_policy(args))
     except FollowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -218,8 +220,21 @@ def _read_bytes(path: Path, what: str) -> bytes:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siemgate-verify", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--key", required=True, help="public key file (siemgate log keys --out FILE)")
+    key = argparse.ArgumentParser(add_help=False)
+    key.add_argument("--key", required=True, help="public key file (siemgate log keys --out FILE)")
+    key.add_argument(
+        "--witness-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a witness's public key file (siemgate witness keys --out FILE); repeatable",
+    )
+    key.add_argument(
+        "--quorum",
+        type=int,
+        help="checkpoints need valid cosignatures from this many distinct witnesses (default: all given)",
+    )
+    common = argparse.ArgumentParser(add_help=False, parents=[key])
     common.add_argument(
         "--max-age",
         type=int,
@@ -230,18 +245,6 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--as-of", help="judge freshness as of this time (unix seconds or RFC 3339), e.g. the export time"
     )
-    common.add_argument(
-        "--witness-key",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a witness's public key file (siemgate witness keys --out FILE); repeatable",
-    )
-    common.add_argument(
-        "--quorum",
-        type=int,
-        help="checkpoints need valid cosignatures from this many distinct witnesses (default: all given)",
-    )
     b = sub.add_parser("bundle", parents=[common], help="verify an exported bundle (siemgate log export)")
     b.add_argument("dir", help="bundle directory")
     b.add_argument(
@@ -251,8 +254,6 @@ def _parser() -> argparse.ArgumentParser:
         help="a checkpoint saved earlier that the bundle must be consistent with (repeatable)",
     )
     b.set_defaults(run=_bundle)
-    key = argparse.ArgumentParser(add_help=False)
-    key.add_argument("--key", required=True, help="public key file (siemgate log keys --out FILE)")
     commands = [
         (
             "consistency",

@@ -19,6 +19,7 @@ from typing import Any
 
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, SignedCheckpoint, open_checkpoint
+from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.entry import Entry, EntryError, event_timestamp_ns
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import ProofError
@@ -122,8 +123,15 @@ class PageInputError(ValueError):
     """The page or the proof cannot be read at all (not a page, not a page proof)."""
 
 
-def verify_page(page: bytes, proof_data: Any, keys: PublicKeyring, state: StreamState | None = None) -> PageReport:
-    """Verify `page` (the response bytes as received) against the decoded page proof.
+def verify_page(
+    page: bytes,
+    proof_data: Any,
+    keys: PublicKeyring,
+    state: StreamState | None = None,
+    witnesses: WitnessPolicy | None = None,
+) -> PageReport:
+    """Verify `page` (the response bytes as received) against the decoded page proof; with
+    `witnesses`, its checkpoint needs their quorum of cosignatures.
 
     Raises PageInputError when either is not what it should be; everything else is in the report."""
     try:
@@ -133,7 +141,7 @@ def verify_page(page: bytes, proof_data: Any, keys: PublicKeyring, state: Stream
         raise PageInputError(str(exc)) from None
     report = PageReport(first_idx=proof.first_idx, end_idx=proof.end_idx)
     try:
-        signed = open_checkpoint(proof.checkpoint, keys)
+        signed = open_checkpoint(proof.checkpoint, keys, witnesses)
     except (NoteError, CheckpointError) as exc:
         report.add(f"the proof's checkpoint does not verify: {exc}")
         return report
