@@ -13,9 +13,12 @@ Method (one uvicorn worker pinned to CPU 0, the load generator on CPU 1, loopbac
   5. token check: TokenService.authenticate in-process, first use (ES256 verify) and cached;
   6. PostgreSQL page latency again on a store of --large-events (default 10M, siemgate_bench_10m;
      its COPY build takes several minutes the first time and is recorded).
-SQLite and PostgreSQL (sharing the machine) run one after the other in the same run; the table
-ends with PostgreSQL's share of SQLite's serving rate and the 10M/1M latency ratios, and each
-run records the load average before and after it. Results go to bench/results/latest.json.
+SQLite and PostgreSQL (sharing the machine) are measured in the same run with their servers up
+together: serving alternates between them in --rounds short runs and the latency requests of all
+stores interleave one by one, so that other work on the machine weighs on each alike. The table
+ends with PostgreSQL's share of SQLite's serving rate (over all rounds, and the median of the
+rounds' shares) and the 10M/1M latency ratios; the load average before and after is recorded.
+Results go to bench/results/latest.json.
 
 --postgres none runs SQLite alone; --database-url postgresql://... runs PostgreSQL alone on that
 database (results in bench/results/latest-postgres-<N>w-<events>.json); --workers N serves with
@@ -49,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from events import event_batch  # noqa: E402
 from siemgate.composition.wiring import build_services, open_store  # noqa: E402
 from siemgate.config import load_settings  # noqa: E402
+from siemgate.integrity.tree import integrate  # noqa: E402
 from siemgate.model.features import ALL_FEATURES, Feature  # noqa: E402
 from siemgate.model.ids import new_id  # noqa: E402
 from siemgate.store.sqlite import SQLiteStore  # noqa: E402
@@ -218,19 +222,18 @@ def serve_rate(
     return {"events_per_second": round(sum(counts) / elapsed), "pages": sum(pages), "seconds": round(elapsed, 1)}
 
 
-def page_latency(port: int, token: str, events: int, repeats: int) -> dict[str, Any]:
-    """Median and p95 latency of a 1000-event page near the start and near the end of the store."""
+def latency_requests(port: int, token: str, events: int) -> dict[str, bytes]:
+    """The bodies of the latency requests: the cursor of a 1000-event page near the start and near
+    the end of the store, and a reset from 2020 (which finds its start by binary search)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Bearer {token}"}
 
-    def fetch(body: bytes) -> tuple[float, bytes]:
-        t = time.perf_counter()
+    def fetch(body: bytes) -> bytes:
         conn.request("POST", f"/api/v2/{FEATURE.value}", body=body, headers=headers)
-        data = conn.getresponse().read()
-        return time.perf_counter() - t, data
+        return conn.getresponse().read()
 
-    first = fetch(orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}))[1]
-    start_cursor = _cursor_of(first)
+    reset = orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"})
+    start_cursor = _cursor_of(fetch(reset))
     # Near the end: a window that starts 1500 events before the last one. The store may have been
     # built a while ago, so the window moves back until its second page is a full one.
     span_ns = 100 * 86400 * 1_000_000_000
@@ -240,25 +243,53 @@ def page_latency(port: int, token: str, events: int, repeats: int) -> dict[str, 
         end_body = orjson.dumps(
             {"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(near_end / 1e9))}
         )
-        end_cursor = _cursor_of(fetch(end_body)[1])
-        second = fetch(b'{"cursor":"' + end_cursor + b'"}')[1]
+        end_cursor = _cursor_of(fetch(end_body))
+        second = fetch(b'{"cursor":"' + end_cursor + b'"}')
         if second.count(b'"used_version"') == 1000 or back >= events:
             break
         back *= 2
-    result: dict[str, Any] = {}
-    for name, cursor in (("start", start_cursor), ("end", end_cursor)):
-        samples = [fetch(b'{"cursor":"' + cursor + b'"}')[0] * 1000 for _ in range(repeats)]
-        samples.sort()
-        result[name] = {
-            "median_ms": round(statistics.median(samples), 2),
-            "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 2),
-        }
-    reset = [
-        fetch(orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}))[0] * 1000 for _ in range(repeats)
-    ]
-    result["reset_median_ms"] = round(statistics.median(reset), 2)
     conn.close()
-    return result
+    return {"start": b'{"cursor":"' + start_cursor + b'"}', "end": b'{"cursor":"' + end_cursor + b'"}', "reset": reset}
+
+
+def page_latency(targets: dict[str, tuple[int, str, int]], repeats: int) -> dict[str, dict[str, Any]]:
+    """Median and p95 latency of each latency request on each target (name -> port, token, store
+    events), the targets' requests interleaved one by one so that other work on the machine weighs
+    on all of them alike."""
+    conns: dict[str, http.client.HTTPConnection] = {}
+    bodies: dict[str, dict[str, bytes]] = {}
+    samples: dict[str, dict[str, list[float]]] = {}
+    for name, (port, token, events) in targets.items():
+        conns[name] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        bodies[name] = latency_requests(port, token, events)
+        samples[name] = {kind: [] for kind in bodies[name]}
+    for kind in ("start", "end", "reset"):
+        for _ in range(repeats):
+            for name, (_, token, _) in targets.items():
+                t = time.perf_counter()
+                conns[name].request(
+                    "POST",
+                    f"/api/v2/{FEATURE.value}",
+                    body=bodies[name][kind],
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                conns[name].getresponse().read()
+                samples[name][kind].append((time.perf_counter() - t) * 1000)
+    results: dict[str, dict[str, Any]] = {}
+    for name, kinds in samples.items():
+        conns[name].close()
+        result: dict[str, Any] = {}
+        for kind, values in kinds.items():
+            values.sort()
+            if kind == "reset":
+                result["reset_median_ms"] = round(statistics.median(values), 2)
+            else:
+                result[kind] = {
+                    "median_ms": round(statistics.median(values), 2),
+                    "p95_ms": round(values[int(len(values) * 0.95) - 1], 2),
+                }
+        results[name] = result
+    return results
 
 
 def ingest_rate(port: int, key: str, batches: int, connections: int, warm_up: int = 4) -> dict[str, Any]:
@@ -366,30 +397,105 @@ def _store(events: int, database_url: str | None) -> tuple[Path, dict[str, Any]]
     return data_dir, meta
 
 
-def measure(events: int, database_url: str | None, args: argparse.Namespace, *, latency_only: bool) -> dict[str, Any]:
-    """One backend's figures on a store of `events` events, with the load average around them."""
+def _integrate_log(data_dir: Path, database_url: str | None) -> float:
+    """Bring the integrity log of the benchmark stream up to its head before measuring (a new
+    store's first server would otherwise hash millions of entries while it is being measured);
+    returns the seconds it took (0 when already done)."""
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    store = open_store(settings)
+    try:
+        started = time.perf_counter()
+        for account in store.list_accounts():
+            integrate(store, account.id, FEATURE, time.time_ns())
+        return round(time.perf_counter() - started, 1)
+    finally:
+        store.close()
+
+
+def serve_rounds(
+    servers: dict[str, tuple[Server, str, int]], version: int, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Serving rate of each server (name -> server, token, store events), measured in
+    `args.rounds` short runs that alternate between the servers, so that other work on the machine
+    weighs on each alike; also each round's rate, to compare servers round by round."""
+    totals: dict[str, dict[str, Any]] = {
+        name: {"events": 0, "seconds": 0.0, "cpu": 0.0, "pages": 0, "rounds": []} for name in servers
+    }
+    for _ in range(args.rounds):
+        for name, (server, token, events) in servers.items():
+            r = _served(server, version, args.seconds / args.rounds, args.connections, token, events)
+            t = totals[name]
+            t["events"] += r["events_per_second"] * r["seconds"]
+            t["seconds"] += r["seconds"]
+            t["cpu"] += r["server_cpu_seconds"]
+            t["pages"] += r["pages"]
+            t["rounds"].append(r["events_per_second"])
+    return {
+        name: {
+            "events_per_second": round(t["events"] / t["seconds"]),
+            "pages": t["pages"],
+            "seconds": round(t["seconds"], 1),
+            "server_cpu_seconds": round(t["cpu"], 2),
+            "events_per_server_cpu_second": round(t["events"] / t["cpu"]) if t["cpu"] else None,
+            "rounds": t["rounds"],
+        }
+        for name, t in totals.items()
+    }
+
+
+def _prepared(events: int, database_url: str | None, workers: int) -> dict[str, Any]:
+    """A run's description before it is measured: its store (built or reused), log integrated."""
     data_dir, meta = _store(events, database_url)
-    results: dict[str, Any] = {
+    return {
         "backend": "postgres" if database_url else "sqlite",
-        "workers": args.workers,
+        "workers": workers,
         "store_events": events,
         "store_build_seconds": meta["build_seconds"],
-        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "log_integration_seconds": _integrate_log(data_dir, database_url),
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "meta": meta,
     }
-    server = Server(data_dir, cpu="0", database_url=database_url, workers=args.workers)
+
+
+def measure(plans: dict[str, tuple[int, str | None, bool]], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Every planned run (name -> store events, database URL or None for SQLite, latency only),
+    their servers up together: serving alternates between them round by round and latency
+    requests interleave, so they are compared under the same load."""
+    runs = {name: _prepared(events, url, args.workers) for name, (events, url, _) in plans.items()}
+    for run in runs.values():
+        run["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
+    servers: dict[str, Server] = {}
     try:
-        if not latency_only:
-            results["serve_v2"] = _served(server, 2, args.seconds, args.connections, meta["token"], events)
-            results["serve_v1"] = _served(server, 1, args.seconds, args.connections, meta["token"], events)
-        results["latency"] = page_latency(server.port, meta["token"], events, 200)
-        if not latency_only:
-            results["ingest"] = ingest_rate(server.port, meta["ingest_key"], args.ingest_batches, args.connections)
+        for name, run in runs.items():
+            servers[name] = Server(run["data_dir"], cpu="0", database_url=run["database_url"], workers=args.workers)
+        serving = {
+            name: (servers[name], runs[name]["meta"]["token"], runs[name]["store_events"])
+            for name, (_, _, latency_only) in plans.items()
+            if not latency_only
+        }
+        if serving:
+            for version in (2, 1):
+                for name, result in serve_rounds(serving, version, args).items():
+                    runs[name][f"serve_v{version}"] = result
+        targets = {name: (servers[name].port, run["meta"]["token"], run["store_events"]) for name, run in runs.items()}
+        for name, latency in page_latency(targets, args.repeats).items():
+            runs[name]["latency"] = latency
+        for name in serving:
+            run = runs[name]
+            run["ingest"] = ingest_rate(
+                servers[name].port, run["meta"]["ingest_key"], args.ingest_batches, args.connections
+            )
     finally:
-        server.stop()
-    if not latency_only:
-        results["token_check"] = token_check(data_dir, database_url)
-    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    return results
+        for server in servers.values():
+            server.stop()
+    for name in serving:
+        runs[name]["token_check"] = token_check(runs[name]["data_dir"], runs[name]["database_url"])
+    for run in runs.values():
+        run["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        for key in ("data_dir", "database_url", "meta"):
+            del run[key]
+    return runs
 
 
 def _rows(r: dict[str, Any]) -> list[tuple[str, str]]:
@@ -423,7 +529,13 @@ def _comparison(runs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     if sqlite and pg and "serve_v2" in sqlite and "serve_v2" in pg:
         for v in ("serve_v2", "serve_v1"):
             share = pg[v]["events_per_second"] / max(1, sqlite[v]["events_per_second"])
-            out.append((f"PostgreSQL / SQLite, {v.replace('_', ' ')} (goal >= 50 %)", f"{share:.0%}"))
+            rounds = [p / max(1, s) for p, s in zip(pg[v]["rounds"], sqlite[v]["rounds"], strict=True)]
+            out.append(
+                (
+                    f"PostgreSQL / SQLite, {v.replace('_', ' ')} (goal >= 50 %): all rounds; median round",
+                    f"{share:.0%}; {statistics.median(rounds):.0%}",
+                )
+            )
     for name, run in runs.items():
         backend = name.split("-")[0]
         small = runs.get(backend)
@@ -440,7 +552,9 @@ def _comparison(runs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="store size (default 1,000,000)")
-    parser.add_argument("--seconds", type=float, default=15, help="duration of each serve run")
+    parser.add_argument(
+        "--seconds", type=float, default=15, help="serving time per backend and API version, over all rounds"
+    )
     parser.add_argument("--connections", type=int, default=2, help="concurrent client connections")
     parser.add_argument("--ingest-batches", type=int, default=60, help="1000-event batches to ingest")
     parser.add_argument(
@@ -458,21 +572,21 @@ def main() -> None:
     parser.add_argument("--database-url", help="run on this PostgreSQL database alone (an empty one the first time)")
     parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers N)")
     parser.add_argument("--latency-only", action="store_true", help="skip the serve and ingest rates")
+    parser.add_argument("--rounds", type=int, default=5, help="serve runs alternating between the backends")
+    parser.add_argument("--repeats", type=int, default=200, help="latency samples per request and store")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    runs: dict[str, dict[str, Any]] = {}
+    plans: dict[str, tuple[int, str | None, bool]] = {}
     if args.database_url:
-        runs["postgres"] = measure(args.events, args.database_url, args, latency_only=args.latency_only)
+        plans["postgres"] = (args.events, args.database_url, args.latency_only)
     else:
-        runs["sqlite"] = measure(args.events, None, args, latency_only=args.latency_only)
+        plans["sqlite"] = (args.events, None, args.latency_only)
         if args.postgres != "none":
-            pg_url = _pg_database(args.postgres, args.events)
-            runs["postgres"] = measure(args.events, pg_url, args, latency_only=args.latency_only)
+            plans["postgres"] = (args.events, _pg_database(args.postgres, args.events), args.latency_only)
             if args.large_events:
-                large_url = _pg_database(args.postgres, args.large_events)
-                runs[f"postgres-{args.large_events // 1_000_000}M"] = measure(
-                    args.large_events, large_url, args, latency_only=True
-                )
+                large = f"postgres-{args.large_events // 1_000_000}M"
+                plans[large] = (args.large_events, _pg_database(args.postgres, args.large_events), True)
+    runs = measure(plans, args)
     results = {"machine": machine(), "runs": runs, "comparison": dict(_comparison(runs))}
     result_file = "latest.json" if args.workers == 1 and not args.database_url else f"latest-{args.workers}w.json"
     if args.database_url:
@@ -483,7 +597,10 @@ def main() -> None:
         f"Python {results['machine']['python']}\n"
     )
     for name, run in runs.items():
-        print(f"  {name}, store of {run['store_events']:,} events (built in {run['store_build_seconds']} s)")
+        print(
+            f"  {name}, store of {run['store_events']:,} events (built in {run['store_build_seconds']} s,"
+            f" its log integrated in {run['log_integration_seconds']} s more this run)"
+        )
         for label, value in _rows(run):
             print(f"    {label:<42} {value:>26}")
     for label, value in _comparison(runs):
