@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/alerts_precision.py
 	$(BIN)/python bench/tlog.py
 	$(BIN)/python bench/tlog_store.py
+	$(BIN)/python bench/proofs.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
