@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
@@ -65,10 +67,32 @@ def fill(services: Services, account: Account, days: int, per_day: int, feature:
     return total
 
 
+PURGE_RECORD = b'\\"kind\\":\\"retention-purge\\"'  # in the aux_info of siemgate's record of a purge
+
+
 def stream_uuids(services: Services, account: Account, feature: Feature = AUDIT) -> set[tuple[int, str]]:
+    """The stream's events, without siemgate's own records of its purges (docs/retention.md)."""
     return {
-        (ts, uuid) for batch in services.store.iter_events(account.id, feature, 0, 2**62) for _, ts, uuid, _ in batch
+        (ts, uuid)
+        for batch in services.store.iter_events(account.id, feature, 0, 2**62)
+        for _, ts, uuid, body in batch
+        if PURGE_RECORD not in body
     }
+
+
+def held(services: Services, account: Account, feature: Feature = AUDIT) -> int:
+    """How many events the stream holds, not counting siemgate's records of its purges."""
+    return len(stream_uuids(services, account, feature))
+
+
+def purge_records(services: Services, account: Account) -> list[dict[str, Any]]:
+    """The aux_info of every purge siemgate recorded in the account's audit stream, oldest first."""
+    found = []
+    for batch in services.store.iter_events(account.id, AUDIT, 0, 2**62):
+        for _, _, _, body in batch:
+            if PURGE_RECORD in body:
+                found.append(orjson.loads(orjson.loads(body)["aux_info"]))
+    return found
 
 
 def audit_result(results: list[Any]) -> Any:

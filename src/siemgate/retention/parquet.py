@@ -10,7 +10,7 @@ Columns, in this order:
   as nested structs: strings and enums as string, integers as int64, coordinates as float64,
   `session.login_time` as timestamp[ns, UTC];
 - `log_index` (int64): the event's leaf in the stream's tamper-evident log (docs/integrity.md);
-  null until the log fills it.
+  null in rows archived before archives carried it.
 
 A value that does not fit its column's type (only events kept leniently, from mirrors and
 replays, can hold one) is null in that column; the `event` column has it as it was.
@@ -114,8 +114,9 @@ def _typed(field: pa.Field, values: list[Any]) -> pa.Array:
     return pa.array([_conform(v, field.type) for v in values], field.type)
 
 
-def write(rows: list[Row], feature: Feature, out: Any) -> None:
-    """Write `rows` (in order) as a Parquet archive of `feature` to the file object `out`."""
+def write(rows: list[Row], feature: Feature, out: Any, indices: list[int | None] | None = None) -> None:
+    """Write `rows` (in order) as a Parquet archive of `feature` to the file object `out`, with
+    each row's log index from `indices` (None: unknown)."""
     target = schema(feature)
     events = [orjson.loads(body) for _, _, body in rows]
     columns: list[pa.Array] = [
@@ -130,7 +131,7 @@ def write(rows: list[Row], feature: Feature, out: Any) -> None:
             columns.append(pa.array([r[0] for r in rows], pa.int64()).cast(UTC_NS))
             continue
         columns.append(_typed(field, [e.get(field.name) for e in events]))
-    columns.append(pa.nulls(len(rows), pa.int64()))
+    columns.append(pa.array(indices if indices is not None else [None] * len(rows), pa.int64()))
     pq.write_table(pa.Table.from_arrays(columns, schema=target), out, compression="zstd")
 
 
@@ -139,3 +140,10 @@ def read(path: Path) -> Iterator[Row]:
     table = pq.read_table(path, columns=list(STORED))
     for ts, uuid, event in zip(*(table.column(name).to_pylist() for name in STORED), strict=True):
         yield int(ts), str(uuid), str(event).encode()
+
+
+def read_indices(path: Path) -> list[int | None]:
+    """The `log_index` column of a Parquet archive (all None in a file written without it)."""
+    if "log_index" not in pq.read_schema(path).names:
+        return [None] * pq.read_metadata(path).num_rows
+    return [None if i is None else int(i) for i in pq.read_table(path, columns=["log_index"]).column(0).to_pylist()]

@@ -8,6 +8,14 @@ cutoff day itself waits for the next run, so events may stay up to a day longer 
 Without an archive, events older than the cutoff are purged at once. Any archive failure
 (disk full, unwritable folder, a file that does not read back) stops that stream's run before
 its purge: nothing is deleted that is not in a checked archive file.
+
+Verifiable retention (docs/retention.md, "Retention and the signed log"): when the stream's log is
+signed (a signer is configured, or the stream has a checkpoint), a run takes only events covered by
+the newest day-close checkpoint (the first of a UTC day), and only days that ended before it was
+signed; otherwise it waits and says why. Every archived event is checked against its log entry,
+and carries its log index into the archive. A run that purged anything is recorded as an audit
+event in the account's audit stream (policy, cutoff, counts, index bound), stamped when stored;
+purges delete event bodies, never log entries.
 """
 
 from __future__ import annotations
@@ -20,13 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from siemgate.accounts.actor import Actor
+from siemgate.accounts.actor import SYSTEM, Actor
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.people import PeopleService
 from siemgate.config import Settings
 from siemgate.errors import BadRequest
 from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.retention.archive import DAY_NS, LOCK_FILE, ArchiveError, StreamArchive, day_of, day_start
+from siemgate.retention.signed import DayClose, check_entries, day_close, purge_record
 from siemgate.store.base import Account, RetentionPolicy, Store
 
 log = logging.getLogger("siemgate.retention")
@@ -42,7 +52,10 @@ class StreamResult:
     archived: int = 0
     purged: int = 0
     files: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)  # days archived before, rewritten with late events
     error: str | None = None
+    waiting: str | None = None  # why (some) events stay until a later run: no day-close checkpoint yet
+    bound: int | None = None  # only indices below this were taken (the day-close checkpoint's size)
 
 
 class RetentionService:
@@ -135,37 +148,117 @@ class RetentionService:
         cutoff = self.clock() - policy.days * DAY_NS
         result = StreamResult(account.uuid, feature, cutoff)
         head = self.store.head_seq(account.id, feature)
-        if policy.archive == "none":
-            result.purged = self.store.purge_events(account.id, feature, cutoff, max_seq=head)
-            return result
-        last_day_start = day_start(day_of(cutoff))  # whole days before the cutoff's day
-        archive = StreamArchive(
-            self.archive_root, account.uuid, account.name, feature, policy.archive, fault=self.fault
-        )
+        closing: DayClose | None = None
+        bound = head
+        if self.settings.integrity_signer_url or self.store.last_log_checkpoint(account.id, feature) is not None:
+            closing = day_close(self.store, account.id, feature)
+            if closing is None:
+                result.waiting = (
+                    "no day-close checkpoint of this stream's log yet (the first checkpoint signed after a UTC"
+                    " midnight); retention waits for one (docs/retention.md)"
+                )
+                return result
+            bound = min(head, closing.size)
+        result.bound = bound
+        archive: StreamArchive | None = None
         try:
-            while True:
-                first = next(self.store.iter_events(account.id, feature, 0, last_day_start, 1), [])
-                if not first:
-                    break
-                day = day_of(first[0][1])
-                start = day_start(day)
-                rows = [
-                    (ts, uuid, body)
-                    for batch in self.store.iter_events(account.id, feature, start, start + DAY_NS)
-                    for seq, ts, uuid, body in batch
-                    if seq <= head
-                ]
-                if not rows:
-                    break  # the oldest day left holds only events stored after this run began
-                entry = archive.write_day(day, rows)
-                result.files.append(entry.path)
-                result.archived += len(rows)
-                purged = self.store.purge_events(account.id, feature, start + DAY_NS, max_seq=head)
-                result.purged += purged
-                if progress is not None:
-                    progress(f"{account.name}/{feature.value} {day}", len(rows))
-                if purged == 0:
-                    break  # nothing more this run can take out (the rest is newer than the run)
+            if policy.archive == "none":
+                result.purged = self.store.purge_events(account.id, feature, cutoff, max_seq=bound)
+            else:
+                archive = StreamArchive(
+                    self.archive_root, account.uuid, account.name, feature, policy.archive, fault=self.fault
+                )
+                self._archive_days(account, feature, archive, cutoff, bound, closing, result, progress)
         except ArchiveError as exc:
             result.error = str(exc)
+        if result.purged:
+            try:
+                self._record_purge(account, feature, policy, result, closing, archive)
+            except ArchiveError as exc:
+                result.error = result.error or str(exc)
         return result
+
+    def _archive_days(
+        self,
+        account: Account,
+        feature: Feature,
+        archive: StreamArchive,
+        cutoff: int,
+        bound: int,
+        closing: DayClose | None,
+        result: StreamResult,
+        progress: Progress | None,
+    ) -> None:
+        """Archive and purge each whole UTC day before the cutoff's day, oldest first, taking the
+        events with seq <= `bound` that match their log entries."""
+        last_day_start = day_start(day_of(cutoff))  # whole days before the cutoff's day
+        after = 0
+        while True:
+            first = next(self.store.iter_events(account.id, feature, after, last_day_start, 1), [])
+            if not first:
+                return
+            day = day_of(first[0][1])
+            start = day_start(day)
+            after = start + DAY_NS
+            if closing is not None and closing.time * NS_PER_SECOND < start + DAY_NS:
+                result.waiting = (
+                    f"{day} ended after the newest day-close checkpoint (size {closing.size}, signed"
+                    f" {format_ns(closing.time * NS_PER_SECOND)}); it waits for the next one"
+                )
+                return
+            stored = [
+                event
+                for batch in self.store.iter_events(account.id, feature, start, start + DAY_NS)
+                for event in batch
+                if event[0] <= bound
+            ]
+            if not stored:
+                result.waiting = (
+                    f"the events of {day} left were stored after the newest day-close checkpoint (index bound"
+                    f" {bound}); they wait for the next one"
+                )
+                continue
+            check_entries(self.store, account.id, feature, stored)
+            rows = [(ts, uuid, body) for _, ts, uuid, body in stored]
+            indices = {(ts, uuid): seq - 1 for seq, ts, uuid, _ in stored}
+            before = archive.manifest()["files"].get(archive.day_file(day))
+            entry = archive.write_day(day, rows, indices, closing.note if closing is not None else None)
+            result.files.append(entry.path)
+            if before is not None:
+                result.merged.append(entry.path)
+            result.archived += len(rows)
+            result.purged += self.store.purge_events(account.id, feature, start + DAY_NS, max_seq=bound)
+            if progress is not None:
+                progress(f"{account.name}/{feature.value} {day}", len(rows))
+
+    def _record_purge(
+        self,
+        account: Account,
+        feature: Feature,
+        policy: RetentionPolicy,
+        result: StreamResult,
+        closing: DayClose | None,
+        archive: StreamArchive | None,
+    ) -> None:
+        """Record the purge in the account's audit stream (and in the stream's archive manifest)."""
+        head = self.store.head_seq(account.id, Feature.AUDITEVENTS)
+        info = {
+            "kind": "retention-purge",
+            "feature": feature.value,
+            "days": policy.days,
+            "archive": policy.archive,
+            "cutoff": format_ns(result.cutoff),
+            "cutoff_ns": result.cutoff,
+            "index_bound": result.bound,
+            "checkpoint_size": closing.size if closing is not None else None,
+            "archived": result.archived,
+            "purged": result.purged,
+            "files": result.files,
+            "merged": result.merged,
+        }
+        event = self.audit.record(
+            account, SYSTEM, "update", "account", object_uuid=account.uuid, aux_info=info, stamp_on_receipt=True
+        )
+        if archive is not None:
+            index, body = purge_record(self.store, account.id, head, str(event["uuid"]))
+            archive.record_purge(index, body)

@@ -20,10 +20,12 @@ from siemgate.retention.archive import (
     LOCK_FILE,
     MANIFEST,
     MANIFEST_VERSION,
+    MANIFEST_VERSIONS,
     ArchiveError,
     FileEntry,
     archive_files,
     day_path,
+    index_path,
     is_temporary,
     load_manifest,
 )
@@ -110,7 +112,8 @@ def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[Stream
         entries = _entries(data, account, feature)
     except ValueError as exc:
         return None, [problem(f"{folder / MANIFEST}: {exc}")]
-    problems = [problem(f"{folder / name}: not in the manifest") for name in files if name not in entries]
+    listed = set(entries) | {e.index_file for e in entries.values() if e.index_file is not None}
+    problems = [problem(f"{folder / name}: not in the manifest") for name in files if name not in listed]
     name = str(data.get("account_name") or account)
     ordered = sorted(entries.values(), key=lambda f: f.day)
     return StreamManifest(folder, account, name, feature, ordered), problems
@@ -120,8 +123,8 @@ def _entries(data: Any, account: str, feature: Feature) -> dict[str, FileEntry]:
     """The manifest's file entries by path; raises ValueError saying what does not fit."""
     if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
         raise ValueError("not a siemgate archive manifest (no files object)")
-    if data.get("version") != MANIFEST_VERSION:
-        raise ValueError(f"version {data.get('version')!r}, this siemgate reads version {MANIFEST_VERSION}")
+    if data.get("version") not in MANIFEST_VERSIONS:
+        raise ValueError(f"version {data.get('version')!r}, this siemgate reads versions up to {MANIFEST_VERSION}")
     if data.get("account") != account or data.get("feature") != feature.value:
         raise ValueError(
             f"names account {data.get('account')!r} stream {data.get('feature')!r}, but lies in the folder of"
@@ -134,9 +137,18 @@ def _entries(data: Any, account: str, feature: Feature) -> dict[str, FileEntry]:
             dt.date.fromisoformat(entry.day)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"the entry of {key} is not valid ({exc})") from None
-        if entry.format not in FORMATS or key != entry.path or entry.path != day_path(entry.day, entry.format):
+        sidecar_ok = entry.index_file in (None, index_path(entry.day)) and (
+            entry.index_file is None or entry.format == "jsonl"
+        )
+        if (
+            entry.format not in FORMATS
+            or key != entry.path
+            or entry.path != day_path(entry.day, entry.format)
+            or not sidecar_ok
+        ):
             raise ValueError(
-                f"the entry of {key} names path {entry.path!r}, day {entry.day!r}, format {entry.format!r}"
+                f"the entry of {key} names path {entry.path!r}, day {entry.day!r}, format {entry.format!r},"
+                f" log indices {entry.index_file!r}"
             )
         entries[key] = entry
     return entries
