@@ -19,7 +19,7 @@ from siemgate.tlog.witness import Witness
 SRC = Path(__file__).resolve().parents[2] / "src"
 TLOG = SRC / "siemgate" / "tlog"
 # Modules the offline verifier's import closure may touch (besides the standard library).
-ALLOWED = {"cryptography", "siemgate.tlog", "siemgate.model.timestamps"}
+ALLOWED = {"cryptography", "siemgate.tlog", "siemgate.model.timestamps", "pyarrow"}  # pyarrow: Parquet only
 VERIFIER_MODULES = sorted(p.stem for p in TLOG.glob("*.py"))
 
 

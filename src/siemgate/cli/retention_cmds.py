@@ -190,7 +190,7 @@ def replay_cmd(
             raise BadRequest(f"no archive files to replay in {root} for the streams and days chosen")
         with _progress() as progress:
             task = progress.add_task("replaying", total=sum(p.events for p in plans))
-            result = replay(services.writer, plans, lambda n: progress.advance(task, n))
+            result = replay(services.writer, plans, lambda n: progress.advance(task, n), services.audit, CLI)
     err.print(
         f"replayed {result.events} event(s) from {result.files} file(s): {result.stored} stored,"
         f" {result.duplicates} already there"

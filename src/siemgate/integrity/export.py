@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from siemgate.errors import BadRequest, StoreError
-from siemgate.integrity.tree import HOLE_TS, StoredTree
+from siemgate.integrity.tree import StoredTree
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
 from siemgate.tlog.bundle import BundleError, Manifest, write_bundle
 from siemgate.tlog.checkpoint import Checkpoint, unverified_text
-from siemgate.tlog.entry import Entry, EntryError, decode_entry
+from siemgate.tlog.entry import HOLE_TS, Entry, EntryError, decode_entry
 from siemgate.tlog.proof import consistency_proof
 
 CHUNK = 5000

@@ -18,7 +18,7 @@ from siemgate.model.features import Feature
 from siemgate.store.base import Store
 from siemgate.store.shared.log import LogState
 from siemgate.tlog.checkpoint import Checkpoint, unverified_text
-from siemgate.tlog.entry import ENTRY_SIZE, EntryError, decode_entry, entry_bytes
+from siemgate.tlog.entry import ENTRY_SIZE, HOLE_TS, EntryError, decode_entry, entry_bytes
 from siemgate.tlog.merkle import leaf_hash, root_of, subtree_hash
 
 log = logging.getLogger("siemgate.integrity")
@@ -29,7 +29,6 @@ BATCH = 20_000  # entries integrated per transaction
 # The entry of an index the store held no event for when its log began (events purged or seqs
 # skipped before the log existed): the smallest timestamp and an all-zero digest. Verifiers see it
 # as an entry whose body is gone and which is older than any retention cutoff.
-HOLE_TS = -(2**63)
 HOLE_ENTRY = bytes([1]) + HOLE_TS.to_bytes(8, "big", signed=True) + bytes(32)
 
 

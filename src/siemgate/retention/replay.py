@@ -12,6 +12,8 @@ from pathlib import Path
 
 import orjson
 
+from siemgate.accounts.actor import SYSTEM, Actor
+from siemgate.accounts.audit import AuditRecorder
 from siemgate.errors import NotFound
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.retention.archive import ArchiveError, FileEntry, read_rows, verify_file
@@ -105,13 +107,23 @@ def _choose(root: Path, archived: dict[str, str], account: Account | None, archi
     return set(archived)
 
 
-def replay(writer: EventWriter, plans: list[ReplayPlan], progress: Callable[[int], None] | None = None) -> ReplayResult:
-    """Verify and write every planned file; returns the counts. Raises ArchiveError on a bad file
-    (the files before it are already replayed; replaying again is safe)."""
+def replay(
+    writer: EventWriter,
+    plans: list[ReplayPlan],
+    progress: Callable[[int], None] | None = None,
+    audit: AuditRecorder | None = None,
+    actor: Actor = SYSTEM,
+) -> ReplayResult:
+    """Verify and write every planned file; returns the counts. With `audit`, each file replayed
+    that stored anything is recorded in the target account's audit stream (`update account`,
+    aux_info kind `archive-replay`). Raises ArchiveError on a bad file (the files before it are
+    already replayed; replaying again is safe)."""
     result = ReplayResult()
     for plan in plans:
         for entry in plan.files:
             verify_file(plan.folder, entry)
+            head = writer.store.head_seq(plan.account.id, plan.feature)
+            before = (result.stored, result.duplicates)
             batch: list[object] = []
             for _, uuid, body in read_rows(plan.folder / entry.path):
                 try:
@@ -124,6 +136,20 @@ def replay(writer: EventWriter, plans: list[ReplayPlan], progress: Callable[[int
             if batch:
                 _write(writer, plan, batch, result, progress)
             result.files += 1
+            stored = result.stored - before[0]
+            if audit is not None and stored:
+                info = {
+                    "kind": "archive-replay",
+                    "feature": plan.feature.value,
+                    "file": entry.path,
+                    "sha256": entry.sha256,
+                    "events": entry.events,
+                    "stored": stored,
+                    "duplicates": result.duplicates - before[1],
+                    "index_from": head,  # the replayed events' leaves lie in [index_from, index_to)
+                    "index_to": writer.store.head_seq(plan.account.id, plan.feature),
+                }
+                audit.record(plan.account, actor, "update", "account", object_uuid=plan.account.uuid, aux_info=info)
     return result
 
 

@@ -20,6 +20,9 @@ from siemgate.model.timestamps import TimestampError, parse_stored_ns
 from siemgate.tlog.merkle import leaf_hash
 
 ENTRY_FORMAT = 1
+# The timestamp of a hole entry: an index the store held no event for when its log began
+# (docs/integrity.md, "Backfill"); older than any retention cutoff.
+HOLE_TS = -(2**63)
 ENTRY_SIZE = 41
 _ENTRY = struct.Struct(">Bq32s")
 

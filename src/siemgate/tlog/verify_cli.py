@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
+from siemgate.tlog.archive_verify import ArchiveInputError, verify_archive
 from siemgate.tlog.bundle import BundleError, parse_hashes
 from siemgate.tlog.checkpoint import CheckpointError, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy, load_witness_keys
@@ -95,6 +96,24 @@ def _bundle(args: argparse.Namespace) -> int:
     except BundleError as exc:
         print(f"INVALID bundle: {exc}")
         return EXIT_INVALID
+    for line in report.lines():
+        print(line)
+    return EXIT_VALID if report.ok else EXIT_INVALID
+
+
+def _archive(args: argparse.Namespace) -> int:
+    keys = _keys(Path(args.key))
+    try:
+        report = verify_archive(
+            Path(args.dir),
+            keys,
+            Path(args.entries) if args.entries else None,
+            max_age=args.max_age,
+            as_of=_as_of(args.as_of),
+            witnesses=witness_policy(args),
+        )
+    except ArchiveInputError as exc:
+        raise UsageError(str(exc)) from None
     for line in report.lines():
         print(line)
     return EXIT_VALID if report.ok else EXIT_INVALID
@@ -254,6 +273,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a checkpoint saved earlier that the bundle must be consistent with (repeatable)",
     )
     b.set_defaults(run=_bundle)
+    a = sub.add_parser("archive", parents=[common], help="verify a stream's archive folder against the log")
+    a.add_argument("dir", help="the stream's archive folder: <archive>/<account uuid>/<stream>")
+    a.add_argument("--entries", help="the stream's exported bundle (siemgate log export), for what is not archived")
+    a.set_defaults(run=_archive)
     commands = [
         (
             "consistency",

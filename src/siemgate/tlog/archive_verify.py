@@ -1,0 +1,447 @@
+"""Offline verification of one stream's archive folder against the signed log (docs/integrity.md,
+"Verifying archives"): `siemgate-verify archive DIR --key K [--entries BUNDLE]`. Standard library
+and `cryptography`; `pyarrow` only when a Parquet file is read.
+
+The tree is rebuilt from the archived bodies (each row carries its log index: Parquet `log_index`,
+JSON Lines sidecar) and, with `--entries`, the entries and live bodies of an exported bundle; its
+root must equal every day-close checkpoint the manifest names (and the bundle's checkpoints).
+Each index is then one of: valid (a live body in the bundle), archived (a body in an archive
+file), purged(ts) (only its entry is left, legitimately: its committed timestamp is older than
+the cutoff of a recorded purge whose index bound covers it), duplicate-of j (the same entry as an
+earlier index: a re-insertion, e.g. a replay), or INVALID with the reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from siemgate.model.timestamps import format_ns
+from siemgate.tlog.bundle import CHECKPOINTS, ENTRIES, EVENTS, BundleError, note_files, read_manifest
+from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from siemgate.tlog.cosignature import WitnessPolicy
+from siemgate.tlog.entry import ENTRY_SIZE, HOLE_TS, Entry, EntryError, body_timestamp_ns, decode_entry, entry_for
+from siemgate.tlog.keys import PublicKeyring
+from siemgate.tlog.merkle import CompactRange, leaf_hash
+from siemgate.tlog.note import NoteError
+
+MANIFEST = "manifest.json"
+INDEX_FORMAT = "siemgate-archive-index/v1"
+MAX_PROBLEMS = 50
+MAX_RANGES = 1000
+
+
+class ArchiveInputError(ValueError):
+    """The archive folder or the entries cannot be used at all (not a folder, no bundle)."""
+
+
+@dataclass(frozen=True)
+class Purge:
+    """A recorded purge: indices below `bound` with a committed timestamp before `cutoff_ns` could go."""
+
+    audit_index: int
+    cutoff_ns: int
+    bound: int
+    entry: Entry
+    proven: bool = False
+
+
+@dataclass
+class ArchiveReport:
+    folder: Path
+    origin: str = "?"
+    size: int = 0
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    problems: list[tuple[int | None, str]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    ranges: list[list[Any]] = field(default_factory=list)  # [first, last, status, duplicate-of first, last]
+    counts: dict[str, int] = field(default_factory=dict)
+    stale: str | None = None
+    newest: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.stale is None
+
+    def add(self, message: str, index: int | None = None) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append((index, message))
+
+    def mark(self, index: int, status: str, earlier: int | None = None) -> None:
+        """Index `index` has `status`; a duplicate names the `earlier` index holding its entry.
+        Consecutive indices of one status (duplicates of consecutive indices) make one range."""
+        kind = status.split("(")[0]
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        last = self.ranges[-1] if self.ranges else None
+        if (
+            last is not None
+            and last[1] == index - 1
+            and last[2] == status
+            and (earlier is None or last[4] == earlier - 1)
+        ):
+            last[1] = index
+            if earlier is not None:
+                last[4] = earlier
+        elif len(self.ranges) < MAX_RANGES:
+            self.ranges.append([index, index, status, earlier, earlier])
+
+    def lines(self) -> list[str]:
+        out = [f"Verifying {self.origin} archive {self.folder}: indices 0..{self.size - 1}"]
+        out += [f"NOTICE {n}" for n in self.notices]
+        for first, last, status, of_first, of_last in self.ranges:
+            where = f"{first}..{last}" if first != last else f"{first}"
+            of = "" if of_first is None else f" {of_first}..{of_last}" if of_first != of_last else f" {of_first}"
+            out.append(f"{where} {status}{of}")
+        out += [
+            f"INVALID {f'index {i}' if i is not None else 'archive'}: {m}"
+            for i, m in sorted(self.problems, key=lambda p: (p[0] is None, p[0] or 0))
+        ]
+        if self.newest:
+            out.append(self.newest)
+        if self.stale:
+            out.append(f"STALE: {self.stale}")
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items()))
+        if self.problems:
+            indices = [i for i, _ in self.problems if i is not None]
+            first = f", first bad index {min(indices)}" if indices else ""
+            out.append(f"Result: INVALID ({len(self.problems)} problems{first}; {summary})")
+        elif self.stale:
+            out.append(f"Result: STALE ({summary})")
+        else:
+            out.append(f"Result: VALID ({summary})")
+        return out
+
+
+@dataclass
+class _Row:
+    file: str
+    row: int
+    entry: Entry | None
+    problem: str | None = None
+
+
+def _rows(folder: Path, entry: dict[str, Any]) -> Iterator[tuple[int | None, int, bytes]]:
+    """(log index, timestamp ns, body) of each row of a listed file."""
+    path = folder / str(entry["path"])
+    if entry.get("format") == "parquet":
+        import pyarrow.parquet as pq  # only for Parquet archives
+
+        table = pq.read_table(path)
+        names = table.schema.names
+        cols = [table.column(n).to_pylist() for n in ("timestamp_ns", "event")]
+        idx = table.column("log_index").to_pylist() if "log_index" in names else [None] * table.num_rows
+        for i, ts, body in zip(idx, *cols, strict=True):
+            yield i, int(ts), str(body).encode()
+        return
+    indices: list[int | None] = []
+    sidecar = entry.get("index_file")
+    if sidecar:
+        lines = (folder / str(sidecar)).read_bytes().splitlines()
+        header = json.loads(lines[0]) if lines else None
+        if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
+            raise ValueError(f"{sidecar}: not a {INDEX_FORMAT} file")
+        indices = [json.loads(line)[0] for line in lines[1:]]
+    with gzip.open(path, "rb") as f:
+        for n, line in enumerate(f):
+            body = line.rstrip(b"\n")
+            yield (indices[n] if n < len(indices) else None), body_timestamp_ns(body), body
+
+
+def _purges(manifest: dict[str, Any], feature: str, report: ArchiveReport) -> list[Purge]:
+    found = []
+    for record in manifest.get("purges") or []:
+        try:
+            body = str(record["event"]).encode()
+            info = json.loads(json.loads(body)["aux_info"])
+            if info.get("kind") != "retention-purge" or info.get("feature") != feature:
+                raise ValueError("not a purge of this stream")
+            found.append(
+                Purge(
+                    int(record["audit_index"]),
+                    int(info["cutoff_ns"]),
+                    int(info["index_bound"] if info["index_bound"] is not None else 2**63),
+                    entry_for(body_timestamp_ns(body), body),
+                )
+            )
+        except (KeyError, TypeError, ValueError, EntryError) as exc:
+            report.add(f"a purge record in {MANIFEST} is not valid ({exc})")
+    return found
+
+
+def _signed(
+    notes: Sequence[str],
+    origin: str | None,
+    keys: PublicKeyring,
+    report: ArchiveReport,
+    witnesses: WitnessPolicy | None,
+) -> list[Checkpoint]:
+    out = []
+    for note in notes:
+        try:
+            cp = open_checkpoint(note, keys, witnesses).checkpoint
+        except (NoteError, CheckpointError) as exc:
+            report.add(f"a checkpoint does not verify: {exc}")
+            continue
+        if origin is not None and cp.origin != origin:
+            report.add(f"{cp.describe()} is of another log than {origin}")
+            continue
+        out.append(cp)
+    return out
+
+
+def _bundle(path: Path) -> Path:
+    return path.parent if path.is_file() and path.name == ENTRIES else path
+
+
+def verify_archive(
+    folder: Path,
+    keys: PublicKeyring,
+    entries: Path | None = None,
+    max_age: int = 7200,
+    as_of: int | None = None,
+    witnesses: WitnessPolicy | None = None,
+) -> ArchiveReport:
+    """Verify one stream's archive folder (see the module docstring); with `witnesses`, every
+    checkpoint needs their quorum of cosignatures. Raises ArchiveInputError when the folder or the
+    bundle cannot be used at all; every other problem is in the report."""
+    if not folder.is_dir():
+        raise ArchiveInputError(f"{folder} is not a folder (give <archive>/<account uuid>/<stream>)")
+    report = ArchiveReport(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_bytes())
+    except FileNotFoundError:
+        files = sorted(p.name for p in folder.rglob("*") if p.is_file())
+        report.add(f"{folder / MANIFEST} is missing: the {len(files)} file(s) here cannot be tied to the log")
+        return report
+    except (OSError, ValueError) as exc:
+        report.add(f"{folder / MANIFEST} cannot be read: {exc}")
+        return report
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        report.add(f"{folder / MANIFEST} is not a siemgate archive manifest")
+        return report
+    origin = manifest.get("origin")
+    report.origin = str(origin or "?")
+    notes: list[str] = []
+    archived: dict[int, _Row] = {}
+    unindexed = 0
+    for name, entry in sorted(manifest["files"].items()):
+        if entry.get("checkpoint"):
+            notes.append(str(entry["checkpoint"]))
+        unindexed += _read_file(folder, name, entry, archived, report)
+    if unindexed:
+        report.notices.append(f"{unindexed} archived rows carry no log index (archived before indices)")
+    bundle_entries: bytes | None = None
+    live: dict[int, bytes] = {}
+    if entries is not None:
+        directory = _bundle(entries)
+        try:
+            bundle = read_manifest(directory)
+            bundle_entries = (directory / ENTRIES).read_bytes()
+        except (BundleError, OSError) as exc:
+            raise ArchiveInputError(f"--entries: {exc}") from None
+        if origin is not None and bundle.origin != origin:
+            raise ArchiveInputError(f"--entries: the bundle is of {bundle.origin}, the archive of {origin}")
+        report.origin = bundle.origin
+        origin = bundle.origin
+        notes += [p.read_text(encoding="utf-8") for p in note_files(directory, CHECKPOINTS)]
+        live = dict(_live(directory / EVENTS))
+    checkpoints = _signed(notes, origin if isinstance(origin, str) else None, keys, report, witnesses)
+    by_size: dict[int, Checkpoint] = {}
+    for cp in sorted(checkpoints, key=lambda c: c.time):
+        other = by_size.setdefault(cp.size, cp)
+        if other.root != cp.root:
+            report.add(f"two checkpoints of size {cp.size} have different roots: the log forked", cp.size - 1)
+    report.checkpoints = sorted(by_size.values(), key=lambda c: c.size)
+    for name, entry in sorted(manifest["files"].items()):
+        _check_covered(name, entry, archived, keys, report)
+    size = len(bundle_entries) // ENTRY_SIZE if bundle_entries is not None else max(by_size, default=0)
+    report.size = size
+    purges = _purges(manifest, str(manifest.get("feature")), report)
+    _walk(size, bundle_entries, archived, live, purges, by_size, report)
+    for purge in purges:
+        if not purge.proven:
+            report.notices.append(
+                f"the purge recorded at audit index {purge.audit_index} is proven by the account's auditevents"
+                " log, not by this one: verify that stream's archive or bundle too"
+            )
+    _freshness(report, max_age, as_of)
+    return report
+
+
+def _read_file(folder: Path, name: str, entry: dict[str, Any], archived: dict[int, _Row], report: ArchiveReport) -> int:
+    """Read one listed file's rows into `archived`; returns how many carry no index."""
+    path = folder / name
+    if not path.exists():
+        report.add(f"{path} is missing (the manifest lists it with {entry.get('events')} events)")
+        return 0
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != entry.get("sha256"):
+        report.add(f"{path}: SHA-256 {digest} differs from the manifest's (the file was changed or replaced)")
+    unindexed = 0
+    try:
+        for n, (idx, ts, body) in enumerate(_rows(folder, entry)):
+            if idx is None:
+                unindexed += 1
+                continue
+            row = _Row(name, n, None)
+            try:
+                row.entry = entry_for(ts, body)
+                if body_timestamp_ns(body) != ts:
+                    row.problem = "its timestamp column differs from the event's timestamp"
+            except EntryError as exc:
+                row.problem = str(exc)
+            held = archived.get(idx)
+            if held is not None and held.entry != row.entry:
+                report.add(f"{name} row {n} and {held.file} row {held.row} hold different events for it", idx)
+            archived[idx] = row
+    except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError) as exc:
+        report.add(f"{path} cannot be read: {exc}")
+    except Exception as exc:  # pyarrow's errors, without importing pyarrow for JSON Lines
+        report.add(f"{path} cannot be read: {exc}")
+    return unindexed
+
+
+def _check_covered(
+    name: str, entry: dict[str, Any], archived: dict[int, _Row], keys: PublicKeyring, report: ArchiveReport
+) -> None:
+    """Every index of a file lies inside the checkpoint the manifest ties it to."""
+    note = entry.get("checkpoint")
+    if not note:
+        report.notices.append(f"{name} names no day-close checkpoint (archived before the log was signed)")
+        return
+    try:
+        size = open_checkpoint(str(note), keys).checkpoint.size
+    except (NoteError, CheckpointError):
+        return  # reported with the checkpoints
+    beyond = [i for i, r in archived.items() if r.file == name and i >= size]
+    if beyond:
+        report.add(f"{name} holds index {min(beyond)}, beyond its day-close checkpoint of size {size}", min(beyond))
+
+
+def _live(path: Path) -> Iterator[tuple[int, bytes]]:
+    if not path.exists():
+        return
+    with path.open("rb") as f:
+        for line in f:
+            idx, _, body = line.rstrip(b"\n").partition(b"\t")
+            if idx.isdigit():
+                yield int(idx), body
+
+
+def _walk(
+    size: int,
+    bundle_entries: bytes | None,
+    archived: dict[int, _Row],
+    live: dict[int, bytes],
+    purges: list[Purge],
+    by_size: dict[int, Checkpoint],
+    report: ArchiveReport,
+) -> None:
+    """Classify every index, rebuild the tree and compare it with the checkpoints."""
+    rng = CompactRange()
+    seen: dict[bytes, int] = {}
+    good = 0
+    failed = False
+    proofs = {p.entry.encode(): p for p in purges}
+    for idx in range(size):
+        row = archived.get(idx)
+        entry: Entry | None = None
+        if bundle_entries is not None:
+            try:
+                entry = decode_entry(bundle_entries[idx * ENTRY_SIZE : (idx + 1) * ENTRY_SIZE])
+            except EntryError as exc:
+                report.add(f"the bundle's entry is malformed: {exc}", idx)
+        elif row is not None:
+            entry = row.entry
+        status = _status(idx, entry, row, live.get(idx), purges, report)
+        if entry is None:
+            report.mark(idx, "INVALID")
+            if not failed:
+                report.add("no entry and no archived event: pass the stream's exported bundle with --entries", idx)
+                failed = True
+            rng.append_leaf(leaf_hash(bytes(ENTRY_SIZE)))
+            continue
+        data = entry.encode()
+        earlier = seen.setdefault(data, idx)
+        if earlier != idx and status in ("archived", "valid"):
+            report.mark(idx, "duplicate-of", earlier)
+        else:
+            report.mark(idx, status)
+        if data in proofs:
+            proofs[data] = _proven(proofs[data], idx)
+        rng.append_leaf(leaf_hash(data))
+        cp = by_size.get(idx + 1)
+        if cp is not None:
+            if rng.root() == cp.root:
+                good = idx + 1
+            elif not failed:
+                failed = True
+                report.add(
+                    f"the leaves do not rebuild the root of {cp.describe()}: an index between {good} and {idx} was"
+                    " changed, removed or inserted",
+                    good,
+                )
+    for i, purge in enumerate(purges):
+        purges[i] = proofs.get(purge.entry.encode(), purge)
+    for cp in by_size.values():
+        if cp.size > size:
+            report.add(f"{cp.describe()} covers indices {size}..{cp.size - 1}, which nothing here holds", size)
+
+
+def _proven(purge: Purge, idx: int) -> Purge:
+    return Purge(purge.audit_index, purge.cutoff_ns, purge.bound, purge.entry, purge.audit_index == idx)
+
+
+def _status(
+    idx: int, entry: Entry | None, row: _Row | None, body: bytes | None, purges: list[Purge], report: ArchiveReport
+) -> str:
+    if entry is None:
+        return "INVALID"
+    if row is not None:
+        if row.problem is not None or row.entry != entry:
+            report.add(
+                f"{row.file} row {row.row}: the archived event does not match its log entry"
+                f" ({row.problem or 'the archive file was altered'})",
+                idx,
+            )
+            return "INVALID(altered)"
+        return "archived"
+    if body is not None:
+        if entry_for(entry.ts_ns, body) != entry:
+            report.add("the bundle's event body does not match its log entry", idx)
+            return "INVALID(altered)"
+        return "valid"
+    if entry.ts_ns == HOLE_TS:
+        return "purged(before the log)"
+    for purge in purges:
+        if idx < purge.bound and entry.ts_ns < purge.cutoff_ns:
+            return f"purged({format_ns(entry.ts_ns)[:10]})"
+    report.add(
+        f"its event ({format_ns(entry.ts_ns)}) is neither archived nor held, and no recorded purge covers it:"
+        " it is younger than the cutoff of the policy in force, or beyond its index bound",
+        idx,
+    )
+    return "INVALID(deleted)"
+
+
+def _freshness(report: ArchiveReport, max_age: int, as_of: int | None) -> None:
+    if not report.checkpoints:
+        report.add("no signed checkpoint ties this archive to the log")
+        return
+    newest = max(report.checkpoints, key=lambda c: c.time)
+    now = int(time.time()) if as_of is None else as_of
+    age = now - newest.time
+    report.newest = (
+        f"Newest checkpoint: size {newest.size} signed {format_ns(newest.time * 1_000_000_000)} ({age} s old)"
+    )
+    if max_age and age > max_age:
+        report.stale = (
+            f"the newest checkpoint was signed {age} s before {format_ns(now * 1_000_000_000)}, more than"
+            f" {max_age} s: newer events may be missing"
+        )

@@ -1,0 +1,244 @@
+"""Archives that stay verifiable, on SQLite and PostgreSQL: retention through the real store, log
+worker, signer (in process, on the test's clock) and archive writer; then `siemgate-verify
+archive` as its own process with only the public key, the archive folder and an exported bundle.
+
+The scene: 3 days of 40 audit events 200 days old and 5 recent ones; a day-close checkpoint;
+retention (120 days) archives and purges the old days and records the purge in the audit stream;
+another checkpoint covers that record; the stream is exported."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from store_log_kit import sql
+from tlog_kit import Kit, make_kit
+
+from siemgate.accounts.actor import CLI
+from siemgate.composition.wiring import build_services
+from siemgate.config import load_settings
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.model.timestamps import format_ns
+from siemgate.retention.replay import plan_replay, replay
+from siemgate.services import Services
+from siemgate.store.base import Account, Store
+
+AUDIT = Feature.AUDITEVENTS
+S = 1_000_000_000
+DAY = 86400 * S
+NOW = (1_900_000_000 // 86400) * DAY + 3600 * S  # 01:00 UTC
+OLD = NOW - 203 * DAY - 3600 * S  # midnight, 203 days ago: three whole days archived
+
+
+class Clock:
+    now = NOW
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@dataclass
+class Scene:
+    services: Services
+    account: Account
+    kit: Kit
+    clock: Clock
+    tmp: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.services.settings.archive_path / self.account.uuid / AUDIT.value
+
+    def checkpoint(self) -> None:
+        self.clock.now += 60 * S
+        self.services.tlog.checkpoint(self.account.id, AUDIT)
+
+    def export(self, name: str = "bundle") -> Path:
+        out = self.tmp / name
+        self.services.tlog.export(self.account.id, AUDIT, out, None)
+        return out
+
+    def verify(self, *extra: str, folder: Path | None = None) -> tuple[int, str]:
+        args = [sys.executable, "-m", "siemgate.tlog.verify_cli", "archive", str(folder or self.folder)]
+        args += ["--key", str(self.kit.public_key), "--as-of", str(self.clock.now // S), *extra]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+        return done.returncode, done.stdout + done.stderr
+
+
+def _event(ts: int, n: int) -> dict[str, Any]:
+    return {
+        "uuid": new_id(),
+        "timestamp": format_ns(ts),
+        "actor_uuid": "ACTOR22222222222222222222A",
+        "action": "view",
+        "object_type": "item",
+        "object_uuid": f"item-{n}",
+        "session": {"uuid": "SESSION2222222222222222222", "ip": "192.0.2.1"},
+    }
+
+
+def _services(store: Store, tmp: Path, fmt: str, **settings: Any) -> tuple[Services, Kit, Clock]:
+    clock = Clock()
+    kit = make_kit(tmp, clock=lambda: clock.now / S)
+    config = load_settings(
+        data_dir=tmp / "data",
+        alerts_enabled=False,
+        archive_format=fmt,
+        integrity_public_key_file=kit.public_key,
+        **settings,
+    )
+    services = build_services(config, store, clock)
+    services.tlog.signer = kit.signer  # type: ignore[assignment]  # the signer's own code, in process
+    return services, kit, clock
+
+
+@pytest.fixture(params=["jsonl", "parquet"])
+def scene(request: pytest.FixtureRequest, store: Store, tmp_path: Path) -> Scene:
+    services, kit, clock = _services(store, tmp_path, request.param)
+    account = store.create_account(new_id(), "Acme", NOW)
+    old = [_event(OLD + d * DAY + i * 1800 * S, i) for d in range(3) for i in range(40)]
+    services.writer.write(account.id, AUDIT, old)
+    services.writer.write(account.id, AUDIT, [_event(NOW - DAY + i * S, 100 + i) for i in range(5)])
+    s = Scene(services, account, kit, clock, tmp_path)
+    s.checkpoint()  # the day-close checkpoint: the first signed today, covering indices 0..124
+    [result] = [r for r in services.retention.apply(accounts=[account]) if r.feature == AUDIT]
+    assert (result.error, result.waiting, result.archived, result.purged) == (None, None, 120, 120)
+    s.checkpoint()  # covers the purge's audit record (index 125)
+    return s
+
+
+def _alter_row(folder: Path, row: int) -> None:
+    """Change one archived event of the first day's file (its `action`), keeping the file readable."""
+    [path] = sorted(folder.glob("*/*.jsonl.gz"))[:1] or sorted(folder.glob("*/*.parquet"))[:1]
+    if path.name.endswith(".jsonl.gz"):
+        lines = gzip.decompress(path.read_bytes()).splitlines()
+        lines[row] = lines[row].replace(b'"view"', b'"edit"')
+        path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+        return
+    table = pq.read_table(path)
+    events = table.column("event").to_pylist()
+    events[row] = events[row].replace('"view"', '"edit"')
+    table = table.set_column(table.schema.get_field_index("event"), "event", pa.array(events, pa.string()))
+    pq.write_table(table, path)
+
+
+def test_an_untouched_archive_verifies_with_each_index_accounted_for(scene: Scene) -> None:
+    bundle = scene.export()
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 0, out
+    assert "0..119 archived" in out and "120..125 valid" in out, out
+    assert "Result: VALID (120 archived, 6 valid)" in out, out
+    assert "Newest checkpoint: size 126" in out, out
+    # the manifest ties every file to the day-close checkpoint, and the rows carry their indices
+    manifest = orjson.loads((scene.folder / "manifest.json").read_bytes())
+    assert all(f["checkpoint"] and f["indexed"] == 40 for f in manifest["files"].values())
+    [purge] = manifest["purges"]
+    info = orjson.loads(orjson.loads(purge["event"])["aux_info"])
+    assert (purge["audit_index"], info["purged"], info["index_bound"]) == (125, 120, 125)
+    assert info["cutoff_ns"] == scene.clock.now - 120 * DAY - 60 * S
+    # without the bundle, the archive alone does not cover the live indices: said, not hidden
+    code, out = scene.verify()
+    assert code == 1 and "pass the stream's exported bundle with --entries" in out, out
+
+
+def test_an_altered_archive_file_is_reported_naming_the_index(scene: Scene) -> None:
+    bundle = scene.export()
+    _alter_row(scene.folder, 7)
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 1, out
+    assert "INVALID index 7: " in out and "does not match its log entry" in out, out
+    assert "first bad index 7" in out, out
+    assert "SHA-256" in out  # and the file no longer has the manifest's digest
+
+
+def test_a_missing_manifest_or_file_is_reported(scene: Scene) -> None:
+    bundle = scene.export()
+    day_file = sorted(p for p in scene.folder.glob("*/*") if not p.name.endswith(".log.json"))[1]
+    day_file.unlink()
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 1 and f"{day_file} is missing (the manifest lists it with 40 events)" in out, out
+    (scene.folder / "manifest.json").unlink()
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 1 and "manifest.json is missing" in out, out
+
+
+def test_a_purge_younger_than_the_policy_is_reported(scene: Scene) -> None:
+    """An event of yesterday (index 121) deleted from the database: no recorded purge covers it."""
+    sql(
+        scene.services.store,
+        "DELETE FROM events WHERE account_id = ? AND feature = ? AND seq = ?",
+        (scene.account.id, AUDIT.code, 122),
+    )
+    code, out = scene.verify("--entries", str(scene.export()))
+    assert code == 1, out
+    assert "INVALID index 121: " in out and "no recorded purge covers it" in out, out
+    assert "0..119 archived" in out
+
+
+def test_replay_shows_as_duplicates_of_earlier_indices(scene: Scene) -> None:
+    plans = plan_replay(scene.services.store, scene.services.settings.archive_path)
+    done = replay(scene.services.writer, plans, audit=scene.services.audit)
+    assert done.stored == 120
+    scene.checkpoint()
+    code, out = scene.verify("--entries", str(scene.export()))
+    assert code == 0, out
+    # each file's events came back as new leaves after the audit record of the file before
+    assert "126..165 duplicate-of 0..39" in out and "208..247 duplicate-of 80..119" in out, out
+    assert "120 duplicate-of" in out, out  # the summary's count
+    replays = [
+        orjson.loads(orjson.loads(body)["aux_info"])
+        for batch in scene.services.store.iter_events(scene.account.id, AUDIT, 0, 2**62)
+        for _, _, _, body in batch
+        if b"archive-replay" in body
+    ]
+    assert sorted((r["stored"], r["index_from"], r["index_to"]) for r in replays) == [
+        (40, 126, 166),
+        (40, 167, 207),
+        (40, 208, 248),
+    ]
+
+
+def test_retention_refuses_days_not_closed_by_a_checkpoint(store: Store, tmp_path: Path) -> None:
+    """The only checkpoint was signed at noon of a day whose events are due: that day and the
+    next wait (saying why); once a later day-close checkpoint is signed they are archived."""
+    services, _, clock = _services(store, tmp_path, "jsonl")
+    account = store.create_account(new_id(), "Acme", NOW)
+    services.retention.set_policy(CLI, account, AUDIT, 1)
+    clock.now = NOW - 3 * DAY  # 3 days ago, 01:00
+    services.writer.write(account.id, AUDIT, [_event(clock.now + i * 600 * S, i) for i in range(10)])
+    clock.now += 11 * 3600 * S  # noon: the only checkpoint is signed before the day ends
+    services.tlog.checkpoint(account.id, AUDIT)
+    services.writer.write(account.id, AUDIT, [_event(NOW - 2 * DAY + i * S, 50 + i) for i in range(5)])
+    clock.now = NOW
+    [result] = [r for r in services.retention.apply(accounts=[account]) if r.feature == AUDIT]
+    assert (result.archived, result.purged, result.error) == (0, 0, None)
+    assert result.waiting is not None and "ended after the newest day-close checkpoint" in result.waiting
+    held = store.count_events(account.id, AUDIT)
+    clock.now = NOW + 60 * S
+    services.tlog.checkpoint(account.id, AUDIT)  # the first checkpoint of today: closes both days
+    [result] = [r for r in services.retention.apply(accounts=[account]) if r.feature == AUDIT]
+    assert (result.error, result.waiting) == (None, None)
+    assert result.purged == 15 and store.count_events(account.id, AUDIT) == held - 15 + 1  # + the purge record
+
+
+def test_retention_waits_without_a_checkpoint_when_a_signer_is_configured(store: Store, tmp_path: Path) -> None:
+    secret = tmp_path / "signer.secret"
+    secret.write_text("s" * 43)
+    secret.chmod(0o600)
+    services, _, _ = _services(
+        store, tmp_path, "jsonl", integrity_signer_url="http://127.0.0.1:9", integrity_signer_secret_file=secret
+    )
+    account = store.create_account(new_id(), "Acme", NOW)
+    services.writer.write(account.id, AUDIT, [_event(OLD + i * S, i) for i in range(10)])
+    [result] = [r for r in services.retention.apply(accounts=[account]) if r.feature == AUDIT]
+    assert result.waiting is not None and "no day-close checkpoint" in result.waiting
+    assert (result.archived, result.purged) == (0, 0) and store.count_events(account.id, AUDIT) == 10
