@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import ast
 import base64
+import json
 import subprocess
 import sys
 import venv
 from pathlib import Path
 
 import pytest
-from tlog_kit import MemLog, export, make_kit
+from tlog_kit import T0, MemLog, export, make_kit
 
 from siemgate.tlog.cosignature import create_witness_key, public_key_text
+from siemgate.tlog.merkle import tree_reader
+from siemgate.tlog.page_proof import Leaf, PageProof
+from siemgate.tlog.proof import inclusion_proof, range_proof
+from siemgate.tlog.tlog_proof import TlogProof, entry_extra
 from siemgate.tlog.witness import Witness
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -111,3 +116,37 @@ def test_siemgate_verify_runs_with_only_cryptography(bare_python: Path, tmp_path
     assert bad.returncode == 1 and "INVALID index 0 [checkpoint" in bad.stdout
     usage = run("bundle", str(bundle))
     assert usage.returncode == 2
+
+    # one event and one page against their proofs, with the same interpreter
+    read = tree_reader(log.leaves())
+    event = TlogProof(3, inclusion_proof(3, log.size, read), notes[-1], entry_extra(3, log.entries[3]))
+    (tmp_path / "event.json").write_bytes(log.bodies[3])
+    (tmp_path / "event.proof").write_text(event.text())
+    witnessed = ["--key", str(kit.public_key), "--witness-key", str(tmp_path / "w.pub")]
+    ok = run("event", "event.json", "event.proof", *witnessed)
+    assert ok.returncode == 0 and "Result: VALID: the event is index 3" in ok.stdout, ok.stdout + ok.stderr
+    page = PageProof(notes[-1], T0, None, reset=False, tail=False, first_idx=2, end_idx=6)
+    page.items = [Leaf(i, log.entries[i]) for i in range(2, 6)]
+    hashes = range_proof(2, 6, log.size, read)
+    page.left, page.right = hashes[:1], hashes[1:]
+    (tmp_path / "page.json").write_bytes(
+        b'{"cursor":"c","has_more":false,"items":[' + b",".join(log.bodies[2:6]) + b"]}"
+    )
+    (tmp_path / "page.proof").write_text(json.dumps(page.to_json()))
+    ok = run("page", "page.json", "page.proof", *witnessed, "--state", "state.json")
+    assert ok.returncode == 0 and "Result: VALID: indices 2..5" in ok.stdout, ok.stdout + ok.stderr
+    assert json.loads((tmp_path / "state.json").read_text())["next_idx"] == 6
+    unreachable = run(
+        "follow",
+        "--url",
+        "http://127.0.0.1:1",
+        "--token-file",
+        "event.json",
+        "--feature",
+        "auditevents",
+        "--state",
+        "follow.json",
+        "--key",
+        str(kit.public_key),
+    )
+    assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr, unreachable.stderr
