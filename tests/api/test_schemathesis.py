@@ -120,3 +120,14 @@ def test_fuzz_ingest(fuzz: Fuzz, feature: str | None, mode: GenerationMode) -> N
     # A fixed, known feature exercises the body handling; None lets schemathesis pick the path too (404s).
     path_parameters = None if feature is None else {"feature": feature}
     fuzz.run(INGEST, "POST", fuzz.ingest_key, mode, path_parameters)
+
+
+PROOF_GETS = [f"/api/siemgate/v1/log/{{feature}}/{name}" for name in ("checkpoint", "consistency", "proof")]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+@pytest.mark.parametrize("path", [*PROOF_GETS, "/api/siemgate/v1/log/{feature}/page-proof"])
+def test_fuzz_proof_endpoints(fuzz: Fuzz, path: str, mode: GenerationMode) -> None:
+    # This server runs no log signer: proofs answer their documented 404/503, and bad input 400.
+    method = "POST" if path.endswith("page-proof") else "GET"
+    fuzz.run(path, method, fuzz.token, mode, {"feature": "auditevents"})
