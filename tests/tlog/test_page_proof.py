@@ -252,3 +252,27 @@ def test_items_are_cut_from_the_page_byte_for_byte() -> None:
     for bad in [b'{"cursor":"C","has_more":false}', b'{"cursor":"C","has_more":false,"items":[1,]}', page + b"x"]:
         with pytest.raises(PageFormatError):
             split_page(bad)
+
+
+def test_an_empty_pages_proof_reveals_a_bounded_tail(
+    tmp_path: Path, make_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siemgate.integrity import proofs
+
+    monkeypatch.setattr(proofs, "MAX_TAIL", 3)
+    with proof_setup(tmp_path, make_server) as s:
+        account = s.server.account()
+        token = s.server.token(account)
+        key = s.server.ingest_key(account)
+        window = {"start_time": format_ns(T0), "end_time": format_ns(T0 + 10 * SECOND), "limit": 10}
+        assert s.server.ingest(key, AUDIT, [auditevent(T0 + i * SECOND) for i in range(3)]).status_code == 200
+        first = s.server.page(token, AUDIT, window)
+        cursor = split_page(first.content).cursor
+        later = [auditevent(T0 + (100 + i) * SECOND) for i in range(5)]  # after the window
+        assert s.server.ingest(key, AUDIT, later).status_code == 200
+        s.wait_covered(account, 8)
+        empty = s.server.page(token, AUDIT, {"cursor": cursor})
+        proof = s.page_proof(token, {"request": {"cursor": cursor}, "response_cursor": cursor}).json()
+        assert (proof["tail"], proof["first_idx"], proof["end_idx"]) == (True, 3, 6)
+        assert [p["idx"] for p in proof["omitted"]] == [3, 4, 5]
+        assert verify_page(empty.content, proof, s.keys).ok

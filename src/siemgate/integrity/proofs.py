@@ -28,6 +28,7 @@ from siemgate.tlog.proof import consistency_proof, hashes_for, inclusion_proof, 
 from siemgate.tlog.tlog_proof import TlogProof, entry_extra
 
 MAX_PAGE_SPAN = 100_000  # leaves one page proof may account for (served, omitted, purged)
+MAX_TAIL = 10_000  # leaves an empty page's proof reveals after its cursor (what a poll at the tail costs)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class ProofService:
             )
         stored = self.covering(account_id, feature, max(last, 1))
         cp = Checkpoint.parse(unverified_text(stored.note))
-        end = min(cp.size, first + MAX_PAGE_SPAN) if tail else last
+        end = min(cp.size, first + MAX_TAIL) if tail else last
         end = max(end, first)
         if old_size is not None and not 0 <= old_size <= cp.size:
             raise BadRequest(
