@@ -19,6 +19,7 @@ from siemgate.tlog.checkpoint import open_checkpoint
 from siemgate.tlog.page_items import split_page
 from siemgate.tlog.proof import verify_consistency
 from siemgate.tlog.tlog_proof import parse_tlog_proof, verify_event
+from support.events import auditevent
 
 T0 = (time.time_ns() // SECOND - 86400) * SECOND  # inside the default retention
 START = format_ns(T0)
@@ -214,3 +215,27 @@ def test_proof_headers_only_when_asked_and_the_body_unchanged(tmp_path: Path, ma
         assert nxt.headers["Siemgate-Log-Range"] == "10-19"
         v1 = s.server.page(token, AUDIT, reset, version=1, headers={"Siemgate-Proof": "1"})
         assert v1.headers["Siemgate-Log-Range"] == "0-9"
+
+
+def test_no_checkpoint_can_be_signed_is_a_503_with_retry_after(tmp_path: Path, make_server: Any) -> None:
+    with proof_setup(tmp_path, make_server, integrity_checkpoint_seconds=3600) as s:
+        account = s.server.account()
+        token = s.server.token(account)
+        s.ingest(account, 5, T0)
+        s.wait_covered(account, 5)
+        s.ingest(account, 3, T0 + 100 * SECOND)
+        s.server.store.set_log_error(account.id, AUDIT, "index 6: damaged entry", s.server.clock())
+        s.server.clock.advance(3600)
+        stopped = s.get(token, "/auditevents/proof", idx=6)
+        assert stopped.status_code == 503 and stopped.headers["Retry-After"] == "3600"
+        assert "stopped by an integrity error" in _message(stopped)
+        assert s.get(token, "/auditevents/proof", idx=4).status_code == 200  # what is signed is still served
+    plain = make_server()  # no signer at all
+    account = plain.account()
+    token = plain.token(account)
+    key = plain.ingest_key(account)
+    assert plain.ingest(key, AUDIT, [auditevent(T0)]).status_code == 200
+    headers = {"Authorization": f"Bearer {token}"}
+    assert plain.http.get("/api/siemgate/v1/log/auditevents/checkpoint", headers=headers).status_code == 404
+    unsigned = plain.http.get("/api/siemgate/v1/log/auditevents/proof", params={"idx": 0}, headers=headers)
+    assert unsigned.status_code == 503 and "no log signer" in _message(unsigned)
