@@ -158,7 +158,12 @@ def corpus() -> dict[str, list[dict[str, Any]]]:
         {"id": "T2", "name": "new", "timestamp": "2027-01-01T00:00:00Z", "status": "active", "idle_seconds": 60},
         {"id": "T3", "name": "gone", "timestamp": "2027-01-01T00:00:00Z", "status": "revoked", "idle_seconds": 9e6},
     ]
-    return {"signinattempts": signins, "itemusages": items, "auditevents": audits, "tokens": tokens}
+    logs = [
+        {"id": "auditevents", "feature": "auditevents", "timestamp": "2027-01-01T00:00:00Z", "status": "ok"},
+        {"id": "itemusages", "feature": "itemusages", "timestamp": "2027-01-01T00:00:00Z", "status": "stale",
+         "reason": "the newest checkpoint is 9000 s old"},
+    ]  # fmt: skip
+    return {"signinattempts": signins, "itemusages": items, "auditevents": audits, "tokens": tokens, "integrity": logs}
 
 
 def test_every_starter_rule_fires_and_its_sigma_form_fires_alike() -> None:

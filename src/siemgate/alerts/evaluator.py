@@ -13,7 +13,9 @@ exactly where the last commit left off: no event is evaluated twice and none is 
   enabled again, a stream seen for the first time), so "never seen" means never in the store.
 - Events stored as history (a simulation) or older than `max_event_age_days` fire nothing but
   teach first-seen rules.
-- `check_tokens` (server schedule) evaluates `tokens` rules against every SIEM token of the account.
+- `check_tokens` (server schedule) evaluates `tokens` rules against every SIEM token of the account,
+  `check_integrity` `integrity` rules against the health of each of its streams' logs (the records
+  come from `integrity_records`, set by the composition root: alerting does not import the log).
 - Two evaluators (two server processes) never commit the same step: the commit checks the
   checkpoint it started from (Store.commit_alert_evaluation), and the loser reloads.
 - State is saved every STATE_SAVE_SECONDS or STATE_SAVE_EVENTS events (and after history, at the
@@ -84,6 +86,8 @@ class AlertEvaluator:
         self._indexes: dict[tuple[int, str], RuleIndex] = {}
         # records alerts as audit events (the `event` action) right after they are committed
         self.record_events: Callable[[int, Sequence[tuple[dict[str, Any], DeliveryRecord]]], None] | None = None
+        # (account id, now) -> one record per stream of the account's log health (integrity.health)
+        self.integrity_records: Callable[[int, int], list[dict[str, Any]]] | None = None
         self._unsaved: dict[int, tuple[float, int]] = {}  # account -> (monotonic time of the last save, events since)
         self._contended: dict[int, float] = {}  # account -> monotonic time of the last conflict
 
@@ -389,22 +393,32 @@ class AlertEvaluator:
         if commit.deliveries:
             self.kick.set()
 
-    # scheduled: SIEM tokens ---------------------------------------------------------------------
+    # scheduled: SIEM tokens, log integrity --------------------------------------------------------
     def check_tokens(self) -> int:
         """Evaluate `tokens` rules for every account; returns the number of alerts fired."""
+        return self._check_scheduled("tokens", lambda account, now: token_records(self.store, account, now))
+
+    def check_integrity(self) -> int:
+        """Evaluate `integrity` rules for every account (none when no records provider is set)."""
+        provider = self.integrity_records
+        if provider is None:
+            return 0
+        return self._check_scheduled("integrity", lambda account, now: provider(account.id, now))
+
+    def _check_scheduled(self, source: str, records_of: Callable[[Account, int], list[dict[str, Any]]]) -> int:
         fired = 0
         now = self.clock()
         for account in self.store.list_accounts():
-            rules = self.rules.enabled(account.id, "tokens")
+            rules = self.rules.enabled(account.id, source)
             if not rules:
                 continue
-            records = token_records(self.store, account, now)
+            records = records_of(account, now)
             with self._lock(account.id):
                 self._fresh(account.id)
                 try:
                     book = self._book(account.id)
                     firings = Evaluator(rules, book).evaluate(enumerate(records), now=now)
-                    alerts, deliveries = self._records(account.id, "tokens", firings)
+                    alerts, deliveries = self._records(account.id, source, firings)
                     self._commit(AlertCommit(account.id, None, None, 0, book.changes(), alerts, deliveries))
                 except Exception:
                     self._forget(account.id)

@@ -1,8 +1,9 @@
 """The fields a rule may name, per source, and how a dotted path is read from an event.
 
-Sources are the three event streams plus `tokens`: the SIEM tokens of the account, checked on a
-schedule (see alerts.scheduled). Paths name nested fields with dots (`target_user.email`,
-`client.ip_address`). `aux_info` is free text that is often a JSON object; a path below it
+Sources are the three event streams plus two checked on a schedule: `tokens`, the SIEM tokens of
+the account, and `integrity`, the health of the account's signed event logs.
+Paths name nested fields with dots (`target_user.email`, `client.ip_address`). `aux_info` is free
+text that is often a JSON object; a path below it
 (`aux_info.role`) reads that object.
 """
 
@@ -20,7 +21,8 @@ import orjson
 from siemgate.model import events
 from siemgate.model.features import Feature
 
-SOURCES = ("signinattempts", "itemusages", "auditevents", "tokens")
+SOURCES = ("signinattempts", "itemusages", "auditevents", "tokens", "integrity")
+SCHEDULED = ("tokens", "integrity")  # checked on a schedule, one record per token or stream
 _SHAPES: dict[str, Any] = {
     Feature.SIGNINATTEMPTS.value: events.SignInAttemptV2,
     Feature.ITEMUSAGES.value: events.ItemUsageV2,
@@ -41,6 +43,19 @@ TOKEN_FIELDS = (
     "integration.uuid",
     "integration.name",
     "integration.type",
+)
+# The record the scheduled check builds for each stream's log (integrity.health.StreamHealth.record).
+INTEGRITY_FIELDS = (
+    "id",
+    "feature",
+    "timestamp",
+    "status",
+    "reason",
+    "log_size",
+    "checkpoint_size",
+    "checkpoint_age_seconds",
+    "checkpoint_time",
+    "witness_failures",
 )
 JSON_TEXT_FIELDS = ("aux_info",)
 
@@ -84,6 +99,8 @@ def known_fields(source: str) -> frozenset[str]:
     """Every field path of the source's events (v2 shape)."""
     if source == "tokens":
         return frozenset(TOKEN_FIELDS)
+    if source == "integrity":
+        return frozenset(INTEGRITY_FIELDS)
     return frozenset(_paths(_SHAPES[source]))
 
 

@@ -2,7 +2,7 @@
 
     id: brute-force-signin           # a-z, 0-9, '-', '_', '.'; unique in the account
     name: Brute-force sign-in failures
-    source: signinattempts           # signinattempts | itemusages | auditevents | tokens
+    source: signinattempts           # signinattempts | itemusages | auditevents | tokens | integrity
     severity: high                   # low | medium | high | critical
     match: {category: credentials_failed}
     threshold: {count: 10, window: 5m, group_by: [target_user.email]}   # optional
@@ -23,12 +23,12 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from siemgate.alerts.fields import SOURCES, KeyReader, check_field, key_reader
+from siemgate.alerts.fields import SCHEDULED, SOURCES, KeyReader, check_field, key_reader
 from siemgate.alerts.match import ConditionError, Predicate, compile_condition
 from siemgate.model.durations import parse_duration
 
 Severity = Literal["low", "medium", "high", "critical"]
-Source = Literal["signinattempts", "itemusages", "auditevents", "tokens"]
+Source = Literal["signinattempts", "itemusages", "auditevents", "tokens", "integrity"]
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MASK = "********"
 
@@ -235,8 +235,8 @@ def compile_rule(rule: Rule) -> CompiledRule:
             check_field(rule.source, field)
     except (ConditionError, ValueError) as exc:
         raise RuleError(f"{where}: {exc}") from None
-    if rule.source == "tokens" and rule.threshold:
-        raise RuleError(f"{where}: a tokens rule is checked on a schedule and cannot have a threshold")
+    if rule.source in SCHEDULED and rule.threshold:
+        raise RuleError(f"{where}: a {rule.source} rule is checked on a schedule and cannot have a threshold")
     window = parse_duration(rule.threshold.window, allow_never=False) if rule.threshold else None
     suppress_ns = parse_duration(rule.suppress.for_, allow_never=False) if rule.suppress else None
     if rule.suppress and rule.suppress.by is not None:

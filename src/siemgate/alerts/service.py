@@ -22,6 +22,7 @@ from siemgate.alerts.actions.webhook import WebhookSender
 from siemgate.alerts.dispatch import Dispatcher
 from siemgate.alerts.engine import Evaluator, Firing, StateBook, event_time
 from siemgate.alerts.evaluator import AlertEvaluator
+from siemgate.alerts.fields import SCHEDULED
 from siemgate.alerts.model import CompiledRule, Rule, RuleError, compile_rule, parse_rule
 from siemgate.alerts.rules import AlertRules, RuleEntry
 from siemgate.alerts.sigma import is_sigma, sigma_to_rules
@@ -56,7 +57,7 @@ def parse_rules_text(text: str, where: str = "rules") -> list[Rule]:
 def test_rule(rule: CompiledRule, events: Sequence[dict[str, Any]]) -> list[Firing]:
     """What `rule` fires on `events` (in order), from empty state: `siemgate alerts test`."""
     evaluator = Evaluator([rule], StateBook())
-    if rule.rule.source != "tokens":
+    if rule.rule.source not in SCHEDULED:
         return evaluator.evaluate(enumerate(events, start=1))
     firings = []
     for index, record in enumerate(events, start=1):

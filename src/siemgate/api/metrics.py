@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from siemgate.integrity.health import STATUSES, streams_health
+from siemgate.integrity.service import LogService
 
 
 class Metrics:
@@ -36,3 +43,58 @@ class Metrics:
             ["feature"],
             registry=self.registry,
         )
+
+
+class IntegrityCollector(Collector):
+    """The log's health, read at each scrape (docs/integrity.md, "Watching the log"): per stream the
+    newest published checkpoint's age, the entries it does not cover yet and the status; whether the
+    signer answers; per witness the cosignatures obtained and refused."""
+
+    def __init__(self, tlog: LogService) -> None:
+        self.tlog = tlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        if self.tlog.signer is None:
+            return
+        labels = ["account", "feature"]
+        age = GaugeMetricFamily(
+            "siemgate_log_checkpoint_age_seconds", "Age of the newest published checkpoint per stream", labels=labels
+        )
+        behind = GaugeMetricFamily(
+            "siemgate_log_unpublished_entries",
+            "Integrated log entries not covered by a published checkpoint yet",
+            labels=labels,
+        )
+        status = GaugeMetricFamily(
+            "siemgate_log_status",
+            "1 for the stream's current log status (ok, stale, signer-down, ...)",
+            labels=[*labels, "status"],
+        )
+        for h in streams_health(self.tlog):
+            key = [h.account_uuid, h.feature.value]
+            if h.age is not None:
+                age.add_metric(key, h.age)
+            behind.add_metric(key, h.log_size - (h.checkpoint_size or 0))
+            for name in STATUSES:
+                status.add_metric([*key, name], 1 if h.status == name else 0)
+        yield age
+        yield behind
+        yield status
+        up = GaugeMetricFamily("siemgate_log_signer_up", "1 when the log signer answered this process's last request")
+        up.add_metric([], 1 if self.tlog.signer_up else 0)
+        yield up
+        if self.tlog.witnessing is None:
+            return
+        failures = CounterMetricFamily(
+            "siemgate_log_witness_cosign_failures",
+            "Cosignatures asked of a witness and not obtained",
+            labels=["witness"],
+        )
+        cosigned = CounterMetricFamily(
+            "siemgate_log_witness_cosigned", "Checkpoints a witness cosigned", labels=["witness"]
+        )
+        for w in self.tlog.witnessing.health():
+            failures.add_metric([w.url], w.failures)
+            cosigned.add_metric([w.url], w.cosigned)
+        yield failures
+        yield cosigned

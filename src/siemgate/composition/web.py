@@ -18,7 +18,7 @@ from siemgate.api.events_routes import events_router
 from siemgate.api.guard import RequestGuard
 from siemgate.api.ingest_routes import ingest_router
 from siemgate.api.meta_routes import meta_router
-from siemgate.api.metrics import Metrics
+from siemgate.api.metrics import IntegrityCollector, Metrics
 from siemgate.api.middleware import RequestLogMiddleware
 from siemgate.api.openapi import install_openapi
 from siemgate.api.proof_routes import proof_router
@@ -85,6 +85,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     )
     app.state.services = services
     app.state.metrics = Metrics()
+    app.state.metrics.registry.register(IntegrityCollector(services.tlog))
     install_error_handlers(app)
     app.include_router(events_router(services))
     app.include_router(proof_router(services))
@@ -112,6 +113,7 @@ def alert_tasks(services: Services) -> list[asyncio.Task[None]]:
     def scheduled() -> None:
         alerts.evaluator.catch_up()
         alerts.evaluator.check_tokens()
+        alerts.evaluator.check_integrity()
 
     def dispatch() -> None:
         alerts.evaluator.kick.wait(settings.alerts_dispatch_seconds)

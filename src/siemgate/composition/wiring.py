@@ -29,6 +29,7 @@ from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.config import Settings
 from siemgate.errors import ConfigError
+from siemgate.integrity.health import integrity_records
 from siemgate.integrity.keys import LogKeys
 from siemgate.integrity.proofs import ProofService
 from siemgate.integrity.service import LogService
@@ -87,6 +88,8 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
     personal = PersonalService(store, api_keys, people, audit, limiter, clock)
     log_keys = LogKeys(settings)
     tlog = LogService(settings, store, clock, log_keys)
+    alerts = AlertService(settings, store, people, audit, writer, clock)
+    alerts.evaluator.integrity_records = lambda account_id, now: integrity_records(tlog, account_id, now)
     return Services(
         settings=settings,
         store=store,
@@ -114,7 +117,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         invitations=InvitationService(store, people, audit, clock),
         personal=personal,
         signin=SignInFlow(store, sessions, limiter, personal, audit),
-        alerts=AlertService(settings, store, people, audit, writer, clock),
+        alerts=alerts,
         retention=retention,
         log_keys=log_keys,
         tlog=tlog,

@@ -88,6 +88,9 @@ class LogService:
         self._last: dict[Stream, Checkpoint | None] = {}
         self._down_until = 0
         self._down_logged = False
+        self.signer_up: bool | None = None  # None until this process has talked to the signer
+        self.signer_error: str | None = None
+        self._next_probe = 0
         self._ahead: dict[Stream, _Ahead] = {}
 
     def _now(self) -> int:
@@ -105,8 +108,27 @@ class LogService:
     def run(self) -> None:
         """One round of the worker: integrate, then sign what is due."""
         self.integrate_all()
+        if self.signer is not None and self._now() >= self._next_probe:
+            self.probe_signer()
         if self.signer is not None and self._now() >= self._down_until:
             self.sign_due()
+
+    def probe_signer(self) -> bool:
+        """Ask the signer's health check (at most once per checkpoint interval from `run`); records
+        and returns whether it answers."""
+        self._next_probe = self._now() + self.cadence.min_interval
+        if self.signer is None:
+            return False
+        try:
+            self.signer.health()
+        except SignerUnavailable as exc:
+            self._signer_seen(False, str(exc))
+            return False
+        self._signer_seen(True, None)
+        return True
+
+    def _signer_seen(self, up: bool, error: str | None) -> None:
+        self.signer_up, self.signer_error = up, error
 
     # checkpoints ---------------------------------------------------------------------------------
     def origin(self, account_id: int, feature: Feature) -> str:
@@ -138,6 +160,7 @@ class LogService:
             try:
                 self._sign(account_id, feature, size)
             except (SignerUnavailable, SignerRejects) as exc:
+                self._signer_seen(False, str(exc))
                 self._down_until = now + self.cadence.min_interval
                 if not self._down_logged:
                     log.warning("the log signer cannot sign; ingest goes on and checkpoints catch up: %s", exc)
@@ -252,6 +275,7 @@ class LogService:
         tree = StoredTree(self.store, account_id, feature, size)
         try:
             note = publish(self.signer, origin, size, tree, last)  # type: ignore[arg-type]
+            self._signer_seen(True, None)
         except SignerAhead as exc:
             stored = self.store.last_log_checkpoint(account_id, feature)
             self._ahead[stream] = _Ahead(

@@ -97,6 +97,12 @@ class SignerClient:
             raise SignerRefused(self._error(status, payload), status)
         return payload.decode()
 
+    def health(self) -> None:
+        """Returns when the signer answers its health check; SignerUnavailable otherwise."""
+        status, _ = self._request("GET", "/v1/health")
+        if status != 200:
+            raise SignerUnavailable(f"the signer at {self._host}:{self._port} answered its health check with {status}")
+
     def keys(self) -> str:
         """The public key file text."""
         status, payload = self._request("GET", "/v1/keys")

@@ -1,0 +1,142 @@
+"""siemgate watches its own log: metrics on /metrics and the built-in `log-integrity` alert when the
+signer process is stopped, when checkpoints go stale, and when a witness refuses to cosign — with a
+real signer process, a real witness process and a real server."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from store_log_kit import T0
+from tlog_kit import make_kit, signer_process, witness_process
+
+from api.helpers import auditevent
+from conftest import LiveServer
+from siemgate.model.features import Feature
+from siemgate.tlog.checkpoint import Checkpoint
+from siemgate.tlog.cosignature import create_witness_key, public_key_text
+from siemgate.tlog.keys import SignerKeyring
+from siemgate.tlog.note import sign_note
+from siemgate.tlog.witness import Witness
+
+AUDIT = Feature.AUDITEVENTS
+
+
+def _wait(test: Callable[[], Any], what: str, seconds: float = 40) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (value := test()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def _metric(server: LiveServer, name: str, **labels: str) -> float | None:
+    text = server.http.get("/metrics").text
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _alerts(server: LiveServer, account_id: int, status: str) -> list[dict[str, Any]]:
+    found = []
+    for alert in server.store.list_alerts(account_id, "log-integrity"):
+        payload = orjson.loads(alert.payload)
+        if payload["event"]["status"] == status:
+            found.append(payload)
+    return found
+
+
+def _ingest(server: LiveServer, account: Any, count: int) -> None:
+    key = server.ingest_key(account)
+    response = server.ingest(key, AUDIT, [auditevent(T0 + n * 10**9) for n in range(count)])
+    assert response.status_code == 200, response.text
+
+
+def test_signer_stopped_and_stale_checkpoints_are_measured_and_alerted(tmp_path: Path, make_server: Any) -> None:
+    kit = make_kit(tmp_path)
+    secret = tmp_path / "secret"
+    secret.write_text(secrets.token_urlsafe(32))
+    with signer_process(kit, secret) as url:
+        server = make_server(
+            integrity_signer_url=url,
+            integrity_signer_secret_file=secret,
+            integrity_checkpoint_seconds=1,
+            alerts_enabled=True,
+            alerts_check_seconds=0.5,
+        )
+        account = server.account()
+        _ingest(server, account, 20)
+        labels = {"account": account.uuid, "feature": "auditevents"}
+        _wait(lambda: _metric(server, "siemgate_log_checkpoint_age_seconds", **labels) is not None, "a checkpoint")
+        assert _metric(server, "siemgate_log_status", **labels, status="ok") == 1
+        assert _metric(server, "siemgate_log_signer_up") == 1, (tmp_path / "signer.log").read_text()
+        age = _metric(server, "siemgate_log_checkpoint_age_seconds", **labels)
+        assert age is not None and 0 <= age < 60
+        assert _metric(server, "siemgate_log_unpublished_entries", **labels) == 0
+        assert _alerts(server, account.id, "signer-down") == []
+    # The signer process is stopped: the health check fails, the metric drops, the alert fires.
+    _wait(lambda: _metric(server, "siemgate_log_signer_up") == 0, "signer_up 0")
+    assert _metric(server, "siemgate_log_status", **labels, status="signer-down") == 1
+    [alert] = _wait(lambda: _alerts(server, account.id, "signer-down"), "a signer-down alert")
+    assert alert["rule"]["id"] == "log-integrity" and alert["source"] == "integrity"
+    assert "unreachable" in alert["summary"] and alert["event"]["feature"] == "auditevents"
+    _ingest(server, account, 5)  # ingest goes on; what it adds waits for the signer
+    _wait(lambda: _metric(server, "siemgate_log_unpublished_entries", **labels) == 5, "5 unpublished entries")
+    # The signer is back and the newest checkpoint is three hours old by the server's clock: stale.
+    with signer_process(kit, secret, port=int(url.rsplit(":", 1)[1])):
+        _wait(lambda: _metric(server, "siemgate_log_signer_up") == 1, "signer_up 1")
+        server.clock.advance(3 * 3600)
+        _wait(lambda: _metric(server, "siemgate_log_status", **labels, status="stale") == 1, "a stale status")
+        [stale] = _wait(lambda: _alerts(server, account.id, "stale"), "a stale alert")
+        assert "checkpoint is" in stale["summary"] and stale["event"]["checkpoint_age_seconds"] > 7200
+    # One alert per status while it lasts (suppressed for an hour), not one per check.
+    assert len(_alerts(server, account.id, "signer-down")) == 1
+
+
+def test_a_refusing_witness_is_measured_and_alerted(tmp_path: Path, make_server: Any) -> None:
+    kit = make_kit(tmp_path)
+    secret = tmp_path / "secret"
+    secret.write_text(secrets.token_urlsafe(32))
+    wkey = create_witness_key(tmp_path / "w.key", "witness.test.example/w")
+    wpub = tmp_path / "w.pub"
+    wpub.write_text(public_key_text([wkey.verifier()]))
+    with (
+        signer_process(kit, secret) as url,
+        witness_process(tmp_path / "w.key", tmp_path / "w.state", kit.public_key) as w,
+    ):
+        server = make_server(
+            integrity_signer_url=url,
+            integrity_signer_secret_file=secret,
+            integrity_checkpoint_seconds=1,
+            integrity_witness_urls=[w],
+            integrity_witness_key_file=wpub,
+            alerts_enabled=True,
+            alerts_check_seconds=0.5,
+        )
+        account = server.account()
+        # The witness saw a fork of this log (size 1000, signed with the log's key): it refuses.
+        ring = SignerKeyring.load(kit.key_file)
+        origin = f"{ring.name}/{account.uuid}/auditevents"
+        witness = Witness(wkey, ring.public(), tmp_path / "w.state")
+        note = sign_note(Checkpoint(origin, 1000, bytes(32), 1_767_225_600).text(), ring.signers_for(origin))
+        witness.add_checkpoint(f"old 0\n\n{note}".encode())
+        witness.close()
+        _ingest(server, account, 10)
+        labels = {"account": account.uuid, "feature": "auditevents"}
+        _wait(lambda: _metric(server, "siemgate_log_status", **labels, status="unwitnessed") == 1, "unwitnessed")
+        assert (_metric(server, "siemgate_log_witness_cosign_failures_total", witness=w) or 0) >= 1
+        assert _metric(server, "siemgate_log_witness_cosigned_total", witness=w) == 0
+        assert _metric(server, "siemgate_log_unpublished_entries", **labels) == 10
+        assert _metric(server, "siemgate_log_signer_up") == 1
+        [alert] = _wait(lambda: _alerts(server, account.id, "unwitnessed"), "an unwitnessed alert")
+        assert "rolled back or forked" in alert["summary"] and alert["event"]["witness_failures"] >= 1
+        assert server.store.log_checkpoints(account.id, AUDIT) == []
