@@ -16,13 +16,13 @@ from store_log_kit import T0
 from tlog_kit import make_kit, signer_process, witness_process
 
 from api.helpers import auditevent
-from conftest import LiveServer
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.cosignature import create_witness_key, public_key_text
 from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.note import sign_note
 from siemgate.tlog.witness import Witness
+from support.servers import LiveServer
 
 AUDIT = Feature.AUDITEVENTS
 
@@ -91,6 +91,10 @@ def test_signer_stopped_and_stale_checkpoints_are_measured_and_alerted(tmp_path:
     assert "unreachable" in alert["summary"] and alert["event"]["feature"] == "auditevents"
     _ingest(server, account, 5)  # ingest goes on; what it adds waits for the signer
     _wait(lambda: _metric(server, "siemgate_log_unpublished_entries", **labels) == 5, "5 unpublished entries")
+    # One alert per status while it lasts (suppressed for an hour of checks), not one per check.
+    checks = server.services.alerts.evaluator.check_integrity
+    assert [checks() for _ in range(3)] == [0, 0, 0]
+    assert len(_alerts(server, account.id, "signer-down")) == 1
     # The signer is back and the newest checkpoint is three hours old by the server's clock: stale.
     with signer_process(kit, secret, port=int(url.rsplit(":", 1)[1])):
         _wait(lambda: _metric(server, "siemgate_log_signer_up") == 1, "signer_up 1")
@@ -98,8 +102,6 @@ def test_signer_stopped_and_stale_checkpoints_are_measured_and_alerted(tmp_path:
         _wait(lambda: _metric(server, "siemgate_log_status", **labels, status="stale") == 1, "a stale status")
         [stale] = _wait(lambda: _alerts(server, account.id, "stale"), "a stale alert")
         assert "checkpoint is" in stale["summary"] and stale["event"]["checkpoint_age_seconds"] > 7200
-    # One alert per status while it lasts (suppressed for an hour), not one per check.
-    assert len(_alerts(server, account.id, "signer-down")) == 1
 
 
 def test_a_refusing_witness_is_measured_and_alerted(tmp_path: Path, make_server: Any) -> None:

@@ -107,6 +107,9 @@ class Signer:
     def close(self) -> None:
         self._conn.close()
 
+    def health(self) -> None:
+        """Returns: an in-process signer always answers (SignerClient.health asks a remote one)."""
+
     def state(self, origin: str) -> SignedState | None:
         """The last checkpoint signed for `origin`, or None."""
         with self._lock:
