@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from api.helpers import auditevent
 from store_log_kit import T0
 from tlog_kit import make_kit, signer_process, witness_process
 
-from api.helpers import auditevent
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.cosignature import create_witness_key, public_key_text
