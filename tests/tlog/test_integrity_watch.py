@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from api.helpers import auditevent
 from store_log_kit import T0
 from tlog_kit import make_kit, signer_process, witness_process
 
@@ -22,6 +21,7 @@ from siemgate.tlog.cosignature import create_witness_key, public_key_text
 from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.note import sign_note
 from siemgate.tlog.witness import Witness
+from support.events import auditevent
 from support.servers import LiveServer
 
 AUDIT = Feature.AUDITEVENTS
