@@ -242,3 +242,52 @@ def test_retention_waits_without_a_checkpoint_when_a_signer_is_configured(store:
     [result] = [r for r in services.retention.apply(accounts=[account]) if r.feature == AUDIT]
     assert result.waiting is not None and "no day-close checkpoint" in result.waiting
     assert (result.archived, result.purged) == (0, 0) and store.count_events(account.id, AUDIT) == 10
+
+
+def _verify_bundle(scene: Scene, bundle: Path) -> tuple[int, str]:
+    args = [sys.executable, "-m", "siemgate.tlog.verify_cli", "bundle", str(bundle)]
+    args += ["--key", str(scene.kit.public_key), "--as-of", str(scene.clock.now // S)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_purges_stay_legitimate_under_the_policy_in_force_when_it_was_lengthened(scene: Scene) -> None:
+    """Purged at 120 days, then the policy became 400 days: the bundle's declared cutoff (now - 400
+    days) no longer covers the purged events, the purge record does."""
+    scene.services.retention.set_policy(CLI, scene.account, AUDIT, 400)
+    scene.checkpoint()
+    bundle = scene.tmp / "bundle"
+    cutoff = scene.clock.now - scene.services.retention.retention_ns(scene.account.id, AUDIT)  # as the CLI does
+    scene.services.tlog.export(scene.account.id, AUDIT, bundle, cutoff)
+    [(index, body)] = [line.split(b"\t", 1) for line in (bundle / "purges.tsv").read_bytes().splitlines()]
+    assert int(index) == 125 and b"retention-purge" in body
+    code, out = _verify_bundle(scene, bundle)
+    assert code == 0 and "120 bodies purged" in out, out
+    # without the records (a bundle as exported before purges were recorded) they look deleted
+    records = (bundle / "purges.tsv").read_bytes()
+    (bundle / "purges.tsv").unlink()
+    code, out = _verify_bundle(scene, bundle)
+    assert code == 1 and "INVALID index 0 " in out, out
+    (bundle / "purges.tsv").write_bytes(records)
+    # the archive verifier reads the records from the bundle too, without the manifest's copy
+    manifest = orjson.loads((scene.folder / "manifest.json").read_bytes())
+    manifest["purges"] = []
+    (scene.folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 0 and "0..119 archived" in out, out
+    # a purge record that is not the event the audit log holds at its index is refused
+    (bundle / "purges.tsv").write_bytes(b"%s\t%s\n" % (index, body.replace(b'\\"purged\\":120', b'\\"purged\\":121')))
+    code, out = _verify_bundle(scene, bundle)
+    assert code == 1 and "INVALID index 125" in out and "not the event the log holds here" in out, out
+
+
+def test_a_bundle_reports_an_event_deleted_within_the_policy(scene: Scene) -> None:
+    sql(
+        scene.services.store,
+        "DELETE FROM events WHERE account_id = ? AND feature = ? AND seq = ?",
+        (scene.account.id, AUDIT.code, 122),
+    )
+    bundle = scene.tmp / "bundle"
+    scene.services.tlog.export(scene.account.id, AUDIT, bundle, scene.clock.now - 120 * DAY)
+    code, out = _verify_bundle(scene, bundle)
+    assert code == 1 and "INVALID index 121" in out and "nor covered by a recorded purge" in out, out

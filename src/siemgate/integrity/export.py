@@ -3,8 +3,9 @@
 
 The bundle covers the stream up to its newest stored checkpoint: that many entries, the body of
 every event the store holds for those indices, the stored checkpoints of the last day and the first
-of each earlier UTC day (the day-close checkpoints), the recovery statements, and consistency
-proofs from the **stored** tree between checkpoint sizes. Event rows
+of each earlier UTC day (the day-close checkpoints), the recovery statements, consistency
+proofs from the **stored** tree between checkpoint sizes, and the stream's purge records (the
+account's audit events recording each retention run that purged it). Event rows
 past the checkpoint that have no log entry (rows written outside siemgate) are exported too, so
 the verifier names them; rows past it that have their entry are events committed after the
 checkpoint and are left for the next export.
@@ -27,6 +28,7 @@ from siemgate.tlog.bundle import BundleError, Manifest, write_bundle
 from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.entry import HOLE_TS, Entry, EntryError, decode_entry
 from siemgate.tlog.proof import consistency_proof
+from siemgate.tlog.purges import KIND, parse_purge
 
 CHUNK = 5000
 DAY = 86400
@@ -83,6 +85,7 @@ def export_log(
             notes,
             proofs,
             store.log_recoveries(account_id, feature),
+            purge_records(store, account_id, feature),
         )
         if out.exists():
             out.rmdir()
@@ -147,4 +150,24 @@ def _bodies(
             if seq <= size or seq not in logged:
                 counter[0] += 1
                 yield seq - 1, body
+        after = rows[-1][0]
+
+
+def purge_records(store: Store, account_id: int, feature: Feature) -> Iterator[tuple[int, bytes]]:
+    """(audit index, stored bytes) of every audit event of the account recording a purge of
+    `feature` (docs/retention.md, "Retention and the signed log"), in index order."""
+    after = 0
+    marker = KIND.encode()
+    while True:
+        rows = store.read_events(account_id, Feature.AUDITEVENTS, after, -(2**63), None, CHUNK)
+        if not rows:
+            return
+        for seq, body, _ in rows:
+            if marker in body:
+                try:
+                    found = parse_purge(seq - 1, body, feature.value)
+                except ValueError:
+                    continue  # an event that merely mentions the word
+                if found is not None:
+                    yield seq - 1, body
         after = rows[-1][0]

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from siemgate.model.timestamps import format_ns
-from siemgate.tlog.bundle import CHECKPOINTS, ENTRIES, EVENTS, BundleError, note_files, read_manifest
+from siemgate.tlog.bundle import CHECKPOINTS, ENTRIES, EVENTS, BundleError, note_files, read_manifest, read_purges
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.entry import ENTRY_SIZE, HOLE_TS, Entry, EntryError, body_timestamp_ns, decode_entry, entry_for
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import CompactRange, leaf_hash
 from siemgate.tlog.note import NoteError
+from siemgate.tlog.purges import Purge, covering, parse_purge
 
 MANIFEST = "manifest.json"
 INDEX_FORMAT = "siemgate-archive-index/v1"
@@ -39,17 +40,6 @@ MAX_RANGES = 1000
 
 class ArchiveInputError(ValueError):
     """The archive folder or the entries cannot be used at all (not a folder, no bundle)."""
-
-
-@dataclass(frozen=True)
-class Purge:
-    """A recorded purge: indices below `bound` with a committed timestamp before `cutoff_ns` could go."""
-
-    audit_index: int
-    cutoff_ns: int
-    bound: int
-    entry: Entry
-    proven: bool = False
 
 
 @dataclass
@@ -64,6 +54,7 @@ class ArchiveReport:
     counts: dict[str, int] = field(default_factory=dict)
     stale: str | None = None
     newest: str | None = None
+    proven: set[int] = field(default_factory=set)  # audit indices of purge records this log holds
 
     @property
     def ok(self) -> bool:
@@ -153,25 +144,28 @@ def _rows(folder: Path, entry: dict[str, Any]) -> Iterator[tuple[int | None, int
             yield (indices[n] if n < len(indices) else None), body_timestamp_ns(body), body
 
 
-def _purges(manifest: dict[str, Any], feature: str, report: ArchiveReport) -> list[Purge]:
-    found = []
+def _purges(
+    manifest: dict[str, Any], bundled: list[tuple[int, bytes]], feature: str, report: ArchiveReport
+) -> list[Purge]:
+    """The purge records of the manifest and of the bundle, once each."""
+    found: dict[int, Purge] = {}
     for record in manifest.get("purges") or []:
         try:
-            body = str(record["event"]).encode()
-            info = json.loads(json.loads(body)["aux_info"])
-            if info.get("kind") != "retention-purge" or info.get("feature") != feature:
-                raise ValueError("not a purge of this stream")
-            found.append(
-                Purge(
-                    int(record["audit_index"]),
-                    int(info["cutoff_ns"]),
-                    int(info["index_bound"] if info["index_bound"] is not None else 2**63),
-                    entry_for(body_timestamp_ns(body), body),
-                )
-            )
-        except (KeyError, TypeError, ValueError, EntryError) as exc:
+            purge = parse_purge(int(record["audit_index"]), str(record["event"]).encode(), feature)
+        except (KeyError, TypeError, ValueError) as exc:
             report.add(f"a purge record in {MANIFEST} is not valid ({exc})")
-    return found
+            continue
+        if purge is not None:
+            found.setdefault(purge.audit_index, purge)
+    for idx, body in bundled:
+        try:
+            purge = parse_purge(idx, body, feature)
+        except ValueError as exc:
+            report.add(f"the bundle's purge record at audit index {idx} is {exc}")
+            continue
+        if purge is not None:
+            found.setdefault(idx, purge)
+    return sorted(found.values(), key=lambda p: p.audit_index)
 
 
 def _signed(
@@ -238,6 +232,7 @@ def verify_archive(
         report.notices.append(f"{unindexed} archived rows carry no log index (archived before indices)")
     bundle_entries: bytes | None = None
     live: dict[int, bytes] = {}
+    records: list[tuple[int, bytes]] = []
     if entries is not None:
         directory = _bundle(entries)
         try:
@@ -251,6 +246,10 @@ def verify_archive(
         origin = bundle.origin
         notes += [p.read_text(encoding="utf-8") for p in note_files(directory, CHECKPOINTS)]
         live = dict(_live(directory / EVENTS))
+        try:
+            records = read_purges(directory)
+        except BundleError as exc:
+            raise ArchiveInputError(f"--entries: {exc}") from None
     checkpoints = _signed(notes, origin if isinstance(origin, str) else None, keys, report, witnesses)
     by_size: dict[int, Checkpoint] = {}
     for cp in sorted(checkpoints, key=lambda c: c.time):
@@ -262,10 +261,10 @@ def verify_archive(
         _check_covered(name, entry, archived, keys, report)
     size = len(bundle_entries) // ENTRY_SIZE if bundle_entries is not None else max(by_size, default=0)
     report.size = size
-    purges = _purges(manifest, str(manifest.get("feature")), report)
+    purges = _purges(manifest, records, str(manifest.get("feature")), report)
     _walk(size, bundle_entries, archived, live, purges, by_size, report)
     for purge in purges:
-        if not purge.proven:
+        if purge.audit_index not in report.proven:
             report.notices.append(
                 f"the purge recorded at audit index {purge.audit_index} is proven by the account's auditevents"
                 " log, not by this one: verify that stream's archive or bundle too"
@@ -348,7 +347,7 @@ def _walk(
     seen: dict[bytes, int] = {}
     good = 0
     failed = False
-    proofs = {p.entry.encode(): p for p in purges}
+    records = {(p.audit_index, p.entry.encode()) for p in purges}
     for idx in range(size):
         row = archived.get(idx)
         entry: Entry | None = None
@@ -373,8 +372,7 @@ def _walk(
             report.mark(idx, "duplicate-of", earlier)
         else:
             report.mark(idx, status)
-        if data in proofs:
-            proofs[data] = _proven(proofs[data], idx)
+        report.proven |= {i for i, e in records if i == idx and e == data}
         rng.append_leaf(leaf_hash(data))
         cp = by_size.get(idx + 1)
         if cp is not None:
@@ -387,15 +385,9 @@ def _walk(
                     " changed, removed or inserted",
                     good,
                 )
-    for i, purge in enumerate(purges):
-        purges[i] = proofs.get(purge.entry.encode(), purge)
     for cp in by_size.values():
         if cp.size > size:
             report.add(f"{cp.describe()} covers indices {size}..{cp.size - 1}, which nothing here holds", size)
-
-
-def _proven(purge: Purge, idx: int) -> Purge:
-    return Purge(purge.audit_index, purge.cutoff_ns, purge.bound, purge.entry, purge.audit_index == idx)
 
 
 def _status(
@@ -419,9 +411,8 @@ def _status(
         return "valid"
     if entry.ts_ns == HOLE_TS:
         return "purged(before the log)"
-    for purge in purges:
-        if idx < purge.bound and entry.ts_ns < purge.cutoff_ns:
-            return f"purged({format_ns(entry.ts_ns)[:10]})"
+    if covering(purges, idx, entry.ts_ns) is not None:
+        return f"purged({format_ns(entry.ts_ns)[:10]})"
     report.add(
         f"its event ({format_ns(entry.ts_ns)}) is neither archived nor held, and no recorded purge covers it:"
         " it is younger than the cutoff of the policy in force, or beyond its index bound",

@@ -8,6 +8,8 @@ and `siemgate-verify bundle` reads.
     DIR/checkpoints/*.checkpoint   signed checkpoints (any names)
     DIR/recoveries/*.recovery      signed recovery statements, if the log was ever recovered
     DIR/proofs/<m>-<n>.consistency consistency proofs from the stored tree between checkpoint sizes
+    DIR/purges.tsv           "<audit index>\t<stored v2 bytes>\n" per audit event recording a
+                             purge of this stream (tlog.purges), oldest first
 
 Stored v2 bytes are compact JSON, so they hold no tab or newline. A proof file is one base64 hash
 per line (the form tlog-witness uses), empty for an empty proof. Only the checkpoints and recovery
@@ -35,6 +37,7 @@ EVENTS = "events.tsv"
 CHECKPOINTS = "checkpoints"
 RECOVERIES = "recoveries"
 PROOFS = "proofs"
+PURGES = "purges.tsv"
 _PROOF_NAME = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.consistency")
 MAX_PROOF_LINES = 128
 
@@ -128,8 +131,10 @@ def write_bundle(
     checkpoints: Iterable[str],
     proofs: Iterable[tuple[int, int, Sequence[bytes]]] = (),
     recoveries: Iterable[str] = (),
+    purges: Iterable[tuple[int, bytes]] = (),
 ) -> None:
-    """Write a bundle into `directory` (created; must be empty). Streams entries and events."""
+    """Write a bundle into `directory` (created; must be empty). Streams entries and events;
+    `purges` are the (audit index, stored bytes) of the stream's purge records."""
     directory.mkdir(parents=True, exist_ok=True)
     if any(directory.iterdir()):
         raise BundleError(f"{directory} is not empty; export into a new directory")
@@ -140,11 +145,12 @@ def write_bundle(
             count += 1
     if count != manifest.size:
         raise BundleError(f"the bundle declares {manifest.size} entries but {count} were written")
-    with (directory / EVENTS).open("wb") as f:
-        for idx, body in events:
-            if b"\n" in body or b"\t" in body:
-                raise BundleError(f"the body of index {idx} holds a tab or newline; stored bodies are compact JSON")
-            f.write(b"%d\t%s\n" % (idx, body))
+    for name, rows in ((EVENTS, events), (PURGES, purges)):
+        with (directory / name).open("wb") as f:
+            for idx, body in rows:
+                if b"\n" in body or b"\t" in body:
+                    raise BundleError(f"the body of index {idx} holds a tab or newline; stored bodies are compact JSON")
+                f.write(b"%d\t%s\n" % (idx, body))
     for folder, notes, suffix in ((CHECKPOINTS, checkpoints, "checkpoint"), (RECOVERIES, recoveries, "recovery")):
         for n, note in enumerate(notes):
             (directory / folder).mkdir(exist_ok=True)
@@ -153,3 +159,18 @@ def write_bundle(
         (directory / PROOFS).mkdir(exist_ok=True)
         (directory / PROOFS / f"{size1}-{size2}.consistency").write_text(format_hashes(hashes), encoding="utf-8")
     (directory / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def read_purges(directory: Path) -> list[tuple[int, bytes]]:
+    """(audit index, stored bytes) of each purge record of the bundle (none in bundles written
+    before purges were recorded); BundleError naming a malformed line."""
+    path = directory / PURGES
+    if not path.exists():
+        return []
+    out = []
+    for n, line in enumerate(path.read_bytes().splitlines(), 1):
+        idx, tab, body = line.partition(b"\t")
+        if not tab or not idx.isdigit():
+            raise BundleError(f"{PURGES} line {n} is not '<audit index>\\t<event>'")
+        out.append((int(idx), body))
+    return out

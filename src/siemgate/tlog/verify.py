@@ -23,6 +23,7 @@ from siemgate.tlog.bundle import (
     CHECKPOINTS,
     ENTRIES,
     EVENTS,
+    PURGES,
     RECOVERIES,
     BundleError,
     Manifest,
@@ -30,6 +31,7 @@ from siemgate.tlog.bundle import (
     parse_hashes,
     proof_files,
     read_manifest,
+    read_purges,
 )
 from siemgate.tlog.checkpoint import (
     Checkpoint,
@@ -45,6 +47,7 @@ from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import CompactRange, ProofError, leaf_hash, root_of, subtree_hash, tree_reader
 from siemgate.tlog.note import NoteError
 from siemgate.tlog.proof import consistency_ranges, verify_consistency
+from siemgate.tlog.purges import Purge, covering, parse_purge
 
 TILE_LEVEL = 8  # perfect nodes from this level up are kept in memory while streaming
 MAX_PROBLEMS = 50
@@ -256,8 +259,9 @@ def verify_bundle(
         entries_file = entries_path.open("rb")
     except FileNotFoundError:
         raise BundleError(f"{entries_path} is missing") from None
+    purges = _purges(directory, manifest, report)
     with entries_file:
-        nodes = _stream(directory, manifest, entries_file, expected, restored, checkpoints, report)
+        nodes = _stream(directory, manifest, entries_file, expected, restored, checkpoints, report, purges)
         _check_proofs(directory, manifest, expected, nodes, checkpoints, report)
     covered = max((cp.size for cp in checkpoints), default=0)
     if checkpoints and covered < manifest.size:
@@ -278,6 +282,34 @@ def verify_bundle(
     return report
 
 
+def _purges(directory: Path, manifest: Manifest, report: Report) -> list[Purge]:
+    """The bundle's purge records of its stream (docs/retention.md); for the auditevents stream
+    they are leaves of this very log and checked as such in `_stream`, for the others a notice
+    says which log proves them."""
+    feature = manifest.origin.rsplit("/", 1)[-1]
+    found: list[Purge] = []
+    try:
+        records = read_purges(directory)
+    except BundleError as exc:
+        report.add(str(exc))
+        return found
+    for idx, body in records:
+        try:
+            purge = parse_purge(idx, body, feature)
+        except ValueError as exc:
+            report.add(f"{PURGES}: the record at audit index {idx} is {exc}")
+            continue
+        if purge is not None:
+            found.append(purge)
+    if found and feature != "auditevents":
+        report.notices.append(
+            f"{len(found)} purge record(s) are proven by the account's auditevents log (audit indices "
+            f"{', '.join(str(p.audit_index) for p in found[:5])}{', ...' if len(found) > 5 else ''}): verify its"
+            " bundle too"
+        )
+    return found
+
+
 def _stream(
     directory: Path,
     manifest: Manifest,
@@ -286,6 +318,7 @@ def _stream(
     restored: dict[int, Recovery],
     checkpoints: Sequence[Checkpoint],
     report: Report,
+    purges: Sequence[Purge] = (),
 ) -> _Nodes:
     nodes = _Nodes(entries_file)
     rng = CompactRange()
@@ -295,6 +328,7 @@ def _stream(
     matched: list[tuple[int, int]] = []  # (size, time) of checkpoints the entries rebuilt
     root_failed = False
     cutoff = manifest.retention_cutoff_ns
+    own = {p.audit_index: p for p in purges} if manifest.origin.endswith("/auditevents") else {}
     for idx in range(manifest.size):
         data = entries_file.read(ENTRY_SIZE)
         if len(data) != ENTRY_SIZE:
@@ -311,17 +345,25 @@ def _stream(
             entry = None
         while pending is not None and pending[0] < idx:
             pending = next(events, None)
+        record = own.get(idx)
+        if record is not None and entry is not None and entry != record.entry:
+            report.add(
+                f"the purge record of {PURGES} at this index is not the event the log holds here",
+                idx,
+                _covering(checkpoints, idx),
+            )
         if entry is not None:
             if pending is not None and pending[0] == idx:
                 report.events += 1
                 _check_body(idx, pending[1], entry, checkpoints, report)
                 pending = next(events, None)
-            elif cutoff is not None and entry.ts_ns < cutoff:
+            elif covering(purges, idx, entry.ts_ns) is not None or (cutoff is not None and entry.ts_ns < cutoff):
                 report.purged += 1
             else:
                 report.add(
                     "no event body for this entry, and its timestamp "
-                    f"{format_ns(entry.ts_ns)} is not older than the retention cutoff: the event was deleted",
+                    f"{format_ns(entry.ts_ns)} is not older than the retention cutoff nor covered by a recorded"
+                    " purge: the event was deleted",
                     idx,
                     _covering(checkpoints, idx),
                 )
