@@ -156,3 +156,36 @@ def test_follow_usage_errors_exit_2(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text("{not json")
     assert main([*base, "--url", "http://127.0.0.1:1", "--key", key]) == 2
     assert not (tmp_path / "s.json").read_text().startswith("{\n")  # a bad state file is left as it was
+
+
+def test_follow_refuses_a_rolled_back_log_and_warns_when_stale(tmp_path: Path, make_server: Any) -> None:
+    import shutil
+
+    from store_log_kit import snapshot
+
+    from siemgate.tlog.follow import Client, follow
+
+    with proof_setup(tmp_path, make_server) as s:
+        account = s.server.account()
+        token = s.server.token(account)
+        (tmp_path / "token").write_text(token)
+        s.ingest(account, 60, T0)
+        s.wait_covered(account, 60)
+        restore = snapshot(s.server.store, account.id)  # a backup taken now
+        s.ingest(account, 40, T0 + 100 * SECOND)
+        s.wait_covered(account, 100)
+        done = _follow(s, tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        # the same stream judged two hours later: its newest checkpoint is stale
+        shutil.copy(tmp_path / "state.json", tmp_path / "later.json")
+        lines: list[str] = []
+        client = Client(s.server.base_url, token, "auditevents")
+        later = time.time() + 7200
+        fresh = follow(client, s.keys, tmp_path / "later.json", {}, max_age=3600, now=lambda: later, out=lines.append)
+        assert not fresh and any(line.startswith("STALE: the newest checkpoint (size 100)") for line in lines), lines
+
+        restore()  # the database rolled back to the backup: 60 events, the checkpoints of then
+        rolled = _follow(s, tmp_path)
+        assert rolled.returncode == 1, rolled.stdout + rolled.stderr
+        assert "INVALID index 60 " in rolled.stdout and "rolled back" in rolled.stdout, rolled.stdout

@@ -136,10 +136,12 @@ def follow(
     now: Callable[[], float] = time.time,
     out: Callable[[str], None] = print,
 ) -> bool:
-    """Pull and verify pages until the stream has no more, then check the newest checkpoint
-    extends the one accepted (and is fresh). Returns whether everything verified and is fresh.
-    Raises FollowError when the stream cannot be followed."""
+    """Check the newest checkpoint extends the one accepted, pull and verify pages until the
+    stream has no more, then accept the newest checkpoint again and judge its freshness. Returns
+    whether everything verified and is fresh. Raises FollowError when the stream cannot be followed."""
     state = load_state(state_path)
+    if state.checkpoint is not None and _accept(client, keys, witnesses, state, state_path, out) is None:
+        return False
     pages = 0
     while True:
         request = {"cursor": state.cursor} if state.cursor else dict(reset)
@@ -169,51 +171,9 @@ def follow(
         save_state(state_path, state)
         if not has_more:
             break
-    return _newest(client, keys, witnesses, state, state_path, max_age, now, out)
-
-
-def _envelope(page: bytes) -> tuple[str, bool]:
-    raw = split_page(page)
-    return raw.cursor, raw.has_more
-
-
-def _newest(
-    client: Client,
-    keys: PublicKeyring,
-    witnesses: WitnessPolicy | None,
-    state: StreamState,
-    state_path: Path,
-    max_age: int,
-    now: Callable[[], float],
-    out: Callable[[str], None],
-) -> bool:
-    """Accept the newest checkpoint if it extends the state's (a witness of the stream), and judge
-    its freshness."""
-    try:
-        newest = open_checkpoint(client.checkpoint(), keys, witnesses)
-    except (NoteError, CheckpointError) as exc:
-        out(f"INVALID: the newest checkpoint does not verify: {exc}")
+    cp = _accept(client, keys, witnesses, state, state_path, out)
+    if cp is None:
         return False
-    cp = newest.checkpoint
-    if state.checkpoint is not None:
-        old = open_checkpoint(state.checkpoint, keys).checkpoint
-        if cp.size < old.size:
-            out(
-                f"INVALID index {cp.size} [{cp.describe()}]: the newest checkpoint is smaller than the one accepted"
-                f" before ({old.describe()}): the log was rolled back or truncated"
-            )
-            return False
-        try:
-            proof = parse_hashes(client.consistency(old.size, cp.size), "the consistency proof")
-            verify_consistency(old.size, cp.size, old.root, cp.root, proof)
-        except (BundleError, ProofError) as exc:
-            out(
-                f"INVALID index {max(old.size - 1, 0)} [{cp.describe()}]: not an extension of the checkpoint"
-                f" accepted before ({old.describe()}): {exc}"
-            )
-            return False
-    state.checkpoint = newest.note
-    save_state(state_path, state)
     age = int(now()) - cp.time
     when = format_ns(cp.time * 1_000_000_000)
     verified = f"indices up to {state.next_idx - 1}" if state.next_idx else "no index yet"
@@ -223,3 +183,46 @@ def _newest(
         return False
     out(f"Result: VALID: {verified} verified; newest checkpoint size {cp.size} signed {when} ({age} s ago)")
     return True
+
+
+def _envelope(page: bytes) -> tuple[str, bool]:
+    raw = split_page(page)
+    return raw.cursor, raw.has_more
+
+
+def _accept(
+    client: Client,
+    keys: PublicKeyring,
+    witnesses: WitnessPolicy | None,
+    state: StreamState,
+    state_path: Path,
+    out: Callable[[str], None],
+) -> Checkpoint | None:
+    """The newest checkpoint, kept in the state if it extends the state's (a witness of the
+    stream); None (and an INVALID line) if it does not verify or does not extend it."""
+    try:
+        newest = open_checkpoint(client.checkpoint(), keys, witnesses)
+    except (NoteError, CheckpointError) as exc:
+        out(f"INVALID: the newest checkpoint does not verify: {exc}")
+        return None
+    cp = newest.checkpoint
+    if state.checkpoint is not None:
+        old = open_checkpoint(state.checkpoint, keys).checkpoint
+        if cp.size < old.size:
+            out(
+                f"INVALID index {cp.size} [{cp.describe()}]: the newest checkpoint is smaller than the one accepted"
+                f" before ({old.describe()}): the log was rolled back or truncated"
+            )
+            return None
+        try:
+            proof = parse_hashes(client.consistency(old.size, cp.size), "the consistency proof")
+            verify_consistency(old.size, cp.size, old.root, cp.root, proof)
+        except (BundleError, ProofError) as exc:
+            out(
+                f"INVALID index {max(old.size - 1, 0)} [{cp.describe()}]: not an extension of the checkpoint"
+                f" accepted before ({old.describe()}): {exc}"
+            )
+            return None
+    state.checkpoint = newest.note
+    save_state(state_path, state)
+    return cp
