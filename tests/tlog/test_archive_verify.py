@@ -291,3 +291,26 @@ def test_a_bundle_reports_an_event_deleted_within_the_policy(scene: Scene) -> No
     scene.services.tlog.export(scene.account.id, AUDIT, bundle, scene.clock.now - 120 * DAY)
     code, out = _verify_bundle(scene, bundle)
     assert code == 1 and "INVALID index 121" in out and "nor covered by a recorded purge" in out, out
+
+
+def test_a_late_event_waits_for_the_next_day_close_then_is_merged_and_the_rewrite_recorded(scene: Scene) -> None:
+    services, account = scene.services, scene.account
+    services.writer.write(account.id, AUDIT, [_event(OLD + 5 * S, 999)])  # index 126, for an archived day
+    [result] = [r for r in services.retention.apply(accounts=[account]) if r.feature == AUDIT]
+    assert (result.archived, result.purged) == (0, 0)
+    assert result.waiting is not None and "stored after the newest day-close checkpoint" in result.waiting
+    scene.clock.now += DAY
+    scene.checkpoint()  # tomorrow's day-close checkpoint covers the late event
+    [result] = [r for r in services.retention.apply(accounts=[account]) if r.feature == AUDIT]
+    assert (result.error, result.waiting, result.archived, result.purged) == (None, None, 1, 1)
+    assert len(result.merged) == 1
+    manifest = orjson.loads((scene.folder / "manifest.json").read_bytes())
+    [rewrite] = manifest["rewrites"]
+    entry = manifest["files"][rewrite["path"]]
+    assert (rewrite["events_before"], rewrite["events_after"], entry["events"], entry["indexed"]) == (40, 41, 41, 41)
+    assert rewrite["sha256_after"] == entry["sha256"] != rewrite["sha256_before"]
+    assert len(manifest["purges"]) == 2
+    scene.checkpoint()
+    code, out = scene.verify("--entries", str(scene.export()))
+    assert code == 0, out
+    assert "0..119 archived" in out and "126 archived" in out, out
