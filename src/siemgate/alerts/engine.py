@@ -43,6 +43,7 @@ MAX_EVENT_REFS = 50
 WINDOW, SEEN, SUPPRESS, META, STREAM = "window", "seen", "suppress", "meta", "stream"
 NEW_KEY, NEW_VALUE = 2, 1
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.|]+)\}")
+_OTHER = object()  # an indexed field's value no rule tests for equality (a boolean, an object, a list)
 
 
 @dataclass
@@ -77,13 +78,13 @@ def _json_key(values: Key) -> str:
 class StateBook:
     """Evaluation state of one account's rules, with the keys changed since the last `changes()`.
 
-    windows: (rule, key JSON) -> sorted [ts, uuid, seq]; seen: rule -> key -> {value: None}
+    windows: (rule, key JSON) -> sorted (ts, uuid, seq); seen: rule -> key -> {value: None}
     (insertion-ordered, the oldest dropped first); suppress: (rule, key JSON) -> {until,
     suppressed}; meta: rule -> {"fp": ..., "upto": seq} (what first-seen state was built from);
     covered: stream -> the seq up to which this state reflects the stream's events, and stored:
     the same for the state in the store (written by `changes()`)."""
 
-    windows: dict[tuple[str, str], list[list[Any]]] = field(default_factory=dict)
+    windows: dict[tuple[str, str], list[tuple[int, str, int]]] = field(default_factory=dict)
     seen: dict[str, dict[Key, dict[Key, None]]] = field(default_factory=dict)
     suppress: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -104,7 +105,7 @@ class StateBook:
                 continue
             value = orjson.loads(entry.value)
             if entry.kind == WINDOW:
-                book.windows[(entry.rule_id, entry.key)] = value
+                book.windows[(entry.rule_id, entry.key)] = [(int(t), str(u), int(s)) for t, u, s in value]
             elif entry.kind == SEEN:
                 key = tuple(hashable(v) for v in orjson.loads(entry.key))
                 book.seen.setdefault(entry.rule_id, {})[key] = {
@@ -237,6 +238,39 @@ class RuleIndex:
                 (self.folded if nocase else self.exact).setdefault(value, []).append(position)
         self._memo: dict[Any, tuple[tuple[CompiledRule, Predicate | None], ...]] = {}
         self._all = tuple((rule, rule.predicate) for rule in self.rules)
+        self._always = frozenset(self.always)
+
+    def plan(self, events: Sequence[Mapping[str, Any]]) -> list[tuple[int, Predicate | None, Sequence[int]]]:
+        """For a batch: (rule position, test, positions of the events it may match, ascending) for
+        each rule some event may match; an event matches when `test` is None or holds for it. The
+        indexed field is read once per event and the rules are looked up once per distinct value."""
+        if self.read is None:
+            every = range(len(events))
+            return [(p, rule.predicate, every) for p, rule in enumerate(self.rules)]
+        read = self.read
+        groups: dict[Any, list[int]] = {}
+        for position, event in enumerate(events):
+            value = read(event)
+            if type(value) is not str and value is not None:
+                value = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else _OTHER
+            found = groups.get(value)
+            if found is None:
+                groups[value] = [position]
+            else:
+                found.append(position)
+        by_rule: dict[int, list[list[int]]] = {}
+        for value, positions in groups.items():
+            if type(value) is str:
+                for p in {*self.exact.get(value, ()), *self.folded.get(value.lower(), ())}:
+                    by_rule.setdefault(p, []).append(positions)
+        out: list[tuple[int, Predicate | None, Sequence[int]]] = []
+        for p in range(len(self.rules)):
+            if p in by_rule:
+                runs = by_rule[p]
+                out.append((p, self.rest[p], runs[0] if len(runs) == 1 else sorted(i for run in runs for i in run)))
+            elif p in self._always:
+                out.append((p, self.rules[p].predicate, range(len(events))))
+        return out
 
     def candidates(self, event: Mapping[str, Any]) -> tuple[tuple[CompiledRule, Predicate | None], ...]:
         """(rule, test) for each rule the event may match: it matches when `test` is None or holds."""
@@ -290,33 +324,75 @@ class Evaluator:
         (scheduled sources) instead of their timestamp; `times` are the events' timestamps when the
         caller has them. Events older than `oldest`, and every event with `learn_only`, fire
         nothing but teach first-seen rules their values."""
-        firings: list[Firing] = []
-        candidates = self.index.candidates
-        for position, (seq, event) in enumerate(events):
-            if now is not None:
-                ts: int | None = now
-            elif times is not None:
-                ts = times[position]
-            else:
-                ts = event_time(event)
+        pairs = events if isinstance(events, Sequence) else list(events)
+        seqs = [seq for seq, _ in pairs]
+        bodies = [event for _, event in pairs]
+        if now is not None:
+            stamps: Sequence[int | None] = [now] * len(bodies)
+        elif times is not None:
+            stamps = times
+        else:
+            stamps = [event_time(event) for event in bodies]
+        found: list[tuple[int, int, Firing]] = []  # (event position, rule position, firing)
+        for p, test, positions in self.index.plan(bodies):
+            rule = self.rules[p]
+            if rule.first_seen_parts is not None:
+                self._learn_all(p, rule, test, positions, seqs, bodies, stamps, oldest, learn_only, found)
+                continue
+            if learn_only:
+                continue
+            step = self._step
+            for i in positions:
+                event, ts = bodies[i], stamps[i]
+                if ts is None or (oldest is not None and ts < oldest) or (test is not None and not test(event)):
+                    continue
+                firing = step(rule, seqs[i], ts, event)
+                if firing is not None:
+                    found.append((i, p, firing))
+        found.sort(key=lambda f: (f[0], f[1]))  # the order of a pass per event over its rules
+        return [firing for _, _, firing in found]
+
+    def _learn_all(
+        self,
+        p: int,
+        rule: CompiledRule,
+        test: Predicate | None,
+        positions: Sequence[int],
+        seqs: Sequence[int],
+        bodies: Sequence[Mapping[str, Any]],
+        stamps: Sequence[int | None],
+        oldest: int | None,
+        learn_only: bool,
+        found: list[tuple[int, int, Firing]],
+    ) -> None:
+        """A first-seen rule over its candidate events: most carry a known value (two reads and a
+        dict lookup); a new one is learnt and, unless quiet or a key's first, fired."""
+        assert rule.first_seen_parts is not None
+        key_of, value_of = rule.first_seen_parts
+        by_key = self.book.seen.get(rule.id)
+        if by_key is None:
+            by_key = self.book.seen[rule.id] = {}
+        known = by_key.get
+        for i in positions:
+            event = bodies[i]
+            if test is not None and not test(event):
+                continue
+            keys = key_of(event)
+            if None in keys:
+                continue
+            seen = known(keys)
+            if seen is not None and value_of(event) in seen:
+                continue  # a known value: nothing changes, whatever the event's time
+            ts = stamps[i]
             if ts is None:
                 continue
+            outcome = self.learn(rule, event)
             quiet = learn_only or (oldest is not None and ts < oldest)
-            for rule, test in candidates(event):
-                if test is not None and not test(event):
-                    continue
-                if rule.first_seen_parts is not None:
-                    outcome = self.learn(rule, event)  # most events: a known value, nothing more to do
-                    if quiet or not outcome or (outcome == NEW_KEY and not rule.alert_on_first):
-                        continue
-                    firing: Firing | None = self._first_seen(rule, seq, ts, event)
-                elif quiet:
-                    continue
-                else:
-                    firing = self._step(rule, seq, ts, event)
-                if firing is not None:
-                    firings.append(firing)
-        return firings
+            if quiet or not outcome or (outcome == NEW_KEY and not rule.alert_on_first):
+                continue
+            firing = self._first_seen(rule, seqs[i], ts, event)
+            if firing is not None:
+                found.append((i, p, firing))
 
     def learn(self, rule: CompiledRule, event: Mapping[str, Any]) -> int:
         """Remember the event's first-seen value for its key: NEW_KEY (the key's first value),
@@ -389,7 +465,7 @@ class Evaluator:
         values = rule.group_key(event)
         key = _json_key(values)
         window = self.book.windows.setdefault((rule.id, key), [])
-        entry = [ts, event.get("uuid") or "", seq]
+        entry = (ts, event.get("uuid") or "", seq)  # a tuple of atoms: the collector stops tracking it
         last = not window or entry >= window[-1]  # the usual case: the newest event of its group
         if last:
             window.append(entry)
@@ -397,7 +473,7 @@ class Evaluator:
             bisect.insort(window, entry)
         oldest = window[-1][0] - rule.window_ns
         if window[0][0] < oldest:
-            del window[: bisect.bisect_left(window, [oldest])]
+            del window[: bisect.bisect_left(window, (oldest,))]
         self.book.dirty.add((rule.id, WINDOW, key))
         n = r.threshold.count
         if len(window) < n:

@@ -194,7 +194,9 @@ class AlertEvaluator:
                 return 0
         else:
             self._backfill(account_id, feature, checkpoint, checkpoint)
-        given = [(s, e) for s, e in events if s > checkpoint] if events is not None else []
+        given: Sequence[tuple[int, dict[str, Any]]] = []
+        if events:  # seqs ascend: the batch as it is, unless it begins at or before the checkpoint
+            given = events if events[0][0] > checkpoint else [(s, e) for s, e in events if s > checkpoint]
         if events is not None and not given:
             return 0
         if given and given[0][0] == checkpoint + 1:
@@ -284,7 +286,7 @@ class AlertEvaluator:
         account_id: int,
         feature: Feature,
         checkpoint: int | None,
-        events: list[tuple[int, dict[str, Any]]],
+        events: Sequence[tuple[int, dict[str, Any]]],
         times: Sequence[int] | None,
         history: bool,
     ) -> int:
@@ -365,7 +367,7 @@ class AlertEvaluator:
         self,
         commit: AlertCommit,
         firings: list[Firing],
-        events: list[tuple[int, dict[str, Any]]],
+        events: Sequence[tuple[int, dict[str, Any]]],
         exc: StoreError | Conflict,
     ) -> None:
         """The step could not be stored (an alert the store cannot hold, say): record it as a
@@ -390,8 +392,8 @@ class AlertEvaluator:
         self.store.commit_alert_evaluation(commit)
         if commit.feature is not None:
             self._checkpoints[(commit.account_id, commit.feature)] = commit.new_seq
-        if commit.deliveries:
-            self.kick.set()
+        if any(d.next_attempt_at is not None and d.next_attempt_at <= d.created_at for d in commit.deliveries):
+            self.kick.set()  # due at once (`event` deliveries are carried out by _record_events)
 
     # scheduled: SIEM tokens, log integrity --------------------------------------------------------
     def check_tokens(self) -> int:

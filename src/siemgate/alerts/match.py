@@ -131,11 +131,16 @@ def _field_test(path: str, spec: Any, where: str) -> Predicate:
     if not tests:
         raise ConditionError(f"{where}: no operator given")
     read = getter(path)
+    top = "." not in path  # a top-level field is read inline, without a call
     if set(spec) == {"exists"} and isinstance(spec["exists"], bool):  # without a call per test
         wanted = spec["exists"]
+        if top:
+            return (lambda e: e.get(path) is not None) if wanted else (lambda e: e.get(path) is None)
         return lambda e: ((a := read(e)) is not MISSING and a is not None) == wanted
     if len(tests) == 1:
         only = tests[0]
+        if top:
+            return lambda e: only(e.get(path, MISSING))
         return lambda e: only(read(e))
     return lambda e: all(test(read(e)) for test in tests)
 

@@ -7,9 +7,9 @@ archive replay), so every event in a store has passed the same checks. Listeners
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -22,13 +22,39 @@ from siemgate.model.validation import InvalidEvents, validate_events
 from siemgate.store.base import InsertResult, NewEvent, Store
 
 
+class SeqEvents(Sequence[tuple[int, dict[str, Any]]]):
+    """(seq, event) pairs over two parallel lists, made only when read: a batch handed to listeners
+    allocates no object per event (objects that live while a batch is evaluated make the garbage
+    collector run more often and promote the whole batch to older generations)."""
+
+    __slots__ = ("events", "seqs")
+
+    def __init__(self, seqs: Sequence[int], events: Sequence[dict[str, Any]]) -> None:
+        self.seqs, self.events = seqs, events
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, dict[str, Any]]: ...
+    @overload
+    def __getitem__(self, index: slice) -> SeqEvents: ...
+    def __getitem__(self, index: int | slice) -> tuple[int, dict[str, Any]] | SeqEvents:
+        if isinstance(index, slice):
+            return SeqEvents(self.seqs[index], self.events[index])
+        return self.seqs[index], self.events[index]
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        return zip(self.seqs, self.events, strict=True)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredBatch:
     """A batch after commit: the events that were new, with their seqs."""
 
     account_id: int
     feature: Feature
-    events: list[tuple[int, dict[str, Any]]]  # (seq, event)
+    events: Sequence[tuple[int, dict[str, Any]]]  # (seq, event)
     times: Sequence[int] = ()  # the events' timestamps (ns), when known
     history: bool = False  # past activity written in bulk (a simulation): it pages no one
 
@@ -126,12 +152,13 @@ class EventWriter:
         validated, new = self._prepare(feature, items, strict=strict, account_id=account_id)
         result: InsertResult = self.store.insert_events(account_id, feature, new)
         if self._listeners and result.stored:
-            kept = [
-                (seq, ts, event) for seq, (ts, event) in zip(result.seqs, validated, strict=True) if seq is not None
-            ]
-            batch = StoredBatch(
-                account_id, feature, [(seq, event) for seq, _, event in kept], [ts for _, ts, _ in kept], history
-            )
+            seqs = [seq for seq in result.seqs if seq is not None]
+            if len(seqs) == len(validated):  # every event was new (the usual case)
+                events, times = [event for _, event in validated], [ts for ts, _ in validated]
+            else:
+                kept = [i for i, seq in enumerate(result.seqs) if seq is not None]
+                events, times = [validated[i][1] for i in kept], [validated[i][0] for i in kept]
+            batch = StoredBatch(account_id, feature, SeqEvents(seqs, events), times, history)
             for listener in self._listeners:
                 listener(batch)
         return WriteResult(len(new), result.stored, result.duplicates)

@@ -193,6 +193,13 @@ class AlertSQL:
     def _move_checkpoint(self, conn: Any, commit: AlertCommit) -> None:
         assert commit.feature is not None
         key = (commit.account_id, commit.feature.code)
+        if commit.expected_seq is not None:  # the usual step: one compare-and-set
+            moved = conn.execute(
+                self._q("UPDATE alert_checkpoints SET seq = ? WHERE account_id = ? AND feature = ? AND seq = ?"),
+                (commit.new_seq, *key, commit.expected_seq),
+            )
+            if moved.rowcount == 1:
+                return
         # The row exists (-1: none yet) before it is read, so the read can lock it.
         conn.execute(self._q("INSERT INTO alert_checkpoints VALUES (?, ?, -1) ON CONFLICT DO NOTHING"), key)
         row = conn.execute(
@@ -312,6 +319,9 @@ class AlertSQL:
         skip = f" AND account_id NOT IN ({self._marks(len(skip_accounts))})" if skip_accounts else ""
         if skip_actions:
             skip += f" AND action NOT IN ({self._marks(len(skip_actions))})"
+        due = "SELECT 1 FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1"
+        if not self._rows(self._q(due), (now,)):  # nothing due (most checks): no write transaction
+            return []
         with self._alert_tx("cannot claim alert deliveries") as conn:
             candidates = conn.execute(
                 self._q(
