@@ -21,6 +21,9 @@ The "build your own client" of the 1Password documentation, done properly:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -40,7 +43,14 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, TimestampError, format_ns, normalize, now_ns, parse_ns
 
 USER_AGENT = f"siemgate-forwarder/{__version__}"
+log = logging.getLogger("siemgate.forward")
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# A page proof answers 409 with Retry-After until a checkpoint covers the page (docs/integrity.md);
+# 503 when no checkpoint can be signed (no signer, or it is down): the page goes without log fields.
+PROOF_RETRY_STATUSES = (RETRY_STATUSES | {409}) - {503}
+PROOF_ABSENT_STATUSES = frozenset({404, 503})
+PROOF_HEADER = "Siemgate-Proof"
+LOG_PREFIX = "/api/siemgate/v1/log"
 DEFAULT_LOOKBACK_NS = 3600 * NS_PER_SECOND
 LEGACY_AUDIENCE = "com.1password.streamingservice"
 
@@ -63,13 +73,19 @@ class Introspection:
 
 @dataclass(slots=True)
 class Page:
-    """One reply: `items` as received, the `cursor` to send next, and whether more is waiting."""
+    """One reply: `items` as received, the `cursor` to send next, and whether more is waiting.
+
+    From a siemgate asked for log fields, `log` holds each item's (log index, hex SHA-256 of its
+    stored v2 bytes), in item order (docs/forwarding.md, "Log fields")."""
 
     feature: Feature
     items: list[Any]
     cursor: str
     has_more: bool
     request_cursor: str | None = None  # the cursor this page was requested with (None for a reset)
+    request: dict[str, Any] | None = None  # the body the page was requested with
+    provable: bool = False  # the server offered a page proof (a siemgate with a signed log)
+    log: list[tuple[int, str]] | None = None
 
 
 def base_url_from_token(token: str) -> str:
@@ -122,6 +138,7 @@ class EventsClient:
         stop: threading.Event | None = None,
         on_retry: RetryHook | None = None,
         transport: httpx.BaseTransport | None = None,
+        log_fields: bool = False,
     ) -> None:
         if version not in (1, 2):
             raise ValueError("version must be 1 or 2")
@@ -131,6 +148,8 @@ class EventsClient:
         if not self.base_url.startswith(("http://", "https://")):
             raise SourceError(f"the url {self.base_url!r} must start with https:// (or http:// for a local siemgate)")
         self.version = version
+        self.log_fields = log_fields
+        self.log_unavailable = False  # the last page proof asked for could not be had
         self.max_attempts = max_attempts
         self.backoff_factory = backoff
         self.stop = stop or threading.Event()
@@ -192,7 +211,10 @@ class EventsClient:
         return self._page(Feature(feature), {"cursor": cursor}, cursor)
 
     def _page(self, feature: Feature, body: dict[str, Any], cursor: str | None) -> Page:
-        data = self._request("POST", f"/api/v{self.version}/{feature.value}", body, what=feature.value, cursor=cursor)
+        extra = {PROOF_HEADER: "1"} if self.log_fields else {}
+        data, headers = self._request_with_headers(
+            "POST", f"/api/v{self.version}/{feature.value}", body, what=feature.value, cursor=cursor, extra=extra
+        )
         if not isinstance(data, dict):
             raise SourceError(f"{feature.value}: the reply is {type(data).__name__}, not an Events API page")
         items = data.get("items")
@@ -201,13 +223,77 @@ class EventsClient:
         next_cursor = data.get("cursor")
         if not isinstance(items, list) or not isinstance(next_cursor, str) or not next_cursor:
             raise SourceError(f"{feature.value}: the reply is not an Events API page (items, cursor, has_more)")
-        return Page(feature, items, next_cursor, data.get("has_more") is True, cursor)
+        provable = self.log_fields and 'rel="proof"' in headers.get("link", "")
+        page = Page(feature, items, next_cursor, data.get("has_more") is True, cursor, body, provable)
+        if provable and items:
+            page.log = self.page_log(page)
+        return page
 
-    def _request(self, method: str, path: str, body: Any, *, what: str, cursor: str | None = None) -> Any:
+    def page_log(self, page: Page) -> list[tuple[int, str]] | None:
+        """(log index, hex body SHA-256) of each item of `page`, from the server's page proof
+        (POST /api/siemgate/v1/log/{feature}/page-proof; waits, as its Retry-After says, until a
+        checkpoint covers the page). None when the server cannot prove it now (503: no signer, or
+        the signer is down; 404). SourceError when the proof does not match the page."""
+        what = f"{page.feature.value} page proof"
+        data, _ = self._request_with_headers(
+            "POST",
+            f"{LOG_PREFIX}/{page.feature.value}/page-proof",
+            {"request": page.request, "response_cursor": page.cursor},
+            what=what,
+            retry=PROOF_RETRY_STATUSES,
+            absent=PROOF_ABSENT_STATUSES,
+        )
+        if data is None:
+            if not self.log_unavailable:
+                log.warning("%s: the server cannot prove pages now; events go without log fields until it can", what)
+            self.log_unavailable = True
+            return None
+        self.log_unavailable = False
+        items = data.get("items") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != len(page.items):
+            raise SourceError(f"{what}: it does not list the {len(page.items)} items of the page")
+        out = []
+        for item in items:
+            idx, digest = (item.get("idx"), item.get("body_sha256")) if isinstance(item, dict) else (None, None)
+            try:
+                raw = base64.b64decode(digest, validate=True) if isinstance(digest, str) else b""
+            except binascii.Error:
+                raw = b""
+            if isinstance(idx, bool) or not isinstance(idx, int) or len(raw) != 32:
+                raise SourceError(f"{what}: an item is not {{idx, ts_ns, body_sha256}}")
+            out.append((idx, raw.hex()))
+        return out
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        what: str,
+        cursor: str | None = None,
+        retry: frozenset[int] = RETRY_STATUSES,
+    ) -> Any:
+        return self._request_with_headers(method, path, body, what=what, cursor=cursor, retry=retry)[0]
+
+    def _request_with_headers(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        what: str,
+        cursor: str | None = None,
+        retry: frozenset[int] = RETRY_STATUSES,
+        extra: dict[str, str] | None = None,
+        absent: frozenset[int] = frozenset(),
+    ) -> tuple[Any, httpx.Headers]:
+        """The parsed JSON reply and its headers; retries `retry` statuses and transport errors;
+        (None, headers) for an `absent` status."""
         backoff = self.backoff_factory()
         attempt = 0
         content = None if body is None else orjson.dumps(body)
-        headers = {} if body is None else {"Content-Type": "application/json"}
+        headers = ({} if body is None else {"Content-Type": "application/json"}) | (extra or {})
         while True:
             if self.stop.is_set():
                 raise Stopped()
@@ -221,10 +307,12 @@ class EventsClient:
                 status = response.status_code
                 if status == 200:
                     try:
-                        return orjson.loads(response.content)
+                        return orjson.loads(response.content), response.headers
                     except orjson.JSONDecodeError:
                         reason = f"{what}: the reply is not JSON ({response.headers.get('content-type', '?')})"
-                elif status in RETRY_STATUSES:
+                elif status in absent:
+                    return None, response.headers
+                elif status in retry:
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
                     reason = f"{what}: HTTP {status} {_server_message(response)}".rstrip()
                 else:

@@ -82,6 +82,11 @@ class SourceConfig(BaseModel):
     ca_file: Path | None = None
     tls_verify: bool = True
     poll_interval: PositiveFloat | None = None
+    log_fields: bool = Field(
+        True,
+        description="From a siemgate with a signed log: add each event's log index and body hash to ECS and OCSF"
+        " output (one page-proof request per page; docs/forwarding.md, 'Log fields').",
+    )
     sinks: list[str] = Field(min_length=1)
 
     @field_validator("features")

@@ -126,7 +126,10 @@ class Pipeline:
         if not page.items and page.cursor == page.request_cursor:
             return
         first = self._seq
-        records = [make_record(stream.feature, item, self.source) for item in page.items]
+        logs: list[tuple[int, str] | None] = list(page.log) if page.log else [None] * len(page.items)
+        records = [
+            make_record(stream.feature, item, self.source, log) for item, log in zip(page.items, logs, strict=True)
+        ]
         self._seq += len(records)
         if records:
             self.metrics.events_in.labels(self.source, feature).inc(len(records))

@@ -23,15 +23,24 @@ class Record:
     event: dict[str, Any]
     source: str
     uuid: str
+    log: tuple[int, str] | None = None  # (log index, hex SHA-256 of the stored v2 bytes) from a siemgate
 
     @property
     def dataset(self) -> str:
         return DATASETS[self.feature]
 
 
-def make_record(feature: Feature, event: Any, source: str) -> Record:
+def make_record(feature: Feature, event: Any, source: str, log: tuple[int, str] | None = None) -> Record:
     """Wrap one item of a page. Items that are not JSON objects are kept (as {"value": item})."""
     if type(event) is not dict:
         event = {"value": event}
     uuid = event.get("uuid", "")
-    return Record(feature, event, source, uuid if type(uuid) is str else "")
+    return Record(feature, event, source, uuid if type(uuid) is str else "", log)
+
+
+def log_fields(record: Record) -> dict[str, Any] | None:
+    """`{"log": {"idx", "body_sha256"}}`, what ECS and OCSF output carry under `siemgate` for an event
+    read from a siemgate with a signed log (matches it to its leaf: docs/integrity.md), or None."""
+    if record.log is None:
+        return None
+    return {"log": {"idx": record.log[0], "body_sha256": record.log[1]}}

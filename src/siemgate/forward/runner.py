@@ -55,6 +55,7 @@ def make_client(
         backoff=backoff,
         stop=stop,
         on_retry=on_retry,
+        log_fields=source.log_fields,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from siemgate.forward.records import Record
+from siemgate.forward.records import Record, log_fields
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns, now_ns
 
@@ -88,6 +88,9 @@ def to_ecs(record: Record) -> dict[str, Any]:
         _itemusage(e, doc)
     else:
         _audit(e, doc)
+    log = log_fields(record)
+    if log is not None:
+        doc["siemgate"] = log
     result: dict[str, Any] = _clean(doc)
     return result
 

@@ -21,7 +21,7 @@ import functools
 from typing import Any
 
 from siemgate.forward.formats.ecs import SUCCESS_CATEGORIES, _clean, _dict
-from siemgate.forward.records import Record
+from siemgate.forward.records import Record, log_fields
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import TimestampError, now_ns, parse_ns
 
@@ -168,6 +168,9 @@ def to_ocsf(record: Record) -> dict[str, Any]:
         doc = _web_resources(record)
     else:
         doc = _audit(record)
+    log = log_fields(record)
+    if log is not None:
+        doc.setdefault("unmapped", {})["siemgate"] = log
     result: dict[str, Any] = _clean(doc)
     return result
 
