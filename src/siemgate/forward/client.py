@@ -264,17 +264,9 @@ class EventsClient:
             out.append((idx, raw.hex()))
         return out
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        body: Any,
-        *,
-        what: str,
-        cursor: str | None = None,
-        retry: frozenset[int] = RETRY_STATUSES,
-    ) -> Any:
-        return self._request_with_headers(method, path, body, what=what, cursor=cursor, retry=retry)[0]
+    def _request(self, method: str, path: str, body: Any, **options: Any) -> Any:
+        """The parsed JSON reply (see _request_with_headers)."""
+        return self._request_with_headers(method, path, body, **options)[0]
 
     def _request_with_headers(
         self,
