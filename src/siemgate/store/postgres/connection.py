@@ -19,7 +19,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from siemgate.errors import Conflict, NotFound, StoreError
+from siemgate.errors import StoreError
 from siemgate.store.errors import IntegrityConflict
 from siemgate.store.migrations import load_migrations
 
@@ -105,6 +105,8 @@ class PgBase:
         with self._conn(what) as conn, conn.transaction():
             yield conn
 
+    _tx = _write  # the shared SQL's write transaction (store/shared/dialect.py)
+
     def _rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         with self._conn() as conn:
             return conn.execute(sql, params).fetchall()
@@ -113,23 +115,9 @@ class PgBase:
         with self._conn() as conn:
             return conn.execute(sql, params).fetchone()
 
-    def _one(self, sql: str, params: Params, what: str) -> tuple[Any, ...]:
-        row = self._row(sql, params)
-        if row is None:
-            raise NotFound(f"{what} not found")
-        return row
-
     def _value(self, sql: str, params: Params = ()) -> Any:
         row = self._row(sql, params)
         return None if row is None else row[0]
-
-    @contextmanager
-    def _unique(self, message: str) -> Iterator[None]:
-        """Turn a uniqueness or reference violation inside the block into Conflict(message)."""
-        try:
-            yield
-        except IntegrityConflict:
-            raise Conflict(message) from None
 
     # lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,28 +1,31 @@
 """PostgreSQL backend: psycopg 3 with a connection pool, for several siemgate processes on one or
 more machines sharing one database.
 
-The store is split by concern (each part's module says what it holds): connection (pool, transactions,
-migrations, errors), people, credentials, events (the logs: seqs under a per-stream lock,
-COPY, day partitions), retention (archive reads, purges), facets and alerts. `siemgate db copy` is a tool
+What only PostgreSQL does is split by concern (each part's module says what it holds): connection
+(pool, transactions, migrations, errors), events (the logs: seqs under a per-stream lock, COPY, day
+partitions), retention (archive reads, purges) and facets; the rest is the SQL of store/shared/,
+written once for both backends. `siemgate db copy` is a tool
 outside the backends (siemgate.dbcopy). Design notes: docs/cursors.md, "PostgreSQL".
 """
 
 from __future__ import annotations
 
 from siemgate.store.base import Store
-from siemgate.store.postgres.alerts import PgAlerts
-from siemgate.store.postgres.credentials import PgCredentials
 from siemgate.store.postgres.events import PgEvents
 from siemgate.store.postgres.facets import PgFacets
-from siemgate.store.postgres.people import PgPeople
 from siemgate.store.postgres.retention import PgRetention
+from siemgate.store.shared.alerts import AlertSQL
+from siemgate.store.shared.credentials import CredentialSQL
+from siemgate.store.shared.dialect import POSTGRES
+from siemgate.store.shared.people import PeopleSQL
+from siemgate.store.shared.retention import RetentionSQL
 
 
-class PostgresStore(PgPeople, PgCredentials, PgEvents, PgRetention, PgFacets, PgAlerts, Store):
+class PostgresStore(PgEvents, PgRetention, PgFacets, PeopleSQL, CredentialSQL, RetentionSQL, AlertSQL, Store):
     """Store on a PostgreSQL database named by a `postgresql://` URL (a schema other than `public`
     can be chosen with `?options=-csearch_path%3Dname`). Safe to share between threads."""
 
-    _PARAM = "%s"
+    dialect = POSTGRES
     _account_extra_tables = ("event_buckets",)
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:

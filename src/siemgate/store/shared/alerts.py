@@ -1,17 +1,16 @@
 """The alert aggregate of both store backends, written once: rules, evaluation checkpoints and
 state, fired alerts with their state, deliveries (the outbox) and evaluation failures (contract
-in store/base.py). A backend mixes `AlertSQL` in and supplies its placeholder (`_mark`), a
-transaction (`_alert_tx`, translating its errors into Conflict and StoreError) and `_rows`.
+in store/base.py). A backend mixes `AlertSQL` in and supplies the primitives of
+store/shared/dialect.py.
 
-The two backends run the same statements. What differs is spelled by `_for_update`: PostgreSQL
+The two backends run the same statements. What differs is spelled by the dialect's `for_update`: PostgreSQL
 locks the rows a checkpoint move or a claim reads (several processes write at once), SQLite has
 one writer and needs no lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from typing import Any
 
 from siemgate.errors import Conflict, NotFound
@@ -25,6 +24,7 @@ from siemgate.store.base import (
     AlertStateEntry,
     DeliveryRecord,
 )
+from siemgate.store.shared.dialect import SharedSQL
 
 _RULE = "account_id, rule_id, definition, origin, enabled, created_at, updated_at, version"
 _ALERT = (
@@ -51,21 +51,8 @@ def _failure(row: Sequence[Any]) -> AlertFailure:
     return AlertFailure(row[0], row[1], row[2], feature, row[4], row[5], row[6], row[7], row[8])
 
 
-class AlertSQL:
-    """Mixed in after the backend's base class and before Store (whose abstract methods it fills)."""
-
-    _mark: str  # the placeholder: "?" or "%s"
-    _for_update: str  # " FOR UPDATE" where rows must be locked, else ""
-    # From the backend: a write transaction in which integrity violations raise Conflict and other
-    # failures StoreError; and rows of a read.
-    _alert_tx: Callable[[str], AbstractContextManager[Any]]
-    _rows: Callable[..., Sequence[Sequence[Any]]]
-
-    def _q(self, sql: str) -> str:
-        return sql.replace("?", self._mark) if self._mark != "?" else sql
-
-    def _marks(self, count: int) -> str:
-        return ", ".join([self._mark] * count)
+class AlertSQL(SharedSQL):
+    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     # rules ----------------------------------------------------------------------------------------
     def list_alert_rules(self, account_id: int | None = None) -> list[AlertRuleRecord]:
@@ -78,7 +65,7 @@ class AlertSQL:
         return [AlertRuleRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], int(r[7])) for r in rows]
 
     def put_alert_rule(self, record: AlertRuleRecord, keep_actions: Sequence[str] | None = None) -> int:
-        with self._alert_tx(f"cannot save alert rule {record.rule_id!r}") as conn:
+        with self._change(f"cannot save alert rule {record.rule_id!r}") as conn:
             conn.execute(
                 self._q(
                     "INSERT INTO alert_rules (account_id, rule_id, definition, origin, enabled, created_at,"
@@ -117,7 +104,7 @@ class AlertSQL:
         conn.execute(self._q(sql), params)
 
     def delete_alert_rule(self, account_id: int, rule_id: str) -> None:
-        with self._alert_tx(f"cannot delete alert rule {rule_id!r}") as conn:
+        with self._change(f"cannot delete alert rule {rule_id!r}") as conn:
             cur = conn.execute(
                 self._q("DELETE FROM alert_rules WHERE account_id = ? AND rule_id = ?"), (account_id, rule_id)
             )
@@ -141,7 +128,7 @@ class AlertSQL:
         return [AlertStateEntry(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def commit_alert_evaluation(self, commit: AlertCommit) -> None:
-        with self._alert_tx("cannot record the alert evaluation") as conn:
+        with self._change("cannot record the alert evaluation") as conn:
             if commit.feature is not None:
                 self._move_checkpoint(conn, commit)
             cur = conn.cursor()
@@ -203,7 +190,8 @@ class AlertSQL:
         # The row exists (-1: none yet) before it is read, so the read can lock it.
         conn.execute(self._q("INSERT INTO alert_checkpoints VALUES (?, ?, -1) ON CONFLICT DO NOTHING"), key)
         row = conn.execute(
-            self._q(f"SELECT seq FROM alert_checkpoints WHERE account_id = ? AND feature = ?{self._for_update}"), key
+            self._q(f"SELECT seq FROM alert_checkpoints WHERE account_id = ? AND feature = ?{self.dialect.for_update}"),
+            key,
         ).fetchone()
         current = None if row is None or row[0] == -1 else int(row[0])
         if current != commit.expected_seq:
@@ -246,7 +234,7 @@ class AlertSQL:
         return _alert(rows[0])
 
     def set_alert_state(self, alert_id: str, state: str, by: str, at: int) -> AlertRecord:
-        with self._alert_tx(f"cannot change alert {alert_id!r}") as conn:
+        with self._change(f"cannot change alert {alert_id!r}") as conn:
             cur = conn.execute(
                 self._q("UPDATE alerts SET state = ?, state_by = ?, state_at = ? WHERE id = ?"),
                 (state, by, at, alert_id),
@@ -322,7 +310,7 @@ class AlertSQL:
         due = "SELECT 1 FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1"
         if not self._rows(self._q(due), (now,)):  # nothing due (most checks): no write transaction
             return []
-        with self._alert_tx("cannot claim alert deliveries") as conn:
+        with self._change("cannot claim alert deliveries") as conn:
             candidates = conn.execute(
                 self._q(
                     "SELECT id FROM (SELECT id, next_attempt_at, created_at, row_number() OVER (PARTITION BY"
@@ -335,11 +323,11 @@ class AlertSQL:
             if not candidates:
                 return []
             ids = [r[0] for r in candidates]
-            locked = " SKIP LOCKED" if self._for_update else ""
+            locked = " SKIP LOCKED" if self.dialect.for_update else ""
             rows = conn.execute(
                 self._q(
                     f"SELECT {_DELIVERY} FROM alert_deliveries WHERE id IN ({self._marks(len(ids))})"
-                    f" AND status = 'pending' AND next_attempt_at <= ?{self._for_update}{locked}"
+                    f" AND status = 'pending' AND next_attempt_at <= ?{self.dialect.for_update}{locked}"
                 ),
                 (*ids, now),
             ).fetchall()
@@ -354,7 +342,7 @@ class AlertSQL:
     def finish_delivery(
         self, delivery_id: str, status: str, attempts: int, next_attempt_at: int | None, last_error: str, now: int
     ) -> None:
-        with self._alert_tx(f"cannot record delivery {delivery_id!r}") as conn:
+        with self._change(f"cannot record delivery {delivery_id!r}") as conn:
             cur = conn.execute(
                 self._q(
                     "UPDATE alert_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?,"
@@ -371,7 +359,7 @@ class AlertSQL:
     def mark_delivered(self, delivery_ids: Sequence[str], now: int) -> None:
         if not delivery_ids:
             return
-        with self._alert_tx("cannot record the deliveries") as conn:
+        with self._change("cannot record the deliveries") as conn:
             conn.cursor().executemany(
                 self._q(
                     "UPDATE alert_deliveries SET status = 'delivered', attempts = attempts + 1, next_attempt_at = NULL,"
@@ -405,7 +393,7 @@ class AlertSQL:
         return _delivery(rows[0])
 
     def retry_delivery(self, delivery_id: str, now: int) -> DeliveryRecord:
-        with self._alert_tx(f"cannot retry delivery {delivery_id!r}") as conn:
+        with self._change(f"cannot retry delivery {delivery_id!r}") as conn:
             cur = conn.execute(
                 self._q("UPDATE alert_deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ?"),
                 (now, delivery_id),

@@ -1,6 +1,6 @@
 """Deleting a whole account, and the server's log of operations on accounts, written once for both
-backends (docs/setup.md, "Deleting an account"). Mixed into Store beside LogSQL; the backend
-supplies its placeholder (`_q`), a write transaction (`_alert_tx`) and `_rows`.
+backends (docs/setup.md, "Deleting an account"). A backend mixes `AccountSQL` in and supplies
+the primitives of store/shared/dialect.py.
 
 Everything of the account goes in one transaction: its events and their facets, duplicate-check
 uuids and streams, its tamper-evident log (entries, hashes, state, checkpoints, recovery
@@ -13,10 +13,11 @@ account. The operation is then recorded in `operations`, which belongs to no acc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from siemgate.store.shared.dialect import SharedSQL
 
 # (table, condition on `?` = the account id), deleted in this order (references first).
 _ACCOUNT_ROWS: tuple[tuple[str, str], ...] = (
@@ -61,12 +62,9 @@ class Operation:
     detail: str  # JSON: what was removed
 
 
-class AccountSQL:
-    """Mixed in after the backend's base class and before Store."""
+class AccountSQL(SharedSQL):
+    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
-    _q: Callable[[str], str]
-    _alert_tx: Callable[[str], AbstractContextManager[Any]]
-    _rows: Callable[..., Sequence[Sequence[Any]]]
     _account_extra_tables: tuple[str, ...] = ()  # a backend's own per-account tables (PostgreSQL: event_buckets)
 
     def delete_account_rows(
@@ -76,7 +74,7 @@ class AccountSQL:
         returns the rows deleted per table (people as "users"). `detail` (JSON) is stored with the
         record. The caller checks that the account exists; StoreError/Conflict if the store refuses."""
         removed: dict[str, int] = {}
-        with self._alert_tx("cannot delete the account") as conn:
+        with self._change("cannot delete the account") as conn:
 
             def run(sql: str, params: Sequence[Any]) -> int:
                 return int(conn.execute(self._q(sql), params).rowcount or 0)

@@ -2,19 +2,17 @@
 (TOTP) enrolments and recovery codes, per-account sign-in policy, and revoking every credential of
 a person at once.
 
-SQL is written with `?` placeholders; the PostgreSQL backend sets `_PARAM = "%s"`. Each backend
-provides `_write()` (one transaction, a connection whose `execute` returns a cursor) and `_rows()`
-(rows that unpack by position).
+A backend mixes `IdentityStore` in and supplies the primitives of store/shared/dialect.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from siemgate.errors import Conflict, NotFound
+from siemgate.store.shared.dialect import SharedSQL
 
 INVITATION_STATES = ("pending", "accepted", "declined", "revoked")
 
@@ -58,42 +56,22 @@ _INVITATION = (
 _TWO_FACTOR = "user_id, secret, created_at, enabled_at, last_step"
 
 
-class IdentityStore:
+class IdentityStore(SharedSQL):
     """Mixin of SQLiteStore and PostgresStore (see the module docstring)."""
-
-    _PARAM = "?"
-
-    if TYPE_CHECKING:
-
-        def _write(self) -> AbstractContextManager[Any]: ...
-
-        def _rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]: ...
-
-    def _sql(self, sql: str) -> str:
-        return sql if self._PARAM == "?" else sql.replace("?", self._PARAM)
-
-    def _select(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]:
-        return self._rows(self._sql(sql), params)
-
-    @staticmethod
-    def _execute(conn: Any, sql: str, params: Sequence[Any], param: str) -> Any:
-        return conn.execute(sql if param == "?" else sql.replace("?", param), params)
 
     def _run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         """Run statements in one transaction; returns each one's row count."""
-        with self._write() as conn:
-            return [self._execute(conn, sql, params, self._PARAM).rowcount for sql, params in statements]
+        with self._tx() as conn:
+            return [conn.execute(self._q(sql), params).rowcount for sql, params in statements]
 
     # invitations --------------------------------------------------------------------------------
     def create_invitation(self, invitation: Invitation, *, max_pending: int, now: int) -> None:
         """Record a pending invitation; Conflict when the account already has `max_pending`
         unexpired pending invitations, or one for the same email."""
-        with self._write() as conn:
-            pending = self._execute(
-                conn,
-                "SELECT email FROM invitations WHERE account_id = ? AND status = 'pending' AND expires_at > ?",
+        with self._tx() as conn:
+            pending = conn.execute(
+                self._q("SELECT email FROM invitations WHERE account_id = ? AND status = 'pending' AND expires_at > ?"),
                 (invitation.account_id, now),
-                self._PARAM,
             ).fetchall()
             if any(row[0].lower() == invitation.email.lower() for row in pending):
                 raise Conflict(
@@ -104,9 +82,8 @@ class IdentityStore:
                     f"the account has {len(pending)} pending invitations, the most allowed;"
                     " revoke some or wait until they are accepted or expire"
                 )
-            self._execute(
-                conn,
-                f"INSERT INTO invitations ({_INVITATION}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            conn.execute(
+                self._q(f"INSERT INTO invitations ({_INVITATION}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                 (
                     invitation.id,
                     invitation.account_id,
@@ -120,7 +97,6 @@ class IdentityStore:
                     invitation.decided_at,
                     invitation.decided_by,
                 ),
-                self._PARAM,
             )
 
     def get_invitation(self, invitation_id: str) -> Invitation:
@@ -164,35 +140,28 @@ class IdentityStore:
         """Atomically mark a pending, unexpired invitation accepted and add the membership it
         offers. False when it was not pending any more; Conflict when the person is already a
         member (the invitation then stays pending)."""
-        with self._write() as conn:
-            row = self._execute(
-                conn,
-                "SELECT account_id, role FROM invitations WHERE id = ? AND status = 'pending' AND expires_at > ?",
+        with self._tx() as conn:
+            row = conn.execute(
+                self._q(
+                    "SELECT account_id, role FROM invitations WHERE id = ? AND status = 'pending' AND expires_at > ?"
+                ),
                 (invitation_id, now),
-                self._PARAM,
             ).fetchone()
             if row is None:
                 return False
             account_id, role = row[0], row[1]
-            member = self._execute(
-                conn,
-                "SELECT 1 FROM memberships WHERE account_id = ? AND user_id = ?",
-                (account_id, user_id),
-                self._PARAM,
+            member = conn.execute(
+                self._q("SELECT 1 FROM memberships WHERE account_id = ? AND user_id = ?"), (account_id, user_id)
             ).fetchone()
             if member is not None:
                 raise Conflict("you are already a member of this account")
-            self._execute(
-                conn,
-                "UPDATE invitations SET status = 'accepted', decided_at = ?, decided_by = ? WHERE id = ?",
+            conn.execute(
+                self._q("UPDATE invitations SET status = 'accepted', decided_at = ?, decided_by = ? WHERE id = ?"),
                 (now, user_id, invitation_id),
-                self._PARAM,
             )
-            self._execute(
-                conn,
-                "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+            conn.execute(
+                self._q("INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?, ?, ?, ?)"),
                 (account_id, user_id, role, now),
-                self._PARAM,
             )
         return True
 
@@ -203,18 +172,13 @@ class IdentityStore:
 
     def begin_two_factor(self, user_id: int, secret: str, now: int) -> None:
         """Store a new, unconfirmed secret; Conflict when two-factor is already on."""
-        with self._write() as conn:
-            row = self._execute(
-                conn, "SELECT enabled_at FROM two_factor WHERE user_id = ?", (user_id,), self._PARAM
-            ).fetchone()
+        with self._tx() as conn:
+            row = conn.execute(self._q("SELECT enabled_at FROM two_factor WHERE user_id = ?"), (user_id,)).fetchone()
             if row is not None and row[0] is not None:
                 raise Conflict("two-factor sign-in is already on; turn it off first to enrol a new authenticator")
-            self._execute(conn, "DELETE FROM two_factor WHERE user_id = ?", (user_id,), self._PARAM)
-            self._execute(
-                conn,
-                f"INSERT INTO two_factor ({_TWO_FACTOR}) VALUES (?, ?, ?, NULL, NULL)",
-                (user_id, secret, now),
-                self._PARAM,
+            conn.execute(self._q("DELETE FROM two_factor WHERE user_id = ?"), (user_id,))
+            conn.execute(
+                self._q(f"INSERT INTO two_factor ({_TWO_FACTOR}) VALUES (?, ?, ?, NULL, NULL)"), (user_id, secret, now)
             )
 
     def use_totp_step(self, user_id: int, step: int, now: int, *, enable: bool = False) -> bool:
@@ -283,15 +247,12 @@ class IdentityStore:
     # every credential of a person ---------------------------------------------------------------
     def revoke_api_keys(self, user_id: int, now: int) -> list[str]:
         """Revoke every live personal API key of the person; returns their ids."""
-        with self._write() as conn:
-            rows = self._execute(
-                conn, "SELECT id FROM api_keys WHERE user_id = ? AND revoked_at IS NULL", (user_id,), self._PARAM
+        with self._tx() as conn:
+            rows = conn.execute(
+                self._q("SELECT id FROM api_keys WHERE user_id = ? AND revoked_at IS NULL"), (user_id,)
             ).fetchall()
-            self._execute(
-                conn,
-                "UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-                (now, user_id),
-                self._PARAM,
+            conn.execute(
+                self._q("UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"), (now, user_id)
             )
         return sorted(r[0] for r in rows)
 

@@ -3,19 +3,17 @@ store"): entries (written by `insert_events` in the event's transaction, packed:
 holding its entries in index order), the perfect-node hashes
 the integrator keeps, the integration state, signed checkpoints and recovery statements.
 
-A backend mixes `LogSQL` in beside `AlertSQL` and supplies, as for alerts, its placeholder (`_q`),
-a write transaction (`_alert_tx`: integrity violations raise Conflict, other failures StoreError)
-and `_rows`. Nothing here deletes an entry or a hash: purges delete event bodies only.
+A backend mixes `LogSQL` in and supplies the primitives of store/shared/dialect.py.
+Nothing here deletes an entry or a hash: purges delete event bodies only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from siemgate.model.features import Feature
+from siemgate.store.shared.dialect import SharedSQL
 from siemgate.tlog.entry import ENTRY_SIZE
 
 ENTRIES_PER_ROW = 1000  # the backfill's rows; ingest writes one row per batch
@@ -39,12 +37,8 @@ class StoredCheckpoint:
     note: str
 
 
-class LogSQL:
-    """Mixed in after the backend's base class and before Store."""
-
-    _q: Callable[[str], str]
-    _alert_tx: Callable[[str], AbstractContextManager[Any]]
-    _rows: Callable[..., Sequence[Sequence[Any]]]
+class LogSQL(SharedSQL):
+    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     # reading ----------------------------------------------------------------------------------
     def log_overview(self) -> list[tuple[int, Feature, int, int, bool]]:
@@ -184,7 +178,7 @@ class LogSQL:
             else:
                 runs.append((idx, [entry]))
         written = 0
-        with self._alert_tx("cannot store log entries") as conn:
+        with self._change("cannot store log entries") as conn:
             for first, chunk in runs:
                 cur = conn.execute(
                     self._q("INSERT INTO log_entries VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"),
@@ -204,7 +198,7 @@ class LogSQL:
         """Record that the log grew from `old_size` to `state.size` and the new perfect-node hashes
         (level, index, hash), atomically; False (nothing written) when another integrator moved the
         state first or an integrity error stopped it."""
-        with self._alert_tx("cannot record the log's integration") as conn:
+        with self._change("cannot record the log's integration") as conn:
             if old_size == 0:
                 cur = conn.execute(
                     self._q("INSERT INTO log_state VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING"),
@@ -229,7 +223,7 @@ class LogSQL:
 
     def set_log_error(self, account_id: int, feature: Feature, error: str | None, now: int) -> None:
         """Record (or, with None, clear) the integrity error that stops the stream's integration."""
-        with self._alert_tx("cannot record the log's state") as conn:
+        with self._change("cannot record the log's state") as conn:
             conn.execute(
                 self._q(
                     "INSERT INTO log_state VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (account_id, feature)"
@@ -240,14 +234,14 @@ class LogSQL:
 
     def add_log_checkpoint(self, account_id: int, feature: Feature, checkpoint: StoredCheckpoint) -> None:
         """Keep a signed checkpoint; one already stored for that time is kept."""
-        with self._alert_tx("cannot store the checkpoint") as conn:
+        with self._change("cannot store the checkpoint") as conn:
             conn.execute(
                 self._q("INSERT INTO log_checkpoints VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
                 (account_id, feature.code, checkpoint.time, checkpoint.size, checkpoint.note),
             )
 
     def add_log_recovery(self, account_id: int, feature: Feature, time: int, statement: str) -> None:
-        with self._alert_tx("cannot store the recovery statement") as conn:
+        with self._change("cannot store the recovery statement") as conn:
             conn.execute(
                 self._q("INSERT INTO log_recoveries VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"),
                 (account_id, feature.code, time, statement),
@@ -255,7 +249,7 @@ class LogSQL:
 
     def reset_log_state(self, account_id: int, feature: Feature, state: LogState) -> None:
         """Set the integration state as it is after a recovery (the tree as the store holds it)."""
-        with self._alert_tx("cannot record the log's state") as conn:
+        with self._change("cannot record the log's state") as conn:
             conn.execute(
                 self._q(
                     "INSERT INTO log_state VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (account_id, feature)"

@@ -55,9 +55,9 @@ def store_error(exc: sqlite3.Error, what: str = "the SQLite store failed") -> St
     return StoreError(f"{what}: {advice}")
 
 
-def translate(exc: sqlite3.Error) -> SiemgateError:
-    """The siemgate error for a sqlite3 error."""
-    return integrity_conflict(exc) if isinstance(exc, sqlite3.IntegrityError) else store_error(exc)
+def translate(exc: sqlite3.Error, what: str = "the SQLite store failed") -> SiemgateError:
+    """The siemgate error for a sqlite3 error; a StoreError says `what` failed."""
+    return integrity_conflict(exc) if isinstance(exc, sqlite3.IntegrityError) else store_error(exc, what)
 
 
 def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,37 +12,30 @@ import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from siemgate.errors import Conflict, NotFound, StoreError
+from siemgate.errors import StoreError
 from siemgate.model.features import Feature
 from siemgate.private import private_file
 from siemgate.store.base import (
-    Account,
-    ApiKey,
     EventRow,
-    IngestKey,
     InsertResult,
-    Integration,
-    Member,
     NewEvent,
     PageRows,
-    RetentionPolicy,
-    Session,
-    SigningKey,
     Store,
     StoredEvent,
-    TokenRecord,
-    TokenUse,
-    User,
 )
 from siemgate.store.migrations import load_migrations
 from siemgate.store.shared import facets as facet_sql
 from siemgate.store.shared.alerts import AlertSQL
-from siemgate.store.sqlite.errors import error_boundary, integrity_conflict
+from siemgate.store.shared.credentials import CredentialSQL
+from siemgate.store.shared.dialect import SQLITE
+from siemgate.store.shared.people import PeopleSQL
+from siemgate.store.shared.retention import RetentionSQL
+from siemgate.store.sqlite.errors import error_boundary, translate
 from siemgate.tlog.entry import entry_bytes
 
 _CHECKPOINT_SECONDS = 0.5
@@ -57,131 +50,6 @@ _V1_BODY = (
 # A bounded window with fewer rows than this is read through the timestamp index; larger or open
 # windows are read along seq (docs/cursors.md, "Query plans").
 _WINDOW_PLAN_MIN = 2000
-
-
-def _features_text(features: Sequence[Feature]) -> str:
-    return ",".join(f.value for f in features)
-
-
-@functools.lru_cache(maxsize=64)
-def _features(text: str) -> tuple[Feature, ...]:
-    return tuple(Feature(f) for f in text.split(",") if f)
-
-
-def _constraint(exc: sqlite3.IntegrityError) -> str:
-    """A readable reason for an integrity error, by its result code (never the values involved)."""
-    return integrity_conflict(exc).message
-
-
-_CREDENTIAL_COLUMNS = (
-    "id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at, revoked_at,"
-    " last_used_at, replaces, revoke_at, revoke_on_replacement_use, created_by, expiry_warned_at, expiry_recorded_at"
-)
-
-
-def _token(row: Sequence[Any]) -> TokenRecord:
-    """A TokenRecord from a row of _CREDENTIAL_COLUMNS (plain tuples: this runs on every request)."""
-    return TokenRecord(
-        id=row[0],
-        account_id=row[1],
-        integration_id=row[2],
-        name=row[3],
-        features=_features(row[4]),
-        kid=row[5],
-        token_sha256=row[6],
-        created_at=row[7],
-        expires_at=row[8],
-        revoked_at=row[9],
-        last_used_at=row[10],
-        replaces=row[11],
-        revoke_at=row[12],
-        revoke_on_replacement_use=bool(row[13]),
-        created_by=row[14],
-        expiry_warned_at=row[15],
-        expiry_recorded_at=row[16],
-    )
-
-
-def _ingest_key(row: sqlite3.Row) -> IngestKey:
-    return IngestKey(
-        id=row["id"],
-        account_id=row["account_id"],
-        name=row["name"],
-        features=_features(row["features"]),
-        key_sha256=row["key_sha256"],
-        prefix=row["prefix"],
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
-        last_used_at=row["last_used_at"],
-    )
-
-
-def _account(row: sqlite3.Row) -> Account:
-    return Account(id=row["id"], uuid=row["uuid"], name=row["name"], created_at=row["created_at"])
-
-
-def _integration(row: sqlite3.Row) -> Integration:
-    return Integration(
-        id=row["id"],
-        uuid=row["uuid"],
-        account_id=row["account_id"],
-        type=row["type"],
-        name=row["name"],
-        description=row["description"],
-        created_at=row["created_at"],
-        deleted_at=row["deleted_at"],
-    )
-
-
-def _user(row: sqlite3.Row, prefix: str = "") -> User:
-    return User(
-        id=row[prefix + "id"],
-        uuid=row[prefix + "uuid"],
-        email=row[prefix + "email"],
-        name=row[prefix + "name"],
-        password_hash=row[prefix + "password_hash"],
-        home_account_id=row[prefix + "home_account_id"],
-        created_at=row[prefix + "created_at"],
-    )
-
-
-_MEMBER_SELECT = (
-    "SELECT u.id AS id, u.uuid AS uuid, u.email AS email, u.name AS name, u.password_hash AS password_hash,"
-    " u.home_account_id AS home_account_id, u.created_at AS created_at, m.account_id AS account_id,"
-    " m.role AS role, m.created_at AS joined_at FROM memberships m JOIN users u ON u.id = m.user_id"
-)
-
-
-def _member(row: sqlite3.Row) -> Member:
-    return Member(user=_user(row), account_id=row["account_id"], role=row["role"], joined_at=row["joined_at"])
-
-
-def _api_key(row: sqlite3.Row) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        user_id=row["user_id"],
-        name=row["name"],
-        key_sha256=row["key_sha256"],
-        prefix=row["prefix"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        last_used_at=row["last_used_at"],
-    )
-
-
-def _session(row: sqlite3.Row) -> Session:
-    return Session(
-        id=row["id"],
-        user_id=row["user_id"],
-        token_sha256=row["token_sha256"],
-        csrf_token=row["csrf_token"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        last_seen_at=row["last_seen_at"],
-        ip=row["ip"],
-        user_agent=row["user_agent"],
-    )
 
 
 _MAX_ROWS_PER_INSERT = 1024
@@ -208,11 +76,10 @@ def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[
 
 
 @error_boundary
-class SQLiteStore(AlertSQL, Store):
+class SQLiteStore(PeopleSQL, CredentialSQL, RetentionSQL, AlertSQL, Store):
     """Store on one SQLite file. Safe to share between threads."""
 
-    _mark = "?"
-    _for_update = ""
+    dialect = SQLITE
     log_entries_on = True  # off only in the benchmark that measures what the log costs
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
@@ -342,472 +209,18 @@ class SQLiteStore(AlertSQL, Store):
         if broken:
             raise StoreError(f"migration {version} ({name}) left broken references: {broken[:5]}")
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        cur = self._reader().cursor()
-        cur.row_factory = sqlite3.Row
-        return cur.execute(sql, params).fetchall()
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read, as plain tuples, on this thread's reader."""
+        return self._reader().execute(sql, params).fetchall()
 
-    def _one(self, sql: str, params: Sequence[Any], what: str) -> sqlite3.Row:
-        rows = self._rows(sql, params)
-        if not rows:
-            raise NotFound(f"{what} not found")
-        return rows[0]
-
-    # accounts -----------------------------------------------------------------------------------
-    def create_account(self, uuid: str, name: str, now: int) -> Account:
+    @contextmanager
+    def _tx(self, what: str = "the write failed") -> Iterator[sqlite3.Connection]:
+        """A write transaction whose sqlite3 errors leave as siemgate errors (sqlite/errors.py)."""
         try:
             with self._write() as conn:
-                cur = conn.execute("INSERT INTO accounts (uuid, name, created_at) VALUES (?, ?, ?)", (uuid, name, now))
-                account_id = cur.lastrowid
-        except sqlite3.IntegrityError:
-            raise Conflict(f"an account named {name!r} already exists; choose another name") from None
-        assert account_id is not None
-        return Account(account_id, uuid, name, now)
-
-    def get_account(self, uuid_or_name: str) -> Account:
-        return _account(
-            self._one(
-                "SELECT * FROM accounts WHERE uuid = ? OR name = ? ORDER BY uuid = ? DESC LIMIT 1",
-                (uuid_or_name, uuid_or_name, uuid_or_name),
-                f"account {uuid_or_name!r}",
-            )
-        )
-
-    def get_account_by_id(self, account_id: int) -> Account:
-        return _account(self._one("SELECT * FROM accounts WHERE id = ?", (account_id,), f"account #{account_id}"))
-
-    def list_accounts(self) -> list[Account]:
-        return [_account(r) for r in self._rows("SELECT * FROM accounts ORDER BY id")]
-
-    def rename_account(self, account_id: int, name: str) -> Account:
-        try:
-            with self._write() as conn:
-                cur = conn.execute("UPDATE accounts SET name = ? WHERE id = ?", (name, account_id))
-        except sqlite3.IntegrityError:
-            raise Conflict(f"an account named {name!r} already exists; choose another name") from None
-        if cur.rowcount == 0:
-            raise NotFound(f"account #{account_id} not found")
-        return self.get_account_by_id(account_id)
-
-    # people ---------------------------------------------------------------------------------------
-    def create_user(
-        self, uuid: str, email: str, name: str, password_hash: str | None, home_account_id: int | None, now: int
-    ) -> User:
-        try:
-            with self._write() as conn:
-                cur = conn.execute(
-                    "INSERT INTO users (uuid, email, name, password_hash, home_account_id, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (uuid, email, name, password_hash, home_account_id, now),
-                )
-                user_id = cur.lastrowid
-        except sqlite3.IntegrityError as exc:
-            if "users.email" in str(exc):
-                raise Conflict(f"a person with the email {email!r} already exists") from None
-            raise Conflict(f"cannot create the person {email!r}: {_constraint(exc)}") from None
-        assert user_id is not None
-        return User(user_id, uuid, email, name, password_hash, home_account_id, now)
-
-    def get_user(self, uuid_or_email: str) -> User:
-        return _user(
-            self._one(
-                "SELECT * FROM users WHERE uuid = ? OR email = ? ORDER BY uuid = ? DESC LIMIT 1",
-                (uuid_or_email, uuid_or_email, uuid_or_email),
-                f"person {uuid_or_email!r}",
-            )
-        )
-
-    def get_user_by_id(self, user_id: int) -> User:
-        return _user(self._one("SELECT * FROM users WHERE id = ?", (user_id,), f"person #{user_id}"))
-
-    def set_password(self, user_id: int, password_hash: str) -> None:
-        with self._write() as conn:
-            conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
-
-    def add_member(self, account_id: int, user_id: int, role: str, now: int) -> Member:
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
-                    (account_id, user_id, role, now),
-                )
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
-                raise Conflict("this person is already a member of the account") from None
-            raise Conflict(f"cannot add the member: {_constraint(exc)}") from None
-        return self.get_member(account_id, user_id)
-
-    def get_member(self, account_id: int, user_id: int) -> Member:
-        return _member(
-            self._one(
-                f"{_MEMBER_SELECT} WHERE m.account_id = ? AND m.user_id = ?",
-                (account_id, user_id),
-                "membership",
-            )
-        )
-
-    @staticmethod
-    def _owners_after(conn: sqlite3.Connection, account_id: int) -> int:
-        return int(
-            conn.execute(
-                "SELECT count(*) FROM memberships WHERE account_id = ? AND role = 'owner'", (account_id,)
-            ).fetchone()[0]
-        )
-
-    def set_role(self, account_id: int, user_id: int, role: str) -> Member:
-        with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE memberships SET role = ? WHERE account_id = ? AND user_id = ?", (role, account_id, user_id)
-            )
-            if cur.rowcount == 0:
-                raise NotFound("this person is not a member of the account")
-            if self._owners_after(conn, account_id) == 0:
-                raise Conflict("the account must keep at least one owner; make someone else owner first")
-        return self.get_member(account_id, user_id)
-
-    def remove_member(self, account_id: int, user_id: int) -> None:
-        with self._write() as conn:
-            cur = conn.execute("DELETE FROM memberships WHERE account_id = ? AND user_id = ?", (account_id, user_id))
-            if cur.rowcount == 0:
-                raise NotFound("this person is not a member of the account")
-            if self._owners_after(conn, account_id) == 0:
-                raise Conflict("the account must keep at least one owner; make someone else owner first")
-
-    def list_members(self, account_id: int, after_user_id: int = 0, limit: int = 1000) -> list[Member]:
-        rows = self._rows(
-            f"{_MEMBER_SELECT} WHERE m.account_id = ? AND m.user_id > ? ORDER BY m.user_id LIMIT ?",
-            (account_id, after_user_id, limit),
-        )
-        return [_member(r) for r in rows]
-
-    def list_memberships(self, user_id: int) -> list[Member]:
-        rows = self._rows(f"{_MEMBER_SELECT} WHERE m.user_id = ? ORDER BY m.account_id", (user_id,))
-        return [_member(r) for r in rows]
-
-    # personal API keys and sessions ---------------------------------------------------------------
-    def create_api_key(self, key: ApiKey) -> None:
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    "INSERT INTO api_keys (id, user_id, name, key_sha256, prefix, created_at, expires_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key.id, key.user_id, key.name, key.key_sha256, key.prefix, key.created_at, key.expires_at),
-                )
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(f"cannot record API key {key.id}: {_constraint(exc)}") from None
-
-    def get_api_key_by_hash(self, key_sha256: str) -> ApiKey:
-        return _api_key(self._one("SELECT * FROM api_keys WHERE key_sha256 = ?", (key_sha256,), "API key"))
-
-    def list_api_keys(self, user_id: int) -> list[ApiKey]:
-        return [
-            _api_key(r) for r in self._rows("SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at", (user_id,))
-        ]
-
-    def revoke_api_key(self, user_id: int, key_id: str, now: int) -> ApiKey:
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
-                (now, key_id, user_id),
-            )
-        return _api_key(
-            self._one("SELECT * FROM api_keys WHERE id = ? AND user_id = ?", (key_id, user_id), f"API key {key_id!r}")
-        )
-
-    def touch_api_keys(self, last_used: dict[str, int]) -> None:
-        if not last_used:
-            return
-        with self._write() as conn:
-            conn.executemany(
-                "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
-                [(at, key_id) for key_id, at in last_used.items()],
-            )
-
-    def create_session(self, session: Session) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO sessions (id, user_id, token_sha256, csrf_token, created_at, expires_at, last_seen_at,"
-                " ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session.id,
-                    session.user_id,
-                    session.token_sha256,
-                    session.csrf_token,
-                    session.created_at,
-                    session.expires_at,
-                    session.last_seen_at,
-                    session.ip,
-                    session.user_agent,
-                ),
-            )
-
-    def get_session_by_hash(self, token_sha256: str) -> Session:
-        return _session(self._one("SELECT * FROM sessions WHERE token_sha256 = ?", (token_sha256,), "session"))
-
-    def touch_session(self, session_id: str, now: int, expires_at: int) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id = ?", (now, expires_at, session_id)
-            )
-
-    def delete_session(self, session_id: str) -> None:
-        with self._write() as conn:
-            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-
-    def delete_sessions(self, user_id: int) -> None:
-        with self._write() as conn:
-            conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
-
-    # integrations -------------------------------------------------------------------------------
-    def create_integration(
-        self, account_id: int, uuid: str, type: str, name: str, description: str, now: int
-    ) -> Integration:
-        try:
-            with self._write() as conn:
-                cur = conn.execute(
-                    "INSERT INTO integrations (uuid, account_id, type, name, description, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (uuid, account_id, type, name, description, now),
-                )
-                integration_id = cur.lastrowid
-        except sqlite3.IntegrityError as exc:
-            if "integrations.account_id, integrations.name" in str(exc):
-                raise Conflict(f"this account already has an integration named {name!r}") from None
-            raise Conflict(f"cannot create integration {name!r}: {_constraint(exc)}") from None
-        assert integration_id is not None
-        return Integration(integration_id, uuid, account_id, type, name, description, now)
-
-    def get_integration(self, account_id: int, uuid_or_name: str) -> Integration:
-        return _integration(
-            self._one(
-                "SELECT * FROM integrations WHERE account_id = ? AND (uuid = ? OR name = ?) AND deleted_at IS NULL"
-                " ORDER BY uuid = ? DESC LIMIT 1",
-                (account_id, uuid_or_name, uuid_or_name, uuid_or_name),
-                f"integration {uuid_or_name!r}",
-            )
-        )
-
-    def get_integration_by_id(self, integration_id: int) -> Integration:
-        return _integration(
-            self._one("SELECT * FROM integrations WHERE id = ?", (integration_id,), f"integration #{integration_id}")
-        )
-
-    def list_integrations(self, account_id: int) -> list[Integration]:
-        rows = self._rows(
-            "SELECT * FROM integrations WHERE account_id = ? AND deleted_at IS NULL ORDER BY id", (account_id,)
-        )
-        return [_integration(r) for r in rows]
-
-    def update_integration(self, integration_id: int, name: str, description: str) -> Integration:
-        try:
-            with self._write() as conn:
-                cur = conn.execute(
-                    "UPDATE integrations SET name = ?, description = ? WHERE id = ? AND deleted_at IS NULL",
-                    (name, description, integration_id),
-                )
-        except sqlite3.IntegrityError:
-            raise Conflict(f"this account already has an integration named {name!r}") from None
-        if cur.rowcount == 0:
-            raise NotFound(f"integration #{integration_id} not found")
-        return self.get_integration_by_id(integration_id)
-
-    def delete_integration(self, integration_id: int, now: int) -> list[str]:
-        with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE integrations SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", (now, integration_id)
-            )
-            if cur.rowcount == 0:
-                raise NotFound(f"integration #{integration_id} not found")
-            revoked = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM tokens WHERE integration_id = ? AND revoked_at IS NULL", (integration_id,)
-                )
-            ]
-            conn.execute(
-                "UPDATE tokens SET revoked_at = ? WHERE integration_id = ? AND revoked_at IS NULL",
-                (now, integration_id),
-            )
-        return revoked
-
-    # tokens -------------------------------------------------------------------------------------
-    def create_token(self, record: TokenRecord) -> None:
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    "INSERT INTO tokens (id, account_id, integration_id, name, features, kid, token_sha256,"
-                    " created_at, expires_at, replaces, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.id,
-                        record.account_id,
-                        record.integration_id,
-                        record.name,
-                        _features_text(record.features),
-                        record.kid,
-                        record.token_sha256,
-                        record.created_at,
-                        record.expires_at,
-                        record.replaces,
-                        record.created_by,
-                    ),
-                )
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(f"cannot record token {record.id}: {_constraint(exc)}") from None
-
-    def get_token(self, token_id: str) -> TokenRecord:
-        row = self._reader().execute(f"SELECT {_CREDENTIAL_COLUMNS} FROM tokens WHERE id = ?", (token_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"token {token_id!r} not found")
-        return _token(row)
-
-    def token_revocation(self, token_id: str) -> tuple[int | None, int | None]:
-        row = self._reader().execute("SELECT revoked_at, revoke_at FROM tokens WHERE id = ?", (token_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"token {token_id!r} not found")
-        return row[0], row[1]
-
-    def list_tokens(self, account_id: int | None = None, integration_id: int | None = None) -> list[TokenRecord]:
-        where, params = [], []
-        if account_id is not None:
-            where.append("account_id = ?")
-            params.append(account_id)
-        if integration_id is not None:
-            where.append("integration_id = ?")
-            params.append(integration_id)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._reader().execute(
-            f"SELECT {_CREDENTIAL_COLUMNS} FROM tokens{clause} ORDER BY created_at, id", params
-        )
-        return [_token(r) for r in rows]
-
-    def schedule_revocation(self, token_id: str, revoke_at: int | None, on_replacement_use: bool) -> None:
-        with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE tokens SET revoke_at = ?, revoke_on_replacement_use = ? WHERE id = ?",
-                (revoke_at, int(on_replacement_use), token_id),
-            )
-            if cur.rowcount == 0:
-                raise NotFound(f"token {token_id!r} not found")
-
-    def mark_token(
-        self, token_id: str, *, expiry_warned_at: int | None = None, expiry_recorded_at: int | None = None
-    ) -> None:
-        with self._write() as conn:
-            if expiry_warned_at is not None:
-                conn.execute("UPDATE tokens SET expiry_warned_at = ? WHERE id = ?", (expiry_warned_at, token_id))
-            if expiry_recorded_at is not None:
-                conn.execute("UPDATE tokens SET expiry_recorded_at = ? WHERE id = ?", (expiry_recorded_at, token_id))
-
-    def revoke_token(self, token_id: str, now: int) -> TokenRecord:
-        with self._write() as conn:
-            conn.execute("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, token_id))
-        return self.get_token(token_id)
-
-    def record_token_uses(self, uses: Sequence[TokenUse]) -> None:
-        if not uses:
-            return
-        with self._write() as conn:
-            conn.executemany(
-                "UPDATE tokens SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
-                [(u.at, u.token_id) for u in uses],
-            )
-            conn.executemany(
-                "INSERT INTO token_usage (token_id, feature, last_seq, last_used_at)"
-                " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tokens WHERE id = ?)"
-                " ON CONFLICT (token_id, feature) DO UPDATE SET last_seq = excluded.last_seq,"
-                " last_used_at = excluded.last_used_at WHERE excluded.last_used_at >= token_usage.last_used_at",
-                [
-                    (u.token_id, u.feature.code, u.seq, u.at, u.token_id)
-                    for u in uses
-                    if u.feature is not None and u.seq is not None
-                ],
-            )
-
-    def token_positions(self, token_id: str) -> dict[Feature, tuple[int, int]]:
-        rows = self._reader().execute(
-            "SELECT feature, last_seq, last_used_at FROM token_usage WHERE token_id = ?", (token_id,)
-        )
-        return {Feature.from_code(code): (seq, at) for code, seq, at in rows}
-
-    def live_token_kids(self, now: int) -> set[str]:
-        rows = self._reader().execute(
-            "SELECT DISTINCT kid FROM tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
-            (now,),
-        )
-        return {r[0] for r in rows}
-
-    # ingest keys --------------------------------------------------------------------------------
-    def create_ingest_key(self, key: IngestKey) -> None:
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    "INSERT INTO ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        key.id,
-                        key.account_id,
-                        key.name,
-                        _features_text(key.features),
-                        key.key_sha256,
-                        key.prefix,
-                        key.created_at,
-                    ),
-                )
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(f"cannot record ingest key {key.id}: {_constraint(exc)}") from None
-
-    def get_ingest_key_by_hash(self, key_sha256: str) -> IngestKey:
-        return _ingest_key(self._one("SELECT * FROM ingest_keys WHERE key_sha256 = ?", (key_sha256,), "ingest key"))
-
-    def list_ingest_keys(self, account_id: int | None = None) -> list[IngestKey]:
-        if account_id is None:
-            rows = self._rows("SELECT * FROM ingest_keys ORDER BY created_at, id")
-        else:
-            rows = self._rows("SELECT * FROM ingest_keys WHERE account_id = ? ORDER BY created_at, id", (account_id,))
-        return [_ingest_key(r) for r in rows]
-
-    def revoke_ingest_key(self, key_id: str, now: int) -> IngestKey:
-        with self._write() as conn:
-            conn.execute("UPDATE ingest_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))
-        return _ingest_key(self._one("SELECT * FROM ingest_keys WHERE id = ?", (key_id,), f"ingest key {key_id!r}"))
-
-    def touch_ingest_keys(self, last_used: dict[str, int]) -> None:
-        if not last_used:
-            return
-        with self._write() as conn:
-            conn.executemany(
-                "UPDATE ingest_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?",
-                [(at, key_id) for key_id, at in last_used.items()],
-            )
-
-    # signing keys and secrets ---------------------------------------------------------------------
-    def signing_keys(self) -> list[SigningKey]:
-        rows = self._reader().execute("SELECT kid, pem, created_at, active FROM signing_keys ORDER BY created_at, kid")
-        return [SigningKey(kid, bytes(pem), created_at, bool(active)) for kid, pem, created_at, active in rows]
-
-    def add_signing_key(self, key: SigningKey) -> None:
-        try:
-            with self._write() as conn:
-                if key.active:
-                    conn.execute("UPDATE signing_keys SET active = 0 WHERE active = 1")
-                conn.execute(
-                    "INSERT INTO signing_keys (kid, pem, created_at, active) VALUES (?, ?, ?, ?)",
-                    (key.kid, key.pem, key.created_at, int(key.active)),
-                )
-        except sqlite3.IntegrityError:
-            raise Conflict(f"signing key {key.kid} already exists") from None
-
-    def delete_signing_keys(self, kids: Iterable[str]) -> None:
-        with self._write() as conn:
-            conn.executemany("DELETE FROM signing_keys WHERE kid = ? AND active = 0", [(k,) for k in sorted(kids)])
-
-    def secret(self, name: str, new_value: bytes, now: int) -> bytes:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO secrets (name, value, created_at) VALUES (?, ?, ?)", (name, new_value, now)
-            )
-            row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
-        return bytes(row[0])
+                yield conn
+        except sqlite3.Error as exc:
+            raise translate(exc, what) from None
 
     # events -------------------------------------------------------------------------------------
     def insert_events(self, account_id: int, feature: Feature, events: Sequence[NewEvent]) -> InsertResult:
@@ -1061,37 +474,6 @@ class SQLiteStore(AlertSQL, Store):
             .fetchone()
         )
         return None if row is None else int(row[0])
-
-    # alert rules, evaluation state, alerts and deliveries: store/shared/alerts.py --------------------
-    @contextmanager
-    def _alert_tx(self, what: str) -> Iterator[sqlite3.Connection]:
-        try:
-            with self._write() as conn:
-                yield conn
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(f"{what}: {_constraint(exc)}") from None
-        except sqlite3.Error as exc:
-            raise StoreError(f"{what}: SQLite refused it ({type(exc).__name__})") from None
-
-    # retention ----------------------------------------------------------------------------------
-    def retention_policies(self, account_id: int) -> dict[Feature, RetentionPolicy]:
-        rows = self._reader().execute(
-            "SELECT feature, days, archive, updated_at FROM retention_policies WHERE account_id = ?", (account_id,)
-        )
-        return {
-            Feature.from_code(code): RetentionPolicy(account_id, Feature.from_code(code), days, archive, updated_at)
-            for code, days, archive, updated_at in rows
-        }
-
-    def set_retention_policy(self, policy: RetentionPolicy) -> None:
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    "INSERT OR REPLACE INTO retention_policies VALUES (?, ?, ?, ?, ?)",
-                    (policy.account_id, policy.feature.code, policy.days, policy.archive, policy.updated_at),
-                )
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(f"cannot save the retention policy: {_constraint(exc)}") from None
 
     # retention: reading by time, purging ---------------------------------------------------------
     def iter_events(

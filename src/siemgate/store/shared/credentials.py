@@ -1,0 +1,221 @@
+"""SIEM token records and their use, ingest keys, token signing keys and deployment secrets, written
+once for both backends (the contract is in store/base.py; the dialect in dialect.py).
+
+`get_token` and `token_revocation` run on every Events API request: they read plain rows by position.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from siemgate.errors import NotFound
+from siemgate.model.features import Feature
+from siemgate.store.base import IngestKey, SigningKey, TokenRecord, TokenUse
+from siemgate.store.shared.dialect import SharedSQL
+
+_RECORD = (
+    "id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at, revoked_at,"
+    " last_used_at, replaces, revoke_at, revoke_on_replacement_use, created_by, expiry_warned_at, expiry_recorded_at"
+)
+_INGEST_KEY = "id, account_id, name, features, key_sha256, prefix, created_at, revoked_at, last_used_at"
+
+
+@functools.lru_cache(maxsize=64)
+def _features(text: str) -> tuple[Feature, ...]:
+    return tuple(Feature(f) for f in text.split(",") if f)
+
+
+def features_text(features: Sequence[Feature]) -> str:
+    """Features as stored: their names, comma-separated."""
+    return ",".join(f.value for f in features)
+
+
+def _token(row: Sequence[Any]) -> TokenRecord:
+    return TokenRecord(
+        id=row[0],
+        account_id=row[1],
+        integration_id=row[2],
+        name=row[3],
+        features=_features(row[4]),
+        kid=row[5],
+        token_sha256=row[6],
+        created_at=row[7],
+        expires_at=row[8],
+        revoked_at=row[9],
+        last_used_at=row[10],
+        replaces=row[11],
+        revoke_at=row[12],
+        revoke_on_replacement_use=bool(row[13]),
+        created_by=row[14],
+        expiry_warned_at=row[15],
+        expiry_recorded_at=row[16],
+    )
+
+
+def _ingest_key(row: Sequence[Any]) -> IngestKey:
+    return IngestKey(row[0], row[1], row[2], _features(row[3]), *row[4:])
+
+
+class CredentialSQL(SharedSQL):
+    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+
+    # SIEM tokens --------------------------------------------------------------------------------
+    def create_token(self, record: TokenRecord) -> None:
+        with self._change(f"cannot record token {record.id}") as conn:
+            conn.execute(
+                self._q(
+                    "INSERT INTO tokens (id, account_id, integration_id, name, features, kid, token_sha256,"
+                    f" created_at, expires_at, replaces, created_by) VALUES ({self._marks(11)})"
+                ),
+                (record.id, record.account_id, record.integration_id, record.name, features_text(record.features),
+                 record.kid, record.token_sha256, record.created_at, record.expires_at, record.replaces,
+                 record.created_by),
+            )  # fmt: skip
+
+    def get_token(self, token_id: str) -> TokenRecord:
+        return _token(self._first(f"SELECT {_RECORD} FROM tokens WHERE id = ?", (token_id,), f"token {token_id!r}"))
+
+    def token_revocation(self, token_id: str) -> tuple[int | None, int | None]:
+        row = self._first("SELECT revoked_at, revoke_at FROM tokens WHERE id = ?", (token_id,), f"token {token_id!r}")
+        return row[0], row[1]
+
+    def list_tokens(self, account_id: int | None = None, integration_id: int | None = None) -> list[TokenRecord]:
+        where, params = [], []
+        for column, value in (("account_id", account_id), ("integration_id", integration_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._select(f"SELECT {_RECORD} FROM tokens{clause} ORDER BY created_at, id", params)
+        return [_token(r) for r in rows]
+
+    def schedule_revocation(self, token_id: str, revoke_at: int | None, on_replacement_use: bool) -> None:
+        with self._tx() as conn:
+            cur = conn.execute(
+                self._q("UPDATE tokens SET revoke_at = ?, revoke_on_replacement_use = ? WHERE id = ?"),
+                (revoke_at, int(on_replacement_use), token_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"token {token_id!r} not found")
+
+    def mark_token(
+        self, token_id: str, *, expiry_warned_at: int | None = None, expiry_recorded_at: int | None = None
+    ) -> None:
+        with self._tx() as conn:
+            for column, value in (("expiry_warned_at", expiry_warned_at), ("expiry_recorded_at", expiry_recorded_at)):
+                if value is not None:
+                    conn.execute(self._q(f"UPDATE tokens SET {column} = ? WHERE id = ?"), (value, token_id))
+
+    def revoke_token(self, token_id: str, now: int) -> TokenRecord:
+        with self._tx() as conn:
+            conn.execute(
+                self._q("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"), (now, token_id)
+            )
+        return self.get_token(token_id)
+
+    def record_token_uses(self, uses: Sequence[TokenUse]) -> None:
+        if not uses:
+            return
+        # One update per token and per (token, feature), the newest use each, in one order (token
+        # id, feature) so that concurrent flushes cannot deadlock.
+        last: dict[str, int] = {}
+        positions: dict[tuple[str, int], tuple[int, int]] = {}
+        for use in uses:
+            last[use.token_id] = max(last.get(use.token_id, 0), use.at)
+            if use.feature is not None and use.seq is not None:
+                key = (use.token_id, use.feature.code)
+                if key not in positions or use.at >= positions[key][1]:
+                    positions[key] = (use.seq, use.at)
+        greatest = self.dialect.greatest
+        with self._tx() as conn:
+            cur = conn.cursor()
+            cur.executemany(
+                self._q(f"UPDATE tokens SET last_used_at = {greatest}(coalesce(last_used_at, 0), ?) WHERE id = ?"),
+                [(at, token_id) for token_id, at in sorted(last.items())],
+            )
+            cur.executemany(
+                self._q(
+                    "INSERT INTO token_usage (token_id, feature, last_seq, last_used_at)"
+                    " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tokens WHERE id = ?)"
+                    " ON CONFLICT (token_id, feature) DO UPDATE SET last_seq = excluded.last_seq,"
+                    " last_used_at = excluded.last_used_at WHERE excluded.last_used_at >= token_usage.last_used_at"
+                ),
+                [(tid, code, seq, at, tid) for (tid, code), (seq, at) in sorted(positions.items())],
+            )
+
+    def token_positions(self, token_id: str) -> dict[Feature, tuple[int, int]]:
+        rows = self._select("SELECT feature, last_seq, last_used_at FROM token_usage WHERE token_id = ?", (token_id,))
+        return {Feature.from_code(code): (seq, at) for code, seq, at in rows}
+
+    def live_token_kids(self, now: int) -> set[str]:
+        rows = self._select(
+            "SELECT DISTINCT kid FROM tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+            (now,),
+        )
+        return {r[0] for r in rows}
+
+    # ingest keys --------------------------------------------------------------------------------
+    def create_ingest_key(self, key: IngestKey) -> None:
+        with self._change(f"cannot record ingest key {key.id}") as conn:
+            conn.execute(
+                self._q(
+                    "INSERT INTO ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
+                    f" VALUES ({self._marks(7)})"
+                ),
+                (key.id, key.account_id, key.name, features_text(key.features), key.key_sha256, key.prefix,
+                 key.created_at),
+            )  # fmt: skip
+
+    def get_ingest_key_by_hash(self, key_sha256: str) -> IngestKey:
+        sql = f"SELECT {_INGEST_KEY} FROM ingest_keys WHERE key_sha256 = ?"
+        return _ingest_key(self._first(sql, (key_sha256,), "ingest key"))
+
+    def list_ingest_keys(self, account_id: int | None = None) -> list[IngestKey]:
+        if account_id is None:
+            rows = self._select(f"SELECT {_INGEST_KEY} FROM ingest_keys ORDER BY created_at, id")
+        else:
+            sql = f"SELECT {_INGEST_KEY} FROM ingest_keys WHERE account_id = ? ORDER BY created_at, id"
+            rows = self._select(sql, (account_id,))
+        return [_ingest_key(r) for r in rows]
+
+    def revoke_ingest_key(self, key_id: str, now: int) -> IngestKey:
+        with self._tx() as conn:
+            conn.execute(
+                self._q("UPDATE ingest_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"), (now, key_id)
+            )
+        sql = f"SELECT {_INGEST_KEY} FROM ingest_keys WHERE id = ?"
+        return _ingest_key(self._first(sql, (key_id,), f"ingest key {key_id!r}"))
+
+    def touch_ingest_keys(self, last_used: dict[str, int]) -> None:
+        self._touch("ingest_keys", last_used)
+
+    # signing keys and secrets -------------------------------------------------------------------
+    def signing_keys(self) -> list[SigningKey]:
+        rows = self._select("SELECT kid, pem, created_at, active FROM signing_keys ORDER BY created_at, kid")
+        return [SigningKey(kid, bytes(pem), created_at, bool(active)) for kid, pem, created_at, active in rows]
+
+    def add_signing_key(self, key: SigningKey) -> None:
+        with self._unique(f"signing key {key.kid} already exists"), self._tx() as conn:
+            if key.active:
+                conn.execute("UPDATE signing_keys SET active = 0 WHERE active = 1")
+            conn.execute(
+                self._q("INSERT INTO signing_keys (kid, pem, created_at, active) VALUES (?, ?, ?, ?)"),
+                (key.kid, key.pem, key.created_at, int(key.active)),
+            )
+
+    def delete_signing_keys(self, kids: Iterable[str]) -> None:
+        with self._tx() as conn:
+            conn.cursor().executemany(
+                self._q("DELETE FROM signing_keys WHERE kid = ? AND active = 0"), [(k,) for k in sorted(kids)]
+            )
+
+    def secret(self, name: str, new_value: bytes, now: int) -> bytes:
+        with self._tx() as conn:
+            conn.execute(
+                self._q("INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"),
+                (name, new_value, now),
+            )
+            row = conn.execute(self._q("SELECT value FROM secrets WHERE name = ?"), (name,)).fetchone()
+        return bytes(row[0])

@@ -1,0 +1,113 @@
+"""What differs in the SQL text of the two backends, and the primitives shared SQL runs through.
+
+SQL in `store/shared/` is written once with `?` placeholders. A backend sets `dialect` (SQLITE or
+POSTGRES) and provides two primitives, which `SharedSQL` builds on:
+
+- `_tx(what)`: one write transaction whose connection's `execute` returns a cursor (`fetchone`,
+  `fetchall`, `rowcount`); a constraint violation leaves it as `IntegrityConflict` (kind unique,
+  foreign_key or check), any other failure as `StoreError` saying `what` failed;
+- `_rows(sql, params)`: the rows of one read, each a sequence by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from siemgate.errors import Conflict, NotFound
+from siemgate.store.errors import IntegrityConflict
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The spelling of one backend's SQL where the two differ."""
+
+    name: str
+    mark: str  # the placeholder
+    for_update: str  # appended to a read whose rows the transaction must lock ("" with one writer)
+    greatest: str  # the two-argument maximum function
+    returning: bool  # INSERT ... RETURNING id (else the cursor's lastrowid)
+    nocase: bool  # case-insensitive columns compare with `=` (COLLATE NOCASE), else lower() = lower()
+
+    def q(self, sql: str) -> str:
+        """`sql` with its `?` placeholders in this dialect."""
+        return sql if self.mark == "?" else sql.replace("?", self.mark)
+
+    def marks(self, count: int) -> str:
+        """`count` placeholders, comma-separated."""
+        return ", ".join([self.mark] * count)
+
+    def same_text(self, column: str) -> str:
+        """A condition: `column` equals the next parameter, ignoring case."""
+        return f"{column} = ?" if self.nocase else f"lower({column}) = lower(?)"
+
+    def insert_id(self, conn: Any, sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT into a table keyed by `id`; the new row's id."""
+        if self.returning:
+            row = conn.execute(self.q(f"{sql} RETURNING id"), params).fetchone()
+            return int(row[0])
+        return int(conn.execute(self.q(sql), params).lastrowid)
+
+
+SQLITE = Dialect("sqlite", "?", "", "max", returning=False, nocase=True)
+POSTGRES = Dialect("postgres", "%s", " FOR UPDATE", "greatest", returning=True, nocase=False)
+
+
+class SharedSQL:
+    """The helpers every shared aggregate uses, over the backend's two primitives."""
+
+    dialect: Dialect
+
+    if TYPE_CHECKING:
+
+        def _tx(self, what: str = ...) -> AbstractContextManager[Any]: ...
+
+        def _rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]: ...
+
+    def _q(self, sql: str) -> str:
+        return self.dialect.q(sql)
+
+    def _marks(self, count: int) -> str:
+        return self.dialect.marks(count)
+
+    def _select(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
+        """Rows of a read written with `?` placeholders."""
+        return self._rows(self.dialect.q(sql), params)
+
+    def _first(self, sql: str, params: Sequence[Any], what: str) -> Sequence[Any]:
+        """The first row of a read; NotFound saying `what` was not found when there is none."""
+        rows = self._select(sql, params)
+        if not rows:
+            raise NotFound(f"{what} not found")
+        return rows[0]
+
+    @contextmanager
+    def _unique(self, message: str) -> Iterator[None]:
+        """A constraint violation inside the block becomes Conflict(message)."""
+        try:
+            yield
+        except IntegrityConflict:
+            raise Conflict(message) from None
+
+    @contextmanager
+    def _change(self, what: str) -> Iterator[Any]:
+        """A write transaction in which a constraint violation is Conflict("what: why")."""
+        try:
+            with self._tx(what) as conn:
+                yield conn
+        except IntegrityConflict as exc:
+            raise Conflict(f"{what}: {exc.message}") from None
+
+    def _touch(self, table: str, last_used: dict[str, int]) -> None:
+        """Move each row's last_used_at (id -> time) forward, never back; rows in id order, so
+        concurrent calls cannot deadlock."""
+        if not last_used:
+            return
+        greatest = self.dialect.greatest
+        with self._tx() as conn:
+            conn.cursor().executemany(
+                self._q(f"UPDATE {table} SET last_used_at = {greatest}(coalesce(last_used_at, 0), ?) WHERE id = ?"),
+                [(at, row_id) for row_id, at in sorted(last_used.items())],
+            )

@@ -1,0 +1,272 @@
+"""Accounts, people and their memberships, personal API keys, console sessions and integrations,
+written once for both backends (the contract is in store/base.py; the dialect in dialect.py).
+
+Ids of accounts, people and integrations are given by the database; uuids are random, so a unique
+violation on creating one of them is its name (or email) being taken.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from siemgate.errors import Conflict, NotFound
+from siemgate.store.base import Account, ApiKey, Integration, Member, Session, User
+from siemgate.store.errors import IntegrityConflict
+from siemgate.store.shared.dialect import SharedSQL
+
+_ACCOUNT = "id, uuid, name, created_at"
+_USER = "id, uuid, email, name, password_hash, home_account_id, created_at"
+_MEMBER = (
+    "SELECT u.id, u.uuid, u.email, u.name, u.password_hash, u.home_account_id, u.created_at,"
+    " m.account_id, m.role, m.created_at FROM memberships m JOIN users u ON u.id = m.user_id"
+)
+_API_KEY = "id, user_id, name, key_sha256, prefix, created_at, expires_at, revoked_at, last_used_at"
+_SESSION = "id, user_id, token_sha256, csrf_token, created_at, expires_at, last_seen_at, ip, user_agent"
+_INTEGRATION = "id, uuid, account_id, type, name, description, created_at, deleted_at"
+_LAST_OWNER = "the account must keep at least one owner; make someone else owner first"
+
+
+def _member(row: Any) -> Member:
+    return Member(User(*row[:7]), account_id=row[7], role=row[8], joined_at=row[9])
+
+
+class PeopleSQL(SharedSQL):
+    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+
+    # accounts -----------------------------------------------------------------------------------
+    def create_account(self, uuid: str, name: str, now: int) -> Account:
+        with self._unique(f"an account named {name!r} already exists; choose another name"), self._tx() as conn:
+            account_id = self.dialect.insert_id(
+                conn, "INSERT INTO accounts (uuid, name, created_at) VALUES (?, ?, ?)", (uuid, name, now)
+            )
+        return Account(account_id, uuid, name, now)
+
+    def get_account(self, uuid_or_name: str) -> Account:
+        where = f"uuid = ? OR {self.dialect.same_text('name')}"
+        sql = f"SELECT {_ACCOUNT} FROM accounts WHERE {where} ORDER BY uuid = ? DESC LIMIT 1"
+        return Account(*self._first(sql, (uuid_or_name,) * 3, f"account {uuid_or_name!r}"))
+
+    def get_account_by_id(self, account_id: int) -> Account:
+        return Account(
+            *self._first(f"SELECT {_ACCOUNT} FROM accounts WHERE id = ?", (account_id,), f"account #{account_id}")
+        )
+
+    def list_accounts(self) -> list[Account]:
+        return [Account(*r) for r in self._select(f"SELECT {_ACCOUNT} FROM accounts ORDER BY id")]
+
+    def rename_account(self, account_id: int, name: str) -> Account:
+        with self._unique(f"an account named {name!r} already exists; choose another name"), self._tx() as conn:
+            cur = conn.execute(self._q("UPDATE accounts SET name = ? WHERE id = ?"), (name, account_id))
+        if cur.rowcount == 0:
+            raise NotFound(f"account #{account_id} not found")
+        return self.get_account_by_id(account_id)
+
+    # people -------------------------------------------------------------------------------------
+    def create_user(
+        self, uuid: str, email: str, name: str, password_hash: str | None, home_account_id: int | None, now: int
+    ) -> User:
+        try:
+            with self._tx() as conn:
+                user_id = self.dialect.insert_id(
+                    conn,
+                    "INSERT INTO users (uuid, email, name, password_hash, home_account_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (uuid, email, name, password_hash, home_account_id, now),
+                )
+        except IntegrityConflict as exc:
+            if exc.kind == "unique":
+                raise Conflict(f"a person with the email {email!r} already exists") from None
+            raise Conflict(f"cannot create the person {email!r}: {exc.message}") from None
+        return User(user_id, uuid, email, name, password_hash, home_account_id, now)
+
+    def get_user(self, uuid_or_email: str) -> User:
+        where = f"uuid = ? OR {self.dialect.same_text('email')}"
+        sql = f"SELECT {_USER} FROM users WHERE {where} ORDER BY uuid = ? DESC LIMIT 1"
+        return User(*self._first(sql, (uuid_or_email,) * 3, f"person {uuid_or_email!r}"))
+
+    def get_user_by_id(self, user_id: int) -> User:
+        return User(*self._first(f"SELECT {_USER} FROM users WHERE id = ?", (user_id,), f"person #{user_id}"))
+
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        with self._tx() as conn:
+            conn.execute(self._q("UPDATE users SET password_hash = ? WHERE id = ?"), (password_hash, user_id))
+
+    # memberships --------------------------------------------------------------------------------
+    def add_member(self, account_id: int, user_id: int, role: str, now: int) -> Member:
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    self._q("INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?, ?, ?, ?)"),
+                    (account_id, user_id, role, now),
+                )
+        except IntegrityConflict as exc:
+            if exc.kind == "unique":
+                raise Conflict("this person is already a member of the account") from None
+            raise Conflict(f"cannot add the member: {exc.message}") from None
+        return self.get_member(account_id, user_id)
+
+    def get_member(self, account_id: int, user_id: int) -> Member:
+        return _member(
+            self._first(f"{_MEMBER} WHERE m.account_id = ? AND m.user_id = ?", (account_id, user_id), "membership")
+        )
+
+    def _change_membership(self, sql: str, params: tuple[Any, ...], account_id: int) -> None:
+        """Run `sql` on one membership, then check that the account still has an owner. The
+        account's row is locked first (where rows are locked), so two concurrent changes cannot
+        both remove the last owner."""
+        with self._tx() as conn:
+            conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_update}"), (account_id,))
+            if conn.execute(self._q(sql), params).rowcount == 0:
+                raise NotFound("this person is not a member of the account")
+            owners = conn.execute(
+                self._q("SELECT count(*) FROM memberships WHERE account_id = ? AND role = 'owner'"), (account_id,)
+            ).fetchone()[0]
+            if owners == 0:
+                raise Conflict(_LAST_OWNER)
+
+    def set_role(self, account_id: int, user_id: int, role: str) -> Member:
+        with self._unique(f"unknown role {role!r}"):
+            self._change_membership(
+                "UPDATE memberships SET role = ? WHERE account_id = ? AND user_id = ?",
+                (role, account_id, user_id),
+                account_id,
+            )
+        return self.get_member(account_id, user_id)
+
+    def remove_member(self, account_id: int, user_id: int) -> None:
+        self._change_membership(
+            "DELETE FROM memberships WHERE account_id = ? AND user_id = ?", (account_id, user_id), account_id
+        )
+
+    def list_members(self, account_id: int, after_user_id: int = 0, limit: int = 1000) -> list[Member]:
+        rows = self._select(
+            f"{_MEMBER} WHERE m.account_id = ? AND m.user_id > ? ORDER BY m.user_id LIMIT ?",
+            (account_id, after_user_id, limit),
+        )
+        return [_member(r) for r in rows]
+
+    def list_memberships(self, user_id: int) -> list[Member]:
+        return [_member(r) for r in self._select(f"{_MEMBER} WHERE m.user_id = ? ORDER BY m.account_id", (user_id,))]
+
+    # personal API keys and console sessions --------------------------------------------------------
+    def create_api_key(self, key: ApiKey) -> None:
+        with self._change(f"cannot record API key {key.id}") as conn:
+            conn.execute(
+                self._q(
+                    "INSERT INTO api_keys (id, user_id, name, key_sha256, prefix, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (key.id, key.user_id, key.name, key.key_sha256, key.prefix, key.created_at, key.expires_at),
+            )
+
+    def get_api_key_by_hash(self, key_sha256: str) -> ApiKey:
+        return ApiKey(*self._first(f"SELECT {_API_KEY} FROM api_keys WHERE key_sha256 = ?", (key_sha256,), "API key"))
+
+    def list_api_keys(self, user_id: int) -> list[ApiKey]:
+        rows = self._select(f"SELECT {_API_KEY} FROM api_keys WHERE user_id = ? ORDER BY created_at, id", (user_id,))
+        return [ApiKey(*r) for r in rows]
+
+    def revoke_api_key(self, user_id: int, key_id: str, now: int) -> ApiKey:
+        with self._tx() as conn:
+            conn.execute(
+                self._q("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL"),
+                (now, key_id, user_id),
+            )
+        sql = f"SELECT {_API_KEY} FROM api_keys WHERE id = ? AND user_id = ?"
+        return ApiKey(*self._first(sql, (key_id, user_id), f"API key {key_id!r}"))
+
+    def touch_api_keys(self, last_used: dict[str, int]) -> None:
+        self._touch("api_keys", last_used)
+
+    def create_session(self, session: Session) -> None:
+        with self._change("cannot record the session") as conn:
+            conn.execute(
+                self._q(f"INSERT INTO sessions ({_SESSION}) VALUES ({self._marks(9)})"),
+                (session.id, session.user_id, session.token_sha256, session.csrf_token, session.created_at,
+                 session.expires_at, session.last_seen_at, session.ip, session.user_agent),
+            )  # fmt: skip
+
+    def get_session_by_hash(self, token_sha256: str) -> Session:
+        return Session(
+            *self._first(f"SELECT {_SESSION} FROM sessions WHERE token_sha256 = ?", (token_sha256,), "session")
+        )
+
+    def touch_session(self, session_id: str, now: int, expires_at: int) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                self._q("UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id = ?"),
+                (now, expires_at, session_id),
+            )
+
+    def delete_session(self, session_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(self._q("DELETE FROM sessions WHERE id = ?"), (session_id,))
+
+    def delete_sessions(self, user_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(self._q("DELETE FROM sessions WHERE user_id = ?"), (user_id,))
+
+    # integrations -------------------------------------------------------------------------------
+    def create_integration(
+        self, account_id: int, uuid: str, type: str, name: str, description: str, now: int
+    ) -> Integration:
+        try:
+            with self._tx() as conn:
+                integration_id = self.dialect.insert_id(
+                    conn,
+                    "INSERT INTO integrations (uuid, account_id, type, name, description, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (uuid, account_id, type, name, description, now),
+                )
+        except IntegrityConflict as exc:
+            if exc.kind == "unique":
+                raise Conflict(f"this account already has an integration named {name!r}") from None
+            raise Conflict(f"cannot create integration {name!r}: {exc.message}") from None
+        return Integration(integration_id, uuid, account_id, type, name, description, now)
+
+    def get_integration(self, account_id: int, uuid_or_name: str) -> Integration:
+        sql = (
+            f"SELECT {_INTEGRATION} FROM integrations WHERE account_id = ?"
+            f" AND (uuid = ? OR {self.dialect.same_text('name')}) AND deleted_at IS NULL ORDER BY uuid = ? DESC LIMIT 1"
+        )
+        return Integration(*self._first(sql, (account_id, *(uuid_or_name,) * 3), f"integration {uuid_or_name!r}"))
+
+    def get_integration_by_id(self, integration_id: int) -> Integration:
+        sql = f"SELECT {_INTEGRATION} FROM integrations WHERE id = ?"
+        return Integration(*self._first(sql, (integration_id,), f"integration #{integration_id}"))
+
+    def list_integrations(self, account_id: int) -> list[Integration]:
+        rows = self._select(
+            f"SELECT {_INTEGRATION} FROM integrations WHERE account_id = ? AND deleted_at IS NULL ORDER BY id",
+            (account_id,),
+        )
+        return [Integration(*r) for r in rows]
+
+    def update_integration(self, integration_id: int, name: str, description: str) -> Integration:
+        with self._unique(f"this account already has an integration named {name!r}"), self._tx() as conn:
+            cur = conn.execute(
+                self._q("UPDATE integrations SET name = ?, description = ? WHERE id = ? AND deleted_at IS NULL"),
+                (name, description, integration_id),
+            )
+        if cur.rowcount == 0:
+            raise NotFound(f"integration #{integration_id} not found")
+        return self.get_integration_by_id(integration_id)
+
+    def delete_integration(self, integration_id: int, now: int) -> list[str]:
+        with self._tx() as conn:
+            cur = conn.execute(
+                self._q("UPDATE integrations SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL"),
+                (now, integration_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"integration #{integration_id} not found")
+            live = self._q(
+                f"SELECT id FROM tokens WHERE integration_id = ? AND revoked_at IS NULL{self.dialect.for_update}"
+            )
+            revoked = sorted(str(r[0]) for r in conn.execute(live, (integration_id,)).fetchall())
+            if revoked:
+                conn.execute(
+                    self._q(f"UPDATE tokens SET revoked_at = ? WHERE id IN ({self._marks(len(revoked))})"),
+                    (now, *revoked),
+                )
+        return revoked
