@@ -19,7 +19,8 @@ from siemgate.model.facets import extract_facets
 from siemgate.model.features import Feature
 from siemgate.model.text import find_unstorable
 from siemgate.model.validation import InvalidEvents, validate_events
-from siemgate.store.base import InsertResult, NewEvent, Store
+from siemgate.store.base import Store
+from siemgate.store.records import InsertResult, NewEvent
 
 
 class SeqEvents(Sequence[tuple[int, dict[str, Any]]]):

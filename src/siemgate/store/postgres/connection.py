@@ -111,6 +111,11 @@ class PgBase:
         with self._conn() as conn:
             return conn.execute(sql, params).fetchall()
 
+    def _body_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Rows carrying event bodies, read in binary (no hex decoding of each body)."""
+        with self._conn() as conn:
+            return conn.cursor(binary=True).execute(sql, params).fetchall()
+
     def _row(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
         with self._conn() as conn:
             return conn.execute(sql, params).fetchone()

@@ -19,9 +19,9 @@ import psycopg
 
 from siemgate.errors import StoreError
 from siemgate.model.features import Feature
-from siemgate.store.base import EventRow, InsertResult, NewEvent, PageRows
 from siemgate.store.errors import IntegrityConflict
 from siemgate.store.postgres.connection import PgBase
+from siemgate.store.records import EventRow, InsertResult, NewEvent, PageRows
 from siemgate.tlog.entry import entry_bytes
 
 DAY = 86_400 * 1_000_000_000

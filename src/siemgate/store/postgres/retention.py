@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 
 from siemgate.model.features import Feature
-from siemgate.store.base import StoredEvent
 from siemgate.store.postgres.connection import PgBase
 from siemgate.store.postgres.events import _MAX_TS, DAY, partition_name
+from siemgate.store.records import StoredEvent
 
 
 class PgRetention(PgBase):

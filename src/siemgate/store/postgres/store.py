@@ -3,7 +3,7 @@ more machines sharing one database.
 
 What only PostgreSQL does is split by concern (each part's module says what it holds): connection
 (pool, transactions, migrations, errors), events (the logs: seqs under a per-stream lock, COPY, day
-partitions), retention (archive reads, purges) and facets; the rest is the SQL of store/shared/,
+partitions), retention (archive reads, purges); the rest is the SQL of store/shared/,
 written once for both backends. `siemgate db copy` is a tool
 outside the backends (siemgate.dbcopy). Design notes: docs/cursors.md, "PostgreSQL".
 """
@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from siemgate.store.base import Store
 from siemgate.store.postgres.events import PgEvents
-from siemgate.store.postgres.facets import PgFacets
 from siemgate.store.postgres.retention import PgRetention
 from siemgate.store.shared.alerts import AlertSQL
 from siemgate.store.shared.credentials import CredentialSQL
 from siemgate.store.shared.dialect import POSTGRES
+from siemgate.store.shared.facets import FacetSQL
 from siemgate.store.shared.people import PeopleSQL
 from siemgate.store.shared.retention import RetentionSQL
 
 
-class PostgresStore(PgEvents, PgRetention, PgFacets, PeopleSQL, CredentialSQL, RetentionSQL, AlertSQL, Store):
+class PostgresStore(PgEvents, PgRetention, PeopleSQL, CredentialSQL, RetentionSQL, AlertSQL, FacetSQL, Store):
     """Store on a PostgreSQL database named by a `postgresql://` URL (a schema other than `public`
     can be chosen with `?options=-csearch_path%3Dname`). Safe to share between threads."""
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from siemgate.errors import Conflict, NotFound
 from siemgate.model.features import Feature
-from siemgate.store.base import (
+from siemgate.store.interfaces import AlertStore
+from siemgate.store.records import (
     AlertCommit,
     AlertFailure,
     AlertRecord,
@@ -51,7 +52,7 @@ def _failure(row: Sequence[Any]) -> AlertFailure:
     return AlertFailure(row[0], row[1], row[2], feature, row[4], row[5], row[6], row[7], row[8])
 
 
-class AlertSQL(SharedSQL):
+class AlertSQL(AlertStore, SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     # rules ----------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from typing import Any
 
 from siemgate.errors import NotFound
 from siemgate.model.features import Feature
-from siemgate.store.base import IngestKey, SigningKey, TokenRecord, TokenUse
+from siemgate.store.interfaces import CredentialStore
+from siemgate.store.records import IngestKey, SigningKey, TokenRecord, TokenUse
 from siemgate.store.shared.dialect import SharedSQL
 
 _RECORD = (
@@ -58,7 +59,7 @@ def _ingest_key(row: Sequence[Any]) -> IngestKey:
     return IngestKey(row[0], row[1], row[2], _features(row[3]), *row[4:])
 
 
-class CredentialSQL(SharedSQL):
+class CredentialSQL(CredentialStore, SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     # SIEM tokens --------------------------------------------------------------------------------

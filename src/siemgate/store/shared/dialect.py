@@ -7,6 +7,9 @@ POSTGRES) and provides two primitives, which `SharedSQL` builds on:
   `fetchall`, `rowcount`); a constraint violation leaves it as `IntegrityConflict` (kind unique,
   foreign_key or check), any other failure as `StoreError` saying `what` failed;
 - `_rows(sql, params)`: the rows of one read, each a sequence by position.
+
+A backend may also override `_body_rows`, the read of rows carrying event bodies (bytes):
+PostgreSQL reads them in binary, which spares decoding each body from hex.
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ class SharedSQL:
         def _tx(self, what: str = ...) -> AbstractContextManager[Any]: ...
 
         def _rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]: ...
+
+    def _body_rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
+        """Rows that carry event bodies; by default as `_rows` reads them."""
+        return self._rows(sql, params)
 
     def _q(self, sql: str) -> str:
         return self.dialect.q(sql)

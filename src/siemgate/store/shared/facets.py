@@ -1,5 +1,5 @@
-"""The SQL text of the facet queries (Store.facet_counts, Store.search_events), shared by the SQLite
-and PostgreSQL backends, which differ only in their placeholder and how they floor a timestamp.
+"""The facet queries (FacetStore.facet_counts, FacetStore.search_events), written once for the SQLite
+and PostgreSQL backends, which differ only in their placeholder.
 Their costs on a million events are in docs/benchmarks.md, "Console on a million events".
 """
 
@@ -9,6 +9,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from siemgate.model.facets import FACET_NAMES
+from siemgate.model.features import Feature
+from siemgate.store.interfaces import FacetStore
+from siemgate.store.shared.dialect import SharedSQL
 
 
 def facet_column(name: str) -> str:
@@ -100,3 +103,38 @@ def search_query(
         " AND e.feature = f.feature AND e.ts = f.ts AND e.seq = f.seq ORDER BY f.ts DESC, f.seq DESC"
     )
     return sql, [account_id, code, start, end, *extra, limit, code, start, end]
+
+
+class FacetSQL(FacetStore, SharedSQL):
+    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+
+    def facet_counts(
+        self,
+        account_id: int,
+        feature: Feature,
+        start: int,
+        end: int,
+        group_by: Sequence[str],
+        *,
+        bucket_ns: int | None = None,
+        filters: Mapping[str, str] | None = None,
+        limit: int = 1000,
+    ) -> list[tuple[Any, ...]]:
+        sql, params = count_query(group_by, bucket_ns, filters, self.dialect.mark)
+        rows = self._rows(sql, (account_id, feature.code, start, end, *params, limit))
+        return [(*r[:-1], int(r[-1])) for r in rows]
+
+    def search_events(
+        self,
+        account_id: int,
+        feature: Feature,
+        start: int,
+        end: int,
+        filters: Mapping[str, str] | None,
+        before: tuple[int, int] | None,
+        limit: int,
+    ) -> list[tuple[int, int, bytes]]:
+        if before is not None:
+            end = min(end, before[0])
+        sql, params = search_query(account_id, feature.code, start, end, filters, before, limit, self.dialect.mark)
+        return [(int(r[0]), int(r[1]), bytes(r[2])) for r in self._body_rows(sql, params)]

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from siemgate.errors import Conflict, NotFound
-from siemgate.store.base import Account, ApiKey, Integration, Member, Session, User
 from siemgate.store.errors import IntegrityConflict
+from siemgate.store.interfaces import AccountStore
+from siemgate.store.records import Account, ApiKey, Integration, Member, Session, User
 from siemgate.store.shared.dialect import SharedSQL
 
 _ACCOUNT = "id, uuid, name, created_at"
@@ -30,7 +31,7 @@ def _member(row: Any) -> Member:
     return Member(User(*row[:7]), account_id=row[7], role=row[8], joined_at=row[9])
 
 
-class PeopleSQL(SharedSQL):
+class PeopleSQL(AccountStore, SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     # accounts -----------------------------------------------------------------------------------

@@ -4,11 +4,12 @@ events by time and purging them differ per backend (sqlite/retention.py, postgre
 from __future__ import annotations
 
 from siemgate.model.features import Feature
-from siemgate.store.base import RetentionPolicy
+from siemgate.store.interfaces import RetentionStore
+from siemgate.store.records import RetentionPolicy
 from siemgate.store.shared.dialect import SharedSQL
 
 
-class RetentionSQL(SharedSQL):
+class RetentionSQL(RetentionStore, SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     def retention_policies(self, account_id: int) -> dict[Feature, RetentionPolicy]:
