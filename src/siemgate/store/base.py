@@ -16,101 +16,34 @@ Contract (tests/contract/ runs it against every backend):
 
 from __future__ import annotations
 
-from siemgate.store.interfaces import (
-    AccountStore,
-    AlertStore,
-    CredentialStore,
-    EventStore,
-    FacetStore,
-    RetentionStore,
-    StoreLifecycle,
-)
-from siemgate.store.records import (
-    ALERT_STATES,
-    DELIVERY_STATUSES,
-    ROLES,
-    Account,
-    AlertCommit,
-    AlertFailure,
-    AlertRecord,
-    AlertRuleRecord,
-    AlertRuleStats,
-    AlertStateEntry,
-    ApiKey,
-    DeliveryRecord,
-    EventRow,
-    IngestKey,
-    InsertResult,
-    Integration,
-    Member,
-    NewEvent,
-    PageRows,
-    RetentionPolicy,
-    Session,
-    SigningKey,
-    StoredEvent,
-    TokenRecord,
-    TokenUse,
-    User,
-)
-from siemgate.store.shared.deletion import AccountSQL
+from siemgate.store.interfaces import EventStore, StoreLifecycle
+from siemgate.store.records import *  # noqa: F403 (the records, re-exported: services import them from here)
+from siemgate.store.shared.alerts import AlertStore
+from siemgate.store.shared.credentials import CredentialStore
+from siemgate.store.shared.deletion import DeletionStore
+from siemgate.store.shared.facets import FacetStore
 from siemgate.store.shared.identity import IdentityStore
-from siemgate.store.shared.log import LogSQL
-
-__all__ = [
-    "ALERT_STATES",
-    "DELIVERY_STATUSES",
-    "ROLES",
-    "Account",
-    "AccountStore",
-    "AlertCommit",
-    "AlertFailure",
-    "AlertRecord",
-    "AlertRuleRecord",
-    "AlertRuleStats",
-    "AlertStateEntry",
-    "AlertStore",
-    "ApiKey",
-    "CredentialStore",
-    "DeliveryRecord",
-    "EventRow",
-    "EventStore",
-    "FacetStore",
-    "IngestKey",
-    "InsertResult",
-    "Integration",
-    "Member",
-    "NewEvent",
-    "PageRows",
-    "RetentionPolicy",
-    "RetentionStore",
-    "Session",
-    "SigningKey",
-    "Store",
-    "StoreLifecycle",
-    "StoredEvent",
-    "TokenRecord",
-    "TokenUse",
-    "User",
-]
+from siemgate.store.shared.log import LogStore
+from siemgate.store.shared.people import AccountStore
+from siemgate.store.shared.retention import RetentionStore
 
 
 class Store(
     StoreLifecycle,
+    EventStore,
+    RetentionStore,
     AccountStore,
     CredentialStore,
-    EventStore,
     FacetStore,
     AlertStore,
-    RetentionStore,
     IdentityStore,
-    LogSQL,
-    AccountSQL,
+    LogStore,
+    DeletionStore,
 ):
-    """Persistence for accounts, credentials and event logs: the union of the interfaces in
-    store/interfaces.py. Backends: sqlite/, postgres/.
+    """Persistence for accounts, credentials and event logs: the union of one interface per
+    aggregate, which is what a service depends on (docs/architecture.md, "The store contract").
 
-    Invitations, two-factor enrolments and account sign-in policy (store/shared/identity.py), the
-    tamper-evident log's tables (store/shared/log.py), deleting an account and the server's log of
-    operations (store/shared/deletion.py) are written once for both backends and have no separate
-    interface."""
+    What differs per backend is abstract: StoreLifecycle and EventStore (store/interfaces.py), and
+    RetentionStore's reading by time and purging. Every other aggregate is written once in
+    store/shared/ over the backend's primitives (store/shared/dialect.py): its class is both its
+    interface and its implementation."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,18 @@ def load_migrations(dialect: str) -> list[Migration]:
     if versions != list(range(1, len(found) + 1)):
         raise RuntimeError(f"{dialect} migrations are not numbered 1..n: {versions}")
     return found
+
+
+# The table of applied migrations, in each dialect's types (0001 of each creates nothing else first).
+_APPLIED = {
+    "sqlite": "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    "postgres": "(version bigint PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)",
+}
+
+
+def pending_migrations(conn: Any, dialect: str) -> list[Migration]:
+    """The migrations of `dialect` that the database behind `conn` has not applied yet, in
+    version order; creates the table of applied migrations when it is missing."""
+    conn.execute(f"CREATE TABLE IF NOT EXISTS schema_migrations {_APPLIED[dialect]}")
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    return [m for m in load_migrations(dialect) if m.version not in done]

@@ -10,6 +10,35 @@ from typing import NamedTuple
 from siemgate.model.facets import Facets
 from siemgate.model.features import Feature
 
+__all__ = [
+    "ALERT_STATES",
+    "DELIVERY_STATUSES",
+    "ROLES",
+    "Account",
+    "AlertCommit",
+    "AlertFailure",
+    "AlertRecord",
+    "AlertRuleRecord",
+    "AlertRuleStats",
+    "AlertStateEntry",
+    "ApiKey",
+    "DeliveryRecord",
+    "EventRow",
+    "IngestKey",
+    "InsertResult",
+    "Integration",
+    "Member",
+    "NewEvent",
+    "PageRows",
+    "RetentionPolicy",
+    "Session",
+    "SigningKey",
+    "StoredEvent",
+    "TokenRecord",
+    "TokenUse",
+    "User",
+]
+
 # One stored event as the serving path needs it: (seq, v2 JSON bytes, v1 cut; see model.encoding).
 EventRow = tuple[int, bytes, int | None]
 

@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from siemgate.errors import StoreError
 from siemgate.store.errors import IntegrityConflict
-from siemgate.store.migrations import load_migrations
+from siemgate.store.migrations import pending_migrations
 
 Params = Sequence[Any] | dict[str, Any]
 
@@ -135,14 +135,7 @@ class PgBase:
         with self._conn("migrations failed") as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (self._ddl_key,))
             try:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations"
-                    " (version bigint PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)"
-                )
-                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-                for migration in load_migrations("postgres"):
-                    if migration.version in done:
-                        continue
+                for migration in pending_migrations(conn, "postgres"):
                     try:
                         with conn.transaction():
                             conn.execute(migration.sql.encode())

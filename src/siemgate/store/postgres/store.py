@@ -13,15 +13,10 @@ from __future__ import annotations
 from siemgate.store.base import Store
 from siemgate.store.postgres.events import PgEvents
 from siemgate.store.postgres.retention import PgRetention
-from siemgate.store.shared.alerts import AlertSQL
-from siemgate.store.shared.credentials import CredentialSQL
 from siemgate.store.shared.dialect import POSTGRES
-from siemgate.store.shared.facets import FacetSQL
-from siemgate.store.shared.people import PeopleSQL
-from siemgate.store.shared.retention import RetentionSQL
 
 
-class PostgresStore(PgEvents, PgRetention, PeopleSQL, CredentialSQL, RetentionSQL, AlertSQL, FacetSQL, Store):
+class PostgresStore(PgEvents, PgRetention, Store):
     """Store on a PostgreSQL database named by a `postgresql://` URL (a schema other than `public`
     can be chosen with `?options=-csearch_path%3Dname`). Safe to share between threads."""
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from siemgate.errors import Conflict, NotFound
 from siemgate.model.features import Feature
-from siemgate.store.interfaces import AlertStore
 from siemgate.store.records import (
     AlertCommit,
     AlertFailure,
@@ -52,11 +51,12 @@ def _failure(row: Sequence[Any]) -> AlertFailure:
     return AlertFailure(row[0], row[1], row[2], feature, row[4], row[5], row[6], row[7], row[8])
 
 
-class AlertSQL(AlertStore, SharedSQL):
+class AlertStore(SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     # rules ----------------------------------------------------------------------------------------
     def list_alert_rules(self, account_id: int | None = None) -> list[AlertRuleRecord]:
+        """Stored rules (and starter-rule overrides), of one account or all, ordered by account and id."""
         sql = f"SELECT {_RULE} FROM alert_rules"
         params: tuple[Any, ...] = ()
         if account_id is not None:
@@ -66,6 +66,10 @@ class AlertSQL(AlertStore, SharedSQL):
         return [AlertRuleRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], int(r[7])) for r in rows]
 
     def put_alert_rule(self, record: AlertRuleRecord, keep_actions: Sequence[str] | None = None) -> int:
+        """Insert or replace the rule (account_id, rule_id); `created_at` of an existing row is kept
+        and its version goes up by one. With `keep_actions` (action JSON texts), pending deliveries
+        of the rule whose action is not among them are cancelled in the same transaction. Returns
+        the rule's new version."""
         with self._change(f"cannot save alert rule {record.rule_id!r}") as conn:
             conn.execute(
                 self._q(
@@ -105,6 +109,8 @@ class AlertSQL(AlertStore, SharedSQL):
         conn.execute(self._q(sql), params)
 
     def delete_alert_rule(self, account_id: int, rule_id: str) -> None:
+        """Delete the rule and its evaluation state, cancelling its pending deliveries; raises
+        NotFound when there is no such rule."""
         with self._change(f"cannot delete alert rule {rule_id!r}") as conn:
             cur = conn.execute(
                 self._q("DELETE FROM alert_rules WHERE account_id = ? AND rule_id = ?"), (account_id, rule_id)
@@ -116,6 +122,7 @@ class AlertSQL(AlertStore, SharedSQL):
 
     # evaluation -------------------------------------------------------------------------------------
     def alert_checkpoint(self, account_id: int, feature: Feature) -> int | None:
+        """The last seq of the stream that rule evaluation committed; None before the first commit."""
         rows = self._rows(
             self._q("SELECT seq FROM alert_checkpoints WHERE account_id = ? AND feature = ?"),
             (account_id, feature.code),
@@ -123,12 +130,20 @@ class AlertSQL(AlertStore, SharedSQL):
         return None if not rows or rows[0][0] == -1 else int(rows[0][0])
 
     def load_alert_state(self, account_id: int) -> list[AlertStateEntry]:
+        """Every state entry of the account's rules."""
         rows = self._rows(
             self._q("SELECT rule_id, kind, key, value, expires_at FROM alert_state WHERE account_id = ?"), (account_id,)
         )
         return [AlertStateEntry(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def commit_alert_evaluation(self, commit: AlertCommit) -> None:
+        """Atomically: move the checkpoint of (account, feature) from `expected_seq` to `new_seq`,
+        write the state entries (an empty value deletes), and insert the alerts, deliveries and
+        failures.
+
+        With `feature` None there is no checkpoint (scheduled checks). Raises Conflict, writing
+        nothing, when the checkpoint is not `expected_seq` (another evaluator moved it first);
+        StoreError when the store cannot hold what is written."""
         with self._change("cannot record the alert evaluation") as conn:
             if commit.feature is not None:
                 self._move_checkpoint(conn, commit)
@@ -213,6 +228,8 @@ class AlertSQL(AlertStore, SharedSQL):
         state: str | None = None,
         severity: str | None = None,
     ) -> list[AlertRecord]:
+        """Alerts newest first (by detection time); `before` = (fired_at, id) of the last alert of
+        the previous page; optionally of one state or severity."""
         where = ["account_id = ?"]
         params: list[Any] = [account_id]
         for column, value in (("rule_id", rule_id), ("state", state), ("severity", severity)):
@@ -229,12 +246,14 @@ class AlertSQL(AlertStore, SharedSQL):
         return [_alert(r) for r in rows]
 
     def get_alert(self, alert_id: str) -> AlertRecord:
+        """Raises NotFound."""
         rows = self._rows(self._q(f"SELECT {_ALERT} FROM alerts WHERE id = ?"), (alert_id,))
         if not rows:
             raise NotFound(f"alert {alert_id!r} not found")
         return _alert(rows[0])
 
     def set_alert_state(self, alert_id: str, state: str, by: str, at: int) -> AlertRecord:
+        """Set an alert's state (open, acknowledged, resolved) with who and when; raises NotFound."""
         with self._change(f"cannot change alert {alert_id!r}") as conn:
             cur = conn.execute(
                 self._q("UPDATE alerts SET state = ?, state_by = ?, state_at = ? WHERE id = ?"),
@@ -245,6 +264,8 @@ class AlertSQL(AlertStore, SharedSQL):
         return self.get_alert(alert_id)
 
     def alert_rule_stats(self, account_id: int) -> dict[str, AlertRuleStats]:
+        """Per rule id that ever fired or failed: alerts fired, the last firing, deliveries by
+        status, and evaluation failures."""
         fired = {
             r[0]: (int(r[1]), r[2])
             for r in self._rows(
@@ -285,6 +306,7 @@ class AlertSQL(AlertStore, SharedSQL):
         return result
 
     def list_alert_failures(self, account_id: int, rule_id: str | None = None, limit: int = 50) -> list[AlertFailure]:
+        """Evaluation failures (alerts that could not be stored), newest first."""
         where, params = "account_id = ?", [account_id]
         if rule_id is not None:
             where += " AND rule_id = ?"
@@ -305,6 +327,10 @@ class AlertSQL(AlertStore, SharedSQL):
         skip_accounts: Sequence[int] = (),
         skip_actions: Sequence[str] = (),
     ) -> list[DeliveryRecord]:
+        """Pending deliveries due at `now` (next_attempt_at <= now), oldest first, at most
+        `per_account` of each account, none of `skip_accounts` and none whose action (its JSON
+        text: the destination) is in `skip_actions`; each is leased
+        (next_attempt_at = lease_until) in the same transaction, so two dispatchers never claim one."""
         skip = f" AND account_id NOT IN ({self._marks(len(skip_accounts))})" if skip_accounts else ""
         if skip_actions:
             skip += f" AND action NOT IN ({self._marks(len(skip_actions))})"
@@ -343,6 +369,9 @@ class AlertSQL(AlertStore, SharedSQL):
     def finish_delivery(
         self, delivery_id: str, status: str, attempts: int, next_attempt_at: int | None, last_error: str, now: int
     ) -> None:
+        """Record an attempt's outcome: `delivered` (delivered_at = now), `pending` (retry at
+        next_attempt_at) or `failed` (gave up). A delivery cancelled meanwhile stays cancelled
+        unless it was delivered. Raises NotFound."""
         with self._change(f"cannot record delivery {delivery_id!r}") as conn:
             cur = conn.execute(
                 self._q(
@@ -358,6 +387,8 @@ class AlertSQL(AlertStore, SharedSQL):
                     raise NotFound(f"delivery {delivery_id!r} not found")
 
     def mark_delivered(self, delivery_ids: Sequence[str], now: int) -> None:
+        """Record one successful attempt of each of these pending deliveries (delivered_at = now);
+        a delivery no longer pending (cancelled, delivered) is left as it is."""
         if not delivery_ids:
             return
         with self._change("cannot record the deliveries") as conn:
@@ -372,6 +403,7 @@ class AlertSQL(AlertStore, SharedSQL):
     def list_deliveries(
         self, account_id: int, status: str | None = None, alert_id: str | None = None, limit: int = 200
     ) -> list[DeliveryRecord]:
+        """Deliveries newest first, optionally of one status or one alert."""
         where = ["account_id = ?"]
         params: list[Any] = [account_id]
         for column, value in (("status", status), ("alert_id", alert_id)):
@@ -388,12 +420,14 @@ class AlertSQL(AlertStore, SharedSQL):
         return [_delivery(r) for r in rows]
 
     def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        """Raises NotFound."""
         rows = self._rows(self._q(f"SELECT {_DELIVERY} FROM alert_deliveries WHERE id = ?"), (delivery_id,))
         if not rows:
             raise NotFound(f"delivery {delivery_id!r} not found")
         return _delivery(rows[0])
 
     def retry_delivery(self, delivery_id: str, now: int) -> DeliveryRecord:
+        """Make a delivery pending again, due now (attempts kept); raises NotFound."""
         with self._change(f"cannot retry delivery {delivery_id!r}") as conn:
             cur = conn.execute(
                 self._q("UPDATE alert_deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ?"),

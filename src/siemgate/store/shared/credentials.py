@@ -12,7 +12,6 @@ from typing import Any
 
 from siemgate.errors import NotFound
 from siemgate.model.features import Feature
-from siemgate.store.interfaces import CredentialStore
 from siemgate.store.records import IngestKey, SigningKey, TokenRecord, TokenUse
 from siemgate.store.shared.dialect import SharedSQL
 
@@ -34,51 +33,40 @@ def features_text(features: Sequence[Feature]) -> str:
 
 
 def _token(row: Sequence[Any]) -> TokenRecord:
+    """A TokenRecord from a row of _RECORD (by position: this runs on every request)."""
     return TokenRecord(
-        id=row[0],
-        account_id=row[1],
-        integration_id=row[2],
-        name=row[3],
-        features=_features(row[4]),
-        kid=row[5],
-        token_sha256=row[6],
-        created_at=row[7],
-        expires_at=row[8],
-        revoked_at=row[9],
-        last_used_at=row[10],
-        replaces=row[11],
-        revoke_at=row[12],
-        revoke_on_replacement_use=bool(row[13]),
-        created_by=row[14],
-        expiry_warned_at=row[15],
-        expiry_recorded_at=row[16],
-    )
+        row[0], row[1], row[2], row[3], _features(row[4]), row[5], row[6], row[7], row[8], row[9], row[10],
+        row[11], row[12], bool(row[13]), row[14], row[15], row[16],
+    )  # fmt: skip
 
 
 def _ingest_key(row: Sequence[Any]) -> IngestKey:
     return IngestKey(row[0], row[1], row[2], _features(row[3]), *row[4:])
 
 
-class CredentialSQL(CredentialStore, SharedSQL):
+class CredentialStore(SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     # SIEM tokens --------------------------------------------------------------------------------
     def create_token(self, record: TokenRecord) -> None:
-        with self._change(f"cannot record token {record.id}") as conn:
-            conn.execute(
-                self._q(
-                    "INSERT INTO tokens (id, account_id, integration_id, name, features, kid, token_sha256,"
-                    f" created_at, expires_at, replaces, created_by) VALUES ({self._marks(11)})"
-                ),
-                (record.id, record.account_id, record.integration_id, record.name, features_text(record.features),
-                 record.kid, record.token_sha256, record.created_at, record.expires_at, record.replaces,
-                 record.created_by),
-            )  # fmt: skip
+        """Raises Conflict when the id or hash is taken."""
+        into = (
+            "tokens (id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at,"
+            " replaces, created_by)"
+        )
+        values = (record.id, record.account_id, record.integration_id, record.name, features_text(record.features),
+                  record.kid, record.token_sha256, record.created_at, record.expires_at, record.replaces,
+                  record.created_by)  # fmt: skip
+        self._add(f"cannot record token {record.id}", into, values)
 
     def get_token(self, token_id: str) -> TokenRecord:
+        """Raises NotFound."""
         return _token(self._first(f"SELECT {_RECORD} FROM tokens WHERE id = ?", (token_id,), f"token {token_id!r}"))
 
     def token_revocation(self, token_id: str) -> tuple[int | None, int | None]:
+        """(revoked_at, revoke_at) of a token: the per-request check, kept as small as possible.
+
+        Raises NotFound."""
         row = self._first("SELECT revoked_at, revoke_at FROM tokens WHERE id = ?", (token_id,), f"token {token_id!r}")
         return row[0], row[1]
 
@@ -93,6 +81,7 @@ class CredentialSQL(CredentialStore, SharedSQL):
         return [_token(r) for r in rows]
 
     def schedule_revocation(self, token_id: str, revoke_at: int | None, on_replacement_use: bool) -> None:
+        """Revoke the token at `revoke_at` at the latest, or when its replacement is first used."""
         with self._tx() as conn:
             cur = conn.execute(
                 self._q("UPDATE tokens SET revoke_at = ?, revoke_on_replacement_use = ? WHERE id = ?"),
@@ -104,12 +93,14 @@ class CredentialSQL(CredentialStore, SharedSQL):
     def mark_token(
         self, token_id: str, *, expiry_warned_at: int | None = None, expiry_recorded_at: int | None = None
     ) -> None:
+        """Record that a lifecycle audit event was written (each is written once)."""
         with self._tx() as conn:
             for column, value in (("expiry_warned_at", expiry_warned_at), ("expiry_recorded_at", expiry_recorded_at)):
                 if value is not None:
                     conn.execute(self._q(f"UPDATE tokens SET {column} = ? WHERE id = ?"), (value, token_id))
 
     def revoke_token(self, token_id: str, now: int) -> TokenRecord:
+        """Mark revoked (idempotent: the first revocation time is kept); raises NotFound."""
         with self._tx() as conn:
             conn.execute(
                 self._q("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"), (now, token_id)
@@ -117,6 +108,9 @@ class CredentialSQL(CredentialStore, SharedSQL):
         return self.get_token(token_id)
 
     def record_token_uses(self, uses: Sequence[TokenUse]) -> None:
+        """Remember last use and, per feature, the last seq each token's cursor reached.
+
+        Uses of unknown tokens are ignored; an older use never overwrites a newer one."""
         if not uses:
             return
         # One update per token and per (token, feature), the newest use each, in one order (token
@@ -147,10 +141,12 @@ class CredentialSQL(CredentialStore, SharedSQL):
             )
 
     def token_positions(self, token_id: str) -> dict[Feature, tuple[int, int]]:
+        """Per feature, (last seq the token's cursor reached, when) as recorded by record_token_uses."""
         rows = self._select("SELECT feature, last_seq, last_used_at FROM token_usage WHERE token_id = ?", (token_id,))
         return {Feature.from_code(code): (seq, at) for code, seq, at in rows}
 
     def live_token_kids(self, now: int) -> set[str]:
+        """Signing-key ids that at least one live (unrevoked, unexpired) token was signed with."""
         rows = self._select(
             "SELECT DISTINCT kid FROM tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
             (now,),
@@ -159,17 +155,14 @@ class CredentialSQL(CredentialStore, SharedSQL):
 
     # ingest keys --------------------------------------------------------------------------------
     def create_ingest_key(self, key: IngestKey) -> None:
-        with self._change(f"cannot record ingest key {key.id}") as conn:
-            conn.execute(
-                self._q(
-                    "INSERT INTO ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
-                    f" VALUES ({self._marks(7)})"
-                ),
-                (key.id, key.account_id, key.name, features_text(key.features), key.key_sha256, key.prefix,
-                 key.created_at),
-            )  # fmt: skip
+        """Raises Conflict when the id or hash is taken."""
+        into = "ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
+        features = features_text(key.features)
+        values = (key.id, key.account_id, key.name, features, key.key_sha256, key.prefix, key.created_at)
+        self._add(f"cannot record ingest key {key.id}", into, values)
 
     def get_ingest_key_by_hash(self, key_sha256: str) -> IngestKey:
+        """Raises NotFound."""
         sql = f"SELECT {_INGEST_KEY} FROM ingest_keys WHERE key_sha256 = ?"
         return _ingest_key(self._first(sql, (key_sha256,), "ingest key"))
 
@@ -182,6 +175,7 @@ class CredentialSQL(CredentialStore, SharedSQL):
         return [_ingest_key(r) for r in rows]
 
     def revoke_ingest_key(self, key_id: str, now: int) -> IngestKey:
+        """Raises NotFound."""
         with self._tx() as conn:
             conn.execute(
                 self._q("UPDATE ingest_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"), (now, key_id)
@@ -190,14 +184,19 @@ class CredentialSQL(CredentialStore, SharedSQL):
         return _ingest_key(self._first(sql, (key_id,), f"ingest key {key_id!r}"))
 
     def touch_ingest_keys(self, last_used: dict[str, int]) -> None:
+        """Set last use times: key id -> time."""
         self._touch("ingest_keys", last_used)
 
     # signing keys and secrets -------------------------------------------------------------------
     def signing_keys(self) -> list[SigningKey]:
+        """Every signing key, oldest first."""
         rows = self._select("SELECT kid, pem, created_at, active FROM signing_keys ORDER BY created_at, kid")
         return [SigningKey(kid, bytes(pem), created_at, bool(active)) for kid, pem, created_at, active in rows]
 
     def add_signing_key(self, key: SigningKey) -> None:
+        """Store a key; when `key.active`, it replaces the active key in the same transaction.
+
+        Raises Conflict when the kid exists."""
         with self._unique(f"signing key {key.kid} already exists"), self._tx() as conn:
             if key.active:
                 conn.execute("UPDATE signing_keys SET active = 0 WHERE active = 1")
@@ -207,12 +206,15 @@ class CredentialSQL(CredentialStore, SharedSQL):
             )
 
     def delete_signing_keys(self, kids: Iterable[str]) -> None:
+        """Delete these keys (never the active one; unknown kids are ignored)."""
         with self._tx() as conn:
             conn.cursor().executemany(
                 self._q("DELETE FROM signing_keys WHERE kid = ? AND active = 0"), [(k,) for k in sorted(kids)]
             )
 
     def secret(self, name: str, new_value: bytes, now: int) -> bytes:
+        """The deployment secret `name`, created with `new_value` if it does not exist yet (atomic:
+        concurrent first calls all get the value that was stored first)."""
         with self._tx() as conn:
             conn.execute(
                 self._q("INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"),

@@ -1,5 +1,5 @@
 """Deleting a whole account, and the server's log of operations on accounts, written once for both
-backends (docs/setup.md, "Deleting an account"). A backend mixes `AccountSQL` in and supplies
+backends (docs/setup.md, "Deleting an account"). A backend mixes `DeletionStore` in and supplies
 the primitives of store/shared/dialect.py.
 
 Everything of the account goes in one transaction: its events and their facets, duplicate-check
@@ -62,7 +62,7 @@ class Operation:
     detail: str  # JSON: what was removed
 
 
-class AccountSQL(SharedSQL):
+class DeletionStore(SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     _account_extra_tables: tuple[str, ...] = ()  # a backend's own per-account tables (PostgreSQL: event_buckets)

@@ -14,6 +14,7 @@ PostgreSQL reads them in binary, which spares decoding each body from hex.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ SQLITE = Dialect("sqlite", "?", "", "max", returning=False, nocase=True)
 POSTGRES = Dialect("postgres", "%s", " FOR UPDATE", "greatest", returning=True, nocase=False)
 
 
-class SharedSQL:
+class SharedSQL(abc.ABC):
     """The helpers every shared aggregate uses, over the backend's two primitives."""
 
     dialect: Dialect
@@ -106,6 +107,12 @@ class SharedSQL:
                 yield conn
         except IntegrityConflict as exc:
             raise Conflict(f"{what}: {exc.message}") from None
+
+    def _add(self, what: str, into: str, values: Sequence[Any]) -> None:
+        """INSERT INTO `into` (a table and its columns) the values, in one transaction; a constraint
+        violation is Conflict("what: why")."""
+        with self._change(what) as conn:
+            conn.execute(self._q(f"INSERT INTO {into} VALUES ({self._marks(len(values))})"), values)
 
     def _touch(self, table: str, last_used: dict[str, int]) -> None:
         """Move each row's last_used_at (id -> time) forward, never back; rows in id order, so

@@ -10,7 +10,6 @@ from typing import Any
 
 from siemgate.model.facets import FACET_NAMES
 from siemgate.model.features import Feature
-from siemgate.store.interfaces import FacetStore
 from siemgate.store.shared.dialect import SharedSQL
 
 
@@ -105,7 +104,7 @@ def search_query(
     return sql, [account_id, code, start, end, *extra, limit, code, start, end]
 
 
-class FacetSQL(FacetStore, SharedSQL):
+class FacetStore(SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     def facet_counts(
@@ -120,6 +119,9 @@ class FacetSQL(FacetStore, SharedSQL):
         filters: Mapping[str, str] | None = None,
         limit: int = 1000,
     ) -> list[tuple[Any, ...]]:
+        """Count events with start <= timestamp <= end (and facet == value for each filter), grouped
+        by the named facets (model.facets.FACET_NAMES). Rows are (*values, count), most first; with
+        `bucket_ns`, (bucket start ns, *values, count) in time order. At most `limit` rows."""
         sql, params = count_query(group_by, bucket_ns, filters, self.dialect.mark)
         rows = self._rows(sql, (account_id, feature.code, start, end, *params, limit))
         return [(*r[:-1], int(r[-1])) for r in rows]
@@ -134,6 +136,8 @@ class FacetSQL(FacetStore, SharedSQL):
         before: tuple[int, int] | None,
         limit: int,
     ) -> list[tuple[int, int, bytes]]:
+        """Events with start <= timestamp <= end matching the facet filters, newest first, as
+        (timestamp, seq, v2 JSON); `before` = (timestamp, seq) of the last row of the previous page."""
         if before is not None:
             end = min(end, before[0])
         sql, params = search_query(account_id, feature.code, start, end, filters, before, limit, self.dialect.mark)

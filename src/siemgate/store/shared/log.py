@@ -3,7 +3,7 @@ store"): entries (written by `insert_events` in the event's transaction, packed:
 holding its entries in index order), the perfect-node hashes
 the integrator keeps, the integration state, signed checkpoints and recovery statements.
 
-A backend mixes `LogSQL` in and supplies the primitives of store/shared/dialect.py.
+A backend mixes `LogStore` in and supplies the primitives of store/shared/dialect.py.
 Nothing here deletes an entry or a hash: purges delete event bodies only.
 """
 
@@ -37,7 +37,7 @@ class StoredCheckpoint:
     note: str
 
 
-class LogSQL(SharedSQL):
+class LogStore(SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
 
     # reading ----------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ violation on creating one of them is its name (or email) being taken.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from siemgate.errors import Conflict, NotFound
 from siemgate.store.errors import IntegrityConflict
-from siemgate.store.interfaces import AccountStore
 from siemgate.store.records import Account, ApiKey, Integration, Member, Session, User
 from siemgate.store.shared.dialect import SharedSQL
 
@@ -24,6 +24,12 @@ _MEMBER = (
 _API_KEY = "id, user_id, name, key_sha256, prefix, created_at, expires_at, revoked_at, last_used_at"
 _SESSION = "id, user_id, token_sha256, csrf_token, created_at, expires_at, last_seen_at, ip, user_agent"
 _INTEGRATION = "id, uuid, account_id, type, name, description, created_at, deleted_at"
+_NEW_USER = (
+    "INSERT INTO users (uuid, email, name, password_hash, home_account_id, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_NEW_INTEGRATION = (
+    "INSERT INTO integrations (uuid, account_id, type, name, description, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
 _LAST_OWNER = "the account must keep at least one owner; make someone else owner first"
 
 
@@ -31,23 +37,34 @@ def _member(row: Any) -> Member:
     return Member(User(*row[:7]), account_id=row[7], role=row[8], joined_at=row[9])
 
 
-class PeopleSQL(AccountStore, SharedSQL):
+class AccountStore(SharedSQL):
     """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+
+    def _insert_named(self, sql: str, params: Sequence[Any], taken: str, what: str) -> int:
+        """Insert a row keyed by id (its uuid is random, so a unique key that is taken is its name);
+        the new id. Conflict(taken) for a taken name, Conflict("what: why") for another violation."""
+        try:
+            with self._tx() as conn:
+                return self.dialect.insert_id(conn, sql, params)
+        except IntegrityConflict as exc:
+            raise Conflict(taken if exc.kind == "unique" else f"{what}: {exc.message}") from None
 
     # accounts -----------------------------------------------------------------------------------
     def create_account(self, uuid: str, name: str, now: int) -> Account:
-        with self._unique(f"an account named {name!r} already exists; choose another name"), self._tx() as conn:
-            account_id = self.dialect.insert_id(
-                conn, "INSERT INTO accounts (uuid, name, created_at) VALUES (?, ?, ?)", (uuid, name, now)
-            )
+        """Raises Conflict when the name is taken."""
+        taken = f"an account named {name!r} already exists; choose another name"
+        sql = "INSERT INTO accounts (uuid, name, created_at) VALUES (?, ?, ?)"
+        account_id = self._insert_named(sql, (uuid, name, now), taken, taken)
         return Account(account_id, uuid, name, now)
 
     def get_account(self, uuid_or_name: str) -> Account:
+        """By uuid, else by name (case-insensitive); raises NotFound."""
         where = f"uuid = ? OR {self.dialect.same_text('name')}"
         sql = f"SELECT {_ACCOUNT} FROM accounts WHERE {where} ORDER BY uuid = ? DESC LIMIT 1"
         return Account(*self._first(sql, (uuid_or_name,) * 3, f"account {uuid_or_name!r}"))
 
     def get_account_by_id(self, account_id: int) -> Account:
+        """Raises NotFound."""
         return Account(
             *self._first(f"SELECT {_ACCOUNT} FROM accounts WHERE id = ?", (account_id,), f"account #{account_id}")
         )
@@ -56,6 +73,7 @@ class PeopleSQL(AccountStore, SharedSQL):
         return [Account(*r) for r in self._select(f"SELECT {_ACCOUNT} FROM accounts ORDER BY id")]
 
     def rename_account(self, account_id: int, name: str) -> Account:
+        """Raises Conflict when the name is taken, NotFound for an unknown account."""
         with self._unique(f"an account named {name!r} already exists; choose another name"), self._tx() as conn:
             cur = conn.execute(self._q("UPDATE accounts SET name = ? WHERE id = ?"), (name, account_id))
         if cur.rowcount == 0:
@@ -66,26 +84,19 @@ class PeopleSQL(AccountStore, SharedSQL):
     def create_user(
         self, uuid: str, email: str, name: str, password_hash: str | None, home_account_id: int | None, now: int
     ) -> User:
-        try:
-            with self._tx() as conn:
-                user_id = self.dialect.insert_id(
-                    conn,
-                    "INSERT INTO users (uuid, email, name, password_hash, home_account_id, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (uuid, email, name, password_hash, home_account_id, now),
-                )
-        except IntegrityConflict as exc:
-            if exc.kind == "unique":
-                raise Conflict(f"a person with the email {email!r} already exists") from None
-            raise Conflict(f"cannot create the person {email!r}: {exc.message}") from None
+        """Raises Conflict when the email is taken."""
+        taken, what = f"a person with the email {email!r} already exists", f"cannot create the person {email!r}"
+        user_id = self._insert_named(_NEW_USER, (uuid, email, name, password_hash, home_account_id, now), taken, what)
         return User(user_id, uuid, email, name, password_hash, home_account_id, now)
 
     def get_user(self, uuid_or_email: str) -> User:
+        """By uuid, else by email (case-insensitive); raises NotFound."""
         where = f"uuid = ? OR {self.dialect.same_text('email')}"
         sql = f"SELECT {_USER} FROM users WHERE {where} ORDER BY uuid = ? DESC LIMIT 1"
         return User(*self._first(sql, (uuid_or_email,) * 3, f"person {uuid_or_email!r}"))
 
     def get_user_by_id(self, user_id: int) -> User:
+        """Raises NotFound."""
         return User(*self._first(f"SELECT {_USER} FROM users WHERE id = ?", (user_id,), f"person #{user_id}"))
 
     def set_password(self, user_id: int, password_hash: str) -> None:
@@ -94,6 +105,7 @@ class PeopleSQL(AccountStore, SharedSQL):
 
     # memberships --------------------------------------------------------------------------------
     def add_member(self, account_id: int, user_id: int, role: str, now: int) -> Member:
+        """Raises Conflict when the person is already a member."""
         try:
             with self._tx() as conn:
                 conn.execute(
@@ -107,6 +119,7 @@ class PeopleSQL(AccountStore, SharedSQL):
         return self.get_member(account_id, user_id)
 
     def get_member(self, account_id: int, user_id: int) -> Member:
+        """Raises NotFound when the person is not a member of the account."""
         return _member(
             self._first(f"{_MEMBER} WHERE m.account_id = ? AND m.user_id = ?", (account_id, user_id), "membership")
         )
@@ -126,6 +139,7 @@ class PeopleSQL(AccountStore, SharedSQL):
                 raise Conflict(_LAST_OWNER)
 
     def set_role(self, account_id: int, user_id: int, role: str) -> Member:
+        """Change a role atomically; raises Conflict if the account would be left without an owner."""
         with self._unique(f"unknown role {role!r}"):
             self._change_membership(
                 "UPDATE memberships SET role = ? WHERE account_id = ? AND user_id = ?",
@@ -135,11 +149,13 @@ class PeopleSQL(AccountStore, SharedSQL):
         return self.get_member(account_id, user_id)
 
     def remove_member(self, account_id: int, user_id: int) -> None:
+        """Raises Conflict if the account would be left without an owner, NotFound if not a member."""
         self._change_membership(
             "DELETE FROM memberships WHERE account_id = ? AND user_id = ?", (account_id, user_id), account_id
         )
 
     def list_members(self, account_id: int, after_user_id: int = 0, limit: int = 1000) -> list[Member]:
+        """Members ordered by user id, after `after_user_id`."""
         rows = self._select(
             f"{_MEMBER} WHERE m.account_id = ? AND m.user_id > ? ORDER BY m.user_id LIMIT ?",
             (account_id, after_user_id, limit),
@@ -147,20 +163,17 @@ class PeopleSQL(AccountStore, SharedSQL):
         return [_member(r) for r in rows]
 
     def list_memberships(self, user_id: int) -> list[Member]:
+        """Every account the person belongs to."""
         return [_member(r) for r in self._select(f"{_MEMBER} WHERE m.user_id = ? ORDER BY m.account_id", (user_id,))]
 
     # personal API keys and console sessions --------------------------------------------------------
     def create_api_key(self, key: ApiKey) -> None:
-        with self._change(f"cannot record API key {key.id}") as conn:
-            conn.execute(
-                self._q(
-                    "INSERT INTO api_keys (id, user_id, name, key_sha256, prefix, created_at, expires_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                ),
-                (key.id, key.user_id, key.name, key.key_sha256, key.prefix, key.created_at, key.expires_at),
-            )
+        into = "api_keys (id, user_id, name, key_sha256, prefix, created_at, expires_at)"
+        values = (key.id, key.user_id, key.name, key.key_sha256, key.prefix, key.created_at, key.expires_at)
+        self._add(f"cannot record API key {key.id}", into, values)
 
     def get_api_key_by_hash(self, key_sha256: str) -> ApiKey:
+        """Raises NotFound."""
         return ApiKey(*self._first(f"SELECT {_API_KEY} FROM api_keys WHERE key_sha256 = ?", (key_sha256,), "API key"))
 
     def list_api_keys(self, user_id: int) -> list[ApiKey]:
@@ -168,6 +181,7 @@ class PeopleSQL(AccountStore, SharedSQL):
         return [ApiKey(*r) for r in rows]
 
     def revoke_api_key(self, user_id: int, key_id: str, now: int) -> ApiKey:
+        """Raises NotFound (also for another person's key)."""
         with self._tx() as conn:
             conn.execute(
                 self._q("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL"),
@@ -180,14 +194,12 @@ class PeopleSQL(AccountStore, SharedSQL):
         self._touch("api_keys", last_used)
 
     def create_session(self, session: Session) -> None:
-        with self._change("cannot record the session") as conn:
-            conn.execute(
-                self._q(f"INSERT INTO sessions ({_SESSION}) VALUES ({self._marks(9)})"),
-                (session.id, session.user_id, session.token_sha256, session.csrf_token, session.created_at,
-                 session.expires_at, session.last_seen_at, session.ip, session.user_agent),
-            )  # fmt: skip
+        values = (session.id, session.user_id, session.token_sha256, session.csrf_token, session.created_at,
+                  session.expires_at, session.last_seen_at, session.ip, session.user_agent)  # fmt: skip
+        self._add("cannot record the session", f"sessions ({_SESSION})", values)
 
     def get_session_by_hash(self, token_sha256: str) -> Session:
+        """Raises NotFound."""
         return Session(
             *self._first(f"SELECT {_SESSION} FROM sessions WHERE token_sha256 = ?", (token_sha256,), "session")
         )
@@ -204,6 +216,7 @@ class PeopleSQL(AccountStore, SharedSQL):
             conn.execute(self._q("DELETE FROM sessions WHERE id = ?"), (session_id,))
 
     def delete_sessions(self, user_id: int) -> None:
+        """Sign a person out everywhere."""
         with self._tx() as conn:
             conn.execute(self._q("DELETE FROM sessions WHERE user_id = ?"), (user_id,))
 
@@ -211,21 +224,14 @@ class PeopleSQL(AccountStore, SharedSQL):
     def create_integration(
         self, account_id: int, uuid: str, type: str, name: str, description: str, now: int
     ) -> Integration:
-        try:
-            with self._tx() as conn:
-                integration_id = self.dialect.insert_id(
-                    conn,
-                    "INSERT INTO integrations (uuid, account_id, type, name, description, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (uuid, account_id, type, name, description, now),
-                )
-        except IntegrityConflict as exc:
-            if exc.kind == "unique":
-                raise Conflict(f"this account already has an integration named {name!r}") from None
-            raise Conflict(f"cannot create integration {name!r}: {exc.message}") from None
+        """Raises Conflict when the account already has an integration with that name."""
+        values = (uuid, account_id, type, name, description, now)
+        taken = f"this account already has an integration named {name!r}"
+        integration_id = self._insert_named(_NEW_INTEGRATION, values, taken, f"cannot create integration {name!r}")
         return Integration(integration_id, uuid, account_id, type, name, description, now)
 
     def get_integration(self, account_id: int, uuid_or_name: str) -> Integration:
+        """Raises NotFound."""
         sql = (
             f"SELECT {_INTEGRATION} FROM integrations WHERE account_id = ?"
             f" AND (uuid = ? OR {self.dialect.same_text('name')}) AND deleted_at IS NULL ORDER BY uuid = ? DESC LIMIT 1"
@@ -233,10 +239,12 @@ class PeopleSQL(AccountStore, SharedSQL):
         return Integration(*self._first(sql, (account_id, *(uuid_or_name,) * 3), f"integration {uuid_or_name!r}"))
 
     def get_integration_by_id(self, integration_id: int) -> Integration:
+        """Raises NotFound."""
         sql = f"SELECT {_INTEGRATION} FROM integrations WHERE id = ?"
         return Integration(*self._first(sql, (integration_id,), f"integration #{integration_id}"))
 
     def list_integrations(self, account_id: int) -> list[Integration]:
+        """The account's live (not deleted) integrations."""
         rows = self._select(
             f"SELECT {_INTEGRATION} FROM integrations WHERE account_id = ? AND deleted_at IS NULL ORDER BY id",
             (account_id,),
@@ -244,6 +252,7 @@ class PeopleSQL(AccountStore, SharedSQL):
         return [Integration(*r) for r in rows]
 
     def update_integration(self, integration_id: int, name: str, description: str) -> Integration:
+        """Raises Conflict when another live integration of the account has the name."""
         with self._unique(f"this account already has an integration named {name!r}"), self._tx() as conn:
             cur = conn.execute(
                 self._q("UPDATE integrations SET name = ?, description = ? WHERE id = ? AND deleted_at IS NULL"),
@@ -254,6 +263,7 @@ class PeopleSQL(AccountStore, SharedSQL):
         return self.get_integration_by_id(integration_id)
 
     def delete_integration(self, integration_id: int, now: int) -> list[str]:
+        """Mark deleted and revoke its live tokens in one transaction; returns the revoked token ids."""
         with self._tx() as conn:
             cur = conn.execute(
                 self._q("UPDATE integrations SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL"),

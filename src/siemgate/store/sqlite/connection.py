@@ -16,7 +16,7 @@ from typing import Any
 
 from siemgate.errors import StoreError
 from siemgate.private import private_file
-from siemgate.store.migrations import load_migrations
+from siemgate.store.migrations import pending_migrations
 from siemgate.store.sqlite.errors import translate
 
 _CHECKPOINT_SECONDS = 0.5
@@ -127,15 +127,9 @@ class SQLiteBase:
             # Table rebuilds (see 0002) need foreign keys off; references are checked after each migration.
             conn.execute("PRAGMA foreign_keys=OFF")
             try:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations"
-                    " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-                )
-                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-                for migration in load_migrations("sqlite"):
-                    if migration.version not in done:
-                        self._apply(conn, migration.version, migration.name, migration.sql)
-                        applied.append(f"{migration.version:04d}_{migration.name}")
+                for migration in pending_migrations(conn, "sqlite"):
+                    self._apply(conn, migration.version, migration.name, migration.sql)
+                    applied.append(f"{migration.version:04d}_{migration.name}")
             finally:
                 conn.execute("PRAGMA foreign_keys=ON")
         return applied

@@ -5,25 +5,20 @@ Several processes may share the file (SQLite's own locking serialises their writ
 
 What only SQLite does is split as on PostgreSQL: connection (file, connections, transactions,
 migrations), events (the logs and pages), retention (archive reads, purges); errors.py is the
-error boundary around every public method. The rest is the SQL of store/shared/.
+error boundary around every public method. The rest is the SQL of store/shared/, which Store brings.
 """
 
 from __future__ import annotations
 
 from siemgate.store.base import Store
-from siemgate.store.shared.alerts import AlertSQL
-from siemgate.store.shared.credentials import CredentialSQL
 from siemgate.store.shared.dialect import SQLITE
-from siemgate.store.shared.facets import FacetSQL
-from siemgate.store.shared.people import PeopleSQL
-from siemgate.store.shared.retention import RetentionSQL
 from siemgate.store.sqlite.errors import error_boundary
 from siemgate.store.sqlite.events import SQLiteEvents
 from siemgate.store.sqlite.retention import SQLiteRetention
 
 
 @error_boundary
-class SQLiteStore(SQLiteEvents, SQLiteRetention, PeopleSQL, CredentialSQL, RetentionSQL, AlertSQL, FacetSQL, Store):
+class SQLiteStore(SQLiteEvents, SQLiteRetention, Store):
     """Store on one SQLite file. Safe to share between threads."""
 
     dialect = SQLITE
