@@ -10,11 +10,13 @@ from siemgate.accounts.people import PeopleService
 from siemgate.auth.ingest_keys import IngestKeyService
 from siemgate.errors import NotFound
 from siemgate.model.features import Feature
-from siemgate.store.base import Account, IngestKey, Store
+from siemgate.store.base import Account, CredentialStore, IngestKey
 
 
 class IngestKeyAdmin:
-    def __init__(self, store: Store, keys: IngestKeyService, people: PeopleService, audit: AuditRecorder) -> None:
+    def __init__(
+        self, store: CredentialStore, keys: IngestKeyService, people: PeopleService, audit: AuditRecorder
+    ) -> None:
         self.store = store
         self.keys = keys
         self.people = people

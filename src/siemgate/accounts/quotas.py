@@ -26,7 +26,7 @@ from limits import strategies
 from siemgate.auth.ratelimit import limit_storage, redis_location
 from siemgate.errors import PayloadTooLarge, RateLimited, StoreError
 from siemgate.model.features import ALL_FEATURES
-from siemgate.store.base import Account, Store
+from siemgate.store.base import Account, EventStore
 
 RECOUNT_SECONDS = 60.0
 
@@ -34,7 +34,7 @@ RECOUNT_SECONDS = 60.0
 class IngestQuotas:
     def __init__(
         self,
-        store: Store,
+        store: EventStore,
         *,
         per_minute: int,
         max_stored: int,

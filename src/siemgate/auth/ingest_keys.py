@@ -12,13 +12,13 @@ from siemgate.auth.tokens import token_digest
 from siemgate.errors import NotFound, Unauthorized
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.store.base import Account, IngestKey, Store
+from siemgate.store.base import Account, CredentialStore, IngestKey
 
 PREFIX = "sgi_"
 
 
 class IngestKeyService:
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+    def __init__(self, store: CredentialStore, clock: Callable[[], int]) -> None:
         self.store = store
         self.clock = clock
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from siemgate.errors import ConfigError, Conflict
-from siemgate.store.base import SigningKey, Store
+from siemgate.store.base import CredentialStore, SigningKey
 
 _PEM = ".pem"
 CURSOR_SECRET = "cursor"  # noqa: S105 (the name of the secret, not a secret)
@@ -69,7 +69,7 @@ def _new_key(now: int) -> SigningKey:
 class KeyRing:
     """The signing keys and cursor secret of one deployment, kept in `store`."""
 
-    def __init__(self, store: Store, data_dir: Path | None = None) -> None:
+    def __init__(self, store: CredentialStore, data_dir: Path | None = None) -> None:
         """Load the keys, importing `<data_dir>/keys/` once if the store has none, or creating a key."""
         self.store = store
         self._lock = threading.Lock()

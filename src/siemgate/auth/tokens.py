@@ -22,7 +22,7 @@ from siemgate.errors import NotFound, Unauthorized
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
-from siemgate.store.base import Account, Integration, Store, TokenRecord
+from siemgate.store.base import Account, CredentialStore, Integration, TokenRecord
 
 ISSUER = "siemgate"
 FEATURES_CLAIM = "1password.com/fts"
@@ -40,7 +40,7 @@ def token_digest(token: str) -> str:
 class TokenService:
     """Issues SIEM tokens and authenticates them on every Events API request."""
 
-    def __init__(self, store: Store, keys: KeyRing, audience: str, clock: Callable[[], int]) -> None:
+    def __init__(self, store: CredentialStore, keys: KeyRing, audience: str, clock: Callable[[], int]) -> None:
         """`audience` (the public address's host[:port]) goes into issued tokens. A token this server
         issued is accepted whatever audience it carries, so changing the public address keeps
         existing tokens working until they are rotated (docs/setup.md, "The public address"): its

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from siemgate.errors import StoreError
-from siemgate.store.base import Store
+from siemgate.store.base import CredentialStore
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
@@ -74,7 +74,7 @@ def looks_like_recovery_code(code: str) -> bool:
 class SecretBox:
     """Encrypts TOTP secrets with a key kept in the store (made on first use)."""
 
-    def __init__(self, store: Store, now: int) -> None:
+    def __init__(self, store: CredentialStore, now: int) -> None:
         self._aead = AESGCM(store.secret(_KEY_NAME, AESGCM.generate_key(bit_length=256), now))
 
     def seal(self, secret: str) -> str:

@@ -16,16 +16,17 @@ Contract (tests/contract/ runs it against every backend):
 
 from __future__ import annotations
 
-from siemgate.store.interfaces import EventStore, StoreLifecycle
+from siemgate.store.interfaces import EventStore as EventStore
+from siemgate.store.interfaces import StoreLifecycle as StoreLifecycle
 from siemgate.store.records import *  # noqa: F403 (the records, re-exported: services import them from here)
-from siemgate.store.shared.alerts import AlertStore
-from siemgate.store.shared.credentials import CredentialStore
-from siemgate.store.shared.deletion import DeletionStore
-from siemgate.store.shared.facets import FacetStore
-from siemgate.store.shared.identity import IdentityStore
-from siemgate.store.shared.log import LogStore
-from siemgate.store.shared.people import AccountStore
-from siemgate.store.shared.retention import RetentionStore
+from siemgate.store.shared.alerts import AlertStore as AlertStore
+from siemgate.store.shared.credentials import CredentialStore as CredentialStore
+from siemgate.store.shared.deletion import DeletionStore as DeletionStore
+from siemgate.store.shared.facets import FacetStore as FacetStore
+from siemgate.store.shared.identity import IdentityStore as IdentityStore
+from siemgate.store.shared.log import LogStore as LogStore
+from siemgate.store.shared.people import AccountStore as AccountStore
+from siemgate.store.shared.retention import RetentionStore as RetentionStore
 
 
 class Store(
@@ -46,4 +47,5 @@ class Store(
     What differs per backend is abstract: StoreLifecycle and EventStore (store/interfaces.py), and
     RetentionStore's reading by time and purging. Every other aggregate is written once in
     store/shared/ over the backend's primitives (store/shared/dialect.py): its class is both its
-    interface and its implementation."""
+    interface and its implementation. A service takes the narrowest of them that has what it
+    uses (imported from here, with the records)."""

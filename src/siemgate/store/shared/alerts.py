@@ -1,10 +1,9 @@
 """The alert aggregate of both store backends, written once: rules, evaluation checkpoints and
 state, fired alerts with their state, deliveries (the outbox) and evaluation failures (contract
-in store/base.py). A backend mixes `AlertSQL` in and supplies the primitives of
-store/shared/dialect.py.
+in store/base.py). `AlertStore` runs on the primitives a backend supplies (store/shared/dialect.py).
 
-The two backends run the same statements. What differs is spelled by the dialect's `for_update`: PostgreSQL
-locks the rows a checkpoint move or a claim reads (several processes write at once), SQLite has
+The two backends run the same statements. What differs is spelled by the dialect's `for_update`:
+PostgreSQL locks the rows a checkpoint move or a claim reads (several processes write at once), SQLite has
 one writer and needs no lock.
 """
 
@@ -52,7 +51,8 @@ def _failure(row: Sequence[Any]) -> AlertFailure:
 
 
 class AlertStore(SharedSQL):
-    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+    """An interface of the store (part of Store) and its one implementation, over the backend's
+    primitives (store/shared/dialect.py)."""
 
     # rules ----------------------------------------------------------------------------------------
     def list_alert_rules(self, account_id: int | None = None) -> list[AlertRuleRecord]:
@@ -247,10 +247,7 @@ class AlertStore(SharedSQL):
 
     def get_alert(self, alert_id: str) -> AlertRecord:
         """Raises NotFound."""
-        rows = self._rows(self._q(f"SELECT {_ALERT} FROM alerts WHERE id = ?"), (alert_id,))
-        if not rows:
-            raise NotFound(f"alert {alert_id!r} not found")
-        return _alert(rows[0])
+        return _alert(self._first(f"SELECT {_ALERT} FROM alerts WHERE id = ?", (alert_id,), f"alert {alert_id!r}"))
 
     def set_alert_state(self, alert_id: str, state: str, by: str, at: int) -> AlertRecord:
         """Set an alert's state (open, acknowledged, resolved) with who and when; raises NotFound."""
@@ -421,10 +418,8 @@ class AlertStore(SharedSQL):
 
     def get_delivery(self, delivery_id: str) -> DeliveryRecord:
         """Raises NotFound."""
-        rows = self._rows(self._q(f"SELECT {_DELIVERY} FROM alert_deliveries WHERE id = ?"), (delivery_id,))
-        if not rows:
-            raise NotFound(f"delivery {delivery_id!r} not found")
-        return _delivery(rows[0])
+        sql = f"SELECT {_DELIVERY} FROM alert_deliveries WHERE id = ?"
+        return _delivery(self._first(sql, (delivery_id,), f"delivery {delivery_id!r}"))
 
     def retry_delivery(self, delivery_id: str, now: int) -> DeliveryRecord:
         """Make a delivery pending again, due now (attempts kept); raises NotFound."""

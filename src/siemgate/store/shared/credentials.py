@@ -45,7 +45,8 @@ def _ingest_key(row: Sequence[Any]) -> IngestKey:
 
 
 class CredentialStore(SharedSQL):
-    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+    """An interface of the store (part of Store) and its one implementation, over the backend's
+    primitives (store/shared/dialect.py)."""
 
     # SIEM tokens --------------------------------------------------------------------------------
     def create_token(self, record: TokenRecord) -> None:

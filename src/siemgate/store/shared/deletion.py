@@ -1,6 +1,6 @@
 """Deleting a whole account, and the server's log of operations on accounts, written once for both
-backends (docs/setup.md, "Deleting an account"). A backend mixes `DeletionStore` in and supplies
-the primitives of store/shared/dialect.py.
+backends (docs/setup.md, "Deleting an account"). `DeletionStore` runs on the primitives a backend
+supplies (store/shared/dialect.py).
 
 Everything of the account goes in one transaction: its events and their facets, duplicate-check
 uuids and streams, its tamper-evident log (entries, hashes, state, checkpoints, recovery
@@ -63,7 +63,8 @@ class Operation:
 
 
 class DeletionStore(SharedSQL):
-    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+    """An interface of the store (part of Store) and its one implementation, over the backend's
+    primitives (store/shared/dialect.py)."""
 
     _account_extra_tables: tuple[str, ...] = ()  # a backend's own per-account tables (PostgreSQL: event_buckets)
 

@@ -73,10 +73,8 @@ def count_query(
 
 
 def search_query(
-    account_id: int,
-    code: int,
-    start: int,
-    end: int,
+    stream: tuple[int, int],
+    window: tuple[int, int],
     filters: Mapping[str, str] | None,
     before: tuple[int, int] | None,
     limit: int,
@@ -101,11 +99,13 @@ def search_query(
         f" WHERE e.account_id = f.account_id AND e.feature = {mark} AND e.ts BETWEEN {mark} AND {mark}"
         " AND e.feature = f.feature AND e.ts = f.ts AND e.seq = f.seq ORDER BY f.ts DESC, f.seq DESC"
     )
+    (account_id, code), (start, end) = stream, window
     return sql, [account_id, code, start, end, *extra, limit, code, start, end]
 
 
 class FacetStore(SharedSQL):
-    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+    """An interface of the store (part of Store) and its one implementation, over the backend's
+    primitives (store/shared/dialect.py)."""
 
     def facet_counts(
         self,
@@ -140,5 +140,5 @@ class FacetStore(SharedSQL):
         (timestamp, seq, v2 JSON); `before` = (timestamp, seq) of the last row of the previous page."""
         if before is not None:
             end = min(end, before[0])
-        sql, params = search_query(account_id, feature.code, start, end, filters, before, limit, self.dialect.mark)
+        sql, params = search_query((account_id, feature.code), (start, end), filters, before, limit, self.dialect.mark)
         return [(int(r[0]), int(r[1]), bytes(r[2])) for r in self._body_rows(sql, params)]

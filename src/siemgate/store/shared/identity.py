@@ -2,7 +2,7 @@
 (TOTP) enrolments and recovery codes, per-account sign-in policy, and revoking every credential of
 a person at once.
 
-A backend mixes `IdentityStore` in and supplies the primitives of store/shared/dialect.py.
+`IdentityStore` runs on the primitives a backend supplies (store/shared/dialect.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ store"): entries (written by `insert_events` in the event's transaction, packed:
 holding its entries in index order), the perfect-node hashes
 the integrator keeps, the integration state, signed checkpoints and recovery statements.
 
-A backend mixes `LogStore` in and supplies the primitives of store/shared/dialect.py.
+`LogStore` runs on the primitives a backend supplies (store/shared/dialect.py).
 Nothing here deletes an entry or a hash: purges delete event bodies only.
 """
 
@@ -38,7 +38,8 @@ class StoredCheckpoint:
 
 
 class LogStore(SharedSQL):
-    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+    """An interface of the store (part of Store) and its one implementation, over the backend's
+    primitives (store/shared/dialect.py)."""
 
     # reading ----------------------------------------------------------------------------------
     def log_overview(self) -> list[tuple[int, Feature, int, int, bool]]:

@@ -38,7 +38,8 @@ def _member(row: Any) -> Member:
 
 
 class AccountStore(SharedSQL):
-    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+    """An interface of the store (part of Store) and its one implementation, over the backend's
+    primitives (store/shared/dialect.py)."""
 
     def _insert_named(self, sql: str, params: Sequence[Any], taken: str, what: str) -> int:
         """Insert a row keyed by id (its uuid is random, so a unique key that is taken is its name);

@@ -12,7 +12,8 @@ from siemgate.store.shared.dialect import SharedSQL
 
 
 class RetentionStore(SharedSQL):
-    """Mixed into both backends' stores (see store/shared/dialect.py for what they provide)."""
+    """An interface of the store (part of Store) and its one implementation, over the backend's
+    primitives (store/shared/dialect.py)."""
 
     def retention_policies(self, account_id: int) -> dict[Feature, RetentionPolicy]:
         """The account's explicit policies by feature (streams without one use the server default)."""

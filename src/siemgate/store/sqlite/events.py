@@ -245,34 +245,16 @@ class SQLiteEvents(SQLiteBase):
         return PageRows(items or b"", count, last_seq, has_more)
 
     def head_seq(self, account_id: int, feature: Feature) -> int:
-        row = (
-            self._reader()
-            .execute(
-                "SELECT head_seq FROM streams WHERE account_id = ? AND feature = ?",
-                (account_id, feature.code),
-            )
-            .fetchone()
+        rows = self._rows(
+            "SELECT head_seq FROM streams WHERE account_id = ? AND feature = ?", (account_id, feature.code)
         )
-        return int(row[0]) if row else 0
+        return int(rows[0][0]) if rows else 0
 
     def count_events(self, account_id: int, feature: Feature, after_seq: int = 0) -> int:
-        row = (
-            self._reader()
-            .execute(
-                "SELECT count(*) FROM events WHERE account_id = ? AND feature = ? AND seq > ?",
-                (account_id, feature.code, after_seq),
-            )
-            .fetchone()
-        )
-        return int(row[0])
+        sql = "SELECT count(*) FROM events WHERE account_id = ? AND feature = ? AND seq > ?"
+        return int(self._rows(sql, (account_id, feature.code, after_seq))[0][0])
 
     def first_unread_time(self, account_id: int, feature: Feature, after_seq: int) -> int | None:
-        row = (
-            self._reader()
-            .execute(
-                "SELECT max_ts FROM events WHERE account_id = ? AND feature = ? AND seq > ? ORDER BY seq LIMIT 1",
-                (account_id, feature.code, after_seq),
-            )
-            .fetchone()
-        )
-        return None if row is None else int(row[0])
+        sql = "SELECT max_ts FROM events WHERE account_id = ? AND feature = ? AND seq > ? ORDER BY seq LIMIT 1"
+        rows = self._rows(sql, (account_id, feature.code, after_seq))
+        return int(rows[0][0]) if rows else None
