@@ -153,7 +153,7 @@ class TokenLifecycle:
         integration = self._integration_of(account, old)
         lifetime = None if old.expires_at is None else old.expires_at - old.created_at
         token, new = self.issue(actor, account, integration, old.name, old.features, lifetime, replaces=old.id)
-        now = self.clock()
+        now = new.created_at  # the grace period runs from the replacement's creation (one clock reading)
         if grace_ns == 0:
             self.revoke(actor, account, old.id, reason=f"rotated to {new.id}")
         elif grace_ns is None:
