@@ -1,6 +1,7 @@
-"""The store's interfaces, one per aggregate: a service depends on the ones it uses; `Store`
-(store/base.py) is their union, which both backends implement. The contract common to all is in
-store/base.py.
+"""The store's interfaces that each backend implements in its own way: opening and closing, and
+the event logs. The other aggregates are written once in store/shared/, each class both interface
+and implementation; `Store` (store/base.py) is the union of all of them, and states the contract
+common to all.
 """
 
 from __future__ import annotations
