@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/tlog.py
 	$(BIN)/python bench/tlog_store.py
 	$(BIN)/python bench/proofs.py
+	$(BIN)/python bench/proofs_store.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
