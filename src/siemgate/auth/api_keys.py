@@ -11,13 +11,13 @@ from collections.abc import Callable
 from siemgate.auth.tokens import token_digest
 from siemgate.errors import NotFound, Unauthorized
 from siemgate.model.ids import new_id
-from siemgate.store.base import ApiKey, Store, User
+from siemgate.store.base import AccountStore, ApiKey, User
 
 PREFIX = "sgp_"
 
 
 class ApiKeyService:
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+    def __init__(self, store: AccountStore, clock: Callable[[], int]) -> None:
         self.store = store
         self.clock = clock
 

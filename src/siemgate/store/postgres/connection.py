@@ -1,5 +1,5 @@
-"""PostgreSQL plumbing shared by the parts of PostgresStore: the connection pool, transactions,
-migrations, and the translation of driver errors into siemgate.errors.
+"""PostgreSQL plumbing shared by the parts of PostgresStore: the connection pool, transactions and
+migrations; `_conn` is the error boundary, translating driver errors as errors.py says.
 
 Every statement outside `_write()` runs in autocommit mode (one statement, one snapshot). Errors
 never carry SQL text or values: a message says what failed and the SQLSTATE class.
@@ -13,48 +13,15 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from siemgate.errors import StoreError
-from siemgate.store.errors import IntegrityConflict
 from siemgate.store.migrations import pending_migrations
+from siemgate.store.postgres.errors import integrity_conflict, redacted, store_error
 
 Params = Sequence[Any] | dict[str, Any]
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
-
-
-def store_error(exc: psycopg.Error, what: str) -> StoreError:
-    """A StoreError saying what failed, without SQL, values or secrets."""
-    if isinstance(exc, psycopg.OperationalError | PoolTimeout) and not getattr(exc, "sqlstate", None):
-        return StoreError(f"{what}: PostgreSQL is not reachable; check that it is running and the database URL")
-    name = type(exc).__name__
-    state = getattr(exc, "sqlstate", None)
-    return StoreError(f"{what}: PostgreSQL refused it ({name}{f', SQLSTATE {state}' if state else ''})")
-
-
-def _integrity(exc: psycopg.errors.IntegrityError) -> IntegrityConflict:
-    diag = getattr(exc, "diag", None)
-    constraint = (diag.constraint_name or "") if diag is not None else ""
-    if isinstance(exc, pg_errors.UniqueViolation):
-        return IntegrityConflict("it already exists", "unique", constraint)
-    if isinstance(exc, pg_errors.ForeignKeyViolation):
-        return IntegrityConflict("what it refers to does not exist", "foreign_key", constraint)
-    return IntegrityConflict("it violates a constraint", "check", constraint)
 
 
 class PgBase:
@@ -93,7 +60,7 @@ class PgBase:
             with self._pool.connection() as conn:
                 yield conn
         except psycopg.errors.IntegrityError as exc:
-            raise _integrity(exc) from None
+            raise integrity_conflict(exc) from None
         except psycopg.Error as exc:
             raise store_error(exc, what) from None
         except PoolTimeout:

@@ -347,11 +347,11 @@ class AlertStore(SharedSQL):
             if not candidates:
                 return []
             ids = [r[0] for r in candidates]
-            locked = " SKIP LOCKED" if self.dialect.for_update else ""
+            lock = self.dialect.for_update + self.dialect.skip_locked
             rows = conn.execute(
                 self._q(
                     f"SELECT {_DELIVERY} FROM alert_deliveries WHERE id IN ({self._marks(len(ids))})"
-                    f" AND status = 'pending' AND next_attempt_at <= ?{self.dialect.for_update}{locked}"
+                    f" AND status = 'pending' AND next_attempt_at <= ?{lock}"
                 ),
                 (*ids, now),
             ).fetchall()

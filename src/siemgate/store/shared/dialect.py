@@ -31,6 +31,7 @@ class Dialect:
     name: str
     mark: str  # the placeholder
     for_update: str  # appended to a read whose rows the transaction must lock ("" with one writer)
+    skip_locked: str  # appended to for_update where rows another transaction holds are passed over
     greatest: str  # the two-argument maximum function
     returning: bool  # INSERT ... RETURNING id (else the cursor's lastrowid)
     nocase: bool  # case-insensitive columns compare with `=` (COLLATE NOCASE), else lower() = lower()
@@ -55,8 +56,8 @@ class Dialect:
         return int(conn.execute(self.q(sql), params).lastrowid)
 
 
-SQLITE = Dialect("sqlite", "?", "", "max", returning=False, nocase=True)
-POSTGRES = Dialect("postgres", "%s", " FOR UPDATE", "greatest", returning=True, nocase=False)
+SQLITE = Dialect("sqlite", "?", "", "", "max", returning=False, nocase=True)
+POSTGRES = Dialect("postgres", "%s", " FOR UPDATE", " SKIP LOCKED", "greatest", returning=True, nocase=False)
 
 
 class SharedSQL(abc.ABC):
