@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from store_log_kit import T0
-from tlog_kit import make_kit, signer_process, witness_process
+from tlog_kit import make_kit, run_cli, signer_process, witness_process
 
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError
@@ -102,7 +102,9 @@ def _size(note: str | None) -> int | None:
     return None if note is None else Checkpoint.parse(note[: note.index("\n\n") + 1]).size
 
 
-def test_a_witness_that_saw_a_fork_refuses_and_nothing_is_published(tmp_path: Path, make_server: Any) -> None:
+def test_a_witness_that_saw_a_fork_refuses_and_nothing_is_published(
+    tmp_path: Path, make_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The witness holds a larger checkpoint of this origin (a fork signed with the log's key, or a
     history the database was rolled back from): it answers 409 with its larger size, and the
     server never publishes a checkpoint it did not cosign."""
@@ -130,6 +132,16 @@ def test_a_witness_that_saw_a_fork_refuses_and_nothing_is_published(tmp_path: Pa
             server.services.tlog.checkpoint(account.id, AUDIT)
         assert _published(server, account.id) == []
         assert server.services.tlog.witnessing.health()[0].failures >= 1  # type: ignore[union-attr]
+        # The witness's operator accepts the log's history as it is now (after reading a recovery
+        # statement): the witness forgets the origin, and the next checkpoint is cosigned.
+        args = ["--origin", origin, "--key-file", str(tmp_path / "w.key"), "--state-file", str(tmp_path / "w.state")]
+        args += ["--log-key", str(kit.public_key)]
+        _, err = run_cli(capsys, "witness", "forget", *args)
+        assert "Forgot size 1000" in err
+        assert "cosigned nothing" in run_cli(capsys, "witness", "forget", *args, ok=False)[1]
+        cp = server.services.tlog.checkpoint(account.id, AUDIT)
+        [note] = _published(server, account.id)
+        assert cp.size == 10 and len(WitnessPolicy((wkey.verifier(),), 1).check(note)) == 1
 
 
 def _seed_fork(ring: SignerKeyring, wkey: NoteSigner, state: Path, origin: str) -> None:

@@ -124,3 +124,24 @@ def show_state(
         sys.stdout.write(latest[2])
     for at, status, reason in refused:
         err.print(f"refused at {at} ({status}): {reason}")
+
+
+@witness_app.command("forget")
+def forget(
+    origin: str = typer.Option(..., "--origin", help="The log's origin."),
+    key_file: Path = KEY_FILE,
+    state_file: Path = STATE_FILE,
+    log_key: Path = LOG_KEY,
+) -> None:
+    """Forget what the witness cosigned for a log, so that it accepts the log's current tree next.
+
+    Only after a legitimate recovery of that log (read its signed recovery statement first): the
+    witness then vouches for the restored history from here on. Its record of refusals is kept."""
+    witness = _witness(key_file, log_key, state_file)
+    try:
+        latest = witness.latest(origin)
+        if latest is None or not witness.forget(origin):
+            raise ConfigError(f"the witness has cosigned nothing for {origin}")
+    finally:
+        witness.close()
+    err.print(f"Forgot size {latest[0]} of {origin}; the next checkpoint submitted from size 0 will be cosigned.")

@@ -155,6 +155,14 @@ class Witness:
             ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def forget(self, origin: str) -> bool:
+        """Drop what was cosigned for `origin` (its refusals stay), so that the next submission
+        starts from old size 0: the operator's acceptance of a log's recovery, after reading its
+        signed recovery statement. Returns whether there was anything to forget."""
+        with self._lock:
+            done = self._conn.execute("DELETE FROM latest WHERE origin = ?", (origin,)).rowcount
+        return bool(done)
+
     def add_checkpoint(self, body: bytes) -> str:
         """Check a submission and, if it passes, record the checkpoint and return this witness's
         cosignature line; WitnessRefused with the spec's status otherwise."""
