@@ -23,7 +23,7 @@ from siemgate.store.shared.log import StoredCheckpoint
 from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.entry import EntryError, decode_entry
 from siemgate.tlog.merkle import decompose
-from siemgate.tlog.page_proof import Leaf, PageProof
+from siemgate.tlog.page_proof import PageProof, leaf_of_entry
 from siemgate.tlog.proof import consistency_proof, hashes_for, inclusion_proof, range_proof_ranges
 from siemgate.tlog.tlog_proof import TlogProof, entry_extra
 
@@ -198,7 +198,7 @@ class ProofService:
         bodies = {seq - 1 for seq in self.store.log_event_seqs(account_id, feature, first, end)}
         for idx, data in rows:
             try:
-                leaf = Leaf(idx, decode_entry(data))
+                leaf = leaf_of_entry(idx, data)
             except EntryError as exc:
                 raise StoreError(f"the stored log entry of index {idx} is damaged ({exc})") from None
             if not proof.in_window(leaf.entry.ts_ns):

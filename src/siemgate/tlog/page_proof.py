@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from siemgate.tlog.entry import Entry
+from siemgate.tlog.entry import ENTRY_FORMAT, ENTRY_SIZE, Entry, decode_entry
 from siemgate.tlog.merkle import HASH_SIZE
 
 FORMAT = "siemgate-page-proof/v1"
@@ -47,6 +47,14 @@ class Leaf:
 
     def to_json(self) -> dict[str, Any]:
         return {"idx": self.idx, "ts_ns": self.entry.ts_ns, "body_sha256": _b64(self.entry.body_sha256)}
+
+
+def leaf_of_entry(idx: int, data: bytes) -> Leaf:
+    """The Leaf of stored 41-byte entry bytes; EntryError if they are not a valid entry (the page
+    proof's hot path: one slice and one integer per leaf)."""
+    if len(data) != ENTRY_SIZE or data[0] != ENTRY_FORMAT:
+        decode_entry(data)  # raises the precise EntryError
+    return Leaf(idx, Entry(int.from_bytes(data[1:9], "big", signed=True), data[9:]))
 
 
 @dataclass
@@ -90,7 +98,7 @@ class PageProof:
 
 
 def _b64(h: bytes) -> str:
-    return base64.b64encode(h).decode()
+    return binascii.b2a_base64(h, newline=False).decode()
 
 
 def parse_page_proof(data: Any) -> PageProof:
