@@ -118,6 +118,8 @@ class RetentionService:
                     result = self.apply_stream(account, feature, progress)
                     if result.error:
                         log.error("retention of %s/%s stopped: %s", account.uuid, feature.value, result.error)
+                    if result.waiting:
+                        log.info("retention of %s/%s waits: %s", account.uuid, feature.value, result.waiting)
                     results.append(result)
         return results
 
