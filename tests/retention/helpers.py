@@ -68,20 +68,22 @@ def fill(services: Services, account: Account, days: int, per_day: int, feature:
 
 
 PURGE_RECORD = b'\\"kind\\":\\"retention-purge\\"'  # in the aux_info of siemgate's record of a purge
+REPLAY_RECORD = b'\\"kind\\":\\"archive-replay\\"'  # ... and of a file replayed
 
 
 def stream_uuids(services: Services, account: Account, feature: Feature = AUDIT) -> set[tuple[int, str]]:
-    """The stream's events, without siemgate's own records of its purges (docs/retention.md)."""
+    """The stream's events, without siemgate's own records of its purges and replays
+    (docs/retention.md, "Retention and the signed log")."""
     return {
         (ts, uuid)
         for batch in services.store.iter_events(account.id, feature, 0, 2**62)
         for _, ts, uuid, body in batch
-        if PURGE_RECORD not in body
+        if PURGE_RECORD not in body and REPLAY_RECORD not in body
     }
 
 
 def held(services: Services, account: Account, feature: Feature = AUDIT) -> int:
-    """How many events the stream holds, not counting siemgate's records of its purges."""
+    """How many events the stream holds, not counting siemgate's records of its purges and replays."""
     return len(stream_uuids(services, account, feature))
 
 

@@ -15,7 +15,20 @@ import pytest
 from siemgate.model.ids import new_id
 from siemgate.retention.archive import MANIFEST, read_rows
 
-from .helpers import AUDIT, DAY, NOW, S, audit, audit_result, fill, held, open_services, run_cli, stream_uuids
+from .helpers import (
+    AUDIT,
+    DAY,
+    NOW,
+    REPLAY_RECORD,
+    S,
+    audit,
+    audit_result,
+    fill,
+    held,
+    open_services,
+    run_cli,
+    stream_uuids,
+)
 
 ARCHIVED_DAY = NOW - 201 * DAY  # the one day `fill(days=1)` writes
 
@@ -220,6 +233,8 @@ def test_replay_picks_one_account_out_of_a_folder_holding_several(tmp_path: Path
         acme_account, globex_account = (services.store.get_account(u) for u in (acme, globex))
         assert len(stream_uuids(services, globex_account)) == 30
         assert len(stream_uuids(services, acme_account)) == 0
+        replays = [b for batch in services.store.iter_events(globex_account.id, AUDIT, 0, 2**63 - 1) for *_, b in batch]
+        assert sum(REPLAY_RECORD in body for body in replays) == 1  # the replayed file is an audit event
     finally:
         services.close()
     services = open_services(restore)
