@@ -1,5 +1,5 @@
 """SIEM token records and their use, ingest keys, token signing keys and deployment secrets, written
-once for both backends (the contract is in store/base.py; the dialect in dialect.py).
+once for both backends (each method's docstring is its contract; the dialect is in dialect.py).
 
 `get_token` and `token_revocation` run on every Events API request: they read plain rows by position.
 """

@@ -1,5 +1,5 @@
 """Accounts, people and their memberships, personal API keys, console sessions and integrations,
-written once for both backends (the contract is in store/base.py; the dialect in dialect.py).
+written once for both backends (each method's docstring is its contract; the dialect is in dialect.py).
 
 Ids of accounts, people and integrations are given by the database; uuids are random, so a unique
 violation on creating one of them is its name (or email) being taken.
