@@ -119,9 +119,27 @@ def _garbled_manifest(folder: Path) -> str:
     return "the manifest cannot be read"
 
 
+def _delete_sidecar(folder: Path) -> str:
+    path = next(folder.glob("*/*.log.json"))
+    path.unlink()
+    return f"{path}: missing (the manifest lists it as the log indices of"
+
+
+def _alter_sidecar(folder: Path) -> str:
+    """One row's log index changed in a JSON Lines file's sidecar."""
+    path = next(folder.glob("*/*.log.json"))
+    lines = path.read_bytes().splitlines()
+    index, ts = orjson.loads(lines[1])
+    lines[1] = orjson.dumps([index + 1, ts])
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return f"{path}: SHA-256"
+
+
 @pytest.mark.parametrize(
     "damage",
     [
+        _delete_sidecar,
+        _alter_sidecar,
         _remove_manifest,
         _add_orphan,
         _drop_entry,
