@@ -158,11 +158,13 @@ def _tree_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(_tree_cpu(c) for c in children)
 
 
-def _served(server: Server, version: int, seconds: float, connections: int, token: str, events: int) -> dict[str, Any]:
+def _served(
+    server: Server, version: int, seconds: float, connections: int, token: str, chains: list[bytes] | None = None
+) -> dict[str, Any]:
     """serve_rate plus the events served per CPU-second of the server (steadier than events/s when
     other work shares the machine: it is what one fully busy server core would serve)."""
     cpu = server.cpu_seconds()
-    result = serve_rate(server.port, token, version, seconds, connections, events)
+    result = serve_rate(server.port, token, version, seconds, connections, chains)
     used = server.cpu_seconds() - cpu
     result["server_cpu_seconds"] = round(used, 2)
     result["events_per_server_cpu_second"] = (
@@ -182,9 +184,12 @@ def _count_items(body: bytes, feature_marker: bytes) -> int:
 
 
 def serve_rate(
-    port: int, token: str, version: int, seconds: float, connections: int, total_events: int
+    port: int, token: str, version: int, seconds: float, connections: int, chains: list[bytes] | None = None
 ) -> dict[str, Any]:
-    """Events/s over `connections` cursor chains of 1000-event pages."""
+    """Events/s over `connections` cursor chains of 1000-event pages. `chains`, when given, holds
+    each chain's next request body (empty: a new chain) and is left holding it, so that a later
+    call goes on following the same chains, as a SIEM does."""
+    chains = chains if chains is not None else [b""] * connections
     counts = [0] * connections
     pages = [0] * connections
     stop = time.monotonic() + seconds
@@ -195,7 +200,7 @@ def serve_rate(
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         # Each chain starts at a different part of the store.
         start = time.time_ns() - span_ns + (span_ns * i) // (connections + 1)
-        body = orjson.dumps(
+        body = chains[i] or orjson.dumps(
             {"limit": 1000, "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start / 1e9))}
         )
         while time.monotonic() < stop:
@@ -210,6 +215,7 @@ def serve_rate(
             body = b'{"cursor":"' + _cursor_of(data) + b'"}'
             if n < 1000:  # reached the end of the store: start over
                 body = orjson.dumps({"limit": 1000, "start_time": "2020-01-01T00:00:00Z"})
+        chains[i] = body
         conn.close()
 
     started = time.monotonic()
@@ -421,9 +427,10 @@ def serve_rounds(
     totals: dict[str, dict[str, Any]] = {
         name: {"events": 0, "seconds": 0.0, "cpu": 0.0, "pages": 0, "rounds": []} for name in servers
     }
+    chains = {name: [b""] * args.connections for name in servers}  # each round goes on along the same chains
     for _ in range(args.rounds):
-        for name, (server, token, events) in servers.items():
-            r = _served(server, version, args.seconds / args.rounds, args.connections, token, events)
+        for name, (server, token, _) in servers.items():
+            r = _served(server, version, args.seconds / args.rounds, args.connections, token, chains[name])
             t = totals[name]
             t["events"] += r["events_per_second"] * r["seconds"]
             t["seconds"] += r["seconds"]
