@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         8, ge=1, le=200, description="PostgreSQL: most connections each siemgate process opens (its pool)."
     )
+    database_prepared_statements: bool = Field(
+        True,
+        description="PostgreSQL: prepare the statements each request runs (less parsing and planning)."
+        " Set false behind a pooler in transaction mode that does not track prepared statements"
+        " (PgBouncer before 1.21, or with max_prepared_statements = 0).",
+    )
     host: str = Field("127.0.0.1", description="Address `siemgate serve` binds to.")
     port: int = Field(8080, ge=1, le=65535, description="Port `siemgate serve` listens on.")
     public_url: str | None = Field(

@@ -19,10 +19,10 @@ from siemgate.config import load_settings
 from siemgate.errors import ConfigError, StoreError
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.store.base import NewEvent, Store
+from siemgate.store.base import NewEvent, Store, TokenRecord
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.postgres.events import DAY, partition_name
-from support.stores import make_store
+from support.stores import drop_pg_schema, make_store, new_pg_schema, pg_schema_url
 
 T0 = 20_000 * DAY  # a UTC midnight
 
@@ -147,3 +147,50 @@ def test_a_long_chain_reads_only_the_days_ahead_of_it(pg: PostgresStore, monkeyp
         after = rows[-1][0]
     assert seqs == list(range(1, 61))  # every event once, in order
     assert max(len(days) for days in read) <= 3, read
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_the_serving_statements_are_prepared_unless_turned_off(prepared: bool, tmp_path: Path) -> None:
+    """SIEMGATE_DATABASE_PREPARED_STATEMENTS: on, the token check and page statements are prepared
+    on their connection; off (a pooler that does not track them), nothing is."""
+    schema = new_pg_schema()
+    settings = load_settings(
+        data_dir=tmp_path,
+        database_url=pg_schema_url(schema),
+        database_pool_size=1,  # one connection: the session whose prepared statements are counted
+        database_prepared_statements=prepared,
+    )
+    store = open_store(settings)
+    try:
+        account = store.create_account(new_id(), "A", T0)
+        store.insert_events(account.id, Feature.ITEMUSAGES, _events(T0 + 1, T0 + DAY + 1))
+        integration = store.create_integration(account.id, new_id(), "other", "siem", "", T0)
+        token = TokenRecord(new_id(), account.id, integration.id, "t", (Feature.ITEMUSAGES,), "k", "0" * 64, T0, None)
+        store.create_token(token)
+        assert store.token_revocation(token.id) == (None, None)
+        first = store.start_position(account.id, Feature.ITEMUSAGES, T0)
+        page = store.read_page(account.id, Feature.ITEMUSAGES, first, T0, None, 10, v1=False)
+        assert page.count == 2
+        assert isinstance(store, PostgresStore)
+        statements = {str(s) for (s,) in store._rows("SELECT statement FROM pg_prepared_statements")}
+        if prepared:
+            assert any("FROM tokens" in s for s in statements) and any("event_buckets" in s for s in statements)
+        else:
+            assert statements == set()
+    finally:
+        store.close()
+        drop_pg_schema(schema)
+
+
+def test_a_prepared_page_statement_survives_the_purge_of_its_day(pg: PostgresStore) -> None:
+    """A page statement prepared while naming a day's partition is read again without that day once
+    a purge has dropped it (the reader looks again), never an error."""
+    account = pg.create_account(new_id(), "A", T0)
+    feature = Feature.ITEMUSAGES
+    pg.insert_events(account.id, feature, _events(T0 + 1, T0 + 2, T0 + DAY + 1, T0 + DAY + 2))
+    after = pg.read_events(account.id, feature, 0, 0, None, 1)[0][0]
+    for _ in range(3):  # the same page, with its remembered days, from a prepared statement
+        assert [seq for seq, _, _ in pg.read_events(account.id, feature, after, 0, None, 2)] == [2, 3]
+    assert pg.purge_events(account.id, feature, T0 + DAY) == 2
+    assert not _exists(pg, partition_name(feature.code, T0))
+    assert [seq for seq, _, _ in pg.read_events(account.id, feature, after, 0, None, 2)] == [3, 4]

@@ -53,7 +53,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     elif scheme in ("postgresql", "postgres"):
         from siemgate.store.postgres import PostgresStore
 
-        store = PostgresStore(url, max_size=settings.database_pool_size)
+        store = PostgresStore(url, max_size=settings.database_pool_size, prepare=settings.database_prepared_statements)
     else:
         raise ConfigError(
             f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/siemgate.db"

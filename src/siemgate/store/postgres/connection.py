@@ -3,6 +3,14 @@ migrations; `_conn` is the error boundary, translating driver errors as errors.p
 
 Every statement outside `_write()` runs in autocommit mode (one statement, one snapshot). Errors
 never carry SQL text or values: a message says what failed and the SQLSTATE class.
+
+Prepared statements: psycopg prepares a statement run five times on a connection (the token's
+revocation and a window's start, at every request or reset), and a page's statement from its
+first run (`prepare=True` in events.py: its text names the days it reads), which spares PostgreSQL parsing and planning them at every request
+(about a fifth of its CPU per 1000-event page, docs/benchmarks.md). They live in the server
+connection, so a pooler that hands a connection's transactions to different server connections
+must track them (PgBouncer 1.21 or later with `max_prepared_statements` > 0); `prepare=False`
+(SIEMGATE_DATABASE_PREPARED_STATEMENTS=false) turns them off for any other (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -22,18 +30,21 @@ from siemgate.store.migrations import pending_migrations
 from siemgate.store.postgres.errors import integrity_conflict, redacted, store_error
 
 Params = Sequence[Any] | dict[str, Any]
+_PREPARE_AFTER = 5  # runs of a statement on a connection before psycopg prepares it (its default)
 
 
 class PgBase:
     """Connections and transactions for one PostgreSQL database (and schema, via the URL's options)."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, connect_timeout: float = 10) -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 8, connect_timeout: float = 10, prepare: bool = True
+    ) -> None:
         self.url = url
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True, "prepare_threshold": None},
+            kwargs={"autocommit": True, "prepare_threshold": _PREPARE_AFTER if prepare else None},
             open=False,
             name="siemgate",
         )

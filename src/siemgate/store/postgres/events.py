@@ -392,7 +392,8 @@ class PgEvents(PgBase):
         with self._conn("cannot read events") as conn:
             while True:
                 params["read"] = read
-                found = conn.cursor(binary=True).execute(self._page_sql(code, read, columns, plan, params), params)
+                sql = self._page_sql(code, read, columns, plan, params)
+                found = conn.cursor(binary=True).execute(sql, params, prepare=True)
                 rows = found.fetchall()
                 # The row of arrays is the last in practice; the page's rows keep their order whatever.
                 at = len(rows) - 1 if rows[-1][0] is None else next(i for i, r in enumerate(rows) if r[0] is None)

@@ -23,7 +23,8 @@ class PostgresStore(PgEvents, PgRetention, Store):
     dialect = POSTGRES
     _account_extra_tables = ("event_buckets",)
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
-        super().__init__(url, min_size=min_size, max_size=max_size)
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, prepare: bool = True) -> None:
+        """`prepare`: use prepared statements (store/postgres/connection.py says when to turn them off)."""
+        super().__init__(url, min_size=min_size, max_size=max_size, prepare=prepare)
         self._partitions = set()
         self._page_days = {}
