@@ -16,6 +16,7 @@ import pytest
 import redis
 from cli_procs import Proc, bearer, cli_env, free_port, healthy, run_cli, signin_event, wait_for
 
+from siemgate.accounts.actor import CLI
 from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
@@ -177,3 +178,37 @@ def test_a_retention_policy_set_with_the_cli_applies_on_every_process_at_the_nex
     finally:
         run_cli(cluster.env, "retention", "set", "365", "--features", "itemusages")
     assert [served(base) for base in cluster.servers] == [[old["uuid"], recent["uuid"]]] * 3
+
+
+def test_a_revocation_through_one_process_refuses_the_next_page_on_the_others(cluster: Cluster) -> None:
+    """A SIEM following its cursor through each process; the token revoked through another's admin
+    API: the chain's very next page is refused on every process, though each has already checked
+    (and prepared the statements of) that token and that page."""
+    token, token_id = cluster.token()
+    with cluster.services() as s:
+        account = s.store.list_accounts()[0]
+        now = s.clock()
+        s.writer.write(account.id, Feature.SIGNINATTEMPTS, [signin_event(now - i * 1_000_000_000) for i in range(40)])
+        owner = s.people.add_member(CLI, account, f"owner-{new_id()[:8].lower()}@example.com", "Owner", "owner")
+        admin_key, _ = s.api_keys.create(owner.user, "tests")
+    revoker, readers = cluster.servers[0], cluster.servers[1:]
+    cursors = {}
+    for base in readers:
+        body: dict[str, object] = {"limit": 5, "start_time": format_ns(now - 3600 * 1_000_000_000)}
+        for _ in range(6):  # enough pages for the statements to be prepared on that process
+            with httpx.Client(base_url=base, timeout=30) as http:
+                page = http.post("/api/v2/signinattempts", json=body, headers=bearer(token))
+            assert page.status_code == 200, page.text
+            assert len(page.json()["items"]) == 5 and page.json()["has_more"]
+            body = {"cursor": page.json()["cursor"]}
+        cursors[base] = body
+    with httpx.Client(base_url=revoker, timeout=30) as http:
+        revoked = http.post(
+            f"/api/admin/v1/accounts/{account.uuid}/tokens/{token_id}/revoke", headers=bearer(admin_key)
+        )
+    assert revoked.status_code == 200, revoked.text
+    for base in readers:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            refused = http.post("/api/v2/signinattempts", json=cursors[base], headers=bearer(token))
+        assert refused.status_code == 401, (base, refused.text)
+        assert "revoked" in refused.json()["Error"]["Message"]
