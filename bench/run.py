@@ -6,8 +6,9 @@ Method (one uvicorn worker pinned to CPU 0, the load generator on CPU 1, loopbac
      API; on PostgreSQL with COPY by bench/pg_build.py, in the database siemgate_bench_1m (created
      on the `--postgres` server when missing);
   2. serve: C connections each follow a cursor chain of 1000-event pages (v2, then v1) for a
-     fixed time; events/s = items received / seconds, and events per server CPU-second (the
-     server's user + system time during the run: steadier when other work shares the machine);
+     fixed time; events/s = items received / seconds, events per server CPU-second (the server's
+     user + system time during the run: steadier when other work shares the machine) and events
+     per CPU-second of the server and its PostgreSQL backends together (what serving costs in all);
   3. latency: one connection fetches a 1000-event page at the start and at the end of the store;
   4. ingest: C connections POST 1000-event batches (new uuids) over HTTP; events/s stored;
   5. token check: TokenService.authenticate in-process, first use (ES256 verify) and cached;
@@ -108,6 +109,7 @@ class Server:
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
+        self.database_url = database_url
         env = {
             **os.environ,
             **({"SIEMGATE_DATABASE_URL": database_url} if database_url else {}),
@@ -143,6 +145,22 @@ class Server:
         """CPU time (user + system) used so far by the server and its worker processes."""
         return _tree_cpu(self.proc.pid)
 
+    def database_cpu(self) -> dict[int, float]:
+        """CPU seconds used so far by each PostgreSQL backend connected to the server's database
+        (its pool's connections; PostgreSQL on this machine), by pid; {} on SQLite."""
+        if self.database_url is None:
+            return {}
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            pids = [
+                int(pid)
+                for (pid,) in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ]
+        return {pid: _tree_cpu(pid) for pid in pids}
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(30)
@@ -163,10 +181,12 @@ def _served(
 ) -> dict[str, Any]:
     """serve_rate plus the events served per CPU-second of the server (steadier than events/s when
     other work shares the machine: it is what one fully busy server core would serve)."""
-    cpu = server.cpu_seconds()
+    cpu, database = server.cpu_seconds(), server.database_cpu()
     result = serve_rate(server.port, token, version, seconds, connections, chains)
     used = server.cpu_seconds() - cpu
+    used_database = sum(seconds - database.get(pid, 0.0) for pid, seconds in server.database_cpu().items())
     result["server_cpu_seconds"] = round(used, 2)
+    result["database_cpu_seconds"] = round(used_database, 2)
     result["events_per_server_cpu_second"] = (
         round(result["events_per_second"] * result["seconds"] / used) if used else None
     )
@@ -425,7 +445,8 @@ def serve_rounds(
     `args.rounds` short runs that alternate between the servers, so that other work on the machine
     weighs on each alike; also each round's rate, to compare servers round by round."""
     totals: dict[str, dict[str, Any]] = {
-        name: {"events": 0, "seconds": 0.0, "cpu": 0.0, "pages": 0, "rounds": []} for name in servers
+        name: {"events": 0, "seconds": 0.0, "cpu": 0.0, "database_cpu": 0.0, "pages": 0, "rounds": []}
+        for name in servers
     }
     chains = {name: [b""] * args.connections for name in servers}  # each round goes on along the same chains
     for _ in range(args.rounds):
@@ -435,6 +456,7 @@ def serve_rounds(
             t["events"] += r["events_per_second"] * r["seconds"]
             t["seconds"] += r["seconds"]
             t["cpu"] += r["server_cpu_seconds"]
+            t["database_cpu"] += r["database_cpu_seconds"]
             t["pages"] += r["pages"]
             t["rounds"].append(r["events_per_second"])
     return {
@@ -444,6 +466,9 @@ def serve_rounds(
             "seconds": round(t["seconds"], 1),
             "server_cpu_seconds": round(t["cpu"], 2),
             "events_per_server_cpu_second": round(t["events"] / t["cpu"]) if t["cpu"] else None,
+            "database_cpu_seconds": round(t["database_cpu"], 2),
+            # what serving an event costs in all (server and PostgreSQL): steadiest under load
+            "events_per_cpu_second": round(t["events"] / (t["cpu"] + t["database_cpu"])) if t["cpu"] else None,
             "rounds": t["rounds"],
         }
         for name, t in totals.items()
@@ -520,6 +545,7 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str]]:
             ("serve v2, 1000-event pages", f"{r['serve_v2']['events_per_second']:,} events/s"),
             ("serve v1, 1000-event pages", f"{r['serve_v1']['events_per_second']:,} events/s"),
             ("serve v2, per server CPU-second", f"{r['serve_v2']['events_per_server_cpu_second'] or 0:,} events"),
+            ("serve v2, per CPU-second (server + database)", f"{r['serve_v2']['events_per_cpu_second'] or 0:,} events"),
             *rows,
             ("ingest over HTTP, 1000/request", f"{r['ingest']['events_per_second']:,} events/s"),
             ("token check, first use", f"{r['token_check']['first_use_us']} µs"),
@@ -537,10 +563,12 @@ def _comparison(runs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
         for v in ("serve_v2", "serve_v1"):
             share = pg[v]["events_per_second"] / max(1, sqlite[v]["events_per_second"])
             rounds = [p / max(1, s) for p, s in zip(pg[v]["rounds"], sqlite[v]["rounds"], strict=True)]
+            per_cpu = pg[v]["events_per_cpu_second"] / max(1, sqlite[v]["events_per_cpu_second"])
             out.append(
                 (
-                    f"PostgreSQL / SQLite, {v.replace('_', ' ')} (goal >= 50 %): all rounds; median round",
-                    f"{share:.0%}; {statistics.median(rounds):.0%}",
+                    f"PostgreSQL / SQLite, {v.replace('_', ' ')} (goal >= 50 %):"
+                    " all rounds; median round; per CPU-second (server + database)",
+                    f"{share:.0%}; {statistics.median(rounds):.0%}; {per_cpu:.0%}",
                 )
             )
     for name, run in runs.items():
@@ -609,9 +637,9 @@ def main() -> None:
             f" its log integrated in {run['log_integration_seconds']} s more this run)"
         )
         for label, value in _rows(run):
-            print(f"    {label:<42} {value:>26}")
+            print(f"    {label:<46} {value:>26}")
     for label, value in _comparison(runs):
-        print(f"  {label:<60} {value:>10}")
+        print(f"  {label:<100} {value:>16}")
     print(f"\nfull results: {RESULTS / result_file}")
 
 
