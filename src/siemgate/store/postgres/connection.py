@@ -6,11 +6,12 @@ never carry SQL text or values: a message says what failed and the SQLSTATE clas
 
 Prepared statements: psycopg prepares a statement run five times on a connection (the token's
 revocation and a window's start, at every request or reset), and a page's statement from its
-first run (`prepare=True` in events.py: its text names the days it reads), which spares PostgreSQL parsing and planning them at every request
-(about a fifth of its CPU per 1000-event page, docs/benchmarks.md). They live in the server
-connection, so a pooler that hands a connection's transactions to different server connections
-must track them (PgBouncer 1.21 or later with `max_prepared_statements` > 0); `prepare=False`
-(SIEMGATE_DATABASE_PREPARED_STATEMENTS=false) turns them off for any other (docs/scaling.md).
+first run (`prepare=True` in events.py: its text names the days it reads), which spares
+PostgreSQL parsing and planning them at every request (about a fifth of its CPU per 1000-event
+page, docs/benchmarks.md). They live in the server connection, so a pooler that hands a
+connection's transactions to different server connections must track them (PgBouncer 1.21 or
+later with `max_prepared_statements` > 0); `prepare=False` (SIEMGATE_DATABASE_PREPARED_STATEMENTS
+=false) turns them off for any other (docs/scaling.md).
 """
 
 from __future__ import annotations
