@@ -125,7 +125,7 @@ class Server:
         if cpu is not None and workers == 1 and shutil.which("taskset"):
             cmd = ["taskset", "-c", cpu, *cmd]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a server starts in seconds, but the machine may be busy
         while True:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
@@ -136,6 +136,8 @@ class Server:
             except OSError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()  # stopped, so that reading its stderr to the end cannot wait forever
+                self.proc.wait(30)
                 raise RuntimeError(
                     f"server did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
                 )
