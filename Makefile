@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/tlog_store.py
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/proofs_store.py
+	$(BIN)/python bench/witness.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
