@@ -63,7 +63,7 @@ CLI_READ_ONLY = {
     "account list", "token list", "ingest-key list", "keys list", "user list", "user invitations", "integration list",
     "integration show", "api-key list", "alerts list", "alerts show", "alerts test", "alerts fired",
     "alerts deliveries", "alerts new-secret", "retention show", "archive list", "archive verify", "forward check",
-    "forward status", "audit memberships", "signer keys", "signer state", "log keys", "account deletions",
+    "forward status", "audit memberships", "signer keys", "signer state", "log keys", "account deletions", "witness keys", "witness state",
 }  # fmt: skip
 CLI_EXEMPT = {
     "serve": "runs the server",
@@ -87,6 +87,10 @@ CLI_EXEMPT = {
     "signer retire": "retires an old checkpoint signing key",
     "signer recover": "records a recovery statement for the log",
     "signer serve": "runs the signer",
+    # a witness runs on another host with its own key and state file, never the store (docs/integrity.md)
+    "witness init": "creates the witness's own key file",
+    "witness serve": "runs the witness",
+    "witness forget": "the witness operator's acceptance of a recovered log, kept in the witness's own state",
     "log checkpoint": "has the log's current tree signed (integrity, not access)",
     "log export": "writes a stream's log to files, after having its tree signed",
     "log integrate": "integrates the logs as serve does (integrity, not access)",
