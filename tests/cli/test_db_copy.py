@@ -13,12 +13,16 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from cli_procs import SIEMGATE, Proc, bearer, cli_env, free_port, healthy, run_cli, services_at, signin_event, wait_for
 
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import ApiKey, RetentionPolicy
+from support.events import signin
+from support.ports import free_port
+from support.procs import SIEMGATE, Proc, cli_env, healthy, run_cli, services_at
+from support.servers import bearer
 from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
+from support.waiting import wait_for
 
 SECOND = 1_000_000_000
 EVENTS = 6000  # per stream, in two streams
@@ -67,7 +71,7 @@ def test_copy_is_resumable_checked_and_the_copy_serves_the_same_data(tmp_path: P
         s.store.revoke_token(s.tokens.issue(account, integration, "old", ALL_FEATURES, None)[1].id, now)
         key, _ = s.ingest_keys.create(account, "producer", ALL_FEATURES)
         for start in range(0, EVENTS, 1000):
-            batch = [signin_event(now - (EVENTS - start - i) * SECOND) for i in range(1000)]
+            batch = [signin(now - (EVENTS - start - i) * SECOND) for i in range(1000)]
             s.writer.write(account.id, Feature.SIGNINATTEMPTS, batch)
             s.writer.write(account.id, Feature.AUDITEVENTS, [])  # an empty batch stores nothing
     sqlite_url = f"sqlite:///{data_dir / 'siemgate.db'}"
@@ -116,7 +120,7 @@ def test_copy_is_resumable_checked_and_the_copy_serves_the_same_data(tmp_path: P
             # A cursor the SQLite deployment handed out goes on working.
             page = http.post("/api/v2/signinattempts", json={"cursor": sqlite_cursor}, headers=bearer(token))
             assert page.status_code == 200 and page.json()["items"] == []
-            fresh = signin_event(now)
+            fresh = signin(now)
             stored = http.post("/api/ingest/v2/signinattempts", json=[fresh], headers=bearer(key)).json()
             assert stored["stored"] == 1
             page = http.post("/api/v2/signinattempts", json={"cursor": sqlite_cursor}, headers=bearer(token)).json()
@@ -134,7 +138,7 @@ def _small_source(data_dir: Path, events: int = 30) -> str:
     with services_at(data_dir) as s:
         now = s.clock()
         account = s.store.create_account(new_id(), "Acme", now)
-        batch = [signin_event(now - (events - i) * SECOND) for i in range(events)]
+        batch = [signin(now - (events - i) * SECOND) for i in range(events)]
         s.writer.write(account.id, Feature.SIGNINATTEMPTS, batch)
         return account.uuid
 

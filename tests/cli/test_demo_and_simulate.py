@@ -19,11 +19,14 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from cli_procs import Proc, bearer, cli_env, free_port, healthy, make_account, run_cli, running, wait_for
 
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns, parse_ns
 from siemgate.store.sqlite import SQLiteStore
+from support.ports import free_port
+from support.procs import Proc, cli_env, healthy, make_account, run_cli, running
+from support.servers import bearer
+from support.waiting import wait_for
 
 SECOND = 1_000_000_000
 HOUR = 3600 * SECOND

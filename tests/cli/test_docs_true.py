@@ -13,9 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli_procs import cli_env, make_account, run_cli
-
 from siemgate.auth.signin_limits import IP_WINDOWS, PAIR_WINDOWS
+from support.procs import cli_env, make_account, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]

@@ -10,9 +10,10 @@ import socket
 import time
 from pathlib import Path
 
-from cli_procs import Proc, cli_env, free_port, healthy, make_account, wait_for
-
 from siemgate.config import load_settings
+from support.ports import free_port
+from support.procs import Proc, cli_env, healthy, make_account
+from support.waiting import wait_for
 
 KEEPALIVE = 12
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import orjson
-from cli_procs import signin_event
+
+from support.events import signin
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"(?:<!-- (runnable|not runnable: [^>]*\S) -->\n)?```sh\n(.*?)```", re.S)
@@ -36,7 +37,7 @@ def _scratch_files(where: Path) -> None:
     (where / "alice.pw").write_text("a long enough password for alice\n")
     (where / "bob.pw").write_text("a long enough password for bob\n")
     now = 1_764_000_000 * 10**9
-    events = [signin_event(now - DAY_NS + i * 10**9, name=f"Person {i}") for i in range(20)]
+    events = [signin(now - DAY_NS + i * 10**9, name=f"Person {i}") for i in range(20)]
     lines = b"".join(orjson.dumps(e) + b"\n" for e in events)
     (where / "signins.jsonl").write_bytes(lines)
     (where / "signinattempts-2026-11.jsonl").write_bytes(lines)

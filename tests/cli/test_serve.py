@@ -14,15 +14,17 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from cli_procs import (
+
+from siemgate.model.timestamps import format_ns, parse_ns
+from support.events import signin
+from support.ports import free_port
+from support.procs import (
     HAVE_PROC_NET,
     Proc,
-    bearer,
     cli_env,
     client_ports_to,
     clients_on_every_worker,
     create_ingest_key,
-    free_port,
     healthy,
     is_running,
     issue_token,
@@ -33,13 +35,10 @@ from cli_procs import (
     run_cli_json,
     server_side,
     services_at,
-    signin_event,
-    wait_for,
-    wait_until,
     worker_pids,
 )
-
-from siemgate.model.timestamps import format_ns, parse_ns
+from support.servers import bearer
+from support.waiting import wait_for
 
 SECOND = 1_000_000_000
 ALL = ["signinattempts", "itemusages", "auditevents"]
@@ -151,7 +150,7 @@ def test_serve_answers_health_and_serves_a_token_issued_with_the_cli(site: Site)
             assert introspect.json()["features"] == ALL
             assert introspect.json()["account_uuid"] == site.account
             now = time.time_ns()
-            events = [signin_event(now - (3 - n) * SECOND) for n in range(3)]
+            events = [signin(now - (3 - n) * SECOND) for n in range(3)]
             ingest = http.post("/api/ingest/v2/signinattempts", content=orjson.dumps(events), headers=bearer(key))
             assert ingest.status_code == 200, ingest.text
             assert ingest.json() == {"received": 3, "stored": 3, "duplicates": 0}
@@ -204,7 +203,7 @@ def test_an_ingest_in_flight_at_sigterm_finishes_and_nothing_is_lost(site: Site)
     token = site.token("t")
     key = site.ingest_key("bridge")
     now = time.time_ns()
-    events = [signin_event(now - (80 - n) * SECOND, name=f"Person {n}") for n in range(80)]
+    events = [signin(now - (80 - n) * SECOND, name=f"Person {n}") for n in range(80)]
     ndjson = b"\n".join(orjson.dumps(e) for e in events) + b"\n"
     half = len(ndjson) // 2
     assert half < 60_000  # under uvicorn's read high-water mark: the server reads it all at once
@@ -224,7 +223,7 @@ def test_an_ingest_in_flight_at_sigterm_finishes_and_nothing_is_lost(site: Site)
             wait_for("the server to accept the connection and read the first half", in_flight, 10, proc=server.proc)
             steps.append("first half read")
             server.proc.popen.send_signal(signal.SIGTERM)
-            wait_until("the server to stop listening", lambda: not listening(server.port), 10)
+            wait_for("the server to stop listening", lambda: not listening(server.port), 10)
             steps.append("listener closed")
             yield ndjson[half:]
 
@@ -258,7 +257,7 @@ def test_token_and_ingest_key_usage_is_flushed_at_shutdown(site: Site) -> None:
         with server.client() as http:
             assert http.get("/api/v2/auth/introspect", headers=bearer(token)).status_code == 200
             before = time.time_ns()
-            event = signin_event(before - SECOND)
+            event = signin(before - SECOND)
             ingest = http.post("/api/ingest/v2/signinattempts", content=orjson.dumps([event]), headers=bearer(key))
             assert ingest.status_code == 200
             page = _page(http, token, "signinattempts", {"limit": 10, "start_time": format_ns(before - 60 * SECOND)})
@@ -315,7 +314,7 @@ def test_two_workers_serve_the_same_store_see_revocations_and_stop_together(site
         code, took = proc.stop(signal.SIGTERM, timeout=40)
         assert code == 0, proc.output()
         assert took < 30
-        wait_until("every worker to exit", lambda: not any(is_running(pid) for pid in proc.descendants), 15)
+        wait_for("every worker to exit", lambda: not any(is_running(pid) for pid in proc.descendants), 15)
         assert not healthy(server.base_url)
     finally:
         for http in clients:

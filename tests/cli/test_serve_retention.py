@@ -10,27 +10,26 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_procs import (
+
+from siemgate.model.features import Feature
+from siemgate.model.timestamps import format_ns
+from support.events import signin
+from support.ports import free_port
+from support.procs import (
     HAVE_PROC_NET,
     Proc,
-    bearer,
     cli_env,
     client_ports_to,
     clients_on_every_worker,
-    free_port,
     healthy,
     issue_token,
     make_account,
     run_cli,
     services_at,
-    signin_event,
-    wait_for,
-    wait_until,
     worker_pids,
 )
-
-from siemgate.model.features import Feature
-from siemgate.model.timestamps import format_ns
+from support.servers import bearer
+from support.waiting import wait_for
 
 DAY = 86400 * 1_000_000_000
 SIGNIN = Feature.SIGNINATTEMPTS
@@ -40,7 +39,7 @@ def _write(data_dir: Path, account: str, *ages_in_days: float) -> list[str]:
     """Sign-in attempts this many days old (in this process); their uuids."""
     with services_at(data_dir) as services:
         now = time.time_ns()
-        events = [signin_event(now - int(age * DAY)) for age in ages_in_days]
+        events = [signin(now - int(age * DAY)) for age in ages_in_days]
         services.writer.write(services.store.get_account(account).id, SIGNIN, events)
     return [str(e["uuid"]) for e in events]
 
@@ -99,7 +98,7 @@ def test_retention_runs_when_the_server_starts_and_then_on_schedule(tmp_path: Pa
     logs = tmp_path / "logs"
     hourly = Proc("serve", ["serve", "--port", str(free_port())], cli_env(data_dir), logs)
     try:  # an hourly schedule: only a run at start archives and purges within the test
-        wait_until("the old events to be archived and purged", lambda: _count(data_dir, account) == 1, 60)
+        wait_for("the old events to be archived and purged", lambda: _count(data_dir, account) == 1, 60)
         assert list((data_dir / "archive" / account / "signinattempts").glob("*/*.jsonl.gz"))
     finally:
         hourly.stop()
@@ -109,7 +108,7 @@ def test_retention_runs_when_the_server_starts_and_then_on_schedule(tmp_path: Pa
     try:
         wait_for("the server", lambda: healthy(f"http://127.0.0.1:{port}"), 60, proc=frequent)
         _write(data_dir, account, 300)  # arrives while the server runs: the next scheduled run takes it
-        wait_until("the late old event to be purged", lambda: _count(data_dir, account) == 1, 60)
+        wait_for("the late old event to be purged", lambda: _count(data_dir, account) == 1, 60)
     finally:
         frequent.stop()
 

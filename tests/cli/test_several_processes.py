@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from cli_procs import Proc, bearer, cli_env, free_port, healthy, run_cli, signin_event, wait_for
 
 from siemgate.accounts.actor import CLI
 from siemgate.composition.wiring import open_services
@@ -23,7 +22,12 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.services import Services
+from support.events import signin
+from support.ports import free_port
+from support.procs import Proc, cli_env, healthy, run_cli
+from support.servers import bearer
 from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
+from support.waiting import wait_for
 
 PER_MINUTE = 12
 
@@ -142,7 +146,7 @@ def test_events_written_through_one_process_are_read_through_the_others(cluster:
         now = s.clock()
     sent = {}
     for n, base in enumerate(cluster.servers):
-        events = [signin_event(now - (n * 10 + i) * 1_000_000_000) for i in range(5)]
+        events = [signin(now - (n * 10 + i) * 1_000_000_000) for i in range(5)]
         sent.update({e["uuid"]: e for e in events})
         with httpx.Client(base_url=base, timeout=30) as http:
             response = http.post("/api/ingest/v2/signinattempts", json=events, headers=bearer(key))

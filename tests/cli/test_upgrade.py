@@ -19,9 +19,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from cli_procs import Proc, bearer, free_port, healthy, signin_event, wait_for
 
+from support.events import signin
+from support.ports import free_port
+from support.procs import Proc, healthy
+from support.servers import bearer
 from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
+from support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PREVIOUS = "0.1.0"
@@ -153,7 +157,7 @@ def test_a_store_made_by_the_previous_release_is_migrated_and_served(
             # The same events in the same order; audit events only gain siemgate's own newer ones
             # and the fields the new release adds to its own records.
             assert [e["uuid"] for e in served[: len(before)]] == [e["uuid"] for e in before], feature
-        event = signin_event(1_764_000_000 * 10**9)
+        event = signin(1_764_000_000 * 10**9)
         stored = http.post("/api/ingest/v2/signinattempts", headers=bearer(ingest_key), content=orjson.dumps([event]))
         assert stored.status_code == 200 and stored.json()["stored"] == 1, stored.text
         session = http.post("/api/admin/v1/session", json={"email": "olive@acme.example", "password": PASSWORD})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,12 +22,6 @@ from siemgate.store.base import Account
 from support.clocks import Clock
 from support.servers import LiveServer, start_server
 from support.stores import make_store
-
-# cli_procs (tests/cli) runs siemgate as real processes; importable whichever tests are collected.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cli"))
-from cli_procs import Proc, cli_env, free_port, healthy, wait_for
-
-__all__ = ["Proc", "cli_env", "free_port", "healthy", "wait_for"]
 
 ADMIN = "/api/admin/v1"
 STALL_BOUND = 2.0  # seconds; /healthz answers in a few milliseconds on this machine

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from bounds_support import ADMIN, StallDetector, admin, failed_signin, live_server, raw_request, read_reply
 
 from siemgate.auth.passwords import hash_password
 from siemgate.config import Settings
 from siemgate.model.features import Feature
+
+from .bounds_support import ADMIN, StallDetector, admin, failed_signin, live_server, raw_request, read_reply
 
 SIGNIN = Feature.SIGNINATTEMPTS
 DEFAULTS = Settings.model_fields

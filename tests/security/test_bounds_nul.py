@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-from bounds_support import ADMIN, SECOND, admin, failed_signin, live_server
 
 from siemgate.errors import InvalidEventBatch
 from siemgate.model.encoding import encode_event
@@ -29,6 +28,8 @@ from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 from support.servers import LiveServer
 from support.stores import STORE_BACKENDS, drop_pg_schema, new_pg_schema, pg_schema_url
+
+from .bounds_support import ADMIN, SECOND, admin, failed_signin, live_server
 
 SIGNIN = Feature.SIGNINATTEMPTS
 NUL = "\u0000"

@@ -10,13 +10,17 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from bounds_support import Proc, cli_env, failed_signin, free_port, healthy, live_server, wait_for
 
 from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
+from support.ports import free_port
+from support.procs import Proc, cli_env, healthy
 from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
+from support.waiting import wait_for
+
+from .bounds_support import failed_signin, live_server
 
 SIGNIN = Feature.SIGNINATTEMPTS
 

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bounds_support import ADMIN, SECOND, admin, failed_signin, live_server
 
 from siemgate.errors import InvalidEventBatch
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns
+
+from .bounds_support import ADMIN, SECOND, admin, failed_signin, live_server
 
 SIGNIN = Feature.SIGNINATTEMPTS
 DAY = 86400 * SECOND

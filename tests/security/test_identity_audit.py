@@ -24,7 +24,6 @@ import httpx
 import pyotp
 import pytest
 import typer
-from identity_support import ADMIN, PASSWORD, Tenants, ok
 from typer.testing import CliRunner
 
 from siemgate.accounts.actor import CLI, CLI_DEVICE, SERVER_DEVICE, SYSTEM_UUID
@@ -38,6 +37,8 @@ from siemgate.store.base import Account
 from support.clocks import Clock
 from support.servers import start_server
 from support.stores import make_store
+
+from .identity_support import ADMIN, PASSWORD, Tenants, ok
 
 AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
 RULE = {

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
 from pathlib import Path
 
 import httpx
 
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-from cli_procs import Proc, cli_env, free_port, healthy, run_cli, running, wait_until
+from support.ports import free_port
+from support.procs import Proc, cli_env, healthy, run_cli, running
+from support.waiting import wait_for
 
 DAY = 86400 * 10**9
 
@@ -50,7 +49,7 @@ def test_every_file_and_directory_siemgate_makes_is_private(tmp_path: Path) -> N
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     with running(Proc("serve", ["serve", "--port", str(port)], env, tmp_path / "logs")) as proc:
-        wait_until("the server", lambda: healthy(base_url), 60)
+        wait_for("the server", lambda: healthy(base_url), 60)
         page = httpx.post(f"{base_url}/api/v2/auditevents", headers={"Authorization": f"Bearer {token}"}, json={})
         assert page.status_code == 200, page.text
         assert {p.name for p in data.iterdir()} >= {"siemgate.db", "siemgate.db-wal", "siemgate.db-shm"}

@@ -20,7 +20,6 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import FlakyStrategyDefinition
-from identity_support import Tenants
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -33,6 +32,8 @@ from siemgate.config import load_settings
 from support.clocks import Clock
 from support.servers import start_server
 from support.stores import make_store
+
+from .identity_support import Tenants
 
 MAX_EXAMPLES = 5
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -5,18 +5,14 @@ came about, and the credentials such people hold there."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
-
-from identity_support import Tenants, ok
 
 from siemgate.accounts.actor import CLI
 from siemgate.model.features import ALL_FEATURES
 from siemgate.model.ids import new_id
+from support.procs import cli_env, run_cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-from cli_procs import cli_env, run_cli
+from .identity_support import Tenants, ok
 
 
 def test_the_review_lists_memberships_made_without_consent_and_their_credentials(server: Any) -> None:

@@ -6,7 +6,6 @@ process through Redis."""
 from __future__ import annotations
 
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,15 @@ import httpx
 import orjson
 import pytest
 from argon2 import PasswordHasher
-from identity_support import PASSWORD, Tenants, error, ok, password_hash
 
 from siemgate.accounts.actor import CLI
 from siemgate.errors import RateLimited
 from siemgate.model.features import Feature
+from support.ports import free_port
+from support.procs import Proc, cli_env, healthy, running, services_at
+from support.waiting import wait_for
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-from cli_procs import Proc, cli_env, free_port, healthy, running, services_at, wait_until
+from .identity_support import PASSWORD, Tenants, error, ok, password_hash
 
 
 def source_ip() -> str:
@@ -150,7 +150,7 @@ def test_the_limit_is_shared_by_every_worker_through_redis(tmp_path: Path, redis
     args = ["serve", "--port", str(port), "--workers", "3"]
     base_url = f"http://127.0.0.1:{port}"
     with running(Proc("workers", args, env, tmp_path / "logs")) as proc:
-        wait_until("the workers to serve", lambda: healthy(base_url), 60)
+        wait_for("the workers to serve", lambda: healthy(base_url), 60)
         assert len(proc.children()) >= 3, proc.children()
         ip = source_ip()
         statuses = []
@@ -178,7 +178,7 @@ def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path) -
         env = cli_env(data_dir, SIEMGATE_TRUSTED_PROXIES=trusted, SIEMGATE_ALERTS_ENABLED="false")
         base_url = f"http://127.0.0.1:{port}"
         with running(Proc("serve", ["serve", "--port", str(port)], env, tmp_path / "logs")) as proc:
-            wait_until("the server", lambda base_url=base_url: healthy(base_url), 60)
+            wait_for("the server", lambda base_url=base_url: healthy(base_url), 60)
             with httpx.Client(base_url=base_url, timeout=30) as http:
                 body = {"email": "owner@acme.example", "password": PASSWORD}
                 ok(http.post("/api/admin/v1/session", json=body, headers={"X-Forwarded-For": "203.0.113.9"}))

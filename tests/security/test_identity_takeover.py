@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 import pytest
-from identity_support import PASSWORD, Tenants, error, ok
 
 from siemgate.model.features import Feature
+
+from .identity_support import PASSWORD, Tenants, error, ok
 
 
 @pytest.fixture

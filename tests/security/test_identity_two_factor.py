@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
-from identity_support import ADMIN, PASSWORD, Tenants, error, ok
 
 from siemgate.accounts.actor import CLI
 from siemgate.auth.totp import matching_step
 from siemgate.model.features import Feature
+
+from .identity_support import ADMIN, PASSWORD, Tenants, error, ok
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -26,20 +25,12 @@ from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES
 from siemgate.model.ids import new_id
-from siemgate.model.timestamps import format_ns
 from siemgate.services import Services
 
+from .waiting import wait_for
+
 SIEMGATE = [sys.executable, "-m", "siemgate"]
-POLL = 0.02  # seconds between two looks at something we are waiting for
 HAVE_PROC_NET = Path("/proc/net/tcp").exists() and Path("/proc/self/fd").is_dir()
-
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -97,29 +88,6 @@ def run_cli(env: dict[str, str], *args: str, ok: bool = True, timeout: float = 6
 
 def run_cli_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(run_cli(env, *args, "--json").stdout)
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, *, proc: Proc | None = None) -> T:
-    """Poll `check` until it returns something truthy, and return that; fail after `timeout` seconds.
-
-    When `proc` is given and exits meanwhile, fail at once with its output."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if proc is not None and proc.popen.poll() is not None:
-            code = proc.popen.returncode
-            raise AssertionError(f"{proc.name} exited ({code}) while waiting for {what}:\n{proc.output()}")
-        if time.monotonic() > deadline:
-            detail = f"\n{proc.output()}" if proc is not None else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(POLL)
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float) -> None:
-    """wait_for for a plain condition."""
-    wait_for(what, lambda: bool(check()), timeout)
 
 
 class Proc:
@@ -189,10 +157,6 @@ def healthy(base_url: str) -> bool:
         return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- /proc ------------------------------------------------------------------------------------------
@@ -296,40 +260,6 @@ def owner_of(sock: TcpSocket, pids: list[int]) -> int | None:
         if sock.inode and sock.inode in socket_inodes(pid):
             return pid
     return None
-
-
-# --- events ------------------------------------------------------------------------------------------
-
-
-def signin_event(ts_ns: int, name: str = "Ada Lovelace") -> dict[str, Any]:
-    """A valid v2 sign-in attempt."""
-    return {
-        "uuid": new_id(),
-        "session_uuid": new_id(),
-        "timestamp": format_ns(ts_ns),
-        "category": "success",
-        "type": "credentials_ok",
-        "country": "CA",
-        "details": None,
-        "target_user": {
-            "uuid": new_id(),
-            "name": name,
-            "email": "ada@example.com",
-            "user_type": "user",
-            "user_account_uuid": new_id(),
-        },
-        "client": {
-            "app_name": "1Password for Mac",
-            "app_version": "81024002",
-            "platform_name": "MacBookPro18,3",
-            "platform_version": "14.2",
-            "os_name": "macOS",
-            "os_version": "14.2.1",
-            "ip_address": "192.0.2.10",
-        },
-        "location": {"country": "CA", "region": "Ontario", "city": "Toronto", "latitude": 43.64, "longitude": -79.433},
-        "account_uuid": new_id(),
-    }
 
 
 def worker_pids(proc: Proc, count: int) -> list[int]:
