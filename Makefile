@@ -32,7 +32,7 @@ test: $(STAMP)
 # Randomized adversarial histories for SOAK_MINUTES (default 15); summary in test-artifacts/soak/.
 soak: $(STAMP)
 	.ci/system-packages
-	$(BIN)/python tests/history/soak.py
+	PYTHONPATH=tests $(BIN)/python -m history.soak
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_support import bearer
 
 from siemgate.accounts.actor import CLI
 from siemgate.config import load_settings
@@ -28,7 +27,7 @@ from siemgate.simulate.world import build_world
 from siemgate.store.base import Account, RetentionPolicy, Store
 from siemgate.store.shared.identity import Invitation
 from support.clocks import Clock
-from support.servers import LiveServer, start_server
+from support.servers import LiveServer, bearer, start_server
 
 PASSWORD = "a long enough password for the tests"
 RULE = "id: suspensions\nname: Suspensions\nsource: auditevents\nmatch:\n  action: suspend\n"

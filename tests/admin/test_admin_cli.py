@@ -4,111 +4,21 @@ personal API keys used against a server on the same data directory, and an MSP p
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from admin_support import ADMIN, bearer, error_message, ok
 
 from siemgate.accounts.actor import CLI, CLI_DEVICE, SYSTEM_UUID
 from siemgate.model.features import Feature
 from siemgate.model.ids import is_id, new_id
+from support.admin import ADMIN, error_message, ok
+from support.servers import bearer
+
+from .cli_runner import PASSWORD, Cli, serving
 
 AUDIT = Feature.AUDITEVENTS
-PASSWORD = "a long enough console password"
-
-
-class Cli:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.env = {**os.environ, "SIEMGATE_DATA_DIR": str(data_dir), "SIEMGATE_LOG_FORMAT": "text", "COLUMNS": "300"}
-        for name in ("SIEMGATE_CONFIG", "SIEMGATE_PORT", "SIEMGATE_HOST", "SIEMGATE_PUBLIC_HOST"):
-            self.env.pop(name, None)
-
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "siemgate", *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        if ok:
-            assert result.returncode == 0, f"siemgate {' '.join(args)}: {result.stderr}"
-        return result
-
-    def out(self, *args: str) -> str:
-        return self.run(*args).stdout.strip()
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "--json").stdout)
-
-    def fails(self, *args: str, code: int = 1) -> str:
-        """Run a command that must fail cleanly; returns its stderr."""
-        result = self.run(*args, ok=False)
-        assert result.returncode == code, f"exit {result.returncode}: {result.stderr}"
-        assert "Traceback" not in result.stderr, result.stderr
-        assert result.stdout == "", result.stdout
-        return result.stderr
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path / "data")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serving(cli: Cli, logs: Path) -> Iterator[str]:
-    """`siemgate serve` on the CLI's data directory; yields its base URL once /healthz answers."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    logs.mkdir(parents=True, exist_ok=True)
-    with (logs / "serve.out").open("wb") as out, (logs / "serve.err").open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "siemgate", "serve", "--port", str(port)],
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            env=cli.env,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # poll for readiness, with a deadline
-            if proc.poll() is not None:
-                raise AssertionError(f"siemgate serve exited: {(logs / 'serve.err').read_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"siemgate serve did not start: {(logs / 'serve.err').read_text()}")
-            time.sleep(0.05)
-        yield base_url
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def _reader(server: Any, account: str) -> str:

@@ -5,51 +5,24 @@ invariant, pagination and the error body shape (docs/setup.md)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from admin_support import (
-    ADMIN,
-    HOUR,
-    PASSWORD,
-    Person,
-    Site,
-    bearer,
-    error_message,
-    ok,
-)
 
 from siemgate.accounts.actor import CLI
 from siemgate.auth.sessions import COOKIE
 from siemgate.errors import Conflict
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from support.servers import running_server
+from support.admin import ADMIN, HOUR, PASSWORD, Person, Site, error_message, ok
+from support.servers import bearer
 from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 
 AUDIT = Feature.AUDITEVENTS
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[Any]:
-    with running_server(tmp_path_factory.mktemp("permissions"), server_backend) as live:
-        yield live
-
-
-@pytest.fixture
-def site(shared: Any) -> Site:
-    return Site(shared)
-
-
-@pytest.fixture
-def own_site(make_server: Any) -> Site:
-    """A site on a server of its own: console sign-ins count towards a per-IP limit (all tests come
-    from 127.0.0.1), so tests that sign in do not share a server."""
-    return Site(make_server())
 
 
 def _targets(site: Site) -> dict[str, str]:

@@ -5,51 +5,23 @@ uuid), and never in another account's streams; console sign-ins go to signinatte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
-from admin_support import (
-    ADMIN,
-    DAY,
-    PASSWORD,
-    Person,
-    Site,
-    aux,
-    error_message,
-    ok,
-)
 from pydantic import TypeAdapter
 
 from siemgate.accounts.actor import CLI, CLI_DEVICE, SERVER_DEVICE, SYSTEM_UUID
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
 from siemgate.model.validation import V1_SHAPES, validate_events
-from support.servers import running_server
+from support.admin import ADMIN, DAY, PASSWORD, Person, Site, aux, error_message, ok
 from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 
 AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[Any]:
-    with running_server(tmp_path_factory.mktemp("audit"), server_backend) as live:
-        yield live
-
-
-@pytest.fixture
-def site(shared: Any) -> Site:
-    return Site(shared)
-
-
-@pytest.fixture
-def own_site(make_server: Any) -> Site:
-    """A server of its own: for moving the clock, and for sign-ins (limited per IP)."""
-    return Site(make_server())
 
 
 def recorded(site: Site, action: Callable[[], Any], feature: Feature = AUDIT) -> list[dict[str, Any]]:

@@ -10,13 +10,12 @@ import csv
 import io
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pytest
-from admin_support import ADMIN, DAY, HOUR, MINUTE, SECOND, Person, Site, bearer, error_message, ok
 
 from siemgate.alerts.fields import known_fields
 from siemgate.model import flatten
@@ -25,7 +24,8 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns, parse_ns
 from siemgate.store.base import Account
-from support.servers import running_server
+from support.admin import ADMIN, DAY, HOUR, MINUTE, SECOND, Person, Site, error_message, ok
+from support.servers import bearer
 from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
@@ -43,17 +43,6 @@ SIGNIN_FACETS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "ip": lambda e: e.get("client", {}).get("ip_address"),
 }
 ALL_FACETS = {"actor": "", "kind": "", "detail": "", "country": "", "app": "", "ip": ""}
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[Any]:
-    with running_server(tmp_path_factory.mktemp("explorer"), server_backend) as live:
-        yield live
-
-
-@pytest.fixture
-def site(shared: Any) -> Site:
-    return Site(shared)
 
 
 # events ---------------------------------------------------------------------------------------------

@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from admin_support import bearer
-from test_admin_cli import PASSWORD, Cli, serving
-from test_admin_cli import cli as cli  # the fixture
 
 from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.address import parse_address
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError
+from support.servers import bearer
+
+from .cli_runner import PASSWORD, Cli, serving
 
 
 def _aud(token: str) -> list[str]:

@@ -9,28 +9,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
 import pytest
-from admin_support import (
-    DAY,
-    HOUR,
-    SECOND,
-    Site,
-    audit_of,
-    aux,
-    error_message,
-    ok,
-    signin_event,
-)
 
 from siemgate.accounts.actor import SERVER_DEVICE, SYSTEM_UUID
 from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
-from support.servers import running_server
+from support.admin import DAY, HOUR, SECOND, Site, audit_of, aux, error_message, ok
+from support.events import signin
 from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
@@ -38,24 +27,14 @@ server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
 AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
 ALL = ["signinattempts", "itemusages", "auditevents"]
 PUBLIC_HOST = "siem.example.test:8443"
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[Any]:
-    """For tests that do not move the clock; tokens carry (and are checked for) a public host."""
-    with running_server(tmp_path_factory.mktemp("lifecycle"), server_backend, public_host=PUBLIC_HOST) as live:
-        yield live
+# tokens of the shared server carry (and are checked for) a public host
+SHARED_SERVER_SETTINGS = {"public_host": PUBLIC_HOST}
 
 
 @pytest.fixture
-def site(shared: Any) -> Site:
-    return Site(shared)
-
-
-@pytest.fixture
-def timed(make_server: Any) -> Site:
+def timed(own_site: Site) -> Site:
     """A site on a server of its own, whose clock the test moves."""
-    return Site(make_server())
+    return own_site
 
 
 def works(site: Site, token: str, feature: Feature = AUDIT) -> bool:
@@ -478,7 +457,7 @@ def test_integration_details_show_the_connection_guide_for_its_siem(site: Site, 
 def test_integration_details_show_tokens_last_use_and_consumer_lag(site: Site) -> None:
     key = site.server.ingest_key(site.account)
     now = site.server.clock()
-    stored = site.server.ingest(key, SIGNIN, [signin_event(now - n * SECOND) for n in range(5, 0, -1)])
+    stored = site.server.ingest(key, SIGNIN, [signin(now - n * SECOND) for n in range(5, 0, -1)])
     assert stored.status_code == 200, stored.text
     integration = site.integration(type="elastic")
     reading = site.issue(integration, name="reader", features=["signinattempts"], expires="90d")
@@ -526,7 +505,7 @@ def test_integration_details_show_tokens_last_use_and_consumer_lag(site: Site) -
     assert details()["idle"]["last_used_at"] is None
 
     # new events put the consumer behind again, until it reads them
-    site.server.ingest(key, SIGNIN, [signin_event(site.server.clock()) for _ in range(2)])
+    site.server.ingest(key, SIGNIN, [signin(site.server.clock()) for _ in range(2)])
     assert details()["reader"]["streams"][0]["events_behind"] == 2
     site.server.page(reading["token"], SIGNIN, {"cursor": cursor})
     site.services.usage.flush()

@@ -12,10 +12,7 @@ from typing import Any
 
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns, parse_ns
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "admin"))
-from admin_support import Site, error_message, ok
-
+from support.admin import Site, error_message, ok
 from support.events import auditevent, failed
 
 from .receivers import wait_for

@@ -5,7 +5,6 @@ wheelhouse with no network, and the installed command serves the Events API and 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from wheelhouse import make_wheelhouse
+
+from support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "siemgate"
@@ -85,12 +86,6 @@ def test_the_wheel_carries_every_data_file(installed: tuple[Path, Path]) -> None
     assert any(n.startswith("siemgate/alerts/starter/") and n.endswith(".yml") for n in names)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_installed_wheel_serves_the_events_api_and_the_console(
     installed: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -121,7 +116,7 @@ def test_the_installed_wheel_serves_the_events_api_and_the_console(
     assert "brute-force-signin" in starter, starter
     assert subprocess.run(["siemgate-verify", "--help"], env=env, capture_output=True, check=False).returncode == 0
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(["siemgate", "serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=log)

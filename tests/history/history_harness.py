@@ -11,7 +11,7 @@ replaced), a reader's token revoked (a new one is issued), the token signing key
 send, acknowledgement and page is recorded in ops/*.jsonl; the stream as stored at the end in
 final.json; `history_model.check` judges them. Everything is derived from one seed, but races
 between processes do not replay: a failing history's folder is the evidence, re-checked offline
-with `python tests/history/recheck.py FOLDER`.
+with `PYTHONPATH=tests python -m history.recheck FOLDER`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,18 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
+from support.ports import free_port
+from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
 
 FEATURE = Feature.SIGNINATTEMPTS
 SECOND = 1_000_000_000
 DAY = 86_400 * SECOND
-PG_URL = os.environ.get("SIEMGATE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 LIMITS = [1, 1, 2, 3, 7, 10, 50, 100, 250, 1000]
 POLL = 0.02
 
@@ -74,12 +73,6 @@ class Outcome:
 
 
 # --- the processes -------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Log:
@@ -258,7 +251,7 @@ class _Servers:
     def __init__(self, folder: Path, env: dict[str, str], count: int) -> None:
         self.folder = folder
         self.env = env
-        self.ports = [_free_port() for _ in range(count)]
+        self.ports = [free_port() for _ in range(count)]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
         for i in range(count):
             self.start(i)
@@ -313,21 +306,18 @@ class _Servers:
 def _store_url(backend: str, folder: Path) -> tuple[str, str | None]:
     if backend == "sqlite":
         return f"sqlite:///{(folder / 'siemgate.db').resolve()}", None
-    schema = f"h_{new_id().lower()[:16]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{PG_URL}?options=-csearch_path%3D{schema}", schema
+    schema = new_pg_schema()
+    return pg_schema_url(schema), schema
 
 
 def _drop_schema(schema: str | None) -> None:
     if schema is not None:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        drop_pg_schema(schema)
 
 
 def run_history(backend: str, seed: int, folder: Path, scale: Scale) -> Outcome:
     """Run one history in `folder` (emptied first) and check it."""
-    from history_model import check, load, summary
+    from .history_model import check, load, summary
 
     if folder.exists():
         shutil.rmtree(folder)

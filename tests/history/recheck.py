@@ -1,4 +1,4 @@
-"""Re-check a saved history offline: `python tests/history/recheck.py FOLDER` (a folder the
+"""Re-check a saved history offline: `PYTHONPATH=tests python -m history.recheck FOLDER` (a folder the
 history checker saved under test-artifacts/history/). Exit 0 when it keeps the cursor contract,
 1 with the violations otherwise."""
 
@@ -7,14 +7,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from history_model import check, load, summary
+from history.history_model import check, load, summary
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not (Path(argv[0]) / "final.json").is_file():
-        print("usage: python tests/history/recheck.py FOLDER  (a saved history: ops/ and final.json)", file=sys.stderr)
+        print(
+            "usage: PYTHONPATH=tests python -m history.recheck FOLDER  (a saved history: ops/ and final.json)",
+            file=sys.stderr,
+        )
         return 2
     history = load(Path(argv[0]))
     violations = check(history)

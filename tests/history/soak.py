@@ -1,5 +1,6 @@
-"""`make soak`: randomized adversarial histories (history_harness.py) back to back, alternating
-SQLite and PostgreSQL, bigger and longer than in `make test`, for SOAK_MINUTES (default 15).
+"""`make soak` (`PYTHONPATH=tests python -m history.soak`): randomized adversarial histories
+(history_harness.py) back to back, alternating SQLite and PostgreSQL, bigger and longer than in
+`make test`, for SOAK_MINUTES (default 15).
 Writes test-artifacts/soak/summary.json (histories, events checked, faults injected, failures)
 and keeps every failing history under test-artifacts/soak/<backend>-<seed>/. Exit 1 when any
 history broke the cursor contract."""
@@ -15,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from history_harness import Scale, run_history
+from history.history_harness import Scale, run_history
 
 OUT = Path(os.environ.get("SOAK_OUT") or Path(__file__).resolve().parents[2] / "test-artifacts" / "soak")
 

@@ -5,7 +5,7 @@ enforces"). `make soak` runs longer and bigger ones.
 
 The seed is random unless HISTORY_SEED is set; a failing history is kept under
 test-artifacts/history/<backend>-<seed>/ with its seed, and can be re-checked offline with
-`python tests/history/recheck.py FOLDER`.
+`PYTHONPATH=tests python -m history.recheck FOLDER`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from history_harness import Scale, run_history
 
 from support.stores import STORE_BACKENDS
+
+from .history_harness import Scale, run_history
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "history"
 
@@ -37,7 +38,7 @@ def test_a_random_adversarial_history_keeps_the_cursor_contract(backend: str, tm
             + "\n".join(outcome.faults)
             + "\n"
             + "\n".join(outcome.violations)
-            + f"\nsaved in {kept}: re-check with `python tests/history/recheck.py {kept}`,"
+            + f"\nsaved in {kept}: re-check with `PYTHONPATH=tests python -m history.recheck {kept}`,"
             f" run again with HISTORY_SEED={seed}",
             pytrace=False,
         )

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from history_model import check, load
+
+from .history_model import check, load
 
 
 def _write(folder: Path, writer: list[dict[str, Any]], reader: list[dict[str, Any]], final: dict[str, Any]) -> Path:

@@ -1,6 +1,6 @@
-"""Shared set-up for the admin API tests: an account on a live server with one person of each role
-(plus an outsider who owns another account), each with a personal API key, and small helpers to
-call the admin API and read siemgate's own audit trail back through the Events API."""
+"""An account on a live server with one person of each role (plus an outsider who owns another
+account), each with a personal API key, and helpers to call the admin API and read siemgate's own
+audit trail back through the Events API (tests/admin, and the alerts' API tests)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account, User
 
+from .servers import LiveServer, bearer
+
 ADMIN = "/api/admin/v1"
 PASSWORD = "correct horse battery staple"
 SECOND = 1_000_000_000
@@ -32,10 +34,6 @@ DAY = 86400 * SECOND
 def password_hash() -> str:
     """One argon2 hash for the whole run (hashing costs ~0.2 s)."""
     return hash_password(PASSWORD)
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 @dataclass
@@ -76,7 +74,7 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
 class Site:
     """Account `Acme` with an owner, an administrator and a member; `outsider` owns account `Other`."""
 
-    def __init__(self, server: Any, name: str | None = None) -> None:
+    def __init__(self, server: LiveServer, name: str | None = None) -> None:
         self.server = server
         self.services = server.services
         self.http: httpx.Client = server.http
@@ -206,36 +204,6 @@ def only(items: Iterable[dict[str, Any]], **match: Any) -> dict[str, Any]:
     found = [i for i in items if all(i.get(k) == v for k, v in match.items())]
     assert len(found) == 1, f"expected exactly one item with {match}, found {len(found)}: {found}"
     return found[0]
-
-
-def signin_event(ts_ns: int) -> dict[str, Any]:
-    """A valid v2 sign-in attempt from a producer (not siemgate's own)."""
-    return {
-        "uuid": new_id(),
-        "session_uuid": new_id(),
-        "timestamp": format_ns(ts_ns),
-        "category": "success",
-        "type": "credentials_ok",
-        "country": "CA",
-        "details": None,
-        "target_user": {
-            "uuid": new_id(),
-            "name": "Ada Lovelace",
-            "email": "ada@example.com",
-            "user_type": "user",
-            "user_account_uuid": new_id(),
-        },
-        "client": {
-            "app_name": "1Password for Mac",
-            "app_version": "81024002",
-            "platform_name": "MacBookPro18,3",
-            "platform_version": "14.2",
-            "os_name": "macOS",
-            "os_version": "14.2.1",
-            "ip_address": "192.0.2.10",
-        },
-        "account_uuid": new_id(),
-    }
 
 
 def audit_of(events: Iterable[dict[str, Any]], action: str, object_type: str) -> list[dict[str, Any]]:
