@@ -17,6 +17,7 @@ from siemgate.config import load_settings
 from siemgate.store.base import Store
 from support.clocks import Clock
 from support.loops import SESSION_LOOPS
+from support.receivers import Rsyslog
 from support.servers import LiveServer, start_server, stop_server
 from support.stores import PG_URL, REDIS_URL, STORE_BACKENDS, make_store
 
@@ -51,6 +52,15 @@ def pg_url() -> str:
 def redis_url() -> str:
     """The machine's Redis: a test using it is marked `redis`."""
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
+    """A private rsyslogd for the session (a test using it is marked `rsyslog`); tests tell their
+    messages apart by content or by `offset()`."""
+    receiver = Rsyslog(tmp_path_factory.mktemp("rsyslog"))
+    yield receiver
+    receiver.close()
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns, parse_ns
 from support.admin import Site, error_message, ok
 from support.events import auditevent, failed
-
-from .receivers import wait_for
+from support.waiting import wait_for
 
 SIGMA = """
 title: Vault shared
@@ -69,16 +68,16 @@ def test_rules_through_the_admin_api(make_server: Any) -> None:
     token = site.issue(integration)
     ok(site.call(site.owner, "POST", site.path(f"/tokens/{token['id']}/revoke")))
     alerts = wait_for(
-        lambda: ok(site.call(site.member, "GET", site.path("/alerts"), params={"rule": "siem-token-revoked"}))["items"],
         "the alert",
+        lambda: ok(site.call(site.member, "GET", site.path("/alerts"), params={"rule": "siem-token-revoked"}))["items"],
     )
     detail = ok(site.call(site.member, "GET", site.path(f"/alerts/{alerts[0]['id']}")))
     wait_for(
+        "the event delivery",
         lambda: (
             ok(site.call(site.member, "GET", site.path(f"/alerts/{alerts[0]['id']}")))["deliveries"][0]["status"]
             == "delivered"
         ),
-        "the event delivery",
     )
     assert detail["summary"].startswith("SIEM token hf1")
     rule = ok(site.call(site.member, "GET", site.path("/alert-rules/siem-token-revoked")))

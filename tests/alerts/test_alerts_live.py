@@ -26,23 +26,14 @@ from siemgate.model.ids import new_id
 from siemgate.services import Services
 from siemgate.store.base import Account
 from siemgate.store.sqlite import SQLiteStore
+from support.clocks import FixedClock
 from support.events import auditevent, failed, signin
-
-from .receivers import HttpReceiver, Rsyslog, free_port, wait_for
+from support.ports import free_port
+from support.receivers import HttpReceiver, Rsyslog
+from support.waiting import wait_for
 
 S = 1_000_000_000
 SIGNIN, AUDIT = Feature.SIGNINATTEMPTS, Feature.AUDITEVENTS
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000 * S
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * S)
 
 
 class Site:
@@ -50,7 +41,7 @@ class Site:
 
     def __init__(self, data_dir: Path, **settings: Any) -> None:
         # the receivers of these tests listen on loopback, which the operator allows here
-        self.data_dir, self.clock = data_dir, Clock()
+        self.data_dir, self.clock = data_dir, FixedClock(1_900_000_000 * S)
         self.settings = {"alerts_enabled": True, "outbound_allow": ["127.0.0.0/8", "::1"], **settings}
         self.services = self._open()
         self.account: Account = self.services.store.create_account(new_id(), "Acme", self.clock())
@@ -300,13 +291,6 @@ def test_email_without_an_smtp_server_fails_with_what_to_set(site: Site) -> None
     assert d.status == "failed" and "SIEMGATE_SMTP_HOST" in d.last_error
 
 
-@pytest.fixture(scope="module")
-def rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
-    receiver = Rsyslog(tmp_path_factory.mktemp("rsyslog"))
-    yield receiver
-    receiver.close()
-
-
 @pytest.mark.parametrize("protocol", ["udp", "tcp", "tls"])
 def test_syslog_to_a_real_rsyslog(site: Site, rsyslog: Rsyslog, protocol: str) -> None:
     port = {"udp": rsyslog.udp, "tcp": rsyslog.tcp, "tls": rsyslog.tls}[protocol]
@@ -318,7 +302,7 @@ def test_syslog_to_a_real_rsyslog(site: Site, rsyslog: Rsyslog, protocol: str) -
     alert = fire(site)
     site.services.alerts.dispatcher.run_due()
     assert deliveries(site)[0].status == "delivered"
-    message = wait_for(lambda: [m for m in rsyslog.messages() if alert.id in m["sd"]], f"the alert over {protocol}")[0]
+    message = wait_for(f"the alert over {protocol}", lambda: [m for m in rsyslog.messages() if alert.id in m["sd"]])[0]
     assert (message["app"], message["msgid"], message["input"]) == ("siemgate", "ALERT", protocol)
     assert message["pri"] == str(19 * 8 + 4)  # local3, warning (medium)
     assert orjson.loads(message["msg"])["summary"] == alert.summary

@@ -20,8 +20,9 @@ from siemgate.alerts.model import parse_rule
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from support.events import auditevent
+from support.receivers import HttpReceiver
+from support.waiting import wait_for
 
-from .receivers import HttpReceiver, wait_for
 from .test_alerts_live import S, Site
 
 TARPIT_TIMEOUT = 20.0  # each tarpitted delivery holds its slot this long
@@ -103,8 +104,8 @@ def test_a_hung_destination_delays_only_itself_and_never_another_account(
     runner.start()
     try:
         arrived = wait_for(
-            lambda: {r["path"] for r in healthy.requests} >= {"/acme", "/globex"} and time.monotonic() - started,
             "both healthy deliveries",
+            lambda: {r["path"] for r in healthy.requests} >= {"/acme", "/globex"} and time.monotonic() - started,
             timeout=TARPIT_TIMEOUT / 2,
         )
         assert arrived < TARPIT_TIMEOUT / 2  # well before even one hung delivery gives up

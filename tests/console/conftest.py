@@ -11,11 +11,9 @@ import asyncio
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -167,15 +165,3 @@ def sign_in(page: Page, console: Console, email: str, password: str = PASSWORD) 
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/integrations$"))
     page.wait_for_selector("body[data-loaded=true]")
-
-
-def wait_until(condition: Any, timeout: float = 10.0) -> Any:
-    """Poll `condition()` until it returns something truthy; fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)

@@ -18,8 +18,9 @@ from playwright.sync_api import Page, expect
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import parse_ns
+from support.waiting import wait_for
 
-from .conftest import PASSWORD, TIMEZONE, Console, allow_http_errors, screenshot, sign_in, wait_until
+from .conftest import PASSWORD, TIMEZONE, Console, allow_http_errors, screenshot, sign_in
 
 
 def _events_api(console: Console, token: str, feature: str = "signinattempts") -> httpx.Response:
@@ -67,7 +68,8 @@ def test_sign_in_refuses_a_wrong_password_records_it_and_then_signs_in(page: Pag
     expect(page.get_by_role("alert")).to_contain_text("email or password")
     expect(page.get_by_label("Password")).to_have_value("")
 
-    failed = wait_until(
+    failed = wait_for(
+        "the failed sign-in recorded",
         lambda: console.live.store.search_events(
             console.account.id,
             Feature.SIGNINATTEMPTS,
@@ -76,7 +78,7 @@ def test_sign_in_refuses_a_wrong_password_records_it_and_then_signs_in(page: Pag
             {"actor": console.member_email, "kind": "credentials_failed"},
             None,
             10,
-        )
+        ),
     )
     event = json.loads(failed[0][2])
     assert event["target_user"]["email"] == console.member_email and event["type"] == "password_secret_bad"
@@ -172,7 +174,7 @@ def test_add_integration_issue_token_use_it_then_revoke_it(page: Page, console: 
         page.wait_for_selector("body[data-loaded=true]")
         return re.search(r"Sign-in attempts: (up to date|[\d ]+\w+ behind)", row.inner_text()) is not None
 
-    wait_until(shows_use, timeout=15)
+    wait_for("the token's use shown", shows_use, timeout=15)
     expect(row).to_contain_text("Audit events: never read")
     expect(row.locator("td").nth(4)).not_to_have_text("Never")  # last used
     screenshot(page, "05-integration-details")
@@ -215,7 +217,7 @@ def test_revoke_offers_a_replacement_first_and_rotation_keeps_the_old_token_work
     def old_refused() -> bool:
         return _events_api(console, old).status_code == 401
 
-    wait_until(old_refused, timeout=15)
+    wait_for("the old token refused", old_refused, timeout=15)
     page.reload()
     old_row = page.locator("#tokens tbody tr", has_not_text="replacement")
     expect(old_row.locator(".badge")).to_have_text("Revoked")

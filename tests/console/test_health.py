@@ -14,8 +14,9 @@ from playwright.sync_api import Page, expect
 from siemgate.accounts.actor import CLI
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
+from support.waiting import wait_for
 
-from .conftest import Console, sign_in, wait_until
+from .conftest import Console, sign_in
 
 DAY = 86400 * 10**9
 
@@ -45,7 +46,7 @@ def _read(console: Console, token: str, feature: str, pages: int | None = None) 
 
 
 def _position_recorded(console: Console, record: Any) -> None:
-    wait_until(lambda: console.live.store.token_positions(record.id), timeout=15)
+    wait_for("the token's position recorded", lambda: console.live.store.token_positions(record.id), timeout=15)
 
 
 def test_the_list_shows_each_integrations_health(page: Page, console: Console) -> None:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from wheelhouse import make_wheelhouse
 
 from support.ports import free_port
+
+from .wheelhouse import make_wheelhouse
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "siemgate"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,12 +17,6 @@ from support.events import MAKERS
 T = TypeVar("T")
 SECOND = 1_000_000_000
 FAST = {"retry_initial": 0.01, "retry_max": 0.05}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fill(live: Any, key: str, feature: Feature, n: int, **extra: Any) -> list[str]:
@@ -55,17 +47,6 @@ def run_in_thread(forwarder: Forwarder, *, once: bool = False) -> threading.Thre
     thread = threading.Thread(target=forwarder.run, kwargs={"once": once}, daemon=True)
     thread.start()
     return thread
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 20) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def jsonl(path: Path) -> list[dict[str, Any]]:

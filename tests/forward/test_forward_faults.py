@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
-from forward_support import fill, jsonl, wait_for
-
 from siemgate.model.features import Feature
+from support.waiting import wait_for
+
+from .forward_support import fill, jsonl
 
 LIMIT = 100  # events per page
 BATCH = 100  # file sink batch

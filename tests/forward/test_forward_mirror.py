@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
-from forward_support import config, fill, run_once
-
 from siemgate.composition.wiring import open_store
 from siemgate.forward.records import make_record
 from siemgate.forward.sinks.base import Item, SinkContext
 from siemgate.forward.sinks.mirror import MirrorConfig
 from siemgate.model.features import ALL_FEATURES, Feature
+
+from .forward_support import config, fill, run_once
 
 
 def test_mirror_keeps_events_as_received_and_serves_them_again(source: Any, make_server: Any, tmp_path: Path) -> None:

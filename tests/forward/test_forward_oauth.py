@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fake_intakes import AZURE_SECRET
-from forward_fixtures import *  # noqa: F403 - pytest fixtures: intakes
-from forward_support import config
 
 from siemgate.forward.errors import SinkAuthError
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import Item, Sink, SinkContext
 from siemgate.model.features import Feature
+
+from .fake_intakes import AZURE_SECRET
+from .forward_support import config
 
 
 @pytest.fixture(autouse=True)

@@ -10,14 +10,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fake_intakes import HEC_TOKEN
-from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
-from forward_support import config, fill, jsonl, run_in_thread, run_once, sample, wait_for
 
 from siemgate.forward.checkpoint import CheckpointStore
 from siemgate.forward.client import EventsClient
 from siemgate.forward.errors import CursorRejected
 from siemgate.model.features import Feature
+from support.waiting import wait_for
+
+from .fake_intakes import HEC_TOKEN
+from .forward_support import config, fill, jsonl, run_in_thread, run_once, sample
 
 
 def file_sink(tmp_path: Path, name: str = "out") -> dict[str, Any]:
@@ -75,7 +76,7 @@ def test_sink_down_then_back_delivers_everything_and_reports_not_ready(
     uuids = fill(source.live, source.key, Feature.ITEMUSAGES, 400)
     intakes.stop()
     sink = {"type": "webhook", "url": f"{intakes.url}/webhook", "secret": {"env": "WH_SECRET"}, "max_events": 150}
-    from fake_intakes import WEBHOOK_SECRET
+    from .fake_intakes import WEBHOOK_SECRET
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WH_SECRET", WEBHOOK_SECRET)
@@ -102,7 +103,7 @@ def test_sink_down_then_back_delivers_everything_and_reports_not_ready(
 def test_429_storm_at_the_sink_and_at_the_source(
     source: Any, intakes: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fake_intakes import DD_API_KEY
+    from .fake_intakes import DD_API_KEY
 
     uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 250)
     intakes.intake.fail("datadog", [429] * 15 + [503] * 3)
@@ -233,10 +234,10 @@ def test_client_refuses_a_forged_cursor_and_a_bad_token(source: Any) -> None:
 
 
 def test_metrics_and_health_endpoint(source: Any, tmp_path: Path) -> None:
-    from forward_support import free_port
-
     from siemgate.forward.config import parse_config
     from siemgate.forward.runner import Forwarder
+
+    from .forward_support import free_port
 
     fill(source.live, source.key, Feature.SIGNINATTEMPTS, 30)
     port = free_port()

@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fake_intakes import (
+
+from siemgate.forward.runner import check
+from siemgate.model.features import Feature
+
+from .fake_intakes import (
     AZURE_SECRET,
     DD_API_KEY,
     ES_API_KEY,
@@ -20,11 +24,7 @@ from fake_intakes import (
     SUMO_TOKEN,
     WEBHOOK_SECRET,
 )
-from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
-from forward_support import config, fill, jsonl, run_once
-
-from siemgate.forward.runner import check
-from siemgate.model.features import Feature
+from .forward_support import config, fill, jsonl, run_once
 
 
 @pytest.fixture
@@ -236,7 +236,8 @@ def test_sentinel_over_tls_with_the_azure_client_as_oracle(
     both accepted by the same Logs Ingestion fake, over HTTPS (azure-core sends no bearer over http)."""
     from azure.core.credentials import AccessToken
     from azure.monitor.ingestion import LogsIngestionClient
-    from fake_intakes import AZURE_TOKEN
+
+    from .fake_intakes import AZURE_TOKEN
 
     class Static:
         def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:

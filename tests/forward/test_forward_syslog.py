@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
-from forward_support import config, fill, run_once, wait_for
 
 from siemgate.model.features import Feature
+from support.waiting import wait_for
+
+from .forward_support import config, fill, run_once
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp", "tls"])

@@ -7,15 +7,15 @@ from typing import Any
 
 import jwt
 import pytest
-from fake_intakes import DD_API_KEY
-from forward_fixtures import *  # noqa: F403 - pytest fixtures: source, intakes, rsyslog
-from forward_support import config, fill, jsonl, run_once
 
 from siemgate.forward.backoff import Backoff, parse_retry_after
 from siemgate.forward.client import base_url_from_token
 from siemgate.forward.config import parse_config
 from siemgate.forward.errors import ForwardConfigError, SourceError
 from siemgate.model.features import Feature
+
+from .fake_intakes import DD_API_KEY
+from .forward_support import config, fill, jsonl, run_once
 
 
 def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:

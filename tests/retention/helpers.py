@@ -19,6 +19,7 @@ from siemgate.model.timestamps import format_ns
 from siemgate.services import Services
 from siemgate.store.base import Account
 from siemgate.store.sqlite import SQLiteStore
+from support.clocks import FixedClock
 
 S = 1_000_000_000
 DAY = 86400 * S
@@ -26,17 +27,10 @@ NOW = (1_900_000_000 // 86400) * DAY  # midnight UTC: the test days are calendar
 AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
 
 
-class Clock:
-    now = NOW
-
-    def __call__(self) -> int:
-        return self.now
-
-
 def open_services(data_dir: Path, **settings: Any) -> Services:
     store = SQLiteStore(data_dir / "siemgate.db")
     store.migrate()
-    return build_services(load_settings(data_dir=data_dir, alerts_enabled=False, **settings), store, Clock())
+    return build_services(load_settings(data_dir=data_dir, alerts_enabled=False, **settings), store, FixedClock(NOW))
 
 
 def audit(ts: int, n: int) -> dict[str, Any]:

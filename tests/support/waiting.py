@@ -20,7 +20,7 @@ class Watched(Protocol):
     def output(self) -> str: ...
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 10.0, *, proc: Watched | None = None) -> T:
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 20.0, *, proc: Watched | None = None) -> T:
     """Poll `check` until it returns something truthy, and return that.
 
     Raises AssertionError naming `what` after `timeout` seconds; when `proc` is given and exits

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tlog_kit import Kit, make_kit, signer_process
 
 from siemgate.model.features import Feature
 from siemgate.store.base import Account
@@ -20,6 +19,8 @@ from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.keys import PublicKeyring
 from support.events import auditevent
 from support.servers import LiveServer
+
+from .tlog_kit import Kit, make_kit, signer_process
 
 AUDIT = Feature.AUDITEVENTS
 SECOND = 1_000_000_000

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_log_kit import T0, expected_root, new_account, write_events
-from tlog_kit import NAME, make_kit, signer_process
 
 from siemgate.cli.main import main
 from siemgate.config import load_settings
@@ -31,6 +29,9 @@ from siemgate.tlog.signer import Signer
 from support.events import auditevent
 from support.ports import free_port
 from support.servers import LiveServer
+
+from .store_log_kit import T0, expected_root, new_account, write_events
+from .tlog_kit import NAME, make_kit, signer_process
 
 AUDIT = Feature.AUDITEVENTS
 

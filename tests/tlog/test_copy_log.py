@@ -9,9 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-from store_log_kit import SECOND, new_account, sql, write_events
-from tlog_kit import make_kit
-
 from siemgate.config import load_settings
 from siemgate.dbcopy import Copier
 from siemgate.integrity.keys import LogKeys
@@ -20,6 +17,9 @@ from siemgate.model.features import Feature
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
+
+from .store_log_kit import SECOND, new_account, sql, write_events
+from .tlog_kit import make_kit
 
 AUDIT = Feature.AUDITEVENTS
 

@@ -7,9 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from store_log_kit import new_account, write_events
-from tlog_kit import make_kit
-
 from siemgate.config import load_settings
 from siemgate.integrity.keys import LogKeys
 from siemgate.integrity.service import LogService
@@ -17,6 +14,9 @@ from siemgate.model.features import Feature
 from siemgate.store.sqlite import SQLiteStore
 from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.signer import Signer
+
+from .store_log_kit import new_account, write_events
+from .tlog_kit import make_kit
 
 AUDIT = Feature.AUDITEVENTS
 DAY1 = 1_767_225_600  # 2026-01-01T00:00:00Z

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from proof_api_kit import AUDIT, SECOND, ProofSetup, proof_setup
-from store_log_kit import sql
-
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account
 from support.events import auditevent
 from support.stores import BOTH_BACKENDS
+
+from .proof_api_kit import AUDIT, SECOND, ProofSetup, proof_setup
+from .store_log_kit import sql
 
 server_backend = BOTH_BACKENDS
 T0 = (time.time_ns() // SECOND - 86400) * SECOND
@@ -140,10 +140,10 @@ def test_follow_verifies_a_live_stream_and_names_a_tampered_index(tmp_path: Path
 
 
 def test_follow_usage_errors_exit_2(tmp_path: Path) -> None:
-    from tlog_kit import make_kit
-
     from siemgate.tlog.verify_cli import main
     from support.ports import free_port
+
+    from .tlog_kit import make_kit
 
     key = str(make_kit(tmp_path).public_key)
     token = tmp_path / "token"

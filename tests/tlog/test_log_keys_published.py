@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tlog_kit import MemLog, make_kit, signer_process
 
 from siemgate.cli.main import main
 from siemgate.tlog.checkpoint import open_checkpoint
 from siemgate.tlog.keys import PublicKeyring
+
+from .tlog_kit import MemLog, make_kit, signer_process
 
 KEYS = "/.well-known/siemgate-log-keys"
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 import pytest
-from proof_api_kit import AUDIT, SECOND, ProofSetup, proof_setup
 
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.cosignature import create_witness_key, public_key_text
@@ -22,6 +21,8 @@ from siemgate.tlog.page_items import PageFormatError, split_page
 from siemgate.tlog.verify_cli import main
 from siemgate.tlog.verify_page import StreamState, verify_page
 from support.events import auditevent
+
+from .proof_api_kit import AUDIT, SECOND, ProofSetup, proof_setup
 
 T0 = (time.time_ns() // SECOND - 86400) * SECOND
 WINDOW = {"start_time": format_ns(T0 + 10 * SECOND), "end_time": format_ns(T0 + 60 * SECOND), "limit": 7}

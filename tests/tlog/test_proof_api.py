@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from proof_api_kit import AUDIT, SECOND, proof_setup
 
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns
@@ -20,6 +19,8 @@ from siemgate.tlog.page_items import split_page
 from siemgate.tlog.proof import verify_consistency
 from siemgate.tlog.tlog_proof import parse_tlog_proof, verify_event
 from support.events import auditevent
+
+from .proof_api_kit import AUDIT, SECOND, proof_setup
 
 T0 = (time.time_ns() // SECOND - 86400) * SECOND  # inside the default retention
 START = format_ns(T0)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tlog_kit import ORIGIN, MemLog, make_kit
 
 from siemgate.tlog.checkpoint import Checkpoint, open_checkpoint
 from siemgate.tlog.merkle import tree_reader
 from siemgate.tlog.publisher import Cadence, SignerAhead, due, publish
+
+from .tlog_kit import ORIGIN, MemLog, make_kit
 
 DAY0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 ROOT = bytes(32)

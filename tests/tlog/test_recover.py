@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_log_kit import snapshot
-from tlog_kit import make_kit, signer_process
 
 from siemgate.cli.main import main
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import open_checkpoint
 from support.events import auditevent
 from support.servers import LiveServer
+
+from .store_log_kit import snapshot
+from .tlog_kit import make_kit, signer_process
 
 AUDIT = Feature.AUDITEVENTS
 SECOND = 1_000_000_000

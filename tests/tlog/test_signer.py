@@ -8,11 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from tlog_kit import NAME, ORIGIN, MemLog, make_kit
 
 from siemgate.tlog.checkpoint import Checkpoint, open_checkpoint, open_recovery
 from siemgate.tlog.keys import PublicKeyring, SignerKeyring
 from siemgate.tlog.signer import BadSignRequest, ForeignOrigin, Signer, SignerRefused, StaleBase
+
+from .tlog_kit import NAME, ORIGIN, MemLog, make_kit
 
 
 def test_signs_extensions_and_heartbeats_with_increasing_times(tmp_path: Path) -> None:

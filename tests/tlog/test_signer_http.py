@@ -9,13 +9,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tlog_kit import ORIGIN, MemLog, make_kit, run_cli, signer_process
 
 from siemgate.tlog.checkpoint import open_checkpoint, open_recovery
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.signer import SignerRefused, StaleBase
 from siemgate.tlog.signer_client import SignerClient, SignerUnavailable
 from support.ports import free_port
+
+from .tlog_kit import ORIGIN, MemLog, make_kit, run_cli, signer_process
 
 
 def _secret(path: Path) -> str:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_log_kit import T0, bodies, expected_root, new_account, sql, write_events
 
 from siemgate.cli.main import main
 from siemgate.errors import SiemgateError
@@ -22,6 +21,8 @@ from siemgate.tlog.entry import body_timestamp_ns, entry_bytes
 from siemgate.tlog.merkle import tree_reader
 from siemgate.tlog.proof import consistency_proof, inclusion_proof
 from support.events import auditevent
+
+from .store_log_kit import T0, bodies, expected_root, new_account, sql, write_events
 
 AUDIT = Feature.AUDITEVENTS
 

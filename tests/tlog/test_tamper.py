@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from store_log_kit import SECOND, new_account, snapshot, sql, write_events
-from tlog_kit import Kit, make_kit
-
 from siemgate.config import load_settings
 from siemgate.integrity.keys import LogKeys
 from siemgate.integrity.service import LogService
@@ -29,6 +26,9 @@ from siemgate.store.sqlite import SQLiteStore
 from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.merkle import subtree_hash
 from siemgate.tlog.note import sign_note
+
+from .store_log_kit import SECOND, new_account, snapshot, sql, write_events
+from .tlog_kit import Kit, make_kit
 
 AUDIT = Feature.AUDITEVENTS
 

@@ -12,7 +12,6 @@ import venv
 from pathlib import Path
 
 import pytest
-from tlog_kit import T0, MemLog, export, make_kit
 
 from siemgate.tlog.cosignature import create_witness_key, public_key_text
 from siemgate.tlog.merkle import tree_reader
@@ -20,6 +19,8 @@ from siemgate.tlog.page_proof import Leaf, PageProof
 from siemgate.tlog.proof import inclusion_proof, range_proof
 from siemgate.tlog.tlog_proof import TlogProof, entry_extra
 from siemgate.tlog.witness import Witness
+
+from .tlog_kit import T0, MemLog, export, make_kit
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 TLOG = SRC / "siemgate" / "tlog"

@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tlog_kit import T0, MemLog, export, make_kit
 
 from siemgate.tlog.bundle import ENTRIES, EVENTS, MANIFEST, PROOFS, format_hashes
 from siemgate.tlog.entry import ENTRY_SIZE
 from siemgate.tlog.verify_cli import main
+
+from .tlog_kit import T0, MemLog, export, make_kit
 
 Checked = tuple[int, str]
 

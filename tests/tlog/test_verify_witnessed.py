@@ -7,13 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tlog_kit import MemLog, export, make_kit
 
 from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.cosignature import create_witness_key, public_key_text
 from siemgate.tlog.note import NoteSigner, sign_note
 from siemgate.tlog.verify_cli import main
 from siemgate.tlog.witness import Witness
+
+from .tlog_kit import MemLog, export, make_kit
 
 
 class _Witnesses:

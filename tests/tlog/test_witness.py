@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tlog_kit import NAME, ORIGIN, MemLog, make_kit, run_cli, witness_process
 
 from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy, cosignatures, create_witness_key, load_witness_keys
@@ -20,6 +19,8 @@ from siemgate.tlog.merkle import EMPTY_ROOT
 from siemgate.tlog.note import NoteError, NoteSigner, sign_note
 from siemgate.tlog.witness import Witness, WitnessRefused
 from siemgate.tlog.witness_client import WitnessClient, WitnessConflict, WitnessUnavailable
+
+from .tlog_kit import NAME, ORIGIN, MemLog, make_kit, run_cli, witness_process
 
 T = 1_767_225_600
 

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_log_kit import T0
-from tlog_kit import make_kit, run_cli, signer_process, witness_process
 
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError
@@ -28,6 +26,9 @@ from siemgate.tlog.witness import Witness
 from support.events import auditevent
 from support.ports import free_port
 from support.servers import LiveServer
+
+from .store_log_kit import T0
+from .tlog_kit import make_kit, run_cli, signer_process, witness_process
 
 AUDIT = Feature.AUDITEVENTS
 

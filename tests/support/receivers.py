@@ -1,39 +1,20 @@
-"""Real local receivers for alert actions: an HTTP server (webhooks, Slack), aiosmtpd (email) and a
-private rsyslogd (syslog over UDP, TCP and TLS), run as the forwarder's tests run it
-(tests/forward/forward_fixtures.py)."""
+"""Real local receivers: an HTTP server recording what it is sent (webhooks, Slack) and a private
+rsyslogd (syslog over UDP, TCP and TLS), for the alert actions and the forwarder's syslog sink."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import socket
 import ssl
 import subprocess
 import threading
-import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Poll until check() returns something truthy (no fixed sleeps); fails after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from .ports import free_port
+from .waiting import wait_for
 
 
 class HttpReceiver:
@@ -75,11 +56,11 @@ global(workDirectory="{d}/work" maxMessageSize="64k"
 module(load="imudp")
 module(load="imtcp")
 template(name="jsonl" type="list" option.jsonf="on") {{
-  property(outname="app" name="app-name" format="jsonf")
-  property(outname="msgid" name="msgid" format="jsonf")
-  property(outname="sd" name="structured-data" format="jsonf")
-  property(outname="msg" name="msg" format="jsonf")
-  property(outname="pri" name="pri" format="jsonf")
+  property(outname="ts" name="timereported" dateFormat="rfc3339" format="jsonf")
+  property(outname="host" name="hostname" format="jsonf")  property(outname="app" name="app-name" format="jsonf")
+  property(outname="procid" name="procid" format="jsonf")  property(outname="msgid" name="msgid" format="jsonf")
+  property(outname="sd" name="structured-data" format="jsonf")  property(outname="msg" name="msg" format="jsonf")
+  property(outname="pri" name="pri" format="jsonf")  property(outname="version" name="protocol-version" format="jsonf")
   property(outname="input" name="inputname" format="jsonf")
 }}
 ruleset(name="capture") {{ action(type="omfile" file="{d}/messages.jsonl" template="jsonl") }}
@@ -91,39 +72,17 @@ input(type="imtcp" name="tls" address="127.0.0.1" port="{tls}" ruleset="capture"
 """
 
 
-def _certs(d: Path) -> None:
-    """A test CA and a server certificate for 127.0.0.1 and localhost."""
+def make_certs(d: Path) -> None:
+    """In `d`: a test CA (ca.pem) and a server certificate for 127.0.0.1 and localhost
+    (server.pem, server-key.pem)."""
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
 
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
-    )
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server-key.pem",
-        "-out",
-        "server.csr",
-    )
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+            "-keyout", "ca-key.pem", "-out", "ca.pem")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server-key.pem",
+            "-out", "server.csr")  # fmt: skip
     (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
             "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem")  # fmt: skip
@@ -136,48 +95,54 @@ def _udp_bound(port: int) -> bool:
 
 
 class Rsyslog:
-    """A private rsyslogd writing each message it receives as one JSON line."""
+    """A private rsyslogd listening on UDP, TCP and TLS (with the test CA `ca`), writing each message
+    it receives as one JSON line; ready once all three listen. `close()` stops it."""
 
     def __init__(self, d: Path) -> None:
-        if shutil.which("rsyslogd") is None:
-            raise RuntimeError("rsyslogd is not installed: apt-get install rsyslog (.ci/run does)")
-        self.dir = d
+        self.dir, self.out, self.ca = d, d / "messages.jsonl", d / "ca.pem"
         (d / "work").mkdir()
-        _certs(d)
+        make_certs(d)
         self.udp, self.tcp, self.tls = free_port(socket.SOCK_DGRAM), free_port(), free_port()
-        conf = d / "rsyslog.conf"
+        conf, self.stderr = d / "rsyslog.conf", d / "rsyslogd.stderr"
         conf.write_text(RSYSLOG_CONF.format(d=d, udp=self.udp, tcp=self.tcp, tls=self.tls))
-        self.err = open(d / "stderr", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            ["rsyslogd", "-n", "-f", str(conf), "-i", str(d / "pid")], stdout=self.err, stderr=subprocess.STDOUT
-        )
-        context = ssl.create_default_context(cafile=str(d / "ca.pem"))
-
-        def ready() -> bool:
-            assert self.proc.poll() is None, (d / "stderr").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.tcp), timeout=0.5).close()
-                with (
-                    socket.create_connection(("127.0.0.1", self.tls), timeout=0.5) as raw,
-                    context.wrap_socket(raw, server_hostname="localhost") as s,
-                    contextlib.suppress(OSError),
-                ):
-                    s.unwrap()  # rsyslog answers close_notify with a bare EOF
-            except OSError:
-                return False
-            return _udp_bound(self.udp)
-
+        subprocess.run(["rsyslogd", "-N1", "-f", str(conf)], check=True, capture_output=True)
+        with self.stderr.open("wb") as err:
+            self.proc = subprocess.Popen(
+                ["rsyslogd", "-n", "-f", str(conf), "-i", str(d / "pid")], stdout=err, stderr=subprocess.STDOUT
+            )
         try:
-            wait_for(ready, "rsyslogd to listen")
+            wait_for("rsyslogd to listen", self._ready)
+            assert "Could not create" not in self.stderr.read_text()
         except BaseException:
             self.close()  # never leave the process behind
             raise
 
-    def messages(self) -> list[dict[str, Any]]:
-        path = self.dir / "messages.jsonl"
-        if not path.exists():
+    def _ready(self) -> bool:
+        assert self.proc.poll() is None, f"rsyslogd exited: {self.stderr.read_text()}"
+        context = ssl.create_default_context(cafile=str(self.ca))
+        try:
+            socket.create_connection(("127.0.0.1", self.tcp), timeout=0.5).close()
+            with (
+                socket.create_connection(("127.0.0.1", self.tls), timeout=0.5) as raw,
+                context.wrap_socket(raw, server_hostname="localhost") as s,
+                contextlib.suppress(OSError),
+            ):
+                s.unwrap()  # rsyslog answers close_notify with a bare EOF
+        except OSError:
+            return False
+        return _udp_bound(self.udp)
+
+    def offset(self) -> int:
+        """Where the messages received from now on start (for `messages(since=...)`)."""
+        return self.out.stat().st_size if self.out.exists() else 0
+
+    def messages(self, since: int = 0) -> list[dict[str, Any]]:
+        """The messages received (after `since`), complete lines only."""
+        if not self.out.exists():
             return []
-        data = path.read_bytes()
+        with self.out.open("rb") as f:
+            f.seek(since)
+            data = f.read()
         data = data[: data.rfind(b"\n") + 1]
         return [json.loads(line) for line in data.decode().splitlines()]
 
@@ -188,4 +153,3 @@ class Rsyslog:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.err.close()
