@@ -51,13 +51,9 @@ def live(store: Store, tmp_path: Path) -> Iterator[LiveServer]:
 def _tables_with_accounts(store: Store) -> list[str]:
     """Every table with an account_id column, as the database says."""
     if store.__class__.__name__.endswith("SQLiteStore"):
-        names = [r[0] for r in store._rows("SELECT name FROM sqlite_master WHERE type = 'table'")]  # type: ignore[attr-defined]
-        return sorted(
-            n
-            for n in names
-            if any(c[1] == "account_id" for c in store._rows(f"PRAGMA table_info({n})"))  # type: ignore[attr-defined]
-        )
-    rows = store._rows(  # type: ignore[attr-defined]
+        names = [r[0] for r in store._rows("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return sorted(n for n in names if any(c[1] == "account_id" for c in store._rows(f"PRAGMA table_info({n})")))
+    rows = store._rows(
         "SELECT c.table_name FROM information_schema.columns c JOIN pg_class k ON k.relname = c.table_name"
         " JOIN pg_namespace n ON n.oid = k.relnamespace AND n.nspname = c.table_schema"
         " WHERE c.column_name = 'account_id' AND c.table_schema = current_schema() AND NOT k.relispartition"
@@ -66,7 +62,7 @@ def _tables_with_accounts(store: Store) -> list[str]:
 
 
 def store_rows(store: Store, table: str, account_id: int) -> list[Any]:
-    return list(store._rows(f"SELECT * FROM {table} WHERE account_id = {int(account_id)}"))  # type: ignore[attr-defined]
+    return list(store._rows(f"SELECT * FROM {table} WHERE account_id = {int(account_id)}"))
 
 
 # Written by the server's log worker on its own schedule (integration, heartbeat checkpoints): they
@@ -81,7 +77,7 @@ def _steady(snapshot: dict[str, list[Any]]) -> dict[str, list[Any]]:
 def _snapshot(store: Store, account_id: int, tables: list[str]) -> dict[str, list[Any]]:
     rows: dict[str, list[Any]] = {}
     for table in tables:
-        found = store._rows(f"SELECT * FROM {table} WHERE account_id = {int(account_id)}")  # type: ignore[attr-defined]
+        found = store._rows(f"SELECT * FROM {table} WHERE account_id = {int(account_id)}")
         rows[table] = sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in found)
     return rows
 
@@ -177,8 +173,8 @@ def test_deleting_an_account_leaves_nothing_of_it_and_the_other_untouched(live: 
     assert a.uuid not in {x.uuid for x in store.list_accounts()}
     with pytest.raises(NotFound):
         store.get_user(alice.email)
-    assert not store._rows(store._q("SELECT * FROM api_keys WHERE user_id = ?"), (alice.id,))  # type: ignore[attr-defined]
-    assert not store._rows(store._q("SELECT * FROM sessions WHERE user_id = ?"), (alice.id,))  # type: ignore[attr-defined]
+    assert not store._rows(store._q("SELECT * FROM api_keys WHERE user_id = ?"), (alice.id,))
+    assert not store._rows(store._q("SELECT * FROM sessions WHERE user_id = ?"), (alice.id,))
     kept = store.get_user(sam.email)
     assert kept.home_account_id is None and [m.account_id for m in store.list_memberships(kept.id)] == [b.id]
 

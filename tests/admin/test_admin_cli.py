@@ -169,7 +169,7 @@ def test_token_rotate_prints_the_new_token_alone(make_server: Any) -> None:
     old, record = services.lifecycle.issue(CLI, account, integration, "splunk", list(Feature), 30 * 86400 * 10**9)
 
     def works(token: str) -> bool:
-        status = server.page(token, AUDIT, {}).status_code
+        status: int = server.page(token, AUDIT, {}).status_code
         assert status in (200, 401)
         return status == 200
 

@@ -181,7 +181,7 @@ def test_an_outsider_cannot_reach_another_accounts_objects_through_their_own_acc
         ("DELETE", f"/members/{site.owner.uuid}", None),
     ]
     for method, tail, body in attempts:
-        kwargs = {} if body is None else {"json": body}
+        kwargs: dict[str, Any] = {} if body is None else {"json": body}
         response = site.call(site.outsider, method, site.path(tail, other), **kwargs)
         error_message(response, 404)
         assert targets["secret"] not in response.text
@@ -256,7 +256,7 @@ def test_missing_wrong_or_foreign_credentials_get_401(site: Site, kind: str, fra
         ("POST", site.path("/integrations"), {"type": "splunk", "name": "x"}),
         ("POST", site.path(f"/tokens/{targets['token']}/revoke"), None),
     ]:
-        kwargs = {} if body is None else {"json": body}
+        kwargs: dict[str, Any] = {} if body is None else {"json": body}
         response = site.http.request(method, url, headers=headers, **kwargs)
         message = error_message(response, 401)
         assert message.startswith("Unauthorized"), message
@@ -396,7 +396,7 @@ def test_an_administrator_cannot_grant_change_or_remove_the_owner_role(site: Sit
         ("DELETE", f"/members/{site.owner.uuid}", None, "only an owner can remove an owner"),
     ]
     for method, tail, body, fragment in attempts:
-        kwargs = {} if body is None else {"json": body}
+        kwargs: dict[str, Any] = {} if body is None else {"json": body}
         message = error_message(site.call(site.admin, method, site.path(tail), **kwargs), 403)
         assert message.startswith("Forbidden: "), message
         assert fragment in message, message

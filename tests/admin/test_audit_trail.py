@@ -201,11 +201,11 @@ def test_members_added_role_changed_and_removed(site: Site) -> None:
     added: dict[str, Any] = {}
     joining = {"email": f"dev@{site.domain}", "code": invited["code"], "name": "Dev Eloper", "password": PASSWORD}
 
-    def join() -> None:
+    def join_by_invitation() -> None:
         with httpx.Client(base_url=site.server.base_url, timeout=30) as browser:  # its own cookie jar
             added.update(ok(browser.post(f"{ADMIN}/join", json=joining), 201)["user"])
 
-    [join] = recorded(site, join)
+    [join] = recorded(site, join_by_invitation)
     assert kinds([join]) == [("join", "user")]
     person = {"uuid": added["uuid"], "name": "Dev Eloper", "email": f"dev@{site.domain}"}
     assert join["object_uuid"] == added["uuid"] and join["object_details"] == person

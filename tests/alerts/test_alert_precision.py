@@ -73,7 +73,8 @@ def test_a_threshold_groups_one_person_whatever_the_case_of_their_email(site: Si
 
 
 def user() -> dict[str, Any]:
-    return signin(0)["target_user"]
+    person: dict[str, Any] = signin(0)["target_user"]
+    return person
 
 
 def sign_ins(site: Site, who: dict[str, Any], countries: list[str], start: int, step: int = MIN) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sigma.backends.sqlite import sqliteBackend
+from sigma.backends.sqlite.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
 
 from siemgate.accounts.actor import CLI

@@ -17,7 +17,8 @@ SIGNIN = Feature.SIGNINATTEMPTS
 
 def _served(server: Any, token: str) -> list[dict[str, Any]]:
     start = format_ns(server.clock() - 3 * 3600 * SECOND)
-    return server.page(token, SIGNIN, {"limit": 1000, "start_time": start}).json()["items"]
+    items: list[dict[str, Any]] = server.page(token, SIGNIN, {"limit": 1000, "start_time": start}).json()["items"]
+    return items
 
 
 def test_the_same_event_with_its_timestamp_written_differently_is_a_duplicate(server: Any) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from siemgate.api.ingest_routes import parse_batch
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
+from siemgate.store.ingest import parse_batch
 from support.clocks import Clock
 from support.servers import LiveServer, start_server
 from support.stores import make_store

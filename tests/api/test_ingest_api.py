@@ -51,7 +51,7 @@ def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def _post(server: Any, key: str, feature: Feature, body: bytes, *, encoding: str) -> httpx.Response:
+def _post(server: LiveServer, key: str, feature: Feature, body: bytes, *, encoding: str) -> httpx.Response:
     headers = {**_auth(key), "Content-Encoding": encoding}
     return server.http.post(f"/api/ingest/v2/{feature.value}", content=body, headers=headers)
 

@@ -81,7 +81,7 @@ class Fuzz:
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         )
-        def fuzz(case: schemathesis.Case) -> None:
+        def fuzz(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(session=self.session, headers=headers, checks=CHECKS)
 
         fuzz()

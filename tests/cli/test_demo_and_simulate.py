@@ -246,7 +246,8 @@ def test_demo_prints_working_commands_keeps_producing_activity_and_stops_on_sigt
         def last_hour() -> list[dict[str, Any]]:
             data = demo.run(signins)
             assert "items" in data, data
-            return data["items"]
+            items: list[dict[str, Any]] = data["items"]
+            return items
 
         items = wait_for("sign-ins in the last hour", last_hour, 30, proc=demo.proc)
         assert 1 <= len(items) <= 5

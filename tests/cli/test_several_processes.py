@@ -7,6 +7,7 @@ one are read through another."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url: st
             procs.append(proc)
             servers.append(f"http://127.0.0.1:{port}")
         for proc, base in zip(procs, servers, strict=True):
-            wait_for(f"{proc.name} to serve", lambda base=base: healthy(base), 60, proc=proc)
+            wait_for(f"{proc.name} to serve", functools.partial(healthy, base), 60, proc=proc)
         yield Cluster(url, env, servers, tmp)
     finally:
         for proc in procs:

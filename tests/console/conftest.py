@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
 
 from siemgate.accounts.actor import CLI
 from siemgate.auth.passwords import hash_password
@@ -95,7 +95,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
     home = tmp_path_factory.mktemp("chromium-home")  # else Chromium writes ~/.config/chromium
-    env = {
+    env: dict[str, str | float | bool] = {
         **os.environ,
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
@@ -140,8 +140,16 @@ def page(browser: Browser, console: Console) -> Iterator[Page]:
     context.set_default_timeout(15_000)
     pg = context.new_page()
     watched = Watched()
-    pg.on("console", lambda m: m.type == "error" and watched.console_errors.append(m.text))
-    pg.on("pageerror", lambda e: watched.page_errors.append(str(e)))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.console_errors.append(message.text)
+
+    def on_page_error(error: Error) -> None:
+        watched.page_errors.append(str(error))
+
+    pg.on("console", on_console)
+    pg.on("pageerror", on_page_error)
     pg.watched = watched  # type: ignore[attr-defined]
     yield pg
     context.close()

@@ -370,7 +370,7 @@ def test_explorer_streams_and_load_more(page: Page, console: Console) -> None:
 
 
 def _chart_totals(page: Page) -> dict[str, Any]:
-    return page.evaluate(
+    totals: dict[str, Any] = page.evaluate(
         """() => Object.fromEntries(Object.entries(window.siemgateCharts).map(([id, c]) => [id, {
             total: c.total,
             data: c.chart.data.datasets.reduce((s, d) => s + d.data.reduce((a, b) => a + b, 0), 0),
@@ -379,6 +379,7 @@ def _chart_totals(page: Page) -> dict[str, Any]:
                               let n = 0; for (let i = 3; i < px.length; i += 4) if (px[i]) n++; return n; })(),
         }]))"""
     )
+    return totals
 
 
 @pytest.mark.parametrize(

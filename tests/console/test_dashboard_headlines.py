@@ -22,7 +22,8 @@ from .conftest import Console, screenshot, sign_in
 
 def _stored(console: Console, feature: Feature, start: int, end: int) -> list[dict[str, Any]]:
     """Every stored event of the stream with start <= timestamp <= end, read as the Events API does."""
-    events, after = [], 0
+    events: list[dict[str, Any]] = []
+    after = 0
     while True:
         rows = console.live.store.read_events(console.account.id, feature, after, start, end, 1000)
         if not rows:

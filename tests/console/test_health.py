@@ -131,7 +131,10 @@ def test_enter_in_rename_saves(page: Page, console: Console) -> None:
 
 def test_leaving_the_add_flow_leaves_no_integration_and_retrying_works(page: Page, console: Console) -> None:
     sign_in(page, console, console.owner_email)
-    names = lambda: [i.name for i in console.live.store.list_integrations(console.account.id)]  # noqa: E731
+
+    def names() -> list[str]:
+        return [i.name for i in console.live.store.list_integrations(console.account.id)]
+
     page.goto(console.url("/integrations/new?type=sumo_logic"))
     page.wait_for_selector("body[data-loaded=true]")
     page.get_by_label("Integration name").fill("Health abandoned")

@@ -4,6 +4,8 @@ LIKE's wildcards taken literally; counts and searches agree."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from siemgate.model.encoding import encode_event
 from siemgate.model.facets import extract_facets
 from siemgate.model.features import Feature
@@ -20,7 +22,7 @@ PLACES = [("US", "2001:db8::1"), ("AU", "192.0.2.10"), ("US", "192.0.2.100"), ("
 def _events() -> list[NewEvent]:
     events = []
     for i, (email, (country, ip)) in enumerate(zip(PEOPLE, PLACES, strict=True)):
-        event = {
+        event: dict[str, Any] = {
             "uuid": new_id(),
             "timestamp": f"2023-11-14T22:13:2{i}Z",
             "category": "success",

@@ -41,7 +41,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def _after_first_statement(
-    store: Store, monkeypatch: pytest.MonkeyPatch, marker: str, action: Callable[[], None]
+    store: Store, monkeypatch: pytest.MonkeyPatch, marker: str, action: Callable[[], object]
 ) -> list[bool]:
     """Run `action` (a concurrent commit) once, right after the reader's first statement whose SQL
     contains `marker` has run (PostgreSQL) or right before it runs (SQLite: the trace callback)."""

@@ -171,8 +171,8 @@ def test_empty_pages(store: Store) -> None:
         (log.rows[2].seq, T0, T0 + 2 * SECOND, 1),  # the window's events are all before the position
     ]
     for after, start, end, limit in cases:
-        v2, v1 = log.check(after, start, end, limit)
-        assert v2 == v1 == EMPTY
+        v2_page, v1_page = log.check(after, start, end, limit)
+        assert v2_page == v1_page == EMPTY
     other = _account(store)
     assert store.read_page(other.id, SIGNIN, 0, 0, None, 10, v1=False) == EMPTY  # another account's stream
 

@@ -80,9 +80,16 @@ def _ingest_key(store: Store, account: Account, features: tuple[Feature, ...] = 
     return key
 
 
+def _seqs(result: InsertResult) -> list[int]:
+    """The seqs of a batch that had no duplicate (each event stored)."""
+    seqs = [seq for seq in result.seqs if seq is not None]
+    assert len(seqs) == len(result.seqs), result.seqs
+    return seqs
+
+
 def _drain(
     store: Store, account: Account, feature: Feature, after: int, start: int, end: int | None, limit: int
-) -> list:
+) -> list[tuple[int, bytes, int | None]]:
     """Page with read_events from `after` until a page comes back empty."""
     out: list[tuple[int, bytes, int | None]] = []
     for _ in range(100_000):
@@ -357,13 +364,13 @@ def test_insert_assigns_increasing_seqs_in_batch_order(store: Store) -> None:
     # Timestamps deliberately out of order: seq follows the batch, not the time.
     first = [_event(T0 + n * SECOND) for n in (5, 1, 9, 3)]
     result = store.insert_events(a.id, SIGNIN, first)
-    seqs = result.seqs
+    seqs = _seqs(result)
     assert len(seqs) == 4 and None not in seqs
     assert seqs[0] > 0
     assert all(x < y for x, y in itertools.pairwise(seqs))
     assert store.head_seq(a.id, SIGNIN) == seqs[-1]
     later = [_event(T0), _event(T0)]
-    second = store.insert_events(a.id, SIGNIN, later).seqs
+    second = _seqs(store.insert_events(a.id, SIGNIN, later))
     assert None not in second
     assert seqs[-1] < second[0] < second[1]
     assert store.head_seq(a.id, SIGNIN) == second[1]
@@ -375,9 +382,9 @@ def test_insert_assigns_increasing_seqs_in_batch_order(store: Store) -> None:
 
 def test_each_stream_is_sequenced_independently(store: Store) -> None:
     a, b = _account(store), _account(store)
-    s1 = store.insert_events(a.id, SIGNIN, [_event(T0) for _ in range(5)]).seqs
-    i1 = store.insert_events(a.id, ITEMS, [_event(T0) for _ in range(2)]).seqs
-    b1 = store.insert_events(b.id, SIGNIN, [_event(T0) for _ in range(3)]).seqs
+    s1 = _seqs(store.insert_events(a.id, SIGNIN, [_event(T0) for _ in range(5)]))
+    i1 = _seqs(store.insert_events(a.id, ITEMS, [_event(T0) for _ in range(2)]))
+    b1 = _seqs(store.insert_events(b.id, SIGNIN, [_event(T0) for _ in range(3)]))
     assert store.head_seq(a.id, SIGNIN) == s1[-1]
     assert store.head_seq(a.id, ITEMS) == i1[-1]
     assert store.head_seq(a.id, AUDIT) == 0
@@ -390,7 +397,7 @@ def test_each_stream_is_sequenced_independently(store: Store) -> None:
     assert store.head_seq(a.id, ITEMS) == i1[-1]
     assert (store.count_events(a.id, SIGNIN), store.count_events(a.id, ITEMS)) == (5, 2)
     assert (store.count_events(b.id, SIGNIN), store.count_events(a.id, AUDIT)) == (13, 1)
-    more = store.insert_events(a.id, ITEMS, [_event(T0)]).seqs
+    more = _seqs(store.insert_events(a.id, ITEMS, [_event(T0)]))
     assert more[0] > i1[-1]
     assert store.head_seq(a.id, ITEMS) == more[0]
 
@@ -462,7 +469,7 @@ def test_insert_result_counts() -> None:
 
 def test_bodies_and_v1_cuts_round_trip(store: Store) -> None:
     a = _account(store)
-    events = [
+    events: list[dict[str, Any]] = [
         {"uuid": new_id(), "timestamp": "2024-01-01T00:00:00Z", "action": "create", "object_type": "user"},
         {
             "uuid": new_id(),
@@ -478,7 +485,7 @@ def test_bodies_and_v1_cuts_round_trip(store: Store) -> None:
         body, cut = encode_event(AUDIT, event)
         news.append(NewEvent(event["uuid"], T0 + n, body, cut))
     assert news[0].v1_cut is None and news[1].v1_cut is not None
-    seqs = store.insert_events(a.id, AUDIT, news).seqs
+    seqs = _seqs(store.insert_events(a.id, AUDIT, news))
     rows = store.read_events(a.id, AUDIT, 0, 0, None, 10)
     for row in rows:
         assert isinstance(row[1], bytes)
@@ -523,12 +530,12 @@ def test_read_events_filters_and_orders(store: Store) -> None:
     a, b = _account(store), _account(store)
     stamps = [50, 10, 30, 20, 40, 30, 60, 0]
     events = [_event(T0 + s * SECOND, tag=str(n)) for n, s in enumerate(stamps)]
-    seqs = store.insert_events(a.id, ITEMS, events).seqs
+    seqs = _seqs(store.insert_events(a.id, ITEMS, events))
     store.insert_events(b.id, ITEMS, [_event(T0 + s * SECOND) for s in stamps])  # another account
     store.insert_events(a.id, AUDIT, [_event(T0 + s * SECOND) for s in stamps])  # another feature
     log = list(zip(seqs, [T0 + s * SECOND for s in stamps], events, strict=True))
 
-    def expected(after: int, start: int, end: int | None, limit: int) -> list:
+    def expected(after: int, start: int, end: int | None, limit: int) -> list[tuple[int, bytes, None]]:
         hits = [(s, e.body, None) for s, ts, e in log if s > after and start <= ts and (end is None or ts <= end)]
         return hits[:limit]
 
@@ -559,11 +566,11 @@ def test_read_events_small_and_large_windows_match_brute_force(store: Store, lim
     n = 3000
     stamps = [T0 + rng.randrange(0, 1500) * SECOND for _ in range(n)]
     events = [_event(ts, tag=str(i)) for i, ts in enumerate(stamps)]
-    seqs = store.insert_events(a.id, SIGNIN, events).seqs
+    seqs = _seqs(store.insert_events(a.id, SIGNIN, events))
     assert None not in seqs
     log = list(zip(seqs, stamps, events, strict=True))
 
-    def brute(start: int, end: int | None) -> list:
+    def brute(start: int, end: int | None) -> list[tuple[int, bytes, None]]:
         return [(s, e.body, None) for s, ts, e in log if start <= ts and (end is None or ts <= end)]
 
     # Bounds are stored timestamps (shared by several events), so inclusive ends are exercised.
@@ -611,7 +618,7 @@ def test_start_position_on_an_empty_stream_is_the_head(store: Store) -> None:
 def test_start_position_in_order(store: Store) -> None:
     a = _account(store)
     stamps = [T0 + n * 10 * SECOND for n in range(40)]
-    seqs = store.insert_events(a.id, AUDIT, [_event(ts) for ts in stamps]).seqs
+    seqs = _seqs(store.insert_events(a.id, AUDIT, [_event(ts) for ts in stamps]))
     log = list(zip(seqs, stamps, strict=True))
     probes = [0, T0 - 1, T0, T0 + 1, T0 + 55 * SECOND, T0 + 200 * SECOND, stamps[-1] - 1, stamps[-1]]
     for start in probes:
@@ -629,8 +636,8 @@ def test_start_position_with_late_events_is_a_lower_bound(store: Store) -> None:
     # Mostly in order, with late arrivals carrying old timestamps.
     for i in range(0, 200, 9):
         stamps[i] = T0 + rng.randrange(0, 200) * SECOND
-    seqs = store.insert_events(a.id, SIGNIN, [_event(ts) for ts in stamps]).seqs
-    late = store.insert_events(a.id, SIGNIN, [_event(T0 + 3 * SECOND), _event(T0 + 150 * SECOND)]).seqs
+    seqs = _seqs(store.insert_events(a.id, SIGNIN, [_event(ts) for ts in stamps]))
+    late = _seqs(store.insert_events(a.id, SIGNIN, [_event(T0 + 3 * SECOND), _event(T0 + 150 * SECOND)]))
     log = list(zip(seqs + late, [*stamps, T0 + 3 * SECOND, T0 + 150 * SECOND], strict=True))
     head = store.head_seq(a.id, SIGNIN)
     for start in [T0 - 1, *(T0 + k * SECOND for k in range(0, 205, 4)), T0 + 199 * SECOND + 1]:
@@ -642,6 +649,9 @@ def test_start_position_with_late_events_is_a_lower_bound(store: Store) -> None:
 
 # --- the whole guarantee, as a property ---------------------------------------------------------
 
+# (feature, [(uuid index, ts in seconds from T0)]) and (feature, start, end, limit, pages read before phase 2)
+Batch = tuple[Feature, list[tuple[int, int]]]
+Window = tuple[Feature, int, int | None, int, int]
 _FEATURES = st.sampled_from([SIGNIN, AUDIT])
 _EVENT = st.tuples(st.integers(0, 30), st.integers(0, 60))  # (uuid index, ts in seconds from T0)
 _BATCH = st.tuples(_FEATURES, st.lists(_EVENT, min_size=0, max_size=12))
@@ -661,7 +671,7 @@ _WINDOW = st.tuples(
     windows=st.lists(_WINDOW, min_size=1, max_size=3),
 )
 def test_paging_from_start_position_delivers_each_matching_event_once(
-    store: Store, phase1: list, phase2: list, windows: list
+    store: Store, phase1: list[Batch], phase2: list[Batch], windows: list[Window]
 ) -> None:
     account = _account(store)  # a fresh account per example isolates it from earlier ones
     neighbour = _account(store)
@@ -669,7 +679,7 @@ def test_paging_from_start_position_delivers_each_matching_event_once(
     seen: dict[Feature, set[tuple[str, int]]] = {SIGNIN: set(), AUDIT: set()}  # duplicates: (uuid, timestamp)
     counter = [0]
 
-    def insert(batches: list) -> None:
+    def insert(batches: list[Batch]) -> None:
         for feature, items in batches:
             events = []
             for index, sec in items:

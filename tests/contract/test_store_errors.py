@@ -75,5 +75,5 @@ def test_sqlite_errors_say_what_to_do_by_their_code() -> None:
         conn.execute("SELECT * FROM nowhere")
     assert "siemgate db migrate" in store_error(raised.value).message
     busy = sqlite3.OperationalError("database is locked")
-    busy.sqlite_errorcode = 5  # type: ignore[attr-defined]
+    busy.sqlite_errorcode = 5
     assert "locked by another process" in store_error(busy, "cannot store events").message

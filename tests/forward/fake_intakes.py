@@ -202,6 +202,7 @@ def build_app(intake: Intake) -> Starlette:
             op, meta = next(iter(action.items()))
             index, doc_id = meta.get("_index", ""), meta.get("_id")
             uuid = _uuid(doc)
+            result: dict[str, Any]
             if op != "create" and index.startswith("logs-"):
                 result = {
                     "status": 400,

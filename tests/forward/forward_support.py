@@ -37,9 +37,15 @@ def config(state: Path, url: str, sinks: dict[str, dict[str, Any]], **source: An
     )
 
 
-def run_once(cfg: ForwardConfig, **kwargs: Any) -> Forwarder:
-    forwarder = Forwarder(cfg, **kwargs)
-    forwarder.code = forwarder.run(once=True)  # type: ignore[attr-defined]
+class RunOnce(Forwarder):
+    """A forwarder that has run once (`run(once=True)`), with the exit code it returned."""
+
+    code = -1
+
+
+def run_once(cfg: ForwardConfig, **kwargs: Any) -> RunOnce:
+    forwarder = RunOnce(cfg, **kwargs)
+    forwarder.code = forwarder.run(once=True)
     return forwarder
 
 

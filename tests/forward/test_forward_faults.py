@@ -3,6 +3,7 @@ duplicates only from pages that were not acknowledged yet), SIGTERM, and `forwar
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -72,6 +73,11 @@ def test_killed_at_random_points_then_restarted_loses_nothing(source: Any, tmp_p
     )
     kills = 0
     procs: list[subprocess.Popen[bytes]] = []
+
+    def written(target: int, proc: subprocess.Popen[bytes], caught_up: set[str]) -> bool:
+        got = delivered(out)
+        return len(got) >= target or caught_up <= set(got) or proc.poll() is not None
+
     try:
         for round_ in range(5):
             proc = start(config)
@@ -80,9 +86,7 @@ def test_killed_at_random_points_then_restarted_loses_nothing(source: Any, tmp_p
             caught_up = set(expected)  # or kill once everything is there: a kill while idle counts too
             wait_for(
                 f"round {round_}: {target} events written",
-                lambda t=target, p=proc, c=caught_up: (
-                    len(got := delivered(out)) >= t or c <= set(got) or p.poll() is not None
-                ),
+                functools.partial(written, target, proc, caught_up),
                 timeout=60,
             )
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

@@ -20,8 +20,8 @@ def test_mirror_keeps_events_as_received_and_serves_them_again(source: Any, make
     local = mirror.account("Mirror")
     sink = {"type": "siemgate", "account": local.uuid, "data_dir": str(mirror.services.settings.data_dir)}
     cfg = config(tmp_path / "state", source.url, {"mirror": sink}, features=["signinattempts"])
-    assert run_once(cfg, open_store=open_store).code == 0  # type: ignore[attr-defined]
-    assert run_once(cfg, open_store=open_store).code == 0  # type: ignore[attr-defined]  (nothing new: no copies)
+    assert run_once(cfg, open_store=open_store).code == 0
+    assert run_once(cfg, open_store=open_store).code == 0  # nothing new: no copies
 
     token = mirror.token(local, ALL_FEATURES)
     upstream = source.live.page(

@@ -32,7 +32,7 @@ def test_once_delivers_every_event_exactly_once_and_resumes(source: Any, tmp_pat
         tmp_path / "state", source.url, {"out": file_sink(tmp_path)}, features=["signinattempts", "itemusages"]
     )
     first = run_once(cfg)
-    assert first.code == 0, first.problems()  # type: ignore[attr-defined]
+    assert first.code == 0, first.problems()
     assert [e["uuid"] for e in jsonl(tmp_path / "out/signinattempts.jsonl")] == signins
     assert [e["uuid"] for e in jsonl(tmp_path / "out/itemusages.jsonl")] == usages
     assert sample(first, "siemgate_forward_events_out_total", source="src", sink="out") == 3000
@@ -40,7 +40,7 @@ def test_once_delivers_every_event_exactly_once_and_resumes(source: Any, tmp_pat
 
     more = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 5)
     second = run_once(cfg)
-    assert second.code == 0  # type: ignore[attr-defined]
+    assert second.code == 0
     assert [e["uuid"] for e in jsonl(tmp_path / "out/signinattempts.jsonl")] == signins + more
     with CheckpointStore(tmp_path / "state/checkpoints.db") as store:
         positions = {p.stream: p for p in store.all()}
@@ -58,7 +58,7 @@ def test_poison_event_is_isolated_and_dead_lettered(source: Any, intakes: Any, t
             tmp_path / "state", source.url, {"hec": hec, "out": file_sink(tmp_path)}, features=["signinattempts"]
         )
         forwarder = run_once(cfg)
-    assert forwarder.code == 0  # type: ignore[attr-defined]
+    assert forwarder.code == 0
     received = set(intakes.intake.uuids("hec"))
     assert received == set(uuids) - bad  # nothing lost; the events before a bad one may repeat
     dead = jsonl(tmp_path / "state/dead-letters/src.hec.jsonl")
@@ -125,14 +125,14 @@ def test_429_storm_at_the_sink_and_at_the_source(
 
     import siemgate.forward.runner as runner
 
-    original = runner.EventsClient
+    original = EventsClient
 
     def client(*args: Any, **kwargs: Any) -> EventsClient:
         return original(*args, **kwargs, transport=Storm())
 
     monkeypatch.setattr(runner, "EventsClient", client)
     forwarder = run_once(cfg)
-    assert forwarder.code == 0  # type: ignore[attr-defined]
+    assert forwarder.code == 0
     assert intakes.intake.uuids("datadog") == uuids
     assert sample(forwarder, "siemgate_forward_retries_total", source="src", sink="dd") == 18
     assert sample(forwarder, "siemgate_forward_source_retries_total", source="src") >= 8
@@ -141,10 +141,10 @@ def test_429_storm_at_the_sink_and_at_the_source(
 def test_revoked_token_stops_the_stream_with_a_clear_report(source: Any, tmp_path: Path) -> None:
     fill(source.live, source.key, Feature.SIGNINATTEMPTS, 10)
     cfg = config(tmp_path / "state", source.url, {"out": file_sink(tmp_path)}, features=["signinattempts"])
-    assert run_once(cfg).code == 0  # type: ignore[attr-defined]
+    assert run_once(cfg).code == 0
     source.live.store.revoke_token(_token_id(source), source.live.clock())
     forwarder = run_once(cfg)
-    assert forwarder.code == 1  # type: ignore[attr-defined]
+    assert forwarder.code == 1
     problems = " ".join(forwarder.problems())
     assert "refused the token (401" in problems and "revoked" in problems
     assert sample(forwarder, "siemgate_forward_stream_up", source="src", feature="signinattempts") == 0
@@ -163,12 +163,12 @@ def test_refused_stored_cursor_is_reported_never_reset(source: Any, tmp_path: Pa
 
     uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 20)
     cfg = config(tmp_path / "state", source.url, {"out": file_sink(tmp_path)}, features=["signinattempts"])
-    assert run_once(cfg).code == 0  # type: ignore[attr-defined]
+    assert run_once(cfg).code == 0
     db = tmp_path / "state/checkpoints.db"
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE checkpoints SET cursor = 'forged-cursor' WHERE stream = 'src/signinattempts'")
     forwarder = run_once(cfg)
-    assert forwarder.code == 1  # type: ignore[attr-defined]
+    assert forwarder.code == 1
     assert "refused the stored cursor (400" in " ".join(forwarder.problems())
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT cursor FROM checkpoints").fetchone()[0] == "forged-cursor"  # kept as it was
@@ -195,7 +195,7 @@ def test_refused_stored_cursor_is_reported_never_reset(source: Any, tmp_path: Pa
         ],
     )
     assert result.exit_code == 0, result.output
-    assert run_once(cfg).code == 0  # type: ignore[attr-defined]
+    assert run_once(cfg).code == 0
     assert [e["uuid"] for e in jsonl(tmp_path / "out/signinattempts.jsonl")][-20:] == uuids
 
 
@@ -236,8 +236,7 @@ def test_client_refuses_a_forged_cursor_and_a_bad_token(source: Any) -> None:
 def test_metrics_and_health_endpoint(source: Any, tmp_path: Path) -> None:
     from siemgate.forward.config import parse_config
     from siemgate.forward.runner import Forwarder
-
-    from .forward_support import free_port
+    from support.ports import free_port
 
     fill(source.live, source.key, Feature.SIGNINATTEMPTS, 30)
     port = free_port()

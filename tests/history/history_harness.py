@@ -132,7 +132,7 @@ def writer_main(wid: int, seed: int, cfg: dict[str, Any]) -> None:
     rng = random.Random(seed)
     folder = Path(cfg["folder"])
     log = _Log(folder / "ops" / f"writer-{wid}.jsonl")
-    pool: list[tuple[str, int]] = [tuple(e) for e in cfg["pool"]]  # type: ignore[misc]
+    pool: list[tuple[str, int]] = [tuple(e) for e in cfg["pool"]]
     mine: list[tuple[str, int]] = []
     bodies: dict[str, dict[str, Any]] = {}
     headers = {"Authorization": f"Bearer {cfg['ingest_key']}"}

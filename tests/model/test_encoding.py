@@ -142,7 +142,7 @@ def test_arbitrary_objects_round_trip(feature: Feature, event: dict[str, Any]) -
 
 # --- worked examples ----------------------------------------------------------------------------
 
-EXAMPLES = [
+EXAMPLES: list[tuple[Feature, dict[str, Any], dict[str, Any] | None]] = [
     (Feature.SIGNINATTEMPTS, {"uuid": "A", "category": "success"}, None),
     (Feature.SIGNINATTEMPTS, {"uuid": "A", "account_uuid": "B"}, {"uuid": "A"}),
     (Feature.SIGNINATTEMPTS, {"account_uuid": "B"}, {}),

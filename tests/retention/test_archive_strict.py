@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -52,7 +53,7 @@ def _stream(root: Path, account: str) -> Path:
     return root / account / AUDIT.value
 
 
-def _rewrite_manifest(folder: Path, change: Callable[[dict[str, object]], None]) -> None:
+def _rewrite_manifest(folder: Path, change: Callable[[dict[str, Any]], object]) -> None:
     data = orjson.loads((folder / MANIFEST).read_bytes())
     change(data)
     (folder / MANIFEST).write_bytes(orjson.dumps(data))
@@ -85,7 +86,7 @@ def _add_orphan(folder: Path) -> str:
 
 def _drop_entry(folder: Path) -> str:
     """A manifest rolled back to before the last day was archived."""
-    _rewrite_manifest(folder, lambda d: d["files"].pop(max(d["files"])))  # type: ignore[attr-defined]
+    _rewrite_manifest(folder, lambda d: d["files"].pop(max(d["files"])))
     return "not in the manifest"
 
 

@@ -131,7 +131,7 @@ def test_unwritable_archive_folder_stops_the_purge(services: Services) -> None:
 def test_disk_full_midway_keeps_everything_not_archived(services: Services) -> None:
     account = services.store.create_account(new_id(), "Acme", NOW)
     fill(services, account, days=4, per_day=500)
-    files = []
+    files: list[Any] = []
 
     def full_on_third_file(written: int) -> None:
         if len(files) == 2:

@@ -144,7 +144,7 @@ def listener() -> Iterator[Listener]:
 
 class Site:
     def __init__(self, data_dir: Path, **settings: Any) -> None:
-        self.clock = lambda: time.time_ns()
+        self.clock = time.time_ns
         store = SQLiteStore(data_dir / "siemgate.db")
         store.migrate()
         self.services = build_services(
@@ -307,13 +307,16 @@ def test_an_alert_that_cannot_be_stored_never_blocks_its_stream(tmp_path: Path, 
             conn.execute(POISON["postgres"])
     else:
         assert isinstance(store, SQLiteStore)
-        with store._write() as conn:
-            conn.execute(POISON["sqlite"])
+        with store._write() as lite:
+            lite.execute(POISON["sqlite"])
     clock = time.time_ns
     services = build_services(load_settings(data_dir=tmp_path, alerts_enabled=True), store, clock)
     try:
         account = store.create_account(new_id(), "Acme", clock())
-        write = lambda events: services.writer.write(account.id, Feature.SIGNINATTEMPTS, events)  # noqa: E731
+
+        def write(events: list[dict[str, Any]]) -> None:
+            services.writer.write(account.id, Feature.SIGNINATTEMPTS, events)
+
         write([failed(clock() + i * S, "mallory@example.com") for i in range(10)])
         assert store.list_alerts(account.id) == []
         view = services.alerts.rule(CLI, account, "brute-force-signin")

@@ -162,8 +162,8 @@ def test_the_admin_api_refuses_unstorable_text_with_a_400(tmp_path: Path, backen
             assert "NUL" in response.json()["Error"]["Message"]
         # An escaped backslash before "u0000" is text like any other, and a valid surrogate pair an emoji.
         for name in ("back\\u0000slash", "\U0001f600"):
-            body = {"type": "splunk", "name": name}
-            response = server.http.post(f"{base}/integrations", json=body, headers=owner.headers)
+            integration = {"type": "splunk", "name": name}
+            response = server.http.post(f"{base}/integrations", json=integration, headers=owner.headers)
             assert response.status_code == 201, response.text
             assert response.json()["name"] == name
         names = {i.name for i in server.store.list_integrations(owner.account.id)}

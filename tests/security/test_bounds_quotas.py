@@ -3,6 +3,7 @@ stored. Over a quota the batch is refused whole with 429 and Retry-After; other 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def two_servers(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[tuple[s
             procs.append(proc)
             bases.append(f"http://127.0.0.1:{port}")
         for proc, base in zip(procs, bases, strict=True):
-            wait_for(f"{proc.name} to serve", lambda base=base: healthy(base), 60, proc=proc)
+            wait_for(f"{proc.name} to serve", functools.partial(healthy, base), 60, proc=proc)
         yield url, bases, str(tmp_path / "setup")
     finally:
         for proc in procs:

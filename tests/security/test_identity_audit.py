@@ -335,7 +335,7 @@ def _carry_out_everything(tenants: Tenants, tmp_path: Path) -> Scenario:
     cli("alerts delete", "cli-rule", *bb, kind=("delete", "report"))
     cli("retention set", "90", "--features", "auditevents", *bb, kind=("update", "account"))
 
-    commands = _commands(typer.main.get_command(cli_app))  # type: ignore[arg-type]
+    commands = _commands(typer.main.get_command(cli_app))
     assert done - commands == set(), "the test names commands the CLI does not have"
     unknown_commands = commands - done - CLI_READ_ONLY - set(CLI_EXEMPT)
 

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -57,7 +58,12 @@ class Fuzz:
         self.session = requests.Session()
 
     def operations(self) -> list[tuple[str, str]]:
-        return [(op.path, op.method.upper()) for op in (r.ok() for r in self.schema.get_all_operations())]
+        found = []
+        for result in self.schema.get_all_operations():
+            if isinstance(result, Err):
+                raise result.err()  # the schema itself is invalid
+            found.append((result.ok().path, result.ok().method.upper()))
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +88,7 @@ def test_every_admin_operation_answers_as_documented(fuzz: Fuzz) -> None:
 
         @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=fixed))
         @FUZZ
-        def run(case: schemathesis.Case) -> None:
+        def run(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(session=fuzz.session, headers=fuzz.headers, checks=CHECKS)
 
         run()
@@ -95,13 +101,13 @@ def test_the_stateful_phase_follows_the_links(fuzz: Fuzz) -> None:
     linked: list[str] = []  # 2xx replies on a path naming something made by an earlier step
 
     class AdminAPI(machine):  # type: ignore[misc, valid-type]
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
             if "account" in (case.path_parameters or {}):
                 case.path_parameters["account"] = account
             calls.append(f"{case.method} {case.operation.path}")
             return {"headers": headers, "session": fuzz.session}
 
-        def validate_response(self, response: Any, case: schemathesis.Case, **kwargs: Any) -> None:
+        def validate_response(self, response: Any, case: schemathesis.Case[Any], **kwargs: Any) -> None:
             named = set(case.path_parameters or {}) - {"account"}
             if named and response.status_code < 300:
                 linked.append(f"{case.method} {case.operation.path} {response.status_code}")

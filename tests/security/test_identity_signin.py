@@ -5,6 +5,7 @@ process through Redis."""
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from pathlib import Path
@@ -178,7 +179,7 @@ def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path) -
         env = cli_env(data_dir, SIEMGATE_TRUSTED_PROXIES=trusted, SIEMGATE_ALERTS_ENABLED="false")
         base_url = f"http://127.0.0.1:{port}"
         with running(Proc("serve", ["serve", "--port", str(port)], env, tmp_path / "logs")) as proc:
-            wait_for("the server", lambda base_url=base_url: healthy(base_url), 60)
+            wait_for("the server", functools.partial(healthy, base_url), 60)
             with httpx.Client(base_url=base_url, timeout=30) as http:
                 body = {"email": "owner@acme.example", "password": PASSWORD}
                 ok(http.post("/api/admin/v1/session", json=body, headers={"X-Forwarded-For": "203.0.113.9"}))

@@ -195,7 +195,7 @@ def is_running(pid: int) -> bool:
 
 def socket_inodes(pid: int | str) -> set[int]:
     """Inodes of the sockets the process has open."""
-    inodes = set()
+    inodes: set[int] = set()
     fd_dir = Path(f"/proc/{pid}/fd")
     try:
         names = os.listdir(fd_dir)

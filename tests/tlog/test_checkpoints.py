@@ -144,7 +144,7 @@ def test_siemgate_log_checkpoint(
         note = capsys.readouterr().out
         cp = open_checkpoint(note, kit.keyring.public()).checkpoint
         assert cp.size == 20 and cp.root == expected_root(server.store, account)
-        assert server.store.last_log_checkpoint(account.id, AUDIT).note == note  # type: ignore[union-attr]
+        assert server.store.last_log_checkpoint(account.id, AUDIT).note == note
         assert run("checkpoint", "--account", "acme", "--feature", "itemusages") == 1
         assert "no events yet" in capsys.readouterr().err
         out = tmp_path / "bundle"

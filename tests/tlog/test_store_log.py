@@ -16,6 +16,7 @@ from siemgate.errors import SiemgateError
 from siemgate.integrity.tree import HOLE_ENTRY, StoredTree, integrate
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
+from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 from siemgate.tlog.entry import body_timestamp_ns, entry_bytes
 from siemgate.tlog.merkle import tree_reader
@@ -99,11 +100,12 @@ def test_a_missing_entry_is_an_integrity_error_naming_its_index_and_stops_the_lo
 
 def test_events_stored_before_the_log_are_backfilled_with_holes_for_what_is_gone(store: Store) -> None:
     account = new_account(store)
-    store.log_entries_on = False  # type: ignore[misc]  # as a store written by a release without the log
+    assert isinstance(store, SQLiteStore | PostgresStore)
+    store.log_entries_on = False  # as a store written by a release without the log
     try:
         write_events(store, account, 120)
     finally:
-        store.log_entries_on = True  # type: ignore[misc]
+        store.log_entries_on = True
     sql(store, "DELETE FROM events WHERE account_id = ? AND feature = ? AND seq = ?", (account.id, AUDIT.code, 7))
     assert store.log_entry_rows(account.id, AUDIT, 0, 1000) == []
     result = integrate(store, account.id, AUDIT, T0)

@@ -75,7 +75,7 @@ class Scene:
         return done.returncode, done.stdout + done.stderr
 
 
-def _scene(store: Store, tmp: Path, grow: Callable[[Scene, int], None] | None = None) -> Scene:
+def _scene(store: Store, tmp: Path, grow: Callable[[Scene, int], object] | None = None) -> Scene:
     kit = make_kit(tmp)
     settings = load_settings(data_dir=tmp / "data", integrity_public_key_file=kit.public_key)
     service = LogService(settings, store, time.time_ns, LogKeys(settings))

@@ -86,7 +86,7 @@ def test_checkpoints_wait_for_a_quorum_of_witnesses(tmp_path: Path, make_server:
         _wait(lambda: _size(signer.checkpoint(origin)) == 50, "the signer to sign size 50")
         _wait(lambda: (account.id, AUDIT) in tlog.unwitnessed, "the stream to be marked unwitnessed")
         assert "unreachable" in tlog.unwitnessed[(account.id, AUDIT)][1]
-        [h0, h1] = tlog.witnessing.health()  # type: ignore[union-attr]
+        [h0, h1] = tlog.witnessing.health()
         assert h1.failures >= 1 and h1.last_error and "unreachable" in h1.last_error and h0.last_error is None
         assert [open_checkpoint(n, keys).checkpoint.size for n in _published(server, account.id)] == [30]
         # `siemgate log checkpoint` says why, instead of printing an unwitnessed checkpoint.
@@ -132,7 +132,7 @@ def test_a_witness_that_saw_a_fork_refuses_and_nothing_is_published(
         with pytest.raises(LogUnavailable, match=r"cosigned size 1000 .* rolled back or forked"):
             server.services.tlog.checkpoint(account.id, AUDIT)
         assert _published(server, account.id) == []
-        assert server.services.tlog.witnessing.health()[0].failures >= 1  # type: ignore[union-attr]
+        assert server.services.tlog.witnessing.health()[0].failures >= 1
         # The witness's operator accepts the log's history as it is now (after reading a recovery
         # statement): the witness forgets the origin, and the next checkpoint is cosigned.
         args = ["--origin", origin, "--key-file", str(tmp_path / "w.key"), "--state-file", str(tmp_path / "w.state")]
@@ -182,5 +182,5 @@ def test_witness_configuration_errors(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             LogService(settings, None, lambda: 0, LogKeys(settings))  # type: ignore[arg-type]
     # Comma-separated in the environment, like the other lists.
-    settings = load_settings(**base, integrity_witness_urls="http://a:1, http://b:2")  # type: ignore[arg-type]
+    settings = load_settings(**base, integrity_witness_urls="http://a:1, http://b:2")
     assert settings.integrity_witness_urls == ["http://a:1", "http://b:2"]
