@@ -12,8 +12,9 @@ from typing import Any
 from siemgate.alerts.builtin import starter_rules
 from siemgate.alerts.engine import Evaluator, Firing, StateBook
 from siemgate.alerts.model import CompiledRule, compile_rule, load_rule
+from support.events import failed, signin
 
-from .test_rules_engine import T0, S, failed, signin
+from .test_rules_engine import T0, S
 
 EXTRA = [
     {"id": "x-match", "match": {"category": {"in": ["SUCCESS", "mfa_failed"], "nocase": True}, "country": "FR"}},

@@ -19,8 +19,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from store_log_kit import sql
-from tlog_kit import Kit, make_kit
 
 from siemgate.accounts.actor import CLI
 from siemgate.composition.wiring import build_services
@@ -31,6 +29,9 @@ from siemgate.model.timestamps import format_ns
 from siemgate.retention.replay import plan_replay, replay
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
+
+from .store_log_kit import sql
+from .tlog_kit import Kit, make_kit
 
 AUDIT = Feature.AUDITEVENTS
 S = 1_000_000_000

@@ -161,9 +161,9 @@ def test_follow_usage_errors_exit_2(tmp_path: Path) -> None:
 def test_follow_refuses_a_rolled_back_log_and_warns_when_stale(tmp_path: Path, make_server: Any) -> None:
     import shutil
 
-    from store_log_kit import snapshot
-
     from siemgate.tlog.follow import Client, follow
+
+    from .store_log_kit import snapshot
 
     with proof_setup(tmp_path, make_server) as s:
         account = s.server.account()

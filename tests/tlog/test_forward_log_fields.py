@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from tlog_kit import make_kit, signer_process
 
 from siemgate.forward.config import parse_config
 from siemgate.forward.runner import Forwarder
@@ -23,6 +22,8 @@ from siemgate.tlog.proof import verify_inclusion
 from siemgate.tlog.tlog_proof import parse_tlog_proof
 from support.events import auditevent
 from support.servers import LiveServer
+
+from .tlog_kit import make_kit, signer_process
 
 AUDIT = Feature.AUDITEVENTS
 

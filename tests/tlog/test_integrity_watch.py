@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from store_log_kit import T0
-from tlog_kit import make_kit, signer_process, witness_process
 
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import Checkpoint
@@ -23,6 +21,9 @@ from siemgate.tlog.note import sign_note
 from siemgate.tlog.witness import Witness
 from support.events import auditevent
 from support.servers import LiveServer
+
+from .store_log_kit import T0
+from .tlog_kit import make_kit, signer_process, witness_process
 
 AUDIT = Feature.AUDITEVENTS
 
