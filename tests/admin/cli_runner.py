@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from support.ports import free_port
-from support.procs import Proc, healthy
+from support.procs import healthy
 from support.waiting import wait_for
 
 PASSWORD = "a long enough console password"
@@ -57,15 +58,33 @@ class Cli:
 
 @contextlib.contextmanager
 def serving(cli: Cli, logs: Path) -> Iterator[str]:
-    """`siemgate serve` on the CLI's data directory; yields its base URL once /healthz answers, and
-    stops it with SIGTERM afterwards."""
+    """`siemgate serve` on the CLI's data directory (its output in `logs`/serve.out and serve.err);
+    yields its base URL once /healthz answers, and stops it with SIGTERM afterwards."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    proc = Proc("serve", ["serve", "--port", str(port)], cli.env, logs)
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / "serve.out").open("wb") as out, (logs / "serve.err").open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "siemgate", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=cli.env,
+        )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"siemgate serve exited: {(logs / 'serve.err').read_text()}")
+        return healthy(base_url)
+
     try:
-        wait_for("siemgate serve to answer /healthz", lambda: healthy(base_url), 30, proc=proc)
+        wait_for("siemgate serve to answer /healthz", ready, 30)
         yield base_url
     finally:
-        if proc.popen.poll() is None:
-            proc.stop()
-        proc.kill()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)

@@ -140,8 +140,8 @@ def test_disk_full_midway_keeps_everything_not_archived(services: Services) -> N
     services.retention.fault = full_on_third_file  # called with the bytes written so far
     write_day = archive_module.StreamArchive.write_day
 
-    def counting(self: Any, day: str, *args: Any) -> Any:
-        entry = write_day(self, day, *args)
+    def counting(self: archive_module.StreamArchive, day: str, *args: Any, **kwargs: Any) -> archive_module.FileEntry:
+        entry = write_day(self, day, *args, **kwargs)
         files.append(entry)
         return entry
 

@@ -35,7 +35,12 @@ def _forward(tmp: Path, server: LiveServer, token: str, monkeypatch: Any, **sour
         "ecs": {"type": "file", "path": str(tmp / "ecs-{feature}.jsonl"), "format": "ecs"},
         "ocsf": {"type": "file", "path": str(tmp / "ocsf-{feature}.jsonl"), "format": "ocsf"},
     }
-    src = {"url": server.base_url, "token": {"env": "FWD_TOKEN"}, "sinks": list(sinks), "features": ["auditevents"]}
+    src: dict[str, Any] = {
+        "url": server.base_url,
+        "token": {"env": "FWD_TOKEN"},
+        "sinks": list(sinks),
+        "features": ["auditevents"],
+    }
     src |= {"start_time": "2020-01-01T00:00:00Z", "limit": 40, **source}
     cfg = parse_config(
         {
