@@ -193,7 +193,7 @@ def test_a_revocation_through_one_process_refuses_the_next_page_on_the_others(cl
     with cluster.services() as s:
         account = s.store.list_accounts()[0]
         now = s.clock()
-        s.writer.write(account.id, Feature.SIGNINATTEMPTS, [signin_event(now - i * 1_000_000_000) for i in range(40)])
+        s.writer.write(account.id, Feature.SIGNINATTEMPTS, [signin(now - i * 1_000_000_000) for i in range(40)])
         owner = s.people.add_member(CLI, account, f"owner-{new_id()[:8].lower()}@example.com", "Owner", "owner")
         admin_key, _ = s.api_keys.create(owner.user, "tests")
     revoker, readers = cluster.servers[0], cluster.servers[1:]
