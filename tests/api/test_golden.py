@@ -15,7 +15,7 @@ from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.store.ingest import parse_batch
 from support.clocks import Clock
-from support.servers import LiveServer, start_server
+from support.servers import LiveServer, start_server, stop_server
 from support.stores import make_store
 
 # The copies in this repository, so a clone alone can run the tests.
@@ -40,10 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = load_settings(data_dir=data_dir, retention_days=5000)
     live, uv, thread = start_server(settings, make_store("sqlite", data_dir), Clock())
     yield live
-    live.http.close()
-    uv.should_exit = True
-    thread.join(timeout=10)
-    live.services.close()
+    stop_server(live, uv, thread)
 
 
 def _jsonl(name: str) -> list[dict[str, Any]]:

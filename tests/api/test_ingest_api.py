@@ -17,7 +17,7 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns, parse_ns
 from support.clocks import Clock
 from support.events import HOUR, MAKERS, SECOND, as_sent, auditevent, itemusage, signin
-from support.servers import LiveServer, start_server
+from support.servers import LiveServer, start_server, stop_server
 from support.stores import BOTH_BACKENDS, make_store
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
@@ -36,10 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Ite
     data_dir = tmp_path_factory.mktemp("ingest-api")
     live, uv, thread = start_server(load_settings(data_dir=data_dir), make_store(server_backend, data_dir), Clock())
     yield live
-    live.http.close()
-    uv.should_exit = True
-    thread.join(timeout=10)
-    live.services.close()
+    stop_server(live, uv, thread)
 
 
 def _setup(server: Any, features: Any = ALL_FEATURES) -> tuple[Any, str, str]:

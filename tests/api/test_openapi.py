@@ -25,7 +25,7 @@ from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from support.clocks import Clock
 from support.events import HOUR, SECOND, auditevent, itemusage, signin
-from support.servers import LiveServer, start_server
+from support.servers import LiveServer, start_server, stop_server
 from support.stores import make_store
 
 DOC_URI = "urn:siemgate:openapi"
@@ -77,10 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir = tmp_path_factory.mktemp("openapi")
     live, uv, thread = start_server(load_settings(data_dir=data_dir), make_store("sqlite", data_dir), Clock())
     yield live
-    live.http.close()
-    uv.should_exit = True
-    thread.join(timeout=10)
-    live.services.close()
+    stop_server(live, uv, thread)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES
 from support.clocks import Clock
 from support.events import HOUR, MAKERS, SECOND
-from support.servers import LiveServer, start_server
+from support.servers import LiveServer, start_server, stop_server
 from support.stores import make_store
 
 MAX_EXAMPLES = 30
@@ -96,10 +96,7 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzz]:
     fuzzer = Fuzz(live)
     yield fuzzer
     fuzzer.session.close()
-    live.http.close()
-    uv.should_exit = True
-    thread.join(timeout=10)
-    live.services.close()
+    stop_server(live, uv, thread)
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)

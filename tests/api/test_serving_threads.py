@@ -14,7 +14,7 @@ from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.store.base import PageRows, Store
 from support.clocks import Clock
-from support.servers import start_server
+from support.servers import start_server, stop_server
 
 
 def test_a_page_waiting_on_the_store_holds_up_no_other_request(store: Store, tmp_path: Path) -> None:
@@ -45,10 +45,7 @@ def test_a_page_waiting_on_the_store_holds_up_no_other_request(store: Store, tmp
             assert response.json()["has_more"] is False
     finally:
         release.set()
-        live.http.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        live.services.close()
+        stop_server(live, server, thread)
 
 
 def _serves_others(client: httpx.Client, token: str, account_uuid: str, entered: threading.Event) -> None:

@@ -26,7 +26,7 @@ from siemgate.simulate.world import build_world
 from siemgate.store.base import Account
 from support.clocks import Clock
 from support.loops import SESSION_LOOPS
-from support.servers import LiveServer, start_server
+from support.servers import LiveServer, start_server, stop_server
 from support.services import CHROMIUM
 from support.stores import make_store
 
@@ -84,10 +84,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     try:
         yield Console(live, account, owner_email, member_email)
     finally:
-        live.http.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        services.close()
+        stop_server(live, server, thread)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from support.clocks import Clock
 from support.events import auditevent, failed
-from support.servers import start_server
+from support.servers import start_server, stop_server
 from support.stores import make_store
 
 from .conftest import PASSWORD, Console, sign_in
@@ -41,10 +41,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     try:
         yield Console(live, account, "olivia@acme.example", "")
     finally:
-        live.http.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        services.close()
+        stop_server(live, server, thread)
 
 
 def test_the_alerts_page_shows_times_and_state_and_links_to_the_events(page: Page, console: Console) -> None:

@@ -20,7 +20,7 @@ from siemgate.simulate.runner import simulate_history
 from siemgate.simulate.world import build_world
 from support.clocks import Clock
 from support.events import auditevent, itemusage, signin
-from support.servers import start_server
+from support.servers import start_server, stop_server
 from support.stores import make_store
 
 from .conftest import PASSWORD, Console, allow_http_errors, screenshot, sign_in
@@ -83,10 +83,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     try:
         yield Console(live, account, owner_email, LONG_EMAIL)
     finally:
-        live.http.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        services.close()
+        stop_server(live, server, thread)
 
 
 # Elements wider than the viewport, or scrolling sideways inside it: the deepest ones, named.

@@ -20,7 +20,7 @@ from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account
 from support.clocks import Clock
-from support.servers import LiveServer, start_server
+from support.servers import LiveServer, start_server, stop_server
 from support.stores import make_store
 
 ADMIN = "/api/admin/v1"
@@ -38,10 +38,7 @@ def live_server(tmp_path: Path, backend: str = "sqlite", **settings: Any) -> Ite
     try:
         yield live
     finally:
-        live.http.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        live.services.close()
+        stop_server(live, server, thread)
 
 
 @dataclass

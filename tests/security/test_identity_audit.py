@@ -35,7 +35,7 @@ from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account
 from support.clocks import Clock
-from support.servers import start_server
+from support.servers import start_server, stop_server
 from support.stores import make_store
 
 from .identity_support import ADMIN, PASSWORD, Tenants, ok
@@ -173,10 +173,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     try:
         yield _carry_out_everything(Tenants(live), tmp_path_factory.mktemp("files"))
     finally:
-        live.http.close()
-        uv.should_exit = True
-        thread.join(timeout=10)
-        live.services.close()
+        stop_server(live, uv, thread)
 
 
 def test_every_changing_operation_of_the_admin_api_and_the_cli_is_recorded(scenario: Scenario) -> None:

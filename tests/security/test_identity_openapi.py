@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from siemgate.config import load_settings
 from support.clocks import Clock
-from support.servers import start_server
+from support.servers import start_server, stop_server
 from support.stores import make_store
 
 from .identity_support import Tenants
@@ -73,10 +73,7 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzz]:
     fuzzer = Fuzz(live)
     yield fuzzer
     fuzzer.session.close()
-    live.http.close()
-    uv.should_exit = True
-    thread.join(timeout=10)
-    live.services.close()
+    stop_server(live, uv, thread)
 
 
 def test_every_admin_operation_answers_as_documented(fuzz: Fuzz) -> None:
