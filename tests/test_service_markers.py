@@ -94,14 +94,17 @@ def test_an_absent_service_skips_its_tests_saying_how_to_start_it(
     assert f"-m 'not {service}'" in skips, skips
 
 
-@pytest.mark.parametrize("service", sorted(UNREACHABLE))
+@pytest.mark.parametrize(
+    ("service", "workers"),
+    [*((service, []) for service in sorted(UNREACHABLE)), ("postgres", ["-n", "2"])],  # make test uses xdist
+)
 def test_under_ci_a_skipped_marked_test_fails_the_run(
-    child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, service: str
+    child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, service: str, workers: list[str]
 ) -> None:
     _unreachable(service, monkeypatch, tmp_path)
     monkeypatch.setenv("CI", "true")
     child.makepyfile(TESTS_FILE.format(service=service, fixture=FIXTURES[service]))
-    result = child.runpytest_subprocess("-p", "no:cacheprovider")
+    result = child.runpytest_subprocess("-p", "no:cacheprovider", *workers)
     result.assert_outcomes(passed=1, skipped=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*tests needing a service were skipped under CI=true*", "*2 skipped*this run fails"])
