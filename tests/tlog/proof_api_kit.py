@@ -4,7 +4,6 @@ by a real signer process, and helpers that read proofs the way a SIEM does."""
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from siemgate.tlog.keys import PublicKeyring
 from support.events import auditevent
 from support.servers import LiveServer
 
-from .tlog_kit import Kit, make_kit, signer_process
+from .tlog_kit import Kit, make_kit, secret_file, signer_process
 
 AUDIT = Feature.AUDITEVENTS
 SECOND = 1_000_000_000
@@ -67,8 +66,7 @@ class ProofSetup:
 def proof_setup(tmp_path: Path, make_server: Callable[..., LiveServer], **settings: Any) -> Iterator[ProofSetup]:
     """A server signing its logs with a real signer process (checkpoint interval 1 s by default)."""
     kit = make_kit(tmp_path)
-    secret = tmp_path / "signer.secret"
-    secret.write_text(secrets.token_urlsafe(32))
+    secret = secret_file(tmp_path / "signer.secret")
     with signer_process(kit, secret) as url:
         server = make_server(
             integrity_signer_url=url,

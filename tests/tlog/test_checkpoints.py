@@ -31,7 +31,7 @@ from support.ports import free_port
 from support.servers import LiveServer
 
 from .store_log_kit import T0, expected_root, new_account, write_events
-from .tlog_kit import NAME, make_kit, signer_process
+from .tlog_kit import NAME, make_kit, secret_file, signer_process
 
 AUDIT = Feature.AUDITEVENTS
 
@@ -56,8 +56,7 @@ def _wait_for(server: LiveServer, account_id: int, keys: PublicKeyring, test: An
 def test_checkpoints_on_change_and_heartbeats_signed_by_the_signer(tmp_path: Path, make_server: Any) -> None:
     kit = make_kit(tmp_path)
     keys = kit.keyring.public()
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
+    secret = secret_file(tmp_path / "secret")
     with signer_process(kit, secret) as url:
         server = make_server(
             integrity_signer_url=url,
@@ -89,8 +88,7 @@ def cps_before(cps: list[Checkpoint]) -> list[Checkpoint]:
 def test_ingest_goes_on_while_the_signer_is_down_and_checkpoints_catch_up(tmp_path: Path, make_server: Any) -> None:
     kit = make_kit(tmp_path)
     keys = kit.keyring.public()
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
+    secret = secret_file(tmp_path / "secret")
     port = free_port()
     with signer_process(kit, secret, port=port) as url:
         server = make_server(
@@ -120,8 +118,7 @@ def test_siemgate_log_checkpoint(
     tmp_path: Path, make_server: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kit = make_kit(tmp_path)
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
+    secret = secret_file(tmp_path / "secret")
     server = make_server()  # no signer: the worker integrates only
     account = server.account("acme")
     _ingest(server, server.ingest_key(account), 20, T0)

@@ -6,7 +6,6 @@ the signed log. Without a signer (or with log_fields off) events go without them
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from siemgate.tlog.tlog_proof import parse_tlog_proof
 from support.events import auditevent
 from support.servers import LiveServer
 
-from .tlog_kit import make_kit, signer_process
+from .tlog_kit import make_kit, secret_file, signer_process
 
 AUDIT = Feature.AUDITEVENTS
 
@@ -77,8 +76,7 @@ def test_forwarded_events_carry_their_log_index_and_body_hash(
     tmp_path: Path, make_server: Any, monkeypatch: Any
 ) -> None:
     kit = make_kit(tmp_path)
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
+    secret = secret_file(tmp_path / "secret")
     with signer_process(kit, secret) as url:
         server = make_server(
             integrity_signer_url=url, integrity_signer_secret_file=secret, integrity_checkpoint_seconds=1

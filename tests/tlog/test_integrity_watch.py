@@ -5,7 +5,6 @@ real signer process, a real witness process and a real server."""
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,6 @@ import orjson
 
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import Checkpoint
-from siemgate.tlog.cosignature import create_witness_key, public_key_text
 from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.note import sign_note
 from siemgate.tlog.witness import Witness
@@ -23,7 +21,7 @@ from support.events import auditevent
 from support.servers import LiveServer
 
 from .store_log_kit import T0
-from .tlog_kit import make_kit, signer_process, witness_process
+from .tlog_kit import make_kit, new_witness, secret_file, signer_process, witness_process
 
 AUDIT = Feature.AUDITEVENTS
 
@@ -64,8 +62,7 @@ def _ingest(server: LiveServer, account: Any, count: int) -> None:
 
 def test_signer_stopped_and_stale_checkpoints_are_measured_and_alerted(tmp_path: Path, make_server: Any) -> None:
     kit = make_kit(tmp_path)
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
+    secret = secret_file(tmp_path / "secret")
     with signer_process(kit, secret) as url:
         server = make_server(
             integrity_signer_url=url,
@@ -107,11 +104,8 @@ def test_signer_stopped_and_stale_checkpoints_are_measured_and_alerted(tmp_path:
 
 def test_a_refusing_witness_is_measured_and_alerted(tmp_path: Path, make_server: Any) -> None:
     kit = make_kit(tmp_path)
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
-    wkey = create_witness_key(tmp_path / "w.key", "witness.test.example/w")
-    wpub = tmp_path / "w.pub"
-    wpub.write_text(public_key_text([wkey.verifier()]))
+    secret = secret_file(tmp_path / "secret")
+    wkey, wpub = new_witness(tmp_path)
     with (
         signer_process(kit, secret) as url,
         witness_process(tmp_path / "w.key", tmp_path / "w.state", kit.public_key) as w,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from siemgate.cli.main import main
 from siemgate.tlog.checkpoint import open_checkpoint
 from siemgate.tlog.keys import PublicKeyring
 
-from .tlog_kit import MemLog, make_kit, signer_process
+from .tlog_kit import MemLog, make_kit, secret_file, signer_process
 
 KEYS = "/.well-known/siemgate-log-keys"
 
@@ -24,8 +23,7 @@ def test_keys_from_the_signer_and_kept_while_it_is_down(tmp_path: Path, make_ser
     log = MemLog()
     log.append(3)
     note = kit.sign(log)
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
+    secret = secret_file(tmp_path / "secret")
     with signer_process(kit, secret) as url:
         server = make_server(integrity_signer_url=url, integrity_signer_secret_file=secret)
         reply = server.http.get(KEYS)
@@ -47,8 +45,7 @@ def test_keys_from_a_public_key_file_and_none_without_a_signer(tmp_path: Path, m
     with_file = make_server(integrity_public_key_file=kit.public_key)
     assert with_file.http.get(KEYS).text == kit.public_key.read_text()
     # A signer that was never reachable: a clear 404, not a hang or a 500.
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
+    secret = secret_file(tmp_path / "secret")
     down = make_server(integrity_signer_url="http://127.0.0.1:9", integrity_signer_secret_file=secret)
     reply = down.http.get(KEYS)
     assert reply.status_code == 404 and "unreachable" in reply.json()["Error"]["Message"]

@@ -21,7 +21,7 @@ from support.events import auditevent
 from support.servers import LiveServer
 
 from .store_log_kit import snapshot
-from .tlog_kit import make_kit, signer_process
+from .tlog_kit import make_kit, secret_file, signer_process
 
 AUDIT = Feature.AUDITEVENTS
 SECOND = 1_000_000_000
@@ -82,8 +82,7 @@ def test_a_restore_from_backup_is_recovered_by_the_operator_and_reported_by_the_
         backup()  # the database is restored from the backup taken at size 300
         assert run("checkpoint", *stream) == 1
         assert "siemgate log recover" in capsys.readouterr().err
-        wrong = tmp_path / "wrong"
-        wrong.write_text(secrets.token_urlsafe(32))
+        wrong = secret_file(tmp_path / "wrong")
         assert run("recover", *stream, "--reason", "restored", "--recovery-secret-file", str(wrong)) == 1
         assert "not signed" in capsys.readouterr().err
         reason = "restored from the backup of 2026-12-05 after a disk failure"

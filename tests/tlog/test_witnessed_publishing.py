@@ -4,7 +4,6 @@ signer signs but nothing is published; when it is back, publishing resumes."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ from support.ports import free_port
 from support.servers import LiveServer
 
 from .store_log_kit import T0
-from .tlog_kit import make_kit, run_cli, signer_process, witness_process
+from .tlog_kit import make_kit, new_witness, run_cli, secret_file, signer_process, witness_process
 
 AUDIT = Feature.AUDITEVENTS
 
@@ -53,8 +52,7 @@ def _ingest(server: LiveServer, key: str, count: int, start: int) -> None:
 def test_checkpoints_wait_for_a_quorum_of_witnesses(tmp_path: Path, make_server: Any) -> None:
     kit = make_kit(tmp_path)
     keys = kit.keyring.public()
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
+    secret = secret_file(tmp_path / "secret")
     wkeys = [create_witness_key(tmp_path / f"w{i}.key", f"witness{i}.test.example/w") for i in range(2)]
     wpub = tmp_path / "witnesses.pub"
     wpub.write_text(public_key_text([k.verifier() for k in wkeys]))
@@ -110,11 +108,8 @@ def test_a_witness_that_saw_a_fork_refuses_and_nothing_is_published(
     history the database was rolled back from): it answers 409 with its larger size, and the
     server never publishes a checkpoint it did not cosign."""
     kit = make_kit(tmp_path)
-    secret = tmp_path / "secret"
-    secret.write_text(secrets.token_urlsafe(32))
-    wkey = create_witness_key(tmp_path / "w.key", "witness.test.example/w")
-    wpub = tmp_path / "w.pub"
-    wpub.write_text(public_key_text([wkey.verifier()]))
+    secret = secret_file(tmp_path / "secret")
+    wkey, wpub = new_witness(tmp_path)
     with (
         signer_process(kit, secret) as signer_url,
         witness_process(tmp_path / "w.key", tmp_path / "w.state", kit.public_key) as w,
@@ -159,9 +154,7 @@ def _seed_fork(ring: SignerKeyring, wkey: NoteSigner, state: Path, origin: str) 
 def test_witness_configuration_errors(tmp_path: Path) -> None:
     kit = make_kit(tmp_path)
     kit.signer.close()
-    wkey = create_witness_key(tmp_path / "w.key", "witness.test.example/w")
-    wpub = tmp_path / "w.pub"
-    wpub.write_text(public_key_text([wkey.verifier()]))
+    _, wpub = new_witness(tmp_path)
     base = {"data_dir": tmp_path}
     cases = [
         ({"integrity_witness_urls": "http://127.0.0.1:1"}, "integrity_witness_key_file is not"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import secrets
 import shutil
 import socket
 import subprocess
@@ -21,9 +22,11 @@ from siemgate.cli.main import main
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.bundle import Manifest, write_bundle
+from siemgate.tlog.cosignature import create_witness_key, public_key_text
 from siemgate.tlog.entry import Entry, entry_for
 from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.merkle import root_of, tree_reader
+from siemgate.tlog.note import NoteSigner
 from siemgate.tlog.proof import consistency_proof
 from siemgate.tlog.signer import Signer
 from support.ports import free_port
@@ -170,6 +173,20 @@ def serving(args: list[str], port: int, log_path: Path) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+def secret_file(path: Path) -> Path:
+    """A new random shared secret (for the signer and the server) written to `path`; returns `path`."""
+    path.write_text(secrets.token_urlsafe(32))
+    return path
+
+
+def new_witness(tmp: Path) -> tuple[NoteSigner, Path]:
+    """A witness key at tmp/w.key (origin witness.test.example/w) and its public key file tmp/w.pub."""
+    key = create_witness_key(tmp / "w.key", "witness.test.example/w")
+    public = tmp / "w.pub"
+    public.write_text(public_key_text([key.verifier()]))
+    return key, public
 
 
 @contextlib.contextmanager
