@@ -19,6 +19,14 @@ windows). Two mixes (`--mixes`):
 - dense (the worst case): every batch one second after the previous, the whole run within a
   minute, so most people and addresses cross a threshold (about 290 alerts).
 
+Both stores hold `--history-days` (default 7) of the account's ordinary activity first (the
+simulator's, every stream, the same in both), as every store in use does: with an empty account
+the sign-ins are appended at the very end of SQLite's b-trees, its cheapest insert, until the
+first alert is recorded in the audit stream (which sorts after them) and moves every later insert
+into the middle of the tree: the alerting server alone then paid ~1 µs per event for an effect
+any account with audit history has anyway (docs/benchmarks.md, "Fourth round").
+`--history-days 0` measures the empty account.
+
 Two rates per server: events per second (wall clock, the time its chunks took), and events per
 CPU-second of the server process (/proc) from its first timed batch until its log worker has
 integrated the last one (the work off the request path, and the idle checks of both servers in
@@ -50,9 +58,14 @@ from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
+from siemgate.simulate.runner import simulate_history
+from siemgate.simulate.world import build_world
 from siemgate.store.sqlite import SQLiteStore
 
 COUNTRIES = ["CA", "US", "FR", "DE", "GB"]
+ACCOUNT_UUID = new_id()
+HISTORY_END_NS = time.time_ns()
+HISTORY_BEFORE_DAYS = 6.0  # the history ends before the timed batches' days begin
 
 
 def signin_event(user: dict[str, Any], ts: int, ok: bool, rng: random.Random) -> dict[str, Any]:
@@ -116,13 +129,18 @@ def batches(
     return [orjson.dumps(b) for b in warm], [orjson.dumps(b) for b in timed]
 
 
-def ingest_key_for(data_dir: Path) -> str:
-    """A fresh store in `data_dir` with one account; its ingest key."""
+def ingest_key_for(data_dir: Path, history_days: float) -> str:
+    """A fresh store in `data_dir` with one account and `history_days` of its ordinary activity
+    before the run (the simulator's, every stream, the same in every store); its ingest key."""
     store = SQLiteStore(data_dir / "siemgate.db")
     store.migrate()
     services = build_services(load_settings(data_dir=data_dir, alerts_enabled=False), store)
-    account = store.create_account(new_id(), "Bench", time.time_ns())
+    account = store.create_account(ACCOUNT_UUID, "Bench", time.time_ns())
     key, _ = services.ingest_keys.create(account, "bench", ALL_FEATURES)
+    if history_days:
+        world = build_world(account.uuid, account.name, 500, seed=7)
+        end = HISTORY_END_NS - int(HISTORY_BEFORE_DAYS * 86400 * 10**9)
+        simulate_history(services.writer, account.id, world, days=history_days, end_ns=end, seed=7, progress=False)
     services.close()
     return key
 
@@ -147,9 +165,9 @@ class Site:
     connections to it; `send` posts batches over them at once and adds the wall-clock time they
     took."""
 
-    def __init__(self, alerts: bool, data_dir: Path, connections: int) -> None:
+    def __init__(self, alerts: bool, data_dir: Path, connections: int, history_days: float) -> None:
         self.data_dir = data_dir
-        key = ingest_key_for(data_dir)
+        key = ingest_key_for(data_dir, history_days)
         self.server = Server(data_dir, cpu="0", extra_env={"SIEMGATE_ALERTS_ENABLED": "true" if alerts else "false"})
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         self.conns = [
@@ -210,7 +228,10 @@ def one_pair(args: argparse.Namespace, bodies: list[bytes], warm: list[bytes]) -
     `--chunk` batches (the order alternating too), so both see the same load on the machine.
     Rates (events per second, per server CPU-second) of each, and the alerts the timed batches fired."""
     with tempfile.TemporaryDirectory(prefix="siemgate-bench-alerts-") as tmp:
-        sites = {on: Site(on, Path(tmp) / ("on" if on else "off"), args.connections) for on in (True, False)}
+        sites = {
+            on: Site(on, Path(tmp) / ("on" if on else "off"), args.connections, args.history_days)
+            for on in (True, False)
+        }
         try:
             for site in sites.values():
                 site.send(warm)
@@ -271,6 +292,8 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=5.5, help="realistic mix: the days the batches cover")
     help = "realistic mix: alerts injected per 1,000 people per day (the precision benchmark's)"
     parser.add_argument("--alerts-per-1000-per-day", type=float, default=13.5, help=help)
+    help = "days of the account's ordinary activity (simulated, every stream) stored before the run; 0: a fresh account"
+    parser.add_argument("--history-days", type=float, default=7.0, help=help)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rng = random.Random(7)
