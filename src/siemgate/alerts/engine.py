@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,38 +300,6 @@ class RuleIndex:
         return found
 
 
-def _unknown(
-    plain: tuple[tuple[str, str | None], tuple[str, str | None]],
-    nocase: bool,
-    positions: Sequence[int],
-    bodies: Sequence[Mapping[str, Any]],
-    test: Predicate | None,
-    known: Callable[[Key], dict[Key, None] | None],
-) -> list[int]:
-    """The positions of a first-seen rule's candidate events (one key and one value field, plain
-    paths) that `test` holds for and whose value is not known for their key: the same events the
-    full reading (key_reader) would not skip, found with the fields read inline. Key or value not
-    a string: kept, for the full reading to decide."""
-    (key_outer, key_inner), (value_outer, value_inner) = plain
-    out = []
-    for i in positions:
-        event = bodies[i]
-        if test is not None and not test(event):
-            continue
-        key = event.get(key_outer)
-        if key_inner is not None:
-            key = key.get(key_inner) if type(key) is dict else None
-        value = event.get(value_outer)
-        if value_inner is not None:
-            value = value.get(value_inner) if type(value) is dict else None
-        if type(key) is str and type(value) is str:
-            seen = known((key.lower(),) if nocase else (key,))
-            if seen is not None and ((value.lower(),) if nocase else (value,)) in seen:
-                continue
-        out.append(i)
-    return out
-
-
 class Evaluator:
     """Evaluates one account's rules of one source against events, updating a StateBook."""
 
@@ -405,10 +373,6 @@ class Evaluator:
         if by_key is None:
             by_key = self.book.seen[rule.id] = {}
         known = by_key.get
-        if rule.first_seen_plain is not None:
-            nocase = rule.rule.first_seen is not None and rule.rule.first_seen.nocase
-            positions = _unknown(rule.first_seen_plain, nocase, positions, bodies, test, known)
-            test = None  # held for every event _unknown kept
         for i in positions:
             event = bodies[i]
             if test is not None and not test(event):

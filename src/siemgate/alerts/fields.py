@@ -158,15 +158,6 @@ def getter(path: str) -> Getter:
     return read
 
 
-def plain_path(path: str) -> tuple[str, str | None] | None:
-    """(field, field within it or None) when `path` is a top-level field or a field of a nested
-    object read without JSON text (what `getter` reads inline), else None."""
-    parts = path.split(".")
-    if parts[0] in JSON_TEXT_FIELDS or len(parts) > 2:
-        return None
-    return parts[0], parts[1] if len(parts) == 2 else None
-
-
 def hashable(value: Any) -> Any:
     """A field value as a dict key: scalars as they are, anything else as its JSON text."""
     if value is None or isinstance(value, str | int | float | bool):

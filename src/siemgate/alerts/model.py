@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from siemgate.alerts.fields import SCHEDULED, SOURCES, KeyReader, check_field, key_reader, plain_path
+from siemgate.alerts.fields import SCHEDULED, SOURCES, KeyReader, check_field, key_reader
 from siemgate.alerts.match import ConditionError, Predicate, compile_condition
 from siemgate.model.durations import parse_duration
 
@@ -197,8 +197,6 @@ class CompiledRule:
     version: int = 0  # of the stored rule (0: a shipped starter rule)
     group_key: KeyReader | None = None  # a threshold's group_by values
     suppress_key: KeyReader | None = None  # the suppression's `by` values
-    # first_seen with one key and one value field, each a plain path (alerts.fields.plain_path)
-    first_seen_plain: tuple[tuple[str, str | None], tuple[str, str | None]] | None = None
 
     @property
     def id(self) -> str:
@@ -250,16 +248,12 @@ def compile_rule(rule: Rule) -> CompiledRule:
     else:
         by = ()
     nocase = bool((rule.threshold and rule.threshold.nocase) or (rule.first_seen and rule.first_seen.nocase))
-    parts = plain = None
+    parts = None
     if rule.first_seen:
         fs = rule.first_seen
         parts = (key_reader(fs.key, fs.nocase), key_reader(fs.value, fs.nocase))
-        if len(fs.key) == 1 and len(fs.value) == 1:
-            key_path, value_path = plain_path(fs.key[0]), plain_path(fs.value[0])
-            plain = (key_path, value_path) if key_path and value_path else None
     group = key_reader(rule.threshold.group_by, rule.threshold.nocase) if rule.threshold else None
-    suppress = key_reader(by, nocase)
-    return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts, 0, group, suppress, plain)
+    return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts, 0, group, key_reader(by, nocase))
 
 
 def load_rule(data: Any, where: str = "rule") -> CompiledRule:
