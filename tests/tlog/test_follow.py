@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from siemgate.model.timestamps import format_ns
 from siemgate.store.base import Account
 from support.events import auditevent
@@ -150,6 +152,10 @@ def test_follow_usage_errors_exit_2(tmp_path: Path) -> None:
     token.write_text("sometoken\n")
     base = ["follow", "--token-file", str(token), "--feature", "auditevents", "--state", str(tmp_path / "s.json")]
     assert main([*base, "--url", "ftp://example.com", "--key", key]) == 2
+    for pages in ("0", "many"):
+        with pytest.raises(SystemExit) as exited:  # argparse: the usage and what to fix, exit 2
+            main([*base, "--url", "http://127.0.0.1:1", "--key", key, "--max-pages", pages])
+        assert exited.value.code == 2
     assert main([*base, "--url", f"http://127.0.0.1:{free_port()}", "--key", key]) == 2  # nothing listens
     missing = ["follow", "--token-file", str(tmp_path / "none"), "--feature", "auditevents", "--state", "s"]
     assert main([*missing, "--url", "http://127.0.0.1:1", "--key", key]) == 2
@@ -189,3 +195,41 @@ def test_follow_refuses_a_rolled_back_log_and_warns_when_stale(tmp_path: Path, m
         rolled = _follow(s, tmp_path)
         assert rolled.returncode == 1, rolled.stdout + rolled.stderr
         assert "INVALID index 60 " in rolled.stdout and "rolled back" in rolled.stdout, rolled.stdout
+
+
+def test_follow_is_bounded_against_a_stream_that_never_ends(tmp_path: Path, make_server: Any) -> None:
+    """A follower's work is bounded whatever the server answers: it stops after --max-pages pages
+    (keeping the position, so the next run goes on), at a page that says there is more without
+    moving the cursor, and at an answer larger than its bound; each time with a clear error."""
+    from siemgate.tlog.follow import Client, FollowError, follow
+
+    with proof_setup(tmp_path, make_server) as s:
+        account = s.server.account()
+        token = s.server.token(account)
+        s.ingest(account, 30, T0)
+        s.wait_covered(account, 30)
+        reset = {"start_time": format_ns(T0), "limit": 10}
+        client = Client(s.server.base_url, token, "auditevents")
+        lines: list[str] = []
+        state = tmp_path / "bounded.json"
+        with pytest.raises(FollowError, match=r"did not end within 2 pages \(--max-pages\)"):
+            follow(client, s.keys, state, reset, max_age=0, max_pages=2, out=lines.append)
+        assert _served("\n".join(lines)) == 20, lines
+        lines.clear()
+        assert follow(client, s.keys, state, reset, max_age=0, max_pages=2, out=lines.append), lines
+        assert _served("\n".join(lines)) == 10 and lines[-1].startswith("Result: VALID: indices up to 29"), lines
+
+        class Endless(Client):
+            """The server's answers with has_more always true (a hostile server, or one in the middle)."""
+
+            def page(self, body: dict[str, Any]) -> bytes:
+                page = super().page(body)
+                assert b'"has_more":false' in page or b'"has_more":true' in page
+                return page.replace(b'"has_more":false', b'"has_more":true')
+
+        endless = Endless(s.server.base_url, token, "auditevents")
+        with pytest.raises(FollowError, match=r"same cursor .* makes no progress"):
+            follow(endless, s.keys, tmp_path / "endless.json", reset, max_age=0, out=lines.append)
+        small = Client(s.server.base_url, token, "auditevents", max_response_bytes=2000)
+        with pytest.raises(FollowError, match="larger than 2000 bytes"):
+            follow(small, s.keys, tmp_path / "small.json", reset, max_age=0, out=lines.append)

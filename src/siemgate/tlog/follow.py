@@ -33,6 +33,9 @@ from siemgate.tlog.verify_page import PageInputError, StreamState, verify_page
 
 LOG_PREFIX = "/api/siemgate/v1/log"
 USER_AGENT = "siemgate-verify-follow"
+# A page of 1000 events of at most 64 KiB each, or a page proof of 100,000 leaves, fits.
+MAX_RESPONSE_BYTES = 96 * 1024 * 1024
+DEFAULT_MAX_PAGES = 10_000
 
 
 class FollowError(Exception):
@@ -66,6 +69,7 @@ class Client:
     feature: str
     max_wait: float = 120.0  # seconds spent waiting on 409/429/503 Retry-After in one call
     timeout: float = 30.0
+    max_response_bytes: int = MAX_RESPONSE_BYTES
     sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
@@ -84,7 +88,10 @@ class Client:
                 request.add_header("Content-Type", "application/json")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                    return bytes(response.read())
+                    answer = bytes(response.read(self.max_response_bytes + 1))
+                if len(answer) > self.max_response_bytes:
+                    raise FollowError(f"{method} {path}: the answer is larger than {self.max_response_bytes} bytes")
+                return answer
             except urllib.error.HTTPError as exc:
                 retry = exc.headers.get("Retry-After")
                 message = _message(exc.read())
@@ -133,12 +140,15 @@ def follow(
     *,
     max_age: int,
     witnesses: WitnessPolicy | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
     now: Callable[[], float] = time.time,
     out: Callable[[str], None] = print,
 ) -> bool:
     """Check the newest checkpoint extends the one accepted, pull and verify pages until the
     stream has no more, then accept the newest checkpoint again and judge its freshness. Returns
-    whether everything verified and is fresh. Raises FollowError when the stream cannot be followed."""
+    whether everything verified and is fresh. Raises FollowError when the stream cannot be followed,
+    among others when it has not ended after `max_pages` pages or a page says there is more
+    without moving the cursor (every page verified until then is kept in the state file)."""
     state = load_state(state_path)
     if state.checkpoint is not None and _accept(client, keys, witnesses, state, state_path, out) is None:
         return False
@@ -167,10 +177,21 @@ def follow(
             f"page {pages}: indices {report.first_idx}..{report.end_idx - 1} VALID ({report.served} served,"
             f" {report.omitted} outside the window, {report.purged} purged, {len(report.pending)} pending)"
         )
+        stuck = has_more and state.cursor is not None and cursor == state.cursor
         state.cursor = cursor
         save_state(state_path, state)
         if not has_more:
             break
+        if stuck:
+            raise FollowError(
+                f"the server answers that there are more events but returns the same cursor ({cursor}):"
+                " the stream makes no progress"
+            )
+        if pages >= max_pages:
+            raise FollowError(
+                f"the stream did not end within {max_pages} pages (--max-pages); the state file keeps the"
+                " position: run again to go on"
+            )
     cp = _accept(client, keys, witnesses, state, state_path, out)
     if cp is None:
         return False

@@ -19,7 +19,7 @@ from siemgate.tlog.archive_verify import ArchiveInputError, verify_archive
 from siemgate.tlog.bundle import BundleError, parse_hashes
 from siemgate.tlog.checkpoint import CheckpointError, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy, load_witness_keys
-from siemgate.tlog.follow import Client, FollowError, follow, load_state, save_state
+from siemgate.tlog.follow import DEFAULT_MAX_PAGES, Client, FollowError, follow, load_state, save_state
 from siemgate.tlog.keys import KeyFileError, PublicKeyring
 from siemgate.tlog.merkle import ProofError
 from siemgate.tlog.note import NoteError, NoteVerifier
@@ -208,6 +208,17 @@ def _page(args: argparse.Namespace) -> int:
     return EXIT_VALID if report.ok else EXIT_INVALID
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _follow(args: argparse.Namespace) -> int:
     keys = _keys(Path(args.key))
     if args.as_of is not None:
@@ -222,7 +233,15 @@ def _follow(args: argparse.Namespace) -> int:
         reset["end_time"] = args.end_time
     try:
         client = Client(args.url, token, args.feature)
-        ok = follow(client, keys, Path(args.state), reset, max_age=args.max_age, witnesses=witness_policy(args))
+        ok = follow(
+            client,
+            keys,
+            Path(args.state),
+            reset,
+            max_age=args.max_age,
+            witnesses=witness_policy(args),
+            max_pages=args.max_pages,
+        )
     except FollowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -327,6 +346,13 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--start-time", help="the first reset's start_time (RFC 3339); default: the server's")
     f.add_argument("--end-time", help="the first reset's end_time (RFC 3339)")
     f.add_argument("--limit", type=int, default=1000, choices=range(1, 1001), metavar="1..1000", help="page size")
+    f.add_argument(
+        "--max-pages",
+        type=_positive,
+        default=DEFAULT_MAX_PAGES,
+        help=f"stop (exit 2, the position kept) when the stream has not ended after this many pages"
+        f" (default {DEFAULT_MAX_PAGES})",
+    )
     f.set_defaults(run=_follow)
     return parser
 
