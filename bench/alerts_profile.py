@@ -1,0 +1,119 @@
+"""Where alerting's cost on ingest goes (docs/benchmarks.md, "Alerting on ingest", fourth round):
+one pair of the alerts bench (`alerts_ingest.Site`, realistic mix, both stores with a week of
+history), with the CPU time (`time.thread_time`) of the methods on the ingest and alerting paths
+summed inside each server process. The methods are wrapped by a `sitecustomize.py` this script
+writes to a temporary folder on the servers' PYTHONPATH (nothing in siemgate changes); SIGUSR1
+starts the count after the warm-up, SIGUSR2 writes it out.
+
+    python bench/alerts_profile.py [--history-days 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alerts_ingest import COUNTRIES, Site, batches, cpu_seconds
+from siemgate.model.ids import new_id
+
+WRAPPED = [
+    ("siemgate.store.ingest", "EventWriter", ["write", "_prepare"]),
+    ("siemgate.store.sqlite", "SQLiteStore", ["insert_events", "mark_delivered"]),
+    (
+        "siemgate.alerts.evaluator",
+        "AlertEvaluator",
+        ["on_stored", "_commit", "_record_events", "_records", "_state", "_backfill", "catch_up"],
+    ),
+    ("siemgate.alerts.engine", "Evaluator", ["evaluate"]),
+    ("siemgate.integrity.service", "LogService", ["run"]),
+]
+
+SITECUSTOMIZE = """
+import collections, importlib, os, signal, time
+if os.environ.get("BENCH_PROFILE_OUT"):
+    _cpu, _calls = collections.defaultdict(float), collections.Counter()
+    def _wrap(cls, name):
+        inner, label = getattr(cls, name), f"{cls.__name__}.{name}"
+        def wrapper(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                _cpu[label] += time.thread_time() - started
+                _calls[label] += 1
+        setattr(cls, name, wrapper)
+    for module, cls, names in WRAPPED:
+        for name in names:
+            _wrap(getattr(importlib.import_module(module), cls), name)
+    def _dump(*_):
+        with open(f"{os.environ['BENCH_PROFILE_OUT']}.{os.getpid()}", "w") as out:
+            for label in sorted(_cpu):
+                out.write(f"{label}\\t{_cpu[label]}\\t{_calls[label]}\\n")
+    signal.signal(signal.SIGUSR1, lambda *_: (_cpu.clear(), _calls.clear()))
+    signal.signal(signal.SIGUSR2, _dump)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--history-days", type=float, default=7.0)
+    parser.add_argument("--batches", type=int, default=40)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    users = [
+        {"uuid": new_id(), "name": f"User {i}", "email": f"user{i}@example.com",
+         "countries": rng.sample(COUNTRIES, rng.choice([1, 1, 1, 2]))}
+        for i in range(500)
+    ]  # fmt: skip
+    shape = argparse.Namespace(batches=args.batches, days=5.5, alerts_per_1000_per_day=13.5)
+    warm, bodies = batches(shape, "realistic", users, time.time_ns())
+    with tempfile.TemporaryDirectory(prefix="siemgate-bench-profile-") as tmp:
+        folder = Path(tmp) / "site"
+        folder.mkdir()
+        (folder / "sitecustomize.py").write_text(f"WRAPPED = {WRAPPED!r}\n{SITECUSTOMIZE}")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+        os.environ["BENCH_PROFILE_OUT"] = str(Path(tmp) / "profile")
+        sites = {on: Site(on, Path(tmp) / ("on" if on else "off"), 2, args.history_days) for on in (True, False)}
+        try:
+            for site in sites.values():
+                site.send(warm)
+                site.settle()
+            cpu = {}
+            for on, site in sites.items():
+                os.kill(site.server.proc.pid, signal.SIGUSR1)
+                cpu[on] = cpu_seconds(site.server.proc.pid)
+            for n, start in enumerate(range(0, len(bodies), 4)):  # alternating, as the bench does
+                for on in (True, False) if n % 2 == 0 else (False, True):
+                    sites[on].send(bodies[start : start + 4])
+            events = sum(len(orjson.loads(body)) for body in bodies)
+            results = {}
+            for on, site in sites.items():
+                site.settle()
+                cpu[on] = cpu_seconds(site.server.proc.pid) - cpu[on]
+                out = Path(f"{os.environ['BENCH_PROFILE_OUT']}.{site.server.proc.pid}")
+                os.kill(site.server.proc.pid, signal.SIGUSR2)
+                deadline = time.monotonic() + 30
+                while not out.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)  # the server writes it from its signal handler
+                results[on] = out.read_text().splitlines()
+        finally:
+            for site in sites.values():
+                site.close()
+    for on in (True, False):
+        print(f"alerting {'on' if on else 'off'}: server CPU {cpu[on] / events * 1e6:.2f} µs per event")
+        for line in results[on]:
+            label, seconds, calls = line.split("\t")
+            print(f"  {label:32} {float(seconds) / events * 1e6:6.2f} µs per event ({calls} calls)")
+
+
+if __name__ == "__main__":
+    main()
