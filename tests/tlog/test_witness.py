@@ -250,3 +250,66 @@ def test_witness_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     # A log's public key file is not a witness key file.
     with pytest.raises(KeyFileError, match="type 0x04"):
         load_witness_keys(log_pub)
+
+
+def test_a_witness_answering_without_end_is_cut_off(tmp_path: Path) -> None:
+    """The client reads at most MAX_ANSWER_BYTES of a witness's answer (a witness is a network peer:
+    one that answers gigabytes, as here, is unavailable, not a way to exhaust the log's memory)."""
+    import http.server
+    import threading
+
+    from siemgate.tlog.witness_client import MAX_ANSWER_BYTES
+
+    class Flood(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 30))
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                for _ in range(2 * MAX_ANSWER_BYTES // len(chunk) + 2):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass  # the client stopped reading
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flood)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = WitnessClient(f"http://127.0.0.1:{server.server_address[1]}", timeout=10)
+        with pytest.raises(WitnessUnavailable, match=f"answered more than {MAX_ANSWER_BYTES} bytes"):
+            client.add_checkpoint("a checkpoint\n", 0, [])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_witness_that_breaks_off_its_answer_is_unavailable() -> None:
+    """An answer cut short (fewer bytes than its Content-Length, then the connection closed) is the
+    witness being unavailable, not an unexpected error for the log's publisher."""
+    import http.server
+    import threading
+
+    class Broken(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"- witness cosignature cut sh")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = WitnessClient(f"http://127.0.0.1:{server.server_address[1]}", timeout=10)
+        with pytest.raises(WitnessUnavailable, match="broke off its answer"):
+            client.add_checkpoint("a checkpoint\n", 0, [])
+    finally:
+        server.shutdown()
+        server.server_close()

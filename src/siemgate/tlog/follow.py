@@ -36,6 +36,7 @@ USER_AGENT = "siemgate-verify-follow"
 # A page of 1000 events of at most 64 KiB each, or a page proof of 100,000 leaves, fits.
 MAX_RESPONSE_BYTES = 96 * 1024 * 1024
 DEFAULT_MAX_PAGES = 10_000
+MAX_ERROR_BYTES = 64 * 1024  # of an error answer: its message is all that is shown
 
 
 class FollowError(Exception):
@@ -94,7 +95,7 @@ class Client:
                 return answer
             except urllib.error.HTTPError as exc:
                 retry = exc.headers.get("Retry-After")
-                message = _message(exc.read())
+                message = _message(exc.read(MAX_ERROR_BYTES))
                 if exc.code in (409, 429, 503) and retry and retry.isdigit() and waited + int(retry) <= self.max_wait:
                     self.sleep(int(retry))
                     waited += int(retry)

@@ -2,7 +2,8 @@
 
 `add_checkpoint` returns the witness's cosignature lines, or raises WitnessConflict (409: the
 witness last cosigned another size, given in the exception), WitnessRefused (any other refusal,
-with the HTTP status and the witness's reason) or WitnessUnavailable (unreachable, 5xx)."""
+with the HTTP status and the witness's reason) or WitnessUnavailable (unreachable, 5xx, an
+answer over MAX_ANSWER_BYTES)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from siemgate.tlog.witness import WitnessRefused
+
+# A witness answers with its cosignature lines (about 150 bytes each), a size or a short reason.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 class WitnessUnavailable(Exception):
@@ -49,11 +53,16 @@ class WitnessClient:
                 "POST", f"{self._prefix}/add-checkpoint", body=body.encode(), headers={"Content-Type": "text/plain"}
             )
             resp = conn.getresponse()
-            status, payload = resp.status, resp.read()
-        except OSError as exc:
-            raise WitnessUnavailable(f"the witness at {self.url} is unreachable: {exc}") from None
+            status, payload = resp.status, resp.read(MAX_ANSWER_BYTES + 1)
+            cut = bool(resp.length) and len(payload) <= MAX_ANSWER_BYTES  # fewer bytes than announced
+        except (OSError, http.client.HTTPException) as exc:  # unreachable, or a broken answer
+            raise WitnessUnavailable(f"the witness at {self.url} is unreachable: {exc!r}") from None
         finally:
             conn.close()
+        if len(payload) > MAX_ANSWER_BYTES:
+            raise WitnessUnavailable(f"the witness at {self.url} answered more than {MAX_ANSWER_BYTES} bytes")
+        if cut:
+            raise WitnessUnavailable(f"the witness at {self.url} broke off its answer")
         text = payload.decode("utf-8", "replace")
         if status == 200:
             return text
