@@ -48,6 +48,29 @@ class HttpReceiver:
         self.server.server_close()
 
 
+@contextlib.contextmanager
+def misbehaving(answer: Any) -> Any:
+    """An HTTP server on 127.0.0.1 whose every POST is answered by `answer(handler)` (the request
+    body already read), for peers that answer badly on purpose; yields its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            with contextlib.suppress(OSError):  # the client may stop reading
+                answer(self)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 RSYSLOG_CONF = """\
 global(workDirectory="{d}/work" maxMessageSize="64k"
        defaultNetstreamDriverCAFile="{d}/ca.pem"

@@ -8,6 +8,7 @@ import hashlib
 import threading
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from siemgate.tlog.merkle import EMPTY_ROOT
 from siemgate.tlog.note import NoteError, NoteSigner, sign_note
 from siemgate.tlog.witness import Witness, WitnessRefused
 from siemgate.tlog.witness_client import WitnessClient, WitnessConflict, WitnessUnavailable
+from support.receivers import misbehaving
 
 from .tlog_kit import NAME, ORIGIN, MemLog, make_kit, run_cli, witness_process
 
@@ -252,64 +254,32 @@ def test_witness_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         load_witness_keys(log_pub)
 
 
-def test_a_witness_answering_without_end_is_cut_off(tmp_path: Path) -> None:
+def test_a_witness_answering_without_end_is_cut_off() -> None:
     """The client reads at most MAX_ANSWER_BYTES of a witness's answer (a witness is a network peer:
     one that answers gigabytes, as here, is unavailable, not a way to exhaust the log's memory)."""
-    import http.server
-    import threading
-
     from siemgate.tlog.witness_client import MAX_ANSWER_BYTES
 
-    class Flood(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("Content-Length", str(1 << 30))
-            self.end_headers()
-            chunk = b"x" * 65536
-            try:
-                for _ in range(2 * MAX_ANSWER_BYTES // len(chunk) + 2):
-                    self.wfile.write(chunk)
-            except OSError:
-                pass  # the client stopped reading
+    def flood(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(1 << 30))
+        handler.end_headers()
+        for _ in range(2 * MAX_ANSWER_BYTES // 65536 + 2):
+            handler.wfile.write(b"x" * 65536)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flood)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        client = WitnessClient(f"http://127.0.0.1:{server.server_address[1]}", timeout=10)
-        with pytest.raises(WitnessUnavailable, match=f"answered more than {MAX_ANSWER_BYTES} bytes"):
-            client.add_checkpoint("a checkpoint\n", 0, [])
-    finally:
-        server.shutdown()
-        server.server_close()
+    too_long = pytest.raises(WitnessUnavailable, match=f"answered more than {MAX_ANSWER_BYTES} bytes")
+    with misbehaving(flood) as url, too_long:
+        WitnessClient(url, timeout=10).add_checkpoint("a checkpoint\n", 0, [])
 
 
 def test_a_witness_that_breaks_off_its_answer_is_unavailable() -> None:
     """An answer cut short (fewer bytes than its Content-Length, then the connection closed) is the
     witness being unavailable, not an unexpected error for the log's publisher."""
-    import http.server
-    import threading
 
-    class Broken(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("Content-Length", "1000")
-            self.end_headers()
-            self.wfile.write(b"- witness cosignature cut sh")
+    def broken(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "1000")
+        handler.end_headers()
+        handler.wfile.write(b"- witness cosignature cut sh")
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Broken)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        client = WitnessClient(f"http://127.0.0.1:{server.server_address[1]}", timeout=10)
-        with pytest.raises(WitnessUnavailable, match="broke off its answer"):
-            client.add_checkpoint("a checkpoint\n", 0, [])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with misbehaving(broken) as url, pytest.raises(WitnessUnavailable, match="broke off its answer"):
+        WitnessClient(url, timeout=10).add_checkpoint("a checkpoint\n", 0, [])
