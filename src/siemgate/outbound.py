@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -146,11 +147,51 @@ def connect_tcp(policy: OutboundPolicy, host: str, port: int, timeout: float | N
     raise last or OSError(f"cannot connect to {host}:{port}")
 
 
-class _GuardedBackend(httpcore.SyncBackend):
-    """httpcore's network backend with every TCP connection checked (and pinned) by the policy."""
+def _time_left(deadline: float | None, timeout: float | None) -> float | None:
+    """`timeout` cut to what is left before `deadline` (time.monotonic()); httpcore's ReadTimeout
+    once it has passed."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("timed out: the destination did not finish within the time allowed")
+    return left if timeout is None else min(timeout, left)
 
-    def __init__(self, policy: OutboundPolicy) -> None:
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the deadline: httpx's timeouts bound each
+    operation, so a destination that sends a byte now and then would otherwise hold a request for
+    ever."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
+        self._inner, self._deadline = inner, deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _time_left(self._deadline, timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _time_left(self._deadline, timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        tls = self._inner.start_tls(ssl_context, server_hostname, _time_left(self._deadline, timeout))
+        return _DeadlineStream(tls, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """httpcore's network backend with every TCP connection checked (and pinned) by the policy,
+    and ended by the deadline when there is one."""
+
+    def __init__(self, policy: OutboundPolicy, deadline: float | None) -> None:
         self.policy = policy
+        self.deadline = deadline
 
     def connect_tcp(
         self,
@@ -163,23 +204,29 @@ class _GuardedBackend(httpcore.SyncBackend):
         last: Exception | None = None
         for _, _, _, _, sockaddr in self.policy.resolve(host, port):
             try:
-                return super().connect_tcp(str(sockaddr[0]), port, timeout, local_address, socket_options)
+                left = _time_left(self.deadline, timeout)
+                stream = super().connect_tcp(str(sockaddr[0]), port, left, local_address, socket_options)
             except httpcore.ConnectError as exc:
                 last = exc
+                continue
+            return stream if self.deadline is None else _DeadlineStream(stream, self.deadline)
         raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
 
 
 class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, policy: OutboundPolicy, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, policy: OutboundPolicy, ssl_context: ssl.SSLContext, deadline: float | None) -> None:
         super().__init__()
-        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=_GuardedBackend(policy))
+        backend = _GuardedBackend(policy, deadline)
+        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=backend)
 
 
-def guarded_http_client(policy: OutboundPolicy, timeout: float) -> httpx.Client:
+def guarded_http_client(policy: OutboundPolicy, timeout: float, *, deadline: float | None = None) -> httpx.Client:
     """An httpx client whose every connection (redirects included, at most MAX_REDIRECTS) goes
     only where the policy allows; environment proxies are ignored (they would hide the
-    destination). A refused destination raises OutboundRefused from the request."""
-    transport = _GuardedTransport(policy, httpx.create_ssl_context())
+    destination). A refused destination raises OutboundRefused from the request. With `deadline`
+    (a time.monotonic() value) nothing on its connections goes on past it (httpx.ReadTimeout):
+    `timeout` alone bounds each read and write, not a request."""
+    transport = _GuardedTransport(policy, httpx.create_ssl_context(), deadline)
     return httpx.Client(
         transport=transport, timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS, trust_env=False
     )

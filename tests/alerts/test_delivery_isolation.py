@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from siemgate.alerts.model import parse_rule
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from support.events import auditevent
-from support.receivers import HttpReceiver
+from support.receivers import HttpReceiver, misbehaving
 from support.waiting import wait_for
 
 from .test_alerts_live import S, Site
@@ -163,3 +164,53 @@ def test_deliveries_a_stopped_process_had_taken_go_out_when_their_short_lease_en
     assert site.services.alerts.dispatcher.run_due() == 1
     assert [r["path"] for r in healthy.requests] == ["/hook"]
     assert [d.status for d in hooks(site)] == ["delivered"]
+
+
+def test_a_destination_that_sends_without_end_is_read_no_further_than_its_status(site: Site) -> None:
+    """Only a reply's status counts: a destination that answers 200 and then streams a body without
+    end is delivered to at once, and the server stops reading (memory stays bounded)."""
+    sent = [0]
+
+    def flood(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(1 << 40))
+        handler.end_headers()
+        chunk = b"x" * 65536
+        for _ in range(4096):  # 256 MiB, or until the client hangs up
+            handler.wfile.write(chunk)
+            sent[0] += len(chunk)
+
+    with misbehaving(flood) as url:
+        hook_rule(site, site.account, "flooded", [f"{url}/hook"], timeout=10)
+        fire(site, site.account)
+        assert _finishes(site.services.alerts.dispatcher.run_due, within=10)
+    [delivery] = hooks(site)
+    assert delivery.status == "delivered", delivery
+    assert sent[0] < 64 << 20, sent  # the connection was closed after the status, not read to the end
+
+
+def test_a_destination_that_drips_its_reply_is_cut_off_at_the_actions_timeout(site: Site) -> None:
+    """The action's timeout bounds the whole attempt, not each read: a destination sending one byte
+    of its reply now and then (each read well within the timeout) holds the delivery no longer."""
+    status_line = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Padding: " + b"." * 200
+
+    def drip(handler: BaseHTTPRequestHandler) -> None:
+        for byte in status_line:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.25)  # the hostile destination's pace (50 s in all), not test synchronisation
+
+    with misbehaving(drip) as url:
+        hook_rule(site, site.account, "dripped", [f"{url}/hook"], timeout=2)
+        fire(site, site.account)
+        assert _finishes(site.services.alerts.dispatcher.run_due, within=6)  # 2 s allowed, not the drip's 50
+    [delivery] = hooks(site)
+    assert delivery.status == "pending" and "timed out" in delivery.last_error, delivery  # retried later
+
+
+def _finishes(job: Any, within: float) -> bool:
+    """Whether `job` (run in a thread) returns within `within` seconds."""
+    runner = threading.Thread(target=job, daemon=True)
+    runner.start()
+    runner.join(timeout=within)
+    return not runner.is_alive()

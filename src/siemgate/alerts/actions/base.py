@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 import httpx
@@ -63,11 +64,17 @@ def http_failure(status: int, retry_after: str | None) -> DeliveryError:
 
 
 def post(policy: OutboundPolicy, url: str, timeout: float, what: str, **kwargs: Any) -> None:
-    """POST to a destination a tenant set, through the outbound policy; raises DeliveryError
-    (refused destinations and redirect loops are permanent; network errors may pass)."""
+    """POST to a destination a tenant set, through the outbound policy, all of it (redirects
+    included) within `timeout` seconds; the reply's body is never read (only its status counts, and
+    a destination could send without end). Raises DeliveryError (refused destinations and redirect
+    loops are permanent; network errors and timeouts may pass)."""
     try:
-        with guarded_http_client(policy, timeout) as client:
-            response = client.post(url, **kwargs)
+        deadline = time.monotonic() + timeout
+        with (
+            guarded_http_client(policy, timeout, deadline=deadline) as client,
+            client.stream("POST", url, **kwargs) as response,
+        ):
+            pass  # closed unread
     except OutboundRefused as exc:
         raise DeliveryError(exc.message, retryable=False) from None
     except httpx.TooManyRedirects:
