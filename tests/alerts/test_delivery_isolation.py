@@ -5,6 +5,7 @@ process had taken goes out when its 75-second lease ends."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -214,3 +215,36 @@ def _finishes(job: Any, within: float) -> bool:
     runner.start()
     runner.join(timeout=within)
     return not runner.is_alive()
+
+
+def test_a_syslog_receiver_that_drips_its_tls_handshake_is_cut_off_at_the_actions_timeout(site: Site) -> None:
+    """A TLS syslog receiver that sends its handshake a byte at a time (each read well within the
+    timeout: a record header announcing 16 KiB, then its bytes slowly) holds the delivery no
+    longer than the action's timeout (CPython bounds a handshake, sendall and unwrap as a whole
+    by the socket's timeout; HTTP actions needed a deadline of their own, above)."""
+    record = b"\x16\x03\x03\x40\x00" + b"\x02" * 200
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def drip() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            held.append(conn)
+            for byte in record:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.25)  # the hostile receiver's pace (50 s in all), not test synchronisation
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        action = {"type": "syslog", "host": "127.0.0.1", "port": server.getsockname()[1], "protocol": "tls",
+                  "timeout": 2}  # fmt: skip
+        rule = {"id": "slow-tls", "name": "S", "source": "auditevents", "match": {"action": "disblmfa"}}
+        site.services.alerts.rules.save(CLI, site.account, parse_rule({**rule, "actions": [action]}), "api")
+        fire(site, site.account)
+        assert _finishes(site.services.alerts.dispatcher.run_due, within=6)  # 2 s allowed, not the drip's 50
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    [delivery] = [d for d in site.services.store.list_deliveries(site.account.id) if d.kind == "syslog"]
+    assert delivery.status == "pending" and "timed out" in delivery.last_error, delivery  # retried later
