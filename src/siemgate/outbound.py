@@ -158,16 +158,21 @@ def _time_left(deadline: float | None, timeout: float | None) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read and write ends by the deadline: httpx's timeouts bound each
+class _BoundedStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the deadline (httpx's timeouts bound each
     operation, so a destination that sends a byte now and then would otherwise hold a request for
-    ever."""
+    ever) and that reads at most `max_read` bytes (httpx reads a redirect's body in full)."""
 
-    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
-        self._inner, self._deadline = inner, deadline
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float | None, max_read: int | None) -> None:
+        self._inner, self._deadline, self._left = inner, deadline, max_read
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _time_left(self._deadline, timeout))
+        data = self._inner.read(max_bytes, _time_left(self._deadline, timeout))
+        if self._left is not None:
+            self._left -= len(data)
+            if self._left < 0:
+                raise httpcore.ReadError("the destination sent more than its reply may hold")
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, _time_left(self._deadline, timeout))
@@ -179,7 +184,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
         tls = self._inner.start_tls(ssl_context, server_hostname, _time_left(self._deadline, timeout))
-        return _DeadlineStream(tls, self._deadline)
+        return _BoundedStream(tls, self._deadline, self._left)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -187,11 +192,12 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 class _GuardedBackend(httpcore.SyncBackend):
     """httpcore's network backend with every TCP connection checked (and pinned) by the policy,
-    and ended by the deadline when there is one."""
+    and bounded by the deadline and the bytes it may read when they are given."""
 
-    def __init__(self, policy: OutboundPolicy, deadline: float | None) -> None:
+    def __init__(self, policy: OutboundPolicy, deadline: float | None, max_read: int | None) -> None:
         self.policy = policy
         self.deadline = deadline
+        self.max_read = max_read
 
     def connect_tcp(
         self,
@@ -209,24 +215,29 @@ class _GuardedBackend(httpcore.SyncBackend):
             except httpcore.ConnectError as exc:
                 last = exc
                 continue
-            return stream if self.deadline is None else _DeadlineStream(stream, self.deadline)
+            if self.deadline is None and self.max_read is None:
+                return stream
+            return _BoundedStream(stream, self.deadline, self.max_read)
         raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
 
 
 class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, policy: OutboundPolicy, ssl_context: ssl.SSLContext, deadline: float | None) -> None:
+    def __init__(self, policy: OutboundPolicy, ssl_context: ssl.SSLContext, backend: _GuardedBackend) -> None:
         super().__init__()
-        backend = _GuardedBackend(policy, deadline)
         self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=backend)
 
 
-def guarded_http_client(policy: OutboundPolicy, timeout: float, *, deadline: float | None = None) -> httpx.Client:
+def guarded_http_client(
+    policy: OutboundPolicy, timeout: float, *, deadline: float | None = None, max_read: int | None = None
+) -> httpx.Client:
     """An httpx client whose every connection (redirects included, at most MAX_REDIRECTS) goes
     only where the policy allows; environment proxies are ignored (they would hide the
     destination). A refused destination raises OutboundRefused from the request. With `deadline`
     (a time.monotonic() value) nothing on its connections goes on past it (httpx.ReadTimeout):
-    `timeout` alone bounds each read and write, not a request."""
-    transport = _GuardedTransport(policy, httpx.create_ssl_context(), deadline)
+    `timeout` alone bounds each read and write, not a request. With `max_read`, a connection that
+    receives more bytes than that fails (httpx.ReadError)."""
+    backend = _GuardedBackend(policy, deadline, max_read)
+    transport = _GuardedTransport(policy, httpx.create_ssl_context(), backend)
     return httpx.Client(
         transport=transport, timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS, trust_env=False
     )

@@ -190,6 +190,32 @@ def test_a_destination_that_sends_without_end_is_read_no_further_than_its_status
     assert sent[0] < 64 << 20, sent  # the connection was closed after the status, not read to the end
 
 
+def test_a_redirect_that_sends_without_end_is_read_no_further_than_a_reply_may_hold(site: Site) -> None:
+    """httpx reads a redirect's body before following it: a destination answering 307 with a body
+    without end makes the attempt fail once MAX_REPLY_BYTES have come, not fill the server's memory."""
+    from siemgate.alerts.actions.base import MAX_REPLY_BYTES
+
+    sent = [0]
+
+    def redirect_flood(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(307)
+        handler.send_header("Location", "/elsewhere")
+        handler.send_header("Content-Length", str(1 << 40))
+        handler.end_headers()
+        chunk = b"x" * 65536
+        for _ in range(4096):  # 256 MiB, or until the client hangs up
+            handler.wfile.write(chunk)
+            sent[0] += len(chunk)
+
+    with misbehaving(redirect_flood) as url:
+        hook_rule(site, site.account, "redirected", [f"{url}/hook"], timeout=30)
+        fire(site, site.account)
+        assert _finishes(site.services.alerts.dispatcher.run_due, within=20)
+    [delivery] = hooks(site)
+    assert delivery.status == "pending" and "more than its reply may hold" in delivery.last_error, delivery
+    assert sent[0] < 16 * MAX_REPLY_BYTES, sent
+
+
 def test_a_destination_that_drips_its_reply_is_cut_off_at_the_actions_timeout(site: Site) -> None:
     """The action's timeout bounds the whole attempt, not each read: a destination sending one byte
     of its reply now and then (each read well within the timeout) holds the delivery no longer."""

@@ -63,15 +63,19 @@ def http_failure(status: int, retry_after: str | None) -> DeliveryError:
     return DeliveryError(f"HTTP {status}", retryable=retryable, retry_after=wait)
 
 
+MAX_REPLY_BYTES = 1024 * 1024  # what one connection to a destination may send: headers, redirects
+
+
 def post(policy: OutboundPolicy, url: str, timeout: float, what: str, **kwargs: Any) -> None:
     """POST to a destination a tenant set, through the outbound policy, all of it (redirects
     included) within `timeout` seconds; the reply's body is never read (only its status counts, and
-    a destination could send without end). Raises DeliveryError (refused destinations and redirect
-    loops are permanent; network errors and timeouts may pass)."""
+    a destination could send without end), and no connection reads more than MAX_REPLY_BYTES (httpx
+    reads a redirect's body). Raises DeliveryError (refused destinations and redirect loops are
+    permanent; network errors and timeouts may pass)."""
     try:
         deadline = time.monotonic() + timeout
         with (
-            guarded_http_client(policy, timeout, deadline=deadline) as client,
+            guarded_http_client(policy, timeout, deadline=deadline, max_read=MAX_REPLY_BYTES) as client,
             client.stream("POST", url, **kwargs) as response,
         ):
             pass  # closed unread
