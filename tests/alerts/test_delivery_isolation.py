@@ -167,21 +167,28 @@ def test_deliveries_a_stopped_process_had_taken_go_out_when_their_short_lease_en
     assert [d.status for d in hooks(site)] == ["delivered"]
 
 
+def flooding(status: int, sent: list[int], **headers: str) -> Any:
+    """A destination's answer: `status`, then a body announced as 1 TiB, sent as fast as it is read
+    (256 MiB at most); `sent[0]` counts the bytes that went out."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        for name, value in (headers | {"Content-Length": str(1 << 40)}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        chunk = b"x" * 65536
+        for _ in range(4096):  # or until the client hangs up
+            handler.wfile.write(chunk)
+            sent[0] += len(chunk)
+
+    return answer
+
+
 def test_a_destination_that_sends_without_end_is_read_no_further_than_its_status(site: Site) -> None:
     """Only a reply's status counts: a destination that answers 200 and then streams a body without
     end is delivered to at once, and the server stops reading (memory stays bounded)."""
     sent = [0]
-
-    def flood(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(1 << 40))
-        handler.end_headers()
-        chunk = b"x" * 65536
-        for _ in range(4096):  # 256 MiB, or until the client hangs up
-            handler.wfile.write(chunk)
-            sent[0] += len(chunk)
-
-    with misbehaving(flood) as url:
+    with misbehaving(flooding(200, sent)) as url:
         hook_rule(site, site.account, "flooded", [f"{url}/hook"], timeout=10)
         fire(site, site.account)
         assert _finishes(site.services.alerts.dispatcher.run_due, within=10)
@@ -196,18 +203,7 @@ def test_a_redirect_that_sends_without_end_is_read_no_further_than_a_reply_may_h
     from siemgate.alerts.actions.base import MAX_REPLY_BYTES
 
     sent = [0]
-
-    def redirect_flood(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(307)
-        handler.send_header("Location", "/elsewhere")
-        handler.send_header("Content-Length", str(1 << 40))
-        handler.end_headers()
-        chunk = b"x" * 65536
-        for _ in range(4096):  # 256 MiB, or until the client hangs up
-            handler.wfile.write(chunk)
-            sent[0] += len(chunk)
-
-    with misbehaving(redirect_flood) as url:
+    with misbehaving(flooding(307, sent, Location="/elsewhere")) as url:
         hook_rule(site, site.account, "redirected", [f"{url}/hook"], timeout=30)
         fire(site, site.account)
         assert _finishes(site.services.alerts.dispatcher.run_due, within=20)
