@@ -342,17 +342,3 @@ def test_alerts_are_recorded_as_events_at_once_in_one_batch(site: Site) -> None:
         ("event", "delivered", 1)
     }
     assert site.services.alerts.dispatcher.run_due() == 0
-
-
-def test_alert_events_wait_for_the_audit_streams_next_step(site: Site) -> None:
-    """A batch of only alerts recorded as events is not evaluated on its own (rules never look at
-    those events): the stream's next step reads past it, and nothing fires or is missed."""
-    store, account = site.services.store, site.account.id
-    site.write(AUDIT, [auditevent(site.clock() + i * S, action="disblmfa", object_type="user") for i in range(2)])
-    assert store.head_seq(account, AUDIT) == 4  # the 2 events, then their 2 alerts recorded as events
-    assert store.alert_checkpoint(account, AUDIT) == 2
-    site.write(AUDIT, [auditevent(site.clock() + 10 * S, action="disblmfa", object_type="user")])
-    assert store.head_seq(account, AUDIT) == 6 and store.alert_checkpoint(account, AUDIT) == 5
-    assert len(site.alerts("mfa-disabled")) == 3
-    assert site.services.alerts.evaluator.catch_up() == 1  # the last alert event: read, not evaluated
-    assert store.alert_checkpoint(account, AUDIT) == 6 and len(site.alerts("mfa-disabled")) == 3

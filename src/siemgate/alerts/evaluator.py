@@ -140,13 +140,7 @@ class AlertEvaluator:
 
     # streams ------------------------------------------------------------------------------------
     def on_stored(self, batch: StoredBatch) -> None:
-        """EventWriter listener: never raises (the events are stored; catch_up retries).
-
-        A batch of alerts recorded as audit events (the `event` action) is left to the next step
-        or catch-up of the stream: rules never evaluate those events, so reading them later
-        changes nothing, and each alert step saves a commit."""
-        if batch.feature == Feature.AUDITEVENTS and all(is_alert_event(e) for _, e in batch.events):
-            return
+        """EventWriter listener: never raises (the events are stored; catch_up retries)."""
         try:
             self._process(batch.account_id, batch.feature, batch.events, batch)
         except Exception:
