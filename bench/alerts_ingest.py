@@ -68,6 +68,22 @@ HISTORY_END_NS = time.time_ns()
 HISTORY_BEFORE_DAYS = 6.0  # the history ends before the timed batches' days begin
 
 
+def make_users(count: int) -> list[dict[str, Any]]:
+    """`count` people, each signing in from one country or two (the same for every run)."""
+    rng = random.Random(7)
+    return [
+        {"uuid": new_id(), "name": f"User {i}", "email": f"user{i}@example.com",
+         "countries": rng.sample(COUNTRIES, rng.choice([1, 1, 1, 2]))}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def realistic_batches(count: int = 40, users: int = 500) -> tuple[list[bytes], list[bytes]]:
+    """(warm-up bodies, `count` timed bodies) of the realistic mix with the bench's defaults."""
+    shape = argparse.Namespace(batches=count, days=5.5, alerts_per_1000_per_day=13.5)
+    return batches(shape, "realistic", make_users(users), time.time_ns())
+
+
 def signin_event(user: dict[str, Any], ts: int, ok: bool, rng: random.Random) -> dict[str, Any]:
     country = user["countries"][rng.randrange(len(user["countries"]))]
     return {
@@ -296,12 +312,7 @@ def main() -> None:
     parser.add_argument("--history-days", type=float, default=7.0, help=help)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rng = random.Random(7)
-    users = [
-        {"uuid": new_id(), "name": f"User {i}", "email": f"user{i}@example.com",
-         "countries": rng.sample(COUNTRIES, rng.choice([1, 1, 1, 2]))}
-        for i in range(args.users)
-    ]  # fmt: skip
+    users = make_users(args.users)
     results = [pairs_of(mix, args, users) for mix in args.mixes.split(",")]
     if args.json:
         print(json.dumps({"users": args.users, "batches": args.batches, "results": results}))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import signal
 import sys
 import tempfile
@@ -22,8 +21,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alerts_ingest import COUNTRIES, Site, batches, cpu_seconds
-from siemgate.model.ids import new_id
+from alerts_ingest import Site, cpu_seconds, realistic_batches
 
 WRAPPED = [
     ("siemgate.store.ingest", "EventWriter", ["write", "_prepare"]),
@@ -68,14 +66,7 @@ def main() -> None:
     parser.add_argument("--history-days", type=float, default=7.0)
     parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args()
-    rng = random.Random(7)
-    users = [
-        {"uuid": new_id(), "name": f"User {i}", "email": f"user{i}@example.com",
-         "countries": rng.sample(COUNTRIES, rng.choice([1, 1, 1, 2]))}
-        for i in range(500)
-    ]  # fmt: skip
-    shape = argparse.Namespace(batches=args.batches, days=5.5, alerts_per_1000_per_day=13.5)
-    warm, bodies = batches(shape, "realistic", users, time.time_ns())
+    warm, bodies = realistic_batches(args.batches)
     with tempfile.TemporaryDirectory(prefix="siemgate-bench-profile-") as tmp:
         folder = Path(tmp) / "site"
         folder.mkdir()

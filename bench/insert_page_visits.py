@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
-import random
 import sqlite3
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alerts_ingest import COUNTRIES, batches
+from alerts_ingest import realistic_batches
 from siemgate.accounts.actor import SYSTEM
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
@@ -94,14 +93,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,50,1200,15000", help="aux_info sizes of the audit events; 0: none")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    rng = random.Random(7)
-    users = [
-        {"uuid": new_id(), "name": f"User {i}", "email": f"user{i}@example.com",
-         "countries": rng.sample(COUNTRIES, rng.choice([1, 1, 1, 2]))}
-        for i in range(500)
-    ]  # fmt: skip
-    shape = argparse.Namespace(batches=40, days=5.5, alerts_per_1000_per_day=13.5)
-    warm, timed = batches(shape, "realistic", users, time.time_ns())
+    warm, timed = realistic_batches()
     warm_events, timed_events = [orjson.loads(b) for b in warm], [orjson.loads(b) for b in timed]
     sizes = [int(s) for s in args.sizes.split(",")]
     for run in range(args.runs):

@@ -17,6 +17,18 @@ from .ports import free_port
 from .waiting import wait_for
 
 
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        """Nothing on stderr for each request."""
+
+
+def _serving(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A server on a free port of 127.0.0.1, answering with `handler` in a thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class HttpReceiver:
     """Records every POST (path, headers, body); answers with the next queued status (default 200)."""
 
@@ -25,7 +37,7 @@ class HttpReceiver:
         self.statuses: list[int] = []
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Quiet):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
@@ -35,13 +47,8 @@ class HttpReceiver:
                 self.end_headers()
                 self.wfile.write(b"ok" if status == 200 else b"unavailable")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _serving(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -53,17 +60,13 @@ def misbehaving(answer: Any) -> Any:
     """An HTTP server on 127.0.0.1 whose every POST is answered by `answer(handler)` (the request
     body already read), for peers that answer badly on purpose; yields its URL."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             with contextlib.suppress(OSError):  # the client may stop reading
                 answer(self)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _serving(Handler)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

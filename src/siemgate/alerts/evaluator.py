@@ -346,7 +346,7 @@ class AlertEvaluator:
             return
         for rule in stale:
             book.forget_seen(rule.id)
-            book.set_meta(rule.id, dict(_meta(rule)))
+            book.set_meta(rule.id, _meta(rule))
         if stale and upto > 0:
             learner = Evaluator(stale, book)
             after = 0
@@ -534,20 +534,8 @@ def token_records(store: Store, account: Account, now: int) -> list[dict[str, An
     return records
 
 
-_METAS: dict[int, tuple[CompiledRule, dict[str, Any]]] = {}
-
-
 def _meta(rule: CompiledRule) -> dict[str, Any]:
-    """What a first-seen rule's state was built for: its source, match and first_seen (a change to
-    any of them rebuilds it from history). The rule's version is not in it: renaming a rule or
-    changing its actions keeps what it learnt. Remembered per compiled rule (checked at every step)."""
-    found = _METAS.get(id(rule))
-    if found is not None and found[0] is rule:
-        return found[1]
-    definition = rule.rule.as_json()
-    basis = {k: definition.get(k) for k in ("source", "match", "first_seen")}
-    meta = {"fp": orjson.dumps(basis, option=orjson.OPT_SORT_KEYS).decode()}
-    if len(_METAS) >= 4096:
-        _METAS.clear()
-    _METAS[id(rule)] = (rule, meta)
-    return meta
+    """What a first-seen rule's state was built for (CompiledRule.learnt_from): a change to its
+    source, match or first_seen rebuilds it from history; renaming it or changing its actions keeps
+    what it learnt."""
+    return {"fp": rule.learnt_from}

@@ -197,6 +197,9 @@ class CompiledRule:
     version: int = 0  # of the stored rule (0: a shipped starter rule)
     group_key: KeyReader | None = None  # a threshold's group_by values
     suppress_key: KeyReader | None = None  # the suppression's `by` values
+    # first_seen: what its learnt state is built for (source, match, first_seen as sorted JSON); a
+    # change rebuilds the state from history, a rename or new actions keep it
+    learnt_from: str | None = None
 
     @property
     def id(self) -> str:
@@ -253,7 +256,13 @@ def compile_rule(rule: Rule) -> CompiledRule:
         fs = rule.first_seen
         parts = (key_reader(fs.key, fs.nocase), key_reader(fs.value, fs.nocase))
     group = key_reader(rule.threshold.group_by, rule.threshold.nocase) if rule.threshold else None
-    return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts, 0, group, key_reader(by, nocase))
+    learnt_from = None
+    if rule.first_seen:
+        definition = rule.as_json()
+        basis = {k: definition.get(k) for k in ("source", "match", "first_seen")}
+        learnt_from = orjson.dumps(basis, option=orjson.OPT_SORT_KEYS).decode()
+    suppress = key_reader(by, nocase)
+    return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts, 0, group, suppress, learnt_from)
 
 
 def load_rule(data: Any, where: str = "rule") -> CompiledRule:

@@ -76,14 +76,14 @@ def post(policy: OutboundPolicy, url: str, timeout: float, what: str, **kwargs: 
         deadline = time.monotonic() + timeout
         with (
             guarded_http_client(policy, timeout, deadline=deadline, max_read=MAX_REPLY_BYTES) as client,
-            client.stream("POST", url, **kwargs) as response,
+            client.stream("POST", url, **kwargs) as response,  # closed with its body unread
         ):
-            pass  # closed unread
+            status, retry_after = response.status_code, response.headers.get("retry-after")
     except OutboundRefused as exc:
         raise DeliveryError(exc.message, retryable=False) from None
     except httpx.TooManyRedirects:
         raise DeliveryError(f"{what} redirected more than {MAX_REDIRECTS} times", retryable=False) from None
     except httpx.HTTPError as exc:
         raise DeliveryError(f"cannot reach {what}: {exc or type(exc).__name__}") from None
-    if not 200 <= response.status_code < 300:
-        raise http_failure(response.status_code, response.headers.get("retry-after"))
+    if not 200 <= status < 300:
+        raise http_failure(status, retry_after)
