@@ -177,14 +177,17 @@ def alert_count(data_dir: Path) -> int:
 
 
 class Site:
-    """A fresh server (its own SQLite store) with alerting on or off, and `connections` HTTP
-    connections to it; `send` posts batches over them at once and adds the wall-clock time they
-    took."""
+    """A fresh server (its own SQLite store) with alerting on or off (and `env` added to its
+    environment), and `connections` HTTP connections to it; `send` posts batches over them at once
+    and adds the wall-clock time they took."""
 
-    def __init__(self, alerts: bool, data_dir: Path, connections: int, history_days: float) -> None:
+    def __init__(
+        self, alerts: bool, data_dir: Path, connections: int, history_days: float, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         key = ingest_key_for(data_dir, history_days)
-        self.server = Server(data_dir, cpu="0", extra_env={"SIEMGATE_ALERTS_ENABLED": "true" if alerts else "false"})
+        env = {**(env or {}), "SIEMGATE_ALERTS_ENABLED": "true" if alerts else "false"}
+        self.server = Server(data_dir, cpu="0", extra_env=env)
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         self.conns = [
             http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=120) for _ in range(connections)

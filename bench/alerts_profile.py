@@ -31,7 +31,8 @@ WRAPPED = [
         "AlertEvaluator",
         ["on_stored", "_commit", "_record_events", "_records", "_state", "_backfill", "catch_up"],
     ),
-    ("siemgate.alerts.engine", "Evaluator", ["evaluate"]),
+    ("siemgate.alerts.engine", "Evaluator", ["evaluate", "_step", "_learn_all"]),
+    ("siemgate.alerts.engine", "RuleIndex", ["plan"]),
     ("siemgate.integrity.service", "LogService", ["run"]),
 ]
 
@@ -56,6 +57,15 @@ if os.environ.get("BENCH_PROFILE_OUT"):
         with open(f"{os.environ['BENCH_PROFILE_OUT']}.{os.getpid()}", "w") as out:
             for label in sorted(_cpu):
                 out.write(f"{label}\\t{_cpu[label]}\\t{_calls[label]}\\n")
+    import gc
+    _gc_started = [0.0]
+    def _gc(phase, info):
+        if phase == "start":
+            _gc_started[0] = time.thread_time()
+        else:
+            _cpu[f"gc.collect(gen {info['generation']})"] += time.thread_time() - _gc_started[0]
+            _calls[f"gc.collect(gen {info['generation']})"] += 1
+    gc.callbacks.append(_gc)
     signal.signal(signal.SIGUSR1, lambda *_: (_cpu.clear(), _calls.clear()))
     signal.signal(signal.SIGUSR2, _dump)
 """
