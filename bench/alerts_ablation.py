@@ -26,14 +26,13 @@ not its own.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alerts_ingest import Site, cpu_seconds, realistic_batches
+from alerts_ingest import Site, feed, realistic_batches, use_sitecustomize
 
 SITECUSTOMIZE = """
 import atexit, importlib, os, time
@@ -94,13 +93,7 @@ def one_round(variants: list[str], warm: list[bytes], bodies: list[bytes], tmp: 
         for site in sites.values():
             site.send(warm)
             site.settle()
-        cpu = {name: cpu_seconds(site.server.proc.pid) for name, site in sites.items()}
-        for n, start in enumerate(range(0, len(bodies), 4)):  # every variant first in turn
-            for name in variants[n % len(variants) :] + variants[: n % len(variants)]:
-                sites[name].send(bodies[start : start + 4])
-        for name, site in sites.items():
-            site.settle()
-            cpu[name] = cpu_seconds(site.server.proc.pid) - cpu[name]
+        cpu = dict(zip(variants, feed([sites[name] for name in variants], bodies, 4), strict=True))
     finally:
         for site in sites.values():
             site.close()
@@ -124,10 +117,7 @@ def main() -> None:
     warm, bodies = realistic_batches(args.batches)
     rounds = []
     with tempfile.TemporaryDirectory(prefix="siemgate-bench-ablation-") as tmp:
-        folder = Path(tmp) / "site"
-        folder.mkdir()
-        (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+        use_sitecustomize(Path(tmp) / "site", SITECUSTOMIZE)
         for i in range(args.rounds):
             work = Path(tmp) / f"round{i}"
             work.mkdir()

@@ -242,6 +242,30 @@ class Site:
         self.server.stop()
 
 
+def feed(sites: list[Site], bodies: list[bytes], chunk: int) -> list[float]:
+    """Send `bodies` to every site in chunks of `chunk` batches, a different site first at each
+    chunk, so that all meet the same load from the rest of the machine. Returns the CPU seconds each
+    server used from then until its log worker integrated the last batch (`Site.settle`)."""
+    before = [cpu_seconds(site.server.proc.pid) for site in sites]
+    for n, start in enumerate(range(0, len(bodies), chunk)):
+        first = n % len(sites)
+        for site in sites[first:] + sites[:first]:
+            site.send(bodies[start : start + chunk])
+    spent = []
+    for site, cpu in zip(sites, before, strict=True):
+        site.settle()
+        spent.append(cpu_seconds(site.server.proc.pid) - cpu)
+    return spent
+
+
+def use_sitecustomize(folder: Path, text: str) -> None:
+    """Servers started from now on import a `sitecustomize.py` holding `text` (written to `folder`):
+    how the diagnostic benches patch siemgate inside its servers without changing it."""
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(text)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+
+
 def one_pair(args: argparse.Namespace, bodies: list[bytes], warm: list[bytes]) -> dict[str, Any]:
     """Two fresh servers, alerting on and off, fed the same batches in alternating chunks of
     `--chunk` batches (the order alternating too), so both see the same load on the machine.
@@ -257,13 +281,8 @@ def one_pair(args: argparse.Namespace, bodies: list[bytes], warm: list[bytes]) -
                 site.settle()
                 site.stored, site.wall = 0, 0.0
             before = alert_count(sites[True].data_dir)
-            cpu = {on: cpu_seconds(site.server.proc.pid) for on, site in sites.items()}
-            for n, start in enumerate(range(0, len(bodies), args.chunk)):
-                for on in (True, False) if n % 2 == 0 else (False, True):
-                    sites[on].send(bodies[start : start + args.chunk])
-            for on, site in sites.items():  # all the CPU the batches cost, their logs' integration included
-                site.settle()
-                cpu[on] = cpu_seconds(site.server.proc.pid) - cpu[on]
+            # all the CPU the batches cost, their logs' integration included
+            cpu = dict(zip((True, False), feed([sites[True], sites[False]], bodies, args.chunk), strict=True))
         finally:
             for site in sites.values():
                 site.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alerts_ingest import Site, cpu_seconds, realistic_batches
+from alerts_ingest import Site, feed, realistic_batches, use_sitecustomize
 
 WRAPPED = [
     ("siemgate.store.ingest", "EventWriter", ["write", "_prepare"]),
@@ -78,28 +78,19 @@ def main() -> None:
     args = parser.parse_args()
     warm, bodies = realistic_batches(args.batches)
     with tempfile.TemporaryDirectory(prefix="siemgate-bench-profile-") as tmp:
-        folder = Path(tmp) / "site"
-        folder.mkdir()
-        (folder / "sitecustomize.py").write_text(f"WRAPPED = {WRAPPED!r}\n{SITECUSTOMIZE}")
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+        use_sitecustomize(Path(tmp) / "site", f"WRAPPED = {WRAPPED!r}\n{SITECUSTOMIZE}")
         os.environ["BENCH_PROFILE_OUT"] = str(Path(tmp) / "profile")
         sites = {on: Site(on, Path(tmp) / ("on" if on else "off"), 2, args.history_days) for on in (True, False)}
         try:
             for site in sites.values():
                 site.send(warm)
                 site.settle()
-            cpu = {}
-            for on, site in sites.items():
+            for site in sites.values():
                 os.kill(site.server.proc.pid, signal.SIGUSR1)
-                cpu[on] = cpu_seconds(site.server.proc.pid)
-            for n, start in enumerate(range(0, len(bodies), 4)):  # alternating, as the bench does
-                for on in (True, False) if n % 2 == 0 else (False, True):
-                    sites[on].send(bodies[start : start + 4])
+            cpu = dict(zip((True, False), feed([sites[True], sites[False]], bodies, 4), strict=True))
             events = sum(len(orjson.loads(body)) for body in bodies)
             results = {}
             for on, site in sites.items():
-                site.settle()
-                cpu[on] = cpu_seconds(site.server.proc.pid) - cpu[on]
                 out = Path(f"{os.environ['BENCH_PROFILE_OUT']}.{site.server.proc.pid}")
                 os.kill(site.server.proc.pid, signal.SIGUSR2)
                 deadline = time.monotonic() + 30
