@@ -44,7 +44,7 @@ if _variant:
     if _variant == "no-evaluation":
         _engine.Evaluator.evaluate = lambda self, *args, **kwargs: []
     elif _variant == "no-threshold":
-        _engine.Evaluator._step = lambda self, *args: None
+        _engine.Evaluator._step = _engine.Evaluator._count_all = lambda self, *args: None
     elif _variant == "no-first-seen":
         _engine.Evaluator._learn_all = lambda self, *args: None
     elif _variant == "no-firing":

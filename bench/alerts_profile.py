@@ -31,7 +31,7 @@ WRAPPED = [
         "AlertEvaluator",
         ["on_stored", "_commit", "_record_events", "_records", "_state", "_backfill", "catch_up"],
     ),
-    ("siemgate.alerts.engine", "Evaluator", ["evaluate", "_step", "_learn_all"]),
+    ("siemgate.alerts.engine", "Evaluator", ["evaluate", "_count_all", "_learn_all"]),
     ("siemgate.alerts.engine", "RuleIndex", ["plan"]),
     ("siemgate.integrity.service", "LogService", ["run"]),
 ]

@@ -11,6 +11,7 @@ from typing import Any
 
 from siemgate.alerts.builtin import starter_rules
 from siemgate.alerts.engine import Evaluator, Firing, StateBook
+from siemgate.alerts.fields import key_reader
 from siemgate.alerts.model import CompiledRule, compile_rule, load_rule
 from support.events import failed, signin
 
@@ -95,3 +96,27 @@ def test_the_batch_plan_selects_what_the_full_predicates_select() -> None:
         assert list(positions) == sorted(positions)
     for r in compiled:
         assert selected[r.id] == [i for i, e in enumerate(events) if r.predicate(e)], r.id
+
+
+def test_a_key_reader_reads_a_batch_as_it_reads_each_event() -> None:
+    """`KeyReader.many` (one pass over a batch, the common shapes without a call per event) gives
+    the key `one` gives for every event, in order, whatever the batch mixes."""
+    shapes: list[Any] = [
+        {"country": "FR", "target_user": {"email": "Ada@Example.com"}},
+        {"country": "de", "target_user": {"email": "bob@example.com"}},
+        {"country": None, "target_user": None},
+        {"target_user": "not an object"},
+        {"country": 3, "target_user": {"email": 3.5}},
+        {"country": True, "target_user": {"email": ["a", "b"]}},
+        {"country": {"nested": 1}, "target_user": {}},
+        {},
+    ]
+    for paths in (["country"], ["target_user.email"], ["country", "target_user.email"], ["aux_info.role"]):
+        for nocase in (False, True):
+            reader = key_reader(paths, nocase)
+            for k in range(len(shapes)):
+                batch = shapes[: k + 1]
+                positions = list(range(len(batch)))
+                assert reader.many(batch, positions) == [reader.one(e) for e in batch], (paths, nocase, k)
+                assert reader.many(batch, positions[::2]) == [reader.one(batch[i]) for i in positions[::2]]
+    assert key_reader(["target_user.email"], True).many(shapes, [0, 1]) == [("ada@example.com",), ("bob@example.com",)]

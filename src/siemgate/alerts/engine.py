@@ -19,8 +19,11 @@ Semantics (docs/alerts.md, "Evaluation"):
   against the whole history.
 
 Cost: rules are indexed by the value of the field most of them test for equality (`category`,
-`action`), so an event is checked only against the rules that can match it; state is kept in
-memory as tuples and serialised only for the keys that changed.
+`action`), so an event is checked only against the rules that can match it; each threshold and
+first-seen rule then makes one pass over its candidate events, their keys read together
+(`KeyReader.many`), and a first-seen rule tests the rest of its condition only on the rare event
+whose value is not known yet; state is kept in memory as tuples and serialised only for the keys
+that changed.
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ import bisect
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from siemgate.alerts.fields import MISSING, Key, get_path, getter, hashable
+from siemgate.alerts.fields import JSON_TEXT_FIELDS, MISSING, Key, get_path, getter, hashable
 from siemgate.alerts.match import Predicate, compile_condition
 from siemgate.alerts.model import CompiledRule
 from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
@@ -244,13 +247,16 @@ class RuleIndex:
         """For a batch: (rule position, test, positions of the events it may match, ascending) for
         each rule some event may match; an event matches when `test` is None or holds for it. The
         indexed field is read once per event and the rules are looked up once per distinct value."""
-        if self.read is None:
+        if self.read is None or self.field is None:
             every = range(len(events))
             return [(p, rule.predicate, every) for p, rule in enumerate(self.rules)]
-        read = self.read
+        read, name = self.read, self.field
+        if "." in name or name in JSON_TEXT_FIELDS:
+            values = [read(event) for event in events]
+        else:  # a top-level field (the usual `category`, `action`): absent is None, as null is
+            values = [event.get(name) for event in events]
         groups: dict[Any, list[int]] = {}
-        for position, event in enumerate(events):
-            value = read(event)
+        for position, value in enumerate(values):
             if type(value) is not str and value is not None:
                 value = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else _OTHER
             found = groups.get(value)
@@ -300,6 +306,17 @@ class RuleIndex:
         return found
 
 
+class _Batch(NamedTuple):
+    """The events of one `Evaluator.evaluate` call, as each rule's pass reads them."""
+
+    seqs: Sequence[int]
+    bodies: Sequence[Mapping[str, Any]]
+    stamps: Sequence[int | None]
+    oldest: int | None
+    learn_only: bool
+    found: list[tuple[int, int, Firing]]  # (event position, rule position, firing), appended to
+
+
 class Evaluator:
     """Evaluates one account's rules of one source against events, updating a StateBook."""
 
@@ -334,12 +351,16 @@ class Evaluator:
         else:
             stamps = [event_time(event) for event in bodies]
         found: list[tuple[int, int, Firing]] = []  # (event position, rule position, firing)
+        batch = _Batch(seqs, bodies, stamps, oldest, learn_only, found)
         for p, test, positions in self.index.plan(bodies):
             rule = self.rules[p]
             if rule.first_seen_parts is not None:
-                self._learn_all(p, rule, test, positions, seqs, bodies, stamps, oldest, learn_only, found)
+                self._learn_all(p, rule, test, positions, batch)
                 continue
             if learn_only:
+                continue
+            if rule.window_ns is not None:
+                self._count_all(p, rule, test, positions, batch)
                 continue
             step = self._step
             for i in positions:
@@ -353,36 +374,29 @@ class Evaluator:
         return [firing for _, _, firing in found]
 
     def _learn_all(
-        self,
-        p: int,
-        rule: CompiledRule,
-        test: Predicate | None,
-        positions: Sequence[int],
-        seqs: Sequence[int],
-        bodies: Sequence[Mapping[str, Any]],
-        stamps: Sequence[int | None],
-        oldest: int | None,
-        learn_only: bool,
-        found: list[tuple[int, int, Firing]],
+        self, p: int, rule: CompiledRule, test: Predicate | None, positions: Sequence[int], batch: _Batch
     ) -> None:
         """A first-seen rule over its candidate events: most carry a known value (two reads and a
         dict lookup); a new one is learnt and, unless quiet or a key's first, fired."""
         assert rule.first_seen_parts is not None
         key_of, value_of = rule.first_seen_parts
+        seqs, bodies, stamps, oldest, learn_only, found = batch
         by_key = self.book.seen.get(rule.id)
         if by_key is None:
             by_key = self.book.seen[rule.id] = {}
         known = by_key.get
-        for i in positions:
-            event = bodies[i]
-            if test is not None and not test(event):
-                continue
-            keys = key_of(event)
+        # a known value skips the event whatever its test says: the test runs only for the few others
+        for i, keys, values in zip(
+            positions, key_of.many(bodies, positions), value_of.many(bodies, positions), strict=True
+        ):
             if None in keys:
                 continue
             seen = known(keys)
-            if seen is not None and value_of(event) in seen:
+            if seen is not None and values in seen:
                 continue  # a known value: nothing changes, whatever the event's time
+            event = bodies[i]
+            if test is not None and not test(event):
+                continue
             ts = stamps[i]
             if ts is None:
                 continue
@@ -400,10 +414,10 @@ class Evaluator:
         assert rule.first_seen_parts is not None
         assert rule.rule.first_seen is not None
         key_of, value_of = rule.first_seen_parts
-        keys = key_of(event)
+        keys = key_of.one(event)
         if None in keys:
             return 0
-        values = value_of(event)
+        values = value_of.one(event)
         by_key = self.book.seen.get(rule.id)
         if by_key is None:
             by_key = self.book.seen[rule.id] = {}
@@ -444,10 +458,8 @@ class Evaluator:
         return Firing(rule, ts, group, 1, [self._ref(seq, ts, event)], dict(event), render(summary, event, 1))
 
     def _step(self, rule: CompiledRule, seq: int, ts: int, event: Mapping[str, Any]) -> Firing | None:
-        """The firing of a match or threshold rule for a matching event, if any and not suppressed."""
+        """The firing of a match rule for a matching event, unless suppressed."""
         r = rule.rule
-        if r.threshold is not None and rule.window_ns is not None:
-            return self._threshold(rule, seq, ts, event)
         if self._suppressed(rule, event, ts):
             return None
         group = {}
@@ -457,27 +469,61 @@ class Evaluator:
         summary = r.summary or r.name + (f" ({_describe(group)})" if group else "")
         return Firing(rule, ts, group, 1, [self._ref(seq, ts, event)], dict(event), render(summary, event, 1))
 
-    def _threshold(self, rule: CompiledRule, seq: int, ts: int, event: Mapping[str, Any]) -> Firing | None:
+    def _count_all(
+        self, p: int, rule: CompiledRule, test: Predicate | None, positions: Sequence[int], batch: _Batch
+    ) -> None:
+        """A threshold rule over its candidate events in one pass: each matching event joins its
+        group's window (their group keys read together); a window holding `count` events within
+        `window` of each other fires."""
+        threshold = rule.rule.threshold
+        window_ns = rule.window_ns
+        assert threshold is not None
+        assert window_ns is not None
+        assert rule.group_key is not None
+        seqs, bodies, stamps, oldest, _, found = batch
+        matching = [
+            i
+            for i in positions
+            if (ts := stamps[i]) is not None and (oldest is None or ts >= oldest) and (test is None or test(bodies[i]))
+        ]
+        windows, dirty, rule_id, n = self.book.windows, self.book.dirty, rule.id, threshold.count
+        for i, values in zip(matching, rule.group_key.many(bodies, matching), strict=True):
+            event, ts = bodies[i], stamps[i]
+            assert ts is not None
+            key = _json_key(values)
+            window = windows.get((rule_id, key))
+            if window is None:
+                window = windows[(rule_id, key)] = []
+            entry = (ts, event.get("uuid") or "", seqs[i])  # a tuple of atoms: the collector stops tracking it
+            last = not window or entry >= window[-1]  # the usual case: the newest event of its group
+            if last:
+                window.append(entry)
+            else:
+                bisect.insort(window, entry)
+            start = window[-1][0] - window_ns
+            if window[0][0] < start:
+                del window[: bisect.bisect_left(window, (start,))]
+            dirty.add((rule_id, WINDOW, key))
+            if len(window) >= n:
+                firing = self._threshold_run(rule, window, entry, last, event, values)
+                if firing is not None:
+                    found.append((i, p, firing))
+
+    def _threshold_run(
+        self,
+        rule: CompiledRule,
+        window: list[tuple[int, str, int]],
+        entry: tuple[int, str, int],
+        last: bool,
+        event: Mapping[str, Any],
+        values: Key,
+    ) -> Firing | None:
+        """The firing when `entry`, just added to its group's window, completes a run of `count`
+        events within `window`; the window then starts empty again."""
         r = rule.rule
         assert r.threshold is not None
         assert rule.window_ns is not None
-        assert rule.group_key is not None
-        values = rule.group_key(event)
-        key = _json_key(values)
-        window = self.book.windows.setdefault((rule.id, key), [])
-        entry = (ts, event.get("uuid") or "", seq)  # a tuple of atoms: the collector stops tracking it
-        last = not window or entry >= window[-1]  # the usual case: the newest event of its group
-        if last:
-            window.append(entry)
-        else:
-            bisect.insort(window, entry)
-        oldest = window[-1][0] - rule.window_ns
-        if window[0][0] < oldest:
-            del window[: bisect.bisect_left(window, (oldest,))]
-        self.book.dirty.add((rule.id, WINDOW, key))
         n = r.threshold.count
-        if len(window) < n:
-            return None
         # the runs of n events that end at or after this one and start at or before it; when it is
         # the newest, the window (within `window` of it) holds only the run that ends with it
         i = len(window) - 1 if last else bisect.bisect_left(window, entry)
@@ -485,7 +531,7 @@ class Evaluator:
             if j + n - 1 < len(window) and window[j + n - 1][0] - window[j][0] <= rule.window_ns:
                 run = window[j : j + n]
                 window.clear()
-                if self._suppressed(rule, event, ts):  # decided before the alert is built
+                if self._suppressed(rule, event, entry[0]):  # decided before the alert is built
                     return None
                 group = dict(zip(r.threshold.group_by, values, strict=True))
                 refs = [{"uuid": u, "timestamp": format_ns(t), "seq": s} for t, u, s in run][-MAX_EVENT_REFS:]
@@ -500,7 +546,7 @@ class Evaluator:
         if rule.suppress_ns is None:
             return False
         assert rule.suppress_key is not None
-        key = _json_key(rule.suppress_key(event))
+        key = _json_key(rule.suppress_key.one(event))
         state = self.book.suppress.get((rule.id, key))
         self.book.dirty.add((rule.id, SUPPRESS, key))
         if state is not None and ts < state["until"]:

@@ -13,7 +13,8 @@ import difflib
 import functools
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, get_args, get_origin, get_type_hints
 
 import orjson
@@ -166,12 +167,21 @@ def hashable(value: Any) -> Any:
 
 
 Key = tuple[Any, ...]
-KeyReader = Any  # Callable[[Mapping[str, Any]], Key]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReader:
+    """Reads the values at some paths as a tuple usable as a dict key: of one event (`one`), or
+    of many at once (`many(events, positions)`: the key of events[i] for each i in positions, in
+    order; the same keys as `one`, without a call per event in the common shapes)."""
+
+    one: Callable[[Mapping[str, Any]], Key]
+    many: Callable[[Sequence[Mapping[str, Any]], Iterable[int]], list[Key]]
 
 
 def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
-    """A function reading the values at `paths` from an event as a tuple usable as a dict key:
-    absent values are None, other values `hashable`, strings lower-cased with `nocase`."""
+    """A reader of the values at `paths` as a tuple usable as a dict key: absent values are None,
+    other values `hashable`, strings lower-cased with `nocase`."""
     readers = tuple(getter(p) for p in paths)
 
     def value(raw: Any) -> Any:
@@ -180,25 +190,38 @@ def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
         return None if raw is MISSING else hashable(raw)
 
     if len(readers) != 1:
-        return lambda event: tuple(value(read(event)) for read in readers)
+
+        def several(event: Mapping[str, Any]) -> Key:
+            return tuple(value(read(event)) for read in readers)
+
+        return KeyReader(several, lambda events, positions: [several(events[i]) for i in positions])
     [read] = readers
     parts = paths[0].split(".")
-    if len(parts) == 2 and parts[0] not in JSON_TEXT_FIELDS:  # a field of a nested object, read inline
-        outer, inner = parts
+    if parts[0] in JSON_TEXT_FIELDS or len(parts) > 2:
 
-        def nested(event: Mapping[str, Any]) -> Key:
-            found = event.get(outer)
-            raw = found.get(inner, MISSING) if type(found) is dict else read(event)
-            if type(raw) is str:
-                return (raw.lower(),) if nocase else (raw,)
-            return (value(raw),)
+        def deep(event: Mapping[str, Any]) -> Key:
+            return (value(read(event)),)
 
-        return nested
+        return KeyReader(deep, lambda events, positions: [deep(events[i]) for i in positions])
+    outer, inner = parts if len(parts) == 2 else (None, parts[0])
 
-    def one(event: Mapping[str, Any]) -> Key:  # the common case, without a call per value
-        raw = read(event)
+    def one(event: Mapping[str, Any]) -> Key:  # a top-level field, or a field of a nested object, read inline
+        found: Any = event if outer is None else event.get(outer)
+        raw = found.get(inner, MISSING) if type(found) is dict else read(event)
         if type(raw) is str:
             return (raw.lower(),) if nocase else (raw,)
         return (value(raw),)
 
-    return one
+    def many(events: Sequence[Mapping[str, Any]], positions: Iterable[int]) -> list[Key]:
+        try:  # the usual batch: the field is a string in every event (one pass each, no call per event)
+            if outer is None:
+                raws = [events[i][inner] for i in positions]
+            else:
+                raws = [events[i][outer][inner] for i in positions]
+        except (KeyError, TypeError, IndexError):
+            raws = None
+        if raws is None or not all(type(raw) is str for raw in raws):
+            return [one(events[i]) for i in positions]
+        return [(raw.lower(),) for raw in raws] if nocase else [(raw,) for raw in raws]
+
+    return KeyReader(one, many)
