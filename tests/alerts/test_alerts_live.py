@@ -342,3 +342,28 @@ def test_alerts_are_recorded_as_events_at_once_in_one_batch(site: Site) -> None:
         ("event", "delivered", 1)
     }
     assert site.services.alerts.dispatcher.run_due() == 0
+
+
+def test_rules_are_compiled_once_per_stored_version(site: Site) -> None:
+    """The rule cache is refreshed from the store every few seconds; a rule that did not change
+    comes back as the same compiled rule (evaluation keeps its index, nothing is compiled again for
+    every account at every refresh), and a changed rule is compiled anew."""
+    rules = site.services.alerts.rules
+    custom = parse_rule({"id": "x-custom", "name": "Custom", "source": "signinattempts", "match": {"country": "FR"}})
+    rules.save(CLI, site.account, custom, "api")
+    before = {e.rule.id: e.compiled for e in rules.entries(site.account.id)}
+    rules.invalidate()  # as the cache's expiry does
+    after = {e.rule.id: e.compiled for e in rules.entries(site.account.id)}
+    assert after.keys() == before.keys() and {"brute-force-signin", "x-custom"} <= after.keys()
+    assert all(after[i] is before[i] for i in before)
+    rules.set_enabled(CLI, site.account, "brute-force-signin", False)
+    rules.save(CLI, site.account, custom.model_copy(update={"match": {"country": "DE"}}), "api")
+    changed = {e.rule.id: e for e in rules.entries(site.account.id)}
+    assert changed["x-custom"].compiled is not before["x-custom"] and changed["x-custom"].rule.match == {
+        "country": "DE"
+    }
+    assert (
+        not changed["brute-force-signin"].enabled
+        and changed["brute-force-signin"].compiled is not before["brute-force-signin"]
+    )
+    assert changed["signin-new-country"].compiled is before["signin-new-country"]

@@ -6,6 +6,7 @@ overrides them) plus the account's own, from YAML files or the admin API; who ma
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from siemgate.store.base import Account, AlertRuleRecord, Store
 
 CACHE_SECONDS = 5.0  # rules changed by another process (the CLI) are seen within this time
 ORIGINS = ("starter", "file", "api")
+COMPILED_ENTRIES = 10_000  # stored rules kept compiled across cache refreshes (all accounts)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ class RuleEntry:
         return self.rule.enabled
 
 
+@functools.cache
+def _starter_entry(rule_id: str) -> RuleEntry:
+    """A shipped starter rule as it applies to an account that did not change it (compiled once)."""
+    rule = starter_rules()[rule_id]
+    return RuleEntry(rule, "starter", False, compile_rule(rule), None, None)
+
+
 class AlertRules:
     def __init__(
         self,
@@ -71,6 +80,7 @@ class AlertRules:
         self.audit = audit
         self.clock = clock
         self._cache: dict[int, tuple[float, list[RuleEntry]]] = {}
+        self._compiled: dict[AlertRuleRecord, RuleEntry] = {}  # stored rules as compiled (see _entry)
         self._lock = threading.Lock()
         self.version = 0  # bumped on every change made through this object
         self._versions: dict[int, int] = {}  # per account
@@ -83,23 +93,28 @@ class AlertRules:
             return cached[1]
         stored = {r.rule_id: r for r in self.store.list_alert_rules(account_id)}
         entries = []
-        for rule_id, rule in starter_rules().items():
+        for rule_id in starter_rules():
             row = stored.pop(rule_id, None)
-            if row is None:
-                entries.append(RuleEntry(rule, "starter", False, compile_rule(rule), None, None))
-            else:
-                entries.append(self._entry(row, overridden=True))
+            entries.append(_starter_entry(rule_id) if row is None else self._entry(row, overridden=True))
         entries += [self._entry(row, overridden=False) for row in stored.values()]
         with self._lock:
             self._cache[account_id] = (time.monotonic(), entries)
         return entries
 
-    @staticmethod
-    def _entry(row: AlertRuleRecord, overridden: bool) -> RuleEntry:
-        rule = parse_rule(upgrade_definition(orjson.loads(row.definition))).model_copy(update={"enabled": row.enabled})
-        origin = "starter" if overridden else row.origin
-        compiled = replace(compile_rule(rule), version=row.version)
-        return RuleEntry(rule, origin, overridden, compiled, row.created_at, row.updated_at, row.version)
+    def _entry(self, row: AlertRuleRecord, overridden: bool) -> RuleEntry:
+        """The entry of a stored rule, compiled once per stored version (the same objects at every
+        refresh of the cache, so evaluation keeps its rule index)."""
+        entry = self._compiled.get(row)
+        if entry is None:
+            rule = parse_rule(upgrade_definition(orjson.loads(row.definition)))
+            rule = rule.model_copy(update={"enabled": row.enabled})
+            origin = "starter" if overridden else row.origin
+            compiled = replace(compile_rule(rule), version=row.version)
+            entry = RuleEntry(rule, origin, overridden, compiled, row.created_at, row.updated_at, row.version)
+            if len(self._compiled) >= COMPILED_ENTRIES:
+                self._compiled.clear()
+            self._compiled[row] = entry
+        return entry
 
     def enabled(self, account_id: int, source: str) -> list[CompiledRule]:
         return [e.compiled for e in self.entries(account_id) if e.enabled and e.rule.source == source]
