@@ -250,3 +250,31 @@ def test_the_rule_index_and_its_remaining_tests_select_what_the_full_predicates_
         wanted = [r.id for r in rules if r.predicate(event)]
         found = [r.id for r, rest in index.candidates(event) if rest is None or rest(event)]
         assert sorted(found) == sorted(wanted), (event.get("category"), event.get("country"))
+
+
+def test_first_seen_values_dropped_past_max_values_are_new_again() -> None:
+    """A person's values beyond `max_values` drop the oldest, which is then new again when it comes
+    back — in one book and in one reloaded from its saved state — and a rule whose learnt values
+    are forgotten (rebuilt from history) knows none of them."""
+    compiled = rule(
+        match={"category": "success"},
+        first_seen={"key": ["target_user.uuid"], "value": ["country"], "max_values": 2},
+    )
+    person = signin(T0)["target_user"]
+
+    def at(i: int, country: str) -> tuple[int, dict[str, Any]]:
+        event = signin(T0 + i * S, target_user=person)
+        event["country"] = country
+        return i, event
+
+    def fired(book: StateBook, *events: tuple[int, dict[str, Any]]) -> list[str]:
+        return [f.group["country"] for f in Evaluator([compiled], book).evaluate(list(events))]
+
+    book = StateBook()
+    assert fired(book, at(1, "CA"), at(2, "FR"), at(3, "CA")) == ["FR"]
+    assert fired(book, at(4, "DE"), at(5, "FR")) == ["DE"]  # DE drops CA, the oldest
+    reloaded = StateBook.load(book.changes())
+    for b in (book, reloaded):
+        assert fired(b, at(6, "FR"), at(7, "DE"), at(8, "CA")) == ["CA"]  # CA came back: new again
+    book.forget_seen(compiled.id)
+    assert fired(book, at(9, "DE"), at(10, "GB")) == ["GB"]  # DE learnt again as the first

@@ -43,6 +43,7 @@ from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
 from siemgate.store.base import AlertStateEntry
 
 MAX_EVENT_REFS = 50
+MAX_INTERNED = 65536  # distinct first-seen values interned per account (StateBook.intern)
 WINDOW, SEEN, SUPPRESS, META, STREAM = "window", "seen", "suppress", "meta", "stream"
 NEW_KEY, NEW_VALUE = 2, 1
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.|]+)\}")
@@ -89,6 +90,10 @@ class StateBook:
 
     windows: dict[tuple[str, str], list[tuple[int, str, int]]] = field(default_factory=dict)
     seen: dict[str, dict[Key, dict[Key, None]]] = field(default_factory=dict)
+    # rule -> every (key + value) tuple of `seen`, built when first needed: a known value is one
+    # set lookup (the values interned through `canon`), instead of two dicts and their tuples
+    pairs: dict[str, set[Key]] = field(default_factory=dict)
+    canon: dict[Key, Key] = field(default_factory=dict)
     suppress: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     window_ns: dict[str, int] = field(default_factory=dict)
@@ -112,7 +117,7 @@ class StateBook:
             elif entry.kind == SEEN:
                 key = tuple(hashable(v) for v in orjson.loads(entry.key))
                 book.seen.setdefault(entry.rule_id, {})[key] = {
-                    tuple(hashable(v) for v in orjson.loads(text)): None for text in value
+                    book.intern(tuple(hashable(v) for v in orjson.loads(text))): None for text in value
                 }
             elif entry.kind == SUPPRESS:
                 book.suppress[(entry.rule_id, entry.key)] = value
@@ -124,8 +129,26 @@ class StateBook:
 
     def forget_seen(self, rule_id: str) -> None:
         """Drop a rule's first-seen values (before they are built again from history)."""
+        self.pairs.pop(rule_id, None)
         for key in self.seen.pop(rule_id, {}):
             self.dirty.add((rule_id, SEEN, key))
+
+    def intern(self, values: Key) -> Key:
+        """One object for equal first-seen values (a few countries, say, shared by every person),
+        so that checking them reads memory that is already in cache."""
+        found = self.canon.get(values)
+        if found is None:
+            if len(self.canon) >= MAX_INTERNED:
+                self.canon.clear()
+            found = self.canon[values] = values
+        return found
+
+    def known_pairs(self, rule_id: str) -> set[Key]:
+        """The rule's first-seen (key + value) tuples, kept in step by `Evaluator.learn`."""
+        pairs = self.pairs.get(rule_id)
+        if pairs is None:
+            pairs = self.pairs[rule_id] = {k + v for k, values in self.seen.get(rule_id, {}).items() for v in values}
+        return pairs
 
     def set_meta(self, rule_id: str, value: dict[str, Any]) -> None:
         self.meta[rule_id] = value
@@ -381,18 +404,12 @@ class Evaluator:
         assert rule.first_seen_parts is not None
         key_of, value_of = rule.first_seen_parts
         seqs, bodies, stamps, oldest, learn_only, found = batch
-        by_key = self.book.seen.get(rule.id)
-        if by_key is None:
-            by_key = self.book.seen[rule.id] = {}
-        known = by_key.get
+        known = self.book.known_pairs(rule.id)
         # a known value skips the event whatever its test says: the test runs only for the few others
         for i, keys, values in zip(
             positions, key_of.many(bodies, positions), value_of.many(bodies, positions), strict=True
         ):
-            if None in keys:
-                continue
-            seen = known(keys)
-            if seen is not None and values in seen:
+            if keys + values in known or None in keys:
                 continue  # a known value: nothing changes, whatever the event's time
             event = bodies[i]
             if test is not None and not test(event):
@@ -430,10 +447,17 @@ class Evaluator:
         if seen is None:
             seen = by_key[keys] = {}
             outcome = NEW_KEY
+        values = self.book.intern(values)
         seen[values] = None
+        pairs = self.book.pairs.get(rule.id)
+        if pairs is not None:
+            pairs.add(keys + values)
         limit = rule.rule.first_seen.max_values
         while len(seen) > limit:
-            del seen[next(iter(seen))]
+            oldest = next(iter(seen))
+            del seen[oldest]
+            if pairs is not None:
+                pairs.discard(keys + oldest)
         self.book.dirty.add((rule.id, SEEN, keys))
         return outcome
 
