@@ -278,3 +278,21 @@ def test_first_seen_values_dropped_past_max_values_are_new_again() -> None:
         assert fired(b, at(6, "FR"), at(7, "DE"), at(8, "CA")) == ["CA"]  # CA came back: new again
     book.forget_seen(compiled.id)
     assert fired(book, at(9, "DE"), at(10, "GB")) == ["GB"]  # DE learnt again as the first
+
+
+def test_first_seen_values_that_compare_equal_are_stored_as_they_came() -> None:
+    """1, 1.0 and True are one value to a first-seen rule (as to any dictionary), and each is saved
+    as it was first seen: a value seen first for one person does not change another's."""
+    compiled = rule(
+        match={"category": "success"},
+        first_seen={"key": ["target_user.uuid"], "value": ["client.app_version"], "alert_on_first": True},
+    )
+    events = []
+    for i, version in enumerate([True, 1, 1.0, "1"]):
+        event = signin(T0 + i * S)
+        event["client"]["app_version"] = version
+        events.append((i, event))
+    book = StateBook()
+    Evaluator([compiled], book).evaluate(events)
+    saved = sorted(e.value for e in book.changes() if e.kind == "seen")
+    assert saved == sorted(['["[true]"]', '["[1]"]', '["[1.0]"]', '["[\\"1\\"]"]'])

@@ -136,6 +136,8 @@ class StateBook:
     def intern(self, values: Key) -> Key:
         """One object for equal first-seen values (a few countries, say, shared by every person),
         so that checking them reads memory that is already in cache."""
+        if not all(type(v) is str for v in values):
+            return values  # not numbers: 1, 1.0 and True are equal keys, but stored as written
         found = self.canon.get(values)
         if found is None:
             if len(self.canon) >= MAX_INTERNED:
@@ -400,7 +402,7 @@ class Evaluator:
         self, p: int, rule: CompiledRule, test: Predicate | None, positions: Sequence[int], batch: _Batch
     ) -> None:
         """A first-seen rule over its candidate events: most carry a known value (two reads and a
-        dict lookup); a new one is learnt and, unless quiet or a key's first, fired."""
+        set lookup); a new one is learnt and, unless quiet or a key's first, fired."""
         assert rule.first_seen_parts is not None
         key_of, value_of = rule.first_seen_parts
         seqs, bodies, stamps, oldest, learn_only, found = batch
