@@ -15,12 +15,21 @@ script writes to a temporary folder on the servers' PYTHONPATH (nothing in siemg
 - off-pinned: alerting off, but every 10th event of a batch leaves a (time, uuid, seq) tuple in a
   ring of the last 1,000, as threshold windows keep their events: what keeping a few objects of
   each batch alive costs code that has nothing to do with alerting
+- on-noretain: alerting on, but the threshold windows (and their unsaved changes) are dropped after
+  every batch: what keeping them from batch to batch costs
+- thr-fresh: alerting on, each threshold pass counting into empty windows of its own (nothing of
+  them kept after the pass)
+- thr-nofire: threshold rules count but never fire; fs-nofire: first-seen rules learn but never fire
+- on-switch, off-switch: on and off with the interpreter's thread switch interval at 50 ms (5 ms is
+  the default): what the two request threads' switching costs
 
 Every server also reports the CPU its request threads spent validating and encoding the
 1000-event batches (`EventWriter._prepare`), which shows the cost alerting adds to code that is
 not its own.
 
     python bench/alerts_ablation.py [--rounds 6] [--variants off,on,no-threshold,...]
+
+(the default variants are the first eight above, the fifth round's; the others are the sixth's)
 """
 
 from __future__ import annotations
@@ -63,6 +72,33 @@ if _variant:
                     _ring.append((int(str(10**18 + i)), event.get("uuid"), 100_000 + i))
             return result
         _ingest.EventWriter.write = _pinning
+    elif _variant == "on-noretain":
+        _evaluate = _engine.Evaluator.evaluate
+        def _dropping(self, *args, **kwargs):
+            try:
+                return _evaluate(self, *args, **kwargs)
+            finally:
+                self.book.windows.clear()
+                self.book.dirty = {d for d in self.book.dirty if d[1] != "window"}
+        _engine.Evaluator.evaluate = _dropping
+    elif _variant == "thr-fresh":
+        _count = _engine.Evaluator._count_all
+        def _fresh(self, *args):
+            book = self.book
+            kept = book.windows, book.dirty
+            book.windows, book.dirty = {}, set()
+            try:
+                return _count(self, *args)
+            finally:
+                book.windows, book.dirty = kept
+        _engine.Evaluator._count_all = _fresh
+    elif _variant == "thr-nofire":
+        _engine.Evaluator._threshold_run = lambda self, *args: None
+    elif _variant == "fs-nofire":
+        _engine.Evaluator._first_seen = lambda self, *args: None
+    elif _variant.endswith("-switch"):
+        import sys
+        sys.setswitchinterval(0.05)
     _spent = [0.0, 0]
     _prepare = _ingest.EventWriter._prepare
     def _timed(self, feature, items, **kwargs):
@@ -79,7 +115,22 @@ if _variant:
             out.write(f"{_spent[0]} {_spent[1]}")
     atexit.register(_report)
 """
-VARIANTS = ("off", "on", "no-evaluation", "no-threshold", "no-first-seen", "no-firing", "no-recording", "off-pinned")
+VARIANTS = (
+    "off",
+    "on",
+    "no-evaluation",
+    "no-threshold",
+    "no-first-seen",
+    "no-firing",
+    "no-recording",
+    "off-pinned",
+    "on-noretain",
+    "thr-fresh",
+    "thr-nofire",
+    "fs-nofire",
+    "on-switch",
+    "off-switch",
+)
 
 
 def one_round(variants: list[str], warm: list[bytes], bodies: list[bytes], tmp: Path) -> dict[str, tuple[float, float]]:
@@ -109,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"from {', '.join(VARIANTS)}; off first")
+    parser.add_argument("--variants", default=",".join(VARIANTS[:8]), help=f"from {', '.join(VARIANTS)}; off first")
     args = parser.parse_args()
     variants = args.variants.split(",")
     if variants[0] != "off" or not set(variants) <= set(VARIANTS):
