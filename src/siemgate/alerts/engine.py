@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from siemgate.alerts.fields import JSON_TEXT_FIELDS, MISSING, Key, get_path, getter, hashable
+from siemgate.alerts.fields import MISSING, Key, get_path, getter, hashable
 from siemgate.alerts.match import Predicate, compile_condition
 from siemgate.alerts.model import CompiledRule
 from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
@@ -145,8 +145,36 @@ class StateBook:
             found = self.canon[values] = values
         return found
 
+    def remember(self, rule_id: str, keys: Key, values: Key, limit: int) -> int:
+        """Add `values` to the first-seen values of `keys` (dropping the oldest past `limit`):
+        NEW_KEY (the key's first value), NEW_VALUE, or 0 (known, or every value is absent)."""
+        by_key = self.seen.get(rule_id)
+        if by_key is None:
+            by_key = self.seen[rule_id] = {}
+        seen = by_key.get(keys)
+        if seen is not None and values in seen:  # the common case: a known value
+            return 0
+        if values.count(None) == len(values):
+            return 0
+        outcome = NEW_VALUE
+        if seen is None:
+            seen = by_key[keys] = {}
+            outcome = NEW_KEY
+        values = self.intern(values)
+        seen[values] = None
+        pairs = self.pairs.get(rule_id)
+        if pairs is not None:
+            pairs.add(keys + values)
+        while len(seen) > limit:
+            oldest = next(iter(seen))
+            del seen[oldest]
+            if pairs is not None:
+                pairs.discard(keys + oldest)
+        self.dirty.add((rule_id, SEEN, keys))
+        return outcome
+
     def known_pairs(self, rule_id: str) -> set[Key]:
-        """The rule's first-seen (key + value) tuples, kept in step by `Evaluator.learn`."""
+        """The rule's first-seen (key + value) tuples, kept in step by `remember` and `forget_seen`."""
         pairs = self.pairs.get(rule_id)
         if pairs is None:
             pairs = self.pairs[rule_id] = {k + v for k, values in self.seen.get(rule_id, {}).items() for v in values}
@@ -276,10 +304,8 @@ class RuleIndex:
             every = range(len(events))
             return [(p, rule.predicate, every) for p, rule in enumerate(self.rules)]
         read, name = self.read, self.field
-        if "." in name or name in JSON_TEXT_FIELDS:
-            values = [read(event) for event in events]
-        else:  # a top-level field (the usual `category`, `action`): absent is None, as null is
-            values = [event.get(name) for event in events]
+        # a top-level field (the usual `category`, `action`) in one comprehension: absent is None, as null is
+        values = [read(event) for event in events] if "." in name else [event.get(name) for event in events]
         groups: dict[Any, list[int]] = {}
         for position, value in enumerate(values):
             if type(value) is not str and value is not None:
@@ -436,32 +462,7 @@ class Evaluator:
         keys = key_of.one(event)
         if None in keys:
             return 0
-        values = value_of.one(event)
-        by_key = self.book.seen.get(rule.id)
-        if by_key is None:
-            by_key = self.book.seen[rule.id] = {}
-        seen = by_key.get(keys)
-        if seen is not None and values in seen:  # the common case: a known value
-            return 0
-        if values.count(None) == len(values):
-            return 0
-        outcome = NEW_VALUE
-        if seen is None:
-            seen = by_key[keys] = {}
-            outcome = NEW_KEY
-        values = self.book.intern(values)
-        seen[values] = None
-        pairs = self.book.pairs.get(rule.id)
-        if pairs is not None:
-            pairs.add(keys + values)
-        limit = rule.rule.first_seen.max_values
-        while len(seen) > limit:
-            oldest = next(iter(seen))
-            del seen[oldest]
-            if pairs is not None:
-                pairs.discard(keys + oldest)
-        self.book.dirty.add((rule.id, SEEN, keys))
-        return outcome
+        return self.book.remember(rule.id, keys, value_of.one(event), rule.rule.first_seen.max_values)
 
     def _ref(self, seq: int, ts: int, event: Mapping[str, Any]) -> dict[str, Any]:
         return {"uuid": event.get("uuid") or event.get("id"), "timestamp": format_ns(ts), "seq": seq}

@@ -179,6 +179,11 @@ class KeyReader:
     many: Callable[[Sequence[Mapping[str, Any]], Iterable[int]], list[Key]]
 
 
+def _each(one: Callable[[Mapping[str, Any]], Key]) -> Callable[[Sequence[Mapping[str, Any]], Iterable[int]], list[Key]]:
+    """`KeyReader.many` for a reader that has no faster batch form: `one` for each event."""
+    return lambda events, positions: [one(events[i]) for i in positions]
+
+
 def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
     """A reader of the values at `paths` as a tuple usable as a dict key: absent values are None,
     other values `hashable`, strings lower-cased with `nocase`."""
@@ -194,7 +199,7 @@ def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
         def several(event: Mapping[str, Any]) -> Key:
             return tuple(value(read(event)) for read in readers)
 
-        return KeyReader(several, lambda events, positions: [several(events[i]) for i in positions])
+        return KeyReader(several, _each(several))
     [read] = readers
     parts = paths[0].split(".")
     if parts[0] in JSON_TEXT_FIELDS or len(parts) > 2:
@@ -202,7 +207,7 @@ def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
         def deep(event: Mapping[str, Any]) -> Key:
             return (value(read(event)),)
 
-        return KeyReader(deep, lambda events, positions: [deep(events[i]) for i in positions])
+        return KeyReader(deep, _each(deep))
     outer, inner = parts if len(parts) == 2 else (None, parts[0])
 
     def one(event: Mapping[str, Any]) -> Key:  # a top-level field, or a field of a nested object, read inline
@@ -211,6 +216,8 @@ def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
         if type(raw) is str:
             return (raw.lower(),) if nocase else (raw,)
         return (value(raw),)
+
+    each = _each(one)
 
     def many(events: Sequence[Mapping[str, Any]], positions: Iterable[int]) -> list[Key]:
         try:  # the usual batch: the field is a string in every event (one pass each, no call per event)
@@ -221,7 +228,7 @@ def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
         except (KeyError, TypeError, IndexError):
             raws = None
         if raws is None or not all(type(raw) is str for raw in raws):
-            return [one(events[i]) for i in positions]
+            return each(events, positions)
         return [(raw.lower(),) for raw in raws] if nocase else [(raw,) for raw in raws]
 
     return KeyReader(one, many)
