@@ -100,7 +100,8 @@ def test_the_batch_plan_selects_what_the_full_predicates_select() -> None:
 
 def test_a_key_reader_reads_a_batch_as_it_reads_each_event() -> None:
     """`KeyReader.many` (one pass over a batch, the common shapes without a call per event) gives
-    the key `one` gives for every event, in order, whatever the batch mixes."""
+    the key `one` gives for every event, in order, whatever the batch mixes; `column` gives the
+    same values without the tuples when one path is a string in every event, else None."""
     shapes: list[Any] = [
         {"country": "FR", "target_user": {"email": "Ada@Example.com"}},
         {"country": "de", "target_user": {"email": "bob@example.com"}},
@@ -119,4 +120,14 @@ def test_a_key_reader_reads_a_batch_as_it_reads_each_event() -> None:
                 positions = list(range(len(batch)))
                 assert reader.many(batch, positions) == [reader.one(e) for e in batch], (paths, nocase, k)
                 assert reader.many(batch, positions[::2]) == [reader.one(batch[i]) for i in positions[::2]]
+                column = reader.column(batch, positions)  # one path, a string in every event: its values
+                strings = len(paths) == 1 and all(
+                    len(key) == 1 and type(key[0]) is str for key in reader.many(batch, positions)
+                )
+                assert column == (
+                    [key[0] for key in reader.many(batch, positions)]
+                    if strings and "aux_info" not in paths[0]
+                    else None
+                ), (paths, nocase, k)
     assert key_reader(["target_user.email"], True).many(shapes, [0, 1]) == [("ada@example.com",), ("bob@example.com",)]
+    assert key_reader(["target_user.email"], True).column(shapes, [0, 1]) == ["ada@example.com", "bob@example.com"]

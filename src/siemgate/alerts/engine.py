@@ -21,8 +21,9 @@ Semantics (docs/alerts.md, "Evaluation"):
 Cost: rules are indexed by the value of the field most of them test for equality (`category`,
 `action`), so an event is checked only against the rules that can match it; each threshold and
 first-seen rule then makes one pass over its candidate events, their keys read together
-(`KeyReader.many`), and a first-seen rule tests the rest of its condition only on the rare event
-whose value is not known yet; state is kept in memory as tuples and serialised only for the keys
+(`KeyReader.many`, or `KeyReader.column`: a batch whose first-seen values are all known is one set
+check), and a first-seen rule tests the rest of its condition only on the rare event whose value
+is not known yet; state is kept in memory as tuples and serialised only for the keys
 that changed.
 """
 
@@ -428,15 +429,23 @@ class Evaluator:
         self, p: int, rule: CompiledRule, test: Predicate | None, positions: Sequence[int], batch: _Batch
     ) -> None:
         """A first-seen rule over its candidate events: most carry a known value (two reads and a
-        set lookup); a new one is learnt and, unless quiet or a key's first, fired."""
+        set lookup); a new one is learnt and, unless quiet or a key's first, fired. A rule of one
+        key and one value field reads them as two columns, and a batch whose values are all known
+        (the usual one) is done in one `issuperset`, with no tuple made per event."""
         assert rule.first_seen_parts is not None
         key_of, value_of = rule.first_seen_parts
         seqs, bodies, stamps, oldest, learn_only, found = batch
         known = self.book.known_pairs(rule.id)
         # a known value skips the event whatever its test says: the test runs only for the few others
-        for i, keys, values in zip(
-            positions, key_of.many(bodies, positions), value_of.many(bodies, positions), strict=True
-        ):
+        key_column, value_column = key_of.column(bodies, positions), value_of.column(bodies, positions)
+        if key_column is not None and value_column is not None:
+            if known.issuperset(zip(key_column, value_column, strict=True)):
+                return  # the usual batch: every value known (a set lookup per event, no tuple kept)
+            keys_of: list[Key] = [(k,) for k in key_column]
+            values_of: list[Key] = [(v,) for v in value_column]
+        else:
+            keys_of, values_of = key_of.many(bodies, positions), value_of.many(bodies, positions)
+        for i, keys, values in zip(positions, keys_of, values_of, strict=True):
             if keys + values in known or None in keys:
                 continue  # a known value: nothing changes, whatever the event's time
             event = bodies[i]

@@ -173,10 +173,13 @@ Key = tuple[Any, ...]
 class KeyReader:
     """Reads the values at some paths as a tuple usable as a dict key: of one event (`one`), or
     of many at once (`many(events, positions)`: the key of events[i] for each i in positions, in
-    order; the same keys as `one`, without a call per event in the common shapes)."""
+    order; the same keys as `one`, without a call per event in the common shapes). `column`, for
+    a reader of one path: the one value of each of those keys (`[k for (k,) in many(...)]`) when
+    it is a string in every event, read without a tuple per event; else None."""
 
     one: Callable[[Mapping[str, Any]], Key]
     many: Callable[[Sequence[Mapping[str, Any]], Iterable[int]], list[Key]]
+    column: Callable[[Sequence[Mapping[str, Any]], Iterable[int]], list[str] | None] = lambda events, positions: None
 
 
 def _each(one: Callable[[Mapping[str, Any]], Key]) -> Callable[[Sequence[Mapping[str, Any]], Iterable[int]], list[Key]]:
@@ -219,16 +222,20 @@ def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
 
     each = _each(one)
 
-    def many(events: Sequence[Mapping[str, Any]], positions: Iterable[int]) -> list[Key]:
+    def column(events: Sequence[Mapping[str, Any]], positions: Iterable[int]) -> list[str] | None:
         try:  # the usual batch: the field is a string in every event (one pass each, no call per event)
             if outer is None:
                 raws = [events[i][inner] for i in positions]
             else:
                 raws = [events[i][outer][inner] for i in positions]
         except (KeyError, TypeError, IndexError):
-            raws = None
-        if raws is None or not all(type(raw) is str for raw in raws):
-            return each(events, positions)
-        return [(raw.lower(),) for raw in raws] if nocase else [(raw,) for raw in raws]
+            return None
+        if not all(type(raw) is str for raw in raws):
+            return None
+        return list(map(str.lower, raws)) if nocase else raws
 
-    return KeyReader(one, many)
+    def many(events: Sequence[Mapping[str, Any]], positions: Iterable[int]) -> list[Key]:
+        found = column(events, positions)
+        return each(events, positions) if found is None else [(value,) for value in found]
+
+    return KeyReader(one, many, column)
