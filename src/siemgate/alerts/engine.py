@@ -23,8 +23,8 @@ Cost: rules are indexed by the value of the field most of them test for equality
 first-seen rule then makes one pass over its candidate events, their keys read together
 (`KeyReader.many`, or `KeyReader.column`: a batch whose first-seen values are all known is one set
 check), and a first-seen rule tests the rest of its condition only on the rare event whose value
-is not known yet; state is kept in memory as tuples and serialised only for the keys
-that changed.
+is not known yet; state is kept in memory as tuples and serialised only for the keys that
+changed.
 """
 
 from __future__ import annotations
@@ -438,14 +438,15 @@ class Evaluator:
         known = self.book.known_pairs(rule.id)
         # a known value skips the event whatever its test says: the test runs only for the few others
         key_column, value_column = key_of.column(bodies, positions), value_of.column(bodies, positions)
-        if key_column is not None and value_column is not None:
-            if known.issuperset(zip(key_column, value_column, strict=True)):
-                return  # the usual batch: every value known (a set lookup per event, no tuple kept)
-            keys_of: list[Key] = [(k,) for k in key_column]
-            values_of: list[Key] = [(v,) for v in value_column]
-        else:
-            keys_of, values_of = key_of.many(bodies, positions), value_of.many(bodies, positions)
-        for i, keys, values in zip(positions, keys_of, values_of, strict=True):
+        if (
+            key_column is not None
+            and value_column is not None
+            and known.issuperset(zip(key_column, value_column, strict=True))
+        ):
+            return  # the usual batch: every value known (a set lookup per event, no tuple kept)
+        for i, keys, values in zip(
+            positions, key_of.many(bodies, positions), value_of.many(bodies, positions), strict=True
+        ):
             if keys + values in known or None in keys:
                 continue  # a known value: nothing changes, whatever the event's time
             event = bodies[i]
