@@ -22,6 +22,18 @@ script writes to a temporary folder on the servers' PYTHONPATH (nothing in siemg
 - thr-nofire: threshold rules count but never fire; fs-nofire: first-seen rules learn but never fire
 - on-switch, off-switch: on and off with the interpreter's thread switch interval at 50 ms (5 ms is
   the default): what the two request threads' switching costs
+- on-queue, on-wait: evaluation in a thread of its own, fed by the listener, each pass taking every
+  batch queued (on-wait: waiting up to 0.1 s for 4): what evaluating larger batches off the
+  request thread saves
+- off-copy, on-copy: off and on again (the spread between two servers of the same code in a round)
+- thr-keys: threshold rules only read their candidates' group keys (no windows, nothing fires);
+  thr-nodirty: threshold windows kept but never saved
+- off-burn: alerting off, ~1 ms of pure arithmetic per batch after it is stored; off-touch,
+  off-touchall: alerting off, two nested fields read from every 10th (every) event after it is
+  stored: whether CPU or memory reads in the write path cost more than themselves
+- off-serial, on-serial: one write at a time per server (a lock around EventWriter.write); on-pre:
+  the same, with the alert listener called before the insert (seqs predicted), while the batch's
+  objects are still in cache
 
 Every server also reports the CPU its request threads spent validating and encoding the
 1000-event batches (`EventWriter._prepare`), which shows the cost alerting adds to code that is
@@ -29,7 +41,8 @@ not its own.
 
     python bench/alerts_ablation.py [--rounds 6] [--variants off,on,no-threshold,...]
 
-(the default variants are the first eight above, the fifth round's; the others are the sixth's)
+(the default variants are the first eight above, the fifth round's; the others are the sixth's and
+the eighth's)
 """
 
 from __future__ import annotations
@@ -96,6 +109,97 @@ if _variant:
         _engine.Evaluator._threshold_run = lambda self, *args: None
     elif _variant == "fs-nofire":
         _engine.Evaluator._first_seen = lambda self, *args: None
+    elif _variant in ("on-queue", "on-wait"):
+        import threading
+        _AE = _evaluator.AlertEvaluator
+        _orig = _AE.on_stored
+        _q = []
+        _cv = threading.Condition()
+        def _enqueue(self, batch):
+            with _cv:
+                _q.append((self, batch))
+                _cv.notify()
+        def _worker():
+            while True:
+                with _cv:
+                    while not _q:
+                        _cv.wait()
+                    if _variant == "on-wait":
+                        _cv.wait_for(lambda: len(_q) >= 4, timeout=0.1)
+                    items = _q[:]
+                    _q.clear()
+                groups = {}
+                for ev, b in items:
+                    groups.setdefault((id(ev), b.account_id, b.feature, b.history), (ev, []))[1].append(b)
+                for (_, a, f, h), (ev, bs) in groups.items():
+                    bs.sort(key=lambda b: b.events[0][0])
+                    seqs, events, times = [], [], []
+                    for b in bs:
+                        seqs.extend(b.events.seqs)
+                        events.extend(b.events.events)
+                        times.extend(b.times)
+                    _orig(ev, _ingest.StoredBatch(a, f, _ingest.SeqEvents(seqs, events), times, h))
+        threading.Thread(target=_worker, daemon=True).start()
+        _AE.on_stored = _enqueue
+    elif _variant == "thr-keys":
+        def _keys(self, p, rule, test, positions, batch):
+            seqs, bodies, stamps, oldest, _, found = batch
+            matching = [
+                i
+                for i in positions
+                if (ts := stamps[i]) is not None
+                and (oldest is None or ts >= oldest)
+                and (test is None or test(bodies[i]))
+            ]
+            for values in rule.group_key.many(bodies, matching):
+                _engine._json_key(values)
+        _engine.Evaluator._count_all = _keys
+    elif _variant == "thr-nodirty":
+        _count = _engine.Evaluator._count_all
+        class _NoDirty(set):
+            def add(self, item):
+                if item[1] != "window":
+                    set.add(self, item)
+        def _nodirty(self, *args):
+            book = self.book
+            if type(book.dirty) is not _NoDirty:
+                book.dirty = _NoDirty(book.dirty)
+            return _count(self, *args)
+        _engine.Evaluator._count_all = _nodirty
+    elif _variant in ("off-burn", "off-touch", "off-touchall"):
+        _write = _ingest.EventWriter.write
+        def _extra(self, account_id, feature, items, **kwargs):
+            result = _write(self, account_id, feature, items, **kwargs)
+            if len(items) >= 500:
+                if _variant == "off-burn":
+                    x = 0
+                    for k in range(20000):
+                        x += k * k
+                else:
+                    step = 10 if _variant == "off-touch" else 1
+                    for event in items[::step]:
+                        event["client"]["ip_address"]
+                        event["target_user"]["email"]
+            return result
+        _ingest.EventWriter.write = _extra
+    elif _variant in ("on-serial", "on-pre", "off-serial"):
+        import threading
+        _wlock = threading.RLock()
+        _write = _ingest.EventWriter.write
+        def _serial(self, account_id, feature, items, **kwargs):
+            with _wlock:
+                if _variant != "on-pre" or len(items) < 500:
+                    return _write(self, account_id, feature, items, **kwargs)
+                validated, new = self._prepare(feature, items, strict=True, account_id=account_id)
+                head = self.store.head_seq(account_id, feature)
+                seqs = list(range(head + 1, head + 1 + len(new)))
+                events, times = [e for _, e in validated], [t for t, _ in validated]
+                batch = _ingest.StoredBatch(account_id, feature, _ingest.SeqEvents(seqs, events), times, False)
+                for listener in self._listeners:
+                    listener(batch)
+                result = self.store.insert_events(account_id, feature, new)
+                return _ingest.WriteResult(len(new), result.stored, result.duplicates)
+        _ingest.EventWriter.write = _serial
     elif _variant.endswith("-switch"):
         import sys
         sys.setswitchinterval(0.05)
@@ -129,6 +233,18 @@ VARIANTS = (
     "thr-nofire",
     "fs-nofire",
     "on-switch",
+    "on-queue",
+    "on-wait",
+    "off-copy",
+    "on-serial",
+    "on-pre",
+    "off-serial",
+    "off-burn",
+    "off-touch",
+    "off-touchall",
+    "thr-keys",
+    "thr-nodirty",
+    "on-copy",
     "off-switch",
 )
 

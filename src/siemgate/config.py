@@ -122,7 +122,9 @@ class Settings(BaseSettings):
         " power loss); FULL also survives power loss, at the cost of an fsync per write.",
     )
     alerts_enabled: bool = Field(True, description="Evaluate alert rules as events are stored, and run their actions.")
-    alerts_dispatch_seconds: float = Field(1.0, gt=0, description="How often due alert actions are carried out.")
+    alerts_dispatch_seconds: float = Field(
+        1.0, gt=0, description="How often due alert actions are carried out and waiting alerts recorded as events."
+    )
     alerts_check_seconds: float = Field(
         60.0, gt=0, description="How often scheduled rules (SIEM tokens) are checked and evaluation catches up."
     )

@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook
 
 from siemgate.accounts.actor import CLI
+from siemgate.alerts import evaluator as evaluator_module
 from siemgate.alerts.actions.record import is_alert_event
 from siemgate.alerts.model import parse_rule
 from siemgate.composition.wiring import build_services
@@ -325,7 +326,7 @@ def test_alert_recorded_as_an_audit_event_once(site: Site) -> None:
     assert site.alerts("mfa-off") == [alert]  # the recorded alert does not trigger rules itself
 
 
-def test_alerts_are_recorded_as_events_at_once_in_one_batch(site: Site) -> None:
+def _count_writes(site: Site) -> list[tuple[Feature, int]]:
     writes: list[tuple[Feature, int]] = []
     write = site.services.writer.write
 
@@ -334,14 +335,60 @@ def test_alerts_are_recorded_as_events_at_once_in_one_batch(site: Site) -> None:
         return write(account_id, feature, items, **kw)
 
     site.services.writer.write = counting  # type: ignore[method-assign]
-    site.write(AUDIT, [auditevent(site.clock() + i * S, action="disblmfa", object_type="user") for i in range(3)])
-    assert writes == [(AUDIT, 3), (AUDIT, 3)]  # the events, then their 3 alerts in one batch: no dispatcher
+    return writes
+
+
+def _recorded(site: Site) -> list[dict[str, Any]]:
     rows = site.services.store.read_events(site.account.id, AUDIT, 0, 0, None, 100)
-    assert len([e for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]) == 3
+    return [e for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]
+
+
+def test_alerts_of_several_steps_are_recorded_as_events_in_one_batch(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evaluator_module, "RECORD_SECONDS", 3600.0)  # no step waits long enough here
+    writes = _count_writes(site)
+    site.write(AUDIT, [auditevent(site.clock() + i * S, action="disblmfa", object_type="user") for i in range(3)])
+    site.write(AUDIT, [auditevent(site.clock() + (3 + i) * S, action="disblmfa", object_type="user") for i in range(2)])
+    assert len(site.alerts("mfa-disabled")) == 5  # committed with their steps
+    assert writes == [(AUDIT, 3), (AUDIT, 2)] and _recorded(site) == []  # not recorded as events yet
+    evaluator = site.services.alerts.evaluator
+    assert evaluator.record_pending() == 0  # none has waited RECORD_SECONDS
+    assert evaluator.record_pending(force=True) == 5  # the server's dispatch tick, every second
+    assert writes == [(AUDIT, 3), (AUDIT, 2), (AUDIT, 5)]  # the five alerts of two steps in one write
+    assert len(_recorded(site)) == 5
     assert {(d.kind, d.status, d.attempts) for d in site.services.store.list_deliveries(site.account.id)} == {
         ("event", "delivered", 1)
     }
-    assert site.services.alerts.dispatcher.run_due() == 0
+    assert site.services.alerts.dispatcher.run_due() == 0 and evaluator.record_pending(force=True) == 0
+
+
+def test_a_step_records_the_alerts_that_waited_long_enough(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluator_module, "RECORD_SECONDS", 0.0)  # every alert has waited long enough
+    writes = _count_writes(site)
+    site.write(AUDIT, [auditevent(site.clock() + i * S, action="disblmfa", object_type="user") for i in range(3)])
+    assert writes == [(AUDIT, 3), (AUDIT, 3)]  # the events, then their 3 alerts in one batch: no dispatcher
+    assert len(_recorded(site)) == 3
+
+
+def test_alerts_waiting_to_be_recorded_are_recorded_at_shutdown(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluator_module, "RECORD_SECONDS", 3600.0)
+    site.write(AUDIT, [auditevent(site.clock(), action="disblmfa", object_type="user")])
+    assert _recorded(site) == []
+    site.restart()
+    assert len(_recorded(site)) == 1
+    assert [d.status for d in site.services.store.list_deliveries(site.account.id)] == ["delivered"]
+
+
+def test_a_scheduled_alert_is_recorded_as_an_event_without_waiting_for_the_lease(site: Site) -> None:
+    integration = site.services.store.create_integration(site.account.id, new_id(), "splunk", "Splunk", "", 0)
+    site.services.tokens.issue(site.account, integration, "hf1", [SIGNIN], None)
+    site.clock.advance(25 * 3600)
+    evaluator = site.services.alerts.evaluator
+    assert evaluator.check_tokens() == 1
+    assert evaluator.record_pending(force=True) == 1  # taken by the check itself, not left to the lease's end
+    [event] = _recorded(site)
+    assert orjson.loads(event["aux_info"])["rule"] == "siem-token-unused"
 
 
 def test_rules_are_compiled_once_per_stored_version(site: Site) -> None:

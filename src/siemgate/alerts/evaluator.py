@@ -16,6 +16,11 @@ exactly where the last commit left off: no event is evaluated twice and none is 
 - `check_tokens` (server schedule) evaluates `tokens` rules against every SIEM token of the account,
   `check_integrity` `integrity` rules against the health of each of its streams' logs (the records
   come from `integrity_records`, set by the composition root: alerting does not import the log).
+- Alerts recorded as audit events (the `event` action) are written in one batch per account at
+  most RECORD_SECONDS after their step committed them (`record_pending`, also called by the
+  server's dispatch tick every second and at shutdown): one write per second instead of one per
+  step that fires. Their deliveries are committed leased to this process, so if it stops first the
+  dispatcher records them when the lease ends.
 - Two evaluators (two server processes) never commit the same step: the commit checks the
   checkpoint it started from (Store.commit_alert_evaluation), and the loser reloads.
 - State is saved every STATE_SAVE_SECONDS or STATE_SAVE_EVENTS events (and after history, at the
@@ -66,6 +71,8 @@ READ_BATCH = 2000
 STATE_SAVE_SECONDS = 2.0
 STATE_SAVE_EVENTS = 20_000
 CONTENDED_SECONDS = 60.0  # after a conflict with another process, state is saved at every step this long
+RECORD_SECONDS = 1.0  # alerts recorded as audit events wait at most this long to be written together
+RECORD_MAX = 1000  # ... or until this many are waiting
 
 
 class AlertEvaluator:
@@ -90,6 +97,10 @@ class AlertEvaluator:
         self.integrity_records: Callable[[int, int], list[dict[str, Any]]] | None = None
         self._unsaved: dict[int, tuple[float, int]] = {}  # account -> (monotonic time of the last save, events since)
         self._contended: dict[int, float] = {}  # account -> monotonic time of the last conflict
+        # alerts committed but not yet recorded as audit events, per account, and since when (monotonic)
+        self._to_record: dict[int, list[tuple[dict[str, Any], DeliveryRecord]]] = {}
+        self._to_record_since: dict[int, float] = {}
+        self._record_guard = threading.Lock()
 
     # state --------------------------------------------------------------------------------------
     def _lock(self, account_id: int) -> threading.RLock:
@@ -125,6 +136,9 @@ class AlertEvaluator:
         with self._lock(account_id):
             yield
             self._forget(account_id)
+            with self._record_guard:  # its alerts were deleted with it
+                self._to_record.pop(account_id, None)
+                self._to_record_since.pop(account_id, None)
 
     def _checkpoint(self, account_id: int, feature: Feature) -> int | None:
         key = (account_id, feature)
@@ -261,7 +275,9 @@ class AlertEvaluator:
         return book.changes()
 
     def save_state(self) -> None:
-        """Commit every account's unsaved state (server shutdown), so the next start rebuilds none."""
+        """Record the alerts waiting to be recorded as events and commit every account's unsaved
+        state (server shutdown), so the next start rebuilds none."""
+        self.record_pending(force=True)
         for account_id in list(self._books):
             with self._lock(account_id):
                 book = self._books.get(account_id)
@@ -318,17 +334,45 @@ class AlertEvaluator:
         return len(events)
 
     def _record_events(self, account_id: int, alerts: list[AlertRecord], deliveries: list[DeliveryRecord]) -> None:
-        """Carry out the step's `event` actions at once, in one batch (they were committed leased
-        to this evaluator; if this fails, the dispatcher carries them out when the lease ends)."""
+        """Queue the step's `event` actions (committed leased to this evaluator) to be recorded
+        with the account's others; records them all when the oldest has waited RECORD_SECONDS."""
         taken = [d for d in deliveries if d.kind == "event"]
         if not taken or self.record_events is None:
             return
         payloads = {a.id: orjson.loads(a.payload) for a in alerts}
-        try:
-            self.record_events(account_id, [(payloads[d.alert_id], d) for d in taken])
-            self.store.mark_delivered([d.id for d in taken], self.clock())
-        except Exception as exc:
-            log.warning("alerts recorded as events: %s; the dispatcher retries them", exc)
+        with self._record_guard:
+            self._to_record.setdefault(account_id, []).extend((payloads[d.alert_id], d) for d in taken)
+            since = self._to_record_since.setdefault(account_id, time.monotonic())
+            due = len(self._to_record[account_id]) >= RECORD_MAX or time.monotonic() - since >= RECORD_SECONDS
+        if due:
+            self.record_pending(account_id, force=True)
+
+    def record_pending(self, account_id: int | None = None, *, force: bool = False) -> int:
+        """Record the alerts waiting to be recorded as audit events, in one batch per account: of
+        `account_id` or of every account, those that waited RECORD_SECONDS, or all with `force`.
+        Returns how many were recorded. A failed batch is left to the dispatcher, which carries
+        its deliveries out when their lease ends."""
+        now = time.monotonic()
+        with self._record_guard:
+            accounts = list(self._to_record) if account_id is None else [account_id]
+            taken = [
+                (a, self._to_record.pop(a))
+                for a in accounts
+                if a in self._to_record and (force or now - self._to_record_since[a] >= RECORD_SECONDS)
+            ]
+            for a, _ in taken:
+                del self._to_record_since[a]
+        done = 0
+        for a, items in taken:
+            if self.record_events is None:
+                continue
+            try:
+                self.record_events(a, items)
+                self.store.mark_delivered([d.id for _, d in items], self.clock())
+                done += len(items)
+            except Exception as exc:
+                log.warning("alerts recorded as events: %s; the dispatcher retries them", exc)
+        return done
 
     def _backfill(self, account_id: int, feature: Feature, checkpoint: int | None, upto: int) -> None:
         """Build the first-seen state of every enabled first-seen rule of the stream whose state
@@ -425,6 +469,7 @@ class AlertEvaluator:
                 except Exception:
                     self._forget(account.id)
                     raise
+            self._record_events(account.id, alerts, deliveries)
             fired += len(alerts)
         return fired
 

@@ -119,6 +119,7 @@ def alert_tasks(services: Services) -> list[asyncio.Task[None]]:
         alerts.evaluator.kick.wait(settings.alerts_dispatch_seconds)
         alerts.evaluator.kick.clear()
         if not alerts.stopped.is_set():
+            alerts.evaluator.record_pending(force=True)  # the alerts waiting to be recorded as events, together
             alerts.dispatcher.pump()  # starts what fits and returns; a finished delivery wakes it again
 
     return [
