@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from siemgate.alerts.actions.record import is_alert_event
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.keys import SignerKeyring
@@ -54,6 +55,12 @@ def _alerts(server: LiveServer, account_id: int, status: str) -> list[dict[str, 
     return found
 
 
+def _alert_events(server: LiveServer, account_id: int) -> list[str]:
+    """The alert ids recorded as events in the account's audit stream."""
+    rows = server.store.read_events(account_id, AUDIT, 0, 0, None, 1000)
+    return [e["object_uuid"] for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]
+
+
 def _ingest(server: LiveServer, account: Any, count: int) -> None:
     key = server.ingest_key(account)
     response = server.ingest(key, AUDIT, [auditevent(T0 + n * 10**9) for n in range(count)])
@@ -87,8 +94,10 @@ def test_signer_stopped_and_stale_checkpoints_are_measured_and_alerted(tmp_path:
     [alert] = _wait(lambda: _alerts(server, account.id, "signer-down"), "a signer-down alert")
     assert alert["rule"]["id"] == "log-integrity" and alert["source"] == "integrity"
     assert "unreachable" in alert["summary"] and alert["event"]["feature"] == "auditevents"
-    _ingest(server, account, 5)  # ingest goes on; what it adds waits for the signer
-    _wait(lambda: _metric(server, "siemgate_log_unpublished_entries", **labels) == 5, "5 unpublished entries")
+    # the alert is recorded as an audit event within about a second (the dispatch tick), in this stream
+    _wait(lambda: _alert_events(server, account.id) == [alert["id"]], "the alert recorded as an event")
+    _ingest(server, account, 5)  # ingest goes on; what it adds waits for the signer, as the alert's event does
+    _wait(lambda: _metric(server, "siemgate_log_unpublished_entries", **labels) == 6, "6 unpublished entries")
     # One alert per status while it lasts (suppressed for an hour of checks), not one per check.
     checks = server.services.alerts.evaluator.check_integrity
     assert [checks() for _ in range(3)] == [0, 0, 0]
