@@ -309,6 +309,11 @@ def test_syslog_to_a_real_rsyslog(site: Site, rsyslog: Rsyslog, protocol: str) -
     assert orjson.loads(message["msg"])["summary"] == alert.summary
 
 
+def _recorded(site: Site) -> list[dict[str, Any]]:
+    rows = site.services.store.read_events(site.account.id, AUDIT, 0, 0, None, 100)
+    return [e for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]
+
+
 def test_alert_recorded_as_an_audit_event_once(site: Site) -> None:
     mfa_rule(site, {"type": "event"})
     alert = fire(site)
@@ -316,8 +321,7 @@ def test_alert_recorded_as_an_audit_event_once(site: Site) -> None:
     dispatcher.run_due()
     [d] = deliveries(site)
     dispatcher.deliver(d)  # delivered again (a crash before it was marked): stored once
-    rows = site.services.store.read_events(site.account.id, AUDIT, 0, 0, None, 100)
-    recorded = [e for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]
+    recorded = _recorded(site)
     assert len(recorded) == 1
     event = recorded[0]
     assert (event["action"], event["object_type"], event["object_uuid"]) == ("create", "report", alert.id)
@@ -336,11 +340,6 @@ def _count_writes(site: Site) -> list[tuple[Feature, int]]:
 
     site.services.writer.write = counting  # type: ignore[method-assign]
     return writes
-
-
-def _recorded(site: Site) -> list[dict[str, Any]]:
-    rows = site.services.store.read_events(site.account.id, AUDIT, 0, 0, None, 100)
-    return [e for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]
 
 
 def test_alerts_of_several_steps_are_recorded_as_events_in_one_batch(

@@ -97,9 +97,8 @@ class AlertEvaluator:
         self.integrity_records: Callable[[int, int], list[dict[str, Any]]] | None = None
         self._unsaved: dict[int, tuple[float, int]] = {}  # account -> (monotonic time of the last save, events since)
         self._contended: dict[int, float] = {}  # account -> monotonic time of the last conflict
-        # alerts committed but not yet recorded as audit events, per account, and since when (monotonic)
-        self._to_record: dict[int, list[tuple[dict[str, Any], DeliveryRecord]]] = {}
-        self._to_record_since: dict[int, float] = {}
+        # account -> (monotonic time the oldest was queued, the alerts committed but not yet recorded as events)
+        self._to_record: dict[int, tuple[float, list[tuple[dict[str, Any], DeliveryRecord]]]] = {}
         self._record_guard = threading.Lock()
 
     # state --------------------------------------------------------------------------------------
@@ -138,7 +137,6 @@ class AlertEvaluator:
             self._forget(account_id)
             with self._record_guard:  # its alerts were deleted with it
                 self._to_record.pop(account_id, None)
-                self._to_record_since.pop(account_id, None)
 
     def _checkpoint(self, account_id: int, feature: Feature) -> int | None:
         key = (account_id, feature)
@@ -329,21 +327,21 @@ class AlertEvaluator:
             if isinstance(exc, Conflict) and self.store.alert_checkpoint(account_id, feature) != checkpoint:
                 raise  # another evaluator moved the stream on: reload (see _process)
             self._commit_failure(commit, firings, events, exc)
-        else:
-            self._record_events(account_id, alerts, deliveries)
         return len(events)
 
-    def _record_events(self, account_id: int, alerts: list[AlertRecord], deliveries: list[DeliveryRecord]) -> None:
-        """Queue the step's `event` actions (committed leased to this evaluator) to be recorded
-        with the account's others; records them all when the oldest has waited RECORD_SECONDS."""
+    def _record_events(
+        self, account_id: int, alerts: Sequence[AlertRecord], deliveries: Sequence[DeliveryRecord]
+    ) -> None:
+        """Queue the committed `event` actions (leased to this evaluator) to be recorded with the
+        account's others; records them all when the oldest has waited RECORD_SECONDS."""
         taken = [d for d in deliveries if d.kind == "event"]
         if not taken or self.record_events is None:
             return
         payloads = {a.id: orjson.loads(a.payload) for a in alerts}
         with self._record_guard:
-            self._to_record.setdefault(account_id, []).extend((payloads[d.alert_id], d) for d in taken)
-            since = self._to_record_since.setdefault(account_id, time.monotonic())
-            due = len(self._to_record[account_id]) >= RECORD_MAX or time.monotonic() - since >= RECORD_SECONDS
+            since, waiting = self._to_record.setdefault(account_id, (time.monotonic(), []))
+            waiting.extend((payloads[d.alert_id], d) for d in taken)
+            due = len(waiting) >= RECORD_MAX or time.monotonic() - since >= RECORD_SECONDS
         if due:
             self.record_pending(account_id, force=True)
 
@@ -356,16 +354,14 @@ class AlertEvaluator:
         with self._record_guard:
             accounts = list(self._to_record) if account_id is None else [account_id]
             taken = [
-                (a, self._to_record.pop(a))
+                (a, self._to_record.pop(a)[1])
                 for a in accounts
-                if a in self._to_record and (force or now - self._to_record_since[a] >= RECORD_SECONDS)
+                if a in self._to_record and (force or now - self._to_record[a][0] >= RECORD_SECONDS)
             ]
-            for a, _ in taken:
-                del self._to_record_since[a]
         done = 0
         for a, items in taken:
             if self.record_events is None:
-                continue
+                continue  # switched off since they were queued: left to the dispatcher
             try:
                 self.record_events(a, items)
                 self.store.mark_delivered([d.id for _, d in items], self.clock())
@@ -433,11 +429,13 @@ class AlertEvaluator:
             self._commit(replace(commit, state=(), alerts=(), deliveries=(), failures=failures))
 
     def _commit(self, commit: AlertCommit) -> None:
+        """Store the step, then queue its alerts to be recorded as events (_record_events)."""
         self.store.commit_alert_evaluation(commit)
         if commit.feature is not None:
             self._checkpoints[(commit.account_id, commit.feature)] = commit.new_seq
         if any(d.next_attempt_at is not None and d.next_attempt_at <= d.created_at for d in commit.deliveries):
             self.kick.set()  # due at once (`event` deliveries are carried out by _record_events)
+        self._record_events(commit.account_id, commit.alerts, commit.deliveries)  # after the checkpoint moved
 
     # scheduled: SIEM tokens, log integrity --------------------------------------------------------
     def check_tokens(self) -> int:
@@ -469,7 +467,6 @@ class AlertEvaluator:
                 except Exception:
                     self._forget(account.id)
                     raise
-            self._record_events(account.id, alerts, deliveries)
             fired += len(alerts)
         return fired
 
