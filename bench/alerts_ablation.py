@@ -34,6 +34,8 @@ script writes to a temporary folder on the servers' PYTHONPATH (nothing in siemg
 - off-serial, on-serial: one write at a time per server (a lock around EventWriter.write); on-pre:
   the same, with the alert listener called before the insert (seqs predicted), while the batch's
   objects are still in cache
+- thr-keys-nocache, on-nocache: thr-keys and on with the group keys' JSON texts made afresh
+  each time instead of remembered (nothing of a batch kept by the key cache)
 
 Every server also reports the CPU its request threads spent validating and encoding the
 1000-event batches (`EventWriter._prepare`), which shows the cost alerting adds to code that is
@@ -41,8 +43,8 @@ not its own.
 
     python bench/alerts_ablation.py [--rounds 6] [--variants off,on,no-threshold,...]
 
-(the default variants are the first eight above, the fifth round's; the others are the sixth's and
-the eighth's)
+(the default variants are the first eight above, the fifth round's; the others are the sixth's,
+the eighth's and the ninth's)
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ if _variant:
                     _orig(ev, _ingest.StoredBatch(a, f, _ingest.SeqEvents(seqs, events), times, h))
         threading.Thread(target=_worker, daemon=True).start()
         _AE.on_stored = _enqueue
-    elif _variant == "thr-keys":
+    elif _variant in ("thr-keys", "thr-keys-nocache", "on-nocache"):
         def _keys(self, p, rule, test, positions, batch):
             seqs, bodies, stamps, oldest, _, found = batch
             matching = [
@@ -153,7 +155,11 @@ if _variant:
             ]
             for values in rule.group_key.many(bodies, matching):
                 _engine._json_key(values)
-        _engine.Evaluator._count_all = _keys
+        if _variant != "on-nocache":
+            _engine.Evaluator._count_all = _keys
+        if _variant != "thr-keys":
+            import orjson
+            _engine._json_key = lambda values: orjson.dumps(list(values)).decode()
     elif _variant == "thr-nodirty":
         _count = _engine.Evaluator._count_all
         class _NoDirty(set):
@@ -246,6 +252,8 @@ VARIANTS = (
     "thr-nodirty",
     "on-copy",
     "off-switch",
+    "thr-keys-nocache",
+    "on-nocache",
 )
 
 

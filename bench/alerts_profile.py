@@ -25,13 +25,14 @@ from alerts_ingest import Site, feed, realistic_batches, use_sitecustomize
 
 WRAPPED = [
     ("siemgate.store.ingest", "EventWriter", ["write", "_prepare"]),
-    ("siemgate.store.sqlite", "SQLiteStore", ["insert_events", "mark_delivered"]),
+    ("siemgate.store.sqlite", "SQLiteStore", ["insert_events", "mark_delivered", "commit_alert_evaluation"]),
     (
         "siemgate.alerts.evaluator",
         "AlertEvaluator",
-        ["on_stored", "_commit", "_record_events", "_records", "_state", "_backfill", "catch_up"],
+        ["on_stored", "_commit", "_record_events", "_records", "_state", "_backfill", "catch_up", "record_pending"],
     ),
-    ("siemgate.alerts.engine", "Evaluator", ["evaluate", "_count_all", "_learn_all"]),
+    ("siemgate.alerts.engine", "Evaluator", ["evaluate", "_count_all", "_learn_all", "_threshold_run", "_first_seen"]),
+    ("siemgate.alerts.dispatch", "Dispatcher", ["pump"]),
     ("siemgate.alerts.engine", "RuleIndex", ["plan"]),
     ("siemgate.integrity.service", "LogService", ["run"]),
 ]

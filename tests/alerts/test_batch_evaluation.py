@@ -131,3 +131,24 @@ def test_a_key_reader_reads_a_batch_as_it_reads_each_event() -> None:
                 ), (paths, nocase, k)
     assert key_reader(["target_user.email"], True).many(shapes, [0, 1]) == [("ada@example.com",), ("bob@example.com",)]
     assert key_reader(["target_user.email"], True).column(shapes, [0, 1]) == ["ada@example.com", "bob@example.com"]
+
+
+def test_expiring_state_past_the_horizon_changes_no_firing() -> None:
+    """StateBook.expire drops only what no event that can still fire could use: with the horizon
+    (the oldest event time still evaluated) moving along a late-arriving workload, a book expired
+    before every batch fires exactly what a book that keeps everything fires."""
+    dropped = 0
+    for seed in range(5):
+        events = list(enumerate(mixed_events(600, seed), start=1))
+        kept, expired = StateBook(), StateBook()
+        fired_kept, fired_expired = [], []
+        for start in range(0, len(events), 37):
+            batch = events[start : start + 37]
+            horizon = T0 + (start * 7 - 60) * S  # a minute behind the batch: windows and suppressions end
+            dropped += expired.expire(horizon)
+            fired_kept += Evaluator(rules(), kept).evaluate(batch, oldest=horizon)
+            fired_expired += Evaluator(rules(), expired).evaluate(batch, oldest=horizon)
+            assert expired.windows.keys() <= kept.windows.keys() and expired.suppress.keys() <= kept.suppress.keys()
+        assert _shape(fired_expired) == _shape(fired_kept), seed
+        assert len(fired_kept) > 20, seed
+    assert dropped > 100  # the workload does expire state

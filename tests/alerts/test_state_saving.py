@@ -96,3 +96,33 @@ def test_two_processes_count_one_window_and_fire_once(site: Site) -> None:
         assert len(site.alerts("brute-force-signin")) == 1
     finally:
         other.services.close()
+
+
+def test_state_past_the_horizon_leaves_memory_and_the_store(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that runs for weeks keeps no window or suppression a restart would drop: windows
+    and suppressions that expired before the oldest event time still evaluated, and windows their
+    alert emptied, leave memory and the store at the next save."""
+    monkeypatch.setattr(evaluator, "STATE_SAVE_SECONDS", 0.0)  # every step saves
+    monkeypatch.setattr(evaluator, "EXPIRE_SECONDS", 0.0)  # every save expires
+    site.write(SIGNIN, now_failed(site, 3, email="old@example.com"))
+    site.write(SIGNIN, now_failed(site, 10, email="fired@example.com", offset=5))  # fires: window emptied, suppressed
+    assert len(site.alerts("brute-force-signin")) == 1
+    book = site.services.alerts.evaluator._books[site.account.id]
+
+    def state(kind: str) -> tuple[set[str], set[str]]:
+        """The brute-force rule's keys of `kind` in memory, and in the store."""
+        held = book.windows if kind == "window" else book.suppress
+        stored = site.services.store.load_alert_state(site.account.id)
+        return (
+            {key for rule_id, key in held if rule_id == "brute-force-signin"},
+            {e.key for e in stored if e.rule_id == "brute-force-signin" and e.kind == kind},
+        )
+
+    assert state("window") == ({'["old@example.com"]'}, {'["old@example.com"]'})  # the emptied one is gone
+    assert state("suppress") == ({'["fired@example.com"]'}, {'["fired@example.com"]'})
+    site.clock.advance(8 * 86400)  # past alerts_max_event_age_days (7)
+    site.write(SIGNIN, now_failed(site, 1, email="new@example.com"))
+    assert state("window") == ({'["new@example.com"]'}, {'["new@example.com"]'})
+    assert state("suppress") == (set(), set())
+    site.write(SIGNIN, now_failed(site, 9, email="new@example.com", offset=1))  # what fires is unchanged
+    assert len(site.alerts("brute-force-signin")) == 2

@@ -128,6 +128,28 @@ class StateBook:
                 book.covered[entry.key] = book.stored[entry.key] = int(value["seq"])
         return book
 
+    def expire(self, horizon: int) -> int:
+        """Drop the windows and suppressions that expired (in event time) before `horizon`, the
+        oldest event time still evaluated, as `load` does, and the windows their alert emptied:
+        no event that can still fire could extend them, so what fires is unchanged, and a process
+        that runs for weeks keeps no more than one that restarts. Expired entries are deleted
+        from the store by the next `changes()`. Returns how many entries were dropped."""
+        windows, suppress = self.windows, self.suppress
+        empty = [key for key, window in windows.items() if not window]  # their rows went when emptied
+        expired = [
+            key for key, window in windows.items() if window and window[-1][0] + self.window_ns.get(key[0], 0) < horizon
+        ]
+        ended = [key for key, state in suppress.items() if state["until"] < horizon]
+        for key in empty:
+            del windows[key]
+        for key in expired:
+            del windows[key]
+            self.dirty.add((key[0], WINDOW, key[1]))
+        for key in ended:
+            del suppress[key]
+            self.dirty.add((key[0], SUPPRESS, key[1]))
+        return len(empty) + len(expired) + len(ended)
+
     def forget_seen(self, rule_id: str) -> None:
         """Drop a rule's first-seen values (before they are built again from history)."""
         self.pairs.pop(rule_id, None)

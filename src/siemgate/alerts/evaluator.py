@@ -73,6 +73,7 @@ STATE_SAVE_EVENTS = 20_000
 CONTENDED_SECONDS = 60.0  # after a conflict with another process, state is saved at every step this long
 RECORD_SECONDS = 1.0  # alerts recorded as audit events wait at most this long to be written together
 RECORD_MAX = 1000  # ... or until this many are waiting
+EXPIRE_SECONDS = 60.0  # state that expired in event time leaves memory at a save this often
 
 
 class AlertEvaluator:
@@ -97,6 +98,7 @@ class AlertEvaluator:
         self.integrity_records: Callable[[int, int], list[dict[str, Any]]] | None = None
         self._unsaved: dict[int, tuple[float, int]] = {}  # account -> (monotonic time of the last save, events since)
         self._contended: dict[int, float] = {}  # account -> monotonic time of the last conflict
+        self._expired_at: dict[int, float] = {}  # account -> monotonic time state last expired (StateBook.expire)
         # account -> (monotonic time the oldest was queued, the alerts committed but not yet recorded as events)
         self._to_record: dict[int, tuple[float, list[tuple[dict[str, Any], DeliveryRecord]]]] = {}
         self._record_guard = threading.Lock()
@@ -270,6 +272,9 @@ class AlertEvaluator:
             self._unsaved[account_id] = (saved_at, since)
             return []
         self._unsaved[account_id] = (now, 0)
+        if now - self._expired_at.get(account_id, -EXPIRE_SECONDS) >= EXPIRE_SECONDS:
+            self._expired_at[account_id] = now
+            book.expire(self.clock() - self.max_event_age_ns)
         return book.changes()
 
     def save_state(self) -> None:
