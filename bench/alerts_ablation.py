@@ -160,6 +160,24 @@ if _variant:
         if _variant != "thr-keys":
             import orjson
             _engine._json_key = lambda values: orjson.dumps(list(values)).decode()
+    elif _variant == "on-lazycp":
+        import dataclasses
+        _AE = _evaluator.AlertEvaluator
+        _orig_commit = _AE._commit
+        _stored = {}
+        def _lazy(self, commit):
+            key = (commit.account_id, commit.feature)
+            if commit.feature is None:
+                return _orig_commit(self, commit)
+            if key in _stored and not (commit.state or commit.alerts or commit.deliveries or commit.failures):
+                self._checkpoints[key] = commit.new_seq
+                return None
+            if key in _stored:
+                commit = dataclasses.replace(commit, expected_seq=_stored[key])
+            _orig_commit(self, commit)
+            _stored[key] = commit.new_seq
+            return None
+        _AE._commit = _lazy
     elif _variant == "thr-nodirty":
         _count = _engine.Evaluator._count_all
         class _NoDirty(set):
@@ -254,6 +272,7 @@ VARIANTS = (
     "off-switch",
     "thr-keys-nocache",
     "on-nocache",
+    "on-lazycp",
 )
 
 

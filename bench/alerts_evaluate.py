@@ -16,7 +16,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -27,8 +26,9 @@ from siemgate.alerts.engine import Evaluator, RuleIndex, StateBook
 from siemgate.alerts.model import compile_rule
 from siemgate.model.features import Feature
 from siemgate.model.validation import validate_events
+from siemgate.store.ingest import SeqEvents
 
-Batch = tuple[list[tuple[int, dict[str, Any]]], list[int]]
+Batch = tuple[SeqEvents, list[int]]
 
 
 def validated(bodies: list[bytes], first_seq: int) -> tuple[list[Batch], int]:
@@ -37,7 +37,8 @@ def validated(bodies: list[bytes], first_seq: int) -> tuple[list[Batch], int]:
     seq = first_seq
     for body in bodies:
         events = validate_events(Feature.SIGNINATTEMPTS, orjson.loads(body), strict=True, now=time.time_ns())
-        out.append(([(seq + i, event) for i, (_, event) in enumerate(events)], [ts for ts, _ in events]))
+        seqs = list(range(seq, seq + len(events)))
+        out.append((SeqEvents(seqs, [event for _, event in events]), [ts for ts, _ in events]))
         seq += len(events)
     return out, seq
 

@@ -42,6 +42,7 @@ from siemgate.alerts.match import Predicate, compile_condition
 from siemgate.alerts.model import CompiledRule
 from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
 from siemgate.store.base import AlertStateEntry
+from siemgate.store.ingest import SeqEvents
 
 MAX_EVENT_REFS = 50
 MAX_INTERNED = 65536  # distinct first-seen values interned per account (StateBook.intern)
@@ -415,9 +416,13 @@ class Evaluator:
         (scheduled sources) instead of their timestamp; `times` are the events' timestamps when the
         caller has them. Events older than `oldest`, and every event with `learn_only`, fire
         nothing but teach first-seen rules their values."""
-        pairs = events if isinstance(events, Sequence) else list(events)
-        seqs = [seq for seq, _ in pairs]
-        bodies = [event for _, event in pairs]
+        seqs: Sequence[int]
+        bodies: Sequence[Mapping[str, Any]]
+        if isinstance(events, SeqEvents):  # a stored batch: its two lists as they are
+            seqs, bodies = events.seqs, events.events
+        else:
+            pairs = events if isinstance(events, Sequence) else list(events)
+            seqs, bodies = [seq for seq, _ in pairs], [event for _, event in pairs]
         if now is not None:
             stamps: Sequence[int | None] = [now] * len(bodies)
         elif times is not None:
