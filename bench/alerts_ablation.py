@@ -178,6 +178,29 @@ if _variant:
             _stored[key] = commit.new_seq
             return None
         _AE._commit = _lazy
+    elif _variant in ("off-backfill", "off-backfill-compact"):
+        import orjson
+        _write = _ingest.EventWriter.write
+        _learnt = {}
+        def _backfilling(self, account_id, feature, items, **kwargs):
+            if not _learnt and len(items) >= 500:  # the first big batch: read the history as backfill does
+                after, head = 0, self.store.head_seq(account_id, feature)
+                while after < head:
+                    rows = self.store.read_events(account_id, feature, after, 0, None, 2000)
+                    if not rows:
+                        break
+                    chunk = [(seq, orjson.loads(body)) for seq, body, _ in rows]
+                    after = chunk[-1][0]
+                    for _, event in chunk:
+                        user, country = event.get("target_user", {}).get("uuid"), event.get("country")
+                        if isinstance(user, str) and isinstance(country, str):
+                            _learnt.setdefault(user.lower(), {})[country.lower()] = None
+                if _variant == "off-backfill-compact":  # the same state, rebuilt once the history is gone
+                    text = orjson.dumps(_learnt)
+                    _learnt.clear()
+                    _learnt.update(orjson.loads(text))
+            return _write(self, account_id, feature, items, **kwargs)
+        _ingest.EventWriter.write = _backfilling
     elif _variant == "thr-nodirty":
         _count = _engine.Evaluator._count_all
         class _NoDirty(set):
@@ -273,6 +296,8 @@ VARIANTS = (
     "thr-keys-nocache",
     "on-nocache",
     "on-lazycp",
+    "off-backfill",
+    "off-backfill-compact",
 )
 
 

@@ -266,14 +266,16 @@ def use_sitecustomize(folder: Path, text: str) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
 
 
-def one_pair(args: argparse.Namespace, bodies: list[bytes], warm: list[bytes]) -> dict[str, Any]:
+def one_pair(args: argparse.Namespace, bodies: list[bytes], warm: list[bytes], on_first: bool) -> dict[str, Any]:
     """Two fresh servers, alerting on and off, fed the same batches in alternating chunks of
-    `--chunk` batches (the order alternating too), so both see the same load on the machine.
+    `--chunk` batches (the order alternating too), so both see the same load on the machine; the
+    one started first (`on_first`) alternates from pair to pair too, since of two servers of the
+    same code the one started first can run a few percent faster (docs/benchmarks.md, ninth round).
     Rates (events per second, per server CPU-second) of each, and the alerts the timed batches fired."""
     with tempfile.TemporaryDirectory(prefix="siemgate-bench-alerts-") as tmp:
         sites = {
             on: Site(on, Path(tmp) / ("on" if on else "off"), args.connections, args.history_days)
-            for on in (True, False)
+            for on in ((True, False) if on_first else (False, True))
         }
         try:
             for site in sites.values():
@@ -296,7 +298,7 @@ def pairs_of(mix: str, args: argparse.Namespace, users: list[dict[str, Any]]) ->
     warm, bodies = batches(args, mix, users, time.time_ns())
     pairs = []
     for i in range(args.pairs):
-        r = one_pair(args, bodies, warm)
+        r = one_pair(args, bodies, warm, on_first=i % 2 == 0)
         on, off, on_cpu, off_cpu, fired = r["on"], r["off"], r["on_cpu"], r["off_cpu"], r["alerts"]
         pairs.append({"on": round(on), "off": round(off), "ratio": on / off, "alerts": fired,
                       "on_cpu": round(on_cpu), "off_cpu": round(off_cpu), "cpu_ratio": on_cpu / off_cpu,
@@ -305,7 +307,7 @@ def pairs_of(mix: str, args: argparse.Namespace, users: list[dict[str, Any]]) ->
             f"{mix} pair {i + 1}: on {on:,.0f} ev/s, off {off:,.0f} ev/s, ratio {on / off:.2f}; per server CPU-second"
         )
         print(f"{line} on {on_cpu:,.0f}, off {off_cpu:,.0f}, ratio {on_cpu / off_cpu:.2f}; {fired} alerts; "
-              f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+              f"{'on' if i % 2 == 0 else 'off'} started first; load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     return {
         "mix": mix,
         "pairs": pairs,

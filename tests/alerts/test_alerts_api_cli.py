@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from siemgate.alerts import rules as rules_module
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns, parse_ns
 from support.admin import Site, error_message, ok
@@ -84,6 +87,31 @@ def test_rules_through_the_admin_api(make_server: Any) -> None:
     assert rule["fired"] == 1 and rule["last_fired_at"] is not None
     deliveries = ok(site.call(site.member, "GET", site.path("/alert-deliveries"), params={"status": "delivered"}))
     assert any(d["alert_id"] == alerts[0]["id"] and d["type"] == "event" for d in deliveries["items"])
+
+
+def test_an_account_has_at_most_max_rules_of_its_own(make_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every rule is evaluated on the account's events: an administrator cannot add rules without
+    bound (the server's CPU and memory are shared with other accounts). Starter rules, their
+    overrides and replacing a rule do not count; a text that would pass the limit saves nothing."""
+    monkeypatch.setattr(rules_module, "MAX_RULES", 3)
+    site = Site(make_server(alerts_enabled=True))
+    rules = site.path("/alert-rules")
+
+    def body(i: int) -> dict[str, Any]:
+        return {"id": f"export-{i}", "name": f"Export {i}", "source": "itemusages", "match": {"action": "export"}}
+
+    for i in range(3):
+        ok(site.call(site.admin, "POST", rules, json=body(i)), 201)
+    assert "at most 3" in error_message(site.call(site.admin, "POST", rules, json=body(3)), 409)
+    ok(site.call(site.admin, "PUT", site.path("/alert-rules/export-0"), json={**body(0), "name": "Renamed"}))
+    off = ok(site.call(site.admin, "PATCH", site.path("/alert-rules/mfa-disabled"), json={"enabled": False}))
+    assert off["overridden"] is True  # a starter rule changed: not one of its own
+    text = "\n---\n".join(SIGMA.replace("Vault shared", f"Vault shared {i}") for i in range(2))
+    assert "would add 2" in error_message(site.call(site.admin, "POST", rules, json={"sigma": text}), 409)
+    listed = ok(site.call(site.member, "GET", rules, params={"limit": "200"}))["items"]
+    assert not any(r["id"].startswith("vault-shared") for r in listed)  # nothing of the text was saved
+    ok(site.call(site.admin, "DELETE", site.path("/alert-rules/export-2")))
+    ok(site.call(site.admin, "POST", rules, json=body(3)), 201)
 
 
 def test_alerts_explain_themselves_and_are_worked_through_the_admin_api(make_server: Any) -> None:

@@ -39,6 +39,7 @@ from siemgate.store.base import Account, AlertRuleRecord, Store
 CACHE_SECONDS = 5.0  # rules changed by another process (the CLI) are seen within this time
 ORIGINS = ("starter", "file", "api")
 COMPILED_ENTRIES = 10_000  # stored rules kept compiled across cache refreshes (all accounts)
+MAX_RULES = 500  # an account's own rules (starter rules not counted): each is evaluated on its events
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,20 @@ class AlertRules:
         return self.version - self._versions.get(account_id, 0), self._versions.get(account_id, 0)
 
     # changing -----------------------------------------------------------------------------------
+    def check_room(self, account_id: int, rule_ids: list[str]) -> None:
+        """Raise Conflict, naming the limit, when saving `rule_ids` would give the account more
+        than MAX_RULES rules of its own (starter rules and rules it already has are not new)."""
+        stored = {r.rule_id for r in self.store.list_alert_rules(account_id)}
+        starters = starter_rules()
+        own = len(stored - starters.keys())
+        new = len(set(rule_ids) - stored - starters.keys())
+        if new and own + new > MAX_RULES:
+            raise Conflict(
+                f"the account has {own} alert rules of its own and these would add {new}; at most {MAX_RULES}"
+                " are allowed: delete rules it no longer uses (siemgate alerts delete, or DELETE"
+                " /api/admin/v1/accounts/{account}/alert-rules/{id})"
+            )
+
     def save(self, actor: Actor, account: Account, rule: Rule, origin: str, *, create: bool = False) -> RuleEntry:
         """Create or replace a rule (compiled first: nothing is saved when it is invalid).
 
@@ -158,6 +173,8 @@ class AlertRules:
             existing = None
         if create and existing is not None:
             raise Conflict(f"an alert rule with the id {rule.id!r} exists; choose another id or replace it (PUT)")
+        if existing is None:
+            self.check_room(account.id, [rule.id])
         rule = _keep_secrets(rule, existing.rule if existing else None)
         try:
             compile_rule(rule)
