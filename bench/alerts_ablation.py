@@ -36,6 +36,11 @@ script writes to a temporary folder on the servers' PYTHONPATH (nothing in siemg
   objects are still in cache
 - thr-keys-nocache, on-nocache: thr-keys and on with the group keys' JSON texts made afresh
   each time instead of remembered (nothing of a batch kept by the key cache)
+- on-lazycp: alerting on, the checkpoint committed only with alerts, state or failures (else
+  moved in memory): what a commit per batch costs
+- off-backfill, off-backfill-compact: alerting off, but the first large write reads the stream's
+  history in chunks as first-seen backfill does and keeps each user's countries (compact: that
+  state rebuilt in one piece afterwards): whether a heap sprinkled by backfill slows ingest
 
 Every server also reports the CPU its request threads spent validating and encoding the
 1000-event batches (`EventWriter._prepare`), which shows the cost alerting adds to code that is
