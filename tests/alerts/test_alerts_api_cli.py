@@ -103,6 +103,9 @@ def test_an_account_has_at_most_max_rules_of_its_own(make_server: Any, monkeypat
     for i in range(3):
         ok(site.call(site.admin, "POST", rules, json=body(i)), 201)
     assert "at most 3" in error_message(site.call(site.admin, "POST", rules, json=body(3)), 409)
+    assert "administrator" in error_message(site.call(site.member, "POST", rules, json=body(3)), 403)
+    text = SIGMA.replace("Vault shared", "Vault shared 9")
+    assert "administrator" in error_message(site.call(site.member, "POST", rules, json={"sigma": text}), 403)
     ok(site.call(site.admin, "PUT", site.path("/alert-rules/export-0"), json={**body(0), "name": "Renamed"}))
     off = ok(site.call(site.admin, "PATCH", site.path("/alert-rules/mfa-disabled"), json={"enabled": False}))
     assert off["overridden"] is True  # a starter rule changed: not one of its own

@@ -135,10 +135,12 @@ class StateBook:
         no event that can still fire could extend them, so what fires is unchanged, and a process
         that runs for weeks keeps no more than one that restarts. Expired entries are deleted
         from the store by the next `changes()`. Returns how many entries were dropped."""
-        windows, suppress = self.windows, self.suppress
+        windows, suppress, window_ns = self.windows, self.suppress, self.window_ns
         empty = [key for key, window in windows.items() if not window]  # their rows went when emptied
-        expired = [
-            key for key, window in windows.items() if window and window[-1][0] + self.window_ns.get(key[0], 0) < horizon
+        expired = [  # a rule not evaluated since the state was loaded (its window unknown) keeps them
+            key
+            for key, window in windows.items()
+            if window and key[0] in window_ns and window[-1][0] + window_ns[key[0]] < horizon
         ]
         ended = [key for key, state in suppress.items() if state["until"] < horizon]
         for key in empty:

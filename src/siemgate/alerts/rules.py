@@ -146,10 +146,12 @@ class AlertRules:
         return self.version - self._versions.get(account_id, 0), self._versions.get(account_id, 0)
 
     # changing -----------------------------------------------------------------------------------
-    def check_room(self, account_id: int, rule_ids: list[str]) -> None:
-        """Raise Conflict, naming the limit, when saving `rule_ids` would give the account more
-        than MAX_RULES rules of its own (starter rules and rules it already has are not new)."""
-        stored = {r.rule_id for r in self.store.list_alert_rules(account_id)}
+    def check_room(self, actor: Actor, account: Account, rule_ids: list[str]) -> None:
+        """Check that the actor may change the account's rules, and that saving `rule_ids` gives
+        the account no more than MAX_RULES rules of its own (starter rules and rules it already has
+        are not new): Conflict naming the limit."""
+        self.people.require(actor, account, "administrator", "change alert rules")
+        stored = {r.rule_id for r in self.store.list_alert_rules(account.id)}
         starters = starter_rules()
         own = len(stored - starters.keys())
         new = len(set(rule_ids) - stored - starters.keys())
@@ -174,7 +176,7 @@ class AlertRules:
         if create and existing is not None:
             raise Conflict(f"an alert rule with the id {rule.id!r} exists; choose another id or replace it (PUT)")
         if existing is None:
-            self.check_room(account.id, [rule.id])
+            self.check_room(actor, account, [rule.id])
         rule = _keep_secrets(rule, existing.rule if existing else None)
         try:
             compile_rule(rule)

@@ -181,7 +181,7 @@ class AlertService:
                 compile_rule(rule)
             except RuleError as exc:
                 raise BadRequest(str(exc)) from None
-        self.rules.check_room(account.id, ids)
+        self.rules.check_room(actor, account, ids)
         return [self.rules.save(actor, account, rule, origin) for rule in rules]
 
     # alerts and deliveries ------------------------------------------------------------------------
