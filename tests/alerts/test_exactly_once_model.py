@@ -3,7 +3,9 @@
 Random workloads of sign-ins (failures of a few people and addresses, successes from a few
 countries, some events late by up to three minutes) are written in random batches through the
 server's writer (evaluated as they are stored) or by another process that does not evaluate
-(`siemgate ingest` with alerting off: evaluated by the next catch-up), with clean restarts, crashes
+(`siemgate ingest` with alerting off: evaluated by the next catch-up) or through a second server
+process on the same store (two evaluators: the one whose commit loses reloads), with clean
+restarts, crashes
 (the process gone without saving anything: its unsaved state is lost) and catch-ups in between,
 and state saved at every step or almost never, on SQLite and on PostgreSQL. Whatever the history,
 the alerts stored at the end are exactly those one evaluation of every stored event in seq order
@@ -106,13 +108,19 @@ def test_alerts_fire_exactly_once_whatever_happens_to_the_server(
 def run_workload(site: BackendSite, rng: random.Random, services: list[Services], seed: int) -> None:
     users = [signin(0)["target_user"] | {"email": f"p{i}@example.com"} for i in range(3)]
     site.write(SIGNIN, workload_batch(rng, site.clock(), users))  # the stream's first look: evaluated from here
-    actions = {"write": 0, "other process": 0, "catch-up": 0, "restart": 0, "crash": 0}
+    second = site._open()  # another server process on the same store, evaluating too
+    services.append(second)
+    actions = {"write": 0, "second server": 0, "other process": 0, "catch-up": 0, "restart": 0, "crash": 0}
     for _ in range(40):
         site.clock.advance(rng.randrange(1, 40))
-        action = rng.choices(list(actions), weights=[10, 4, 2, 1, 2])[0]
+        action = rng.choices(list(actions), weights=[10, 3, 4, 2, 1, 2])[0]
         actions[action] += 1
         if action == "write":
             site.write(SIGNIN, workload_batch(rng, site.clock(), users))
+        elif action == "second server":
+            second.writer.write(site.account.id, SIGNIN, workload_batch(rng, site.clock(), users))
+            if rng.random() < 0.5:
+                second.alerts.evaluator.catch_up()
         elif action == "other process":  # stored, not evaluated: the next catch-up evaluates it
             EventWriter(site.services.store, site.clock).write(
                 site.account.id, SIGNIN, workload_batch(rng, site.clock(), users)
