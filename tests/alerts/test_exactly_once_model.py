@@ -13,11 +13,18 @@ fires (`siemgate alerts test`'s engine): none twice, none missed, with the same 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import random
+import signal
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -29,7 +36,11 @@ from siemgate.services import Services
 from siemgate.store.ingest import EventWriter
 from siemgate.store.postgres import PostgresStore
 from support.events import failed, signin
+from support.ports import free_port
+from support.procs import Proc, cli_env, create_ingest_key, healthy, make_account, services_at
+from support.servers import bearer
 from support.stores import STORE_BACKENDS, drop_pg_schema, new_pg_schema, pg_schema_url
+from support.waiting import wait_for
 
 from .test_alerts_live import SIGNIN, Site
 
@@ -61,18 +72,20 @@ def services() -> Iterator[list[Services]]:
         each.close()
 
 
-def workload_batch(rng: random.Random, now: int, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """1-30 sign-ins around `now`: failures (the brute-force and one-address windows) and successes
-    from a few countries (the first-seen rule), some late."""
+def workload_batch(
+    rng: random.Random, now: int, users: list[dict[str, Any]], size: int = 30, net: str = "198.51.100"
+) -> list[dict[str, Any]]:
+    """1-`size` sign-ins around `now`: failures (the brute-force and one-address windows) and
+    successes from a few countries (the first-seen rule), some late."""
     events = []
-    for _ in range(rng.randint(1, 30)):
+    for _ in range(rng.randint(1, size)):
         ts = now - rng.choice([0, 0, 0, rng.randrange(180)]) * S
         user = rng.choice(users)
         if rng.random() < 0.6:
             event = failed(ts, user["email"])
         else:
             event = signin(ts, target_user=user, country=rng.choice(["CA", "FR", "DE", "ca", "JP"]))
-        event["client"]["ip_address"] = f"198.51.100.{rng.randrange(3)}"
+        event["client"]["ip_address"] = f"{net}.{rng.randrange(3)}"
         events.append(event)
     return events
 
@@ -146,3 +159,87 @@ def run_workload(site: BackendSite, rng: random.Random, services: list[Services]
     )
     assert got == expected, (seed, actions)
     assert len(expected) >= 3 and {e[0] for e in expected} >= {"brute-force-signin", "signin-new-country"}, actions
+
+
+def test_alerts_fire_exactly_once_across_kill_9_of_a_real_server(tmp_path: Path) -> None:
+    """`siemgate serve` killed with SIGKILL three times while sign-ins stream in over HTTP (a batch
+    may be stored and not evaluated, or evaluated and its alerts not yet recorded), started again
+    each time; once it has caught up, the stored alerts are exactly the model's."""
+    data_dir = tmp_path / "data"
+    account = make_account(data_dir)
+    key = create_ingest_key(data_dir, account, "feeder")
+    env = cli_env(data_dir, SIEMGATE_ALERTS_ENABLED="true", SIEMGATE_ALERTS_CHECK_SECONDS="0.5")
+    rng = random.Random(20261206)
+    for life in range(4):
+        users = [signin(0)["target_user"] | {"email": f"p{life}.{i}@example.com"} for i in range(3)]
+        port = free_port()
+        proc = Proc("serve", ["serve", "--port", str(port)], env, tmp_path / "logs")
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for("/healthz", functools.partial(healthy, url), 90, proc=proc)
+            with httpx.Client(base_url=url, headers=bearer(key), timeout=30) as http:
+                if life == 3:  # the last life stops cleanly once it has evaluated everything
+                    wait_for("the catch-up", lambda: evaluated_up_to_head(data_dir), 60, proc=proc)
+                    proc.stop(signal.SIGTERM)
+                    break
+                before = stored_count(data_dir)
+                enough = before + rng.randint(500, 3000)  # events this life stores before it is killed mid-stream
+                feeders = [  # each life's own people and addresses: new groups fire in every life
+                    threading.Thread(target=feed, args=(http, rng.random(), users, f"198.51.{life}", proc))
+                    for _ in range(2)
+                ]
+                for feeder in feeders:
+                    feeder.start()
+                wait_for("events", functools.partial(stored_at_least, data_dir, enough), 60, proc=proc)
+                proc.stop(signal.SIGKILL)
+                for feeder in feeders:
+                    feeder.join(timeout=30)
+        finally:
+            proc.kill()
+    with services_at(data_dir) as services:
+        acct = services.store.get_account(account)
+        rules = services.alerts.rules.enabled(acct.id, SIGNIN.value)
+        rows = services.store.read_events(acct.id, SIGNIN, 0, 0, None, 100_000)
+        events = [(seq, orjson.loads(body)) for seq, body, _ in rows]
+        model = Evaluator(rules, StateBook()).evaluate(events, oldest=time.time_ns() - 7 * 86400 * S)
+        stored = services.store.list_alerts(acct.id, limit=10_000)
+    expected = sorted(shape(f.rule.id, f.event_ts, [r["uuid"] for r in f.events]) for f in model)
+    got = sorted(
+        shape(a.rule_id, a.event_ts, [r["uuid"] for r in orjson.loads(a.payload)["events"]])
+        for a in stored
+        if a.source == SIGNIN.value
+    )
+    assert got == expected
+    assert len(expected) >= 12 and {e[0] for e in expected} >= {"brute-force-signin", "signin-new-country"}
+
+
+def feed(base: httpx.Client, seed: float, users: list[dict[str, Any]], net: str, proc: Proc) -> None:
+    """Post batches of 1-400 sign-ins on a connection of its own until the server is gone."""
+    rng = random.Random(seed)
+    with httpx.Client(base_url=base.base_url, headers=base.headers, timeout=30) as http:
+        while proc.popen.poll() is None:
+            try:
+                batch = workload_batch(rng, time.time_ns(), users, size=400, net=net)
+                http.post("/api/ingest/v2/signinattempts", json=batch)
+            except httpx.TransportError:
+                return
+
+
+def stored_at_least(data_dir: Path, n: int) -> bool:
+    return stored_count(data_dir) >= n
+
+
+def stored_count(data_dir: Path) -> int:
+    with contextlib.closing(sqlite3.connect(data_dir / "siemgate.db", timeout=30)) as db:
+        row = db.execute("SELECT coalesce(sum(head_seq), 0) FROM streams WHERE feature = ?", (SIGNIN.code,)).fetchone()
+    return int(row[0])
+
+
+def evaluated_up_to_head(data_dir: Path) -> bool:
+    with contextlib.closing(sqlite3.connect(data_dir / "siemgate.db", timeout=30)) as db:
+        row = db.execute(
+            "SELECT s.head_seq, c.seq FROM streams s LEFT JOIN alert_checkpoints c"
+            " ON c.account_id = s.account_id AND c.feature = s.feature WHERE s.feature = ?",
+            (SIGNIN.code,),
+        ).fetchone()
+    return row is not None and row[1] == row[0]
