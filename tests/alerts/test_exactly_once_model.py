@@ -65,7 +65,7 @@ class BackendSite(Site):
 
 @pytest.fixture
 def services() -> Iterator[list[Services]]:
-    """Every services object a test opened (crashed ones too), closed after it."""
+    """The services objects a test opened and did not crash, closed after it."""
     opened: list[Services] = []
     yield opened
     for each in opened:
@@ -142,9 +142,9 @@ def run_workload(site: BackendSite, rng: random.Random, services: list[Services]
             site.services.alerts.evaluator.catch_up()
         elif action == "restart":
             site.restart()
-        else:  # gone without saving: new services on the same store (the old ones closed after the test)
+        else:  # gone without saving anything: its connections close, new services on the same store
             site.services.alerts.dispatcher.close()
-            services.append(site.services)
+            site.services.store.close()
             site.services = site._open()
     site.services.alerts.evaluator.catch_up()
 
