@@ -10,11 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from siemgate.alerts import evaluator
+from siemgate.alerts import engine, evaluator
 from siemgate.model.features import Feature
 from support.events import signin
 
-from .test_alerts_live import SIGNIN, Site, now_failed
+from .test_alerts_live import SIGNIN, S, Site, now_failed
 
 
 @pytest.fixture
@@ -126,3 +126,33 @@ def test_state_past_the_horizon_leaves_memory_and_the_store(site: Site, monkeypa
     assert state("suppress") == (set(), set())
     site.write(SIGNIN, now_failed(site, 9, email="new@example.com", offset=1))  # what fires is unchanged
     assert len(site.alerts("brute-force-signin")) == 2
+
+
+def test_an_account_keeps_a_bounded_number_of_threshold_windows(
+    site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rule grouped by a field with a value per event (a uuid) makes a window per event, kept for
+    alerts_max_event_age_days: past MAX_WINDOWS per account, the windows whose newest event is
+    oldest leave memory and the store at the next save (the operator is told which rule), and
+    the other rules' windows, fresher, go on counting."""
+    monkeypatch.setattr(evaluator, "STATE_SAVE_SECONDS", 0.0)
+    monkeypatch.setattr(engine, "MAX_WINDOWS", 20)
+    site.rule(
+        id="per-event",
+        name="One window per event",
+        source="signinattempts",
+        match={"category": "sso_failed"},
+        threshold={"count": 5, "window": "5m", "group_by": ["uuid"]},
+    )
+    sso = [signin(site.clock() + i * S, category="sso_failed") for i in range(30)]  # 30 windows
+    with caplog.at_level("WARNING", logger="siemgate.alerts"):
+        site.write(SIGNIN, sso + now_failed(site, 9, offset=40))  # + brute-force and one-address windows
+    book = site.services.alerts.evaluator._books[site.account.id]
+    per_event = {key for rule_id, key in book.windows if rule_id == "per-event"}
+    assert len(book.windows) == 18  # 90 % of the limit: the two failure windows and the 16 newest
+    assert per_event == {f'["{e["uuid"]}"]' for e in sso[-16:]}
+    stored = {e.key for e in site.services.store.load_alert_state(site.account.id) if e.rule_id == "per-event"}
+    assert stored == per_event
+    assert "more than 20 threshold windows" in caplog.text and "per-event 14" in caplog.text
+    site.write(SIGNIN, now_failed(site, 1, offset=60))  # the brute-force window was kept: the 10th fires
+    assert len(site.alerts("brute-force-signin")) == 1

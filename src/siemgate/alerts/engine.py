@@ -46,6 +46,7 @@ from siemgate.store.ingest import SeqEvents
 
 MAX_EVENT_REFS = 50
 MAX_INTERNED = 65536  # distinct first-seen values interned per account (StateBook.intern)
+MAX_WINDOWS = 100_000  # threshold windows kept per account (StateBook.trim)
 WINDOW, SEEN, SUPPRESS, META, STREAM = "window", "seen", "suppress", "meta", "stream"
 NEW_KEY, NEW_VALUE = 2, 1
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.|]+)\}")
@@ -152,6 +153,21 @@ class StateBook:
             del suppress[key]
             self.dirty.add((key[0], SUPPRESS, key[1]))
         return len(empty) + len(expired) + len(ended)
+
+    def trim(self, limit: int) -> dict[str, int]:
+        """Keep at most `limit` threshold windows: past it, drop those whose newest event is the
+        oldest, down to 90 % of it (a group's late event then starts a new window), and delete
+        them from the store with the next `changes()`. Returns how many each rule lost."""
+        windows = self.windows
+        if len(windows) <= limit:
+            return {}
+        stalest = sorted(windows, key=lambda key: windows[key][-1][0] if windows[key] else 0)
+        dropped: dict[str, int] = {}
+        for key in stalest[: len(windows) - limit * 9 // 10]:
+            del windows[key]
+            self.dirty.add((key[0], WINDOW, key[1]))
+            dropped[key[0]] = dropped.get(key[0], 0) + 1
+        return dropped
 
     def forget_seen(self, rule_id: str) -> None:
         """Drop a rule's first-seen values (before they are built again from history)."""

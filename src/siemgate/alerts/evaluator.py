@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 
 from siemgate.accounts.lifecycle import token_status
+from siemgate.alerts import engine
 from siemgate.alerts.actions.record import is_alert_event
 from siemgate.alerts.dispatch import LEASE_NS
 from siemgate.alerts.engine import Evaluator, Firing, RuleIndex, StateBook
@@ -275,6 +276,14 @@ class AlertEvaluator:
         if now - self._expired_at.get(account_id, -EXPIRE_SECONDS) >= EXPIRE_SECONDS:
             self._expired_at[account_id] = now
             book.expire(self.clock() - self.max_event_age_ns)
+        dropped = book.trim(engine.MAX_WINDOWS)
+        if dropped:
+            log.warning(
+                "account %s holds more than %d threshold windows: the %d whose newest event is oldest were"
+                " dropped (per rule: %s); a rule grouped by a field with a value per event makes this",
+                self._account(account_id).uuid, engine.MAX_WINDOWS, sum(dropped.values()),
+                ", ".join(f"{rule} {n}" for rule, n in sorted(dropped.items(), key=lambda i: -i[1])),
+            )  # fmt: skip
         return book.changes()
 
     def save_state(self) -> None:
