@@ -20,7 +20,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +62,6 @@ class BackendSite(Site):
         return build_services(load_settings(data_dir=self.data_dir, **self.settings), store, self.clock)
 
 
-@pytest.fixture
-def services() -> Iterator[list[Services]]:
-    """The services objects a test opened and did not crash, closed after it."""
-    opened: list[Services] = []
-    yield opened
-    for each in opened:
-        each.close()
-
-
 def workload_batch(
     rng: random.Random, now: int, users: list[dict[str, Any]], size: int = 30, net: str = "198.51.100"
 ) -> list[dict[str, Any]]:
@@ -90,39 +80,50 @@ def workload_batch(
     return events
 
 
-def stored_events(site: Site) -> list[tuple[int, dict[str, Any]]]:
-    rows = site.services.store.read_events(site.account.id, SIGNIN, 0, 0, None, 100_000)
-    return [(seq, orjson.loads(body)) for seq, body, _ in rows]
+Shape = tuple[str, int, tuple[str, ...]]
 
 
-def shape(rule_id: str, event_ts: int, uuids: list[str]) -> tuple[str, int, tuple[str, ...]]:
-    return rule_id, event_ts, tuple(sorted(uuids))
+def alerts_and_model(services: Services, account_id: int, now: int) -> tuple[list[Shape], list[Shape]]:
+    """The account's stored sign-in alerts, and what one evaluation of every stored sign-in in
+    seq order fires: each as (rule, event time, the uuids of its events), sorted."""
+    store = services.store
+    rows = store.read_events(account_id, SIGNIN, 0, 0, None, 100_000)
+    rules = services.alerts.rules.enabled(account_id, SIGNIN.value)
+    model = Evaluator(rules, StateBook()).evaluate(
+        [(seq, orjson.loads(body)) for seq, body, _ in rows], oldest=now - 7 * 86400 * S
+    )
+    stored = [
+        (a.rule_id, a.event_ts, orjson.loads(a.payload)["events"])
+        for a in store.list_alerts(account_id, limit=10_000)
+        if a.source == SIGNIN.value
+    ]
+    return (
+        sorted((rule, ts, tuple(sorted(r["uuid"] for r in refs))) for rule, ts, refs in stored),
+        sorted((f.rule.id, f.event_ts, tuple(sorted(r["uuid"] for r in f.events))) for f in model),
+    )
 
 
 @pytest.mark.parametrize("backend", STORE_BACKENDS)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_alerts_fire_exactly_once_whatever_happens_to_the_server(
-    seed: int, backend: str, tmp_path: Path, services: list[Services], monkeypatch: pytest.MonkeyPatch
+    seed: int, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = random.Random(seed)
     monkeypatch.setattr(evaluator, "STATE_SAVE_SECONDS", rng.choice([0.0, 3600.0]))
     site = BackendSite(tmp_path / "data", backend)
+    second = site._open()  # another server process on the same store, evaluating too
     try:
-        run_workload(site, rng, services, seed)
+        run_workload(site, second, rng, seed)
     finally:
-        services.append(site.services)
+        second.close()
+        site.services.close()
         if site.schema is not None:
-            for each in services:
-                each.close()
-            services.clear()
             drop_pg_schema(site.schema)
 
 
-def run_workload(site: BackendSite, rng: random.Random, services: list[Services], seed: int) -> None:
+def run_workload(site: BackendSite, second: Services, rng: random.Random, seed: int) -> None:
     users = [signin(0)["target_user"] | {"email": f"p{i}@example.com"} for i in range(3)]
     site.write(SIGNIN, workload_batch(rng, site.clock(), users))  # the stream's first look: evaluated from here
-    second = site._open()  # another server process on the same store, evaluating too
-    services.append(second)
     actions = {"write": 0, "second server": 0, "other process": 0, "catch-up": 0, "restart": 0, "crash": 0}
     for _ in range(40):
         site.clock.advance(rng.randrange(1, 40))
@@ -148,15 +149,7 @@ def run_workload(site: BackendSite, rng: random.Random, services: list[Services]
             site.services = site._open()
     site.services.alerts.evaluator.catch_up()
 
-    rules = site.services.alerts.rules.enabled(site.account.id, SIGNIN.value)
-    model = Evaluator(rules, StateBook()).evaluate(stored_events(site), oldest=site.clock() - 7 * 86400 * S)
-    expected = sorted(shape(f.rule.id, f.event_ts, [r["uuid"] for r in f.events]) for f in model)
-    stored = site.services.store.list_alerts(site.account.id, limit=10_000)
-    got = sorted(
-        shape(a.rule_id, a.event_ts, [r["uuid"] for r in orjson.loads(a.payload)["events"]])
-        for a in stored
-        if a.source == SIGNIN.value
-    )
+    got, expected = alerts_and_model(site.services, site.account.id, site.clock())
     assert got == expected, (seed, actions)
     assert len(expected) >= 3 and {e[0] for e in expected} >= {"brute-force-signin", "signin-new-country"}, actions
 
@@ -197,18 +190,7 @@ def test_alerts_fire_exactly_once_across_kill_9_of_a_real_server(tmp_path: Path)
         finally:
             proc.kill()
     with services_at(data_dir) as services:
-        acct = services.store.get_account(account)
-        rules = services.alerts.rules.enabled(acct.id, SIGNIN.value)
-        rows = services.store.read_events(acct.id, SIGNIN, 0, 0, None, 100_000)
-        events = [(seq, orjson.loads(body)) for seq, body, _ in rows]
-        model = Evaluator(rules, StateBook()).evaluate(events, oldest=time.time_ns() - 7 * 86400 * S)
-        stored = services.store.list_alerts(acct.id, limit=10_000)
-    expected = sorted(shape(f.rule.id, f.event_ts, [r["uuid"] for r in f.events]) for f in model)
-    got = sorted(
-        shape(a.rule_id, a.event_ts, [r["uuid"] for r in orjson.loads(a.payload)["events"]])
-        for a in stored
-        if a.source == SIGNIN.value
-    )
+        got, expected = alerts_and_model(services, services.store.get_account(account).id, time.time_ns())
     assert got == expected
     assert len(expected) >= 12 and {e[0] for e in expected} >= {"brute-force-signin", "signin-new-country"}
 

@@ -147,8 +147,7 @@ class StateBook:
         for key in empty:
             del windows[key]
         for key in expired:
-            del windows[key]
-            self.dirty.add((key[0], WINDOW, key[1]))
+            self._drop_window(key)
         for key in ended:
             del suppress[key]
             self.dirty.add((key[0], SUPPRESS, key[1]))
@@ -164,10 +163,14 @@ class StateBook:
         stalest = sorted(windows, key=lambda key: windows[key][-1][0] if windows[key] else 0)
         dropped: dict[str, int] = {}
         for key in stalest[: len(windows) - limit * 9 // 10]:
-            del windows[key]
-            self.dirty.add((key[0], WINDOW, key[1]))
+            self._drop_window(key)
             dropped[key[0]] = dropped.get(key[0], 0) + 1
         return dropped
+
+    def _drop_window(self, key: tuple[str, str]) -> None:
+        """Forget a window; the next `changes()` deletes its stored row."""
+        del self.windows[key]
+        self.dirty.add((key[0], WINDOW, key[1]))
 
     def forget_seen(self, rule_id: str) -> None:
         """Drop a rule's first-seen values (before they are built again from history)."""

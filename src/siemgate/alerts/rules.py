@@ -151,7 +151,12 @@ class AlertRules:
         the account no more than MAX_RULES rules of its own (starter rules and rules it already has
         are not new): Conflict naming the limit."""
         self.people.require(actor, account, "administrator", "change alert rules")
-        stored = {r.rule_id for r in self.store.list_alert_rules(account.id)}
+        self._check_room(account.id, rule_ids)
+
+    def _check_room(self, account_id: int, rule_ids: list[str]) -> None:
+        """check_room, once the actor's role is checked (the stored rules read afresh: the cached
+        entries may be 5 s behind another process)."""
+        stored = {r.rule_id for r in self.store.list_alert_rules(account_id)}
         starters = starter_rules()
         own = len(stored - starters.keys())
         new = len(set(rule_ids) - stored - starters.keys())
@@ -176,7 +181,7 @@ class AlertRules:
         if create and existing is not None:
             raise Conflict(f"an alert rule with the id {rule.id!r} exists; choose another id or replace it (PUT)")
         if existing is None:
-            self.check_room(actor, account, [rule.id])
+            self._check_room(account.id, [rule.id])
         rule = _keep_secrets(rule, existing.rule if existing else None)
         try:
             compile_rule(rule)
