@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from siemgate.alerts.builtin import starter_rules
 from siemgate.alerts.engine import Evaluator, Firing, StateBook
 from siemgate.alerts.fields import key_reader
@@ -35,7 +37,10 @@ def rules() -> list[CompiledRule]:
     return starters + [load_rule({"name": "X", "source": "signinattempts", **r}) for r in EXTRA]
 
 
-def mixed_events(n: int, seed: int) -> list[dict[str, Any]]:
+COUNTRIES = ("CA", "FR", "DE", "ca", None)
+
+
+def mixed_events(n: int, seed: int, *, countries: tuple[Any, ...] = COUNTRIES) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     users = [signin(T0)["target_user"] | {"email": f"p{i}@example.com"} for i in range(6)]
     categories: list[Any] = (
@@ -51,7 +56,7 @@ def mixed_events(n: int, seed: int) -> list[dict[str, Any]]:
         ts = T0 + i * 7 * S + rng.randrange(-30, 30) * S  # some arrive late
         event = failed(ts, user["email"]) if rng.random() < 0.3 else signin(ts, target_user=user)
         event["category"] = rng.choice(categories)
-        event["country"] = rng.choice(["CA", "FR", "DE", "ca", None])
+        event["country"] = rng.choice(countries)
         event["client"]["ip_address"] = f"198.51.100.{rng.randrange(4)}"
         if event["category"] is None:
             del event["category"]
@@ -65,9 +70,17 @@ def _shape(firings: list[Firing]) -> list[tuple[Any, ...]]:
     return [(f.rule.id, f.event_ts, f.count, f.group, f.events, f.summary, f.event["uuid"]) for f in firings]
 
 
-def test_a_batch_fires_and_learns_exactly_what_one_event_at_a_time_does() -> None:
+@pytest.mark.parametrize(
+    "countries",
+    [
+        COUNTRIES,  # a value absent here and there: first-seen reads each event
+        COUNTRIES[:-1],  # a string in every event: first-seen reads columns, and a batch
+        # with new values takes the per-event path only for the keys that learn one
+    ],
+)
+def test_a_batch_fires_and_learns_exactly_what_one_event_at_a_time_does(countries: tuple[Any, ...]) -> None:
     for seed in range(5):
-        events = list(enumerate(mixed_events(400, seed), start=1))
+        events = list(enumerate(mixed_events(400, seed, countries=countries), start=1))
         one, batch = StateBook(), StateBook()
         oldest = T0 + 100 * S  # the first events only teach
         singly = [f for pair in events for f in Evaluator(rules(), one).evaluate([pair], oldest=oldest)]

@@ -478,20 +478,22 @@ class Evaluator:
     ) -> None:
         """A first-seen rule over its candidate events: most carry a known value (two reads and a
         set lookup); a new one is learnt and, unless quiet or a key's first, fired. A rule of one
-        key and one value field reads them as two columns, and a batch whose values are all known
-        (the usual one) is done in one `issuperset`, with no tuple made per event."""
+        key and one value field reads them as two columns: a batch whose values are all known (the
+        usual one) is done in one `issuperset`, with no tuple made per event, and in another only
+        the events of the keys that learn a value take the per-event path."""
         assert rule.first_seen_parts is not None
         key_of, value_of = rule.first_seen_parts
         seqs, bodies, stamps, oldest, learn_only, found = batch
         known = self.book.known_pairs(rule.id)
         # a known value skips the event whatever its test says: the test runs only for the few others
         key_column, value_column = key_of.column(bodies, positions), value_of.column(bodies, positions)
-        if (
-            key_column is not None
-            and value_column is not None
-            and known.issuperset(zip(key_column, value_column, strict=True))
-        ):
-            return  # the usual batch: every value known (a set lookup per event, no tuple kept)
+        if key_column is not None and value_column is not None:
+            if known.issuperset(zip(key_column, value_column, strict=True)):
+                return  # the usual batch: every value known (a set lookup per event, no tuple kept)
+            # Only the keys of the values not known yet can change in this batch (a key's values
+            # change only when it learns one), so the other events are known to the end of it
+            learning = {key for key, value in zip(key_column, value_column, strict=True) if (key, value) not in known}
+            positions = [i for i, key in zip(positions, key_column, strict=True) if key in learning]
         for i, keys, values in zip(
             positions, key_of.many(bodies, positions), value_of.many(bodies, positions), strict=True
         ):
