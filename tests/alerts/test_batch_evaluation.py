@@ -95,7 +95,11 @@ def test_a_batch_fires_and_learns_exactly_what_one_event_at_a_time_does(countrie
             "x-not",
             "x-forget",
         }
-        assert sorted(batch.changes(), key=repr) == sorted(one.changes(), key=repr), seed
+        saved = batch.changes()
+        assert sorted(saved, key=repr) == sorted(one.changes(), key=repr), seed
+        loaded = StateBook.load(entry for entry in saved if entry.value)
+        for book in (one, batch, loaded):  # the count the bound on first-seen values reads
+            assert book.values == sum(len(v) for by_key in book.seen.values() for v in by_key.values()) > 0
 
 
 def test_the_batch_plan_selects_what_the_full_predicates_select() -> None:

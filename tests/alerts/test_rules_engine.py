@@ -280,6 +280,33 @@ def test_first_seen_values_dropped_past_max_values_are_new_again() -> None:
     assert fired(book, at(9, "DE"), at(10, "GB")) == ["GB"]  # DE learnt again as the first
 
 
+def test_first_seen_values_past_the_bound_leave_the_rules_holding_most() -> None:
+    """StateBook.trim_seen: past the limit, the rules over their fair share (what each may keep for
+    all to fit in 90 % of it) lose the keys that learnt a value least recently, whole; a rule
+    under its share loses nothing; the set of known (key + value) pairs follows, so a dropped
+    key's next value is its first again."""
+    book = StateBook()
+    for rule_id in ("small", "wide", "deep"):
+        book.known_pairs(rule_id)  # built first: trim_seen must keep it in step
+    book.remember("small", ("p",), ("CA",), 10)
+    for n in range(30):
+        book.remember("wide", (f"k{n}",), ("v",), 10)  # 30 keys of one value, k0 learnt first
+    for n in range(12):
+        book.remember("deep", (f"d{n % 3}",), (f"v{n}",), 10)  # 3 keys of 4 values
+    book.remember("wide", ("k0",), ("w",), 10)  # k0 learns again: now the most recent
+    assert book.trim_seen(100) == {} and book.values == 44
+    book.changes()  # saved: what trimming marks dirty is what it deletes
+    assert book.trim_seen(40) == {"wide": 8}  # 36 to keep: small 1, deep 12, wide 23 (k0 has 2)
+    assert list(book.seen["wide"]) == [(f"k{n}",) for n in range(9, 30)] + [("k0",)]
+    assert book.values == 36 and len(book.seen["deep"]) == 3 and len(book.seen["small"]) == 1
+    assert book.known_pairs("wide") == {k + v for k, values in book.seen["wide"].items() for v in values}
+    assert book.remember("wide", ("k5",), ("v",), 10) == 2  # NEW_KEY: its first value again
+    dropped = book.trim_seen(10)  # 9 to keep: small 1, a share of 4 each for deep and wide
+    assert dropped == {"wide": 20, "deep": 2} and book.values == 9
+    assert list(book.seen["wide"]) == [("k29",), ("k0",), ("k5",)] and list(book.seen["deep"]) == [("d2",)]
+    assert {rule_id for rule_id, _, _ in book.dirty} == {"wide", "deep"}  # the small rule lost nothing
+
+
 def test_first_seen_values_that_compare_equal_are_stored_as_they_came() -> None:
     """1, 1.0 and True are one value to a first-seen rule (as to any dictionary), and each is saved
     as it was first seen: a value seen first for one person does not change another's."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -156,3 +157,65 @@ def test_an_account_keeps_a_bounded_number_of_threshold_windows(
     assert "more than 20 threshold windows" in caplog.text and "per-event 14" in caplog.text
     site.write(SIGNIN, now_failed(site, 1, offset=60))  # the brute-force window was kept: the 10th fires
     assert len(site.alerts("brute-force-signin")) == 1
+
+
+def test_an_account_keeps_a_bounded_number_of_first_seen_values(
+    site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first-seen rule keyed by a field with many values (an address) keeps a key per value:
+    past MAX_SEEN_VALUES per account, the rules holding the most lose the keys that learnt a value
+    least recently, from memory and the store, both when a rule learns the stored history and as
+    it goes; the other rules keep theirs, and a dropped key's next value counts as its first."""
+    monkeypatch.setattr(evaluator, "STATE_SAVE_SECONDS", 0.0)
+    monkeypatch.setattr(engine, "MAX_SEEN_VALUES", 20)
+    person = signin(site.clock())["target_user"]
+
+    def from_addresses(first: int, count: int, offset: int, user: dict[str, str] = person) -> list[dict[str, Any]]:
+        events = [signin(site.clock() + (offset + i) * S, target_user=user) for i in range(count)]
+        for n, event in enumerate(events, start=first):
+            event["client"]["ip_address"] = f"198.51.100.{n}"
+        return events
+
+    site.write(SIGNIN, from_addresses(0, 30, 0))  # history for the rule below: 30 addresses
+    site.rule(
+        id="per-address",
+        name="Someone new from an address",
+        source="signinattempts",
+        match={"category": "success"},
+        first_seen={"key": ["client.ip_address"], "value": ["target_user.uuid"]},
+    )
+    book = site.services.alerts.evaluator._books[site.account.id]
+
+    def held() -> tuple[set[str], set[str]]:
+        """The per-address rule's keys in memory and in the store."""
+        stored = site.services.store.load_alert_state(site.account.id)
+        return (
+            {engine._json_key(k) for k in book.seen.get("per-address", {})},
+            {e.key for e in stored if e.rule_id == "per-address" and e.kind == "seen"},
+        )
+
+    def counted() -> int:
+        return sum(len(values) for by_key in book.seen.values() for values in by_key.values())
+
+    with caplog.at_level("WARNING", logger="siemgate.alerts"):
+        site.write(SIGNIN, from_addresses(30, 1, 40))  # the rule learns the history, then this one
+    book = site.services.alerts.evaluator._books[site.account.id]
+    # the history trimmed to 90 % of 20: the new-country rule keeps its value, the per-address
+    # rule the 17 newest addresses of the history; then this event's
+    addresses = {f'["198.51.100.{n}"]' for n in range(13, 31)}
+    assert held() == (addresses, addresses)
+    assert counted() == book.values == 19 and len(book.seen["signin-new-country"]) == 1
+    assert "more than 20 first-seen values" in caplog.text and "per-address 13" in caplog.text
+    caplog.clear()
+    stranger = signin(site.clock())["target_user"]
+    with caplog.at_level("WARNING", logger="siemgate.alerts"):
+        site.write(SIGNIN, from_addresses(20, 1, 50, stranger) + from_addresses(0, 1, 51, stranger))
+    assert len(site.alerts("per-address")) == 1  # a kept address, someone new: fires
+    assert len(site.alerts("signin-new-country")) == 0  # the same person and country throughout
+    # the dropped address's next value counts as its first (quiet); 22 values: trimmed again, the
+    # per-address rule down to 16 by its 4 keys that learnt least recently (20 learnt last: kept)
+    addresses = {f'["198.51.100.{n}"]' for n in [0, *range(17, 31)]}
+    assert held() == (addresses, addresses)
+    assert counted() == book.values == 18 and "per-address 4" in caplog.text
+    site.write(SIGNIN, [signin(site.clock() + 60 * S, country="FR", target_user=person)])
+    assert len(site.alerts("signin-new-country")) == 1  # its state was never dropped

@@ -47,6 +47,7 @@ from siemgate.store.ingest import SeqEvents
 MAX_EVENT_REFS = 50
 MAX_INTERNED = 65536  # distinct first-seen values interned per account (StateBook.intern)
 MAX_WINDOWS = 100_000  # threshold windows kept per account (StateBook.trim)
+MAX_SEEN_VALUES = 250_000  # first-seen values kept per account (StateBook.trim_seen): ~50-130 MB
 WINDOW, SEEN, SUPPRESS, META, STREAM = "window", "seen", "suppress", "meta", "stream"
 NEW_KEY, NEW_VALUE = 2, 1
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.|]+)\}")
@@ -103,6 +104,7 @@ class StateBook:
     dirty: set[tuple[str, str, Any]] = field(default_factory=set)
     covered: dict[str, int] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)
+    values: int = 0  # first-seen values held, over every rule and key (StateBook.trim_seen)
 
     @classmethod
     def load(cls, entries: Iterable[AlertStateEntry], horizon: int | None = None) -> StateBook:
@@ -119,9 +121,10 @@ class StateBook:
                 book.windows[(entry.rule_id, entry.key)] = [(int(t), str(u), int(s)) for t, u, s in value]
             elif entry.kind == SEEN:
                 key = tuple(hashable(v) for v in orjson.loads(entry.key))
-                book.seen.setdefault(entry.rule_id, {})[key] = {
+                book.seen.setdefault(entry.rule_id, {})[key] = values = {
                     book.intern(tuple(hashable(v) for v in orjson.loads(text))): None for text in value
                 }
+                book.values += len(values)
             elif entry.kind == SUPPRESS:
                 book.suppress[(entry.rule_id, entry.key)] = value
             elif entry.kind == META:
@@ -172,10 +175,36 @@ class StateBook:
         del self.windows[key]
         self.dirty.add((key[0], WINDOW, key[1]))
 
+    def trim_seen(self, limit: int) -> dict[str, int]:
+        """Keep at most `limit` first-seen values: past it, keys are dropped with all their values,
+        down to 90 % of it, from the rules that hold the most (each rule keeps a fair share: the
+        most values every rule over it may keep for the rest to fit), each losing first the keys
+        that learnt a value least recently (since the state was loaded: in stored order before
+        that). A dropped key's next value counts as its first. Deleted from the store with the
+        next `changes()`; returns how many keys each rule lost."""
+        if self.values <= limit:
+            return {}
+        sizes = {rule_id: sum(map(len, by_key.values())) for rule_id, by_key in self.seen.items()}
+        share = _fair_share(sorted(sizes.values()), limit * 9 // 10)
+        dropped: dict[str, int] = {}
+        for rule_id, size in sizes.items():
+            by_key, pairs = self.seen[rule_id], self.pairs.get(rule_id)
+            while size > share and by_key:
+                keys = next(iter(by_key))
+                values = by_key.pop(keys)
+                size -= len(values)
+                self.values -= len(values)
+                if pairs is not None:
+                    pairs.difference_update(keys + value for value in values)
+                self.dirty.add((rule_id, SEEN, keys))
+                dropped[rule_id] = dropped.get(rule_id, 0) + 1
+        return dropped
+
     def forget_seen(self, rule_id: str) -> None:
         """Drop a rule's first-seen values (before they are built again from history)."""
         self.pairs.pop(rule_id, None)
-        for key in self.seen.pop(rule_id, {}):
+        for key, values in self.seen.pop(rule_id, {}).items():
+            self.values -= len(values)
             self.dirty.add((rule_id, SEEN, key))
 
     def intern(self, values: Key) -> Key:
@@ -205,14 +234,19 @@ class StateBook:
         if seen is None:
             seen = by_key[keys] = {}
             outcome = NEW_KEY
+        else:  # the keys that learnt a value least recently come first (trim_seen drops those)
+            del by_key[keys]
+            by_key[keys] = seen
         values = self.intern(values)
         seen[values] = None
+        self.values += 1
         pairs = self.pairs.get(rule_id)
         if pairs is not None:
             pairs.add(keys + values)
         while len(seen) > limit:
             oldest = next(iter(seen))
             del seen[oldest]
+            self.values -= 1
             if pairs is not None:
                 pairs.discard(keys + oldest)
         self.dirty.add((rule_id, SEEN, keys))
@@ -261,6 +295,17 @@ class StateBook:
         self.dirty.clear()
         out.sort(key=lambda e: (e.rule_id, e.kind, e.key))
         return out
+
+
+def _fair_share(sizes: Sequence[int], total: int) -> int:
+    """The most each of the holders of `sizes` (ascending) may keep for all to fit in `total`:
+    those under it keep what they hold, the others that much."""
+    for n, size in enumerate(sizes):
+        share = total // (len(sizes) - n)
+        if size > share:
+            return share
+        total -= size
+    return sizes[-1] if sizes else 0
 
 
 def event_time(event: Mapping[str, Any]) -> int | None:

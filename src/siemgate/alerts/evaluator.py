@@ -281,10 +281,24 @@ class AlertEvaluator:
             log.warning(
                 "account %s holds more than %d threshold windows: the %d whose newest event is oldest were"
                 " dropped (per rule: %s); a rule grouped by a field with a value per event makes this",
-                self._account(account_id).uuid, engine.MAX_WINDOWS, sum(dropped.values()),
-                ", ".join(f"{rule} {n}" for rule, n in sorted(dropped.items(), key=lambda i: -i[1])),
+                self._account(account_id).uuid, engine.MAX_WINDOWS, sum(dropped.values()), _per_rule(dropped),
             )  # fmt: skip
+        self._trim_seen(account_id, book)
         return book.changes()
+
+    def _trim_seen(self, account_id: int, book: StateBook, lost: dict[str, int] | None = None) -> None:
+        """Bound the account's first-seen values (StateBook.trim_seen), telling the operator which
+        rules lost keys (with those in `lost`, lost earlier in the same step)."""
+        lost = dict(lost or {})
+        for rule_id, n in book.trim_seen(engine.MAX_SEEN_VALUES).items():
+            lost[rule_id] = lost.get(rule_id, 0) + n
+        if lost:
+            log.warning(
+                "account %s holds more than %d first-seen values: %d keys that learnt a value least recently"
+                " were dropped (per rule: %s), and the next value of each counts as its first; a rule keyed"
+                " by a field with many values (an address) makes this",
+                self._account(account_id).uuid, engine.MAX_SEEN_VALUES, sum(lost.values()), _per_rule(lost),
+            )  # fmt: skip
 
     def save_state(self) -> None:
         """Record the alerts waiting to be recorded as events and commit every account's unsaved
@@ -404,6 +418,7 @@ class AlertEvaluator:
         if stale and upto > 0:
             learner = Evaluator(stale, book)
             after = 0
+            lost: dict[str, int] = {}  # a long history is learnt within the bound on first-seen values
             while after < upto:
                 chunk = self._read(account_id, feature, after, upto)
                 if not chunk:
@@ -412,7 +427,10 @@ class AlertEvaluator:
                 if feature == Feature.AUDITEVENTS:
                     chunk = [(s, e) for s, e in chunk if not is_alert_event(e)]
                 learner.evaluate(chunk, now=0, learn_only=True)  # the time does not matter: nothing fires
+                for rule_id, n in book.trim_seen(engine.MAX_SEEN_VALUES).items():
+                    lost[rule_id] = lost.get(rule_id, 0) + n
             log.info("first-seen rules %s learnt %s history up to seq %d", [r.id for r in stale], feature.value, upto)
+            self._trim_seen(account_id, book, lost)
         book.covered[feature.value] = upto
         self._commit(AlertCommit(account_id, feature, checkpoint, upto, book.changes()))
         self._unsaved.pop(account_id, None)
@@ -588,6 +606,11 @@ def token_records(store: Store, account: Account, now: int) -> list[dict[str, An
             }
         )
     return records
+
+
+def _per_rule(counts: dict[str, int]) -> str:
+    """`rule n, rule n` for a warning, the largest first."""
+    return ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def _meta(rule: CompiledRule) -> dict[str, Any]:
