@@ -41,6 +41,9 @@ script writes to a temporary folder on the servers' PYTHONPATH (nothing in siemg
 - off-backfill, off-backfill-compact: alerting off, but the first large write reads the stream's
   history in chunks as first-seen backfill does and keeps each user's countries (compact: that
   state rebuilt in one piece afterwards): whether a heap sprinkled by backfill slows ingest
+- off-jemalloc, on-jemalloc: off and on with Python's small-object allocator replaced by jemalloc
+  (`PYTHONMALLOC=malloc`, `LD_PRELOAD` of the system's libjemalloc.so.2, Debian's libjemalloc2):
+  whether what alerting costs code that is not its own is how the allocator lays out each batch
 
 Every server also reports the CPU its request threads spent validating and encoding the
 1000-event batches (`EventWriter._prepare`), which shows the cost alerting adds to code that is
@@ -48,8 +51,8 @@ not its own.
 
     python bench/alerts_ablation.py [--rounds 6] [--variants off,on,no-threshold,...]
 
-(the default variants are the first eight above, the fifth round's; the others are the sixth's,
-the eighth's and the ninth's)
+(the default variants are the first eight above, the fifth round's; the others are the sixth's
+to the tenth's)
 """
 
 from __future__ import annotations
@@ -303,7 +306,17 @@ VARIANTS = (
     "on-lazycp",
     "off-backfill",
     "off-backfill-compact",
+    "off-jemalloc",
+    "on-jemalloc",
 )
+
+
+def jemalloc_env() -> dict[str, str]:
+    """The environment that runs a server on jemalloc; SystemExit when the library is missing."""
+    found = sorted(Path("/usr/lib").glob("*/libjemalloc.so.2")) + sorted(Path("/usr/lib").glob("libjemalloc.so.2"))
+    if not found:
+        raise SystemExit("the -jemalloc variants need libjemalloc.so.2 (apt-get install libjemalloc2)")
+    return {"PYTHONMALLOC": "malloc", "LD_PRELOAD": str(found[0])}
 
 
 def one_round(variants: list[str], warm: list[bytes], bodies: list[bytes], tmp: Path) -> dict[str, tuple[float, float]]:
@@ -312,6 +325,8 @@ def one_round(variants: list[str], warm: list[bytes], bodies: list[bytes], tmp: 
     for name in variants:
         report = tmp / f"{name}.report"
         env = {"BENCH_VARIANT": name, "BENCH_REPORT": str(report)}
+        if name.endswith("-jemalloc"):
+            env |= jemalloc_env()
         sites[name] = Site(not name.startswith("off"), tmp / name, 2, 7.0, env)
     try:
         for site in sites.values():

@@ -37,7 +37,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -286,12 +287,11 @@ class AlertEvaluator:
         self._trim_seen(account_id, book)
         return book.changes()
 
-    def _trim_seen(self, account_id: int, book: StateBook, lost: dict[str, int] | None = None) -> None:
+    def _trim_seen(self, account_id: int, book: StateBook, earlier: Counter[str] | None = None) -> None:
         """Bound the account's first-seen values (StateBook.trim_seen), telling the operator which
-        rules lost keys (with those in `lost`, lost earlier in the same step)."""
-        lost = dict(lost or {})
-        for rule_id, n in book.trim_seen(engine.MAX_SEEN_VALUES).items():
-            lost[rule_id] = lost.get(rule_id, 0) + n
+        rules lost keys (with those `earlier` in the same step)."""
+        lost = Counter(earlier)
+        lost.update(book.trim_seen(engine.MAX_SEEN_VALUES))
         if lost:
             log.warning(
                 "account %s holds more than %d first-seen values: %d keys that learnt a value least recently"
@@ -418,7 +418,7 @@ class AlertEvaluator:
         if stale and upto > 0:
             learner = Evaluator(stale, book)
             after = 0
-            lost: dict[str, int] = {}  # a long history is learnt within the bound on first-seen values
+            lost: Counter[str] = Counter()  # a long history is learnt within the bound on first-seen values
             while after < upto:
                 chunk = self._read(account_id, feature, after, upto)
                 if not chunk:
@@ -427,8 +427,7 @@ class AlertEvaluator:
                 if feature == Feature.AUDITEVENTS:
                     chunk = [(s, e) for s, e in chunk if not is_alert_event(e)]
                 learner.evaluate(chunk, now=0, learn_only=True)  # the time does not matter: nothing fires
-                for rule_id, n in book.trim_seen(engine.MAX_SEEN_VALUES).items():
-                    lost[rule_id] = lost.get(rule_id, 0) + n
+                lost.update(book.trim_seen(engine.MAX_SEEN_VALUES))
             log.info("first-seen rules %s learnt %s history up to seq %d", [r.id for r in stale], feature.value, upto)
             self._trim_seen(account_id, book, lost)
         book.covered[feature.value] = upto
@@ -608,7 +607,7 @@ def token_records(store: Store, account: Account, now: int) -> list[dict[str, An
     return records
 
 
-def _per_rule(counts: dict[str, int]) -> str:
+def _per_rule(counts: Mapping[str, int]) -> str:
     """`rule n, rule n` for a warning, the largest first."""
     return ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items(), key=lambda item: -item[1]))
 
