@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import secrets
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from siemgate.tlog.checkpoint import open_checkpoint, open_recovery
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.signer import SignerRefused, StaleBase
-from siemgate.tlog.signer_client import SignerClient, SignerUnavailable
+from siemgate.tlog.signer_client import MAX_ANSWER_BYTES, SignerClient, SignerUnavailable
 from support.ports import free_port
 
 from .tlog_kit import ORIGIN, MemLog, make_kit, run_cli, signer_process
@@ -138,3 +140,63 @@ def test_cli_init_keys_rotate_retire_recover(tmp_path: Path, capsys: pytest.Capt
     files = ["--key-file", keys, "--state-file", state, "--reason", "r", "--origin", origin, "--size", "1"]
     assert "nothing to recover" in run_cli(capsys, "signer", "recover", *files, "--root", root, ok=False)[1]
     assert "base64" in run_cli(capsys, "signer", "recover", *files, "--root", "!!", ok=False)[1]
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    """A signer URL that answers what no signer does: per path, too much, no HTTP at all, bytes that
+    are not UTF-8, a conflict without JSON, a recovery without its notes, fewer bytes than announced."""
+
+    def _answer(self) -> None:
+        path = self.path.split("?")[0]
+        if path == "/v1/keys":  # more than any key file
+            self._send(200, b"k" * (2 << 20))
+        elif path == "/v1/checkpoint":  # not UTF-8
+            self._send(200, b"\xff\xfe origin\n")
+        elif path == "/v1/sign":  # a conflict without the size
+            self._send(409, b"<html>stale</html>")
+        elif path == "/v1/recover":
+            self._send(200, b'{"recovery": "r"}')
+        elif path == "/v1/health":  # broken off
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        else:
+            self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+
+    do_GET = do_POST = _answer
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_signer_answer_out_of_its_api_is_unavailable_not_a_crash() -> None:
+    """Whatever the signer URL answers, the client reads at most MAX_ANSWER_BYTES of it and raises
+    SignerUnavailable naming what was wrong (the integration loop catches that and goes on), never
+    an HTTP parser's, a decoder's or a JSON error, and never holds an unbounded answer in memory."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = SignerClient(f"http://127.0.0.1:{server.server_address[1]}", "s" * 32, timeout=5)
+    try:
+        with pytest.raises(SignerUnavailable, match=f"more than {MAX_ANSWER_BYTES} bytes"):
+            client.keys()
+        with pytest.raises(SignerUnavailable, match="not UTF-8"):
+            client.checkpoint(ORIGIN)
+        with pytest.raises(SignerUnavailable, match="JSON its API does not have"):
+            client.sign(ORIGIN, 2, b"\0" * 32, 1, [])
+        with pytest.raises(SignerUnavailable, match="JSON its API does not have"):
+            client.recover(ORIGIN, 2, b"\0" * 32, "test")
+        with pytest.raises(SignerUnavailable, match="broke off"):
+            client.health()
+        with pytest.raises(SignerUnavailable, match="unreachable"):
+            client._request("GET", "/other")
+    finally:
+        server.shutdown()
+        server.server_close()

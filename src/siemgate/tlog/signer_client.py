@@ -15,9 +15,12 @@ from urllib.parse import quote, urlsplit
 
 from siemgate.tlog.signer import SignerRefused, StaleBase
 
+MAX_ANSWER_BYTES = 1 << 20  # a note, a key file or an error is a few kB: more is not the signer's API
+
 
 class SignerUnavailable(Exception):
-    """The signer could not be reached or failed; ingest goes on and checkpoints catch up later."""
+    """The signer could not be reached, failed, or answered what its API never does; ingest goes
+    on and checkpoints catch up later."""
 
 
 class SignerClient:
@@ -41,11 +44,37 @@ class SignerClient:
         try:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
-            return resp.status, resp.read()
-        except OSError as exc:
-            raise SignerUnavailable(f"the signer at {self._host}:{self._port} is unreachable: {exc}") from None
+            status, payload = resp.status, resp.read(MAX_ANSWER_BYTES + 1)
+            cut = bool(resp.length) and len(payload) <= MAX_ANSWER_BYTES  # fewer bytes than announced
+        except (OSError, http.client.HTTPException) as exc:  # unreachable, or an answer that is not HTTP
+            where = self._where()
+            raise SignerUnavailable(f"the signer at {where} is unreachable or answered not in HTTP: {exc!r}") from None
         finally:
             conn.close()
+        if len(payload) > MAX_ANSWER_BYTES:
+            raise SignerUnavailable(f"the signer at {self._where()} answered more than {MAX_ANSWER_BYTES} bytes")
+        if cut:
+            raise SignerUnavailable(f"the signer at {self._where()} broke off its answer")
+        return status, payload
+
+    def _where(self) -> str:
+        return f"{self._host}:{self._port}"
+
+    def _text(self, payload: bytes) -> str:
+        try:
+            return payload.decode()
+        except UnicodeDecodeError:
+            raise SignerUnavailable(f"the signer at {self._where()} answered text that is not UTF-8") from None
+
+    def _json(self, payload: bytes, *fields: str) -> dict[str, Any]:
+        """The answer's JSON object, which must hold `fields`; SignerUnavailable otherwise."""
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not all(f in data for f in fields):
+            raise SignerUnavailable(f"the signer at {self._where()} answered JSON its API does not have")
+        return data
 
     @staticmethod
     def _error(status: int, payload: bytes) -> str:
@@ -53,7 +82,7 @@ class SignerClient:
             message = json.loads(payload).get("error")
         except (ValueError, AttributeError):
             message = None
-        return str(message or f"HTTP {status}")
+        return str(message or f"HTTP {status}")[:500]  # into logs and alarms: a line, not a page
 
     def sign(self, origin: str, size: int, root: bytes, old_size: int, proof: Sequence[bytes]) -> str:
         """The signed checkpoint note; StaleBase, SignerRefused or SignerUnavailable."""
@@ -69,9 +98,12 @@ class SignerClient:
             },
         )
         if status == 200:
-            return payload.decode()
+            return self._text(payload)
         if status == 409:
-            raise StaleBase(self._error(status, payload), int(json.loads(payload)["size"]))
+            size = self._json(payload, "size")["size"]
+            if type(size) is not int:
+                raise SignerUnavailable(f"the signer at {self._where()} answered a conflict without its size")
+            raise StaleBase(self._error(status, payload), size)
         if status >= 500:
             raise SignerUnavailable(f"the signer failed: HTTP {status}")
         raise SignerRefused(self._error(status, payload), status)
@@ -85,7 +117,7 @@ class SignerClient:
         )
         if status != 200:
             raise SignerRefused(self._error(status, payload), status)
-        data = json.loads(payload)
+        data = self._json(payload, "recovery", "checkpoint")
         return str(data["recovery"]), str(data["checkpoint"])
 
     def checkpoint(self, origin: str) -> str | None:
@@ -95,17 +127,17 @@ class SignerClient:
             return None
         if status != 200:
             raise SignerRefused(self._error(status, payload), status)
-        return payload.decode()
+        return self._text(payload)
 
     def health(self) -> None:
         """Returns when the signer answers its health check; SignerUnavailable otherwise."""
         status, _ = self._request("GET", "/v1/health")
         if status != 200:
-            raise SignerUnavailable(f"the signer at {self._host}:{self._port} answered its health check with {status}")
+            raise SignerUnavailable(f"the signer at {self._where()} answered its health check with {status}")
 
     def keys(self) -> str:
         """The public key file text."""
         status, payload = self._request("GET", "/v1/keys")
         if status != 200:
             raise SignerRefused(self._error(status, payload), status)
-        return payload.decode()
+        return self._text(payload)
