@@ -41,6 +41,8 @@ script writes to a temporary folder on the servers' PYTHONPATH (nothing in siemg
 - off-backfill, off-backfill-compact: alerting off, but the first large write reads the stream's
   history in chunks as first-seen backfill does and keeps each user's countries (compact: that
   state rebuilt in one piece afterwards): whether a heap sprinkled by backfill slows ingest
+- off-serialall, on-serialall: off and on with one request's whole batch (decoding, parsing,
+  validation, insert, evaluation) at a time per server, not only its write (off-serial)
 - off-jemalloc, on-jemalloc: off and on with Python's small-object allocator replaced by jemalloc
   (`PYTHONMALLOC=malloc`, `LD_PRELOAD` of the system's libjemalloc.so.2, Debian's libjemalloc2):
   whether what alerting costs code that is not its own is how the allocator lays out each batch
@@ -237,6 +239,15 @@ if _variant:
                         event["target_user"]["email"]
             return result
         _ingest.EventWriter.write = _extra
+    elif _variant in ("off-serialall", "on-serialall"):
+        import threading
+        _routes = importlib.import_module("siemgate.api.ingest_routes")
+        _alock = threading.Lock()
+        _store = _routes._store_batch
+        def _one_at_a_time(*args):
+            with _alock:
+                return _store(*args)
+        _routes._store_batch = _one_at_a_time
     elif _variant in ("on-serial", "on-pre", "off-serial"):
         import threading
         _wlock = threading.RLock()
@@ -308,6 +319,8 @@ VARIANTS = (
     "off-backfill-compact",
     "off-jemalloc",
     "on-jemalloc",
+    "off-serialall",
+    "on-serialall",
 )
 
 
