@@ -17,12 +17,12 @@ from .ports import free_port
 from .waiting import wait_for
 
 
-class _Quiet(BaseHTTPRequestHandler):
+class QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         """Nothing on stderr for each request."""
 
 
-def _serving(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+def serving(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """A server on a free port of 127.0.0.1, answering with `handler` in a thread."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -37,7 +37,7 @@ class HttpReceiver:
         self.statuses: list[int] = []
         receiver = self
 
-        class Handler(_Quiet):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
@@ -47,7 +47,7 @@ class HttpReceiver:
                 self.end_headers()
                 self.wfile.write(b"ok" if status == 200 else b"unavailable")
 
-        self.server = _serving(Handler)
+        self.server = serving(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:
@@ -60,13 +60,13 @@ def misbehaving(answer: Any) -> Any:
     """An HTTP server on 127.0.0.1 whose every POST is answered by `answer(handler)` (the request
     body already read), for peers that answer badly on purpose; yields its URL."""
 
-    class Handler(_Quiet):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             with contextlib.suppress(OSError):  # the client may stop reading
                 answer(self)
 
-    server = _serving(Handler)
+    server = serving(Handler)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

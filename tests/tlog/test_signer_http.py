@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import secrets
-import threading
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.signer import SignerRefused, StaleBase
 from siemgate.tlog.signer_client import MAX_ANSWER_BYTES, SignerClient, SignerUnavailable
 from support.ports import free_port
+from support.receivers import QuietHandler, serving
 
 from .tlog_kit import ORIGIN, MemLog, make_kit, run_cli, signer_process
 
@@ -142,7 +141,7 @@ def test_cli_init_keys_rotate_retire_recover(tmp_path: Path, capsys: pytest.Capt
     assert "base64" in run_cli(capsys, "signer", "recover", *files, "--root", "!!", ok=False)[1]
 
 
-class _Hostile(http.server.BaseHTTPRequestHandler):
+class _Hostile(QuietHandler):
     """A signer URL that answers what no signer does: per path, too much, no HTTP at all, bytes that
     are not UTF-8, a conflict without JSON, a recovery without its notes, fewer bytes than announced."""
 
@@ -172,17 +171,12 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 def test_a_signer_answer_out_of_its_api_is_unavailable_not_a_crash() -> None:
     """Whatever the signer URL answers, the client reads at most MAX_ANSWER_BYTES of it and raises
     SignerUnavailable naming what was wrong (the integration loop catches that and goes on), never
     an HTTP parser's, a decoder's or a JSON error, and never holds an unbounded answer in memory."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serving(_Hostile)
     client = SignerClient(f"http://127.0.0.1:{server.server_address[1]}", "s" * 32, timeout=5)
     try:
         with pytest.raises(SignerUnavailable, match=f"more than {MAX_ANSWER_BYTES} bytes"):

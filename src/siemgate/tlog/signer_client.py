@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from siemgate.tlog.answers import AnswerError, read_answer
 from siemgate.tlog.signer import SignerRefused, StaleBase
 
 MAX_ANSWER_BYTES = 1 << 20  # a note, a key file or an error is a few kB: more is not the signer's API
@@ -44,18 +45,14 @@ class SignerClient:
         try:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
-            status, payload = resp.status, resp.read(MAX_ANSWER_BYTES + 1)
-            cut = bool(resp.length) and len(payload) <= MAX_ANSWER_BYTES  # fewer bytes than announced
+            return resp.status, read_answer(resp, MAX_ANSWER_BYTES)
+        except AnswerError as exc:
+            raise SignerUnavailable(f"the signer at {self._where()} {exc}") from None
         except (OSError, http.client.HTTPException) as exc:  # unreachable, or an answer that is not HTTP
             where = self._where()
             raise SignerUnavailable(f"the signer at {where} is unreachable or answered not in HTTP: {exc!r}") from None
         finally:
             conn.close()
-        if len(payload) > MAX_ANSWER_BYTES:
-            raise SignerUnavailable(f"the signer at {self._where()} answered more than {MAX_ANSWER_BYTES} bytes")
-        if cut:
-            raise SignerUnavailable(f"the signer at {self._where()} broke off its answer")
-        return status, payload
 
     def _where(self) -> str:
         return f"{self._host}:{self._port}"

@@ -12,6 +12,7 @@ import http.client
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from siemgate.tlog.answers import AnswerError, read_answer
 from siemgate.tlog.witness import WitnessRefused
 
 # A witness answers with its cosignature lines (about 150 bytes each), a size or a short reason.
@@ -53,16 +54,13 @@ class WitnessClient:
                 "POST", f"{self._prefix}/add-checkpoint", body=body.encode(), headers={"Content-Type": "text/plain"}
             )
             resp = conn.getresponse()
-            status, payload = resp.status, resp.read(MAX_ANSWER_BYTES + 1)
-            cut = bool(resp.length) and len(payload) <= MAX_ANSWER_BYTES  # fewer bytes than announced
+            status, payload = resp.status, read_answer(resp, MAX_ANSWER_BYTES)
+        except AnswerError as exc:
+            raise WitnessUnavailable(f"the witness at {self.url} {exc}") from None
         except (OSError, http.client.HTTPException) as exc:  # unreachable, or a broken answer
             raise WitnessUnavailable(f"the witness at {self.url} is unreachable: {exc!r}") from None
         finally:
             conn.close()
-        if len(payload) > MAX_ANSWER_BYTES:
-            raise WitnessUnavailable(f"the witness at {self.url} answered more than {MAX_ANSWER_BYTES} bytes")
-        if cut:
-            raise WitnessUnavailable(f"the witness at {self.url} broke off its answer")
         text = payload.decode("utf-8", "replace")
         if status == 200:
             return text
