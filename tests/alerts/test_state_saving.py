@@ -11,8 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
+from siemgate.accounts.actor import CLI
 from siemgate.alerts import engine, evaluator
+from siemgate.alerts.model import parse_rule
 from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
 from support.events import signin
 
 from .test_alerts_live import SIGNIN, S, Site, now_failed
@@ -165,7 +168,8 @@ def test_an_account_keeps_a_bounded_number_of_first_seen_values(
     """A first-seen rule keyed by a field with many values (an address) keeps a key per value:
     past MAX_SEEN_VALUES per account, the rules holding the most lose the keys that learnt a value
     least recently, from memory and the store, both when a rule learns the stored history and as
-    it goes; the other rules keep theirs, and a dropped key's next value counts as its first."""
+    it goes; the other rules keep theirs, and a dropped key's next value counts as its first. The
+    bound is the account's: another tenant with the same rule, under it, loses nothing."""
     monkeypatch.setattr(evaluator, "STATE_SAVE_SECONDS", 0.0)
     monkeypatch.setattr(engine, "MAX_SEEN_VALUES", 20)
     person = signin(site.clock())["target_user"]
@@ -177,13 +181,17 @@ def test_an_account_keeps_a_bounded_number_of_first_seen_values(
         return events
 
     site.write(SIGNIN, from_addresses(0, 30, 0))  # history for the rule below: 30 addresses
-    site.rule(
-        id="per-address",
-        name="Someone new from an address",
-        source="signinattempts",
-        match={"category": "success"},
-        first_seen={"key": ["client.ip_address"], "value": ["target_user.uuid"]},
-    )
+    per_address = {
+        "id": "per-address",
+        "name": "Someone new from an address",
+        "source": "signinattempts",
+        "match": {"category": "success"},
+        "first_seen": {"key": ["client.ip_address"], "value": ["target_user.uuid"]},
+    }
+    site.rule(**per_address)
+    other = site.services.store.create_account(new_id(), "Other tenant", site.clock())
+    site.services.alerts.rules.save(CLI, other, parse_rule(per_address), "api")
+    site.services.writer.write(other.id, SIGNIN, from_addresses(100, 15, 0))  # 16 values: under 20
     book = site.services.alerts.evaluator._books[site.account.id]
 
     def held() -> tuple[set[str], set[str]]:
@@ -219,3 +227,6 @@ def test_an_account_keeps_a_bounded_number_of_first_seen_values(
     assert counted() == book.values == 18 and "per-address 4" in caplog.text
     site.write(SIGNIN, [signin(site.clock() + 60 * S, country="FR", target_user=person)])
     assert len(site.alerts("signin-new-country")) == 1  # its state was never dropped
+    theirs = site.services.alerts.evaluator._books[other.id]
+    assert len(theirs.seen["per-address"]) == 15 and theirs.values == 16  # the other tenant's: all kept
+    assert other.uuid not in caplog.text
