@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,36 @@ def test_an_account_has_at_most_max_rules_of_its_own(make_server: Any, monkeypat
     assert not any(r["id"].startswith("vault-shared") for r in listed)  # nothing of the text was saved
     ok(site.call(site.admin, "DELETE", site.path("/alert-rules/export-2")))
     ok(site.call(site.admin, "POST", rules, json=body(3)), 201)
+
+
+def test_concurrent_creates_cannot_pass_the_rule_limit(make_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests that all get past the limit's check before any saves (held together at a barrier
+    after compiling and checking their rules) leave the account at MAX_RULES rules of its own,
+    never above it: one is created, the others are refused with the limit named."""
+    monkeypatch.setattr(rules_module, "MAX_RULES", 3)
+    site = Site(make_server(alerts_enabled=True))
+    rules = site.path("/alert-rules")
+
+    def body(rule_id: str) -> dict[str, Any]:
+        return {"id": rule_id, "name": rule_id, "source": "itemusages", "match": {"action": "export"}}
+
+    for i in range(2):
+        ok(site.call(site.admin, "POST", rules, json=body(f"kept-{i}")), 201)
+    racers = 4
+    together = threading.Barrier(racers, timeout=30)
+    check = rules_module.check_destinations
+
+    def held(rule: Any, policy: Any) -> None:
+        check(rule, policy)
+        together.wait()
+
+    monkeypatch.setattr(rules_module, "check_destinations", held)
+    with ThreadPoolExecutor(racers) as pool:
+        answers = list(pool.map(lambda i: site.call(site.admin, "POST", rules, json=body(f"race-{i}")), range(racers)))
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    assert all("at most 3" in error_message(a, 409) for a in answers if a.status_code == 409)
+    stored = site.services.store.list_alert_rules(site.account.id)
+    assert len([r for r in stored if r.rule_id.startswith(("kept-", "race-"))]) == 3
 
 
 def test_alerts_explain_themselves_and_are_worked_through_the_admin_api(make_server: Any) -> None:

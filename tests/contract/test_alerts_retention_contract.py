@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import pytest
 
 from siemgate.errors import Conflict, NotFound
@@ -16,8 +21,10 @@ from siemgate.store.base import (
     DeliveryRecord,
     NewEvent,
     RetentionPolicy,
+    RuleRoom,
     Store,
 )
+from siemgate.store.errors import RoomExhausted
 
 T0 = 1_700_000_000_000_000_000
 S = 1_000_000_000
@@ -48,6 +55,54 @@ def test_alert_rules_are_upserted_listed_and_deleted_with_their_state(store: Sto
     with pytest.raises(NotFound):
         store.delete_alert_rule(a.id, "r1")
     assert len(store.list_alert_rules(b.id)) == 1
+
+
+def test_put_alert_rules_keeps_an_account_within_its_room_under_concurrent_saves(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RuleRoom bounds the account's rules (ids in `uncounted` aside) in the save's own
+    transaction. Two saves into an account one short of the limit, each waiting (up to a second)
+    for the other to have counted the rules too before it writes: one is saved, the other refused,
+    since the second cannot count before the first commits. A save past the limit writes nothing;
+    replacing rules is always possible; another account's room is its own."""
+    a = store.create_account(new_id(), "A", T0)
+    b = store.create_account(new_id(), "B", T0)
+    room = RuleRoom(3, frozenset({"starter"}))
+
+    def rule(account_id: int, rule_id: str) -> tuple[AlertRuleRecord, None]:
+        return AlertRuleRecord(account_id, rule_id, "{}", "api", True, T0, T0), None
+
+    assert store.put_alert_rules([rule(a.id, "starter"), rule(a.id, "r0"), rule(a.id, "r1")], room) == [1, 1, 1]
+    counted = threading.Barrier(2)
+    put = store._put_rule
+
+    def put_once_both_counted(conn: Any, record: AlertRuleRecord, keep: Any) -> int:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            counted.wait(timeout=1)  # times out when the other save cannot have counted yet: the bound holds
+        return int(put(conn, record, keep))
+
+    monkeypatch.setattr(store, "_put_rule", put_once_both_counted)
+    started = threading.Barrier(2, timeout=30)
+
+    def add(i: int) -> str:
+        started.wait()
+        try:
+            store.put_alert_rules([rule(a.id, f"new-{i}")], room)
+        except RoomExhausted as exc:
+            return f"refused: {exc.held} held + {exc.adding} > {exc.limit}"
+        return "saved"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(add, range(2)))
+    monkeypatch.undo()
+    assert sorted(outcomes) == ["refused: 3 held + 1 > 3", "saved"]
+    ids = {r.rule_id for r in store.list_alert_rules(a.id)}
+    assert len(ids - {"starter"}) == 3
+    with pytest.raises(RoomExhausted):
+        store.put_alert_rules([rule(a.id, "r0"), rule(a.id, "later")], room)
+    assert {r.rule_id: r.version for r in store.list_alert_rules(a.id)}["r0"] == 1  # r0 not replaced either
+    assert store.put_alert_rules([rule(a.id, "r0"), rule(a.id, "starter")], room) == [2, 2]
+    assert store.put_alert_rules([rule(b.id, f"b{i}") for i in range(3)], room) == [1, 1, 1]
 
 
 def test_commit_moves_the_checkpoint_atomically_or_not_at_all(store: Store) -> None:

@@ -197,6 +197,22 @@ def test_loopback_and_metadata_destinations_are_refused_when_saved(site: Site) -
         site.services.alerts.rules.save(CLI, site.account, syslog, "api")
 
 
+def test_a_text_with_a_refused_destination_saves_none_of_its_rules(site: Site) -> None:
+    """Every rule of a text is checked, destinations too, before any is saved: the refusal of the
+    second rule's webhook leaves the first unsaved."""
+    text = """
+- {id: first, name: First, source: auditevents, match: {action: disblmfa}}
+- id: second
+  name: Second
+  source: auditevents
+  match: {action: disblmfa}
+  actions: [{type: webhook, url: "http://127.0.0.1:9/x", secret: whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA}]
+"""
+    with pytest.raises(OutboundRefused, match="rule 'second'"):
+        site.services.alerts.load_text(CLI, site.account, text)
+    assert site.services.store.list_alert_rules(site.account.id) == []
+
+
 def test_a_name_resolving_to_loopback_is_refused_after_resolution(site: Site, listener: Listener) -> None:
     site.hook_rule_stored_directly([{"type": "slack", "url": f"http://localhost:{listener.port}/hook"}])
     [delivery] = site.fire()

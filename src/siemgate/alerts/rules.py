@@ -34,7 +34,8 @@ from siemgate.alerts.model import (
 )
 from siemgate.errors import BadRequest, Conflict, NotFound
 from siemgate.outbound import OutboundPolicy, OutboundRefused
-from siemgate.store.base import Account, AlertRuleRecord, Store
+from siemgate.store.base import Account, AlertRuleRecord, RuleRoom, Store
+from siemgate.store.errors import RoomExhausted
 
 CACHE_SECONDS = 5.0  # rules changed by another process (the CLI) are seen within this time
 ORIGINS = ("starter", "file", "api")
@@ -146,61 +147,57 @@ class AlertRules:
         return self.version - self._versions.get(account_id, 0), self._versions.get(account_id, 0)
 
     # changing -----------------------------------------------------------------------------------
-    def check_room(self, actor: Actor, account: Account, rule_ids: list[str]) -> None:
-        """Check that the actor may change the account's rules, and that saving `rule_ids` gives
-        the account no more than MAX_RULES rules of its own (starter rules and rules it already has
-        are not new): Conflict naming the limit."""
-        self.people.require(actor, account, "administrator", "change alert rules")
-        self._check_room(account.id, rule_ids)
-
-    def _check_room(self, account_id: int, rule_ids: list[str]) -> None:
-        """check_room, once the actor's role is checked (the stored rules read afresh: the cached
-        entries may be 5 s behind another process)."""
-        stored = {r.rule_id for r in self.store.list_alert_rules(account_id)}
-        starters = starter_rules()
-        own = len(stored - starters.keys())
-        new = len(set(rule_ids) - stored - starters.keys())
-        if new and own + new > MAX_RULES:
-            raise Conflict(
-                f"the account has {own} alert rules of its own and these would add {new}; at most {MAX_RULES}"
-                " are allowed: delete rules it no longer uses (siemgate alerts delete, or DELETE"
-                " /api/admin/v1/accounts/{account}/alert-rules/{id})"
-            )
-
     def save(self, actor: Actor, account: Account, rule: Rule, origin: str, *, create: bool = False) -> RuleEntry:
-        """Create or replace a rule (compiled first: nothing is saved when it is invalid).
+        """save_all of one rule."""
+        return self.save_all(actor, account, [rule], origin, create=create)[0]
 
-        `create`: refuse (409) when the id is taken. A rule with a starter rule's id overrides it.
-        Webhook secrets given as the mask ('********') keep the stored secret of the same action."""
+    def save_all(
+        self, actor: Actor, account: Account, rules: list[Rule], origin: str, *, create: bool = False
+    ) -> list[RuleEntry]:
+        """Create or replace rules, all or none: each is compiled and its destinations checked
+        before any is saved, and they are saved in one transaction.
+
+        `create`: refuse (409) when an id is taken. A rule with a starter rule's id overrides it.
+        Webhook secrets given as the mask ('********') keep the stored secret of the same action.
+        The account may hold at most MAX_RULES rules of its own (starter rules and their overrides
+        do not count; replacing a rule adds none): Conflict naming the limit, checked by the store
+        in the same transaction, so concurrent saves cannot pass it together."""
         self.people.require(actor, account, "administrator", "change alert rules")
-        existing: RuleEntry | None
-        try:
-            existing = self.get(account.id, rule.id)
-        except NotFound:
-            existing = None
-        if create and existing is not None:
-            raise Conflict(f"an alert rule with the id {rule.id!r} exists; choose another id or replace it (PUT)")
-        if existing is None:
-            self._check_room(account.id, [rule.id])
-        rule = _keep_secrets(rule, existing.rule if existing else None)
-        try:
-            compile_rule(rule)
-        except RuleError as exc:
-            raise BadRequest(str(exc)) from None
-        check_destinations(rule, self.policy)
         now = self.clock()
-        record_origin = "starter" if rule.id in starter_rules() else origin
-        self.store.put_alert_rule(
-            AlertRuleRecord(
-                account.id, rule.id, orjson.dumps(rule.as_json()).decode(), record_origin, rule.enabled, now, now
-            ),
-            keep_actions=[action_json(a) for a in rule.actions],
-        )
+        records: list[tuple[AlertRuleRecord, list[str] | None]] = []
+        saved: list[tuple[Rule, bool]] = []
+        for rule in rules:
+            try:
+                existing: RuleEntry | None = self.get(account.id, rule.id)
+            except NotFound:
+                existing = None
+            if create and existing is not None:
+                raise Conflict(f"an alert rule with the id {rule.id!r} exists; choose another id or replace it (PUT)")
+            rule = _keep_secrets(rule, existing.rule if existing else None)
+            try:
+                compile_rule(rule)
+            except RuleError as exc:
+                raise BadRequest(str(exc)) from None
+            check_destinations(rule, self.policy)
+            record_origin = "starter" if rule.id in starter_rules() else origin
+            definition = orjson.dumps(rule.as_json()).decode()
+            record = AlertRuleRecord(account.id, rule.id, definition, record_origin, rule.enabled, now, now)
+            records.append((record, [action_json(a) for a in rule.actions]))
+            saved.append((rule, existing is not None))
+        room = RuleRoom(MAX_RULES, frozenset(starter_rules()))
+        try:
+            self.store.put_alert_rules(records, room)
+        except RoomExhausted as exc:
+            raise Conflict(
+                f"the account has {exc.held} alert rules of its own and these would add {exc.adding}; at most"
+                f" {exc.limit} are allowed: delete rules it no longer uses (siemgate alerts delete, or DELETE"
+                " /api/admin/v1/accounts/{account}/alert-rules/{id})"
+            ) from None
         self.invalidate(account.id)
-        action = "update" if existing is not None else "create"
-        self._record(actor, account, action, rule, {"origin": origin})
-        self._retire_aliases(actor, account, rule)
-        return self.get(account.id, rule.id)
+        for rule, replaced in saved:
+            self._record(actor, account, "update" if replaced else "create", rule, {"origin": origin})
+            self._retire_aliases(actor, account, rule)
+        return [self.get(account.id, rule.id) for rule, _ in saved]
 
     def _retire_aliases(self, actor: Actor, account: Account, rule: Rule) -> None:
         """A Sigma rule saved under its own id replaces the rule 0.1 stored under the id it derived

@@ -23,7 +23,7 @@ from siemgate.alerts.dispatch import Dispatcher
 from siemgate.alerts.engine import Evaluator, Firing, StateBook, event_time
 from siemgate.alerts.evaluator import AlertEvaluator
 from siemgate.alerts.fields import SCHEDULED
-from siemgate.alerts.model import CompiledRule, Rule, RuleError, compile_rule, parse_rule
+from siemgate.alerts.model import CompiledRule, Rule, RuleError, parse_rule
 from siemgate.alerts.rules import AlertRules, RuleEntry
 from siemgate.alerts.sigma import is_sigma, sigma_to_rules
 from siemgate.config import Settings
@@ -168,7 +168,7 @@ class AlertService:
         }
 
     def load_text(self, actor: Actor, account: Account, text: str, origin: str = "file") -> list[RuleEntry]:
-        """Create or replace every rule of a YAML text (all are checked before any is saved)."""
+        """Create or replace every rule of a YAML or Sigma text, all or none (AlertRules.save_all)."""
         try:
             rules = parse_rules_text(text)
         except RuleError as exc:
@@ -176,13 +176,7 @@ class AlertService:
         ids = [r.id for r in rules]
         if len(set(ids)) != len(ids):
             raise BadRequest(f"rule ids repeat in the text: {sorted({i for i in ids if ids.count(i) > 1})}")
-        for rule in rules:
-            try:
-                compile_rule(rule)
-            except RuleError as exc:
-                raise BadRequest(str(exc)) from None
-        self.rules.check_room(actor, account, ids)
-        return [self.rules.save(actor, account, rule, origin) for rule in rules]
+        return self.rules.save_all(actor, account, rules, origin)
 
     # alerts and deliveries ------------------------------------------------------------------------
     def alerts(

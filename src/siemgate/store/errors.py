@@ -13,3 +13,14 @@ class IntegrityConflict(Conflict):
         super().__init__(message)
         self.kind = kind
         self.constraint = constraint
+
+
+class RoomExhausted(Conflict):
+    """store.put_alert_rules would pass its RuleRoom: the account holds `held` counted rules and
+    the call adds `adding`, past `limit`."""
+
+    def __init__(self, held: int, adding: int, limit: int) -> None:
+        super().__init__(f"the account holds {held} rules and these would add {adding}; at most {limit}")
+        self.held = held
+        self.adding = adding
+        self.limit = limit

@@ -31,6 +31,7 @@ __all__ = [
     "NewEvent",
     "PageRows",
     "RetentionPolicy",
+    "RuleRoom",
     "Session",
     "SigningKey",
     "StoredEvent",
@@ -234,6 +235,15 @@ class AlertRuleRecord:
     created_at: int
     updated_at: int
     version: int = 0  # set by the store: 1 when created, +1 on every change
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRoom:
+    """A bound on an account's rules (store.put_alert_rules): at most `limit` of them whose ids are
+    not in `uncounted` (the starter rules' overrides)."""
+
+    limit: int
+    uncounted: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

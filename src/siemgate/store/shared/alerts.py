@@ -14,6 +14,7 @@ from typing import Any
 
 from siemgate.errors import Conflict, NotFound
 from siemgate.model.features import Feature
+from siemgate.store.errors import RoomExhausted
 from siemgate.store.records import (
     AlertCommit,
     AlertFailure,
@@ -22,6 +23,7 @@ from siemgate.store.records import (
     AlertRuleStats,
     AlertStateEntry,
     DeliveryRecord,
+    RuleRoom,
 )
 from siemgate.store.shared.dialect import SharedSQL
 
@@ -66,35 +68,67 @@ class AlertStore(SharedSQL):
         return [AlertRuleRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], int(r[7])) for r in rows]
 
     def put_alert_rule(self, record: AlertRuleRecord, keep_actions: Sequence[str] | None = None) -> int:
-        """Insert or replace the rule (account_id, rule_id); `created_at` of an existing row is kept
-        and its version goes up by one. With `keep_actions` (action JSON texts), pending deliveries
-        of the rule whose action is not among them are cancelled in the same transaction. Returns
-        the rule's new version."""
-        with self._change(f"cannot save alert rule {record.rule_id!r}") as conn:
-            conn.execute(
-                self._q(
-                    "INSERT INTO alert_rules (account_id, rule_id, definition, origin, enabled, created_at,"
-                    " updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (account_id, rule_id)"
-                    " DO UPDATE SET definition = excluded.definition, origin = excluded.origin,"
-                    " enabled = excluded.enabled, updated_at = excluded.updated_at,"
-                    " version = alert_rules.version + 1"
-                ),
-                (
-                    record.account_id,
-                    record.rule_id,
-                    record.definition,
-                    record.origin,
-                    int(record.enabled),
-                    record.created_at,
-                    record.updated_at,
-                ),
-            )
-            row = conn.execute(
-                self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"),
-                (record.account_id, record.rule_id),
-            ).fetchone()
-            if keep_actions is not None:
-                self._cancel(conn, record.account_id, record.rule_id, keep_actions, record.updated_at)
+        """put_alert_rules of one rule, without a bound; returns its new version."""
+        return self.put_alert_rules([(record, keep_actions)])[0]
+
+    def put_alert_rules(
+        self, records: Sequence[tuple[AlertRuleRecord, Sequence[str] | None]], room: RuleRoom | None = None
+    ) -> list[int]:
+        """Insert or replace rules of one account in one transaction: for each (record,
+        keep_actions), the rule (account_id, rule_id) with `created_at` of an existing row kept and
+        its version up by one; with `keep_actions` (action JSON texts), its pending deliveries whose
+        action is not among them cancelled. Returns the rules' new versions.
+
+        With `room`, the account's rules whose ids are not in `room.uncounted` may not number more
+        than `room.limit` afterwards when some are new: RoomExhausted, nothing written. The
+        account's row is locked first, so concurrent saves (other threads or processes) cannot all
+        pass the bound."""
+        if not records:
+            return []
+        ids = [record.rule_id for record, _ in records]
+        accounts = {record.account_id for record, _ in records}
+        if len(accounts) != 1:
+            raise ValueError("put_alert_rules saves the rules of one account")
+        [account_id] = accounts
+        with self._change(f"cannot save alert rules {ids}") as conn:
+            if room is not None:
+                self._make_room(conn, account_id, ids, room)
+            return [self._put_rule(conn, record, keep) for record, keep in records]
+
+    def _make_room(self, conn: Any, account_id: int, rule_ids: Sequence[str], room: RuleRoom) -> None:
+        conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_update}"), (account_id,))
+        rows = conn.execute(self._q("SELECT rule_id FROM alert_rules WHERE account_id = ?"), (account_id,)).fetchall()
+        stored = {row[0] for row in rows}
+        held = len(stored - room.uncounted)
+        adding = len(set(rule_ids) - stored - room.uncounted)
+        if adding and held + adding > room.limit:
+            raise RoomExhausted(held, adding, room.limit)
+
+    def _put_rule(self, conn: Any, record: AlertRuleRecord, keep_actions: Sequence[str] | None) -> int:
+        conn.execute(
+            self._q(
+                "INSERT INTO alert_rules (account_id, rule_id, definition, origin, enabled, created_at,"
+                " updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (account_id, rule_id)"
+                " DO UPDATE SET definition = excluded.definition, origin = excluded.origin,"
+                " enabled = excluded.enabled, updated_at = excluded.updated_at,"
+                " version = alert_rules.version + 1"
+            ),
+            (
+                record.account_id,
+                record.rule_id,
+                record.definition,
+                record.origin,
+                int(record.enabled),
+                record.created_at,
+                record.updated_at,
+            ),
+        )
+        row = conn.execute(
+            self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"),
+            (record.account_id, record.rule_id),
+        ).fetchone()
+        if keep_actions is not None:
+            self._cancel(conn, record.account_id, record.rule_id, keep_actions, record.updated_at)
         return int(row[0])
 
     def _cancel(self, conn: Any, account_id: int, rule_id: str, keep: Sequence[str], now: int) -> None:
