@@ -17,6 +17,7 @@ import pytest
 from siemgate.alerts import rules as rules_module
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns, parse_ns
+from siemgate.store.base import AlertRuleRecord
 from support.admin import Site, error_message, ok
 from support.events import auditevent, failed
 from support.waiting import wait_for
@@ -147,6 +148,25 @@ def test_concurrent_creates_cannot_pass_the_rule_limit(make_server: Any, monkeyp
     assert all("at most 3" in error_message(a, 409) for a in answers if a.status_code == 409)
     stored = site.services.store.list_alert_rules(site.account.id)
     assert len([r for r in stored if r.rule_id.startswith(("kept-", "race-"))]) == 3
+
+
+def test_creating_a_rule_saved_meanwhile_elsewhere_is_refused(
+    make_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST creates, never replaces: a rule another process (the CLI, a second server) saved since
+    this server last read the account's rules is not overwritten but refused (409), as one it knew."""
+    monkeypatch.setattr(rules_module, "CACHE_SECONDS", 3600.0)  # this server's view stays as it was read
+    site = Site(make_server(alerts_enabled=True))
+    rules = site.path("/alert-rules")
+    assert not any(r["id"] == "export" for r in ok(site.call(site.member, "GET", rules))["items"])
+    theirs = {"id": "export", "name": "Theirs", "source": "itemusages", "match": {"action": "export"}}
+    now = time.time_ns()
+    definition = json.dumps(theirs)
+    site.services.store.put_alert_rule(AlertRuleRecord(site.account.id, "export", definition, "file", True, now, now))
+    ours = {**theirs, "name": "Ours"}
+    assert "exists" in error_message(site.call(site.admin, "POST", rules, json=ours), 409)
+    [stored] = [r for r in site.services.store.list_alert_rules(site.account.id) if r.rule_id == "export"]
+    assert (json.loads(stored.definition)["name"], stored.version) == ("Theirs", 1)
 
 
 def test_alerts_explain_themselves_and_are_worked_through_the_admin_api(make_server: Any) -> None:

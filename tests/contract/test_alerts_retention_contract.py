@@ -24,7 +24,7 @@ from siemgate.store.base import (
     RuleRoom,
     Store,
 )
-from siemgate.store.errors import RoomExhausted
+from siemgate.store.errors import RoomExhausted, RuleExists
 
 T0 = 1_700_000_000_000_000_000
 S = 1_000_000_000
@@ -76,10 +76,10 @@ def test_put_alert_rules_keeps_an_account_within_its_room_under_concurrent_saves
     counted = threading.Barrier(2)
     put = store._put_rule
 
-    def put_once_both_counted(conn: Any, record: AlertRuleRecord, keep: Any) -> int:
+    def put_once_both_counted(conn: Any, record: AlertRuleRecord, *rest: Any) -> int:
         with contextlib.suppress(threading.BrokenBarrierError):
             counted.wait(timeout=1)  # times out when the other save cannot have counted yet: the bound holds
-        return int(put(conn, record, keep))
+        return int(put(conn, record, *rest))
 
     monkeypatch.setattr(store, "_put_rule", put_once_both_counted)
     started = threading.Barrier(2, timeout=30)
@@ -103,6 +103,10 @@ def test_put_alert_rules_keeps_an_account_within_its_room_under_concurrent_saves
     assert {r.rule_id: r.version for r in store.list_alert_rules(a.id)}["r0"] == 1  # r0 not replaced either
     assert store.put_alert_rules([rule(a.id, "r0"), rule(a.id, "starter")], room) == [2, 2]
     assert store.put_alert_rules([rule(b.id, f"b{i}") for i in range(3)], room) == [1, 1, 1]
+    with pytest.raises(RuleExists, match="'b1'"):  # only new rules: one that exists stops the whole call
+        store.put_alert_rules([rule(b.id, "b3"), rule(b.id, "b1")], only_new=True)
+    assert {r.rule_id: r.version for r in store.list_alert_rules(b.id)} == {"b0": 1, "b1": 1, "b2": 1}
+    assert store.put_alert_rules([rule(b.id, "b3")], only_new=True) == [1]
 
 
 def test_commit_moves_the_checkpoint_atomically_or_not_at_all(store: Store) -> None:

@@ -35,7 +35,7 @@ from siemgate.alerts.model import (
 from siemgate.errors import BadRequest, Conflict, NotFound
 from siemgate.outbound import OutboundPolicy, OutboundRefused
 from siemgate.store.base import Account, AlertRuleRecord, RuleRoom, Store
-from siemgate.store.errors import RoomExhausted
+from siemgate.store.errors import RoomExhausted, RuleExists
 
 CACHE_SECONDS = 5.0  # rules changed by another process (the CLI) are seen within this time
 ORIGINS = ("starter", "file", "api")
@@ -58,6 +58,10 @@ class RuleEntry:
     @property
     def enabled(self) -> bool:
         return self.rule.enabled
+
+
+def _exists(rule_id: str) -> str:
+    return f"an alert rule with the id {rule_id!r} exists; choose another id or replace it (PUT)"
 
 
 @functools.cache
@@ -157,8 +161,9 @@ class AlertRules:
         """Create or replace rules, all or none: each is compiled and its destinations checked
         before any is saved, and they are saved in one transaction.
 
-        `create`: refuse (409) when an id is taken. A rule with a starter rule's id overrides it.
-        Webhook secrets given as the mask ('********') keep the stored secret of the same action.
+        `create`: refuse (409) when an id is taken, also by a rule saved since the cache was read.
+        A rule with a starter rule's id overrides it. Webhook secrets given as the mask
+        ('********') keep the stored secret of the same action.
         The account may hold at most MAX_RULES rules of its own (starter rules and their overrides
         do not count; replacing a rule adds none): Conflict naming the limit, checked by the store
         in the same transaction, so concurrent saves cannot pass it together."""
@@ -172,7 +177,7 @@ class AlertRules:
             except NotFound:
                 existing = None
             if create and existing is not None:
-                raise Conflict(f"an alert rule with the id {rule.id!r} exists; choose another id or replace it (PUT)")
+                raise Conflict(_exists(rule.id))
             rule = _keep_secrets(rule, existing.rule if existing else None)
             try:
                 compile_rule(rule)
@@ -186,7 +191,9 @@ class AlertRules:
             saved.append((rule, existing is not None))
         room = RuleRoom(MAX_RULES, frozenset(starter_rules()))
         try:
-            self.store.put_alert_rules(records, room)
+            self.store.put_alert_rules(records, room, only_new=create)
+        except RuleExists as exc:  # saved since this process's cache was read (another request or process)
+            raise Conflict(_exists(exc.rule_id)) from None
         except RoomExhausted as exc:
             raise Conflict(
                 f"the account has {exc.held} alert rules of its own and these would add {exc.adding}; at most"

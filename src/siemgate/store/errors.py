@@ -24,3 +24,11 @@ class RoomExhausted(Conflict):
         self.held = held
         self.adding = adding
         self.limit = limit
+
+
+class RuleExists(Conflict):
+    """store.put_alert_rules(only_new=True) found the rule `rule_id` stored already."""
+
+    def __init__(self, rule_id: str) -> None:
+        super().__init__(f"alert rule {rule_id!r} exists")
+        self.rule_id = rule_id

@@ -14,7 +14,7 @@ from typing import Any
 
 from siemgate.errors import Conflict, NotFound
 from siemgate.model.features import Feature
-from siemgate.store.errors import RoomExhausted
+from siemgate.store.errors import RoomExhausted, RuleExists
 from siemgate.store.records import (
     AlertCommit,
     AlertFailure,
@@ -72,7 +72,11 @@ class AlertStore(SharedSQL):
         return self.put_alert_rules([(record, keep_actions)])[0]
 
     def put_alert_rules(
-        self, records: Sequence[tuple[AlertRuleRecord, Sequence[str] | None]], room: RuleRoom | None = None
+        self,
+        records: Sequence[tuple[AlertRuleRecord, Sequence[str] | None]],
+        room: RuleRoom | None = None,
+        *,
+        only_new: bool = False,
     ) -> list[int]:
         """Insert or replace rules of one account in one transaction: for each (record,
         keep_actions), the rule (account_id, rule_id) with `created_at` of an existing row kept and
@@ -82,7 +86,7 @@ class AlertStore(SharedSQL):
         With `room`, the account's rules whose ids are not in `room.uncounted` may not number more
         than `room.limit` afterwards when some are new: RoomExhausted, nothing written. The
         account's row is locked first, so concurrent saves (other threads or processes) cannot all
-        pass the bound."""
+        pass the bound. With `only_new`, a rule that exists is RuleExists, nothing written."""
         if not records:
             return []
         ids = [record.rule_id for record, _ in records]
@@ -93,7 +97,7 @@ class AlertStore(SharedSQL):
         with self._change(f"cannot save alert rules {ids}") as conn:
             if room is not None:
                 self._make_room(conn, account_id, ids, room)
-            return [self._put_rule(conn, record, keep) for record, keep in records]
+            return [self._put_rule(conn, record, keep, only_new) for record, keep in records]
 
     def _make_room(self, conn: Any, account_id: int, rule_ids: Sequence[str], room: RuleRoom) -> None:
         conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_update}"), (account_id,))
@@ -104,14 +108,17 @@ class AlertStore(SharedSQL):
         if adding and held + adding > room.limit:
             raise RoomExhausted(held, adding, room.limit)
 
-    def _put_rule(self, conn: Any, record: AlertRuleRecord, keep_actions: Sequence[str] | None) -> int:
-        conn.execute(
+    def _put_rule(self, conn: Any, record: AlertRuleRecord, keep_actions: Sequence[str] | None, only_new: bool) -> int:
+        on_conflict = (
+            "DO NOTHING"
+            if only_new
+            else "DO UPDATE SET definition = excluded.definition, origin = excluded.origin,"
+            " enabled = excluded.enabled, updated_at = excluded.updated_at, version = alert_rules.version + 1"
+        )
+        inserted = conn.execute(
             self._q(
                 "INSERT INTO alert_rules (account_id, rule_id, definition, origin, enabled, created_at,"
-                " updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (account_id, rule_id)"
-                " DO UPDATE SET definition = excluded.definition, origin = excluded.origin,"
-                " enabled = excluded.enabled, updated_at = excluded.updated_at,"
-                " version = alert_rules.version + 1"
+                f" updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (account_id, rule_id) {on_conflict}"
             ),
             (
                 record.account_id,
@@ -123,6 +130,8 @@ class AlertStore(SharedSQL):
                 record.updated_at,
             ),
         )
+        if only_new and inserted.rowcount == 0:
+            raise RuleExists(record.rule_id)
         row = conn.execute(
             self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"),
             (record.account_id, record.rule_id),
