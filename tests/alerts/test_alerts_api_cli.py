@@ -169,6 +169,39 @@ def test_creating_a_rule_saved_meanwhile_elsewhere_is_refused(
     assert (json.loads(stored.definition)["name"], stored.version) == ("Theirs", 1)
 
 
+def test_enabling_or_deleting_a_rule_acts_on_it_as_stored_now(
+    make_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PATCH enabled acts on the rule as stored when it runs: a definition another process saved
+    since this server read its rules is kept (not reverted to the one it read), and a rule another
+    process deleted is not brought back (404). DELETE finds a rule another process just saved."""
+    monkeypatch.setattr(rules_module, "CACHE_SECONDS", 3600.0)
+    site = Site(make_server(alerts_enabled=True))
+    rules = site.path("/alert-rules")
+    for rule_id in ("export", "gone"):
+        body = {"id": rule_id, "name": "Old", "source": "itemusages", "match": {"action": "export"}}
+        ok(site.call(site.admin, "POST", rules, json=body), 201)
+    ok(site.call(site.member, "GET", rules))  # this server's view of the rules, before the other process
+    now = time.time_ns()
+    newer = json.dumps({"id": "export", "name": "New", "source": "itemusages", "match": {"action": "reveal"}})
+    site.services.store.put_alert_rule(AlertRuleRecord(site.account.id, "export", newer, "file", True, now, now))
+    site.services.store.delete_alert_rule(site.account.id, "gone")
+    off = ok(site.call(site.admin, "PATCH", site.path("/alert-rules/export"), json={"enabled": False}))
+    assert (off["definition"]["name"], off["definition"]["match"], off["status"]) == (
+        "New",
+        {"action": "reveal"},
+        "disabled",
+    )
+    stored = {r.rule_id: r for r in site.services.store.list_alert_rules(site.account.id)}
+    assert json.loads(stored["export"].definition)["name"] == "New" and not stored["export"].enabled
+    error_message(site.call(site.admin, "PATCH", site.path("/alert-rules/gone"), json={"enabled": False}), 404)
+    assert "gone" not in {r.rule_id for r in site.services.store.list_alert_rules(site.account.id)}
+    late = newer.replace('"export"', '"late"')
+    site.services.store.put_alert_rule(AlertRuleRecord(site.account.id, "late", late, "file", True, now, now))
+    ok(site.call(site.admin, "DELETE", site.path("/alert-rules/late")))
+    assert "late" not in {r.rule_id for r in site.services.store.list_alert_rules(site.account.id)}
+
+
 def test_alerts_explain_themselves_and_are_worked_through_the_admin_api(make_server: Any) -> None:
     site = Site(make_server(alerts_enabled=True, alerts_dispatch_seconds=0.05))
     activity = time.time_ns() - 3600 * 1_000_000_000  # an hour before it reaches siemgate

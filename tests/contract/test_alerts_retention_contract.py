@@ -57,6 +57,24 @@ def test_alert_rules_are_upserted_listed_and_deleted_with_their_state(store: Sto
     assert len(store.list_alert_rules(b.id)) == 1
 
 
+def test_enabling_a_rule_sets_its_flag_and_keeps_its_definition(store: Store) -> None:
+    a = store.create_account(new_id(), "A", T0)
+    store.put_alert_rule(AlertRuleRecord(a.id, "own", '{"x":"stored"}', "api", True, T0, T0))
+    read_earlier = AlertRuleRecord(a.id, "own", '{"x":"read earlier"}', "api", False, T0, T0 + S)
+    assert store.set_alert_rule_enabled(read_earlier, insert=False) == 2
+    [r] = store.list_alert_rules(a.id)
+    assert (r.definition, r.enabled, r.created_at, r.updated_at) == ('{"x":"stored"}', False, T0, T0 + S)
+    store.delete_alert_rule(a.id, "own")
+    with pytest.raises(NotFound):
+        store.set_alert_rule_enabled(read_earlier, insert=False)
+    assert store.list_alert_rules(a.id) == []
+    starter = AlertRuleRecord(a.id, "starter", '{"x":"shipped"}', "starter", False, T0, T0)
+    assert store.set_alert_rule_enabled(starter, insert=True) == 1  # a starter rule exists unstored
+    assert [(r.rule_id, r.definition, r.enabled) for r in store.list_alert_rules(a.id)] == [
+        ("starter", '{"x":"shipped"}', False)
+    ]
+
+
 def test_put_alert_rules_keeps_an_account_within_its_room_under_concurrent_saves(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -220,23 +220,18 @@ class AlertRules:
 
     def set_enabled(self, actor: Actor, account: Account, rule_id: str, enabled: bool) -> RuleEntry:
         self.people.require(actor, account, "administrator", "enable or disable alert rules")
+        self.invalidate(account.id)  # read afresh: another process may have changed or deleted it
         entry = self.get(account.id, rule_id)
         if entry.enabled == enabled:
             return entry
         rule = entry.rule.model_copy(update={"enabled": enabled})
         now = self.clock()
-        self.store.put_alert_rule(
-            AlertRuleRecord(
-                account.id,
-                rule.id,
-                orjson.dumps(rule.as_json()).decode(),
-                entry.origin,
-                enabled,
-                entry.created_at or now,
-                now,
-            )
-        )
-        self.invalidate(account.id)
+        definition = orjson.dumps(rule.as_json()).decode()
+        record = AlertRuleRecord(account.id, rule.id, definition, entry.origin, enabled, entry.created_at or now, now)
+        try:  # only the flag: a definition another process saved since the cache was read stays
+            self.store.set_alert_rule_enabled(record, insert=entry.origin == "starter")
+        finally:
+            self.invalidate(account.id)
         self._record(actor, account, "update", rule, {"enabled": enabled})
         return self.get(account.id, rule_id)
 
@@ -244,6 +239,7 @@ class AlertRules:
         """Delete a rule and its state. A starter rule cannot be deleted (disable it); deleting an
         override of one restores the shipped rule."""
         self.people.require(actor, account, "administrator", "delete alert rules")
+        self.invalidate(account.id)  # read afresh: another process may have saved it a moment ago
         entry = self.get(account.id, rule_id)
         if entry.origin == "starter" and not entry.overridden:
             raise Conflict(f"{rule_id!r} is a starter rule shipped with siemgate; disable it instead of deleting it")

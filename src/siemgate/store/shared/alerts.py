@@ -140,6 +140,30 @@ class AlertStore(SharedSQL):
             self._cancel(conn, record.account_id, record.rule_id, keep_actions, record.updated_at)
         return int(row[0])
 
+    def set_alert_rule_enabled(self, record: AlertRuleRecord, *, insert: bool) -> int:
+        """Enable or disable the stored rule (account_id, rule_id) as `record.enabled` says, its
+        definition left as stored (a rule's `enabled` column overrides its definition's), with
+        `updated_at` set and the version up by one; returns the new version. A rule not stored is
+        inserted as `record` with `insert` (a starter rule, which exists unstored), else NotFound
+        (deleted meanwhile: never brought back)."""
+        with self._change(f"cannot change alert rule {record.rule_id!r}") as conn:
+            changed = conn.execute(
+                self._q(
+                    "UPDATE alert_rules SET enabled = ?, updated_at = ?, version = version + 1"
+                    " WHERE account_id = ? AND rule_id = ?"
+                ),
+                (int(record.enabled), record.updated_at, record.account_id, record.rule_id),
+            )
+            if changed.rowcount == 0:
+                if not insert:
+                    raise NotFound(f"alert rule {record.rule_id!r} not found")
+                self._put_rule(conn, record, None, True)
+            row = conn.execute(
+                self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"),
+                (record.account_id, record.rule_id),
+            ).fetchone()
+        return int(row[0])
+
     def _cancel(self, conn: Any, account_id: int, rule_id: str, keep: Sequence[str], now: int) -> None:
         sql = (
             "UPDATE alert_deliveries SET status = 'cancelled', next_attempt_at = NULL,"
