@@ -154,7 +154,8 @@ def test_creating_a_rule_saved_meanwhile_elsewhere_is_refused(
     make_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """POST creates, never replaces: a rule another process (the CLI, a second server) saved since
-    this server last read the account's rules is not overwritten but refused (409), as one it knew."""
+    this server last read the account's rules is not overwritten but refused (409), as one it knew.
+    A masked secret in a PUT keeps the secret stored at that moment."""
     monkeypatch.setattr(rules_module, "CACHE_SECONDS", 3600.0)  # this server's view stays as it was read
     site = Site(make_server(alerts_enabled=True))
     rules = site.path("/alert-rules")
@@ -167,6 +168,18 @@ def test_creating_a_rule_saved_meanwhile_elsewhere_is_refused(
     assert "exists" in error_message(site.call(site.admin, "POST", rules, json=ours), 409)
     [stored] = [r for r in site.services.store.list_alert_rules(site.account.id) if r.rule_id == "export"]
     assert (json.loads(stored.definition)["name"], stored.version) == ("Theirs", 1)
+    # a masked secret keeps the secret stored now, not one this server read before another process changed it
+    hook = {"type": "webhook", "url": "https://hooks.example.com/x", "secret": "whsec_" + "A" * 40}
+    ok(site.call(site.admin, "PUT", site.path("/alert-rules/export"), json={**ours, "actions": [hook]}))
+    ok(site.call(site.member, "GET", rules))
+    rotated = {**ours, "actions": [{**hook, "secret": "whsec_" + "B" * 40}]}
+    now = time.time_ns()
+    record = AlertRuleRecord(site.account.id, "export", json.dumps(rotated), "api", True, now, now)
+    site.services.store.put_alert_rule(record)
+    masked = {**ours, "name": "Renamed", "actions": [{**hook, "secret": "********"}]}
+    ok(site.call(site.admin, "PUT", site.path("/alert-rules/export"), json=masked))
+    [stored] = [r for r in site.services.store.list_alert_rules(site.account.id) if r.rule_id == "export"]
+    assert json.loads(stored.definition)["actions"][0]["secret"] == "whsec_" + "B" * 40
 
 
 def test_enabling_or_deleting_a_rule_acts_on_it_as_stored_now(

@@ -168,6 +168,7 @@ class AlertRules:
         do not count; replacing a rule adds none): Conflict naming the limit, checked by the store
         in the same transaction, so concurrent saves cannot pass it together."""
         self.people.require(actor, account, "administrator", "change alert rules")
+        self.invalidate(account.id)  # the rules as stored now: secrets kept from the stored rule
         now = self.clock()
         records: list[tuple[AlertRuleRecord, list[str] | None]] = []
         saved: list[tuple[Rule, bool]] = []
