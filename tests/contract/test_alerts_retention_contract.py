@@ -94,10 +94,10 @@ def test_put_alert_rules_keeps_an_account_within_its_room_under_concurrent_saves
     counted = threading.Barrier(2)
     put = store._put_rule
 
-    def put_once_both_counted(conn: Any, record: AlertRuleRecord, *rest: Any) -> int:
+    def put_once_both_counted(conn: Any, record: AlertRuleRecord, *rest: Any, **options: Any) -> int:
         with contextlib.suppress(threading.BrokenBarrierError):
             counted.wait(timeout=1)  # times out when the other save cannot have counted yet: the bound holds
-        return int(put(conn, record, *rest))
+        return int(put(conn, record, *rest, **options))
 
     monkeypatch.setattr(store, "_put_rule", put_once_both_counted)
     started = threading.Barrier(2, timeout=30)

@@ -97,7 +97,7 @@ class AlertStore(SharedSQL):
         with self._change(f"cannot save alert rules {ids}") as conn:
             if room is not None:
                 self._make_room(conn, account_id, ids, room)
-            return [self._put_rule(conn, record, keep, only_new) for record, keep in records]
+            return [self._put_rule(conn, record, keep, only_new=only_new) for record, keep in records]
 
     def _make_room(self, conn: Any, account_id: int, rule_ids: Sequence[str], room: RuleRoom) -> None:
         conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_update}"), (account_id,))
@@ -108,7 +108,9 @@ class AlertStore(SharedSQL):
         if adding and held + adding > room.limit:
             raise RoomExhausted(held, adding, room.limit)
 
-    def _put_rule(self, conn: Any, record: AlertRuleRecord, keep_actions: Sequence[str] | None, only_new: bool) -> int:
+    def _put_rule(
+        self, conn: Any, record: AlertRuleRecord, keep_actions: Sequence[str] | None, *, only_new: bool
+    ) -> int:
         on_conflict = (
             "DO NOTHING"
             if only_new
@@ -157,7 +159,7 @@ class AlertStore(SharedSQL):
             if changed.rowcount == 0:
                 if not insert:
                     raise NotFound(f"alert rule {record.rule_id!r} not found")
-                self._put_rule(conn, record, None, True)
+                self._put_rule(conn, record, None, only_new=True)
             row = conn.execute(
                 self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"),
                 (record.account_id, record.rule_id),
