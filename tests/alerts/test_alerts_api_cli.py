@@ -168,6 +168,21 @@ def test_creating_a_rule_saved_meanwhile_elsewhere_is_refused(
     assert "exists" in error_message(site.call(site.admin, "POST", rules, json=ours), 409)
     [stored] = [r for r in site.services.store.list_alert_rules(site.account.id) if r.rule_id == "export"]
     assert (json.loads(stored.definition)["name"], stored.version) == ("Theirs", 1)
+    # saved by the other process after this request read the rules, before it writes: still refused
+    check = rules_module.check_destinations
+
+    def saved_meanwhile(rule: Any, policy: Any) -> None:
+        check(rule, policy)
+        record = AlertRuleRecord(
+            site.account.id, rule.id, json.dumps({**theirs, "id": rule.id}), "file", True, now, now
+        )
+        site.services.store.put_alert_rule(record)
+
+    monkeypatch.setattr(rules_module, "check_destinations", saved_meanwhile)
+    assert "exists" in error_message(site.call(site.admin, "POST", rules, json={**ours, "id": "raced"}), 409)
+    [raced] = [r for r in site.services.store.list_alert_rules(site.account.id) if r.rule_id == "raced"]
+    assert (json.loads(raced.definition)["name"], raced.version) == ("Theirs", 1)
+    monkeypatch.setattr(rules_module, "check_destinations", check)
     # a masked secret keeps the secret stored now, not one this server read before another process changed it
     hook = {"type": "webhook", "url": "https://hooks.example.com/x", "secret": "whsec_" + "A" * 40}
     ok(site.call(site.admin, "PUT", site.path("/alert-rules/export"), json={**ours, "actions": [hook]}))
@@ -209,6 +224,20 @@ def test_enabling_or_deleting_a_rule_acts_on_it_as_stored_now(
     assert json.loads(stored["export"].definition)["name"] == "New" and not stored["export"].enabled
     error_message(site.call(site.admin, "PATCH", site.path("/alert-rules/gone"), json={"enabled": False}), 404)
     assert "gone" not in {r.rule_id for r in site.services.store.list_alert_rules(site.account.id)}
+    # a starter rule's override deleted by another process just before the flag is written: the
+    # rule becomes the shipped one, disabled, not the deleted override again
+    override = {"id": "mfa-disabled", "name": "Overridden", "source": "auditevents", "match": {"action": "disblmfa"}}
+    ok(site.call(site.admin, "PUT", site.path("/alert-rules/mfa-disabled"), json=override))
+    set_enabled = site.services.store.set_alert_rule_enabled
+
+    def deleted_first(record: AlertRuleRecord, **options: Any) -> int:
+        site.services.store.delete_alert_rule(site.account.id, "mfa-disabled")
+        return set_enabled(record, **options)
+
+    monkeypatch.setattr(site.services.store, "set_alert_rule_enabled", deleted_first)
+    shipped = ok(site.call(site.admin, "PATCH", site.path("/alert-rules/mfa-disabled"), json={"enabled": False}))
+    assert (shipped["definition"]["name"], shipped["status"]) == ("Multi-factor authentication disabled", "disabled")
+    monkeypatch.undo()
     late = newer.replace('"export"', '"late"')
     site.services.store.put_alert_rule(AlertRuleRecord(site.account.id, "late", late, "file", True, now, now))
     ok(site.call(site.admin, "DELETE", site.path("/alert-rules/late")))

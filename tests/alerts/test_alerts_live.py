@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections import Counter
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -22,6 +23,7 @@ from siemgate.alerts.actions.record import is_alert_event
 from siemgate.alerts.model import parse_rule
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
+from siemgate.errors import BadRequest
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.services import Services
@@ -388,6 +390,42 @@ def test_a_scheduled_alert_is_recorded_as_an_event_without_waiting_for_the_lease
     assert evaluator.record_pending(force=True) == 1  # taken by the check itself, not left to the lease's end
     [event] = _recorded(site)
     assert orjson.loads(event["aux_info"])["rule"] == "siem-token-unused"
+
+
+def test_rule_changes_leave_other_accounts_evaluation_state_alone(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An account's evaluation state is reloaded from the store when its own rules change, never
+    because another account changed its rules (which an administrator may do in a loop), nor for a
+    save refused or a change that changes nothing."""
+    store = site.services.store
+    other = store.create_account(new_id(), "Other", site.clock())
+    loads: Counter[int] = Counter()
+    load = store.load_alert_state
+
+    def counted(account_id: int) -> Any:
+        loads[account_id] += 1
+        return load(account_id)
+
+    monkeypatch.setattr(store, "load_alert_state", counted)
+    rules = site.services.alerts.rules
+    site.services.writer.write(other.id, SIGNIN, [signin(site.clock())])
+    site.write(SIGNIN, [signin(site.clock())])
+    assert loads == {other.id: 1, site.account.id: 1}
+    for country in ("FR", "DE", "IT"):
+        site.rule(id="x-custom", name="Custom", source="signinattempts", match={"country": country})
+        rules.set_enabled(CLI, site.account, "brute-force-signin", country != "DE")
+    with pytest.raises(BadRequest):
+        rules.save(CLI, site.account, parse_rule({**_CUSTOM, "match": {"user.mail": "x"}}), "api")
+    site.services.writer.write(other.id, SIGNIN, [signin(site.clock())])
+    assert loads[other.id] == 1
+    rules.set_enabled(CLI, other, "brute-force-signin", True)  # enabled already: nothing changes
+    site.services.writer.write(other.id, SIGNIN, [signin(site.clock())])
+    assert loads[other.id] == 1
+    rules.save(CLI, other, parse_rule(_CUSTOM), "api")  # its own change: its state is read again
+    site.services.writer.write(other.id, SIGNIN, [signin(site.clock())])
+    assert loads[other.id] == 2
+
+
+_CUSTOM = {"id": "x-custom", "name": "Custom", "source": "signinattempts", "match": {"country": "FR"}}
 
 
 def test_rules_are_compiled_once_per_stored_version(site: Site) -> None:

@@ -73,6 +73,10 @@ def test_enabling_a_rule_sets_its_flag_and_keeps_its_definition(store: Store) ->
     assert [(r.rule_id, r.definition, r.enabled) for r in store.list_alert_rules(a.id)] == [
         ("starter", '{"x":"shipped"}', False)
     ]
+    store.put_alert_rule(AlertRuleRecord(a.id, "starter", '{"x":"override"}', "starter", False, T0, T0))
+    enable = AlertRuleRecord(a.id, "starter", '{"x":"shipped"}', "starter", True, T0, T0 + S)
+    assert store.set_alert_rule_enabled(enable, insert=True) == 3  # an override stored meanwhile: only its flag
+    assert [(r.definition, r.enabled) for r in store.list_alert_rules(a.id)] == [('{"x":"override"}', True)]
 
 
 def test_put_alert_rules_keeps_an_account_within_its_room_under_concurrent_saves(

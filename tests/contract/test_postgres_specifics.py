@@ -6,9 +6,11 @@ imported from its data directory."""
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,10 +21,11 @@ from siemgate.config import load_settings
 from siemgate.errors import ConfigError, StoreError
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.store.base import NewEvent, Store, TokenRecord
+from siemgate.store.base import AlertRuleRecord, NewEvent, Store, TokenRecord
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.postgres.events import DAY, partition_name
 from support.stores import drop_pg_schema, make_store, new_pg_schema, pg_schema_url
+from support.waiting import wait_for
 
 T0 = 20_000 * DAY  # a UTC midnight
 
@@ -195,3 +198,43 @@ def test_a_prepared_page_statement_survives_the_purge_of_its_day(pg: PostgresSto
     assert pg.purge_events(account.id, feature, T0 + DAY) == 2
     assert not _exists(pg, partition_name(feature.code, T0))
     assert [seq for seq, _, _ in pg.read_events(account.id, feature, after, 0, None, 2)] == [3, 4]
+
+
+def test_a_starter_rule_enabled_while_its_override_is_being_saved_changes_only_that_flag(
+    pg: PostgresStore,
+) -> None:
+    """Several processes: a starter rule disabled while another transaction is inserting an
+    override of it (not committed yet) waits for that transaction and then changes only the
+    flag of the override it saved, instead of failing or replacing its definition."""
+    a = pg.create_account(new_id(), "A", T0)
+    outcome: list[object] = []
+
+    def disable() -> None:
+        record = AlertRuleRecord(a.id, "mfa-disabled", '{"x":"shipped"}', "starter", False, T0, T0 + 1)
+        try:
+            outcome.append(pg.set_alert_rule_enabled(record, insert=True))
+        except Exception as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
+        other.execute(
+            "INSERT INTO alert_rules (account_id, rule_id, definition, origin, enabled, created_at, updated_at,"
+            " version) VALUES (%s, 'mfa-disabled', '{\"x\":\"override\"}', 'starter', 1, %s, %s, 1)",
+            (a.id, T0, T0),
+        )
+        job = threading.Thread(target=disable)
+        job.start()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+
+        def blocked() -> bool:
+            row = watch.execute(waiting).fetchone()
+            return row is not None and row[0] >= 1
+
+        wait_for("the disabling to wait for the override being inserted", blocked, 30)
+        other.commit()
+    job.join(30)
+    assert outcome == [2]
+    [rule] = pg.list_alert_rules(a.id)
+    assert (rule.definition, rule.enabled, rule.version) == ('{"x":"override"}', False, 2)

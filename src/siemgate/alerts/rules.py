@@ -60,6 +60,10 @@ class RuleEntry:
         return self.rule.enabled
 
 
+def _not_found(rule_id: str) -> NotFound:
+    return NotFound(f"Not Found: no alert rule {rule_id!r}; `siemgate alerts list` shows the rules")
+
+
 def _exists(rule_id: str) -> str:
     return f"an alert rule with the id {rule_id!r} exists; choose another id or replace it (PUT)"
 
@@ -88,8 +92,8 @@ class AlertRules:
         self._cache: dict[int, tuple[float, list[RuleEntry]]] = {}
         self._compiled: dict[AlertRuleRecord, RuleEntry] = {}  # stored rules as compiled (see _entry)
         self._lock = threading.Lock()
-        self.version = 0  # bumped on every change made through this object
-        self._versions: dict[int, int] = {}  # per account
+        self._everyone = 0  # invalidations of every account's rules
+        self._versions: dict[int, int] = {}  # changes of each account's rules made through this object
 
     # reading ------------------------------------------------------------------------------------
     def entries(self, account_id: int) -> list[RuleEntry]:
@@ -135,20 +139,29 @@ class AlertRules:
         aliased = [e for e in entries if rule_id in e.rule.aliases]
         if len(aliased) == 1:
             return aliased[0]
-        raise NotFound(f"Not Found: no alert rule {rule_id!r}; `siemgate alerts list` shows the rules")
+        raise _not_found(rule_id)
 
     def invalidate(self, account_id: int | None = None) -> None:
+        """After a change of the account's rules (or of every account's): they are read again at
+        the next use, and version_of moves for that account (or for all)."""
         with self._lock:
             if account_id is None:
                 self._cache.clear()
+                self._everyone += 1
             else:
                 self._cache.pop(account_id, None)
                 self._versions[account_id] = self._versions.get(account_id, 0) + 1
-            self.version += 1
+
+    def _refresh(self, account_id: int) -> None:
+        """Read the account's rules afresh at the next use (before deciding a change, since another
+        process may have made one), without moving version_of: nothing changed here yet."""
+        with self._lock:
+            self._cache.pop(account_id, None)
 
     def version_of(self, account_id: int) -> tuple[int, int]:
-        """Changes when the account's rules change (through this object) or all are invalidated."""
-        return self.version - self._versions.get(account_id, 0), self._versions.get(account_id, 0)
+        """Changes when the account's rules change through this object or every account's are
+        invalidated; never with another account's change (its evaluation state stays)."""
+        return self._everyone, self._versions.get(account_id, 0)
 
     # changing -----------------------------------------------------------------------------------
     def save(self, actor: Actor, account: Account, rule: Rule, origin: str, *, create: bool = False) -> RuleEntry:
@@ -168,7 +181,7 @@ class AlertRules:
         do not count; replacing a rule adds none): Conflict naming the limit, checked by the store
         in the same transaction, so concurrent saves cannot pass it together."""
         self.people.require(actor, account, "administrator", "change alert rules")
-        self.invalidate(account.id)  # the rules as stored now: secrets kept from the stored rule
+        self._refresh(account.id)  # the rules as stored now: secrets kept from the stored rule
         now = self.clock()
         records: list[tuple[AlertRuleRecord, list[str] | None]] = []
         saved: list[tuple[Rule, bool]] = []
@@ -221,16 +234,19 @@ class AlertRules:
 
     def set_enabled(self, actor: Actor, account: Account, rule_id: str, enabled: bool) -> RuleEntry:
         self.people.require(actor, account, "administrator", "enable or disable alert rules")
-        self.invalidate(account.id)  # read afresh: another process may have changed or deleted it
+        self._refresh(account.id)  # another process may have changed or deleted it
         entry = self.get(account.id, rule_id)
         if entry.enabled == enabled:
             return entry
         rule = entry.rule.model_copy(update={"enabled": enabled})
         now = self.clock()
-        definition = orjson.dumps(rule.as_json()).decode()
+        shipped = starter_rules().get(rule.id)  # stored as it ships when no override is stored (or it went meanwhile)
+        definition = orjson.dumps((rule if shipped is None else shipped).as_json()).decode()
         record = AlertRuleRecord(account.id, rule.id, definition, entry.origin, enabled, entry.created_at or now, now)
-        try:  # only the flag: a definition another process saved since the cache was read stays
-            self.store.set_alert_rule_enabled(record, insert=entry.origin == "starter")
+        try:  # only the flag: a definition another process saved meanwhile stays
+            self.store.set_alert_rule_enabled(record, insert=shipped is not None)
+        except NotFound:
+            raise _not_found(rule_id) from None  # deleted by another process meanwhile
         finally:
             self.invalidate(account.id)
         self._record(actor, account, "update", rule, {"enabled": enabled})
@@ -240,7 +256,7 @@ class AlertRules:
         """Delete a rule and its state. A starter rule cannot be deleted (disable it); deleting an
         override of one restores the shipped rule."""
         self.people.require(actor, account, "administrator", "delete alert rules")
-        self.invalidate(account.id)  # read afresh: another process may have saved it a moment ago
+        self._refresh(account.id)  # another process may have saved it a moment ago
         entry = self.get(account.id, rule_id)
         if entry.origin == "starter" and not entry.overridden:
             raise Conflict(f"{rule_id!r} is a starter rule shipped with siemgate; disable it instead of deleting it")

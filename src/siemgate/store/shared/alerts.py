@@ -145,24 +145,33 @@ class AlertStore(SharedSQL):
     def set_alert_rule_enabled(self, record: AlertRuleRecord, *, insert: bool) -> int:
         """Enable or disable the stored rule (account_id, rule_id) as `record.enabled` says, its
         definition left as stored (a rule's `enabled` column overrides its definition's), with
-        `updated_at` set and the version up by one; returns the new version. A rule not stored is
-        inserted as `record` with `insert` (a starter rule, which exists unstored), else NotFound
-        (deleted meanwhile: never brought back)."""
+        `updated_at` set and the version up by one; returns the new version. With `insert` (a
+        starter rule, which exists unstored), a rule not stored is inserted as `record`; without,
+        it is NotFound (deleted meanwhile: never brought back)."""
+        key = (record.account_id, record.rule_id)
         with self._change(f"cannot change alert rule {record.rule_id!r}") as conn:
-            changed = conn.execute(
-                self._q(
-                    "UPDATE alert_rules SET enabled = ?, updated_at = ?, version = version + 1"
-                    " WHERE account_id = ? AND rule_id = ?"
-                ),
-                (int(record.enabled), record.updated_at, record.account_id, record.rule_id),
-            )
-            if changed.rowcount == 0:
-                if not insert:
+            if insert:
+                conn.execute(
+                    self._q(
+                        "INSERT INTO alert_rules (account_id, rule_id, definition, origin, enabled, created_at,"
+                        " updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (account_id, rule_id)"
+                        " DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at,"
+                        " version = alert_rules.version + 1"
+                    ),
+                    (*key, record.definition, record.origin, int(record.enabled), record.created_at, record.updated_at),
+                )
+            else:
+                changed = conn.execute(
+                    self._q(
+                        "UPDATE alert_rules SET enabled = ?, updated_at = ?, version = version + 1"
+                        " WHERE account_id = ? AND rule_id = ?"
+                    ),
+                    (int(record.enabled), record.updated_at, *key),
+                )
+                if changed.rowcount == 0:
                     raise NotFound(f"alert rule {record.rule_id!r} not found")
-                self._put_rule(conn, record, None, only_new=True)
             row = conn.execute(
-                self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"),
-                (record.account_id, record.rule_id),
+                self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"), key
             ).fetchone()
         return int(row[0])
 
