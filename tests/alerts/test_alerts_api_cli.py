@@ -182,7 +182,11 @@ def test_creating_a_rule_saved_meanwhile_elsewhere_is_refused(
     assert "exists" in error_message(site.call(site.admin, "POST", rules, json={**ours, "id": "raced"}), 409)
     [raced] = [r for r in site.services.store.list_alert_rules(site.account.id) if r.rule_id == "raced"]
     assert (json.loads(raced.definition)["name"], raced.version) == ("Theirs", 1)
+    # a PUT that way replaces the rule the other process saved, and the audit trail says so
+    ok(site.call(site.admin, "PUT", site.path("/alert-rules/raced-put"), json={**ours, "id": "raced-put"}))
     monkeypatch.setattr(rules_module, "check_destinations", check)
+    trail = [e for e in site.events(site.reader())[0] if e["object_uuid"] == "raced-put"]
+    assert [(e["action"], e["object_type"]) for e in trail] == [("update", "report")]
     # a masked secret keeps the secret stored now, not one this server read before another process changed it
     hook = {"type": "webhook", "url": "https://hooks.example.com/x", "secret": "whsec_" + "A" * 40}
     ok(site.call(site.admin, "PUT", site.path("/alert-rules/export"), json={**ours, "actions": [hook]}))

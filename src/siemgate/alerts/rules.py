@@ -184,7 +184,7 @@ class AlertRules:
         self._refresh(account.id)  # the rules as stored now: secrets kept from the stored rule
         now = self.clock()
         records: list[tuple[AlertRuleRecord, list[str] | None]] = []
-        saved: list[tuple[Rule, bool]] = []
+        saved: list[Rule] = []
         for rule in rules:
             try:
                 existing: RuleEntry | None = self.get(account.id, rule.id)
@@ -202,10 +202,10 @@ class AlertRules:
             definition = orjson.dumps(rule.as_json()).decode()
             record = AlertRuleRecord(account.id, rule.id, definition, record_origin, rule.enabled, now, now)
             records.append((record, [action_json(a) for a in rule.actions]))
-            saved.append((rule, existing is not None))
+            saved.append(rule)
         room = RuleRoom(MAX_RULES, frozenset(starter_rules()))
         try:
-            self.store.put_alert_rules(records, room, only_new=create)
+            versions = self.store.put_alert_rules(records, room, only_new=create)
         except RuleExists as exc:  # saved since this process's cache was read (another request or process)
             raise Conflict(_exists(exc.rule_id)) from None
         except RoomExhausted as exc:
@@ -215,10 +215,12 @@ class AlertRules:
                 " /api/admin/v1/accounts/{account}/alert-rules/{id})"
             ) from None
         self.invalidate(account.id)
-        for rule, replaced in saved:
+        for rule, version in zip(saved, versions, strict=True):
+            # as stored: a first version is created (a starter rule's first override changes a shipped rule)
+            replaced = version > 1 or rule.id in starter_rules()
             self._record(actor, account, "update" if replaced else "create", rule, {"origin": origin})
             self._retire_aliases(actor, account, rule)
-        return [self.get(account.id, rule.id) for rule, _ in saved]
+        return [self.get(account.id, rule.id) for rule in saved]
 
     def _retire_aliases(self, actor: Actor, account: Account, rule: Rule) -> None:
         """A Sigma rule saved under its own id replaces the rule 0.1 stored under the id it derived
