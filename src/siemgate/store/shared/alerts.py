@@ -38,6 +38,14 @@ _DELIVERY = (
 )
 _FAILURE = "id, account_id, rule_id, feature, at, error, first_seq, last_seq, events"
 
+# What saving a rule does when it is stored already (AlertStore._put_rule)
+_REPLACE = (
+    "DO UPDATE SET definition = excluded.definition, origin = excluded.origin, enabled = excluded.enabled,"
+    " updated_at = excluded.updated_at, version = alert_rules.version + 1"
+)
+_KEEP = "DO NOTHING"  # RuleExists
+_FLAG = "DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at, version = alert_rules.version + 1"
+
 
 def _alert(row: Sequence[Any]) -> AlertRecord:
     return AlertRecord(*row)
@@ -97,7 +105,8 @@ class AlertStore(SharedSQL):
         with self._change(f"cannot save alert rules {ids}") as conn:
             if room is not None:
                 self._make_room(conn, account_id, ids, room)
-            return [self._put_rule(conn, record, keep, only_new=only_new) for record, keep in records]
+            on_conflict = _KEEP if only_new else _REPLACE
+            return [self._put_rule(conn, record, keep, on_conflict) for record, keep in records]
 
     def _make_room(self, conn: Any, account_id: int, rule_ids: Sequence[str], room: RuleRoom) -> None:
         conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_update}"), (account_id,))
@@ -109,14 +118,10 @@ class AlertStore(SharedSQL):
             raise RoomExhausted(held, adding, room.limit)
 
     def _put_rule(
-        self, conn: Any, record: AlertRuleRecord, keep_actions: Sequence[str] | None, *, only_new: bool
+        self, conn: Any, record: AlertRuleRecord, keep_actions: Sequence[str] | None, on_conflict: str
     ) -> int:
-        on_conflict = (
-            "DO NOTHING"
-            if only_new
-            else "DO UPDATE SET definition = excluded.definition, origin = excluded.origin,"
-            " enabled = excluded.enabled, updated_at = excluded.updated_at, version = alert_rules.version + 1"
-        )
+        """Insert the rule, or do `on_conflict` (_REPLACE, _KEEP: RuleExists, _FLAG) when it is
+        stored; cancel its deliveries of actions not in `keep_actions`; returns its version."""
         inserted = conn.execute(
             self._q(
                 "INSERT INTO alert_rules (account_id, rule_id, definition, origin, enabled, created_at,"
@@ -132,14 +137,17 @@ class AlertStore(SharedSQL):
                 record.updated_at,
             ),
         )
-        if only_new and inserted.rowcount == 0:
+        if on_conflict == _KEEP and inserted.rowcount == 0:
             raise RuleExists(record.rule_id)
+        if keep_actions is not None:
+            self._cancel(conn, record.account_id, record.rule_id, keep_actions, record.updated_at)
+        return self._version(conn, record)
+
+    def _version(self, conn: Any, record: AlertRuleRecord) -> int:
         row = conn.execute(
             self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"),
             (record.account_id, record.rule_id),
         ).fetchone()
-        if keep_actions is not None:
-            self._cancel(conn, record.account_id, record.rule_id, keep_actions, record.updated_at)
         return int(row[0])
 
     def set_alert_rule_enabled(self, record: AlertRuleRecord, *, insert: bool) -> int:
@@ -148,32 +156,19 @@ class AlertStore(SharedSQL):
         `updated_at` set and the version up by one; returns the new version. With `insert` (a
         starter rule, which exists unstored), a rule not stored is inserted as `record`; without,
         it is NotFound (deleted meanwhile: never brought back)."""
-        key = (record.account_id, record.rule_id)
         with self._change(f"cannot change alert rule {record.rule_id!r}") as conn:
             if insert:
-                conn.execute(
-                    self._q(
-                        "INSERT INTO alert_rules (account_id, rule_id, definition, origin, enabled, created_at,"
-                        " updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (account_id, rule_id)"
-                        " DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at,"
-                        " version = alert_rules.version + 1"
-                    ),
-                    (*key, record.definition, record.origin, int(record.enabled), record.created_at, record.updated_at),
-                )
-            else:
-                changed = conn.execute(
-                    self._q(
-                        "UPDATE alert_rules SET enabled = ?, updated_at = ?, version = version + 1"
-                        " WHERE account_id = ? AND rule_id = ?"
-                    ),
-                    (int(record.enabled), record.updated_at, *key),
-                )
-                if changed.rowcount == 0:
-                    raise NotFound(f"alert rule {record.rule_id!r} not found")
-            row = conn.execute(
-                self._q("SELECT version FROM alert_rules WHERE account_id = ? AND rule_id = ?"), key
-            ).fetchone()
-        return int(row[0])
+                return self._put_rule(conn, record, None, _FLAG)
+            changed = conn.execute(
+                self._q(
+                    "UPDATE alert_rules SET enabled = ?, updated_at = ?, version = version + 1"
+                    " WHERE account_id = ? AND rule_id = ?"
+                ),
+                (int(record.enabled), record.updated_at, record.account_id, record.rule_id),
+            )
+            if changed.rowcount == 0:
+                raise NotFound(f"alert rule {record.rule_id!r} not found")
+            return self._version(conn, record)
 
     def _cancel(self, conn: Any, account_id: int, rule_id: str, keep: Sequence[str], now: int) -> None:
         sql = (
