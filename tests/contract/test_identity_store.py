@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from siemgate.errors import Conflict, NotFound
+from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.store.base import ApiKey, Session, Store
+from siemgate.store.base import ApiKey, IngestKey, Session, Store, TokenRecord
+from siemgate.store.errors import LimitReached
 from siemgate.store.shared.identity import Invitation
 
 DAY = 86400 * 10**9
@@ -86,3 +88,65 @@ def test_account_policy_and_revoking_every_credential(store: Store) -> None:
         store.create_session(session)
     assert store.end_sessions(user.id, keep=sessions[0].id) == 2
     assert store.end_sessions(user.id) == 1
+
+
+def test_bounded_creates_count_only_live_rows_and_write_nothing_past_the_bound(store: Store) -> None:
+    """Integrations, SIEM tokens, ingest keys (per account) and personal API keys (per person)
+    are bounded by what is live: deleted, revoked, expired or replaced ones (past their grace
+    period, or the one a rotation replaces) do not count; a refused create writes nothing, and
+    another account's or person's room is its own."""
+    a = store.create_account(new_id(), f"a-{new_id()[:6]}", 0)
+    b = store.create_account(new_id(), f"b-{new_id()[:6]}", 0)
+    first = store.create_integration(a.id, new_id(), "splunk", "first", "", 0, limit=2)
+    second = store.create_integration(a.id, new_id(), "splunk", "second", "", 0, limit=2)
+    with pytest.raises(LimitReached, match="the account has 2 integrations, the most allowed is 2"):
+        store.create_integration(a.id, new_id(), "splunk", "third", "", 0, limit=2)
+    store.create_integration(b.id, new_id(), "splunk", "third", "", 0, limit=2)
+    store.delete_integration(second.id, 1)
+    store.create_integration(a.id, new_id(), "splunk", "third", "", 1, limit=2)
+    assert sorted(i.name for i in store.list_integrations(a.id)) == ["first", "third"]
+
+    def token(at: int, expires_at: int | None = None, replaces: str | None = None) -> TokenRecord:
+        return TokenRecord(
+            new_id(), a.id, first.id, "t", (Feature.AUDITEVENTS,), "k", new_id(), at, expires_at, replaces=replaces
+        )
+
+    expiring, replaced, revoked = token(0, expires_at=10), token(0), token(0)
+    for record in (expiring, replaced, revoked):
+        store.create_token(record, limit=3)
+    with pytest.raises(LimitReached, match="the account holds 3 live SIEM tokens, the most allowed is 3"):
+        store.create_token(token(5), limit=3)
+    store.create_token(token(5, replaces=replaced.id), limit=3)  # a rotation replaces one
+    store.schedule_revocation(replaced.id, 20, False)
+    store.revoke_token(revoked.id, 6)
+    with pytest.raises(LimitReached):
+        store.create_token(token(6), limit=3)  # the expiring one, the one in its grace period, the rotation's
+    store.create_token(token(10), limit=3)  # the expiring one has expired
+    with pytest.raises(LimitReached):
+        store.create_token(token(19), limit=3)
+    store.create_token(token(20), limit=3)  # the grace period has ended
+    assert len(store.list_tokens(a.id)) == 6
+
+    def ingest_key(account_id: int) -> IngestKey:
+        return IngestKey(new_id(), account_id, "k", (Feature.AUDITEVENTS,), new_id(), "sgi_x", 0)
+
+    kept, gone = ingest_key(a.id), ingest_key(a.id)
+    store.create_ingest_key(kept, limit=2)
+    store.create_ingest_key(gone, limit=2)
+    with pytest.raises(LimitReached, match="the account holds 2 ingest keys, the most allowed is 2"):
+        store.create_ingest_key(ingest_key(a.id), limit=2)
+    store.create_ingest_key(ingest_key(b.id), limit=2)
+    store.revoke_ingest_key(gone.id, 1)
+    store.create_ingest_key(ingest_key(a.id), limit=2)
+    assert len(store.list_ingest_keys(a.id)) == 3
+
+    ada = store.create_user(new_id(), f"ada-{new_id()[:6]}@example.com", "Ada", None, a.id, 0)
+    bob = store.create_user(new_id(), f"bob-{new_id()[:6]}@example.com", "Bob", None, a.id, 0)
+    short = ApiKey(new_id(), ada.id, "short", new_id(), "sgp_x", 0, expires_at=10)
+    store.create_api_key(short, limit=2)
+    store.create_api_key(ApiKey(new_id(), ada.id, "k", new_id(), "sgp_x", 0), limit=2)
+    with pytest.raises(LimitReached, match="this person holds 2 live API keys, the most allowed is 2"):
+        store.create_api_key(ApiKey(new_id(), ada.id, "k", new_id(), "sgp_x", 5), limit=2)
+    store.create_api_key(ApiKey(new_id(), bob.id, "k", new_id(), "sgp_x", 5), limit=2)
+    store.create_api_key(ApiKey(new_id(), ada.id, "k", new_id(), "sgp_x", 10), limit=2)  # `short` has expired
+    assert len(store.list_api_keys(ada.id)) == 3

@@ -18,12 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from siemgate.auth.keys import KeyRing, thumbprint
 from siemgate.composition.wiring import open_store
 from siemgate.config import load_settings
-from siemgate.errors import ConfigError, StoreError
+from siemgate.errors import ConfigError, Conflict, StoreError
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.store.base import AlertRuleRecord, NewEvent, Store, TokenRecord
+from siemgate.store.base import AlertRuleRecord, ApiKey, IngestKey, NewEvent, Store, TokenRecord
+from siemgate.store.errors import LimitReached
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.postgres.events import DAY, partition_name
+from siemgate.store.shared.identity import Invitation
 from support.stores import drop_pg_schema, make_store, new_pg_schema, pg_schema_url
 from support.waiting import wait_for
 
@@ -238,3 +240,100 @@ def test_a_starter_rule_enabled_while_its_override_is_being_saved_changes_only_t
     assert outcome == [2]
     [rule] = pg.list_alert_rules(a.id)
     assert (rule.definition, rule.enabled, rule.version) == ('{"x":"override"}', False, 2)
+
+
+def _lock_waits(watch: psycopg.Connection[tuple[int]]) -> int:
+    """Backends of this database waiting for a lock now."""
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    row = watch.execute(sql).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+# Each bounded create (limit 2), with one row of its kind already held: the other process's row
+# (inserted in the test's own transaction, which has locked the owner's row as a create does),
+# and the store call that must then be refused.
+_BOUNDED: dict[str, tuple[str, str]] = {
+    "invitation": (
+        "INSERT INTO invitations (id, account_id, email, role, code_sha256, created_at, expires_at)"
+        " VALUES (%(id)s, %(account)s, 'other@example.com', 'member', %(id)s, %(t)s, %(t)s + 1000000000000)",
+        "accounts",
+    ),
+    "integration": (
+        "INSERT INTO integrations (uuid, account_id, type, name, created_at)"
+        " VALUES (%(id)s, %(account)s, 'splunk', 'other', %(t)s)",
+        "accounts",
+    ),
+    "token": (
+        "INSERT INTO tokens (id, account_id, integration_id, name, features, kid, token_sha256, created_at)"
+        " VALUES (%(id)s, %(account)s, %(integration)s, 'other', 'auditevents', 'k', %(id)s, %(t)s)",
+        "accounts",
+    ),
+    "ingest key": (
+        "INSERT INTO ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
+        " VALUES (%(id)s, %(account)s, 'other', 'auditevents', %(id)s, 'sgi_x', %(t)s)",
+        "accounts",
+    ),
+    "API key": (
+        "INSERT INTO api_keys (id, user_id, name, key_sha256, prefix, created_at)"
+        " VALUES (%(id)s, %(user)s, 'other', %(id)s, 'sgp_x', %(t)s)",
+        "users",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(_BOUNDED))
+def test_a_bounded_create_waits_for_another_process_creating_the_last_allowed(pg: PostgresStore, kind: str) -> None:
+    """Several processes: a create into an account (or person) one short of its bound, while
+    another transaction is creating the last allowed row (not committed yet), waits for it and is
+    then refused, instead of counting without that row and passing the bound."""
+    account = pg.create_account(new_id(), "A", T0)
+    user = pg.create_user(new_id(), "ada@example.com", "Ada", None, account.id, T0)
+    integration = pg.create_integration(account.id, new_id(), "splunk", "first", "", T0)
+
+    def token() -> TokenRecord:
+        return TokenRecord(new_id(), account.id, integration.id, "t", (Feature.AUDITEVENTS,), "k", new_id(), T0, None)
+
+    def create() -> None:
+        if kind == "invitation":
+            invitation = Invitation(
+                new_id(), account.id, f"{new_id()}@example.com", "member", new_id(), None, T0, T0 + DAY
+            )
+            pg.create_invitation(invitation, max_pending=2, now=T0)
+        elif kind == "integration":
+            pg.create_integration(account.id, new_id(), "splunk", new_id(), "", T0, limit=3)  # "first" counts too
+        elif kind == "token":
+            pg.create_token(token(), limit=2)
+        elif kind == "ingest key":
+            pg.create_ingest_key(
+                IngestKey(new_id(), account.id, "k", (Feature.AUDITEVENTS,), new_id(), "sgi_x", T0), limit=2
+            )
+        else:
+            pg.create_api_key(ApiKey(new_id(), user.id, "k", new_id(), "sgp_x", T0), limit=2)
+
+    create()  # the one held already
+    outcome: list[object] = []
+
+    def attempt() -> None:
+        try:
+            create()
+            outcome.append("created")
+        except Exception as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    insert, owner = _BOUNDED[kind]
+    params = {"id": new_id(), "account": account.id, "user": user.id, "integration": integration.id, "t": T0}
+    with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
+        other.execute(f"SELECT 1 FROM {owner} WHERE id = %s FOR UPDATE", (user.id if owner == "users" else account.id,))
+        other.execute(insert, params)
+        job = threading.Thread(target=attempt)
+        job.start()
+        wait_for(
+            "the create to wait for the other transaction, or to end",
+            lambda: _lock_waits(watch) >= 1 or not job.is_alive(),
+            30,
+        )
+        other.commit()
+    job.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Conflict), outcome
+    if kind != "invitation":
+        assert isinstance(outcome[0], LimitReached) and "the most allowed is" in str(outcome[0])

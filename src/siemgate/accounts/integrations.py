@@ -18,6 +18,8 @@ from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.store.base import Account, Integration, Store, TokenRecord
 
+MAX_INTEGRATIONS = 100  # per account, not deleted (docs/security.md)
+
 
 @dataclass(frozen=True, slots=True)
 class TokenView:
@@ -61,7 +63,7 @@ class IntegrationService:
         if not name.strip():
             raise BadRequest("the integration needs a name, e.g. 'Splunk production'")
         integration = self.store.create_integration(
-            account.id, new_id(), kind.key, name.strip(), description.strip(), self.clock()
+            account.id, new_id(), kind.key, name.strip(), description.strip(), self.clock(), limit=MAX_INTEGRATIONS
         )
         self.audit.record(
             account,

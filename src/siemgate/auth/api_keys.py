@@ -14,6 +14,7 @@ from siemgate.model.ids import new_id
 from siemgate.store.base import AccountStore, ApiKey, User
 
 PREFIX = "sgp_"
+MAX_LIVE_KEYS = 50  # per person: neither revoked nor expired (docs/security.md)
 
 
 class ApiKeyService:
@@ -35,7 +36,7 @@ class ApiKeyService:
             created_at=now,
             expires_at=None if expires_in_ns is None else now + expires_in_ns,
         )
-        self.store.create_api_key(key)
+        self.store.create_api_key(key, limit=MAX_LIVE_KEYS)
         return secret, key
 
     def authenticate(self, secret: str) -> tuple[User, ApiKey]:

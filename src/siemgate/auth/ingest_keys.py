@@ -15,6 +15,7 @@ from siemgate.model.ids import new_id
 from siemgate.store.base import Account, CredentialStore, IngestKey
 
 PREFIX = "sgi_"
+MAX_LIVE_KEYS = 100  # per account, not revoked (docs/security.md)
 
 
 class IngestKeyService:
@@ -36,7 +37,7 @@ class IngestKeyService:
             prefix=secret[:10],
             created_at=self.clock(),
         )
-        self.store.create_ingest_key(key)
+        self.store.create_ingest_key(key, limit=MAX_LIVE_KEYS)
         return secret, key
 
     def authenticate(self, authorization: str | None, feature: Feature) -> IngestKey:

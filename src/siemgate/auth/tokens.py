@@ -29,6 +29,7 @@ FEATURES_CLAIM = "1password.com/fts"
 ACCOUNT_CLAIM = "1password.com/auuid"
 TOKEN_CLAIM = "1password.com/token"  # noqa: S105 (a claim name, not a secret)
 _CACHE_SIZE = 10_000
+MAX_LIVE_TOKENS = 500  # per account: neither revoked nor expired (docs/security.md)
 log = logging.getLogger("siemgate.tokens")
 
 
@@ -102,7 +103,7 @@ class TokenService:
             replaces=replaces,
             created_by=created_by,
         )
-        self.store.create_token(record)
+        self.store.create_token(record, limit=MAX_LIVE_TOKENS)
         return token, record
 
     def authenticate(self, authorization: str | None) -> TokenRecord:

@@ -15,6 +15,11 @@ class IntegrityConflict(Conflict):
         self.constraint = constraint
 
 
+class LimitReached(Conflict):
+    """A create would pass the bound on what its owner (an account, a person) may hold: its
+    message says how many are held, the most allowed, and how to make room."""
+
+
 class RoomExhausted(Conflict):
     """store.put_alert_rules would pass its RuleRoom: the account holds `held` counted rules and
     the call adds `adding`, past `limit`."""

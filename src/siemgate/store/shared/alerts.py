@@ -109,7 +109,7 @@ class AlertStore(SharedSQL):
             return [self._put_rule(conn, record, keep, on_conflict) for record, keep in records]
 
     def _make_room(self, conn: Any, account_id: int, rule_ids: Sequence[str], room: RuleRoom) -> None:
-        conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_update}"), (account_id,))
+        self._lock(conn, "accounts", account_id)
         rows = conn.execute(self._q("SELECT rule_id FROM alert_rules WHERE account_id = ?"), (account_id,)).fetchall()
         stored = {row[0] for row in rows}
         held = len(stored - room.uncounted)

@@ -13,7 +13,7 @@ from typing import Any
 from siemgate.errors import NotFound
 from siemgate.model.features import Feature
 from siemgate.store.records import IngestKey, SigningKey, TokenRecord, TokenUse
-from siemgate.store.shared.dialect import SharedSQL
+from siemgate.store.shared.dialect import Bound, SharedSQL
 
 _RECORD = (
     "id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at, revoked_at,"
@@ -49,8 +49,23 @@ class CredentialStore(SharedSQL):
     primitives (store/shared/dialect.py)."""
 
     # SIEM tokens --------------------------------------------------------------------------------
-    def create_token(self, record: TokenRecord) -> None:
-        """Raises Conflict when the id or hash is taken."""
+    def create_token(self, record: TokenRecord, *, limit: int | None = None) -> None:
+        """Raises Conflict when the id or hash is taken; with `limit`, LimitReached (nothing
+        written) when the account already holds `limit` live tokens (neither revoked nor expired
+        nor past a replacement's grace period at the record's creation) besides the one it replaces."""
+        bound = None
+        if limit is not None:
+            now = record.created_at
+            counted = (
+                "SELECT count(*) FROM tokens WHERE account_id = ? AND revoked_at IS NULL AND id <> ?"
+                " AND (expires_at IS NULL OR expires_at > ?) AND (revoke_at IS NULL OR revoke_at > ?)"
+            )
+            refusal = (
+                "the account holds {held} live SIEM tokens, the most allowed is {limit};"
+                " revoke tokens no SIEM uses any more to issue another"
+            )
+            params = (record.account_id, record.replaces or "", now, now)
+            bound = Bound("accounts", record.account_id, counted, params, limit, refusal)
         into = (
             "tokens (id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at,"
             " replaces, created_by)"
@@ -58,7 +73,7 @@ class CredentialStore(SharedSQL):
         values = (record.id, record.account_id, record.integration_id, record.name, features_text(record.features),
                   record.kid, record.token_sha256, record.created_at, record.expires_at, record.replaces,
                   record.created_by)  # fmt: skip
-        self._add(f"cannot record token {record.id}", into, values)
+        self._add(f"cannot record token {record.id}", into, values, bound)
 
     def get_token(self, token_id: str) -> TokenRecord:
         """Raises NotFound."""
@@ -155,12 +170,21 @@ class CredentialStore(SharedSQL):
         return {r[0] for r in rows}
 
     # ingest keys --------------------------------------------------------------------------------
-    def create_ingest_key(self, key: IngestKey) -> None:
-        """Raises Conflict when the id or hash is taken."""
+    def create_ingest_key(self, key: IngestKey, *, limit: int | None = None) -> None:
+        """Raises Conflict when the id or hash is taken; with `limit`, LimitReached (nothing
+        written) when the account already holds `limit` unrevoked ingest keys."""
+        bound = None
+        if limit is not None:
+            counted = "SELECT count(*) FROM ingest_keys WHERE account_id = ? AND revoked_at IS NULL"
+            refusal = (
+                "the account holds {held} ingest keys, the most allowed is {limit};"
+                " revoke keys no producer uses any more to create another"
+            )
+            bound = Bound("accounts", key.account_id, counted, (key.account_id,), limit, refusal)
         into = "ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
         features = features_text(key.features)
         values = (key.id, key.account_id, key.name, features, key.key_sha256, key.prefix, key.created_at)
-        self._add(f"cannot record ingest key {key.id}", into, values)
+        self._add(f"cannot record ingest key {key.id}", into, values, bound)
 
     def get_ingest_key_by_hash(self, key_sha256: str) -> IngestKey:
         """Raises NotFound."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from siemgate.errors import Conflict, NotFound
-from siemgate.store.errors import IntegrityConflict
+from siemgate.store.errors import IntegrityConflict, LimitReached
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,23 @@ class Dialect:
 
 
 SQLITE = Dialect("sqlite", "?", "", "", "max", returning=False, nocase=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A bound on the rows a create may add to: at most `limit` of those `counted` (a `SELECT
+    count(*)` written with `?` placeholders for `params`) may be held once it is done. `owner`
+    (a table, accounts or users) and `owner_id` name the row locked while counting, so that
+    concurrent creates cannot all pass; `refusal` is LimitReached's text, with {held} and {limit}."""
+
+    owner: str
+    owner_id: int
+    counted: str
+    params: tuple[Any, ...]
+    limit: int
+    refusal: str
+
+
 POSTGRES = Dialect("postgres", "%s", " FOR UPDATE", " SKIP LOCKED", "greatest", returning=True, nocase=False)
 
 
@@ -109,10 +126,25 @@ class SharedSQL(abc.ABC):
         except IntegrityConflict as exc:
             raise Conflict(f"{what}: {exc.message}") from None
 
-    def _add(self, what: str, into: str, values: Sequence[Any]) -> None:
-        """INSERT INTO `into` (a table and its columns) the values, in one transaction; a constraint
-        violation is Conflict("what: why")."""
+    def _lock(self, conn: Any, table: str, row_id: int) -> None:
+        """Lock a row of `table` (accounts, users) until the transaction ends, so that transactions
+        counting what it owns run one after another (PostgreSQL; SQLite has one writer)."""
+        conn.execute(self._q(f"SELECT 1 FROM {table} WHERE id = ?{self.dialect.for_update}"), (row_id,))
+
+    def _within(self, conn: Any, bound: Bound | None) -> None:
+        """Raise LimitReached when adding a row would pass `bound` (nothing when it is None)."""
+        if bound is None:
+            return
+        self._lock(conn, bound.owner, bound.owner_id)
+        held = int(conn.execute(self._q(bound.counted), bound.params).fetchone()[0])
+        if held >= bound.limit:
+            raise LimitReached(bound.refusal.format(held=held, limit=bound.limit))
+
+    def _add(self, what: str, into: str, values: Sequence[Any], bound: Bound | None = None) -> None:
+        """INSERT INTO `into` (a table and its columns) the values, in one transaction, within
+        `bound`; a constraint violation is Conflict("what: why"), a passed bound LimitReached."""
         with self._change(what) as conn:
+            self._within(conn, bound)
             conn.execute(self._q(f"INSERT INTO {into} VALUES ({self._marks(len(values))})"), values)
 
     def _touch(self, table: str, last_used: dict[str, int]) -> None:

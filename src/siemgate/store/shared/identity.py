@@ -67,8 +67,10 @@ class IdentityStore(SharedSQL):
     # invitations --------------------------------------------------------------------------------
     def create_invitation(self, invitation: Invitation, *, max_pending: int, now: int) -> None:
         """Record a pending invitation; Conflict when the account already has `max_pending`
-        unexpired pending invitations, or one for the same email."""
+        unexpired pending invitations, or one for the same email. The account's row is locked
+        first, so concurrent invitations cannot all pass the bound."""
         with self._tx() as conn:
+            self._lock(conn, "accounts", invitation.account_id)
             pending = conn.execute(
                 self._q("SELECT email FROM invitations WHERE account_id = ? AND status = 'pending' AND expires_at > ?"),
                 (invitation.account_id, now),

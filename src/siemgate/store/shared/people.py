@@ -13,7 +13,7 @@ from typing import Any
 from siemgate.errors import Conflict, NotFound
 from siemgate.store.errors import IntegrityConflict
 from siemgate.store.records import Account, ApiKey, Integration, Member, Session, User
-from siemgate.store.shared.dialect import SharedSQL
+from siemgate.store.shared.dialect import Bound, SharedSQL
 
 _ACCOUNT = "id, uuid, name, created_at"
 _USER = "id, uuid, email, name, password_hash, home_account_id, created_at"
@@ -41,11 +41,13 @@ class AccountStore(SharedSQL):
     """An interface of the store (part of Store) and its one implementation, over the backend's
     primitives (store/shared/dialect.py)."""
 
-    def _insert_named(self, sql: str, params: Sequence[Any], taken: str, what: str) -> int:
-        """Insert a row keyed by id (its uuid is random, so a unique key that is taken is its name);
-        the new id. Conflict(taken) for a taken name, Conflict("what: why") for another violation."""
+    def _insert_named(self, sql: str, params: Sequence[Any], taken: str, what: str, bound: Bound | None = None) -> int:
+        """Insert a row keyed by id (its uuid is random, so a unique key that is taken is its name)
+        within `bound`; the new id. Conflict(taken) for a taken name, Conflict("what: why") for
+        another violation, LimitReached for a passed bound."""
         try:
             with self._tx() as conn:
+                self._within(conn, bound)
                 return self.dialect.insert_id(conn, sql, params)
         except IntegrityConflict as exc:
             raise Conflict(taken if exc.kind == "unique" else f"{what}: {exc.message}") from None
@@ -168,10 +170,23 @@ class AccountStore(SharedSQL):
         return [_member(r) for r in self._select(f"{_MEMBER} WHERE m.user_id = ? ORDER BY m.account_id", (user_id,))]
 
     # personal API keys and console sessions --------------------------------------------------------
-    def create_api_key(self, key: ApiKey) -> None:
+    def create_api_key(self, key: ApiKey, *, limit: int | None = None) -> None:
+        """Raises Conflict when the id or hash is taken; with `limit`, LimitReached (nothing
+        written) when the person already holds `limit` live keys (neither revoked nor expired)."""
+        bound = None
+        if limit is not None:
+            counted = (
+                "SELECT count(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL"
+                " AND (expires_at IS NULL OR expires_at > ?)"
+            )
+            refusal = (
+                "this person holds {held} live API keys, the most allowed is {limit};"
+                " revoke keys no script uses any more to create another"
+            )
+            bound = Bound("users", key.user_id, counted, (key.user_id, key.created_at), limit, refusal)
         into = "api_keys (id, user_id, name, key_sha256, prefix, created_at, expires_at)"
         values = (key.id, key.user_id, key.name, key.key_sha256, key.prefix, key.created_at, key.expires_at)
-        self._add(f"cannot record API key {key.id}", into, values)
+        self._add(f"cannot record API key {key.id}", into, values, bound)
 
     def get_api_key_by_hash(self, key_sha256: str) -> ApiKey:
         """Raises NotFound."""
@@ -223,12 +238,22 @@ class AccountStore(SharedSQL):
 
     # integrations -------------------------------------------------------------------------------
     def create_integration(
-        self, account_id: int, uuid: str, type: str, name: str, description: str, now: int
+        self, account_id: int, uuid: str, type: str, name: str, description: str, now: int, *, limit: int | None = None
     ) -> Integration:
-        """Raises Conflict when the account already has an integration with that name."""
+        """Raises Conflict when the account already has an integration with that name; with
+        `limit`, LimitReached (nothing written) when it already has `limit` (not deleted)."""
         values = (uuid, account_id, type, name, description, now)
         taken = f"this account already has an integration named {name!r}"
-        integration_id = self._insert_named(_NEW_INTEGRATION, values, taken, f"cannot create integration {name!r}")
+        bound = None
+        if limit is not None:
+            counted = "SELECT count(*) FROM integrations WHERE account_id = ? AND deleted_at IS NULL"
+            refusal = (
+                "the account has {held} integrations, the most allowed is {limit};"
+                " delete one no SIEM uses any more to create another"
+            )
+            bound = Bound("accounts", account_id, counted, (account_id,), limit, refusal)
+        what = f"cannot create integration {name!r}"
+        integration_id = self._insert_named(_NEW_INTEGRATION, values, taken, what, bound)
         return Integration(integration_id, uuid, account_id, type, name, description, now)
 
     def get_integration(self, account_id: int, uuid_or_name: str) -> Integration:

@@ -1,0 +1,73 @@
+"""Bounds on what an account's people can create (docs/security.md, "Per-account limits"):
+integrations, live SIEM tokens and live ingest keys per account, live personal API keys per
+person. Past a bound the admin API answers 409 saying what is held, the most allowed and how to
+make room, and writes nothing; a rotation still works at the bound; another account's room is
+its own. The bounds are lowered here so that the tests create a handful, not hundreds."""
+
+from __future__ import annotations
+
+import pytest
+
+from siemgate.accounts import integrations
+from siemgate.auth import api_keys, ingest_keys, tokens
+from support.admin import ADMIN, Site, error_message, ok
+
+
+def test_integrations_per_account(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(integrations, "MAX_INTEGRATIONS", 2)
+    held = len(ok(site.call(site.owner, "GET", site.path("/integrations")))["items"])
+    kept = [site.integration() for _ in range(2 - held)]
+    refused = site.call(site.admin, "POST", site.path("/integrations"), json={"type": "splunk", "name": "one more"})
+    message = error_message(refused, 409)
+    assert "the account has 2 integrations, the most allowed is 2" in message and "delete one" in message
+    names = [i["name"] for i in ok(site.call(site.owner, "GET", site.path("/integrations")))["items"]]
+    assert "one more" not in names and len(names) == 2
+    theirs = site.path("/integrations", site.other)
+    for name in ("a", "b"):  # the other account's room is its own
+        ok(site.call(site.outsider, "POST", theirs, json={"type": "splunk", "name": name}), 201)
+    ok(site.call(site.owner, "DELETE", site.path(f"/integrations/{kept[-1]['uuid']}")), 200)
+    assert site.integration(name="one more")["name"] == "one more"
+
+
+def test_live_siem_tokens_per_account_and_a_rotation_at_the_bound(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "MAX_LIVE_TOKENS", 2)
+    integration = site.integration()
+    first, second = site.issue(integration, name="first"), site.issue(integration, name="second")
+    url = site.path(f"/integrations/{integration['uuid']}/tokens")
+    message = error_message(site.call(site.owner, "POST", url, json={"name": "third"}), 409)
+    assert "the account holds 2 live SIEM tokens, the most allowed is 2" in message and "revoke" in message
+    assert {t["name"] for t in site.tokens()} == {"first", "second"}
+    rotated = ok(site.call(site.owner, "POST", site.path(f"/tokens/{first['id']}/rotate")), 201)
+    assert rotated["token"]  # the replacement of a live token takes its place
+    error_message(site.call(site.owner, "POST", url, json={"name": "third"}), 409)
+    ok(site.call(site.owner, "POST", site.path(f"/tokens/{second['id']}/revoke")))
+    # the rotated token stays live until its replacement is used (or 24 hours): it still counts
+    error_message(site.call(site.owner, "POST", url, json={"name": "third"}), 409)
+    ok(site.call(site.owner, "POST", site.path(f"/tokens/{first['id']}/revoke")))
+    ok(site.call(site.owner, "POST", url, json={"name": "third"}), 201)
+    theirs = site.path("/integrations", site.other)
+    made = ok(site.call(site.outsider, "POST", theirs, json={"type": "splunk", "name": "theirs"}), 201)
+    for name in ("a", "b"):  # the other account's room is its own
+        ok(site.call(site.outsider, "POST", f"{theirs}/{made['uuid']}/tokens", json={"name": name}), 201)
+
+
+def test_live_ingest_keys_per_account(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest_keys, "MAX_LIVE_KEYS", 2)
+    first = site.ingest_key()
+    site.ingest_key()
+    refused = site.call(site.owner, "POST", site.path("/ingest-keys"), json={"name": "third"})
+    message = error_message(refused, 409)
+    assert "the account holds 2 ingest keys, the most allowed is 2" in message
+    assert len(ok(site.call(site.owner, "GET", site.path("/ingest-keys")))["items"]) == 2
+    ok(site.call(site.owner, "DELETE", site.path(f"/ingest-keys/{first['id']}")))
+    ok(site.call(site.owner, "POST", site.path("/ingest-keys"), json={"name": "third"}), 201)
+
+
+def test_live_api_keys_per_person(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api_keys, "MAX_LIVE_KEYS", 2)  # each person of the site holds one already
+    made = ok(site.call(site.member, "POST", f"{ADMIN}/me/api-keys", json={"name": "script"}), 201)
+    message = error_message(site.call(site.member, "POST", f"{ADMIN}/me/api-keys", json={"name": "more"}), 409)
+    assert "this person holds 2 live API keys, the most allowed is 2" in message
+    ok(site.call(site.admin, "POST", f"{ADMIN}/me/api-keys", json={"name": "script"}), 201)
+    ok(site.call(site.member, "DELETE", f"{ADMIN}/me/api-keys/{made['id']}"))
+    ok(site.call(site.member, "POST", f"{ADMIN}/me/api-keys", json={"name": "more"}), 201)
