@@ -6,10 +6,18 @@ its own. The bounds are lowered here so that the tests create a handful, not hun
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
+from typer.testing import CliRunner, Result
 
 from siemgate.accounts import integrations
+from siemgate.accounts.lifecycle import TokenLifecycle
 from siemgate.auth import api_keys, ingest_keys, tokens
+from siemgate.cli.main import app as cli_app
+from siemgate.store.errors import LimitReached
 from support.admin import ADMIN, Site, error_message, ok
 
 
@@ -71,3 +79,54 @@ def test_live_api_keys_per_person(site: Site, monkeypatch: pytest.MonkeyPatch) -
     ok(site.call(site.admin, "POST", f"{ADMIN}/me/api-keys", json={"name": "script"}), 201)
     ok(site.call(site.member, "DELETE", f"{ADMIN}/me/api-keys/{made['id']}"))
     ok(site.call(site.member, "POST", f"{ADMIN}/me/api-keys", json={"name": "more"}), 201)
+
+
+def test_rotating_every_token_at_the_bound_and_what_a_failed_rotation_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`siemgate token rotate --all` (in-process, for the lowered bound): every token of an
+    account at its bound is rotated with a grace period; past the bound nothing is issued and the
+    error says why; a rotation failing partway still prints the tokens issued before it (their
+    secrets exist nowhere else)."""
+    monkeypatch.setattr(tokens, "MAX_LIVE_TOKENS", 3)
+    runner = CliRunner()
+
+    def cli(*args: str, refused: bool = False) -> Result:
+        """The command's result; `refused`: it stopped with LimitReached (which `siemgate`'s main
+        prints as "error: ..." with exit code 1)."""
+        result = runner.invoke(cli_app, ["--data-dir", str(tmp_path), *args])
+        if refused:
+            assert isinstance(result.exception, LimitReached), (result.exception, result.output)
+        else:
+            assert result.exit_code == 0, (result.exception, result.output)
+        return result
+
+    cli("account", "create", "Acme")
+    cli("integration", "create", "Splunk", "--type", "splunk")
+    for name in ("a", "b", "c"):
+        cli("token", "issue", "--name", name, "--integration", "Splunk")
+    refused = cli("token", "issue", "--name", "d", "--integration", "Splunk", refused=True)
+    assert "holds 3 live SIEM tokens, the most allowed is 3" in str(refused.exception)
+    first = json.loads(cli("token", "rotate", "--all", "--output-dir", str(tmp_path / "one"), "--json").stdout)
+    assert len(first) == 3  # each old token stays live in its grace period meanwhile
+    monkeypatch.setattr(tokens, "MAX_LIVE_TOKENS", 2)  # as if the account held more than the bound
+    over = cli("token", "rotate", "--all", "--output-dir", str(tmp_path / "two"), "--json", refused=True)
+    assert "the most allowed is 2 (and as many being replaced)" in str(over.exception)
+    assert json.loads(over.stdout) == [] and "replaced 0 of 3 tokens" in over.stderr
+    monkeypatch.setattr(tokens, "MAX_LIVE_TOKENS", 10)
+    rotate = TokenLifecycle.rotate
+    calls = []
+
+    def second_fails(self: TokenLifecycle, *args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 2:
+            raise LimitReached("the account holds 10 live SIEM tokens, the most allowed is 10")
+        return rotate(self, *args)
+
+    monkeypatch.setattr(TokenLifecycle, "rotate", second_fails)
+    partial = cli(
+        "token", "rotate", "--all", "--grace", "0", "--output-dir", str(tmp_path / "three"), "--json", refused=True
+    )
+    [issued] = json.loads(partial.stdout)
+    assert issued["token"] and "replaced 1 of 3 tokens of 'Acme' before this error" in partial.stderr
+    assert [p.name for p in (tmp_path / "three").iterdir()] == [f"{issued['id']}.token"]

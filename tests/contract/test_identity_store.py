@@ -150,3 +150,44 @@ def test_bounded_creates_count_only_live_rows_and_write_nothing_past_the_bound(s
     store.create_api_key(ApiKey(new_id(), bob.id, "k", new_id(), "sgp_x", 5), limit=2)
     store.create_api_key(ApiKey(new_id(), ada.id, "k", new_id(), "sgp_x", 10), limit=2)  # `short` has expired
     assert len(store.list_api_keys(ada.id)) == 3
+
+
+def test_every_token_of_an_account_at_its_bound_can_be_rotated_but_rotations_are_bounded_too(store: Store) -> None:
+    """A replacement counts apart: at most `limit` live tokens not being replaced besides the one
+    it replaces, and at most `limit` in a grace period. So every token of an account at its
+    bound can be rotated with a grace period (`siemgate token rotate --all`), a chain of rotations
+    of one token ends at the bound, and a plain issue waits until the grace periods end."""
+    a = store.create_account(new_id(), f"r-{new_id()[:6]}", 0)
+    integration = store.create_integration(a.id, new_id(), "splunk", "siem", "", 0)
+
+    def token(at: int, replaces: str | None = None) -> TokenRecord:
+        return TokenRecord(new_id(), a.id, integration.id, "t", (Feature.AUDITEVENTS,), "k", new_id(), at, None,
+                           replaces=replaces)  # fmt: skip
+
+    def rotate(old: TokenRecord, at: int) -> TokenRecord:
+        new = token(at, replaces=old.id)
+        store.create_token(new, limit=3)
+        store.schedule_revocation(old.id, at + 100, True)
+        return new
+
+    held = [token(0) for _ in range(3)]
+    for record in held:
+        store.create_token(record, limit=3)
+    rotated = [rotate(old, 1) for old in held]  # all three, each with a grace period
+    with pytest.raises(LimitReached, match="holds 6 live SIEM tokens, the most allowed is 3"):
+        store.create_token(token(2), limit=3)
+    with pytest.raises(LimitReached, match=r"the most allowed is 3 \(and as many being replaced\)"):
+        rotate(rotated[0], 2)  # three are in their grace period already
+    with pytest.raises(LimitReached):
+        store.create_token(token(101), limit=3)  # the grace periods have ended: the three rotated are live
+    store.revoke_token(rotated[0].id, 101)
+    store.create_token(token(101), limit=3)
+    fresh = store.create_integration(a.id, new_id(), "splunk", "fresh", "", 0)
+    store.revoke_token(rotated[1].id, 102)
+    chain = TokenRecord(new_id(), a.id, fresh.id, "t", (Feature.AUDITEVENTS,), "k", new_id(), 102, None)
+    store.create_token(chain, limit=3)
+    for _ in range(3):  # a chain of rotations of one token
+        chain = rotate(chain, 103)
+    with pytest.raises(LimitReached):
+        rotate(chain, 103)
+    assert len(store.list_tokens(a.id)) == 3 + 3 + 1 + 1 + 3

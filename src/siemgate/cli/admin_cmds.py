@@ -13,7 +13,7 @@ from siemgate.accounts.catalog import siem_type
 from siemgate.accounts.lifecycle import token_status
 from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for
 from siemgate.cli.output import err, print_json, print_table
-from siemgate.errors import NotFound
+from siemgate.errors import NotFound, SiemgateError
 from siemgate.model.durations import DEFAULT_EXPIRY, parse_duration
 from siemgate.private import private_dir, write_secret
 from siemgate.store.base import Integration, TokenRecord
@@ -255,15 +255,23 @@ def _rotate_all(
         ]
         if output_dir is not None:
             private_dir(output_dir)
-        for old in live:
-            token, new = services.lifecycle.rotate(CLI, target, old.id, grace_ns)
-            replaced = services.store.get_token(old.id)
-            if output_dir is not None:
-                write_secret(output_dir / f"{new.id}.token", token + "\n")
-            results.append({**views.token_view(new, services.clock()), "token": token, "replaces": old.id})
-            err.print(
-                f"issued {new.id} ({new.name}) to replace {old.id}; the old token is revoked {_revoked_when(replaced)}"
-            )
+        try:
+            for old in live:
+                token, new = services.lifecycle.rotate(CLI, target, old.id, grace_ns)
+                replaced = services.store.get_token(old.id)
+                if output_dir is not None:
+                    write_secret(output_dir / f"{new.id}.token", token + "\n")
+                results.append({**views.token_view(new, services.clock()), "token": token, "replaces": old.id})
+                err.print(
+                    f"issued {new.id} ({new.name}) to replace {old.id};"
+                    f" the old token is revoked {_revoked_when(replaced)}"
+                )
+        except SiemgateError:
+            # the tokens issued so far are shown (their secrets exist nowhere else) before the error
+            if as_json:
+                print_json(results)
+            err.print(f"replaced {len(results)} of {len(live)} tokens of {target.name!r} before this error:")
+            raise
     if as_json:
         print_json(results)
     err.print(

@@ -187,7 +187,7 @@ def list_api_keys(
     response_model=models.CreatedApiKey,
     status_code=201,
     summary="Create a personal API key",
-    responses=errors(401, 403),
+    responses=errors(401, 403, 409),
     openapi_extra={
         "responses": {
             "201": {

@@ -52,19 +52,33 @@ class CredentialStore(SharedSQL):
     def create_token(self, record: TokenRecord, *, limit: int | None = None) -> None:
         """Raises Conflict when the id or hash is taken; with `limit`, LimitReached (nothing
         written) when the account already holds `limit` live tokens (neither revoked nor expired
-        nor past a replacement's grace period at the record's creation) besides the one it replaces."""
+        nor past a replaced token's grace period, at the record's creation).
+
+        A replacement (`record.replaces`) is bounded apart, so that every token of an account at
+        its bound can be rotated: at most `limit` live tokens not being replaced besides the one
+        it replaces, and at most `limit` in a grace period."""
         bound = None
         if limit is not None:
             now = record.created_at
-            counted = (
-                "SELECT count(*) FROM tokens WHERE account_id = ? AND revoked_at IS NULL AND id <> ?"
+            live = (
+                "FROM tokens WHERE account_id = ? AND revoked_at IS NULL"
                 " AND (expires_at IS NULL OR expires_at > ?) AND (revoke_at IS NULL OR revoke_at > ?)"
             )
+            if record.replaces is None:
+                counted = f"SELECT count(*) {live}"
+                params: tuple[Any, ...] = (record.account_id, now, now)
+            else:
+                greatest = self.dialect.greatest
+                counted = (
+                    f"SELECT {greatest}(coalesce(sum(CASE WHEN revoke_at IS NULL AND id <> ? THEN 1 ELSE 0 END), 0),"
+                    f" coalesce(sum(CASE WHEN revoke_at IS NULL THEN 0 ELSE 1 END), 0)) {live}"
+                )
+                params = (record.replaces, record.account_id, now, now)
             refusal = (
-                "the account holds {held} live SIEM tokens, the most allowed is {limit};"
-                " revoke tokens no SIEM uses any more to issue another"
+                "the account holds {held} live SIEM tokens, the most allowed is {limit}"
+                + (" (and as many being replaced)" if record.replaces else "")
+                + "; revoke tokens no SIEM uses any more to issue another"
             )
-            params = (record.account_id, record.replaces or "", now, now)
             bound = Bound("accounts", record.account_id, counted, params, limit, refusal)
         into = (
             "tokens (id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at,"
