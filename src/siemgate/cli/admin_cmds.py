@@ -267,13 +267,11 @@ def _rotate_all(
                     f" the old token is revoked {_revoked_when(replaced)}"
                 )
         except SiemgateError:
-            # the tokens issued so far are shown (their secrets exist nowhere else) before the error
-            if as_json:
-                print_json(results)
             err.print(f"replaced {len(results)} of {len(live)} tokens of {target.name!r} before this error:")
             raise
-    if as_json:
-        print_json(results)
+        finally:  # the tokens issued are shown whatever stopped the loop: their secrets exist nowhere else
+            if as_json:
+                print_json(results)
     err.print(
         f"replaced {len(results)} tokens of {target.name!r}" + (f"; new tokens in {output_dir}" if output_dir else "")
     )

@@ -20,7 +20,7 @@ class LimitReached(Conflict):
     message says how many are held, the most allowed, and how to make room."""
 
 
-class RoomExhausted(Conflict):
+class RoomExhausted(LimitReached):
     """store.put_alert_rules would pass its RuleRoom: the account holds `held` counted rules and
     the call adds `adding`, past `limit`."""
 

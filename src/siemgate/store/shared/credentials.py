@@ -57,29 +57,27 @@ class CredentialStore(SharedSQL):
         A replacement (`record.replaces`) is bounded apart, so that every token of an account at
         its bound can be rotated: at most `limit` live tokens not being replaced besides the one
         it replaces, and at most `limit` in a grace period."""
-        bound = None
-        if limit is not None:
-            now = record.created_at
-            live = (
-                "FROM tokens WHERE account_id = ? AND revoked_at IS NULL"
-                " AND (expires_at IS NULL OR expires_at > ?) AND (revoke_at IS NULL OR revoke_at > ?)"
+        now = record.created_at
+        live = (
+            "FROM tokens WHERE account_id = ? AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > ?) AND (revoke_at IS NULL OR revoke_at > ?)"
+        )
+        if record.replaces is None:
+            counted = f"SELECT count(*) {live}"
+            params: tuple[Any, ...] = (record.account_id, now, now)
+        else:
+            counted = (
+                f"SELECT {self.dialect.greatest}("
+                "coalesce(sum(CASE WHEN revoke_at IS NULL AND id <> ? THEN 1 ELSE 0 END), 0),"
+                f" coalesce(sum(CASE WHEN revoke_at IS NULL THEN 0 ELSE 1 END), 0)) {live}"
             )
-            if record.replaces is None:
-                counted = f"SELECT count(*) {live}"
-                params: tuple[Any, ...] = (record.account_id, now, now)
-            else:
-                greatest = self.dialect.greatest
-                counted = (
-                    f"SELECT {greatest}(coalesce(sum(CASE WHEN revoke_at IS NULL AND id <> ? THEN 1 ELSE 0 END), 0),"
-                    f" coalesce(sum(CASE WHEN revoke_at IS NULL THEN 0 ELSE 1 END), 0)) {live}"
-                )
-                params = (record.replaces, record.account_id, now, now)
-            refusal = (
-                "the account holds {held} live SIEM tokens, the most allowed is {limit}"
-                + (" (and as many being replaced)" if record.replaces else "")
-                + "; revoke tokens no SIEM uses any more to issue another"
-            )
-            bound = Bound("accounts", record.account_id, counted, params, limit, refusal)
+            params = (record.replaces, record.account_id, now, now)
+        refusal = (
+            "the account holds {held} live SIEM tokens, the most allowed is {limit}"
+            + (" (and as many being replaced)" if record.replaces else "")
+            + "; revoke tokens no SIEM uses any more to issue another"
+        )
+        bound = Bound("accounts", record.account_id, counted, params, limit, refusal)
         into = (
             "tokens (id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at,"
             " replaces, created_by)"
@@ -187,14 +185,12 @@ class CredentialStore(SharedSQL):
     def create_ingest_key(self, key: IngestKey, *, limit: int | None = None) -> None:
         """Raises Conflict when the id or hash is taken; with `limit`, LimitReached (nothing
         written) when the account already holds `limit` unrevoked ingest keys."""
-        bound = None
-        if limit is not None:
-            counted = "SELECT count(*) FROM ingest_keys WHERE account_id = ? AND revoked_at IS NULL"
-            refusal = (
-                "the account holds {held} ingest keys, the most allowed is {limit};"
-                " revoke keys no producer uses any more to create another"
-            )
-            bound = Bound("accounts", key.account_id, counted, (key.account_id,), limit, refusal)
+        counted = "SELECT count(*) FROM ingest_keys WHERE account_id = ? AND revoked_at IS NULL"
+        refusal = (
+            "the account holds {held} ingest keys, the most allowed is {limit};"
+            " revoke keys no producer uses any more to create another"
+        )
+        bound = Bound("accounts", key.account_id, counted, (key.account_id,), limit, refusal)
         into = "ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
         features = features_text(key.features)
         values = (key.id, key.account_id, key.name, features, key.key_sha256, key.prefix, key.created_at)

@@ -64,13 +64,14 @@ class Bound:
     """A bound on the rows a create may add to: at most `limit` of those `counted` (a `SELECT
     count(*)` written with `?` placeholders for `params`) may be held once it is done. `owner`
     (a table, accounts or users) and `owner_id` name the row locked while counting, so that
-    concurrent creates cannot all pass; `refusal` is LimitReached's text, with {held} and {limit}."""
+    concurrent creates cannot all pass; `refusal` is LimitReached's text, with {held} and {limit}.
+    A `limit` of None bounds nothing (the operator's own writes)."""
 
     owner: str
     owner_id: int
     counted: str
     params: tuple[Any, ...]
-    limit: int
+    limit: int | None
     refusal: str
 
 
@@ -132,8 +133,9 @@ class SharedSQL(abc.ABC):
         conn.execute(self._q(f"SELECT 1 FROM {table} WHERE id = ?{self.dialect.for_update}"), (row_id,))
 
     def _within(self, conn: Any, bound: Bound | None) -> None:
-        """Raise LimitReached when adding a row would pass `bound` (nothing when it is None)."""
-        if bound is None:
+        """Raise LimitReached when adding a row would pass `bound` (nothing when it, or its limit,
+        is None)."""
+        if bound is None or bound.limit is None:
             return
         self._lock(conn, bound.owner, bound.owner_id)
         held = int(conn.execute(self._q(bound.counted), bound.params).fetchone()[0])

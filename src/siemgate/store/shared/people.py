@@ -173,17 +173,15 @@ class AccountStore(SharedSQL):
     def create_api_key(self, key: ApiKey, *, limit: int | None = None) -> None:
         """Raises Conflict when the id or hash is taken; with `limit`, LimitReached (nothing
         written) when the person already holds `limit` live keys (neither revoked nor expired)."""
-        bound = None
-        if limit is not None:
-            counted = (
-                "SELECT count(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL"
-                " AND (expires_at IS NULL OR expires_at > ?)"
-            )
-            refusal = (
-                "this person holds {held} live API keys, the most allowed is {limit};"
-                " revoke keys no script uses any more to create another"
-            )
-            bound = Bound("users", key.user_id, counted, (key.user_id, key.created_at), limit, refusal)
+        counted = (
+            "SELECT count(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > ?)"
+        )
+        refusal = (
+            "this person holds {held} live API keys, the most allowed is {limit};"
+            " revoke keys no script uses any more to create another"
+        )
+        bound = Bound("users", key.user_id, counted, (key.user_id, key.created_at), limit, refusal)
         into = "api_keys (id, user_id, name, key_sha256, prefix, created_at, expires_at)"
         values = (key.id, key.user_id, key.name, key.key_sha256, key.prefix, key.created_at, key.expires_at)
         self._add(f"cannot record API key {key.id}", into, values, bound)
@@ -244,14 +242,12 @@ class AccountStore(SharedSQL):
         `limit`, LimitReached (nothing written) when it already has `limit` (not deleted)."""
         values = (uuid, account_id, type, name, description, now)
         taken = f"this account already has an integration named {name!r}"
-        bound = None
-        if limit is not None:
-            counted = "SELECT count(*) FROM integrations WHERE account_id = ? AND deleted_at IS NULL"
-            refusal = (
-                "the account has {held} integrations, the most allowed is {limit};"
-                " delete one no SIEM uses any more to create another"
-            )
-            bound = Bound("accounts", account_id, counted, (account_id,), limit, refusal)
+        counted = "SELECT count(*) FROM integrations WHERE account_id = ? AND deleted_at IS NULL"
+        refusal = (
+            "the account has {held} integrations, the most allowed is {limit};"
+            " delete one no SIEM uses any more to create another"
+        )
+        bound = Bound("accounts", account_id, counted, (account_id,), limit, refusal)
         what = f"cannot create integration {name!r}"
         integration_id = self._insert_named(_NEW_INTEGRATION, values, taken, what, bound)
         return Integration(integration_id, uuid, account_id, type, name, description, now)
