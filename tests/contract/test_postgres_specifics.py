@@ -323,7 +323,8 @@ def test_a_bounded_create_waits_for_another_process_creating_the_last_allowed(pg
     insert, owner = _BOUNDED[kind]
     params = {"id": new_id(), "account": account.id, "user": user.id, "integration": integration.id, "t": T0}
     with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
-        other.execute(f"SELECT 1 FROM {owner} WHERE id = %s FOR UPDATE", (user.id if owner == "users" else account.id,))
+        owner_id = user.id if owner == "users" else account.id
+        other.execute(f"SELECT 1 FROM {owner} WHERE id = %s FOR NO KEY UPDATE", (owner_id,))  # as a create locks it
         other.execute(insert, params)
         job = threading.Thread(target=attempt)
         job.start()
@@ -338,3 +339,40 @@ def test_a_bounded_create_waits_for_another_process_creating_the_last_allowed(pg
     expected = "pending invitations, the most allowed" if kind == "invitation" else "the most allowed is"
     assert expected in str(outcome[0])
     assert kind == "invitation" or isinstance(outcome[0], LimitReached)
+
+
+def test_a_bounded_create_and_a_write_that_only_references_the_account_do_not_wait_for_each_other(
+    pg: PostgresStore,
+) -> None:
+    """Multi-tenant by default, within an account too: the owner's row a bounded create locks is
+    locked only against other such creates (FOR NO KEY UPDATE), not against the account's other
+    writes. A membership being added (or an alert being stored, on the ingest path) references
+    the account's row; under FOR UPDATE, the create waited for it, and it for the create."""
+    account = pg.create_account(new_id(), "A", T0)
+    user = pg.create_user(new_id(), "ada@example.com", "Ada", None, account.id, T0)
+    outcome: list[object] = []
+
+    def create() -> None:
+        try:
+            outcome.append(pg.create_integration(account.id, new_id(), "splunk", "bounded", "", T0, limit=3))
+        except Exception as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
+        other.execute(
+            "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (%s, %s, 'member', %s)",
+            (account.id, user.id, T0),
+        )  # not committed: holds the account's row FOR KEY SHARE, as every insert referencing it does
+        job = threading.Thread(target=create)
+        job.start()
+        wait_for(
+            "the create to end, or to wait for the other transaction",
+            lambda: not job.is_alive() or _waiting_for(watch, other) >= 1,
+            30,
+        )
+        waited = job.is_alive()
+        other.rollback()
+    job.join(30)
+    assert not waited, "the bounded create waited for an insert that only references the account"
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert [i.name for i in pg.list_integrations(account.id)] == ["bounded"]

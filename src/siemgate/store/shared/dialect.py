@@ -32,6 +32,10 @@ class Dialect:
     mark: str  # the placeholder
     for_update: str  # appended to a read whose rows the transaction must lock ("" with one writer)
     skip_locked: str  # appended to for_update where rows another transaction holds are passed over
+    # appended to the read of an owner's row (accounts, users) that serialises what counts its rows;
+    # PostgreSQL's FOR NO KEY UPDATE, which rows referencing the owner (an alert, a membership) do
+    # not wait for, nor it for them: only such serialising reads wait for each other
+    for_owner: str
     greatest: str  # the two-argument maximum function
     returning: bool  # INSERT ... RETURNING id (else the cursor's lastrowid)
     nocase: bool  # case-insensitive columns compare with `=` (COLLATE NOCASE), else lower() = lower()
@@ -56,7 +60,7 @@ class Dialect:
         return int(conn.execute(self.q(sql), params).lastrowid)
 
 
-SQLITE = Dialect("sqlite", "?", "", "", "max", returning=False, nocase=True)
+SQLITE = Dialect("sqlite", "?", "", "", "", "max", returning=False, nocase=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,9 @@ class Bound:
     refusal: str
 
 
-POSTGRES = Dialect("postgres", "%s", " FOR UPDATE", " SKIP LOCKED", "greatest", returning=True, nocase=False)
+POSTGRES = Dialect(
+    "postgres", "%s", " FOR UPDATE", " SKIP LOCKED", " FOR NO KEY UPDATE", "greatest", returning=True, nocase=False
+)
 
 
 class SharedSQL(abc.ABC):
@@ -129,8 +135,10 @@ class SharedSQL(abc.ABC):
 
     def _lock(self, conn: Any, table: str, row_id: int) -> None:
         """Lock a row of `table` (accounts, users) until the transaction ends, so that transactions
-        counting what it owns run one after another (PostgreSQL; SQLite has one writer)."""
-        conn.execute(self._q(f"SELECT 1 FROM {table} WHERE id = ?{self.dialect.for_update}"), (row_id,))
+        counting what it owns run one after another (PostgreSQL; SQLite has one writer). Writes
+        that only reference the row (inserting an alert or a membership of the account) neither
+        wait for it nor make it wait (Dialect.for_owner)."""
+        conn.execute(self._q(f"SELECT 1 FROM {table} WHERE id = ?{self.dialect.for_owner}"), (row_id,))
 
     def _within(self, conn: Any, bound: Bound | None) -> None:
         """Raise LimitReached when adding a row would pass `bound` (nothing when it, or its limit,

@@ -132,7 +132,7 @@ class AccountStore(SharedSQL):
         account's row is locked first (where rows are locked), so two concurrent changes cannot
         both remove the last owner."""
         with self._tx() as conn:
-            conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_update}"), (account_id,))
+            self._lock(conn, "accounts", account_id)
             if conn.execute(self._q(sql), params).rowcount == 0:
                 raise NotFound("this person is not a member of the account")
             owners = conn.execute(
