@@ -123,7 +123,10 @@ class Settings(BaseSettings):
     )
     alerts_enabled: bool = Field(True, description="Evaluate alert rules as events are stored, and run their actions.")
     alerts_dispatch_seconds: float = Field(
-        1.0, gt=0, description="How often due alert actions are carried out and waiting alerts recorded as events."
+        1.0,
+        gt=0,
+        description="How often due alert actions are carried out (new ones go at once); alerts waiting to be"
+        " recorded as events are written after about a second, whatever this is.",
     )
     alerts_check_seconds: float = Field(
         60.0, gt=0, description="How often scheduled rules (SIEM tokens) are checked and evaluation catches up."

@@ -17,10 +17,10 @@ exactly where the last commit left off: no event is evaluated twice and none is 
   `check_integrity` `integrity` rules against the health of each of its streams' logs (the records
   come from `integrity_records`, set by the composition root: alerting does not import the log).
 - Alerts recorded as audit events (the `event` action) are written in one batch per account at
-  most RECORD_SECONDS after their step committed them (`record_pending`, also called by the
-  server's dispatch tick every second and at shutdown): one write per second instead of one per
-  step that fires. Their deliveries are committed leased to this process, so if it stops first the
-  dispatcher records them when the lease ends.
+  about RECORD_SECONDS after their step committed them (`record_pending`, also called by the
+  server's dispatch loop every RECORD_CHECK_SECONDS, with all of them at its tick and at shutdown):
+  one write per second instead of one per step that fires. Their deliveries are committed leased
+  to this process, so if it stops first the dispatcher records them when the lease ends.
 - Two evaluators (two server processes) never commit the same step: the commit checks the
   checkpoint it started from (Store.commit_alert_evaluation), and the loser reloads.
 - State is saved every STATE_SAVE_SECONDS or STATE_SAVE_EVENTS events (and after history, at the
@@ -74,6 +74,7 @@ STATE_SAVE_SECONDS = 2.0
 STATE_SAVE_EVENTS = 20_000
 CONTENDED_SECONDS = 60.0  # after a conflict with another process, state is saved at every step this long
 RECORD_SECONDS = 1.0  # alerts recorded as audit events wait at most this long to be written together
+RECORD_CHECK_SECONDS = 0.25  # ... checked this often by the server's dispatch loop (composition.web)
 RECORD_MAX = 1000  # ... or until this many are waiting
 EXPIRE_SECONDS = 60.0  # state that expired in event time leaves memory at a save this often
 

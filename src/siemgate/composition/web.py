@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
 from siemgate import __version__
+from siemgate.alerts.evaluator import RECORD_CHECK_SECONDS
 from siemgate.api.admin import alert_routes, event_routes, integration_routes, me_routes, people_routes
 from siemgate.api.errors import install_error_handlers
 from siemgate.api.events_routes import events_router
@@ -107,7 +109,8 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
 def alert_tasks(services: Services) -> list[asyncio.Task[None]]:
     """Background jobs of alerting: catch-up and scheduled rules, and carrying out actions (woken
     as soon as new deliveries are committed or a delivery ends, else every alerts_dispatch_seconds;
-    the deliveries run concurrently in the dispatcher's own threads)."""
+    the deliveries run concurrently in the dispatcher's own threads), and recording alerts as
+    events once they waited RECORD_SECONDS."""
     settings, alerts = services.settings, services.alerts
 
     def scheduled() -> None:
@@ -115,11 +118,19 @@ def alert_tasks(services: Services) -> list[asyncio.Task[None]]:
         alerts.evaluator.check_tokens()
         alerts.evaluator.check_integrity()
 
+    evaluator, pump_at = alerts.evaluator, [0.0]  # the monotonic time of the next tick
+
     def dispatch() -> None:
-        alerts.evaluator.kick.wait(settings.alerts_dispatch_seconds)
-        alerts.evaluator.kick.clear()
-        if not alerts.stopped.is_set():
-            alerts.evaluator.record_pending(force=True)  # the alerts waiting to be recorded as events, together
+        # Woken every RECORD_CHECK_SECONDS too, so that alerts waiting to be recorded as events are
+        # written once they waited RECORD_SECONDS, however long alerts_dispatch_seconds is.
+        kicked = evaluator.kick.wait(max(0.0, min(RECORD_CHECK_SECONDS, pump_at[0] - time.monotonic())))
+        evaluator.kick.clear()
+        if alerts.stopped.is_set():
+            return
+        tick = kicked or time.monotonic() >= pump_at[0] - 0.001
+        evaluator.record_pending(force=tick)  # at a tick, every alert waiting to be recorded, together
+        if tick:
+            pump_at[0] = time.monotonic() + settings.alerts_dispatch_seconds
             alerts.dispatcher.pump()  # starts what fits and returns; a finished delivery wakes it again
 
     return [
