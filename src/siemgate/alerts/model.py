@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from siemgate.alerts.fields import SCHEDULED, SOURCES, KeyReader, check_field, key_reader
 from siemgate.alerts.match import ConditionError, Predicate, compile_condition
@@ -31,6 +31,39 @@ Severity = Literal["low", "medium", "high", "critical"]
 Source = Literal["signinattempts", "itemusages", "auditevents", "tokens", "integrity"]
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MASK = "********"
+# A rule's text, once YAML's aliases are expanded, holds at most this many values (keys, scalars,
+# lists and mappings, counted as a tree) nested at most this deep: a condition is tested on every
+# event of its stream, and a few hundred bytes of aliases can stand for millions of values.
+MAX_RULE_VALUES = 5000  # in one rule's condition
+MAX_TEXT_VALUES = 200_000  # in a whole rules file or Sigma text (many rules)
+MAX_RULE_DEPTH = 32
+MAX_ACTIONS = 20
+MAX_ALIASES = 16
+
+
+def check_rule_size(
+    data: Any, where: str = "rule", values: int = MAX_RULE_VALUES, levels: int = MAX_RULE_DEPTH
+) -> None:
+    """Raise RuleError when `data` (parsed YAML or JSON, its shared parts counted each time they
+    appear) holds more than `values` values or nests deeper than `levels`. Stops as soon as a
+    bound is passed, so a text that expands to millions costs no more than one within them."""
+    budget = values
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise RuleError(
+                f"{where}: more than {values} values (YAML aliases counted as often as they are used);"
+                " split it into smaller rules"
+            )
+        if depth > levels:
+            raise RuleError(f"{where}: nested more than {levels} levels deep; flatten the condition")
+        if isinstance(value, dict):
+            budget -= len(value)  # the keys
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((item, depth + 1) for item in value)
 
 
 class RuleError(ValueError):
@@ -161,6 +194,21 @@ class Rule(_Strict):
         description="Other ids this rule answers to: a Sigma rule's name, and the id 0.1 derived from its title.",
     )
 
+    @field_validator("match", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        if not (info.context or {}).get("stored"):  # a rule stored before the bound keeps working
+            check_rule_size(value, "the condition")
+        return value
+
+    @field_validator("actions", "aliases")
+    @classmethod
+    def _few(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        most = MAX_ACTIONS if info.field_name == "actions" else MAX_ALIASES
+        if len(value) > most and not (info.context or {}).get("stored"):
+            raise ValueError(f"at most {most} {info.field_name}; this rule has {len(value)}")
+        return value
+
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
@@ -210,10 +258,11 @@ class CompiledRule:
         return self.rule.first_seen is not None and self.rule.first_seen.alert_on_first
 
 
-def parse_rule(data: Any, where: str = "rule") -> Rule:
-    """Validate a rule mapping; raises RuleError listing each problem with its field path."""
+def parse_rule(data: Any, where: str = "rule", *, stored: bool = False) -> Rule:
+    """Validate a rule mapping; raises RuleError listing each problem with its field path.
+    `stored`: a rule read back from the store, saved within the bounds of its day."""
     try:
-        return Rule.model_validate(data)
+        return Rule.model_validate(data, context={"stored": stored})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or where}: {err['msg']}" for err in exc.errors()[:10]

@@ -116,7 +116,7 @@ class AlertRules:
         refresh of the cache, so evaluation keeps its rule index)."""
         entry = self._compiled.get(row)
         if entry is None:
-            rule = parse_rule(upgrade_definition(orjson.loads(row.definition)))
+            rule = parse_rule(upgrade_definition(orjson.loads(row.definition)), stored=True)
             rule = rule.model_copy(update={"enabled": row.enabled})
             origin = "starter" if overridden else row.origin
             compiled = replace(compile_rule(rule), version=row.version)

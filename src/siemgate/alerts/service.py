@@ -23,7 +23,15 @@ from siemgate.alerts.dispatch import Dispatcher
 from siemgate.alerts.engine import Evaluator, Firing, StateBook, event_time
 from siemgate.alerts.evaluator import AlertEvaluator
 from siemgate.alerts.fields import SCHEDULED
-from siemgate.alerts.model import CompiledRule, Rule, RuleError, parse_rule
+from siemgate.alerts.model import (
+    MAX_RULE_DEPTH,
+    MAX_TEXT_VALUES,
+    CompiledRule,
+    Rule,
+    RuleError,
+    check_rule_size,
+    parse_rule,
+)
 from siemgate.alerts.rules import AlertRules, RuleEntry
 from siemgate.alerts.sigma import is_sigma, sigma_to_rules
 from siemgate.config import Settings
@@ -41,6 +49,10 @@ def parse_rules_text(text: str, where: str = "rules") -> list[Rule]:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise RuleError(f"{where}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise RuleError(f"{where}: nested more than {MAX_RULE_DEPTH} levels deep; flatten it") from None
+    # before anything else walks them: a few aliases may stand for millions of values
+    check_rule_size(documents, where, MAX_TEXT_VALUES, MAX_RULE_DEPTH + 4)
     if any(is_sigma(d) for d in documents):
         if not all(is_sigma(d) for d in documents):
             raise RuleError(f"{where}: put Sigma rules and siemgate rules in separate files")

@@ -1,0 +1,72 @@
+"""Every rule is evaluated on every event of its stream, in the server that all accounts share:
+a rule's size is bounded as its text is read, before anything walks it, however it is written
+(YAML whose aliases expand a few hundred bytes into millions of values, deep nesting, JSON over
+the admin API, Sigma), and the refusal says what to fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from siemgate.alerts.model import MAX_ACTIONS, MAX_RULE_VALUES, RuleError, parse_rule
+from siemgate.alerts.service import parse_rules_text
+from support.admin import Site, error_message, ok
+
+
+def alias_bomb(levels: int, rule_id: str = "bomb") -> str:
+    """A rule of a few hundred bytes whose condition YAML expands to 10**(levels - 1) tests."""
+    anchors = ["&a0 {category: no_such_category}"]
+    anchors += [f"&a{i} {{any: [{', '.join([f'*a{i - 1}'] * 10)}]}}" for i in range(1, levels)]
+    return f"id: {rule_id}\nname: Bomb\nsource: signinattempts\nmatch: {{any: [{', '.join(anchors)}]}}\n"
+
+
+def test_yaml_aliases_that_expand_past_the_bound_are_refused_as_the_text_is_read() -> None:
+    with pytest.raises(RuleError, match=r"more than 200000 values \(YAML aliases counted"):
+        parse_rules_text(alias_bomb(9))  # 10**8 values: refused after counting 200,000 of them
+    with pytest.raises(RuleError, match=f"the condition: more than {MAX_RULE_VALUES} values"):
+        parse_rules_text(alias_bomb(5))  # 10**4: within a file's bound, past one rule's
+    [rule] = parse_rules_text(alias_bomb(3))  # 100 tests: a rule like any other
+    assert rule.id == "bomb"
+
+
+def test_a_condition_nested_too_deeply_or_with_too_many_actions_is_refused() -> None:
+    nested: dict[str, Any] = {"category": "success"}
+    for _ in range(40):
+        nested = {"any": [nested]}
+    base = {"id": "deep", "name": "Deep", "source": "signinattempts"}
+    with pytest.raises(RuleError, match="nested more than 32 levels deep"):
+        parse_rule({**base, "match": nested})
+    with pytest.raises(RuleError, match="nested more than"):
+        parse_rules_text("[" * 100_000 + "]" * 100_000)  # PyYAML's own recursion: no traceback
+    actions = [{"type": "event"}] * (MAX_ACTIONS + 1)
+    with pytest.raises(RuleError, match="actions"):
+        parse_rule({**base, "match": {"category": "success"}, "actions": actions})
+
+
+def test_the_admin_api_refuses_oversized_rules_and_saves_nothing(make_server: Any) -> None:
+    site = Site(make_server(alerts_enabled=True))
+    rules = site.path("/alert-rules")
+    before = {r["id"] for r in ok(site.call(site.admin, "GET", rules, params={"limit": "200"}))["items"]}
+    message = error_message(site.call(site.admin, "POST", rules, json={"sigma": alias_bomb(6)}), 400)
+    assert "more than 200000 values (YAML aliases counted as often as they are used)" in message
+    values = [f"user{i}@example.com" for i in range(MAX_RULE_VALUES + 1)]
+    body = {"id": "big", "name": "Big", "source": "signinattempts", "match": {"target_user.email": values}}
+    assert "more than 5000 values" in error_message(site.call(site.admin, "POST", rules, json=body), 400)
+    sigma = "title: Many\nlogsource: {product: 1password, service: signinattempts}\n"
+    sigma += "detection:\n  selection: {country: [" + ", ".join(f"c{i}" for i in range(MAX_RULE_VALUES + 1))
+    sigma += "]}\n  condition: selection\n"
+    assert "more than 5000 values" in error_message(site.call(site.admin, "POST", rules, json={"sigma": sigma}), 400)
+    after = {r["id"] for r in ok(site.call(site.admin, "GET", rules, params={"limit": "200"}))["items"]}
+    assert after == before
+
+
+def test_a_rule_stored_before_the_bounds_still_loads() -> None:
+    """The bounds guard what is saved; a rule saved before them is read back as it was (an
+    operator deletes it), so the account's alerting keeps working after an upgrade."""
+    values = [f"c{i}" for i in range(MAX_RULE_VALUES + 1)]
+    data = {"id": "old", "name": "Old", "source": "signinattempts", "match": {"country": values}}
+    data["actions"] = [{"type": "event"}] * (MAX_ACTIONS + 1)
+    with pytest.raises(RuleError, match="more than 5000 values"):
+        parse_rule(data)
+    assert len(parse_rule(data, stored=True).actions) == MAX_ACTIONS + 1
