@@ -26,6 +26,7 @@ from siemgate.config import load_settings
 from siemgate.errors import BadRequest
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
+from siemgate.model.timestamps import parse_ns
 from siemgate.services import Services
 from siemgate.store.base import Account
 from siemgate.store.sqlite import SQLiteStore
@@ -98,6 +99,24 @@ def test_threshold_window_survives_a_restart_and_never_fires_twice(site: Site) -
     site.clock.advance(3700)
     site.write(SIGNIN, now_failed(site, 10))  # after the suppression: fires again
     assert len(site.alerts("brute-force-signin")) == 2
+
+
+def test_events_at_the_end_of_storable_time_do_not_stop_the_accounts_alerting(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timestamps up to 2262-04-11T23:47:16Z are valid; a window or suppression that starts just
+    before that ends after it, and its expiry is stored as the last storable time instead of
+    failing every commit of the account's evaluation (no alert ever fired for it again)."""
+    monkeypatch.setattr(evaluator_module, "STATE_SAVE_SECONDS", 0.0)  # state saved with every step
+    end = parse_ns("2262-04-11T23:46:00Z")
+    site.write(SIGNIN, [failed(end + i * S, "mallory@example.com") for i in range(10)])
+    site.write(SIGNIN, now_failed(site, 10))
+    fired = sorted(a.summary.split(" for ")[1].split(" ")[0] for a in site.alerts("brute-force-signin"))
+    assert fired == ["ada@example.com", "mallory@example.com"]
+    site.restart()  # the clamped state is read back: mallory's suppression still holds
+    site.write(SIGNIN, [failed(end + (10 + i) * S, "mallory@example.com") for i in range(10)])
+    assert len(site.alerts("brute-force-signin")) == 2
+    assert site.services.store.list_alert_failures(site.account.id) == []
 
 
 def test_first_seen_and_suppression_survive_restarts(site: Site) -> None:

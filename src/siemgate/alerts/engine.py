@@ -40,7 +40,7 @@ import orjson
 from siemgate.alerts.fields import MISSING, Key, get_path, getter, hashable
 from siemgate.alerts.match import Predicate, compile_condition
 from siemgate.alerts.model import CompiledRule
-from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
+from siemgate.model.timestamps import MAX_STORED_NS, TimestampError, format_ns, parse_ns
 from siemgate.store.base import AlertStateEntry
 from siemgate.store.ingest import SeqEvents
 
@@ -279,15 +279,15 @@ class StateBook:
             if kind == WINDOW:
                 value = self.windows.get((rule_id, key))
                 if value:
-                    expires = value[-1][0] + self.window_ns.get(rule_id, 0)
+                    expires = min(value[-1][0] + self.window_ns.get(rule_id, 0), MAX_STORED_NS)
             elif kind == SEEN:
                 text_key = key if isinstance(key, str) else _json_key(key)
                 values = self.seen.get(rule_id, {}).get(key) if not isinstance(key, str) else None
                 value = [_json_key(v) for v in values] if values else None
             elif kind == SUPPRESS:
                 value = self.suppress.get((rule_id, key))
-                if value:
-                    expires = value["until"]
+                if value:  # an event near the end of storable time ends its suppression after it
+                    expires = min(value["until"], MAX_STORED_NS)
             elif kind == META:
                 value = self.meta.get(rule_id)
             text = orjson.dumps(value).decode() if value else ""
