@@ -86,6 +86,12 @@ def test_forged_and_foreign_inputs_get_clear_4xx_errors(tmp_path: Path, make_ser
             (s.get(token, "/auditevents/proof", idx=1, uuid="x"), 400, "not both"),
             (s.get(token, "/auditevents/proof", uuid="ABC"), 400, "needs the event's timestamp"),
             (s.get(token, "/auditevents/proof", uuid="ABC", timestamp="yesterday"), 400, "timestamp"),
+            # past what the store's 64-bit integers hold: a 400, not an overflow (500)
+            (s.get(token, "/auditevents/proof", idx=0, size=2**63), 400, "size"),
+            (s.get(token, "/auditevents/proof", idx=0, size=10**20), 400, "size"),
+            (s.get(token, "/auditevents/consistency", old=0, new=2**64), 400, "new"),
+            (s.get(token, "/auditevents/proof", uuid="ABC", timestamp="9999-12-07T01:00:00Z"), 400, "outside"),
+            (s.get(token, "/auditevents/proof", uuid="ABC", timestamp="0001-01-01T00:00:00Z"), 400, "outside"),
             (
                 s.get(token, "/auditevents/proof", uuid="NOSUCHUUID", timestamp="2026-01-01T00:00:00Z"),
                 404,

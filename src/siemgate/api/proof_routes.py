@@ -29,11 +29,12 @@ from siemgate.auth.tokens import require_feature
 from siemgate.errors import BadRequest, SiemgateError
 from siemgate.integrity.proofs import PageSpan
 from siemgate.model.features import Feature
-from siemgate.model.timestamps import TimestampError, parse_ns
+from siemgate.model.timestamps import TimestampError, parse_stored_ns
 from siemgate.services import Services
 from siemgate.store.base import TokenRecord
 from siemgate.tlog.bundle import format_hashes
 
+MAX_SIZE = 2**63 - 1  # log sizes and indices are the store's 64-bit integers
 PREFIX = "/api/siemgate/v1/log"
 TEXT = "text/plain; charset=utf-8"
 T = TypeVar("T")
@@ -211,8 +212,8 @@ def proof_router(services: Services) -> APIRouter:
     async def consistency(
         request: Request,
         feature: str,
-        old: int = Query(ge=0, description="The older size (a checkpoint you hold)."),
-        new: int = Query(ge=0, description="The newer size, at most the newest checkpoint's."),
+        old: int = Query(ge=0, le=MAX_SIZE, description="The older size (a checkpoint you hold)."),
+        new: int = Query(ge=0, le=MAX_SIZE, description="The newer size, at most the newest checkpoint's."),
     ) -> Response:
         result, headers, error = await _run(
             request, feature, lambda s, r, f: format_hashes(s.proofs.consistency(r.account_id, f, old, new))
@@ -229,10 +230,12 @@ def proof_router(services: Services) -> APIRouter:
     async def proof(
         request: Request,
         feature: str,
-        idx: int | None = Query(None, ge=0, description="The event's log index (seq - 1)."),
+        idx: int | None = Query(None, ge=0, le=MAX_SIZE, description="The event's log index (seq - 1)."),
         uuid: str | None = Query(None, max_length=64, description="The event's uuid (with timestamp)."),
         timestamp: str | None = Query(None, max_length=64, description="The event's timestamp, as in the event."),
-        size: int | None = Query(None, ge=1, description="A stored checkpoint's size; default the newest."),
+        size: int | None = Query(
+            None, ge=1, le=MAX_SIZE, description="A stored checkpoint's size; default the newest."
+        ),
     ) -> Response:
         def work(services: Services, record: TokenRecord, f: Feature) -> str:
             index = _index(services, record, f, idx, uuid, timestamp)
@@ -280,7 +283,7 @@ def _index(
             " found by (timestamp, uuid)"
         )
     try:
-        ts_ns = parse_ns(ts)
+        ts_ns = parse_stored_ns(ts)  # as events' timestamps are: outside it no event can be
     except TimestampError as exc:
         raise BadRequest(f"Bad Request: timestamp: {exc}") from None
     assert uuid is not None
