@@ -52,6 +52,14 @@ class InvalidEventBatch(BadRequest):
         self.details = details
 
 
+class ClientGone(SiemgateError):
+    """The client closed the connection before its request was received: nothing was done, and
+    nobody reads the answer. 499 (nginx's "client closed request") in the access log and the
+    request metrics, so a client that hangs up is not counted as a server error."""
+
+    status = 499
+
+
 class Unauthorized(SiemgateError):
     status = 401
 

@@ -65,7 +65,7 @@ def test_a_rule_stored_before_the_bounds_still_loads() -> None:
     """The bounds guard what is saved; a rule saved before them is read back as it was (an
     operator deletes it), so the account's alerting keeps working after an upgrade."""
     values = [f"c{i}" for i in range(MAX_RULE_VALUES + 1)]
-    data = {"id": "old", "name": "Old", "source": "signinattempts", "match": {"country": values}}
+    data: dict[str, Any] = {"id": "old", "name": "Old", "source": "signinattempts", "match": {"country": values}}
     data["actions"] = [{"type": "event"}] * (MAX_ACTIONS + 1)
     with pytest.raises(RuleError, match="more than 5000 values"):
         parse_rule(data)

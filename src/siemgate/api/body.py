@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import zlib
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from siemgate.errors import BadRequest, PayloadTooLarge
+from siemgate.errors import BadRequest, ClientGone, PayloadTooLarge
 
 GZIP_MAGIC = b"\x1f\x8b"
 _FIRST_STEP = 256  # input given to a gzip member's decoder at first; doubled while it needs more
@@ -17,17 +17,20 @@ _LARGEST_STEP = 1024 * 1024
 
 async def receive_body(request: Request, limit: int) -> bytes:
     """The raw body; raises PayloadTooLarge past `limit` bytes, from Content-Length when it is
-    declared, else as soon as the chunks received pass it."""
+    declared, else as soon as the chunks received pass it; ClientGone when the client hangs up."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes: send smaller batches")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes: send smaller batches")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body is over the limit of {limit} bytes: send smaller batches")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone("the client closed the connection before sending the whole body") from None
     return b"".join(chunks)
 
 

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from siemgate.api.errors import error_body
 from siemgate.config import Settings
-from siemgate.errors import PayloadTooLarge
+from siemgate.errors import ClientGone, PayloadTooLarge
 from siemgate.model.text import find_unstorable, may_hold_unstorable_json
 
 INGEST_PREFIX = "/api/ingest/"
@@ -55,7 +55,11 @@ class RequestGuard:
         if streams:
             await self._run(scope, _counting(receive, limit, setting), send)
             return
-        body = await _receive_all(receive, limit)
+        try:
+            body = await _receive_all(receive, limit)
+        except ClientGone as exc:  # a part of the body is never handed to the app
+            await _reply(send, exc.status, exc.message)
+            return
         if body is None:
             await _reply(send, 413, _too_large(limit, setting))
             return
@@ -110,11 +114,14 @@ def _counting(receive: Receive, limit: int, setting: str) -> Receive:
 
 
 async def _receive_all(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it passes `limit` (what was received is dropped)."""
+    """The whole body, or None as soon as it passes `limit` (what was received is dropped);
+    raises ClientGone when the client hangs up first."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone("Client Closed Request: the client closed the connection before sending the whole body")
         if message["type"] != "http.request":
             break
         chunk = message.get("body", b"")
