@@ -349,3 +349,25 @@ def test_an_alert_is_recorded_as_an_event_within_about_a_second_whatever_the_dis
         return [e["object_uuid"] for e in events if (e["action"], e["object_type"]) == ("create", "report")]
 
     assert wait_for("the alert's audit event", recorded, 20) == [alert["id"]]
+
+
+def test_members_see_no_destination_that_may_be_a_credential(make_server: Any) -> None:
+    """A Slack incoming-webhook URL is a credential (its path), as are a webhook URL's query and
+    user information: members, who cannot change rules, see them cut to their origin; owners and
+    administrators, who edit them, see them whole. Everyone sees targets cut the same way."""
+    site = Site(make_server(alerts_enabled=True))
+    slack = "https://hooks.slack.com/services/T000SECRET/B000SECRET/XXXXSECRET"
+    hook = "https://robot:pw@hooks.example.com:8443/x?token=SECRETTOKEN"
+    actions = [{"type": "slack", "url": slack}, {"type": "webhook", "url": hook, "secret": "whsec_" + "A" * 40}]
+    body = {"id": "to-chat", "name": "To chat", "source": "auditevents", "match": {"action": "disblmfa"}}
+    ok(site.call(site.admin, "POST", site.path("/alert-rules"), json={**body, "actions": actions}), 201)
+    path = site.path("/alert-rules/to-chat")
+    shown = ok(site.call(site.member, "GET", path))
+    assert [a["url"] for a in shown["definition"]["actions"]] == [
+        "https://hooks.slack.com/…",
+        "https://hooks.example.com:8443/…",
+    ]
+    assert [a["target"] for a in shown["actions"]] == ["https://hooks.slack.com/…", "https://hooks.example.com:8443/…"]
+    assert "SECRET" not in str(ok(site.call(site.member, "GET", site.path("/alert-rules")))) + str(shown)
+    whole = ok(site.call(site.admin, "GET", path))["definition"]["actions"]
+    assert [a["url"] for a in whole] == [slack, hook] and whole[1]["secret"] == "********"

@@ -6,13 +6,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import yaml
 
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
-from siemgate.accounts.people import PeopleService
+from siemgate.accounts.people import RANK, PeopleService
 from siemgate.alerts.actions.base import Sender
 from siemgate.alerts.actions.email import EmailSender
 from siemgate.alerts.actions.record import EventSender
@@ -77,11 +78,24 @@ def test_rule(rule: CompiledRule, events: Sequence[dict[str, Any]]) -> list[Firi
     return firings
 
 
+def url_origin(url: str) -> str:
+    """`url` without what may be a secret: scheme, host and port, then "/…" if it had more."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: not shown
+        port = ""
+    origin = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
+    return origin + ("/…" if parts.path not in ("", "/") or parts.query or parts.username else "")
+
+
 def action_target(action: dict[str, Any]) -> str:
-    """Where an action goes, for display (never a secret)."""
+    """Where an action goes, for display (never a secret: a Slack or webhook URL's path and query
+    often are one, and its user information is, so only its scheme, host and port are shown)."""
     kind = action["type"]
     if kind in ("webhook", "slack"):
-        return str(action["url"]).split("?", 1)[0]
+        return url_origin(str(action["url"]))
     if kind == "email":
         return ", ".join(action["to"])
     if kind == "syslog":
@@ -143,10 +157,18 @@ class AlertService:
         return [self.rule_view(entry, stats.get(entry.rule.id)) for entry in self.rules.entries(account.id)]
 
     def rule(self, actor: Actor, account: Account, rule_id: str) -> dict[str, Any]:
-        self.people.role(actor, account)
+        """The rule's view and definition; members (who cannot change rules) see the Slack and
+        webhook URLs of its actions cut to their origin, as their targets are: such a URL is
+        often a credential."""
+        role = self.people.role(actor, account)
         entry = self.rules.get(account.id, rule_id)
         view = self.rule_view(entry, self.store.alert_rule_stats(account.id).get(rule_id))
-        return {**view, "definition": entry.rule.masked()}
+        definition = entry.rule.masked()
+        if RANK[role] < RANK["administrator"]:
+            for action in definition.get("actions", []):
+                if "url" in action:
+                    action["url"] = url_origin(action["url"])
+        return {**view, "definition": definition}
 
     @staticmethod
     def rule_view(entry: RuleEntry, stats: Any) -> dict[str, Any]:
