@@ -4,6 +4,8 @@ policy, and revoking every credential of a person."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from siemgate.errors import Conflict, NotFound
@@ -11,7 +13,7 @@ from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import ApiKey, IngestKey, Session, Store, TokenRecord
 from siemgate.store.errors import LimitReached
-from siemgate.store.shared.identity import Invitation
+from siemgate.store.shared.identity import Invitation, Withdrawal
 
 DAY = 86400 * 10**9
 
@@ -191,3 +193,42 @@ def test_every_token_of_an_account_at_its_bound_can_be_rotated_but_rotations_are
     with pytest.raises(LimitReached):
         rotate(chain, 103)
     assert len(store.list_tokens(a.id)) == 3 + 3 + 1 + 1 + 3
+
+
+def test_a_membership_change_revokes_the_invitations_it_withdraws_or_nothing(store: Store) -> None:
+    account = store.create_account(new_id(), f"acme-{new_id()[:6]}", 0)
+    owner = store.create_user(new_id(), f"o-{new_id()[:6]}@example.com", "O", None, account.id, 0)
+    inviter = store.create_user(new_id(), f"i-{new_id()[:6]}@example.com", "I", None, account.id, 0)
+    store.add_member(account.id, owner.id, "owner", 0)
+    store.add_member(account.id, inviter.id, "owner", 0)
+    sent = [
+        replace(_invitation(account.id, f"{role}@example.com"), role=role, invited_by=inviter.id)
+        for role in ("owner", "administrator")
+    ]
+    by_owner = replace(_invitation(account.id, "x@example.com"), invited_by=owner.id)
+    for invitation in (*sent, by_owner):
+        store.create_invitation(invitation, max_pending=5, now=1)
+    member, withdrawn = store.set_role(account.id, inviter.id, "administrator", Withdrawal(("owner",), 2, owner.id))
+    assert member.role == "administrator" and [i.id for i in withdrawn] == [sent[0].id]
+    revoked = store.get_invitation(sent[0].id)
+    assert (revoked.status, revoked.decided_at, revoked.decided_by) == ("revoked", 2, owner.id)
+    assert not store.accept_invitation(sent[0].id, owner.id, 3)
+    with pytest.raises(Conflict, match="at least one owner"):  # the change fails: nothing is revoked
+        store.remove_member(account.id, owner.id, Withdrawal(("owner", "administrator", "member"), 3, None))
+    assert store.get_invitation(by_owner.id).status == "pending"
+    assert [i.id for i in store.remove_member(account.id, inviter.id, Withdrawal(("administrator",), 4, None))] == [
+        sent[1].id
+    ]
+
+
+def test_deleting_an_account_revokes_the_pending_invitations_its_leaving_people_sent(store: Store) -> None:
+    """Unlinked from a deleted inviter, an invitation would read as the operator's, which stays
+    valid whoever leaves."""
+    home = store.create_account(new_id(), f"home-{new_id()[:6]}", 0)
+    other = store.create_account(new_id(), f"other-{new_id()[:6]}", 0)
+    leaving = store.create_user(new_id(), f"l-{new_id()[:6]}@example.com", "L", None, home.id, 0)
+    sent = replace(_invitation(other.id, "sock@example.com"), invited_by=leaving.id)
+    store.create_invitation(sent, max_pending=5, now=1)  # sent while a member of `other`, since removed
+    store.delete_account_rows(home.id, home.uuid, home.name, "test", "{}", 2)
+    after = store.get_invitation(sent.id)
+    assert (after.status, after.invited_by, after.decided_at) == ("revoked", None, 2)

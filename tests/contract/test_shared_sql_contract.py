@@ -10,6 +10,7 @@ from siemgate.errors import Conflict
 from siemgate.model.features import ALL_FEATURES
 from siemgate.model.ids import new_id
 from siemgate.store.base import SigningKey, Store, TokenRecord
+from siemgate.store.shared.identity import Withdrawal
 
 T0 = 1_700_000_000_000_000_000
 
@@ -19,7 +20,7 @@ def test_a_role_outside_the_list_is_refused_by_name(store: Store) -> None:
     user = store.create_user(new_id(), f"{new_id()}@example.com", "Ann", None, account.id, T0)
     store.add_member(account.id, user.id, "owner", T0)
     with pytest.raises(Conflict, match="unknown role 'emperor'"):
-        store.set_role(account.id, user.id, "emperor")
+        store.set_role(account.id, user.id, "emperor", Withdrawal((), T0, None))
     assert store.get_member(account.id, user.id).role == "owner"
 
 

@@ -3,7 +3,9 @@
 An owner or administrator invites an email address with a role (only owners invite owners). The
 reply is the same whether or not anyone on this server has that address, and never says who
 they are. The inviter gets a one-time invitation code (shown once, stored as SHA-256) to pass to
-the person by any channel; the invitation is valid 7 days.
+the person by any channel; the invitation is valid 7 days, and only while the person who sent it
+may still grant its role (accounts.people revokes it when they are removed or demoted; the
+operator's invitations have no sender to lose a role).
 
 - A person who already has credentials signs in with them and accepts (or declines) with the
   code: the console shows a banner for pending invitations addressed to them.
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
-from siemgate.accounts.people import PeopleService, check_email, check_role
+from siemgate.accounts.people import PeopleService, check_email, check_role, granting, withdrawn_by
 from siemgate.auth.passwords import hash_password
 from siemgate.auth.tokens import token_digest
 from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -58,10 +60,7 @@ class InvitationService:
         """Invite `email` with `role`; returns (code, invitation). Conflict when the address is
         already a member of this account or already has a pending invitation to it."""
         check_role(role)
-        owner_needed = role == "owner"
-        self.people.require(
-            actor, account, "owner" if owner_needed else "administrator", "invite owners" if owner_needed else "invite"
-        )
+        self.people.require(actor, account, granting(role), "invite owners" if role == "owner" else "invite")
         email = check_email(email)
         if self._member(account, email):
             raise Conflict(f"{email} is already a member of {account.name!r}")
@@ -106,7 +105,7 @@ class InvitationService:
         self.people.require(
             actor,
             account,
-            "owner" if invitation.role == "owner" else "administrator",
+            granting(invitation.role),
             "revoke an invitation to the owner role" if invitation.role == "owner" else "revoke invitations",
         )
         user_id = actor.user.id if actor.user else None
@@ -161,7 +160,24 @@ class InvitationService:
         """Join the account with the invited role; returns (account, role)."""
         user = _person(actor)
         invitation = self._addressed(user, invitation_id, code)
+        self._still_granted(invitation)
         return self._join(actor, user, invitation)
+
+    def _still_granted(self, invitation: Invitation) -> None:
+        """Conflict unless the person who sent the invitation is still a member who may grant its
+        role (one the operator sent always is). Removing or demoting them revokes their pending
+        invitations (accounts.people); this also refuses those sent before that was done."""
+        if invitation.invited_by is None:
+            return
+        try:
+            role: str | None = self.store.get_member(invitation.account_id, invitation.invited_by).role
+        except NotFound:
+            role = None
+        if invitation.role in withdrawn_by(role):
+            raise Conflict(
+                f"this invitation is no longer valid: whoever sent it can no longer grant the {invitation.role}"
+                " role in the account; ask the account's owners or administrators for a new invitation"
+            )
 
     def _join(self, actor: Actor, user: User, invitation: Invitation) -> tuple[Account, str]:
         account = self.store.get_account_by_id(invitation.account_id)
@@ -219,6 +235,7 @@ class InvitationService:
             raise NotFound(
                 f"Not Found: no pending invitation for {email} with this code; check both, or ask for a new invitation"
             )
+        self._still_granted(invitation)
         if self.people.person_exists(email):
             raise Conflict(
                 f"{email} already has sign-in credentials on this server: sign in with them and accept"

@@ -2,7 +2,9 @@
 
 Roles: `owner` > `administrator` > `member`. Any member may look; administrators and owners manage
 integrations, tokens, keys and members; only owners grant, change or remove the owner role. An
-account always keeps at least one owner (the store enforces it atomically). A person who is not a
+account always keeps at least one owner (the store enforces it atomically). Removing or demoting a
+person revokes, in the same transaction, their pending invitations offering a role they can no
+longer grant (accounts.invitations refuses any that outlived that). A person who is not a
 member of an account gets 404 for it, as if it did not exist. In an account that requires
 two-factor sign-in, a person without it gets 403 until they turn it on.
 
@@ -21,8 +23,20 @@ from siemgate.auth.passwords import hash_password
 from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
 from siemgate.model.ids import new_id
 from siemgate.store.base import ROLES, Account, Member, Store, User
+from siemgate.store.shared.identity import Invitation, Withdrawal
 
 RANK = {"member": 0, "administrator": 1, "owner": 2}
+
+
+def granting(role: str) -> str:
+    """The least role that may grant `role` by invitation: only owners invite owners."""
+    return "owner" if role == "owner" else "administrator"
+
+
+def withdrawn_by(role: str | None) -> tuple[str, ...]:
+    """The invitation roles a person holding `role` (None: no longer a member) cannot grant; their
+    pending invitations offering these are revoked (accounts.invitations)."""
+    return tuple(r for r in ROLES if role is None or RANK[role] < RANK[granting(r)])
 
 
 def check_role(role: str) -> str:
@@ -193,13 +207,15 @@ class PeopleService:
         )
         if member.role == role:
             return member
-        updated = self.store.set_role(account.id, member.user.id, role)
+        updated, withdrawn = self.store.set_role(account.id, member.user.id, role, self._withdrawal(actor, role))
         self.audit.record(
             account, actor, "role", "user", object_user=member.user, aux_info={"role": role, "previous": member.role}
         )
+        self._record_withdrawn(actor, account, withdrawn)
         return updated
 
     def remove_member(self, actor: Actor, account: Account, ref: str) -> None:
+        """Remove a member; their pending invitations to the account are revoked with them."""
         member = self.find_member(account, ref)
         self.require(
             actor,
@@ -207,8 +223,25 @@ class PeopleService:
             "owner" if member.role == "owner" else "administrator",
             "remove an owner" if member.role == "owner" else "remove members",
         )
-        self.store.remove_member(account.id, member.user.id)
+        withdrawn = self.store.remove_member(account.id, member.user.id, self._withdrawal(actor, None))
         self.audit.record(account, actor, "delete", "user", object_user=member.user, aux_info={"role": member.role})
+        self._record_withdrawn(actor, account, withdrawn)
+
+    def _withdrawal(self, actor: Actor, role: str | None) -> Withdrawal:
+        """What a person's new role (None: removed) withdraws of the invitations they sent: those
+        offering a role they can no longer grant, revoked by the actor."""
+        return Withdrawal(withdrawn_by(role), self.clock(), actor.user.id if actor.user else None)
+
+    def _record_withdrawn(self, actor: Actor, account: Account, withdrawn: list[Invitation]) -> None:
+        for invitation in withdrawn:
+            self.audit.record(
+                account,
+                actor,
+                "revoke",
+                "invite",
+                object_uuid=invitation.id,
+                aux_info={"email": invitation.email, "role": invitation.role},
+            )
 
     def members(self, actor: Actor, account: Account, after_user_id: int = 0, limit: int = 1000) -> list[Member]:
         self.role(actor, account)  # any member may look

@@ -87,7 +87,14 @@ class DeletionStore(SharedSQL):
             leaving = f"({_LEAVING})"
             for table in _PEOPLE_ROWS:
                 removed[table] = run(f"DELETE FROM {table} WHERE user_id IN {leaving}", (account_id,))
-            # What leaving people did in other accounts stays, no longer linked to them.
+            # What leaving people did in other accounts stays, no longer linked to them; the
+            # invitations they sent that are pending are revoked (unlinked, they would read as the
+            # operator's, which stay valid).
+            run(
+                "UPDATE invitations SET status = 'revoked', decided_at = ? WHERE status = 'pending'"
+                f" AND invited_by IN {leaving}",
+                (now, account_id),
+            )
             run(f"UPDATE tokens SET created_by = NULL WHERE created_by IN {leaving}", (account_id,))
             run(f"UPDATE invitations SET invited_by = NULL WHERE invited_by IN {leaving}", (account_id,))
             run(f"UPDATE invitations SET decided_by = NULL WHERE decided_by IN {leaving}", (account_id,))

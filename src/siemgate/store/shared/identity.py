@@ -50,10 +50,47 @@ class TwoFactor:
     last_step: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """The pending invitations a change of a person's membership revokes with it: those the person
+    sent offering one of `roles` (the roles they can no longer grant), revoked at `now` by `by`
+    (None: the operator)."""
+
+    roles: tuple[str, ...]
+    now: int
+    by: int | None
+
+
 _INVITATION = (
     "id, account_id, email, role, code_sha256, invited_by, created_at, expires_at, status, decided_at, decided_by"
 )
 _TWO_FACTOR = "user_id, secret, created_at, enabled_at, last_step"
+
+
+def withdraw_invitations(
+    sql: SharedSQL, conn: Any, account_id: int, user_id: int, withdrawal: Withdrawal
+) -> list[Invitation]:
+    """Revoke, in the caller's transaction, the person's pending invitations to the account that
+    `withdrawal` names; returns them as they were."""
+    if not withdrawal.roles:
+        return []
+    rows = conn.execute(
+        sql._q(
+            f"SELECT {_INVITATION} FROM invitations WHERE account_id = ? AND invited_by = ? AND status = 'pending'"
+            f" AND expires_at > ? AND role IN ({sql._marks(len(withdrawal.roles))}) ORDER BY created_at, id"
+        ),
+        (account_id, user_id, withdrawal.now, *withdrawal.roles),
+    ).fetchall()
+    withdrawn = [Invitation(*r) for r in rows]
+    if withdrawn:
+        conn.execute(
+            sql._q(
+                "UPDATE invitations SET status = 'revoked', decided_at = ?, decided_by = ?"
+                f" WHERE id IN ({sql._marks(len(withdrawn))})"
+            ),
+            (withdrawal.now, withdrawal.by, *(i.id for i in withdrawn)),
+        )
+    return withdrawn
 
 
 class IdentityStore(SharedSQL):
@@ -157,10 +194,15 @@ class IdentityStore(SharedSQL):
             ).fetchone()
             if member is not None:
                 raise Conflict("you are already a member of this account")
-            conn.execute(
-                self._q("UPDATE invitations SET status = 'accepted', decided_at = ?, decided_by = ? WHERE id = ?"),
+            accepted = conn.execute(
+                self._q(
+                    "UPDATE invitations SET status = 'accepted', decided_at = ?, decided_by = ?"
+                    " WHERE id = ? AND status = 'pending'"
+                ),
                 (now, user_id, invitation_id),
             )
+            if accepted.rowcount == 0:  # revoked since it was read (PostgreSQL re-reads the row)
+                return False
             conn.execute(
                 self._q("INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?, ?, ?, ?)"),
                 (account_id, user_id, role, now),

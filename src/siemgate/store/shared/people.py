@@ -14,6 +14,7 @@ from siemgate.errors import Conflict, NotFound
 from siemgate.store.errors import IntegrityConflict
 from siemgate.store.records import Account, ApiKey, Integration, Member, Session, User
 from siemgate.store.shared.dialect import Bound, SharedSQL
+from siemgate.store.shared.identity import Invitation, Withdrawal, withdraw_invitations
 
 _ACCOUNT = "id, uuid, name, created_at"
 _USER = "id, uuid, email, name, password_hash, home_account_id, created_at"
@@ -127,34 +128,51 @@ class AccountStore(SharedSQL):
             self._first(f"{_MEMBER} WHERE m.account_id = ? AND m.user_id = ?", (account_id, user_id), "membership")
         )
 
-    def _change_membership(self, sql: str, params: tuple[Any, ...], account_id: int) -> None:
-        """Run `sql` on one membership, then check that the account still has an owner. The
-        account's row is locked first (where rows are locked), so two concurrent changes cannot
-        both remove the last owner."""
+    def _change_membership(
+        self, sql: str, params: tuple[Any, ...], account_id: int, user_id: int, withdrawal: Withdrawal
+    ) -> list[Invitation]:
+        """Run `sql` on one membership and revoke the invitations `withdrawal` names, then check
+        that the account still has an owner; returns the invitations revoked. The account's row is
+        locked first (where rows are locked), so two concurrent changes cannot both remove the last
+        owner."""
         with self._tx() as conn:
             self._lock(conn, "accounts", account_id)
             if conn.execute(self._q(sql), params).rowcount == 0:
                 raise NotFound("this person is not a member of the account")
+            withdrawn = withdraw_invitations(self, conn, account_id, user_id, withdrawal)
             owners = conn.execute(
                 self._q("SELECT count(*) FROM memberships WHERE account_id = ? AND role = 'owner'"), (account_id,)
             ).fetchone()[0]
             if owners == 0:
                 raise Conflict(_LAST_OWNER)
+        return withdrawn
 
-    def set_role(self, account_id: int, user_id: int, role: str) -> Member:
-        """Change a role atomically; raises Conflict if the account would be left without an owner."""
+    def set_role(
+        self, account_id: int, user_id: int, role: str, withdrawal: Withdrawal
+    ) -> tuple[Member, list[Invitation]]:
+        """Change a role atomically with the withdrawal of the person's invitations it names;
+        returns the member and the invitations revoked. Conflict if the account would be left
+        without an owner (nothing changes)."""
         with self._unique(f"unknown role {role!r}"):
-            self._change_membership(
+            withdrawn = self._change_membership(
                 "UPDATE memberships SET role = ? WHERE account_id = ? AND user_id = ?",
                 (role, account_id, user_id),
                 account_id,
+                user_id,
+                withdrawal,
             )
-        return self.get_member(account_id, user_id)
+        return self.get_member(account_id, user_id), withdrawn
 
-    def remove_member(self, account_id: int, user_id: int) -> None:
-        """Raises Conflict if the account would be left without an owner, NotFound if not a member."""
-        self._change_membership(
-            "DELETE FROM memberships WHERE account_id = ? AND user_id = ?", (account_id, user_id), account_id
+    def remove_member(self, account_id: int, user_id: int, withdrawal: Withdrawal) -> list[Invitation]:
+        """Remove a membership atomically with the withdrawal of the person's invitations it
+        names; returns the invitations revoked. Conflict if the account would be left without an
+        owner, NotFound if not a member (nothing changes)."""
+        return self._change_membership(
+            "DELETE FROM memberships WHERE account_id = ? AND user_id = ?",
+            (account_id, user_id),
+            account_id,
+            user_id,
+            withdrawal,
         )
 
     def list_members(self, account_id: int, after_user_id: int = 0, limit: int = 1000) -> list[Member]:
