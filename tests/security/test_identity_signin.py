@@ -99,6 +99,25 @@ def test_failures_from_one_ip_never_refuse_a_correct_password_from_another(tenan
         ok(http.post("/api/admin/v1/session", json={"email": tenants.alice.email, "password": PASSWORD}))
 
 
+def test_a_person_has_one_count_of_failures_whatever_they_are_called(tenants: Tenants) -> None:
+    """The password step also took the person's uuid for their email, and the limiter counted the
+    two apart: 5 guesses a minute became 10. People sign in with their email only; a uuid is an
+    address no one has, limited under itself like any other."""
+    alice = tenants.alice
+    with client(tenants.server.base_url, source_ip()) as http:
+
+        def sign_in(login: str, password: str) -> int:
+            return http.post("/api/admin/v1/session", json={"email": login, "password": password}).status_code
+
+        assert sign_in(alice.user.uuid, PASSWORD) == 401
+        assert [sign_in(alice.email.upper(), f"guess {n}") for n in range(5)] == [401] * 5
+        assert [sign_in(login, PASSWORD) for login in (alice.email, f" {alice.email.title()} ")] == [429, 429]
+        assert sign_in(alice.user.uuid, PASSWORD) == 401  # no way in, nor a second count
+        assert [sign_in(alice.user.uuid, f"guess {n}") for n in range(4)] == [401] * 3 + [429]
+    failures = [e for e in tenants.events(tenants.a, Feature.SIGNINATTEMPTS) if e["category"] != "success"]
+    assert len(failures) == 5  # the guesses under her email; the uuid is no one's
+
+
 def test_the_delay_grows_with_the_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     """Per address and IP: 5 a minute, 10 in 15 minutes, 20 an hour, 50 a day; a correct password
     starts the pair afresh. The clock is moved by hand (limits reads time.time())."""

@@ -1,6 +1,7 @@
 """Console sign-in: password, then the TOTP (or recovery code) step for people who turned
 two-factor on; failed attempts are limited per address and IP (auth.signin_limits) and recorded in
-the `signinattempts` stream of each account the person belongs to (docs/audit.md).
+the `signinattempts` stream of each account the person belongs to (docs/audit.md). People sign
+in with their email (any case), never their uuid.
 
 A sign-in either opens a session at once (`SignIn`) or, for a person with two-factor, returns a
 signed 5-minute challenge to present with the code; no session exists before both steps pass.
@@ -14,7 +15,7 @@ from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.personal import PersonalService
 from siemgate.auth.sessions import BAD_CREDENTIALS, SessionService, SignIn
 from siemgate.auth.signin_limits import SignInLimiter
-from siemgate.errors import NotFound, Unauthorized
+from siemgate.errors import Unauthorized
 from siemgate.store.base import Account, Store, User
 
 
@@ -47,14 +48,18 @@ class SignInFlow:
 
     def password(self, email: str, password: str, client: Client) -> SignIn | Challenge:
         """The password step. Raises RateLimited (429) before checking anything when this address
-        and IP (or this IP) failed too often, else Unauthorized for a wrong address or password."""
-        self.limiter.check(email, client.ip)
-        user = self.sessions.check_password(email, password)
+        and IP (or this IP) failed too often, else Unauthorized for a wrong address or password.
+        Failures count once per person, under their email as stored; an address no one has
+        counts under itself."""
+        person = self.sessions.person(email)
+        login = person.email if person else email
+        self.limiter.check(login, client.ip)
+        user = self.sessions.check_password(person, password)
         if user is None:
-            self.limiter.failed(email, client.ip)
-            self._record_failure(email, client)
+            self.limiter.failed(login, client.ip)
+            self._record_failure(person, client)
             raise Unauthorized(BAD_CREDENTIALS)
-        self.limiter.succeeded(email, client.ip)
+        self.limiter.succeeded(login, client.ip)
         if self.personal.people.has_two_factor(user):
             return Challenge(user, self.sessions.challenge(user))
         return self._open(user, client, "credentials_ok")
@@ -94,14 +99,12 @@ class SignInFlow:
             )
         return result
 
-    def _record_failure(self, email: str, client: Client) -> None:
-        try:
-            user = self.store.get_user(email.strip())
-        except NotFound:
+    def _record_failure(self, person: User | None, client: Client) -> None:
+        if person is None:
             return  # no account to record it in; the failure still counts towards the limits
-        for account in self._accounts(user):
+        for account in self._accounts(person):
             self.audit.sign_in(
-                account, user, success=False, ip=client.ip, user_agent=client.user_agent, session_id=None
+                account, person, success=False, ip=client.ip, user_agent=client.user_agent, session_id=None
             )
 
     def _accounts(self, user: User) -> list[Account]:

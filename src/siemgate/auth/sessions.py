@@ -38,15 +38,20 @@ class SessionService:
         self.clock = clock
         self._challenge_key = store.secret(_CHALLENGE_KEY, secrets.token_bytes(32), clock())
 
-    def check_password(self, email: str, password: str) -> User | None:
-        """The person when the password is theirs, else None. Exactly one password-hash
-        verification whether or not the address is known (docs/security.md, "Sign-in")."""
+    def person(self, email: str) -> User | None:
+        """The person who signs in with this email (any case), or None. People sign in with their
+        email only: their uuid finds no one, so it is not a second name to guess under."""
         try:
-            user: User | None = self.store.get_user(email.strip())
+            user = self.store.get_user(email.strip())
         except NotFound:
-            user = None
-        ok = verify_password(user.password_hash if user else None, password)
-        return user if ok and user is not None else None
+            return None
+        return None if user.uuid == email.strip() else user
+
+    def check_password(self, person: User | None, password: str) -> User | None:
+        """The person when the password is theirs, else None. Exactly one password-hash
+        verification whether or not there is a person (docs/security.md, "Sign-in")."""
+        ok = verify_password(person.password_hash if person else None, password)
+        return person if ok and person is not None else None
 
     def open(self, user: User, ip: str, user_agent: str) -> SignIn:
         """A new session for a person who has passed every sign-in step."""
