@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     allow_account_creation: bool = Field(
         False,
         description="Let any signed-in person create accounts through the admin API (POST"
-        " /api/admin/v1/accounts). Off: only the operator creates accounts, with `siemgate account create`.",
+        " /api/admin/v1/accounts), and owners and administrators rename theirs (PATCH). Off: only the"
+        " operator creates and renames accounts, with `siemgate account create` and `rename`.",
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,

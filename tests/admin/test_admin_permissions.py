@@ -21,6 +21,8 @@ from support.servers import bearer
 from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
+# people rename accounts only where they may create them (the CHANGES below include a rename)
+SHARED_SERVER_SETTINGS = {"allow_account_creation": True}
 
 AUDIT = Feature.AUDITEVENTS
 
@@ -360,6 +362,24 @@ def test_an_owner_can_make_every_change(site: Site, change: str) -> None:
     method = CHANGES[change][0](site, targets)[0]
     response = _do(site, site.owner, change, targets)
     assert response.status_code in SUCCESS[method], response.text
+
+
+def test_only_the_operator_renames_accounts_where_people_cannot_create_them(own_site: Site) -> None:
+    """Account names are unique across the server: a 409 for another tenant's name told an owner or
+    administrator that the tenant exists. On a server where only the operator creates accounts,
+    only the operator renames them, and the refusal is the same for a taken name and a free one."""
+    site = own_site
+    before = _snapshot(site)
+    replies = {
+        (who.email, name): error_message(site.call(who, "PATCH", site.path(), json={"name": name}), 403)
+        for who in (site.owner, site.admin)
+        for name in (site.other.name, f"free {new_id()[:6]}")
+    }
+    assert len(set(replies.values())) == 1, replies
+    assert "siemgate account rename" in next(iter(replies.values()))
+    assert _snapshot(site) == before
+    renamed = site.services.people.rename_account(CLI, site.account, f"{site.account.name} (EU)")
+    assert ok(site.call(site.member, "GET", site.path()))["name"] == renamed.name
 
 
 def test_an_administrator_manages_members_below_owner(site: Site) -> None:

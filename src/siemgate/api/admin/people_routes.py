@@ -69,12 +69,17 @@ def get_account(account: AccountDep, actor: ActorDep, services: ServicesDep) -> 
 @router.patch(
     "/accounts/{account}",
     response_model=models.AccountOut,
-    summary="Rename an account (owners and administrators)",
+    summary="Rename an account (owners and administrators, only when the operator allows account creation)",
     responses=errors(*ACCOUNT_ERRORS, 409),
 )
 def rename_account(
     body: models.AccountUpdate, account: AccountDep, actor: ActorDep, services: ServicesDep
 ) -> dict[str, Any]:
+    if not services.settings.allow_account_creation:  # a taken name would tell of another tenant
+        raise Forbidden(
+            "Forbidden: only the operator of this server can rename the account (`siemgate account rename`):"
+            " account names are unique across the server, so the operator gives them; ask them"
+        )
     renamed = services.people.rename_account(actor, account, body.name)
     return views.account_view(renamed, services.people.role(actor, renamed))
 
