@@ -159,6 +159,25 @@ def test_an_unknown_siem_type_is_a_clear_error_and_creates_nothing(cli: Cli) -> 
     assert cli.json("token", "list") == []  # and no integration was made for it
 
 
+def test_an_expiry_or_grace_past_its_bound_is_a_clear_error_and_writes_nothing(cli: Cli) -> None:
+    """The longest expiry is 36500d (100 years), the longest grace 90d; past them `token issue` and
+    `token rotate` say so before anything is made (a 99999d grace used to leave a replacement token
+    nobody saw, a 99999d expiry an integration named after the token)."""
+    cli.run("account", "create", "Acme")
+    cli.run("integration", "create", "Splunk", "--type", "splunk")
+    for expires in ("99999d", "99999999mo"):
+        stderr = cli.fails("token", "issue", "--name", "hf1", "--expires", expires, code=2)
+        assert f"'{expires}' is longer than 36500d (100 years), the longest expiry; use never" in stderr
+    assert [i["name"] for i in cli.json("integration", "list")] == ["Splunk"]
+    assert cli.json("token", "list") == []
+    issued = cli.json("token", "issue", "--name", "hf1", "--integration", "Splunk", "--expires", "36500d")
+    for rotate in (("token", "rotate", issued["id"]), ("token", "rotate", "--all", "--json")):
+        stderr = cli.fails(*rotate, "--grace", "99999d", code=2)
+        assert "'99999d' is longer than 90d, the longest grace period" in stderr
+    [listed] = cli.json("token", "list")
+    assert (listed["id"], listed["revoke_at"]) == (issued["id"], None)
+
+
 def test_token_rotate_prints_the_new_token_alone(make_server: Any) -> None:
     """Rotation from the CLI, checked on the Events API of a server on the same data directory."""
     server = make_server()

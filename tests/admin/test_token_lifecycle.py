@@ -14,8 +14,9 @@ from typing import Any
 import jwt
 import pytest
 
-from siemgate.accounts.actor import SERVER_DEVICE, SYSTEM_UUID
+from siemgate.accounts.actor import CLI, SERVER_DEVICE, SYSTEM_UUID
 from siemgate.accounts.catalog import SIEM_TYPES
+from siemgate.errors import BadRequest
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import parse_ns
 from support.admin import DAY, HOUR, SECOND, Site, audit_of, aux, error_message, ok
@@ -113,6 +114,7 @@ def test_an_issued_token_is_shown_once_and_never_again(site: Site) -> None:
         ("45d", 45 * DAY),
         ("3mo", 90 * DAY),
         ("30min", 30 * 60 * SECOND),
+        ("36500d", 36500 * DAY),
     ],
 )
 def test_expiry_choices(site: Site, expires: str, duration: int | None) -> None:
@@ -139,6 +141,10 @@ def test_expiry_choices(site: Site, expires: str, duration: int | None) -> None:
         ({"expires": "1y"}, "expires"),
         ({"expires": "0"}, "expires"),
         ({"expires": "3m"}, "write 3min for minutes or 3mo for months"),
+        ({"expires": "36501d"}, "'36501d' is longer than 36500d (100 years), the longest expiry; use never"),
+        ({"expires": "99999d"}, "'99999d' is longer than 36500d (100 years), the longest expiry; use never"),
+        ({"expires": "99999999mo"}, "'99999999mo' is longer than 36500d (100 years), the longest expiry"),
+        ({"expires": "9" * 41 + "d"}, "expires"),
         ({"features": []}, "features"),
         ({"features": ["signinattempts", "logins"]}, "features"),
         ({"name": ""}, "name"),
@@ -285,6 +291,26 @@ def test_a_bad_grace_is_400_and_rotates_nothing(site: Site, grace: str) -> None:
     assert "grace" in error_message(response, 400)
     assert [t["id"] for t in site.tokens()] == [old["id"]]
     assert site.token(old["id"])["revoke_at"] is None
+
+
+@pytest.mark.parametrize("grace", ["91d", "13w", "2161h", "99999d", "9" * 41 + "s"])
+def test_a_grace_past_90_days_is_400_naming_the_bound_and_writes_nothing(site: Site, grace: str) -> None:
+    """A 99999d grace used to fail storing the old token's revocation time (past 2262) after the
+    replacement was issued and recorded: a live token whose secret nobody saw."""
+    old = site.issue(site.integration())
+    head = site.services.store.head_seq(site.account.id, AUDIT)
+    rotate = site.path(f"/tokens/{old['id']}/rotate")
+    message = error_message(site.call(site.owner, "POST", rotate, json={"grace": grace}), 400)
+    assert message.startswith("Bad Request: grace: "), message
+    assert len(grace) > 40 or "longer than 90d, the longest grace period" in message, message
+    assert [t["id"] for t in site.tokens()] == [old["id"]]
+    assert site.token(old["id"])["revoke_at"] is None
+    assert site.services.store.head_seq(site.account.id, AUDIT) == head
+    with pytest.raises(BadRequest, match="grace: the grace period must be 0 or a duration of at most 90d"):
+        site.services.lifecycle.rotate(CLI, site.account, old["id"], 91 * DAY)  # the service checks it too
+    assert [t["id"] for t in site.tokens()] == [old["id"]]
+    new = ok(site.call(site.owner, "POST", rotate, json={"grace": "90d"}), 201)
+    assert seconds(site.token(old["id"])["revoke_at"]) - seconds(new["created_at"]) == 90 * DAY // SECOND
 
 
 def test_rotating_a_revoked_or_expired_token_is_400(timed: Site) -> None:

@@ -19,6 +19,7 @@ from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.people import PeopleService
 from siemgate.auth.tokens import TokenService
 from siemgate.errors import BadRequest, NotFound
+from siemgate.model.durations import MAX_EXPIRY, MAX_EXPIRY_NS, MAX_GRACE, MAX_GRACE_NS
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, Integration, Store, TokenRecord
@@ -93,14 +94,15 @@ class TokenLifecycle:
         *,
         replaces: str | None = None,
     ) -> tuple[str, TokenRecord]:
-        """Issue a token (shown once to the caller); records `create satoken`."""
+        """Issue a token (shown once to the caller); records `create satoken`. Raises BadRequest,
+        writing nothing, for an empty name or a lifetime not above 0 and at most MAX_EXPIRY."""
         self.people.require(actor, account, "administrator", "issue tokens")
         if integration.account_id != account.id or integration.deleted_at is not None:
             raise NotFound(f"Not Found: no integration {integration.uuid!r} in {account.name!r}")
         if not name.strip():
             raise BadRequest("the token needs a name")
-        if expires_in_ns is not None and expires_in_ns <= 0:
-            raise BadRequest("the expiry must be in the future")
+        if expires_in_ns is not None and not 0 < expires_in_ns <= MAX_EXPIRY_NS:
+            raise BadRequest(f"Bad Request: expires: the expiry must be in the future and at most {MAX_EXPIRY} away")
         token, record = self.tokens.issue(
             account,
             integration,
@@ -143,13 +145,14 @@ class TokenLifecycle:
 
     def rotate(self, actor: Actor, account: Account, token_id: str, grace_ns: int | None) -> tuple[str, TokenRecord]:
         """Issue a replacement with the same features and expiry length; revoke the old token after
-        `grace_ns` (0: at once), or by default at the replacement's first use or after 24 hours."""
+        `grace_ns` (0: at once), or by default at the replacement's first use or after 24 hours.
+        Raises BadRequest, writing nothing, for a token past its use or a grace not in 0..MAX_GRACE."""
         self.people.require(actor, account, "administrator", "rotate tokens")
         old = self.find(account, token_id)
         if token_status(old, self.clock()) in ("revoked", "expired"):
             raise BadRequest(f"token {old.id} is {token_status(old, self.clock())}; issue a new token instead")
-        if grace_ns is not None and grace_ns < 0:
-            raise BadRequest("the grace period cannot be negative")
+        if grace_ns is not None and not 0 <= grace_ns <= MAX_GRACE_NS:
+            raise BadRequest(f"Bad Request: grace: the grace period must be 0 or a duration of at most {MAX_GRACE}")
         integration = self._integration_of(account, old)
         lifetime = None if old.expires_at is None else old.expires_at - old.created_at
         token, new = self.issue(actor, account, integration, old.name, old.features, lifetime, replaces=old.id)

@@ -14,7 +14,7 @@ from siemgate.accounts.lifecycle import token_status
 from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound, SiemgateError
-from siemgate.model.durations import DEFAULT_EXPIRY, parse_duration
+from siemgate.model.durations import DEFAULT_EXPIRY, MAX_EXPIRY, MAX_GRACE, parse_grace
 from siemgate.private import private_dir, write_secret
 from siemgate.store.base import Integration, TokenRecord
 
@@ -100,7 +100,10 @@ def token_issue(
         "all", "--features", "-f", help="Comma-separated: signinattempts,itemusages,auditevents."
     ),
     expires: str = typer.Option(
-        DEFAULT_EXPIRY, "--expires", "-e", help="90d by default; never, 30d, 180d, or e.g. 12h, 45d, 2w, 3mo, 30min."
+        DEFAULT_EXPIRY,
+        "--expires",
+        "-e",
+        help=f"90d by default; never, 30d, 180d, or e.g. 12h, 45d, 2w, 3mo, 30min (at most {MAX_EXPIRY}).",
     ),
     integration: str = typer.Option(
         None, "--integration", "-i", help="Integration uuid or name (default: one named after the token)."
@@ -190,8 +193,8 @@ def token_rotate(
     grace: str = typer.Option(
         None,
         "--grace",
-        help="Revoke the old token after this long (e.g. 2h, 7d; 0 = now). Default: when the"
-        " replacement is first used, at the latest after 24h.",
+        help=f"Revoke the old token after this long (e.g. 2h, 7d, at most {MAX_GRACE}; 0 = now). Default: when"
+        " the replacement is first used, at the latest after 24h.",
     ),
     output: Path = typer.Option(None, "--output", "-o", help="Also write the new token to this file (mode 0600)."),
     output_dir: Path = typer.Option(
@@ -209,7 +212,7 @@ def token_rotate(
     grace_ns = None
     if grace is not None:
         try:
-            grace_ns = parse_duration(grace, allow_never=False, allow_zero=True)
+            grace_ns = parse_grace(grace)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
     if every:

@@ -1,4 +1,9 @@
-"""Durations as people write them: `30d`, `12h`, `45m`, `2w`, `90s`; `never` for none."""
+"""Durations as people write them: `30d`, `12h`, `45m`, `2w`, `90s`; `never` for none.
+
+Token expiries and rotation grace periods are bounded (docs/tokens.md): an expiry at most
+MAX_EXPIRY (100 years; `never` for longer), a grace period at most MAX_GRACE, so that every time
+computed from them fits a stored timestamp (int64 nanoseconds, up to 2262).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from siemgate.model.timestamps import NS_PER_SECOND
 
 _DURATION = re.compile(r"([0-9]+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_EXPIRY, MAX_EXPIRY_NS = "36500d (100 years)", 36500 * 86400 * NS_PER_SECOND
+MAX_GRACE, MAX_GRACE_NS = "90d", 90 * 86400 * NS_PER_SECOND
 
 
 def parse_duration(text: str, *, allow_never: bool = True, allow_zero: bool = False) -> int | None:
@@ -24,6 +31,16 @@ def parse_duration(text: str, *, allow_never: bool = True, allow_zero: bool = Fa
     return int(match.group(1)) * _UNITS[match.group(2)] * NS_PER_SECOND
 
 
+def parse_grace(text: str) -> int:
+    """How long a rotated token stays valid, in nanoseconds: `0` (or `now`) for not at all, else a
+    duration of at most MAX_GRACE. Raises ValueError saying what to write."""
+    grace = parse_duration(text, allow_never=False, allow_zero=True)
+    assert grace is not None  # allow_never=False
+    if grace > MAX_GRACE_NS:
+        raise ValueError(f"{text!r} is longer than {MAX_GRACE}, the longest grace period; use e.g. 2h or 7d")
+    return grace
+
+
 # Token expiries: minutes and months spelled out, since `3m` could mean either (docs/tokens.md).
 DEFAULT_EXPIRY = "90d"
 _EXPIRY = re.compile(r"([0-9]+)\s*(min|mo|h|d|w)")
@@ -33,7 +50,8 @@ _AMBIGUOUS = re.compile(r"([0-9]+)\s*m")
 
 def parse_expiry(text: str) -> int | None:
     """A token's lifetime in nanoseconds, or None for `never`: `30min`, `12h`, `45d`, `2w`, `3mo`
-    (30 days each). Raises ValueError saying what to write; `3m` is refused as ambiguous."""
+    (30 days each), at most MAX_EXPIRY. Raises ValueError saying what to write; `3m` is refused
+    as ambiguous."""
     value = text.strip().lower()
     if value in ("never", "none"):
         return None
@@ -44,4 +62,7 @@ def parse_expiry(text: str) -> int | None:
     match = _EXPIRY.fullmatch(value)
     if match is None or int(match.group(1)) == 0:
         raise ValueError(f"{text!r} is not an expiry; use never, 30d, 90d, 180d, or e.g. 12h, 45d, 2w, 3mo, 30min")
-    return int(match.group(1)) * _EXPIRY_UNITS[match.group(2)] * NS_PER_SECOND
+    expiry = int(match.group(1)) * _EXPIRY_UNITS[match.group(2)] * NS_PER_SECOND
+    if expiry > MAX_EXPIRY_NS:
+        raise ValueError(f"{text!r} is longer than {MAX_EXPIRY}, the longest expiry; use never for no expiry")
+    return expiry

@@ -11,17 +11,10 @@ from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.api.admin import models
 from siemgate.api.admin.deps import AccountDep, ActorDep, CursorQuery, LimitQuery, ServicesDep, paginate
 from siemgate.errors import BadRequest
-from siemgate.model.durations import parse_duration, parse_expiry
+from siemgate.model.durations import parse_expiry, parse_grace
 from siemgate.model.features import parse_features
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin API"])
-
-
-def _duration(text: str, field: str, *, allow_zero: bool = False) -> int | None:
-    try:
-        return parse_duration(text, allow_never=not allow_zero, allow_zero=allow_zero)
-    except ValueError as exc:
-        raise BadRequest(f"Bad Request: {field}: {exc}") from None
 
 
 @router.get("/siem-types", response_model=list[models.SiemTypeOut], summary="The SIEMs an integration can be for")
@@ -184,7 +177,10 @@ def rotate_token(
     token: str, account: AccountDep, actor: ActorDep, services: ServicesDep, body: models.TokenRotate | None = None
 ) -> dict[str, Any]:
     services.people.require(actor, account, "administrator", "rotate tokens")
-    grace = None if body is None or body.grace is None else _duration(body.grace, "grace", allow_zero=True)
+    try:
+        grace = None if body is None or body.grace is None else parse_grace(body.grace)
+    except ValueError as exc:
+        raise BadRequest(f"Bad Request: grace: {exc}") from None
     secret, record = services.lifecycle.rotate(actor, account, token, grace)
     integration = services.store.get_integration_by_id(record.integration_id)
     return {

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.auth.passwords import MAX_LENGTH as MAX_PASSWORD_LENGTH
-from siemgate.model.durations import DEFAULT_EXPIRY
+from siemgate.model.durations import DEFAULT_EXPIRY, MAX_EXPIRY, MAX_GRACE
 
 T = TypeVar("T")
 Role = Literal["owner", "administrator", "member"]
@@ -105,16 +105,18 @@ class TokenCreate(Strict):
     features: list[FeatureName] = Field(default_factory=lambda: list(ALL), min_length=1)
     expires: str = Field(
         DEFAULT_EXPIRY,
+        max_length=40,
         description="90d by default; never, 30d, 180d, or a custom duration such as 30min, 12h, 45d, 2w or 3mo"
-        " (30 days each); a bare 3m is refused as ambiguous.",
+        f" (30 days each), at most {MAX_EXPIRY}; a bare 3m is refused as ambiguous.",
     )
 
 
 class TokenRotate(Strict):
     grace: str | None = Field(
         None,
+        max_length=40,
         description="When to revoke the old token: omitted = when the replacement is first used, at the latest"
-        " after 24h; '0' = now; or a duration such as 2h or 7d.",
+        f" after 24h; '0' = now; or a duration such as 2h or 7d, at most {MAX_GRACE}.",
     )
 
 

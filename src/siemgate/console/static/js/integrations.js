@@ -85,6 +85,7 @@ export async function integrationsPage() {
 }
 
 const EXPIRY_UNITS = { min: 60, h: 3600, d: 86400, w: 7 * 86400, mo: 30 * 86400 }; // as model/durations.py
+const MAX_EXPIRY_SECONDS = 36500 * 86400; // MAX_EXPIRY_NS there
 
 /** A token expiry in seconds (null: never), parsed as the server does; throws Error saying what to write. */
 function parseExpiry(text) {
@@ -94,7 +95,9 @@ function parseExpiry(text) {
   if (ambiguous) throw new Error(`“${text.trim()}” could be minutes or months: write ${ambiguous[1]}min for minutes or ${ambiguous[1]}mo for months.`);
   const match = /^([0-9]+)\s*(min|mo|h|d|w)$/.exec(value);
   if (!match || Number(match[1]) === 0) throw new Error(`“${text.trim()}” is not an expiry. Write a number and a unit, e.g. 45d, 2w, 3mo, 12h or 30min.`);
-  return Number(match[1]) * EXPIRY_UNITS[match[2]];
+  const seconds = Number(match[1]) * EXPIRY_UNITS[match[2]];
+  if (seconds > MAX_EXPIRY_SECONDS) throw new Error(`“${text.trim()}” is longer than 36500d (100 years), the longest expiry; choose Never for no expiry.`);
+  return seconds;
 }
 
 /** The expiry chosen in a _token_form.html form, as sent to the API ("90d", "never", "45d"). */
