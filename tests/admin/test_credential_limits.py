@@ -2,7 +2,8 @@
 integrations, live SIEM tokens and live ingest keys per account, live personal API keys per
 person. Past a bound the admin API answers 409 saying what is held, the most allowed and how to
 make room, and writes nothing; a rotation still works at the bound; another account's room is
-its own. The bounds are lowered here so that the tests create a handful, not hundreds."""
+its own. The bounds are lowered here so that the tests create a handful, not hundreds. A blank
+name is a 400 naming the field for each kind of credential, and writes nothing either."""
 
 from __future__ import annotations
 
@@ -69,6 +70,19 @@ def test_live_ingest_keys_per_account(site: Site, monkeypatch: pytest.MonkeyPatc
     assert len(ok(site.call(site.owner, "GET", site.path("/ingest-keys")))["items"]) == 2
     ok(site.call(site.owner, "DELETE", site.path(f"/ingest-keys/{first['id']}")))
     ok(site.call(site.owner, "POST", site.path("/ingest-keys"), json={"name": "third"}), 201)
+
+
+@pytest.mark.parametrize("kind", ["ingest key", "API key", "SIEM token"])
+def test_a_blank_name_is_400_for_every_credential_and_writes_nothing(site: Site, kind: str) -> None:
+    url = {
+        "ingest key": site.path("/ingest-keys"),
+        "API key": f"{ADMIN}/me/api-keys",
+        "SIEM token": site.path(f"/integrations/{site.integration()['uuid']}/tokens"),
+    }[kind]
+    before = (site.services.store.list_ingest_keys(site.account.id), site.tokens())
+    message = error_message(site.call(site.owner, "POST", url, json={"name": "   "}), 400)
+    assert message.startswith("Bad Request: name: ") and "needs a name" in message, message
+    assert (site.services.store.list_ingest_keys(site.account.id), site.tokens()) == before
 
 
 def test_live_api_keys_per_person(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.people import PeopleService
 from siemgate.auth.ingest_keys import IngestKeyService
-from siemgate.errors import NotFound
+from siemgate.errors import BadRequest, NotFound
 from siemgate.model.features import Feature
 from siemgate.store.base import Account, CredentialStore, IngestKey
 
@@ -23,7 +23,11 @@ class IngestKeyAdmin:
         self.audit = audit
 
     def create(self, actor: Actor, account: Account, name: str, features: Sequence[Feature]) -> tuple[str, IngestKey]:
+        """Make a key (shown once) and record `create satoken`; BadRequest, writing nothing, for a
+        blank name."""
         self.people.require(actor, account, "administrator", "create ingest keys")
+        if not name.strip():
+            raise BadRequest("Bad Request: name: an ingest key needs a name, e.g. the producer that uses it")
         secret, key = self.keys.create(account, name, features)
         self.audit.record(
             account,

@@ -100,7 +100,7 @@ class TokenLifecycle:
         if integration.account_id != account.id or integration.deleted_at is not None:
             raise NotFound(f"Not Found: no integration {integration.uuid!r} in {account.name!r}")
         if not name.strip():
-            raise BadRequest("the token needs a name")
+            raise BadRequest("Bad Request: name: a token needs a name, e.g. the SIEM host it is for")
         if expires_in_ns is not None and not 0 < expires_in_ns <= MAX_EXPIRY_NS:
             raise BadRequest(f"Bad Request: expires: the expiry must be in the future and at most {MAX_EXPIRY} away")
         token, record = self.tokens.issue(
