@@ -245,6 +245,47 @@ def test_a_malformed_json_array_is_400(server: Any, body: bytes) -> None:
     assert "JSON array" in _error(response)
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'[{"category": "success"},', "unexpected end of data: line 1 column 26 (char 25)"),
+        (b"[1,]", "trailing comma is not allowed: line 1 column 3 (char 2)"),
+        (b"[NaN]", "expected a JSON value: line 1 column 2 (char 1)"),
+        (b"[1e400]", "number is infinity when parsed as double: line 1 column 2 (char 1)"),
+        (b'[{"name": "\xff"}]', "str is not valid UTF-8"),
+        (b"[" * 1100 + b"]" * 1100, "depth limit exceeded: line 1 column 1026 (char 1025)"),
+        (b'\n[\n{"a": 1}\n{"b": 2}]', "expected ',' or ']': line 4 column 1 (char 12)"),
+        (b'[{"name": "\\ud800", "n": NaN}]', "line 1 column"),  # the surrogate is not the only fault
+    ],
+)
+def test_a_malformed_json_array_says_what_is_wrong_and_where(server: Any, body: bytes, says: str) -> None:
+    _, token, key = _setup(server)
+    message = _error(server.ingest(key, SIGNIN, body))
+    assert message.startswith("Bad Request: the body starts with '[' but is not a valid JSON array: "), message
+    assert says in message, message
+    assert _served(server, token, SIGNIN) == []
+
+
+@pytest.mark.parametrize("ndjson", [False, True], ids=["array", "ndjson"])
+def test_a_lone_surrogate_escape_is_400_naming_the_field_and_nothing_is_stored(server: Any, ndjson: bool) -> None:
+    """docs/security.md ("Text and values"): a lone surrogate is refused naming the field, also
+    when it reaches the ingest API escaped in JSON text (which orjson does not decode)."""
+    _, token, key = _setup(server)
+    good = orjson.dumps(signin(server.clock()))
+    bad = b'{"category":"success","type":"credentials_ok","target_user":{"name":"Ada \\ud83d\\ude00 \\ud800"}}'
+    body = good + b"\n" + bad if ndjson else b"[" + good + b"," + bad + b"]"
+    response = server.ingest(key, SIGNIN, body)
+    assert _details(response) == [
+        {
+            "index": 1,
+            "field": "target_user.name",
+            "message": "contains a lone surrogate (U+D800) at position 6, which cannot be stored: remove it",
+        }
+    ]
+    assert "target_user.name" in _error(response)
+    assert _served(server, token, SIGNIN) == []
+
+
 def test_a_bad_ndjson_line_is_400_naming_the_line_and_nothing_is_stored(server: Any) -> None:
     _, token, key = _setup(server)
     good = [orjson.dumps(e) for e in _recent(server, SIGNIN, 3)]

@@ -7,6 +7,8 @@ archive replay), so every event in a store has passed the same checks. Listeners
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -17,7 +19,7 @@ from siemgate.errors import BadRequest, InvalidEventBatch, PayloadTooLarge
 from siemgate.model.encoding import encode_event
 from siemgate.model.facets import extract_facets
 from siemgate.model.features import Feature
-from siemgate.model.text import find_unstorable
+from siemgate.model.text import find_unstorable, may_hold_unstorable_json
 from siemgate.model.validation import InvalidEvents, validate_events
 from siemgate.store.base import Store
 from siemgate.store.records import InsertResult, NewEvent
@@ -187,10 +189,10 @@ def parse_batch(body: bytes, *, max_events: int | None = None, max_lines: int | 
         _check_density(text, max_events)
     if stripped[:1] in (b"[", b"{"):
         try:
-            data = orjson.loads(stripped)
-        except orjson.JSONDecodeError:
+            data = _loads(text)
+        except orjson.JSONDecodeError as exc:
             if stripped[:1] == b"[":
-                raise BadRequest("the body starts with '[' but is not a valid JSON array") from None
+                raise BadRequest(f"the body starts with '[' but is not a valid JSON array: {exc}") from None
             data = None  # several objects: NDJSON
         if isinstance(data, dict):
             items = data.get("items")
@@ -205,10 +207,40 @@ def parse_batch(body: bytes, *, max_events: int | None = None, max_lines: int | 
     events: list[Any] = []
     for number, line in numbered:
         try:
-            events.append(orjson.loads(line))
+            events.append(_loads(line))
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"line {number} is not valid JSON ({exc}); send one JSON object per line") from None
     return events
+
+
+def _loads(raw: bytes) -> Any:
+    """The JSON value of `raw`; raises orjson.JSONDecodeError (with line, column and byte position).
+    orjson refuses a string escaping a lone surrogate (`"\\ud800"`); such text is decoded by the
+    standard library instead, as orjson would decode it otherwise, so that the event writer refuses
+    the event naming the field (docs/security.md, "Text and values")."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in exc.msg or not may_hold_unstorable_json(raw):
+            raise
+        try:
+            return json.loads(raw, parse_int=_number, parse_float=_number, parse_constant=_no_constant)
+        except (ValueError, RecursionError):  # anything orjson also refuses: its message says where
+            raise exc from None
+
+
+def _number(text: str) -> int | float:
+    """A JSON number as orjson reads it: an integer within 64 bits, else a finite float."""
+    if text.lstrip("-").isdigit() and -(2**63) <= (number := int(text)) < 2**64:
+        return number
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not JSON")
 
 
 def _check_density(text: bytes, max_events: int) -> None:
