@@ -628,6 +628,20 @@ def test_every_problem_of_every_event_is_listed_in_index_order(server: Any) -> N
     assert _served(server, token, SIGNIN) == []
 
 
+def test_the_problem_count_is_of_the_problems_listed(server: Any) -> None:
+    _, _, key = _setup(server)
+    body = b'[{"category":"success","type":"credentials_ok","location":{"latitude":"1","longitude":"2"}}]'
+    response = server.ingest(key, SIGNIN, body)
+    assert [(d["index"], d["field"]) for d in _details(response)] == [
+        (0, "location.latitude"),
+        (0, "location.longitude"),
+    ]
+    assert _error(response) == (
+        "Bad Request: 2 problem(s) in the batch, nothing was stored: event 0, field location.latitude: expected a"
+        " JSON number (got '1'); event 0, field location.longitude: expected a JSON number (got '2')"
+    )
+
+
 @pytest.mark.parametrize("bad_index", [0, 5, 9])
 def test_one_bad_event_among_good_ones_stores_nothing(server: Any, bad_index: int) -> None:
     _, token, key = _setup(server)

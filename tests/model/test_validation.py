@@ -341,6 +341,18 @@ def test_issues_are_capped_but_counted() -> None:
     assert "160 problem(s)" in str(info.value)
 
 
+@pytest.mark.parametrize("events", [1, 120])
+def test_a_number_given_as_a_string_is_one_problem_in_the_count(events: int) -> None:
+    """An int | float field fails for each member of the union: two errors from pydantic, one
+    problem listed and counted (the count said 4 for the 2 listed, "(and 1 more)" of nothing)."""
+    items = [_event(SIGNIN, location={"latitude": "1", "longitude": "2"}) for _ in range(events)]
+    with pytest.raises(InvalidEvents) as info:
+        validate_events(SIGNIN, items, strict=True, now=NOW)
+    assert _paths(info.value.issues[:2]) == {(0, "location.latitude"), (0, "location.longitude")}
+    assert (len(info.value.issues), info.value.total) == (min(2 * events, 100), 2 * events)
+    assert str(info.value).startswith(f"{2 * events} problem(s) in the batch")
+
+
 def test_empty_batch() -> None:
     for feature in ALL_FEATURES:
         assert validate_events(feature, [], strict=True, now=NOW) == []

@@ -108,7 +108,8 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
         if isinstance(kind, str) and kind in SIGNIN_TYPE_ALIASES:
             event["type"] = SIGNIN_TYPE_ALIASES[kind]
         filled.append(event)
-    total = 0
+    fields: set[tuple[int, str]] = set()  # (index, path) of each problem pydantic found: one per field
+    unlisted = 0  # those past the MAX_ISSUES listed
     if strict:
         try:
             filled = _adapter(feature).validate_python(filled)
@@ -116,12 +117,13 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
             filled = [dict(e) if isinstance(e, dict) else e for e in filled]  # checked below, not to be modified
             errors = [e for e in exc.errors(include_url=False) if len(e["loc"]) > 1]  # not the non-objects again
             found = _dedupe([_issue_from_pydantic(feature, err) for err in errors[: MAX_ISSUES * 2]])
-            total = max(0, len(errors) - len(found))
+            fields = {(at, ".".join(parts)) for at, parts, _ in map(_field_of, errors)}
+            unlisted = len(fields) - len(found)
             issues.extend(found)
     else:
         issues.extend(_check_lenient(filled))
     result: list[tuple[int, dict[str, Any]]] = []
-    flagged = {(i.index, i.path) for i in issues}
+    flagged = fields | {(i.index, i.path) for i in issues}
     with_session = feature is Feature.AUDITEVENTS
     for index, event in enumerate(filled):
         if not isinstance(event, dict):
@@ -135,7 +137,7 @@ def validate_events(feature: Feature, items: list[Any], *, strict: bool, now: in
         if ns is not None:
             result.append((ns, event))
     if issues:
-        raise InvalidEvents(sorted(issues, key=lambda i: i.index), total=total + len(issues))
+        raise InvalidEvents(sorted(issues, key=lambda i: i.index), total=unlisted + len(issues))
     return result
 
 
@@ -211,17 +213,24 @@ def _dedupe(issues: list[Issue]) -> list[Issue]:
     return result[:MAX_ISSUES]
 
 
-def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
+def _field_of(err: Any) -> tuple[int, tuple[str, ...], bool]:
+    """A pydantic error's event index, field path, and whether it is a member's failure of an
+    int | float union (each member fails: one problem of the field, reported twice)."""
     loc = err["loc"]
     index = loc[0] if loc and isinstance(loc[0], int) else 0
-    parts = [str(p) for p in loc[1:]]
-    if len(parts) > 1 and parts[-1] in ("int", "float"):  # member of an int | float union
-        parts = parts[:-1]
-        return Issue(index, ".".join(parts), f"expected a JSON number (got {_short(err.get('input'))})")
+    parts = tuple(str(p) for p in loc[1:])
+    union = len(parts) > 1 and parts[-1] in ("int", "float")
+    return index, parts[:-1] if union else parts, union
+
+
+def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
+    index, parts, union = _field_of(err)
     path = ".".join(parts)
+    if union:
+        return Issue(index, path, f"expected a JSON number (got {_short(err.get('input'))})")
     kind = err["type"]
     if kind == "extra_forbidden":
-        known = _known_fields(SHAPES[feature], parts[:-1])
+        known = _known_fields(SHAPES[feature], list(parts[:-1]))
         close = difflib.get_close_matches(parts[-1], known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; known fields here: {', '.join(known)}"
         return Issue(index, path, "unknown field" + hint)
