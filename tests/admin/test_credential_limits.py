@@ -144,3 +144,20 @@ def test_rotating_every_token_at_the_bound_and_what_a_failed_rotation_shows(
     [issued] = json.loads(partial.stdout)
     assert issued["token"] and "replaced 1 of 3 tokens of 'Acme' before this error" in partial.stderr
     assert [p.name for p in (tmp_path / "three").iterdir()] == [f"{issued['id']}.token"]
+
+
+def test_an_api_key_lives_at_most_100_years_on_the_cli_and_over_http(site: Site, tmp_path: Path) -> None:
+    """As SIEM tokens' expiries are (docs/tokens.md): a longer lifetime would pass the last
+    storable time (2262) and failed with a traceback on the command line."""
+    too_long = "at most 36500d (100 years); use never for no expiry"
+    refused = site.call(site.member, "POST", f"{ADMIN}/me/api-keys", json={"name": "s", "expires": "9999w"})
+    assert too_long in error_message(refused, 400)
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(cli_app, [*base, "account", "create", "Acme", "--owner", "ada@example.com"]).exit_code == 0
+    result = runner.invoke(cli_app, [*base, "api-key", "create", "-u", "ada@example.com", "-n", "s", "-e", "99999999d"])
+    assert too_long in str(result.exception), (result.exception, result.output)
+    listed = runner.invoke(cli_app, [*base, "api-key", "list", "-u", "ada@example.com", "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+    ok_result = runner.invoke(cli_app, [*base, "api-key", "create", "-u", "ada@example.com", "-n", "s", "-e", "36500d"])
+    assert ok_result.exit_code == 0, ok_result.output

@@ -9,7 +9,8 @@ import secrets
 from collections.abc import Callable
 
 from siemgate.auth.tokens import token_digest
-from siemgate.errors import NotFound, Unauthorized
+from siemgate.errors import BadRequest, NotFound, Unauthorized
+from siemgate.model.durations import MAX_EXPIRY, MAX_EXPIRY_NS
 from siemgate.model.ids import new_id
 from siemgate.store.base import AccountStore, ApiKey, User
 
@@ -23,8 +24,12 @@ class ApiKeyService:
         self.clock = clock
 
     def create(self, user: User, name: str, expires_in_ns: int | None = None) -> tuple[str, ApiKey]:
+        """A new key (its secret, shown once); ValueError for a blank name, BadRequest for a
+        lifetime over MAX_EXPIRY, LimitReached past MAX_LIVE_KEYS. Nothing is written then."""
         if not name.strip():
             raise ValueError("an API key needs a name, e.g. the script that uses it")
+        if expires_in_ns is not None and expires_in_ns > MAX_EXPIRY_NS:
+            raise BadRequest(f"Bad Request: expires: at most {MAX_EXPIRY}; use never for no expiry")
         secret = PREFIX + secrets.token_urlsafe(32)
         now = self.clock()
         key = ApiKey(
