@@ -13,6 +13,7 @@ third-party errors into them at the boundary, and `api.errors` maps them to HTTP
     │   └── RetryLater                409: not available yet (retry_after seconds)
     ├── PayloadTooLarge               413: body or batch over the configured limit
     ├── RateLimited                   429: over the per-token rate limit (retry_after seconds)
+    ├── ClientGone                    499: the client hung up before sending its whole request
     ├── StoreError                    500: the store failed (never carries secrets)
     └── Unavailable                   503: a service this needs is down (retry_after seconds)
 """

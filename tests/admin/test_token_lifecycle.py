@@ -313,6 +313,18 @@ def test_a_grace_past_90_days_is_400_naming_the_bound_and_writes_nothing(site: S
     assert seconds(site.token(old["id"])["revoke_at"]) - seconds(new["created_at"]) == 90 * DAY // SECOND
 
 
+def test_a_token_issued_to_live_longer_than_today_allows_is_rotated_within_the_bound(site: Site) -> None:
+    """Before expiries were bounded a token could be issued for 50000d: its rotation (which gives
+    the replacement the old token's lifetime) is not refused for a lifetime nobody asked for; the
+    replacement lives as long as allowed, 36500d."""
+    old = site.issue(site.integration(), expires="36500d")
+    store = site.services.store
+    with store._tx() as conn:  # as a token issued before the bound left it
+        conn.execute(store._q("UPDATE tokens SET expires_at = created_at + ? WHERE id = ?"), (50000 * DAY, old["id"]))
+    new = ok(site.call(site.owner, "POST", site.path(f"/tokens/{old['id']}/rotate"), json={}), 201)
+    assert seconds(new["expires_at"]) - seconds(new["created_at"]) == 36500 * DAY // SECOND
+
+
 def test_rotating_a_revoked_or_expired_token_is_400(timed: Site) -> None:
     site = timed
     integration = site.integration()

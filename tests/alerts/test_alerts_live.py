@@ -470,3 +470,17 @@ def test_rules_are_compiled_once_per_stored_version(site: Site) -> None:
         and changed["brute-force-signin"].compiled is not before["brute-force-signin"]
     )
     assert changed["signin-new-country"].compiled is before["signin-new-country"]
+
+
+def test_a_failed_webhook_names_its_destination_without_its_path_or_credentials(site: Site) -> None:
+    """A delivery's last error is shown to every member: it names the destination by its origin
+    only, as the rule's targets do (the path, query and user information may be credentials)."""
+    port = free_port()  # nothing listens there
+    url = f"http://robot:pw@127.0.0.1:{port}/secret-path?token=SECRET"
+    action = {"type": "webhook", "url": url, "secret": "whsec_" + "A" * 40, "timeout": 2}
+    site.rule(id="hook", name="Hook", source="auditevents", match={"action": "disblmfa"}, actions=[action])
+    site.write(AUDIT, [auditevent(site.clock(), action="disblmfa", object_type="user")])
+    site.services.alerts.dispatcher.run_due()
+    [d] = [d for d in site.services.store.list_deliveries(site.account.id) if d.kind == "webhook"]
+    assert d.last_error is not None and f"http://127.0.0.1:{port}/…" in d.last_error, d.last_error
+    assert not [word for word in ("secret-path", "SECRET", "robot", "pw@") if word in d.last_error], d.last_error

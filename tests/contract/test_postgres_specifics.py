@@ -25,7 +25,7 @@ from siemgate.store.base import AlertRuleRecord, ApiKey, IngestKey, NewEvent, St
 from siemgate.store.errors import LimitReached
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.postgres.events import DAY, partition_name
-from siemgate.store.shared.identity import Invitation
+from siemgate.store.shared.identity import Invitation, Withdrawal
 from support.stores import drop_pg_schema, make_store, new_pg_schema, pg_schema_url
 from support.waiting import wait_for
 
@@ -376,3 +376,44 @@ def test_a_bounded_create_and_a_write_that_only_references_the_account_do_not_wa
     assert not waited, "the bounded create waited for an insert that only references the account"
     assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
     assert [i.name for i in pg.list_integrations(account.id)] == ["bounded"]
+
+
+def test_removing_an_inviter_does_not_overwrite_an_invitation_accepted_at_the_same_moment(pg: PostgresStore) -> None:
+    """The invitations a removal withdraws are locked as they are read: one being accepted in
+    another transaction is waited for, and then left accepted (it was overwritten with 'revoked',
+    its acceptance and membership standing, and a revoke recorded after the join)."""
+    account = pg.create_account(new_id(), "A", T0)
+    owner = pg.create_user(new_id(), "owner@example.com", "Owner", None, account.id, T0)
+    inviter = pg.create_user(new_id(), "adam@example.com", "Adam", None, account.id, T0)
+    guest = pg.create_user(new_id(), "sock@example.com", "Sock", None, account.id, T0)
+    pg.add_member(account.id, owner.id, "owner", T0)
+    pg.add_member(account.id, inviter.id, "administrator", T0)
+    invitation = Invitation(new_id(), account.id, guest.email, "administrator", new_id(), inviter.id, T0, T0 + DAY)
+    pg.create_invitation(invitation, max_pending=10, now=T0)
+    outcome: list[object] = []
+
+    def remove() -> None:
+        try:
+            outcome.append(
+                pg.remove_member(
+                    account.id, inviter.id, Withdrawal(("member", "administrator", "owner"), T0 + 2, owner.id)
+                )
+            )
+        except Exception as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
+        other.execute(
+            "UPDATE invitations SET status = 'accepted', decided_at = %s, decided_by = %s WHERE id = %s",
+            (T0 + 1, guest.id, invitation.id),
+        )  # an acceptance not committed yet
+        job = threading.Thread(target=remove)
+        job.start()
+        wait_for(
+            "the removal to wait for the acceptance", lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(), 30
+        )
+        other.commit()
+    job.join(30)
+    assert outcome == [[]], outcome  # nothing withdrawn: it was no longer pending
+    [row] = pg._select("SELECT status, decided_by FROM invitations WHERE id = ?", (invitation.id,))
+    assert tuple(row) == ("accepted", guest.id)

@@ -154,7 +154,8 @@ class TokenLifecycle:
         if grace_ns is not None and not 0 <= grace_ns <= MAX_GRACE_NS:
             raise BadRequest(f"Bad Request: grace: the grace period must be 0 or a duration of at most {MAX_GRACE}")
         integration = self._integration_of(account, old)
-        lifetime = None if old.expires_at is None else old.expires_at - old.created_at
+        # as long as the old token's, within today's bound (a token issued before it may live longer)
+        lifetime = None if old.expires_at is None else min(old.expires_at - old.created_at, MAX_EXPIRY_NS)
         token, new = self.issue(actor, account, integration, old.name, old.features, lifetime, replaces=old.id)
         now = new.created_at  # the grace period runs from the replacement's creation (one clock reading)
         if grace_ns == 0:

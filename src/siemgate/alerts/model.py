@@ -41,29 +41,35 @@ MAX_ACTIONS = 20
 MAX_ALIASES = 16
 
 
-def check_rule_size(
-    data: Any, where: str = "rule", values: int = MAX_RULE_VALUES, levels: int = MAX_RULE_DEPTH
-) -> None:
-    """Raise RuleError when `data` (parsed YAML or JSON, its shared parts counted each time they
-    appear) holds more than `values` values or nests deeper than `levels`. Stops as soon as a
-    bound is passed, so a text that expands to millions costs no more than one within them."""
-    budget = values
+def count_values(data: Any, most: int, levels: int = MAX_RULE_DEPTH, where: str = "rule") -> int:
+    """The values `data` (parsed YAML or JSON) holds, its shared parts counted each time they
+    appear; the count stops as soon as it passes `most`, so a text that expands to millions costs
+    no more than one within the bound. RuleError when it nests deeper than `levels`."""
+    count = 0
     stack: list[tuple[Any, int]] = [(data, 0)]
-    while stack:
+    while stack and count <= most:
         value, depth = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise RuleError(
-                f"{where}: more than {values} values (YAML aliases counted as often as they are used);"
-                " split it into smaller rules"
-            )
+        count += 1
         if depth > levels:
             raise RuleError(f"{where}: nested more than {levels} levels deep; flatten the condition")
         if isinstance(value, dict):
-            budget -= len(value)  # the keys
+            count += len(value)  # the keys
             stack.extend((item, depth + 1) for item in value.values())
         elif isinstance(value, list | tuple):
             stack.extend((item, depth + 1) for item in value)
+    return count
+
+
+def check_rule_size(
+    data: Any, where: str = "rule", values: int = MAX_RULE_VALUES, levels: int = MAX_RULE_DEPTH
+) -> None:
+    """Raise RuleError when `data` holds more than `values` values (count_values) or nests deeper
+    than `levels`."""
+    if count_values(data, values, levels, where) > values:
+        raise RuleError(
+            f"{where}: more than {values} values (YAML aliases counted as often as they are used);"
+            " split it into smaller rules"
+        )
 
 
 class RuleError(ValueError):

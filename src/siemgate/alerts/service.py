@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import yaml
@@ -14,7 +13,7 @@ import yaml
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.people import RANK, PeopleService
-from siemgate.alerts.actions.base import Sender
+from siemgate.alerts.actions.base import Sender, url_origin
 from siemgate.alerts.actions.email import EmailSender
 from siemgate.alerts.actions.record import EventSender
 from siemgate.alerts.actions.slack import SlackSender
@@ -34,7 +33,7 @@ from siemgate.alerts.model import (
     parse_rule,
 )
 from siemgate.alerts.rules import AlertRules, RuleEntry
-from siemgate.alerts.sigma import is_sigma, sigma_to_rules
+from siemgate.alerts.sigma import check_condition_size, is_sigma, sigma_to_rules
 from siemgate.config import Settings
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.timestamps import format_ns
@@ -57,6 +56,7 @@ def parse_rules_text(text: str, where: str = "rules") -> list[Rule]:
     if any(is_sigma(d) for d in documents):
         if not all(is_sigma(d) for d in documents):
             raise RuleError(f"{where}: put Sigma rules and siemgate rules in separate files")
+        check_condition_size(documents)
         return sigma_to_rules(text)
     rules: list[Rule] = []
     for document in documents:
@@ -76,18 +76,6 @@ def test_rule(rule: CompiledRule, events: Sequence[dict[str, Any]]) -> list[Firi
     for index, record in enumerate(events, start=1):
         firings += evaluator.evaluate([(index, record)], now=event_time(record) or 0)
     return firings
-
-
-def url_origin(url: str) -> str:
-    """`url` without what may be a secret: scheme, host and port, then "/…" if it had more."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # not a number: not shown
-        port = ""
-    origin = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
-    return origin + ("/…" if parts.path not in ("", "/") or parts.query or parts.username else "")
 
 
 def action_target(action: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ types, a condition pySigma cannot parse) raises RuleError naming the rule and th
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import re
 from importlib import resources
@@ -81,7 +82,7 @@ from sigma.types import (
 )
 
 from siemgate.alerts.fields import SOURCES
-from siemgate.alerts.model import RULE_ID, Rule, RuleError, parse_rule
+from siemgate.alerts.model import MAX_RULE_VALUES, RULE_ID, Rule, RuleError, count_values, parse_rule
 
 PRODUCTS = ("1password", "siemgate")
 LEVELS = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
@@ -161,6 +162,42 @@ def _check_modifiers(rule: SigmaRule) -> None:
 def is_sigma(document: Any) -> bool:
     """Whether a parsed YAML document is a Sigma rule (it has `detection` or `correlation`)."""
     return isinstance(document, dict) and ("detection" in document or "correlation" in document)
+
+
+_CONDITION_WORDS = frozenset({"and", "or", "not", "of", "1", "all", "any"})
+
+
+def check_condition_size(documents: list[Any], where: str = "Sigma") -> None:
+    """Raise RuleError when a Sigma rule's condition names selections holding more than
+    MAX_RULE_VALUES values in all, each counted as often as it is named: pySigma copies a
+    selection for every mention, so a short condition naming a large one a thousand times costs
+    seconds and hundreds of MB before the translated rule could be refused. Call before parsing."""
+    for document in documents:
+        detection = document.get("detection") if isinstance(document, dict) else None
+        if not isinstance(detection, dict):
+            continue
+        sizes = {
+            str(name): count_values(value, MAX_RULE_VALUES)
+            for name, value in detection.items()
+            if name not in ("condition", "timeframe")
+        }
+        conditions = detection.get("condition")
+        total = 0
+        for condition in conditions if isinstance(conditions, list) else [conditions]:
+            for word in re.findall(r"[\w*]+", condition) if isinstance(condition, str) else []:
+                if word == "them":
+                    total += sum(sizes.values())
+                elif "*" in word:
+                    total += sum(size for name, size in sizes.items() if fnmatch.fnmatchcase(name, word))
+                elif word not in _CONDITION_WORDS:
+                    total += sizes.get(word, 0)
+                if total > MAX_RULE_VALUES:
+                    title = document.get("title", "?")
+                    raise RuleError(
+                        f"{where} rule {title!r}: its condition names selections holding more than"
+                        f" {MAX_RULE_VALUES} values in all (each counted as often as it is named);"
+                        " split it into several rules"
+                    )
 
 
 def _slug(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -64,6 +65,18 @@ def http_failure(status: int, retry_after: str | None) -> DeliveryError:
 
 
 MAX_REPLY_BYTES = 1024 * 1024  # what one connection to a destination may send: headers, redirects
+
+
+def url_origin(url: str) -> str:
+    """`url` without what may be a secret: scheme, host and port, then "/…" if it had more."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: not shown
+        port = ""
+    origin = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
+    return origin + ("/…" if parts.path not in ("", "/") or parts.query or parts.username else "")
 
 
 def post(policy: OutboundPolicy, url: str, timeout: float, what: str, **kwargs: Any) -> None:

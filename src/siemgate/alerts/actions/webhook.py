@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from standardwebhooks.webhooks import Webhook
 
-from siemgate.alerts.actions.base import DeliveryError, post
+from siemgate.alerts.actions.base import DeliveryError, post, url_origin
 from siemgate.outbound import OutboundPolicy
 from siemgate.store.base import DeliveryRecord
 
@@ -45,4 +45,4 @@ class WebhookSender:
             "webhook-signature": signer.sign(delivery.id, now, body.decode()),
         }
         url = action["url"]
-        post(self.policy, url, action.get("timeout", 10.0), url.split("?", 1)[0], content=body, headers=headers)
+        post(self.policy, url, action.get("timeout", 10.0), url_origin(url), content=body, headers=headers)

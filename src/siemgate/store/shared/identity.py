@@ -78,6 +78,7 @@ def withdraw_invitations(
         sql._q(
             f"SELECT {_INVITATION} FROM invitations WHERE account_id = ? AND invited_by = ? AND status = 'pending'"
             f" AND expires_at > ? AND role IN ({sql._marks(len(withdrawal.roles))}) ORDER BY created_at, id"
+            + sql.dialect.for_update  # an accept or revoke at the same moment waits, or is waited for
         ),
         (account_id, user_id, withdrawal.now, *withdrawal.roles),
     ).fetchall()
@@ -86,7 +87,7 @@ def withdraw_invitations(
         conn.execute(
             sql._q(
                 "UPDATE invitations SET status = 'revoked', decided_at = ?, decided_by = ?"
-                f" WHERE id IN ({sql._marks(len(withdrawn))})"
+                f" WHERE id IN ({sql._marks(len(withdrawn))}) AND status = 'pending'"
             ),
             (withdrawal.now, withdrawal.by, *(i.id for i in withdrawn)),
         )
