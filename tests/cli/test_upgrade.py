@@ -133,7 +133,7 @@ def test_a_store_made_by_the_previous_release_is_migrated_and_served(
     _run(old, work, "integration", "create", "Reader", "--type", "elastic")
     token = _run(old, work, "token", "issue", "--name", "reader", "--integration", "Reader").strip()
     ingest_key = _run(old, work, "ingest-key", "create", "--name", "bridge").strip()
-    _run(old, work, "simulate", "--users", "8", "--days", "2", "--seed", "3")
+    _run(old, work, "simulate", "--users", "8", "--days", "7", "--seed", "3")  # a week: weekends are quiet
     served_before: dict[str, list[dict[str, Any]]] = {}
     port = free_port()
     with _serving(old, work, port, "old") as http:
