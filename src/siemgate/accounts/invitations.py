@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
-from siemgate.accounts.people import PeopleService, check_email, check_role, granting, withdrawn_by
+from siemgate.accounts.people import PeopleService, check_email, check_role, granting, record_revoked, withdrawn_by
 from siemgate.auth.passwords import hash_password
 from siemgate.auth.tokens import token_digest
 from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -111,14 +111,7 @@ class InvitationService:
         user_id = actor.user.id if actor.user else None
         if not self.store.decide_invitation(invitation.id, "revoked", user_id, self.clock()):
             raise Conflict(f"the invitation is {invitation.state(self.clock())}, not pending")
-        self.audit.record(
-            account,
-            actor,
-            "revoke",
-            "invite",
-            object_uuid=invitation.id,
-            aux_info={"email": invitation.email, "role": invitation.role},
-        )
+        record_revoked(self.audit, account, actor, invitation)
         return self.store.get_invitation(invitation.id)
 
     def _of_account(self, account: Account, invitation_id: str) -> Invitation:

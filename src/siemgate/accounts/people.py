@@ -39,6 +39,18 @@ def withdrawn_by(role: str | None) -> tuple[str, ...]:
     return tuple(r for r in ROLES if role is None or RANK[role] < RANK[granting(r)])
 
 
+def record_revoked(audit: AuditRecorder, account: Account, actor: Actor, invitation: Invitation) -> None:
+    """The audit event of a revoked invitation (`revoke invite`), whoever or whatever revoked it."""
+    audit.record(
+        account,
+        actor,
+        "revoke",
+        "invite",
+        object_uuid=invitation.id,
+        aux_info={"email": invitation.email, "role": invitation.role},
+    )
+
+
 def check_role(role: str) -> str:
     if role not in ROLES:
         raise BadRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
@@ -234,14 +246,7 @@ class PeopleService:
 
     def _record_withdrawn(self, actor: Actor, account: Account, withdrawn: list[Invitation]) -> None:
         for invitation in withdrawn:
-            self.audit.record(
-                account,
-                actor,
-                "revoke",
-                "invite",
-                object_uuid=invitation.id,
-                aux_info={"email": invitation.email, "role": invitation.role},
-            )
+            record_revoked(self.audit, account, actor, invitation)
 
     def members(self, actor: Actor, account: Account, after_user_id: int = 0, limit: int = 1000) -> list[Member]:
         self.role(actor, account)  # any member may look
