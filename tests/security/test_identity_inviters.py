@@ -109,3 +109,28 @@ def test_the_operators_invitations_stay_valid(tenants: Tenants) -> None:
     ok(tenants.call(tenants.alice, "DELETE", f"/accounts/{tenants.a.uuid}/members/{tenants.adam.email}"), 204)
     body = ok(_join(tenants, newcomer, code), 201)
     assert [(a["uuid"], a["role"]) for a in body["user"]["accounts"]] == [(tenants.a.uuid, "owner")]
+
+
+def test_an_invitation_revoked_while_someone_joins_leaves_no_person_behind(tenants: Tenants, monkeypatch: Any) -> None:
+    """`join` reads the invitation, then creates the person and accepts it for them. Revoked in
+    between (an explicit revoke, or its inviter removed), it is a 404 that leaves no person with
+    credentials and no membership: a retry hears the invitation is gone, not that the address
+    already has credentials, and the invitation stays revoked."""
+    sock = f"sock4@evil-{tenants.tag}.example"
+    invitation = _invite(tenants, tenants.adam, sock, "member")
+    store = tenants.services.store
+    read = store.invitations_for
+
+    def read_then_revoked(email: str, now: int) -> Any:
+        found = read(email, now)
+        if email == sock:
+            assert store.decide_invitation(invitation["id"], "revoked", tenants.alice.user.id, now)
+        return found
+
+    monkeypatch.setattr(store, "invitations_for", read_then_revoked)
+    message = error(_join(tenants, sock, invitation["code"]), 404)
+    assert "no longer pending" in message, message
+    assert not tenants.services.people.person_exists(sock)
+    monkeypatch.setattr(store, "invitations_for", read)
+    assert "no pending invitation" in error(_join(tenants, sock, invitation["code"]), 404)
+    assert _statuses(tenants)[sock] == "revoked"

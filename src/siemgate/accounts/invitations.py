@@ -173,9 +173,13 @@ class InvitationService:
             )
 
     def _join(self, actor: Actor, user: User, invitation: Invitation) -> tuple[Account, str]:
-        account = self.store.get_account_by_id(invitation.account_id)
         if not self.store.accept_invitation(invitation.id, user.id, self.clock()):
             raise NotFound(f"Not Found: the invitation {invitation.id!r} is no longer pending")
+        return self._record_join(actor, user, invitation), invitation.role
+
+    def _record_join(self, actor: Actor, user: User, invitation: Invitation) -> Account:
+        """Record `join user` in the account the person joined; returns the account."""
+        account = self.store.get_account_by_id(invitation.account_id)
         self.audit.record(
             account,
             actor,
@@ -185,7 +189,7 @@ class InvitationService:
             aux_uuid=invitation.id,
             aux_info={"role": invitation.role, "invitation": invitation.id},
         )
-        return account, invitation.role
+        return account
 
     def decline(self, actor: Actor, invitation_id: str, code: str) -> None:
         user = _person(actor)
@@ -234,10 +238,13 @@ class InvitationService:
                 f"{email} already has sign-in credentials on this server: sign in with them and accept"
                 " the invitation there"
             )
-        home = self.store.get_account_by_id(invitation.account_id)
-        user = self.store.create_user(new_id(), email, name.strip(), password_hash, home.id, self.clock())
-        _, role = self._join(via(user), user, invitation)
-        return user, role
+        # the person and their membership in one transaction: an invitation revoked meanwhile
+        # leaves no one behind with credentials and no account
+        user = self.store.create_invited_user(invitation, new_id(), email, name.strip(), password_hash, self.clock())
+        if user is None:
+            raise NotFound(f"Not Found: the invitation {invitation.id!r} is no longer pending")
+        self._record_join(via(user), user, invitation)
+        return user, invitation.role
 
 
 def _person(actor: Actor) -> User:

@@ -94,6 +94,38 @@ def withdraw_invitations(
     return withdrawn
 
 
+def accept_invitation(sql: SharedSQL, conn: Any, invitation_id: str, user_id: int, now: int) -> bool:
+    """In the caller's transaction, mark a pending, unexpired invitation accepted and add the
+    membership it offers. False, writing nothing, when it was not pending any more; Conflict when
+    the person is already a member."""
+    row = conn.execute(
+        sql._q("SELECT account_id, role FROM invitations WHERE id = ? AND status = 'pending' AND expires_at > ?"),
+        (invitation_id, now),
+    ).fetchone()
+    if row is None:
+        return False
+    account_id, role = row[0], row[1]
+    member = conn.execute(
+        sql._q("SELECT 1 FROM memberships WHERE account_id = ? AND user_id = ?"), (account_id, user_id)
+    ).fetchone()
+    if member is not None:
+        raise Conflict("you are already a member of this account")
+    accepted = conn.execute(
+        sql._q(
+            "UPDATE invitations SET status = 'accepted', decided_at = ?, decided_by = ?"
+            " WHERE id = ? AND status = 'pending'"
+        ),
+        (now, user_id, invitation_id),
+    )
+    if accepted.rowcount == 0:  # revoked since it was read (PostgreSQL re-reads the row)
+        return False
+    conn.execute(
+        sql._q("INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?, ?, ?, ?)"),
+        (account_id, user_id, role, now),
+    )
+    return True
+
+
 class IdentityStore(SharedSQL):
     """Mixin of SQLiteStore and PostgresStore (see the module docstring)."""
 
@@ -181,34 +213,7 @@ class IdentityStore(SharedSQL):
         offers. False when it was not pending any more; Conflict when the person is already a
         member (the invitation then stays pending)."""
         with self._tx() as conn:
-            row = conn.execute(
-                self._q(
-                    "SELECT account_id, role FROM invitations WHERE id = ? AND status = 'pending' AND expires_at > ?"
-                ),
-                (invitation_id, now),
-            ).fetchone()
-            if row is None:
-                return False
-            account_id, role = row[0], row[1]
-            member = conn.execute(
-                self._q("SELECT 1 FROM memberships WHERE account_id = ? AND user_id = ?"), (account_id, user_id)
-            ).fetchone()
-            if member is not None:
-                raise Conflict("you are already a member of this account")
-            accepted = conn.execute(
-                self._q(
-                    "UPDATE invitations SET status = 'accepted', decided_at = ?, decided_by = ?"
-                    " WHERE id = ? AND status = 'pending'"
-                ),
-                (now, user_id, invitation_id),
-            )
-            if accepted.rowcount == 0:  # revoked since it was read (PostgreSQL re-reads the row)
-                return False
-            conn.execute(
-                self._q("INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?, ?, ?, ?)"),
-                (account_id, user_id, role, now),
-            )
-        return True
+            return accept_invitation(self, conn, invitation_id, user_id, now)
 
     # two-factor ---------------------------------------------------------------------------------
     def get_two_factor(self, user_id: int) -> TwoFactor | None:

@@ -14,7 +14,7 @@ from siemgate.errors import Conflict, NotFound
 from siemgate.store.errors import IntegrityConflict
 from siemgate.store.records import Account, ApiKey, Integration, Member, Session, User
 from siemgate.store.shared.dialect import Bound, SharedSQL
-from siemgate.store.shared.identity import Invitation, Withdrawal, withdraw_invitations
+from siemgate.store.shared.identity import Invitation, Withdrawal, accept_invitation, withdraw_invitations
 
 _ACCOUNT = "id, uuid, name, created_at"
 _USER = "id, uuid, email, name, password_hash, home_account_id, created_at"
@@ -32,6 +32,15 @@ _NEW_INTEGRATION = (
     "INSERT INTO integrations (uuid, account_id, type, name, description, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
 _LAST_OWNER = "the account must keep at least one owner; make someone else owner first"
+
+
+def _taken(email: str) -> tuple[str, str]:
+    """A new person's refusals: for a taken email, and the start of any other."""
+    return f"a person with the email {email!r} already exists", f"cannot create the person {email!r}"
+
+
+class _NotPending(Exception):
+    """Rolls back a transaction whose invitation was no longer pending."""
 
 
 def _member(row: Any) -> Member:
@@ -89,9 +98,27 @@ class AccountStore(SharedSQL):
         self, uuid: str, email: str, name: str, password_hash: str | None, home_account_id: int | None, now: int
     ) -> User:
         """Raises Conflict when the email is taken."""
-        taken, what = f"a person with the email {email!r} already exists", f"cannot create the person {email!r}"
-        user_id = self._insert_named(_NEW_USER, (uuid, email, name, password_hash, home_account_id, now), taken, what)
-        return User(user_id, uuid, email, name, password_hash, home_account_id, now)
+        params = (uuid, email, name, password_hash, home_account_id, now)
+        return User(self._insert_named(_NEW_USER, params, *_taken(email)), *params)
+
+    def create_invited_user(
+        self, invitation: Invitation, uuid: str, email: str, name: str, password_hash: str, now: int
+    ) -> User | None:
+        """Create the person an invitation is addressed to (home: its account) and accept it for
+        them, in one transaction: None, creating nothing, when it is no longer pending (revoked,
+        accepted or expired since it was read). Raises Conflict when the email is taken."""
+        params = (uuid, email, name, password_hash, invitation.account_id, now)
+        try:
+            with self._tx() as conn:
+                user_id = self.dialect.insert_id(conn, _NEW_USER, params)
+                if not accept_invitation(self, conn, invitation.id, user_id, now):
+                    raise _NotPending
+        except _NotPending:
+            return None
+        except IntegrityConflict as exc:
+            taken, what = _taken(email)
+            raise Conflict(taken if exc.kind == "unique" else f"{what}: {exc.message}") from None
+        return User(user_id, *params)
 
     def get_user(self, uuid_or_email: str) -> User:
         """By uuid, else by email (case-insensitive); raises NotFound."""
