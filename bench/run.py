@@ -117,6 +117,8 @@ class Server:
             "SIEMGATE_LOG_LEVEL": "warning",
             "SIEMGATE_RATE_LIMIT_PER_MINUTE": "100000000",
             "SIEMGATE_RATE_LIMIT_PER_HOUR": "1000000000",
+            "SIEMGATE_ADMIN_RATE_LIMIT_PER_MINUTE": "100000000",  # the console benchmark's own requests
+            "SIEMGATE_ADMIN_RATE_LIMIT_PER_HOUR": "1000000000",
             "SIEMGATE_SQLITE_SYNCHRONOUS": "NORMAL",
             "SIEMGATE_ALERTS_ENABLED": "false",  # the serving and ingest paths alone
             **(extra_env or {}),

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     tls_keyfile: Path | None = Field(None, description="Private key for tls_certfile (PEM).")
     rate_limit_per_minute: int = Field(600, ge=1, description="Events API requests per token per minute.")
     rate_limit_per_hour: int = Field(30_000, ge=1, description="Events API requests per token per hour.")
+    admin_rate_limit_per_minute: int = Field(
+        600, ge=1, description="Admin API requests (the console's included) per person per minute."
+    )
+    admin_rate_limit_per_hour: int = Field(20_000, ge=1, description="Admin API requests per person per hour.")
     redis_url: str | None = Field(
         None,
         description="Share rate limits between server processes through Redis (redis://host:6379/0);"

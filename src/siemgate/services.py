@@ -50,6 +50,7 @@ class Services:
     tokens: TokenService
     ingest_keys: IngestKeyService
     rate_limiter: RateLimiter
+    admin_rate_limiter: RateLimiter
     quotas: IngestQuotas
     writer: EventWriter
     usage: UsageRecorder

@@ -69,7 +69,9 @@ class Fuzz:
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzz]:
     data_dir = tmp_path_factory.mktemp("admin-schemathesis")
-    live, uv, thread = start_server(load_settings(data_dir=data_dir), make_store("sqlite", data_dir), Clock())
+    # a rate limit the fuzzing itself does not reach (429 is documented on every operation anyway)
+    settings = load_settings(data_dir=data_dir, admin_rate_limit_per_minute=10**7, admin_rate_limit_per_hour=10**8)
+    live, uv, thread = start_server(settings, make_store("sqlite", data_dir), Clock())
     fuzzer = Fuzz(live)
     yield fuzzer
     fuzzer.session.close()

@@ -33,7 +33,7 @@ from siemgate.api.schemas import (
 )
 from siemgate.auth.ratelimit import RateLimitStatus
 from siemgate.auth.tokens import require_feature
-from siemgate.errors import RateLimited, SiemgateError
+from siemgate.errors import SiemgateError
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.services import Services
@@ -104,14 +104,7 @@ PROOF_HEADER = "siemgate-proof"
 def authorize(services: Services, authorization: str | None) -> tuple[TokenRecord, RateLimitStatus]:
     """Authenticate the token and count the request; raises Unauthorized or RateLimited."""
     record = services.tokens.authenticate(authorization)
-    status = services.rate_limiter.hit(record.id)
-    if not status.allowed:
-        raise RateLimited(
-            f"Too Many Requests: over {status.limit} requests for this token; retry in {status.reset_seconds}s",
-            max(1, status.reset_seconds),
-            status.headers(),
-        )
-    return record, status
+    return record, services.rate_limiter.check(record.id, "this token")
 
 
 def _serve_page(

@@ -1,4 +1,5 @@
-"""Per-token rate limits (default 600/minute and 30,000/hour) with the `limits` library.
+"""Rate limits with the `limits` library: per SIEM token on the Events API (default 600/minute
+and 30,000/hour), per person on the admin API (default 600/minute and 20,000/hour).
 
 Storage is in memory for one process, or Redis (`redis_url`) so several processes share limits:
 each window is one counter per token in Redis, so a token's requests count the same whichever
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import limits
 from limits import storage, strategies
 
-from siemgate.errors import ConfigError, StoreError
+from siemgate.errors import ConfigError, RateLimited, StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +41,26 @@ class RateLimitStatus:
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, per_hour: int, redis_url: str | None = None) -> None:
+    """A per-minute and a per-hour window for each key; `namespace` keeps one API's keys apart
+    from another's in a shared Redis."""
+
+    def __init__(self, per_minute: int, per_hour: int, redis_url: str | None = None, namespace: str = "events") -> None:
         self._redis = redis_location(redis_url)
         self._limiter = strategies.SlidingWindowCounterRateLimiter(limit_storage(redis_url))
         self._windows = (limits.RateLimitItemPerMinute(per_minute), limits.RateLimitItemPerHour(per_hour))
+        self._namespace = namespace
+
+    def check(self, key: str, whose: str) -> RateLimitStatus:
+        """Count one request for `key`; raises RateLimited (with Retry-After and the RateLimit-*
+        headers) naming `whose` requests are over, or StoreError as `hit`."""
+        status = self.hit(key)
+        if not status.allowed:
+            raise RateLimited(
+                f"Too Many Requests: over {status.limit} requests for {whose}; retry in {status.reset_seconds}s",
+                max(1, status.reset_seconds),
+                status.headers(),
+            )
+        return status
 
     def hit(self, key: str) -> RateLimitStatus:
         """Count one request for `key`; `allowed` is False when a window is exhausted.
@@ -63,9 +80,9 @@ class RateLimiter:
         blocked: limits.RateLimitItem | None = None
         stats = []
         for window in self._windows:
-            if blocked is None and not self._limiter.hit(window, "events", key):
+            if blocked is None and not self._limiter.hit(window, self._namespace, key):
                 blocked = window
-            stats.append((window, self._limiter.get_window_stats(window, "events", key)))
+            stats.append((window, self._limiter.get_window_stats(window, self._namespace, key)))
         if blocked is not None:
             window, current = next(item for item in stats if item[0] is blocked)
         else:

@@ -98,6 +98,9 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         tokens=tokens,
         ingest_keys=ingest_keys,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
+        admin_rate_limiter=RateLimiter(
+            settings.admin_rate_limit_per_minute, settings.admin_rate_limit_per_hour, settings.redis_url, "admin"
+        ),
         quotas=IngestQuotas(
             store,
             per_minute=settings.ingest_quota_per_minute,

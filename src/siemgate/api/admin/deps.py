@@ -6,7 +6,7 @@ import base64
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from siemgate.accounts.actor import Actor
@@ -34,7 +34,8 @@ ERRORS = {
     " console session's X-CSRF-Token is missing or wrong.",
     404: "No such account, person, invitation or key (or you are not a member of the account).",
     409: "The change conflicts with the current state (the message says which).",
-    429: "Too many attempts: wait the Retry-After seconds.",
+    429: "Too many attempts, or the person's admin API requests are over their rate limit: wait the"
+    " Retry-After seconds.",
 }
 
 
@@ -54,10 +55,21 @@ def client_ip(request: Request) -> str:
 
 def admin_actor(
     request: Request,
+    response: Response,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     cookie: Annotated[str | None, Depends(_cookie)],
 ) -> Actor:
-    """The person making an admin API request; raises Unauthorized saying what to send."""
+    """The person making an admin API request, counted against their rate limit (whichever key or
+    session they use; RateLimit-* headers on the answer). Raises Unauthorized saying what to send,
+    RateLimited (429, Retry-After) when the person is over their limit."""
+    actor = _authenticate(request, bearer, cookie)
+    assert actor.user is not None  # only the operator acts without a person, never over HTTP
+    limiter = services(request).admin_rate_limiter
+    response.headers.update(limiter.check(actor.user.uuid, f"{actor.user.email} on the admin API").headers())
+    return actor
+
+
+def _authenticate(request: Request, bearer: HTTPAuthorizationCredentials | None, cookie: str | None) -> Actor:
     svc = services(request)
     if bearer is not None:
         secret = bearer.credentials.strip()

@@ -3,7 +3,8 @@
 (schemathesis follows these links in tests/security/test_identity_openapi.py).
 
 Rules, applied to every operation under /api/admin/v1 (an operation may list more itself):
-400 when it takes parameters or a body; 401 unless it is one of the sign-in steps; 403 for every
+400 when it takes parameters or a body; 401 and 429 (the person's rate limit) unless it is one of
+the sign-in steps (which list their own 429); 403 for every
 change (a console session needs its CSRF token) and for everything inside an account (role,
 two-factor requirement); 404 when the path names something; 409 for changes inside an account.
 """
@@ -50,7 +51,7 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     if operation.get("parameters") or operation.get("requestBody"):
         statuses.append(400)
     if (method, path) not in PUBLIC:
-        statuses.append(401)
+        statuses += [401, 429]
     in_account = "{account}" in path
     if method in CHANGES or in_account:
         statuses.append(403)
@@ -58,7 +59,7 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
         statuses.append(404)
     if method in CHANGES and in_account:
         statuses.append(409)
-    return statuses
+    return sorted(statuses)
 
 
 def _link(path: str, method: str, operation: dict[str, Any]) -> None:
