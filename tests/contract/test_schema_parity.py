@@ -63,6 +63,7 @@ class Schema:
     primary: dict[str, tuple[str, ...]] = field(default_factory=dict)
     unique: dict[str, set[tuple[tuple[str, ...], bool]]] = field(default_factory=dict)
     foreign: dict[str, set[tuple[tuple[str, ...], str, tuple[str, ...]]]] = field(default_factory=dict)
+    led: dict[str, set[str]] = field(default_factory=dict)  # the first columns of its indexes and primary key
 
     def without(self, tables: set[str]) -> Schema:
         keep = {t for t in self.columns if t not in tables}
@@ -99,9 +100,11 @@ def sqlite_schema(path: Path) -> Schema:
             if pk:
                 schema.primary[table] = pk
             schema.unique[table] = set()
+            schema.led[table] = set(pk[:1])
             for _, index, unique, origin, partial in conn.execute(f"PRAGMA index_list({table})"):
+                cols = tuple(r[2] for r in conn.execute(f"PRAGMA index_info({index})"))
+                schema.led[table].add(cols[0])
                 if unique and origin != "pk":
-                    cols = tuple(r[2] for r in conn.execute(f"PRAGMA index_info({index})"))
                     schema.unique[table].add((cols, bool(partial)))
             keys: dict[int, list[tuple[str, str, str]]] = {}
             for row in conn.execute(f"PRAGMA foreign_key_list({table})"):
@@ -155,6 +158,13 @@ def postgres_schema(url: str) -> Schema:
         ).fetchall()
         for table, definition, partial in indexes:
             schema.unique.setdefault(table, set()).add((_index_columns(definition), bool(partial)))
+        firsts = conn.execute(
+            "SELECT t.relname, a.attname FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE t.relnamespace = current_schema()::regnamespace AND NOT t.relispartition"
+        ).fetchall()
+        for table, column in firsts:
+            schema.led.setdefault(table, set()).add(column)
     for table in schema.columns:
         schema.unique.setdefault(table, set())
         schema.foreign.setdefault(table, set())
@@ -243,3 +253,23 @@ def test_types_keys_and_references_that_differ_are_reported(pg_url: str) -> None
         "memberships primary key: SQLite ('user_id', 'account_id') PostgreSQL ('account_id', 'user_id')",
         "tokens.features: SQLite ('bytes', True) PostgreSQL ('text', True) (type class, not null)",
     ]
+
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+def test_every_foreign_key_leads_an_index_on_both_backends(pg_url: str, tmp_path: Path) -> None:
+    """Rows pointing at an account, a person or an integration are found through an index: a
+    per-account listing, or deleting an account (its rows cascade or are checked), reads only the
+    account's own rows, not every tenant's."""
+    lite = SQLiteStore(tmp_path / "indexes.db")
+    try:
+        lite.migrate()
+    finally:
+        lite.close()
+    for name, schema in (("SQLite", sqlite_schema(tmp_path / "indexes.db")), ("PostgreSQL", postgres_schema(pg_url))):
+        unindexed = sorted(
+            f"{table}.{columns[0]} (references {referenced})"
+            for table, keys in schema.foreign.items()
+            for columns, referenced, _ in keys
+            if columns[0] not in schema.led.get(table, set())
+        )
+        assert not unindexed, f"{name}: no index leads with {unindexed}"
