@@ -41,7 +41,7 @@ from pydantic import (
 
 from siemgate.forward.errors import ForwardConfigError
 from siemgate.forward.sinks import SinkConfigs
-from siemgate.forward.sinks.base import Secret
+from siemgate.forward.sinks.base import CaFile, Secret
 from siemgate.model.features import Feature, parse_features
 from siemgate.model.timestamps import TimestampError, normalize
 
@@ -79,7 +79,7 @@ class SourceConfig(BaseModel):
     start_time: str | None = Field(None, description="Where a new stream starts (RFC 3339); default now - 1 h.")
     limit: int = Field(1000, ge=1, le=1000, description="Events per page.")
     timeout: PositiveFloat = 30.0
-    ca_file: Path | None = None
+    ca_file: CaFile | None = None
     tls_verify: bool = True
     poll_interval: PositiveFloat | None = None
     log_fields: bool = Field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import os
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Annotated, Any, ClassVar
 
 import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -161,3 +163,19 @@ def secret_from(value: Any) -> SecretStr:
 
 
 Secret = Annotated[SecretStr, BeforeValidator(secret_from)]
+
+
+def ca_file_from(path: Path) -> Path:
+    """A CA bundle that loads (PEM certificates, readable), checked when the config is loaded, so a
+    missing or wrong file is an error naming the key rather than a failure when connecting.
+    Raises ValueError."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        raise ValueError(f"{path} holds no PEM CA certificate ({exc.reason})") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the CA file {path}: {exc.strerror}") from None
+    return path
+
+
+CaFile = Annotated[Path, AfterValidator(ca_file_from)]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import ssl
 from collections.abc import Iterable
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import httpx
@@ -26,7 +25,7 @@ from siemgate import __version__
 from siemgate.forward.backoff import parse_retry_after
 from siemgate.forward.errors import SinkAuthError, SinkPoison, SinkRetryable
 from siemgate.forward.formats import Formatter
-from siemgate.forward.sinks.base import BatchLimits, Sink, SinkConfig
+from siemgate.forward.sinks.base import BatchLimits, CaFile, Sink, SinkConfig
 
 USER_AGENT = f"siemgate-forwarder/{__version__}"
 
@@ -35,7 +34,7 @@ class HttpSinkConfig(SinkConfig):
     """Settings of every HTTP sink."""
 
     timeout: PositiveFloat = Field(60.0, description="Seconds for one request.")
-    ca_file: Path | None = Field(None, description="CA bundle for the destination's certificate.")
+    ca_file: CaFile | None = Field(None, description="CA bundle for the destination's certificate.")
     tls_verify: bool = Field(True, description="Check the destination's certificate (keep on).")
     compression: Literal["gzip", "none"] | None = Field(None, description="Default: gzip where supported.")
 

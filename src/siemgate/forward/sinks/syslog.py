@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import orjson
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from siemgate.forward.errors import SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.formats.ecs import SUCCESS_CATEGORIES
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Sink, SinkConfig, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, CaFile, Item, Sink, SinkConfig, SinkContext
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import TimestampError, format_ns, now_ns, parse_ns
 
@@ -57,13 +57,30 @@ class SyslogConfig(SinkConfig):
     bom: bool = False
     max_message_bytes: PositiveInt | None = Field(None, description="Default 2048 (udp) or 8192 (tcp, tls).")
     timeout: float = 30.0
-    ca_file: Path | None = None
+    ca_file: CaFile | None = None
     cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
     key_file: Path | None = None
     tls_verify: bool = True
     server_name: str | None = Field(None, description="Name to check the certificate against; default host.")
 
     default_limits: ClassVar[BatchLimits] = BatchLimits(1000, 1_000_000, 0.5)
+
+    @model_validator(mode="after")
+    def _client_certificate(self) -> SyslogConfig:
+        """cert_file (and key_file) load as a certificate chain with its key; raises ValueError."""
+        if self.cert_file is None:
+            if self.key_file is not None:
+                raise ValueError("key_file is given without cert_file")
+            return self
+        try:
+            ssl.create_default_context().load_cert_chain(self.cert_file, self.key_file)
+        except ssl.SSLError as exc:
+            why = f" ({exc.reason})" if exc.reason else ""
+            raise ValueError(f"cert_file, key_file: not a PEM certificate and its private key{why}") from None
+        except OSError as exc:
+            where = exc.filename or self.cert_file
+            raise ValueError(f"cert_file, key_file: cannot read {where}: {exc.strerror}") from None
+        return self
 
     def build(self, name: str, context: SinkContext) -> Sink:
         return SyslogSink(name, self.formatter(), self.limits(), self, context.source)
