@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
+_COLUMNS = ("stream", "cursor", "start_time", "events", "updated_at")
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     """A stream's durable state: its cursor (None before the first commit) and its reset start."""
@@ -67,14 +70,24 @@ class CheckpointStore:
                 f"the checkpoint file {self.path} is in use by another forwarder; stop it first, or give this"
                 " one its own state (forwarder.state_dir)"
             ) from None
+        db: sqlite3.Connection | None = None
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(_SCHEMA)
+            problem = _damage(db)
         except sqlite3.Error as exc:
+            problem = str(exc)
+        if db is None or problem is not None:
+            if db is not None:
+                db.close()
             self._release()
-            raise ForwardConfigError(f"cannot use the checkpoint file {self.path}: {exc}") from None
+            raise ForwardConfigError(
+                f"cannot use the checkpoint file {self.path}: {problem}. Restore it from a backup, or move it"
+                " aside: every stream then starts again from its start_time"
+            ) from None
+        self._db = db
 
     def _release(self) -> None:
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -134,3 +147,12 @@ class CheckpointStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _damage(db: sqlite3.Connection) -> str | None:
+    """What is wrong with an open checkpoint file (a table edited by hand, damaged pages), or None."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(checkpoints)")]
+    if columns != list(_COLUMNS):
+        return f"its checkpoints table has the columns {', '.join(columns)}, not {', '.join(_COLUMNS)}"
+    found = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    return None if found == ["ok"] else "the file is damaged: " + "; ".join(found)
