@@ -3,16 +3,25 @@ files, and destinations or sources that answer without end."""
 
 from __future__ import annotations
 
+import functools
+import gzip
 import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from siemgate.forward.checkpoint import CheckpointStore
+from siemgate.forward.runner import Forwarder
+from siemgate.model.features import Feature
+from support.receivers import misbehaving
+from support.waiting import wait_for
+
+from .forward_support import config, fill, run_in_thread, sample
 
 
 def forward_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -104,3 +113,114 @@ def test_a_damaged_checkpoint_file_is_an_error_saying_what_to_do(tmp_path: Path,
     assert done.returncode == 2, done.stderr
     assert f"cannot use the checkpoint file {state / 'checkpoints.db'}" in done.stderr
     assert "Restore it from a backup, or move it aside" in done.stderr
+
+
+def _trickle(handler: Any) -> None:
+    """A reply that never ends: the status line, then one header byte every 0.1 s until the client
+    hangs up (the write then fails and the handler ends)."""
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(300):
+        handler.wfile.write(b"X")
+        handler.wfile.flush()
+        time.sleep(0.1)
+
+
+def test_a_sink_that_trickles_its_reply_fails_within_its_timeout_and_a_stop_ends_the_run(
+    source: Any, tmp_path: Path
+) -> None:
+    """httpx's timeout bounds each read, so a destination sending a byte now and then held the
+    request, the pipeline and a stop (SIGTERM) for ever. Now `timeout` bounds the whole request:
+    the sink is reported failing, a stop ends the run, and nothing was committed."""
+    fill(source.live, source.key, Feature.SIGNINATTEMPTS, 10)
+    with misbehaving(_trickle) as url:
+        sink = {"type": "webhook", "url": f"{url}/hook", "timeout": 1}
+        cfg = config(tmp_path / "state", source.url, {"hook": sink}, features=["signinattempts"])
+        forwarder = Forwarder(cfg)
+        thread = run_in_thread(forwarder)
+        try:
+            wait_for("the sink's timeout", lambda: any("ReadTimeout" in p for p in forwarder.problems()), timeout=10)
+        finally:
+            forwarder.stop.set()
+            thread.join(10)
+        assert not thread.is_alive()
+    with CheckpointStore(cfg.forwarder.checkpoint_path) as store:
+        assert [p.events for p in store.all()] == [0]
+
+
+def test_a_source_that_trickles_its_reply_is_retried_within_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for an Events API: a page request that trickles is given up after `timeout`
+    seconds and retried, and a stop ends the run."""
+    monkeypatch.setenv("FORWARD_TEST_TOKEN", "token")
+    with misbehaving(_trickle) as url:
+        cfg = config(tmp_path / "state", url, {"n": {"type": "null"}}, features=["signinattempts"], timeout=1)
+        forwarder = Forwarder(cfg)
+        thread = run_in_thread(forwarder)
+        try:
+            retries = functools.partial(sample, forwarder, "siemgate_forward_source_retries_total", source="src")
+            wait_for("a retry of the page request", retries, timeout=10)
+        finally:
+            forwarder.stop.set()
+            thread.join(10)
+        assert not thread.is_alive()
+
+
+def test_a_sink_reply_larger_than_the_bound_is_not_read_whole(
+    source: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A destination's reply was read whole into memory, however large; now a reply over the
+    sink's bound (made small here) fails the request, which is retried like a network error."""
+    monkeypatch.setattr("siemgate.forward.sinks.http.MAX_REPLY_BYTES", 1024 * 1024, raising=False)
+
+    def huge(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("content-length", str(8 * 1024 * 1024))
+        handler.end_headers()
+        for _ in range(8):
+            handler.wfile.write(b" " * 1024 * 1024)
+
+    fill(source.live, source.key, Feature.SIGNINATTEMPTS, 10)
+    with misbehaving(huge) as url:
+        cfg = config(tmp_path / "state", source.url, {"hook": {"type": "webhook", "url": f"{url}/hook"}})
+        forwarder = Forwarder(cfg)
+        thread = run_in_thread(forwarder)
+        try:
+            wait_for("the refused reply", lambda: any("larger than" in p for p in forwarder.problems()), timeout=10)
+        finally:
+            forwarder.stop.set()
+            thread.join(10)
+        assert not thread.is_alive()
+
+
+def test_a_compressed_page_larger_than_the_bound_once_decoded_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gzip reply of a few kilobytes that decodes to 64 MiB (a page with padding) was decoded
+    whole; now decoding stops at the bound (made small here) and the request is retried."""
+    monkeypatch.setattr("siemgate.forward.client.MAX_REPLY_BYTES", 1024 * 1024, raising=False)
+    monkeypatch.setenv("FORWARD_TEST_TOKEN", "token")
+    padding = b" " * (64 * 1024 * 1024)
+    bomb = gzip.compress(b'{"cursor": "c", "has_more": false, "items": []' + padding + b"}", compresslevel=9)
+
+    def inflating(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-encoding", "gzip")
+        handler.send_header("content-length", str(len(bomb)))
+        handler.end_headers()
+        handler.wfile.write(bomb)
+
+    with misbehaving(inflating) as url:
+        cfg = config(tmp_path / "state", url, {"n": {"type": "null"}}, features=["signinattempts"])
+        forwarder = Forwarder(cfg)
+        thread = run_in_thread(forwarder)
+        try:
+            retries = functools.partial(sample, forwarder, "siemgate_forward_source_retries_total", source="src")
+            wait_for("a retry of the page request", retries, timeout=10)
+        finally:
+            forwarder.stop.set()
+            thread.join(10)
+        assert not thread.is_alive()
+    with CheckpointStore(cfg.forwarder.checkpoint_path) as store:
+        assert [p.cursor for p in store.all()] == [None]

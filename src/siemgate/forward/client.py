@@ -37,6 +37,7 @@ import orjson
 
 from siemgate import __version__
 from siemgate.forward.backoff import Backoff, parse_retry_after
+from siemgate.forward.bounded import BoundedClient
 from siemgate.forward.checkpoint import CheckpointStore
 from siemgate.forward.errors import CursorRejected, SourceError, SourceUnauthorized, Stopped
 from siemgate.model.features import ALL_FEATURES, Feature
@@ -53,6 +54,9 @@ PROOF_HEADER = "Siemgate-Proof"
 LOG_PREFIX = "/api/siemgate/v1/log"
 DEFAULT_LOOKBACK_NS = 3600 * NS_PER_SECOND
 LEGACY_AUDIENCE = "com.1password.streamingservice"
+# A page holds at most 1000 events; siemgate stores at most 64 KiB of each by default, 1Password's
+# are about a kilobyte. A reply over this is refused (and retried) rather than held in memory.
+MAX_REPLY_BYTES = 128 * 1024 * 1024
 
 RetryHook = Callable[[str, float], None]  # (reason, delay in seconds)
 
@@ -154,7 +158,9 @@ class EventsClient:
         self.backoff_factory = backoff
         self.stop = stop or threading.Event()
         self.on_retry = on_retry
-        self._http = httpx.Client(
+        self._http = BoundedClient(
+            total=timeout,
+            max_reply=MAX_REPLY_BYTES,
             base_url=self.base_url,
             timeout=timeout,
             verify=_tls(verify),

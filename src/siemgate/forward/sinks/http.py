@@ -23,11 +23,13 @@ from pydantic import Field, PositiveFloat
 
 from siemgate import __version__
 from siemgate.forward.backoff import parse_retry_after
+from siemgate.forward.bounded import BoundedClient
 from siemgate.forward.errors import SinkAuthError, SinkPoison, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.sinks.base import BatchLimits, CaFile, Sink, SinkConfig
 
 USER_AGENT = f"siemgate-forwarder/{__version__}"
+MAX_REPLY_BYTES = 32 * 1024 * 1024  # what an intake's reply may hold (a bulk reply lists every item)
 
 
 class HttpSinkConfig(SinkConfig):
@@ -61,8 +63,13 @@ class HttpSink(Sink):
     def __init__(self, name: str, formatter: Formatter, limits: BatchLimits, config: HttpSinkConfig) -> None:
         super().__init__(name, formatter, limits)
         self.gzip = config.gzip()
-        self.http = httpx.Client(
-            timeout=config.timeout, verify=config.verify(), headers={"User-Agent": USER_AGENT}, follow_redirects=False
+        self.http = BoundedClient(
+            total=config.timeout,
+            max_reply=MAX_REPLY_BYTES,
+            timeout=config.timeout,
+            verify=config.verify(),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
         )
 
     def close(self) -> None:
