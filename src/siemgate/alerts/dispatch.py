@@ -69,7 +69,7 @@ class Dispatcher:
         """Delay before the next attempt after `attempts` failed ones."""
         delay = min(self.retry_ns << (attempts - 1), MAX_DELAY_NS)
         if retry_after is not None:
-            delay = max(delay, min(int(retry_after * NS_PER_SECOND), MAX_DELAY_NS))
+            delay = max(delay, int(min(retry_after * NS_PER_SECOND, MAX_DELAY_NS)))
         return delay
 
     def pump(self) -> list[Future[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -53,15 +54,18 @@ def text(alert: dict[str, Any]) -> str:
 
 def http_failure(status: int, retry_after: str | None) -> DeliveryError:
     """Classify an HTTP reply that is not 2xx: 408, 425, 429 and 5xx may pass later; other 4xx not.
+    `retry_after` counts when it is a finite number of seconds (a destination sets it).
     The message is the status alone: what a destination replies is never shown to the account."""
     retryable = status >= 500 or status in (408, 425, 429)
     wait: float | None = None
     if retry_after is not None:
         try:
-            wait = max(0.0, float(retry_after))
+            wait = float(retry_after)
         except ValueError:
             wait = None
-    return DeliveryError(f"HTTP {status}", retryable=retryable, retry_after=wait)
+    if wait is not None and not math.isfinite(wait):  # "inf", "nan", "1e999": not a time
+        wait = None
+    return DeliveryError(f"HTTP {status}", retryable=retryable, retry_after=None if wait is None else max(0.0, wait))
 
 
 MAX_REPLY_BYTES = 1024 * 1024  # what one connection to a destination may send: headers, redirects

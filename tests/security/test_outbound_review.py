@@ -1,0 +1,36 @@
+"""Adversarial review of alert destinations: what a hostile destination answers cannot break the
+delivery's bookkeeping or bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.receivers import misbehaving
+
+from .test_alert_bounds import Site
+
+
+@pytest.mark.parametrize("retry_after", ["inf", "1e999", "nan", "-5"])
+def test_a_retry_after_that_is_not_a_finite_number_is_ignored(tmp_path: Path, retry_after: str) -> None:
+    """A webhook answering 503 with `Retry-After: inf` raised OverflowError while the retry was
+    scheduled: the attempt was never recorded, so the delivery stayed claimed, was sent again
+    after every lease and never counted towards max_attempts. Now such a value is ignored."""
+
+    def unavailable(handler: Any) -> None:
+        handler.send_response(503)
+        handler.send_header("retry-after", retry_after)
+        handler.send_header("content-length", "0")
+        handler.end_headers()
+
+    with misbehaving(unavailable) as url:
+        site = Site(tmp_path / "d", outbound_allow=["127.0.0.0/8"], alerts_max_attempts=2)
+        try:
+            site.hook_rule_stored_directly([{"type": "slack", "url": f"{url}/hook"}])
+            [delivery] = site.fire()
+            assert (delivery.status, delivery.attempts, delivery.last_error) == ("pending", 1, "HTTP 503")
+            assert delivery.next_attempt_at is not None and delivery.next_attempt_at > site.clock()
+        finally:
+            site.services.close()
