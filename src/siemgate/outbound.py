@@ -117,7 +117,10 @@ class OutboundPolicy:
         allows, in resolver order; raises OutboundRefused when none is, OSError when it does not
         resolve. Connect to these sockaddrs, not to the name, so the checked address is the one used."""
         bare = host.strip("[]")
-        infos = socket.getaddrinfo(bare, port, type=kind)
+        try:
+            infos = socket.getaddrinfo(bare, port, type=kind)
+        except UnicodeError:  # a label over 63 characters, or one IDNA cannot encode
+            raise OutboundRefused(f"{bare[:80]!r} is not a valid host name") from None
         allowed, problems = [], []
         for info in infos:
             ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from support.admin import Site as AdminSite
+from support.admin import error_message
 from support.receivers import misbehaving
 
 from .test_alert_bounds import Site
@@ -34,3 +36,29 @@ def test_a_retry_after_that_is_not_a_finite_number_is_ignored(tmp_path: Path, re
             assert delivery.next_attempt_at is not None and delivery.next_attempt_at > site.clock()
         finally:
             site.services.close()
+
+
+LONG_LABEL = "a" * 70 + ".example"
+
+
+@pytest.mark.parametrize(
+    ("action", "field"),
+    [
+        ({"type": "slack", "url": "http://[::1"}, "url"),
+        ({"type": "webhook", "url": "http://bad\u2028host.example/x", "secret": "whsec_" + "A" * 40}, "url"),
+        ({"type": "slack", "url": "https://hooks.example:99999/x"}, "url"),
+        ({"type": "slack", "url": f"https://{LONG_LABEL}/x"}, "url"),
+        ({"type": "syslog", "host": LONG_LABEL, "protocol": "tcp"}, "host"),
+    ],
+)
+def test_a_destination_that_does_not_parse_is_a_400_naming_the_field(
+    make_server: Any, action: dict[str, Any], field: str
+) -> None:
+    """A webhook URL such as `http://[::1` passed the model's `^https?://` pattern and raised
+    httpx.InvalidURL when its host was checked: a 500 for the administrator saving the rule. A
+    port over 65535 or a host label over 63 characters was saved and failed every delivery with
+    an unexpected error (retried, with a traceback in the log). Now each is a 400 naming the field."""
+    site = AdminSite(make_server())
+    body = {"id": "hook", "name": "Hook", "source": "auditevents", "match": {"action": "disblmfa"}, "actions": [action]}
+    message = error_message(site.call(site.admin, "POST", site.path("/alert-rules"), json=body), 400)
+    assert field in message and ("not a valid URL" in message or "is not a host name" in message), message

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -120,6 +121,34 @@ class Suppress(_Strict):
     _for = field_validator("for_")(_check_duration)
 
 
+def _check_host(host: str) -> str:
+    """A host a connection can be made to: an IP literal, or a name of at most 253 characters in
+    labels of at most 63 (what DNS carries; longer ones failed at every delivery). Raises ValueError."""
+    name = host.strip("[]").rstrip(".")
+    if ":" in name or name.replace(".", "").isdigit():
+        return host
+    if not name or len(name) > 253 or any(not 0 < len(label) <= 63 for label in name.split(".")):
+        raise ValueError(f"{host[:80]!r} is not a host name (labels of 1 to 63 characters, 253 in all)")
+    return host
+
+
+def _check_url(value: str) -> str:
+    """An http(s) URL with a host and a port from 1 to 65535, as the delivery will parse it."""
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("not a valid URL: give http:// or https:// and a host")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError("not a valid URL: the port must be from 1 to 65535")
+    try:
+        _check_host(url.host)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    return value
+
+
 class WebhookAction(_Strict):
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://")
@@ -128,11 +157,15 @@ class WebhookAction(_Strict):
     )
     timeout: float = Field(10.0, gt=0, le=60)
 
+    _url = field_validator("url")(_check_url)
+
 
 class SlackAction(_Strict):
     type: Literal["slack"]
     url: str = Field(pattern=r"^https?://", description="A Slack-compatible incoming webhook URL.")
     timeout: float = Field(10.0, gt=0, le=60)
+
+    _url = field_validator("url")(_check_url)
 
 
 class EmailAction(_Strict):
@@ -151,6 +184,8 @@ class SyslogAction(_Strict):
         None, description="Not accepted: the operator sets the CA file (SIEMGATE_ALERTS_SYSLOG_CA_FILE)."
     )
     timeout: float = Field(10.0, gt=0, le=60)
+
+    _host = field_validator("host")(_check_host)
 
     @field_validator("ca_file")
     @classmethod

@@ -98,6 +98,8 @@ def post(policy: OutboundPolicy, url: str, timeout: float, what: str, **kwargs: 
             status, retry_after = response.status_code, response.headers.get("retry-after")
     except OutboundRefused as exc:
         raise DeliveryError(exc.message, retryable=False) from None
+    except httpx.InvalidURL as exc:  # a rule saved before URLs were parsed when saved
+        raise DeliveryError(f"{what} is not a valid URL: {exc}", retryable=False) from None
     except httpx.TooManyRedirects:
         raise DeliveryError(f"{what} redirected more than {MAX_REDIRECTS} times", retryable=False) from None
     except httpx.HTTPError as exc:
