@@ -134,20 +134,30 @@ class OutboundPolicy:
         return allowed
 
 
-def connect_tcp(policy: OutboundPolicy, host: str, port: int, timeout: float | None) -> socket.socket:
-    """A TCP connection to the first allowed address of `host` that answers; raises
-    OutboundRefused or OSError."""
+def connect_tcp(policy: OutboundPolicy, host: str, port: int, deadline: float) -> socket.socket:
+    """A TCP connection to the first allowed address of `host` that answers, every attempt ending
+    by `deadline` (time.monotonic()); the socket's timeout is then what is left. Raises
+    OutboundRefused, or OSError (TimeoutError once the deadline has passed)."""
     last: OSError | None = None
     for family, kind, proto, _, sockaddr in policy.resolve(host, port):
         sock = socket.socket(family, kind, proto)
         try:
-            sock.settimeout(timeout)
+            sock.settimeout(time_left(deadline))
             sock.connect(sockaddr)
+            sock.settimeout(time_left(deadline))
             return sock
         except OSError as exc:
             sock.close()
             last = exc
     raise last or OSError(f"cannot connect to {host}:{port}")
+
+
+def time_left(deadline: float) -> float:
+    """Seconds left before `deadline` (time.monotonic()); TimeoutError once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out: the destination did not answer within the time allowed")
+    return left
 
 
 def _time_left(deadline: float | None, timeout: float | None) -> float | None:

@@ -3,6 +3,10 @@ delivery's bookkeeping or bounds."""
 
 from __future__ import annotations
 
+import select
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ import pytest
 from support.admin import Site as AdminSite
 from support.admin import error_message
 from support.receivers import misbehaving
+from support.waiting import wait_for
 
 from .test_alert_bounds import Site
 
@@ -62,3 +67,50 @@ def test_a_destination_that_does_not_parse_is_a_400_naming_the_field(
     body = {"id": "hook", "name": "Hook", "source": "auditevents", "match": {"action": "disblmfa"}, "actions": [action]}
     message = error_message(site.call(site.admin, "POST", site.path("/alert-rules"), json=body), 400)
     assert field in message and ("not a valid URL" in message or "is not a host name" in message), message
+
+
+@pytest.fixture
+def full_backlog() -> Iterator[int]:
+    """A port on 127.0.0.1 whose accept queue is full: a connection to it waits until its timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    wait_for("the accept queue to fill", lambda: all(select.select([], [f], [], 0)[1] for f in fillers[:1]), timeout=5)
+    yield port
+    for sock in (*fillers, listener):
+        sock.close()
+
+
+def test_a_syslog_delivery_ends_within_its_timeout_however_many_addresses_its_host_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full_backlog: int
+) -> None:
+    """Each address of a syslog host was given the whole timeout: a name a tenant points at many
+    addresses that do not answer held a delivery worker for addresses times the timeout (past its lease,
+    when it is sent again). Now every address, TLS and sending share the action's timeout."""
+    real = socket.getaddrinfo
+
+    def many(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "many.example":
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", full_backlog))] * 6
+
+    monkeypatch.setattr(socket, "getaddrinfo", many)
+    site = Site(tmp_path / "d", outbound_allow=["many.example"], alerts_max_attempts=1)
+    try:
+        site.hook_rule_stored_directly(
+            [{"type": "syslog", "host": "many.example", "port": 514, "protocol": "tcp", "timeout": 0.5}]
+        )
+        started = time.monotonic()
+        [delivery] = site.fire()
+        took = time.monotonic() - started
+        assert delivery.status == "failed" and "timed out" in delivery.last_error, delivery
+        assert took < 2.0, took  # 6 addresses of 0.5 s each took 3 s before
+    finally:
+        site.services.close()

@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 import ssl
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from siemgate.alerts.actions.base import DeliveryError
-from siemgate.outbound import OutboundPolicy, OutboundRefused, connect_tcp
+from siemgate.outbound import OutboundPolicy, OutboundRefused, connect_tcp, time_left
 from siemgate.store.base import DeliveryRecord
 
 FACILITIES = {
@@ -66,6 +67,7 @@ class SyslogSender:
         message = syslog_message(alert, action)
         host, port, protocol = action["host"], action.get("port", 514), action.get("protocol", "udp")
         timeout = action.get("timeout", 10.0)
+        deadline = time.monotonic() + timeout  # the whole attempt: every address tried, TLS, sending
         try:
             if protocol == "udp":
                 family, kind, proto, _, sockaddr = self.policy.resolve(host, port, socket.SOCK_DGRAM)[0]
@@ -74,12 +76,14 @@ class SyslogSender:
                     s.sendto(message, sockaddr)
                 return
             framed = b"%d %s" % (len(message), message)
-            with connect_tcp(self.policy, host, port, timeout) as raw:
+            with connect_tcp(self.policy, host, port, deadline) as raw:
                 if protocol == "tls":
                     context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
                     with context.wrap_socket(raw, server_hostname=host) as s:
+                        s.settimeout(time_left(deadline))
                         s.sendall(framed)
                         with contextlib.suppress(OSError):
+                            s.settimeout(time_left(deadline))
                             s.unwrap()  # close_notify first, so the receiver sees a clean end
                 else:
                     raw.sendall(framed)
