@@ -224,3 +224,31 @@ def test_a_compressed_page_larger_than_the_bound_once_decoded_is_refused(
         assert not thread.is_alive()
     with CheckpointStore(cfg.forwarder.checkpoint_path) as store:
         assert [p.cursor for p in store.all()] == [None]
+
+
+def test_status_answers_while_the_forwarder_runs(source: Any, tmp_path: Path) -> None:
+    """`forward status` took the checkpoint file's exclusive lock, so while a forwarder ran (when
+    one wants to know where it is) it answered "in use by another forwarder" (exit 2). Now it reads
+    the file without the lock; `reset`, which writes, still refuses while the forwarder runs."""
+    fill(source.live, source.key, Feature.SIGNINATTEMPTS, 20)
+    cfg = config(tmp_path / "state", source.url, {"n": {"type": "null"}}, features=["signinattempts"])
+    toml = tmp_path / "forward.toml"
+    toml.write_text(
+        f'[forwarder]\nstate_dir = "{tmp_path / "state"}"\n[sources.src]\nurl = "{source.url}"\n'
+        'token = { env = "FORWARD_TEST_TOKEN" }\nfeatures = ["signinattempts"]\nsinks = ["n"]\n'
+        '[sinks.n]\ntype = "null"\n'
+    )
+    forwarder = Forwarder(cfg)
+    thread = run_in_thread(forwarder)
+    try:
+        committed = functools.partial(sample, forwarder, "siemgate_forward_events_out_total", source="src", sink="n")
+        wait_for("20 events delivered", lambda: committed() >= 20, timeout=20)
+        status = forward_cli("status", "--config", str(toml), env={"FORWARD_TEST_TOKEN": source.token})
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith("src/signinattempts\t"), status.stdout
+        reset = forward_cli("reset", "--config", str(toml), "--source", "src", "--feature", "signinattempts")
+        assert reset.returncode == 2 and "in use by another forwarder" in reset.stderr, reset.stderr
+    finally:
+        forwarder.stop.set()
+        thread.join(10)
+    assert not thread.is_alive()

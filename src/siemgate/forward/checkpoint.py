@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 
 _COLUMNS = ("stream", "cursor", "start_time", "events", "updated_at")
+_SELECT_ALL = "SELECT stream, cursor, start_time, events, updated_at FROM checkpoints ORDER BY 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +84,7 @@ class CheckpointStore:
             if db is not None:
                 db.close()
             self._release()
-            raise ForwardConfigError(
-                f"cannot use the checkpoint file {self.path}: {problem}. Restore it from a backup, or move it"
-                " aside: every stream then starts again from its start_time"
-            ) from None
+            raise ForwardConfigError(_unusable(self.path, problem)) from None
         self._db = db
 
     def _release(self) -> None:
@@ -100,8 +98,7 @@ class CheckpointStore:
         return None if row is None else Position(*row)
 
     def all(self) -> list[Position]:
-        rows = self._db.execute("SELECT stream, cursor, start_time, events, updated_at FROM checkpoints ORDER BY 1")
-        return [Position(*row) for row in rows]
+        return [Position(*row) for row in self._db.execute(_SELECT_ALL)]
 
     def begin(self, stream: str, start_time: str) -> Position:
         """The stream's position, creating it with `start_time` (its first reset) when new."""
@@ -156,3 +153,33 @@ def _damage(db: sqlite3.Connection) -> str | None:
         return f"its checkpoints table has the columns {', '.join(columns)}, not {', '.join(_COLUMNS)}"
     found = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
     return None if found == ["ok"] else "the file is damaged: " + "; ".join(found)
+
+
+def _unusable(path: Path, problem: str | None) -> str:
+    return (
+        f"cannot use the checkpoint file {path}: {problem}. Restore it from a backup, or move it aside:"
+        " every stream then starts again from its start_time"
+    )
+
+
+def read_positions(path: Path | str) -> list[Position]:
+    """Every stream's position, read without the file's lock, so a running forwarder can be asked
+    where it is (its commits are transactions: a reader sees one state or the next); [] when the
+    file does not exist yet. Raises ForwardConfigError as CheckpointStore does."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    problem: str | None = None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ForwardConfigError(_unusable(path, str(exc))) from None
+    try:
+        problem = _damage(db)
+        if problem is None:
+            return [Position(*row) for row in db.execute(_SELECT_ALL)]
+    except sqlite3.Error as exc:
+        problem = str(exc)
+    finally:
+        db.close()
+    raise ForwardConfigError(_unusable(path, problem))
