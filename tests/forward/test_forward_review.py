@@ -21,7 +21,7 @@ from siemgate.model.features import Feature
 from support.receivers import misbehaving
 from support.waiting import wait_for
 
-from .forward_support import config, fill, run_in_thread, sample
+from .forward_support import config, fill, run_in_thread, run_once, sample
 
 
 def forward_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -252,3 +252,37 @@ def test_status_answers_while_the_forwarder_runs(source: Any, tmp_path: Path) ->
         forwarder.stop.set()
         thread.join(10)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"[]", b'{"errors": true, "items": [{"create": {"status": "created"}}]}'],
+)
+def test_a_reply_the_sink_cannot_read_is_retried_and_never_stops_the_forwarder(
+    source: Any, tmp_path: Path, bad: bytes
+) -> None:
+    """An Elasticsearch that answered 200 with a body other than a bulk reply (a JSON array, a
+    status that is not a number) raised AttributeError or ValueError out of the sink: the pipeline
+    thread died and every pipeline of the forwarder stopped (exit 1). Now such a reply is retried
+    like a 5xx, and once the destination answers properly the events are delivered."""
+    answers = [bad, bad]
+    bodies: list[bytes] = []
+
+    def bulk(handler: Any) -> None:
+        body = answers.pop(0) if answers else b'{"errors": false, "items": [{"create": {"status": 201}}]}'
+        bodies.append(body)
+        handler.send_response(200)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    fill(source.live, source.key, Feature.SIGNINATTEMPTS, 1)
+    with misbehaving(bulk) as url:
+        sink = {"type": "elasticsearch", "url": url, "compression": "none"}
+        forwarder = run_once(config(tmp_path / "state", source.url, {"es": sink}, features=["signinattempts"]))
+    assert forwarder.code == 0
+    assert bodies == [bad, bad, b'{"errors": false, "items": [{"create": {"status": 201}}]}']
+    assert sample(forwarder, "siemgate_forward_retries_total", source="src", sink="es") == 2
+    with CheckpointStore(tmp_path / "state" / "checkpoints.db") as store:
+        assert [p.events for p in store.all()] == [1]

@@ -12,7 +12,9 @@ Outcomes of a send (the sink classifies, errors.py):
   least `Retry-After`) and send the same batch again, until it succeeds or a stop is requested;
 - SinkPoison: a batch of one record is dead-lettered with the reason; a larger batch is split in
   halves, which are sent in order, so the bad record is isolated in log2(n) rounds;
-- SinkPartial: accepted records are done, poison ones are dead-lettered, the rest are sent again.
+- SinkPartial: accepted records are done, poison ones are dead-lettered, the rest are sent again;
+- a reply the sink cannot read (LookupError, TypeError, ValueError, AttributeError while parsing
+  it): retried as SinkRetryable is.
 """
 
 from __future__ import annotations
@@ -171,6 +173,12 @@ class SinkDelivery:
                 continue
             except SinkRetryable as exc:
                 self._wait(backoff, exc.retry_after, exc.message, auth=isinstance(exc, SinkAuthError))
+                queue.insert(0, part)
+                continue
+            except (LookupError, TypeError, ValueError, AttributeError) as exc:
+                # A reply the sink could not read (not the shape its API documents): like a 5xx, it
+                # is retried; it must not end the pipeline, and with it every other one.
+                self._wait(backoff, None, f"{self.sink.name} could not read the reply ({type(exc).__name__}: {exc})")
                 queue.insert(0, part)
                 continue
             backoff.reset()
