@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -286,3 +287,36 @@ def test_a_reply_the_sink_cannot_read_is_retried_and_never_stops_the_forwarder(
     assert sample(forwarder, "siemgate_forward_retries_total", source="src", sink="es") == 2
     with CheckpointStore(tmp_path / "state" / "checkpoints.db") as store:
         assert [p.events for p in store.all()] == [1]
+
+
+SYSLOG = 'type = "syslog"\nprotocol = "tcp"\nhost = "127.0.0.1"\n'
+
+
+@pytest.mark.parametrize(
+    ("forwarder", "sink", "error"),
+    [
+        ("", SYSLOG + "port = 70000", "sinks.n.syslog.port"),
+        ("", SYSLOG + "timeout = -1", "sinks.n.syslog.timeout"),
+        ('metrics_host = "999.1.1.1"\nmetrics_port = 9464', 'type = "null"', "forwarder.metrics_host"),
+        ("metrics_port = {busy}", 'type = "null"', "forwarder.metrics_host, metrics_port"),
+    ],
+)
+def test_settings_out_of_range_are_configuration_errors_naming_the_key(
+    tmp_path: Path, forwarder: str, sink: str, error: str
+) -> None:
+    """A syslog port over 65535 was accepted (and silently wrapped to another port), a negative
+    timeout was a traceback at the first connection, and a metrics host or port that cannot be
+    bound was a traceback. Now each is a configuration error (exit 2) naming the key."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        config = tmp_path / "forward.toml"
+        config.write_text(
+            f'[forwarder]\nstate_dir = "{tmp_path / "state"}"\n{forwarder.format(busy=busy.getsockname()[1])}\n'
+            '[sources.src]\nurl = "http://127.0.0.1:9"\ntoken = { env = "FORWARD_TEST_TOKEN" }\n'
+            f'features = ["signinattempts"]\nsinks = ["n"]\n[sinks.n]\n{sink}\n'
+        )
+        done = forward_cli("--config", str(config), "--once")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert error in done.stderr, done.stderr

@@ -107,7 +107,13 @@ class Forwarder:
                 except Stopped:
                     return 0
             if section.metrics_port is not None:
-                server = HealthServer(self.metrics, self.problems, section.metrics_host, section.metrics_port)
+                try:
+                    server = HealthServer(self.metrics, self.problems, section.metrics_host, section.metrics_port)
+                except OSError as exc:  # in use, or a host this machine does not have
+                    raise ForwardConfigError(
+                        f"forwarder.metrics_host, metrics_port: cannot serve metrics on"
+                        f" {section.metrics_host}:{section.metrics_port} ({exc.strerror or exc})"
+                    ) from None
                 server.start()
                 self.health_port = server.port
                 log.info("metrics and health on http://%s:%d/metrics", section.metrics_host, server.port)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import orjson
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from siemgate.forward.errors import SinkRetryable
 from siemgate.forward.formats import Formatter
@@ -49,14 +49,14 @@ class SyslogConfig(SinkConfig):
     type: Literal["syslog"]
     protocol: Literal["udp", "tcp", "tls"] = "tls"
     host: str
-    port: PositiveInt | None = Field(None, description="Default 514 (udp, tcp) or 6514 (tls).")
+    port: int | None = Field(None, ge=1, le=65535, description="Default 514 (udp, tcp) or 6514 (tls).")
     facility: Literal[tuple(FACILITIES)] = "authpriv"  # type: ignore[valid-type]
     app_name: str = Field("siemgate", max_length=48)
     hostname: str | None = Field(None, max_length=255, description="Default: this machine's name.")
     sd_id: str = Field("siemgate@32473", max_length=32)
     bom: bool = False
     max_message_bytes: PositiveInt | None = Field(None, description="Default 2048 (udp) or 8192 (tcp, tls).")
-    timeout: float = 30.0
+    timeout: PositiveFloat = Field(30.0, description="Seconds for connecting and for each write.")
     ca_file: CaFile | None = None
     cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
     key_file: Path | None = None
