@@ -1,19 +1,24 @@
-"""Adversarial review of the forwarder: bad TLS files in the configuration, damaged checkpoint
-files, and destinations or sources that answer without end."""
+"""Adversarial review of the forwarder: bad settings and TLS files in the configuration, damaged
+checkpoint files, destinations or sources that answer without end or unreadably, and files cut
+short by a crash or a full disk."""
 
 from __future__ import annotations
 
 import functools
 import gzip
 import os
+import resource
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from siemgate.forward.checkpoint import CheckpointStore
@@ -320,3 +325,73 @@ def test_settings_out_of_range_are_configuration_errors_naming_the_key(
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 2, done.stderr
     assert error in done.stderr, done.stderr
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    """Every line of a JSON Lines file, parsed (a line that is not JSON fails the test)."""
+    data = path.read_bytes()
+    assert not data or data.endswith(b"\n"), data[-80:]
+    return [orjson.loads(line) for line in data.splitlines()]
+
+
+def test_a_line_cut_short_by_a_crash_does_not_swallow_the_next_record(source: Any, tmp_path: Path) -> None:
+    """A forwarder killed while writing a batch leaves a line cut short; the batch is sent again
+    after the restart and was appended to that line, so the first record sent again was glued to
+    the fragment and unreadable: lost for whoever reads the file. Now the fragment is removed when
+    the file is opened."""
+    out = tmp_path / "out" / "signinattempts.jsonl"
+    sink = {"type": "file", "path": str(tmp_path / "out" / "{feature}.jsonl")}
+    cfg = config(tmp_path / "state", source.url, {"out": sink}, features=["signinattempts"])
+    first = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 10)
+    assert run_once(cfg).code == 0
+    assert [e["uuid"] for e in _lines(out)] == first
+    second = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 10)
+    with out.open("ab") as f:  # what a kill in the middle of the next batch's write leaves
+        f.write(orjson.dumps({"uuid": second[0], "timestamp": "2026"})[:25])
+    assert run_once(cfg).code == 0
+    assert [e["uuid"] for e in _lines(out)] == first + second
+
+
+def test_a_disk_that_fills_up_mid_batch_never_acknowledges_what_it_did_not_write(source: Any, tmp_path: Path) -> None:
+    """A write cut short (here by the file size limit, as by a full disk) returned how much it
+    wrote and the rest of the batch was dropped, yet the batch was acknowledged and its page
+    committed: those events were lost. Now a batch is written whole or the file is cut back and
+    the batch retried; whatever is committed is in the file, on whole lines."""
+    out = tmp_path / "out"
+    fill(source.live, source.key, Feature.SIGNINATTEMPTS, 1500)
+    toml = tmp_path / "forward.toml"
+    toml.write_text(
+        f'[forwarder]\nstate_dir = "{tmp_path / "state"}"\npoll_interval = 0.05\nretry_initial = 0.01\n'
+        f'retry_max = 0.05\n[sources.src]\nurl = "{source.url}"\ntoken = {{ env = "FORWARD_TEST_TOKEN" }}\n'
+        f'features = ["signinattempts"]\nlimit = 100\nsinks = ["out"]\n[sinks.out]\ntype = "file"\n'
+        f'path = "{out}/{{feature}}.jsonl"\nmax_events = 100\nlinger = 0.05\n'
+    )
+    limit = 300_001  # bytes any file of the process may reach: the output file passes it mid-batch
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "siemgate", "forward", "--config", str(toml)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=small_disk,
+        env={**os.environ, "SIEMGATE_LOG_FORMAT": "text"},
+    )
+    logged: list[bytes] = []
+    reader = threading.Thread(target=lambda: logged.extend(proc.stderr or []), daemon=True)
+    reader.start()
+    output = out / "signinattempts.jsonl"
+    try:
+        wait_for("a write refused by the full file", lambda: any(b"cannot write" in line for line in logged))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0, b"".join(logged).decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    with CheckpointStore(tmp_path / "state" / "checkpoints.db") as store:
+        [position] = store.all()
+    assert position.events > 0
+    assert len(_lines(output)) >= position.events

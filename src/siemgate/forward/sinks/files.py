@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import time
@@ -16,6 +18,8 @@ from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, Item, Sink, SinkConfig, SinkContext
 from siemgate.model.features import ALL_FEATURES
+
+log = logging.getLogger("siemgate.forward")
 
 
 class FileConfig(SinkConfig):
@@ -36,12 +40,47 @@ class FileConfig(SinkConfig):
 
 
 class _Output:
+    """One open JSON Lines file. A line a crash cut short (no acknowledged batch ends there) is
+    removed when the file is opened, so the batch sent again starts on a line of its own."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        self.size = os.fstat(self.fd).st_size
+        size = os.fstat(self.fd).st_size
+        self.size = _after_last_line(path, size)
+        if self.size < size:
+            os.ftruncate(self.fd, self.size)
+            log.warning("%s: removed %d bytes of a line a crash cut short", path, size - self.size)
         self.opened = time.time()
+
+    def write(self, data: bytes) -> None:
+        """Append `data` whole and fsync it; on an error (a full disk) cut the file back to where
+        it was, so nothing half written stays for the retry to append to. Raises OSError."""
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            os.fsync(self.fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size)
+            raise
+        self.size += len(data)
+
+
+def _after_last_line(path: Path, size: int) -> int:
+    """The offset just after the last newline in the first `size` bytes of `path` (0 if none)."""
+    with path.open("rb") as f:
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            found = f.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return 0
 
 
 class FileSink(Sink):
@@ -63,11 +102,7 @@ class FileSink(Sink):
             by_path.setdefault(self.paths[item.record.feature], []).append(item.data)
         try:
             for path, lines in by_path.items():
-                out = self._output(path)
-                data = b"\n".join(lines) + b"\n"
-                os.write(out.fd, data)
-                os.fsync(out.fd)
-                out.size += len(data)
+                self._output(path).write(b"\n".join(lines) + b"\n")
         except OSError as exc:
             raise SinkRetryable(f"cannot write {exc.filename or 'the file'}: {exc.strerror}") from None
 
