@@ -395,3 +395,24 @@ def test_a_disk_that_fills_up_mid_batch_never_acknowledges_what_it_did_not_write
         [position] = store.all()
     assert position.events > 0
     assert len(_lines(output)) >= position.events
+
+
+def test_a_dead_letter_cut_short_by_a_crash_does_not_swallow_the_next_one(source: Any, tmp_path: Path) -> None:
+    """The dead-letter file had the same flaw as the file sink: after a crash in the middle of a
+    dead letter, the next one was appended to the fragment and unreadable. Now the fragment is
+    removed when the file is opened."""
+    dead = tmp_path / "state" / "dead-letters" / "src.hook.jsonl"
+    dead.parent.mkdir(parents=True)
+    earlier = b'{"time":"2026-12-01T00:00:00Z","source":"src","sink":"hook","uuid":"EARLIER"}\n'
+    dead.write_bytes(earlier + b'{"time":"2026-12-01T00:00:01Z","sou')
+
+    def refuse(handler: Any) -> None:
+        handler.send_response(400)
+        handler.send_header("content-length", "0")
+        handler.end_headers()
+
+    [uuid] = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 1)
+    with misbehaving(refuse) as url:
+        sink = {"type": "webhook", "url": f"{url}/hook"}
+        assert run_once(config(tmp_path / "state", source.url, {"hook": sink}, features=["signinattempts"])).code == 0
+    assert [line["uuid"] for line in _lines(dead)] == ["EARLIER", uuid]

@@ -9,11 +9,11 @@ fsync'd before the page it belongs to is committed, so a dead letter is never lo
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
 
+from siemgate.forward.lines import LineFile
 from siemgate.forward.records import Record
 from siemgate.model.timestamps import format_ns, now_ns
 
@@ -23,7 +23,7 @@ class DeadLetterFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd: int | None = None
+        self._file: LineFile | None = None
 
     def write(self, sink: str, record: Record, reason: str, status: int | None) -> None:
         """Append one dead letter and fsync it. Raises OSError when the disk refuses (the pipeline
@@ -40,13 +40,12 @@ class DeadLetterFile:
                 "event": record.event,
             }
         )
-        if self._fd is None:
+        if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.write(self._fd, line + b"\n")
-        os.fsync(self._fd)
+            self._file = LineFile(self.path, 0o600)
+        self._file.append(line + b"\n")
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import sys
 import time
@@ -15,11 +13,10 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from siemgate.forward.errors import SinkRetryable
 from siemgate.forward.formats import Formatter
+from siemgate.forward.lines import LineFile
 from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, Item, Sink, SinkConfig, SinkContext
 from siemgate.model.features import ALL_FEATURES
-
-log = logging.getLogger("siemgate.forward")
 
 
 class FileConfig(SinkConfig):
@@ -39,48 +36,11 @@ class FileConfig(SinkConfig):
         return FileSink(name, self.formatter(), self.limits(), self, context.source)
 
 
-class _Output:
-    """One open JSON Lines file. A line a crash cut short (no acknowledged batch ends there) is
-    removed when the file is opened, so the batch sent again starts on a line of its own."""
-
+class _Output(LineFile):
     def __init__(self, path: Path) -> None:
-        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        size = os.fstat(self.fd).st_size
-        self.size = _after_last_line(path, size)
-        if self.size < size:
-            os.ftruncate(self.fd, self.size)
-            log.warning("%s: removed %d bytes of a line a crash cut short", path, size - self.size)
+        super().__init__(path, 0o640)
         self.opened = time.time()
-
-    def write(self, data: bytes) -> None:
-        """Append `data` whole and fsync it; on an error (a full disk) cut the file back to where
-        it was, so nothing half written stays for the retry to append to. Raises OSError."""
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view) :]
-            os.fsync(self.fd)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, self.size)
-            raise
-        self.size += len(data)
-
-
-def _after_last_line(path: Path, size: int) -> int:
-    """The offset just after the last newline in the first `size` bytes of `path` (0 if none)."""
-    with path.open("rb") as f:
-        end = size
-        while end > 0:
-            start = max(0, end - 65536)
-            f.seek(start)
-            found = f.read(end - start).rfind(b"\n")
-            if found >= 0:
-                return start + found + 1
-            end = start
-    return 0
 
 
 class FileSink(Sink):
@@ -102,7 +62,7 @@ class FileSink(Sink):
             by_path.setdefault(self.paths[item.record.feature], []).append(item.data)
         try:
             for path, lines in by_path.items():
-                self._output(path).write(b"\n".join(lines) + b"\n")
+                self._output(path).append(b"\n".join(lines) + b"\n")
         except OSError as exc:
             raise SinkRetryable(f"cannot write {exc.filename or 'the file'}: {exc.strerror}") from None
 
@@ -119,7 +79,7 @@ class FileSink(Sink):
         return out
 
     def _rotate(self, out: _Output) -> None:
-        os.close(out.fd)
+        out.close()
         del self._outputs[out.path]
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = out.path.with_name(f"{out.path.stem}-{stamp}-{time.time_ns() % 1_000_000:06d}{out.path.suffix}")
@@ -141,7 +101,7 @@ class FileSink(Sink):
 
     def close(self) -> None:
         for out in self._outputs.values():
-            os.close(out.fd)
+            out.close()
         self._outputs.clear()
 
 
