@@ -105,10 +105,10 @@ class OutboundPolicy:
         if name == "localhost" or name.endswith(".localhost"):
             problem = self.refusal(ipaddress.ip_address("127.0.0.1"), name)
         else:
-            try:
-                problem = self.refusal(ipaddress.ip_address(name), name)
-            except ValueError:
+            ip = _ip_literal(name)
+            if ip is None:
                 return
+            problem = self.refusal(ip, name)
         if problem is not None:
             raise OutboundRefused(problem)
 
@@ -132,6 +132,21 @@ class OutboundPolicy:
         if not allowed:
             raise OutboundRefused(problems[0] if problems else f"{host} has no address")
         return allowed
+
+
+def _ip_literal(name: str) -> IPAddress | None:
+    """The address `name` is, read as the resolver reads it (inet_aton's forms too: 2130706433,
+    0x7f.1, 127.1 and 017700000001 are 127.0.0.1), or None for a host name."""
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    if not name or not all(c in "0123456789abcdefx." for c in name):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
 
 
 def connect_tcp(policy: OutboundPolicy, host: str, port: int, deadline: float) -> socket.socket:

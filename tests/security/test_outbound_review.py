@@ -114,3 +114,15 @@ def test_a_syslog_delivery_ends_within_its_timeout_however_many_addresses_its_ho
         assert took < 2.0, took  # 6 addresses of 0.5 s each took 3 s before
     finally:
         site.services.close()
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "017700000001", "127.1", "0x7f000001", "0", "0xa9fea9fe"])
+def test_ip_literals_in_every_form_the_resolver_reads_are_refused_when_saved(make_server: Any, host: str) -> None:
+    """The resolver reads `2130706433`, `0x7f.1` and `127.1` as 127.0.0.1 (and `0xa9fea9fe`
+    as 169.254.169.254): IP literals, which docs/alerts.md says are refused when a rule is saved.
+    They were saved (and only refused at each delivery); now the save is a 400 as for 127.0.0.1."""
+    site = AdminSite(make_server())
+    body = {"id": "hook", "name": "Hook", "source": "auditevents", "match": {"action": "disblmfa"},
+            "actions": [{"type": "slack", "url": f"http://{host}:8080/x"}]}  # fmt: skip
+    message = error_message(site.call(site.admin, "POST", site.path("/alert-rules"), json=body), 400)
+    assert "SIEMGATE_OUTBOUND_ALLOW" in message, message
