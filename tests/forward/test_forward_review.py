@@ -416,3 +416,16 @@ def test_a_dead_letter_cut_short_by_a_crash_does_not_swallow_the_next_one(source
         sink = {"type": "webhook", "url": f"{url}/hook"}
         assert run_once(config(tmp_path / "state", source.url, {"hook": sink}, features=["signinattempts"])).code == 0
     assert [line["uuid"] for line in _lines(dead)] == ["EARLIER", uuid]
+
+
+def test_a_sink_listed_twice_by_a_source_is_a_configuration_error(tmp_path: Path) -> None:
+    """`sinks = ["hec", "hec"]` built the sink twice: every event was sent twice to the same
+    destination, and both instances appended to one dead-letter file. Now it is refused."""
+    config = tmp_path / "forward.toml"
+    config.write_text(
+        f'[forwarder]\nstate_dir = "{tmp_path / "state"}"\n[sources.src]\nurl = "http://127.0.0.1:9"\n'
+        'token = { env = "FORWARD_TEST_TOKEN" }\nsinks = ["n", "n"]\n[sinks.n]\ntype = "null"\n'
+    )
+    done = forward_cli("status", "--config", str(config))
+    assert done.returncode == 2, done.stderr
+    assert "sources.src.sinks: names n more than once" in done.stderr, done.stderr

@@ -94,6 +94,16 @@ class SourceConfig(BaseModel):
     def _features(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else [f.value for f in parse_features(value)]
 
+    @field_validator("sinks")
+    @classmethod
+    def _sinks(cls, value: list[str]) -> list[str]:
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(
+                f"names {', '.join(twice)} more than once (each event would be sent twice); list each once"
+            )
+        return value
+
     @field_validator("start_time")
     @classmethod
     def _start(cls, value: str | None) -> str | None:
