@@ -126,3 +126,21 @@ def test_ip_literals_in_every_form_the_resolver_reads_are_refused_when_saved(mak
             "actions": [{"type": "slack", "url": f"http://{host}:8080/x"}]}  # fmt: skip
     message = error_message(site.call(site.admin, "POST", site.path("/alert-rules"), json=body), 400)
     assert "SIEMGATE_OUTBOUND_ALLOW" in message, message
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        {"type": "email", "to": ["secops@acme.example\r\nBcc: someone@elsewhere.example"]},
+        {"type": "email", "to": ["not an address"]},
+        {"type": "email", "to": ["secops@acme.example"], "subject": "Alert\r\nBcc: someone@elsewhere.example"},
+    ],
+)
+def test_an_email_action_with_a_header_break_or_no_address_is_a_400(make_server: Any, action: dict[str, Any]) -> None:
+    """A recipient or subject holding a line break (a header injection attempt), or a recipient
+    that is no address, was saved; the email library then refused the header at every delivery,
+    which failed as an "unexpected error", retried with a traceback in the log. Now it is a 400."""
+    site = AdminSite(make_server())
+    body = {"id": "mail", "name": "Mail", "source": "auditevents", "match": {"action": "disblmfa"}, "actions": [action]}
+    message = error_message(site.call(site.admin, "POST", site.path("/alert-rules"), json=body), 400)
+    assert "not an email address" in message or "cannot hold line breaks" in message, message

@@ -16,6 +16,7 @@ RuleError with a message that says where and what to fix.
 
 from __future__ import annotations
 
+import email.utils
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -172,6 +173,22 @@ class EmailAction(_Strict):
     type: Literal["email"]
     to: list[str] = Field(min_length=1)
     subject: str | None = Field(None, description="Default: '[siemgate] <severity>: <rule name>'.")
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        """Each recipient is one address (a line break would fail every delivery); raises ValueError."""
+        for address in value:
+            if "\r" in address or "\n" in address or "@" not in email.utils.parseaddr(address)[1]:
+                raise ValueError(f"{address[:80]!r} is not an email address")
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\r" in value or "\n" in value):
+            raise ValueError("the subject is one line: it cannot hold line breaks")
+        return value
 
 
 class SyslogAction(_Strict):
