@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from siemgate.alerts.model import parse_rule
+from siemgate.store.base import AlertRuleRecord
 from support.admin import Site as AdminSite
 from support.admin import error_message
 from support.receivers import misbehaving
@@ -144,3 +146,29 @@ def test_an_email_action_with_a_header_break_or_no_address_is_a_400(make_server:
     body = {"id": "mail", "name": "Mail", "source": "auditevents", "match": {"action": "disblmfa"}, "actions": [action]}
     message = error_message(site.call(site.admin, "POST", site.path("/alert-rules"), json=body), 400)
     assert "not an email address" in message or "cannot hold line breaks" in message, message
+
+
+def test_rules_saved_before_destinations_were_checked_keep_loading(tmp_path: Path) -> None:
+    """The new checks of URLs, hosts and email actions apply to rules being saved: a rule stored by
+    an earlier version with such a destination still loads (the account's other rules keep
+    running), and its delivery fails at once with the reason instead of an unexpected error."""
+    site = Site(tmp_path / "d")
+    try:
+        good = parse_rule(
+            {"id": "mfa-off", "name": "MFA off", "source": "auditevents", "match": {"action": "disblmfa"},
+             "actions": [{"type": "slack", "url": "https://hooks.example/x"},
+                         {"type": "email", "to": ["secops@acme.example"]}]}
+        )  # fmt: skip
+        stored = good.model_dump_json(by_alias=True)
+        stored = stored.replace("https://hooks.example/x", "http://[::1").replace(
+            "secops@acme.example", "not an address"
+        )
+        now = site.clock()
+        site.services.store.put_alert_rule(AlertRuleRecord(site.account.id, "mfa-off", stored, "api", True, now, now))
+        site.services.alerts.rules.invalidate(site.account.id)
+        loaded = site.services.alerts.rules.get(site.account.id, "mfa-off").rule.actions[0]
+        assert getattr(loaded, "url", None) == "http://[::1"
+        slack = next(d for d in site.fire() if d.kind == "slack")
+        assert slack.status == "failed" and "is not a valid URL" in slack.last_error, slack
+    finally:
+        site.services.close()
