@@ -429,3 +429,31 @@ def test_a_sink_listed_twice_by_a_source_is_a_configuration_error(tmp_path: Path
     done = forward_cli("status", "--config", str(config))
     assert done.returncode == 2, done.stderr
     assert "sources.src.sinks: names n more than once" in done.stderr, done.stderr
+
+
+LONG = "a" * 70 + ".example"
+
+
+@pytest.mark.parametrize(
+    ("source_url", "sink", "key"),
+    [
+        (f"http://{LONG}:8080", 'type = "null"', "sources.src.url"),
+        ("http://127.0.0.1:9", f'type = "webhook"\nurl = "https://{LONG}/hook"', "sinks.n.webhook.url"),
+        ("http://127.0.0.1:9", f'type = "syslog"\nhost = "{LONG}"', "sinks.n.syslog.host"),
+    ],
+)
+def test_a_host_name_dns_cannot_carry_is_a_configuration_error(
+    tmp_path: Path, source_url: str, sink: str, key: str
+) -> None:
+    """A host label over 63 characters passed URL validation and failed at the first request with
+    UnicodeError: a traceback for a source, and endless retries for a sink. Now it is a
+    configuration error (exit 2) naming the key."""
+    config = tmp_path / "forward.toml"
+    config.write_text(
+        f'[forwarder]\nstate_dir = "{tmp_path / "state"}"\n[sources.src]\nurl = "{source_url}"\n'
+        f'token = {{ env = "FORWARD_TEST_TOKEN" }}\nsinks = ["n"]\n[sinks.n]\n{sink}\n'
+    )
+    done = forward_cli("check", "--config", str(config))
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert f"{key}: '{LONG}' is not a host name" in done.stderr, done.stderr

@@ -32,7 +32,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    HttpUrl,
     PositiveFloat,
     ValidationError,
     field_validator,
@@ -41,7 +40,7 @@ from pydantic import (
 
 from siemgate.forward.errors import ForwardConfigError
 from siemgate.forward.sinks import SinkConfigs
-from siemgate.forward.sinks.base import CaFile, Secret
+from siemgate.forward.sinks.base import CaFile, Secret, Url
 from siemgate.model.features import Feature, parse_features
 from siemgate.model.timestamps import TimestampError, normalize
 
@@ -72,7 +71,7 @@ class ForwarderSection(BaseModel):
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: HttpUrl | None = Field(None, description="Events API base URL; default from the token's audience.")
+    url: Url | None = Field(None, description="Events API base URL; default from the token's audience.")
     token: Secret
     version: Literal[1, 2] = 2
     features: list[str] | None = Field(None, description="Default: the features the token's introspection lists.")

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, HttpUrl
+from pydantic import Field
 
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 
 
@@ -25,8 +25,8 @@ class DatadogConfig(HttpSinkConfig):
     type: Literal["datadog"]
     api_key: Secret
     site: str = Field("datadoghq.com", description="datadoghq.com, us3.datadoghq.com, datadoghq.eu, ...")
-    url: HttpUrl | None = Field(None, description="Intake base URL; default https://http-intake.logs.<site>.")
-    validate_url: HttpUrl | None = Field(None, description="API key check; default https://api.<site>/api/v1/validate.")
+    url: Url | None = Field(None, description="Intake base URL; default https://http-intake.logs.<site>.")
+    validate_url: Url | None = Field(None, description="API key check; default https://api.<site>/api/v1/validate.")
     service: str = "1password"
     source: str = "1password"
     tags: list[str] = Field(default_factory=list)

@@ -18,18 +18,18 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, HttpUrl
+from pydantic import Field
 
 from siemgate.forward.errors import SinkPartial, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 
 
 class ElasticsearchConfig(HttpSinkConfig):
     type: Literal["elasticsearch"]
-    url: HttpUrl = Field(description="https://es.example.com:9200")
+    url: Url = Field(description="https://es.example.com:9200")
     api_key: Secret | None = Field(None, description="Encoded API key (base64 of id:key).")
     username: str | None = None
     password: Secret | None = None

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, HttpUrl, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from siemgate.forward.formats import Formatter
 from siemgate.forward.formats.ecs import SUCCESS_CATEGORIES, _dict
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
@@ -93,7 +93,7 @@ class SumoLogicConfig(HttpSinkConfig):
 
 class PantherConfig(HttpSinkConfig):
     type: Literal["panther"]
-    url: HttpUrl
+    url: Url
     auth: Literal["shared_secret", "hmac", "bearer", "basic", "none"] = "shared_secret"
     header: str = Field("x-panther-secret", description="Header name for shared_secret and hmac.")
     secret: Secret | None = None

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, HttpUrl
+from pydantic import Field
 
 from siemgate.forward.errors import ForwardConfigError, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Sink, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, Item, Sink, SinkContext, Url
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 from siemgate.forward.sinks.oauth import ServiceAccountJwt
 from siemgate.model.timestamps import TimestampError, parse_ns
@@ -40,7 +40,7 @@ class SecOpsConfig(HttpSinkConfig):
     customer_id: str
     credentials_file: Path = Field(description="The service account's JSON key file (kept secret: mode 0600).")
     region: str = Field("us", description="us, europe, asia-southeast1, ... (the ingestion host's prefix).")
-    url: HttpUrl | None = Field(None, description="Override the ingestion base URL.")
+    url: Url | None = Field(None, description="Override the ingestion base URL.")
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     log_types: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LOG_TYPES))

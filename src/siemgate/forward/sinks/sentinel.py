@@ -23,20 +23,20 @@ from pydantic import Field, HttpUrl
 from siemgate.forward.errors import SinkAuthError, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 from siemgate.forward.sinks.oauth import ClientCredentials
 
 
 class SentinelConfig(HttpSinkConfig):
     type: Literal["sentinel"]
-    endpoint: HttpUrl = Field(description="The DCE or the DCR's logs ingestion endpoint.")
+    endpoint: Url = Field(description="The DCE or the DCR's logs ingestion endpoint.")
     rule_id: str = Field(description="The DCR's immutable id (dcr-...).")
     stream: str = "Custom-OnePasswordEventLogs_CL"
     tenant_id: str
     client_id: str
     client_secret: Secret
-    authority: HttpUrl = Field(HttpUrl("https://login.microsoftonline.com"), description="Entra ID authority host.")
+    authority: Url = Field(HttpUrl("https://login.microsoftonline.com"), description="Entra ID authority host.")
     scope: str = "https://monitor.azure.com/.default"
     api_version: str = "2023-01-01"
 

@@ -23,12 +23,12 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 import orjson
-from pydantic import Field, HttpUrl, PositiveFloat
+from pydantic import Field, PositiveFloat
 
 from siemgate.forward.errors import SinkAuthError, SinkPartial, SinkPoison, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 from siemgate.model.timestamps import TimestampError, parse_ns
 
@@ -37,7 +37,7 @@ CONFIG_CODES = {7: "incorrect index", 10: "data channel is missing", 11: "invali
 
 class SplunkHecConfig(HttpSinkConfig):
     type: Literal["splunk_hec"]
-    url: HttpUrl = Field(description="https://splunk.example.com:8088")
+    url: Url = Field(description="https://splunk.example.com:8088")
     token: Secret
     path: str = "/services/collector/event"
     index: str | None = None

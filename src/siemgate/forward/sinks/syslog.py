@@ -23,16 +23,16 @@ import socket
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import orjson
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt, model_validator
 
 from siemgate.forward.errors import SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.formats.ecs import SUCCESS_CATEGORIES
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, CaFile, Item, Sink, SinkConfig, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, CaFile, Item, Sink, SinkConfig, SinkContext, host_name
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import TimestampError, format_ns, now_ns, parse_ns
 
@@ -48,7 +48,7 @@ BOM = b"\xef\xbb\xbf"
 class SyslogConfig(SinkConfig):
     type: Literal["syslog"]
     protocol: Literal["udp", "tcp", "tls"] = "tls"
-    host: str
+    host: Annotated[str, AfterValidator(host_name)]
     port: int | None = Field(None, ge=1, le=65535, description="Default 514 (udp, tcp) or 6514 (tls).")
     facility: Literal[tuple(FACILITIES)] = "authpriv"  # type: ignore[valid-type]
     app_name: str = Field("siemgate", max_length=48)

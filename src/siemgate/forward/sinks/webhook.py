@@ -18,19 +18,19 @@ from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 import orjson
-from pydantic import Field, HttpUrl
+from pydantic import Field
 from standardwebhooks import Webhook
 
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 from siemgate.model.timestamps import format_ns, now_ns
 
 
 class WebhookConfig(HttpSinkConfig):
     type: Literal["webhook"]
-    url: HttpUrl
+    url: Url
     secret: Secret | None = Field(None, description="Standard Webhooks secret, whsec_<base64>.")
     headers: dict[str, str] = Field(default_factory=dict)
 
