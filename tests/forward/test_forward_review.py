@@ -457,3 +457,30 @@ def test_a_host_name_dns_cannot_carry_is_a_configuration_error(
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 2, done.stderr
     assert f"{key}: '{LONG}' is not a host name" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("sink", "key"),
+    [
+        ('type = "file"\npath = "{out}/{nope}.jsonl"', "sinks.n.file.path"),
+        ('type = "file"\npath = "{out}/{feature"', "sinks.n.file.path"),
+        (
+            'type = "elasticsearch"\nurl = "http://127.0.0.1:9"\ndata_stream = "logs-{nope}"',
+            "sinks.n.elasticsearch.data_stream",
+        ),
+    ],
+)
+def test_a_template_with_an_unknown_placeholder_is_a_configuration_error(tmp_path: Path, sink: str, key: str) -> None:
+    """A file sink path naming a placeholder other than {source} and {feature} was a KeyError
+    traceback when the sink was built; an Elasticsearch data_stream naming one raised KeyError
+    while the first event was encoded, which ended the pipeline and stopped the forwarder. Now
+    each is a configuration error (exit 2) naming the key and the placeholders it may use."""
+    config = tmp_path / "forward.toml"
+    config.write_text(
+        f'[forwarder]\nstate_dir = "{tmp_path / "state"}"\n[sources.src]\nurl = "http://127.0.0.1:9"\n'
+        'token = { env = "FORWARD_TEST_TOKEN" }\nsinks = ["n"]\n[sinks.n]\n' + sink.replace("{out}", str(tmp_path))
+    )
+    done = forward_cli("check", "--config", str(config))
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert key in done.stderr and "is not a template of" in done.stderr, done.stderr

@@ -200,3 +200,13 @@ def _url_host(url: HttpUrl) -> HttpUrl:
 
 
 Url = Annotated[HttpUrl, AfterValidator(_url_host)]
+
+
+def check_template(template: str, *names: str) -> str:
+    """A str.format template that uses only the placeholders `names`; raises ValueError naming them."""
+    try:
+        template.format(**{name: name for name in names})
+    except (KeyError, IndexError, ValueError) as exc:
+        allowed = ", ".join(f"{{{name}}}" for name in names)
+        raise ValueError(f"{template!r} is not a template of {allowed} ({type(exc).__name__}: {exc})") from None
+    return template

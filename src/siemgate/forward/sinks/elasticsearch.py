@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from siemgate.forward.errors import SinkPartial, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url
+from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url, check_template
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 
 
@@ -41,6 +41,11 @@ class ElasticsearchConfig(HttpSinkConfig):
 
     default_limits: ClassVar[BatchLimits] = BatchLimits(1000, 5 * 1024 * 1024, 1.0)
     hard_max_bytes: ClassVar[int | None] = 100 * 1024 * 1024
+
+    @field_validator("data_stream")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value, "dataset", "namespace")
 
     def build(self, name: str, context: SinkContext) -> Sink:
         return BulkSink(name, self.formatter(), self.limits(), self)

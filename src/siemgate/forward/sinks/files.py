@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from siemgate.forward.errors import SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.lines import LineFile
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, Item, Sink, SinkConfig, SinkContext
+from siemgate.forward.sinks.base import BatchLimits, Item, Sink, SinkConfig, SinkContext, check_template
 from siemgate.model.features import ALL_FEATURES
 
 
@@ -31,6 +31,11 @@ class FileConfig(SinkConfig):
     keep: PositiveInt = Field(10, description="Rotated files kept per stream (oldest deleted first).")
 
     default_limits: ClassVar[BatchLimits] = BatchLimits(5000, 4 * 1024 * 1024, 1.0)
+
+    @field_validator("path")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value, "source", "feature")
 
     def build(self, name: str, context: SinkContext) -> Sink:
         return FileSink(name, self.formatter(), self.limits(), self, context.source)
