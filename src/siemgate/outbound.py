@@ -41,8 +41,16 @@ class OutboundRefused(BadRequest):
 
 def _kind(ip: IPAddress) -> str | None:
     """Why `ip` is refused by default (None: a global unicast address)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _kind(ip.ipv4_mapped)
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried in IPv6 (mapped, 6to4, Teredo's server and client) is judged as
+        # itself: a 6to4 or Teredo relay would deliver to it.
+        embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+        for inner in (v4 for v4 in embedded if v4 is not None):
+            kind = _kind(inner)
+            if kind is not None:
+                return kind
+        if ip.ipv4_mapped is not None:
+            return None
     for kind, flag in (
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
