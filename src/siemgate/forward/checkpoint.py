@@ -72,6 +72,9 @@ class CheckpointStore:
                 " one its own state (forwarder.state_dir)"
             ) from None
         db: sqlite3.Connection | None = None
+        if _emptied(self.path):
+            self._release()
+            raise ForwardConfigError(_EMPTIED.format(path=self.path))
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -155,6 +158,21 @@ def _damage(db: sqlite3.Connection) -> str | None:
     return None if found == ["ok"] else "the file is damaged: " + "; ".join(found)
 
 
+_EMPTIED = (
+    "the checkpoint file {path} is empty: it was cut to nothing, and starting again from start_time could"
+    " skip events. Restore it from a backup, or delete it to start every stream from its start_time"
+)
+
+
+def _emptied(path: Path) -> bool:
+    """The file exists and is empty: no forwarder leaves it so (the first open writes its schema),
+    so it was truncated, and opening it would silently forget every stream's position."""
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return False
+
+
 def _unusable(path: Path, problem: str | None) -> str:
     return (
         f"cannot use the checkpoint file {path}: {problem}. Restore it from a backup, or move it aside:"
@@ -169,6 +187,8 @@ def read_positions(path: Path | str) -> list[Position]:
     path = Path(path)
     if not path.exists():
         return []
+    if _emptied(path):
+        raise ForwardConfigError(_EMPTIED.format(path=path))
     problem: str | None = None
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
