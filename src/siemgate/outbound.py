@@ -12,6 +12,13 @@ between the check and the connection (rebinding) cannot move it. An HTTP redirec
 connection, which is checked the same way. Errors say which address was refused and why, never
 anything the destination replied. Operator-configured destinations (forwarder sinks, the SMTP
 server) do not go through this policy.
+
+Requests bounded as a whole: httpx's timeouts bound each connect, read and write, not a request,
+so a peer that sends a byte now and then (a tarpit, a half-dead proxy) would hold a request for
+ever, and a reply is read whole into memory, however large. A `BoundedStream` ends every
+operation of its connection by the deadline of its `Bounds` and fails once more bytes were read
+than they allow. The policy's clients bound each connection so (`deadline`, `max_read`); the
+forwarder's `BoundedClient` (long-lived, pooled, no policy) bounds each request it sends.
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpcore
 import httpx
@@ -33,6 +41,17 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALLOW_SETTING = "SIEMGATE_OUTBOUND_ALLOW"
 MAX_REDIRECTS = 5
+
+
+def host_name(host: str) -> str:
+    """A host a connection can be made to: an IP literal, or a name of at most 253 characters in
+    labels of 1 to 63 (what DNS carries: a longer one fails at every connection). Raises ValueError."""
+    name = host.strip("[]").rstrip(".")
+    if ":" in name or name.replace(".", "").isdigit():
+        return host
+    if not name or len(name) > 253 or any(not 0 < len(label) <= 63 for label in name.split(".")):
+        raise ValueError(f"{host[:80]!r} is not a host name (labels of 1 to 63 characters, 253 in all)")
+    return host
 
 
 class OutboundRefused(BadRequest):
@@ -183,35 +202,70 @@ def time_left(deadline: float) -> float:
     return left
 
 
-def _time_left(deadline: float | None, timeout: float | None) -> float | None:
-    """`timeout` cut to what is left before `deadline` (time.monotonic()); httpcore's ReadTimeout
-    once it has passed."""
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise httpcore.ReadTimeout("timed out: the destination did not finish within the time allowed")
-    return left if timeout is None else min(timeout, left)
+class Limits(Protocol):
+    def time_left(self, timeout: float | None, error: type[Exception]) -> float | None:
+        """`timeout` cut to what is left before the deadline; raises `error` once it has passed."""
+
+    def take(self, count: int) -> None:
+        """Count `count` bytes read; raises httpcore.ReadError past the budget."""
 
 
-class _BoundedStream(httpcore.NetworkStream):
-    """A connection whose every read and write ends by the deadline (httpx's timeouts bound each
-    operation, so a destination that sends a byte now and then would otherwise hold a request for
-    ever) and that reads at most `max_read` bytes (httpx reads a redirect's body in full)."""
+class Bounds:
+    """A deadline (a time.monotonic() value; None: none) and the bytes that may still be read
+    (None: any number)."""
 
-    def __init__(self, inner: httpcore.NetworkStream, deadline: float | None, max_read: int | None) -> None:
-        self._inner, self._deadline, self._left = inner, deadline, max_read
+    def __init__(self, deadline: float | None = None, max_read: int | None = None) -> None:
+        self.deadline, self.max_read, self.left = deadline, max_read, max_read
+
+    def time_left(self, timeout: float | None, error: type[Exception]) -> float | None:
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise error("timed out: the request did not finish within the time allowed")
+        return left if timeout is None else min(timeout, left)
+
+    def take(self, count: int) -> None:
+        if self.left is not None:
+            self.left -= count
+            if self.left < 0:
+                raise httpcore.ReadError(
+                    f"the peer sent more than its reply may hold (larger than {self.max_read} bytes)"
+                )
+
+
+class RequestBounds(threading.local):
+    """The bounds of the request the current thread is sending: `total` seconds from `begin()` and
+    `max_read` bytes (a pooled connection serves the request of whichever thread holds it)."""
+
+    def __init__(self, total: float, max_read: int) -> None:
+        self.total, self.max_read = total, max_read
+        self.current = Bounds()
+
+    def begin(self) -> None:
+        self.current = Bounds(time.monotonic() + self.total, self.max_read)
+
+    def time_left(self, timeout: float | None, error: type[Exception]) -> float | None:
+        return self.current.time_left(timeout, error)
+
+    def take(self, count: int) -> None:
+        self.current.take(count)
+
+
+class BoundedStream(httpcore.NetworkStream):
+    """A connection whose reads, writes and TLS handshake end by the deadline of `limits`, and
+    whose reads count against its byte budget."""
+
+    def __init__(self, inner: httpcore.NetworkStream, limits: Limits) -> None:
+        self._inner, self._limits = inner, limits
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = self._inner.read(max_bytes, _time_left(self._deadline, timeout))
-        if self._left is not None:
-            self._left -= len(data)
-            if self._left < 0:
-                raise httpcore.ReadError("the destination sent more than its reply may hold")
+        data = self._inner.read(max_bytes, self._limits.time_left(timeout, httpcore.ReadTimeout))
+        self._limits.take(len(data))
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _time_left(self._deadline, timeout))
+        self._inner.write(buffer, self._limits.time_left(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._inner.close()
@@ -219,11 +273,78 @@ class _BoundedStream(httpcore.NetworkStream):
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        tls = self._inner.start_tls(ssl_context, server_hostname, _time_left(self._deadline, timeout))
-        return _BoundedStream(tls, self._deadline, self._left)
+        left = self._limits.time_left(timeout, httpcore.ConnectTimeout)
+        return BoundedStream(self._inner.start_tls(ssl_context, server_hostname, left), self._limits)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
+
+
+class _BoundedBackend(httpcore.NetworkBackend):
+    """A network backend whose every connection is a BoundedStream under `limits`."""
+
+    def __init__(self, inner: httpcore.NetworkBackend, limits: Limits) -> None:
+        self._inner, self._limits = inner, limits
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = self._limits.time_left(timeout, httpcore.ConnectTimeout)
+        return BoundedStream(self._inner.connect_tcp(host, port, left, local_address, socket_options), self._limits)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        left = self._limits.time_left(timeout, httpcore.ConnectTimeout)
+        return BoundedStream(self._inner.connect_unix_socket(path, left, socket_options), self._limits)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class ReplyTooLarge(httpx.ReadError):
+    """The peer sent more than a reply may hold."""
+
+
+class BoundedClient(httpx.Client):
+    """An httpx.Client (same arguments) whose every request, its reply read in full, ends within
+    `total` seconds (httpx.ConnectTimeout, ReadTimeout or WriteTimeout) and reads at most
+    `max_reply` bytes, as sent or decoded (ReplyTooLarge or httpx.ReadError). Environment proxies
+    keep working: every transport the client holds is bounded. `stream=True` requests are bounded
+    on the wire only: their caller reads the body."""
+
+    def __init__(self, *, total: float, max_reply: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._bounds = RequestBounds(total, max_reply)
+        for transport in (self._transport, *self._mounts.values()):
+            pool = getattr(transport, "_pool", None)  # an httpx.HTTPTransport's connection pool (or proxy)
+            if isinstance(pool, httpcore.ConnectionPool):
+                pool._network_backend = _BoundedBackend(pool._network_backend, self._bounds)
+
+    def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+        self._bounds.begin()
+        response = super().send(request, stream=True, **kwargs)
+        if stream:
+            return response
+        try:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > self._bounds.max_read:
+                    raise ReplyTooLarge(
+                        f"the reply is larger than {self._bounds.max_read} bytes once decoded", request=request
+                    )
+        finally:
+            response.close()
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
+        return httpx.Response(
+            response.status_code, headers=headers, content=bytes(body), request=request, extensions=response.extensions
+        )
 
 
 class _GuardedBackend(httpcore.SyncBackend):
@@ -245,15 +366,16 @@ class _GuardedBackend(httpcore.SyncBackend):
     ) -> httpcore.NetworkStream:
         last: Exception | None = None
         for _, _, _, _, sockaddr in self.policy.resolve(host, port):
+            bounds = Bounds(self.deadline, self.max_read)  # the deadline is the request's, the bytes this connection's
             try:
-                left = _time_left(self.deadline, timeout)
+                left = bounds.time_left(timeout, httpcore.ConnectTimeout)
                 stream = super().connect_tcp(str(sockaddr[0]), port, left, local_address, socket_options)
             except httpcore.ConnectError as exc:
                 last = exc
                 continue
             if self.deadline is None and self.max_read is None:
                 return stream
-            return _BoundedStream(stream, self.deadline, self.max_read)
+            return BoundedStream(stream, bounds)
         raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
 
 

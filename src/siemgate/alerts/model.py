@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from siemgate.alerts.fields import SCHEDULED, SOURCES, KeyReader, check_field, key_reader
 from siemgate.alerts.match import ConditionError, Predicate, compile_condition
 from siemgate.model.durations import parse_duration
+from siemgate.outbound import host_name
 
 Severity = Literal["low", "medium", "high", "critical"]
 Source = Literal["signinattempts", "itemusages", "auditevents", "tokens", "integrity"]
@@ -122,17 +123,6 @@ class Suppress(_Strict):
     _for = field_validator("for_")(_check_duration)
 
 
-def _check_host(host: str) -> str:
-    """A host a connection can be made to: an IP literal, or a name of at most 253 characters in
-    labels of at most 63 (what DNS carries; longer ones failed at every delivery). Raises ValueError."""
-    name = host.strip("[]").rstrip(".")
-    if ":" in name or name.replace(".", "").isdigit():
-        return host
-    if not name or len(name) > 253 or any(not 0 < len(label) <= 63 for label in name.split(".")):
-        raise ValueError(f"{host[:80]!r} is not a host name (labels of 1 to 63 characters, 253 in all)")
-    return host
-
-
 def _saved_earlier(info: ValidationInfo) -> bool:
     """Read back from the store: saved by a version that did not check this, it keeps loading (its
     deliveries fail with the reason instead)."""
@@ -140,7 +130,7 @@ def _saved_earlier(info: ValidationInfo) -> bool:
 
 
 def _check_syslog_host(value: str, info: ValidationInfo) -> str:
-    return value if _saved_earlier(info) else _check_host(value)
+    return value if _saved_earlier(info) else host_name(value)
 
 
 def _check_url(value: str, info: ValidationInfo) -> str:
@@ -156,7 +146,7 @@ def _check_url(value: str, info: ValidationInfo) -> str:
     if url.port is not None and not 0 < url.port < 65536:
         raise ValueError("not a valid URL: the port must be from 1 to 65535")
     try:
-        _check_host(url.host)
+        host_name(url.host)
     except ValueError as exc:
         raise ValueError(f"not a valid URL: {exc}") from None
     return value

@@ -37,11 +37,11 @@ import orjson
 
 from siemgate import __version__
 from siemgate.forward.backoff import Backoff, parse_retry_after
-from siemgate.forward.bounded import BoundedClient
 from siemgate.forward.checkpoint import CheckpointStore
 from siemgate.forward.errors import CursorRejected, SourceError, SourceUnauthorized, Stopped
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, TimestampError, format_ns, normalize, now_ns, parse_ns
+from siemgate.outbound import BoundedClient
 
 USER_AGENT = f"siemgate-forwarder/{__version__}"
 log = logging.getLogger("siemgate.forward")

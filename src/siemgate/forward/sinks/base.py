@@ -32,6 +32,7 @@ from pydantic import (
 
 from siemgate.forward.formats import FORMATS, Formatter, get_formatter
 from siemgate.forward.records import Record
+from siemgate.outbound import host_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,18 +181,6 @@ def ca_file_from(path: Path) -> Path:
 
 
 CaFile = Annotated[Path, AfterValidator(ca_file_from)]
-
-
-def host_name(host: str) -> str:
-    """A host a connection can be made to: an IP literal, or a name of at most 253 characters in
-    labels of 1 to 63 (what DNS carries; a longer one failed at the first request, a traceback
-    for a source). Raises ValueError."""
-    name = host.strip("[]").rstrip(".")
-    if ":" in name or name.replace(".", "").isdigit():
-        return host
-    if not name or len(name) > 253 or any(not 0 < len(label) <= 63 for label in name.split(".")):
-        raise ValueError(f"{host[:80]!r} is not a host name (labels of 1 to 63 characters, 253 in all)")
-    return host
 
 
 def _url_host(url: HttpUrl) -> HttpUrl:

@@ -32,9 +32,10 @@ from siemgate.forward.errors import SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.formats.ecs import SUCCESS_CATEGORIES
 from siemgate.forward.records import Record
-from siemgate.forward.sinks.base import BatchLimits, CaFile, Item, Sink, SinkConfig, SinkContext, host_name
+from siemgate.forward.sinks.base import BatchLimits, CaFile, Item, Sink, SinkConfig, SinkContext
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import TimestampError, format_ns, now_ns, parse_ns
+from siemgate.outbound import host_name
 
 FACILITIES = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7, "uucp": 8,
