@@ -26,6 +26,7 @@ from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
+from siemgate.retention.archive import sha256_file
 from siemgate.retention.replay import plan_replay, replay
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
@@ -315,3 +316,55 @@ def test_a_late_event_waits_for_the_next_day_close_then_is_merged_and_the_rewrit
     code, out = scene.verify("--entries", str(scene.export()))
     assert code == 0, out
     assert "0..119 archived" in out and "126 archived" in out, out
+
+
+# Tampering by someone who can write the archive storage (the manifest is not signed, so it is
+# rewritten to match) ----------------------------------------------------------------------------
+def _manifest(scene: Scene) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads((scene.folder / "manifest.json").read_bytes())
+    return data
+
+
+def _save(scene: Scene, manifest: dict[str, Any]) -> None:
+    (scene.folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+
+def test_a_day_removed_with_its_manifest_entry_is_not_taken_for_a_purge(scene: Scene) -> None:
+    """The second day's file (indices 40..79), its sidecar and its manifest entry deleted: the
+    purge that covers those indices archived everything it purged, so they must be archived."""
+    bundle = scene.export()
+    manifest = _manifest(scene)
+    name = sorted(manifest["files"])[1]
+    entry = manifest["files"].pop(name)
+    (scene.folder / name).unlink()
+    if entry.get("index_file"):
+        (scene.folder / entry["index_file"]).unlink()
+    _save(scene, manifest)
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 1, out
+    assert "INVALID index 40: " in out and "no archive file here holds it" in out, out
+    assert "first bad index 40" in out and "0..39 archived" in out, out
+
+
+def test_rows_cut_from_a_day_file_are_named(scene: Scene) -> None:
+    """The last row of the second day (index 79) cut from the file, the sidecar and the manifest
+    rewritten to match: the file checks out against the manifest, not against the log."""
+    bundle = scene.export()
+    manifest = _manifest(scene)
+    name = sorted(manifest["files"])[1]
+    entry = manifest["files"][name]
+    path = scene.folder / name
+    if name.endswith(".jsonl.gz"):
+        lines = gzip.decompress(path.read_bytes()).splitlines()[:-1]
+        path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+        sidecar = scene.folder / entry["index_file"]
+        sidecar.write_bytes(b"\n".join(sidecar.read_bytes().splitlines()[:-1]) + b"\n")
+        entry["index_sha256"] = sha256_file(sidecar)
+    else:
+        table = pq.read_table(path)
+        pq.write_table(table.slice(0, table.num_rows - 1), path)
+    entry.update(sha256=sha256_file(path), bytes=path.stat().st_size, events=39, indexed=39)
+    _save(scene, manifest)
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 1, out
+    assert "INVALID index 79: " in out and "no archive file here holds it" in out, out

@@ -13,6 +13,7 @@ earlier index: a re-insertion, e.g. a replay), or INVALID with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -30,7 +31,7 @@ from siemgate.tlog.entry import ENTRY_SIZE, HOLE_TS, Entry, EntryError, body_tim
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import CompactRange, leaf_hash
 from siemgate.tlog.note import NoteError
-from siemgate.tlog.purges import Purge, covering, parse_purge
+from siemgate.tlog.purges import Purge, archiving, covering, parse_purge
 
 MANIFEST = "manifest.json"
 INDEX_FORMAT = "siemgate-archive-index/v1"
@@ -223,11 +224,12 @@ def verify_archive(
     report.origin = str(origin or "?")
     notes: list[str] = []
     archived: dict[int, _Row] = {}
-    unindexed = 0
+    loose: set[bytes] = set()  # entries of archived rows that carry no log index
     for name, entry in sorted(manifest["files"].items()):
         if entry.get("checkpoint"):
             notes.append(str(entry["checkpoint"]))
-        unindexed += _read_file(folder, name, entry, archived, report)
+        _read_file(folder, name, entry, archived, loose, report)
+    unindexed = len(loose)
     if unindexed:
         report.notices.append(f"{unindexed} archived rows carry no log index (archived before indices)")
     bundle_entries: bytes | None = None
@@ -262,7 +264,7 @@ def verify_archive(
     size = len(bundle_entries) // ENTRY_SIZE if bundle_entries is not None else max(by_size, default=0)
     report.size = size
     purges = _purges(manifest, records, str(manifest.get("feature")), report)
-    _walk(size, bundle_entries, archived, live, purges, by_size, report)
+    _walk(size, bundle_entries, archived, loose, live, purges, by_size, report)
     for purge in purges:
         if purge.audit_index not in report.proven:
             report.notices.append(
@@ -273,20 +275,23 @@ def verify_archive(
     return report
 
 
-def _read_file(folder: Path, name: str, entry: dict[str, Any], archived: dict[int, _Row], report: ArchiveReport) -> int:
-    """Read one listed file's rows into `archived`; returns how many carry no index."""
+def _read_file(
+    folder: Path, name: str, entry: dict[str, Any], archived: dict[int, _Row], loose: set[bytes], report: ArchiveReport
+) -> None:
+    """Read one listed file's rows into `archived` (by log index), and the entries of those that
+    carry no index into `loose`."""
     path = folder / name
     if not path.exists():
         report.add(f"{path} is missing (the manifest lists it with {entry.get('events')} events)")
-        return 0
+        return
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != entry.get("sha256"):
         report.add(f"{path}: SHA-256 {digest} differs from the manifest's (the file was changed or replaced)")
-    unindexed = 0
     try:
         for n, (idx, ts, body) in enumerate(_rows(folder, entry)):
             if idx is None:
-                unindexed += 1
+                with contextlib.suppress(EntryError):
+                    loose.add(entry_for(ts, body).encode())
                 continue
             row = _Row(name, n, None)
             try:
@@ -303,7 +308,6 @@ def _read_file(folder: Path, name: str, entry: dict[str, Any], archived: dict[in
         report.add(f"{path} cannot be read: {exc}")
     except Exception as exc:  # pyarrow's errors, without importing pyarrow for JSON Lines
         report.add(f"{path} cannot be read: {exc}")
-    return unindexed
 
 
 def _check_covered(
@@ -337,12 +341,14 @@ def _walk(
     size: int,
     bundle_entries: bytes | None,
     archived: dict[int, _Row],
+    loose: set[bytes],
     live: dict[int, bytes],
     purges: list[Purge],
     by_size: dict[int, Checkpoint],
     report: ArchiveReport,
 ) -> None:
-    """Classify every index, rebuild the tree and compare it with the checkpoints."""
+    """Classify every index, rebuild the tree and compare it with the checkpoints; `loose` holds
+    the entries of archived rows without a log index."""
     rng = CompactRange()
     seen: dict[bytes, int] = {}
     good = 0
@@ -358,7 +364,7 @@ def _walk(
                 report.add(f"the bundle's entry is malformed: {exc}", idx)
         elif row is not None:
             entry = row.entry
-        status = _status(idx, entry, row, live.get(idx), purges, report)
+        status = _status(idx, entry, row, live.get(idx), purges, loose, report)
         if entry is None:
             report.mark(idx, "INVALID")
             if not failed:
@@ -391,7 +397,13 @@ def _walk(
 
 
 def _status(
-    idx: int, entry: Entry | None, row: _Row | None, body: bytes | None, purges: list[Purge], report: ArchiveReport
+    idx: int,
+    entry: Entry | None,
+    row: _Row | None,
+    body: bytes | None,
+    purges: list[Purge],
+    loose: set[bytes],
+    report: ArchiveReport,
 ) -> str:
     if entry is None:
         return "INVALID"
@@ -412,6 +424,15 @@ def _status(
     if entry.ts_ns == HOLE_TS:
         return "purged(before the log)"
     if covering(purges, idx, entry.ts_ns) is not None:
+        run = archiving(purges, idx, entry.ts_ns)
+        if run is not None and entry.encode() not in loose:
+            report.add(
+                f"its event ({format_ns(entry.ts_ns)}) was purged by the run recorded at audit index"
+                f" {run.audit_index}, which archived ({run.archive}) everything it purged, but no archive file"
+                " here holds it: a file or rows were removed from the archive",
+                idx,
+            )
+            return "INVALID(unarchived)"
         return f"purged({format_ns(entry.ts_ns)[:10]})"
     report.add(
         f"its event ({format_ns(entry.ts_ns)}) is neither archived nor held, and no recorded purge covers it:"

@@ -19,16 +19,25 @@ from siemgate.tlog.entry import Entry, EntryError, body_timestamp_ns, entry_for
 
 KIND = "retention-purge"
 NO_BOUND = 2**63
+ARCHIVED = ("jsonl", "parquet")  # formats of runs that archive before they purge
 
 
 @dataclass(frozen=True)
 class Purge:
-    """A recorded purge: indices below `bound` with a committed timestamp before `cutoff_ns` could go."""
+    """A recorded purge: indices below `bound` with a committed timestamp before `cutoff_ns` could go.
+    `archive` is the run's archive format (`none`, `jsonl`, `parquet`; None when not recorded): a run
+    with a format purged only what it had archived."""
 
     audit_index: int
     cutoff_ns: int
     bound: int
     entry: Entry
+    archive: str | None = None
+
+    @property
+    def archived(self) -> bool:
+        """Whatever this run purged, it had archived first."""
+        return self.archive in ARCHIVED
 
 
 def parse_purge(audit_index: int, body: bytes, feature: str) -> Purge | None:
@@ -42,12 +51,14 @@ def parse_purge(audit_index: int, body: bytes, feature: str) -> Purge | None:
             raise ValueError(f"its aux_info is not a {KIND} record")
         if info.get("feature") != feature:
             return None
+
         bound = info.get("index_bound")
         return Purge(
             audit_index,
             int(info["cutoff_ns"]),
             NO_BOUND if bound is None else int(bound),
             entry_for(body_timestamp_ns(body), body),
+            info.get("archive") if isinstance(info.get("archive"), str) else None,
         )
     except (KeyError, TypeError, EntryError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a purge record ({exc})") from None
@@ -59,3 +70,11 @@ def covering(purges: Sequence[Purge], index: int, ts_ns: int) -> Purge | None:
         if index < purge.bound and ts_ns < purge.cutoff_ns:
             return purge
     return None
+
+
+def archiving(purges: Sequence[Purge], index: int, ts_ns: int) -> Purge | None:
+    """The recorded purge that must have archived `index` (committed at `ts_ns`) before purging it:
+    the first covering one, when every purge that covers it archived first; None when none covers
+    it or one purged without archiving."""
+    found = [p for p in purges if index < p.bound and ts_ns < p.cutoff_ns]
+    return found[0] if found and all(p.archived for p in found) else None
