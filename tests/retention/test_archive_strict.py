@@ -5,6 +5,7 @@ out of a shared folder; failures are messages, never tracebacks."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -136,9 +137,41 @@ def _alter_sidecar(folder: Path) -> str:
     return f"{path}: SHA-256"
 
 
+def _folder_in_place(folder: Path) -> str:
+    path = next(folder.glob("*/*.jsonl.gz"))
+    path.unlink()
+    path.mkdir()
+    return f"{path}: not a regular file"
+
+
+def _fifo_in_place(folder: Path) -> str:
+    """A FIFO where a day file was, the manifest saying 0 bytes: reading it would never end."""
+    path = next(folder.glob("*/*.jsonl.gz"))
+    path.unlink()
+    os.mkfifo(path)
+    _rewrite_manifest(folder, lambda d: d["files"][path.relative_to(folder).as_posix()].update(bytes=0))
+    return f"{path}: not a regular file"
+
+
+def _folder_for_sidecar(folder: Path) -> str:
+    path = next(folder.glob("*/*.log.json"))
+    path.unlink()
+    path.mkdir()
+    return f"{path}: not a regular file"
+
+
+def _count_as_text(folder: Path) -> str:
+    _rewrite_manifest(folder, lambda d: _first_entry(d).update(events=str(_first_entry(d)["events"])))
+    return "events is '20', not a count"
+
+
 @pytest.mark.parametrize(
     "damage",
     [
+        _folder_in_place,
+        _fifo_in_place,
+        _folder_for_sidecar,
+        _count_as_text,
         _delete_sidecar,
         _alter_sidecar,
         _remove_manifest,

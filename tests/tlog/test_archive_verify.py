@@ -9,6 +9,7 @@ another checkpoint covers that record; the stream is exported."""
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -368,3 +369,27 @@ def test_rows_cut_from_a_day_file_are_named(scene: Scene) -> None:
     code, out = scene.verify("--entries", str(bundle))
     assert code == 1, out
     assert "INVALID index 79: " in out and "no archive file here holds it" in out, out
+
+
+def test_a_hostile_manifest_or_folder_is_reported_not_a_traceback_or_a_hang(scene: Scene) -> None:
+    """A manifest entry that is not an object, a purge list that is not a list, a listed name
+    outside the folder, a folder and a FIFO where day files were: each named, exit 1."""
+    bundle = scene.export()
+    outside = scene.tmp / "outside.jsonl.gz"
+    outside.write_bytes(gzip.compress(b"{}\n"))
+    manifest = _manifest(scene)
+    second, third = sorted(manifest["files"])[1:]
+    (scene.folder / second).unlink()
+    (scene.folder / second).mkdir()
+    (scene.folder / third).unlink()
+    os.mkfifo(scene.folder / third)
+    manifest["files"]["x"] = 1
+    manifest["files"]["../../../../outside.jsonl.gz"] = {"path": "x", "format": "jsonl", "sha256": "0"}
+    manifest["purges"] = 5
+    _save(scene, manifest)
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 1 and "Traceback" not in out, out
+    assert "the entry of x is not an object" in out and "the purge records in manifest.json are not a list" in out
+    assert "'../../../../outside.jsonl.gz' is not a path inside the archive folder" in out, out
+    assert f"{scene.folder / second} is not a regular file" in out, out
+    assert f"{scene.folder / third} is not a regular file" in out, out

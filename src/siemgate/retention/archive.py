@@ -30,6 +30,7 @@ import gzip
 import hashlib
 import io
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -119,6 +120,19 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _require_regular(path: Path, listed: Path, what: str) -> None:
+    """Raise ArchiveError when `path` is not a regular file (a folder, FIFO or device in its place:
+    reading it would fail or never end); `listed` and `what` say what the manifest expects there."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ArchiveError(f"{listed}: missing (the manifest lists it {what})") from None
+    except OSError as exc:
+        raise ArchiveError(f"{listed}: cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise ArchiveError(f"{listed}: not a regular file (the manifest lists it {what})")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -428,8 +442,7 @@ def verify_file(
     what is wrong."""
     name = folder / entry.path
     target = path or name
-    if not target.exists():
-        raise ArchiveError(f"{name}: missing (the manifest lists it with {entry.events} events)")
+    _require_regular(target, name, f"with {entry.events} events")
     size = target.stat().st_size
     if size != entry.bytes:
         raise ArchiveError(f"{name}: {size} bytes, the manifest says {entry.bytes}")
@@ -465,8 +478,7 @@ def _verify_indices(folder: Path, entry: FileEntry, target: Path, times: list[in
     if entry.index_file is not None:
         listed = folder / entry.index_file
         actual = sidecar or listed
-        if not actual.exists():
-            raise ArchiveError(f"{listed}: missing (the manifest lists it as the log indices of {entry.path})")
+        _require_regular(actual, listed, f"as the log indices of {entry.path}")
         digest = sha256_file(actual)
         if digest != entry.index_sha256:
             raise ArchiveError(f"{listed}: SHA-256 {digest} differs from the manifest's {entry.index_sha256}")

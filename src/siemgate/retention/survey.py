@@ -135,6 +135,12 @@ def _entries(data: Any, account: str, feature: Feature) -> dict[str, FileEntry]:
         try:
             entry = FileEntry(**value)
             dt.date.fromisoformat(entry.day)
+            for name in ("events", "bytes", "indexed"):
+                number = getattr(entry, name)
+                if type(number) is not int or number < 0:
+                    raise ValueError(f"{name} is {number!r}, not a count")
+            if not isinstance(entry.sha256, str):
+                raise ValueError(f"sha256 is {entry.sha256!r}, not a digest")
         except (TypeError, ValueError) as exc:
             raise ValueError(f"the entry of {key} is not valid ({exc})") from None
         sidecar_ok = entry.index_file in (None, index_path(entry.day)) and (

@@ -17,10 +17,11 @@ import contextlib
 import gzip
 import hashlib
 import json
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from siemgate.model.timestamps import format_ns
@@ -118,9 +119,29 @@ class _Row:
     problem: str | None = None
 
 
-def _rows(folder: Path, entry: dict[str, Any]) -> Iterator[tuple[int | None, int, bytes]]:
-    """(log index, timestamp ns, body) of each row of a listed file."""
-    path = folder / str(entry["path"])
+def _member(folder: Path, name: object) -> Path:
+    """The file `name` (a relative path) of the archive folder. Raises FileNotFoundError when it is
+    not there, ValueError when it names a place outside the folder or something other than a
+    regular file (a folder, a FIFO, a device: reading those would fail or never end)."""
+    relative = PurePosixPath(str(name))
+    if not isinstance(name, str) or relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise ValueError(f"{name!r} is not a path inside the archive folder")
+    path = folder / relative
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise ValueError(f"{path} is not a regular file")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _rows(folder: Path, path: Path, entry: dict[str, Any]) -> Iterator[tuple[int | None, int, bytes]]:
+    """(log index, timestamp ns, body) of each row of the listed file `path`."""
     if entry.get("format") == "parquet":
         import pyarrow.parquet as pq  # only for Parquet archives
 
@@ -134,7 +155,7 @@ def _rows(folder: Path, entry: dict[str, Any]) -> Iterator[tuple[int | None, int
     indices: list[int | None] = []
     sidecar = entry.get("index_file")
     if sidecar:
-        lines = (folder / str(sidecar)).read_bytes().splitlines()
+        lines = _member(folder, sidecar).read_bytes().splitlines()
         header = json.loads(lines[0]) if lines else None
         if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
             raise ValueError(f"{sidecar}: not a {INDEX_FORMAT} file")
@@ -150,7 +171,11 @@ def _purges(
 ) -> list[Purge]:
     """The purge records of the manifest and of the bundle, once each."""
     found: dict[int, Purge] = {}
-    for record in manifest.get("purges") or []:
+    listed = manifest.get("purges") or []
+    if not isinstance(listed, list):
+        report.add(f"the purge records in {MANIFEST} are not a list")
+        listed = []
+    for record in listed:
         try:
             purge = parse_purge(int(record["audit_index"]), str(record["event"]).encode(), feature)
         except (KeyError, TypeError, ValueError) as exc:
@@ -209,7 +234,7 @@ def verify_archive(
         raise ArchiveInputError(f"{folder} is not a folder (give <archive>/<account uuid>/<stream>)")
     report = ArchiveReport(folder)
     try:
-        manifest = json.loads((folder / MANIFEST).read_bytes())
+        manifest = json.loads(_member(folder, MANIFEST).read_bytes())
     except FileNotFoundError:
         files = sorted(p.name for p in folder.rglob("*") if p.is_file())
         report.add(f"{folder / MANIFEST} is missing: the {len(files)} file(s) here cannot be tied to the log")
@@ -226,6 +251,9 @@ def verify_archive(
     archived: dict[int, _Row] = {}
     loose: set[bytes] = set()  # entries of archived rows that carry no log index
     for name, entry in sorted(manifest["files"].items()):
+        if not isinstance(entry, dict):
+            report.add(f"{folder / MANIFEST}: the entry of {name} is not an object")
+            continue
         if entry.get("checkpoint"):
             notes.append(str(entry["checkpoint"]))
         _read_file(folder, name, entry, archived, loose, report)
@@ -260,7 +288,8 @@ def verify_archive(
             report.add(f"two checkpoints of size {cp.size} have different roots: the log forked", cp.size - 1)
     report.checkpoints = sorted(by_size.values(), key=lambda c: c.size)
     for name, entry in sorted(manifest["files"].items()):
-        _check_covered(name, entry, archived, keys, report)
+        if isinstance(entry, dict):
+            _check_covered(name, entry, archived, keys, report)
     size = len(bundle_entries) // ENTRY_SIZE if bundle_entries is not None else max(by_size, default=0)
     report.size = size
     purges = _purges(manifest, records, str(manifest.get("feature")), report)
@@ -280,15 +309,21 @@ def _read_file(
 ) -> None:
     """Read one listed file's rows into `archived` (by log index), and the entries of those that
     carry no index into `loose`."""
-    path = folder / name
-    if not path.exists():
-        report.add(f"{path} is missing (the manifest lists it with {entry.get('events')} events)")
+    try:
+        path = _member(folder, name)
+        digest = _sha256(path)
+    except FileNotFoundError:
+        report.add(f"{folder / name} is missing (the manifest lists it with {entry.get('events')} events)")
         return
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except (OSError, ValueError) as exc:
+        report.add(f"{folder / name} cannot be read: {exc}")
+        return
     if digest != entry.get("sha256"):
         report.add(f"{path}: SHA-256 {digest} differs from the manifest's (the file was changed or replaced)")
+    if entry.get("path", name) != name:
+        report.add(f"{path}: the manifest lists it under {name} but names {entry.get('path')!r}")
     try:
-        for n, (idx, ts, body) in enumerate(_rows(folder, entry)):
+        for n, (idx, ts, body) in enumerate(_rows(folder, path, entry)):
             if idx is None:
                 with contextlib.suppress(EntryError):
                     loose.add(entry_for(ts, body).encode())
