@@ -323,3 +323,30 @@ def test_archive_failures_are_messages_not_tracebacks(tmp_path: Path) -> None:
         done = run_cli(data_dir, *args)
         assert "not a siemgate archive manifest" in done.stderr, (args, done.stderr)
         _no_traceback(done)
+
+
+def test_replay_of_an_archive_with_one_altered_file_writes_nothing(tmp_path: Path) -> None:
+    """Three archived days, one byte of the last day's file flipped inside its compressed data:
+    replay names that file and stores none of the days, not even the two sound ones before it."""
+    data_dir = tmp_path / "data"
+    [uuid] = _archive(data_dir, days=3, per_day=10)
+    folder = _stream(data_dir / "archive", uuid)
+    path = sorted(folder.glob("*/*.jsonl.gz"))[-1]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    done = run_cli(data_dir, "archive", "replay")
+    assert done.returncode == 1 and str(path) in done.stderr, done.stderr
+    _no_traceback(done)
+    services = open_services(data_dir)
+    try:
+        account = services.store.get_account(uuid)
+        assert held(services, account) == 0
+        assert not [
+            b
+            for batch in services.store.iter_events(account.id, AUDIT, 0, 2**62)
+            for *_, b in batch
+            if REPLAY_RECORD in b
+        ]
+    finally:
+        services.close()

@@ -1,8 +1,8 @@
 """Replaying an archive back into a store through the EventWriter, as a mirror writes (lenient:
 events are kept exactly as archived, uuids and timestamps included). An event already in the
 store is a duplicate by (timestamp, uuid) and is not stored again, so replaying twice, or
-replaying a day that was only partly purged, stores nothing twice. Every file is verified
-against its manifest before any of its events are written."""
+replaying a day that was only partly purged, stores nothing twice. Every file chosen is verified
+against its manifest before any event is written: a bad file stops the replay with nothing stored."""
 
 from __future__ import annotations
 
@@ -114,10 +114,14 @@ def replay(
     audit: AuditRecorder | None = None,
     actor: Actor = SYSTEM,
 ) -> ReplayResult:
-    """Verify and write every planned file; returns the counts. With `audit`, each file replayed
-    that stored anything is recorded in the target account's audit stream (`update account`,
-    aux_info kind `archive-replay`). Raises ArchiveError on a bad file (the files before it are
-    already replayed; replaying again is safe)."""
+    """Verify every planned file, then write them; returns the counts. With `audit`, each file
+    replayed that stored anything is recorded in the target account's audit stream (`update
+    account`, aux_info kind `archive-replay`). Raises ArchiveError naming a bad file before anything
+    is written; a file that changes while the replay runs is caught when it is read again, and
+    stops the replay there (the files before it are in; replaying again is safe)."""
+    for plan in plans:
+        for entry in plan.files:
+            verify_file(plan.folder, entry)
     result = ReplayResult()
     for plan in plans:
         for entry in plan.files:
