@@ -393,3 +393,42 @@ def test_a_hostile_manifest_or_folder_is_reported_not_a_traceback_or_a_hang(scen
     assert "'../../../../outside.jsonl.gz' is not a path inside the archive folder" in out, out
     assert f"{scene.folder / second} is not a regular file" in out, out
     assert f"{scene.folder / third} is not a regular file" in out, out
+
+
+def _forged_purge(scene: Scene, audit_index: int, **changes: Any) -> dict[str, Any]:
+    """The manifest's genuine purge record, with `changes` to its aux_info, at `audit_index`."""
+    [genuine] = _manifest(scene)["purges"]
+    event = orjson.loads(genuine["event"])
+    event["aux_info"] = orjson.dumps({**orjson.loads(event["aux_info"]), **changes}).decode()
+    return {"audit_index": audit_index, "event": orjson.dumps(event).decode()}
+
+
+def test_a_purge_record_forged_in_the_manifest_covers_nothing(scene: Scene) -> None:
+    """The manifest's purge records are not signed; in the auditevents stream they are leaves of
+    the log being verified, so a forged one is named, and one at an index nothing here holds is not
+    used: an event of yesterday deleted from the database (index 121) stays INVALID, and a day
+    removed from the archive is not excused by a copy of the record saying 'archive none'."""
+    sql(
+        scene.services.store,
+        "DELETE FROM events WHERE account_id = ? AND feature = ? AND seq = ?",
+        (scene.account.id, AUDIT.code, 122),
+    )
+    bundle = scene.export()
+    manifest = _manifest(scene)
+    name = sorted(manifest["files"])[1]
+    manifest["files"].pop(name)
+    (scene.folder / name).unlink()
+    far = scene.clock.now + 1000 * DAY
+    manifest["purges"] = [
+        _forged_purge(scene, 125, archive="none"),
+        _forged_purge(scene, 124, archive="none"),
+        _forged_purge(scene, 10**6, archive="none", cutoff_ns=far, index_bound=None),
+    ]
+    _save(scene, manifest)
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 1, out
+    assert "the purge record at audit index 125 in manifest.json is not the bundle's record there" in out, out
+    assert "INVALID index 124: the purge record at this index is not the event the log holds here" in out, out
+    assert "the purge record at audit index 1000000 is not used" in out, out
+    assert "INVALID index 121: " in out and "no recorded purge covers it" in out, out
+    assert "INVALID index 40: " in out and "no archive file here holds it" in out, out

@@ -169,7 +169,8 @@ def _rows(folder: Path, path: Path, entry: dict[str, Any]) -> Iterator[tuple[int
 def _purges(
     manifest: dict[str, Any], bundled: list[tuple[int, bytes]], feature: str, report: ArchiveReport
 ) -> list[Purge]:
-    """The purge records of the manifest and of the bundle, once each."""
+    """The purge records of the manifest and of the bundle, once each; a manifest record that
+    differs from the bundle's at the same audit index is a problem (the bundle's is kept)."""
     found: dict[int, Purge] = {}
     listed = manifest.get("purges") or []
     if not isinstance(listed, list):
@@ -190,8 +191,37 @@ def _purges(
             report.add(f"the bundle's purge record at audit index {idx} is {exc}")
             continue
         if purge is not None:
-            found.setdefault(idx, purge)
+            listed_one = found.get(idx)
+            if listed_one is not None and listed_one.entry != purge.entry:
+                report.add(f"the purge record at audit index {idx} in {MANIFEST} is not the bundle's record there")
+            found[idx] = purge
     return sorted(found.values(), key=lambda p: p.audit_index)
+
+
+def _own_purges(
+    purges: list[Purge], size: int, bundle_entries: bytes | None, archived: dict[int, _Row], report: ArchiveReport
+) -> list[Purge]:
+    """The purge records of the auditevents stream are leaves of this very log: those that are the
+    event the log holds at their index, the others reported (a forged record) or, when nothing
+    here holds that index, left unused with a notice."""
+    kept = []
+    for purge in purges:
+        idx = purge.audit_index
+        held: Entry | None = None
+        if idx < size and bundle_entries is not None:
+            with contextlib.suppress(EntryError):
+                held = decode_entry(bundle_entries[idx * ENTRY_SIZE : (idx + 1) * ENTRY_SIZE])
+        elif idx < size and idx in archived:
+            held = archived[idx].entry
+        if held is None:
+            report.notices.append(
+                f"the purge record at audit index {idx} is not used: this log's index {idx} is not here to prove it"
+            )
+        elif held != purge.entry:
+            report.add("the purge record at this index is not the event the log holds here", idx)
+        else:
+            kept.append(purge)
+    return kept
 
 
 def _signed(
@@ -292,7 +322,12 @@ def verify_archive(
             _check_covered(name, entry, archived, keys, report)
     size = len(bundle_entries) // ENTRY_SIZE if bundle_entries is not None else max(by_size, default=0)
     report.size = size
-    purges = _purges(manifest, records, str(manifest.get("feature")), report)
+    feature = origin.rsplit("/", 1)[-1] if isinstance(origin, str) else str(manifest.get("feature"))
+    if manifest.get("feature") not in (None, feature):
+        report.add(f"{MANIFEST} names stream {manifest.get('feature')!r}, but its log is {origin}")
+    purges = _purges(manifest, records, feature, report)
+    if feature == "auditevents":
+        purges = _own_purges(purges, size, bundle_entries, archived, report)
     _walk(size, bundle_entries, archived, loose, live, purges, by_size, report)
     for purge in purges:
         if purge.audit_index not in report.proven:
