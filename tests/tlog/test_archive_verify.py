@@ -432,3 +432,22 @@ def test_a_purge_record_forged_in_the_manifest_covers_nothing(scene: Scene) -> N
     assert "the purge record at audit index 1000000 is not used" in out, out
     assert "INVALID index 121: " in out and "no recorded purge covers it" in out, out
     assert "INVALID index 40: " in out and "no archive file here holds it" in out, out
+
+
+def test_a_bundle_does_not_use_a_purge_record_beyond_its_own_log(scene: Scene) -> None:
+    """purges.tsv is not signed: in the auditevents bundle, a record at an index past the log's
+    size cannot be checked against its leaf, so it excuses nothing (the event of yesterday deleted
+    from the database, index 121, stays INVALID)."""
+    sql(
+        scene.services.store,
+        "DELETE FROM events WHERE account_id = ? AND feature = ? AND seq = ?",
+        (scene.account.id, AUDIT.code, 122),
+    )
+    bundle = scene.tmp / "bundle"
+    scene.services.tlog.export(scene.account.id, AUDIT, bundle, scene.clock.now - 120 * DAY)
+    forged = _forged_purge(scene, 10**6, cutoff_ns=scene.clock.now + 1000 * DAY, index_bound=None)
+    with (bundle / "purges.tsv").open("ab") as f:
+        f.write(b"%d\t%s\n" % (forged["audit_index"], forged["event"].encode()))
+    code, out = _verify_bundle(scene, bundle)
+    assert code == 1 and "INVALID index 121" in out and "nor covered by a recorded purge" in out, out
+    assert "the record at audit index 1000000 is not used" in out, out

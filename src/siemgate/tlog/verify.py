@@ -284,8 +284,8 @@ def verify_bundle(
 
 def _purges(directory: Path, manifest: Manifest, report: Report) -> list[Purge]:
     """The bundle's purge records of its stream (docs/retention.md); for the auditevents stream
-    they are leaves of this very log and checked as such in `_stream`, for the others a notice
-    says which log proves them."""
+    they are leaves of this very log and checked as such in `_stream` (a record past the log's size
+    is not used), for the others a notice says which log proves them."""
     feature = manifest.origin.rsplit("/", 1)[-1]
     found: list[Purge] = []
     try:
@@ -299,8 +299,15 @@ def _purges(directory: Path, manifest: Manifest, report: Report) -> list[Purge]:
         except ValueError as exc:
             report.add(f"{PURGES}: the record at audit index {idx} is {exc}")
             continue
-        if purge is not None:
-            found.append(purge)
+        if purge is None:
+            continue
+        if feature == "auditevents" and idx >= manifest.size:  # its leaf is not here to prove it
+            report.notices.append(
+                f"{PURGES}: the record at audit index {idx} is not used: it lies past this log's {manifest.size}"
+                " entries, so it cannot be checked against its leaf"
+            )
+            continue
+        found.append(purge)
     if found and feature != "auditevents":
         report.notices.append(
             f"{len(found)} purge record(s) are proven by the account's auditevents log (audit indices "
