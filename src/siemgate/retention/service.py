@@ -41,6 +41,7 @@ from siemgate.store.base import Account, RetentionPolicy, Store
 
 log = logging.getLogger("siemgate.retention")
 ARCHIVES = ("none", "jsonl", "parquet")
+MAX_DAYS = 36500  # 100 years: back past 1970, the oldest storable event, so "keep everything"
 Progress = Callable[[str, int], None]  # (what, events done)
 
 
@@ -83,15 +84,16 @@ class RetentionService:
 
     def retention_ns(self, account_id: int, feature: Feature) -> int:
         """How far back the Events API serves this stream (the policy's days)."""
-        return self.policy(account_id, feature).days * DAY_NS
+        return min(self.policy(account_id, feature).days, MAX_DAYS) * DAY_NS
 
     def set_policy(
         self, actor: Actor, account: Account, feature: Feature, days: int, archive: str | None = None
     ) -> RetentionPolicy:
-        """Set the stream's retention (owners and administrators); recorded as `update account`."""
+        """Set the stream's retention (owners and administrators); recorded as `update account`.
+        Raises BadRequest when `days` is not 1 to MAX_DAYS or the archive format is unknown."""
         self.people.require(actor, account, "administrator", "change retention")
-        if days < 1:
-            raise BadRequest("retention must be at least 1 day")
+        if not 1 <= days <= MAX_DAYS:
+            raise BadRequest(f"retention must be 1 to {MAX_DAYS} days (100 years), not {days}")
         current = self.policy(account.id, feature)
         archive = archive or current.archive
         if archive not in ARCHIVES:
@@ -147,7 +149,7 @@ class RetentionService:
 
     def apply_stream(self, account: Account, feature: Feature, progress: Progress | None = None) -> StreamResult:
         policy = self.policy(account.id, feature)
-        cutoff = self.clock() - policy.days * DAY_NS
+        cutoff = self.clock() - min(policy.days, MAX_DAYS) * DAY_NS  # a policy stored before the bound
         result = StreamResult(account.uuid, feature, cutoff)
         head = self.store.head_seq(account.id, feature)
         closing: DayClose | None = None
