@@ -27,7 +27,7 @@ from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
-from siemgate.retention.archive import sha256_file
+from siemgate.retention.archive import ArchiveError, sha256_file
 from siemgate.retention.replay import plan_replay, replay
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
@@ -451,3 +451,21 @@ def test_a_bundle_does_not_use_a_purge_record_beyond_its_own_log(scene: Scene) -
     code, out = _verify_bundle(scene, bundle)
     assert code == 1 and "INVALID index 121" in out and "nor covered by a recorded purge" in out, out
     assert "the record at audit index 1000000 is not used" in out, out
+
+
+def test_replay_refuses_an_altered_file_whose_manifest_was_rewritten_to_match(scene: Scene) -> None:
+    """Row 7 altered and the manifest's digest and size rewritten: the folder checks out against
+    itself, but the event is not what the stream's log holds at index 7, so replay writes nothing
+    (else the forged event would come back as a new, signed leaf)."""
+    _alter_row(scene.folder, 7)
+    manifest = _manifest(scene)
+    name = sorted(manifest["files"])[0]
+    path = scene.folder / name
+    manifest["files"][name].update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    _save(scene, manifest)
+    store = scene.services.store
+    head = store.head_seq(scene.account.id, AUDIT)
+    plans = plan_replay(store, scene.services.settings.archive_path)
+    with pytest.raises(ArchiveError, match=f"{path}: row 7 is not the event the stream's signed log holds at index 7"):
+        replay(scene.services.writer, plans, audit=scene.services.audit)
+    assert store.head_seq(scene.account.id, AUDIT) == head  # nothing written, not even the audit record

@@ -16,10 +16,12 @@ from siemgate.accounts.actor import SYSTEM, Actor
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.errors import NotFound
 from siemgate.model.features import ALL_FEATURES, Feature
-from siemgate.retention.archive import ArchiveError, FileEntry, read_rows, verify_file
+from siemgate.retention.archive import ArchiveError, FileEntry, read_indices, read_rows, verify_file
+from siemgate.retention.signed import index_runs
 from siemgate.retention.survey import survey
 from siemgate.store.base import Account, Store
 from siemgate.store.ingest import EventWriter
+from siemgate.tlog.entry import entry_bytes
 
 BATCH = 5000
 
@@ -122,6 +124,7 @@ def replay(
     for plan in plans:
         for entry in plan.files:
             verify_file(plan.folder, entry)
+            _check_log(writer.store, plan, entry)
     result = ReplayResult()
     for plan in plans:
         for entry in plan.files:
@@ -155,6 +158,33 @@ def replay(
                 }
                 audit.record(plan.account, actor, "update", "account", object_uuid=plan.account.uuid, aux_info=info)
     return result
+
+
+def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry) -> None:
+    """Check each row of the file that carries its log index against the entry the stream's log
+    holds at that index, when replaying into the archived account itself (the manifest is not
+    signed: a file altered and its manifest rewritten to match passes `verify_file`, and its events
+    would come back as new leaves of the log). Indices the log does not hold (a store restored from
+    an older backup) and rows archived before indices are not checked. Raises ArchiveError naming
+    the file, row and index of the first row that differs."""
+    if plan.account.uuid != plan.folder.parent.name:
+        return  # another account's log says nothing about these events
+    path = plan.folder / entry.path
+    rows = {
+        idx: (n, ts, body)
+        for n, ((ts, _, body), idx) in enumerate(
+            zip(read_rows(path, entry.format), read_indices(plan.folder, entry), strict=True)
+        )
+        if idx is not None
+    }
+    for begin, end in index_runs(list(rows)):
+        held = dict(store.log_entry_rows(plan.account.id, plan.feature, begin, end))
+        for idx in range(begin, end):
+            if idx in rows and idx in held and held[idx] != entry_bytes(rows[idx][1], rows[idx][2]):
+                raise ArchiveError(
+                    f"{path}: row {rows[idx][0]} is not the event the stream's signed log holds at index {idx}"
+                    " (the file was altered); nothing is replayed"
+                )
 
 
 def _write(

@@ -37,7 +37,8 @@ def day_close(store: Store, account_id: int, feature: Feature) -> DayClose | Non
     return newest
 
 
-def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+def index_runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """[begin, end) ranges covering `indices`, indices closer than GAP sharing one (one query each)."""
     runs: list[tuple[int, int]] = []
     for idx in sorted(indices):
         if runs and idx - runs[-1][1] < GAP:
@@ -53,7 +54,7 @@ def check_entries(store: Store, account_id: int, feature: Feature, events: Seque
     Raises ArchiveError naming the first index whose event does not match or has no entry: the
     store was changed outside siemgate, and nothing of the day is archived or purged."""
     by_index = {seq - 1: (ts, uuid, body) for seq, ts, uuid, body in events}
-    for begin, end in _runs(list(by_index)):
+    for begin, end in index_runs(list(by_index)):
         stored = dict(store.log_entry_rows(account_id, feature, begin, end))
         for idx in range(begin, end):
             event = by_index.get(idx)
