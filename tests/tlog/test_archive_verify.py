@@ -31,11 +31,12 @@ from siemgate.retention.archive import ArchiveError, sha256_file
 from siemgate.retention.replay import plan_replay, replay
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
+from support.events import signin
 
 from .store_log_kit import sql
 from .tlog_kit import Kit, make_kit
 
-AUDIT = Feature.AUDITEVENTS
+AUDIT, SIGNIN = Feature.AUDITEVENTS, Feature.SIGNINATTEMPTS
 S = 1_000_000_000
 DAY = 86400 * S
 NOW = (1_900_000_000 // 86400) * DAY + 3600 * S  # 01:00 UTC
@@ -247,9 +248,9 @@ def test_retention_waits_without_a_checkpoint_when_a_signer_is_configured(store:
     assert (result.archived, result.purged) == (0, 0) and store.count_events(account.id, AUDIT) == 10
 
 
-def _verify_bundle(scene: Scene, bundle: Path) -> tuple[int, str]:
+def _verify_bundle(scene: Scene, bundle: Path, *extra: str) -> tuple[int, str]:
     args = [sys.executable, "-m", "siemgate.tlog.verify_cli", "bundle", str(bundle)]
-    args += ["--key", str(scene.kit.public_key), "--as-of", str(scene.clock.now // S)]
+    args += ["--key", str(scene.kit.public_key), "--as-of", str(scene.clock.now // S), *extra]
     done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     return done.returncode, done.stdout + done.stderr
 
@@ -469,3 +470,61 @@ def test_replay_refuses_an_altered_file_whose_manifest_was_rewritten_to_match(sc
     with pytest.raises(ArchiveError, match=f"{path}: row 7 is not the event the stream's signed log holds at index 7"):
         replay(scene.services.writer, plans, audit=scene.services.audit)
     assert store.head_seq(scene.account.id, AUDIT) == head  # nothing written, not even the audit record
+
+
+def test_another_streams_purge_records_are_checked_against_the_auditevents_bundle(store: Store, tmp_path: Path) -> None:
+    """A signinattempts bundle altered in transit: a failed sign-in of yesterday dropped from
+    events.tsv and a purge record forged into purges.tsv (neither is signed). Alone, the bundle can
+    only say that its records are proven by the auditevents log; given that log's bundle
+    (--audit-bundle), the forged record is named and excuses nothing, and the genuine one passes."""
+    services, kit, clock = _services(store, tmp_path, "jsonl")
+    account = store.create_account(new_id(), "Acme", NOW)
+    services.writer.write(account.id, SIGNIN, [signin(OLD + i * 1800 * S) for i in range(40)])
+    services.writer.write(account.id, SIGNIN, [signin(NOW - DAY + i * S) for i in range(5)])
+    services.writer.write(account.id, AUDIT, [_event(NOW - DAY, 1)])
+    s = Scene(services, account, kit, clock, tmp_path)
+    clock.now += 60 * S
+    for feature in (SIGNIN, AUDIT):
+        services.tlog.checkpoint(account.id, feature)  # the day-close checkpoints
+    [result] = [r for r in services.retention.apply(accounts=[account]) if r.feature == SIGNIN]
+    assert (result.error, result.archived, result.purged) == (None, 40, 40)
+    clock.now += 60 * S
+    services.tlog.checkpoint(account.id, AUDIT)  # covers the purge's audit record (index 1)
+    audit_bundle = tmp_path / "audit"
+    services.tlog.export(account.id, AUDIT, audit_bundle, None)
+    bundle = tmp_path / "signin"
+    services.tlog.export(account.id, SIGNIN, bundle, clock.now - 120 * DAY)
+    code, out = _verify_bundle(s, bundle, "--audit-bundle", str(audit_bundle))
+    assert code == 0 and "40 bodies purged" in out, out
+    events = (bundle / "events.tsv").read_bytes().splitlines(keepends=True)
+    assert events[0].startswith(b"40\t")
+    (bundle / "events.tsv").write_bytes(b"".join(events[1:]))  # index 40 dropped
+    [(index, body)] = [line.split(b"\t", 1) for line in (bundle / "purges.tsv").read_bytes().splitlines()]
+    event = orjson.loads(body)
+    event["aux_info"] = orjson.dumps({**orjson.loads(event["aux_info"]), "cutoff_ns": NOW + 1000 * DAY}).decode()
+    forged = orjson.dumps(event)
+    (bundle / "purges.tsv").write_bytes(b"%s\t%s\n%d\t%s\n" % (index, body, 10**6, forged))
+    code, out = _verify_bundle(s, bundle)
+    assert code == 0 and "pass its bundle with --audit-bundle" in out, out  # what the bundle alone can say
+    code, out = _verify_bundle(s, bundle, "--audit-bundle", str(audit_bundle))
+    assert code == 1, out
+    assert "the purge record at audit index 1000000 is not the event the auditevents log holds there" in out, out
+    assert "INVALID index 40" in out, out
+    # the archive's manifest alike: its day file removed, a record forged saying "archive none"
+    folder = services.settings.archive_path / account.uuid / SIGNIN.value
+    clean = tmp_path / "signin-clean"
+    services.tlog.export(account.id, SIGNIN, clean, None)
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    [name] = manifest["files"]
+    manifest["files"] = {}
+    (folder / name).unlink()
+    (folder / name.replace(".jsonl.gz", ".log.json")).unlink()
+    [genuine] = manifest["purges"]
+    event = orjson.loads(genuine["event"])
+    event["aux_info"] = orjson.dumps({**orjson.loads(event["aux_info"]), "archive": "none"}).decode()
+    manifest["purges"].append({"audit_index": 10**6, "event": orjson.dumps(event).decode()})
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+    code, out = s.verify("--entries", str(clean), "--audit-bundle", str(audit_bundle), folder=folder)
+    assert code == 1, out
+    assert "the purge record at audit index 1000000 is not the event the auditevents log holds there" in out, out
+    assert "INVALID index 0: " in out and "no archive file here holds it" in out, out

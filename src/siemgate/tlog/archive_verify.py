@@ -33,6 +33,7 @@ from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import CompactRange, leaf_hash
 from siemgate.tlog.note import NoteError
 from siemgate.tlog.purges import Purge, archiving, covering, parse_purge
+from siemgate.tlog.verify import prove_purges
 
 MANIFEST = "manifest.json"
 INDEX_FORMAT = "siemgate-archive-index/v1"
@@ -256,10 +257,13 @@ def verify_archive(
     max_age: int = 7200,
     as_of: int | None = None,
     witnesses: WitnessPolicy | None = None,
+    audit: Path | None = None,
 ) -> ArchiveReport:
     """Verify one stream's archive folder (see the module docstring); with `witnesses`, every
-    checkpoint needs their quorum of cosignatures. Raises ArchiveInputError when the folder or the
-    bundle cannot be used at all; every other problem is in the report."""
+    checkpoint needs their quorum of cosignatures; with `audit` (the account's auditevents bundle),
+    another stream's purge records must be leaves of that log to be used (`verify.prove_purges`).
+    Raises ArchiveInputError when the folder or the bundle cannot be used at all; every other
+    problem is in the report."""
     if not folder.is_dir():
         raise ArchiveInputError(f"{folder} is not a folder (give <archive>/<account uuid>/<stream>)")
     report = ArchiveReport(folder)
@@ -328,12 +332,17 @@ def verify_archive(
     purges = _purges(manifest, records, feature, report)
     if feature == "auditevents":
         purges = _own_purges(purges, size, bundle_entries, archived, report)
+    elif audit is not None and purges and isinstance(origin, str):
+        purges, problems = prove_purges(purges, audit, origin, keys, max_age=max_age, as_of=as_of, witnesses=witnesses)
+        for message in problems:
+            report.add(message)
+        report.proven |= {p.audit_index for p in purges}
     _walk(size, bundle_entries, archived, loose, live, purges, by_size, report)
     for purge in purges:
         if purge.audit_index not in report.proven:
             report.notices.append(
                 f"the purge recorded at audit index {purge.audit_index} is proven by the account's auditevents"
-                " log, not by this one: verify that stream's archive or bundle too"
+                " log, not by this one: pass that stream's bundle with --audit-bundle to check it"
             )
     _freshness(report, max_age, as_of)
     return report

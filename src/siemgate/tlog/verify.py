@@ -205,9 +205,12 @@ def verify_bundle(
     max_age: int = DEFAULT_MAX_AGE,
     as_of: int | None = None,
     witnesses: WitnessPolicy | None = None,
+    audit: Path | None = None,
 ) -> Report:
     """Verify the bundle in `directory`; `known` are checkpoints the verifier saved earlier. With
-    `witnesses`, a checkpoint without a quorum of valid cosignatures is refused (reported).
+    `witnesses`, a checkpoint without a quorum of valid cosignatures is refused (reported). With
+    `audit` (the account's auditevents bundle), the purge records of another stream are checked
+    against the leaves of that log (`prove_purges`), and only those that are its leaves are used.
 
     Raises BundleError when the bundle cannot be read at all; everything else is in the report."""
     manifest = read_manifest(directory)
@@ -260,6 +263,12 @@ def verify_bundle(
     except FileNotFoundError:
         raise BundleError(f"{entries_path} is missing") from None
     purges = _purges(directory, manifest, report)
+    if audit is not None and purges and not manifest.origin.endswith("/auditevents"):
+        purges, problems = prove_purges(
+            purges, audit, manifest.origin, keys, max_age=max_age, as_of=as_of, witnesses=witnesses
+        )
+        for message in problems:
+            report.add(message)
     with entries_file:
         nodes = _stream(directory, manifest, entries_file, expected, restored, checkpoints, report, purges)
         _check_proofs(directory, manifest, expected, nodes, checkpoints, report)
@@ -311,10 +320,46 @@ def _purges(directory: Path, manifest: Manifest, report: Report) -> list[Purge]:
     if found and feature != "auditevents":
         report.notices.append(
             f"{len(found)} purge record(s) are proven by the account's auditevents log (audit indices "
-            f"{', '.join(str(p.audit_index) for p in found[:5])}{', ...' if len(found) > 5 else ''}): verify its"
-            " bundle too"
+            f"{', '.join(str(p.audit_index) for p in found[:5])}{', ...' if len(found) > 5 else ''}): pass its"
+            " bundle with --audit-bundle to check them"
         )
     return found
+
+
+def prove_purges(
+    purges: Sequence[Purge],
+    audit: Path,
+    origin: str,
+    keys: PublicKeyring,
+    *,
+    max_age: int = DEFAULT_MAX_AGE,
+    as_of: int | None = None,
+    witnesses: WitnessPolicy | None = None,
+) -> tuple[list[Purge], list[str]]:
+    """The purge records of the stream `origin` that are leaves of its account's auditevents log,
+    read from the bundle `audit` (which must verify: its entries are trusted only then), and the
+    problems found. A record that log does not hold at its index is a problem and is left out: it
+    must excuse nothing."""
+    want = origin.rsplit("/", 1)[0] + "/auditevents"
+    try:
+        checked = verify_bundle(audit, keys, max_age=max_age, as_of=as_of, witnesses=witnesses)
+        if checked.origin != want:
+            raise BundleError(f"it is the bundle of {checked.origin}, not of {want}")
+        entries = (audit / ENTRIES).read_bytes()
+    except (BundleError, OSError) as exc:
+        return [], [f"--audit-bundle {audit} cannot prove the purge records: {exc}"]
+    if not checked.ok:
+        return [], [f"--audit-bundle {audit} does not verify (siemgate-verify bundle): {checked.lines()[-1]}"]
+    kept: list[Purge] = []
+    problems: list[str] = []
+    for purge in purges:
+        idx = purge.audit_index
+        held = entries[idx * ENTRY_SIZE : (idx + 1) * ENTRY_SIZE] if idx < checked.size else b""
+        if held == purge.entry.encode():
+            kept.append(purge)
+        else:
+            problems.append(f"the purge record at audit index {idx} is not the event the auditevents log holds there")
+    return kept, problems
 
 
 def _stream(

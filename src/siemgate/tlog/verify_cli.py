@@ -29,6 +29,10 @@ from siemgate.tlog.verify import DEFAULT_MAX_AGE, verify_bundle
 from siemgate.tlog.verify_page import PageInputError, verify_page
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+AUDIT_BUNDLE_HELP = (
+    "the account's auditevents bundle (siemgate log export): a purge record of this stream is used only"
+    " if it is the event that log holds at its index"
+)
 
 
 class UsageError(Exception):
@@ -80,6 +84,16 @@ def witness_policy(args: argparse.Namespace) -> WitnessPolicy | None:
     return WitnessPolicy(tuple(witnesses), quorum)
 
 
+def _audit_bundle(args: argparse.Namespace) -> Path | None:
+    """`--audit-bundle DIR`: the account's auditevents bundle, which proves other streams' purge records."""
+    if args.audit_bundle is None:
+        return None
+    directory = Path(args.audit_bundle)
+    if not directory.is_dir():
+        raise UsageError(f"--audit-bundle: {directory} is not a directory")
+    return directory
+
+
 def _bundle(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
@@ -91,7 +105,13 @@ def _bundle(args: argparse.Namespace) -> int:
         _read(path, "checkpoint")
     try:
         report = verify_bundle(
-            directory, keys, known, max_age=args.max_age, as_of=_as_of(args.as_of), witnesses=witnesses
+            directory,
+            keys,
+            known,
+            max_age=args.max_age,
+            as_of=_as_of(args.as_of),
+            witnesses=witnesses,
+            audit=_audit_bundle(args),
         )
     except BundleError as exc:
         print(f"INVALID bundle: {exc}")
@@ -111,6 +131,7 @@ def _archive(args: argparse.Namespace) -> int:
             max_age=args.max_age,
             as_of=_as_of(args.as_of),
             witnesses=witness_policy(args),
+            audit=_audit_bundle(args),
         )
     except ArchiveInputError as exc:
         raise UsageError(str(exc)) from None
@@ -291,10 +312,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="a checkpoint saved earlier that the bundle must be consistent with (repeatable)",
     )
+    b.add_argument("--audit-bundle", help=AUDIT_BUNDLE_HELP)
     b.set_defaults(run=_bundle)
     a = sub.add_parser("archive", parents=[common], help="verify a stream's archive folder against the log")
     a.add_argument("dir", help="the stream's archive folder: <archive>/<account uuid>/<stream>")
     a.add_argument("--entries", help="the stream's exported bundle (siemgate log export), for what is not archived")
+    a.add_argument("--audit-bundle", help=AUDIT_BUNDLE_HELP)
     a.set_defaults(run=_archive)
     commands = [
         (
