@@ -160,6 +160,18 @@ def _folder_for_sidecar(folder: Path) -> str:
     return f"{path}: not a regular file"
 
 
+def _remove_day_with_its_entry(folder: Path) -> str:
+    """A day's file, its sidecar and its manifest entry deleted: the folder is consistent with
+    itself, but the manifest's purge record names the file as archived."""
+    data = orjson.loads((folder / MANIFEST).read_bytes())
+    name = min(data["files"])
+    entry = data["files"].pop(name)
+    (folder / name).unlink()
+    (folder / entry["index_file"]).unlink()
+    (folder / MANIFEST).write_bytes(orjson.dumps(data))
+    return f"{folder / name}: missing from the manifest, which records that the purge at audit index"
+
+
 def _count_as_text(folder: Path) -> str:
     _rewrite_manifest(folder, lambda d: _first_entry(d).update(events=str(_first_entry(d)["events"])))
     return "events is '20', not a count"
@@ -172,6 +184,7 @@ def _count_as_text(folder: Path) -> str:
         _fifo_in_place,
         _folder_for_sidecar,
         _count_as_text,
+        _remove_day_with_its_entry,
         _delete_sidecar,
         _alter_sidecar,
         _remove_manifest,

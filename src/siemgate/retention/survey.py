@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.retention.archive import (
     FORMATS,
@@ -114,9 +116,32 @@ def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[Stream
         return None, [problem(f"{folder / MANIFEST}: {exc}")]
     listed = set(entries) | {e.index_file for e in entries.values() if e.index_file is not None}
     problems = [problem(f"{folder / name}: not in the manifest") for name in files if name not in listed]
+    problems += [
+        problem(
+            f"{folder / path}: missing from the manifest, which records that the purge at audit index {at} archived it"
+        )
+        for at, path in _purged_files(data, feature)
+        if path not in entries
+    ]
     name = str(data.get("account_name") or account)
     ordered = sorted(entries.values(), key=lambda f: f.day)
     return StreamManifest(folder, account, name, feature, ordered), problems
+
+
+def _purged_files(data: dict[str, Any], feature: Feature) -> list[tuple[object, str]]:
+    """(audit index, file) of each file the manifest's purge records say a run archived (and
+    merged) before purging: every one of them must still be listed. Records that cannot be read
+    name nothing here (the offline verifier reports them)."""
+    found: list[tuple[object, str]] = []
+    records = data.get("purges") or []
+    for record in records if isinstance(records, list) else []:
+        try:
+            info = orjson.loads(orjson.loads(record["event"])["aux_info"])
+            if info.get("feature") == feature.value and info.get("archive") in FORMATS:
+                found += [(record["audit_index"], str(path)) for path in info.get("files") or []]
+        except (KeyError, TypeError, AttributeError, orjson.JSONDecodeError):
+            continue
+    return found
 
 
 def _entries(data: Any, account: str, feature: Feature) -> dict[str, FileEntry]:
