@@ -528,3 +528,35 @@ def test_another_streams_purge_records_are_checked_against_the_auditevents_bundl
     assert code == 1, out
     assert "the purge record at audit index 1000000 is not the event the auditevents log holds there" in out, out
     assert "INVALID index 0: " in out and "no archive file here holds it" in out, out
+
+
+def test_a_row_given_a_negative_log_index_is_refused_by_verifiers_and_replay(scene: Scene) -> None:
+    """Row 7 altered and its log index set to -1, the manifest rewritten to match: no leaf to check
+    it against, so it must not pass as checked — nor be replayed into the store."""
+    bundle = scene.export()
+    _alter_row(scene.folder, 7)
+    manifest = _manifest(scene)
+    name = sorted(manifest["files"])[0]
+    entry, path = manifest["files"][name], scene.folder / name
+    if name.endswith(".parquet"):
+        table = pq.read_table(path)
+        indices = table.column("log_index").to_pylist()
+        indices[7] = -1
+        column = table.schema.get_field_index("log_index")
+        pq.write_table(table.set_column(column, "log_index", pa.array(indices, pa.int64())), path)
+    else:
+        sidecar = scene.folder / entry["index_file"]
+        lines = sidecar.read_bytes().splitlines()
+        lines[8] = orjson.dumps([-1, orjson.loads(lines[8])[1]])
+        sidecar.write_bytes(b"\n".join(lines) + b"\n")
+        entry["index_sha256"] = sha256_file(sidecar)
+    entry.update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    _save(scene, manifest)
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 1 and f"{name} row 7: its log index -1 is not an index of the log" in out, out
+    store = scene.services.store
+    head = store.head_seq(scene.account.id, AUDIT)
+    plans = plan_replay(store, scene.services.settings.archive_path)
+    with pytest.raises(ArchiveError, match="row 7 carries log index -1, not an index of the log"):
+        replay(scene.services.writer, plans, audit=scene.services.audit)
+    assert store.head_seq(scene.account.id, AUDIT) == head

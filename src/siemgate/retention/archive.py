@@ -490,6 +490,9 @@ def _verify_indices(folder: Path, entry: FileEntry, target: Path, times: list[in
         if stamps != times:
             raise ArchiveError(f"{listed}: its rows do not match the rows of {entry.path}")
     indices = read_indices(folder, entry, path=target, sidecar=sidecar)
+    for row, idx in enumerate(indices):
+        if idx is not None and idx < 0:
+            raise ArchiveError(f"{folder / entry.path}: row {row} carries log index {idx}, not an index of the log")
     held = sum(1 for i in indices if i is not None)
     if len(indices) != entry.events or held != entry.indexed:
         raise ArchiveError(f"{folder / entry.path}: {held} rows carry a log index, the manifest says {entry.indexed}")

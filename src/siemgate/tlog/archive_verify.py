@@ -372,6 +372,9 @@ def _read_file(
                 with contextlib.suppress(EntryError):
                     loose.add(entry_for(ts, body).encode())
                 continue
+            if type(idx) is not int or idx < 0:
+                report.add(f"{name} row {n}: its log index {idx!r} is not an index of the log")
+                continue
             row = _Row(name, n, None)
             try:
                 row.entry = entry_for(ts, body)
