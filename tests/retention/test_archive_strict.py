@@ -363,3 +363,32 @@ def test_replay_of_an_archive_with_one_altered_file_writes_nothing(tmp_path: Pat
         ]
     finally:
         services.close()
+
+
+def test_a_merged_day_put_back_from_an_older_copy_is_named(tmp_path: Path) -> None:
+    """A day archived, then merged with a late event (the manifest records the rewrite); the day's
+    file, sidecar and manifest entry put back as they were before the merge: the folder agrees
+    with itself, not with the rewrite its manifest records."""
+    data_dir = tmp_path / "data"
+    [uuid] = _archive(data_dir, days=1, per_day=10)
+    folder = _stream(data_dir / "archive", uuid)
+    [path] = folder.glob("*/*.jsonl.gz")
+    [sidecar] = folder.glob("*/*.log.json")
+    old = {p: p.read_bytes() for p in (path, sidecar)}
+    old_entry = orjson.loads((folder / MANIFEST).read_bytes())["files"]
+    services = open_services(data_dir, archive_format="jsonl")
+    try:
+        account = services.store.get_account(uuid)
+        services.writer.write(account.id, AUDIT, [audit(ARCHIVED_DAY + 5 * S, 1)])
+        result = audit_result(services.retention.apply(accounts=[account]))
+        assert result.error is None and len(result.merged) == 1
+    finally:
+        services.close()
+    assert run_cli(data_dir, "archive", "verify").returncode == 0
+    for p, data in old.items():
+        p.write_bytes(data)
+    _rewrite_manifest(folder, lambda d: d.update(files=old_entry))
+    done = run_cli(data_dir, "archive", "verify")
+    assert done.returncode == 1, done.stderr
+    assert f"{path}: the manifest lists SHA-256" in done.stderr and "put back from an older copy" in done.stderr
+    _no_traceback(done)

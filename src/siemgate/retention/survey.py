@@ -123,9 +123,33 @@ def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[Stream
         for at, path in _purged_files(data, feature)
         if path not in entries
     ]
+    problems += [problem(message) for message in _rolled_back(folder, data, entries)]
     name = str(data.get("account_name") or account)
     ordered = sorted(entries.values(), key=lambda f: f.day)
     return StreamManifest(folder, account, name, feature, ordered), problems
+
+
+def _rolled_back(folder: Path, data: dict[str, Any], entries: dict[str, FileEntry]) -> list[str]:
+    """A file whose entry is not what the manifest's last rewrite of it made (a day merged with
+    late events, then the file and its entry put back from an older copy)."""
+    last: dict[str, dict[str, Any]] = {}
+    rewrites = data.get("rewrites") or []
+    for rewrite in rewrites if isinstance(rewrites, list) else []:
+        if isinstance(rewrite, dict) and isinstance(rewrite.get("path"), str):
+            last[rewrite["path"]] = rewrite
+    out = []
+    for path, rewrite in last.items():
+        entry = entries.get(path)
+        if entry is not None and (rewrite.get("sha256_after"), rewrite.get("events_after")) != (
+            entry.sha256,
+            entry.events,
+        ):
+            out.append(
+                f"{folder / path}: the manifest lists SHA-256 {entry.sha256} with {entry.events} events, but its last"
+                f" rewrite (at {rewrite.get('at')}) made {rewrite.get('sha256_after')} with"
+                f" {rewrite.get('events_after')}: the file and its entry were put back from an older copy"
+            )
+    return out
 
 
 def _purged_files(data: dict[str, Any], feature: Feature) -> list[tuple[object, str]]:
