@@ -560,3 +560,19 @@ def test_a_row_given_a_negative_log_index_is_refused_by_verifiers_and_replay(sce
     with pytest.raises(ArchiveError, match="row 7 carries log index -1, not an index of the log"):
         replay(scene.services.writer, plans, audit=scene.services.audit)
     assert store.head_seq(scene.account.id, AUDIT) == head
+
+
+def test_replayed_events_purged_again_are_accounted_for_by_the_archive(scene: Scene) -> None:
+    """Replayed (new leaves with the entries of archived events), then archived and purged again
+    by the next run: the day files keep the original indices, and the new leaves are duplicates of
+    archived events, which the archive holds — not events a purge lost."""
+    plans = plan_replay(scene.services.store, scene.services.settings.archive_path)
+    assert replay(scene.services.writer, plans, audit=scene.services.audit).stored == 120
+    scene.clock.now += DAY
+    scene.checkpoint()  # tomorrow's day-close checkpoint covers the replayed events
+    [result] = [r for r in scene.services.retention.apply(accounts=[scene.account]) if r.feature == AUDIT]
+    assert (result.error, result.purged) == (None, 120), result
+    scene.checkpoint()
+    code, out = scene.verify("--entries", str(scene.export()), "--max-age", "0")
+    assert code == 0, out
+    assert "0..119 archived" in out, out

@@ -58,6 +58,7 @@ class ArchiveReport:
     stale: str | None = None
     newest: str | None = None
     proven: set[int] = field(default_factory=set)  # audit indices of purge records this log holds
+    unindexed: int = 0  # archived rows that carry no log index
 
     @property
     def ok(self) -> bool:
@@ -283,7 +284,7 @@ def verify_archive(
     report.origin = str(origin or "?")
     notes: list[str] = []
     archived: dict[int, _Row] = {}
-    loose: set[bytes] = set()  # entries of archived rows that carry no log index
+    loose: set[bytes] = set()  # the entries of every archived row, at whatever index (or none)
     for name, entry in sorted(manifest["files"].items()):
         if not isinstance(entry, dict):
             report.add(f"{folder / MANIFEST}: the entry of {name} is not an object")
@@ -291,9 +292,8 @@ def verify_archive(
         if entry.get("checkpoint"):
             notes.append(str(entry["checkpoint"]))
         _read_file(folder, name, entry, archived, loose, report)
-    unindexed = len(loose)
-    if unindexed:
-        report.notices.append(f"{unindexed} archived rows carry no log index (archived before indices)")
+    if report.unindexed:
+        report.notices.append(f"{report.unindexed} archived rows carry no log index (archived before indices)")
     bundle_entries: bytes | None = None
     live: dict[int, bytes] = {}
     records: list[tuple[int, bytes]] = []
@@ -351,8 +351,8 @@ def verify_archive(
 def _read_file(
     folder: Path, name: str, entry: dict[str, Any], archived: dict[int, _Row], loose: set[bytes], report: ArchiveReport
 ) -> None:
-    """Read one listed file's rows into `archived` (by log index), and the entries of those that
-    carry no index into `loose`."""
+    """Read one listed file's rows into `archived` (by log index), and the entry of every row into
+    `loose` (rows without an index, and rows whose event was also replayed under another index)."""
     try:
         path = _member(folder, name)
         digest = _sha256(path)
@@ -368,9 +368,10 @@ def _read_file(
         report.add(f"{path}: the manifest lists it under {name} but names {entry.get('path')!r}")
     try:
         for n, (idx, ts, body) in enumerate(_rows(folder, path, entry)):
+            with contextlib.suppress(EntryError):
+                loose.add(entry_for(ts, body).encode())
             if idx is None:
-                with contextlib.suppress(EntryError):
-                    loose.add(entry_for(ts, body).encode())
+                report.unindexed += 1
                 continue
             if type(idx) is not int or idx < 0:
                 report.add(f"{name} row {n}: its log index {idx!r} is not an index of the log")
@@ -430,7 +431,7 @@ def _walk(
     report: ArchiveReport,
 ) -> None:
     """Classify every index, rebuild the tree and compare it with the checkpoints; `loose` holds
-    the entries of archived rows without a log index."""
+    the entries of every archived row."""
     rng = CompactRange()
     seen: dict[bytes, int] = {}
     good = 0
