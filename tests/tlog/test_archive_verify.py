@@ -27,8 +27,9 @@ from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
-from siemgate.retention.archive import ArchiveError, sha256_file
+from siemgate.retention.archive import ArchiveError, sha256_file, verify_file
 from siemgate.retention.replay import plan_replay, replay
+from siemgate.retention.survey import survey
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
 from support.events import signin
@@ -572,6 +573,11 @@ def test_replayed_events_purged_again_are_accounted_for_by_the_archive(scene: Sc
     scene.checkpoint()  # tomorrow's day-close checkpoint covers the replayed events
     [result] = [r for r in scene.services.retention.apply(accounts=[scene.account]) if r.feature == AUDIT]
     assert (result.error, result.purged) == (None, 120), result
+    found = survey(scene.services.settings.archive_path)  # and the folder agrees with itself
+    assert found.problems == [], found.problems
+    for stream in found.streams:
+        for entry in stream.files:
+            verify_file(stream.folder, entry)
     scene.checkpoint()
     code, out = scene.verify("--entries", str(scene.export()), "--max-age", "0")
     assert code == 0, out
