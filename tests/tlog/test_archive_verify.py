@@ -582,3 +582,15 @@ def test_replayed_events_purged_again_are_accounted_for_by_the_archive(scene: Sc
     code, out = scene.verify("--entries", str(scene.export()), "--max-age", "0")
     assert code == 0, out
     assert "0..119 archived" in out, out
+
+
+def test_a_manifest_put_back_from_an_older_copy_leaves_files_it_does_not_list(scene: Scene) -> None:
+    """The manifest replaced by one saved before the last day was archived: that day's file is
+    in the folder but not listed, and is named."""
+    bundle = scene.export()
+    manifest = _manifest(scene)
+    name = sorted(manifest["files"])[-1]
+    manifest["files"].pop(name)
+    _save(scene, manifest)
+    code, out = scene.verify("--entries", str(bundle))
+    assert code == 1 and f"INVALID archive: {scene.folder / name} is not in the manifest" in out, out

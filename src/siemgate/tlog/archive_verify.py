@@ -294,6 +294,7 @@ def verify_archive(
         _read_file(folder, name, entry, archived, loose, report)
     if report.unindexed:
         report.notices.append(f"{report.unindexed} archived rows carry no log index (archived before indices)")
+    _unlisted(folder, manifest["files"], report)
     bundle_entries: bytes | None = None
     live: dict[int, bytes] = {}
     records: list[tuple[int, bytes]] = []
@@ -346,6 +347,22 @@ def verify_archive(
             )
     _freshness(report, max_age, as_of)
     return report
+
+
+def _unlisted(folder: Path, files: dict[str, Any], report: ArchiveReport) -> None:
+    """Every file of the folder is the manifest, a listed file or its listed sidecar (temporary
+    files of a run in progress, `.<name>.tmp-<pid>`, aside): a file the manifest does not list is
+    not tied to the log, and a manifest put back from an older copy leaves newer files unlisted."""
+    listed = {MANIFEST}
+    for name, entry in files.items():
+        listed.add(name)
+        if isinstance(entry, dict) and isinstance(entry.get("index_file"), str):
+            listed.add(entry["index_file"])
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        temporary = path.name.startswith(".") and ".tmp-" in path.name
+        if not path.is_dir() and not temporary and name not in listed:
+            report.add(f"{path} is not in the manifest: nothing ties it to the log")
 
 
 def _read_file(
