@@ -194,3 +194,31 @@ def test_a_signer_answer_out_of_its_api_is_unavailable_not_a_crash() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_serve_refuses_a_missing_state_file_unless_told_it_is_new(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A signer started without its state (a volume not mounted, a wrong path) would sign any tree
+    as a log's first checkpoint, a history rewritten in the database included: it refuses to start,
+    saying what to do. `signer init --state-file` creates it for a new signer."""
+    kit = make_kit(tmp_path)
+    kit.signer.close()
+    _secret(tmp_path / "s")
+    missing = tmp_path / "elsewhere" / "signer.state"
+    args = [
+        "serve",
+        "--key-file",
+        str(kit.key_file),
+        "--state-file",
+        str(missing),
+        "--secret-file",
+        str(tmp_path / "s"),
+    ]
+    _, err = run_cli(capsys, "signer", *args, "--listen", f"127.0.0.1:{free_port()}", ok=False)
+    assert f"the state file {missing} does not exist" in " ".join(err.split()) and "--new-state" in err, err
+    assert not missing.exists()
+    state = tmp_path / "new.state"
+    keys = str(tmp_path / "k2")
+    run_cli(capsys, "signer", "init", "--key-file", keys, "--name", "ex.test/siemgate", "--state-file", str(state))
+    assert state.stat().st_mode & 0o777 == 0o600

@@ -25,6 +25,12 @@ KEY_FILE = typer.Option(..., "--key-file", envvar="SIEMGATE_SIGNER_KEY_FILE", he
 STATE_FILE = typer.Option(
     ..., "--state-file", envvar="SIEMGATE_SIGNER_STATE_FILE", help="Signer state file (0600, created if absent)."
 )
+SERVE_STATE_FILE = typer.Option(
+    ...,
+    "--state-file",
+    envvar="SIEMGATE_SIGNER_STATE_FILE",
+    help="Signer state file (0600), created by `signer init --state-file` (or here with --new-state).",
+)
 SECRET_FILE = typer.Option(
     ..., "--secret-file", envvar="SIEMGATE_SIGNER_SECRET_FILE", help="File holding the shared signing secret."
 )
@@ -70,9 +76,12 @@ def init(
     recovery_secret_file: Path = typer.Option(
         None, "--recovery-secret-file", help="Also write a new recovery secret here (0600)."
     ),
+    state_file: Path = typer.Option(
+        None, "--state-file", envvar="SIEMGATE_SIGNER_STATE_FILE", help="Also create the empty state file (0600)."
+    ),
 ) -> None:
-    """Create the signer's key file with one new Ed25519 key, and optionally its secrets."""
-    for path in (secret_file, recovery_secret_file):
+    """Create the signer's key file with one new Ed25519 key, and optionally its secrets and state file."""
+    for path in (secret_file, recovery_secret_file, state_file):
         if path is not None and path.exists():
             raise ConfigError(f"{path} already exists; remove it or choose another path")
     try:
@@ -82,6 +91,8 @@ def init(
     for path in (secret_file, recovery_secret_file):
         if path is not None:
             write_private(path, secrets.token_urlsafe(32) + "\n")
+    if state_file is not None:
+        _open_signer(key_file, state_file).close()
     err.print(f"Created {key_file} (keep it 0600, readable only by the signer's user).")
     _print_keys(ring)
 
@@ -129,15 +140,26 @@ def _open_signer(key_file: Path, state_file: Path) -> Signer:
 @signer_app.command("serve")
 def serve(
     key_file: Path = KEY_FILE,
-    state_file: Path = STATE_FILE,
+    state_file: Path = SERVE_STATE_FILE,
     secret_file: Path = SECRET_FILE,
     recovery_secret_file: Path = RECOVERY_SECRET_FILE,
     listen: str = typer.Option(
         "127.0.0.1:8790", "--listen", envvar="SIEMGATE_SIGNER_LISTEN", help="Loopback host:port."
     ),
+    new_state: bool = typer.Option(
+        False, "--new-state", help="Create the state file if absent: only on the first start of a new signer."
+    ),
 ) -> None:
-    """Run the signer's HTTP API on a loopback address until stopped (SIGTERM or Ctrl-C)."""
+    """Run the signer's HTTP API on a loopback address until stopped (SIGTERM or Ctrl-C). Refuses
+    a missing state file unless --new-state: without its state, the signer would sign any tree of
+    a log as its first checkpoint, a history rewritten in the database included."""
     host, port = host_port(listen, "127.0.0.1:8790")
+    if not new_state and not state_file.exists():
+        raise ConfigError(
+            f"the state file {state_file} does not exist. Without it this signer would sign any tree of a log as"
+            " its first checkpoint (a history rewritten in the database included): restore it from its backup,"
+            " check --state-file, or, on the first start of a new signer only, pass --new-state"
+        )
     signer = _open_signer(key_file, state_file)
     sign_secret = _read_secret(secret_file, "signing secret")
     recover_secret = _read_secret(recovery_secret_file, "recovery secret") if recovery_secret_file else None
