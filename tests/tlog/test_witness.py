@@ -20,6 +20,7 @@ from siemgate.tlog.merkle import EMPTY_ROOT
 from siemgate.tlog.note import NoteError, NoteSigner, sign_note
 from siemgate.tlog.witness import Witness, WitnessRefused
 from siemgate.tlog.witness_client import WitnessClient, WitnessConflict, WitnessUnavailable
+from support.ports import free_port
 from support.receivers import misbehaving
 
 from .tlog_kit import NAME, ORIGIN, MemLog, make_kit, run_cli, witness_process
@@ -242,11 +243,15 @@ def test_witness_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     [verifier] = load_witness_keys(out)
     assert verifier.name == "witness.example/w" and verifier.alg == 0x04
     serve = ["witness", "serve", "--key-file", str(key_file), "--state-file", str(state), "--log-key", str(log_pub)]
+    # without its state a witness would cosign a fork as the first checkpoint it sees: it refuses to start
+    _, err = run_cli(capsys, *serve, "--listen", f"127.0.0.1:{free_port()}", ok=False)
+    assert f"the state file {state} does not exist" in " ".join(err.split()) and "--new-state" in err, err
+    assert not state.exists()
     key_file.chmod(0o644)
-    assert "chmod 600" in run_cli(capsys, *serve, ok=False)[1]
+    assert "chmod 600" in run_cli(capsys, *serve, "--new-state", ok=False)[1]
     key_file.chmod(0o600)
-    assert "host:port" in run_cli(capsys, *serve, "--listen", "nowhere", ok=False)[1]
-    assert "does not exist" in run_cli(capsys, *serve[:-1], str(tmp_path / "none.pub"), ok=False)[1]
+    assert "host:port" in run_cli(capsys, *serve, "--new-state", "--listen", "nowhere", ok=False)[1]
+    assert "does not exist" in run_cli(capsys, *serve[:-1], str(tmp_path / "none.pub"), "--new-state", ok=False)[1]
     _, err = run_cli(capsys, "witness", "state", "--origin", ORIGIN, *serve[2:], ok=False)
     assert "never saw" in err
     # A log's public key file is not a witness key file.

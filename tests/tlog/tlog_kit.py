@@ -223,7 +223,7 @@ def witness_process(
 ) -> Iterator[str]:
     """`siemgate witness serve` as a real process on a loopback port; yields its URL."""
     port = port or free_port()
-    args = ["witness", "serve", "--key-file", str(key_file), "--state-file", str(state_file)]
+    args = ["witness", "serve", "--key-file", str(key_file), "--state-file", str(state_file), "--new-state"]
     args += ["--log-key", str(log_key), "--listen", f"127.0.0.1:{port}"]
     with serving(args, port, key_file.parent / log_name) as url:
         yield url

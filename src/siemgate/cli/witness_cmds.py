@@ -89,9 +89,20 @@ def serve(
     listen: str = typer.Option(
         "127.0.0.1:8789", "--listen", envvar="SIEMGATE_WITNESS_LISTEN", help="host:port to listen on."
     ),
+    new_state: bool = typer.Option(
+        False, "--new-state", help="Create the state file if absent: only on the first start of a new witness."
+    ),
 ) -> None:
-    """Serve POST /add-checkpoint until stopped (SIGTERM or Ctrl-C). Plain HTTP: put TLS in front."""
+    """Serve POST /add-checkpoint until stopped (SIGTERM or Ctrl-C). Plain HTTP: put TLS in front.
+    Refuses a missing state file unless --new-state: without it the witness would cosign any
+    checkpoint as the first of its log, a fork included."""
     host, port = host_port(listen, "0.0.0.0:8789")
+    if not new_state and not state_file.exists():
+        raise ConfigError(
+            f"the state file {state_file} does not exist. Without it this witness would cosign any checkpoint as"
+            " the first it sees of a log (a fork included): restore it from its backup, check --state-file, or,"
+            " on the first start of a new witness only, pass --new-state"
+        )
     witness = _witness(key_file, log_key, state_file)
     try:
         server = make_server(witness, host, port)
