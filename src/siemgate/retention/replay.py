@@ -183,7 +183,8 @@ def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry) -> None:
             if idx in rows and idx in held and held[idx] != entry_bytes(rows[idx][1], rows[idx][2]):
                 raise ArchiveError(
                     f"{path}: row {rows[idx][0]} is not the event the stream's signed log holds at index {idx}"
-                    " (the file was altered); nothing is replayed"
+                    " (the file was altered, or the store's log was restored from a backup since and its history"
+                    " replaced); nothing is replayed"
                 )
 
 
