@@ -88,9 +88,7 @@ class Settings(BaseSettings):
         description="Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed"
         " (client IPs in the audit trail and sign-in limits). Empty: never believed, whoever sends them.",
     )
-    retention_days: int = Field(
-        120, ge=1, le=36500, description="Default retention of events, per account and feature (at most 100 years)."
-    )
+    retention_days: int = Field(120, ge=1, description="Default retention of events, per account and feature.")
     events_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest Events API request body.")
     admin_max_body_bytes: int = Field(
         1024 * 1024,
