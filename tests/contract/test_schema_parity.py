@@ -5,8 +5,8 @@ contract"). What differs on purpose is listed, with the reason, in ONLY_ON (tabl
 (each difference as the comparison reports it): anything else that differs fails.
 
 Types compare by class: SQLite's INTEGER and PostgreSQL's bigint/integer/smallint are `int`,
-TEXT/text `text`, BLOB/bytea `bytes`. A case-insensitive unique key is `lower(name)` on
-PostgreSQL and a NOCASE column on SQLite: both read as the column `name`.
+TEXT/text `text`, BLOB/bytea `bytes`. A case-insensitive unique key is `name` folded by
+`translate(name, 'A…Z', 'a…z')` on PostgreSQL and a NOCASE column on SQLite: both read as `name`.
 """
 
 from __future__ import annotations
@@ -116,8 +116,9 @@ def sqlite_schema(path: Path) -> Schema:
 
 
 def _index_columns(definition: str) -> tuple[str, ...]:
-    """The key of a unique index from its definition: `lower(name)` reads as `name`."""
-    inside = re.search(r"\((.*?)\)(?: WHERE|$)", definition.replace("lower(", "").replace("))", ")"))
+    """The key of a unique index from its definition: `translate(name, 'A…Z', 'a…z')` reads as `name`."""
+    definition = re.sub(r"translate\((\w+), '[A-Z]+'::text, '[a-z]+'::text\)", r"\1", definition)
+    inside = re.search(r"\((.*?)\)(?: WHERE|$)", definition)
     assert inside is not None, definition
     return tuple(part.strip() for part in inside.group(1).split(","))
 

@@ -31,6 +31,7 @@ from siemgate.auth.passwords import hash_password
 from siemgate.auth.tokens import token_digest
 from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
 from siemgate.model.ids import new_id
+from siemgate.model.text import fold_case
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, Store, User
 from siemgate.store.shared.identity import Invitation
@@ -143,7 +144,7 @@ class InvitationService:
         except NotFound:
             raise missing from None
         right_code = hmac.compare_digest(invitation.code_sha256, token_digest(code.strip()))
-        if invitation.email.lower() != user.email.lower() or not right_code:
+        if fold_case(invitation.email) != fold_case(user.email) or not right_code:
             raise missing
         if invitation.state(self.clock()) != "pending":
             raise missing

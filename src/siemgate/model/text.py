@@ -52,3 +52,13 @@ def may_hold_unstorable_json(raw: bytes) -> bool:
     """False when JSON text `raw` certainly decodes to storable strings only (a fast scan; True
     means "decode and look": an escaped backslash before `u0000` also matches)."""
     return _UNSTORABLE_JSON.search(raw) is not None
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold_case(text: str) -> str:
+    """`text` with the letters A to Z in lower case and every other character as it is: how every
+    store backend compares names and email addresses "ignoring case" (SQLite's NOCASE; PostgreSQL's
+    `Dialect.fold`). `str.lower()` also folds É, Σ or İ, and would call two different people the same."""
+    return text.translate(_ASCII_LOWER)

@@ -38,7 +38,11 @@ class Dialect:
     for_owner: str
     greatest: str  # the two-argument maximum function
     returning: bool  # INSERT ... RETURNING id (else the cursor's lastrowid)
-    nocase: bool  # case-insensitive columns compare with `=` (COLLATE NOCASE), else lower() = lower()
+    nocase: bool  # case-insensitive columns compare with `=` (COLLATE NOCASE), else folded with `fold`
+    # `{}` with the letters A to Z in lower case and every other character as it is: SQLite's lower()
+    # and NOCASE. PostgreSQL's lower() also folds other letters (É, Σ) as the database's locale says,
+    # which would make two backends disagree on who is the same person (model.text.fold_case).
+    fold_sql: str
 
     def q(self, sql: str) -> str:
         """`sql` with its `?` placeholders in this dialect."""
@@ -50,7 +54,11 @@ class Dialect:
 
     def same_text(self, column: str) -> str:
         """A condition: `column` equals the next parameter, ignoring case."""
-        return f"{column} = ?" if self.nocase else f"lower({column}) = lower(?)"
+        return f"{column} = ?" if self.nocase else f"{self.fold(column)} = {self.fold('?')}"
+
+    def fold(self, expr: str) -> str:
+        """`expr` with the letters A to Z in lower case (the store's one case folding)."""
+        return self.fold_sql.format(expr)
 
     def insert_id(self, conn: Any, sql: str, params: Sequence[Any]) -> int:
         """Run an INSERT into a table keyed by `id`; the new row's id."""
@@ -60,7 +68,7 @@ class Dialect:
         return int(conn.execute(self.q(sql), params).lastrowid)
 
 
-SQLITE = Dialect("sqlite", "?", "", "", "", "max", returning=False, nocase=True)
+SQLITE = Dialect("sqlite", "?", "", "", "", "max", returning=False, nocase=True, fold_sql="lower({})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +88,15 @@ class Bound:
 
 
 POSTGRES = Dialect(
-    "postgres", "%s", " FOR UPDATE", " SKIP LOCKED", " FOR NO KEY UPDATE", "greatest", returning=True, nocase=False
+    "postgres",
+    "%s",
+    " FOR UPDATE",
+    " SKIP LOCKED",
+    " FOR NO KEY UPDATE",
+    "greatest",
+    returning=True,
+    nocase=False,
+    fold_sql="translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')",
 )
 
 

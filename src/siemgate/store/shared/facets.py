@@ -10,7 +10,8 @@ from typing import Any
 
 from siemgate.model.facets import FACET_NAMES
 from siemgate.model.features import Feature
-from siemgate.store.shared.dialect import SharedSQL
+from siemgate.model.text import fold_case
+from siemgate.store.shared.dialect import Dialect, SharedSQL
 
 
 def facet_column(name: str) -> str:
@@ -28,18 +29,19 @@ FORGIVING = {"actor": "contains", "app": "contains", "country": "prefix", "ip": 
 
 
 def _like(value: str, how: str) -> str:
-    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = fold_case(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%" if how == "contains" else f"{escaped}%"
 
 
-def facet_where(filters: Mapping[str, str] | None, mark: str, prefix: str = "") -> tuple[str, list[Any]]:
-    """` AND col = mark` for each filter (` AND lower(col) LIKE mark` for a forgiving one, named
-    `facet~`), and the values in order."""
+def facet_where(filters: Mapping[str, str] | None, dialect: Dialect, prefix: str = "") -> tuple[str, list[Any]]:
+    """` AND col = mark` for each filter (` AND fold(col) LIKE mark` for a forgiving one, named
+    `facet~`: the letters A to Z ignoring case, as `Dialect.fold`), and the values in order."""
+    mark = dialect.mark
     clauses, params = [], []
     for name, value in (filters or {}).items():
         if name.endswith("~") and name[:-1] in FORGIVING:
             column = facet_column(name[:-1])
-            clauses.append(f" AND lower({prefix}{column}) LIKE {mark} ESCAPE '\\'")
+            clauses.append(f" AND {dialect.fold(prefix + column)} LIKE {mark} ESCAPE '\\'")
             params.append(_like(value, FORGIVING[column]))
             continue
         clauses.append(f" AND {prefix}{facet_column(name)} = {mark}")
@@ -48,7 +50,7 @@ def facet_where(filters: Mapping[str, str] | None, mark: str, prefix: str = "") 
 
 
 def count_query(
-    group_by: Sequence[str], bucket_ns: int | None, filters: Mapping[str, str] | None, mark: str
+    group_by: Sequence[str], bucket_ns: int | None, filters: Mapping[str, str] | None, dialect: Dialect
 ) -> tuple[str, list[Any]]:
     """The facet_counts query. Its parameters are (account_id, feature code, start, end, *returned
     params, limit)."""
@@ -56,7 +58,8 @@ def count_query(
     if bucket_ns is not None:
         size = int(bucket_ns)
         columns.insert(0, f"(ts / {size}) * {size}")  # integer division (ts >= 0): the bucket's start
-    where, params = facet_where(filters, mark)
+    mark = dialect.mark
+    where, params = facet_where(filters, dialect)
     select = ", ".join([*columns, "count(*)"])
     positions = [i + 1 for i in range(len(columns))]
     if bucket_ns is None:  # same groups; SQLite sorts ~20% faster when kind (few values) is compared last
@@ -78,7 +81,7 @@ def search_query(
     filters: Mapping[str, str] | None,
     before: tuple[int, int] | None,
     limit: int,
-    mark: str,
+    dialect: Dialect,
 ) -> tuple[str, list[Any]]:
     """The search_events query, newest first, and its parameters.
 
@@ -88,7 +91,8 @@ def search_query(
     repeated as constants so that PostgreSQL plans only the window's day partitions (planning all
     of them took 50 ms). CROSS JOIN keeps SQLite from reading events first, whatever its statistics
     say (PostgreSQL treats it as any inner join)."""
-    where, extra = facet_where(filters, mark)
+    mark = dialect.mark
+    where, extra = facet_where(filters, dialect)
     if before is not None:
         where += f" AND (ts < {mark} OR (ts = {mark} AND seq < {mark}))"
         extra += [before[0], before[0], before[1]]
@@ -122,7 +126,7 @@ class FacetStore(SharedSQL):
         """Count events with start <= timestamp <= end (and facet == value for each filter), grouped
         by the named facets (model.facets.FACET_NAMES). Rows are (*values, count), most first; with
         `bucket_ns`, (bucket start ns, *values, count) in time order. At most `limit` rows."""
-        sql, params = count_query(group_by, bucket_ns, filters, self.dialect.mark)
+        sql, params = count_query(group_by, bucket_ns, filters, self.dialect)
         rows = self._rows(sql, (account_id, feature.code, start, end, *params, limit))
         return [(*r[:-1], int(r[-1])) for r in rows]
 
@@ -140,5 +144,5 @@ class FacetStore(SharedSQL):
         (timestamp, seq, v2 JSON); `before` = (timestamp, seq) of the last row of the previous page."""
         if before is not None:
             end = min(end, before[0])
-        sql, params = search_query((account_id, feature.code), (start, end), filters, before, limit, self.dialect.mark)
+        sql, params = search_query((account_id, feature.code), (start, end), filters, before, limit, self.dialect)
         return [(int(r[0]), int(r[1]), bytes(r[2])) for r in self._body_rows(sql, params)]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from siemgate.errors import Conflict, NotFound
+from siemgate.model.text import fold_case
 from siemgate.store.shared.dialect import SharedSQL
 
 INVITATION_STATES = ("pending", "accepted", "declined", "revoked")
@@ -145,7 +146,7 @@ class IdentityStore(SharedSQL):
                 self._q("SELECT email FROM invitations WHERE account_id = ? AND status = 'pending' AND expires_at > ?"),
                 (invitation.account_id, now),
             ).fetchall()
-            if any(row[0].lower() == invitation.email.lower() for row in pending):
+            if any(fold_case(row[0]) == fold_case(invitation.email) for row in pending):
                 raise Conflict(
                     f"{invitation.email} already has a pending invitation to this account; revoke it to invite again"
                 )
@@ -186,7 +187,7 @@ class IdentityStore(SharedSQL):
     def invitations_for(self, email: str, now: int) -> list[Invitation]:
         """Pending, unexpired invitations addressed to `email` (case-insensitive)."""
         rows = self._select(
-            f"SELECT {_INVITATION} FROM invitations WHERE lower(email) = lower(?) AND status = 'pending'"
+            f"SELECT {_INVITATION} FROM invitations WHERE {self.dialect.same_text('email')} AND status = 'pending'"
             " AND expires_at > ? ORDER BY created_at, id",
             (email, now),
         )
