@@ -15,6 +15,7 @@ from siemgate.api.admin import models
 from siemgate.api.admin.deps import AccountDep, ActorDep, CursorQuery, LimitQuery, ServicesDep, errors, paginate
 from siemgate.api.admin.me_routes import me_view
 from siemgate.errors import Forbidden
+from siemgate.model.text import fold_case
 from siemgate.services import Services
 from siemgate.store.base import Member
 
@@ -137,7 +138,9 @@ def list_members(
     account: AccountDep, actor: ActorDep, services: ServicesDep, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> dict[str, Any]:
     members = [_member(services, m) for m in services.people.members(actor, account)]
-    return paginate(members, lambda m: m["email"].lower(), limit, cursor)
+    # by address ignoring case as the store does (A to Z only), then uuid: a key no two members share,
+    # or keyset paging skips one (str.lower() made `éve@` and `Éve@`, two people, one key)
+    return paginate(members, lambda m: f"{fold_case(m['email'])}\x00{m['uuid']}", limit, cursor)
 
 
 @router.patch(
