@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from siemgate.errors import ConfigError
+
 UMASK = 0o077
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -22,10 +24,23 @@ def private_process() -> None:
     os.umask(UMASK)
 
 
-def private_dir(path: Path) -> None:
-    """Create `path` (and parents) if missing, and make it 0700."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    os.chmod(path, DIR_MODE)
+def private_dir(path: Path, what: str = "the directory") -> None:
+    """Create `path` (and parents) if missing, and make it 0700. ConfigError naming `what` (and
+    the setting that chose it) when that cannot be done: a file in the way, no permission."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        os.chmod(path, DIR_MODE)
+    except OSError as exc:
+        raise ConfigError(f"cannot use {what} {path}: {unusable(exc)}") from None
+
+
+def unusable(exc: OSError) -> str:
+    """Why a path could not be made or opened, and what to do, from the OSError that said so."""
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        why = "a file is in the way (it, or a directory above it, is a file)"
+    else:
+        why = (exc.strerror or str(exc)).lower()
+    return f"{why}; give a directory siemgate may create and write"
 
 
 def private_file(path: Path) -> None:

@@ -257,7 +257,7 @@ def _rotate_all(
             if token_status(t, now) in ("active", "expiring") and t.revoke_at is None
         ]
         if output_dir is not None:
-            private_dir(output_dir)
+            private_dir(output_dir, "--output-dir")
         try:
             for old in live:
                 token, new = services.lifecycle.rotate(CLI, target, old.id, grace_ns)

@@ -66,7 +66,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
 
 def open_services(settings: Settings) -> Services:
     """Store plus every service, ready to use; close with `services.close()`."""
-    private_dir(settings.data_dir)
+    private_dir(settings.data_dir, "the data directory (--data-dir, SIEMGATE_DATA_DIR)")
     return build_services(settings, open_store(settings))
 
 

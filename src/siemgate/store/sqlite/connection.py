@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from siemgate.errors import StoreError
-from siemgate.private import private_file
+from siemgate.errors import ConfigError, StoreError
+from siemgate.private import private_file, unusable
 from siemgate.store.migrations import pending_migrations
 from siemgate.store.sqlite.errors import translate
 
@@ -29,11 +29,17 @@ class SQLiteBase:
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # 0600 before SQLite opens it; SQLite gives its -wal and -shm files the database's mode.
-        for name in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
-            if name == self.path or name.exists():
-                private_file(name)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 before SQLite opens it; SQLite gives its -wal and -shm files the database's mode.
+            for name in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                if name == self.path or name.exists():
+                    private_file(name)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open the SQLite store at {self.path} (SIEMGATE_DATA_DIR or SIEMGATE_DATABASE_URL):"
+                f" {unusable(exc)}"
+            ) from None
         self._synchronous = synchronous
         self._local = threading.local()
         self._write_lock = threading.Lock()

@@ -1,0 +1,52 @@
+"""A data directory, store path or output directory that cannot be used is a clear error saying
+which setting to fix (exit 2, no traceback), and nothing is created (docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import siemgate
+
+SRC = str(Path(siemgate.__file__).resolve().parents[1])  # this checkout's code, whatever the cwd
+
+
+def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SIEMGATE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "siemgate", *args],
+        capture_output=True,
+        text=True,
+        env={**base, "PYTHONPATH": SRC, "SIEMGATE_LOG_FORMAT": "text", **env},
+        cwd=tmp_path,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize("command", [["db", "migrate"], ["account", "list"], ["serve", "--port", "1"]])
+@pytest.mark.parametrize("where", ["file", "below-a-file"])
+def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path, command: list[str], where: str) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    data_dir = blocker if where == "file" else blocker / "data"
+    result = _run(tmp_path, *command, SIEMGATE_DATA_DIR=str(data_dir))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert str(blocker) in result.stderr and "a file is in the way" in result.stderr, result.stderr
+    assert "SIEMGATE_DATA_DIR" in result.stderr, result.stderr
+    assert blocker.read_text() == "x"
+
+
+def test_a_sqlite_url_below_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    url = f"sqlite:///{blocker}/siemgate.db"
+    result = _run(tmp_path, "db", "migrate", SIEMGATE_DATA_DIR=str(tmp_path / "data"), SIEMGATE_DATABASE_URL=url)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "SIEMGATE_DATABASE_URL" in result.stderr and "a file is in the way" in result.stderr, result.stderr
