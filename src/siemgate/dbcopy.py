@@ -6,8 +6,9 @@ and the cursor secret (so issued tokens and outstanding cursors keep working), a
 alerts and deliveries, retention policies, every stream's events with their seqs, in order, and
 their tamper-evident logs (entries, tree hashes, state, checkpoints, recovery statements).
 
-Resuming: plain tables are copied with INSERT ... ON CONFLICT DO NOTHING (copying again adds
-nothing); events are copied per stream in chunks of consecutive seqs, one transaction each, and
+Resuming: plain tables are copied with INSERT ... ON CONFLICT (primary key) DO UPDATE (copying
+again adds nothing, and brings rows the source changed since up to date; rows it deleted since
+are reported by the check); events are copied per stream in chunks of consecutive seqs, one transaction each, and
 a new run continues after the highest seq already in PostgreSQL. The source must not change
 while it is copied (stop the servers writing to it). At the end, row counts of every table and a
 digest of every stream (seq, timestamp, uuid, body, v1 cut, in seq order) are compared, and each
@@ -67,8 +68,10 @@ TABLES = (
 SPECIAL = {"events", "facets", "streams", "event_buckets", "schema_migrations"}
 ORDER_BY = {"tokens": "created_at, id", "alerts": "fired_at, id"}
 IDENTITY = ("accounts", "users", "integrations", "operations")
-# (table, key, value): rows a served database made itself; a target must hold only the source's
-OWN_ROWS = (("signing_keys", "kid", "pem"), ("secrets", "name", "value"), ("accounts", "uuid", "name"))
+# (table, key, value): rows a served database made itself; a target must hold only the source's.
+# An account is the source's by its id and uuid (renamed since an earlier run of the copy, it is
+# still the source's: the copy brings the new name).
+OWN_ROWS = (("signing_keys", "kid", "pem"), ("secrets", "name", "value"), ("accounts", "id", "uuid"))
 ROWS_PER_INSERT = 1000
 
 Progress = Callable[[str, int], None]  # (what, rows just copied)
@@ -201,11 +204,21 @@ class Copier:
         return report
 
     def _copy_table(self, table: str, progress: Progress) -> int:
+        """Copy every row of `table`; a row an earlier run copied is brought up to date (a token
+        revoked, a role changed or a name changed on the source since are not left as they were)."""
         columns = self._columns(table)
         names = ", ".join(columns)
         marks = ", ".join(["%s"] * len(columns))
         order = ORDER_BY.get(table, "rowid") if self._has_rowid(table) else ORDER_BY.get(table, "1")
-        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+        key = self._primary_key(table)
+        rest = [c for c in columns if c not in key]
+        if key and rest:
+            mine, theirs = ", ".join(f"{table}.{c}" for c in rest), ", ".join(f"excluded.{c}" for c in rest)
+            changed = f"({mine}) IS DISTINCT FROM ({theirs})"
+            update = f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in rest)} WHERE {changed}"
+            sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) {update}"
+        else:
+            sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
         count = 0
         rows = self.src.execute(f"SELECT {names} FROM {table} ORDER BY {order}")
         with self.target._write(f"cannot copy {table}") as conn, conn.cursor() as cur:
@@ -214,6 +227,15 @@ class Copier:
                 count += len(batch)
                 progress(table, len(batch))
         return count
+
+    def _primary_key(self, table: str) -> list[str]:
+        """The columns of the target table's primary key (empty when it has none)."""
+        rows = self.target._rows(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " AND a.attnum = ANY(i.indkey) WHERE i.indisprimary AND i.indrelid = %s::regclass ORDER BY a.attnum",
+            (table,),
+        )
+        return [r[0] for r in rows]
 
     def _has_rowid(self, table: str) -> bool:
         try:

@@ -17,6 +17,7 @@ import pytest
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import ApiKey, RetentionPolicy
+from siemgate.store.shared.identity import Withdrawal
 from support.events import signin
 from support.ports import free_port
 from support.procs import SIEMGATE, Proc, cli_env, healthy, run_cli, services_at
@@ -206,3 +207,40 @@ def test_copy_refuses_a_target_that_a_server_already_used(tmp_path: Path, pg_url
     assert "signing keys of its own" in done.stderr and "secrets of its own" in done.stderr
     assert "accounts of its own" in done.stderr
     assert _pg_events(pg_url) == before  # nothing copied
+
+
+def test_copying_again_brings_changed_rows_up_to_date(tmp_path: Path, pg_url: str) -> None:
+    """A copy run again after the source changed (the old server ran between two runs, as an
+    operator does when the first attempt was a rehearsal or was interrupted) carries the changes:
+    a token revoked since, a demoted owner and a renamed account are not left as they were."""
+    site = tmp_path / "site"
+    _small_source(site)
+    with services_at(site) as s:
+        now = s.clock()
+        account = s.store.get_account("Acme")
+        integration = s.store.create_integration(account.id, new_id(), "splunk", "SIEM", "", now)
+        _, record = s.tokens.issue(account, integration, "reader", list(ALL_FEATURES), None)
+        first = s.store.create_user(new_id(), "first@example.com", "First", None, account.id, now)
+        s.store.add_member(account.id, first.id, "owner", now)
+        second = s.store.create_user(new_id(), "second@example.com", "Second", None, account.id, now)
+        s.store.add_member(account.id, second.id, "owner", now)
+    env = cli_env(tmp_path / "elsewhere")
+    source = f"sqlite://{site / 'siemgate.db'}"
+    done = _copy(env, source, pg_url)
+    assert done.returncode == 0, done.stderr
+    with services_at(site) as s:  # the old deployment keeps running for a while
+        now = s.clock()
+        s.store.revoke_token(record.id, now)
+        s.store.set_role(account.id, first.id, "member", Withdrawal((), now, None))
+        s.store.rename_account(account.id, "Acme Renamed")
+    done = _copy(env, source, pg_url)
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        revoked = conn.execute("SELECT revoked_at FROM tokens WHERE id = %s", (record.id,)).fetchone()
+        role = conn.execute(
+            "SELECT role FROM memberships WHERE account_id = %s AND user_id = %s", (account.id, first.id)
+        ).fetchone()
+        name = conn.execute("SELECT name FROM accounts WHERE id = %s", (account.id,)).fetchone()
+    assert revoked is not None and revoked[0] is not None, "a token revoked on SQLite is live again on PostgreSQL"
+    assert role == ("member",)
+    assert name == ("Acme Renamed",)
