@@ -8,8 +8,9 @@ their tamper-evident logs (entries, tree hashes, state, checkpoints, recovery st
 
 Resuming: plain tables are copied with INSERT ... ON CONFLICT (primary key) DO UPDATE (copying
 again adds nothing, and brings rows the source changed since up to date; rows it deleted since
-are reported by the check); events are copied per stream in chunks of consecutive seqs, one transaction each, and
-a new run continues after the highest seq already in PostgreSQL. The source must not change
+are deleted from the tables in PRUNED, and reported by the check in the others); events are
+copied per stream in chunks of consecutive seqs, one transaction each, and a new run continues
+after the highest seq already in PostgreSQL. The source must not change
 while it is copied (stop the servers writing to it). At the end, row counts of every table and a
 digest of every stream (seq, timestamp, uuid, body, v1 cut, in seq order) are compared, and each
 copied log must rebuild the root of its newest checkpoint.
@@ -73,6 +74,10 @@ IDENTITY = ("accounts", "users", "integrations", "operations")
 # still the source's: the copy brings the new name).
 OWN_ROWS = (("signing_keys", "kid", "pem"), ("secrets", "name", "value"), ("accounts", "id", "uuid"))
 ROWS_PER_INSERT = 1000
+# Tables whose rows the store deletes in use (a member removed, a session ended, two-factor turned
+# off, a rule deleted): a row an earlier run copied that the source no longer has is deleted from
+# the target, or a removed member would keep their access there.
+PRUNED = {"memberships", "sessions", "two_factor", "recovery_codes", "account_policies", "alert_rules", "alert_state"}
 
 Progress = Callable[[str, int], None]  # (what, rows just copied)
 
@@ -198,6 +203,9 @@ class Copier:
         report = CopyReport()
         for table in self.plain_tables():
             report.tables[table] = self._copy_table(table, progress)
+        for table in reversed(self.plain_tables()):
+            if table in PRUNED:
+                self._prune(table)
         self._fix_identities()
         for account_id, code, head, max_ts in self.streams():
             self._copy_stream(account_id, code, head, max_ts, report, progress)
@@ -227,6 +235,22 @@ class Copier:
                 count += len(batch)
                 progress(table, len(batch))
         return count
+
+    def _prune(self, table: str) -> None:
+        """Delete the target's rows of `table` whose primary key the source no longer holds."""
+        key = self._primary_key(table)
+        names = ", ".join(key)
+
+        def keys(rows: Any) -> set[tuple[Any, ...]]:
+            return {tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows}
+
+        gone = keys(self.target._rows(f"SELECT {names} FROM {table}")) - keys(
+            self.src.execute(f"SELECT {names} FROM {table}")
+        )
+        if gone:
+            where = " AND ".join(f"{c} = %s" for c in key)
+            with self.target._write(f"cannot copy {table}") as conn, conn.cursor() as cur:
+                cur.executemany(f"DELETE FROM {table} WHERE {where}", sorted(gone))
 
     def _primary_key(self, table: str) -> list[str]:
         """The columns of the target table's primary key (empty when it has none)."""

@@ -244,3 +244,29 @@ def test_copying_again_brings_changed_rows_up_to_date(tmp_path: Path, pg_url: st
     assert revoked is not None and revoked[0] is not None, "a token revoked on SQLite is live again on PostgreSQL"
     assert role == ("member",)
     assert name == ("Acme Renamed",)
+
+
+def test_copying_again_removes_what_the_source_removed(tmp_path: Path, pg_url: str) -> None:
+    """A member removed on the source between two runs is removed from the target too, and the
+    second run completes (it used to stop on a row-count mismatch, leaving only a new target)."""
+    site = tmp_path / "site"
+    _small_source(site)
+    with services_at(site) as s:
+        now = s.clock()
+        account = s.store.get_account("Acme")
+        owner = s.store.create_user(new_id(), "owner@example.com", "Owner", None, account.id, now)
+        s.store.add_member(account.id, owner.id, "owner", now)
+        leaver = s.store.create_user(new_id(), "leaver@example.com", "Leaver", None, account.id, now)
+        s.store.add_member(account.id, leaver.id, "administrator", now)
+        joiner = s.store.create_user(new_id(), "joiner@example.com", "Joiner", None, account.id, now)
+    env = cli_env(tmp_path / "elsewhere")
+    source = f"sqlite://{site / 'siemgate.db'}"
+    assert (done := _copy(env, source, pg_url)).returncode == 0, done.stderr
+    with services_at(site) as s:
+        now = s.clock()
+        s.store.remove_member(account.id, leaver.id, Withdrawal((), now, None))
+        s.store.add_member(account.id, joiner.id, "member", now)
+    assert (done := _copy(env, source, pg_url)).returncode == 0, done.stderr
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        members = conn.execute("SELECT user_id FROM memberships WHERE account_id = %s", (account.id,)).fetchall()
+    assert sorted(m[0] for m in members) == sorted([owner.id, joiner.id]), "a removed member is still one"
