@@ -167,6 +167,25 @@ class Copier:
                 found.append(event)
         return found
 
+    def unstorable_rows(self) -> list[str]:
+        """Values in the source's other tables that PostgreSQL cannot hold (text with the NUL
+        character, which 0.1.0 took in names and descriptions on SQLite), each as a sentence
+        naming the table, the row's key and the column. Such a row cannot be left out (others
+        refer to it): it must be changed on the source."""
+        found = []
+        present = set(self._source_tables())
+        for table in (t for t in TABLES if t in present):
+            info = list(self.src.execute(f"PRAGMA table_info({table})"))
+            key = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5]] or ["rowid"]
+            for column in (r[1] for r in info if str(r[2]).upper() == "TEXT"):
+                rows = self.src.execute(
+                    f"SELECT {', '.join(key)} FROM {table} WHERE instr(CAST({column} AS BLOB), x'00') > 0"
+                )
+                for row in rows:
+                    at = ", ".join(f"{k} {v!r}" for k, v in zip(key, row, strict=True))
+                    found.append(f"{table} ({at}): {column} contains the NUL character (U+0000)")
+        return found
+
     def total_rows(self) -> int:
         tables = sum(self._count(t) for t in self.plain_tables())
         return tables + int(self.src.execute("SELECT count(*) FROM events").fetchone()[0])

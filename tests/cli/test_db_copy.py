@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,3 +271,42 @@ def test_copying_again_removes_what_the_source_removed(tmp_path: Path, pg_url: s
     with psycopg.connect(pg_url, autocommit=True) as conn:
         members = conn.execute("SELECT user_id FROM memberships WHERE account_id = %s", (account.id,)).fetchall()
     assert sorted(m[0] for m in members) == sorted([owner.id, joiner.id]), "a removed member is still one"
+
+
+def test_copy_lists_names_postgresql_cannot_hold_and_copies_nothing(tmp_path: Path, pg_url: str) -> None:
+    """A 0.1.0 SQLite store may hold the NUL character in a person's name or an integration's
+    description (it was refused at the door only later): the copy names each such value and
+    copies nothing, with or without --skip-unstorable (such a row cannot be left out); changed on
+    the source, the copy goes through."""
+    site = tmp_path / "site"
+    _small_source(site)
+    with services_at(site) as s:
+        now = s.clock()
+        account = s.store.get_account("Acme")
+        person = s.store.create_user(new_id(), "nul@example.com", "Nul", None, account.id, now)
+        integration = s.store.create_integration(account.id, new_id(), "splunk", "SIEM", "", now)
+    with sqlite3.connect(site / "siemgate.db") as conn:  # as 0.1.0 stored them
+        conn.execute("UPDATE users SET name = 'a' || char(0) || 'b' WHERE id = ?", (person.id,))
+        conn.execute("UPDATE integrations SET description = char(0) WHERE id = ?", (integration.id,))
+    env = cli_env(tmp_path / "elsewhere")
+    source = f"sqlite://{site / 'siemgate.db'}"
+    for extra in ([], ["--skip-unstorable"]):
+        done = subprocess.run(
+            [*SIEMGATE, "db", "copy", "--from", source, "--to", pg_url, *extra],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr and "nothing was copied" in done.stderr, done.stderr
+        assert f"users (id {person.id}): name contains the NUL character" in done.stderr, done.stderr
+        assert f"integrations (id {integration.id}): description contains the NUL" in done.stderr, done.stderr
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone()
+        assert tables == (0,)  # not even migrated
+    with sqlite3.connect(site / "siemgate.db") as conn:
+        conn.execute("UPDATE users SET name = 'ab' WHERE id = ?", (person.id,))
+        conn.execute("UPDATE integrations SET description = '' WHERE id = ?", (integration.id,))
+    assert (done := _copy(env, source, pg_url)).returncode == 0, done.stderr

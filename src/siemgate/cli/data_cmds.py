@@ -207,7 +207,18 @@ def db_copy(
 
 def _leave_out_unstorable(copier: Copier, skip: bool) -> None:
     """List the source's events PostgreSQL cannot hold; stop (exit 1) unless `skip`, in which case
-    they are left out of the copy and of its check."""
+    they are left out of the copy and of its check. Other rows holding such text stop it (exit 1)
+    whatever `skip`: they must be changed on the source."""
+    rows = copier.unstorable_rows()
+    for row in rows[:SHOWN_UNSTORABLE]:
+        err.print(f"[red]cannot copy[/red] {row}")
+    if rows:
+        err.print(
+            f"{len(rows)} value(s) hold text PostgreSQL cannot store (listed above); nothing was copied."
+            " Change them on the source (through the console, the admin API or the siemgate command, with"
+            " the SQLite deployment's settings: they refuse the NUL character now) and copy again."
+        )
+        raise typer.Exit(1)
     found = copier.unstorable_events()
     if not found:
         return
