@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from siemgate.errors import Conflict
 
+# NotFound's text when events are stored into an account deleted meanwhile (insert_events)
+ACCOUNT_GONE = "account #{account_id} not found: it was deleted; nothing was stored"
+
 
 class IntegrityConflict(Conflict):
     """A write violated a constraint: `kind` is unique, foreign_key or check; `constraint` its name

@@ -36,7 +36,9 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def insert_events(self, account_id: int, feature: Feature, events: Sequence[NewEvent]) -> InsertResult:
-        """Store the new events of the batch atomically, in order (see the module contract)."""
+        """Store the new events of the batch atomically, in order (see the module contract).
+        NotFound, storing nothing, when the account does not exist (deleted meanwhile): a batch
+        and an account's deletion are ordered, never leaving events of no account."""
 
     @abc.abstractmethod
     def start_position(self, account_id: int, feature: Feature, start: int) -> int:

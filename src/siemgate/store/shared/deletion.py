@@ -76,6 +76,10 @@ class DeletionStore(SharedSQL):
         record. The caller checks that the account exists; StoreError/Conflict if the store refuses."""
         removed: dict[str, int] = {}
         with self._change("cannot delete the account") as conn:
+            # Locked first: a batch of events being stored into the account (which shares this
+            # lock) is committed before the deletion reads what to delete, and later ones are
+            # refused (PostgreSQL; SQLite has one writer).
+            conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_update}"), (account_id,))
 
             def run(sql: str, params: Sequence[Any]) -> int:
                 return int(conn.execute(self._q(sql), params).rowcount or 0)

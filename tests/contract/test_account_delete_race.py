@@ -1,0 +1,72 @@
+"""Deleting an account while events are being ingested into it (docs/setup.md, "Deleting an
+account"), on every backend: a batch stored after the deletion is refused (NotFound) rather than
+left behind with no account, and nothing of the account remains: no events, streams or log
+entries that a later account given the same id (SQLite reuses the largest id) would inherit."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from siemgate.errors import NotFound
+from siemgate.model.encoding import encode_event
+from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
+from siemgate.store.base import NewEvent, Store
+
+T0 = 1_700_000_000_000_000_000
+SIGNIN = Feature.SIGNINATTEMPTS
+BATCHES = 400  # the most an ingest may write; the deletion comes after the first
+
+
+def _batch(n: int) -> list[NewEvent]:
+    events = []
+    for i in range(5):
+        event = {"uuid": new_id(), "timestamp": "2023-11-14T22:13:20Z", "category": "success", "type": "credentials_ok"}
+        events.append(NewEvent(event["uuid"], T0 + n * 10 + i, encode_event(SIGNIN, event)[0], None))
+    return events
+
+
+def _left(store: Store, account_id: int) -> dict[str, int]:
+    counts = {}
+    for table in ("events", "streams", "log_entries", "facets"):
+        rows = store._select(f"SELECT count(*) FROM {table} WHERE account_id = ?", (account_id,))
+        counts[table] = int(rows[0][0])
+    return counts
+
+
+def test_a_batch_after_the_deletion_is_refused_and_nothing_is_left(store: Store) -> None:
+    account = store.create_account(new_id(), f"gone-{new_id()[:6]}", T0)
+    store.insert_events(account.id, SIGNIN, _batch(0))
+    store.delete_account_rows(account.id, account.uuid, account.name, "test", "{}", T0)
+    with pytest.raises(NotFound):
+        store.insert_events(account.id, SIGNIN, _batch(1))
+    assert _left(store, account.id) == {"events": 0, "streams": 0, "log_entries": 0, "facets": 0}
+    successor = store.create_account(new_id(), f"next-{new_id()[:6]}", T0)  # SQLite: the same id
+    assert store.read_events(successor.id, SIGNIN, 0, 0, None, 100) == []
+    assert store.head_seq(successor.id, SIGNIN) == 0
+
+
+def test_ingest_racing_a_deletion_leaves_nothing_of_the_account(store: Store) -> None:
+    account = store.create_account(new_id(), f"race-{new_id()[:6]}", T0)
+    first_stored = threading.Event()
+    outcome: list[str] = []
+
+    def ingest() -> None:
+        for n in range(BATCHES):
+            try:
+                store.insert_events(account.id, SIGNIN, _batch(n))
+            except NotFound:
+                outcome.append("refused")
+                return
+            first_stored.set()
+        outcome.append("never refused")
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    assert first_stored.wait(10)
+    store.delete_account_rows(account.id, account.uuid, account.name, "test", "{}", T0)
+    writer.join(30)
+    assert outcome == ["refused"]
+    assert _left(store, account.id) == {"events": 0, "streams": 0, "log_entries": 0, "facets": 0}
