@@ -9,11 +9,11 @@ import threading
 
 import pytest
 
-from siemgate.errors import NotFound
+from siemgate.errors import Conflict, NotFound
 from siemgate.model.encoding import encode_event
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.store.base import NewEvent, Store
+from siemgate.store.base import AlertCommit, AlertStateEntry, NewEvent, Store
 
 T0 = 1_700_000_000_000_000_000
 SIGNIN = Feature.SIGNINATTEMPTS
@@ -70,3 +70,17 @@ def test_ingest_racing_a_deletion_leaves_nothing_of_the_account(store: Store) ->
     writer.join(30)
     assert outcome == ["refused"]
     assert _left(store, account.id) == {"events": 0, "streams": 0, "log_entries": 0, "facets": 0}
+
+
+def test_alert_state_saved_after_the_deletion_is_refused_and_not_inherited(store: Store) -> None:
+    """The alert evaluator saves its checkpoint and state every few seconds: a save landing after
+    the account's deletion is refused, or the next account given the same id (SQLite) would start
+    evaluating after the old stream's seq (its first events never checked) with the old state."""
+    account = store.create_account(new_id(), f"alerted-{new_id()[:6]}", T0)
+    store.delete_account_rows(account.id, account.uuid, account.name, "test", "{}", T0)
+    state = [AlertStateEntry("new-country", "seen", "ada", '["FR"]')]
+    with pytest.raises(Conflict, match="deleted"):
+        store.commit_alert_evaluation(AlertCommit(account.id, SIGNIN, None, 500, state))
+    successor = store.create_account(new_id(), f"next-{new_id()[:6]}", T0)  # SQLite: the same id
+    assert store.alert_checkpoint(successor.id, SIGNIN) is None
+    assert store.load_alert_state(successor.id) == []

@@ -216,8 +216,11 @@ class AlertStore(SharedSQL):
 
         With `feature` None there is no checkpoint (scheduled checks). Raises Conflict, writing
         nothing, when the checkpoint is not `expected_seq` (another evaluator moved it first);
-        StoreError when the store cannot hold what is written."""
+        StoreError when the store cannot hold what is written; Conflict, writing nothing, when the
+        account was deleted (its state saved now would pass to the next account given its id)."""
         with self._change("cannot record the alert evaluation") as conn:
+            if not self._account_exists(conn, commit.account_id):
+                raise Conflict(f"account #{commit.account_id} was deleted: its alert evaluation is not recorded")
             if commit.feature is not None:
                 self._move_checkpoint(conn, commit)
             cur = conn.cursor()

@@ -36,6 +36,9 @@ class Dialect:
     # PostgreSQL's FOR NO KEY UPDATE, which rows referencing the owner (an alert, a membership) do
     # not wait for, nor it for them: only such serialising reads wait for each other
     for_owner: str
+    # appended to the read of an account's row by a write into it (events, alert evaluation): shared
+    # with other such writes, waited for by the account's deletion (which locks it FOR UPDATE first)
+    for_share: str
     greatest: str  # the two-argument maximum function
     returning: bool  # INSERT ... RETURNING id (else the cursor's lastrowid)
     nocase: bool  # case-insensitive columns compare with `=` (COLLATE NOCASE), else folded with `fold`
@@ -68,7 +71,7 @@ class Dialect:
         return int(conn.execute(self.q(sql), params).lastrowid)
 
 
-SQLITE = Dialect("sqlite", "?", "", "", "", "max", returning=False, nocase=True, fold_sql="lower({})")
+SQLITE = Dialect("sqlite", "?", "", "", "", "", "max", returning=False, nocase=True, fold_sql="lower({})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ POSTGRES = Dialect(
     " FOR UPDATE",
     " SKIP LOCKED",
     " FOR NO KEY UPDATE",
+    " FOR KEY SHARE",
     "greatest",
     returning=True,
     nocase=False,
@@ -155,6 +159,13 @@ class SharedSQL(abc.ABC):
         that only reference the row (inserting an alert or a membership of the account) neither
         wait for it nor make it wait (Dialect.for_owner)."""
         conn.execute(self._q(f"SELECT 1 FROM {table} WHERE id = ?{self.dialect.for_owner}"), (row_id,))
+
+    def _account_exists(self, conn: Any, account_id: int) -> bool:
+        """Whether the account exists, its row then shared until the transaction ends: a write
+        into an account that checks this first is ordered with the account's deletion (committed
+        before it and deleted with it, or refused after it), never left with no account."""
+        row = conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_share}"), (account_id,))
+        return row.fetchone() is not None
 
     def _within(self, conn: Any, bound: Bound | None) -> None:
         """Raise LimitReached when adding a row would pass `bound` (nothing when it, or its limit,
