@@ -14,6 +14,7 @@ from siemgate.model.encoding import encode_event
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import AlertCommit, AlertStateEntry, NewEvent, Store
+from siemgate.store.shared.log import LogState, StoredCheckpoint
 
 T0 = 1_700_000_000_000_000_000
 SIGNIN = Feature.SIGNINATTEMPTS
@@ -84,3 +85,22 @@ def test_alert_state_saved_after_the_deletion_is_refused_and_not_inherited(store
     successor = store.create_account(new_id(), f"next-{new_id()[:6]}", T0)  # SQLite: the same id
     assert store.alert_checkpoint(successor.id, SIGNIN) is None
     assert store.load_alert_state(successor.id) == []
+
+
+def test_log_integration_after_the_deletion_is_refused_and_not_inherited(store: Store) -> None:
+    """The log worker integrates and signs streams in the background: its writes landing after the
+    account's deletion store nothing, or the next account given the same id (SQLite) would carry a
+    log state and a signed checkpoint of another account's tree."""
+    account = store.create_account(new_id(), f"logged-{new_id()[:6]}", T0)
+    store.delete_account_rows(account.id, account.uuid, account.name, "test", "{}", T0)
+    assert not store.log_integrated(account.id, SIGNIN, 0, LogState(3, b"r" * 32, None, T0), [(0, 0, b"h" * 32)])
+    store.add_log_entries(account.id, SIGNIN, [(0, b"e" * 41)])
+    store.add_log_checkpoint(account.id, SIGNIN, StoredCheckpoint(1, 3, "signed note"))
+    store.set_log_error(account.id, SIGNIN, "an error", T0)
+    store.add_log_recovery(account.id, SIGNIN, 1, "statement")
+    store.reset_log_state(account.id, SIGNIN, LogState(3, b"r" * 32, None, T0))
+    successor = store.create_account(new_id(), f"next-{new_id()[:6]}", T0)  # SQLite: the same id
+    assert store.log_state(successor.id, SIGNIN) is None
+    assert store.log_checkpoints(successor.id, SIGNIN) == []
+    assert store.log_recoveries(successor.id, SIGNIN) == []
+    assert store.log_entry_rows(successor.id, SIGNIN, 0, 10) == []

@@ -39,7 +39,8 @@ class StoredCheckpoint:
 
 class LogStore(SharedSQL):
     """An interface of the store (part of Store) and its one implementation, over the backend's
-    primitives (store/shared/dialect.py)."""
+    primitives (store/shared/dialect.py). Writes into an account that no longer exists (deleted
+    while the log worker ran) store nothing: its id may be given to a new account (SQLite)."""
 
     # reading ----------------------------------------------------------------------------------
     def log_overview(self) -> list[tuple[int, Feature, int, int, bool]]:
@@ -180,6 +181,8 @@ class LogStore(SharedSQL):
                 runs.append((idx, [entry]))
         written = 0
         with self._change("cannot store log entries") as conn:
+            if not self._account_exists(conn, account_id):
+                return 0  # deleted meanwhile: nothing of it may stay (SharedSQL._account_exists)
             for first, chunk in runs:
                 cur = conn.execute(
                     self._q("INSERT INTO log_entries VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"),
@@ -198,8 +201,10 @@ class LogStore(SharedSQL):
     ) -> bool:
         """Record that the log grew from `old_size` to `state.size` and the new perfect-node hashes
         (level, index, hash), atomically; False (nothing written) when another integrator moved the
-        state first or an integrity error stopped it."""
+        state first or an integrity error stopped it, or the account was deleted."""
         with self._change("cannot record the log's integration") as conn:
+            if not self._account_exists(conn, account_id):
+                return False
             if old_size == 0:
                 cur = conn.execute(
                     self._q("INSERT INTO log_state VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING"),
@@ -225,6 +230,8 @@ class LogStore(SharedSQL):
     def set_log_error(self, account_id: int, feature: Feature, error: str | None, now: int) -> None:
         """Record (or, with None, clear) the integrity error that stops the stream's integration."""
         with self._change("cannot record the log's state") as conn:
+            if not self._account_exists(conn, account_id):
+                return
             conn.execute(
                 self._q(
                     "INSERT INTO log_state VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (account_id, feature)"
@@ -236,6 +243,8 @@ class LogStore(SharedSQL):
     def add_log_checkpoint(self, account_id: int, feature: Feature, checkpoint: StoredCheckpoint) -> None:
         """Keep a signed checkpoint; one already stored for that time is kept."""
         with self._change("cannot store the checkpoint") as conn:
+            if not self._account_exists(conn, account_id):
+                return
             conn.execute(
                 self._q("INSERT INTO log_checkpoints VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
                 (account_id, feature.code, checkpoint.time, checkpoint.size, checkpoint.note),
@@ -243,6 +252,8 @@ class LogStore(SharedSQL):
 
     def add_log_recovery(self, account_id: int, feature: Feature, time: int, statement: str) -> None:
         with self._change("cannot store the recovery statement") as conn:
+            if not self._account_exists(conn, account_id):
+                return
             conn.execute(
                 self._q("INSERT INTO log_recoveries VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"),
                 (account_id, feature.code, time, statement),
@@ -251,6 +262,8 @@ class LogStore(SharedSQL):
     def reset_log_state(self, account_id: int, feature: Feature, state: LogState) -> None:
         """Set the integration state as it is after a recovery (the tree as the store holds it)."""
         with self._change("cannot record the log's state") as conn:
+            if not self._account_exists(conn, account_id):
+                return
             conn.execute(
                 self._q(
                     "INSERT INTO log_state VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (account_id, feature)"
