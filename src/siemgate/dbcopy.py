@@ -120,6 +120,16 @@ class Copier:
         self.chunk = chunk
         self.src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, check_same_thread=False)
         self.skip: set[tuple[int, int, int]] = set()  # (account_id, feature, seq) left out of the copy
+        self._data_version = self._source_version()
+
+    def _source_version(self) -> int:
+        """SQLite's data_version: it changes when another connection (a server) commits to the source."""
+        return int(self.src.execute("PRAGMA data_version").fetchone()[0])
+
+    def source_changed(self) -> bool:
+        """Whether something else wrote to the source since this copier opened it: a server still
+        running on it, whose changes since (a token revoked, a member removed) the copy may lack."""
+        return self._source_version() != self._data_version
 
     def close(self) -> None:
         self.src.close()

@@ -310,3 +310,34 @@ def test_copy_lists_names_postgresql_cannot_hold_and_copies_nothing(tmp_path: Pa
         conn.execute("UPDATE users SET name = 'ab' WHERE id = ?", (person.id,))
         conn.execute("UPDATE integrations SET description = '' WHERE id = ?", (integration.id,))
     assert (done := _copy(env, source, pg_url)).returncode == 0, done.stderr
+
+
+def test_a_source_written_to_during_the_copy_is_reported(tmp_path: Path, pg_url: str) -> None:
+    """A server still running on the source changes it while it is copied (here: renames its
+    account again and again, which no row count shows): the copy says so and exits 1 rather than
+    'copied and checked'; run again once nothing writes, it completes."""
+    site = tmp_path / "site"
+    _small_source(site)
+    env = cli_env(tmp_path / "elsewhere")
+    source = f"sqlite://{site / 'siemgate.db'}"
+    copying = subprocess.Popen(
+        [*SIEMGATE, "db", "copy", "--from", source, "--to", pg_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    renames = 0
+    with services_at(site) as s:  # the "server": writes until the copy has finished
+        account = s.store.get_account("Acme")
+        while copying.poll() is None and renames < 100_000:
+            renames += 1
+            s.store.rename_account(account.id, f"Acme {renames}")
+        s.store.rename_account(account.id, "Acme")
+    _, stderr = copying.communicate(timeout=60)
+    assert copying.returncode == 1, stderr
+    assert "the source changed while it was copied" in stderr and "Traceback" not in stderr, stderr
+    assert (done := _copy(env, source, pg_url)).returncode == 0, done.stderr
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT name FROM accounts WHERE id = %s", (account.id,)).fetchone() == ("Acme",)

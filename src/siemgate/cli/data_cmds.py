@@ -189,6 +189,11 @@ def db_copy(
             report = copier.run(advance)
             check = progress.add_task("checking", total=total)
             problems = copier.verify(report, lambda what, rows: progress.advance(check, rows))
+        if copier.source_changed():
+            problems.append(
+                "the source changed while it was copied (a server is still writing to it): its changes may be"
+                " missing from the copy. Stop every server using the SQLite store and run the copy again (it resumes)"
+            )
     finally:
         copier.close()
         store.close()
