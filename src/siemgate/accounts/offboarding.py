@@ -67,6 +67,21 @@ class AccountDeletion:
         log.warning("account %s (%s) deleted by %s: %s", account.name, account.uuid, who, detail)
         return removed
 
+    def finish_interrupted(self, ref: str) -> tuple[str, str, int] | None:
+        """Remove the archive folder that a deletion of the account `ref` (uuid or name, as
+        recorded in the log of operations) left when it was stopped after its transaction (killed,
+        a full disk); (name, uuid, files removed), or None when no such deletion left one."""
+        for op in self.store.list_operations(limit=100_000):
+            if op.action != "delete account" or ref not in (op.account_uuid, op.account_name):
+                continue
+            folder = self.archive_root / op.account_uuid
+            if folder.is_dir():
+                files = sum(1 for p in folder.rglob("*") if p.is_file())
+                shutil.rmtree(folder)
+                log.warning("removed the archive folder %s left by the deletion of account %s", folder, op.account_uuid)
+                return op.account_name, op.account_uuid, files
+        return None
+
 
 def _login() -> str:
     try:

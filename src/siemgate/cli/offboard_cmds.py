@@ -11,6 +11,7 @@ import typer
 from siemgate.accounts.actor import CLI
 from siemgate.cli.common import services_for
 from siemgate.cli.output import err, print_json, print_table
+from siemgate.errors import NotFound
 from siemgate.model.timestamps import format_ns
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
@@ -25,7 +26,19 @@ def account_delete(
     """Delete an account and everything it has: events, tokens, keys, rules, alerts, memberships,
     archives. Cannot be undone; asks you to type the account's name unless --yes."""
     with services_for(ctx) as services:
-        target = services.store.get_account(account)
+        try:
+            target = services.store.get_account(account)
+        except NotFound:
+            finished = services.offboarding.finish_interrupted(account)
+            if finished is None:
+                raise
+            name, uuid, files = finished
+            err.print(
+                f"account {name!r} ({uuid}) was already deleted; removed its archive folder ({files} files),"
+                " which the deletion had not removed (it was stopped)",
+                highlight=False,
+            )
+            return
         plan = services.offboarding.plan(target)
         err.print(f"[bold]Deleting account {target.name!r} ({target.uuid}) removes, for good:[/bold]", highlight=False)
         for what, count in plan.items():
