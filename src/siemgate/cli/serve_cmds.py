@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import socket
+import ssl
 from typing import Any
 
 import typer
@@ -15,6 +16,7 @@ from siemgate.cli.common import state
 from siemgate.cli.listen import bind
 from siemgate.composition.wiring import open_services
 from siemgate.config import Settings
+from siemgate.errors import ConfigError
 from siemgate.logs import configure_logging
 from siemgate.services import Services
 
@@ -82,6 +84,26 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def check_tls(settings: Settings) -> None:
+    """Load the TLS certificate and key as the server will, so that a missing, unreadable or
+    mismatched file is a ConfigError naming the setting, before anything starts (uvicorn's own
+    error is a traceback); a key without a certificate, which would serve plain HTTP, too."""
+    cert, key = settings.tls_certfile, settings.tls_keyfile
+    if cert is None:
+        if key is not None:
+            raise ConfigError("tls_keyfile is set but tls_certfile is not: set both to serve HTTPS, or neither")
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        files = f"tls_certfile {cert}" + (f" and tls_keyfile {key}" if key is not None else "")
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"cannot load the TLS certificate from {files}: {why}; give a readable PEM certificate and its private"
+            " key (in tls_certfile, or in tls_keyfile)"
+        ) from None
+
+
 def forwarded_allow_ips(settings: Settings) -> str:
     """X-Forwarded-For / -Proto are believed from `trusted_proxies` only, never by default
     (uvicorn's own default believes any client on 127.0.0.1; docs/security.md)."""
@@ -120,6 +142,7 @@ def serve(
     configure_logging(settings.log_level, settings.log_format)
     _say_address(configured, settings)
     check_redis(settings.redis_url)  # a clear error now rather than a 500 on every request
+    check_tls(settings)
     if workers == 1:
         sock = bind(settings.host, settings.port)  # a busy port is said at once, before migrations
         services = open_services(settings)
