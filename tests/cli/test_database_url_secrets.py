@@ -1,0 +1,27 @@
+"""A PostgreSQL URL's password never appears in what siemgate prints, in either of the forms libpq
+takes: after the user name, or as a `password=` parameter of the query."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support.procs import cli_env, run_cli
+
+SECRET = "s3cret-Pw"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://siem:{SECRET}@127.0.0.1:1/siemgate",
+        f"postgresql://siem@127.0.0.1:1/siemgate?password={SECRET}",
+        f"postgresql://siem@127.0.0.1:1/siemgate?sslmode=disable&password={SECRET}&connect_timeout=2",
+    ],
+)
+def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path, url: str) -> None:
+    done = run_cli(cli_env(tmp_path / "data", SIEMGATE_DATABASE_URL=url), "db", "migrate", ok=False)
+    assert done.returncode != 0
+    assert "cannot connect to PostgreSQL at postgresql://siem" in done.stderr, done.stderr
+    assert SECRET not in done.stderr + done.stdout, done.stderr
