@@ -10,7 +10,6 @@ them in `<data_dir>/keys/` (siemgate before 0.2) has them imported on its first 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import secrets
@@ -22,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from siemgate.errors import ConfigError, Conflict
+from siemgate.errors import ConfigError
 from siemgate.store.base import CredentialStore, SigningKey
 
 _PEM = ".pem"
@@ -101,9 +100,7 @@ class KeyRing:
             keys[-1] = SigningKey(keys[-1].kid, keys[-1].pem, now, active=True)
         else:
             keys = [_new_key(now)]
-        for key in keys:
-            with contextlib.suppress(Conflict):  # another process starting at the same time stored it first
-                self.store.add_signing_key(key)
+        self.store.import_signing_keys(keys)  # all or none: a start stopped midway imports them again
 
     def _cursor_key(self, legacy: Path | None) -> bytes:
         path = legacy / "cursor.key" if legacy is not None else None

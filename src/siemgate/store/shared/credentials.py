@@ -12,6 +12,7 @@ from typing import Any
 
 from siemgate.errors import NotFound
 from siemgate.model.features import Feature
+from siemgate.store.errors import IntegrityConflict
 from siemgate.store.records import IngestKey, SigningKey, TokenRecord, TokenUse
 from siemgate.store.shared.dialect import Bound, SharedSQL
 
@@ -239,6 +240,24 @@ class CredentialStore(SharedSQL):
                 self._q("INSERT INTO signing_keys (kid, pem, created_at, active) VALUES (?, ?, ?, ?)"),
                 (key.kid, key.pem, key.created_at, int(key.active)),
             )
+
+    def import_signing_keys(self, keys: Sequence[SigningKey]) -> bool:
+        """Store the keys of a deployment's first start (imported from its key files, or a new one)
+        in one transaction, unless the store holds a key already; whether they were stored. A start
+        stopped midway stores none of them, so the next one imports them all (never a part, which
+        it would then take for the whole: the active key missing, every token refused)."""
+        try:
+            with self._tx() as conn:
+                if conn.execute("SELECT 1 FROM signing_keys LIMIT 1").fetchone() is not None:
+                    return False  # another process starting at the same time stored them first
+                for key in keys:
+                    conn.execute(
+                        self._q("INSERT INTO signing_keys (kid, pem, created_at, active) VALUES (?, ?, ?, ?)"),
+                        (key.kid, key.pem, key.created_at, int(key.active)),
+                    )
+        except IntegrityConflict:
+            return False
+        return True
 
     def delete_signing_keys(self, kids: Iterable[str]) -> None:
         """Delete these keys (never the active one; unknown kids are ignored)."""
