@@ -26,6 +26,9 @@ from siemgate.address import PublicAddress, parse_address
 from siemgate.errors import ConfigError
 from siemgate.outbound import OutboundPolicy, allow_list
 
+# Event timestamps end in 2262 (model.timestamps): a retention longer than a century only overflows.
+MAX_RETENTION_DAYS = 36500
+
 
 class Settings(BaseSettings):
     """Everything configurable. Field docs are the reference (docs/configuration.md)."""
@@ -88,7 +91,12 @@ class Settings(BaseSettings):
         description="Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed"
         " (client IPs in the audit trail and sign-in limits). Empty: never believed, whoever sends them.",
     )
-    retention_days: int = Field(120, ge=1, description="Default retention of events, per account and feature.")
+    retention_days: int = Field(
+        120,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description="Default retention of events, per account and feature (at most 36500 days, 100 years).",
+    )
     events_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest Events API request body.")
     admin_max_body_bytes: int = Field(
         1024 * 1024,

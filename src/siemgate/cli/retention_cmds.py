@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from siemgate.accounts.actor import CLI
 from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err, print_json, print_table
+from siemgate.config import MAX_RETENTION_DAYS
 from siemgate.errors import BadRequest, SiemgateError
 from siemgate.model.features import ALL_FEATURES, parse_features
 from siemgate.retention.archive import ArchiveError, verify_file
@@ -53,7 +54,7 @@ def show(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool = type
 @retention_app.command("set")
 def set_policy(
     ctx: typer.Context,
-    days: int = typer.Argument(..., min=1, help="Keep events this many days."),
+    days: int = typer.Argument(..., min=1, max=MAX_RETENTION_DAYS, help="Keep events this many days (at most 36500)."),
     features: str = typer.Option("all", "--features", "-f", help="Streams (comma-separated) or all."),
     archive: str = typer.Option(None, "--archive", help="none, jsonl or parquet (default: unchanged)."),
     account: str = ACCOUNT_OPTION,
