@@ -33,7 +33,10 @@ MAX_RETENTION_DAYS = 36500
 class Settings(BaseSettings):
     """Everything configurable. Field docs are the reference (docs/configuration.md)."""
 
-    model_config = SettingsConfigDict(env_prefix="SIEMGATE_", env_nested_delimiter="__", extra="forbid")
+    # inf and nan are no durations: `inf` seconds overflowed where they became nanoseconds, at start
+    model_config = SettingsConfigDict(
+        env_prefix="SIEMGATE_", env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
+    )
 
     data_dir: Path = Field(Path("siemgate-data"), description="Where the SQLite store and key files live.")
     database_url: str | None = Field(
@@ -149,7 +152,7 @@ class Settings(BaseSettings):
     )
     alerts_max_attempts: int = Field(8, ge=1, description="Attempts per alert action before it is marked failed.")
     alerts_retry_seconds: float = Field(
-        30.0, gt=0, description="First retry delay of a failed action; doubles per attempt, at most 1 hour."
+        30.0, gt=0, le=3600, description="First retry delay of a failed action; doubles per attempt, at most 1 hour."
     )
     alerts_dispatch_workers: int = Field(
         16, ge=1, le=256, description="Alert action deliveries carried out at once (each bounded by its timeout)."
