@@ -142,17 +142,27 @@ class SQLiteBase:
 
     @staticmethod
     def _apply(conn: sqlite3.Connection, version: int, name: str, sql: str) -> None:
+        """Apply one migration in one transaction, committed only if no row then refers to a row
+        that does not exist (checked before COMMIT: a refused migration is not recorded, and the
+        next start refuses it again). Raises StoreError."""
         record = f"({version}, '{name}', {time.time_ns()})"
-        script = f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES {record};\nCOMMIT;"
+        script = f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES {record};"
         try:
             conn.executescript(script)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                conn.execute("ROLLBACK")
+                shown = ", ".join(f"{table} row {rowid} -> {parent}" for table, rowid, parent, _ in broken[:5])
+                raise StoreError(
+                    f"migration {version} ({name}) not applied: the store has broken references ({shown}"
+                    f"{', ...' if len(broken) > 5 else ''}), rows referring to rows that do not exist;"
+                    " restore the store from a backup, or remove those rows, then start again"
+                )
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StoreError(f"migration {version} ({name}) failed: {exc}") from None
-        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise StoreError(f"migration {version} ({name}) left broken references: {broken[:5]}")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one read, as plain tuples, on this thread's reader."""
