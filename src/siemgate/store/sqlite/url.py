@@ -19,12 +19,23 @@ from siemgate.errors import ConfigError
 
 def sqlite_url_path(url: str, *, what: str = "database_url", plain: bool = True) -> Path:
     """The file `url` names; `plain`: a path without the sqlite: prefix is taken too. Raises
-    ConfigError for another scheme or an ambiguous URL."""
+    ConfigError for another scheme, an ambiguous URL, parameters (`?mode=ro`) or `:memory:`."""
     if not url.startswith("sqlite:"):
         if plain and "://" not in url:
             return Path(url).expanduser()
         raise ConfigError(f"{what}: {url!r} is not an SQLite location; write sqlite:///absolute/path/siemgate.db")
     rest = url.removeprefix("sqlite:")
+    if "?" in rest or "#" in rest:
+        raise ConfigError(
+            f"{what}: {url!r} has parameters; SQLite locations take none (they would become part of the"
+            " file name): write sqlite:///absolute/path/siemgate.db alone"
+        )
+    if rest.lstrip("/") == ":memory:":
+        raise ConfigError(
+            f"{what}: {url!r} is an in-memory database, which siemgate cannot use (each of its connections"
+            " would see a database of its own, and everything is lost at exit): name a file,"
+            " sqlite:///absolute/path/siemgate.db"
+        )
     if not rest.startswith("//"):
         if not rest:
             raise ConfigError(f"{what}: {url!r} names no file; write sqlite:///absolute/path/siemgate.db")
