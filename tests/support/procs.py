@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+import siemgate
 from siemgate.composition.wiring import open_services
 from siemgate.config import load_settings
 from siemgate.model.features import ALL_FEATURES
@@ -33,8 +34,22 @@ SIEMGATE = [sys.executable, "-m", "siemgate"]
 HAVE_PROC_NET = Path("/proc/net/tcp").exists() and Path("/proc/self/fd").is_dir()
 
 
+def _code_path() -> str:
+    """PYTHONPATH naming this checkout's code absolutely: a process started in another directory
+    must run the code under test, not whatever copy of siemgate the environment has installed."""
+    paths = [str(Path(siemgate.__file__).resolve().parents[1])]
+    paths += [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join(dict.fromkeys(paths))
+
+
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "SIEMGATE_DATA_DIR": str(data_dir), "SIEMGATE_LOG_FORMAT": "text", **extra}
+    env = {
+        **os.environ,
+        "PYTHONPATH": _code_path(),
+        "SIEMGATE_DATA_DIR": str(data_dir),
+        "SIEMGATE_LOG_FORMAT": "text",
+        **extra,
+    }
     env.pop("SIEMGATE_CONFIG", None)
     env.pop("SIEMGATE_PORT", None)
     env.pop("SIEMGATE_HOST", None)
