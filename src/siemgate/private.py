@@ -9,6 +9,7 @@ opened, so every file and directory created afterwards is private whatever code 
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def private_process() -> None:
 def private_dir(path: Path, what: str = "the directory") -> None:
     """Create `path` (and parents) if missing, and make it 0700. ConfigError naming `what` (and
     the setting that chose it) when that cannot be done: a file in the way, no permission."""
+    if path.resolve() == Path(path.resolve().anchor):
+        raise ConfigError(f"cannot use {what} {path}: it is the root directory; give siemgate a directory of its own")
     try:
         path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         os.chmod(path, DIR_MODE)
@@ -38,13 +41,18 @@ def unusable(exc: OSError) -> str:
     """Why a path could not be made or opened, and what to do, from the OSError that said so."""
     if isinstance(exc, FileExistsError | NotADirectoryError):
         why = "a file is in the way (it, or a directory above it, is a file)"
+    elif isinstance(exc, IsADirectoryError):
+        return f"{exc.filename} is a directory; name a file in it (siemgate.db)"
     else:
         why = (exc.strerror or str(exc)).lower()
     return f"{why}; give a directory siemgate may create and write"
 
 
 def private_file(path: Path) -> None:
-    """Create `path` empty if missing (0600), else make it 0600."""
+    """Create `path` empty if missing (0600), else make it 0600. Raises IsADirectoryError for a
+    directory (it is never made 0600: `sqlite:///` named `/`, and made the whole system unusable)."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "it is a directory, not a file", str(path))
     if path.exists():
         os.chmod(path, FILE_MODE)
     else:

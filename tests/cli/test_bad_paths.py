@@ -4,6 +4,7 @@ which setting to fix (exit 2, no traceback), and nothing is created (docs/config
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,16 @@ def test_a_sqlite_url_below_a_file_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert "SIEMGATE_DATABASE_URL" in result.stderr and "a file is in the way" in result.stderr, result.stderr
+
+
+def test_a_sqlite_url_naming_a_directory_is_refused_and_the_directory_left_as_it_was(tmp_path: Path) -> None:
+    """`sqlite:///` (or any URL naming a directory) made that directory 0600 before failing: with
+    `sqlite:///` the root directory, which no other user of the machine (PostgreSQL's server
+    included) could then enter. Now it is refused, and nothing is changed."""
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    os.chmod(directory, 0o750)  # noqa: S103 (a mode to see left alone)
+    result = _run(tmp_path, "db", "migrate", SIEMGATE_DATABASE_URL=f"sqlite:///{directory}")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "is a directory" in result.stderr, result.stderr
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o750
