@@ -10,12 +10,17 @@ opened, so every file and directory created afterwards is private whatever code 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from pathlib import Path
 
 from siemgate.errors import ConfigError
 
+log = logging.getLogger("siemgate")
 UMASK = 0o077
+# Names siemgate makes in a data directory (the store and its WAL files, keys of 0.1, archives,
+# the demo's marker): a directory holding anything else is not siemgate's own.
+_OURS = ("siemgate.db", "keys", "archive", ".siemgate-demo")
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -26,12 +31,24 @@ def private_process() -> None:
 
 
 def private_dir(path: Path, what: str = "the directory") -> None:
-    """Create `path` (and parents) if missing, and make it 0700. ConfigError naming `what` (and
-    the setting that chose it) when that cannot be done: a file in the way, no permission."""
+    """Create `path` (and parents) if missing, and make it 0700, unless it holds things that are not
+    siemgate's (then it is shared with others, and left as it is, with a warning). ConfigError naming
+    `what` (and the setting that chose it) when it cannot be used: the root directory, a file in the
+    way, no permission."""
     if path.resolve() == Path(path.resolve().anchor):
         raise ConfigError(f"cannot use {what} {path}: it is the root directory; give siemgate a directory of its own")
     try:
         path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        others = sorted(p.name for p in path.iterdir() if not p.name.startswith(_OURS))
+        if others and os.stat(path).st_mode & 0o077:
+            # not siemgate's own (/var/lib, a home directory): made 0700, its other users would lose it
+            log.warning(
+                "%s %s also holds %s, so it is left readable by others; give siemgate a directory of its own",
+                what,
+                path,
+                ", ".join(others[:3]) + (", ..." if len(others) > 3 else ""),
+            )
+            return
         os.chmod(path, DIR_MODE)
     except OSError as exc:
         raise ConfigError(f"cannot use {what} {path}: {unusable(exc)}") from None

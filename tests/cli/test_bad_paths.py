@@ -64,3 +64,22 @@ def test_a_sqlite_url_naming_a_directory_is_refused_and_the_directory_left_as_it
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "is a directory" in result.stderr, result.stderr
     assert stat.S_IMODE(directory.stat().st_mode) == 0o750
+
+
+def test_a_shared_directory_given_as_data_dir_is_not_made_private(tmp_path: Path) -> None:
+    """SIEMGATE_DATA_DIR=/var/lib (a careless operator's) made /var/lib 0700, and every service
+    running as another user lost it. A directory holding things that are not siemgate's is now left
+    as it is, with a warning; one of siemgate's own is still made 0700."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "postgresql").mkdir()
+    os.chmod(shared, 0o755)  # noqa: S103 (a shared directory's mode, to see left alone)
+    result = _run(tmp_path, "account", "list", SIEMGATE_DATA_DIR=str(shared))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    assert "also holds postgresql" in result.stderr, result.stderr
+    own = tmp_path / "own"
+    own.mkdir()
+    os.chmod(own, 0o755)  # noqa: S103 (an earlier version's mode, to see tightened)
+    assert _run(tmp_path, "account", "list", SIEMGATE_DATA_DIR=str(own)).returncode == 0
+    assert stat.S_IMODE(own.stat().st_mode) == 0o700
