@@ -360,14 +360,17 @@ def _warn_unknown_variables(settings: Settings) -> None:
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings from all sources; raises ConfigError naming each bad setting and how to fix it.
     Warns on stderr about SIEMGATE_* variables that are not settings."""
+    file = _config_file()
+    where = f"env SIEMGATE_<NAME> or {file.resolve()}" if file is not None else "env SIEMGATE_<NAME>"
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
         )
-        raise ConfigError(f"invalid configuration: {problems} (env SIEMGATE_<NAME> or siemgate.toml)") from None
-    except ValueError as exc:  # e.g. a TOML syntax error
-        raise ConfigError(f"invalid configuration file: {exc}") from None
+        raise ConfigError(f"invalid configuration: {problems} ({where})") from None
+    except ValueError as exc:  # e.g. a TOML syntax error; the file may have been found in the working directory
+        named = f" {file.resolve()}" if file is not None else ""
+        raise ConfigError(f"invalid configuration file{named}: {exc}") from None
     _warn_unknown_variables(settings)
     return settings

@@ -83,3 +83,17 @@ def test_a_shared_directory_given_as_data_dir_is_not_made_private(tmp_path: Path
     os.chmod(own, 0o755)  # noqa: S103 (an earlier version's mode, to see tightened)
     assert _run(tmp_path, "account", "list", SIEMGATE_DATA_DIR=str(own)).returncode == 0
     assert stat.S_IMODE(own.stat().st_mode) == 0o700
+
+
+def test_a_bad_configuration_file_found_in_the_working_directory_is_named(tmp_path: Path) -> None:
+    """./siemgate.toml is read when present, unasked: an error in it must say which file it is."""
+    config = tmp_path / "siemgate.toml"
+    for text, said in (
+        ("port = [\n", "invalid configuration file"),
+        ('port = "eighty"\n', "invalid configuration: port"),
+    ):
+        config.write_text(text)
+        result = _run(tmp_path, "account", "list", SIEMGATE_DATA_DIR=str(tmp_path / "data"))
+        assert result.returncode == 2, result.stderr
+        assert said in result.stderr and str(config) in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
