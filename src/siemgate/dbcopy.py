@@ -33,6 +33,7 @@ from siemgate.integrity.tree import check_stored_tree
 from siemgate.model.features import Feature
 from siemgate.model.text import find_unstorable
 from siemgate.store.postgres import PostgresStore
+from siemgate.store.postgres.errors import redacted
 from siemgate.store.sqlite.url import sqlite_url_path
 
 # Tables copied as they are, parents before children. Others are skipped (they are not part of
@@ -448,5 +449,6 @@ def sqlite_path(url: str) -> Path:
 
 
 def check_target(url: str) -> None:
+    """ConfigError unless `url` is a PostgreSQL URL (named without its password)."""
     if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"--to must be a postgresql:// URL, not {url!r}")
+        raise ConfigError(f"--to must be a postgresql:// URL, not {redacted(url)!r}")

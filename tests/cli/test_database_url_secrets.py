@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support.procs import cli_env, run_cli
+from support.procs import cli_env, make_account, run_cli
 
 SECRET = "s3cret-Pw"
 
@@ -24,4 +24,14 @@ def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path, u
     done = run_cli(cli_env(tmp_path / "data", SIEMGATE_DATABASE_URL=url), "db", "migrate", ok=False)
     assert done.returncode != 0
     assert "cannot connect to PostgreSQL at postgresql://siem" in done.stderr, done.stderr
+    assert SECRET not in done.stderr + done.stdout, done.stderr
+
+
+def test_a_target_that_is_not_postgresql_is_named_without_its_password(tmp_path: Path) -> None:
+    source = tmp_path / "site"
+    make_account(source)
+    env = cli_env(tmp_path / "data")
+    target = f"mysql://siem:{SECRET}@db/x"
+    done = run_cli(env, "db", "copy", "--from", str(source / "siemgate.db"), "--to", target, ok=False)
+    assert done.returncode == 2 and "--to must be a postgresql:// URL" in done.stderr, done.stderr
     assert SECRET not in done.stderr + done.stdout, done.stderr
