@@ -236,3 +236,26 @@ def test_the_corpus_matches_what_the_oracle_selects(case: str) -> None:
     ours = [e["uuid"] for e in events if compiled.predicate(e)]
     assert ours == _oracle(text, events), case
     assert 0 < len(ours) < len(events), f"{case}: the corpus events should tell the rule's cases apart"
+
+
+WILDCARDS_ACROSS_LINES = {
+    "inner *": "  sel: {client.app_name: '1Password*Mac'}\n  condition: sel",
+    "inner ?": "  sel: {client.app_name: '1Password?for Mac'}\n  condition: sel",
+    "contains with *": "  sel: {client.app_name|contains: 'Password*Mac'}\n  condition: sel",
+    "cased inner *": "  sel: {client.app_name|cased: '1Password*Mac'}\n  condition: sel",
+}
+
+
+@pytest.mark.parametrize("case", sorted(WILDCARDS_ACROSS_LINES))
+def test_a_wildcard_matches_line_breaks_as_sigma_says(case: str) -> None:
+    """Sigma's `*` is any characters and `?` any one: a value with a line break in it (free text
+    an attacker chose) must not slip past a wildcard (it did: the regex's `.` stopped at `\\n`)."""
+    text = sigma(WILDCARDS_ACROSS_LINES[case], ident="id: 44444444-4444-4444-8444-444444444444\n")
+    events = _corpus_events()
+    events[0]["client"]["app_name"] = "1Password\nfor Mac"
+    events[1]["client"]["app_name"] = "1Password for\nMac\n"
+    [rule] = sigma_to_rules(text)
+    compiled = compile_rule(rule)
+    ours = [e["uuid"] for e in events if compiled.predicate(e)]
+    assert ours == _oracle(text, events), case
+    assert events[0]["uuid"] in ours or events[1]["uuid"] in ours, f"{case}: a value with a line break should match"

@@ -224,7 +224,7 @@ def _string(field: str, value: SigmaString) -> dict[str, Any]:
     ):
         test = {"contains": parts[1]}
     elif all(isinstance(p, str) or p in (SpecialChars.WILDCARD_MULTI, SpecialChars.WILDCARD_SINGLE) for p in parts):
-        test = {"regex": f"^(?:{value.to_regex().regexp})$"}
+        test = {"regex": f"(?s)^(?:{value.to_regex().regexp})$"}  # s: a wildcard spans line breaks too
     else:
         raise RuleError(f"Sigma: the value of {field!r} uses a placeholder, which siemgate does not support")
     if nocase:
