@@ -13,6 +13,7 @@ from siemgate.alerts.model import RuleError, compile_rule, load_rule
 from siemgate.alerts.service import parse_rules_text
 from siemgate.alerts.service import test_rule as run_rule
 from siemgate.alerts.sigma import sigma_to_rules
+from siemgate.store.base import AlertStateEntry
 from support.events import auditevent, failed, itemusage, signin
 
 T0 = 1_800_000_000_000_000_000
@@ -323,3 +324,36 @@ def test_first_seen_values_that_compare_equal_are_stored_as_they_came() -> None:
     Evaluator([compiled], book).evaluate(events)
     saved = sorted(e.value for e in book.changes() if e.kind == "seen")
     assert saved == sorted(['["[true]"]', '["[1]"]', '["[1.0]"]', '["[\\"1\\"]"]'])
+
+
+def test_suppression_judges_a_late_firing_by_the_firings_around_its_own_time() -> None:
+    """`suppress: {for: 1h}` suppresses firings within the hour of a firing of their key. A burst
+    stored late, hours before one that already fired, is another incident and fires (it was
+    suppressed: every earlier event time counted as within the suppression); one within the hour
+    of either firing is suppressed, before or after it, also once the state was saved and loaded."""
+    r = rule(threshold={"count": 2, "window": "5m", "group_by": ["target_user.email"]}, suppress={"for": "1h"})
+    h = 3600 * S
+
+    def burst(at: int) -> list[dict[str, Any]]:
+        return [failed(at), failed(at + S)]
+
+    def run(book: StateBook, events: list[dict[str, Any]], start: int) -> list[int]:
+        firings = Evaluator([r], book).evaluate(list(enumerate(events, start=start)))
+        return [f.event_ts for f in firings]
+
+    book = StateBook()
+    assert run(book, burst(T0 + 5 * h), 1) == [T0 + 5 * h + S]
+    assert run(book, burst(T0), 3) == [T0 + S]  # 5 hours earlier, stored late: its own incident
+    assert run(book, burst(T0 + h // 2) + burst(T0 + 5 * h - h // 2), 5) == []  # within the hour of one
+    saved = StateBook.load(e for e in book.changes() if e.value)  # as the store holds it
+    assert run(saved, burst(T0 + 2 * h), 9) == [T0 + 2 * h + S]  # an hour and more from both
+    assert run(saved, burst(T0 + 2 * h + h // 2) + burst(T0 + 5 * h + h // 2), 11) == []
+    [state] = saved.suppress.values()
+    saved.expire(T0 + 3 * h)  # firing times no event still evaluated is within the hour of go
+    assert state["at"] == [T0 + 2 * h + S, T0 + 5 * h + S] and state["until"] == T0 + 6 * h + S
+    # a state saved before firing times were kept knows the latest firing only (until - 1h)
+    legacy = StateBook.load(
+        [AlertStateEntry("r", "suppress", '["ada@example.com"]', f'{{"until": {T0 + 6 * h + S}, "suppressed": 0}}')]
+    )
+    assert run(legacy, burst(T0 + 5 * h + h // 2), 1) == []
+    assert run(legacy, burst(T0), 3) == [T0 + S]

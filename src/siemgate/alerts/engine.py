@@ -11,8 +11,8 @@ Semantics (docs/alerts.md, "Evaluation"):
 - first_seen: per key, the value combinations seen so far are kept (at most `max_values`, oldest
   dropped); a new combination fires, except a key's very first one unless `alert_on_first`.
   Events missing a key or value field are ignored.
-- suppress: after a firing, later firings with the same `by` values and an event time before
-  the firing's time + `for` are suppressed (counted, not fired). Window and first-seen state keep
+- suppress: after a firing, firings with the same `by` values whose event time is within `for`
+  of it, before or after, are suppressed (counted, not fired). Window and first-seen state keep
   being updated while suppressed.
 - learning: events that must not page anyone (older than the evaluation horizon, or stored as
   history) still teach first-seen rules the values they carry, so later events are judged
@@ -88,7 +88,7 @@ class StateBook:
 
     windows: (rule, key JSON) -> sorted (ts, uuid, seq); seen: rule -> key -> {value: None}
     (insertion-ordered, the oldest dropped first); suppress: (rule, key JSON) -> {until,
-    suppressed}; meta: rule -> {"fp": ..., "upto": seq} (what first-seen state was built from);
+    suppressed, at}; meta: rule -> {"fp": ..., "upto": seq} (what first-seen state was built from);
     covered: stream -> the seq up to which this state reflects the stream's events, and stored:
     the same for the state in the store (written by `changes()`)."""
 
@@ -98,7 +98,7 @@ class StateBook:
     # set lookup (the values interned through `canon`), instead of two dicts and their tuples
     pairs: dict[str, set[Key]] = field(default_factory=dict)
     canon: dict[Key, Key] = field(default_factory=dict)
-    suppress: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    suppress: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     window_ns: dict[str, int] = field(default_factory=dict)
     dirty: set[tuple[str, str, Any]] = field(default_factory=set)
@@ -147,6 +147,14 @@ class StateBook:
             if window and key[0] in window_ns and window[-1][0] + window_ns[key[0]] < horizon
         ]
         ended = [key for key, state in suppress.items() if state["until"] < horizon]
+        for key, state in suppress.items():  # firing times no event still evaluated is within `for` of
+            fired = state.get("at")
+            if fired and len(fired) > 1 and state["until"] >= horizon:
+                span = state["until"] - fired[-1]
+                kept = [at for at in fired if at + span >= horizon]
+                if len(kept) < len(fired):
+                    state["at"] = kept
+                    self.dirty.add((key[0], SUPPRESS, key[1]))
         for key in empty:
             del windows[key]
         for key in expired:
@@ -674,15 +682,27 @@ class Evaluator:
         return None
 
     def _suppressed(self, rule: CompiledRule, event: Mapping[str, Any], ts: int) -> bool:
-        """True when a firing at `ts` is suppressed; otherwise starts the suppression it causes."""
-        if rule.suppress_ns is None:
+        """True when a firing at `ts` is within `for` of a firing of its key in event time, before
+        or after it (a late event's firing is judged by the firings around its own time, not by
+        the latest); otherwise records it. State: `at`, the firing times (sorted), `until`, the
+        latest + `for` (its expiry), and `suppressed`, a count."""
+        span = rule.suppress_ns
+        if span is None:
             return False
         assert rule.suppress_key is not None
         key = _json_key(rule.suppress_key.one(event))
         state = self.book.suppress.get((rule.id, key))
         self.book.dirty.add((rule.id, SUPPRESS, key))
-        if state is not None and ts < state["until"]:
+        if state is None:
+            self.book.suppress[(rule.id, key)] = {"until": ts + span, "suppressed": 0, "at": [ts]}
+            return False
+        fired = state.get("at")
+        if fired is None:  # saved before firing times were kept: it knew the latest firing only
+            fired = state["at"] = [state["until"] - span]
+        i = bisect.bisect_left(fired, ts)
+        if (i < len(fired) and fired[i] - ts < span) or (i > 0 and ts - fired[i - 1] < span):
             state["suppressed"] += 1
             return True
-        self.book.suppress[(rule.id, key)] = {"until": ts + rule.suppress_ns, "suppressed": 0}
+        fired.insert(i, ts)
+        state["until"] = max(state["until"], ts + span)
         return False
