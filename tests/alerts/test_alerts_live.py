@@ -484,3 +484,26 @@ def test_a_failed_webhook_names_its_destination_without_its_path_or_credentials(
     [d] = [d for d in site.services.store.list_deliveries(site.account.id) if d.kind == "webhook"]
     assert d.last_error is not None and f"http://127.0.0.1:{port}/…" in d.last_error, d.last_error
     assert not [word for word in ("secret-path", "SECRET", "robot", "pw@") if word in d.last_error], d.last_error
+
+
+def test_a_threshold_rule_whose_match_changes_counts_only_events_it_now_matches(site: Site) -> None:
+    """An edit that changes what a threshold rule matches or groups by starts its windows empty:
+    the events counted before satisfied the old condition, not the new one, and an alert names
+    only events that satisfy its rule (two failures and one success fired '3 successes'). An edit
+    that leaves them alone (a rename) keeps the windows."""
+    base = {"id": "three", "source": "signinattempts", "match": {"category": "success"},
+            "threshold": {"count": 3, "window": "10m", "group_by": ["target_user.email"]}}  # fmt: skip
+    site.rule(**base | {"name": "Three", "match": {"category": "credentials_failed"}})
+    site.write(SIGNIN, now_failed(site, 2))
+    site.restart()  # the windows are saved (as every 2 seconds)
+    site.rule(**base, name="Three")  # edited while events flow: now successes
+    site.write(SIGNIN, [signin(site.clock() + 5 * S)])
+    assert site.alerts("three") == []
+    site.write(SIGNIN, [signin(site.clock() + (6 + i) * S) for i in range(2)])
+    [alert] = site.alerts("three")  # three successes: fires, on them only
+    assert alert.rule_version == 2
+    site.write(SIGNIN, [signin(site.clock() + (20 + i) * S) for i in range(2)])
+    site.rule(**base, name="Renamed")  # counts the same events: the window stays
+    site.restart()
+    site.write(SIGNIN, [signin(site.clock() + 30 * S)])
+    assert sorted(a.rule_version for a in site.alerts("three")) == [2, 3]

@@ -155,7 +155,11 @@ def test_an_account_keeps_a_bounded_number_of_threshold_windows(
     per_event = {key for rule_id, key in book.windows if rule_id == "per-event"}
     assert len(book.windows) == 18  # 90 % of the limit: the two failure windows and the 16 newest
     assert per_event == {f'["{e["uuid"]}"]' for e in sso[-16:]}
-    stored = {e.key for e in site.services.store.load_alert_state(site.account.id) if e.rule_id == "per-event"}
+    stored = {
+        e.key
+        for e in site.services.store.load_alert_state(site.account.id)
+        if e.rule_id == "per-event" and e.kind == "window"
+    }
     assert stored == per_event
     assert "more than 20 threshold windows" in caplog.text and "per-event 14" in caplog.text
     site.write(SIGNIN, now_failed(site, 1, offset=60))  # the brute-force window was kept: the 10th fires

@@ -178,6 +178,11 @@ class StateBook:
             dropped[key[0]] = dropped.get(key[0], 0) + 1
         return dropped
 
+    def drop_windows(self, rule_id: str) -> None:
+        """Forget every window of a rule; the next `changes()` deletes their stored rows."""
+        for key in [key for key in self.windows if key[0] == rule_id]:
+            self._drop_window(key)
+
     def _drop_window(self, key: tuple[str, str]) -> None:
         """Forget a window; the next `changes()` deletes its stored row."""
         del self.windows[key]

@@ -201,6 +201,7 @@ class AlertEvaluator:
         batch: StoredBatch | None,
     ) -> int:
         checkpoint = self._checkpoint(account_id, feature)
+        self._recount(account_id, feature.value)
         if checkpoint is not None:
             self._replay(account_id, feature, checkpoint)
         if checkpoint is None:  # first look at this stream: start at its head (or just before this batch)
@@ -257,6 +258,19 @@ class AlertEvaluator:
                 Evaluator(rules, book, index).evaluate(chunk, oldest=oldest)
         book.covered[stream] = checkpoint
         log.info("alert state of %s rebuilt from seq %s up to %d", stream, book.stored.get(stream), checkpoint)
+
+    def _recount(self, account_id: int, source: str) -> None:
+        """Start empty the windows of each threshold rule whose match or grouping changed since
+        they were counted (CompiledRule.learnt_from, kept in the state's meta): they hold events
+        the old condition matched, which the rule's alerts must not name. A rule with windows but
+        no meta (state saved before it was kept) keeps them."""
+        book = self._book(account_id)
+        for rule in self._rules(account_id, source)[0]:
+            if rule.window_ns is None or book.meta.get(rule.id) == _meta(rule):
+                continue
+            if rule.id in book.meta:
+                book.drop_windows(rule.id)
+            book.set_meta(rule.id, _meta(rule))
 
     def _state(self, account_id: int, book: StateBook, events: int, history: bool) -> list[AlertStateEntry]:
         """The state entries to commit with a step of `events` events: every change since the
@@ -614,7 +628,7 @@ def _per_rule(counts: Mapping[str, int]) -> str:
 
 
 def _meta(rule: CompiledRule) -> dict[str, Any]:
-    """What a first-seen rule's state was built for (CompiledRule.learnt_from): a change to its
-    source, match or first_seen rebuilds it from history; renaming it or changing its actions keeps
-    what it learnt."""
+    """What a first-seen rule's state was built for, or a threshold rule's windows counted
+    (CompiledRule.learnt_from): a change to its source, match, first_seen or grouping rebuilds it
+    from history or starts the windows empty; renaming it or changing its actions keeps it."""
     return {"fp": rule.learnt_from}

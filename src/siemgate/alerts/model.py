@@ -306,7 +306,8 @@ class CompiledRule:
     group_key: KeyReader | None = None  # a threshold's group_by values
     suppress_key: KeyReader | None = None  # the suppression's `by` values
     # first_seen: what its learnt state is built for (source, match, first_seen as sorted JSON); a
-    # change rebuilds the state from history, a rename or new actions keep it
+    # change rebuilds the state from history, a rename or new actions keep it. threshold: what its
+    # windows counted (source, match, group_by, nocase); a change starts them empty
     learnt_from: str | None = None
 
     @property
@@ -366,9 +367,11 @@ def compile_rule(rule: Rule) -> CompiledRule:
         parts = (key_reader(fs.key, fs.nocase), key_reader(fs.value, fs.nocase))
     group = key_reader(rule.threshold.group_by, rule.threshold.nocase) if rule.threshold else None
     learnt_from = None
-    if rule.first_seen:
+    if rule.first_seen or rule.threshold:
         definition = rule.as_json()
         basis = {k: definition.get(k) for k in ("source", "match", "first_seen")}
+        if rule.threshold:
+            basis["group"] = {"by": rule.threshold.group_by, "nocase": rule.threshold.nocase}
         learnt_from = orjson.dumps(basis, option=orjson.OPT_SORT_KEYS).decode()
     suppress = key_reader(by, nocase)
     return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts, 0, group, suppress, learnt_from)
