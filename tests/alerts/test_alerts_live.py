@@ -507,3 +507,22 @@ def test_a_threshold_rule_whose_match_changes_counts_only_events_it_now_matches(
     site.restart()
     site.write(SIGNIN, [signin(site.clock() + 30 * S)])
     assert sorted(a.rule_version for a in site.alerts("three")) == [2, 3]
+
+
+def test_a_deleted_rules_alerts_waiting_to_be_recorded_as_events_are_not_recorded(site: Site) -> None:
+    """Deleting a rule cancels its pending deliveries, the `event` action's too: an alert still
+    waiting (about a second) to be recorded in auditevents is not written after the deletion,
+    and its delivery stays cancelled. Removing the action from the rule does the same."""
+    for rule_id in ("deleted", "edited"):
+        site.rule(id=rule_id, name=rule_id, source="signinattempts", match={"category": "success"})
+    site.write(SIGNIN, [signin(site.clock())])
+    assert {a.rule_id for a in site.alerts()} == {"deleted", "edited"}
+    site.services.alerts.rules.delete(CLI, site.account, "deleted")
+    site.rule(id="edited", name="edited", source="signinattempts", match={"category": "success"},
+              actions=[{"type": "syslog", "host": "127.0.0.1", "port": free_port(), "protocol": "udp"}])  # fmt: skip
+    site.services.alerts.evaluator.record_pending(force=True)
+    rows = site.services.store.read_events(site.account.id, AUDIT, 0, 0, None, 1000)
+    recorded = [orjson.loads(body) for _, body, _ in rows if is_alert_event(orjson.loads(body))]
+    assert recorded == []
+    statuses = {d.rule_id: d.status for d in site.services.store.list_deliveries(site.account.id)}
+    assert statuses == {"deleted": "cancelled", "edited": "cancelled"}

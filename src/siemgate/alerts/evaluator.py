@@ -392,7 +392,8 @@ class AlertEvaluator:
         """Record the alerts waiting to be recorded as audit events, in one batch per account: of
         `account_id` or of every account, those that waited RECORD_SECONDS, or all with `force`.
         Returns how many were recorded. A failed batch is left to the dispatcher, which carries
-        its deliveries out when their lease ends."""
+        its deliveries out when their lease ends. Those of a rule deleted since, or whose `event`
+        action was removed, are not recorded (their deliveries were cancelled)."""
         now = time.monotonic()
         with self._record_guard:
             accounts = list(self._to_record) if account_id is None else [account_id]
@@ -405,6 +406,11 @@ class AlertEvaluator:
         for a, items in taken:
             if self.record_events is None:
                 continue  # switched off since they were queued: left to the dispatcher
+            # a rule deleted (or its `event` action removed) meanwhile cancelled their deliveries
+            held = {(e.rule.id, action_json(action)) for e in self.rules.entries(a) for action in e.rule.actions}
+            items = [(alert, d) for alert, d in items if (d.rule_id, d.action) in held]
+            if not items:
+                continue
             try:
                 self.record_events(a, items)
                 self.store.mark_delivered([d.id for _, d in items], self.clock())
