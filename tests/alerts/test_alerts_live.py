@@ -526,3 +526,25 @@ def test_a_deleted_rules_alerts_waiting_to_be_recorded_as_events_are_not_recorde
     assert recorded == []
     statuses = {d.rule_id: d.status for d in site.services.store.list_deliveries(site.account.id)}
     assert statuses == {"deleted": "cancelled", "edited": "cancelled"}
+
+
+def test_a_new_threshold_rule_counts_only_events_stored_after_it(site: Site) -> None:
+    """A threshold rule counts the events stored after it was created (or its match changed),
+    whenever the state was last saved: the events the state had not saved yet are evaluated again
+    to rebuild it after a rule change, and the new rule counted them (2 failures before it, 1
+    after: fired, or not if the state happened to be saved between)."""
+    site.restart()  # the state is saved
+    site.write(SIGNIN, now_failed(site, 2))  # before the rule; the state is not saved yet (2 s)
+    site.rule(id="three", name="Three", source="signinattempts", match={"category": "credentials_failed"},
+              threshold={"count": 3, "window": "10m", "group_by": ["target_user.email"]})  # fmt: skip
+    site.write(SIGNIN, now_failed(site, 1, offset=5))
+    assert site.alerts("three") == []
+    site.write(SIGNIN, now_failed(site, 2, offset=6))
+    assert len(site.alerts("three")) == 1
+    site.services.alerts.rules.set_enabled(CLI, site.account, "three", False)
+    site.write(SIGNIN, now_failed(site, 1, offset=20))
+    site.services.alerts.rules.set_enabled(CLI, site.account, "three", True)
+    site.write(SIGNIN, now_failed(site, 2, offset=21))  # enabled again: the one while disabled is not counted
+    assert len(site.alerts("three")) == 1
+    site.write(SIGNIN, now_failed(site, 1, offset=22))
+    assert len(site.alerts("three")) == 2

@@ -201,7 +201,7 @@ class AlertEvaluator:
         batch: StoredBatch | None,
     ) -> int:
         checkpoint = self._checkpoint(account_id, feature)
-        self._recount(account_id, feature.value)
+        self._recount(account_id, feature.value, checkpoint or 0)
         if checkpoint is not None:
             self._replay(account_id, feature, checkpoint)
         if checkpoint is None:  # first look at this stream: start at its head (or just before this batch)
@@ -246,6 +246,8 @@ class AlertEvaluator:
             book.covered[stream] = checkpoint if covered is None else covered
             return
         rules, index = self._rules(account_id, stream)
+        # a threshold rule counts the events stored after it was created or changed (_recount)
+        rules = [r for r in rules if r.window_ns is None or book.meta.get(r.id, {}).get("from", 0) <= covered]
         oldest = self.clock() - self.max_event_age_ns
         while covered < checkpoint:
             chunk = self._read(account_id, feature, covered, checkpoint)
@@ -259,18 +261,23 @@ class AlertEvaluator:
         book.covered[stream] = checkpoint
         log.info("alert state of %s rebuilt from seq %s up to %d", stream, book.stored.get(stream), checkpoint)
 
-    def _recount(self, account_id: int, source: str) -> None:
-        """Start empty the windows of each threshold rule whose match or grouping changed since
-        they were counted (CompiledRule.learnt_from, kept in the state's meta): they hold events
-        the old condition matched, which the rule's alerts must not name. A rule with windows but
-        no meta (state saved before it was kept) keeps them."""
+    def _recount(self, account_id: int, source: str, checkpoint: int) -> None:
+        """Start empty the windows of each threshold rule that is new, enabled again, or whose match
+        or grouping changed since they were counted (CompiledRule.learnt_from, kept in the state's
+        meta with `from`, the checkpoint then): they hold events the old condition matched, and the
+        rule counts only events stored after `from` (the state rebuilt after a crash or a rule
+        change leaves it out before that). Saved with the next step, so `from` and the checkpoint
+        move together. A rule with windows but no meta (state saved before it was kept) keeps them."""
         book = self._book(account_id)
         for rule in self._rules(account_id, source)[0]:
-            if rule.window_ns is None or book.meta.get(rule.id) == _meta(rule):
+            meta = book.meta.get(rule.id)
+            if rule.window_ns is None or (meta is not None and meta.get("fp") == rule.learnt_from):
                 continue
-            if rule.id in book.meta:
+            adopted = meta is None and any(key[0] == rule.id for key in book.windows)
+            if not adopted:
                 book.drop_windows(rule.id)
-            book.set_meta(rule.id, _meta(rule))
+            book.set_meta(rule.id, {**_meta(rule), "from": 0 if adopted else checkpoint})
+            self._unsaved[account_id] = (float("-inf"), 0)  # saved with the next step
 
     def _state(self, account_id: int, book: StateBook, events: int, history: bool) -> list[AlertStateEntry]:
         """The state entries to commit with a step of `events` events: every change since the
@@ -431,6 +438,8 @@ class AlertEvaluator:
             if not entry.enabled and entry.rule.id in book.meta and entry.rule.source == feature.value:
                 book.meta.pop(entry.rule.id)
                 book.dirty.add((entry.rule.id, "meta", ""))
+                book.drop_windows(entry.rule.id)  # and counts nothing: starts empty when enabled
+                self._unsaved[account_id] = (float("-inf"), 0)  # saved with this step (see _recount)
         if not stale and checkpoint is not None:
             return
         for rule in stale:
