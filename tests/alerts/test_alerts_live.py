@@ -548,3 +548,13 @@ def test_a_new_threshold_rule_counts_only_events_stored_after_it(site: Site) -> 
     assert len(site.alerts("three")) == 1
     site.write(SIGNIN, now_failed(site, 1, offset=22))
     assert len(site.alerts("three")) == 2
+
+
+def test_an_event_dated_far_ahead_does_not_blind_its_group(site: Site) -> None:
+    """One failed sign-in dated 2260 (timestamps up to 2262 are valid) made every later failure of
+    that user a late event, dropped at once: brute force against them never fired again."""
+    site.write(SIGNIN, [failed(parse_ns("2260-01-01T00:00:00Z"))])
+    site.restart()  # its window saved and loaded again
+    site.write(SIGNIN, now_failed(site, 10))
+    [alert] = site.alerts("brute-force-signin")
+    assert len(orjson.loads(alert.payload)["events"]) == 10 and alert.event_ts < parse_ns("2100-01-01T00:00:00Z")

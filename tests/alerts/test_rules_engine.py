@@ -13,6 +13,7 @@ from siemgate.alerts.model import RuleError, compile_rule, load_rule
 from siemgate.alerts.service import parse_rules_text
 from siemgate.alerts.service import test_rule as run_rule
 from siemgate.alerts.sigma import sigma_to_rules
+from siemgate.model.timestamps import parse_ns
 from siemgate.store.base import AlertStateEntry
 from support.events import auditevent, failed, itemusage, signin
 
@@ -357,3 +358,24 @@ def test_suppression_judges_a_late_firing_by_the_firings_around_its_own_time() -
     )
     assert run(legacy, burst(T0 + 5 * h + h // 2), 1) == []
     assert run(legacy, burst(T0), 3) == [T0 + S]
+
+
+def test_a_late_burst_fires_under_a_newer_event_of_its_group() -> None:
+    """Count events within `window` of each other by event time, whatever order they come in: a
+    burst stored late, after a newer event of its group (an hour later, or one dated far ahead,
+    which an attacker can write to blind a group), fires. Each late event was dropped at once:
+    the window kept only events within `window` of its newest, so nothing under it ever fired."""
+    r = rule(threshold={"count": 3, "window": "5m", "group_by": ["target_user.email"]})
+    late = [failed(T0 + 3600 * S)] + [failed(T0 + i * S) for i in range(3)]
+    [firing] = run_rule(r, late)
+    assert [ref["uuid"] for ref in firing.events] == [e["uuid"] for e in late[1:]]
+    ahead = [failed(parse_ns("2260-01-01T00:00:00Z"))] + [failed(T0 + i * S) for i in range(3)]
+    assert len(run_rule(r, ahead)) == 1
+    spread = [failed(T0 + 3600 * S)] + [failed(T0 + i * 600 * S) for i in range(3)]  # 10 minutes apart
+    assert run_rule(r, spread) == []
+    book = StateBook()
+    Evaluator([r], book).evaluate(list(enumerate(spread, start=1)))
+    [window] = book.windows.values()
+    assert len(window) == 4
+    book.expire(T0 + 700 * S)  # late events no evaluated event is within `window` of leave
+    assert [ts for ts, _, _ in window] == [T0 + 600 * S, T0 + 1200 * S, T0 + 3600 * S]

@@ -6,8 +6,9 @@ Semantics (docs/alerts.md, "Evaluation"):
 - Time is the event's own timestamp, so a replay (`siemgate alerts test`) fires exactly as live
   evaluation did; for the `tokens` source it is the time of the check.
 - threshold: per group (the `group_by` values), the matching events' times are kept while they
-  are within `window` of the group's newest; when `count` of them fall within one `window`, the
-  rule fires for those events and the group's window starts empty again.
+  are within `window` of the group's newest (a late event until a newer one comes); when `count`
+  of them fall within one `window`, the rule fires for those events and the group's window starts
+  empty again.
 - first_seen: per key, the value combinations seen so far are kept (at most `max_values`, oldest
   dropped); a new combination fires, except a key's very first one unless `alert_on_first`.
   Events missing a key or value field are ignored.
@@ -147,6 +148,11 @@ class StateBook:
             if window and key[0] in window_ns and window[-1][0] + window_ns[key[0]] < horizon
         ]
         ended = [key for key, state in suppress.items() if state["until"] < horizon]
+        for key, window in windows.items():  # late events kept under a newer one (Evaluator._count_all)
+            span = window_ns.get(key[0])
+            if window and span is not None and window[0][0] + span < horizon <= window[-1][0] + span:
+                del window[: bisect.bisect_left(window, (horizon - span,))]
+                self.dirty.add((key[0], WINDOW, key[1]))
         for key, state in suppress.items():  # firing times no event still evaluated is within `for` of
             fired = state.get("at")
             if fired and len(fired) > 1 and state["until"] >= horizon:
@@ -641,13 +647,13 @@ class Evaluator:
                 window = windows[(rule_id, key)] = []
             entry = (ts, event.get("uuid") or "", seqs[i])  # a tuple of atoms: the collector stops tracking it
             last = not window or entry >= window[-1]  # the usual case: the newest event of its group
-            if last:
+            if last:  # the window keeps the events within `window` of its newest
                 window.append(entry)
-            else:
-                bisect.insort(window, entry)
-            start = window[-1][0] - window_ns
-            if window[0][0] < start:
-                del window[: bisect.bisect_left(window, (start,))]
+                start = ts - window_ns
+                if window[0][0] < start:
+                    del window[: bisect.bisect_left(window, (start,))]
+            else:  # a late event stays, with those around it, until a newer one comes: a late burst
+                bisect.insort(window, entry)  # (or one under an event dated far ahead) still counts
             dirty.add((rule_id, WINDOW, key))
             if len(window) >= n:
                 firing = self._threshold_run(rule, window, entry, last, event, values)
