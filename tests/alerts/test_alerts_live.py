@@ -558,3 +558,19 @@ def test_an_event_dated_far_ahead_does_not_blind_its_group(site: Site) -> None:
     site.write(SIGNIN, now_failed(site, 10))
     [alert] = site.alerts("brute-force-signin")
     assert len(orjson.loads(alert.payload)["events"]) == 10 and alert.event_ts < parse_ns("2100-01-01T00:00:00Z")
+
+
+def test_an_account_made_after_one_was_deleted_gets_alerts_of_its_own(site: Site) -> None:
+    """SQLite gives a new account the id of the newest account deleted: its alerts (the payload
+    sent to webhooks, Slack, syslog and the alerts API) named the deleted account, kept in memory
+    by the evaluator, instead of its own."""
+    site.rule(id="m", name="M", source="signinattempts", match={"category": "credentials_failed"})
+    site.write(SIGNIN, now_failed(site, 1))
+    deleted = site.account
+    site.services.delete_account(CLI, deleted, deleted.name)
+    site.account = site.services.store.create_account(new_id(), "Beta", site.clock())
+    assert site.account.id == deleted.id  # the id is given again
+    site.rule(id="m", name="M", source="signinattempts", match={"category": "credentials_failed"})
+    site.write(SIGNIN, now_failed(site, 1))
+    [alert] = site.alerts("m")
+    assert orjson.loads(alert.payload)["account"] == {"uuid": site.account.uuid, "name": "Beta"}

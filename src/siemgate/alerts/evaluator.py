@@ -129,7 +129,11 @@ class AlertEvaluator:
         return book
 
     def _forget(self, account_id: int) -> None:
+        """Drop what is kept of the account in memory: read again from the store at the next step
+        (another process moved on, or deleted the account: SQLite gives a new account the id of
+        the newest deleted one, whose name and uuid its alerts must not carry)."""
         self._books.pop(account_id, None)
+        self._accounts.pop(account_id, None)
         for key in [k for k in self._checkpoints if k[0] == account_id]:
             del self._checkpoints[key]
 
