@@ -574,3 +574,17 @@ def test_an_account_made_after_one_was_deleted_gets_alerts_of_its_own(site: Site
     site.write(SIGNIN, now_failed(site, 1))
     [alert] = site.alerts("m")
     assert orjson.loads(alert.payload)["account"] == {"uuid": site.account.uuid, "name": "Beta"}
+
+
+def test_a_cancelled_delivery_cannot_be_retried(site: Site) -> None:
+    """Deleting a rule cancels its pending deliveries; retrying one made it pending again, so the
+    dispatcher sent the alert to the destination the account had removed with the rule."""
+    site.rule(id="hooked", name="Hooked", source="signinattempts", match={"category": "credentials_failed"},
+              actions=[{"type": "syslog", "host": "127.0.0.1", "port": free_port(), "protocol": "udp"}])  # fmt: skip
+    site.write(SIGNIN, now_failed(site, 1))
+    site.services.alerts.rules.delete(CLI, site.account, "hooked")
+    [delivery] = [d for d in site.services.store.list_deliveries(site.account.id) if d.rule_id == "hooked"]
+    assert delivery.status == "cancelled"
+    with pytest.raises(BadRequest, match="cancelled"):
+        site.services.alerts.retry(CLI, site.account, delivery.id)
+    assert site.services.store.get_delivery(delivery.id).status == "cancelled"

@@ -251,7 +251,9 @@ class AlertService:
         return self.store.list_deliveries(account.id, status, alert_id, limit)
 
     def retry(self, actor: Actor, account: Account, delivery_id: str) -> DeliveryRecord:
-        """Make a delivery due again now (owners and administrators)."""
+        """Make a delivery due again now (owners and administrators). BadRequest for one delivered,
+        or cancelled (its rule or action was deleted: retrying it would send to a destination the
+        account removed)."""
         self.people.require(actor, account, "administrator", "retry alert actions")
         try:
             delivery = self.store.get_delivery(delivery_id)
@@ -261,6 +263,8 @@ class AlertService:
             raise NotFound(f"Not Found: no alert delivery {delivery_id!r} in {account.name!r}")
         if delivery.status == "delivered":
             raise BadRequest(f"delivery {delivery_id} was delivered; there is nothing to retry")
+        if delivery.status == "cancelled":
+            raise BadRequest(f"delivery {delivery_id} was cancelled: its rule or action was deleted")
         retried = self.store.retry_delivery(delivery_id, self.clock())
         self.evaluator.kick.set()
         return retried
