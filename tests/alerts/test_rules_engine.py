@@ -379,3 +379,11 @@ def test_a_late_burst_fires_under_a_newer_event_of_its_group() -> None:
     assert len(window) == 4
     book.expire(T0 + 700 * S)  # late events no evaluated event is within `window` of leave
     assert [ts for ts, _, _ in window] == [T0 + 600 * S, T0 + 1200 * S, T0 + 3600 * S]
+
+
+def test_a_firing_dated_far_ahead_does_not_suppress_the_present() -> None:
+    """A match rule suppressed for an hour: one event dated 2260 (a valid timestamp) fired and
+    suppressed every firing of its key before 2260, for good."""
+    r = rule(suppress={"for": "1h", "by": ["target_user.email"]})
+    events = [failed(parse_ns("2260-01-01T00:00:00Z")), failed(T0), failed(T0 + S), failed(T0 + 7200 * S)]
+    assert [f.event_ts for f in run_rule(r, events)] == [parse_ns("2260-01-01T00:00:00Z"), T0, T0 + 7200 * S]
