@@ -1,7 +1,8 @@
 """Deleting an account while events are being ingested into it (docs/setup.md, "Deleting an
 account"), on every backend: a batch stored after the deletion is refused (NotFound) rather than
 left behind with no account, and nothing of the account remains: no events, streams or log
-entries that a later account given the same id (SQLite reuses the largest id) would inherit."""
+entries. No later account, person or integration is given a deleted one's id, so nothing that
+still knows the old one by its id (a process's cache) can take the new one for it."""
 
 from __future__ import annotations
 
@@ -104,3 +105,27 @@ def test_log_integration_after_the_deletion_is_refused_and_not_inherited(store: 
     assert store.log_checkpoints(successor.id, SIGNIN) == []
     assert store.log_recoveries(successor.id, SIGNIN) == []
     assert store.log_entry_rows(successor.id, SIGNIN, 0, 10) == []
+
+
+def test_the_ids_of_a_deleted_account_its_people_and_integrations_are_never_given_again(store: Store) -> None:
+    """SQLite gave a new row the largest id in use plus one: the newest account deleted, the next
+    one got its id (and its people's and integrations' ids went to the next ones too)."""
+    store.create_account(new_id(), f"Kept {new_id()[:8]}", 0)
+    gone = store.create_account(new_id(), f"Gone {new_id()[:8]}", 0)
+    person = store.create_user(new_id(), f"{new_id()[:8]}@gone.example", "Gone", None, gone.id, 0)
+    store.add_member(gone.id, person.id, "owner", 0)
+    integration = store.create_integration(gone.id, new_id(), "other", "SIEM", "", 0)
+    store.delete_account_rows(gone.id, gone.uuid, gone.name, "test", "{}", 1)
+    after = store.create_account(new_id(), f"After {new_id()[:8]}", 2)
+    newcomer = store.create_user(new_id(), f"{new_id()[:8]}@after.example", "After", None, after.id, 2)
+    siem = store.create_integration(after.id, new_id(), "other", "SIEM", "", 2)
+    given_again = [
+        what
+        for what, new, old in (
+            ("account", after, gone),
+            ("person", newcomer, person),
+            ("integration", siem, integration),
+        )
+        if new.id <= old.id
+    ]
+    assert not given_again, f"a deleted {given_again}'s id was given to a new one"
