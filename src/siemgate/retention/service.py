@@ -112,12 +112,17 @@ class RetentionService:
 
     # applying -----------------------------------------------------------------------------------
     def apply(self, progress: Progress | None = None, accounts: list[Account] | None = None) -> list[StreamResult]:
-        """Apply every stream's policy (one run at a time). Failures are reported per stream."""
+        """Apply every stream's policy (one run at a time). Failures are reported per stream: one
+        stream's, whatever it is, stops neither the account's other streams nor other accounts."""
         results = []
         with self._lock:
             for account in accounts or self.store.list_accounts():
                 for feature in ALL_FEATURES:
-                    result = self.apply_stream(account, feature, progress)
+                    try:
+                        result = self.apply_stream(account, feature, progress)
+                    except Exception as exc:  # a store or disk failure of this stream: the next run retries it
+                        log.exception("retention of %s/%s failed", account.uuid, feature.value)
+                        result = StreamResult(account.uuid, feature, 0, error=f"{type(exc).__name__}: {exc}")
                     if result.error:
                         log.error("retention of %s/%s stopped: %s", account.uuid, feature.value, result.error)
                     if result.waiting:
