@@ -561,15 +561,16 @@ def test_an_event_dated_far_ahead_does_not_blind_its_group(site: Site) -> None:
 
 
 def test_an_account_made_after_one_was_deleted_gets_alerts_of_its_own(site: Site) -> None:
-    """SQLite gives a new account the id of the newest account deleted: its alerts (the payload
+    """SQLite gave a new account the id of the newest account deleted: its alerts (the payload
     sent to webhooks, Slack, syslog and the alerts API) named the deleted account, kept in memory
-    by the evaluator, instead of its own."""
+    by the evaluator by that id, instead of its own. Ids are no longer given again (SQLite
+    0013_ids_never_reused), and the evaluator forgets a deleted account."""
     site.rule(id="m", name="M", source="signinattempts", match={"category": "credentials_failed"})
     site.write(SIGNIN, now_failed(site, 1))
     deleted = site.account
     site.services.delete_account(CLI, deleted, deleted.name)
     site.account = site.services.store.create_account(new_id(), "Beta", site.clock())
-    assert site.account.id == deleted.id  # the id is given again
+    assert site.account.id != deleted.id
     site.rule(id="m", name="M", source="signinattempts", match={"category": "credentials_failed"})
     site.write(SIGNIN, now_failed(site, 1))
     [alert] = site.alerts("m")

@@ -64,7 +64,7 @@ def test_every_file_and_directory_siemgate_makes_is_private(tmp_path: Path) -> N
         f'features = ["auditevents"]\nsinks = ["out"]\n\n'
         f'[sinks.out]\ntype = "file"\npath = "{data / "out" / "{feature}.jsonl"}"\n'
     )
-    run_cli(env, "forward", "status", "--config", str(forward))
+    run_cli(env, "forward", "reset", "--source", "self", "--feature", "auditevents", "--config", str(forward))
     modes.update(_modes(data))
     kinds = {
         "database": "siemgate.db",
