@@ -87,7 +87,8 @@ def main() -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "siemgate", "witness", "serve", "--key-file", str(tmp / "w.key"),
-         "--state-file", str(tmp / "http.state"), "--log-key", str(log_pub), "--listen", f"127.0.0.1:{port}"],
+         "--state-file", str(tmp / "http.state"), "--log-key", str(log_pub), "--listen", f"127.0.0.1:{port}",
+         "--new-state"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
