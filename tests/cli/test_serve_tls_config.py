@@ -102,3 +102,26 @@ def test_a_good_certificate_still_serves_https(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("case", ["archive-dir-a-file", "public-key-a-directory", "public-key-not-keys"])
+def test_unusable_archive_or_public_key_settings_are_a_clear_error(tmp_path: Path, case: str) -> None:
+    """The archive folder and the log's public key file are checked before serve starts: a file
+    given as archive_dir failed each retention run, a public key file that is a directory made the
+    proof API's key requests a 500."""
+    data = tmp_path / "data"
+    env = cli_env(data)
+    odd = tmp_path / "odd"
+    if case == "archive-dir-a-file":
+        odd.write_text("not a folder\\n")
+        env["SIEMGATE_ARCHIVE_DIR"], setting = str(odd), "archive_dir"
+    else:
+        if case == "public-key-a-directory":
+            odd.mkdir()
+        else:
+            odd.write_text("not a key\\n")
+        env["SIEMGATE_INTEGRITY_PUBLIC_KEY_FILE"], setting = str(odd), "integrity_public_key_file"
+    done = _serve(env)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert setting in done.stderr and str(odd) in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

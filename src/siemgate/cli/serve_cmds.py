@@ -19,6 +19,7 @@ from siemgate.config import Settings
 from siemgate.errors import ConfigError
 from siemgate.logs import configure_logging
 from siemgate.services import Services
+from siemgate.tlog.keys import KeyFileError, PublicKeyring
 
 log = logging.getLogger("siemgate.server")
 GRACEFUL_SECONDS = 30
@@ -104,6 +105,19 @@ def check_tls(settings: Settings) -> None:
         ) from None
 
 
+def check_paths(settings: Settings) -> None:
+    """The archive folder and the log's public key file, checked before anything starts: a
+    ConfigError naming the setting rather than a failure at the first retention run or proof."""
+    archives = settings.archive_path
+    if archives.exists() and not archives.is_dir():
+        raise ConfigError(f"archive_dir: {archives} is not a directory; name a directory (it is made when missing)")
+    if settings.integrity_public_key_file is not None:
+        try:
+            PublicKeyring.load(settings.integrity_public_key_file)
+        except KeyFileError as exc:
+            raise ConfigError(f"integrity_public_key_file: {exc}") from None
+
+
 def forwarded_allow_ips(settings: Settings) -> str:
     """X-Forwarded-For / -Proto are believed from `trusted_proxies` only, never by default
     (uvicorn's own default believes any client on 127.0.0.1; docs/security.md)."""
@@ -143,6 +157,7 @@ def serve(
     _say_address(configured, settings)
     check_redis(settings.redis_url)  # a clear error now rather than a 500 on every request
     check_tls(settings)
+    check_paths(settings)
     if workers == 1:
         sock = bind(settings.host, settings.port)  # a busy port is said at once, before migrations
         services = open_services(settings)

@@ -215,6 +215,8 @@ class PublicKeyring:
             raise KeyFileError(f"public key file {path} does not exist") from None
         except UnicodeDecodeError:
             raise KeyFileError(f"public key file {path} is not UTF-8 text") from None
+        except OSError as exc:  # a directory, no permission
+            raise KeyFileError(f"public key file {path} cannot be read: {exc.strerror or exc}") from None
         return cls.parse(text, str(path))
 
     def text(self) -> str:
