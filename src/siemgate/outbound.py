@@ -23,6 +23,7 @@ forwarder's `BoundedClient` (long-lived, pooled, no policy) bounds each request 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -164,10 +165,8 @@ class OutboundPolicy:
 def _ip_literal(name: str) -> IPAddress | None:
     """The address `name` is, read as the resolver reads it (inet_aton's forms too: 2130706433,
     0x7f.1, 127.1 and 017700000001 are 127.0.0.1), or None for a host name."""
-    try:
+    with contextlib.suppress(ValueError):
         return ipaddress.ip_address(name)
-    except ValueError:
-        pass
     if not name or not all(c in "0123456789abcdefx." for c in name):
         return None
     try:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,18 @@ from support.receivers import misbehaving
 from support.waiting import wait_for
 
 from .forward_support import config, fill, run_in_thread, run_once, sample
+
+
+def run_until(forwarder: Forwarder, what: str, condition: Callable[[], Any]) -> None:
+    """Run the forwarder in a thread until `condition` holds (within 10 s), then stop it: it must
+    end within 10 s, whatever its destination or source is doing."""
+    thread = run_in_thread(forwarder)
+    try:
+        wait_for(what, condition, timeout=10)
+    finally:
+        forwarder.stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
 
 
 def forward_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -148,13 +161,7 @@ def test_a_sink_that_trickles_its_reply_fails_within_its_timeout_and_a_stop_ends
         sink = {"type": "webhook", "url": f"{url}/hook", "timeout": 1}
         cfg = config(tmp_path / "state", source.url, {"hook": sink}, features=["signinattempts"])
         forwarder = Forwarder(cfg)
-        thread = run_in_thread(forwarder)
-        try:
-            wait_for("the sink's timeout", lambda: any("ReadTimeout" in p for p in forwarder.problems()), timeout=10)
-        finally:
-            forwarder.stop.set()
-            thread.join(10)
-        assert not thread.is_alive()
+        run_until(forwarder, "the sink's timeout", lambda: any("ReadTimeout" in p for p in forwarder.problems()))
     with CheckpointStore(cfg.forwarder.checkpoint_path) as store:
         assert [p.events for p in store.all()] == [0]
 
@@ -168,14 +175,8 @@ def test_a_source_that_trickles_its_reply_is_retried_within_its_timeout(
     with misbehaving(_trickle) as url:
         cfg = config(tmp_path / "state", url, {"n": {"type": "null"}}, features=["signinattempts"], timeout=1)
         forwarder = Forwarder(cfg)
-        thread = run_in_thread(forwarder)
-        try:
-            retries = functools.partial(sample, forwarder, "siemgate_forward_source_retries_total", source="src")
-            wait_for("a retry of the page request", retries, timeout=10)
-        finally:
-            forwarder.stop.set()
-            thread.join(10)
-        assert not thread.is_alive()
+        retries = functools.partial(sample, forwarder, "siemgate_forward_source_retries_total", source="src")
+        run_until(forwarder, "a retry of the page request", retries)
 
 
 def test_a_sink_reply_larger_than_the_bound_is_not_read_whole(
@@ -196,13 +197,7 @@ def test_a_sink_reply_larger_than_the_bound_is_not_read_whole(
     with misbehaving(huge) as url:
         cfg = config(tmp_path / "state", source.url, {"hook": {"type": "webhook", "url": f"{url}/hook"}})
         forwarder = Forwarder(cfg)
-        thread = run_in_thread(forwarder)
-        try:
-            wait_for("the refused reply", lambda: any("larger than" in p for p in forwarder.problems()), timeout=10)
-        finally:
-            forwarder.stop.set()
-            thread.join(10)
-        assert not thread.is_alive()
+        run_until(forwarder, "the refused reply", lambda: any("larger than" in p for p in forwarder.problems()))
 
 
 def test_a_compressed_page_larger_than_the_bound_once_decoded_is_refused(
@@ -226,14 +221,8 @@ def test_a_compressed_page_larger_than_the_bound_once_decoded_is_refused(
     with misbehaving(inflating) as url:
         cfg = config(tmp_path / "state", url, {"n": {"type": "null"}}, features=["signinattempts"])
         forwarder = Forwarder(cfg)
-        thread = run_in_thread(forwarder)
-        try:
-            retries = functools.partial(sample, forwarder, "siemgate_forward_source_retries_total", source="src")
-            wait_for("a retry of the page request", retries, timeout=10)
-        finally:
-            forwarder.stop.set()
-            thread.join(10)
-        assert not thread.is_alive()
+        retries = functools.partial(sample, forwarder, "siemgate_forward_source_retries_total", source="src")
+        run_until(forwarder, "a retry of the page request", retries)
     with CheckpointStore(cfg.forwarder.checkpoint_path) as store:
         assert [p.cursor for p in store.all()] == [None]
 
