@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -23,7 +24,7 @@ from siemgate.alerts.actions.record import is_alert_event
 from siemgate.alerts.model import parse_rule
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
-from siemgate.errors import BadRequest
+from siemgate.errors import BadRequest, Conflict
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import parse_ns
@@ -33,7 +34,7 @@ from siemgate.store.sqlite import SQLiteStore
 from support.clocks import FixedClock
 from support.events import auditevent, failed, signin
 from support.ports import free_port
-from support.receivers import HttpReceiver, Rsyslog
+from support.receivers import HttpReceiver, Rsyslog, misbehaving
 from support.waiting import wait_for
 
 S = 1_000_000_000
@@ -589,3 +590,30 @@ def test_a_cancelled_delivery_cannot_be_retried(site: Site) -> None:
     with pytest.raises(BadRequest, match="cancelled"):
         site.services.alerts.retry(CLI, site.account, delivery.id)
     assert site.services.store.get_delivery(delivery.id).status == "cancelled"
+
+
+def test_a_delivery_under_way_is_not_retried_into_a_second_attempt(site: Site) -> None:
+    """Retrying a pending delivery while the dispatcher was attempting it made it due again: the
+    next pump sent the alert a second time while the first attempt was still under way."""
+    arrived, release, attempts = threading.Event(), threading.Event(), []
+
+    def answer(handler: Any) -> None:
+        attempts.append(handler.path)
+        arrived.set()
+        release.wait(10)
+        handler.send_response(200)
+        handler.end_headers()
+
+    with misbehaving(answer) as url:
+        mfa_rule(site, {"type": "webhook", "url": f"{url}/hook", "secret": "whsec_" + "A" * 40})
+        fire(site)
+        dispatcher = site.services.alerts.dispatcher
+        [first] = dispatcher.pump()
+        assert arrived.wait(10)
+        [d] = deliveries(site)
+        with pytest.raises(Conflict, match="is pending"):
+            site.services.alerts.retry(CLI, site.account, d.id)
+        assert dispatcher.pump() == []  # still leased to the attempt under way
+        release.set()
+        assert first.result(10) == "delivered"
+    assert len(attempts) == 1 and deliveries(site)[0].status == "delivered"

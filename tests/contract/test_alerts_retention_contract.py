@@ -180,6 +180,28 @@ def test_deliveries_are_claimed_once_finished_and_retried(store: Store) -> None:
         store.finish_delivery(new_id(), "failed", 1, None, "", T0)
 
 
+def test_only_a_failed_delivery_is_retried(store: Store) -> None:
+    """A retry is one statement that takes only a failed delivery: one delivered, cancelled or
+    pending (perhaps leased to a dispatcher that is attempting it) by the time it runs is left as it
+    is (retrying it made it due again: sent twice, or to a destination the account removed)."""
+    a = store.create_account(new_id(), "A", T0)
+    alert = _alert(a.id)
+    leased, delivered, failed = (_delivery(alert, due=T0) for _ in range(3))
+    store.commit_alert_evaluation(AlertCommit(a.id, None, None, 0, [], [alert], [leased, delivered, failed]))
+    assert len(store.claim_deliveries(T0, T0 + 300 * S, 10)) == 3
+    store.finish_delivery(delivered.id, "delivered", 1, None, "", T0 + S)
+    store.finish_delivery(failed.id, "failed", 1, None, "HTTP 404", T0 + S)
+    for d, status in ((leased, "pending"), (delivered, "delivered")):
+        before = store.get_delivery(d.id)
+        with pytest.raises(Conflict, match=f"is {status}: only a failed delivery"):
+            store.retry_delivery(d.id, T0 + 2 * S)
+        assert store.get_delivery(d.id) == before
+    assert store.claim_deliveries(T0 + 2 * S, T0 + 300 * S, 10) == []  # the lease holds
+    assert store.retry_delivery(failed.id, T0 + 2 * S).status == "pending"
+    with pytest.raises(NotFound):
+        store.retry_delivery(new_id(), T0)
+
+
 def test_retention_policies(store: Store) -> None:
     a = store.create_account(new_id(), "A", T0)
     assert store.retention_policies(a.id) == {}

@@ -35,7 +35,7 @@ from siemgate.alerts.model import (
 from siemgate.alerts.rules import AlertRules, RuleEntry
 from siemgate.alerts.sigma import check_condition_size, is_sigma, sigma_to_rules
 from siemgate.config import Settings
-from siemgate.errors import BadRequest, NotFound
+from siemgate.errors import BadRequest, Conflict, NotFound
 from siemgate.model.timestamps import format_ns
 from siemgate.outbound import OutboundPolicy
 from siemgate.store.base import ALERT_STATES, DELIVERY_STATUSES, Account, AlertRecord, DeliveryRecord, Store
@@ -251,9 +251,11 @@ class AlertService:
         return self.store.list_deliveries(account.id, status, alert_id, limit)
 
     def retry(self, actor: Actor, account: Account, delivery_id: str) -> DeliveryRecord:
-        """Make a delivery due again now (owners and administrators). BadRequest for one delivered,
-        or cancelled (its rule or action was deleted: retrying it would send to a destination the
-        account removed)."""
+        """Make a failed delivery due again now (owners and administrators). BadRequest for one
+        delivered, or cancelled (its rule or action was deleted: retrying it would send to a
+        destination the account removed); Conflict for one pending (it is attempted on its own,
+        and may be under way: retrying it would send it twice at once), also when it stopped being
+        failed while this ran."""
         self.people.require(actor, account, "administrator", "retry alert actions")
         try:
             delivery = self.store.get_delivery(delivery_id)
@@ -265,6 +267,11 @@ class AlertService:
             raise BadRequest(f"delivery {delivery_id} was delivered; there is nothing to retry")
         if delivery.status == "cancelled":
             raise BadRequest(f"delivery {delivery_id} was cancelled: its rule or action was deleted")
+        if delivery.status == "pending":
+            raise Conflict(
+                f"delivery {delivery_id} is pending: it is attempted again on its own (or is being attempted now);"
+                " only a failed delivery can be retried"
+            )
         retried = self.store.retry_delivery(delivery_id, self.clock())
         self.evaluator.kick.set()
         return retried

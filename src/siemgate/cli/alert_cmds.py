@@ -232,7 +232,7 @@ def deliveries(
 
 @alerts_app.command("retry")
 def retry(ctx: typer.Context, delivery: str, account: str = ACCOUNT_OPTION) -> None:
-    """Make a failed (or waiting) delivery due now; the server carries it out."""
+    """Make a failed delivery due now; the server carries it out (a pending one is attempted on its own)."""
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         view = delivery_view(services.alerts.retry(CLI, acct, delivery))

@@ -498,12 +498,19 @@ class AlertStore(SharedSQL):
         return _delivery(self._first(sql, (delivery_id,), f"delivery {delivery_id!r}"))
 
     def retry_delivery(self, delivery_id: str, now: int) -> DeliveryRecord:
-        """Make a delivery pending again, due now (attempts kept); raises NotFound."""
+        """Make a failed delivery pending again, due now (attempts kept), in one statement, so a
+        delivery delivered, cancelled or taken meanwhile is never sent again. Raises NotFound, or
+        Conflict naming its status when it is not failed."""
         with self._change(f"cannot retry delivery {delivery_id!r}") as conn:
             cur = conn.execute(
-                self._q("UPDATE alert_deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ?"),
+                self._q(
+                    "UPDATE alert_deliveries SET status = 'pending', next_attempt_at = ?"
+                    " WHERE id = ? AND status = 'failed'"
+                ),
                 (now, delivery_id),
             )
-            if cur.rowcount == 0:
-                raise NotFound(f"delivery {delivery_id!r} not found")
-        return self.get_delivery(delivery_id)
+            retried = cur.rowcount == 1
+        delivery = self.get_delivery(delivery_id)
+        if not retried:
+            raise Conflict(f"delivery {delivery_id} is {delivery.status}: only a failed delivery can be retried")
+        return delivery
