@@ -578,6 +578,18 @@ def test_an_account_made_after_one_was_deleted_gets_alerts_of_its_own(site: Site
     assert orjson.loads(alert.payload)["account"] == {"uuid": site.account.uuid, "name": "Beta"}
 
 
+def test_alerts_name_the_account_as_it_is_named_now(site: Site) -> None:
+    """The evaluator kept the account's name from its first alert for as long as the server ran:
+    after a rename (the admin API, or `siemgate account rename` in another process) alerts sent to
+    webhooks, Slack and syslog still named the account by its old name."""
+    site.rule(id="m", name="M", source="signinattempts", match={"category": "credentials_failed"})
+    site.write(SIGNIN, now_failed(site, 1, "ada@example.com"))
+    site.services.store.rename_account(site.account.id, "Acme Renamed")  # as another process does
+    site.write(SIGNIN, now_failed(site, 1, "bob@example.com", offset=1))
+    names = [orjson.loads(a.payload)["account"]["name"] for a in site.alerts("m")]
+    assert sorted(names) == ["Acme", "Acme Renamed"]
+
+
 def test_a_cancelled_delivery_cannot_be_retried(site: Site) -> None:
     """Deleting a rule cancels its pending deliveries; retrying one made it pending again, so the
     dispatcher sent the alert to the destination the account had removed with the rule."""

@@ -93,7 +93,6 @@ class AlertEvaluator:
         self._versions: dict[int, tuple[int, int]] = {}
         self._books: dict[int, StateBook] = {}
         self._checkpoints: dict[tuple[int, Feature], int | None] = {}
-        self._accounts: dict[int, Account] = {}
         self._indexes: dict[tuple[int, str], RuleIndex] = {}
         # records alerts as audit events (the `event` action) right after they are committed
         self.record_events: Callable[[int, Sequence[tuple[dict[str, Any], DeliveryRecord]]], None] | None = None
@@ -130,10 +129,8 @@ class AlertEvaluator:
 
     def _forget(self, account_id: int) -> None:
         """Drop what is kept of the account in memory: read again from the store at the next step
-        (another process moved on, or deleted the account: SQLite gives a new account the id of
-        the newest deleted one, whose name and uuid its alerts must not carry)."""
+        (another process moved on, or deleted the account)."""
         self._books.pop(account_id, None)
-        self._accounts.pop(account_id, None)
         for key in [k for k in self._checkpoints if k[0] == account_id]:
             del self._checkpoints[key]
 
@@ -154,10 +151,9 @@ class AlertEvaluator:
         return self._checkpoints[key]
 
     def _account(self, account_id: int) -> Account:
-        account = self._accounts.get(account_id)
-        if account is None:
-            account = self._accounts[account_id] = self.store.get_account_by_id(account_id)
-        return account
+        """The account as it is now (read at each step that fires: its name changes with a rename,
+        also by another process)."""
+        return self.store.get_account_by_id(account_id)
 
     # streams ------------------------------------------------------------------------------------
     def on_stored(self, batch: StoredBatch) -> None:
