@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from siemgate.alerts.builtin import starter_rules, starter_sigma
@@ -323,7 +324,7 @@ def test_first_seen_values_that_compare_equal_are_stored_as_they_came() -> None:
         events.append((i, event))
     book = StateBook()
     Evaluator([compiled], book).evaluate(events)
-    saved = sorted(e.value for e in book.changes() if e.kind == "seen")
+    saved = sorted(orjson.dumps(orjson.loads(e.value)["values"]).decode() for e in book.changes() if e.kind == "seen")
     assert saved == sorted(['["[true]"]', '["[1]"]', '["[1.0]"]', '["[\\"1\\"]"]'])
 
 
@@ -387,3 +388,20 @@ def test_a_firing_dated_far_ahead_does_not_suppress_the_present() -> None:
     r = rule(suppress={"for": "1h", "by": ["target_user.email"]})
     events = [failed(parse_ns("2260-01-01T00:00:00Z")), failed(T0), failed(T0 + S), failed(T0 + 7200 * S)]
     assert [f.event_ts for f in run_rule(r, events)] == [parse_ns("2260-01-01T00:00:00Z"), T0, T0 + 7200 * S]
+
+
+def test_first_seen_keys_load_in_the_order_they_learnt_and_older_state_first() -> None:
+    """Saved first-seen keys carry the order they learnt (`learnt`), so a restart keeps what
+    trim_seen drops first; state saved before that (a list of values) loads first, as learnt
+    before all of it, and numbers go on past the highest loaded."""
+    book = StateBook()
+    for key in ("b", "a", "c"):
+        book.remember("r", (key,), ("CA",), 10)
+    saved = book.changes()
+    assert [orjson.loads(e.value)["learnt"] for e in saved] == [2, 1, 3]  # sorted by key: a, b, c
+    old = AlertStateEntry("r", "seen", '["z"]', '["[\\"FR\\"]"]', None)
+    loaded = StateBook.load([*reversed(saved), old])
+    assert list(loaded.seen["r"]) == [("z",), ("b",), ("a",), ("c",)] and loaded.learnt == 3
+    loaded.remember("r", ("b",), ("FR",), 10)
+    [entry] = loaded.changes()
+    assert orjson.loads(entry.value) == {"values": ['["CA"]', '["FR"]'], "learnt": 4}

@@ -234,3 +234,32 @@ def test_an_account_keeps_a_bounded_number_of_first_seen_values(
     theirs = site.services.alerts.evaluator._books[other.id]
     assert len(theirs.seen["per-address"]) == 15 and theirs.values == 16  # the other tenant's: all kept
     assert other.uuid not in caplog.text
+
+
+def test_first_seen_keys_are_trimmed_by_how_recently_they_learnt_across_a_restart(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_SEEN_VALUES the keys that learnt a value least recently are dropped; after a
+    restart they were dropped in the order the store returned them (by key text on SQLite), so
+    the people who signed in last before the restart lost what they had learnt, and a new country
+    of theirs counted as their first: never an alert."""
+    monkeypatch.setattr(evaluator, "STATE_SAVE_SECONDS", 0.0)
+    monkeypatch.setattr(engine, "MAX_SEEN_VALUES", 10)
+    person = signin(site.clock())["target_user"]
+    uuids = [f"{'ABCDEFGHIJKL'[n]}" * 26 for n in range(12)]  # ids in the order of their text
+    people = [{**person, "uuid": uuids[n], "email": f"u{n}@example.com"} for n in range(12)]
+
+    def sign_in(who: dict[str, Any], country: str) -> None:
+        site.write(SIGNIN, [signin(site.clock(), country=country, target_user=who)])
+        site.clock.advance(1)
+
+    for who in reversed(people[:10]):  # the 10th learns first, the 1st last
+        sign_in(who, "CA")
+    site.restart()
+    sign_in(people[10], "CA")
+    sign_in(people[11], "CA")  # 11 values at the 11th: trimmed to 9, the 2 that learnt least recently go
+    kept = {key[0].upper() for key in site.services.alerts.evaluator._books[site.account.id].seen["signin-new-country"]}
+    assert kept == {uuids[n] for n in [*range(8), 10, 11]}
+    site.restart()
+    sign_in(people[0], "FR")  # learnt CA just before the first restart: a new country
+    assert [a.rule_id for a in site.alerts()] == ["signin-new-country"]

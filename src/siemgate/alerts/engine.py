@@ -94,6 +94,7 @@ class StateBook:
     the same for the state in the store (written by `changes()`)."""
 
     windows: dict[tuple[str, str], list[tuple[int, str, int]]] = field(default_factory=dict)
+    # each rule's keys in the order they last learnt a value (stored with it: `learnt`, see changes())
     seen: dict[str, dict[Key, dict[Key, None]]] = field(default_factory=dict)
     # rule -> every (key + value) tuple of `seen`, built when first needed: a known value is one
     # set lookup (the values interned through `canon`), instead of two dicts and their tuples
@@ -106,6 +107,7 @@ class StateBook:
     covered: dict[str, int] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)
     values: int = 0  # first-seen values held, over every rule and key (StateBook.trim_seen)
+    learnt: int = 0  # the last number given to a saved first-seen key by the order it learnt (changes())
 
     @classmethod
     def load(cls, entries: Iterable[AlertStateEntry], horizon: int | None = None) -> StateBook:
@@ -113,6 +115,7 @@ class StateBook:
         the next commit) only when it expired before `horizon`, the oldest event time that is still
         evaluated (events older than that are not), so no event that could extend it can come."""
         book = cls()
+        seen: list[tuple[int, str, str, list[str]]] = []
         for entry in entries:
             if horizon is not None and entry.expires_at is not None and entry.expires_at < horizon:
                 book.dirty.add((entry.rule_id, entry.kind, entry.key))
@@ -120,18 +123,23 @@ class StateBook:
             value = orjson.loads(entry.value)
             if entry.kind == WINDOW:
                 book.windows[(entry.rule_id, entry.key)] = [(int(t), str(u), int(s)) for t, u, s in value]
-            elif entry.kind == SEEN:
-                key = tuple(hashable(v) for v in orjson.loads(entry.key))
-                book.seen.setdefault(entry.rule_id, {})[key] = values = {
-                    book.intern(tuple(hashable(v) for v in orjson.loads(text))): None for text in value
-                }
-                book.values += len(values)
+            elif entry.kind == SEEN:  # a list of values before 0.2's `learnt` (learnt before all others)
+                learnt, texts = (0, value) if isinstance(value, list) else (int(value["learnt"]), value["values"])
+                seen.append((learnt, entry.rule_id, entry.key, texts))
             elif entry.kind == SUPPRESS:
                 book.suppress[(entry.rule_id, entry.key)] = value
             elif entry.kind == META:
                 book.meta[entry.rule_id] = value
             elif entry.kind == STREAM:
                 book.covered[entry.key] = book.stored[entry.key] = int(value["seq"])
+        seen.sort(key=lambda row: row[0])  # each rule's keys in the order they learnt (trim_seen)
+        for learnt, rule_id, key_text, texts in seen:
+            key = tuple(hashable(v) for v in orjson.loads(key_text))
+            book.seen.setdefault(rule_id, {})[key] = values = {
+                book.intern(tuple(hashable(v) for v in orjson.loads(text))): None for text in texts
+            }
+            book.values += len(values)
+            book.learnt = max(book.learnt, learnt)
         return book
 
     def expire(self, horizon: int) -> int:
@@ -198,8 +206,8 @@ class StateBook:
         """Keep at most `limit` first-seen values: past it, keys are dropped with all their values,
         down to 90 % of it, from the rules that hold the most (each rule keeps a fair share: the
         most values every rule over it may keep for the rest to fit), each losing first the keys
-        that learnt a value least recently (since the state was loaded: in stored order before
-        that). A dropped key's next value counts as its first. Deleted from the store with the
+        that learnt a value least recently (across restarts: the order is saved, see
+        _learnt_order). A dropped key's next value counts as its first. Deleted from the store with the
         next `changes()`; returns how many keys each rule lost."""
         if self.values <= limit:
             return {}
@@ -291,6 +299,7 @@ class StateBook:
             if self.stored.get(stream) != seq
         ]
         self.stored.update(self.covered)
+        learnt = self._learnt_order()
         for rule_id, kind, key in self.dirty:
             value: Any = None
             expires: int | None = None
@@ -302,7 +311,8 @@ class StateBook:
             elif kind == SEEN:
                 text_key = key if isinstance(key, str) else _json_key(key)
                 values = self.seen.get(rule_id, {}).get(key) if not isinstance(key, str) else None
-                value = [_json_key(v) for v in values] if values else None
+                if values:
+                    value = {"values": [_json_key(v) for v in values], "learnt": learnt[(rule_id, key)]}
             elif kind == SUPPRESS:
                 value = self.suppress.get((rule_id, key))
                 if value:  # an event near the end of storable time ends its suppression after it
@@ -314,6 +324,27 @@ class StateBook:
         self.dirty.clear()
         out.sort(key=lambda e: (e.rule_id, e.kind, e.key))
         return out
+
+    def _learnt_order(self) -> dict[tuple[str, Key], int]:
+        """A number for each first-seen key to be saved, past every number given before, in the
+        order the keys learnt (the end of their rule's `seen`, where remember() moves a key), so
+        that a restart loads each rule's keys in that order and trim_seen drops the same ones."""
+        wanted: dict[str, set[Key]] = {}
+        for rule_id, kind, key in self.dirty:
+            if kind == SEEN and not isinstance(key, str) and key in self.seen.get(rule_id, {}):
+                wanted.setdefault(rule_id, set()).add(key)
+        numbers: dict[tuple[str, Key], int] = {}
+        for rule_id, keys in wanted.items():
+            newest = []
+            for key in reversed(self.seen[rule_id]):
+                if key in keys:
+                    newest.append(key)
+                    if len(newest) == len(keys):
+                        break
+            for key in reversed(newest):
+                self.learnt += 1
+                numbers[(rule_id, key)] = self.learnt
+        return numbers
 
 
 def _fair_share(sizes: Sequence[int], total: int) -> int:
