@@ -20,10 +20,26 @@ JSON = "application/json"
 
 
 def error_body(message: str, details: list[dict[str, Any]] | None = None) -> bytes:
+    """The error body as JSON. Text a message echoes from the request that is not UTF-8 (a lone
+    surrogate in a field name it names) is shown escaped, `\\ud800`, instead of failing."""
     error: dict[str, Any] = {"Message": message}
     if details:
         error["Details"] = details
-    return orjson.dumps({"Error": error})
+    try:
+        return orjson.dumps({"Error": error})
+    except TypeError:  # orjson writes UTF-8 only
+        return orjson.dumps(_printable({"Error": error}))
+
+
+def _printable(value: Any) -> Any:
+    """`value` with every string (keys included) made valid UTF-8, lone surrogates escaped."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
 
 
 def error_response(exc: SiemgateError, headers: dict[str, str] | None = None) -> Response:
