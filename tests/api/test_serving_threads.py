@@ -12,8 +12,9 @@ import httpx
 
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
-from siemgate.store.base import PageRows, Store
+from siemgate.store.base import IngestKey, PageRows, Store
 from support.clocks import Clock
+from support.events import signin
 from support.servers import start_server, stop_server
 
 
@@ -57,3 +58,35 @@ def _serves_others(client: httpx.Client, token: str, account_uuid: str, entered:
     assert page.status_code == 200, page.text
     introspect = client.get("/api/v2/auth/introspect", headers={"Authorization": f"Bearer {token}"})
     assert introspect.json()["account_uuid"] == account_uuid
+
+
+def test_an_ingest_request_waiting_on_the_store_holds_up_no_other_request(store: Store, tmp_path: Path) -> None:
+    """The ingest key is looked up off the event loop too (it was not: on PostgreSQL a producer's
+    request waiting for a pooled connection froze every other account's requests meanwhile)."""
+    live, server, thread = start_server(load_settings(data_dir=tmp_path / "server"), store, Clock())
+    release = threading.Event()
+    try:
+        producer, other_account = live.account(), live.account()
+        key, other_token = live.ingest_key(producer), live.token(other_account)
+        entered = threading.Event()
+        lookup = store.get_ingest_key_by_hash
+
+        def held_lookup(digest: str) -> IngestKey:
+            entered.set()
+            release.wait(30)
+            return lookup(digest)
+
+        store.get_ingest_key_by_hash = held_lookup  # type: ignore[method-assign,assignment]
+        with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=live.base_url, timeout=5) as other:
+            held = pool.submit(live.ingest, key, Feature.SIGNINATTEMPTS, [signin(live.clock())])
+            try:
+                _serves_others(other, other_token, other_account.uuid, entered)
+                assert not held.done()
+            finally:
+                release.set()
+            response = held.result(timeout=30)
+            assert response.status_code == 200, response.text
+            assert response.json()["stored"] == 1
+    finally:
+        release.set()
+        stop_server(live, server, thread)

@@ -74,7 +74,9 @@ def ingest_router() -> APIRouter:
         except ValueError:
             valid = ", ".join(f.value for f in ALL_FEATURES)
             raise NotFound(f"Not Found: unknown feature {feature!r}; use one of {valid}") from None
-        key = services.ingest_keys.authenticate(request.headers.get("authorization"), target)
+        # The key is looked up in a worker thread: on PostgreSQL a lookup (or a wait for a pooled
+        # connection) on the event loop would hold up every request of the process.
+        key = await run_in_threadpool(services.ingest_keys.authenticate, request.headers.get("authorization"), target)
         gzipped = is_gzip(request, allow_gzip=True)
         raw = await receive_body(request, settings.ingest_max_body_bytes)
         result = await run_in_threadpool(_store_batch, services, key.account_id, target, raw, gzipped)
