@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
@@ -87,6 +88,44 @@ def test_an_ingest_request_waiting_on_the_store_holds_up_no_other_request(store:
             response = held.result(timeout=30)
             assert response.status_code == 200, response.text
             assert response.json()["stored"] == 1
+    finally:
+        release.set()
+        stop_server(live, server, thread)
+
+
+@pytest.mark.parametrize(("path", "read"), [("/healthz", "list_accounts"), ("/.well-known/jwks.json", "signing_keys")])
+def test_a_public_endpoint_waiting_on_the_store_holds_up_no_other_request(
+    store: Store, tmp_path: Path, path: str, read: str
+) -> None:
+    """/healthz and the JWKS read the store off the event loop: anyone may call them (a load
+    balancer every few seconds), and on the loop a wait on PostgreSQL froze the process."""
+    live, server, thread = start_server(load_settings(data_dir=tmp_path / "server"), store, Clock())
+    release = threading.Event()
+    try:
+        account = live.account()
+        token = live.token(account)
+        entered = threading.Event()
+        original = getattr(store, read)
+
+        def held(*args: Any) -> Any:
+            if not threading.current_thread().name.startswith("asyncio"):  # not a background job's
+                entered.set()
+                release.wait(30)
+            return original(*args)
+
+        with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=live.base_url, timeout=5) as other:
+            setattr(store, read, held)
+            waiting = pool.submit(live.http.get, path)
+            try:
+                assert entered.wait(10), f"{path} never reached the store"
+                page = other.post(
+                    "/api/v2/itemusages", json={"limit": 10}, headers={"Authorization": f"Bearer {token}"}
+                )
+                assert page.status_code == 200, page.text
+                assert not waiting.done()
+            finally:
+                release.set()
+            assert waiting.result(timeout=30).status_code == 200
     finally:
         release.set()
         stop_server(live, server, thread)

@@ -30,7 +30,8 @@ def meta_router() -> APIRouter:
     )
     async def jwks(request: Request) -> Response:
         services: Services = request.app.state.services
-        return Response(orjson.dumps(services.keys.jwks()), media_type="application/jwk-set+json")
+        keys = await run_in_threadpool(services.keys.jwks)  # read from the store: never on the event loop
+        return Response(orjson.dumps(keys), media_type="application/jwk-set+json")
 
     @router.get(
         "/.well-known/siemgate-log-keys",
@@ -52,7 +53,7 @@ def meta_router() -> APIRouter:
     @router.get("/healthz", summary="Liveness and store reachability")
     async def health(request: Request) -> Response:
         services: Services = request.app.state.services
-        services.store.list_accounts()
+        await run_in_threadpool(services.store.list_accounts)
         return Response(orjson.dumps({"status": "ok", "version": __version__}), media_type=JSON)
 
     @router.get(
