@@ -297,6 +297,8 @@ SYSLOG = 'type = "syslog"\nprotocol = "tcp"\nhost = "127.0.0.1"\n'
     [
         ("", SYSLOG + "port = 70000", "sinks.n.syslog.port"),
         ("", SYSLOG + "timeout = -1", "sinks.n.syslog.timeout"),
+        ("", SYSLOG + 'sd_id = "our id@32473"', "sinks.n.syslog.sd_id"),
+        ("", SYSLOG + 'sd_id = "x=1"', "sinks.n.syslog.sd_id"),
         ('metrics_host = "999.1.1.1"\nmetrics_port = 9464', 'type = "null"', "forwarder.metrics_host"),
         ("metrics_port = {busy}", 'type = "null"', "forwarder.metrics_host, metrics_port"),
     ],
@@ -306,7 +308,8 @@ def test_settings_out_of_range_are_configuration_errors_naming_the_key(
 ) -> None:
     """A syslog port over 65535 was accepted (and silently wrapped to another port), a negative
     timeout was a traceback at the first connection, and a metrics host or port that cannot be
-    bound was a traceback. Now each is a configuration error (exit 2) naming the key."""
+    bound was a traceback. Now each is a configuration error (exit 2) naming the key. So is an
+    sd_id a receiver cannot parse (a space, '=', ']' or '"' ended the SD-ID in every message)."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -44,6 +44,7 @@ FACILITIES = {
 }  # fmt: skip
 DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514}
 BOM = b"\xef\xbb\xbf"
+SD_NAME = r"^[!#-<>-\\^-~]+$"  # RFC 5424 SD-NAME: printable US-ASCII but space, '"', '=' and ']'
 
 
 class SyslogConfig(SinkConfig):
@@ -54,7 +55,12 @@ class SyslogConfig(SinkConfig):
     facility: Literal[tuple(FACILITIES)] = "authpriv"  # type: ignore[valid-type]
     app_name: str = Field("siemgate", max_length=48)
     hostname: str | None = Field(None, max_length=255, description="Default: this machine's name.")
-    sd_id: str = Field("siemgate@32473", max_length=32)
+    sd_id: str = Field(
+        "siemgate@32473",
+        max_length=32,
+        pattern=SD_NAME,
+        description="RFC 5424 SD-ID: printable US-ASCII without space, '=', ']' or '\"'.",
+    )
     bom: bool = False
     max_message_bytes: PositiveInt | None = Field(None, description="Default 2048 (udp) or 8192 (tcp, tls).")
     timeout: PositiveFloat = Field(30.0, description="Seconds for connecting and for each write.")
