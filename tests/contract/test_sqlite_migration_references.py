@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from siemgate.errors import StoreError
-from siemgate.store.sqlite import SQLiteStore
+from siemgate.store import migrations
+from siemgate.store.migrations import Migration
+from siemgate.store.sqlite import SQLiteStore, connection
 
 
 def test_a_migration_meeting_broken_references_is_not_applied_and_fails_again(tmp_path: Path) -> None:
@@ -36,3 +38,26 @@ def test_a_migration_meeting_broken_references_is_not_applied_and_fails_again(tm
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM schema_migrations WHERE version = 10").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'operations'").fetchone() == (0,)
+
+
+def test_two_processes_migrating_at_once_both_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server and a CLI command started together after an upgrade read the pending migrations
+    before either applied them; the second then applied a migration the first had just applied,
+    and failed to start ('table users already exists'). PostgreSQL takes an advisory lock."""
+    path = tmp_path / "siemgate.db"
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    read = migrations.pending_migrations
+
+    def read_then_the_other_migrates(conn: sqlite3.Connection, dialect: str) -> list[Migration]:
+        pending = read(conn, dialect)
+        monkeypatch.setattr(connection, "pending_migrations", read)
+        assert len(second.migrate()) == len(pending)  # the other process, in between
+        return pending
+
+    monkeypatch.setattr(connection, "pending_migrations", read_then_the_other_migrates)
+    try:
+        assert first.migrate() == []  # all applied by the other: nothing left, and no error
+        assert first.list_accounts() == []
+    finally:
+        first.close()
+        second.close()

@@ -134,7 +134,17 @@ class SQLiteBase:
             conn.execute("PRAGMA foreign_keys=OFF")
             try:
                 for migration in pending_migrations(conn, "sqlite"):
-                    self._apply(conn, migration.version, migration.name, migration.sql)
+                    try:
+                        self._apply(conn, migration.version, migration.name, migration.sql)
+                    except StoreError:
+                        # another process (a server and a CLI command started together after an
+                        # upgrade) applied it since the list was read: its transaction recorded it,
+                        # so ours, applying it again, failed and was rolled back whole
+                        if conn.execute(
+                            "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+                        ).fetchone():
+                            continue
+                        raise
                     applied.append(f"{migration.version:04d}_{migration.name}")
             finally:
                 conn.execute("PRAGMA foreign_keys=ON")
