@@ -1,4 +1,5 @@
-"""Request ids, one structured log line per request, and request metrics (plain ASGI)."""
+"""Request ids, one structured log line per request, request metrics, and the admin API's
+`Cache-Control: no-store` (plain ASGI)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,29 @@ class RequestLogMiddleware:
                 "ms": round(elapsed * 1000, 2),
             }
             log.info("%s %s %s", scope["method"], scope["path"], status, extra=fields)
+
+
+class NoStoreMiddleware:
+    """`Cache-Control: no-store` on every reply under `prefix` (the admin API): they hold an
+    account's events, members and credentials, which a browser must not keep once the session
+    that read them has ended (docs/console.md, "Security")."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
+                message["headers"] = [*headers, (b"cache-control", b"no-store")]
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
 
 
 def _incoming_id(scope: Scope) -> str | None:
