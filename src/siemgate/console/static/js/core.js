@@ -35,6 +35,9 @@ function h(tag, attrs, ...children) {
   return node;
 }
 
+/** table[code] when `code` is a string the table has an entry of its own for: never a property every
+   object inherits ("constructor", "__proto__"), which an event's code may be named like. */
+const known = (table, code) => (typeof code === "string" && Object.hasOwn(table, code) ? table[code] : undefined);
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 const accountPath = (path) => `/accounts/${encodeURIComponent(ACCOUNT)}${path}`;
@@ -276,6 +279,7 @@ export {
   RANGES,
   FILTERS,
   h,
+  known,
   $,
   $$,
   accountPath,

@@ -1,6 +1,6 @@
 /* The three dashboards, drawn with Chart.js from the stats endpoint. */
 
-import { $, $$, body, consolePath, country, fmtNumber, fmtTime, h, setStatus, stats, table } from "./core.js";
+import { $, $$, body, consolePath, country, fmtNumber, fmtTime, h, known, setStatus, stats, table } from "./core.js";
 import { facetLabel } from "./labels.js";
 import { rangeControl } from "./ranges.js";
 
@@ -113,7 +113,7 @@ function doughnut(id, entries, colors = {}, name = (k) => k) {
       type: "doughnut",
       data: {
         labels: entries.map(([k]) => (k === null || k === undefined ? "unknown" : k === "other" ? "other" : name(k))),
-        datasets: [{ data: entries.map(([, n]) => n), backgroundColor: entries.map(([k], i) => colors[k] || PALETTE[i % PALETTE.length]) }],
+        datasets: [{ data: entries.map(([, n]) => n), backgroundColor: entries.map(([k], i) => known(colors, k) || PALETTE[i % PALETTE.length]) }],
       },
       options: baseOptions({ plugins: { legend: { position: "right" } } }),
     },
@@ -145,7 +145,7 @@ function overTime(id, result, facet, colors = {}, top = 6, feature = null) {
   const label = (t) => new Date(t).toLocaleString(undefined, day ? { month: "short", day: "numeric" } : { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   const datasets = [...series.entries()]
     .sort((a, b) => b[1].reduce((x, y) => x + y, 0) - a[1].reduce((x, y) => x + y, 0))
-    .map(([key, data], i) => ({ label: words(key), data, backgroundColor: colors[key] || PALETTE[i % PALETTE.length], stack: "all" }));
+    .map(([key, data], i) => ({ label: words(key), data, backgroundColor: known(colors, key) || PALETTE[i % PALETTE.length], stack: "all" }));
   drawChart(
     id,
     {

@@ -1,6 +1,8 @@
 /* Words for the 1Password Events API's codes (every value of model/enums.py) and a sentence for
    each event, as 1Password's Activity Log reads. The codes stay in the event's JSON. */
 
+import { known } from "./core.js";
+
 const CATEGORIES = {
   success: "Signed in",
   credentials_failed: "Wrong password or Secret Key",
@@ -180,10 +182,11 @@ const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 /** The words for a facet value of a stream (kind: category or action; detail: type or object type). */
 export function facetLabel(feature, facet, code) {
   if (code === null || code === undefined || code === "") return "";
-  if (feature === "signinattempts") return (facet === "kind" ? CATEGORIES : TYPES)[code] || code;
-  if (feature === "itemusages") return facet === "kind" ? ITEM_ACTIONS[code] || code : code;
-  if (facet === "kind") return (AUDIT_ACTIONS[code] || [code])[0];
-  return OBJECT_TYPES[code] ? capital(OBJECT_TYPES[code]) : code;
+  if (feature === "signinattempts") return known(facet === "kind" ? CATEGORIES : TYPES, code) || code;
+  if (feature === "itemusages") return facet === "kind" ? known(ITEM_ACTIONS, code) || code : code;
+  if (facet === "kind") return (known(AUDIT_ACTIONS, code) || [code])[0];
+  const type = known(OBJECT_TYPES, code);
+  return type ? capital(type) : code;
 }
 
 /** Every code this module names, by stream and facet (for the test that checks none is missing). */
@@ -213,15 +216,15 @@ function objectName(event) {
 export function sentence(feature, event) {
   if (feature === "signinattempts") {
     const who = person(event.target_user, "Someone");
-    return event.category === "success" ? `${who} signed in` : `${who}: ${CATEGORIES[event.category] || event.category}`;
+    return event.category === "success" ? `${who} signed in` : `${who}: ${known(CATEGORIES, event.category) || event.category}`;
   }
   if (feature === "itemusages") {
-    const verb = (ITEM_ACTIONS[event.action] || event.action).toLowerCase();
+    const verb = String(known(ITEM_ACTIONS, event.action) || event.action).toLowerCase();
     return `${person(event.user, "Someone")} ${verb} an item in vault ${event.vault_uuid}`;
   }
   const who = person(event.actor_details, event.actor_uuid ? `User ${event.actor_uuid}` : "siemgate");
-  const verb = (AUDIT_ACTIONS[event.action] || [null, `did ${event.action} to`])[1];
-  const what = OBJECT_TYPES[event.object_type] || event.object_type;
+  const verb = (known(AUDIT_ACTIONS, event.action) || [null, `did ${event.action} to`])[1];
+  const what = known(OBJECT_TYPES, event.object_type) || event.object_type;
   const name = objectName(event);
   return `${who} ${verb} ${what}${name ? ` “${name}”` : ""}`;
 }
