@@ -33,6 +33,7 @@ def test_two_factor_is_turned_on_and_then_asked_at_sign_in(page: Page, console: 
     secret = page.locator("#totp-secret").inner_text()
     expect(page.locator("#totp-uri")).to_have_attribute("href", re.compile(r"^otpauth://totp/"))
     page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.locator("#two-factor").get_by_label("Your password").fill(PASSWORD)
     page.get_by_role("button", name="Confirm").click()
     codes = page.locator("pre.codes")
     expect(codes).to_be_visible()

@@ -236,7 +236,7 @@ def _carry_out_everything(tenants: Tenants, tmp_path: Path) -> Scenario:
     expect("PUT", "/me/password", lambda: call(adam, "PUT", "/me/password", json={"current_password": PASSWORD, "new_password": PASSWORD + "!"}), a, ("changemp", "user"))  # fmt: skip
     secret = ok(call(alice, "POST", "/me/two-factor"), 201)["secret"]
     covered.add(("POST", f"{ADMIN}/me/two-factor"))
-    expect("POST", "/me/two-factor/confirm", lambda: call(alice, "POST", "/me/two-factor/confirm", json={"code": pyotp.TOTP(secret).now()}), a, ("enblmfa", "user"))  # fmt: skip
+    expect("POST", "/me/two-factor/confirm", lambda: call(alice, "POST", "/me/two-factor/confirm", json={"code": pyotp.TOTP(secret).now(), "password": PASSWORD}), a, ("enblmfa", "user"))  # fmt: skip
     expect("POST", "/me/two-factor/recovery-codes", lambda: call(alice, "POST", "/me/two-factor/recovery-codes", json={"password": PASSWORD}), a, ("updatmfa", "user"))  # fmt: skip
     expect("PUT", "/accounts/{account}/security", lambda: call(alice, "PUT", f"{acct}/security", json={"require_two_factor": True}), a, ("enblmfa", "account"))  # fmt: skip
     call(alice, "PUT", f"{acct}/security", json={"require_two_factor": False})
@@ -247,7 +247,7 @@ def _carry_out_everything(tenants: Tenants, tmp_path: Path) -> Scenario:
         signed = expect("POST", "/session", lambda: browser.post(f"{ADMIN}/session", json={"email": bob.email, "password": PASSWORD}), b, "success")  # fmt: skip
         expect("DELETE", "/session", lambda: browser.delete(f"{ADMIN}/session", headers={"X-CSRF-Token": signed["csrf_token"]}), b, ("revoke", "dlgdsess"))  # fmt: skip
     secret = ok(call(bob, "POST", "/me/two-factor"), 201)["secret"]
-    ok(call(bob, "POST", "/me/two-factor/confirm", json={"code": pyotp.TOTP(secret).now()}))
+    ok(call(bob, "POST", "/me/two-factor/confirm", json={"code": pyotp.TOTP(secret).now(), "password": PASSWORD}))
     with httpx.Client(base_url=tenants.server.base_url) as browser:
         challenge = ok(browser.post(f"{ADMIN}/session", json={"email": bob.email, "password": PASSWORD}))["challenge"]
         code = pyotp.TOTP(secret).at(time.time() + 30)

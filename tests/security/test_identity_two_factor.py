@@ -32,8 +32,9 @@ def _enrol(tenants: Tenants, who: Any) -> tuple[str, list[str]]:
     enrolment = ok(tenants.call(who, "POST", "/me/two-factor"), 201)
     assert enrolment["otpauth_uri"].startswith("otpauth://totp/siemgate:")
     secret = enrolment["secret"]
-    error(tenants.call(who, "POST", "/me/two-factor/confirm", json={"code": "000000"}), 400)
-    codes = ok(tenants.call(who, "POST", "/me/two-factor/confirm", json={"code": _code(secret)}))["recovery_codes"]
+    error(tenants.call(who, "POST", "/me/two-factor/confirm", json={"code": "000000", "password": PASSWORD}), 400)
+    confirmed = {"code": _code(secret), "password": PASSWORD}
+    codes = ok(tenants.call(who, "POST", "/me/two-factor/confirm", json=confirmed))["recovery_codes"]
     return secret, codes
 
 
@@ -112,6 +113,21 @@ def test_turning_two_factor_off_needs_the_password_and_is_recorded(tenants: Tena
     assert ok(tenants.sign_in(bob.email))["user"]["two_factor"] is False
     audit = [e["action"] for e in tenants.events(tenants.b) if e["object_type"] == "user" and e["action"] != "join"]
     assert audit == ["enblmfa", "updatmfa", "disblmfa"]
+
+
+def test_turning_two_factor_on_needs_the_password(tenants: Tenants) -> None:
+    """Whoever holds only a person's session (a cookie taken from their browser) cannot turn
+    two-factor on with an authenticator of their own: that would end the person's other sessions
+    and leave them unable to sign in with their password. The password is asked, as for turning it
+    off or changing the password."""
+    adam = tenants.adam
+    with tenants.session(adam.email) as stolen, tenants.session(adam.email) as adams_own:
+        secret = ok(stolen.post(f"{ADMIN}/me/two-factor"), 201)["secret"]
+        error(stolen.post(f"{ADMIN}/me/two-factor/confirm", json={"code": _code(secret)}), 400)
+        wrong = {"code": _code(secret), "password": "not the password"}
+        assert "password" in error(stolen.post(f"{ADMIN}/me/two-factor/confirm", json=wrong), 401)
+        assert ok(adams_own.get(f"{ADMIN}/me/two-factor")) == {"enabled": False, "recovery_codes_left": 0}
+        assert ok(tenants.sign_in(adam.email))["user"]["two_factor"] is False
 
 
 def test_the_operators_reset_of_two_factor_revokes_keys_and_sessions(tenants: Tenants) -> None:

@@ -148,9 +148,12 @@ class PersonalService:
         self.store.begin_two_factor(user.id, self.box.seal(secret), self.clock())
         return Enrolment(secret, totp.provisioning_uri(secret, user.email))
 
-    def confirm_two_factor(self, actor: Actor, user: User, code: str) -> list[str]:
-        """Turn two-factor on with a first code; returns ten new recovery codes (shown once).
-        The person's other sessions end: every session left was signed in with two factors."""
+    def confirm_two_factor(self, actor: Actor, user: User, code: str, password: str) -> list[str]:
+        """Turn two-factor on with a first code and the person's password (so that a session or key
+        alone cannot lock the person out with an authenticator of its own); returns ten new
+        recovery codes (shown once). The person's other sessions end: every session left was
+        signed in with two factors."""
+        self.check_current(actor, user, password)
         enrolment = self.store.get_two_factor(user.id)
         if enrolment is None or enrolment.enabled_at is not None:
             raise Conflict("start enrolment first (POST /api/admin/v1/me/two-factor)")

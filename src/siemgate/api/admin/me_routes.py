@@ -135,12 +135,12 @@ def begin_two_factor(actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
 @router.post(
     "/me/two-factor/confirm",
     response_model=models.RecoveryCodes,
-    summary="Turn two-factor on with the app's current code; returns your recovery codes",
-    responses=errors(401, 403, 409),
+    summary="Turn two-factor on with the app's current code and your password; returns your recovery codes",
+    responses=errors(401, 403, 409, 429),
 )
-def confirm_two_factor(body: models.TotpCode, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+def confirm_two_factor(body: models.TwoFactorConfirm, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
     assert actor.user is not None
-    return {"recovery_codes": services.personal.confirm_two_factor(actor, actor.user, body.code)}
+    return {"recovery_codes": services.personal.confirm_two_factor(actor, actor.user, body.code, body.password)}
 
 
 @router.post(

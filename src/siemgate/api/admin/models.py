@@ -73,8 +73,11 @@ class SecondFactor(Strict):
     )
 
 
-class TotpCode(Strict):
+class TwoFactorConfirm(Strict):
     code: str = Field(min_length=6, max_length=12, description="The 6-digit code your authenticator app shows now.")
+    password: str = Field(
+        min_length=1, max_length=MAX_PASSWORD_LENGTH, description="Your password: a session alone cannot turn it on."
+    )
 
 
 class AccountSecurity(Strict):

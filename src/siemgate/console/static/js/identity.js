@@ -140,11 +140,12 @@ async function drawTwoFactor() {
   start.addEventListener("click", async () => {
     const enrolment = await api("POST", "/me/two-factor");
     const code = h("input", { name: "code", inputmode: "numeric", autocomplete: "one-time-code", "aria-label": "Code from the app" });
+    const pw = password();
     const confirm = h("button", { type: "button", class: "button primary" }, "Confirm");
     confirm.addEventListener("click", async () => {
       error.hidden = true;
       try {
-        const result = await api("POST", "/me/two-factor/confirm", { code: code.value.trim() });
+        const result = await api("POST", "/me/two-factor/confirm", { code: code.value.trim(), password: pw.value });
         box.replaceChildren(h("p", {}, "Two-factor sign-in is on."), codesView(result.recovery_codes));
         setStatus("Two-factor sign-in is on.");
       } catch (e) {
@@ -152,10 +153,10 @@ async function drawTwoFactor() {
       }
     });
     box.replaceChildren(
-      h("p", {}, "Add siemgate to your authenticator app with this key (or the link), then enter the code it shows."),
+      h("p", {}, "Add siemgate to your authenticator app with this key (or the link), then enter the code it shows and your password."),
       h("p", {}, h("code", { id: "totp-secret" }, enrolment.secret)),
       h("p", {}, h("a", { href: enrolment.otpauth_uri, id: "totp-uri" }, "Open in an authenticator app")),
-      code, confirm, error,
+      code, pw, confirm, error,
     );
   });
   box.replaceChildren(h("p", {}, "Off."), start, error);
