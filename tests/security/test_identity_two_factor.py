@@ -137,3 +137,21 @@ def test_the_operators_reset_of_two_factor_revokes_keys_and_sessions(tenants: Te
     assert len(reset.revoked_api_keys) == 1
     error(tenants.call(adam, "GET", "/me"), 401)
     assert ok(tenants.sign_in(adam.email))["user"]["two_factor"] is False
+
+
+def test_non_ascii_text_in_a_challenge_code_or_csrf_token_is_refused_not_a_server_error(tenants: Tenants) -> None:
+    """The sign-in challenge, the two-factor code and the CSRF header are compared in constant time;
+    text outside ASCII there (Arabic-Indic digits pass str.isdigit) is refused like any wrong value,
+    never an unhandled error (a 500 with a traceback in the log, for anyone, before sign-in)."""
+    alice = tenants.alice
+    _enrol(tenants, alice)
+    step = f"{ADMIN}/session/second-factor"
+    challenge = ok(tenants.sign_in(alice.email))["challenge"]
+    error(tenants.http.post(step, json={"challenge": challenge[:-1] + "é", "code": "123456"}), 401)
+    error(tenants.http.post(step, json={"challenge": challenge, "code": "١٢٣٤٥٦"}), 401)
+    with tenants.session(tenants.bob.email) as bob:
+        forged = {b"X-CSRF-Token": "é".encode("latin-1") * 32}  # as a browser may send it; read as latin-1
+        assert "CSRF" in error(bob.post(f"{ADMIN}/me/two-factor", headers=forged), 403)
+        ok(bob.post(f"{ADMIN}/me/two-factor"), 201)
+        confirm = {"code": "١٢٣٤٥٦", "password": PASSWORD}
+        error(bob.post(f"{ADMIN}/me/two-factor/confirm", json=confirm), 400)

@@ -81,7 +81,7 @@ class SessionService:
         """The person a challenge was made for; Unauthorized when it is forged or over 5 minutes old."""
         body, _, mac = challenge.rpartition(".")
         parts = body.split(".")
-        if len(parts) != 3 or not hmac.compare_digest(mac, self._mac(body)) or not parts[1].isdigit():
+        if len(parts) != 3 or not _same(mac, self._mac(body)) or not parts[1].isdigit():
             raise Unauthorized("Unauthorized: this sign-in step is not valid; sign in again with your password")
         if self.clock() - int(parts[1]) > CHALLENGE_NS:
             raise Unauthorized("Unauthorized: the sign-in took more than 5 minutes; sign in again with your password")
@@ -112,8 +112,14 @@ class SessionService:
     @staticmethod
     def check_csrf(session: Session, presented: str | None) -> None:
         """Raise Forbidden unless `presented` matches the session CSRF token."""
-        if not presented or not hmac.compare_digest(presented, session.csrf_token):
+        if not presented or not _same(presented, session.csrf_token):
             raise Forbidden("Forbidden: missing or wrong CSRF token; reload the page and try again")
 
     def sign_out(self, session: Session) -> None:
         self.store.delete_session(session.id)
+
+
+def _same(presented: str, expected: str) -> bool:
+    """Whether a presented secret is the expected one, in constant time; text outside ASCII (which
+    hmac.compare_digest refuses with a TypeError for str) is simply not it."""
+    return hmac.compare_digest(presented.encode(), expected.encode())

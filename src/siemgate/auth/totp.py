@@ -41,7 +41,7 @@ def provisioning_uri(secret: str, email: str) -> str:
 def matching_step(secret: str, code: str, now_s: float) -> int | None:
     """The time step whose code `code` is (current step ± DRIFT_STEPS), or None."""
     code = code.strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):  # "١٢٣٤٥٦" is digits too
         return None
     totp = pyotp.TOTP(secret, interval=STEP_SECONDS)
     current = int(now_s // STEP_SECONDS)
