@@ -260,6 +260,34 @@ def test_permanent_failures_are_visible_and_can_be_retried(site: Site, http: Htt
     assert body["text"].startswith("[siemgate] medium: MFA off") and body["blocks"]
 
 
+def test_slack_messages_show_event_text_as_text(site: Site, http: HttpReceiver) -> None:
+    """Event fields are written by whoever produced the event (a person's name, the address typed
+    at a failed sign-in): in a Slack message they cannot ping the channel, mention people or hide a
+    link behind words, because &, < and > are escaped as Slack's mrkdwn requires."""
+    site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
+    site.rule(
+        id="mfa-off",
+        name="MFA off <!here>",
+        source="auditevents",
+        match={"action": "disblmfa"},
+        threshold={"count": 2, "window": "5m", "group_by": ["actor_details.name"]},
+        summary="{actor_details.name} turned MFA off",
+        actions=[{"type": "slack", "url": http.url}],
+    )
+    hostile = "<!channel> <https://evil.example/reset|Reset your password> & <@U0123>"
+    actor = {"uuid": new_id(), "name": hostile, "email": "ada@example.com", "user_type": "user"}
+    twice = [auditevent(site.clock() + i, action="disblmfa", object_type="user", actor_details=actor) for i in (0, 1)]
+    site.write(AUDIT, twice)
+    site.services.alerts.dispatcher.run_due()
+    body = orjson.loads(http.requests[-1]["body"])
+    texts = [body["text"], body["blocks"][1]["text"]["text"], *(f["text"] for f in body["blocks"][2]["fields"])]
+    escaped = "&lt;!channel&gt; &lt;https://evil.example/reset|Reset your password&gt; &amp; &lt;@U0123&gt;"
+    assert escaped in body["blocks"][1]["text"]["text"] and escaped in body["text"]
+    assert any(escaped in text for text in texts[2:])  # the group
+    assert not any("<" in text or ">" in text for text in texts), texts
+    assert body["blocks"][0]["text"]["text"] == "[siemgate] medium: MFA off <!here>"  # plain_text shows it as is
+
+
 def test_transient_failures_give_up_after_max_attempts(tmp_path: Path, http: HttpReceiver) -> None:
     site = Site(tmp_path / "d", alerts_max_attempts=2)
     try:

@@ -10,20 +10,28 @@ from siemgate.outbound import OutboundPolicy
 from siemgate.store.base import DeliveryRecord
 
 
+def mrkdwn(text: str) -> str:
+    """`text` shown as itself in Slack's mrkdwn: &, < and > escaped, so that a value taken from an
+    event (a name, a typed address) cannot ping a channel (`<!channel>`), mention someone or hide a
+    link behind words (`<https://...|words>`)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
     fields = [
-        f"*Rule:* {alert['rule']['name']} (`{alert['rule']['id']}`)",
+        f"*Rule:* {mrkdwn(alert['rule']['name'])} (`{mrkdwn(alert['rule']['id'])}`)",
         f"*Severity:* {alert['rule']['severity']}",
-        f"*Account:* {alert['account']['name']}",
+        f"*Account:* {mrkdwn(alert['account']['name'])}",
         f"*Fired:* {alert['fired_at']}",
     ]
     if alert.get("group"):
-        fields.append("*Group:* " + ", ".join(f"{k}={v}" for k, v in alert["group"].items()))
+        fields.append("*Group:* " + mrkdwn(", ".join(f"{k}={v}" for k, v in alert["group"].items())))
+    summary = mrkdwn(alert["summary"])
     return {
-        "text": f"{title(alert)}: {alert['summary']}",
+        "text": f"{mrkdwn(title(alert))}: {summary}",
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": title(alert)[:150]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": alert["summary"][:3000]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": summary[:3000]}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"alert {alert['id']}"}]},
         ],
