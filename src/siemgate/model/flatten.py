@@ -2,8 +2,9 @@
 fixed order, and the cell text of each.
 
 A missing field or JSON null is an empty cell. Text that a spreadsheet would run as a formula
-(starting with = + - @, tab or carriage return) is prefixed with a single quote; JSON numbers are
-written as numbers (a negative longitude stays -79.433).
+(starting with = + - @, tab or carriage return, also after leading white space or as their
+full-width forms (U+FF1D, U+FF0B, U+FF0D, U+FF20), which some spreadsheets read as the same) is prefixed with a single
+quote; JSON numbers are written as numbers (a negative longitude stays -79.433).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ _USER_V2 = (*_USER, "user_type", "user_account_uuid")
 _CLIENT = ("app_name", "app_version", "platform_name", "platform_version", "os_name", "os_version", "ip_address")
 _LOCATION = ("country", "region", "city", "latitude", "longitude")
 _SESSION = ("uuid", "login_time", "device_uuid", "ip")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def _under(parent: str, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -64,7 +65,7 @@ def cell(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.startswith(FORMULA_STARTS) or text.lstrip().startswith(FORMULA_STARTS) else text
 
 
 def row(feature: Feature, event: dict[str, Any]) -> list[str]:
