@@ -405,3 +405,21 @@ def test_first_seen_keys_load_in_the_order_they_learnt_and_older_state_first() -
     loaded.remember("r", ("b",), ("FR",), 10)
     [entry] = loaded.changes()
     assert orjson.loads(entry.value) == {"values": ['["CA"]', '["FR"]'], "learnt": 4}
+def test_numeric_strings_are_decimal_numbers_compared_exactly() -> None:
+    """A string counts as a number only in decimal notation with ASCII digits ("81118003", "-2.5",
+    "1e3"), and numbers compare exactly: float() took " 12 ", "1_000", "nan", "infinity"
+    and other scripts' digits for numbers, and rounded integers past 2**53."""
+    e = signin(T0)
+
+    def matches(value: Any, test: Any) -> bool:
+        e["client"]["app_version"] = value
+        return bool(rule(match={"client.app_version": test}).predicate(e))
+
+    for text in (" 12 ", "12\n", "1_2", "١٢", "0xc", "+12"):
+        assert not matches(text, {"eq": 12}), text
+    assert not matches("infinity", {"gt": 10**300}) and matches("1e999", {"gt": 10**300})
+    assert not matches("nan", {"lt": 1}) and matches("nan", {"ne": 1})
+    assert matches("12", {"eq": 12}) and matches("12.0", {"eq": 12}) and matches("1.2e1", {"gte": 12, "lte": 12})
+    assert matches("0.1", {"eq": 0.1}) and matches(0.1, {"eq": "0.1"}) and not matches("0.1", {"gt": 0.1})
+    assert matches(2**53 + 1, {"gt": 2**53}) and not matches(2**53 + 1, {"eq": 2**53})
+    assert not matches(str(2**53 + 1), {"eq": 2**53}) and matches("81118003", {"gte": 81024002, "lt": 90000000})

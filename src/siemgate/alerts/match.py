@@ -8,10 +8,11 @@ alerts.fields) with a test; several keys in one mapping must all hold. A test is
 - a list: one of the values (`action: [export, reveal]`);
 - a mapping of operators, all of which must hold:
   `eq`, `ne`, `in`, `not_in` (values), `prefix`, `suffix`, `contains`, `regex` (strings; regex is
-  RE2 syntax, searched anywhere unless anchored), `gt`, `gte`, `lt`, `lte` (numbers; numeric
-  strings such as app_version count), `before`, `after` (RFC 3339 times, against a timestamp field),
-  `cidr` (an IP address field inside a network), `exists` (true: present and not null), and
-  `nocase: true` to compare strings ignoring case.
+  RE2 syntax, searched anywhere unless anchored), `gt`, `gte`, `lt`, `lte` (numbers, compared
+  exactly; strings in decimal notation such as app_version count, see `_number`), `before`,
+  `after` (RFC 3339 times, against a timestamp field), `cidr` (an IP address field inside a
+  network), `exists` (true: present and not null), and `nocase: true` to compare strings ignoring
+  case.
 
 A test on an absent field is false, except `exists: false`, `ne` and `not_in` (which are negations).
 Numbers equal their decimal text (`used_version: 3` matches 3 and "3").
@@ -20,7 +21,11 @@ Numbers equal their decimal text (`used_version: 3` matches 3 and "3").
 from __future__ import annotations
 
 import ipaddress
+import math
+import operator
+import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import re2
@@ -155,15 +160,26 @@ def _text(value: Any, nocase: bool) -> str | None:
     return None
 
 
-def _number(value: Any) -> float | None:
+MAX_NUMBER_TEXT = 100  # characters of a numeric string; a longer string is text
+_NUMERIC_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _number(value: Any) -> int | Decimal | None:
+    """A value as the exact number it is written as, or None when it is not one: an integer as
+    itself; a float as its shortest decimal text (`0.1` is 0.1, as a JSON text writes it); a
+    string in decimal notation, ASCII digits only (`"81118003"`, `"-2.5"`, `"1e3"`; not `" 12 "`,
+    `"1_000"`, `"0x10"`, `"nan"`, `"inf"` or other scripts' digits). Never NaN or infinite, and
+    integers beyond 2**53 compare exactly."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT and _NUMERIC_TEXT.fullmatch(value):
         try:
-            return float(value)
-        except ValueError:
+            return Decimal(value)
+        except InvalidOperation:  # an exponent beyond Decimal's range: no comparable number
             return None
     return None
 
@@ -177,7 +193,7 @@ def _equals(actual: Any, expected: Scalar, nocase: bool) -> bool:
         text = _text(actual, nocase)
         return text is not None and text == (expected.lower() if nocase else expected)
     number = _number(actual)
-    return number is not None and number == float(expected)
+    return number is not None and number == _number(expected)
 
 
 def _one_of(values: list[Scalar], nocase: bool) -> Callable[[Any], bool]:
@@ -236,11 +252,11 @@ def _operator(op: str, value: Any, nocase: bool, where: str) -> Callable[[Any], 
         limit = _number(value)
         if limit is None:
             raise ConditionError(f"{where}: expected a number")
-        compare: Callable[[float, float], bool] = {
-            "gt": float.__gt__,
-            "gte": float.__ge__,
-            "lt": float.__lt__,
-            "lte": float.__le__,
+        compare: Callable[[Any, Any], bool] = {
+            "gt": operator.gt,
+            "gte": operator.ge,
+            "lt": operator.lt,
+            "lte": operator.le,
         }[op]
 
         def number_test(a: Any) -> bool:
