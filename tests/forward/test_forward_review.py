@@ -23,6 +23,7 @@ import orjson
 import pytest
 
 from siemgate.forward.checkpoint import CheckpointStore
+from siemgate.forward.errors import ForwardConfigError
 from siemgate.forward.runner import Forwarder
 from siemgate.model.features import Feature
 from support.receivers import misbehaving
@@ -138,6 +139,22 @@ def test_a_damaged_checkpoint_file_is_an_error_saying_what_to_do(tmp_path: Path,
     assert done.returncode == 2, done.stderr
     assert f"the checkpoint file {state / 'checkpoints.db'}" in done.stderr
     assert "Restore it from a backup" in done.stderr
+
+
+def test_the_checkpoint_lock_holds_when_lock_files_are_deleted(tmp_path: Path) -> None:
+    """The lock was a separate `checkpoints.db.lock`: deleting it (a cleanup of stale lock files)
+    let a second forwarder open the checkpoints a running one held, and both delivered the same
+    events and raced on the cursors. Now the database file itself is locked."""
+    path = tmp_path / "state" / "checkpoints.db"
+    with CheckpointStore(path) as running:
+        running.commit([("src/signinattempts", "cursor-1", 1)])
+        for leftover in path.parent.iterdir():
+            if leftover.name.endswith(".lock"):
+                leftover.unlink()
+        with pytest.raises(ForwardConfigError, match="is in use by another forwarder"):
+            CheckpointStore(path)
+    with CheckpointStore(path) as after:  # released when the first one closes
+        assert [p.cursor for p in after.all()] == ["cursor-1"]
 
 
 def _trickle(handler: Any) -> None:

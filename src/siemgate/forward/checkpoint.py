@@ -8,7 +8,9 @@ A stream that has never delivered anything still gets a row when it starts (`beg
 `start_time` of its first reset: a restart before the first commit resets from the same time, so
 a default of "now - 1 h" cannot move forward across a crash and open a gap.
 
-The file is locked (flock) while open, so two forwarders never share one state file.
+The database file itself is locked (flock) while open, so two forwarders never share one state
+file: no separate lock file that could be deleted under a running forwarder (SQLite's own locks
+are POSIX record locks, which flock does not touch; the descriptor is closed after SQLite's).
 """
 
 from __future__ import annotations
@@ -58,9 +60,14 @@ class CheckpointStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        created = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self._lock_fd = os.open(self.path, os.O_RDWR)
+            except FileNotFoundError:
+                self._lock_fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                created = True
         except OSError as exc:
             raise ForwardConfigError(f"cannot create the checkpoint file {self.path}: {exc.strerror}") from None
         try:
@@ -72,7 +79,7 @@ class CheckpointStore:
                 " one its own state (forwarder.state_dir)"
             ) from None
         db: sqlite3.Connection | None = None
-        if _emptied(self.path):
+        if not created and _emptied(self.path):
             self._release()
             raise ForwardConfigError(_EMPTIED.format(path=self.path))
         try:
