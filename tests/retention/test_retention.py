@@ -23,6 +23,7 @@ from siemgate.model.ids import new_id
 from siemgate.retention import archive as archive_module
 from siemgate.retention.archive import LOCK_FILE, ArchiveError, verify_file
 from siemgate.retention.replay import plan_replay, replay
+from siemgate.retention.service import RetentionService
 from siemgate.retention.survey import manifests, survey
 from siemgate.services import Services
 
@@ -206,17 +207,45 @@ def test_verify_finds_tampering_and_replay_refuses_it(services: Services) -> Non
 
 
 def test_processes_sharing_an_archive_folder_take_turns(services: Services) -> None:
-    """A run holds a lock file in the archive folder: a server's scheduled run that finds it taken
+    """A run holds a lock on the archive folder: a server's scheduled run that finds it taken
     (another process is applying retention) skips; `retention apply` (wait=True) would wait."""
     account = services.store.create_account(new_id(), "Acme", NOW)
     fill(services, account, days=2, per_day=10)
     root = services.settings.archive_path
     root.mkdir(parents=True)
-    with open(root / LOCK_FILE, "w") as other_process:  # flock locks are per open file description
+    (root / LOCK_FILE).write_bytes(b"")  # left by a release that locked a file in the folder
+    other_process = os.open(root, os.O_RDONLY)  # flock locks are per open file description
+    try:
         fcntl.flock(other_process, fcntl.LOCK_EX)
         assert services.retention.apply_shared() == []
         assert held(services, account) == 20
+    finally:
+        os.close(other_process)
     result = audit_result(services.retention.apply_shared(wait=True))
     assert (result.archived, result.purged) == (20, 20)
-    assert [p.name for p in root.iterdir() if p.is_file()] == [LOCK_FILE]
-    assert survey(root).problems == []  # the lock file is not a problem for `archive verify`
+    assert survey(root).problems == []  # an old lock file is not a problem for `archive verify`
+
+
+def test_a_run_holds_the_archive_folder_when_lock_files_are_deleted(services: Services) -> None:
+    """The lock was a file in the folder (`.retention.lock`): deleting it while a run held it (a
+    cleanup of stale lock files) let a second run in beside the first, both writing the same days
+    and manifests. Now the folder itself is locked: a run started meanwhile skips."""
+    account = services.store.create_account(new_id(), "Acme", NOW)
+    other = services.store.create_account(new_id(), "Other", NOW)
+    fill(services, account, days=2, per_day=10)
+    root = services.settings.archive_path
+    beside: list[list[Any]] = []
+
+    def meanwhile(what: str, done: int) -> None:
+        if not beside:
+            beside.append([])
+            for leftover in root.iterdir():
+                if leftover.name.endswith(".lock"):
+                    leftover.unlink()
+            r = services.retention  # another process's service: its own in-process lock
+            second = RetentionService(r.settings, r.store, r.people, r.audit, r.clock)
+            beside[0] = list(second.apply_shared(accounts=[other]))
+
+    result = audit_result(services.retention.apply_shared(meanwhile, [account]))
+    assert beside == [[]]
+    assert (result.archived, result.purged) == (20, 20)

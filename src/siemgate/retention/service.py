@@ -35,7 +35,7 @@ from siemgate.config import Settings
 from siemgate.errors import BadRequest
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
-from siemgate.retention.archive import DAY_NS, LOCK_FILE, ArchiveError, StreamArchive, day_of, day_start
+from siemgate.retention.archive import DAY_NS, ArchiveError, StreamArchive, day_of, day_start
 from siemgate.retention.signed import DayClose, check_entries, day_close, purge_record
 from siemgate.store.base import Account, RetentionPolicy, Store
 
@@ -133,12 +133,13 @@ class RetentionService:
     def apply_shared(
         self, progress: Progress | None = None, accounts: list[Account] | None = None, *, wait: bool = False
     ) -> list[StreamResult]:
-        """`apply`, one process at a time among those sharing the archive folder (a lock file in
-        it): when another is applying retention, wait for it (`wait`) or skip this run (a server's
-        schedule: the other run does the work)."""
+        """`apply`, one process at a time among those sharing the archive folder (an flock of the
+        folder itself: no lock file that could be deleted under a run): when another is applying
+        retention, wait for it (`wait`) or skip this run (a server's schedule: the other run does
+        the work)."""
         try:
             self.archive_root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.archive_root / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o600)
+            fd = os.open(self.archive_root, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:  # no folder to lock: the run itself reports why it cannot archive
             log.warning("cannot lock %s (%s); applying retention unlocked", self.archive_root, exc)
             return self.apply(progress, accounts)
