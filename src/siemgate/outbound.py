@@ -140,13 +140,16 @@ class OutboundPolicy:
         if problem is not None:
             raise OutboundRefused(problem)
 
-    def resolve(self, host: str, port: int, kind: int = socket.SOCK_STREAM) -> list[tuple[Any, ...]]:
+    def resolve(
+        self, host: str, port: int, deadline: float | None, kind: int = socket.SOCK_STREAM
+    ) -> list[tuple[Any, ...]]:
         """getaddrinfo entries (family, type, proto, canonname, sockaddr) of `host` that the policy
-        allows, in resolver order; raises OutboundRefused when none is, OSError when it does not
-        resolve. Connect to these sockaddrs, not to the name, so the checked address is the one used."""
+        allows, in resolver order, looked up by `deadline` (see `lookup`); raises OutboundRefused
+        when none is, OSError when it does not resolve (TimeoutError: not by the deadline). Connect
+        to these sockaddrs, not to the name, so the checked address is the one used."""
         bare = host.strip("[]")
         try:
-            infos = socket.getaddrinfo(bare, port, type=kind)
+            infos = lookup(bare, port, deadline, kind)
         except UnicodeError:  # a label over 63 characters, or one IDNA cannot encode
             raise OutboundRefused(f"{bare[:80]!r} is not a valid host name") from None
         allowed, problems = [], []
@@ -175,12 +178,48 @@ def _ip_literal(name: str) -> IPAddress | None:
         return None
 
 
-def connect_tcp(policy: OutboundPolicy, host: str, port: int, deadline: float) -> socket.socket:
-    """A TCP connection to the first allowed address of `host` that answers, every attempt ending
-    by `deadline` (time.monotonic()); the socket's timeout is then what is left. Raises
-    OutboundRefused, or OSError (TimeoutError once the deadline has passed)."""
+MAX_LOOKUPS = 64  # resolver calls in flight at once (each in a thread); past it a lookup waits
+_lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
+def lookup(host: str, port: int, deadline: float | None, kind: int = socket.SOCK_STREAM) -> list[tuple[Any, ...]]:
+    """socket.getaddrinfo(host, port, type=kind), given up at `deadline` (time.monotonic(); None:
+    none): a resolver call cannot be interrupted, so it runs in a daemon thread of its own, which a
+    hung resolver keeps until it answers, and the caller waits only until the deadline
+    (TimeoutError). At most MAX_LOOKUPS run at once: past that a lookup waits for a slot, within its
+    deadline. Raises what getaddrinfo raises (OSError, UnicodeError)."""
+    late = TimeoutError(f"timed out: {host[:80]} did not resolve within the time allowed")
+    if not _lookups.acquire(timeout=-1 if deadline is None else time_left(deadline)):
+        raise late
+    answer: list[Any] = []
+    done = threading.Event()
+
+    def resolve() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=kind))
+        except Exception as exc:
+            answer.append(exc)
+        finally:
+            _lookups.release()
+            done.set()
+
+    threading.Thread(target=resolve, name="siemgate-resolve", daemon=True).start()
+    if not done.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
+        raise late
+    if isinstance(answer[0], Exception):
+        raise answer[0]
+    infos: list[tuple[Any, ...]] = answer[0]
+    return infos
+
+
+def connect_tcp(policy: OutboundPolicy | None, host: str, port: int, deadline: float) -> socket.socket:
+    """A TCP connection to the first address of `host` that `policy` allows (None: any, for the
+    operator's own servers) and that answers, the lookup and every attempt ending by `deadline`
+    (time.monotonic()); the socket's timeout is then what is left. Raises OutboundRefused, or
+    OSError (TimeoutError once the deadline has passed)."""
     last: OSError | None = None
-    for family, kind, proto, _, sockaddr in policy.resolve(host, port):
+    infos = lookup(host.strip("[]"), port, deadline) if policy is None else policy.resolve(host, port, deadline)
+    for family, kind, proto, _, sockaddr in infos:
         sock = socket.socket(family, kind, proto)
         try:
             sock.settimeout(time_left(deadline))
@@ -364,7 +403,15 @@ class _GuardedBackend(httpcore.SyncBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         last: Exception | None = None
-        for _, _, _, _, sockaddr in self.policy.resolve(host, port):
+        ends = [end for end in (self.deadline, None if timeout is None else time.monotonic() + timeout) if end]
+        limit = min(ends) if ends else None
+        try:
+            infos = self.policy.resolve(host, port, limit)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from None
+        except OSError as exc:  # does not resolve
+            raise httpcore.ConnectError(f"cannot resolve {host[:80]}: {exc.strerror or exc}") from None
+        for _, _, _, _, sockaddr in infos:
             bounds = Bounds(self.deadline, self.max_read)  # the deadline is the request's, the bytes this connection's
             try:
                 left = bounds.time_left(timeout, httpcore.ConnectTimeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,5 +196,46 @@ def test_6to4_addresses_carrying_refused_ipv4_addresses_are_refused_at_delivery(
     """What a name resolves to is judged the same way: a 6to4 address is judged by the IPv4
     address it carries (169.254.169.254, 127.0.0.1), as mapped ones are."""
     with pytest.raises(OutboundRefused, match=f"is a {kind} address"):
-        OutboundPolicy().resolve(address, 80)
-    OutboundPolicy().resolve("2002:808:808::1", 80)  # carrying 8.8.8.8: allowed
+        OutboundPolicy().resolve(address, 80, None)
+    OutboundPolicy().resolve("2002:808:808::1", 80, None)  # carrying 8.8.8.8: allowed
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        {"type": "webhook", "url": "https://hung.example/hook", "secret": "whsec_" + "A" * 40, "timeout": 0.5},
+        {"type": "slack", "url": "https://hung.example/hook", "timeout": 0.5},
+        {"type": "syslog", "host": "hung.example", "protocol": "udp", "timeout": 0.5},
+        {"type": "syslog", "host": "hung.example", "protocol": "tls", "timeout": 0.5},
+        {"type": "email", "to": ["soc@example.com"]},
+    ],
+    ids=["webhook", "slack", "syslog-udp", "syslog-tls", "email"],
+)
+def test_a_resolver_that_hangs_holds_a_delivery_no_longer_than_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, action: dict[str, Any]
+) -> None:
+    """Names were looked up with socket.getaddrinfo outside every timeout, so a resolver that does
+    not answer (a tenant's name served by a DNS server that hangs) held a delivery worker until the
+    resolver gave up, past the delivery's lease (when it is sent again). Now the lookup ends with
+    the action's timeout (SMTP's for email)."""
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def hanging(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "hung.example":
+            return real(host, port, *args, **kwargs)
+        release.wait(5)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    site = Site(tmp_path / "d", alerts_max_attempts=1, smtp_host="hung.example", smtp_timeout=0.5)
+    try:
+        site.hook_rule_stored_directly([action])
+        started = time.monotonic()
+        [delivery] = site.fire()
+        took = time.monotonic() - started
+        assert delivery.status == "failed" and "did not resolve" in delivery.last_error, delivery
+        assert took < 2.0, took
+    finally:
+        release.set()
+        site.services.close()

@@ -4,7 +4,9 @@ SMTP 4xx replies and connection failures are retried; 5xx replies are not."""
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
+import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -12,7 +14,23 @@ from typing import Any
 
 from siemgate.alerts.actions.base import DeliveryError, text, title
 from siemgate.config import Settings
+from siemgate.outbound import connect_tcp
 from siemgate.store.base import DeliveryRecord
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib.SMTP whose connection, name lookup included, ends within its timeout (smtplib's
+    socket.create_connection resolves the name without one); each later read or write has the
+    timeout again, as smtplib gives it."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = connect_tcp(None, host, port, time.monotonic() + timeout)
+        sock.settimeout(timeout)
+        return sock
+
+
+class _SMTPS(smtplib.SMTP_SSL, _SMTP):
+    """smtplib.SMTP_SSL connecting as _SMTP does (SMTP_SSL wraps the socket _SMTP makes)."""
 
 
 class EmailSender:
@@ -39,11 +57,11 @@ class EmailSender:
         msg = self.message(alert, action)
         try:
             if s.smtp_security == "tls":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                client: smtplib.SMTP = _SMTPS(
                     s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=ssl.create_default_context()
                 )
             else:
-                client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+                client = _SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
             with client:
                 if s.smtp_security == "starttls":
                     client.starttls(context=ssl.create_default_context())

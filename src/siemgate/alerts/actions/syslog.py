@@ -70,9 +70,9 @@ class SyslogSender:
         deadline = time.monotonic() + timeout  # the whole attempt: every address tried, TLS, sending
         try:
             if protocol == "udp":
-                family, kind, proto, _, sockaddr = self.policy.resolve(host, port, socket.SOCK_DGRAM)[0]
+                family, kind, proto, _, sockaddr = self.policy.resolve(host, port, deadline, socket.SOCK_DGRAM)[0]
                 with socket.socket(family, kind, proto) as s:
-                    s.settimeout(timeout)
+                    s.settimeout(time_left(deadline))
                     s.sendto(message, sockaddr)
                 return
             framed = b"%d %s" % (len(message), message)
