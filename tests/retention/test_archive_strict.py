@@ -5,6 +5,8 @@ out of a shared folder; failures are messages, never tracebacks."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -15,7 +17,7 @@ import orjson
 import pytest
 
 from siemgate.model.ids import new_id
-from siemgate.retention.archive import MANIFEST, read_rows
+from siemgate.retention.archive import MANIFEST, MAX_LINE_BYTES, ArchiveError, read_rows
 
 from .helpers import (
     AUDIT,
@@ -391,4 +393,28 @@ def test_a_merged_day_put_back_from_an_older_copy_is_named(tmp_path: Path) -> No
     done = run_cli(data_dir, "archive", "verify")
     assert done.returncode == 1, done.stderr
     assert f"{path}: the manifest lists SHA-256" in done.stderr and "put back from an older copy" in done.stderr
+    _no_traceback(done)
+
+
+def test_an_archive_line_longer_than_any_event_is_named_not_read_whole(tmp_path: Path) -> None:
+    """A JSON Lines file was read a line at a time, however long the line: a damaged or hostile
+    file holding one huge line without a newline (a few hundred KiB of gzip) made `archive verify`
+    and replay hold all of it in memory. Now a line is read up to MAX_LINE_BYTES, and the error
+    names the file and the line."""
+    data_dir = tmp_path / "data"
+    [uuid] = _archive(data_dir, days=1, per_day=10)
+    folder = _stream(data_dir / "archive", uuid)
+    [path] = folder.glob("*/*.jsonl.gz")
+    hostile = gzip.decompress(path.read_bytes()) + b"a" * (MAX_LINE_BYTES + 1)
+    path.write_bytes(gzip.compress(hostile, compresslevel=1))
+
+    def match(data: dict[str, Any]) -> None:  # the manifest rewritten to match (it is not signed)
+        entry = _first_entry(data)
+        entry["bytes"], entry["sha256"] = path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()
+
+    _rewrite_manifest(folder, match)
+    with pytest.raises(ArchiveError, match=f"line 11 is longer than {MAX_LINE_BYTES} bytes"):
+        list(read_rows(path))
+    done = run_cli(data_dir, "archive", "verify")
+    assert done.returncode == 1 and f"BAD {path}: line 11 is longer than" in done.stderr, done.stderr
     _no_traceback(done)

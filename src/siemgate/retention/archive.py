@@ -54,6 +54,9 @@ LOCK_FILE = ".retention.lock"  # the lock file of releases before the folder its
 MANIFEST_VERSION = 2  # 2: log indices, checkpoints, rewrites and purges (1 is still read)
 MANIFEST_VERSIONS = (1, 2)
 INDEX_FORMAT = "siemgate-archive-index/v1"
+# The longest JSON Lines line read: far above any event an ingest setting allows in practice. A
+# file holding a longer event fails when it is written (it is read back), so nothing is purged.
+MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 class ArchiveError(SiemgateError):
@@ -172,20 +175,29 @@ def _encode(rows: list[Row], indices: list[int | None], fmt: str, feature: Featu
 
 def read_rows(path: Path, fmt: str | None = None) -> Iterator[Row]:
     """The rows of an archive file (format `fmt`, else from its name); raises ArchiveError when
-    unreadable."""
+    unreadable, naming the line of a JSON Lines file, and without reading a line longer than
+    MAX_LINE_BYTES (a damaged or hostile file of one huge line, however well it compresses)."""
     fmt = fmt or ("parquet" if path.name.endswith(".parquet") else "jsonl")
+    number = 0
     try:
         if fmt == "parquet":
             yield from parquet.read(path)
             return
         with gzip.open(path, "rb") as f:
-            for line in f:
+            while line := f.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    raise ArchiveError(
+                        f"{path}: line {number} is longer than {MAX_LINE_BYTES} bytes, which no archived event"
+                        " is: the file is damaged or was not written by siemgate"
+                    )
                 line = line.rstrip(b"\n")
                 if line:
                     event = orjson.loads(line)
                     yield parse_ns(event["timestamp"]), str(event["uuid"]), line
     except (OSError, EOFError, ValueError, KeyError, pa.ArrowException) as exc:
-        raise ArchiveError(f"{path}: cannot read the archive file: {exc}") from None
+        where = f" at line {number}" if number else ""
+        raise ArchiveError(f"{path}: cannot read the archive file{where}: {exc}") from None
 
 
 def _index_bytes(data_name: str, rows: list[Row], indices: list[int | None]) -> bytes:
