@@ -131,7 +131,8 @@ def test_parquet_archives_have_typed_columns_of_every_field_and_replay_stays_byt
     target = open_services(tmp_path / "b")
     try:
         late = target.store.create_account(account.uuid, "Acme", NOW)
-        result = replay(target.writer, plan_replay(target.store, services.settings.archive_path))
+        # a new store: its log holds none of the archived indices
+        result = replay(target.writer, plan_replay(target.store, services.settings.archive_path), unchecked=True)
         assert result.stored == sum(len(v) for v in stored.values())
         again = {
             f: {u: bytes(b) for batch in target.store.iter_events(late.id, f, 0, 2**62) for _, _, u, b in batch}

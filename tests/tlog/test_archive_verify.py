@@ -531,28 +531,36 @@ def test_another_streams_purge_records_are_checked_against_the_auditevents_bundl
     assert "INVALID index 0: " in out and "no archive file here holds it" in out, out
 
 
-def test_a_row_given_a_negative_log_index_is_refused_by_verifiers_and_replay(scene: Scene) -> None:
-    """Row 7 altered and its log index set to -1, the manifest rewritten to match: no leaf to check
-    it against, so it must not pass as checked — nor be replayed into the store."""
-    bundle = scene.export()
-    _alter_row(scene.folder, 7)
+def _reindex_row(scene: Scene, row: int, index: int | None) -> str:
+    """Give a row of the first day's file another log index (None: none), rewriting its sidecar
+    and the manifest to match, as someone altering the archive would; the file's name."""
     manifest = _manifest(scene)
     name = sorted(manifest["files"])[0]
     entry, path = manifest["files"][name], scene.folder / name
     if name.endswith(".parquet"):
         table = pq.read_table(path)
         indices = table.column("log_index").to_pylist()
-        indices[7] = -1
+        indices[row] = index
         column = table.schema.get_field_index("log_index")
         pq.write_table(table.set_column(column, "log_index", pa.array(indices, pa.int64())), path)
     else:
         sidecar = scene.folder / entry["index_file"]
         lines = sidecar.read_bytes().splitlines()
-        lines[8] = orjson.dumps([-1, orjson.loads(lines[8])[1]])
+        lines[row + 1] = orjson.dumps([index, orjson.loads(lines[row + 1])[1]])
         sidecar.write_bytes(b"\n".join(lines) + b"\n")
         entry["index_sha256"] = sha256_file(sidecar)
     entry.update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    entry["indexed"] -= index is None
     _save(scene, manifest)
+    return str(name)
+
+
+def test_a_row_given_a_negative_log_index_is_refused_by_verifiers_and_replay(scene: Scene) -> None:
+    """Row 7 altered and its log index set to -1, the manifest rewritten to match: no leaf to check
+    it against, so it must not pass as checked — nor be replayed into the store."""
+    bundle = scene.export()
+    _alter_row(scene.folder, 7)
+    name = _reindex_row(scene, 7, -1)
     code, out = scene.verify("--entries", str(bundle))
     assert code == 1 and f"{name} row 7: its log index -1 is not an index of the log" in out, out
     store = scene.services.store
@@ -561,6 +569,34 @@ def test_a_row_given_a_negative_log_index_is_refused_by_verifiers_and_replay(sce
     with pytest.raises(ArchiveError, match="row 7 carries log index -1, not an index of the log"):
         replay(scene.services.writer, plans, audit=scene.services.audit)
     assert store.head_seq(scene.account.id, AUDIT) == head
+
+
+@pytest.mark.parametrize(
+    ("index", "why"),
+    [(10**6, "carries log index 1000000, which the stream's log does not hold"), (None, "carries no log index")],
+    ids=["beyond-the-log", "no-index"],
+)
+def test_replay_refuses_a_row_it_cannot_check_against_the_log_unless_told(
+    scene: Scene, index: int | None, why: str
+) -> None:
+    """Row 7 altered and given an index past the log, or none, the manifest rewritten to match:
+    replay did not check such rows, so the forged event came back as a new leaf of the signed log.
+    Now it is refused naming the row; `unchecked` (--unchecked) replays it, and the audit record
+    counts it."""
+    _alter_row(scene.folder, 7)
+    name = _reindex_row(scene, 7, index)
+    store = scene.services.store
+    head = store.head_seq(scene.account.id, AUDIT)
+    plans = plan_replay(store, scene.services.settings.archive_path)
+    with pytest.raises(ArchiveError, match=f"{scene.folder / name}: row 7 {why}, so it cannot be checked"):
+        replay(scene.services.writer, plans, audit=scene.services.audit)
+    assert store.head_seq(scene.account.id, AUDIT) == head
+    result = replay(scene.services.writer, plans, audit=scene.services.audit, unchecked=True)
+    assert result.stored == 120
+    rows = store.read_events(scene.account.id, AUDIT, head, -(2**63), None, 500)
+    infos = [orjson.loads(orjson.loads(body).get("aux_info") or "{}") for _, body, _ in rows]
+    unchecked = {i["file"]: i["unchecked"] for i in infos if i.get("kind") == "archive-replay"}
+    assert unchecked == {path: int(path == name) for path in _manifest(scene)["files"]}
 
 
 def test_replayed_events_purged_again_are_accounted_for_by_the_archive(scene: Scene) -> None:

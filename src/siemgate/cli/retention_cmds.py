@@ -163,6 +163,12 @@ def replay_cmd(
     features: str = typer.Option("all", "--features", "-f", help="Streams (comma-separated) or all."),
     since: str = typer.Option(None, "--since", help="First day (YYYY-MM-DD)."),
     until: str = typer.Option(None, "--until", help="Last day (YYYY-MM-DD)."),
+    unchecked: bool = typer.Option(
+        False,
+        "--unchecked",
+        help="Also replay rows that cannot be checked against the stream's signed log (archived before log"
+        " indices, or beyond a log restored from an older backup); the audit record counts them.",
+    ),
 ) -> None:
     """Load archived events back into the store (uuids and timestamps kept; events already there
     are duplicates and stored once). With --account and a folder holding several accounts, only
@@ -191,7 +197,9 @@ def replay_cmd(
             raise BadRequest(f"no archive files to replay in {root} for the streams and days chosen")
         with _progress() as progress:
             task = progress.add_task("replaying", total=sum(p.events for p in plans))
-            result = replay(services.writer, plans, lambda n: progress.advance(task, n), services.audit, CLI)
+            result = replay(
+                services.writer, plans, lambda n: progress.advance(task, n), services.audit, CLI, unchecked=unchecked
+            )
     err.print(
         f"replayed {result.events} event(s) from {result.files} file(s): {result.stored} stored,"
         f" {result.duplicates} already there"

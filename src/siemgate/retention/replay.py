@@ -115,16 +115,21 @@ def replay(
     progress: Callable[[int], None] | None = None,
     audit: AuditRecorder | None = None,
     actor: Actor = SYSTEM,
+    *,
+    unchecked: bool = False,
 ) -> ReplayResult:
     """Verify every planned file, then write them; returns the counts. With `audit`, each file
     replayed that stored anything is recorded in the target account's audit stream (`update
-    account`, aux_info kind `archive-replay`). Raises ArchiveError naming a bad file before anything
-    is written; a file that changes while the replay runs is caught when it is read again, and
-    stops the replay there (the files before it are in; replaying again is safe)."""
+    account`, aux_info kind `archive-replay`, with `unchecked`: its rows replayed without a check
+    against the log). Raises ArchiveError naming a bad file before anything is written, also a row
+    that cannot be checked against the log (see `_check_log`) unless `unchecked`; a file that
+    changes while the replay runs is caught when it is read again, and stops the replay there (the
+    files before it are in; replaying again is safe)."""
+    passed: dict[tuple[Path, str], int] = {}
     for plan in plans:
         for entry in plan.files:
             verify_file(plan.folder, entry)
-            _check_log(writer.store, plan, entry)
+            passed[(plan.folder, entry.path)] = _check_log(writer.store, plan, entry, unchecked)
     result = ReplayResult()
     for plan in plans:
         for entry in plan.files:
@@ -153,6 +158,7 @@ def replay(
                     "events": entry.events,
                     "stored": stored,
                     "duplicates": result.duplicates - before[1],
+                    "unchecked": passed[(plan.folder, entry.path)],
                     "index_from": head,  # the replayed events' leaves lie in [index_from, index_to)
                     "index_to": writer.store.head_seq(plan.account.id, plan.feature),
                 }
@@ -160,32 +166,47 @@ def replay(
     return result
 
 
-def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry) -> None:
-    """Check each row of the file that carries its log index against the entry the stream's log
-    holds at that index, when replaying into the archived account itself (the manifest is not
-    signed: a file altered and its manifest rewritten to match passes `verify_file`, and its events
-    would come back as new leaves of the log). Indices the log does not hold (a store restored from
-    an older backup) and rows archived before indices are not checked. Raises ArchiveError naming
-    the file, row and index of the first row that differs."""
+def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool) -> int:
+    """Check each row of the file against the entry the stream's log holds at the row's index,
+    when replaying into the archived account itself (the manifest is not signed: a file altered
+    and its manifest rewritten to match passes `verify_file`, and its events would come back as new
+    leaves of the log); returns how many rows could not be checked. A row without an index (archived
+    before indices, or its index removed) or whose index the log does not hold (a store restored
+    from an older backup, or an index made up) cannot be checked: it is refused unless `unchecked`.
+    Raises ArchiveError naming the file, row and index of the first row that differs or is refused."""
     if plan.account.uuid != plan.folder.parent.name:
-        return  # another account's log says nothing about these events
+        return 0  # another account's log says nothing about these events: replayed as new events
     path = plan.folder / entry.path
-    rows = {
-        idx: (n, ts, body)
-        for n, ((ts, _, body), idx) in enumerate(
-            zip(read_rows(path, entry.format), read_indices(plan.folder, entry), strict=True)
-        )
-        if idx is not None
-    }
+    rows: dict[int, tuple[int, int, bytes]] = {}
+    missing: list[tuple[int, str]] = []  # (row, why it cannot be checked)
+    for n, ((ts, _, body), idx) in enumerate(
+        zip(read_rows(path, entry.format), read_indices(plan.folder, entry), strict=True)
+    ):
+        if idx is None:
+            missing.append((n, "carries no log index"))
+        else:
+            rows[idx] = (n, ts, body)
     for begin, end in index_runs(list(rows)):
         held = dict(store.log_entry_rows(plan.account.id, plan.feature, begin, end))
         for idx in range(begin, end):
-            if idx in rows and idx in held and held[idx] != entry_bytes(rows[idx][1], rows[idx][2]):
+            if idx not in rows:
+                continue
+            if idx not in held:
+                missing.append((rows[idx][0], f"carries log index {idx}, which the stream's log does not hold"))
+            elif held[idx] != entry_bytes(rows[idx][1], rows[idx][2]):
                 raise ArchiveError(
                     f"{path}: row {rows[idx][0]} is not the event the stream's signed log holds at index {idx}"
                     " (the file was altered, or the store's log was restored from a backup since and its history"
                     " replaced); nothing is replayed"
                 )
+    if missing and not unchecked:
+        row, why = min(missing)
+        raise ArchiveError(
+            f"{path}: row {row} {why}, so it cannot be checked against the signed log ({len(missing)} such"
+            " row(s) in the file); nothing is replayed. If the archive predates log indices or the store was"
+            " restored from an older backup, replay with --unchecked (the audit record counts them)"
+        )
+    return len(missing)
 
 
 def _write(
