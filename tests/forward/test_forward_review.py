@@ -23,7 +23,8 @@ import orjson
 import pytest
 
 from siemgate.forward.checkpoint import CheckpointStore
-from siemgate.forward.errors import ForwardConfigError
+from siemgate.forward.client import EventsClient
+from siemgate.forward.errors import ForwardConfigError, SourceError
 from siemgate.forward.runner import Forwarder
 from siemgate.model.features import Feature
 from support.receivers import misbehaving
@@ -499,3 +500,28 @@ def test_a_template_with_an_unknown_placeholder_is_a_configuration_error(tmp_pat
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 2, done.stderr
     assert key in done.stderr and "is not a template of" in done.stderr, done.stderr
+
+
+def test_a_page_of_countless_tiny_items_is_not_parsed() -> None:
+    """A reply was bounded by its size only: a page of 128 MiB made of tiny items (`{},{},...`)
+    parses to about 30 times that in Python objects. Now a reply holding more JSON values than a
+    page of 1000 events may is not parsed: the request is retried, saying why. (Here 1.5 million
+    items in 4.5 MiB, a few KiB of gzip.)"""
+    page = b'{"cursor": "c", "has_more": false, "items": [' + b",".join([b"{}"] * 1_500_000) + b"]}"
+    packed = gzip.compress(page, compresslevel=9)
+
+    def countless(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-encoding", "gzip")
+        handler.send_header("content-length", str(len(packed)))
+        handler.end_headers()
+        handler.wfile.write(packed)
+
+    refused = r"the reply holds about \d+ JSON values, more than a page may"
+    with (
+        misbehaving(countless) as url,
+        EventsClient("token", url, max_attempts=1) as client,
+        pytest.raises(SourceError, match=refused),
+    ):
+        client.reset_page(Feature.SIGNINATTEMPTS)

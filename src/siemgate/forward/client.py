@@ -42,6 +42,7 @@ from siemgate.forward.errors import CursorRejected, SourceError, SourceUnauthori
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, TimestampError, format_ns, normalize, now_ns, parse_ns
 from siemgate.outbound import BoundedClient
+from siemgate.store.ingest import json_values
 
 USER_AGENT = f"siemgate-forwarder/{__version__}"
 log = logging.getLogger("siemgate.forward")
@@ -57,6 +58,9 @@ LEGACY_AUDIENCE = "com.1password.streamingservice"
 # A page holds at most 1000 events; siemgate stores at most 64 KiB of each by default, 1Password's
 # are about a kilobyte. A reply over this is refused (and retried) rather than held in memory.
 MAX_REPLY_BYTES = 128 * 1024 * 1024
+# What bounds the memory a reply takes once parsed: its JSON values (store.ingest.json_values), at
+# most 1024 per event of a 1000-event page (1Password's events hold about 30); about 100 MB.
+MAX_REPLY_VALUES = 1000 * 1024
 
 RetryHook = Callable[[str, float], None]  # (reason, delay in seconds)
 
@@ -304,8 +308,15 @@ class EventsClient:
             else:
                 status = response.status_code
                 if status == 200:
+                    values = json_values(response.content)
                     try:
-                        return orjson.loads(response.content), response.headers
+                        if values <= MAX_REPLY_VALUES:
+                            return orjson.loads(response.content), response.headers
+                        reason = (
+                            f"{what}: the reply holds about {values} JSON values, more than a page may"
+                            f" ({MAX_REPLY_VALUES}); it is not parsed. If the source's events are that large,"
+                            " lower the source's limit"
+                        )
                     except orjson.JSONDecodeError:
                         reason = f"{what}: the reply is not JSON ({response.headers.get('content-type', '?')})"
                 elif status in absent:
