@@ -405,6 +405,8 @@ def test_first_seen_keys_load_in_the_order_they_learnt_and_older_state_first() -
     loaded.remember("r", ("b",), ("FR",), 10)
     [entry] = loaded.changes()
     assert orjson.loads(entry.value) == {"values": ['["CA"]', '["FR"]'], "learnt": 4}
+
+
 def test_numeric_strings_are_decimal_numbers_compared_exactly() -> None:
     """A string counts as a number only in decimal notation with ASCII digits ("81118003", "-2.5",
     "1e3"), and numbers compare exactly: float() took " 12 ", "1_000", "nan", "infinity"
