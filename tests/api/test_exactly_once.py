@@ -21,6 +21,7 @@ from siemgate.config import load_settings
 from siemgate.model.encoding import V2_ONLY_TOP
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns, parse_ns
+from siemgate.store.sqlite import SQLiteStore
 from support.clocks import Clock
 from support.events import HOUR, MAKERS, SECOND
 from support.servers import LiveServer, start_server, stop_server
@@ -42,6 +43,22 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Ite
     data_dir = tmp_path_factory.mktemp("exactly-once")
     settings = load_settings(data_dir=data_dir, rate_limit_per_minute=10**7, rate_limit_per_hour=10**8)
     live, uv, thread = start_server(settings, make_store(server_backend, data_dir), Clock())
+    yield live
+    stop_server(live, uv, thread)
+
+
+@pytest.fixture(scope="module")
+def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A SQLite server whose pages examine at most 3 stored events each, every window read along
+    seq: nearly every page stops at its scan budget and moves its cursor past what it examined
+    (docs/cursors.md, "Bounded work")."""
+    data_dir = tmp_path_factory.mktemp("exactly-once-tight")
+    settings = load_settings(data_dir=data_dir, rate_limit_per_minute=10**7, rate_limit_per_hour=10**8)
+    store = make_store("sqlite", data_dir)
+    assert isinstance(store, SQLiteStore)
+    store.scan_budget = lambda limit: 3  # type: ignore[method-assign]
+    store._window_small = lambda *args: False  # type: ignore[method-assign]
+    live, uv, thread = start_server(settings, store, Clock())
     yield live
     stop_server(live, uv, thread)
 
@@ -145,8 +162,8 @@ class Reader:
         page: dict[str, Any] = orjson.loads(response.content)
         assert isinstance(page["cursor"], str) and page["cursor"]
         assert isinstance(page["has_more"], bool) and isinstance(page["items"], list)
-        if not page["items"] and "cursor" in body:
-            assert page["cursor"] == body["cursor"], "an empty page must return the cursor it was given"
+        if not page["items"] and not page["has_more"] and "cursor" in body:
+            assert page["cursor"] == body["cursor"], "the end of data must return the cursor it was given"
         self.items.extend(page["items"])
         self.cursor = page["cursor"]
         self.pages += 1
@@ -307,6 +324,19 @@ def test_bounded_window_reader_gets_exactly_its_window_once(
     now = server.clock()
     window = Window(now - 20 * MINUTE, now - 15 * MINUTE)
     _run(server, feature, version, window, limit=5, seed=200 + feature.code + preload, preload=preload)
+
+
+@pytest.mark.parametrize("case", ["open", "open, reset midway", "bounded"])
+def test_readers_get_every_event_exactly_once_when_pages_stop_at_their_scan_budget(
+    tight_server: LiveServer, case: str
+) -> None:
+    """Cursors moved past events outside the window (pages stopped at the scan budget, many of
+    them empty with has_more true) skip nothing and repeat nothing, while writers ingest."""
+    now = tight_server.clock()
+    bounded = Window(now - 20 * MINUTE, now - 15 * MINUTE)
+    window = bounded if case == "bounded" else Window(now - 2 * HOUR, None)
+    reset_after = WRITERS * 2 if "midway" in case else 0
+    _run(tight_server, Feature.SIGNINATTEMPTS, 2, window, limit=2, seed=300 + len(case), reset_after=reset_after)
 
 
 def test_a_bounded_window_reader_and_an_open_reader_of_the_same_stream_agree(server: LiveServer) -> None:

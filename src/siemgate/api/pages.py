@@ -56,8 +56,11 @@ class PageReader:
             cursor = self._reset(account, feature, request)
             cursor_text = None
         rows = self.store.read_page(account.id, feature, cursor.seq, cursor.start, cursor.end, cursor.limit, v1=v1)
-        if rows.last_seq is not None:
-            last_seq = rows.last_seq
+        # A page that stopped at its scan budget moves the cursor past every event it examined,
+        # matching or not (docs/cursors.md, "Bounded work"); otherwise to its last event.
+        position = rows.position if rows.position is not None else rows.last_seq
+        if position is not None and position != cursor.seq:
+            last_seq = position
             cursor_text = encode_cursor(
                 Cursor(cursor.account_uuid, feature, last_seq, cursor.start, cursor.end, cursor.limit), self.cursor_key
             )

@@ -56,7 +56,9 @@ class EventStore(abc.ABC):
     ) -> PageRows:
         """The events read_events would return, as one JSON fragment (v1 views when `v1`), plus
         whether more matching events exist right now. The serving hot path: backends build the
-        fragment natively instead of returning rows."""
+        fragment natively instead of returning rows. A backend may stop a page after examining a
+        bounded number of stored events (PageRows.position, has_more true; docs/cursors.md,
+        "Bounded work"): the page then holds the matching events up to that position."""
 
     @abc.abstractmethod
     def head_seq(self, account_id: int, feature: Feature) -> int:

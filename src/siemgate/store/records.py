@@ -164,12 +164,18 @@ class IngestKey:
 
 @dataclass(frozen=True, slots=True)
 class PageRows:
-    """A page as the Events API sends it: `items` is the events' JSON objects joined by commas."""
+    """A page as the Events API sends it: `items` is the events' JSON objects joined by commas.
+
+    `position` is set when the page stopped at its scan budget before the stream's head (the store
+    examined every stored event up to that seq, and at most `limit` of them matched): the seq the
+    next page reads after, at or beyond `last_seq`. `has_more` is then true (docs/cursors.md,
+    "Bounded work")."""
 
     items: bytes
     count: int
     last_seq: int | None
     has_more: bool
+    position: int | None = None
 
 
 class NewEvent(NamedTuple):

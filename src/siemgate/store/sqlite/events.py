@@ -1,7 +1,7 @@
 """SQLiteStore's event logs (the contract is in store/base.py; the design in docs/cursors.md): a
 batch takes consecutive seqs under the one writer, duplicates are turned away by the unique
 (ts, uuid) index, and pages are read along seq or through the timestamp index, whichever the
-window's size makes cheaper, from one snapshot.
+window's size makes cheaper, from one snapshot, examining a bounded number of stored events.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ _V1_BODY = (
 # A bounded window with fewer rows than this is read through the timestamp index; larger or open
 # windows are read along seq (docs/cursors.md, "Query plans").
 _WINDOW_PLAN_MIN = 2000
+# A page read along seq examines at most this many stored events, plus 10 per event of its limit
+# (docs/cursors.md, "Bounded work").
+SCAN_ROWS = 10_000
 
 
 _MAX_ROWS_PER_INSERT = 1024
@@ -55,6 +58,7 @@ def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[
 
 class SQLiteEvents(SQLiteBase):
     log_entries_on = True  # off only in the benchmark that measures what the log costs
+    scan_rows = SCAN_ROWS  # lowered by tests that follow chains through many scan stops
 
     # writing --------------------------------------------------------------------------------------
     def insert_events(self, account_id: int, feature: Feature, events: Sequence[NewEvent]) -> InsertResult:
@@ -197,13 +201,19 @@ class SQLiteEvents(SQLiteBase):
         """Which index to read a window through: along seq (open or large windows) or by timestamp."""
         if end is None:
             return "seq"
+        return "ts" if self._window_small(conn, account_id, code, start, end, limit) else "seq"
+
+    @staticmethod
+    def _window_small(conn: sqlite3.Connection, account_id: int, code: int, start: int, last: int, limit: int) -> bool:
+        """Whether [start, last] holds fewer than 2000 + 4 * limit events (counted through the
+        timestamp index, reading at most that many entries)."""
         small = _WINDOW_PLAN_MIN + 4 * limit
         window = conn.execute(
             "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_by_time WHERE account_id = ?"
             " AND feature = ? AND ts BETWEEN ? AND ? LIMIT ?)",
-            (account_id, code, start, end, small),
+            (account_id, code, start, last, small),
         ).fetchone()[0]
-        return "ts" if window < small else "seq"
+        return bool(window < small)
 
     @staticmethod
     def _window_sql(plan: str, columns: str) -> str:
@@ -211,10 +221,10 @@ class SQLiteEvents(SQLiteBase):
         if plan == "ts":
             return (
                 f"SELECT {columns} FROM events INDEXED BY events_by_time WHERE account_id = ? AND feature = ?"
-                " AND seq > ? AND ts BETWEEN ? AND ? ORDER BY seq LIMIT ?"
+                " AND seq > ? AND seq <= ? AND ts BETWEEN ? AND ? ORDER BY seq LIMIT ?"
             )
         return (
-            f"SELECT {columns} FROM events WHERE account_id = ? AND feature = ? AND seq > ?"
+            f"SELECT {columns} FROM events WHERE account_id = ? AND feature = ? AND seq > ? AND seq <= ?"
             " AND +ts BETWEEN ? AND ? ORDER BY seq LIMIT ?"
         )
 
@@ -226,26 +236,62 @@ class SQLiteEvents(SQLiteBase):
         with self._snapshot() as conn:
             plan = self._window_plan(conn, account_id, code, start, end, limit)
             sql = self._window_sql(plan, "seq, body, v1_cut")
-            return conn.execute(sql, (account_id, code, after_seq, start, last, limit)).fetchall()
+            return conn.execute(sql, (account_id, code, after_seq, MAX_TS, start, last, limit)).fetchall()
+
+    def scan_budget(self, limit: int) -> int:
+        """How many stored events a page of `limit` may examine along seq after its cursor."""
+        return self.scan_rows + 10 * limit
 
     def read_page(
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int, *, v1: bool
     ) -> PageRows:
+        """Bounded work (docs/cursors.md, "Bounded work"): a small bounded window is read through
+        the timestamp index; anything else along seq, examining at most scan_budget(limit) stored
+        events. A page that reaches that budget before the stream's head with at most `limit`
+        matches stops there: it returns its matches and the last seq it examined (every seq up to
+        it is committed in this snapshot, and no event ever gets a seq below the head again), unless
+        the window is an open one with few events, which is then read through the timestamp index."""
         code = feature.code
         last = MAX_TS if end is None else end
         body = _V1_BODY if v1 else "body"
         with self._snapshot() as conn:  # the plan, the page and has_more from one snapshot
             plan = self._window_plan(conn, account_id, code, start, end, limit)
-            # SQLite aggregates the subquery's rows in its ORDER BY order; the JSON is joined in C.
-            inner = self._window_sql(plan, f"seq, {body} AS b")
-            count, last_seq, items = conn.execute(
-                f"SELECT count(*), max(seq), CAST(group_concat(b, ',') AS BLOB) FROM ({inner})",
-                (account_id, code, after_seq, start, last, limit),
-            ).fetchone()
-            has_more = False
-            if count == limit:
-                probe = self._window_sql(plan, "1")
-                has_more = conn.execute(probe, (account_id, code, last_seq, start, last, 1)).fetchone() is not None
+            if plan == "ts":
+                return self._page(conn, plan, body, (account_id, code, after_seq, MAX_TS, start, last), limit)
+            while True:
+                stop = after_seq + self.scan_budget(limit)
+                page = self._page(conn, plan, body, (account_id, code, after_seq, stop, start, last), limit)
+                if page.has_more:
+                    return page
+                head = conn.execute(
+                    "SELECT head_seq FROM streams WHERE account_id = ? AND feature = ?", (account_id, code)
+                ).fetchone()
+                if head is None or head[0] <= stop:  # examined up to the head: the page is exact
+                    return page
+                if end is None and self._window_small(conn, account_id, code, start, last, limit):
+                    return self._page(conn, "ts", body, (account_id, code, after_seq, MAX_TS, start, last), limit)
+                if page.count == 0:  # a cursor behind the retention horizon starts from the oldest kept event
+                    first = conn.execute(
+                        "SELECT min(seq) FROM events WHERE account_id = ? AND feature = ?", (account_id, code)
+                    ).fetchone()[0]
+                    if first is not None and first - 1 > stop:
+                        after_seq = first - 1
+                        continue
+                return PageRows(page.items, page.count, page.last_seq, True, stop)
+
+    def _page(self, conn: sqlite3.Connection, plan: str, body: str, params: tuple[int, ...], limit: int) -> PageRows:
+        """The page of the window read through `plan`: params are (account, feature, after seq,
+        last seq to examine, start, end); has_more is whether a match follows up to that last seq."""
+        # SQLite aggregates the subquery's rows in its ORDER BY order; the JSON is joined in C.
+        inner = self._window_sql(plan, f"seq, {body} AS b")
+        count, last_seq, items = conn.execute(
+            f"SELECT count(*), max(seq), CAST(group_concat(b, ',') AS BLOB) FROM ({inner})", (*params, limit)
+        ).fetchone()
+        has_more = False
+        if count == limit:
+            probe = self._window_sql(plan, "1")
+            account_id, code, _, stop, start, last = params
+            has_more = conn.execute(probe, (account_id, code, last_seq, stop, start, last, 1)).fetchone() is not None
         return PageRows(items or b"", count, last_seq, has_more)
 
     def head_seq(self, account_id: int, feature: Feature) -> int:
