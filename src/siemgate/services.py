@@ -91,6 +91,15 @@ class Services:
         self._accounts.pop(account.id, None)
         return removed
 
+    def finish_account_deletions(self) -> None:
+        """Carry on the account deletions that were stopped (a server killed while deleting), as
+        delete_account does; the server runs this at start."""
+        for account, begun in self.store.pending_account_deletions():
+            with self.alerts.evaluator.paused(account.id):
+                self.offboarding.carry_out(account, begun.actor, begun.detail)
+            self.alerts.rules.invalidate(account.id)
+            self._accounts.pop(account.id, None)
+
     def close(self) -> None:
         self.usage.flush()
         self.alerts.dispatcher.close()

@@ -58,19 +58,30 @@ class AccountDeletion:
             )
         plan = self.plan(account)
         who = actor.user.email if actor.user is not None else f"command line ({_login()})"
-        detail = orjson.dumps(plan).decode()
-        removed = self.store.delete_account_rows(account.id, account.uuid, account.name, who, detail, self.clock())
+        return self.carry_out(account, who, orjson.dumps(plan).decode())
+
+    def carry_out(self, account: Account, who: str, detail: str) -> dict[str, int]:
+        """Delete the account's rows (store.delete_account_rows, recorded with `who` and `detail`)
+        and then its archive folder; also carries on a deletion that was stopped. Returns what was
+        removed (per table, and archive files)."""
         archives = self.archive_dir(account)
+        files = sum(1 for p in archives.rglob("*") if p.is_file()) if archives.is_dir() else 0
+        removed = self.store.delete_account_rows(account.id, account.uuid, account.name, who, detail, self.clock())
         if archives.is_dir():
             shutil.rmtree(archives)
-        removed["archive files"] = plan["archive files"]
+        removed["archive files"] = files
         log.warning("account %s (%s) deleted by %s: %s", account.name, account.uuid, who, detail)
         return removed
 
     def finish_interrupted(self, ref: str) -> tuple[str, str, int] | None:
-        """Remove the archive folder that a deletion of the account `ref` (uuid or name, as
-        recorded in the log of operations) left when it was stopped after its transaction (killed,
-        a full disk); (name, uuid, files removed), or None when no such deletion left one."""
+        """Finish a deletion of the account `ref` (uuid or name, as recorded in the log of
+        operations) that was stopped (killed, a full disk): what is left of its rows, then its
+        archive folder; (name, uuid, archive files removed), or None when no such deletion left
+        anything."""
+        for account, begun in self.store.pending_account_deletions():
+            if ref in (account.uuid, account.name):
+                removed = self.carry_out(account, begun.actor, begun.detail)
+                return account.name, account.uuid, removed["archive files"]
         for op in self.store.list_operations(limit=100_000):
             if op.action != "delete account" or ref not in (op.account_uuid, op.account_name):
                 continue

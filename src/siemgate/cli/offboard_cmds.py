@@ -34,8 +34,8 @@ def account_delete(
                 raise
             name, uuid, files = finished
             err.print(
-                f"account {name!r} ({uuid}) was already deleted; removed its archive folder ({files} files),"
-                " which the deletion had not removed (it was stopped)",
+                f"account {name!r} ({uuid}) was already deleted, or being deleted when the deletion was stopped;"
+                f" finished it: removed what was left, and its archive folder ({files} files)",
                 highlight=False,
             )
             return

@@ -49,6 +49,8 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
         tasks = [
             # the dummy hash for unknown addresses, made off the start-up path
             asyncio.create_task(asyncio.to_thread(warm_up)),
+            # account deletions a killed server left under way (accounts/offboarding.py)
+            asyncio.create_task(_once(services.finish_account_deletions, "finish the account deletions left")),
             asyncio.create_task(_every(USAGE_FLUSH_SECONDS, services.usage.flush, "record credential use")),
             asyncio.create_task(_every(LIFECYCLE_SECONDS, services.lifecycle.run_due, "apply token lifecycle")),
             asyncio.create_task(_every(WORKER_SECONDS, services.tlog.run, "integrate and sign the event logs")),
@@ -138,6 +140,14 @@ def alert_tasks(services: Services) -> list[asyncio.Task[None]]:
         asyncio.create_task(_every(settings.alerts_check_seconds, scheduled, "check alert rules", first=True)),
         asyncio.create_task(_every(0, dispatch, "carry out alert actions")),
     ]
+
+
+async def _once(job: Callable[[], object], what: str) -> None:
+    """Run a blocking job in a thread once; a failure is logged."""
+    try:
+        await asyncio.to_thread(job)
+    except Exception:
+        log.exception("could not %s", what)
 
 
 async def _every(seconds: float, job: Callable[[], object], what: str, *, first: bool = False) -> None:

@@ -6,6 +6,9 @@ from siemgate.errors import Conflict
 
 # NotFound's text when events are stored into an account deleted meanwhile (insert_events)
 ACCOUNT_GONE = "account #{account_id} not found: it was deleted; nothing was stored"
+# The condition on an `accounts` row that it is live: not being deleted (store/shared/deletion.py);
+# what writes into an account checks it with the account's id, and refuses ACCOUNT_GONE otherwise.
+LIVE = "deleting_at IS NULL"
 
 
 class IntegrityConflict(Conflict):

@@ -19,7 +19,7 @@ import psycopg
 
 from siemgate.errors import NotFound, StoreError
 from siemgate.model.features import Feature
-from siemgate.store.errors import ACCOUNT_GONE, IntegrityConflict
+from siemgate.store.errors import ACCOUNT_GONE, LIVE, IntegrityConflict
 from siemgate.store.postgres.connection import PgBase
 from siemgate.store.records import EventRow, InsertResult, NewEvent, PageRows
 from siemgate.tlog.entry import entry_bytes
@@ -122,9 +122,10 @@ class PgEvents(PgBase):
         with self._write("cannot store the events") as conn:
             # The account's row, shared with other writers until commit: a deletion (which locks it
             # first, store/shared/deletion.py) waits for this batch and then deletes it, or ran
-            # first and the account is gone. Without it, a batch landing after the deletion was kept
-            # with no account.
-            if conn.execute("SELECT 1 FROM accounts WHERE id = %s FOR KEY SHARE", (account_id,)).fetchone() is None:
+            # first and the account is gone (or being deleted). Without it, a batch landing after the
+            # deletion was kept with no account.
+            sql = f"SELECT 1 FROM accounts WHERE id = %s AND {LIVE} FOR KEY SHARE"
+            if conn.execute(sql, (account_id,)).fetchone() is None:
                 raise NotFound(ACCOUNT_GONE.format(account_id=account_id))
             # The stream's row lock (created with the stream), held until commit: writers of one
             # stream commit in seq order. DO UPDATE takes the lock and returns the head in one trip.

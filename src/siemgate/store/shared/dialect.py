@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from siemgate.errors import Conflict, NotFound
-from siemgate.store.errors import IntegrityConflict, LimitReached
+from siemgate.store.errors import LIVE, IntegrityConflict, LimitReached
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,8 @@ class SharedSQL(abc.ABC):
         """Whether the account exists, its row then shared until the transaction ends: a write
         into an account that checks this first is ordered with the account's deletion (committed
         before it and deleted with it, or refused after it), never left with no account."""
-        row = conn.execute(self._q(f"SELECT 1 FROM accounts WHERE id = ?{self.dialect.for_share}"), (account_id,))
+        sql = f"SELECT 1 FROM accounts WHERE id = ? AND {LIVE}{self.dialect.for_share}"
+        row = conn.execute(self._q(sql), (account_id,))
         return row.fetchone() is not None
 
     def _within(self, conn: Any, bound: Bound | None) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from siemgate.errors import Conflict, NotFound
-from siemgate.store.errors import IntegrityConflict
+from siemgate.store.errors import LIVE, IntegrityConflict
 from siemgate.store.records import Account, ApiKey, Integration, Member, Session, User
 from siemgate.store.shared.dialect import Bound, SharedSQL
 from siemgate.store.shared.identity import Invitation, Withdrawal, accept_invitation, withdraw_invitations
@@ -71,19 +71,24 @@ class AccountStore(SharedSQL):
         return Account(account_id, uuid, name, now)
 
     def get_account(self, uuid_or_name: str) -> Account:
-        """By uuid, else by name (case-insensitive); raises NotFound."""
-        where = f"uuid = ? OR {self.dialect.same_text('name')}"
+        """By uuid, else by name (case-insensitive); raises NotFound (also for an account being
+        deleted, as get_account_by_id and list_accounts pass it over: store/shared/deletion.py)."""
+        where = f"{LIVE} AND (uuid = ? OR {self.dialect.same_text('name')})"
         sql = f"SELECT {_ACCOUNT} FROM accounts WHERE {where} ORDER BY uuid = ? DESC LIMIT 1"
         return Account(*self._first(sql, (uuid_or_name,) * 3, f"account {uuid_or_name!r}"))
 
     def get_account_by_id(self, account_id: int) -> Account:
         """Raises NotFound."""
         return Account(
-            *self._first(f"SELECT {_ACCOUNT} FROM accounts WHERE id = ?", (account_id,), f"account #{account_id}")
+            *self._first(
+                f"SELECT {_ACCOUNT} FROM accounts WHERE id = ? AND {LIVE}",
+                (account_id,),
+                f"account #{account_id}",
+            )
         )
 
     def list_accounts(self) -> list[Account]:
-        return [Account(*r) for r in self._select(f"SELECT {_ACCOUNT} FROM accounts ORDER BY id")]
+        return [Account(*r) for r in self._select(f"SELECT {_ACCOUNT} FROM accounts WHERE {LIVE} ORDER BY id")]
 
     def rename_account(self, account_id: int, name: str) -> Account:
         """Raises Conflict when the name is taken, NotFound for an unknown account."""

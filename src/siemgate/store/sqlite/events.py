@@ -14,7 +14,7 @@ from typing import Any
 
 from siemgate.errors import NotFound, StoreError
 from siemgate.model.features import Feature
-from siemgate.store.errors import ACCOUNT_GONE
+from siemgate.store.errors import ACCOUNT_GONE, LIVE
 from siemgate.store.records import EventRow, InsertResult, NewEvent, PageRows
 from siemgate.store.sqlite.connection import SQLiteBase
 from siemgate.tlog.entry import entry_bytes
@@ -66,8 +66,8 @@ class SQLiteEvents(SQLiteBase):
             return InsertResult([])
         code = feature.code
         with self._write() as conn:
-            # One writer: an account deleted before this transaction stays deleted through it.
-            if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone() is None:
+            # One writer: an account deleted (or being deleted) before this transaction stays so through it.
+            if conn.execute(f"SELECT 1 FROM accounts WHERE id = ? AND {LIVE}", (account_id,)).fetchone() is None:
                 raise NotFound(ACCOUNT_GONE.format(account_id=account_id))
             row = conn.execute(
                 "SELECT head_seq, max_ts FROM streams WHERE account_id = ? AND feature = ?",
