@@ -14,7 +14,7 @@ from siemgate.errors import NotFound
 from siemgate.model.features import Feature
 from siemgate.store.errors import IntegrityConflict
 from siemgate.store.records import IngestKey, SigningKey, TokenRecord, TokenUse
-from siemgate.store.shared.dialect import Bound, SharedSQL
+from siemgate.store.shared.dialect import Bound, Ended, SharedSQL
 
 _RECORD = (
     "id, account_id, integration_id, name, features, kid, token_sha256, created_at, expires_at, revoked_at,"
@@ -86,7 +86,15 @@ class CredentialStore(SharedSQL):
         values = (record.id, record.account_id, record.integration_id, record.name, features_text(record.features),
                   record.kid, record.token_sha256, record.created_at, record.expires_at, record.replaces,
                   record.created_by)  # fmt: skip
-        self._add(f"cannot record token {record.id}", into, values, bound)
+        ended = Ended(
+            "account_id = ? AND (revoked_at IS NOT NULL OR expires_at <= ?)",
+            (record.account_id, now),
+            (
+                "UPDATE tokens SET replaces = NULL WHERE replaces IN ({ids})",
+                "DELETE FROM token_usage WHERE token_id IN ({ids})",
+            ),
+        )
+        self._add(f"cannot record token {record.id}", into, values, bound, ended)
 
     def get_token(self, token_id: str) -> TokenRecord:
         """Raises NotFound."""
@@ -195,7 +203,8 @@ class CredentialStore(SharedSQL):
         into = "ingest_keys (id, account_id, name, features, key_sha256, prefix, created_at)"
         features = features_text(key.features)
         values = (key.id, key.account_id, key.name, features, key.key_sha256, key.prefix, key.created_at)
-        self._add(f"cannot record ingest key {key.id}", into, values, bound)
+        ended = Ended("account_id = ? AND revoked_at IS NOT NULL", (key.account_id,))
+        self._add(f"cannot record ingest key {key.id}", into, values, bound, ended)
 
     def get_ingest_key_by_hash(self, key_sha256: str) -> IngestKey:
         """Raises NotFound."""

@@ -71,6 +71,22 @@ class Dialect:
         return int(conn.execute(self.q(sql), params).lastrowid)
 
 
+# Ended credentials (revoked, expired) kept per owner, the newest; older ones are forgotten when
+# the owner creates another, so that revoking and creating in a loop cannot grow them without bound.
+KEEP_ENDED = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """An owner's ended rows of a table that a create forgets (SharedSQL._add), all but the newest
+    KEEP_ENDED: `where` picks them (`?` for `params`); each of `first`, SQL with `{ids}` for the ids'
+    placeholders, runs before they are deleted (to release what refers to them)."""
+
+    where: str
+    params: tuple[Any, ...]
+    first: tuple[str, ...] = ()
+
+
 SQLITE = Dialect("sqlite", "?", "", "", "", "", "max", returning=False, nocase=True, fold_sql="lower({})")
 
 
@@ -178,12 +194,27 @@ class SharedSQL(abc.ABC):
         if held >= bound.limit:
             raise LimitReached(bound.refusal.format(held=held, limit=bound.limit))
 
-    def _add(self, what: str, into: str, values: Sequence[Any], bound: Bound | None = None) -> None:
+    def _add(
+        self, what: str, into: str, values: Sequence[Any], bound: Bound | None = None, ended: Ended | None = None
+    ) -> None:
         """INSERT INTO `into` (a table and its columns) the values, in one transaction, within
-        `bound`; a constraint violation is Conflict("what: why"), a passed bound LimitReached."""
+        `bound`, forgetting what `ended` says; a constraint violation is Conflict("what: why"), a
+        passed bound LimitReached."""
         with self._change(what) as conn:
             self._within(conn, bound)
             conn.execute(self._q(f"INSERT INTO {into} VALUES ({self._marks(len(values))})"), values)
+            if ended is not None:
+                self._forget(conn, into.split()[0], ended)
+
+    def _forget(self, conn: Any, table: str, ended: Ended) -> None:
+        """Delete the rows of `table` (keyed by `id`, with `created_at`) that `ended` picks, all but
+        the newest KEEP_ENDED; `ended.first` runs before each delete."""
+        sql = f"SELECT id FROM {table} WHERE {ended.where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        ids = [row[0] for row in conn.execute(self._q(sql), (*ended.params, 2**62, KEEP_ENDED)).fetchall()]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for statement in (*ended.first, f"DELETE FROM {table} WHERE id IN ({{ids}})"):
+                conn.execute(self._q(statement.format(ids=self._marks(len(chunk)))), chunk)
 
     def _touch(self, table: str, last_used: dict[str, int]) -> None:
         """Move each row's last_used_at (id -> time) forward, never back; rows in id order, so

@@ -13,7 +13,7 @@ from typing import Any
 from siemgate.errors import Conflict, NotFound
 from siemgate.store.errors import LIVE, IntegrityConflict
 from siemgate.store.records import Account, ApiKey, Integration, Member, Session, User
-from siemgate.store.shared.dialect import Bound, SharedSQL
+from siemgate.store.shared.dialect import Bound, Ended, SharedSQL
 from siemgate.store.shared.identity import Invitation, Withdrawal, accept_invitation, withdraw_invitations
 
 _ACCOUNT = "id, uuid, name, created_at"
@@ -234,7 +234,8 @@ class AccountStore(SharedSQL):
         bound = Bound("users", key.user_id, counted, (key.user_id, key.created_at), limit, refusal)
         into = "api_keys (id, user_id, name, key_sha256, prefix, created_at, expires_at)"
         values = (key.id, key.user_id, key.name, key.key_sha256, key.prefix, key.created_at, key.expires_at)
-        self._add(f"cannot record API key {key.id}", into, values, bound)
+        ended = Ended("user_id = ? AND (revoked_at IS NOT NULL OR expires_at <= ?)", (key.user_id, key.created_at))
+        self._add(f"cannot record API key {key.id}", into, values, bound, ended)
 
     def get_api_key_by_hash(self, key_sha256: str) -> ApiKey:
         """Raises NotFound."""
