@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from siemgate.auth import sessions
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import ApiKey, IngestKey, Store, TokenRecord, TokenUse
@@ -67,3 +68,21 @@ def test_ended_ingest_keys_and_api_keys_beyond_the_newest_are_forgotten(store: S
         store.revoke_api_key(person.id, api_key.id, T0 + i)
     assert len(store.list_ingest_keys(account.id)) == KEEP + 1  # the newest revoked one came after the last create
     assert len(store.list_api_keys(person.id)) == KEEP + 1
+
+
+def test_a_person_signing_in_again_and_again_keeps_at_most_max_sessions(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions were deleted only at sign-out: each sign-in added a row (live 12 hours, then kept
+    expired for ever), and correct passwords are not rate-limited."""
+    monkeypatch.setattr(sessions, "MAX_SESSIONS", KEEP, raising=False)
+    account = store.create_account(new_id(), f"Signin {new_id()[:6]}", T0)
+    person = store.create_user(new_id(), f"{new_id()[:8]}@signin.example", "P", None, account.id, T0)
+    other = store.create_user(new_id(), f"{new_id()[:8]}@signin.example", "Q", None, account.id, T0)
+    clock = iter(range(T0, T0 + 100))
+    service = sessions.SessionService(store, lambda: next(clock))
+    theirs = service.open(other, "127.0.0.1", "test")
+    opened = [service.open(person, "127.0.0.1", "test") for _ in range(10)]
+    held = store._select("SELECT id FROM sessions WHERE user_id = ? ORDER BY created_at", (person.id,))
+    assert [r[0] for r in held] == [s.session.id for s in opened[-KEEP:]]
+    assert store.get_session_by_hash(theirs.session.token_sha256) == theirs.session

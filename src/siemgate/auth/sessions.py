@@ -20,6 +20,7 @@ from siemgate.store.base import Session, Store, User
 
 COOKIE = "siemgate_session"
 IDLE_NS = 12 * 3600 * NS_PER_SECOND
+MAX_SESSIONS = 100  # a person's sessions kept; signing in again signs the oldest out
 CHALLENGE_NS = 5 * 60 * NS_PER_SECOND
 _CHALLENGE_KEY = "signin-challenge-key"
 BAD_CREDENTIALS = "Unauthorized: the email or password is not right"
@@ -54,7 +55,8 @@ class SessionService:
         return person if ok and person is not None else None
 
     def open(self, user: User, ip: str, user_agent: str) -> SignIn:
-        """A new session for a person who has passed every sign-in step."""
+        """A new session for a person who has passed every sign-in step; the person's oldest
+        sessions but MAX_SESSIONS - 1 are signed out."""
         cookie = secrets.token_urlsafe(32)
         now = self.clock()
         session = Session(
@@ -68,7 +70,7 @@ class SessionService:
             ip=ip,
             user_agent=user_agent[:300],
         )
-        self.store.create_session(session)
+        self.store.create_session(session, keep=MAX_SESSIONS)
         return SignIn(user, session, cookie)
 
     # the two-factor step ------------------------------------------------------------------------

@@ -79,12 +79,13 @@ KEEP_ENDED = 1000
 @dataclass(frozen=True, slots=True)
 class Ended:
     """An owner's ended rows of a table that a create forgets (SharedSQL._add), all but the newest
-    KEEP_ENDED: `where` picks them (`?` for `params`); each of `first`, SQL with `{ids}` for the ids'
-    placeholders, runs before they are deleted (to release what refers to them)."""
+    `keep` (None: KEEP_ENDED): `where` picks them (`?` for `params`); each of `first`, SQL with
+    `{ids}` for the ids' placeholders, runs before they are deleted (to release what refers to them)."""
 
     where: str
     params: tuple[Any, ...]
     first: tuple[str, ...] = ()
+    keep: int | None = None
 
 
 SQLITE = Dialect("sqlite", "?", "", "", "", "", "max", returning=False, nocase=True, fold_sql="lower({})")
@@ -208,9 +209,10 @@ class SharedSQL(abc.ABC):
 
     def _forget(self, conn: Any, table: str, ended: Ended) -> None:
         """Delete the rows of `table` (keyed by `id`, with `created_at`) that `ended` picks, all but
-        the newest KEEP_ENDED; `ended.first` runs before each delete."""
+        the newest `ended.keep` (or KEEP_ENDED); `ended.first` runs before each delete."""
+        keep = KEEP_ENDED if ended.keep is None else ended.keep
         sql = f"SELECT id FROM {table} WHERE {ended.where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        ids = [row[0] for row in conn.execute(self._q(sql), (*ended.params, 2**62, KEEP_ENDED)).fetchall()]
+        ids = [row[0] for row in conn.execute(self._q(sql), (*ended.params, 2**62, keep)).fetchall()]
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             for statement in (*ended.first, f"DELETE FROM {table} WHERE id IN ({{ids}})"):

@@ -258,10 +258,13 @@ class AccountStore(SharedSQL):
     def touch_api_keys(self, last_used: dict[str, int]) -> None:
         self._touch("api_keys", last_used)
 
-    def create_session(self, session: Session) -> None:
+    def create_session(self, session: Session, *, keep: int | None = None) -> None:
+        """Record a session; with `keep`, the person's sessions but the newest `keep` (this one
+        among them) are deleted, signed out, in the same transaction."""
         values = (session.id, session.user_id, session.token_sha256, session.csrf_token, session.created_at,
                   session.expires_at, session.last_seen_at, session.ip, session.user_agent)  # fmt: skip
-        self._add("cannot record the session", f"sessions ({_SESSION})", values)
+        older = None if keep is None else Ended("user_id = ?", (session.user_id,), keep=keep)
+        self._add("cannot record the session", f"sessions ({_SESSION})", values, ended=older)
 
     def get_session_by_hash(self, token_sha256: str) -> Session:
         """Raises NotFound."""
