@@ -13,6 +13,7 @@ from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import ApiKey, IngestKey, Store, TokenRecord, TokenUse
 from siemgate.store.shared import dialect
+from siemgate.store.shared.identity import Invitation
 
 T0 = 1_700_000_000_000_000_000
 KEEP = 3
@@ -86,3 +87,16 @@ def test_a_person_signing_in_again_and_again_keeps_at_most_max_sessions(
     held = store._select("SELECT id FROM sessions WHERE user_id = ? ORDER BY created_at", (person.id,))
     assert [r[0] for r in held] == [s.session.id for s in opened[-KEEP:]]
     assert store.get_session_by_hash(theirs.session.token_sha256) == theirs.session
+
+
+def test_decided_invitations_beyond_the_newest_are_forgotten(store: Store) -> None:
+    """Invitations are bounded while pending (100); revoked ones were kept for ever, and the
+    account's invitation list reads them all."""
+    account = store.create_account(new_id(), f"Invites {new_id()[:6]}", T0)
+    for i in range(10):
+        invitation = Invitation(
+            new_id(), account.id, f"p{i}@invites.example", "member", new_id() * 2, None, T0 + i, T0 + 10**15
+        )
+        store.create_invitation(invitation, max_pending=100, now=T0 + i)
+        assert store.decide_invitation(invitation.id, "revoked", None, T0 + i)
+    assert len(store.list_invitations(account.id)) == KEEP + 1  # the newest revoked one came after the last create

@@ -13,7 +13,7 @@ from typing import Any
 
 from siemgate.errors import Conflict, NotFound
 from siemgate.model.text import fold_case
-from siemgate.store.shared.dialect import SharedSQL
+from siemgate.store.shared.dialect import Ended, SharedSQL
 
 INVITATION_STATES = ("pending", "accepted", "declined", "revoked")
 
@@ -139,7 +139,8 @@ class IdentityStore(SharedSQL):
     def create_invitation(self, invitation: Invitation, *, max_pending: int, now: int) -> None:
         """Record a pending invitation; Conflict when the account already has `max_pending`
         unexpired pending invitations, or one for the same email. The account's row is locked
-        first, so concurrent invitations cannot all pass the bound."""
+        first, so concurrent invitations cannot all pass the bound. The account's decided or
+        expired invitations but the newest KEEP_ENDED are forgotten (SharedSQL._forget)."""
         with self._tx() as conn:
             self._lock(conn, "accounts", invitation.account_id)
             pending = conn.execute(
@@ -171,6 +172,8 @@ class IdentityStore(SharedSQL):
                     invitation.decided_by,
                 ),
             )
+            ended = "account_id = ? AND (status <> 'pending' OR expires_at <= ?)"
+            self._forget(conn, "invitations", Ended(ended, (invitation.account_id, now)))
 
     def get_invitation(self, invitation_id: str) -> Invitation:
         rows = self._select(f"SELECT {_INVITATION} FROM invitations WHERE id = ?", (invitation_id,))
