@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         600, ge=1, description="Admin API requests (the console's included) per person per minute."
     )
     admin_rate_limit_per_hour: int = Field(20_000, ge=1, description="Admin API requests per person per hour.")
+    admin_queries_per_account: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Event searches, exports and dashboard counts of one account running at once in a server"
+        " process; more wait their turn (at most 30 s, then 429).",
+    )
     redis_url: str | None = Field(
         None,
         description="Share rate limits between server processes through Redis (redis://host:6379/0);"

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
+from fastapi import FastAPI
 
 from siemgate.composition.web import create_app
 from siemgate.composition.wiring import build_services
@@ -34,7 +35,8 @@ def bearer(token: str) -> dict[str, str]:
 class LiveServer:
     """A running server plus helpers that set up accounts and credentials directly."""
 
-    def __init__(self, services: Services, clock: Clock, base_url: str) -> None:
+    def __init__(self, services: Services, clock: Clock, base_url: str, app: FastAPI | None = None) -> None:
+        self.app = app  # the ASGI app served (start_server's)
         self.services = services
         self.store = services.store
         self.clock = clock
@@ -99,7 +101,8 @@ def start_server(settings: Settings, store: Store, clock: Clock) -> tuple[LiveSe
     """Services on `store` served on a free port; returns once uvicorn has started."""
     services = build_services(settings, store, clock)
     port = free_port()
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    app = create_app(services)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -108,7 +111,7 @@ def start_server(settings: Settings, store: Store, clock: Clock) -> tuple[LiveSe
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
-    return LiveServer(services, clock, f"http://127.0.0.1:{port}"), server, thread
+    return LiveServer(services, clock, f"http://127.0.0.1:{port}", app), server, thread
 
 
 def stop_server(live: LiveServer, server: uvicorn.Server, thread: threading.Thread) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from siemgate.api.admin import models
@@ -29,6 +29,7 @@ from siemgate.api.admin.deps import (
     decode_cursor,
     encode_cursor,
 )
+from siemgate.api.admin.slots import AccountSlots
 from siemgate.api.errors import JSON
 from siemgate.api.schemas import ErrorBody
 from siemgate.errors import BadRequest, NotFound
@@ -128,6 +129,17 @@ def selection(
 SelectionDep = Annotated[Selection, Depends(selection)]
 
 
+async def query_slot(request: Request, sel: SelectionDep) -> AsyncIterator[None]:
+    """One of the account's slots for heavy reads (api/admin/slots.py), held for the whole request
+    (an export's streamed body included), taken once the request is checked."""
+    slots: AccountSlots = request.app.state.query_slots
+    async with slots.hold(sel.account.id):
+        yield
+
+
+HEAVY = [Depends(query_slot)]  # the dependencies of every route that reads many events
+
+
 def _time(name: str, text: str) -> int:
     try:
         return parse_stored_ns(text)
@@ -143,6 +155,7 @@ def _search(store: Store, sel: Selection, before: tuple[int, int] | None, limit:
     "/accounts/{account}/events/{feature}",
     response_model=models.Page[dict[str, Any]],
     summary="Search events, newest first (owners and administrators)",
+    dependencies=HEAVY,
 )
 def search_events(
     sel: SelectionDep, services: ServicesDep, limit: LimitQuery = 50, cursor: CursorQuery = None
@@ -168,6 +181,7 @@ def _position(cursor: str) -> tuple[int, int]:
     "/accounts/{account}/events/{feature}/export",
     response_class=StreamingResponse,
     summary="Download every matching event, newest first, as JSON Lines or CSV (owners and administrators)",
+    dependencies=HEAVY,
     responses={
         200: {
             "description": "An attachment: one v2 JSON object per line, or CSV with one column per field.",
@@ -226,6 +240,7 @@ def _stamp(ns: int) -> str:
     response_model=models.Stats,
     response_model_exclude_unset=True,
     summary="Count events by facet and time bucket, for dashboards (owners and administrators)",
+    dependencies=HEAVY,
 )
 def event_stats(
     sel: SelectionDep,
