@@ -116,6 +116,7 @@ class Server:
             "SIEMGATE_DATA_DIR": str(data_dir),
             "SIEMGATE_LOG_LEVEL": "warning",
             "SIEMGATE_RATE_LIMIT_PER_MINUTE": "100000000",
+            "SIEMGATE_ACCOUNT_RATE_LIMIT_PER_MINUTE": "100000000",
             "SIEMGATE_RATE_LIMIT_PER_HOUR": "1000000000",
             "SIEMGATE_ADMIN_RATE_LIMIT_PER_MINUTE": "100000000",  # the console benchmark's own requests
             "SIEMGATE_ADMIN_RATE_LIMIT_PER_HOUR": "1000000000",

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     tls_keyfile: Path | None = Field(None, description="Private key for tls_certfile (PEM).")
     rate_limit_per_minute: int = Field(600, ge=1, description="Events API requests per token per minute.")
     rate_limit_per_hour: int = Field(30_000, ge=1, description="Events API requests per token per hour.")
+    account_rate_limit_per_minute: int = Field(
+        6_000,
+        ge=1,
+        description="Events API requests per account per minute, all its tokens together (an hour: 60 times it).",
+    )
     admin_rate_limit_per_minute: int = Field(
         600, ge=1, description="Admin API requests (the console's included) per person per minute."
     )

@@ -50,6 +50,7 @@ class Services:
     tokens: TokenService
     ingest_keys: IngestKeyService
     rate_limiter: RateLimiter
+    account_rate_limiter: RateLimiter  # the Events API's requests per account, all its tokens together
     admin_rate_limiter: RateLimiter
     quotas: IngestQuotas
     writer: EventWriter

@@ -41,7 +41,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Ite
     """One server for the module (each run uses its own account); the reader polls without pause,
     so the per-token rate limits are raised out of the way."""
     data_dir = tmp_path_factory.mktemp("exactly-once")
-    settings = load_settings(data_dir=data_dir, rate_limit_per_minute=10**7, rate_limit_per_hour=10**8)
+    settings = load_settings(
+        data_dir=data_dir, rate_limit_per_minute=10**7, rate_limit_per_hour=10**8, account_rate_limit_per_minute=10**7
+    )
     live, uv, thread = start_server(settings, make_store(server_backend, data_dir), Clock())
     yield live
     stop_server(live, uv, thread)

@@ -102,7 +102,12 @@ class Fuzz:
 def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzz]:
     data_dir = tmp_path_factory.mktemp("schemathesis")
     # Rate limits high enough that the fuzzing itself is not throttled (429 is documented anyway).
-    settings_ = load_settings(data_dir=data_dir, rate_limit_per_minute=1_000_000, rate_limit_per_hour=10_000_000)
+    settings_ = load_settings(
+        data_dir=data_dir,
+        rate_limit_per_minute=1_000_000,
+        rate_limit_per_hour=10_000_000,
+        account_rate_limit_per_minute=10**7,
+    )
     live, uv, thread = start_server(settings_, make_store("sqlite", data_dir), Clock())
     fuzzer = Fuzz(live)
     yield fuzzer

@@ -352,6 +352,7 @@ def run_history(backend: str, seed: int, folder: Path, scale: Scale) -> Outcome:
                 "SIEMGATE_DATABASE_URL": url,
                 "SIEMGATE_LOG_LEVEL": "warning",
                 "SIEMGATE_RATE_LIMIT_PER_MINUTE": "100000000",
+                "SIEMGATE_ACCOUNT_RATE_LIMIT_PER_MINUTE": "100000000",
                 "SIEMGATE_RATE_LIMIT_PER_HOUR": "1000000000",
                 "SIEMGATE_ALERTS_ENABLED": "false",
                 "SIEMGATE_DATABASE_POOL_SIZE": "3",

@@ -102,9 +102,14 @@ PROOF_HEADER = "siemgate-proof"
 
 
 def authorize(services: Services, authorization: str | None) -> tuple[TokenRecord, RateLimitStatus]:
-    """Authenticate the token and count the request; raises Unauthorized or RateLimited."""
+    """Authenticate the token and count the request against the token's limit and its account's
+    (all its tokens together, so that no account's many tokens take the server); raises
+    Unauthorized or RateLimited."""
     record = services.tokens.authenticate(authorization)
-    return record, services.rate_limiter.check(record.id, "this token")
+    status = services.rate_limiter.check(record.id, "this token")
+    account = services.account(record.account_id).uuid  # by uuid: ids of two stores sharing Redis may meet
+    services.account_rate_limiter.check(account, "this token's account (all its tokens together)")
+    return record, status
 
 
 def _serve_page(

@@ -98,6 +98,12 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         tokens=tokens,
         ingest_keys=ingest_keys,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_per_hour, settings.redis_url),
+        account_rate_limiter=RateLimiter(
+            settings.account_rate_limit_per_minute,
+            settings.account_rate_limit_per_minute * 60,
+            settings.redis_url,
+            "events-account",
+        ),
         admin_rate_limiter=RateLimiter(
             settings.admin_rate_limit_per_minute, settings.admin_rate_limit_per_hour, settings.redis_url, "admin"
         ),
