@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         description="Event searches, exports and dashboard counts of one account running at once in a server"
         " process; more wait their turn (at most 30 s, then 429).",
     )
+    admin_query_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="An event search, export page or dashboard count that runs longer is stopped (503 saying to"
+        " narrow the window).",
+    )
     redis_url: str | None = Field(
         None,
         description="Share rate limits between server processes through Redis (redis://host:6379/0);"

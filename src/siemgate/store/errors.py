@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from siemgate.errors import Conflict
+from siemgate.errors import Conflict, Unavailable
 
 # NotFound's text when events are stored into an account deleted meanwhile (insert_events)
 ACCOUNT_GONE = "account #{account_id} not found: it was deleted; nothing was stored"
 # The condition on an `accounts` row that it is live: not being deleted (store/shared/deletion.py);
 # what writes into an account checks it with the account's id, and refuses ACCOUNT_GONE otherwise.
 LIVE = "deleting_at IS NULL"
+
+
+def too_long(seconds: float) -> Unavailable:
+    """What a read bounded in time (SharedSQL._rows_within) raises once it has run `seconds`."""
+    return Unavailable(
+        f"Service Unavailable: this search ran longer than {seconds:g} s and was stopped; narrow the time"
+        " window or add filters",
+        retry_after=1,
+    )
 
 
 class IntegrityConflict(Conflict):

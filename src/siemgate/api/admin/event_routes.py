@@ -37,6 +37,7 @@ from siemgate.model import flatten
 from siemgate.model.facets import FACET_NAMES
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import EXAMPLE, MAX_STORED_NS, NS_PER_SECOND, TimestampError, format_ns, parse_stored_ns
+from siemgate.services import Services
 from siemgate.store.base import Account, Store
 from siemgate.store.shared.facets import FORGIVING, facet_column
 
@@ -147,8 +148,13 @@ def _time(name: str, text: str) -> int:
         raise BadRequest(f"Bad Request: {name}: {exc}") from None
 
 
-def _search(store: Store, sel: Selection, before: tuple[int, int] | None, limit: int) -> list[tuple[int, int, bytes]]:
-    return store.search_events(sel.account.id, sel.feature, sel.start, sel.end, sel.filters, before, limit)
+def _search(
+    services: Services, sel: Selection, before: tuple[int, int] | None, limit: int
+) -> list[tuple[int, int, bytes]]:
+    seconds = services.settings.admin_query_seconds
+    return services.store.search_events(
+        sel.account.id, sel.feature, sel.start, sel.end, sel.filters, before, limit, seconds
+    )
 
 
 @router.get(
@@ -162,7 +168,7 @@ def search_events(
 ) -> Response:
     """Each item is the event's v2 JSON object as stored."""
     before = _position(cursor) if cursor else None
-    rows = _search(services.store, sel, before, limit + 1)
+    rows = _search(services, sel, before, limit + 1)
     page = rows[:limit]
     next_cursor = encode_cursor(f"{page[-1][0]}:{page[-1][1]}", _CURSOR_PREFIX) if len(rows) > limit else None
     body = b'{"items":[' + b",".join(r[2] for r in page) + b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
@@ -198,7 +204,7 @@ def export_events(
     fmt: Annotated[Literal["jsonl", "csv"], Query(alias="format", description="jsonl or csv.")] = "jsonl",
 ) -> StreamingResponse:
     """Read from the store a page at a time: an export never holds the whole set in memory."""
-    pages = _pages(services.store, sel)
+    pages = _pages(services, sel)
     name = f"siemgate-{sel.feature.value}-{_stamp(sel.start)}-{_stamp(sel.end)}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":
@@ -207,10 +213,10 @@ def export_events(
     return StreamingResponse(lines, media_type="application/x-ndjson", headers=headers)
 
 
-def _pages(store: Store, sel: Selection) -> Iterator[list[tuple[int, int, bytes]]]:
+def _pages(services: Services, sel: Selection) -> Iterator[list[tuple[int, int, bytes]]]:
     before = None
     while True:
-        rows = _search(store, sel, before, EXPORT_PAGE)
+        rows = _search(services, sel, before, EXPORT_PAGE)
         if rows:
             yield rows
         if len(rows) < EXPORT_PAGE:
@@ -257,8 +263,17 @@ def event_stats(
     seconds = _interval_seconds(interval, sel.start, sel.end)
     bucket_ns = seconds * NS_PER_SECOND if seconds else None
     store, account_id = services.store, sel.account.id
+    within = services.settings.admin_query_seconds
     counts = store.facet_counts(
-        account_id, sel.feature, sel.start, sel.end, facets, bucket_ns=bucket_ns, filters=sel.filters, limit=limit
+        account_id,
+        sel.feature,
+        sel.start,
+        sel.end,
+        facets,
+        bucket_ns=bucket_ns,
+        filters=sel.filters,
+        limit=limit,
+        seconds=within,
     )
     first = 1 if bucket_ns else 0  # bucketed rows start with the bucket
     rows = []
@@ -272,18 +287,24 @@ def event_stats(
         "group_by": facets,
         "interval_seconds": seconds,
         "rows": rows,
-        "total": _total(store, sel, facets, bucket_ns, counts, limit),
+        "total": _total(store, sel, facets, bucket_ns, counts, limit, within),
     }
 
 
 def _total(
-    store: Store, sel: Selection, facets: list[str], bucket_ns: int | None, counts: list[tuple[Any, ...]], limit: int
+    store: Store,
+    sel: Selection,
+    facets: list[str],
+    bucket_ns: int | None,
+    counts: list[tuple[Any, ...]],
+    limit: int,
+    within: float,
 ) -> int:
     """Every matching event: the rows' sum when no row was cut by the limit (every event is in one
     row, an event without a grouped facet under null), else one more count."""
     if len(counts) < limit or not (facets or bucket_ns):
         return sum(int(values[-1]) for values in counts)
-    total = store.facet_counts(sel.account.id, sel.feature, sel.start, sel.end, [], filters=sel.filters)
+    total = store.facet_counts(sel.account.id, sel.feature, sel.start, sel.end, [], filters=sel.filters, seconds=within)
     return int(total[0][0]) if total else 0
 
 

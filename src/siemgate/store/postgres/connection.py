@@ -27,6 +27,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from siemgate.errors import StoreError
+from siemgate.store.errors import too_long
 from siemgate.store.migrations import pending_migrations
 from siemgate.store.postgres.errors import integrity_conflict, redacted, store_error
 
@@ -94,6 +95,16 @@ class PgBase:
         """Rows carrying event bodies, read in binary (no hex decoding of each body)."""
         with self._conn() as conn:
             return conn.cursor(binary=True).execute(sql, params).fetchall()
+
+    def _rows_within(self, sql: str, params: Params, seconds: float, bodies: bool = False) -> list[tuple[Any, ...]]:
+        """`_rows` (or `_body_rows`) under a statement_timeout of `seconds`, for this read only:
+        Unavailable (store.errors.too_long) past it, waiting for a lock included."""
+        with self._conn() as conn, conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+            try:
+                return conn.cursor(binary=bodies).execute(sql, params).fetchall()
+            except psycopg.errors.QueryCanceled:
+                raise too_long(seconds) from None
 
     def _row(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
         with self._conn() as conn:

@@ -8,6 +8,9 @@ POSTGRES) and provides two primitives, which `SharedSQL` builds on:
   foreign_key or check), any other failure as `StoreError` saying `what` failed;
 - `_rows(sql, params)`: the rows of one read, each a sequence by position.
 
+- `_rows_within(sql, params, seconds, bodies)`: the same, stopped (and Unavailable, store.errors.
+  too_long) once it has run `seconds`: the reads a tenant may make as large as its data.
+
 A backend may also override `_body_rows`, the read of rows carrying event bodies (bytes):
 PostgreSQL reads them in binary, which spares decoding each body from hex.
 """
@@ -131,6 +134,10 @@ class SharedSQL(abc.ABC):
         def _tx(self, what: str = ...) -> AbstractContextManager[Any]: ...
 
         def _rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]: ...
+
+        def _rows_within(
+            self, sql: str, params: Sequence[Any], seconds: float, bodies: bool = False
+        ) -> Sequence[Sequence[Any]]: ...
 
     def _body_rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
         """Rows that carry event bodies; by default as `_rows` reads them."""

@@ -122,12 +122,15 @@ class FacetStore(SharedSQL):
         bucket_ns: int | None = None,
         filters: Mapping[str, str] | None = None,
         limit: int = 1000,
+        seconds: float | None = None,
     ) -> list[tuple[Any, ...]]:
         """Count events with start <= timestamp <= end (and facet == value for each filter), grouped
         by the named facets (model.facets.FACET_NAMES). Rows are (*values, count), most first; with
-        `bucket_ns`, (bucket start ns, *values, count) in time order. At most `limit` rows."""
+        `bucket_ns`, (bucket start ns, *values, count) in time order. At most `limit` rows. With
+        `seconds`, stopped past it (Unavailable, store.errors.too_long)."""
         sql, params = count_query(group_by, bucket_ns, filters, self.dialect)
-        rows = self._rows(sql, (account_id, feature.code, start, end, *params, limit))
+        bound = (account_id, feature.code, start, end, *params, limit)
+        rows = self._rows(sql, bound) if seconds is None else self._rows_within(sql, bound, seconds)
         return [(*r[:-1], int(r[-1])) for r in rows]
 
     def search_events(
@@ -139,10 +142,13 @@ class FacetStore(SharedSQL):
         filters: Mapping[str, str] | None,
         before: tuple[int, int] | None,
         limit: int,
+        seconds: float | None = None,
     ) -> list[tuple[int, int, bytes]]:
         """Events with start <= timestamp <= end matching the facet filters, newest first, as
-        (timestamp, seq, v2 JSON); `before` = (timestamp, seq) of the last row of the previous page."""
+        (timestamp, seq, v2 JSON); `before` = (timestamp, seq) of the last row of the previous page.
+        With `seconds`, stopped past it (Unavailable, store.errors.too_long)."""
         if before is not None:
             end = min(end, before[0])
         sql, params = search_query((account_id, feature.code), (start, end), filters, before, limit, self.dialect)
-        return [(int(r[0]), int(r[1]), bytes(r[2])) for r in self._body_rows(sql, params)]
+        rows = self._body_rows(sql, params) if seconds is None else self._rows_within(sql, params, seconds, True)
+        return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]

@@ -16,12 +16,14 @@ from typing import Any
 
 from siemgate.errors import ConfigError, StoreError
 from siemgate.private import private_file, unusable
+from siemgate.store.errors import too_long
 from siemgate.store.migrations import pending_migrations
 from siemgate.store.sqlite.errors import translate
 
 _CHECKPOINT_SECONDS = 0.5
 _CHECKPOINT_WAL_BYTES = 32 * 1024 * 1024
 _AUTOCHECKPOINT_PAGES = 50_000
+_PROGRESS_STEPS = 10_000  # SQLite virtual-machine steps between two looks at a read's deadline (~1 ms)
 
 
 class SQLiteBase:
@@ -177,6 +179,23 @@ class SQLiteBase:
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one read, as plain tuples, on this thread's reader."""
         return self._reader().execute(sql, params).fetchall()
+
+    def _rows_within(
+        self, sql: str, params: Sequence[Any], seconds: float, bodies: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """`_rows`, interrupted once it has run `seconds` (SQLite calls the progress handler every
+        _PROGRESS_STEPS virtual-machine steps): Unavailable (store.errors.too_long)."""
+        conn = self._reader()
+        deadline = time.monotonic() + seconds
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if str(exc) == "interrupted":
+                raise too_long(seconds) from None
+            raise translate(exc, "the read failed") from None
+        finally:
+            conn.set_progress_handler(None, 0)
 
     @contextmanager
     def _tx(self, what: str = "the write failed") -> Iterator[sqlite3.Connection]:
