@@ -29,7 +29,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -318,8 +318,22 @@ class BoundedStream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
+@contextlib.contextmanager
+def _lookup_errors(host: str) -> Iterator[None]:
+    """A failed lookup of `host` as httpcore's errors: ConnectTimeout past its deadline,
+    ConnectError when the name does not resolve."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(str(exc)) from None
+    except (OSError, UnicodeError) as exc:  # does not resolve, or is not a name the resolver takes
+        raise httpcore.ConnectError(f"cannot resolve {host[:80]}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 class _BoundedBackend(httpcore.NetworkBackend):
-    """A network backend whose every connection is a BoundedStream under `limits`."""
+    """A network backend whose every connection is a BoundedStream under `limits`: the name is
+    looked up (`lookup`) and each of its addresses tried within the connect timeout and the
+    deadline of `limits`, so a resolver that hangs holds a request no longer than they allow."""
 
     def __init__(self, inner: httpcore.NetworkBackend, limits: Limits) -> None:
         self._inner, self._limits = inner, limits
@@ -333,7 +347,21 @@ class _BoundedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         left = self._limits.time_left(timeout, httpcore.ConnectTimeout)
-        return BoundedStream(self._inner.connect_tcp(host, port, left, local_address, socket_options), self._limits)
+        deadline = None if left is None else time.monotonic() + left
+        with _lookup_errors(host):
+            infos = lookup(host, port, deadline)
+        last: Exception | None = None
+        for _, _, _, _, sockaddr in infos:  # each address the lookup gave, in its order, by the deadline
+            try:
+                left = None if deadline is None else time_left(deadline)
+                stream = self._inner.connect_tcp(str(sockaddr[0]), port, left, local_address, socket_options)
+            except TimeoutError as exc:
+                raise httpcore.ConnectTimeout(str(exc)) from None
+            except httpcore.ConnectError as exc:
+                last = exc
+                continue
+            return BoundedStream(stream, self._limits)
+        raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -405,12 +433,8 @@ class _GuardedBackend(httpcore.SyncBackend):
         last: Exception | None = None
         ends = [end for end in (self.deadline, None if timeout is None else time.monotonic() + timeout) if end]
         limit = min(ends) if ends else None
-        try:
+        with _lookup_errors(host):
             infos = self.policy.resolve(host, port, limit)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(str(exc)) from None
-        except OSError as exc:  # does not resolve
-            raise httpcore.ConnectError(f"cannot resolve {host[:80]}: {exc.strerror or exc}") from None
         for _, _, _, _, sockaddr in infos:
             bounds = Bounds(self.deadline, self.max_read)  # the deadline is the request's, the bytes this connection's
             try:

@@ -24,8 +24,10 @@ import pytest
 
 from siemgate.forward.checkpoint import CheckpointStore
 from siemgate.forward.client import EventsClient
-from siemgate.forward.errors import ForwardConfigError, SourceError
+from siemgate.forward.errors import ForwardConfigError, SinkRetryable, SourceError
+from siemgate.forward.records import Record
 from siemgate.forward.runner import Forwarder
+from siemgate.forward.sinks.base import Item, SinkContext
 from siemgate.model.features import Feature
 from support.receivers import misbehaving
 from support.waiting import wait_for
@@ -525,3 +527,59 @@ def test_a_page_of_countless_tiny_items_is_not_parsed() -> None:
         pytest.raises(SourceError, match=refused),
     ):
         client.reset_page(Feature.SIGNINATTEMPTS)
+
+
+def _send_to_sink(tmp_path: Path, sink: dict[str, Any]) -> None:
+    """Send one record to `sink` (on hung.example, timeout 0.5) as a pipeline does."""
+    cfg = config(tmp_path / "state", "http://127.0.0.1:9", {"s": {**sink, "timeout": 0.5}})
+    built = cfg.sinks["s"].build("s", SinkContext("src"))
+    try:
+        record = Record(Feature.SIGNINATTEMPTS, {"uuid": "u-1"}, "src", "u-1")
+        built.send([Item(0, record, built.encode(record))])
+    finally:
+        built.close()
+
+
+def _read_source(tmp_path: Path, sink: dict[str, Any]) -> None:
+    """Ask an Events API on hung.example (timeout 0.5) for its token's details, once."""
+    with EventsClient("token", "https://hung.example", timeout=0.5, max_attempts=1) as client:
+        client.introspect()
+
+
+@pytest.mark.parametrize(
+    ("reach", "sink"),
+    [
+        (_send_to_sink, {"type": "webhook", "url": "https://hung.example/hook"}),
+        (_read_source, {}),
+        (_send_to_sink, {"type": "syslog", "host": "hung.example", "protocol": "udp"}),
+        (_send_to_sink, {"type": "syslog", "host": "hung.example", "protocol": "tcp"}),
+        (_send_to_sink, {"type": "syslog", "host": "hung.example", "protocol": "tls"}),
+    ],
+    ids=["http-sink", "http-source", "syslog-udp", "syslog-tcp", "syslog-tls"],
+)
+def test_a_resolver_that_hangs_holds_a_pipeline_no_longer_than_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reach: Callable[[Path, dict[str, Any]], None], sink: dict[str, Any]
+) -> None:
+    """The forwarder's HTTP client and its syslog sink looked names up with socket.getaddrinfo
+    outside their `timeout`, so a resolver that does not answer held the pipeline (and a stop)
+    until the resolver gave up. Now the lookup ends with the timeout: the request fails, to be
+    retried, saying the name did not resolve in time."""
+    monkeypatch.setenv("FORWARD_TEST_TOKEN", "token")
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def hanging(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "hung.example":
+            return real(host, port, *args, **kwargs)
+        release.wait(5)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    started = time.monotonic()
+    try:
+        with pytest.raises((SinkRetryable, SourceError), match="did not resolve within the time allowed"):
+            reach(tmp_path, sink)
+        took = time.monotonic() - started
+        assert took < 2.0, took
+    finally:
+        release.set()

@@ -21,6 +21,7 @@ import os
 import select
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
@@ -35,7 +36,7 @@ from siemgate.forward.records import Record
 from siemgate.forward.sinks.base import BatchLimits, CaFile, Item, Sink, SinkConfig, SinkContext
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import TimestampError, format_ns, now_ns, parse_ns
-from siemgate.outbound import host_name
+from siemgate.outbound import connect_tcp, host_name, lookup
 
 FACILITIES = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7, "uucp": 8,
@@ -174,19 +175,24 @@ class SyslogSink(Sink):
         return self._sock
 
     def _open(self) -> socket.socket:
+        """A socket to the receiver (UDP: connected to its first address), opened within `timeout`:
+        the name lookup, the connection and the TLS handshake together; each write then has
+        `timeout` again. Raises OSError (TimeoutError past it)."""
+        deadline = time.monotonic() + self.config.timeout
         if self.config.protocol == "udp":
-            info = socket.getaddrinfo(self.config.host, self.port, type=socket.SOCK_DGRAM)[0]
+            info = lookup(self.config.host, self.port, deadline, socket.SOCK_DGRAM)[0]
             sock = socket.socket(info[0], socket.SOCK_DGRAM)
             sock.connect(info[4])
             return sock
-        raw = socket.create_connection((self.config.host, self.port), timeout=self.config.timeout)
-        if self._tls is None:
-            return raw
+        raw = connect_tcp(None, self.config.host, self.port, deadline)  # its timeout: what is left
         try:
-            return self._tls.wrap_socket(raw, server_hostname=self.config.server_name or self.config.host)
+            name = self.config.server_name or self.config.host
+            sock = raw if self._tls is None else self._tls.wrap_socket(raw, server_hostname=name)
         except OSError:
             raw.close()
             raise
+        sock.settimeout(self.config.timeout)
+        return sock
 
     @staticmethod
     def _peer_closed(sock: socket.socket) -> bool:
@@ -220,7 +226,7 @@ class SyslogSink(Sink):
     def health(self) -> list[str]:
         try:
             if self.config.protocol == "udp":
-                socket.getaddrinfo(self.config.host, self.port, type=socket.SOCK_DGRAM)
+                lookup(self.config.host, self.port, time.monotonic() + self.config.timeout, socket.SOCK_DGRAM)
                 return []
             sock = self._open()
         except (OSError, ssl.SSLError) as exc:
