@@ -8,6 +8,7 @@ import functools
 import gzip
 import os
 import resource
+import select
 import signal
 import socket
 import sqlite3
@@ -583,3 +584,44 @@ def test_a_resolver_that_hangs_holds_a_pipeline_no_longer_than_its_timeout(
         assert took < 2.0, took
     finally:
         release.set()
+
+
+def test_a_syslog_receiver_that_talks_back_then_stops_reading_holds_a_write_no_longer_than_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before each batch the connection is checked for a close by the receiver; when the receiver
+    had sent something, that check left the socket without its timeout, so the next write to a
+    receiver that no longer reads blocked for ever, holding the pipeline and a stop. Now the write
+    fails after `timeout` and the batch is retried."""
+    monkeypatch.setenv("FORWARD_TEST_TOKEN", "token")
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, filled at once
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        sink = {"type": "syslog", "host": "127.0.0.1", "port": server.getsockname()[1], "protocol": "tcp"}
+        cfg = config(tmp_path / "state", "http://127.0.0.1:9", {"s": {**sink, "timeout": 0.5}})
+        built = cfg.sinks["s"].build("s", SinkContext("src"))
+        record = Record(Feature.SIGNINATTEMPTS, {"uuid": "u-1"}, "src", "u-1")
+        built.send([Item(0, record, b"first")])
+        peer, _ = server.accept()
+        outcome: list[BaseException] = []
+
+        def send_large() -> None:
+            try:
+                built.send([Item(i, record, b"x" * 1_000_000) for i in range(8)])
+            except BaseException as exc:
+                outcome.append(exc)
+
+        try:
+            peer.sendall(b"not syslog\n")  # the receiver talks back, then reads nothing more
+            wait_for("the receiver's bytes", lambda: select.select([built._sock], [], [], 0)[0])  # type: ignore[attr-defined]
+            sender = threading.Thread(target=send_large, daemon=True)
+            started = time.monotonic()
+            sender.start()
+            sender.join(5)
+            took = time.monotonic() - started
+        finally:
+            peer.close()  # ends a write still blocked
+            built.close()
+        assert not sender.is_alive() and took < 2.0, took
+        assert [type(exc) for exc in outcome] == [SinkRetryable], outcome

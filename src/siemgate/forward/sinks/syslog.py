@@ -196,17 +196,18 @@ class SyslogSink(Sink):
 
     @staticmethod
     def _peer_closed(sock: socket.socket) -> bool:
-        """True when the receiver closed the connection (or reset it) since the last write."""
+        """True when the receiver closed the connection (or reset it) since the last write; the
+        socket keeps its timeout."""
         try:
             readable, _, _ = select.select([sock], [], [], 0)
             if not readable:
                 return False
+            timeout = sock.gettimeout()
             sock.setblocking(False)
             try:
                 return sock.recv(4096) == b""
             finally:
-                sock.setblocking(True)
-                sock.settimeout(None)
+                sock.settimeout(timeout)
         except ssl.SSLWantReadError:
             return False
         except OSError:
