@@ -40,6 +40,8 @@ UTC_NS = pa.timestamp("ns", tz="UTC")
 TIMESTAMP_FIELDS = {"timestamp", "login_time"}
 SCHEMA_KEY = b"siemgate.archive"
 SCHEMA_VERSION = b"2"  # 1: the three stored columns only
+# Rows read at once: a file is read a batch at a time, never whole, however well it compresses.
+BATCH_ROWS = 1024
 
 
 def _arrow_type(name: str, hint: Any) -> pa.DataType:
@@ -135,15 +137,22 @@ def write(rows: list[Row], feature: Feature, out: Any, indices: list[int | None]
     pq.write_table(pa.Table.from_arrays(columns, schema=target), out, compression="zstd")
 
 
+def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The `columns` of a Parquet file, BATCH_ROWS rows at a time, its bytes read in 1 MiB buffers."""
+    with pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False) as f:
+        yield from f.iter_batches(BATCH_ROWS, columns=columns, use_threads=False)
+
+
 def read(path: Path) -> Iterator[Row]:
-    """The stored rows of a Parquet archive (either version): its three stored columns only."""
-    table = pq.read_table(path, columns=list(STORED))
-    for ts, uuid, event in zip(*(table.column(name).to_pylist() for name in STORED), strict=True):
-        yield int(ts), str(uuid), str(event).encode()
+    """The stored rows of a Parquet archive (either version): its three stored columns only, read
+    BATCH_ROWS rows at a time (a day file is never held in memory whole)."""
+    for batch in _batches(path, list(STORED)):
+        for ts, uuid, event in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+            yield int(ts), str(uuid), str(event).encode()
 
 
 def read_indices(path: Path) -> list[int | None]:
     """The `log_index` column of a Parquet archive (all None in a file written without it)."""
     if "log_index" not in pq.read_schema(path).names:
         return [None] * pq.read_metadata(path).num_rows
-    return [None if i is None else int(i) for i in pq.read_table(path, columns=["log_index"]).column(0).to_pylist()]
+    return [None if i is None else int(i) for b in _batches(path, ["log_index"]) for i in b.column(0).to_pylist()]

@@ -38,6 +38,7 @@ from siemgate.tlog.verify import prove_purges
 MANIFEST = "manifest.json"
 INDEX_FORMAT = "siemgate-archive-index/v1"
 MAX_PROBLEMS = 50
+PARQUET_BATCH = 1024  # rows of a Parquet file read at once
 MAX_RANGES = 1000
 
 
@@ -143,16 +144,18 @@ def _sha256(path: Path) -> str:
 
 
 def _rows(folder: Path, path: Path, entry: dict[str, Any]) -> Iterator[tuple[int | None, int, bytes]]:
-    """(log index, timestamp ns, body) of each row of the listed file `path`."""
+    """(log index, timestamp ns, body) of each row of the listed file `path`; a Parquet file is read
+    PARQUET_BATCH rows at a time (never whole, however well it compresses)."""
     if entry.get("format") == "parquet":
         import pyarrow.parquet as pq  # only for Parquet archives
 
-        table = pq.read_table(path)
-        names = table.schema.names
-        cols = [table.column(n).to_pylist() for n in ("timestamp_ns", "event")]
-        idx = table.column("log_index").to_pylist() if "log_index" in names else [None] * table.num_rows
-        for i, ts, body in zip(idx, *cols, strict=True):
-            yield i, int(ts), str(body).encode()
+        with pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False) as f:
+            names = [n for n in ("timestamp_ns", "event", "log_index") if n in f.schema_arrow.names]
+            for batch in f.iter_batches(PARQUET_BATCH, columns=names, use_threads=False):
+                cols = [batch.column(n).to_pylist() for n in ("timestamp_ns", "event")]
+                idx = batch.column("log_index").to_pylist() if "log_index" in names else [None] * batch.num_rows
+                for i, ts, body in zip(idx, *cols, strict=True):
+                    yield i, int(ts), str(body).encode()
         return
     indices: list[int | None] = []
     sidecar = entry.get("index_file")
