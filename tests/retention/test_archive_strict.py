@@ -418,3 +418,36 @@ def test_an_archive_line_longer_than_any_event_is_named_not_read_whole(tmp_path:
     done = run_cli(data_dir, "archive", "verify")
     assert done.returncode == 1 and f"BAD {path}: line 11 is longer than" in done.stderr, done.stderr
     _no_traceback(done)
+
+
+def test_replay_checks_every_row_against_the_log_also_rows_sharing_an_index(tmp_path: Path) -> None:
+    """The log check kept one row per log index (the last), so an event added to a file (and its
+    manifest rewritten to match) carrying the index of the genuine row after it was never checked,
+    and came back into the archived account as a new leaf. Now every row is checked."""
+    data_dir = tmp_path / "data"
+    [uuid] = _archive(data_dir, days=1, per_day=10)
+    folder = _stream(data_dir / "archive", uuid)
+    [path] = folder.glob("*/*.jsonl.gz")
+    [sidecar] = folder.glob("*/*.log.json")
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    forged = orjson.loads(lines[0]) | {"uuid": "0" * 26, "actor_uuid": "0" * 26}  # sorts before the genuine row
+    path.write_bytes(gzip.compress(b"\n".join([orjson.dumps(forged), *lines]) + b"\n"))
+    header, first, *rest = sidecar.read_bytes().splitlines()
+    sidecar.write_bytes(b"\n".join([header, first, first, *rest]) + b"\n")  # the genuine row's index, twice
+
+    def match(data: dict[str, Any]) -> None:  # the manifest rewritten to match (it is not signed)
+        entry = _first_entry(data)
+        entry["bytes"], entry["sha256"] = path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()
+        entry["index_sha256"] = hashlib.sha256(sidecar.read_bytes()).hexdigest()
+        entry["events"], entry["indexed"] = 11, 11
+
+    _rewrite_manifest(folder, match)
+    assert run_cli(data_dir, "archive", "verify").returncode == 0  # the folder agrees with itself
+    done = run_cli(data_dir, "archive", "replay", str(data_dir / "archive"))
+    assert done.returncode == 1 and f"{path}: row 0 is not the event the stream's signed log holds" in done.stderr
+    _no_traceback(done)
+    services = open_services(data_dir)
+    try:
+        assert held(services, services.store.get_account(uuid)) == 0  # nothing replayed
+    finally:
+        services.close()

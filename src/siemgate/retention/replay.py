@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import orjson
@@ -173,40 +174,41 @@ def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool
     leaves of the log); returns how many rows could not be checked. A row without an index (archived
     before indices, or its index removed) or whose index the log does not hold (a store restored
     from an older backup, or an index made up) cannot be checked: it is refused unless `unchecked`.
-    Raises ArchiveError naming the file, row and index of the first row that differs or is refused."""
+    Raises ArchiveError naming the file, row and index of the first row that differs or is refused.
+    Every row is checked, also rows sharing an index; the file is read BATCH rows at a time."""
     if plan.account.uuid != plan.folder.parent.name:
         return 0  # another account's log says nothing about these events: replayed as new events
     path = plan.folder / entry.path
-    rows: dict[int, tuple[int, int, bytes]] = {}
-    missing: list[tuple[int, str]] = []  # (row, why it cannot be checked)
-    for n, ((ts, _, body), idx) in enumerate(
-        zip(read_rows(path, entry.format), read_indices(plan.folder, entry), strict=True)
-    ):
-        if idx is None:
-            missing.append((n, "carries no log index"))
-        else:
-            rows[idx] = (n, ts, body)
-    for begin, end in index_runs(list(rows)):
-        held = dict(store.log_entry_rows(plan.account.id, plan.feature, begin, end))
-        for idx in range(begin, end):
-            if idx not in rows:
-                continue
-            if idx not in held:
-                missing.append((rows[idx][0], f"carries log index {idx}, which the stream's log does not hold"))
-            elif held[idx] != entry_bytes(rows[idx][1], rows[idx][2]):
+    first: tuple[int, str] | None = None  # the first row that cannot be checked, and why
+    count = 0
+    numbered = enumerate(zip(read_rows(path, entry.format), read_indices(plan.folder, entry), strict=True))
+    while chunk := list(islice(numbered, BATCH)):
+        held: dict[int, bytes] = {}
+        for begin, end in index_runs(sorted({idx for _, (_, idx) in chunk if idx is not None})):
+            held.update(store.log_entry_rows(plan.account.id, plan.feature, begin, end))
+        for n, ((ts, _, body), idx) in chunk:
+            if idx is None or idx not in held:
+                count += 1
+                why = (
+                    "carries no log index"
+                    if idx is None
+                    else f"carries log index {idx}, which the stream's log does not hold"
+                )
+                first = first or (n, why)
+            elif held[idx] != entry_bytes(ts, body):
                 raise ArchiveError(
-                    f"{path}: row {rows[idx][0]} is not the event the stream's signed log holds at index {idx}"
+                    f"{path}: row {n} is not the event the stream's signed log holds at index {idx}"
                     " (the file was altered, or the store's log was restored from a backup since and its history"
                     " replaced); nothing is replayed"
                 )
-    if missing and not unchecked:
-        row, why = min(missing)
+    if first is not None and not unchecked:
+        row, why = first
         raise ArchiveError(
-            f"{path}: row {row} {why}, so it cannot be checked against the signed log ({len(missing)} such"
+            f"{path}: row {row} {why}, so it cannot be checked against the signed log ({count} such"
             " row(s) in the file); nothing is replayed. If the archive predates log indices or the store was"
             " restored from an older backup, replay with --unchecked (the audit record counts them)"
         )
-    return len(missing)
+    return count
 
 
 def _write(
