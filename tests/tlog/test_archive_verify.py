@@ -32,6 +32,7 @@ from siemgate.retention.replay import plan_replay, replay
 from siemgate.retention.survey import survey
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
+from siemgate.tlog import archive_verify
 from support.events import signin
 
 from .store_log_kit import sql
@@ -630,3 +631,14 @@ def test_a_manifest_put_back_from_an_older_copy_leaves_files_it_does_not_list(sc
     _save(scene, manifest)
     code, out = scene.verify("--entries", str(bundle))
     assert code == 1 and f"INVALID archive: {scene.folder / name} is not in the manifest" in out, out
+
+
+@pytest.mark.parametrize("scene", ["jsonl"], indirect=True)
+def test_a_json_lines_line_longer_than_any_event_is_named_not_read_whole(scene: Scene) -> None:
+    """siemgate-verify read a JSON Lines archive line by line with no bound, so one huge line (a
+    damaged file, or a hostile one that compresses to almost nothing) was read whole into memory."""
+    [path] = sorted(scene.folder.glob("*/*.jsonl.gz"))[:1]
+    path.write_bytes(gzip.compress(b"a" * (archive_verify.MAX_LINE_BYTES + 10), compresslevel=1))
+    code, out = scene.verify()
+    assert code == 1, out
+    assert f"line 1 is longer than {archive_verify.MAX_LINE_BYTES} bytes" in out, out

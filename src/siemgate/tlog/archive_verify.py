@@ -39,6 +39,9 @@ MANIFEST = "manifest.json"
 INDEX_FORMAT = "siemgate-archive-index/v1"
 MAX_PROBLEMS = 50
 PARQUET_BATCH = 1024  # rows of a Parquet file read at once
+# The longest JSON Lines line read (retention.archive.MAX_LINE_BYTES: no archived event is longer;
+# written again here, as this verifier imports nothing of the server)
+MAX_LINE_BYTES = 64 * 1024 * 1024
 MAX_RANGES = 1000
 
 
@@ -145,7 +148,8 @@ def _sha256(path: Path) -> str:
 
 def _rows(folder: Path, path: Path, entry: dict[str, Any]) -> Iterator[tuple[int | None, int, bytes]]:
     """(log index, timestamp ns, body) of each row of the listed file `path`; a Parquet file is read
-    PARQUET_BATCH rows at a time (never whole, however well it compresses)."""
+    PARQUET_BATCH rows at a time, a JSON Lines one a line at a time, at most MAX_LINE_BYTES (never
+    whole, however well it compresses; ValueError past it)."""
     if entry.get("format") == "parquet":
         import pyarrow.parquet as pq  # only for Parquet archives
 
@@ -166,9 +170,13 @@ def _rows(folder: Path, path: Path, entry: dict[str, Any]) -> Iterator[tuple[int
             raise ValueError(f"{sidecar}: not a {INDEX_FORMAT} file")
         indices = [json.loads(line)[0] for line in lines[1:]]
     with gzip.open(path, "rb") as f:
-        for n, line in enumerate(f):
+        n = 0
+        while line := f.readline(MAX_LINE_BYTES + 1):
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                raise ValueError(f"line {n + 1} is longer than {MAX_LINE_BYTES} bytes, which no archived event is")
             body = line.rstrip(b"\n")
             yield (indices[n] if n < len(indices) else None), body_timestamp_ns(body), body
+            n += 1
 
 
 def _purges(
