@@ -100,3 +100,28 @@ def test_decided_invitations_beyond_the_newest_are_forgotten(store: Store) -> No
         store.create_invitation(invitation, max_pending=100, now=T0 + i)
         assert store.decide_invitation(invitation.id, "revoked", None, T0 + i)
     assert len(store.list_invitations(account.id)) == KEEP + 1  # the newest revoked one came after the last create
+
+
+def test_deleted_integrations_beyond_the_newest_are_forgotten(store: Store) -> None:
+    """Deleted integrations were kept for ever (soft-deleted rows): an administrator creating and
+    deleting in a loop grew them without bound. A create forgets the account's deleted ones but the
+    newest KEEP_ENDED, with their (revoked) tokens and those tokens' usage."""
+    account = store.create_account(new_id(), f"Loop {new_id()[:6]}", T0)
+    other = store.create_account(new_id(), f"Other {new_id()[:6]}", T0)
+    theirs = store.create_integration(other.id, new_id(), "other", "SIEM", "", T0)
+    store.delete_integration(theirs.id, T0)
+    live = store.create_integration(account.id, new_id(), "other", "Live", "", T0)
+    deleted = []
+    for i in range(1, 11):
+        integration = store.create_integration(account.id, new_id(), "other", "SIEM", "", T0 + i)
+        features = (Feature.SIGNINATTEMPTS,)
+        record = TokenRecord(new_id(), account.id, integration.id, "t", features, "k", new_id() * 2, T0 + i, None)
+        store.create_token(record)
+        store.record_token_uses([TokenUse(record.id, T0 + i, Feature.SIGNINATTEMPTS, i)])
+        assert store.delete_integration(integration.id, T0 + i) == [record.id]
+        deleted.append(integration.id)
+    held = store._select("SELECT id FROM integrations WHERE account_id = ? ORDER BY id", (account.id,))
+    assert [r[0] for r in held] == [live.id, *deleted[-(KEEP + 1) :]]  # the last deleted came after the last create
+    tokens = store.list_tokens(account.id)
+    assert {t.integration_id for t in tokens} == set(deleted[-(KEEP + 1) :])
+    assert store.get_integration_by_id(theirs.id).deleted_at == T0  # another account's stay

@@ -51,14 +51,26 @@ class AccountStore(SharedSQL):
     """An interface of the store (part of Store) and its one implementation, over the backend's
     primitives (store/shared/dialect.py)."""
 
-    def _insert_named(self, sql: str, params: Sequence[Any], taken: str, what: str, bound: Bound | None = None) -> int:
+    def _insert_named(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        taken: str,
+        what: str,
+        bound: Bound | None = None,
+        ended: Ended | None = None,
+    ) -> int:
         """Insert a row keyed by id (its uuid is random, so a unique key that is taken is its name)
-        within `bound`; the new id. Conflict(taken) for a taken name, Conflict("what: why") for
-        another violation, LimitReached for a passed bound."""
+        within `bound`, forgetting what `ended` says of the table (SharedSQL._forget); the new id.
+        Conflict(taken) for a taken name, Conflict("what: why") for another violation,
+        LimitReached for a passed bound."""
         try:
             with self._tx() as conn:
                 self._within(conn, bound)
-                return self.dialect.insert_id(conn, sql, params)
+                new_id = self.dialect.insert_id(conn, sql, params)
+                if ended is not None:
+                    self._forget(conn, sql.split()[2], ended)
+                return new_id
         except IntegrityConflict as exc:
             raise Conflict(taken if exc.kind == "unique" else f"{what}: {exc.message}") from None
 
@@ -293,7 +305,9 @@ class AccountStore(SharedSQL):
         self, account_id: int, uuid: str, type: str, name: str, description: str, now: int, *, limit: int | None = None
     ) -> Integration:
         """Raises Conflict when the account already has an integration with that name; with
-        `limit`, LimitReached (nothing written) when it already has `limit` (not deleted)."""
+        `limit`, LimitReached (nothing written) when it already has `limit` (not deleted). The
+        account's deleted integrations but the newest KEEP_ENDED are forgotten, with their tokens
+        (revoked when the integration was deleted) and those tokens' usage."""
         values = (uuid, account_id, type, name, description, now)
         taken = f"this account already has an integration named {name!r}"
         counted = "SELECT count(*) FROM integrations WHERE account_id = ? AND deleted_at IS NULL"
@@ -303,7 +317,17 @@ class AccountStore(SharedSQL):
         )
         bound = Bound("accounts", account_id, counted, (account_id,), limit, refusal)
         what = f"cannot create integration {name!r}"
-        integration_id = self._insert_named(_NEW_INTEGRATION, values, taken, what, bound)
+        of = "SELECT id FROM tokens WHERE integration_id IN ({ids})"
+        ended = Ended(
+            "account_id = ? AND deleted_at IS NOT NULL",
+            (account_id,),
+            (
+                f"UPDATE tokens SET replaces = NULL WHERE replaces IN ({of})",
+                f"DELETE FROM token_usage WHERE token_id IN ({of})",
+                "DELETE FROM tokens WHERE integration_id IN ({ids})",
+            ),
+        )
+        integration_id = self._insert_named(_NEW_INTEGRATION, values, taken, what, bound, ended)
         return Integration(integration_id, uuid, account_id, type, name, description, now)
 
     def get_integration(self, account_id: int, uuid_or_name: str) -> Integration:
