@@ -390,6 +390,32 @@ def test_a_30_day_token_is_expiring_for_its_last_14_days_then_expired(timed: Sit
     assert audit_of(events, "expire", "satoken") == expire  # nothing about the token that never expires
 
 
+def test_the_lifecycle_job_reads_only_the_tokens_with_something_due(
+    timed: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_due runs every minute: it read every token of every account (200,000 revoked tokens:
+    1.4 s) to find the few with a deadline passed, an expiry or a warning due. The store picks them."""
+    site = timed
+    integration = site.integration()
+    due = site.issue(integration, name="due", expires="15d")
+    site.issue(integration, name="later", expires="30d")
+    site.issue(integration, name="forever")
+    revoked = site.issue(integration, name="revoked", expires="1d")
+    ok(site.call(site.owner, "POST", site.path(f"/tokens/{revoked['id']}/revoke")))
+    expired = site.issue(integration, name="expired", expires="1d")
+    site.server.clock.advance(86400 + 60)  # `due` has 14 days less a minute left, `expired` expired
+    lifecycle, store = site.services.lifecycle, site.services.store
+
+    def every_token(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the lifecycle job read every token")
+
+    monkeypatch.setattr(store, "list_tokens", every_token)
+    assert [t.id for t in store.due_tokens(site.server.clock(), 14 * DAY)] == [due["id"], expired["id"]]
+    summary = lifecycle.run_due()
+    assert (summary.expired, summary.warned, summary.revoked) == ([expired["id"]], [due["id"]], [])
+    assert store.due_tokens(site.server.clock(), 14 * DAY) == []
+
+
 def test_the_cli_lists_expiring_tokens(make_server: Any) -> None:
     """`siemgate token list --expiring` runs on the real clock: the server's clock is moved back 16
     days to issue a 30-day token that, in real time, has 14 days left."""

@@ -199,12 +199,11 @@ class TokenLifecycle:
             self.revoke(SYSTEM, account, old.id, reason=f"replacement {record.id} was used")
 
     def run_due(self) -> DueSummary:
-        """Apply passed rotation deadlines and record expiry warnings and expiries (each once)."""
+        """Apply passed rotation deadlines and record expiry warnings and expiries (each once),
+        reading only the tokens with one of them due (Store.due_tokens)."""
         now = self.clock()
         summary = DueSummary([], [], [])
-        for record in self.store.list_tokens():
-            if record.revoked_at is not None:
-                continue
+        for record in self.store.due_tokens(now, EXPIRY_WARNING_NS):
             account = self.store.get_account_by_id(record.account_id)
             if record.revoke_at is not None and now >= record.revoke_at:
                 self.revoke(SYSTEM, account, record.id, reason="rotation grace period ended")

@@ -12,7 +12,7 @@ from typing import Any
 
 from siemgate.errors import NotFound
 from siemgate.model.features import Feature
-from siemgate.store.errors import IntegrityConflict
+from siemgate.store.errors import LIVE, IntegrityConflict
 from siemgate.store.records import IngestKey, SigningKey, TokenRecord, TokenUse
 from siemgate.store.shared.dialect import Bound, Ended, SharedSQL
 
@@ -116,6 +116,18 @@ class CredentialStore(SharedSQL):
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._select(f"SELECT {_RECORD} FROM tokens{clause} ORDER BY created_at, id", params)
         return [_token(r) for r in rows]
+
+    def due_tokens(self, now: int, warning_ns: int) -> list[TokenRecord]:
+        """The tokens of live accounts with a lifecycle step due at `now` (accounts/lifecycle.py,
+        run_due): not revoked, and past a scheduled revocation, or expired and not yet recorded so,
+        or expiring within `warning_ns` and not yet warned; oldest first."""
+        sql = (
+            f"SELECT {_RECORD} FROM tokens WHERE revoked_at IS NULL AND (revoke_at <= ?"
+            " OR (expires_at <= ? AND expiry_recorded_at IS NULL)"
+            " OR (expires_at > ? AND expires_at <= ? AND expiry_warned_at IS NULL))"
+            f" AND account_id IN (SELECT id FROM accounts WHERE {LIVE}) ORDER BY created_at, id"
+        )
+        return [_token(r) for r in self._select(sql, (now, now, now, now + warning_ns))]
 
     def schedule_revocation(self, token_id: str, revoke_at: int | None, on_replacement_use: bool) -> None:
         """Revoke the token at `revoke_at` at the latest, or when its replacement is first used."""
