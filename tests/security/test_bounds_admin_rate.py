@@ -47,3 +47,21 @@ def test_a_person_over_the_admin_rate_limit_is_refused_and_no_one_else_is(make_s
     assert _me(tenants.call(alice, "GET", f"/accounts/{tenants.a.uuid}/members")) == LIMIT - 1  # a colleague
     assert _me(tenants.call(bob, "GET", "/me")) == LIMIT - 1  # another account
     ok(tenants.sign_in(adam.email))  # signing in is limited by the failed-sign-in limits only
+
+
+def test_every_admin_reply_carries_the_rate_limit_headers(make_server: Any) -> None:
+    """Routes that build their own response (event search, export, a 204) lost the RateLimit-*
+    headers that admin_actor set: a script paging events could not see its remaining count."""
+    tenants = Tenants(make_server(admin_rate_limit_per_minute=100))
+    alice, a = tenants.alice, tenants.a.uuid
+    carl = tenants.person(tenants.a, f"carl@acme-{tenants.tag}.example", "member")
+    replies = [
+        tenants.call(alice, "GET", f"/accounts/{a}/events/auditevents"),
+        tenants.call(alice, "GET", f"/accounts/{a}/events/auditevents/export"),
+        tenants.call(alice, "GET", f"/accounts/{a}/events/auditevents/export", params={"format": "csv"}),
+        tenants.call(alice, "GET", f"/accounts/{a}/stats/auditevents", params={"group_by": "kind"}),
+        tenants.call(alice, "DELETE", f"/accounts/{a}/members/{carl.user.uuid}"),
+    ]
+    assert [r.status_code for r in replies] == [200, 200, 200, 200, 204], [r.text for r in replies]
+    assert [r.headers.get("RateLimit-Remaining") for r in replies] == ["99", "98", "97", "96", "95"]
+    assert all(r.headers.get("RateLimit-Limit") == "100" and "RateLimit-Reset" in r.headers for r in replies)

@@ -1,5 +1,5 @@
-"""Request ids, one structured log line per request, request metrics, and the admin API's
-`Cache-Control: no-store` (plain ASGI)."""
+"""Request ids, one structured log line per request, request metrics, the admin API's
+`Cache-Control: no-store`, and headers a dependency leaves for the reply (plain ASGI)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,35 @@ class NoStoreMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_no_store)
+
+
+REPLY_HEADERS = "reply_headers"
+
+
+class ReplyHeadersMiddleware:
+    """The headers a dependency put in `request.state.reply_headers` (name -> value) on the reply,
+    whatever the route returned: FastAPI copies the headers a dependency sets on its `response`
+    only onto replies it builds itself, not onto a Response, a stream or a 204 a route builds. A
+    header the reply already has is left as it is."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            extra: dict[str, str] = scope.get("state", {}).get(REPLY_HEADERS, {})
+            if message["type"] == "http.response.start" and extra:
+                headers = message.get("headers", [])
+                have = {name.lower() for name, _ in headers}
+                added = [(k.lower().encode(), v.encode()) for k, v in extra.items() if k.lower().encode() not in have]
+                message["headers"] = [*headers, *added]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _incoming_id(scope: Scope) -> str | None:

@@ -22,7 +22,7 @@ from siemgate.api.guard import RequestGuard
 from siemgate.api.ingest_routes import ingest_router
 from siemgate.api.meta_routes import meta_router
 from siemgate.api.metrics import IntegrityCollector, Metrics
-from siemgate.api.middleware import NoStoreMiddleware, RequestLogMiddleware
+from siemgate.api.middleware import NoStoreMiddleware, ReplyHeadersMiddleware, RequestLogMiddleware
 from siemgate.api.openapi import install_openapi
 from siemgate.api.proof_routes import proof_router
 from siemgate.auth.passwords import warm_up
@@ -105,6 +105,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.include_router(event_routes.router)
     app.add_middleware(RequestGuard, settings=services.settings)
     app.add_middleware(NoStoreMiddleware, prefix="/api/admin/")
+    app.add_middleware(ReplyHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware, metrics=app.state.metrics)  # outermost: logs the guard's replies too
 
     install_openapi(app)

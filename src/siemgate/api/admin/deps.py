@@ -6,10 +6,11 @@ import base64
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from siemgate.accounts.actor import Actor
+from siemgate.api.middleware import REPLY_HEADERS
 from siemgate.api.schemas import ErrorBody
 from siemgate.auth.api_keys import PREFIX as API_KEY_PREFIX
 from siemgate.auth.ingest_keys import PREFIX as INGEST_PREFIX
@@ -55,17 +56,18 @@ def client_ip(request: Request) -> str:
 
 def admin_actor(
     request: Request,
-    response: Response,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     cookie: Annotated[str | None, Depends(_cookie)],
 ) -> Actor:
     """The person making an admin API request, counted against their rate limit (whichever key or
-    session they use; RateLimit-* headers on the answer). Raises Unauthorized saying what to send,
-    RateLimited (429, Retry-After) when the person is over their limit."""
+    session they use; RateLimit-* headers on every answer, through ReplyHeadersMiddleware). Raises
+    Unauthorized saying what to send, RateLimited (429, Retry-After) when the person is over their
+    limit."""
     actor = _authenticate(request, bearer, cookie)
     assert actor.user is not None  # only the operator acts without a person, never over HTTP
     limiter = services(request).admin_rate_limiter
-    response.headers.update(limiter.check(actor.user.uuid, f"{actor.user.email} on the admin API").headers())
+    status = limiter.check(actor.user.uuid, f"{actor.user.email} on the admin API")
+    setattr(request.state, REPLY_HEADERS, status.headers())
     return actor
 
 
