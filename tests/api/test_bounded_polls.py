@@ -5,7 +5,8 @@ events stored after live ones, must not make each poll of a cursor re-read the s
 The work is counted, not timed: SQLite calls a progress handler every few virtual-machine
 instructions of the server's page reads, and reading a stored event costs several of them, so a
 poll that reads every event of a backfill costs more instructions than the backfill has events.
-The store's scan budget is lowered so that a few thousand events show it.
+The store's scan budget is lowered so that a few thousand events show it. On PostgreSQL the rows
+each page statement examines are counted by running it again under EXPLAIN ANALYZE.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from siemgate.model.encoding import encode_event
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import MAX_STORED_NS, format_ns, parse_ns
 from siemgate.store.base import Account, NewEvent
+from siemgate.store.postgres import PostgresStore
+from siemgate.store.postgres.events import bucket_of
 from siemgate.store.sqlite import SQLiteStore
 from support.clocks import Clock
 from support.events import HOUR, SECOND, signin
@@ -184,3 +187,116 @@ def test_an_event_dated_far_ahead_does_not_make_a_reset_read_the_stream(
         again, cost = _page(live, token, {"cursor": page["cursor"]}, work)
         assert again == {"cursor": page["cursor"], "has_more": False, "items": []}
         assert cost < BACKFILL
+
+
+class Examined:
+    """Counts the stored rows the server's page statements examine on PostgreSQL: each statement
+    is recorded and, after the poll, run again under EXPLAIN ANALYZE (the data has not changed),
+    summing the rows every scan returned and removed by its filters."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+        self.statements: list[tuple[str, dict[str, Any]]] = []
+        page_sql = store._page_sql
+
+        def recording(code: int, read: list[int], columns: str, plan: str, params: dict[str, Any]) -> str:
+            sql = page_sql(code, read, columns, plan, params)
+            self.statements.append((sql, dict(params)))
+            return sql
+
+        store._page_sql = recording  # type: ignore[method-assign]
+
+    def take(self) -> int:
+        rows = 0
+        with self.store._conn() as conn:
+            for sql, params in self.statements:
+                plan = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).fetchone()
+                assert plan is not None
+                rows += self._examined(plan[0][0]["Plan"])
+        self.statements.clear()
+        return rows
+
+    def _examined(self, node: dict[str, Any]) -> int:
+        here = 0
+        if "Scan" in node["Node Type"]:
+            here = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
+        return here + sum(self._examined(child) for child in node.get("Plans", []))
+
+
+@pytest.fixture
+def pg_server(tmp_path: Any) -> Iterator[tuple[LiveServer, Examined]]:
+    settings = load_settings(data_dir=tmp_path, rate_limit_per_minute=10**7, rate_limit_per_hour=10**8)
+    store = make_store("postgres", tmp_path)
+    assert isinstance(store, PostgresStore)
+    store.scan_rows = SCAN_ROWS
+    examined = Examined(store)
+    live, uv, thread = start_server(settings, store, Clock())
+    yield live, examined
+    stop_server(live, uv, thread)
+
+
+def _pg_page(live: LiveServer, token: str, body: dict[str, Any], examined: Examined) -> tuple[dict[str, Any], int]:
+    response = live.page(token, SIGNIN, body)
+    assert response.status_code == 200, response.text
+    return orjson.loads(response.content), examined.take()
+
+
+def _pg_drain(live: LiveServer, token: str, cursor: str, examined: Examined) -> tuple[list[str], str, list[int]]:
+    uuids: list[str] = []
+    costs: list[int] = []
+    for _ in range(1000):
+        page, cost = _pg_page(live, token, {"cursor": cursor}, examined)
+        costs.append(cost)
+        uuids += [item["uuid"] for item in page["items"]]
+        if not page["items"] and not page["has_more"]:
+            assert page["cursor"] == cursor
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            return uuids, cursor, costs
+    raise AssertionError("the chain never reached the end of data")
+
+
+PG_BACKFILL = 3000
+
+
+def test_on_postgres_events_before_the_window_in_its_first_day_are_not_read_by_every_poll(
+    pg_server: tuple[LiveServer, Examined],
+) -> None:
+    """PostgreSQL reads only the window's day partitions, but events of the window's first day
+    dated before its start (a backfill dated 00:00 to 12:00 of a window opened at 12:00) are in
+    them. Before, every poll of a quiet chain, and every reset to that start, read all of them
+    again; now a page examines at most scan_budget(limit) stored events past its cursor."""
+    live, examined = pg_server
+    account = live.account()
+    token, key = live.token(account, [SIGNIN]), live.ingest_key(account, [SIGNIN])
+    day = bucket_of(live.clock()) - 24 * HOUR  # yesterday, wholly in the past
+    start = day + 12 * HOUR
+    window = [signin(start + HOUR + i * SECOND) for i in range(5)]
+    _ingest(live, key, window)
+    page, _ = _pg_page(live, token, {"limit": LIMIT, "start_time": format_ns(start)}, examined)
+    delivered, cursor, _ = _pg_drain(live, token, page["cursor"], examined)
+    assert [item["uuid"] for item in page["items"]] + delivered == [e["uuid"] for e in window]
+
+    backfill = [signin(day + i * SECOND) for i in range(PG_BACKFILL)]  # dated 00:00 to 00:50
+    rows = [NewEvent(e["uuid"], parse_ns(e["timestamp"]), *encode_event(SIGNIN, e)) for e in backfill]
+    assert live.store.insert_events(account.id, SIGNIN, rows).stored == PG_BACKFILL
+    budget = SCAN_ROWS + 10 * LIMIT
+    delivered, cursor, costs = _pg_drain(live, token, cursor, examined)
+    assert delivered == []
+    assert max(costs) <= 2 * budget, f"a poll examined {max(costs)} rows: it read the whole backfill"
+    for _ in range(3):  # at the end of data, polls stay bounded too
+        page, cost = _pg_page(live, token, {"cursor": cursor}, examined)
+        assert page == {"cursor": cursor, "has_more": False, "items": []}
+        assert cost <= 2 * budget
+
+    late = signin(start + 2 * SECOND)  # an event of the window stored after the backfill still comes, once
+    _ingest(live, key, [late])
+    delivered, cursor, _ = _pg_drain(live, token, cursor, examined)
+    assert delivered == [late["uuid"]]
+
+    # A reset to the same start: its position is before the backfill (max_ts), and it reads on in
+    # bounded pages to exactly the window's events.
+    page, cost = _pg_page(live, token, {"limit": LIMIT, "start_time": format_ns(start)}, examined)
+    delivered, _, costs = _pg_drain(live, token, page["cursor"], examined) if page["has_more"] else ([], "", [])
+    assert [item["uuid"] for item in page["items"]] + delivered == [e["uuid"] for e in window] + [late["uuid"]]
+    assert max([cost, *costs]) <= 2 * budget

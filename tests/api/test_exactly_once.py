@@ -21,6 +21,7 @@ from siemgate.config import load_settings
 from siemgate.model.encoding import V2_ONLY_TOP
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import format_ns, parse_ns
+from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 from support.clocks import Clock
 from support.events import HOUR, MAKERS, SECOND
@@ -50,16 +51,20 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Ite
 
 
 @pytest.fixture(scope="module")
-def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A SQLite server whose pages examine at most 3 stored events each, every window read along
-    seq: nearly every page stops at its scan budget and moves its cursor past what it examined
+def tight_server(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[LiveServer]:
+    """A server whose pages examine at most 3 stored events each, every window read along seq:
+    nearly every page stops at its scan budget and moves its cursor past what it examined
     (docs/cursors.md, "Bounded work")."""
     data_dir = tmp_path_factory.mktemp("exactly-once-tight")
     settings = load_settings(data_dir=data_dir, rate_limit_per_minute=10**7, rate_limit_per_hour=10**8)
-    store = make_store("sqlite", data_dir)
-    assert isinstance(store, SQLiteStore)
-    store.scan_budget = lambda limit: 3  # type: ignore[method-assign]
-    store._window_small = lambda *args: False  # type: ignore[method-assign]
+    store = make_store(server_backend, data_dir)
+    if isinstance(store, SQLiteStore):
+        store.scan_budget = lambda limit: 3  # type: ignore[method-assign]
+        store._window_small = lambda *args: False  # type: ignore[method-assign]
+    else:
+        assert isinstance(store, PostgresStore)
+        store.scan_budget = lambda limit: 3  # type: ignore[method-assign]
+        store._plan = lambda *args: "seq"  # type: ignore[method-assign]
     live, uv, thread = start_server(settings, store, Clock())
     yield live
     stop_server(live, uv, thread)

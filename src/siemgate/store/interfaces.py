@@ -17,6 +17,21 @@ from siemgate.store.records import (
     PageRows,
 )
 
+# A page read along seq examines at most this many stored events, plus 10 per event of its limit
+# (docs/cursors.md, "Bounded work").
+SCAN_ROWS = 10_000
+
+
+class ScanBudget:
+    """How many stored events a page may examine (docs/cursors.md, "Bounded work"): the same on
+    every backend's event logs."""
+
+    scan_rows = SCAN_ROWS  # lowered by tests that follow chains through many scan stops
+
+    def scan_budget(self, limit: int) -> int:
+        """How many stored events a page of `limit` may examine along seq after its cursor."""
+        return self.scan_rows + 10 * limit
+
 
 class StoreLifecycle(abc.ABC):
     """Opening and closing: migrations and connections."""

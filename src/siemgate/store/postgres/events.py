@@ -20,6 +20,7 @@ import psycopg
 from siemgate.errors import NotFound, StoreError
 from siemgate.model.features import Feature
 from siemgate.store.errors import ACCOUNT_GONE, LIVE, IntegrityConflict
+from siemgate.store.interfaces import ScanBudget
 from siemgate.store.postgres.connection import PgBase
 from siemgate.store.records import EventRow, InsertResult, NewEvent, PageRows
 from siemgate.tlog.entry import entry_bytes
@@ -71,7 +72,7 @@ def partition_name(code: int, bucket: int, table: str = "events") -> str:
 _PARTITIONED = ("events", "facets")
 
 
-class PgEvents(PgBase):
+class PgEvents(PgBase, ScanBudget):
     log_entries_on = True  # off only in the benchmark that measures what the log costs
     _partitions: set[tuple[int, int]]  # (feature code, bucket) known to exist (set by PostgresStore)
     # (account, feature, a page's last seq) -> the days that page was read from, and its plan
@@ -361,24 +362,42 @@ class PgEvents(PgBase):
             when = "" if inside else " AND ts >= %(start)s AND ts <= %(end)s"
             parts.append(
                 f"(SELECT {columns}, {b}::bigint FROM {partition_name(code, b)} WHERE account_id = %(a)s"
-                f" AND feature = %(f)s AND seq > %(after)s{when} ORDER BY {order} LIMIT %(n)s)"
+                f" AND feature = %(f)s AND seq > %(after)s AND seq <= %(stop)s{when} ORDER BY {order} LIMIT %(n)s)"
             )
         return " UNION ALL ".join(parts)
 
     def _window_rows(
-        self, account_id: int, code: int, after_seq: int, start: int, end: int | None, limit: int, columns: str
-    ) -> list[tuple[Any, ...]]:
-        """Up to limit + 1 rows (the `columns`, their day, then three NULLs) of the window after the
-        cursor, in seq order."""
+        self,
+        account_id: int,
+        code: int,
+        after_seq: int,
+        start: int,
+        end: int | None,
+        limit: int,
+        columns: str,
+        scan: int = _MAX_TS,
+    ) -> tuple[list[tuple[Any, ...]], int | None]:
+        """Up to limit + 1 rows (the `columns`, their day, then five NULLs) of the window after the
+        cursor, in seq order, and the page's position when it stopped at its scan budget (`scan`
+        stored events examined along seq before the stream's head with at most `limit` matches:
+        docs/cursors.md, "Bounded work")."""
         try:
-            return self._window_read(account_id, code, after_seq, start, end, limit, columns)
+            return self._window_read(account_id, code, after_seq, start, end, limit, columns, scan)
         except StoreError:  # a purge may have dropped a partition between two statements: look again
             self._page_days.pop((account_id, code, after_seq), None)
-            return self._window_read(account_id, code, after_seq, start, end, limit, columns)
+            return self._window_read(account_id, code, after_seq, start, end, limit, columns, scan)
 
     def _window_read(
-        self, account_id: int, code: int, after_seq: int, start: int, end: int | None, limit: int, columns: str
-    ) -> list[tuple[Any, ...]]:
+        self,
+        account_id: int,
+        code: int,
+        after_seq: int,
+        start: int,
+        end: int | None,
+        limit: int,
+        columns: str,
+        scan: int,
+    ) -> tuple[list[tuple[Any, ...]], int | None]:
         """Read the page from the day partitions that hold it, each attempt one statement.
 
         The statement reads the chosen days and lists, in the same snapshot, the days it did not
@@ -390,7 +409,13 @@ class PgEvents(PgBase):
         choice is the days the previous page of the chain was read from (remembered by its last
         seq), so a reader following its cursor usually needs one statement per page. Only the days the
         page's rows came from and the next day by min seq are remembered: the days a chain has left
-        behind are not read again (they would make every later page of a long chain slower)."""
+        behind are not read again (they would make every later page of a long chain slower).
+
+        Read along seq, a page examines only seqs up to its cursor + `scan`; when the stream's head
+        (in the same snapshot) is beyond that and at most `limit` rows matched, the page stops
+        there and that seq is its position. A page that finds nothing starts again from the first
+        seq of the window's days (their min seq in event_buckets), skipping seqs no day of the
+        window holds."""
         params: dict[str, Any] = {"a": account_id, "f": code, "after": after_seq, "start": start, "n": limit + 1}
         params["end"] = _MAX_TS if end is None else end
         params["lo"] = max(start - DAY, _MIN_TS)
@@ -399,42 +424,51 @@ class PgEvents(PgBase):
         with self._conn("cannot read events") as conn:
             while True:
                 params["read"] = read
+                params["stop"] = min(params["after"] + scan, _MAX_TS) if plan == "seq" else _MAX_TS
                 sql = self._page_sql(code, read, columns, plan, params)
                 found = conn.cursor(binary=True).execute(sql, params, prepare=True)
                 rows = found.fetchall()
                 # The row of arrays is the last in practice; the page's rows keep their order whatever.
                 at = len(rows) - 1 if rows[-1][0] is None else next(i for i, r in enumerate(rows) if r[0] is None)
-                buckets, mins, counts = rows.pop(at)[-3:]
+                buckets, mins, counts, head, first = rows.pop(at)[-5:]
                 unread = sorted(zip(mins or [], buckets or [], counts or [], strict=True))
                 later = unread
                 if len(rows) > limit:  # only the unread days that could hold a seq up to the limit-th row
                     unread = [u for u in unread if u[0] <= rows[limit - 1][0]]
-                if not unread:
-                    break
-                if not planned:
+                if not planned and unread:
                     plan, planned = self._plan(conn, code, [(b, m, n) for m, b, n in unread], params), True
+                stop = min(params["after"] + scan, _MAX_TS) if plan == "seq" else _MAX_TS
+                unread = [u for u in unread if u[0] <= stop]  # days holding only seqs past the stop wait
+                if not unread:
+                    if rows or first is None or first - 1 <= stop:
+                        break
+                    params["after"] = first - 1  # no day of the window holds a seq up to first - 1
+                    continue
                 total = sum(1 for r in rows if r[0] < unread[0][0])
                 for _, bucket, count in unread:  # by min seq: the days that could fill the page
                     read.append(int(bucket))
                     total += int(count)
                     if total > limit:
                         break
-        if rows:
+        position = stop if len(rows) <= limit and head is not None and head > stop else None
+        if rows or position is not None:
             if len(self._page_days) >= _PAGE_DAYS_KEPT:
                 self._page_days.clear()
-            self._page_days[(account_id, code, int(rows[min(limit, len(rows)) - 1][0]))] = (
-                _next_days(rows, _width(columns), later),
-                plan,
-            )
-        return rows  # each with its day and three trailing NULL columns
+            last = position if position is not None else int(rows[min(limit, len(rows)) - 1][0])
+            self._page_days[(account_id, code, last)] = (_next_days(rows, _width(columns), later), plan)
+        return rows, position  # rows each with its day and five trailing NULL columns
 
     def _page_sql(self, code: int, read: list[int], columns: str, plan: str, params: dict[str, Any]) -> str:
-        """The page's rows from the `read` days (with their day and three NULL columns), then one row
+        """The page's rows from the `read` days (with their day and five NULL columns), then one row
         of three arrays: the bucket, min seq and row count of each other day holding a seq after the
-        cursor."""
+        cursor; the stream's head; and the smallest min seq of the window's days holding a seq after
+        the cursor."""
         unread = (
             f"SELECT {', '.join(['NULL'] * (_width(columns) + 1))},"
-            " array_agg(bucket), array_agg(min_seq), array_agg(rows) FROM event_buckets"
+            " array_agg(bucket), array_agg(min_seq), array_agg(rows),"
+            " (SELECT head_seq FROM streams WHERE account_id = %(a)s AND feature = %(f)s),"
+            " (SELECT min(min_seq) FROM event_buckets WHERE account_id = %(a)s AND feature = %(f)s"
+            " AND max_seq > %(after)s AND bucket > %(lo)s AND bucket <= %(end)s) FROM event_buckets"
             " WHERE account_id = %(a)s AND feature = %(f)s AND max_seq > %(after)s AND bucket > %(lo)s"
             " AND bucket <= %(end)s AND bucket <> ALL(%(read)s::bigint[])"
         )
@@ -442,14 +476,15 @@ class PgEvents(PgBase):
             return unread
         union = self._union(code, read, columns, plan, params["start"], params["end"])
         return (
-            f"SELECT *, NULL::bigint[], NULL::bigint[], NULL::bigint[] FROM (SELECT * FROM ({union}) u"
+            "SELECT *, NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint, NULL::bigint"
+            f" FROM (SELECT * FROM ({union}) u"
             f" ORDER BY 1 LIMIT %(n)s) p UNION ALL {unread}"
         )
 
     def read_events(
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int
     ) -> list[EventRow]:
-        rows = self._window_rows(account_id, feature.code, after_seq, start, end, limit, "seq, body, v1_cut")
+        rows, _ = self._window_rows(account_id, feature.code, after_seq, start, end, limit, "seq, body, v1_cut")
         return [(int(r[0]), bytes(r[1]), None if r[2] is None else int(r[2])) for r in rows[:limit]]
 
     def read_page(
@@ -457,10 +492,22 @@ class PgEvents(PgBase):
     ) -> PageRows:
         # v1 views are cut in SQL; the bodies are joined here (one join of up to 1000 bytes objects:
         # measured faster than string_agg, whose single large value costs more to send).
-        rows = self._window_rows(
-            account_id, feature.code, after_seq, start, end, limit, f"seq, {_V1_BODY if v1 else 'body'}"
+        rows, position = self._window_rows(
+            account_id,
+            feature.code,
+            after_seq,
+            start,
+            end,
+            limit,
+            f"seq, {_V1_BODY if v1 else 'body'}",
+            self.scan_budget(limit),
         )
-        if not rows:
-            return PageRows(b"", 0, None, False)
         page = rows[:limit]
-        return PageRows(b",".join(bytes(r[1]) for r in page), len(page), int(page[-1][0]), len(rows) > limit)
+        last_seq = int(page[-1][0]) if page else None
+        return PageRows(
+            b",".join(bytes(r[1]) for r in page),
+            len(page),
+            last_seq,
+            len(rows) > limit or position is not None,
+            position,
+        )

@@ -15,6 +15,7 @@ from typing import Any
 from siemgate.errors import NotFound, StoreError
 from siemgate.model.features import Feature
 from siemgate.store.errors import ACCOUNT_GONE, LIVE
+from siemgate.store.interfaces import ScanBudget
 from siemgate.store.records import EventRow, InsertResult, NewEvent, PageRows
 from siemgate.store.sqlite.connection import SQLiteBase
 from siemgate.tlog.entry import entry_bytes
@@ -28,9 +29,6 @@ _V1_BODY = (
 # A bounded window with fewer rows than this is read through the timestamp index; larger or open
 # windows are read along seq (docs/cursors.md, "Query plans").
 _WINDOW_PLAN_MIN = 2000
-# A page read along seq examines at most this many stored events, plus 10 per event of its limit
-# (docs/cursors.md, "Bounded work").
-SCAN_ROWS = 10_000
 
 
 _MAX_ROWS_PER_INSERT = 1024
@@ -56,9 +54,8 @@ def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[
         done += count
 
 
-class SQLiteEvents(SQLiteBase):
+class SQLiteEvents(SQLiteBase, ScanBudget):
     log_entries_on = True  # off only in the benchmark that measures what the log costs
-    scan_rows = SCAN_ROWS  # lowered by tests that follow chains through many scan stops
 
     # writing --------------------------------------------------------------------------------------
     def insert_events(self, account_id: int, feature: Feature, events: Sequence[NewEvent]) -> InsertResult:
@@ -237,10 +234,6 @@ class SQLiteEvents(SQLiteBase):
             plan = self._window_plan(conn, account_id, code, start, end, limit)
             sql = self._window_sql(plan, "seq, body, v1_cut")
             return conn.execute(sql, (account_id, code, after_seq, MAX_TS, start, last, limit)).fetchall()
-
-    def scan_budget(self, limit: int) -> int:
-        """How many stored events a page of `limit` may examine along seq after its cursor."""
-        return self.scan_rows + 10 * limit
 
     def read_page(
         self, account_id: int, feature: Feature, after_seq: int, start: int, end: int | None, limit: int, *, v1: bool
