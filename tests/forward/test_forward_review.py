@@ -31,6 +31,7 @@ from siemgate.forward.runner import Forwarder
 from siemgate.forward.sinks.base import Item, SinkContext
 from siemgate.model.features import Feature
 from support.receivers import misbehaving
+from support.resolver import hung_resolver
 from support.waiting import wait_for
 
 from .forward_support import config, fill, run_in_thread, run_once, sample
@@ -566,24 +567,12 @@ def test_a_resolver_that_hangs_holds_a_pipeline_no_longer_than_its_timeout(
     until the resolver gave up. Now the lookup ends with the timeout: the request fails, to be
     retried, saying the name did not resolve in time."""
     monkeypatch.setenv("FORWARD_TEST_TOKEN", "token")
-    real = socket.getaddrinfo
-    release = threading.Event()
-
-    def hanging(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host != "hung.example":
-            return real(host, port, *args, **kwargs)
-        release.wait(5)
-        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-
-    monkeypatch.setattr(socket, "getaddrinfo", hanging)
     started = time.monotonic()
-    try:
+    with hung_resolver(monkeypatch):
         with pytest.raises((SinkRetryable, SourceError), match="did not resolve within the time allowed"):
             reach(tmp_path, sink)
         took = time.monotonic() - started
         assert took < 2.0, took
-    finally:
-        release.set()
 
 
 def test_a_syslog_receiver_that_talks_back_then_stops_reading_holds_a_write_no_longer_than_its_timeout(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from siemgate.store.base import AlertRuleRecord
 from support.admin import Site as AdminSite
 from support.admin import error_message
 from support.receivers import misbehaving
+from support.resolver import hung_resolver
 from support.waiting import wait_for
 
 from .test_alert_bounds import Site
@@ -218,24 +218,14 @@ def test_a_resolver_that_hangs_holds_a_delivery_no_longer_than_its_timeout(
     not answer (a tenant's name served by a DNS server that hangs) held a delivery worker until the
     resolver gave up, past the delivery's lease (when it is sent again). Now the lookup ends with
     the action's timeout (SMTP's for email)."""
-    real = socket.getaddrinfo
-    release = threading.Event()
-
-    def hanging(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host != "hung.example":
-            return real(host, port, *args, **kwargs)
-        release.wait(5)
-        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-
-    monkeypatch.setattr(socket, "getaddrinfo", hanging)
     site = Site(tmp_path / "d", alerts_max_attempts=1, smtp_host="hung.example", smtp_timeout=0.5)
     try:
-        site.hook_rule_stored_directly([action])
-        started = time.monotonic()
-        [delivery] = site.fire()
-        took = time.monotonic() - started
-        assert delivery.status == "failed" and "did not resolve" in delivery.last_error, delivery
-        assert took < 2.0, took
+        with hung_resolver(monkeypatch):
+            site.hook_rule_stored_directly([action])
+            started = time.monotonic()
+            [delivery] = site.fire()
+            took = time.monotonic() - started
+            assert delivery.status == "failed" and "did not resolve" in delivery.last_error, delivery
+            assert took < 2.0, took
     finally:
-        release.set()
         site.services.close()
