@@ -3,7 +3,9 @@ round trip, a slow disk) holds up no other request of the process, another accou
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,40 +15,46 @@ import pytest
 
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
-from siemgate.store.base import IngestKey, PageRows, Store
+from siemgate.store.base import Store
 from support.clocks import Clock
 from support.events import signin
 from support.servers import start_server, stop_server
 
 
+@contextlib.contextmanager
+def _held(store: Store, read: str, applies: Callable[..., bool]) -> Iterator[threading.Event]:
+    """The store's `read` waits, until the block ends, in the calls `applies` picks; yields the
+    event set once one waits."""
+    entered, release = threading.Event(), threading.Event()
+    original = getattr(store, read)
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        if applies(*args, **kwargs):
+            entered.set()
+            release.wait(30)
+        return original(*args, **kwargs)
+
+    setattr(store, read, held)
+    try:
+        yield entered
+    finally:
+        release.set()
+
+
 def test_a_page_waiting_on_the_store_holds_up_no_other_request(store: Store, tmp_path: Path) -> None:
     live, server, thread = start_server(load_settings(data_dir=tmp_path / "server"), store, Clock())
-    release = threading.Event()
     try:
         slow_account, other_account = live.account(), live.account()
         slow_token, other_token = live.token(slow_account), live.token(other_account)
-        entered = threading.Event()
-        read_page = store.read_page
-
-        def held_read_page(account_id: int, *args: Any, **kwargs: Any) -> PageRows:
-            if account_id == slow_account.id:
-                entered.set()
-                release.wait(30)
-            return read_page(account_id, *args, **kwargs)
-
-        store.read_page = held_read_page  # type: ignore[method-assign]
         with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=live.base_url, timeout=5) as other:
-            held = pool.submit(live.page, slow_token, Feature.ITEMUSAGES, {"limit": 10})
-            try:
+            with _held(store, "read_page", lambda account_id, *_, **__: account_id == slow_account.id) as entered:
+                held = pool.submit(live.page, slow_token, Feature.ITEMUSAGES, {"limit": 10})
                 _serves_others(other, other_token, other_account.uuid, entered)
                 assert not held.done()
-            finally:
-                release.set()
             response = held.result(timeout=30)
             assert response.status_code == 200, response.text
             assert response.json()["has_more"] is False
     finally:
-        release.set()
         stop_server(live, server, thread)
 
 
@@ -65,31 +73,18 @@ def test_an_ingest_request_waiting_on_the_store_holds_up_no_other_request(store:
     """The ingest key is looked up off the event loop too (it was not: on PostgreSQL a producer's
     request waiting for a pooled connection froze every other account's requests meanwhile)."""
     live, server, thread = start_server(load_settings(data_dir=tmp_path / "server"), store, Clock())
-    release = threading.Event()
     try:
         producer, other_account = live.account(), live.account()
         key, other_token = live.ingest_key(producer), live.token(other_account)
-        entered = threading.Event()
-        lookup = store.get_ingest_key_by_hash
-
-        def held_lookup(digest: str) -> IngestKey:
-            entered.set()
-            release.wait(30)
-            return lookup(digest)
-
-        store.get_ingest_key_by_hash = held_lookup  # type: ignore[method-assign,assignment]
         with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=live.base_url, timeout=5) as other:
-            held = pool.submit(live.ingest, key, Feature.SIGNINATTEMPTS, [signin(live.clock())])
-            try:
+            with _held(store, "get_ingest_key_by_hash", lambda *_: True) as entered:
+                held = pool.submit(live.ingest, key, Feature.SIGNINATTEMPTS, [signin(live.clock())])
                 _serves_others(other, other_token, other_account.uuid, entered)
                 assert not held.done()
-            finally:
-                release.set()
             response = held.result(timeout=30)
             assert response.status_code == 200, response.text
             assert response.json()["stored"] == 1
     finally:
-        release.set()
         stop_server(live, server, thread)
 
 
@@ -100,32 +95,18 @@ def test_a_public_endpoint_waiting_on_the_store_holds_up_no_other_request(
     """/healthz and the JWKS read the store off the event loop: anyone may call them (a load
     balancer every few seconds), and on the loop a wait on PostgreSQL froze the process."""
     live, server, thread = start_server(load_settings(data_dir=tmp_path / "server"), store, Clock())
-    release = threading.Event()
     try:
-        account = live.account()
-        token = live.token(account)
-        entered = threading.Event()
-        original = getattr(store, read)
-
-        def held(*args: Any) -> Any:
-            if not threading.current_thread().name.startswith("asyncio"):  # not a background job's
-                entered.set()
-                release.wait(30)
-            return original(*args)
-
+        token = live.token(live.account())
         with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=live.base_url, timeout=5) as other:
-            setattr(store, read, held)
-            waiting = pool.submit(live.http.get, path)
-            try:
+            # not a background job's read (they run on the event loop's own threads)
+            with _held(store, read, lambda *_: not threading.current_thread().name.startswith("asyncio")) as entered:
+                waiting = pool.submit(live.http.get, path)
                 assert entered.wait(10), f"{path} never reached the store"
                 page = other.post(
                     "/api/v2/itemusages", json={"limit": 10}, headers={"Authorization": f"Bearer {token}"}
                 )
                 assert page.status_code == 200, page.text
                 assert not waiting.done()
-            finally:
-                release.set()
             assert waiting.result(timeout=30).status_code == 200
     finally:
-        release.set()
         stop_server(live, server, thread)
