@@ -62,6 +62,20 @@ def forward_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 @pytest.mark.parametrize("command", [("check",), ("--once",), ("status",)])
+def _gzipped(body: bytes) -> Callable[[Any], None]:
+    """A peer's answer: 200 with `body` as gzip-encoded JSON (already compressed)."""
+
+    def answer(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-encoding", "gzip")
+        handler.send_header("content-length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
 def test_tls_files_that_do_not_load_are_configuration_errors_naming_the_key(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
@@ -232,15 +246,7 @@ def test_a_compressed_page_larger_than_the_bound_once_decoded_is_refused(
     padding = b" " * (64 * 1024 * 1024)
     bomb = gzip.compress(b'{"cursor": "c", "has_more": false, "items": []' + padding + b"}", compresslevel=9)
 
-    def inflating(handler: Any) -> None:
-        handler.send_response(200)
-        handler.send_header("content-type", "application/json")
-        handler.send_header("content-encoding", "gzip")
-        handler.send_header("content-length", str(len(bomb)))
-        handler.end_headers()
-        handler.wfile.write(bomb)
-
-    with misbehaving(inflating) as url:
+    with misbehaving(_gzipped(bomb)) as url:
         cfg = config(tmp_path / "state", url, {"n": {"type": "null"}}, features=["signinattempts"])
         forwarder = Forwarder(cfg)
         retries = functools.partial(sample, forwarder, "siemgate_forward_source_retries_total", source="src")
@@ -514,17 +520,9 @@ def test_a_page_of_countless_tiny_items_is_not_parsed() -> None:
     page = b'{"cursor": "c", "has_more": false, "items": [' + b",".join([b"{}"] * 1_500_000) + b"]}"
     packed = gzip.compress(page, compresslevel=9)
 
-    def countless(handler: Any) -> None:
-        handler.send_response(200)
-        handler.send_header("content-type", "application/json")
-        handler.send_header("content-encoding", "gzip")
-        handler.send_header("content-length", str(len(packed)))
-        handler.end_headers()
-        handler.wfile.write(packed)
-
     refused = r"the reply holds about \d+ JSON values, more than a page may"
     with (
-        misbehaving(countless) as url,
+        misbehaving(_gzipped(packed)) as url,
         EventsClient("token", url, max_attempts=1) as client,
         pytest.raises(SourceError, match=refused),
     ):
