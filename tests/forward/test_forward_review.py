@@ -61,7 +61,6 @@ def forward_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
-@pytest.mark.parametrize("command", [("check",), ("--once",), ("status",)])
 def _gzipped(body: bytes) -> Callable[[Any], None]:
     """A peer's answer: 200 with `body` as gzip-encoded JSON (already compressed)."""
 
@@ -76,6 +75,7 @@ def _gzipped(body: bytes) -> Callable[[Any], None]:
     return answer
 
 
+@pytest.mark.parametrize("command", [("check",), ("--once",), ("status",)])
 def test_tls_files_that_do_not_load_are_configuration_errors_naming_the_key(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
