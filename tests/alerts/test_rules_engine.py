@@ -407,6 +407,18 @@ def test_first_seen_keys_load_in_the_order_they_learnt_and_older_state_first() -
     assert orjson.loads(entry.value) == {"values": ['["CA"]', '["FR"]'], "learnt": 4}
 
 
+def test_saved_learn_order_numbers_rules_in_id_order_in_every_process() -> None:
+    """The numbers saved with first-seen keys follow the rules' ids, not the order of the
+    change set (a set of strings, ordered by the process's hash seed): a batch and the same
+    events one at a time, or two processes, saved different numbers for the same state."""
+    book = StateBook()
+    rules = [f"rule-{n}" for n in range(12)]
+    for rule_id in reversed(rules):
+        book.remember(rule_id, ("k",), ("CA",), 10)
+    numbers = {e.rule_id: orjson.loads(e.value)["learnt"] for e in book.changes()}
+    assert [numbers[r] for r in sorted(rules)] == list(range(1, 13))
+
+
 def test_numeric_strings_are_decimal_numbers_compared_exactly() -> None:
     """A string counts as a number only in decimal notation with ASCII digits ("81118003", "-2.5",
     "1e3"), and numbers compare exactly: float() took " 12 ", "1_000", "nan", "infinity"

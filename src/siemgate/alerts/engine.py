@@ -328,13 +328,15 @@ class StateBook:
     def _learnt_order(self) -> dict[tuple[str, Key], int]:
         """A number for each first-seen key to be saved, past every number given before, in the
         order the keys learnt (the end of their rule's `seen`, where remember() moves a key), so
-        that a restart loads each rule's keys in that order and trim_seen drops the same ones."""
+        that a restart loads each rule's keys in that order and trim_seen drops the same ones.
+        The same state and changes give the same numbers in every process (rules in id order)."""
         wanted: dict[str, set[Key]] = {}
         for rule_id, kind, key in self.dirty:
             if kind == SEEN and not isinstance(key, str) and key in self.seen.get(rule_id, {}):
                 wanted.setdefault(rule_id, set()).add(key)
         numbers: dict[tuple[str, Key], int] = {}
-        for rule_id, keys in wanted.items():
+        for rule_id in sorted(wanted):  # not the dirty set's order, which varies between runs
+            keys = wanted[rule_id]
             newest = []
             for key in reversed(self.seen[rule_id]):
                 if key in keys:
