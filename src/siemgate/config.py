@@ -196,7 +196,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(None, description="SMTP login, if the server needs one.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password (env or file; never logged).")
     smtp_security: Literal["none", "starttls", "tls"] = Field("none", description="SMTP transport security.")
-    smtp_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the SMTP server.")
+    smtp_timeout: float = Field(
+        10.0, gt=0, le=60, description="Seconds an email attempt may take in all (at most 60, as other actions)."
+    )
     retention_interval_seconds: float = Field(
         3600.0, gt=0, description="How often the server applies retention (archive, then purge)."
     )

@@ -4,9 +4,12 @@ against a real local receiver, with retries and visible failures."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -16,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import MISSING, SMTP
 from standardwebhooks.webhooks import Webhook
 
 from siemgate.accounts.actor import CLI
@@ -304,20 +308,58 @@ def test_transient_failures_give_up_after_max_attempts(tmp_path: Path, http: Htt
 
 
 class _Capture:
-    def __init__(self) -> None:
+    def __init__(self, quit_reply: str | None = None) -> None:
         self.messages: list[Any] = []
+        self.quit_reply = quit_reply
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope)
         return "250 OK"
 
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> Any:
+        return self.quit_reply or MISSING
+
+
+TRICKLE = 0.02  # seconds between the bytes of a trickling server's replies
+
+
+class _TricklingSMTP(SMTP):
+    """aiosmtpd's server, each reply sent one byte at a time: every byte well within a timeout."""
+
+    async def push(self, status: Any) -> None:
+        reply = (status.encode() if isinstance(status, str) else status) + b"\r\n"
+        assert self._writer is not None
+        for i in range(len(reply)):
+            self._writer.write(reply[i : i + 1])
+            await self._writer.drain()
+            await asyncio.sleep(TRICKLE)
+
+
+class _TricklingController(Controller):
+    def factory(self) -> SMTP:
+        return _TricklingSMTP(self.handler, **self.SMTP_kwargs)
+
+
+@contextlib.contextmanager
+def smtp_site(
+    tmp_path: Path, handler: _Capture, controller: type[Controller] = Controller, **settings: Any
+) -> Iterator[Site]:
+    """A Site sending email through a real local SMTP server (aiosmtpd) that `handler` answers."""
+    server = controller(handler, hostname="127.0.0.1", port=free_port())
+    server.start()
+    site = Site(
+        tmp_path / "d", smtp_host="127.0.0.1", smtp_port=server.port, smtp_from="alerts@acme.example", **settings
+    )
+    try:
+        yield site
+    finally:
+        site.services.close()
+        server.stop()
+
 
 def test_email_through_a_real_smtp_server(tmp_path: Path) -> None:
     handler = _Capture()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    site = Site(tmp_path / "d", smtp_host="127.0.0.1", smtp_port=controller.port, smtp_from="alerts@acme.example")
-    try:
+    with smtp_site(tmp_path, handler) as site:
         mfa_rule(site, {"type": "email", "to": ["secops@acme.example", "ciso@acme.example"]})
         alert = fire(site)
         site.services.alerts.dispatcher.run_due()
@@ -329,9 +371,37 @@ def test_email_through_a_real_smtp_server(tmp_path: Path) -> None:
         assert message["Subject"] == "[siemgate] medium: MFA off"
         assert message["X-Siemgate-Alert"] == alert.id
         assert alert.summary in message.get_content()
-    finally:
-        site.services.close()
-        controller.stop()
+
+
+def test_an_smtp_server_that_trickles_its_replies_holds_an_email_no_longer_than_its_timeout(tmp_path: Path) -> None:
+    """The SMTP timeout bounded each socket operation, so a server that answers every command a
+    byte at a time (each byte within the timeout) held a delivery for the whole conversation, here
+    ten times the timeout, and, past the dispatcher's lease, it was sent twice. Now the attempt
+    ends by one deadline, `smtp_timeout` after it began."""
+    handler = _Capture()
+    with smtp_site(tmp_path, handler, _TricklingController, smtp_timeout=0.5, alerts_max_attempts=1) as site:
+        mfa_rule(site, {"type": "email", "to": ["secops@acme.example"]})
+        fire(site)
+        started = time.monotonic()
+        site.services.alerts.dispatcher.run_due()
+        took = time.monotonic() - started
+        [d] = deliveries(site)
+        assert d.status == "failed" and "timed out" in d.last_error, d
+        assert took < 0.5 + 1.0, took  # the greeting alone takes longer than the deadline
+        assert handler.messages == []
+
+
+def test_an_email_accepted_is_delivered_whatever_its_quit_reply(tmp_path: Path) -> None:
+    """A 4xx reply to QUIT, after the server had accepted the message, failed the attempt as one
+    to retry: the same email was sent again. QUIT's reply no longer counts."""
+    handler = _Capture(quit_reply="421 closing")
+    with smtp_site(tmp_path, handler, alerts_max_attempts=3) as site:
+        mfa_rule(site, {"type": "email", "to": ["secops@acme.example"]})
+        fire(site)
+        site.services.alerts.dispatcher.run_due()
+        [d] = deliveries(site)
+        assert (d.status, d.attempts, d.last_error) == ("delivered", 1, ""), d
+        assert len(handler.messages) == 1
 
 
 def test_email_without_an_smtp_server_fails_with_what_to_set(site: Site) -> None:

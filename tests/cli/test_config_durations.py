@@ -21,6 +21,7 @@ from support.procs import SIEMGATE, cli_env
         ("SIEMGATE_ALERTS_RETRY_SECONDS", "1e308"),
         ("SIEMGATE_ALERTS_CHECK_SECONDS", "Infinity"),
         ("SIEMGATE_SMTP_TIMEOUT", "inf"),
+        ("SIEMGATE_SMTP_TIMEOUT", "61"),  # past the delivery lease (75 s) with what comes before
     ],
 )
 def test_a_duration_that_is_not_finite_or_too_long_stops_serve_with_a_clear_error(

@@ -30,7 +30,7 @@ from siemgate.forward.records import Record
 from siemgate.forward.runner import Forwarder
 from siemgate.forward.sinks.base import Item, SinkContext
 from siemgate.model.features import Feature
-from support.receivers import misbehaving
+from support.receivers import misbehaving, trickle
 from support.resolver import hung_resolver
 from support.waiting import wait_for
 
@@ -176,16 +176,6 @@ def test_the_checkpoint_lock_holds_when_lock_files_are_deleted(tmp_path: Path) -
         assert [p.cursor for p in after.all()] == ["cursor-1"]
 
 
-def _trickle(handler: Any) -> None:
-    """A reply that never ends: the status line, then one header byte every 0.1 s until the client
-    hangs up (the write then fails and the handler ends)."""
-    handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
-    for _ in range(300):
-        handler.wfile.write(b"X")
-        handler.wfile.flush()
-        time.sleep(0.1)
-
-
 def test_a_sink_that_trickles_its_reply_fails_within_its_timeout_and_a_stop_ends_the_run(
     source: Any, tmp_path: Path
 ) -> None:
@@ -193,7 +183,7 @@ def test_a_sink_that_trickles_its_reply_fails_within_its_timeout_and_a_stop_ends
     request, the pipeline and a stop (SIGTERM) for ever. Now `timeout` bounds the whole request:
     the sink is reported failing, a stop ends the run, and nothing was committed."""
     fill(source.live, source.key, Feature.SIGNINATTEMPTS, 10)
-    with misbehaving(_trickle) as url:
+    with misbehaving(trickle) as url:
         sink = {"type": "webhook", "url": f"{url}/hook", "timeout": 1}
         cfg = config(tmp_path / "state", source.url, {"hook": sink}, features=["signinattempts"])
         forwarder = Forwarder(cfg)
@@ -208,7 +198,7 @@ def test_a_source_that_trickles_its_reply_is_retried_within_its_timeout(
     """The same for an Events API: a page request that trickles is given up after `timeout`
     seconds and retried, and a stop ends the run."""
     monkeypatch.setenv("FORWARD_TEST_TOKEN", "token")
-    with misbehaving(_trickle) as url:
+    with misbehaving(trickle) as url:
         cfg = config(tmp_path / "state", url, {"n": {"type": "null"}}, features=["signinattempts"], timeout=1)
         forwarder = Forwarder(cfg)
         retries = functools.partial(sample, forwarder, "siemgate_forward_source_retries_total", source="src")

@@ -17,7 +17,7 @@ from siemgate.outbound import OutboundPolicy, OutboundRefused
 from siemgate.store.base import AlertRuleRecord
 from support.admin import Site as AdminSite
 from support.admin import error_message
-from support.receivers import misbehaving
+from support.receivers import misbehaving, trickle
 from support.resolver import hung_resolver
 from support.waiting import wait_for
 
@@ -227,5 +227,27 @@ def test_a_resolver_that_hangs_holds_a_delivery_no_longer_than_its_timeout(
             took = time.monotonic() - started
             assert delivery.status == "failed" and "did not resolve" in delivery.last_error, delivery
             assert took < 2.0, took
+    finally:
+        site.services.close()
+
+
+@pytest.mark.parametrize("kind", ["webhook", "slack"])
+def test_a_destination_that_trickles_its_reply_holds_a_delivery_no_longer_than_its_timeout(
+    tmp_path: Path, kind: str
+) -> None:
+    """Checked with the email fix (which had no such bound): an HTTP action's reply trickled a byte
+    at a time, each byte well within the timeout, ends with the action's timeout."""
+    site = Site(tmp_path / "d", alerts_max_attempts=1, outbound_allow=["127.0.0.0/8"])
+    try:
+        with misbehaving(trickle) as url:
+            action = {"type": kind, "url": f"{url}/hook", "timeout": 0.5}
+            if kind == "webhook":
+                action["secret"] = "whsec_" + "A" * 40
+            site.hook_rule_stored_directly([action])
+            started = time.monotonic()
+            [delivery] = site.fire()
+            took = time.monotonic() - started
+        assert delivery.status == "failed" and "timed out" in delivery.last_error, delivery
+        assert took < 0.5 + 1.0, took
     finally:
         site.services.close()

@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,16 @@ def misbehaving(answer: Any) -> Any:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def trickle(handler: Any) -> None:
+    """For `misbehaving`: a reply that never ends: the status line, then one header byte every
+    0.1 s until the client hangs up (the write then fails and the handler ends)."""
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(300):
+        handler.wfile.write(b"X")
+        handler.wfile.flush()
+        time.sleep(0.1)
 
 
 RSYSLOG_CONF = """\

@@ -3,6 +3,8 @@ SMTP 4xx replies and connection failures are retried; 5xx replies are not."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import smtplib
 import socket
 import ssl
@@ -14,23 +16,66 @@ from typing import Any
 
 from siemgate.alerts.actions.base import DeliveryError, text, title
 from siemgate.config import Settings
-from siemgate.outbound import connect_tcp
+from siemgate.outbound import connect_tcp, time_left
 from siemgate.store.base import DeliveryRecord
 
 
+class _DeadlineReader(io.RawIOBase):
+    """Reads `sock` giving each read only the time left before `deadline` (time.monotonic()):
+    TimeoutError once it has passed, however slowly the bytes come."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock, self._deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(time_left(self._deadline))
+        return self._sock.recv_into(buffer)
+
+
 class _SMTP(smtplib.SMTP):
-    """smtplib.SMTP whose connection, name lookup included, ends within its timeout (smtplib's
-    socket.create_connection resolves the name without one); each later read or write has the
-    timeout again, as smtplib gives it."""
+    """smtplib.SMTP whose whole session ends by one `deadline` (time.monotonic(), set before
+    connecting): the name lookup, the connection, TLS and every command and reply. smtplib gives
+    each socket operation its timeout again, so a server answering every command slowly, or a byte
+    at a time, held a delivery far past its timeout (and its lease: it was sent twice)."""
+
+    def __init__(self, deadline: float, host: str, port: int, **kwargs: Any) -> None:
+        self.deadline = deadline
+        super().__init__(host, port, **kwargs)
+
+    def __exit__(self, *args: object) -> None:
+        """QUIT, a failure of it ignored: once the message was accepted, a QUIT that fails or comes
+        late must not fail the delivery (it would be sent again)."""
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            self.quit()
+        self.close()
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = connect_tcp(None, host, port, time.monotonic() + timeout)
-        sock.settimeout(timeout)
-        return sock
+        return connect_tcp(None, host, port, self.deadline)  # its timeout: what is left
+
+    def send(self, s: Any) -> None:
+        if self.sock is not None:
+            self.sock.settimeout(time_left(self.deadline))
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None and self.sock is not None:  # a new connection, or a new TLS layer
+            self.file = io.BufferedReader(_DeadlineReader(self.sock, self.deadline))
+        reply = super().getreply()
+        if self.sock is not None:  # what a STARTTLS handshake after this reply may take (it reads alone)
+            self.sock.settimeout(max(self.deadline - time.monotonic(), 0.001))
+        return reply
 
 
 class _SMTPS(smtplib.SMTP_SSL, _SMTP):
-    """smtplib.SMTP_SSL connecting as _SMTP does (SMTP_SSL wraps the socket _SMTP makes)."""
+    """smtplib.SMTP_SSL bounded as _SMTP is (SMTP_SSL wraps the socket _SMTP makes)."""
+
+    def __init__(self, deadline: float, host: str, port: int, **kwargs: Any) -> None:
+        self.deadline = deadline
+        smtplib.SMTP_SSL.__init__(self, host, port, **kwargs)  # which calls SMTP.__init__, not _SMTP's
 
 
 class EmailSender:
@@ -55,13 +100,14 @@ class EmailSender:
                 "email is not configured: set SIEMGATE_SMTP_HOST (and SMTP_PORT, SMTP_FROM)", retryable=False
             )
         msg = self.message(alert, action)
+        deadline = time.monotonic() + s.smtp_timeout  # the whole attempt
         try:
             if s.smtp_security == "tls":
-                client: smtplib.SMTP = _SMTPS(
-                    s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=ssl.create_default_context()
+                client: _SMTP = _SMTPS(
+                    deadline, s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=ssl.create_default_context()
                 )
             else:
-                client = _SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+                client = _SMTP(deadline, s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
             with client:
                 if s.smtp_security == "starttls":
                     client.starttls(context=ssl.create_default_context())
