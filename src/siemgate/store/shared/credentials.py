@@ -125,7 +125,10 @@ class CredentialStore(SharedSQL):
             f"SELECT {_RECORD} FROM tokens WHERE revoked_at IS NULL AND (revoke_at <= ?"
             " OR (expires_at <= ? AND expiry_recorded_at IS NULL)"
             " OR (expires_at > ? AND expires_at <= ? AND expiry_warned_at IS NULL))"
-            f" AND account_id IN (SELECT id FROM accounts WHERE {LIVE}) ORDER BY created_at, id"
+            # EXISTS, not `account_id IN (...)`: SQLite planned the IN through tokens_by_account,
+            # reading every token of every account, revoked ones included, instead of tokens_live
+            f" AND EXISTS (SELECT 1 FROM accounts WHERE accounts.id = tokens.account_id AND {LIVE})"
+            " ORDER BY created_at, id"
         )
         return [_token(r) for r in self._select(sql, (now, now, now, now + warning_ns))]
 
