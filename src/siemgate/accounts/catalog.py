@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from siemgate.accounts.reach import address_warnings
 from siemgate.address import PublicAddress
+from siemgate.model.text import excerpt
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,4 +166,4 @@ def siem_type(key: str) -> SiemType:
     try:
         return SIEM_TYPES[key]
     except KeyError:
-        raise ValueError(f"unknown SIEM type {key!r}; use one of {', '.join(SIEM_TYPES)}") from None
+        raise ValueError(f"unknown SIEM type {excerpt(key)}; use one of {', '.join(SIEM_TYPES)}") from None

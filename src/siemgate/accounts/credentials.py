@@ -10,6 +10,7 @@ from siemgate.accounts.people import PeopleService
 from siemgate.auth.ingest_keys import IngestKeyService
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.features import Feature
+from siemgate.model.text import excerpt
 from siemgate.store.base import Account, CredentialStore, IngestKey
 
 
@@ -46,7 +47,7 @@ class IngestKeyAdmin:
     def revoke(self, actor: Actor, account: Account, key_id: str) -> IngestKey:
         self.people.require(actor, account, "administrator", "revoke ingest keys")
         if not any(k.id == key_id for k in self.store.list_ingest_keys(account.id)):
-            raise NotFound(f"Not Found: no ingest key {key_id!r} in {account.name!r}")
+            raise NotFound(f"Not Found: no ingest key {excerpt(key_id)} in {account.name!r}")
         key = self.store.revoke_ingest_key(key_id, self.keys.clock())
         self.audit.record(
             account, actor, "trevoke", "satoken", object_uuid=key.id, aux_info={"kind": "ingest key", "name": key.name}

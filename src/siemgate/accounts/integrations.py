@@ -15,6 +15,7 @@ from siemgate.address import PublicAddress
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.store.base import Account, Integration, Store, TokenRecord
 
@@ -80,7 +81,7 @@ class IntegrationService:
         try:
             return self.store.get_integration(account.id, ref)
         except NotFound:
-            raise NotFound(f"Not Found: no integration {ref!r} in {account.name!r}") from None
+            raise NotFound(f"Not Found: no integration {excerpt(ref)} in {account.name!r}") from None
 
     def list_integrations(self, actor: Actor, account: Account) -> list[Integration]:
         self.people.role(actor, account)

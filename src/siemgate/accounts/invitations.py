@@ -31,7 +31,7 @@ from siemgate.auth.passwords import hash_password
 from siemgate.auth.tokens import token_digest
 from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
 from siemgate.model.ids import new_id
-from siemgate.model.text import fold_case
+from siemgate.model.text import excerpt, fold_case
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, Store, User
 from siemgate.store.shared.identity import Invitation
@@ -121,7 +121,7 @@ class InvitationService:
         except NotFound:
             invitation = None
         if invitation is None or invitation.account_id != account.id:
-            raise NotFound(f"Not Found: no invitation {invitation_id!r} in {account.name!r}")
+            raise NotFound(f"Not Found: no invitation {excerpt(invitation_id)} in {account.name!r}")
         return invitation
 
     # the invited person -------------------------------------------------------------------------
@@ -136,7 +136,7 @@ class InvitationService:
         """The pending invitation with this id and code addressed to the person; NotFound for
         anything else (the reply does not say which part was wrong)."""
         missing = NotFound(
-            f"Not Found: no pending invitation {invitation_id!r} for {user.email} with this code;"
+            f"Not Found: no pending invitation {excerpt(invitation_id)} for {user.email} with this code;"
             " check the code you were given, or ask for a new invitation"
         )
         try:

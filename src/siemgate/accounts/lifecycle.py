@@ -21,6 +21,7 @@ from siemgate.auth.tokens import TokenService
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.durations import MAX_EXPIRY, MAX_EXPIRY_NS, MAX_GRACE, MAX_GRACE_NS
 from siemgate.model.features import Feature
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, Integration, Store, TokenRecord
 
@@ -78,9 +79,9 @@ class TokenLifecycle:
         try:
             record = self.store.get_token(token_id)
         except NotFound:
-            raise NotFound(f"Not Found: no token {token_id!r} in {account.name!r}") from None
+            raise NotFound(f"Not Found: no token {excerpt(token_id)} in {account.name!r}") from None
         if record.account_id != account.id:
-            raise NotFound(f"Not Found: no token {token_id!r} in {account.name!r}")
+            raise NotFound(f"Not Found: no token {excerpt(token_id)} in {account.name!r}")
         return record
 
     def issue(

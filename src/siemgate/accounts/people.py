@@ -22,6 +22,7 @@ from siemgate.accounts.audit import AuditRecorder
 from siemgate.auth.passwords import hash_password
 from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
 from siemgate.model.ids import new_id
+from siemgate.model.text import excerpt
 from siemgate.store.base import ROLES, Account, Member, Store, User
 from siemgate.store.shared.identity import Invitation, Withdrawal
 
@@ -53,7 +54,7 @@ def record_revoked(audit: AuditRecorder, account: Account, actor: Actor, invitat
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise BadRequest(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        raise BadRequest(f"unknown role {excerpt(role)}; use one of {', '.join(ROLES)}")
     return role
 
 
@@ -61,7 +62,7 @@ def check_email(email: str) -> str:
     email = email.strip()
     local, _, domain = email.partition("@")
     if not local or "." not in domain or " " in email or len(email) > 254:
-        raise BadRequest(f"{email!r} is not an email address")
+        raise BadRequest(f"{excerpt(email)} is not an email address")
     return email
 
 
@@ -77,12 +78,12 @@ class PeopleService:
         try:
             account = self.store.get_account(ref)
         except NotFound:
-            raise NotFound(f"Not Found: no account {ref!r}") from None
+            raise NotFound(f"Not Found: no account {excerpt(ref)}") from None
         if actor.user is not None:
             try:
                 self.store.get_member(account.id, actor.user.id)
             except NotFound:
-                raise NotFound(f"Not Found: no account {ref!r}") from None
+                raise NotFound(f"Not Found: no account {excerpt(ref)}") from None
             if self.store.requires_two_factor(account.id) and not self.has_two_factor(actor.user):
                 raise Forbidden(
                     f"Forbidden: {account.name!r} requires two-factor sign-in; turn it on for yourself"
@@ -173,7 +174,7 @@ class PeopleService:
             user = self.store.get_user(ref)
             return self.store.get_member(account.id, user.id)
         except NotFound:
-            raise NotFound(f"Not Found: {ref!r} is not a member of {account.name!r}") from None
+            raise NotFound(f"Not Found: {excerpt(ref)} is not a member of {account.name!r}") from None
 
     def add_member(
         self, actor: Actor, account: Account, email: str, name: str | None, role: str, password: str | None = None

@@ -20,6 +20,7 @@ from siemgate.auth.api_keys import ApiKeyService
 from siemgate.auth.passwords import hash_password, verify_password
 from siemgate.auth.signin_limits import SignInLimiter
 from siemgate.errors import BadRequest, Conflict, NotFound, Unauthorized
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, ApiKey, Store, User
 
@@ -81,7 +82,7 @@ class PersonalService:
         try:
             before = next(k for k in self.store.list_api_keys(user.id) if k.id == key_id)
         except StopIteration:
-            raise NotFound(f"Not Found: you have no API key {key_id!r}") from None
+            raise NotFound(f"Not Found: you have no API key {excerpt(key_id)}") from None
         key = self.store.revoke_api_key(user.id, key_id, self.clock())
         if before.revoked_at is None:
             self.audit.record_for(

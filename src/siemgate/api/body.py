@@ -9,6 +9,7 @@ import zlib
 from starlette.requests import ClientDisconnect, Request
 
 from siemgate.errors import BadRequest, ClientGone, PayloadTooLarge
+from siemgate.model.text import excerpt
 
 GZIP_MAGIC = b"\x1f\x8b"
 _FIRST_STEP = 256  # input given to a gzip member's decoder at first; doubled while it needs more
@@ -42,7 +43,8 @@ def is_gzip(request: Request, *, allow_gzip: bool) -> bool:
     if encoding in ("gzip", "x-gzip") and allow_gzip:
         return True
     raise BadRequest(
-        f"Content-Encoding {encoding!r} is not supported here; send identity" + (" or gzip" if allow_gzip else "")
+        f"Content-Encoding {excerpt(encoding)} is not supported here; send identity"
+        + (" or gzip" if allow_gzip else "")
     )
 
 

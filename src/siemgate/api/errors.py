@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from siemgate.errors import InvalidEventBatch, RateLimited, RetryLater, SiemgateError, Unauthorized, Unavailable
+from siemgate.model.text import EXCERPT, excerpt
 
 log = logging.getLogger("siemgate.api")
 JSON = "application/json"
@@ -29,6 +30,12 @@ def error_body(message: str, details: list[dict[str, Any]] | None = None) -> byt
         return orjson.dumps({"Error": error})
     except TypeError:  # orjson writes UTF-8 only
         return orjson.dumps(_printable({"Error": error}))
+
+
+def _field(loc: Any) -> str:
+    """A validation error's field path; a long one (a key the client made up) as a bounded excerpt."""
+    field = ".".join(str(part) for part in loc if part != "body")
+    return field if len(field) <= EXCERPT else excerpt(field)
 
 
 def _printable(value: Any) -> Any:
@@ -83,10 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
-            for err in exc.errors()
-        ]
+        details = [{"field": _field(err["loc"]), "message": err["msg"]} for err in exc.errors()]
         first = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
         return Response(error_body(f"Bad Request: {first}", details), status_code=400, media_type=JSON)
 

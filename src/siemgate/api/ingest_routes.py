@@ -19,6 +19,7 @@ from siemgate.api.errors import JSON
 from siemgate.api.schemas import ErrorBody, IngestResult
 from siemgate.errors import NotFound, PayloadTooLarge
 from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.model.text import excerpt
 from siemgate.services import Services
 from siemgate.store.ingest import WriteResult, parse_batch
 
@@ -73,7 +74,7 @@ def ingest_router() -> APIRouter:
             target = Feature(feature)
         except ValueError:
             valid = ", ".join(f.value for f in ALL_FEATURES)
-            raise NotFound(f"Not Found: unknown feature {feature!r}; use one of {valid}") from None
+            raise NotFound(f"Not Found: unknown feature {excerpt(feature)}; use one of {valid}") from None
         # The key is looked up in a worker thread: on PostgreSQL a lookup (or a wait for a pooled
         # connection) on the event loop would hold up every request of the process.
         key = await run_in_threadpool(services.ingest_keys.authenticate, request.headers.get("authorization"), target)

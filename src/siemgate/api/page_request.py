@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from siemgate.errors import BadRequest
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import MIN_STORED_NS, TimestampError, check_stored_ns, parse_ns
 
 DEFAULT_LIMIT = 100
@@ -65,9 +66,9 @@ def _limit(value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"Bad Request: limit must be a whole number from 1 to {MAX_LIMIT}, got {value!r}")
+        raise BadRequest(f"Bad Request: limit must be a whole number from 1 to {MAX_LIMIT}, got {excerpt(value)}")
     if not 1 <= value <= MAX_LIMIT:
-        raise BadRequest(f"Bad Request: limit must be from 1 to {MAX_LIMIT}, got {value}")
+        raise BadRequest(f"Bad Request: limit must be from 1 to {MAX_LIMIT}, got {excerpt(value)}")
     return value
 
 

@@ -29,6 +29,7 @@ from siemgate.auth.tokens import require_feature
 from siemgate.errors import BadRequest, SiemgateError
 from siemgate.integrity.proofs import PageSpan
 from siemgate.model.features import Feature
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import TimestampError, parse_stored_ns
 from siemgate.services import Services
 from siemgate.store.base import TokenRecord
@@ -164,7 +165,7 @@ def _feature(name: str) -> Feature:
         return Feature(name)
     except ValueError:
         raise BadRequest(
-            f"Bad Request: there is no log {name!r}; use signinattempts, itemusages or auditevents"
+            f"Bad Request: there is no log {excerpt(name)}; use signinattempts, itemusages or auditevents"
         ) from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import NS_PER_SECOND
 
 _DURATION = re.compile(r"([0-9]+)\s*([smhdw])")
@@ -27,7 +28,7 @@ def parse_duration(text: str, *, allow_never: bool = True, allow_zero: bool = Fa
     match = _DURATION.fullmatch(value)
     if match is None or int(match.group(1)) == 0:
         forms = "never, 30d, 90d, 180d, or a duration such as 12h, 45d, 2w" if allow_never else "e.g. 12h, 30m, 2d"
-        raise ValueError(f"{text!r} is not a duration; use {forms}")
+        raise ValueError(f"{excerpt(text)} is not a duration; use {forms}")
     return int(match.group(1)) * _UNITS[match.group(2)] * NS_PER_SECOND
 
 
@@ -37,7 +38,7 @@ def parse_grace(text: str) -> int:
     grace = parse_duration(text, allow_never=False, allow_zero=True)
     assert grace is not None  # allow_never=False
     if grace > MAX_GRACE_NS:
-        raise ValueError(f"{text!r} is longer than {MAX_GRACE}, the longest grace period; use e.g. 2h or 7d")
+        raise ValueError(f"{excerpt(text)} is longer than {MAX_GRACE}, the longest grace period; use e.g. 2h or 7d")
     return grace
 
 
@@ -58,11 +59,13 @@ def parse_expiry(text: str) -> int | None:
     ambiguous = _AMBIGUOUS.fullmatch(value)
     if ambiguous is not None:
         n = ambiguous.group(1)
-        raise ValueError(f"{text!r} is ambiguous: write {n}min for minutes or {n}mo for months (30 days each)")
+        raise ValueError(f"{excerpt(text)} is ambiguous: write {n}min for minutes or {n}mo for months (30 days each)")
     match = _EXPIRY.fullmatch(value)
     if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"{text!r} is not an expiry; use never, 30d, 90d, 180d, or e.g. 12h, 45d, 2w, 3mo, 30min")
+        raise ValueError(
+            f"{excerpt(text)} is not an expiry; use never, 30d, 90d, 180d, or e.g. 12h, 45d, 2w, 3mo, 30min"
+        )
     expiry = int(match.group(1)) * _EXPIRY_UNITS[match.group(2)] * NS_PER_SECOND
     if expiry > MAX_EXPIRY_NS:
-        raise ValueError(f"{text!r} is longer than {MAX_EXPIRY}, the longest expiry; use never for no expiry")
+        raise ValueError(f"{excerpt(text)} is longer than {MAX_EXPIRY}, the longest expiry; use never for no expiry")
     return expiry

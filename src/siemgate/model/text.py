@@ -15,6 +15,14 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # How such characters can appear in JSON text: escaped (\u0000, \ud800) or, for NUL, raw.
 _UNSTORABLE_JSON = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})|\x00")
 MAX_DEPTH = 64
+EXCERPT = 60  # characters of a value an error message echoes
+
+
+def excerpt(value: Any) -> str:
+    """`value` as an error message shows what was sent: its repr, cut to EXCERPT characters ("..."
+    ending a cut one), so that a huge input (a 301-digit number, a megabyte string) is not sent back."""
+    text = repr(value)
+    return text if len(text) <= EXCERPT else text[: EXCERPT - 3] + "..."
 
 
 def unstorable(text: str) -> str | None:

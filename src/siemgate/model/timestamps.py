@@ -12,6 +12,8 @@ import re
 import time
 from functools import lru_cache
 
+from siemgate.model.text import excerpt
+
 NS_PER_SECOND = 1_000_000_000
 _RFC3339 = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
@@ -81,29 +83,29 @@ def parse_ns(text: object) -> int:
     Raises TimestampError with a message that says what is wrong and shows a valid example.
     """
     if not isinstance(text, str):
-        raise TimestampError(f"expected an RFC 3339 timestamp string such as {EXAMPLE}, got {text!r}")
+        raise TimestampError(f"expected an RFC 3339 timestamp string such as {EXAMPLE}, got {excerpt(text)}")
     match = _RFC3339.fullmatch(text)
     if match is None:
-        raise TimestampError(f"{text!r} is not an RFC 3339 timestamp; use a form such as {EXAMPLE}")
+        raise TimestampError(f"{excerpt(text)} is not an RFC 3339 timestamp; use a form such as {EXAMPLE}")
     date, hh, mm, ss, frac, zulu, sign, oh, om = match.groups()
     try:
         days = _days(date)
     except TimestampError as exc:
-        raise TimestampError(f"{text!r} is not a valid date: {exc}") from None
+        raise TimestampError(f"{excerpt(text)} is not a valid date: {exc}") from None
     h, mi, s = int(hh), int(mm), int(ss)
     if h > 23 or mi > 59 or s > 59:
-        raise TimestampError(f"{text!r} has an invalid time of day (hours 00-23, minutes and seconds 00-59)")
+        raise TimestampError(f"{excerpt(text)} has an invalid time of day (hours 00-23, minutes and seconds 00-59)")
     seconds = days * 86400 + h * 3600 + mi * 60 + s
     if zulu is None:
         offset_h, offset_m = int(oh), int(om)
         if offset_h > 23 or offset_m > 59:
-            raise TimestampError(f"{text!r} has an invalid UTC offset")
+            raise TimestampError(f"{excerpt(text)} has an invalid UTC offset")
         offset = offset_h * 3600 + offset_m * 60
         seconds += offset if sign == "-" else -offset
     if not frac:
         return seconds * NS_PER_SECOND
     if len(frac) > 9:
-        raise TimestampError(f"{text!r} has {len(frac)} fractional digits; at most 9 (nanoseconds)")
+        raise TimestampError(f"{excerpt(text)} has {len(frac)} fractional digits; at most 9 (nanoseconds)")
     return seconds * NS_PER_SECOND + int(frac) * _FRACTION_SCALE[len(frac)]
 
 
@@ -132,7 +134,7 @@ def parse_stored_ns(text: object) -> int:
 def check_stored_ns(ns: int, text: object) -> int:
     """`ns` (parsed from `text`) when an event timestamp may take it; else TimestampError."""
     if not MIN_STORED_NS <= ns <= MAX_STORED_NS:
-        raise TimestampError(f"{text!r} is outside the supported range {STORED_RANGE}")
+        raise TimestampError(f"{excerpt(text)} is outside the supported range {STORED_RANGE}")
     return ns
 
 

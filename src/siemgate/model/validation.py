@@ -26,6 +26,7 @@ from siemgate.model import events
 from siemgate.model.enums import SIGNIN_TYPE_ALIASES
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import EXAMPLE, TimestampError, format_ns, parse_canonical_ns, parse_stored_ns
 
 SHAPES: dict[Feature, type] = {
@@ -182,7 +183,7 @@ def _coordinate_problems(location: Any) -> list[tuple[str, str]]:
         for name, bound in COORDINATE_BOUNDS:
             value = location.get(name)
             if isinstance(value, int | float) and not isinstance(value, bool) and not -bound <= value <= bound:
-                problems.append((f"location.{name}", f"must be from {-bound} to {bound} degrees, got {_short(value)}"))
+                problems.append((f"location.{name}", f"must be from {-bound} to {bound} degrees, got {excerpt(value)}"))
     return problems
 
 
@@ -227,7 +228,7 @@ def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
     index, parts, union = _field_of(err)
     path = ".".join(parts)
     if union:
-        return Issue(index, path, f"expected a JSON number (got {_short(err.get('input'))})")
+        return Issue(index, path, f"expected a JSON number (got {excerpt(err.get('input'))})")
     kind = err["type"]
     if kind == "extra_forbidden":
         known = _known_fields(SHAPES[feature], list(parts[:-1]))
@@ -238,13 +239,13 @@ def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
         return Issue(index, path, "required field is missing")
     if kind == "string_type" and path in ("timestamp", "session.login_time"):
         return Issue(
-            index, path, f"expected an RFC 3339 timestamp string such as {EXAMPLE}, got {_short(err.get('input'))}"
+            index, path, f"expected an RFC 3339 timestamp string such as {EXAMPLE}, got {excerpt(err.get('input'))}"
         )
     if kind == "string_pattern_mismatch":
         return Issue(
             index,
             path,
-            f"{_short(err.get('input'))} is not an id: ids are 26 base32 characters (letters and the digits 2-7)",
+            f"{excerpt(err.get('input'))} is not an id: ids are 26 base32 characters (letters and the digits 2-7)",
         )
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
@@ -252,10 +253,10 @@ def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
         shown = ", ".join(values[:10]) + (
             f", ... ({len(values)} values, see docs/events.md)" if len(values) > 10 else ""
         )
-        return Issue(index, path, f"unknown value {_short(err.get('input'))}; expected one of: {shown}")
+        return Issue(index, path, f"unknown value {excerpt(err.get('input'))}; expected one of: {shown}")
     message = str(err["msg"]).removeprefix("Value error, ")
     if kind != "value_error":
-        message += f" (got {_short(err.get('input'))})"
+        message += f" (got {excerpt(err.get('input'))})"
     return Issue(index, path, message)
 
 
@@ -278,8 +279,3 @@ def _json_type(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
         type(value), type(value).__name__
     )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -13,6 +13,7 @@ from siemgate.alerts.service import alert_view, delivery_view
 from siemgate.api.admin.deps import AccountDep, ActorDep, CursorQuery, LimitQuery, ServicesDep, paginate
 from siemgate.api.admin.models import Page
 from siemgate.errors import BadRequest
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import parse_ns
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin API"])
@@ -171,7 +172,7 @@ def replace_rule(
     rule_id: str, body: Rule, account: AccountDep, actor: ActorDep, services: ServicesDep
 ) -> dict[str, Any]:
     if body.id != rule_id:
-        raise BadRequest(f"Bad Request: the body's id {body.id!r} differs from the path's {rule_id!r}")
+        raise BadRequest(f"Bad Request: the body's id {excerpt(body.id)} differs from the path's {excerpt(rule_id)}")
     services.alerts.rules.save(actor, account, body, "api")
     return services.alerts.rule(actor, account, rule_id)
 

@@ -36,6 +36,7 @@ from siemgate.errors import BadRequest, NotFound
 from siemgate.model import flatten
 from siemgate.model.facets import FACET_NAMES
 from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import EXAMPLE, MAX_STORED_NS, NS_PER_SECOND, TimestampError, format_ns, parse_stored_ns
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
@@ -115,7 +116,7 @@ def selection(
     try:
         stream = Feature(feature)
     except ValueError:
-        raise NotFound(f"Not Found: unknown feature {feature!r}; use one of {', '.join(_FEATURES)}") from None
+        raise NotFound(f"Not Found: unknown feature {excerpt(feature)}; use one of {', '.join(_FEATURES)}") from None
     end_ns = _time("end", end) if end else services.clock()
     start_ns = _time("start", start) if start else max(0, end_ns - DAY_NS)
     if start_ns > end_ns:
@@ -316,7 +317,7 @@ def _group_by(text: str) -> list[str]:
     except ValueError as exc:
         raise BadRequest(f"Bad Request: group_by: {exc}") from None
     if len(names) > 2 or len(set(names)) < len(names):
-        raise BadRequest(f"Bad Request: group_by takes at most 2 different facets; got {', '.join(names)}")
+        raise BadRequest(f"Bad Request: group_by takes at most 2 different facets; got {excerpt(', '.join(names))}")
     return names
 
 
