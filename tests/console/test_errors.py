@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from siemgate.model.ids import new_id
@@ -91,3 +92,37 @@ def test_an_unknown_console_address_has_a_page(page: Page, console: Console) -> 
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     expect(page.get_by_role("link", name="Back to the console")).to_be_visible()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()  # signed in: the usual top bar
+
+
+@pytest.mark.parametrize("name", ["constructor", "__proto__", "toString", "hasOwnProperty", "signins"])
+def test_an_unknown_feature_in_the_explorers_address_shows_sign_ins_and_says_so(
+    page: Page, console: Console, name: str
+) -> None:
+    """A name every JavaScript object has ("constructor", "__proto__") passed the explorer's
+    `FEATURES[name]` check: no tab was selected, the labels read "undefined" and the page asked the
+    API for /events/constructor (a 404, shown as an error). Now any feature the explorer does not
+    have shows sign-in attempts, and the status says why."""
+    sign_in(page, console, console.owner_email)
+    page.goto(console.url(f"/events?feature={name}"))
+    expect(page.locator("#events-table")).to_have_attribute("aria-busy", "false")
+    expect(page.locator("#status")).to_have_text(f'Unknown feature "{name}" in the address: showing sign-in attempts.')
+    expect(page.get_by_role("tab", name="Sign-in attempts")).to_have_attribute("aria-selected", "true")
+    expect(page.locator(".kind-label").first).to_have_text("Category")
+    expect(page.locator("#events-table tbody tr").first).to_be_visible()
+    expect(page).to_have_url(re.compile(r"feature=signinattempts"))
+    page.get_by_role("button", name="Apply").click()  # the notice is said once, not on every search
+    expect(page.locator("#status")).to_have_text("")
+
+
+@pytest.mark.parametrize("tail", ["/events?range=constructor", "/dashboards/signins?range=2d"])
+def test_an_unknown_time_range_in_the_address_keeps_the_default_and_says_so(
+    page: Page, console: Console, tail: str
+) -> None:
+    """The range select took any value from the address; one it does not have left it empty, and
+    reading the window threw ("Invalid time value"): nothing was shown."""
+    sign_in(page, console, console.owner_email)
+    page.goto(console.url(tail))
+    asked = tail.rsplit("=", 1)[1]
+    expect(page.locator("#status")).to_have_text(f'Unknown time range "{asked}" in the address: showing last 7 days.')
+    expect(page.get_by_label("Time range", exact=True)).to_have_value("7d")
+    expect(page).to_have_url(re.compile(r"range=7d"))

@@ -38,6 +38,10 @@ function h(tag, attrs, ...children) {
 /** table[code] when `code` is a string the table has an entry of its own for: never a property every
    object inherits ("constructor", "__proto__"), which an event's code may be named like. */
 const known = (table, code) => (typeof code === "string" && Object.hasOwn(table, code) ? table[code] : undefined);
+/** The notice for an address that asks for a choice (`what`) the page does not have: the page shows
+   `shown` instead, and says so rather than breaking on it. */
+const unknownChoice = (what, asked, shown) =>
+  `Unknown ${what} "${asked.length > 40 ? `${asked.slice(0, 40)}…` : asked}" in the address: showing ${shown}.`;
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 const accountPath = (path) => `/accounts/${encodeURIComponent(ACCOUNT)}${path}`;
@@ -280,6 +284,7 @@ export {
   FILTERS,
   h,
   known,
+  unknownChoice,
   $,
   $$,
   accountPath,

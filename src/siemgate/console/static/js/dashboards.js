@@ -280,6 +280,7 @@ export function dashboardPage(board) {
   const params = new URLSearchParams(location.search);
   const form = $("#dashboard-range");
   const range = rangeControl(form, params);
+  let notice = range.refused; // shown by the first drawing
   const draw = async () => {
     let window;
     try {
@@ -288,7 +289,8 @@ export function dashboardPage(board) {
       setStatus(e.message, true);
       return;
     }
-    setStatus("");
+    setStatus(notice);
+    notice = "";
     history.replaceState(null, "", `?${new URLSearchParams(range.query())}`);
     $$(".chart-card").forEach((card) => delete card.dataset.ready);
     delete body.dataset.ready;

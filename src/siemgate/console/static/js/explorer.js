@@ -1,6 +1,6 @@
 /* The event explorer: the three streams newest first, filters, paging, JSON and exports. */
 
-import { $, $$, API, FEATURES, FILTERS, accountPath, api, busy, country, fmtNumber, fmtTime, h, setStatus, stats } from "./core.js";
+import { $, $$, API, FEATURES, FILTERS, accountPath, api, busy, country, fmtNumber, fmtTime, h, known, setStatus, stats, unknownChoice } from "./core.js";
 import { facetLabel, sentence } from "./labels.js";
 import { rangeControl } from "./ranges.js";
 
@@ -26,7 +26,12 @@ export function explorerPage() {
   const tbody = $("#events-table tbody");
   const more = $("#load-more");
   const range = rangeControl(form, params);
-  let feature = FEATURES[params.get("feature")] ? params.get("feature") : "signinattempts";
+  // known(): a name every object has ("constructor", "__proto__", "toString") is no feature
+  const asked = params.get("feature");
+  let feature = known(FEATURES, asked) ? asked : "signinattempts";
+  let notice = [asked && asked !== feature ? unknownChoice("feature", asked, FEATURES[feature].title.toLowerCase()) : "", range.refused]
+    .filter(Boolean)
+    .join(" "); // shown by the first search
   let cursor = null;
   let shown = 0;
   let query = null;
@@ -169,7 +174,8 @@ export function explorerPage() {
 
   const search = async () => {
     const mine = ++generation;
-    setStatus("");
+    setStatus(notice);
+    notice = "";
     try {
       query = currentQuery();
     } catch (e) {

@@ -1,19 +1,24 @@
 /* The time-range control of the explorer and dashboards (templates/_range.html). */
 
-import { $, $$, RANGES } from "./core.js";
+import { $, $$, RANGES, known, unknownChoice } from "./core.js";
 
 function toLocalInput(date) {
   const pad = (n) => String(n).padStart(2, "0");
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
-/** Wire the range select of _range.html; `read()` gives {start, end} as ISO strings. */
+/** Wire the range select of _range.html; `read()` gives {start, end} as ISO strings; `refused` is
+   the notice for a range in the address the select does not have ("" when none), which keeps its
+   default. */
 export function rangeControl(form, params) {
   const select = $("select[name=range]", form);
   const custom = $$(".custom-range", form);
   const from = $("input[name=from]", form);
   const to = $("input[name=to]", form);
-  if (params.get("range")) select.value = params.get("range");
+  const asked = params.get("range");
+  const takes = Boolean(asked) && (asked === "custom" || known(RANGES, asked) !== undefined);
+  if (takes) select.value = asked;
+  const refused = asked && !takes ? unknownChoice("time range", asked, select.selectedOptions[0].textContent.toLowerCase()) : "";
   if (select.value === "custom") {
     from.value = params.get("from") || "";
     to.value = params.get("to") || "";
@@ -30,6 +35,7 @@ export function rangeControl(form, params) {
   select.addEventListener("change", sync);
   sync();
   return {
+    refused,
     read() {
       if (select.value === "custom") {
         const start = new Date(from.value);
