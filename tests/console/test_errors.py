@@ -7,11 +7,14 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
+from siemgate.accounts.actor import CLI
+from siemgate.auth import tokens
+from siemgate.auth.passwords import hash_password
 from siemgate.model.ids import new_id
 
-from .conftest import Console, allow_http_errors, sign_in
+from .conftest import PASSWORD, Console, allow_http_errors, sign_in
 
 REASONS = re.compile(r"Bad Request|Unauthorized|Forbidden|Not Found|Conflict|Too Many Requests")
 
@@ -126,3 +129,57 @@ def test_an_unknown_time_range_in_the_address_keeps_the_default_and_says_so(
     expect(page.locator("#status")).to_have_text(f'Unknown time range "{asked}" in the address: showing last 7 days.')
     expect(page.get_by_label("Time range", exact=True)).to_have_value("7d")
     expect(page).to_have_url(re.compile(r"range=7d"))
+
+
+def test_a_token_the_wizard_cannot_issue_leaves_no_integration_behind(
+    page: Page, console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wizard made the integration, then failed to issue its token (here: the account at its
+    token bound): the integration stayed, without a token, and started again with the same name
+    the wizard refused it as taken. Now the integration made for the token is deleted again and
+    the message says nothing was created; should that deletion fail too, the message says the
+    integration is there and issuing again reuses it (one integration, with its token)."""
+    services = console.live.services
+    suffix = new_id()[:6].lower()
+    email = f"wendy-{suffix}@example.test"
+    account, owner = services.people.create_account(CLI, f"Wizard {suffix}", email, "Wendy Wizard", None)
+    assert owner is not None
+    services.store.set_password(owner.id, hash_password(PASSWORD))
+
+    def live() -> list[tuple[str, int]]:
+        """The account's integrations, each with how many tokens it has."""
+        found = services.store.list_integrations(account.id)
+        return [(i.name, len(services.store.list_tokens(account.id, i.id))) for i in found]
+
+    def deletion_fails(route: Route) -> None:
+        if route.request.method != "DELETE":
+            route.fallback()
+            return
+        route.fulfill(status=503, json={"Error": {"Message": "Service Unavailable: the store is not available"}})
+
+    monkeypatch.setattr(tokens, "MAX_LIVE_TOKENS", 0)
+    allow_http_errors(page, 409, 503)
+    sign_in(page, console, email)
+    page.goto(f"{console.base_url}/console/accounts/{account.uuid}/integrations/new?type=splunk")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.get_by_label("Integration name").fill("Splunk production")
+    page.get_by_role("button", name="Continue").click()
+    form = page.locator("#step-2")
+    error = form.locator(".error")
+
+    form.get_by_role("button", name="Issue token").click()
+    expect(error).to_contain_text("the most allowed is 0")
+    expect(error).to_contain_text("Nothing was created; issue the token again once that is fixed.")
+    assert live() == []
+
+    page.route("**/integrations/*", deletion_fails)  # the deletion fails too: the message says what is there
+    form.get_by_role("button", name="Issue token").click()
+    reused = "The integration “Splunk production” was created without a token; issuing again uses it."
+    expect(error).to_contain_text(reused)
+    assert live() == [("Splunk production", 0)]
+    page.unroute("**/integrations/*")
+
+    monkeypatch.setattr(tokens, "MAX_LIVE_TOKENS", 10)
+    form.get_by_role("button", name="Issue token").click()
+    expect(page.locator("#step-3").get_by_text("you won't see it again")).to_be_visible()
+    assert live() == [("Splunk production", 1)]

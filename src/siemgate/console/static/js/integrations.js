@@ -251,7 +251,9 @@ export async function newIntegrationPage() {
     });
   };
   // Nothing is created until the token is issued: leaving at step 2 leaves no half-made
-  // integration behind. Should issuing fail after the integration was made, retrying reuses it.
+  // integration behind. Should issuing fail after the integration was made, it is deleted again
+  // (an integration without a token is not what was asked for); should that fail too, the message
+  // says the integration is there and issuing again reuses it.
   let integration = null;
   let chosen = null;
   form.addEventListener("submit", async (event) => {
@@ -286,10 +288,25 @@ export async function newIntegrationPage() {
     step(1);
     nameInput.focus();
   });
+  const undo = async (error) => {
+    try {
+      await api("DELETE", accountPath(`/integrations/${integration.uuid}`));
+      integration = null;
+      error.message = `${error.message} Nothing was created; issue the token again once that is fixed.`;
+    } catch {
+      error.message = `${error.message} The integration “${integration.name}” was created without a token; issuing again uses it.`;
+    }
+    return error;
+  };
   wireTokenForm($("#step-2 form"), async (value) => {
     if (!integration) integration = await api("POST", accountPath("/integrations"), chosen);
     else if (integration.name !== chosen.name) integration = await api("PATCH", accountPath(`/integrations/${integration.uuid}`), { name: chosen.name });
-    const issued = await api("POST", accountPath(`/integrations/${integration.uuid}/tokens`), value);
+    let issued;
+    try {
+      issued = await api("POST", accountPath(`/integrations/${integration.uuid}/tokens`), value);
+    } catch (e) {
+      throw await undo(e);
+    }
     const details = await api("GET", accountPath(`/integrations/${integration.uuid}`));
     step(3);
     revealToken($("#step-3"), issued, details.connection_guide);
