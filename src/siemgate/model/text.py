@@ -21,6 +21,8 @@ EXCERPT = 60  # characters of a value an error message echoes
 def excerpt(value: Any) -> str:
     """`value` as an error message shows what was sent: its repr, cut to EXCERPT characters ("..."
     ending a cut one), so that a huge input (a 301-digit number, a megabyte string) is not sent back."""
+    if isinstance(value, str | bytes):
+        value = value[: EXCERPT + 1]  # what can show: a megabyte is not copied to be cut
     text = repr(value)
     return text if len(text) <= EXCERPT else text[: EXCERPT - 3] + "..."
 
