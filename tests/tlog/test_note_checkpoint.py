@@ -9,7 +9,7 @@ import pytest
 
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, Recovery, open_checkpoint, open_recovery
 from siemgate.tlog.keys import KeyFileError, PublicKeyring, SignerKeyring, fingerprint
-from siemgate.tlog.note import NoteError, NoteSigner, NoteVerifier, key_id, open_note, sign_note
+from siemgate.tlog.note import MAX_NOTE_BYTES, NoteError, NoteSigner, NoteVerifier, key_id, open_note, sign_note
 
 # golang.org/x/mod/sumdb/note's documented example: Ed25519 is deterministic, so the note must be
 # reproduced byte for byte.
@@ -66,6 +66,24 @@ def test_unknown_signatures_are_ignored_and_known_ones_all_checked() -> None:
     bad = both.replace(blob, blob[:8] + "AAAAAAAA" + blob[16:])  # same key ID, broken signature
     with pytest.raises(NoteError):
         open_note(bad, [NoteVerifier.parse(GO_VKEY), other.verifier()])
+
+
+def test_a_note_padded_past_the_size_bound_is_refused_before_any_work() -> None:
+    """A server can pad a checkpoint with an unknown key's signature line of megabytes: ignored
+    as unknown, it used to be accepted (and kept in a follower's state) after half a minute of
+    character checks; a str note is bounded like a bytes one."""
+    import time
+
+    peter = NoteVerifier.parse(GO_VKEY)
+    padding = "\u2014 Other " + "A" * MAX_NOTE_BYTES + "\n"
+    for note in (GO_NOTE + padding, (GO_NOTE + padding).encode()):
+        started = time.monotonic()
+        with pytest.raises(NoteError, match=f"larger than {MAX_NOTE_BYTES} bytes"):
+            open_note(note, [peter])
+        assert time.monotonic() - started < 0.5
+    with pytest.raises(NoteError, match="larger than"):
+        open_checkpoint("x\n" * MAX_NOTE_BYTES, PublicKeyring.parse(GO_VKEY))
+    assert open_note(GO_NOTE + padding[: MAX_NOTE_BYTES // 2] + "\n", [peter]).text == GO_TEXT
 
 
 @pytest.mark.parametrize(

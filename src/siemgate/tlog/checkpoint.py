@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import HASH_SIZE
-from siemgate.tlog.note import NoteError, open_note
+from siemgate.tlog.note import NoteError, check_note_size, open_note
 
 RECOVERY_HEADER = "siemgate-log-recovery/v1"
 MAX_ORIGIN = 512
@@ -162,7 +162,9 @@ def check_reason(reason: str) -> str:
 
 
 def unverified_text(note: str) -> str:
-    """The text part of a signed note, before verification (to choose keys); NoteError if none."""
+    """The text part of a signed note, before verification (to choose keys); NoteError if none
+    or if the note is too large."""
+    check_note_size(note)
     split = note.rfind("\n\n")
     if split < 0:
         raise NoteError("the note has no blank line before its signatures")

@@ -198,14 +198,21 @@ class SignatureLine:
         return f"{_DASH}{self.name} {base64.b64encode(blob).decode()}\n"
 
 
+def check_note_size(note: str | bytes) -> None:
+    """NoteError when a note is longer than MAX_NOTE_BYTES (a str: characters, each at least a byte),
+    before any work on it: a checkpoint with its cosignatures is a few kB, and a verifier must not
+    spend minutes on, or keep, a note its server padded with megabytes of unknown signatures."""
+    if len(note) > MAX_NOTE_BYTES:
+        raise NoteError(f"the note is larger than {MAX_NOTE_BYTES} bytes")
+
+
 def split_note(note: str | bytes) -> tuple[str, list[SignatureLine]]:
     """The text of a note and its signature lines, checked for form but not verified.
 
     Raises NoteError for anything the spec calls malformed: not UTF-8, a control character, no
     blank line, a signature line that is not `— <name> <base64>`, more than MAX_SIGNATURES."""
+    check_note_size(note)
     if isinstance(note, bytes):
-        if len(note) > MAX_NOTE_BYTES:
-            raise NoteError(f"the note is larger than {MAX_NOTE_BYTES} bytes")
         try:
             note = note.decode("utf-8")
         except UnicodeDecodeError:
