@@ -243,7 +243,10 @@ def _signed(
     keys: PublicKeyring,
     report: ArchiveReport,
     witnesses: WitnessPolicy | None,
-) -> list[Checkpoint]:
+) -> tuple[list[Checkpoint], str | None]:
+    """The checkpoints that verify and are of `origin` — when the manifest names none, of the log
+    of the first one that verifies (an archive is one log's: another log's checkpoint, however
+    well signed, proves nothing here) — and that origin."""
     out = []
     for note in notes:
         try:
@@ -251,11 +254,12 @@ def _signed(
         except (NoteError, CheckpointError) as exc:
             report.add(f"a checkpoint does not verify: {exc}")
             continue
-        if origin is not None and cp.origin != origin:
+        origin = cp.origin if origin is None else origin
+        if cp.origin != origin:
             report.add(f"{cp.describe()} is of another log than {origin}")
             continue
         out.append(cp)
-    return out
+    return out, origin
 
 
 def _bundle(path: Path) -> Path:
@@ -326,7 +330,8 @@ def verify_archive(
             records = read_purges(directory)
         except BundleError as exc:
             raise ArchiveInputError(f"--entries: {exc}") from None
-    checkpoints = _signed(notes, origin if isinstance(origin, str) else None, keys, report, witnesses)
+    checkpoints, origin = _signed(notes, origin if isinstance(origin, str) else None, keys, report, witnesses)
+    report.origin = origin or report.origin
     by_size: dict[int, Checkpoint] = {}
     for cp in sorted(checkpoints, key=lambda c: c.time):
         other = by_size.setdefault(cp.size, cp)
