@@ -258,9 +258,9 @@ def test_items_are_cut_from_the_page_byte_for_byte() -> None:
 def test_an_empty_pages_proof_reveals_a_bounded_tail(
     tmp_path: Path, make_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from siemgate.integrity import proofs
+    from siemgate.tlog import page_proof
 
-    monkeypatch.setattr(proofs, "MAX_TAIL", 3)
+    monkeypatch.setattr(page_proof, "MAX_TAIL", 3)
     with proof_setup(tmp_path, make_server) as s:
         account = s.server.account()
         token = s.server.token(account)

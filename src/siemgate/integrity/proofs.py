@@ -20,6 +20,7 @@ from siemgate.integrity.tree import StoredTree
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
 from siemgate.store.shared.log import StoredCheckpoint
+from siemgate.tlog import page_proof as page_proofs
 from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.entry import EntryError, decode_entry
 from siemgate.tlog.merkle import decompose
@@ -28,7 +29,6 @@ from siemgate.tlog.proof import consistency_proof, hashes_for, inclusion_proof, 
 from siemgate.tlog.tlog_proof import TlogProof, entry_extra
 
 MAX_PAGE_SPAN = 100_000  # leaves one page proof may account for (served, omitted, purged)
-MAX_TAIL = 10_000  # leaves an empty page's proof reveals after its cursor (what a poll at the tail costs)
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class ProofService:
             )
         stored = self.covering(account_id, feature, max(last, 1))
         cp = Checkpoint.parse(unverified_text(stored.note))
-        end = min(cp.size, first + MAX_TAIL) if tail else last
+        end = min(cp.size, first + page_proofs.MAX_TAIL) if tail else last
         end = max(end, first)
         if old_size is not None and not 0 <= old_size <= cp.size:
             raise BadRequest(

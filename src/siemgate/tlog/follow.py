@@ -229,7 +229,17 @@ def _accept(
         return None
     cp = newest.checkpoint
     if state.checkpoint is not None:
-        old = open_checkpoint(state.checkpoint, keys).checkpoint
+        try:
+            old = open_checkpoint(state.checkpoint, keys).checkpoint
+        except (NoteError, CheckpointError) as exc:
+            out(f"INVALID: the state file's checkpoint does not verify with these keys: {exc}")
+            return None
+        if cp.origin != old.origin:
+            out(
+                f"INVALID [{cp.describe()}]: the newest checkpoint is of another log than the one followed"
+                f" ({old.origin}): another stream's checkpoint was served"
+            )
+            return None
         if cp.size < old.size:
             out(
                 f"INVALID index {cp.size} [{cp.describe()}]: the newest checkpoint is smaller than the one accepted"

@@ -34,6 +34,7 @@ from siemgate.tlog.merkle import HASH_SIZE
 FORMAT = "siemgate-page-proof/v1"
 LISTS = ("items", "omitted", "purged", "pending")
 MAX_HASHES = 200
+MAX_TAIL = 10_000  # leaves an empty page's proof accounts for after its cursor (what a poll at the tail costs)
 
 
 class PageProofError(ValueError):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from siemgate.model.timestamps import format_ns
+from siemgate.tlog import page_proof as page_proofs
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, SignedCheckpoint, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.entry import Entry, EntryError, event_timestamp_ns
@@ -27,7 +28,7 @@ from siemgate.tlog.note import NoteError
 from siemgate.tlog.page_items import PageFormatError, split_page
 from siemgate.tlog.page_proof import PageProof, PageProofError, leaves_by_index, parse_page_proof
 from siemgate.tlog.proof import verify_consistency, verify_range
-from siemgate.tlog.verify import Problem
+from siemgate.tlog.verify import DEFAULT_MAX_AGE, Problem
 
 
 @dataclass
@@ -55,25 +56,43 @@ class StreamState:
     def from_json(cls, data: Any) -> StreamState:
         if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
             raise ValueError(f"not a verifier state: format must be {STATE_FORMAT!r}")
-        window = data.get("window") or {}
-        state = cls(
-            checkpoint=data.get("checkpoint"),
-            next_idx=data.get("next_idx"),
-            pending=list(data.get("pending") or []),
-            start_ns=window.get("start_ns"),
-            end_ns=window.get("end_ns"),
-            cursor=data.get("cursor"),
-        )
-        if state.checkpoint is not None and not isinstance(state.checkpoint, str):
-            raise ValueError("checkpoint must be a signed note or null")
-        if state.next_idx is not None and (not isinstance(state.next_idx, int) or state.next_idx < 0):
-            raise ValueError("next_idx must be a non-negative integer or null")
-        if not all(isinstance(i, int) and i >= 0 for i in state.pending):
+        window = data.get("window")
+        if window is not None and not isinstance(window, dict):
+            raise ValueError("window must be an object with start_ns and end_ns, or null")
+        window = window or {}
+        pending = data.get("pending")
+        if pending is not None and not isinstance(pending, list):
             raise ValueError("pending must be a list of indices")
+        state = cls(
+            checkpoint=_typed(data.get("checkpoint"), str, "checkpoint must be a signed note or null"),
+            next_idx=_index(data.get("next_idx"), "next_idx must be a non-negative integer or null"),
+            pending=[_index(i, "pending must be a list of indices") for i in pending or []],
+            start_ns=_typed(window.get("start_ns"), int, "window.start_ns must be an integer"),
+            end_ns=_typed(window.get("end_ns"), int, "window.end_ns must be an integer or null"),
+            cursor=_typed(data.get("cursor"), str, "cursor must be a string or null"),
+        )
+        if (state.start_ns is None) != (not window):
+            raise ValueError("window must have start_ns when present")
         return state
 
 
+def _typed(value: Any, kind: type, message: str) -> Any:
+    """`value` if it is None or of `kind` (a bool is not an int); ValueError(message) otherwise."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise ValueError(message)
+    return value
+
+
+def _index(value: Any, message: str) -> Any:
+    if _typed(value, int, message) is not None and value < 0:
+        raise ValueError(message)
+    return value
+
+
 STATE_FORMAT = "siemgate-verify-state/v1"
+# The shortest retention a stream can have (src/siemgate/retention/service.py: 1 to MAX_DAYS days): an
+# honest cutoff is at least this long before the time a page proof is made.
+MIN_RETENTION_SECONDS = 86400
 
 
 @dataclass
@@ -151,6 +170,23 @@ def verify_page(
         return report
     if proof.tail and raw.items:
         report.add("the proof is for an empty page (tail) but the page has items", proof.first_idx)
+        return report
+    if not proof.tail and proof.end_idx == proof.first_idx:
+        # A page that moved its cursor accounts for the leaves it moved past (bounded work: an empty
+        # page may); one that did not must be a tail proof, else it hides whatever follows.
+        report.add(
+            "the page's proof accounts for no leaf and is not an empty page's (tail) proof: the leaves after"
+            " the cursor are not accounted for, so events of the window could be withheld",
+            proof.first_idx,
+        )
+        return report
+    tail = page_proofs.MAX_TAIL
+    if proof.tail and proof.end_idx != min(cp.size, proof.first_idx + tail):
+        report.add(
+            f"the empty page's proof accounts for indices up to {proof.end_idx - 1}, but it must run on to the"
+            f" checkpoint's size {cp.size} (or {tail} leaves): the leaves it leaves out could be withheld events",
+            proof.end_idx,
+        )
         return report
     leaves = _leaves(raw.items, raw.decoded, proof, report)
     if leaves is not None:
@@ -256,8 +292,12 @@ def _purged(idx: int, entry: Entry, proof: PageProof, report: PageReport) -> Non
             " cutoff: it was deleted",
             idx,
         )
-    elif cutoff > (cp.time + 86400) * 1_000_000_000:
-        report.add("the declared retention cutoff is after the checkpoint's time: not a retention purge", idx)
+    elif cutoff > (cp.time + DEFAULT_MAX_AGE - MIN_RETENTION_SECONDS) * 1_000_000_000:
+        report.add(
+            f"the declared retention cutoff {format_ns(cutoff)} is less than a day (the shortest retention) before"
+            " the checkpoint's time, beyond the freshness allowance: not a retention purge",
+            idx,
+        )
     else:
         report.notices.append(f"index {idx} ({format_ns(entry.ts_ns)}) was purged by retention")
 
@@ -300,6 +340,15 @@ def _continue(
             )
             return
     window = (proof.start_ns, proof.end_ns)
+    if proof.reset and state.next_idx is not None:
+        # Otherwise a server could answer a cursor request with a proof that says "reset" and skip events.
+        report.add(
+            f"the proof says the page answers a reset (starting at index {proof.first_idx}), but the state continues"
+            f" a cursor chain that ended before index {state.next_idx}: a reset is not checked against the chain;"
+            " verify a reset with a new state file",
+            min(proof.first_idx, state.next_idx),
+        )
+        return
     if not proof.reset:
         if state.start_ns is not None and window != (state.start_ns, state.end_ns):
             report.add("the page's window is not the one of the stream being followed")

@@ -1,0 +1,532 @@
+"""A malicious server against `siemgate-verify follow` (docs/integrity.md, "Following a stream").
+
+A model of an honest server keeps a log in memory (late events before the window, events after
+it, a batch sometimes committed between a page and its proof, so that empty pages owe leaves) and
+answers the follower's pages, page proofs, checkpoints and consistency proofs with the same
+library the real server uses. Random honest histories must verify; then the server tells one lie
+— an event of the window dropped, altered, backdated, reordered, duplicated or called purged, an
+empty page that hides what follows its cursor, a cursor page passed off as a reset that skips
+events, a rolled-back, forked or other log's checkpoint — and the follower must refuse it on that
+run. Bounded to a few seconds: small logs, a fixed seed per trial.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siemgate.tlog.bundle import format_hashes
+from siemgate.tlog.checkpoint import Checkpoint
+from siemgate.tlog.entry import Entry, entry_for
+from siemgate.tlog.follow import Client, follow
+from siemgate.tlog.keys import SignerKeyring, SigningKey
+from siemgate.tlog.merkle import decompose, root_of, tree_reader
+from siemgate.tlog.note import NoteSigner, sign_note
+from siemgate.tlog.page_proof import MAX_TAIL, Leaf, PageProof
+from siemgate.tlog.proof import consistency_proof, range_proof
+from siemgate.tlog.verify_page import StreamState
+
+from .tlog_kit import NAME, T0, event_body
+
+SECOND = 1_000_000_000
+ORIGIN = f"{NAME}/ACCTA000000000000000000000/auditevents"
+OTHER = f"{NAME}/ACCTB000000000000000000000/auditevents"
+START, END = T0 + 100 * SECOND, T0 + 200 * SECOND  # the followed window
+RING = SignerKeyring((SigningKey(NoteSigner.generate(NAME), 0),))
+KEYS = RING.public()
+
+
+class Log:
+    """One origin's log in memory, with the checkpoints signed for it."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.bodies: list[bytes] = []
+        self.entries: list[Entry] = []
+        self.notes: list[str] = []
+        self.time = T0 // SECOND + 1000  # signed after every event's timestamp
+
+    def append(self, rng: random.Random, count: int) -> None:
+        for _ in range(count):
+            where = rng.random()
+            if where < 0.15:
+                ts = START - rng.randrange(1, 90) * SECOND  # late, before the window
+            elif where < 0.25:
+                ts = END + rng.randrange(1, 90) * SECOND
+            else:
+                ts = START + rng.randrange(0, 101) * SECOND
+            self.add(ts, event_body(ts, len(self.bodies)))
+
+    def add(self, ts: int, body: bytes) -> None:
+        self.bodies.append(body)
+        self.entries.append(entry_for(ts, body))
+
+    def sign(self, size: int | None = None) -> str:
+        size = len(self.entries) if size is None else size
+        self.time += 1
+        cp = Checkpoint(self.origin, size, root_of(self.leaves(size)), self.time)
+        note = sign_note(cp.text(), RING.signers_for(self.origin))
+        self.notes.append(note)
+        return note
+
+    def leaves(self, size: int) -> list[bytes]:
+        return [e.leaf() for e in self.entries[:size]]
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint.parse(self.notes[-1].rpartition("\n\n")[0] + "\n")
+
+
+def in_window(entry: Entry) -> bool:
+    return START <= entry.ts_ns <= END
+
+
+def page_bytes(cursor: str, has_more: bool, items: list[bytes]) -> bytes:
+    more = b"true" if has_more else b"false"
+    return b'{"cursor":"' + cursor.encode() + b'","has_more":' + more + b',"items":[' + b",".join(items) + b"]}"
+
+
+def position(request: dict[str, Any]) -> int:
+    return int(request["cursor"][1:]) if "cursor" in request else 0
+
+
+class Server(Client):
+    """The honest server's answers, computed from the model (no network); `lie` may replace one."""
+
+    def __init__(self, log: Log, rng: random.Random, limit: int) -> None:
+        super().__init__("http://model.invalid", "token", "auditevents")
+        self.log, self.rng, self.limit = log, rng, limit
+        self.budget: int | None = rng.choice([None, None, 3, 8])
+        self.race = False  # commit a batch between the next page and its proof
+        self.lie: Callable[[Server, str, Any], Any] | None = None
+        self.told = False  # whether the lie was told
+
+    # the honest answers
+    def honest_page(self, after: int) -> tuple[str, bool, list[int]]:
+        """(cursor, has_more, indices served) of the page after `after`. With a `budget`, a page
+        examines at most that many leaves, and when it runs out before `limit` matches it stops with
+        what it found (maybe nothing), its cursor past what it examined and has_more true
+        (docs/cursors.md, "Bounded work")."""
+        log = self.log
+        size = len(log.entries)
+        stop = size if self.budget is None else min(size, after + self.budget)
+        window = [i for i in range(after, size) if in_window(log.entries[i])]
+        items = [i for i in window if i < stop][: self.limit]
+        if len(items) < self.limit and stop < size:
+            return f"c{stop}", True, items
+        last = items[-1] + 1 if items else after
+        return f"c{last}", len(window) > len(items), items
+
+    def honest_proof(self, first: int, last: int, reset: bool, old_size: int | None) -> PageProof:
+        tail = first == last
+        end = max(min(self.log.checkpoint().size, first + MAX_TAIL) if tail else last, first)
+        return self.proof(first, end, tail, reset, old_size)
+
+    def proof(self, first: int, end: int, tail: bool, reset: bool, old_size: int | None) -> PageProof:
+        """The proof of leaves [first, end) against the newest checkpoint, each classified as the
+        server does (src/siemgate/integrity/proofs.py)."""
+        log = self.log
+        cp = log.checkpoint()
+        proof = PageProof(log.notes[-1], START, END, reset, tail, first, end)
+        for idx in range(first, end):
+            leaf = Leaf(idx, log.entries[idx])
+            kind = proof.omitted if not in_window(leaf.entry) else proof.pending if tail else proof.items
+            kind.append(leaf)
+        read = tree_reader(log.leaves(cp.size))
+        hashes = range_proof(first, end, cp.size, read)
+        split = len(decompose(0, first))
+        proof.left, proof.right = hashes[:split], hashes[split:]
+        if old_size is not None:
+            proof.old_size, proof.consistency = old_size, consistency_proof(old_size, cp.size, read)
+        return proof
+
+    # the Client's calls
+    def page(self, body: dict[str, Any]) -> bytes:
+        cursor, more, items = self.honest_page(position(body))
+        page = page_bytes(cursor, more, [self.log.bodies[i] for i in items])
+        if self.race:
+            self.race = False
+            self.log.append(self.rng, 3)
+            self.log.sign()
+        return bytes(self._told("page", (body, page)) or page)
+
+    def page_proof(self, request: dict[str, Any], response_cursor: str, old_size: int | None) -> Any:
+        proof = self.honest_proof(position(request), int(response_cursor[1:]), "cursor" not in request, old_size)
+        return self._told("proof", (request, proof.to_json())) or proof.to_json()
+
+    def checkpoint(self) -> str:
+        return str(self._told("checkpoint", self.log.notes[-1]) or self.log.notes[-1])
+
+    def consistency(self, old: int, new: int) -> str:
+        honest = format_hashes(consistency_proof(old, new, tree_reader(self.log.leaves(new))))
+        return str(self._told("consistency", (old, new)) or honest)
+
+    def _told(self, call: str, honest: Any) -> Any:
+        if self.lie is None:
+            return None
+        answer = self.lie(self, call, honest)
+        if answer is not None:
+            self.told = True
+        return answer
+
+
+# Lies. Each is called with every answer the server is about to give; it returns a false answer
+# when it can tell one that hides or changes something, None to answer honestly.
+Lie = Callable[[Server, str, Any], Any]
+
+
+Change = Callable[[Server, list[bytes], dict[str, Any]], tuple[list[bytes], dict[str, Any]] | None]
+
+
+def _page_lie(change: Change) -> Lie:
+    """A lie about one page with items: `change(server, items, proof)` returns the served items and
+    the proof, or None when this page offers no chance; the page and its proof are changed together."""
+    held: dict[str, Any] = {}
+
+    def lie(server: Server, call: str, honest: Any) -> Any:
+        if call == "page" and not held and not server.told:
+            request = honest[0]
+            cursor, more, idx = server.honest_page(position(request))
+            if not idx:
+                return None
+            proof = server.honest_proof(position(request), int(cursor[1:]), "cursor" not in request, None).to_json()
+            changed = change(server, [server.log.bodies[i] for i in idx], proof)
+            if changed is None:
+                return None
+            held["proof"] = changed[1]
+            return page_bytes(cursor, more, changed[0])
+        if call == "proof" and "proof" in held and not held.get("used"):
+            held["used"] = True
+            proof = held["proof"]
+            proof["old_size"], proof["consistency"] = honest[1]["old_size"], honest[1]["consistency"]
+            proof["checkpoint"] = honest[1]["checkpoint"]
+            proof["right"] = honest[1]["right"]  # the checkpoint may have grown meanwhile
+            return proof
+        return None
+
+    return lie
+
+
+def _drop(rng: random.Random) -> Lie:
+    """An event of the window left out of the page; the proof calls it outside the window."""
+
+    def change(server: Server, items: list[bytes], proof: dict[str, Any]) -> Any:
+        j = rng.randrange(len(items))
+        proof["omitted"].append(proof["items"].pop(j))
+        return items[:j] + items[j + 1 :], proof
+
+    return _page_lie(change)
+
+
+def _drop_quietly(rng: random.Random) -> Lie:
+    def change(server: Server, items: list[bytes], proof: dict[str, Any]) -> Any:
+        j = rng.randrange(len(items))
+        return items[:j] + items[j + 1 :], proof
+
+    return _page_lie(change)
+
+
+def _backdate(rng: random.Random) -> Lie:
+    """Dropped, with a forged timestamp outside the window in the proof."""
+
+    def change(server: Server, items: list[bytes], proof: dict[str, Any]) -> Any:
+        j = rng.randrange(len(items))
+        leaf = proof["items"].pop(j)
+        proof["omitted"].append({**leaf, "ts_ns": START - 999 * SECOND})
+        return items[:j] + items[j + 1 :], proof
+
+    return _page_lie(change)
+
+
+def _purge(rng: random.Random) -> Lie:
+    """Dropped and called purged by retention, with a cutoff just after it (the newest checkpoint's time)."""
+
+    def change(server: Server, items: list[bytes], proof: dict[str, Any]) -> Any:
+        j = rng.randrange(len(items))
+        proof["purged"].append(proof["items"].pop(j))
+        proof["retention_cutoff_ns"] = server.log.time * SECOND
+        return items[:j] + items[j + 1 :], proof
+
+    return _page_lie(change)
+
+
+def _alter(rng: random.Random, rehash: bool) -> Lie:
+    """One item's bytes changed; with `rehash`, the proof lists the altered item's hash."""
+
+    def change(server: Server, items: list[bytes], proof: dict[str, Any]) -> Any:
+        j = rng.randrange(len(items))
+        items[j] = items[j].replace(b'"action":"update"', b'"action":"delete"')
+        if rehash:
+            proof["items"][j]["body_sha256"] = base64.b64encode(hashlib.sha256(items[j]).digest()).decode()
+        return items, proof
+
+    return _page_lie(change)
+
+
+def _reorder(rng: random.Random) -> Lie:
+    def change(server: Server, items: list[bytes], proof: dict[str, Any]) -> Any:
+        if len(items) < 2:
+            return None
+        i, j = rng.sample(range(len(items)), 2)
+        items[i], items[j] = items[j], items[i]
+        return items, proof
+
+    return _page_lie(change)
+
+
+def _duplicate(rng: random.Random, listed: bool) -> Lie:
+    """One item served twice; with `listed`, the proof lists its leaf twice too."""
+
+    def change(server: Server, items: list[bytes], proof: dict[str, Any]) -> Any:
+        j = rng.randrange(len(items))
+        items.insert(j, items[j])
+        if listed:
+            proof["items"].insert(j, proof["items"][j])
+        return items, proof
+
+    return _page_lie(change)
+
+
+def _owed(server: Server, after: int) -> bool:
+    """Whether an event of the window is committed at or after `after`."""
+    return any(in_window(e) for e in server.log.entries[after:])
+
+
+def _hide(tail: bool) -> Lie:
+    """An empty page although events of the window follow the cursor: its proof accounts for
+    nothing (tail false) or stops before the first of them (tail true)."""
+    held: dict[str, int] = {}
+
+    def lie(server: Server, call: str, honest: Any) -> Any:
+        if call == "page" and not server.told:
+            after = position(honest[0])
+            if not _owed(server, after):
+                return None
+            held["after"] = after
+            return page_bytes(f"c{after}", False, [])
+        if call == "proof" and "after" in held:
+            after = held.pop("after")
+            stop = after
+            if tail:
+                stop = next(i for i in range(after, len(server.log.entries)) if in_window(server.log.entries[i]))
+            return server.proof(after, stop, tail, "cursor" not in honest[0], honest[1]["old_size"]).to_json()
+        return None
+
+    return lie
+
+
+def _skip_as_reset(rng: random.Random) -> Lie:
+    """A cursor page that starts after some events of the window, its proof saying 'reset'."""
+    held: dict[str, Any] = {}
+
+    def lie(server: Server, call: str, honest: Any) -> Any:
+        if call == "page" and not server.told and "cursor" in honest[0]:
+            after = position(honest[0])
+            window = [i for i in range(after, len(server.log.entries)) if in_window(server.log.entries[i])]
+            if len(window) < 2:
+                return None
+            start = window[rng.randrange(1, len(window))]
+            cursor, more, items = server.honest_page(start)
+            held["start"] = start
+            return page_bytes(cursor, more, [server.log.bodies[i] for i in items])
+        if call == "proof" and "start" in held:
+            proof = honest[1]
+            start = held.pop("start")
+            return server.honest_proof(start, int(proof["end_idx"]), True, proof["old_size"]).to_json()
+        return None
+
+    return lie
+
+
+def _size(note: str) -> int:
+    return Checkpoint.parse(note.rpartition("\n\n")[0] + "\n").size
+
+
+def _accepted(server: Server) -> int:
+    """The size of the checkpoint the follower accepted at the end of its last run (this round
+    signed one more)."""
+    return _size(server.log.notes[-2])
+
+
+def _rollback(rng: random.Random) -> Lie:
+    """An older, smaller checkpoint than the one the follower accepted."""
+
+    def lie(server: Server, call: str, honest: Any) -> Any:
+        if call == "checkpoint" and len(server.log.notes) > 1:
+            older = [n for n in server.log.notes if _size(n) < _accepted(server)]
+            return rng.choice(older) if older else None
+        return None
+
+    return lie
+
+
+def _fork(rng: random.Random) -> Lie:
+    """The log rewritten from an index the follower has seen, signed with the log's key (a stolen
+    key, or a recovery the follower is not told about) and shown to this follower only."""
+
+    def lie(server: Server, call: str, honest: Any) -> Any:
+        log = server.log
+        if call == "checkpoint" and len(log.notes) > 1 and _accepted(server) > 0 and not server.told:
+            forked = copy.deepcopy(log)
+            idx = rng.randrange(_accepted(server))
+            ts = forked.entries[idx].ts_ns
+            forked.bodies[idx] = event_body(ts, -1)
+            forked.entries[idx] = entry_for(ts, forked.bodies[idx])
+            server.log = forked
+            return forked.sign()
+        return None
+
+    return lie
+
+
+def _other_origin(rng: random.Random) -> Lie:
+    """Another account's log, a copy of this one that then goes its own way (split view); its
+    checkpoint, honestly signed for its own origin, is served as this stream's."""
+
+    def lie(server: Server, call: str, honest: Any) -> Any:
+        if call == "checkpoint" and not server.told:
+            other = Log(OTHER)
+            other.bodies, other.entries, other.time = list(server.log.bodies), list(server.log.entries), server.log.time
+            other.add(START + SECOND, event_body(START + SECOND, -2))
+            server.log = other
+            return other.sign()
+        return None
+
+    return lie
+
+
+LIES: dict[str, Callable[[random.Random], Lie]] = {
+    "drop": _drop,
+    "drop quietly": _drop_quietly,
+    "backdate": _backdate,
+    "call purged": _purge,
+    "alter": lambda rng: _alter(rng, rehash=False),
+    "alter and rehash": lambda rng: _alter(rng, rehash=True),
+    "reorder": _reorder,
+    "duplicate": lambda rng: _duplicate(rng, listed=False),
+    "duplicate and list twice": lambda rng: _duplicate(rng, listed=True),
+    "empty page, no tail": lambda rng: _hide(tail=False),
+    "empty page, short tail": lambda rng: _hide(tail=True),
+    "cursor page as a reset": _skip_as_reset,
+    "rollback": _rollback,
+    "fork": _fork,
+    "other origin": _other_origin,
+}
+
+
+def _run(server: Server, state: Path, out: list[str]) -> bool:
+    out.clear()
+    return follow(server, KEYS, state, {"limit": server.limit}, max_age=0, out=out.append)
+
+
+def _honest_rounds(server: Server, rng: random.Random, state: Path, rounds: int) -> int:
+    """Follow `rounds` rounds of appends; returns how many items were served and verified."""
+    out: list[str] = []
+    served = 0
+    for n in range(rounds):
+        server.log.append(rng, rng.randrange(0, 12))
+        server.log.sign()
+        server.race = n < rounds - 1 and rng.random() < 0.3
+        assert _run(server, state, out), out
+        served += sum(int(m) for line in out for m in re.findall(r"\((\d+) served", line))
+    return served
+
+
+@pytest.mark.parametrize("name", sorted(LIES))
+def test_every_lie_of_a_malicious_server_is_refused_and_honest_histories_verify(tmp_path: Path, name: str) -> None:
+    told = 0
+    for trial in range(6):
+        rng = random.Random(f"{name}/{trial}")
+        log = Log(ORIGIN)
+        server = Server(log, rng, limit=rng.randrange(1, 6))
+        state = tmp_path / f"{trial}.json"
+        _honest_rounds(server, rng, state, rng.randrange(1, 5))
+        saved = state.read_text()
+        server.log.append(rng, rng.randrange(1, 12))
+        server.log.sign()
+        server.lie = LIES[name](rng)
+        out: list[str] = []
+        verdict = _run(server, state, out)
+        if not server.told:
+            assert verdict, out  # nothing to lie about in this history: it is still honest
+            continue
+        told += 1
+        assert not verdict, (name, trial, out)
+        assert any(line.startswith("INVALID") for line in out), out
+        if name in ("rollback", "fork", "other origin"):
+            assert json.loads(state.read_text())["checkpoint"] == json.loads(saved)["checkpoint"]
+    assert told >= 3, f"the lie {name!r} found a chance in only {told} of 6 histories"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_follower_of_an_honest_history_verifies_every_event_of_the_window_once(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    server = Server(Log(ORIGIN), rng, limit=rng.randrange(1, 6))
+    state = tmp_path / "state.json"
+    served = _honest_rounds(server, rng, state, 10)
+    assert served == sum(1 for e in server.log.entries if in_window(e)) > 0
+    final = StreamState.from_json(json.loads(state.read_text()))
+    assert final.checkpoint == server.log.notes[-1] and final.pending == []
+
+
+def _tampered(saved: dict[str, Any], change: str) -> Any:
+    data = copy.deepcopy(saved)
+    if change == "truncated":
+        return json.dumps(data)[:40]
+    if change == "window not an object":
+        data["window"] = [START, END]
+    elif change == "window start not a number":
+        data["window"]["start_ns"] = str(START)
+    elif change == "next_idx a boolean":
+        data["next_idx"] = True
+    elif change == "cursor not a string":
+        data["cursor"] = 12
+    elif change == "pending not a list":
+        data["pending"] = {"3": 1}
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "truncated",
+        "window not an object",
+        "window start not a number",
+        "next_idx a boolean",
+        "cursor not a string",
+        "pending not a list",
+    ],
+)
+def test_a_tampered_state_file_is_refused_with_its_reason(tmp_path: Path, change: str) -> None:
+    """What the follower remembers between runs, damaged: it stops (exit 2) naming the state file,
+    and neither crashes nor goes on from a state it made up."""
+    from siemgate.tlog.follow import FollowError
+
+    rng = random.Random(change)
+    server = Server(Log(ORIGIN), rng, limit=3)
+    state = tmp_path / "state.json"
+    _honest_rounds(server, rng, state, 2)
+    state.write_text(_tampered(json.loads(state.read_text()), change))
+    with pytest.raises(FollowError, match=f"cannot read the state file {state}"):
+        _run(server, state, [])
+
+
+def test_a_state_whose_checkpoint_does_not_verify_is_invalid(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    server = Server(Log(ORIGIN), rng, limit=3)
+    state = tmp_path / "state.json"
+    _honest_rounds(server, rng, state, 2)
+    saved = json.loads(state.read_text())
+    saved["checkpoint"] = saved["checkpoint"].replace("\ntime ", "\ntime 1")  # the signature no longer verifies
+    state.write_text(json.dumps(saved))
+    out: list[str] = []
+    assert not _run(server, state, out)
+    assert out[0].startswith("INVALID: the state file's checkpoint does not verify"), out
