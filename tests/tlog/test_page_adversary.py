@@ -31,6 +31,7 @@ from siemgate.tlog.follow import Client, follow
 from siemgate.tlog.keys import SignerKeyring, SigningKey
 from siemgate.tlog.merkle import decompose, root_of, tree_reader
 from siemgate.tlog.note import NoteSigner, sign_note
+from siemgate.tlog.page_items import split_page
 from siemgate.tlog.page_proof import MAX_TAIL, Leaf, PageProof
 from siemgate.tlog.proof import consistency_proof, range_proof
 from siemgate.tlog.verify_page import StreamState
@@ -530,3 +531,33 @@ def test_a_state_whose_checkpoint_does_not_verify_is_invalid(tmp_path: Path) -> 
     out: list[str] = []
     assert not _run(server, state, out)
     assert out[0].startswith("INVALID: the state file's checkpoint does not verify"), out
+
+
+@pytest.mark.parametrize("key", ["items", "cursor", "has_more"])
+def test_a_page_with_a_key_twice_is_refused(tmp_path: Path, key: str) -> None:
+    """JSON parsers differ on which of two values of one key they keep (Python's and Go's the
+    last, others the first, serde refuses): a page whose first "items" holds a forged event and
+    whose second holds the served ones verified as the second, while a first-wins SIEM would
+    store the forgery. Such a page is not a page."""
+    from siemgate.tlog.follow import FollowError
+    from siemgate.tlog.verify_page import PageInputError, verify_page
+
+    rng = random.Random(key)
+    server = Server(Log(ORIGIN), rng, limit=5)
+    server.log.append(rng, 8)
+    server.log.sign()
+    honest = server.page({"limit": 5})
+    proof = server.page_proof({"limit": 5}, split_page(honest).cursor, None)
+    assert verify_page(honest, proof, KEYS).ok
+    forged = event_body(START + SECOND, -3)
+    first = {"items": b'"items":[' + forged + b"],", "cursor": b'"cursor":"c0",', "has_more": b'"has_more":true,'}
+    ambiguous = b"{" + first[key] + honest[1:]
+    with pytest.raises(PageInputError, match=f"the key '{key}' twice"):
+        verify_page(ambiguous, proof, KEYS)
+
+    class Ambiguous(Server):
+        def page(self, body: dict[str, Any]) -> bytes:
+            return b"{" + first[key] + super().page(body)[1:]
+
+    with pytest.raises(FollowError, match="twice"):
+        _run(Ambiguous(server.log, rng, 5), tmp_path / "state.json", [])

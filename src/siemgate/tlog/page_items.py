@@ -48,6 +48,10 @@ def split_page(page: bytes) -> RawPage:
             key, pos = _DECODER.raw_decode(text, pos)
             if not isinstance(key, str):
                 raise PageFormatError("the page's keys must be strings")
+            if key in fields or (key == "items" and items is not None):
+                # JSON parsers differ on which of two values they keep: the verified items (or
+                # cursor) could then be other than those a SIEM reads from the same bytes.
+                raise PageFormatError(f"the page has the key {key!r} twice")
             pos = _expect(text, _skip(text, pos), ":")
             pos = _skip(text, pos)
             if key == "items" and text.startswith("[", pos):
