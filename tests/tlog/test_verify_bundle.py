@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from siemgate.tlog.bundle import ENTRIES, EVENTS, MANIFEST, PROOFS, format_hashes
+from siemgate.tlog.checkpoint import Checkpoint, unverified_text
 from siemgate.tlog.entry import ENTRY_SIZE
 from siemgate.tlog.verify_cli import main
 
@@ -226,6 +227,24 @@ def test_purged_bodies_older_than_the_cutoff(
     export(log, notes, bundle, sizes, bodies=held, cutoff_ns=cutoff)
     code, out = bundle_check(capsys, bundle, key)
     assert code == 1 and "INVALID index 6" in out and "not older than the retention cutoff" in out
+
+
+def test_a_cutoff_declared_as_of_now_excuses_no_missing_body(
+    capsys: pytest.CaptureFixture[str], signed: tuple[Path, MemLog, list[str], list[int], Path]
+) -> None:
+    """bundle.json is not signed: an exporter that drops bodies and declares the retention cutoff
+    to be the export time used to get `VALID … bodies purged`. Retention keeps events at least a
+    day, so a cutoff less than a day before the newest checkpoint is no retention cutoff."""
+    bundle, log, notes, sizes, key = signed
+    newest = max(Checkpoint.parse(unverified_text(n)).time for n in notes)
+    held = {i: b for i, b in enumerate(log.bodies) if i not in (3, 4)}
+    export(log, notes, bundle, sizes, bodies=held, cutoff_ns=newest * 1_000_000_000)
+    code, out = bundle_check(capsys, bundle, key)
+    assert code == 1 and "INVALID index 3" in out and "excuses no missing body" in out, out
+    # a day and more before it, as an honest export of a one-day retention declares, still excuses them
+    export(log, notes, bundle, sizes, bodies=held, cutoff_ns=(newest - 86400) * 1_000_000_000)
+    code, out = bundle_check(capsys, bundle, key)
+    assert code == 0 and "2 bodies purged" in out, out
 
 
 def test_recovery_is_reported_as_such(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

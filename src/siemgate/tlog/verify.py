@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,6 +52,8 @@ from siemgate.tlog.purges import Purge, covering, parse_purge
 TILE_LEVEL = 8  # perfect nodes from this level up are kept in memory while streaming
 MAX_PROBLEMS = 50
 DEFAULT_MAX_AGE = 7200
+# The shortest retention a stream can have (src/siemgate/retention/service.py: 1 to MAX_DAYS days).
+MIN_RETENTION_SECONDS = 86400
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,14 @@ class Report:
                 + (f"; {self.purged} bodies purged before the retention cutoff" if self.purged else "")
             )
         return out
+
+
+def plausible_cutoff(cutoff_ns: int, checkpoint_time: int) -> bool:
+    """Whether a declared retention cutoff can be an honest one beside a checkpoint signed at
+    `checkpoint_time` (unix s): retention keeps events at least MIN_RETENTION_SECONDS, and a proof
+    or export is made with a checkpoint at most DEFAULT_MAX_AGE old (else it is stale). An
+    implausible cutoff would let a server call events of this morning purged."""
+    return cutoff_ns <= (checkpoint_time + DEFAULT_MAX_AGE - MIN_RETENTION_SECONDS) * 1_000_000_000
 
 
 def _covering(checkpoints: Sequence[Checkpoint], index: int) -> str | None:
@@ -257,6 +267,14 @@ def verify_bundle(
                 manifest.size,
                 cp.describe(),
             )
+    cutoff = manifest.retention_cutoff_ns
+    if cutoff is not None and checkpoints and not plausible_cutoff(cutoff, max(c.time for c in checkpoints)):
+        report.notices.append(
+            f"the declared retention cutoff {format_ns(cutoff)} is less than a day (the shortest retention) before"
+            " the newest checkpoint, beyond the freshness allowance: it is not a retention cutoff and excuses no"
+            " missing body"
+        )
+        manifest = replace(manifest, retention_cutoff_ns=None)
     entries_path = directory / ENTRIES
     try:
         entries_file = entries_path.open("rb")

@@ -28,7 +28,7 @@ from siemgate.tlog.note import NoteError
 from siemgate.tlog.page_items import PageFormatError, split_page
 from siemgate.tlog.page_proof import PageProof, PageProofError, leaves_by_index, parse_page_proof
 from siemgate.tlog.proof import verify_consistency, verify_range
-from siemgate.tlog.verify import DEFAULT_MAX_AGE, Problem
+from siemgate.tlog.verify import Problem, plausible_cutoff
 
 
 @dataclass
@@ -90,9 +90,6 @@ def _index(value: Any, message: str) -> Any:
 
 
 STATE_FORMAT = "siemgate-verify-state/v1"
-# The shortest retention a stream can have (src/siemgate/retention/service.py: 1 to MAX_DAYS days): an
-# honest cutoff is at least this long before the time a page proof is made.
-MIN_RETENTION_SECONDS = 86400
 
 
 @dataclass
@@ -292,7 +289,7 @@ def _purged(idx: int, entry: Entry, proof: PageProof, report: PageReport) -> Non
             " cutoff: it was deleted",
             idx,
         )
-    elif cutoff > (cp.time + DEFAULT_MAX_AGE - MIN_RETENTION_SECONDS) * 1_000_000_000:
+    elif not plausible_cutoff(cutoff, cp.time):
         report.add(
             f"the declared retention cutoff {format_ns(cutoff)} is less than a day (the shortest retention) before"
             " the checkpoint's time, beyond the freshness allowance: not a retention purge",
