@@ -561,3 +561,20 @@ def test_a_page_with_a_key_twice_is_refused(tmp_path: Path, key: str) -> None:
 
     with pytest.raises(FollowError, match="twice"):
         _run(Ambiguous(server.log, rng, 5), tmp_path / "state.json", [])
+
+
+def test_another_streams_log_is_refused_from_the_first_run(tmp_path: Path) -> None:
+    """A follower of auditevents given, from its very first run (nothing saved yet), the pages and
+    proofs of the account's itemusages log: every proof holds within that log, which is not the
+    one asked for."""
+    rng = random.Random(5)
+    server = Server(Log(ORIGIN.replace("/auditevents", "/itemusages")), rng, limit=4)
+    server.log.append(rng, 10)
+    server.log.sign()
+    out: list[str] = []
+    assert not _run(server, tmp_path / "state.json", out)
+    assert any("is not of the auditevents stream: another stream's log was served" in line for line in out), out
+    honest = Server(Log(ORIGIN), rng, limit=4)
+    honest.log.append(rng, 10)
+    honest.log.sign()
+    assert _run(honest, tmp_path / "honest.json", out) and out[-1].endswith(f"log {ORIGIN}"), out

@@ -29,7 +29,7 @@ from siemgate.tlog.merkle import ProofError
 from siemgate.tlog.note import NoteError
 from siemgate.tlog.page_items import PageFormatError, split_page
 from siemgate.tlog.proof import verify_consistency
-from siemgate.tlog.verify_page import PageInputError, StreamState, verify_page
+from siemgate.tlog.verify_page import PageInputError, StreamState, stream_problem, verify_page
 
 LOG_PREFIX = "/api/siemgate/v1/log"
 USER_AGENT = "siemgate-verify-follow"
@@ -164,7 +164,7 @@ def follow(
         old_size = Checkpoint.parse(unverified_text(state.checkpoint)).size if state.checkpoint else None
         proof = client.page_proof(request, cursor, old_size)
         try:
-            report = verify_page(page, proof, keys, state, witnesses)
+            report = verify_page(page, proof, keys, state, witnesses, client.feature)
         except PageInputError as exc:
             out(f"INVALID page after {state.cursor or 'the reset'}: {exc}")
             return False
@@ -203,7 +203,10 @@ def follow(
         out(f"STALE: the newest checkpoint (size {cp.size}) was signed {when}, {age} s ago, more than {max_age} s")
         out(f"Result: STALE ({verified} verified; newer events may be withheld)")
         return False
-    out(f"Result: VALID: {verified} verified; newest checkpoint size {cp.size} signed {when} ({age} s ago)")
+    out(
+        f"Result: VALID: {verified} verified; newest checkpoint size {cp.size} signed {when} ({age} s ago),"
+        f" log {cp.origin}"
+    )
     return True
 
 
@@ -228,6 +231,10 @@ def _accept(
         out(f"INVALID: the newest checkpoint does not verify: {exc}")
         return None
     cp = newest.checkpoint
+    wrong = stream_problem(cp, client.feature)
+    if wrong:
+        out(f"INVALID: {wrong}")
+        return None
     if state.checkpoint is not None:
         try:
             old = open_checkpoint(state.checkpoint, keys).checkpoint

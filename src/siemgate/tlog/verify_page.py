@@ -135,6 +135,14 @@ class PageReport:
         return out
 
 
+def stream_problem(cp: Checkpoint, feature: str | None) -> str | None:
+    """Why `cp` is not a checkpoint of a `feature` log (origins end with `/<feature>`), or None.
+    Another stream's log, however well signed, proves nothing about this one's pages."""
+    if feature is None or cp.origin.endswith(f"/{feature}"):
+        return None
+    return f"{cp.describe()} is not of the {feature} stream: another stream's log was served"
+
+
 class PageInputError(ValueError):
     """The page or the proof cannot be read at all (not a page, not a page proof)."""
 
@@ -145,9 +153,11 @@ def verify_page(
     keys: PublicKeyring,
     state: StreamState | None = None,
     witnesses: WitnessPolicy | None = None,
+    feature: str | None = None,
 ) -> PageReport:
     """Verify `page` (the response bytes as received) against the decoded page proof; with
-    `witnesses`, its checkpoint needs their quorum of cosignatures.
+    `witnesses`, its checkpoint needs their quorum of cosignatures; with `feature`, it must be
+    the checkpoint of that stream's log (`stream_problem`).
 
     Raises PageInputError when either is not what it should be; everything else is in the report."""
     try:
@@ -162,6 +172,10 @@ def verify_page(
         report.add(f"the proof's checkpoint does not verify: {exc}")
         return report
     report.checkpoint = cp = signed.checkpoint
+    wrong = stream_problem(cp, feature)
+    if wrong:
+        report.add(wrong)
+        return report
     if proof.end_idx > cp.size:
         report.add(f"the proof accounts for indices up to {proof.end_idx - 1}, beyond its checkpoint", cp.size)
         return report
