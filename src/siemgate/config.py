@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         600, ge=1, description="Admin API requests (the console's included) per person per minute."
     )
     admin_rate_limit_per_hour: int = Field(20_000, ge=1, description="Admin API requests per person per hour.")
+    console_session_hours: int = Field(
+        12,
+        ge=1,
+        le=720,
+        description="A console session ends this many hours after sign-in, however busy (the person signs in"
+        " again); at most 720 (30 days). 12 is NIST SP 800-63B's AAL2 reauthentication period.",
+    )
     admin_queries_per_account: int = Field(
         2,
         ge=1,

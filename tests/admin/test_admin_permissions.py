@@ -17,7 +17,7 @@ from siemgate.errors import Conflict
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from support.admin import ADMIN, HOUR, PASSWORD, Person, Site, error_message, ok
-from support.servers import bearer
+from support.servers import LiveServer, bearer
 from support.stores import BOTH_BACKENDS
 
 server_backend = BOTH_BACKENDS  # these HTTP tests run on SQLite and PostgreSQL
@@ -611,8 +611,10 @@ def test_five_failed_sign_ins_rate_limit_the_email_even_with_the_right_password(
     ok(site.call(site.owner, "GET", f"{ADMIN}/me"))
 
 
-def test_a_console_session_ends_after_12_idle_hours(own_site: Site) -> None:
-    site = own_site
+def test_a_console_session_ends_after_12_idle_hours(make_server: Callable[..., LiveServer]) -> None:
+    """With a lifetime longer than 12 hours (console_session_hours), a use extends the session by
+    12 hours, up to its lifetime (tests/security/test_console_sessions.py)."""
+    site = Site(make_server(console_session_hours=48))
     site.set_password(site.owner.user)
     with httpx.Client(base_url=site.server.base_url) as browser:
         ok(browser.post(f"{ADMIN}/session", json={"email": site.owner.email, "password": PASSWORD}))

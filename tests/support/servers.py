@@ -4,6 +4,7 @@ accounts and credentials directly in its services."""
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI
 
+from siemgate.cli.serve_cmds import forwarded_allow_ips
 from siemgate.composition.web import create_app
 from siemgate.composition.wiring import build_services
 from siemgate.config import Settings, load_settings
@@ -35,13 +37,21 @@ def bearer(token: str) -> dict[str, str]:
 class LiveServer:
     """A running server plus helpers that set up accounts and credentials directly."""
 
-    def __init__(self, services: Services, clock: Clock, base_url: str, app: FastAPI | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        clock: Clock,
+        base_url: str,
+        app: FastAPI | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.app = app  # the ASGI app served (start_server's)
         self.services = services
         self.store = services.store
         self.clock = clock
         self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.verify = verify  # for https: trusts the CA that signed the server's certificate
+        self.http = httpx.Client(base_url=base_url, timeout=30, verify=verify)
 
     def account(self, name: str | None = None) -> Account:
         return self.store.create_account(new_id(), name or f"acct-{new_id()[:6]}", self.clock())
@@ -97,12 +107,21 @@ class LiveServer:
                 return items, cursor
 
 
-def start_server(settings: Settings, store: Store, clock: Clock) -> tuple[LiveServer, uvicorn.Server, threading.Thread]:
-    """Services on `store` served on a free port; returns once uvicorn has started."""
+def start_server(
+    settings: Settings, store: Store, clock: Clock, *, ca: Path | None = None
+) -> tuple[LiveServer, uvicorn.Server, threading.Thread]:
+    """Services on `store` served on a free port (over https with the settings' tls_certfile, whose
+    CA is `ca`); returns once uvicorn has started."""
     services = build_services(settings, store, clock)
     port = free_port()
     app = create_app(services)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    tls: dict[str, Any] = {}
+    if settings.tls_certfile is not None:
+        tls = {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
+    # X-Forwarded-* believed as `siemgate serve` does: from trusted_proxies only (uvicorn's default
+    # believes loopback, which every test client is)
+    proxies = {"proxy_headers": bool(settings.trusted_proxies), "forwarded_allow_ips": forwarded_allow_ips(settings)}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, **proxies, **tls)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -111,7 +130,9 @@ def start_server(settings: Settings, store: Store, clock: Clock) -> tuple[LiveSe
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
-    return LiveServer(services, clock, f"http://127.0.0.1:{port}", app), server, thread
+    scheme = "https" if tls else "http"
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca is not None else True
+    return LiveServer(services, clock, f"{scheme}://127.0.0.1:{port}", app, verify), server, thread
 
 
 def stop_server(live: LiveServer, server: uvicorn.Server, thread: threading.Thread) -> None:

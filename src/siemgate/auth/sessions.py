@@ -1,6 +1,7 @@
-"""Console sign-in sessions: a random cookie value (stored as SHA-256), a CSRF token, sliding
-expiry; password checks that cost the same for known and unknown addresses; and the short-lived,
-signed challenge that carries a sign-in from the password step to the two-factor step."""
+"""Console sign-in sessions: a random cookie value (stored as SHA-256), a CSRF token, a sliding
+idle expiry under an absolute lifetime; the cookie's name and attributes; password checks that
+cost the same for known and unknown addresses; and the short-lived, signed challenge that carries
+a sign-in from the password step to the two-factor step."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from siemgate.auth.passwords import verify_password
@@ -18,8 +19,10 @@ from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.store.base import Session, Store, User
 
-COOKIE = "siemgate_session"
+COOKIE = "siemgate_session"  # over plain http (the demo on loopback): browsers refuse __Host- without Secure
+HOST_COOKIE = f"__Host-{COOKIE}"  # over https: Secure, Path=/, no Domain, so no sibling host can set it
 IDLE_NS = 12 * 3600 * NS_PER_SECOND
+LIFETIME_NS = 12 * 3600 * NS_PER_SECOND  # the default of the console_session_hours setting
 MAX_SESSIONS = 100  # a person's sessions kept; signing in again signs the oldest out
 CHALLENGE_NS = 5 * 60 * NS_PER_SECOND
 _CHALLENGE_KEY = "signin-challenge-key"
@@ -33,11 +36,49 @@ class SignIn:
     cookie: str
 
 
+@dataclass(frozen=True, slots=True)
+class CookieSpec:
+    """How the session cookie is named and set for one request (docs/security.md, "Console sessions")."""
+
+    name: str
+    secure: bool
+
+
 class SessionService:
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], int],
+        *,
+        lifetime_ns: int = LIFETIME_NS,
+        public_https: bool = False,
+    ) -> None:
+        """`lifetime_ns`: a session ends that long after sign-in, however busy. `public_https`:
+        people reach the server over https (the public address says so), even when the request
+        reaching this process is plain http from a TLS-terminating proxy."""
         self.store = store
         self.clock = clock
+        self.lifetime_ns = lifetime_ns
+        self.public_https = public_https
         self._challenge_key = store.secret(_CHALLENGE_KEY, secrets.token_bytes(32), clock())
+
+    def cookie(self, scheme: str) -> CookieSpec:
+        """The session cookie for a request of this scheme (uvicorn's, which is X-Forwarded-Proto
+        from trusted proxies): `__Host-` prefixed and Secure when the browser is on https (the
+        request is, or the public address is), else the plain name without Secure. Only that one
+        name is read: over https a cookie of the plain name, which any sibling subdomain can plant,
+        is never a session."""
+        https = scheme == "https" or self.public_https
+        return CookieSpec(HOST_COOKIE, True) if https else CookieSpec(COOKIE, False)
+
+    def presented(self, scheme: str, cookies: Mapping[str, str]) -> str | None:
+        """The session cookie a request of this scheme carries (only the name `cookie` gives)."""
+        return cookies.get(self.cookie(scheme).name) or None
+
+    def _expiry(self, created_at: int, now: int) -> int:
+        """When a session made at `created_at` and last used `now` ends: idle for IDLE_NS, or its
+        lifetime after sign-in, whichever comes first."""
+        return min(now + IDLE_NS, created_at + self.lifetime_ns)
 
     def person(self, email: str) -> User | None:
         """The person who signs in with this email (any case), or None. People sign in with their
@@ -65,7 +106,7 @@ class SessionService:
             token_sha256=token_digest(cookie),
             csrf_token=secrets.token_urlsafe(24),
             created_at=now,
-            expires_at=now + IDLE_NS,
+            expires_at=self._expiry(now, now),
             last_seen_at=now,
             ip=ip,
             user_agent=user_agent[:300],
@@ -98,17 +139,18 @@ class SessionService:
 
     # sessions -----------------------------------------------------------------------------------
     def authenticate(self, cookie: str) -> tuple[User, Session]:
-        """The person behind a session cookie; extends the session. Raises Unauthorized."""
+        """The person behind a session cookie; extends the session while idle, never past its
+        lifetime. Raises Unauthorized."""
         try:
             session = self.store.get_session_by_hash(token_digest(cookie))
         except NotFound:
             raise Unauthorized("Unauthorized: sign in again (the session is not known)") from None
         now = self.clock()
-        if now >= session.expires_at:
+        if now >= min(session.expires_at, session.created_at + self.lifetime_ns):
             self.store.delete_session(session.id)
             raise Unauthorized("Unauthorized: the session has expired; sign in again")
         if now - session.last_seen_at > 60 * NS_PER_SECOND:
-            self.store.touch_session(session.id, now, now + IDLE_NS)
+            self.store.touch_session(session.id, now, self._expiry(session.created_at, now))
         return self.store.get_user_by_id(session.user_id), session
 
     @staticmethod

@@ -33,6 +33,7 @@ from siemgate.integrity.health import integrity_records
 from siemgate.integrity.keys import LogKeys
 from siemgate.integrity.proofs import ProofService
 from siemgate.integrity.service import LogService
+from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.private import private_dir
 from siemgate.retention.service import RetentionService
 from siemgate.services import Clock, Services
@@ -83,7 +84,12 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
     tokens.on_authenticated = lifecycle.replacement_used
     retention = RetentionService(settings, store, people, audit, clock)
     api_keys = ApiKeyService(store, clock)
-    sessions = SessionService(store, clock)
+    sessions = SessionService(
+        store,
+        clock,
+        lifetime_ns=settings.console_session_hours * 3600 * NS_PER_SECOND,
+        public_https=settings.address.scheme == "https",
+    )
     limiter = SignInLimiter(settings.redis_url)
     personal = PersonalService(store, api_keys, people, audit, limiter, clock)
     log_keys = LogKeys(settings)

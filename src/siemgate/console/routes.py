@@ -16,7 +16,6 @@ from fastapi.templating import Jinja2Templates
 
 from siemgate import __version__
 from siemgate.accounts.people import RANK
-from siemgate.auth.sessions import COOKIE
 from siemgate.errors import Unauthorized
 from siemgate.services import Services
 from siemgate.store.base import Session, User
@@ -73,10 +72,10 @@ def _services(request: Request) -> Services:
 
 def _visitor(request: Request) -> Visitor | None:
     """The signed-in person, or None (no cookie, or an expired or unknown session)."""
-    cookie = request.cookies.get(COOKIE)
+    services = _services(request)
+    cookie = services.sessions.presented(request.url.scheme, request.cookies)
     if not cookie:
         return None
-    services = _services(request)
     try:
         user, session = services.sessions.authenticate(cookie)
     except Unauthorized:

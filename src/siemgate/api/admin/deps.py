@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from siemgate.accounts.actor import Actor
@@ -14,7 +15,7 @@ from siemgate.api.middleware import REPLY_HEADERS
 from siemgate.api.schemas import ErrorBody
 from siemgate.auth.api_keys import PREFIX as API_KEY_PREFIX
 from siemgate.auth.ingest_keys import PREFIX as INGEST_PREFIX
-from siemgate.auth.sessions import COOKIE
+from siemgate.auth.sessions import COOKIE, HOST_COOKIE
 from siemgate.errors import BadRequest, Unauthorized
 from siemgate.services import Services
 from siemgate.store.base import Account
@@ -23,7 +24,21 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="PersonalApiKey", description="A personal API key (sgp_...).")
-_cookie = APIKeyCookie(name=COOKIE, auto_error=False, scheme_name="ConsoleSession")
+
+
+class _SessionCookie(APIKeyCookie):
+    """The console session cookie under the name of the request's scheme (SessionService.cookie)."""
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        return services(request).sessions.presented(request.url.scheme, request.cookies)
+
+
+_cookie = _SessionCookie(
+    name=HOST_COOKIE,
+    auto_error=False,
+    scheme_name="ConsoleSession",
+    description=f"The console's session cookie: {HOST_COOKIE} over https, {COOKIE} over plain http.",
+)
 
 T = TypeVar("T")
 
@@ -45,7 +60,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": ERRORS[status]} for status in statuses}
 
 
-def services(request: Request) -> Services:
+def services(request: HTTPConnection) -> Services:
     result: Services = request.app.state.services
     return result
 

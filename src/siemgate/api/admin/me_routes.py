@@ -13,7 +13,7 @@ from siemgate.accounts.actor import Actor
 from siemgate.accounts.signin import Challenge, Client
 from siemgate.api.admin import models
 from siemgate.api.admin.deps import ActorDep, CursorQuery, LimitQuery, ServicesDep, client_ip, errors, paginate
-from siemgate.auth.sessions import COOKIE, IDLE_NS, SignIn
+from siemgate.auth.sessions import SignIn
 from siemgate.errors import BadRequest
 from siemgate.model.durations import parse_duration
 from siemgate.model.timestamps import NS_PER_SECOND
@@ -41,13 +41,14 @@ def _client(request: Request) -> Client:
 
 def _signed_in(services: Services, request: Request, response: Response, result: SignIn) -> dict[str, Any]:
     """Set the session cookie; the body has the person and the CSRF token."""
+    cookie = services.sessions.cookie(request.url.scheme)
     response.set_cookie(
-        COOKIE,
+        cookie.name,
         result.cookie,
-        max_age=IDLE_NS // NS_PER_SECOND,
+        max_age=services.sessions.lifetime_ns // NS_PER_SECOND,  # the session cannot outlive it
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=cookie.secure,
         path="/",
     )
     actor = Actor(result.user, "session", result.session.id, result.session.created_at, client_ip(request))
@@ -91,10 +92,11 @@ def second_factor(
 
 
 @router.delete("/session", status_code=204, summary="Sign out of the console", responses=errors(401, 403))
-def sign_out(actor: ActorDep, services: ServicesDep) -> Response:
+def sign_out(actor: ActorDep, request: Request, services: ServicesDep) -> Response:
     services.personal.sign_out(actor)
     response = Response(status_code=204)
-    response.delete_cookie(COOKIE, path="/")
+    cookie = services.sessions.cookie(request.url.scheme)
+    response.delete_cookie(cookie.name, path="/", secure=cookie.secure, httponly=True, samesite="strict")
     return response
 
 
