@@ -105,7 +105,7 @@ def test_changes_without_the_csrf_token_are_refused(page: Page, console: Console
 
 def test_sign_out_ends_the_session(page: Page, console: Console) -> None:
     sign_in(page, console, console.owner_email)
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page).to_have_url(re.compile(r"/console/sign-in$"))
     page.goto(console.url("/integrations"))
     expect(page).to_have_url(re.compile(r"/console/sign-in\?next="))

@@ -35,7 +35,7 @@ def test_signing_out_leaves_no_account_data_in_the_browser_cache(page: Page, con
     assert any("/events/signinattempts?" in url for url in read) and any(
         url.endswith("/members?limit=200") for url in read
     )
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page).to_have_url(re.compile(r"/console/sign-in$"))
     allow_http_errors(page, 401)
     statuses = page.evaluate(

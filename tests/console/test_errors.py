@@ -94,7 +94,7 @@ def test_an_unknown_console_address_has_a_page(page: Page, console: Console) -> 
     assert response.headers["content-type"].startswith("text/html")
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     expect(page.get_by_role("link", name="Back to the console")).to_be_visible()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()  # signed in: the usual top bar
+    expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()  # signed in: the usual top bar
 
 
 @pytest.mark.parametrize("name", ["constructor", "__proto__", "toString", "hasOwnProperty", "signins"])

@@ -39,7 +39,7 @@ def test_two_factor_is_turned_on_and_then_asked_at_sign_in(page: Page, console: 
     expect(codes).to_be_visible()
     assert len(codes.inner_text().split()) == 10
     screenshot(page, "security-two-factor-on")
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page).to_have_url(re.compile(r"/console/sign-in"))
 
     page.get_by_label("Email").fill(email)

@@ -75,3 +75,31 @@ def test_a_planted_plain_cookie_signs_no_one_in(tls_page: Page, tls_server: Live
     tls_page.context.add_cookies([{"name": COOKIE, "value": value, "url": url, "secure": True}])
     tls_page.goto(f"{tls_server.base_url}/console/security")
     expect(tls_page).to_have_url(re.compile(r"/console/sign-in\?next="))
+
+
+def _sign_in(page: Page, server: LiveServer, email: str) -> None:
+    page.goto(f"{server.base_url}/console/security")
+    expect(page).to_have_url(re.compile(r"/console/sign-in\?next="))
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server.base_url}/console/security")  # not sign-in?next=/console/security
+    page.wait_for_selector("body[data-loaded=true]")
+
+
+def test_signing_out_everywhere_from_the_security_page(browser: Browser, tls_server: LiveServer) -> None:
+    """The button ends the person's other browser's session too, and Chromium drops the __Host-
+    cookie (it ignores a deletion of one that is not Secure)."""
+    contexts = [browser.new_context(ignore_https_errors=True) for _ in range(2)]
+    try:
+        laptop, phone = (context.new_page() for context in contexts)
+        for page in (laptop, phone):
+            _sign_in(page, tls_server, "victim@tls.example")
+        laptop.get_by_role("button", name="Sign out everywhere").click()
+        expect(laptop).to_have_url(re.compile(r"/console/sign-in$"))
+        assert laptop.context.cookies() == []
+        phone.reload()
+        expect(phone).to_have_url(re.compile(r"/console/sign-in\?next="))
+    finally:
+        for context in contexts:
+            context.close()

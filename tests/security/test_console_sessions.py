@@ -132,3 +132,124 @@ def test_over_plain_http_the_cookie_keeps_its_name_without_secure(make_server: A
 def ok_response(response: httpx.Response) -> httpx.Response:
     ok(response)
     return response
+
+
+# the rest of a session's life ------------------------------------------------------------------------
+def _cookie_of(client: httpx.Client) -> str:
+    [value] = client.cookies.values()
+    return value
+
+
+def _replayed(tenants: Tenants, cookie: str, csrf: str | None = None) -> httpx.Response:
+    """GET /me (or, with `csrf`, a change) with only a copy of a cookie: what a thief holds."""
+    headers = {"Cookie": f"{COOKIE}={cookie}"}
+    if csrf is None:
+        return tenants.http.get(f"{ADMIN}/me", headers=headers)
+    return tenants.http.post(f"{ADMIN}/me/two-factor", headers={**headers, "X-CSRF-Token": csrf})
+
+
+def test_a_cookie_value_chosen_before_sign_in_never_becomes_a_session(tenants: Tenants) -> None:
+    """Session fixation: the server never adopts a value the browser brings; signing in sets a
+    new one, also over a session someone planted (their own)."""
+    chosen = "attacker-chosen-value-0123456789abcdefghijklmnop"
+    with signed_in(tenants, tenants.bob.email) as (attacker, _):
+        planted = _cookie_of(attacker)
+    for brought in (chosen, planted):
+        with httpx.Client(base_url=tenants.server.base_url, headers={"Cookie": f"{COOKIE}={brought}"}) as victim:
+            response = victim.post(f"{ADMIN}/session", json={"email": tenants.adam.email, "password": PASSWORD})
+            _, value, _ = _set_cookie(ok_response(response))
+        assert value != brought
+        assert ok(_replayed(tenants, value))["email"] == tenants.adam.email
+    error(_replayed(tenants, chosen), 401)
+    assert ok(_replayed(tenants, planted))["email"] == tenants.bob.email  # still only the attacker's own
+
+
+def test_signing_out_ends_the_session_on_the_server(tenants: Tenants) -> None:
+    with signed_in(tenants, tenants.adam.email) as (client, answer):
+        stolen = _cookie_of(client)
+        ok(client.delete(f"{ADMIN}/session"), 204)
+        error(_replayed(tenants, stolen), 401)
+        error(_replayed(tenants, stolen, answer["csrf_token"]), 401)
+
+
+def test_a_password_change_ends_every_other_session(tenants: Tenants) -> None:
+    with signed_in(tenants, tenants.adam.email) as (thief, _), signed_in(tenants, tenants.adam.email) as (own, _):
+        body = {"current_password": PASSWORD, "new_password": "another long passphrase"}
+        ok(own.put(f"{ADMIN}/me/password", json=body), 204)
+        error(thief.get(f"{ADMIN}/me"), 401)
+        ok(own.get(f"{ADMIN}/me"))
+
+
+def test_the_csrf_token_is_the_sessions_own_sent_as_a_header_on_every_change(tenants: Tenants) -> None:
+    """Checked on every state-changing method whatever the body's type; the token of another
+    session (the same person's included) or in the query string is refused, and nothing changes."""
+    with signed_in(tenants, tenants.adam.email) as (one, first), signed_in(tenants, tenants.adam.email) as (two, _):
+        two.headers["X-CSRF-Token"] = first["csrf_token"]  # another session's token
+        path = f"/accounts/{tenants.a.uuid}/integrations"
+        body = {"type": "splunk", "name": "forged"}
+        del one.headers["X-CSRF-Token"]
+        alice = f"/accounts/{tenants.a.uuid}/members/{tenants.alice.email}"
+        changes = [
+            ("POST", path, body),
+            ("PUT", "/me/password", {"current_password": PASSWORD, "new_password": "forged forged forged"}),
+            ("PATCH", alice, {"role": "member"}),
+            ("DELETE", alice, None),
+        ]
+        for method, where, json_body in changes:
+            assert "CSRF" in error(one.request(method, f"{ADMIN}{where}", json=json_body), 403)
+            assert "CSRF" in error(two.request(method, f"{ADMIN}{where}", json=json_body), 403)
+        query = {"csrf_token": first["csrf_token"], "X-CSRF-Token": first["csrf_token"]}
+        assert "CSRF" in error(one.post(f"{ADMIN}{path}", params=query, json=body), 403)
+        for content in ({"data": body}, {"content": b'{"type":"splunk","name":"forged"}'}):
+            form = one.post(f"{ADMIN}{path}", headers={"Content-Type": "text/plain"}, **content)  # type: ignore[arg-type]
+            assert "CSRF" in error(form, 403)
+        assert "CSRF" in error(one.delete(f"{ADMIN}/session"), 403)
+        ok(one.get(f"{ADMIN}/me"))  # the session itself is fine
+    assert "forged" not in [i.name for i in tenants.services.store.list_integrations(tenants.a.id)]
+    assert [
+        m.role for m in tenants.services.store.list_members(tenants.a.id) if m.user.id == tenants.alice.user.id
+    ] == ["owner"]
+    ok(tenants.sign_in(tenants.adam.email))  # the password did not change
+
+
+def test_a_console_cookie_opens_neither_the_events_api_nor_ingest(tenants: Tenants) -> None:
+    with signed_in(tenants, tenants.alice.email) as (client, _):
+        error(client.post("/api/v2/auditevents", json={"limit": 10}), 401)
+        error(client.post("/api/v1/auditevents", json={"limit": 10}), 401)
+        error(client.get("/api/v2/auth/introspect"), 401)
+        error(client.post("/api/ingest/v2/auditevents", json=[]), 401)
+
+
+def test_keys_and_tokens_are_no_console_session(tenants: Tenants) -> None:
+    """A personal API key or a SIEM token is no console session, as a cookie or as a bearer."""
+    token = tenants.server.token(tenants.a)
+    ingest = tenants.server.ingest_key(tenants.a)
+    page = f"/console/accounts/{tenants.a.uuid}/integrations"
+    for secret in (tenants.alice.key, token, ingest):
+        error(tenants.http.get(f"{ADMIN}/me", headers={"Cookie": f"{COOKIE}={secret}"}), 401)
+        for headers in ({"Cookie": f"{COOKIE}={secret}"}, {"Authorization": f"Bearer {secret}"}):
+            shown = tenants.http.get(page, headers=headers)
+            assert shown.status_code == 303 and shown.headers["location"].startswith("/console/sign-in")
+
+
+def test_signing_out_everywhere_ends_every_session_of_the_person(tenants: Tenants) -> None:
+    """There was no way to end the sessions of a lost laptop or a copied cookie, short of changing
+    the password (which kept the session doing it). Now `DELETE /me/sessions` ends them all,
+    this one included, with a session or an API key; other people's sessions stay."""
+    with (
+        signed_in(tenants, tenants.adam.email) as (thief, _),
+        signed_in(tenants, tenants.adam.email) as (own, _),
+        signed_in(tenants, tenants.alice.email) as (someone_else, _),
+    ):
+        response = own.delete(f"{ADMIN}/me/sessions")
+        assert ok(response) == {"ended_sessions": 2}
+        name, value, attributes = _set_cookie(response)
+        assert name == COOKIE and value in ("", '""') and "max-age=0" in attributes
+        error(thief.get(f"{ADMIN}/me"), 401)
+        error(own.get(f"{ADMIN}/me"), 401)
+        ok(someone_else.get(f"{ADMIN}/me"))
+        with signed_in(tenants, tenants.adam.email) as (again, _):
+            assert ok(tenants.call(tenants.adam, "DELETE", "/me/sessions")) == {"ended_sessions": 1}
+            error(again.get(f"{ADMIN}/me"), 401)
+    [ended, _] = [e for e in tenants.events(tenants.a) if e["object_type"] == "dlgdsess"]
+    assert ended["action"] == "revoke" and ended["object_uuid"] == tenants.adam.user.uuid

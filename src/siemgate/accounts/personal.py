@@ -247,6 +247,20 @@ class PersonalService:
         return required
 
     # sessions -----------------------------------------------------------------------------------
+    def sign_out_everywhere(self, actor: Actor, user: User) -> int:
+        """End every console session of the person, the actor's own included (a stolen cookie's
+        too), and record it; returns how many ended."""
+        ended = self.store.end_sessions(user.id)
+        self.audit.record_for(
+            user,
+            actor,
+            "revoke",
+            "dlgdsess",
+            object_uuid=user.uuid,
+            aux_info={"kind": "console session", "reason": "signed out everywhere", "ended_sessions": ended},
+        )
+        return ended
+
     def sign_out(self, actor: Actor) -> None:
         """End the actor's console session and record it."""
         if actor.user is None or actor.via != "session" or actor.credential_id is None:

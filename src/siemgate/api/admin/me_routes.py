@@ -94,7 +94,24 @@ def second_factor(
 @router.delete("/session", status_code=204, summary="Sign out of the console", responses=errors(401, 403))
 def sign_out(actor: ActorDep, request: Request, services: ServicesDep) -> Response:
     services.personal.sign_out(actor)
-    response = Response(status_code=204)
+    return _signed_out(services, request)
+
+
+@router.delete(
+    "/me/sessions",
+    response_model=models.SessionsEnded,
+    summary="Sign out everywhere: every console session of yours ends, this one included",
+    responses=errors(401, 403),
+)
+def sign_out_everywhere(actor: ActorDep, request: Request, services: ServicesDep) -> Response:
+    assert actor.user is not None
+    ended = services.personal.sign_out_everywhere(actor, actor.user)
+    return _signed_out(services, request, models.SessionsEnded(ended_sessions=ended).model_dump_json())
+
+
+def _signed_out(services: Services, request: Request, body: str | None = None) -> Response:
+    """A 204 (or 200 with a JSON `body`) that deletes the session cookie from the browser."""
+    response = Response(status_code=204) if body is None else Response(body, media_type="application/json")
     cookie = services.sessions.cookie(request.url.scheme)
     response.delete_cookie(cookie.name, path="/", secure=cookie.secure, httponly=True, samesite="strict")
     return response

@@ -354,6 +354,10 @@ class SessionOut(BaseModel):
     expires_at: str | None
 
 
+class SessionsEnded(BaseModel):
+    ended_sessions: int = Field(description="How many console sessions ended, the one signing out included.")
+
+
 class Deleted(BaseModel):
     deleted: bool = True
     revoked_tokens: list[str] = Field(default_factory=list)

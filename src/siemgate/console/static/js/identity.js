@@ -194,6 +194,14 @@ export async function securityPage() {
     form.reset();
     setStatus("Password changed; your other sessions were signed out.");
   });
+  $("#sign-out-everywhere").addEventListener("click", async () => {
+    try {
+      await api("DELETE", "/me/sessions");
+      location.assign(`${PREFIX}/sign-in`);
+    } catch (e) {
+      showError($("#sessions-error"), e);
+    }
+  });
   await drawTwoFactor();
   $("#two-factor").setAttribute("aria-busy", "false");
   await drawRequirements();
