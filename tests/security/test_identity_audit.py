@@ -246,6 +246,7 @@ def _carry_out_everything(tenants: Tenants, tmp_path: Path) -> Scenario:
     with httpx.Client(base_url=tenants.server.base_url) as browser:
         signed = expect("POST", "/session", lambda: browser.post(f"{ADMIN}/session", json={"email": bob.email, "password": PASSWORD}), b, "success")  # fmt: skip
         expect("DELETE", "/session", lambda: browser.delete(f"{ADMIN}/session", headers={"X-CSRF-Token": signed["csrf_token"]}), b, ("revoke", "dlgdsess"))  # fmt: skip
+    expect("DELETE", "/me/sessions", lambda: call(bob, "DELETE", "/me/sessions"), b, ("revoke", "dlgdsess"))  # fmt: skip
     secret = ok(call(bob, "POST", "/me/two-factor"), 201)["secret"]
     ok(call(bob, "POST", "/me/two-factor/confirm", json={"code": pyotp.TOTP(secret).now(), "password": PASSWORD}))
     with httpx.Client(base_url=tenants.server.base_url) as browser:
