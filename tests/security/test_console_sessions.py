@@ -253,3 +253,18 @@ def test_signing_out_everywhere_ends_every_session_of_the_person(tenants: Tenant
             error(again.get(f"{ADMIN}/me"), 401)
     [ended, _] = [e for e in tenants.events(tenants.a) if e["object_type"] == "dlgdsess"]
     assert ended["action"] == "revoke" and ended["object_uuid"] == tenants.adam.user.uuid
+
+
+def test_a_copied_cookie_cannot_mint_a_lasting_api_key(tenants: Tenants) -> None:
+    """A personal API key outlives the session that made it: whoever held a copied cookie (and
+    read the CSRF token from any console page) could make a key that never expires, and keep it
+    after the session ended, the person signed out everywhere or changed their password. Through
+    a session a key now takes the person's password (a personal API key still makes one alone)."""
+    with signed_in(tenants, tenants.adam.email) as (thief, _):
+        assert "password" in error(thief.post(f"{ADMIN}/me/api-keys", json={"name": "backdoor"}), 400)
+        wrong = {"name": "backdoor", "password": "a guess at the password"}
+        error(thief.post(f"{ADMIN}/me/api-keys", json=wrong), 401)
+        assert tenants.services.store.list_api_keys(tenants.adam.user.id)[-1].name == "tests"
+        made = ok(thief.post(f"{ADMIN}/me/api-keys", json={"name": "script", "password": PASSWORD}), 201)
+        assert made["key"].startswith("sgp_")
+    ok(tenants.call(tenants.adam, "POST", "/me/api-keys", json={"name": "from a key"}), 201)

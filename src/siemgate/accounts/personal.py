@@ -58,9 +58,18 @@ class PersonalService:
         self.box = totp.SecretBox(store, clock())
 
     # personal API keys --------------------------------------------------------------------------
-    def create_api_key(self, actor: Actor, user: User, name: str, expires_in_ns: int | None) -> tuple[str, ApiKey]:
+    def create_api_key(
+        self, actor: Actor, user: User, name: str, expires_in_ns: int | None, password: str | None = None
+    ) -> tuple[str, ApiKey]:
+        """A new key of the person. Through a console session it takes the person's password
+        (BadRequest without it, Unauthorized when wrong): a key outlives the session, so whoever
+        holds only a copied cookie must not turn it into a lasting credential."""
         if not name.strip():
             raise BadRequest("Bad Request: name: an API key needs a name, e.g. the script that uses it")
+        if actor.via == "session":
+            if password is None:
+                raise BadRequest("Bad Request: password: give your password to create an API key from the console")
+            self.check_current(actor, user, password)
         secret, key = self.api_keys.create(user, name, expires_in_ns)
         self.audit.record_for(
             user,

@@ -226,7 +226,7 @@ def create_api_key(body: models.ApiKeyCreate, actor: ActorDep, services: Service
         expires = parse_duration(body.expires)
     except ValueError as exc:
         raise BadRequest(f"Bad Request: expires: {exc}") from None
-    secret, key = services.personal.create_api_key(actor, actor.user, body.name, expires)
+    secret, key = services.personal.create_api_key(actor, actor.user, body.name, expires, body.password)
     return {**views.api_key_view(key, services.clock()), "key": secret}
 
 

@@ -135,6 +135,13 @@ class ApiKeyCreate(Strict):
         pattern=r"^(never|none|[1-9][0-9]{0,3}[smhdw])$",
         description="never, or a duration such as 90d (a number of s, m, h, d or w, at most 4 digits).",
     )
+    password: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_PASSWORD_LENGTH,
+        description="Your password: required when you use a console session (a copied session cookie must"
+        " not become a key that outlives it); not needed with a personal API key.",
+    )
 
 
 class SignIn(Strict):
