@@ -222,7 +222,8 @@ def test_members_added_role_changed_and_removed(site: Site) -> None:
 
     [removed] = recorded(site, lambda: ok(site.call(actor, "DELETE", url), 204))
     assert kinds([removed]) == [("delete", "user")]
-    assert removed["object_details"] == person and aux(removed) == {"role": "administrator"}
+    # their only account: the session the join opened ends (docs/security.md, "Console sessions")
+    assert removed["object_details"] == person and aux(removed) == {"role": "administrator", "ended_sessions": 1}
     assert_by_person(removed, actor, site)
 
 

@@ -4,6 +4,7 @@ sessions"). Everything goes through real HTTP to a live server."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from siemgate.accounts.actor import CLI
 from siemgate.accounts.views import when
 from siemgate.model.timestamps import parse_ns
 
@@ -268,3 +270,26 @@ def test_a_copied_cookie_cannot_mint_a_lasting_api_key(tenants: Tenants) -> None
         made = ok(thief.post(f"{ADMIN}/me/api-keys", json={"name": "script", "password": PASSWORD}), 201)
         assert made["key"].startswith("sgp_")
     ok(tenants.call(tenants.adam, "POST", "/me/api-keys", json={"name": "from a key"}), 201)
+
+
+def test_removal_from_the_last_account_ends_the_persons_sessions(tenants: Tenants) -> None:
+    """A person removed from their only account kept their console sessions (and so did whoever
+    held a copy of the cookie), with which they could still make API keys, accept invitations and,
+    where allowed, create accounts. Removed from their last account, their sessions end; they can
+    sign in again. Removed from one of several, they keep them."""
+    bob = tenants.bob
+    code, invitation = tenants.services.invitations.invite(CLI, tenants.a, bob.email, "member")
+    ok(tenants.call(bob, "POST", f"/me/invitations/{invitation.id}/accept", json={"code": code}))
+    with signed_in(tenants, tenants.adam.email) as (adam, _), signed_in(tenants, bob.email) as (bobs, _):
+        ok(tenants.call(tenants.alice, "DELETE", f"/accounts/{tenants.a.uuid}/members/{bob.email}"), 204)
+        ok(bobs.get(f"{ADMIN}/me"))  # still a member of Bolt
+        ok(tenants.call(tenants.alice, "DELETE", f"/accounts/{tenants.a.uuid}/members/{tenants.adam.email}"), 204)
+        error(adam.get(f"{ADMIN}/me"), 401)
+    with signed_in(tenants, tenants.adam.email) as (again, _):
+        assert ok(again.get(f"{ADMIN}/me"))["accounts"] == []
+    removed = [aux(e) for e in tenants.events(tenants.a) if (e["action"], e["object_type"]) == ("delete", "user")]
+    assert removed == [{"role": "member"}, {"role": "administrator", "ended_sessions": 1}]
+
+
+def aux(event: dict[str, Any]) -> Any:
+    return json.loads(event["aux_info"])

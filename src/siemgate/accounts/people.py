@@ -16,6 +16,7 @@ credentials are theirs: nothing here sets or reveals them (docs/security.md).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
@@ -228,7 +229,9 @@ class PeopleService:
         return updated
 
     def remove_member(self, actor: Actor, account: Account, ref: str) -> None:
-        """Remove a member; their pending invitations to the account are revoked with them."""
+        """Remove a member; their pending invitations to the account are revoked with them. Removed
+        from their last account, the person's console sessions end too (they may sign in again):
+        whoever removes someone expects them out, and a copied cookie with them."""
         member = self.find_member(account, ref)
         self.require(
             actor,
@@ -237,7 +240,10 @@ class PeopleService:
             "remove an owner" if member.role == "owner" else "remove members",
         )
         withdrawn = self.store.remove_member(account.id, member.user.id, self._withdrawal(actor, None))
-        self.audit.record(account, actor, "delete", "user", object_user=member.user, aux_info={"role": member.role})
+        details: dict[str, Any] = {"role": member.role}
+        if not self.store.list_memberships(member.user.id):
+            details["ended_sessions"] = self.store.end_sessions(member.user.id)
+        self.audit.record(account, actor, "delete", "user", object_user=member.user, aux_info=details)
         self._record_withdrawn(actor, account, withdrawn)
 
     def _withdrawal(self, actor: Actor, role: str | None) -> Withdrawal:
