@@ -10,13 +10,17 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 
 from siemgate.accounts.actor import CLI
 from siemgate.accounts.views import when
 from siemgate.model.timestamps import parse_ns
+from support.stores import BOTH_BACKENDS
 
 from .identity_support import ADMIN, PASSWORD, Tenants, error, ok
+
+server_backend = BOTH_BACKENDS  # sessions are shared SQL: run on SQLite and PostgreSQL
 
 COOKIE, HOST_COOKIE = "siemgate_session", "__Host-siemgate_session"  # the names browsers hold
 HOUR = 3600
@@ -182,6 +186,18 @@ def test_a_password_change_ends_every_other_session(tenants: Tenants) -> None:
         ok(own.get(f"{ADMIN}/me"))
 
 
+def test_turning_two_factor_on_ends_the_other_sessions_and_an_operators_reset_ends_all(tenants: Tenants) -> None:
+    adam = tenants.adam
+    with signed_in(tenants, adam.email) as (thief, _), signed_in(tenants, adam.email) as (own, _):
+        secret = ok(own.post(f"{ADMIN}/me/two-factor"), 201)["secret"]
+        code = pyotp.TOTP(secret).now()
+        ok(own.post(f"{ADMIN}/me/two-factor/confirm", json={"code": code, "password": PASSWORD}))
+        error(thief.get(f"{ADMIN}/me"), 401)
+        ok(own.get(f"{ADMIN}/me"))
+        tenants.services.personal.reset_two_factor(CLI, adam.user)  # `siemgate user reset-two-factor`
+        error(own.get(f"{ADMIN}/me"), 401)
+
+
 def test_the_csrf_token_is_the_sessions_own_sent_as_a_header_on_every_change(tenants: Tenants) -> None:
     """Checked on every state-changing method whatever the body's type; the token of another
     session (the same person's included) or in the query string is refused, and nothing changes."""
@@ -293,3 +309,14 @@ def test_removal_from_the_last_account_ends_the_persons_sessions(tenants: Tenant
 
 def aux(event: dict[str, Any]) -> Any:
     return json.loads(event["aux_info"])
+
+
+def test_a_sign_in_cannot_be_forged_by_another_site(tenants: Tenants) -> None:
+    """Login CSRF: a page elsewhere can only post a form (text/plain, urlencoded, multipart)
+    without a CORS preflight, even one whose text is JSON; such a sign-in is refused and sets no
+    cookie, so nobody's browser is signed in to the attacker's own session."""
+    body = json.dumps({"email": tenants.bob.email, "password": PASSWORD})
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        response = tenants.http.post(f"{ADMIN}/session", content=body, headers={"Content-Type": kind})
+        error(response, 400)
+        assert "set-cookie" not in response.headers
