@@ -320,3 +320,31 @@ def test_a_sign_in_cannot_be_forged_by_another_site(tenants: Tenants) -> None:
         response = tenants.http.post(f"{ADMIN}/session", content=body, headers={"Content-Type": kind})
         error(response, 400)
         assert "set-cookie" not in response.headers
+
+
+def test_a_copy_of_this_browsers_cookie_ends_with_a_password_change_or_two_factor(tenants: Tenants) -> None:
+    """A password change or turning two-factor on ended the person's *other* sessions and kept
+    the one asking, cookie and all; but a thief's cookie is usually a copy of the person's own
+    browser's, so it survived exactly the changes the person makes when they suspect one. Now the
+    session asking gets a new cookie (Set-Cookie on the answer) and every copy of the old one ends;
+    the browser carries on signed in, with the same CSRF token."""
+    adam = tenants.adam
+    with signed_in(tenants, adam.email) as (own, answer):
+        copied = _cookie_of(own)
+        body = {"current_password": PASSWORD, "new_password": "another long passphrase"}
+        changed = own.put(f"{ADMIN}/me/password", json=body)
+        ok(changed, 204)
+        name, renewed, attributes = _set_cookie(changed)
+        assert name == COOKIE and renewed != copied and {"httponly", "samesite=strict", "path=/"} <= attributes
+        error(_replayed(tenants, copied), 401)
+        error(_replayed(tenants, copied, answer["csrf_token"]), 401)
+        ok(own.get(f"{ADMIN}/me"))
+        copied = _cookie_of(own)
+        secret = ok(own.post(f"{ADMIN}/me/two-factor"), 201)["secret"]
+        confirm = {"code": pyotp.TOTP(secret).now(), "password": "another long passphrase"}
+        turned_on = own.post(f"{ADMIN}/me/two-factor/confirm", json=confirm)
+        assert len(ok(turned_on)["recovery_codes"]) == 10
+        assert _set_cookie(turned_on)[1] != copied
+        error(_replayed(tenants, copied), 401)
+        ok(own.get(f"{ADMIN}/me"))
+        ok(own.post(f"{ADMIN}/me/two-factor/recovery-codes", json={"password": "another long passphrase"}))

@@ -153,6 +153,14 @@ class SessionService:
             self.store.touch_session(session.id, now, self._expiry(session.created_at, now))
         return self.store.get_user_by_id(session.user_id), session
 
+    def renew(self, session_id: str) -> str:
+        """A new cookie value for the session (returned, to be set): every copy of the old one stops
+        working, whoever holds it. For changes that end the person's other sessions, since a copy
+        of this browser's cookie is exactly what a thief would hold."""
+        cookie = secrets.token_urlsafe(32)
+        self.store.renew_session(session_id, token_digest(cookie))
+        return cookie
+
     @staticmethod
     def check_csrf(session: Session, presented: str | None) -> None:
         """Raise Forbidden unless `presented` matches the session CSRF token."""

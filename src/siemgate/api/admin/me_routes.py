@@ -39,18 +39,29 @@ def _client(request: Request) -> Client:
     return Client(client_ip(request), request.headers.get("user-agent", ""))
 
 
-def _signed_in(services: Services, request: Request, response: Response, result: SignIn) -> dict[str, Any]:
-    """Set the session cookie; the body has the person and the CSRF token."""
+def _set_cookie(services: Services, request: Request, response: Response, value: str) -> None:
     cookie = services.sessions.cookie(request.url.scheme)
     response.set_cookie(
         cookie.name,
-        result.cookie,
+        value,
         max_age=services.sessions.lifetime_ns // NS_PER_SECOND,  # the session cannot outlive it
         httponly=True,
         samesite="strict",
         secure=cookie.secure,
         path="/",
     )
+
+
+def _renew_cookie(services: Services, request: Request, response: Response, actor: Actor) -> None:
+    """After a change that ended the person's other sessions: a new cookie for the actor's own
+    session, so that a copy of its old value (a thief's) ends too. Nothing for an API key."""
+    if actor.via == "session" and actor.credential_id is not None:
+        _set_cookie(services, request, response, services.sessions.renew(actor.credential_id))
+
+
+def _signed_in(services: Services, request: Request, response: Response, result: SignIn) -> dict[str, Any]:
+    """Set the session cookie; the body has the person and the CSRF token."""
+    _set_cookie(services, request, response, result.cookie)
     actor = Actor(result.user, "session", result.session.id, result.session.created_at, client_ip(request))
     return {
         "user": me_view(services, actor),
@@ -120,13 +131,15 @@ def _signed_out(services: Services, request: Request, body: str | None = None) -
 @router.put(
     "/me/password",
     status_code=204,
-    summary="Change your password (your other console sessions end)",
+    summary="Change your password (your other console sessions end; this one gets a new cookie)",
     responses=errors(401, 403, 429),
 )
-def change_password(body: models.PasswordChange, actor: ActorDep, services: ServicesDep) -> Response:
+def change_password(body: models.PasswordChange, actor: ActorDep, request: Request, services: ServicesDep) -> Response:
     assert actor.user is not None
     services.personal.change_password(actor, actor.user, body.current_password, body.new_password)
-    return Response(status_code=204)
+    response = Response(status_code=204)
+    _renew_cookie(services, request, response, actor)
+    return response
 
 
 # two-factor ---------------------------------------------------------------------------------------
@@ -157,9 +170,13 @@ def begin_two_factor(actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
     summary="Turn two-factor on with the app's current code and your password; returns your recovery codes",
     responses=errors(401, 403, 409, 429),
 )
-def confirm_two_factor(body: models.TwoFactorConfirm, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+def confirm_two_factor(
+    body: models.TwoFactorConfirm, actor: ActorDep, request: Request, response: Response, services: ServicesDep
+) -> dict[str, Any]:
     assert actor.user is not None
-    return {"recovery_codes": services.personal.confirm_two_factor(actor, actor.user, body.code, body.password)}
+    codes = services.personal.confirm_two_factor(actor, actor.user, body.code, body.password)
+    _renew_cookie(services, request, response, actor)
+    return {"recovery_codes": codes}
 
 
 @router.post(

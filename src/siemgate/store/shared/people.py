@@ -291,6 +291,11 @@ class AccountStore(SharedSQL):
                 (now, expires_at, session_id),
             )
 
+    def renew_session(self, session_id: str, token_sha256: str) -> None:
+        """Give the session a new cookie (its SHA-256): the old value stops working."""
+        with self._tx() as conn:
+            conn.execute(self._q("UPDATE sessions SET token_sha256 = ? WHERE id = ?"), (token_sha256, session_id))
+
     def delete_session(self, session_id: str) -> None:
         with self._tx() as conn:
             conn.execute(self._q("DELETE FROM sessions WHERE id = ?"), (session_id,))
