@@ -348,3 +348,14 @@ def test_a_copy_of_this_browsers_cookie_ends_with_a_password_change_or_two_facto
         error(_replayed(tenants, copied), 401)
         ok(own.get(f"{ADMIN}/me"))
         ok(own.post(f"{ADMIN}/me/two-factor/recovery-codes", json={"password": "another long passphrase"}))
+
+
+def test_the_persons_deletion_ends_their_sessions(tenants: Tenants) -> None:
+    """People are deleted with their home account when they belong to no other: their sessions go
+    with them, and a copied cookie is 401 from the next request."""
+    with signed_in(tenants, tenants.alice.email) as (alice, _), signed_in(tenants, tenants.adam.email) as (adam, _):
+        url = f"{ADMIN}/accounts/{tenants.a.uuid}"
+        deleted = alice.delete(url, params={"confirm": tenants.a.name})
+        assert ok(deleted)["deleted"] == tenants.a.uuid
+        error(alice.get(f"{ADMIN}/me"), 401)
+        error(adam.get(f"{ADMIN}/me"), 401)
