@@ -5,8 +5,10 @@ belongs to no account (docs/setup.md, "Deleting an account")."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +45,7 @@ class AccountDeletion:
             "ingest keys": len(self.store.list_ingest_keys(account.id)),
             "alert rules": len(self.store.list_alert_rules(account.id)),
             "members": len(self.store.list_members(account.id)),
-            "archive files": sum(1 for p in archives.rglob("*") if p.is_file()) if archives.is_dir() else 0,
+            "archive files": _count_files(archives),
         }
 
     def delete(self, actor: Actor, account: Account, confirm: str) -> dict[str, int]:
@@ -65,11 +67,8 @@ class AccountDeletion:
         and then its archive folder; also carries on a deletion that was stopped. Returns what was
         removed (per table, and archive files)."""
         archives = self.archive_dir(account)
-        files = sum(1 for p in archives.rglob("*") if p.is_file()) if archives.is_dir() else 0
         removed = self.store.delete_account_rows(account.id, account.uuid, account.name, who, detail, self.clock())
-        if archives.is_dir():
-            shutil.rmtree(archives)
-        removed["archive files"] = files
+        removed["archive files"] = remove_folder(archives)
         log.warning("account %s (%s) deleted by %s: %s", account.name, account.uuid, who, detail)
         return removed
 
@@ -86,12 +85,38 @@ class AccountDeletion:
             if op.action != "delete account" or ref not in (op.account_uuid, op.account_name):
                 continue
             folder = self.archive_root / op.account_uuid
-            if folder.is_dir():
-                files = sum(1 for p in folder.rglob("*") if p.is_file())
-                shutil.rmtree(folder)
+            if folder.is_dir() or folder.is_symlink():
+                files = remove_folder(folder)
                 log.warning("removed the archive folder %s left by the deletion of account %s", folder, op.account_uuid)
                 return op.account_name, op.account_uuid, files
         return None
+
+
+def _count_files(folder: Path) -> int:
+    """The files under `folder` (symlinks not followed); 0 when it is not a folder."""
+    if folder.is_symlink() or not folder.is_dir():
+        return 0
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+def remove_folder(folder: Path) -> int:
+    """Remove `folder` and what it holds, tolerating another process removing it at the same time
+    (a server finishing a stopped deletion at start while an operator runs `account delete`
+    again): what the other removed first is not an error. A symlink in its place is removed
+    itself, never what it points to. Returns the files this process saw there. Raises OSError
+    for anything else (permissions, a read-only disk)."""
+    if folder.is_symlink():
+        with contextlib.suppress(FileNotFoundError):
+            folder.unlink()
+        return 0
+    files = _count_files(folder)
+
+    def gone_already(_func: object, _path: str, info: tuple[type[BaseException], BaseException, object]) -> None:
+        if not isinstance(info[1], FileNotFoundError):
+            raise info[1]
+
+    shutil.rmtree(folder, onerror=gone_already)
+    return files
 
 
 def _login() -> str:
