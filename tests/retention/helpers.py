@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+import siemgate
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
@@ -103,3 +104,26 @@ def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env.pop(name, None)
     command = [sys.executable, "-m", "siemgate", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def peak_growth_mib(code: str) -> float:
+    """How much a fresh interpreter's peak resident memory grows, over what it holds when it starts
+    (siemgate and pyarrow imported, the peak reset: /proc/self/clear_refs), while it runs `code`."""
+    script = (
+        "from pathlib import Path\nimport orjson\n"
+        "import pyarrow.parquet, siemgate.retention.archive as archive, siemgate.tlog.archive_verify\n"
+        "from siemgate.model.features import Feature\n"
+        "def kib(key):\n"
+        "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key))\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "before = kib('VmRSS:')\n"
+        f"{code}\n"
+        "print('growth', (kib('VmHWM:') - before) / 1024)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(siemgate.__file__).parents[1])}  # this siemgate
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    growth = float(done.stdout.strip().splitlines()[-1].split()[-1])
+    return growth

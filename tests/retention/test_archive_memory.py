@@ -3,21 +3,17 @@ that compresses extremely well is never held in memory whole by verify, replay o
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import siemgate
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns
 from siemgate.retention import parquet
 
-from .helpers import NOW
+from .helpers import NOW, peak_growth_mib
 
 ROWS = 50_000
 BODY = 2_000  # bytes of each event: ROWS of them are 100 MB read whole, a few KiB on disk
@@ -38,23 +34,8 @@ def _repetitive_parquet(path: Path) -> None:
 
 
 def _peak_growth_mib(code: str, path: Path) -> float:
-    """How much a fresh interpreter's peak resident memory grows while `code` reads `path`
-    (`path` is bound in it); the rows read must be ROWS."""
-    script = (
-        "import resource, sys\nfrom pathlib import Path\n"
-        "import pyarrow.parquet, siemgate.retention.archive, siemgate.tlog.archive_verify\n"
-        f"path = Path({str(path)!r})\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        f"{code}\n"
-        f"assert rows == {ROWS}, rows\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(siemgate.__file__).parents[1])}  # this siemgate
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return float(done.stdout)
+    """peak_growth_mib of `code` reading `path` (bound in it as `path`); the rows read must be ROWS."""
+    return peak_growth_mib(f"path = Path({str(path)!r})\n{code}\nassert rows == {ROWS}, rows")
 
 
 def test_a_parquet_file_that_expands_a_lot_is_read_a_batch_at_a_time(tmp_path: Path) -> None:

@@ -31,10 +31,11 @@ import hashlib
 import io
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
@@ -45,6 +46,7 @@ from siemgate.model.features import Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
 from siemgate.retention import parquet
 from siemgate.retention.parquet import Row
+from siemgate.tlog.archive_index import INDEX_FORMAT, folder_files, read_sidecar
 
 DAY_NS = 86400 * NS_PER_SECOND
 FORMATS = ("jsonl", "parquet")
@@ -53,10 +55,11 @@ MANIFEST = "manifest.json"
 LOCK_FILE = ".retention.lock"  # the lock file of releases before the folder itself was locked: ignored
 MANIFEST_VERSION = 2  # 2: log indices, checkpoints, rewrites and purges (1 is still read)
 MANIFEST_VERSIONS = (1, 2)
-INDEX_FORMAT = "siemgate-archive-index/v1"
 # The longest JSON Lines line read: far above any event an ingest setting allows in practice. A
 # file holding a longer event fails when it is written (it is read back), so nothing is purged.
 MAX_LINE_BYTES = 64 * 1024 * 1024
+# The largest manifest read: a manifest lists a stream's days, rewrites and purges (a few KiB a day).
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 
 class ArchiveError(SiemgateError):
@@ -110,11 +113,12 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") and ".tmp-" in name
 
 
-def archive_files(folder: Path) -> Iterator[Path]:
-    """Every file under a stream folder other than its manifest and temporary files."""
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path != folder / MANIFEST and not is_temporary(path.name):
-            yield path
+def archive_files(folder: Path) -> Iterator[str]:
+    """Every entry under a stream folder that is not a folder (symbolic links included, not
+    followed), relative, other than its manifest and temporary files; unsorted, never listed whole."""
+    for name in folder_files(folder):
+        if name != MANIFEST and not is_temporary(PurePosixPath(name).name):
+            yield name
 
 
 def sha256_file(path: Path) -> str:
@@ -125,15 +129,22 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _require_regular(path: Path, listed: Path, what: str) -> None:
-    """Raise ArchiveError when `path` is not a regular file (a folder, FIFO or device in its place:
-    reading it would fail or never end); `listed` and `what` say what the manifest expects there."""
+def _require_regular(path: Path, listed: Path, what: str, folder: Path) -> None:
+    """Raise ArchiveError when `path` is not a regular file inside `folder`: a folder, FIFO or device
+    in its place (reading it would fail or never end), or a symbolic link, itself or a folder on
+    the way (the archive reads nothing outside its folder); `listed` and `what` say what the
+    manifest expects there."""
     try:
-        mode = path.stat().st_mode
+        mode = path.lstat().st_mode
     except FileNotFoundError:
         raise ArchiveError(f"{listed}: missing (the manifest lists it {what})") from None
     except OSError as exc:
         raise ArchiveError(f"{listed}: cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(mode) or not os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep):
+        raise ArchiveError(
+            f"{listed}: a symbolic link, or under one (the manifest lists it {what}); siemgate writes none and"
+            " reads nothing outside the archive folder"
+        )
     if not stat.S_ISREG(mode):
         raise ArchiveError(f"{listed}: not a regular file (the manifest lists it {what})")
 
@@ -164,13 +175,38 @@ class _Sink(io.RawIOBase):
         return n
 
 
-def _encode(rows: list[Row], indices: list[int | None], fmt: str, feature: Feature, out: Any) -> None:
-    if fmt == "parquet":
-        parquet.write(rows, feature, out, indices)
-        return
-    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
-        for start in range(0, len(rows), 10_000):
-            gz.write(b"".join(body + b"\n" for _, _, body in rows[start : start + 10_000]))
+class _DayWriter:
+    """Writes a day file a row at a time: Parquet row groups (parquet.Writer), or gzip-compressed
+    JSON Lines in buffers of about 1 MiB; the rows' `[index, ns]` lines go to `indices`."""
+
+    def __init__(self, fmt: str, feature: Feature, out: Any, indices: Any) -> None:
+        self.indices = indices
+        self.parquet = parquet.Writer(feature, out) if fmt == "parquet" else None
+        self.gz = None if self.parquet else gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0)
+        self.buffer: list[bytes] = []
+        self.size = 0
+
+    def add(self, row: Row, index: int | None) -> None:
+        self.indices.write(orjson.dumps([index, row[0]]) + b"\n")
+        if self.parquet is not None:
+            self.parquet.add(row, index)
+            return
+        self.buffer.append(row[2] + b"\n")
+        self.size += len(row[2]) + 1
+        if self.size >= 1 << 20:
+            self._flush()
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        elif self.gz is not None:
+            self._flush()
+            self.gz.close()
+
+    def _flush(self) -> None:
+        if self.gz is not None and self.buffer:
+            self.gz.write(b"".join(self.buffer))
+        self.buffer, self.size = [], 0
 
 
 def read_rows(path: Path, fmt: str | None = None) -> Iterator[Row]:
@@ -192,50 +228,73 @@ def read_rows(path: Path, fmt: str | None = None) -> Iterator[Row]:
                         " is: the file is damaged or was not written by siemgate"
                     )
                 line = line.rstrip(b"\n")
-                if line:
-                    event = orjson.loads(line)
-                    yield parse_ns(event["timestamp"]), str(event["uuid"]), line
+                if not line:  # also what makes a gzip bomb of newlines stop at once
+                    raise ArchiveError(f"{path}: line {number} is empty, which siemgate never writes")
+                event = orjson.loads(line)
+                yield parse_ns(event["timestamp"]), str(event["uuid"]), line
     except (OSError, EOFError, ValueError, KeyError, pa.ArrowException) as exc:
         where = f" at line {number}" if number else ""
         raise ArchiveError(f"{path}: cannot read the archive file{where}: {exc}") from None
 
 
-def _index_bytes(data_name: str, rows: list[Row], indices: list[int | None]) -> bytes:
-    """The sidecar of a JSON Lines file: `[index, timestamp ns]` per row, in the file's order."""
-    lines = [orjson.dumps({"format": INDEX_FORMAT, "file": data_name, "rows": len(rows)})]
-    lines += [orjson.dumps([idx, row[0]]) for row, idx in zip(rows, indices, strict=True)]
-    return b"\n".join(lines) + b"\n"
-
-
 def read_indices(
     folder: Path, entry: FileEntry, *, path: Path | None = None, sidecar: Path | None = None
-) -> list[int | None]:
-    """The log index of each row of the file of `entry` (None: archived before indices), from its
-    `log_index` column or its sidecar (`path`/`sidecar`: read those files instead of the listed
-    ones). Raises ArchiveError when they cannot be read."""
+) -> Iterator[int | None]:
+    """The log index of each row of the file of `entry`, in order (None: archived before indices),
+    from its `log_index` column or its sidecar (`path`/`sidecar`: read those files instead of the
+    listed ones), a part at a time. Raises ArchiveError when they cannot be read."""
+    return (idx for idx, _ in _index_rows(folder, entry, path, sidecar))
+
+
+def _index_rows(
+    folder: Path, entry: FileEntry, path: Path | None, sidecar: Path | None
+) -> Iterator[tuple[int | None, int | None]]:
+    """(log index, the sidecar's timestamp of the row, None for Parquet) of each row of the file."""
     target = path or folder / entry.path
     if entry.format == "parquet":
         try:
-            return parquet.read_indices(target)
-        except (OSError, pa.ArrowException) as exc:
+            yield from ((idx, None) for idx in parquet.read_indices(target))
+        except (OSError, ValueError, pa.ArrowException) as exc:
             raise ArchiveError(f"{target}: cannot read the log indices: {exc}") from None
+        return
     if entry.index_file is None:
-        return [None] * entry.events
-    sidecar = sidecar or folder / entry.index_file
+        yield from ((None, None) for _ in range(entry.events))
+        return
+    listed = folder / entry.index_file
     try:
-        lines = sidecar.read_bytes().splitlines()
-        header = orjson.loads(lines[0]) if lines else None
-        if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
-            raise ValueError(f"the first line is not a {INDEX_FORMAT} header")
-        out: list[int | None] = []
-        for line in lines[1:]:
-            idx, _ts = orjson.loads(line)
-            out.append(None if idx is None else int(idx))
-        return out
+        yield from read_sidecar(sidecar or listed)
     except FileNotFoundError:
-        raise ArchiveError(f"{sidecar}: missing (the manifest lists it as the log indices of {entry.path})") from None
-    except (OSError, ValueError, TypeError) as exc:
-        raise ArchiveError(f"{sidecar}: cannot read the log indices: {exc}") from None
+        raise ArchiveError(f"{listed}: missing (the manifest lists it as the log indices of {entry.path})") from None
+    except (OSError, ValueError) as exc:
+        raise ArchiveError(f"{listed}: cannot read the log indices: {exc}") from None
+
+
+def _merge(
+    fresh: list[Row], known: dict[tuple[int, str], int], old: Iterator[tuple[Row, int | None]]
+) -> Iterator[tuple[Row, int | None]]:
+    """The rows of `fresh` (sorted, unique) and of `old` (an archived file's, in its order) in
+    (timestamp, uuid) order, each once, with its log index: a row in both keeps the new body and
+    the archived index (the new one when it has none); a new row takes its index from `known`."""
+    a, b = next(old, None), (fresh[0] if fresh else None)
+    at = 1
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0][:2] < b[:2]):
+            assert a is not None
+            yield a
+            a = next(old, None)
+            continue
+        if a is None or b[:2] < a[0][:2]:
+            yield b, known.get(b[:2])
+        else:
+            yield b, a[1] if a[1] is not None else known.get(b[:2])
+            a = next(old, None)
+        b = fresh[at] if at < len(fresh) else None
+        at += 1
+
+
+def _row_digest(digest: Any, row: Row, index: int | None) -> None:
+    """What the read-back check of a written file compares: each row's (timestamp, uuid, index)."""
+    digest.update(f"{row[0]} {row[1]} {index}\n".encode())
 
 
 class StreamArchive:
@@ -256,6 +315,7 @@ class StreamArchive:
         self.dir = stream_dir(root, account_uuid, feature)
         self.account_uuid, self.account_name, self.feature, self.format = account_uuid, account_name, feature, fmt
         self.fault = fault
+        self.stop: Callable[[str], None] | None = None  # tests: called at each step of a write (see _step)
 
     def manifest(self) -> dict[str, Any]:
         return load_manifest(self.dir) or {
@@ -280,133 +340,188 @@ class StreamArchive:
         """Write (or merge into) the day's file; returns its manifest entry once it is durable and
         checked. `indices` gives the log index of each new row by (timestamp, uuid); rows already
         archived keep theirs. `checkpoint` is the signed day-close checkpoint the rows were checked
-        against. A merge into a day already archived is recorded in the manifest's `rewrites`.
+        against. A merge into a day already archived is recorded in the manifest's `rewrites`; it
+        streams the archived file (verified first) into the new one, never holding the day whole.
         Raises ArchiveError (the previous file and manifest are left as they were), also when what
         is archived for the day cannot be read and checked first (see `_archived`)."""
-        manifest = self.manifest()
+        manifest = self.recover()
         relative = day_path(day, self.format)
         target = self.dir / relative
-        merged = {(ts, uuid): body for ts, uuid, body in rows}
-        known: dict[tuple[int, str], int | None] = dict(indices or {})
-        previous = manifest["files"].get(relative)
         archived = self._archived(manifest, relative)
-        if archived:
-            old = read_indices(self.dir, FileEntry(**previous))
-            for (ts, uuid, body), idx in zip(archived, old, strict=True):
-                merged.setdefault((ts, uuid), body)
-                if idx is not None or (ts, uuid) not in known:
-                    known[(ts, uuid)] = idx
-        ordered = [(ts, uuid, merged[(ts, uuid)]) for ts, uuid in sorted(merged)]
-        order = [known.get(row[:2]) for row in ordered]
+        fresh = [(ts, uuid, body) for (ts, uuid), body in sorted({(r[0], r[1]): r[2] for r in rows}.items())]
+        old: Iterator[tuple[Row, int | None]] = iter(())
+        if archived is not None:
+            old = zip(read_rows(target, archived.format), read_indices(self.dir, archived), strict=True)
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         sidecar = index_path(day) if self.format == "jsonl" else None
         side_tmp = (self.dir / sidecar).with_name(f".{Path(sidecar).name}.tmp-{os.getpid()}") if sidecar else None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                _encode(ordered, order, self.format, self.feature, _Sink(f, self.fault))
+            digest, count, held, first, last = hashlib.sha256(), 0, 0, None, None
+            with open(tmp, "wb") as f, tempfile.TemporaryFile(dir=target.parent) as lines:
+                writer = _DayWriter(self.format, self.feature, _Sink(f, self.fault), lines)
+                for row, idx in _merge(fresh, indices or {}, old):
+                    writer.add(row, idx)
+                    _row_digest(digest, row, idx)
+                    count, held, last = count + 1, held + (idx is not None), row[0]
+                    first = row[0] if first is None else first
+                writer.close()
                 f.flush()
                 os.fsync(f.fileno())
-            index_sha = None
-            if side_tmp is not None:
-                data = _index_bytes(target.name, ordered, order)
-                with open(side_tmp, "wb") as f:
-                    _Sink(f, self.fault).write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                index_sha = hashlib.sha256(data).hexdigest()
+                index_sha = self._write_sidecar(side_tmp, target.name, count, lines) if side_tmp else None
             entry = FileEntry(
                 relative,
                 day,
                 self.format,
-                len(ordered),
+                count,
                 tmp.stat().st_size,
                 sha256_file(tmp),
-                format_ns(ordered[0][0]) if ordered else None,
-                format_ns(ordered[-1][0]) if ordered else None,
-                sum(1 for i in order if i is not None),
+                None if first is None else format_ns(first),
+                None if last is None else format_ns(last),
+                held,
                 sidecar,
                 index_sha,
                 checkpoint,
             )
-            verify_file(self.dir, entry, path=tmp, expect=ordered, index_path=side_tmp)
-            if self.format == "parquet" and read_indices(self.dir, entry, path=tmp) != order:
-                raise ArchiveError(f"{target}: the log indices read back differ from those written")
-            if entry.events < len(archived):  # cannot happen (a merge only adds): never lose a row
-                raise ArchiveError(f"{target}: would hold {entry.events} events instead of {len(archived)}")
-            if side_tmp is not None and sidecar is not None:
-                os.replace(side_tmp, self.dir / sidecar)
-            os.replace(tmp, target)
-            _fsync_dir(target.parent)
-            manifest["version"] = MANIFEST_VERSION
-            if checkpoint is not None:
-                manifest["origin"] = checkpoint.split("\n", 1)[0]
-            manifest["files"][relative] = entry.as_json()
-            if archived:
-                manifest.setdefault("rewrites", []).append(
-                    {
-                        "path": relative,
-                        "at": format_ns(dt_now_ns()),
-                        "events_before": len(archived),
-                        "events_after": entry.events,
-                        "sha256_before": previous["sha256"],
-                        "sha256_after": entry.sha256,
-                    }
-                )
-            manifest["updated_at"] = format_ns(dt_now_ns())
-            _write_json_atomic(self.dir / MANIFEST, manifest)
+            verify_file(self.dir, entry, path=tmp, expect=digest.hexdigest(), index_path=side_tmp)
+            if archived is not None and entry.events < archived.events:  # cannot happen: never lose a row
+                raise ArchiveError(f"{target}: would hold {entry.events} events instead of {archived.events}")
+            self._step("written")
+            replace = [[f"{day[:4]}/{side_tmp.name}", sidecar]] if side_tmp and sidecar else []
+            replace.append([f"{day[:4]}/{tmp.name}", relative])  # the data file last: see `recover`
+            rewrite = None
+            if archived is not None:
+                rewrite = {
+                    "path": relative,
+                    "at": format_ns(dt_now_ns()),
+                    "events_before": archived.events,
+                    "events_after": entry.events,
+                    "sha256_before": archived.sha256,
+                    "sha256_after": entry.sha256,
+                }
+            manifest["pending"] = {"entry": entry.as_json(), "replace": replace, "rewrite": rewrite}
+            _write_json_atomic(self.dir / MANIFEST, manifest)  # the commit point: see `recover`
         except OSError as exc:
-            for path in (tmp, side_tmp):
-                if path is not None:
-                    with contextlib.suppress(OSError):
-                        path.unlink()
+            _remove(tmp, side_tmp)
             raise ArchiveError(f"cannot write the archive {target}: {exc.strerror or exc}") from None
         except ArchiveError:
-            for path in (tmp, side_tmp):
-                if path is not None:
-                    with contextlib.suppress(OSError):
-                        path.unlink()
+            _remove(tmp, side_tmp)
             raise
+        self._step("committed")
+        try:
+            self._finish(manifest)
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot write the archive {target}: {exc.strerror or exc}; the next run completes it"
+            ) from None
         return entry
+
+    def _write_sidecar(self, path: Path, data_name: str, rows: int, lines: Any) -> str:
+        """Write the sidecar (header, then the `[index, ns]` lines spooled in `lines`) durably; its SHA-256."""
+        digest = hashlib.sha256()
+        lines.seek(0)
+        with open(path, "wb") as f:
+            sink = _Sink(f, self.fault)
+            header = orjson.dumps({"format": INDEX_FORMAT, "file": data_name, "rows": rows}) + b"\n"
+            for chunk in (header, *iter(lambda: lines.read(1 << 20), b"")):
+                sink.write(chunk)
+                digest.update(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        return digest.hexdigest()
+
+    def recover(self) -> dict[str, Any]:
+        """Complete a write stopped after its commit point (killed while it replaced the files),
+        then return the manifest. A write records in the manifest (`pending`) the checked entry it
+        makes and the files it puts in place (fsynced temporary files) before replacing anything;
+        until the manifest lists the entry, readers report the day as interrupted (`survey`). Raises
+        ArchiveError when the record is not one siemgate writes or the files no longer verify."""
+        manifest = self.manifest()
+        if "pending" in manifest:
+            self._finish(manifest, check=True)
+        return manifest
+
+    def _finish(self, manifest: dict[str, Any], *, check: bool = False) -> None:
+        """Put the pending write's files in place and list its entry (see `recover`)."""
+        pending = manifest["pending"]
+        try:
+            entry = FileEntry(**pending["entry"])
+            moves = [(str(a), str(b)) for a, b in pending["replace"]]
+            rewrite = pending.get("rewrite")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArchiveError(f"{self.dir / MANIFEST}: its pending write is not valid ({exc})") from None
+        allowed = {entry.path, entry.index_file} if entry.path == day_path(entry.day, entry.format) else set()
+        for source, dest in moves:
+            folder = PurePosixPath(dest).parent
+            name = PurePosixPath(source).name
+            if dest not in allowed or PurePosixPath(source).parent != folder or not is_temporary(name):
+                raise ArchiveError(f"{self.dir / MANIFEST}: its pending write names {source!r} -> {dest!r}")
+        for source, dest in moves:
+            if (self.dir / source).exists():
+                os.replace(self.dir / source, self.dir / dest)
+                self._step("replaced")
+        _fsync_dir((self.dir / entry.path).parent)
+        if check:
+            verify_file(self.dir, entry)
+        manifest["version"] = MANIFEST_VERSION
+        if entry.checkpoint is not None:
+            manifest["origin"] = entry.checkpoint.split("\n", 1)[0]
+        manifest["files"][entry.path] = entry.as_json()
+        if rewrite:
+            manifest.setdefault("rewrites", []).append(rewrite)
+        del manifest["pending"]
+        manifest["updated_at"] = format_ns(dt_now_ns())
+        _write_json_atomic(self.dir / MANIFEST, manifest)
+
+    def _step(self, name: str) -> None:
+        if self.stop is not None:
+            self.stop(name)
 
     def record_purge(self, audit_index: int, event: bytes) -> None:
         """Keep in the manifest the audit event (as stored, with its index in the account's audit
         log) that recorded a purge of this stream, so that an auditor holding only the archive sees
         the policy in force. Raises ArchiveError when the manifest cannot be written."""
-        manifest = self.manifest()
-        manifest["version"] = MANIFEST_VERSION
-        manifest.setdefault("purges", []).append({"audit_index": audit_index, "event": event.decode()})
-        manifest["updated_at"] = format_ns(dt_now_ns())
         try:
+            manifest = self.recover()
+            manifest["version"] = MANIFEST_VERSION
+            manifest.setdefault("purges", []).append({"audit_index": audit_index, "event": event.decode()})
+            manifest["updated_at"] = format_ns(dt_now_ns())
             _write_json_atomic(self.dir / MANIFEST, manifest)
         except OSError as exc:
             raise ArchiveError(f"cannot write {self.dir / MANIFEST}: {exc.strerror or exc}") from None
 
-    def _archived(self, manifest: dict[str, Any], relative: str) -> list[Row]:
-        """The rows already archived for the file `relative` (none for a new day). Raises
-        ArchiveError when they cannot be known for sure: the manifest is missing although the
-        folder holds archive files, or lists the file but it is missing or does not verify, or the
-        file exists without being listed (a manifest rolled back or replaced)."""
+    def _archived(self, manifest: dict[str, Any], relative: str) -> FileEntry | None:
+        """The verified entry of the file `relative` (None for a new day). Raises ArchiveError when
+        what it holds cannot be known for sure: the manifest is missing although the folder holds
+        archive files, or lists the file but it is missing or does not verify, or the file exists
+        without being listed (a manifest rolled back or replaced)."""
         target = self.dir / relative
-        if not (self.dir / MANIFEST).exists() and any(archive_files(self.dir)):
+        if not (self.dir / MANIFEST).exists() and next(archive_files(self.dir), None) is not None:
             raise ArchiveError(
                 f"{self.dir / MANIFEST}: missing, but the folder holds archive files; nothing is written or"
                 " purged until it is restored (see `siemgate archive verify`)"
             )
         listed = manifest["files"].get(relative)
         if listed is None:
-            if target.exists():
+            if target.exists() or target.is_symlink():
                 raise ArchiveError(
                     f"{target}: exists but the manifest does not list it; late events cannot be merged into"
                     " it until the manifest is restored (see `siemgate archive verify`)"
                 )
-            return []
+            return None
         try:
             entry = FileEntry(**listed)
         except TypeError as exc:
             raise ArchiveError(f"{self.dir / MANIFEST}: the entry of {relative} is not valid ({exc})") from None
         verify_file(self.dir, entry)
-        return list(read_rows(target, entry.format))
+        return entry
+
+
+def _remove(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def dt_now_ns() -> int:
@@ -429,9 +544,22 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def load_manifest(folder: Path) -> dict[str, Any] | None:
+    """The stream folder's manifest (None when there is none). Raises ArchiveError when it cannot
+    be read: not a regular file (a symbolic link, a FIFO), larger than MAX_MANIFEST_BYTES, not JSON."""
     path = folder / MANIFEST
-    if not path.exists():
+    try:
+        info = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise ArchiveError(f"{path}: the manifest cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ArchiveError(f"{path}: the manifest is not a regular file (a symbolic link, folder or device)")
+    if info.st_size > MAX_MANIFEST_BYTES:
+        raise ArchiveError(
+            f"{path}: the manifest is {info.st_size} bytes, more than the {MAX_MANIFEST_BYTES} siemgate reads"
+            " (no archive's manifest grows near it)"
+        )
     try:
         data: dict[str, Any] = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -444,67 +572,63 @@ def verify_file(
     entry: FileEntry,
     *,
     path: Path | None = None,
-    expect: list[Row] | None = None,
+    expect: str | None = None,
     index_path: Path | None = None,
 ) -> None:
     """Check a file against its manifest entry: size, SHA-256, readable, event count, first and last
-    timestamps, every row within its day and in (timestamp, uuid) order (and, with `expect`,
-    exactly those rows); its log indices: the sidecar's SHA-256 and one line per row with the row's
-    timestamp (JSON Lines), as many indices as the entry says (both). Raises ArchiveError saying
-    what is wrong."""
+    timestamps, every row within its day and in (timestamp, uuid) order (and, with `expect`, the
+    digest `_row_digest` makes of the rows written); its log indices: the sidecar's SHA-256 and one
+    line per row with the row's timestamp (JSON Lines), as many indices as the entry says (both).
+    Reads the file and its indices a part at a time, and stops at the first row past the entry's
+    count. Raises ArchiveError saying what is wrong."""
     name = folder / entry.path
     target = path or name
-    _require_regular(target, name, f"with {entry.events} events")
+    _require_regular(target, name, f"with {entry.events} events", folder)
     size = target.stat().st_size
     if size != entry.bytes:
         raise ArchiveError(f"{name}: {size} bytes, the manifest says {entry.bytes}")
     digest = sha256_file(target)
     if digest != entry.sha256:
         raise ArchiveError(f"{name}: SHA-256 {digest} differs from the manifest's {entry.sha256}")
+    if entry.index_file is not None:
+        listed = folder / entry.index_file
+        actual = index_path or listed
+        _require_regular(actual, listed, f"as the log indices of {entry.path}", folder)
+        digest = sha256_file(actual)
+        if digest != entry.index_sha256:
+            raise ArchiveError(f"{listed}: SHA-256 {digest} differs from the manifest's {entry.index_sha256}")
     start = day_start(entry.day)
-    count, first, last = 0, None, None
+    count, held, first, last = 0, 0, None, None
     previous: tuple[int, str] | None = None
-    times = []
+    written = hashlib.sha256()
+    indices = _index_rows(folder, entry, target, index_path)
+    mismatch = f"{folder / (entry.index_file or entry.path)}: its rows do not match the rows of {entry.path}"
     for index, row in enumerate(read_rows(target, entry.format)):
-        if expect is not None and (index >= len(expect) or row[:2] != expect[index][:2]):
-            raise ArchiveError(f"{target}: read back differs from what was written at row {index}")
+        if index >= entry.events:
+            raise ArchiveError(f"{name}: more than the {entry.events} events the manifest says")
         if not start <= row[0] < start + DAY_NS:
             raise ArchiveError(f"{name}: row {index} ({format_ns(row[0])}) is not on {entry.day}")
         if previous is not None and row[:2] <= previous:
             raise ArchiveError(f"{name}: row {index} is out of (timestamp, uuid) order or repeated")
         previous = row[:2]
+        idx, stamp = next(indices, (None, -1))
+        if stamp not in (None, row[0]):
+            raise ArchiveError(mismatch)
+        if idx is not None and idx < 0:
+            raise ArchiveError(f"{name}: row {index} carries log index {idx}, not an index of the log")
+        _row_digest(written, row, idx)
         first = first or format_ns(row[0])
         last = format_ns(row[0])
-        times.append(row[0])
-        count += 1
+        count, held = count + 1, held + (idx is not None)
     if count != entry.events:
         raise ArchiveError(f"{name}: {count} events, the manifest says {entry.events}")
+    if next(indices, None) is not None:
+        raise ArchiveError(mismatch)
     if (first, last) != (entry.first_ts, entry.last_ts):
         raise ArchiveError(
             f"{name}: events from {first} to {last}, the manifest says {entry.first_ts} to {entry.last_ts}"
         )
-    _verify_indices(folder, entry, target, times, index_path)
-
-
-def _verify_indices(folder: Path, entry: FileEntry, target: Path, times: list[int], sidecar: Path | None) -> None:
-    if entry.index_file is not None:
-        listed = folder / entry.index_file
-        actual = sidecar or listed
-        _require_regular(actual, listed, f"as the log indices of {entry.path}")
-        digest = sha256_file(actual)
-        if digest != entry.index_sha256:
-            raise ArchiveError(f"{listed}: SHA-256 {digest} differs from the manifest's {entry.index_sha256}")
-        lines = actual.read_bytes().splitlines()[1:]
-        try:
-            stamps = [int(orjson.loads(line)[1]) for line in lines]
-        except (ValueError, TypeError, IndexError) as exc:
-            raise ArchiveError(f"{listed}: cannot read the log indices: {exc}") from None
-        if stamps != times:
-            raise ArchiveError(f"{listed}: its rows do not match the rows of {entry.path}")
-    indices = read_indices(folder, entry, path=target, sidecar=sidecar)
-    for row, idx in enumerate(indices):
-        if idx is not None and idx < 0:
-            raise ArchiveError(f"{folder / entry.path}: row {row} carries log index {idx}, not an index of the log")
-    held = sum(1 for i in indices if i is not None)
-    if len(indices) != entry.events or held != entry.indexed:
-        raise ArchiveError(f"{folder / entry.path}: {held} rows carry a log index, the manifest says {entry.indexed}")
+    if held != entry.indexed:
+        raise ArchiveError(f"{name}: {held} rows carry a log index, the manifest says {entry.indexed}")
+    if expect is not None and written.hexdigest() != expect:
+        raise ArchiveError(f"{target}: read back differs from what was written")

@@ -33,6 +33,7 @@ from typing_extensions import is_typeddict
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import TimestampError, parse_ns
 from siemgate.model.validation import SHAPES
+from siemgate.tlog.parquet_bounds import batches
 
 Row = tuple[int, str, bytes]  # (timestamp ns, uuid, event JSON bytes)
 STORED = ("timestamp_ns", "uuid", "event")
@@ -40,8 +41,9 @@ UTC_NS = pa.timestamp("ns", tz="UTC")
 TIMESTAMP_FIELDS = {"timestamp", "login_time"}
 SCHEMA_KEY = b"siemgate.archive"
 SCHEMA_VERSION = b"2"  # 1: the three stored columns only
-# Rows read at once: a file is read a batch at a time, never whole, however well it compresses.
-BATCH_ROWS = 1024
+# A row group written: at most this many rows, or about this many bytes of events.
+ROW_GROUP_ROWS = 10_000
+ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
 def _arrow_type(name: str, hint: Any) -> pa.DataType:
@@ -116,9 +118,46 @@ def _typed(field: pa.Field, values: list[Any]) -> pa.Array:
     return pa.array([_conform(v, field.type) for v in values], field.type)
 
 
+class Writer:
+    """Writes a Parquet archive of `feature` to the file object `out` a part at a time: rows added
+    in order go out as row groups of at most ROW_GROUP_ROWS rows or about ROW_GROUP_BYTES of events,
+    so a day is never held whole. `close` ends the file."""
+
+    def __init__(self, feature: Feature, out: Any) -> None:
+        self.feature = feature
+        self._out = pq.ParquetWriter(out, schema(feature), compression="zstd")
+        self._rows: list[Row] = []
+        self._indices: list[int | None] = []
+        self._bytes = 0
+
+    def add(self, row: Row, index: int | None) -> None:
+        self._rows.append(row)
+        self._indices.append(index)
+        self._bytes += len(row[2])
+        if len(self._rows) >= ROW_GROUP_ROWS or self._bytes >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def close(self) -> None:
+        self._flush()
+        self._out.close()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._out.write_table(_table(self._rows, self.feature, self._indices))
+        self._rows, self._indices, self._bytes = [], [], 0
+
+
 def write(rows: list[Row], feature: Feature, out: Any, indices: list[int | None] | None = None) -> None:
     """Write `rows` (in order) as a Parquet archive of `feature` to the file object `out`, with
     each row's log index from `indices` (None: unknown)."""
+    writer = Writer(feature, out)
+    for row, index in zip(rows, indices if indices is not None else [None] * len(rows), strict=True):
+        writer.add(row, index)
+    writer.close()
+
+
+def _table(rows: list[Row], feature: Feature, indices: list[int | None]) -> pa.Table:
+    """One row group's rows as a table of the archive's columns."""
     target = schema(feature)
     events = [orjson.loads(body) for _, _, body in rows]
     columns: list[pa.Array] = [
@@ -133,26 +172,28 @@ def write(rows: list[Row], feature: Feature, out: Any, indices: list[int | None]
             columns.append(pa.array([r[0] for r in rows], pa.int64()).cast(UTC_NS))
             continue
         columns.append(_typed(field, [e.get(field.name) for e in events]))
-    columns.append(pa.array(indices if indices is not None else [None] * len(rows), pa.int64()))
-    pq.write_table(pa.Table.from_arrays(columns, schema=target), out, compression="zstd")
-
-
-def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    """The `columns` of a Parquet file, BATCH_ROWS rows at a time, its bytes read in 1 MiB buffers."""
-    with pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False) as f:
-        yield from f.iter_batches(BATCH_ROWS, columns=columns, use_threads=False)
+    columns.append(pa.array(indices, pa.int64()))
+    return pa.Table.from_arrays(columns, schema=target)
 
 
 def read(path: Path) -> Iterator[Row]:
     """The stored rows of a Parquet archive (either version): its three stored columns only, read
-    BATCH_ROWS rows at a time (a day file is never held in memory whole)."""
-    for batch in _batches(path, list(STORED)):
-        for ts, uuid, event in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+    a bounded batch at a time (tlog.parquet_bounds: a day file is never held in memory whole, and a
+    file declaring more than the bounds is refused before it is read). Raises ValueError (and
+    pyarrow's errors) when it cannot be read."""
+    for batch in batches(path, list(STORED)):
+        names = batch.schema.names
+        if any(name not in names for name in STORED):
+            raise ValueError(f"not a siemgate archive: it lacks a column of {', '.join(STORED)}")
+        for ts, uuid, event in zip(*(batch.column(name).to_pylist() for name in STORED), strict=True):
             yield int(ts), str(uuid), str(event).encode()
 
 
-def read_indices(path: Path) -> list[int | None]:
-    """The `log_index` column of a Parquet archive (all None in a file written without it)."""
-    if "log_index" not in pq.read_schema(path).names:
-        return [None] * pq.read_metadata(path).num_rows
-    return [None if i is None else int(i) for b in _batches(path, ["log_index"]) for i in b.column(0).to_pylist()]
+def read_indices(path: Path) -> Iterator[int | None]:
+    """The `log_index` column of a Parquet archive, row by row (all None in a file written without
+    it); read as `read` reads."""
+    for batch in batches(path, ["timestamp_ns", "log_index"]):
+        if "log_index" in batch.schema.names:
+            yield from (None if i is None else int(i) for i in batch.column("log_index").to_pylist())
+        else:
+            yield from (None for _ in range(batch.num_rows))

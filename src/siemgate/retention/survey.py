@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from siemgate.retention.archive import (
 )
 
 STREAM_NAMES = ", ".join(ALL_FEATURES)
+MAX_UNLISTED = 100  # unlisted files named one by one per stream; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,15 @@ def survey(root: Path) -> Survey:
         )
     found = Survey([], [])
     for account_dir in sorted(root.iterdir()):
+        if account_dir.is_symlink():
+            found.problems.append(Problem(None, None, f"{account_dir}: a symbolic link; siemgate reads none"))
+            continue
         if not account_dir.is_dir():
             if not is_temporary(account_dir.name) and account_dir.name != LOCK_FILE:
                 found.problems.append(Problem(None, None, f"{account_dir}: not part of any stream archive"))
             continue
         for folder in sorted(account_dir.iterdir()):
-            if not folder.is_dir() or folder.name not in set(ALL_FEATURES):
+            if folder.is_symlink() or not folder.is_dir() or folder.name not in set(ALL_FEATURES):
                 message = f"{folder}: not a stream archive folder (streams are {STREAM_NAMES})"
                 found.problems.append(Problem(account_dir.name, None, message))
                 continue
@@ -96,17 +101,17 @@ def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[Stream
     def problem(message: str) -> Problem:
         return Problem(account, feature.value, message)
 
-    files = [path.relative_to(folder).as_posix() for path in archive_files(folder)]
     try:
         data = load_manifest(folder)
     except ArchiveError as exc:
         return None, [problem(str(exc))]
     if data is None:
-        if not files:
+        count = sum(1 for _ in archive_files(folder))
+        if not count:
             return None, []
         return None, [
             problem(
-                f"{folder / MANIFEST}: missing, so its {len(files)} archive file(s) cannot be verified"
+                f"{folder / MANIFEST}: missing, so its {count} archive file(s) cannot be verified"
                 " (restore it from a backup)"
             )
         ]
@@ -115,7 +120,18 @@ def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[Stream
     except ValueError as exc:
         return None, [problem(f"{folder / MANIFEST}: {exc}")]
     listed = set(entries) | {e.index_file for e in entries.values() if e.index_file is not None}
-    problems = [problem(f"{folder / name}: not in the manifest") for name in files if name not in listed]
+    unlisted = (name for name in archive_files(folder) if name not in listed)
+    problems = [problem(f"{folder / name}: not in the manifest") for name in sorted(islice(unlisted, MAX_UNLISTED))]
+    more = sum(1 for _ in unlisted)
+    if more:
+        problems.append(problem(f"{folder}: {more} more files not in the manifest"))
+    if "pending" in data:
+        problems.append(
+            problem(
+                f"{folder / MANIFEST}: a write of {_pending_path(data)} was stopped (killed) after it was checked;"
+                " the next `siemgate retention apply` completes it"
+            )
+        )
     problems += [
         problem(
             f"{folder / path}: missing from the manifest, which records that the purge at audit index {at} archived it"
@@ -127,6 +143,12 @@ def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[Stream
     name = str(data.get("account_name") or account)
     ordered = sorted(entries.values(), key=lambda f: f.day)
     return StreamManifest(folder, account, name, feature, ordered), problems
+
+
+def _pending_path(data: dict[str, Any]) -> str:
+    pending = data.get("pending")
+    entry = pending.get("entry") if isinstance(pending, dict) else None
+    return str(entry.get("path")) if isinstance(entry, dict) else "a day"
 
 
 def _rolled_back(folder: Path, data: dict[str, Any], entries: dict[str, FileEntry]) -> list[str]:

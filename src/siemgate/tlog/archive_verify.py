@@ -17,6 +17,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import os
 import stat
 import time
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from siemgate.model.timestamps import format_ns
+from siemgate.tlog.archive_index import folder_files, read_sidecar
 from siemgate.tlog.bundle import CHECKPOINTS, ENTRIES, EVENTS, BundleError, note_files, read_manifest, read_purges
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy
@@ -32,13 +34,12 @@ from siemgate.tlog.entry import ENTRY_SIZE, HOLE_TS, Entry, EntryError, body_tim
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import CompactRange, leaf_hash
 from siemgate.tlog.note import NoteError
+from siemgate.tlog.parquet_bounds import batches
 from siemgate.tlog.purges import Purge, archiving, covering, parse_purge
 from siemgate.tlog.verify import prove_purges
 
 MANIFEST = "manifest.json"
-INDEX_FORMAT = "siemgate-archive-index/v1"
 MAX_PROBLEMS = 50
-PARQUET_BATCH = 1024  # rows of a Parquet file read at once
 # The longest JSON Lines line read (retention.archive.MAX_LINE_BYTES: no archived event is longer;
 # written again here, as this verifier imports nothing of the server)
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -133,8 +134,10 @@ def _member(folder: Path, name: object) -> Path:
     if not isinstance(name, str) or relative.is_absolute() or ".." in relative.parts or not relative.parts:
         raise ValueError(f"{name!r} is not a path inside the archive folder")
     path = folder / relative
-    if not stat.S_ISREG(path.stat().st_mode):
-        raise ValueError(f"{path} is not a regular file")
+    if not stat.S_ISREG(path.lstat().st_mode) or os.path.realpath(path) != os.path.join(
+        os.path.realpath(folder), *relative.parts
+    ):
+        raise ValueError(f"{path} is not a regular file in the folder (a symbolic link is never followed)")
     return path
 
 
@@ -148,34 +151,27 @@ def _sha256(path: Path) -> str:
 
 def _rows(folder: Path, path: Path, entry: dict[str, Any]) -> Iterator[tuple[int | None, int, bytes]]:
     """(log index, timestamp ns, body) of each row of the listed file `path`; a Parquet file is read
-    PARQUET_BATCH rows at a time, a JSON Lines one a line at a time, at most MAX_LINE_BYTES (never
+    a bounded batch at a time (parquet_bounds), a JSON Lines one a line at a time, at most MAX_LINE_BYTES (never
     whole, however well it compresses; ValueError past it)."""
     if entry.get("format") == "parquet":
-        import pyarrow.parquet as pq  # only for Parquet archives
-
-        with pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False) as f:
-            names = [n for n in ("timestamp_ns", "event", "log_index") if n in f.schema_arrow.names]
-            for batch in f.iter_batches(PARQUET_BATCH, columns=names, use_threads=False):
-                cols = [batch.column(n).to_pylist() for n in ("timestamp_ns", "event")]
-                idx = batch.column("log_index").to_pylist() if "log_index" in names else [None] * batch.num_rows
-                for i, ts, body in zip(idx, *cols, strict=True):
-                    yield i, int(ts), str(body).encode()
+        for batch in batches(path, ["timestamp_ns", "event", "log_index"]):
+            names = batch.schema.names
+            cols = [batch.column(n).to_pylist() for n in ("timestamp_ns", "event")]
+            idx = batch.column("log_index").to_pylist() if "log_index" in names else [None] * batch.num_rows
+            for i, ts, body in zip(idx, *cols, strict=True):
+                yield i, int(ts), str(body).encode()
         return
-    indices: list[int | None] = []
     sidecar = entry.get("index_file")
-    if sidecar:
-        lines = _member(folder, sidecar).read_bytes().splitlines()
-        header = json.loads(lines[0]) if lines else None
-        if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
-            raise ValueError(f"{sidecar}: not a {INDEX_FORMAT} file")
-        indices = [json.loads(line)[0] for line in lines[1:]]
+    indices: Iterator[tuple[int | None, int]] = iter(()) if not sidecar else read_sidecar(_member(folder, sidecar))
     with gzip.open(path, "rb") as f:
         n = 0
         while line := f.readline(MAX_LINE_BYTES + 1):
             if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
                 raise ValueError(f"line {n + 1} is longer than {MAX_LINE_BYTES} bytes, which no archived event is")
             body = line.rstrip(b"\n")
-            yield (indices[n] if n < len(indices) else None), body_timestamp_ns(body), body
+            if not body:
+                raise ValueError(f"line {n + 1} is empty, which no archived event is")
+            yield next(indices, (None, 0))[0], body_timestamp_ns(body), body
             n += 1
 
 
@@ -286,8 +282,8 @@ def verify_archive(
     try:
         manifest = json.loads(_member(folder, MANIFEST).read_bytes())
     except FileNotFoundError:
-        files = sorted(p.name for p in folder.rglob("*") if p.is_file())
-        report.add(f"{folder / MANIFEST} is missing: the {len(files)} file(s) here cannot be tied to the log")
+        files = sum(1 for _ in folder_files(folder))
+        report.add(f"{folder / MANIFEST} is missing: the {files} file(s) here cannot be tied to the log")
         return report
     except (OSError, ValueError) as exc:
         report.add(f"{folder / MANIFEST} cannot be read: {exc}")
@@ -295,6 +291,11 @@ def verify_archive(
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         report.add(f"{folder / MANIFEST} is not a siemgate archive manifest")
         return report
+    if "pending" in manifest:
+        report.add(
+            f"{folder / MANIFEST}: a write of a day was stopped (killed) after it was checked; the next"
+            " `siemgate retention apply` completes it"
+        )
     origin = manifest.get("origin")
     report.origin = str(origin or "?")
     notes: list[str] = []
@@ -374,11 +375,10 @@ def _unlisted(folder: Path, files: dict[str, Any], report: ArchiveReport) -> Non
         listed.add(name)
         if isinstance(entry, dict) and isinstance(entry.get("index_file"), str):
             listed.add(entry["index_file"])
-    for path in sorted(folder.rglob("*")):
-        name = path.relative_to(folder).as_posix()
-        temporary = path.name.startswith(".") and ".tmp-" in path.name
-        if not path.is_dir() and not temporary and name not in listed:
-            report.add(f"{path} is not in the manifest: nothing ties it to the log")
+    for name in folder_files(folder):
+        temporary = PurePosixPath(name).name.startswith(".") and ".tmp-" in name
+        if not temporary and name not in listed:
+            report.add(f"{folder / name} is not in the manifest: nothing ties it to the log")
 
 
 def _read_file(

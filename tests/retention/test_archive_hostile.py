@@ -1,0 +1,262 @@
+"""Archive inputs chosen to hurt: every one is a clear error, bounded in time and memory, and
+nothing outside the archive folder is read (docs/retention.md, "Reading archives")."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+import siemgate
+from siemgate.model.features import Feature
+from siemgate.model.timestamps import format_ns
+from siemgate.retention.archive import (
+    MANIFEST,
+    ArchiveError,
+    FileEntry,
+    StreamArchive,
+    load_manifest,
+    read_rows,
+    verify_file,
+)
+from siemgate.retention.survey import survey
+
+from .helpers import NOW, peak_growth_mib
+
+ACCOUNT = "A" * 26
+DAY = "2030-03-17"  # NOW's day
+ROWS = 400_000  # tiny rows: a few MiB on disk, ~100 MiB of Python objects as lists
+
+
+def _rows(n: int, start: int = 0) -> list[tuple[int, str, bytes]]:
+    """`n` tiny events of DAY, in (timestamp, uuid) order."""
+    out = []
+    for i in range(start, start + n):
+        ts = NOW + i * 1000
+        uuid = f"u{i:09d}"
+        out.append((ts, uuid, orjson.dumps({"uuid": uuid, "timestamp": format_ns(ts)})))
+    return out
+
+
+def _archive(root: Path, rows: int, fmt: str = "jsonl") -> StreamArchive:
+    archive = StreamArchive(root, ACCOUNT, "Acme", Feature.AUDITEVENTS, fmt)
+    data = _rows(rows)
+    archive.write_day(DAY, data, {(ts, uuid): i for i, (ts, uuid, _) in enumerate(data)})
+    return archive
+
+
+def _entry(archive: StreamArchive) -> FileEntry:
+    manifest = load_manifest(archive.dir)
+    assert manifest is not None
+    return FileEntry(**manifest["files"][archive.day_file(DAY)])
+
+
+def test_verifying_a_file_of_a_million_tiny_rows_keeps_no_list_per_row(tmp_path: Path) -> None:
+    """verify_file kept every row's timestamp, the sidecar's bytes, its lines and every index in
+    lists: a file of hundreds of millions of tiny rows (a few MiB on disk) grew the reader without
+    bound. It now reads the file and its sidecar in step."""
+    archive = _archive(tmp_path, ROWS)
+    code = (
+        f"folder = Path({str(archive.dir)!r})\n"
+        "m = archive.load_manifest(folder)\n"
+        "entry = archive.FileEntry(**next(iter(m['files'].values())))\n"
+        "archive.verify_file(folder, entry)\n"
+        f"assert sum(1 for _ in archive.read_indices(folder, entry)) == {ROWS}\n"
+    )
+    assert peak_growth_mib(code) < 20  # 120 MiB before, 2 after
+
+
+def test_a_late_event_merged_into_a_large_day_does_not_read_the_day_whole(tmp_path: Path) -> None:
+    """The merge made a dict of every archived row, a sorted list and an index list before writing."""
+    archive = _archive(tmp_path, ROWS)
+    late = _rows(1, start=2_000_000)[0]
+    code = (
+        f"a = archive.StreamArchive(Path({str(tmp_path)!r}), {ACCOUNT!r}, 'Acme', Feature.AUDITEVENTS, 'jsonl')\n"
+        f"entry = a.write_day({DAY!r}, [({late[0]}, {late[1]!r}, {late[2]!r})], {{({late[0]}, {late[1]!r}): 7}})\n"
+        f"assert entry.events == {ROWS + 1}, entry\n"
+    )
+    assert peak_growth_mib(code) < 40  # 1,935 MiB before, 12 after
+    entry = _entry(archive)
+    verify_file(archive.dir, entry)
+    assert entry.events == entry.indexed == ROWS + 1
+
+
+def test_a_symlink_in_the_archive_folder_is_never_read(tmp_path: Path) -> None:
+    """A listed file replaced by a symbolic link to a file elsewhere (here, an identical copy: it
+    would verify) was read through the link."""
+    archive = _archive(tmp_path / "archive", 10)
+    path = archive.dir / archive.day_file(DAY)
+    outside = tmp_path / "elsewhere.jsonl.gz"
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(outside)
+    with pytest.raises(ArchiveError, match="symbolic link"):
+        verify_file(archive.dir, _entry(archive))
+    year = archive.dir / DAY[:4]  # a folder on the way that is a link
+    moved = tmp_path / "year"
+    year.rename(moved)
+    moved.joinpath(path.name).unlink()
+    moved.joinpath(path.name).write_bytes(outside.read_bytes())
+    year.symlink_to(moved)
+    with pytest.raises(ArchiveError, match="symbolic link"):
+        verify_file(archive.dir, _entry(archive))
+
+
+def test_a_gzip_bomb_of_empty_lines_stops_at_the_first(tmp_path: Path) -> None:
+    """Empty lines were skipped: a file of a few hundred KiB holding GiBs of newlines was read to its
+    end. siemgate writes no empty line: the first is an error."""
+    archive = _archive(tmp_path, 1)
+    path = archive.dir / archive.day_file(DAY)
+    with gzip.open(path, "wb") as f:
+        for _ in range(256):
+            f.write(b"\n" * (1 << 20))
+    data = path.read_bytes()
+    entry = _entry(archive)
+    manifest = orjson.loads((archive.dir / MANIFEST).read_bytes())
+    manifest["files"][entry.path].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    (archive.dir / MANIFEST).write_bytes(orjson.dumps(manifest))
+    with pytest.raises(ArchiveError, match="line 1 is empty"):
+        verify_file(archive.dir, _entry(archive))
+
+
+def test_a_huge_manifest_is_refused_unread(tmp_path: Path) -> None:
+    archive = _archive(tmp_path, 1)
+    manifest = orjson.loads((archive.dir / MANIFEST).read_bytes())
+    manifest["padding"] = "x" * (65 * 1024 * 1024)
+    (archive.dir / MANIFEST).write_bytes(orjson.dumps(manifest))
+    with pytest.raises(ArchiveError, match="more than the"):
+        load_manifest(archive.dir)
+    assert any("more than the" in str(p) for p in survey(tmp_path).problems)
+
+
+def test_a_folder_of_many_stray_files_is_reported_in_bounded_lines(tmp_path: Path) -> None:
+    """Every unlisted file was one problem (a folder of millions of empty files: millions of lines)."""
+    archive = _archive(tmp_path, 1)
+    stray = archive.dir / "stray"
+    stray.mkdir()
+    for n in range(3000):
+        (stray / f"{n}\nwith a newline").touch()
+    problems = survey(tmp_path).problems
+    assert 100 <= len(problems) <= 101, len(problems)
+    assert "2900 more files not in the manifest" in str(problems[-1])
+
+
+def _parquet_of(tmp_path: Path, table: object, **options: object) -> Path:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "2030" / f"{DAY}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd", **options)  # type: ignore[arg-type]
+    return path
+
+
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [("value", "a page declares"), ("footer", "its footer says"), ("columns", "columns, more than")],
+)
+def test_a_parquet_file_declaring_too_much_is_refused_before_it_is_read(
+    tmp_path: Path, what: str, expected: str
+) -> None:
+    """pyarrow materialised a 200 MiB value (a few KiB on disk), a footer of 20 MiB of key-value
+    metadata, a schema of 3,000 columns, before any check."""
+    import pyarrow as pa
+
+    if what == "value":
+        table = pa.table({"timestamp_ns": [NOW], "uuid": ["u"], "event": ["a" * (200 * 1024 * 1024)]})
+    elif what == "footer":
+        table = pa.table({"timestamp_ns": [NOW], "uuid": ["u"], "event": ["{}"]})
+        table = table.replace_schema_metadata({"padding": "x" * (20 * 1024 * 1024)})
+    else:
+        table = pa.table({"timestamp_ns": [NOW], "uuid": ["u"], "event": ["{}"], **{f"c{i}": [i] for i in range(3000)}})
+    path = _parquet_of(tmp_path, table)
+    del table
+    assert what != "value" or path.stat().st_size < 1024 * 1024  # 200 MiB in a few KiB
+    with pytest.raises(ArchiveError, match=expected) as raised:
+        sum(1 for _ in read_rows(path))
+    assert str(path) in str(raised.value)
+    if what == "value":
+        code = (
+            f"try:\n    sum(1 for _ in archive.read_rows(Path({str(path)!r})))\n"
+            "except archive.ArchiveError:\n    pass\n"
+        )
+        assert peak_growth_mib(code) < 30  # 600+ MiB before
+
+
+def test_a_gzip_file_named_parquet_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / f"{DAY}.parquet"
+    path.write_bytes(gzip.compress(b"{}\n" * 1000))
+    with pytest.raises(ArchiveError, match="not a Parquet file"):
+        list(read_rows(path))
+
+
+_KILLED = """
+import sys, time
+from pathlib import Path
+import orjson
+from siemgate.model.features import Feature
+from siemgate.retention.archive import StreamArchive
+root, account, day, at, ts = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+archive = StreamArchive(Path(root), account, "Acme", Feature.AUDITEVENTS, "jsonl")
+def stop(step):
+    if step == at:
+        print(step, flush=True)
+        time.sleep(3600)  # killed here by the test
+archive.stop = stop
+body = orjson.dumps({"uuid": "late", "timestamp": "2030-03-17T12:00:00Z"})
+archive.write_day(day, [(ts, "late", body)], {(ts, "late"): 99})
+"""
+
+
+@pytest.mark.parametrize("at", ["written", "committed", "replaced"])
+def test_a_merge_killed_at_any_step_leaves_the_old_day_or_completes_to_the_new(tmp_path: Path, at: str) -> None:
+    """Killed (SIGKILL) between replacing the sidecar and the data file, a merge left a new sidecar
+    beside the old file, or a new file under the old manifest entry: an archive that verified
+    neither way. Now the manifest records the checked write before anything is replaced: readers
+    report it as interrupted, and the next write (or `recover`) completes it."""
+    archive = _archive(tmp_path, 100)
+    before = _entry(archive)
+    env = {**os.environ, "PYTHONPATH": str(Path(siemgate.__file__).parents[1])}
+    late = NOW + 12 * 3600 * 1_000_000_000
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED, str(tmp_path), ACCOUNT, DAY, at, str(late)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == at
+    finally:
+        proc.kill()
+        proc.wait()
+    problems = [str(p) for p in survey(tmp_path).problems]
+    if at == "written":  # before the commit point: the old day, whole
+        assert problems == [] and _entry(archive) == before
+        verify_file(archive.dir, before)
+    else:
+        assert any("was stopped (killed)" in p for p in problems), problems
+    recovered = StreamArchive(tmp_path, ACCOUNT, "Acme", Feature.AUDITEVENTS, "jsonl")
+    recovered.recover()
+    after = _entry(recovered)
+    verify_file(recovered.dir, after)
+    assert survey(tmp_path).problems == []
+    assert after.events == (100 if at == "written" else 101)
+
+
+def test_a_pending_write_naming_files_outside_its_day_is_refused(tmp_path: Path) -> None:
+    archive = _archive(tmp_path / "archive", 3)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    manifest = orjson.loads((archive.dir / MANIFEST).read_bytes())
+    entry = dict(manifest["files"][archive.day_file(DAY)])
+    manifest["pending"] = {"entry": entry, "replace": [["../../../victim", entry["path"]]], "rewrite": None}
+    (archive.dir / MANIFEST).write_bytes(orjson.dumps(manifest))
+    with pytest.raises(ArchiveError, match="pending write names"):
+        archive.recover()
+    assert victim.read_bytes() == b"keep"
