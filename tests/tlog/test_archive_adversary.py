@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from siemgate.tlog import archive_verify
+from siemgate.tlog.archive_index import INDEX_FORMAT
 from siemgate.tlog.keys import PublicKeyring
 
 from .tlog_kit import NAME, T0, Kit, MemLog, make_kit
@@ -34,7 +35,7 @@ class Folder:
         """A day file of (log index, body, timestamp ns) rows tied to the checkpoint `note`."""
         with gzip.open(self.path / name, "wb") as f:
             f.writelines(body + b"\n" for _, body, _ in rows)
-        header = json.dumps({"format": archive_verify.INDEX_FORMAT}) + "\n"
+        header = json.dumps({"format": INDEX_FORMAT}) + "\n"
         sidecar = f"{name}.log.json"
         (self.path / sidecar).write_text(header + "".join(json.dumps([i, ts]) + "\n" for i, _, ts in rows))
         digest = hashlib.sha256((self.path / name).read_bytes()).hexdigest()
