@@ -324,12 +324,15 @@ def _hide(tail: bool) -> Lie:
     return lie
 
 
-def _skip_as_reset(rng: random.Random) -> Lie:
-    """A cursor page that starts after some events of the window, its proof saying 'reset'."""
+def _skip(rng: random.Random, reset: bool) -> Lie:
+    """A page that starts after some events of the window, its proof claiming the kind of page it
+    is not: a cursor page passed off as a reset (`reset`: its start is then the server's word, not
+    checked against the chain), or the reset that starts a follow passed off as a cursor page
+    (which hides that its start position is the server's word: no NOTICE)."""
     held: dict[str, Any] = {}
 
     def lie(server: Server, call: str, honest: Any) -> Any:
-        if call == "page" and not server.told and "cursor" in honest[0]:
+        if call == "page" and not server.told and ("cursor" in honest[0]) == reset:
             after = position(honest[0])
             window = [i for i in range(after, len(server.log.entries)) if in_window(server.log.entries[i])]
             if len(window) < 2:
@@ -341,7 +344,7 @@ def _skip_as_reset(rng: random.Random) -> Lie:
         if call == "proof" and "start" in held:
             proof = honest[1]
             start = held.pop("start")
-            return server.honest_proof(start, int(proof["end_idx"]), True, proof["old_size"]).to_json()
+            return server.honest_proof(start, int(proof["end_idx"]), reset, proof["old_size"]).to_json()
         return None
 
     return lie
@@ -416,7 +419,7 @@ LIES: dict[str, Callable[[random.Random], Lie]] = {
     "duplicate and list twice": lambda rng: _duplicate(rng, listed=True),
     "empty page, no tail": lambda rng: _hide(tail=False),
     "empty page, short tail": lambda rng: _hide(tail=True),
-    "cursor page as a reset": _skip_as_reset,
+    "cursor page as a reset": lambda rng: _skip(rng, reset=True),
     "rollback": _rollback,
     "fork": _fork,
     "other origin": _other_origin,
@@ -578,3 +581,149 @@ def test_another_streams_log_is_refused_from_the_first_run(tmp_path: Path) -> No
     honest.log.append(rng, 10)
     honest.log.sign()
     assert _run(honest, tmp_path / "honest.json", out) and out[-1].endswith(f"log {ORIGIN}"), out
+
+
+def test_the_first_page_of_a_follow_is_the_reset_it_is(tmp_path: Path) -> None:
+    """Before: the page verified without a word (no NOTICE that indices before it were taken on
+    trust), its skipped events never served."""
+    told = 0
+    for trial in range(6):
+        rng = random.Random(f"first page/{trial}")
+        server = Server(Log(ORIGIN), rng, limit=rng.randrange(1, 6))
+        server.log.append(rng, rng.randrange(4, 16))
+        server.log.sign()
+        server.lie = _skip(rng, reset=False)
+        out: list[str] = []
+        state = tmp_path / f"{trial}.json"
+        verdict = _run(server, state, out)
+        if not server.told:
+            assert verdict, out
+            continue
+        told += 1
+        assert not verdict, out
+        assert any("the page answers a reset, but its proof is a cursor page's" in line for line in out), out
+        assert not state.exists()
+    assert told >= 3, told
+
+
+def _older_same_size(where: str) -> Lie:
+    """An older signing of the tree the follower holds, served as the newest checkpoint and, with
+    `where` "checkpoint and proof", in the page proofs too."""
+
+    def lie(server: Server, call: str, honest: Any) -> Any:
+        notes = server.log.notes
+        older = [n for n in notes[:-1] if _size(n) == _size(notes[-1])]
+        if not older or call not in ("checkpoint", "proof") or call not in where:
+            return None
+        if call == "checkpoint":
+            return older[0]
+        return {**honest[1], "checkpoint": older[0]}
+
+    return lie
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "checkpoint and proof"])
+@pytest.mark.parametrize("trial", range(4))
+def test_an_older_checkpoint_of_the_same_size_does_not_replace_the_newer(
+    tmp_path: Path, where: str, trial: int
+) -> None:
+    """A server shows an older signing of the tree the follower holds, to make the log look
+    staler than it is: the follower keeps the newest it has seen and judges freshness on it.
+    Before: the older one replaced it in the state file."""
+    rng = random.Random(f"older/{where}/{trial}")
+    server = Server(Log(ORIGIN), rng, limit=rng.randrange(1, 6))
+    state = tmp_path / "state.json"
+    _honest_rounds(server, rng, state, rng.randrange(1, 4))
+    for _ in range(rng.randrange(1, 3)):
+        server.log.sign()  # the same tree, signed again later
+    out: list[str] = []
+    assert _run(server, state, out), out
+    newest = server.log.notes[-1]
+    assert json.loads(state.read_text())["checkpoint"] == newest
+    server.lie = _older_same_size(where)
+    assert _run(server, state, out), out
+    assert server.told
+    assert json.loads(state.read_text())["checkpoint"] == newest, out
+    assert out[-1].endswith(f"log {ORIGIN}") and f"signed {_when(newest)}" in out[-1], out
+
+
+def test_a_page_proof_with_an_older_signing_of_the_held_tree_keeps_the_newer() -> None:
+    """`siemgate-verify page --state`: a proof whose checkpoint is an older signing of the tree
+    the state holds verifies, and the state keeps the newer. Before: the older replaced it."""
+    from siemgate.tlog.verify_page import verify_page
+
+    rng = random.Random("older page")
+    server = Server(Log(ORIGIN), rng, limit=50)
+    server.log.append(rng, 12)
+    older = server.log.sign()
+    newer = server.log.sign()
+    size = _size(newer)
+    state = StreamState(checkpoint=newer)
+    page = page_bytes(f"c{size}", False, [])
+    proof = {**server.honest_proof(size, size, True, size).to_json(), "checkpoint": older}
+    report = verify_page(page, proof, KEYS, state)
+    assert report.ok, report.lines()
+    assert state.checkpoint == newer
+
+
+def _when(note: str) -> str:
+    from siemgate.model.timestamps import format_ns
+
+    return format_ns(Checkpoint.parse(note.rpartition("\n\n")[0] + "\n").time * SECOND)
+
+
+def test_a_lost_state_file_is_said_and_refused_with_require_state(tmp_path: Path) -> None:
+    """A server that makes a follower lose its state file restarts its trust: the run says so on
+    stdout, and with `require_state` (--require-state, for scheduled runs) refuses to start over.
+    Before: it started afresh without a word."""
+    from siemgate.tlog.follow import NO_STATE, FollowError
+
+    rng = random.Random("lost state")
+    server = Server(Log(ORIGIN), rng, limit=3)
+    state = tmp_path / "state.json"
+    server.log.append(rng, 6)
+    server.log.sign()
+    out: list[str] = []
+    assert follow(server, KEYS, state, {"limit": 3}, max_age=0, out=out.append)
+    assert out[0].startswith(f"NOTICE {NO_STATE}"), out
+    out.clear()
+    assert follow(server, KEYS, state, {"limit": 3}, max_age=0, out=out.append, require_state=True)
+    assert not any(NO_STATE in line for line in out), out
+    state.unlink()
+    with pytest.raises(FollowError, match=f"the state file {state} does not exist \\(--require-state\\)"):
+        follow(server, KEYS, state, {"limit": 3}, max_age=0, out=out.append, require_state=True)
+    assert not state.exists()
+
+
+@pytest.mark.parametrize("command", ["page", "event"])
+def test_page_and_event_can_pin_the_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    """`siemgate-verify page|event --feature F` refuses a proof from another stream's log of the
+    same account (every proof holds within that log); without it the log verified is printed.
+    Before: there was no --feature, and the page's result did not name the log."""
+    from siemgate.tlog.merkle import tree_reader
+    from siemgate.tlog.proof import inclusion_proof
+    from siemgate.tlog.tlog_proof import TlogProof
+    from siemgate.tlog.verify_cli import main
+
+    other = ORIGIN.replace("/auditevents", "/itemusages")
+    rng = random.Random(command)
+    server = Server(Log(other), rng, limit=50)
+    server.log.append(rng, 10)
+    server.log.sign()
+    (tmp_path / "keys.pub").write_text(KEYS.text())
+    if command == "page":
+        served = server.page({"limit": 50})
+        proof = json.dumps(server.page_proof({"limit": 50}, split_page(served).cursor, None))
+    else:
+        served = server.log.bodies[3]
+        hashes = inclusion_proof(3, len(server.log.entries), tree_reader(server.log.leaves(len(server.log.entries))))
+        proof = TlogProof(3, hashes, server.log.notes[-1]).text()
+    (tmp_path / "served").write_bytes(served)
+    (tmp_path / "proof").write_text(proof)
+    base = [command, str(tmp_path / "served"), str(tmp_path / "proof"), "--key", str(tmp_path / "keys.pub")]
+    assert main(base) == 0
+    assert (f"of {other}," if command == "event" else f"log {other}") in capsys.readouterr().out.splitlines()[-1]
+    assert main([*base, "--feature", "itemusages"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--feature", "auditevents"]) == 1
+    assert "is not of the auditevents stream: another stream's log was served" in capsys.readouterr().out

@@ -4,12 +4,13 @@ refused, while without the witness policy only the fork check inside one bundle 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from siemgate.tlog.checkpoint import Checkpoint
-from siemgate.tlog.cosignature import create_witness_key, public_key_text
+from siemgate.tlog.cosignature import MAX_CLOCK_SKEW, cosign, create_witness_key, public_key_text
 from siemgate.tlog.note import NoteSigner, sign_note
 from siemgate.tlog.verify_cli import main
 from siemgate.tlog.witness import Witness
@@ -138,3 +139,41 @@ def test_consistency_needs_the_quorum_on_both_checkpoints(tmp_path: Path, capsys
     assert _run(capsys, *args[:2], str(tmp_path / "new.cp"), str(tmp_path / "proof"), *args[2:], *w)[0] == 0
     code, out, _ = _run(capsys, *args[:2], str(tmp_path / "bare.cp"), str(tmp_path / "proof"), *args[2:], *w)
     assert code == 1 and "INVALID checkpoint" in out and "quorum is 1" in out
+
+
+@pytest.mark.parametrize(
+    ("offset", "problem"),
+    [
+        (0, None),
+        (MAX_CLOCK_SKEW, None),
+        (-MAX_CLOCK_SKEW, None),
+        (-MAX_CLOCK_SKEW - 1, "s before the checkpoint's time"),
+        ("future", "in the future"),
+    ],
+)
+def test_a_cosignature_timestamped_before_its_checkpoint_or_in_the_future_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], offset: int | str, problem: str | None
+) -> None:
+    """C2SP tlog-cosignature: verifiers MAY reject cosignatures timestamped in the future; and a
+    witness cannot have seen a checkpoint before the log signed it, so a cosignature timestamped
+    before the checkpoint's time says the log's `time` line (on which freshness is judged) is
+    later than the truth, or the witness's clock is wrong. Both, beyond MAX_CLOCK_SKEW, refuse the
+    checkpoint. Before: any timestamp was accepted."""
+    kit = make_kit(tmp_path)
+    witness = create_witness_key(tmp_path / "w.key", "witness.test.example/w")
+    (tmp_path / "w.pub").write_text(public_key_text([witness.verifier()]))
+    log = MemLog()
+    log.append(5)
+    note = kit.sign(log)
+    cp_time = Checkpoint.parse(note[: note.index("\n\n") + 1]).time
+    text = note[: note.index("\n\n") + 1]
+    timestamp = int(time.time()) + MAX_CLOCK_SKEW + 3600 if offset == "future" else cp_time + int(offset)
+    (tmp_path / "cp").write_text(note + cosign(witness, text, timestamp))
+    (tmp_path / "proof").write_text("")
+    args = ["consistency", str(tmp_path / "cp"), str(tmp_path / "cp"), str(tmp_path / "proof")]
+    code, out, _ = _run(capsys, *args, "--key", str(kit.public_key), "--witness-key", str(tmp_path / "w.pub"))
+    if problem is None:
+        assert code == 0, out
+    else:
+        assert code == 1 and "the cosignature by witness witness.test.example/w is timestamped" in out, out
+        assert problem in out, out

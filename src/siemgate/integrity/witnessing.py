@@ -122,7 +122,7 @@ class Witnessing:
                 witness.health.last_attempt = now
         cosigned = note + "".join(lines)
         try:
-            self.policy.check(cosigned)
+            self.policy.check(cosigned, cp.time)
         except NoteError as exc:
             raise QuorumNotMet(f"{exc}; not published: {'; '.join(errors)}") from None
         return cosigned

@@ -103,6 +103,20 @@ class Checkpoint:
     def describe(self) -> str:
         return f"checkpoint {self.origin} size {self.size} time {self.time}"
 
+    def supersedes(self, old: Checkpoint) -> bool:
+        """Whether this checkpoint, consistent with `old` (the same log), is the newer one to keep:
+        a larger tree, or the same tree signed later. Keeping an older signing time of the same tree
+        would hide how fresh the log was known to be."""
+        return self.size > old.size or (self.size == old.size and self.time > old.time)
+
+
+def stream_problem(cp: Checkpoint, feature: str | None) -> str | None:
+    """Why `cp` is not a checkpoint of a `feature` log (origins end with `/<feature>`), or None.
+    Another stream's log, however well signed, proves nothing about this one's events."""
+    if feature is None or cp.origin.endswith(f"/{feature}"):
+        return None
+    return f"{cp.describe()} is not of the {feature} stream: another stream's log was served"
+
 
 @dataclass(frozen=True)
 class Recovery:
@@ -196,7 +210,7 @@ def open_checkpoint(note: str, keys: PublicKeyring, witnesses: WitnessPolicy | N
         raise NoteError(f"no trusted key covers origin {cp.origin} at time {cp.time}")
     open_note(note, verifiers)
     if witnesses is not None:
-        witnesses.check(note)
+        witnesses.check(note, cp.time)
     return SignedCheckpoint(cp, note)
 
 

@@ -22,7 +22,8 @@ server's publishing policy apply).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from siemgate.tlog.note import NoteError, NoteSigner, NoteVerifier, check_key_na
 ALG_COSIGNATURE = 0x04
 HEADER = "cosignature/v1"
 MAX_TIMESTAMP = 2**63 - 1
+# How far a witness's clock may be from the log signer's and the verifier's (seconds).
+MAX_CLOCK_SKEW = 600
 PRIVATE_HEADER = "# siemgate witness key (docs/integrity.md). Secret: keep this file 0600.\n"
 PUBLIC_HEADER = "# siemgate witness public keys (docs/integrity.md): siemgate-verify --witness-key FILE\n"
 
@@ -87,6 +90,7 @@ class WitnessPolicy:
 
     witnesses: tuple[NoteVerifier, ...]
     quorum: int
+    clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         if not 0 <= self.quorum <= len({w.public_key for w in self.witnesses}):
@@ -95,10 +99,26 @@ class WitnessPolicy:
                 f"(given {len({w.public_key for w in self.witnesses})})"
             )
 
-    def check(self, note: str) -> list[Cosignature]:
+    def check(self, note: str, checkpoint_time: int | None = None) -> list[Cosignature]:
         """The valid cosignatures on `note`; NoteError when fewer than `quorum` distinct witnesses
-        cosigned it, or a trusted witness's cosignature fails."""
+        cosigned it, or a trusted witness's cosignature fails or is timestamped more than
+        MAX_CLOCK_SKEW in the future or before `checkpoint_time` (the checkpoint's signing time):
+        a witness cannot have seen a checkpoint before it was signed, so one of the two clocks lies
+        (and the log's `time` is what freshness is judged on)."""
         found = cosignatures(note, self.witnesses)
+        now = int(self.clock())
+        for c in found:
+            if c.timestamp > now + MAX_CLOCK_SKEW:
+                raise NoteError(
+                    f"the cosignature by witness {c.witness.name} is timestamped {c.timestamp}, {c.timestamp - now} s"
+                    f" in the future (allowed clock skew {MAX_CLOCK_SKEW} s): its clock or its key is not to be trusted"
+                )
+            if checkpoint_time is not None and c.timestamp < checkpoint_time - MAX_CLOCK_SKEW:
+                raise NoteError(
+                    f"the cosignature by witness {c.witness.name} is timestamped {c.timestamp},"
+                    f" {checkpoint_time - c.timestamp} s before the checkpoint's time {checkpoint_time} (allowed clock"
+                    f" skew {MAX_CLOCK_SKEW} s): the checkpoint's time is later than when it was witnessed"
+                )
         distinct = {c.witness.public_key: c for c in found}
         if len(distinct) < self.quorum:
             names = ", ".join(sorted({c.witness.name for c in distinct.values()})) or "none"

@@ -22,20 +22,21 @@ from typing import Any
 
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.bundle import BundleError, parse_hashes
-from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint, unverified_text
+from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint, stream_problem, unverified_text
 from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import ProofError
 from siemgate.tlog.note import NoteError
 from siemgate.tlog.page_items import PageFormatError, split_page
 from siemgate.tlog.proof import verify_consistency
-from siemgate.tlog.verify_page import PageInputError, StreamState, stream_problem, verify_page
+from siemgate.tlog.verify_page import PageInputError, StreamState, verify_page
 
 LOG_PREFIX = "/api/siemgate/v1/log"
 USER_AGENT = "siemgate-verify-follow"
 # A page of 1000 events of at most 64 KiB each, or a page proof of 100,000 leaves, fits.
 MAX_RESPONSE_BYTES = 96 * 1024 * 1024
 DEFAULT_MAX_PAGES = 10_000
+NO_STATE = "no state: trusting this checkpoint as the first"
 MAX_ERROR_BYTES = 64 * 1024  # of an error answer: its message is all that is shown
 
 
@@ -144,12 +145,22 @@ def follow(
     max_pages: int = DEFAULT_MAX_PAGES,
     now: Callable[[], float] = time.time,
     out: Callable[[str], None] = print,
+    require_state: bool = False,
 ) -> bool:
     """Check the newest checkpoint extends the one accepted, pull and verify pages until the
     stream has no more, then accept the newest checkpoint again and judge its freshness. Returns
     whether everything verified and is fresh. Raises FollowError when the stream cannot be followed,
     among others when it has not ended after `max_pages` pages or a page says there is more
-    without moving the cursor (every page verified until then is kept in the state file)."""
+    without moving the cursor (every page verified until then is kept in the state file), and
+    when there is no state file and `require_state` is set (a scheduled run must not start over)."""
+    if not state_path.exists():
+        if require_state:
+            raise FollowError(
+                f"the state file {state_path} does not exist (--require-state): a run that lost its state would"
+                " trust whatever checkpoint the server shows next; restore the file, or run once without"
+                " --require-state to start over"
+            )
+        out(f"NOTICE {NO_STATE} ({state_path} does not exist): the start is taken on trust")
     state = load_state(state_path)
     if state.checkpoint is not None and _accept(client, keys, witnesses, state, state_path, out) is None:
         return False
@@ -164,7 +175,7 @@ def follow(
         old_size = Checkpoint.parse(unverified_text(state.checkpoint)).size if state.checkpoint else None
         proof = client.page_proof(request, cursor, old_size)
         try:
-            report = verify_page(page, proof, keys, state, witnesses, client.feature)
+            report = verify_page(page, proof, keys, state, witnesses, client.feature, reset="cursor" not in request)
         except PageInputError as exc:
             out(f"INVALID page after {state.cursor or 'the reset'}: {exc}")
             return False
@@ -262,6 +273,13 @@ def _accept(
                 f" accepted before ({old.describe()}): {exc}"
             )
             return None
+        if not cp.supersedes(old):
+            if cp.time < old.time:
+                out(
+                    f"NOTICE the server's newest checkpoint (size {cp.size}, time {cp.time}) is older than the one"
+                    f" accepted before (time {old.time}): the newer is kept"
+                )
+            return old
     state.checkpoint = newest.note
     save_state(state_path, state)
     return cp

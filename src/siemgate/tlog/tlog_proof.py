@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from siemgate.tlog.bundle import BundleError, format_hashes, parse_hashes
-from siemgate.tlog.checkpoint import CheckpointError, SignedCheckpoint, open_checkpoint
+from siemgate.tlog.checkpoint import CheckpointError, SignedCheckpoint, open_checkpoint, stream_problem
 from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.entry import Entry, EntryError, body_timestamp_ns, entry_for
 from siemgate.tlog.keys import PublicKeyring
@@ -103,17 +103,24 @@ class EventVerified:
 
 
 def verify_event(
-    event: bytes, proof_text: str, keys: PublicKeyring, witnesses: WitnessPolicy | None = None
+    event: bytes,
+    proof_text: str,
+    keys: PublicKeyring,
+    witnesses: WitnessPolicy | None = None,
+    feature: str | None = None,
 ) -> EventVerified:
     """Check that `event` (the item's v2 bytes, exactly as served) is the leaf the proof names
-    in a checkpoint signed by a trusted key (and cosigned by a quorum of `witnesses`). Raises
-    TlogProofError saying what failed."""
+    in a checkpoint signed by a trusted key (and cosigned by a quorum of `witnesses`), of the
+    `feature` stream's log when given (`stream_problem`). Raises TlogProofError saying what failed."""
     proof = parse_tlog_proof(proof_text)
     try:
         signed = open_checkpoint(proof.checkpoint, keys, witnesses)
     except (NoteError, CheckpointError) as exc:
         raise TlogProofError(f"the proof's checkpoint does not verify: {exc}") from None
     cp = signed.checkpoint
+    wrong = stream_problem(cp, feature)
+    if wrong:
+        raise TlogProofError(wrong)
     try:
         entry = entry_for(body_timestamp_ns(event), event)
     except EntryError as exc:

@@ -19,7 +19,7 @@ from siemgate.tlog.archive_verify import ArchiveInputError, verify_archive
 from siemgate.tlog.bundle import BundleError, parse_hashes
 from siemgate.tlog.checkpoint import CheckpointError, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy, load_witness_keys
-from siemgate.tlog.follow import DEFAULT_MAX_PAGES, Client, FollowError, follow, load_state, save_state
+from siemgate.tlog.follow import DEFAULT_MAX_PAGES, NO_STATE, Client, FollowError, follow, load_state, save_state
 from siemgate.tlog.keys import KeyFileError, PublicKeyring
 from siemgate.tlog.merkle import ProofError
 from siemgate.tlog.note import NoteError, NoteVerifier
@@ -29,6 +29,7 @@ from siemgate.tlog.verify import DEFAULT_MAX_AGE, verify_bundle
 from siemgate.tlog.verify_page import PageInputError, verify_page
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+FEATURES = ["signinattempts", "itemusages", "auditevents"]
 AUDIT_BUNDLE_HELP = (
     "the account's auditevents bundle (siemgate log export): a purge record of this stream is used only"
     " if it is the event that log holds at its index"
@@ -191,7 +192,7 @@ def _event(args: argparse.Namespace) -> int:
     keys = _keys(Path(args.key))
     event = _read_bytes(Path(args.event), "event").rstrip(b"\r\n")
     try:
-        done = verify_event(event, _read(Path(args.proof), "proof"), keys, witness_policy(args))
+        done = verify_event(event, _read(Path(args.proof), "proof"), keys, witness_policy(args), args.feature)
     except TlogProofError as exc:
         print(f"INVALID {exc}")
         return EXIT_INVALID
@@ -213,12 +214,14 @@ def _page(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         raise UsageError(f"the page proof {args.proof} is not JSON: {exc}") from None
     state_path = Path(args.state) if args.state else None
+    if state_path is not None and not state_path.exists():
+        print(f"NOTICE {NO_STATE} ({state_path} does not exist)")
     try:
         state = load_state(state_path) if state_path else None
     except FollowError as exc:
         raise UsageError(str(exc)) from None
     try:
-        report = verify_page(page, proof, keys, state, witness_policy(args))
+        report = verify_page(page, proof, keys, state, witness_policy(args), args.feature)
     except PageInputError as exc:
         print(f"INVALID page: {exc}")
         return EXIT_INVALID
@@ -262,6 +265,7 @@ def _follow(args: argparse.Namespace) -> int:
             max_age=args.max_age,
             witnesses=witness_policy(args),
             max_pages=args.max_pages,
+            require_state=args.require_state,
         )
     except FollowError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -357,6 +361,13 @@ def _parser() -> argparse.ArgumentParser:
         for arg, arg_help in positionals:
             command.add_argument(arg, help=arg_help)
         command.set_defaults(run=run)
+        if name in ("event", "page"):
+            command.add_argument(
+                "--feature",
+                choices=FEATURES,
+                help="the stream the proof must be of: another stream's log is refused (without it, the log"
+                " verified is printed: check it is the one you meant)",
+            )
         if name == "page":
             command.add_argument(
                 "--state", help="verifier state file: the page must continue it (checkpoint, cursor chain); updated"
@@ -364,8 +375,14 @@ def _parser() -> argparse.ArgumentParser:
     f = sub.add_parser("follow", parents=[common], help="pull a stream like a SIEM and verify every page")
     f.add_argument("--url", required=True, help="the siemgate server, e.g. https://events.example.com")
     f.add_argument("--token-file", required=True, help="file holding the SIEM token")
-    f.add_argument("--feature", required=True, choices=["signinattempts", "itemusages", "auditevents"])
+    f.add_argument("--feature", required=True, choices=FEATURES)
     f.add_argument("--state", required=True, help="state file (created): cursor, last checkpoint accepted")
+    f.add_argument(
+        "--require-state",
+        action="store_true",
+        help="stop (exit 2) when the state file does not exist, instead of trusting the server's checkpoint as"
+        " the first: for scheduled runs",
+    )
     f.add_argument("--start-time", help="the first reset's start_time (RFC 3339); default: the server's")
     f.add_argument("--end-time", help="the first reset's end_time (RFC 3339)")
     f.add_argument("--limit", type=int, default=1000, choices=range(1, 1001), metavar="1..1000", help="page size")

@@ -19,7 +19,7 @@ from typing import Any
 
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog import page_proof as page_proofs
-from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, SignedCheckpoint, open_checkpoint
+from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, SignedCheckpoint, open_checkpoint, stream_problem
 from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.entry import Entry, EntryError, event_timestamp_ns
 from siemgate.tlog.keys import PublicKeyring
@@ -130,17 +130,9 @@ class PageReport:
             out.append(
                 f"Result: VALID: indices {self.first_idx}..{self.end_idx - 1} accounted for ({self.served} served,"
                 f" {self.omitted} outside the window, {self.purged} purged, {len(self.pending)} pending) against"
-                f" checkpoint size {cp.size} signed {format_ns(cp.time * 1_000_000_000)}"
+                f" checkpoint size {cp.size} signed {format_ns(cp.time * 1_000_000_000)}, log {cp.origin}"
             )
         return out
-
-
-def stream_problem(cp: Checkpoint, feature: str | None) -> str | None:
-    """Why `cp` is not a checkpoint of a `feature` log (origins end with `/<feature>`), or None.
-    Another stream's log, however well signed, proves nothing about this one's pages."""
-    if feature is None or cp.origin.endswith(f"/{feature}"):
-        return None
-    return f"{cp.describe()} is not of the {feature} stream: another stream's log was served"
 
 
 class PageInputError(ValueError):
@@ -154,10 +146,12 @@ def verify_page(
     state: StreamState | None = None,
     witnesses: WitnessPolicy | None = None,
     feature: str | None = None,
+    reset: bool | None = None,
 ) -> PageReport:
     """Verify `page` (the response bytes as received) against the decoded page proof; with
     `witnesses`, its checkpoint needs their quorum of cosignatures; with `feature`, it must be
-    the checkpoint of that stream's log (`stream_problem`).
+    the checkpoint of that stream's log (`stream_problem`); with `reset` (whether the request was
+    a reset, when the caller knows it), the proof must say the same.
 
     Raises PageInputError when either is not what it should be; everything else is in the report."""
     try:
@@ -175,6 +169,11 @@ def verify_page(
     wrong = stream_problem(cp, feature)
     if wrong:
         report.add(wrong)
+        return report
+    if reset is not None and proof.reset != reset:
+        # A reset passed off as a cursor page hides that its start position is the server's word.
+        asked, said = ("a reset", "a cursor page's") if reset else ("a cursor request", "a reset's")
+        report.add(f"the page answers {asked}, but its proof is {said}", proof.first_idx)
         return report
     if proof.end_idx > cp.size:
         report.add(f"the proof accounts for indices up to {proof.end_idx - 1}, beyond its checkpoint", cp.size)
@@ -380,7 +379,7 @@ def _continue(
                 )
     if report.problems:
         return
-    if old is None or cp.size >= old.size:
+    if old is None or cp.supersedes(old):
         state.checkpoint = signed.note
     state.start_ns, state.end_ns = window
     state.next_idx = proof.first_idx if proof.tail else proof.end_idx
