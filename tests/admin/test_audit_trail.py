@@ -222,8 +222,10 @@ def test_members_added_role_changed_and_removed(site: Site) -> None:
 
     [removed] = recorded(site, lambda: ok(site.call(actor, "DELETE", url), 204))
     assert kinds([removed]) == [("delete", "user")]
-    # their only account: the session the join opened ends (docs/security.md, "Console sessions")
-    assert removed["object_details"] == person and aux(removed) == {"role": "administrator", "ended_sessions": 1}
+    # their only account: the session the join opened ends, and they hold no API key to revoke
+    # (docs/security.md, "Console sessions")
+    assert removed["object_details"] == person
+    assert aux(removed) == {"role": "administrator", "ended_sessions": 1, "revoked_api_keys": []}
     assert_by_person(removed, actor, site)
 
 

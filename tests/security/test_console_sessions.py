@@ -304,7 +304,51 @@ def test_removal_from_the_last_account_ends_the_persons_sessions(tenants: Tenant
     with signed_in(tenants, tenants.adam.email) as (again, _):
         assert ok(again.get(f"{ADMIN}/me"))["accounts"] == []
     removed = [aux(e) for e in tenants.events(tenants.a) if (e["action"], e["object_type"]) == ("delete", "user")]
-    assert removed == [{"role": "member"}, {"role": "administrator", "ended_sessions": 1}]
+    [adams_key] = tenants.services.store.list_api_keys(tenants.adam.user.id)
+    assert removed == [
+        {"role": "member"},
+        {"role": "administrator", "ended_sessions": 1, "revoked_api_keys": [adams_key.id]},
+    ]
+
+
+def test_removal_from_the_last_account_revokes_the_persons_api_keys(tenants: Tenants) -> None:
+    """A person removed from their only account kept their personal API keys: a script (or whoever
+    copied the key) went on using the admin API as them, and back into any account they joined
+    later. Removed from their last account, their keys are revoked (recorded with the removal);
+    removed from one of several, their keys keep working in the others."""
+    bob, adam = tenants.bob, tenants.adam
+    code, invitation = tenants.services.invitations.invite(CLI, tenants.a, bob.email, "member")
+    ok(tenants.call(bob, "POST", f"/me/invitations/{invitation.id}/accept", json={"code": code}))
+    ok(tenants.call(tenants.alice, "DELETE", f"/accounts/{tenants.a.uuid}/members/{bob.email}"), 204)
+    ok(tenants.call(bob, "GET", f"/accounts/{tenants.b.uuid}/members"))  # still Bolt's owner
+    ok(tenants.call(tenants.alice, "DELETE", f"/accounts/{tenants.a.uuid}/members/{adam.email}"), 204)
+    assert "revoked" in error(tenants.call(adam, "GET", "/me"), 401)
+    code, invitation = tenants.services.invitations.invite(CLI, tenants.b, adam.email, "owner")
+    with signed_in(tenants, adam.email) as (again, _):
+        ok(again.post(f"{ADMIN}/me/invitations/{invitation.id}/accept", json={"code": code}))
+    error(tenants.call(adam, "GET", f"/accounts/{tenants.b.uuid}/members"), 401)  # nor in the next account
+
+
+def test_deleting_a_persons_only_account_ends_their_sessions_and_keys(tenants: Tenants) -> None:
+    """A member whose only account was deleted, but whose home is another account (so they are not
+    deleted with it), kept their console sessions and personal API keys. They now end with the
+    account, as when a person is removed from their last account; the answer counts them."""
+    carol = tenants.person(tenants.b, f"carol@bolt-{tenants.tag}.example", "member")
+    code, invitation = tenants.services.invitations.invite(CLI, tenants.a, carol.email, "member")
+    ok(tenants.call(carol, "POST", f"/me/invitations/{invitation.id}/accept", json={"code": code}))
+    tenants.services.people.remove_member(CLI, tenants.b, carol.email)
+    ok(tenants.call(carol, "GET", f"/accounts/{tenants.a.uuid}/members"))  # Acme is now her only account
+    with signed_in(tenants, carol.email) as (carols, _), signed_in(tenants, tenants.bob.email) as (bobs, _):
+        deleted = tenants.call(
+            tenants.alice, "DELETE", f"/accounts/{tenants.a.uuid}", params={"confirm": tenants.a.name}
+        )
+        removed = ok(deleted)["removed"]
+        error(carols.get(f"{ADMIN}/me"), 401)
+        assert "revoked" in error(tenants.call(carol, "GET", "/me"), 401)
+        assert removed["api_keys_revoked"] == 3 and removed["sessions"] == 1  # Alice's, Adam's and Carol's keys
+        ok(bobs.get(f"{ADMIN}/me"))  # another account's people keep theirs
+        ok(tenants.call(tenants.bob, "GET", "/me"))
+    assert tenants.services.store.get_user(carol.email).home_account_id == tenants.b.id
 
 
 def aux(event: dict[str, Any]) -> Any:

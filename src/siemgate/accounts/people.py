@@ -230,8 +230,9 @@ class PeopleService:
 
     def remove_member(self, actor: Actor, account: Account, ref: str) -> None:
         """Remove a member; their pending invitations to the account are revoked with them. Removed
-        from their last account, the person's console sessions end too (they may sign in again):
-        whoever removes someone expects them out, and a copied cookie with them."""
+        from their last account, the person's console sessions end and their personal API keys are
+        revoked too (they may sign in again): whoever removes someone expects them out, with a
+        copied cookie and a script's key, not back in with the old key when they join elsewhere."""
         member = self.find_member(account, ref)
         self.require(
             actor,
@@ -243,6 +244,7 @@ class PeopleService:
         details: dict[str, Any] = {"role": member.role}
         if not self.store.list_memberships(member.user.id):
             details["ended_sessions"] = self.store.end_sessions(member.user.id)
+            details["revoked_api_keys"] = self.store.revoke_api_keys(member.user.id, self.clock())
         self.audit.record(account, actor, "delete", "user", object_user=member.user, aux_info=details)
         self._record_withdrawn(actor, account, withdrawn)
 

@@ -7,8 +7,10 @@ its tamper-evident log (entries, hashes, state, checkpoints, recovery statements
 SIEM tokens and their usage, ingest keys, alert rules with their state, alerts, deliveries and
 failures, retention policies, invitations, sign-in policy and memberships. People whose home it is
 and who belong to no other account are deleted with their API keys, sessions and two-factor
-enrolment; people whose home it is who belong elsewhere stay, with no home account. The operation
-is recorded in `operations`, which belongs to no account.
+enrolment; people whose home it is who belong elsewhere stay, with no home account. People who
+belonged to it alone but whose home is elsewhere stay too, with their console sessions ended and
+their personal API keys revoked, as when removed from their last account (accounts.people). The
+operation is recorded in `operations`, which belongs to no account.
 
 It goes in steps, so that no transaction holds the store for long (SQLite has one writer: a
 deletion of millions of events in one transaction held every account's writes for seconds):
@@ -73,6 +75,11 @@ _BULK = {
 # People who leave with the account: home here, and a member of no other account.
 _LEAVING = "SELECT id FROM users WHERE home_account_id = ? AND id NOT IN (SELECT user_id FROM memberships)"
 _PEOPLE_ROWS = ("api_keys", "sessions", "two_factor", "recovery_codes")
+# People whose only account it is (home here or not): their credentials stop reaching anything.
+_ALONE = (
+    "SELECT user_id FROM memberships WHERE account_id = ?"
+    " AND user_id NOT IN (SELECT user_id FROM memberships WHERE account_id <> ?)"
+)
 # The actions of `operations` that record a deletion begun and done.
 _BEGUN = "deleting account"
 _DONE = "delete account"
@@ -160,6 +167,11 @@ class DeletionStore(SharedSQL):
                     removed[table] = int(
                         conn.execute(self._q(f"DELETE FROM {table} WHERE {condition}"), (account_id,)).rowcount or 0
                     )
+            alone = (account_id, account_id)
+            sql = f"DELETE FROM sessions WHERE user_id IN ({_ALONE})"
+            removed["sessions"] = int(conn.execute(self._q(sql), alone).rowcount or 0)
+            sql = f"UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL AND user_id IN ({_ALONE})"
+            removed["api_keys_revoked"] = int(conn.execute(self._q(sql), (now, *alone)).rowcount or 0)
             sql = "DELETE FROM memberships WHERE account_id = ?"
             removed["memberships"] = int(conn.execute(self._q(sql), (account_id,)).rowcount or 0)
         return removed
