@@ -170,6 +170,26 @@ def test_a_cookie_value_chosen_before_sign_in_never_becomes_a_session(tenants: T
     assert ok(_replayed(tenants, planted))["email"] == tenants.bob.email  # still only the attacker's own
 
 
+def test_signing_in_again_ends_the_session_the_browser_held(tenants: Tenants) -> None:
+    """Signing in again in a browser that held a valid session left the old one alive on the
+    server until it expired, so a copy of the old cookie (a thief's) kept working. The session the
+    browser presents is now ended when the new one is made, if it is the same person's; another
+    person's session in the same browser is left alone (only they end it)."""
+    adam = tenants.adam
+    with signed_in(tenants, adam.email) as (browser, _):
+        old = _cookie_of(browser)
+        ok(browser.post(f"{ADMIN}/session", json={"email": adam.email, "password": PASSWORD}))
+        new = _cookie_of(browser)
+        assert new != old
+        error(_replayed(tenants, old), 401)
+        assert ok(_replayed(tenants, new))["email"] == adam.email
+        ok(tenants.call(adam, "GET", "/me"))  # nothing else of the person's ends
+    with signed_in(tenants, tenants.alice.email) as (shared, _):
+        alices = _cookie_of(shared)
+        ok(shared.post(f"{ADMIN}/session", json={"email": adam.email, "password": PASSWORD}))
+        assert ok(_replayed(tenants, alices))["email"] == tenants.alice.email
+
+
 def test_signing_out_ends_the_session_on_the_server(tenants: Tenants) -> None:
     with signed_in(tenants, tenants.adam.email) as (client, answer):
         stolen = _cookie_of(client)

@@ -170,6 +170,22 @@ class SessionService:
     def sign_out(self, session: Session) -> None:
         self.store.delete_session(session.id)
 
+    def replace(self, cookie: str | None, signed_in: SignIn) -> bool:
+        """End the session of `cookie` (what the browser presented when signing in again) if it is
+        the same person's and not the new one: the old cookie value, and any copy of it, stops
+        working. Another person's session is never touched (a shared browser: theirs ends only
+        when they sign out). Returns whether a session ended."""
+        if not cookie:
+            return False
+        try:
+            old = self.store.get_session_by_hash(token_digest(cookie))
+        except NotFound:
+            return False
+        if old.user_id != signed_in.user.id or old.id == signed_in.session.id:
+            return False
+        self.store.delete_session(old.id)
+        return True
+
 
 def _same(presented: str, expected: str) -> bool:
     """Whether a presented secret is the expected one, in constant time; text outside ASCII (which

@@ -60,7 +60,9 @@ def _renew_cookie(services: Services, request: Request, response: Response, acto
 
 
 def _signed_in(services: Services, request: Request, response: Response, result: SignIn) -> dict[str, Any]:
-    """Set the session cookie; the body has the person and the CSRF token."""
+    """Set the session cookie, ending the session this browser presented if it was the same
+    person's (SessionService.replace); the body has the person and the CSRF token."""
+    services.sessions.replace(services.sessions.presented(request.url.scheme, request.cookies), result)
     _set_cookie(services, request, response, result.cookie)
     actor = Actor(result.user, "session", result.session.id, result.session.created_at, client_ip(request))
     return {
