@@ -14,7 +14,7 @@ from siemgate.accounts.actor import CLI
 from siemgate.auth.passwords import hash_password
 from siemgate.model.ids import new_id
 
-from .conftest import PASSWORD, Console, screenshot, sign_in
+from .conftest import PASSWORD, Console, allow_http_errors, screenshot, sign_in
 
 
 def _person(console: Console, role: str = "member") -> str:
@@ -86,3 +86,32 @@ def test_someone_new_joins_with_an_invitation_code(page: Page, console: Console)
     page.get_by_role("button", name="Join").click()
     expect(page).to_have_url(re.compile(rf"/accounts/{console.account.uuid}/integrations$"))
     assert services.store.get_user(email).name == "Nora New"
+
+
+def test_a_wrong_password_is_said_in_place_not_taken_for_a_sign_out(page: Page, console: Console) -> None:
+    """A wrong current password (changing the password, turning two-factor on) answered 401, which
+    the console takes for an ended session: it went to the sign-in page and lost what was typed.
+    The API now answers 403 naming the field; the console says so in place, keeps the form, and
+    the person is still signed in."""
+    allow_http_errors(page, 403)
+    email = _person(console)
+    sign_in(page, console, email)
+    page.goto(f"{console.base_url}/console/security")
+    page.get_by_label("Current password").fill("not my password at all")
+    page.get_by_label("New password (at least 10 characters)").fill("a brand new passphrase")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#password-error")).to_have_text("The password is not right; nothing was changed.")
+    expect(page).to_have_url(re.compile(r"/console/security$"))
+    expect(page.get_by_label("Current password")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("New password (at least 10 characters)")).to_have_value("a brand new passphrase")
+
+    page.get_by_role("button", name="Turn on").click()
+    secret = page.locator("#totp-secret").inner_text()
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.locator("#two-factor").get_by_label("Your password").fill("not my password at all")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#two-factor .error")).to_have_text("The password is not right; nothing was changed.")
+    expect(page).to_have_url(re.compile(r"/console/security$"))
+    page.locator("#two-factor").get_by_label("Your password").fill(PASSWORD)
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("pre.codes")).to_be_visible()

@@ -301,7 +301,7 @@ def test_a_copied_cookie_cannot_mint_a_lasting_api_key(tenants: Tenants) -> None
     with signed_in(tenants, tenants.adam.email) as (thief, _):
         assert "password" in error(thief.post(f"{ADMIN}/me/api-keys", json={"name": "backdoor"}), 400)
         wrong = {"name": "backdoor", "password": "a guess at the password"}
-        error(thief.post(f"{ADMIN}/me/api-keys", json=wrong), 401)
+        error(thief.post(f"{ADMIN}/me/api-keys", json=wrong), 403)
         assert tenants.services.store.list_api_keys(tenants.adam.user.id)[-1].name == "tests"
         made = ok(thief.post(f"{ADMIN}/me/api-keys", json={"name": "script", "password": PASSWORD}), 201)
         assert made["key"].startswith("sgp_")

@@ -106,7 +106,7 @@ def test_an_owner_requires_two_factor_of_everyone_in_the_account(tenants: Tenant
 def test_turning_two_factor_off_needs_the_password_and_is_recorded(tenants: Tenants) -> None:
     bob = tenants.bob
     _enrol(tenants, bob)
-    error(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": "not the password"}), 401)
+    error(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": "not the password"}), 403)
     codes = ok(tenants.call(bob, "POST", "/me/two-factor/recovery-codes", json={"password": PASSWORD}))
     assert len(codes["recovery_codes"]) == 10
     ok(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": PASSWORD}), 204)
@@ -125,7 +125,7 @@ def test_turning_two_factor_on_needs_the_password(tenants: Tenants) -> None:
         secret = ok(stolen.post(f"{ADMIN}/me/two-factor"), 201)["secret"]
         error(stolen.post(f"{ADMIN}/me/two-factor/confirm", json={"code": _code(secret)}), 400)
         wrong = {"code": _code(secret), "password": "not the password"}
-        assert "password" in error(stolen.post(f"{ADMIN}/me/two-factor/confirm", json=wrong), 401)
+        assert "password" in error(stolen.post(f"{ADMIN}/me/two-factor/confirm", json=wrong), 403)
         assert ok(adams_own.get(f"{ADMIN}/me/two-factor")) == {"enabled": False, "recovery_codes_left": 0}
         assert ok(tenants.sign_in(adam.email))["user"]["two_factor"] is False
 

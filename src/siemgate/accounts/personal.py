@@ -19,7 +19,7 @@ from siemgate.auth import totp
 from siemgate.auth.api_keys import ApiKeyService
 from siemgate.auth.passwords import hash_password, verify_password
 from siemgate.auth.signin_limits import SignInLimiter
-from siemgate.errors import BadRequest, Conflict, NotFound, Unauthorized
+from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
 from siemgate.model.text import excerpt
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, ApiKey, Store, User
@@ -62,7 +62,7 @@ class PersonalService:
         self, actor: Actor, user: User, name: str, expires_in_ns: int | None, password: str | None = None
     ) -> tuple[str, ApiKey]:
         """A new key of the person. Through a console session it takes the person's password
-        (BadRequest without it, Unauthorized when wrong): a key outlives the session, so whoever
+        (BadRequest without it, Forbidden when wrong): a key outlives the session, so whoever
         holds only a copied cookie must not turn it into a lasting credential."""
         if not name.strip():
             raise BadRequest("Bad Request: name: an API key needs a name, e.g. the script that uses it")
@@ -105,16 +105,18 @@ class PersonalService:
         return key
 
     # passwords ----------------------------------------------------------------------------------
-    def check_current(self, actor: Actor, user: User, password: str) -> None:
-        """Unauthorized unless `password` is the person's (counted like a failed sign-in)."""
+    def check_current(self, actor: Actor, user: User, password: str, field: str = "password") -> None:
+        """Forbidden (403, naming the request's `field`) unless `password` is the person's, counted
+        like a failed sign-in. Not 401: the person is signed in, and 401 means their credential is
+        not (the console sends a 401 to the sign-in page, losing what was typed)."""
         self.limiter.check(user.email, actor.ip)
         if not verify_password(user.password_hash, password):
             self.limiter.failed(user.email, actor.ip)
-            raise Unauthorized("Unauthorized: the current password is not right")
+            raise Forbidden(f"Forbidden: {field}: the password is not right; nothing was changed")
 
     def change_password(self, actor: Actor, user: User, current: str, new: str) -> int:
         """The person changes their own password; their other sessions end. Returns how many."""
-        self.check_current(actor, user, current)
+        self.check_current(actor, user, current, "current_password")
         try:
             self.store.set_password(user.id, hash_password(new))
         except ValueError as exc:

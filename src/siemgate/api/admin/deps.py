@@ -46,8 +46,9 @@ T = TypeVar("T")
 ERRORS = {
     400: "Invalid request: the message says which field and why.",
     401: "No credential, or one that is unknown, revoked or expired: sign in or send a personal API key.",
-    403: "Signed in, but not allowed: the role is too low, the account requires two-factor sign-in, or the"
-    " console session's X-CSRF-Token is missing or wrong.",
+    403: "Signed in, but not allowed: the role is too low, the account requires two-factor sign-in, the"
+    " console session's X-CSRF-Token is missing or wrong, or the password given to confirm a change is"
+    " not right.",
     404: "No such account, person, invitation or key (or you are not a member of the account).",
     409: "The change conflicts with the current state (the message says which).",
     429: "Too many attempts, or the person's admin API requests are over their rate limit: wait the"

@@ -184,7 +184,7 @@ function setStatus(message, bad = false) {
 }
 
 // The API's field names where the form's input is named otherwise.
-const FIELD_INPUTS = { expires: "custom-expires", name: "token-name" };
+const FIELD_INPUTS = { expires: "custom-expires", name: "token-name", current_password: "current" };
 
 /** Show an error in the form's error element; when it is about one field, mark that field invalid,
    point it at the message and put the message right after it. */
