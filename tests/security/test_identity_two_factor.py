@@ -155,3 +155,31 @@ def test_non_ascii_text_in_a_challenge_code_or_csrf_token_is_refused_not_a_serve
         ok(bob.post(f"{ADMIN}/me/two-factor"), 201)
         confirm = {"code": "١٢٣٤٥٦", "password": PASSWORD}
         error(bob.post(f"{ADMIN}/me/two-factor/confirm", json=confirm), 400)
+
+
+def test_a_sign_in_begun_with_an_old_password_cannot_finish_after_a_change(tenants: Tenants) -> None:
+    """The two-factor step's challenge proved only that the password was right when it was made:
+    whoever had the old password and a code (a phished one, or a stolen recovery code) could finish
+    a sign-in begun before the person changed their password or the operator reset it, within
+    5 minutes, and hold a session made after every session was ended. The challenge is now tied to
+    the password (a keyed tag of its hash) and a changed password voids it."""
+    bob = tenants.bob
+    secret, recovery = _enrol(tenants, bob)
+    step = f"{ADMIN}/session/second-factor"
+    begun = ok(tenants.sign_in(bob.email))["challenge"]
+    tenants.services.personal.reset_password(CLI, bob.user, "an operator's new passphrase")
+    with httpx.Client(base_url=tenants.server.base_url) as thief:
+        message = error(thief.post(step, json={"challenge": begun, "code": recovery[0]}), 401)
+        assert "password changed" in message and "siemgate_session" not in thief.cookies
+    new = "an operator's new passphrase"
+    with httpx.Client(base_url=tenants.server.base_url) as bobs:
+        first = ok(bobs.post(f"{ADMIN}/session", json={"email": bob.email, "password": new}))["challenge"]
+        bobs.headers["X-CSRF-Token"] = ok(bobs.post(step, json={"challenge": first, "code": _code(secret, 1)}))[
+            "csrf_token"
+        ]
+        begun = ok(tenants.sign_in(bob.email, new))["challenge"]
+        ok(bobs.put(f"{ADMIN}/me/password", json={"current_password": new, "new_password": PASSWORD}), 204)
+    with httpx.Client(base_url=tenants.server.base_url) as thief:
+        error(thief.post(step, json={"challenge": begun, "code": recovery[1]}), 401)
+    again = ok(tenants.sign_in(bob.email))["challenge"]  # the new password's sign-in finishes
+    ok(tenants.http.post(step, json={"challenge": again, "code": recovery[2]}))

@@ -116,22 +116,31 @@ class SessionService:
 
     # the two-factor step ------------------------------------------------------------------------
     def challenge(self, user: User) -> str:
-        """A signed, 5-minute proof that `user` gave the right password: `uuid.issued.nonce.mac`."""
-        body = f"{user.uuid}.{self.clock()}.{secrets.token_urlsafe(9)}"
+        """A signed, 5-minute proof that `user` gave the right password:
+        `uuid.issued.nonce.password-tag.mac`. The tag (keyed, so it reveals nothing of the hash)
+        ties it to the password it was made with: a change or reset of the password voids it."""
+        body = f"{user.uuid}.{self.clock()}.{secrets.token_urlsafe(9)}.{self._password_tag(user)}"
         return f"{body}.{self._mac(body)}"
 
     def redeem(self, challenge: str) -> User:
-        """The person a challenge was made for; Unauthorized when it is forged or over 5 minutes old."""
+        """The person a challenge was made for; Unauthorized when it is forged, over 5 minutes
+        old, or made with a password the person no longer has."""
         body, _, mac = challenge.rpartition(".")
         parts = body.split(".")
-        if len(parts) != 3 or not _same(mac, self._mac(body)) or not parts[1].isdigit():
+        if len(parts) != 4 or not _same(mac, self._mac(body)) or not parts[1].isdigit():
             raise Unauthorized("Unauthorized: this sign-in step is not valid; sign in again with your password")
         if self.clock() - int(parts[1]) > CHALLENGE_NS:
             raise Unauthorized("Unauthorized: the sign-in took more than 5 minutes; sign in again with your password")
         try:
-            return self.store.get_user(parts[0])
+            user = self.store.get_user(parts[0])
         except NotFound:
             raise Unauthorized("Unauthorized: sign in again with your password") from None
+        if not _same(parts[3], self._password_tag(user)):
+            raise Unauthorized("Unauthorized: the password changed since this sign-in began; sign in again")
+        return user
+
+    def _password_tag(self, user: User) -> str:
+        return self._mac(f"password.{user.password_hash or ''}")[:22]
 
     def _mac(self, body: str) -> str:
         digest = hmac.new(self._challenge_key, body.encode(), hashlib.sha256).digest()
