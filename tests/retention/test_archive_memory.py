@@ -3,20 +3,33 @@ that compresses extremely well is never held in memory whole by verify, replay o
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns
 from siemgate.retention import parquet
+from siemgate.retention.archive import StreamArchive
+from siemgate.tlog.archive_tables import TablesError
+from siemgate.tlog.archive_verify import ArchiveInputError, verify_archive
+from siemgate.tlog.bundle import Manifest, write_bundle
+from siemgate.tlog.entry import entry_for
+from siemgate.tlog.keys import PublicKeyring, SignerKeyring
+from siemgate.tlog.merkle import CompactRange
+from siemgate.tlog.signer import Signer
 
 from .helpers import NOW, peak_growth_mib
 
 ROWS = 50_000
 BODY = 2_000  # bytes of each event: ROWS of them are 100 MB read whole, a few KiB on disk
+MANY = 60_000  # tiny archived events, each at its log index: ~45 MiB of Python objects before
+ACCOUNT = "A" * 26
+ORIGIN = f"events.test.example/siemgate/{ACCOUNT}/auditevents"
 
 
 def _repetitive_parquet(path: Path) -> None:
@@ -49,3 +62,58 @@ def test_a_parquet_file_that_expands_a_lot_is_read_a_batch_at_a_time(tmp_path: P
     assert _peak_growth_mib(read, path) < 40
     verify = "rows = sum(1 for _ in siemgate.tlog.archive_verify._rows(path.parent, path, {'format': 'parquet'}))"
     assert _peak_growth_mib(verify, path) < 40
+
+
+def _signed_archive(tmp: Path, rows: int, origin: str = ORIGIN) -> tuple[Path, Path, Path]:
+    """An archive folder of `rows` tiny events at log indices 0..rows-1 (one day, JSON Lines), its
+    day-close checkpoint signed, and a bundle of the log's entries: (folder, public key, bundle)."""
+    keyring = SignerKeyring.create(tmp / "signer.keys", origin.split("/")[0])
+    public = tmp / "log.pub"
+    public.write_text(keyring.public().text())
+    data, entries, tree = [], [], CompactRange()
+    for i in range(rows):
+        ts, uuid = NOW + i * 1000, f"u{i:09d}"
+        body = orjson.dumps({"uuid": uuid, "timestamp": format_ns(ts)})
+        data.append((ts, uuid, body))
+        entries.append(entry_for(ts, body))
+        tree.append_leaf(entries[-1].leaf())
+    note = Signer(keyring, tmp / "signer.state").sign(origin, rows, tree.root(), 0, [])
+    archive = StreamArchive(tmp / "archive", ACCOUNT, "Acme", Feature.AUDITEVENTS, "jsonl")
+    archive.write_day(format_ns(NOW)[:10], data, {(ts, uuid): i for i, (ts, uuid, _) in enumerate(data)}, note)
+    write_bundle(tmp / "bundle", Manifest(origin, rows, 0, None), entries, [], [note], [], [])
+    return archive.dir, public, tmp / "bundle"
+
+
+def test_verifying_an_archive_of_many_rows_keeps_no_record_per_index_in_memory(tmp_path: Path) -> None:
+    """`siemgate-verify archive` kept a record per archived index, the entry of every row and of
+    every index, and the bundle's entries whole: its memory grew with the archive (an archive of
+    hundreds of millions of events; a hostile folder of countless tiny rows, a few bytes each on
+    disk). They are now in a SQLite file in a temporary directory (tlog/archive_tables.py)."""
+    folder, public, bundle = _signed_archive(tmp_path, MANY)
+    code = (
+        "from siemgate.tlog.keys import PublicKeyring\n"
+        f"report = siemgate.tlog.archive_verify.verify_archive(Path({str(folder)!r}),"
+        f" PublicKeyring.load(Path({str(public)!r})), Path({str(bundle)!r}), max_age=0)\n"
+        f"assert report.ok and report.counts == {{'archived': {MANY}}}, report.lines()\n"
+    )
+    assert peak_growth_mib(code) < 25  # 45 MiB before, 11 after (150,000 rows: 106 before, 12 after)
+
+
+def test_the_verifiers_temporary_tables_are_removed_on_success_and_on_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, public, bundle = _signed_archive(tmp_path, 3)
+    keys = PublicKeyring.load(public)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    assert verify_archive(folder, keys, bundle, max_age=0).ok
+    assert list(temporary.iterdir()) == []
+    (tmp_path / "other").mkdir()
+    _, _, other_bundle = _signed_archive(tmp_path / "other", 3, origin=ORIGIN.replace(ACCOUNT, "B" * 26))
+    with pytest.raises(ArchiveInputError, match="the bundle is of"):
+        verify_archive(folder, keys, other_bundle, max_age=0)
+    assert list(temporary.iterdir()) == []
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "nowhere"))
+    with pytest.raises(TablesError, match=r"temporary tables in .*nowhere failed .*: set TMPDIR to a folder"):
+        verify_archive(folder, keys, bundle, max_age=0)

@@ -23,10 +23,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.archive_index import folder_files, read_sidecar
+from siemgate.tlog.archive_tables import IndexTables, Row
 from siemgate.tlog.bundle import CHECKPOINTS, ENTRIES, EVENTS, BundleError, note_files, read_manifest, read_purges
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy
@@ -118,12 +119,16 @@ class ArchiveReport:
         return out
 
 
-@dataclass
-class _Row:
-    file: str
-    row: int
-    entry: Entry | None
-    problem: str | None = None
+class _Entries:
+    """The entries of an exported bundle (`entries.bin`), read from the open file an entry at a time."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.size = os.fstat(f.fileno()).st_size // ENTRY_SIZE
+
+    def get(self, idx: int) -> bytes:
+        self._f.seek(idx * ENTRY_SIZE)
+        return self._f.read(ENTRY_SIZE)
 
 
 def _member(folder: Path, name: object) -> Path:
@@ -208,7 +213,7 @@ def _purges(
 
 
 def _own_purges(
-    purges: list[Purge], size: int, bundle_entries: bytes | None, archived: dict[int, _Row], report: ArchiveReport
+    purges: list[Purge], size: int, bundle_entries: _Entries | None, tables: IndexTables, report: ArchiveReport
 ) -> list[Purge]:
     """The purge records of the auditevents stream are leaves of this very log: those that are the
     event the log holds at their index, the others reported (a forged record) or, when nothing
@@ -219,9 +224,9 @@ def _own_purges(
         held: Entry | None = None
         if idx < size and bundle_entries is not None:
             with contextlib.suppress(EntryError):
-                held = decode_entry(bundle_entries[idx * ENTRY_SIZE : (idx + 1) * ENTRY_SIZE])
-        elif idx < size and idx in archived:
-            held = archived[idx].entry
+                held = decode_entry(bundle_entries.get(idx))
+        elif idx < size and (row := tables.held(idx)) is not None:
+            held = row.entry
         if held is None:
             report.notices.append(
                 f"the purge record at audit index {idx} is not used: this log's index {idx} is not here to prove it"
@@ -274,8 +279,9 @@ def verify_archive(
     """Verify one stream's archive folder (see the module docstring); with `witnesses`, every
     checkpoint needs their quorum of cosignatures; with `audit` (the account's auditevents bundle),
     another stream's purge records must be leaves of that log to be used (`verify.prove_purges`).
-    Raises ArchiveInputError when the folder or the bundle cannot be used at all; every other
-    problem is in the report."""
+    Raises ArchiveInputError when the folder or the bundle cannot be used at all, TablesError when
+    the temporary tables cannot be made or written (archive_tables); every other problem is in the
+    report."""
     if not folder.is_dir():
         raise ArchiveInputError(f"{folder} is not a folder (give <archive>/<account uuid>/<stream>)")
     report = ArchiveReport(folder)
@@ -298,71 +304,72 @@ def verify_archive(
         )
     origin = manifest.get("origin")
     report.origin = str(origin or "?")
-    notes: list[str] = []
-    archived: dict[int, _Row] = {}
-    loose: set[bytes] = set()  # the entries of every archived row, at whatever index (or none)
-    for name, entry in sorted(manifest["files"].items()):
-        if not isinstance(entry, dict):
-            report.add(f"{folder / MANIFEST}: the entry of {name} is not an object")
-            continue
-        if entry.get("checkpoint"):
-            notes.append(str(entry["checkpoint"]))
-        _read_file(folder, name, entry, archived, loose, report)
-    if report.unindexed:
-        report.notices.append(f"{report.unindexed} archived rows carry no log index (archived before indices)")
-    _unlisted(folder, manifest["files"], report)
-    bundle_entries: bytes | None = None
-    live: dict[int, bytes] = {}
-    records: list[tuple[int, bytes]] = []
-    if entries is not None:
-        directory = _bundle(entries)
-        try:
-            bundle = read_manifest(directory)
-            bundle_entries = (directory / ENTRIES).read_bytes()
-        except (BundleError, OSError) as exc:
-            raise ArchiveInputError(f"--entries: {exc}") from None
-        if origin is not None and bundle.origin != origin:
-            raise ArchiveInputError(f"--entries: the bundle is of {bundle.origin}, the archive of {origin}")
-        report.origin = bundle.origin
-        origin = bundle.origin
-        notes += [p.read_text(encoding="utf-8") for p in note_files(directory, CHECKPOINTS)]
-        live = dict(_live(directory / EVENTS))
-        try:
-            records = read_purges(directory)
-        except BundleError as exc:
-            raise ArchiveInputError(f"--entries: {exc}") from None
-    checkpoints, origin = _signed(notes, origin if isinstance(origin, str) else None, keys, report, witnesses)
-    report.origin = origin or report.origin
-    by_size: dict[int, Checkpoint] = {}
-    for cp in sorted(checkpoints, key=lambda c: c.time):
-        other = by_size.setdefault(cp.size, cp)
-        if other.root != cp.root:
-            report.add(f"two checkpoints of size {cp.size} have different roots: the log forked", cp.size - 1)
-    report.checkpoints = sorted(by_size.values(), key=lambda c: c.size)
-    for name, entry in sorted(manifest["files"].items()):
-        if isinstance(entry, dict):
-            _check_covered(name, entry, archived, keys, report)
-    size = len(bundle_entries) // ENTRY_SIZE if bundle_entries is not None else max(by_size, default=0)
-    report.size = size
-    feature = origin.rsplit("/", 1)[-1] if isinstance(origin, str) else str(manifest.get("feature"))
-    if manifest.get("feature") not in (None, feature):
-        report.add(f"{MANIFEST} names stream {manifest.get('feature')!r}, but its log is {origin}")
-    purges = _purges(manifest, records, feature, report)
-    if feature == "auditevents":
-        purges = _own_purges(purges, size, bundle_entries, archived, report)
-    elif audit is not None and purges and isinstance(origin, str):
-        purges, problems = prove_purges(purges, audit, origin, keys, max_age=max_age, as_of=as_of, witnesses=witnesses)
-        for message in problems:
-            report.add(message)
-        report.proven |= {p.audit_index for p in purges}
-    _walk(size, bundle_entries, archived, loose, live, purges, by_size, report)
-    for purge in purges:
-        if purge.audit_index not in report.proven:
-            report.notices.append(
-                f"the purge recorded at audit index {purge.audit_index} is proven by the account's auditevents"
-                " log, not by this one: pass that stream's bundle with --audit-bundle to check it"
+    with IndexTables() as tables, contextlib.ExitStack() as stack:
+        notes: list[str] = []
+        for name, entry in sorted(manifest["files"].items()):
+            if not isinstance(entry, dict):
+                report.add(f"{folder / MANIFEST}: the entry of {name} is not an object")
+                continue
+            if entry.get("checkpoint"):
+                notes.append(str(entry["checkpoint"]))
+            _read_file(folder, name, entry, tables, report)
+        if report.unindexed:
+            report.notices.append(f"{report.unindexed} archived rows carry no log index (archived before indices)")
+        _unlisted(folder, manifest["files"], report)
+        bundle_entries: _Entries | None = None
+        records: list[tuple[int, bytes]] = []
+        if entries is not None:
+            directory = _bundle(entries)
+            try:
+                bundle = read_manifest(directory)
+                bundle_entries = _Entries(stack.enter_context((directory / ENTRIES).open("rb")))
+            except (BundleError, OSError) as exc:
+                raise ArchiveInputError(f"--entries: {exc}") from None
+            if origin is not None and bundle.origin != origin:
+                raise ArchiveInputError(f"--entries: the bundle is of {bundle.origin}, the archive of {origin}")
+            report.origin = bundle.origin
+            origin = bundle.origin
+            notes += [p.read_text(encoding="utf-8") for p in note_files(directory, CHECKPOINTS)]
+            for idx, body in _live(directory / EVENTS):
+                tables.put_live(idx, body)
+            try:
+                records = read_purges(directory)
+            except BundleError as exc:
+                raise ArchiveInputError(f"--entries: {exc}") from None
+        checkpoints, origin = _signed(notes, origin if isinstance(origin, str) else None, keys, report, witnesses)
+        report.origin = origin or report.origin
+        by_size: dict[int, Checkpoint] = {}
+        for cp in sorted(checkpoints, key=lambda c: c.time):
+            other = by_size.setdefault(cp.size, cp)
+            if other.root != cp.root:
+                report.add(f"two checkpoints of size {cp.size} have different roots: the log forked", cp.size - 1)
+        report.checkpoints = sorted(by_size.values(), key=lambda c: c.size)
+        for name, entry in sorted(manifest["files"].items()):
+            if isinstance(entry, dict):
+                _check_covered(name, entry, tables, keys, report)
+        size = bundle_entries.size if bundle_entries is not None else max(by_size, default=0)
+        report.size = size
+        feature = origin.rsplit("/", 1)[-1] if isinstance(origin, str) else str(manifest.get("feature"))
+        if manifest.get("feature") not in (None, feature):
+            report.add(f"{MANIFEST} names stream {manifest.get('feature')!r}, but its log is {origin}")
+        purges = _purges(manifest, records, feature, report)
+        if feature == "auditevents":
+            purges = _own_purges(purges, size, bundle_entries, tables, report)
+        elif audit is not None and purges and isinstance(origin, str):
+            purges, problems = prove_purges(
+                purges, audit, origin, keys, max_age=max_age, as_of=as_of, witnesses=witnesses
             )
-    _freshness(report, max_age, as_of)
+            for message in problems:
+                report.add(message)
+            report.proven |= {p.audit_index for p in purges}
+        _walk(size, bundle_entries, tables, purges, by_size, report)
+        for purge in purges:
+            if purge.audit_index not in report.proven:
+                report.notices.append(
+                    f"the purge recorded at audit index {purge.audit_index} is proven by the account's auditevents"
+                    " log, not by this one: pass that stream's bundle with --audit-bundle to check it"
+                )
+        _freshness(report, max_age, as_of)
     return report
 
 
@@ -381,11 +388,10 @@ def _unlisted(folder: Path, files: dict[str, Any], report: ArchiveReport) -> Non
             report.add(f"{folder / name} is not in the manifest: nothing ties it to the log")
 
 
-def _read_file(
-    folder: Path, name: str, entry: dict[str, Any], archived: dict[int, _Row], loose: set[bytes], report: ArchiveReport
-) -> None:
-    """Read one listed file's rows into `archived` (by log index), and the entry of every row into
-    `loose` (rows without an index, and rows whose event was also replayed under another index)."""
+def _read_file(folder: Path, name: str, entry: dict[str, Any], tables: IndexTables, report: ArchiveReport) -> None:
+    """Read one listed file's rows into the archived table (by log index), and the entry of every
+    row into the loose one (rows without an index, and rows whose event was also replayed under
+    another index)."""
     try:
         path = _member(folder, name)
         digest = _sha256(path)
@@ -402,24 +408,24 @@ def _read_file(
     try:
         for n, (idx, ts, body) in enumerate(_rows(folder, path, entry)):
             with contextlib.suppress(EntryError):
-                loose.add(entry_for(ts, body).encode())
+                tables.add_loose(entry_for(ts, body).encode())
             if idx is None:
                 report.unindexed += 1
                 continue
             if type(idx) is not int or idx < 0:
                 report.add(f"{name} row {n}: its log index {idx!r} is not an index of the log")
                 continue
-            row = _Row(name, n, None)
+            row = Row(name, n, None)
             try:
                 row.entry = entry_for(ts, body)
                 if body_timestamp_ns(body) != ts:
                     row.problem = "its timestamp column differs from the event's timestamp"
             except EntryError as exc:
                 row.problem = str(exc)
-            held = archived.get(idx)
+            held = tables.held(idx)
             if held is not None and held.entry != row.entry:
                 report.add(f"{name} row {n} and {held.file} row {held.row} hold different events for it", idx)
-            archived[idx] = row
+            tables.hold(idx, row)
     except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError) as exc:
         report.add(f"{path} cannot be read: {exc}")
     except Exception as exc:  # pyarrow's errors, without importing pyarrow for JSON Lines
@@ -427,7 +433,7 @@ def _read_file(
 
 
 def _check_covered(
-    name: str, entry: dict[str, Any], archived: dict[int, _Row], keys: PublicKeyring, report: ArchiveReport
+    name: str, entry: dict[str, Any], tables: IndexTables, keys: PublicKeyring, report: ArchiveReport
 ) -> None:
     """Every index of a file lies inside the checkpoint the manifest ties it to."""
     note = entry.get("checkpoint")
@@ -438,9 +444,9 @@ def _check_covered(
         size = open_checkpoint(str(note), keys).checkpoint.size
     except (NoteError, CheckpointError):
         return  # reported with the checkpoints
-    beyond = [i for i, r in archived.items() if r.file == name and i >= size]
-    if beyond:
-        report.add(f"{name} holds index {min(beyond)}, beyond its day-close checkpoint of size {size}", min(beyond))
+    beyond = tables.first_beyond(name, size)
+    if beyond is not None:
+        report.add(f"{name} holds index {beyond}, beyond its day-close checkpoint of size {size}", beyond)
 
 
 def _live(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -455,32 +461,28 @@ def _live(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def _walk(
     size: int,
-    bundle_entries: bytes | None,
-    archived: dict[int, _Row],
-    loose: set[bytes],
-    live: dict[int, bytes],
+    bundle_entries: _Entries | None,
+    tables: IndexTables,
     purges: list[Purge],
     by_size: dict[int, Checkpoint],
     report: ArchiveReport,
 ) -> None:
-    """Classify every index, rebuild the tree and compare it with the checkpoints; `loose` holds
-    the entries of every archived row."""
+    """Classify every index, rebuild the tree and compare it with the checkpoints."""
     rng = CompactRange()
-    seen: dict[bytes, int] = {}
     good = 0
     failed = False
     records = {(p.audit_index, p.entry.encode()) for p in purges}
     for idx in range(size):
-        row = archived.get(idx)
+        row = tables.held(idx)
         entry: Entry | None = None
         if bundle_entries is not None:
             try:
-                entry = decode_entry(bundle_entries[idx * ENTRY_SIZE : (idx + 1) * ENTRY_SIZE])
+                entry = decode_entry(bundle_entries.get(idx))
             except EntryError as exc:
                 report.add(f"the bundle's entry is malformed: {exc}", idx)
         elif row is not None:
             entry = row.entry
-        status = _status(idx, entry, row, live.get(idx), purges, loose, report)
+        status = _status(idx, entry, row, tables.live(idx), purges, tables, report)
         if entry is None:
             report.mark(idx, "INVALID")
             if not failed:
@@ -489,7 +491,7 @@ def _walk(
             rng.append_leaf(leaf_hash(bytes(ENTRY_SIZE)))
             continue
         data = entry.encode()
-        earlier = seen.setdefault(data, idx)
+        earlier = tables.first_index(data, idx)
         if earlier != idx and status in ("archived", "valid"):
             report.mark(idx, "duplicate-of", earlier)
         else:
@@ -515,10 +517,10 @@ def _walk(
 def _status(
     idx: int,
     entry: Entry | None,
-    row: _Row | None,
+    row: Row | None,
     body: bytes | None,
     purges: list[Purge],
-    loose: set[bytes],
+    tables: IndexTables,
     report: ArchiveReport,
 ) -> str:
     if entry is None:
@@ -541,7 +543,7 @@ def _status(
         return "purged(before the log)"
     if covering(purges, idx, entry.ts_ns) is not None:
         run = archiving(purges, idx, entry.ts_ns)
-        if run is not None and entry.encode() not in loose:
+        if run is not None and not tables.is_loose(entry.encode()):
             report.add(
                 f"its event ({format_ns(entry.ts_ns)}) was purged by the run recorded at audit index"
                 f" {run.audit_index}, which archived ({run.archive}) everything it purged, but no archive file"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from siemgate.model.timestamps import TimestampError, format_ns, parse_ns
+from siemgate.tlog.archive_tables import TablesError
 from siemgate.tlog.archive_verify import ArchiveInputError, verify_archive
 from siemgate.tlog.bundle import BundleError, parse_hashes
 from siemgate.tlog.checkpoint import CheckpointError, open_checkpoint
@@ -134,7 +135,7 @@ def _archive(args: argparse.Namespace) -> int:
             witnesses=witness_policy(args),
             audit=_audit_bundle(args),
         )
-    except ArchiveInputError as exc:
+    except (ArchiveInputError, TablesError) as exc:
         raise UsageError(str(exc)) from None
     for line in report.lines():
         print(line)

@@ -1,0 +1,140 @@
+"""The per-index tables of `siemgate-verify archive` (archive_verify), kept in a SQLite file in a
+temporary directory rather than in memory: the archived row of each log index, the entry of every
+archived row, the first index of each entry and the bundle's live bodies. An archive of hundreds of
+millions of rows, or a hostile folder of countless tiny rows, then needs a bounded amount of memory
+(SQLite's page cache, CACHE_KIB) and temporary disk space in proportion to its rows (~200 bytes
+each). Standard library only."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from types import TracebackType
+
+from siemgate.tlog.entry import Entry, decode_entry
+
+CACHE_KIB = 8 * 1024
+
+_SCHEMA = """
+CREATE TABLE archived (idx INTEGER PRIMARY KEY, file INTEGER NOT NULL, row INTEGER NOT NULL, entry BLOB,
+                       problem TEXT);
+CREATE INDEX archived_file ON archived (file, idx);
+CREATE TABLE loose (entry BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE seen (entry BLOB PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE live (idx INTEGER PRIMARY KEY, body BLOB NOT NULL);
+"""
+
+
+@dataclass
+class Row:
+    """An archived row: its file, its row number there, its entry (None when the row's event has no
+    valid timestamp) and what is wrong with it."""
+
+    file: str
+    row: int
+    entry: Entry | None
+    problem: str | None = None
+
+
+class TablesError(Exception):
+    """The temporary tables cannot be made or written (no temporary directory, a full disk)."""
+
+
+def _failed(exc: BaseException) -> TablesError:
+    return TablesError(
+        f"the verifier's temporary tables in {tempfile.gettempdir()} failed ({exc}): set TMPDIR to a folder"
+        " with room for about 200 bytes per archived row"
+    )
+
+
+class IndexTables:
+    """The tables of one verification; a context manager that removes the temporary directory on
+    exit, error or not. Raises TablesError when they cannot be made, or (on exit) written."""
+
+    def __init__(self) -> None:
+        try:
+            self._dir = tempfile.TemporaryDirectory(prefix="siemgate-verify-")
+        except OSError as exc:
+            raise _failed(exc) from None
+        try:
+            # never committed: one transaction, whose pages past the cache go to the file
+            self._db = sqlite3.connect(os.path.join(self._dir.name, "tables.sqlite"))
+            self._db.executescript(
+                f"PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -{CACHE_KIB};"
+                "PRAGMA temp_store = FILE;" + _SCHEMA
+            )
+        except sqlite3.Error as exc:
+            self._dir.cleanup()
+            raise _failed(exc) from None
+        except BaseException:
+            self._dir.cleanup()
+            raise
+        self._files: dict[str, int] = {}
+        self._names: list[str] = []
+
+    def __enter__(self) -> IndexTables:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+        if isinstance(exc, sqlite3.Error):
+            raise _failed(exc) from None
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+    def _file(self, name: str) -> int:
+        if name not in self._files:
+            self._files[name] = len(self._names)
+            self._names.append(name)
+        return self._files[name]
+
+    def held(self, idx: int) -> Row | None:
+        """The archived row of index `idx` (the last one put there), or None."""
+        found = self._db.execute("SELECT file, row, entry, problem FROM archived WHERE idx = ?", (idx,)).fetchone()
+        if found is None:
+            return None
+        file, row, entry, problem = found
+        return Row(self._names[file], row, None if entry is None else decode_entry(entry), problem)
+
+    def hold(self, idx: int, row: Row) -> None:
+        """Make `row` the archived row of index `idx`, in place of any earlier one."""
+        entry = None if row.entry is None else row.entry.encode()
+        self._db.execute(
+            "INSERT OR REPLACE INTO archived VALUES (?, ?, ?, ?, ?)",
+            (idx, self._file(row.file), row.row, entry, row.problem),
+        )
+
+    def first_beyond(self, file: str, size: int) -> int | None:
+        """The lowest index at or past `size` whose archived row is in `file`, or None."""
+        if file not in self._files:
+            return None
+        query = "SELECT MIN(idx) FROM archived WHERE file = ? AND idx >= ?"
+        found: int | None = self._db.execute(query, (self._files[file], size)).fetchone()[0]
+        return found
+
+    def add_loose(self, entry: bytes) -> None:
+        """Note the entry of an archived row, at whatever index (or none)."""
+        self._db.execute("INSERT OR IGNORE INTO loose VALUES (?)", (entry,))
+
+    def is_loose(self, entry: bytes) -> bool:
+        """Whether an archived row holds `entry`."""
+        return self._db.execute("SELECT 1 FROM loose WHERE entry = ?", (entry,)).fetchone() is not None
+
+    def first_index(self, entry: bytes, idx: int) -> int:
+        """The first index `entry` was seen at (called in index order): `idx` the first time."""
+        if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (entry, idx)).rowcount:
+            return idx
+        first: int = self._db.execute("SELECT idx FROM seen WHERE entry = ?", (entry,)).fetchone()[0]
+        return first
+
+    def put_live(self, idx: int, body: bytes) -> None:
+        """The bundle's live body of index `idx` (the last one given wins)."""
+        self._db.execute("INSERT OR REPLACE INTO live VALUES (?, ?)", (idx, body))
+
+    def live(self, idx: int) -> bytes | None:
+        found = self._db.execute("SELECT body FROM live WHERE idx = ?", (idx,)).fetchone()
+        return None if found is None else bytes(found[0])
