@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Generic, TypeVar
 
 from siemgate.tlog.entry import Entry, decode_entry
 
 CACHE_KIB = 8 * 1024
+LOOSE_BATCH = 4096  # entries of archived rows written at once
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE archived (idx INTEGER PRIMARY KEY, file INTEGER NOT NULL, row INTEGER NOT NULL, entry BLOB,
@@ -36,6 +40,20 @@ class Row:
     row: int
     entry: Entry | None
     problem: str | None = None
+
+
+class InOrder(Generic[T]):
+    """The values of a table by index, asked for in increasing index order (one pass, no look-up)."""
+
+    def __init__(self, items: Iterator[tuple[int, T]]) -> None:
+        self._items = items
+        self._next = next(items, None)
+
+    def at(self, idx: int) -> T | None:
+        """The value at `idx`, or None; `idx` never below the one asked before."""
+        while self._next is not None and self._next[0] < idx:
+            self._next = next(self._items, None)
+        return self._next[1] if self._next is not None and self._next[0] == idx else None
 
 
 class TablesError(Exception):
@@ -71,6 +89,7 @@ class IndexTables:
         except BaseException:
             self._dir.cleanup()
             raise
+        self._loose: list[bytes] = []
         self._files: dict[str, int] = {}
         self._names: list[str] = []
 
@@ -92,21 +111,28 @@ class IndexTables:
             self._names.append(name)
         return self._files[name]
 
+    def _row(self, file: int, row: int, entry: bytes | None, problem: str | None) -> Row:
+        return Row(self._names[file], row, None if entry is None else decode_entry(entry), problem)
+
     def held(self, idx: int) -> Row | None:
         """The archived row of index `idx` (the last one put there), or None."""
         found = self._db.execute("SELECT file, row, entry, problem FROM archived WHERE idx = ?", (idx,)).fetchone()
-        if found is None:
-            return None
-        file, row, entry, problem = found
-        return Row(self._names[file], row, None if entry is None else decode_entry(entry), problem)
+        return None if found is None else self._row(*found)
 
-    def hold(self, idx: int, row: Row) -> None:
-        """Make `row` the archived row of index `idx`, in place of any earlier one."""
+    def hold(self, idx: int, row: Row) -> Row | None:
+        """Make `row` the archived row of index `idx`; the row it replaces, or None."""
         entry = None if row.entry is None else row.entry.encode()
-        self._db.execute(
-            "INSERT OR REPLACE INTO archived VALUES (?, ?, ?, ?, ?)",
-            (idx, self._file(row.file), row.row, entry, row.problem),
-        )
+        values = (idx, self._file(row.file), row.row, entry, row.problem)
+        if self._db.execute("INSERT OR IGNORE INTO archived VALUES (?, ?, ?, ?, ?)", values).rowcount:
+            return None
+        held = self.held(idx)
+        self._db.execute("INSERT OR REPLACE INTO archived VALUES (?, ?, ?, ?, ?)", values)
+        return held
+
+    def rows_in_order(self) -> InOrder[Row]:
+        """The archived rows, in index order."""
+        query = "SELECT idx, file, row, entry, problem FROM archived ORDER BY idx"
+        return InOrder((idx, self._row(*rest)) for idx, *rest in self._db.execute(query))
 
     def first_beyond(self, file: str, size: int) -> int | None:
         """The lowest index at or past `size` whose archived row is in `file`, or None."""
@@ -118,10 +144,18 @@ class IndexTables:
 
     def add_loose(self, entry: bytes) -> None:
         """Note the entry of an archived row, at whatever index (or none)."""
-        self._db.execute("INSERT OR IGNORE INTO loose VALUES (?)", (entry,))
+        self._loose.append(entry)
+        if len(self._loose) >= LOOSE_BATCH:
+            self._flush_loose()
+
+    def _flush_loose(self) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO loose VALUES (?)", ((e,) for e in self._loose))
+        self._loose.clear()
 
     def is_loose(self, entry: bytes) -> bool:
         """Whether an archived row holds `entry`."""
+        if self._loose:
+            self._flush_loose()
         return self._db.execute("SELECT 1 FROM loose WHERE entry = ?", (entry,)).fetchone() is not None
 
     def first_index(self, entry: bytes, idx: int) -> int:
@@ -135,6 +169,6 @@ class IndexTables:
         """The bundle's live body of index `idx` (the last one given wins)."""
         self._db.execute("INSERT OR REPLACE INTO live VALUES (?, ?)", (idx, body))
 
-    def live(self, idx: int) -> bytes | None:
-        found = self._db.execute("SELECT body FROM live WHERE idx = ?", (idx,)).fetchone()
-        return None if found is None else bytes(found[0])
+    def live_in_order(self) -> InOrder[bytes]:
+        """The bundle's live bodies, in index order."""
+        return InOrder((idx, bytes(body)) for idx, body in self._db.execute("SELECT idx, body FROM live ORDER BY idx"))

@@ -422,10 +422,9 @@ def _read_file(folder: Path, name: str, entry: dict[str, Any], tables: IndexTabl
                     row.problem = "its timestamp column differs from the event's timestamp"
             except EntryError as exc:
                 row.problem = str(exc)
-            held = tables.held(idx)
+            held = tables.hold(idx, row)
             if held is not None and held.entry != row.entry:
                 report.add(f"{name} row {n} and {held.file} row {held.row} hold different events for it", idx)
-            tables.hold(idx, row)
     except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError) as exc:
         report.add(f"{path} cannot be read: {exc}")
     except Exception as exc:  # pyarrow's errors, without importing pyarrow for JSON Lines
@@ -469,11 +468,12 @@ def _walk(
 ) -> None:
     """Classify every index, rebuild the tree and compare it with the checkpoints."""
     rng = CompactRange()
+    rows, live = tables.rows_in_order(), tables.live_in_order()
     good = 0
     failed = False
     records = {(p.audit_index, p.entry.encode()) for p in purges}
     for idx in range(size):
-        row = tables.held(idx)
+        row = rows.at(idx)
         entry: Entry | None = None
         if bundle_entries is not None:
             try:
@@ -482,7 +482,7 @@ def _walk(
                 report.add(f"the bundle's entry is malformed: {exc}", idx)
         elif row is not None:
             entry = row.entry
-        status = _status(idx, entry, row, tables.live(idx), purges, tables, report)
+        status = _status(idx, entry, row, live.at(idx), purges, tables, report)
         if entry is None:
             report.mark(idx, "INVALID")
             if not failed:
