@@ -26,6 +26,8 @@ from siemgate.retention.archive import (
     verify_file,
 )
 from siemgate.retention.survey import survey
+from siemgate.tlog.archive_verify import verify_archive
+from siemgate.tlog.keys import PublicKeyring
 
 from .helpers import NOW, peak_growth_mib
 
@@ -133,6 +135,12 @@ def test_a_huge_manifest_is_refused_unread(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match="more than the"):
         load_manifest(archive.dir)
     assert any("more than the" in str(p) for p in survey(tmp_path).problems)
+    # siemgate-verify archive read it whole (a manifest of any size, however well it compresses)
+    report = verify_archive(archive.dir, PublicKeyring(()))
+    assert [m for _, m in report.problems] == [
+        f"{archive.dir / MANIFEST} cannot be read: it is {(archive.dir / MANIFEST).stat().st_size} bytes,"
+        " more than the 67108864 siemgate reads"
+    ]
 
 
 def test_a_folder_of_many_stray_files_is_reported_in_bounded_lines(tmp_path: Path) -> None:

@@ -45,6 +45,8 @@ MAX_PROBLEMS = 50
 # written again here, as this verifier imports nothing of the server)
 MAX_LINE_BYTES = 64 * 1024 * 1024
 MAX_RANGES = 1000
+# The largest manifest read (retention.archive.MAX_MANIFEST_BYTES, written again for the same reason)
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 
 class ArchiveInputError(ValueError):
@@ -286,7 +288,10 @@ def verify_archive(
         raise ArchiveInputError(f"{folder} is not a folder (give <archive>/<account uuid>/<stream>)")
     report = ArchiveReport(folder)
     try:
-        manifest = json.loads(_member(folder, MANIFEST).read_bytes())
+        path = _member(folder, MANIFEST)
+        if (length := path.stat().st_size) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"it is {length} bytes, more than the {MAX_MANIFEST_BYTES} siemgate reads")
+        manifest = json.loads(path.read_bytes())
     except FileNotFoundError:
         files = sum(1 for _ in folder_files(folder))
         report.add(f"{folder / MANIFEST} is missing: the {files} file(s) here cannot be tied to the log")
