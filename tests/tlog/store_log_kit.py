@@ -55,16 +55,25 @@ def expected_root(store: Store, account: Account) -> bytes:
 
 def sql(store: Store, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Run one statement on the store's database outside siemgate (`?` placeholders)."""
+    return sql_together(store, [(statement, params)])[0]
+
+
+def sql_together(store: Store, steps: list[tuple[str, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
+    """Run statements in one transaction on the store's database outside siemgate, so that a
+    running server's writers (the log worker) see all of them or none; each step's rows."""
     if isinstance(store, SQLiteStore):
-        conn = sqlite3.connect(store.path, isolation_level=None)
+        conn = sqlite3.connect(store.path, isolation_level=None, timeout=30)
         try:
-            return conn.execute(statement, params).fetchall()
+            conn.execute("BEGIN IMMEDIATE")
+            out = [conn.execute(statement, params).fetchall() for statement, params in steps]
+            conn.execute("COMMIT")
+            return out
         finally:
-            conn.close()
+            conn.close()  # uncommitted: rolled back
     url = store.url  # type: ignore[attr-defined]
-    with psycopg.connect(url, autocommit=True) as pg:
-        cur = pg.execute(statement.replace("?", "%s"), params)
-        return cur.fetchall() if cur.description else []
+    with psycopg.connect(url) as pg, pg.transaction():
+        cursors = [pg.execute(statement.replace("?", "%s"), params) for statement, params in steps]
+        return [cur.fetchall() if cur.description else [] for cur in cursors]
 
 
 SNAPSHOT_TABLES = ("events", "streams", "log_entries", "log_hashes", "log_state", "log_checkpoints", "event_buckets")
@@ -80,10 +89,11 @@ def snapshot(store: Store, account_id: int) -> Callable[[], None]:
         except (sqlite3.Error, psycopg.Error):
             continue  # a table of the other backend
 
-    def restore() -> None:
+    def restore() -> None:  # in one transaction: a running server's log worker never sees half of it
+        steps: list[tuple[str, tuple[Any, ...]]] = []
         for table, rows in saved.items():
-            sql(store, f"DELETE FROM {table} WHERE account_id = ?", (account_id,))
-            for row in rows:
-                sql(store, f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", tuple(row))
+            steps.append((f"DELETE FROM {table} WHERE account_id = ?", (account_id,)))
+            steps += [(f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", tuple(row)) for row in rows]
+        sql_together(store, steps)
 
     return restore
