@@ -156,6 +156,15 @@ def test_an_untouched_archive_verifies_with_each_index_accounted_for(scene: Scen
     assert code == 1 and "pass the stream's exported bundle with --entries" in out, out
 
 
+def test_checkpoints_dated_after_the_as_of_time_are_refused(scene: Scene) -> None:
+    """`--as-of T` judges the archive as of T: its checkpoints, dated an hour later, cannot be in
+    it then (one dated in the future never looks stale). Before: a negative age counted as fresh."""
+    bundle = scene.export()
+    code, out = scene.verify("--entries", str(bundle), "--as-of", str(scene.clock.now // S - 3600))
+    assert code == 1 and "a checkpoint does not verify" in out and "from the future" in out, out
+    assert "Result: VALID" not in out, out
+
+
 def test_an_altered_archive_file_is_reported_naming_the_index(scene: Scene) -> None:
     bundle = scene.export()
     _alter_row(scene.folder, 7)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import random
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pytest
 
 from siemgate.tlog.bundle import format_hashes
 from siemgate.tlog.checkpoint import Checkpoint
+from siemgate.tlog.cosignature import MAX_CLOCK_SKEW
 from siemgate.tlog.entry import Entry, entry_for
 from siemgate.tlog.follow import Client, follow
 from siemgate.tlog.keys import SignerKeyring, SigningKey
@@ -407,6 +409,27 @@ def _other_origin(rng: random.Random) -> Lie:
     return lie
 
 
+def _redated(note: str) -> str:
+    """`note`'s tree signed again with the log key, dated an hour past what clocks may differ by."""
+    cp = Checkpoint.parse(note.rpartition("\n\n")[0] + "\n")
+    ahead = Checkpoint(cp.origin, cp.size, cp.root, int(time.time()) + MAX_CLOCK_SKEW + 3600)
+    return sign_note(ahead.text(), RING.signers_for(cp.origin))
+
+
+def _future(where: str) -> Lie:
+    """The newest checkpoint (`where` "checkpoint") or a page proof's ("proof") dated in the future
+    by whoever holds the log key, so that the stream never looks stale."""
+
+    def lie(server: Server, call: str, honest: Any) -> Any:
+        if call == where == "checkpoint":
+            return _redated(honest)
+        if call == where == "proof":
+            return {**honest[1], "checkpoint": _redated(honest[1]["checkpoint"])}
+        return None
+
+    return lie
+
+
 LIES: dict[str, Callable[[random.Random], Lie]] = {
     "drop": _drop,
     "drop quietly": _drop_quietly,
@@ -423,6 +446,8 @@ LIES: dict[str, Callable[[random.Random], Lie]] = {
     "rollback": _rollback,
     "fork": _fork,
     "other origin": _other_origin,
+    "checkpoint dated in the future": lambda rng: _future("checkpoint"),
+    "page proof dated in the future": lambda rng: _future("proof"),
 }
 
 
@@ -465,7 +490,7 @@ def test_every_lie_of_a_malicious_server_is_refused_and_honest_histories_verify(
         told += 1
         assert not verdict, (name, trial, out)
         assert any(line.startswith("INVALID") for line in out), out
-        if name in ("rollback", "fork", "other origin"):
+        if name in ("rollback", "fork", "other origin", "checkpoint dated in the future"):
             assert json.loads(state.read_text())["checkpoint"] == json.loads(saved)["checkpoint"]
     assert told >= 3, f"the lie {name!r} found a chance in only {told} of 6 histories"
 

@@ -255,7 +255,7 @@ class LogService:
             rec_note, cp_note = client.recover(origin, state.size, state.root, reason)
             keys = self.keys.public()
             rec = open_recovery(rec_note, keys).recovery
-            cp = open_checkpoint(cp_note, keys).checkpoint
+            cp = open_checkpoint(cp_note, keys, now=self._now()).checkpoint
         except (NotFound, SignerUnavailable, SignerRefused, CheckpointError, NoteError, ValueError) as exc:
             raise LogUnavailable(f"the recovery was not signed: {exc}") from None
         self.store.add_log_recovery(account_id, feature, rec.time, rec_note)
@@ -290,7 +290,7 @@ class LogService:
             self.store.set_log_error(account_id, feature, message, self.clock())
             raise LogUnavailable(message) from None
         try:
-            cp = open_checkpoint(note, self.keys.public()).checkpoint
+            cp = open_checkpoint(note, self.keys.public(), now=self._now()).checkpoint
         except (CheckpointError, NoteError, NotFound) as exc:
             raise LogUnavailable(f"the signer's checkpoint does not verify with the published keys: {exc}") from None
         if cp.origin != origin or cp.size != size:

@@ -246,6 +246,7 @@ def _signed(
     keys: PublicKeyring,
     report: ArchiveReport,
     witnesses: WitnessPolicy | None,
+    as_of: int | None,
 ) -> tuple[list[Checkpoint], str | None]:
     """The checkpoints that verify and are of `origin` — when the manifest names none, of the log
     of the first one that verifies (an archive is one log's: another log's checkpoint, however
@@ -253,7 +254,7 @@ def _signed(
     out = []
     for note in notes:
         try:
-            cp = open_checkpoint(note, keys, witnesses).checkpoint
+            cp = open_checkpoint(note, keys, witnesses, as_of).checkpoint
         except (NoteError, CheckpointError) as exc:
             report.add(f"a checkpoint does not verify: {exc}")
             continue
@@ -341,7 +342,9 @@ def verify_archive(
                 records = read_purges(directory)
             except BundleError as exc:
                 raise ArchiveInputError(f"--entries: {exc}") from None
-        checkpoints, origin = _signed(notes, origin if isinstance(origin, str) else None, keys, report, witnesses)
+        checkpoints, origin = _signed(
+            notes, origin if isinstance(origin, str) else None, keys, report, witnesses, as_of
+        )
         report.origin = origin or report.origin
         by_size: dict[int, Checkpoint] = {}
         for cp in sorted(checkpoints, key=lambda c: c.time):
@@ -351,7 +354,7 @@ def verify_archive(
         report.checkpoints = sorted(by_size.values(), key=lambda c: c.size)
         for name, entry in sorted(manifest["files"].items()):
             if isinstance(entry, dict):
-                _check_covered(name, entry, tables, keys, report)
+                _check_covered(name, entry, tables, keys, report, as_of)
         size = bundle_entries.size if bundle_entries is not None else max(by_size, default=0)
         report.size = size
         feature = origin.rsplit("/", 1)[-1] if isinstance(origin, str) else str(manifest.get("feature"))
@@ -437,7 +440,12 @@ def _read_file(folder: Path, name: str, entry: dict[str, Any], tables: IndexTabl
 
 
 def _check_covered(
-    name: str, entry: dict[str, Any], tables: IndexTables, keys: PublicKeyring, report: ArchiveReport
+    name: str,
+    entry: dict[str, Any],
+    tables: IndexTables,
+    keys: PublicKeyring,
+    report: ArchiveReport,
+    as_of: int | None,
 ) -> None:
     """Every index of a file lies inside the checkpoint the manifest ties it to."""
     note = entry.get("checkpoint")
@@ -445,7 +453,7 @@ def _check_covered(
         report.notices.append(f"{name} names no day-close checkpoint (archived before the log was signed)")
         return
     try:
-        size = open_checkpoint(str(note), keys).checkpoint.size
+        size = open_checkpoint(str(note), keys, now=as_of).checkpoint.size
     except (NoteError, CheckpointError):
         return  # reported with the checkpoints
     beyond = tables.first_beyond(name, size)

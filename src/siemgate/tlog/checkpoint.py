@@ -25,9 +25,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from dataclasses import dataclass
 
-from siemgate.tlog.cosignature import WitnessPolicy
+from siemgate.model.timestamps import format_ns
+from siemgate.tlog.cosignature import MAX_CLOCK_SKEW, WitnessPolicy
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import HASH_SIZE
 from siemgate.tlog.note import NoteError, check_note_size, open_note
@@ -199,9 +201,26 @@ class SignedRecovery:
     note: str
 
 
-def open_checkpoint(note: str, keys: PublicKeyring, witnesses: WitnessPolicy | None = None) -> SignedCheckpoint:
+def check_not_future(cp: Checkpoint, now: int) -> None:
+    """CheckpointError when `cp` is dated more than MAX_CLOCK_SKEW after `now` (unix seconds).
+
+    Freshness is judged on a checkpoint's `time`, so a checkpoint dated ahead would never look stale:
+    only whoever holds the log key (or a signer whose clock is wrong) can make one, and no verifier
+    or server may accept it."""
+    if cp.time > now + MAX_CLOCK_SKEW:
+        raise CheckpointError(
+            f"{cp.describe()} is dated {cp.time - now} s after {format_ns(now * 1_000_000_000)}, the time it is"
+            f" judged at (allowed clock skew {MAX_CLOCK_SKEW} s): a checkpoint from the future never looks stale;"
+            " the log signer's clock or its key is not to be trusted"
+        )
+
+
+def open_checkpoint(
+    note: str, keys: PublicKeyring, witnesses: WitnessPolicy | None = None, now: int | None = None
+) -> SignedCheckpoint:
     """Parse and verify a signed checkpoint with the keys trusted for its origin and, given a
-    witness policy, its quorum of witness cosignatures.
+    witness policy, its quorum of witness cosignatures; it must not be dated in the future of `now`
+    (unix seconds, default this host's clock; a verifier's `--as-of`), see `check_not_future`.
 
     Raises CheckpointError or NoteError naming what is wrong."""
     cp = Checkpoint.parse(unverified_text(note))
@@ -209,6 +228,7 @@ def open_checkpoint(note: str, keys: PublicKeyring, witnesses: WitnessPolicy | N
     if not verifiers:
         raise NoteError(f"no trusted key covers origin {cp.origin} at time {cp.time}")
     open_note(note, verifiers)
+    check_not_future(cp, int(time.time()) if now is None else now)
     if witnesses is not None:
         witnesses.check(note, cp.time)
     return SignedCheckpoint(cp, note)

@@ -162,7 +162,7 @@ def follow(
             )
         out(f"NOTICE {NO_STATE} ({state_path} does not exist): the start is taken on trust")
     state = load_state(state_path)
-    if state.checkpoint is not None and _accept(client, keys, witnesses, state, state_path, out) is None:
+    if state.checkpoint is not None and _accept(client, keys, witnesses, state, state_path, out, now) is None:
         return False
     pages = 0
     while True:
@@ -175,7 +175,9 @@ def follow(
         old_size = Checkpoint.parse(unverified_text(state.checkpoint)).size if state.checkpoint else None
         proof = client.page_proof(request, cursor, old_size)
         try:
-            report = verify_page(page, proof, keys, state, witnesses, client.feature, reset="cursor" not in request)
+            report = verify_page(
+                page, proof, keys, state, witnesses, client.feature, reset="cursor" not in request, now=int(now())
+            )
         except PageInputError as exc:
             out(f"INVALID page after {state.cursor or 'the reset'}: {exc}")
             return False
@@ -204,7 +206,7 @@ def follow(
                 f"the stream did not end within {max_pages} pages (--max-pages); the state file keeps the"
                 " position: run again to go on"
             )
-    cp = _accept(client, keys, witnesses, state, state_path, out)
+    cp = _accept(client, keys, witnesses, state, state_path, out, now)
     if cp is None:
         return False
     age = int(now()) - cp.time
@@ -233,11 +235,13 @@ def _accept(
     state: StreamState,
     state_path: Path,
     out: Callable[[str], None],
+    now: Callable[[], float],
 ) -> Checkpoint | None:
     """The newest checkpoint, kept in the state if it extends the state's (a witness of the
-    stream); None (and an INVALID line) if it does not verify or does not extend it."""
+    stream); None (and an INVALID line) if it does not verify (among others if it is dated in the
+    future of `now`) or does not extend it."""
     try:
-        newest = open_checkpoint(client.checkpoint(), keys, witnesses)
+        newest = open_checkpoint(client.checkpoint(), keys, witnesses, int(now()))
     except (NoteError, CheckpointError) as exc:
         out(f"INVALID: the newest checkpoint does not verify: {exc}")
         return None

@@ -176,11 +176,12 @@ def _load_checkpoints(
     known: Sequence[Path],
     report: Report,
     witnesses: WitnessPolicy | None,
+    as_of: int | None,
 ) -> tuple[list[SignedCheckpoint], list[Recovery]]:
     signed: list[SignedCheckpoint] = []
     for path in [*note_files(directory, CHECKPOINTS), *known]:
         try:
-            sc = open_checkpoint(path.read_text(encoding="utf-8"), keys, witnesses)
+            sc = open_checkpoint(path.read_text(encoding="utf-8"), keys, witnesses, as_of)
         except (NoteError, CheckpointError, UnicodeDecodeError) as exc:
             report.add(f"checkpoint file {path.name} does not verify: {exc}", checkpoint=str(path))
             continue
@@ -227,7 +228,7 @@ def verify_bundle(
     report = Report(manifest.origin, manifest.size)
     if not keys.verifiers_for(manifest.origin):
         raise BundleError(f"no key in the key file covers origin {manifest.origin}")
-    signed, recoveries = _load_checkpoints(directory, manifest, keys, known, report, witnesses)
+    signed, recoveries = _load_checkpoints(directory, manifest, keys, known, report, witnesses, as_of)
     for rec in recoveries:
         report.notices.append(
             f"RECOVERY signed {format_ns(rec.time * 1_000_000_000)}: the history of size {rec.previous_size} was "

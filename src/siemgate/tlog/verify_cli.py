@@ -42,6 +42,9 @@ class UsageError(Exception):
 
 
 def _as_of(text: str | None) -> int:
+    """The time the inputs are judged at (docs/integrity.md, "Freshness"): `--as-of` or now. The
+    newest checkpoint must be younger than `--max-age` then, and no checkpoint may be dated more
+    than MAX_CLOCK_SKEW after it (`check_not_future`)."""
     if text is None:
         return int(time.time())
     if text.isdigit():
@@ -145,10 +148,11 @@ def _archive(args: argparse.Namespace) -> int:
 def _consistency(args: argparse.Namespace) -> int:
     keys = _keys(Path(args.key))
     witnesses = witness_policy(args)
+    now = _as_of(args.as_of)
     checkpoints = []
     for name in (args.old, args.new):
         try:
-            checkpoints.append(open_checkpoint(_read(Path(name), "checkpoint"), keys, witnesses).checkpoint)
+            checkpoints.append(open_checkpoint(_read(Path(name), "checkpoint"), keys, witnesses, now).checkpoint)
         except (NoteError, CheckpointError) as exc:
             print(f"INVALID checkpoint {name}: {exc}")
             return EXIT_INVALID
@@ -177,7 +181,6 @@ def _consistency(args: argparse.Namespace) -> int:
             f"this one (first bad index at or below {first})"
         )
         return EXIT_INVALID
-    now = _as_of(args.as_of)
     age = now - new.time
     if args.max_age and age > args.max_age:
         print(

@@ -147,11 +147,13 @@ def verify_page(
     witnesses: WitnessPolicy | None = None,
     feature: str | None = None,
     reset: bool | None = None,
+    now: int | None = None,
 ) -> PageReport:
     """Verify `page` (the response bytes as received) against the decoded page proof; with
     `witnesses`, its checkpoint needs their quorum of cosignatures; with `feature`, it must be
     the checkpoint of that stream's log (`stream_problem`); with `reset` (whether the request was
-    a reset, when the caller knows it), the proof must say the same.
+    a reset, when the caller knows it), the proof must say the same; its checkpoint must not be
+    dated in the future of `now` (default this host's clock, `check_not_future`).
 
     Raises PageInputError when either is not what it should be; everything else is in the report."""
     try:
@@ -161,7 +163,7 @@ def verify_page(
         raise PageInputError(str(exc)) from None
     report = PageReport(first_idx=proof.first_idx, end_idx=proof.end_idx)
     try:
-        signed = open_checkpoint(proof.checkpoint, keys, witnesses)
+        signed = open_checkpoint(proof.checkpoint, keys, witnesses, now)
     except (NoteError, CheckpointError) as exc:
         report.add(f"the proof's checkpoint does not verify: {exc}")
         return report
