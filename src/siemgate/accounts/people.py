@@ -240,11 +240,11 @@ class PeopleService:
             "owner" if member.role == "owner" else "administrator",
             "remove an owner" if member.role == "owner" else "remove members",
         )
-        withdrawn = self.store.remove_member(account.id, member.user.id, self._withdrawal(actor, None))
+        withdrawn, ended = self.store.remove_member(account.id, member.user.id, self._withdrawal(actor, None))
         details: dict[str, Any] = {"role": member.role}
-        if not self.store.list_memberships(member.user.id):
-            details["ended_sessions"] = self.store.end_sessions(member.user.id)
-            details["revoked_api_keys"] = self.store.revoke_api_keys(member.user.id, self.clock())
+        if ended is not None:  # their last account: ended in the removal's transaction
+            details["ended_sessions"] = ended.sessions
+            details["revoked_api_keys"] = ended.api_keys
         self.audit.record(account, actor, "delete", "user", object_user=member.user, aux_info=details)
         self._record_withdrawn(actor, account, withdrawn)
 

@@ -118,11 +118,11 @@ class PersonalService:
         """The person changes their own password; their other sessions end. Returns how many."""
         self.check_current(actor, user, current, "current_password")
         try:
-            self.store.set_password(user.id, hash_password(new))
+            password_hash = hash_password(new)
         except ValueError as exc:
             raise BadRequest(f"Bad Request: new_password: {exc}") from None
         keep = actor.credential_id if actor.via == "session" else None
-        ended = self.store.end_sessions(user.id, keep=keep)
+        ended = self.store.set_password(user.id, password_hash, keep=keep).sessions
         self.audit.record_for(
             user, actor, "changemp", "user", object_user=user, aux_info={"by": "self", "ended_sessions": ended}
         )
@@ -134,8 +134,8 @@ class PersonalService:
             password_hash = hash_password(new)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        self.store.set_password(user.id, password_hash)
-        reset = self._revoke_everything(user)
+        ended = self.store.set_password(user.id, password_hash, revoke_keys_at=self.clock())
+        reset = Reset(ended.api_keys, ended.sessions)
         self.audit.record_for(
             user,
             actor,
@@ -151,7 +151,8 @@ class PersonalService:
         return reset
 
     def _revoke_everything(self, user: User) -> Reset:
-        return Reset(self.store.revoke_api_keys(user.id, self.clock()), self.store.end_sessions(user.id))
+        ended = self.store.revoke_credentials(user.id, self.clock())
+        return Reset(ended.api_keys, ended.sessions)
 
     # two-factor ---------------------------------------------------------------------------------
     def begin_two_factor(self, user: User) -> Enrolment:

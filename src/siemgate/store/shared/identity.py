@@ -62,6 +62,32 @@ class Withdrawal:
     by: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialsEnded:
+    """What `end_credentials` ended: how many console sessions, and the ids of the API keys revoked."""
+
+    sessions: int
+    api_keys: list[str]
+
+
+def end_credentials(
+    sql: SharedSQL, conn: Any, user_id: int, *, keep: str | None = None, revoke_keys_at: int | None = None
+) -> CredentialsEnded:
+    """In the caller's transaction, delete the person's console sessions (all but `keep`) and, with
+    `revoke_keys_at` (the time), revoke every live personal API key of theirs."""
+    sessions = conn.execute(sql._q("DELETE FROM sessions WHERE user_id = ? AND id <> ?"), (user_id, keep or ""))
+    ended = int(sessions.rowcount or 0)
+    if revoke_keys_at is None:
+        return CredentialsEnded(ended, [])
+    rows = conn.execute(
+        sql._q("SELECT id FROM api_keys WHERE user_id = ? AND revoked_at IS NULL"), (user_id,)
+    ).fetchall()
+    conn.execute(
+        sql._q("UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"), (revoke_keys_at, user_id)
+    )
+    return CredentialsEnded(ended, sorted(r[0] for r in rows))
+
+
 _INVITATION = (
     "id, account_id, email, role, code_sha256, invited_by, created_at, expires_at, status, decided_at, decided_by"
 )
@@ -299,18 +325,13 @@ class IdentityStore(SharedSQL):
         )
 
     # every credential of a person ---------------------------------------------------------------
-    def revoke_api_keys(self, user_id: int, now: int) -> list[str]:
-        """Revoke every live personal API key of the person; returns their ids."""
+    def revoke_credentials(self, user_id: int, now: int) -> CredentialsEnded:
+        """Revoke every live personal API key of the person, and end their console sessions, in one
+        transaction; returns the keys' ids and how many sessions ended."""
         with self._tx() as conn:
-            rows = conn.execute(
-                self._q("SELECT id FROM api_keys WHERE user_id = ? AND revoked_at IS NULL"), (user_id,)
-            ).fetchall()
-            conn.execute(
-                self._q("UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"), (now, user_id)
-            )
-        return sorted(r[0] for r in rows)
+            return end_credentials(self, conn, user_id, revoke_keys_at=now)
 
     def end_sessions(self, user_id: int, *, keep: str | None = None) -> int:
         """Delete the person's console sessions (all, or all but `keep`); returns how many."""
-        [count] = self._run([("DELETE FROM sessions WHERE user_id = ? AND id <> ?", (user_id, keep or ""))])
-        return int(count)
+        with self._tx() as conn:
+            return end_credentials(self, conn, user_id, keep=keep).sessions

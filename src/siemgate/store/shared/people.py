@@ -14,7 +14,14 @@ from siemgate.errors import Conflict, NotFound
 from siemgate.store.errors import LIVE, IntegrityConflict
 from siemgate.store.records import Account, ApiKey, Integration, Member, Session, User
 from siemgate.store.shared.dialect import Bound, Ended, SharedSQL
-from siemgate.store.shared.identity import Invitation, Withdrawal, accept_invitation, withdraw_invitations
+from siemgate.store.shared.identity import (
+    CredentialsEnded,
+    Invitation,
+    Withdrawal,
+    accept_invitation,
+    end_credentials,
+    withdraw_invitations,
+)
 
 _ACCOUNT = "id, uuid, name, created_at"
 _USER = "id, uuid, email, name, password_hash, home_account_id, created_at"
@@ -147,9 +154,15 @@ class AccountStore(SharedSQL):
         """Raises NotFound."""
         return User(*self._first(f"SELECT {_USER} FROM users WHERE id = ?", (user_id,), f"person #{user_id}"))
 
-    def set_password(self, user_id: int, password_hash: str) -> None:
+    def set_password(
+        self, user_id: int, password_hash: str, *, keep: str | None = None, revoke_keys_at: int | None = None
+    ) -> CredentialsEnded:
+        """Set the person's password and, in the same transaction, end their console sessions (all
+        but `keep`) and, with `revoke_keys_at`, revoke their API keys (`end_credentials`): no crash
+        leaves a new password beside a session or key that the old one opened."""
         with self._tx() as conn:
             conn.execute(self._q("UPDATE users SET password_hash = ? WHERE id = ?"), (password_hash, user_id))
+            return end_credentials(self, conn, user_id, keep=keep, revoke_keys_at=revoke_keys_at)
 
     # memberships --------------------------------------------------------------------------------
     def add_member(self, account_id: int, user_id: int, role: str, now: int) -> Member:
@@ -173,12 +186,19 @@ class AccountStore(SharedSQL):
         )
 
     def _change_membership(
-        self, sql: str, params: tuple[Any, ...], account_id: int, user_id: int, withdrawal: Withdrawal
+        self,
+        sql: str,
+        params: tuple[Any, ...],
+        account_id: int,
+        user_id: int,
+        withdrawal: Withdrawal,
+        removed: list[CredentialsEnded] | None = None,
     ) -> list[Invitation]:
         """Run `sql` on one membership and revoke the invitations `withdrawal` names, then check
         that the account still has an owner; returns the invitations revoked. The account's row is
         locked first (where rows are locked), so two concurrent changes cannot both remove the last
-        owner."""
+        owner. With `removed` (a removal), a person left in no account has their sessions ended and
+        API keys revoked in the same transaction, and what ended is appended to it."""
         with self._tx() as conn:
             self._lock(conn, "accounts", account_id)
             if conn.execute(self._q(sql), params).rowcount == 0:
@@ -189,6 +209,13 @@ class AccountStore(SharedSQL):
             ).fetchone()[0]
             if owners == 0:
                 raise Conflict(_LAST_OWNER)
+            if (
+                removed is not None
+                and not conn.execute(
+                    self._q("SELECT 1 FROM memberships WHERE user_id = ? LIMIT 1"), (user_id,)
+                ).fetchone()
+            ):
+                removed.append(end_credentials(self, conn, user_id, revoke_keys_at=withdrawal.now))
         return withdrawn
 
     def set_role(
@@ -207,17 +234,24 @@ class AccountStore(SharedSQL):
             )
         return self.get_member(account_id, user_id), withdrawn
 
-    def remove_member(self, account_id: int, user_id: int, withdrawal: Withdrawal) -> list[Invitation]:
+    def remove_member(
+        self, account_id: int, user_id: int, withdrawal: Withdrawal
+    ) -> tuple[list[Invitation], CredentialsEnded | None]:
         """Remove a membership atomically with the withdrawal of the person's invitations it
-        names; returns the invitations revoked. Conflict if the account would be left without an
-        owner, NotFound if not a member (nothing changes)."""
-        return self._change_membership(
+        names and, when it was the person's last account, with the end of their console sessions
+        and the revocation of their API keys (at `withdrawal.now`); returns the invitations revoked
+        and what ended (None: the person is still in another account). Conflict if the account
+        would be left without an owner, NotFound if not a member (nothing changes)."""
+        removed: list[CredentialsEnded] = []
+        withdrawn = self._change_membership(
             "DELETE FROM memberships WHERE account_id = ? AND user_id = ?",
             (account_id, user_id),
             account_id,
             user_id,
             withdrawal,
+            removed,
         )
+        return withdrawn, (removed[0] if removed else None)
 
     def list_members(self, account_id: int, after_user_id: int = 0, limit: int = 1000) -> list[Member]:
         """Members ordered by user id, after `after_user_id`."""
@@ -299,11 +333,6 @@ class AccountStore(SharedSQL):
     def delete_session(self, session_id: str) -> None:
         with self._tx() as conn:
             conn.execute(self._q("DELETE FROM sessions WHERE id = ?"), (session_id,))
-
-    def delete_sessions(self, user_id: int) -> None:
-        """Sign a person out everywhere."""
-        with self._tx() as conn:
-            conn.execute(self._q("DELETE FROM sessions WHERE user_id = ?"), (user_id,))
 
     # integrations -------------------------------------------------------------------------------
     def create_integration(
