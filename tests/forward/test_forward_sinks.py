@@ -4,6 +4,7 @@ official client libraries (elasticsearch, datadog-api-client) as oracles against
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from siemgate.forward.runner import check
-from siemgate.model.features import Feature
+from siemgate.model.features import ALL_FEATURES, Feature
+from support.procs import outputs_under_hash_seeds
 
 from .fake_intakes import (
     AZURE_SECRET,
@@ -268,3 +270,23 @@ def test_sentinel_over_tls_with_the_azure_client_as_oracle(
     cfg = config(tmp_path / "state", source.url, {"sentinel": sink}, features=["auditevents"])
     assert run_once(cfg).code == 0
     assert set(uuids) <= set(tls_intakes.intake.uuids("sentinel"))
+
+
+FILE_SINK_HEALTH = """
+from siemgate.forward.sinks.base import SinkContext
+from siemgate.forward.sinks.files import FileConfig
+
+sink = FileConfig(type="file", path="/proc/sys/siemgate-{feature}/out.jsonl").build("out", SinkContext("src"))
+print(sink.health())
+"""
+
+
+def test_file_sink_health_lists_its_folders_in_stream_order_in_every_process() -> None:
+    """The folders a file sink cannot write are listed in the order of the streams: they were
+    gathered in a set of paths, ordered by the process's hash seed, so `siemgate forward check`
+    listed them differently from run to run. /proc/sys is read-only even for root."""
+    if os.access("/proc/sys", os.W_OK):
+        pytest.skip("/proc/sys is writable here: no folder the sink cannot write")
+    expected = str([f"cannot write to /proc/sys/siemgate-{f.value}" for f in ALL_FEATURES]) + "\n"
+    outputs = outputs_under_hash_seeds(FILE_SINK_HEALTH)
+    assert set(outputs.values()) == {expected}, outputs

@@ -95,7 +95,7 @@ class FileSink(Sink):
 
     def health(self) -> list[str]:
         problems = []
-        for path in set(self.paths.values()):
+        for path in dict.fromkeys(self.paths.values()):  # once each, in stream order (not a set's)
             folder = path.parent
             probe = folder
             while not probe.exists() and probe != probe.parent:
