@@ -285,8 +285,7 @@ def test_file_sink_health_lists_its_folders_in_stream_order_in_every_process() -
     """The folders a file sink cannot write are listed in the order of the streams: they were
     gathered in a set of paths, ordered by the process's hash seed, so `siemgate forward check`
     listed them differently from run to run. /proc/sys is read-only even for root."""
-    if os.access("/proc/sys", os.W_OK):
-        pytest.skip("/proc/sys is writable here: no folder the sink cannot write")
+    assert not os.access("/proc/sys", os.W_OK), "this test needs /proc/sys read-only, as Linux keeps it"
     expected = str([f"cannot write to /proc/sys/siemgate-{f.value}" for f in ALL_FEATURES]) + "\n"
     outputs = outputs_under_hash_seeds(FILE_SINK_HEALTH)
     assert set(outputs.values()) == {expected}, outputs
