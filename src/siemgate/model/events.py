@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, TypeAlias
 
-from pydantic import ConfigDict, StringConstraints, WithJsonSchema, with_config
+from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
 from siemgate.model import enums
@@ -32,6 +32,10 @@ Timestamp = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time", "example": "2024-12-02T11:54:19.710457472Z"}),
 ]
 Number = int | float  # an integer stays an integer on output
+# Integers every reader reads exactly (I-JSON, RFC 7493): JavaScript (the console) rounds past 2**53,
+# Go connectors and Elasticsearch's `long` refuse past 2**63 (docs/security.md, "Text and values").
+MAX_SAFE_INTEGER = 2**53 - 1
+Integer = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 # Ranges checked by model.validation (with messages that say so); shown in the OpenAPI document.
 Latitude = Annotated[Number, WithJsonSchema({"type": "number", "minimum": -90, "maximum": 90, "example": 43.64})]
 Longitude = Annotated[Number, WithJsonSchema({"type": "number", "minimum": -180, "maximum": 180, "example": -79.4})]
@@ -162,7 +166,7 @@ class ItemUsage(TypedDict):
     uuid: Id
     timestamp: Timestamp
     action: NotRequired[ItemUsageAction]
-    used_version: NotRequired[int]
+    used_version: NotRequired[Integer]
     vault_uuid: NotRequired[Id]
     item_uuid: NotRequired[Id]
     user: NotRequired[User]
@@ -177,7 +181,7 @@ class ItemUsageV2(TypedDict):
     uuid: Id
     timestamp: Timestamp
     action: NotRequired[ItemUsageAction]
-    used_version: NotRequired[int]
+    used_version: NotRequired[Integer]
     vault_uuid: NotRequired[Id]
     item_uuid: NotRequired[Id]
     user: NotRequired[UserV2]
@@ -198,7 +202,7 @@ class AuditEvent(TypedDict):
     actor_details: NotRequired[ResourceDetails]
     object_uuid: NotRequired[str]
     object_details: NotRequired[ResourceDetails]
-    aux_id: NotRequired[int]
+    aux_id: NotRequired[Integer]
     aux_uuid: NotRequired[str]
     aux_details: NotRequired[ResourceDetails]
     aux_info: NotRequired[str]
@@ -218,7 +222,7 @@ class AuditEventV2(TypedDict):
     actor_details: NotRequired[UserV2]
     object_uuid: NotRequired[str]
     object_details: NotRequired[ResourceDetails]
-    aux_id: NotRequired[int]
+    aux_id: NotRequired[Integer]
     aux_uuid: NotRequired[str]
     aux_details: NotRequired[ResourceDetails]
     aux_info: NotRequired[str]

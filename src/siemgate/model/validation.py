@@ -254,6 +254,13 @@ def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
             f", ... ({len(values)} values, see docs/events.md)" if len(values) > 10 else ""
         )
         return Issue(index, path, f"unknown value {excerpt(err.get('input'))}; expected one of: {shown}")
+    if kind in ("greater_than_equal", "less_than_equal"):
+        return Issue(
+            index,
+            path,
+            f"must be from -{events.MAX_SAFE_INTEGER} to {events.MAX_SAFE_INTEGER} (2**53-1, the integers every"
+            f" JSON reader reads exactly), got {excerpt(err.get('input'))}",
+        )
     message = str(err["msg"]).removeprefix("Value error, ")
     if kind != "value_error":
         message += f" (got {excerpt(err.get('input'))})"

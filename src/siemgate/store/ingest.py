@@ -19,6 +19,7 @@ from siemgate.errors import BadRequest, InvalidEventBatch, PayloadTooLarge
 from siemgate.model.encoding import encode_event
 from siemgate.model.facets import extract_facets
 from siemgate.model.features import Feature
+from siemgate.model.json_keys import RepeatedKey, find_repeated_key, may_repeat_keys
 from siemgate.model.text import find_unstorable, may_hold_unstorable_json
 from siemgate.model.validation import InvalidEvents, validate_events
 from siemgate.store.base import Store
@@ -194,6 +195,8 @@ def parse_batch(body: bytes, *, max_events: int | None = None, max_lines: int | 
             if stripped[:1] == b"[":
                 raise BadRequest(f"the body starts with '[' but is not a valid JSON array: {exc}") from None
             data = None  # several objects: NDJSON
+        if isinstance(data, dict | list) and may_repeat_keys(text, data):
+            _refuse_repeated_key(text, data)
         if isinstance(data, dict):
             items = data.get("items")
             data = items if isinstance(items, list) else [data]  # an Events API page, or one event
@@ -210,7 +213,40 @@ def parse_batch(body: bytes, *, max_events: int | None = None, max_lines: int | 
             events.append(_loads(line))
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"line {number} is not valid JSON ({exc}); send one JSON object per line") from None
+    if may_repeat_keys(text, events):
+        for index, (number, line) in enumerate(numbered):
+            if (found := find_repeated_key(line)) is not None:
+                raise _repeated(index, found, found.field(), f"line {number}")
     return events
+
+
+def _refuse_repeated_key(text: bytes, data: dict[str, Any] | list[Any]) -> None:
+    """Raise BadRequest (InvalidEventBatch for a key twice inside an event) when JSON `text`, which
+    parsed to `data` (an array of events, a page or one event), has an object with a key twice."""
+    found = find_repeated_key(text)
+    if found is None:
+        return
+    page = isinstance(data, dict) and isinstance(data.get("items"), list)
+    if page and (not found.path or found.path[0] != "items"):
+        raise BadRequest(
+            f"the page has the key {found.key!r} twice{' at ' + found.field() if found.path else ''}: JSON parsers"
+            " differ on which value they keep; send each key once"
+        )
+    if isinstance(data, list) or page:
+        at = 1 if page else 0
+        index = found.path[at] if len(found.path) > at else 0
+        raise _repeated(index if isinstance(index, int) else 0, found, found.field(at + 1), "")
+    raise _repeated(0, found, found.field(), "")
+
+
+def _repeated(index: int, found: RepeatedKey, field: str, where: str) -> InvalidEventBatch:
+    message = f"the key {found.key!r} appears twice in one object: JSON parsers differ on which value they keep;"
+    message += " send it once"
+    return InvalidEventBatch(
+        f"1 problem(s) in the batch, nothing was stored: event {index}{' (' + where + ')' if where else ''},"
+        f" field {field}: {message}",
+        [{"index": index, "field": field, "message": message}],
+    )
 
 
 def _loads(raw: bytes) -> Any:

@@ -1,0 +1,238 @@
+"""JSON that parsers read differently, and values readers would read differently, through real HTTP
+on SQLite and PostgreSQL (docs/security.md, "Text and values").
+
+The ingest API refuses an object with a key twice (parsers differ on which value they keep: the
+stored event would mean something other than what another tool reads from the bytes sent), and
+integers that Go, JavaScript or Elasticsearch readers would not read exactly. Hostile inputs that
+are already refused or that every reader reads alike are kept here as tests too. The Events API
+request keeps 1Password's (Go's) reading: the last of two values of a key wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from siemgate.config import load_settings
+from siemgate.model.features import Feature
+from support.clocks import Clock
+from support.events import SECOND, auditevent, itemusage, signin
+from support.servers import LiveServer, start_server, stop_server
+from support.stores import BOTH_BACKENDS, make_store
+
+server_backend = BOTH_BACKENDS
+
+SIGNIN = Feature.SIGNINATTEMPTS
+EPOCH = "2020-01-01T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, server_backend: str) -> Iterator[LiveServer]:
+    data_dir = tmp_path_factory.mktemp("differentials")
+    live, uv, thread = start_server(load_settings(data_dir=data_dir), make_store(server_backend, data_dir), Clock())
+    yield live
+    stop_server(live, uv, thread)
+
+
+def _setup(server: LiveServer) -> tuple[str, str]:
+    account = server.account()
+    return server.token(account), server.ingest_key(account)
+
+
+def _served(server: LiveServer, token: str, feature: Feature = SIGNIN) -> list[dict[str, Any]]:
+    page = server.page(token, feature, {"start_time": EPOCH, "limit": 1000})
+    assert page.status_code == 200, page.text
+    items: list[dict[str, Any]] = page.json()["items"]
+    return items
+
+
+def _refused(server: LiveServer, key: str, body: bytes, feature: Feature = SIGNIN) -> dict[str, Any]:
+    response = server.ingest(key, feature, body)
+    assert response.status_code == 400, response.text
+    error: dict[str, Any] = response.json()["Error"]
+    return error
+
+
+def _text(event: dict[str, Any]) -> str:
+    return orjson.dumps(event).decode()
+
+
+def _twice(event: dict[str, Any], path: str, first: Any) -> str:
+    """`event` as JSON text with the key at dotted `path` written twice: `first`, then its value."""
+    *parents, name = path.split(".")
+    inner = event
+    for parent in parents:
+        inner = inner[parent]
+    marker = "__twice__"
+    inner[marker] = None
+    text = _text(event)
+    del inner[marker]
+    return text.replace(f'"{marker}":null', f'"{name}":{orjson.dumps(first).decode()}', 1)
+
+
+# --- a key twice in what producers send -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "first"),
+    [
+        ("category", "credentials_failed"),  # a failed sign-in the last value would call a success
+        ("target_user.email", "mallory@example.com"),
+        ("uuid", "AAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ("location.latitude", 0),
+    ],
+)
+@pytest.mark.parametrize("form", ["array", "ndjson", "object", "page"])
+def test_an_event_with_a_key_twice_is_refused_naming_event_and_field(
+    server: LiveServer, path: str, first: Any, form: str
+) -> None:
+    token, key = _setup(server)
+    now = server.clock()
+    good = _text(signin(now - 2 * SECOND))
+    twice = _twice(signin(now - SECOND), path, first)
+    body = {
+        "array": f"[{good},{twice}]",
+        "ndjson": f"{good}\n\n{twice}\n",
+        "object": twice,
+        "page": f'{{"cursor":"c","has_more":false,"items":[{good},{twice}]}}',
+    }[form]
+    error = _refused(server, key, body.encode())
+    index = 0 if form == "object" else 1
+    name = path.rsplit(".", 1)[-1]
+    assert error["Details"] == [
+        {
+            "index": index,
+            "field": path,
+            "message": f"the key {name!r} appears twice in one object: JSON parsers differ on which value they keep;"
+            " send it once",
+        }
+    ]
+    assert f"event {index}" in error["Message"] and f"field {path}" in error["Message"]
+    assert _served(server, token) == []
+
+
+@pytest.mark.parametrize("name", ["items", "cursor", "has_more"])
+def test_a_page_with_an_envelope_key_twice_is_refused(server: LiveServer, name: str) -> None:
+    token, key = _setup(server)
+    now = server.clock()
+    forged, real = _text(signin(now - 2 * SECOND)), _text(signin(now - SECOND))
+    body = {
+        "items": f'{{"items":[{forged}],"cursor":"b","has_more":false,"items":[{real}]}}',
+        "cursor": f'{{"cursor":"a","cursor":"b","has_more":false,"items":[{real}]}}',
+        "has_more": f'{{"cursor":"b","has_more":true,"has_more":false,"items":[{real}]}}',
+    }[name]
+    error = _refused(server, key, body.encode())
+    assert error["Message"] == (
+        f"Bad Request: the page has the key {name!r} twice: JSON parsers differ on which value they keep;"
+        " send each key once"
+    )
+    assert _served(server, token) == []
+
+
+def test_colons_in_text_and_escaped_are_not_taken_for_a_key_twice(server: LiveServer) -> None:
+    """The fast test counts colons: timestamps, IPv6 addresses and `\\u003a` escapes hold some."""
+    token, key = _setup(server)
+    event = signin(server.clock() - SECOND, name="a:b::c")
+    event["client"]["ip_address"] = "2001:db8::1"
+    text = _text(event).replace("a:b::c", "a\\u003ab:\\u003Ac")
+    response = server.ingest(key, SIGNIN, f"[{text}]".encode())
+    assert response.status_code == 200, response.text
+    [served] = _served(server, token)
+    assert served["target_user"]["name"] == "a:b::c" and served["client"]["ip_address"] == "2001:db8::1"
+
+
+# --- integers every reader reads exactly ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("feature", "field", "value"),
+    [
+        (Feature.AUDITEVENTS, "aux_id", 2**64 - 1),  # Go's int64 and Elasticsearch's long refuse it
+        (Feature.AUDITEVENTS, "aux_id", 2**53 + 1),  # JavaScript (the console) reads 2**53
+        (Feature.ITEMUSAGES, "used_version", -(2**53) - 1),
+    ],
+)
+def test_an_integer_past_2_53_is_refused(server: LiveServer, feature: Feature, field: str, value: int) -> None:
+    token, key = _setup(server)
+    make = auditevent if feature is Feature.AUDITEVENTS else itemusage
+    error = _refused(server, key, orjson.dumps([make(server.clock() - SECOND, **{field: value})]), feature)
+    limit = 2**53 - 1
+    assert error["Details"] == [
+        {
+            "index": 0,
+            "field": field,
+            "message": f"must be from -{limit} to {limit} (2**53-1, the integers every JSON reader reads exactly),"
+            f" got {value}",
+        }
+    ]
+    assert _served(server, token, feature) == []
+
+
+def test_integers_up_to_2_53_are_served_exactly_in_v1_and_v2(server: LiveServer) -> None:
+    token, key = _setup(server)
+    now = server.clock()
+    events = [auditevent(now - 2 * SECOND, aux_id=2**53 - 1), auditevent(now - SECOND, aux_id=-(2**53 - 1))]
+    assert server.ingest(key, Feature.AUDITEVENTS, events).status_code == 200
+    for version in (1, 2):
+        page = server.page(token, Feature.AUDITEVENTS, {"start_time": EPOCH}, version=version)
+        assert b'"aux_id":9007199254740991' in page.content and b'"aux_id":-9007199254740991' in page.content
+
+
+# --- refused already, or read alike by every reader (kept as tests) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("category", "\uff53\uff55\uff43\uff43\uff45\uff53\uff53", "unknown value"),  # fullwidth "success"
+        ("category", "succe\u017fs", "unknown value"),  # long s, whose upper() is S
+        ("category", "su\u0441cess", "unknown value"),  # Cyrillic es
+        ("category", "Success", "unknown value"),  # case
+        ("category", "success\u200b", "unknown value"),  # zero-width space
+        ("type", "credentials_ok ", "unknown value"),
+        ("country", 5, "valid string"),
+        ("country", True, "valid string"),
+        ("uuid", "\uff21" * 26, "is not an id"),  # fullwidth letters are not base32
+        ("timestamp", "2016-12-31T23:59:60Z", "invalid time of day"),  # a leap second (Go refuses it too)
+        ("timestamp", "0000-01-01T00:00:00Z", "outside the supported range"),
+        ("timestamp", "9999-12-31T23:59:59Z", "outside the supported range"),
+        ("timestamp", "10000-01-01T00:00:00Z", "is not an RFC 3339 timestamp"),
+        ("timestamp", "2024-01-01T00:00:00+24:00", "invalid UTC offset"),
+        ("timestamp", "2024-01-01T00:00:00." + "1" * 30 + "Z", "30 fractional digits"),
+        ("timestamp", "\uff12" + "024-01-01T00:00:00Z", "is not an RFC 3339 timestamp"),  # fullwidth digit
+    ],
+)
+def test_look_alikes_wrong_types_and_odd_timestamps_are_refused_naming_the_field(
+    server: LiveServer, field: str, value: Any, says: str
+) -> None:
+    token, key = _setup(server)
+    error = _refused(server, key, orjson.dumps([signin(server.clock() - SECOND, **{field: value})]))
+    [detail] = error["Details"]
+    assert detail["index"] == 0 and detail["field"] == field and says in detail["message"], detail
+    assert _served(server, token) == []
+
+
+@pytest.mark.parametrize(
+    ("number", "says"),
+    [("NaN", "expected a JSON value"), ("Infinity", "expected a JSON value"), ("1e400", "infinity")],
+)
+def test_numbers_json_has_not_are_refused(server: LiveServer, number: str, says: str) -> None:
+    token, key = _setup(server)
+    body = _text(signin(server.clock() - SECOND)).replace('"latitude":43.64', f'"latitude":{number}')
+    assert says in _refused(server, key, f"[{body}]".encode())["Message"]
+    assert _served(server, token) == []
+
+
+def test_control_characters_are_served_escaped_as_sent(server: LiveServer) -> None:
+    """Escaped control characters, U+2028 and a BOM inside a string are text: every reader of the
+    served JSON reads the same characters (a raw control character is not JSON and is refused)."""
+    token, key = _setup(server)
+    name = "Ada\u0001\n\r\t\u2028\u202e\ufeff"
+    assert server.ingest(key, SIGNIN, [signin(server.clock() - SECOND, name=name)]).status_code == 200
+    [served] = _served(server, token)
+    assert served["target_user"]["name"] == name
+    raw = _text(signin(server.clock() - SECOND)).replace("Ada Lovelace", "Ada\tLovelace")
+    assert "control character" in _refused(server, key, f"[{raw}]".encode())["Message"]
