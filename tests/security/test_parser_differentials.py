@@ -16,8 +16,11 @@ from typing import Any
 import orjson
 import pytest
 
+from siemgate.alerts.model import RuleError
+from siemgate.alerts.service import parse_rules_text
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
+from support.admin import Site, error_message, ok
 from support.clocks import Clock
 from support.events import SECOND, auditevent, itemusage, signin
 from support.servers import LiveServer, start_server, stop_server
@@ -236,3 +239,59 @@ def test_control_characters_are_served_escaped_as_sent(server: LiveServer) -> No
     assert served["target_user"]["name"] == name
     raw = _text(signin(server.clock() - SECOND)).replace("Ada Lovelace", "Ada\tLovelace")
     assert "control character" in _refused(server, key, f"[{raw}]".encode())["Message"]
+
+
+# --- alert rules and admin API bodies ------------------------------------------------------------
+
+SIGMA_TWICE = """title: Failed sign-ins
+logsource: {product: 1password, service: signinattempts}
+detection:
+  selection: {category: credentials_failed}
+  selection: {category: success}
+  condition: selection
+level: high
+"""
+
+
+def _rule_ids(site: Site) -> set[str]:
+    rules = ok(site.call(site.admin, "GET", site.path("/alert-rules"), params={"limit": "200"}))["items"]
+    return {rule["id"] for rule in rules}
+
+
+def test_rules_and_admin_bodies_with_a_key_twice_are_refused_and_nothing_is_saved(make_server: Any) -> None:
+    site = Site(make_server(alerts_enabled=True))
+    before = _rule_ids(site)
+    rules = site.path("/alert-rules")
+    headers = {**site.admin.headers, "Content-Type": "application/json"}
+    rule = '{"id":"twice","name":"Twice","source":"signinattempts",%s}'
+    for fields, key, where in [
+        ('"match":{"category":"credentials_failed"},"match":{"category":"success"}', "match", "match"),
+        ('"match":{"category":"credentials_failed","category":"success"}', "category", "match.category"),
+    ]:
+        message = error_message(site.http.post(rules, content=rule % fields, headers=headers), 400)
+        assert message == (
+            f"Bad Request: the key {key!r} appears twice in one object (at {where}): JSON parsers differ on which"
+            " value they keep; send it once"
+        )
+    sigma = orjson.dumps({"sigma": SIGMA_TWICE})
+    message = error_message(site.http.post(rules, content=sigma, headers=headers), 400)
+    assert "found the key 'selection' twice" in message and "line 5" in message, message
+    assert _rule_ids(site) == before
+    # The same rule with each key once is saved: what was refused was the repeat.
+    sigma = orjson.dumps({"sigma": SIGMA_TWICE.replace("  selection: {category: credentials_failed}\n", "")})
+    assert site.http.post(rules, content=sigma, headers=headers).status_code == 201
+
+
+def test_rule_yaml_with_a_key_twice_is_refused_and_merge_keys_still_work() -> None:
+    twice = (
+        "id: r\nname: R\nsource: signinattempts\nmatch: {category: credentials_failed}\nmatch: {category: success}\n"
+    )
+    with pytest.raises(RuleError, match=r"found the key 'match' twice[\s\S]*line 5"):
+        parse_rules_text(twice)
+    merged = (
+        "id: r\nname: R\nsource: signinattempts\nmatch:\n  <<: {category: credentials_failed}\n  type: sso_failed\n"
+    )
+    [rule] = parse_rules_text(merged)
+    assert rule.match == {"category": "credentials_failed", "type": "sso_failed"}
+    overridden = merged.replace("type: sso_failed", "category: success")  # YAML: the mapping's own key wins
+    assert parse_rules_text(overridden)[0].match == {"category": "success"}

@@ -7,9 +7,8 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-import yaml
-
 from siemgate.alerts.model import Rule, compile_rule, parse_rule
+from siemgate.alerts.yaml_text import load_documents
 
 
 def _folder() -> resources.abc.Traversable:
@@ -22,7 +21,8 @@ def starter_rules() -> dict[str, Rule]:
     rules: dict[str, Rule] = {}
     for entry in sorted(_folder().iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yml"):
-            rule = parse_rule(yaml.safe_load(entry.read_text(encoding="utf-8")), f"starter rule {entry.name}")
+            [data] = load_documents(entry.read_text(encoding="utf-8"))
+            rule = parse_rule(data, f"starter rule {entry.name}")
             compile_rule(rule)
             rules[rule.id] = rule
     return rules

@@ -34,6 +34,7 @@ from siemgate.alerts.model import (
 )
 from siemgate.alerts.rules import AlertRules, RuleEntry
 from siemgate.alerts.sigma import check_condition_size, is_sigma, sigma_to_rules
+from siemgate.alerts.yaml_text import load_documents
 from siemgate.config import Settings
 from siemgate.errors import BadRequest, Conflict, NotFound
 from siemgate.model.timestamps import format_ns
@@ -46,7 +47,7 @@ def parse_rules_text(text: str, where: str = "rules") -> list[Rule]:
     """Rules from YAML text: one rule, a list of rules, several documents, or Sigma (which may
     need several documents: a correlation and the rule it names). Raises RuleError."""
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = load_documents(text)
     except yaml.YAMLError as exc:
         raise RuleError(f"{where}: not valid YAML: {exc}") from None
     except RecursionError:

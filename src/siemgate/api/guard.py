@@ -6,7 +6,9 @@
   soon as the bytes received pass the limit, so an oversized body is never held in memory.
 - For everything but the Events, proof and ingest APIs (the admin API, the console, the rest), the
   body (at most admin_max_body_bytes) is received before the app runs, and a JSON or form body
-  holding text no store can hold is a 400 naming the field. Events are checked by the writer.
+  holding text no store can hold is a 400 naming the field, and so is a JSON body with a key
+  twice in one object (parsers differ on which value they keep: docs/security.md, "Text and
+  values"). Events are checked by the writer.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from siemgate.api.errors import error_body
 from siemgate.config import Settings
 from siemgate.errors import ClientGone, PayloadTooLarge
+from siemgate.model.json_keys import find_repeated_key, may_repeat_keys
 from siemgate.model.text import find_unstorable, may_hold_unstorable_json
 
 INGEST_PREFIX = "/api/ingest/"
@@ -63,7 +67,7 @@ class RequestGuard:
         if body is None:
             await _reply(send, 413, _too_large(limit, setting))
             return
-        problem = _unstorable_field(scope, body)
+        problem = _unstorable_field(scope, body) or _repeated_key(scope, body)
         if problem is not None:
             await _reply(send, 400, f"Bad Request: {problem}")
             return
@@ -166,6 +170,28 @@ def _unstorable_field(scope: Scope, body: bytes) -> str | None:
         return None
     field, problem = found
     return f"{field}: {problem}" if field else f"the body {problem}"
+
+
+def _repeated_key(scope: Scope, body: bytes) -> str | None:
+    """What says that a JSON body has an object with a key twice, or None (also for a form or a
+    body that is not JSON, left to the route)."""
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return None
+    content_type = next((v for k, v in scope.get("headers", []) if k == b"content-type"), b"").lower()
+    if content_type.startswith((b"application/x-www-form-urlencoded", b"multipart/form-data")):
+        return None
+    try:
+        if not may_repeat_keys(body, orjson.loads(body)):
+            return None
+    except orjson.JSONDecodeError:  # what FastAPI's parser may still read (NaN, a lone surrogate)
+        pass
+    found = find_repeated_key(body)
+    if found is None:
+        return None
+    return (
+        f"the key {found.key!r} appears twice in one object (at {found.field()}): JSON parsers differ on which"
+        " value they keep; send it once"
+    )
 
 
 async def _reply(send: Send, status: int, message: str) -> None:
