@@ -10,6 +10,7 @@ request keeps 1Password's (Go's) reading: the last of two values of a key wins.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -295,3 +296,94 @@ def test_rule_yaml_with_a_key_twice_is_refused_and_merge_keys_still_work() -> No
     assert rule.match == {"category": "credentials_failed", "type": "sso_failed"}
     overridden = merged.replace("type: sso_failed", "category: success")  # YAML: the mapping's own key wins
     assert parse_rules_text(overridden)[0].match == {"category": "success"}
+
+
+# --- Events API requests: read as 1Password's server (Go) reads them -----------------------------
+
+
+def _page(server: LiveServer, token: str, raw: bytes, **headers: str) -> tuple[int, Any]:
+    response = server.page(token, SIGNIN, raw=raw, headers=headers)
+    return response.status_code, response.json()
+
+
+def test_an_events_api_request_with_a_key_twice_is_read_with_the_last_value(server: LiveServer) -> None:
+    """Unlike ingest: a request body is only read by the server it is sent to, and 1Password's
+    server (Go's encoding/json) keeps the last value, so a client it serves is served here too."""
+    token, key = _setup(server)
+    now = server.clock()
+    assert server.ingest(key, SIGNIN, [signin(now - i * SECOND) for i in range(5, 0, -1)]).status_code == 200
+    _, first = _page(server, token, b'{"limit":2}')
+    cursor = first["cursor"].encode()
+    for raw, served in [
+        (b'{"limit":1,"limit":3}', 3),
+        (b'{"cursor":"not-a-cursor","cursor":"%s"}' % cursor, 2),  # the last: a real cursor
+        (b'{"cursor":"%s","cursor":""}' % cursor, 5),  # the last: empty, so a reset
+        (b'{"start_time":"%s","start_time":"2099-01-01T00:00:00Z"}' % EPOCH.encode(), 0),  # the last: 2099
+        (b'{"start_time":"2099-01-01T00:00:00Z","start_time":"%s"}' % EPOCH.encode(), 5),
+    ]:
+        status, page = _page(server, token, raw)
+        assert status == 200 and len(page["items"]) == served, (raw, page)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "says"),
+    [
+        (b'[{"limit":1}]', 400, "must be a JSON object"),
+        (b"5", 400, "must be a JSON object"),
+        (b"true", 400, "must be a JSON object"),
+        (b"null", 200, ""),  # as no body
+        (b'{"limit":"10"}', 400, "whole number"),
+        (b'{"limit":true}', 400, "whole number"),
+        (b'{"limit":1.5}', 400, "whole number"),
+        (b'{"limit":18446744073709551616}', 400, "from 1 to 1000"),
+        (b'{"limit":10.0}', 200, ""),  # a whole number written as a float (JavaScript clients)
+        (b'{"limit":NaN}', 400, "not valid JSON"),
+        (b'{"cursor":5}', 400, "cursor must be the string"),
+        (b'{"cursor":"a\\u0000"}', 400, "cursor is malformed"),
+        (b'{"x":' * 5000 + b"1" + b"}" * 5000, 400, "depth limit"),
+    ],
+)
+def test_events_api_bodies_of_the_wrong_shape_are_refused_saying_what_to_send(
+    server: LiveServer, raw: bytes, status: int, says: str
+) -> None:
+    token, _ = _setup(server)
+    got, page = _page(server, token, raw)
+    assert got == status, page
+    assert status == 200 or says in page["Error"]["Message"], page
+
+
+def test_a_cursor_of_valid_base64_with_hostile_contents_is_refused(server: LiveServer) -> None:
+    """The cursor's MAC covers every byte: a cursor for another account, a seq moved back, or the
+    limit raised, re-encoded as valid base64url of the right length, is a 400."""
+    token, _ = _setup(server)
+    _, first = _page(server, token, b'{"limit":1}')
+    raw = bytearray(base64.urlsafe_b64decode(first["cursor"] + "=="))
+    for offset in (2, 4, 11, 30):  # limit, seq, start, account
+        forged = bytearray(raw)
+        forged[offset] ^= 0x01
+        cursor = base64.urlsafe_b64encode(bytes(forged)).rstrip(b"=")
+        status, page = _page(server, token, b'{"cursor":"%s"}' % cursor)
+        assert status == 400 and "altered" in page["Error"]["Message"], page
+
+
+@pytest.mark.parametrize("content_type", ["", "text/plain", "application/x-www-form-urlencoded", "application/json"])
+def test_an_events_api_body_is_json_whatever_its_content_type(server: LiveServer, content_type: str) -> None:
+    token, _ = _setup(server)
+    headers = {"Content-Type": content_type} if content_type else {}
+    status, page = _page(server, token, b'{"limit":1}', **headers)
+    assert status == 200 and page["items"] == [], page
+
+
+def test_a_chunked_events_api_body_past_the_limit_is_413(server: LiveServer) -> None:
+    token, _ = _setup(server)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"limit":1,"x":"'
+        for _ in range(100):
+            yield b"a" * 1024
+        yield b'"}'
+
+    response = server.http.post(
+        "/api/v2/signinattempts", content=chunks(), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 413 and "events_max_body_bytes" in response.text
