@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from pydantic_settings import (
 
 from siemgate.address import PublicAddress, parse_address
 from siemgate.errors import ConfigError
+from siemgate.model.text import excerpt
 from siemgate.outbound import OutboundPolicy, allow_list
 
 # Event timestamps end in 2262 (model.timestamps): a retention longer than a century only overflows.
@@ -385,6 +387,29 @@ def _warn_unknown_variables(settings: Settings) -> None:
         )
 
 
+_TOML_AT_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def explain_toml_error(exc: ValueError, text: str) -> str:
+    """tomllib's message for TOML `text`; for a key or table given twice, which tomllib reports
+    as "Cannot overwrite a value" or "Cannot declare ... twice" without naming it, also the line."""
+    message = str(exc)
+    found = _TOML_AT_LINE.search(message)
+    if found is None or not ("overwrite" in message or "twice" in message):
+        return message
+    lines = text.splitlines()
+    number = int(found.group(1))
+    shown = excerpt(lines[number - 1].strip()) if 0 < number <= len(lines) else "?"
+    return f"{message}: line {number} ({shown}) sets a key or table an earlier line set; set each once"
+
+
+def _read_quietly(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings from all sources; raises ConfigError naming each bad setting and how to fix it.
     Warns on stderr about SIEMGATE_* variables that are not settings."""
@@ -399,6 +424,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid configuration: {problems} ({where})") from None
     except ValueError as exc:  # e.g. a TOML syntax error; the file may have been found in the working directory
         named = f" {file.resolve()}" if file is not None else ""
-        raise ConfigError(f"invalid configuration file{named}: {exc}") from None
+        text = _read_quietly(file) if file is not None else ""
+        raise ConfigError(f"invalid configuration file{named}: {explain_toml_error(exc, text)}") from None
     _warn_unknown_variables(settings)
     return settings

@@ -97,3 +97,19 @@ def test_a_bad_configuration_file_found_in_the_working_directory_is_named(tmp_pa
         assert result.returncode == 2, result.stderr
         assert said in result.stderr and str(config) in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_configuration_file_with_a_key_or_table_twice_names_the_line(tmp_path: Path) -> None:
+    """TOML refuses a key given twice (tomllib says "Cannot overwrite a value"); the error also
+    shows the line, for siemgate.toml and forward.toml alike."""
+    config = tmp_path / "siemgate.toml"
+    config.write_text("port = 8081\nretention_days = 30\nport = 9090\n")
+    result = _run(tmp_path, "account", "list", SIEMGATE_DATA_DIR=str(tmp_path / "data"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "line 3 ('port = 9090') sets a key or table an earlier line set; set each once" in result.stderr
+    config.unlink()
+    forward = tmp_path / "forward.toml"
+    forward.write_text('[sinks.out]\ntype = "file"\n\n[sinks.out]\ntype = "file"\n')
+    result = _run(tmp_path, "forward", "check", "--config", str(forward))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "line 4 ('[sinks.out]') sets a key or table an earlier line set" in result.stderr + result.stdout

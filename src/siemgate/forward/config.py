@@ -38,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from siemgate.config import explain_toml_error
 from siemgate.forward.errors import ForwardConfigError
 from siemgate.forward.sinks import SinkConfigs
 from siemgate.forward.sinks.base import CaFile, Secret, Url
@@ -159,9 +160,10 @@ def parse_config(data: dict[str, object], origin: str = "the configuration") -> 
 def load_config(path: Path) -> ForwardConfig:
     """Read and validate a forward.toml. Raises ForwardConfigError."""
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
+        data = tomllib.loads(text)
     except OSError as exc:
         raise ForwardConfigError(f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ForwardConfigError(f"{path} is not valid TOML: {exc}") from None
+        raise ForwardConfigError(f"{path} is not valid TOML: {explain_toml_error(exc, text)}") from None
     return parse_config(data, str(path))
