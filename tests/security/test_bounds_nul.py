@@ -78,6 +78,13 @@ def test_nul_in_events_is_a_400_and_alerting_goes_on(tmp_path: Path, backend: st
         assert len(_served(server, token)) == 10
 
 
+def _nested(levels: int, text: str) -> Any:
+    value: Any = text
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
 @pytest.mark.parametrize("strict", [True, False], ids=["producer", "mirror"])
 def test_the_writer_refuses_nul_and_lone_surrogates_on_every_path(tmp_path: Path, strict: bool) -> None:
     # The simulator, the mirror sink (lenient) and archive replay write through EventWriter.
@@ -87,6 +94,10 @@ def test_the_writer_refuses_nul_and_lone_surrogates_on_every_path(tmp_path: Path
             (f"Ada{NUL}", "target_user.name"),
             ("Ada\ud800", "target_user.name"),
             ({"x\u0000y": 1}, "target_user.name.x\x00y"),
+            # nested past the 64 levels a field path names: found all the same (once a mirrored
+            # event's lone surrogate there escaped as a TypeError, and a NUL was not looked for)
+            (_nested(100, "Ada\ud800"), "target_user.name" + ".x" * 62),
+            (_nested(100, f"Ada{NUL}"), "target_user.name" + ".x" * 62),
         ):
             event = failed_signin(server.clock())
             event["target_user"]["name"] = bad

@@ -39,22 +39,26 @@ def unstorable(text: str) -> str | None:
 
 def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     """The first (field path, problem) of a string (or object key) in `value` that cannot be
-    stored, searching dicts and lists; None when there is none."""
+    stored, searching dicts and lists at every depth; None when there is none. Past MAX_DEPTH
+    levels the path stops growing (it names the object at that depth), so the search stays linear."""
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         item, where, depth = stack.pop()
+        named = depth < MAX_DEPTH
         if isinstance(item, str):
             problem = unstorable(item)
             if problem is not None:
                 return where, problem
-        elif depth < MAX_DEPTH and isinstance(item, dict):
+        elif isinstance(item, dict):
             for key, inner in reversed(item.items()):
-                child = f"{where}.{key}" if where else str(key)
+                child = (f"{where}.{key}" if where else str(key)) if named else where
                 if isinstance(key, str) and (problem := unstorable(key)) is not None:
                     return child, "the field name " + problem
                 stack.append((inner, child, depth + 1))
-        elif depth < MAX_DEPTH and isinstance(item, list):
-            stack.extend((inner, f"{where}[{i}]", depth + 1) for i, inner in reversed(list(enumerate(item))))
+        elif isinstance(item, list):
+            stack.extend(
+                (inner, f"{where}[{i}]" if named else where, depth + 1) for i, inner in reversed(list(enumerate(item)))
+            )
     return None
 
 
