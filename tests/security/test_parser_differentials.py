@@ -11,16 +11,23 @@ request keeps 1Password's (Go's) reading: the last of two values of a key wins.
 from __future__ import annotations
 
 import base64
+import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
-from siemgate.alerts.model import RuleError
+from siemgate.alerts.model import RuleError, load_rule
 from siemgate.alerts.service import parse_rules_text
+from siemgate.alerts.service import test_rule as fire
 from siemgate.config import load_settings
+from siemgate.forward.formats.ecs import to_ecs
+from siemgate.forward.formats.ocsf import to_ocsf
+from siemgate.forward.records import make_record
 from siemgate.model.features import Feature
+from siemgate.model.timestamps import format_ns
 from support.admin import Site, error_message, ok
 from support.clocks import Clock
 from support.events import SECOND, auditevent, itemusage, signin
@@ -387,3 +394,39 @@ def test_a_chunked_events_api_body_past_the_limit_is_413(server: LiveServer) -> 
         "/api/v2/signinattempts", content=chunks(), headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 413 and "events_max_body_bytes" in response.text
+
+
+# --- every reader of a stored event reads the same values -----------------------------------------
+
+
+def test_every_reader_reads_the_values_sent(server: LiveServer) -> None:
+    """Odd but valid values, sent with an offset timestamp: the v1 and v2 bytes (read by orjson and
+    by the standard library), the ECS and OCSF documents the forwarder makes of them, and an alert
+    rule on the name all read the same name, coordinates, integer and instant."""
+    token, key = _setup(server)
+    name = 'Ada\u2028\u202e\u0001"\\/ Lovelace'
+    now = server.clock() // SECOND * SECOND - 10 * SECOND
+    offset = format_ns(now + 3 * 3600 * SECOND)[:-1] + "+03:00"
+    event = signin(now, name=name, timestamp=offset)
+    event["location"] = {"country": "CA", "latitude": -0.0, "longitude": 9.5e-300}
+    audit = auditevent(now, aux_id=2**53 - 1)
+    assert server.ingest(key, SIGNIN, [event]).status_code == 200
+    assert server.ingest(key, Feature.AUDITEVENTS, [audit]).status_code == 200
+    for version in (1, 2):
+        raw = server.page(token, SIGNIN, {"start_time": EPOCH}, version=version).content
+        for served in (orjson.loads(raw)["items"][0], json.loads(raw)["items"][0]):
+            assert served["target_user"]["name"] == name
+            assert served["timestamp"] == format_ns(now)  # the same instant, in UTC
+            assert (
+                math.copysign(1, served["location"]["latitude"]) == -1 and served["location"]["longitude"] == 9.5e-300
+            )
+        raw = server.page(token, Feature.AUDITEVENTS, {"start_time": EPOCH}, version=version).content
+        assert json.loads(raw)["items"][0]["aux_id"] == orjson.loads(raw)["items"][0]["aux_id"] == 2**53 - 1
+    [served] = _served(server, token)
+    ecs = to_ecs(make_record(SIGNIN, served, "s"))
+    ocsf = to_ocsf(make_record(SIGNIN, served, "s"))
+    assert ecs["user"]["full_name"] == ocsf["user"]["name"] == name
+    assert ecs["@timestamp"] == format_ns(now) and ocsf["time"] == now // 1_000_000
+    assert ecs["source"]["geo"]["location"] == {"lat": -0.0, "lon": 9.5e-300}
+    rule = load_rule({"id": "odd-name", "name": "Odd", "source": "signinattempts", "match": {"target_user.name": name}})
+    assert [firing.event["uuid"] for firing in fire(rule, [served])] == [served["uuid"]]
