@@ -69,3 +69,28 @@ def test_admin_and_ingest_errors_echo_a_bounded_excerpt(server: LiveServer) -> N
         "/api/ingest/v2/signinattempts", headers={**bearer(key), "Content-Encoding": long_ref}, content=b"[]"
     )
     assert "Content-Encoding 'xxx" in _bounded(error_message(response, 400))
+
+
+def test_field_names_in_errors_are_bounded_too(server: LiveServer) -> None:
+    """A field path names what was sent too: a 20,000-character unknown field, a key written twice
+    or a field name holding NUL came back whole, twice (message and details), in the 400."""
+    site = Site(server)
+    key = server.ingest_key(site.account)
+    event = {"uuid": "A" * 26, "timestamp": "2024-01-01T00:00:00Z", "category": "success", "type": "credentials_ok"}
+    long_name = "x" * HUGE
+    bodies = [
+        orjson.dumps([{**event, long_name: 1}]),
+        orjson.dumps([{**event, "client": {long_name: 1}}]),
+        orjson.dumps([event])[:-2] + b',"%s":1,"%s":2}]' % (long_name.encode(), long_name.encode()),
+    ]
+    for body in bodies:
+        response = server.http.post("/api/ingest/v2/signinattempts", headers=bearer(key), content=body)
+        assert response.status_code == 400, response.text[:200]
+        assert len(response.content) <= 2 * LONGEST_MESSAGE, response.text[:200]
+        assert "x" * EXCERPT not in response.text, response.text[:200]
+    body = b'{"type":"splunk","name":"n","%s":1,"%s":2}' % (long_name.encode(), long_name.encode())
+    response = site.call(site.owner, "POST", site.path("/integrations"), content=body)
+    assert "appears twice" in _bounded(error_message(response, 400))
+    body = orjson.dumps({"type": "splunk", "name": "n", "y" * HUGE + "\u0000": 1})
+    response = site.call(site.owner, "POST", site.path("/integrations"), content=body)
+    assert "NUL" in _bounded(error_message(response, 400).replace("y", "x"))

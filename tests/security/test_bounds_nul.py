@@ -96,8 +96,8 @@ def test_the_writer_refuses_nul_and_lone_surrogates_on_every_path(tmp_path: Path
             ({"x\u0000y": 1}, "target_user.name.x\x00y"),
             # nested past the 64 levels a field path names: found all the same (once a mirrored
             # event's lone surrogate there escaped as a TypeError, and a NUL was not looked for)
-            (_nested(100, "Ada\ud800"), "target_user.name" + ".x" * 62),
-            (_nested(100, f"Ada{NUL}"), "target_user.name" + ".x" * 62),
+            (_nested(100, "Ada\ud800"), ("target_user.name" + ".x" * 62)[:57] + "..."),
+            (_nested(100, f"Ada{NUL}"), ("target_user.name" + ".x" * 62)[:57] + "..."),
         ):
             event = failed_signin(server.clock())
             event["target_user"]["name"] = bad

@@ -23,7 +23,7 @@ from siemgate.api.errors import error_body
 from siemgate.config import Settings
 from siemgate.errors import ClientGone, PayloadTooLarge
 from siemgate.model.json_keys import find_repeated_key, may_repeat_keys
-from siemgate.model.text import find_unstorable, may_hold_unstorable_json
+from siemgate.model.text import excerpt, excerpt_path, find_unstorable, may_hold_unstorable_json
 
 INGEST_PREFIX = "/api/ingest/"
 EVENTS_PREFIXES = ("/api/v1/", "/api/v2/", "/api/auth/", "/api/siemgate/")
@@ -169,7 +169,7 @@ def _unstorable_field(scope: Scope, body: bytes) -> str | None:
     if found is None:
         return None
     field, problem = found
-    return f"{field}: {problem}" if field else f"the body {problem}"
+    return f"{excerpt_path(field)}: {problem}" if field else f"the body {problem}"
 
 
 def _repeated_key(scope: Scope, body: bytes) -> str | None:
@@ -189,8 +189,8 @@ def _repeated_key(scope: Scope, body: bytes) -> str | None:
     if found is None:
         return None
     return (
-        f"the key {found.key!r} appears twice in one object (at {found.field()}): JSON parsers differ on which"
-        " value they keep; send it once"
+        f"the key {excerpt(found.key)} appears twice in one object (at {excerpt_path(found.field())}):"
+        " JSON parsers differ on which value they keep; send it once"
     )
 
 

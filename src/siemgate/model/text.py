@@ -27,6 +27,12 @@ def excerpt(value: Any) -> str:
     return text if len(text) <= EXCERPT else text[: EXCERPT - 3] + "..."
 
 
+def excerpt_path(path: str) -> str:
+    """A field path as an error message shows it: at most EXCERPT characters ("..." ending a cut
+    one), so that a megabyte-long field name is not sent back."""
+    return path if len(path) <= EXCERPT else path[: EXCERPT - 3] + "..."
+
+
 def unstorable(text: str) -> str | None:
     """What is wrong with `text` (a sentence to show), or None when every backend can store it."""
     found = _UNSTORABLE.search(text)

@@ -26,7 +26,7 @@ from siemgate.model import events
 from siemgate.model.enums import SIGNIN_TYPE_ALIASES
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.model.text import excerpt
+from siemgate.model.text import excerpt, excerpt_path
 from siemgate.model.timestamps import EXAMPLE, TimestampError, format_ns, parse_canonical_ns, parse_stored_ns
 
 SHAPES: dict[Feature, type] = {
@@ -226,7 +226,7 @@ def _field_of(err: Any) -> tuple[int, tuple[str, ...], bool]:
 
 def _issue_from_pydantic(feature: Feature, err: Any) -> Issue:
     index, parts, union = _field_of(err)
-    path = ".".join(parts)
+    path = excerpt_path(".".join(parts))
     if union:
         return Issue(index, path, f"expected a JSON number (got {excerpt(err.get('input'))})")
     kind = err["type"]

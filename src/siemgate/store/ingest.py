@@ -20,7 +20,7 @@ from siemgate.model.encoding import encode_event
 from siemgate.model.facets import extract_facets
 from siemgate.model.features import Feature
 from siemgate.model.json_keys import RepeatedKey, find_repeated_key, may_repeat_keys
-from siemgate.model.text import find_unstorable, may_hold_unstorable_json
+from siemgate.model.text import excerpt, excerpt_path, find_unstorable, may_hold_unstorable_json
 from siemgate.model.validation import InvalidEvents, validate_events
 from siemgate.store.base import Store
 from siemgate.store.records import InsertResult, NewEvent
@@ -124,7 +124,7 @@ class EventWriter:
             else:  # NUL is written escaped (a backslash is rare: one memchr); a match needs the exact search
                 found = find_unstorable(event) if b"\\" in body and b"\\u0000" in body else None
             if found is not None:
-                refused.append({"index": index, "field": found[0], "message": found[1]})
+                refused.append({"index": index, "field": excerpt_path(found[0]), "message": found[1]})
             elif len(body) > self.max_event_bytes:
                 refused.append(
                     {
@@ -228,9 +228,10 @@ def _refuse_repeated_key(text: bytes, data: dict[str, Any] | list[Any]) -> None:
         return
     page = isinstance(data, dict) and isinstance(data.get("items"), list)
     if page and (not found.path or found.path[0] != "items"):
+        where = f" at {excerpt_path(found.field())}" if found.path else ""
         raise BadRequest(
-            f"the page has the key {found.key!r} twice{' at ' + found.field() if found.path else ''}: JSON parsers"
-            " differ on which value they keep; send each key once"
+            f"the page has the key {excerpt(found.key)} twice{where}: JSON parsers differ on which value they keep;"
+            " send each key once"
         )
     if isinstance(data, list) or page:
         at = 1 if page else 0
@@ -240,7 +241,8 @@ def _refuse_repeated_key(text: bytes, data: dict[str, Any] | list[Any]) -> None:
 
 
 def _repeated(index: int, found: RepeatedKey, field: str, where: str) -> InvalidEventBatch:
-    message = f"the key {found.key!r} appears twice in one object: JSON parsers differ on which value they keep;"
+    field = excerpt_path(field)
+    message = f"the key {excerpt(found.key)} appears twice in one object: JSON parsers differ on which value they keep;"
     message += " send it once"
     return InvalidEventBatch(
         f"1 problem(s) in the batch, nothing was stored: event {index}{' (' + where + ')' if where else ''},"
