@@ -305,6 +305,35 @@ def test_rule_yaml_with_a_key_twice_is_refused_and_merge_keys_still_work() -> No
     assert parse_rules_text(overridden)[0].match == {"category": "success"}
 
 
+@pytest.mark.parametrize(
+    ("value", "reading"),
+    [
+        ("NO", "a boolean"),
+        ("on", "a boolean"),
+        ("Off", "a boolean"),
+        ("0777", "the number 511"),
+        ("1:30", "the number 90"),
+    ],
+)
+def test_rule_yaml_scalars_yaml_versions_read_differently_must_be_quoted(value: str, reading: str) -> None:
+    """`country: NO` was the boolean false to PyYAML (YAML 1.1), a rule that never matched Norway,
+    and the text NO to YAML 1.2 parsers: such plain values are refused, asking for quotes."""
+    rule = f"id: r\nname: R\nsource: signinattempts\nmatch: {{country: {value}}}\n"
+    with pytest.raises(RuleError, match=f"the plain value '{value}' is read as {reading} by YAML 1.1 parsers"):
+        parse_rules_text(rule)
+    sigma = SIGMA_TWICE.replace("  selection: {category: credentials_failed}\n", "").replace(
+        "category: success", f"country: {value}"
+    )
+    with pytest.raises(RuleError, match=f"quote it \\('{value}'\\)"):
+        parse_rules_text(sigma)
+    [quoted] = parse_rules_text(rule.replace(value, f"'{value}'"))
+    assert quoted.match == {"country": value}
+    [plain] = parse_rules_text(
+        "id: r\nname: R\nsource: auditevents\nenabled: True\nmatch: {aux_id: [0, 12, -3, 0x1F]}\n"
+    )
+    assert plain.enabled is True and plain.match == {"aux_id": [0, 12, -3, 31]}
+
+
 # --- Events API requests: read as 1Password's server (Go) reads them -----------------------------
 
 
