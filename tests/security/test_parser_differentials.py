@@ -377,6 +377,13 @@ def test_an_events_api_request_with_a_key_twice_is_read_with_the_last_value(serv
         (b'{"cursor":5}', 400, "cursor must be the string"),
         (b'{"cursor":"a\\u0000"}', 400, "cursor is malformed"),
         (b'{"x":' * 5000 + b"1" + b"}" * 5000, 400, "depth limit"),
+        # What Go's encoding/json (1Password's server) reads, replacing it with U+FFFD: a lone
+        # surrogate escape or invalid UTF-8 is ignored in an unknown key, a 400 in a known one.
+        (b'{"limit":1,"note":"\\ud800"}', 200, ""),
+        (b'{"limit":1,"note":"caf\xe9"}', 200, ""),
+        (b'{"cursor":"\\ud800"}', 400, "cursor is malformed"),
+        (b'{"start_time":"2024\xff"}', 400, "start_time: "),
+        (b'{"limit":NaN,"note":"\xe9"}', 400, "not valid JSON"),
     ],
 )
 def test_events_api_bodies_of_the_wrong_shape_are_refused_saying_what_to_send(

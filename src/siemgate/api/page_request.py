@@ -9,6 +9,7 @@ first (1970), `end_time` before `start_time`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +43,7 @@ def parse_page_request(body: bytes) -> ResetRequest | CursorRequest:
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(
-            f'Bad Request: the body is not valid JSON ({exc}); send {{}} to start, or {{"cursor": "..."}}'
-        ) from None
+        data = _loads_as_go(text, exc)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -58,6 +57,24 @@ def parse_page_request(body: bytes) -> ResetRequest | CursorRequest:
     if start is not None and end is not None and end < start:
         raise BadRequest("Bad Request: end_time is before start_time; swap them or leave end_time out")
     return ResetRequest(_limit(data.get("limit")), start, end)
+
+
+def _loads_as_go(text: bytes, exc: orjson.JSONDecodeError) -> Any:
+    """JSON orjson refuses only for its text: invalid UTF-8 or a lone surrogate escape (`\\ud800`),
+    which Go's encoding/json (1Password's server) reads, replacing them with U+FFFD. Read the same
+    way here, so such text in a key siemgate ignores is ignored; in `cursor` or a time it is a 400
+    as any other bad value. Raises BadRequest (orjson's message) for anything else."""
+    refused = BadRequest(f'Bad Request: the body is not valid JSON ({exc}); send {{}} to start, or {{"cursor": "..."}}')
+    if "surrogate" not in exc.msg and "UTF-8" not in exc.msg:
+        raise refused from None
+    try:
+        return json.loads(text.decode("utf-8", "replace"), parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise refused from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _limit(value: Any) -> int:
