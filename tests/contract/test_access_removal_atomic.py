@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyotp
 import pytest
 
-from siemgate.accounts.actor import CLI
+from siemgate.accounts.actor import CLI, Actor
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.errors import SiemgateError
 from siemgate.model.ids import new_id
+from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.services import Services
 from siemgate.store.base import Store, User
 from siemgate.store.records import Session
@@ -101,3 +103,59 @@ def test_a_password_change_ends_the_other_sessions_in_its_transaction(store: Sto
     assert _access(store, user) == before, "a fault left a new password beside the sessions of the old one"
     assert services.personal.change_password(CLI, user, PASSWORD, "a brand new long passphrase") == 1
     assert _access(store, user)[2] == 0
+
+
+def _sessions(store: Store, user: User) -> list[str]:
+    """The ids of the person's console sessions."""
+    return [r[0] for r in store._select("SELECT id FROM sessions WHERE user_id = ? ORDER BY id", (user.id,))]
+
+
+def _two_factor(store: Store, user: User) -> tuple[bool, int]:
+    """(two-factor on, recovery codes left) of the person."""
+    enrolment = store.get_two_factor(user.id)
+    return enrolment is not None and enrolment.enabled_at is not None, store.recovery_codes_left(user.id)
+
+
+def _confirm(services: Services, user: User, secret: str, keep: str | None) -> list[str]:
+    """The person turns two-factor on with the current code, from their console session `keep`
+    (None: with an API key)."""
+    actor = Actor(user=user, via="session", credential_id=keep) if keep else Actor(user=user, via="api_key")
+    code = pyotp.TOTP(secret).at(T0 // NS_PER_SECOND)
+    return services.personal.confirm_two_factor(actor, user, code, PASSWORD)
+
+
+def test_turning_two_factor_on_ends_the_other_sessions_in_its_transaction(store: Store, services: Services) -> None:
+    """The reason to turn two-factor on is often a session someone else holds: no fault leaves
+    two-factor on (without recovery codes, or) beside a session opened with the password alone."""
+    _, user = _person_with_access(services)
+    [own] = _sessions(store, user)
+    store.create_session(Session(new_id(), user.id, new_id(), "csrf", T0, T0 + DAY, T0))  # a thief's
+    secret = services.personal.begin_two_factor(user).secret
+    before = (_access(store, user), _two_factor(store, user))
+    _refuse(store, "sessions", "DELETE", True)
+    with pytest.raises(SiemgateError):
+        _confirm(services, user, secret, own)
+    _refuse(store, "sessions", "DELETE", False)
+    assert (_access(store, user), _two_factor(store, user)) == before, "a fault left two-factor on beside a session"
+    assert len(_confirm(services, user, secret, own)) == 10
+    assert _two_factor(store, user) == (True, 10)
+    assert _sessions(store, user) == [own]
+
+
+def test_a_two_factor_reset_ends_keys_and_sessions_in_its_transaction(store: Store, services: Services) -> None:
+    """The operator's reset (a lost phone: perhaps a stolen one) turns two-factor off only with
+    every key and session of the person ended."""
+    _, user = _person_with_access(services)
+    secret = services.personal.begin_two_factor(user).secret
+    _confirm(services, user, secret, None)
+    store.create_session(Session(new_id(), user.id, new_id(), "csrf", T0, T0 + DAY, T0))
+    before = (_access(store, user), _two_factor(store, user))
+    assert before == ((1, 1, 1, before[0][3]), (True, 10))
+    _refuse(store, "api_keys", "UPDATE", True)
+    with pytest.raises(SiemgateError):
+        services.personal.reset_two_factor(CLI, user)
+    _refuse(store, "api_keys", "UPDATE", False)
+    assert (_access(store, user), _two_factor(store, user)) == before, "a fault left two-factor off beside a key"
+    reset = services.personal.reset_two_factor(CLI, user)
+    assert (len(reset.revoked_api_keys), reset.ended_sessions) == (1, 1)
+    assert (_access(store, user)[1:3], _two_factor(store, user)) == ((0, 0), (False, 0))

@@ -55,14 +55,18 @@ def test_totp_steps_and_recovery_codes_are_used_once(store: Store) -> None:
     user = store.create_user(new_id(), f"t-{new_id()[:6]}@example.com", "T", None, None, 0)
     assert store.get_two_factor(user.id) is None
     store.begin_two_factor(user.id, "sealed-1", 1)
-    assert not store.use_totp_step(user.id, 10, 2)  # not enabled yet
-    assert store.use_totp_step(user.id, 10, 2, enable=True)
+    assert not store.use_totp_step(user.id, 10)  # not enabled yet
+    assert store.enable_two_factor(user.id, "sealed-0", 10, 2, ["x"]) is None  # a secret replaced since
+    assert store.get_two_factor(user.id).enabled_at is None  # type: ignore[union-attr]
+    assert store.enable_two_factor(user.id, "sealed-1", 10, 2, ["x"]) == 0
+    assert store.enable_two_factor(user.id, "sealed-1", 11, 2, ["y"]) is None  # already on
     enrolment = store.get_two_factor(user.id)
     assert enrolment is not None and (enrolment.enabled_at, enrolment.last_step) == (2, 10)
     with pytest.raises(Conflict):
         store.begin_two_factor(user.id, "sealed-2", 3)
-    assert not store.use_totp_step(user.id, 10, 3) and not store.use_totp_step(user.id, 9, 3)
-    assert store.use_totp_step(user.id, 11, 3)
+    assert store.recovery_codes_left(user.id) == 1
+    assert not store.use_totp_step(user.id, 10) and not store.use_totp_step(user.id, 9)
+    assert store.use_totp_step(user.id, 11)
     store.replace_recovery_codes(user.id, ["a", "b", "c"], 4)
     assert store.use_recovery_code(user.id, "b", 5) and not store.use_recovery_code(user.id, "b", 6)
     assert not store.use_recovery_code(user.id, "zzz", 6)
@@ -83,13 +87,17 @@ def test_account_policy_and_revoking_every_credential(store: Store) -> None:
     for key in keys:
         store.create_api_key(key)
     store.revoke_api_key(user.id, keys[0].id, 1)
-    assert store.revoke_credentials(user.id, 2).api_keys == sorted(k.id for k in keys[1:])
-    assert all(k.revoked_at is not None for k in store.list_api_keys(user.id))
     sessions = [Session(new_id(), user.id, new_id(), "csrf", 0, DAY, 0) for _ in range(3)]
     for session in sessions:
         store.create_session(session)
     assert store.end_sessions(user.id, keep=sessions[0].id) == 2
-    assert store.end_sessions(user.id) == 1
+    assert store.reset_two_factor(user.id, 2) is None  # no two-factor: nothing revoked
+    assert any(k.revoked_at is None for k in store.list_api_keys(user.id))
+    store.begin_two_factor(user.id, "sealed", 2)
+    ended = store.reset_two_factor(user.id, 2)
+    assert ended is not None and (ended.api_keys, ended.sessions) == (sorted(k.id for k in keys[1:]), 1)
+    assert all(k.revoked_at is not None for k in store.list_api_keys(user.id))
+    assert store.get_two_factor(user.id) is None
 
 
 def test_bounded_creates_count_only_live_rows_and_write_nothing_past_the_bound(store: Store) -> None:

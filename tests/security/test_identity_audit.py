@@ -324,7 +324,7 @@ def _carry_out_everything(tenants: Tenants, tmp_path: Path) -> Scenario:
     tenants.services.personal.begin_two_factor(olga)
     two_factor = tenants.services.store.get_two_factor(olga.id)
     assert two_factor is not None
-    tenants.services.store.use_totp_step(olga.id, 1, 1, enable=True)
+    tenants.services.store.enable_two_factor(olga.id, two_factor.secret, 1, 1, [])
     cli("user reset-two-factor", olga.email, kind=("disblmfa", "user"))
     cli("user remove", olga.email, *bb, kind=("delete", "user"))
     cli("alerts load", str(rule_file), *bb, kind=("create", "report"))

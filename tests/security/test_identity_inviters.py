@@ -5,6 +5,7 @@ operator's invitations (no inviting person) stay valid. Everything goes through 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -134,3 +135,28 @@ def test_an_invitation_revoked_while_someone_joins_leaves_no_person_behind(tenan
     monkeypatch.setattr(store, "invitations_for", read)
     assert "no pending invitation" in error(_join(tenants, sock, invitation["code"]), 404)
     assert _statuses(tenants)[sock] == "revoked"
+
+
+def test_removing_a_person_revokes_the_invitations_addressed_to_them(tenants: Tenants) -> None:
+    """Kim was invited to Acme and added directly before she answered; removed from Acme (while
+    still in Bolt, so her key lives on), she must not walk back in with that invitation's code. It
+    is revoked in the removal's transaction and recorded; inviting her again is still possible,
+    deliberately, and works."""
+    kim_email = f"kim@acme-{tenants.tag}.example"
+    first = _invite(tenants, tenants.alice, kim_email, "administrator")
+    kim = tenants.person(tenants.a, kim_email, "member")  # the operator adds her meanwhile
+    tenants.services.store.add_member(tenants.b.id, kim.user.id, "member", tenants.server.clock())
+    ok(tenants.call(tenants.alice, "DELETE", f"/accounts/{tenants.a.uuid}/members/{kim_email}"), 204)
+    assert _statuses(tenants)[kim_email] == "revoked"
+    assert ok(tenants.call(kim, "GET", "/me/invitations")) == []
+    accept = f"/me/invitations/{first['id']}/accept"
+    error(tenants.call(kim, "POST", accept, json={"code": first["code"]}), 404)
+    assert [m.account_id for m in tenants.services.store.list_memberships(kim.user.id)] == [tenants.b.id]
+    events = tenants.events(tenants.a)
+    trail = [(e["action"], e["object_type"], e.get("object_uuid")) for e in events]
+    removal = trail.index(("delete", "user", kim.user.uuid))
+    revoked = trail.index(("revoke", "invite", first["id"]), removal)
+    assert json.loads(events[revoked]["aux_info"]) == {"email": kim_email, "role": "administrator"}
+    again = _invite(tenants, tenants.alice, kim_email, "member")
+    ok(tenants.call(kim, "POST", f"/me/invitations/{again['id']}/accept", json={"code": again["code"]}))
+    assert tenants.services.store.get_member(tenants.a.id, kim.user.id).role == "member"

@@ -229,7 +229,8 @@ class PeopleService:
         return updated
 
     def remove_member(self, actor: Actor, account: Account, ref: str) -> None:
-        """Remove a member; their pending invitations to the account are revoked with them. Removed
+        """Remove a member; their pending invitations to the account, and those addressed to them
+        (a code sent before is no way back in; a new invitation is), are revoked with them. Removed
         from their last account, the person's console sessions end and their personal API keys are
         revoked too (they may sign in again): whoever removes someone expects them out, with a
         copied cookie and a script's key, not back in with the old key when they join elsewhere."""

@@ -150,10 +150,6 @@ class PersonalService:
         )
         return reset
 
-    def _revoke_everything(self, user: User) -> Reset:
-        ended = self.store.revoke_credentials(user.id, self.clock())
-        return Reset(ended.api_keys, ended.sessions)
-
     # two-factor ---------------------------------------------------------------------------------
     def begin_two_factor(self, user: User) -> Enrolment:
         """A new TOTP secret for the person's authenticator app; on once confirmed with a code."""
@@ -164,18 +160,21 @@ class PersonalService:
     def confirm_two_factor(self, actor: Actor, user: User, code: str, password: str) -> list[str]:
         """Turn two-factor on with a first code and the person's password (so that a session or key
         alone cannot lock the person out with an authenticator of its own); returns ten new
-        recovery codes (shown once). The person's other sessions end: every session left was
-        signed in with two factors."""
+        recovery codes (shown once). The person's other sessions end in the same transaction:
+        every session left was signed in with two factors."""
         self.check_current(actor, user, password)
         enrolment = self.store.get_two_factor(user.id)
         if enrolment is None or enrolment.enabled_at is not None:
             raise Conflict("start enrolment first (POST /api/admin/v1/me/two-factor)")
         step = totp.matching_step(self.box.open(enrolment.secret), code, self.clock() / NS_PER_SECOND)
-        if step is None or not self.store.use_totp_step(user.id, step, self.clock(), enable=True):
-            raise BadRequest("Bad Request: code: not the current code of your authenticator app; try the next one")
-        codes = self._new_codes(user)
+        codes = totp.new_recovery_codes()
         keep = actor.credential_id if actor.via == "session" else None
-        ended = self.store.end_sessions(user.id, keep=keep)
+        digests = [totp.recovery_digest(c) for c in codes]
+        ended = None
+        if step is not None:
+            ended = self.store.enable_two_factor(user.id, enrolment.secret, step, self.clock(), digests, keep=keep)
+        if ended is None:
+            raise BadRequest("Bad Request: code: not the current code of your authenticator app; try the next one")
         self.audit.record_for(
             user, actor, "enblmfa", "user", object_user=user, aux_info={"kind": "totp", "ended_sessions": ended}
         )
@@ -190,7 +189,7 @@ class PersonalService:
             used = self.store.use_recovery_code(user.id, totp.recovery_digest(code), self.clock())
             return "recovery code" if used else None
         step = totp.matching_step(self.box.open(enrolment.secret), code, self.clock() / NS_PER_SECOND)
-        if step is not None and self.store.use_totp_step(user.id, step, self.clock()):
+        if step is not None and self.store.use_totp_step(user.id, step):
             return "totp"
         return None
 
@@ -221,10 +220,11 @@ class PersonalService:
 
     def reset_two_factor(self, actor: Actor, user: User) -> Reset:
         """The operator turns a person's two-factor off (a lost phone): every API key and session
-        of theirs ends; they sign in with their password and enrol again."""
-        if not self.store.delete_two_factor(user.id):
+        of theirs ends in the same transaction; they sign in with their password and enrol again."""
+        ended = self.store.reset_two_factor(user.id, self.clock())
+        if ended is None:
             raise Conflict(f"{user.email} has no two-factor sign-in to reset")
-        reset = self._revoke_everything(user)
+        reset = Reset(ended.api_keys, ended.sessions)
         self.audit.record_for(
             user,
             actor,

@@ -101,13 +101,32 @@ def withdraw_invitations(
     `withdrawal` names; returns them as they were."""
     if not withdrawal.roles:
         return []
+    sent = f"invited_by = ? AND role IN ({sql._marks(len(withdrawal.roles))})"
+    return _revoke_pending(sql, conn, account_id, sent, (user_id, *withdrawal.roles), withdrawal)
+
+
+def revoke_addressed(
+    sql: SharedSQL, conn: Any, account_id: int, user_id: int, withdrawal: Withdrawal
+) -> list[Invitation]:
+    """Revoke, in the caller's transaction, the pending invitations to the account addressed to the
+    person's email (any case), at `withdrawal.now` by `withdrawal.by`: someone removed does not
+    come back with a code sent before; returns them as they were."""
+    [email] = conn.execute(sql._q("SELECT email FROM users WHERE id = ?"), (user_id,)).fetchone()
+    return _revoke_pending(sql, conn, account_id, sql.dialect.same_text("email"), (email,), withdrawal)
+
+
+def _revoke_pending(
+    sql: SharedSQL, conn: Any, account_id: int, where: str, params: tuple[Any, ...], withdrawal: Withdrawal
+) -> list[Invitation]:
+    """Revoke the account's pending, unexpired invitations that also match `where`; returns them
+    as they were."""
     rows = conn.execute(
         sql._q(
-            f"SELECT {_INVITATION} FROM invitations WHERE account_id = ? AND invited_by = ? AND status = 'pending'"
-            f" AND expires_at > ? AND role IN ({sql._marks(len(withdrawal.roles))}) ORDER BY created_at, id"
+            f"SELECT {_INVITATION} FROM invitations WHERE account_id = ? AND status = 'pending' AND expires_at > ?"
+            f" AND {where} ORDER BY created_at, id"
             + sql.dialect.for_update  # an accept or revoke at the same moment waits, or is waited for
         ),
-        (account_id, user_id, withdrawal.now, *withdrawal.roles),
+        (account_id, withdrawal.now, *params),
     ).fetchall()
     withdrawn = [Invitation(*r) for r in rows]
     if withdrawn:
@@ -261,36 +280,75 @@ class IdentityStore(SharedSQL):
                 self._q(f"INSERT INTO two_factor ({_TWO_FACTOR}) VALUES (?, ?, ?, NULL, NULL)"), (user_id, secret, now)
             )
 
-    def use_totp_step(self, user_id: int, step: int, now: int, *, enable: bool = False) -> bool:
+    def use_totp_step(self, user_id: int, step: int) -> bool:
         """Record that the code of time step `step` was used; False when that step (or a later one)
-        was already used (a replay). `enable` also confirms a pending enrolment."""
-        sql = "UPDATE two_factor SET last_step = ?" + (", enabled_at = ?" if enable else "")
-        params: tuple[Any, ...] = (step, now) if enable else (step,)
-        condition = " WHERE user_id = ? AND (last_step IS NULL OR last_step < ?)"
-        condition += " AND enabled_at IS NULL" if enable else " AND enabled_at IS NOT NULL"
-        [count] = self._run([(sql + condition, (*params, user_id, step))])
+        was already used (a replay), or two-factor is not on."""
+        [count] = self._run(
+            [
+                (
+                    "UPDATE two_factor SET last_step = ?"
+                    " WHERE user_id = ? AND (last_step IS NULL OR last_step < ?) AND enabled_at IS NOT NULL",
+                    (step, user_id, step),
+                )
+            ]
+        )
         return bool(count)
+
+    def enable_two_factor(
+        self, user_id: int, secret: str, step: int, now: int, digests: Sequence[str], *, keep: str | None = None
+    ) -> int | None:
+        """Confirm the person's pending enrolment of `secret` (sealed, as stored: a new enrolment
+        begun since the code was checked is not confirmed) with the code of time step `step`, replace their
+        recovery codes with `digests`, and end their console sessions but `keep`, in one
+        transaction: no fault leaves two-factor on without its recovery codes, or beside a session
+        signed in with the password alone. Returns how many sessions ended; None, writing nothing,
+        when no enrolment of `secret` is pending or the step was already used (a replay)."""
+        with self._tx() as conn:
+            enabled = conn.execute(
+                self._q(
+                    "UPDATE two_factor SET last_step = ?, enabled_at = ? WHERE user_id = ? AND secret = ?"
+                    " AND (last_step IS NULL OR last_step < ?) AND enabled_at IS NULL"
+                ),
+                (step, now, user_id, secret, step),
+            )
+            if enabled.rowcount == 0:
+                return None
+            self._replace_codes(conn, user_id, digests, now)
+            return end_credentials(self, conn, user_id, keep=keep).sessions
 
     def delete_two_factor(self, user_id: int) -> bool:
         """Turn two-factor off and drop the recovery codes; False when it was not on."""
-        counts = self._run(
-            [
-                ("DELETE FROM two_factor WHERE user_id = ?", (user_id,)),
-                ("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,)),
-            ]
-        )
-        return bool(counts[0])
+        with self._tx() as conn:
+            return self._delete_two_factor(conn, user_id)
+
+    def reset_two_factor(self, user_id: int, now: int) -> CredentialsEnded | None:
+        """Turn the person's two-factor off, drop their recovery codes, revoke their live API keys
+        and end all their console sessions, in one transaction: no fault leaves a key or session
+        alive that whoever holds the person's authenticator (a stolen phone) may have opened.
+        None, writing nothing, when two-factor was not on or pending."""
+        with self._tx() as conn:
+            if not self._delete_two_factor(conn, user_id):
+                return None
+            return end_credentials(self, conn, user_id, revoke_keys_at=now)
+
+    def _delete_two_factor(self, conn: Any, user_id: int) -> bool:
+        deleted = conn.execute(self._q("DELETE FROM two_factor WHERE user_id = ?"), (user_id,)).rowcount
+        conn.execute(self._q("DELETE FROM recovery_codes WHERE user_id = ?"), (user_id,))
+        return bool(deleted)
 
     def replace_recovery_codes(self, user_id: int, digests: Sequence[str], now: int) -> None:
-        statements: list[tuple[str, Sequence[Any]]] = [("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))]
-        statements += [
-            (
-                "INSERT INTO recovery_codes (user_id, code_sha256, created_at, used_at) VALUES (?, ?, ?, NULL)",
+        with self._tx() as conn:
+            self._replace_codes(conn, user_id, digests, now)
+
+    def _replace_codes(self, conn: Any, user_id: int, digests: Sequence[str], now: int) -> None:
+        conn.execute(self._q("DELETE FROM recovery_codes WHERE user_id = ?"), (user_id,))
+        for digest in digests:
+            conn.execute(
+                self._q(
+                    "INSERT INTO recovery_codes (user_id, code_sha256, created_at, used_at) VALUES (?, ?, ?, NULL)"
+                ),
                 (user_id, digest, now),
             )
-            for digest in digests
-        ]
-        self._run(statements)
 
     def use_recovery_code(self, user_id: int, digest: str, now: int) -> bool:
         """Mark an unused recovery code used; False when it is unknown or was used before."""
@@ -324,13 +382,7 @@ class IdentityStore(SharedSQL):
             ]
         )
 
-    # every credential of a person ---------------------------------------------------------------
-    def revoke_credentials(self, user_id: int, now: int) -> CredentialsEnded:
-        """Revoke every live personal API key of the person, and end their console sessions, in one
-        transaction; returns the keys' ids and how many sessions ended."""
-        with self._tx() as conn:
-            return end_credentials(self, conn, user_id, revoke_keys_at=now)
-
+    # sessions -----------------------------------------------------------------------------------
     def end_sessions(self, user_id: int, *, keep: str | None = None) -> int:
         """Delete the person's console sessions (all, or all but `keep`); returns how many."""
         with self._tx() as conn:

@@ -20,6 +20,7 @@ from siemgate.store.shared.identity import (
     Withdrawal,
     accept_invitation,
     end_credentials,
+    revoke_addressed,
     withdraw_invitations,
 )
 
@@ -197,13 +198,16 @@ class AccountStore(SharedSQL):
         """Run `sql` on one membership and revoke the invitations `withdrawal` names, then check
         that the account still has an owner; returns the invitations revoked. The account's row is
         locked first (where rows are locked), so two concurrent changes cannot both remove the last
-        owner. With `removed` (a removal), a person left in no account has their sessions ended and
-        API keys revoked in the same transaction, and what ended is appended to it."""
+        owner. With `removed` (a removal), the pending invitations to the account addressed to the
+        person are revoked too, and a person left in no account has their sessions ended and API
+        keys revoked, in the same transaction; what ended is appended to `removed`."""
         with self._tx() as conn:
             self._lock(conn, "accounts", account_id)
             if conn.execute(self._q(sql), params).rowcount == 0:
                 raise NotFound("this person is not a member of the account")
             withdrawn = withdraw_invitations(self, conn, account_id, user_id, withdrawal)
+            if removed is not None:
+                withdrawn += revoke_addressed(self, conn, account_id, user_id, withdrawal)
             owners = conn.execute(
                 self._q("SELECT count(*) FROM memberships WHERE account_id = ? AND role = 'owner'"), (account_id,)
             ).fetchone()[0]
@@ -238,7 +242,8 @@ class AccountStore(SharedSQL):
         self, account_id: int, user_id: int, withdrawal: Withdrawal
     ) -> tuple[list[Invitation], CredentialsEnded | None]:
         """Remove a membership atomically with the withdrawal of the person's invitations it
-        names and, when it was the person's last account, with the end of their console sessions
+        names, the revocation of the pending invitations to the account addressed to them and,
+        when it was the person's last account, with the end of their console sessions
         and the revocation of their API keys (at `withdrawal.now`); returns the invitations revoked
         and what ended (None: the person is still in another account). Conflict if the account
         would be left without an owner, NotFound if not a member (nothing changes)."""
