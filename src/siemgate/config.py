@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         description="A console session ends this many hours after sign-in, however busy (the person signs in"
         " again); at most 720 (30 days). 12 is NIST SP 800-63B's AAL2 reauthentication period.",
     )
+    console_idle_minutes: int = Field(
+        30,
+        ge=5,
+        le=43_200,
+        description="A console session not used for this many minutes ends (the person signs in again); 5 to"
+        " 43200, and at most console_session_hours. 30 is NIST SP 800-63B's AAL2 inactivity limit.",
+    )
     admin_queries_per_account: int = Field(
         2,
         ge=1,
@@ -276,6 +283,16 @@ class Settings(BaseSettings):
     @classmethod
     def _address(cls, value: str | None) -> str | None:
         return None if value is None else parse_address(value).url
+
+    @model_validator(mode="after")
+    def _idle_within_lifetime(self) -> Settings:
+        if self.console_idle_minutes > self.console_session_hours * 60:
+            raise ValueError(
+                f"console_idle_minutes {self.console_idle_minutes} is longer than console_session_hours"
+                f" {self.console_session_hours} ({self.console_session_hours * 60} minutes), so it would never"
+                " apply; lower console_idle_minutes or raise console_session_hours"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_address(self) -> Settings:

@@ -613,9 +613,10 @@ def test_five_failed_sign_ins_rate_limit_the_email_even_with_the_right_password(
 
 
 def test_a_console_session_ends_after_12_idle_hours(make_server: Callable[..., LiveServer]) -> None:
-    """With a lifetime longer than 12 hours (console_session_hours), a use extends the session by
-    12 hours, up to its lifetime (tests/security/test_console_sessions.py)."""
-    site = Site(make_server(console_session_hours=48))
+    """With a lifetime longer than 12 hours (console_session_hours) and an idle limit of 12 hours
+    (console_idle_minutes), a use extends the session by 12 hours, up to its lifetime
+    (tests/security/test_console_sessions.py)."""
+    site = Site(make_server(console_session_hours=48, console_idle_minutes=720))
     site.set_password(site.owner.user)
     with httpx.Client(base_url=site.server.base_url) as browser:
         ok(browser.post(f"{ADMIN}/session", json={"email": site.owner.email, "password": PASSWORD}))

@@ -105,17 +105,22 @@ def test_signing_out_everywhere_from_the_security_page(browser: Browser, tls_ser
             context.close()
 
 
-def test_a_page_open_past_the_lifetime_goes_to_sign_in_and_back(browser: Browser, tls_server: LiveServer) -> None:
-    """The 12-hour lifetime ends a session however busy: the next thing the page does (a button's
-    API call answered 401) takes the person to the sign-in page, which brings them back."""
+def test_a_page_left_idle_goes_to_sign_in_and_back(browser: Browser, tls_server: LiveServer) -> None:
+    """A session ends after 30 idle minutes (and 12 hours after sign-in however busy): the next
+    thing the page does (a button's API call answered 401) takes the person to the sign-in page,
+    which brings them back. A use before then extends it."""
     context = browser.new_context(ignore_https_errors=True)
     try:
         page = context.new_page()
         _sign_in(page, tls_server, "victim@tls.example")
-        tls_server.clock.advance(6 * 3600)
-        page.reload()  # in use: before, each use slid the expiry 12 hours on
+        tls_server.clock.advance(20 * 60)
+        page.reload()  # in use: the session lasts 30 minutes from here
         page.wait_for_selector("body[data-loaded=true]")
-        tls_server.clock.advance(6 * 3600)
+        tls_server.clock.advance(20 * 60)
+        page.reload()  # 40 minutes after sign-in, 20 after the last use: still signed in
+        page.wait_for_selector("body[data-loaded=true]")
+        expect(page).to_have_url(f"{tls_server.base_url}/console/security")
+        tls_server.clock.advance(31 * 60)
         page.get_by_role("button", name="Turn on").click()
         expect(page).to_have_url(re.compile(r"/console/sign-in\?next=%2Fconsole%2Fsecurity$"))
         page.get_by_label("Email").fill("victim@tls.example")

@@ -15,6 +15,9 @@ import pytest
 
 from siemgate.accounts.actor import CLI
 from siemgate.accounts.views import when
+from siemgate.auth.sessions import SessionService
+from siemgate.config import load_settings
+from siemgate.errors import ConfigError, Unauthorized
 from siemgate.model.timestamps import parse_ns
 from support.stores import BOTH_BACKENDS
 
@@ -24,6 +27,7 @@ server_backend = BOTH_BACKENDS  # sessions are shared SQL: run on SQLite and Pos
 
 COOKIE, HOST_COOKIE = "siemgate_session", "__Host-siemgate_session"  # the names browsers hold
 HOUR = 3600
+MINUTE = 60
 NS = 1_000_000_000
 
 
@@ -52,17 +56,14 @@ def _set_cookie(response: httpx.Response) -> tuple[str, str, set[str]]:
 # the absolute lifetime ----------------------------------------------------------------------------
 def test_a_session_in_constant_use_ends_at_its_lifetime(tenants: Tenants) -> None:
     """A session used at least every 12 hours lived for ever (each use slid its expiry), so a
-    stolen cookie was good for ever. Now it ends 12 hours after sign-in, however busy, at the
-    `expires_at` the sign-in said; the console then shows the sign-in page."""
+    stolen cookie was good for ever. Now it ends 12 hours after sign-in, however busy (here used
+    every 20 minutes, within the idle limit); the console then shows the sign-in page."""
     clock = tenants.server.clock
-    with signed_in(tenants, tenants.adam.email) as (client, answer):
-        [session] = tenants.services.store._select("SELECT created_at FROM sessions WHERE user_id = ?",
-                                                   (tenants.adam.user.id,))  # fmt: skip
-        assert answer["expires_at"] == when(session[0] + 12 * HOUR * NS)  # the API's times are in seconds
-        for _ in range(11):
-            clock.advance(HOUR)
+    with signed_in(tenants, tenants.adam.email) as (client, _):
+        for _ in range(35):
+            clock.advance(20 * MINUTE)
             ok(client.get(f"{ADMIN}/me"))
-        clock.advance(HOUR - 30)
+        clock.advance(20 * MINUTE - 30)
         ok(client.get(f"{ADMIN}/me"))
         page = client.get("/console/security")
         assert page.status_code == 200
@@ -72,8 +73,50 @@ def test_a_session_in_constant_use_ends_at_its_lifetime(tenants: Tenants) -> Non
         assert page.status_code == 303 and page.headers["location"].startswith("/console/sign-in?next=")
 
 
+def test_a_session_left_idle_for_30_minutes_ends(tenants: Tenants) -> None:
+    """NIST SP 800-63B AAL2 (and ASVS 3.3.2) ask for reauthentication after 30 minutes of
+    inactivity. Before, the idle limit was the lifetime (12 hours): a cookie copied from a
+    browser left open was good for hours after its owner walked away. `expires_at` tells when
+    the session ends if unused; each use extends it."""
+    clock = tenants.server.clock
+    with signed_in(tenants, tenants.adam.email) as (client, answer):
+        [session] = tenants.services.store._select("SELECT created_at FROM sessions WHERE user_id = ?",
+                                                   (tenants.adam.user.id,))  # fmt: skip
+        assert answer["expires_at"] == when(session[0] + 30 * MINUTE * NS)  # the API's times are in seconds
+        clock.advance(29 * MINUTE)
+        ok(client.get(f"{ADMIN}/me"))  # a use extends it
+        clock.advance(29 * MINUTE)
+        ok(client.get(f"{ADMIN}/me"))
+        clock.advance(30 * MINUTE)
+        assert "expired" in error(client.get(f"{ADMIN}/me"), 401)
+        assert "expired" not in error(client.get(f"{ADMIN}/me"), 401)  # it is gone from the store
+
+
+def test_the_idle_limit_is_a_setting_and_lowering_it_ends_older_sessions(tenants: Tenants) -> None:
+    """The limit in force when a session is used is the one that counts, as for the lifetime: a
+    session signed in under a 12-hour idle limit ends after 30 idle minutes once it is lowered."""
+    store, clock = tenants.services.store, tenants.server.clock
+    before = SessionService(store, clock, idle_ns=12 * HOUR * NS)
+    signed = before.open(tenants.adam.user, "127.0.0.1", "test")
+    assert signed.session.expires_at == signed.session.created_at + 12 * HOUR * NS
+    clock.advance(31 * MINUTE)
+    before.authenticate(signed.cookie)  # 31 idle minutes were fine then
+    clock.advance(31 * MINUTE)
+    with pytest.raises(Unauthorized, match="expired"):
+        SessionService(store, clock, idle_ns=30 * MINUTE * NS).authenticate(signed.cookie)
+
+
+def test_the_idle_limit_is_validated_with_errors_that_say_what_to_fix(tmp_path: Any) -> None:
+    assert load_settings(data_dir=tmp_path).console_idle_minutes == 30
+    assert load_settings(data_dir=tmp_path, console_idle_minutes=720).console_idle_minutes == 720
+    with pytest.raises(ConfigError, match="console_idle_minutes: Input should be greater than or equal to 5"):
+        load_settings(data_dir=tmp_path, console_idle_minutes=1)
+    with pytest.raises(ConfigError, match="console_idle_minutes 90 is longer than console_session_hours 1 "):
+        load_settings(data_dir=tmp_path, console_session_hours=1, console_idle_minutes=90)
+
+
 def test_the_lifetime_is_a_setting_and_expires_at_tells_it(make_server: Any) -> None:
-    tenants = Tenants(make_server(console_session_hours=1))
+    tenants = Tenants(make_server(console_session_hours=1, console_idle_minutes=60))
     clock = tenants.server.clock
     with signed_in(tenants, tenants.adam.email) as (client, answer):
         signed_at = clock()

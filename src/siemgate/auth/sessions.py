@@ -21,8 +21,9 @@ from siemgate.store.base import Session, Store, User
 
 COOKIE = "siemgate_session"  # over plain http (the demo on loopback): browsers refuse __Host- without Secure
 HOST_COOKIE = f"__Host-{COOKIE}"  # over https: Secure, Path=/, no Domain, so no sibling host can set it
-IDLE_NS = 12 * 3600 * NS_PER_SECOND
+IDLE_NS = 30 * 60 * NS_PER_SECOND  # the default of the console_idle_minutes setting
 LIFETIME_NS = 12 * 3600 * NS_PER_SECOND  # the default of the console_session_hours setting
+TOUCH_NS = 60 * NS_PER_SECOND  # a session's last use is written at most this often
 MAX_SESSIONS = 100  # a person's sessions kept; signing in again signs the oldest out
 CHALLENGE_NS = 5 * 60 * NS_PER_SECOND
 _CHALLENGE_KEY = "signin-challenge-key"
@@ -51,14 +52,18 @@ class SessionService:
         clock: Callable[[], int],
         *,
         lifetime_ns: int = LIFETIME_NS,
+        idle_ns: int = IDLE_NS,
         public_https: bool = False,
     ) -> None:
-        """`lifetime_ns`: a session ends that long after sign-in, however busy. `public_https`:
+        """`lifetime_ns`: a session ends that long after sign-in, however busy. `idle_ns`: a
+        session ends when not used that long (measured from its last recorded use, which is
+        written at most once a minute). `public_https`:
         people reach the server over https (the public address says so), even when the request
         reaching this process is plain http from a TLS-terminating proxy."""
         self.store = store
         self.clock = clock
         self.lifetime_ns = lifetime_ns
+        self.idle_ns = idle_ns
         self.public_https = public_https
         self._challenge_key = store.secret(_CHALLENGE_KEY, secrets.token_bytes(32), clock())
 
@@ -76,9 +81,9 @@ class SessionService:
         return cookies.get(self.cookie(scheme).name) or None
 
     def _expiry(self, created_at: int, now: int) -> int:
-        """When a session made at `created_at` and last used `now` ends: idle for IDLE_NS, or its
-        lifetime after sign-in, whichever comes first."""
-        return min(now + IDLE_NS, created_at + self.lifetime_ns)
+        """When a session made at `created_at` and last used `now` ends: idle for `idle_ns`, or
+        its lifetime after sign-in, whichever comes first."""
+        return min(now + self.idle_ns, created_at + self.lifetime_ns)
 
     def person(self, email: str) -> User | None:
         """The person who signs in with this email (any case), or None. People sign in with their
@@ -148,17 +153,18 @@ class SessionService:
 
     # sessions -----------------------------------------------------------------------------------
     def authenticate(self, cookie: str) -> tuple[User, Session]:
-        """The person behind a session cookie; extends the session while idle, never past its
-        lifetime. Raises Unauthorized."""
+        """The person behind a session cookie; each use extends the session by the idle limit,
+        never past its lifetime. Both limits are those in force now, not at sign-in: lowering a
+        setting ends older sessions at once. Raises Unauthorized."""
         try:
             session = self.store.get_session_by_hash(token_digest(cookie))
         except NotFound:
             raise Unauthorized("Unauthorized: sign in again (the session is not known)") from None
         now = self.clock()
-        if now >= min(session.expires_at, session.created_at + self.lifetime_ns):
+        if now >= min(session.expires_at, self._expiry(session.created_at, session.last_seen_at)):
             self.store.delete_session(session.id)
             raise Unauthorized("Unauthorized: the session has expired; sign in again")
-        if now - session.last_seen_at > 60 * NS_PER_SECOND:
+        if now - session.last_seen_at > TOUCH_NS:
             self.store.touch_session(session.id, now, self._expiry(session.created_at, now))
         return self.store.get_user_by_id(session.user_id), session
 

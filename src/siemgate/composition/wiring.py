@@ -88,6 +88,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         store,
         clock,
         lifetime_ns=settings.console_session_hours * 3600 * NS_PER_SECOND,
+        idle_ns=settings.console_idle_minutes * 60 * NS_PER_SECOND,
         public_https=settings.address.scheme == "https",
     )
     limiter = SignInLimiter(settings.redis_url)
