@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -21,7 +21,16 @@ from siemgate.config import load_settings
 from siemgate.errors import ConfigError, Conflict, StoreError
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.store.base import AlertRuleRecord, ApiKey, IngestKey, NewEvent, Store, TokenRecord
+from siemgate.store.base import (
+    AlertRuleRecord,
+    ApiKey,
+    IngestKey,
+    NewEvent,
+    Session,
+    SignInProof,
+    Store,
+    TokenRecord,
+)
 from siemgate.store.errors import LimitReached
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.postgres.events import DAY, partition_name
@@ -417,3 +426,64 @@ def test_removing_an_inviter_does_not_overwrite_an_invitation_accepted_at_the_sa
     assert outcome == [[]], outcome  # nothing withdrawn: it was no longer pending
     [row] = pg._select("SELECT status, decided_by FROM invitations WHERE id = ?", (invitation.id,))
     assert tuple(row) == ("accepted", guest.id)
+
+
+def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Start `call` in a thread; its outcome (result or exception) lands in the list."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # reported by the caller's assertion
+            outcome.append(exc)
+
+    job = threading.Thread(target=run)
+    job.start()
+    return job, outcome
+
+
+def test_a_sign_in_recording_its_session_waits_for_a_password_change_and_then_sees_it(pg: PostgresStore) -> None:
+    """Several processes: a sign-in checked the old password while another process changes it
+    (password updated, sessions being ended, not committed). Recording its session waits for that
+    change and then refuses, rather than inserting a session the change's DELETE did not see."""
+    user = pg.create_user(new_id(), "ada@example.com", "Ada", "old-hash", None, T0)
+    session = Session(new_id(), user.id, new_id(), "csrf", T0, T0 + DAY, T0)
+    with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
+        other.execute("UPDATE users SET password_hash = 'new-hash' WHERE id = %s", (user.id,))
+        other.execute("DELETE FROM sessions WHERE user_id = %s", (user.id,))
+        job, outcome = _in_thread(lambda: pg.create_session(session, proof=SignInProof("old-hash", False)))
+        wait_for(
+            "the session to wait for the change, or to end",
+            lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(),
+            30,
+        )
+        other.commit()
+    job.join(30)
+    assert outcome == [False]
+    assert pg._select("SELECT count(*) FROM sessions WHERE user_id = ?", (user.id,)) == [(0,)]
+
+
+def test_turning_two_factor_on_waits_for_a_sign_in_recording_its_session_and_ends_it(pg: PostgresStore) -> None:
+    """The other order: a password-only sign-in is recording its session (person's row locked,
+    session inserted, not committed) when two-factor goes on. Ending the other sessions waits for
+    it, then ends that session too, rather than deleting before it is visible and leaving it."""
+    user = pg.create_user(new_id(), "ada@example.com", "Ada", "hash", None, T0)
+    pg.begin_two_factor(user.id, "sealed", T0)
+    with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
+        other.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user.id,))  # as create_session
+        other.execute(
+            "INSERT INTO sessions (id, user_id, token_sha256, csrf_token, created_at, expires_at, last_seen_at)"
+            " VALUES (%s, %s, %s, 'csrf', %s, %s, %s)",
+            (new_id(), user.id, new_id(), T0, T0 + DAY, T0),
+        )
+        job, outcome = _in_thread(lambda: pg.enable_two_factor(user.id, "sealed", 1, T0, ["digest"]))
+        wait_for(
+            "turning two-factor on to wait for the sign-in, or to end",
+            lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(),
+            30,
+        )
+        other.commit()
+    job.join(30)
+    assert outcome == [1]
+    assert pg._select("SELECT count(*) FROM sessions WHERE user_id = ?", (user.id,)) == [(0,)]

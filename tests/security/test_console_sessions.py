@@ -13,7 +13,7 @@ import httpx
 import pyotp
 import pytest
 
-from siemgate.accounts.actor import CLI
+from siemgate.accounts.actor import CLI, Actor
 from siemgate.accounts.views import when
 from siemgate.auth.sessions import SessionService
 from siemgate.config import load_settings
@@ -466,3 +466,60 @@ def test_the_persons_deletion_ends_their_sessions(tenants: Tenants) -> None:
         assert ok(deleted)["deleted"] == tenants.a.uuid
         error(alice.get(f"{ADMIN}/me"), 401)
         error(adam.get(f"{ADMIN}/me"), 401)
+
+
+def _changed_while_signing_in(tenants: Tenants, monkeypatch: Any, change: Any) -> None:
+    """Run `change()` once, in the middle of the next console sign-in: after its checks (the
+    password's a slow hash, so a real window), just before its session is recorded."""
+    store = tenants.services.store
+    record = store.create_session
+    done: list[bool] = []
+
+    def changed_then_recorded(*args: Any, **kwargs: Any) -> Any:
+        if not done:
+            done.append(True)
+            change()
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(store, "create_session", changed_then_recorded)
+
+
+def test_a_sign_in_under_way_when_the_password_changes_opens_no_session(tenants: Tenants, monkeypatch: Any) -> None:
+    """A thief with the old password signing in again and again (successful sign-ins are not
+    rate-limited) would have one in flight when the person changes it: its session was recorded
+    after the change ended the others, and lived on. Now the session is recorded only if the
+    password is still the one checked, in a transaction ordered with the change."""
+    adam = tenants.adam
+    me = Actor(adam.user, "api_key")
+    new = "the password after the theft"
+    _changed_while_signing_in(
+        tenants, monkeypatch, lambda: tenants.services.personal.change_password(me, adam.user, PASSWORD, new)
+    )
+    with httpx.Client(base_url=tenants.server.base_url) as thief:
+        message = error(thief.post(f"{ADMIN}/session", json={"email": adam.email, "password": PASSWORD}), 401)
+        assert "sign in again" in message, message
+        error(thief.get(f"{ADMIN}/me"), 401)
+    assert tenants.services.store._select("SELECT count(*) FROM sessions WHERE user_id = ?", (adam.user.id,)) == [(0,)]
+    with httpx.Client(base_url=tenants.server.base_url) as own:
+        ok(own.post(f"{ADMIN}/session", json={"email": adam.email, "password": new}))
+        ok(own.get(f"{ADMIN}/me"))
+
+
+def test_a_password_sign_in_under_way_when_two_factor_is_turned_on_opens_no_session(
+    tenants: Tenants, monkeypatch: Any
+) -> None:
+    """The same race with turning two-factor on: a session signed in with the password alone must
+    not be recorded after two-factor went on and ended the others."""
+    adam, personal = tenants.adam, tenants.services.personal
+    me = Actor(adam.user, "api_key")
+    secret = personal.begin_two_factor(adam.user).secret
+
+    def turn_on() -> None:
+        personal.confirm_two_factor(me, adam.user, pyotp.TOTP(secret).at(tenants.server.clock() / NS), PASSWORD)
+
+    _changed_while_signing_in(tenants, monkeypatch, turn_on)
+    with httpx.Client(base_url=tenants.server.base_url) as thief:
+        error(thief.post(f"{ADMIN}/session", json={"email": adam.email, "password": PASSWORD}), 401)
+        error(thief.get(f"{ADMIN}/me"), 401)
+    assert personal.people.has_two_factor(adam.user)
+    assert tenants.services.store._select("SELECT count(*) FROM sessions WHERE user_id = ?", (adam.user.id,)) == [(0,)]

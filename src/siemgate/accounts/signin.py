@@ -86,7 +86,7 @@ class SignInFlow:
         return self._open(user, client, "mfa_ok")
 
     def _open(self, user: User, client: Client, kind: str) -> SignIn:
-        result = self.sessions.open(user, client.ip, client.user_agent)
+        result = self.sessions.open(user, client.ip, client.user_agent, second_factor=kind == "mfa_ok")
         for account in self._accounts(user):
             self.audit.sign_in(
                 account,

@@ -17,7 +17,7 @@ from siemgate.auth.tokens import token_digest
 from siemgate.errors import Forbidden, NotFound, Unauthorized
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND
-from siemgate.store.base import Session, Store, User
+from siemgate.store.base import Session, SignInProof, Store, User
 
 COOKIE = "siemgate_session"  # over plain http (the demo on loopback): browsers refuse __Host- without Secure
 HOST_COOKIE = f"__Host-{COOKIE}"  # over https: Secure, Path=/, no Domain, so no sibling host can set it
@@ -100,9 +100,12 @@ class SessionService:
         ok = verify_password(person.password_hash if person else None, password)
         return person if ok and person is not None else None
 
-    def open(self, user: User, ip: str, user_agent: str) -> SignIn:
-        """A new session for a person who has passed every sign-in step; the person's oldest
-        sessions but MAX_SESSIONS - 1 are signed out."""
+    def open(self, user: User, ip: str, user_agent: str, *, second_factor: bool = False) -> SignIn:
+        """A new session for a person who has passed every sign-in step (`user` as read when the
+        password was checked; `second_factor`: whether one was passed); the person's oldest
+        sessions but MAX_SESSIONS - 1 are signed out. Unauthorized, recording nothing, when the
+        person's password or two-factor sign-in changed meanwhile: a session opened with the old
+        ones would outlive the change that ended the others."""
         cookie = secrets.token_urlsafe(32)
         now = self.clock()
         session = Session(
@@ -116,7 +119,11 @@ class SessionService:
             ip=ip,
             user_agent=user_agent[:300],
         )
-        self.store.create_session(session, keep=MAX_SESSIONS)
+        proof = SignInProof(user.password_hash, second_factor)
+        if not self.store.create_session(session, keep=MAX_SESSIONS, proof=proof):
+            raise Unauthorized(
+                "Unauthorized: your password or two-factor sign-in changed while you were signing in; sign in again"
+            )
         return SignIn(user, session, cookie)
 
     # the two-factor step ------------------------------------------------------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "RetentionPolicy",
     "RuleRoom",
     "Session",
+    "SignInProof",
     "SigningKey",
     "StoredEvent",
     "TokenRecord",
@@ -118,6 +119,15 @@ class Session:
     last_seen_at: int
     ip: str = ""
     user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SignInProof:
+    """What a sign-in checked before its session is recorded: the password hash it verified, and
+    whether it passed a second factor (else the person had none on)."""
+
+    password_hash: str | None
+    second_factor: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,10 @@ def end_credentials(
     sql: SharedSQL, conn: Any, user_id: int, *, keep: str | None = None, revoke_keys_at: int | None = None
 ) -> CredentialsEnded:
     """In the caller's transaction, delete the person's console sessions (all but `keep`) and, with
-    `revoke_keys_at` (the time), revoke every live personal API key of theirs."""
+    `revoke_keys_at` (the time), revoke every live personal API key of theirs. The person's row is
+    locked first, so a sign-in recording its session at the same time (AccountStore.create_session
+    with a proof) is ordered with this: its session is deleted here, or it sees the change."""
+    sql._lock(conn, "users", user_id)
     sessions = conn.execute(sql._q("DELETE FROM sessions WHERE user_id = ? AND id <> ?"), (user_id, keep or ""))
     ended = int(sessions.rowcount or 0)
     if revoke_keys_at is None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from siemgate.errors import Conflict, NotFound
 from siemgate.store.errors import LIVE, IntegrityConflict
-from siemgate.store.records import Account, ApiKey, Integration, Member, Session, User
+from siemgate.store.records import Account, ApiKey, Integration, Member, Session, SignInProof, User
 from siemgate.store.shared.dialect import Bound, Ended, SharedSQL
 from siemgate.store.shared.identity import (
     CredentialsEnded,
@@ -309,13 +309,32 @@ class AccountStore(SharedSQL):
     def touch_api_keys(self, last_used: dict[str, int]) -> None:
         self._touch("api_keys", last_used)
 
-    def create_session(self, session: Session, *, keep: int | None = None) -> None:
+    def create_session(self, session: Session, *, keep: int | None = None, proof: SignInProof | None = None) -> bool:
         """Record a session; with `keep`, the person's sessions but the newest `keep` (this one
-        among them) are deleted, signed out, in the same transaction."""
+        among them) are deleted, signed out, in the same transaction. With `proof`, only while it
+        still holds (`_still_proven`): False, writing nothing, when the person's password or
+        two-factor sign-in changed since the sign-in checked them."""
         values = (session.id, session.user_id, session.token_sha256, session.csrf_token, session.created_at,
                   session.expires_at, session.last_seen_at, session.ip, session.user_agent)  # fmt: skip
-        older = None if keep is None else Ended("user_id = ?", (session.user_id,), keep=keep)
-        self._add("cannot record the session", f"sessions ({_SESSION})", values, ended=older)
+        with self._change("cannot record the session") as conn:
+            if proof is not None and not self._still_proven(conn, session.user_id, proof):
+                return False
+            conn.execute(self._q(f"INSERT INTO sessions ({_SESSION}) VALUES ({self._marks(len(values))})"), values)
+            if keep is not None:
+                self._forget(conn, "sessions", Ended("user_id = ?", (session.user_id,), keep=keep))
+        return True
+
+    def _still_proven(self, conn: Any, user_id: int, proof: SignInProof) -> bool:
+        """Whether the person's password hash is still the one a sign-in verified, and two-factor
+        is on exactly when it passed a second factor. The person's row is locked first, as
+        `end_credentials` locks it: a change of password or two-factor that ends sessions either
+        commits first (and this sees it) or waits for this session (and ends it)."""
+        self._lock(conn, "users", user_id)
+        row = conn.execute(self._q("SELECT password_hash FROM users WHERE id = ?"), (user_id,)).fetchone()
+        on = conn.execute(
+            self._q("SELECT 1 FROM two_factor WHERE user_id = ? AND enabled_at IS NOT NULL"), (user_id,)
+        ).fetchone()
+        return row is not None and row[0] == proof.password_hash and (on is not None) == proof.second_factor
 
     def get_session_by_hash(self, token_sha256: str) -> Session:
         """Raises NotFound."""
