@@ -25,6 +25,7 @@ from siemgate.store.base import (
     AlertRuleRecord,
     ApiKey,
     IngestKey,
+    MadeWith,
     NewEvent,
     Session,
     SignInProof,
@@ -487,3 +488,51 @@ def test_turning_two_factor_on_waits_for_a_sign_in_recording_its_session_and_end
     job.join(30)
     assert outcome == [1]
     assert pg._select("SELECT count(*) FROM sessions WHERE user_id = ?", (user.id,)) == [(0,)]
+
+
+def test_a_key_being_made_waits_for_the_removal_revoking_its_makers_key_and_is_refused(pg: PostgresStore) -> None:
+    """Several processes: a person's key is making another while a removal from their last
+    account is revoking their keys (person's row locked, keys revoked, not committed). Recording
+    the new key waits for the removal and is then refused, rather than landing after its revocation."""
+    user = pg.create_user(new_id(), "ada@example.com", "Ada", "hash", None, T0)
+    maker = ApiKey(new_id(), user.id, "script", new_id(), "sgp_x", T0)
+    pg.create_api_key(maker)
+    made = ApiKey(new_id(), user.id, "spare", new_id(), "sgp_y", T0)
+    with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
+        other.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user.id,))  # as end_credentials
+        other.execute("UPDATE api_keys SET revoked_at = %s WHERE user_id = %s", (T0, user.id))
+        job, outcome = _in_thread(lambda: pg.create_api_key(made, limit=50, made_with=MadeWith("api_key", maker.id)))
+        wait_for(
+            "the key to wait for the removal, or to end",
+            lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(),
+            30,
+        )
+        other.commit()
+    job.join(30)
+    assert outcome == [False]
+    assert [k.id for k in pg.list_api_keys(user.id) if k.revoked_at is None] == []
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(pg: PostgresStore) -> None:
+    """Several processes: one owner's demotion is under way (account row locked, role updated, not
+    committed) when the other owner is demoted. The second waits, then counts no owner left and is
+    refused, rather than each seeing the other still owner and leaving the account with none."""
+    account = pg.create_account(new_id(), "A", T0)
+    ada, bob = (pg.create_user(new_id(), f"{n}@example.com", n, None, account.id, T0) for n in ("ada", "bob"))
+    for person in (ada, bob):
+        pg.add_member(account.id, person.id, "owner", T0)
+    with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
+        other.execute("SELECT 1 FROM accounts WHERE id = %s FOR NO KEY UPDATE", (account.id,))  # as a change does
+        other.execute(
+            "UPDATE memberships SET role = 'member' WHERE account_id = %s AND user_id = %s", (account.id, ada.id)
+        )
+        job, outcome = _in_thread(lambda: pg.set_role(account.id, bob.id, "member", Withdrawal((), T0, None)))
+        wait_for(
+            "the demotion to wait for the other, or to end",
+            lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(),
+            30,
+        )
+        other.commit()
+    job.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Conflict) and "at least one owner" in str(outcome[0])
+    assert [m.role for m in pg.list_members(account.id)] == ["member", "owner"]

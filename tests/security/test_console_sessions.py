@@ -523,3 +523,50 @@ def test_a_password_sign_in_under_way_when_two_factor_is_turned_on_opens_no_sess
         error(thief.get(f"{ADMIN}/me"), 401)
     assert personal.people.has_two_factor(adam.user)
     assert tenants.services.store._select("SELECT count(*) FROM sessions WHERE user_id = ?", (adam.user.id,)) == [(0,)]
+
+
+def _before_recording_a_key(tenants: Tenants, monkeypatch: Any, change: Any) -> None:
+    """Run `change()` once, in the middle of the next API key creation: after the request was
+    authenticated (and any password checked), just before the key is recorded."""
+    store = tenants.services.store
+    record = store.create_api_key
+    done: list[bool] = []
+
+    def changed_then_recorded(*args: Any, **kwargs: Any) -> Any:
+        if not done:
+            done.append(True)
+            change()
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(store, "create_api_key", changed_then_recorded)
+
+
+def test_a_key_made_while_its_maker_is_removed_from_their_last_account_is_not_left_live(
+    tenants: Tenants, monkeypatch: Any
+) -> None:
+    """A hostile insider about to be removed makes new API keys with their key, over and over (a
+    key makes one without a password): one in flight when the removal revoked their keys was
+    recorded after it, and lived on. Now a key is recorded only while the credential making it is
+    live, ordered with the removal by a lock on the person's row."""
+    adam = tenants.adam
+    _before_recording_a_key(
+        tenants, monkeypatch, lambda: tenants.services.people.remove_member(CLI, tenants.a, adam.email)
+    )
+    message = error(tenants.call(adam, "POST", "/me/api-keys", json={"name": "spare"}), 401)
+    assert "nothing was created" in message, message
+    assert [k.name for k in tenants.services.store.list_api_keys(adam.user.id) if k.revoked_at is None] == []
+
+
+def test_a_key_made_from_a_session_the_password_change_ended_is_not_left_live(
+    tenants: Tenants, monkeypatch: Any
+) -> None:
+    """The same with a thief's console session (and the password): the person changes their
+    password while the thief's key creation is under way; the thief's session ends, and so must
+    the key it was making."""
+    adam = tenants.adam
+    me = Actor(adam.user, "api_key")
+    change = lambda: tenants.services.personal.change_password(me, adam.user, PASSWORD, "after the theft")  # noqa: E731
+    _before_recording_a_key(tenants, monkeypatch, change)
+    with signed_in(tenants, adam.email) as (thief, _):
+        error(thief.post(f"{ADMIN}/me/api-keys", json={"name": "backdoor", "password": PASSWORD}), 401)
+    assert [k.name for k in tenants.services.store.list_api_keys(adam.user.id)] == ["tests"]

@@ -146,9 +146,12 @@ def test_removing_a_person_revokes_the_invitations_addressed_to_them(tenants: Te
     first = _invite(tenants, tenants.alice, kim_email, "administrator")
     kim = tenants.person(tenants.a, kim_email, "member")  # the operator adds her meanwhile
     tenants.services.store.add_member(tenants.b.id, kim.user.id, "member", tenants.server.clock())
+    other, _ = tenants.services.people.create_account(CLI, f"Corp-{tenants.tag}", None, None, None)
+    _, elsewhere = tenants.services.invitations.invite(CLI, other, kim_email, "member")
     ok(tenants.call(tenants.alice, "DELETE", f"/accounts/{tenants.a.uuid}/members/{kim_email}"), 204)
     assert _statuses(tenants)[kim_email] == "revoked"
-    assert ok(tenants.call(kim, "GET", "/me/invitations")) == []
+    offers = ok(tenants.call(kim, "GET", "/me/invitations"))
+    assert [o["id"] for o in offers] == [elsewhere.id]  # another account's invitation is not Acme's to revoke
     accept = f"/me/invitations/{first['id']}/accept"
     error(tenants.call(kim, "POST", accept, json={"code": first["code"]}), 404)
     assert [m.account_id for m in tenants.services.store.list_memberships(kim.user.id)] == [tenants.b.id]

@@ -22,7 +22,7 @@ from siemgate.auth.signin_limits import SignInLimiter
 from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
 from siemgate.model.text import excerpt
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
-from siemgate.store.base import Account, ApiKey, Store, User
+from siemgate.store.base import Account, ApiKey, MadeWith, Store, User
 
 API_KEY = "personal API key"
 
@@ -70,7 +70,10 @@ class PersonalService:
             if password is None:
                 raise BadRequest("Bad Request: password: give your password to create an API key from the console")
             self.check_current(actor, user, password)
-        secret, key = self.api_keys.create(user, name, expires_in_ns)
+        made_with = None
+        if actor.via in ("session", "api_key") and actor.credential_id is not None:
+            made_with = MadeWith(actor.via, actor.credential_id)
+        secret, key = self.api_keys.create(user, name, expires_in_ns, made_with)
         self.audit.record_for(
             user,
             actor,

@@ -12,7 +12,7 @@ from siemgate.auth.tokens import token_digest
 from siemgate.errors import BadRequest, NotFound, Unauthorized
 from siemgate.model.durations import MAX_EXPIRY, MAX_EXPIRY_NS
 from siemgate.model.ids import new_id
-from siemgate.store.base import AccountStore, ApiKey, User
+from siemgate.store.base import AccountStore, ApiKey, MadeWith, User
 
 PREFIX = "sgp_"
 MAX_LIVE_KEYS = 50  # per person: neither revoked nor expired (docs/security.md)
@@ -23,9 +23,13 @@ class ApiKeyService:
         self.store = store
         self.clock = clock
 
-    def create(self, user: User, name: str, expires_in_ns: int | None = None) -> tuple[str, ApiKey]:
+    def create(
+        self, user: User, name: str, expires_in_ns: int | None = None, made_with: MadeWith | None = None
+    ) -> tuple[str, ApiKey]:
         """A new key (its secret, shown once); ValueError for a blank name, BadRequest for a
-        lifetime over MAX_EXPIRY, LimitReached past MAX_LIVE_KEYS. Nothing is written then."""
+        lifetime over MAX_EXPIRY, LimitReached past MAX_LIVE_KEYS, Unauthorized when the
+        credential `made_with` (the request's session or key) ended meanwhile. Nothing is written
+        then."""
         if not name.strip():
             raise ValueError("an API key needs a name, e.g. the script that uses it")
         if expires_in_ns is not None and expires_in_ns > MAX_EXPIRY_NS:
@@ -41,7 +45,11 @@ class ApiKeyService:
             created_at=now,
             expires_at=None if expires_in_ns is None else now + expires_in_ns,
         )
-        self.store.create_api_key(key, limit=MAX_LIVE_KEYS)
+        if not self.store.create_api_key(key, limit=MAX_LIVE_KEYS, made_with=made_with):
+            raise Unauthorized(
+                "Unauthorized: the session or API key you used has ended (signed out, revoked, or your"
+                " password or access changed); nothing was created"
+            )
         return secret, key
 
     def authenticate(self, secret: str) -> tuple[User, ApiKey]:

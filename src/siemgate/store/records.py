@@ -27,6 +27,7 @@ __all__ = [
     "IngestKey",
     "InsertResult",
     "Integration",
+    "MadeWith",
     "Member",
     "NewEvent",
     "PageRows",
@@ -119,6 +120,15 @@ class Session:
     last_seen_at: int
     ip: str = ""
     user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MadeWith:
+    """The credential of the person's that a request creating another one used: a console session
+    (`kind` "session") or a personal API key ("api_key"), by id."""
+
+    kind: str
+    id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from siemgate.errors import Conflict, NotFound
 from siemgate.store.errors import LIVE, IntegrityConflict
-from siemgate.store.records import Account, ApiKey, Integration, Member, Session, SignInProof, User
+from siemgate.store.records import Account, ApiKey, Integration, MadeWith, Member, Session, SignInProof, User
 from siemgate.store.shared.dialect import Bound, Ended, SharedSQL
 from siemgate.store.shared.identity import (
     CredentialsEnded,
@@ -271,9 +271,13 @@ class AccountStore(SharedSQL):
         return [_member(r) for r in self._select(f"{_MEMBER} WHERE m.user_id = ? ORDER BY m.account_id", (user_id,))]
 
     # personal API keys and console sessions --------------------------------------------------------
-    def create_api_key(self, key: ApiKey, *, limit: int | None = None) -> None:
+    def create_api_key(self, key: ApiKey, *, limit: int | None = None, made_with: MadeWith | None = None) -> bool:
         """Raises Conflict when the id or hash is taken; with `limit`, LimitReached (nothing
-        written) when the person already holds `limit` live keys (neither revoked nor expired)."""
+        written) when the person already holds `limit` live keys (neither revoked nor expired).
+        With `made_with`, False (nothing written) when that credential of the person's has ended
+        (session deleted, key revoked): checked under a lock on the person's row, which
+        `end_credentials` takes first, so a key is never recorded after a change that ended the
+        credential making it (a removal, a password change or reset) and left live."""
         counted = (
             "SELECT count(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL"
             " AND (expires_at IS NULL OR expires_at > ?)"
@@ -286,7 +290,23 @@ class AccountStore(SharedSQL):
         into = "api_keys (id, user_id, name, key_sha256, prefix, created_at, expires_at)"
         values = (key.id, key.user_id, key.name, key.key_sha256, key.prefix, key.created_at, key.expires_at)
         ended = Ended("user_id = ? AND (revoked_at IS NOT NULL OR expires_at <= ?)", (key.user_id, key.created_at))
-        self._add(f"cannot record API key {key.id}", into, values, bound, ended)
+        with self._change(f"cannot record API key {key.id}") as conn:
+            self._within(conn, bound)
+            if made_with is not None and not self._live(conn, key.user_id, made_with):
+                return False
+            conn.execute(self._q(f"INSERT INTO {into} VALUES ({self._marks(len(values))})"), values)
+            self._forget(conn, "api_keys", ended)
+        return True
+
+    def _live(self, conn: Any, user_id: int, credential: MadeWith) -> bool:
+        """Whether the person's session or API key `credential` still works (not deleted, not
+        revoked), after locking the person's row (see create_api_key)."""
+        self._lock(conn, "users", user_id)
+        if credential.kind == "session":
+            sql = "SELECT 1 FROM sessions WHERE id = ? AND user_id = ?"
+        else:
+            sql = "SELECT 1 FROM api_keys WHERE id = ? AND user_id = ? AND revoked_at IS NULL"
+        return conn.execute(self._q(sql), (credential.id, user_id)).fetchone() is not None
 
     def get_api_key_by_hash(self, key_sha256: str) -> ApiKey:
         """Raises NotFound."""
