@@ -468,11 +468,12 @@ def test_the_persons_deletion_ends_their_sessions(tenants: Tenants) -> None:
         error(adam.get(f"{ADMIN}/me"), 401)
 
 
-def _changed_while_signing_in(tenants: Tenants, monkeypatch: Any, change: Any) -> None:
-    """Run `change()` once, in the middle of the next console sign-in: after its checks (the
-    password's a slow hash, so a real window), just before its session is recorded."""
+def _changed_before(tenants: Tenants, monkeypatch: Any, recording: str, change: Any) -> None:
+    """Run `change()` once, in the middle of the next request that calls the store's `recording`
+    (create_session, create_api_key): after its checks (a sign-in's password is a slow hash, so
+    a real window), just before it records."""
     store = tenants.services.store
-    record = store.create_session
+    record = getattr(store, recording)
     done: list[bool] = []
 
     def changed_then_recorded(*args: Any, **kwargs: Any) -> Any:
@@ -481,7 +482,7 @@ def _changed_while_signing_in(tenants: Tenants, monkeypatch: Any, change: Any) -
             change()
         return record(*args, **kwargs)
 
-    monkeypatch.setattr(store, "create_session", changed_then_recorded)
+    monkeypatch.setattr(store, recording, changed_then_recorded)
 
 
 def test_a_sign_in_under_way_when_the_password_changes_opens_no_session(tenants: Tenants, monkeypatch: Any) -> None:
@@ -492,8 +493,11 @@ def test_a_sign_in_under_way_when_the_password_changes_opens_no_session(tenants:
     adam = tenants.adam
     me = Actor(adam.user, "api_key")
     new = "the password after the theft"
-    _changed_while_signing_in(
-        tenants, monkeypatch, lambda: tenants.services.personal.change_password(me, adam.user, PASSWORD, new)
+    _changed_before(
+        tenants,
+        monkeypatch,
+        "create_session",
+        lambda: tenants.services.personal.change_password(me, adam.user, PASSWORD, new),
     )
     with httpx.Client(base_url=tenants.server.base_url) as thief:
         message = error(thief.post(f"{ADMIN}/session", json={"email": adam.email, "password": PASSWORD}), 401)
@@ -517,28 +521,12 @@ def test_a_password_sign_in_under_way_when_two_factor_is_turned_on_opens_no_sess
     def turn_on() -> None:
         personal.confirm_two_factor(me, adam.user, pyotp.TOTP(secret).at(tenants.server.clock() / NS), PASSWORD)
 
-    _changed_while_signing_in(tenants, monkeypatch, turn_on)
+    _changed_before(tenants, monkeypatch, "create_session", turn_on)
     with httpx.Client(base_url=tenants.server.base_url) as thief:
         error(thief.post(f"{ADMIN}/session", json={"email": adam.email, "password": PASSWORD}), 401)
         error(thief.get(f"{ADMIN}/me"), 401)
     assert personal.people.has_two_factor(adam.user)
     assert tenants.services.store._select("SELECT count(*) FROM sessions WHERE user_id = ?", (adam.user.id,)) == [(0,)]
-
-
-def _before_recording_a_key(tenants: Tenants, monkeypatch: Any, change: Any) -> None:
-    """Run `change()` once, in the middle of the next API key creation: after the request was
-    authenticated (and any password checked), just before the key is recorded."""
-    store = tenants.services.store
-    record = store.create_api_key
-    done: list[bool] = []
-
-    def changed_then_recorded(*args: Any, **kwargs: Any) -> Any:
-        if not done:
-            done.append(True)
-            change()
-        return record(*args, **kwargs)
-
-    monkeypatch.setattr(store, "create_api_key", changed_then_recorded)
 
 
 def test_a_key_made_while_its_maker_is_removed_from_their_last_account_is_not_left_live(
@@ -549,8 +537,11 @@ def test_a_key_made_while_its_maker_is_removed_from_their_last_account_is_not_le
     recorded after it, and lived on. Now a key is recorded only while the credential making it is
     live, ordered with the removal by a lock on the person's row."""
     adam = tenants.adam
-    _before_recording_a_key(
-        tenants, monkeypatch, lambda: tenants.services.people.remove_member(CLI, tenants.a, adam.email)
+    _changed_before(
+        tenants,
+        monkeypatch,
+        "create_api_key",
+        lambda: tenants.services.people.remove_member(CLI, tenants.a, adam.email),
     )
     message = error(tenants.call(adam, "POST", "/me/api-keys", json={"name": "spare"}), 401)
     assert "nothing was created" in message, message
@@ -566,7 +557,7 @@ def test_a_key_made_from_a_session_the_password_change_ended_is_not_left_live(
     adam = tenants.adam
     me = Actor(adam.user, "api_key")
     change = lambda: tenants.services.personal.change_password(me, adam.user, PASSWORD, "after the theft")  # noqa: E731
-    _before_recording_a_key(tenants, monkeypatch, change)
+    _changed_before(tenants, monkeypatch, "create_api_key", change)
     with signed_in(tenants, adam.email) as (thief, _):
         error(thief.post(f"{ADMIN}/me/api-keys", json={"name": "backdoor", "password": PASSWORD}), 401)
     assert [k.name for k in tenants.services.store.list_api_keys(adam.user.id)] == ["tests"]
