@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import orjson
 import pytest
@@ -152,27 +153,34 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str, ok: bool = True) -> 
     return out, err
 
 
+def start_process(args: list[str], port: int, log: IO[str]) -> subprocess.Popen[bytes]:
+    """`python -m siemgate <args>` as a real process, returned once it accepts connections on `port`
+    of 127.0.0.1 (its output goes to `log`); AssertionError with its output if it does not start."""
+    proc = subprocess.Popen([sys.executable, "-m", "siemgate", *args], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait(timeout=20)
+                raise AssertionError(f"{args[0]} did not start: " + Path(log.name).read_text()) from None
+            time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def serving(args: list[str], port: int, log_path: Path) -> Iterator[str]:
     """`python -m siemgate <args>` as a real process listening on `port` of 127.0.0.1; yields its URL
     once it accepts connections, and stops it (SIGTERM) at the end."""
-    log = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "siemgate", *args], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"{args[0]} did not start: " + log_path.read_text()) from None
-                time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+    with log_path.open("w") as log:
+        proc = start_process(args, port, log)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
 
 
 def secret_file(path: Path) -> Path:
@@ -223,7 +231,11 @@ def witness_process(
 ) -> Iterator[str]:
     """`siemgate witness serve` as a real process on a loopback port; yields its URL."""
     port = port or free_port()
-    args = ["witness", "serve", "--key-file", str(key_file), "--state-file", str(state_file), "--new-state"]
-    args += ["--log-key", str(log_key), "--listen", f"127.0.0.1:{port}"]
-    with serving(args, port, key_file.parent / log_name) as url:
+    with serving(witness_args(key_file, state_file, log_key, port), port, key_file.parent / log_name) as url:
         yield url
+
+
+def witness_args(key_file: Path, state_file: Path, log_key: Path, port: int) -> list[str]:
+    """The arguments of `siemgate witness serve` on 127.0.0.1:`port` (creating its state file if absent)."""
+    args = ["witness", "serve", "--key-file", str(key_file), "--state-file", str(state_file), "--new-state"]
+    return [*args, "--log-key", str(log_key), "--listen", f"127.0.0.1:{port}"]

@@ -29,7 +29,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from siemgate.tlog.httpd import BodyError, Handler
+from siemgate.tlog.httpd import BodyError, BoundedServer, Handler
 from siemgate.tlog.signer import BadSignRequest, Signer, SignerRefused, StaleBase
 
 MAX_BODY = 64 * 1024
@@ -37,8 +37,7 @@ MIN_SECRET = 32
 log = logging.getLogger("siemgate.signer")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(BoundedServer):
     signer: Signer
     sign_secret: bytes
     recover_secret: bytes | None

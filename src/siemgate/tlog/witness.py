@@ -10,11 +10,15 @@ signed checkpoint. Answers, as the spec orders them:
 - 403 no valid signature by a trusted key (or a trusted key's signature fails);
 - 409 `old` is not the size the witness last cosigned for the origin (the body is that size);
 - 422 a size-0 checkpoint without the empty root, a proof from size 0, a proof that does not
-  verify, or the same size as the last cosigned with another root (a forked history);
+  verify, or the same size as the last cosigned with another root (a forked history); also (the
+  spec leaves these to the witness) a checkpoint dated more than MAX_CLOCK_SKEW after the
+  witness's clock, or dated before the checkpoint it cosigned last;
 - 200 the witness's cosignature line(s).
 
 The witness keeps, in its own SQLite state file (0600), only the latest cosigned checkpoint per
-origin, plus every refused submission whose signature verified (evidence of a misbehaving log).
+origin, plus each distinct checkpoint it refused with a 422 although the log had signed it
+(evidence of a misbehaving log), with the log's signatures only. A 409 is not evidence (a log
+learns the witness's size from it), so replaying an old checkpoint cannot grow the file.
 Check and persist run in one `BEGIN IMMEDIATE` transaction, so two submissions from the same old
 size (or two witness processes on one state file) can never both advance it.
 """
@@ -31,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from siemgate.tlog.checkpoint import Checkpoint, CheckpointError
+from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, check_not_future
 from siemgate.tlog.cosignature import cosign
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import EMPTY_ROOT, HASH_SIZE, ProofError
@@ -107,8 +111,19 @@ def parse_submission(body: bytes) -> Submission:
         cp_text, _ = split_note(note)
         checkpoint = Checkpoint.parse(cp_text)
     except (NoteError, CheckpointError) as exc:
+        _refuse_unsigned(note)
         raise WitnessRefused(400, f"the checkpoint is malformed: {exc}") from None
     return Submission(old, proof, note, checkpoint)
+
+
+def _refuse_unsigned(note: str) -> None:
+    """WitnessRefused(403) when `note` is a checkpoint with no signature lines at all (the spec's
+    answer when no signature of a trusted key is present)."""
+    try:
+        Checkpoint.parse(note.removesuffix("\n") if note.endswith("\n\n") else note)
+    except CheckpointError:
+        return
+    raise WitnessRefused(403, "the checkpoint carries no signature: a witness cosigns only what the log signed")
 
 
 def origin_hash(origin: str) -> str:
@@ -177,10 +192,15 @@ class Witness:
         if sub.old > cp.size:
             raise WitnessRefused(400, f"the old size {sub.old} is larger than the checkpoint's size {cp.size}")
         try:
+            check_not_future(cp, int(self._clock()))
             return self._check_and_cosign(sub, opened.text)
+        except CheckpointError as exc:
+            refused = WitnessRefused(422, f"not cosigned: {exc}")
+            self._record_refusal(sub, opened.text, refused)
+            raise refused from None
         except WitnessRefused as exc:
-            if exc.status in (409, 422):
-                self._record_refusal(sub, exc)
+            if exc.status == 422:
+                self._record_refusal(sub, opened.text, exc)
             raise
 
     def _check_and_cosign(self, sub: Submission, text: str) -> str:
@@ -190,14 +210,16 @@ class Witness:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row = conn.execute(
-                    "SELECT size, root, cosigned_at FROM latest WHERE origin = ?", (cp.origin,)
+                    "SELECT size, root, cosigned_at, note FROM latest WHERE origin = ?", (cp.origin,)
                 ).fetchone()
-                last_size, last_root, last_at = row if row is not None else (0, None, 0)
+                last_size, last_root, last_at, last_note = row if row is not None else (0, None, 0, None)
                 if sub.old != last_size:
                     raise WitnessRefused(
                         409, f"this witness last cosigned size {last_size} of {cp.origin}, not {sub.old}", last_size
                     )
                 _check_consistency(sub, last_root)
+                if last_note is not None:
+                    _check_not_backdated(cp, last_note)
                 timestamp = max(int(self._clock()), last_at)
                 line = cosign(self.key, text, timestamp)
                 note = self._published(sub.note, text, line)
@@ -216,17 +238,45 @@ class Witness:
     def _published(self, note: str, text: str, cosignature: str) -> str:
         """The checkpoint as the monitoring endpoint serves it: the log's verified signatures and
         this witness's cosignature (never other lines a client sent)."""
+        return self._log_signed(note, text) + cosignature
+
+    def _log_signed(self, note: str, text: str) -> str:
+        """The checkpoint `text` with the signature lines of `note` by trusted log keys, each key
+        once (a client may repeat a line or add others; only these are kept or served)."""
         cp = Checkpoint.parse(text)
         known = {(v.name, v.key_id) for v in self.log_keys.verifiers_for(cp.origin, cp.time)}
-        _, lines = split_note(note)
-        return text + "\n" + "".join(s.line() for s in lines if (s.name, s.key_id) in known) + cosignature
+        lines: dict[tuple[str, int], str] = {}
+        for sig in split_note(note)[1]:
+            if (sig.name, sig.key_id) in known:
+                lines.setdefault((sig.name, sig.key_id), sig.line())
+        return text + "\n" + "".join(lines.values())
 
-    def _record_refusal(self, sub: Submission, exc: WitnessRefused) -> None:
+    def _record_refusal(self, sub: Submission, text: str, exc: WitnessRefused) -> None:
+        """Keep a refused checkpoint the log signed as evidence, once per distinct signed note."""
+        evidence = self._log_signed(sub.note, text)
+        origin = sub.checkpoint.origin
         with self._lock:
+            if self._conn.execute(
+                "SELECT 1 FROM refused WHERE origin = ? AND request = ?", (origin, evidence)
+            ).fetchone():
+                return
             self._conn.execute(
                 "INSERT INTO refused (origin, at, status, reason, request) VALUES (?, ?, ?, ?, ?)",
-                (sub.checkpoint.origin, int(self._clock()), exc.status, exc.message, sub.note),
+                (origin, int(self._clock()), exc.status, exc.message, evidence),
             )
+
+
+def _check_not_backdated(cp: Checkpoint, last_note: str) -> None:
+    """WitnessRefused(422) when `cp` is dated before the checkpoint cosigned last (`last_note`): a
+    log's signer dates each checkpoint later than the one before, so an earlier time is a replay
+    of an old checkpoint or a backdated one, signed by whoever holds the log key."""
+    last = Checkpoint.parse(split_note(last_note)[0])
+    if cp.time < last.time:
+        raise WitnessRefused(
+            422,
+            f"{cp.describe()} is dated before the {last.describe()} this witness cosigned last:"
+            " a log's checkpoint times never go back",
+        )
 
 
 def _check_consistency(sub: Submission, last_root: bytes | None) -> None:

@@ -15,7 +15,7 @@ import re
 from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from siemgate.tlog.httpd import BodyError, Handler
+from siemgate.tlog.httpd import BodyError, BoundedServer, Handler
 from siemgate.tlog.witness import Witness, WitnessRefused
 
 MAX_BODY = 64 * 1024
@@ -24,8 +24,7 @@ _MONITOR = re.compile(r"/([0-9a-f]{64})/checkpoint")
 log = logging.getLogger("siemgate.witness")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(BoundedServer):
     witness: Witness
 
 
