@@ -3,7 +3,12 @@ that compresses extremely well is never held in memory whole by verify, replay o
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import orjson
@@ -117,3 +122,63 @@ def test_the_verifiers_temporary_tables_are_removed_on_success_and_on_error(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "nowhere"))
     with pytest.raises(TablesError, match=r"temporary tables in .*nowhere failed .*: set TMPDIR to a folder"):
         verify_archive(folder, keys, bundle, max_age=0)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _verifier_folders(temporary: Path) -> list[Path]:
+    return sorted(temporary.glob("siemgate-verify-*"))
+
+
+def _holding_tables(temporary: Path) -> subprocess.Popen[str]:
+    """A real process holding a verification's tables in `temporary` until its stdin closes."""
+    code = (
+        "import sys\nfrom siemgate.tlog.archive_tables import IndexTables\n"
+        "with IndexTables():\n    print('ready', flush=True)\n    sys.stdin.read()\n"
+    )
+    env = {**os.environ, "TMPDIR": str(temporary), "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    return proc
+
+
+def test_a_killed_verifiers_folder_is_removed_by_the_next_run_never_a_running_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`siemgate-verify archive` killed with SIGKILL mid-run left its folder (~180 bytes per
+    archived row) in TMPDIR for good. Now the next verification removes the folders of dead
+    verifiers, told apart from running ones by a lock their process holds."""
+    folder, public, bundle = _signed_archive(tmp_path, MANY)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary), "PYTHONPATH": os.pathsep.join(sys.path)}
+    args = ["-c", "from siemgate.tlog.verify_cli import entry_point; entry_point()", "archive", str(folder)]
+    args += ["--key", str(public), "--entries", str(bundle), "--max-age", "0"]
+    killed = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while sum(_size(f / "tables.sqlite") for f in _verifier_folders(temporary)) < 256 * 1024:  # mid-run
+        assert killed.poll() is None and time.monotonic() < deadline, "the verifier never filled its tables"
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=20)
+    [dead] = _verifier_folders(temporary)
+    assert dead.joinpath("tables.sqlite").stat().st_size > 0
+    running = _holding_tables(temporary)  # the next verifier, still running below
+    try:
+        [alive] = _verifier_folders(temporary)
+        assert alive != dead  # the killed one's folder is gone
+        monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+        (tmp_path / "small").mkdir()
+        small, small_public, small_bundle = _signed_archive(tmp_path / "small", 3)
+        assert verify_archive(small, PublicKeyring.load(small_public), small_bundle, max_age=0).ok
+        assert _verifier_folders(temporary) == [alive]  # a running verifier's folder is never removed
+    finally:
+        running.communicate("", timeout=20)
+    assert running.returncode == 0 and _verifier_folders(temporary) == []

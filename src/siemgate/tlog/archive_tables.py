@@ -3,11 +3,19 @@ temporary directory rather than in memory: the archived row of each log index, t
 archived row, the first index of each entry and the bundle's live bodies. An archive of hundreds of
 millions of rows, or a hostile folder of countless tiny rows, then needs a bounded amount of memory
 (SQLite's page cache, CACHE_KIB) and temporary disk space in proportion to its rows (~200 bytes
-each). Standard library only."""
+each). Standard library only.
+
+Each verification's folder (`siemgate-verify-*` in the temporary directory) holds a lock file
+that its process keeps locked (flock) while it runs; the folder appears under that name only once
+locked. A verifier killed outright (kill -9, a crash, a reboot) cannot remove its folder, so every
+new verification first removes the folders whose lock nobody holds: those of dead verifiers, never
+one of a verifier still running (`remove_stale`)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +26,8 @@ from typing import Generic, TypeVar
 from siemgate.tlog.entry import Entry, decode_entry
 
 CACHE_KIB = 8 * 1024
+PREFIX = "siemgate-verify-"
+LOCK = "lock"
 LOOSE_BATCH = 4096  # entries of archived rows written at once
 T = TypeVar("T")
 
@@ -67,27 +77,82 @@ def _failed(exc: BaseException) -> TablesError:
     )
 
 
+def _unlocked(folder: str) -> bool:
+    """Whether the lock file of a verifier's `folder` exists and no process holds its lock."""
+    try:
+        fd = os.open(os.path.join(folder, LOCK), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # no lock file: not a folder this code made, left alone
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # held: its verifier is running
+    finally:
+        os.close(fd)  # (releases the lock just taken)
+    return True
+
+
+def remove_stale(directory: str) -> list[str]:
+    """Remove the folders of dead verifiers in `directory` (this user's `siemgate-verify-*` folders
+    whose lock nobody holds); returns their paths. Never raises: what cannot be read or removed stays."""
+    removed: list[str] = []
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        folder = os.path.join(directory, name)
+        try:
+            info = os.lstat(folder)
+        except OSError:
+            continue
+        if not os.path.isdir(folder) or os.path.islink(folder) or info.st_uid != os.getuid():
+            continue
+        if _unlocked(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _locked_folder() -> tuple[str, int]:
+    """A new folder `siemgate-verify-*` in the temporary directory and the descriptor of its lock
+    file, locked before the folder gets that name (so a sweep never sees it unlocked)."""
+    directory = tempfile.gettempdir()
+    making = tempfile.mkdtemp(prefix=f".{PREFIX}new-", dir=directory)
+    try:
+        fd = os.open(os.path.join(making, LOCK), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        folder = os.path.join(directory, PREFIX + os.path.basename(making).removeprefix(f".{PREFIX}new-"))
+        os.rename(making, folder)
+    except BaseException:
+        shutil.rmtree(making, ignore_errors=True)
+        raise
+    return folder, fd
+
+
 class IndexTables:
     """The tables of one verification; a context manager that removes the temporary directory on
-    exit, error or not. Raises TablesError when they cannot be made, or (on exit) written."""
+    exit, error or not (and, first, the folders of verifiers that were killed: `remove_stale`).
+    Raises TablesError when they cannot be made, or (on exit) written."""
 
     def __init__(self) -> None:
+        remove_stale(tempfile.gettempdir())
         try:
-            self._dir = tempfile.TemporaryDirectory(prefix="siemgate-verify-")
+            self.folder, self._lock = _locked_folder()
         except OSError as exc:
             raise _failed(exc) from None
         try:
             # never committed: one transaction, whose pages past the cache go to the file
-            self._db = sqlite3.connect(os.path.join(self._dir.name, "tables.sqlite"))
+            self._db = sqlite3.connect(os.path.join(self.folder, "tables.sqlite"))
             self._db.executescript(
                 f"PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -{CACHE_KIB};"
                 "PRAGMA temp_store = FILE;" + _SCHEMA
             )
         except sqlite3.Error as exc:
-            self._dir.cleanup()
+            self._remove()
             raise _failed(exc) from None
         except BaseException:
-            self._dir.cleanup()
+            self._remove()
             raise
         self._loose: list[bytes] = []
         self._files: dict[str, int] = {}
@@ -103,7 +168,11 @@ class IndexTables:
 
     def close(self) -> None:
         self._db.close()
-        self._dir.cleanup()
+        self._remove()
+
+    def _remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        os.close(self._lock)
 
     def _file(self, name: str) -> int:
         if name not in self._files:
