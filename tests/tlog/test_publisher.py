@@ -32,7 +32,8 @@ def test_cadence() -> None:
 
 
 def test_publish_extends_and_catches_up(tmp_path: Path) -> None:
-    kit = make_kit(tmp_path)
+    now = [float(DAY0)]
+    kit = make_kit(tmp_path, clock=lambda: now[0])
     public = kit.keyring.public()
     log = MemLog()
     log.append(7)
@@ -44,7 +45,10 @@ def test_publish_extends_and_catches_up(tmp_path: Path) -> None:
     log.append(3)
     third = open_checkpoint(publish(kit.signer, ORIGIN, 15, tree_reader(log.leaves()), first), public)
     assert third.checkpoint.size == 15
-    # A heartbeat: same size, fresh time.
+    # A heartbeat: same size, fresh time (in the same second: the last checkpoint, as fresh).
+    same = open_checkpoint(publish(kit.signer, ORIGIN, 15, tree_reader(log.leaves()), third.checkpoint), public)
+    assert same.note == third.note
+    now[0] += 3600
     beat = open_checkpoint(publish(kit.signer, ORIGIN, 15, tree_reader(log.leaves()), third.checkpoint), public)
     assert beat.checkpoint.root == third.checkpoint.root and beat.checkpoint.time > third.checkpoint.time
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import random
-import signal
 import socket
 import threading
 import time
@@ -29,7 +27,7 @@ from siemgate.tlog.witness_client import WitnessClient
 from support.ports import free_port
 
 from .test_witness import _note, _post, _setup
-from .tlog_kit import ORIGIN, MemLog, start_process, witness_args, witness_process
+from .tlog_kit import ORIGIN, MemLog, kill_9_mid_way, start_process, witness_args, witness_process
 
 HASHED = hashlib.sha256(ORIGIN.encode()).hexdigest()
 
@@ -304,16 +302,9 @@ def test_kill_9_never_makes_the_witness_forget_what_it_cosigned(tmp_path: Path) 
                     progress["next"] = held.size + 1
                     fork_note = _note(ring, held.size, fork.root(held.size), held.time)
                     assert _post(url, _body(held.size, [], fork_note))[0] == 422
-                worker = threading.Thread(target=_submit_all, args=(url, ring, log, now, progress))
-                worker.start()
-                # Kill while submissions are in flight, after a number of them that varies by round.
-                target = progress["cosigned"] + random.randint(1, 25)
-                deadline = time.monotonic() + 20
-                while progress["cosigned"] < target and worker.is_alive() and time.monotonic() < deadline:
-                    time.sleep(0.001)
-            finally:
-                proc.send_signal(signal.SIGKILL)
+            except BaseException:
+                proc.kill()
                 proc.wait(timeout=20)
-            worker.join(timeout=30)
-            assert not worker.is_alive()
+                raise
+            kill_9_mid_way(proc, lambda: _submit_all(url, ring, log, now, progress), progress, "cosigned")
     assert progress["cosigned"] > 0

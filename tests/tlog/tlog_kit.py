@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import random
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -204,18 +207,7 @@ def signer_process(
     """`siemgate signer serve` as a real process on a loopback port (default: a free one); yields its URL."""
     kit.signer.close()
     port = port or free_port()
-    args = [
-        "signer",
-        "serve",
-        "--key-file",
-        str(kit.key_file),
-        "--state-file",
-        str(kit.state_file),
-        "--secret-file",
-        str(secret_file),
-        "--listen",
-        f"127.0.0.1:{port}",
-    ]
+    args = signer_args(kit, secret_file, port)
     if recovery_file is not None:
         args += ["--recovery-secret-file", str(recovery_file)]
     try:
@@ -223,6 +215,12 @@ def signer_process(
             yield url
     finally:
         kit.signer = Signer(SignerKeyring.load(kit.key_file), kit.state_file)
+
+
+def signer_args(kit: Kit, secret_file: Path, port: int) -> list[str]:
+    """The arguments of `siemgate signer serve` of `kit` on 127.0.0.1:`port`."""
+    args = ["signer", "serve", "--key-file", str(kit.key_file), "--state-file", str(kit.state_file)]
+    return [*args, "--secret-file", str(secret_file), "--listen", f"127.0.0.1:{port}"]
 
 
 @contextlib.contextmanager
@@ -239,3 +237,20 @@ def witness_args(key_file: Path, state_file: Path, log_key: Path, port: int) -> 
     """The arguments of `siemgate witness serve` on 127.0.0.1:`port` (creating its state file if absent)."""
     args = ["witness", "serve", "--key-file", str(key_file), "--state-file", str(state_file), "--new-state"]
     return [*args, "--log-key", str(log_key), "--listen", f"127.0.0.1:{port}"]
+
+
+def kill_9_mid_way(proc: subprocess.Popen[bytes], work: Callable[[], None], progress: dict[str, int], key: str) -> None:
+    """Run `work` in a thread and kill `proc` with SIGKILL once `progress[key]` has grown by a number
+    that varies by call (1 to 25; or when `work` ends, or after 20 s), then wait for `work` to end."""
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        target = progress[key] + random.randint(1, 25)
+        deadline = time.monotonic() + 20
+        while progress[key] < target and worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.001)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=20)
+    worker.join(timeout=30)
+    assert not worker.is_alive()

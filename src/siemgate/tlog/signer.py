@@ -30,7 +30,10 @@ from siemgate.tlog.note import sign_note
 from siemgate.tlog.proof import verify_consistency
 
 MAX_PROOF = 64
-MAX_CLOCK_BEHIND = 300  # seconds the clock may lag the last signed time before signing stops
+# Seconds a checkpoint may be dated after this host's clock: times strictly increase per origin, so
+# trees signed faster than one a second, or a clock set back, date them ahead; past this, signing
+# pauses (503) until the clock catches up.
+MAX_AHEAD = 60
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS signed (
@@ -142,13 +145,19 @@ class Signer:
         if len(proof) > MAX_PROOF:
             raise BadSignRequest(f"a consistency proof has at most {MAX_PROOF} hashes")
 
-    def _next_time(self, last: int | None) -> int:
+    def _next_time(self, origin: str, last: int | None) -> int:
+        """The time of the next checkpoint of `origin`: now, and after `last`. SignerRefused(503), a
+        pause and not a refusal of the tree, when that is more than MAX_AHEAD after this host's clock."""
         now = int(self._clock())
         if last is None:
             return now
-        if last + 1 - now > MAX_CLOCK_BEHIND:
+        if last + 1 - now > MAX_AHEAD:
             raise SignerRefused(
-                f"this host's clock is {last + 1 - now} s behind the last signed checkpoint; fix the clock (NTP)"
+                f"the last checkpoint of {origin} is dated {last - now} s after this host's clock, and the next"
+                f" must be later (at most {MAX_AHEAD} s ahead): checkpoints were asked for faster than one a"
+                " second, or the clock was set back (if it is wrong, fix it: NTP); signing resumes when the"
+                " clock reaches it",
+                status=503,
             )
         return max(now, last + 1)
 
@@ -163,8 +172,8 @@ class Signer:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute("SELECT size, root, time FROM signed WHERE origin = ?", (origin,)).fetchone()
-                last_size, last_root, last_time = row if row is not None else (0, None, None)
+                row = conn.execute("SELECT size, root, time, note FROM signed WHERE origin = ?", (origin,)).fetchone()
+                last_size, last_root, last_time, last_note = row if row is not None else (0, None, None, None)
                 if old_size != last_size:
                     raise StaleBase(f"the signer last signed size {last_size} of {origin}, not {old_size}", last_size)
                 if size < last_size:
@@ -178,7 +187,12 @@ class Signer:
                         ) from None
                 elif proof:
                     raise BadSignRequest("the first checkpoint of a log takes no consistency proof")
-                cp = Checkpoint(origin, size, root, self._next_time(last_time))
+                if (size, root) == (last_size, last_root) and last_time is not None and last_time >= int(self._clock()):
+                    # A heartbeat of the tree signed last, whose time is not past yet: that checkpoint
+                    # is as fresh as a new one (and a flood of heartbeats cannot date them ahead).
+                    conn.execute("ROLLBACK")
+                    return str(last_note)
+                cp = Checkpoint(origin, size, root, self._next_time(origin, last_time))
                 note = sign_note(cp.text(), self.keyring.signers_for(origin))
                 conn.execute(
                     "INSERT INTO signed (origin, size, root, time, note) VALUES (?, ?, ?, ?, ?) "
@@ -216,7 +230,7 @@ class Signer:
                 last_size, last_root, last_time = row
                 if (size, root) == (last_size, last_root):
                     raise SignerRefused(f"{origin} is already at size {size} with that root: nothing to recover")
-                when = self._next_time(last_time)
+                when = self._next_time(origin, last_time)
                 rec = Recovery(origin, last_size, last_root, size, root, when, reason)
                 signers = self.keyring.signers_for(origin)
                 rec_note = sign_note(rec.text(), signers)

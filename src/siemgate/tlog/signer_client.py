@@ -102,7 +102,7 @@ class SignerClient:
                 raise SignerUnavailable(f"the signer at {self._where()} answered a conflict without its size")
             raise StaleBase(self._error(status, payload), size)
         if status >= 500:
-            raise SignerUnavailable(f"the signer failed: HTTP {status}")
+            raise SignerUnavailable(f"the signer failed: HTTP {status}: {self._error(status, payload)}")
         raise SignerRefused(self._error(status, payload), status)
 
     def recover(self, origin: str, size: int, root: bytes, reason: str) -> tuple[str, str]:

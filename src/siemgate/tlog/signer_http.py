@@ -96,8 +96,8 @@ class _Handler(Handler):
             body = json.loads(self.read_body(MAX_BODY))
         except BodyError as exc:
             raise BadSignRequest(str(exc)) from None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise BadSignRequest("the request body is not JSON") from None
+        except (ValueError, RecursionError):  # not UTF-8 or JSON, an integer of thousands of digits, deep nesting
+            raise BadSignRequest("the request body is not JSON the signer takes") from None
         if not isinstance(body, dict):
             raise BadSignRequest("the request body must be a JSON object")
         return body
