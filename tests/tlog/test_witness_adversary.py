@@ -19,15 +19,15 @@ import pytest
 
 from siemgate.tlog import witness_http
 from siemgate.tlog.checkpoint import Checkpoint
-from siemgate.tlog.cosignature import MAX_CLOCK_SKEW, WitnessPolicy, load_witness_key
+from siemgate.tlog.cosignature import MAX_CLOCK_SKEW, WitnessPolicy, create_witness_key, load_witness_key
 from siemgate.tlog.keys import SignerKeyring
-from siemgate.tlog.note import split_note
-from siemgate.tlog.witness import Witness
+from siemgate.tlog.note import sign_note, split_note
+from siemgate.tlog.witness import Witness, WitnessRefused
 from siemgate.tlog.witness_client import WitnessClient
 from support.ports import free_port
 
 from .test_witness import _note, _post, _setup
-from .tlog_kit import ORIGIN, MemLog, kill_9_mid_way, start_process, witness_args, witness_process
+from .tlog_kit import NAME, ORIGIN, MemLog, kill_9_mid_way, start_process, witness_args, witness_process
 
 HASHED = hashlib.sha256(ORIGIN.encode()).hexdigest()
 
@@ -308,3 +308,27 @@ def test_kill_9_never_makes_the_witness_forget_what_it_cosigned(tmp_path: Path) 
                 raise
             kill_9_mid_way(proc, lambda: _submit_all(url, ring, log, now, progress), progress, "cosigned")
     assert progress["cosigned"] > 0
+
+
+def test_a_retired_log_key_cannot_extend_the_log_with_a_backdated_checkpoint(tmp_path: Path) -> None:
+    """A retired log key stays trusted for checkpoints dated before its retirement, and the date is
+    the checkpoint's own claim: whoever stole it could extend the log with a checkpoint dated back
+    into the key's lifetime, and the witness cosigned it (before). It is dated before the checkpoint
+    the witness cosigned last (signed by the new key, after the retirement), so now it is a 422."""
+    ring = SignerKeyring.create(tmp_path / "signer.keys", NAME).rotated()
+    stolen = ring.keys[0].signer.renamed(ORIGIN)
+    ring = ring.retired_key(ring.keys[0].key_id)
+    retired_at = ring.keys[0].retired
+    assert retired_at is not None
+    witness = Witness(create_witness_key(tmp_path / "witness.key", "w.example/w"), ring.public(), tmp_path / "w.db")
+    log = MemLog()
+    log.append(10)
+    try:
+        witness.add_checkpoint(_body(0, [], _note(ring, 6, log.root(6), retired_at + 1)))
+        backdated = sign_note(Checkpoint(ORIGIN, 10, log.root(10), retired_at - 10).text(), [stolen])
+        with pytest.raises(WitnessRefused, match="dated before") as refused:
+            witness.add_checkpoint(_body(6, log.proof(6, 10), backdated))
+        assert refused.value.status == 422
+        assert witness.latest(ORIGIN) is not None and witness.latest(ORIGIN)[0] == 6  # type: ignore[index]
+    finally:
+        witness.close()
