@@ -752,3 +752,45 @@ def test_page_and_event_can_pin_the_stream(tmp_path: Path, capsys: pytest.Captur
     capsys.readouterr()
     assert main([*base, "--feature", "auditevents"]) == 1
     assert "is not of the auditevents stream: another stream's log was served" in capsys.readouterr().out
+
+
+def _backdated_extension(log: Log, count: int) -> str:
+    """`count` events (outside the window) appended and signed with a time before the last
+    checkpoint's, as a stolen log key (or a retired one, trusted for its lifetime) can sign."""
+    for n in range(count):
+        log.add(START - (50 + n) * SECOND, event_body(START - (50 + n) * SECOND, len(log.bodies)))
+    log.time -= 100
+    return log.sign()
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_a_larger_checkpoint_dated_before_the_held_one_is_refused_by_follow(tmp_path: Path, trial: int) -> None:
+    """A log's checkpoint times never go back: a larger tree signed with a time before the checkpoint
+    the follower holds is a checkpoint signed with a false time (a stolen key, or a retired key whose
+    lifetime it is dated into). Before: `follow` accepted it and kept it as the newest."""
+    rng = random.Random(f"backdated/{trial}")
+    server = Server(Log(ORIGIN), rng, limit=rng.randrange(1, 6))
+    state = tmp_path / "state.json"
+    _honest_rounds(server, rng, state, rng.randrange(1, 4))
+    held = json.loads(state.read_text())["checkpoint"]
+    _backdated_extension(server.log, rng.randrange(1, 4))
+    out: list[str] = []
+    assert not _run(server, state, out), out
+    assert any(line.startswith("INVALID") and "dated before" in line for line in out), out
+    assert json.loads(state.read_text())["checkpoint"] == held
+
+
+def test_a_page_proof_with_a_larger_checkpoint_dated_before_the_held_one_is_refused() -> None:
+    """`siemgate-verify page --state`, the same lie. Before: verified, and the state took it."""
+    from siemgate.tlog.verify_page import verify_page
+
+    server = Server(Log(ORIGIN), random.Random("backdated page"), limit=50)
+    server.log.append(random.Random("backdated page"), 12)
+    held = server.log.sign()
+    _backdated_extension(server.log, 2)
+    state = StreamState(checkpoint=held)
+    page = page_bytes("c12", False, [])
+    proof = server.honest_proof(12, 12, True, 12).to_json()
+    report = verify_page(page, proof, KEYS, state)
+    assert not report.ok and any("dated before" in line for line in report.lines()), report.lines()
+    assert state.checkpoint == held

@@ -201,6 +201,18 @@ class SignedRecovery:
     note: str
 
 
+def check_not_backdated(cp: Checkpoint, old: Checkpoint, what: str) -> None:
+    """CheckpointError when `cp` is dated before `old`, a checkpoint of the same log `what` (e.g.
+    "accepted before"). A log's signer dates each checkpoint after the one before, so an earlier
+    time is a replay or a checkpoint signed with a false time: by whoever holds the log key, or a
+    retired one, which stays trusted for what is dated within its lifetime."""
+    if cp.time < old.time:
+        raise CheckpointError(
+            f"{cp.describe()} is dated before the {old.describe()} {what}: a log's checkpoint times never go"
+            " back (an old checkpoint replayed, or one signed with a false time, e.g. by a stolen retired key)"
+        )
+
+
 def check_not_future(cp: Checkpoint, now: int) -> None:
     """CheckpointError when `cp` is dated more than MAX_CLOCK_SKEW after `now` (unix seconds).
 

@@ -22,7 +22,14 @@ from typing import Any
 
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.bundle import BundleError, parse_hashes
-from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint, stream_problem, unverified_text
+from siemgate.tlog.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    check_not_backdated,
+    open_checkpoint,
+    stream_problem,
+    unverified_text,
+)
 from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import ProofError
@@ -277,6 +284,12 @@ def _accept(
                 f" accepted before ({old.describe()}): {exc}"
             )
             return None
+        if cp.size > old.size:
+            try:
+                check_not_backdated(cp, old, "accepted before")
+            except CheckpointError as exc:
+                out(f"INVALID index {old.size} [{cp.describe()}]: {exc}")
+                return None
         if not cp.supersedes(old):
             if cp.time < old.time:
                 out(

@@ -19,7 +19,14 @@ from typing import Any
 
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog import page_proof as page_proofs
-from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, SignedCheckpoint, open_checkpoint, stream_problem
+from siemgate.tlog.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    SignedCheckpoint,
+    check_not_backdated,
+    open_checkpoint,
+    stream_problem,
+)
 from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.entry import Entry, EntryError, event_timestamp_ns
 from siemgate.tlog.keys import PublicKeyring
@@ -351,6 +358,12 @@ def _continue(
                 max(old.size - 1, 0),
             )
             return
+        if cp.size > old.size:
+            try:
+                check_not_backdated(cp, old, "accepted before")
+            except CheckpointError as exc:
+                report.add(str(exc), old.size)
+                return
     window = (proof.start_ns, proof.end_ns)
     if proof.reset and state.next_idx is not None:
         # Otherwise a server could answer a cursor request with a proof that says "reset" and skip events.

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, check_not_future
+from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, check_not_backdated, check_not_future
 from siemgate.tlog.cosignature import cosign
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import EMPTY_ROOT, HASH_SIZE, ProofError
@@ -267,16 +267,11 @@ class Witness:
 
 
 def _check_not_backdated(cp: Checkpoint, last_note: str) -> None:
-    """WitnessRefused(422) when `cp` is dated before the checkpoint cosigned last (`last_note`): a
-    log's signer dates each checkpoint later than the one before, so an earlier time is a replay
-    of an old checkpoint or a backdated one, signed by whoever holds the log key."""
-    last = Checkpoint.parse(split_note(last_note)[0])
-    if cp.time < last.time:
-        raise WitnessRefused(
-            422,
-            f"{cp.describe()} is dated before the {last.describe()} this witness cosigned last:"
-            " a log's checkpoint times never go back",
-        )
+    """WitnessRefused(422) when `cp` is dated before the checkpoint cosigned last (`last_note`)."""
+    try:
+        check_not_backdated(cp, Checkpoint.parse(split_note(last_note)[0]), "this witness cosigned last")
+    except CheckpointError as exc:
+        raise WitnessRefused(422, str(exc)) from None
 
 
 def _check_consistency(sub: Submission, last_root: bytes | None) -> None:
