@@ -303,3 +303,26 @@ def test_usage_errors_exit_2(
     assert main(["bundle", str(bundle), "--key", str(tmp_path / "bad.pub")]) == 2
     assert main(["bundle", str(bundle), "--key", str(key), "--as-of", "yesterday"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("saved", [False, True])
+def test_a_larger_checkpoint_dated_before_a_smaller_one_is_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], saved: bool
+) -> None:
+    """The signer dates each checkpoint after the one before, so a larger tree dated before a smaller
+    one was signed with a false time (a stolen key, or a retired one trusted for its lifetime),
+    whether both are in the bundle or the smaller is the auditor's saved one (`--checkpoint`).
+    Before: VALID, judged fresh on the smaller one."""
+    from siemgate.tlog.note import sign_note
+
+    kit = make_kit(tmp_path)
+    log = MemLog()
+    log.append(8)
+    now = int(time.time())
+    honest = sign_note(Checkpoint(log.origin, 5, log.root(5), now - 100).text(), kit.keyring.signers_for(log.origin))
+    forged = sign_note(Checkpoint(log.origin, 8, log.root(8), now - 200).text(), kit.keyring.signers_for(log.origin))
+    (tmp_path / "saved").write_text(honest)
+    bundle = export(log, [forged] if saved else [honest, forged], tmp_path / "bundle", [5, 8])
+    extra = ["--checkpoint", str(tmp_path / "saved")] if saved else []
+    code, out = bundle_check(capsys, bundle, kit.public_key, "--max-age", "0", *extra)
+    assert code == 1 and "INVALID index 5" in out and "is dated before" in out, out

@@ -38,6 +38,7 @@ from siemgate.tlog.checkpoint import (
     CheckpointError,
     Recovery,
     SignedCheckpoint,
+    check_not_backdated,
     open_checkpoint,
     open_recovery,
 )
@@ -209,6 +210,22 @@ def _superseded(cp: Checkpoint, recoveries: Sequence[Recovery]) -> Recovery | No
     return None
 
 
+def _check_time_order(checkpoints: Sequence[Checkpoint], report: Report) -> None:
+    """Report each checkpoint dated before one of a smaller tree (of the same history): the signer
+    dates each checkpoint after the one before, so it was signed with a false time."""
+    latest: Checkpoint | None = None  # the latest-dated checkpoint of the sizes below the current one
+    ordered = sorted(checkpoints, key=lambda c: (c.size, c.time))
+    for size in sorted({c.size for c in ordered}):
+        group = [c for c in ordered if c.size == size]
+        if latest is not None:
+            try:
+                check_not_backdated(group[0], latest, "given to the verifier")
+            except CheckpointError as exc:
+                report.add(str(exc), latest.size, group[0].describe())
+        top = max(group, key=lambda c: c.time)
+        latest = top if latest is None or top.time > latest.time else latest
+
+
 def verify_bundle(
     directory: Path,
     keys: PublicKeyring,
@@ -235,6 +252,7 @@ def verify_bundle(
             f"replaced by a restored tree of size {rec.restored_size} ({rec.reason})"
         )
     by_size: dict[int, Checkpoint] = {}
+    current: list[Checkpoint] = []
     for sc in sorted(signed, key=lambda s: s.checkpoint.time):
         cp = sc.checkpoint
         replaced_by = _superseded(cp, recoveries)
@@ -243,6 +261,7 @@ def verify_bundle(
                 f"{cp.describe()} belongs to the history replaced by the recovery at {replaced_by.time}"
             )
             continue
+        current.append(cp)
         other = by_size.get(cp.size)
         if other is not None and other.root != cp.root:
             report.add(
@@ -253,6 +272,7 @@ def verify_bundle(
             )
             continue
         by_size.setdefault(cp.size, cp)
+    _check_time_order(current, report)
     checkpoints = sorted(by_size.values(), key=lambda c: c.size)
     report.checkpoints = checkpoints
     expected = {cp.size: cp for cp in checkpoints}
