@@ -195,7 +195,7 @@ class Witness:
             check_not_future(cp, int(self._clock()))
             return self._check_and_cosign(sub, opened.text)
         except CheckpointError as exc:
-            refused = WitnessRefused(422, f"not cosigned: {exc}")
+            refused = WitnessRefused(422, f"not cosigned: {exc} (or this witness's own clock is wrong)")
             self._record_refusal(sub, opened.text, refused)
             raise refused from None
         except WitnessRefused as exc:
