@@ -126,3 +126,32 @@ def test_iter_events_of_an_empty_stream(store: Store, batch: int) -> None:
     a = _account(store)
     assert list(store.iter_events(a.id, SIGNIN, 0, 2**62, batch)) == []
     assert store.purge_events(a.id, SIGNIN, 2**62) == 0
+
+
+def _steps_per_event(store: Store, events: int) -> float:
+    """SQLite virtual machine steps per event of iterating a day of `events` events ten at a time."""
+    a = _account(store)
+    store.insert_events(a.id, SIGNIN, _events([T0 + i * 1000 for i in range(events)]))
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    conn = store._reader()  # type: ignore[attr-defined]
+    conn.set_progress_handler(count, 100)
+    try:
+        assert sum(len(b) for b in store.iter_events(a.id, SIGNIN, T0, T0 + DAY, 10)) == events
+    finally:
+        conn.set_progress_handler(None, 0)
+    return steps[0] / events
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_iterating_a_day_reads_each_event_once_however_many_the_day_holds(store: Store) -> None:
+    """SQLite's keyset condition `(ts > ? OR (ts = ? AND uuid > ?))` gave the index only the day's
+    start as its lower bound, so each batch read the day from its start again: iterating a day of
+    n events took n²/batch steps (400,000 events: 7 s at 5,000 a batch, 30 s at 1,000; a day of
+    millions, hours of `retention apply`). The lower bound is now the last row's timestamp."""
+    small, large = _steps_per_event(store, 2_000), _steps_per_event(store, 8_000)
+    assert large < 1.5 * small, (small, large)

@@ -26,10 +26,10 @@ class SQLiteRetention(SQLiteBase):
         while True:
             if after is None:
                 rows = conn.execute(sql + " ORDER BY ts, uuid LIMIT ?", (account_id, code, start_ts, end_ts, batch))
-            else:
+            else:  # from the last row's time (the index's lower bound), not the day's start again
                 rows = conn.execute(
-                    sql + " AND (ts > ? OR (ts = ? AND uuid > ?)) ORDER BY ts, uuid LIMIT ?",
-                    (account_id, code, start_ts, end_ts, after[0], after[0], after[1], batch),
+                    sql + " AND (ts > ? OR uuid > ?) ORDER BY ts, uuid LIMIT ?",
+                    (account_id, code, after[0], end_ts, after[0], after[1], batch),
                 )
             page = [(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
             if not page:
