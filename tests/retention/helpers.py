@@ -106,19 +106,26 @@ def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
 
 
-def peak_growth_mib(code: str) -> float:
+def peak_growth_mib(code: str, setup: str = "", *, traced: bool = False) -> float:
     """How much a fresh interpreter's peak resident memory grows, over what it holds when it starts
-    (siemgate and pyarrow imported, the peak reset: /proc/self/clear_refs), while it runs `code`."""
+    (siemgate and pyarrow imported, `setup` run, the peak reset: /proc/self/clear_refs), while it
+    runs `code`. With `traced`, the peak of the memory Python allocates instead (tracemalloc): what
+    grows with the data, without the pages of a file the process maps (SQLite's mmap) or its caches
+    of fixed size."""
+    start, peak = "before = kib('VmRSS:')", "(kib('VmHWM:') - before) / 1024"
+    if traced:
+        start, peak = "import tracemalloc\ntracemalloc.start()", "tracemalloc.get_traced_memory()[1] / 2**20"
     script = (
         "from pathlib import Path\nimport orjson\n"
         "import pyarrow.parquet, siemgate.retention.archive as archive, siemgate.tlog.archive_verify\n"
         "from siemgate.model.features import Feature\n"
+        f"{setup}\n"
         "def kib(key):\n"
         "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key))\n"
         "open('/proc/self/clear_refs', 'w').write('5')\n"
-        "before = kib('VmRSS:')\n"
+        f"{start}\n"
         f"{code}\n"
-        "print('growth', (kib('VmHWM:') - before) / 1024)\n"
+        f"print('growth', {peak})\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(siemgate.__file__).parents[1])}  # this siemgate
     done = subprocess.run(

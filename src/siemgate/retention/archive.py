@@ -33,7 +33,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -270,26 +270,29 @@ def _index_rows(
 
 
 def _merge(
-    fresh: list[Row], known: dict[tuple[int, str], int], old: Iterator[tuple[Row, int | None]]
+    fresh: Iterator[tuple[Row, int | None]], old: Iterator[tuple[Row, int | None]]
 ) -> Iterator[tuple[Row, int | None]]:
-    """The rows of `fresh` (sorted, unique) and of `old` (an archived file's, in its order) in
-    (timestamp, uuid) order, each once, with its log index: a row in both keeps the new body and
-    the archived index (the new one when it has none); a new row takes its index from `known`."""
-    a, b = next(old, None), (fresh[0] if fresh else None)
-    at = 1
+    """The rows of `fresh` and of `old` (an archived file's), each with its log index, in
+    (timestamp, uuid) order, each once: a row in both keeps the new body and the archived index
+    (the new one when it has none). Both are read one row at a time. Raises ArchiveError when
+    `fresh` is not in strictly increasing (timestamp, uuid) order."""
+    a, b = next(old, None), next(fresh, None)
+    previous: tuple[int, str] | None = None
     while a is not None or b is not None:
-        if b is None or (a is not None and a[0][:2] < b[:2]):
+        if b is None or (a is not None and a[0][:2] < b[0][:2]):
             assert a is not None
             yield a
             a = next(old, None)
             continue
-        if a is None or b[:2] < a[0][:2]:
-            yield b, known.get(b[:2])
+        if previous is not None and b[0][:2] <= previous:
+            raise ArchiveError(f"the rows to archive are out of (timestamp, uuid) order or repeated at {b[0][1]}")
+        previous = b[0][:2]
+        if a is None or b[0][:2] < a[0][:2]:
+            yield b
         else:
-            yield b, a[1] if a[1] is not None else known.get(b[:2])
+            yield b[0], a[1] if a[1] is not None else b[1]
             a = next(old, None)
-        b = fresh[at] if at < len(fresh) else None
-        at += 1
+        b = next(fresh, None)
 
 
 def _row_digest(digest: Any, row: Row, index: int | None) -> None:
@@ -337,18 +340,31 @@ class StreamArchive:
         indices: dict[tuple[int, str], int] | None = None,
         checkpoint: str | None = None,
     ) -> FileEntry:
+        """`write_sorted` of `rows` in any order (a row repeated by (timestamp, uuid): the last is
+        kept), `indices` giving the log index of each by (timestamp, uuid)."""
+        known = indices or {}
+        fresh = sorted({(r[0], r[1]): r[2] for r in rows}.items())
+        return self.write_sorted(
+            day, (((ts, uuid, body), known.get((ts, uuid))) for (ts, uuid), body in fresh), checkpoint
+        )
+
+    def write_sorted(
+        self, day: str, rows: Iterable[tuple[Row, int | None]], checkpoint: str | None = None
+    ) -> FileEntry:
         """Write (or merge into) the day's file; returns its manifest entry once it is durable and
-        checked. `indices` gives the log index of each new row by (timestamp, uuid); rows already
-        archived keep theirs. `checkpoint` is the signed day-close checkpoint the rows were checked
-        against. A merge into a day already archived is recorded in the manifest's `rewrites`; it
-        streams the archived file (verified first) into the new one, never holding the day whole.
-        Raises ArchiveError (the previous file and manifest are left as they were), also when what
-        is archived for the day cannot be read and checked first (see `_archived`)."""
+        checked. `rows` are the new rows with their log indices, in strictly increasing (timestamp,
+        uuid) order, read once as the file is written (a generator reading a store a batch at a
+        time: the day is never held whole); rows already archived keep their indices. `checkpoint`
+        is the signed day-close checkpoint the rows were checked against. A merge into a day already
+        archived is recorded in the manifest's `rewrites`; it streams the archived file (verified
+        first) into the new one. Raises ArchiveError (the previous file and manifest are left as
+        they were, the temporary files removed), also when `rows` are out of order or what is
+        archived for the day cannot be read and checked first (see `_archived`); an error `rows`
+        raises is raised as it is, with nothing written either."""
         manifest = self.recover()
         relative = day_path(day, self.format)
         target = self.dir / relative
         archived = self._archived(manifest, relative)
-        fresh = [(ts, uuid, body) for (ts, uuid), body in sorted({(r[0], r[1]): r[2] for r in rows}.items())]
         old: Iterator[tuple[Row, int | None]] = iter(())
         if archived is not None:
             old = zip(read_rows(target, archived.format), read_indices(self.dir, archived), strict=True)
@@ -360,7 +376,7 @@ class StreamArchive:
             digest, count, held, first, last = hashlib.sha256(), 0, 0, None, None
             with open(tmp, "wb") as f, tempfile.TemporaryFile(dir=target.parent) as lines:
                 writer = _DayWriter(self.format, self.feature, _Sink(f, self.fault), lines)
-                for row, idx in _merge(fresh, indices or {}, old):
+                for row, idx in _merge(iter(rows), old):
                     writer.add(row, idx)
                     _row_digest(digest, row, idx)
                     count, held, last = count + 1, held + (idx is not None), row[0]
@@ -404,7 +420,7 @@ class StreamArchive:
         except OSError as exc:
             _remove(tmp, side_tmp)
             raise ArchiveError(f"cannot write the archive {target}: {exc.strerror or exc}") from None
-        except ArchiveError:
+        except BaseException:  # ArchiveError, or what `rows` raised (the store failed): nothing is written
             _remove(tmp, side_tmp)
             raise
         self._step("committed")

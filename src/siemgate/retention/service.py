@@ -24,7 +24,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from siemgate.errors import BadRequest
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.retention.archive import DAY_NS, ArchiveError, StreamArchive, day_of, day_start
+from siemgate.retention.parquet import Row
 from siemgate.retention.signed import DayClose, check_entries, day_close, purge_record
 from siemgate.store.base import Account, RetentionPolicy, Store
 
@@ -43,6 +44,9 @@ log = logging.getLogger("siemgate.retention")
 ARCHIVES = ("none", "jsonl", "parquet")
 MAX_DAYS = 36500  # 100 years: back past 1970, the oldest storable event, so "keep everything"
 Progress = Callable[[str, int], None]  # (what, events done)
+# Events of a day read, checked and written at a time: what archiving a day holds, however many
+# events it has (64 MiB of events at the default largest event, 64 KiB; about 1 MiB typically).
+ARCHIVE_BATCH = 1000
 
 
 @dataclass
@@ -216,30 +220,22 @@ class RetentionService:
                     f" {format_ns(closing.time * NS_PER_SECOND)}); it waits for the next one"
                 )
                 return
-            stored = [
-                event
-                for batch in self.store.iter_events(account.id, feature, start, start + DAY_NS)
-                for event in batch
-                if event[0] <= bound
-            ]
-            if not stored:
+            events = _DayEvents(self.store, account.id, feature, start, bound)
+            if events.empty:
                 result.waiting = (
                     f"the events of {day} left were stored after the newest day-close checkpoint (index bound"
                     f" {bound}); they wait for the next one"
                 )
                 continue
-            check_entries(self.store, account.id, feature, stored)
-            rows = [(ts, uuid, body) for _, ts, uuid, body in stored]
-            indices = {(ts, uuid): seq - 1 for seq, ts, uuid, _ in stored}
             before = archive.manifest()["files"].get(archive.day_file(day))
-            entry = archive.write_day(day, rows, indices, closing.note if closing is not None else None)
+            entry = archive.write_sorted(day, events, closing.note if closing is not None else None)
             result.files.append(entry.path)
             if before is not None:
                 result.merged.append(entry.path)
-            result.archived += len(rows)
+            result.archived += events.count
             result.purged += self.store.purge_events(account.id, feature, start + DAY_NS, max_seq=bound)
             if progress is not None:
-                progress(f"{account.name}/{feature.value} {day}", len(rows))
+                progress(f"{account.name}/{feature.value} {day}", events.count)
 
     def _record_purge(
         self,
@@ -272,3 +268,29 @@ class RetentionService:
         if archive is not None:
             index, body = purge_record(self.store, account.id, head, str(event["uuid"]))
             archive.record_purge(index, body)
+
+
+class _DayEvents:
+    """The events of the UTC day from `start` with seq <= `bound`, as archive rows with their log
+    indices, in (timestamp, uuid) order: read ARCHIVE_BATCH at a time, each batch checked against
+    its log entries (`check_entries`, raising ArchiveError) before any of it is given, so that a
+    day is never held whole. Iterated once; `count` says how many were given."""
+
+    def __init__(self, store: Store, account_id: int, feature: Feature, start: int, bound: int) -> None:
+        self.store, self.account_id, self.feature = store, account_id, feature
+        self.count = 0
+        self._batches = (
+            [event for event in batch if event[0] <= bound]
+            for batch in store.iter_events(account_id, feature, start, start + DAY_NS, ARCHIVE_BATCH)
+        )
+        self._first = next((batch for batch in self._batches if batch), None)  # reads until one is taken
+        self.empty = self._first is None
+
+    def __iter__(self) -> Iterator[tuple[Row, int | None]]:
+        batch = self._first
+        while batch is not None:
+            check_entries(self.store, self.account_id, self.feature, batch)
+            for seq, ts, uuid, body in batch:
+                self.count += 1
+                yield (ts, uuid, body), seq - 1
+            batch = next(self._batches, None)
