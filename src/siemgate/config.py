@@ -30,6 +30,9 @@ from siemgate.outbound import OutboundPolicy, allow_list
 
 # Event timestamps end in 2262 (model.timestamps): a retention longer than a century only overflows.
 MAX_RETENTION_DAYS = 36500
+# An SMTP EHLO name: a domain name, or an address literal (RFC 5321 4.1.3); nothing that could end
+# the command (no space, CR or LF).
+HELO_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}[A-Za-z0-9])?|\[(?:IPv6:)?[0-9A-Fa-f.:]{2,64}\]")
 
 
 class Settings(BaseSettings):
@@ -212,6 +215,12 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(None, description="SMTP login, if the server needs one.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password (env or file; never logged).")
     smtp_security: Literal["none", "starttls", "tls"] = Field("none", description="SMTP transport security.")
+    smtp_helo_name: str | None = Field(
+        None,
+        description="Name siemgate gives itself in SMTP EHLO/HELO (a domain name or an address literal such as"
+        " [192.0.2.1]). Default: the machine's host name when it has a dot, else the address literal of the"
+        " connection's local end; never a DNS lookup, which no deadline bounds.",
+    )
     smtp_timeout: float = Field(
         10.0, gt=0, le=60, description="Seconds an email attempt may take in all (at most 60, as other actions)."
     )
@@ -268,6 +277,16 @@ class Settings(BaseSettings):
     @classmethod
     def _witness_urls(cls, value: Any) -> list[str]:
         return allow_list(value)
+
+    @field_validator("smtp_helo_name")
+    @classmethod
+    def _helo_name(cls, value: str | None) -> str | None:
+        if value is not None and not HELO_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a name for SMTP EHLO: give a domain name (mail.example.com) or an address"
+                " literal ([192.0.2.1], [IPv6:2001:db8::1]), at most 255 characters"
+            )
+        return value
 
     @field_validator("public_host")
     @classmethod

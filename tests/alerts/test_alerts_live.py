@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -28,7 +29,7 @@ from siemgate.alerts.actions.record import is_alert_event
 from siemgate.alerts.model import parse_rule
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
-from siemgate.errors import BadRequest, Conflict
+from siemgate.errors import BadRequest, ConfigError, Conflict
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import parse_ns
@@ -310,10 +311,12 @@ def test_transient_failures_give_up_after_max_attempts(tmp_path: Path, http: Htt
 class _Capture:
     def __init__(self, quit_reply: str | None = None) -> None:
         self.messages: list[Any] = []
+        self.helo_names: list[str] = []
         self.quit_reply = quit_reply
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope)
+        self.helo_names.append(session.host_name)
         return "250 OK"
 
     async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> Any:
@@ -345,7 +348,8 @@ def smtp_site(
     tmp_path: Path, handler: _Capture, controller: type[Controller] = Controller, **settings: Any
 ) -> Iterator[Site]:
     """A Site sending email through a real local SMTP server (aiosmtpd) that `handler` answers."""
-    server = controller(handler, hostname="127.0.0.1", port=free_port())
+    # the server's own name given: aiosmtpd would look it up (socket.getfqdn), which a test may block
+    server = controller(handler, hostname="127.0.0.1", port=free_port(), server_hostname="smtp.test")
     server.start()
     site = Site(
         tmp_path / "d", smtp_host="127.0.0.1", smtp_port=server.port, smtp_from="alerts@acme.example", **settings
@@ -355,6 +359,17 @@ def smtp_site(
     finally:
         site.services.close()
         server.stop()
+
+
+def _email_once(site: Site) -> tuple[Any, float]:
+    """Fire an alert emailing secops, run the dispatcher once: (the delivery, seconds it took)."""
+    mfa_rule(site, {"type": "email", "to": ["secops@acme.example"]})
+    fire(site)
+    started = time.monotonic()
+    site.services.alerts.dispatcher.run_due()
+    took = time.monotonic() - started
+    [d] = deliveries(site)
+    return d, took
 
 
 def test_email_through_a_real_smtp_server(tmp_path: Path) -> None:
@@ -380,15 +395,51 @@ def test_an_smtp_server_that_trickles_its_replies_holds_an_email_no_longer_than_
     ends by one deadline, `smtp_timeout` after it began."""
     handler = _Capture()
     with smtp_site(tmp_path, handler, _TricklingController, smtp_timeout=0.5, alerts_max_attempts=1) as site:
-        mfa_rule(site, {"type": "email", "to": ["secops@acme.example"]})
-        fire(site)
-        started = time.monotonic()
-        site.services.alerts.dispatcher.run_due()
-        took = time.monotonic() - started
-        [d] = deliveries(site)
+        d, took = _email_once(site)
         assert d.status == "failed" and "timed out" in d.last_error, d
         assert took < 0.5 + 1.0, took  # the greeting alone takes longer than the deadline
         assert handler.messages == []
+
+
+def _stuck_resolver(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every lookup of the machine's own name take 5 s (a resolver that does not answer); the
+    names of the lookups made."""
+    made: list[str] = []
+
+    def stuck(name: str = "") -> str:
+        made.append(name)
+        time.sleep(5)
+        return "stuck.invalid"
+
+    for lookup in ("getfqdn", "gethostbyname", "gethostbyaddr"):
+        monkeypatch.setattr(socket, lookup, stuck)
+    return made
+
+
+@pytest.mark.parametrize("helo_name", [None, "mail.acme.example"])
+def test_an_email_looks_up_no_name_outside_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helo_name: str | None
+) -> None:
+    """smtplib named the sender in EHLO by socket.getfqdn() (a reverse DNS lookup, then
+    gethostbyname), before the first command and outside the delivery's deadline: a resolver that
+    does not answer held each email for its timeout times its retries. The name is now
+    `smtp_helo_name`, else the host name when it has a dot, else the address literal of the
+    connection's local end, found without DNS."""
+    made = _stuck_resolver(monkeypatch)
+    handler = _Capture()
+    with smtp_site(tmp_path, handler, smtp_timeout=1.0, smtp_helo_name=helo_name, alerts_max_attempts=1) as site:
+        d, took = _email_once(site)
+        assert (d.status, d.last_error) == ("delivered", ""), d
+        assert took < 1.0, took
+    assert made == []
+    host = socket.gethostname()
+    assert handler.helo_names == [helo_name or (host if "." in host else "[127.0.0.1]")]
+
+
+@pytest.mark.parametrize("name", ["mail.acme.example\r\nRSET", "two words", "", "[x]", "-a.example", "a" * 256])
+def test_an_smtp_helo_name_that_is_not_one_is_refused_at_start(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match="not a name for SMTP EHLO"):
+        load_settings(data_dir=tmp_path, smtp_helo_name=name)
 
 
 def test_an_email_accepted_is_delivered_whatever_its_quit_reply(tmp_path: Path) -> None:

@@ -15,9 +15,11 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from siemgate.alerts.actions.base import DeliveryError, text, title
-from siemgate.config import Settings
+from siemgate.config import HELO_NAME, Settings
 from siemgate.outbound import connect_tcp, time_left
 from siemgate.store.base import DeliveryRecord
+
+_UNSET = "unset.invalid"  # given to smtplib so that it looks nothing up; replaced once connected
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -36,15 +38,31 @@ class _DeadlineReader(io.RawIOBase):
         return self._sock.recv_into(buffer)
 
 
+def local_name(sock: socket.socket | None) -> str:
+    """What siemgate calls itself in EHLO when `smtp_helo_name` is not set, found without DNS: the
+    host name when it has a dot (a domain name, as smtplib prefers), else the address literal of
+    the connection's local end (`[192.0.2.1]`, `[IPv6:2001:db8::1]`, RFC 5321). smtplib looked it
+    up (socket.getfqdn, gethostbyname): a resolver that does not answer held the delivery for its
+    timeout times its retries, outside the delivery's deadline."""
+    name = socket.gethostname()
+    if "." in name and HELO_NAME.fullmatch(name):
+        return name
+    address = str(sock.getsockname()[0]) if sock is not None else "127.0.0.1"
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
+
+
 class _SMTP(smtplib.SMTP):
     """smtplib.SMTP whose whole session ends by one `deadline` (time.monotonic(), set before
     connecting): the name lookup, the connection, TLS and every command and reply. smtplib gives
     each socket operation its timeout again, so a server answering every command slowly, or a byte
-    at a time, held a delivery far past its timeout (and its lease: it was sent twice)."""
+    at a time, held a delivery far past its timeout (and its lease: it was sent twice). It names
+    itself `helo_name`, else `local_name`: it never looks its own name up in DNS."""
 
-    def __init__(self, deadline: float, host: str, port: int, **kwargs: Any) -> None:
+    def __init__(self, deadline: float, host: str, port: int, helo_name: str | None, **kwargs: Any) -> None:
         self.deadline = deadline
-        super().__init__(host, port, **kwargs)
+        super().__init__(host, port, local_hostname=helo_name or _UNSET, **kwargs)
+        if not helo_name:
+            self.local_hostname = local_name(self.sock)
 
     def __exit__(self, *args: object) -> None:
         """QUIT, a failure of it ignored: once the message was accepted, a QUIT that fails or comes
@@ -73,9 +91,12 @@ class _SMTP(smtplib.SMTP):
 class _SMTPS(smtplib.SMTP_SSL, _SMTP):
     """smtplib.SMTP_SSL bounded as _SMTP is (SMTP_SSL wraps the socket _SMTP makes)."""
 
-    def __init__(self, deadline: float, host: str, port: int, **kwargs: Any) -> None:
+    def __init__(self, deadline: float, host: str, port: int, helo_name: str | None, **kwargs: Any) -> None:
         self.deadline = deadline
-        smtplib.SMTP_SSL.__init__(self, host, port, **kwargs)  # which calls SMTP.__init__, not _SMTP's
+        # which calls SMTP.__init__, not _SMTP's
+        smtplib.SMTP_SSL.__init__(self, host, port, local_hostname=helo_name or _UNSET, **kwargs)
+        if not helo_name:
+            self.local_hostname = local_name(self.sock)
 
 
 class EmailSender:
@@ -104,10 +125,15 @@ class EmailSender:
         try:
             if s.smtp_security == "tls":
                 client: _SMTP = _SMTPS(
-                    deadline, s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=ssl.create_default_context()
+                    deadline,
+                    s.smtp_host,
+                    s.smtp_port,
+                    s.smtp_helo_name,
+                    timeout=s.smtp_timeout,
+                    context=ssl.create_default_context(),
                 )
             else:
-                client = _SMTP(deadline, s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+                client = _SMTP(deadline, s.smtp_host, s.smtp_port, s.smtp_helo_name, timeout=s.smtp_timeout)
             with client:
                 if s.smtp_security == "starttls":
                     client.starttls(context=ssl.create_default_context())
