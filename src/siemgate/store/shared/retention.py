@@ -52,7 +52,8 @@ class RetentionStore(SharedSQL):
         Seqs are never reused: the stream's head stays where it was; a late event stored later for
         a purged day is stored and served as usual. Their facets go with them.
 
-        SQLite deletes rows. PostgreSQL drops the day's partition (feature, UTC day) when the day
+        SQLite deletes rows, at most 5,000 per write transaction (its one writer is never held for
+        a whole purge). PostgreSQL drops the day's partition (feature, UTC day) when the day
         lies wholly before `before_ts` and holds nothing else (no other account's events, no seq
         after `max_seq`), else deletes rows: purging by whole UTC days (before_ts at midnight) is
         what lets it drop. Raises StoreError when the store fails."""

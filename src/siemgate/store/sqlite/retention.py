@@ -10,6 +10,8 @@ from siemgate.store.records import StoredEvent
 from siemgate.store.sqlite.connection import SQLiteBase
 from siemgate.store.sqlite.events import MAX_TS
 
+PURGE_CHUNK = 5000  # events (or facets) deleted per write transaction
+
 
 class SQLiteRetention(SQLiteBase):
     # retention: reading by time, purging ---------------------------------------------------------
@@ -40,19 +42,34 @@ class SQLiteRetention(SQLiteBase):
                 return
 
     def purge_events(self, account_id: int, feature: Feature, before_ts: int, *, max_seq: int | None = None) -> int:
+        """Rows are deleted at most PURGE_CHUNK per write transaction, oldest first, so that a purge
+        of a day (or years) of millions of events never holds SQLite's one writer for long: other
+        accounts' ingest waits for one chunk, not for the whole purge."""
         code = feature.code
         limit = MAX_TS if max_seq is None else max_seq
-        with self._write() as conn:
-            before = conn.total_changes
-            conn.execute(
-                "DELETE FROM events WHERE account_id = ? AND feature = ? AND ts < ? AND seq <= ?",
-                (account_id, code, before_ts, limit),
+        deleted = self._purge_chunks(
+            "DELETE FROM events WHERE account_id = ? AND feature = ? AND seq IN (SELECT seq FROM events INDEXED BY"
+            " events_by_time WHERE account_id = ? AND feature = ? AND ts < ? AND seq <= ? ORDER BY ts LIMIT ?)",
+            (account_id, code, account_id, code, before_ts, limit),
+        )
+        has_facets = self._reader().execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'facets'")
+        if has_facets.fetchone():  # the explorer's per-event rows go with their events
+            self._purge_chunks(
+                "DELETE FROM facets WHERE account_id = ? AND feature = ? AND (ts, seq) IN (SELECT ts, seq FROM facets"
+                " WHERE account_id = ? AND feature = ? AND ts < ? AND seq <= ? ORDER BY ts LIMIT ?)",
+                (account_id, code, account_id, code, before_ts, limit),
             )
-            deleted = conn.total_changes - before
-            has_facets = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'facets'").fetchone()
-            if has_facets:  # the explorer's per-event rows go with their events
-                conn.execute(
-                    "DELETE FROM facets WHERE account_id = ? AND feature = ? AND ts < ? AND seq <= ?",
-                    (account_id, code, before_ts, limit),
-                )
         return deleted
+
+    def _purge_chunks(self, sql: str, params: tuple[int, ...]) -> int:
+        """Run the DELETE `sql` (its last parameter the chunk size) in write transactions until it
+        deletes fewer than PURGE_CHUNK rows; how many it deleted in all."""
+        deleted = 0
+        while True:
+            with self._write() as conn:
+                before = conn.total_changes
+                conn.execute(sql, (*params, PURGE_CHUNK))
+                count = conn.total_changes - before
+            deleted += count
+            if count < PURGE_CHUNK:
+                return deleted
