@@ -17,7 +17,7 @@ from siemgate.errors import BadRequest, SiemgateError
 from siemgate.model.features import ALL_FEATURES, parse_features
 from siemgate.retention.archive import ArchiveError, verify_file
 from siemgate.retention.replay import plan_replay, replay
-from siemgate.retention.survey import survey
+from siemgate.retention.survey import walk
 
 retention_app = typer.Typer(help="How long events are kept, per account and stream.", no_args_is_help=True)
 archive_app = typer.Typer(help="Archives of events that left the store: list, verify, replay.", no_args_is_help=True)
@@ -105,19 +105,20 @@ def list_archives(
 ) -> None:
     """The archived streams and their days."""
     root = _root(ctx, folder)
-    found = survey(root)
-    rows = []
-    for stream in found.streams:
-        days = [f.day for f in stream.files]
-        events = sum(f.events for f in stream.files)
-        rows.append(
-            [stream.account, stream.feature.value, len(days), days[0] if days else "", days[-1] if days else "", events]
-        )
+    rows: list[list[object]] = []
+    problems: list[str] = []
+    for stream, found in walk(root):  # a stream at a time: only its summary is kept
+        problems += [str(p) for p in found]
+        if stream is not None:
+            days = [f.day for f in stream.files]
+            events = sum(f.events for f in stream.files)
+            first, last = (days[0], days[-1]) if days else ("", "")
+            rows.append([stream.account, stream.feature.value, len(days), first, last, events])
     print_table(f"Archives in {root}", ["account", "stream", "files", "first day", "last day", "events"], rows)
-    for problem in found.problems:
+    for problem in problems:
         err.print(f"problem: {problem}", markup=False, highlight=False)
-    if found.problems:
-        err.print(f"{len(found.problems)} problem(s) in the folder: run `siemgate archive verify`")
+    if problems:
+        err.print(f"{len(problems)} problem(s) in the folder: run `siemgate archive verify`")
 
 
 @archive_app.command("verify")
@@ -128,12 +129,16 @@ def verify(
     no file missing or unlisted, each file's size, SHA-256, rows, event count and first and last
     timestamps. Exits 1 naming each problem."""
     root = _root(ctx, folder)
-    found = survey(root)
-    problems = [str(p) for p in found.problems]
-    files, events = 0, 0
+    total = sum(len(stream.files) for stream, _ in walk(root) if stream is not None)  # counted, not kept
+    problems: list[str] = []
+    streams, files, events = 0, 0, 0
     with _progress() as progress:
-        task = progress.add_task("verifying", total=sum(len(s.files) for s in found.streams))
-        for stream in found.streams:
+        task = progress.add_task("verifying", total=total)
+        for stream, found in walk(root):  # a stream at a time
+            problems += [str(p) for p in found]
+            if stream is None:
+                continue
+            streams += 1
             for entry in stream.files:
                 try:
                     verify_file(stream.folder, entry)
@@ -146,7 +151,7 @@ def verify(
         err.print(f"BAD {problem}", markup=False, highlight=False)
     if problems:
         raise ArchiveError(f"{len(problems)} problem(s) in {root}")
-    err.print(f"ok: {len(found.streams)} stream(s), {files} file(s), {events} event(s) in {root}")
+    err.print(f"ok: {streams} stream(s), {files} file(s), {events} event(s) in {root}")
 
 
 @archive_app.command("replay")

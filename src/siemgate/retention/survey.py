@@ -10,6 +10,7 @@ entries is `archive.verify_file`'s part. Temporary files of a run in progress ar
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -71,30 +72,40 @@ class Survey:
 
 
 def survey(root: Path) -> Survey:
-    """Survey the archive folder `root`. Raises ArchiveError when it is not a folder."""
+    """Survey the archive folder `root`, every stream held at once (`walk` holds one at a time).
+    Raises ArchiveError when it is not a folder."""
+    found = Survey([], [])
+    for stream, problems in walk(root):
+        found.problems += problems
+        if stream is not None:
+            found.streams.append(stream)
+    return found
+
+
+def walk(root: Path) -> Iterator[tuple[StreamManifest | None, list[Problem]]]:
+    """Survey the archive folder `root` a stream (or a misplaced entry) at a time, in order of
+    account and stream: what it holds, when its manifest could be read, and the problems found
+    there. Nothing of a stream is kept once the next is read, so an archive of every account's
+    years is surveyed in the memory of its largest manifest. Raises ArchiveError (when first
+    iterated) when `root` is not a folder."""
     if not root.is_dir():
         raise ArchiveError(
             f"{root}: no archive folder there (give the folder that holds <account uuid>/<stream>/{MANIFEST})"
         )
-    found = Survey([], [])
     for account_dir in sorted(root.iterdir()):
         if account_dir.is_symlink():
-            found.problems.append(Problem(None, None, f"{account_dir}: a symbolic link; siemgate reads none"))
+            yield None, [Problem(None, None, f"{account_dir}: a symbolic link; siemgate reads none")]
             continue
         if not account_dir.is_dir():
             if not is_temporary(account_dir.name) and account_dir.name != LOCK_FILE:
-                found.problems.append(Problem(None, None, f"{account_dir}: not part of any stream archive"))
+                yield None, [Problem(None, None, f"{account_dir}: not part of any stream archive")]
             continue
         for folder in sorted(account_dir.iterdir()):
             if folder.is_symlink() or not folder.is_dir() or folder.name not in set(ALL_FEATURES):
                 message = f"{folder}: not a stream archive folder (streams are {STREAM_NAMES})"
-                found.problems.append(Problem(account_dir.name, None, message))
+                yield None, [Problem(account_dir.name, None, message)]
                 continue
-            stream, problems = _survey_stream(folder, account_dir.name, Feature(folder.name))
-            found.problems += problems
-            if stream is not None:
-                found.streams.append(stream)
-    return found
+            yield _survey_stream(folder, account_dir.name, Feature(folder.name))
 
 
 def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[StreamManifest | None, list[Problem]]:
