@@ -6,10 +6,13 @@ whatever the batch."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from siemgate.composition.wiring import build_services
@@ -24,8 +27,10 @@ from siemgate.services import Services
 from siemgate.store.base import Store
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
-from support.clocks import FixedClock
+from support.clocks import Clock, FixedClock
+from support.servers import start_server, stop_server
 from support.stores import drop_pg_schema, new_pg_schema, pg_schema_url
+from support.waiting import wait_for
 
 from .helpers import AUDIT, DAY, NOW, audit, audit_result, fill, held, open_services, peak_growth_mib
 
@@ -168,3 +173,57 @@ def test_rows_out_of_order_are_refused_with_nothing_written(tmp_path: Path) -> N
         with pytest.raises(ArchiveError, match="out of \\(timestamp, uuid\\) order or repeated"):
             archive.write_sorted(day, iter(bad))
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_run_stops_after_its_day_when_the_process_stops(tmp_path: Path) -> None:
+    """A run went on until every stream of every account was done, so a server stopping during a
+    run of a long backlog (hours) held its exit until the end, or closed the store under it. A
+    stop now ends the run after the day it is archiving; the next run carries on."""
+    services = open_services(tmp_path, archive_format="jsonl")
+    try:
+        account = services.store.create_account(new_id(), "Acme", NOW)
+        fill(services, account, days=5, per_day=20)
+        stopped: list[bool] = []
+        threads: list[threading.Thread] = []
+
+        def first_day_done(what: str, done: int) -> None:
+            if not stopped:  # stop from another thread, as the server's shutdown does, and go on
+                stopper = threading.Thread(target=lambda: stopped.append(services.retention.stop(10)))
+                stopper.start()
+                wait_for("the stop", lambda: services.retention._stopping.is_set() or None)
+                threads.append(stopper)
+
+        result = audit_result(services.retention.apply(first_day_done, accounts=[account]))
+        threads[0].join(10)
+        assert stopped == [True]
+        assert (len(result.files), result.archived, result.error) == (1, 20, None)
+        assert result.waiting is not None and "stopping" in result.waiting
+        assert held(services, account) == 80
+        again = audit_result(services.retention.apply(accounts=[account]))
+        assert (len(again.files), again.archived, held(services, account)) == (4, 80, 0)
+    finally:
+        services.close()
+
+
+def test_a_stopping_server_ends_its_retention_run_before_closing_the_store(tmp_path: Path) -> None:
+    """The server's scheduled run went on in its thread after the server stopped: the store was
+    closed under it (every stream left failed) or the process's exit waited for the whole backlog.
+    Shutdown now stops the run after its current day and waits for it before the store closes."""
+    days = 120
+    store = SQLiteStore(tmp_path / "siemgate.db")
+    store.migrate()
+    settings = load_settings(data_dir=tmp_path, alerts_enabled=False, archive_format="jsonl", retention_days=30)
+    now = time.time_ns()
+    services = build_services(settings, store, lambda: now)
+    account = store.create_account(new_id(), "Acme", now)
+    first = (now // DAY - 40 - days) * DAY
+    for day in range(days):
+        events = [audit(first + day * DAY + i * 1000, i) for i in range(300)]
+        assert services.writer.write(account.id, AUDIT, events).stored == 300
+    live, server, thread = start_server(settings, store, Clock())  # retention runs at start
+    manifest = settings.archive_path / account.uuid / AUDIT.value / "manifest.json"
+    wait_for("the first archived day", manifest.exists)
+    stop_server(live, server, thread)
+    assert live.services.retention._lock.acquire(blocking=False), "the run goes on after the server stopped"
+    archived = len(orjson.loads(manifest.read_bytes())["files"])
+    assert 1 <= archived < days

@@ -75,6 +75,18 @@ class RetentionService:
         self.archive_root: Path = settings.archive_path
         self.fault: Callable[[int], None] | None = None  # tests: called with bytes written to an archive file
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def stop(self, timeout: float) -> bool:
+        """Make a run under way end after the day it is archiving (the next run carries on where
+        it stopped) and wait up to `timeout` seconds for it; whether it ended (or none was under
+        way). Runs started after it returned True run as usual; until then they return at once."""
+        self._stopping.set()
+        ended = self._lock.acquire(timeout=timeout)
+        if ended:
+            self._stopping.clear()
+            self._lock.release()
+        return ended
 
     # policies -----------------------------------------------------------------------------------
     def policy(self, account_id: int, feature: Feature) -> RetentionPolicy:
@@ -118,10 +130,13 @@ class RetentionService:
     def apply(self, progress: Progress | None = None, accounts: list[Account] | None = None) -> list[StreamResult]:
         """Apply every stream's policy (one run at a time). Failures are reported per stream: one
         stream's, whatever it is, stops neither the account's other streams nor other accounts."""
-        results = []
+        results: list[StreamResult] = []
         with self._lock:
             for account in accounts or self.store.list_accounts():
                 for feature in ALL_FEATURES:
+                    if self._stopping.is_set():
+                        log.info("retention stopped: the process is stopping; the next run carries on")
+                        return results
                     try:
                         result = self.apply_stream(account, feature, progress)
                     except Exception as exc:  # a store or disk failure of this stream: the next run retries it
@@ -208,6 +223,9 @@ class RetentionService:
         last_day_start = day_start(day_of(cutoff))  # whole days before the cutoff's day
         after = 0
         while True:
+            if self._stopping.is_set():
+                result.waiting = "the process is stopping; the next run carries on"
+                return
             first = next(self.store.iter_events(account.id, feature, after, last_day_start, 1), [])
             if not first:
                 return
