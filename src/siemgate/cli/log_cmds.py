@@ -13,8 +13,11 @@ from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err
 from siemgate.errors import BadRequest
 from siemgate.integrity.keys import LogKeys
+from siemgate.integrity.service import LogUnavailable
 from siemgate.integrity.tree import integrate
 from siemgate.model.features import ALL_FEATURES, Feature
+from siemgate.services import Services
+from siemgate.store.records import Account
 
 log_app = typer.Typer(help="The signed, tamper-evident log of each event stream.", no_args_is_help=True)
 
@@ -105,13 +108,10 @@ def recover(
         acct = find_account(services.store, account)
         done = services.tlog.recover(acct.id, stream, reason, secret)
         rec = done.recovery
-        services.audit.record(
+        _record(
+            services,
             acct,
-            CLI,
-            "update",
-            "account",
-            object_uuid=acct.uuid,
-            aux_info={
+            {
                 "kind": "log-recovery",
                 "feature": stream.value,
                 "origin": done.origin,
@@ -126,6 +126,46 @@ def recover(
         f"Recovered {done.origin}: the signed history of size {rec.previous_size} is replaced by the stored tree"
         f" of size {rec.restored_size}; recorded in the account's audit events"
     )
+
+
+@log_app.command("resume")
+def resume(
+    ctx: typer.Context,
+    account: str = ACCOUNT_OPTION,
+    feature: str = FEATURE_OPTION,
+    reason: str = typer.Option(..., "--reason", help="What was looked into (one line, kept in the audit events)."),
+) -> None:
+    """After an integrity error stopped a stream's log and it was looked into: check the log again.
+
+    Every check runs again at once (entries dense, the tree signed only as an extension of what the
+    signer signed), so a log still damaged, or refused again, is stopped again (exit 1). Recorded in
+    the account's audit stream either way."""
+    stream = _feature(feature)
+    with services_for(ctx) as services:
+        acct = find_account(services.store, account)
+        done = services.tlog.resume(acct.id, stream)
+        _record(
+            services,
+            acct,
+            {
+                "kind": "log-resume",
+                "feature": stream.value,
+                "cleared": done.cleared,
+                "stopped_again": done.stopped,
+                "reason": reason,
+            },
+        )
+    if done.stopped is not None:
+        raise LogUnavailable(f"the log is stopped again: {done.stopped}")
+    if done.checkpoint is not None:
+        err.print(f"Resumed: {done.size} entries integrated; signed {done.checkpoint.describe()}")
+    else:
+        err.print(f"Resumed: {done.size} entries integrated; no checkpoint yet ({done.pending})")
+
+
+def _record(services: Services, acct: Account, aux_info: dict[str, object]) -> None:
+    """Record an operator's action on a stream's log in the account's audit stream."""
+    services.audit.record(acct, CLI, "update", "account", object_uuid=acct.uuid, aux_info=aux_info)
 
 
 @log_app.command("integrate")

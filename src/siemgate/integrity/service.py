@@ -63,6 +63,19 @@ class Recovered:
     origin: str
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """What `LogService.resume` found: the error it cleared, the log's size after integrating, and
+    either the checkpoint signed at once or why there is none yet (`pending`), or the error that
+    stopped the log again (`stopped`)."""
+
+    cleared: str
+    size: int
+    checkpoint: Checkpoint | None = None
+    pending: str | None = None
+    stopped: str | None = None
+
+
 @dataclass
 class _Ahead:
     message: str
@@ -263,6 +276,30 @@ class LogService:
         self._last[(account_id, feature)] = cp
         self._ahead.pop((account_id, feature), None)
         return Recovered(rec, cp, origin)
+
+    def resume(self, account_id: int, feature: Feature) -> Resumed:
+        """Clear the integrity error that stopped the stream's log, then run at once every check
+        the log runs: integrate (entries dense, each where its event says) and, with a signer, have
+        the tree signed (the signer refuses a tree that does not extend what it signed). A log
+        still damaged, or refused again, is stopped again: `Resumed.stopped` says why.
+
+        Raises LogUnavailable when the log is not stopped."""
+        state = self.store.log_state(account_id, feature)
+        if state is None or not state.error:
+            raise LogUnavailable("the log is not stopped by an integrity error: there is nothing to resume")
+        self.store.set_log_error(account_id, feature, None, self.clock())
+        result = integrate(self.store, account_id, feature, self.clock())
+        if result.error:
+            return Resumed(state.error, result.size, stopped=result.error)
+        if self.signer is None:
+            return Resumed(state.error, result.size, pending="this server has no log signer")
+        try:
+            return Resumed(state.error, result.size, checkpoint=self.checkpoint(account_id, feature))
+        except LogUnavailable as exc:
+            stopped = self.store.log_state(account_id, feature)
+            if stopped is not None and stopped.error:
+                return Resumed(state.error, result.size, stopped=stopped.error)
+            return Resumed(state.error, result.size, pending=str(exc))
 
     def _sign(self, account_id: int, feature: Feature, size: int) -> Checkpoint:
         stream = (account_id, feature)
