@@ -10,7 +10,7 @@ import time
 import pyotp
 from playwright.sync_api import Page, expect
 
-from siemgate.accounts.actor import CLI
+from siemgate.accounts.actor import CLI, Actor
 from siemgate.auth.passwords import hash_password
 from siemgate.model.ids import new_id
 
@@ -115,3 +115,37 @@ def test_a_wrong_password_is_said_in_place_not_taken_for_a_sign_out(page: Page, 
     page.locator("#two-factor").get_by_label("Your password").fill(PASSWORD)
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator("pre.codes")).to_be_visible()
+
+
+def test_turning_two_factor_off_takes_a_code_as_well_as_the_password(page: Page, console: Console) -> None:
+    """Turning two-factor off asks for a code of the app or a recovery code beside the password
+    (a stolen session and a phished password are not enough): without one the console says so,
+    a wrong one is said in place with nothing changed, and a recovery code turns it off."""
+    allow_http_errors(page, 403)
+    email = _person(console)
+    services = console.live.services
+    user = services.store.get_user(email)
+    secret = services.personal.begin_two_factor(user).secret
+    actor = Actor(user, "api_key")
+    recovery = services.personal.confirm_two_factor(actor, user, pyotp.TOTP(secret).now(), PASSWORD)
+    page.goto(f"{console.base_url}/console/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Code").fill(recovery[0])
+    page.get_by_role("button", name="Verify").click()
+    expect(page).to_have_url(re.compile(r"/integrations$"))
+    page.goto(f"{console.base_url}/console/security")
+    box = page.locator("#two-factor")
+    box.get_by_label("Your password").fill(PASSWORD)
+    box.get_by_role("button", name="Turn off").click()
+    expect(box.locator(".error")).to_have_text("Enter a code from your authenticator app, or a recovery code.")
+    box.get_by_label("Code from the app, or a recovery code").fill(recovery[0])  # used to sign in
+    box.get_by_role("button", name="Turn off").click()
+    expect(box.locator(".error")).to_contain_text("nothing was changed")
+    expect(box).to_contain_text("On. 9 recovery code(s) left.")
+    screenshot(page, "security-two-factor-off-wrong-code")
+    box.get_by_label("Code from the app, or a recovery code").fill(recovery[1])
+    box.get_by_role("button", name="Turn off").click()
+    expect(box.get_by_role("button", name="Turn on")).to_be_visible()
+    assert not services.people.has_two_factor(user)

@@ -13,7 +13,7 @@ from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import ApiKey, IngestKey, Session, Store, TokenRecord
 from siemgate.store.errors import LimitReached
-from siemgate.store.shared.identity import Invitation, Withdrawal
+from siemgate.store.shared.identity import FactorUse, Invitation, Withdrawal
 
 DAY = 86400 * 10**9
 
@@ -67,12 +67,39 @@ def test_totp_steps_and_recovery_codes_are_used_once(store: Store) -> None:
     assert store.recovery_codes_left(user.id) == 1
     assert not store.use_totp_step(user.id, 10) and not store.use_totp_step(user.id, 9)
     assert store.use_totp_step(user.id, 11)
-    store.replace_recovery_codes(user.id, ["a", "b", "c"], 4)
+    assert not store.replace_recovery_codes(user.id, ["a", "b", "c"], 4, FactorUse(step=11))  # a replay
+    assert store.recovery_codes_left(user.id) == 1
+    assert store.replace_recovery_codes(user.id, ["a", "b", "c"], 4, FactorUse(recovery_digest="x"))
     assert store.use_recovery_code(user.id, "b", 5) and not store.use_recovery_code(user.id, "b", 6)
     assert not store.use_recovery_code(user.id, "zzz", 6)
     assert store.recovery_codes_left(user.id) == 2
-    assert store.delete_two_factor(user.id) and not store.delete_two_factor(user.id)
+    for spent in (None, FactorUse(step=11), FactorUse(recovery_digest="b"), FactorUse()):
+        assert not store.delete_two_factor(user.id, spent, 7)  # nothing changed
+    assert store.recovery_codes_left(user.id) == 2 and store.get_two_factor(user.id) is not None
+    assert store.delete_two_factor(user.id, FactorUse(step=12), 7)
     assert store.recovery_codes_left(user.id) == 0 and store.get_two_factor(user.id) is None
+    assert store.delete_two_factor(user.id, None, 8)  # nothing on: nothing to prove
+
+
+def test_two_factor_cannot_go_off_in_an_account_requiring_it_nor_be_required_by_an_owner_without(
+    store: Store,
+) -> None:
+    """Both checks are made in the transaction that writes, under the account's row lock: turning
+    it off is refused (nothing changed, the code not spent) while an account of the person
+    requires it; an owner without two-factor cannot require it."""
+    account = store.create_account(new_id(), f"req-{new_id()[:6]}", 0)
+    owner = store.create_user(new_id(), f"o-{new_id()[:6]}@example.com", "O", None, account.id, 0)
+    store.add_member(account.id, owner.id, "owner", 0)
+    assert not store.set_requires_two_factor(account.id, True, owner_id=owner.id)
+    assert not store.requires_two_factor(account.id)
+    store.begin_two_factor(owner.id, "sealed", 1)
+    assert store.enable_two_factor(owner.id, "sealed", 10, 2, ["r"]) == 0
+    assert store.set_requires_two_factor(account.id, True, owner_id=owner.id)
+    with pytest.raises(Conflict, match=f"'{account.name}' require"):
+        store.delete_two_factor(owner.id, FactorUse(recovery_digest="r"), 3)
+    assert store.recovery_codes_left(owner.id) == 1 and store.get_two_factor(owner.id) is not None
+    assert store.set_requires_two_factor(account.id, False, owner_id=owner.id)
+    assert store.delete_two_factor(owner.id, FactorUse(recovery_digest="r"), 4)
 
 
 def test_account_policy_and_revoking_every_credential(store: Store) -> None:

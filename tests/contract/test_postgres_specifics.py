@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -36,18 +35,11 @@ from siemgate.store.errors import LimitReached
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.postgres.events import DAY, partition_name
 from siemgate.store.shared.identity import Invitation, Withdrawal
+from support.pg_waits import in_thread, waiting_for
 from support.stores import drop_pg_schema, make_store, new_pg_schema, pg_schema_url
 from support.waiting import wait_for
 
 T0 = 20_000 * DAY  # a UTC midnight
-
-
-@pytest.fixture
-def pg(tmp_path: Path, pg_url: str) -> Iterator[PostgresStore]:
-    store = make_store("postgres", tmp_path)
-    assert isinstance(store, PostgresStore)
-    yield store
-    store.close()
 
 
 def _exists(store: PostgresStore, name: str) -> bool:
@@ -252,13 +244,6 @@ def test_a_starter_rule_enabled_while_its_override_is_being_saved_changes_only_t
     assert (rule.definition, rule.enabled, rule.version) == ('{"x":"override"}', False, 2)
 
 
-def _waiting_for(watch: psycopg.Connection[tuple[int]], blocker: psycopg.Connection[tuple[int]]) -> int:
-    """Backends waiting now for a lock `blocker`'s transaction holds."""
-    sql = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
-    row = watch.execute(sql, (blocker.info.backend_pid,)).fetchone()
-    return int(row[0]) if row is not None else 0
-
-
 # Each bounded create (limit 2), with one row of its kind already held: the other process's row
 # (inserted in the test's own transaction, which has locked the owner's row as a create does),
 # and the store call that must then be refused.
@@ -340,7 +325,7 @@ def test_a_bounded_create_waits_for_another_process_creating_the_last_allowed(pg
         job.start()
         wait_for(
             "the create to wait for the other transaction, or to end",
-            lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(),
+            lambda: waiting_for(watch, other) >= 1 or not job.is_alive(),
             30,
         )
         other.commit()
@@ -377,7 +362,7 @@ def test_a_bounded_create_and_a_write_that_only_references_the_account_do_not_wa
         job.start()
         wait_for(
             "the create to end, or to wait for the other transaction",
-            lambda: not job.is_alive() or _waiting_for(watch, other) >= 1,
+            lambda: not job.is_alive() or waiting_for(watch, other) >= 1,
             30,
         )
         waited = job.is_alive()
@@ -420,28 +405,13 @@ def test_removing_an_inviter_does_not_overwrite_an_invitation_accepted_at_the_sa
         job = threading.Thread(target=remove)
         job.start()
         wait_for(
-            "the removal to wait for the acceptance", lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(), 30
+            "the removal to wait for the acceptance", lambda: waiting_for(watch, other) >= 1 or not job.is_alive(), 30
         )
         other.commit()
     job.join(30)
     assert outcome == [[]], outcome  # nothing withdrawn: it was no longer pending
     [row] = pg._select("SELECT status, decided_by FROM invitations WHERE id = ?", (invitation.id,))
     assert tuple(row) == ("accepted", guest.id)
-
-
-def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
-    """Start `call` in a thread; its outcome (result or exception) lands in the list."""
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except Exception as exc:  # reported by the caller's assertion
-            outcome.append(exc)
-
-    job = threading.Thread(target=run)
-    job.start()
-    return job, outcome
 
 
 def test_a_sign_in_recording_its_session_waits_for_a_password_change_and_then_sees_it(pg: PostgresStore) -> None:
@@ -453,10 +423,10 @@ def test_a_sign_in_recording_its_session_waits_for_a_password_change_and_then_se
     with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
         other.execute("UPDATE users SET password_hash = 'new-hash' WHERE id = %s", (user.id,))
         other.execute("DELETE FROM sessions WHERE user_id = %s", (user.id,))
-        job, outcome = _in_thread(lambda: pg.create_session(session, proof=SignInProof("old-hash", False)))
+        job, outcome = in_thread(lambda: pg.create_session(session, proof=SignInProof("old-hash", False)))
         wait_for(
             "the session to wait for the change, or to end",
-            lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(),
+            lambda: waiting_for(watch, other) >= 1 or not job.is_alive(),
             30,
         )
         other.commit()
@@ -478,10 +448,10 @@ def test_turning_two_factor_on_waits_for_a_sign_in_recording_its_session_and_end
             " VALUES (%s, %s, %s, 'csrf', %s, %s, %s)",
             (new_id(), user.id, new_id(), T0, T0 + DAY, T0),
         )
-        job, outcome = _in_thread(lambda: pg.enable_two_factor(user.id, "sealed", 1, T0, ["digest"]))
+        job, outcome = in_thread(lambda: pg.enable_two_factor(user.id, "sealed", 1, T0, ["digest"]))
         wait_for(
             "turning two-factor on to wait for the sign-in, or to end",
-            lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(),
+            lambda: waiting_for(watch, other) >= 1 or not job.is_alive(),
             30,
         )
         other.commit()
@@ -501,10 +471,10 @@ def test_a_key_being_made_waits_for_the_removal_revoking_its_makers_key_and_is_r
     with psycopg.connect(pg.url) as other, psycopg.connect(pg.url, autocommit=True) as watch:
         other.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user.id,))  # as end_credentials
         other.execute("UPDATE api_keys SET revoked_at = %s WHERE user_id = %s", (T0, user.id))
-        job, outcome = _in_thread(lambda: pg.create_api_key(made, limit=50, made_with=MadeWith("api_key", maker.id)))
+        job, outcome = in_thread(lambda: pg.create_api_key(made, limit=50, made_with=MadeWith("api_key", maker.id)))
         wait_for(
             "the key to wait for the removal, or to end",
-            lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(),
+            lambda: waiting_for(watch, other) >= 1 or not job.is_alive(),
             30,
         )
         other.commit()
@@ -526,10 +496,10 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(pg: PostgresStor
         other.execute(
             "UPDATE memberships SET role = 'member' WHERE account_id = %s AND user_id = %s", (account.id, ada.id)
         )
-        job, outcome = _in_thread(lambda: pg.set_role(account.id, bob.id, "member", Withdrawal((), T0, None)))
+        job, outcome = in_thread(lambda: pg.set_role(account.id, bob.id, "member", Withdrawal((), T0, None)))
         wait_for(
             "the demotion to wait for the other, or to end",
-            lambda: _waiting_for(watch, other) >= 1 or not job.is_alive(),
+            lambda: waiting_for(watch, other) >= 1 or not job.is_alive(),
             30,
         )
         other.commit()

@@ -236,11 +236,11 @@ def _carry_out_everything(tenants: Tenants, tmp_path: Path) -> Scenario:
     expect("PUT", "/me/password", lambda: call(adam, "PUT", "/me/password", json={"current_password": PASSWORD, "new_password": PASSWORD + "!"}), a, ("changemp", "user"))  # fmt: skip
     secret = ok(call(alice, "POST", "/me/two-factor"), 201)["secret"]
     covered.add(("POST", f"{ADMIN}/me/two-factor"))
-    expect("POST", "/me/two-factor/confirm", lambda: call(alice, "POST", "/me/two-factor/confirm", json={"code": pyotp.TOTP(secret).now(), "password": PASSWORD}), a, ("enblmfa", "user"))  # fmt: skip
-    expect("POST", "/me/two-factor/recovery-codes", lambda: call(alice, "POST", "/me/two-factor/recovery-codes", json={"password": PASSWORD}), a, ("updatmfa", "user"))  # fmt: skip
+    recovery = expect("POST", "/me/two-factor/confirm", lambda: call(alice, "POST", "/me/two-factor/confirm", json={"code": pyotp.TOTP(secret).now(), "password": PASSWORD}), a, ("enblmfa", "user"))["recovery_codes"]  # fmt: skip
+    recovery = expect("POST", "/me/two-factor/recovery-codes", lambda: call(alice, "POST", "/me/two-factor/recovery-codes", json={"password": PASSWORD, "code": recovery[0]}), a, ("updatmfa", "user"))["recovery_codes"]  # fmt: skip
     expect("PUT", "/accounts/{account}/security", lambda: call(alice, "PUT", f"{acct}/security", json={"require_two_factor": True}), a, ("enblmfa", "account"))  # fmt: skip
     call(alice, "PUT", f"{acct}/security", json={"require_two_factor": False})
-    expect("POST", "/me/two-factor/disable", lambda: call(alice, "POST", "/me/two-factor/disable", json={"password": PASSWORD}), a, ("disblmfa", "user"))  # fmt: skip
+    expect("POST", "/me/two-factor/disable", lambda: call(alice, "POST", "/me/two-factor/disable", json={"password": PASSWORD, "code": recovery[0]}), a, ("disblmfa", "user"))  # fmt: skip
 
     # console sessions
     with httpx.Client(base_url=tenants.server.base_url) as browser:

@@ -97,7 +97,9 @@ def test_an_owner_requires_two_factor_of_everyone_in_the_account(tenants: Tenant
     ok(tenants.call(tenants.bob, "GET", f"/accounts/{tenants.b.uuid}/integrations"))  # B is not affected
     _enrol(tenants, tenants.adam)
     ok(tenants.call(tenants.adam, "GET", f"/accounts/{tenants.a.uuid}/integrations"))
-    disable = tenants.call(tenants.adam, "POST", "/me/two-factor/disable", json={"password": PASSWORD})
+    disable = tenants.call(
+        tenants.adam, "POST", "/me/two-factor/disable", json={"password": PASSWORD, "code": "x" * 10}
+    )
     assert "require(s) two-factor" in error(disable, 409)
     [required] = [e for e in tenants.events(tenants.a) if e["action"] == "enblmfa" and e["object_type"] == "account"]
     assert json.loads(required["aux_info"]) == {"kind": "two-factor requirement", "required": True}
@@ -105,14 +107,83 @@ def test_an_owner_requires_two_factor_of_everyone_in_the_account(tenants: Tenant
 
 def test_turning_two_factor_off_needs_the_password_and_is_recorded(tenants: Tenants) -> None:
     bob = tenants.bob
-    _enrol(tenants, bob)
-    error(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": "not the password"}), 403)
-    codes = ok(tenants.call(bob, "POST", "/me/two-factor/recovery-codes", json={"password": PASSWORD}))
-    assert len(codes["recovery_codes"]) == 10
-    ok(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": PASSWORD}), 204)
+    _, recovery = _enrol(tenants, bob)
+    wrong = {"password": "not the password", "code": recovery[0]}
+    assert "password" in error(tenants.call(bob, "POST", "/me/two-factor/disable", json=wrong), 403)
+    renewed = {"password": PASSWORD, "code": recovery[0]}
+    codes = ok(tenants.call(bob, "POST", "/me/two-factor/recovery-codes", json=renewed))["recovery_codes"]
+    assert len(codes) == 10
+    ok(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": PASSWORD, "code": codes[0]}), 204)
     assert ok(tenants.sign_in(bob.email))["user"]["two_factor"] is False
     audit = [e["action"] for e in tenants.events(tenants.b) if e["object_type"] == "user" and e["action"] != "join"]
     assert audit == ["enblmfa", "updatmfa", "disblmfa"]
+
+
+def test_turning_two_factor_off_needs_a_current_code_not_only_the_password(tenants: Tenants) -> None:
+    """A thief holding a copied session cookie and a phished password turned two-factor off (the
+    password was all it asked) and from then on signed in with the password alone. Turning it off
+    now takes a current code of the authenticator or an unused recovery code too (a 403 naming
+    `code` otherwise, nothing changed); the code is spent: a code used to sign in is not taken
+    again, nor a recovery code used once."""
+    adam = tenants.adam
+    secret, recovery = _enrol(tenants, adam)
+    disable = f"{ADMIN}/me/two-factor/disable"
+    signed_in_with = _code(secret, 1)
+    with httpx.Client(base_url=tenants.server.base_url) as thief:
+        challenge = ok(thief.post(f"{ADMIN}/session", json={"email": adam.email, "password": PASSWORD}))["challenge"]
+        step = f"{ADMIN}/session/second-factor"
+        thief.headers["X-CSRF-Token"] = ok(thief.post(step, json={"challenge": challenge, "code": signed_in_with}))[
+            "csrf_token"
+        ]
+        assert "code" in error(thief.post(disable, json={"password": PASSWORD}), 400)
+        for code in ("000000", signed_in_with, "abcde-fghij"):
+            message = error(thief.post(disable, json={"password": PASSWORD, "code": code}), 403)
+            assert message.startswith("Forbidden: code:") and "nothing was changed" in message
+        assert ok(thief.get(f"{ADMIN}/me/two-factor"))["enabled"] is True
+        ok(thief.post(disable, json={"password": PASSWORD, "code": recovery[3]}), 204)
+    assert ok(tenants.sign_in(adam.email))["user"]["two_factor"] is False
+
+
+def test_new_recovery_codes_need_a_current_code_and_spend_it(tenants: Tenants) -> None:
+    """New recovery codes sign in without the phone: with only the password, a thief who also
+    holds a session could mint ten. They take a code too; a recovery code given is spent with the
+    old ones, and a TOTP code given cannot then finish a sign-in (one use, whatever the endpoint)."""
+    alice = tenants.alice
+    secret, recovery = _enrol(tenants, alice)
+    renew = "/me/two-factor/recovery-codes"
+    assert "code" in error(tenants.call(alice, "POST", renew, json={"password": PASSWORD}), 400)
+    message = error(tenants.call(alice, "POST", renew, json={"password": PASSWORD, "code": "123456"}), 403)
+    assert message.startswith("Forbidden: code:")
+    code = _code(secret, 1)
+    fresh = ok(tenants.call(alice, "POST", renew, json={"password": PASSWORD, "code": code}))["recovery_codes"]
+    challenge = ok(tenants.sign_in(alice.email))["challenge"]
+    step = f"{ADMIN}/session/second-factor"
+    with httpx.Client(base_url=tenants.server.base_url) as browser:
+        error(browser.post(step, json={"challenge": challenge, "code": code}), 401)
+        error(browser.post(step, json={"challenge": challenge, "code": recovery[1]}), 401)  # replaced
+    error(tenants.call(alice, "POST", renew, json={"password": PASSWORD, "code": code}), 403)
+    again = ok(tenants.call(alice, "POST", renew, json={"password": PASSWORD, "code": fresh[0]}))["recovery_codes"]
+    assert not set(again) & set(fresh)
+    error(tenants.call(alice, "POST", renew, json={"password": PASSWORD, "code": fresh[1]}), 403)  # replaced
+
+
+def test_wrong_codes_anywhere_count_towards_the_persons_limit(tenants: Tenants) -> None:
+    """Guessing codes through the endpoints that change two-factor (a 10^6 code space, three
+    steps valid at a time) counts towards the same per-person limit as the sign-in's second step,
+    whatever the session or IP: after 10 wrong codes, even the right one is refused (429)."""
+    bob = tenants.bob
+    secret, recovery = _enrol(tenants, bob)
+    valid = {_code(secret, k) for k in (-2, -1, 0, 1, 2)}
+    guesses = [code for code in (f"{n:06d}" for n in range(20)) if code not in valid][:10]
+    for code in guesses:
+        error(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": PASSWORD, "code": code}), 403)
+    refused = tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": PASSWORD, "code": recovery[0]})
+    assert "too many wrong two-factor codes" in error(refused, 429)
+    challenge = ok(tenants.sign_in(bob.email))["challenge"]
+    with httpx.Client(base_url=tenants.server.base_url) as elsewhere:
+        answer = elsewhere.post(f"{ADMIN}/session/second-factor", json={"challenge": challenge, "code": recovery[0]})
+        error(answer, 429)
+    assert ok(tenants.call(bob, "GET", "/me/two-factor")) == {"enabled": True, "recovery_codes_left": 10}
 
 
 def test_turning_two_factor_on_needs_the_password(tenants: Tenants) -> None:

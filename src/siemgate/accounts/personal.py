@@ -23,6 +23,7 @@ from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
 from siemgate.model.text import excerpt
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.store.base import Account, ApiKey, MadeWith, Store, User
+from siemgate.store.shared.identity import FactorUse
 
 API_KEY = "personal API key"
 
@@ -196,29 +197,56 @@ class PersonalService:
             return "totp"
         return None
 
-    def new_recovery_codes(self, actor: Actor, user: User, password: str) -> list[str]:
+    def second_factor(self, user: User, code: str) -> FactorUse:
+        """The second factor `code` offers to change two-factor itself (turn it off, new recovery
+        codes): a current TOTP code or a recovery code, for the store to spend in the change's
+        transaction. Wrong codes count towards the person's limit of the sign-in's second step
+        (RateLimited once it is reached, whatever the session or IP); Forbidden (403, naming
+        `code`) for a code that matches no step of the person's authenticator now."""
+        self.limiter.check_second_factor(user.uuid)
+        if totp.looks_like_recovery_code(code):
+            return FactorUse(recovery_digest=totp.recovery_digest(code))
+        enrolment = self.store.get_two_factor(user.id)
+        secret = self.box.open(enrolment.secret) if enrolment is not None else None
+        step = totp.matching_step(secret, code, self.clock() / NS_PER_SECOND) if secret else None
+        if step is None:
+            self._wrong_code(user)
+        return FactorUse(step=step)
+
+    def _wrong_code(self, user: User) -> None:
+        """Count a wrong second factor towards the person's limit and refuse the change."""
+        self.limiter.second_factor_failed(user.uuid)
+        raise Forbidden(
+            "Forbidden: code: not a current code of your authenticator app nor an unused recovery code"
+            " (a code works once); nothing was changed"
+        )
+
+    def new_recovery_codes(self, actor: Actor, user: User, password: str, code: str) -> list[str]:
+        """Ten new recovery codes (the old ones stop working), for the person's password and a
+        second factor (`second_factor`): the password alone would let whoever also holds a session
+        mint codes that sign in without the person's phone. Conflict when two-factor is off."""
         self.check_current(actor, user, password)
         if not self.people.has_two_factor(user):
             raise Conflict("turn two-factor sign-in on first; recovery codes come with it")
-        codes = self._new_codes(user)
+        use = self.second_factor(user, code)
+        codes = totp.new_recovery_codes()
+        if not self.store.replace_recovery_codes(user.id, [totp.recovery_digest(c) for c in codes], self.clock(), use):
+            self._wrong_code(user)
         self.audit.record_for(user, actor, "updatmfa", "user", object_user=user, aux_info={"kind": "recovery codes"})
         return codes
 
-    def _new_codes(self, user: User) -> list[str]:
-        codes = totp.new_recovery_codes()
-        self.store.replace_recovery_codes(user.id, [totp.recovery_digest(c) for c in codes], self.clock())
-        return codes
-
-    def disable_two_factor(self, actor: Actor, user: User, password: str) -> None:
+    def disable_two_factor(self, actor: Actor, user: User, password: str, code: str) -> None:
+        """The person turns two-factor off with their password and a second factor
+        (`second_factor`: a session and a phished password are not enough), spent in the same
+        transaction. Conflict, nothing changed, while an account they belong to requires it (an
+        owner requiring it at the same moment is ordered with this: store.delete_two_factor).
+        Without two-factor on, an unconfirmed enrolment is dropped with the password alone."""
         self.check_current(actor, user, password)
-        requiring = [
-            self.store.get_account_by_id(m.account_id).name
-            for m in self.store.list_memberships(user.id)
-            if self.store.requires_two_factor(m.account_id)
-        ]
-        if requiring:
-            raise Conflict(f"{', '.join(map(repr, requiring))} require(s) two-factor sign-in of every member")
-        if self.store.delete_two_factor(user.id):
+        on = self.people.has_two_factor(user)
+        use = self.second_factor(user, code) if on else None
+        if not self.store.delete_two_factor(user.id, use, self.clock()):
+            self._wrong_code(user)
+        if on:
             self.audit.record_for(user, actor, "disblmfa", "user", object_user=user, aux_info={"by": "self"})
 
     def reset_two_factor(self, actor: Actor, user: User) -> Reset:
@@ -246,11 +274,11 @@ class PersonalService:
     def require_two_factor(self, actor: Actor, account: Account, required: bool) -> bool:
         """Owners require (or stop requiring) two-factor sign-in of every member."""
         self.people.require(actor, account, "owner", "change the two-factor requirement")
-        if required and actor.user is not None and not self.people.has_two_factor(actor.user):
-            raise Conflict("turn two-factor sign-in on for yourself first, or you would be locked out")
         if self.store.requires_two_factor(account.id) == required:
             return required
-        self.store.set_requires_two_factor(account.id, required)
+        owner_id = actor.user.id if actor.user is not None else None
+        if not self.store.set_requires_two_factor(account.id, required, owner_id=owner_id):
+            raise Conflict("turn two-factor sign-in on for yourself first, or you would be locked out")
         self.audit.record(
             account,
             actor,

@@ -184,23 +184,24 @@ def confirm_two_factor(
 @router.post(
     "/me/two-factor/recovery-codes",
     response_model=models.RecoveryCodes,
-    summary="New recovery codes (the old ones stop working)",
+    summary="New recovery codes (the old ones stop working), with your password and a current code",
     responses=errors(401, 403, 409, 429),
 )
-def new_recovery_codes(body: models.PasswordConfirm, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
+def new_recovery_codes(body: models.SecondFactorConfirm, actor: ActorDep, services: ServicesDep) -> dict[str, Any]:
     assert actor.user is not None
-    return {"recovery_codes": services.personal.new_recovery_codes(actor, actor.user, body.password)}
+    return {"recovery_codes": services.personal.new_recovery_codes(actor, actor.user, body.password, body.code)}
 
 
 @router.post(
     "/me/two-factor/disable",
     status_code=204,
-    summary="Turn two-factor off (not while an account you belong to requires it)",
+    summary="Turn two-factor off with your password and a current code (not while an account you belong to"
+    " requires it)",
     responses=errors(401, 403, 409, 429),
 )
-def disable_two_factor(body: models.PasswordConfirm, actor: ActorDep, services: ServicesDep) -> Response:
+def disable_two_factor(body: models.SecondFactorConfirm, actor: ActorDep, services: ServicesDep) -> Response:
     assert actor.user is not None
-    services.personal.disable_two_factor(actor, actor.user, body.password)
+    services.personal.disable_two_factor(actor, actor.user, body.password, body.code)
     return Response(status_code=204)
 
 

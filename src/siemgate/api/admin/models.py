@@ -62,8 +62,14 @@ class PasswordChange(Strict):
     new_password: str = Field(min_length=10, max_length=MAX_PASSWORD_LENGTH, description=LENGTH_RULE)
 
 
-class PasswordConfirm(Strict):
+class SecondFactorConfirm(Strict):
     password: str = Password
+    code: str = Field(
+        min_length=6,
+        max_length=40,
+        description="A current code of your authenticator app, or an unused recovery code (then used up):"
+        " a session and your password alone cannot change two-factor.",
+    )
 
 
 class SecondFactor(Strict):

@@ -52,6 +52,16 @@ class TwoFactor:
 
 
 @dataclass(frozen=True, slots=True)
+class FactorUse:
+    """A second factor presented to change two-factor itself (turn it off, new recovery codes):
+    the TOTP time step its code matched, or the SHA-256 of a recovery code. Spent by the change's
+    transaction: a step only if later than the last one used, a recovery code only if unused."""
+
+    step: int | None = None
+    recovery_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Withdrawal:
     """The pending invitations a change of a person's membership revokes with it: those the person
     sent offering one of `roles` (the roles they can no longer grant), revoked at `now` by `by`
@@ -89,6 +99,28 @@ def end_credentials(
         sql._q("UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"), (revoke_keys_at, user_id)
     )
     return CredentialsEnded(ended, sorted(r[0] for r in rows))
+
+
+def use_factor(sql: SharedSQL, conn: Any, user_id: int, use: FactorUse, now: int) -> bool:
+    """In the caller's transaction, spend the person's second factor `use`; False when it was
+    already used (a TOTP step not later than the last one used: a replay; a used or unknown
+    recovery code) or two-factor is not on."""
+    if use.recovery_digest is not None:
+        spent = conn.execute(
+            sql._q("UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_sha256 = ? AND used_at IS NULL"),
+            (now, user_id, use.recovery_digest),
+        )
+        return bool(spent.rowcount)
+    if use.step is None:
+        return False
+    spent = conn.execute(
+        sql._q(
+            "UPDATE two_factor SET last_step = ?"
+            " WHERE user_id = ? AND (last_step IS NULL OR last_step < ?) AND enabled_at IS NOT NULL"
+        ),
+        (use.step, user_id, use.step),
+    )
+    return bool(spent.rowcount)
 
 
 _INVITATION = (
@@ -286,16 +318,8 @@ class IdentityStore(SharedSQL):
     def use_totp_step(self, user_id: int, step: int) -> bool:
         """Record that the code of time step `step` was used; False when that step (or a later one)
         was already used (a replay), or two-factor is not on."""
-        [count] = self._run(
-            [
-                (
-                    "UPDATE two_factor SET last_step = ?"
-                    " WHERE user_id = ? AND (last_step IS NULL OR last_step < ?) AND enabled_at IS NOT NULL",
-                    (step, user_id, step),
-                )
-            ]
-        )
-        return bool(count)
+        with self._tx() as conn:
+            return use_factor(self, conn, user_id, FactorUse(step=step), 0)
 
     def enable_two_factor(
         self, user_id: int, secret: str, step: int, now: int, digests: Sequence[str], *, keep: str | None = None
@@ -319,10 +343,43 @@ class IdentityStore(SharedSQL):
             self._replace_codes(conn, user_id, digests, now)
             return end_credentials(self, conn, user_id, keep=keep).sessions
 
-    def delete_two_factor(self, user_id: int) -> bool:
-        """Turn two-factor off and drop the recovery codes; False when it was not on."""
+    def delete_two_factor(self, user_id: int, use: FactorUse | None, now: int) -> bool:
+        """The person turns two-factor off (or drops an unconfirmed enrolment) and their recovery
+        codes, spending the second factor `use` (needed when two-factor is on), in one transaction.
+        Conflict, writing nothing, while an account the person belongs to requires two-factor: the
+        rows of their accounts are locked first, as `set_requires_two_factor` locks its account's,
+        so a requirement being set at the same moment either commits first (and this sees it) or
+        waits for this (and sees it off). False, writing nothing, when `use` is missing or spent
+        while two-factor is on; True when something was deleted or nothing was there."""
         with self._tx() as conn:
-            return self._delete_two_factor(conn, user_id)
+            self._refuse_while_required(conn, user_id)
+            on = conn.execute(
+                self._q("SELECT 1 FROM two_factor WHERE user_id = ? AND enabled_at IS NOT NULL"), (user_id,)
+            ).fetchone()
+            if on is not None and (use is None or not use_factor(self, conn, user_id, use, now)):
+                return False
+            self._delete_two_factor(conn, user_id)
+            return True
+
+    def _refuse_while_required(self, conn: Any, user_id: int) -> None:
+        """Lock the rows of the person's accounts (in id order) and raise Conflict, naming them,
+        when any of them requires two-factor sign-in."""
+        rows = conn.execute(
+            self._q("SELECT account_id FROM memberships WHERE user_id = ? ORDER BY account_id"), (user_id,)
+        ).fetchall()
+        for (account_id,) in rows:
+            self._lock(conn, "accounts", account_id)
+        requiring = conn.execute(
+            self._q(
+                "SELECT a.name FROM accounts a JOIN memberships m ON m.account_id = a.id"
+                " JOIN account_policies p ON p.account_id = a.id"
+                " WHERE m.user_id = ? AND p.require_two_factor <> 0 ORDER BY a.name"
+            ),
+            (user_id,),
+        ).fetchall()
+        if requiring:
+            names = ", ".join(repr(r[0]) for r in requiring)
+            raise Conflict(f"{names} require(s) two-factor sign-in of every member; nothing was changed")
 
     def reset_two_factor(self, user_id: int, now: int) -> CredentialsEnded | None:
         """Turn the person's two-factor off, drop their recovery codes, revoke their live API keys
@@ -339,9 +396,14 @@ class IdentityStore(SharedSQL):
         conn.execute(self._q("DELETE FROM recovery_codes WHERE user_id = ?"), (user_id,))
         return bool(deleted)
 
-    def replace_recovery_codes(self, user_id: int, digests: Sequence[str], now: int) -> None:
+    def replace_recovery_codes(self, user_id: int, digests: Sequence[str], now: int, use: FactorUse) -> bool:
+        """Replace the person's recovery codes with `digests`, spending the second factor `use` in
+        the same transaction; False, writing nothing, when `use` was spent already."""
         with self._tx() as conn:
+            if not use_factor(self, conn, user_id, use, now):
+                return False
             self._replace_codes(conn, user_id, digests, now)
+            return True
 
     def _replace_codes(self, conn: Any, user_id: int, digests: Sequence[str], now: int) -> None:
         conn.execute(self._q("DELETE FROM recovery_codes WHERE user_id = ?"), (user_id,))
@@ -355,15 +417,8 @@ class IdentityStore(SharedSQL):
 
     def use_recovery_code(self, user_id: int, digest: str, now: int) -> bool:
         """Mark an unused recovery code used; False when it is unknown or was used before."""
-        [count] = self._run(
-            [
-                (
-                    "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_sha256 = ? AND used_at IS NULL",
-                    (now, user_id, digest),
-                )
-            ]
-        )
-        return bool(count)
+        with self._tx() as conn:
+            return use_factor(self, conn, user_id, FactorUse(recovery_digest=digest), now)
 
     def recovery_codes_left(self, user_id: int) -> int:
         rows = self._select("SELECT count(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL", (user_id,))
@@ -374,16 +429,26 @@ class IdentityStore(SharedSQL):
         rows = self._select("SELECT require_two_factor FROM account_policies WHERE account_id = ?", (account_id,))
         return bool(rows and rows[0][0])
 
-    def set_requires_two_factor(self, account_id: int, required: bool) -> None:
-        self._run(
-            [
-                ("DELETE FROM account_policies WHERE account_id = ?", (account_id,)),
-                (
-                    "INSERT INTO account_policies (account_id, require_two_factor) VALUES (?, ?)",
-                    (account_id, 1 if required else 0),
-                ),
-            ]
-        )
+    def set_requires_two_factor(self, account_id: int, required: bool, *, owner_id: int | None = None) -> bool:
+        """Require (or stop requiring) two-factor of the account's members. With `owner_id` (the
+        person setting it), requiring it is refused (False, nothing written) while that person has
+        two-factor off. The account's row is locked first, as `delete_two_factor` locks it: a
+        member turning two-factor off at the same moment either commits first (and this sees it)
+        or waits for this (and is refused)."""
+        with self._tx() as conn:
+            self._lock(conn, "accounts", account_id)
+            if required and owner_id is not None:
+                on = conn.execute(
+                    self._q("SELECT 1 FROM two_factor WHERE user_id = ? AND enabled_at IS NOT NULL"), (owner_id,)
+                ).fetchone()
+                if on is None:
+                    return False
+            conn.execute(self._q("DELETE FROM account_policies WHERE account_id = ?"), (account_id,))
+            conn.execute(
+                self._q("INSERT INTO account_policies (account_id, require_two_factor) VALUES (?, ?)"),
+                (account_id, 1 if required else 0),
+            )
+            return True
 
     # sessions -----------------------------------------------------------------------------------
     def end_sessions(self, user_id: int, *, keep: str | None = None) -> int:

@@ -113,20 +113,27 @@ async function drawTwoFactor() {
   const status = await api("GET", "/me/two-factor");
   const password = () => h("input", { type: "password", name: "password", autocomplete: "current-password", "aria-label": "Your password", placeholder: "Your password" });
   if (status.enabled) {
+    // Turning it off or new recovery codes take the password and a second factor: a stolen
+    // session and a phished password are not enough.
     const pw = password();
+    const code = h("input", { name: "code", autocomplete: "one-time-code", "aria-label": "Code from the app, or a recovery code", placeholder: "Code from the app, or a recovery code" });
     const error = h("p", { class: "error", role: "alert", hidden: true });
     const out = h("div", {});
     const run = (path, done) => async () => {
       error.hidden = true;
       try {
-        done(await api("POST", path, { password: pw.value }));
+        if (!code.value.trim()) throw new Error("Enter a code from your authenticator app, or a recovery code.");
+        done(await api("POST", path, { password: pw.value, code: code.value.trim() }));
       } catch (e) {
         showError(error, e);
+      } finally {
+        code.value = "";  // a code works once
       }
     };
     box.replaceChildren(
       h("p", {}, `On. ${status.recovery_codes_left} recovery code(s) left.`),
       pw,
+      code,
       h("div", { class: "actions" },
         h("button", { type: "button", class: "button", onclick: run("/me/two-factor/recovery-codes", (r) => out.replaceChildren(codesView(r.recovery_codes))) }, "New recovery codes"),
         h("button", { type: "button", class: "button danger", onclick: run("/me/two-factor/disable", () => drawTwoFactor()) }, "Turn off")),
