@@ -4,6 +4,7 @@ of two-factor for everyone in the account."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from typing import Any
@@ -254,3 +255,43 @@ def test_a_sign_in_begun_with_an_old_password_cannot_finish_after_a_change(tenan
         error(thief.post(step, json={"challenge": begun, "code": recovery[1]}), 401)
     again = ok(tenants.sign_in(bob.email))["challenge"]  # the new password's sign-in finishes
     ok(tenants.http.post(step, json={"challenge": again, "code": recovery[2]}))
+
+
+def test_the_secret_and_the_recovery_codes_are_not_kept_or_shown_again_in_clear(tenants: Tenants) -> None:
+    """What a copy of the two-factor tables (without the store's key) or a later answer holds:
+    the secret only sealed (AES-256-GCM, a fresh nonce each time), shown once in the answer that
+    starts the enrolment (no-store) and never again; recovery codes only as SHA-256, 50 random
+    bits each; the code that turned two-factor on cannot also sign in."""
+    adam = tenants.adam
+    begun = tenants.call(adam, "POST", "/me/two-factor")
+    assert begun.headers["cache-control"] == "no-store"
+    secret, recovery = _enrol(tenants, adam)
+    store = tenants.services.store
+    [(sealed,)] = store._select("SELECT secret FROM two_factor WHERE user_id = ?", (adam.user.id,))
+    assert secret not in sealed and secret.lower() not in sealed.lower()
+    assert tenants.services.personal.box.open(sealed) == secret
+    rows = store._select("SELECT code_sha256 FROM recovery_codes WHERE user_id = ?", (adam.user.id,))
+    normal = {code.replace("-", "") for code in recovery}
+    assert {r[0] for r in rows} == {hashlib.sha256(code.encode()).hexdigest() for code in normal}
+    assert all(len(code) == 10 and set(code) <= set("abcdefghijklmnopqrstuvwxyz234567") for code in normal)
+    assert secret not in ok(tenants.call(adam, "GET", "/me/two-factor")).__repr__()
+    assert not any(secret in json.dumps(e) for e in tenants.events(tenants.a))
+    enrolment = store.get_two_factor(adam.user.id)
+    assert enrolment is not None and enrolment.last_step is not None
+    confirmed_with = pyotp.TOTP(secret).at(enrolment.last_step * 30)
+    assert matching_step(secret, confirmed_with, time.time()) == enrolment.last_step  # still in its window
+    challenge = ok(tenants.sign_in(adam.email))["challenge"]
+    step = f"{ADMIN}/session/second-factor"
+    with httpx.Client(base_url=tenants.server.base_url) as browser:
+        assert "used already" in error(browser.post(step, json={"challenge": challenge, "code": confirmed_with}), 401)
+
+
+def test_a_code_is_taken_for_its_step_and_one_either_side_only() -> None:
+    """Clock drift: the previous and next step's codes are taken, two steps away not (each step
+    once, and no step before one used: tests/contract/test_identity_store.py)."""
+    secret = pyotp.random_base32()
+    now = 1_767_225_615.0
+    current = int(now // 30)
+    totp = pyotp.TOTP(secret)
+    for offset, taken in ((-2, None), (-1, current - 1), (0, current), (1, current + 1), (2, None)):
+        assert matching_step(secret, totp.at(now + 30 * offset), now) == taken
