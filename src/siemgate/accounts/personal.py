@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
@@ -200,22 +201,22 @@ class PersonalService:
     def second_factor(self, user: User, code: str) -> FactorUse:
         """The second factor `code` offers to change two-factor itself (turn it off, new recovery
         codes): a current TOTP code or a recovery code, for the store to spend in the change's
-        transaction. Wrong codes count towards the person's limit of the sign-in's second step
+        transaction. The attempt counts towards the person's limit of the sign-in's second step
         (RateLimited once it is reached, whatever the session or IP); Forbidden (403, naming
         `code`) for a code that matches no step of the person's authenticator now."""
-        self.limiter.check_second_factor(user.uuid)
+        self.limiter.second_factor_attempt(user.uuid)
         if totp.looks_like_recovery_code(code):
             return FactorUse(recovery_digest=totp.recovery_digest(code))
         enrolment = self.store.get_two_factor(user.id)
         secret = self.box.open(enrolment.secret) if enrolment is not None else None
         step = totp.matching_step(secret, code, self.clock() / NS_PER_SECOND) if secret else None
         if step is None:
-            self._wrong_code(user)
+            self._wrong_code()
         return FactorUse(step=step)
 
-    def _wrong_code(self, user: User) -> None:
-        """Count a wrong second factor towards the person's limit and refuse the change."""
-        self.limiter.second_factor_failed(user.uuid)
+    @staticmethod
+    def _wrong_code() -> NoReturn:
+        """Refuse the change: the second factor given is wrong or used (counted already)."""
         raise Forbidden(
             "Forbidden: code: not a current code of your authenticator app nor an unused recovery code"
             " (a code works once); nothing was changed"
@@ -231,7 +232,7 @@ class PersonalService:
         use = self.second_factor(user, code)
         codes = totp.new_recovery_codes()
         if not self.store.replace_recovery_codes(user.id, [totp.recovery_digest(c) for c in codes], self.clock(), use):
-            self._wrong_code(user)
+            self._wrong_code()
         self.audit.record_for(user, actor, "updatmfa", "user", object_user=user, aux_info={"kind": "recovery codes"})
         return codes
 
@@ -245,7 +246,7 @@ class PersonalService:
         on = self.people.has_two_factor(user)
         use = self.second_factor(user, code) if on else None
         if not self.store.delete_two_factor(user.id, use, self.clock()):
-            self._wrong_code(user)
+            self._wrong_code()
         if on:
             self.audit.record_for(user, actor, "disblmfa", "user", object_user=user, aux_info={"by": "self"})
 

@@ -67,10 +67,9 @@ class SignInFlow:
     def second_factor(self, challenge: str, code: str, client: Client) -> SignIn:
         """The two-factor step: a current TOTP code or an unused recovery code."""
         user = self.sessions.redeem(challenge)
-        self.limiter.check_second_factor(user.uuid)
+        self.limiter.second_factor_attempt(user.uuid)
         kind = self.personal.check_code(user, code)
         if kind is None:
-            self.limiter.second_factor_failed(user.uuid)
             for account in self._accounts(user):
                 self.audit.sign_in(
                     account,

@@ -8,9 +8,12 @@ the failures (docs/security.md, "Sign-in"):
 
     5 failures a minute, 10 in 15 minutes, 20 an hour, 50 a day for one address from one IP;
     100 in 15 minutes and 1000 a day from one IP, whatever the addresses;
-    10 wrong second-factor codes in 15 minutes and 30 a day per person.
+    10 second-factor codes in 15 minutes and 30 a day per person, right or wrong.
 
 A correct password clears the pair's count. A refusal is a RateLimited (429) with Retry-After.
+Passwords are checked, then counted when wrong; a second-factor code is counted before it is
+checked, in one atomic step per window (`limits`' hit), so codes sent at once cannot all pass a
+check made before any of them counted (a 10^6 code space is the one thing a burst could guess).
 """
 
 from __future__ import annotations
@@ -66,11 +69,18 @@ class SignInLimiter:
 
         self._call(clear)
 
-    def check_second_factor(self, user_uuid: str) -> None:
-        self._refuse_if_full([(self._second, f"2fa:{user_uuid}")], "too many wrong two-factor codes")
+    def second_factor_attempt(self, user_uuid: str) -> None:
+        """Count an attempt at one of the person's second factors, before its code is checked;
+        RateLimited when a window of theirs is full (whatever the session or IP)."""
+        keys = [(self._second, f"2fa:{user_uuid}")]
+        what = "too many two-factor codes"
 
-    def second_factor_failed(self, user_uuid: str) -> None:
-        self._hit([(self._second, f"2fa:{user_uuid}")])
+        def take() -> bool:
+            return all(self._limiter.hit(item, self._namespace, key) for items, key in keys for item in items)
+
+        if not self._call(take):
+            self._refuse_if_full(keys, what)
+            raise RateLimited(f"Too Many Requests: {what}; try again in 1 seconds", 1)  # a window just moved on
 
     # ---------------------------------------------------------------------------------------------
     def _refuse_if_full(self, keys: list[tuple[list[limits.RateLimitItem], str]], what: str) -> None:
