@@ -15,6 +15,7 @@ import pyotp
 import pytest
 
 from siemgate.accounts.actor import CLI
+from siemgate.auth import totp
 from siemgate.auth.totp import matching_step
 from siemgate.model.features import Feature
 
@@ -318,3 +319,14 @@ def test_concurrent_codes_cannot_pass_the_persons_limit(make_server: Any, redis_
         with ThreadPoolExecutor(200) as pool:
             statuses = list(pool.map(attempt, guesses))
     assert (statuses.count(401), statuses.count(429)) == (10, 190)
+
+
+def test_every_recovery_code_made_is_taken_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A code is read as a recovery code when it is 10 characters and not all digits (else as an
+    app's code); a recovery code drawn from base32 with only the digits 2-7 (about 1 in 18 million)
+    was made, shown, and never taken. Such draws are now made again."""
+    draws = iter([int("11010" * 16, 2).to_bytes(10, "big")])  # base32 "2222222222..."
+    real = totp.secrets.token_bytes
+    monkeypatch.setattr(totp.secrets, "token_bytes", lambda n: next(draws, None) or real(n))
+    codes = totp.new_recovery_codes()
+    assert len(codes) == totp.RECOVERY_CODES and all(totp.looks_like_recovery_code(code) for code in codes), codes

@@ -52,11 +52,13 @@ def matching_step(secret: str, code: str, now_s: float) -> int | None:
 
 
 def new_recovery_codes() -> list[str]:
-    """Ten one-time codes like `k3v9q-7hx2m` (50 random bits each)."""
-    codes = []
-    for _ in range(RECOVERY_CODES):
+    """Ten one-time codes like `k3v9q-7hx2m` (50 random bits each). A draw of digits only (2-7,
+    about 1 in 18 million) is drawn again: it would be read as an app's code, never as this."""
+    codes: list[str] = []
+    while len(codes) < RECOVERY_CODES:
         text = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
-        codes.append(f"{text[:5]}-{text[5:]}")
+        if looks_like_recovery_code(text):
+            codes.append(f"{text[:5]}-{text[5:]}")
     return codes
 
 
