@@ -198,12 +198,18 @@ class PersonalService:
             return "totp"
         return None
 
-    def second_factor(self, user: User, code: str) -> FactorUse:
+    def second_factor(self, user: User, code: str | None) -> FactorUse:
         """The second factor `code` offers to change two-factor itself (turn it off, new recovery
         codes): a current TOTP code or a recovery code, for the store to spend in the change's
         transaction. The attempt counts towards the person's limit of the sign-in's second step
         (RateLimited once it is reached, whatever the session or IP); Forbidden (403, naming
-        `code`) for a code that matches no step of the person's authenticator now."""
+        `code`) for a code that matches no step of the person's authenticator now; BadRequest
+        without one."""
+        if code is None:
+            raise BadRequest(
+                "Bad Request: code: give a current code of your authenticator app, or an unused recovery code,"
+                " as well as your password"
+            )
         self.limiter.second_factor_attempt(user.uuid)
         if totp.looks_like_recovery_code(code):
             return FactorUse(recovery_digest=totp.recovery_digest(code))
@@ -222,7 +228,7 @@ class PersonalService:
             " (a code works once); nothing was changed"
         )
 
-    def new_recovery_codes(self, actor: Actor, user: User, password: str, code: str) -> list[str]:
+    def new_recovery_codes(self, actor: Actor, user: User, password: str, code: str | None) -> list[str]:
         """Ten new recovery codes (the old ones stop working), for the person's password and a
         second factor (`second_factor`): the password alone would let whoever also holds a session
         mint codes that sign in without the person's phone. Conflict when two-factor is off."""
@@ -236,7 +242,7 @@ class PersonalService:
         self.audit.record_for(user, actor, "updatmfa", "user", object_user=user, aux_info={"kind": "recovery codes"})
         return codes
 
-    def disable_two_factor(self, actor: Actor, user: User, password: str, code: str) -> None:
+    def disable_two_factor(self, actor: Actor, user: User, password: str, code: str | None) -> None:
         """The person turns two-factor off with their password and a second factor
         (`second_factor`: a session and a phished password are not enough), spent in the same
         transaction. Conflict, nothing changed, while an account they belong to requires it (an

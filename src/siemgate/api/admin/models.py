@@ -64,11 +64,12 @@ class PasswordChange(Strict):
 
 class SecondFactorConfirm(Strict):
     password: str = Password
-    code: str = Field(
+    code: str | None = Field(
+        default=None,
         min_length=6,
         max_length=40,
         description="A current code of your authenticator app, or an unused recovery code (then used up):"
-        " a session and your password alone cannot change two-factor.",
+        " a session and your password alone cannot change two-factor. Needed while two-factor is on.",
     )
 
 
