@@ -82,6 +82,7 @@ class SignInFlow:
                     type="totp_bad",
                 )
             raise Unauthorized("Unauthorized: the code is not right (or was used already); try the next one")
+        self.limiter.second_factor_succeeded(user.uuid)
         return self._open(user, client, "mfa_ok")
 
     def _open(self, user: User, client: Client, kind: str) -> SignIn:

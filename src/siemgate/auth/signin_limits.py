@@ -10,10 +10,11 @@ the failures (docs/security.md, "Sign-in"):
     100 in 15 minutes and 1000 a day from one IP, whatever the addresses;
     10 second-factor codes in 15 minutes and 30 a day per person, right or wrong.
 
-A correct password clears the pair's count. A refusal is a RateLimited (429) with Retry-After.
-Passwords are checked, then counted when wrong; a second-factor code is counted before it is
-checked, in one atomic step per window (`limits`' hit), so codes sent at once cannot all pass a
-check made before any of them counted (a 10^6 code space is the one thing a burst could guess).
+A correct password clears the pair's count, a right code at sign-in the person's. A refusal is
+a RateLimited (429) with Retry-After. Passwords are checked, then counted when wrong; a
+second-factor code is counted before it is checked, in one atomic step per window (`limits`'
+hit), so codes sent at once cannot all pass a check made before any of them counted (a 10^6 code
+space is the one thing a burst could guess).
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ class SignInLimiter:
         if not self._call(take):
             self._refuse_if_full(keys, what)
             raise RateLimited(f"Too Many Requests: {what}; try again in 1 seconds", 1)  # a window just moved on
+
+    def second_factor_succeeded(self, user_uuid: str) -> None:
+        """A right code at sign-in: the person's count starts afresh (as a right password clears
+        its pair's), so people are never held by their own sign-ins."""
+        key = f"2fa:{user_uuid}"
+
+        def clear() -> None:
+            for item in self._second:
+                self._limiter.clear(item, self._namespace, key)
+
+        self._call(clear)
 
     # ---------------------------------------------------------------------------------------------
     def _refuse_if_full(self, keys: list[tuple[list[limits.RateLimitItem], str]], what: str) -> None:
