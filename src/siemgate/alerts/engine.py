@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from siemgate.alerts.caseless import fold
 from siemgate.alerts.fields import MISSING, Key, get_path, getter, hashable
 from siemgate.alerts.match import Predicate, compile_condition
 from siemgate.alerts.model import CompiledRule
@@ -398,7 +399,7 @@ def _exact(spec: Any) -> tuple[frozenset[str], bool] | None:
     values = spec if isinstance(spec, list) else [spec]
     if not values or not all(isinstance(v, str) for v in values):
         return None
-    return frozenset(v.lower() if nocase else v for v in values), nocase
+    return frozenset(fold(v) if nocase else v for v in values), nocase
 
 
 class RuleIndex:
@@ -460,7 +461,7 @@ class RuleIndex:
         by_rule: dict[int, list[list[int]]] = {}
         for value, positions in groups.items():
             if type(value) is str:
-                for p in {*self.exact.get(value, ()), *self.folded.get(value.lower(), ())}:
+                for p in {*self.exact.get(value, ()), *self.folded.get(fold(value), ())}:
                     by_rule.setdefault(p, []).append(positions)
         out: list[tuple[int, Predicate | None, Sequence[int]]] = []
         for p in range(len(self.rules)):
@@ -487,7 +488,7 @@ class RuleIndex:
             text = value
         if isinstance(text, str):
             by_value.update(self.exact.get(text, ()))
-            by_value.update(self.folded.get(text.lower(), ()))
+            by_value.update(self.folded.get(fold(text), ()))
         found = tuple(
             (self.rules[p], self.rest[p] if p in by_value else self.rules[p].predicate)
             for p in sorted(by_value.union(self.always))

@@ -19,6 +19,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import orjson
 
+from siemgate.alerts.caseless import fold
 from siemgate.model import events
 from siemgate.model.features import Feature
 
@@ -189,12 +190,12 @@ def _each(one: Callable[[Mapping[str, Any]], Key]) -> Callable[[Sequence[Mapping
 
 def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
     """A reader of the values at `paths` as a tuple usable as a dict key: absent values are None,
-    other values `hashable`, strings lower-cased with `nocase`."""
+    other values `hashable`, strings folded with `nocase` (alerts.caseless)."""
     readers = tuple(getter(p) for p in paths)
 
     def value(raw: Any) -> Any:
         if type(raw) is str:
-            return raw.lower() if nocase else raw
+            return fold(raw) if nocase else raw
         return None if raw is MISSING else hashable(raw)
 
     if len(readers) != 1:
@@ -217,7 +218,7 @@ def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
         found: Any = event if outer is None else event.get(outer)
         raw = found.get(inner, MISSING) if type(found) is dict else read(event)
         if type(raw) is str:
-            return (raw.lower(),) if nocase else (raw,)
+            return (fold(raw),) if nocase else (raw,)
         return (value(raw),)
 
     each = _each(one)
@@ -232,7 +233,7 @@ def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
             return None
         if raws and {*map(type, raws)} != {str}:  # one C pass: faster than all(... for ...)
             return None
-        return list(map(str.lower, raws)) if nocase else raws
+        return list(map(fold, raws)) if nocase else raws
 
     def many(events: Sequence[Mapping[str, Any]], positions: Iterable[int]) -> list[Key]:
         found = column(events, positions)

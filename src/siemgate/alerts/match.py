@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import re2
 
+from siemgate.alerts.caseless import fold
 from siemgate.alerts.fields import MISSING, check_field, getter
 from siemgate.model.timestamps import TimestampError, parse_ns
 
@@ -156,7 +157,7 @@ def _text(value: Any, nocase: bool) -> str | None:
         return None
     if isinstance(value, str | int | float):
         text = str(value)
-        return text.lower() if nocase else text
+        return fold(text) if nocase else text
     return None
 
 
@@ -191,7 +192,7 @@ def _equals(actual: Any, expected: Scalar, nocase: bool) -> bool:
         return actual is expected or (actual == expected and type(actual) is type(expected))
     if isinstance(expected, str):
         text = _text(actual, nocase)
-        return text is not None and text == (expected.lower() if nocase else expected)
+        return text is not None and text == (fold(expected) if nocase else expected)
     number = _number(actual)
     return number is not None and number == _number(expected)
 
@@ -201,9 +202,9 @@ def _one_of(values: list[Scalar], nocase: bool) -> Callable[[Any], bool]:
     string value is looked up in a set of them; anything else is compared one by one."""
     if not all(isinstance(v, str) for v in values):
         return lambda a: any(_equals(a, v, nocase) for v in values)
-    texts = frozenset(str(v).lower() if nocase else v for v in values)
+    texts = frozenset(fold(str(v)) if nocase else v for v in values)
     if nocase:
-        return lambda a: a.lower() in texts if type(a) is str else any(_equals(a, v, nocase) for v in values)
+        return lambda a: fold(a) in texts if type(a) is str else any(_equals(a, v, nocase) for v in values)
     return lambda a: a in texts if type(a) is str else any(_equals(a, v, nocase) for v in values)
 
 
@@ -230,7 +231,7 @@ def _operator(op: str, value: Any, nocase: bool, where: str) -> Callable[[Any], 
     if op in ("prefix", "suffix", "contains"):
         if not isinstance(value, str):
             raise ConditionError(f"{where}: expected a string")
-        needle = value.lower() if nocase else value
+        needle = fold(value) if nocase else value
         method = {"prefix": str.startswith, "suffix": str.endswith, "contains": str.__contains__}[op]
 
         def string_test(a: Any) -> bool:

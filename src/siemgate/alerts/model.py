@@ -25,6 +25,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from siemgate.alerts.caseless import FOLD
 from siemgate.alerts.fields import SCHEDULED, SOURCES, KeyReader, check_field, key_reader
 from siemgate.alerts.match import ConditionError, Predicate, compile_condition
 from siemgate.model.durations import parse_duration
@@ -372,6 +373,8 @@ def compile_rule(rule: Rule) -> CompiledRule:
         basis = {k: definition.get(k) for k in ("source", "match", "first_seen")}
         if rule.threshold:
             basis["group"] = {"by": rule.threshold.group_by, "nocase": rule.threshold.nocase}
+        if rule.first_seen and rule.first_seen.nocase:  # values learnt before alerts.caseless: learnt again
+            basis["fold"] = FOLD
         learnt_from = orjson.dumps(basis, option=orjson.OPT_SORT_KEYS).decode()
     suppress = key_reader(by, nocase)
     return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts, 0, group, suppress, learnt_from)
