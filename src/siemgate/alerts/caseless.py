@@ -60,3 +60,23 @@ def fold(text: str) -> str:
         return text.lower()
     special, table = _tables()
     return text.lower() if special.search(text) is None else text.translate(table)
+
+
+@functools.cache
+def _beyond_a_to_z() -> re.Pattern[str]:
+    """The characters that fold alike with a character other than their A-to-Z other case (é
+    and É, k and the Kelvin sign, s and the long s), as a pattern."""
+    _, table = _tables()
+    classes: dict[str, set[str]] = {}
+    for code, folded in table.items():
+        classes.setdefault(folded, {folded}).add(chr(code))
+    a_to_z = {folded: {folded, folded.upper()} for folded in map(chr, range(ord("a"), ord("z") + 1))}
+    chars = sorted(c for folded, group in classes.items() if group != a_to_z.get(folded) for c in group)
+    return re.compile("[" + "".join(map(re.escape, chars)) + "]")
+
+
+def shared_part(text: str) -> str:
+    """The longest run of `text` without such characters: every text that `fold` calls the same as
+    `text` contains it, ignoring the case of A to Z only (model.text.fold_case, the explorer's
+    forgiving filters). `text` itself when it has none; "" when it is all such characters."""
+    return max(_beyond_a_to_z().split(text), key=len)

@@ -48,12 +48,14 @@ import orjson
 from siemgate.accounts.lifecycle import token_status
 from siemgate.alerts import engine
 from siemgate.alerts.actions.record import is_alert_event
+from siemgate.alerts.caseless import shared_part
 from siemgate.alerts.dispatch import LEASE_NS
 from siemgate.alerts.engine import Evaluator, Firing, RuleIndex, StateBook
 from siemgate.alerts.fields import get_path
 from siemgate.alerts.model import CompiledRule, action_json
 from siemgate.alerts.rules import AlertRules
 from siemgate.errors import Conflict, NotFound, StoreError
+from siemgate.model.facets import MAX_FACET_LENGTH
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
@@ -602,15 +604,31 @@ _ACTOR = {"signinattempts": "target_user.email", "itemusages": "user.email", "au
 
 def explorer_filter(source: str, firing: Firing) -> dict[str, Any] | None:
     """The event explorer's view of the triggering events: their stream, the time span they cover
-    and, when they share one, their actor (docs/console.md, the explorer's filters)."""
+    and, when they share one, their actor (docs/console.md, the explorer's filters), cut to the
+    length of a facet: the explorer's forgiving match finds every one of them."""
     if source not in _ACTOR or not firing.events:
         return None
     times = [parse_ns(r["timestamp"]) for r in firing.events]
     view: dict[str, Any] = {"feature": source, "start": format_ns(min(times)), "end": format_ns(max(times))}
     actor = get_path(firing.event, _ACTOR[source])
     if isinstance(actor, str) and actor:
-        view["actor"] = actor
+        shown = _shared_actor(firing, _ACTOR[source], actor[:MAX_FACET_LENGTH])
+        if shown:
+            view["actor"] = shown
     return view
+
+
+def _shared_actor(firing: Firing, path: str, actor: str) -> str | None:
+    """What the firing's events share of `actor` (the value at `path`) as the explorer's forgiving
+    filter compares it (contained, ignoring the case of A to Z only): all of it for one event or a
+    threshold grouped by the actor exactly; for one grouped ignoring case, its longest part that
+    every spelling of the group holds (alerts.caseless.shared_part); None when not grouped by it."""
+    threshold = firing.rule.rule.threshold
+    if len(firing.events) == 1:
+        return actor
+    if threshold is None or path not in threshold.group_by:
+        return None
+    return shared_part(actor) if threshold.nocase else actor
 
 
 def token_records(store: Store, account: Account, now: int) -> list[dict[str, Any]]:
