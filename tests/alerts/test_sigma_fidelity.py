@@ -179,6 +179,10 @@ CORPUS = {
     "all of": "  sel_a: {category: success}\n  sel_b: {country: FR}\n  condition: all of sel_*",
     "1 of them": "  a: {country: US}\n  b: {category: credentials_failed}\n  condition: 1 of them",
     "all of them": "  a: {category: success}\n  b: {client.ip_address|cidr: 192.0.2.0/24}\n  condition: all of them",
+    # letters beyond A to Z in another case: the long s is s, the final sigma is a sigma (docs/alerts.md)
+    "non-ASCII case": "  sel: {target_user.email: 'STÉVE@αθηνας.example'}\n  condition: sel",
+    "non-ASCII contains": "  sel: {target_user.email|contains: 'ΘΗΝΑΣ.'}\n  condition: sel",
+    "non-ASCII wildcard": "  sel: {target_user.email: 'st?ve@*ς.example'}\n  condition: sel",
 }
 
 
@@ -189,6 +193,17 @@ def _corpus_events() -> list[dict[str, Any]]:
         ("mfa_failed", "DE", "Ada@Example.com", "203.0.113.9", 52.5, 13.4, None),
         ("credentials_failed", "US", "eve@evil.example", "10.9.9.9", 38.9, -77.0, None),
         ("success", "ca", "carl@example.com", "192.0.2.99", 45.5, -73.6, {"value": "y"}),
+        (
+            "mfa_failed",
+            "GR",
+            "\u017ft\u00e9ve@\u0391\u0398\u0397\u039d\u0391\u03a3.example",
+            "10.2.2.2",
+            37.9,
+            23.7,
+            None,
+        ),
+        ("success", "gr", "St\u00e9ve@\u0391\u03b8\u03b7\u03bd\u03b1\u03c3.example", "192.0.2.50", 37.9, 23.7, None),
+        ("success", "GR", "stephan@athens.example", "192.0.2.51", 37.9, 23.7, None),
     ]
     events = []
     for i, (category, country, email, ip, lat, lon, details) in enumerate(rows):
@@ -201,15 +216,41 @@ def _corpus_events() -> list[dict[str, Any]]:
     return events
 
 
+def _caseless(a: str, b: str) -> int:
+    """A collation: equal when Python's `re` matches one as the other ignoring case (Unicode; an
+    implementation of its own, neither RE2 nor alerts.caseless)."""
+    return 0 if re.fullmatch(re.escape(a), b, re.IGNORECASE) else (-1 if a < b else 1)
+
+
+def _like(pattern: str | None, value: Any, escape: str = "\\") -> bool | None:
+    """SQL's `value LIKE pattern ESCAPE escape`, ignoring case as `_caseless` does (SQLite's own
+    LIKE ignores the case of A to Z only)."""
+    if pattern is None or value is None:
+        return None
+    parts, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == escape and i + 1 < len(pattern):
+            parts.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        parts.append({"%": ".*", "_": "."}.get(pattern[i], re.escape(pattern[i])))
+        i += 1
+    return re.fullmatch("".join(parts), str(value), re.IGNORECASE | re.DOTALL) is not None
+
+
 def _oracle(text: str, events: list[dict[str, Any]]) -> list[str]:
-    """The uuids of `events` pySigma's SQLite backend selects with the rule's SQL. Columns compare
-    text with NOCASE: the backend writes plain values as `=`, and Sigma says they match whatever
-    their case (`|cased` becomes GLOB, which stays case-sensitive)."""
+    """The uuids of `events` pySigma's SQLite backend selects with the rule's SQL. Text compares
+    ignoring case, as Sigma says values match whatever their case, in every script: columns with
+    the `_caseless` collation (the backend writes plain values as `=`) and LIKE as `_like`
+    (`|cased` becomes GLOB, which stays case-sensitive)."""
     [query] = sqliteBackend().convert(SigmaCollection.from_yaml(text))
     columns = sorted({k for e in events for k in _flat(e)})
     db = sqlite3.connect(":memory:")
     db.create_function("REGEXP", 2, lambda p, v: v is not None and re.search(p, str(v)) is not None)
-    db.execute(f"CREATE TABLE logs ({', '.join(f'`{c}` COLLATE NOCASE' for c in columns)})")
+    db.create_collation("CASELESS", _caseless)
+    db.create_function("like", 3, _like)
+    db.create_function("like", 2, _like)
+    db.execute(f"CREATE TABLE logs ({', '.join(f'`{c}` COLLATE CASELESS' for c in columns)})")
     for event in events:
         flat = _flat(event)
         db.execute(f"INSERT INTO logs VALUES ({', '.join('?' * len(columns))})", [flat.get(c) for c in columns])
