@@ -233,7 +233,9 @@ def key_reader(paths: list[str] | tuple[str, ...], nocase: bool) -> KeyReader:
             return None
         if raws and {*map(type, raws)} != {str}:  # one C pass: faster than all(... for ...)
             return None
-        return list(map(fold, raws)) if nocase else raws
+        if not nocase:
+            return raws
+        return list(map(str.lower, raws)) if all(map(str.isascii, raws)) else list(map(fold, raws))  # fold's ASCII case
 
     def many(events: Sequence[Mapping[str, Any]], positions: Iterable[int]) -> list[Key]:
         found = column(events, positions)
