@@ -96,6 +96,7 @@ CLI_EXEMPT = {
     "log export": "writes a stream's log to files, after having its tree signed",
     "log integrate": "integrates the logs as serve does (integrity, not access)",
     "log recover": "recorded in the account's audit stream as update account (kind log-recovery)",
+    "log resume": "recorded in the account's audit stream as update account (kind log-resume)",
 }
 
 
