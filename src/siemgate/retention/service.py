@@ -30,9 +30,10 @@ from pathlib import Path
 
 from siemgate.accounts.actor import SYSTEM, Actor
 from siemgate.accounts.audit import AuditRecorder
+from siemgate.accounts.offboarding import remove_folder
 from siemgate.accounts.people import PeopleService
 from siemgate.config import Settings
-from siemgate.errors import BadRequest
+from siemgate.errors import BadRequest, NotFound
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.retention.archive import DAY_NS, ArchiveError, StreamArchive, day_of, day_start
@@ -61,6 +62,7 @@ class StreamResult:
     error: str | None = None
     waiting: str | None = None  # why (some) events stay until a later run: no day-close checkpoint yet
     bound: int | None = None  # only indices below this were taken (the day-close checkpoint's size)
+    deleted: bool = False  # the account was deleted during the run: nothing of it was kept
 
 
 class RetentionService:
@@ -137,17 +139,52 @@ class RetentionService:
                     if self._stopping.is_set():
                         log.info("retention stopped: the process is stopping; the next run carries on")
                         return results
-                    try:
-                        result = self.apply_stream(account, feature, progress)
-                    except Exception as exc:  # a store or disk failure of this stream: the next run retries it
-                        log.exception("retention of %s/%s failed", account.uuid, feature.value)
-                        result = StreamResult(account.uuid, feature, 0, error=f"{type(exc).__name__}: {exc}")
-                    if result.error:
-                        log.error("retention of %s/%s stopped: %s", account.uuid, feature.value, result.error)
-                    if result.waiting:
-                        log.info("retention of %s/%s waits: %s", account.uuid, feature.value, result.waiting)
+                    result = self._apply_checked(account, feature, progress)
                     results.append(result)
+                    if result.deleted:
+                        break
         return results
+
+    def _apply_checked(self, account: Account, feature: Feature, progress: Progress | None) -> StreamResult:
+        """`apply_stream`, its failure reported as the result's error, then a check that the
+        account was not deleted meanwhile: when it was (whatever the stream's outcome), what the
+        stream wrote is removed with the account's archive folder (see `_forget`)."""
+        try:
+            result = self.apply_stream(account, feature, progress)
+        except Exception as exc:  # a store or disk failure of this stream: the next run retries it
+            if self._deleted(account):
+                return self._forget(account, feature)
+            log.exception("retention of %s/%s failed", account.uuid, feature.value)
+            result = StreamResult(account.uuid, feature, 0, error=f"{type(exc).__name__}: {exc}")
+        if self._deleted(account):
+            return self._forget(account, feature)
+        if result.error:
+            log.error("retention of %s/%s stopped: %s", account.uuid, feature.value, result.error)
+        if result.waiting:
+            log.info("retention of %s/%s waits: %s", account.uuid, feature.value, result.waiting)
+        return result
+
+    def _deleted(self, account: Account) -> bool:
+        """Whether the account is deleted or being deleted (a failure to ask: not known to be)."""
+        try:
+            self.store.get_account_by_id(account.id)
+        except NotFound:
+            return True
+        except Exception:  # the store is down: the stream's own result says so
+            return False
+        return False
+
+    def _forget(self, account: Account, feature: Feature) -> StreamResult:
+        """Remove the archive folder of an account deleted during its run. A deletion marks the
+        account deleted before it removes the folder, and the run asks after the stream's last
+        write: either the run sees the deletion and removes what it wrote, or everything it wrote
+        was there before the deletion began, and the deletion removes it (docs/retention.md)."""
+        log.warning("account %s was deleted during its retention run; removing its archive folder", account.uuid)
+        try:
+            remove_folder(self.archive_root / account.uuid)
+        except OSError as exc:
+            return StreamResult(account.uuid, feature, 0, deleted=True, error=f"the account was deleted: {exc}")
+        return StreamResult(account.uuid, feature, 0, deleted=True, waiting="the account was deleted during the run")
 
     def apply_shared(
         self, progress: Progress | None = None, accounts: list[Account] | None = None, *, wait: bool = False
