@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -34,6 +35,7 @@ from siemgate.store.base import (
 from siemgate.store.errors import LimitReached
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.postgres.events import DAY, partition_name
+from siemgate.store.postgres.retention import DROP_LOCK_WAIT
 from siemgate.store.shared.identity import Invitation, Withdrawal
 from support.pg_waits import in_thread, waiting_for
 from support.stores import drop_pg_schema, make_store, new_pg_schema, pg_schema_url
@@ -506,3 +508,33 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(pg: PostgresStor
     job.join(30)
     assert len(outcome) == 1 and isinstance(outcome[0], Conflict) and "at least one owner" in str(outcome[0])
     assert [m.role for m in pg.list_members(account.id)] == ["member", "owner"]
+
+
+def test_a_partition_drop_waiting_behind_a_long_read_stalls_no_other_account_for_long(pg: PostgresStore) -> None:
+    """A drop needs the events tables exclusively; waiting for it behind a long read (an Events
+    API page, a console query), it made every statement that came meanwhile, any account's, queue
+    behind it for up to its lock timeout (30 s). It now waits at most DROP_LOCK_WAIT and deletes
+    the day's rows instead; the next purge drops the emptied partition."""
+    a = pg.create_account(new_id(), "A", T0)
+    b = pg.create_account(new_id(), "B", T0)
+    signin = Feature.SIGNINATTEMPTS
+    pg.insert_events(a.id, signin, _events(T0 + 1, T0 + 2))
+    pg.insert_events(b.id, signin, _events(T0 + 5 * DAY))  # B's day partition exists already
+    day0 = partition_name(signin.code, T0)
+    purged: list[int] = []
+    with psycopg.connect(pg.url) as reader:
+        reader.execute("SELECT count(*) FROM events").fetchone()  # a read whose transaction stays open
+        purge = threading.Thread(target=lambda: purged.append(pg.purge_events(a.id, signin, T0 + DAY)))
+        purge.start()
+        waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'"
+        wait_for("the purge waiting for its lock", lambda: bool(pg._value(waiting)), timeout=10)
+        began = time.monotonic()
+        assert pg.insert_events(b.id, signin, _events(T0 + 5 * DAY + 1)).stored == 1
+        stalled = time.monotonic() - began
+        purge.join(30)
+        reader.rollback()
+    assert stalled <= DROP_LOCK_WAIT + 1.0, f"another account's insert waited {stalled:.1f} s behind the drop"
+    assert purged == [2] and pg.count_events(a.id, signin) == 0 and pg.count_events(b.id, signin) == 2
+    assert _exists(pg, day0)  # emptied, not dropped: the read held it
+    assert pg.purge_events(a.id, signin, T0 + DAY) == 0
+    assert not _exists(pg, day0)  # the next purge drops it

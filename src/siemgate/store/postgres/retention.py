@@ -14,6 +14,11 @@ from siemgate.store.postgres.connection import PgBase
 from siemgate.store.postgres.events import _MAX_TS, DAY, partition_name
 from siemgate.store.records import StoredEvent
 
+# How long a purge waits for the exclusive lock that dropping a day's partition takes (seconds).
+# Statements that come while it waits queue behind it, every account's: past this, it deletes the
+# day's rows instead (which blocks no one) and a later purge drops the emptied partition.
+DROP_LOCK_WAIT = 1.0
+
 
 class PgRetention(PgBase):
     _partitions: set[tuple[int, int]]  # shared with PgEvents (set by PostgresStore)
@@ -98,12 +103,11 @@ class PgRetention(PgBase):
                 )  # the partition is gone, and its rows with it
                 return 0
             droppable = conn.execute(others, (code, bucket, account_id)).fetchone() is None
-            if droppable:
-                # Wait for in-flight statements, then look again: nobody can add a row meanwhile.
-                conn.execute("LOCK TABLE events, facets IN ACCESS EXCLUSIVE MODE")
+            locked = droppable and self._lock_for_drop(conn)
+            if locked:  # nobody can add a row now: look again
                 droppable = conn.execute(others, (code, bucket, account_id)).fetchone() is None
             row = conn.execute(mine, (account_id, code, bucket)).fetchone()
-            if droppable and (row is None or row[1] <= max_seq):
+            if locked and droppable and (row is None or row[1] <= max_seq):
                 removed = int(row[0]) if row else 0
                 conn.execute(f"DROP TABLE IF EXISTS {name}, {partition_name(code, bucket, 'facets')}")
                 conn.execute("DELETE FROM event_buckets WHERE feature = %s AND bucket = %s", (code, bucket))
@@ -118,17 +122,39 @@ class PgRetention(PgBase):
                     " AND seq <= %s",
                     (account_id, code, max_seq),
                 )
-                self._count_removed(conn, account_id, code, bucket, removed)
+                # Droppable but for a statement under way: the emptied day's record stays, so the
+                # next purge drops the partition.
+                self._count_removed(conn, account_id, code, bucket, removed, keep=droppable and not locked)
         if dropped:
             self._partitions.discard((code, bucket))
         return removed
 
     @staticmethod
-    def _count_removed(conn: psycopg.Connection[Any], account_id: int, code: int, bucket: int, removed: int) -> None:
+    def _lock_for_drop(conn: psycopg.Connection[Any]) -> bool:
+        """Lock the events tables exclusively (what dropping a partition needs), waiting for
+        statements under way at most DROP_LOCK_WAIT; False when they take longer (the lock is not
+        taken, the transaction goes on)."""
+        try:
+            with conn.transaction():  # a savepoint: the timeout undoes only this
+                conn.execute(f"SET LOCAL lock_timeout = '{int(DROP_LOCK_WAIT * 1000)}ms'")
+                conn.execute("LOCK TABLE events, facets IN ACCESS EXCLUSIVE MODE")
+        except psycopg.errors.LockNotAvailable:
+            return False
+        finally:
+            conn.execute("SET LOCAL lock_timeout = '30s'")
+        return True
+
+    @staticmethod
+    def _count_removed(
+        conn: psycopg.Connection[Any], account_id: int, code: int, bucket: int, removed: int, *, keep: bool = False
+    ) -> None:
+        """Count the day's rows removed; its record goes once it holds none (`keep`: stays)."""
         conn.execute(
             "UPDATE event_buckets SET rows = rows - %s WHERE account_id = %s AND feature = %s AND bucket = %s",
             (removed, account_id, code, bucket),
         )
+        if keep:
+            return
         conn.execute(
             "DELETE FROM event_buckets WHERE account_id = %s AND feature = %s AND bucket = %s AND rows <= 0",
             (account_id, code, bucket),
