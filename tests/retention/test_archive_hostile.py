@@ -268,3 +268,54 @@ def test_a_pending_write_naming_files_outside_its_day_is_refused(tmp_path: Path)
     with pytest.raises(ArchiveError, match="pending write names"):
         archive.recover()
     assert victim.read_bytes() == b"keep"
+
+
+_KILLED_BATCH = """
+import sys, time
+from pathlib import Path
+import orjson
+from siemgate.model.features import Feature
+from siemgate.model.timestamps import format_ns
+from siemgate.retention.archive import StreamArchive, day_of
+root, account, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
+archive = StreamArchive(Path(root), account, "Acme", Feature.AUDITEVENTS, "jsonl")
+replaced = []
+def stop(step):
+    replaced.append(step)
+    if replaced.count("replaced") == 3:  # the first day in place, the second's sidecar: killed here
+        print(step, flush=True)
+        time.sleep(3600)
+archive.stop = stop
+batch = archive.begin()
+for n in range(3):
+    ts = first + n * 86400 * 10**9
+    body = orjson.dumps({"uuid": f"u{n}", "timestamp": format_ns(ts)})
+    archive.add(batch, day_of(ts), [((ts, f"u{n}", body), n)])
+archive.commit(batch)
+"""
+
+
+def test_a_batch_killed_while_its_files_are_put_in_place_completes_whole(tmp_path: Path) -> None:
+    """Days committed together are listed in one pending record: killed (SIGKILL) while renaming
+    them, readers report the batch as interrupted and the next `recover` puts every day in place."""
+    env = {**os.environ, "PYTHONPATH": str(Path(siemgate.__file__).parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_BATCH, str(tmp_path), ACCOUNT, str(NOW)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "replaced"
+    finally:
+        proc.kill()
+        proc.wait()
+    problems = [str(p) for p in survey(tmp_path).problems]
+    assert any("a write of 3 days" in p and "was stopped (killed)" in p for p in problems), problems
+    recovered = StreamArchive(tmp_path, ACCOUNT, "Acme", Feature.AUDITEVENTS, "jsonl")
+    manifest = recovered.recover()
+    assert len(manifest["files"]) == 3 and "pending" not in manifest
+    for entry in manifest["files"].values():
+        verify_file(recovered.dir, FileEntry(**entry))
+    assert survey(tmp_path).problems == []

@@ -139,18 +139,18 @@ def test_disk_full_midway_keeps_everything_not_archived(services: Services) -> N
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     services.retention.fault = full_on_third_file  # called with the bytes written so far
-    write_sorted = archive_module.StreamArchive.write_sorted
+    add = archive_module.StreamArchive.add  # each day's file, written before its batch is committed
 
-    def counting(self: archive_module.StreamArchive, day: str, *args: Any, **kwargs: Any) -> archive_module.FileEntry:
-        entry = write_sorted(self, day, *args, **kwargs)
+    def counting(self: archive_module.StreamArchive, *args: Any, **kwargs: Any) -> archive_module.FileEntry:
+        entry = add(self, *args, **kwargs)
         files.append(entry)
         return entry
 
-    archive_module.StreamArchive.write_sorted = counting  # type: ignore[method-assign]
+    archive_module.StreamArchive.add = counting  # type: ignore[method-assign]
     try:
         result = audit_result(services.retention.apply(accounts=[account]))
     finally:
-        archive_module.StreamArchive.write_sorted = write_sorted  # type: ignore[method-assign]
+        archive_module.StreamArchive.add = add  # type: ignore[method-assign]
     assert result.error and "No space left on device" in result.error
     assert (len(result.files), result.archived, result.purged) == (2, 1000, 1000)
     assert held(services, account) == 1000  # the two days not archived stay

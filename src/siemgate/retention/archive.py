@@ -11,15 +11,15 @@ tamper-evident log, docs/integrity.md): Parquet in its `log_index` column, JSON 
 `<YYYY-MM-DD>.log.json` beside the file (its lines cannot change). The manifest lists each file with
 its day, format, event count, byte size, SHA-256, sidecar and the day-close checkpoint its indices
 were checked against; it records every rewrite of a day (late events merged) and every purge that
-followed an archive, and is rewritten atomically after each file.
+followed an archive, and is rewritten atomically after each batch of files (`DayBatch`).
 
 Writing is all-or-nothing per file: the file is written to a temporary name, flushed and fsynced,
-read back and checked (count and digest), then renamed into place and the directory fsynced;
-only then is the manifest updated. A day written again (late events) is merged with its file,
-without duplicates by (timestamp, uuid): the file is verified against the manifest and read first,
-and when that cannot be done (manifest missing or unreadable, file missing, altered, or not
-listed) the write fails and nothing is replaced. A file is never replaced by one holding fewer
-events.
+read back and checked (count and digest); a batch of such days is recorded in the manifest as
+pending, then renamed into place and the directory fsynced; only then does the manifest list
+them. A day written again (late events) is merged with its file, without duplicates by
+(timestamp, uuid): the file is verified against the manifest and read first, and when that
+cannot be done (manifest missing or unreadable, file missing, altered, or not listed) the write
+fails and nothing is replaced. A file is never replaced by one holding fewer events.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -60,6 +60,9 @@ MANIFEST_VERSIONS = (1, 2)
 MAX_LINE_BYTES = 64 * 1024 * 1024
 # The largest manifest read: a manifest lists a stream's days, rewrites and purges (a few KiB a day).
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+# Days committed together by a run (DayBatch): at least BATCH_DAYS, at most BATCH_BYTES of files.
+BATCH_DAYS = 8
+BATCH_BYTES = 256 * 1024 * 1024
 
 
 class ArchiveError(SiemgateError):
@@ -300,6 +303,24 @@ def _row_digest(digest: Any, row: Row, index: int | None) -> None:
     digest.update(f"{row[0]} {row[1]} {index}\n".encode())
 
 
+@dataclass
+class DayBatch:
+    """Days written (`StreamArchive.add`) and not yet committed, on the stream's manifest as held
+    in memory (what `commit` writes). Committed together, a backlog of n days writes the manifest
+    about log(n) times instead of 2n (each write being the whole manifest: n² bytes)."""
+
+    manifest: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    temporary: list[Path | None] = field(default_factory=list)
+    bytes: int = 0
+
+    def full(self) -> bool:
+        """Whether to commit now: as many days as half those listed (at least BATCH_DAYS), or
+        BATCH_BYTES of files; what a killed run loses, and how long its purges wait, stay bounded."""
+        listed = len(self.manifest["files"])
+        return len(self.records) >= max(BATCH_DAYS, listed // 2) or self.bytes >= BATCH_BYTES
+
+
 class StreamArchive:
     """The archive of one (account, stream): its files and manifest."""
 
@@ -360,8 +381,25 @@ class StreamArchive:
         first) into the new one. Raises ArchiveError (the previous file and manifest are left as
         they were, the temporary files removed), also when `rows` are out of order or what is
         archived for the day cannot be read and checked first (see `_archived`); an error `rows`
-        raises is raised as it is, with nothing written either."""
-        manifest = self.recover()
+        raises is raised as it is, with nothing written either. One day committed on its own:
+        `begin`, `add`, `commit`."""
+        batch = self.begin()
+        entry = self.add(batch, day, rows, checkpoint)
+        self.commit(batch)
+        return entry
+
+    def begin(self) -> DayBatch:
+        """A batch of days to write and commit together, on the manifest as `recover` leaves it."""
+        return DayBatch(self.recover())
+
+    def add(
+        self, batch: DayBatch, day: str, rows: Iterable[tuple[Row, int | None]], checkpoint: str | None = None
+    ) -> FileEntry:
+        """Write the day's file (and sidecar) under temporary names, durably, and check them, as
+        `write_sorted` says; `commit` puts them in place and lists them. A day at most once per
+        batch. Raises as `write_sorted` does, with this day's temporary files removed and the
+        batch's other days kept."""
+        manifest = batch.manifest
         relative = day_path(day, self.format)
         target = self.dir / relative
         archived = self._archived(manifest, relative)
@@ -415,22 +453,46 @@ class StreamArchive:
                     "sha256_before": archived.sha256,
                     "sha256_after": entry.sha256,
                 }
-            manifest["pending"] = {"entry": entry.as_json(), "replace": replace, "rewrite": rewrite}
-            _write_json_atomic(self.dir / MANIFEST, manifest)  # the commit point: see `recover`
         except OSError as exc:
             _remove(tmp, side_tmp)
             raise ArchiveError(f"cannot write the archive {target}: {exc.strerror or exc}") from None
         except BaseException:  # ArchiveError, or what `rows` raised (the store failed): nothing is written
             _remove(tmp, side_tmp)
             raise
+        batch.records.append({"entry": entry.as_json(), "replace": replace, "rewrite": rewrite})
+        batch.temporary += [tmp, side_tmp]
+        batch.bytes += entry.bytes
+        return entry
+
+    def commit(self, batch: DayBatch) -> None:
+        """Put the batch's days in place and list them: the manifest is written once with them as
+        `pending` (the commit point, see `recover`), the files renamed, and the manifest written
+        once more listing them; the batch is then empty, to be added to again. Raises ArchiveError:
+        before the commit point, with the batch's temporary files removed (none of its days is
+        archived); after it, the next run completes the renames."""
+        if not batch.records:
+            return
+        manifest = batch.manifest
+        manifest["pending"] = batch.records[0] if len(batch.records) == 1 else list(batch.records)
+        try:
+            _write_json_atomic(self.dir / MANIFEST, manifest)  # the commit point: see `recover`
+        except OSError as exc:
+            del manifest["pending"]
+            self.abandon(batch)
+            raise ArchiveError(f"cannot write {self.dir / MANIFEST}: {exc.strerror or exc}") from None
+        batch.records, batch.temporary, batch.bytes = [], [], 0
         self._step("committed")
         try:
             self._finish(manifest)
         except OSError as exc:
             raise ArchiveError(
-                f"cannot write the archive {target}: {exc.strerror or exc}; the next run completes it"
+                f"cannot write the archive {self.dir}: {exc.strerror or exc}; the next run completes it"
             ) from None
-        return entry
+
+    def abandon(self, batch: DayBatch) -> None:
+        """Remove the temporary files of the batch's days not committed (none of them is archived)."""
+        _remove(*batch.temporary)
+        batch.records, batch.temporary, batch.bytes = [], [], 0
 
     def _write_sidecar(self, path: Path, data_name: str, rows: int, lines: Any) -> str:
         """Write the sidecar (header, then the `[index, ns]` lines spooled in `lines`) durably; its SHA-256."""
@@ -460,11 +522,36 @@ class StreamArchive:
     def _finish(self, manifest: dict[str, Any], *, check: bool = False) -> None:
         """Put the pending write's files in place and list its entry (see `recover`)."""
         pending = manifest["pending"]
+        writes = [self._pending_write(record) for record in (pending if isinstance(pending, list) else [pending])]
+        for _, moves, _ in writes:
+            for source, dest in moves:
+                if (self.dir / source).exists():
+                    os.replace(self.dir / source, self.dir / dest)
+                    self._step("replaced")
+        for folder in sorted({(self.dir / entry.path).parent for entry, _, _ in writes}):
+            _fsync_dir(folder)
+        manifest["version"] = MANIFEST_VERSION
+        for entry, _, rewrite in writes:
+            if check:
+                verify_file(self.dir, entry)
+            if entry.checkpoint is not None:
+                manifest["origin"] = entry.checkpoint.split("\n", 1)[0]
+            manifest["files"][entry.path] = entry.as_json()
+            if rewrite:
+                manifest.setdefault("rewrites", []).append(rewrite)
+        del manifest["pending"]
+        manifest["updated_at"] = format_ns(dt_now_ns())
+        _write_json_atomic(self.dir / MANIFEST, manifest)
+
+    def _pending_write(self, record: Any) -> tuple[FileEntry, list[tuple[str, str]], Any]:
+        """(entry, renames, rewrite) of one day of a pending record. Raises ArchiveError when the
+        record is not one siemgate writes: renames other than of temporary files into the day's
+        file and sidecar."""
         try:
-            entry = FileEntry(**pending["entry"])
-            moves = [(str(a), str(b)) for a, b in pending["replace"]]
-            rewrite = pending.get("rewrite")
-        except (KeyError, TypeError, ValueError) as exc:
+            entry = FileEntry(**record["entry"])
+            moves = [(str(a), str(b)) for a, b in record["replace"]]
+            rewrite = record.get("rewrite")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArchiveError(f"{self.dir / MANIFEST}: its pending write is not valid ({exc})") from None
         allowed = {entry.path, entry.index_file} if entry.path == day_path(entry.day, entry.format) else set()
         for source, dest in moves:
@@ -472,22 +559,7 @@ class StreamArchive:
             name = PurePosixPath(source).name
             if dest not in allowed or PurePosixPath(source).parent != folder or not is_temporary(name):
                 raise ArchiveError(f"{self.dir / MANIFEST}: its pending write names {source!r} -> {dest!r}")
-        for source, dest in moves:
-            if (self.dir / source).exists():
-                os.replace(self.dir / source, self.dir / dest)
-                self._step("replaced")
-        _fsync_dir((self.dir / entry.path).parent)
-        if check:
-            verify_file(self.dir, entry)
-        manifest["version"] = MANIFEST_VERSION
-        if entry.checkpoint is not None:
-            manifest["origin"] = entry.checkpoint.split("\n", 1)[0]
-        manifest["files"][entry.path] = entry.as_json()
-        if rewrite:
-            manifest.setdefault("rewrites", []).append(rewrite)
-        del manifest["pending"]
-        manifest["updated_at"] = format_ns(dt_now_ns())
-        _write_json_atomic(self.dir / MANIFEST, manifest)
+        return entry, moves, rewrite
 
     def _step(self, name: str) -> None:
         if self.stop is not None:

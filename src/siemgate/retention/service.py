@@ -36,7 +36,7 @@ from siemgate.config import Settings
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
-from siemgate.retention.archive import DAY_NS, ArchiveError, StreamArchive, day_of, day_start
+from siemgate.retention.archive import DAY_NS, ArchiveError, DayBatch, StreamArchive, day_of, day_start
 from siemgate.retention.parquet import Row
 from siemgate.retention.signed import DayClose, check_entries, day_close, purge_record
 from siemgate.store.base import Account, RetentionPolicy, Store
@@ -256,7 +256,20 @@ class RetentionService:
         progress: Progress | None,
     ) -> None:
         """Archive and purge each whole UTC day before the cutoff's day, oldest first, taking the
-        events with seq <= `bound` that match their log entries."""
+        events with seq <= `bound` that match their log entries. Days are committed in batches
+        (`DayBatch`), each purged once committed; a failure commits and purges the days written
+        before it, then is raised."""
+        run = _BatchRun(account, feature, archive, archive.begin(), bound, result)
+        try:
+            self._write_days(run, cutoff, closing, progress)
+        except Exception:
+            self._commit(run)
+            raise
+        self._commit(run)
+
+    def _write_days(self, run: _BatchRun, cutoff: int, closing: DayClose | None, progress: Progress | None) -> None:
+        """Write each day to archive (see `_archive_days`), committing and purging when the batch is full."""
+        account, feature, result, bound = run.account, run.feature, run.result, run.bound
         last_day_start = day_start(day_of(cutoff))  # whole days before the cutoff's day
         after = 0
         while True:
@@ -282,15 +295,27 @@ class RetentionService:
                     f" {bound}); they wait for the next one"
                 )
                 continue
-            before = archive.manifest()["files"].get(archive.day_file(day))
-            entry = archive.write_sorted(day, events, closing.note if closing is not None else None)
-            result.files.append(entry.path)
-            if before is not None:
-                result.merged.append(entry.path)
-            result.archived += events.count
-            result.purged += self.store.purge_events(account.id, feature, start + DAY_NS, max_seq=bound)
+            merged = run.archive.day_file(day) in run.batch.manifest["files"]
+            entry = run.archive.add(run.batch, day, events, closing.note if closing is not None else None)
+            run.written.append(_Written(start, entry.path, merged, events.count))
             if progress is not None:
                 progress(f"{account.name}/{feature.value} {day}", events.count)
+            if run.batch.full():
+                self._commit(run)
+
+    def _commit(self, run: _BatchRun) -> None:
+        """Commit the batch's days, then purge exactly what each holds."""
+        run.archive.commit(run.batch)
+        result = run.result
+        for done in run.written:
+            result.files.append(done.path)
+            if done.merged:
+                result.merged.append(done.path)
+            result.archived += done.count
+            result.purged += self.store.purge_events(
+                run.account.id, run.feature, done.start + DAY_NS, max_seq=run.bound
+            )
+        run.written.clear()
 
     def _record_purge(
         self,
@@ -323,6 +348,29 @@ class RetentionService:
         if archive is not None:
             index, body = purge_record(self.store, account.id, head, str(event["uuid"]))
             archive.record_purge(index, body)
+
+
+@dataclass
+class _BatchRun:
+    """A stream's run archiving days in batches: what `_commit` needs."""
+
+    account: Account
+    feature: Feature
+    archive: StreamArchive
+    batch: DayBatch
+    bound: int
+    result: StreamResult
+    written: list[_Written] = field(default_factory=list)  # in the batch, to purge once committed
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A day written in a batch, to be purged once committed."""
+
+    start: int
+    path: str
+    merged: bool
+    count: int
 
 
 class _DayEvents:

@@ -157,9 +157,14 @@ def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[Stream
 
 
 def _pending_path(data: dict[str, Any]) -> str:
+    """The file(s) of the pending record (one day's, or a batch's: a list), as far as it says."""
     pending = data.get("pending")
-    entry = pending.get("entry") if isinstance(pending, dict) else None
-    return str(entry.get("path")) if isinstance(entry, dict) else "a day"
+    records = pending if isinstance(pending, list) else [pending]
+    entries = [r.get("entry") for r in records if isinstance(r, dict)]
+    paths = [str(e.get("path")) for e in entries if isinstance(e, dict)]
+    if len(paths) > 1:
+        return f"{len(paths)} days ({paths[0]} to {paths[-1]})"
+    return paths[0] if paths else "a day"
 
 
 def _rolled_back(folder: Path, data: dict[str, Any], entries: dict[str, FileEntry]) -> list[str]:
