@@ -25,7 +25,7 @@ from siemgate.retention.archive import (
     read_rows,
     verify_file,
 )
-from siemgate.retention.survey import survey
+from siemgate.retention.survey import MAX_UNLISTED, survey
 from siemgate.tlog.archive_verify import verify_archive
 from siemgate.tlog.keys import PublicKeyring
 
@@ -319,3 +319,19 @@ def test_a_batch_killed_while_its_files_are_put_in_place_completes_whole(tmp_pat
     for entry in manifest["files"].values():
         verify_file(recovered.dir, FileEntry(**entry))
     assert survey(tmp_path).problems == []
+
+
+def test_a_folder_of_many_stray_entries_is_surveyed_within_bounds(tmp_path: Path) -> None:
+    """The archive folder and an account's folder were listed whole and sorted, each stray entry
+    a problem of its own: 20,000 stray files there were 40,000 problems (and as many paths held
+    at once). Now, as for a stream folder's unlisted files, MAX_UNLISTED are named and the rest
+    counted, and only folders (accounts) and stream names are held for sorting."""
+    archive = _archive(tmp_path, 3)
+    for n in range(20_000):
+        (tmp_path / f"stray-{n}").touch()
+        (archive.dir.parent / f"stray-{n}").touch()
+    problems = [str(p) for p in survey(tmp_path).problems]
+    assert len(problems) <= 2 * (MAX_UNLISTED + 1), len(problems)
+    assert any(f"{20_000 - MAX_UNLISTED} more entries" in p and str(tmp_path) in p for p in problems), problems[-3:]
+    assert sum(f"{20_000 - MAX_UNLISTED} more entries" in p for p in problems) == 2
+    assert [s.account for s in survey(tmp_path).streams] == [ACCOUNT]

@@ -10,7 +10,8 @@ entries is `archive.verify_file`'s part. Temporary files of a run in progress ar
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -86,26 +87,64 @@ def walk(root: Path) -> Iterator[tuple[StreamManifest | None, list[Problem]]]:
     """Survey the archive folder `root` a stream (or a misplaced entry) at a time, in order of
     account and stream: what it holds, when its manifest could be read, and the problems found
     there. Nothing of a stream is kept once the next is read, so an archive of every account's
-    years is surveyed in the memory of its largest manifest. Raises ArchiveError (when first
+    years is surveyed in the memory of its largest manifest (and of its account folders' names).
+    The stray entries of the folder, then of each account's folder, come first, at most
+    MAX_UNLISTED named per folder and the rest counted (`_scan`). Raises ArchiveError (when first
     iterated) when `root` is not a folder."""
     if not root.is_dir():
         raise ArchiveError(
             f"{root}: no archive folder there (give the folder that holds <account uuid>/<stream>/{MANIFEST})"
         )
-    for account_dir in sorted(root.iterdir()):
-        if account_dir.is_symlink():
-            yield None, [Problem(None, None, f"{account_dir}: a symbolic link; siemgate reads none")]
-            continue
-        if not account_dir.is_dir():
-            if not is_temporary(account_dir.name) and account_dir.name != LOCK_FILE:
-                yield None, [Problem(None, None, f"{account_dir}: not part of any stream archive")]
-            continue
-        for folder in sorted(account_dir.iterdir()):
-            if folder.is_symlink() or not folder.is_dir() or folder.name not in set(ALL_FEATURES):
-                message = f"{folder}: not a stream archive folder (streams are {STREAM_NAMES})"
-                yield None, [Problem(account_dir.name, None, message)]
-                continue
-            yield _survey_stream(folder, account_dir.name, Feature(folder.name))
+    accounts, strays = _scan(root, _root_stray, "not part of any stream archive")
+    yield from ((None, [Problem(None, None, message)]) for message in strays)
+    for account in accounts:
+        account_dir = root / account
+        features, strays = _scan(account_dir, _account_stray, "not stream archive folders")
+        yield from ((None, [Problem(account, None, message)]) for message in strays)
+        for feature in features:
+            yield _survey_stream(account_dir / feature, account, Feature(feature))
+
+
+def _scan(folder: Path, stray: Callable[[os.DirEntry[str]], str | None], what: str) -> tuple[list[str], list[str]]:
+    """(the names of the folder's entries that `stray` accepts (None), sorted; what it says of the
+    first MAX_UNLISTED others, then how many more there are): the folder is read an entry at a
+    time, and of its strays only MAX_UNLISTED are held, however many a hostile folder has."""
+    kept: list[str] = []
+    named: list[str] = []
+    more = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            message = stray(entry)
+            if message is None:
+                kept.append(entry.name)
+            elif not message:
+                continue  # ignored: a temporary file, the lock file of older releases
+            elif len(named) < MAX_UNLISTED:
+                named.append(message)
+            else:
+                more += 1
+    named.sort()
+    if more:
+        named.append(f"{folder}: {more} more entries {what}")
+    return sorted(kept), named
+
+
+def _root_stray(entry: os.DirEntry[str]) -> str | None:
+    """None for an account's folder; what is wrong with anything else ("" when nothing is)."""
+    if entry.is_symlink():
+        return f"{entry.path}: a symbolic link; siemgate reads none"
+    if entry.is_dir(follow_symlinks=False):
+        return None
+    if is_temporary(entry.name) or entry.name == LOCK_FILE:
+        return ""
+    return f"{entry.path}: not part of any stream archive"
+
+
+def _account_stray(entry: os.DirEntry[str]) -> str | None:
+    """None for a stream's folder; what is wrong with anything else."""
+    if entry.name in ALL_FEATURES and not entry.is_symlink() and entry.is_dir(follow_symlinks=False):
+        return None
+    return f"{entry.path}: not a stream archive folder (streams are {STREAM_NAMES})"
 
 
 def _survey_stream(folder: Path, account: str, feature: Feature) -> tuple[StreamManifest | None, list[Problem]]:
