@@ -1,4 +1,4 @@
-"""Retention with archive, verify and replay on 100k+ events, and the failure cases: an
+"""Retention with archive, verify and replay on 24,000 events (102,000 in `make soak`), and the failure cases: an
 unwritable archive folder, a full disk (a 1 MiB tmpfs when this machine allows mounting one, and
 always a fault injected into the archive writer), a corrupted file. Events are written in-process
 through the EventWriter in batches (not over HTTP) to keep this fast."""
@@ -26,6 +26,7 @@ from siemgate.retention.replay import plan_replay, replay
 from siemgate.retention.service import RetentionService
 from siemgate.retention.survey import manifests, survey
 from siemgate.services import Services
+from support.soak import sized
 
 from .helpers import AUDIT, DAY, NOW, S, audit, audit_result, fill, held, open_services, stream_uuids
 
@@ -37,21 +38,26 @@ def services(tmp_path: Path) -> Iterator[Services]:
     s.close()
 
 
+PER_DAY = sized(1200, 5100)  # 24,000 events in `make test`, 102,000 in `make soak`
+TOTAL = 20 * PER_DAY
+
+
+@pytest.mark.soak
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_archive_verify_replay_round_trip_on_100k_events(tmp_path: Path, fmt: str) -> None:
     services = open_services(tmp_path / "a", archive_format=fmt)
     account = services.store.create_account(new_id(), "Acme", NOW)
-    stored = fill(services, account, days=20, per_day=5100)
-    assert stored == 102_000
+    stored = fill(services, account, days=20, per_day=PER_DAY)
+    assert stored == TOTAL
     before = stream_uuids(services, account)
     fresh = services.writer.write(account.id, AUDIT, [audit(NOW - DAY, 1)]).stored  # within retention: stays
     result = audit_result(services.retention.apply(accounts=[account]))
     assert result.error is None
-    assert (result.archived, result.purged, len(result.files)) == (102_000, 102_000, 20)
+    assert (result.archived, result.purged, len(result.files)) == (TOTAL, TOTAL, 20)
     assert held(services, account) == fresh
     [stream] = list(manifests(services.settings.archive_path))
     assert (stream.account, stream.feature, len(stream.files)) == (account.uuid, AUDIT, 20)
-    assert all(f.format == fmt and f.events == 5100 and len(f.sha256) == 64 for f in stream.files)
+    assert all(f.format == fmt and f.events == PER_DAY and len(f.sha256) == 64 for f in stream.files)
     for entry in stream.files:
         verify_file(stream.folder, entry)
     services.close()
@@ -62,11 +68,11 @@ def test_archive_verify_replay_round_trip_on_100k_events(tmp_path: Path, fmt: st
         late = target.store.create_account(account.uuid, "Acme", NOW)
         plans = plan_replay(target.store, services.settings.archive_path)
         first = replay(target.writer, plans, unchecked=True)  # a new store: its log holds no archived index
-        assert (first.files, first.events, first.stored, first.duplicates) == (20, 102_000, 102_000, 0)
+        assert (first.files, first.events, first.stored, first.duplicates) == (20, TOTAL, TOTAL, 0)
         assert stream_uuids(target, late) == before
         again = replay(target.writer, plans, unchecked=True)
-        assert (again.stored, again.duplicates) == (0, 102_000)
-        assert held(target, late) == 102_000
+        assert (again.stored, again.duplicates) == (0, TOTAL)
+        assert held(target, late) == TOTAL
     finally:
         target.close()
 
