@@ -28,12 +28,14 @@ from siemgate.retention.archive import (
 from siemgate.retention.survey import MAX_UNLISTED, survey
 from siemgate.tlog.archive_verify import verify_archive
 from siemgate.tlog.keys import PublicKeyring
+from support.soak import sized
 
 from .helpers import NOW, peak_growth_mib
 
 ACCOUNT = "A" * 26
 DAY = "2030-03-17"  # NOW's day
 ROWS = 400_000  # tiny rows: a few MiB on disk, ~100 MiB of Python objects as lists
+MERGE_ROWS = sized(150_000, 400_000)  # the merge held ~4.8 KiB a row before (1,935 MiB for 400,000)
 
 
 def _rows(n: int, start: int = 0) -> list[tuple[int, str, bytes]]:
@@ -74,19 +76,20 @@ def test_verifying_a_file_of_a_million_tiny_rows_keeps_no_list_per_row(tmp_path:
     assert peak_growth_mib(code) < 20  # 120 MiB before, 2 after
 
 
+@pytest.mark.soak
 def test_a_late_event_merged_into_a_large_day_does_not_read_the_day_whole(tmp_path: Path) -> None:
     """The merge made a dict of every archived row, a sorted list and an index list before writing."""
-    archive = _archive(tmp_path, ROWS)
+    archive = _archive(tmp_path, MERGE_ROWS)
     late = _rows(1, start=2_000_000)[0]
     code = (
         f"a = archive.StreamArchive(Path({str(tmp_path)!r}), {ACCOUNT!r}, 'Acme', Feature.AUDITEVENTS, 'jsonl')\n"
         f"entry = a.write_day({DAY!r}, [({late[0]}, {late[1]!r}, {late[2]!r})], {{({late[0]}, {late[1]!r}): 7}})\n"
-        f"assert entry.events == {ROWS + 1}, entry\n"
+        f"assert entry.events == {MERGE_ROWS + 1}, entry\n"
     )
-    assert peak_growth_mib(code) < 40  # 1,935 MiB before, 12 after
+    assert peak_growth_mib(code) < 40  # 400,000 rows: 1,935 MiB before, 12 after
     entry = _entry(archive)
     verify_file(archive.dir, entry)
-    assert entry.events == entry.indexed == ROWS + 1
+    assert entry.events == entry.indexed == MERGE_ROWS + 1
 
 
 def test_a_symlink_in_the_archive_folder_is_never_read(tmp_path: Path) -> None:
