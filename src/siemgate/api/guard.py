@@ -181,11 +181,10 @@ def _repeated_key(scope: Scope, body: bytes) -> str | None:
     if content_type.startswith((b"application/x-www-form-urlencoded", b"multipart/form-data")):
         return None
     try:
-        if not may_repeat_keys(body, orjson.loads(body)):
-            return None
-    except orjson.JSONDecodeError:  # what FastAPI's parser may still read (NaN, a lone surrogate)
-        pass
-    found = find_repeated_key(body)
+        possible = may_repeat_keys(body, orjson.loads(body))
+    except orjson.JSONDecodeError:  # what FastAPI's parser may still read (NaN, a lone surrogate): search
+        possible = True
+    found = find_repeated_key(body) if possible else None
     if found is None:
         return None
     return (
