@@ -388,6 +388,28 @@ def test_email_through_a_real_smtp_server(tmp_path: Path) -> None:
         assert alert.summary in message.get_content()
 
 
+def test_a_rule_name_with_line_breaks_cannot_add_email_headers(tmp_path: Path) -> None:
+    """The subject is the rule's name, which a Sigma rule's title or an API client chooses: its line
+    breaks (CR, LF and the others Python's email package splits on) become spaces, so the email
+    goes to its recipients alone, with no header the name spelled."""
+    handler = _Capture()
+    with smtp_site(tmp_path, handler) as site:
+        site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
+        name = "MFA off\r\nBcc: attacker@evil.example\nX-Forged: 1\x85\u2028done"
+        action = {"type": "email", "to": ["secops@acme.example"]}
+        site.rule(id="mfa-off", name=name, source="auditevents", match={"action": "disblmfa"}, actions=[action])
+        fire(site)
+        site.services.alerts.dispatcher.run_due()
+        [d] = deliveries(site)
+        assert d.status == "delivered", d.last_error
+        [envelope] = handler.messages
+        assert envelope.rcpt_tos == ["secops@acme.example"]
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        subject = "[siemgate] medium: MFA off Bcc: attacker@evil.example X-Forged: 1 done"
+        assert message["Subject"].strip() == subject  # strip: the long header is folded at its start
+        assert message["Bcc"] is None and message["X-Forged"] is None
+
+
 def test_an_smtp_server_that_trickles_its_replies_holds_an_email_no_longer_than_its_timeout(tmp_path: Path) -> None:
     """The SMTP timeout bounded each socket operation, so a server that answers every command a
     byte at a time (each byte within the timeout) held a delivery for the whole conversation, here

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -27,6 +28,16 @@ class DeliveryError(Exception):
 class Sender(Protocol):
     def __call__(self, alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
         """Carry out `action` for `alert` (the alert payload); raise DeliveryError on failure."""
+
+
+# Line breaks (CR, LF and every other character str.splitlines splits on) and other control characters.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: each run of line breaks and control characters becomes one space, so a
+    rule name cannot start a header of its own (an email's Subject)."""
+    return _BREAKS.sub(" ", text)
 
 
 def title(alert: dict[str, Any]) -> str:

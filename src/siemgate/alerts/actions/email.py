@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from siemgate.alerts.actions.base import DeliveryError, text, title
+from siemgate.alerts.actions.base import DeliveryError, one_line, text, title
 from siemgate.config import HELO_NAME, Settings
 from siemgate.outbound import connect_tcp, time_left
 from siemgate.store.base import DeliveryRecord
@@ -107,7 +107,7 @@ class EmailSender:
         msg = EmailMessage()
         msg["From"] = self.settings.smtp_from
         msg["To"] = ", ".join(action["to"])
-        msg["Subject"] = action.get("subject") or title(alert)
+        msg["Subject"] = one_line(action.get("subject") or title(alert))
         msg["Date"] = format_datetime(datetime.now(UTC))
         msg["Message-ID"] = make_msgid(domain="siemgate")
         msg["X-Siemgate-Alert"] = alert["id"]
