@@ -14,6 +14,7 @@ from siemgate.accounts.actor import CLI
 from siemgate.auth.passwords import hash_password
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
 from support.clocks import Clock
 from support.events import auditevent, failed
 from support.servers import start_server, stop_server
@@ -22,6 +23,8 @@ from support.stores import make_store
 from .conftest import PASSWORD, Console, sign_in
 
 S = 1_000_000_000
+# An actor's email (the summary of "User suspended" names it) holding markup a page must not run.
+XSS = '"><img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     services.writer.write(
         account.id, Feature.SIGNINATTEMPTS, [failed(hour_ago + i * S, "ada@acme.example") for i in range(10)]
     )
-    services.writer.write(account.id, Feature.AUDITEVENTS, [auditevent(time.time_ns(), action="suspend")])
+    admin = {"uuid": new_id(), "name": "Admin", "email": XSS, "user_type": "user"}
+    suspend = auditevent(time.time_ns(), action="suspend", actor_details=admin)
+    services.writer.write(account.id, Feature.AUDITEVENTS, [suspend])
     try:
         yield Console(live, account, "olivia@acme.example", "")
     finally:
@@ -71,3 +76,13 @@ def test_the_alerts_page_shows_times_and_state_and_links_to_the_events(page: Pag
     page.wait_for_selector("body[data-loaded=true]")
     expect(page.locator("#events-table")).to_have_attribute("aria-busy", "false")
     expect(page.locator("#events-table tbody tr:not(.json-row)")).to_have_count(10)
+
+
+def test_event_text_in_an_alert_summary_is_shown_as_text(page: Page, console: Console) -> None:
+    """Sound: the summary, filled from the event's fields, is written as text: no element of it is
+    made and nothing runs (a CSP refusal would be a console error, which fails the test)."""
+    sign_in(page, console, console.owner_email)
+    page.goto(console.url("/alerts"))
+    expect(page.locator("#alerts tbody tr", has_text="User suspended")).to_contain_text(f"{XSS} suspended")
+    assert page.locator("img[src=x], script:not([src])").count() == 0
+    assert page.evaluate("window.__pwned") is None

@@ -9,6 +9,7 @@ import time
 from playwright.sync_api import Page, expect
 
 from siemgate.model.features import Feature
+from siemgate.model.ids import new_id
 from support.events import auditevent, itemusage, signin
 
 from .conftest import Console, allow_http_errors, sign_in
@@ -77,3 +78,43 @@ def test_mirrored_codes_named_like_object_properties_are_shown_as_codes(page: Pa
         page.goto(console.url(f"/dashboards/{board}?range=24h"))
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         expect(page.locator("#status")).to_have_text("")
+
+
+# Markup a page that built HTML from data would run (CSP would refuse it, as a console error).
+XSS = '"\'><img src=x onerror="window.__pwned=1"><svg onload="window.__pwned=2"></svg><script>window.__pwned=3</script>'
+INJECTED = "img[src=x], svg[onload], script:not([src])"
+
+
+def _hostile_events(console: Console) -> None:
+    """One event of each stream with XSS in every text a person or an upstream chooses."""
+    now, writer, account = time.time_ns() - 5 * S, console.live.services.writer, console.account.id
+    person = {"uuid": new_id(), "name": XSS, "email": XSS, "user_type": "user"}
+    client = {"app_name": XSS, "app_version": XSS, "ip_address": "192.0.2.66", "os_name": XSS, "platform_name": XSS}
+    place = {"country": "CA", "region": XSS, "city": XSS, "latitude": 1.0, "longitude": 2.0}
+    writer.write(account, Feature.SIGNINATTEMPTS, [signin(now, target_user=person, client=client, location=place)])
+    writer.write(account, Feature.ITEMUSAGES, [itemusage(now, user=person, client=client, location=place)])
+    aux = '{"name": "' + XSS.replace('"', '\\"') + '", "url": "javascript:window.__pwned=4"}'
+    audit = auditevent(now, actor_details=person, object_details=person, aux_info=aux, action="revoke")
+    writer.write(account, Feature.AUDITEVENTS, [audit], strict=False)
+
+
+def test_event_text_is_shown_as_text_never_run(page: Page, console: Console) -> None:
+    """Sound: the pages build their elements from data as text nodes and attributes (no HTML
+    parsing of data), and the CSP forbids inline script. Event text full of markup, in the explorer
+    (rows and their JSON) and on the dashboards, is shown as written and runs nothing."""
+    _hostile_events(console)
+    sign_in(page, console, console.owner_email)
+    for feature in ("signinattempts", "itemusages", "auditevents"):
+        page.goto(console.url(f"/events?feature={feature}&range=1h"))
+        expect(page.locator("#events-table")).to_have_attribute("aria-busy", "false")
+        row = page.locator("#events-table tbody tr:not(.json-row)", has_text=XSS)
+        expect(row).to_have_count(1)
+        row.get_by_role("button", name=re.compile("^Show the JSON")).click()
+        expect(page.locator("#events-table tbody tr.json-row:not([hidden])")).to_contain_text("window.__pwned=1")
+        assert page.locator(INJECTED).count() == 0
+        assert page.evaluate("window.__pwned") is None
+    for board in ("audit", "signins", "items"):
+        page.goto(console.url(f"/dashboards/{board}?range=1h"))
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        assert page.locator(INJECTED).count() == 0
+        assert page.evaluate("window.__pwned") is None

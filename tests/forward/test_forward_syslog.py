@@ -48,3 +48,22 @@ def test_oversized_syslog_message_is_dead_lettered_not_truncated(source: Any, rs
     assert [json.loads(line)["uuid"] for line in dead] == uuids
     assert "max_message_bytes=300" in json.loads(dead[0])["reason"]
     assert rsyslog.messages(since) == []
+
+
+# A name that, written raw, would end the message and start a forged one for a receiver splitting
+# on line ends, and close the structured data early.
+FORGING = 'Ada"] \\\n<86>1 2026-12-07T00:00:00Z evil siemgate - signinattempts - {"forged":true}\r\n'
+
+
+def test_event_text_cannot_forge_or_split_syslog_messages(source: Any, rsyslog: Any, tmp_path: Path) -> None:
+    """Sound: MSG is the record as JSON (line breaks escaped) and TCP frames by octet counting, so
+    rsyslogd receives one message per event, whose MSG gives back the name as it was sent."""
+    since = rsyslog.offset()
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 3, name=FORGING)
+    sink = {"type": "syslog", "protocol": "tcp", "host": "127.0.0.1", "port": rsyslog.tcp, "hostname": "fwd"}
+    cfg = config(tmp_path / "state", source.url, {"sys": sink}, features=["signinattempts"])
+    assert run_once(cfg).code == 0
+    messages = wait_for("3 messages", lambda: (m := rsyslog.messages(since)) and len(m) >= 3 and m)
+    assert [json.loads(m["msg"])["uuid"] for m in messages] == uuids
+    assert {json.loads(m["msg"])["target_user"]["name"] for m in messages} == {FORGING}
+    assert {m["host"] for m in messages} == {"fwd"}
