@@ -502,6 +502,41 @@ def test_syslog_to_a_real_rsyslog(site: Site, rsyslog: Rsyslog, protocol: str) -
     assert orjson.loads(message["msg"])["summary"] == alert.summary
 
 
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+def test_a_syslog_alert_too_large_for_the_receiver_is_cut_to_fit(site: Site, rsyslog: Rsyslog, protocol: str) -> None:
+    """A person's name, chosen by that person, fills the summary and the group: 60 KB each. Over
+    UDP the datagram was over 65,507 bytes and never sent (retried until given up); under it, a
+    receiver cut it at its own limit (8 KiB for rsyslogd and syslog-ng by default) inside the
+    JSON. Now the message fits 2048 bytes (UDP) or 8192 (TCP, TLS): long texts are cut on a
+    character, ending with "…", and the MSG says `"truncated": true`; it stays valid JSON."""
+    port = {"udp": rsyslog.udp, "tcp": rsyslog.tcp}[protocol]
+    action = {"type": "syslog", "host": "127.0.0.1", "port": port, "protocol": protocol}
+    site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
+    site.rule(
+        id="mfa-off",
+        name="MFA off",
+        source="auditevents",
+        match={"action": "disblmfa"},
+        threshold={"count": 2, "window": "5m", "group_by": ["actor_details.name"]},
+        summary="{actor_details.name} turned MFA off",
+        actions=[action],
+    )
+    name = 'é\\"]' * 8_000  # two bytes, then what JSON and structured data escape
+    actor = {"uuid": new_id(), "name": name, "email": "ada@example.com", "user_type": "user"}
+    twice = [auditevent(site.clock() + i, action="disblmfa", object_type="user", actor_details=actor) for i in (0, 1)]
+    site.write(AUDIT, twice)
+    alert = site.alerts("mfa-off")[0]
+    site.services.alerts.dispatcher.run_due()
+    [d] = deliveries(site)
+    assert d.status == "delivered", d.last_error
+    [message] = wait_for("the alert", lambda: [m for m in rsyslog.messages() if alert.id in m["sd"]])
+    body = orjson.loads(message["msg"])
+    assert len(message["msg"].encode()) < {"udp": 2048, "tcp": 8192}[protocol]
+    assert body["truncated"] is True and body["id"] == alert.id and body["count"] == 2
+    assert body["summary"].endswith("…") and name.startswith(body["summary"][:-1])
+    assert body["rule"]["name"] == "MFA off"
+
+
 def _recorded(site: Site) -> list[dict[str, Any]]:
     rows = site.services.store.read_events(site.account.id, AUDIT, 0, 0, None, 100)
     return [e for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]

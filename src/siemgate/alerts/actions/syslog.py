@@ -4,7 +4,11 @@
 
 PRI = facility * 8 + severity (critical 2, high 3, medium 4, low 5). 32473 is the private
 enterprise number RFC 5612 sets aside for examples. MSG is the alert as compact JSON (UTF-8,
-no BOM) without the triggering event, so it stays well under common 8 KiB limits.
+no BOM) without the triggering event. The message is at most MAX_MESSAGE bytes, what receivers
+take by default (RFC 5426 asks UDP receivers for 2048, RFC 5425 TLS ones for 8192): an alert
+whose texts (a summary or group filled from event fields) make it longer is cut to fit, its long
+texts and lists shortened and `"truncated": true` added, rather than cut by the receiver inside
+the JSON, or, over 65,507 bytes, never sent over UDP.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ FACILITIES = {
 }  # fmt: skip
 SEVERITIES = {"critical": 2, "high": 3, "medium": 4, "low": 5}
 ENTERPRISE = 32473
+MAX_MESSAGE = {"udp": 2048, "tcp": 8192, "tls": 8192}
+# Ever shorter: (characters a text keeps, items a list keeps), until the alert fits.
+_CUTS = ((1024, 50), (256, 10), (64, 3), (32, 1))  # 32: ids (26) and timestamps (30) stay whole
 
 
 def _sd_value(value: str) -> str:
@@ -50,9 +57,36 @@ def syslog_message(alert: dict[str, Any], action: dict[str, Any], hostname: str 
         f'[siemgate@{ENTERPRISE} alert="{_sd_value(alert["id"])}" rule="{_sd_value(alert["rule"]["id"])}"'
         f' severity="{_sd_value(alert["rule"]["severity"])}" account="{_sd_value(alert["account"]["uuid"])}"]'
     )
+    head = f"<{pri}>1 {now} {host} siemgate {os.getpid()} ALERT {sd} ".encode()
     body = {k: v for k, v in alert.items() if k != "event"}
-    msg = orjson.dumps(body).decode()
-    return f"<{pri}>1 {now} {host} siemgate {os.getpid()} ALERT {sd} {msg}".encode()
+    room = MAX_MESSAGE.get(action.get("protocol", "udp"), MAX_MESSAGE["udp"]) - len(head)
+    return head + _fitted(body, room)
+
+
+def _fitted(body: dict[str, Any], room: int) -> bytes:
+    """`body` as JSON in at most `room` bytes: as it is, else with its texts and lists cut ever
+    shorter (on a character, so no UTF-8 sequence or JSON escape is split) and "truncated": true.
+    Raises DeliveryError (not retried) if even the shortest does not fit."""
+    data = orjson.dumps(body)
+    for chars, items in _CUTS:
+        if len(data) <= room:
+            return data
+        data = orjson.dumps({**_cut(body, chars, items), "truncated": True})
+    if len(data) <= room:
+        return data
+    raise DeliveryError(f"the alert does not fit a syslog message of {room} bytes even cut short", retryable=False)
+
+
+def _cut(value: Any, chars: int, items: int) -> Any:
+    """`value` with each text over `chars` characters cut to them (the last one "…") and each
+    list over `items` items to its last ones (the latest events)."""
+    if isinstance(value, str):
+        return value if len(value) <= chars else value[: chars - 1] + "…"
+    if isinstance(value, list):
+        return [_cut(v, chars, items) for v in value[-items:]]
+    if isinstance(value, dict):
+        return {k: _cut(v, chars, items) for k, v in value.items()}
+    return value
 
 
 class SyslogSender:
