@@ -410,6 +410,36 @@ def test_a_rule_name_with_line_breaks_cannot_add_email_headers(tmp_path: Path) -
         assert message["Bcc"] is None and message["X-Forged"] is None
 
 
+def test_event_text_cannot_add_lines_to_an_email(tmp_path: Path) -> None:
+    """The summary and the group are filled from event fields a person chooses (their name): a line
+    break in them made lines of its own in the plain-text body, which could pass for siemgate's
+    (`Rule:`, `Alert id:`). Each is written on its own line, its line breaks as spaces."""
+    handler = _Capture()
+    with smtp_site(tmp_path, handler) as site:
+        site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
+        site.rule(
+            id="mfa-off",
+            name="MFA off",
+            source="auditevents",
+            match={"action": "disblmfa"},
+            threshold={"count": 2, "window": "5m", "group_by": ["actor_details.name"]},
+            summary="{actor_details.name} turned MFA off",
+            actions=[{"type": "email", "to": ["secops@acme.example"]}],
+        )
+        name = "Ada\r\n\nRule: all clear (none), severity low\u2028Alert id: 0\n"
+        actor = {"uuid": new_id(), "name": name, "email": "ada@example.com", "user_type": "user"}
+        twice = [
+            auditevent(site.clock() + i, action="disblmfa", object_type="user", actor_details=actor) for i in (0, 1)
+        ]
+        site.write(AUDIT, twice)
+        site.services.alerts.dispatcher.run_due()
+        [envelope] = handler.messages
+        body = message_from_bytes(envelope.content, policy=policy.default).get_content()
+        lines = body.splitlines()
+        assert [line.split(":")[0] for line in lines if line.startswith(("Rule:", "Alert id:"))] == ["Rule", "Alert id"]
+        assert lines[0] == "Ada Rule: all clear (none), severity low Alert id: 0  turned MFA off"
+
+
 def test_an_smtp_server_that_trickles_its_replies_holds_an_email_no_longer_than_its_timeout(tmp_path: Path) -> None:
     """The SMTP timeout bounded each socket operation, so a server that answers every command a
     byte at a time (each byte within the timeout) held a delivery for the whole conversation, here

@@ -45,7 +45,8 @@ def title(alert: dict[str, Any]) -> str:
 
 
 def text(alert: dict[str, Any]) -> str:
-    """A plain-text description of the alert (email body, Slack fallback)."""
+    """A plain-text description of the alert (email body), each line one line: text from events
+    (the summary, the group, event uuids) or the rule cannot add lines that pass for siemgate's."""
     lines = [
         alert["summary"],
         "",
@@ -60,7 +61,7 @@ def text(alert: dict[str, Any]) -> str:
     refs = alert.get("events", [])
     if refs:
         lines += ["", "Events:"] + [f"  {r['timestamp']}  {r['uuid']}" for r in refs[:20]]
-    return "\n".join(lines) + "\n"
+    return "".join(one_line(line) + "\n" for line in lines)
 
 
 def http_failure(status: int, retry_after: str | None) -> DeliveryError:
