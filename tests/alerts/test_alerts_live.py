@@ -214,6 +214,28 @@ def fire(site: Site) -> Any:
     return site.alerts("mfa-off")[0]
 
 
+def per_actor_rule(site: Site, action: dict[str, Any], name: str = "MFA off") -> None:
+    """mfa-off as a threshold of 2 per actor name, its summary and group naming the actor."""
+    site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
+    site.rule(
+        id="mfa-off",
+        name=name,
+        source="auditevents",
+        match={"action": "disblmfa"},
+        threshold={"count": 2, "window": "5m", "group_by": ["actor_details.name"]},
+        summary="{actor_details.name} turned MFA off",
+        actions=[action],
+    )
+
+
+def fire_as(site: Site, name: str) -> Any:
+    """Fire per_actor_rule with two events of an actor called `name`; returns the alert."""
+    actor = {"uuid": new_id(), "name": name, "email": "ada@example.com", "user_type": "user"}
+    twice = [auditevent(site.clock() + i, action="disblmfa", object_type="user", actor_details=actor) for i in (0, 1)]
+    site.write(AUDIT, twice)
+    return site.alerts("mfa-off")[0]
+
+
 def deliveries(site: Site) -> list[Any]:
     return site.services.store.list_deliveries(site.account.id)
 
@@ -269,20 +291,8 @@ def test_slack_messages_show_event_text_as_text(site: Site, http: HttpReceiver) 
     """Event fields are written by whoever produced the event (a person's name, the address typed
     at a failed sign-in): in a Slack message they cannot ping the channel, mention people or hide a
     link behind words, because &, < and > are escaped as Slack's mrkdwn requires."""
-    site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
-    site.rule(
-        id="mfa-off",
-        name="MFA off <!here>",
-        source="auditevents",
-        match={"action": "disblmfa"},
-        threshold={"count": 2, "window": "5m", "group_by": ["actor_details.name"]},
-        summary="{actor_details.name} turned MFA off",
-        actions=[{"type": "slack", "url": http.url}],
-    )
-    hostile = "<!channel> <https://evil.example/reset|Reset your password> & <@U0123>"
-    actor = {"uuid": new_id(), "name": hostile, "email": "ada@example.com", "user_type": "user"}
-    twice = [auditevent(site.clock() + i, action="disblmfa", object_type="user", actor_details=actor) for i in (0, 1)]
-    site.write(AUDIT, twice)
+    per_actor_rule(site, {"type": "slack", "url": http.url}, name="MFA off <!here>")
+    fire_as(site, "<!channel> <https://evil.example/reset|Reset your password> & <@U0123>")
     site.services.alerts.dispatcher.run_due()
     body = orjson.loads(http.requests[-1]["body"])
     texts = [body["text"], body["blocks"][1]["text"]["text"], *(f["text"] for f in body["blocks"][2]["fields"])]
@@ -416,22 +426,8 @@ def test_event_text_cannot_add_lines_to_an_email(tmp_path: Path) -> None:
     (`Rule:`, `Alert id:`). Each is written on its own line, its line breaks as spaces."""
     handler = _Capture()
     with smtp_site(tmp_path, handler) as site:
-        site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
-        site.rule(
-            id="mfa-off",
-            name="MFA off",
-            source="auditevents",
-            match={"action": "disblmfa"},
-            threshold={"count": 2, "window": "5m", "group_by": ["actor_details.name"]},
-            summary="{actor_details.name} turned MFA off",
-            actions=[{"type": "email", "to": ["secops@acme.example"]}],
-        )
-        name = "Ada\r\n\nRule: all clear (none), severity low\u2028Alert id: 0\n"
-        actor = {"uuid": new_id(), "name": name, "email": "ada@example.com", "user_type": "user"}
-        twice = [
-            auditevent(site.clock() + i, action="disblmfa", object_type="user", actor_details=actor) for i in (0, 1)
-        ]
-        site.write(AUDIT, twice)
+        per_actor_rule(site, {"type": "email", "to": ["secops@acme.example"]})
+        fire_as(site, "Ada\r\n\nRule: all clear (none), severity low\u2028Alert id: 0\n")
         site.services.alerts.dispatcher.run_due()
         [envelope] = handler.messages
         body = message_from_bytes(envelope.content, policy=policy.default).get_content()
@@ -541,21 +537,9 @@ def test_a_syslog_alert_too_large_for_the_receiver_is_cut_to_fit(site: Site, rsy
     character, ending with "…", and the MSG says `"truncated": true`; it stays valid JSON."""
     port = {"udp": rsyslog.udp, "tcp": rsyslog.tcp}[protocol]
     action = {"type": "syslog", "host": "127.0.0.1", "port": port, "protocol": protocol}
-    site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
-    site.rule(
-        id="mfa-off",
-        name="MFA off",
-        source="auditevents",
-        match={"action": "disblmfa"},
-        threshold={"count": 2, "window": "5m", "group_by": ["actor_details.name"]},
-        summary="{actor_details.name} turned MFA off",
-        actions=[action],
-    )
+    per_actor_rule(site, action)
     name = 'é\\"]' * 8_000  # two bytes, then what JSON and structured data escape
-    actor = {"uuid": new_id(), "name": name, "email": "ada@example.com", "user_type": "user"}
-    twice = [auditevent(site.clock() + i, action="disblmfa", object_type="user", actor_details=actor) for i in (0, 1)]
-    site.write(AUDIT, twice)
-    alert = site.alerts("mfa-off")[0]
+    alert = fire_as(site, name)
     site.services.alerts.dispatcher.run_due()
     [d] = deliveries(site)
     assert d.status == "delivered", d.last_error
