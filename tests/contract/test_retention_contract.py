@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from siemgate.model.facets import Facets
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import Account, NewEvent, Store
@@ -169,7 +170,7 @@ def test_a_purge_holds_the_writer_for_a_chunk_at_a_time(store: Store, monkeypatc
     per transaction (the longest wait of a concurrent write: 0.08 s)."""
     a = _account(store)
     events = [
-        e._replace(facets=("actor", "kind", "detail", "FR", "app", "ip"))
+        e._replace(facets=Facets("actor", "kind", "detail", "FR", "app", "ip"))
         for e in _events([T0 + i for i in range(12_000)])
     ]
     store.insert_events(a.id, SIGNIN, events)

@@ -163,7 +163,7 @@ def _parquet_of(tmp_path: Path, table: object, **options: object) -> Path:
 
     path = tmp_path / "2030" / f"{DAY}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd", **options)  # type: ignore[arg-type]
+    pq.write_table(table, path, compression="zstd", **options)  # type: ignore[arg-type,unused-ignore]  # typed in newer pyarrow
     return path
 
 

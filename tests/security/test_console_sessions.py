@@ -282,7 +282,7 @@ def test_the_csrf_token_is_the_sessions_own_sent_as_a_header_on_every_change(ten
         query = {"csrf_token": first["csrf_token"], "X-CSRF-Token": first["csrf_token"]}
         assert "CSRF" in error(one.post(f"{ADMIN}{path}", params=query, json=body), 403)
         for content in ({"data": body}, {"content": b'{"type":"splunk","name":"forged"}'}):
-            form = one.post(f"{ADMIN}{path}", headers={"Content-Type": "text/plain"}, **content)  # type: ignore[arg-type]
+            form = one.post(f"{ADMIN}{path}", headers={"Content-Type": "text/plain"}, **content)  # type: ignore[arg-type,unused-ignore]
             assert "CSRF" in error(form, 403)
         assert "CSRF" in error(one.delete(f"{ADMIN}/session"), 403)
         ok(one.get(f"{ADMIN}/me"))  # the session itself is fine

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -344,7 +345,7 @@ def test_every_recovery_code_made_is_taken_for_one(monkeypatch: pytest.MonkeyPat
     app's code); a recovery code drawn from base32 with only the digits 2-7 (about 1 in 18 million)
     was made, shown, and never taken. Such draws are now made again."""
     draws = iter([int("11010" * 16, 2).to_bytes(10, "big")])  # base32 "2222222222..."
-    real = totp.secrets.token_bytes
-    monkeypatch.setattr(totp.secrets, "token_bytes", lambda n: next(draws, None) or real(n))
+    real = secrets.token_bytes
+    monkeypatch.setattr(secrets, "token_bytes", lambda n: next(draws, None) or real(n))
     codes = totp.new_recovery_codes()
     assert len(codes) == totp.RECOVERY_CODES and all(totp.looks_like_recovery_code(code) for code in codes), codes

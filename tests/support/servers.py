@@ -120,7 +120,10 @@ def start_server(
         tls = {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
     # X-Forwarded-* believed as `siemgate serve` does: from trusted_proxies only (uvicorn's default
     # believes loopback, which every test client is)
-    proxies = {"proxy_headers": bool(settings.trusted_proxies), "forwarded_allow_ips": forwarded_allow_ips(settings)}
+    proxies: dict[str, Any] = {
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": forwarded_allow_ips(settings),
+    }
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, **proxies, **tls)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

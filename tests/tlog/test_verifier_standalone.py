@@ -55,8 +55,8 @@ def test_log_package_imports_only_stdlib_cryptography_and_itself() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                ok = {"__future__", *(f"siemgate.model.{m}" for m in STDLIB_ONLY)}
-                assert all(n.split(".")[0] in sys.stdlib_module_names or n in ok for n in names), (module, names)
+                allowed = {"__future__", *(f"siemgate.model.{m}" for m in STDLIB_ONLY)}
+                assert all(n.split(".")[0] in sys.stdlib_module_names or n in allowed for n in names), (module, names)
 
 
 @pytest.fixture(scope="session")
