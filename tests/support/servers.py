@@ -15,6 +15,7 @@ import httpx
 import orjson
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import HTTPProtocolType
 
 from siemgate.cli.serve_cmds import forwarded_allow_ips
 from siemgate.composition.web import create_app
@@ -108,10 +109,11 @@ class LiveServer:
 
 
 def start_server(
-    settings: Settings, store: Store, clock: Clock, *, ca: Path | None = None
+    settings: Settings, store: Store, clock: Clock, *, ca: Path | None = None, http: HTTPProtocolType = "auto"
 ) -> tuple[LiveServer, uvicorn.Server, threading.Thread]:
     """Services on `store` served on a free port (over https with the settings' tls_certfile, whose
-    CA is `ca`); returns once uvicorn has started."""
+    CA is `ca`; with uvicorn's HTTP parser `http`: auto, httptools or h11); returns once uvicorn has
+    started."""
     services = build_services(settings, store, clock)
     port = free_port()
     app = create_app(services)
@@ -124,7 +126,9 @@ def start_server(
         "proxy_headers": bool(settings.trusted_proxies),
         "forwarded_allow_ips": forwarded_allow_ips(settings),
     }
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, **proxies, **tls)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=http, log_config=None, access_log=False, **proxies, **tls
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

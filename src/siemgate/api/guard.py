@@ -1,6 +1,11 @@
 """The checks every request passes before the app sees it (plain ASGI, outermost but for logging).
 
 - The URL holds no NUL character (`%00`): no store can hold it (model.text).
+- Nothing in the request reads two ways (docs/security.md, "Requests read one way"): no
+  Authorization or Content-Length header twice, not both Content-Length and Transfer-Encoding, no
+  session cookie twice, no query parameter twice. Readers differ on which of two they take
+  (Starlette the first Authorization header but the last cookie or query value, a proxy in front
+  perhaps the other), so each is a 400 saying what to send once, never a pick.
 - The body is within the limit of its API (docs/security.md, "Bounds and operator settings"):
   refused from its Content-Length before anything is read, authenticated or parsed, else as
   soon as the bytes received pass the limit, so an oversized body is never held in memory.
@@ -15,11 +20,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from siemgate.api.errors import error_body
+from siemgate.auth.sessions import COOKIE, HOST_COOKIE
 from siemgate.config import Settings
 from siemgate.errors import ClientGone, PayloadTooLarge
 from siemgate.model.json_keys import find_repeated_key, may_repeat_keys
@@ -50,6 +57,10 @@ class RequestGuard:
             return
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             await _reply(send, 400, "Bad Request: the URL contains the NUL character (%00), which cannot be stored")
+            return
+        twice = _read_two_ways(scope)
+        if twice is not None:
+            await _reply(send, 400, f"Bad Request: {twice}")
             return
         limit, setting, streams = self.limit_for(scope["path"])
         declared = _content_length(scope)
@@ -92,6 +103,47 @@ class RequestGuard:
 def _too_large(limit: int, setting: str, declared: int | None = None) -> str:
     size = f"is {declared} bytes" if declared is not None else "is over the limit"
     return f"Payload Too Large: the body {size}; the limit here is {limit} bytes ({setting})"
+
+
+ONCE_HEADERS = (b"authorization", b"content-length")
+SESSION_COOKIES = (COOKIE, HOST_COOKIE)
+_DIFFER = "servers and proxies differ on which one they read"
+
+
+def _read_two_ways(scope: Scope) -> str | None:
+    """What in the request's head is sent twice or both ways (a sentence saying what to send), or
+    None."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    names = [name for name, _ in headers]
+    for name in ONCE_HEADERS:
+        if names.count(name) > 1:
+            header = name.decode().title()
+            return f"the {header} header is sent {names.count(name)} times: {_DIFFER}; send it once"
+    if b"content-length" in names and b"transfer-encoding" in names:
+        return "both Content-Length and Transfer-Encoding are sent: send one of them"
+    cookies = [_cookie_name(chunk) for name, value in headers if name == b"cookie" for chunk in value.split(b";")]
+    for cookie in SESSION_COOKIES:
+        if cookies.count(cookie) > 1:
+            return (
+                f"the session cookie {cookie} is sent {cookies.count(cookie)} times: {_DIFFER};"
+                " remove this site's cookies and sign in again"
+            )
+    return _repeated_parameter(scope.get("query_string", b""))
+
+
+def _cookie_name(chunk: bytes) -> str:
+    """The name of one `name=value` of a Cookie header, as Starlette reads it."""
+    return chunk.partition(b"=")[0].strip().decode("latin-1") if b"=" in chunk else ""
+
+
+def _repeated_parameter(query: bytes) -> str | None:
+    """What says that a query parameter is given twice (as Starlette decodes names), or None."""
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return f"the query parameter {excerpt(name)} is given more than once: send it once"
+        seen.add(name)
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:
