@@ -47,6 +47,7 @@ from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
 from siemgate.retention import parquet
 from siemgate.retention.parquet import Row
 from siemgate.tlog.archive_index import INDEX_FORMAT, folder_files, read_sidecar
+from siemgate.tlog.durable import fsync_dir, write_durably
 
 DAY_NS = 86400 * NS_PER_SECOND
 FORMATS = ("jsonl", "parquet")
@@ -150,14 +151,6 @@ def _require_regular(path: Path, listed: Path, what: str, folder: Path) -> None:
         )
     if not stat.S_ISREG(mode):
         raise ArchiveError(f"{listed}: not a regular file (the manifest lists it {what})")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # Writing ------------------------------------------------------------------------------------------
@@ -529,7 +522,7 @@ class StreamArchive:
                     os.replace(self.dir / source, self.dir / dest)
                     self._step("replaced")
         for folder in sorted({(self.dir / entry.path).parent for entry, _, _ in writes}):
-            _fsync_dir(folder)
+            fsync_dir(folder)
         manifest["version"] = MANIFEST_VERSION
         for entry, _, rewrite in writes:
             if check:
@@ -617,18 +610,7 @@ def dt_now_ns() -> int:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_durably(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
 
 def load_manifest(folder: Path) -> dict[str, Any] | None:

@@ -3,14 +3,13 @@ verify every page with its page proof, keeping the last checkpoint accepted in a
 witness of its own stream (docs/integrity.md, "Following a stream"). Standard library and
 `cryptography` only: HTTP is urllib.
 
-The state file is replaced (atomically) after every verified page, so a run that stops resumes
+The state file is replaced (atomically and durably) after every verified page, so a run that stops resumes
 where it was; a page that does not verify leaves it as it was.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -31,6 +30,7 @@ from siemgate.tlog.checkpoint import (
     unverified_text,
 )
 from siemgate.tlog.cosignature import WitnessPolicy
+from siemgate.tlog.durable import write_durably
 from siemgate.tlog.keys import PublicKeyring
 from siemgate.tlog.merkle import ProofError
 from siemgate.tlog.note import NoteError
@@ -63,10 +63,9 @@ def load_state(path: Path) -> StreamState:
 
 
 def save_state(path: Path, state: StreamState) -> None:
-    """Write the state atomically (a new file renamed over the old one)."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(state.to_json(), indent=1) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    """Write the state atomically and durably (a new file fsynced, renamed over the old one, the
+    folder fsynced): after a power loss the file holds the last checkpoint accepted, never nothing."""
+    write_durably(path, (json.dumps(state.to_json(), indent=1) + "\n").encode("utf-8"))
 
 
 @dataclass

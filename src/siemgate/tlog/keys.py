@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import stat
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from siemgate.tlog.durable import write_durably
 from siemgate.tlog.note import NoteError, NoteSigner, NoteVerifier, check_key_name
 
 PRIVATE_HEADER = "# siemgate log signing keys (docs/integrity.md). Secret: keep this file 0600.\n"
@@ -98,14 +98,8 @@ def _check_private_mode(path: Path) -> None:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically with mode 0600."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write `text` to `path` atomically and durably with mode 0600."""
+    write_durably(path, text.encode("utf-8"), 0o600)
 
 
 @dataclass(frozen=True)
