@@ -6,6 +6,7 @@ belongs to no account (docs/setup.md, "Deleting an account")."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import logging
 import os
@@ -92,6 +93,9 @@ class AccountDeletion:
         return None
 
 
+REMOVE_ATTEMPTS = 5  # a folder that keeps being written to after that is an error
+
+
 def _count_files(folder: Path) -> int:
     """The files under `folder` (symlinks not followed); 0 when it is not a folder."""
     if folder.is_symlink() or not folder.is_dir():
@@ -103,8 +107,10 @@ def remove_folder(folder: Path) -> int:
     """Remove `folder` and what it holds, tolerating another process removing it at the same time
     (a server finishing a stopped deletion at start while an operator runs `account delete`
     again): what the other removed first is not an error. A symlink in its place is removed
-    itself, never what it points to. Returns the files this process saw there. Raises OSError
-    for anything else (permissions, a read-only disk)."""
+    itself, never what it points to. A file created in a folder after it was emptied (a retention
+    run writing its next day: it removes what it wrote once it sees the deletion) makes the
+    removal start again, up to REMOVE_ATTEMPTS times. Returns the files this process saw there.
+    Raises OSError for anything else (permissions, a read-only disk)."""
     if folder.is_symlink():
         with contextlib.suppress(FileNotFoundError):
             folder.unlink()
@@ -115,7 +121,14 @@ def remove_folder(folder: Path) -> int:
         if not isinstance(info[1], FileNotFoundError):
             raise info[1]
 
-    shutil.rmtree(folder, onerror=gone_already)
+    for attempt in range(1, REMOVE_ATTEMPTS + 1):
+        try:
+            shutil.rmtree(folder, onerror=gone_already)
+            return files
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY or attempt == REMOVE_ATTEMPTS:
+                raise
+            log.info("%s: a file was written while it was removed (%s); removing it again", folder, exc)
     return files
 
 
