@@ -21,6 +21,7 @@ from siemgate.retention.archive import (
     ArchiveError,
     FileEntry,
     StreamArchive,
+    is_temporary,
     load_manifest,
     read_rows,
     verify_file,
@@ -224,18 +225,12 @@ archive.write_day(day, [(ts, "late", body)], {(ts, "late"): 99})
 """
 
 
-@pytest.mark.parametrize("at", ["written", "committed", "replaced"])
-def test_a_merge_killed_at_any_step_leaves_the_old_day_or_completes_to_the_new(tmp_path: Path, at: str) -> None:
-    """Killed (SIGKILL) between replacing the sidecar and the data file, a merge left a new sidecar
-    beside the old file, or a new file under the old manifest entry: an archive that verified
-    neither way. Now the manifest records the checked write before anything is replaced: readers
-    report it as interrupted, and the next write (or `recover`) completes it."""
-    archive = _archive(tmp_path, 100)
-    before = _entry(archive)
+def _merge_killed_at(root: Path, at: str) -> None:
+    """A late event merged into DAY's archive by a process killed (SIGKILL) at step `at`."""
     env = {**os.environ, "PYTHONPATH": str(Path(siemgate.__file__).parents[1])}
     late = NOW + 12 * 3600 * 1_000_000_000
     proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED, str(tmp_path), ACCOUNT, DAY, at, str(late)],
+        [sys.executable, "-c", _KILLED, str(root), ACCOUNT, DAY, at, str(late)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -246,6 +241,17 @@ def test_a_merge_killed_at_any_step_leaves_the_old_day_or_completes_to_the_new(t
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("at", ["written", "committed", "replaced"])
+def test_a_merge_killed_at_any_step_leaves_the_old_day_or_completes_to_the_new(tmp_path: Path, at: str) -> None:
+    """Killed (SIGKILL) between replacing the sidecar and the data file, a merge left a new sidecar
+    beside the old file, or a new file under the old manifest entry: an archive that verified
+    neither way. Now the manifest records the checked write before anything is replaced: readers
+    report it as interrupted, and the next write (or `recover`) completes it."""
+    archive = _archive(tmp_path, 100)
+    before = _entry(archive)
+    _merge_killed_at(tmp_path, at)
     problems = [str(p) for p in survey(tmp_path).problems]
     if at == "written":  # before the commit point: the old day, whole
         assert problems == [] and _entry(archive) == before
@@ -258,6 +264,32 @@ def test_a_merge_killed_at_any_step_leaves_the_old_day_or_completes_to_the_new(t
     verify_file(recovered.dir, after)
     assert survey(tmp_path).problems == []
     assert after.events == (100 if at == "written" else 101)
+
+
+@pytest.mark.parametrize("at", ["written", "committed"])
+def test_the_next_run_removes_the_temporary_files_a_killed_run_left(tmp_path: Path, at: str) -> None:
+    """Killed before its commit point, a write left its temporary files (the day file and its
+    sidecar, `.<name>.tmp-<pid>`) for good: readers skip them, nothing removed them. The next
+    run's `recover` now removes them, after putting in place those a pending write names; other
+    files, a folder named like a temporary file and what a link points to are left alone."""
+    archive = _archive(tmp_path, 100)
+    year = archive.dir / DAY[:4]
+    _merge_killed_at(tmp_path, at)
+    left = sorted(p.name for p in year.iterdir() if is_temporary(p.name))
+    assert len(left) == 2, left
+    (archive.dir / f".{MANIFEST}.tmp-4194303").write_bytes(b'{"half": ')  # a manifest write cut short
+    (year / "notes.txt").write_text("the operator's")
+    (year / ".kept.tmp-1").mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (year / ".link.tmp-2").symlink_to(victim)  # the link goes, never what it points to
+    StreamArchive(tmp_path, ACCOUNT, "Acme", Feature.AUDITEVENTS, "jsonl").recover()
+    assert victim.read_text() == "keep"
+    assert sorted(p.name for p in archive.dir.iterdir()) == [DAY[:4], MANIFEST]
+    names = sorted(p.name for p in year.iterdir())
+    assert names == sorted([".kept.tmp-1", f"{DAY}.jsonl.gz", f"{DAY}.log.json", "notes.txt"]), names
+    assert _entry(archive).events == (100 if at == "written" else 101)
+    verify_file(archive.dir, _entry(archive))
 
 
 def test_a_pending_write_naming_files_outside_its_day_is_refused(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import logging
 import os
 import stat
 import tempfile
@@ -49,6 +50,7 @@ from siemgate.retention.parquet import Row
 from siemgate.tlog.archive_index import INDEX_FORMAT, folder_files, read_sidecar
 from siemgate.tlog.durable import fsync_dir, write_durably
 
+log = logging.getLogger("siemgate.retention")
 DAY_NS = 86400 * NS_PER_SECOND
 FORMATS = ("jsonl", "parquet")
 SUFFIX = {"jsonl": ".jsonl.gz", "parquet": ".parquet"}
@@ -510,7 +512,29 @@ class StreamArchive:
         manifest = self.manifest()
         if "pending" in manifest:
             self._finish(manifest, check=True)
+        self._remove_temporary_files()
         return manifest
+
+    def _remove_temporary_files(self) -> None:
+        """Remove the temporary files (`is_temporary`) in the stream folder and its year folders:
+        those of a run stopped before its commit point (killed, a power loss). Called once a
+        pending write is finished (none is then part of the archive) and before this run writes:
+        runs write one at a time (retention's lock), so none is being written. A symlink is
+        removed itself, never what it points to."""
+        folders = [self.dir]
+        with contextlib.suppress(OSError):  # no folder, or not one: the write says why, if it writes
+            folders += [Path(e.path) for e in os.scandir(self.dir) if e.is_dir(follow_symlinks=False)]
+        stale = []
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                stale += [
+                    Path(e.path)
+                    for e in os.scandir(folder)
+                    if is_temporary(e.name) and not e.is_dir(follow_symlinks=False)
+                ]
+        if stale:
+            _remove(*stale)
+            log.warning("%s: removed %d temporary files a stopped run left", self.dir, len(stale))
 
     def _finish(self, manifest: dict[str, Any], *, check: bool = False) -> None:
         """Put the pending write's files in place and list its entry (see `recover`)."""
