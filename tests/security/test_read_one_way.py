@@ -129,6 +129,8 @@ def test_a_query_parameter_twice_is_refused_naming_it(server: LiveServer, query:
         assert message == f"Bad Request: the query parameter '{name}' is given more than once: send it once"
     proof = _send(server, "GET /api/siemgate/v1/log/signinattempts/consistency?old=1&new=2&old=2 HTTP/1.1")
     assert proof[0] == 400 and "'old' is given more than once" in proof[1]
+    page = _send(server, f"GET /console/accounts/{owner.account.uuid}/events?{query} HTTP/1.1")
+    assert page[0] == 400 and f"'{name}' is given more than once" in page[1]  # the explorer reads the first
 
 
 def test_distinct_query_parameters_and_blank_ones_still_work(server: LiveServer) -> None:
