@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         8, ge=1, le=200, description="PostgreSQL: most connections each siemgate process opens (its pool)."
     )
+    database_connect_seconds: float = Field(
+        10,
+        gt=0,
+        le=600,
+        description="PostgreSQL: how long a siemgate process waits at start for the database to accept"
+        " a connection (retrying) before it stops with an error naming the server.",
+    )
     database_prepared_statements: bool = Field(
         True,
         description="PostgreSQL: prepare the statements each request runs (less parsing and planning)."

@@ -27,7 +27,7 @@ from support.waiting import wait_for
 
 from .test_alerts_live import S, Site
 
-TARPIT_TIMEOUT = 8.0  # each tarpitted delivery holds its slot this long (a healthy one takes milliseconds)
+TARPIT_TIMEOUT = 5.0  # each tarpitted delivery holds its slot this long (a healthy one takes milliseconds)
 
 
 class Tarpit:

@@ -224,6 +224,7 @@ def test_keys_rotate_keeps_keys_of_live_tokens(cli: Cli) -> None:
     [
         ({"SIEMGATE_PORT": "eighty"}, "port"),
         ({"SIEMGATE_RATE_LIMIT_PER_MINUTE": "0"}, "rate_limit_per_minute"),
+        ({"SIEMGATE_DATABASE_CONNECT_SECONDS": "0"}, "database_connect_seconds"),
         ({"SIEMGATE_PUBLIC_HOST": "https://x.example.com"}, "without a scheme"),
         ({"SIEMGATE_CONFIG": "/nonexistent/siemgate.toml"}, "not a file"),
     ],

@@ -1,8 +1,10 @@
 """A PostgreSQL URL's password never appears in what siemgate prints, in either of the forms libpq
-takes: after the user name, or as a `password=` parameter of the query."""
+takes: after the user name, or as a `password=` parameter of the query. A database that does not
+answer is waited for `database_connect_seconds` (1 s here, 10 by default), then named."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,10 @@ SECRET = "s3cret-Pw"
     ],
 )
 def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path, url: str) -> None:
-    done = run_cli(cli_env(tmp_path / "data", SIEMGATE_DATABASE_URL=url), "db", "migrate", ok=False)
+    env = cli_env(tmp_path / "data", SIEMGATE_DATABASE_URL=url, SIEMGATE_DATABASE_CONNECT_SECONDS="1")
+    started = time.monotonic()
+    done = run_cli(env, "db", "migrate", ok=False)
+    assert time.monotonic() - started < 8  # waited the 1 s set, not the default 10 s
     assert done.returncode != 0
     assert "cannot connect to PostgreSQL at postgresql://siem" in done.stderr, done.stderr
     assert SECRET not in done.stderr + done.stdout, done.stderr

@@ -81,7 +81,7 @@ def test_day_partitions_are_created_on_demand_and_dropped_by_purges(pg: Postgres
 def test_connection_errors_name_the_server_without_the_password() -> None:
     url = "postgresql://postgres:sekrit-pw@127.0.0.1:1/test?connect_timeout=1"
     with pytest.raises(StoreError) as caught:
-        PostgresStore(url)
+        PostgresStore(url, connect_timeout=1)
     assert "127.0.0.1:1" in caught.value.message and "sekrit-pw" not in caught.value.message
     assert "***" in caught.value.message
 

@@ -152,6 +152,7 @@ def _prepare_source(source: Path) -> None:
 
 @db_app.command("copy")
 def db_copy(
+    ctx: typer.Context,
     source: str = typer.Option(
         ...,
         "--from",
@@ -173,7 +174,7 @@ def db_copy(
     path = sqlite_path(source)
     check_target(target)
     _prepare_source(path)
-    store = PostgresStore(target)
+    store = PostgresStore(target, connect_timeout=state(ctx).settings().database_connect_seconds)
     copier = Copier(path, store, chunk=chunk)
     try:
         _leave_out_unstorable(copier, skip_unstorable)

@@ -54,7 +54,12 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     elif scheme in ("postgresql", "postgres"):
         from siemgate.store.postgres import PostgresStore
 
-        store = PostgresStore(url, max_size=settings.database_pool_size, prepare=settings.database_prepared_statements)
+        store = PostgresStore(
+            url,
+            max_size=settings.database_pool_size,
+            connect_timeout=settings.database_connect_seconds,
+            prepare=settings.database_prepared_statements,
+        )
     else:
         raise ConfigError(
             f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/siemgate.db"

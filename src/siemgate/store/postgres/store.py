@@ -23,8 +23,12 @@ class PostgresStore(PgEvents, PgRetention, Store):
     dialect = POSTGRES
     _account_extra_tables = ("event_buckets",)
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, prepare: bool = True) -> None:
-        """`prepare`: use prepared statements (store/postgres/connection.py says when to turn them off)."""
-        super().__init__(url, min_size=min_size, max_size=max_size, prepare=prepare)
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 8, connect_timeout: float = 10, prepare: bool = True
+    ) -> None:
+        """`prepare`: use prepared statements (store/postgres/connection.py says when to turn them off);
+        `connect_timeout`: seconds to keep trying to connect at start. Raises StoreError if no
+        connection succeeds within them."""
+        super().__init__(url, min_size=min_size, max_size=max_size, connect_timeout=connect_timeout, prepare=prepare)
         self._partitions = set()
         self._page_days = {}
