@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     )
     ingest_max_batch: int = Field(10_000, ge=1, description="Most events in one ingest request.")
     ingest_max_event_bytes: int = Field(64 * 1024, ge=1024, description="Largest single event (its stored JSON).")
+    ingest_max_future_seconds: int = Field(
+        86_400,
+        ge=0,
+        description="How far after the server's clock an event sent to the ingest API may be dated; later ones"
+        " are refused (400), as are events dated before the stream's retention window.",
+    )
     ingest_quota_per_minute: int = Field(
         600_000,
         ge=0,

@@ -340,10 +340,12 @@ def test_start_and_end_bounds_are_inclusive(server: Any) -> None:
 
 def test_a_far_past_start_time_is_clamped_to_retention(make_server: Any) -> None:
     server = make_server(retention_days=10)
-    _, token, key = _setup(server)
+    account, token, key = _setup(server)
     now = server.clock()
     old, recent = signin(now - 11 * 86400 * SECOND), signin(now - 9 * 86400 * SECOND)
-    _store(server, key, SIGNIN, [old, recent])
+    _store(server, key, SIGNIN, [recent])
+    # the ingest API refuses an event before retention (docs/events.md); a mirror keeps it
+    assert server.services.writer.write(account.id, SIGNIN, [old], strict=False).stored == 1
     body = server.page(token, SIGNIN, {"start_time": "2020-01-01T00:00:00Z"}).json()
     assert [e["uuid"] for e in body["items"]] == [recent["uuid"]]
 

@@ -16,12 +16,14 @@ from starlette.responses import Response
 
 from siemgate.api.body import gunzip, is_gzip, receive_body
 from siemgate.api.errors import JSON
+from siemgate.api.pages import DAY_NS
 from siemgate.api.schemas import ErrorBody, IngestResult
 from siemgate.errors import NotFound, PayloadTooLarge
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.text import excerpt
+from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.services import Services
-from siemgate.store.ingest import WriteResult, parse_batch
+from siemgate.store.ingest import TimeWindow, WriteResult, parse_batch
 
 _FEATURE_NAMES = [f.value for f in ALL_FEATURES]
 
@@ -101,6 +103,20 @@ def _store_batch(services: Services, account_id: int, feature: Feature, raw: byt
     items = parse_batch(body, max_events=settings.ingest_max_batch, max_lines=settings.ingest_max_lines)
     account = services.account(account_id)
     services.quotas.admit(account, len(items))
-    result = services.writer.write(account.id, feature, items)
+    result = services.writer.write(account.id, feature, items, window=_window(services, account.id, feature))
     services.quotas.stored(account, result.stored)
     return result
+
+
+def _window(services: Services, account_id: int, feature: Feature) -> TimeWindow:
+    """The event times the ingest API accepts now: within the stream's retention window and at most
+    ingest_max_future_seconds ahead (docs/events.md, "Event times")."""
+    now = services.clock()
+    ahead = services.settings.ingest_max_future_seconds
+    retention = services.retention.retention_ns(account_id, feature)
+    return TimeWindow(
+        oldest=now - retention,
+        newest=now + ahead * NS_PER_SECOND,
+        why_oldest=f"the stream keeps {retention // DAY_NS} days: older events go in with `siemgate archive replay`",
+        why_newest=f"the server's time plus ingest_max_future_seconds = {ahead}: check the producer's clock",
+    )

@@ -21,6 +21,7 @@ from siemgate.model.facets import extract_facets
 from siemgate.model.features import Feature
 from siemgate.model.json_keys import RepeatedKey, find_repeated_key, may_repeat_keys
 from siemgate.model.text import excerpt, excerpt_path, find_unstorable, may_hold_unstorable_json
+from siemgate.model.timestamps import format_ns
 from siemgate.model.validation import InvalidEvents, validate_events
 from siemgate.store.base import Store
 from siemgate.store.records import InsertResult, NewEvent
@@ -71,6 +72,39 @@ class WriteResult:
 
     def as_dict(self) -> dict[str, int]:
         return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates}
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The event times a producer may send (ns): from `oldest` (the stream's retention cutoff) to
+    `newest` (the server's clock plus ingest_max_future_seconds); `why_*` say what sets each bound."""
+
+    oldest: int
+    newest: int
+    why_oldest: str
+    why_newest: str
+
+    def check(self, validated: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Raise InvalidEventBatch naming each event dated outside the window (nothing is stored)."""
+        refused = []
+        for index, (ts, event) in enumerate(validated):
+            if ts < self.oldest:
+                bound = f"before {format_ns(self.oldest)} ({self.why_oldest})"
+            elif ts > self.newest:
+                bound = f"after {format_ns(self.newest)} ({self.why_newest})"
+            else:
+                continue
+            message = f"{event['timestamp']} is {bound}"
+            refused.append({"index": index, "field": "timestamp", "message": message})
+        if refused:
+            raise InvalidEventBatch(_refusal(refused), refused)
+
+
+def _refusal(refused: list[dict[str, Any]]) -> str:
+    """The message of a batch refused for `refused` (index, field, message) problems."""
+    first = refused[0]
+    where = f"event {first['index']}" + (f", field {first['field']}" if first["field"] else "")
+    return f"{len(refused)} event(s) cannot be stored, nothing was stored (first: {where}: {first['message']})"
 
 
 Listener = Callable[[StoredBatch], None]
@@ -135,25 +169,30 @@ class EventWriter:
                 )
             new.append(NewEvent(event["uuid"], ts, body, v1_cut, stamped[index], extract_facets(feature, event)))
         if refused:
-            first = refused[0]
-            where = f"event {first['index']}" + (f", field {first['field']}" if first["field"] else "")
-            raise InvalidEventBatch(
-                f"{len(refused)} event(s) cannot be stored, nothing was stored (first: {where}: {first['message']})",
-                refused,
-            )
+            raise InvalidEventBatch(_refusal(refused), refused)
         return validated, new
 
     def write(
-        self, account_id: int, feature: Feature, items: Sequence[Any], *, strict: bool = True, history: bool = False
+        self,
+        account_id: int,
+        feature: Feature,
+        items: Sequence[Any],
+        *,
+        strict: bool = True,
+        history: bool = False,
+        window: TimeWindow | None = None,
     ) -> WriteResult:
         """Validate and store `items` (event objects) as one atomic batch.
 
         strict=True for producers, False for mirrored upstream data (see model.validation).
         history=True for past activity written in bulk (a simulation): listeners are told, so alert
         rules learn from it without paging anyone.
+        window: the timestamps the caller accepts (the ingest API's; docs/events.md, "Event times").
         Raises InvalidEventBatch (nothing stored) listing each problem with its index and field path.
         """
         validated, new = self._prepare(feature, items, strict=strict, account_id=account_id)
+        if window is not None:
+            window.check(validated)
         result: InsertResult = self.store.insert_events(account_id, feature, new)
         if self._listeners and result.stored:
             seqs = [seq for seq in result.seqs if seq is not None]
