@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import orjson
 import pytest
 
 from siemgate.model.features import Feature
+from siemgate.model.timestamps import format_ns
 
 from .identity_support import PASSWORD, Tenants, error, ok
 
@@ -248,7 +250,7 @@ def test_stored_events_carry_the_accounts_own_uuid(tenants: Tenants) -> None:
     key = tenants.server.ingest_key(tenants.a)
     event = {
         "uuid": "FORGEDEVENTAAAAAAAAAAAAAAA",
-        "timestamp": "2026-01-01T00:00:00Z",
+        "timestamp": format_ns(time.time_ns()),
         "action": "create",
         "object_type": "item",
         "account_uuid": tenants.b.uuid,

@@ -30,8 +30,13 @@ from support.events import auditevent
 from support.ports import free_port
 from support.servers import LiveServer
 
-from .store_log_kit import T0, expected_root, new_account, write_events
+from .store_log_kit import expected_root, new_account, write_events
 from .tlog_kit import NAME, make_kit, secret_file, signer_process
+
+DAY_NS = 86400 * 10**9
+# 30 days ago, 00:00 UTC: within retention (the ingest API refuses older events), past the alert
+# rules' evaluation horizon (7 days), as the fixed 2026-01-01 these tests used was
+T0 = (time.time_ns() // DAY_NS - 30) * DAY_NS
 
 AUDIT = Feature.AUDITEVENTS
 

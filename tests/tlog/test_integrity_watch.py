@@ -21,8 +21,12 @@ from siemgate.tlog.witness import Witness
 from support.events import auditevent
 from support.servers import LiveServer
 
-from .store_log_kit import T0
 from .tlog_kit import make_kit, new_witness, secret_file, signer_process, witness_process
+
+DAY_NS = 86400 * 10**9
+# 30 days ago, 00:00 UTC: within retention (the ingest API refuses older events), past the alert
+# rules' evaluation horizon (7 days), as the fixed 2026-01-01 these tests used was
+T0 = (time.time_ns() // DAY_NS - 30) * DAY_NS
 
 AUDIT = Feature.AUDITEVENTS
 

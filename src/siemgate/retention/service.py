@@ -93,7 +93,7 @@ class RetentionService:
     # policies -----------------------------------------------------------------------------------
     def policy(self, account_id: int, feature: Feature) -> RetentionPolicy:
         """The account's policy for the stream, or the server default. Read from the store each time
-        (one indexed query, made by Events API resets only), so a policy set by any process — the
+        (one indexed query, made by Events API resets and ingest requests only), so a policy set by any process — the
         CLI, another server — applies to this one's next request."""
         found = self.store.retention_policies(account_id).get(feature)
         if found is not None:
@@ -101,7 +101,8 @@ class RetentionService:
         return RetentionPolicy(account_id, feature, self.settings.retention_days, self.settings.archive_format, 0)
 
     def retention_ns(self, account_id: int, feature: Feature) -> int:
-        """How far back the Events API serves this stream (the policy's days)."""
+        """How far back the Events API serves this stream, and the ingest API accepts events of it
+        (the policy's days)."""
         return min(self.policy(account_id, feature).days, MAX_DAYS) * DAY_NS
 
     def set_policy(
