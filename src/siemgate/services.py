@@ -8,33 +8,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from siemgate.accounts.actor import Actor
-from siemgate.accounts.audit import AuditRecorder
-from siemgate.accounts.credentials import IngestKeyAdmin
-from siemgate.accounts.integrations import IntegrationService
-from siemgate.accounts.invitations import InvitationService
-from siemgate.accounts.lifecycle import TokenLifecycle
-from siemgate.accounts.offboarding import AccountDeletion
-from siemgate.accounts.people import PeopleService
-from siemgate.accounts.personal import PersonalService
-from siemgate.accounts.quotas import IngestQuotas
-from siemgate.accounts.signin import SignInFlow
-from siemgate.alerts.service import AlertService
-from siemgate.auth.api_keys import ApiKeyService
-from siemgate.auth.ingest_keys import IngestKeyService
-from siemgate.auth.keys import KeyRing
-from siemgate.auth.ratelimit import RateLimiter
-from siemgate.auth.sessions import SessionService
-from siemgate.auth.tokens import TokenService
-from siemgate.auth.usage import UsageRecorder
-from siemgate.config import Settings
-from siemgate.integrity.keys import LogKeys
-from siemgate.integrity.proofs import ProofService
-from siemgate.integrity.service import LogService
-from siemgate.retention.service import RetentionService
-from siemgate.store.base import Account, Store
-from siemgate.store.ingest import EventWriter
+if TYPE_CHECKING:  # the services' modules load with the composition root, not with this one (start-up time)
+    from siemgate.accounts.actor import Actor
+    from siemgate.accounts.audit import AuditRecorder
+    from siemgate.accounts.credentials import IngestKeyAdmin
+    from siemgate.accounts.integrations import IntegrationService
+    from siemgate.accounts.invitations import InvitationService
+    from siemgate.accounts.lifecycle import TokenLifecycle
+    from siemgate.accounts.offboarding import AccountDeletion
+    from siemgate.accounts.people import PeopleService
+    from siemgate.accounts.personal import PersonalService
+    from siemgate.accounts.quotas import IngestQuotas
+    from siemgate.accounts.signin import SignInFlow
+    from siemgate.alerts.service import AlertService
+    from siemgate.auth.api_keys import ApiKeyService
+    from siemgate.auth.ingest_keys import IngestKeyService
+    from siemgate.auth.keys import KeyRing
+    from siemgate.auth.ratelimit import RateLimiter
+    from siemgate.auth.sessions import SessionService
+    from siemgate.auth.tokens import TokenService
+    from siemgate.auth.usage import UsageRecorder
+    from siemgate.config import Settings
+    from siemgate.integrity.keys import LogKeys
+    from siemgate.integrity.proofs import ProofService
+    from siemgate.integrity.service import LogService
+    from siemgate.retention.service import RetentionService
+    from siemgate.store.base import Account, Store
+    from siemgate.store.ingest import EventWriter
 
 Clock = Callable[[], int]
 

@@ -33,7 +33,6 @@ from siemgate.alerts.model import (
     parse_rule,
 )
 from siemgate.alerts.rules import AlertRules, RuleEntry
-from siemgate.alerts.sigma import check_condition_size, is_sigma, sigma_to_rules
 from siemgate.alerts.yaml_text import load_documents
 from siemgate.config import Settings
 from siemgate.errors import BadRequest, Conflict, NotFound
@@ -41,6 +40,11 @@ from siemgate.model.timestamps import format_ns
 from siemgate.outbound import OutboundPolicy
 from siemgate.store.base import ALERT_STATES, DELIVERY_STATUSES, Account, AlertRecord, DeliveryRecord, Store
 from siemgate.store.ingest import EventWriter
+
+
+def is_sigma(document: Any) -> bool:
+    """Whether a parsed YAML document is a Sigma rule (it has `detection` or `correlation`)."""
+    return isinstance(document, dict) and ("detection" in document or "correlation" in document)
 
 
 def parse_rules_text(text: str, where: str = "rules") -> list[Rule]:
@@ -57,6 +61,9 @@ def parse_rules_text(text: str, where: str = "rules") -> list[Rule]:
     if any(is_sigma(d) for d in documents):
         if not all(is_sigma(d) for d in documents):
             raise RuleError(f"{where}: put Sigma rules and siemgate rules in separate files")
+        # pySigma (with pyparsing and jinja2) loads for the first Sigma rule, not with the services (start-up time)
+        from siemgate.alerts.sigma import check_condition_size, sigma_to_rules
+
         check_condition_size(documents)
         return sigma_to_rules(text)
     rules: list[Rule] = []

@@ -159,11 +159,6 @@ def _check_modifiers(rule: SigmaRule) -> None:
         visit(detection)
 
 
-def is_sigma(document: Any) -> bool:
-    """Whether a parsed YAML document is a Sigma rule (it has `detection` or `correlation`)."""
-    return isinstance(document, dict) and ("detection" in document or "correlation" in document)
-
-
 _CONDITION_WORDS = frozenset({"and", "or", "not", "of", "1", "all", "any"})
 
 

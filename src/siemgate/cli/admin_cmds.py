@@ -4,19 +4,18 @@ actor and recorded in the account's audit trail like any other change."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from siemgate.accounts import views
-from siemgate.accounts.actor import CLI
-from siemgate.accounts.catalog import siem_type
-from siemgate.accounts.lifecycle import token_status
 from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound, SiemgateError
 from siemgate.model.durations import DEFAULT_EXPIRY, MAX_EXPIRY, MAX_GRACE, parse_grace
 from siemgate.private import private_dir, write_secret
-from siemgate.store.base import Integration, TokenRecord
+
+if TYPE_CHECKING:
+    from siemgate.store.base import Integration, TokenRecord
 
 account_app = typer.Typer(help="Accounts: every event, token and query belongs to one.", no_args_is_help=True)
 token_app = typer.Typer(help="SIEM bearer tokens for the Events API.", no_args_is_help=True)
@@ -54,6 +53,9 @@ def account_create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create an account (with its first owner); prints its uuid on stdout."""
+    from siemgate.accounts import views
+    from siemgate.accounts.actor import CLI
+
     password = read_password(password_file, password_stdin)
     with services_for(ctx) as services:
         try:
@@ -75,6 +77,8 @@ def account_create(
 @account_app.command("list")
 def account_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List accounts."""
+    from siemgate.accounts import views
+
     with services_for(ctx) as services:
         rows = [views.account_view(a) for a in services.store.list_accounts()]
     if as_json:
@@ -86,6 +90,8 @@ def account_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 @account_app.command("rename")
 def account_rename(ctx: typer.Context, account: str, name: str) -> None:
     """Rename an account."""
+    from siemgate.accounts.actor import CLI
+
     with services_for(ctx) as services:
         renamed = services.people.rename_account(CLI, services.store.get_account(account), name)
     err.print(f"account {renamed.uuid} is now {renamed.name!r}")
@@ -113,6 +119,10 @@ def token_issue(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Issue a token. It is printed once, alone on stdout; details go to stderr."""
+    from siemgate.accounts import views
+    from siemgate.accounts.actor import CLI
+    from siemgate.accounts.catalog import siem_type
+
     chosen = features_option(features)
     expires_in = parse_expiry(expires)
     with services_for(ctx) as services:
@@ -154,6 +164,8 @@ def token_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List tokens (never their secrets); status is active, expiring, expired or revoked."""
+    from siemgate.accounts import views
+
     with services_for(ctx) as services:
         account_id = services.store.get_account(account).id if account else None
         now = services.clock()
@@ -175,6 +187,9 @@ def token_list(
 @token_app.command("revoke")
 def token_revoke(ctx: typer.Context, token_id: str) -> None:
     """Revoke a token: its next request gets 401."""
+    from siemgate.accounts import views
+    from siemgate.accounts.actor import CLI
+
     with services_for(ctx) as services:
         record = services.store.get_token(token_id)
         account = services.store.get_account_by_id(record.account_id)
@@ -203,6 +218,9 @@ def token_rotate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Issue a replacement with the same features; the old token stops after the grace period."""
+    from siemgate.accounts import views
+    from siemgate.accounts.actor import CLI
+
     if every == (token_id is not None):
         raise typer.BadParameter("give one token id, or --all (with --account) to replace every live token")
     if every and output is not None:
@@ -236,6 +254,8 @@ def token_rotate(
 
 
 def _revoked_when(old: TokenRecord) -> str:
+    from siemgate.accounts import views
+
     if old.revoked_at:
         return "now"
     if old.revoke_on_replacement_use:
@@ -247,6 +267,10 @@ def _rotate_all(
     ctx: typer.Context, account: str | None, grace_ns: int | None, output_dir: Path | None, as_json: bool
 ) -> None:
     """Replace every live token of the account that is not already being replaced."""
+    from siemgate.accounts import views
+    from siemgate.accounts.actor import CLI
+    from siemgate.accounts.lifecycle import token_status
+
     results = []
     with services_for(ctx) as services:
         target = find_account(services.store, account)
@@ -289,6 +313,9 @@ def ingest_key_create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create an ingest key; printed once, alone on stdout."""
+    from siemgate.accounts import views
+    from siemgate.accounts.actor import CLI
+
     chosen = features_option(features)
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -307,6 +334,8 @@ def ingest_key_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List ingest keys (prefix only, never the secret)."""
+    from siemgate.accounts import views
+
     with services_for(ctx) as services:
         account_id = services.store.get_account(account).id if account else None
         rows = [views.ingest_key_view(k) for k in services.store.list_ingest_keys(account_id)]
@@ -320,6 +349,8 @@ def ingest_key_list(
 @ingest_key_app.command("revoke")
 def ingest_key_revoke(ctx: typer.Context, key_id: str) -> None:
     """Revoke an ingest key."""
+    from siemgate.accounts.actor import CLI
+
     with services_for(ctx) as services:
         owner = next((k for k in services.store.list_ingest_keys() if k.id == key_id), None)
         if owner is None:
@@ -331,6 +362,8 @@ def ingest_key_revoke(ctx: typer.Context, key_id: str) -> None:
 @keys_app.command("rotate")
 def keys_rotate(ctx: typer.Context) -> None:
     """Sign new tokens with a new key; keys no live token uses are retired."""
+    from siemgate.accounts.actor import CLI
+
     with services_for(ctx) as services:
         keep = services.store.live_token_kids(services.clock())
         new_kid, retired = services.keys.rotate(keep)

@@ -7,19 +7,17 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from siemgate.accounts.actor import CLI
-from siemgate.alerts.engine import Firing
-from siemgate.alerts.model import RuleError, compile_rule
-from siemgate.alerts.service import alert_view, delivery_view, parse_rules_text, test_rule
 from siemgate.cli.common import find_account, services_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import BadRequest
 from siemgate.model.timestamps import format_ns
-from siemgate.store.ingest import parse_batch
+
+if TYPE_CHECKING:
+    from siemgate.alerts.engine import Firing
 
 alerts_app = typer.Typer(help="Alert rules, fired alerts and their actions.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
@@ -29,6 +27,8 @@ ACCOUNT_OPTION = typer.Option(None, "--account", "-a", help="Account uuid or nam
 @alerts_app.command("list")
 def list_rules(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Every rule of the account: status, last firing, action failures."""
+    from siemgate.accounts.actor import CLI
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         views = services.alerts.rule_views(CLI, acct)
@@ -50,12 +50,16 @@ def list_rules(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool 
 @alerts_app.command("show")
 def show(ctx: typer.Context, rule: str, account: str = ACCOUNT_OPTION) -> None:
     """A rule, its definition (secrets masked) and status, as JSON."""
+    from siemgate.accounts.actor import CLI
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         print_json(services.alerts.rule(CLI, acct, rule))
 
 
 def _toggle(ctx: typer.Context, rule: str, account: str | None, enabled: bool) -> None:
+    from siemgate.accounts.actor import CLI
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         services.alerts.rules.set_enabled(CLI, acct, rule, enabled)
@@ -77,6 +81,8 @@ def disable(ctx: typer.Context, rule: str, account: str = ACCOUNT_OPTION) -> Non
 @alerts_app.command("delete")
 def delete(ctx: typer.Context, rule: str, account: str = ACCOUNT_OPTION) -> None:
     """Delete a rule (a starter rule cannot be deleted: disable it)."""
+    from siemgate.accounts.actor import CLI
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         services.alerts.rules.delete(CLI, acct, rule)
@@ -90,6 +96,8 @@ def load(
     account: str = ACCOUNT_OPTION,
 ) -> None:
     """Create or replace the rules of a YAML file (all are checked before any is saved)."""
+    from siemgate.accounts.actor import CLI
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         try:
@@ -111,6 +119,10 @@ def try_rule(
 ) -> None:
     """Show what a rule would have fired on, for the events of a file (in file order, from empty
     state; nothing is stored or sent)."""
+    from siemgate.alerts.model import RuleError, compile_rule
+    from siemgate.alerts.service import parse_rules_text, test_rule
+    from siemgate.store.ingest import parse_batch
+
     if Path(rule).is_file():
         try:
             rules = parse_rules_text(Path(rule).read_text(encoding="utf-8"), rule)
@@ -166,6 +178,9 @@ def fired(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fired alerts, newest first: when the activity happened, when it was detected, and their state."""
+    from siemgate.accounts.actor import CLI
+    from siemgate.alerts.service import alert_view
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         records = services.alerts.alerts(CLI, acct, rule, None, limit, state=state, severity=severity)
@@ -182,6 +197,9 @@ def fired(
 
 
 def _set_state(ctx: typer.Context, alert: str, account: str | None, state: str) -> None:
+    from siemgate.accounts.actor import CLI
+    from siemgate.alerts.service import alert_view
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         view = alert_view(services.alerts.set_state(CLI, acct, alert, state))
@@ -215,6 +233,9 @@ def deliveries(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Deliveries of alert actions, with attempts, the next retry and the last error."""
+    from siemgate.accounts.actor import CLI
+    from siemgate.alerts.service import delivery_view
+
     status = "failed" if failed else "pending" if pending else None
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -233,6 +254,9 @@ def deliveries(
 @alerts_app.command("retry")
 def retry(ctx: typer.Context, delivery: str, account: str = ACCOUNT_OPTION) -> None:
     """Make a failed delivery due now; the server carries it out (a pending one is attempted on its own)."""
+    from siemgate.accounts.actor import CLI
+    from siemgate.alerts.service import delivery_view
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         view = delivery_view(services.alerts.retry(CLI, acct, delivery))

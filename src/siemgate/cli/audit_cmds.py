@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from siemgate.accounts.review import foreign_memberships
 from siemgate.cli.common import services_for
 from siemgate.cli.output import err, print_json, print_table
 
@@ -15,6 +14,8 @@ audit_app = typer.Typer(help="Reviews of access for the operator.", no_args_is_h
 def memberships(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every membership of a person in an account that is not their home, how they joined, and the
     API keys and SIEM tokens they hold there: review them after upgrading from 0.1.0."""
+    from siemgate.accounts.review import foreign_memberships
+
     with services_for(ctx) as services:
         rows = foreign_memberships(services.store, services.clock())
     if as_json:

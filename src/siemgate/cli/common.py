@@ -6,16 +6,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from siemgate.composition.wiring import open_services
-from siemgate.config import Settings, load_settings
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model import durations
 from siemgate.model.features import Feature, parse_features
-from siemgate.services import Services
-from siemgate.store.base import Account, Store
+
+if TYPE_CHECKING:
+    from siemgate.config import Settings
+    from siemgate.services import Services
+    from siemgate.store.base import Account, Store
 
 
 class CliState:
@@ -25,6 +27,8 @@ class CliState:
         self.data_dir = data_dir
 
     def settings(self, **overrides: object) -> Settings:
+        from siemgate.config import load_settings  # pydantic-settings loads when a command runs (start-up time)
+
         return load_settings(**{"data_dir": self.data_dir, **overrides})
 
 
@@ -35,6 +39,9 @@ def state(ctx: typer.Context) -> CliState:
 
 @contextmanager
 def services_for(ctx: typer.Context) -> Iterator[Services]:
+    # every service's module loads when a command runs, not when `siemgate` starts (start-up time)
+    from siemgate.composition.wiring import open_services
+
     services = open_services(state(ctx).settings())
     try:
         yield services

@@ -13,11 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err
-from siemgate.composition.wiring import open_store
 from siemgate.errors import BadRequest, InvalidEventBatch
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import TimestampError, parse_stored_ns
-from siemgate.store.ingest import parse_batch
 
 if TYPE_CHECKING:
     from siemgate.dbcopy import Copier
@@ -63,6 +61,8 @@ def ingest(
     ),
 ) -> None:
     """Add events from files. Each file is checked whole first: if any event is invalid, nothing of it is stored."""
+    from siemgate.store.ingest import parse_batch
+
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         for path in files:
@@ -128,6 +128,8 @@ def simulate(
 @db_app.command("migrate")
 def db_migrate(ctx: typer.Context) -> None:
     """Apply pending schema migrations (the server also does this when it starts)."""
+    from siemgate.composition.wiring import open_store
+
     settings = state(ctx).settings()
     store = open_store(settings, migrate=False)
     try:

@@ -7,20 +7,21 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from siemgate.accounts.actor import CLI
 from siemgate.cli.common import CliState, state
 from siemgate.cli.listen import bind, when_answering
 from siemgate.cli.output import err
 from siemgate.cli.serve_cmds import run_server
-from siemgate.composition.wiring import open_services
-from siemgate.config import Settings
 from siemgate.errors import ConfigError
 from siemgate.logs import configure_logging
 from siemgate.model.features import ALL_FEATURES
 from siemgate.model.ids import new_id
+
+if TYPE_CHECKING:
+    from siemgate.config import Settings
 
 DEMO_DIR = Path("siemgate-demo")
 DEMO_OWNER = "owner@example.com"
@@ -117,6 +118,8 @@ def demo(
 
     The port is taken first (a busy port fails at once, exit code 2); the instructions are printed
     once the server answers. The demo always uses its own store, whatever SIEMGATE_DATABASE_URL says."""
+    from siemgate.accounts.actor import CLI
+    from siemgate.composition.wiring import open_services
     from siemgate.simulate.runner import run_live, simulate_history
     from siemgate.simulate.world import build_world
 

@@ -13,17 +13,17 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 
 from siemgate.cli.output import err
-from siemgate.composition.wiring import open_store
-from siemgate.forward.checkpoint import CheckpointStore, read_positions
-from siemgate.forward.config import ForwardConfig, load_config
-from siemgate.forward.runner import Forwarder, check
 from siemgate.logs import configure_logging
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import TimestampError, normalize
+
+if TYPE_CHECKING:
+    from siemgate.forward.config import ForwardConfig
 
 forward_app = typer.Typer(
     help="Forward events from an Events API (siemgate's or 1Password's) into SIEMs.",
@@ -34,6 +34,8 @@ CONFIG_HELP = "The forwarder's TOML file (docs/forwarding.md)."
 
 
 def _config(ctx: typer.Context, given: Path | None) -> ForwardConfig:
+    from siemgate.forward.config import load_config
+
     path = given or ctx.meta.get("forward_config")
     if path is None:
         raise typer.BadParameter("give the configuration file with --config forward.toml")
@@ -47,6 +49,9 @@ def forward(
     once: bool = typer.Option(False, "--once", help="Drain every stream to its head, deliver, and exit."),
 ) -> None:
     """Poll the sources and deliver into the sinks; runs until stopped unless --once."""
+    from siemgate.composition.wiring import open_store
+    from siemgate.forward.runner import Forwarder
+
     if config is not None:
         ctx.meta["forward_config"] = config
     if ctx.invoked_subcommand is not None:
@@ -72,6 +77,9 @@ def forward(
 @forward_app.command("check")
 def check_cmd(ctx: typer.Context, config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP)) -> None:
     """Run every health check: the token of each source, each sink's reachability and credentials."""
+    from siemgate.composition.wiring import open_store
+    from siemgate.forward.runner import check
+
     results = check(_config(ctx, config), open_store)
     failed = False
     for result in results:
@@ -88,6 +96,8 @@ def check_cmd(ctx: typer.Context, config: Path = typer.Option(None, "--config", 
 @forward_app.command("status")
 def status_cmd(ctx: typer.Context, config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP)) -> None:
     """Each stream's checkpoint: events delivered, last commit, whether it has a cursor yet."""
+    from siemgate.forward.checkpoint import read_positions
+
     cfg = _config(ctx, config)
     positions = read_positions(cfg.forwarder.checkpoint_path)  # no lock: answers while a forwarder runs
     if not positions:
@@ -106,6 +116,8 @@ def reset_cmd(
     config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
 ) -> None:
     """Forget a stream's cursor so its next start is a reset (e.g. after the Events API refused it)."""
+    from siemgate.forward.checkpoint import CheckpointStore
+
     cfg = _config(ctx, config)
     if source not in cfg.sources:
         raise typer.BadParameter(f"no source {source!r}; the configuration has {', '.join(cfg.sources)}")

@@ -10,8 +10,6 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-import httpx
-
 from siemgate.errors import ConfigError
 
 READY_POLL_SECONDS = 0.1
@@ -44,6 +42,7 @@ def bind(host: str, port: int, *, hint: str = "--port") -> socket.socket:
 def when_answering(url: str, then: Callable[[], None], stop: threading.Event) -> threading.Thread:
     """Start a thread that polls GET `url` until it answers 200, then calls `then` (once); it gives up
     silently when `stop` is set first (the server failed or was stopped)."""
+    import httpx  # only `siemgate demo` polls: the other commands start without it (start-up time)
 
     def watch() -> None:
         with httpx.Client(timeout=2, trust_env=False) as client:

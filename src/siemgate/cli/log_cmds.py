@@ -5,19 +5,18 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from siemgate.accounts.actor import CLI
 from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err
 from siemgate.errors import BadRequest
-from siemgate.integrity.keys import LogKeys
-from siemgate.integrity.service import LogUnavailable
-from siemgate.integrity.tree import integrate
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.services import Services
-from siemgate.store.records import Account
+
+if TYPE_CHECKING:
+    from siemgate.store.records import Account
 
 log_app = typer.Typer(help="The signed, tamper-evident log of each event stream.", no_args_is_help=True)
 
@@ -28,6 +27,8 @@ def keys(
     out: Path = typer.Option(None, "--out", help="Write the public key file here (for siemgate-verify --key)."),
 ) -> None:
     """Print the log's public keys with their fingerprints, as this server publishes them."""
+    from siemgate.integrity.keys import LogKeys
+
     ring = LogKeys(state(ctx).settings()).public()
     lines = [
         f"key {k.verifier.key_id:08x}  {k.fingerprint}  "
@@ -140,6 +141,8 @@ def resume(
     Every check runs again at once (entries dense, the tree signed only as an extension of what the
     signer signed), so a log still damaged, or refused again, is stopped again (exit 1). Recorded in
     the account's audit stream either way."""
+    from siemgate.integrity.service import LogUnavailable
+
     stream = _feature(feature)
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -165,6 +168,8 @@ def resume(
 
 def _record(services: Services, acct: Account, aux_info: dict[str, object]) -> None:
     """Record an operator's action on a stream's log in the account's audit stream."""
+    from siemgate.accounts.actor import CLI
+
     services.audit.record(acct, CLI, "update", "account", object_uuid=acct.uuid, aux_info=aux_info)
 
 
@@ -174,6 +179,8 @@ def integrate_cmd(
 ) -> None:
     """Integrate every stream's log now (`serve` does it in the background), writing first the
     entries of events stored before the log existed (the backfill after an upgrade)."""
+    from siemgate.integrity.tree import integrate
+
     with services_for(ctx) as services:
         only = find_account(services.store, account).id if account else None
         for account_id, stream, head, size, stopped in services.store.log_overview():

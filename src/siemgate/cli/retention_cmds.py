@@ -9,15 +9,11 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from siemgate.accounts.actor import CLI
 from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err, print_json, print_table
-from siemgate.config import MAX_RETENTION_DAYS
 from siemgate.errors import BadRequest, SiemgateError
+from siemgate.model.durations import MAX_RETENTION_DAYS
 from siemgate.model.features import ALL_FEATURES, parse_features
-from siemgate.retention.archive import ArchiveError, verify_file
-from siemgate.retention.replay import plan_replay, replay
-from siemgate.retention.survey import walk
 
 retention_app = typer.Typer(help="How long events are kept, per account and stream.", no_args_is_help=True)
 archive_app = typer.Typer(help="Archives of events that left the store: list, verify, replay.", no_args_is_help=True)
@@ -60,6 +56,8 @@ def set_policy(
     account: str = ACCOUNT_OPTION,
 ) -> None:
     """Set the retention of streams of an account."""
+    from siemgate.accounts.actor import CLI
+
     try:
         chosen = parse_features(features)
     except ValueError as exc:
@@ -104,6 +102,8 @@ def list_archives(
     ctx: typer.Context, folder: Path = typer.Argument(None, help="Archive folder (default: the server's).")
 ) -> None:
     """The archived streams and their days."""
+    from siemgate.retention.survey import walk
+
     root = _root(ctx, folder)
     rows: list[list[object]] = []
     problems: list[str] = []
@@ -128,6 +128,9 @@ def verify(
     """Check the folder and every archive file against its manifest: manifests present and readable,
     no file missing or unlisted, each file's size, SHA-256, rows, event count and first and last
     timestamps. Exits 1 naming each problem."""
+    from siemgate.retention.archive import ArchiveError, verify_file
+    from siemgate.retention.survey import walk
+
     root = _root(ctx, folder)
     total = sum(len(stream.files) for stream, _ in walk(root) if stream is not None)  # counted, not kept
     problems: list[str] = []
@@ -179,6 +182,9 @@ def replay_cmd(
     are duplicates and stored once). With --account and a folder holding several accounts, only
     that account's archive is replayed. Mind the stream's retention: events older than it are
     purged again by the next run (raise it first with `siemgate retention set`)."""
+    from siemgate.accounts.actor import CLI
+    from siemgate.retention.replay import plan_replay, replay
+
     root = _root(ctx, folder)
     try:
         chosen = parse_features(features)

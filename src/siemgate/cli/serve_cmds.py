@@ -7,19 +7,18 @@ import logging
 import os
 import socket
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from siemgate.auth.ratelimit import check_redis
 from siemgate.cli.common import state
 from siemgate.cli.listen import bind
-from siemgate.composition.wiring import open_services
-from siemgate.config import Settings
 from siemgate.errors import ConfigError
 from siemgate.logs import configure_logging
 from siemgate.services import Services
-from siemgate.tlog.keys import KeyFileError, PublicKeyring
+
+if TYPE_CHECKING:
+    from siemgate.config import Settings
 
 log = logging.getLogger("siemgate.server")
 GRACEFUL_SECONDS = 30
@@ -108,6 +107,8 @@ def check_tls(settings: Settings) -> None:
 def check_paths(settings: Settings) -> None:
     """The archive folder and the log's public key file, checked before anything starts: a
     ConfigError naming the setting rather than a failure at the first retention run or proof."""
+    from siemgate.tlog.keys import KeyFileError, PublicKeyring
+
     archives = settings.archive_path
     if archives.exists() and not archives.is_dir():
         raise ConfigError(f"archive_dir: {archives} is not a directory; name a directory (it is made when missing)")
@@ -148,6 +149,9 @@ def serve(
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Server processes sharing the store."),
 ) -> None:
     """Serve the Events API, the ingest API, the admin API and the web console (/console)."""
+    from siemgate.auth.ratelimit import check_redis
+    from siemgate.composition.wiring import open_services
+
     configured = state(ctx).settings()
     # --host/--port choose where to listen; the public address stays the configured one
     settings = configured.model_copy(

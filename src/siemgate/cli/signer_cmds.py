@@ -8,6 +8,7 @@ import binascii
 import secrets
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -15,9 +16,10 @@ from siemgate.cli.listen import host_port, serve_until_stopped
 from siemgate.cli.output import err
 from siemgate.errors import ConfigError
 from siemgate.model.timestamps import format_ns
-from siemgate.tlog.keys import KeyFileError, SignerKeyring, fingerprint, write_private
-from siemgate.tlog.signer import Signer, SignerRefused
-from siemgate.tlog.signer_http import check_secret, make_server
+
+if TYPE_CHECKING:
+    from siemgate.tlog.keys import SignerKeyring
+    from siemgate.tlog.signer import Signer
 
 signer_app = typer.Typer(help="The log signer: keys, state, and its loopback HTTP API.", no_args_is_help=True)
 
@@ -43,6 +45,8 @@ RECOVERY_SECRET_FILE = typer.Option(
 
 
 def _keyring(path: Path) -> SignerKeyring:
+    from siemgate.tlog.keys import KeyFileError, SignerKeyring
+
     try:
         return SignerKeyring.load(path)
     except KeyFileError as exc:
@@ -50,6 +54,8 @@ def _keyring(path: Path) -> SignerKeyring:
 
 
 def _read_secret(path: Path, what: str) -> str:
+    from siemgate.tlog.signer_http import check_secret
+
     try:
         return check_secret(path.read_text(encoding="utf-8"), what)
     except OSError as exc:
@@ -59,6 +65,8 @@ def _read_secret(path: Path, what: str) -> str:
 
 
 def _print_keys(ring: SignerKeyring) -> None:
+    from siemgate.tlog.keys import fingerprint
+
     lines = [
         f"key {k.key_id}  {fingerprint(k.signer.verifier().public_key)}  "
         + ("active" if k.retired is None else f"retired {format_ns(k.retired * 1_000_000_000)}")
@@ -81,6 +89,8 @@ def init(
     ),
 ) -> None:
     """Create the signer's key file with one new Ed25519 key, and optionally its secrets and state file."""
+    from siemgate.tlog.keys import KeyFileError, SignerKeyring, write_private
+
     for path in (secret_file, recovery_secret_file, state_file):
         if path is not None and path.exists():
             raise ConfigError(f"{path} already exists; remove it or choose another path")
@@ -122,6 +132,8 @@ def rotate(key_file: Path = KEY_FILE) -> None:
 @signer_app.command("retire")
 def retire(key_id: str = typer.Argument(..., help="Key id (8 hex digits)."), key_file: Path = KEY_FILE) -> None:
     """Stop signing with a key; it stays published so its old checkpoints keep verifying."""
+    from siemgate.tlog.keys import KeyFileError
+
     try:
         ring = _keyring(key_file).retired_key(key_id)
     except KeyFileError as exc:
@@ -131,6 +143,8 @@ def retire(key_id: str = typer.Argument(..., help="Key id (8 hex digits)."), key
 
 
 def _open_signer(key_file: Path, state_file: Path) -> Signer:
+    from siemgate.tlog.signer import Signer, SignerRefused
+
     try:
         return Signer(_keyring(key_file), state_file)
     except SignerRefused as exc:
@@ -153,6 +167,8 @@ def serve(
     """Run the signer's HTTP API on a loopback address until stopped (SIGTERM or Ctrl-C). Refuses
     a missing state file unless --new-state: without its state, the signer would sign any tree of
     a log as its first checkpoint, a history rewritten in the database included."""
+    from siemgate.tlog.signer_http import make_server
+
     host, port = host_port(listen, "127.0.0.1:8790")
     if not new_state and not state_file.exists():
         raise ConfigError(
@@ -185,6 +201,8 @@ def recover(
 
     Signs a recovery statement that every verifier reports. Prefer `siemgate log recover`, which also
     records the recovery in the account's audit stream."""
+    from siemgate.tlog.signer import SignerRefused
+
     try:
         raw_root = base64.b64decode(root, validate=True)
     except binascii.Error:

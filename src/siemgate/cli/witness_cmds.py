@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from siemgate.cli.listen import host_port, serve_until_stopped
 from siemgate.cli.output import err
 from siemgate.errors import ConfigError
-from siemgate.tlog.cosignature import create_witness_key, load_witness_key, public_key_text
-from siemgate.tlog.keys import KeyFileError, PublicKeyring, fingerprint
-from siemgate.tlog.note import NoteError, NoteSigner
-from siemgate.tlog.witness import Witness, WitnessRefused
-from siemgate.tlog.witness_http import make_server
+
+if TYPE_CHECKING:
+    from siemgate.tlog.note import NoteSigner
+    from siemgate.tlog.witness import Witness
 
 witness_app = typer.Typer(help="A witness that cosigns the log's checkpoints (tlog-witness).", no_args_is_help=True)
 
@@ -33,6 +33,9 @@ LOG_KEY = typer.Option(
 
 
 def _key(path: Path) -> NoteSigner:
+    from siemgate.tlog.cosignature import load_witness_key
+    from siemgate.tlog.keys import KeyFileError
+
     try:
         return load_witness_key(path)
     except KeyFileError as exc:
@@ -40,12 +43,18 @@ def _key(path: Path) -> NoteSigner:
 
 
 def _print_key(key: NoteSigner) -> None:
+    from siemgate.tlog.cosignature import public_key_text
+    from siemgate.tlog.keys import fingerprint
+
     verifier = key.verifier()
     err.print(f"Witness {key.name}: key {verifier.key_id:08x}  {fingerprint(verifier.public_key)}")
     sys.stdout.write(public_key_text([verifier]))
 
 
 def _witness(key_file: Path, log_key: Path, state_file: Path) -> Witness:
+    from siemgate.tlog.keys import KeyFileError, PublicKeyring
+    from siemgate.tlog.witness import Witness, WitnessRefused
+
     try:
         return Witness(_key(key_file), PublicKeyring.load(log_key), state_file)
     except KeyFileError as exc:
@@ -60,6 +69,10 @@ def init(
     name: str = typer.Option(..., "--name", help="The witness's name, e.g. witness.example.com/siemgate (no spaces)."),
 ) -> None:
     """Create the witness's key file with a new Ed25519 cosigning key; print its public key."""
+    from siemgate.tlog.cosignature import create_witness_key
+    from siemgate.tlog.keys import KeyFileError
+    from siemgate.tlog.note import NoteError
+
     try:
         key = create_witness_key(key_file, name)
     except (KeyFileError, NoteError) as exc:
@@ -74,6 +87,8 @@ def keys(
     out: Path = typer.Option(None, "--out", help="Write the public key file here (siemgate-verify --witness-key)."),
 ) -> None:
     """Print the witness's public key with its fingerprint; --out writes the public key file."""
+    from siemgate.tlog.cosignature import public_key_text
+
     key = _key(key_file)
     _print_key(key)
     if out is not None:
@@ -96,6 +111,8 @@ def serve(
     """Serve POST /add-checkpoint until stopped (SIGTERM or Ctrl-C). Plain HTTP: put TLS in front.
     Refuses a missing state file unless --new-state: without it the witness would cosign any
     checkpoint as the first of its log, a fork included."""
+    from siemgate.tlog.witness_http import make_server
+
     host, port = host_port(listen, "0.0.0.0:8789")
     if not new_state and not state_file.exists():
         raise ConfigError(
