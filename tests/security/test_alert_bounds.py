@@ -22,7 +22,8 @@ from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.outbound import OutboundPolicy, OutboundRefused, guarded_http_client
+from siemgate.outbound import OutboundPolicy, OutboundRefused
+from siemgate.outbound.http import guarded_http_client
 from siemgate.store.base import AlertRuleRecord
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore

@@ -42,23 +42,25 @@ def _code_path() -> str:
     return os.pathsep.join(dict.fromkeys(paths))
 
 
+def python_output(script: str, **env: str) -> str:
+    """What `script` (Python code run in a fresh interpreter with this checkout's code and the
+    variables `env` added) prints; fails the test with its stderr when it fails."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": _code_path(), **env},
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, f"the script failed ({env or 'no variables added'}):\n{done.stderr}"
+    return done.stdout
+
+
 def outputs_under_hash_seeds(script: str, seeds: tuple[int, ...] = (1, 2, 3, 4, 5)) -> dict[int, str]:
     """What `script` (Python code run with this checkout's code) prints under each PYTHONHASHSEED:
     for an order that a single test process cannot show varying (a set of a few strings)."""
-    env = {**os.environ, "PYTHONPATH": _code_path()}
-    out = {}
-    for seed in seeds:
-        done = subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            env={**env, "PYTHONHASHSEED": str(seed)},
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
-        assert done.returncode == 0, f"the script failed under PYTHONHASHSEED={seed}:\n{done.stderr}"
-        out[seed] = done.stdout
-    return out
+    return {seed: python_output(script, PYTHONHASHSEED=str(seed)) for seed in seeds}
 
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -138,6 +137,8 @@ def _check_url(value: str, info: ValidationInfo) -> str:
     """An http(s) URL with a host and a port from 1 to 65535, as the delivery will parse it."""
     if _saved_earlier(info):
         return value
+    import httpx  # httpx loads when a rule is checked, not with the services (start-up time)
+
     try:
         url = httpx.URL(value)
     except httpx.InvalidURL as exc:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import httpx
 import orjson
 
 from siemgate.accounts.actor import Actor
@@ -289,6 +288,8 @@ def _keep_secrets(rule: Rule, old: Rule | None) -> Rule:
 def check_destinations(rule: Rule, policy: OutboundPolicy) -> None:
     """Refuse (400) actions whose destination is an address the outbound policy refuses on its face
     (an IP literal or localhost); names are checked again, resolved, on every delivery."""
+    import httpx  # httpx loads when a rule is checked, not with the services (start-up time)
+
     for index, action in enumerate(rule.actions):
         host = None
         if isinstance(action, WebhookAction | SlackAction):

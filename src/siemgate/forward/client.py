@@ -41,7 +41,7 @@ from siemgate.forward.checkpoint import CheckpointStore
 from siemgate.forward.errors import CursorRejected, SourceError, SourceUnauthorized, Stopped
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, TimestampError, format_ns, normalize, now_ns, parse_ns
-from siemgate.outbound import BoundedClient
+from siemgate.outbound.http import BoundedClient
 from siemgate.store.ingest import json_values
 
 USER_AGENT = f"siemgate-forwarder/{__version__}"

@@ -37,18 +37,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
 
 from siemgate.errors import SiemgateError
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
-from siemgate.retention import parquet
-from siemgate.retention.parquet import Row
 from siemgate.tlog.archive_index import INDEX_FORMAT, folder_files, read_sidecar
 from siemgate.tlog.durable import fsync_dir, write_durably
+
+if TYPE_CHECKING:  # pyarrow loads when a Parquet file is written or read, not with the services (start-up time)
+    from siemgate.retention.parquet import Row
 
 log = logging.getLogger("siemgate.retention")
 DAY_NS = 86400 * NS_PER_SECOND
@@ -178,6 +178,8 @@ class _DayWriter:
     JSON Lines in buffers of about 1 MiB; the rows' `[index, ns]` lines go to `indices`."""
 
     def __init__(self, fmt: str, feature: Feature, out: Any, indices: Any) -> None:
+        from siemgate.retention import parquet
+
         self.indices = indices
         self.parquet = parquet.Writer(feature, out) if fmt == "parquet" else None
         self.gz = None if self.parquet else gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0)
@@ -211,6 +213,10 @@ def read_rows(path: Path, fmt: str | None = None) -> Iterator[Row]:
     """The rows of an archive file (format `fmt`, else from its name); raises ArchiveError when
     unreadable, naming the line of a JSON Lines file, and without reading a line longer than
     MAX_LINE_BYTES (a damaged or hostile file of one huge line, however well it compresses)."""
+    import pyarrow as pa
+
+    from siemgate.retention import parquet
+
     fmt = fmt or ("parquet" if path.name.endswith(".parquet") else "jsonl")
     number = 0
     try:
@@ -250,6 +256,10 @@ def _index_rows(
     """(log index, the sidecar's timestamp of the row, None for Parquet) of each row of the file."""
     target = path or folder / entry.path
     if entry.format == "parquet":
+        import pyarrow as pa
+
+        from siemgate.retention import parquet
+
         try:
             yield from ((idx, None) for idx in parquet.read_indices(target))
         except (OSError, ValueError, pa.ArrowException) as exc:

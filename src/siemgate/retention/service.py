@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from siemgate.accounts.actor import SYSTEM, Actor
 from siemgate.accounts.audit import AuditRecorder
@@ -37,9 +38,11 @@ from siemgate.errors import BadRequest, NotFound
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns
 from siemgate.retention.archive import DAY_NS, ArchiveError, DayBatch, StreamArchive, day_of, day_start
-from siemgate.retention.parquet import Row
 from siemgate.retention.signed import DayClose, check_entries, day_close, purge_record
 from siemgate.store.base import Account, RetentionPolicy, Store
+
+if TYPE_CHECKING:
+    from siemgate.retention.parquet import Row
 
 log = logging.getLogger("siemgate.retention")
 ARCHIVES = ("none", "jsonl", "parquet")

@@ -8,9 +8,7 @@ import time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
-from siemgate.outbound import MAX_REDIRECTS, OutboundPolicy, OutboundRefused, guarded_http_client
+from siemgate.outbound import MAX_REDIRECTS, OutboundPolicy, OutboundRefused
 from siemgate.store.base import DeliveryRecord
 
 
@@ -101,6 +99,10 @@ def post(policy: OutboundPolicy, url: str, timeout: float, what: str, **kwargs: 
     a destination could send without end), and no connection reads more than MAX_REPLY_BYTES (httpx
     reads a redirect's body). Raises DeliveryError (refused destinations and redirect loops are
     permanent; network errors and timeouts may pass)."""
+    import httpx  # loads with the first delivery, not with the services (start-up time)
+
+    from siemgate.outbound.http import guarded_http_client
+
     try:
         deadline = time.monotonic() + timeout
         with (

@@ -26,7 +26,7 @@ from siemgate.forward.backoff import parse_retry_after
 from siemgate.forward.errors import SinkAuthError, SinkPoison, SinkRetryable
 from siemgate.forward.formats import Formatter
 from siemgate.forward.sinks.base import BatchLimits, CaFile, Sink, SinkConfig
-from siemgate.outbound import BoundedClient
+from siemgate.outbound.http import BoundedClient
 
 USER_AGENT = f"siemgate-forwarder/{__version__}"
 MAX_REPLY_BYTES = 32 * 1024 * 1024  # what an intake's reply may hold (a bulk reply lists every item)

@@ -1,0 +1,94 @@
+"""`siemgate` starts without loading what its command does not use (docs/benchmarks.md, "CLI
+start-up"): the command modules import the services when a command runs, and the services import
+pySigma, pyarrow and httpx when a rule, an archive or a delivery needs them. What a fresh
+interpreter has loaded is checked, not how long it took (a timing would be flaky)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer.main
+from typer.testing import CliRunner
+
+from siemgate.cli.main import app
+from support.procs import python_output
+
+# Loaded only by the commands that use them (the web stack only by `serve` and `demo`).
+NOT_AT_START = (
+    "siemgate.composition",
+    "siemgate.config",
+    "siemgate.accounts.audit",
+    "siemgate.alerts.service",
+    "siemgate.forward.config",
+    "siemgate.retention.service",
+    "sigma",
+    "pyarrow",
+    "jinja2",
+    "httpx",
+    "pydantic_settings",
+    "jwt",
+    "limits",
+    "prometheus_client",
+    "fastapi",
+    "uvicorn",
+)
+# Loaded when a Sigma rule is parsed, an archive written or read as Parquet, an alert delivered.
+NOT_WITH_THE_SERVICES = ("sigma", "pyarrow", "jinja2", "httpx", "prometheus_client", "fastapi", "uvicorn")
+
+
+def loaded_after(statement: str, names: tuple[str, ...]) -> list[str]:
+    """Which of `names` (modules or packages) a fresh interpreter has loaded after `statement`."""
+    script = (
+        f"import json, sys\n{statement}\n"
+        f"names = {names!r}\n"
+        "print(json.dumps(sorted(n for n in names if any(m == n or m.startswith(n + '.') for m in sys.modules))))"
+    )
+    found: list[str] = json.loads(python_output(script))
+    return found
+
+
+def test_the_command_line_starts_without_the_services_or_heavy_libraries() -> None:
+    assert loaded_after("import siemgate.cli.main", NOT_AT_START) == []
+
+
+def test_the_services_load_sigma_parquet_and_http_clients_only_when_used() -> None:
+    assert loaded_after("import siemgate.composition.wiring", NOT_WITH_THE_SERVICES) == []
+
+
+SIGMA_RULE = """title: Failed sign-ins
+logsource: {product: 1password, service: signinattempts}
+detection:
+  selection:
+    category: credentials_failed
+  condition: selection
+"""
+
+
+def test_a_sigma_rule_still_loads_pysigma() -> None:
+    statement = f"from siemgate.alerts.service import parse_rules_text\nparse_rules_text({SIGMA_RULE!r})"
+    assert loaded_after(statement, ("sigma",)) == ["sigma"]
+
+
+def _groups(command: Any, path: list[str]) -> list[tuple[list[str], list[str]]]:
+    """(path, subcommand names) of `command` and of every group under it."""
+    if not hasattr(command, "list_commands"):
+        return []
+    names = command.list_commands(None)
+    found = [(path, names)]
+    for name in names:
+        found += _groups(command.get_command(None, name), [*path, name])
+    return found
+
+
+def test_every_group_answers_help_naming_its_commands() -> None:
+    """Every command's options are read from its signature when the CLI is built (so for any
+    `--help`): a type imported for checking only would break them all."""
+    groups = _groups(typer.main.get_command(app), [])
+    assert sum(len(names) for _, names in groups) > 90
+    runner = CliRunner()
+    for path, names in groups:
+        result = runner.invoke(app, [*path, "--help"], terminal_width=200)
+        assert result.exit_code == 0, f"siemgate {' '.join(path)} --help: {result.output}"
+        for name in names:
+            assert f" {name} " in result.output, f"siemgate {' '.join(path)} --help does not list {name}"
