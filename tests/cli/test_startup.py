@@ -1,6 +1,6 @@
 """`siemgate` starts without loading what its command does not use (docs/benchmarks.md, "CLI
 start-up"): the command modules import the services when a command runs, and the services import
-pySigma, pyarrow and httpx when a rule, an archive or a delivery needs them. What a fresh
+pySigma, pyarrow, httpx and PyJWT when a rule, an archive, a delivery or a token needs them. What a fresh
 interpreter has loaded is checked, not how long it took (a timing would be flaky)."""
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ NOT_AT_START = (
     "fastapi",
     "uvicorn",
 )
-# Loaded when a Sigma rule is parsed, an archive written or read as Parquet, an alert delivered.
-NOT_WITH_THE_SERVICES = ("sigma", "pyarrow", "jinja2", "httpx", "prometheus_client", "fastapi", "uvicorn")
+# Loaded when a Sigma rule is parsed, an archive written or read as Parquet, an alert delivered,
+# a token issued or first checked.
+NOT_WITH_THE_SERVICES = ("sigma", "pyarrow", "jinja2", "httpx", "jwt", "prometheus_client", "fastapi", "uvicorn")
 
 
 def loaded_after(statement: str, names: tuple[str, ...]) -> list[str]:

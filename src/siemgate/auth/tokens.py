@@ -15,8 +15,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import jwt
-
 from siemgate.auth.keys import KeyRing
 from siemgate.errors import NotFound, Unauthorized
 from siemgate.model.features import Feature
@@ -89,6 +87,8 @@ class TokenService:
         if expires_in_ns is not None:
             expires_at = now + expires_in_ns
             claims["exp"] = expires_at // NS_PER_SECOND
+        import jwt  # PyJWT loads when a token is issued or first checked, not with the services (start-up time)
+
         token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
         record = TokenRecord(
             id=token_id,
@@ -133,6 +133,9 @@ class TokenService:
         return record
 
     def _verify_signature(self, token: str, digest: str) -> TokenRecord:
+        """Once per token (then `_verified` answers): PyJWT is imported here, not per request."""
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
