@@ -95,7 +95,9 @@ def test_a_start_before_the_retention_window_is_clamped(tmp_path: Path, start: s
         key, token = server.ingest_key(account), server.token(account)
         now = server.clock()
         old, recent = failed_signin(now - 11 * DAY), failed_signin(now - 9 * DAY)
-        assert server.ingest(key, SIGNIN, [old, recent]).status_code == 200
+        assert server.ingest(key, SIGNIN, [recent]).status_code == 200
+        # the ingest API refuses an event before retention (docs/events.md, "Event times"); a mirror keeps it
+        assert server.services.writer.write(account.id, SIGNIN, [old], strict=False).stored == 1
         response = server.page(token, SIGNIN, {"start_time": start, "end_time": format_ns(now)})
         assert response.status_code == 200, response.text
         assert [e["uuid"] for e in response.json()["items"]] == [recent["uuid"]]
