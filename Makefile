@@ -27,7 +27,7 @@ demo: $(RUNTIME_STAMP)
 
 test: $(STAMP)
 	.ci/system-packages
-	$(BIN)/python -m pytest -q -n auto --dist worksteal
+	$(BIN)/python -m pytest -q -n auto
 
 # The tests marked soak at their large sizes, then randomized adversarial histories for
 # SOAK_MINUTES (default 15); summary in test-artifacts/soak/.
