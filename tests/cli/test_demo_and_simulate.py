@@ -259,6 +259,7 @@ def test_demo_prints_working_commands_keeps_producing_activity_and_stops_on_sigt
         assert start, reset
         start_ns = parse_ns(start.group(1))
         assert start_ns <= time.time_ns() - DAY  # the reset covers the whole simulated history
+        assert "All 1 day of item usages" in demo.proc.stdout()  # what --days 1 simulated, not "30 days"
         with open_store(data_dir) as store:
             stored_before = store.count_events(account.id, Feature.ITEMUSAGES)
         assert stored_before > 0

@@ -46,8 +46,9 @@ def _fresh(data_dir: Path) -> None:
     (data_dir / MARKER).write_text("made by `siemgate demo`; the next demo run empties this folder\n")
 
 
-def _instructions(base: str, token: str, ingest_key: str, start: str, password: str) -> str:
+def _instructions(base: str, token: str, ingest_key: str, start: str, password: str, days: int) -> str:
     auth = "Authorization: Bearer $SIEMGATE_TOKEN"
+    history = f"All {days} day{'s' if days != 1 else ''}"
     return f"""
 siemgate demo is running at {base}
 
@@ -62,7 +63,7 @@ Who is this token?
 The last hour of sign-in attempts, 5 per page (live activity keeps arriving, at the history's pace):
   curl -s -X POST {base}/api/v2/signinattempts -H "{auth}" -d '{{"limit": 5}}'
 
-All 30 days of item usages, 1000 per page; then send the returned cursor to get the next page:
+{history} of item usages, 1000 per page; then send the returned cursor to get the next page:
   curl -s -X POST {base}/api/v2/itemusages -H "{auth}" -d '{{"limit": 1000, "start_time": "{start}"}}'
   curl -s -X POST {base}/api/v2/itemusages -H "{auth}" -d '{{"cursor": "<cursor from the previous reply>"}}'
 
@@ -114,7 +115,7 @@ def demo(
         None, "--rate", min=0.0, help="Live actions per second while serving (default: the history's rhythm; 0: none)."
     ),
 ) -> None:
-    """Fresh data dir, an account, 30 days of activity, a token; then serve with live activity.
+    """Fresh data dir, an account, 30 days of activity (--days), a token; then serve with live activity.
 
     The port is taken first (a busy port fails at once, exit code 2); the instructions are printed
     once the server answers. The demo always uses its own store, whatever SIEMGATE_DATABASE_URL says."""
@@ -142,7 +143,7 @@ def demo(
             token, _ = services.tokens.issue(account, integration, "demo", ALL_FEATURES, None)
             ingest_key, _ = services.ingest_keys.create(account, "demo producer", ALL_FEATURES)
             start = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(now / 1e9 - days * 86400))
-            text = _instructions(settings.base_url, token, ingest_key, start, password)
+            text = _instructions(settings.base_url, token, ingest_key, start, password, days)
             stop = threading.Event()
             live = None
             if rate is None or rate > 0:
