@@ -5,6 +5,7 @@ the same tokens, cursors and events."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -187,6 +188,8 @@ def test_copy_takes_the_readmes_url_form_and_a_relative_path(tmp_path: Path, pg_
     done = _copy(env, f"sqlite://{site / 'siemgate.db'}", pg_url)  # sqlite:///tmp/.../siemgate.db
     assert done.returncode == 0, done.stderr
     assert "30 events in 1 streams" in done.stderr, done.stderr
+    # the check's progress bar ends complete (it counted the table rows too, which it does not go through: "30/36")
+    assert re.search(r"^checking\b.*\b30/30\b", done.stderr, re.M), done.stderr
     other = new_pg_schema()
     try:
         done = _copy(env, "site/siemgate.db", pg_schema_url(other), cwd=tmp_path)

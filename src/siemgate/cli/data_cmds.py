@@ -190,7 +190,7 @@ def db_copy(
                 progress.update(task, description=f"copying {what}", advance=rows)
 
             report = copier.run(advance)
-            check = progress.add_task("checking", total=total)
+            check = progress.add_task("checking", total=copier.total_events())
             problems = copier.verify(report, lambda what, rows: progress.advance(check, rows))
         if copier.source_changed():
             problems.append(
