@@ -66,6 +66,34 @@ def test_the_future_bound_is_a_setting_and_follows_the_streams_retention(tmp_pat
         assert server.ingest(key, SIGNIN, [failed_signin(now - 200 * DAY)]).json()["stored"] == 1
 
 
+def test_an_event_sent_without_a_timestamp_is_dated_on_receipt_whatever_the_future_bound(tmp_path: Path) -> None:
+    """The server dates it after it computed the window: with no room ahead (0) it was refused as
+    'after' the server's own time."""
+    with live_server(tmp_path, ingest_max_future_seconds=0) as server:
+        account = server.account()
+        key, token = server.ingest_key(account), server.token(account)
+        undated = {k: v for k, v in failed_signin(server.clock()).items() if k != "timestamp"}
+        no_uuid = {k: v for k, v in undated.items() if k != "uuid"}
+        response = server.ingest(key, SIGNIN, [undated, no_uuid])
+        assert response.status_code == 200 and response.json()["stored"] == 2, response.text
+        items = server.page(token, SIGNIN, {"start_time": format_ns(server.clock() - DAY)}).json()["items"]
+        assert len(items) == 2 and undated["uuid"] in {item["uuid"] for item in items}, items
+
+
+def test_an_event_before_a_shortened_retention_says_how_to_keep_it(tmp_path: Path) -> None:
+    """The refusal named `siemgate archive replay`, which reads siemgate's own archive folders, not
+    a producer's events; raising the stream's retention is what lets them in (and keeps them)."""
+    with live_server(tmp_path) as server:
+        account = server.account()
+        key = server.ingest_key(account)
+        server.services.retention.set_policy(CLI, account, SIGNIN, 30)
+        response = server.ingest(key, SIGNIN, [failed_signin(server.clock() - 60 * DAY)])
+        assert response.status_code == 400, response.text
+        message = response.json()["Error"]["Details"][0]["message"]
+        assert "the stream keeps 30 days" in message and "siemgate retention set" in message, message
+        assert "archive replay" not in message, message
+
+
 @pytest.mark.soak
 def test_old_days_written_in_bulk_hold_other_accounts_new_days_briefly(tmp_path: Path) -> None:
     """A replay or mirror batch over many distinct days (not bounded: they write old events on

@@ -117,6 +117,7 @@ def _window(services: Services, account_id: int, feature: Feature) -> TimeWindow
     return TimeWindow(
         oldest=now - retention,
         newest=now + ahead * NS_PER_SECOND,
-        why_oldest=f"the stream keeps {retention // DAY_NS} days: older events go in with `siemgate archive replay`",
+        why_oldest=f"the stream keeps {retention // DAY_NS} days: to send older events, raise its retention first"
+        " (`siemgate retention set`)",
         why_newest=f"the server's time plus ingest_max_future_seconds = {ahead}: check the producer's clock",
     )

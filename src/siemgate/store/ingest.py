@@ -84,17 +84,21 @@ class TimeWindow:
     why_oldest: str
     why_newest: str
 
-    def check(self, validated: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        """Raise InvalidEventBatch naming each event dated outside the window (nothing is stored)."""
+    def check(self, events: Sequence[NewEvent], undated: Sequence[bool]) -> None:
+        """Raise InvalidEventBatch naming each event dated outside the window (nothing is stored).
+        An event sent `undated` (the server dated it on receipt, after it read the window's time)
+        is within it."""
         refused = []
-        for index, (ts, event) in enumerate(validated):
-            if ts < self.oldest:
+        for index, (event, on_receipt) in enumerate(zip(events, undated, strict=True)):
+            if on_receipt:
+                continue
+            if event.ts < self.oldest:
                 bound = f"before {format_ns(self.oldest)} ({self.why_oldest})"
-            elif ts > self.newest:
+            elif event.ts > self.newest:
                 bound = f"after {format_ns(self.newest)} ({self.why_newest})"
             else:
                 continue
-            message = f"{event['timestamp']} is {bound}"
+            message = f"{format_ns(event.ts)} is {bound}"
             refused.append({"index": index, "field": "timestamp", "message": message})
         if refused:
             raise InvalidEventBatch(_refusal(refused), refused)
@@ -190,9 +194,10 @@ class EventWriter:
         window: the timestamps the caller accepts (the ingest API's; docs/events.md, "Event times").
         Raises InvalidEventBatch (nothing stored) listing each problem with its index and field path.
         """
+        undated = [isinstance(item, dict) and item.get("timestamp") is None for item in items]
         validated, new = self._prepare(feature, items, strict=strict, account_id=account_id)
         if window is not None:
-            window.check(validated)
+            window.check(new, undated)
         result: InsertResult = self.store.insert_events(account_id, feature, new)
         if self._listeners and result.stored:
             seqs = [seq for seq in result.seqs if seq is not None]
