@@ -194,7 +194,8 @@ class EventWriter:
         window: the timestamps the caller accepts (the ingest API's; docs/events.md, "Event times").
         Raises InvalidEventBatch (nothing stored) listing each problem with its index and field path.
         """
-        undated = [isinstance(item, dict) and item.get("timestamp") is None for item in items]
+        # read before _prepare dates them on receipt; only the ingest API passes a window (hot path)
+        undated = [] if window is None else [isinstance(i, dict) and i.get("timestamp") is None for i in items]
         validated, new = self._prepare(feature, items, strict=strict, account_id=account_id)
         if window is not None:
             window.check(new, undated)
