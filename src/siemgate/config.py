@@ -29,7 +29,6 @@ from siemgate.model.durations import MAX_RETENTION_DAYS
 from siemgate.model.text import excerpt
 from siemgate.outbound import OutboundPolicy, allow_list
 
-# Event timestamps end in 2262 (model.timestamps): a retention longer than a century only overflows.
 # An SMTP EHLO name: a domain name, or an address literal (RFC 5321 4.1.3); nothing that could end
 # the command (no space, CR or LF).
 HELO_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}[A-Za-z0-9])?|\[(?:IPv6:)?[0-9A-Fa-f.:]{2,64}\]")

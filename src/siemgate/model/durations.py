@@ -16,7 +16,8 @@ _DURATION = re.compile(r"([0-9]+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_EXPIRY, MAX_EXPIRY_NS = "36500d (100 years)", 36500 * 86400 * NS_PER_SECOND
 MAX_GRACE, MAX_GRACE_NS = "90d", 90 * 86400 * NS_PER_SECOND
-MAX_RETENTION_DAYS = 36500  # a retention period, in days
+# A retention period, in days: event timestamps end in 2262 (model.timestamps), so longer only overflows.
+MAX_RETENTION_DAYS = 36500
 
 
 def parse_duration(text: str, *, allow_never: bool = True, allow_zero: bool = False) -> int | None:

@@ -84,24 +84,26 @@ class TimeWindow:
     why_oldest: str
     why_newest: str
 
-    def check(self, events: Sequence[NewEvent], undated: Sequence[bool]) -> None:
+    def check(self, events: Sequence[NewEvent], items: Sequence[Any]) -> None:
         """Raise InvalidEventBatch naming each event dated outside the window (nothing is stored).
-        An event sent `undated` (the server dated it on receipt, after it read the window's time)
-        is within it."""
+        `items` are the events as sent (validation dates copies): one sent without a timestamp was
+        dated on receipt, after the window's time was read, and is within it."""
         refused = []
-        for index, (event, on_receipt) in enumerate(zip(events, undated, strict=True)):
-            if on_receipt:
+        for index, event in enumerate(events):
+            if self.oldest <= event.ts <= self.newest or _sent_undated(items[index]):
                 continue
             if event.ts < self.oldest:
                 bound = f"before {format_ns(self.oldest)} ({self.why_oldest})"
-            elif event.ts > self.newest:
-                bound = f"after {format_ns(self.newest)} ({self.why_newest})"
             else:
-                continue
+                bound = f"after {format_ns(self.newest)} ({self.why_newest})"
             message = f"{format_ns(event.ts)} is {bound}"
             refused.append({"index": index, "field": "timestamp", "message": message})
         if refused:
             raise InvalidEventBatch(_refusal(refused), refused)
+
+
+def _sent_undated(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("timestamp") is None
 
 
 def _refusal(refused: list[dict[str, Any]]) -> str:
@@ -194,11 +196,9 @@ class EventWriter:
         window: the timestamps the caller accepts (the ingest API's; docs/events.md, "Event times").
         Raises InvalidEventBatch (nothing stored) listing each problem with its index and field path.
         """
-        # read before _prepare dates them on receipt; only the ingest API passes a window (hot path)
-        undated = [] if window is None else [isinstance(i, dict) and i.get("timestamp") is None for i in items]
         validated, new = self._prepare(feature, items, strict=strict, account_id=account_id)
         if window is not None:
-            window.check(new, undated)
+            window.check(new, items)
         result: InsertResult = self.store.insert_events(account_id, feature, new)
         if self._listeners and result.stored:
             seqs = [seq for seq in result.seqs if seq is not None]
