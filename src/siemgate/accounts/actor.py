@@ -8,8 +8,10 @@ device of its session says which part of siemgate acted (docs/audit.md, "Who").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from siemgate.store.base import User
+if TYPE_CHECKING:  # kept out so that the command line imports CLI without the store (start-up time)
+    from siemgate.store.base import User
 
 SYSTEM_UUID = "SIEMGATESYSTEMACTORAAAAAAA"
 SYSTEM_NAME = "siemgate"

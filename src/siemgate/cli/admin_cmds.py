@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from siemgate.accounts.actor import CLI
 from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound, SiemgateError
@@ -54,7 +55,6 @@ def account_create(
 ) -> None:
     """Create an account (with its first owner); prints its uuid on stdout."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     password = read_password(password_file, password_stdin)
     with services_for(ctx) as services:
@@ -90,8 +90,6 @@ def account_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 @account_app.command("rename")
 def account_rename(ctx: typer.Context, account: str, name: str) -> None:
     """Rename an account."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         renamed = services.people.rename_account(CLI, services.store.get_account(account), name)
     err.print(f"account {renamed.uuid} is now {renamed.name!r}")
@@ -120,7 +118,6 @@ def token_issue(
 ) -> None:
     """Issue a token. It is printed once, alone on stdout; details go to stderr."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
     from siemgate.accounts.catalog import siem_type
 
     chosen = features_option(features)
@@ -188,7 +185,6 @@ def token_list(
 def token_revoke(ctx: typer.Context, token_id: str) -> None:
     """Revoke a token: its next request gets 401."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     with services_for(ctx) as services:
         record = services.store.get_token(token_id)
@@ -219,7 +215,6 @@ def token_rotate(
 ) -> None:
     """Issue a replacement with the same features; the old token stops after the grace period."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     if every == (token_id is not None):
         raise typer.BadParameter("give one token id, or --all (with --account) to replace every live token")
@@ -268,7 +263,6 @@ def _rotate_all(
 ) -> None:
     """Replace every live token of the account that is not already being replaced."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
     from siemgate.accounts.lifecycle import token_status
 
     results = []
@@ -314,7 +308,6 @@ def ingest_key_create(
 ) -> None:
     """Create an ingest key; printed once, alone on stdout."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     chosen = features_option(features)
     with services_for(ctx) as services:
@@ -349,8 +342,6 @@ def ingest_key_list(
 @ingest_key_app.command("revoke")
 def ingest_key_revoke(ctx: typer.Context, key_id: str) -> None:
     """Revoke an ingest key."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         owner = next((k for k in services.store.list_ingest_keys() if k.id == key_id), None)
         if owner is None:
@@ -362,8 +353,6 @@ def ingest_key_revoke(ctx: typer.Context, key_id: str) -> None:
 @keys_app.command("rotate")
 def keys_rotate(ctx: typer.Context) -> None:
     """Sign new tokens with a new key; keys no live token uses are retired."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         keep = services.store.live_token_kids(services.clock())
         new_kid, retired = services.keys.rotate(keep)

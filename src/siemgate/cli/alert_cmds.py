@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from siemgate.accounts.actor import CLI
 from siemgate.cli.common import find_account, services_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import BadRequest
@@ -27,8 +28,6 @@ ACCOUNT_OPTION = typer.Option(None, "--account", "-a", help="Account uuid or nam
 @alerts_app.command("list")
 def list_rules(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Every rule of the account: status, last firing, action failures."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         views = services.alerts.rule_views(CLI, acct)
@@ -50,16 +49,12 @@ def list_rules(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool 
 @alerts_app.command("show")
 def show(ctx: typer.Context, rule: str, account: str = ACCOUNT_OPTION) -> None:
     """A rule, its definition (secrets masked) and status, as JSON."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         print_json(services.alerts.rule(CLI, acct, rule))
 
 
 def _toggle(ctx: typer.Context, rule: str, account: str | None, enabled: bool) -> None:
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         services.alerts.rules.set_enabled(CLI, acct, rule, enabled)
@@ -81,8 +76,6 @@ def disable(ctx: typer.Context, rule: str, account: str = ACCOUNT_OPTION) -> Non
 @alerts_app.command("delete")
 def delete(ctx: typer.Context, rule: str, account: str = ACCOUNT_OPTION) -> None:
     """Delete a rule (a starter rule cannot be deleted: disable it)."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         services.alerts.rules.delete(CLI, acct, rule)
@@ -96,8 +89,6 @@ def load(
     account: str = ACCOUNT_OPTION,
 ) -> None:
     """Create or replace the rules of a YAML file (all are checked before any is saved)."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         try:
@@ -178,7 +169,6 @@ def fired(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fired alerts, newest first: when the activity happened, when it was detected, and their state."""
-    from siemgate.accounts.actor import CLI
     from siemgate.alerts.service import alert_view
 
     with services_for(ctx) as services:
@@ -197,7 +187,6 @@ def fired(
 
 
 def _set_state(ctx: typer.Context, alert: str, account: str | None, state: str) -> None:
-    from siemgate.accounts.actor import CLI
     from siemgate.alerts.service import alert_view
 
     with services_for(ctx) as services:
@@ -233,7 +222,6 @@ def deliveries(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Deliveries of alert actions, with attempts, the next retry and the last error."""
-    from siemgate.accounts.actor import CLI
     from siemgate.alerts.service import delivery_view
 
     status = "failed" if failed else "pending" if pending else None
@@ -254,7 +242,6 @@ def deliveries(
 @alerts_app.command("retry")
 def retry(ctx: typer.Context, delivery: str, account: str = ACCOUNT_OPTION) -> None:
     """Make a failed delivery due now; the server carries it out (a pending one is attempted on its own)."""
-    from siemgate.accounts.actor import CLI
     from siemgate.alerts.service import delivery_view
 
     with services_for(ctx) as services:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from siemgate.accounts.actor import CLI
 from siemgate.cli.common import CliState, state
 from siemgate.cli.listen import bind, when_answering
 from siemgate.cli.output import err
@@ -119,7 +120,6 @@ def demo(
 
     The port is taken first (a busy port fails at once, exit code 2); the instructions are printed
     once the server answers. The demo always uses its own store, whatever SIEMGATE_DATABASE_URL says."""
-    from siemgate.accounts.actor import CLI
     from siemgate.composition.wiring import open_services
     from siemgate.simulate.runner import run_live, simulate_history
     from siemgate.simulate.world import build_world

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from siemgate.accounts.actor import CLI
 from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err
 from siemgate.errors import BadRequest
@@ -168,8 +169,6 @@ def resume(
 
 def _record(services: Services, acct: Account, aux_info: dict[str, object]) -> None:
     """Record an operator's action on a stream's log in the account's audit stream."""
-    from siemgate.accounts.actor import CLI
-
     services.audit.record(acct, CLI, "update", "account", object_uuid=acct.uuid, aux_info=aux_info)
 
 

@@ -8,6 +8,7 @@ import sys
 import orjson
 import typer
 
+from siemgate.accounts.actor import CLI
 from siemgate.cli.common import services_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound
@@ -24,8 +25,6 @@ def account_delete(
 ) -> None:
     """Delete an account and everything it has: events, tokens, keys, rules, alerts, memberships,
     archives. Cannot be undone; asks you to type the account's name unless --yes."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         try:
             target = services.store.get_account(account)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from siemgate.accounts.actor import CLI
 from siemgate.accounts.catalog import SIEM_TYPES
 from siemgate.cli.common import find_account, read_password, services_for
 from siemgate.cli.output import err, print_json, print_table
@@ -34,7 +35,6 @@ def user_add(
     """Add a new person to an account (or one whose home it is). People who already have a
     sign-in elsewhere are invited instead (`siemgate user invite`)."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     password = read_password(password_file, password_stdin)
     with services_for(ctx) as services:
@@ -55,7 +55,6 @@ def user_add(
 def user_list(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool = JSON_OPTION) -> None:
     """List an account's members and roles."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -80,7 +79,6 @@ def user_invite(
     """Invite someone to an account; prints the invitation code once (valid 7 days). They accept it
     signed in with their own credentials, or join with it as someone new (/console/join)."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -101,7 +99,6 @@ def user_invite(
 def user_invitations(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool = JSON_OPTION) -> None:
     """List an account's invitations and their status."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -117,8 +114,6 @@ def user_invitations(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json:
 @user_app.command("revoke-invitation")
 def user_revoke_invitation(ctx: typer.Context, invitation_id: str, account: str = ACCOUNT_OPTION) -> None:
     """Withdraw a pending invitation."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         invitation = services.invitations.revoke(CLI, acct, invitation_id)
@@ -128,8 +123,6 @@ def user_revoke_invitation(ctx: typer.Context, invitation_id: str, account: str 
 @user_app.command("set-role")
 def user_set_role(ctx: typer.Context, person: str, role: str, account: str = ACCOUNT_OPTION) -> None:
     """Change a member's role (uuid or email)."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         member = services.people.set_role(CLI, acct, person, role)
@@ -139,8 +132,6 @@ def user_set_role(ctx: typer.Context, person: str, role: str, account: str = ACC
 @user_app.command("remove")
 def user_remove(ctx: typer.Context, person: str, account: str = ACCOUNT_OPTION) -> None:
     """Remove a member from an account (an account always keeps an owner)."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         services.people.remove_member(CLI, acct, person)
@@ -156,8 +147,6 @@ def user_password(
 ) -> None:
     """Reset a person's console password. As the person did not choose it, every personal API key
     of theirs is revoked and every session ends; recorded in each of their accounts."""
-    from siemgate.accounts.actor import CLI
-
     password = read_password(password_file, password_stdin)
     if password is None:
         raise typer.BadParameter("give the password with --password-file or --password-stdin")
@@ -174,8 +163,6 @@ def user_password(
 def user_reset_two_factor(ctx: typer.Context, person: str) -> None:
     """Turn a person's two-factor sign-in off (a lost phone). Every personal API key of theirs is
     revoked and every session ends; they sign in with their password and enrol again."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         user = services.store.get_user(person)
         reset = services.personal.reset_two_factor(CLI, user)
@@ -196,7 +183,6 @@ def integration_create(
 ) -> None:
     """Create an integration for a SIEM."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -212,7 +198,6 @@ def integration_create(
 def integration_list(ctx: typer.Context, account: str = ACCOUNT_OPTION, as_json: bool = JSON_OPTION) -> None:
     """List an account's integrations."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -230,7 +215,6 @@ def integration_show(
 ) -> None:
     """An integration's connection guide, tokens, their status and consumer lag."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
@@ -260,8 +244,6 @@ def integration_show(
 @integration_app.command("rename")
 def integration_rename(ctx: typer.Context, integration: str, name: str, account: str = ACCOUNT_OPTION) -> None:
     """Rename an integration."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         updated = services.integrations.update(CLI, acct, integration, name, None)
@@ -271,8 +253,6 @@ def integration_rename(ctx: typer.Context, integration: str, name: str, account:
 @integration_app.command("delete")
 def integration_delete(ctx: typer.Context, integration: str, account: str = ACCOUNT_OPTION) -> None:
     """Delete an integration; its tokens are revoked at once."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         acct = find_account(services.store, account)
         revoked = services.integrations.delete(CLI, acct, integration)
@@ -289,7 +269,6 @@ def api_key_create(
 ) -> None:
     """Create a personal API key for the admin API; printed once, alone on stdout."""
     from siemgate.accounts import views
-    from siemgate.accounts.actor import CLI
 
     try:
         expires_in = parse_duration(expires)
@@ -326,8 +305,6 @@ def api_key_list(
 @api_key_app.command("revoke")
 def api_key_revoke(ctx: typer.Context, key_id: str, person: str = typer.Option(..., "--user", "-u")) -> None:
     """Revoke a personal API key."""
-    from siemgate.accounts.actor import CLI
-
     with services_for(ctx) as services:
         user = services.store.get_user(person)
         key = services.personal.revoke_api_key(CLI, user, key_id)

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from siemgate.accounts.actor import CLI
 from siemgate.cli.common import find_account, services_for, state
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import BadRequest, SiemgateError
@@ -56,8 +57,6 @@ def set_policy(
     account: str = ACCOUNT_OPTION,
 ) -> None:
     """Set the retention of streams of an account."""
-    from siemgate.accounts.actor import CLI
-
     try:
         chosen = parse_features(features)
     except ValueError as exc:
@@ -182,7 +181,6 @@ def replay_cmd(
     are duplicates and stored once). With --account and a folder holding several accounts, only
     that account's archive is replayed. Mind the stream's retention: events older than it are
     purged again by the next run (raise it first with `siemgate retention set`)."""
-    from siemgate.accounts.actor import CLI
     from siemgate.retention.replay import plan_replay, replay
 
     root = _root(ctx, folder)
