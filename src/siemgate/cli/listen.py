@@ -70,17 +70,21 @@ def host_port(listen: str, example: str) -> tuple[str, int]:
 
 
 def serve_until_stopped(server: socketserver.BaseServer, banner: str, close: Callable[[], None]) -> None:
-    """Print `banner`, serve until SIGTERM or Ctrl-C, then close the server and call `close`."""
+    """Print `banner`, serve until SIGTERM or Ctrl-C, then close the server and call `close`.
+
+    The signal asks the serving loop to end (from a thread: `shutdown` waits for the loop) rather
+    than raising in the main thread: an exception raised wherever the signal lands (inside a
+    request thread's start) could be turned into another and swallowed by socketserver, the
+    signal lost and the process left running."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        threading.Thread(target=server.shutdown, name="siemgate-stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     print(banner, flush=True)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
         server.server_close()
         close()
