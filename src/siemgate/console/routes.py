@@ -226,6 +226,24 @@ def alerts(request: Request, account: str) -> Response:
     return _page(request, account, "alerts.html", section="alerts")  # members may read alerts (docs/alerts.md)
 
 
+@router.post("/needs-script", response_class=HTMLResponse)
+def needs_script(request: Request) -> Response:
+    """Where every console form is sent when the page's script is not running (turned off, blocked,
+    or not loaded yet): its script sends forms through the admin API and never lets them submit.
+    Without it a form would go by GET to the page's address, a password or token name in the URL
+    (browser history, a proxy's access log). The body is not read; nothing is changed."""
+    return _render(
+        request,
+        "message.html",
+        400,
+        visitor=_visitor(request),
+        title="The console needs JavaScript",
+        message="Nothing was changed: the console sends its forms with its script, which is turned off, was"
+        " blocked or had not loaded yet. Turn JavaScript on for this site (or wait for the page to load) and"
+        " try again.",
+    )
+
+
 @router.get("/{rest:path}", response_class=HTMLResponse)
 def not_found(request: Request, rest: str) -> Response:
     """Any other console address: a page saying so (404), with the navigation when signed in."""
