@@ -3,6 +3,9 @@ src/siemgate/tlog/signer_http.py, and the witness, src/siemgate/tlog/witness_htt
 with a length and no caching, a bounded request body, a bounded time per request and a bounded
 number of connections, and one log line per request.
 
+A client that goes away before its reply (a reset or closed connection) is logged in one line,
+"client ... went away", and never prints a traceback: the server serves the next request as usual.
+
 A request whose body is not read (refused for its size, its missing length, its path or its
 credentials) closes the connection after the answer: otherwise the unread body would be parsed
 as the next request on it."""
@@ -64,13 +67,21 @@ class Handler(BaseHTTPRequestHandler):
         self.log.info("%s %s", self.command, self.path.split("?")[0])
 
     def handle_one_request(self) -> None:
-        """One request, cut off (the socket shut down) when it takes over `request_seconds`."""
+        """One request, cut off (the socket shut down) when it takes over `request_seconds`; a client
+        that goes away (ConnectionError reading the request or writing the reply) ends the connection
+        with one log line."""
         self._body_read = False
+        self.command, self.path = "", ""  # not those of the connection's previous request
         timer = threading.Timer(self.request_seconds, self._cut_off)
         timer.daemon = True
         timer.start()
         try:
             super().handle_one_request()
+        except ConnectionError as exc:  # BrokenPipeError, ConnectionResetError, ConnectionAbortedError
+            self.close_connection = True
+            request = f"{self.command} {self.path.split('?')[0]}" if self.command else "no request read"
+            host, port = self.client_address[:2]
+            self.log.warning("client %s:%s went away (%s): %s", host, port, request, type(exc).__name__)
         finally:
             timer.cancel()
 
