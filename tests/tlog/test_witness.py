@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from siemgate.tlog import witness_http
 from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy, cosignatures, create_witness_key, load_witness_keys
 from siemgate.tlog.keys import KeyFileError, SignerKeyring
 from siemgate.tlog.merkle import EMPTY_ROOT
 from siemgate.tlog.note import NoteError, NoteSigner, sign_note
-from siemgate.tlog.witness import Witness, WitnessRefused
+from siemgate.tlog.witness import MAX_AHEAD, Witness, WitnessRefused
 from siemgate.tlog.witness_client import WitnessClient, WitnessConflict, WitnessUnavailable
 from support.ports import free_port
 from support.receivers import misbehaving
@@ -288,3 +289,47 @@ def test_a_witness_that_breaks_off_its_answer_is_unavailable() -> None:
 
     with misbehaving(broken) as url, pytest.raises(WitnessUnavailable, match="broke off its answer"):
         WitnessClient(url, timeout=10).add_checkpoint("a checkpoint\n", 0, [])
+
+
+def _timestamp(note: str, line: str, key: NoteSigner) -> int:
+    return cosignatures(note + line, [key.verifier()])[0].timestamp
+
+
+def test_a_witness_whose_clock_jumped_ahead_once_does_not_date_cosignatures_ahead(tmp_path: Path) -> None:
+    """Before: timestamps were max(now, last), so after one cosignature made an hour ahead (a clock
+    that jumped, then was put right) every later one was dated that hour ahead, silently (measured:
+    the next, made at T, was dated T + 3600), and verifiers refuse cosignatures from the future.
+    Now the witness cosigns nothing of that origin (503, naming its clock) until its clock is within
+    MAX_AHEAD of its last cosignature, never dates one more than that ahead, and other origins go on."""
+    ring, _, state, key = _setup(tmp_path)
+    now = [T + 3600]
+    witness = Witness(key, ring.public(), state, clock=lambda: now[0])
+    server = witness_http.make_server(witness, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = WitnessClient(f"http://127.0.0.1:{server.server_address[1]}")
+    log = MemLog()
+    log.append(12)
+    try:
+        first = _note(ring, 4, log.root(4))
+        assert _timestamp(first, client.add_checkpoint(first, 0, []), key) == T + 3600  # the clock was ahead
+        now[0] = T  # put right
+        second = _note(ring, 8, log.root(8), T + 1)
+        with pytest.raises(WitnessUnavailable, match="HTTP 503") as paused:
+            client.add_checkpoint(second, 4, log.proof(4, 8))
+        said = " ".join(str(paused.value).split())
+        assert f"this witness's clock reads {T}, 3600 s before its last cosignature of {ORIGIN}" in said, said
+        latest = witness.latest(ORIGIN)
+        assert latest is not None and latest[0] == 4  # nothing recorded
+        assert witness.refusals(ORIGIN) == []  # not the log's misbehaviour
+        other = f"{NAME}/{'B' * 26}/auditevents"  # another origin: its own timestamps
+        other_note = _note(ring, 1, log.root(1), T, origin=other)
+        assert _timestamp(other_note, client.add_checkpoint(other_note, 0, []), key) == T
+        now[0] = T + 3600 - MAX_AHEAD  # within MAX_AHEAD: dated at the last, never before it
+        assert _timestamp(second, client.add_checkpoint(second, 4, log.proof(4, 8)), key) == T + 3600
+        now[0] = T + 3700
+        third = _note(ring, 12, log.root(12), T + 2)
+        assert _timestamp(third, client.add_checkpoint(third, 8, log.proof(8, 12)), key) == T + 3700
+    finally:
+        server.shutdown()
+        server.server_close()
+        witness.close()

@@ -13,6 +13,8 @@ signed checkpoint. Answers, as the spec orders them:
   verify, or the same size as the last cosigned with another root (a forked history); also (the
   spec leaves these to the witness) a checkpoint dated more than MAX_CLOCK_SKEW after the
   witness's clock, or dated before the checkpoint it cosigned last;
+- 503 (not in the spec) its own clock more than MAX_AHEAD behind its last cosignature of the
+  origin: it cosigns that origin again once the clock catches up;
 - 200 the witness's cosignature line(s).
 
 The witness keeps, in its own SQLite state file (0600), only the latest cosigned checkpoint per
@@ -44,6 +46,12 @@ from siemgate.tlog.proof import verify_consistency
 from siemgate.tlog.signer import SignerRefused, open_state_file
 
 MAX_PROOF_LINES = 63
+# Seconds a cosignature may be dated after this witness's clock. Its timestamps never go back per
+# origin (a later cosignature dated earlier would say a smaller tree was the largest it had seen
+# after it had cosigned a larger one), so after one cosignature made while its clock was ahead it
+# dates cosignatures at that time; past this, it cosigns nothing of the origin (503) until its clock
+# catches up, rather than date cosignatures ahead of its clock.
+MAX_AHEAD = 60
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS latest (
     origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
@@ -220,7 +228,7 @@ class Witness:
                 _check_consistency(sub, last_root)
                 if last_note is not None:
                     _check_not_backdated(cp, last_note)
-                timestamp = max(int(self._clock()), last_at)
+                timestamp = _next_timestamp(cp.origin, int(self._clock()), last_at)
                 line = cosign(self.key, text, timestamp)
                 note = self._published(sub.note, text, line)
                 conn.execute(
@@ -264,6 +272,20 @@ class Witness:
                 "INSERT INTO refused (origin, at, status, reason, request) VALUES (?, ?, ?, ?, ?)",
                 (origin, int(self._clock()), exc.status, exc.message, evidence),
             )
+
+
+def _next_timestamp(origin: str, now: int, last_at: int) -> int:
+    """The timestamp of the next cosignature of `origin`: now, and not before the last one
+    (`last_at`); WitnessRefused(503) when that is more than MAX_AHEAD after this witness's clock."""
+    if last_at - now > MAX_AHEAD:
+        raise WitnessRefused(
+            503,
+            f"this witness's clock reads {now}, {last_at - now} s before its last cosignature of {origin}"
+            f" (time {last_at}): its clock was ahead then or is behind now. It cosigns nothing of this origin"
+            f" until its clock reaches that time, rather than date a cosignature more than {MAX_AHEAD} s after"
+            " its clock (if the clock is wrong now, fix it: NTP)",
+        )
+    return max(now, last_at)
 
 
 def _check_not_backdated(cp: Checkpoint, last_note: str) -> None:

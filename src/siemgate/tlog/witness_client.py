@@ -71,5 +71,5 @@ class WitnessClient:
             return_size = int(size)
             raise WitnessConflict(f"the witness at {self.url} last cosigned size {return_size}", return_size)
         if status >= 500:
-            raise WitnessUnavailable(f"the witness at {self.url} failed: HTTP {status}")
+            raise WitnessUnavailable(f"the witness at {self.url} failed: HTTP {status}: {text.strip()[:300]}")
         raise WitnessRefused(status, f"the witness at {self.url} refused ({status}): {text.strip()[:300]}")
