@@ -72,7 +72,7 @@ def test_a_parquet_file_that_expands_a_lot_is_read_a_batch_at_a_time(tmp_path: P
 def _signed_archive(tmp: Path, rows: int, origin: str = ORIGIN) -> tuple[Path, Path, Path]:
     """An archive folder of `rows` tiny events at log indices 0..rows-1 (one day, JSON Lines), its
     day-close checkpoint signed, and a bundle of the log's entries: (folder, public key, bundle)."""
-    keyring = SignerKeyring.create(tmp / "signer.keys", origin.split("/")[0])
+    keyring = SignerKeyring.create(tmp / "signer.keys", origin.rsplit("/", 2)[0])
     public = tmp / "log.pub"
     public.write_text(keyring.public().text())
     data, entries, tree = [], [], CompactRange()

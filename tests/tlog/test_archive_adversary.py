@@ -20,7 +20,7 @@ from siemgate.tlog.keys import PublicKeyring
 
 from .tlog_kit import NAME, T0, Kit, MemLog, make_kit
 
-OTHER = f"{NAME}/ACCTB000000000000000000000/auditevents"
+OTHER = f"{NAME}/ACCTB222222222222222222222/auditevents"
 
 
 class Folder:
@@ -70,7 +70,7 @@ def scene(tmp_path: Path) -> Scene:
     kit = make_kit(tmp_path)
     log = MemLog()
     log.append(10)
-    folder = Folder(tmp_path / "archive" / "ACCT0000000000000000000000" / "auditevents")
+    folder = Folder(tmp_path / "archive" / "ACCTAAAAAAAAAAAAAAAAAAAAAA" / "auditevents")
     return kit, log, kit.sign(log), folder
 
 

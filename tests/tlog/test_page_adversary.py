@@ -41,8 +41,8 @@ from siemgate.tlog.verify_page import StreamState
 from .tlog_kit import NAME, T0, event_body
 
 SECOND = 1_000_000_000
-ORIGIN = f"{NAME}/ACCTA000000000000000000000/auditevents"
-OTHER = f"{NAME}/ACCTB000000000000000000000/auditevents"
+ORIGIN = f"{NAME}/ACCTA222222222222222222222/auditevents"
+OTHER = f"{NAME}/ACCTB222222222222222222222/auditevents"
 START, END = T0 + 100 * SECOND, T0 + 200 * SECOND  # the followed window
 RING = SignerKeyring((SigningKey(NoteSigner.generate(NAME), 0),))
 KEYS = RING.public()

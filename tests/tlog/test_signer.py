@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import Checkpoint, open_checkpoint, open_recovery
 from siemgate.tlog.keys import PublicKeyring, SignerKeyring
+from siemgate.tlog.note import sign_note
 from siemgate.tlog.signer import BadSignRequest, ForeignOrigin, Signer, SignerRefused, StaleBase
 
 from .tlog_kit import NAME, ORIGIN, MemLog, make_kit
@@ -147,3 +151,69 @@ def test_recovery_replaces_the_state_and_is_signed(tmp_path: Path) -> None:
         kit.signer.recover(ORIGIN, restored.size, restored.root(), "again")
     assert [k for k, _ in kit.signer.history(ORIGIN)] == ["checkpoint", "recovery", "checkpoint", "checkpoint"]
     assert NAME in rec_note
+
+
+def test_a_new_log_is_started_only_for_the_origin_siemgate_forms(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: any origin under the signer's name started a new log (measured: every variant below
+    was signed as the first checkpoint of a fresh history), so whoever holds the signing secret
+    could start a second history of a stream whose origin the signer already signs, under another
+    text for it. Now a new log's origin must be `<name>/<account uuid>/<feature>` exactly, each new
+    log is logged, and a log already signed goes on whatever its origin (a state file of before)."""
+    kit = make_kit(tmp_path)
+    log = MemLog()
+    log.append(3)
+    caplog.set_level(logging.WARNING, "siemgate.signer")
+    kit.sign(log)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"started a new log: signed the first checkpoint of {ORIGIN}, at size 3"
+    ]
+    caplog.clear()
+    account = ORIGIN.split("/")[-2]
+    variants = [
+        f"{NAME}/{account.lower()}/auditevents",
+        f"{NAME}/{account}/AuditEvents",
+        f"{NAME}/{account}/auditevents/",
+        f"{NAME}/{account}/auditevents/2",
+        f"{NAME}/{account}/x/auditevents",
+        f"{NAME}//{account}/auditevents",
+        f"{NAME}/{account}x/auditevents",
+        f"{NAME}/{account}/events",
+        f"{NAME}/{account}",
+        NAME,
+    ]
+    for origin in variants:
+        with pytest.raises(ForeignOrigin) as refused:
+            kit.signer.sign(origin, log.size, log.root(), 0, [])
+        assert f"never signed {origin} and starts a new log only for an origin {NAME}/<account uuid" in str(
+            refused.value
+        ), origin
+        assert refused.value.status == 403 and kit.signer.state(origin) is None
+    assert caplog.records == []
+    other = f"{NAME}/{'B' * 26}/signinattempts"  # another account's stream: a new log
+    kit.signer.sign(other, 1, log.root(1), 0, [])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"started a new log: signed the first checkpoint of {other}, at size 1"
+    ]
+    # A log signed by an earlier release under another origin goes on (and is not logged again).
+    legacy = f"{NAME}/A/auditevents"
+    note = sign_note(Checkpoint(legacy, 3, log.root(), int(time.time()) - 10).text(), kit.keyring.signers_for(legacy))
+    with sqlite3.connect(kit.state_file) as conn:
+        conn.execute(
+            "INSERT INTO signed (origin, size, root, time, note) VALUES (?, 3, ?, ?, ?)",
+            (legacy, log.root(), int(time.time()) - 10, note),
+        )
+    conn.close()
+    log.append(2)
+    caplog.clear()
+    extended = kit.signer.sign(legacy, log.size, log.root(), 3, log.proof(3, log.size))
+    assert open_checkpoint(extended, kit.keyring.public()).checkpoint.size == 5
+    assert caplog.records == []
+
+
+def test_the_signer_knows_every_stream() -> None:
+    """The log package stays standalone, so the signer keeps its own list of the streams."""
+    from siemgate.tlog.signer import FEATURES
+
+    assert tuple(f.value for f in Feature) == FEATURES

@@ -50,6 +50,9 @@ def test_sign_conflict_refusal_recovery_over_http(tmp_path: Path) -> None:
         with pytest.raises(SignerRefused) as foreign:
             client.sign("elsewhere.example/siemgate/A/auditevents", 1, bytes(32), 0, [])
         assert foreign.value.status == 403
+        with pytest.raises(SignerRefused, match="starts a new log only for an origin") as variant:
+            client.sign(ORIGIN + "/2", 1, log.root(1), 0, [])  # a second history of the stream
+        assert variant.value.status == 403
         with pytest.raises(SignerRefused) as wrong:
             SignerClient(url, "x" * 40).sign(ORIGIN, 9, log.root(), 9, [])
         assert wrong.value.status == 401
@@ -72,6 +75,9 @@ def test_sign_conflict_refusal_recovery_over_http(tmp_path: Path) -> None:
         assert bad.value.code == 400 and "JSON object" in json.loads(bad.value.read())["error"]
     with pytest.raises(SignerUnavailable, match="unreachable"):
         client.sign(ORIGIN, log.size, log.root(), 5, [])
+    output = (tmp_path / "signer.log").read_text()  # each new log is in the signer's output, once
+    assert output.count("started a new log") == 1, output
+    assert f"started a new log: signed the first checkpoint of {ORIGIN}, at size 6" in output, output
 
 
 def test_signer_state_survives_restarts(tmp_path: Path) -> None:

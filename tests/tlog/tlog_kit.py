@@ -36,7 +36,7 @@ from siemgate.tlog.signer import Signer
 from support.ports import free_port
 
 NAME = "events.test.example/siemgate"
-ORIGIN = f"{NAME}/ACCT0000000000000000000000/auditevents"
+ORIGIN = f"{NAME}/ACCTAAAAAAAAAAAAAAAAAAAAAA/auditevents"
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 
 

@@ -10,11 +10,18 @@ A heartbeat is a request for the same size and root (empty proof): it gets a fre
 strictly increase per origin. `recover` is the one way to replace a log's history (after a
 legitimate restore from backup): it signs a recovery statement naming both trees, which
 verifiers report as such.
+
+It starts a new log (signs the first checkpoint of an origin it never signed) only for an origin
+of the one form siemgate gives each account's stream, `<key name>/<account uuid>/<feature>`, so
+whoever holds the signing secret cannot start a second history of a stream under a variant of its
+origin; and it logs each new origin it starts.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -34,6 +41,12 @@ MAX_PROOF = 64
 # trees signed faster than one a second, or a clock set back, date them ahead; past this, signing
 # pauses (503) until the clock catches up.
 MAX_AHEAD = 60
+# The streams of an account (siemgate.model.features.Feature; the log package stays standalone).
+FEATURES = ("signinattempts", "itemusages", "auditevents")
+# The account and stream parts of the origin of a log the signer may start: an account uuid as
+# siemgate makes them (26 upper-case base32 characters) and a stream.
+_NEW_LOG = re.compile(r"/[A-Z2-7]{26}/(" + "|".join(FEATURES) + ")")
+log = logging.getLogger("siemgate.signer")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS signed (
@@ -174,6 +187,8 @@ class Signer:
             try:
                 row = conn.execute("SELECT size, root, time, note FROM signed WHERE origin = ?", (origin,)).fetchone()
                 last_size, last_root, last_time, last_note = row if row is not None else (0, None, None, None)
+                if row is None:
+                    self._check_new_log(origin)
                 if old_size != last_size:
                     raise StaleBase(f"the signer last signed size {last_size} of {origin}, not {old_size}", last_size)
                 if size < last_size:
@@ -208,7 +223,21 @@ class Signer:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        if last_root is None:
+            log.warning("started a new log: signed the first checkpoint of %s, at size %d", origin, size)
         return note
+
+    def _check_new_log(self, origin: str) -> None:
+        """ForeignOrigin when `origin`, which this signer never signed, is not of the form siemgate
+        gives an account's stream: another text for a stream would start a second history of it."""
+        name = self.keyring.name
+        if not (origin.startswith(name) and _NEW_LOG.fullmatch(origin, len(name))):
+            features = "|".join(FEATURES)
+            raise ForeignOrigin(
+                f"this signer never signed {origin} and starts a new log only for an origin"
+                f" {name}/<account uuid: 26 upper-case base32 characters>/<{features}>, the one origin siemgate"
+                " gives each account's stream"
+            )
 
     def recover(self, origin: str, size: int, root: bytes, reason: str) -> tuple[str, str]:
         """Replace the signed state of `origin` with (size, root) after a restore from backup.
