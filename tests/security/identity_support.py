@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +107,17 @@ class Tenants:
             more, _ = self.server.drain(token, feature, data["cursor"])
             items += more
         return items
+
+
+def source_ip() -> str:
+    """A loopback address of its own (every 127.x.y.z reaches the server), so that no other test's
+    failures count towards this test's per-IP limits."""
+    return f"127.{random.randint(1, 254)}.{random.randint(0, 254)}.{random.randint(1, 254)}"
+
+
+def client(base_url: str, ip: str) -> httpx.Client:
+    """A client whose connections come from `ip`."""
+    return httpx.Client(base_url=base_url, transport=httpx.HTTPTransport(local_address=ip), timeout=30)
 
 
 def error(response: httpx.Response, status: int) -> str:

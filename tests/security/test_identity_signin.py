@@ -6,7 +6,6 @@ process through Redis."""
 from __future__ import annotations
 
 import functools
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,7 @@ from support.ports import free_port
 from support.procs import Proc, cli_env, healthy, running, services_at
 from support.waiting import wait_for
 
-from .identity_support import PASSWORD, Tenants, error, ok, password_hash
-
-
-def source_ip() -> str:
-    """A loopback address of its own (every 127.x.y.z reaches the server), so that no other test's
-    failures count towards this test's per-IP limits."""
-    return f"127.{random.randint(1, 254)}.{random.randint(0, 254)}.{random.randint(1, 254)}"
-
-
-def client(base_url: str, ip: str) -> httpx.Client:
-    """A client whose connections come from `ip`."""
-    return httpx.Client(base_url=base_url, transport=httpx.HTTPTransport(local_address=ip), timeout=30)
+from .identity_support import PASSWORD, Tenants, client, error, ok, password_hash, source_ip
 
 
 @pytest.fixture

@@ -18,9 +18,10 @@ import pytest
 from siemgate.accounts.actor import CLI
 from siemgate.auth import totp
 from siemgate.auth.totp import matching_step
+from siemgate.errors import RateLimited
 from siemgate.model.features import Feature
 
-from .identity_support import ADMIN, PASSWORD, Tenants, error, ok
+from .identity_support import ADMIN, PASSWORD, Tenants, client, error, ok, source_ip
 
 
 @pytest.fixture
@@ -176,18 +177,90 @@ def test_wrong_codes_anywhere_count_towards_the_persons_limit(tenants: Tenants) 
     steps valid at a time) counts towards the same per-person limit as the sign-in's second step,
     whatever the session or IP: after 10 wrong codes, even the right one is refused (429)."""
     bob = tenants.bob
-    secret, recovery = _enrol(tenants, bob)
+    secret, _ = _enrol(tenants, bob)
     valid = {_code(secret, k) for k in (-2, -1, 0, 1, 2)}
     guesses = [code for code in (f"{n:06d}" for n in range(20)) if code not in valid][:10]
     for code in guesses:
         error(tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": PASSWORD, "code": code}), 403)
-    refused = tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": PASSWORD, "code": recovery[0]})
+    refused = tenants.call(bob, "POST", "/me/two-factor/disable", json={"password": PASSWORD, "code": _code(secret)})
     assert "too many two-factor codes" in error(refused, 429)
     challenge = ok(tenants.sign_in(bob.email))["challenge"]
-    with httpx.Client(base_url=tenants.server.base_url) as elsewhere:
-        answer = elsewhere.post(f"{ADMIN}/session/second-factor", json={"challenge": challenge, "code": recovery[0]})
+    with client(tenants.server.base_url, source_ip()) as elsewhere:
+        answer = elsewhere.post(f"{ADMIN}/session/second-factor", json={"challenge": challenge, "code": _code(secret)})
         error(answer, 429)
     assert ok(tenants.call(bob, "GET", "/me/two-factor")) == {"enabled": True, "recovery_codes_left": 10}
+
+
+def test_a_password_holder_cannot_lock_the_person_out_with_wrong_codes(tenants: Tenants) -> None:
+    """Someone with the password but not the phone used up the person's code limit (10 in 15
+    minutes, 30 a day, from anywhere) with wrong codes, and the person could not sign in for a day,
+    recovery codes included (429). Six-digit codes stay limited per person (a 10^6 space); recovery
+    codes (50 bits) are limited per person and IP and per IP, so the person still signs in with
+    one from elsewhere. The owner sees the thief's failures, and the recovery-code sign-in, in the
+    signinattempts stream."""
+    alice = tenants.alice
+    secret, recovery = _enrol(tenants, alice)
+    thief_ip, own_ip = source_ip(), source_ip()
+    valid = {_code(secret, k) for k in (-2, -1, 0, 1, 2)}
+    guesses = [code for code in (f"{n:06d}" for n in range(20)) if code not in valid][:11]
+    step = f"{ADMIN}/session/second-factor"
+    with client(tenants.server.base_url, thief_ip) as thief:
+        challenge = ok(thief.post(f"{ADMIN}/session", json={"email": alice.email, "password": PASSWORD}))["challenge"]
+        statuses = [thief.post(step, json={"challenge": challenge, "code": code}).status_code for code in guesses]
+        assert statuses == [401] * 10 + [429]
+    with client(tenants.server.base_url, own_ip) as own:
+        challenge = ok(own.post(f"{ADMIN}/session", json={"email": alice.email, "password": PASSWORD}))["challenge"]
+        held = own.post(step, json={"challenge": challenge, "code": _code(secret)})
+        assert "too many two-factor codes" in error(held, 429)
+        signed_in = ok(own.post(step, json={"challenge": challenge, "code": recovery[0]}))
+        assert signed_in["user"]["email"] == alice.email
+    stream = tenants.events(tenants.a, Feature.SIGNINATTEMPTS)
+    attempts = [e for e in stream if e["target_user"]["email"] == alice.email]
+    failed = [e for e in attempts if e["category"] == "mfa_failed"]
+    assert [(e["type"], e["client"]["ip_address"], e["details"]) for e in failed] == [
+        ("totp_bad", thief_ip, {"value": "authenticator code"})
+    ] * 10
+    [recovered] = [e for e in attempts if e["type"] == "mfa_ok" and e["client"]["ip_address"] == own_ip]
+    assert recovered["details"] == {"value": "recovery code"}
+
+
+def test_guessing_recovery_codes_from_one_ip_is_still_bounded(tenants: Tenants) -> None:
+    """Recovery codes are limited per person and IP (10 in 15 minutes, 30 a day, right or wrong;
+    a right one at sign-in clears the pair) and per IP whatever the person (100 in 15 minutes,
+    1000 a day): after 10 guesses from one IP even a right recovery code is refused there (429),
+    not from another IP, and the person's authenticator codes are not held by them."""
+    bob = tenants.bob
+    secret, recovery = _enrol(tenants, bob)
+    step = f"{ADMIN}/session/second-factor"
+    with client(tenants.server.base_url, source_ip()) as thief:
+        challenge = ok(thief.post(f"{ADMIN}/session", json={"email": bob.email, "password": PASSWORD}))["challenge"]
+        guesses = [f"{secrets.token_hex(5)[:5]}-abcde" for _ in range(10)]
+        assert [thief.post(step, json={"challenge": challenge, "code": c}).status_code for c in guesses] == [401] * 10
+        refused = thief.post(step, json={"challenge": challenge, "code": recovery[0]})
+        assert "too many recovery codes" in error(refused, 429)
+        assert 1 <= int(refused.headers["Retry-After"]) <= 15 * 60
+    with client(tenants.server.base_url, source_ip()) as own:
+        challenge = ok(own.post(f"{ADMIN}/session", json={"email": bob.email, "password": PASSWORD}))["challenge"]
+        ok(own.post(step, json={"challenge": challenge, "code": recovery[0]}))
+    challenge = ok(tenants.sign_in(bob.email))["challenge"]
+    with httpx.Client(base_url=tenants.server.base_url) as browser:
+        ok(browser.post(step, json={"challenge": challenge, "code": _code(secret, 1)}))
+
+
+def test_recovery_codes_from_one_ip_are_limited_across_people(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per IP, whatever the person: 100 recovery codes in 15 minutes (then 1000 a day)."""
+    from siemgate.auth.signin_limits import SignInLimiter
+
+    now = [3_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    limiter = SignInLimiter()
+    for person in range(10):
+        for _ in range(10):
+            limiter.second_factor_attempt(f"person-{person}", "192.0.2.9", recovery_code=True)
+    with pytest.raises(RateLimited):
+        limiter.second_factor_attempt("person-10", "192.0.2.9", recovery_code=True)
+    limiter.second_factor_attempt("person-10", "192.0.2.10", recovery_code=True)  # another IP is not held
+    limiter.second_factor_attempt("person-0", "192.0.2.9", recovery_code=False)  # nor the person's app codes
 
 
 def test_turning_two_factor_on_needs_the_password(tenants: Tenants) -> None:

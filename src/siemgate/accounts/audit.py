@@ -167,10 +167,12 @@ class AuditRecorder:
         session_id: str | None,
         category: str | None = None,
         type: str | None = None,
+        details: str | None = None,
     ) -> dict[str, Any]:
         """Write a console sign-in attempt to the account's signinattempts stream; returns it.
-        `category`/`type` default to a password sign-in that succeeded or failed."""
-        details, _, _ = self._person(account, user)
+        `category`/`type` default to a password sign-in that succeeded or failed; `details`
+        becomes `details.value` (which second factor was given), null without it."""
+        person, _, _ = self._person(account, user)
         event: dict[str, Any] = {
             "uuid": new_id(),
             "session_uuid": session_id or new_id(),
@@ -178,8 +180,8 @@ class AuditRecorder:
             "category": category or ("success" if success else "credentials_failed"),
             "type": type or ("credentials_ok" if success else "password_secret_bad"),
             "country": "",
-            "details": None,
-            "target_user": details,
+            "details": {"value": details} if details else None,
+            "target_user": person,
             "client": {
                 "app_name": CONSOLE_APP,
                 "app_version": self.version,

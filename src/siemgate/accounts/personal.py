@@ -185,6 +185,14 @@ class PersonalService:
         )
         return codes
 
+    def count_code(self, user: User, code: str, ip: str) -> bool:
+        """Count an attempt at `code` towards the limits of its kind before it is checked
+        (auth.signin_limits: an authenticator code per person, a recovery code per person and IP
+        and per IP); RateLimited when one is full. True when `code` is read as a recovery code."""
+        recovery = totp.looks_like_recovery_code(code)
+        self.limiter.second_factor_attempt(user.uuid, ip, recovery_code=recovery)
+        return recovery
+
     def check_code(self, user: User, code: str) -> str | None:
         """'totp' or 'recovery code' when `code` is a valid, unused second factor of the person."""
         enrolment = self.store.get_two_factor(user.id)
@@ -198,20 +206,18 @@ class PersonalService:
             return "totp"
         return None
 
-    def second_factor(self, user: User, code: str | None) -> FactorUse:
+    def second_factor(self, actor: Actor, user: User, code: str | None) -> FactorUse:
         """The second factor `code` offers to change two-factor itself (turn it off, new recovery
         codes): a current TOTP code or a recovery code, for the store to spend in the change's
-        transaction. The attempt counts towards the person's limit of the sign-in's second step
-        (RateLimited once it is reached, whatever the session or IP); Forbidden (403, naming
-        `code`) for a code that matches no step of the person's authenticator now; BadRequest
-        without one."""
+        transaction. The attempt counts towards the limits of the sign-in's second step
+        (`count_code`; RateLimited once one is reached); Forbidden (403, naming `code`) for a code
+        that matches no step of the person's authenticator now; BadRequest without one."""
         if code is None:
             raise BadRequest(
                 "Bad Request: code: give a current code of your authenticator app, or an unused recovery code,"
                 " as well as your password"
             )
-        self.limiter.second_factor_attempt(user.uuid)
-        if totp.looks_like_recovery_code(code):
+        if self.count_code(user, code, actor.ip):
             return FactorUse(recovery_digest=totp.recovery_digest(code))
         enrolment = self.store.get_two_factor(user.id)
         secret = self.box.open(enrolment.secret) if enrolment is not None else None
@@ -235,7 +241,7 @@ class PersonalService:
         self.check_current(actor, user, password)
         if not self.people.has_two_factor(user):
             raise Conflict("turn two-factor sign-in on first; recovery codes come with it")
-        use = self.second_factor(user, code)
+        use = self.second_factor(actor, user, code)
         codes = totp.new_recovery_codes()
         if not self.store.replace_recovery_codes(user.id, [totp.recovery_digest(c) for c in codes], self.clock(), use):
             self._wrong_code()
@@ -250,7 +256,7 @@ class PersonalService:
         Without two-factor on, an unconfirmed enrolment is dropped with the password alone."""
         self.check_current(actor, user, password)
         on = self.people.has_two_factor(user)
-        use = self.second_factor(user, code) if on else None
+        use = self.second_factor(actor, user, code) if on else None
         if not self.store.delete_two_factor(user.id, use, self.clock()):
             self._wrong_code()
         if on:

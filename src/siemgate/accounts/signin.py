@@ -65,11 +65,13 @@ class SignInFlow:
         return self._open(user, client, "credentials_ok")
 
     def second_factor(self, challenge: str, code: str, client: Client) -> SignIn:
-        """The two-factor step: a current TOTP code or an unused recovery code."""
+        """The two-factor step: a current TOTP code or an unused recovery code. The attempt is
+        recorded with the kind of code in `details.value` ("authenticator code" or "recovery
+        code"), so an owner can tell a password holder's guesses from the person's recovery."""
         user = self.sessions.redeem(challenge)
-        self.limiter.second_factor_attempt(user.uuid)
-        kind = self.personal.check_code(user, code)
-        if kind is None:
+        recovery = self.personal.count_code(user, code, client.ip)
+        factor = "recovery code" if recovery else "authenticator code"
+        if self.personal.check_code(user, code) is None:
             for account in self._accounts(user):
                 self.audit.sign_in(
                     account,
@@ -80,12 +82,13 @@ class SignInFlow:
                     session_id=None,
                     category="mfa_failed",
                     type="totp_bad",
+                    details=factor,
                 )
             raise Unauthorized("Unauthorized: the code is not right (or was used already); try the next one")
-        self.limiter.second_factor_succeeded(user.uuid)
-        return self._open(user, client, "mfa_ok")
+        self.limiter.second_factor_succeeded(user.uuid, client.ip, recovery_code=recovery)
+        return self._open(user, client, "mfa_ok", factor)
 
-    def _open(self, user: User, client: Client, kind: str) -> SignIn:
+    def _open(self, user: User, client: Client, kind: str, factor: str | None = None) -> SignIn:
         result = self.sessions.open(user, client.ip, client.user_agent, second_factor=kind == "mfa_ok")
         for account in self._accounts(user):
             self.audit.sign_in(
@@ -96,6 +99,7 @@ class SignInFlow:
                 user_agent=client.user_agent,
                 session_id=result.session.id,
                 type=kind,
+                details=factor,
             )
         return result
 

@@ -8,9 +8,16 @@ the failures (docs/security.md, "Sign-in"):
 
     5 failures a minute, 10 in 15 minutes, 20 an hour, 50 a day for one address from one IP;
     100 in 15 minutes and 1000 a day from one IP, whatever the addresses;
-    10 second-factor codes in 15 minutes and 30 a day per person, right or wrong.
+    10 authenticator (TOTP) codes in 15 minutes and 30 a day per person, right or wrong;
+    10 recovery codes in 15 minutes and 30 a day per person and IP, and 100 in 15 minutes and
+    1000 a day per IP, right or wrong.
 
-A correct password clears the pair's count, a right code at sign-in the person's. A refusal is
+Six-digit codes are limited per person, from anywhere: their 10^6 space is guessable from many
+IPs. Recovery codes (50 bits) are not, so they are never limited per person alone: whoever holds
+the password but not the phone can use up the person's TOTP windows, and the person still signs
+in with a recovery code from their own IP. A correct password clears the pair's count, a right
+code at sign-in its own count (the person's for TOTP, the person and IP's for a recovery code,
+never the other kind's, so a password holder gains no guesses from the person's sign-ins). A refusal is
 a RateLimited (429) with Retry-After. Passwords are checked, then counted when wrong; a
 second-factor code is counted before it is checked, in one atomic step per window (`limits`'
 hit), so codes sent at once cannot all pass a check made before any of them counted (a 10^6 code
@@ -70,11 +77,20 @@ class SignInLimiter:
 
         self._call(clear)
 
-    def second_factor_attempt(self, user_uuid: str) -> None:
+    def _second_factor_keys(
+        self, user_uuid: str, ip: str, recovery_code: bool
+    ) -> list[tuple[list[limits.RateLimitItem], str]]:
+        """The windows a code counts in, the one a right code clears first."""
+        if recovery_code:
+            return [(self._second, f"recovery:{user_uuid}|{ip}"), (self._ip, f"recovery-ip:{ip}")]
+        return [(self._second, f"2fa:{user_uuid}")]
+
+    def second_factor_attempt(self, user_uuid: str, ip: str, *, recovery_code: bool) -> None:
         """Count an attempt at one of the person's second factors, before its code is checked;
-        RateLimited when a window of theirs is full (whatever the session or IP)."""
-        keys = [(self._second, f"2fa:{user_uuid}")]
-        what = "too many two-factor codes"
+        RateLimited when a window it counts in is full: the person's for an authenticator code
+        (whatever the session or IP), the person and IP's or the IP's for a recovery code."""
+        keys = self._second_factor_keys(user_uuid, ip, recovery_code)
+        what = "too many recovery codes from your address" if recovery_code else "too many two-factor codes"
 
         def take() -> bool:
             return all(self._limiter.hit(item, self._namespace, key) for items, key in keys for item in items)
@@ -83,13 +99,14 @@ class SignInLimiter:
             self._refuse_if_full(keys, what)
             raise RateLimited(f"Too Many Requests: {what}; try again in 1 seconds", 1)  # a window just moved on
 
-    def second_factor_succeeded(self, user_uuid: str) -> None:
-        """A right code at sign-in: the person's count starts afresh (as a right password clears
-        its pair's), so people are never held by their own sign-ins."""
-        key = f"2fa:{user_uuid}"
+    def second_factor_succeeded(self, user_uuid: str, ip: str, *, recovery_code: bool) -> None:
+        """A right code at sign-in: the count of its kind for the person (and IP, for a recovery
+        code) starts afresh, as a right password clears its pair's, so people are never held by
+        their own sign-ins. The IP's count of recovery codes stays."""
+        [(items, key), *_] = self._second_factor_keys(user_uuid, ip, recovery_code)
 
         def clear() -> None:
-            for item in self._second:
+            for item in items:
                 self._limiter.clear(item, self._namespace, key)
 
         self._call(clear)
