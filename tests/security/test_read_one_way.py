@@ -102,6 +102,22 @@ def test_the_session_cookie_twice_is_refused(server: LiveServer, split: bool) ->
     assert one[0] == 200 and tenants.alice.email in one[1]
 
 
+@pytest.mark.parametrize("right_first", [True, False])
+def test_the_csrf_token_twice_is_refused(server: LiveServer, right_first: bool) -> None:
+    """Starlette reads the first of two X-CSRF-Token headers: with the session's token first, a
+    second one (whatever it is) was ignored and the change made (201)."""
+    tenants = Tenants(server)
+    signed_in = tenants.sign_in(tenants.alice.email)
+    assert signed_in.status_code == 200, signed_in.text
+    cookie, csrf = signed_in.cookies["siemgate_session"], signed_in.json()["csrf_token"]
+    tokens = [f"X-CSRF-Token: {csrf}", "X-CSRF-Token: something-else"]
+    head = f"POST {ADMIN}/me/two-factor HTTP/1.1\nCookie: siemgate_session={cookie}\nContent-Length: 0"
+    status, message = _send(server, "\n".join([head, *(tokens if right_first else tokens[::-1])]))
+    assert status == 400, message
+    assert "the X-CSRF-Token header is sent 2 times" in message and "send it once" in message
+    assert _send(server, f"{head}\nX-CSRF-Token: {csrf}")[0] == 201
+
+
 @pytest.mark.parametrize(
     ("headers", "body"),
     [

@@ -2,7 +2,7 @@
 
 - The URL holds no NUL character (`%00`): no store can hold it (model.text).
 - Nothing in the request reads two ways (docs/security.md, "Requests read one way"): no
-  Authorization or Content-Length header twice, not both Content-Length and Transfer-Encoding, no
+  Authorization, Content-Length or X-CSRF-Token header twice, not both Content-Length and Transfer-Encoding, no
   session cookie twice, no query parameter twice. Readers differ on which of two they take
   (Starlette the first Authorization header but the last cookie or query value, a proxy in front
   perhaps the other), so each is a 400 saying what to send once, never a pick.
@@ -105,7 +105,7 @@ def _too_large(limit: int, setting: str, declared: int | None = None) -> str:
     return f"Payload Too Large: the body {size}; the limit here is {limit} bytes ({setting})"
 
 
-ONCE_HEADERS = (b"authorization", b"content-length")
+ONCE_HEADERS = {b"authorization": "Authorization", b"content-length": "Content-Length", b"x-csrf-token": "X-CSRF-Token"}
 SESSION_COOKIES = (COOKIE, HOST_COOKIE)
 _DIFFER = "servers and proxies differ on which one they read"
 
@@ -115,9 +115,8 @@ def _read_two_ways(scope: Scope) -> str | None:
     None."""
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
     names = [name for name, _ in headers]
-    for name in ONCE_HEADERS:
+    for name, header in ONCE_HEADERS.items():
         if names.count(name) > 1:
-            header = name.decode().title()
             return f"the {header} header is sent {names.count(name)} times: {_DIFFER}; send it once"
     if b"content-length" in names and b"transfer-encoding" in names:
         return "both Content-Length and Transfer-Encoding are sent: send one of them"
