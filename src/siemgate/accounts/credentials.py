@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
-from siemgate.accounts.people import PeopleService
+from siemgate.accounts.people import PeopleService, check_name
 from siemgate.auth.ingest_keys import IngestKeyService
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.features import Feature
@@ -27,7 +27,7 @@ class IngestKeyAdmin:
         """Make a key (shown once) and record `create satoken`; BadRequest, writing nothing, for a
         blank name."""
         self.people.require(actor, account, "administrator", "create ingest keys")
-        if not name.strip():
+        if not check_name(name).strip():
             raise BadRequest("Bad Request: name: an ingest key needs a name, e.g. the producer that uses it")
         secret, key = self.keys.create(account, name, features)
         self.audit.record(

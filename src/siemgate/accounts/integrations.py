@@ -10,7 +10,7 @@ from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
 from siemgate.accounts.catalog import SiemType, siem_type
 from siemgate.accounts.lifecycle import StreamLag, TokenLifecycle, token_status
-from siemgate.accounts.people import PeopleService
+from siemgate.accounts.people import PeopleService, check_name
 from siemgate.address import PublicAddress
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.features import Feature
@@ -61,7 +61,7 @@ class IntegrationService:
             kind = siem_type(type)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        if not name.strip():
+        if not check_name(name).strip():
             raise BadRequest("the integration needs a name, e.g. 'Splunk production'")
         integration = self.store.create_integration(
             account.id, new_id(), kind.key, name.strip(), description.strip(), self.clock(), limit=MAX_INTEGRATIONS
@@ -124,7 +124,7 @@ class IntegrationService:
     ) -> Integration:
         self.people.require(actor, account, "administrator", "change integrations")
         current = self.get(actor, account, ref)
-        new_name = current.name if name is None else name.strip()
+        new_name = current.name if name is None else check_name(name).strip()
         if not new_name:
             raise BadRequest("the integration needs a name")
         updated = self.store.update_integration(

@@ -26,7 +26,15 @@ from dataclasses import dataclass
 
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
-from siemgate.accounts.people import PeopleService, check_email, check_role, granting, record_revoked, withdrawn_by
+from siemgate.accounts.people import (
+    PeopleService,
+    check_email,
+    check_name,
+    check_role,
+    granting,
+    record_revoked,
+    withdrawn_by,
+)
 from siemgate.auth.passwords import hash_password
 from siemgate.auth.tokens import token_digest
 from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -215,7 +223,7 @@ class InvitationService:
         NotFound when no pending invitation has this code and address; Conflict when the address
         already has credentials here (that person signs in and accepts instead)."""
         email = check_email(email)
-        if not name.strip():
+        if not check_name(name).strip():
             raise BadRequest("Bad Request: name: give your name as others in the account will see it")
         try:
             password_hash = hash_password(password)

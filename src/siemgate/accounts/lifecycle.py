@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from siemgate.accounts.actor import SYSTEM, Actor
 from siemgate.accounts.audit import AuditRecorder
-from siemgate.accounts.people import PeopleService
+from siemgate.accounts.people import PeopleService, check_name
 from siemgate.auth.tokens import TokenService
 from siemgate.errors import BadRequest, NotFound
 from siemgate.model.durations import MAX_EXPIRY, MAX_EXPIRY_NS, MAX_GRACE, MAX_GRACE_NS
@@ -100,7 +100,7 @@ class TokenLifecycle:
         self.people.require(actor, account, "administrator", "issue tokens")
         if integration.account_id != account.id or integration.deleted_at is not None:
             raise NotFound(f"Not Found: no integration {integration.uuid!r} in {account.name!r}")
-        if not name.strip():
+        if not check_name(name).strip():
             raise BadRequest("Bad Request: name: a token needs a name, e.g. the SIEM host it is for")
         if expires_in_ns is not None and not 0 < expires_in_ns <= MAX_EXPIRY_NS:
             raise BadRequest(f"Bad Request: expires: the expiry must be in the future and at most {MAX_EXPIRY} away")

@@ -23,7 +23,7 @@ from siemgate.accounts.audit import AuditRecorder
 from siemgate.auth.passwords import hash_password
 from siemgate.errors import BadRequest, Conflict, Forbidden, NotFound
 from siemgate.model.ids import new_id
-from siemgate.model.text import excerpt
+from siemgate.model.text import excerpt, name_problem
 from siemgate.store.base import ROLES, Account, Member, Store, User
 from siemgate.store.shared.identity import Invitation, Withdrawal
 
@@ -65,6 +65,15 @@ def check_email(email: str) -> str:
     if not local or "." not in domain or " " in email or len(email) > 254:
         raise BadRequest(f"{excerpt(email)} is not an email address")
     return email
+
+
+def check_name(name: str, field: str = "name") -> str:
+    """`name` as given; BadRequest naming `field` when it holds a line break, a tab or another
+    control character (model.text.name_problem). Names stored before this check keep working."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise BadRequest(f"Bad Request: {field}: {problem}")
+    return name
 
 
 class PeopleService:
@@ -122,6 +131,9 @@ class PeopleService:
         person who already exists is invited (accounts.invitations), never enrolled silently."""
         if not name.strip():
             raise BadRequest("the account needs a name")
+        check_name(name)
+        if owner_name is not None:
+            check_name(owner_name, "owner_name")
         if owner_email:
             owner_email = check_email(owner_email)
             if actor.user is not None:
@@ -148,7 +160,7 @@ class PeopleService:
 
     def rename_account(self, actor: Actor, account: Account, name: str) -> Account:
         self.require(actor, account, "administrator", "rename the account")
-        if not name.strip():
+        if not check_name(name).strip():
             raise BadRequest("the account needs a name")
         renamed = self.store.rename_account(account.id, name.strip())
         self.audit.record(
@@ -184,6 +196,8 @@ class PeopleService:
         the password given), or one whose home is this account. Anyone else joins by invitation:
         Conflict for a person who exists with another home, Forbidden for a person acting."""
         check_role(role)
+        if name is not None:
+            check_name(name)
         if actor.user is not None:
             raise Forbidden(
                 "Forbidden: people join an account by invitation; use POST"

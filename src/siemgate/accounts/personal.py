@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from siemgate.accounts.actor import Actor
 from siemgate.accounts.audit import AuditRecorder
-from siemgate.accounts.people import PeopleService
+from siemgate.accounts.people import PeopleService, check_name
 from siemgate.auth import totp
 from siemgate.auth.api_keys import ApiKeyService
 from siemgate.auth.passwords import hash_password, verify_password
@@ -66,7 +66,7 @@ class PersonalService:
         """A new key of the person. Through a console session it takes the person's password
         (BadRequest without it, Forbidden when wrong): a key outlives the session, so whoever
         holds only a copied cookie must not turn it into a lasting credential."""
-        if not name.strip():
+        if not check_name(name).strip():
             raise BadRequest("Bad Request: name: an API key needs a name, e.g. the script that uses it")
         if actor.via == "session":
             if password is None:

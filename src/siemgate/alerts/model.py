@@ -28,6 +28,7 @@ from siemgate.alerts.caseless import FOLD
 from siemgate.alerts.fields import SCHEDULED, SOURCES, KeyReader, check_field, key_reader
 from siemgate.alerts.match import ConditionError, Predicate, compile_condition
 from siemgate.model.durations import parse_duration
+from siemgate.model.text import name_problem
 from siemgate.outbound import host_name
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -269,6 +270,16 @@ class Rule(_Strict):
         most = MAX_ACTIONS if info.field_name == "actions" else MAX_ALIASES
         if len(value) > most and not (info.context or {}).get("stored"):
             raise ValueError(f"at most {most} {info.field_name}; this rule has {len(value)}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _one_line_name(cls, value: str, info: ValidationInfo) -> str:
+        """No line break, tab or control character (model.text.name_problem); a rule stored
+        before this check keeps working."""
+        problem = None if _saved_earlier(info) else name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("id")

@@ -43,6 +43,27 @@ def unstorable(text: str) -> str | None:
     return f"contains {name} at position {found.start()}, which cannot be stored: remove it"
 
 
+# What a name shown on one line cannot hold: line breaks (all that str.splitlines splits on), tab
+# and every other control character (C0, DEL, C1).
+_NOT_IN_A_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def name_problem(text: str) -> str | None:
+    """What keeps `text` from being a name (a sentence to show), or None: a line break, a tab or
+    another control character. Outputs encode them safely; a name holding one still reads as two
+    lines or hides what follows in a terminal, a log or a mail client's list."""
+    found = _NOT_IN_A_NAME.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    kind = "a line break" if char in _BREAKS else "a tab" if char == "\t" else "a control character"
+    return (
+        f"contains {kind} (U+{ord(char):04X}) at position {found.start()}: line breaks, tabs and other"
+        " control characters are not allowed in a name; remove it"
+    )
+
+
 def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     """The first (field path, problem) of a string (or object key) in `value` that cannot be
     stored, searching dicts and lists at every depth; None when there is none. Past MAX_DEPTH
