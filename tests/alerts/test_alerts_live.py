@@ -26,7 +26,7 @@ from standardwebhooks.webhooks import Webhook
 from siemgate.accounts.actor import CLI
 from siemgate.alerts import evaluator as evaluator_module
 from siemgate.alerts.actions.record import is_alert_event
-from siemgate.alerts.model import parse_rule
+from siemgate.alerts.model import RuleError, parse_rule
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.errors import BadRequest, ConfigError, Conflict
@@ -401,13 +401,18 @@ def test_email_through_a_real_smtp_server(tmp_path: Path) -> None:
 def test_a_rule_name_with_line_breaks_cannot_add_email_headers(tmp_path: Path) -> None:
     """The subject is the rule's name, which a Sigma rule's title or an API client chooses: its line
     breaks (CR, LF and the others Python's email package splits on) become spaces, so the email
-    goes to its recipients alone, with no header the name spelled."""
+    goes to its recipients alone, with no header the name spelled. Such names are now refused when
+    saved (tests/security/test_bounds_names.py); a rule saved by an older release may hold one."""
     handler = _Capture()
     with smtp_site(tmp_path, handler) as site:
         site.services.alerts.rules.set_enabled(CLI, site.account, "mfa-disabled", False)  # the starter twin
         name = "MFA off\r\nBcc: attacker@evil.example\nX-Forged: 1\x85\u2028done"
         action = {"type": "email", "to": ["secops@acme.example"]}
-        site.rule(id="mfa-off", name=name, source="auditevents", match={"action": "disblmfa"}, actions=[action])
+        rule = {"id": "mfa-off", "name": name, "source": "auditevents", "match": {"action": "disblmfa"}}
+        with pytest.raises(RuleError, match="not allowed in a name"):
+            site.rule(**rule, actions=[action])
+        older = parse_rule({**rule, "actions": [action]}, stored=True)
+        site.services.alerts.rules.save(CLI, site.account, older, "api")
         fire(site)
         site.services.alerts.dispatcher.run_due()
         [d] = deliveries(site)
