@@ -348,7 +348,7 @@ def test_the_secret_and_the_recovery_codes_are_not_kept_or_shown_again_in_clear(
     store = tenants.services.store
     [(sealed,)] = store._select("SELECT secret FROM two_factor WHERE user_id = ?", (adam.user.id,))
     assert secret not in sealed and secret.lower() not in sealed.lower()
-    assert tenants.services.personal.box.open(sealed) == secret
+    assert tenants.services.personal.box.open(sealed, adam.user.uuid) == secret
     rows = store._select("SELECT code_sha256 FROM recovery_codes WHERE user_id = ?", (adam.user.id,))
     normal = {code.replace("-", "") for code in recovery}
     assert {r[0] for r in rows} == {hashlib.sha256(code.encode()).hexdigest() for code in normal}

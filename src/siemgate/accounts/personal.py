@@ -58,6 +58,7 @@ class PersonalService:
         self.limiter = limiter
         self.clock = clock
         self.box = totp.SecretBox(store, clock())
+        self.box.bind_stored(store, clock())  # secrets an older release sealed, once per store
 
     # personal API keys --------------------------------------------------------------------------
     def create_api_key(
@@ -159,7 +160,7 @@ class PersonalService:
     def begin_two_factor(self, user: User) -> Enrolment:
         """A new TOTP secret for the person's authenticator app; on once confirmed with a code."""
         secret = totp.new_secret()
-        self.store.begin_two_factor(user.id, self.box.seal(secret), self.clock())
+        self.store.begin_two_factor(user.id, self.box.seal(secret, user.uuid), self.clock())
         return Enrolment(secret, totp.provisioning_uri(secret, user.email))
 
     def confirm_two_factor(self, actor: Actor, user: User, code: str, password: str) -> list[str]:
@@ -171,7 +172,7 @@ class PersonalService:
         enrolment = self.store.get_two_factor(user.id)
         if enrolment is None or enrolment.enabled_at is not None:
             raise Conflict("start enrolment first (POST /api/admin/v1/me/two-factor)")
-        step = totp.matching_step(self.box.open(enrolment.secret), code, self.clock() / NS_PER_SECOND)
+        step = totp.matching_step(self.box.open(enrolment.secret, user.uuid), code, self.clock() / NS_PER_SECOND)
         codes = totp.new_recovery_codes()
         keep = actor.credential_id if actor.via == "session" else None
         digests = [totp.recovery_digest(c) for c in codes]
@@ -201,7 +202,7 @@ class PersonalService:
         if totp.looks_like_recovery_code(code):
             used = self.store.use_recovery_code(user.id, totp.recovery_digest(code), self.clock())
             return "recovery code" if used else None
-        step = totp.matching_step(self.box.open(enrolment.secret), code, self.clock() / NS_PER_SECOND)
+        step = totp.matching_step(self.box.open(enrolment.secret, user.uuid), code, self.clock() / NS_PER_SECOND)
         if step is not None and self.store.use_totp_step(user.id, step):
             return "totp"
         return None
@@ -220,7 +221,7 @@ class PersonalService:
         if self.count_code(user, code, actor.ip):
             return FactorUse(recovery_digest=totp.recovery_digest(code))
         enrolment = self.store.get_two_factor(user.id)
-        secret = self.box.open(enrolment.secret) if enrolment is not None else None
+        secret = self.box.open(enrolment.secret, user.uuid) if enrolment is not None else None
         step = totp.matching_step(secret, code, self.clock() / NS_PER_SECOND) if secret else None
         if step is None:
             self._wrong_code()

@@ -7,7 +7,7 @@ a person at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,6 +303,32 @@ class IdentityStore(SharedSQL):
     def get_two_factor(self, user_id: int) -> TwoFactor | None:
         rows = self._select(f"SELECT {_TWO_FACTOR} FROM two_factor WHERE user_id = ?", (user_id,))
         return TwoFactor(*rows[0]) if rows else None
+
+    def bind_two_factor_secrets(self, bind: Callable[[str, str], str | None], mark: str, now: int) -> int | None:
+        """Once per store, in one transaction: each stored two-factor secret becomes `bind(sealed,
+        the person's uuid)` (None leaves it), and the deployment secret `mark` records that this
+        was done (its value: the time, as text). Returns how many changed; None, changing nothing,
+        when `mark` exists. A secret changed meanwhile by another process (a new enrolment, or the
+        same upgrade) is left as it is now."""
+        with self._tx() as conn:
+            if conn.execute(self._q("SELECT 1 FROM secrets WHERE name = ?"), (mark,)).fetchone() is not None:
+                return None
+            rows = conn.execute(
+                self._q("SELECT t.user_id, t.secret, u.uuid FROM two_factor t JOIN users u ON u.id = t.user_id")
+            ).fetchall()
+            changed = 0
+            for user_id, sealed, uuid in rows:
+                bound = bind(sealed, uuid)
+                if bound is not None:
+                    changed += conn.execute(
+                        self._q("UPDATE two_factor SET secret = ? WHERE user_id = ? AND secret = ?"),
+                        (bound, user_id, sealed),
+                    ).rowcount
+            conn.execute(
+                self._q("INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"),
+                (mark, str(now).encode(), now),
+            )
+            return changed
 
     def begin_two_factor(self, user_id: int, secret: str, now: int) -> None:
         """Store a new, unconfirmed secret; Conflict when two-factor is already on."""
