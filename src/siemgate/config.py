@@ -171,7 +171,15 @@ class Settings(BaseSettings):
         86_400,
         ge=0,
         description="How far after the server's clock an event sent to the ingest API may be dated; later ones"
-        " are refused (400), as are events dated before the stream's retention window.",
+        " are refused (400), as are events dated before the stream's retention window or ingest_max_past_days.",
+    )
+    ingest_max_past_days: int = Field(
+        2000,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description="How many days before the server's clock an event sent to the ingest API may be dated, whatever"
+        " the stream's retention (older ones are refused, 400); the operator's `siemgate ingest`, the simulator"
+        " and archive replay are not bounded.",
     )
     ingest_quota_per_minute: int = Field(
         600_000,

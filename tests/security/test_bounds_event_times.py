@@ -10,9 +10,12 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from siemgate.accounts.actor import CLI
+from siemgate.config import load_settings
+from siemgate.errors import ConfigError
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
@@ -92,6 +95,58 @@ def test_an_event_before_a_shortened_retention_says_how_to_keep_it(tmp_path: Pat
         message = response.json()["Error"]["Details"][0]["message"]
         assert "the stream keeps 30 days" in message and "siemgate retention set" in message, message
         assert "archive replay" not in message, message
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_ingest_api_takes_no_event_older_than_ingest_max_past_days_whatever_the_retention(
+    tmp_path: Path, backend: str
+) -> None:
+    """A stream kept 36,500 days let a producer date events back to 1926: on PostgreSQL one day
+    partition per day and table, shared by every account. Before, the event 3,000 days old was stored."""
+    with live_server(tmp_path, backend) as server:
+        account = server.account()
+        key, token = server.ingest_key(account), server.token(account)
+        server.services.retention.set_policy(CLI, account, SIGNIN, 36500)
+        now = server.clock()
+        within, old = failed_signin(now - 1999 * DAY), failed_signin(now - 3000 * DAY)
+        response = server.ingest(key, SIGNIN, [within, old])
+        assert response.status_code == 400, response.text
+        details = response.json()["Error"]["Details"]
+        assert [(d["index"], d["field"]) for d in details] == [(1, "timestamp")], details
+        assert "ingest_max_past_days = 2000" in details[0]["message"], details[0]
+        assert "siemgate ingest" in details[0]["message"], details[0]
+        start = {"start_time": format_ns(now - 3001 * DAY)}
+        assert server.page(token, SIGNIN, start).json()["items"] == []
+        assert server.ingest(key, SIGNIN, [within]).json()["stored"] == 1
+        # the operator's paths (`siemgate ingest`, the simulator, replay) write old events on purpose
+        assert server.services.writer.write(account.id, SIGNIN, [old]).stored == 1
+
+
+def test_ingest_max_past_days_bounds_the_partitions_one_account_can_create(tmp_path: Path) -> None:
+    """One event per day back 30 days, one request each, on a stream kept 36,500 days: the store
+    gains the partitions of the bound's 11 days and no more (before: 31 days' worth)."""
+    with live_server(tmp_path, "postgres", ingest_max_past_days=10) as server:
+        account = server.account()
+        key = server.ingest_key(account)
+        server.services.retention.set_policy(CLI, account, SIGNIN, 36500)
+        store = server.services.store
+        assert isinstance(store, PostgresStore)
+        count = "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
+        with psycopg.connect(store.url) as conn:
+            before = conn.execute(count).fetchone()
+            now = server.clock()
+            days = [failed_signin(now - d * DAY + DAY // 2) for d in range(31)]
+            statuses = [server.ingest(key, SIGNIN, [event]).status_code for event in days]
+            after = conn.execute(count).fetchone()
+        assert statuses == [200] * 11 + [400] * 20, statuses
+        assert before is not None and after is not None
+        assert after[0] - before[0] <= 11, f"{after[0] - before[0]} day partitions created"
+
+
+@pytest.mark.parametrize(("days", "says"), [(0, "greater than or equal to 1"), (36501, "less than or equal to 36500")])
+def test_a_bad_ingest_max_past_days_is_refused_naming_it(days: int, says: str) -> None:
+    with pytest.raises(ConfigError, match=f"ingest_max_past_days: Input should be {says}"):
+        load_settings(ingest_max_past_days=days)
 
 
 @pytest.mark.soak

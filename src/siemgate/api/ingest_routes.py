@@ -109,15 +109,23 @@ def _store_batch(services: Services, account_id: int, feature: Feature, raw: byt
 
 
 def _window(services: Services, account_id: int, feature: Feature) -> TimeWindow:
-    """The event times the ingest API accepts now: within the stream's retention window and at most
-    ingest_max_future_seconds ahead (docs/events.md, "Event times")."""
+    """The event times the ingest API accepts now: within the stream's retention window and
+    ingest_max_past_days, and at most ingest_max_future_seconds ahead (docs/events.md, "Event times")."""
     now = services.clock()
-    ahead = services.settings.ingest_max_future_seconds
+    settings = services.settings
+    ahead, past_days = settings.ingest_max_future_seconds, settings.ingest_max_past_days
     retention = services.retention.retention_ns(account_id, feature)
+    if retention <= past_days * DAY_NS:
+        oldest = now - retention
+        why_oldest = f"the stream keeps {retention // DAY_NS} days: to send older events, raise its retention first"
+        why_oldest += " (`siemgate retention set`)"
+    else:
+        oldest = now - past_days * DAY_NS
+        why_oldest = f"ingest_max_past_days = {past_days}, whatever the stream's retention: ask the operator to"
+        why_oldest += " write older events with `siemgate ingest`"
     return TimeWindow(
-        oldest=now - retention,
+        oldest=oldest,
         newest=now + ahead * NS_PER_SECOND,
-        why_oldest=f"the stream keeps {retention // DAY_NS} days: to send older events, raise its retention first"
-        " (`siemgate retention set`)",
+        why_oldest=why_oldest,
         why_newest=f"the server's time plus ingest_max_future_seconds = {ahead}: check the producer's clock",
     )

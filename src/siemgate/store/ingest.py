@@ -76,8 +76,9 @@ class WriteResult:
 
 @dataclass(frozen=True, slots=True)
 class TimeWindow:
-    """The event times a producer may send (ns): from `oldest` (the stream's retention cutoff) to
-    `newest` (the server's clock plus ingest_max_future_seconds); `why_*` say what sets each bound."""
+    """The event times a producer may send (ns): from `oldest` (the stream's retention cutoff, or
+    ingest_max_past_days when that is later) to `newest` (the server's clock plus
+    ingest_max_future_seconds); `why_*` say what sets each bound."""
 
     oldest: int
     newest: int
