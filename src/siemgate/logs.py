@@ -22,15 +22,16 @@ def _escaped(match: re.Match[str]) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """`asctime level logger: message`, the line's control characters written escaped (`\\n`,
-    `\\x1b`): a logged value (a receiver's reply, a name) cannot start a line of its own or drive
-    the terminal. A traceback keeps its lines."""
+    """`asctime level logger: message`, then any traceback, on one line: control characters are
+    written escaped (`\\n`, `\\x1b`), so a logged value (a receiver's reply, a name, an exception's
+    message) cannot start a line of its own or drive the terminal, and a reader taking one record
+    per line gets the traceback with its record."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return _CONTROL.sub(_escaped, super().formatMessage(record))
+    def format(self, record: logging.LogRecord) -> str:
+        return _CONTROL.sub(_escaped, super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
