@@ -51,7 +51,8 @@ RESULTS = ROOT / "results"
 sys.path.insert(0, str(ROOT))
 
 from events import event_batch  # noqa: E402
-from siemgate.composition.wiring import build_services, open_store  # noqa: E402
+from siemgate.composition.stores import open_store  # noqa: E402
+from siemgate.composition.wiring import build_services  # noqa: E402
 from siemgate.config import load_settings  # noqa: E402
 from siemgate.integrity.tree import integrate  # noqa: E402
 from siemgate.model.features import ALL_FEATURES, Feature  # noqa: E402

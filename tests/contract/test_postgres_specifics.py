@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from siemgate.auth.keys import KeyRing, thumbprint
-from siemgate.composition.wiring import open_store
+from siemgate.composition.stores import open_store
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError, Conflict, StoreError
 from siemgate.model.features import Feature

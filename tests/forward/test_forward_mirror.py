@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from siemgate.composition.wiring import open_store
+from siemgate.composition.stores import open_store
 from siemgate.forward.records import make_record
 from siemgate.forward.sinks.base import Item, SinkContext
 from siemgate.forward.sinks.mirror import MirrorConfig

@@ -3,13 +3,14 @@ actor and recorded in the account's audit trail like any other change."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from siemgate.accounts.actor import CLI
-from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for
+from siemgate.cli.common import features_option, find_account, parse_expiry, read_password, services_for, store_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound, SiemgateError
 from siemgate.model.durations import DEFAULT_EXPIRY, MAX_EXPIRY, MAX_GRACE, parse_grace
@@ -79,8 +80,8 @@ def account_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List accounts."""
     from siemgate.accounts import views
 
-    with services_for(ctx) as services:
-        rows = [views.account_view(a) for a in services.store.list_accounts()]
+    with store_for(ctx) as store:
+        rows = [views.account_view(a) for a in store.list_accounts()]
     if as_json:
         print_json(rows)
     else:
@@ -163,14 +164,14 @@ def token_list(
     """List tokens (never their secrets); status is active, expiring, expired or revoked."""
     from siemgate.accounts import views
 
-    with services_for(ctx) as services:
-        account_id = services.store.get_account(account).id if account else None
-        now = services.clock()
+    with store_for(ctx) as store:
+        account_id = store.get_account(account).id if account else None
+        now = time.time_ns()
         integrations: dict[int, Integration] = {}
         rows = []
-        for record in services.store.list_tokens(account_id):
+        for record in store.list_tokens(account_id):
             if record.integration_id not in integrations:
-                integrations[record.integration_id] = services.store.get_integration_by_id(record.integration_id)
+                integrations[record.integration_id] = store.get_integration_by_id(record.integration_id)
             view = views.token_view(record, now, integrations[record.integration_id])
             if not expiring or view["status"] == "expiring":
                 rows.append(view)
@@ -329,9 +330,9 @@ def ingest_key_list(
     """List ingest keys (prefix only, never the secret)."""
     from siemgate.accounts import views
 
-    with services_for(ctx) as services:
-        account_id = services.store.get_account(account).id if account else None
-        rows = [views.ingest_key_view(k) for k in services.store.list_ingest_keys(account_id)]
+    with store_for(ctx) as store:
+        account_id = store.get_account(account).id if account else None
+        rows = [views.ingest_key_view(k) for k in store.list_ingest_keys(account_id)]
     if as_json:
         print_json(rows)
     else:

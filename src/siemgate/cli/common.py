@@ -49,6 +49,19 @@ def services_for(ctx: typer.Context) -> Iterator[Services]:
         services.close()
 
 
+@contextmanager
+def store_for(ctx: typer.Context) -> Iterator[Store]:
+    """The store alone, for a command that only reads it: no service is built, so none of their
+    modules load (docs/benchmarks.md, "CLI start-up")."""
+    from siemgate.composition.stores import open_data_store
+
+    store = open_data_store(state(ctx).settings())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def find_account(store: Store, uuid_or_name: str | None) -> Account:
     """The account named (uuid or name); when None, the only account. Raises BadRequest/NotFound."""
     if uuid_or_name:

@@ -128,7 +128,7 @@ def simulate(
 @db_app.command("migrate")
 def db_migrate(ctx: typer.Context) -> None:
     """Apply pending schema migrations (the server also does this when it starts)."""
-    from siemgate.composition.wiring import open_store
+    from siemgate.composition.stores import open_store
 
     settings = state(ctx).settings()
     store = open_store(settings, migrate=False)

@@ -49,7 +49,7 @@ def forward(
     once: bool = typer.Option(False, "--once", help="Drain every stream to its head, deliver, and exit."),
 ) -> None:
     """Poll the sources and deliver into the sinks; runs until stopped unless --once."""
-    from siemgate.composition.wiring import open_store
+    from siemgate.composition.stores import open_store
     from siemgate.forward.runner import Forwarder
 
     if config is not None:
@@ -77,7 +77,7 @@ def forward(
 @forward_app.command("check")
 def check_cmd(ctx: typer.Context, config: Path = typer.Option(None, "--config", "-c", help=CONFIG_HELP)) -> None:
     """Run every health check: the token of each source, each sink's reachability and credentials."""
-    from siemgate.composition.wiring import open_store
+    from siemgate.composition.stores import open_store
     from siemgate.forward.runner import check
 
     results = check(_config(ctx, config), open_store)

@@ -9,7 +9,7 @@ import orjson
 import typer
 
 from siemgate.accounts.actor import CLI
-from siemgate.cli.common import services_for
+from siemgate.cli.common import services_for, store_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.errors import NotFound
 from siemgate.model.timestamps import format_ns
@@ -60,7 +60,7 @@ def account_delete(
 
 def account_deletions(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """The server's log of deleted accounts: when, by whom, what they held."""
-    with services_for(ctx) as services:
+    with store_for(ctx) as store:
         rows = [
             {
                 "at": format_ns(op.at),
@@ -69,7 +69,7 @@ def account_deletions(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
                 "name": op.account_name,
                 "removed": orjson.loads(op.detail),
             }
-            for op in services.store.list_operations()
+            for op in store.list_operations()
             if op.action == "delete account"
         ]
     if as_json:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
 from siemgate.accounts.actor import CLI
 from siemgate.accounts.catalog import SIEM_TYPES
-from siemgate.cli.common import find_account, read_password, services_for
+from siemgate.cli.common import find_account, read_password, services_for, store_for
 from siemgate.cli.output import err, print_json, print_table
 from siemgate.model.durations import parse_duration
 
@@ -292,9 +293,9 @@ def api_key_list(
     """List a person's API keys."""
     from siemgate.accounts import views
 
-    with services_for(ctx) as services:
-        user = services.store.get_user(person)
-        rows = [views.api_key_view(k, services.clock()) for k in services.store.list_api_keys(user.id)]
+    with store_for(ctx) as store:
+        user = store.get_user(person)
+        rows = [views.api_key_view(k, time.time_ns()) for k in store.list_api_keys(user.id)]
     if as_json:
         print_json(rows)
     else:

@@ -1,11 +1,11 @@
-"""The composition root's wiring: choose and open the store from Settings, and build the services
-around it (docs/architecture.md). The web app is put together in siemgate.composition.web.
+"""The composition root's wiring: build the services around the store (opened by
+siemgate.composition.stores) and wire them to each other (docs/architecture.md). The web app is
+put together in siemgate.composition.web.
 """
 
 from __future__ import annotations
 
 import time
-from urllib.parse import urlparse
 
 from siemgate import __version__
 from siemgate.accounts.audit import AuditRecorder
@@ -27,53 +27,22 @@ from siemgate.auth.sessions import SessionService
 from siemgate.auth.signin_limits import SignInLimiter
 from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
+from siemgate.composition.stores import open_data_store
 from siemgate.config import Settings
-from siemgate.errors import ConfigError
 from siemgate.integrity.health import integrity_records
 from siemgate.integrity.keys import LogKeys
 from siemgate.integrity.proofs import ProofService
 from siemgate.integrity.service import LogService
 from siemgate.model.timestamps import NS_PER_SECOND
-from siemgate.private import private_dir
 from siemgate.retention.service import RetentionService
 from siemgate.services import Clock, Services
 from siemgate.store.base import Store
 from siemgate.store.ingest import EventWriter
-from siemgate.store.sqlite.url import sqlite_url_path
-
-
-def open_store(settings: Settings, *, migrate: bool = True) -> Store:
-    """The store `settings.store_url` names, migrated; raises ConfigError for an unknown scheme."""
-    url = settings.store_url
-    scheme = urlparse(url).scheme
-    if scheme == "sqlite":
-        from siemgate.store.sqlite import SQLiteStore
-
-        path = sqlite_url_path(url, plain=False)
-        store: Store = SQLiteStore(path, synchronous=settings.sqlite_synchronous)
-    elif scheme in ("postgresql", "postgres"):
-        from siemgate.store.postgres import PostgresStore
-
-        store = PostgresStore(
-            url,
-            max_size=settings.database_pool_size,
-            connect_timeout=settings.database_connect_seconds,
-            prepare=settings.database_prepared_statements,
-        )
-    else:
-        raise ConfigError(
-            f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/siemgate.db"
-            " or postgresql://user@host:5432/database"
-        )
-    if migrate:
-        store.migrate()
-    return store
 
 
 def open_services(settings: Settings) -> Services:
     """Store plus every service, ready to use; close with `services.close()`."""
-    private_dir(settings.data_dir, "the data directory (--data-dir, SIEMGATE_DATA_DIR)")
-    return build_services(settings, open_store(settings))
+    return build_services(settings, open_data_store(settings))
 
 
 def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns) -> Services:
