@@ -102,3 +102,25 @@ def test_names_stored_before_the_check_keep_working(make_server: Any) -> None:
     ok(site.call(site.owner, "PATCH", site.path(f"/integrations/{made.uuid}"), json={"description": "kept"}))
     ok(site.call(site.owner, "PATCH", site.path("/alert-rules/old-rule"), json={"enabled": False}))
     ok(site.call(site.owner, "PATCH", site.path(), json={"name": "New name"}))
+
+
+# Addresses the check once let through: an escape (a terminal's colours), a line break, a DEL, two @.
+BAD_EMAILS = ["c\x1b[8m@acme.example", "c\n@acme.example", "c\x7f@acme.example", "c@d@acme.example"]
+
+
+def test_email_addresses_with_control_characters_or_two_at_signs_are_refused(make_server: Any, tmp_path: Path) -> None:
+    """Every way in checks an address the same way (accounts.people.check_email): the admin API's
+    invitation and the command line's new person and new owner."""
+    site = Site(make_server())
+    for email in BAD_EMAILS:
+        invited = site.call(site.owner, "POST", site.path("/invitations"), json={"email": email})
+        message = error_message(invited, 400)  # the model's pattern, or the check after it
+        assert "is not an email address" in message or message.startswith("Bad Request: email:"), email
+    data_dir = tmp_path / "data"
+    account = make_account(data_dir)
+    env = cli_env(data_dir)
+    for email in BAD_EMAILS:
+        for args in (("user", "add", email, "--account", account), ("account", "create", "Bolt", "--owner", email)):
+            result = run_cli(env, *args, ok=False)
+            assert result.returncode != 0 and "is not an email address" in result.stderr, (args, result.stderr)
+    assert "Bolt" not in run_cli(env, "account", "list").stdout

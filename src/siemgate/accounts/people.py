@@ -60,9 +60,18 @@ def check_role(role: str) -> str:
 
 
 def check_email(email: str) -> str:
+    """`email` without surrounding spaces; BadRequest unless it is one local part, one @ and a
+    domain with a dot, at most 254 characters, with no space, line break or other control character."""
     email = email.strip()
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or " " in email or len(email) > 254:
+    if (
+        not local
+        or "." not in domain
+        or "@" in domain
+        or len(email) > 254
+        or any(char.isspace() for char in email)
+        or name_problem(email) is not None
+    ):
         raise BadRequest(f"{excerpt(email)} is not an email address")
     return email
 
