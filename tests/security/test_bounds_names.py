@@ -124,3 +124,20 @@ def test_email_addresses_with_control_characters_or_two_at_signs_are_refused(mak
             result = run_cli(env, *args, ok=False)
             assert result.returncode != 0 and "is not an email address" in result.stderr, (args, result.stderr)
     assert "Bolt" not in run_cli(env, "account", "list").stdout
+
+
+def test_a_refused_email_address_says_what_to_fix(tmp_path: Path) -> None:
+    """The command line's error names what is wrong with the address (the character and its
+    position, the second @, the domain's missing dot), not only that it is not an address."""
+    data_dir = tmp_path / "data"
+    account = make_account(data_dir)
+    env = cli_env(data_dir)
+    for email, reason in (
+        ("c\x1b[8m@acme.example", "U+001B at position 1"),
+        ("c d@acme.example", "U+0020 at position 1"),
+        ("c@d@acme.example", "more than one @"),
+        ("c@localhost", "a dot"),
+    ):
+        result = run_cli(env, "user", "add", email, "--account", account, ok=False)
+        assert result.returncode != 0 and "is not an email address" in result.stderr, (email, result.stderr)
+        assert reason in result.stderr, (email, result.stderr)

@@ -60,20 +60,31 @@ def check_role(role: str) -> str:
 
 
 def check_email(email: str) -> str:
-    """`email` without surrounding spaces; BadRequest unless it is one local part, one @ and a
-    domain with a dot, at most 254 characters, with no space, line break or other control character."""
+    """`email` without surrounding spaces; BadRequest, saying what is wrong, unless it is one local
+    part, one @ and a domain with a dot, at most 254 characters, with no space, line break or other
+    control character."""
     email = email.strip()
-    local, _, domain = email.partition("@")
-    if (
-        not local
-        or "." not in domain
-        or "@" in domain
-        or len(email) > 254
-        or any(char.isspace() for char in email)
-        or name_problem(email) is not None
-    ):
-        raise BadRequest(f"{excerpt(email)} is not an email address")
+    problem = _email_problem(email)
+    if problem is not None:
+        raise BadRequest(f"{excerpt(email)} is not an email address: {problem}")
     return email
+
+
+def _email_problem(email: str) -> str | None:
+    """What keeps `email` from being an address (a sentence to show), or None."""
+    local, _, domain = email.partition("@")
+    if len(email) > 254:
+        return f"it has {len(email)} characters, at most 254 are allowed"
+    for position, char in enumerate(email):
+        if char.isspace() or name_problem(char) is not None:
+            return f"it contains U+{ord(char):04X} at position {position}: remove spaces and control characters"
+    if not local or not domain:
+        return "give a name, an @ and a domain, e.g. ada@example.com"
+    if "@" in domain:
+        return "it holds more than one @"
+    if "." not in domain:
+        return "the domain after the @ needs a dot, e.g. example.com"
+    return None
 
 
 def check_name(name: str, field: str = "name") -> str:
