@@ -20,7 +20,17 @@ from support.procs import cli_env, make_account, run_cli
 
 ADMIN = "/api/admin/v1"
 # A line feed, a carriage return, a tab, an escape (a terminal's colours), a C1 next-line, U+2028.
-BAD = {"LF": "a\nb", "CR": "a\rb", "tab": "a\tb", "ESC": "a\x1b[2Jb", "NEL": "a\x85b", "LSEP": "a\u2028b"}
+# A right-to-left override (U+202E: "Splunk\u202eedoc.exe" shows as "Splunkexe.code") and isolate.
+BAD = {
+    "LF": "a\nb",
+    "CR": "a\rb",
+    "tab": "a\tb",
+    "ESC": "a\x1b[2Jb",
+    "NEL": "a\x85b",
+    "LSEP": "a\u2028b",
+    "RLO": "Splunk\u202eedoc.exe",
+    "RLI": "a\u2067b",
+}
 SIGMA = """
 title: {title}
 logsource: {{product: 1password, service: auditevents}}
@@ -32,7 +42,14 @@ detection:
 
 def test_the_check_names_the_character_and_lets_other_text_through() -> None:
     assert name_problem("Zoë's Splunk — prod (EU) ✓") is None
-    for char, kind in (("\n", "a line break (U+000A)"), ("\t", "a tab (U+0009)"), ("\x07", "a control character")):
+    assert name_problem("שלום Splunk \u200f(EU)") is None  # a right-to-left mark orders, overrides nothing
+    assert name_problem("👩\u200d💻 team") is None  # a zero-width joiner makes one emoji
+    for char, kind in (
+        ("\n", "a line break (U+000A)"),
+        ("\t", "a tab (U+0009)"),
+        ("\x07", "a control character"),
+        ("\u202e", "a bidirectional override (U+202E)"),
+    ):
         problem = name_problem(f"ab{char}c")
         assert problem is not None and problem.startswith(f"contains {kind}") and "at position 2" in problem
 

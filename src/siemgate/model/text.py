@@ -44,23 +44,33 @@ def unstorable(text: str) -> str | None:
 
 
 # What a name shown on one line cannot hold: line breaks (all that str.splitlines splits on), tab
-# and every other control character (C0, DEL, C1).
-_NOT_IN_A_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# and every other control character (C0, DEL, C1), and the bidirectional embeddings, overrides and
+# isolates, which reorder what follows them ("Splunk\u202eedoc.exe" shows as "Splunkexe.code"; the
+# right-to-left and left-to-right marks, which reorder nothing, stay allowed).
+_NOT_IN_A_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 def name_problem(text: str) -> str | None:
-    """What keeps `text` from being a name (a sentence to show), or None: a line break, a tab or
-    another control character. Outputs encode them safely; a name holding one still reads as two
-    lines or hides what follows in a terminal, a log or a mail client's list."""
+    """What keeps `text` from being a name (a sentence to show), or None: a line break, a tab,
+    another control character or a bidirectional override. Outputs encode control characters
+    safely; a name holding one still reads as two lines, hides what follows in a terminal, a log
+    or a mail client's list, or shows its text in another order."""
     found = _NOT_IN_A_NAME.search(text)
     if found is None:
         return None
     char = found.group()
-    kind = "a line break" if char in _BREAKS else "a tab" if char == "\t" else "a control character"
+    if char in _BREAKS:
+        kind = "a line break"
+    elif char == "\t":
+        kind = "a tab"
+    elif "\u202a" <= char <= "\u2069":
+        kind = "a bidirectional override"
+    else:
+        kind = "a control character"
     return (
-        f"contains {kind} (U+{ord(char):04X}) at position {found.start()}: line breaks, tabs and other"
-        " control characters are not allowed in a name; remove it"
+        f"contains {kind} (U+{ord(char):04X}) at position {found.start()}: line breaks, tabs, other"
+        " control characters and bidirectional overrides are not allowed in a name; remove it"
     )
 
 
