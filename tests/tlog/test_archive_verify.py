@@ -651,3 +651,34 @@ def test_a_json_lines_line_longer_than_any_event_is_named_not_read_whole(scene: 
     code, out = scene.verify()
     assert code == 1, out
     assert f"line 1 is longer than {archive_verify.MAX_LINE_BYTES} bytes" in out, out
+
+
+def test_replay_into_another_account_checks_rows_against_the_archived_accounts_log(scene: Scene) -> None:
+    """Replayed into another account (--account), rows were not checked at all ("another
+    account's log says nothing about these events"), so row 7 altered and the manifest rewritten
+    to match came back as a genuine leaf of that account's log, and the audit record said
+    `unchecked: 0`. The archived account is in the store: its log vouches for each row."""
+    store = scene.services.store
+    other = store.create_account(new_id(), "Restore", NOW)
+    root = scene.services.settings.archive_path
+    _alter_row(scene.folder, 7)
+    manifest = _manifest(scene)
+    name = sorted(manifest["files"])[0]
+    path = scene.folder / name
+    manifest["files"][name].update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    _save(scene, manifest)
+    plans = plan_replay(store, root, account=other)
+    with pytest.raises(ArchiveError, match=f"{path}: row 7 is not the event the stream's signed log holds at index 7"):
+        replay(scene.services.writer, plans, audit=scene.services.audit)
+    assert store.head_seq(other.id, AUDIT) == 0  # nothing written, not even the audit record
+
+
+def test_replay_into_another_account_of_a_genuine_archive_is_checked(scene: Scene) -> None:
+    """The same replay of the genuine archive stores every event, each checked (`unchecked: 0`)."""
+    store = scene.services.store
+    other = store.create_account(new_id(), "Restore", NOW)
+    plans = plan_replay(store, scene.services.settings.archive_path, account=other)
+    assert replay(scene.services.writer, plans, audit=scene.services.audit).stored == 120
+    rows = store.read_events(other.id, AUDIT, 0, -(2**63), None, 500)
+    infos = [orjson.loads(orjson.loads(body).get("aux_info") or "{}") for _, body, _ in rows]
+    assert [i["unchecked"] for i in infos if i.get("kind") == "archive-replay"] == [0, 0, 0]

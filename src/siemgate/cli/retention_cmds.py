@@ -173,8 +173,9 @@ def replay_cmd(
     unchecked: bool = typer.Option(
         False,
         "--unchecked",
-        help="Also replay rows that cannot be checked against the stream's signed log (archived before log"
-        " indices, or beyond a log restored from an older backup); the audit record counts them.",
+        help="Also replay rows that cannot be checked against the signed log of the account the archive"
+        " carries (archived before log indices, beyond a log restored from an older backup, or of an"
+        " account not in this store); the audit record counts them.",
     ),
 ) -> None:
     """Load archived events back into the store (uuids and timestamps kept; events already there

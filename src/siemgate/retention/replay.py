@@ -168,24 +168,36 @@ def replay(
 
 
 def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool) -> int:
-    """Check each row of the file against the entry the stream's log holds at the row's index,
-    when replaying into the archived account itself (the manifest is not signed: a file altered
-    and its manifest rewritten to match passes `verify_file`, and its events would come back as new
-    leaves of the log); returns how many rows could not be checked. A row without an index (archived
+    """Check each row of the file against the entry the archived account's log holds at the row's
+    index, whichever account it is replayed into (the manifest is not signed: a file altered and
+    its manifest rewritten to match passes `verify_file`, and its events would come back as new
+    leaves of a log); returns how many rows could not be checked. A row without an index (archived
     before indices, or its index removed) or whose index the log does not hold (a store restored
-    from an older backup, or an index made up) cannot be checked: it is refused unless `unchecked`.
-    Raises ArchiveError naming the file, row and index of the first row that differs or is refused.
-    Every row is checked, also rows sharing an index; the file is read BATCH rows at a time."""
-    if plan.account.uuid != plan.folder.parent.name:
-        return 0  # another account's log says nothing about these events: replayed as new events
+    from an older backup, or an index made up) cannot be checked, nor can any row of an account
+    that is not in the store (an archive moved to another store): such rows are refused unless
+    `unchecked`. Raises ArchiveError naming the file, row and index of the first row that differs
+    or is refused. Every row is checked, also rows sharing an index; the file is read BATCH rows at
+    a time."""
     path = plan.folder / entry.path
+    archived = plan.folder.parent.name
+    try:
+        log = plan.account if plan.account.uuid == archived else store.get_account(archived)
+    except NotFound:
+        if not unchecked:
+            raise ArchiveError(
+                f"{path}: its {entry.events} row(s) were archived from account {archived}, which is not in this"
+                " store, so no log here can check them against the signed log; nothing is replayed. If this"
+                " archive was moved here from another store on purpose, replay with --unchecked (the audit"
+                " record counts them)"
+            ) from None
+        return entry.events
     first: tuple[int, str] | None = None  # the first row that cannot be checked, and why
     count = 0
     numbered = enumerate(zip(read_rows(path, entry.format), read_indices(plan.folder, entry), strict=True))
     while chunk := list(islice(numbered, BATCH)):
         held: dict[int, bytes] = {}
         for begin, end in index_runs(sorted({idx for _, (_, idx) in chunk if idx is not None})):
-            held.update(store.log_entry_rows(plan.account.id, plan.feature, begin, end))
+            held.update(store.log_entry_rows(log.id, plan.feature, begin, end))
         for n, ((ts, _, body), idx) in chunk:
             if idx is None or idx not in held:
                 count += 1
