@@ -29,6 +29,11 @@ from siemgate.model.durations import MAX_RETENTION_DAYS
 from siemgate.model.text import excerpt
 from siemgate.outbound import OutboundPolicy, allow_list
 
+# The largest `ingest_max_event_bytes`: a quarter of the longest line archives and bundles are read
+# with (retention.archive.MAX_LINE_BYTES, tlog.bundle.MAX_LINE_BYTES, 64 MiB), so every stored event
+# can be archived, exported and read back.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
 # An SMTP EHLO name: a domain name, or an address literal (RFC 5321 4.1.3); nothing that could end
 # the command (no space, CR or LF).
 HELO_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}[A-Za-z0-9])?|\[(?:IPv6:)?[0-9A-Fa-f.:]{2,64}\]")
@@ -166,7 +171,12 @@ class Settings(BaseSettings):
         description="Most lines in one NDJSON ingest body, blank lines included (keep it >= ingest_max_batch).",
     )
     ingest_max_batch: int = Field(10_000, ge=1, description="Most events in one ingest request.")
-    ingest_max_event_bytes: int = Field(64 * 1024, ge=1024, description="Largest single event (its stored JSON).")
+    ingest_max_event_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=MAX_EVENT_BYTES,
+        description="Largest single event (its stored JSON), at most 16 MiB (archives read no longer line).",
+    )
     ingest_max_future_seconds: int = Field(
         86_400,
         ge=0,

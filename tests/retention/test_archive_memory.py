@@ -22,7 +22,7 @@ from siemgate.retention import parquet
 from siemgate.retention.archive import FileEntry, StreamArchive, day_path, index_path
 from siemgate.tlog.archive_tables import TablesError
 from siemgate.tlog.archive_verify import ArchiveInputError, verify_archive
-from siemgate.tlog.bundle import Manifest, write_bundle
+from siemgate.tlog.bundle import MAX_LINE_BYTES, Manifest, write_bundle
 from siemgate.tlog.entry import entry_for
 from siemgate.tlog.keys import PublicKeyring, SignerKeyring
 from siemgate.tlog.merkle import CompactRange
@@ -221,3 +221,35 @@ def test_listing_an_archive_holds_one_stream_at_a_time(tmp_path: Path) -> None:
     setup = "import sys\nfrom siemgate.cli.main import main\n" + listing(tmp_path / "small")
     growth = peak_growth_mib(listing(tmp_path / "archive"), setup, traced=True)
     assert growth < 12, growth  # 27 MiB before, 6 after
+
+
+HUGE_LINE = 384 * 1024 * 1024  # a line without a newline: a sparse file, nothing of it on disk
+
+
+@pytest.mark.parametrize("name", ["events.tsv", "purges.tsv"])
+def test_a_bundle_line_longer_than_any_event_is_named_not_read_whole(tmp_path: Path, name: str) -> None:
+    """A bundle's events.tsv and purges.tsv were read a line at a time however long the line
+    (purges.tsv whole), so a hostile or damaged bundle of one huge line without a newline made
+    `siemgate-verify bundle` and `siemgate-verify archive --entries` hold all of it in memory (864
+    MiB for a line of 384). Now a line is read up to MAX_LINE_BYTES, and the file and line are named."""
+    folder, public, bundle = _signed_archive(tmp_path, 10)
+    with (bundle / name).open("ab") as f:
+        f.write(b"10\t{")
+        f.truncate(f.tell() + HUGE_LINE)
+    said = tmp_path / "said.txt"
+    setup = f"from siemgate.tlog.keys import PublicKeyring\nkeys = PublicKeyring.load(Path({str(public)!r}))\n"
+    bundle_check = (
+        "import siemgate.tlog.verify\n"
+        f"report = siemgate.tlog.verify.verify_bundle(Path({str(bundle)!r}), keys, max_age=0)\n"
+        f"Path({str(said)!r}).write_text('\\n'.join(report.lines()))\n"
+    )
+    archive_check = (
+        "try:\n"
+        f"    siemgate.tlog.archive_verify.verify_archive(Path({str(folder)!r}), keys, Path({str(bundle)!r}))\n"
+        "except siemgate.tlog.archive_verify.ArchiveInputError as exc:\n"
+        f"    Path({str(said)!r}).write_text(str(exc))\n"
+    )
+    for code in (bundle_check, archive_check):
+        said.write_text("")
+        assert peak_growth_mib(code, setup) < 200, code  # the line is 384 MiB; read up to 64 MiB
+        assert f"{name} line 1 is longer than {MAX_LINE_BYTES} bytes" in said.read_text(), said.read_text()

@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
+from siemgate.config import load_settings
+from siemgate.errors import ConfigError
 from siemgate.model.ids import new_id
 from siemgate.retention.archive import MANIFEST, MAX_LINE_BYTES, ArchiveError, read_rows
 
@@ -425,6 +427,17 @@ def test_an_archive_line_longer_than_any_event_is_named_not_read_whole(tmp_path:
     done = run_cli(data_dir, "archive", "verify")
     assert done.returncode == 1 and f"BAD {path}: line 11 is longer than" in done.stderr, done.stderr
     _no_traceback(done)
+
+
+def test_no_setting_lets_in_an_event_longer_than_an_archive_line(tmp_path: Path) -> None:
+    """`ingest_max_event_bytes` had no upper bound: set above MAX_LINE_BYTES, an event stored
+    under it made its day's archive fail when read back, so that stream's retention stopped for
+    good. The setting is now at most a quarter of the line bound, and a larger one is refused at
+    start, naming it."""
+    with pytest.raises(ConfigError, match="invalid configuration: ingest_max_event_bytes") as info:
+        load_settings(data_dir=tmp_path, ingest_max_event_bytes=MAX_LINE_BYTES)
+    assert str(MAX_LINE_BYTES // 4) in str(info.value), info.value
+    assert load_settings(data_dir=tmp_path, ingest_max_event_bytes=MAX_LINE_BYTES // 4).ingest_max_event_bytes
 
 
 def test_replay_checks_every_row_against_the_log_also_rows_sharing_an_index(tmp_path: Path) -> None:

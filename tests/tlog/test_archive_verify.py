@@ -32,7 +32,7 @@ from siemgate.retention.replay import plan_replay, replay
 from siemgate.retention.survey import survey
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
-from siemgate.tlog import archive_verify
+from siemgate.tlog.bundle import MAX_LINE_BYTES
 from support.events import signin
 
 from .store_log_kit import sql
@@ -647,10 +647,10 @@ def test_a_json_lines_line_longer_than_any_event_is_named_not_read_whole(scene: 
     """siemgate-verify read a JSON Lines archive line by line with no bound, so one huge line (a
     damaged file, or a hostile one that compresses to almost nothing) was read whole into memory."""
     [path] = sorted(scene.folder.glob("*/*.jsonl.gz"))[:1]
-    path.write_bytes(gzip.compress(b"a" * (archive_verify.MAX_LINE_BYTES + 10), compresslevel=1))
+    path.write_bytes(gzip.compress(b"a" * (MAX_LINE_BYTES + 10), compresslevel=1))
     code, out = scene.verify()
     assert code == 1, out
-    assert f"line 1 is longer than {archive_verify.MAX_LINE_BYTES} bytes" in out, out
+    assert f"line 1 is longer than {MAX_LINE_BYTES} bytes" in out, out
 
 
 def test_replay_into_another_account_checks_rows_against_the_archived_accounts_log(scene: Scene) -> None:

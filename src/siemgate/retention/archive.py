@@ -58,8 +58,9 @@ MANIFEST = "manifest.json"
 LOCK_FILE = ".retention.lock"  # the lock file of releases before the folder itself was locked: ignored
 MANIFEST_VERSION = 2  # 2: log indices, checkpoints, rewrites and purges (1 is still read)
 MANIFEST_VERSIONS = (1, 2)
-# The longest JSON Lines line read: far above any event an ingest setting allows in practice. A
-# file holding a longer event fails when it is written (it is read back), so nothing is purged.
+# The longest JSON Lines line read: four times the largest event a setting allows (config.
+# MAX_EVENT_BYTES). A file holding a longer event fails when it is written (it is read back), so
+# nothing is purged. The verifiers' copy is tlog.bundle.MAX_LINE_BYTES.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 # The largest manifest read: a manifest lists a stream's days, rewrites and purges (a few KiB a day).
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024

@@ -28,7 +28,17 @@ from typing import Any, BinaryIO
 from siemgate.model.timestamps import format_ns
 from siemgate.tlog.archive_index import folder_files, read_sidecar
 from siemgate.tlog.archive_tables import IndexTables, Row
-from siemgate.tlog.bundle import CHECKPOINTS, ENTRIES, EVENTS, BundleError, note_files, read_manifest, read_purges
+from siemgate.tlog.bundle import (
+    CHECKPOINTS,
+    ENTRIES,
+    EVENTS,
+    MAX_LINE_BYTES,
+    BundleError,
+    note_files,
+    read_lines,
+    read_manifest,
+    read_purges,
+)
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy
 from siemgate.tlog.entry import ENTRY_SIZE, HOLE_TS, Entry, EntryError, body_timestamp_ns, decode_entry, entry_for
@@ -41,9 +51,6 @@ from siemgate.tlog.verify import prove_purges
 
 MANIFEST = "manifest.json"
 MAX_PROBLEMS = 50
-# The longest JSON Lines line read (retention.archive.MAX_LINE_BYTES: no archived event is longer;
-# written again here, as this verifier imports nothing of the server)
-MAX_LINE_BYTES = 64 * 1024 * 1024
 MAX_RANGES = 1000
 # The largest manifest read (retention.archive.MAX_MANIFEST_BYTES, written again for the same reason)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -336,9 +343,9 @@ def verify_archive(
             report.origin = bundle.origin
             origin = bundle.origin
             notes += [p.read_text(encoding="utf-8") for p in note_files(directory, CHECKPOINTS)]
-            for idx, body in _live(directory / EVENTS):
-                tables.put_live(idx, body)
             try:
+                for idx, body in _live(directory / EVENTS):
+                    tables.put_live(idx, body)
                 records = read_purges(directory)
             except BundleError as exc:
                 raise ArchiveInputError(f"--entries: {exc}") from None
@@ -464,11 +471,10 @@ def _check_covered(
 def _live(path: Path) -> Iterator[tuple[int, bytes]]:
     if not path.exists():
         return
-    with path.open("rb") as f:
-        for line in f:
-            idx, _, body = line.rstrip(b"\n").partition(b"\t")
-            if idx.isdigit():
-                yield int(idx), body
+    for _, line in read_lines(path):
+        idx, _, body = line.partition(b"\t")
+        if idx.isdigit():
+            yield int(idx), body
 
 
 def _walk(

@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,10 @@ PROOFS = "proofs"
 PURGES = "purges.tsv"
 _PROOF_NAME = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.consistency")
 MAX_PROOF_LINES = 128
+# The longest line of events.tsv, purges.tsv or an archive's JSON Lines file read: an index, a tab
+# and a stored event, which is at most config.MAX_EVENT_BYTES (16 MiB); a longer line is never read
+# whole. Written again as retention.archive.MAX_LINE_BYTES (the verifiers import nothing of the server).
+MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 class BundleError(ValueError):
@@ -168,9 +172,24 @@ def read_purges(directory: Path) -> list[tuple[int, bytes]]:
     if not path.exists():
         return []
     out = []
-    for n, line in enumerate(path.read_bytes().splitlines(), 1):
+    for n, line in read_lines(path):
         idx, tab, body = line.partition(b"\t")
         if not tab or not idx.isdigit():
             raise BundleError(f"{PURGES} line {n} is not '<audit index>\\t<event>'")
         out.append((int(idx), body))
     return out
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(number, line without its newline) of each line of the bundle file `path`, read a line at a
+    time. Raises BundleError naming the file and the line when a line is longer than
+    MAX_LINE_BYTES (a damaged or hostile file of one huge line), before it is read whole."""
+    with path.open("rb") as f:
+        n = 0
+        while line := f.readline(MAX_LINE_BYTES + 1):
+            n += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                raise BundleError(
+                    f"{path.name} line {n} is longer than {MAX_LINE_BYTES} bytes, which no stored event is"
+                )
+            yield n, line.rstrip(b"\n")

@@ -30,6 +30,7 @@ from siemgate.tlog.bundle import (
     note_files,
     parse_hashes,
     proof_files,
+    read_lines,
     read_manifest,
     read_purges,
 )
@@ -155,10 +156,10 @@ class _Nodes:
 def _events(path: Path, report: Report) -> Iterator[tuple[int, bytes]]:
     if not path.exists():
         return
-    with path.open("rb") as f:
-        last = -1
-        for n, line in enumerate(f, 1):
-            idx_text, tab, body = line.rstrip(b"\n").partition(b"\t")
+    last = -1
+    try:
+        for n, line in read_lines(path):
+            idx_text, tab, body = line.partition(b"\t")
             if not tab or not idx_text.isdigit():
                 report.add(f"{EVENTS} line {n} is not '<index>\\t<event>'")
                 return
@@ -168,6 +169,8 @@ def _events(path: Path, report: Report) -> Iterator[tuple[int, bytes]]:
                 continue
             last = idx
             yield idx, body
+    except BundleError as exc:
+        report.add(str(exc))
 
 
 def _load_checkpoints(
