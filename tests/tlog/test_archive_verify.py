@@ -682,3 +682,38 @@ def test_replay_into_another_account_of_a_genuine_archive_is_checked(scene: Scen
     rows = store.read_events(other.id, AUDIT, 0, -(2**63), None, 500)
     infos = [orjson.loads(orjson.loads(body).get("aux_info") or "{}") for _, body, _ in rows]
     assert [i["unchecked"] for i in infos if i.get("kind") == "archive-replay"] == [0, 0, 0]
+
+
+def test_a_file_swapped_after_it_was_checked_is_not_replayed(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay checked every row against the log, then verified the file again (its SHA-256) and
+    opened it a third time to write it: a file replaced after that last check (someone who can
+    write the archive folder, timing the replay) had its rows written unchecked. Now the rows
+    written are the rows checked, read once: the swapped file stops the replay at that file, and
+    its forged row is not stored."""
+    genuine = {p: p.read_bytes() for p in scene.folder.rglob("*") if p.is_file()}
+    _alter_row(scene.folder, 7)
+    forged = {p: p.read_bytes() for p in scene.folder.rglob("*") if p.is_file()}
+    for p, data in genuine.items():
+        p.write_bytes(data)
+    checks: list[str] = []
+
+    def verify_then_swap(folder: Path, entry: Any, **kwargs: Any) -> None:
+        verify_file(folder, entry, **kwargs)
+        checks.append(entry.path)
+        if len(checks) == 4:  # the first file's check right before it is written: 3 files checked before
+            for p, data in forged.items():
+                p.write_bytes(data)
+
+    monkeypatch.setattr("siemgate.retention.replay.verify_file", verify_then_swap)
+    store = scene.services.store
+    head = store.head_seq(scene.account.id, AUDIT)
+    plans = plan_replay(store, scene.services.settings.archive_path)
+    changed = "row 7 is not the event the stream's signed log holds at index 7.*The file changed since it was checked"
+    with pytest.raises(ArchiveError, match=changed):
+        replay(scene.services.writer, plans, audit=scene.services.audit)
+    assert len(checks) == 4
+    actions = [
+        orjson.loads(body)["action"]
+        for _, body, _ in store.read_events(scene.account.id, AUDIT, head, -(2**63), None, 500)
+    ]
+    assert "edit" not in actions and len(actions) < 40, actions

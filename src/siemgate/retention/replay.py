@@ -6,7 +6,7 @@ against its manifest before any event is written: a bad file stops the replay wi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -123,9 +123,9 @@ def replay(
     replayed that stored anything is recorded in the target account's audit stream (`update
     account`, aux_info kind `archive-replay`, with `unchecked`: its rows replayed without a check
     against the log). Raises ArchiveError naming a bad file before anything is written, also a row
-    that cannot be checked against the log (see `_check_log`) unless `unchecked`; a file that
-    changes while the replay runs is caught when it is read again, and stops the replay there (the
-    files before it are in; replaying again is safe)."""
+    that cannot be checked against the log (see `_check_log`) unless `unchecked`. The rows written
+    are checked again as they are read to be written (`_checked`), so a file that changes while the
+    replay runs stops the replay there (the files before it are in; replaying again is safe)."""
     passed: dict[tuple[Path, str], int] = {}
     for plan in plans:
         for entry in plan.files:
@@ -133,22 +133,31 @@ def replay(
             passed[(plan.folder, entry.path)] = _check_log(writer.store, plan, entry, unchecked)
     result = ReplayResult()
     for plan in plans:
+        log = _log_account(writer.store, plan)
         for entry in plan.files:
             verify_file(plan.folder, entry)
+            path = plan.folder / entry.path
             head = writer.store.head_seq(plan.account.id, plan.feature)
             before = (result.stored, result.duplicates)
-            batch: list[object] = []
-            for _, uuid, body in read_rows(plan.folder / entry.path):
-                try:
-                    batch.append(orjson.loads(body))
-                except orjson.JSONDecodeError:
-                    raise ArchiveError(f"{plan.folder / entry.path}: event {uuid} is not JSON") from None
-                if len(batch) >= BATCH:
+            changed: ArchiveError | None = None
+            try:
+                for chunk in _checked(writer.store, plan, entry, log):
+                    batch: list[object] = []
+                    for n, body, why in chunk:
+                        if why is not None and not unchecked:
+                            raise ArchiveError(f"{path}: row {n} {why}")
+                        try:
+                            batch.append(orjson.loads(body))
+                        except orjson.JSONDecodeError:
+                            raise ArchiveError(f"{path}: row {n} is not JSON") from None
                     _write(writer, plan, batch, result, progress)
-                    batch = []
-            if batch:
-                _write(writer, plan, batch, result, progress)
-            result.files += 1
+            except ArchiveError as exc:
+                changed = ArchiveError(
+                    f"{exc}. The file changed since it was checked: the replay stopped there, {result.stored}"
+                    " event(s) of the files before it (and of its rows before that one) are stored"
+                )
+            else:
+                result.files += 1
             stored = result.stored - before[0]
             if audit is not None and stored:
                 info = {
@@ -164,7 +173,19 @@ def replay(
                     "index_to": writer.store.head_seq(plan.account.id, plan.feature),
                 }
                 audit.record(plan.account, actor, "update", "account", object_uuid=plan.account.uuid, aux_info=info)
+            if changed is not None:
+                raise changed  # after the audit record of the rows stored from the file
     return result
+
+
+def _log_account(store: Store, plan: ReplayPlan) -> Account | None:
+    """The account whose log holds the archived events: the one the archive carries, wherever they
+    are replayed; None when it is not in the store."""
+    archived = plan.folder.parent.name
+    try:
+        return plan.account if plan.account.uuid == archived else store.get_account(archived)
+    except NotFound:
+        return None
 
 
 def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool) -> int:
@@ -176,43 +197,28 @@ def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool
     from an older backup, or an index made up) cannot be checked, nor can any row of an account
     that is not in the store (an archive moved to another store): such rows are refused unless
     `unchecked`. Raises ArchiveError naming the file, row and index of the first row that differs
-    or is refused. Every row is checked, also rows sharing an index; the file is read BATCH rows at
-    a time."""
+    or is refused."""
     path = plan.folder / entry.path
-    archived = plan.folder.parent.name
-    try:
-        log = plan.account if plan.account.uuid == archived else store.get_account(archived)
-    except NotFound:
+    log = _log_account(store, plan)
+    if log is None:
         if not unchecked:
             raise ArchiveError(
-                f"{path}: its {entry.events} row(s) were archived from account {archived}, which is not in this"
-                " store, so no log here can check them against the signed log; nothing is replayed. If this"
-                " archive was moved here from another store on purpose, replay with --unchecked (the audit"
-                " record counts them)"
-            ) from None
+                f"{path}: its {entry.events} row(s) were archived from account {plan.folder.parent.name}, which is"
+                " not in this store, so no log here can check them against the signed log; nothing is replayed."
+                " If this archive was moved here from another store on purpose, replay with --unchecked (the"
+                " audit record counts them)"
+            )
         return entry.events
     first: tuple[int, str] | None = None  # the first row that cannot be checked, and why
     count = 0
-    numbered = enumerate(zip(read_rows(path, entry.format), read_indices(plan.folder, entry), strict=True))
-    while chunk := list(islice(numbered, BATCH)):
-        held: dict[int, bytes] = {}
-        for begin, end in index_runs(sorted({idx for _, (_, idx) in chunk if idx is not None})):
-            held.update(store.log_entry_rows(log.id, plan.feature, begin, end))
-        for n, ((ts, _, body), idx) in chunk:
-            if idx is None or idx not in held:
-                count += 1
-                why = (
-                    "carries no log index"
-                    if idx is None
-                    else f"carries log index {idx}, which the stream's log does not hold"
-                )
-                first = first or (n, why)
-            elif held[idx] != entry_bytes(ts, body):
-                raise ArchiveError(
-                    f"{path}: row {n} is not the event the stream's signed log holds at index {idx}"
-                    " (the file was altered, or the store's log was restored from a backup since and its history"
-                    " replaced); nothing is replayed"
-                )
+    try:
+        for chunk in _checked(store, plan, entry, log):
+            for n, _, why in chunk:
+                if why is not None:
+                    count += 1
+                    first = first or (n, why)
+    except ArchiveError as exc:
+        raise ArchiveError(f"{exc}; nothing is replayed") from None
     if first is not None and not unchecked:
         row, why = first
         raise ArchiveError(
@@ -221,6 +227,39 @@ def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool
             " restored from an older backup, replay with --unchecked (the audit record counts them)"
         )
     return count
+
+
+def _checked(
+    store: Store, plan: ReplayPlan, entry: FileEntry, log: Account | None
+) -> Iterator[list[tuple[int, bytes, str | None]]]:
+    """The file's rows, BATCH at a time, each as (row number, body, why it cannot be checked or
+    None), each checked against the entry `log`'s log holds at its index (`log` None: none can be).
+    Raises ArchiveError naming the file, row and index of a row that is not that entry. Every row
+    is checked, also rows sharing an index."""
+    path = plan.folder / entry.path
+    numbered = enumerate(zip(read_rows(path, entry.format), read_indices(plan.folder, entry), strict=True))
+    while chunk := list(islice(numbered, BATCH)):
+        held: dict[int, bytes] = {}
+        if log is not None:
+            for begin, end in index_runs(sorted({idx for _, (_, idx) in chunk if idx is not None})):
+                held.update(store.log_entry_rows(log.id, plan.feature, begin, end))
+        rows: list[tuple[int, bytes, str | None]] = []
+        for n, ((ts, _, body), idx) in chunk:
+            why: str | None = None
+            if log is None:
+                why = f"was archived from account {plan.folder.parent.name}, which is not in this store"
+            elif idx is None:
+                why = "carries no log index"
+            elif idx not in held:
+                why = f"carries log index {idx}, which the stream's log does not hold"
+            elif held[idx] != entry_bytes(ts, body):
+                raise ArchiveError(
+                    f"{path}: row {n} is not the event the stream's signed log holds at index {idx}"
+                    " (the file was altered, or the store's log was restored from a backup since and its history"
+                    " replaced)"
+                )
+            rows.append((n, body, why))
+        yield rows
 
 
 def _write(
