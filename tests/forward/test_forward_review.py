@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pytest
 
-from siemgate.forward.checkpoint import CheckpointStore
+from siemgate.forward.checkpoint import CheckpointStore, read_positions
 from siemgate.forward.client import EventsClient
 from siemgate.forward.errors import ForwardConfigError, SinkRetryable, SourceError
 from siemgate.forward.records import Record
@@ -174,6 +174,48 @@ def test_the_checkpoint_lock_holds_when_lock_files_are_deleted(tmp_path: Path) -
             CheckpointStore(path)
     with CheckpointStore(path) as after:  # released when the first one closes
         assert [p.cursor for p in after.all()] == ["cursor-1"]
+
+
+def test_a_second_forwarder_process_is_refused_after_lock_files_are_deleted(source: Any, tmp_path: Path) -> None:
+    """The same with real processes: a forwarder running (`siemgate forward`), every `*.lock` file
+    of its state folder deleted, then `forward reset` as another process. With the separate lock
+    file, reset took the checkpoints the running forwarder held (exit 0)."""
+    fill(source.live, source.key, Feature.SIGNINATTEMPTS, 20)
+    state = tmp_path / "state"
+    toml = tmp_path / "forward.toml"
+    toml.write_text(
+        f'[forwarder]\nstate_dir = "{state}"\npoll_interval = 0.05\n[sources.src]\nurl = "{source.url}"\n'
+        'token = { env = "FORWARD_TEST_TOKEN" }\nfeatures = ["signinattempts"]\nsinks = ["n"]\n'
+        '[sinks.n]\ntype = "null"\n'
+    )
+    running = subprocess.Popen(
+        [sys.executable, "-m", "siemgate", "forward", "--config", str(toml)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "FORWARD_TEST_TOKEN": source.token},
+    )
+    try:
+        wait_for("20 events committed by the running forwarder", lambda: _committed(state) >= 20, timeout=30)
+        for leftover in state.glob("*.lock"):
+            leftover.unlink()
+        reset = forward_cli("reset", "--config", str(toml), "--source", "src", "--feature", "signinattempts")
+        assert reset.returncode == 2 and "in use by another forwarder" in reset.stderr, reset.stderr
+        assert running.poll() is None
+    finally:
+        running.send_signal(signal.SIGTERM)
+        _, err = running.communicate(timeout=15)
+    assert running.returncode == 0, err.decode()
+    assert [p.events for p in read_positions(state / "checkpoints.db")] == [20]
+
+
+def _committed(state: Path) -> int:
+    """Events committed in the state folder of a running forwarder; 0 while it is still creating
+    its file (empty for an instant, which read_positions takes for a file cut to nothing)."""
+    try:
+        return sum(p.events for p in read_positions(state / "checkpoints.db"))
+    except ForwardConfigError:
+        return 0
 
 
 def test_a_sink_that_trickles_its_reply_fails_within_its_timeout_and_a_stop_ends_the_run(
