@@ -3,6 +3,7 @@ that compresses extremely well is never held in memory whole by verify, replay o
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
@@ -253,3 +254,26 @@ def test_a_bundle_line_longer_than_any_event_is_named_not_read_whole(tmp_path: P
         said.write_text("")
         assert peak_growth_mib(code, setup) < 200, code  # the line is 384 MiB; read up to 64 MiB
         assert f"{name} line 1 is longer than {MAX_LINE_BYTES} bytes" in said.read_text(), said.read_text()
+
+
+def test_an_archive_line_longer_than_any_event_is_not_held_in_memory(tmp_path: Path) -> None:
+    """A JSON Lines archive holding one line of 384 MiB without a newline (a few hundred KiB of
+    gzip) was read whole by `read_rows` (replay, archive verify, the merge) and by
+    `siemgate-verify archive` (read_rows before 0b7c441: 1,043 MiB peak RSS); they now read up to
+    MAX_LINE_BYTES and name the line."""
+    path = tmp_path / "2026-01-01.jsonl.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(b'{"uuid": "u", "padding": "')
+        for _ in range(HUGE_LINE // (1 << 20)):
+            f.write(b"x" * (1 << 20))
+    assert path.stat().st_size < 2 * 1024 * 1024
+    for code in (
+        "rows = sum(1 for _ in siemgate.retention.archive.read_rows(path))",
+        "rows = sum(1 for _ in siemgate.tlog.archive_verify._rows(path.parent, path, {'format': 'jsonl'}))",
+    ):
+        reading = (
+            f"try:\n    {code}\nexcept (ValueError, siemgate.retention.archive.ArchiveError) as exc:\n"
+            f"    assert 'line 1 is longer than {MAX_LINE_BYTES} bytes' in str(exc), exc\n"
+            "else:\n    raise AssertionError('read')\n"
+        )
+        assert peak_growth_mib(reading, f"path = Path({str(path)!r})") < 200, code  # read up to 64 MiB
