@@ -465,16 +465,23 @@ def test_a_bundle_does_not_use_a_purge_record_beyond_its_own_log(scene: Scene) -
     assert "the record at audit index 1000000 is not used" in out, out
 
 
+def _forge_row(scene: Scene, row: int) -> Path:
+    """Alter a row of the first day's file and rewrite the manifest's digest and size to match, as
+    someone altering the archive would (the manifest is not signed); the file's path."""
+    _alter_row(scene.folder, row)
+    manifest = _manifest(scene)
+    name = sorted(manifest["files"])[0]
+    path: Path = scene.folder / name
+    manifest["files"][name].update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    _save(scene, manifest)
+    return path
+
+
 def test_replay_refuses_an_altered_file_whose_manifest_was_rewritten_to_match(scene: Scene) -> None:
     """Row 7 altered and the manifest's digest and size rewritten: the folder checks out against
     itself, but the event is not what the stream's log holds at index 7, so replay writes nothing
     (else the forged event would come back as a new, signed leaf)."""
-    _alter_row(scene.folder, 7)
-    manifest = _manifest(scene)
-    name = sorted(manifest["files"])[0]
-    path = scene.folder / name
-    manifest["files"][name].update(sha256=sha256_file(path), bytes=path.stat().st_size)
-    _save(scene, manifest)
+    path = _forge_row(scene, 7)
     store = scene.services.store
     head = store.head_seq(scene.account.id, AUDIT)
     plans = plan_replay(store, scene.services.settings.archive_path)
@@ -660,14 +667,8 @@ def test_replay_into_another_account_checks_rows_against_the_archived_accounts_l
     `unchecked: 0`. The archived account is in the store: its log vouches for each row."""
     store = scene.services.store
     other = store.create_account(new_id(), "Restore", NOW)
-    root = scene.services.settings.archive_path
-    _alter_row(scene.folder, 7)
-    manifest = _manifest(scene)
-    name = sorted(manifest["files"])[0]
-    path = scene.folder / name
-    manifest["files"][name].update(sha256=sha256_file(path), bytes=path.stat().st_size)
-    _save(scene, manifest)
-    plans = plan_replay(store, root, account=other)
+    path = _forge_row(scene, 7)
+    plans = plan_replay(store, scene.services.settings.archive_path, account=other)
     with pytest.raises(ArchiveError, match=f"{path}: row 7 is not the event the stream's signed log holds at index 7"):
         replay(scene.services.writer, plans, audit=scene.services.audit)
     assert store.head_seq(other.id, AUDIT) == 0  # nothing written, not even the audit record
