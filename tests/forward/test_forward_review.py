@@ -209,13 +209,40 @@ def test_a_second_forwarder_process_is_refused_after_lock_files_are_deleted(sour
     assert [p.events for p in read_positions(state / "checkpoints.db")] == [20]
 
 
+# Where a forwarder creating its checkpoint file is killed (SIGKILL): the first thing done with
+# SQLite, the file flushed, the file put in place.
+_KILLED_AT = ["sqlite3.connect", "os.fsync", "os.link"]
+_KILL_WHEN_CALLED = """
+import os, signal, sqlite3, sys
+from siemgate.forward.checkpoint import CheckpointStore
+module, name = sys.argv[2].split(".")
+target = {"os": os, "sqlite3": sqlite3}[module]
+setattr(target, name, lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL))
+CheckpointStore(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("killed_at", _KILLED_AT)
+def test_a_forwarder_killed_while_creating_its_checkpoint_file_starts_again(tmp_path: Path, killed_at: str) -> None:
+    """The file was created empty and then given its schema: a forwarder killed in between left an
+    empty file, which every later start (and `forward status`) refused as a file cut to nothing,
+    "restore it from a backup", until someone deleted it. Now the file appears with its schema at
+    once, so an empty file is only ever a truncated one."""
+    path = tmp_path / "state" / "checkpoints.db"
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILL_WHEN_CALLED, str(path), killed_at], capture_output=True, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    assert read_positions(path) == []
+    with CheckpointStore(path) as store:
+        store.commit([("src/signinattempts", "cursor-1", 1)])
+    assert [p.cursor for p in read_positions(path)] == ["cursor-1"]
+
+
 def _committed(state: Path) -> int:
-    """Events committed in the state folder of a running forwarder; 0 while it is still creating
-    its file (empty for an instant, which read_positions takes for a file cut to nothing)."""
-    try:
-        return sum(p.events for p in read_positions(state / "checkpoints.db"))
-    except ForwardConfigError:
-        return 0
+    """Events committed in the state folder of a running forwarder (its file appears whole: never
+    empty while it is being created)."""
+    return sum(p.events for p in read_positions(state / "checkpoints.db"))
 
 
 def test_a_sink_that_trickles_its_reply_fails_within_its_timeout_and_a_stop_ends_the_run(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from siemgate.forward.errors import ForwardConfigError
 from siemgate.model.timestamps import format_ns, now_ns
+from siemgate.tlog.durable import create_durably
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -60,14 +61,11 @@ class CheckpointStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        created = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._lock_fd = os.open(self.path, os.O_RDWR)
-            except FileNotFoundError:
-                self._lock_fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                created = True
+            if not self.path.exists():
+                create_durably(self.path, _new_file(), 0o600)
+            self._lock_fd = os.open(self.path, os.O_RDWR)
         except OSError as exc:
             raise ForwardConfigError(f"cannot create the checkpoint file {self.path}: {exc.strerror}") from None
         try:
@@ -79,7 +77,7 @@ class CheckpointStore:
                 " one its own state (forwarder.state_dir)"
             ) from None
         db: sqlite3.Connection | None = None
-        if not created and _emptied(self.path):
+        if _emptied(self.path):
             self._release()
             raise ForwardConfigError(_EMPTIED.format(path=self.path))
         try:
@@ -156,6 +154,18 @@ class CheckpointStore:
         self.close()
 
 
+def _new_file() -> bytes:
+    """A checkpoint file holding its table and no row. It is put in place whole (create_durably):
+    created empty and then given its table, a forwarder killed in between left an empty file,
+    which the next start refused as a file cut to nothing."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute(_SCHEMA)
+        return db.serialize()
+    finally:
+        db.close()
+
+
 def _damage(db: sqlite3.Connection) -> str | None:
     """What is wrong with an open checkpoint file (a table edited by hand, damaged pages), or None."""
     columns = [row[1] for row in db.execute("PRAGMA table_info(checkpoints)")]
@@ -172,8 +182,8 @@ _EMPTIED = (
 
 
 def _emptied(path: Path) -> bool:
-    """The file exists and is empty: no forwarder leaves it so (the first open writes its schema),
-    so it was truncated, and opening it would silently forget every stream's position."""
+    """The file exists and is empty: no forwarder leaves it so (it is created whole, with its
+    table), so it was truncated, and opening it would silently forget every stream's position."""
     try:
         return path.stat().st_size == 0
     except FileNotFoundError:

@@ -2,7 +2,8 @@
 empty or partial file: the bytes go to a temporary file beside the target (`.<name>.tmp-<pid>`,
 what archive readers skip), which is fsynced, renamed over the target, and then the folder is
 fsynced so that the rename itself is on disk. Used for the archive manifests, key files and
-`siemgate-verify follow`'s state file."""
+`siemgate-verify follow`'s state file; `create_durably` links instead of renaming, for a file that
+must appear whole or not at all (the forwarder's checkpoint file)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,37 @@ def temporary_name(path: Path) -> Path:
 def write_durably(path: Path, data: bytes, mode: int = 0o666) -> None:
     """Replace `path` with `data` durably (the temporary file is created with `mode`, less the
     umask). Raises OSError, leaving `path` as it was and no temporary file."""
+    tmp = _written_temporary(path, data, mode)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def create_durably(path: Path, data: bytes, mode: int = 0o666) -> bool:
+    """Create `path` holding `data` unless it exists, durably and at once: another process (or the
+    next start after a crash) finds no file or the whole of it, never an empty or partial one. The
+    temporary file is linked to `path`, which fails when `path` exists. False, changing nothing,
+    when `path` exists (made meanwhile by another process). Raises OSError; a temporary file is
+    left behind only by a process killed while writing it."""
+    tmp = _written_temporary(path, data, mode)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    fsync_dir(path.parent)
+    return True
+
+
+def _written_temporary(path: Path, data: bytes, mode: int) -> Path:
+    """The temporary file of `path`, holding `data`, flushed to disk. Raises OSError, leaving no
+    temporary file."""
     tmp = temporary_name(path)
     try:
         with contextlib.suppress(FileNotFoundError):
@@ -37,9 +69,8 @@ def write_durably(path: Path, data: bytes, mode: int = 0o666) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    return tmp
