@@ -136,6 +136,7 @@ def test_follow_verifies_a_live_stream_and_names_a_tampered_index(tmp_path: Path
         assert tampered.returncode == 1, tampered.stdout + tampered.stderr
         assert f"INVALID index {seq - 1} " in tampered.stdout, tampered.stdout
         assert "does not hash to its log entry" in tampered.stdout
+        assert f"first bad index {seq - 1})" in tampered.stdout, tampered.stdout
         # the state did not move past it: the next run refuses it again
         again = _follow(s, tmp_path)
         assert again.returncode == 1 and f"INVALID index {seq - 1} " in again.stdout

@@ -6,7 +6,9 @@ proof; an event an empty page still owes and a later empty page withholds is ref
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -277,3 +279,29 @@ def test_an_empty_pages_proof_reveals_a_bounded_tail(
         assert (proof["tail"], proof["first_idx"], proof["end_idx"]) == (True, 3, 6)
         assert [p["idx"] for p in proof["omitted"]] == [3, 4, 5]
         assert verify_page(empty.content, proof, s.keys).ok
+
+
+def test_an_altered_served_item_is_named_by_its_own_index(tmp_path: Path, make_server: Any) -> None:
+    """A stored body changed behind siemgate's back is served altered with an honest proof: the
+    verifier names that index, and only it — not the start of the page's range as well, which
+    made `follow` report an untouched event as the first bad index."""
+    with proof_setup(tmp_path, make_server) as s:
+        account = s.server.account()
+        token = s.server.token(account)
+        _stream(s, account)
+        _, page, proof = _pages(s, token, WINDOW)[1]
+        raw = split_page(page)
+        idx = proof["items"][3]["idx"]
+        assert idx > proof["first_idx"]
+        altered = raw.items[3].replace(b'"action":"', b'"action":"x', 1)
+        assert altered != raw.items[3]
+        report = verify_page(page.replace(raw.items[3], altered, 1), proof, s.keys)
+        assert report.first_bad_index() == idx, report.lines()
+        assert [p.index for p in report.problems] == [idx], report.lines()
+        assert "does not hash to its log entry" in report.lines()[0]
+        # a server that lists the altered item's own hash is still caught: the root does not rebuild
+        lied = copy.deepcopy(proof)
+        digest = hashlib.sha256(altered).digest()
+        lied["items"][3]["body_sha256"] = base64.b64encode(digest).decode()
+        report = verify_page(page.replace(raw.items[3], altered, 1), lied, s.keys)
+        assert not report.ok and "do not rebuild the signed root" in "\n".join(report.lines())

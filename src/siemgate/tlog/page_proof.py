@@ -17,7 +17,7 @@
 
 Hashes are base64 (32 bytes). Leaf `i` is the RFC 9162 leaf of the 41-byte entry
 `0x01 || ts_ns || body_sha256` (src/siemgate/tlog/entry.py); for served items the verifier
-recomputes it from the bytes served.
+checks the bytes served against it.
 """
 
 from __future__ import annotations

@@ -228,8 +228,12 @@ def verify_page(
 
 
 def _leaves(items: list[bytes], decoded: list[Any], proof: PageProof, report: PageReport) -> list[bytes] | None:
-    """The leaves of [first_idx, end_idx), checking each listed leaf; None when the lists do not
-    cover the range exactly once."""
+    """The leaves of [first_idx, end_idx) as the proof lists them, checking each listed leaf; None
+    when the lists do not cover the range exactly once.
+
+    A served item is checked against its listed entry, and the listed entries against the root:
+    together as strong as rebuilding from the items, but an altered item is then named by its own
+    index alone, not also by the start of the range (the root it would have failed to rebuild)."""
     if len(items) != len(proof.items):
         report.add(
             f"the page has {len(items)} items but the proof lists {len(proof.items)} served leaves",
@@ -252,7 +256,7 @@ def _leaves(items: list[bytes], decoded: list[Any], proof: PageProof, report: Pa
         entry = leaf.entry
         in_window = proof.in_window(entry.ts_ns)
         if kind == "items":
-            entry = _served(*next(served), leaf.idx, leaf.entry, report)
+            _served(*next(served), leaf.idx, entry, report)
             report.served += 1
             if not in_window:
                 report.add(f"a served item's timestamp {format_ns(entry.ts_ns)} is outside the window", leaf.idx)
@@ -280,14 +284,14 @@ def _leaves(items: list[bytes], decoded: list[Any], proof: PageProof, report: Pa
     return leaves
 
 
-def _served(item: bytes, event: Any, idx: int, claimed: Entry, report: PageReport) -> Entry:
-    """The entry of a served item, from its bytes; problems when it is not the committed one."""
+def _served(item: bytes, event: Any, idx: int, claimed: Entry, report: PageReport) -> None:
+    """Problems when a served item, by its bytes, is not the committed entry `claimed`."""
     digest = hashlib.sha256(item).digest()
     try:
         ts = event_timestamp_ns(event)
     except EntryError as exc:
         report.add(f"the served item is not a stored event: {exc}", idx)
-        return Entry(claimed.ts_ns, digest)
+        return
     if digest != claimed.body_sha256:
         report.add(
             "the served item does not hash to its log entry: the stored event was altered after it was logged"
@@ -296,7 +300,6 @@ def _served(item: bytes, event: Any, idx: int, claimed: Entry, report: PageRepor
         )
     elif ts != claimed.ts_ns:
         report.add(f"the served item's timestamp {format_ns(ts)} is not its committed {format_ns(claimed.ts_ns)}", idx)
-    return Entry(ts, digest)
 
 
 def _purged(idx: int, entry: Entry, proof: PageProof, report: PageReport) -> None:
