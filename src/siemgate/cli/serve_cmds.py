@@ -167,7 +167,8 @@ def serve(
         services = open_services(settings)
         try:
             log.info("serving on %s:%s (data in %s)", settings.host, settings.port, settings.data_dir.resolve())
-            log.info("web console: http://%s:%s/console", settings.host, settings.port)
+            scheme = "https" if settings.tls_certfile else "http"
+            log.info("web console: %s://%s:%s/console", scheme, settings.host, settings.port)
             run_server(services, settings, sock)
         finally:
             services.close()
