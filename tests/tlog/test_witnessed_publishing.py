@@ -53,7 +53,9 @@ def _ingest(server: LiveServer, key: str, count: int, start: int) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_checkpoints_wait_for_a_quorum_of_witnesses(tmp_path: Path, make_server: Any) -> None:
+def test_checkpoints_wait_for_a_quorum_of_witnesses(
+    tmp_path: Path, make_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     kit = make_kit(tmp_path)
     keys = kit.keyring.public()
     secret = secret_file(tmp_path / "secret")
@@ -88,6 +90,12 @@ def test_checkpoints_wait_for_a_quorum_of_witnesses(tmp_path: Path, make_server:
         _wait(lambda: _size(signer.checkpoint(origin)) == 50, "the signer to sign size 50")
         _wait(lambda: (account.id, AUDIT) in tlog.unwitnessed, "the stream to be marked unwitnessed")
         assert "unreachable" in tlog.unwitnessed[(account.id, AUDIT)][1]
+        # each attempt (every second here) is refused for the same reason: it is logged once, not
+        # at every attempt (each checkpoint has its own time, which made each message new)
+        retry = tlog.unwitnessed[(account.id, AUDIT)][0]
+        _wait(lambda: tlog.unwitnessed[(account.id, AUDIT)][0] >= retry + 2, "two more attempts")
+        said = [r for r in caplog.records if "was signed but not witnessed" in r.getMessage()]
+        assert len(said) == 1, [r.getMessage() for r in said]
         [h0, h1] = tlog.witnessing.health()
         assert h1.failures >= 1 and h1.last_error and "unreachable" in h1.last_error and h0.last_error is None
         assert [open_checkpoint(n, keys).checkpoint.size for n in _published(server, account.id)] == [30]

@@ -53,7 +53,13 @@ class SignerRejects(LogUnavailable):
 
 
 class NotWitnessed(LogUnavailable):
-    """The signer signed, but fewer than the quorum of witnesses cosigned: nothing was published."""
+    """The signer signed, but fewer than the quorum of witnesses cosigned: nothing was published.
+    `reason` is the witnesses' side alone, the same at each attempt while it lasts (the message
+    also names the checkpoint, whose time is new at each attempt)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class LogService:
         self.signer_url = settings.integrity_signer_url
         self.witnessing = Witnessing.from_settings(settings, self._now)
         self.unwitnessed: dict[Stream, tuple[int, str]] = {}  # stream -> (retry at, why not published)
+        self._unwitnessed_logged: dict[Stream, str] = {}  # stream -> the witnesses' reason last logged
         self._last: dict[Stream, Checkpoint | None] = {}
         self._down_until = 0
         self._down_logged = False
@@ -180,13 +187,15 @@ class LogService:
                     self._down_logged = True
                 return signed
             except NotWitnessed as exc:
-                if stream not in self.unwitnessed or self.unwitnessed[stream][1] != str(exc):
+                if self._unwitnessed_logged.get(stream) != exc.reason:
                     log.error("log of account %s %s: %s", account_id, feature.value, exc)
+                    self._unwitnessed_logged[stream] = exc.reason
                 self.unwitnessed[stream] = (now + self.cadence.min_interval, str(exc))
                 continue
             except LogUnavailable as exc:
                 log.error("log of account %s %s: %s", account_id, feature.value, exc)
                 continue
+            self._unwitnessed_logged.pop(stream, None)
             if self.unwitnessed.pop(stream, None) is not None:
                 log.info("log of account %s %s: witnessed and published again", account_id, feature.value)
             signed += 1
@@ -336,7 +345,7 @@ class LogService:
             try:
                 note = self.witnessing.cosign(note, cp, tree, last.size if last is not None else 0)
             except QuorumNotMet as exc:
-                raise NotWitnessed(f"{cp.describe()} was signed but not witnessed: {exc}") from None
+                raise NotWitnessed(f"{cp.describe()} was signed but not witnessed: {exc}", str(exc)) from None
         self.store.add_log_checkpoint(account_id, feature, StoredCheckpoint(cp.time, cp.size, note))
         self._last[stream] = cp
         self._ahead.pop(stream, None)
