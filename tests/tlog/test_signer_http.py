@@ -60,6 +60,7 @@ def test_sign_conflict_refusal_recovery_over_http(tmp_path: Path) -> None:
         with pytest.raises(SignerRefused) as no_recovery:
             client.recover(ORIGIN, 5, log.root(5), "restore")
         assert no_recovery.value.status == 401
+        assert "wrong recovery secret" in str(no_recovery.value), no_recovery.value
         rec, cp = SignerClient(url, recover_secret).recover(ORIGIN, 5, log.root(5), "restored backup")
         assert open_recovery(rec, public).recovery.previous_size == 9
         assert open_checkpoint(cp, public).checkpoint.size == 5
@@ -94,6 +95,9 @@ def test_signer_state_survives_restarts(tmp_path: Path) -> None:
         with pytest.raises(SignerRefused) as no_recover:  # no recovery secret configured: no recovery
             SignerClient(url, secret).recover(ORIGIN, 2, log.root(2), "x")
         assert no_recover.value.status == 401
+        # ... and says so, naming the option: "missing or wrong bearer secret" sent the operator
+        # checking a secret that was right
+        assert "no recovery secret" in str(no_recover.value) and "--recovery-secret-file" in str(no_recover.value)
 
 
 def test_serve_refuses_non_loopback_short_secret_and_open_files(

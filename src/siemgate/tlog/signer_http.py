@@ -83,12 +83,18 @@ class _Handler(Handler):
     server_version = "siemgate-signer"
     log = log
 
-    def _authorized(self, expected: bytes | None) -> bool:
+    def _authorized(self, expected: bytes | None, what: str = "bearer secret") -> bool:
+        """Whether the request carries the secret `expected` (None: the signer was started without
+        a recovery secret, so no recovery is authorized); else answers 401 saying which secret."""
+        if expected is None:
+            why = "this signer has no recovery secret: restart it with --recovery-secret-file to sign recoveries"
+            self.send_json(401, {"error": why})
+            return False
         header = self.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        ok = expected is not None and scheme == "Bearer" and hmac.compare_digest(_digest(token), expected)
+        ok = scheme == "Bearer" and hmac.compare_digest(_digest(token), expected)
         if not ok:
-            self.send_json(401, {"error": "missing or wrong bearer secret"})
+            self.send_json(401, {"error": f"missing or wrong {what}"})
         return ok
 
     def _body(self) -> dict[str, Any]:
@@ -123,11 +129,13 @@ class _Handler(Handler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
-        secret = self.server.recover_secret if path == "/v1/recover" else self.server.sign_secret
         if path not in ("/v1/sign", "/v1/recover"):
             self.send_json(404, {"error": f"no such endpoint {path}"})
             return
-        if not self._authorized(secret):
+        if path == "/v1/recover":
+            if not self._authorized(self.server.recover_secret, "recovery secret"):
+                return
+        elif not self._authorized(self.server.sign_secret):
             return
         signer = self.server.signer
         try:
