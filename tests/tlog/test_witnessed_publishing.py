@@ -96,6 +96,8 @@ def test_checkpoints_wait_for_a_quorum_of_witnesses(
         _wait(lambda: tlog.unwitnessed[(account.id, AUDIT)][0] >= retry + 2, "two more attempts")
         said = [r for r in caplog.records if "was signed but not witnessed" in r.getMessage()]
         assert len(said) == 1, [r.getMessage() for r in said]
+        # named as operators know the stream (the metrics' labels), not by the account's row id
+        assert f"log of {account.uuid}/auditevents: " in said[0].getMessage(), said[0].getMessage()
         [h0, h1] = tlog.witnessing.health()
         assert h1.failures >= 1 and h1.last_error and "unreachable" in h1.last_error and h0.last_error is None
         assert [open_checkpoint(n, keys).checkpoint.size for n in _published(server, account.id)] == [30]

@@ -18,7 +18,7 @@ from siemgate.config import Settings
 from siemgate.errors import ConfigError, NotFound, SiemgateError
 from siemgate.integrity.export import Exported, export_log
 from siemgate.integrity.keys import LogKeys, signer_client
-from siemgate.integrity.tree import Integrated, StoredTree, integrate
+from siemgate.integrity.tree import Integrated, StoredTree, integrate, stream_label
 from siemgate.integrity.witnessing import QuorumNotMet, Witnessing
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
@@ -188,16 +188,16 @@ class LogService:
                 return signed
             except NotWitnessed as exc:
                 if self._unwitnessed_logged.get(stream) != exc.reason:
-                    log.error("log of account %s %s: %s", account_id, feature.value, exc)
+                    log.error("log of %s: %s", stream_label(self.store, account_id, feature), exc)
                     self._unwitnessed_logged[stream] = exc.reason
                 self.unwitnessed[stream] = (now + self.cadence.min_interval, str(exc))
                 continue
             except LogUnavailable as exc:
-                log.error("log of account %s %s: %s", account_id, feature.value, exc)
+                log.error("log of %s: %s", stream_label(self.store, account_id, feature), exc)
                 continue
             self._unwitnessed_logged.pop(stream, None)
             if self.unwitnessed.pop(stream, None) is not None:
-                log.info("log of account %s %s: witnessed and published again", account_id, feature.value)
+                log.info("log of %s: witnessed and published again", stream_label(self.store, account_id, feature))
             signed += 1
             if self._down_logged:
                 log.info("the log signer is reachable again; checkpoints caught up")

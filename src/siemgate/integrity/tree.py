@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from siemgate.errors import NotFound
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
 from siemgate.store.shared.log import LogState
@@ -103,6 +104,15 @@ class StoredTree:
             raise LogIntegrityError(f"index {expect} has no log entry: the stored log has a hole", expect)
 
 
+def stream_label(store: Store, account_id: int, feature: Feature) -> str:
+    """`<account uuid>/<feature>` for log lines, as operators know a stream (the metrics' labels,
+    retention's lines), never the account's row id; `account #<id>` for an account gone since."""
+    try:
+        return f"{store.get_account_by_id(account_id).uuid}/{feature.value}"
+    except NotFound:
+        return f"account #{account_id}/{feature.value}"
+
+
 def root_of_perfect(hashes: list[bytes]) -> bytes:
     """The root of a perfect subtree given its 2**k nodes of one level."""
     return root_of(hashes)
@@ -148,7 +158,7 @@ def integrate(store: Store, account_id: int, feature: Feature, now: int, *, batc
         except LogIntegrityError as exc:
             message = f"{exc} (the stream's head seq is {head})"
             store.set_log_error(account_id, feature, message, now)
-            log.error("log of account %s %s: integrity error: %s", account_id, feature.value, message)
+            log.error("log of %s: integrity error: %s", stream_label(store, account_id, feature), message)
             return Integrated(size, size - start_size, backfilled, message)
         if not store.log_integrated(account_id, feature, size, new_state, hashes):
             break  # another process integrated first (or an error was recorded): it goes on from there
@@ -189,7 +199,7 @@ def backfill(store: Store, account_id: int, feature: Feature, head: int, *, chun
         missing = [(i, bodies.get(i, HOLE_ENTRY)) for i in range(begin, end) if i not in have]
         written += store.add_log_entries(account_id, feature, missing)
     if written:
-        log.info("log of account %s %s: backfilled %d entries", account_id, feature.value, written)
+        log.info("log of %s: backfilled %d entries", stream_label(store, account_id, feature), written)
     return written
 
 
