@@ -794,3 +794,19 @@ def test_a_page_proof_with_a_larger_checkpoint_dated_before_the_held_one_is_refu
     report = verify_page(page, proof, KEYS, state)
     assert not report.ok and any("dated before" in line for line in report.lines()), report.lines()
     assert state.checkpoint == held
+
+
+def test_a_run_with_nothing_new_says_so(tmp_path: Path) -> None:
+    """A run at the end of the stream gets an empty page that accounts for no index: its line says
+    so, where it printed an empty range backwards ("indices 6..5")."""
+    rng = random.Random("nothing new")
+    server = Server(Log(ORIGIN), rng, limit=3)
+    state = tmp_path / "state.json"
+    server.log.append(rng, 6)
+    server.log.sign()
+    first: list[str] = []
+    assert follow(server, KEYS, state, {"limit": 3}, max_age=0, out=first.append)
+    assert any(line.startswith("page 1: indices 0..") for line in first), first
+    out: list[str] = []
+    assert follow(server, KEYS, state, {"limit": 3}, max_age=0, out=out.append)
+    assert out[0].startswith("page 1: no new indices VALID (0 served, 0 outside the window"), out

@@ -193,8 +193,13 @@ def follow(
             out(report.lines()[-1])
             return False
         pages += 1
+        span = (
+            f"indices {report.first_idx}..{report.end_idx - 1}"
+            if report.end_idx > report.first_idx
+            else "no new indices"
+        )
         out(
-            f"page {pages}: indices {report.first_idx}..{report.end_idx - 1} VALID ({report.served} served,"
+            f"page {pages}: {span} VALID ({report.served} served,"
             f" {report.omitted} outside the window, {report.purged} purged, {len(report.pending)} pending)"
         )
         stuck = has_more and state.cursor is not None and cursor == state.cursor
