@@ -156,7 +156,8 @@ def test_siemgate_log_integrate_backfills_after_an_upgrade(
     with pytest.raises(SystemExit) as done:
         main()
     assert done.value.code == 0
-    assert f"account #{account.id} auditevents: 50 entries, backfilled 50, integrated 50" in capsys.readouterr().out
+    # the stream named as operators know it (the account uuid), not by the row id ("account #1")
+    assert f"{account.uuid}/auditevents: 50 entries, backfilled 50, integrated 50" in capsys.readouterr().out
     store = SQLiteStore(tmp_path / "siemgate.db")
     try:
         state = store.log_state(account.id, AUDIT)

@@ -178,7 +178,7 @@ def integrate_cmd(
 ) -> None:
     """Integrate every stream's log now (`serve` does it in the background), writing first the
     entries of events stored before the log existed (the backfill after an upgrade)."""
-    from siemgate.integrity.tree import integrate
+    from siemgate.integrity.tree import integrate, stream_label
 
     with services_for(ctx) as services:
         only = find_account(services.store, account).id if account else None
@@ -188,12 +188,13 @@ def integrate_cmd(
             if stopped or head <= size:
                 state = services.store.log_state(account_id, stream)
                 note = f"stopped: {state.error}" if state is not None and state.error else "up to date"
-                sys.stdout.write(f"account #{account_id} {stream.value}: {max(size, 0)} entries, {note}\n")
+                label = stream_label(services.store, account_id, stream)
+                sys.stdout.write(f"{label}: {max(size, 0)} entries, {note}\n")
                 continue
             began = time.monotonic()
             done = integrate(services.store, account_id, stream, services.clock())
             took = max(time.monotonic() - began, 1e-9)
-            line = f"account #{account_id} {stream.value}: {done.size} entries"
+            line = f"{stream_label(services.store, account_id, stream)}: {done.size} entries"
             line += f", backfilled {done.backfilled}" if done.backfilled else ""
             line += f", integrated {done.added} in {took:.1f} s ({done.added / took:,.0f}/s)"
             sys.stdout.write(line + (f"; INTEGRITY ERROR: {done.error}" if done.error else "") + "\n")
