@@ -697,17 +697,22 @@ def _when(note: str) -> str:
     return format_ns(Checkpoint.parse(note.rpartition("\n\n")[0] + "\n").time * SECOND)
 
 
+def _six_signed_events(seed: str) -> Server:
+    """An honest server of 6 events, signed, served 3 a page."""
+    rng = random.Random(seed)
+    server = Server(Log(ORIGIN), rng, limit=3)
+    server.log.append(rng, 6)
+    server.log.sign()
+    return server
+
+
 def test_a_lost_state_file_is_said_and_refused_with_require_state(tmp_path: Path) -> None:
     """A server that makes a follower lose its state file restarts its trust: the run says so on
     stdout, and with `require_state` (--require-state, for scheduled runs) refuses to start over.
     Before: it started afresh without a word."""
     from siemgate.tlog.follow import NO_STATE, FollowError
 
-    rng = random.Random("lost state")
-    server = Server(Log(ORIGIN), rng, limit=3)
-    state = tmp_path / "state.json"
-    server.log.append(rng, 6)
-    server.log.sign()
+    server, state = _six_signed_events("lost state"), tmp_path / "state.json"
     out: list[str] = []
     assert follow(server, KEYS, state, {"limit": 3}, max_age=0, out=out.append)
     assert out[0].startswith(f"NOTICE {NO_STATE}"), out
@@ -799,11 +804,7 @@ def test_a_page_proof_with_a_larger_checkpoint_dated_before_the_held_one_is_refu
 def test_a_run_with_nothing_new_says_so(tmp_path: Path) -> None:
     """A run at the end of the stream gets an empty page that accounts for no index: its line says
     so, where it printed an empty range backwards ("indices 6..5")."""
-    rng = random.Random("nothing new")
-    server = Server(Log(ORIGIN), rng, limit=3)
-    state = tmp_path / "state.json"
-    server.log.append(rng, 6)
-    server.log.sign()
+    server, state = _six_signed_events("nothing new"), tmp_path / "state.json"
     first: list[str] = []
     assert follow(server, KEYS, state, {"limit": 3}, max_age=0, out=first.append)
     assert any(line.startswith("page 1: indices 0..") for line in first), first
