@@ -12,6 +12,7 @@ import gzip
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -685,14 +686,12 @@ def test_replay_into_another_account_of_a_genuine_archive_is_checked(scene: Scen
     assert [i["unchecked"] for i in infos if i.get("kind") == "archive-replay"] == [0, 0, 0]
 
 
-def test_a_file_swapped_after_it_was_checked_is_not_replayed(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Replay checked every row against the log, then verified the file again (its SHA-256) and
-    opened it a third time to write it: a file replaced after that last check (someone who can
-    write the archive folder, timing the replay) had its rows written unchecked. Now the rows
-    written are the rows checked, read once: the swapped file stops the replay at that file, and
-    its forged row is not stored."""
+def _swap_after_check(scene: Scene, monkeypatch: pytest.MonkeyPatch, forge: Callable[[], object]) -> list[str]:
+    """Make replay's last check of the first day's file, right before it is written, swap the
+    archive folder for the one `forge` makes (someone who can write the folder, timing the replay);
+    the paths of the files checked, in order."""
     genuine = {p: p.read_bytes() for p in scene.folder.rglob("*") if p.is_file()}
-    _alter_row(scene.folder, 7)
+    forge()
     forged = {p: p.read_bytes() for p in scene.folder.rglob("*") if p.is_file()}
     for p, data in genuine.items():
         p.write_bytes(data)
@@ -706,6 +705,16 @@ def test_a_file_swapped_after_it_was_checked_is_not_replayed(scene: Scene, monke
                 p.write_bytes(data)
 
     monkeypatch.setattr("siemgate.retention.replay.verify_file", verify_then_swap)
+    return checks
+
+
+def test_a_file_swapped_after_it_was_checked_is_not_replayed(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay checked every row against the log, then verified the file again (its SHA-256) and
+    opened it a third time to write it: a file replaced after that last check (someone who can
+    write the archive folder, timing the replay) had its rows written unchecked. Now the rows
+    written are the rows checked, read once: the swapped file stops the replay at that file, and
+    its forged row is not stored."""
+    checks = _swap_after_check(scene, monkeypatch, lambda: _alter_row(scene.folder, 7))
     store = scene.services.store
     head = store.head_seq(scene.account.id, AUDIT)
     plans = plan_replay(store, scene.services.settings.archive_path)
@@ -718,3 +727,28 @@ def test_a_file_swapped_after_it_was_checked_is_not_replayed(scene: Scene, monke
         for _, body, _ in store.read_events(scene.account.id, AUDIT, head, -(2**63), None, 500)
     ]
     assert "edit" not in actions and len(actions) < 40, actions
+
+
+def test_a_file_swapped_after_it_was_checked_is_counted_by_what_was_written(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --unchecked, the file swapped after its checks for one whose row 7 is altered and
+    carries no log index: the row is replayed (the operator allowed unchecked rows), but the
+    file's audit record said `unchecked: 0`, the count of the file checked before. It counts the
+    rows written that could not be checked."""
+    name = ""
+
+    def forge() -> None:
+        nonlocal name
+        _alter_row(scene.folder, 7)
+        name = _reindex_row(scene, 7, None)
+
+    _swap_after_check(scene, monkeypatch, forge)
+    store = scene.services.store
+    head = store.head_seq(scene.account.id, AUDIT)
+    plans = plan_replay(store, scene.services.settings.archive_path)
+    assert replay(scene.services.writer, plans, audit=scene.services.audit, unchecked=True).stored == 120
+    rows = store.read_events(scene.account.id, AUDIT, head, -(2**63), None, 500)
+    infos = [orjson.loads(orjson.loads(body).get("aux_info") or "{}") for _, body, _ in rows]
+    unchecked = {i["file"]: i["unchecked"] for i in infos if i.get("kind") == "archive-replay"}
+    assert unchecked == {path: int(path == name) for path in _manifest(scene)["files"]}
