@@ -28,13 +28,15 @@ from siemgate.config import load_settings
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import format_ns
-from siemgate.retention.archive import ArchiveError, sha256_file, verify_file
+from siemgate.retention.archive import ArchiveError, read_rows, sha256_file, verify_file
 from siemgate.retention.replay import plan_replay, replay
 from siemgate.retention.survey import survey
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
+from siemgate.store.sqlite.store import SQLiteStore
 from siemgate.tlog.bundle import MAX_LINE_BYTES
 from support.events import signin
+from support.stores import make_store
 
 from .store_log_kit import sql
 from .tlog_kit import Kit, make_kit
@@ -752,3 +754,30 @@ def test_a_file_swapped_after_it_was_checked_is_counted_by_what_was_written(
     infos = [orjson.loads(orjson.loads(body).get("aux_info") or "{}") for _, body, _ in rows]
     unchecked = {i["file"]: i["unchecked"] for i in infos if i.get("kind") == "archive-replay"}
     assert unchecked == {path: int(path == name) for path in _manifest(scene)["files"]}
+
+
+def test_an_account_named_like_the_archived_accounts_uuid_is_not_that_account(scene: Scene, tmp_path: Path) -> None:
+    """The archive moved to another store, where an account is named like the archived account's
+    uuid (a name is any one line; an owner can rename their account) and its log holds the
+    archived events at their indices. Replay looked the archived account up by uuid or name, so it
+    checked the rows against that account's log (`unchecked: 0`) and, without --account, wrote the
+    archive into it. The archived account is not in that store: replay refuses, as for any archive
+    moved to another store."""
+    kind = "sqlite" if isinstance(scene.services.store, SQLiteStore) else "postgres"
+    (tmp_path / "moved").mkdir()
+    store = make_store(kind, tmp_path / "moved")
+    try:
+        services, _, _ = _services(store, tmp_path / "moved", "jsonl")
+        decoy = store.create_account(new_id(), scene.account.uuid.lower(), NOW)
+        restore = store.create_account(new_id(), "Restore", NOW)
+        stream = next(s for s in survey(scene.services.settings.archive_path).streams if s.feature == AUDIT)
+        rows = [orjson.loads(body) for f in stream.files for _, _, body in read_rows(stream.folder / f.path, f.format)]
+        assert services.writer.write(decoy.id, AUDIT, rows, strict=False).stored == 120
+        root = scene.services.settings.archive_path
+        for chosen in (restore, None):
+            with pytest.raises(ArchiveError, match=f"{scene.account.uuid}.*which is not in this store"):
+                replay(services.writer, plan_replay(store, root, account=chosen), audit=services.audit)
+            assert store.head_seq(restore.id, AUDIT) == 0
+        assert store.head_seq(decoy.id, AUDIT) == 120
+    finally:
+        store.close()

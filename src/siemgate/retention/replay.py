@@ -79,15 +79,12 @@ def plan_replay(
     for stream in found.streams:
         if stream.account not in chosen or stream.feature not in wanted:
             continue
-        target = account
+        target = account if account is not None else _archived_account(store, stream.account)
         if target is None:
-            try:
-                target = store.get_account(stream.account)
-            except NotFound:
-                raise ArchiveError(
-                    f"the archive {stream.folder} belongs to account {stream.account} ({stream.account_name}),"
-                    " which is not in this store; replay it into an account with --account"
-                ) from None
+            raise ArchiveError(
+                f"the archive {stream.folder} belongs to account {stream.account} ({stream.account_name}),"
+                " which is not in this store; replay it into an account with --account"
+            )
         files = [f for f in stream.files if (since is None or f.day >= since) and (until is None or f.day <= until)]
         plans.append(ReplayPlan(stream.folder, target, stream.feature, files))
     return plans
@@ -183,10 +180,17 @@ def _log_account(store: Store, plan: ReplayPlan) -> Account | None:
     """The account whose log holds the archived events: the one the archive carries, wherever they
     are replayed; None when it is not in the store."""
     archived = plan.folder.parent.name
+    return plan.account if plan.account.uuid == archived else _archived_account(store, archived)
+
+
+def _archived_account(store: Store, uuid: str) -> Account | None:
+    """The store's account with this uuid, None when there is none: by uuid only, as
+    `get_account` also finds an account by name, and a name can read like another's uuid."""
     try:
-        return plan.account if plan.account.uuid == archived else store.get_account(archived)
+        found = store.get_account(uuid)
     except NotFound:
         return None
+    return found if found.uuid == uuid else None
 
 
 def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool) -> int:
