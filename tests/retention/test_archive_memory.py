@@ -23,7 +23,7 @@ from siemgate.retention import parquet
 from siemgate.retention.archive import FileEntry, StreamArchive, day_path, index_path
 from siemgate.tlog.archive_tables import TablesError
 from siemgate.tlog.archive_verify import ArchiveInputError, verify_archive
-from siemgate.tlog.bundle import MAX_LINE_BYTES, Manifest, write_bundle
+from siemgate.tlog.bundle import MAX_LINE_BYTES, MAX_NOTE_BYTES, Manifest, write_bundle
 from siemgate.tlog.entry import entry_for
 from siemgate.tlog.keys import PublicKeyring, SignerKeyring
 from siemgate.tlog.merkle import CompactRange
@@ -254,6 +254,40 @@ def test_a_bundle_line_longer_than_any_event_is_named_not_read_whole(tmp_path: P
         said.write_text("")
         assert peak_growth_mib(code, setup) < 200, code  # the line is 384 MiB; read up to 64 MiB
         assert f"{name} line 1 is longer than {MAX_LINE_BYTES} bytes" in said.read_text(), said.read_text()
+
+
+@pytest.mark.parametrize("name", ["checkpoints/000000.checkpoint", "bundle.json"])
+def test_a_bundle_file_longer_than_any_export_is_named_not_read_whole(tmp_path: Path, name: str) -> None:
+    """Past the bound on events.tsv and purges.tsv lines, a bundle's other files were still read
+    whole: a checkpoint note or the manifest (bundle.json) of 384 MiB (a hostile or damaged bundle; a sparse file)
+    was held in memory by `siemgate-verify bundle` and `siemgate-verify archive --entries`. They
+    are a few KiB when siemgate writes them: one longer than MAX_NOTE_BYTES is named, not read."""
+    folder, public, bundle = _signed_archive(tmp_path, 10)
+    with (bundle / name).open("ab") as f:
+        f.truncate(f.tell() + HUGE_LINE)
+    said = tmp_path / "said.txt"
+    setup = (
+        "from siemgate.tlog.keys import PublicKeyring\nfrom siemgate.tlog.bundle import BundleError\n"
+        f"keys = PublicKeyring.load(Path({str(public)!r}))\n"
+    )
+    bundle_check = (
+        "import siemgate.tlog.verify\n"
+        "try:\n"
+        f"    report = siemgate.tlog.verify.verify_bundle(Path({str(bundle)!r}), keys, max_age=0)\n"
+        f"    Path({str(said)!r}).write_text('\\n'.join(report.lines()))\n"
+        "except BundleError as exc:\n"
+        f"    Path({str(said)!r}).write_text(str(exc))\n"
+    )
+    archive_check = (
+        "try:\n"
+        f"    siemgate.tlog.archive_verify.verify_archive(Path({str(folder)!r}), keys, Path({str(bundle)!r}))\n"
+        "except siemgate.tlog.archive_verify.ArchiveInputError as exc:\n"
+        f"    Path({str(said)!r}).write_text(str(exc))\n"
+    )
+    for code in (bundle_check, archive_check):
+        said.write_text("")
+        assert peak_growth_mib(code, setup) < 100, code  # the file is 384 MiB; read up to 1 MiB
+        assert f"{Path(name).name} is longer than {MAX_NOTE_BYTES} bytes" in said.read_text(), said.read_text()
 
 
 def test_an_archive_line_longer_than_any_event_is_not_held_in_memory(tmp_path: Path) -> None:

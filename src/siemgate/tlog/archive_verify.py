@@ -38,6 +38,7 @@ from siemgate.tlog.bundle import (
     read_lines,
     read_manifest,
     read_purges,
+    read_small,
 )
 from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from siemgate.tlog.cosignature import WitnessPolicy
@@ -342,8 +343,8 @@ def verify_archive(
                 raise ArchiveInputError(f"--entries: the bundle is of {bundle.origin}, the archive of {origin}")
             report.origin = bundle.origin
             origin = bundle.origin
-            notes += [p.read_text(encoding="utf-8") for p in note_files(directory, CHECKPOINTS)]
             try:
+                notes += [read_small(p) for p in note_files(directory, CHECKPOINTS)]
                 for idx, body in _live(directory / EVENTS):
                     tables.put_live(idx, body)
                 records = read_purges(directory)

@@ -44,6 +44,9 @@ MAX_PROOF_LINES = 128
 # and a stored event, which is at most config.MAX_EVENT_BYTES (16 MiB); a longer line is never read
 # whole. Written again as retention.archive.MAX_LINE_BYTES (the verifiers import nothing of the server).
 MAX_LINE_BYTES = 64 * 1024 * 1024
+# The largest bundle.json, checkpoint or recovery note and consistency proof read: a few KiB when
+# siemgate writes them; a longer one (a damaged or hostile bundle) is never read whole.
+MAX_NOTE_BYTES = 1024 * 1024
 
 
 class BundleError(ValueError):
@@ -92,7 +95,7 @@ class Manifest:
 def read_manifest(directory: Path) -> Manifest:
     path = directory / MANIFEST
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_small(path))
     except FileNotFoundError:
         raise BundleError(f"{path} is missing: is {directory} a bundle written by siemgate log export?") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -193,3 +196,14 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                     f"{path.name} line {n} is longer than {MAX_LINE_BYTES} bytes, which no stored event is"
                 )
             yield n, line.rstrip(b"\n")
+
+
+def read_small(path: Path) -> str:
+    """The text of the bundle file `path` (bundle.json, a note, a proof). Raises BundleError naming
+    the file when it is longer than MAX_NOTE_BYTES, before it is read whole; UnicodeDecodeError
+    when it is not UTF-8; OSError (FileNotFoundError) when it cannot be read."""
+    with path.open("rb") as f:
+        data = f.read(MAX_NOTE_BYTES + 1)
+    if len(data) > MAX_NOTE_BYTES:
+        raise BundleError(f"{path.name} is longer than {MAX_NOTE_BYTES} bytes, which no file siemgate exports is")
+    return data.decode("utf-8")

@@ -33,6 +33,7 @@ from siemgate.tlog.bundle import (
     read_lines,
     read_manifest,
     read_purges,
+    read_small,
 )
 from siemgate.tlog.checkpoint import (
     Checkpoint,
@@ -185,8 +186,8 @@ def _load_checkpoints(
     signed: list[SignedCheckpoint] = []
     for path in [*note_files(directory, CHECKPOINTS), *known]:
         try:
-            sc = open_checkpoint(path.read_text(encoding="utf-8"), keys, witnesses, as_of)
-        except (NoteError, CheckpointError, UnicodeDecodeError) as exc:
+            sc = open_checkpoint(read_small(path), keys, witnesses, as_of)
+        except (NoteError, CheckpointError, UnicodeDecodeError, BundleError) as exc:
             report.add(f"checkpoint file {path.name} does not verify: {exc}", checkpoint=str(path))
             continue
         if sc.checkpoint.origin != manifest.origin:
@@ -196,8 +197,8 @@ def _load_checkpoints(
     recoveries: list[Recovery] = []
     for path in note_files(directory, RECOVERIES):
         try:
-            rec = open_recovery(path.read_text(encoding="utf-8"), keys).recovery
-        except (NoteError, CheckpointError, UnicodeDecodeError) as exc:
+            rec = open_recovery(read_small(path), keys).recovery
+        except (NoteError, CheckpointError, UnicodeDecodeError, BundleError) as exc:
             report.add(f"recovery file {path.name} does not verify: {exc}")
             continue
         if rec.origin == manifest.origin:
@@ -529,7 +530,7 @@ def _check_proofs(
             report.add(f"proof {path.name} is between sizes that have no checkpoint in the bundle")
             continue
         try:
-            proof = parse_hashes(path.read_text(encoding="utf-8"), path.name)
+            proof = parse_hashes(read_small(path), path.name)
         except BundleError as exc:
             report.add(str(exc), size1, new.describe())
             continue
