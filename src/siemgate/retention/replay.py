@@ -193,11 +193,11 @@ def _archived_account(store: Store, uuid: str) -> Account | None:
     return found if found.uuid == uuid else None
 
 
-def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool) -> int:
+def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool) -> None:
     """Check each row of the file against the entry the archived account's log holds at the row's
     index, whichever account it is replayed into (the manifest is not signed: a file altered and
     its manifest rewritten to match passes `verify_file`, and its events would come back as new
-    leaves of a log); returns how many rows could not be checked. A row without an index (archived
+    leaves of a log). A row without an index (archived
     before indices, or its index removed) or whose index the log does not hold (a store restored
     from an older backup, or an index made up) cannot be checked, nor can any row of an account
     that is not in the store (an archive moved to another store): such rows are refused unless
@@ -213,7 +213,7 @@ def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool
                 " If this archive was moved here from another store on purpose, replay with --unchecked (the"
                 " audit record counts them)"
             )
-        return entry.events
+        return
     first: tuple[int, str] | None = None  # the first row that cannot be checked, and why
     count = 0
     try:
@@ -231,7 +231,6 @@ def _check_log(store: Store, plan: ReplayPlan, entry: FileEntry, unchecked: bool
             " row(s) in the file); nothing is replayed. If the archive predates log indices or the store was"
             " restored from an older backup, replay with --unchecked (the audit record counts them)"
         )
-    return count
 
 
 def _checked(
