@@ -77,7 +77,10 @@ def _email_problem(email: str) -> str | None:
         return f"it has {len(email)} characters, at most 254 are allowed"
     for position, char in enumerate(email):
         if char.isspace() or name_problem(char) is not None:
-            return f"it contains U+{ord(char):04X} at position {position}: remove spaces and control characters"
+            return (
+                f"it contains U+{ord(char):04X} at position {position}: remove it (an address holds no space,"
+                " control character or bidirectional override)"
+            )
     if not local or not domain:
         return "give a name, an @ and a domain, e.g. ada@example.com"
     if "@" in domain:
