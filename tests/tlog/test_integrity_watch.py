@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from siemgate.alerts.actions.record import is_alert_event
 from siemgate.model.features import Feature
@@ -21,7 +22,8 @@ from siemgate.tlog.witness import Witness
 from support.events import auditevent
 from support.servers import LiveServer
 
-from .tlog_kit import make_kit, new_witness, secret_file, signer_process, witness_process
+from .store_log_kit import snapshot
+from .tlog_kit import make_kit, new_witness, run_cli, secret_file, signer_process, witness_process
 
 DAY_NS = 86400 * 10**9
 # 30 days ago, 00:00 UTC: within retention (the ingest API refuses older events), past the alert
@@ -63,6 +65,11 @@ def _alert_events(server: LiveServer, account_id: int) -> list[str]:
     """The alert ids recorded as events in the account's audit stream."""
     rows = server.store.read_events(account_id, AUDIT, 0, 0, None, 1000)
     return [e["object_uuid"] for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]
+
+
+def _signed_size(server: LiveServer, account_id: int) -> int | None:
+    stored = server.store.last_log_checkpoint(account_id, AUDIT)
+    return stored.size if stored is not None else None
 
 
 def _ingest(server: LiveServer, account: Any, count: int) -> None:
@@ -150,3 +157,53 @@ def test_a_refusing_witness_is_measured_and_alerted(tmp_path: Path, make_server:
         [alert] = _wait(lambda: _alerts(server, account.id, "unwitnessed"), "an unwitnessed alert")
         assert "rolled back or forked" in alert["summary"] and alert["event"]["witness_failures"] >= 1
         assert server.store.log_checkpoints(account.id, AUDIT) == []
+
+
+def test_a_signer_ahead_of_a_rolled_back_store_is_measured_and_alerted_at_once(
+    tmp_path: Path, make_server: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = make_kit(tmp_path)
+    secret, recovery = secret_file(tmp_path / "secret"), secret_file(tmp_path / "recovery")
+    with signer_process(kit, secret, recovery) as url:
+        server = make_server(
+            integrity_signer_url=url,
+            integrity_signer_secret_file=secret,
+            integrity_checkpoint_seconds=1,
+            alerts_enabled=True,
+            alerts_check_seconds=0.5,
+        )
+        account = server.account()
+        labels = {"account": account.uuid, "feature": "auditevents"}
+        _ingest(server, account, 20)
+        _wait(lambda: _signed_size(server, account.id) == 20, "20 entries signed")
+        backup = snapshot(server.store, account.id)
+        _ingest(server, account, 5)
+        _wait(lambda: _signed_size(server, account.id) == 25, "25 entries signed")
+        backup()  # the database is restored from the backup taken at size 20: the signer signed 25
+        response = server.ingest(
+            server.ingest_key(account), AUDIT, [auditevent(T0 + (100 + n) * 10**9) for n in range(3)]
+        )
+        assert response.status_code == 200, (
+            response.text
+        )  # a change: the worker asks, the signer refuses the smaller tree
+        _wait(lambda: _metric(server, "siemgate_log_status", **labels, status="signer-ahead") == 1, "signer-ahead")
+        assert _metric(server, "siemgate_log_status", **labels, status="ok") == 0
+        assert _metric(server, "siemgate_log_signer_up") == 1  # the signer answers: it refuses this stream
+        [alert] = _wait(lambda: _alerts(server, account.id, "signer-ahead"), "a signer-ahead alert")
+        assert "signed size 25 but the log holds 23 entries" in alert["summary"]
+        assert "siemgate log recover" in alert["summary"]
+        # the operator recovers (another process): the stream is ok again, without a heartbeat's wait
+        monkeypatch.setenv("SIEMGATE_INTEGRITY_SIGNER_URL", url)
+        monkeypatch.setenv("SIEMGATE_INTEGRITY_SIGNER_SECRET_FILE", str(secret))
+        stream = ["--account", account.uuid, "--feature", "auditevents", "--reason", "restored"]
+        run_cli(
+            capsys,
+            "--data-dir",
+            str(tmp_path / "server0"),
+            "log",
+            "recover",
+            *stream,
+            "--recovery-secret-file",
+            str(recovery),
+        )
+        _wait(lambda: _metric(server, "siemgate_log_status", **labels, status="ok") == 1, "ok after the recovery")

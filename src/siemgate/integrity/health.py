@@ -5,6 +5,8 @@ A stream's status, the first that applies:
 
 - `stopped`: its log is stopped by an integrity error (a rewritten entry or tree hash);
 - `signer-down`: the signer did not answer this process's last request or health check;
+- `signer-ahead`: the signer refused the stream's tree because it signed a larger one (the store
+  was rolled back, e.g. restored from a backup): nothing is signed until `siemgate log recover`;
 - `unwitnessed`: the signer signed, but fewer than the quorum of witnesses cosigned, so nothing was
   published (the reason names each witness's refusal or failure);
 - `stale`: the newest published checkpoint is older than twice the heartbeat interval (the
@@ -23,7 +25,7 @@ from siemgate.integrity.service import LogService
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns
 
-STATUSES = ("ok", "stale", "signer-down", "unwitnessed", "stopped")
+STATUSES = ("ok", "stale", "signer-down", "signer-ahead", "unwitnessed", "stopped")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def streams_health(tlog: LogService, account_id: int | None = None) -> list[Stre
             status, reason = "stopped", state.error if state is not None else None
         elif tlog.signer_up is False:
             status, reason = "signer-down", tlog.signer_error
+        elif (ahead := tlog.signer_ahead((acct, feature), stored)) is not None:
+            status, reason = "signer-ahead", ahead
         elif unwitnessed is not None:
             status, reason = "unwitnessed", unwitnessed[1]
         elif age is not None and age > stale_after(tlog):

@@ -67,6 +67,8 @@ class Recovered:
     recovery: Recovery
     checkpoint: Checkpoint
     origin: str
+    statement: str  # the signed recovery statement, as stored
+    note: str  # the signed checkpoint, as stored
 
 
 @dataclass(frozen=True)
@@ -210,12 +212,20 @@ class LogService:
         ahead = self._ahead.get(stream)
         if ahead is None:
             return False
-        stored = self.store.last_log_checkpoint(*stream)
-        if now >= ahead.retry_at or (stored.time if stored else None) != ahead.stored_time:
+        if now >= ahead.retry_at or self.signer_ahead(stream, self.store.last_log_checkpoint(*stream)) is None:
             del self._ahead[stream]
             self._last.pop(stream, None)
             return False
         return True
+
+    def signer_ahead(self, stream: Stream, stored: StoredCheckpoint | None) -> str | None:
+        """Why the signer last refused the stream's tree as smaller than what it signed (the store
+        was rolled back: it needs `siemgate log recover`), while `stored`, the newest stored
+        checkpoint, is still the one of then; None otherwise (a recovery stored a new one)."""
+        ahead = self._ahead.get(stream)
+        if ahead is None or (stored.time if stored is not None else None) != ahead.stored_time:
+            return None
+        return ahead.message
 
     def checkpoint(self, account_id: int, feature: Feature) -> Checkpoint:
         """Integrate the stream and have its current tree signed now (a heartbeat if unchanged).
@@ -284,7 +294,7 @@ class LogService:
         self.store.add_log_checkpoint(account_id, feature, StoredCheckpoint(cp.time, cp.size, cp_note))
         self._last[(account_id, feature)] = cp
         self._ahead.pop((account_id, feature), None)
-        return Recovered(rec, cp, origin)
+        return Recovered(rec, cp, origin, rec_note, cp_note)
 
     def resume(self, account_id: int, feature: Feature) -> Resumed:
         """Clear the integrity error that stopped the stream's log, then run at once every check

@@ -22,6 +22,7 @@ from siemgate.tlog.proof import consistency_proof
 from siemgate.tlog.signer import StaleBase
 
 DAY = 86400
+RECOVER = "if the database was restored from a backup, run siemgate log recover"
 
 
 class SignerAPI(Protocol):
@@ -66,14 +67,13 @@ def publish(signer: SignerAPI, origin: str, size: int, read: NodeReader, last: C
     root = subtree_hash(0, size, read)
     old = last.size if last is not None else 0
     if old > size:
-        raise SignerAhead(f"{origin}: the last checkpoint has size {old} but the log holds {size} entries")
+        raise SignerAhead(f"{origin}: the last checkpoint has size {old} but the log holds {size} entries; {RECOVER}")
     try:
         return signer.sign(origin, size, root, old, consistency_proof(old, size, read) if old else [])
     except StaleBase as conflict:
         if conflict.size > size:
             raise SignerAhead(
-                f"{origin}: the signer signed size {conflict.size} but the log holds {size} entries; "
-                "if the database was restored from a backup, run siemgate log recover"
+                f"{origin}: the signer signed size {conflict.size} but the log holds {size} entries; {RECOVER}"
             ) from None
         base = conflict.size
         return signer.sign(origin, size, root, base, consistency_proof(base, size, read) if base else [])
