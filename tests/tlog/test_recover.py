@@ -16,7 +16,7 @@ import pytest
 
 from siemgate.cli.main import main
 from siemgate.model.features import Feature
-from siemgate.tlog.checkpoint import open_checkpoint
+from siemgate.tlog.checkpoint import open_checkpoint, open_recovery
 from support.events import auditevent
 from support.servers import LiveServer
 
@@ -87,7 +87,15 @@ def test_a_restore_from_backup_is_recovered_by_the_operator_and_reported_by_the_
         assert "not signed" in capsys.readouterr().err
         reason = "restored from the backup of 2026-12-05 after a disk failure"
         assert run("recover", *stream, "--reason", reason, "--recovery-secret-file", str(recovery)) == 0
-        assert "size 400 is replaced by the stored tree of size 300" in capsys.readouterr().err
+        out, err = capsys.readouterr()
+        assert "size 400 is replaced by the stored tree of size 300" in err
+        # stdout: the signed recovery statement and checkpoint as stored (to keep; the witnesses read the first)
+        [statement] = server.store.log_recoveries(account.id, AUDIT)
+        stored = server.store.last_log_checkpoint(account.id, AUDIT)
+        assert stored is not None and out == statement + "\n" + stored.note
+        assert open_checkpoint(stored.note, kit.keyring.public()).checkpoint.size == 300
+        signed = open_recovery(statement, kit.keyring.public()).recovery
+        assert (signed.previous_size, signed.restored_size, signed.reason) == (400, 300, reason)
         # recorded in the account's audit stream, then covered by the next checkpoint
         audit = [
             e

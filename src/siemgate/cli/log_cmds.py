@@ -100,7 +100,9 @@ def recover(
     """After a restore from backup: have the signer accept the stream's tree as the store holds it.
 
     Signed as a recovery statement that every verifier prints, and recorded in the account's audit
-    stream. Events between the backup and the restore are lost; the statement says how many."""
+    stream; prints the signed statement and, after a blank line, the signed checkpoint of the
+    restored tree (keep both; the witnesses' operators read the statement). Events between the
+    backup and the restore are lost; the statement says how many."""
     stream = _feature(feature)
     try:
         secret = recovery_secret_file.read_text(encoding="utf-8").strip()
@@ -123,10 +125,10 @@ def recover(
                 "reason": rec.reason,
             },
         )
-    sys.stdout.write(done.checkpoint.text())
+    sys.stdout.write(done.statement + "\n" + done.note)  # as `siemgate signer recover` prints them
     err.print(
         f"Recovered {done.origin}: the signed history of size {rec.previous_size} is replaced by the stored tree"
-        f" of size {rec.restored_size}; recorded in the account's audit events"
+        f" of size {rec.restored_size}; recorded in the account's audit events; signed {done.checkpoint.describe()}"
     )
 
 
