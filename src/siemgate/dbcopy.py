@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from siemgate.errors import ConfigError
-from siemgate.integrity.tree import check_stored_tree
+from siemgate.integrity.tree import check_stored_tree, stream_label
 from siemgate.model.features import Feature
 from siemgate.model.text import find_unstorable
 from siemgate.store.postgres import PostgresStore
@@ -372,22 +372,24 @@ class Copier:
             if target_rows != source_rows:
                 problems.append(f"{table}: the rows differ between SQLite and PostgreSQL")
         for account_id, code, head, _ in self.streams():
+            feature = Feature.from_code(code)
+            label = f"stream {stream_label(self.target, account_id, feature)}"
             mine = _digest(self._source_events(account_id, code))
             theirs = _digest(self._target_events(account_id, code))
             report.streams[(account_id, code)] = mine
             progress("verify", mine[0])
             if mine != theirs:
                 problems.append(
-                    f"stream account #{account_id} feature {code}: {mine[0]} events in SQLite, {theirs[0]} in"
+                    f"{label}: {mine[0]} events in SQLite, {theirs[0]} in"
                     f" PostgreSQL{' (same count, different content)' if mine[0] == theirs[0] else ''}"
                 )
             target_head = self.target._value(
                 "SELECT head_seq FROM streams WHERE account_id = %s AND feature = %s", (account_id, code)
             )
             if target_head != head:
-                problems.append(f"stream account #{account_id} feature {code}: head seq differs")
-            if (log := check_stored_tree(self.target, account_id, Feature.from_code(code))) is not None:
-                problems.append(f"stream account #{account_id} feature {code}: {log}")
+                problems.append(f"{label}: head seq differs")
+            if (log := check_stored_tree(self.target, account_id, feature)) is not None:
+                problems.append(f"{label}: {log}")
         return problems
 
     def _source_events(self, account_id: int, code: int) -> Iterator[tuple[Any, ...]]:

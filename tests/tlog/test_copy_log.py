@@ -61,7 +61,7 @@ def test_db_copy_carries_the_log_and_checks_it(tmp_path: Path, pg_url: str) -> N
             )
             problems = copier.verify(report, lambda what, n: None)
             assert problems == [
-                f"stream account #{account.id} feature {AUDIT.code}: the stored tree does not rebuild the root of"
+                f"stream {account.uuid}/auditevents: the stored tree does not rebuild the root of"
                 " its newest checkpoint (size 600)"
             ]
         finally:
