@@ -253,6 +253,14 @@ def test_witness_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     key_file.chmod(0o600)
     assert "host:port" in run_cli(capsys, *serve, "--new-state", "--listen", "nowhere", ok=False)[1]
     assert "does not exist" in run_cli(capsys, *serve[:-1], str(tmp_path / "none.pub"), "--new-state", ok=False)[1]
+    # nor do state and forget make one: the next serve would then start without its state
+    for command in ("state", "forget"):
+        _, err = run_cli(capsys, "witness", command, "--origin", ORIGIN, *serve[2:], ok=False)
+        assert f"the state file {state} does not exist" in " ".join(err.split()), err
+        assert not state.exists()
+        out, _ = run_cli(capsys, "witness", command, "--help")
+        assert "created if absent" not in out and "--new-state" in out, out
+    state.touch(0o600)
     _, err = run_cli(capsys, "witness", "state", "--origin", ORIGIN, *serve[2:], ok=False)
     assert "never saw" in err
     # A log's public key file is not a witness key file.

@@ -22,7 +22,10 @@ witness_app = typer.Typer(help="A witness that cosigns the log's checkpoints (tl
 
 KEY_FILE = typer.Option(..., "--key-file", envvar="SIEMGATE_WITNESS_KEY_FILE", help="Witness private key file (0600).")
 STATE_FILE = typer.Option(
-    ..., "--state-file", envvar="SIEMGATE_WITNESS_STATE_FILE", help="Witness state file (0600, created if absent)."
+    ...,
+    "--state-file",
+    envvar="SIEMGATE_WITNESS_STATE_FILE",
+    help="Witness state file (0600); it must exist: only `witness serve --new-state` creates it.",
 )
 LOG_KEY = typer.Option(
     ...,
@@ -51,10 +54,18 @@ def _print_key(key: NoteSigner) -> None:
     sys.stdout.write(public_key_text([verifier]))
 
 
-def _witness(key_file: Path, log_key: Path, state_file: Path) -> Witness:
+def _witness(key_file: Path, log_key: Path, state_file: Path, new_state: bool = False) -> Witness:
+    """The witness of these files; ConfigError when one is unusable, or the state file is missing
+    and not `new_state` (a witness without its state would cosign a fork as a log's first checkpoint)."""
     from siemgate.tlog.keys import KeyFileError, PublicKeyring
     from siemgate.tlog.witness import Witness, WitnessRefused
 
+    if not new_state and not state_file.exists():
+        raise ConfigError(
+            f"the state file {state_file} does not exist. Without it this witness would cosign any checkpoint as"
+            " the first it sees of a log (a fork included): restore it from its backup, check --state-file, or,"
+            " on the first start of a new witness only, pass --new-state to witness serve"
+        )
     try:
         return Witness(_key(key_file), PublicKeyring.load(log_key), state_file)
     except KeyFileError as exc:
@@ -114,13 +125,7 @@ def serve(
     from siemgate.tlog.witness_http import make_server
 
     host, port = host_port(listen, "0.0.0.0:8789")
-    if not new_state and not state_file.exists():
-        raise ConfigError(
-            f"the state file {state_file} does not exist. Without it this witness would cosign any checkpoint as"
-            " the first it sees of a log (a fork included): restore it from its backup, check --state-file, or,"
-            " on the first start of a new witness only, pass --new-state"
-        )
-    witness = _witness(key_file, log_key, state_file)
+    witness = _witness(key_file, log_key, state_file, new_state)
     try:
         server = make_server(witness, host, port)
     except (ValueError, OSError) as exc:
