@@ -138,6 +138,7 @@ def test_cli_init_keys_rotate_retire_recover(tmp_path: Path, capsys: pytest.Capt
     run_cli(capsys, "signer", "keys", "--key-file", keys, "--out", str(tmp_path / "pub"))
     assert len(PublicKeyring.load(tmp_path / "pub").keys) == 2
     state = str(tmp_path / "state")
+    (tmp_path / "state").touch(0o600)  # an empty state, as `signer init --state-file` makes
     origin = "ex.test/siemgate/A/x"
     assert (
         "never signed"
@@ -228,6 +229,15 @@ def test_serve_refuses_a_missing_state_file_unless_told_it_is_new(
     _, err = run_cli(capsys, "signer", *args, "--listen", f"127.0.0.1:{free_port()}", ok=False)
     assert f"the state file {missing} does not exist" in " ".join(err.split()) and "--new-state" in err, err
     assert not missing.exists()
+    # nor do state and recover make one: the next serve would then start without its state
+    lost = tmp_path / "lost.state"
+    on = ["--origin", "o", "--key-file", str(kit.key_file), "--state-file", str(lost)]
+    for command in (["state", *on], ["recover", *on, "--size", "1", "--root", "AAAA", "--reason", "r"]):
+        _, err = run_cli(capsys, "signer", *command, ok=False)
+        assert f"the state file {lost} does not exist" in " ".join(err.split()), err
+        assert not lost.exists()
+        out, _ = run_cli(capsys, "signer", command[0], "--help")
+        assert "created if absent" not in out and "--new-state" in out, out
     state = tmp_path / "new.state"
     keys = str(tmp_path / "k2")
     run_cli(capsys, "signer", "init", "--key-file", keys, "--name", "ex.test/siemgate", "--state-file", str(state))

@@ -25,13 +25,10 @@ signer_app = typer.Typer(help="The log signer: keys, state, and its loopback HTT
 
 KEY_FILE = typer.Option(..., "--key-file", envvar="SIEMGATE_SIGNER_KEY_FILE", help="Private key file (0600).")
 STATE_FILE = typer.Option(
-    ..., "--state-file", envvar="SIEMGATE_SIGNER_STATE_FILE", help="Signer state file (0600, created if absent)."
-)
-SERVE_STATE_FILE = typer.Option(
     ...,
     "--state-file",
     envvar="SIEMGATE_SIGNER_STATE_FILE",
-    help="Signer state file (0600), created by `signer init --state-file` (or here with --new-state).",
+    help="Signer state file (0600), created by `signer init --state-file` (or `signer serve --new-state`).",
 )
 SECRET_FILE = typer.Option(
     ..., "--secret-file", envvar="SIEMGATE_SIGNER_SECRET_FILE", help="File holding the shared signing secret."
@@ -102,7 +99,7 @@ def init(
         if path is not None:
             write_private(path, secrets.token_urlsafe(32) + "\n")
     if state_file is not None:
-        _open_signer(key_file, state_file).close()
+        _open_signer(key_file, state_file, new_state=True).close()
     err.print(f"Created {key_file} (keep it 0600, readable only by the signer's user).")
     _print_keys(ring)
 
@@ -142,9 +139,17 @@ def retire(key_id: str = typer.Argument(..., help="Key id (8 hex digits)."), key
     _print_keys(ring)
 
 
-def _open_signer(key_file: Path, state_file: Path) -> Signer:
+def _open_signer(key_file: Path, state_file: Path, new_state: bool = False) -> Signer:
+    """The signer of these files; ConfigError when one is unusable, or the state file is missing
+    and not `new_state` (a signer without its state would sign a rewritten history as a log's first)."""
     from siemgate.tlog.signer import Signer, SignerRefused
 
+    if not new_state and not state_file.exists():
+        raise ConfigError(
+            f"the state file {state_file} does not exist. Without it this signer would sign any tree of a log as"
+            " its first checkpoint (a history rewritten in the database included): restore it from its backup,"
+            " check --state-file, or, on the first start of a new signer only, pass --new-state to signer serve"
+        )
     try:
         return Signer(_keyring(key_file), state_file)
     except SignerRefused as exc:
@@ -154,7 +159,7 @@ def _open_signer(key_file: Path, state_file: Path) -> Signer:
 @signer_app.command("serve")
 def serve(
     key_file: Path = KEY_FILE,
-    state_file: Path = SERVE_STATE_FILE,
+    state_file: Path = STATE_FILE,
     secret_file: Path = SECRET_FILE,
     recovery_secret_file: Path = RECOVERY_SECRET_FILE,
     listen: str = typer.Option(
@@ -170,13 +175,7 @@ def serve(
     from siemgate.tlog.signer_http import make_server
 
     host, port = host_port(listen, "127.0.0.1:8790")
-    if not new_state and not state_file.exists():
-        raise ConfigError(
-            f"the state file {state_file} does not exist. Without it this signer would sign any tree of a log as"
-            " its first checkpoint (a history rewritten in the database included): restore it from its backup,"
-            " check --state-file, or, on the first start of a new signer only, pass --new-state"
-        )
-    signer = _open_signer(key_file, state_file)
+    signer = _open_signer(key_file, state_file, new_state)
     sign_secret = _read_secret(secret_file, "signing secret")
     recover_secret = _read_secret(recovery_secret_file, "recovery secret") if recovery_secret_file else None
     try:
