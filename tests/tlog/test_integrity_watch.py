@@ -67,6 +67,19 @@ def _alert_events(server: LiveServer, account_id: int) -> list[str]:
     return [e["object_uuid"] for e in (orjson.loads(body) for _, body, _ in rows) if is_alert_event(e)]
 
 
+def _watching(make_server: Any, url: str, secret: Path, **settings: Any) -> LiveServer:
+    """A server signing with the signer at `url`, checkpoints each second, alerts checked twice a second."""
+    server: LiveServer = make_server(
+        integrity_signer_url=url,
+        integrity_signer_secret_file=secret,
+        integrity_checkpoint_seconds=1,
+        alerts_enabled=True,
+        alerts_check_seconds=0.5,
+        **settings,
+    )
+    return server
+
+
 def _signed_size(server: LiveServer, account_id: int) -> int | None:
     stored = server.store.last_log_checkpoint(account_id, AUDIT)
     return stored.size if stored is not None else None
@@ -82,13 +95,7 @@ def test_signer_stopped_and_stale_checkpoints_are_measured_and_alerted(tmp_path:
     kit = make_kit(tmp_path)
     secret = secret_file(tmp_path / "secret")
     with signer_process(kit, secret) as url:
-        server = make_server(
-            integrity_signer_url=url,
-            integrity_signer_secret_file=secret,
-            integrity_checkpoint_seconds=1,
-            alerts_enabled=True,
-            alerts_check_seconds=0.5,
-        )
+        server = _watching(make_server, url, secret)
         account = server.account()
         _ingest(server, account, 20)
         labels = {"account": account.uuid, "feature": "auditevents"}
@@ -130,15 +137,7 @@ def test_a_refusing_witness_is_measured_and_alerted(tmp_path: Path, make_server:
         signer_process(kit, secret) as url,
         witness_process(tmp_path / "w.key", tmp_path / "w.state", kit.public_key) as w,
     ):
-        server = make_server(
-            integrity_signer_url=url,
-            integrity_signer_secret_file=secret,
-            integrity_checkpoint_seconds=1,
-            integrity_witness_urls=[w],
-            integrity_witness_key_file=wpub,
-            alerts_enabled=True,
-            alerts_check_seconds=0.5,
-        )
+        server = _watching(make_server, url, secret, integrity_witness_urls=[w], integrity_witness_key_file=wpub)
         account = server.account()
         # The witness saw a fork of this log (size 1000, signed with the log's key): it refuses.
         ring = SignerKeyring.load(kit.key_file)
@@ -165,13 +164,7 @@ def test_a_signer_ahead_of_a_rolled_back_store_is_measured_and_alerted_at_once(
     kit = make_kit(tmp_path)
     secret, recovery = secret_file(tmp_path / "secret"), secret_file(tmp_path / "recovery")
     with signer_process(kit, secret, recovery) as url:
-        server = make_server(
-            integrity_signer_url=url,
-            integrity_signer_secret_file=secret,
-            integrity_checkpoint_seconds=1,
-            alerts_enabled=True,
-            alerts_check_seconds=0.5,
-        )
+        server = _watching(make_server, url, secret)
         account = server.account()
         labels = {"account": account.uuid, "feature": "auditevents"}
         _ingest(server, account, 20)

@@ -258,8 +258,8 @@ def test_witness_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         _, err = run_cli(capsys, "witness", command, "--origin", ORIGIN, *serve[2:], ok=False)
         assert f"the state file {state} does not exist" in " ".join(err.split()), err
         assert not state.exists()
-        out, _ = run_cli(capsys, "witness", command, "--help")
-        assert "created if absent" not in out and "--new-state" in out, out
+        shown, _ = run_cli(capsys, "witness", command, "--help")
+        assert "created if absent" not in shown and "--new-state" in shown, shown
     state.touch(0o600)
     _, err = run_cli(capsys, "witness", "state", "--origin", ORIGIN, *serve[2:], ok=False)
     assert "never saw" in err
