@@ -63,7 +63,7 @@ def fill(services: Services, account: Account, days: int, per_day: int, feature:
 
 
 PURGE_RECORD = b'\\"kind\\":\\"retention-purge\\"'  # in the aux_info of siemgate's record of a purge
-REPLAY_RECORD = b'\\"kind\\":\\"archive-replay\\"'  # ... and of a file replayed
+REPLAY_RECORD = b'\\"kind\\":\\"archive-replay'  # ... and of a file replayed (also its start)
 
 
 def stream_uuids(services: Services, account: Account, feature: Feature = AUDIT) -> set[tuple[int, str]]:

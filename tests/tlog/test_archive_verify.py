@@ -209,8 +209,8 @@ def test_replay_shows_as_duplicates_of_earlier_indices(scene: Scene) -> None:
     scene.checkpoint()
     code, out = scene.verify("--entries", str(scene.export()))
     assert code == 0, out
-    # each file's events came back as new leaves after the audit record of the file before
-    assert "126..165 duplicate-of 0..39" in out and "208..247 duplicate-of 80..119" in out, out
+    # each file's events came back as new leaves between its two audit records (started, done)
+    assert "127..166 duplicate-of 0..39" in out and "211..250 duplicate-of 80..119" in out, out
     assert "120 duplicate-of" in out, out  # the summary's count
     replays = [
         orjson.loads(orjson.loads(body)["aux_info"])
@@ -218,10 +218,13 @@ def test_replay_shows_as_duplicates_of_earlier_indices(scene: Scene) -> None:
         for _, _, _, body in batch
         if b"archive-replay" in body
     ]
-    assert sorted((r["stored"], r["index_from"], r["index_to"]) for r in replays) == [
-        (40, 126, 166),
-        (40, 167, 207),
-        (40, 208, 248),
+    assert sorted((r["index_from"], r["kind"], r.get("stored"), r.get("index_to")) for r in replays) == [
+        (126, "archive-replay-started", None, None),
+        (127, "archive-replay", 40, 167),
+        (168, "archive-replay-started", None, None),
+        (169, "archive-replay", 40, 209),
+        (210, "archive-replay-started", None, None),
+        (211, "archive-replay", 40, 251),
     ]
 
 

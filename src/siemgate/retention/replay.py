@@ -117,8 +117,10 @@ def replay(
     unchecked: bool = False,
 ) -> ReplayResult:
     """Verify every planned file, then write them; returns the counts. With `audit`, each file
-    replayed that stored anything is recorded in the target account's audit stream (`update
-    account`, aux_info kind `archive-replay`, with `unchecked`: its rows replayed without a check
+    replayed is recorded in the target account's audit stream (`update account`) twice: before its
+    first rows are written (aux_info kind `archive-replay-started`), so a replay killed part-way
+    leaves no stored row without a record of where it came from, and after its rows (kind
+    `archive-replay`, with the counts, `unchecked` among them: its rows replayed without a check
     against the log). Raises ArchiveError naming a bad file before anything is written, also a row
     that cannot be checked against the log (see `_check_log`) unless `unchecked`. The rows written
     are checked again as they are read to be written (`_checked`), so a file that changes while the
@@ -133,6 +135,7 @@ def replay(
         for entry in plan.files:
             verify_file(plan.folder, entry)
             path = plan.folder / entry.path
+            started = False  # whether the file's first record is written
             head = writer.store.head_seq(plan.account.id, plan.feature)
             before = (result.stored, result.duplicates)
             written_unchecked = 0  # the rows written that could not be checked, as read to be written
@@ -148,6 +151,10 @@ def replay(
                             batch.append(orjson.loads(body))
                         except orjson.JSONDecodeError:
                             raise ArchiveError(f"{path}: row {n} is not JSON") from None
+                    if audit is not None and not started:
+                        _record(audit, actor, plan, entry, {"index_from": head}, started=True)
+                        head = writer.store.head_seq(plan.account.id, plan.feature)
+                        started = True
                     _write(writer, plan, batch, result, progress)
             except ArchiveError as exc:
                 changed = ArchiveError(
@@ -156,24 +163,34 @@ def replay(
                 )
             else:
                 result.files += 1
-            stored = result.stored - before[0]
-            if audit is not None and stored:
-                info = {
-                    "kind": "archive-replay",
-                    "feature": plan.feature.value,
-                    "file": entry.path,
-                    "sha256": entry.sha256,
-                    "events": entry.events,
-                    "stored": stored,
+            if audit is not None and started:
+                counts = {
+                    "stored": result.stored - before[0],
                     "duplicates": result.duplicates - before[1],
                     "unchecked": written_unchecked,
                     "index_from": head,  # the replayed events' leaves lie in [index_from, index_to)
                     "index_to": writer.store.head_seq(plan.account.id, plan.feature),
                 }
-                audit.record(plan.account, actor, "update", "account", object_uuid=plan.account.uuid, aux_info=info)
+                _record(audit, actor, plan, entry, counts, started=False)
             if changed is not None:
                 raise changed  # after the audit record of the rows stored from the file
     return result
+
+
+def _record(
+    audit: AuditRecorder, actor: Actor, plan: ReplayPlan, entry: FileEntry, fields: dict[str, int], *, started: bool
+) -> None:
+    """Record the replay of `entry` in the target account's audit stream: as started (before its
+    first rows are written) or done (after them, `fields` giving its counts)."""
+    info = {
+        "kind": "archive-replay-started" if started else "archive-replay",
+        "feature": plan.feature.value,
+        "file": entry.path,
+        "sha256": entry.sha256,
+        "events": entry.events,
+        **fields,
+    }
+    audit.record(plan.account, actor, "update", "account", object_uuid=plan.account.uuid, aux_info=info)
 
 
 def _log_account(store: Store, plan: ReplayPlan) -> Account | None:
