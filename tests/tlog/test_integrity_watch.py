@@ -4,9 +4,11 @@ real signer process, a real witness process and a real server."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,17 @@ import orjson
 import pytest
 
 from siemgate.alerts.actions.record import is_alert_event
+from siemgate.config import load_settings
+from siemgate.integrity.service import WORKER_SECONDS
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.note import sign_note
 from siemgate.tlog.witness import Witness
+from support.clocks import Clock
 from support.events import auditevent
-from support.servers import LiveServer
+from support.servers import LiveServer, start_server, stop_server
+from support.stores import make_store
 
 from .store_log_kit import snapshot
 from .tlog_kit import make_kit, new_witness, run_cli, secret_file, signer_process, witness_process
@@ -200,3 +206,66 @@ def test_a_signer_ahead_of_a_rolled_back_store_is_measured_and_alerted_at_once(
             str(recovery),
         )
         _wait(lambda: _metric(server, "siemgate_log_status", **labels, status="ok") == 1, "ok after the recovery")
+
+
+@contextlib.contextmanager
+def _server_on(data_dir: Path, url: str, secret: Path) -> Iterator[LiveServer]:
+    """A watching server on the SQLite store in `data_dir`, kept across restarts (make_server's
+    stores are new each time)."""
+    settings = load_settings(
+        data_dir=data_dir,
+        integrity_signer_url=url,
+        integrity_signer_secret_file=secret,
+        integrity_checkpoint_seconds=1,
+        alerts_enabled=True,
+        alerts_check_seconds=0.5,
+    )
+    live, server, thread = start_server(settings, make_store("sqlite", data_dir), Clock())
+    try:
+        yield live
+    finally:
+        stop_server(live, server, thread)
+
+
+def _signatures(kit: Any) -> int:
+    """How many notes the signer process has signed (its state file's history)."""
+    with contextlib.closing(sqlite3.connect(f"file:{kit.state_file}?mode=ro", uri=True)) as conn:
+        count: int = conn.execute("SELECT count(*) FROM history").fetchone()[0]
+    return count
+
+
+def test_a_store_restored_while_the_server_was_down_is_signer_ahead_at_the_first_cycle(tmp_path: Path) -> None:
+    kit = make_kit(tmp_path)
+    secret = secret_file(tmp_path / "secret")
+    data, db = tmp_path / "data", tmp_path / "data" / "siemgate.db"
+    labels = {"feature": "auditevents"}
+    with signer_process(kit, secret) as url:
+        with _server_on(data, url, secret) as server:
+            account = server.account()
+            labels["account"] = account.uuid
+            _ingest(server, account, 20)
+            _wait(lambda: _signed_size(server, account.id) == 20, "20 entries signed")
+            with (
+                contextlib.closing(sqlite3.connect(db)) as live,
+                contextlib.closing(sqlite3.connect(tmp_path / "backup.db")) as copy,
+            ):
+                live.backup(copy)  # the backup, taken at size 20
+            _ingest(server, account, 5)
+            _wait(lambda: _signed_size(server, account.id) == 25, "25 entries signed")
+        signed = _signatures(kit)
+        # A restart with nothing restored: the start check asks the signer, which signs nothing new.
+        with _server_on(data, url, secret) as server:
+            _wait(lambda: server.services.tlog.unchecked == [], "the start check")
+            assert _metric(server, "siemgate_log_status", **labels, status="ok") == 1
+            assert _signatures(kit) == signed
+        # The store is restored from the backup, and the server started with no new events.
+        for leftover in (db, db.with_name("siemgate.db-wal"), db.with_name("siemgate.db-shm")):
+            leftover.unlink(missing_ok=True)
+        (tmp_path / "backup.db").rename(db)
+        with _server_on(data, url, secret) as server:
+            status = lambda: _metric(server, "siemgate_log_status", **labels, status="signer-ahead") == 1  # noqa: E731
+            _wait(status, "signer-ahead at the first worker cycle", seconds=3 * WORKER_SECONDS)
+            [alert] = _wait(lambda: _alerts(server, account.id, "signer-ahead"), "a signer-ahead alert")
+            assert "signed size 25 but the log holds 20 entries" in alert["summary"]
+            assert "siemgate log recover" in alert["summary"]
+            assert _signatures(kit) == signed

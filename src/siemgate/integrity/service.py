@@ -32,13 +32,16 @@ from siemgate.tlog.checkpoint import (
     unverified_text,
 )
 from siemgate.tlog.note import NoteError
-from siemgate.tlog.publisher import Cadence, SignerAhead, due, publish
+from siemgate.tlog.publisher import Cadence, SignerAhead, ahead_message, due, publish
 from siemgate.tlog.signer import SignerRefused
 from siemgate.tlog.signer_client import SignerClient, SignerUnavailable
 
 log = logging.getLogger("siemgate.integrity")
 
 WORKER_SECONDS = 2.0
+# Streams whose signed size is read from the signer per worker round after a start (one cheap read
+# each, nothing signed): a few hundred take well under a second on loopback.
+START_CHECKS_PER_ROUND = 500
 Stream = tuple[int, Feature]
 
 
@@ -114,6 +117,7 @@ class LogService:
         self.signer_error: str | None = None
         self._next_probe = 0
         self._ahead: dict[Stream, _Ahead] = {}
+        self.unchecked: list[Stream] | None = None  # streams the start check has still to ask about
 
     def _now(self) -> int:
         return self.clock() // 1_000_000_000
@@ -132,6 +136,8 @@ class LogService:
         self.integrate_all()
         if self.signer is not None and self._now() >= self._next_probe:
             self.probe_signer()
+        if self.signer is not None and self._now() >= self._down_until:
+            self.check_at_start()
         if self.signer is not None and self._now() >= self._down_until:
             self.sign_due()
 
@@ -205,6 +211,66 @@ class LogService:
                 log.info("the log signer is reachable again; checkpoints caught up")
                 self._down_logged = False
         return signed
+
+    def check_at_start(self) -> int:
+        """After a start, ask the signer the size it last signed of each stream with a stored
+        checkpoint (a read: nothing is signed), at most START_CHECKS_PER_ROUND a round, so that a
+        store restored from a backup older than the signer's state is `signer-ahead` at once, not
+        at the stream's next change or heartbeat. Returns how many streams were found ahead; a
+        signer that cannot be reached leaves the rest for a later round."""
+        if self.signer is None:
+            return 0
+        if self.unchecked is None:
+            self.unchecked = [
+                (a, f) for a, f, _head, size, stopped in self.store.log_overview() if size >= 0 and not stopped
+            ]
+        found = 0
+        for _ in range(min(START_CHECKS_PER_ROUND, len(self.unchecked))):
+            account_id, feature = self.unchecked[-1]
+            try:
+                found += self._ahead_at_start(account_id, feature)
+            except (SignerUnavailable, SignerRejects) as exc:
+                self._signer_seen(False, str(exc))
+                self._down_until = self._now() + self.cadence.min_interval
+                return found
+            except LogUnavailable as exc:
+                log.error("log of %s: %s", stream_label(self.store, account_id, feature), exc)
+            self.unchecked.pop()
+        return found
+
+    def _ahead_at_start(self, account_id: int, feature: Feature) -> bool:
+        """Whether the signer last signed a larger tree of the stream than its log holds; if so the
+        stream waits as after the signer's refusal (`signer_ahead`). False for a stream with no
+        stored checkpoint: its first one is due at once, and the signer's answer tells then."""
+        stream = (account_id, feature)
+        stored = self.store.last_log_checkpoint(account_id, feature)
+        state = self.store.log_state(account_id, feature)
+        if stored is None or state is None or self.signer is None:
+            return False
+        try:
+            origin = self.origin(account_id, feature)
+            note = self.signer.checkpoint(origin)
+        except NotFound as exc:  # no keys to name the log by
+            raise SignerRejects(str(exc)) from None
+        except SignerRefused as exc:
+            raise SignerRejects(f"the signer turns this server away: {exc}") from None
+        if note is None:
+            return False
+        try:
+            signed = open_checkpoint(note, self.keys.public(), now=self._now()).checkpoint
+        except (CheckpointError, NoteError, NotFound) as exc:
+            raise LogUnavailable(
+                f"the signer's last checkpoint does not verify with the published keys: {exc}"
+            ) from None
+        if signed.origin != origin:
+            raise LogUnavailable(f"asked for the last checkpoint of {origin}, the signer answered {signed.describe()}")
+        if signed.size <= state.size:
+            return False
+        message = ahead_message(origin, signed.size, state.size)
+        self._ahead[stream] = _Ahead(message, self._now() + self.cadence.heartbeat, stored.time)
+        self._last.pop(stream, None)
+        log.error("log of %s: %s", stream_label(self.store, account_id, feature), message)
+        return True
 
     def _waiting(self, stream: Stream, now: int) -> bool:
         """Whether a stream whose signer is ahead (a rollback) waits: until the heartbeat interval

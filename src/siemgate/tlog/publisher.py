@@ -59,6 +59,11 @@ def due(cadence: Cadence, size: int, last: Checkpoint | None, now: int) -> str |
     return None
 
 
+def ahead_message(origin: str, signed: int, size: int) -> str:
+    """What is wrong, and what to do, when the signer signed `signed` entries of a log of `size`."""
+    return f"{origin}: the signer signed size {signed} but the log holds {size} entries; {RECOVER}"
+
+
 def publish(signer: SignerAPI, origin: str, size: int, read: NodeReader, last: Checkpoint | None) -> str:
     """Have the signer sign the tree of `size` leaves (nodes from `read`), extending `last`.
 
@@ -72,8 +77,6 @@ def publish(signer: SignerAPI, origin: str, size: int, read: NodeReader, last: C
         return signer.sign(origin, size, root, old, consistency_proof(old, size, read) if old else [])
     except StaleBase as conflict:
         if conflict.size > size:
-            raise SignerAhead(
-                f"{origin}: the signer signed size {conflict.size} but the log holds {size} entries; {RECOVER}"
-            ) from None
+            raise SignerAhead(ahead_message(origin, conflict.size, size)) from None
         base = conflict.size
         return signer.sign(origin, size, root, base, consistency_proof(base, size, read) if base else [])
