@@ -209,7 +209,7 @@ def test_a_signer_ahead_of_a_rolled_back_store_is_measured_and_alerted_at_once(
 
 
 @contextlib.contextmanager
-def _server_on(data_dir: Path, url: str, secret: Path) -> Iterator[LiveServer]:
+def _server_on(data_dir: Path, url: str, secret: Path, alerts_enabled: bool = True) -> Iterator[LiveServer]:
     """A watching server on the SQLite store in `data_dir`, kept across restarts (make_server's
     stores are new each time)."""
     settings = load_settings(
@@ -217,7 +217,7 @@ def _server_on(data_dir: Path, url: str, secret: Path) -> Iterator[LiveServer]:
         integrity_signer_url=url,
         integrity_signer_secret_file=secret,
         integrity_checkpoint_seconds=1,
-        alerts_enabled=True,
+        alerts_enabled=alerts_enabled,
         alerts_check_seconds=0.5,
     )
     live, server, thread = start_server(settings, make_store("sqlite", data_dir), Clock())
@@ -258,14 +258,26 @@ def test_a_store_restored_while_the_server_was_down_is_signer_ahead_at_the_first
             _wait(lambda: server.services.tlog.unchecked == [], "the start check")
             assert _metric(server, "siemgate_log_status", **labels, status="ok") == 1
             assert _signatures(kit) == signed
-        # The store is restored from the backup, and the server started with no new events.
-        for leftover in (db, db.with_name("siemgate.db-wal"), db.with_name("siemgate.db-shm")):
-            leftover.unlink(missing_ok=True)
-        (tmp_path / "backup.db").rename(db)
-        with _server_on(data, url, secret) as server:
-            status = lambda: _metric(server, "siemgate_log_status", **labels, status="signer-ahead") == 1  # noqa: E731
-            _wait(status, "signer-ahead at the first worker cycle", seconds=3 * WORKER_SECONDS)
-            [alert] = _wait(lambda: _alerts(server, account.id, "signer-ahead"), "a signer-ahead alert")
-            assert "signed size 25 but the log holds 20 entries" in alert["summary"]
-            assert "siemgate log recover" in alert["summary"]
-            assert _signatures(kit) == signed
+    # The store is restored from the backup while the server is stopped (the signer signed 25).
+    for leftover in (db, db.with_name("siemgate.db-wal"), db.with_name("siemgate.db-shm")):
+        leftover.unlink(missing_ok=True)
+    (tmp_path / "backup.db").rename(db)
+    stream = (account.id, AUDIT)
+    # Started while the signer is down (alerts off: an alert is an event of this stream, a change the
+    # worker would ask the signer about anyway): the start check waits for the signer, then tells.
+    with _server_on(data, url, secret, alerts_enabled=False) as server:
+        _wait(lambda: _metric(server, "siemgate_log_status", **labels, status="signer-down") == 1, "signer-down")
+        with signer_process(kit, secret, port=int(url.rsplit(":", 1)[1])):
+            _wait(lambda: _metric(server, "siemgate_log_status", **labels, status="signer-ahead") == 1, "signer-ahead")
+            ahead = server.services.tlog.signer_ahead(stream, server.store.last_log_checkpoint(*stream))
+            assert ahead is not None and "signed size 25 but the log holds 20 entries" in ahead
+            assert server.services.tlog.unchecked == []
+            # Another start (the stopped server's store; the one above still runs, as a second process
+            # may), with the signer up and no new events: signer-ahead at the first worker round.
+            with _server_on(data, url, secret) as server:
+                status = lambda: _metric(server, "siemgate_log_status", **labels, status="signer-ahead") == 1  # noqa: E731
+                _wait(status, "signer-ahead at the first worker round", seconds=3 * WORKER_SECONDS)
+                [alert] = _wait(lambda: _alerts(server, account.id, "signer-ahead"), "a signer-ahead alert")
+                assert "signed size 25 but the log holds 20 entries" in alert["summary"]
+                assert "siemgate log recover" in alert["summary"]
+                assert _signatures(kit) == signed
