@@ -95,6 +95,10 @@ def test_an_event_before_a_shortened_retention_says_how_to_keep_it(tmp_path: Pat
         message = response.json()["Error"]["Details"][0]["message"]
         assert "the stream keeps 30 days" in message and "siemgate retention set" in message, message
         assert "archive replay" not in message, message
+        # Older than ingest_max_past_days too: raising the retention alone would not let it in.
+        response = server.ingest(key, SIGNIN, [failed_signin(server.clock() - 3000 * DAY)])
+        message = response.json()["Error"]["Details"][0]["message"]
+        assert "ingest_max_past_days = 2000" in message, message
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -118,7 +118,8 @@ def _window(services: Services, account_id: int, feature: Feature) -> TimeWindow
     if retention <= past_days * DAY_NS:
         oldest = now - retention
         why_oldest = f"the stream keeps {retention // DAY_NS} days: to send older events, raise its retention first"
-        why_oldest += " (`siemgate retention set`)"
+        why_oldest += f" (`siemgate retention set`; events more than ingest_max_past_days = {past_days} days old"
+        why_oldest += " are refused whatever the retention)"
     else:
         oldest = now - past_days * DAY_NS
         why_oldest = f"ingest_max_past_days = {past_days}, whatever the stream's retention: ask the operator to"
