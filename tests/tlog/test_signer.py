@@ -212,8 +212,9 @@ def test_a_new_log_is_started_only_for_the_origin_siemgate_forms(
     assert caplog.records == []
 
 
-def test_the_signer_knows_every_stream() -> None:
-    """The log package stays standalone, so the signer keeps its own list of the streams."""
-    from siemgate.tlog.signer import FEATURES
+def test_the_log_package_knows_every_stream() -> None:
+    """The log package stays standalone, so it keeps its own list of the streams (the origins the
+    signer starts and the witness starts cosigning)."""
+    from siemgate.tlog.checkpoint import FEATURES
 
     assert tuple(f.value for f in Feature) == FEATURES

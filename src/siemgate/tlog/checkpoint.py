@@ -38,6 +38,11 @@ RECOVERY_HEADER = "siemgate-log-recovery/v1"
 MAX_ORIGIN = 512
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 _U64 = 2**64
+# The streams of an account (siemgate.model.features.Feature; the log package stays standalone).
+FEATURES = ("signinattempts", "itemusages", "auditevents")
+# What follows the key name in the origin siemgate gives an account's stream: an account uuid as
+# siemgate makes them (26 upper-case base32 characters) and a stream.
+_STREAM = re.compile(r"/[A-Z2-7]{26}/(" + "|".join(FEATURES) + ")")
 
 
 class CheckpointError(ValueError):
@@ -51,6 +56,18 @@ def check_origin(origin: str) -> str:
             f"origin {origin[:80]!r} is invalid: non-empty, at most {MAX_ORIGIN} characters, no spaces or '+'"
         )
     return origin
+
+
+def is_stream_origin(name: str, origin: str) -> bool:
+    """Whether `origin` is exactly `<name>/<account uuid>/<feature>`, the one origin siemgate gives
+    an account's stream in the log of the key named `name` (the only logs the signer starts and the
+    witness starts cosigning)."""
+    return origin.startswith(name) and _STREAM.fullmatch(origin, len(name)) is not None
+
+
+def stream_origin_form(name: str) -> str:
+    """The form of `is_stream_origin`, for error messages."""
+    return f"{name}/<account uuid: 26 upper-case base32 characters>/<{'|'.join(FEATURES)}>"
 
 
 def _decimal(text: str, what: str) -> int:

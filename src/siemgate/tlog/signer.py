@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
 import stat
 import threading
@@ -30,7 +29,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, Recovery, check_origin, check_reason
+from siemgate.tlog.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Recovery,
+    check_origin,
+    check_reason,
+    is_stream_origin,
+    stream_origin_form,
+)
 from siemgate.tlog.keys import SignerKeyring, covers
 from siemgate.tlog.merkle import EMPTY_ROOT, HASH_SIZE, ProofError
 from siemgate.tlog.note import sign_note
@@ -41,11 +48,6 @@ MAX_PROOF = 64
 # trees signed faster than one a second, or a clock set back, date them ahead; past this, signing
 # pauses (503) until the clock catches up.
 MAX_AHEAD = 60
-# The streams of an account (siemgate.model.features.Feature; the log package stays standalone).
-FEATURES = ("signinattempts", "itemusages", "auditevents")
-# The account and stream parts of the origin of a log the signer may start: an account uuid as
-# siemgate makes them (26 upper-case base32 characters) and a stream.
-_NEW_LOG = re.compile(r"/[A-Z2-7]{26}/(" + "|".join(FEATURES) + ")")
 log = logging.getLogger("siemgate.signer")
 
 _SCHEMA = """
@@ -230,13 +232,10 @@ class Signer:
     def _check_new_log(self, origin: str) -> None:
         """ForeignOrigin when `origin`, which this signer never signed, is not of the form siemgate
         gives an account's stream: another text for a stream would start a second history of it."""
-        name = self.keyring.name
-        if not (origin.startswith(name) and _NEW_LOG.fullmatch(origin, len(name))):
-            features = "|".join(FEATURES)
+        if not is_stream_origin(self.keyring.name, origin):
             raise ForeignOrigin(
                 f"this signer never signed {origin} and starts a new log only for an origin"
-                f" {name}/<account uuid: 26 upper-case base32 characters>/<{features}>, the one origin siemgate"
-                " gives each account's stream"
+                f" {stream_origin_form(self.keyring.name)}, the one origin siemgate gives each account's stream"
             )
 
     def recover(self, origin: str, size: int, root: bytes, reason: str) -> tuple[str, str]:
