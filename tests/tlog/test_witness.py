@@ -5,6 +5,7 @@ one state file)."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 import urllib.error
 import urllib.request
@@ -341,3 +342,56 @@ def test_a_witness_whose_clock_jumped_ahead_once_does_not_date_cosignatures_ahea
         server.shutdown()
         server.server_close()
         witness.close()
+
+
+def test_a_witness_starts_cosigning_only_origins_of_siemgate_form(tmp_path: Path) -> None:
+    """Before: the witness cosigned, as a new log, any origin its log key covers (measured: the
+    uuid in lower case, a trailing '/', '.../auditevents/2', the bare key name and the others below
+    were each cosigned from old size 0), so whoever holds the log's key could have a second history
+    of a stream witnessed under a variant of its origin, and grow the state file by one origin per
+    request. Now a new origin must be `<key name>/<account uuid>/<feature>` (404, the spec's unknown
+    log, naming the form), each new origin is one line in the witness's output, and an origin
+    already in the state file (of an earlier release) goes on whatever its text."""
+    ring, log_pub, state, key = _setup(tmp_path)
+    log = MemLog()
+    log.append(8)
+    account = ORIGIN.split("/")[-2]
+    legacy = f"{NAME}/{account.lower()}/auditevents"  # cosigned by an earlier release
+    Witness(key, ring.public(), state).close()
+    with sqlite3.connect(state) as conn:
+        conn.execute(
+            "INSERT INTO latest (origin, size, root, cosigned_at, note) VALUES (?, 4, ?, ?, ?)",
+            (legacy, log.root(4), T, _note(ring, 4, log.root(4), origin=legacy)),
+        )
+    conn.close()
+    variants = [
+        f"{NAME}/{account.lower()}/itemusages",
+        f"{NAME}/{account}/AuditEvents",
+        f"{NAME}/{account}/auditevents/",
+        f"{NAME}/{account}/auditevents/2",
+        f"{NAME}/{account}",
+        f"{NAME}/{account[:-1]}/auditevents",
+        f"{NAME}/{account}1/auditevents",
+        f"{NAME}/x/{account}/auditevents",
+        f"{NAME}//{account}/auditevents",
+        f"{NAME}/{account.replace('A', '1')}/auditevents",  # not base32
+        NAME,
+    ]
+    with witness_process(tmp_path / "witness.key", state, log_pub) as url:
+        for origin in variants:
+            status, _, body = _post(url, f"old 0\n\n{_note(ring, 1, log.root(1), origin=origin)}".encode())
+            assert status == 404, (origin, status, body)
+            assert f"this witness never cosigned {origin}" in body and "26 upper-case base32" in body, body
+            hashed = hashlib.sha256(origin.encode()).hexdigest()
+            with pytest.raises(urllib.error.HTTPError) as none:
+                urllib.request.urlopen(f"{url}/{hashed}/checkpoint", timeout=10)
+            assert none.value.code == 404
+        client = WitnessClient(url)
+        first = _note(ring, 3, log.root(3))
+        client.add_checkpoint(first, 0, [])
+        client.add_checkpoint(_note(ring, 8, log.root(8), T + 1), 3, log.proof(3, 8))
+        # The origin of an earlier release's state goes on: it is no new log.
+        client.add_checkpoint(_note(ring, 8, log.root(8), T + 1, origin=legacy), 4, log.proof(4, 8))
+    said = (tmp_path / "witness.log").read_text()
+    started = [line for line in said.splitlines() if "started cosigning a new log" in line]
+    assert len(started) == 1 and f"the first checkpoint of {ORIGIN}, at size 3" in started[0], said

@@ -6,7 +6,11 @@ A submission is `old <size>\\n`, at most 63 base64 consistency-proof lines, a bl
 signed checkpoint. Answers, as the spec orders them:
 
 - 400 malformed request or checkpoint, or `old` larger than the checkpoint's size;
-- 404 an origin no trusted key covers;
+- 404 an origin no trusted key covers, or an origin it never cosigned that is not of the one form
+  siemgate gives an account's stream, `<key name>/<account uuid>/<feature>` (an unknown log: the
+  witness starts cosigning only siemgate's streams, so whoever holds the log key cannot have a
+  second history of a stream witnessed under a variant of its origin); each new origin it starts
+  cosigning is one warning line in its output (this 404 is decided with the state, so after the 403);
 - 403 no valid signature by a trusted key (or a trusted key's signature fails);
 - 409 `old` is not the size the witness last cosigned for the origin (the body is that size);
 - 422 a size-0 checkpoint without the empty root, a proof from size 0, a proof that does not
@@ -30,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import sqlite3
 import threading
 import time
@@ -37,9 +42,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from siemgate.tlog.checkpoint import Checkpoint, CheckpointError, check_not_backdated, check_not_future
+from siemgate.tlog.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    check_not_backdated,
+    check_not_future,
+    is_stream_origin,
+    stream_origin_form,
+)
 from siemgate.tlog.cosignature import cosign
-from siemgate.tlog.keys import PublicKeyring
+from siemgate.tlog.keys import PublicKeyring, covers
 from siemgate.tlog.merkle import EMPTY_ROOT, HASH_SIZE, ProofError
 from siemgate.tlog.note import NoteError, NoteSigner, open_note, split_note
 from siemgate.tlog.proof import verify_consistency
@@ -52,6 +64,7 @@ MAX_PROOF_LINES = 63
 # dates cosignatures at that time; past this, it cosigns nothing of the origin (503) until its clock
 # catches up, rather than date cosignatures ahead of its clock.
 MAX_AHEAD = 60
+log = logging.getLogger("siemgate.witness")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS latest (
     origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
@@ -221,6 +234,8 @@ class Witness:
                     "SELECT size, root, cosigned_at, note FROM latest WHERE origin = ?", (cp.origin,)
                 ).fetchone()
                 last_size, last_root, last_at, last_note = row if row is not None else (0, None, 0, None)
+                if row is None:
+                    self._check_new_log(cp.origin)
                 if sub.old != last_size:
                     raise WitnessRefused(
                         409, f"this witness last cosigned size {last_size} of {cp.origin}, not {sub.old}", last_size
@@ -241,7 +256,23 @@ class Witness:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        if row is None:
+            log.warning(
+                "started cosigning a new log: cosigned the first checkpoint of %s, at size %d", cp.origin, cp.size
+            )
         return line
+
+    def _check_new_log(self, origin: str) -> None:
+        """WitnessRefused(404) when `origin`, which this witness never cosigned, is not of the form
+        siemgate gives an account's stream under the name of a trusted log key covering it."""
+        names = sorted({k.verifier.name for k in self.log_keys.keys if covers(k.verifier.name, origin)})
+        if not any(is_stream_origin(name, origin) for name in names):
+            forms = " or ".join(stream_origin_form(name) for name in names)
+            raise WitnessRefused(
+                404,
+                f"this witness never cosigned {origin} and starts cosigning a log only for an origin {forms},"
+                " the one origin siemgate gives each account's stream",
+            )
 
     def _published(self, note: str, text: str, cosignature: str) -> str:
         """The checkpoint as the monitoring endpoint serves it: the log's verified signatures and
