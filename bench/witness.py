@@ -37,7 +37,7 @@ ORIGIN_NAME = "bench.example/siemgate"
 def _bodies(count: int, step: int, log_pub: Path) -> list[bytes]:
     """The submissions of a log growing by `step` leaves per checkpoint; its public key goes to `log_pub`."""
     ring = SignerKeyring.create(log_pub.with_name("log.keys"), ORIGIN_NAME)
-    origin = f"{ORIGIN_NAME}/BENCH/auditevents"
+    origin = f"{ORIGIN_NAME}/BENCHAAAAAAAAAAAAAAAAAAAAA/auditevents"  # an account uuid as siemgate forms them
     leaves = [os.urandom(32) for _ in range(count * step)]
     read = tree_reader(leaves)
     out = []
