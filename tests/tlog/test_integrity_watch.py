@@ -20,6 +20,7 @@ from siemgate.config import load_settings
 from siemgate.integrity.service import WORKER_SECONDS
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import Checkpoint
+from siemgate.tlog.entry import ENTRY_SIZE, entry_bytes
 from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.note import sign_note
 from siemgate.tlog.witness import Witness
@@ -234,6 +235,27 @@ def _signatures(kit: Any) -> int:
     return count
 
 
+def _signed_account(server: LiveServer, count: int, labels: dict[str, str]) -> Any:
+    """A new account with `count` audit events ingested and signed; its uuid goes into `labels`."""
+    account = server.account()
+    labels["account"] = account.uuid
+    _ingest(server, account, count)
+    _wait(lambda: _signed_size(server, account.id) == count, f"{count} entries signed")
+    return account
+
+
+def _plain_restart_signs_nothing(kit: Any, data: Path, url: str, secret: Path, labels: dict[str, str]) -> int:
+    """Restart the server on `data` with nothing changed: the start check asks the signer (and
+    rebuilds the stored root at its size), the stream stays ok, nothing is signed. Returns how many
+    notes the signer has signed."""
+    signed = _signatures(kit)
+    with _server_on(data, url, secret) as server:
+        _wait(lambda: server.services.tlog.unchecked == [], "the start check")
+        assert _metric(server, "siemgate_log_status", **labels, status="ok") == 1
+        assert _signatures(kit) == signed
+    return signed
+
+
 def test_a_store_restored_while_the_server_was_down_is_signer_ahead_at_the_first_cycle(tmp_path: Path) -> None:
     kit = make_kit(tmp_path)
     secret = secret_file(tmp_path / "secret")
@@ -241,10 +263,7 @@ def test_a_store_restored_while_the_server_was_down_is_signer_ahead_at_the_first
     labels = {"feature": "auditevents"}
     with signer_process(kit, secret) as url:
         with _server_on(data, url, secret) as server:
-            account = server.account()
-            labels["account"] = account.uuid
-            _ingest(server, account, 20)
-            _wait(lambda: _signed_size(server, account.id) == 20, "20 entries signed")
+            account = _signed_account(server, 20, labels)
             with (
                 contextlib.closing(sqlite3.connect(db)) as live,
                 contextlib.closing(sqlite3.connect(tmp_path / "backup.db")) as copy,
@@ -252,12 +271,7 @@ def test_a_store_restored_while_the_server_was_down_is_signer_ahead_at_the_first
                 live.backup(copy)  # the backup, taken at size 20
             _ingest(server, account, 5)
             _wait(lambda: _signed_size(server, account.id) == 25, "25 entries signed")
-        signed = _signatures(kit)
-        # A restart with nothing restored: the start check asks the signer, which signs nothing new.
-        with _server_on(data, url, secret) as server:
-            _wait(lambda: server.services.tlog.unchecked == [], "the start check")
-            assert _metric(server, "siemgate_log_status", **labels, status="ok") == 1
-            assert _signatures(kit) == signed
+        signed = _plain_restart_signs_nothing(kit, data, url, secret, labels)
     # The store is restored from the backup while the server is stopped (the signer signed 25).
     for leftover in (db, db.with_name("siemgate.db-wal"), db.with_name("siemgate.db-shm")):
         leftover.unlink(missing_ok=True)
@@ -281,3 +295,31 @@ def test_a_store_restored_while_the_server_was_down_is_signer_ahead_at_the_first
                 assert "signed size 25 but the log holds 20 entries" in alert["summary"]
                 assert "siemgate log recover" in alert["summary"]
                 assert _signatures(kit) == signed
+
+
+def test_a_history_rewritten_while_the_server_was_down_is_stopped_at_the_first_cycle(tmp_path: Path) -> None:
+    kit = make_kit(tmp_path)
+    secret = secret_file(tmp_path / "secret")
+    data, db = tmp_path / "data", tmp_path / "data" / "siemgate.db"
+    labels = {"feature": "auditevents"}
+    with signer_process(kit, secret) as url:
+        with _server_on(data, url, secret) as server:
+            account = _signed_account(server, 25, labels)
+        signed = _plain_restart_signs_nothing(kit, data, url, secret, labels)
+        # While the server is stopped an entry is rewritten: the size stays 25, the stored checkpoint
+        # too, so nothing is due until the heartbeat, an hour later.
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+            # one row of 25 packed entries (one ingest batch): the fourth is replaced by another event's
+            [(packed,)] = conn.execute("SELECT entries FROM log_entries WHERE account_id = ?", (account.id,))
+            other = entry_bytes(T0, b"another event")
+            packed = packed[: 3 * ENTRY_SIZE] + other + packed[4 * ENTRY_SIZE :]
+            conn.execute("UPDATE log_entries SET entries = ? WHERE account_id = ?", (packed, account.id))
+        with _server_on(data, url, secret) as server:
+            stopped = lambda: _metric(server, "siemgate_log_status", **labels, status="stopped") == 1  # noqa: E731
+            _wait(stopped, "stopped at the first worker round", seconds=3 * WORKER_SECONDS)
+            state = server.store.log_state(account.id, AUDIT)
+            assert state is not None and state.error is not None
+            assert "the stored tree of size 25 does not have the root the signer signed" in state.error
+            [alert] = _wait(lambda: _alerts(server, account.id, "stopped"), "a stopped alert")
+            assert "does not have the root the signer signed" in alert["summary"]
+            assert _signatures(kit) == signed

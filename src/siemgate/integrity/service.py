@@ -18,7 +18,7 @@ from siemgate.config import Settings
 from siemgate.errors import ConfigError, NotFound, SiemgateError
 from siemgate.integrity.export import Exported, export_log
 from siemgate.integrity.keys import LogKeys, signer_client
-from siemgate.integrity.tree import Integrated, StoredTree, integrate, stream_label
+from siemgate.integrity.tree import Integrated, LogIntegrityError, StoredTree, integrate, stored_root, stream_label
 from siemgate.integrity.witnessing import QuorumNotMet, Witnessing
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
@@ -216,8 +216,10 @@ class LogService:
         """After a start, ask the signer the size it last signed of each stream with a stored
         checkpoint (a read: nothing is signed), at most START_CHECKS_PER_ROUND a round, so that a
         store restored from a backup older than the signer's state is `signer-ahead` at once, not
-        at the stream's next change or heartbeat. Returns how many streams were found ahead; a
-        signer that cannot be reached leaves the rest for a later round."""
+        at the stream's next change or heartbeat, and a stored tree whose root at the signer's size
+        is not the signed one (rewritten, or restored from another history) is stopped at once.
+        Returns how many streams were found ahead; a signer that cannot be reached leaves the rest
+        for a later round."""
         if self.signer is None:
             return 0
         if self.unchecked is None:
@@ -240,8 +242,10 @@ class LogService:
 
     def _ahead_at_start(self, account_id: int, feature: Feature) -> bool:
         """Whether the signer last signed a larger tree of the stream than its log holds; if so the
-        stream waits as after the signer's refusal (`signer_ahead`). False for a stream with no
-        stored checkpoint: its first one is due at once, and the signer's answer tells then."""
+        stream waits as after the signer's refusal (`signer_ahead`). Otherwise the stored tree must
+        have the signed root at the signer's size (LogUnavailable, the log stopped, if not). False
+        for a stream with no stored checkpoint: its first one is due at once, and the signer's
+        answer tells then."""
         stream = (account_id, feature)
         stored = self.store.last_log_checkpoint(account_id, feature)
         state = self.store.log_state(account_id, feature)
@@ -265,12 +269,35 @@ class LogService:
         if signed.origin != origin:
             raise LogUnavailable(f"asked for the last checkpoint of {origin}, the signer answered {signed.describe()}")
         if signed.size <= state.size:
+            self._same_root_at_start(account_id, feature, signed, state.size)
             return False
         message = ahead_message(origin, signed.size, state.size)
         self._ahead[stream] = _Ahead(message, self._now() + self.cadence.heartbeat, stored.time)
         self._last.pop(stream, None)
         log.error("log of %s: %s", stream_label(self.store, account_id, feature), message)
         return True
+
+    def _same_root_at_start(self, account_id: int, feature: Feature, signed: Checkpoint, size: int) -> None:
+        """Check that the stored tree (integrated to `size`) has the root the signer signed at its
+        size; if not (rows rewritten, or a store restored from another backup) stop the stream's
+        log as the signer's refusal of such a tree would, and raise LogUnavailable saying why."""
+        try:
+            root = stored_root(self.store, account_id, feature, signed.size, size)
+        except LogIntegrityError as exc:
+            raise self._stop(account_id, feature, f"{exc} (checked against the signer's size {signed.size})") from None
+        if root != signed.root:
+            raise self._stop(
+                account_id,
+                feature,
+                f"the stored tree of size {signed.size} does not have the root the signer signed at that size"
+                f" ({signed.describe()}): its entries were rewritten or restored from another history",
+            )
+
+    def _stop(self, account_id: int, feature: Feature, message: str) -> LogUnavailable:
+        """Record `message` as the stream's integrity error (its log is integrated and signed no
+        further until `siemgate log resume`); returns the error to raise."""
+        self.store.set_log_error(account_id, feature, message, self.clock())
+        return LogUnavailable(message)
 
     def _waiting(self, stream: Stream, now: int) -> bool:
         """Whether a stream whose signer is ahead (a rollback) waits: until the heartbeat interval
@@ -408,9 +435,9 @@ class LogService:
         except SignerRefused as exc:
             if (exc.status is not None and exc.status >= 500) or exc.status in (401, 403):
                 raise SignerRejects(f"the signer turns this server away: {exc}") from None
-            message = f"the signer refused to sign the stored tree of size {size}: {exc}"
-            self.store.set_log_error(account_id, feature, message, self.clock())
-            raise LogUnavailable(message) from None
+            raise self._stop(
+                account_id, feature, f"the signer refused to sign the stored tree of size {size}: {exc}"
+            ) from None
         try:
             cp = open_checkpoint(note, self.keys.public(), now=self._now()).checkpoint
         except (CheckpointError, NoteError, NotFound) as exc:

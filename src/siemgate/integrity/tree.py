@@ -203,6 +203,13 @@ def backfill(store: Store, account_id: int, feature: Feature, head: int, *, chun
     return written
 
 
+def stored_root(store: Store, account_id: int, feature: Feature, size: int, integrated: int) -> bytes:
+    """The root of the stream's stored tree at `size` (at most `integrated`, its integrated size),
+    from the stored level-8k hashes: one read of at most 128 hashes or entries per set bit of
+    `size`, never the whole log. LogIntegrityError when an entry it needs is missing or invalid."""
+    return subtree_hash(0, size, StoredTree(store, account_id, feature, integrated))
+
+
 def check_stored_tree(store: Store, account_id: int, feature: Feature) -> str | None:
     """Whether the stored tree rebuilds the root of the stream's newest stored checkpoint (after a
     copy to another database, before it serves the log); None when it does or there is none,
@@ -217,7 +224,7 @@ def check_stored_tree(store: Store, account_id: int, feature: Feature) -> str | 
             f"the log is integrated to {state.size if state else 0} entries, less than its checkpoint of size {cp.size}"
         )
     try:
-        root = subtree_hash(0, cp.size, StoredTree(store, account_id, feature, state.size))
+        root = stored_root(store, account_id, feature, cp.size, state.size)
     except LogIntegrityError as exc:
         return str(exc)
     if root != cp.root:
