@@ -256,11 +256,15 @@ def _plain_restart_signs_nothing(kit: Any, data: Path, url: str, secret: Path, l
     return signed
 
 
+def _restart_setting(tmp_path: Path) -> tuple[Any, Path, Path, Path, dict[str, str]]:
+    """What the restart tests share: the log kit, the signer's secret, the data folder and its
+    SQLite file, and the metric labels of the audit stream."""
+    data = tmp_path / "data"
+    return make_kit(tmp_path), secret_file(tmp_path / "secret"), data, data / "siemgate.db", {"feature": "auditevents"}
+
+
 def test_a_store_restored_while_the_server_was_down_is_signer_ahead_at_the_first_cycle(tmp_path: Path) -> None:
-    kit = make_kit(tmp_path)
-    secret = secret_file(tmp_path / "secret")
-    data, db = tmp_path / "data", tmp_path / "data" / "siemgate.db"
-    labels = {"feature": "auditevents"}
+    kit, secret, data, db, labels = _restart_setting(tmp_path)
     with signer_process(kit, secret) as url:
         with _server_on(data, url, secret) as server:
             account = _signed_account(server, 20, labels)
@@ -298,10 +302,7 @@ def test_a_store_restored_while_the_server_was_down_is_signer_ahead_at_the_first
 
 
 def test_a_history_rewritten_while_the_server_was_down_is_stopped_at_the_first_cycle(tmp_path: Path) -> None:
-    kit = make_kit(tmp_path)
-    secret = secret_file(tmp_path / "secret")
-    data, db = tmp_path / "data", tmp_path / "data" / "siemgate.db"
-    labels = {"feature": "auditevents"}
+    kit, secret, data, db, labels = _restart_setting(tmp_path)
     with signer_process(kit, secret) as url:
         with _server_on(data, url, secret) as server:
             account = _signed_account(server, 25, labels)
