@@ -14,7 +14,7 @@ import contextlib
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import httpcore
@@ -113,6 +113,23 @@ def _lookup_errors(host: str) -> Iterator[None]:
         raise httpcore.ConnectError(f"cannot resolve {host[:80]}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
+def _first_connected(
+    infos: Iterable[tuple[Any, ...]], host: str, port: int, connect: Callable[[str], httpcore.NetworkStream]
+) -> httpcore.NetworkStream:
+    """The stream `connect` opens to the first of the lookup's addresses (`infos`, in its order)
+    that takes the connection; the last httpcore.ConnectError when none does, ConnectTimeout as soon
+    as the time runs out."""
+    last: Exception | None = None
+    for _, _, _, _, sockaddr in infos:
+        try:
+            return connect(str(sockaddr[0]))
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from None
+        except httpcore.ConnectError as exc:
+            last = exc
+    raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
+
+
 class _BoundedBackend(httpcore.NetworkBackend):
     """A network backend whose every connection is a BoundedStream under `limits`: the name is
     looked up (`lookup`) and each of its addresses tried within the connect timeout and the
@@ -133,18 +150,13 @@ class _BoundedBackend(httpcore.NetworkBackend):
         deadline = None if left is None else time.monotonic() + left
         with _lookup_errors(host):
             infos = lookup(host, port, deadline)
-        last: Exception | None = None
-        for _, _, _, _, sockaddr in infos:  # each address the lookup gave, in its order, by the deadline
-            try:
-                left = None if deadline is None else time_left(deadline)
-                stream = self._inner.connect_tcp(str(sockaddr[0]), port, left, local_address, socket_options)
-            except TimeoutError as exc:
-                raise httpcore.ConnectTimeout(str(exc)) from None
-            except httpcore.ConnectError as exc:
-                last = exc
-                continue
+
+        def connect(address: str) -> httpcore.NetworkStream:
+            left = None if deadline is None else time_left(deadline)
+            stream = self._inner.connect_tcp(address, port, left, local_address, socket_options)
             return BoundedStream(stream, self._limits)
-        raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
+
+        return _first_connected(infos, host, port, connect)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -213,23 +225,20 @@ class _GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        last: Exception | None = None
         ends = [end for end in (self.deadline, None if timeout is None else time.monotonic() + timeout) if end]
         limit = min(ends) if ends else None
         with _lookup_errors(host):
             infos = self.policy.resolve(host, port, limit)
-        for _, _, _, _, sockaddr in infos:
+
+        def connect(address: str) -> httpcore.NetworkStream:
             bounds = Bounds(self.deadline, self.max_read)  # the deadline is the request's, the bytes this connection's
-            try:
-                left = bounds.time_left(timeout, httpcore.ConnectTimeout)
-                stream = super().connect_tcp(str(sockaddr[0]), port, left, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                last = exc
-                continue
+            left = bounds.time_left(timeout, httpcore.ConnectTimeout)
+            stream = super(_GuardedBackend, self).connect_tcp(address, port, left, local_address, socket_options)
             if self.deadline is None and self.max_read is None:
                 return stream
             return BoundedStream(stream, bounds)
-        raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
+
+        return _first_connected(infos, host, port, connect)
 
 
 class _GuardedTransport(httpx.HTTPTransport):
