@@ -72,8 +72,11 @@ def test_a_client_that_resets_before_its_reply_is_one_log_line() -> None:
         client = socket.create_connection(("127.0.0.1", port), timeout=10)
         client_port = client.getsockname()[1]
         client.sendall(b"GET /held HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        while proc.stdout.readline().strip() != "held":  # the banner comes first
-            pass
+        said = ""
+        while said != "held":  # the banner comes first
+            line = proc.stdout.readline()
+            assert line, "the server ended before its handler was held"
+            said = line.strip()
         _reset(client)
         proc.stdin.write("go\n")
         proc.stdin.flush()
