@@ -6,7 +6,9 @@ checked, not how long it took (a timing would be flaky)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from siemgate.cli.main import app
-from support.procs import python_output
+from support.procs import cli_env, make_account, python_output, run_cli
 
 # Loaded only by the commands that use them (the web stack only by `serve` and `demo`).
 NOT_AT_START = (
@@ -92,6 +94,25 @@ detection:
     category: credentials_failed
   condition: selection
 """
+
+
+def test_commands_that_read_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """Building the services asked for their deployment secrets (keys, the TOTP re-seal marker)
+    in write transactions: with another connection writing (a server's ingest, a retention run),
+    `user list` waited SQLite's busy timeout (30 s) and failed, 'the database is locked'. The
+    secrets that exist are now read without taking the write lock."""
+    data_dir = tmp_path / "data"
+    account = make_account(data_dir)
+    env = cli_env(data_dir)
+    run_cli(env, "user", "list", "--account", account)  # the first build creates what it needs
+    with contextlib.closing(sqlite3.connect(data_dir / "siemgate.db", isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            for command in (["user", "list"], ["integration", "list"], ["alerts", "list"]):
+                result = run_cli(env, *command, "--account", account, ok=False, timeout=20)
+                assert result.returncode == 0, (command, result.stderr)
+        finally:
+            writer.execute("ROLLBACK")
 
 
 def test_a_sigma_rule_still_loads_pysigma() -> None:

@@ -292,7 +292,11 @@ class CredentialStore(SharedSQL):
 
     def secret(self, name: str, new_value: bytes, now: int) -> bytes:
         """The deployment secret `name`, created with `new_value` if it does not exist yet (atomic:
-        concurrent first calls all get the value that was stored first)."""
+        concurrent first calls all get the value that was stored first). Read first: building the
+        services asks for several, and a command that only reads must not wait for a writer."""
+        found = self._select("SELECT value FROM secrets WHERE name = ?", (name,))
+        if found:
+            return bytes(found[0][0])
         with self._tx() as conn:
             conn.execute(
                 self._q("INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"),

@@ -310,6 +310,8 @@ class IdentityStore(SharedSQL):
         was done (its value: the time, as text). Returns how many changed; None, changing nothing,
         when `mark` exists. A secret changed meanwhile by another process (a new enrolment, or the
         same upgrade) is left as it is now."""
+        if self._select("SELECT 1 FROM secrets WHERE name = ?", (mark,)):
+            return None  # done before: read without taking the write lock (this runs at every start)
         with self._tx() as conn:
             if conn.execute(self._q("SELECT 1 FROM secrets WHERE name = ?"), (mark,)).fetchone() is not None:
                 return None
