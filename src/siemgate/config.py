@@ -30,7 +30,7 @@ from siemgate.model.text import excerpt
 from siemgate.outbound import OutboundPolicy, allow_list
 
 # The largest `ingest_max_event_bytes`: a quarter of the longest line archives and bundles are read
-# with (retention.archive.MAX_LINE_BYTES, tlog.bundle.MAX_LINE_BYTES, 64 MiB), so every stored event
+# with (tlog.bundle.MAX_LINE_BYTES, 64 MiB), so every stored event
 # can be archived, exported and read back.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 

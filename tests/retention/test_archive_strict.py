@@ -19,7 +19,8 @@ import pytest
 from siemgate.config import load_settings
 from siemgate.errors import ConfigError
 from siemgate.model.ids import new_id
-from siemgate.retention.archive import MANIFEST, MAX_LINE_BYTES, ArchiveError, read_rows
+from siemgate.retention.archive import MANIFEST, ArchiveError, read_rows
+from siemgate.tlog.bundle import MAX_LINE_BYTES
 
 from .helpers import (
     AUDIT,

@@ -45,6 +45,7 @@ from siemgate.errors import SiemgateError
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
 from siemgate.tlog.archive_index import INDEX_FORMAT, folder_files, read_sidecar
+from siemgate.tlog.bundle import MAX_LINE_BYTES, LineTooLong, bounded_lines
 from siemgate.tlog.durable import fsync_dir, write_durably
 
 if TYPE_CHECKING:  # pyarrow loads when a Parquet file is written or read, not with the services (start-up time)
@@ -58,10 +59,6 @@ MANIFEST = "manifest.json"
 LOCK_FILE = ".retention.lock"  # the lock file of releases before the folder itself was locked: ignored
 MANIFEST_VERSION = 2  # 2: log indices, checkpoints, rewrites and purges (1 is still read)
 MANIFEST_VERSIONS = (1, 2)
-# The longest JSON Lines line read: four times the largest event a setting allows (config.
-# MAX_EVENT_BYTES). A file holding a longer event fails when it is written (it is read back), so
-# nothing is purged. The verifiers' copy is tlog.bundle.MAX_LINE_BYTES.
-MAX_LINE_BYTES = 64 * 1024 * 1024
 # The largest manifest read: a manifest lists a stream's days, rewrites and purges (a few KiB a day).
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 # Days committed together by a run (DayBatch): at least BATCH_DAYS, at most BATCH_BYTES of files.
@@ -225,18 +222,16 @@ def read_rows(path: Path, fmt: str | None = None) -> Iterator[Row]:
             yield from parquet.read(path)
             return
         with gzip.open(path, "rb") as f:
-            while line := f.readline(MAX_LINE_BYTES + 1):
-                number += 1
-                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                    raise ArchiveError(
-                        f"{path}: line {number} is longer than {MAX_LINE_BYTES} bytes, which no archived event"
-                        " is: the file is damaged or was not written by siemgate"
-                    )
-                line = line.rstrip(b"\n")
+            for number, line in enumerate(bounded_lines(f), 1):
                 if not line:  # also what makes a gzip bomb of newlines stop at once
                     raise ArchiveError(f"{path}: line {number} is empty, which siemgate never writes")
                 event = orjson.loads(line)
                 yield parse_ns(event["timestamp"]), str(event["uuid"]), line
+    except LineTooLong as exc:
+        raise ArchiveError(
+            f"{path}: line {exc.number} is longer than {MAX_LINE_BYTES} bytes, which no archived event is: the file"
+            " is damaged or was not written by siemgate"
+        ) from None
     except (OSError, EOFError, ValueError, KeyError, pa.ArrowException) as exc:
         where = f" at line {number}" if number else ""
         raise ArchiveError(f"{path}: cannot read the archive file{where}: {exc}") from None

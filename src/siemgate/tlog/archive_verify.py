@@ -32,8 +32,8 @@ from siemgate.tlog.bundle import (
     CHECKPOINTS,
     ENTRIES,
     EVENTS,
-    MAX_LINE_BYTES,
     BundleError,
+    bounded_lines,
     note_files,
     read_lines,
     read_manifest,
@@ -166,7 +166,7 @@ def _sha256(path: Path) -> str:
 
 def _rows(folder: Path, path: Path, entry: dict[str, Any]) -> Iterator[tuple[int | None, int, bytes]]:
     """(log index, timestamp ns, body) of each row of the listed file `path`; a Parquet file is read
-    a bounded batch at a time (parquet_bounds), a JSON Lines one a line at a time, at most MAX_LINE_BYTES (never
+    a bounded batch at a time (parquet_bounds), a JSON Lines one a line at a time, at most bundle.MAX_LINE_BYTES (never
     whole, however well it compresses; ValueError past it)."""
     if entry.get("format") == "parquet":
         for batch in batches(path, ["timestamp_ns", "event", "log_index"]):
@@ -179,15 +179,10 @@ def _rows(folder: Path, path: Path, entry: dict[str, Any]) -> Iterator[tuple[int
     sidecar = entry.get("index_file")
     indices: Iterator[tuple[int | None, int]] = iter(()) if not sidecar else read_sidecar(_member(folder, sidecar))
     with gzip.open(path, "rb") as f:
-        n = 0
-        while line := f.readline(MAX_LINE_BYTES + 1):
-            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                raise ValueError(f"line {n + 1} is longer than {MAX_LINE_BYTES} bytes, which no archived event is")
-            body = line.rstrip(b"\n")
+        for n, body in enumerate(bounded_lines(f), 1):
             if not body:
-                raise ValueError(f"line {n + 1} is empty, which no archived event is")
+                raise ValueError(f"line {n} is empty, which no archived event is")
             yield next(indices, (None, 0))[0], body_timestamp_ns(body), body
-            n += 1
 
 
 def _purges(

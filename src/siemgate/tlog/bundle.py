@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from siemgate.tlog.entry import Entry
 from siemgate.tlog.merkle import HASH_SIZE
@@ -42,7 +42,7 @@ _PROOF_NAME = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.consistency")
 MAX_PROOF_LINES = 128
 # The longest line of events.tsv, purges.tsv or an archive's JSON Lines file read: an index, a tab
 # and a stored event, which is at most config.MAX_EVENT_BYTES (16 MiB); a longer line is never read
-# whole. Written again as retention.archive.MAX_LINE_BYTES (the verifiers import nothing of the server).
+# whole (bounded_lines; the server's archive reader uses it too).
 MAX_LINE_BYTES = 64 * 1024 * 1024
 # The largest bundle.json, checkpoint or recovery note and consistency proof read: a few KiB when
 # siemgate writes them; a longer one (a damaged or hostile bundle) is never read whole.
@@ -183,19 +183,42 @@ def read_purges(directory: Path) -> list[tuple[int, bytes]]:
     return out
 
 
+class LineTooLong(ValueError):
+    """A line longer than MAX_LINE_BYTES, not read whole; `number` is its line number (from 1)."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(f"line {number} is longer than {MAX_LINE_BYTES} bytes, which no archived event is")
+        self.number = number
+
+
+class _Readable(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def bounded_lines(f: _Readable) -> Iterator[bytes]:
+    """Each line of the binary file `f` (a bundle file, or an archive's JSON Lines read through
+    gzip) without its newline, read a line at a time. Raises LineTooLong for a line longer than
+    MAX_LINE_BYTES (a damaged or hostile file of one huge line, however well it compresses) before
+    it is read whole."""
+    number = 0
+    while line := f.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            raise LineTooLong(number)
+        yield line.rstrip(b"\n")
+
+
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(number, line without its newline) of each line of the bundle file `path`, read a line at a
     time. Raises BundleError naming the file and the line when a line is longer than
-    MAX_LINE_BYTES (a damaged or hostile file of one huge line), before it is read whole."""
+    MAX_LINE_BYTES, before it is read whole."""
     with path.open("rb") as f:
-        n = 0
-        while line := f.readline(MAX_LINE_BYTES + 1):
-            n += 1
-            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                raise BundleError(
-                    f"{path.name} line {n} is longer than {MAX_LINE_BYTES} bytes, which no stored event is"
-                )
-            yield n, line.rstrip(b"\n")
+        try:
+            yield from enumerate(bounded_lines(f), 1)
+        except LineTooLong as exc:
+            raise BundleError(
+                f"{path.name} line {exc.number} is longer than {MAX_LINE_BYTES} bytes, which no stored event is"
+            ) from None
 
 
 def read_small(path: Path) -> str:
