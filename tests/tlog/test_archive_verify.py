@@ -12,6 +12,7 @@ import gzip
 import os
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,10 @@ from siemgate.retention.survey import survey
 from siemgate.services import Services
 from siemgate.store.base import Account, Store
 from siemgate.store.sqlite.store import SQLiteStore
-from siemgate.tlog.bundle import MAX_LINE_BYTES
+from siemgate.tlog import verify as tlog_verify
+from siemgate.tlog.bundle import MAX_LINE_BYTES, read_manifest, read_purges
+from siemgate.tlog.keys import PublicKeyring
+from siemgate.tlog.purges import parse_purge
 from support.events import signin
 from support.stores import make_store
 
@@ -784,3 +788,42 @@ def test_an_account_named_like_the_archived_accounts_uuid_is_not_that_account(sc
         assert store.head_seq(decoy.id, AUDIT) == 120
     finally:
         store.close()
+
+
+def test_proving_purge_records_reads_only_their_entries_of_the_audit_bundle(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--audit-bundle` proves a stream's purge records by the auditevents log's entries at their
+    indices. That log's `entries.bin` grows by 41 bytes per audit event (410 MB for ten million):
+    it was read whole to look up a few entries. Here it is made 64 MiB larger (sparse) after the
+    bundle was verified, and the proof may not hold more than a megabyte."""
+    services, kit, clock = _services(store, tmp_path, "jsonl")
+    account = store.create_account(new_id(), "Acme", NOW)
+    services.writer.write(account.id, SIGNIN, [signin(OLD + i * 1800 * S) for i in range(40)])
+    services.writer.write(account.id, AUDIT, [_event(NOW - DAY, 1)])
+    clock.now += 60 * S
+    for feature in (SIGNIN, AUDIT):
+        services.tlog.checkpoint(account.id, feature)
+    services.retention.apply(accounts=[account])
+    clock.now += 60 * S
+    services.tlog.checkpoint(account.id, AUDIT)
+    audit, bundle = tmp_path / "audit", tmp_path / "signin"
+    services.tlog.export(account.id, AUDIT, audit, None)
+    services.tlog.export(account.id, SIGNIN, bundle, None)
+    keys = PublicKeyring.load(kit.public_key)
+    purges = [p for i, b in read_purges(bundle) if (p := parse_purge(i, b, SIGNIN.value)) is not None]
+    origin = read_manifest(bundle).origin
+    assert len(purges) == 1
+    checked = tlog_verify.verify_bundle(audit, keys, as_of=clock.now // S)
+    assert checked.ok
+    monkeypatch.setattr(tlog_verify, "verify_bundle", lambda *a, **k: checked)
+    with (audit / "entries.bin").open("r+b") as f:
+        f.truncate(f.seek(0, os.SEEK_END) + 64 * 2**20)
+    tracemalloc.start()
+    try:
+        kept, problems = tlog_verify.prove_purges(purges, audit, origin, keys, as_of=clock.now // S)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (kept, problems) == (purges, [])
+    assert peak < 2**20, f"proving one purge record held {peak / 2**20:.1f} MiB"
