@@ -237,6 +237,7 @@ def test_a_forwarder_killed_while_creating_its_checkpoint_file_starts_again(tmp_
     with CheckpointStore(path) as store:
         store.commit([("src/signinattempts", "cursor-1", 1)])
     assert [p.cursor for p in read_positions(path)] == ["cursor-1"]
+    assert not [p.name for p in path.parent.iterdir() if ".tmp-" in p.name]  # no temporary file left
 
 
 def _committed(state: Path) -> int:

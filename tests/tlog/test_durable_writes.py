@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from siemgate.retention.archive import _write_json_atomic
+from siemgate.tlog.durable import remove_dead_temporaries
 from siemgate.tlog.follow import load_state, save_state
 from siemgate.tlog.keys import write_private
 from siemgate.tlog.verify_page import StreamState
@@ -88,3 +90,25 @@ def test_a_key_file_is_private_even_over_a_temporary_file_left_open_to_others(tm
     write_private(path, "secret\n")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text() == "secret\n" and not left.exists()
+
+
+def test_only_temporary_files_of_writers_that_are_gone_are_removed(tmp_path: Path) -> None:
+    """A writer killed before its rename leaves `.<name>.tmp-<pid>`; one whose process is gone is
+    removed, a live process's (it may be writing) and other files are kept."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with subprocess.Popen(["sleep", "30"]) as live:
+        try:
+            target = tmp_path / "checkpoints.db"
+            names = [
+                f".checkpoints.db.tmp-{dead.pid}",
+                f".checkpoints.db.tmp-{live.pid}",
+                ".other.tmp-1",
+                "checkpoints.db",
+            ]
+            for name in names:
+                (tmp_path / name).write_bytes(b"x")
+            assert remove_dead_temporaries(target) == 1
+            assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
+        finally:
+            live.kill()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from siemgate.forward.errors import ForwardConfigError
 from siemgate.model.timestamps import format_ns, now_ns
-from siemgate.tlog.durable import create_durably
+from siemgate.tlog.durable import create_durably, remove_dead_temporaries
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -76,6 +76,7 @@ class CheckpointStore:
                 f"the checkpoint file {self.path} is in use by another forwarder; stop it first, or give this"
                 " one its own state (forwarder.state_dir)"
             ) from None
+        remove_dead_temporaries(self.path)  # left by a forwarder killed while creating the file
         db: sqlite3.Connection | None = None
         if _emptied(self.path):
             self._release()

@@ -26,6 +26,33 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def remove_dead_temporaries(path: Path) -> int:
+    """Remove the temporary files of `path` left by writers that were killed (`.<name>.tmp-<pid>`
+    whose process is gone); a live process's is kept, as it may be writing it. Returns how many
+    were removed. Raises nothing: a file that cannot be removed stays."""
+    prefix = f".{path.name}.tmp-"
+    removed = 0
+    with contextlib.suppress(OSError):
+        for left in path.parent.iterdir():
+            pid = left.name[len(prefix) :] if left.name.startswith(prefix) else ""
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    left.unlink()
+                    removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def write_durably(path: Path, data: bytes, mode: int = 0o666) -> None:
     """Replace `path` with `data` durably (the temporary file is created with `mode`, less the
     umask). Raises OSError, leaving `path` as it was and no temporary file."""
