@@ -7,6 +7,8 @@ a TOML file (`SIEMGATE_CONFIG`, else `./siemgate.toml` when present), defaults.
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import json
 import os
 import re
 import sys
@@ -27,7 +29,7 @@ from siemgate.address import PublicAddress, parse_address
 from siemgate.errors import ConfigError
 from siemgate.model.durations import MAX_RETENTION_DAYS
 from siemgate.model.text import excerpt
-from siemgate.outbound import OutboundPolicy, allow_list
+from siemgate.outbound import OutboundPolicy
 
 # The largest `ingest_max_event_bytes`: a quarter of the longest line archives and bundles are read
 # with (tlog.bundle.MAX_LINE_BYTES, 64 MiB), so every stored event
@@ -138,10 +140,11 @@ class Settings(BaseSettings):
         " /api/admin/v1/accounts), and owners and administrators rename theirs (PATCH). Off: only the"
         " operator creates and renames accounts, with `siemgate account create` and `rename`.",
     )
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed"
-        " (client IPs in the audit trail and sign-in limits). Empty: never believed, whoever sends them.",
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are"
+        " believed (client IPs in the audit trail and sign-in limits), e.g. 10.0.0.2 or 10.0.0.0/24;"
+        " comma-separated in the environment. Empty: never believed, whoever sends them.",
     )
     retention_days: int = Field(
         120,
@@ -299,14 +302,19 @@ class Settings(BaseSettings):
     @field_validator("outbound_allow", mode="before")
     @classmethod
     def _allow_list(cls, value: Any) -> list[str]:
-        entries = allow_list(value)
+        entries = setting_list(value)
         OutboundPolicy.from_allow_list(entries)  # ValueError names a bad entry
         return entries
 
     @field_validator("integrity_witness_urls", mode="before")
     @classmethod
     def _witness_urls(cls, value: Any) -> list[str]:
-        return allow_list(value)
+        return setting_list(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> list[str]:
+        return [proxy_network(entry) for entry in setting_list(value)]
 
     @field_validator("smtp_helo_name")
     @classmethod
@@ -437,6 +445,16 @@ def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]
     return unknown
 
 
+def _problem(loc: tuple[int | str, ...], message: str, file: Path | None) -> str:
+    """One invalid setting: its name, pydantic's message, and where it can be set (its environment
+    variable, and the configuration file when one is read)."""
+    name = ".".join(str(p) for p in loc) or "settings"
+    where = f"SIEMGATE_{str(loc[0]).upper()}" if loc else "SIEMGATE_<NAME>"
+    if file is not None:
+        where += f" or {file.resolve()}"
+    return f"{name}: {message.removeprefix('Value error, ')} (set by {where})"
+
+
 def _warn_unknown_variables(settings: Settings) -> None:
     """Say once per process, on stderr, which SIEMGATE_* variables are ignored (a typo would
     otherwise silently leave a setting at its default); quiet with log_level = error."""
@@ -469,6 +487,48 @@ def explain_toml_error(exc: ValueError, text: str) -> str:
     return f"{message}: line {number} ({shown}) sets a key or table an earlier line set; set each once"
 
 
+def setting_list(value: Any) -> list[str]:
+    """A setting that holds a list: a list of strings, or one string holding a JSON list of strings
+    or entries separated by commas or spaces (the environment's form). Raises ValueError saying
+    which forms are taken."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        if not value.lstrip().startswith("["):
+            return [part for part in value.replace(",", " ").split() if part]
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(
+                'not a JSON list: give entries separated by commas (a, b) or a JSON list of strings (["a", "b"])'
+            ) from None
+    if not isinstance(value, list | tuple) or not all(isinstance(entry, str) for entry in value):
+        raise ValueError('give a list of strings (in TOML, ["a", "b"]; in the environment, a, b)')
+    return [entry.strip() for entry in value if entry.strip()]
+
+
+def proxy_network(entry: str) -> str:
+    """A `trusted_proxies` entry as an address or network in its normal form. Raises ValueError
+    for anything else: a name or a mistyped address would never match a client, and the
+    server would then count every person behind the proxy as one address; `*` (every client)
+    would let anyone choose the address the audit trail records and the sign-in limits count."""
+    if entry == "*":
+        raise ValueError(
+            "'*' would believe X-Forwarded-For from every client, so anyone could choose the address the"
+            " audit trail records and sign-in limits count: list your proxies' addresses or networks"
+        )
+    try:
+        network = ipaddress.ip_network(entry, strict=False) if "/" in entry else ipaddress.ip_address(entry)
+    except ValueError:
+        raise ValueError(
+            f"{excerpt(entry)} is not an IP address or network: give each proxy's address (10.0.0.2) or"
+            " network (10.0.0.0/24); names are not looked up"
+        ) from None
+    if isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network) and str(network) != entry:
+        raise ValueError(f"{excerpt(entry)} has host bits set: give the network as {network}")
+    return str(network)
+
+
 def _read_quietly(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
@@ -480,14 +540,11 @@ def load_settings(**overrides: Any) -> Settings:
     """Build Settings from all sources; raises ConfigError naming each bad setting and how to fix it.
     Warns on stderr about SIEMGATE_* variables that are not settings."""
     file = _config_file()
-    where = f"env SIEMGATE_<NAME> or {file.resolve()}" if file is not None else "env SIEMGATE_<NAME>"
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems} ({where})") from None
+        problems = "; ".join(_problem(err["loc"], err["msg"], file) for err in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from None
     except ValueError as exc:  # e.g. a TOML syntax error; the file may have been found in the working directory
         named = f" {file.resolve()}" if file is not None else ""
         text = _read_quietly(file) if file is not None else ""

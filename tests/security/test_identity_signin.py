@@ -181,7 +181,11 @@ def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path) -
         account, owner = services.people.create_account(CLI, "Acme", "owner@acme.example", "Owner", None)
         assert owner is not None
         services.store.set_password(owner.id, password_hash())
-    for trusted, expected in (("[]", "127.0.0.1"), ('["127.0.0.1"]', "203.0.113.9")):
+    for trusted, expected in (
+        ("[]", "127.0.0.1"),
+        ('["127.0.0.1"]', "203.0.113.9"),
+        ("10.0.0.0/8, 127.0.0.1", "203.0.113.9"),
+    ):
         port = free_port()
         env = cli_env(data_dir, SIEMGATE_TRUSTED_PROXIES=trusted, SIEMGATE_ALERTS_ENABLED="false")
         base_url = f"http://127.0.0.1:{port}"

@@ -23,7 +23,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,12 +229,3 @@ def time_left(deadline: float) -> float:
     if left <= 0:
         raise TimeoutError("timed out: the destination did not answer within the time allowed")
     return left
-
-
-def allow_list(value: str | Sequence[str] | None) -> list[str]:
-    """The allow-list setting as entries: a list, or one string separated by commas or spaces."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [part for part in value.replace(",", " ").split() if part]
-    return list(value)
