@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -33,6 +34,21 @@ from siemgate.store.postgres.errors import integrity_conflict, redacted, store_e
 
 Params = Sequence[Any] | dict[str, Any]
 _PREPARE_AFTER = 5  # runs of a statement on a connection before psycopg prepares it (its default)
+
+
+def connect_failure(url: str, timeout: float) -> str | None:
+    """Why a connection to `url` fails, in the server's or libpq's words (one line, the URL's
+    password left out), from one more attempt of at most 5 s; None when it succeeds. The pool only
+    logs why each of its attempts failed, so a refusal would otherwise not say which of a wrong
+    password, a missing database, a bad option or a server down it was."""
+    try:
+        psycopg.connect(url, connect_timeout=max(1, min(5, int(timeout)))).close()
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()
+        password = urlsplit(url).password or dict(parse_qsl(urlsplit(url).query)).get("password")
+        reason = " ".join(line.strip() for line in first[:2])
+        return reason.replace(password, "***") if password else reason
+    return None
 
 
 class PgBase:
@@ -54,9 +70,10 @@ class PgBase:
             self._pool.open(wait=True, timeout=connect_timeout)
         except (PoolTimeout, psycopg.Error):
             self._pool.close()
+            reason = connect_failure(url, connect_timeout)
             raise StoreError(
-                f"cannot connect to PostgreSQL at {redacted(url)}: check that it is running, the database"
-                " exists and the user may connect"
+                f"cannot connect to PostgreSQL at {redacted(url)}{f' ({reason})' if reason else ''}: check that it is"
+                " running, the database exists and the user may connect"
             ) from None
         # Advisory locks are per database: keyed by schema so test schemas do not wait on each other.
         schema = self._value("SELECT current_schema()", ()) or "public"
