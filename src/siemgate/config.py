@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         " believed (client IPs in the audit trail and sign-in limits), e.g. 10.0.0.2 or 10.0.0.0/24;"
         " comma-separated in the environment. Empty: never believed, whoever sends them.",
     )
+    metrics_token_file: Path | None = Field(
+        None,
+        description="File holding the bearer secret Prometheus sends to GET /metrics from another machine"
+        " (Authorization: Bearer ...). Without it /metrics answers only scrapes from this machine.",
+    )
     retention_days: int = Field(
         120,
         ge=1,

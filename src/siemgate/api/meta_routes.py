@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from siemgate import __version__
 from siemgate.api.errors import JSON
+from siemgate.api.metrics import MetricsAccess
 from siemgate.api.schemas import ErrorBody
 from siemgate.services import Services
 
@@ -58,13 +59,20 @@ def meta_router() -> APIRouter:
 
     @router.get(
         "/metrics",
-        summary="Prometheus metrics",
+        summary="Prometheus metrics (the operator only: from this machine, or with the metrics token)",
         response_class=Response,
         responses={
-            200: {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+            200: {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            401: {
+                "model": ErrorBody,
+                "description": "Not the operator: scrape from the server's machine, or send the secret of"
+                " metrics_token_file as a bearer token.",
+            },
         },
     )
     async def metrics(request: Request) -> Response:
+        access: MetricsAccess = request.app.state.metrics_access
+        access.check(request.client.host if request.client else None, request.headers)
         return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -1,15 +1,23 @@
-"""Prometheus metrics of one server process (a registry per app, no globals)."""
+"""Prometheus metrics of one server process (a registry per app, no globals), and who may read
+them: the operator only (docs/security.md, "Who is who")."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hmac
+import ipaddress
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from siemgate.errors import ConfigError, Unauthorized
 from siemgate.integrity.health import STATUSES, streams_health
 from siemgate.integrity.service import LogService
+
+# Headers a reverse proxy adds: a request carrying one was relayed, whatever its TCP peer.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 
 class Metrics:
@@ -98,3 +106,55 @@ class IntegrityCollector(Collector):
             cosigned.add_metric([w.url], w.cosigned)
         yield failures
         yield cosigned
+
+
+class MetricsAccess:
+    """Who may read /metrics. Its values name every account (the log's per-stream metrics carry the
+    account's uuid) and show each one's activity over time, and the request counters the whole
+    server's: the operator's, never a tenant's or an outsider's. Allowed: a scrape from this
+    machine (a loopback peer, not relayed by a proxy: no forwarding header), or one presenting
+    `Authorization: Bearer <the metrics token>` when `metrics_token_file` is set."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token.encode() if token else None
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> MetricsAccess:
+        """Read the token in `path` (the `metrics_token_file` setting; None: no token). ConfigError
+        when the file cannot be read or is empty."""
+        if path is None:
+            return cls(None)
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read metrics_token_file {path}: {exc.strerror}") from None
+        if not token:
+            raise ConfigError(f"metrics_token_file {path} is empty: put the secret Prometheus sends in it")
+        return cls(token)
+
+    def check(self, peer: str | None, headers: Mapping[str, str]) -> None:
+        """Return if a request from `peer` (the client's address as the server sees it, after
+        trusted proxies) with `headers` may read the metrics; else raise Unauthorized saying how."""
+        if self._token is not None:
+            scheme, _, presented = headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), self._token):
+                return
+        if _loopback(peer) and not any(name in headers for name in FORWARDING_HEADERS):
+            return
+        how = (
+            "with 'Authorization: Bearer <the secret in metrics_token_file>'"
+            if self._token
+            else ("from this machine, or set metrics_token_file and send its secret as 'Authorization: Bearer ...'")
+        )
+        raise Unauthorized(f"Unauthorized: /metrics is for the server's operator: scrape it {how}")
+
+
+def _loopback(peer: str | None) -> bool:
+    """Whether `peer` is a loopback address (IPv4-mapped IPv6 included)."""
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

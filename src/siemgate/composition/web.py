@@ -21,7 +21,7 @@ from siemgate.api.events_routes import events_router
 from siemgate.api.guard import RequestGuard
 from siemgate.api.ingest_routes import ingest_router
 from siemgate.api.meta_routes import meta_router
-from siemgate.api.metrics import IntegrityCollector, Metrics
+from siemgate.api.metrics import IntegrityCollector, Metrics, MetricsAccess
 from siemgate.api.middleware import NoStoreMiddleware, ReplyHeadersMiddleware, RequestLogMiddleware
 from siemgate.api.openapi import install_openapi
 from siemgate.api.proof_routes import proof_router
@@ -97,6 +97,7 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.state.query_slots = AccountSlots(services.settings.admin_queries_per_account)
     app.state.metrics = Metrics()
     app.state.metrics.registry.register(IntegrityCollector(services.tlog))
+    app.state.metrics_access = MetricsAccess.from_file(services.settings.metrics_token_file)
     install_error_handlers(app)
     app.include_router(events_router(services))
     app.include_router(proof_router(services))
