@@ -23,9 +23,12 @@ from siemgate.tlog.checkpoint import Checkpoint
 from siemgate.tlog.entry import ENTRY_SIZE, entry_bytes
 from siemgate.tlog.keys import SignerKeyring
 from siemgate.tlog.note import sign_note
+from siemgate.tlog.signer_http import make_server as make_signer_server
+from siemgate.tlog.signer_http import serve_in_thread
 from siemgate.tlog.witness import Witness
 from support.clocks import Clock
 from support.events import auditevent
+from support.ports import free_port
 from support.servers import LiveServer, start_server, stop_server
 from support.stores import make_store
 
@@ -324,3 +327,31 @@ def test_a_history_rewritten_while_the_server_was_down_is_stopped_at_the_first_c
             [alert] = _wait(lambda: _alerts(server, account.id, "stopped"), "a stopped alert")
             assert "does not have the root the signer signed" in alert["summary"]
             assert _signatures(kit) == signed
+
+
+def test_a_signer_pause_of_one_account_tells_the_others_nothing_of_it(tmp_path: Path, make_server: Any) -> None:
+    """A signer that cannot sign one stream (its clock set back: 503, "the last checkpoint of
+    <origin> is dated ... ahead") is signer-down for every account, as it is; but the reason every
+    account's `log-integrity` alert carries named the stream it was asked for, so tenant A's alert,
+    recorded in A's audit stream and sent to A's actions, told A tenant B's account uuid and when B's
+    log grew. Now the account is left out of that reason (the operator's log line keeps it)."""
+    now = [time.time()]
+    kit = make_kit(tmp_path, clock=lambda: now[0])
+    secret = secret_file(tmp_path / "secret")
+    signer = make_signer_server(kit.signer, "127.0.0.1", free_port(), secret.read_text().strip())
+    serve_in_thread(signer)
+    try:
+        url = f"http://127.0.0.1:{signer.server_address[1]}"
+        server = _watching(make_server, url, secret)
+        a, b = server.account(), server.account()
+        for account in (a, b):
+            _ingest(server, account, 3)
+        _wait(lambda: _signed_size(server, a.id) == _signed_size(server, b.id) == 3, "first checkpoints")
+        now[0] -= 3600  # the signer's clock set back: B's next checkpoint must wait for it
+        _ingest(server, b, 2)
+        [alert] = _wait(lambda: _alerts(server, a.id, "signer-down"), "a signer-down alert in A")
+        assert "after this host's clock" in alert["summary"], alert["summary"]
+        assert b.uuid not in orjson.dumps(alert).decode(), alert["summary"]
+    finally:
+        signer.shutdown()
+        signer.server_close()

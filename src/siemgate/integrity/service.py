@@ -156,7 +156,20 @@ class LogService:
         return True
 
     def _signer_seen(self, up: bool, error: str | None) -> None:
+        """`error`: why the signer is down, the reason every account's streams report (health)."""
         self.signer_up, self.signer_error = up, error
+
+    def _shared_reason(self, message: str, account_id: int) -> str:
+        """`message`, the failure of a request about one of `account_id`'s streams (the signer's
+        answer names its origin), as the signer-down reason that every account's streams report and
+        their `log-integrity` alerts carry: with the account's uuid left out, which would tell the
+        other tenants that the account exists and when its log grew. The operator's log line keeps
+        the message whole."""
+        try:
+            uuid = self.store.get_account_by_id(account_id).uuid
+        except NotFound:  # deleted meanwhile: its uuid cannot be looked up, so say nothing of the request
+            return "the signer cannot sign (the server's log says why)"
+        return message.replace(uuid, "<account>")
 
     # checkpoints ---------------------------------------------------------------------------------
     def origin(self, account_id: int, feature: Feature) -> str:
@@ -188,7 +201,7 @@ class LogService:
             try:
                 self._sign(account_id, feature, size)
             except (SignerUnavailable, SignerRejects) as exc:
-                self._signer_seen(False, str(exc))
+                self._signer_seen(False, self._shared_reason(str(exc), account_id))
                 self._down_until = now + self.cadence.min_interval
                 if not self._down_logged:
                     log.warning("the log signer cannot sign; ingest goes on and checkpoints catch up: %s", exc)
@@ -232,7 +245,7 @@ class LogService:
             try:
                 found += self._ahead_at_start(account_id, feature)
             except (SignerUnavailable, SignerRejects) as exc:
-                self._signer_seen(False, str(exc))
+                self._signer_seen(False, self._shared_reason(str(exc), account_id))
                 self._down_until = self._now() + self.cadence.min_interval
                 return found
             except LogUnavailable as exc:
