@@ -20,6 +20,7 @@ from siemgate.errors import RateLimited
 from siemgate.model.features import Feature
 from support.ports import free_port
 from support.procs import Proc, cli_env, healthy, running, services_at
+from support.servers import LiveServer
 from support.waiting import wait_for
 
 from .identity_support import PASSWORD, Tenants, client, error, ok, password_hash, source_ip
@@ -199,3 +200,21 @@ def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path) -
             batches = services.store.iter_events(account.id, Feature.SIGNINATTEMPTS, 0, 2**62)
             ips = [orjson.loads(row[3])["client"]["ip_address"] for batch in batches for row in batch]
         assert ips[-1] == expected, ips
+
+
+def test_an_ipv6_client_is_limited_as_its_64_network(make_server: Any) -> None:
+    """Failures were counted per address, so anyone given an IPv6 /64 (every VPS, many homes: 2^64
+    addresses) made each guess from a new one and passed every per-IP window: unlimited guesses
+    at one person's password, and argon2 work the whole server pays for. Now a /64 counts as one
+    client; another /64 is another client. Remote clients reach the server through a trusted proxy."""
+    server: LiveServer = make_server(trusted_proxies=["127.0.0.1"])
+    tenants = Tenants(server)
+
+    def sign_in(ip: str, password: str) -> int:
+        body = {"email": tenants.bob.email, "password": password}
+        return server.http.post("/api/admin/v1/session", json=body, headers={"X-Forwarded-For": ip}).status_code
+
+    attempts = [sign_in(f"2001:db8:5:6:{n:x}::{n + 1:x}", f"guess {n}") for n in range(6)]
+    assert attempts == [401] * 5 + [429]
+    assert sign_in("2001:db8:5:6:ffff::1", PASSWORD) == 429  # the right password too, from that /64
+    assert sign_in("2001:db8:5:7::1", PASSWORD) == 200  # the neighbouring /64: someone else

@@ -12,6 +12,9 @@ the failures (docs/security.md, "Sign-in"):
     10 recovery codes in 15 minutes and 30 a day per person and IP, and 100 in 15 minutes and
     1000 a day per IP, right or wrong.
 
+An IPv6 client counts as its /64: one host or site is given a /64 (2^64 addresses), so counting per
+address let one attacker make every attempt from a new one, past every per-IP window.
+
 Six-digit codes are limited per person, from anywhere: their 10^6 space is guessable from many
 IPs. Recovery codes (50 bits) are not, so they are never limited per person alone: whoever holds
 the password but not the phone can use up the person's TOTP windows, and the person still signs
@@ -26,6 +29,7 @@ space is the one thing a burst could guess).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +51,25 @@ def _items(windows: Sequence[tuple[int, int]]) -> list[limits.RateLimitItem]:
     return [limits.RateLimitItemPerSecond(amount, seconds) for amount, seconds in windows]
 
 
+def client_network(ip: str) -> str:
+    """What failures from `ip` are counted under: an IPv4 address as it is; an IPv6 address as its
+    /64 network (an IPv4-mapped one as its IPv4 address); anything else (no address) as given."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _pair_key(address: str, ip: str) -> str:
+    """The key of one address (any case, outer spaces ignored) from one client network."""
+    return f"pair:{address.strip().lower()}|{client_network(ip)}"
+
+
 class SignInLimiter:
     """Counts failures and refuses further attempts while a window is full."""
 
@@ -57,8 +80,7 @@ class SignInLimiter:
         self._pair, self._ip, self._second = _items(PAIR_WINDOWS), _items(IP_WINDOWS), _items(SECOND_FACTOR_WINDOWS)
 
     def _keys(self, address: str, ip: str) -> list[tuple[list[limits.RateLimitItem], str]]:
-        address = address.strip().lower()
-        return [(self._pair, f"pair:{address}|{ip}"), (self._ip, f"ip:{ip}")]
+        return [(self._pair, _pair_key(address, ip)), (self._ip, f"ip:{client_network(ip)}")]
 
     def check(self, address: str, ip: str) -> None:
         """Raise RateLimited while this address and IP, or this IP, has failed too often."""
@@ -69,7 +91,7 @@ class SignInLimiter:
 
     def succeeded(self, address: str, ip: str) -> None:
         """A correct password: the pair starts afresh (the IP's count stays)."""
-        key = f"pair:{address.strip().lower()}|{ip}"
+        key = _pair_key(address, ip)
 
         def clear() -> None:
             for item in self._pair:
@@ -82,7 +104,8 @@ class SignInLimiter:
     ) -> list[tuple[list[limits.RateLimitItem], str]]:
         """The windows a code counts in, the one a right code clears first."""
         if recovery_code:
-            return [(self._second, f"recovery:{user_uuid}|{ip}"), (self._ip, f"recovery-ip:{ip}")]
+            network = client_network(ip)
+            return [(self._second, f"recovery:{user_uuid}|{network}"), (self._ip, f"recovery-ip:{network}")]
         return [(self._second, f"2fa:{user_uuid}")]
 
     def second_factor_attempt(self, user_uuid: str, ip: str, *, recovery_code: bool) -> None:
