@@ -28,6 +28,7 @@ from siemgate.store.base import ROLES, Account, Member, Store, User
 from siemgate.store.shared.identity import Invitation, Withdrawal
 
 RANK = {"member": 0, "administrator": 1, "owner": 2}
+NO_ACCOUNT_ID = 0  # no account has it (ids start at 1): a membership looked up under it is never found
 
 
 def granting(role: str) -> str:
@@ -107,21 +108,27 @@ class PeopleService:
 
     # access ---------------------------------------------------------------------------------------
     def account_for(self, actor: Actor, ref: str) -> Account:
-        """The account (uuid or name) if the actor may see it; else NotFound."""
+        """The account (uuid or name) if the actor may see it; else NotFound, the same for an
+        account that does not exist and one the person is not a member of, in its time too: the
+        membership is looked up for both (for a missing account under NO_ACCOUNT_ID), so that the
+        reply's time does not tell a person whether another tenant has that name or uuid."""
         try:
-            account = self.store.get_account(ref)
+            account: Account | None = self.store.get_account(ref)
         except NotFound:
-            raise NotFound(f"Not Found: no account {excerpt(ref)}") from None
+            account = None
         if actor.user is not None:
             try:
-                self.store.get_member(account.id, actor.user.id)
+                self.store.get_member(account.id if account is not None else NO_ACCOUNT_ID, actor.user.id)
             except NotFound:
-                raise NotFound(f"Not Found: no account {excerpt(ref)}") from None
-            if self.store.requires_two_factor(account.id) and not self.has_two_factor(actor.user):
-                raise Forbidden(
-                    f"Forbidden: {account.name!r} requires two-factor sign-in; turn it on for yourself"
-                    " (POST /api/admin/v1/me/two-factor, or the console's Security page) and sign in again"
-                )
+                account = None
+        if account is None:
+            raise NotFound(f"Not Found: no account {excerpt(ref)}")
+        user = actor.user
+        if user is not None and self.store.requires_two_factor(account.id) and not self.has_two_factor(user):
+            raise Forbidden(
+                f"Forbidden: {account.name!r} requires two-factor sign-in; turn it on for yourself"
+                " (POST /api/admin/v1/me/two-factor, or the console's Security page) and sign in again"
+            )
         return account
 
     def has_two_factor(self, user: User) -> bool:
