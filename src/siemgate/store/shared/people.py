@@ -107,6 +107,12 @@ class AccountStore(SharedSQL):
             )
         )
 
+    def check_readable(self) -> None:
+        """Return once the store answers a read of the accounts table, reading one row at most
+        whatever the number of accounts (/healthz, which anyone may ask); raises the backend's
+        error otherwise."""
+        self._select("SELECT id FROM accounts LIMIT 1")
+
     def list_accounts(self) -> list[Account]:
         return [Account(*r) for r in self._select(f"SELECT {_ACCOUNT} FROM accounts WHERE {LIVE} ORDER BY id")]
 
