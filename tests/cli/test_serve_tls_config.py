@@ -106,15 +106,29 @@ def test_a_good_certificate_still_serves_https(tmp_path: Path) -> None:
     assert f"web console: https://127.0.0.1:{port}/console" in err.decode(), err.decode()[-2000:]
 
 
-@pytest.mark.parametrize("case", ["archive-dir-a-file", "public-key-a-directory", "public-key-not-keys"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "archive-dir-a-file",
+        "public-key-a-directory",
+        "public-key-not-keys",
+        "metrics-token-missing",
+        "metrics-token-empty",
+    ],
+)
 def test_unusable_archive_or_public_key_settings_are_a_clear_error(tmp_path: Path, case: str) -> None:
-    """The archive folder and the log's public key file are checked before serve starts: a file
-    given as archive_dir failed each retention run, a public key file that is a directory made the
-    proof API's key requests a 500."""
+    """The archive folder, the log's public key file and the metrics token file are checked before
+    serve starts: a file given as archive_dir failed each retention run, a public key file that is a
+    directory made the proof API's key requests a 500, a metrics token file that cannot be read
+    failed in the app's construction, in every worker."""
     data = tmp_path / "data"
     env = cli_env(data)
     odd = tmp_path / "odd"
-    if case == "archive-dir-a-file":
+    if case.startswith("metrics-token"):
+        if case == "metrics-token-empty":
+            odd.write_text("\n")
+        env["SIEMGATE_METRICS_TOKEN_FILE"], setting = str(odd), "metrics_token_file"
+    elif case == "archive-dir-a-file":
         odd.write_text("not a folder\\n")
         env["SIEMGATE_ARCHIVE_DIR"], setting = str(odd), "archive_dir"
     else:

@@ -105,9 +105,13 @@ def check_tls(settings: Settings) -> None:
 
 
 def check_paths(settings: Settings) -> None:
-    """The archive folder and the log's public key file, checked before anything starts: a
-    ConfigError naming the setting rather than a failure at the first retention run or proof."""
+    """The archive folder, the log's public key file and the metrics token file, checked before
+    anything starts: a ConfigError naming the setting rather than a failure at the first retention
+    run or proof, or in every worker."""
+    from siemgate.api.metrics import MetricsAccess
     from siemgate.tlog.keys import KeyFileError, PublicKeyring
+
+    MetricsAccess.from_file(settings.metrics_token_file)
 
     archives = settings.archive_path
     if archives.exists() and not archives.is_dir():
