@@ -97,9 +97,10 @@ class InvitationService:
         return code, invitation
 
     def _member(self, account: Account, email: str) -> bool:
-        """Whether `email` is a member of this account (what the account may know anyway)."""
+        """Whether `email` is a member of this account (what the account may know anyway), in the
+        same time whether or not the address has a sign-in elsewhere (PeopleService.find_member)."""
         try:
-            self.store.get_member(account.id, self.store.get_user(email).id)
+            self.people.find_member(account, email)
         except NotFound:
             return False
         return True

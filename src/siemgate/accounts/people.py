@@ -28,7 +28,7 @@ from siemgate.store.base import ROLES, Account, Member, Store, User
 from siemgate.store.shared.identity import Invitation, Withdrawal
 
 RANK = {"member": 0, "administrator": 1, "owner": 2}
-NO_ACCOUNT_ID = 0  # no account has it (ids start at 1): a membership looked up under it is never found
+NO_ID = 0  # no account or person has it (ids start at 1): a membership looked up under it is never found
 
 
 def granting(role: str) -> str:
@@ -110,7 +110,7 @@ class PeopleService:
     def account_for(self, actor: Actor, ref: str) -> Account:
         """The account (uuid or name) if the actor may see it; else NotFound, the same for an
         account that does not exist and one the person is not a member of, in its time too: the
-        membership is looked up for both (for a missing account under NO_ACCOUNT_ID), so that the
+        membership is looked up for both (for a missing account under NO_ID), so that the
         reply's time does not tell a person whether another tenant has that name or uuid."""
         try:
             account: Account | None = self.store.get_account(ref)
@@ -118,7 +118,7 @@ class PeopleService:
             account = None
         if actor.user is not None:
             try:
-                self.store.get_member(account.id if account is not None else NO_ACCOUNT_ID, actor.user.id)
+                self.store.get_member(account.id if account is not None else NO_ID, actor.user.id)
             except NotFound:
                 account = None
         if account is None:
@@ -212,10 +212,15 @@ class PeopleService:
         )
 
     def find_member(self, account: Account, ref: str) -> Member:
-        """A member by uuid or email; NotFound otherwise."""
+        """A member by uuid or email; NotFound otherwise, after the same lookups whether or not
+        anyone on the server has that uuid or email (the membership of no one is looked up under
+        NO_ID), so that the reply's time does not tell an account who has a sign-in elsewhere."""
         try:
-            user = self.store.get_user(ref)
-            return self.store.get_member(account.id, user.id)
+            user_id = self.store.get_user(ref).id
+        except NotFound:
+            user_id = NO_ID
+        try:
+            return self.store.get_member(account.id, user_id)
         except NotFound:
             raise NotFound(f"Not Found: {excerpt(ref)} is not a member of {account.name!r}") from None
 
