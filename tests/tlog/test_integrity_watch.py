@@ -17,6 +17,7 @@ import pytest
 
 from siemgate.alerts.actions.record import is_alert_event
 from siemgate.config import load_settings
+from siemgate.integrity.health import integrity_records
 from siemgate.integrity.service import WORKER_SECONDS
 from siemgate.model.features import Feature
 from siemgate.tlog.checkpoint import Checkpoint
@@ -139,23 +140,36 @@ def test_signer_stopped_and_stale_checkpoints_are_measured_and_alerted(tmp_path:
         assert "checkpoint is" in stale["summary"] and stale["event"]["checkpoint_age_seconds"] > 7200
 
 
-def test_a_refusing_witness_is_measured_and_alerted(tmp_path: Path, make_server: Any) -> None:
+@contextlib.contextmanager
+def _witnessed(tmp_path: Path, make_server: Any) -> Iterator[tuple[LiveServer, Callable[[str], None], str]]:
+    """A watching server whose checkpoints a real witness process must cosign; yields it, a
+    function that makes the witness refuse an account's auditevents log (by its uuid), and the
+    witness's URL."""
     kit = make_kit(tmp_path)
     secret = secret_file(tmp_path / "secret")
     wkey, wpub = new_witness(tmp_path)
+
+    def saw_a_fork(account_uuid: str) -> None:
+        """The witness saw a fork of this log (size 1000, signed with the log's key): it refuses."""
+        ring = SignerKeyring.load(kit.key_file)
+        origin = f"{ring.name}/{account_uuid}/auditevents"
+        witness = Witness(wkey, ring.public(), tmp_path / "w.state")
+        note = sign_note(Checkpoint(origin, 1000, bytes(32), 1_767_225_600).text(), ring.signers_for(origin))
+        witness.add_checkpoint(f"old 0\n\n{note}".encode())
+        witness.close()
+
     with (
         signer_process(kit, secret) as url,
         witness_process(tmp_path / "w.key", tmp_path / "w.state", kit.public_key) as w,
     ):
         server = _watching(make_server, url, secret, integrity_witness_urls=[w], integrity_witness_key_file=wpub)
+        yield server, saw_a_fork, w
+
+
+def test_a_refusing_witness_is_measured_and_alerted(tmp_path: Path, make_server: Any) -> None:
+    with _witnessed(tmp_path, make_server) as (server, saw_a_fork, w):
         account = server.account()
-        # The witness saw a fork of this log (size 1000, signed with the log's key): it refuses.
-        ring = SignerKeyring.load(kit.key_file)
-        origin = f"{ring.name}/{account.uuid}/auditevents"
-        witness = Witness(wkey, ring.public(), tmp_path / "w.state")
-        note = sign_note(Checkpoint(origin, 1000, bytes(32), 1_767_225_600).text(), ring.signers_for(origin))
-        witness.add_checkpoint(f"old 0\n\n{note}".encode())
-        witness.close()
+        saw_a_fork(account.uuid)
         _ingest(server, account, 10)
         labels = {"account": account.uuid, "feature": "auditevents"}
         _wait(lambda: _metric(server, "siemgate_log_status", **labels, status="unwitnessed") == 1, "unwitnessed")
@@ -355,3 +369,23 @@ def test_a_signer_pause_of_one_account_tells_the_others_nothing_of_it(tmp_path: 
     finally:
         signer.shutdown()
         signer.server_close()
+
+
+def test_an_accounts_integrity_records_count_only_its_own_witness_failures(tmp_path: Path, make_server: Any) -> None:
+    """`witness_failures` in the records `integrity` rules read was every failure since the start,
+    all streams together: while a witness refused or was down, tenant A's rule could count how many
+    checkpoints of other accounts' streams were asked for, that is how many changed and when. Now
+    each stream's record counts its own."""
+    with _witnessed(tmp_path, make_server) as (server, saw_a_fork, _):
+        a, b = server.account(), server.account()
+        saw_a_fork(b.uuid)  # it refuses each of B's checkpoints, and cosigns A's
+        _ingest(server, a, 3)
+        _ingest(server, b, 3)
+        _wait(lambda: _signed_size(server, a.id) == 3, "A's checkpoint")
+        tlog, now = server.services.tlog, server.clock()
+        [b_record] = _wait(
+            lambda: [r for r in integrity_records(tlog, b.id, now) if r["witness_failures"]], "B's failure"
+        )
+        assert b_record["status"] == "unwitnessed"
+        [a_record] = integrity_records(tlog, a.id, now)
+        assert (a_record["status"], a_record["witness_failures"]) == ("ok", 0), a_record

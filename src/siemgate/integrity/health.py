@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from siemgate.errors import NotFound
 from siemgate.integrity.service import LogService
 from siemgate.model.features import Feature
 from siemgate.model.timestamps import format_ns
@@ -104,9 +105,17 @@ def streams_health(tlog: LogService, account_id: int | None = None) -> list[Stre
     return out
 
 
-def witness_failures(tlog: LogService) -> int:
-    """Cosignatures asked for and not obtained since this process started, over all witnesses."""
-    return sum(h.failures for h in tlog.witnessing.health()) if tlog.witnessing is not None else 0
+def witness_failures(tlog: LogService, account_id: int, feature: Feature) -> int:
+    """Cosignatures of the stream's checkpoints asked for and not obtained since this process
+    started, over all witnesses: the stream's own, never another account's (their count would tell
+    an account how many other streams on the server changed while a witness failed)."""
+    if tlog.witnessing is None:
+        return 0
+    try:
+        origin = tlog.origin(account_id, feature)
+    except NotFound:  # no signer keys: nothing was signed, so nothing was asked of a witness
+        return 0
+    return tlog.witnessing.failures_of(origin)
 
 
 def integrity_records(tlog: LogService, account_id: int, now_ns: int) -> list[dict[str, Any]]:
@@ -114,5 +123,4 @@ def integrity_records(tlog: LogService, account_id: int, now_ns: int) -> list[di
     streams = streams_health(tlog, account_id)
     # read after the statuses: the log worker counts a witness's failure before it marks a stream
     # unwitnessed, so an unwitnessed stream is never reported with its failure not yet counted
-    failures = witness_failures(tlog)
-    return [h.record(now_ns, failures) for h in streams]
+    return [h.record(now_ns, witness_failures(tlog, h.account_id, h.feature)) for h in streams]

@@ -62,6 +62,7 @@ class Witnessing:
         self._clock = clock
         self._lock = threading.Lock()
         self._witnesses = [_Witness(WitnessClient(url), WitnessHealth(url)) for url in urls]
+        self._failures_of: dict[str, int] = {}  # origin -> its cosignatures not obtained, all witnesses
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], int]) -> Witnessing | None:
@@ -97,6 +98,13 @@ class Witnessing:
         with self._lock:
             return [WitnessHealth(**vars(w.health)) for w in self._witnesses]
 
+    def failures_of(self, origin: str) -> int:
+        """Cosignatures of `origin`'s checkpoints asked for and not obtained since the process
+        started, all witnesses together: what one stream's records show (the per-witness totals
+        of health() count every account's streams)."""
+        with self._lock:
+            return self._failures_of.get(origin, 0)
+
     def cosign(self, note: str, cp: Checkpoint, read: NodeReader, guess: int) -> str:
         """`note` with the witnesses' cosignatures appended, when a quorum cosigned it; QuorumNotMet
         naming each witness's failure otherwise. `read` reads the tree of `cp.size` leaves; `guess`
@@ -112,6 +120,7 @@ class Witnessing:
                 errors.append(message)
                 with self._lock:
                     witness.health.failures += 1
+                    self._failures_of[cp.origin] = self._failures_of.get(cp.origin, 0) + 1
                     witness.health.last_error = message
                     witness.health.last_attempt = now
                 continue
