@@ -236,6 +236,13 @@ class Settings(BaseSettings):
     alerts_account_concurrency: int = Field(
         4, ge=1, le=64, description="Alert action deliveries of one account in flight at once (its budget)."
     )
+    alerts_account_cpu_share: float = Field(
+        0.25,
+        ge=0,
+        le=64,
+        description="CPU seconds per second one account's alert evaluation may use on average (up to 2 seconds"
+        " saved up); past it, its costly rules are not evaluated on some events and show as failing. 0: unbounded.",
+    )
     alerts_syslog_ca_file: Path | None = Field(
         None,
         description="CA file (PEM) that syslog alert actions over TLS check receivers with; default: the system CAs."

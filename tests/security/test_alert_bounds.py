@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from siemgate.accounts.actor import CLI
-from siemgate.alerts.model import RuleError, load_rule, parse_rule
+from siemgate.alerts import evaluator as evaluator_module
+from siemgate.alerts.engine import Budget, Evaluator, StateBook
+from siemgate.alerts.model import RuleError, compile_rule, load_rule, parse_rule
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
@@ -27,8 +29,11 @@ from siemgate.outbound.http import guarded_http_client
 from siemgate.store.base import AlertRuleRecord
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
-from support.events import failed, signin
+from support.clocks import Clock
+from support.events import auditevent, failed, signin
+from support.servers import start_server, stop_server
 from support.stores import STORE_BACKENDS, make_store
+from support.waiting import wait_for
 
 S = 1_000_000_000
 STALL = 2.0  # /healthz answers in ~ms; ten times a slow answer on a busy machine is still far below
@@ -346,3 +351,61 @@ def test_an_alert_that_cannot_be_stored_never_blocks_its_stream(tmp_path: Path, 
         assert services.alerts.evaluator.catch_up() == 0
     finally:
         services.close()
+
+
+# one account's costly rules against another account ------------------------------------------
+
+
+def costly_rules(tests: int = 600) -> str:
+    """A rule of `tests` case-insensitive `contains` tests on aux_info, none of which matches: on a
+    60,000-character aux_info, tens of milliseconds of CPU per event, within every bound of a rule."""
+    checks = ", ".join(f"{{aux_info: {{contains: never{t}, nocase: true}}}}" for t in range(tests))
+    return f"id: costly\nname: Costly\nsource: auditevents\nmatch: {{any: [{checks}]}}\n"
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
+def test_an_account_over_its_evaluation_budget_has_its_rules_fail_and_another_account_is_evaluated(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Account A's rule costs far more CPU than A's budget allows (5 ms saved up, and nothing more
+    to speak of): its evaluation stops when the budget is spent, the rule shows as failing with
+    every event it missed (one failure at once, the rest gathered and recorded at shutdown, not
+    a row per step), while account B's starter rule fires on B's event."""
+    monkeypatch.setattr(evaluator_module, "BURST_SECONDS", 0.005)
+    settings = load_settings(data_dir=tmp_path, alerts_enabled=True, alerts_account_cpu_share=0.0001)
+    live, server, thread = start_server(settings, make_store(backend, tmp_path), Clock())
+    try:
+        a, b = live.account("A"), live.account("B")
+        live.services.alerts.load_text(CLI, a, costly_rules())
+        a_key, b_key = live.ingest_key(a), live.ingest_key(b)
+        start = live.store.head_seq(a.id, Feature.AUDITEVENTS)  # the audit trail of the rule's creation
+        long_text = "abcdefg " * 7500
+        for _ in range(4):
+            events = [auditevent(live.clock(), action="update", aux_info=long_text) for _ in range(3)]
+            assert live.ingest(a_key, Feature.AUDITEVENTS, events).status_code == 200
+        assert live.ingest(b_key, Feature.AUDITEVENTS, [auditevent(live.clock())]).status_code == 200
+        wait_for("B's alert", lambda: live.store.list_alerts(b.id, "user-suspended"))
+        [first] = live.store.list_alert_failures(a.id, "costly")
+        assert "alerts_account_cpu_share" in first.error and (first.first_seq, first.events) == (start + 1, 3)
+        view = live.services.alerts.rule(CLI, a, "costly")
+        assert view["status"] == "failing" and view["evaluation_failures"] == 1
+        live.services.alerts.evaluator.save_state()  # shutdown: what was gathered is recorded
+        failures = live.store.list_alert_failures(a.id, "costly")
+        assert len(failures) == 2 and sum(f.events for f in failures) == 12
+        assert max(f.last_seq or 0 for f in failures) == live.store.head_seq(a.id, Feature.AUDITEVENTS)
+        assert live.store.list_alert_failures(b.id) == []
+    finally:
+        stop_server(live, server, thread)
+
+
+def test_a_spent_budget_leaves_the_remaining_rules_unevaluated_and_keeps_what_fired() -> None:
+    rules = [
+        compile_rule(parse_rule({"id": f"r{i}", "name": "R", "source": "auditevents", "match": {"action": "suspend"}}))
+        for i in range(3)
+    ]
+    events = [(1, auditevent(time.time_ns()))]
+    plenty = Evaluator(rules, StateBook())
+    assert [f.rule.id for f in plenty.evaluate(events, budget=Budget(60))] == ["r0", "r1", "r2"]
+    assert plenty.shed == []
+    spent = Evaluator(rules, StateBook())
+    assert spent.evaluate(events, budget=Budget(0)) == [] and spent.shed == ["r0", "r1", "r2"]

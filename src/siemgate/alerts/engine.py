@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -511,6 +512,46 @@ class _Batch(NamedTuple):
     found: list[tuple[int, int, Firing]]  # (event position, rule position, firing), appended to
 
 
+class OverBudget(Exception):
+    """An evaluation step used the CPU time its Budget allowed."""
+
+
+class Budget:
+    """The CPU time (of the evaluating thread) one evaluation step may use: `check` raises
+    OverBudget once it is spent. Checking costs a read of the monotonic clock (~50 ns): the
+    thread's CPU time, a system call, is read only once the wall time since the start passes what
+    is left, since a thread cannot use more CPU time than wall time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds  # below zero: a debt from earlier steps (none allowed now)
+        self.allowed_ns = max(0, int(seconds * 1e9))
+        self.cpu_start = time.thread_time_ns()
+        self._wall_check = time.perf_counter_ns() + self.allowed_ns
+
+    def spent_ns(self) -> int:
+        """CPU time used since the budget was made."""
+        return time.thread_time_ns() - self.cpu_start
+
+    def check(self) -> None:
+        """Raise OverBudget when the CPU time allowed is used."""
+        if time.perf_counter_ns() < self._wall_check:
+            return
+        spent = self.spent_ns()
+        if spent >= self.allowed_ns:
+            raise OverBudget
+        self._wall_check = time.perf_counter_ns() + self.allowed_ns - spent
+
+    def metered(self, test: Predicate) -> Predicate:
+        """`test`, checking the budget before each event it tests."""
+        check = self.check
+
+        def metered_test(event: Mapping[str, Any]) -> bool:
+            check()
+            return test(event)
+
+        return metered_test
+
+
 class Evaluator:
     """Evaluates one account's rules of one source against events, updating a StateBook."""
 
@@ -518,6 +559,7 @@ class Evaluator:
         self.rules = rules
         self.book = book
         self.index = index if index is not None and index.rules == tuple(rules) else RuleIndex(rules)
+        self.shed: list[str] = []  # rules the last evaluate's budget left unevaluated (evaluate)
         for rule in rules:
             if rule.window_ns:
                 book.window_ns[rule.id] = rule.window_ns
@@ -530,11 +572,14 @@ class Evaluator:
         *,
         times: Sequence[int] | None = None,
         learn_only: bool = False,
+        budget: Budget | None = None,
     ) -> list[Firing]:
         """Firings for `events` ((seq, event) in seq order). With `now`, events are stamped with it
         (scheduled sources) instead of their timestamp; `times` are the events' timestamps when the
         caller has them. Events older than `oldest`, and every event with `learn_only`, fire
-        nothing but teach first-seen rules their values."""
+        nothing but teach first-seen rules their values. With a `budget`, the rules are evaluated
+        until it is spent: the ids of the rules left unevaluated (or evaluated on part of the
+        events) are then in `shed`, and what the others fired is returned."""
         seqs: Sequence[int]
         bodies: Sequence[Mapping[str, Any]]
         if isinstance(events, SeqEvents):  # a stored batch: its two lists as they are
@@ -550,26 +595,44 @@ class Evaluator:
             stamps = [event_time(event) for event in bodies]
         found: list[tuple[int, int, Firing]] = []  # (event position, rule position, firing)
         batch = _Batch(seqs, bodies, stamps, oldest, learn_only, found)
+        self.shed = []
         for p, test, positions in self.index.plan(bodies):
             rule = self.rules[p]
-            if rule.first_seen_parts is not None:
-                self._learn_all(p, rule, test, positions, batch)
+            if budget is None:
+                self._pass(p, rule, test, positions, batch)
                 continue
-            if learn_only:
+            if self.shed:  # the budget is spent: the rules after the one it ran out in are not evaluated
+                self.shed.append(rule.id)
                 continue
-            if rule.window_ns is not None:
-                self._count_all(p, rule, test, positions, batch)
-                continue
-            step = self._step
-            for i in positions:
-                event, ts = bodies[i], stamps[i]
-                if ts is None or (oldest is not None and ts < oldest) or (test is not None and not test(event)):
-                    continue
-                firing = step(rule, seqs[i], ts, event)
-                if firing is not None:
-                    found.append((i, p, firing))
+            try:
+                budget.check()
+                self._pass(p, rule, None if test is None else budget.metered(test), positions, batch)
+            except OverBudget:
+                self.shed.append(rule.id)
         found.sort(key=lambda f: (f[0], f[1]))  # the order of a pass per event over its rules
         return [firing for _, _, firing in found]
+
+    def _pass(
+        self, p: int, rule: CompiledRule, test: Predicate | None, positions: Sequence[int], batch: _Batch
+    ) -> None:
+        """One rule over its candidate events of the batch (`test`: what is left of its condition)."""
+        seqs, bodies, stamps, oldest, learn_only, found = batch
+        if rule.first_seen_parts is not None:
+            self._learn_all(p, rule, test, positions, batch)
+            return
+        if learn_only:
+            return
+        if rule.window_ns is not None:
+            self._count_all(p, rule, test, positions, batch)
+            return
+        step = self._step
+        for i in positions:
+            event, ts = bodies[i], stamps[i]
+            if ts is None or (oldest is not None and ts < oldest) or (test is not None and not test(event)):
+                continue
+            firing = step(rule, seqs[i], ts, event)
+            if firing is not None:
+                found.append((i, p, firing))
 
     def _learn_all(
         self, p: int, rule: CompiledRule, test: Predicate | None, positions: Sequence[int], batch: _Batch

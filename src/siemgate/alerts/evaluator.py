@@ -79,13 +79,30 @@ RECORD_SECONDS = 1.0  # alerts recorded as audit events wait at most this long t
 RECORD_CHECK_SECONDS = 0.25  # ... checked this often by the server's dispatch loop (composition.web)
 RECORD_MAX = 1000  # ... or until this many are waiting
 EXPIRE_SECONDS = 60.0  # state that expired in event time leaves memory at a save this often
+BURST_SECONDS = 2.0  # CPU seconds of evaluation an account may save up (AlertEvaluator.cpu_share)
+SHED_RECORD_SECONDS = 60.0  # rules left unevaluated by the budget are recorded as failing this often per stream
 
 
 class AlertEvaluator:
-    def __init__(self, store: Store, rules: AlertRules, clock: Callable[[], int], max_event_age_days: int = 7) -> None:
+    def __init__(
+        self,
+        store: Store,
+        rules: AlertRules,
+        clock: Callable[[], int],
+        max_event_age_days: int = 7,
+        cpu_share: float = 0.0,
+    ) -> None:
         """Events whose timestamp is more than `max_event_age_days` old when stored (archive
-        replays, backfills) are not evaluated: history does not page anyone."""
+        replays, backfills) are not evaluated: history does not page anyone. `cpu_share`: the CPU
+        seconds per second one account's evaluation may use on average (saved up to BURST_SECONDS);
+        a step that finds them spent evaluates the rules it can and records the others as failing
+        on its events (docs/alerts.md, "Bounded evaluation"). 0: unbounded."""
         self.max_event_age_ns = max_event_age_days * 86400 * NS_PER_SECOND
+        self.cpu_share = cpu_share
+        self._credit: dict[int, tuple[float, float]] = {}  # account -> (CPU seconds left, monotonic time then)
+        # (account, stream) -> {rule: [first seq, last seq, events]} the budget left unevaluated, not yet recorded
+        self._shed_pending: dict[tuple[int, Feature], dict[str, list[int]]] = {}
+        self._shed_recorded: dict[tuple[int, Feature], float] = {}  # ... monotonic time they were last recorded
         self.store = store
         self.rules = rules
         self.clock = clock
@@ -145,6 +162,8 @@ class AlertEvaluator:
             self._forget(account_id)
             with self._record_guard:  # its alerts were deleted with it
                 self._to_record.pop(account_id, None)
+            for key in [k for k in self._shed_pending if k[0] == account_id]:
+                del self._shed_pending[key]
 
     def _checkpoint(self, account_id: int, feature: Feature) -> int | None:
         key = (account_id, feature)
@@ -328,6 +347,13 @@ class AlertEvaluator:
         """Record the alerts waiting to be recorded as events and commit every account's unsaved
         state (server shutdown), so the next start rebuilds none."""
         self.record_pending(force=True)
+        for account_id, feature in list(self._shed_pending):
+            with self._lock(account_id):
+                try:
+                    failures = self._shed_failures(account_id, feature)
+                    self._commit(AlertCommit(account_id, None, None, 0, failures=failures))
+                except (StoreError, Conflict, NotFound):
+                    pass  # the account was deleted meanwhile (by another process), or the store is down
         for account_id in list(self._books):
             with self._lock(account_id):
                 book = self._books.get(account_id)
@@ -359,6 +385,7 @@ class AlertEvaluator:
         rules, index = self._rules(account_id, feature.value)
         book = self._book(account_id)
         firings: list[Firing] = []
+        failures: list[AlertFailure] = []
         if rules:
             relevant = events
             if feature == Feature.AUDITEVENTS:
@@ -366,13 +393,18 @@ class AlertEvaluator:
                 if len(kept) != len(events):
                     relevant = [events[i] for i in kept]
                     times = [times[i] for i in kept] if times is not None else None
-            firings = Evaluator(rules, book, index).evaluate(
-                relevant, oldest=self.clock() - self.max_event_age_ns, times=times, learn_only=history
-            )
+            evaluator = Evaluator(rules, book, index)
+            budget = self._budget(account_id)
+            try:
+                oldest = self.clock() - self.max_event_age_ns
+                firings = evaluator.evaluate(relevant, oldest=oldest, times=times, learn_only=history, budget=budget)
+            finally:
+                self._charge(account_id, budget)
+            failures = self._shed(account_id, feature, events, evaluator.shed)
         alerts, deliveries = self._records(account_id, feature.value, firings)
         book.covered[feature.value] = events[-1][0]
         state = self._state(account_id, book, len(events), history)
-        commit = AlertCommit(account_id, feature, checkpoint, events[-1][0], state, alerts, deliveries)
+        commit = AlertCommit(account_id, feature, checkpoint, events[-1][0], state, alerts, deliveries, failures)
         try:
             self._commit(commit)
         except (StoreError, Conflict) as exc:
@@ -380,6 +412,65 @@ class AlertEvaluator:
                 raise  # another evaluator moved the stream on: reload (see _process)
             self._commit_failure(commit, firings, events, exc)
         return len(events)
+
+    def _budget(self, account_id: int) -> engine.Budget | None:
+        """The CPU time the account's next step may use: what it saved up, at `cpu_share` CPU
+        seconds per second since its last step, at most BURST_SECONDS; None when unbounded."""
+        if self.cpu_share <= 0:
+            return None
+        now = time.monotonic()
+        left, then = self._credit.get(account_id, (BURST_SECONDS, now))
+        return engine.Budget(min(BURST_SECONDS, left + (now - then) * self.cpu_share))
+
+    def _charge(self, account_id: int, budget: engine.Budget | None) -> None:
+        """Take what the step used from the account's saved-up CPU time (it may go below zero:
+        a test the budget ran out in finishes first, and the account waits for it)."""
+        if budget is not None:
+            self._credit[account_id] = (budget.seconds - budget.spent_ns() / 1e9, time.monotonic())
+
+    def _shed(
+        self, account_id: int, feature: Feature, events: Sequence[tuple[int, dict[str, Any]]], shed: Sequence[str]
+    ) -> list[AlertFailure]:
+        """Gather the rules the step's budget left unevaluated (on all or part of its events), and
+        the failures to record with the step: at once the first time, then every
+        SHED_RECORD_SECONDS per stream, one per rule covering the events it missed since, so an
+        account that stays over its budget shows its rules failing without a row per step."""
+        key = (account_id, feature)
+        pending = self._shed_pending.get(key)
+        if shed:
+            pending = self._shed_pending.setdefault(key, {})
+            for rule_id in shed:
+                missed = pending.get(rule_id)
+                if missed is None:
+                    pending[rule_id] = [events[0][0], events[-1][0], len(events)]
+                else:
+                    missed[1], missed[2] = events[-1][0], missed[2] + len(events)
+        if not pending or time.monotonic() - self._shed_recorded.get(key, float("-inf")) < SHED_RECORD_SECONDS:
+            return []
+        return self._shed_failures(account_id, feature)
+
+    def _shed_failures(self, account_id: int, feature: Feature) -> list[AlertFailure]:
+        """The failures of the rules gathered by _shed for the stream, taken out of memory."""
+        pending = self._shed_pending.pop((account_id, feature), {})
+        self._shed_recorded[(account_id, feature)] = time.monotonic()
+        if not pending:
+            return []
+        log.warning(
+            "alert evaluation of account %s is over its CPU budget (alerts_account_cpu_share = %s): %d rule(s) were"
+            " not evaluated on some %s events (%s)",
+            self._account(account_id).uuid, self.cpu_share, len(pending), feature.value, ", ".join(list(pending)[:10]),
+        )  # fmt: skip
+        now = self.clock()
+        return [
+            AlertFailure(
+                new_id(), account_id, rule_id, feature, now,
+                f"not evaluated on {missed} event(s) (seq {first} to {last}): the account's rules used the CPU"
+                f" time its evaluation may use (alerts_account_cpu_share = {self.cpu_share} CPU seconds per second);"
+                " make the costly rules cheaper (fewer contains, regex or nocase tests on long fields) or fewer",
+                first, last, missed,
+            )
+            for rule_id, (first, last, missed) in pending.items()
+        ]  # fmt: skip
 
     def _record_events(
         self, account_id: int, alerts: Sequence[AlertRecord], deliveries: Sequence[DeliveryRecord]
@@ -486,10 +577,10 @@ class AlertEvaluator:
         ]  # fmt: skip
         log.error("alert evaluation of %s: %s", commit.feature, error)
         try:
-            self._commit(replace(commit, alerts=(), deliveries=(), failures=failures))
+            self._commit(replace(commit, alerts=(), deliveries=(), failures=[*commit.failures, *failures]))
         except (StoreError, Conflict):
             self._books.pop(commit.account_id, None)  # its state was not stored: reload it
-            self._commit(replace(commit, state=(), alerts=(), deliveries=(), failures=failures))
+            self._commit(replace(commit, state=(), alerts=(), deliveries=(), failures=[*commit.failures, *failures]))
 
     def _commit(self, commit: AlertCommit) -> None:
         """Store the step, then queue its alerts to be recorded as events (_record_events)."""

@@ -115,7 +115,9 @@ class AlertService:
         self.clock = clock
         policy = OutboundPolicy.from_allow_list(settings.outbound_allow)
         self.rules = AlertRules(store, people, audit, clock, policy)
-        self.evaluator = AlertEvaluator(store, self.rules, clock, settings.alerts_max_event_age_days)
+        self.evaluator = AlertEvaluator(
+            store, self.rules, clock, settings.alerts_max_event_age_days, settings.alerts_account_cpu_share
+        )
         events = EventSender(store, audit)
         self.evaluator.record_events = events.record_many
         senders: dict[str, Sender] = {
