@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 
 FOLD = "simple"  # the folding first-seen values are learnt with (CompiledRule.learnt_from)
 # Every character with a case folding is below this (Unicode 14: Adlam, U+1E900 to U+1E943);
 # tests/alerts/test_caseless.py checks the whole range.
 _CASED_BELOW = 0x1E944
+# A text at least this long is folded once for all the tests of a rule that read it (a rule may
+# hold hundreds of `nocase` tests on one field of up to an event's size): the last one each thread
+# folded is kept with its folding.
+_REMEMBERED_LENGTH = 256
+_last = threading.local()
 
 
 def simple_fold(char: str) -> str:
@@ -55,7 +61,20 @@ def _tables() -> tuple[re.Pattern[str], dict[int, str]]:
 def fold(text: str) -> str:
     """`text` with every character replaced by its simple case folding. A text without any of the
     few characters `str.lower` folds otherwise (İ, Σ, final sigma, long s, the micro sign,
-    Cherokee) is `str.lower`'s."""
+    Cherokee) is `str.lower`'s. A long text folded again right after (the same object, by the
+    same thread) is not folded again."""
+    if len(text) < _REMEMBERED_LENGTH:
+        return text.lower() if text.isascii() else _fold(text)
+    last: tuple[str, str] | None = getattr(_last, "pair", None)
+    if last is not None and last[0] is text:
+        return last[1]
+    folded = _fold(text)
+    _last.pair = (text, folded)
+    return folded
+
+
+def _fold(text: str) -> str:
+    """fold, without remembering."""
     if text.isascii():
         return text.lower()
     special, table = _tables()
