@@ -83,7 +83,7 @@ def request(port: int, path: str, token: str, body: bytes, timeout: float) -> tu
         response = conn.getresponse()
         response.read()
         return time.monotonic() - started, response.status
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return time.monotonic() - started, 0
     finally:
         conn.close()

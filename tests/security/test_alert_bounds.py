@@ -413,14 +413,61 @@ def test_a_spent_budget_leaves_the_remaining_rules_unevaluated_and_keeps_what_fi
     assert spent.evaluate(events, budget=Budget(0)) == [] and spent.shed == ["r0", "r1", "r2"]
 
 
+def counted_folds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at each fold of a text holding a character str.lower folds
+    otherwise (a Σ): each such fold looks the folding table up."""
+    looked_up: list[int] = []
+    tables = caseless._tables
+
+    def counting() -> tuple[Any, dict[int, str]]:
+        looked_up.append(1)
+        return tables()
+
+    monkeypatch.setattr(caseless, "_tables", counting)
+    return looked_up
+
+
 def test_a_long_field_is_folded_once_for_all_the_nocase_tests_of_a_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     """A rule of 600 `nocase` tests on aux_info folded the field's text for each test: on 60,000
     characters holding a Σ, 2 s of CPU for one rule on one event. Counted by the folding table's
     look-ups, which every fold of a text with such a character makes."""
-    looked_up = []
-    tables = caseless._tables
-    monkeypatch.setattr(caseless, "_tables", lambda: looked_up.append(1) or tables())
+    looked_up = counted_folds(monkeypatch)
     [rule] = parse_rules_text(costly_rules())
     event = auditevent(time.time_ns(), action="update", aux_info="ΣΑΒΓ abc " * 6000)
     assert Evaluator([compile_rule(rule)], StateBook()).evaluate([(1, event)]) == []
     assert len(looked_up) == 1
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
+def test_state_rebuilt_after_a_rule_change_is_evaluated_on_the_accounts_budget(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saving any rule makes the next step rebuild the account's state by evaluating again the
+    events since it was last saved, with every rule: an account over its budget could have its
+    costly rules evaluated in full that way, as often as it saves a rule. The rebuild is on the
+    budget too; counted by the folds of the costly rule's field (one per event it tests)."""
+    monkeypatch.setattr(evaluator_module, "BURST_SECONDS", 0.005)
+    looked_up = counted_folds(monkeypatch)
+    store = make_store(backend, tmp_path)
+    settings = load_settings(data_dir=tmp_path, alerts_enabled=True, alerts_account_cpu_share=0.0001)
+    services = build_services(settings, store, time.time_ns)
+    try:
+        account = store.create_account(new_id(), "A", time.time_ns())
+        services.alerts.load_text(CLI, account, costly_rules())
+        text = "ΣΑΒΓ abc " * 4000
+
+        def write(count: int) -> None:
+            events = [auditevent(time.time_ns(), action="update", aux_info=text) for _ in range(count)]
+            services.writer.write(account.id, Feature.AUDITEVENTS, events)
+
+        for _ in range(4):
+            write(3)
+        live = len(looked_up)
+        assert live <= 2  # the budget, 5 ms, is spent within the first event or two
+        services.alerts.load_text(CLI, account, "id: cheap\nname: Cheap\nsource: auditevents\nmatch: {action: x}\n")
+        write(1)
+        assert len(looked_up) - live <= 1, "the rebuild evaluated the costly rule on the events again"
+        services.alerts.evaluator.save_state()
+        assert sum(f.events for f in store.list_alert_failures(account.id, "costly")) >= 12
+    finally:
+        services.close()

@@ -38,7 +38,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -270,15 +270,28 @@ class AlertEvaluator:
         # a threshold rule counts the events stored after it was created or changed (_recount)
         rules = [r for r in rules if r.window_ns is None or book.meta.get(r.id, {}).get("from", 0) <= covered]
         oldest = self.clock() - self.max_event_age_ns
-        while covered < checkpoint:
-            chunk = self._read(account_id, feature, covered, checkpoint)
-            if not chunk:
-                break
-            covered = chunk[-1][0]
-            if feature == Feature.AUDITEVENTS:
-                chunk = [(s, e) for s, e in chunk if not is_alert_event(e)]
-            if rules:
-                Evaluator(rules, book, index).evaluate(chunk, oldest=oldest)
+        budget = self._budget(account_id)  # the events are evaluated again: on the account's CPU budget
+        try:
+            while covered < checkpoint:
+                chunk = self._read(account_id, feature, covered, checkpoint)
+                if not chunk:
+                    break
+                first, last = covered + 1, chunk[-1][0]
+                if feature == Feature.AUDITEVENTS:
+                    chunk = [(s, e) for s, e in chunk if not is_alert_event(e)]
+                evaluator = Evaluator(rules, book, index)
+                if rules and chunk:
+                    evaluator.evaluate(chunk, oldest=oldest, budget=budget)
+                covered = last
+                if evaluator.shed:  # the rest is left out of the state, each rule failing on what it missed
+                    self._gather_shed(account_id, feature, first, checkpoint, checkpoint - covered + len(chunk),
+                                      evaluator.shed)  # fmt: skip
+                    if covered < checkpoint:
+                        rest = [r.id for r in rules if r.id not in evaluator.shed]
+                        self._gather_shed(account_id, feature, covered + 1, checkpoint, checkpoint - covered, rest)
+                    break
+        finally:
+            self._charge(account_id, budget)
         book.covered[stream] = checkpoint
         log.info("alert state of %s rebuilt from seq %s up to %d", stream, book.stored.get(stream), checkpoint)
 
@@ -432,22 +445,29 @@ class AlertEvaluator:
         self, account_id: int, feature: Feature, events: Sequence[tuple[int, dict[str, Any]]], shed: Sequence[str]
     ) -> list[AlertFailure]:
         """Gather the rules the step's budget left unevaluated (on all or part of its events), and
-        the failures to record with the step: at once the first time, then every
+        return the failures to record with the step: at once the first time, then every
         SHED_RECORD_SECONDS per stream, one per rule covering the events it missed since, so an
         account that stays over its budget shows its rules failing without a row per step."""
         key = (account_id, feature)
-        pending = self._shed_pending.get(key)
         if shed:
-            pending = self._shed_pending.setdefault(key, {})
-            for rule_id in shed:
-                missed = pending.get(rule_id)
-                if missed is None:
-                    pending[rule_id] = [events[0][0], events[-1][0], len(events)]
-                else:
-                    missed[1], missed[2] = events[-1][0], missed[2] + len(events)
-        if not pending or time.monotonic() - self._shed_recorded.get(key, float("-inf")) < SHED_RECORD_SECONDS:
+            self._gather_shed(account_id, feature, events[0][0], events[-1][0], len(events), shed)
+        if key not in self._shed_pending:
+            return []
+        if time.monotonic() - self._shed_recorded.get(key, float("-inf")) < SHED_RECORD_SECONDS:
             return []
         return self._shed_failures(account_id, feature)
+
+    def _gather_shed(
+        self, account_id: int, feature: Feature, first: int, last: int, events: int, rule_ids: Iterable[str]
+    ) -> None:
+        """Remember that the rules missed `events` events, seqs `first` to `last` (_shed records them)."""
+        pending = self._shed_pending.setdefault((account_id, feature), {})
+        for rule_id in rule_ids:
+            missed = pending.get(rule_id)
+            if missed is None:
+                pending[rule_id] = [first, last, events]
+            else:
+                missed[0], missed[1], missed[2] = min(missed[0], first), max(missed[1], last), missed[2] + events
 
     def _shed_failures(self, account_id: int, feature: Feature) -> list[AlertFailure]:
         """The failures of the rules gathered by _shed for the stream, taken out of memory."""
