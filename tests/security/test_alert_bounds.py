@@ -20,6 +20,7 @@ from siemgate.accounts.actor import CLI
 from siemgate.alerts import caseless
 from siemgate.alerts import evaluator as evaluator_module
 from siemgate.alerts.engine import Budget, Evaluator, StateBook
+from siemgate.alerts.evaluator import MAX_STEP_ALERTS
 from siemgate.alerts.model import RuleError, compile_rule, load_rule, parse_rule
 from siemgate.alerts.service import parse_rules_text
 from siemgate.composition.wiring import build_services
@@ -469,5 +470,28 @@ def test_state_rebuilt_after_a_rule_change_is_evaluated_on_the_accounts_budget(
         assert len(looked_up) - live <= 1, "the rebuild evaluated the costly rule on the events again"
         services.alerts.evaluator.save_state()
         assert sum(f.events for f in store.list_alert_failures(account.id, "costly")) >= 12
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
+def test_one_step_records_at_most_max_step_alerts_and_the_rest_fail_their_rules(tmp_path: Path, backend: str) -> None:
+    """Rules that fire on every event: 100 of them on 200 events of 60 KB made 20,000 alerts in
+    one step, each holding its event (2.6 GB of memory, 1.4 GB stored, 24 s in one request). One
+    step records at most MAX_STEP_ALERTS; the others are failures of their rules, counted."""
+    store = make_store(backend, tmp_path)
+    settings = load_settings(data_dir=tmp_path, alerts_enabled=True, alerts_account_cpu_share=0)
+    services = build_services(settings, store, time.time_ns)
+    try:
+        account = store.create_account(new_id(), "A", time.time_ns())
+        rules = [f"id: every-{i}\nname: Every {i}\nsource: auditevents\nmatch: {{action: update}}\n" for i in range(3)]
+        services.alerts.load_text(CLI, account, "---\n".join(rules))
+        events = [auditevent(time.time_ns(), action="update") for _ in range(400)]
+        services.writer.write(account.id, Feature.AUDITEVENTS, events)
+        stats = store.alert_rule_stats(account.id)
+        assert sum(stats[f"every-{i}"].fired for i in range(3)) == MAX_STEP_ALERTS
+        failures = [f for i in range(3) for f in store.list_alert_failures(account.id, f"every-{i}")]
+        assert sum(f.events for f in failures) == 3 * 400 - MAX_STEP_ALERTS
+        assert all("were not recorded: one evaluation step records at most 1000" in f.error for f in failures)
     finally:
         services.close()

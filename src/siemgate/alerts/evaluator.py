@@ -81,6 +81,8 @@ RECORD_MAX = 1000  # ... or until this many are waiting
 EXPIRE_SECONDS = 60.0  # state that expired in event time leaves memory at a save this often
 BURST_SECONDS = 2.0  # CPU seconds of evaluation an account may save up (AlertEvaluator.cpu_share)
 SHED_RECORD_SECONDS = 60.0  # rules left unevaluated by the budget are recorded as failing this often per stream
+BUDGET, FLOOD = "budget", "flood"  # why a rule missed events or alerts (_gather_shed)
+MAX_STEP_ALERTS = 1000  # alerts one evaluation step records (each holds its event: up to 64 KiB); the rest fail
 
 
 class AlertEvaluator:
@@ -100,8 +102,9 @@ class AlertEvaluator:
         self.max_event_age_ns = max_event_age_days * 86400 * NS_PER_SECOND
         self.cpu_share = cpu_share
         self._credit: dict[int, tuple[float, float]] = {}  # account -> (CPU seconds left, monotonic time then)
-        # (account, stream) -> {rule: [first seq, last seq, events]} the budget left unevaluated, not yet recorded
-        self._shed_pending: dict[tuple[int, Feature], dict[str, list[int]]] = {}
+        # (account, stream) -> {(rule, BUDGET or FLOOD): [first seq, last seq, count]}: events the budget left
+        # unevaluated, alerts past MAX_STEP_ALERTS; not yet recorded (_shed)
+        self._shed_pending: dict[tuple[int, Feature], dict[tuple[str, str], list[int]]] = {}
         self._shed_recorded: dict[tuple[int, Feature], float] = {}  # ... monotonic time they were last recorded
         self.store = store
         self.rules = rules
@@ -399,6 +402,7 @@ class AlertEvaluator:
         book = self._book(account_id)
         firings: list[Firing] = []
         failures: list[AlertFailure] = []
+        budget: engine.Budget | None = None
         if rules:
             relevant = events
             if feature == Feature.AUDITEVENTS:
@@ -408,23 +412,38 @@ class AlertEvaluator:
                     times = [times[i] for i in kept] if times is not None else None
             evaluator = Evaluator(rules, book, index)
             budget = self._budget(account_id)
-            try:
+        try:
+            if rules:
                 oldest = self.clock() - self.max_event_age_ns
                 firings = evaluator.evaluate(relevant, oldest=oldest, times=times, learn_only=history, budget=budget)
-            finally:
-                self._charge(account_id, budget)
-            failures = self._shed(account_id, feature, events, evaluator.shed)
-        alerts, deliveries = self._records(account_id, feature.value, firings)
-        book.covered[feature.value] = events[-1][0]
-        state = self._state(account_id, book, len(events), history)
-        commit = AlertCommit(account_id, feature, checkpoint, events[-1][0], state, alerts, deliveries, failures)
-        try:
-            self._commit(commit)
-        except (StoreError, Conflict) as exc:
-            if isinstance(exc, Conflict) and self.store.alert_checkpoint(account_id, feature) != checkpoint:
-                raise  # another evaluator moved the stream on: reload (see _process)
-            self._commit_failure(commit, firings, events, exc)
+                firings = self._capped(account_id, feature, firings)
+                failures = self._shed(account_id, feature, events, evaluator.shed)
+            alerts, deliveries = self._records(account_id, feature.value, firings)
+            book.covered[feature.value] = events[-1][0]
+            state = self._state(account_id, book, len(events), history)
+            commit = AlertCommit(account_id, feature, checkpoint, events[-1][0], state, alerts, deliveries, failures)
+            try:
+                self._commit(commit)
+            except (StoreError, Conflict) as exc:
+                if isinstance(exc, Conflict) and self.store.alert_checkpoint(account_id, feature) != checkpoint:
+                    raise  # another evaluator moved the stream on: reload (see _process)
+                self._commit_failure(commit, firings, events, exc)
+        finally:  # what the step's alerts cost (their records, the commit) counts too
+            self._charge(account_id, budget)
         return len(events)
+
+    def _capped(self, account_id: int, feature: Feature, firings: list[Firing]) -> list[Firing]:
+        """The step's first MAX_STEP_ALERTS firings; the others are gathered as failures of their
+        rules (with the events that fired them), recorded as the budget's are (_shed)."""
+        if len(firings) <= MAX_STEP_ALERTS:
+            return firings
+        left_out: dict[str, list[int]] = {}
+        for firing in firings[MAX_STEP_ALERTS:]:
+            seq = firing.events[-1]["seq"] if firing.events else 0
+            left_out.setdefault(firing.rule.id, []).append(seq)
+        for rule_id, seqs in left_out.items():
+            self._gather_shed(account_id, feature, min(seqs), max(seqs), len(seqs), [rule_id], FLOOD)
+        return firings[:MAX_STEP_ALERTS]
 
     def _budget(self, account_id: int) -> engine.Budget | None:
         """The CPU time the account's next step may use: what it saved up, at `cpu_share` CPU
@@ -458,16 +477,24 @@ class AlertEvaluator:
         return self._shed_failures(account_id, feature)
 
     def _gather_shed(
-        self, account_id: int, feature: Feature, first: int, last: int, events: int, rule_ids: Iterable[str]
+        self,
+        account_id: int,
+        feature: Feature,
+        first: int,
+        last: int,
+        count: int,
+        rule_ids: Iterable[str],
+        reason: str = BUDGET,
     ) -> None:
-        """Remember that the rules missed `events` events, seqs `first` to `last` (_shed records them)."""
+        """Remember that the rules missed `count` events (BUDGET: not evaluated on them) or alerts
+        (FLOOD: fired past MAX_STEP_ALERTS, not recorded) of seqs `first` to `last`; _shed records them."""
         pending = self._shed_pending.setdefault((account_id, feature), {})
         for rule_id in rule_ids:
-            missed = pending.get(rule_id)
+            missed = pending.get((rule_id, reason))
             if missed is None:
-                pending[rule_id] = [first, last, events]
+                pending[(rule_id, reason)] = [first, last, count]
             else:
-                missed[0], missed[1], missed[2] = min(missed[0], first), max(missed[1], last), missed[2] + events
+                missed[0], missed[1], missed[2] = min(missed[0], first), max(missed[1], last), missed[2] + count
 
     def _shed_failures(self, account_id: int, feature: Feature) -> list[AlertFailure]:
         """The failures of the rules gathered by _shed for the stream, taken out of memory."""
@@ -476,21 +503,33 @@ class AlertEvaluator:
         if not pending:
             return []
         log.warning(
-            "alert evaluation of account %s is over its CPU budget (alerts_account_cpu_share = %s): %d rule(s) were"
-            " not evaluated on some %s events (%s)",
-            self._account(account_id).uuid, self.cpu_share, len(pending), feature.value, ", ".join(list(pending)[:10]),
+            "alert evaluation of account %s: %d rule(s) over the account's CPU budget (alerts_account_cpu_share = %s)"
+            " or past the %d alerts one step records, on %s events (%s)",
+            self._account(account_id).uuid, len(pending), self.cpu_share, MAX_STEP_ALERTS, feature.value,
+            ", ".join(rule for rule, _ in list(pending)[:10]),
         )  # fmt: skip
         now = self.clock()
         return [
             AlertFailure(
-                new_id(), account_id, rule_id, feature, now,
-                f"not evaluated on {missed} event(s) (seq {first} to {last}): the account's rules used the CPU"
-                f" time its evaluation may use (alerts_account_cpu_share = {self.cpu_share} CPU seconds per second);"
-                " make the costly rules cheaper (fewer contains, regex or nocase tests on long fields) or fewer",
-                first, last, missed,
+                new_id(), account_id, rule_id, feature, now, self._shed_error(reason, first, last, count), first, last,
+                count,
             )
-            for rule_id, (first, last, missed) in pending.items()
+            for (rule_id, reason), (first, last, count) in pending.items()
         ]  # fmt: skip
+
+    def _shed_error(self, reason: str, first: int, last: int, count: int) -> str:
+        """What a failure gathered by _gather_shed says, and what to do about it."""
+        if reason == FLOOD:
+            return (
+                f"{count} alert(s) fired on events seq {first} to {last} were not recorded: one evaluation step"
+                f" records at most {MAX_STEP_ALERTS} alerts of the account; give the rule `suppress` or a narrower"
+                " match"
+            )
+        return (
+            f"not evaluated on {count} event(s) (seq {first} to {last}): the account's rules used the CPU time its"
+            f" evaluation may use (alerts_account_cpu_share = {self.cpu_share} CPU seconds per second); make the"
+            " costly rules cheaper (fewer contains, regex or nocase tests on long fields) or fewer"
+        )
 
     def _record_events(
         self, account_id: int, alerts: Sequence[AlertRecord], deliveries: Sequence[DeliveryRecord]
