@@ -5,13 +5,16 @@ the admin API, Sigma), and the refusal says what to fix."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from siemgate.alerts.model import MAX_ACTIONS, MAX_RULE_VALUES, RuleError, parse_rule
+from siemgate.alerts.engine import MAX_SUMMARY, Evaluator, StateBook
+from siemgate.alerts.model import MAX_ACTIONS, MAX_RULE_VALUES, RuleError, compile_rule, parse_rule
 from siemgate.alerts.service import parse_rules_text
 from support.admin import Site, error_message, ok
+from support.events import auditevent
 
 
 def alias_bomb(levels: int, rule_id: str = "bomb") -> str:
@@ -86,3 +89,19 @@ def test_a_sigma_condition_naming_a_large_selection_many_times_is_refused_before
         parse_rules_text(by_pattern)
     [rule] = parse_rules_text(head + f"  selection: {{country: [{values}]}}\n  condition: selection or selection\n")
     assert rule.source == "signinattempts"
+
+
+def test_a_summary_template_is_bounded_when_saved_and_its_alerts_summaries_when_filled(make_server: Any) -> None:
+    """A summary of many placeholders of a long field (`{aux_info}` 100 times on 60,000
+    characters) filled a 6 MB summary per alert; 100,000 of them, in the 1 MiB an admin request
+    may hold, 6 GB. The template is at most 1,000 characters when saved (400 naming the bound),
+    and a filled summary, also of a rule stored before, at most MAX_SUMMARY."""
+    site = Site(make_server(alerts_enabled=True))
+    body = {"id": "long", "name": "Long", "source": "auditevents", "match": {"action": "update"}}
+    body["summary"] = "{aux_info}" * 101
+    message = error_message(site.call(site.admin, "POST", site.path("/alert-rules"), json=body), 400)
+    assert "summary: Value error, at most 1000 characters; this summary has 1010" in message
+    stored = compile_rule(parse_rule(body | {"summary": "{aux_info}" * 100_000}, stored=True))
+    event = auditevent(time.time_ns(), action="update", aux_info="x" * 60_000)
+    [firing] = Evaluator([stored], StateBook()).evaluate([(1, event)])
+    assert len(firing.summary) == MAX_SUMMARY and firing.summary.endswith("x…")

@@ -19,7 +19,7 @@ import pytest
 from siemgate.accounts.actor import CLI
 from siemgate.alerts import caseless
 from siemgate.alerts import evaluator as evaluator_module
-from siemgate.alerts.engine import Budget, Evaluator, StateBook
+from siemgate.alerts.engine import MAX_SUMMARY, Budget, Evaluator, StateBook
 from siemgate.alerts.evaluator import MAX_STEP_ALERTS
 from siemgate.alerts.model import RuleError, compile_rule, load_rule, parse_rule
 from siemgate.alerts.service import parse_rules_text
@@ -495,3 +495,22 @@ def test_one_step_records_at_most_max_step_alerts_and_the_rest_fail_their_rules(
         assert all("were not recorded: one evaluation step records at most 1000" in f.error for f in failures)
     finally:
         services.close()
+
+
+def test_event_values_in_a_default_summary_are_shown_as_written_not_filled_as_placeholders() -> None:
+    """A rule without a summary describes its group with the event's values; those values went
+    through the placeholder filling, so an event could choose what its alert says (an e-mail
+    address `{aux_info}` showed aux_info) and how long it is (1,000 of them on 20,000
+    characters: a 20 MB summary from a 30 KB event)."""
+    rule = parse_rule(
+        {"id": "t", "name": "T", "source": "auditevents", "match": {"action": "update"},
+         "threshold": {"count": 2, "window": "1h", "group_by": ["actor_details.email"]}}
+    )  # fmt: skip
+    email = "{aux_info}" * 1000
+    events = [
+        (i, auditevent(time.time_ns(), action="update", aux_info="z" * 20_000, actor_details={"email": email}))
+        for i in (1, 2)
+    ]
+    [firing] = Evaluator([compile_rule(rule)], StateBook()).evaluate(events)
+    assert firing.summary.startswith("T: 2 events within 1h for actor_details.email={aux_info}{aux_info}")
+    assert "z" not in firing.summary and len(firing.summary) == MAX_SUMMARY

@@ -48,6 +48,7 @@ from siemgate.store.base import AlertStateEntry
 from siemgate.store.ingest import SeqEvents
 
 MAX_EVENT_REFS = 50
+MAX_SUMMARY = 2000  # characters of an alert's summary (render)
 MAX_INTERNED = 65536  # distinct first-seen values interned per account (StateBook.intern)
 MAX_WINDOWS = 100_000  # threshold windows kept per account (StateBook.trim)
 MAX_SEEN_VALUES = 250_000  # first-seen values kept per account (StateBook.trim_seen): ~50-130 MB
@@ -371,7 +372,8 @@ def event_time(event: Mapping[str, Any]) -> int | None:
 
 def render(template: str, event: Mapping[str, Any], count: int) -> str:
     """Fill {field.path} and {count} placeholders; `{a|b}` takes the first of a, b that is
-    present; absent fields become '-'."""
+    present; absent fields become '-'. The text is cut at MAX_SUMMARY characters (ending in `…`),
+    and filling stops there: a template of many placeholders of a long field stays small."""
 
     def fill(m: re.Match[str]) -> str:
         for name in m.group(1).split("|"):
@@ -379,10 +381,33 @@ def render(template: str, event: Mapping[str, Any], count: int) -> str:
                 return str(count)
             value = get_path(event, name)
             if value is not MISSING and value is not None and value != "":
-                return str(value)
+                return str(value)[: MAX_SUMMARY + 1]
         return "-"
 
-    return _PLACEHOLDER.sub(fill, template)
+    parts: list[str] = []
+    size = done = 0
+    for m in _PLACEHOLDER.finditer(template):
+        if size > MAX_SUMMARY:
+            break
+        for part in (template[done : m.start()], fill(m)):
+            parts.append(part)
+            size += len(part)
+        done = m.end()
+    else:
+        parts.append(template[done:])
+    return cut_summary("".join(parts))
+
+
+def cut_summary(text: str) -> str:
+    """`text` cut at MAX_SUMMARY characters, ending in `…` when cut."""
+    return text if len(text) <= MAX_SUMMARY else text[: MAX_SUMMARY - 1] + "…"
+
+
+def summary_of(rule: CompiledRule, default: str, event: Mapping[str, Any], count: int) -> str:
+    """The alert's summary: the rule's template filled from the event, else `default` (made of
+    the rule's name and the event's values) as it is: the values are not read as placeholders."""
+    template = rule.rule.summary
+    return render(template, event, count) if template else cut_summary(default)
 
 
 def _describe(values: Mapping[str, Any]) -> str:
@@ -702,8 +727,8 @@ class Evaluator:
         group = dict(zip(fs.key, keys, strict=True)) | dict(zip(fs.value, values, strict=True))
         new = _describe(dict(zip(fs.value, values, strict=True)))
         subject = _describe(dict(zip(fs.key, keys, strict=True)))
-        summary = r.summary or f"{r.name}: {new} first seen for {subject}"
-        return Firing(rule, ts, group, 1, [self._ref(seq, ts, event)], dict(event), render(summary, event, 1))
+        summary = summary_of(rule, f"{r.name}: {new} first seen for {subject}", event, 1)
+        return Firing(rule, ts, group, 1, [self._ref(seq, ts, event)], dict(event), summary)
 
     def _step(self, rule: CompiledRule, seq: int, ts: int, event: Mapping[str, Any]) -> Firing | None:
         """The firing of a match rule for a matching event, unless suppressed."""
@@ -714,8 +739,8 @@ class Evaluator:
         if rule.suppress_by:
             values = [get_path(event, f) for f in rule.suppress_by]
             group = dict(zip(rule.suppress_by, [None if v is MISSING else v for v in values], strict=True))
-        summary = r.summary or r.name + (f" ({_describe(group)})" if group else "")
-        return Firing(rule, ts, group, 1, [self._ref(seq, ts, event)], dict(event), render(summary, event, 1))
+        summary = summary_of(rule, r.name + (f" ({_describe(group)})" if group else ""), event, 1)
+        return Firing(rule, ts, group, 1, [self._ref(seq, ts, event)], dict(event), summary)
 
     def _count_all(
         self, p: int, rule: CompiledRule, test: Predicate | None, positions: Sequence[int], batch: _Batch
@@ -783,10 +808,10 @@ class Evaluator:
                     return None
                 group = dict(zip(r.threshold.group_by, values, strict=True))
                 refs = [{"uuid": u, "timestamp": format_ns(t), "seq": s} for t, u, s in run][-MAX_EVENT_REFS:]
-                summary = r.summary or f"{r.name}: {n} events within {r.threshold.window}" + (
+                default = f"{r.name}: {n} events within {r.threshold.window}" + (
                     f" for {_describe(group)}" if group else ""
                 )
-                return Firing(rule, run[-1][0], group, n, refs, dict(event), render(summary, event, n))
+                return Firing(rule, run[-1][0], group, n, refs, dict(event), summary_of(rule, default, event, n))
         return None
 
     def _suppressed(self, rule: CompiledRule, event: Mapping[str, Any], ts: int) -> bool:

@@ -43,6 +43,7 @@ MAX_TEXT_VALUES = 200_000  # in a whole rules file or Sigma text (many rules)
 MAX_RULE_DEPTH = 32
 MAX_ACTIONS = 20
 MAX_ALIASES = 16
+MAX_SUMMARY_TEMPLATE = 1000  # characters of a rule's summary template (filled summaries: engine.MAX_SUMMARY)
 
 
 def count_values(data: Any, most: int, levels: int = MAX_RULE_DEPTH, where: str = "rule") -> int:
@@ -270,6 +271,15 @@ class Rule(_Strict):
         most = MAX_ACTIONS if info.field_name == "actions" else MAX_ALIASES
         if len(value) > most and not (info.context or {}).get("stored"):
             raise ValueError(f"at most {most} {info.field_name}; this rule has {len(value)}")
+        return value
+
+    @field_validator("summary")
+    @classmethod
+    def _short_summary(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """At most MAX_SUMMARY_TEMPLATE characters; a rule stored before this check keeps working
+        (its alerts' summaries are cut anyway: engine.render)."""
+        if value is not None and len(value) > MAX_SUMMARY_TEMPLATE and not _saved_earlier(info):
+            raise ValueError(f"at most {MAX_SUMMARY_TEMPLATE} characters; this summary has {len(value)}")
         return value
 
     @field_validator("name")
