@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from siemgate.alerts.engine import MAX_SUMMARY, Evaluator, StateBook
-from siemgate.alerts.model import MAX_ACTIONS, MAX_RULE_VALUES, RuleError, compile_rule, parse_rule
+from siemgate.alerts.model import MAX_ACTIONS, MAX_KEY_FIELDS, MAX_RULE_VALUES, RuleError, compile_rule, parse_rule
 from siemgate.alerts.service import parse_rules_text
 from support.admin import Site, error_message, ok
 from support.events import auditevent
@@ -105,3 +105,20 @@ def test_a_summary_template_is_bounded_when_saved_and_its_alerts_summaries_when_
     event = auditevent(time.time_ns(), action="update", aux_info="x" * 60_000)
     [firing] = Evaluator([stored], StateBook()).evaluate([(1, event)])
     assert len(firing.summary) == MAX_SUMMARY and firing.summary.endswith("x…")
+
+
+def test_group_by_first_seen_and_suppression_fields_are_bounded() -> None:
+    """Each event's values of these fields make one key, kept per group: a group_by of 500 copies
+    of aux_info (50,000 fit in an admin request) made a 30 MB key from one 60 KB event. At most
+    MAX_KEY_FIELDS when saved; a rule stored with more keeps loading."""
+    base = {"id": "k", "name": "K", "source": "auditevents", "match": {"action": "update"}}
+    many = ["aux_info"] * (MAX_KEY_FIELDS + 1)
+    for extra, where in (
+        ({"threshold": {"count": 2, "window": "1h", "group_by": many}}, "threshold.group_by"),
+        ({"first_seen": {"key": ["actor_uuid"], "value": many}}, "first_seen.value"),
+        ({"suppress": {"for": "1h", "by": many}}, "suppress.by"),
+    ):
+        with pytest.raises(RuleError, match=f"{where}: Value error, at most 16 fields; this list has 17"):
+            parse_rule(base | extra)
+        parse_rule(base | extra, stored=True)
+    assert parse_rule(base | {"suppress": {"for": "1h", "by": many[:MAX_KEY_FIELDS]}}).suppress is not None

@@ -43,6 +43,7 @@ MAX_TEXT_VALUES = 200_000  # in a whole rules file or Sigma text (many rules)
 MAX_RULE_DEPTH = 32
 MAX_ACTIONS = 20
 MAX_ALIASES = 16
+MAX_KEY_FIELDS = 16  # fields in a threshold's group_by, a first_seen key or value, a suppression's by
 MAX_SUMMARY_TEMPLATE = 1000  # characters of a rule's summary template (filled summaries: engine.MAX_SUMMARY)
 
 
@@ -85,6 +86,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def _few_fields(value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+    """At most MAX_KEY_FIELDS fields: each event's values of them make one key, kept per group
+    (500 of a 60,000-character field made a 30 MB key per event); a rule stored before this check
+    keeps working."""
+    if value is not None and len(value) > MAX_KEY_FIELDS and not _saved_earlier(info):
+        raise ValueError(f"at most {MAX_KEY_FIELDS} fields; this list has {len(value)}")
+    return value
+
+
 def _check_duration(value: str) -> str:
     try:
         parse_duration(value, allow_never=False)
@@ -102,6 +112,7 @@ class Threshold(_Strict):
     nocase: bool = Field(False, description="Group values that differ only in case together (e-mail addresses).")
 
     _window = field_validator("window")(_check_duration)
+    _group_by = field_validator("group_by")(_few_fields)
 
 
 class FirstSeen(_Strict):
@@ -115,6 +126,8 @@ class FirstSeen(_Strict):
     max_values: int = Field(1000, ge=1, le=100_000, description="Values remembered per key; the oldest go first.")
     nocase: bool = Field(False, description="Keys and values that differ only in case are the same.")
 
+    _fields = field_validator("key", "value")(_few_fields)
+
 
 class Suppress(_Strict):
     """After a firing, further firings for the same `by` values are suppressed for `for`."""
@@ -123,6 +136,7 @@ class Suppress(_Strict):
     by: list[str] | None = Field(None, description="Default: the group_by / first_seen key fields.")
 
     _for = field_validator("for_")(_check_duration)
+    _by = field_validator("by")(_few_fields)
 
 
 def _saved_earlier(info: ValidationInfo) -> bool:
