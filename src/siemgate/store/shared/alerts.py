@@ -403,39 +403,44 @@ class AlertStore(SharedSQL):
         """Pending deliveries due at `now` (next_attempt_at <= now), oldest first, at most
         `per_account` of each account, none of `skip_accounts` and none whose action (its JSON
         text: the destination) is in `skip_actions`; each is leased
-        (next_attempt_at = lease_until) in the same transaction, so two dispatchers never claim one."""
+        (next_attempt_at = lease_until) in the same transaction, so two dispatchers never claim one.
+        The due deliveries are chosen by a read before that transaction (a flood of one account's
+        deliveries makes it long: it must not hold every account's writes), and checked again in it."""
         skip = f" AND account_id NOT IN ({self._marks(len(skip_accounts))})" if skip_accounts else ""
         if skip_actions:
             skip += f" AND action NOT IN ({self._marks(len(skip_actions))})"
         due = "SELECT 1 FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1"
         if not self._rows(self._q(due), (now,)):  # nothing due (most checks): no write transaction
             return []
+        candidates = self._rows(
+            self._q(
+                "SELECT id FROM (SELECT id, next_attempt_at, created_at, row_number() OVER (PARTITION BY"
+                " account_id ORDER BY next_attempt_at, created_at, id) AS n FROM alert_deliveries"
+                f" WHERE status = 'pending' AND next_attempt_at <= ?{skip}) due"
+                " WHERE n <= ? ORDER BY next_attempt_at, created_at, id LIMIT ?"
+            ),
+            (now, *skip_accounts, *skip_actions, per_account, limit),
+        )
+        if not candidates:
+            return []
         with self._change("cannot claim alert deliveries") as conn:
-            candidates = conn.execute(
-                self._q(
-                    "SELECT id FROM (SELECT id, next_attempt_at, created_at, row_number() OVER (PARTITION BY"
-                    " account_id ORDER BY next_attempt_at, created_at, id) AS n FROM alert_deliveries"
-                    f" WHERE status = 'pending' AND next_attempt_at <= ?{skip}) due"
-                    " WHERE n <= ? ORDER BY next_attempt_at, created_at, id LIMIT ?"
-                ),
-                (now, *skip_accounts, *skip_actions, per_account, limit),
-            ).fetchall()
-            if not candidates:
-                return []
             ids = [r[0] for r in candidates]
             lock = self.dialect.for_update + self.dialect.skip_locked
-            rows = conn.execute(
-                self._q(
-                    f"SELECT {_DELIVERY} FROM alert_deliveries WHERE id IN ({self._marks(len(ids))})"
-                    f" AND status = 'pending' AND next_attempt_at <= ?{lock}"
-                ),
-                (*ids, now),
+            # found by id (the planner would take the index of due deliveries, and scan them all), the
+            # rows as they are now, locked; those another claim took meanwhile are left
+            found = conn.execute(
+                self._q(f"SELECT {_DELIVERY} FROM alert_deliveries WHERE id IN ({self._marks(len(ids))}){lock}"),
+                ids,
             ).fetchall()
+            claimed = [
+                d
+                for d in map(_delivery, found)
+                if d.status == "pending" and d.next_attempt_at is not None and d.next_attempt_at <= now
+            ]
             conn.cursor().executemany(
                 self._q("UPDATE alert_deliveries SET next_attempt_at = ? WHERE id = ?"),
-                [(lease_until, r[0]) for r in rows],
+                [(lease_until, d.id) for d in claimed],
             )
-        claimed = [_delivery(r) for r in rows]
         claimed.sort(key=lambda d: (d.next_attempt_at or 0, d.created_at, d.id))
         return claimed
 
