@@ -514,3 +514,27 @@ def test_event_values_in_a_default_summary_are_shown_as_written_not_filled_as_pl
     [firing] = Evaluator([compile_rule(rule)], StateBook()).evaluate(events)
     assert firing.summary.startswith("T: 2 events within 1h for actor_details.email={aux_info}{aux_info}")
     assert "z" not in firing.summary and len(firing.summary) == MAX_SUMMARY
+
+
+def test_windows_and_suppressions_of_a_long_field_are_kept_under_a_short_key() -> None:
+    """A window or a suppression was kept under its group's values as JSON: grouped by a
+    60,000-character field, 121 KB per window, 12 GB at the 100,000 windows an account may keep.
+    A key over MAX_KEY_TEXT characters is kept as its digest: the same groups, small keys."""
+    rule = parse_rule(
+        {"id": "t", "name": "T", "source": "auditevents", "match": {"action": "update"},
+         "threshold": {"count": 2, "window": "1h", "group_by": ["aux_info"]}, "suppress": {"for": "1h"}}
+    )  # fmt: skip
+    book = StateBook()
+    evaluator = Evaluator([compile_rule(rule)], book)
+    first, second = "a" * 60_000, "b" * 60_000
+
+    def event(seq: int, text: str) -> tuple[int, dict[str, Any]]:
+        return seq, auditevent(time.time_ns(), action="update", aux_info=text)
+
+    assert evaluator.evaluate([event(1, first), event(2, second)]) == []  # two groups of one event
+    [fired] = evaluator.evaluate([event(3, first)])
+    assert fired.group == {"aux_info": first} and fired.count == 2
+    assert evaluator.evaluate([event(4, first), event(5, first)]) == []  # suppressed for an hour
+    assert evaluator.evaluate([event(6, second)])[0].group == {"aux_info": second}
+    keys = [key for _, key in [*book.windows, *book.suppress]]
+    assert len(set(keys)) == 2 and all(len(key) <= 1024 for key in keys)  # MAX_KEY_TEXT

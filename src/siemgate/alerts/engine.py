@@ -31,6 +31,7 @@ changed.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +50,7 @@ from siemgate.store.ingest import SeqEvents
 
 MAX_EVENT_REFS = 50
 MAX_SUMMARY = 2000  # characters of an alert's summary (render)
+MAX_KEY_TEXT = 1024  # characters of a window's or suppression's key kept as they are (_group_key)
 MAX_INTERNED = 65536  # distinct first-seen values interned per account (StateBook.intern)
 MAX_WINDOWS = 100_000  # threshold windows kept per account (StateBook.trim)
 MAX_SEEN_VALUES = 250_000  # first-seen values kept per account (StateBook.trim_seen): ~50-130 MB
@@ -75,15 +77,27 @@ _JSON_KEYS: dict[Key, str] = {}
 
 
 def _json_key(values: Key) -> str:
-    """The values as the JSON text state is stored under (remembered: groups recur)."""
+    """The values as the JSON text state is stored under (remembered: groups recur; a text over
+    MAX_KEY_TEXT is not, the cache being the server's, of every account)."""
     text = _JSON_KEYS.get(values)
     if text is None:
         text = orjson.dumps(list(values)).decode()
-        if all(type(v) is str for v in values):  # not numbers: 1, 1.0 and True are one dict key
+        if len(text) <= MAX_KEY_TEXT and all(type(v) is str for v in values):  # 1, 1.0 and True: one dict key
             if len(_JSON_KEYS) >= 65536:
                 _JSON_KEYS.clear()
             _JSON_KEYS[values] = text
     return text
+
+
+def _group_key(values: Key) -> str:
+    """The key a threshold window or a suppression is kept (and stored) under: the values' JSON
+    text, or for a text over MAX_KEY_TEXT characters (a group of a long field) `sha256:` and its
+    digest: 100,000 windows (MAX_WINDOWS) of a 60,000-character field held 12 GB. Never read back
+    as values (an alert's group comes from its event)."""
+    text = _json_key(values)
+    if len(text) <= MAX_KEY_TEXT:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -763,7 +777,7 @@ class Evaluator:
         for i, values in zip(matching, rule.group_key.many(bodies, matching), strict=True):
             event, ts = bodies[i], stamps[i]
             assert ts is not None
-            key = _json_key(values)
+            key = _group_key(values)
             window = windows.get((rule_id, key))
             if window is None:
                 window = windows[(rule_id, key)] = []
@@ -823,7 +837,7 @@ class Evaluator:
         if span is None:
             return False
         assert rule.suppress_key is not None
-        key = _json_key(rule.suppress_key.one(event))
+        key = _group_key(rule.suppress_key.one(event))
         state = self.book.suppress.get((rule.id, key))
         self.book.dirty.add((rule.id, SUPPRESS, key))
         if state is None:
