@@ -538,3 +538,23 @@ def test_windows_and_suppressions_of_a_long_field_are_kept_under_a_short_key() -
     assert evaluator.evaluate([event(6, second)])[0].group == {"aux_info": second}
     keys = [key for _, key in [*book.windows, *book.suppress]]
     assert len(set(keys)) == 2 and all(len(key) <= 1024 for key in keys)  # MAX_KEY_TEXT
+
+
+def test_a_regex_is_bounded_in_memory_and_its_refusal_shows_an_excerpt() -> None:
+    """RE2's default memory per regex (8 MiB) let each keep about 3 MB of matching states: 200
+    regexes searched once each on 60,000 characters held 618 MB, for as long as their rule (a rule
+    holds up to 1,000). Each regex may use REGEX_MEMORY (the same 200: 19 MB); a pattern whose
+    compiled form needs more is refused when saved, the message showing an excerpt of it (it
+    showed all of it: 300 KB for a 300 KB pattern)."""
+    pattern = "(" + "|".join(f"word{k}[a-z]+" for k in range(2000)) + ")"
+    base = {"id": "r", "name": "R", "source": "auditevents"}
+    with pytest.raises(RuleError, match="is not supported: pattern too large") as info:
+        load_rule(base | {"match": {"aux_info": {"regex": pattern, "nocase": True}}})
+    assert len(str(info.value)) < 1000
+    load_rule(base | {"match": {"aux_info": {"regex": "(" + "|".join(f"word{k}" for k in range(200)) + ")"}}})
+    # a rule stored before the bound keeps loading and matching (the rule index compiles its rest)
+    stored = parse_rule(base | {"match": {"action": "update", "aux_info": {"regex": pattern, "nocase": True}}})
+    [fired] = Evaluator([compile_rule(stored, stored=True)], StateBook()).evaluate(
+        [(1, auditevent(time.time_ns(), action="update", aux_info="it said WORD1999xyz"))]
+    )
+    assert fired.rule.id == "r"

@@ -471,7 +471,8 @@ class RuleIndex:
                 self.always.append(position)
                 continue
             others = {k: v for k, v in rule.rule.match.items() if k != self.field}
-            self.rest[position] = compile_condition(others, rule.rule.source) if others else None
+            # of a rule compiled already, saved within the bounds of its day
+            self.rest[position] = compile_condition(others, rule.rule.source, stored=True) if others else None
             values, nocase = found
             for value in values:
                 (self.folded if nocase else self.exact).setdefault(value, []).append(position)

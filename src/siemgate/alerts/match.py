@@ -32,9 +32,11 @@ import re2
 
 from siemgate.alerts.caseless import fold
 from siemgate.alerts.fields import MISSING, check_field, getter
+from siemgate.model.text import excerpt
 from siemgate.model.timestamps import TimestampError, parse_ns
 
 Predicate = Callable[[Mapping[str, Any]], bool]
+REGEX_MEMORY = 256 * 1024  # bytes one compiled regex (its program and matching states) may use (compile_regex)
 OPERATORS = (
     "eq",
     "ne",
@@ -65,26 +67,36 @@ class ConditionError(ValueError):
     """A condition is malformed; the message names where (`match.any[1].country`) and what to write."""
 
 
-def compile_regex(pattern: str, nocase: bool, where: str) -> Searcher:
+def compile_regex(pattern: str, nocase: bool, where: str, *, stored: bool = False) -> Searcher:
     """A regular expression compiled by RE2, which matches in time linear in the text whatever
     the pattern (no catastrophic backtracking). RE2 has no backreferences, lookahead or
-    lookbehind, and no possessive quantifiers; such patterns are refused with RE2's reason."""
+    lookbehind, and no possessive quantifiers; such patterns are refused with RE2's reason, as is
+    one whose compiled form needs more than REGEX_MEMORY. That memory also bounds the states RE2
+    keeps for the regex as it matches (with RE2's default, 8 MiB, a regex built 3 MB of them on
+    one 60,000-character text, kept as long as its rule), past which it matches without them.
+    `stored`: of a rule saved before that bound, which gets RE2's default when it needs it."""
     options = re2.Options()
     options.log_errors = False
+    options.max_mem = REGEX_MEMORY
     options.case_sensitive = not nocase
     try:
         compiled: Searcher = re2.compile(pattern, options)
         return compiled
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        if stored and "pattern too large" in reason:
+            options.max_mem = re2.Options().max_mem
+            fallback: Searcher = re2.compile(pattern, options)
+            return fallback
         raise ConditionError(
-            f"{where}: regular expression {pattern!r} is not supported: {reason}. Rules use RE2 syntax"
+            f"{where}: regular expression {excerpt(pattern)} is not supported: {reason}. Rules use RE2 syntax"
             " (linear-time matching): no backreferences (\\1), lookahead or lookbehind ((?=, (?!, (?<=, (?<!)"
         ) from None
 
 
-def compile_condition(condition: Any, source: str, where: str = "match") -> Predicate:
-    """Compile a condition for events of `source`; raises ConditionError."""
+def compile_condition(condition: Any, source: str, where: str = "match", *, stored: bool = False) -> Predicate:
+    """Compile a condition for events of `source`; raises ConditionError. `stored`: of a rule
+    already saved (compile_regex)."""
     if not isinstance(condition, Mapping) or not condition:
         raise ConditionError(f"{where}: expected a mapping of field tests or all/any/not, got {condition!r}")
     parts: list[Predicate] = []
@@ -94,16 +106,16 @@ def compile_condition(condition: Any, source: str, where: str = "match") -> Pred
         if key in ("all", "any"):
             if not isinstance(spec, list) or not spec:
                 raise ConditionError(f"{where}.{key}: expected a non-empty list of conditions")
-            subs = [compile_condition(c, source, f"{where}.{key}[{i}]") for i, c in enumerate(spec)]
+            subs = [compile_condition(c, source, f"{where}.{key}[{i}]", stored=stored) for i, c in enumerate(spec)]
             parts.append(_all(subs) if key == "all" else _any(subs))
         elif key == "not":
-            parts.append(_not(compile_condition(spec, source, f"{where}.not")))
+            parts.append(_not(compile_condition(spec, source, f"{where}.not", stored=stored)))
         else:
             try:
                 check_field(source, key)
             except ValueError as exc:
                 raise ConditionError(f"{where}: {exc}") from None
-            parts.append(_field_test(key, spec, f"{where}.{key}"))
+            parts.append(_field_test(key, spec, f"{where}.{key}", stored))
     return parts[0] if len(parts) == 1 else _all(parts)
 
 
@@ -122,7 +134,7 @@ def _any(parts: list[Predicate]) -> Predicate:
     return lambda e: any(p(e) for p in parts)
 
 
-def _field_test(path: str, spec: Any, where: str) -> Predicate:
+def _field_test(path: str, spec: Any, where: str, stored: bool = False) -> Predicate:
     if isinstance(spec, list):
         spec = {"in": spec}
     elif not isinstance(spec, Mapping):
@@ -133,7 +145,7 @@ def _field_test(path: str, spec: Any, where: str) -> Predicate:
     nocase = spec.get("nocase", False)
     if not isinstance(nocase, bool):
         raise ConditionError(f"{where}.nocase: expected true or false")
-    tests = [_operator(op, value, nocase, f"{where}.{op}") for op, value in spec.items() if op != "nocase"]
+    tests = [_operator(op, value, nocase, f"{where}.{op}", stored) for op, value in spec.items() if op != "nocase"]
     if not tests:
         raise ConditionError(f"{where}: no operator given")
     read = getter(path)
@@ -215,7 +227,7 @@ def _scalars(value: Any, where: str) -> list[Scalar]:
     return values
 
 
-def _operator(op: str, value: Any, nocase: bool, where: str) -> Callable[[Any], bool]:
+def _operator(op: str, value: Any, nocase: bool, where: str, stored: bool = False) -> Callable[[Any], bool]:
     if op in ("eq", "ne"):
         if not (value is None or isinstance(value, str | int | float | bool)):
             raise ConditionError(f"{where}: expected a string, number, true/false or null")
@@ -242,7 +254,7 @@ def _operator(op: str, value: Any, nocase: bool, where: str) -> Callable[[Any], 
     if op == "regex":
         if not isinstance(value, str):
             raise ConditionError(f"{where}: expected a regular expression as a string")
-        pattern = compile_regex(value, nocase, where)
+        pattern = compile_regex(value, nocase, where, stored=stored)
 
         def regex_test(a: Any) -> bool:
             text = _text(a, False)

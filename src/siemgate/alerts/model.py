@@ -369,13 +369,14 @@ def parse_rule(data: Any, where: str = "rule", *, stored: bool = False) -> Rule:
         raise RuleError(f"{where}{f' {name!r}' if name else ''} is invalid: {problems}") from None
 
 
-def compile_rule(rule: Rule) -> CompiledRule:
-    """Compile the rule's condition and check its field names; raises RuleError."""
+def compile_rule(rule: Rule, *, stored: bool = False) -> CompiledRule:
+    """Compile the rule's condition and check its field names; raises RuleError. `stored`: a rule
+    read back from the store, saved within the bounds of its day (match.compile_regex)."""
     where = f"rule {rule.id!r}"
     if rule.threshold and rule.first_seen:
         raise RuleError(f"{where}: use threshold or first_seen, not both (write two rules)")
     try:
-        predicate = compile_condition(rule.match, rule.source)
+        predicate = compile_condition(rule.match, rule.source, stored=stored)
         fields = list(rule.threshold.group_by if rule.threshold else [])
         if rule.first_seen:
             fields += rule.first_seen.key + rule.first_seen.value

@@ -118,7 +118,7 @@ class AlertRules:
             rule = parse_rule(upgrade_definition(orjson.loads(row.definition)), stored=True)
             rule = rule.model_copy(update={"enabled": row.enabled})
             origin = "starter" if overridden else row.origin
-            compiled = replace(compile_rule(rule), version=row.version)
+            compiled = replace(compile_rule(rule, stored=True), version=row.version)
             entry = RuleEntry(rule, origin, overridden, compiled, row.created_at, row.updated_at, row.version)
             if len(self._compiled) >= COMPILED_ENTRIES:
                 self._compiled.clear()
