@@ -5,8 +5,11 @@ process through Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from support.procs import Proc, cli_env, healthy, running, services_at
 from support.servers import LiveServer
 from support.waiting import wait_for
 
-from .identity_support import PASSWORD, Tenants, client, error, ok, password_hash, source_ip
+from .identity_support import ADMIN, PASSWORD, Tenants, client, error, ok, password_hash, source_ip
 
 
 @pytest.fixture
@@ -146,20 +149,29 @@ def test_one_ip_is_limited_across_addresses(monkeypatch: pytest.MonkeyPatch) -> 
     limiter.check("someone-else@example.com", "198.51.100.2")
 
 
-def test_the_limit_is_shared_by_every_worker_through_redis(tmp_path: Path, redis_url: str) -> None:
-    """With `serve --workers 3` and Redis, 15 of 30 wrong passwords were checked: each process kept
-    its own count. Now exactly 5 are, whichever worker answers."""
+@contextlib.contextmanager
+def owner_behind_workers(tmp_path: Path, redis_url: str, workers: int) -> Iterator[tuple[Proc, str]]:
+    """`serve --workers N` sharing Redis, serving a store whose account's owner is
+    owner@acme.example with PASSWORD: (the process, its base URL), killed on exit."""
     data_dir = tmp_path / "data"
     with services_at(data_dir) as services:
-        account, owner = services.people.create_account(CLI, "Acme", "owner@acme.example", "Owner", None)
+        _, owner = services.people.create_account(CLI, "Acme", "owner@acme.example", "Owner", None)
         assert owner is not None
         services.store.set_password(owner.id, password_hash())
     port = free_port()
     env = cli_env(data_dir, SIEMGATE_REDIS_URL=redis_url, SIEMGATE_ALERTS_ENABLED="false")
-    args = ["serve", "--port", str(port), "--workers", "3"]
     base_url = f"http://127.0.0.1:{port}"
-    with running(Proc("workers", args, env, tmp_path / "logs")) as proc:
+    with running(
+        Proc("workers", ["serve", "--port", str(port), "--workers", str(workers)], env, tmp_path / "logs")
+    ) as proc:
         wait_for("the workers to serve", lambda: healthy(base_url), 60)
+        yield proc, base_url
+
+
+def test_the_limit_is_shared_by_every_worker_through_redis(tmp_path: Path, redis_url: str) -> None:
+    """With `serve --workers 3` and Redis, 15 of 30 wrong passwords were checked: each process kept
+    its own count. Now exactly 5 are, whichever worker answers."""
+    with owner_behind_workers(tmp_path, redis_url, 3) as (proc, base_url):
         assert len(proc.children()) >= 3, proc.children()
         ip = source_ip()
         statuses = []
@@ -171,7 +183,47 @@ def test_the_limit_is_shared_by_every_worker_through_redis(tmp_path: Path, redis
         with client(base_url, source_ip()) as http:
             ok(http.post("/api/admin/v1/session", json={"email": "owner@acme.example", "password": PASSWORD}))
         proc.stop()
-    assert account.name == "Acme"
+
+
+def test_wrong_passwords_sent_at_once_to_several_workers_cannot_pass_the_limit(tmp_path: Path, redis_url: str) -> None:
+    """A password was checked against the limit, then counted once found wrong: 200 wrong
+    passwords for one address from one IP, sent at once to `serve --workers 2` sharing Redis, were
+    checked 42 (one worker) and 44 times (two), not 5: every attempt arriving while the first ones
+    were being hashed passed the check. Each is now counted in the pair's windows before its
+    password is checked, in one atomic step, whichever worker takes it."""
+    with owner_behind_workers(tmp_path, redis_url, 2) as (proc, base_url):
+        ip = source_ip()
+
+        def attempt(n: int) -> int:
+            with client(base_url, ip) as http:  # a connection each: both workers take some
+                body = {"email": "owner@acme.example", "password": f"guess {n}"}
+                return http.post("/api/admin/v1/session", json=body).status_code
+
+        with ThreadPoolExecutor(100) as pool:
+            statuses = list(pool.map(attempt, range(100)))
+        assert (statuses.count(401), statuses.count(429)) == (5, 95), statuses
+        proc.stop()
+
+
+def test_a_session_holder_guessing_the_password_at_once_is_held_to_the_limit(make_server: Any, redis_url: str) -> None:
+    """Changes confirmed with the password (a personal API key, a new password) counted a wrong one
+    after checking it, like sign-in: a thief with a copied session cookie sending 100 guesses at
+    once (one server, Redis) had 16 of them checked, not 5. A right password still
+    clears the count, so people confirming their changes are never held by them."""
+    tenants = Tenants(make_server(redis_url=redis_url))
+    ip = source_ip()
+    with client(tenants.server.base_url, ip) as thief:
+        signed_in = ok(thief.post(f"{ADMIN}/session", json={"email": tenants.adam.email, "password": PASSWORD}))
+        thief.headers["X-CSRF-Token"] = signed_in["csrf_token"]
+        for n in range(7):  # right passwords: more than the pair's 5 a minute, all taken
+            ok(thief.post(f"{ADMIN}/me/api-keys", json={"name": f"key {n}", "password": PASSWORD}), 201)
+
+        def guess(n: int) -> int:
+            return thief.post(f"{ADMIN}/me/api-keys", json={"name": "backdoor", "password": f"guess {n}"}).status_code
+
+        with ThreadPoolExecutor(100) as pool:
+            statuses = list(pool.map(guess, range(100)))
+    assert (statuses.count(403), statuses.count(429)) == (5, 95), statuses
 
 
 def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path) -> None:

@@ -113,12 +113,15 @@ class PersonalService:
     # passwords ----------------------------------------------------------------------------------
     def check_current(self, actor: Actor, user: User, password: str, field: str = "password") -> None:
         """Forbidden (403, naming the request's `field`) unless `password` is the person's, counted
-        like a failed sign-in. Not 401: the person is signed in, and 401 means their credential is
-        not (the console sends a 401 to the sign-in page, losing what was typed)."""
-        self.limiter.check(user.email, actor.ip)
+        like a password at sign-in (counted before it is checked; a right one clears the count of
+        the person's address and this IP, as at sign-in). Not 401: the person is signed in, and
+        401 means their credential is not (the console sends a 401 to the sign-in page, losing
+        what was typed)."""
+        self.limiter.password_attempt(user.email, actor.ip)
         if not verify_password(user.password_hash, password):
-            self.limiter.failed(user.email, actor.ip)
+            self.limiter.password_failed(user.email, actor.ip)
             raise Forbidden(f"Forbidden: {field}: the password is not right; nothing was changed")
+        self.limiter.succeeded(user.email, actor.ip)
 
     def change_password(self, actor: Actor, user: User, current: str, new: str) -> int:
         """The person changes their own password; their other sessions end. Returns how many."""

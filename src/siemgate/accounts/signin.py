@@ -53,10 +53,10 @@ class SignInFlow:
         counts under itself."""
         person = self.sessions.person(email)
         login = person.email if person else email
-        self.limiter.check(login, client.ip)
+        self.limiter.password_attempt(login, client.ip)
         user = self.sessions.check_password(person, password)
         if user is None:
-            self.limiter.failed(login, client.ip)
+            self.limiter.password_failed(login, client.ip)
             self._record_failure(person, client)
             raise Unauthorized(BAD_CREDENTIALS)
         self.limiter.succeeded(login, client.ip)

@@ -21,10 +21,15 @@ the password but not the phone can use up the person's TOTP windows, and the per
 in with a recovery code from their own IP. A correct password clears the pair's count, a right
 code at sign-in its own count (the person's for TOTP, the person and IP's for a recovery code,
 never the other kind's, so a password holder gains no guesses from the person's sign-ins). A refusal is
-a RateLimited (429) with Retry-After. Passwords are checked, then counted when wrong; a
-second-factor code is counted before it is checked, in one atomic step per window (`limits`'
-hit), so codes sent at once cannot all pass a check made before any of them counted (a 10^6 code
-space is the one thing a burst could guess).
+a RateLimited (429) with Retry-After. A password (at sign-in, or confirming a change) is counted
+in its pair's windows before it is checked, in one atomic step per window (`limits`' hit), and in
+its IP's once found wrong; a second-factor code is counted before it is checked in every window
+it counts in. So attempts sent at once, to one process or several, cannot all pass a check made
+before any of them counted: 200 wrong passwords for one address sent at once were checked 42
+times, not 5 (tests/security/test_identity_signin.py). A right password clears its pair, its own
+attempt included. The IP's windows count failures only (a right password there would hold an
+office behind one address), so passwords checked at once from one IP may pass them by as many as
+are checked at once (at most one per thread of each process).
 """
 
 from __future__ import annotations
@@ -89,6 +94,20 @@ class SignInLimiter:
     def failed(self, address: str, ip: str) -> None:
         self._hit(self._keys(address, ip))
 
+    def password_attempt(self, address: str, ip: str) -> None:
+        """Count a password for this address and IP before it is checked: RateLimited, counting
+        nothing, while the IP has failed too often; else counted in the pair's windows at once
+        (RateLimited when one is full), so passwords sent at once cannot all pass. Then
+        `password_failed` when it is wrong, `succeeded` when it is right."""
+        [pair, by_ip] = self._keys(address, ip)
+        self._refuse_if_full([by_ip], "too many failed sign-ins from your address")
+        self._take([pair], "too many failed sign-ins from your address")
+
+    def password_failed(self, address: str, ip: str) -> None:
+        """A password counted by `password_attempt` was wrong: the IP counts the failure too."""
+        [_, by_ip] = self._keys(address, ip)
+        self._hit([by_ip])
+
     def succeeded(self, address: str, ip: str) -> None:
         """A correct password: the pair starts afresh (the IP's count stays)."""
         key = _pair_key(address, ip)
@@ -113,14 +132,7 @@ class SignInLimiter:
         RateLimited when a window it counts in is full: the person's for an authenticator code
         (whatever the session or IP), the person and IP's or the IP's for a recovery code."""
         keys = self._second_factor_keys(user_uuid, ip, recovery_code)
-        what = "too many recovery codes from your address" if recovery_code else "too many two-factor codes"
-
-        def take() -> bool:
-            return all(self._limiter.hit(item, self._namespace, key) for items, key in keys for item in items)
-
-        if not self._call(take):
-            self._refuse_if_full(keys, what)
-            raise RateLimited(f"Too Many Requests: {what}; try again in 1 seconds", 1)  # a window just moved on
+        self._take(keys, "too many recovery codes from your address" if recovery_code else "too many two-factor codes")
 
     def second_factor_succeeded(self, user_uuid: str, ip: str, *, recovery_code: bool) -> None:
         """A right code at sign-in: the count of its kind for the person (and IP, for a recovery
@@ -149,6 +161,18 @@ class SignInLimiter:
         seconds = self._call(wait)
         if seconds is not None:
             raise RateLimited(f"Too Many Requests: {what}; try again in {seconds} seconds", seconds)
+
+    def _take(self, keys: list[tuple[list[limits.RateLimitItem], str]], what: str) -> None:
+        """Count one attempt in every window of `keys`, each in one atomic step, before the attempt
+        is checked; RateLimited naming `what` when a window is full (the windows before it in
+        `keys` have counted it)."""
+
+        def take() -> bool:
+            return all(self._limiter.hit(item, self._namespace, key) for items, key in keys for item in items)
+
+        if not self._call(take):
+            self._refuse_if_full(keys, what)
+            raise RateLimited(f"Too Many Requests: {what}; try again in 1 seconds", 1)  # a window just moved on
 
     def _hit(self, keys: list[tuple[list[limits.RateLimitItem], str]]) -> None:
         self._call(lambda: [self._limiter.hit(item, self._namespace, key) for items, key in keys for item in items])
