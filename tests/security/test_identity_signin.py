@@ -117,7 +117,7 @@ def test_the_delay_grows_with_the_failures(monkeypatch: pytest.MonkeyPatch) -> N
 
     now = [1_000_000.0]
     monkeypatch.setattr(time, "time", lambda: now[0])
-    limiter = SignInLimiter()
+    limiter = SignInLimiter(b"test key")
     address, ip = "ada@example.com", "192.0.2.7"
     waits = []
     for _ in range(4):
@@ -140,7 +140,7 @@ def test_one_ip_is_limited_across_addresses(monkeypatch: pytest.MonkeyPatch) -> 
 
     now = [2_000_000.0]
     monkeypatch.setattr(time, "time", lambda: now[0])
-    limiter = SignInLimiter()
+    limiter = SignInLimiter(b"test key")
     for n in range(100):
         limiter.check(f"person{n}@example.com", "198.51.100.1")
         limiter.failed(f"person{n}@example.com", "198.51.100.1")

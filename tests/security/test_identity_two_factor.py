@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
+import redis
 
 from siemgate.accounts.actor import CLI
 from siemgate.auth import totp
@@ -253,7 +254,7 @@ def test_recovery_codes_from_one_ip_are_limited_across_people(monkeypatch: pytes
 
     now = [3_000_000.0]
     monkeypatch.setattr(time, "time", lambda: now[0])
-    limiter = SignInLimiter()
+    limiter = SignInLimiter(b"test key")
     for person in range(10):
         for _ in range(10):
             limiter.second_factor_attempt(f"person-{person}", "192.0.2.9", recovery_code=True)
@@ -422,3 +423,29 @@ def test_every_recovery_code_made_is_taken_for_one(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(secrets, "token_bytes", lambda n: next(draws, None) or real(n))
     codes = totp.new_recovery_codes()
     assert len(codes) == totp.RECOVERY_CODES and all(totp.looks_like_recovery_code(code) for code in codes), codes
+
+
+def test_redis_keeps_no_address_ip_or_person_in_clear(make_server: Any, redis_url: str) -> None:
+    """The shared limits were counted in Redis under `pair:<email>|<ip>`, `ip:<ip>`,
+    `2fa:<person>` and `recovery:<person>|<ip>`: whoever could read Redis (often reachable without
+    a password on a private network) learnt who tried to sign in, from where, and could check a
+    guessed address. Counters are now named by an HMAC under a store secret."""
+    tenants = Tenants(make_server(redis_url=redis_url))
+    bob = tenants.bob
+    secret, _ = _enrol(tenants, bob)
+    nobody = f"nobody-{tenants.tag}@nowhere.example"
+    ip = source_ip()
+    valid = {_code(secret, k) for k in (-2, -1, 0, 1, 2)}
+    with client(tenants.server.base_url, ip) as http:
+        for email in (bob.email, nobody):
+            error(http.post(f"{ADMIN}/session", json={"email": email, "password": "wrong password"}), 401)
+        challenge = ok(http.post(f"{ADMIN}/session", json={"email": bob.email, "password": PASSWORD}))["challenge"]
+        for code in (next(c for c in ("000000", "111111", "222222") if c not in valid), "ABCDEFGHJK"):
+            error(http.post(f"{ADMIN}/session/second-factor", json={"challenge": challenge, "code": code}), 401)
+    keys = [key.decode() for key in redis.Redis.from_url(redis_url).scan_iter(match="LIMITS:*siemgate-signin*")]
+    for clear in (bob.email, nobody, ip, bob.user.uuid):
+        assert not [key for key in keys if clear in key], clear
+    limiter = tenants.services.signin.limiter
+    counted = [limiter.name("pair", nobody, ip), limiter.name("ip", ip), limiter.name("2fa", bob.user.uuid)]
+    counted += [limiter.name("recovery", bob.user.uuid, ip), limiter.name("recovery-ip", ip)]
+    assert all(any(f"/{name}/" in key for key in keys) for name in counted), counted

@@ -30,10 +30,17 @@ times, not 5 (tests/security/test_identity_signin.py). A right password clears i
 attempt included. The IP's windows count failures only (a right password there would hold an
 office behind one address), so passwords checked at once from one IP may pass them by as many as
 are checked at once (at most one per thread of each process).
+
+Counters are named by an HMAC (SHA-256, under the store's secret `signin-limit-key`, the same for
+every process of a store) of the address, IP or person they count, never by the address or IP
+itself: whoever reads the shared Redis learns neither who tried to sign in nor from where, and
+cannot check a guessed address against it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import math
 import time
@@ -49,6 +56,7 @@ from siemgate.errors import RateLimited, StoreError
 PAIR_WINDOWS = ((5, 60), (10, 15 * 60), (20, 3600), (50, 86400))
 IP_WINDOWS = ((100, 15 * 60), (1000, 86400))
 SECOND_FACTOR_WINDOWS = ((10, 15 * 60), (30, 86400))
+SIGNIN_LIMIT_KEY = "signin-limit-key"  # the store secret that names the counters
 T = TypeVar("T")
 
 
@@ -70,22 +78,30 @@ def client_network(ip: str) -> str:
     return str(address)
 
 
-def _pair_key(address: str, ip: str) -> str:
-    """The key of one address (any case, outer spaces ignored) from one client network."""
-    return f"pair:{address.strip().lower()}|{client_network(ip)}"
-
-
 class SignInLimiter:
     """Counts failures and refuses further attempts while a window is full."""
 
-    def __init__(self, redis_url: str | None = None, *, namespace: str = "siemgate-signin") -> None:
+    def __init__(self, key: bytes, redis_url: str | None = None, *, namespace: str = "siemgate-signin") -> None:
+        """`key`: the secret that names the counters (`name`); every process sharing `redis_url`
+        must be given the same one (the store's `signin-limit-key`), or each counts apart."""
+        self._key = key
         self._redis = redis_location(redis_url)
         self._limiter = strategies.MovingWindowRateLimiter(limit_storage(redis_url))
         self._namespace = namespace
         self._pair, self._ip, self._second = _items(PAIR_WINDOWS), _items(IP_WINDOWS), _items(SECOND_FACTOR_WINDOWS)
 
+    def name(self, kind: str, *parts: str) -> str:
+        """The counter of `kind` for `parts` (an address, an IP, a person's uuid): `kind:` and the
+        HMAC of the parts, so that no address or IP is kept in clear in Redis."""
+        digest = hmac.new(self._key, "\n".join((kind, *parts)).encode(), hashlib.sha256).hexdigest()
+        return f"{kind}:{digest}"
+
     def _keys(self, address: str, ip: str) -> list[tuple[list[limits.RateLimitItem], str]]:
-        return [(self._pair, _pair_key(address, ip)), (self._ip, f"ip:{client_network(ip)}")]
+        return [(self._pair, self._pair_name(address, ip)), (self._ip, self.name("ip", client_network(ip)))]
+
+    def _pair_name(self, address: str, ip: str) -> str:
+        """The counter of one address (any case, outer spaces ignored) from one client network."""
+        return self.name("pair", address.strip().lower(), client_network(ip))
 
     def check(self, address: str, ip: str) -> None:
         """Raise RateLimited while this address and IP, or this IP, has failed too often."""
@@ -110,7 +126,7 @@ class SignInLimiter:
 
     def succeeded(self, address: str, ip: str) -> None:
         """A correct password: the pair starts afresh (the IP's count stays)."""
-        key = _pair_key(address, ip)
+        key = self._pair_name(address, ip)
 
         def clear() -> None:
             for item in self._pair:
@@ -124,8 +140,11 @@ class SignInLimiter:
         """The windows a code counts in, the one a right code clears first."""
         if recovery_code:
             network = client_network(ip)
-            return [(self._second, f"recovery:{user_uuid}|{network}"), (self._ip, f"recovery-ip:{network}")]
-        return [(self._second, f"2fa:{user_uuid}")]
+            return [
+                (self._second, self.name("recovery", user_uuid, network)),
+                (self._ip, self.name("recovery-ip", network)),
+            ]
+        return [(self._second, self.name("2fa", user_uuid))]
 
     def second_factor_attempt(self, user_uuid: str, ip: str, *, recovery_code: bool) -> None:
         """Count an attempt at one of the person's second factors, before its code is checked;

@@ -5,6 +5,7 @@ put together in siemgate.composition.web.
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from siemgate import __version__
@@ -24,7 +25,7 @@ from siemgate.auth.ingest_keys import IngestKeyService
 from siemgate.auth.keys import KeyRing
 from siemgate.auth.ratelimit import RateLimiter
 from siemgate.auth.sessions import SessionService
-from siemgate.auth.signin_limits import SignInLimiter
+from siemgate.auth.signin_limits import SIGNIN_LIMIT_KEY, SignInLimiter
 from siemgate.auth.tokens import TokenService
 from siemgate.auth.usage import UsageRecorder
 from siemgate.composition.stores import open_data_store
@@ -65,7 +66,7 @@ def build_services(settings: Settings, store: Store, clock: Clock = time.time_ns
         idle_ns=settings.console_idle_minutes * 60 * NS_PER_SECOND,
         public_https=settings.address.scheme == "https",
     )
-    limiter = SignInLimiter(settings.redis_url)
+    limiter = SignInLimiter(store.secret(SIGNIN_LIMIT_KEY, secrets.token_bytes(32), clock()), settings.redis_url)
     personal = PersonalService(store, api_keys, people, audit, limiter, clock)
     log_keys = LogKeys(settings)
     tlog = LogService(settings, store, clock, log_keys)
