@@ -3,10 +3,12 @@ server processes — count one token's requests together; an unreachable Redis i
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from siemgate.auth.ratelimit import RateLimiter
-from siemgate.errors import StoreError
+from siemgate.errors import Unavailable
 from siemgate.model.ids import new_id
 
 
@@ -27,8 +29,11 @@ def test_without_redis_each_limiter_counts_alone() -> None:
     assert two.hit(token).allowed
 
 
-def test_an_unreachable_redis_is_a_store_error_without_the_password() -> None:
+def test_an_unreachable_redis_is_unavailable_logged_without_the_password(caplog: pytest.LogCaptureFixture) -> None:
+    """The reply names no address (whoever signs in would learn it); the log names it, never the
+    password."""
     limiter = RateLimiter(5, 100, "redis://:hunter2@127.0.0.1:1/0")
-    with pytest.raises(StoreError, match=r"127\.0\.0\.1:1") as caught:
+    with caplog.at_level(logging.ERROR, logger="siemgate.limits"), pytest.raises(Unavailable) as caught:
         limiter.hit(new_id())
-    assert "hunter2" not in caught.value.message
+    assert caught.value.retry_after >= 1 and "127.0.0.1" not in caught.value.message
+    assert "Redis at 127.0.0.1:1/0 is not reachable" in caplog.text and "hunter2" not in caplog.text

@@ -23,8 +23,8 @@ import time
 import limits
 from limits import strategies
 
-from siemgate.auth.ratelimit import limit_storage, redis_location
-from siemgate.errors import PayloadTooLarge, RateLimited, StoreError
+from siemgate.auth.ratelimit import SharedLimits, limit_storage
+from siemgate.errors import PayloadTooLarge, RateLimited
 from siemgate.model.features import ALL_FEATURES
 from siemgate.store.base import Account, EventStore
 
@@ -47,7 +47,7 @@ class IngestQuotas:
         self.per_minute = per_minute
         self.max_stored = max_stored
         self.stored_retry_seconds = max(1, math.ceil(stored_retry_seconds))
-        self._redis = redis_location(redis_url)
+        self._shared = SharedLimits(redis_url, "ingest quotas")
         self._window = limits.RateLimitItemPerMinute(max(1, per_minute))
         self._limiter = strategies.SlidingWindowCounterRateLimiter(limit_storage(redis_url)) if per_minute else None
         self._held: dict[int, tuple[int, float]] = {}  # account id -> (events held, when counted)
@@ -56,7 +56,7 @@ class IngestQuotas:
     def admit(self, account: Account, count: int) -> None:
         """Count a batch of `count` events against the account's quotas. Raises RateLimited when
         it would pass one (nothing is counted then), PayloadTooLarge when the batch alone is over
-        the per-minute quota, StoreError when Redis cannot be reached."""
+        the per-minute quota, Unavailable (503) when Redis cannot be reached."""
         if self.max_stored:
             held = self._events_held(account.id)
             if held + count > self.max_stored:
@@ -83,12 +83,8 @@ class IngestQuotas:
             raise PayloadTooLarge(
                 f"the batch has {count} events; an account may send at most {self.per_minute} per minute: split it"
             )
-        try:
-            admitted = self._limiter.hit(self._window, "ingest", account.uuid, cost=count)
-        except Exception as exc:
-            if self._redis is None:
-                raise
-            raise StoreError(f"ingest quotas: Redis at {self._redis} is not reachable ({type(exc).__name__})") from None
+        limiter = self._limiter
+        admitted = self._shared.call(lambda: limiter.hit(self._window, "ingest", account.uuid, cost=count))
         if not admitted:
             # The window refills at per_minute / 60 events a second: the batch fits again after about this.
             retry = max(1, math.ceil(count * 60 / self.per_minute))

@@ -50,8 +50,8 @@ from typing import TypeVar
 import limits
 from limits import strategies
 
-from siemgate.auth.ratelimit import limit_storage, redis_location
-from siemgate.errors import RateLimited, StoreError
+from siemgate.auth.ratelimit import SharedLimits, limit_storage
+from siemgate.errors import RateLimited
 
 PAIR_WINDOWS = ((5, 60), (10, 15 * 60), (20, 3600), (50, 86400))
 IP_WINDOWS = ((100, 15 * 60), (1000, 86400))
@@ -85,7 +85,7 @@ class SignInLimiter:
         """`key`: the secret that names the counters (`name`); every process sharing `redis_url`
         must be given the same one (the store's `signin-limit-key`), or each counts apart."""
         self._key = key
-        self._redis = redis_location(redis_url)
+        self._shared = SharedLimits(redis_url, "sign-in limits")
         self._limiter = strategies.MovingWindowRateLimiter(limit_storage(redis_url))
         self._namespace = namespace
         self._pair, self._ip, self._second = _items(PAIR_WINDOWS), _items(IP_WINDOWS), _items(SECOND_FACTOR_WINDOWS)
@@ -197,11 +197,5 @@ class SignInLimiter:
         self._call(lambda: [self._limiter.hit(item, self._namespace, key) for items, key in keys for item in items])
 
     def _call(self, job: Callable[[], T]) -> T:
-        try:
-            return job()
-        except Exception as exc:
-            if self._redis is None:
-                raise
-            raise StoreError(
-                f"sign-in limits: Redis at {self._redis} is not reachable ({type(exc).__name__})"
-            ) from None
+        """`job` on the counters; Unavailable (503) when Redis does not answer (SharedLimits)."""
+        return self._shared.call(job)
