@@ -128,3 +128,21 @@ def test_an_unreachable_redis_stops_the_start_with_a_message(tmp_path: Path, wor
     assert code == 2, proc.output()
     assert f"Redis at 127.0.0.1:{nobody}/0 is not reachable" in stderr, stderr
     assert "secret-password" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_workers_without_redis_say_that_every_limit_is_that_many_times_as_loose(tmp_path: Path) -> None:
+    """Without Redis each worker counts limits alone (with 3 workers, 15 of 30 wrong passwords for
+    one address were checked, not 5: tests/security/test_identity_signin.py), and `serve --workers`
+    said nothing: the operator learnt it from docs/security.md's settings table, if at all. It now
+    warns at start."""
+    data_dir = tmp_path / "data"
+    make_account(data_dir)
+    port = free_port()
+    proc = Proc("serve", ["serve", "--port", str(port), "--workers", "2"], cli_env(data_dir), tmp_path / "logs")
+    try:
+        wait_for("the server", lambda: healthy(f"http://127.0.0.1:{port}"), 60, proc=proc)
+        warnings = [line for line in proc.stderr().splitlines() if "WARNING" in line and "redis_url" in line]
+        assert len(warnings) == 1, proc.output()
+        assert "each of those limits is 2 times as loose" in warnings[0] and "SIEMGATE_REDIS_URL" in warnings[0]
+    finally:
+        proc.kill()

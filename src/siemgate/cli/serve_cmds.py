@@ -180,6 +180,14 @@ def serve(
         return
     import uvicorn
 
+    if not settings.redis_url:
+        log.warning(
+            "serving with %d workers without redis_url: each worker counts failed sign-ins, two-factor codes,"
+            " rate limits and ingest quotas on its own, so each of those limits is %d times as loose;"
+            " set SIEMGATE_REDIS_URL to share them (docs/scaling.md)",
+            workers,
+            workers,
+        )
     open_services(settings).close()  # create keys and migrate once, before the workers start
     os.environ["SIEMGATE_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["SIEMGATE_HOST"] = settings.host
