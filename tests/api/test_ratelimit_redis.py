@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from siemgate.auth.ratelimit import RateLimiter
-from siemgate.errors import Unavailable
+from siemgate.auth.ratelimit import RateLimiter, check_redis
+from siemgate.errors import ConfigError, Unavailable
 from siemgate.model.ids import new_id
 
 
@@ -29,11 +29,23 @@ def test_without_redis_each_limiter_counts_alone() -> None:
     assert two.hit(token).allowed
 
 
-def test_an_unreachable_redis_is_unavailable_logged_without_the_password(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [("redis://:hunter2@127.0.0.1:1/0", "127.0.0.1:1/0"), ("redis://127.0.0.1:1/1?password=hunter2", "127.0.0.1:1/1")],
+)
+def test_an_unreachable_redis_is_unavailable_logged_without_the_password(
+    caplog: pytest.LogCaptureFixture, url: str, location: str
+) -> None:
     """The reply names no address (whoever signs in would learn it); the log names it, never the
-    password."""
-    limiter = RateLimiter(5, 100, "redis://:hunter2@127.0.0.1:1/0")
+    password, whether before the host or in the query string (redis-py reads `?password=`: that one
+    was shown whole, to clients in the 500's body and at start in the error that Redis is down).
+    A db of its own for each case: a process logs a Redis location once per outage."""
+    limiter = RateLimiter(5, 100, url)
     with caplog.at_level(logging.ERROR, logger="siemgate.limits"), pytest.raises(Unavailable) as caught:
         limiter.hit(new_id())
     assert caught.value.retry_after >= 1 and "127.0.0.1" not in caught.value.message
-    assert "Redis at 127.0.0.1:1/0 is not reachable" in caplog.text and "hunter2" not in caplog.text
+    assert f"Redis at {location} is not reachable" in caplog.text and "hunter2" not in caplog.text, caplog.text
+    with pytest.raises(ConfigError) as refused:
+        check_redis(url, timeout=1)
+    assert f"Redis at {location} is not reachable" in refused.value.message
+    assert "hunter2" not in refused.value.message, refused.value.message

@@ -30,7 +30,8 @@ class PrivateRedis:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.location = f"127.0.0.1:{self.port}/0"  # as messages name it
+        self.url = f"redis://{self.location}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -113,5 +114,5 @@ def test_requests_are_refused_quickly_while_redis_does_not_answer_and_served_onc
         proc.stop()
     log = proc.stderr()
     down = [line for line in log.splitlines() if " ERROR siemgate.limits:" in line]
-    assert len(down) == 1 and f"Redis at {private_redis.url} is not reachable" in down[0], log[-3000:]
-    assert f"WARNING siemgate.limits: rate limits: Redis at {private_redis.url} answers again" in log, log[-3000:]
+    assert len(down) == 1 and f"Redis at {private_redis.location} is not reachable" in down[0], log[-3000:]
+    assert f"WARNING siemgate.limits: rate limits: Redis at {private_redis.location} answers again" in log, log[-3000:]

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import limits
 from limits import storage, strategies
@@ -187,5 +188,10 @@ def check_redis(redis_url: str | None, timeout: float = 5.0) -> None:
 
 
 def redis_location(redis_url: str | None) -> str | None:
-    """host:port/db of `redis_url` for messages (never its password)."""
-    return redis_url.split("@")[-1] if redis_url else None
+    """host:port/db of `redis_url` (a Unix socket's `unix://path`) for messages and logs: never its
+    user or password, given before the host or in the query (`?password=`, which redis-py reads)."""
+    if not redis_url:
+        return None
+    parts = urlsplit(redis_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{host}{parts.path}" if host else f"{parts.scheme}://{parts.path}"
