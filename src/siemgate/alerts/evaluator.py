@@ -60,6 +60,7 @@ from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.ids import new_id
 from siemgate.model.timestamps import NS_PER_SECOND, format_ns, parse_ns
 from siemgate.store.base import (
+    SCHEDULED_CHECKS,
     Account,
     AlertCommit,
     AlertFailure,
@@ -143,9 +144,14 @@ class AlertEvaluator:
             self._books.pop(account_id, None)
 
     def _book(self, account_id: int) -> StateBook:
+        """The state of the account's rules of event streams, loaded once and kept. Rules checked on
+        a schedule are left out: each check reads their state as stored (`_check_account`), and a
+        copy kept here would grow stale and, once expired, delete what a check stored since."""
         book = self._books.get(account_id)
         if book is None:
-            book = StateBook.load(self.store.load_alert_state(account_id), self.clock() - self.max_event_age_ns)
+            scheduled = {e.rule.id for e in self.rules.entries(account_id) if e.rule.source in SCHEDULED_CHECKS}
+            entries = [e for e in self.store.load_alert_state(account_id) if e.rule_id not in scheduled]
+            book = StateBook.load(entries, self.clock() - self.max_event_age_ns)
             self._books[account_id] = book
         return book
 
@@ -671,17 +677,32 @@ class AlertEvaluator:
                 continue
             records = records_of(account, now)
             with self._lock(account.id):
-                self._fresh(account.id)
                 try:
-                    book = self._book(account.id)
-                    firings = Evaluator(rules, book).evaluate(enumerate(records), now=now)
-                    alerts, deliveries = self._records(account.id, source, firings)
-                    self._commit(AlertCommit(account.id, None, None, 0, book.changes(), alerts, deliveries))
-                except Exception:
-                    self._forget(account.id)
-                    raise
-            fired += len(alerts)
+                    fired += self._check_account(account.id, source, rules, records, now)
+                except Conflict:
+                    continue  # another process checked it from the same state: the next check reads its own
         return fired
+
+    def _check_account(
+        self, account_id: int, source: str, rules: list[CompiledRule], records: list[dict[str, Any]], now: int
+    ) -> int:
+        """One scheduled check of the account's `source` rules, on their state as stored (read after
+        the check's generation), committed against that generation: of processes checking from the
+        same state only the first commits, the others get Conflict having fired nothing, so an alert
+        fires once per suppression whatever the number of processes. Before, each process kept
+        these rules' suppressions in its own book, read once, and fired its own alert. Returns the
+        alerts fired."""
+        expected = self.store.scheduled_check_generation(account_id, source)
+        entries = self.store.load_alert_state(account_id, sorted({rule.id for rule in rules}))
+        book = StateBook.load(entries, self.clock() - self.max_event_age_ns)
+        firings = Evaluator(rules, book).evaluate(enumerate(records), now=now)
+        alerts, deliveries = self._records(account_id, source, firings)
+        changes = book.changes()
+        if not alerts and not changes:
+            return 0  # nothing to write: the generation stays, and no other process's check conflicts
+        generation = (expected or 0) + 1
+        self._commit(AlertCommit(account_id, None, expected, generation, changes, alerts, deliveries, scheduled=source))
+        return len(alerts)
 
     # alerts -------------------------------------------------------------------------------------
     def _records(

@@ -14,6 +14,7 @@ __all__ = [
     "ALERT_STATES",
     "DELIVERY_STATUSES",
     "ROLES",
+    "SCHEDULED_CHECKS",
     "Account",
     "AlertCommit",
     "AlertFailure",
@@ -40,6 +41,7 @@ __all__ = [
     "TokenRecord",
     "TokenUse",
     "User",
+    "scheduled_check_code",
 ]
 
 # One stored event as the serving path needs it: (seq, v2 JSON bytes, v1 cut; see model.encoding).
@@ -344,7 +346,9 @@ class DeliveryRecord:
 
 @dataclass(frozen=True, slots=True)
 class AlertCommit:
-    """What one evaluation step writes, atomically (see Store.commit_alert_evaluation)."""
+    """What one evaluation step writes, atomically (see Store.commit_alert_evaluation). A step of
+    a stream (`feature`) moves its checkpoint from `expected_seq` to `new_seq`; a scheduled check
+    (`scheduled`: one of SCHEDULED_CHECKS) moves that check's generation the same way."""
 
     account_id: int
     feature: Feature | None
@@ -354,6 +358,19 @@ class AlertCommit:
     alerts: Sequence[AlertRecord] = ()
     deliveries: Sequence[DeliveryRecord] = ()
     failures: Sequence[AlertFailure] = ()
+    scheduled: str | None = None
+
+
+# The sources of rules checked on a schedule rather than on stored events. Each has a generation
+# per account, kept beside the streams' checkpoints (alert_checkpoints, under a negative code:
+# -1 for the first, -2 for the second), so that two processes never both commit a check made
+# from the same state.
+SCHEDULED_CHECKS = ("tokens", "integrity")
+
+
+def scheduled_check_code(source: str) -> int:
+    """The alert_checkpoints key of a scheduled check's generation (negative: no feature's)."""
+    return -1 - SCHEDULED_CHECKS.index(source)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from siemgate.store.records import (
     AlertStateEntry,
     DeliveryRecord,
     RuleRoom,
+    scheduled_check_code,
 )
 from siemgate.store.shared.dialect import SharedSQL
 
@@ -202,26 +203,40 @@ class AlertStore(SharedSQL):
         )
         return None if not rows or rows[0][0] == -1 else int(rows[0][0])
 
-    def load_alert_state(self, account_id: int) -> list[AlertStateEntry]:
-        """Every state entry of the account's rules."""
+    def scheduled_check_generation(self, account_id: int, source: str) -> int | None:
+        """How many times the account's scheduled check of `source` (one of SCHEDULED_CHECKS) was
+        committed, by any process (None before the first): the next commit is made against it."""
         rows = self._rows(
-            self._q("SELECT rule_id, kind, key, value, expires_at FROM alert_state WHERE account_id = ?"), (account_id,)
+            self._q("SELECT seq FROM alert_checkpoints WHERE account_id = ? AND feature = ?"),
+            (account_id, scheduled_check_code(source)),
         )
-        return [AlertStateEntry(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return None if not rows or rows[0][0] == -1 else int(rows[0][0])
+
+    def load_alert_state(self, account_id: int, rule_ids: Sequence[str] | None = None) -> list[AlertStateEntry]:
+        """Every state entry of the account's rules, or of the rules `rule_ids` only."""
+        sql = "SELECT rule_id, kind, key, value, expires_at FROM alert_state WHERE account_id = ?"
+        params: list[Any] = [account_id]
+        if rule_ids is not None:
+            if not rule_ids:
+                return []
+            sql += f" AND rule_id IN ({self._marks(len(rule_ids))})"
+            params += sorted(rule_ids)
+        return [AlertStateEntry(r[0], r[1], r[2], r[3], r[4]) for r in self._rows(self._q(sql), tuple(params))]
 
     def commit_alert_evaluation(self, commit: AlertCommit) -> None:
         """Atomically: move the checkpoint of (account, feature) from `expected_seq` to `new_seq`,
         write the state entries (an empty value deletes), and insert the alerts, deliveries and
         failures.
 
-        With `feature` None there is no checkpoint (scheduled checks). Raises Conflict, writing
-        nothing, when the checkpoint is not `expected_seq` (another evaluator moved it first);
+        With `feature` None there is no checkpoint, unless `scheduled` names a scheduled check,
+        whose generation moves instead. Raises Conflict, writing nothing, when the checkpoint (or
+        generation) is not `expected_seq` (another evaluator moved it first);
         StoreError when the store cannot hold what is written; Conflict, writing nothing, when the
         account was deleted (its state saved now would pass to the next account given its id)."""
         with self._change("cannot record the alert evaluation") as conn:
             if not self._account_exists(conn, commit.account_id):
                 raise Conflict(f"account #{commit.account_id} was deleted: its alert evaluation is not recorded")
-            if commit.feature is not None:
+            if commit.feature is not None or commit.scheduled is not None:
                 self._move_checkpoint(conn, commit)
             cur = conn.cursor()
             removed = [(commit.account_id, s.rule_id, s.kind, s.key) for s in commit.state if not s.value]
@@ -270,8 +285,11 @@ class AlertStore(SharedSQL):
                 )  # fmt: skip
 
     def _move_checkpoint(self, conn: Any, commit: AlertCommit) -> None:
-        assert commit.feature is not None
-        key = (commit.account_id, commit.feature.code)
+        if commit.feature is not None:
+            key, what = (commit.account_id, commit.feature.code), f"alert checkpoint of {commit.feature.value}"
+        else:
+            assert commit.scheduled is not None
+            key, what = (commit.account_id, scheduled_check_code(commit.scheduled)), f"{commit.scheduled} check"
         if commit.expected_seq is not None:  # the usual step: one compare-and-set
             moved = conn.execute(
                 self._q("UPDATE alert_checkpoints SET seq = ? WHERE account_id = ? AND feature = ? AND seq = ?"),
@@ -287,7 +305,7 @@ class AlertStore(SharedSQL):
         ).fetchone()
         current = None if row is None or row[0] == -1 else int(row[0])
         if current != commit.expected_seq:
-            raise Conflict(f"alert checkpoint of {commit.feature.value} moved from {commit.expected_seq} to {current}")
+            raise Conflict(f"{what} moved from {commit.expected_seq} to {current}")
         conn.execute(
             self._q("UPDATE alert_checkpoints SET seq = ? WHERE account_id = ? AND feature = ?"),
             (commit.new_seq, *key),
