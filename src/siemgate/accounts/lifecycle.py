@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from siemgate.accounts.actor import SYSTEM, Actor
 from siemgate.accounts.audit import AuditRecorder
@@ -134,7 +135,10 @@ class TokenLifecycle:
         record = self.find(account, token_id)
         if record.revoked_at is not None:
             return record
-        revoked = self.store.revoke_token(record.id, self.clock())
+        now = self.clock()
+        revoked = self.store.revoke_token(record.id, now)
+        if revoked.revoked_at != now:
+            return revoked  # another process revoked it meanwhile (its own time is kept) and recorded it
         integration = self._integration_of(account, record)
         info = {"name": record.name}
         if reason:
@@ -214,38 +218,37 @@ class TokenLifecycle:
                 continue
             integration = self.store.get_integration_by_id(record.integration_id)
             if now >= record.expires_at and record.expiry_recorded_at is None:
-                self.audit.record(
-                    account,
-                    SYSTEM,
-                    "expire",
-                    "satoken",
-                    object_uuid=record.id,
-                    aux_uuid=integration.uuid,
-                    aux_info={"name": record.name, "state": "expired", "expired_at": format_ns(record.expires_at)},
-                )
-                self.store.mark_token(record.id, expiry_recorded_at=now)
-                summary.expired.append(record.id)
+                info = {"name": record.name, "state": "expired", "expired_at": format_ns(record.expires_at)}
+                if self._record_once(account, record, integration.uuid, info, expiry_recorded_at=now):
+                    summary.expired.append(record.id)
             elif (
                 now < record.expires_at
                 and record.expires_at - now <= EXPIRY_WARNING_NS
                 and record.expiry_warned_at is None
             ):
-                self.audit.record(
-                    account,
-                    SYSTEM,
-                    "expire",
-                    "satoken",
-                    object_uuid=record.id,
-                    aux_uuid=integration.uuid,
-                    aux_info={
-                        "name": record.name,
-                        "state": "expiring_soon",
-                        "expires_at": format_ns(record.expires_at),
-                    },
-                )
-                self.store.mark_token(record.id, expiry_warned_at=now)
-                summary.warned.append(record.id)
+                info = {"name": record.name, "state": "expiring_soon", "expires_at": format_ns(record.expires_at)}
+                if self._record_once(account, record, integration.uuid, info, expiry_warned_at=now):
+                    summary.warned.append(record.id)
         return summary
+
+    def _record_once(
+        self, account: Account, record: TokenRecord, integration_uuid: str, info: dict[str, Any], **claim: int
+    ) -> bool:
+        """Record the token's `expire` audit event (`info`) once whatever the number of processes
+        running `run_due`: claim it first (store.mark_token with `claim`, the column and time), then
+        write it; a claim whose event cannot be written is given back for the next run. False when
+        another process claimed it. Before, each process recorded then marked, so two running at
+        the same moment both recorded it."""
+        if not self.store.mark_token(record.id, **claim):
+            return False
+        try:
+            self.audit.record(
+                account, SYSTEM, "expire", "satoken", object_uuid=record.id, aux_uuid=integration_uuid, aux_info=info
+            )
+        except Exception:
+            self.store.unmark_token(record.id, **claim)
+            raise
+        return True
 
     def lag(self, record: TokenRecord) -> list[StreamLag]:
         """How far the token's consumer is behind the head of each stream it may read."""

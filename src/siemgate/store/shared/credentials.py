@@ -144,12 +144,31 @@ class CredentialStore(SharedSQL):
 
     def mark_token(
         self, token_id: str, *, expiry_warned_at: int | None = None, expiry_recorded_at: int | None = None
-    ) -> None:
-        """Record that a lifecycle audit event was written (each is written once)."""
+    ) -> bool:
+        """Claim a lifecycle audit event of the token, to be written once by whoever claims it:
+        set the given time where none is set yet. True when this call set one; False when it was
+        set already (another process claimed the event)."""
+        claimed = False
         with self._tx() as conn:
             for column, value in (("expiry_warned_at", expiry_warned_at), ("expiry_recorded_at", expiry_recorded_at)):
                 if value is not None:
-                    conn.execute(self._q(f"UPDATE tokens SET {column} = ? WHERE id = ?"), (value, token_id))
+                    cur = conn.execute(
+                        self._q(f"UPDATE tokens SET {column} = ? WHERE id = ? AND {column} IS NULL"), (value, token_id)
+                    )
+                    claimed = claimed or cur.rowcount == 1
+        return claimed
+
+    def unmark_token(
+        self, token_id: str, *, expiry_warned_at: int | None = None, expiry_recorded_at: int | None = None
+    ) -> None:
+        """Give back a claim made by `mark_token` with these times (its event could not be
+        written), so that the next run writes it; a claim made since by another is left alone."""
+        with self._tx() as conn:
+            for column, value in (("expiry_warned_at", expiry_warned_at), ("expiry_recorded_at", expiry_recorded_at)):
+                if value is not None:
+                    conn.execute(
+                        self._q(f"UPDATE tokens SET {column} = NULL WHERE id = ? AND {column} = ?"), (token_id, value)
+                    )
 
     def revoke_token(self, token_id: str, now: int) -> TokenRecord:
         """Mark revoked (idempotent: the first revocation time is kept); raises NotFound."""
