@@ -9,6 +9,7 @@ from typing import Any
 
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
+from siemgate.model.features import ALL_FEATURES
 from siemgate.model.ids import new_id
 from siemgate.services import Services
 from siemgate.store.base import Store
@@ -33,10 +34,20 @@ def _record(status: str) -> dict[str, Any]:
     }
 
 
-def _process(tmp_path: Path, store: Store, name: str, health: list[dict[str, Any]]) -> Services:
-    services = build_services(load_settings(data_dir=tmp_path / name, alerts_enabled=True), store, FixedClock(NOW))
+def _process(
+    tmp_path: Path, store: Store, name: str, health: list[dict[str, Any]], clock: FixedClock | None = None
+) -> Services:
+    settings = load_settings(data_dir=tmp_path / name, alerts_enabled=True)
+    services = build_services(settings, store, clock or FixedClock(NOW))
     services.alerts.evaluator.integrity_records = lambda account_id, now: health
     return services
+
+
+def _close(*processes: Services) -> None:
+    """As Services.close, but the store is the fixture's to close."""
+    for services in processes:
+        services.alerts.dispatcher.close()
+        services.alerts.evaluator.save_state()
 
 
 def test_an_integrity_alert_fires_once_whichever_process_checks(tmp_path: Path, store: Store) -> None:
@@ -59,6 +70,23 @@ def test_an_integrity_alert_fires_once_whichever_process_checks(tmp_path: Path, 
         fired = store.list_alerts(account.id, "log-integrity")
         assert len(fired) == 1, [a.summary for a in fired]
     finally:
-        for services in (one, two):  # as Services.close, but the store is the fixture's to close
-            services.alerts.dispatcher.close()
-            services.alerts.evaluator.save_state()
+        _close(one, two)
+
+
+def test_an_unused_token_alert_fires_once_whichever_process_checks(tmp_path: Path, store: Store) -> None:
+    """The same for the `tokens` source: `siem-token-unused` fired once per process checking."""
+    account = store.create_account(new_id(), "Acme", NOW)
+    integration = store.create_integration(account.id, new_id(), "other", "siem", "", NOW)
+    clocks = [FixedClock(NOW), FixedClock(NOW)]
+    one, two = (_process(tmp_path, store, name, [], clock) for name, clock in zip(("one", "two"), clocks, strict=True))
+    try:
+        one.tokens.issue(account, integration, "idle", list(ALL_FEATURES), None)  # never used
+        for services in (one, two, one, two):  # both have read the account's state, nothing fires
+            assert services.alerts.evaluator.check_tokens() == 0
+        for clock in clocks:
+            clock.advance(2 * 86400)  # unused for two days
+        assert [one.alerts.evaluator.check_tokens(), two.alerts.evaluator.check_tokens()] == [1, 0]
+        assert [two.alerts.evaluator.check_tokens(), one.alerts.evaluator.check_tokens()] == [0, 0]
+        assert len(store.list_alerts(account.id, "siem-token-unused")) == 1
+    finally:
+        _close(one, two)
