@@ -21,10 +21,10 @@ import orjson
 
 from siemgate.alerts.caseless import fold
 from siemgate.model import events
-from siemgate.model.features import Feature
+from siemgate.model.features import SCHEDULED_SOURCES, Feature
 
 SOURCES = ("signinattempts", "itemusages", "auditevents", "tokens", "integrity")
-SCHEDULED = ("tokens", "integrity")  # checked on a schedule, one record per token or stream
+SCHEDULED = SCHEDULED_SOURCES  # checked on a schedule, one record per token or stream
 _SHAPES: dict[str, Any] = {
     Feature.SIGNINATTEMPTS.value: events.SignInAttemptV2,
     Feature.ITEMUSAGES.value: events.ItemUsageV2,

@@ -83,8 +83,9 @@ def apply(ctx: typer.Context, account: str = typer.Option(None, "--account", "-a
             results = services.retention.apply_shared(step, accounts, wait=True)
     failed = [r for r in results if r.error]
     for r in results:
-        if r.archived or r.purged or r.error or r.waiting:
+        if r.archived or r.purged or r.alerts_purged or r.error or r.waiting:
             line = f"{r.account} {r.feature.value}: archived {r.archived} in {len(r.files)} file(s), purged {r.purged}"
+            line += f", {r.alerts_purged} alert(s) deleted" if r.alerts_purged else ""
             line += f" — STOPPED: {r.error}" if r.error else ""
             line += f" — WAITING: {r.waiting}" if r.waiting else ""
             err.print(line, markup=False, highlight=False)

@@ -25,6 +25,10 @@ class Feature(StrEnum):
 
 
 ALL_FEATURES: tuple[Feature, ...] = (Feature.SIGNINATTEMPTS, Feature.ITEMUSAGES, Feature.AUDITEVENTS)
+# Alert sources checked on a schedule rather than read from a stream (docs/alerts.md): one record
+# per token or stream. Their alerts are recorded in the auditevents stream and kept as long as it
+# keeps events (alert_sources).
+SCHEDULED_SOURCES = ("tokens", "integrity")
 _CODES = {Feature.SIGNINATTEMPTS: 1, Feature.ITEMUSAGES: 2, Feature.AUDITEVENTS: 3}
 _BY_CODE = {code: feature for feature, code in _CODES.items()}
 
@@ -49,3 +53,9 @@ def parse_features(text: str | Sequence[str] | None) -> tuple[Feature, ...]:
         valid = ", ".join(f.value for f in ALL_FEATURES)
         raise ValueError(f"unknown feature {', '.join(map(repr, unknown))}; valid features are {valid}")
     return tuple(f for f in ALL_FEATURES if f.value in names)
+
+
+def alert_sources(feature: Feature) -> tuple[str, ...]:
+    """The alert sources whose alerts are kept as long as `feature`'s stream keeps events: its
+    own, and for auditevents the scheduled ones (their alerts are recorded there)."""
+    return (feature.value, *SCHEDULED_SOURCES) if feature is Feature.AUDITEVENTS else (feature.value,)

@@ -66,6 +66,7 @@ class StreamResult:
     waiting: str | None = None  # why (some) events stay until a later run: no day-close checkpoint yet
     bound: int | None = None  # only indices below this were taken (the day-close checkpoint's size)
     deleted: bool = False  # the account was deleted during the run: nothing of it was kept
+    alerts_purged: int = 0  # alerts whose activity is before the cutoff, deleted with their deliveries
 
 
 class RetentionService:
@@ -217,6 +218,8 @@ class RetentionService:
         policy = self.policy(account.id, feature)
         cutoff = self.clock() - min(policy.days, MAX_DAYS) * DAY_NS  # a policy stored before the bound
         result = StreamResult(account.uuid, feature, cutoff)
+        # an alert holds the event that completed it: it goes when the stream's events of its time go
+        result.alerts_purged = self.store.purge_alerts(account.id, feature, cutoff)
         head = self.store.head_seq(account.id, feature)
         closing: DayClose | None = None
         bound = head

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from siemgate.errors import Conflict, NotFound
-from siemgate.model.features import Feature
+from siemgate.model.features import Feature, alert_sources
 from siemgate.store.errors import RoomExhausted, RuleExists
 from siemgate.store.records import (
     AlertCommit,
@@ -38,6 +38,7 @@ _DELIVERY = (
     " created_at, delivered_at"
 )
 _FAILURE = "id, account_id, rule_id, feature, at, error, first_seq, last_seq, events"
+PURGE_CHUNK = 5000  # alerts deleted per transaction by retention (purge_alerts)
 
 # What saving a rule does when it is stored already (AlertStore._put_rule)
 _REPLACE = (
@@ -407,6 +408,42 @@ class AlertStore(SharedSQL):
             (*params, limit),
         )
         return [_failure(r) for r in rows]
+
+    # retention --------------------------------------------------------------------------------------
+    def purge_alerts(self, account_id: int, feature: Feature, before: int) -> int:
+        """Delete the account's alerts kept as long as `feature`'s stream keeps events
+        (model.features.alert_sources) whose activity (`event_ts`) is before `before`, with their
+        deliveries, and its evaluation failures of that stream (for auditevents, also those of no
+        stream) recorded before it: at most PURGE_CHUNK rows per transaction, the alerts' ids read
+        first outside it, so that one account's many alerts never hold every account's writes.
+        Returns how many alerts were deleted."""
+        sources = alert_sources(feature)
+        pick = (
+            f"SELECT id FROM alerts WHERE account_id = ? AND source IN ({self._marks(len(sources))})"
+            f" AND event_ts < ? LIMIT {PURGE_CHUNK}"
+        )
+        deleted = 0
+        while ids := [row[0] for row in self._rows(self._q(pick), (account_id, *sources, before))]:
+            marks = self._marks(len(ids))
+            with self._change("cannot delete old alerts") as conn:
+                conn.execute(self._q(f"DELETE FROM alert_deliveries WHERE alert_id IN ({marks})"), ids)
+                cur = conn.execute(
+                    self._q(f"DELETE FROM alerts WHERE id IN ({marks}) AND account_id = ? AND event_ts < ?"),
+                    (*ids, account_id, before),
+                )
+                deleted += int(cur.rowcount or 0)
+            if len(ids) < PURGE_CHUNK:
+                break
+        streams = "feature = ? OR feature IS NULL" if feature is Feature.AUDITEVENTS else "feature = ?"
+        old_failures = (
+            "DELETE FROM alert_failures WHERE id IN (SELECT id FROM alert_failures WHERE account_id = ? AND at < ?"
+            f" AND ({streams}) LIMIT {PURGE_CHUNK})"
+        )
+        while True:
+            with self._change("cannot delete old alert failures") as conn:
+                gone = int(conn.execute(self._q(old_failures), (account_id, before, feature.code)).rowcount or 0)
+            if gone < PURGE_CHUNK:
+                return deleted
 
     # deliveries -------------------------------------------------------------------------------------
     def claim_deliveries(
