@@ -536,7 +536,9 @@ def proxy_network(entry: str) -> str:
             f"{excerpt(entry)} is not an IP address or network: give each proxy's address (10.0.0.2) or"
             " network (10.0.0.0/24); names are not looked up"
         ) from None
-    if isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network) and str(network) != entry:
+    # host bits set (10.0.0.1/8), not a network written another way (2001:DB8::/32, 2001:0db8::/32)
+    written = ipaddress.ip_address(entry.partition("/")[0]) if "/" in entry else None
+    if isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network) and written != network.network_address:
         raise ValueError(f"{excerpt(entry)} has host bits set: give the network as {network}")
     return str(network)
 

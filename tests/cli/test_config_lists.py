@@ -28,6 +28,9 @@ def _no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("10.0.0.2", ["10.0.0.2"]),
         ("10.0.0.2, 192.168.1.0/24 fd00::/8", ["10.0.0.2", "192.168.1.0/24", "fd00::/8"]),
+        # a network written in capitals or with leading zeros is the same network (it was refused as
+        # "has host bits set"), as an address so written was taken
+        ("2001:DB8::/32, 2001:0db8:0001::/48, FD00::2", ["2001:db8::/32", "2001:db8:1::/48", "fd00::2"]),
         ('["10.0.0.2", "192.168.1.0/24"]', ["10.0.0.2", "192.168.1.0/24"]),
         ("", []),
         ("[]", []),
@@ -46,6 +49,7 @@ def test_trusted_proxies_take_commas_or_a_json_list_in_the_environment(
         ("proxy.internal", "'proxy.internal' is not an IP address or network: give each proxy's address"),
         ("10.0.0.300", "'10.0.0.300' is not an IP address or network"),
         ("10.0.0.1/8", "'10.0.0.1/8' has host bits set: give the network as 10.0.0.0/8"),
+        ("2001:DB8::1/32", "'2001:DB8::1/32' has host bits set: give the network as 2001:db8::/32"),
         ("*", "'*' would believe X-Forwarded-For from every client"),
         ('["10.0.0.2", 7]', "give a list of strings"),
         ('["10.0.0.2"', "not a JSON list: give entries separated by commas"),
