@@ -8,11 +8,14 @@ with their deliveries, and its evaluation failures of that stream recorded befor
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import siemgate.store.shared.alerts as alerts_store
+from siemgate.alerts.dispatch import LEASE_NS, Dispatcher
 from siemgate.composition.wiring import build_services
 from siemgate.config import load_settings
 from siemgate.model.features import Feature
@@ -92,3 +95,34 @@ def test_many_alerts_are_deleted_a_chunk_at_a_time(store: Store, monkeypatch: py
     assert store.purge_alerts(a.id, SIGNIN, NOW - 120 * DAY) == 30
     assert store.list_alerts(a.id) == [] and store.list_deliveries(a.id) == []
     assert store.list_alert_failures(a.id) == []
+
+
+@pytest.mark.parametrize("when", ["before the attempt", "during the attempt"])
+def test_a_delivery_whose_alert_retention_deleted_ends_quietly(
+    store: Store, when: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retention may delete an alert while the dispatcher holds one of its deliveries: claimed
+    before the run, or being sent during it. The attempt then ends as cancelled, quietly. Before,
+    the dispatcher logged the missing alert as an action that raised (an ERROR with a traceback)
+    and its recording of the attempt raised NotFound in the worker thread."""
+    a = store.create_account(new_id(), "A", OLD - DAY)
+    alert = _alert(a.id, "signinattempts", OLD)
+    store.commit_alert_evaluation(AlertCommit(a.id, None, None, 0, alerts=[alert], deliveries=[_delivery(alert)]))
+    sent: list[str] = []
+
+    def sender(payload: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
+        sent.append(delivery.id)
+        store.purge_alerts(a.id, SIGNIN, NOW - 120 * DAY)  # the retention run, while this attempt is under way
+
+    dispatcher = Dispatcher(store, {"webhook": sender}, FixedClock(NOW))
+    try:
+        [claimed] = store.claim_deliveries(NOW, NOW + LEASE_NS, 10, 10)
+        if when == "before the attempt":
+            assert store.purge_alerts(a.id, SIGNIN, NOW - 120 * DAY) == 1
+        with caplog.at_level(logging.INFO, logger="siemgate.alerts"):
+            assert dispatcher.deliver(claimed) == "cancelled"
+    finally:
+        dispatcher.close()
+    assert sent == ([] if when == "before the attempt" else [claimed.id])
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert store.list_alerts(a.id) == [] and store.list_deliveries(a.id) == []

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from siemgate.alerts.actions.base import DeliveryError, Sender
+from siemgate.errors import NotFound
 from siemgate.model.timestamps import NS_PER_SECOND
 from siemgate.store.base import DeliveryRecord, Store
 
@@ -129,10 +130,14 @@ class Dispatcher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def deliver(self, delivery: DeliveryRecord) -> str:
-        """One attempt; records and returns the new status."""
+        """One attempt; records and returns the new status: `cancelled`, nothing sent or recorded,
+        when the alert was deleted meanwhile (by retention, or with its account)."""
         attempts = delivery.attempts + 1
         try:
-            alert = orjson.loads(self.store.get_alert(delivery.alert_id).payload)
+            try:
+                alert = orjson.loads(self.store.get_alert(delivery.alert_id).payload)
+            except NotFound:
+                return self._gone(delivery)
             action = orjson.loads(delivery.action)
             sender = self.senders.get(delivery.kind)
             if sender is None:
@@ -143,8 +148,7 @@ class Dispatcher:
         except Exception as exc:  # a bug or an unexpected library error: keep it visible and retry
             log.exception("alert action %s of alert %s raised", delivery.kind, delivery.alert_id)
             return self._failed(delivery, attempts, f"unexpected error: {type(exc).__name__}", True, None)
-        self.store.finish_delivery(delivery.id, "delivered", attempts, None, "", self.clock())
-        return "delivered"
+        return self._record(delivery, "delivered", attempts, None, "", self.clock())
 
     def _failed(
         self, delivery: DeliveryRecord, attempts: int, message: str, retryable: bool, retry_after: float | None
@@ -152,12 +156,35 @@ class Dispatcher:
         now = self.clock()
         if retryable and attempts < self.max_attempts:
             when = now + self.backoff(attempts, retry_after)
-            self.store.finish_delivery(delivery.id, "pending", attempts, when, message, now)
+            if self._record(delivery, "pending", attempts, when, message, now) == "cancelled":
+                return "cancelled"
             log.warning("alert action %s failed (attempt %d), will retry: %s", delivery.kind, attempts, message)
             return "pending"
-        self.store.finish_delivery(delivery.id, "failed", attempts, None, message, now)
+        if self._record(delivery, "failed", attempts, None, message, now) == "cancelled":
+            return "cancelled"
         log.error("alert action %s failed for good after %d attempt(s): %s", delivery.kind, attempts, message)
         return "failed"
+
+    def _record(
+        self, delivery: DeliveryRecord, status: str, attempts: int, next_attempt_at: int | None, error: str, now: int
+    ) -> str:
+        """Record the attempt's outcome (store.finish_delivery) and return `status`, or `cancelled`
+        when the delivery was deleted during the attempt (with its alert: _gone)."""
+        try:
+            self.store.finish_delivery(delivery.id, status, attempts, next_attempt_at, error, now)
+        except NotFound:
+            return self._gone(delivery)
+        return status
+
+    def _gone(self, delivery: DeliveryRecord) -> str:
+        """A delivery whose alert was deleted (retention, account deletion) while it was held: it
+        ends there, as a cancelled one does."""
+        log.info(
+            "alert delivery %s ends: its alert %s was deleted (by retention, or with its account)",
+            delivery.id,
+            delivery.alert_id,
+        )
+        return "cancelled"
 
 
 def _decrement(counts: dict[Any, int], key: Any) -> None:
