@@ -27,7 +27,7 @@ class Feature(StrEnum):
 ALL_FEATURES: tuple[Feature, ...] = (Feature.SIGNINATTEMPTS, Feature.ITEMUSAGES, Feature.AUDITEVENTS)
 # Alert sources checked on a schedule rather than read from a stream (docs/alerts.md): one record
 # per token or stream. Their alerts are recorded in the auditevents stream and kept as long as it
-# keeps events (alert_sources).
+# keeps events (alert_sources). The order is stored (store.records.scheduled_check_code): append only.
 SCHEDULED_SOURCES = ("tokens", "integrity")
 _CODES = {Feature.SIGNINATTEMPTS: 1, Feature.ITEMUSAGES: 2, Feature.AUDITEVENTS: 3}
 _BY_CODE = {code: feature for feature, code in _CODES.items()}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from siemgate.model.facets import Facets
-from siemgate.model.features import Feature
+from siemgate.model.features import SCHEDULED_SOURCES, Feature
 
 __all__ = [
     "ALERT_STATES",
@@ -361,11 +361,11 @@ class AlertCommit:
     scheduled: str | None = None
 
 
-# The sources of rules checked on a schedule rather than on stored events. Each has a generation
-# per account, kept beside the streams' checkpoints (alert_checkpoints, under a negative code:
-# -1 for the first, -2 for the second), so that two processes never both commit a check made
-# from the same state.
-SCHEDULED_CHECKS = ("tokens", "integrity")
+# The sources of rules checked on a schedule rather than on stored events (model.features, where
+# retention and the rules' fields read them too). Each has a generation per account, kept beside
+# the streams' checkpoints (alert_checkpoints, under a negative code: -1 for the first, -2 for the
+# second), so that two processes never both commit a check made from the same state.
+SCHEDULED_CHECKS = SCHEDULED_SOURCES
 
 
 def scheduled_check_code(source: str) -> int:
