@@ -475,6 +475,37 @@ def test_state_rebuilt_after_a_rule_change_is_evaluated_on_the_accounts_budget(
 
 
 @pytest.mark.parametrize("backend", STORE_BACKENDS)
+def test_what_the_budget_left_out_is_recorded_when_due_though_the_account_sends_nothing_more(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules a step's budget left out are recorded at once the first time, then gathered and
+    recorded at most every SHED_RECORD_SECONDS per stream. They were recorded only by a later step
+    of the same stream, or at shutdown: an account that went quiet after its second step had those
+    events missed silently for as long as the server ran (for good if it was killed). The periodic
+    catch-up (every alerts_check_seconds) now records what is due."""
+    monkeypatch.setattr(evaluator_module, "BURST_SECONDS", 0.005)
+    monkeypatch.setattr(evaluator_module, "SHED_RECORD_SECONDS", 3600.0)
+    store = make_store(backend, tmp_path)
+    settings = load_settings(data_dir=tmp_path, alerts_enabled=True, alerts_account_cpu_share=0.0001)
+    services = build_services(settings, store, time.time_ns)
+    evaluator = services.alerts.evaluator
+    try:
+        account = store.create_account(new_id(), "A", time.time_ns())
+        services.alerts.load_text(CLI, account, costly_rules())
+        for _ in range(2):
+            events = [auditevent(time.time_ns(), action="update", aux_info="abcdefg " * 7500) for _ in range(3)]
+            services.writer.write(account.id, Feature.AUDITEVENTS, events)
+        assert [f.events for f in store.list_alert_failures(account.id, "costly")] == [3]  # the second gathered
+        evaluator.catch_up()
+        assert len(store.list_alert_failures(account.id, "costly")) == 1  # not due yet
+        monkeypatch.setattr(evaluator_module, "SHED_RECORD_SECONDS", 0.0)  # a minute later
+        evaluator.catch_up()  # the server's periodic job; no event came since
+        assert sorted(f.events for f in store.list_alert_failures(account.id, "costly")) == [3, 3]
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
 def test_one_step_records_at_most_max_step_alerts_and_the_rest_fail_their_rules(tmp_path: Path, backend: str) -> None:
     """Rules that fire on every event: 100 of them on 200 events of 60 KB made 20,000 alerts in
     one step, each holding its event (2.6 GB of memory, 1.4 GB stored, 24 s in one request). One

@@ -194,7 +194,8 @@ class AlertEvaluator:
             log.exception("alert evaluation failed for a %s batch; it is retried by the next catch-up", batch.feature)
 
     def catch_up(self) -> int:
-        """Evaluate every stream up to its head; returns the number of events evaluated."""
+        """Evaluate every stream up to its head, then record the rules left out by the budget that
+        are due (record_shed); returns the number of events evaluated."""
         done = 0
         for account in self.store.list_accounts():
             for feature in ALL_FEATURES:
@@ -202,6 +203,7 @@ class AlertEvaluator:
                     done += self._process(account.id, feature, None)
                 except Exception:
                     log.exception("alert catch-up failed for %s of account %s", feature, account.uuid)
+        self.record_shed()
         return done
 
     def _process(
@@ -369,13 +371,7 @@ class AlertEvaluator:
         """Record the alerts waiting to be recorded as events and commit every account's unsaved
         state (server shutdown), so the next start rebuilds none."""
         self.record_pending(force=True)
-        for account_id, feature in list(self._shed_pending):
-            with self._lock(account_id):
-                try:
-                    failures = self._shed_failures(account_id, feature)
-                    self._commit(AlertCommit(account_id, None, None, 0, failures=failures))
-                except (StoreError, Conflict, NotFound):
-                    pass  # the account was deleted meanwhile (by another process), or the store is down
+        self.record_shed(force=True)
         for account_id in list(self._books):
             with self._lock(account_id):
                 book = self._books.get(account_id)
@@ -387,6 +383,27 @@ class AlertEvaluator:
                 except (StoreError, Conflict, NotFound):
                     self._forget(account_id)  # rebuilt from the stored state at the next start
                 self._unsaved.pop(account_id, None)
+
+    def record_shed(self, *, force: bool = False) -> int:
+        """Record the rules gathered by _shed (left out by the budget, or past MAX_STEP_ALERTS)
+        of each stream whose last such record is SHED_RECORD_SECONDS old, or of every stream with
+        `force` (shutdown): a stream's next step records them too, but an account may send nothing
+        more for long. Returns how many failures were recorded; those of an account deleted
+        meanwhile, or that the store cannot take, are dropped."""
+        recorded = 0
+        for account_id, feature in list(self._shed_pending):
+            since = time.monotonic() - self._shed_recorded.get((account_id, feature), float("-inf"))
+            if not force and since < SHED_RECORD_SECONDS:
+                continue
+            with self._lock(account_id):
+                try:
+                    failures = self._shed_failures(account_id, feature)
+                    if failures:
+                        self._commit(AlertCommit(account_id, None, None, 0, failures=failures))
+                        recorded += len(failures)
+                except (StoreError, Conflict, NotFound):
+                    pass  # the account was deleted meanwhile (by another process), or the store is down
+        return recorded
 
     def _rules(self, account_id: int, source: str) -> tuple[list[CompiledRule], RuleIndex]:
         rules = self.rules.enabled(account_id, source)
