@@ -8,6 +8,7 @@ another checkpoint covers that record; the stream is exported."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import subprocess
@@ -38,7 +39,7 @@ from siemgate.store.sqlite.store import SQLiteStore
 from siemgate.tlog import verify as tlog_verify
 from siemgate.tlog.bundle import MAX_LINE_BYTES, read_manifest, read_purges
 from siemgate.tlog.keys import PublicKeyring
-from siemgate.tlog.purges import parse_purge
+from siemgate.tlog.purges import Purge, parse_purge
 from support.events import signin
 from support.stores import make_store
 
@@ -797,6 +798,38 @@ def test_proving_purge_records_reads_only_their_entries_of_the_audit_bundle(
     indices. That log's `entries.bin` grows by 41 bytes per audit event (410 MB for ten million):
     it was read whole to look up a few entries. Here it is made 64 MiB larger (sparse) after the
     bundle was verified, and the proof may not hold more than a megabyte."""
+    purges, audit, origin, keys, as_of = _purge_proof(store, tmp_path, monkeypatch)
+    with (audit / "entries.bin").open("r+b") as f:
+        f.truncate(f.seek(0, os.SEEK_END) + 64 * 2**20)
+    tracemalloc.start()
+    try:
+        kept, problems = tlog_verify.prove_purges(purges, audit, origin, keys, as_of=as_of)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (kept, problems) == (purges, [])
+    assert peak < 2**20, f"proving one purge record held {peak / 2**20:.1f} MiB"
+
+
+def test_a_purge_record_at_a_negative_index_is_one_problem_and_the_others_are_proven(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An archive's manifest may list a purge record at any index. One at -1 made the look-up by
+    seeking fail (OSError: Invalid argument), and with it the proof of every record: none kept,
+    and a message naming no record. It is a record the log does not hold, as one past its end is."""
+    purges, audit, origin, keys, as_of = _purge_proof(store, tmp_path, monkeypatch)
+    forged = dataclasses.replace(purges[0], audit_index=-1)
+    kept, problems = tlog_verify.prove_purges([forged, *purges], audit, origin, keys, as_of=as_of)
+    assert kept == purges
+    assert problems == ["the purge record at audit index -1 is not the event the auditevents log holds there"]
+
+
+def _purge_proof(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Purge], Path, str, PublicKeyring, int]:
+    """A signinattempts stream with one purge record, and its account's auditevents bundle, which
+    verifies (verify_bundle then answers as it did, whatever is done to the bundle): (purges,
+    audit bundle, the stream's origin, keys, as_of)."""
     services, kit, clock = _services(store, tmp_path, "jsonl")
     account = store.create_account(new_id(), "Acme", NOW)
     services.writer.write(account.id, SIGNIN, [signin(OLD + i * 1800 * S) for i in range(40)])
@@ -817,13 +850,4 @@ def test_proving_purge_records_reads_only_their_entries_of_the_audit_bundle(
     checked = tlog_verify.verify_bundle(audit, keys, as_of=clock.now // S)
     assert checked.ok
     monkeypatch.setattr(tlog_verify, "verify_bundle", lambda *a, **k: checked)
-    with (audit / "entries.bin").open("r+b") as f:
-        f.truncate(f.seek(0, os.SEEK_END) + 64 * 2**20)
-    tracemalloc.start()
-    try:
-        kept, problems = tlog_verify.prove_purges(purges, audit, origin, keys, as_of=clock.now // S)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert (kept, problems) == (purges, [])
-    assert peak < 2**20, f"proving one purge record held {peak / 2**20:.1f} MiB"
+    return purges, audit, origin, keys, clock.now // S

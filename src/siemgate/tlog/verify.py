@@ -395,7 +395,7 @@ def prove_purges(
         with (audit / ENTRIES).open("rb") as entries:
             for purge in purges:
                 idx = purge.audit_index
-                held = _entry_at(entries, idx) if idx < checked.size else b""
+                held = _entry_at(entries, idx) if 0 <= idx < checked.size else b""  # a manifest says any index
                 if held == purge.entry.encode():
                     kept.append(purge)
                 else:
