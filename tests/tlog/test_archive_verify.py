@@ -851,3 +851,16 @@ def _purge_proof(
     assert checked.ok
     monkeypatch.setattr(tlog_verify, "verify_bundle", lambda *a, **k: checked)
     return purges, audit, origin, keys, clock.now // S
+
+
+def test_a_purge_record_at_a_negative_index_in_the_manifest_is_not_used(scene: Scene) -> None:
+    """The manifest is not signed and may list a purge record at any index: one at -1 stopped the
+    verification with a traceback (the look-up of the log's entry there seeked before the start of
+    entries.bin). It is an index nothing here holds, not used, as one past the log's end."""
+    bundle = scene.export()
+    manifest = _manifest(scene)
+    manifest["purges"].append(_forged_purge(scene, -1, archive="none"))
+    _save(scene, manifest)
+    code, out = scene.verify("--entries", str(bundle))
+    assert "Traceback" not in out, out
+    assert code == 0 and "the purge record at audit index -1 is not used" in out, out

@@ -227,10 +227,10 @@ def _own_purges(
     for purge in purges:
         idx = purge.audit_index
         held: Entry | None = None
-        if idx < size and bundle_entries is not None:
+        if 0 <= idx < size and bundle_entries is not None:  # the manifest may say any index
             with contextlib.suppress(EntryError):
                 held = decode_entry(bundle_entries.get(idx))
-        elif idx < size and (row := tables.held(idx)) is not None:
+        elif 0 <= idx < size and (row := tables.held(idx)) is not None:
             held = row.entry
         if held is None:
             report.notices.append(
