@@ -110,7 +110,7 @@ def test_a_delivery_whose_alert_retention_deleted_ends_quietly(
     store.commit_alert_evaluation(AlertCommit(a.id, None, None, 0, alerts=[alert], deliveries=[_delivery(alert)]))
     sent: list[str] = []
 
-    def sender(payload: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
+    def sender(alert: dict[str, Any], action: dict[str, Any], delivery: DeliveryRecord) -> None:
         sent.append(delivery.id)
         store.purge_alerts(a.id, SIGNIN, NOW - 120 * DAY)  # the retention run, while this attempt is under way
 
