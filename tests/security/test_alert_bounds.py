@@ -506,6 +506,37 @@ def test_what_the_budget_left_out_is_recorded_when_due_though_the_account_sends_
 
 
 @pytest.mark.parametrize("backend", STORE_BACKENDS)
+def test_an_account_over_its_budget_is_not_told_its_rules_missed_the_alerts_it_records(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alerts recorded as audit events are never evaluated by rules, yet a step of them counted
+    as missed by every rule once the budget was spent (a rule was `shed` before it looked at the
+    step's events, of which it had none), and a step mixing them with others counted them as
+    missed too: failures naming events no rule would have read. Only the events rules evaluate
+    count, and a step with none of them is no failure."""
+    monkeypatch.setattr(evaluator_module, "BURST_SECONDS", 0.005)
+    monkeypatch.setattr(evaluator_module, "SHED_RECORD_SECONDS", 0.0)  # every step's failures at once
+    store = make_store(backend, tmp_path)
+    settings = load_settings(data_dir=tmp_path, alerts_enabled=True, alerts_account_cpu_share=0.0001)
+    services = build_services(settings, store, time.time_ns)
+    try:
+        account = store.create_account(new_id(), "A", time.time_ns())
+        services.alerts.load_text(CLI, account, costly_rules())
+
+        def alert_event() -> dict[str, Any]:
+            return auditevent(time.time_ns(), action="create", object_type="report", aux_info='{"kind":"alert"}')
+
+        long_event = auditevent(time.time_ns(), action="update", aux_info="abcdefg " * 7500)
+        services.writer.write(
+            account.id, Feature.AUDITEVENTS, [long_event, alert_event(), long_event | {"uuid": new_id()}]
+        )
+        services.writer.write(account.id, Feature.AUDITEVENTS, [alert_event(), alert_event()])  # no rule reads these
+        assert [f.events for f in store.list_alert_failures(account.id, "costly")] == [2]
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize("backend", STORE_BACKENDS)
 def test_one_step_records_at_most_max_step_alerts_and_the_rest_fail_their_rules(tmp_path: Path, backend: str) -> None:
     """Rules that fire on every event: 100 of them on 200 events of 60 KB made 20,000 alerts in
     one step, each holding its event (2.6 GB of memory, 1.4 GB stored, 24 s in one request). One

@@ -637,6 +637,8 @@ class Evaluator:
         batch = _Batch(seqs, bodies, stamps, oldest, learn_only, found)
         self.shed = []
         for p, test, positions in self.index.plan(bodies):
+            if not positions:
+                continue  # no event to evaluate: nothing to do, nothing missed (the budget's shed)
             rule = self.rules[p]
             if budget is None:
                 self._pass(p, rule, test, positions, batch)

@@ -440,7 +440,7 @@ class AlertEvaluator:
                 oldest = self.clock() - self.max_event_age_ns
                 firings = evaluator.evaluate(relevant, oldest=oldest, times=times, learn_only=history, budget=budget)
                 firings = self._capped(account_id, feature, firings)
-                failures = self._shed(account_id, feature, events, evaluator.shed)
+                failures = self._shed(account_id, feature, relevant, evaluator.shed)  # the events rules read
             alerts, deliveries = self._records(account_id, feature.value, firings)
             book.covered[feature.value] = events[-1][0]
             state = self._state(account_id, book, len(events), history)
@@ -486,12 +486,13 @@ class AlertEvaluator:
     def _shed(
         self, account_id: int, feature: Feature, events: Sequence[tuple[int, dict[str, Any]]], shed: Sequence[str]
     ) -> list[AlertFailure]:
-        """Gather the rules the step's budget left unevaluated (on all or part of its events), and
-        return the failures to record with the step: at once the first time, then every
-        SHED_RECORD_SECONDS per stream, one per rule covering the events it missed since, so an
-        account that stays over its budget shows its rules failing without a row per step."""
+        """Gather the rules the step's budget left unevaluated (on all or part of `events`, the
+        step's events that rules read: not alerts recorded as events), and return the failures to
+        record with the step: at once the first time, then every SHED_RECORD_SECONDS per stream,
+        one per rule covering the events it missed since, so an account that stays over its budget
+        shows its rules failing without a row per step."""
         key = (account_id, feature)
-        if shed:
+        if shed and events:
             self._gather_shed(account_id, feature, events[0][0], events[-1][0], len(events), shed)
         if key not in self._shed_pending:
             return []
