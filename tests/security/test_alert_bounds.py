@@ -29,7 +29,8 @@ from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.outbound import OutboundPolicy, OutboundRefused
 from siemgate.outbound.http import guarded_http_client
-from siemgate.store.base import AlertRuleRecord
+from siemgate.services import Services
+from siemgate.store.base import Account, AlertRuleRecord, Store
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 from support.clocks import Clock
@@ -474,6 +475,21 @@ def test_state_rebuilt_after_a_rule_change_is_evaluated_on_the_accounts_budget(
         services.close()
 
 
+def _costly_account(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, *, shed_record_seconds: float
+) -> tuple[Store, Services, Account]:
+    """Services whose accounts may use 5 ms of evaluation saved up and next to nothing more, and
+    an account of them with the rule of costly_rules(); SHED_RECORD_SECONDS as given."""
+    monkeypatch.setattr(evaluator_module, "BURST_SECONDS", 0.005)
+    monkeypatch.setattr(evaluator_module, "SHED_RECORD_SECONDS", shed_record_seconds)
+    store = make_store(backend, tmp_path)
+    settings = load_settings(data_dir=tmp_path, alerts_enabled=True, alerts_account_cpu_share=0.0001)
+    services = build_services(settings, store, time.time_ns)
+    account = store.create_account(new_id(), "A", time.time_ns())
+    services.alerts.load_text(CLI, account, costly_rules())
+    return store, services, account
+
+
 @pytest.mark.parametrize("backend", STORE_BACKENDS)
 def test_what_the_budget_left_out_is_recorded_when_due_though_the_account_sends_nothing_more(
     tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
@@ -483,15 +499,9 @@ def test_what_the_budget_left_out_is_recorded_when_due_though_the_account_sends_
     of the same stream, or at shutdown: an account that went quiet after its second step had those
     events missed silently for as long as the server ran (for good if it was killed). The periodic
     catch-up (every alerts_check_seconds) now records what is due."""
-    monkeypatch.setattr(evaluator_module, "BURST_SECONDS", 0.005)
-    monkeypatch.setattr(evaluator_module, "SHED_RECORD_SECONDS", 3600.0)
-    store = make_store(backend, tmp_path)
-    settings = load_settings(data_dir=tmp_path, alerts_enabled=True, alerts_account_cpu_share=0.0001)
-    services = build_services(settings, store, time.time_ns)
+    store, services, account = _costly_account(tmp_path, backend, monkeypatch, shed_record_seconds=3600.0)
     evaluator = services.alerts.evaluator
     try:
-        account = store.create_account(new_id(), "A", time.time_ns())
-        services.alerts.load_text(CLI, account, costly_rules())
         for _ in range(2):
             events = [auditevent(time.time_ns(), action="update", aux_info="abcdefg " * 7500) for _ in range(3)]
             services.writer.write(account.id, Feature.AUDITEVENTS, events)
@@ -514,14 +524,9 @@ def test_an_account_over_its_budget_is_not_told_its_rules_missed_the_alerts_it_r
     step's events, of which it had none), and a step mixing them with others counted them as
     missed too: failures naming events no rule would have read. Only the events rules evaluate
     count, and a step with none of them is no failure."""
-    monkeypatch.setattr(evaluator_module, "BURST_SECONDS", 0.005)
-    monkeypatch.setattr(evaluator_module, "SHED_RECORD_SECONDS", 0.0)  # every step's failures at once
-    store = make_store(backend, tmp_path)
-    settings = load_settings(data_dir=tmp_path, alerts_enabled=True, alerts_account_cpu_share=0.0001)
-    services = build_services(settings, store, time.time_ns)
+    # every step's failures recorded at once
+    store, services, account = _costly_account(tmp_path, backend, monkeypatch, shed_record_seconds=0.0)
     try:
-        account = store.create_account(new_id(), "A", time.time_ns())
-        services.alerts.load_text(CLI, account, costly_rules())
 
         def alert_event() -> dict[str, Any]:
             return auditevent(time.time_ns(), action="create", object_type="report", aux_info='{"kind":"alert"}')
