@@ -19,6 +19,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from siemgate.accounts.actor import CLI
+from siemgate.auth.signin_limits import client_network
 from siemgate.errors import RateLimited
 from siemgate.model.features import Feature
 from support.ports import free_port
@@ -252,6 +253,24 @@ def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path) -
             batches = services.store.iter_events(account.id, Feature.SIGNINATTEMPTS, 0, 2**62)
             ips = [orjson.loads(row[3])["client"]["ip_address"] for batch in batches for row in batch]
         assert ips[-1] == expected, ips
+
+
+@pytest.mark.parametrize(
+    ("ip", "counted_as"),
+    [
+        ("2001:db8:5:6:1::2", "2001:db8:5:6::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("64:ff9b::198.51.100.7", "198.51.100.7"),  # an IPv4 client through a SIIT/NAT64 gateway
+        ("64:ff9b::198.51.100.8", "198.51.100.8"),  # ... and its neighbour: another client
+        ("64:ff9b:0:0:1::1", "64:ff9b::/64"),  # outside the /96: an IPv6 network like any other
+        ("198.51.100.7", "198.51.100.7"),
+    ],
+)
+def test_each_client_is_counted_under_its_own_network(ip: str, counted_as: str) -> None:
+    """IPv4 clients translated to IPv6 by a gateway in front of an IPv6-only server (RFC 6052's
+    64:ff9b::/96) all fell in one /64: every such client shared one per-IP window, so a stranger's
+    guesses held up everyone's sign-ins. Each counts as its IPv4 address."""
+    assert client_network(ip) == counted_as
 
 
 def test_an_ipv6_client_is_limited_as_its_64_network(make_server: Any) -> None:

@@ -64,9 +64,15 @@ def _items(windows: Sequence[tuple[int, int]]) -> list[limits.RateLimitItem]:
     return [limits.RateLimitItemPerSecond(amount, seconds) for amount, seconds in windows]
 
 
+# IPv4 clients translated to IPv6 (RFC 6052's well-known prefix, as SIIT and NAT64 gateways in front
+# of an IPv6-only server use it) carry their IPv4 address in the last 32 bits: all of them are in one /64.
+_TRANSLATED = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def client_network(ip: str) -> str:
     """What failures from `ip` are counted under: an IPv4 address as it is; an IPv6 address as its
-    /64 network (an IPv4-mapped one as its IPv4 address); anything else (no address) as given."""
+    /64 network (an IPv4-mapped or translated one, 64:ff9b::/96, as its IPv4 address); anything
+    else (no address) as given."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -74,6 +80,8 @@ def client_network(ip: str) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
+        if address in _TRANSLATED:
+            return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
 
