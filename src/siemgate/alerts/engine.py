@@ -49,6 +49,11 @@ from siemgate.store.base import AlertStateEntry
 from siemgate.store.ingest import SeqEvents
 
 MAX_EVENT_REFS = 50
+# A rule's budget is checked before each event its test reads when its condition holds more than
+# this many values (a test that can cost milliseconds on a long field); a smaller rule, every
+# starter rule among them, is checked every CHECK_EVERY events, which costs nothing per event.
+METER_EACH_EVENT_ABOVE = 32
+CHECK_EVERY = 128
 MAX_SUMMARY = 2000  # characters of an alert's summary (render)
 MAX_KEY_TEXT = 1024  # characters of a window's or suppression's key kept as they are (_group_key)
 MAX_INTERNED = 65536  # distinct first-seen values interned per account (StateBook.intern)
@@ -648,7 +653,13 @@ class Evaluator:
                 continue
             try:
                 budget.check()
-                self._pass(p, rule, None if test is None else budget.metered(test), positions, batch)
+                if test is not None and rule.weight > METER_EACH_EVENT_ABOVE:
+                    self._pass(p, rule, budget.metered(test), positions, batch)
+                    continue
+                for start in range(0, len(positions), CHECK_EVERY):
+                    if start:
+                        budget.check()
+                    self._pass(p, rule, test, positions[start : start + CHECK_EVERY], batch)
             except OverBudget:
                 self.shed.append(rule.id)
         found.sort(key=lambda f: (f[0], f[1]))  # the order of a pass per event over its rules

@@ -346,6 +346,7 @@ class CompiledRule:
     # change rebuilds the state from history, a rename or new actions keep it. threshold: what its
     # windows counted (source, match, group_by, nocase); a change starts them empty
     learnt_from: str | None = None
+    weight: int = 0  # the values its condition holds (count_values): what one event's test may cost
 
     @property
     def id(self) -> str:
@@ -414,7 +415,13 @@ def compile_rule(rule: Rule, *, stored: bool = False) -> CompiledRule:
             basis["fold"] = FOLD
         learnt_from = orjson.dumps(basis, option=orjson.OPT_SORT_KEYS).decode()
     suppress = key_reader(by, nocase)
-    return CompiledRule(rule, predicate, window, suppress_ns, by, nocase, parts, 0, group, suppress, learnt_from)
+    try:
+        weight = count_values(rule.match, MAX_RULE_VALUES, MAX_RULE_DEPTH, where)
+    except RuleError:  # a rule stored before the bounds, deeper than they allow: weighed as the largest
+        weight = MAX_RULE_VALUES
+    return CompiledRule(
+        rule, predicate, window, suppress_ns, by, nocase, parts, 0, group, suppress, learnt_from, weight
+    )
 
 
 def load_rule(data: Any, where: str = "rule") -> CompiledRule:
