@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Event searches, exports and dashboard counts of one account running at once in a server"
-        " process; more wait their turn (at most 30 s, then 429).",
+        " process (of all accounts': half of database_pool_size); more wait their turn (at most 30 s, then 429).",
     )
     admin_query_seconds: float = Field(
         30.0,

@@ -16,30 +16,13 @@ from support.admin import ADMIN, Site
 from support.stores import BOTH_BACKENDS
 from support.waiting import wait_for
 
+from .held_counts import held_counts
+
 server_backend = BOTH_BACKENDS
 SHARED_SERVER_SETTINGS = {"admin_queries_per_account": 1}
 
 
 def test_an_accounts_heavy_reads_wait_for_its_slot_and_others_do_not(site: Site) -> None:
-    store = site.services.store
-    counts = store.facet_counts
-    release = threading.Event()
-    inside: dict[int, int] = {}  # the account's reads in the store now
-    most: dict[int, int] = {}
-    lock = threading.Lock()
-
-    def held(account_id: int, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            inside[account_id] = inside.get(account_id, 0) + 1
-            most[account_id] = max(most.get(account_id, 0), inside[account_id])
-        try:
-            if account_id == site.account.id:
-                assert release.wait(20)
-            return counts(account_id, *args, **kwargs)
-        finally:
-            with lock:
-                inside[account_id] -= 1
-
     def stats(account: str, headers: dict[str, str]) -> httpx.Response:
         return httpx.get(f"{site.server.base_url}{ADMIN}/accounts/{account}/stats/signinattempts", headers=headers)
 
@@ -48,28 +31,28 @@ def test_an_accounts_heavy_reads_wait_for_its_slot_and_others_do_not(site: Site)
         threading.Thread(target=lambda: answers.append(stats(site.account.uuid, site.owner.headers).status_code))
         for _ in range(2)
     ]
-    store.facet_counts = held  # type: ignore[method-assign]
-    try:
-        busy[0].start()
-        wait_for("the account's first count in the store", lambda: inside.get(site.account.id) == 1)
-        busy[1].start()
-        assert site.server.app is not None
-        slots = getattr(site.server.app.state, "query_slots", None)  # None before they existed
-        wait_for(
-            "the account's second count in the store or waiting for a slot",
-            lambda: (
-                inside.get(site.account.id) == 2 or (slots is not None and slots._holders.get(site.account.id) == 2)
-            ),
-        )
-        other = stats(site.other.uuid, site.outsider.headers)  # another account: not held up
-        assert other.status_code == 200 and inside.get(site.account.id) == 1, other.text
-    finally:
-        release.set()
-        for thread in busy:
-            thread.join(30)
-        del store.facet_counts
+    with held_counts(site) as held:
+        try:
+            busy[0].start()
+            wait_for("the account's first count in the store", lambda: held.inside.get(site.account.id) == 1)
+            busy[1].start()
+            assert site.server.app is not None
+            slots = getattr(site.server.app.state, "query_slots", None)  # None before they existed
+            wait_for(
+                "the account's second count in the store or waiting for a slot",
+                lambda: (
+                    held.inside.get(site.account.id) == 2
+                    or (slots is not None and slots._holders.get(site.account.id) == 2)
+                ),
+            )
+            other = stats(site.other.uuid, site.outsider.headers)  # another account: not held up
+            assert other.status_code == 200 and held.inside.get(site.account.id) == 1, other.text
+        finally:
+            held.release.set()
+            for thread in busy:
+                thread.join(30)
     assert answers == [200, 200]
-    assert most[site.account.id] == 1, "two of the account's counts ran at once past its one slot"
+    assert held.most[site.account.id] == 1, "two of the account's counts ran at once past its one slot"
 
 
 def test_an_export_holds_its_slot_while_it_streams(site: Site) -> None:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from siemgate import __version__
 from siemgate.alerts.evaluator import RECORD_CHECK_SECONDS
 from siemgate.api.admin import alert_routes, event_routes, integration_routes, me_routes, people_routes
-from siemgate.api.admin.slots import AccountSlots
+from siemgate.api.admin.slots import AccountSlots, heavy_reads_total
 from siemgate.api.errors import install_error_handlers
 from siemgate.api.events_routes import events_router
 from siemgate.api.guard import RequestGuard
@@ -94,7 +94,10 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.query_slots = AccountSlots(services.settings.admin_queries_per_account)
+    settings = services.settings
+    app.state.query_slots = AccountSlots(
+        settings.admin_queries_per_account, heavy_reads_total(settings.database_pool_size)
+    )
     app.state.metrics = Metrics()
     app.state.metrics.registry.register(IntegrityCollector(services.tlog))
     app.state.metrics_access = MetricsAccess.from_file(services.settings.metrics_token_file)
