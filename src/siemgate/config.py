@@ -205,6 +205,13 @@ class Settings(BaseSettings):
         description="Most events one account may send through the ingest API per minute, shared by every"
         " process through redis_url; 0 for no limit.",
     )
+    ingest_requests_per_account: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Ingest requests of one account received and stored at once in a server process; more wait"
+        " their turn (at most 10 s, then 429), holding no thread or database connection.",
+    )
     stored_events_quota: int = Field(
         0, ge=0, description="Most events one account may hold in the store (ingest past it is 429); 0 for no limit."
     )

@@ -11,10 +11,9 @@ import threading
 import httpx
 
 from support.admin import ADMIN, Site
+from support.held_calls import held_calls
 from support.stores import BOTH_BACKENDS
 from support.waiting import wait_for
-
-from .held_counts import held_counts
 
 server_backend = BOTH_BACKENDS
 SHARED_SERVER_SETTINGS = {"admin_queries_per_account": 1, "database_pool_size": 2}  # one heavy read at a time
@@ -28,7 +27,7 @@ def test_heavy_reads_of_all_accounts_together_stay_below_the_pool(site: Site) ->
     answers: list[int] = []
     first = threading.Thread(target=lambda: answers.append(stats(site.account.uuid, site.owner.headers)))
     second = threading.Thread(target=lambda: answers.append(stats(site.other.uuid, site.outsider.headers)))
-    with held_counts(site) as held:
+    with held_calls(site.services.store, "facet_counts", site.account.id) as held:
         try:
             first.start()
             wait_for("the first account's count in the store", lambda: held.inside.get(None) == 1)

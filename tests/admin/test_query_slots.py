@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 
 from support.admin import ADMIN, Site
+from support.held_calls import held_calls
 from support.stores import BOTH_BACKENDS
 from support.waiting import wait_for
-
-from .held_counts import held_counts
 
 server_backend = BOTH_BACKENDS
 SHARED_SERVER_SETTINGS = {"admin_queries_per_account": 1}
@@ -31,7 +30,7 @@ def test_an_accounts_heavy_reads_wait_for_its_slot_and_others_do_not(site: Site)
         threading.Thread(target=lambda: answers.append(stats(site.account.uuid, site.owner.headers).status_code))
         for _ in range(2)
     ]
-    with held_counts(site) as held:
+    with held_calls(site.services.store, "facet_counts", site.account.id) as held:
         try:
             busy[0].start()
             wait_for("the account's first count in the store", lambda: held.inside.get(site.account.id) == 1)

@@ -3,6 +3,7 @@ round trip, a slow disk) holds up no other request of the process, another accou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
@@ -13,12 +14,16 @@ from typing import Any
 import httpx
 import pytest
 
+from siemgate.api.admin.slots import AccountSlots
 from siemgate.config import load_settings
+from siemgate.errors import RateLimited
 from siemgate.model.features import Feature
 from siemgate.store.base import Store
 from support.clocks import Clock
 from support.events import signin
+from support.held_calls import held_calls
 from support.servers import start_server, stop_server
+from support.waiting import wait_for
 
 
 @contextlib.contextmanager
@@ -110,3 +115,49 @@ def test_a_public_endpoint_waiting_on_the_store_holds_up_no_other_request(
             assert waiting.result(timeout=30).status_code == 200
     finally:
         stop_server(live, server, thread)
+
+
+def test_an_accounts_ingest_requests_take_turns_and_hold_no_other_accounts_thread(store: Store, tmp_path: Path) -> None:
+    """At most ingest_requests_per_account of an account's ingest requests are stored at once; the
+    others wait on the event loop, holding no thread (api/admin/slots.py). Before, a producer on 48
+    connections held the process's worker threads, and another account's request rate fell from
+    217 to 4 a second (bench/alerts_noisy_tenant.py --rules 0 --a-connections 48, SQLite)."""
+    settings = load_settings(data_dir=tmp_path / "server", ingest_requests_per_account=2)
+    live, server, thread = start_server(settings, store, Clock())
+    try:
+        producer, other_account = live.account(), live.account()
+        key, other_key = live.ingest_key(producer), live.ingest_key(other_account)
+        assert live.app is not None
+        slots = getattr(live.app.state, "ingest_slots", None)  # None before they existed
+        with ThreadPoolExecutor(5) as pool, held_calls(store, "insert_events", producer.id) as held:
+            sent = [pool.submit(live.ingest, key, Feature.SIGNINATTEMPTS, [signin(live.clock())]) for _ in range(5)]
+            wait_for(
+                "the producer's five requests in the store or waiting for a slot",
+                lambda: (
+                    held.inside.get(producer.id) == 5 or (slots is not None and slots._holders.get(producer.id) == 5)
+                ),
+            )
+            other = live.ingest(other_key, Feature.SIGNINATTEMPTS, [signin(live.clock())])  # not held up
+            assert other.status_code == 200, other.text
+            assert held.most[producer.id] == 2, f"{held.most[producer.id]} of the producer's requests stored at once"
+            held.release.set()
+            assert [f.result(timeout=30).status_code for f in sent] == [200] * 5
+    finally:
+        stop_server(live, server, thread)
+
+
+def test_a_request_that_waited_past_its_accounts_slots_is_told_the_bound() -> None:
+    """429 with Retry-After naming the setting; a waiting request that gave up holds nothing."""
+    slots = AccountSlots(1, None, 0.05, what="ingest requests", setting="ingest_requests_per_account")
+
+    async def second_while_first_runs() -> RateLimited:
+        async with slots.hold(7):
+            with pytest.raises(RateLimited) as refused:
+                async with slots.hold(7):
+                    pass
+        return refused.value
+
+    refused = asyncio.run(second_while_first_runs())
+    assert refused.retry_after == 5
+    assert "1 of this account's ingest requests are running (ingest_requests_per_account)" in refused.message
+    assert slots._holders == {} and slots._slots == {}

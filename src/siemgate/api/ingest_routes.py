@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from siemgate.api.admin.slots import AccountSlots
 from siemgate.api.body import gunzip, is_gzip, receive_body
 from siemgate.api.errors import JSON
 from siemgate.api.pages import DAY_NS
@@ -42,7 +43,8 @@ def ingest_router() -> APIRouter:
             413: {"model": ErrorBody, "description": "Body, decoded body, gzip members, lines or batch too large."},
             429: {
                 "model": ErrorBody,
-                "description": "Over the account's ingest quota (events per minute, or events stored).",
+                "description": "Over the account's ingest quota (events per minute, or events stored), or more of its"
+                " requests at once than ingest_requests_per_account, having waited 10 s.",
                 "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
             },
         },
@@ -81,8 +83,13 @@ def ingest_router() -> APIRouter:
         # connection) on the event loop would hold up every request of the process.
         key = await run_in_threadpool(services.ingest_keys.authenticate, request.headers.get("authorization"), target)
         gzipped = is_gzip(request, allow_gzip=True)
-        raw = await receive_body(request, settings.ingest_max_body_bytes)
-        result = await run_in_threadpool(_store_batch, services, key.account_id, target, raw, gzipped)
+        # At most ingest_requests_per_account of the account's requests are received and stored at
+        # once: the others wait here, on the event loop, holding no worker thread, connection or
+        # body, so that one account's producers cannot take every thread from other accounts.
+        slots: AccountSlots = request.app.state.ingest_slots
+        async with slots.hold(key.account_id):
+            raw = await receive_body(request, settings.ingest_max_body_bytes)
+            result = await run_in_threadpool(_store_batch, services, key.account_id, target, raw, gzipped)
         services.usage.record_ingest(key.id, services.clock())
         return Response(orjson.dumps(result.as_dict()), media_type=JSON)
 

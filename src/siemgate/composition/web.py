@@ -33,6 +33,7 @@ from siemgate.services import Services
 log = logging.getLogger("siemgate.server")
 USAGE_FLUSH_SECONDS = 2.0
 LIFECYCLE_SECONDS = 60.0
+INGEST_WAIT_SECONDS = 10.0  # how long an account's ingest request waits for one of its slots, then 429
 RETENTION_STOP_SECONDS = 30.0  # how long a stopping server waits for a retention run to end its day
 
 DESCRIPTION = """\
@@ -97,6 +98,13 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     settings = services.settings
     app.state.query_slots = AccountSlots(
         settings.admin_queries_per_account, heavy_reads_total(settings.database_pool_size)
+    )
+    app.state.ingest_slots = AccountSlots(
+        settings.ingest_requests_per_account,
+        None,
+        INGEST_WAIT_SECONDS,
+        what="ingest requests",
+        setting="ingest_requests_per_account",
     )
     app.state.metrics = Metrics()
     app.state.metrics.registry.register(IntegrityCollector(services.tlog))

@@ -1,5 +1,5 @@
-"""The store's dashboard counts (`facet_counts`) watched while a test runs: how many run now and
-the most at once, per account and in all; those of `site.account` wait until `release` is set."""
+"""A store method watched while a test runs: how many of its calls run now and the most at once,
+per account (its first argument) and in all; those of one account wait until `release` is set."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from support.admin import Site
-
 
 @dataclass
-class HeldCounts:
+class HeldCalls:
     release: threading.Event = field(default_factory=threading.Event)
     inside: dict[int | None, int] = field(default_factory=dict)  # by account id; None: all accounts
     most: dict[int | None, int] = field(default_factory=dict)
@@ -27,25 +25,24 @@ class HeldCounts:
 
 
 @contextlib.contextmanager
-def held_counts(site: Site) -> Iterator[HeldCounts]:
-    """The site's store counting (and holding `site.account`'s) dashboard counts for the block;
-    `release` is set when it ends."""
-    store = site.services.store
-    counts = store.facet_counts
-    held = HeldCounts()
+def held_calls(store: Any, method: str, held_account: int) -> Iterator[HeldCalls]:
+    """`store.<method>(account_id, ...)` counted for the block, and held for `held_account` until
+    `release` is set (at the latest when the block ends)."""
+    original = getattr(store, method)
+    held = HeldCalls()
 
     def counting(account_id: int, *args: Any, **kwargs: Any) -> Any:
         held.moved(account_id, 1)
         try:
-            if account_id == site.account.id:
+            if account_id == held_account:
                 assert held.release.wait(20)
-            return counts(account_id, *args, **kwargs)
+            return original(account_id, *args, **kwargs)
         finally:
             held.moved(account_id, -1)
 
-    store.facet_counts = counting  # type: ignore[method-assign]
+    setattr(store, method, counting)
     try:
         yield held
     finally:
         held.release.set()
-        del store.facet_counts
+        delattr(store, method)
