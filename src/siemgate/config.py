@@ -248,7 +248,8 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="CPU seconds per second one account's alert evaluation may use on average (up to 2 seconds"
-        " saved up); past it, its costly rules are not evaluated on some events and show as failing. 0: unbounded.",
+        " saved up); past it, its costly rules are not evaluated on some events and show as failing. Its rebuilds of"
+        " first-seen values from the stored history take at most this share of the time too. 0: unbounded.",
     )
     alerts_syslog_ca_file: Path | None = Field(
         None,

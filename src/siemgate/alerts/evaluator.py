@@ -82,7 +82,7 @@ RECORD_MAX = 1000  # ... or until this many are waiting
 EXPIRE_SECONDS = 60.0  # state that expired in event time leaves memory at a save this often
 BURST_SECONDS = 2.0  # CPU seconds of evaluation an account may save up (AlertEvaluator.cpu_share)
 SHED_RECORD_SECONDS = 60.0  # rules left unevaluated by the budget are recorded as failing this often per stream
-BUDGET, FLOOD = "budget", "flood"  # why a rule missed events or alerts (_gather_shed)
+BUDGET, FLOOD, REBUILD = "budget", "flood", "rebuild"  # why a rule missed events or alerts (_gather_shed)
 MAX_STEP_ALERTS = 1000  # alerts one evaluation step records (each holds its event: up to 64 KiB); the rest fail
 
 
@@ -103,6 +103,9 @@ class AlertEvaluator:
         self.max_event_age_ns = max_event_age_days * 86400 * NS_PER_SECOND
         self.cpu_share = cpu_share
         self._credit: dict[int, tuple[float, float]] = {}  # account -> (CPU seconds left, monotonic time then)
+        # account -> (monotonic time before which no first-seen rebuild of it starts, seconds the last took)
+        self._rebuilt: dict[int, tuple[float, float]] = {}
+        self._deferred: dict[tuple[int, Feature], set[str]] = {}  # stale first-seen rules left out this step
         # (account, stream) -> {(rule, BUDGET or FLOOD): [first seq, last seq, count]}: events the budget left
         # unevaluated, alerts past MAX_STEP_ALERTS; not yet recorded (_shed)
         self._shed_pending: dict[tuple[int, Feature], dict[tuple[str, str], list[int]]] = {}
@@ -422,6 +425,10 @@ class AlertEvaluator:
         history: bool,
     ) -> int:
         rules, index = self._rules(account_id, feature.value)
+        deferred = self._deferred.get((account_id, feature))
+        if deferred:  # first-seen rules waiting for their rebuild (_backfill) miss these events
+            rules = [r for r in rules if r.id not in deferred]
+            self._gather_shed(account_id, feature, events[0][0], events[-1][0], len(events), sorted(deferred), REBUILD)
         book = self._book(account_id)
         firings: list[Firing] = []
         failures: list[AlertFailure] = []
@@ -535,14 +542,22 @@ class AlertEvaluator:
         now = self.clock()
         return [
             AlertFailure(
-                new_id(), account_id, rule_id, feature, now, self._shed_error(reason, first, last, count), first, last,
-                count,
+                new_id(), account_id, rule_id, feature, now, self._shed_error(account_id, reason, first, last, count),
+                first, last, count,
             )
             for (rule_id, reason), (first, last, count) in pending.items()
         ]  # fmt: skip
 
-    def _shed_error(self, reason: str, first: int, last: int, count: int) -> str:
+    def _shed_error(self, account_id: int, reason: str, first: int, last: int, count: int) -> str:
         """What a failure gathered by _gather_shed says, and what to do about it."""
+        if reason == REBUILD:
+            return (
+                f"not evaluated on {count} event(s) (seq {first} to {last}): the rule changed (or was enabled again)"
+                " and learns its first-seen values from the stored history again, at most"
+                f" alerts_account_cpu_share = {self.cpu_share} of the time (the account's last such rebuild took"
+                f" {self._rebuilt.get(account_id, (0.0, 0.0))[1]:.1f} s); it starts by itself: change first-seen"
+                " rules less often"
+            )
         if reason == FLOOD:
             return (
                 f"{count} alert(s) fired on events seq {first} to {last} were not recorded: one evaluation step"
@@ -616,8 +631,16 @@ class AlertEvaluator:
                 book.dirty.add((entry.rule.id, "meta", ""))
                 book.drop_windows(entry.rule.id)  # and counts nothing: starts empty when enabled
                 self._unsaved[account_id] = (float("-inf"), 0)  # saved with this step (see _recount)
+        self._deferred.pop((account_id, feature), None)
+        if stale and checkpoint is not None and self._rebuild_waits(account_id):
+            self._deferred[(account_id, feature)] = {r.id for r in stale}
+            for rule in stale:  # what it learnt is stale: changed back meanwhile, it is rebuilt all the same
+                if book.meta.pop(rule.id, None) is not None:
+                    book.dirty.add((rule.id, "meta", ""))
+            return
         if not stale and checkpoint is not None:
             return
+        started = time.monotonic()
         for rule in stale:
             book.forget_seen(rule.id)
             book.set_meta(rule.id, _meta(rule))
@@ -636,9 +659,24 @@ class AlertEvaluator:
                 lost.update(book.trim_seen(engine.MAX_SEEN_VALUES))
             log.info("first-seen rules %s learnt %s history up to seq %d", [r.id for r in stale], feature.value, upto)
             self._trim_seen(account_id, book, lost)
+            self._rebuild_done(account_id, started)
         book.covered[feature.value] = upto
         self._commit(AlertCommit(account_id, feature, checkpoint, upto, book.changes()))
         self._unsaved.pop(account_id, None)
+
+    def _rebuild_waits(self, account_id: int) -> bool:
+        """Whether the account's first-seen rules changed since their state was built must wait to
+        learn the stored history again: its rebuilds (a scan of the stream each) may take at most
+        `cpu_share` of the time, so after one that took T seconds the next starts T / cpu_share
+        seconds after it ended. Rebuilding at every save of a rule let an owner keep a core
+        scanning their history for ever. 0: never waits."""
+        return self.cpu_share > 0 and time.monotonic() < self._rebuilt.get(account_id, (0.0, 0.0))[0]
+
+    def _rebuild_done(self, account_id: int, started: float) -> None:
+        """Record a rebuild that started at `started` (monotonic) and ends now (_rebuild_waits)."""
+        if self.cpu_share > 0:
+            now = time.monotonic()
+            self._rebuilt[account_id] = (now + (now - started) / self.cpu_share, now - started)
 
     def _commit_failure(
         self,
