@@ -159,5 +159,5 @@ def test_a_request_that_waited_past_its_accounts_slots_is_told_the_bound() -> No
 
     refused = asyncio.run(second_while_first_runs())
     assert refused.retry_after == 5
-    assert "1 of this account's ingest requests are running (ingest_requests_per_account)" in refused.message
+    assert "1 of this account's ingest requests (ingest_requests_per_account) are running" in refused.message
     assert slots._holders == {} and slots._slots == {}

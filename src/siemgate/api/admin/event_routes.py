@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from siemgate.api.admin import models
 from siemgate.api.admin.deps import (
@@ -52,6 +53,7 @@ router = APIRouter(
     },
 )
 
+T = TypeVar("T")
 DAY_NS = 86400 * NS_PER_SECOND
 EXPORT_PAGE = 1000
 MAX_BUCKETS = 120
@@ -142,6 +144,21 @@ async def query_slot(request: Request, sel: SelectionDep) -> AsyncIterator[None]
 HEAVY = [Depends(query_slot)]  # the dependencies of every route that reads many events
 
 
+async def _read(request: Request, work: Callable[[], T]) -> T:
+    """`work` (reads of the store) in a worker thread, holding one of the process's heavy-read
+    slots (api/admin/slots.py) only while it runs: not while a slow client takes the reply, so
+    that downloads cannot hold them all."""
+    slots: AccountSlots = request.app.state.query_slots
+    async with slots.reading():
+        return await run_in_threadpool(work)
+
+
+async def _chunks(request: Request, made: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """An export's body: each chunk (a page read and formatted) made by `_read`."""
+    while (chunk := await _read(request, lambda: next(made, None))) is not None:
+        yield chunk
+
+
 def _time(name: str, text: str) -> int:
     try:
         return parse_stored_ns(text)
@@ -164,12 +181,12 @@ def _search(
     summary="Search events, newest first (owners and administrators)",
     dependencies=HEAVY,
 )
-def search_events(
-    sel: SelectionDep, services: ServicesDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+async def search_events(
+    request: Request, sel: SelectionDep, services: ServicesDep, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> Response:
     """Each item is the event's v2 JSON object as stored."""
     before = _position(cursor) if cursor else None
-    rows = _search(services, sel, before, limit + 1)
+    rows = await _read(request, lambda: _search(services, sel, before, limit + 1))
     page = rows[:limit]
     next_cursor = encode_cursor(f"{page[-1][0]}:{page[-1][1]}", _CURSOR_PREFIX) if len(rows) > limit else None
     body = b'{"items":[' + b",".join(r[2] for r in page) + b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
@@ -200,6 +217,7 @@ def _position(cursor: str) -> tuple[int, int]:
     },
 )
 def export_events(
+    request: Request,
     sel: SelectionDep,
     services: ServicesDep,
     fmt: Annotated[Literal["jsonl", "csv"], Query(alias="format", description="jsonl or csv.")] = "jsonl",
@@ -209,9 +227,10 @@ def export_events(
     name = f"siemgate-{sel.feature.value}-{_stamp(sel.start)}-{_stamp(sel.end)}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":
-        return StreamingResponse(_csv(sel.feature, pages), media_type="text/csv; charset=utf-8", headers=headers)
+        chunks = _chunks(request, _csv(sel.feature, pages))
+        return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers=headers)
     lines = (b"".join(body + b"\n" for _, _, body in page) for page in pages)
-    return StreamingResponse(lines, media_type="application/x-ndjson", headers=headers)
+    return StreamingResponse(_chunks(request, lines), media_type="application/x-ndjson", headers=headers)
 
 
 def _pages(services: Services, sel: Selection) -> Iterator[list[tuple[int, int, bytes]]]:
@@ -249,7 +268,8 @@ def _stamp(ns: int) -> str:
     summary="Count events by facet and time bucket, for dashboards (owners and administrators)",
     dependencies=HEAVY,
 )
-def event_stats(
+async def event_stats(
+    request: Request,
     sel: SelectionDep,
     services: ServicesDep,
     group_by: Annotated[str, Query(description=f"0 to 2 comma-separated facets: {', '.join(FACET_NAMES)}.")] = "",
@@ -261,6 +281,11 @@ def event_stats(
 ) -> dict[str, Any]:
     """Rows are most first, or in time order with an interval; a facet missing from events is null."""
     facets = _group_by(group_by)
+    return await _read(request, lambda: _stats(services, sel, facets, interval, limit))
+
+
+def _stats(services: Services, sel: Selection, facets: list[str], interval: str, limit: int) -> dict[str, Any]:
+    """The stats reply: its counts read from the store."""
     seconds = _interval_seconds(interval, sel.start, sel.end)
     bucket_ns = seconds * NS_PER_SECOND if seconds else None
     store, account_id = services.store, sel.account.id

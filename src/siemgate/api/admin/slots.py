@@ -1,8 +1,9 @@
 """How many heavy reads (the event explorer, exports, dashboard counts) run at once in this server
 process: at most `per_account` of one account's, so that no account can hold every database
-connection (PostgreSQL's pool), worker thread and core while other accounts wait, and at most
-`total` of all accounts' together, below the pool's size, so that a few accounts together cannot
-either: the Events API, ingest and sign-in always find a connection. The others wait their turn on
+connection (PostgreSQL's pool), worker thread and core while other accounts wait; and at most
+`total` reads of the store by all accounts' together (`reading`, held while a page is read, not
+while a client takes it), below the pool's size, so that a few accounts together cannot either:
+the Events API, ingest and sign-in always find a connection. The others wait their turn on
 the event loop, holding no thread or connection, for up to `wait_seconds`, then are refused with
 429 (docs/security.md, "Heavy reads"). The ingest API bounds each account's requests being stored
 the same way (`ingest_requests_per_account`, no process-wide bound: docs/security.md, "Per-account
@@ -46,19 +47,16 @@ class AccountSlots:
         self.setting = setting
         self._slots: dict[int, asyncio.Semaphore] = {}
         self._holders: dict[int, int] = {}  # requests holding or waiting for each account's slots
-        self._all: asyncio.Semaphore | None = None  # made on the event loop, at the first request
+        self._all: asyncio.Semaphore | None = None
 
     @contextlib.asynccontextmanager
     async def hold(self, account_id: int) -> AsyncIterator[None]:
-        """A slot of the account's, then one of the process's, for the block; RateLimited when
-        both were not had within `wait_seconds`. Only accounts with requests holding or waiting
-        take memory."""
+        """A slot of the account's for the block; RateLimited after waiting `wait_seconds`. Only
+        accounts with requests holding or waiting take memory."""
         slots = self._slots.setdefault(account_id, asyncio.Semaphore(self.per_account))
-        if self._all is None and self.total is not None:
-            self._all = asyncio.Semaphore(self.total)
         self._holders[account_id] = self._holders.get(account_id, 0) + 1
         try:
-            async with self._acquired(slots, self._all):
+            async with self._acquired(slots, self._refusal()):
                 yield
         finally:
             self._holders[account_id] -= 1
@@ -66,29 +64,37 @@ class AccountSlots:
                 del self._holders[account_id], self._slots[account_id]
 
     @contextlib.asynccontextmanager
-    async def _acquired(self, account: asyncio.Semaphore, process: asyncio.Semaphore | None) -> AsyncIterator[None]:
-        """Both semaphores, the account's first (an account's waiting requests never queue for the
-        process's slots ahead of other accounts), within `wait_seconds` together."""
-        held: list[asyncio.Semaphore] = []
+    async def reading(self) -> AsyncIterator[None]:
+        """One of the process's `total` slots for the block (a read of the store, taken inside an
+        account's slot); RateLimited after waiting `wait_seconds`. No bound when `total` is None."""
+        if self.total is None:
+            yield
+            return
+        if self._all is None:  # made on the event loop, at the first read
+            self._all = asyncio.Semaphore(self.total)
+        async with self._acquired(self._all, self._refusal(everyone=True)):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _acquired(self, semaphore: asyncio.Semaphore, refusal: str) -> AsyncIterator[None]:
+        """`semaphore` for the block; RateLimited saying `refusal` after waiting `wait_seconds`."""
         try:
-            try:
-                async with asyncio.timeout(self.wait_seconds):
-                    for semaphore in (account, process):
-                        if semaphore is not None:
-                            await semaphore.acquire()
-                            held.append(semaphore)
-            except TimeoutError:
-                raise RateLimited(self._refusal(), retry_after=5) from None
+            await asyncio.wait_for(semaphore.acquire(), self.wait_seconds)
+        except TimeoutError:
+            raise RateLimited(refusal, retry_after=5) from None
+        try:
             yield
         finally:
-            for semaphore in reversed(held):
-                semaphore.release()
+            semaphore.release()
 
-    def _refusal(self) -> str:
-        """The 429's message: which bound is full and what to do."""
-        everyone = f" (or {self.total} of all accounts')" if self.total is not None else ""
-        return (
-            f"Too Many Requests: {self.per_account} of this account's {self.what}{everyone} are running"
-            f" ({self.setting}) and more waited {self.wait_seconds:g} s; try again shortly"
-            + (", or narrow the time window" if self.what == HEAVY_READS else ", with fewer at once")
+    def _refusal(self, *, everyone: bool = False) -> str:
+        """The 429's message: which bound is full (the account's, or with `everyone` the
+        process's) and what to do."""
+        held = (
+            f"{self.total} {self.what} of all accounts (half of database_pool_size)"
+            if everyone
+            else f"{self.per_account} of this account's {self.what} ({self.setting})"
+        )
+        return f"Too Many Requests: {held} are running and more waited {self.wait_seconds:g} s; try again shortly" + (
+            ", or narrow the time window" if self.what == HEAVY_READS else ", with fewer at once"
         )
