@@ -158,6 +158,13 @@ class Settings(BaseSettings):
         description="Default retention of events, per account and feature (at most 36500 days, 100 years).",
     )
     events_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest Events API request body.")
+    events_pages_per_account: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Events API requests of one account (all its tokens together) served at once in a server"
+        " process; more wait their turn (at most 10 s, then 429), holding no worker thread.",
+    )
     admin_max_body_bytes: int = Field(
         1024 * 1024,
         ge=1024,

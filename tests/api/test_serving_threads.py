@@ -22,7 +22,7 @@ from siemgate.store.base import Store
 from support.clocks import Clock
 from support.events import signin
 from support.held_calls import held_calls
-from support.servers import start_server, stop_server
+from support.servers import LiveServer, start_server, stop_server
 from support.waiting import wait_for
 
 
@@ -127,23 +127,61 @@ def test_an_accounts_ingest_requests_take_turns_and_hold_no_other_accounts_threa
     try:
         producer, other_account = live.account(), live.account()
         key, other_key = live.ingest_key(producer), live.ingest_key(other_account)
-        assert live.app is not None
-        slots = getattr(live.app.state, "ingest_slots", None)  # None before they existed
-        with ThreadPoolExecutor(5) as pool, held_calls(store, "insert_events", producer.id) as held:
-            sent = [pool.submit(live.ingest, key, Feature.SIGNINATTEMPTS, [signin(live.clock())]) for _ in range(5)]
-            wait_for(
-                "the producer's five requests in the store or waiting for a slot",
-                lambda: (
-                    held.inside.get(producer.id) == 5 or (slots is not None and slots._holders.get(producer.id) == 5)
-                ),
-            )
-            other = live.ingest(other_key, Feature.SIGNINATTEMPTS, [signin(live.clock())])  # not held up
-            assert other.status_code == 200, other.text
-            assert held.most[producer.id] == 2, f"{held.most[producer.id]} of the producer's requests stored at once"
-            held.release.set()
-            assert [f.result(timeout=30).status_code for f in sent] == [200] * 5
+        _five_at_once_take_two_turns(
+            live,
+            ("insert_events", producer.id, "ingest_slots"),
+            lambda _: live.ingest(key, Feature.SIGNINATTEMPTS, [signin(live.clock())]),
+            lambda: live.ingest(other_key, Feature.SIGNINATTEMPTS, [signin(live.clock())]),
+        )
     finally:
         stop_server(live, server, thread)
+
+
+def test_an_accounts_event_pages_take_turns_and_hold_no_other_accounts_thread(store: Store, tmp_path: Path) -> None:
+    """At most events_pages_per_account of an account's Events API requests (all its tokens
+    together) are served at once; the others wait on the event loop, holding no thread. Before,
+    an account reading with 48 tokens at once (1000-event pages, within its rate limits) took the
+    process's worker threads, and another account's request rate fell from 280 to 4 a second."""
+    settings = load_settings(data_dir=tmp_path / "server", events_pages_per_account=2)
+    live, server, thread = start_server(settings, store, Clock())
+    try:
+        reader, other_account = live.account(), live.account()
+        tokens, other_token = [live.token(reader) for _ in range(5)], live.token(other_account)
+        for token in tokens:  # each token's first request goes ahead: its signature is checked in the thread
+            assert live.page(token, Feature.ITEMUSAGES, {"limit": 10}).status_code == 200
+        _five_at_once_take_two_turns(
+            live,
+            ("read_page", reader.id, "page_slots"),
+            lambda n: live.page(tokens[n], Feature.ITEMUSAGES, {"limit": 10}),
+            lambda: live.page(other_token, Feature.ITEMUSAGES, {"limit": 10}),
+        )
+    finally:
+        stop_server(live, server, thread)
+
+
+def _five_at_once_take_two_turns(
+    live: LiveServer,
+    where: tuple[str, int, str],
+    send: Callable[[int], httpx.Response],
+    other: Callable[[], httpx.Response],
+) -> None:
+    """Five of an account's requests sent at once (`send(n)`), held in the store's read `where`
+    names (with the account's id and the app's slots), with its setting at 2: at most two reach the
+    store, the others wait their turn, and another account's request (`other`) is answered meanwhile."""
+    read, account_id, slots_name = where
+    assert live.app is not None
+    slots = getattr(live.app.state, slots_name, None)  # None before they existed
+    with ThreadPoolExecutor(5) as pool, held_calls(live.store, read, account_id) as held:
+        sent = [pool.submit(send, n) for n in range(5)]
+        wait_for(
+            "the account's five requests in the store or waiting for their turn",
+            lambda: held.inside.get(account_id) == 5 or (slots is not None and slots._holders.get(account_id) == 5),
+        )
+        answer = other()  # not held up
+        assert answer.status_code == 200, answer.text
+        assert held.most[account_id] == 2, f"{held.most[account_id]} of the account's requests in the store at once"
+        held.release.set()
+        assert [f.result(timeout=30).status_code for f in sent] == [200] * 5
 
 
 def test_a_request_that_waited_past_its_accounts_slots_is_told_the_bound() -> None:

@@ -11,7 +11,9 @@ a revocation is effective at the next request on every process.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import orjson
@@ -19,6 +21,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from siemgate.api.admin.slots import AccountSlots
 from siemgate.api.body import read_body
 from siemgate.api.errors import JSON, error_response
 from siemgate.api.page_request import parse_page_request
@@ -173,9 +176,13 @@ def _page_endpoint(feature: Feature, version: int, reader: PageReader) -> Handle
         except SiemgateError as exc:
             received = exc
         authorization, proof = request.headers.get("authorization"), request.headers.get(PROOF_HEADER) == "1"
-        record, headers, page = await run_in_threadpool(
-            _serve_page, services, reader, authorization, received, feature, version, proof
-        )
+        try:
+            async with _turn(request, services, authorization):
+                record, headers, page = await run_in_threadpool(
+                    _serve_page, services, reader, authorization, received, feature, version, proof
+                )
+        except SiemgateError as exc:  # waited too long for the account's turn
+            return error_response(exc, {})
         if isinstance(page, SiemgateError):
             return error_response(page, headers)
         assert record is not None  # a page is only read for an authorized token
@@ -184,6 +191,18 @@ def _page_endpoint(feature: Feature, version: int, reader: PageReader) -> Handle
 
     endpoint.__name__ = f"{feature.value}_v{version}"
     return endpoint
+
+
+def _turn(request: Request, services: Services, authorization: str | None) -> AbstractAsyncContextManager[None]:
+    """One of the account's events_pages_per_account turns, on the event loop, when the token is
+    known to this process (a token's first request goes ahead: its signature is checked in the
+    thread), so that one account's many requests wait here, holding no worker thread, rather than
+    queue for the threads ahead of other accounts' (docs/security.md, "Per-account quotas")."""
+    account_id = services.tokens.known_account(authorization)
+    if account_id is None:
+        return contextlib.nullcontext()
+    slots: AccountSlots = request.app.state.page_slots
+    return slots.hold(account_id)
 
 
 def _introspect_endpoint(version: int) -> Handler:

@@ -132,6 +132,19 @@ class TokenService:
             self.on_authenticated(record)
         return record
 
+    def known_account(self, authorization: str | None) -> int | None:
+        """The account of the token in `authorization` when this process verified its signature
+        before, else None; never reads the store (it runs on the event loop) and checks nothing
+        else: for sharing out the process between accounts before `authenticate` (a token
+        another account's person forged is not known, so it cannot take that account's turns)."""
+        try:
+            token = _bearer(authorization)
+        except Unauthorized:
+            return None
+        with self._lock:
+            record = self._verified.get(token_digest(token))
+        return None if record is None else record.account_id
+
     def _verify_signature(self, token: str, digest: str) -> TokenRecord:
         """Once per token (then `_verified` answers): PyJWT is imported here, not per request."""
         import jwt

@@ -33,7 +33,7 @@ from siemgate.services import Services
 log = logging.getLogger("siemgate.server")
 USAGE_FLUSH_SECONDS = 2.0
 LIFECYCLE_SECONDS = 60.0
-INGEST_WAIT_SECONDS = 10.0  # how long an account's ingest request waits for one of its slots, then 429
+TURN_WAIT_SECONDS = 10.0  # how long an account's ingest or Events API request waits for its turn, then 429
 RETENTION_STOP_SECONDS = 30.0  # how long a stopping server waits for a retention run to end its day
 
 DESCRIPTION = """\
@@ -99,13 +99,10 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
     app.state.query_slots = AccountSlots(
         settings.admin_queries_per_account, heavy_reads_total(settings.database_pool_size)
     )
-    app.state.ingest_slots = AccountSlots(
-        settings.ingest_requests_per_account,
-        None,
-        INGEST_WAIT_SECONDS,
-        what="ingest requests",
-        setting="ingest_requests_per_account",
+    app.state.ingest_slots = _turns(
+        settings.ingest_requests_per_account, "ingest requests", "ingest_requests_per_account"
     )
+    app.state.page_slots = _turns(settings.events_pages_per_account, "Events API requests", "events_pages_per_account")
     app.state.metrics = Metrics()
     app.state.metrics.registry.register(IntegrityCollector(services.tlog))
     app.state.metrics_access = MetricsAccess.from_file(services.settings.metrics_token_file)
@@ -127,6 +124,12 @@ def create_app(services: Services, *, close_on_shutdown: bool = False) -> FastAP
 
     install_openapi(app)
     return app
+
+
+def _turns(per_account: int, what: str, setting: str) -> AccountSlots:
+    """Turns of one account's requests of a kind (`what`, bounded by `setting`), with no bound over
+    all accounts; a request waits TURN_WAIT_SECONDS at most for its turn."""
+    return AccountSlots(per_account, None, TURN_WAIT_SECONDS, what=what, setting=setting)
 
 
 def alert_tasks(services: Services) -> list[asyncio.Task[None]]:

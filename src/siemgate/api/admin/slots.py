@@ -6,8 +6,8 @@ while a client takes it), below the pool's size, so that a few accounts together
 the Events API, ingest and sign-in always find a connection. The others wait their turn on
 the event loop, holding no thread or connection, for up to `wait_seconds`, then are refused with
 429 (docs/security.md, "Heavy reads"). The ingest API bounds each account's requests being stored
-the same way (`ingest_requests_per_account`, no process-wide bound: docs/security.md, "Per-account
-quotas")."""
+the same way (`ingest_requests_per_account`), and the Events API each account's requests being
+served (`events_pages_per_account`), with no process-wide bound (docs/security.md)."""
 
 from __future__ import annotations
 
