@@ -41,6 +41,10 @@ from siemgate.outbound import OutboundPolicy
 from siemgate.store.base import ALERT_STATES, DELIVERY_STATUSES, Account, AlertRecord, DeliveryRecord, Store
 from siemgate.store.ingest import EventWriter
 
+# How long an evaluation failure keeps its rule `failing` (rule_view): long enough to be seen the
+# next working day, not for as long as the failure is kept (the stream's retention).
+FAILING_FOR_NS = 86_400 * 1_000_000_000
+
 
 def is_sigma(document: Any) -> bool:
     """Whether a parsed YAML document is a Sigma rule (it has `detection` or `correlation`)."""
@@ -168,11 +172,16 @@ class AlertService:
                     action["url"] = url_origin(action["url"])
         return {**view, "definition": definition}
 
-    @staticmethod
-    def rule_view(entry: RuleEntry, stats: Any) -> dict[str, Any]:
+    def rule_view(self, entry: RuleEntry, stats: Any) -> dict[str, Any]:
+        """The rule's view: `failing` while a delivery of it has failed (until retried), or while
+        its last evaluation failure is under FAILING_FOR_NS old and after the rule's last change
+        (evaluation_failures and last_failure_at keep the history)."""
         rule = entry.rule
         failed = stats.failed if stats else 0
         broken = stats.failures if stats else 0
+        last = stats.last_failure_at if stats else None
+        since = max(self.clock() - FAILING_FOR_NS, entry.updated_at or 0)
+        evaluating = last is not None and last >= since
         return {
             "id": rule.id,
             "name": rule.name,
@@ -183,7 +192,7 @@ class AlertService:
             "enabled": rule.enabled,
             "origin": entry.origin,
             "overridden": entry.overridden,
-            "status": "disabled" if not rule.enabled else "failing" if failed or broken else "active",
+            "status": "disabled" if not rule.enabled else "failing" if failed or evaluating else "active",
             "version": entry.version,
             "fired": stats.fired if stats else 0,
             "last_fired_at": format_ns(stats.last_fired_at) if stats and stats.last_fired_at else None,

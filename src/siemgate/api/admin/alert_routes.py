@@ -52,7 +52,8 @@ class RuleOut(BaseModel):
     origin: Literal["starter", "file", "api"]
     overridden: bool = Field(description="A starter rule this account changed or disabled.")
     status: Literal["active", "disabled", "failing"] = Field(
-        description="failing: some action deliveries failed, or alerts could not be stored (evaluation_failures)."
+        description="failing: some action deliveries failed (until retried), or an evaluation failure"
+        " (evaluation_failures) under a day old happened after the rule's last change."
     )
     version: int = Field(description="0 for a shipped starter rule; otherwise 1, 2, ... with every change.")
     fired: int
