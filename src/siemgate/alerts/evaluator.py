@@ -174,8 +174,11 @@ class AlertEvaluator:
             self._forget(account_id)
             with self._record_guard:  # its alerts were deleted with it
                 self._to_record.pop(account_id, None)
-            for key in [k for k in self._shed_pending if k[0] == account_id]:
-                del self._shed_pending[key]
+            for per_stream in (self._shed_pending, self._shed_recorded, self._deferred):
+                for key in [k for k in per_stream if k[0] == account_id]:
+                    del per_stream[key]
+            self._credit.pop(account_id, None)
+            self._rebuilt.pop(account_id, None)
 
     def _checkpoint(self, account_id: int, feature: Feature) -> int | None:
         key = (account_id, feature)
@@ -395,8 +398,7 @@ class AlertEvaluator:
         meanwhile, or that the store cannot take, are dropped."""
         recorded = 0
         for account_id, feature in list(self._shed_pending):
-            since = time.monotonic() - self._shed_recorded.get((account_id, feature), float("-inf"))
-            if not force and since < SHED_RECORD_SECONDS:
+            if not force and not self._shed_due((account_id, feature)):
                 continue
             with self._lock(account_id):
                 try:
@@ -501,11 +503,13 @@ class AlertEvaluator:
         key = (account_id, feature)
         if shed and events:
             self._gather_shed(account_id, feature, events[0][0], events[-1][0], len(events), shed)
-        if key not in self._shed_pending:
-            return []
-        if time.monotonic() - self._shed_recorded.get(key, float("-inf")) < SHED_RECORD_SECONDS:
+        if key not in self._shed_pending or not self._shed_due(key):
             return []
         return self._shed_failures(account_id, feature)
+
+    def _shed_due(self, key: tuple[int, Feature]) -> bool:
+        """Whether the stream's gathered failures are due: its last such record is SHED_RECORD_SECONDS old."""
+        return time.monotonic() - self._shed_recorded.get(key, float("-inf")) >= SHED_RECORD_SECONDS
 
     def _gather_shed(
         self,
