@@ -483,7 +483,7 @@ def test_an_email_looks_up_no_name_outside_its_deadline(
     with smtp_site(tmp_path, handler, smtp_timeout=1.0, smtp_helo_name=helo_name, alerts_max_attempts=1) as site:
         d, took = _email_once(site)
         assert (d.status, d.last_error) == ("delivered", ""), d
-        assert took < 1.0, took
+        assert took < 3.0, took  # each stuck lookup takes 5 s
     assert made == []
     host = socket.gethostname()
     assert handler.helo_names == [helo_name or (host if "." in host else "[127.0.0.1]")]

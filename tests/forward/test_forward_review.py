@@ -630,7 +630,7 @@ def test_a_resolver_that_hangs_holds_a_pipeline_no_longer_than_its_timeout(
         with pytest.raises((SinkRetryable, SourceError), match="did not resolve within the time allowed"):
             reach(tmp_path, sink)
         took = time.monotonic() - started
-        assert took < 2.0, took
+        assert took < 0.5 + 4.0, took  # the resolver hangs 30 s
 
 
 def test_a_syslog_receiver_that_talks_back_then_stops_reading_holds_a_write_no_longer_than_its_timeout(
@@ -670,5 +670,5 @@ def test_a_syslog_receiver_that_talks_back_then_stops_reading_holds_a_write_no_l
         finally:
             peer.close()  # ends a write still blocked
             built.close()
-        assert not sender.is_alive() and took < 2.0, took
+        assert not sender.is_alive() and took < 4.0, took  # blocked for ever before (join gives up at 5 s)
         assert [type(exc) for exc in outcome] == [SinkRetryable], outcome

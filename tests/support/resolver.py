@@ -16,7 +16,7 @@ HUNG = "hung.example"
 
 @contextlib.contextmanager
 def hung_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """While in the block, looking up HUNG hangs (5 s, then EAI_AGAIN) and every other name
+    """While in the block, looking up HUNG hangs (30 s, then EAI_AGAIN) and every other name
     resolves as usual; lookups still hanging are let go on exit."""
     real = socket.getaddrinfo
     release = threading.Event()
@@ -24,7 +24,7 @@ def hung_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def hanging(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
         if host != HUNG:
             return real(host, port, *args, **kwargs)
-        release.wait(5)
+        release.wait(30)
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
     monkeypatch.setattr(socket, "getaddrinfo", hanging)
