@@ -68,6 +68,9 @@ def child(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     pytester.makeini(f"[pytest]\npythonpath = {TESTS}\nmarkers =\n    postgres\n    redis\n    browser\n    rsyslog\n")
     pytester.makeconftest(CONFTEST)
     monkeypatch.delenv("CI", raising=False)
+    # The child needs none of the installed plugins but xdist (loaded by name where used); loading
+    # them all (schemathesis, hypothesis, ...) cost each child run about 2 s of start-up.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     return pytester
 
 
@@ -96,7 +99,7 @@ def test_an_absent_service_skips_its_tests_saying_how_to_start_it(
 
 @pytest.mark.parametrize(
     ("service", "workers"),
-    [*((service, []) for service in sorted(UNREACHABLE)), ("postgres", ["-n", "2"])],  # make test uses xdist
+    [*((service, []) for service in sorted(UNREACHABLE)), ("postgres", ["-p", "xdist", "-n", "2"])],  # make test uses xdist
 )
 def test_under_ci_a_skipped_marked_test_fails_the_run(
     child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, service: str, workers: list[str]
