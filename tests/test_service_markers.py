@@ -99,7 +99,8 @@ def test_an_absent_service_skips_its_tests_saying_how_to_start_it(
 
 @pytest.mark.parametrize(
     ("service", "workers"),
-    [*((service, []) for service in sorted(UNREACHABLE)), ("postgres", ["-p", "xdist", "-n", "2"])],  # make test uses xdist
+    # make test uses xdist
+    [*((service, []) for service in sorted(UNREACHABLE)), ("postgres", ["-p", "xdist", "-n", "2"])],
 )
 def test_under_ci_a_skipped_marked_test_fails_the_run(
     child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, service: str, workers: list[str]
