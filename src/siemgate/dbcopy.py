@@ -67,7 +67,7 @@ TABLES = (
     "operations",  # the server's log of deleted accounts (docs/setup.md)
 )
 # Copied by their own steps, or bookkeeping of one database only.
-SPECIAL = {"events", "facets", "streams", "event_buckets", "schema_migrations"}
+SPECIAL = {"events", "facets", "streams", "event_buckets", "applied_migrations", "schema_migrations"}
 ORDER_BY = {"tokens": "created_at, id", "alerts": "fired_at, id"}
 IDENTITY = ("accounts", "users", "integrations", "operations")
 # (table, key, value): rows a served database made itself; a target must hold only the source's.

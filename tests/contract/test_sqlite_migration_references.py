@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from siemgate.errors import StoreError
-from siemgate.store import migrations
 from siemgate.store.migrations import Migration
 from siemgate.store.sqlite import SQLiteStore, connection
 
@@ -27,7 +26,7 @@ def test_a_migration_meeting_broken_references_is_not_applied_and_fails_again(tm
         conn.execute("INSERT INTO accounts (id, uuid, name, created_at) VALUES (1, 'A', 'Acme', 0)")
         conn.execute("INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (1, 999, 'owner', 0)")
         conn.execute("DROP TABLE operations")
-        conn.execute("DELETE FROM schema_migrations WHERE version = 10")
+        conn.execute("DELETE FROM applied_migrations WHERE version = 10")
     for _ in range(2):
         store = SQLiteStore(path)
         try:
@@ -36,7 +35,7 @@ def test_a_migration_meeting_broken_references_is_not_applied_and_fails_again(tm
         finally:
             store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations WHERE version = 10").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM applied_migrations WHERE version = 10").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'operations'").fetchone() == (0,)
 
 
@@ -46,15 +45,15 @@ def test_two_processes_migrating_at_once_both_start(tmp_path: Path, monkeypatch:
     and failed to start ('table users already exists'). PostgreSQL takes an advisory lock."""
     path = tmp_path / "siemgate.db"
     first, second = SQLiteStore(path), SQLiteStore(path)
-    read = migrations.pending_migrations
+    read = connection.SQLiteBase._pending
 
-    def read_then_the_other_migrates(conn: sqlite3.Connection, dialect: str) -> list[Migration]:
-        pending = read(conn, dialect)
-        monkeypatch.setattr(connection, "pending_migrations", read)
+    def read_then_the_other_migrates(conn: sqlite3.Connection) -> list[Migration]:
+        pending = read(conn)
+        monkeypatch.setattr(connection.SQLiteBase, "_pending", staticmethod(read))
         assert len(second.migrate()) == len(pending)  # the other process, in between
         return pending
 
-    monkeypatch.setattr(connection, "pending_migrations", read_then_the_other_migrates)
+    monkeypatch.setattr(connection.SQLiteBase, "_pending", staticmethod(read_then_the_other_migrates))
     try:
         assert first.migrate() == []  # all applied by the other: nothing left, and no error
         assert first.list_accounts() == []

@@ -29,7 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from siemgate.errors import StoreError
 from siemgate.store.errors import too_long
-from siemgate.store.migrations import pending_migrations
+from siemgate.store.migrations import APPLIED, pending_migrations
 from siemgate.store.postgres.errors import integrity_conflict, redacted, store_error
 
 Params = Sequence[Any] | dict[str, Any]
@@ -142,12 +142,14 @@ class PgBase:
         with self._conn("migrations failed") as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (self._ddl_key,))
             try:
-                for migration in pending_migrations(conn, "postgres"):
+                with conn.transaction():
+                    pending = pending_migrations(conn, "postgres")
+                for migration in pending:
                     try:
                         with conn.transaction():
                             conn.execute(migration.sql.encode())
                             conn.execute(
-                                "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                                f"INSERT INTO {APPLIED} VALUES (%s, %s, %s)",
                                 (migration.version, migration.name, time.time_ns()),
                             )
                     except psycopg.Error as exc:

@@ -17,7 +17,7 @@ from typing import Any
 from siemgate.errors import ConfigError, StoreError
 from siemgate.private import private_file, unusable
 from siemgate.store.errors import too_long
-from siemgate.store.migrations import pending_migrations
+from siemgate.store.migrations import APPLIED, Migration, pending_migrations
 from siemgate.store.sqlite.errors import translate
 
 _CHECKPOINT_SECONDS = 0.5
@@ -135,16 +135,14 @@ class SQLiteBase:
             # Table rebuilds (see 0002) need foreign keys off; references are checked after each migration.
             conn.execute("PRAGMA foreign_keys=OFF")
             try:
-                for migration in pending_migrations(conn, "sqlite"):
+                for migration in self._pending(conn):
                     try:
                         self._apply(conn, migration.version, migration.name, migration.sql)
                     except StoreError:
                         # another process (a server and a CLI command started together after an
                         # upgrade) applied it since the list was read: its transaction recorded it,
                         # so ours, applying it again, failed and was rolled back whole
-                        if conn.execute(
-                            "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
-                        ).fetchone():
+                        if conn.execute(f"SELECT 1 FROM {APPLIED} WHERE version = ?", (migration.version,)).fetchone():
                             continue
                         raise
                     applied.append(f"{migration.version:04d}_{migration.name}")
@@ -153,12 +151,25 @@ class SQLiteBase:
         return applied
 
     @staticmethod
+    def _pending(conn: sqlite3.Connection) -> list[Migration]:
+        """The pending migrations, read in a write transaction of their own (pending_migrations
+        may create the table of applied migrations, once, with the guard view)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            pending = pending_migrations(conn, "sqlite")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return pending
+
+    @staticmethod
     def _apply(conn: sqlite3.Connection, version: int, name: str, sql: str) -> None:
         """Apply one migration in one transaction, committed only if no row then refers to a row
         that does not exist (checked before COMMIT: a refused migration is not recorded, and the
         next start refuses it again). Raises StoreError."""
         record = f"({version}, '{name}', {time.time_ns()})"
-        script = f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES {record};"
+        script = f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO {APPLIED} VALUES {record};"
         try:
             conn.executescript(script)
             broken = conn.execute("PRAGMA foreign_key_check").fetchall()
