@@ -450,7 +450,7 @@ def test_an_smtp_server_that_trickles_its_replies_holds_an_email_no_longer_than_
     with smtp_site(tmp_path, handler, _TricklingController, smtp_timeout=0.5, alerts_max_attempts=1) as site:
         d, took = _email_once(site)
         assert d.status == "failed" and "timed out" in d.last_error, d
-        assert took < 0.5 + 1.0, took  # the greeting alone takes longer than the deadline
+        assert took < 0.5 + 3.0, took  # the greeting alone takes longer than the deadline; 5 s before
         assert handler.messages == []
 
 
