@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 from pathlib import Path
 
 import psycopg
@@ -10,6 +12,7 @@ import pytest
 
 from siemgate.model.ids import new_id
 from siemgate.store.base import Store
+from siemgate.store.migrations import APPLIED
 from siemgate.store.postgres import PostgresStore
 from siemgate.store.sqlite import SQLiteStore
 
@@ -66,3 +69,15 @@ def _backend_param(request: pytest.FixtureRequest) -> str:
 
 # A module that assigns this to `server_backend` runs its server tests on SQLite and PostgreSQL.
 BOTH_BACKENDS = pytest.fixture(scope="module", params=STORE_BACKENDS, name="server_backend")(_backend_param)
+
+
+def sqlite_contents(conn: sqlite3.Connection) -> str:
+    """A digest of everything an SQLite database holds, equal for equal databases: its schema and
+    every table's rows (of the record of applied migrations, not when each was applied)."""
+    lines = sorted(
+        f"{kind} {name} {sql}" for kind, name, sql in conn.execute("SELECT type, name, sql FROM sqlite_master")
+    )
+    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall():
+        columns = "version, name" if table == APPLIED else "*"
+        lines += sorted(f"{table} {row!r}" for row in conn.execute(f'SELECT {columns} FROM "{table}"'))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
