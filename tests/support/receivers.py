@@ -23,9 +23,9 @@ class QuietHandler(BaseHTTPRequestHandler):
         """Nothing on stderr for each request."""
 
 
-def serving(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    """A server on a free port of 127.0.0.1, answering with `handler` in a thread."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def serving(handler: type[BaseHTTPRequestHandler], port: int = 0) -> ThreadingHTTPServer:
+    """A server on `port` (default a free one) of 127.0.0.1, answering with `handler` in a thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

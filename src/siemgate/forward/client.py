@@ -63,6 +63,7 @@ MAX_REPLY_BYTES = 128 * 1024 * 1024
 MAX_REPLY_VALUES = 1000 * 1024
 
 RetryHook = Callable[[str, float], None]  # (reason, delay in seconds)
+RecoveredHook = Callable[[str, int], None]  # (what was asked for, retries it took)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,8 @@ class EventsClient:
     per request before giving up on retryable failures (None: keep trying until `stop` is set).
     `backoff` makes the delay sequence of one request (default: 1 s doubling to 30 s, full jitter).
     `stop`: an Event that interrupts every wait (raises Stopped). `on_retry(reason, delay)` is
-    called before each wait (for logs and metrics; never sees the token).
+    called before each wait (for logs and metrics; never sees the token), and
+    `on_recovered(what, retries)` when a request that was retried is answered.
     """
 
     def __init__(
@@ -145,6 +147,7 @@ class EventsClient:
         backoff: Callable[[], Backoff] = Backoff,
         stop: threading.Event | None = None,
         on_retry: RetryHook | None = None,
+        on_recovered: RecoveredHook | None = None,
         transport: httpx.BaseTransport | None = None,
         log_fields: bool = False,
     ) -> None:
@@ -162,6 +165,7 @@ class EventsClient:
         self.backoff_factory = backoff
         self.stop = stop or threading.Event()
         self.on_retry = on_retry
+        self.on_recovered = on_recovered
         self._http = BoundedClient(
             total=timeout,
             max_reply=MAX_REPLY_BYTES,
@@ -311,7 +315,9 @@ class EventsClient:
                     values = json_values(response.content)
                     try:
                         if values <= MAX_REPLY_VALUES:
-                            return orjson.loads(response.content), response.headers
+                            data = orjson.loads(response.content)
+                            self._recovered(what, attempt)
+                            return data, response.headers
                         reason = (
                             f"{what}: the reply holds about {values} JSON values, more than a page may"
                             f" ({MAX_REPLY_VALUES}); it is not parsed. If the source's events are that large,"
@@ -320,6 +326,7 @@ class EventsClient:
                     except orjson.JSONDecodeError:
                         reason = f"{what}: the reply is not JSON ({response.headers.get('content-type', '?')})"
                 elif status in absent:
+                    self._recovered(what, attempt)
                     return None, response.headers
                 elif status in retry:
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -333,6 +340,10 @@ class EventsClient:
                 self.on_retry(reason, delay)
             if self.stop.wait(delay):
                 raise Stopped()
+
+    def _recovered(self, what: str, attempt: int) -> None:
+        if attempt > 1 and self.on_recovered is not None:
+            self.on_recovered(what, attempt - 1)
 
     # --- streams -----------------------------------------------------------------------------------
 

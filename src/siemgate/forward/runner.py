@@ -27,6 +27,39 @@ log = logging.getLogger("siemgate.forward")
 StoreOpener = Callable[[Any], Any]
 
 
+class SourceRetries:
+    """Says once that a source is failing, not at each retry: a WARNING at the first retry, DEBUG
+    for the next ones (the metric counts every one), and an INFO once a retried request is
+    answered. `failing` is the reason while it fails (for /readyz), else None. Thread-safe (a
+    pipeline fetches a page ahead on a second thread)."""
+
+    def __init__(self, name: str, metrics: ForwardMetrics | None) -> None:
+        self.name = name
+        self.failing: str | None = None
+        self._counter = metrics.source_retries.labels(name) if metrics else None
+        self._lock = threading.Lock()
+
+    def retry(self, reason: str, delay: float) -> None:
+        if self._counter is not None:
+            self._counter.inc()
+        with self._lock:
+            first, self.failing = self.failing is None, reason
+        level, more = (
+            (logging.WARNING, "; further retries are logged at debug level until it answers")
+            if first
+            else (logging.DEBUG, "")
+        )
+        log.log(
+            level, "source %s: %s; retrying in %.1fs%s", self.name, reason, delay, more, extra={"source": self.name}
+        )
+
+    def recovered(self, what: str, retries: int) -> None:
+        with self._lock:
+            was, self.failing = self.failing, None
+        if was is not None:
+            log.info("source %s: %s answered after %d retries", self.name, what, retries, extra={"source": self.name})
+
+
 def make_client(
     name: str,
     source: SourceConfig,
@@ -35,15 +68,10 @@ def make_client(
     *,
     attempts: int | None,
     backoff: Callable[[], Backoff] = Backoff,
+    retries: SourceRetries | None = None,
 ) -> EventsClient:
-    """The Events API client of a source (never logs its token)."""
-    retries = metrics.source_retries.labels(name) if metrics else None
-
-    def on_retry(reason: str, delay: float) -> None:
-        if retries is not None:
-            retries.inc()
-        log.warning("source %s: %s; retrying in %.1fs", name, reason, delay, extra={"source": name})
-
+    """The Events API client of a source (never logs its token); `retries` reports its retries."""
+    retries = retries or SourceRetries(name, metrics)
     verify: Any = source.ca_file if source.ca_file else source.tls_verify
     return EventsClient(
         source.token.get_secret_value(),
@@ -54,7 +82,8 @@ def make_client(
         max_attempts=attempts,
         backoff=backoff,
         stop=stop,
-        on_retry=on_retry,
+        on_retry=retries.retry,
+        on_recovered=retries.recovered,
         log_fields=source.log_fields,
     )
 
@@ -89,6 +118,7 @@ class Forwarder:
     failed_sources: list[str] = field(default_factory=list)
     health_port: int | None = None
     _clients: list[EventsClient] = field(default_factory=list)
+    _retries: list[SourceRetries] = field(default_factory=list)
     _sinks: list[Sink] = field(default_factory=list)
     _dead: list[DeadLetterFile] = field(default_factory=list)
 
@@ -127,6 +157,7 @@ class Forwarder:
 
     def problems(self) -> list[str]:
         found = list(self.failed_sources)
+        found += [f"{r.name}: {r.failing} (retrying)" for r in self._retries if r.failing is not None]
         for pipeline in self.pipelines:
             found += pipeline.problems()
         return found
@@ -154,7 +185,11 @@ class Forwarder:
 
     def _pipeline(self, name: str, checkpoint: CheckpointStore) -> Pipeline:
         source = self.config.sources[name]
-        client = make_client(name, source, self.stop, self.metrics, attempts=None, backoff=self._backoff)
+        retries = SourceRetries(name, self.metrics)
+        self._retries.append(retries)
+        client = make_client(
+            name, source, self.stop, self.metrics, attempts=None, backoff=self._backoff, retries=retries
+        )
         self._clients.append(client)
         features: tuple[Feature, ...] | None = source.feature_list()
         if features is None:

@@ -1,0 +1,225 @@
+"""The forwarder against a source that refuses, sheds load, restarts or misbehaves: a real siemgate
+server over HTTP, behind a proxy (tests/support/proxies.py) where a load balancer would be."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from siemgate.forward.config import parse_config
+from siemgate.forward.runner import Forwarder
+from siemgate.model.features import Feature
+from support.proxies import HTML_502, Answer, proxy_to
+from support.waiting import wait_for
+
+from .forward_support import FAST, config, fill, jsonl, run_in_thread, run_once, sample
+
+
+def file_sink(tmp_path: Path) -> dict[str, Any]:
+    return {"type": "file", "path": str(tmp_path / "out" / "{feature}.jsonl"), "linger": 0.01}
+
+
+def delivered(tmp_path: Path, feature: str = "signinattempts") -> list[str]:
+    return [e["uuid"] for e in jsonl(tmp_path / "out" / f"{feature}.jsonl")]
+
+
+TOO_MANY = b'{"Error":{"Message":"Too Many Requests"}}'
+
+
+def refuse_pages(status: int, retry_after: str | None, pages: range) -> Any:
+    """A plan refusing the page requests numbered `pages` (from 1) with `status` and `retry_after`."""
+    count = {"n": 0}
+    headers = {"content-type": "application/json"} | ({"Retry-After": retry_after} if retry_after is not None else {})
+
+    def plan(path: str, body: bytes) -> Answer | None:
+        if path.startswith("/api/v2/"):
+            count["n"] += 1
+            if count["n"] in pages:
+                return Answer(status, headers, TOO_MANY)
+        return None
+
+    return plan
+
+
+def source_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level and r.getMessage().startswith("source src:")]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_source_shedding_load_is_waited_for_as_it_asks_and_said_once(
+    source: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    """Before: every retry logged a WARNING of its own (4 refusals, 4 lines; a source throttling
+    for an hour at Retry-After: 1 wrote 3600). Now: one WARNING when the source starts refusing,
+    one INFO when it answers again, and the metric counts every retry; each wait is at least the
+    Retry-After, and every event is delivered once."""
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 120)
+    with proxy_to(source.url) as proxy:
+        proxy.plan = refuse_pages(status, "1", range(2, 6))
+        cfg = config(tmp_path / "state", proxy.url, {"out": file_sink(tmp_path)}, features=["signinattempts"], limit=50)
+        with caplog.at_level(logging.DEBUG, logger="siemgate.forward"):
+            forwarder = run_once(cfg)
+    assert forwarder.code == 0
+    assert delivered(tmp_path) == uuids
+    pages = [s for s in proxy.seen if s.path.startswith("/api/v2/")]
+    waits = [after.at - before.at for before, after in itertools.pairwise(pages) if before.status != 200]
+    assert len(waits) == 4 and min(waits) >= 1.0, waits
+    assert sample(forwarder, "siemgate_forward_source_retries_total", source="src") == 4
+    warnings = source_lines(caplog, logging.WARNING)
+    assert len(warnings) == 1 and f"HTTP {status}" in warnings[0], warnings
+    assert len(source_lines(caplog, logging.DEBUG)) == 3
+    recovered = [line for line in source_lines(caplog, logging.INFO) if "answered" in line]
+    assert recovered == ["source src: signinattempts answered after 4 retries"], recovered
+
+
+@pytest.mark.parametrize("retry_after", ["99999999", "1e999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_huge_retry_after_is_waited_at_most_five_minutes_and_a_stop_ends_the_wait(
+    source: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, retry_after: str
+) -> None:
+    """A Retry-After of years is taken as 5 minutes (then the source is asked again); while the
+    forwarder waits, /readyz names the source; a stop ends the wait at once, with what was
+    delivered committed (a second run delivers the rest, nothing twice)."""
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 120)
+    state = tmp_path / "state"
+    with proxy_to(source.url) as proxy:
+        proxy.plan = refuse_pages(429, retry_after, range(2, 1000))
+        forwarder = Forwarder(
+            config(state, proxy.url, {"out": file_sink(tmp_path)}, features=["signinattempts"], limit=50)
+        )
+        with caplog.at_level(logging.WARNING, logger="siemgate.forward"):
+            thread = run_in_thread(forwarder)
+            try:
+                wait_for("the source to refuse", lambda: forwarder.problems())
+                assert forwarder.problems() == ["src: signinattempts: HTTP 429 Too Many Requests (retrying)"]
+                assert "retrying in 300.0s" in " ".join(source_lines(caplog, logging.WARNING))
+            finally:
+                stopped_at = time.monotonic()
+                forwarder.stop.set()
+                thread.join(30)
+        assert not thread.is_alive() and time.monotonic() - stopped_at < 10
+        assert delivered(tmp_path) == uuids[:50]
+        proxy.plan = lambda path, body: None
+        assert run_once(forwarder.config).code == 0
+    assert delivered(tmp_path) == uuids
+
+
+@pytest.mark.parametrize("retry_after", ["-5", "soon", "nan", "Thu, 01 Jan 1970 00:00:00 GMT", "5, 5", ""])
+def test_a_retry_after_in_the_past_or_unreadable_backs_off_as_if_absent(
+    source: Any, tmp_path: Path, retry_after: str
+) -> None:
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 120)
+    with proxy_to(source.url) as proxy:
+        proxy.plan = refuse_pages(429, retry_after, range(2, 5))
+        cfg = config(tmp_path / "state", proxy.url, {"out": file_sink(tmp_path)}, features=["signinattempts"], limit=50)
+        forwarder = run_once(cfg)
+        assert len(proxy.refused("/api/v2/")) == 3
+    assert forwarder.code == 0 and delivered(tmp_path) == uuids
+    assert sample(forwarder, "siemgate_forward_source_retries_total", source="src") == 3
+
+
+def test_a_token_revoked_mid_run_stops_its_source_once_and_the_others_go_on(
+    source: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revoked source's streams stop at their first 401 (one request each, never retried), say
+    what to do, and the other source keeps delivering."""
+    other = source.live.account()
+    other_key = source.live.ingest_key(other)
+    monkeypatch.setenv("FORWARD_OTHER_TOKEN", source.live.token(other))
+    first = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 30)
+    kept = fill(source.live, other_key, Feature.SIGNINATTEMPTS, 30)
+    features = ["signinattempts", "itemusages"]
+    with proxy_to(source.url) as proxy:
+        cfg = parse_config(
+            {
+                "forwarder": {"state_dir": str(tmp_path / "state"), "poll_interval": 0.05, **FAST},
+                "sources": {
+                    "revoked": {
+                        "url": proxy.url,
+                        "token": {"env": "FORWARD_TEST_TOKEN"},
+                        "features": features,
+                        "sinks": ["a"],
+                    },
+                    "kept": {
+                        "url": source.url,
+                        "token": {"env": "FORWARD_OTHER_TOKEN"},
+                        "features": features,
+                        "sinks": ["b"],
+                    },
+                },
+                "sinks": {
+                    "a": {"type": "file", "path": str(tmp_path / "a/{feature}.jsonl")},
+                    "b": {"type": "file", "path": str(tmp_path / "b/{feature}.jsonl")},
+                },
+            }
+        )
+        forwarder = Forwarder(cfg)
+        thread = run_in_thread(forwarder)
+        try:
+            wait_for("the first events", lambda: len(jsonl(tmp_path / "a/signinattempts.jsonl")) == 30)
+            source.live.store.revoke_token(token_id(source.token), source.live.clock())
+            before = len(proxy.seen)
+            fill(source.live, source.key, Feature.SIGNINATTEMPTS, 10)
+            kept += fill(source.live, other_key, Feature.SIGNINATTEMPTS, 10)
+            wait_for("both revoked streams to stop", lambda: len(forwarder.problems()) == 2)
+            # many poll intervals later, the other source delivered what came since
+            kept += fill(source.live, other_key, Feature.SIGNINATTEMPTS, 10)
+            wait_for(
+                "the other source", lambda: [e["uuid"] for e in jsonl(tmp_path / "b/signinattempts.jsonl")] == kept
+            )
+            assert [s.status for s in proxy.seen[before:]] == [401, 401]
+            assert thread.is_alive()
+        finally:
+            forwarder.stop.set()
+            thread.join(30)
+    assert [e["uuid"] for e in jsonl(tmp_path / "a/signinattempts.jsonl")] == first
+    for problem in forwarder.problems():
+        assert problem.startswith("revoked/") and "refused the token (401" in problem and "issue a new token" in problem
+
+
+def token_id(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+def test_a_proxy_answering_html_then_a_server_refusing_connections_is_retried_without_loss(
+    source: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 120)
+    with proxy_to(source.url) as proxy:
+        count = {"n": 0}
+
+        def plan(path: str, body: bytes) -> Answer | None:
+            if path.startswith("/api/v2/"):
+                count["n"] += 1
+                if 2 <= count["n"] <= 4:
+                    return HTML_502
+            return None
+
+        proxy.plan = plan
+        forwarder = Forwarder(
+            config(tmp_path / "state", proxy.url, {"out": file_sink(tmp_path)}, features=["signinattempts"], limit=50)
+        )
+        with caplog.at_level(logging.WARNING, logger="siemgate.forward"):
+            thread = run_in_thread(forwarder)
+            try:
+                wait_for("the first events", lambda: delivered(tmp_path) == uuids)
+                proxy.down()
+                uuids += fill(source.live, source.key, Feature.SIGNINATTEMPTS, 60)
+                retried = sample(forwarder, "siemgate_forward_source_retries_total", source="src")
+                wait_for(
+                    "connections to be refused",
+                    lambda: sample(forwarder, "siemgate_forward_source_retries_total", source="src") >= retried + 3,
+                )
+                proxy.up()
+                wait_for("the events since", lambda: delivered(tmp_path) == uuids)
+            finally:
+                forwarder.stop.set()
+                thread.join(30)
+    assert delivered(tmp_path) == uuids
+    warned = source_lines(caplog, logging.WARNING)
+    assert len(warned) == 2 and "HTTP 502" in warned[0] and "cannot reach" in warned[1], warned
