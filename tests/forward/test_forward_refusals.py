@@ -12,7 +12,9 @@ from typing import Any
 import jwt
 import pytest
 
+from siemgate.forward.client import EventsClient
 from siemgate.forward.config import parse_config
+from siemgate.forward.errors import SourceError
 from siemgate.forward.runner import Forwarder
 from siemgate.model.features import Feature
 from support.proxies import HTML_502, Answer, proxy_to
@@ -189,6 +191,8 @@ def token_id(token: str) -> str:
 def test_a_proxy_answering_html_then_a_server_refusing_connections_is_retried_without_loss(
     source: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Before: the warning carried the whole HTML page, line breaks included (in a text log, a
+    source could write lines that look like the forwarder's own). Now: its title, on one line."""
     uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 120)
     with proxy_to(source.url) as proxy:
         count = {"n": 0}
@@ -222,4 +226,15 @@ def test_a_proxy_answering_html_then_a_server_refusing_connections_is_retried_wi
                 thread.join(30)
     assert delivered(tmp_path) == uuids
     warned = source_lines(caplog, logging.WARNING)
-    assert len(warned) == 2 and "HTTP 502" in warned[0] and "cannot reach" in warned[1], warned
+    assert len(warned) == 2 and "cannot reach" in warned[1], warned
+    # The page's title, on one line: a source's text never starts a line of its own in a text log.
+    assert warned[0].startswith("source src: signinattempts: HTTP 502 502 Bad Gateway; retrying in"), warned[0]
+
+
+def test_what_a_source_says_reaches_a_message_on_one_printable_line(source: Any) -> None:
+    said = b'{"Error":{"Message":"down\\n2026-12-08 INFO all fine\\u001b[2J"}}'
+    with proxy_to(source.url) as proxy:
+        proxy.plan = lambda path, body: Answer(503, {"content-type": "application/json"}, said)
+        with EventsClient(source.token, proxy.url, max_attempts=1) as client, pytest.raises(SourceError) as refused:
+            client.reset_page(Feature.SIGNINATTEMPTS)
+    assert refused.value.message.startswith("signinattempts: HTTP 503 down 2026-12-08 INFO all fine [2J; gave up")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -61,6 +62,8 @@ MAX_REPLY_BYTES = 128 * 1024 * 1024
 # What bounds the memory a reply takes once parsed: its JSON values (store.ingest.json_values), at
 # most 1024 per event of a 1000-event page (1Password's events hold about 30); about 100 MB.
 MAX_REPLY_VALUES = 1000 * 1024
+
+HTML_TITLE = re.compile(r"<title[^>]*>([^<]*)</title>", re.IGNORECASE)
 
 RetryHook = Callable[[str, float], None]  # (reason, delay in seconds)
 RecoveredHook = Callable[[str, int], None]  # (what was asked for, retries it took)
@@ -367,14 +370,20 @@ class EventsClient:
 
 
 def _server_message(response: httpx.Response) -> str:
+    """What the server said, for a log line: its error message, or an HTML page's title, on one
+    line of at most 200 printable characters (a source must not write lines of its own into the log)."""
     try:
         data = orjson.loads(response.content)
         message = data.get("Error", {}).get("Message") or data.get("message")
     except (orjson.JSONDecodeError, AttributeError):
         message = None
     if not message:
-        message = response.text[:200]
-    return str(message).strip()
+        message = response.text[:4096]
+        if "html" in response.headers.get("content-type", "") or message.lstrip()[:1] == "<":
+            title = HTML_TITLE.search(message)
+            message = title.group(1) if title else "(an HTML page)"
+    printable = "".join(c if c.isprintable() else " " for c in str(message))
+    return " ".join(printable.split())[:200]
 
 
 def _refusal(status: int, response: httpx.Response, what: str, cursor: str | None, base_url: str) -> Exception:
