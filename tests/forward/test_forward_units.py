@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,23 @@ def test_retry_after_seconds_and_http_dates() -> None:
     assert parse_retry_after("7") == 7
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 30) == 30
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/New_York"])
+def test_an_http_date_without_a_zone_is_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    """Before: a date without a zone (or with -0000, RFC 5322's UTC) was read in the machine's
+    zone: in Tokyo 30 s ahead became 9 hours in the past, so a 429 was retried at once; in New
+    York 5 hours ahead (taken as the 5-minute ceiling)."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        for date in ("Wed, 21 Oct 2015 07:28:00 -0000", "Wed, 21 Oct 2015 07:28:00"):
+            assert parse_retry_after(date, now=1445412480 - 30) == 30
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_url_comes_from_the_token_audience_like_1passwords_clients() -> None:

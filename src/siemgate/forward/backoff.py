@@ -7,6 +7,7 @@ in metrics, which is the whole of what a retry library would add glue for.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import random
 import time
@@ -47,7 +48,8 @@ class Backoff:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: an integer number of seconds or an HTTP date.
+    """Seconds to wait from a `Retry-After` header: a number of seconds or an HTTP date (UTC);
+    0 for a time in the past or a negative number, and "inf" for one too large (Backoff caps it).
 
     Returns None when the header is absent or unreadable (the caller then uses its own backoff).
     """
@@ -62,4 +64,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # no zone, or -0000: an HTTP date is UTC, never the machine's zone
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
