@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import orjson
 import pytest
 
 from siemgate.forward.client import EventsClient
@@ -238,3 +239,102 @@ def test_what_a_source_says_reaches_a_message_on_one_printable_line(source: Any)
         with EventsClient(source.token, proxy.url, max_attempts=1) as client, pytest.raises(SourceError) as refused:
             client.reset_page(Feature.SIGNINATTEMPTS)
     assert refused.value.message.startswith("signinattempts: HTTP 503 down 2026-12-08 INFO all fine [2J; gave up")
+
+
+def run_until_delivered(cfg: Any, uuids: list[str], tmp_path: Path) -> Forwarder:
+    """Run a forwarder until `uuids` were delivered (or more: wait_for fails then), then stop it."""
+    forwarder = Forwarder(cfg)
+    thread = run_in_thread(forwarder)
+    try:
+        wait_for("every event", lambda: len(delivered(tmp_path)) >= len(uuids) or forwarder.problems())
+    finally:
+        forwarder.stop.set()
+        thread.join(30)
+    assert not thread.is_alive() and not forwarder.problems(), forwarder.problems()
+    return forwarder
+
+
+def bend_cursors(where: str) -> tuple[Any, dict[str, int]]:
+    """A rewrite that, from the third page on, answers a page with the cursor it was asked with
+    (`same`: five times) or with the first page's cursor (`back`: once); and its count."""
+    answered: list[str] = []  # the cursors of the pages, as the server answered them
+    bent = {"n": 0}
+
+    def rewrite(path: str, body: bytes, reply: bytes) -> bytes:
+        if not path.startswith("/api/v2/"):
+            return reply
+        request, page = orjson.loads(body), orjson.loads(reply)
+        answered.append(page["cursor"])
+        if len(answered) >= 3 and page["items"] and bent["n"] < 5:
+            page["cursor"] = request["cursor"] if where == "same" else answered[0]
+            bent["n"] += 1 if where == "same" else 5
+        return orjson.dumps(page)
+
+    return rewrite, bent
+
+
+@pytest.mark.parametrize("where", ["same", "back"])
+def test_a_source_whose_cursor_repeats_or_goes_back_delivers_no_event_twice(
+    source: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    """Before: a page answered with the cursor it was asked with (and has_more) was fetched and
+    delivered again and again: 550 lines written for 120 events within a second, and never an end.
+    Now: events a stream fetched lately (by uuid) are dropped when served again, a page of nothing
+    new counts as the head of the stream (polled again after poll_interval, not at once), and it
+    is said once."""
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 200)
+    rewrite, bent = bend_cursors(where)
+    with proxy_to(source.url) as proxy:
+        proxy.rewrite = rewrite
+        # (with log fields, siemgate itself refuses to prove a page whose cursor went back: next test)
+        cfg = config(
+            tmp_path / "state",
+            proxy.url,
+            {"out": file_sink(tmp_path)},
+            features=["signinattempts"],
+            limit=50,
+            log_fields=False,
+        )
+        with caplog.at_level(logging.WARNING, logger="siemgate.forward"):
+            forwarder = run_until_delivered(cfg, uuids, tmp_path)
+    assert delivered(tmp_path) == uuids
+    assert bent["n"] == 5
+    repeated = sample(forwarder, "siemgate_forward_repeated_events_total", source="src", feature="signinattempts")
+    assert repeated == (250 if where == "same" else 100)
+    warned = [r.getMessage() for r in caplog.records if "again that this stream" in r.getMessage()]
+    assert len(warned) == 1, warned
+
+
+def test_a_page_siemgate_refuses_to_prove_stops_its_stream_saying_so(source: Any, tmp_path: Path) -> None:
+    """Before: the page proof's 400 said "refused the reset request; check start_time and limit"."""
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 200)
+    rewrite, _ = bend_cursors("back")
+    with proxy_to(source.url) as proxy:
+        proxy.rewrite = rewrite
+        cfg = config(tmp_path / "state", proxy.url, {"out": file_sink(tmp_path)}, features=["signinattempts"], limit=50)
+        forwarder = run_once(cfg)
+    assert forwarder.code == 1 and delivered(tmp_path) == uuids[:100]
+    assert forwarder.problems() == [
+        "src/signinattempts: signinattempts page proof: the server refused to prove the page it served (400 Bad"
+        " Request: response_cursor is before the request's cursor): the page and the server's log disagree (a"
+        " proxy between changed it, or the server is broken), so it is not delivered. Tell the server's"
+        " operator; the source's log_fields = false forwards without proofs"
+    ]
+
+
+def test_the_client_drops_events_served_again_and_stops_at_a_page_of_nothing_new(source: Any) -> None:
+    """The library's pages() too: a source answering its last page again and again (with has_more)
+    ends the iteration (the head) rather than yield it, or spin, for ever."""
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 30)
+    with proxy_to(source.url) as proxy, EventsClient(source.token, proxy.url) as client:
+        first = client.reset_page(Feature.SIGNINATTEMPTS, start_time="2020-01-01T00:00:00Z", limit=10)
+
+        def rewrite(path: str, body: bytes, reply: bytes) -> bytes:
+            cursor = orjson.loads(body).get("cursor")  # every page after a reset: the first one again
+            return reply if cursor is None else orjson.dumps({"items": first.items, "cursor": cursor, "has_more": True})
+
+        proxy.rewrite = rewrite
+        stream = client.stream(Feature.SIGNINATTEMPTS, start_time="2020-01-01T00:00:00Z", limit=10)
+        pages = list(itertools.islice(stream.pages(), 5))
+    assert [e["uuid"] for p in pages for e in p.items] == uuids[:10]
+    assert len(pages) == 1

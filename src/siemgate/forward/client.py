@@ -27,6 +27,7 @@ import logging
 import re
 import ssl
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,9 @@ MAX_REPLY_BYTES = 128 * 1024 * 1024
 # What bounds the memory a reply takes once parsed: its JSON values (store.ingest.json_values), at
 # most 1024 per event of a 1000-event page (1Password's events hold about 30); about 100 MB.
 MAX_REPLY_VALUES = 1000 * 1024
+# The uuids a stream remembers to leave out events a source serves again (a cursor that repeats or
+# goes back): ten pages of 1000, about 1 MB a stream.
+RECENT_UUIDS = 10_000
 
 HTML_TITLE = re.compile(r"<title[^>]*>([^<]*)</title>", re.IGNORECASE)
 
@@ -98,6 +102,7 @@ class Page:
     request: dict[str, Any] | None = None  # the body the page was requested with
     provable: bool = False  # the server offered a page proof (a siemgate with a signed log)
     log: list[tuple[int, str]] | None = None
+    repeated: int = 0  # items left out: the stream had fetched them lately (EventStream.fetch)
 
 
 def base_url_from_token(token: str) -> str:
@@ -259,6 +264,7 @@ class EventsClient:
             what=what,
             retry=PROOF_RETRY_STATUSES,
             absent=PROOF_ABSENT_STATUSES,
+            proof=True,
         )
         if data is None:
             if not self.log_unavailable:
@@ -296,9 +302,10 @@ class EventsClient:
         retry: frozenset[int] = RETRY_STATUSES,
         extra: dict[str, str] | None = None,
         absent: frozenset[int] = frozenset(),
+        proof: bool = False,
     ) -> tuple[Any, httpx.Headers]:
         """The parsed JSON reply and its headers; retries `retry` statuses and transport errors;
-        (None, headers) for an `absent` status."""
+        (None, headers) for an `absent` status. `proof`: the request asks for a page's proof."""
         backoff = self.backoff_factory()
         attempt = 0
         content = None if body is None else orjson.dumps(body)
@@ -335,7 +342,7 @@ class EventsClient:
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
                     reason = f"{what}: HTTP {status} {_server_message(response)}".rstrip()
                 else:
-                    raise _refusal(status, response, what, cursor, self.base_url)
+                    raise _refusal(status, response, what, cursor, self.base_url, proof)
             if self.max_attempts is not None and attempt >= self.max_attempts:
                 raise SourceError(f"{reason}; gave up after {attempt} attempt(s)")
             delay = backoff.next_delay(retry_after)
@@ -386,13 +393,22 @@ def _server_message(response: httpx.Response) -> str:
     return " ".join(printable.split())[:200]
 
 
-def _refusal(status: int, response: httpx.Response, what: str, cursor: str | None, base_url: str) -> Exception:
+def _refusal(
+    status: int, response: httpx.Response, what: str, cursor: str | None, base_url: str, proof: bool = False
+) -> Exception:
     said = _server_message(response)
     if status == 401:
         return SourceUnauthorized(
             f"{what}: the Events API at {base_url} refused the token (401 {said}). The token was revoked or has"
             " expired, was issued for another region or server, or does not include this event type; issue a new"
             " token with the features you need"
+        )
+    if status == 400 and proof:
+        return SourceError(
+            f"{what}: the server refused to prove the page it served (400 {said}): the page and the server's log"
+            " disagree (a proxy between changed it, or the server is broken), so it is not delivered. Tell the"
+            " server's operator; the source's log_fields = false forwards without proofs",
+            400,
         )
     if status == 400 and cursor is not None:
         return CursorRejected(
@@ -443,6 +459,8 @@ class EventStream:
         except TimestampError as exc:
             raise SourceError(f"start_time: {exc}") from None
         self._state = _Cursor()
+        self._recent: deque[str] = deque()
+        self._recent_set: set[str] = set()
         if checkpoint is not None:
             position = checkpoint.begin(name, start)
             self._state.value = position.cursor
@@ -464,7 +482,28 @@ class EventStream:
         else:
             page = self.client.next_page(self.feature, self._state.value)
         self._state.value = page.cursor
+        self._leave_out_repeats(page)
         return page
+
+    def _leave_out_repeats(self, page: Page) -> None:
+        """Drop from `page` the items whose uuid this stream fetched lately (the last RECENT_UUIDS),
+        counted in `page.repeated`: a source whose cursor repeats or goes back serves them again."""
+        keep = []
+        for n, item in enumerate(page.items):
+            uuid = item.get("uuid") if type(item) is dict else None
+            if type(uuid) is str and uuid:
+                if uuid in self._recent_set:
+                    continue
+                self._recent_set.add(uuid)
+                self._recent.append(uuid)
+                if len(self._recent) > RECENT_UUIDS:
+                    self._recent_set.discard(self._recent.popleft())
+            keep.append(n)
+        if len(keep) < len(page.items):
+            page.repeated = len(page.items) - len(keep)
+            page.items = [page.items[n] for n in keep]
+            if page.log is not None:
+                page.log = [page.log[n] for n in keep]
 
     def commit(self, page: Page) -> None:
         """Make `page`'s cursor the durable position (no-op without a checkpoint store)."""
@@ -473,14 +512,15 @@ class EventStream:
 
     def pages(self, *, follow: bool = False, poll_interval: float = 10.0) -> Iterator[Page]:
         """Pages up to the head of the stream (forever with `follow`, waiting `poll_interval` seconds
-        between polls at the head). Each page is committed when the next one is requested.
+        between polls at the head). Each page is committed when the next one is requested. A page
+        with no (new) events is the head, even if it says has_more.
         """
         while True:
             page = self.fetch()
             if page.items or page.cursor != page.request_cursor:
                 yield page
                 self.commit(page)
-            if page.has_more:
+            if page.has_more and page.items:  # a page of nothing (new) is the head, whatever it says
                 continue
             if not follow:
                 return

@@ -43,6 +43,12 @@ class ForwardMetrics:
             ["source"],
             registry=r,
         )
+        self.repeated = Counter(
+            "siemgate_forward_repeated_events",
+            "Events a source served again (its cursor repeated or went back), left out.",
+            ["source", "feature"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "siemgate_forward_dead_letters", "Records written to the dead-letter file.", ["source", "sink"], registry=r
         )

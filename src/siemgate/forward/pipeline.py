@@ -39,6 +39,7 @@ class StreamState:
     error: str | None = None
     pending_pages: int = 0
     newest: object = None  # timestamp of the newest event fetched
+    repeating: bool = False  # the source served events again, and has not served new ones since
 
 
 @dataclass
@@ -116,6 +117,7 @@ class Pipeline:
             log.error("stream %s/%s stopped: %s", self.source, feature, exc.message)
             return
         state.prefetch = None
+        self._note_repeats(state, page)
         # An empty page counts as the head even if it says has_more (the API allows that): poll
         # again after poll_interval instead of spinning on empty pages.
         state.at_head = not (page.has_more and page.items)
@@ -138,6 +140,25 @@ class Pipeline:
         state.pending_pages += 1
         for delivery in self.deliveries:
             delivery.add(records, first)
+
+    def _note_repeats(self, state: StreamState, page: Page) -> None:
+        """Count the events `page` left out as served again, and say so once while it lasts."""
+        feature = state.stream.feature.value
+        if page.repeated:
+            self.metrics.repeated.labels(self.source, feature).inc(page.repeated)
+            if not state.repeating:
+                log.warning(
+                    "stream %s/%s: the Events API served %d events again that this stream had fetched"
+                    " (its cursor repeated or went back); they are left out, and a page of nothing new"
+                    " counts as the head of the stream",
+                    self.source,
+                    feature,
+                    page.repeated,
+                    extra={"source": self.source},
+                )
+            state.repeating = True
+        elif page.items:
+            state.repeating = False
 
     def _commit(self) -> None:
         acked = min((d.acked for d in self.deliveries), default=self._seq)
