@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from siemgate.store.base import Store
 from support.clocks import Clock
 from support.loops import SESSION_LOOPS
 from support.receivers import Rsyslog
+from support.redisd import PrivateRedis
 from support.servers import LiveServer, start_server, stop_server
 from support.stores import PG_URL, REDIS_URL, STORE_BACKENDS, make_store
 
@@ -52,6 +54,19 @@ def pg_url() -> str:
 def redis_url() -> str:
     """The machine's Redis: a test using it is marked `redis`."""
     return REDIS_URL
+
+
+@pytest.fixture
+def private_redis(redis_url: str) -> Iterator[PrivateRedis]:
+    """`redis_url` marks the test as needing Redis (the machine's redis-server binary)."""
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -338,3 +338,33 @@ def test_the_client_drops_events_served_again_and_stops_at_a_page_of_nothing_new
         pages = list(itertools.islice(stream.pages(), 5))
     assert [e["uuid"] for p in pages for e in p.items] == uuids[:10]
     assert len(pages) == 1
+
+
+def test_a_server_whose_redis_is_down_is_waited_for_as_its_503_asks(
+    make_server: Any, private_redis: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """siemgate's own refusal while the Redis of its shared limits is down: 503 with Retry-After: 5,
+    waited at least 5 s each time; once Redis is back every event is delivered once."""
+    live = make_server(redis_url=private_redis.url)
+    account = live.account()
+    monkeypatch.setenv("FORWARD_TEST_TOKEN", live.token(account))
+    uuids = fill(live, live.ingest_key(account), Feature.SIGNINATTEMPTS, 120)
+    with proxy_to(live.base_url) as proxy:  # only to watch the requests
+        forwarder = Forwarder(
+            config(tmp_path / "state", proxy.url, {"out": file_sink(tmp_path)}, features=["signinattempts"], limit=50)
+        )
+        private_redis.stop()
+        thread = run_in_thread(forwarder)
+        try:
+            wait_for("two refusals", lambda: len(proxy.refused("/api/v2/")) >= 2, timeout=30)
+            private_redis.start()
+            wait_for("every event", lambda: delivered(tmp_path) == uuids, timeout=30)
+        finally:
+            forwarder.stop.set()
+            thread.join(30)
+    refused = proxy.refused("/api/v2/")
+    assert {s.status for s in refused} == {503}
+    for refusal in refused:
+        following = next(s for s in proxy.seen if s.at > refusal.at)
+        assert following.at - refusal.at >= 5.0
+    assert delivered(tmp_path) == uuids

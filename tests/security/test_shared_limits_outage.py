@@ -7,62 +7,19 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-import redis
 
 from siemgate.accounts.actor import CLI
 from support.ports import free_port
 from support.procs import Proc, cli_env, healthy, issue_token, running, services_at
+from support.redisd import PrivateRedis
 from support.servers import bearer
 from support.waiting import wait_for
 
 from .identity_support import PASSWORD, client, password_hash, source_ip
-
-
-class PrivateRedis:
-    """A redis-server on its own port, without persistence; `start` again after `stop` on the same port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.location = f"127.0.0.1:{self.port}/0"  # as messages name it
-        self.url = f"redis://{self.location}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        wait_for("redis-server to answer", self._answers, 10)
-
-    def _answers(self) -> bool:
-        try:
-            return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
-        except redis.RedisError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-
-@pytest.fixture
-def private_redis(redis_url: str) -> Iterator[PrivateRedis]:
-    """`redis_url` marks the test as needing Redis (the machine's redis-server binary)."""
-    server = PrivateRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            os.kill(server.proc.pid, signal.SIGCONT)
-        server.stop()
 
 
 def test_requests_are_refused_quickly_while_redis_does_not_answer_and_served_once_it_does(
