@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -66,3 +69,51 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
 def sample(forwarder: Forwarder, name: str, **labels: str) -> float:
     value = forwarder.metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+LIMIT = 100  # events per page
+BATCH = 100  # file sink batch
+
+
+def write_config(path: Path, source_url: str, state: Path, out: Path, *, extra_sink: str = "") -> Path:
+    """A forward.toml at `path`: signinattempts and itemusages of `source_url` into files in `out`,
+    and the sink `[sinks.extra]` when `extra_sink` is its TOML."""
+    path.write_text(
+        f"""
+[forwarder]
+state_dir = "{state}"
+poll_interval = 0.05
+retry_initial = 0.01
+retry_max = 0.05
+log_format = "text"
+
+[sources.src]
+url = "{source_url}"
+token = {{ env = "FORWARD_TEST_TOKEN" }}
+features = ["signinattempts", "itemusages"]
+limit = {LIMIT}
+sinks = ["out"{', "extra"' if extra_sink else ""}]
+
+[sinks.out]
+type = "file"
+path = "{out}/{{feature}}.jsonl"
+max_events = {BATCH}
+linger = 0.05
+{extra_sink}
+"""
+    )
+    return path
+
+
+def start(config: Path, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`siemgate forward --config config *args` as a process, its stderr piped (or appended to
+    `log`, for a long run that nothing reads while it runs)."""
+    env = {**os.environ, "SIEMGATE_LOG_FORMAT": "text"}
+    stderr: Any = subprocess.PIPE if log is None else log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "siemgate", "forward", "--config", str(config), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )

@@ -4,7 +4,6 @@ duplicates only from pages that were not acknowledged yet), SIGTERM, and `forwar
 from __future__ import annotations
 
 import functools
-import os
 import random
 import signal
 import subprocess
@@ -15,49 +14,7 @@ from typing import Any
 from siemgate.model.features import Feature
 from support.waiting import wait_for
 
-from .forward_support import fill, jsonl
-
-LIMIT = 100  # events per page
-BATCH = 100  # file sink batch
-
-
-def write_config(path: Path, source_url: str, state: Path, out: Path, *, extra_sink: str = "") -> Path:
-    path.write_text(
-        f"""
-[forwarder]
-state_dir = "{state}"
-poll_interval = 0.05
-retry_initial = 0.01
-retry_max = 0.05
-log_format = "text"
-
-[sources.src]
-url = "{source_url}"
-token = {{ env = "FORWARD_TEST_TOKEN" }}
-features = ["signinattempts", "itemusages"]
-limit = {LIMIT}
-sinks = ["out"{', "extra"' if extra_sink else ""}]
-
-[sinks.out]
-type = "file"
-path = "{out}/{{feature}}.jsonl"
-max_events = {BATCH}
-linger = 0.05
-{extra_sink}
-"""
-    )
-    return path
-
-
-def start(config: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SIEMGATE_LOG_FORMAT": "text"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "siemgate", "forward", "--config", str(config), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
+from .forward_support import BATCH, LIMIT, fill, jsonl, start, write_config
 
 
 def delivered(out: Path) -> list[str]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,23 @@ from siemgate.forward.client import EventsClient
 from siemgate.forward.config import parse_config
 from siemgate.forward.errors import SourceError
 from siemgate.forward.runner import Forwarder
-from siemgate.model.features import Feature
+from siemgate.model.features import ALL_FEATURES, Feature
 from support.proxies import HTML_502, Answer, proxy_to
 from support.waiting import wait_for
 
-from .forward_support import FAST, config, fill, jsonl, run_in_thread, run_once, sample
+from .forward_support import (
+    BATCH,
+    FAST,
+    LIMIT,
+    config,
+    fill,
+    jsonl,
+    run_in_thread,
+    run_once,
+    sample,
+    start,
+    write_config,
+)
 
 
 def file_sink(tmp_path: Path) -> dict[str, Any]:
@@ -368,3 +383,77 @@ def test_a_server_whose_redis_is_down_is_waited_for_as_its_503_asks(
         following = next(s for s in proxy.seen if s.at > refusal.at)
         assert following.at - refusal.at >= 5.0
     assert delivered(tmp_path) == uuids
+
+
+def test_killed_at_random_points_while_the_source_throttles_then_restarted(
+    source: Any, make_server: Any, tmp_path: Path
+) -> None:
+    """kill -9 at random points while the source answers a third of the page requests with 429
+    (Retry-After: 1) or a proxy's 502: every event reaches the file sink at least once (duplicates
+    only from pages not yet acknowledged) and the siemgate mirror exactly once (it drops a uuid it
+    holds); then a SIGTERM in the middle of a long Retry-After ends the process at once, cleanly."""
+    rng = random.Random(7)
+    out, state, log = tmp_path / "out", tmp_path / "state", tmp_path / "forward.log"
+    mirror = make_server()
+    local = mirror.account("Mirror")
+    data_dir = mirror.services.settings.data_dir
+    expected = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 1500)
+    expected += fill(source.live, source.key, Feature.ITEMUSAGES, 500)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def throttle(path: str, body: bytes) -> Answer | None:
+        if path.startswith("/api/v2/") and rng.random() < 0.33:
+            return HTML_502 if rng.random() < 0.3 else Answer(429, {"Retry-After": "1"}, TOO_MANY)
+        return None
+
+    def files() -> list[str]:
+        return [e["uuid"] for f in ("signinattempts", "itemusages") for e in jsonl(out / f"{f}.jsonl")]
+
+    def written(target: int, proc: subprocess.Popen[bytes]) -> Any:
+        # or kill once everything is there: a kill while idle counts too
+        return lambda: len(files()) >= target or set(expected) <= set(files()) or proc.poll() is not None
+
+    with proxy_to(source.url) as proxy:
+        proxy.plan = throttle
+        extra = f'[sinks.extra]\ntype = "siemgate"\naccount = "{local.uuid}"\ndata_dir = "{data_dir}"\n'
+        toml = write_config(tmp_path / "forward.toml", proxy.url, state, out, extra_sink=extra)
+        kills = 0
+        try:
+            for round_ in range(4):
+                proc = start(toml, log=log)
+                procs.append(proc)
+                target = len(files()) + rng.randrange(50, 500)
+                wait_for(f"round {round_}: {target} events written", written(target, proc), timeout=90)
+                assert proc.poll() is None, log.read_text()
+                proc.kill()
+                proc.wait(10)
+                kills += 1
+                expected += fill(source.live, source.key, Feature.ITEMUSAGES, rng.randrange(0, 200))
+            # a stop while waiting out a Retry-After of an hour: at once, exit 0
+            proc = start(toml, log=log)
+            procs.append(proc)
+            refused = len(proxy.refused("/api/v2/"))
+            proxy.plan = lambda path, body: Answer(429, {"Retry-After": "3600"}, TOO_MANY)
+            wait_for("a refusal", lambda: len(proxy.refused("/api/v2/")) > refused or proc.poll() is not None)
+            stopped_at = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0 and time.monotonic() - stopped_at < 15, log.read_text()
+            proxy.plan = throttle
+            final = start(toml, "--once", log=log)
+            procs.append(final)
+            assert final.wait(120) == 0, log.read_text()
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+    got = files()
+    assert set(got) == set(expected)  # never a gap
+    assert len(got) - len(set(got)) <= kills * 2 * (LIMIT + BATCH)
+    token = mirror.token(local, ALL_FEATURES)
+    mirrored = []
+    for feature in (Feature.SIGNINATTEMPTS, Feature.ITEMUSAGES):
+        first = mirror.page(token, feature, {"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}).json()
+        rest, _ = mirror.drain(token, feature, first["cursor"]) if first["has_more"] else ([], None)
+        mirrored += [e["uuid"] for e in first["items"] + rest]
+    assert sorted(mirrored) == sorted(expected)  # exactly once
