@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import jwt
 import pytest
 
 from siemgate.forward.backoff import Backoff, parse_retry_after
+from siemgate.forward.checkpoint import CheckpointStore
 from siemgate.forward.client import base_url_from_token
 from siemgate.forward.config import parse_config
 from siemgate.forward.errors import ForwardConfigError, SourceError
@@ -113,3 +115,30 @@ def test_the_sink_registry_gives_every_type_once_and_the_error_lists_them() -> N
     with pytest.raises(ForwardConfigError) as raised:
         parse_config({"sources": {"s": {"token": "x", "sinks": ["o"]}}, "sinks": {"o": {"type": "nosuch"}}})
     assert f"use one of {', '.join(SINK_TYPES)}" in str(raised.value)
+
+
+def test_the_checkpoint_file_takes_commits_of_several_pipelines_at_once(tmp_path: Path) -> None:
+    """A forwarder's pipelines (one per source, each on its thread) share its checkpoint file.
+    Before: two committing at once broke each other's transaction (OperationalError "not an error"
+    after a couple of commits; the pipeline died and the forwarder stopped). Now each call holds
+    the store's lock."""
+    errors: list[str] = []
+    with CheckpointStore(tmp_path / "checkpoints.db") as checkpoints:
+
+        def pipeline(name: str) -> None:
+            try:
+                for n in range(2000):
+                    checkpoints.commit([(name, f"cursor-{n}", 1)])
+                    checkpoints.load(name)
+            except Exception as exc:  # what the pipeline's thread would die of
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=pipeline, args=(f"src{n}/signinattempts",)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert {(p.stream, p.cursor, p.events) for p in checkpoints.all()} == {
+            (f"src{n}/signinattempts", "cursor-1999", 2000) for n in range(3)
+        }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,8 @@ class CheckpointStore:
     """Cursor checkpoints in the SQLite file `path` (created with its folder when missing).
 
     Raises ForwardConfigError when the file cannot be opened or another process holds it.
-    Not thread-safe: use it from one thread (the pipeline's).
+    Thread-safe: a forwarder's pipelines, each on its thread, share it; each call holds `_lock`
+    (the one connection's transactions must not interleave).
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -95,27 +97,31 @@ class CheckpointStore:
             self._release()
             raise ForwardConfigError(_unusable(self.path, problem)) from None
         self._db = db
+        self._lock = threading.Lock()
 
     def _release(self) -> None:
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         os.close(self._lock_fd)
 
     def load(self, stream: str) -> Position | None:
-        row = self._db.execute(
-            "SELECT stream, cursor, start_time, events, updated_at FROM checkpoints WHERE stream = ?", (stream,)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT stream, cursor, start_time, events, updated_at FROM checkpoints WHERE stream = ?", (stream,)
+            ).fetchone()
         return None if row is None else Position(*row)
 
     def all(self) -> list[Position]:
-        return [Position(*row) for row in self._db.execute(_SELECT_ALL)]
+        with self._lock:
+            return [Position(*row) for row in self._db.execute(_SELECT_ALL)]
 
     def begin(self, stream: str, start_time: str) -> Position:
         """The stream's position, creating it with `start_time` (its first reset) when new."""
-        self._db.execute(
-            "INSERT INTO checkpoints (stream, cursor, start_time, events, updated_at) VALUES (?, NULL, ?, 0, ?)"
-            " ON CONFLICT (stream) DO NOTHING",
-            (stream, start_time, format_ns(now_ns())),
-        )
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO checkpoints (stream, cursor, start_time, events, updated_at) VALUES (?, NULL, ?, 0, ?)"
+                " ON CONFLICT (stream) DO NOTHING",
+                (stream, start_time, format_ns(now_ns())),
+            )
         position = self.load(stream)
         assert position is not None
         return position
@@ -126,26 +132,29 @@ class CheckpointStore:
         if not rows:
             return
         now = format_ns(now_ns())
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for stream, cursor, delivered in rows:
-                self._db.execute(
-                    "INSERT INTO checkpoints (stream, cursor, start_time, events, updated_at) VALUES (?, ?, NULL, ?, ?)"
-                    " ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor,"
-                    " events = checkpoints.events + excluded.events, updated_at = excluded.updated_at",
-                    (stream, cursor, delivered, now),
-                )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for stream, cursor, delivered in rows:
+                    self._db.execute(
+                        "INSERT INTO checkpoints (stream, cursor, start_time, events, updated_at)"
+                        " VALUES (?, ?, NULL, ?, ?) ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor,"
+                        " events = checkpoints.events + excluded.events, updated_at = excluded.updated_at",
+                        (stream, cursor, delivered, now),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def delete(self, stream: str) -> bool:
         """Forget a stream (its next start is a reset). True when there was something to forget."""
-        return self._db.execute("DELETE FROM checkpoints WHERE stream = ?", (stream,)).rowcount > 0
+        with self._lock:
+            return self._db.execute("DELETE FROM checkpoints WHERE stream = ?", (stream,)).rowcount > 0
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
         self._release()
 
     def __enter__(self) -> CheckpointStore:
