@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import orjson
 import pytest
@@ -457,3 +458,44 @@ def test_killed_at_random_points_while_the_source_throttles_then_restarted(
         rest, _ = mirror.drain(token, feature, first["cursor"]) if first["has_more"] else ([], None)
         mirrored += [e["uuid"] for e in first["items"] + rest]
     assert sorted(mirrored) == sorted(expected)  # exactly once
+
+
+def test_a_source_down_at_start_holds_neither_the_other_sources_nor_the_health_server(
+    source: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source without `features` asks its token's introspection first. Before: that request was
+    retried, until the source answered, before any other source started or /metrics and /healthz
+    listened (a source down at start held every other one, with nothing saying why). Now each
+    source starts on its own: the others deliver, /readyz names the one still being retried."""
+    other = source.live.account()
+    monkeypatch.setenv("FORWARD_OTHER_TOKEN", source.live.token(other))
+    kept = fill(source.live, source.live.ingest_key(other), Feature.SIGNINATTEMPTS, 30)
+    with proxy_to(source.url) as proxy:
+        proxy.down()
+        cfg = parse_config(
+            {
+                "forwarder": {"state_dir": str(tmp_path / "state"), "poll_interval": 0.05, "metrics_port": 0, **FAST},
+                "sources": {
+                    "down": {"url": proxy.url, "token": {"env": "FORWARD_TEST_TOKEN"}, "sinks": ["a"]},
+                    "kept": {"url": source.url, "token": {"env": "FORWARD_OTHER_TOKEN"}, "sinks": ["b"]},
+                },
+                "sinks": {
+                    "a": {"type": "file", "path": str(tmp_path / "a/{feature}.jsonl")},
+                    "b": {"type": "file", "path": str(tmp_path / "b/{feature}.jsonl")},
+                },
+            }
+        )
+        forwarder = Forwarder(cfg)
+        thread = run_in_thread(forwarder)
+        try:
+            wait_for(
+                "the other source", lambda: [e["uuid"] for e in jsonl(tmp_path / "b/signinattempts.jsonl")] == kept
+            )
+            ready = httpx.get(f"http://127.0.0.1:{wait_for('the health server', lambda: forwarder.health_port)}/readyz")
+            assert ready.status_code == 503 and "down: introspect: cannot reach" in ready.text, ready.text
+            proxy.up()
+            wait_for("the first source", lambda: forwarder.problems() == [] and len(forwarder.pipelines) == 2)
+        finally:
+            forwarder.stop.set()
+            thread.join(30)
+    assert not thread.is_alive()

@@ -106,6 +106,16 @@ def build_sinks(config: ForwardConfig, source: str, open_store: StoreOpener | No
     return built
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A source's client and sinks, built before it is started."""
+
+    name: str
+    client: EventsClient
+    sinks: list[Sink]
+    deliveries: list[SinkDelivery]
+
+
 @dataclass
 class Forwarder:
     """Every pipeline of a configuration, sharing one checkpoint file, one stop event and metrics."""
@@ -123,19 +133,16 @@ class Forwarder:
     _dead: list[DeadLetterFile] = field(default_factory=list)
 
     def run(self, *, once: bool = False) -> int:
-        """Run until stopped (or drained, with `once`). 0 when every stream ended healthy, else 1."""
+        """Run until stopped (or drained, with `once`). 0 when every stream ended healthy, else 1.
+
+        Sinks are built first (a configuration error raises ForwardConfigError before any source
+        is asked anything); then each source starts on its own thread, so one that does not answer
+        its introspection holds no other source, nor /metrics and /healthz."""
         section = self.config.forwarder
         checkpoint = CheckpointStore(section.checkpoint_path)
         server: HealthServer | None = None
         try:
-            for name in self.config.sources:
-                try:
-                    self.pipelines.append(self._pipeline(name, checkpoint))
-                except (SourceUnauthorized, SourceError) as exc:
-                    self.failed_sources.append(f"{name}: {exc.message}")
-                    log.error("source %s not started: %s", name, exc.message, extra={"source": name})
-                except Stopped:
-                    return 0
+            prepared = [self._prepare(name) for name in self.config.sources]
             if section.metrics_port is not None:
                 try:
                     server = HealthServer(self.metrics, self.problems, section.metrics_host, section.metrics_port)
@@ -147,7 +154,7 @@ class Forwarder:
                 server.start()
                 self.health_port = server.port
                 log.info("metrics and health on http://%s:%d/metrics", section.metrics_host, server.port)
-            results = self._run_all(once)
+            results = self._run_all(prepared, checkpoint, once)
             return 0 if all(results) and not self.failed_sources else 1
         finally:
             if server is not None:
@@ -158,14 +165,24 @@ class Forwarder:
     def problems(self) -> list[str]:
         found = list(self.failed_sources)
         found += [f"{r.name}: {r.failing} (retrying)" for r in self._retries if r.failing is not None]
-        for pipeline in self.pipelines:
+        for pipeline in list(self.pipelines):
             found += pipeline.problems()
         return found
 
-    def _run_all(self, once: bool) -> list[bool]:
-        results: list[bool] = [False] * len(self.pipelines)
+    def _run_all(self, prepared: list[_Prepared], checkpoint: CheckpointStore, once: bool) -> list[bool]:
+        results: list[bool] = [False] * len(prepared)
 
-        def work(index: int, pipeline: Pipeline) -> None:
+        def work(index: int, source: _Prepared) -> None:
+            try:
+                pipeline = self._pipeline(source, checkpoint)
+            except (SourceUnauthorized, SourceError) as exc:
+                self.failed_sources.append(f"{source.name}: {exc.message}")
+                log.error("source %s not started: %s", source.name, exc.message, extra={"source": source.name})
+                return
+            except Stopped:
+                results[index] = True
+                return
+            self.pipelines.append(pipeline)
             try:
                 results[index] = pipeline.run(once=once)
             except Exception:
@@ -173,8 +190,8 @@ class Forwarder:
                 self.stop.set()
 
         threads = [
-            threading.Thread(target=work, args=(n, p), name=f"forward-{p.source}", daemon=True)
-            for n, p in enumerate(self.pipelines)
+            threading.Thread(target=work, args=(n, p), name=f"forward-{p.name}", daemon=True)
+            for n, p in enumerate(prepared)
         ]
         for thread in threads:
             thread.start()
@@ -183,7 +200,8 @@ class Forwarder:
                 thread.join(timeout=0.2)
         return results
 
-    def _pipeline(self, name: str, checkpoint: CheckpointStore) -> Pipeline:
+    def _prepare(self, name: str) -> _Prepared:
+        """A source's client and sinks (ForwardConfigError for a sink that cannot be built)."""
         source = self.config.sources[name]
         retries = SourceRetries(name, self.metrics)
         self._retries.append(retries)
@@ -191,11 +209,6 @@ class Forwarder:
             name, source, self.stop, self.metrics, attempts=None, backoff=self._backoff, retries=retries
         )
         self._clients.append(client)
-        features: tuple[Feature, ...] | None = source.feature_list()
-        if features is None:
-            features = client.introspect().known_features()
-            if not features:
-                raise SourceUnauthorized("the token's introspection lists no feature this forwarder knows")
         sinks = build_sinks(self.config, name, self.open_store)
         self._sinks += sinks
         deliveries = []
@@ -204,6 +217,18 @@ class Forwarder:
             dead = DeadLetterFile(self.config.forwarder.dead_letter_dir / f"{name}.{sink.name}.jsonl")
             self._dead.append(dead)
             deliveries.append(SinkDelivery(sink, name, dead, self.metrics, self.stop, backoff=self._backoff))
+        return _Prepared(name, client, sinks, deliveries)
+
+    def _pipeline(self, prepared: _Prepared, checkpoint: CheckpointStore) -> Pipeline:
+        """The source's pipeline, its features from the token's introspection when not configured
+        (retried until it answers: raises SourceUnauthorized, SourceError, Stopped)."""
+        name, client, sinks = prepared.name, prepared.client, prepared.sinks
+        source = self.config.sources[name]
+        features: tuple[Feature, ...] | None = source.feature_list()
+        if features is None:
+            features = client.introspect().known_features()
+            if not features:
+                raise SourceUnauthorized("the token's introspection lists no feature this forwarder knows")
         streams = [
             client.stream(f, checkpoint, name=f"{name}/{f.value}", start_time=source.start_time, limit=source.limit)
             for f in features
@@ -218,7 +243,7 @@ class Forwarder:
         return Pipeline(
             name,
             streams,
-            deliveries,
+            prepared.deliveries,
             self.metrics,
             self.stop,
             source.poll_interval or self.config.forwarder.poll_interval,
