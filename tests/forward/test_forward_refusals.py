@@ -154,33 +154,11 @@ def test_a_token_revoked_mid_run_stops_its_source_once_and_the_others_go_on(
     kept = fill(source.live, other_key, Feature.SIGNINATTEMPTS, 30)
     features = ["signinattempts", "itemusages"]
     with proxy_to(source.url) as proxy:
-        cfg = parse_config(
-            {
-                "forwarder": {"state_dir": str(tmp_path / "state"), "poll_interval": 0.05, **FAST},
-                "sources": {
-                    "revoked": {
-                        "url": proxy.url,
-                        "token": {"env": "FORWARD_TEST_TOKEN"},
-                        "features": features,
-                        "sinks": ["a"],
-                    },
-                    "kept": {
-                        "url": source.url,
-                        "token": {"env": "FORWARD_OTHER_TOKEN"},
-                        "features": features,
-                        "sinks": ["b"],
-                    },
-                },
-                "sinks": {
-                    "a": {"type": "file", "path": str(tmp_path / "a/{feature}.jsonl")},
-                    "b": {"type": "file", "path": str(tmp_path / "b/{feature}.jsonl")},
-                },
-            }
-        )
+        cfg = two_sources(tmp_path, {"revoked": proxy.url, "kept": source.url}, features=features)
         forwarder = Forwarder(cfg)
         thread = run_in_thread(forwarder)
         try:
-            wait_for("the first events", lambda: len(jsonl(tmp_path / "a/signinattempts.jsonl")) == 30)
+            wait_for("the first events", lambda: uuids_in(tmp_path / "a") == first)
             source.live.store.revoke_token(token_id(source.token), source.live.clock())
             before = len(proxy.seen)
             fill(source.live, source.key, Feature.SIGNINATTEMPTS, 10)
@@ -188,17 +166,38 @@ def test_a_token_revoked_mid_run_stops_its_source_once_and_the_others_go_on(
             wait_for("both revoked streams to stop", lambda: len(forwarder.problems()) == 2)
             # many poll intervals later, the other source delivered what came since
             kept += fill(source.live, other_key, Feature.SIGNINATTEMPTS, 10)
-            wait_for(
-                "the other source", lambda: [e["uuid"] for e in jsonl(tmp_path / "b/signinattempts.jsonl")] == kept
-            )
+            wait_for("the other source", lambda: uuids_in(tmp_path / "b") == kept)
             assert [s.status for s in proxy.seen[before:]] == [401, 401]
             assert thread.is_alive()
         finally:
             forwarder.stop.set()
             thread.join(30)
-    assert [e["uuid"] for e in jsonl(tmp_path / "a/signinattempts.jsonl")] == first
+    assert uuids_in(tmp_path / "a") == first
     for problem in forwarder.problems():
         assert problem.startswith("revoked/") and "refused the token (401" in problem and "issue a new token" in problem
+
+
+def two_sources(tmp_path: Path, urls: dict[str, str], features: list[str] | None = None, **settings: Any) -> Any:
+    """Two sources (the first with $FORWARD_TEST_TOKEN, the second $FORWARD_OTHER_TOKEN), each
+    into its file sink, `a` and `b` under tmp_path; `settings` go to [forwarder]."""
+    first, second = urls
+    chosen = {} if features is None else {"features": features}
+    token = {first: "FORWARD_TEST_TOKEN", second: "FORWARD_OTHER_TOKEN"}
+    sink = {first: "a", second: "b"}
+    return parse_config(
+        {
+            "forwarder": {"state_dir": str(tmp_path / "state"), "poll_interval": 0.05, **FAST, **settings},
+            "sources": {
+                name: {"url": url, "token": {"env": token[name]}, "sinks": [sink[name]], **chosen}
+                for name, url in urls.items()
+            },
+            "sinks": {name: {"type": "file", "path": str(tmp_path / name / "{feature}.jsonl")} for name in ("a", "b")},
+        }
+    )
+
+
+def uuids_in(out: Path) -> list[str]:
+    return [e["uuid"] for e in jsonl(out / "signinattempts.jsonl")]
 
 
 def token_id(token: str) -> str:
@@ -472,25 +471,11 @@ def test_a_source_down_at_start_holds_neither_the_other_sources_nor_the_health_s
     kept = fill(source.live, source.live.ingest_key(other), Feature.SIGNINATTEMPTS, 30)
     with proxy_to(source.url) as proxy:
         proxy.down()
-        cfg = parse_config(
-            {
-                "forwarder": {"state_dir": str(tmp_path / "state"), "poll_interval": 0.05, "metrics_port": 0, **FAST},
-                "sources": {
-                    "down": {"url": proxy.url, "token": {"env": "FORWARD_TEST_TOKEN"}, "sinks": ["a"]},
-                    "kept": {"url": source.url, "token": {"env": "FORWARD_OTHER_TOKEN"}, "sinks": ["b"]},
-                },
-                "sinks": {
-                    "a": {"type": "file", "path": str(tmp_path / "a/{feature}.jsonl")},
-                    "b": {"type": "file", "path": str(tmp_path / "b/{feature}.jsonl")},
-                },
-            }
-        )
+        cfg = two_sources(tmp_path, {"down": proxy.url, "kept": source.url}, metrics_port=0)
         forwarder = Forwarder(cfg)
         thread = run_in_thread(forwarder)
         try:
-            wait_for(
-                "the other source", lambda: [e["uuid"] for e in jsonl(tmp_path / "b/signinattempts.jsonl")] == kept
-            )
+            wait_for("the other source", lambda: uuids_in(tmp_path / "b") == kept)
             ready = httpx.get(f"http://127.0.0.1:{wait_for('the health server', lambda: forwarder.health_port)}/readyz")
             assert ready.status_code == 503 and "down: introspect: cannot reach" in ready.text, ready.text
             proxy.up()
