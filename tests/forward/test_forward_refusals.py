@@ -484,3 +484,38 @@ def test_a_source_down_at_start_holds_neither_the_other_sources_nor_the_health_s
             forwarder.stop.set()
             thread.join(30)
     assert not thread.is_alive()
+
+
+def test_a_page_proof_refused_for_ever_holds_the_page_no_longer_than_the_proof_wait(
+    source: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A siemgate answers a page proof 409 with Retry-After until a checkpoint covers the page.
+    Before: a server answering 409 for ever (or with Retry-After: 99999999) held the stream for
+    ever, 5 minutes per attempt. Now a page's proof is waited for at most PROOF_WAIT seconds (2
+    minutes; 1 here), then the page goes without log fields, said once, as when the server cannot
+    prove pages (each page waits again: at the head of a stream every page needs a new checkpoint,
+    so a short cut after one give-up would never bring the fields back); the source is not
+    reported as failing after that."""
+    import siemgate.forward.client as client_module
+
+    monkeypatch.setattr(client_module, "PROOF_WAIT", 1.0, raising=False)
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 120)
+    with proxy_to(source.url) as proxy:
+        proxy.plan = lambda path, body: (
+            Answer(409, {"Retry-After": "99999999"}, b'{"Error":{"Message":"not yet"}}') if "proof" in path else None
+        )
+        forwarder = Forwarder(
+            config(tmp_path / "state", proxy.url, {"out": file_sink(tmp_path)}, features=["signinattempts"], limit=50)
+        )
+        with caplog.at_level(logging.WARNING, logger="siemgate.forward"):
+            thread = run_in_thread(forwarder)
+            try:
+                wait_for("every event", lambda: delivered(tmp_path) == uuids, timeout=30)
+                wait_for("no problem", lambda: forwarder.problems() == [])
+            finally:
+                forwarder.stop.set()
+                thread.join(30)
+        # each of the 3 pages: asked, waited 1 s (not 5 minutes), asked again, given up
+        assert len(proxy.refused("proof")) == 6
+    warned = [r.getMessage() for r in caplog.records if "cannot prove pages" in r.getMessage()]
+    assert len(warned) == 1, warned

@@ -27,6 +27,7 @@ import logging
 import re
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ MAX_REPLY_VALUES = 1000 * 1024
 # The uuids a stream remembers to leave out events a source serves again (a cursor that repeats or
 # goes back): ten pages of 1000, about 1 MB a stream.
 RECENT_UUIDS = 10_000
+# The longest a page waits for its proof (409 until a checkpoint covers it: at most the server's
+# checkpoint interval, 10 s by default), as `siemgate-verify follow` waits; then it goes without
+# log fields, so a server answering 409 for ever, or with a Retry-After of years, holds no stream.
+PROOF_WAIT = 120.0
 
 HTML_TITLE = re.compile(r"<title[^>]*>([^<]*)</title>", re.IGNORECASE)
 
@@ -140,7 +145,8 @@ class EventsClient:
     `backoff` makes the delay sequence of one request (default: 1 s doubling to 30 s, full jitter).
     `stop`: an Event that interrupts every wait (raises Stopped). `on_retry(reason, delay)` is
     called before each wait (for logs and metrics; never sees the token), and
-    `on_recovered(what, retries)` when a request that was retried is answered.
+    `on_recovered(what, retries)` when a request that was retried is answered (a refusal too,
+    and a page proof given up after PROOF_WAIT).
     """
 
     def __init__(
@@ -265,6 +271,7 @@ class EventsClient:
             retry=PROOF_RETRY_STATUSES,
             absent=PROOF_ABSENT_STATUSES,
             proof=True,
+            budget=PROOF_WAIT,
         )
         if data is None:
             if not self.log_unavailable:
@@ -303,10 +310,13 @@ class EventsClient:
         extra: dict[str, str] | None = None,
         absent: frozenset[int] = frozenset(),
         proof: bool = False,
+        budget: float | None = None,
     ) -> tuple[Any, httpx.Headers]:
         """The parsed JSON reply and its headers; retries `retry` statuses and transport errors;
-        (None, headers) for an `absent` status. `proof`: the request asks for a page's proof."""
+        (None, headers) for an `absent` status, or once retries have waited `budget` seconds.
+        `proof`: the request asks for a page's proof."""
         backoff = self.backoff_factory()
+        started = time.monotonic()
         attempt = 0
         content = None if body is None else orjson.dumps(body)
         headers = ({} if body is None else {"Content-Type": "application/json"}) | (extra or {})
@@ -342,16 +352,24 @@ class EventsClient:
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
                     reason = f"{what}: HTTP {status} {_server_message(response)}".rstrip()
                 else:
+                    self._recovered(what, attempt)
                     raise _refusal(status, response, what, cursor, self.base_url, proof)
             if self.max_attempts is not None and attempt >= self.max_attempts:
                 raise SourceError(f"{reason}; gave up after {attempt} attempt(s)")
             delay = backoff.next_delay(retry_after)
+            if budget is not None:
+                remaining = budget - (time.monotonic() - started)
+                if remaining <= 0:
+                    self._recovered(what, attempt)
+                    return None, httpx.Headers()
+                delay = min(delay, remaining)
             if self.on_retry is not None:
                 self.on_retry(reason, delay)
             if self.stop.wait(delay):
                 raise Stopped()
 
     def _recovered(self, what: str, attempt: int) -> None:
+        """Tell on_recovered that a request which was retried has its answer (whatever it is)."""
         if attempt > 1 and self.on_recovered is not None:
             self.on_recovered(what, attempt - 1)
 
