@@ -521,3 +521,32 @@ def test_a_page_proof_refused_for_ever_holds_the_page_no_longer_than_the_proof_w
         assert len(proxy.refused("proof")) == 6
     warned = [r.getMessage() for r in caplog.records if "cannot prove pages" in r.getMessage()]
     assert len(warned) == 1, warned
+
+
+def test_a_page_proof_not_ready_yet_is_waited_for_quietly(
+    source: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proof answered 409 (no checkpoint covers the page yet) is how a siemgate with a signed log
+    answers every new page at the head of a stream: the forwarder waits the Retry-After, at DEBUG.
+    Before: each was a WARNING "retrying" (and a source retry in the metric), so a forwarder
+    following a stream warned at every new page."""
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 120)
+    asked: set[bytes] = set()
+
+    def plan(path: str, body: bytes) -> Answer | None:
+        if "proof" in path and body not in asked:  # each page's first proof request: not yet
+            asked.add(body)
+            return Answer(409, {"Retry-After": "1"}, b'{"Error":{"Message":"Conflict: not covered yet"}}')
+        return None
+
+    with proxy_to(source.url) as proxy:
+        proxy.plan = plan
+        cfg = config(tmp_path / "state", proxy.url, {"out": file_sink(tmp_path)}, features=["signinattempts"], limit=50)
+        with caplog.at_level(logging.DEBUG, logger="siemgate.forward"):
+            forwarder = run_once(cfg)
+        proofs = [s for s in proxy.seen if "proof" in s.path]
+    assert forwarder.code == 0 and delivered(tmp_path) == uuids
+    assert [s.status for s in proofs] == [409, 503] * 3
+    assert all(after.at - before.at >= 1.0 for before, after in itertools.pairwise(proofs) if before.status == 409)
+    assert source_lines(caplog, logging.WARNING) == source_lines(caplog, logging.INFO)[1:] == []
+    assert sample(forwarder, "siemgate_forward_source_retries_total", source="src") == 0

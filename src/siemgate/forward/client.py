@@ -53,6 +53,7 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # A page proof answers 409 with Retry-After until a checkpoint covers the page (docs/integrity.md);
 # 503 when no checkpoint can be signed (no signer, or it is down): the page goes without log fields.
 PROOF_RETRY_STATUSES = (RETRY_STATUSES | {409}) - {503}
+PROOF_PENDING_STATUSES = frozenset({409})  # "not yet": waited for quietly, not a failure
 PROOF_ABSENT_STATUSES = frozenset({404, 503})
 PROOF_HEADER = "Siemgate-Proof"
 LOG_PREFIX = "/api/siemgate/v1/log"
@@ -270,6 +271,7 @@ class EventsClient:
             what=what,
             retry=PROOF_RETRY_STATUSES,
             absent=PROOF_ABSENT_STATUSES,
+            pending=PROOF_PENDING_STATUSES,
             proof=True,
             budget=PROOF_WAIT,
         )
@@ -309,15 +311,17 @@ class EventsClient:
         retry: frozenset[int] = RETRY_STATUSES,
         extra: dict[str, str] | None = None,
         absent: frozenset[int] = frozenset(),
+        pending: frozenset[int] = frozenset(),
         proof: bool = False,
         budget: float | None = None,
     ) -> tuple[Any, httpx.Headers]:
-        """The parsed JSON reply and its headers; retries `retry` statuses and transport errors;
+        """The parsed JSON reply and its headers; retries `retry` statuses and transport errors
+        (`pending` ones among them are "not yet", waited for without on_retry, at DEBUG);
         (None, headers) for an `absent` status, or once retries have waited `budget` seconds.
         `proof`: the request asks for a page's proof."""
         backoff = self.backoff_factory()
         started = time.monotonic()
-        attempt = 0
+        attempt = retried = 0
         content = None if body is None else orjson.dumps(body)
         headers = ({} if body is None else {"Content-Type": "application/json"}) | (extra or {})
         while True:
@@ -325,18 +329,19 @@ class EventsClient:
                 raise Stopped()
             attempt += 1
             retry_after: float | None = None
+            response_status: int | None = None  # None for a transport error
             try:
                 response = self._http.request(method, path, content=content, headers=headers)
             except httpx.TransportError as exc:
                 reason = f"{what}: cannot reach {self.base_url} ({type(exc).__name__}: {exc})"
             else:
-                status = response.status_code
+                status = response_status = response.status_code
                 if status == 200:
                     values = json_values(response.content)
                     try:
                         if values <= MAX_REPLY_VALUES:
                             data = orjson.loads(response.content)
-                            self._recovered(what, attempt)
+                            self._recovered(what, retried)
                             return data, response.headers
                         reason = (
                             f"{what}: the reply holds about {values} JSON values, more than a page may"
@@ -346,13 +351,13 @@ class EventsClient:
                     except orjson.JSONDecodeError:
                         reason = f"{what}: the reply is not JSON ({response.headers.get('content-type', '?')})"
                 elif status in absent:
-                    self._recovered(what, attempt)
+                    self._recovered(what, retried)
                     return None, response.headers
                 elif status in retry:
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
                     reason = f"{what}: HTTP {status} {_server_message(response)}".rstrip()
                 else:
-                    self._recovered(what, attempt)
+                    self._recovered(what, retried)
                     raise _refusal(status, response, what, cursor, self.base_url, proof)
             if self.max_attempts is not None and attempt >= self.max_attempts:
                 raise SourceError(f"{reason}; gave up after {attempt} attempt(s)")
@@ -360,18 +365,22 @@ class EventsClient:
             if budget is not None:
                 remaining = budget - (time.monotonic() - started)
                 if remaining <= 0:
-                    self._recovered(what, attempt)
+                    self._recovered(what, retried)
                     return None, httpx.Headers()
                 delay = min(delay, remaining)
-            if self.on_retry is not None:
-                self.on_retry(reason, delay)
+            if response_status in pending:
+                log.debug("%s; waiting %.1fs", reason, delay)
+            else:
+                retried += 1
+                if self.on_retry is not None:
+                    self.on_retry(reason, delay)
             if self.stop.wait(delay):
                 raise Stopped()
 
-    def _recovered(self, what: str, attempt: int) -> None:
+    def _recovered(self, what: str, retried: int) -> None:
         """Tell on_recovered that a request which was retried has its answer (whatever it is)."""
-        if attempt > 1 and self.on_recovered is not None:
-            self.on_recovered(what, attempt - 1)
+        if retried and self.on_recovered is not None:
+            self.on_recovered(what, retried)
 
     # --- streams -----------------------------------------------------------------------------------
 
