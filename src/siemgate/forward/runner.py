@@ -57,7 +57,8 @@ class SourceRetries:
         with self._lock:
             was, self.failing = self.failing, None
         if was is not None:
-            log.info("source %s: %s answered after %d retries", self.name, what, retries, extra={"source": self.name})
+            times = "retry" if retries == 1 else "retries"
+            log.info("source %s: %s answered after %d %s", self.name, what, retries, times, extra={"source": self.name})
 
 
 def make_client(
