@@ -162,6 +162,19 @@ def test_alerts_list_newest_first_with_keyset_paging_and_stats(store: Store) -> 
     assert (stats["r1"].fired, stats["r1"].last_fired_at, stats["r1"].pending) == (2, T0 + 3 * S, 2)
 
 
+def test_alert_pages_go_through_alerts_fired_at_the_same_time_by_id(store: Store) -> None:
+    """Alerts of one time are ordered by id, and a page starts after the previous one's last."""
+    a = store.create_account(new_id(), "A", T0)
+    alerts = [_alert(a.id, at=T0 + (i // 3) * S) for i in range(7)]
+    store.commit_alert_evaluation(AlertCommit(a.id, None, None, 0, [], alerts))
+    paged: list[str] = []
+    before = None
+    while page := store.list_alerts(a.id, before=before, limit=2):
+        paged += [x.id for x in page]
+        before = (page[-1].fired_at, page[-1].id)
+    assert paged == [x.id for x in sorted(alerts, key=lambda x: (x.fired_at, x.id), reverse=True)]
+
+
 def test_deliveries_are_claimed_once_finished_and_retried(store: Store) -> None:
     a = store.create_account(new_id(), "A", T0)
     alert = _alert(a.id)

@@ -8,15 +8,14 @@ the periodic reads"."""
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from siemgate.model.ids import new_id
 from siemgate.store.base import Store
+from support.plans import full_scans, plan, reads_of, statements
 from support.stores import STORE_BACKENDS, make_store
 
 ACCOUNTS, REVOKED, LIVE_PER_ACCOUNT, DELETED = 100, 40_000, 20, 10_000
@@ -56,62 +55,6 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         conn.execute("ANALYZE")
     yield s
     s.close()
-
-
-class _Recording:
-    """A connection whose statements are also appended to `seen` (sql, params)."""
-
-    def __init__(self, conn: Any, seen: list[tuple[str, Sequence[Any]]]) -> None:
-        self._conn, self._seen = conn, seen
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        self._seen.append((sql, params))
-        return self._conn.execute(sql, params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-def statements(store: Any, call: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Sequence[Any]]]:
-    """The statements the store runs during `call()` (reads and writes)."""
-    seen: list[tuple[str, Sequence[Any]]] = []
-    rows, tx = store._rows, store._tx
-
-    def recorded_rows(sql: str, params: Sequence[Any] = ()) -> Any:
-        seen.append((sql, params))
-        return rows(sql, params)
-
-    @contextlib.contextmanager
-    def recorded_tx(*args: Any) -> Iterator[Any]:
-        with tx(*args) as conn:
-            yield _Recording(conn, seen)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(store, "_rows", recorded_rows)
-        patch.setattr(store, "_tx", recorded_tx)
-        call()
-    return seen
-
-
-def plan(store: Any, sql: str, params: Sequence[Any]) -> list[str]:
-    """The statement's plan, one line per step."""
-    if store.dialect.name == "sqlite":
-        return [str(row[-1]) for row in store._rows("EXPLAIN QUERY PLAN " + sql, params)]
-    return [str(row[0]) for row in store._rows("EXPLAIN " + sql, params)]
-
-
-def full_scans(store: Any, sql: str, params: Sequence[Any], table: str) -> list[str]:
-    """The whole plan when a step of it reads all of `table` (a scan of a partial index, which
-    holds only the rows its condition picks, is not one), else []."""
-    steps = plan(store, sql, params)
-    whole = rf"^SCAN {table}$" if store.dialect.name == "sqlite" else rf"Seq Scan on {table}\b"
-    return steps if any(re.search(whole, step.strip()) for step in steps) else []
-
-
-def reads_of(seen: list[tuple[str, Sequence[Any]]], table: str) -> list[tuple[str, Sequence[Any]]]:
-    return [
-        (sql, params) for sql, params in seen if sql.lstrip().upper().startswith("SELECT") and f"FROM {table}" in sql
-    ]
 
 
 def test_the_lifecycle_jobs_due_tokens_read_only_live_tokens(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:

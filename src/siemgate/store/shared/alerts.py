@@ -332,7 +332,9 @@ class AlertStore(SharedSQL):
                 where.append(f"{column} = ?")
                 params.append(value)
         if before is not None:
-            where.append("(fired_at < ? OR (fired_at = ? AND id < ?))")
+            # `fired_at <= ?` on its own bounds the index range: with only the OR, SQLite read every
+            # newer alert of the account up to the page
+            where.append("fired_at <= ? AND (fired_at < ? OR id < ?)")
             params.extend([before[0], before[0], before[1]])
         rows = self._rows(
             self._q(f"SELECT {_ALERT} FROM alerts WHERE {' AND '.join(where)} ORDER BY fired_at DESC, id DESC LIMIT ?"),
