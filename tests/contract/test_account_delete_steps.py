@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,8 +21,9 @@ from siemgate.model.encoding import encode_event
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.store.base import IngestKey, NewEvent, Store, TokenRecord
-from siemgate.store.shared.deletion import DELETION_CHUNK
+from siemgate.store.shared.deletion import _ALONE, _LEAVING, DELETION_CHUNK
 from siemgate.store.sqlite import SQLiteStore
+from support.plans import read_work
 from support.stores import make_store
 
 T0 = 1_700_000_000_000_000_000
@@ -151,3 +153,41 @@ def test_a_stopped_deletion_leaves_the_account_unusable_and_is_carried_on(store:
     [done] = [op for op in store.list_operations() if op.account_uuid == account.uuid]
     assert (done.action, done.actor, done.detail) == ("delete account", "first (test)", '{"events": 50}')
     assert store.get_account(kept.uuid) == kept
+
+
+def test_who_leaves_with_an_account_is_found_among_its_own_members(store: Store) -> None:
+    """The deletion finds the people who leave with the account (home there, no other account) and
+    those for whom it was the only account, in its first and last transactions, among the account's
+    own members: the reads do the same work beside 20,000 other accounts' memberships as beside
+    none (support/plans.py: SQLite virtual machine steps, PostgreSQL pages). Before (NOT IN), the
+    second read every membership of every account, and on PostgreSQL the first too: with 500,000
+    of them SQLite's first transaction held the writer 183 ms and PostgreSQL's last took 10.7 s
+    (docs/benchmarks.md, "Deleting an account beside other accounts' members")."""
+    raw: Any = store
+    account = store.create_account(new_id(), "Leaving", T0)
+    other = store.create_account(new_id(), "Staying", T0)
+    leaving = store.create_user(new_id(), "leaving@example.com", "Leaving", None, account.id, T0)  # a member of none
+    alone = store.create_user(new_id(), "alone@example.com", "Alone", None, account.id, T0)
+    shared = store.create_user(new_id(), "shared@example.com", "Shared", None, account.id, T0)
+    for user, accounts in ((alone, [account]), (shared, [account, other])):
+        for member_of in accounts:
+            store.add_member(member_of.id, user.id, "member", T0)
+    reads = ((_LEAVING, (account.id,)), (_ALONE, (account.id, account.id)))
+    assert [{row[0] for row in raw._rows(raw._q(sql), params)} for sql, params in reads] == [{leaving.id}, {alone.id}]
+    alone_work = [read_work(store, raw._q(sql), params) for sql, params in reads]
+    with raw._tx() as conn:
+        count = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+        conn.execute(
+            count + "INSERT INTO users (uuid, email, name, created_at) SELECT 'u' || i, 'u' || i, 'U', 0 FROM n"
+        )
+        conn.execute(
+            raw._q(
+                "INSERT INTO memberships (account_id, user_id, role, created_at)"
+                " SELECT ?, id, 'member', 0 FROM users WHERE id > ?"
+            ),
+            (other.id, shared.id),
+        )
+    with raw._tx() as conn:
+        conn.execute("ANALYZE")
+    beside_others = [read_work(store, raw._q(sql), params) for sql, params in reads]
+    assert all(b <= 3 * a + 10 for a, b in zip(alone_work, beside_others, strict=True)), (alone_work, beside_others)

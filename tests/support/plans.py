@@ -85,6 +85,7 @@ def read_work(store: Any, sql: str, params: Sequence[Any]) -> int:
             return 0
 
         conn = store._reader()
+        conn.execute(sql, params).fetchall()  # once first: a schema changed since (ANALYZE) is read now, not counted
         conn.set_progress_handler(step, 1)
         try:
             conn.execute(sql, params).fetchall()

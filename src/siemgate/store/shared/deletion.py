@@ -72,13 +72,18 @@ _BULK = {
     "log_entries": "feature, idx",
     "log_hashes": "feature, level, idx",
 }
-# People who leave with the account: home here, and a member of no other account.
-_LEAVING = "SELECT id FROM users WHERE home_account_id = ? AND id NOT IN (SELECT user_id FROM memberships)"
+# People who leave with the account: home here, and a member of no other account. NOT EXISTS, not
+# NOT IN: each person's memberships are looked up by memberships_by_user, where NOT IN read every
+# membership of every account (PostgreSQL, 500,000 of them: 10.7 s for the deletion's last step).
+_LEAVING = (
+    "SELECT u.id FROM users u WHERE u.home_account_id = ?"
+    " AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id)"
+)
 _PEOPLE_ROWS = ("api_keys", "sessions", "two_factor", "recovery_codes")
 # People whose only account it is (home here or not): their credentials stop reaching anything.
 _ALONE = (
-    "SELECT user_id FROM memberships WHERE account_id = ?"
-    " AND user_id NOT IN (SELECT user_id FROM memberships WHERE account_id <> ?)"
+    "SELECT user_id FROM memberships mine WHERE account_id = ?"
+    " AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = mine.user_id AND m.account_id <> ?)"
 )
 # The actions of `operations` that record a deletion begun and done.
 _BEGUN = "deleting account"
