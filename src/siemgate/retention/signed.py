@@ -27,14 +27,16 @@ class DayClose:
 
 
 def day_close(store: Store, account_id: int, feature: Feature) -> DayClose | None:
-    """The stream's newest day-close checkpoint, or None when it has no checkpoint."""
-    newest: DayClose | None = None
-    day = None
-    for cp in store.log_checkpoints(account_id, feature):  # oldest first
-        if cp.time // DAY != day:
-            day = cp.time // DAY
-            newest = DayClose(cp.time, cp.size, cp.note)
-    return newest
+    """The stream's newest day-close checkpoint, or None when it has no checkpoint: the first of
+    the newest UTC day that has one. Two reads by the stream's key (a stream checkpointed every
+    10 s holds 3 million a year; reading them all took 0.8 s per 300,000 each retention run)."""
+    newest = store.last_log_checkpoint(account_id, feature)
+    if newest is None:
+        return None
+    first = store.first_log_checkpoint_since(account_id, feature, newest.time - newest.time % DAY)
+    if first is None:  # deleted since (the account's deletion)
+        return None
+    return DayClose(first.time, first.size, first.note)
 
 
 def index_runs(indices: Sequence[int]) -> list[tuple[int, int]]:

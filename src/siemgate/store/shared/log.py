@@ -106,23 +106,27 @@ class LogStore(SharedSQL):
         return [StoredCheckpoint(int(r[0]), int(r[1]), str(r[2])) for r in rows]
 
     def last_log_checkpoint(self, account_id: int, feature: Feature) -> StoredCheckpoint | None:
-        rows = self._rows(
-            self._q(
-                "SELECT time, size, note FROM log_checkpoints WHERE account_id = ? AND feature = ?"
-                " ORDER BY time DESC LIMIT 1"
-            ),
-            (account_id, feature.code),
-        )
-        return StoredCheckpoint(int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+        return self._one_checkpoint(account_id, feature, "", (), "DESC")
+
+    def first_log_checkpoint_since(self, account_id: int, feature: Feature, time: int) -> StoredCheckpoint | None:
+        """The oldest stored checkpoint of the stream signed at or after `time` (unix s), if any."""
+        return self._one_checkpoint(account_id, feature, " AND time >= ?", (time,), "")
 
     def log_checkpoint_of_size(self, account_id: int, feature: Feature, size: int) -> StoredCheckpoint | None:
         """The newest stored checkpoint of exactly `size` entries, if any."""
+        return self._one_checkpoint(account_id, feature, " AND size = ?", (size,), "DESC")
+
+    def _one_checkpoint(
+        self, account_id: int, feature: Feature, condition: str, params: tuple[int, ...], order: str
+    ) -> StoredCheckpoint | None:
+        """The stream's first stored checkpoint by time in `order` ("" or "DESC") that meets
+        `condition` (SQL after the stream's, with `?` for `params`), if any."""
         rows = self._rows(
             self._q(
-                "SELECT time, size, note FROM log_checkpoints WHERE account_id = ? AND feature = ? AND size = ?"
-                " ORDER BY time DESC LIMIT 1"
+                f"SELECT time, size, note FROM log_checkpoints WHERE account_id = ? AND feature = ?{condition}"
+                f" ORDER BY time {order} LIMIT 1"
             ),
-            (account_id, feature.code, size),
+            (account_id, feature.code, *params),
         )
         return StoredCheckpoint(int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
 
