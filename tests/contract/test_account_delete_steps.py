@@ -23,7 +23,7 @@ from siemgate.model.ids import new_id
 from siemgate.store.base import IngestKey, NewEvent, Store, TokenRecord
 from siemgate.store.shared.deletion import _ALONE, _LEAVING, DELETION_CHUNK
 from siemgate.store.sqlite import SQLiteStore
-from support.plans import read_work
+from support.plans import analyze, read_work
 from support.stores import make_store
 
 T0 = 1_700_000_000_000_000_000
@@ -187,7 +187,6 @@ def test_who_leaves_with_an_account_is_found_among_its_own_members(store: Store)
             ),
             (other.id, shared.id),
         )
-    with raw._tx() as conn:
-        conn.execute("ANALYZE")
+    analyze(store, "users", "memberships")
     beside_others = [read_work(store, raw._q(sql), params) for sql, params in reads]
     assert all(b <= 3 * a + 10 for a, b in zip(alone_work, beside_others, strict=True)), (alone_work, beside_others)

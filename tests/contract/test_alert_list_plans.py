@@ -18,8 +18,8 @@ import pytest
 
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.store.base import AlertFailure, AlertRecord, DeliveryRecord, Store
-from support.plans import call_work, statements
+from siemgate.store.base import AlertFailure, AlertRecord, AlertRuleStats, DeliveryRecord, Store
+from support.plans import analyze, call_work, statements
 from support.stores import STORE_BACKENDS, make_store
 
 SHOWN, MORE = 20, 20_000  # the rows a page shows; the big account's rows besides them
@@ -27,17 +27,18 @@ SECOND = 10**9
 
 
 def _fill(store: Any, account_id: int, more: int) -> None:
-    """The account's SHOWN oldest alerts are `high`, their deliveries `failed`; `more` newer ones
-    are `low` and `delivered`; SHOWN + `more` evaluation failures."""
+    """The account's SHOWN oldest alerts are `high` alerts of rule r1, their deliveries `failed`;
+    `more` newer ones are `low` alerts of r2 and `delivered`; SHOWN + `more` evaluation failures,
+    as many of each rule."""
     alerts, deliveries, failures = [], [], []
     for i in range(1, SHOWN + more + 1):
         shown = i <= SHOWN
-        alert_id = new_id()
-        alerts.append((alert_id, account_id, "r1", i * SECOND, i * SECOND, "high" if shown else "low",
+        alert_id, rule_id = new_id(), "r1" if shown else "r2"
+        alerts.append((alert_id, account_id, rule_id, i * SECOND, i * SECOND, "high" if shown else "low",
                        "signinattempts", "g", "s", "{}", 1, "open", ""))  # fmt: skip
-        deliveries.append((new_id(), alert_id, account_id, "r1", "{}", "webhook", "failed" if shown else "delivered",
-                           1, None, "", i * SECOND, None))  # fmt: skip
-        failures.append((new_id(), account_id, "r1", Feature.SIGNINATTEMPTS.code, i * SECOND, "e", 1, 2, 3))
+        deliveries.append((new_id(), alert_id, account_id, rule_id, "{}", "webhook",
+                           "failed" if shown else "delivered", 1, None, "", i * SECOND, None))  # fmt: skip
+        failures.append((new_id(), account_id, rule_id, Feature.SIGNINATTEMPTS.code, i * SECOND, "e", 1, 2, 3))
     with store._tx() as conn:
         cur = conn.cursor()
         cur.executemany(
@@ -68,8 +69,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     s: Any = make_store(request.param, tmp_path_factory.mktemp("alert-plans"))
     for name, more in (("big", MORE), ("small", SHOWN)):
         _fill(s, s.create_account(new_id(), name, 0).id, more)
-    with s._tx() as conn:
-        conn.execute("ANALYZE")
+    analyze(s, "alerts", "alert_deliveries", "alert_failures")
     yield s
     s.close()
 
@@ -154,3 +154,18 @@ def test_retention_finds_old_evaluation_failures_by_time(store: Store, monkeypat
         raw._rows(found[1], params)
 
     bounded(store, monkeypatch, "alert_failures", old_failures)
+
+
+def test_a_rules_counts_are_of_its_own_alerts(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rule's page counts its alerts, deliveries and failures, not every rule's of the account.
+    Before: all of them were counted (the big account's 20,000 of another rule), then all but one
+    rule's thrown away."""
+
+    def stats(account_id: int) -> AlertRuleStats:
+        return store.alert_rule_stats(account_id, "r1")["r1"]
+
+    big, small = accounts(store)
+    assert stats(big) == stats(small) and (stats(big).fired, stats(big).failed) == (SHOWN, SHOWN)
+    assert set(store.alert_rule_stats(big)) == {"r1", "r2"}
+    for table in ("alerts", "alert_deliveries", "alert_failures"):
+        bounded(store, monkeypatch, table, stats)

@@ -17,7 +17,7 @@ from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
 from siemgate.retention.signed import DAY, day_close
 from siemgate.store.base import Store
-from support.plans import call_work
+from support.plans import analyze, call_work
 from support.stores import STORE_BACKENDS, make_store
 
 AUDIT = Feature.AUDITEVENTS
@@ -41,8 +41,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 ),
                 (count - 1, account_id, AUDIT.code),
             )
-    with s._tx() as conn:
-        conn.execute("ANALYZE")
+    analyze(s, "log_checkpoints")
     yield s
     s.close()
 

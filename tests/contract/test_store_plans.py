@@ -15,7 +15,7 @@ import pytest
 
 from siemgate.model.ids import new_id
 from siemgate.store.base import Store
-from support.plans import full_scans, plan, reads_of, statements
+from support.plans import analyze, full_scans, plan, reads_of, statements
 from support.stores import STORE_BACKENDS, make_store
 
 ACCOUNTS, REVOKED, LIVE_PER_ACCOUNT, DELETED = 100, 40_000, 20, 10_000
@@ -51,8 +51,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     with store._tx() as conn:
         for statement in FILL:
             conn.execute(statement)
-    with store._tx() as conn:
-        conn.execute("ANALYZE")
+    analyze(s, "accounts", "integrations", "tokens")
     yield s
     s.close()
 

@@ -100,3 +100,11 @@ def read_work(store: Any, sql: str, params: Sequence[Any]) -> int:
 def call_work(store: Any, call: Callable[[], Any], monkeypatch: pytest.MonkeyPatch, table: str) -> int:
     """The work (read_work) of the reads of `table` that `call()` makes."""
     return sum(read_work(store, sql, params) for sql, params in reads_of(statements(store, call, monkeypatch), table))
+
+
+def analyze(store: Any, *tables: str) -> None:
+    """Gather the planner's statistics of `tables`, as autovacuum would have (by name: a bare
+    ANALYZE on PostgreSQL reads every schema's tables, and deadlocks with tests filling theirs)."""
+    with store._tx() as conn:
+        for table in tables:
+            conn.execute(f"ANALYZE {table}")

@@ -164,7 +164,7 @@ class AlertService:
         often a credential."""
         role = self.people.role(actor, account)
         entry = self.rules.get(account.id, rule_id)
-        view = self.rule_view(entry, self.store.alert_rule_stats(account.id).get(rule_id))
+        view = self.rule_view(entry, self.store.alert_rule_stats(account.id, rule_id).get(rule_id))
         definition = entry.rule.masked()
         if RANK[role] < RANK["administrator"]:
             for action in definition.get("actions", []):

@@ -357,29 +357,30 @@ class AlertStore(SharedSQL):
                 raise NotFound(f"alert {alert_id!r} not found")
         return self.get_alert(alert_id)
 
-    def alert_rule_stats(self, account_id: int) -> dict[str, AlertRuleStats]:
-        """Per rule id that ever fired or failed: alerts fired, the last firing, deliveries by
-        status, and evaluation failures."""
+    def alert_rule_stats(self, account_id: int, rule_id: str | None = None) -> dict[str, AlertRuleStats]:
+        """Per rule id that ever fired or failed (of the account, or `rule_id` only: a rule's page
+        counts its own rows, by the indexes led by account and rule): alerts fired, the last
+        firing, deliveries by status, and evaluation failures."""
+        where, params = "account_id = ?", [account_id]
+        if rule_id is not None:
+            where += " AND rule_id = ?"
+            params.append(rule_id)  # type: ignore[arg-type]
         fired = {
             r[0]: (int(r[1]), r[2])
             for r in self._rows(
-                self._q("SELECT rule_id, count(*), max(fired_at) FROM alerts WHERE account_id = ? GROUP BY rule_id"),
-                (account_id,),
+                self._q(f"SELECT rule_id, count(*), max(fired_at) FROM alerts WHERE {where} GROUP BY rule_id"), params
             )
         }
         by_status: dict[str, dict[str, int]] = {}
-        for rule_id, status, count in self._rows(
-            self._q(
-                "SELECT rule_id, status, count(*) FROM alert_deliveries WHERE account_id = ? GROUP BY rule_id, status"
-            ),
-            (account_id,),
+        for rule, status, count in self._rows(
+            self._q(f"SELECT rule_id, status, count(*) FROM alert_deliveries WHERE {where} GROUP BY rule_id, status"),
+            params,
         ):
-            by_status.setdefault(rule_id, {})[status] = int(count)
+            by_status.setdefault(rule, {})[status] = int(count)
         failures = {
             r[0]: (int(r[1]), r[2])
             for r in self._rows(
-                self._q("SELECT rule_id, count(*), max(at) FROM alert_failures WHERE account_id = ? GROUP BY rule_id"),
-                (account_id,),
+                self._q(f"SELECT rule_id, count(*), max(at) FROM alert_failures WHERE {where} GROUP BY rule_id"), params
             )
         }
         result = {}
