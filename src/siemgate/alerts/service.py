@@ -262,12 +262,19 @@ class AlertService:
         return changed
 
     def deliveries(
-        self, actor: Actor, account: Account, status: str | None = None, alert_id: str | None = None, limit: int = 200
+        self,
+        actor: Actor,
+        account: Account,
+        status: str | None = None,
+        alert_id: str | None = None,
+        limit: int = 200,
+        before: tuple[int, str] | None = None,
     ) -> list[DeliveryRecord]:
+        """Deliveries newest first; `before` = (created_at, id) of the last of the previous page."""
         self.people.role(actor, account)
         if status is not None and status not in DELIVERY_STATUSES:
             raise BadRequest(f"status must be one of {', '.join(DELIVERY_STATUSES)}")
-        return self.store.list_deliveries(account.id, status, alert_id, limit)
+        return self.store.list_deliveries(account.id, status, alert_id, limit, before)
 
     def retry(self, actor: Actor, account: Account, delivery_id: str) -> DeliveryRecord:
         """Make a failed delivery due again now (owners and administrators). BadRequest for one

@@ -10,13 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from siemgate.alerts.model import Rule
 from siemgate.alerts.service import alert_view, delivery_view
-from siemgate.api.admin.deps import AccountDep, ActorDep, CursorQuery, LimitQuery, ServicesDep, paginate
+from siemgate.api.admin.deps import (
+    AccountDep,
+    ActorDep,
+    CursorQuery,
+    LimitQuery,
+    ServicesDep,
+    decode_position,
+    keyset_page,
+    paginate,
+)
 from siemgate.api.admin.models import Page
 from siemgate.errors import BadRequest
 from siemgate.model.text import excerpt
-from siemgate.model.timestamps import parse_ns
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin API"])
+# Fired alerts and deliveries are paged in the database by (time, id), newest first: an account's
+# history is not bounded by a page's worth, and reading it whole for each page would cost as much.
+_ALERTS_CURSOR, _DELIVERIES_CURSOR = b"alerts1:", b"deliveries1:"
 
 
 class SigmaText(BaseModel):
@@ -209,10 +220,10 @@ def list_alerts(
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
-    records = services.alerts.alerts(actor, account, rule, None, 10_000, state=state, severity=severity)
-    items = [alert_view(a) for a in records]
-    # newest first: the key sorts descending by inverting the time
-    return paginate(items, lambda a: f"{10**20 - _ns(a['detected_at']):021d}|{a['id']}", limit, cursor)
+    before = decode_position(cursor, _ALERTS_CURSOR)
+    records = services.alerts.alerts(actor, account, rule, before, limit + 1, state=state, severity=severity)
+    page, next_cursor = keyset_page(records, limit, lambda a: (a.fired_at, a.id), _ALERTS_CURSOR)
+    return {"items": [alert_view(a) for a in page], "next_cursor": next_cursor}
 
 
 @router.patch(
@@ -224,10 +235,6 @@ def change_alert(
     alert_id: str, body: AlertStateChange, account: AccountDep, actor: ActorDep, services: ServicesDep
 ) -> dict[str, Any]:
     return alert_view(services.alerts.set_state(actor, account, alert_id, body.state))
-
-
-def _ns(text: str) -> int:
-    return parse_ns(text)
 
 
 @router.get("/accounts/{account}/alerts/{alert_id}", response_model=AlertDetails, summary="An alert and its actions")
@@ -250,8 +257,10 @@ def list_deliveries(
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
-    items = [delivery_view(d) for d in services.alerts.deliveries(actor, account, status, limit=10_000)]
-    return paginate(items, lambda d: f"{10**20 - _ns(d['created_at']):021d}|{d['id']}", limit, cursor)
+    before = decode_position(cursor, _DELIVERIES_CURSOR)
+    records = services.alerts.deliveries(actor, account, status, limit=limit + 1, before=before)
+    page, next_cursor = keyset_page(records, limit, lambda d: (d.created_at, d.id), _DELIVERIES_CURSOR)
+    return {"items": [delivery_view(d) for d in page], "next_cursor": next_cursor}
 
 
 @router.post(

@@ -146,6 +146,28 @@ def encode_cursor(position: str, prefix: bytes = _CURSOR_PREFIX) -> str:
     return base64.urlsafe_b64encode(prefix + position.encode()).rstrip(b"=").decode()
 
 
+def keyset_page(
+    rows: Sequence[T], limit: int, position: Callable[[T], tuple[int, str]], prefix: bytes
+) -> tuple[Sequence[T], str | None]:
+    """A page of `rows` (read newest first with one more than `limit`) and the next_cursor that
+    encodes the (time, id) of its last row, or None when there is no more."""
+    if len(rows) <= limit:
+        return rows, None
+    at, ident = position(rows[limit - 1])
+    return rows[:limit], encode_cursor(f"{at}|{ident}", prefix)
+
+
+def decode_position(cursor: str | None, prefix: bytes) -> tuple[int, str] | None:
+    """The (time, id) a keyset_page cursor encodes, None for no cursor; BadRequest for anything
+    this API did not make (also a time outside a 64-bit integer, which the database refuses)."""
+    if not cursor:
+        return None
+    at, bar, ident = decode_cursor(cursor, prefix).partition("|")
+    if not bar or not (at.isascii() and at.isdigit()) or int(at) >= 2**63:
+        raise BadRequest(BAD_CURSOR)
+    return int(at), ident
+
+
 def decode_cursor(cursor: str, prefix: bytes = _CURSOR_PREFIX) -> str:
     """The position a next_cursor encodes; BadRequest for anything this API did not make."""
     try:

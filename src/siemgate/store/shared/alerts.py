@@ -537,15 +537,24 @@ class AlertStore(SharedSQL):
             )
 
     def list_deliveries(
-        self, account_id: int, status: str | None = None, alert_id: str | None = None, limit: int = 200
+        self,
+        account_id: int,
+        status: str | None = None,
+        alert_id: str | None = None,
+        limit: int = 200,
+        before: tuple[int, str] | None = None,
     ) -> list[DeliveryRecord]:
-        """Deliveries newest first, optionally of one status or one alert."""
+        """Deliveries newest first, optionally of one status or one alert; `before` = (created_at,
+        id) of the last delivery of the previous page."""
         where = ["account_id = ?"]
         params: list[Any] = [account_id]
         for column, value in (("status", status), ("alert_id", alert_id)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if before is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params.extend([before[0], before[0], before[1]])
         rows = self._rows(
             self._q(
                 f"SELECT {_DELIVERY} FROM alert_deliveries WHERE {' AND '.join(where)}"
