@@ -262,10 +262,16 @@ def test_members_see_integrations_read_only_and_no_activity(page: Page, console:
     screenshot(page, "07-member-read-only")
 
     allow_http_errors(page, 403)
-    for tail in ("/events", "/dashboards/signins", "/integrations/new?type=splunk"):
+    refusals = {
+        "/events": "Only owners and administrators can see account activity",
+        "/dashboards/signins": "Only owners and administrators can see account activity",
+        "/integrations/new?type=splunk": "Only owners and administrators can add integrations",
+    }
+    for tail, why in refusals.items():
         response = page.goto(console.url(tail))
         assert response is not None and response.status == 403
         expect(page.get_by_role("heading", name="Not available for your role")).to_be_visible()
+        expect(page.locator("main p").first).to_contain_text(why)  # what the page is, not another's reason
 
 
 def test_members_page_lists_roles(page: Page, console: Console) -> None:

@@ -103,10 +103,20 @@ def _to_sign_in(request: Request) -> Response:
     return response
 
 
+ACTIVITY = "see account activity"
+
+
 def _page(
-    request: Request, account_uuid: str, template: str, minimum: str = "member", status: int = 200, **context: Any
+    request: Request,
+    account_uuid: str,
+    template: str,
+    minimum: str = "member",
+    status: int = 200,
+    doing: str = ACTIVITY,
+    **context: Any,
 ) -> Response:
-    """Render an account page for a signed-in member whose role is at least `minimum`."""
+    """Render an account page for a signed-in member whose role is at least `minimum`; a lower
+    role gets a 403 page saying only owners and administrators can do `doing`."""
     visitor = _visitor(request)
     if visitor is None:
         return _to_sign_in(request)
@@ -128,7 +138,7 @@ def _page(
             403,
             **base,
             title="Not available for your role",
-            message="Only owners and administrators can see account activity. Ask one of them for access.",
+            message=f"Only owners and administrators can {doing}. Ask one of them for access.",
         )
     return _render(request, template, status, **base, **context)
 
@@ -181,7 +191,15 @@ def integrations(request: Request, account: str) -> Response:
 
 @router.get("/accounts/{account}/integrations/new", response_class=HTMLResponse)
 def new_integration(request: Request, account: str, type: str = "other") -> Response:
-    return _page(request, account, "integration_new.html", MANAGER, section="integrations", siem_type=type)
+    return _page(
+        request,
+        account,
+        "integration_new.html",
+        MANAGER,
+        doing="add integrations",
+        section="integrations",
+        siem_type=type,
+    )
 
 
 @router.get("/accounts/{account}/integrations/{integration}", response_class=HTMLResponse)
