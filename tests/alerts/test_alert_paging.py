@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from siemgate.api.admin.deps import encode_cursor
 from siemgate.model.ids import new_id
 from siemgate.store.base import AlertCommit, AlertRecord, DeliveryRecord
 from support.admin import Site, error_message, ok
@@ -66,6 +67,9 @@ def test_every_alert_and_delivery_is_reached_once_in_order(make_server: Any) -> 
     listed, _ = _every_page(site, "/alert-deliveries")
     assert listed == delivery_ids
     for tail in ("/alerts", "/alert-deliveries"):
-        for bad in ("nonsense", "cGFnZTE6eA", "YWxlcnRzMTp4"):
+        # not base64; another list's cursor ("page1:x"); no time ("alerts1:x"); a time past 64 bits,
+        # which PostgreSQL would refuse with an error (encoded with the deliveries' prefix too)
+        huge = [encode_cursor(f"{10**20}|x", prefix) for prefix in (b"alerts1:", b"deliveries1:")]
+        for bad in ("nonsense", "cGFnZTE6eA", "YWxlcnRzMTp4", *huge):
             message = error_message(site.call(site.member, "GET", site.path(tail), params={"cursor": bad}), 400)
             assert "cursor" in message
