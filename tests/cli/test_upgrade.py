@@ -31,7 +31,7 @@ import pytest
 
 from siemgate.store.migrations import APPLIED, GUARD, load_migrations
 from siemgate.store.postgres import PostgresStore
-from support.events import signin
+from support.events import failed, signin
 from support.pg_waits import waiting_for
 from support.ports import free_port
 from support.procs import Proc, healthy
@@ -431,3 +431,77 @@ class _serving:
         self.http.close()
         self.proc.stop()
         self.proc.kill()
+
+
+def _caught_up(settings: dict[str, str], data: Path) -> bool:
+    """Whether rule evaluation has read every stored event (each stream's alert checkpoint at its head)."""
+    sql = """SELECT count(*) FROM events e WHERE e.seq > coalesce((SELECT c.seq FROM alert_checkpoints c
+             WHERE c.account_id = e.account_id AND c.feature = e.feature), 0)"""
+    url = settings.get("SIEMGATE_DATABASE_URL")
+    if url is None:
+        with contextlib.closing(sqlite3.connect(data / "siemgate.db")) as conn:
+            return bool(conn.execute(sql).fetchone()[0] == 0)
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()
+        return row is not None and row[0] == 0
+
+
+def _fired(env: dict[str, str], work: Path) -> dict[str, list[dict[str, Any]]]:
+    """The fired alerts by rule."""
+    by_rule: dict[str, list[dict[str, Any]]] = {}
+    for alert in orjson.loads(_run(env, work, "alerts", "fired", "--json", "--limit", "1000")):
+        by_rule.setdefault(alert["rule_id"], []).append(alert)
+    return by_rule
+
+
+def _ingest(http: httpx.Client, key: str, events: list[dict[str, Any]]) -> None:
+    stored = http.post("/api/ingest/v2/signinattempts", headers=bearer(key), content=orjson.dumps(events))
+    assert stored.status_code == 200 and stored.json()["stored"] == len(events), stored.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_alert_state_of_the_previous_release_carries_over(old_source: Path, backend: str, tmp_path: Path) -> None:
+    """0.1.0 counts 6 of the 10 failed sign-ins `brute-force-signin` needs (an address with capitals)
+    and learns two countries of a person, whose sign-ins its retention then deletes; after the
+    upgrade 4 more failures fire the rule once, and sign-ins from those countries fire nothing."""
+    work = tmp_path / "work"
+    work.mkdir()
+    data = tmp_path / "data"
+    settings = {"SIEMGATE_DATA_DIR": str(data)}
+    schema = new_pg_schema() if backend == "postgres" else None
+    if schema is not None:
+        settings["SIEMGATE_DATABASE_URL"] = pg_schema_url(schema)
+    try:
+        old, new = _env(old_source, settings), _env(ROOT / "src", settings)
+        (work / "owner.pw").write_text(PASSWORD + "\n")
+        _run(old, work, "account", "create", "Acme", "--owner", "olive@acme.example", "--password-file", "owner.pw")
+        key = _run(old, work, "ingest-key", "create", "--name", "bridge").strip()
+        now = time.time_ns()
+        person = signin(now)["target_user"]
+        day, minute = 86_400 * 10**9, 60 * 10**9
+        travels = [
+            signin(now - 5 * day + i * minute, country=c, target_user=person) for i, c in enumerate(["DE", "FR"])
+        ]
+        attacker = "Mallory.Brute@Acme.example"
+        with _serving(old, work, free_port(), "old-alerts") as http:
+            _ingest(http, key, travels)
+            _ingest(http, key, [failed(now - 60 * 10**9 + i, attacker) for i in range(6)])
+            wait_for("0.1.0 to evaluate the rules", lambda: _caught_up(settings, data), 60)
+        before = _fired(old, work)
+        assert len(before.get("signin-new-country", [])) == 1 and "brute-force-signin" not in before, before
+        _run(old, work, "retention", "set", "3", "--features", "signinattempts")
+        _run(old, work, "retention", "apply")  # the person's sign-ins go; what 0.1.0 learnt from them stays
+        with _serving(new, work, free_port(), "new-alerts") as http:
+            _ingest(http, key, [failed(now + i, attacker.lower() if i % 2 else attacker) for i in range(4)])
+            _ingest(
+                http,
+                key,
+                [signin(time.time_ns() + i, country=c, target_user=person) for i, c in enumerate(("FR", "DE"))],
+            )
+            wait_for("the upgraded server to evaluate the rules", lambda: _caught_up(settings, data), 60)
+        after = _fired(new, work)
+        assert len(after.get("brute-force-signin", [])) == 1, after
+        assert "signin-new-country" not in after, after  # (0.1.0's went with the sign-ins it named)
+    finally:
+        if schema is not None:
+            drop_pg_schema(schema)

@@ -129,6 +129,7 @@ class StateBook:
     covered: dict[str, int] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)
     values: int = 0  # first-seen values held, over every rule and key (StateBook.trim_seen)
+    legacy_seen: set[str] = field(default_factory=set)  # rules whose first-seen values 0.1 saved
     learnt: int = 0  # the last number given to a saved first-seen key by the order it learnt (changes())
 
     @classmethod
@@ -147,6 +148,8 @@ class StateBook:
                 book.windows[(entry.rule_id, entry.key)] = [(int(t), str(u), int(s)) for t, u, s in value]
             elif entry.kind == SEEN:  # a list of values before 0.2's `learnt` (learnt before all others)
                 learnt, texts = (0, value) if isinstance(value, list) else (int(value["learnt"]), value["values"])
+                if isinstance(value, list):
+                    book.legacy_seen.add(entry.rule_id)
                 seen.append((learnt, entry.rule_id, entry.key, texts))
             elif entry.kind == SUPPRESS:
                 book.suppress[(entry.rule_id, entry.key)] = value
@@ -248,6 +251,37 @@ class StateBook:
                 self.dirty.add((rule_id, SEEN, keys))
                 dropped[rule_id] = dropped.get(rule_id, 0) + 1
         return dropped
+
+    def refold_windows(self, rule_id: str) -> None:
+        """Key a rule's windows by their values folded (alerts.caseless), merging those that then
+        share a key: windows 0.1 counted without `nocase` (or with `str.lower`), kept by a rule
+        that now groups ignoring case, so that new events join them. A key too long to be read
+        back (`sha256:`) stays as it is."""
+        for key in [key for key in self.windows if key[0] == rule_id and not key[1].startswith("sha256:")]:
+            values = tuple(fold(v) if type(v) is str else hashable(v) for v in orjson.loads(key[1]))
+            folded = _group_key(values)
+            if folded == key[1]:
+                continue
+            window = self.windows.pop(key)
+            self.dirty.add((rule_id, WINDOW, key[1]))
+            merged = sorted(self.windows.get((rule_id, folded), []) + window)
+            self.windows[(rule_id, folded)] = merged
+            self.dirty.add((rule_id, WINDOW, folded))
+
+    def refold_seen(self, rule_id: str, nocase: bool) -> dict[Key, dict[Key, None]]:
+        """A rule's first-seen values saved by 0.1 (before they are built again from the stored
+        history), folded with `nocase` as the rule now learns them: values 0.1 learnt from events
+        that retention has since deleted are still known. Empty for values saved since 0.2."""
+        if rule_id not in self.legacy_seen:
+            return {}
+        self.legacy_seen.discard(rule_id)
+        refolded: dict[Key, dict[Key, None]] = {}
+        for keys, values in self.seen.get(rule_id, {}).items():
+            folded = tuple(fold(v) if nocase and type(v) is str else v for v in keys)
+            known = refolded.setdefault(folded, {})
+            for value in values:
+                known[tuple(fold(v) if nocase and type(v) is str else v for v in value)] = None
+        return refolded
 
     def forget_seen(self, rule_id: str) -> None:
         """Drop a rule's first-seen values (before they are built again from history)."""

@@ -327,6 +327,8 @@ class AlertEvaluator:
             adopted = meta is None and any(key[0] == rule.id for key in book.windows)
             if not adopted:
                 book.drop_windows(rule.id)
+            elif rule.rule.threshold is not None and rule.rule.threshold.nocase:
+                book.refold_windows(rule.id)  # counted by 0.1 under the values as written
             book.set_meta(rule.id, {**_meta(rule), "from": 0 if adopted else checkpoint})
             self._unsaved[account_id] = (float("-inf"), 0)  # saved with the next step
 
@@ -646,8 +648,14 @@ class AlertEvaluator:
             return
         started = time.monotonic()
         for rule in stale:
+            first_seen = rule.rule.first_seen
+            assert first_seen is not None
+            kept = book.refold_seen(rule.id, first_seen.nocase)
             book.forget_seen(rule.id)
             book.set_meta(rule.id, _meta(rule))
+            for keys, values in kept.items():  # learnt by 0.1, perhaps from events deleted since
+                for value in values:
+                    book.remember(rule.id, keys, value, first_seen.max_values)
         if stale and upto > 0:
             learner = Evaluator(stale, book)
             after = 0
