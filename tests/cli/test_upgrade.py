@@ -505,3 +505,87 @@ def test_alert_state_of_the_previous_release_carries_over(old_source: Path, back
     finally:
         if schema is not None:
             drop_pg_schema(schema)
+
+
+def _forward_config(path: Path, url: str, state: Path, sink: Path) -> None:
+    """A forwarder of the sign-ins and item usages of the token in $FWD_TOKEN at `url` (a page
+    of 2 events: a run stops mid-way) into JSON Lines files under `sink`."""
+    path.write_text(f"""
+[forwarder]
+state_dir = "{state}"
+poll_interval = 1
+log_format = "text"
+
+[sources.old]
+url = "{url}"
+token = {{ env = "FWD_TOKEN" }}
+features = ["signinattempts", "itemusages"]
+start_time = "2020-01-01T00:00:00Z"
+limit = 2
+sinks = ["file"]
+
+[sinks.file]
+type = "file"
+path = "{sink}/{{feature}}.jsonl"
+""")
+
+
+def _delivered(sink: Path, feature: str) -> list[str]:
+    """The uuids of the events in the file sink's file of `feature`, in the order written."""
+    path = sink / f"{feature}.jsonl"
+    if not path.exists():
+        return []
+    return [orjson.loads(line)["uuid"] for line in path.read_bytes().splitlines() if line]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_forwarder_checkpoints_of_the_previous_release_resume(old_source: Path, backend: str, tmp_path: Path) -> None:
+    """0.1.0's forwarder, stopped (SIGTERM) mid-way through the store 0.1.0 serves, leaves its
+    checkpoints; the current forwarder, on them, against the upgraded server, delivers the rest
+    and the events stored since: every event once (docs/forwarding.md, "The delivery contract")."""
+    work = tmp_path / "work"
+    work.mkdir()
+    settings = {"SIEMGATE_DATA_DIR": str(tmp_path / "data")}
+    schema = new_pg_schema() if backend == "postgres" else None
+    if schema is not None:
+        settings["SIEMGATE_DATABASE_URL"] = pg_schema_url(schema)
+    try:
+        old, new = _env(old_source, settings), _env(ROOT / "src", settings)
+        (work / "owner.pw").write_text(PASSWORD + "\n")
+        _run(old, work, "account", "create", "Acme", "--owner", "olive@acme.example", "--password-file", "owner.pw")
+        key = _run(old, work, "ingest-key", "create", "--name", "bridge").strip()
+        token = _run(old, work, "token", "issue", "--name", "fwd", "--features", "signinattempts,itemusages").strip()
+        _run(old, work, "simulate", "--users", "4", "--days", "2", "--seed", "5")
+        config, sink = work / "forward.toml", work / "sink"
+        features = ("signinattempts", "itemusages")
+        port = free_port()
+        with _serving(old, work, port, "old-forward"):
+            _forward_config(config, f"http://127.0.0.1:{port}", work / "forward-state", sink)
+            forwarder = Proc(
+                "forward-old", ["forward", "--config", str(config)], {**old, "FWD_TOKEN": token}, work / "logs"
+            )
+            try:
+                wait_for(
+                    "0.1.0's forwarder to deliver",
+                    lambda: len(_delivered(sink, "signinattempts")) >= 6,
+                    60,
+                    proc=forwarder,
+                )
+            finally:
+                code, _ = forwarder.stop(signal.SIGTERM)
+            assert code == 0, forwarder.output()
+        before = {f: _delivered(sink, f) for f in features}
+        port = free_port()
+        with _serving(new, work, port, "new-forward") as http:
+            _ingest(http, key, [signin(time.time_ns() + i) for i in range(3)])
+            served = {f: _uuids(_all_events(http, token, f)[0]) for f in features}
+            assert len(before["signinattempts"]) < len(served["signinattempts"]), (
+                "0.1.0's forwarder was not stopped mid-way"
+            )
+            _forward_config(config, f"http://127.0.0.1:{port}", work / "forward-state", sink)
+            _run({**new, "FWD_TOKEN": token}, work, "forward", "--config", str(config), "--once")
+        for feature in features:
+            assert _delivered(sink, feature) == served[feature], feature
+    finally:
+        if schema is not None:
+            drop_pg_schema(schema)
