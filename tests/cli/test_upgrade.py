@@ -31,6 +31,7 @@ import pytest
 
 from siemgate.store.migrations import APPLIED, GUARD, load_migrations
 from siemgate.store.postgres import PostgresStore
+from siemgate.tlog.page_items import split_page
 from support.events import failed, signin
 from support.pg_waits import waiting_for
 from support.ports import free_port
@@ -38,6 +39,7 @@ from support.procs import Proc, healthy
 from support.servers import bearer
 from support.stores import PG_URL, drop_pg_schema, new_pg_schema, pg_schema_url, sqlite_contents
 from support.waiting import wait_for
+from tlog.tlog_kit import make_kit, secret_file, signer_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PREVIOUS = "0.1.0"
@@ -507,9 +509,9 @@ def test_alert_state_of_the_previous_release_carries_over(old_source: Path, back
             drop_pg_schema(schema)
 
 
-def _forward_config(path: Path, url: str, state: Path, sink: Path) -> None:
-    """A forwarder of the sign-ins and item usages of the token in $FWD_TOKEN at `url` (a page
-    of 2 events: a run stops mid-way) into JSON Lines files under `sink`."""
+def _forward_config(path: Path, url: str, state: Path, sink: Path, limit: int) -> None:
+    """A forwarder of the sign-ins and item usages of the token in $FWD_TOKEN at `url`, `limit`
+    events a page, into JSON Lines files under `sink`."""
     path.write_text(f"""
 [forwarder]
 state_dir = "{state}"
@@ -521,7 +523,7 @@ url = "{url}"
 token = {{ env = "FWD_TOKEN" }}
 features = ["signinattempts", "itemusages"]
 start_time = "2020-01-01T00:00:00Z"
-limit = 2
+limit = {limit}
 sinks = ["file"]
 
 [sinks.file]
@@ -539,10 +541,13 @@ def _delivered(sink: Path, feature: str) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_forwarder_checkpoints_of_the_previous_release_resume(old_source: Path, backend: str, tmp_path: Path) -> None:
+def test_forwarder_and_log_of_the_previous_release_after_the_upgrade(
+    old_source: Path, backend: str, tmp_path: Path
+) -> None:
     """0.1.0's forwarder, stopped (SIGTERM) mid-way through the store 0.1.0 serves, leaves its
     checkpoints; the current forwarder, on them, against the upgraded server, delivers the rest
-    and the events stored since: every event once (docs/forwarding.md, "The delivery contract")."""
+    and the events stored since: every event once (docs/forwarding.md, "The delivery contract").
+    Then the backfilled log is signed and extended (_signed_after_the_upgrade)."""
     work = tmp_path / "work"
     work.mkdir()
     settings = {"SIEMGATE_DATA_DIR": str(tmp_path / "data")}
@@ -560,7 +565,8 @@ def test_forwarder_checkpoints_of_the_previous_release_resume(old_source: Path, 
         features = ("signinattempts", "itemusages")
         port = free_port()
         with _serving(old, work, port, "old-forward"):
-            _forward_config(config, f"http://127.0.0.1:{port}", work / "forward-state", sink)
+            # pages of 2 events: stopped mid-way
+            _forward_config(config, f"http://127.0.0.1:{port}", work / "forward-state", sink, 2)
             forwarder = Proc(
                 "forward-old", ["forward", "--config", str(config)], {**old, "FWD_TOKEN": token}, work / "logs"
             )
@@ -582,10 +588,64 @@ def test_forwarder_checkpoints_of_the_previous_release_resume(old_source: Path, 
             assert len(before["signinattempts"]) < len(served["signinattempts"]), (
                 "0.1.0's forwarder was not stopped mid-way"
             )
-            _forward_config(config, f"http://127.0.0.1:{port}", work / "forward-state", sink)
+            _forward_config(config, f"http://127.0.0.1:{port}", work / "forward-state", sink, 100)
             _run({**new, "FWD_TOKEN": token}, work, "forward", "--config", str(config), "--once")
         for feature in features:
             assert _delivered(sink, feature) == served[feature], feature
+        _signed_after_the_upgrade(new, work, token, key)
     finally:
         if schema is not None:
             drop_pg_schema(schema)
+
+
+def _verify(*args: str) -> str:
+    """`siemgate-verify ARGS` of the current code, as its own process; its output (it must succeed)."""
+    env = _env(ROOT / "src", {})
+    command = [sys.executable, "-m", "siemgate.tlog.verify_cli", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "VALID" in done.stdout and "INVALID" not in done.stdout, done.stdout + done.stderr
+    return done.stdout
+
+
+def _signed_after_the_upgrade(new: dict[str, str], work: Path, token: str, key: str) -> None:
+    """The sign-ins 0.1.0 stored get their log entries (`log integrate`), a signer then signs the
+    log, more sign-ins come, and `siemgate-verify` checks the later checkpoint against the first:
+    the consistency proof the server serves between them, the inclusion proof of the first event
+    (0.1.0's) in the later one, and a bundle of every entry and event."""
+    _run(new, work, "log", "integrate")
+    kit = make_kit(work)
+    secret = secret_file(work / "signer.secret")
+    with signer_process(kit, secret) as url:
+        signed = {**new, "SIEMGATE_INTEGRITY_SIGNER_URL": url, "SIEMGATE_INTEGRITY_SIGNER_SECRET_FILE": str(secret)}
+        where = ("--account", "Acme", "--feature", "signinattempts")
+        first = _run(signed, work, "log", "checkpoint", *where)
+        with _serving(signed, work, free_port(), "new-signed") as http:
+            _ingest(http, key, [signin(time.time_ns() + i) for i in range(5)])
+            _run(signed, work, "log", "integrate")
+            later = _run(signed, work, "log", "checkpoint", *where)
+            old_size, new_size = int(first.splitlines()[1]), int(later.splitlines()[1])
+            assert new_size == old_size + 5, (first, later)
+            proof = http.get(
+                "/api/siemgate/v1/log/signinattempts/consistency",
+                params={"old": old_size, "new": new_size},
+                headers=bearer(token),
+            )
+            assert proof.status_code == 200, proof.text
+            # the first sign-in, stored by 0.1.0: its bytes as served, and its inclusion proof
+            page = http.post(
+                "/api/v2/signinattempts", headers=bearer(token), json={"limit": 1, "start_time": "2020-01-01T00:00:00Z"}
+            )
+            (work / "event.json").write_bytes(split_page(page.content).items[0])
+            included = http.get("/api/siemgate/v1/log/signinattempts/proof", params={"idx": 0}, headers=bearer(token))
+            assert included.status_code == 200, included.text
+            (work / "event.proof").write_text(included.text)
+        (work / "first.checkpoint").write_text(first)
+        (work / "later.checkpoint").write_text(later)
+        (work / "proof.txt").write_text(proof.text)
+        checkpoints = [str(work / name) for name in ("first.checkpoint", "later.checkpoint", "proof.txt")]
+        _verify("consistency", *checkpoints, "--key", str(kit.public_key))
+        _verify("event", str(work / "event.json"), str(work / "event.proof"), "--key", str(kit.public_key))
+        _run(signed, work, "log", "export", *where, "--out", str(work / "bundle"))
+    _verify(
+        "bundle", str(work / "bundle"), "--key", str(kit.public_key), "--checkpoint", str(work / "first.checkpoint")
+    )

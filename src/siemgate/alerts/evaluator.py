@@ -318,7 +318,8 @@ class AlertEvaluator:
         meta with `from`, the checkpoint then): they hold events the old condition matched, and the
         rule counts only events stored after `from` (the state rebuilt after a crash or a rule
         change leaves it out before that). Saved with the next step, so `from` and the checkpoint
-        move together. A rule with windows but no meta (state saved before it was kept) keeps them."""
+        move together. A rule with windows but no meta (state saved before it was kept: 0.1) keeps them,
+        keyed by their values folded when the rule groups ignoring case (StateBook.refold_windows)."""
         book = self._book(account_id)
         for rule in self._rules(account_id, source)[0]:
             meta = book.meta.get(rule.id)
