@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -29,6 +30,7 @@ import orjson
 import psycopg
 import pytest
 
+from forward.forward_support import write_config
 from siemgate.store.migrations import APPLIED, GUARD, load_migrations
 from siemgate.store.postgres import PostgresStore
 from siemgate.tlog.page_items import split_page
@@ -45,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PREVIOUS = "0.1.0"
 PASSWORD = "an upgrade-proof owner password"
 FEATURES = ("signinattempts", "itemusages", "auditevents")
+EARLIEST = "2020-01-01T00:00:00Z"  # before every event made here
+FORWARD = "FORWARD_TEST_TOKEN"  # the forwarder's token (forward.forward_support.write_config)
 
 
 def _git(*args: str) -> bytes:
@@ -390,8 +394,10 @@ def _the_previous_release_refuses_the_store(old: dict[str, str], new: dict[str, 
     assert [line.endswith("up to date") for line in integrated.splitlines()] == [True] * len(FEATURES), integrated
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_a_store_made_by_the_previous_release_is_upgraded(old_source: Path, backend: str, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _store(tmp_path: Path, backend: str) -> Iterator[tuple[Path, dict[str, str], str | None]]:
+    """(a working folder, the settings of a new store on `backend`, its PostgreSQL schema or
+    None); the schema is dropped at the end."""
     work = tmp_path / "work"
     work.mkdir()
     settings = {"SIEMGATE_DATA_DIR": str(tmp_path / "data")}
@@ -399,6 +405,22 @@ def test_a_store_made_by_the_previous_release_is_upgraded(old_source: Path, back
     if schema is not None:
         settings["SIEMGATE_DATABASE_URL"] = pg_schema_url(schema)
     try:
+        yield work, settings, schema
+    finally:
+        if schema is not None:
+            drop_pg_schema(schema)
+
+
+def _founded(old: dict[str, str], work: Path) -> str:
+    """0.1.0 makes the account Acme with its owner and an ingest key; returns the key."""
+    (work / "owner.pw").write_text(PASSWORD + "\n")
+    _run(old, work, "account", "create", "Acme", "--owner", "olive@acme.example", "--password-file", "owner.pw")
+    return _run(old, work, "ingest-key", "create", "--name", "bridge").strip()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_store_made_by_the_previous_release_is_upgraded(old_source: Path, backend: str, tmp_path: Path) -> None:
+    with _store(tmp_path, backend) as (work, settings, schema):
         old, new = _env(old_source, settings), _env(ROOT / "src", settings)
         made = _make_with_the_previous_release(old, work)
         # The current release migrates it (as every server does at start, and `siemgate db migrate`),
@@ -411,9 +433,6 @@ def test_a_store_made_by_the_previous_release_is_upgraded(old_source: Path, back
         _served_after_the_upgrade(new, work, made)
         _the_archive_of_the_previous_release_verifies(new, work)
         _the_previous_release_refuses_the_store(old, new, work)
-    finally:
-        if schema is not None:
-            drop_pg_schema(schema)
 
 
 class _serving:
@@ -466,18 +485,10 @@ def test_alert_state_of_the_previous_release_carries_over(old_source: Path, back
     """0.1.0 counts 6 of the 10 failed sign-ins `brute-force-signin` needs (an address with capitals)
     and learns two countries of a person, whose sign-ins its retention then deletes; after the
     upgrade 4 more failures fire the rule once, and sign-ins from those countries fire nothing."""
-    work = tmp_path / "work"
-    work.mkdir()
-    data = tmp_path / "data"
-    settings = {"SIEMGATE_DATA_DIR": str(data)}
-    schema = new_pg_schema() if backend == "postgres" else None
-    if schema is not None:
-        settings["SIEMGATE_DATABASE_URL"] = pg_schema_url(schema)
-    try:
+    with _store(tmp_path, backend) as (work, settings, _):
+        data = tmp_path / "data"
         old, new = _env(old_source, settings), _env(ROOT / "src", settings)
-        (work / "owner.pw").write_text(PASSWORD + "\n")
-        _run(old, work, "account", "create", "Acme", "--owner", "olive@acme.example", "--password-file", "owner.pw")
-        key = _run(old, work, "ingest-key", "create", "--name", "bridge").strip()
+        key = _founded(old, work)
         now = time.time_ns()
         person = signin(now)["target_user"]
         day, minute = 86_400 * 10**9, 60 * 10**9
@@ -504,32 +515,6 @@ def test_alert_state_of_the_previous_release_carries_over(old_source: Path, back
         after = _fired(new, work)
         assert len(after.get("brute-force-signin", [])) == 1, after
         assert "signin-new-country" not in after, after  # (0.1.0's went with the sign-ins it named)
-    finally:
-        if schema is not None:
-            drop_pg_schema(schema)
-
-
-def _forward_config(path: Path, url: str, state: Path, sink: Path, limit: int) -> None:
-    """A forwarder of the sign-ins and item usages of the token in $FWD_TOKEN at `url`, `limit`
-    events a page, into JSON Lines files under `sink`."""
-    path.write_text(f"""
-[forwarder]
-state_dir = "{state}"
-poll_interval = 1
-log_format = "text"
-
-[sources.old]
-url = "{url}"
-token = {{ env = "FWD_TOKEN" }}
-features = ["signinattempts", "itemusages"]
-start_time = "2020-01-01T00:00:00Z"
-limit = {limit}
-sinks = ["file"]
-
-[sinks.file]
-type = "file"
-path = "{sink}/{{feature}}.jsonl"
-""")
 
 
 def _delivered(sink: Path, feature: str) -> list[str]:
@@ -548,27 +533,19 @@ def test_forwarder_and_log_of_the_previous_release_after_the_upgrade(
     checkpoints; the current forwarder, on them, against the upgraded server, delivers the rest
     and the events stored since: every event once (docs/forwarding.md, "The delivery contract").
     Then the backfilled log is signed and extended (_signed_after_the_upgrade)."""
-    work = tmp_path / "work"
-    work.mkdir()
-    settings = {"SIEMGATE_DATA_DIR": str(tmp_path / "data")}
-    schema = new_pg_schema() if backend == "postgres" else None
-    if schema is not None:
-        settings["SIEMGATE_DATABASE_URL"] = pg_schema_url(schema)
-    try:
+    with _store(tmp_path, backend) as (work, settings, _):
         old, new = _env(old_source, settings), _env(ROOT / "src", settings)
-        (work / "owner.pw").write_text(PASSWORD + "\n")
-        _run(old, work, "account", "create", "Acme", "--owner", "olive@acme.example", "--password-file", "owner.pw")
-        key = _run(old, work, "ingest-key", "create", "--name", "bridge").strip()
+        key = _founded(old, work)
         token = _run(old, work, "token", "issue", "--name", "fwd", "--features", "signinattempts,itemusages").strip()
         _run(old, work, "simulate", "--users", "4", "--days", "2", "--seed", "5")
-        config, sink = work / "forward.toml", work / "sink"
+        config, sink, state = work / "forward.toml", work / "sink", work / "forward-state"
         features = ("signinattempts", "itemusages")
         port = free_port()
         with _serving(old, work, port, "old-forward"):
             # pages of 2 events: stopped mid-way
-            _forward_config(config, f"http://127.0.0.1:{port}", work / "forward-state", sink, 2)
+            write_config(config, f"http://127.0.0.1:{port}", state, sink, limit=2, start_time=EARLIEST)
             forwarder = Proc(
-                "forward-old", ["forward", "--config", str(config)], {**old, "FWD_TOKEN": token}, work / "logs"
+                "forward-old", ["forward", "--config", str(config)], {**old, FORWARD: token}, work / "logs"
             )
             try:
                 wait_for(
@@ -588,14 +565,11 @@ def test_forwarder_and_log_of_the_previous_release_after_the_upgrade(
             assert len(before["signinattempts"]) < len(served["signinattempts"]), (
                 "0.1.0's forwarder was not stopped mid-way"
             )
-            _forward_config(config, f"http://127.0.0.1:{port}", work / "forward-state", sink, 100)
-            _run({**new, "FWD_TOKEN": token}, work, "forward", "--config", str(config), "--once")
+            write_config(config, f"http://127.0.0.1:{port}", state, sink, start_time=EARLIEST)
+            _run({**new, FORWARD: token}, work, "forward", "--config", str(config), "--once")
         for feature in features:
             assert _delivered(sink, feature) == served[feature], feature
         _signed_after_the_upgrade(new, work, token, key)
-    finally:
-        if schema is not None:
-            drop_pg_schema(schema)
 
 
 def _verify(*args: str) -> str:

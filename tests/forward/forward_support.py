@@ -75,9 +75,20 @@ LIMIT = 100  # events per page
 BATCH = 100  # file sink batch
 
 
-def write_config(path: Path, source_url: str, state: Path, out: Path, *, extra_sink: str = "") -> Path:
-    """A forward.toml at `path`: signinattempts and itemusages of `source_url` into files in `out`,
+def write_config(
+    path: Path,
+    source_url: str,
+    state: Path,
+    out: Path,
+    *,
+    extra_sink: str = "",
+    limit: int = LIMIT,
+    start_time: str | None = None,
+) -> Path:
+    """A forward.toml at `path` (0.1.0's forwarder reads it too): signinattempts and itemusages of
+    `source_url`, `limit` events a page from `start_time` (default now - 1 h), into files in `out`,
     and the sink `[sinks.extra]` when `extra_sink` is its TOML."""
+    first = f'start_time = "{start_time}"' if start_time else ""
     path.write_text(
         f"""
 [forwarder]
@@ -91,7 +102,8 @@ log_format = "text"
 url = "{source_url}"
 token = {{ env = "FORWARD_TEST_TOKEN" }}
 features = ["signinattempts", "itemusages"]
-limit = {LIMIT}
+limit = {limit}
+{first}
 sinks = ["out"{', "extra"' if extra_sink else ""}]
 
 [sinks.out]
