@@ -77,3 +77,24 @@ def test_a_record_kept_the_old_way_is_moved_once(store: Store) -> None:
     with pytest.raises((sqlite3.OperationalError, psycopg.errors.RaiseException)):
         _execute(store, "SELECT version FROM schema_migrations")
     assert store.migrate() == []
+
+
+@pytest.mark.parametrize("schema", ["Siemgate_Upper", "siemgate-dash"])
+def test_a_schema_named_with_capitals_or_a_dash_is_migrated(pg_url: str, schema: str) -> None:
+    """A PostgreSQL schema whose name must be quoted ("Siemgate", first on the search path) holds a
+    store as any other: its record is found there, and a record kept the 0.1.0 way is moved."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    store = PostgresStore(f"{pg_url}?options=-csearch_path%3D%22{schema}%22", max_size=2)
+    try:
+        assert store.migrate()[0] == "0001_init"
+        assert store.migrate() == []
+        _execute(store, "DROP VIEW schema_migrations", f"DROP FUNCTION {GUARD}()")
+        _execute(store, f"ALTER TABLE {APPLIED} RENAME TO schema_migrations")
+        assert store.migrate() == []
+        assert _execute(store, f"SELECT count(*) FROM {APPLIED}") == [(len(load_migrations("postgres")),)]
+    finally:
+        store.close()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -45,8 +45,10 @@ GUARD = "this_store_was_migrated_by_a_newer_siemgate"  # what 0.1.0 says: the na
 # The kind of the relation named {name}: SQLite's 'table' or 'view', PostgreSQL's 'r' or 'v'.
 _KIND = {
     "sqlite": "SELECT type FROM sqlite_master WHERE name = '{name}'",
+    # The schema by its name as it is, not parsed as an identifier (a ::regnamespace cast folds
+    # "Siemgate" to siemgate and fails).
     "postgres": "SELECT relkind FROM pg_class WHERE relname = '{name}'"
-    " AND relnamespace = current_schema()::regnamespace",
+    " AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
 }
 _GUARD_SQL = {
     # SQLite resolves a view's functions when it is read: the function does not exist.
