@@ -22,6 +22,7 @@ from siemgate.forward.config import parse_config
 from siemgate.forward.errors import SourceError
 from siemgate.forward.runner import Forwarder
 from siemgate.model.features import ALL_FEATURES, Feature
+from support.events import MAKERS
 from support.proxies import HTML_502, Answer, proxy_to
 from support.waiting import wait_for
 
@@ -320,6 +321,28 @@ def test_a_source_whose_cursor_repeats_or_goes_back_delivers_no_event_twice(
     assert repeated == (250 if where == "same" else 100)
     warned = [r.getMessage() for r in caplog.records if "again that this stream" in r.getMessage()]
     assert len(warned) == 1, warned
+
+
+def test_a_uuid_the_source_stored_again_at_another_time_is_a_new_event(source: Any, tmp_path: Path) -> None:
+    """siemgate stores a uuid sent again with another timestamp as another event (docs/events.md,
+    "Duplicates"), and serves both. Before: the forwarder took the second for one served again and
+    left it out (2 of 3 events delivered, the third counted as repeated). Now an event is "the
+    same" by uuid and timestamp, as the source's store says."""
+    now = time.time_ns()
+    first, second = (MAKERS[Feature.SIGNINATTEMPTS](now - n * 1_000_000) for n in (3, 2))
+    again = first | {"timestamp": MAKERS[Feature.SIGNINATTEMPTS](now - 1_000_000)["timestamp"]}
+    for event in (first, second, again):  # one request each: the third reaches another page too
+        reply = source.live.ingest(source.key, Feature.SIGNINATTEMPTS, [event])
+        assert reply.status_code == 200 and reply.json()["stored"] == 1, reply.text
+    for limit in (1, 50):  # the same uuid on another page, and on the same page
+        state = tmp_path / f"limit-{limit}"
+        sinks = {"out": {"type": "file", "path": str(state / "{feature}.jsonl"), "linger": 0.01}}
+        forwarder = run_once(config(state, source.url, sinks, features=["signinattempts"], limit=limit))
+        assert forwarder.code == 0, forwarder.problems()
+        served = [(e["uuid"], e["timestamp"]) for e in jsonl(state / "signinattempts.jsonl")]
+        assert served == [(e["uuid"], e["timestamp"]) for e in (first, second, again)], served
+        repeated = sample(forwarder, "siemgate_forward_repeated_events_total", source="src", feature="signinattempts")
+        assert not repeated
 
 
 def test_a_page_siemgate_refuses_to_prove_stops_its_stream_saying_so(source: Any, tmp_path: Path) -> None:

@@ -65,8 +65,8 @@ MAX_REPLY_BYTES = 128 * 1024 * 1024
 # What bounds the memory a reply takes once parsed: its JSON values (store.ingest.json_values), at
 # most 1024 per event of a 1000-event page (1Password's events hold about 30); about 100 MB.
 MAX_REPLY_VALUES = 1000 * 1024
-# The uuids a stream remembers to leave out events a source serves again (a cursor that repeats or
-# goes back): ten pages of 1000, about 1 MB a stream.
+# The events (uuid and timestamp) a stream remembers to leave out those a source serves again (a
+# cursor that repeats or goes back): ten pages of 1000, about 2 MB a stream.
 RECENT_UUIDS = 10_000
 # The longest a page waits for its proof (409 until a checkpoint covers it: at most the server's
 # checkpoint interval, 10 s by default), as `siemgate-verify follow` waits; then it goes without
@@ -513,16 +513,19 @@ class EventStream:
         return page
 
     def _leave_out_repeats(self, page: Page) -> None:
-        """Drop from `page` the items whose uuid this stream fetched lately (the last RECENT_UUIDS),
-        counted in `page.repeated`: a source whose cursor repeats or goes back serves them again."""
+        """Drop from `page` the items this stream fetched lately (the last RECENT_UUIDS), counted in
+        `page.repeated`: a source whose cursor repeats or goes back serves them again. An item is
+        the same by its uuid and timestamp, as siemgate's store tells duplicates (docs/events.md):
+        a uuid stored again with another timestamp is another event, served as such."""
         keep = []
         for n, item in enumerate(page.items):
             uuid = item.get("uuid") if type(item) is dict else None
             if type(uuid) is str and uuid:
-                if uuid in self._recent_set:
+                key = f"{uuid} {item.get('timestamp')}"
+                if key in self._recent_set:
                     continue
-                self._recent_set.add(uuid)
-                self._recent.append(uuid)
+                self._recent_set.add(key)
+                self._recent.append(key)
                 if len(self._recent) > RECENT_UUIDS:
                     self._recent_set.discard(self._recent.popleft())
             keep.append(n)
