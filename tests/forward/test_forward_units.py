@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from siemgate.forward.backoff import Backoff, parse_retry_after
 from siemgate.forward.checkpoint import CheckpointStore
-from siemgate.forward.client import base_url_from_token
+from siemgate.forward.client import RECENT_UUIDS, EventsClient, Page, base_url_from_token
 from siemgate.forward.config import parse_config
 from siemgate.forward.errors import ForwardConfigError, SourceError
 from siemgate.model.features import Feature
@@ -142,3 +143,32 @@ def test_the_checkpoint_file_takes_commits_of_several_pipelines_at_once(tmp_path
         assert {(p.stream, p.cursor, p.events) for p in checkpoints.all()} == {
             (f"src{n}/signinattempts", "cursor-1999", 2000) for n in range(3)
         }
+
+
+def test_a_stream_remembers_its_recent_events_in_about_a_megabyte() -> None:
+    """docs/forwarding.md: a stream remembers its last 10,000 events (uuid and timestamp) in about
+    1 MB, so a forwarder of many sources (three streams each) stays small. Before: the key as text,
+    1.67 MB a stream."""
+    with EventsClient("token", "http://127.0.0.1:9") as client:  # asks nothing: the pages are given
+        stream = client.stream(Feature.SIGNINATTEMPTS)
+    pages = [
+        Page(
+            Feature.SIGNINATTEMPTS,
+            [
+                {"uuid": f"{n:026d}", "timestamp": f"2026-12-08T01:33:01.{n:09d}Z"}
+                for n in range(p * 1000, (p + 1) * 1000)
+            ],
+            "c",
+            True,
+        )
+        for p in range(RECENT_UUIDS // 1000)
+    ]
+    tracemalloc.start()
+    try:
+        for page in pages:
+            stream._leave_out_repeats(page)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert sum(len(p.items) for p in pages) == RECENT_UUIDS  # nothing left out: each is new
+    assert held < 1.2e6, held
