@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     metrics_token_file: Path | None = Field(
         None,
         description="File holding the bearer secret Prometheus sends to GET /metrics from another machine"
-        " (Authorization: Bearer ...). Without it /metrics answers only scrapes from this machine.",
+        " (Authorization: Bearer ...). Without it /metrics answers only scrapes over loopback (127.0.0.1, ::1).",
     )
     retention_days: int = Field(
         120,

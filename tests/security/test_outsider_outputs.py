@@ -66,6 +66,18 @@ def test_a_relayed_request_is_not_taken_for_a_local_scrape(tmp_path: Path) -> No
         assert server.http.get("/metrics").status_code == 200
 
 
+def test_the_refusal_says_only_a_loopback_scrape_needs_nothing(tmp_path: Path) -> None:
+    """Prometheus on the server's machine scraping its network address (siemgate listening on
+    0.0.0.0) is not a loopback peer and is refused: the refusal told it to scrape "from this
+    machine", which it was doing. It now names the loopback addresses."""
+    with running_server(tmp_path, trusted_proxies=["127.0.0.1"]) as server:
+        response = server.http.get("/metrics", headers=REMOTE)
+        _refused(response)
+        message = response.json()["Error"]["Message"]
+        assert "127.0.0.1" in message and "::1" in message, message
+        assert "from this machine" not in message, message
+
+
 @pytest.mark.parametrize("backend", STORE_BACKENDS)
 def test_healthz_reads_no_more_with_more_accounts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str

@@ -60,13 +60,13 @@ def meta_router() -> APIRouter:
 
     @router.get(
         "/metrics",
-        summary="Prometheus metrics (the operator only: from this machine, or with the metrics token)",
+        summary="Prometheus metrics (the operator only: over loopback, or with the metrics token)",
         response_class=Response,
         responses={
             200: {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}},
             401: {
                 "model": ErrorBody,
-                "description": "Not the operator: scrape from the server's machine, or send the secret of"
+                "description": "Not the operator: scrape over loopback (127.0.0.1, ::1), or send the secret of"
                 " metrics_token_file as a bearer token.",
             },
         },

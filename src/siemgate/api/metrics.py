@@ -144,7 +144,10 @@ class MetricsAccess:
         how = (
             "with 'Authorization: Bearer <the secret in metrics_token_file>'"
             if self._token
-            else ("from this machine, or set metrics_token_file and send its secret as 'Authorization: Bearer ...'")
+            else (
+                "over loopback (127.0.0.1 or ::1, not through a proxy), or set metrics_token_file and send"
+                " its secret as 'Authorization: Bearer ...'"
+            )
         )
         raise Unauthorized(f"Unauthorized: /metrics is for the server's operator: scrape it {how}")
 
