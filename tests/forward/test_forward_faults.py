@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from siemgate.model.features import Feature
+from support.ports import free_port
 from support.waiting import wait_for
 
 from .forward_support import BATCH, LIMIT, fill, jsonl, start, write_config
@@ -123,3 +124,25 @@ def test_forward_check_reports_each_problem(source: Any, tmp_path: Path) -> None
     )
     assert result.returncode == 2
     assert "NOT_SET_ANYWHERE is not set" in result.stderr and "unknown sink type" in result.stderr
+
+
+def test_once_stopped_before_draining_exits_1(tmp_path: Path, monkeypatch: Any) -> None:
+    """`--once` is a cron job's "deliver everything": against a source that never answers it retries
+    until stopped, and then exited 0, as if every stream had been drained. It now exits 1 saying
+    which source was not drained."""
+    monkeypatch.setenv("FORWARD_TEST_TOKEN", "not-used: nothing answers")
+    log = tmp_path / "forward.log"
+    config = write_config(tmp_path / "forward.toml", f"http://127.0.0.1:{free_port()}", tmp_path / "s", tmp_path / "o")
+    proc = start(config, "--once", log=log)
+    try:
+        wait_for("a retry logged", lambda: "cannot reach" in log.read_text() or proc.poll() is not None, timeout=60)
+        assert proc.poll() is None, log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 1, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log.read_text()
+    assert "src: stopped before every stream was drained (--once)" in text, text
+    assert "Traceback" not in text

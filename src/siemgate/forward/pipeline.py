@@ -54,6 +54,7 @@ class Pipeline:
     poll_interval: float = 10.0
     on_idle: Callable[[], None] | None = None  # called each time every stream is at its head (tests)
     states: list[StreamState] = field(default_factory=list)
+    drained: bool = False  # run(once=True) reached every stream's head, rather than being stopped
     _pending: list[_Pending] = field(default_factory=list)
     _seq: int = 0
     _fetcher: ThreadPoolExecutor | None = None
@@ -96,7 +97,10 @@ class Pipeline:
                 self._commit()
                 if self.on_idle is not None:
                     self.on_idle()
-                if once or self.stop.wait(self.poll_interval):
+                if once:
+                    self.drained = True
+                    break
+                if self.stop.wait(self.poll_interval):
                     break
         except Stopped:
             log.info("pipeline %s: stop requested", self.source)

@@ -181,11 +181,13 @@ class Forwarder:
                 log.error("source %s not started: %s", source.name, exc.message, extra={"source": source.name})
                 return
             except Stopped:
-                results[index] = True
+                results[index] = not once or self._not_drained(source.name)
                 return
             self.pipelines.append(pipeline)
             try:
                 results[index] = pipeline.run(once=once)
+                if once and results[index] and not pipeline.drained:
+                    results[index] = self._not_drained(source.name)
             except Exception:
                 log.exception("pipeline %s failed", pipeline.source)
                 self.stop.set()
@@ -200,6 +202,14 @@ class Forwarder:
             while thread.is_alive():
                 thread.join(timeout=0.2)
         return results
+
+    def _not_drained(self, source: str) -> bool:
+        """Record that `source` was stopped before its streams reached their heads (--once): the
+        run did not deliver everything, and must not exit 0. Returns False, the source's result."""
+        message = f"{source}: stopped before every stream was drained (--once)"
+        self.failed_sources.append(message)
+        log.error("source %s", message, extra={"source": source})
+        return False
 
     def _prepare(self, name: str) -> _Prepared:
         """A source's client and sinks (ForwardConfigError for a sink that cannot be built)."""
