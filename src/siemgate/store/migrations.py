@@ -62,14 +62,20 @@ _GUARD_SQL = {
 }
 
 
+def recorded(conn: Any, dialect: str) -> bool:
+    """Whether the database behind `conn` has the table of applied migrations (a read)."""
+    return conn.execute(_KIND[dialect].format(name=APPLIED)).fetchone() is not None
+
+
 def pending_migrations(conn: Any, dialect: str) -> list[Migration]:
     """The migrations of `dialect` that the database behind `conn` has not applied yet, in version
     order. Run it in a write transaction: it creates the table of applied migrations when it is
     missing, moving 0.1.0's `schema_migrations` rows into it, and puts the guard view in place.
     Raises StoreError when the store has applied a migration this code does not know (a newer
-    release migrated it: going back needs the backup taken before the upgrade)."""
+    release migrated it: going back needs the backup taken before the upgrade). Once the table
+    exists it only reads."""
     known = load_migrations(dialect)
-    if conn.execute(_KIND[dialect].format(name=APPLIED)).fetchone() is None:
+    if not recorded(conn, dialect):
         conn.execute(f"CREATE TABLE {APPLIED} {_APPLIED_COLUMNS[dialect]}")
         if conn.execute(_KIND[dialect].format(name="schema_migrations")).fetchone() is not None:
             conn.execute(f"INSERT INTO {APPLIED} SELECT version, name, applied_at FROM schema_migrations")

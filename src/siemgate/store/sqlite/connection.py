@@ -17,7 +17,7 @@ from typing import Any
 from siemgate.errors import ConfigError, StoreError
 from siemgate.private import private_file, unusable
 from siemgate.store.errors import too_long
-from siemgate.store.migrations import APPLIED, Migration, pending_migrations
+from siemgate.store.migrations import APPLIED, Migration, pending_migrations, recorded
 from siemgate.store.sqlite.errors import translate
 
 _CHECKPOINT_SECONDS = 0.5
@@ -152,8 +152,12 @@ class SQLiteBase:
 
     @staticmethod
     def _pending(conn: sqlite3.Connection) -> list[Migration]:
-        """The pending migrations, read in a write transaction of their own (pending_migrations
-        may create the table of applied migrations, once, with the guard view)."""
+        """The pending migrations: a read when the table of applied migrations exists (every
+        start, a read-only command's too, must not wait for a writer such as a server's ingest),
+        else in a write transaction of their own (pending_migrations creates it, once, with the
+        guard view)."""
+        if recorded(conn, "sqlite"):
+            return pending_migrations(conn, "sqlite")
         conn.execute("BEGIN IMMEDIATE")
         try:
             pending = pending_migrations(conn, "sqlite")
