@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from siemgate.forward.runner import check
 from siemgate.model.features import ALL_FEATURES, Feature
+from support.events import MAKERS
 from support.procs import outputs_under_hash_seeds
 
 from .fake_intakes import (
@@ -27,7 +29,7 @@ from .fake_intakes import (
     SUMO_TOKEN,
     WEBHOOK_SECRET,
 )
-from .forward_support import config, fill, jsonl, run_once
+from .forward_support import SECOND, config, fill, jsonl, run_once
 
 
 @pytest.fixture
@@ -147,6 +149,32 @@ def test_elasticsearch_is_idempotent_and_handles_each_item(
     )
     assert run_once(cfg2).code == 0
     assert len(intakes.intake.es_docs) == count
+
+
+def test_a_uuid_served_with_two_timestamps_arrives_as_two_events_once_each(
+    source: Any, intakes: Any, secrets: Any, tmp_path: Path
+) -> None:
+    """siemgate serves a uuid reused with another timestamp as another event (docs/events.md,
+    "Duplicates"): sinks that deduplicate (Elasticsearch `_id`, the webhook's `webhook-id`) must
+    keep both, and still drop a redelivery of either."""
+    now = time.time_ns()
+    first = MAKERS[Feature.AUDITEVENTS](now - 2 * SECOND)
+    again = {**MAKERS[Feature.AUDITEVENTS](now - SECOND), "uuid": first["uuid"]}
+    other = MAKERS[Feature.AUDITEVENTS](now)
+    assert source.live.ingest(source.key, Feature.AUDITEVENTS, [first, again, other]).status_code == 200
+    sinks = {
+        "es": {"type": "elasticsearch", "url": intakes.url, "api_key": secrets["ES"]},
+        "hook": {"type": "webhook", "url": f"{intakes.url}/webhook", "secret": secrets["WH"], "max_events": 1},
+    }
+    got = intakes.intake
+    for state in ("state", "state2"):  # the second run redelivers everything (a lost checkpoint)
+        cfg = config(tmp_path / state, source.url, sinks, features=["auditevents"], start_time="2020-01-01T00:00:00Z")
+        assert run_once(cfg).code == 0
+        for vendor in ("es", "webhook"):
+            assert sorted(got.uuids(vendor)) == sorted([first["uuid"], first["uuid"], other["uuid"]]), (state, vendor)
+        stamps = sorted(json.loads(d["message"])["timestamp"] for d in got.es_docs.values())
+        assert stamps == sorted([first["timestamp"], again["timestamp"], other["timestamp"]])
+    assert len(got.requests["webhook"]) == 6  # three sent twice: the repeats were dropped by their id
 
 
 def test_official_clients_are_accepted_by_the_same_intakes(intakes: Any) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from siemgate.model.features import Feature
+from siemgate.model.timestamps import TimestampError, parse_ns
 
 # The Elastic integration's data stream names and the Splunk add-on's sourcetypes (docs/forwarding.md, "Formats").
 DATASETS = {
@@ -44,3 +48,18 @@ def log_fields(record: Record) -> dict[str, Any] | None:
     if record.log is None:
         return None
     return {"log": {"idx": record.log[0], "body_sha256": record.log[1]}}
+
+
+def event_id(record: Record) -> str | None:
+    """What identifies the event at a destination that deduplicates: `<uuid>-<timestamp as ns
+    since the epoch>`, or None for an event without a uuid. siemgate's store tells events apart by
+    uuid *and* timestamp (the instant; docs/events.md, "Duplicates"), so a uuid sent again with
+    another timestamp gets another id, while a redelivery of the same event gets the same one.
+    A timestamp that does not parse is stood for by a hash of its JSON."""
+    if not record.uuid:
+        return None
+    stamp = record.event.get("timestamp")
+    try:
+        return f"{record.uuid}-{parse_ns(stamp)}"
+    except TimestampError:
+        return f"{record.uuid}-x{hashlib.sha256(orjson.dumps(stamp)).hexdigest()[:16]}"

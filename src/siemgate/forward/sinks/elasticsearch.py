@@ -1,8 +1,9 @@
 """Elasticsearch and OpenSearch `_bulk` into the `logs-1password.*` data streams (docs/forwarding.md).
 
-Each record is a `create` action with `_id` = the event uuid, so a replay after a crash is refused
-per item with 409 (already there) and counted as delivered: writes are idempotent within a backing
-index. Documents: with the raw format `{"@timestamp", "message": <the event's JSON>}`, which
+Each record is a `create` action with `_id` = `<uuid>-<timestamp in ns>` (records.event_id: a uuid
+reused with another timestamp is another event, as in siemgate's store), so a replay after a crash
+is refused per item with 409 (already there) and counted as delivered: writes are idempotent within
+a backing index. Documents: with the raw format `{"@timestamp", "message": <the event's JSON>}`, which
 Elastic's 1Password integration pipeline (the data streams' default pipeline) turns into its ECS
 documents; with ecs or ocsf the finished document, sent with `pipeline=_none` by default so that
 pipeline does not run again.
@@ -22,7 +23,7 @@ from pydantic import Field, field_validator
 
 from siemgate.forward.errors import SinkPartial, SinkRetryable
 from siemgate.forward.formats import Formatter
-from siemgate.forward.records import Record
+from siemgate.forward.records import Record, event_id
 from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url, check_template
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 
@@ -83,8 +84,9 @@ class BulkSink(HttpSink):
 
     def encode(self, record: Record) -> bytes:
         action: dict[str, Any] = {"_index": self.index(record)}
-        if record.uuid:
-            action["_id"] = record.uuid
+        doc_id = event_id(record)
+        if doc_id is not None:
+            action["_id"] = doc_id
         if self.config.format == "raw":
             doc: dict[str, Any] = {
                 "@timestamp": record.event.get("timestamp"),

@@ -3,8 +3,9 @@
 Each batch is one POST of `{"type": "siemgate.events", "timestamp", "data": [{"source", "feature",
 "uuid", "event"}]}` with the `webhook-id`, `webhook-timestamp` and `webhook-signature` headers
 (`v1,<base64 HMAC-SHA256 over id.timestamp.body>`, computed by the `standardwebhooks` library)
-when a secret (`whsec_…`) is configured. `webhook-id` is derived from the batch's event uuids, so
-a re-sent batch carries the same id and the receiver can drop the repeat. The signature covers the
+when a secret (`whsec_…`) is configured. `webhook-id` is derived from the batch's events (uuid and
+timestamp each, records.event_id), so a re-sent batch carries the same id and the receiver can drop
+the repeat, while a uuid reused with another timestamp (another event) makes another id. The signature covers the
 uncompressed body; gzip is off by default.
 
 2xx is success; 408, 429 and 5xx retry (honouring Retry-After); 401/403 credential; other 4xx poison.
@@ -22,7 +23,7 @@ from pydantic import Field
 from standardwebhooks import Webhook
 
 from siemgate.forward.formats import Formatter
-from siemgate.forward.records import Record
+from siemgate.forward.records import Record, event_id
 from siemgate.forward.sinks.base import BatchLimits, Item, Secret, Sink, SinkContext, Url
 from siemgate.forward.sinks.http import HttpSink, HttpSinkConfig, where
 from siemgate.model.timestamps import format_ns, now_ns
@@ -68,7 +69,8 @@ class WebhookSink(HttpSink):
         body = b'{"type":"siemgate.events","timestamp":"' + stamp.encode() + b'","data":['
         body += b",".join(item.data for item in batch) + b"]}"
         msg_id = (
-            "msg_" + hashlib.sha256("\n".join(i.record.uuid or str(i.seq) for i in batch).encode()).hexdigest()[:32]
+            "msg_"
+            + hashlib.sha256("\n".join(event_id(i.record) or str(i.seq) for i in batch).encode()).hexdigest()[:32]
         )
         headers = dict(self.headers)
         if self.signer is not None:
