@@ -3,6 +3,7 @@ in order, commit only after acknowledgement, poison isolation, a sink that is do
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,37 @@ def test_sink_down_then_back_delivers_everything_and_reports_not_ready(
         thread.join(20)
     assert intakes.intake.uuids("webhook") == uuids
     assert not thread.is_alive()
+
+
+def test_a_failing_sink_is_said_once_and_its_credential_loudly_once(
+    source: Any, intakes: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: every sink retry logged a line of its own (a WARNING, an ERROR from the fifth on and
+    for every 401/403): a sink down for an hour wrote thousands. Now, as for a source: one WARNING
+    when it starts failing, one ERROR the first time it refuses the credential (saying what to fix),
+    DEBUG for the other retries, one INFO when it answers again; the metric counts every retry."""
+    from .fake_intakes import DD_API_KEY
+
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 50)
+    intakes.intake.fail("datadog", [503, 503, 401, 403, 503, 429])
+    monkeypatch.setenv("DD_KEY", DD_API_KEY)
+    dd = {"type": "datadog", "api_key": {"env": "DD_KEY"}, "url": intakes.url, "max_events": 100}
+    cfg = config(tmp_path / "state", source.url, {"dd": dd}, features=["signinattempts"])
+    with caplog.at_level(logging.DEBUG, logger="siemgate.forward"):
+        forwarder = run_once(cfg)
+    assert forwarder.code == 0
+    assert intakes.intake.uuids("datadog") == uuids
+    assert sample(forwarder, "siemgate_forward_retries_total", source="src", sink="dd") == 6
+
+    def lines(level: int) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == level and r.getMessage().startswith("sink dd:")]
+
+    assert len(lines(logging.WARNING)) == 1 and "answered 503" in lines(logging.WARNING)[0], lines(logging.WARNING)
+    assert len(lines(logging.ERROR)) == 1 and "(401" in lines(logging.ERROR)[0], lines(logging.ERROR)
+    assert "fix the sink's secret" in lines(logging.ERROR)[0]
+    assert len(lines(logging.DEBUG)) == 4, lines(logging.DEBUG)
+    assert lines(logging.INFO) == [f"sink dd: datadog {intakes.url}/api/v2/logs answered after 6 retries"]
+    assert not forwarder.problems()
 
 
 def test_429_storm_at_the_sink_and_at_the_source(

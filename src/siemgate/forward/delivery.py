@@ -10,6 +10,7 @@ Outcomes of a send (the sink classifies, errors.py):
 - success: the batch is done;
 - SinkRetryable (429, 5xx, network, credentials): wait (exponential backoff with full jitter, at
   least `Retry-After`) and send the same batch again, until it succeeds or a stop is requested;
+  an outage is logged once (retries.py), every retry counted;
 - SinkPoison: a batch of one record is dead-lettered with the reason; a larger batch is split in
   halves, which are sent in order, so the bad record is isolated in log2(n) rounds;
 - SinkPartial: accepted records are done, poison ones are dead-lettered, the rest are sent again;
@@ -29,6 +30,7 @@ from siemgate.forward.deadletter import DeadLetterFile
 from siemgate.forward.errors import SinkAuthError, SinkPartial, SinkPoison, SinkRetryable, Stopped
 from siemgate.forward.metrics import ForwardMetrics
 from siemgate.forward.records import Record
+from siemgate.forward.retries import Retries
 from siemgate.forward.sinks.base import Item, Sink
 
 log = logging.getLogger("siemgate.forward")
@@ -60,15 +62,22 @@ class SinkDelivery:
         self.next_seq = 0
         self._done_below = 0
         self.pending_key: object = None
-        self.last_error: str | None = None
         labels = (source, sink.name)
+        self.retries = Retries(
+            sink.name, f"sink {sink.name}", metrics.retries.labels(*labels), {"source": source, "sink": sink.name}
+        )
+        self._retried = 0
         self._out = metrics.events_out.labels(*labels)
         self._bytes = metrics.bytes_out.labels(*labels)
         self._batches = metrics.batches.labels(*labels)
-        self._retries = metrics.retries.labels(*labels)
         self._dead = metrics.dead_letters.labels(*labels)
         self._up = metrics.sink_up.labels(*labels)
         self._up.set(1)
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the sink is failing (for /readyz), or None."""
+        return self.retries.failing
 
     @property
     def acked(self) -> int:
@@ -161,9 +170,11 @@ class SinkDelivery:
                     self._wait(backoff, exc.retry_after, exc.message)
                     queue.insert(0, again)
                 else:
+                    self._answered()
                     self._advance(part)
                 continue
             except SinkPoison as exc:
+                self._answered()
                 if len(part) == 1:
                     self._dead_letter(part[0], exc.message, exc.http_status)
                     self._advance(part)
@@ -182,10 +193,15 @@ class SinkDelivery:
                 queue.insert(0, part)
                 continue
             backoff.reset()
+            self._answered()
             self._acknowledged(part)
             self._advance(part)
-            self._up.set(1)
-            self.last_error = None
+
+    def _answered(self) -> None:
+        """The sink answered (took the data or refused it): no longer failing."""
+        self._up.set(1)
+        self.retries.recovered(self.sink.describe(), self._retried)
+        self._retried = 0
 
     def _advance(self, part: list[Item]) -> None:
         self._done_below = part[-1].seq + 1
@@ -207,17 +223,8 @@ class SinkDelivery:
 
     def _wait(self, backoff: Backoff, retry_after: float | None, reason: str, *, auth: bool = False) -> None:
         delay = backoff.next_delay(retry_after)
-        self._retries.inc()
         self._up.set(0)
-        self.last_error = reason
-        level = logging.ERROR if auth or backoff.failures >= 5 else logging.WARNING
-        log.log(
-            level,
-            "sink %s: %s; retrying in %.1fs",
-            self.sink.name,
-            reason,
-            delay,
-            extra={"source": self.source, "sink": self.sink.name},
-        )
+        self._retried += 1
+        self.retries.retry(reason, delay, credential=auth)
         if self.stop.wait(delay):
             raise Stopped(f"stopped while {self.sink.name} was failing: {reason}")

@@ -13,7 +13,7 @@ SiemgateError
     ├── Stopped                   a stop was requested while waiting (shutdown; nothing is lost)
     └── SinkError                 raised by Sink.send; the delivery loop classifies it
         ├── SinkRetryable         try the same batch again after a backoff (429, 5xx, timeouts, network)
-        │   └── SinkAuthError     401/403: retried with backoff, reported loudly (fix the credential)
+        │   └── SinkAuthError     401/403: retried with backoff, an ERROR once per outage (fix the credential)
         ├── SinkPoison            the destination refused the data: split the batch, dead-letter the bad event
         └── SinkPartial           some records were accepted, others must be retried or are poison
 """

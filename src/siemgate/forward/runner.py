@@ -20,6 +20,7 @@ from siemgate.forward.delivery import SinkDelivery
 from siemgate.forward.errors import ForwardConfigError, SourceError, SourceUnauthorized, Stopped
 from siemgate.forward.metrics import ForwardMetrics, HealthServer
 from siemgate.forward.pipeline import Pipeline
+from siemgate.forward.retries import Retries
 from siemgate.forward.sinks.base import Sink, SinkContext
 from siemgate.model.features import Feature
 
@@ -27,38 +28,9 @@ log = logging.getLogger("siemgate.forward")
 StoreOpener = Callable[[Any], Any]
 
 
-class SourceRetries:
-    """Says once that a source is failing, not at each retry: a WARNING at the first retry, DEBUG
-    for the next ones (the metric counts every one), and an INFO once a retried request is
-    answered. `failing` is the reason while it fails (for /readyz), else None. Thread-safe (a
-    pipeline fetches a page ahead on a second thread)."""
-
-    def __init__(self, name: str, metrics: ForwardMetrics | None) -> None:
-        self.name = name
-        self.failing: str | None = None
-        self._counter = metrics.source_retries.labels(name) if metrics else None
-        self._lock = threading.Lock()
-
-    def retry(self, reason: str, delay: float) -> None:
-        if self._counter is not None:
-            self._counter.inc()
-        with self._lock:
-            first, self.failing = self.failing is None, reason
-        level, more = (
-            (logging.WARNING, "; further retries are logged at debug level until it answers")
-            if first
-            else (logging.DEBUG, "")
-        )
-        log.log(
-            level, "source %s: %s; retrying in %.1fs%s", self.name, reason, delay, more, extra={"source": self.name}
-        )
-
-    def recovered(self, what: str, retries: int) -> None:
-        with self._lock:
-            was, self.failing = self.failing, None
-        if was is not None:
-            times = "retry" if retries == 1 else "retries"
-            log.info("source %s: %s answered after %d %s", self.name, what, retries, times, extra={"source": self.name})
+def source_retries(name: str, metrics: ForwardMetrics | None) -> Retries:
+    """The retries of source `name`, counted in `siemgate_forward_source_retries_total`."""
+    return Retries(name, f"source {name}", metrics.source_retries.labels(name) if metrics else None, {"source": name})
 
 
 def make_client(
@@ -69,10 +41,10 @@ def make_client(
     *,
     attempts: int | None,
     backoff: Callable[[], Backoff] = Backoff,
-    retries: SourceRetries | None = None,
+    retries: Retries | None = None,
 ) -> EventsClient:
     """The Events API client of a source (never logs its token); `retries` reports its retries."""
-    retries = retries or SourceRetries(name, metrics)
+    retries = retries or source_retries(name, metrics)
     verify: Any = source.ca_file if source.ca_file else source.tls_verify
     return EventsClient(
         source.token.get_secret_value(),
@@ -129,7 +101,7 @@ class Forwarder:
     failed_sources: list[str] = field(default_factory=list)
     health_port: int | None = None
     _clients: list[EventsClient] = field(default_factory=list)
-    _retries: list[SourceRetries] = field(default_factory=list)
+    _retries: list[Retries] = field(default_factory=list)
     _sinks: list[Sink] = field(default_factory=list)
     _dead: list[DeadLetterFile] = field(default_factory=list)
 
@@ -214,7 +186,7 @@ class Forwarder:
     def _prepare(self, name: str) -> _Prepared:
         """A source's client and sinks (ForwardConfigError for a sink that cannot be built)."""
         source = self.config.sources[name]
-        retries = SourceRetries(name, self.metrics)
+        retries = source_retries(name, self.metrics)
         self._retries.append(retries)
         client = make_client(
             name, source, self.stop, self.metrics, attempts=None, backoff=self._backoff, retries=retries
