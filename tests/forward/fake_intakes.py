@@ -5,7 +5,8 @@ route family per vendor; every accepted record is kept in `Intake.received[vendo
 Faults are scripted per vendor: `intake.fail(vendor, [429, 503])` answers the next requests with
 those statuses (429s carry `Retry-After: 0`), and `intake.poison` holds event uuids the intake
 refuses as bad data (in the vendor's own way: HEC code 6 with invalid-event-number, an ES item
-400, a whole-request 400 elsewhere).
+400, a whole-request 400 elsewhere). `fail("es_item", [...])` fails single bulk items (429, 403:
+ES_ITEM_ERRORS), `fail("hec_ack", [...])` answers HEC ack polls.
 """
 
 from __future__ import annotations
@@ -99,6 +100,20 @@ async def _body(request: Request) -> bytes:
     return data
 
 
+# What `intake.fail("es_item", [status, ...])` answers for the next items (one status each).
+ES_ITEM_ERRORS: dict[int, dict[str, Any]] = {
+    429: {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}},
+    403: {
+        "status": 403,
+        "error": {
+            "type": "security_exception",
+            "reason": "action [indices:admin/auto_create] is unauthorized for API key id [id] of user [fwd] on"
+            " indices [logs-1password.audit_events-default]",
+        },
+    },
+}
+
+
 def _scripted(intake: Intake, vendor: str) -> Response | None:
     if intake.scripted[vendor]:
         status = intake.scripted[vendor].pop(0)
@@ -163,6 +178,9 @@ def build_app(intake: Intake) -> Starlette:
     async def hec_ack(request: Request) -> Response:
         if not request.query_params.get("channel"):
             return JSONResponse({"text": "Data channel is missing", "code": 10}, status_code=400)
+        failed = _scripted(intake, "hec_ack")
+        if failed is not None:
+            return failed
         acks = json.loads(await _body(request)).get("acks", [])
         result = {}
         for ack_id in acks:
@@ -225,8 +243,7 @@ def build_app(intake: Intake) -> Starlette:
                     "error": {"type": "mapper_parsing_exception", "reason": "failed to parse field"},
                 }
             elif intake.scripted["es_item"] and uuid not in intake.es_docs:
-                intake.scripted["es_item"].pop(0)
-                result = {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}
+                result = ES_ITEM_ERRORS[intake.scripted["es_item"].pop(0)]
             elif doc_id is not None and f"{index}/{doc_id}" in intake.es_docs:
                 result = {
                     "status": 409,

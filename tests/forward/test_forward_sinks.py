@@ -4,6 +4,7 @@ official client libraries (elasticsearch, datadog-api-client) as oracles against
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import MutableMapping
@@ -175,6 +176,46 @@ def test_a_uuid_served_with_two_timestamps_arrives_as_two_events_once_each(
         stamps = sorted(json.loads(d["message"])["timestamp"] for d in got.es_docs.values())
         assert stamps == sorted([first["timestamp"], again["timestamp"], other["timestamp"]])
     assert len(got.requests["webhook"]) == 6  # three sent twice: the repeats were dropped by their id
+
+
+def test_elasticsearch_items_refused_for_the_credential_are_retried_not_dead_lettered(
+    source: Any, intakes: Any, secrets: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An API key without the privileges on a data stream gets 200 from `_bulk` with each item
+    403 security_exception. Those items were dead-lettered as bad data (the whole stream, had it
+    lasted); they are the credential's fault: retried, said as an ERROR naming the fix, and the
+    items accepted beside them are not sent twice."""
+    uuids = fill(source.live, source.key, Feature.AUDITEVENTS, 20)
+    intakes.intake.fail("es_item", [403] * 12)
+    es = {"type": "elasticsearch", "url": intakes.url, "api_key": secrets["ES"]}
+    cfg = config(tmp_path / "state", source.url, {"es": es}, features=["auditevents"])
+    with caplog.at_level(logging.DEBUG, logger="siemgate.forward"):
+        assert run_once(cfg).code == 0
+    assert sorted(intakes.intake.uuids("es")) == sorted(uuids)
+    assert not (tmp_path / "state/dead-letters/src.es.jsonl").exists() or not jsonl(
+        tmp_path / "state/dead-letters/src.es.jsonl"
+    )
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "sink es" in r.getMessage()]
+    assert len(errors) == 1 and "security_exception" in errors[0] and "privileges" in errors[0], errors
+    assert [r["count"] for r in intakes.intake.requests["es"]] == [20, 12]
+
+
+def test_hec_ack_endpoint_refusals_never_dead_letter_the_batch(
+    source: Any, intakes: Any, secrets: Any, tmp_path: Path
+) -> None:
+    """A 400 from `/services/collector/ack` (a channel the indexer behind a load balancer does not
+    know, ack turned off) says nothing about the events, which HEC already took: it was classified
+    as poison, so the batch was split and every event dead-lettered. It is now retried."""
+    uuids = fill(source.live, source.key, Feature.SIGNINATTEMPTS, 4)
+    intakes.intake.requests["hec_ack_mode"] = [{"on": True}]
+    intakes.intake.fail("hec_ack", [400] * 7)
+    hec = {"type": "splunk_hec", "url": intakes.url, "token": secrets["HEC"], "indexer_acknowledgement": True}
+    hec["ack_poll_interval"] = 0.01
+    cfg = config(tmp_path / "state", source.url, {"hec": hec}, features=["signinattempts"])
+    assert run_once(cfg).code == 0
+    dead = tmp_path / "state/dead-letters/src.hec.jsonl"
+    assert not dead.exists() or jsonl(dead) == []
+    assert set(intakes.intake.uuids("hec")) == set(uuids)
 
 
 def test_official_clients_are_accepted_by_the_same_intakes(intakes: Any) -> None:

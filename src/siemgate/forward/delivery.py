@@ -13,7 +13,8 @@ Outcomes of a send (the sink classifies, errors.py):
   an outage is logged once (retries.py), every retry counted;
 - SinkPoison: a batch of one record is dead-lettered with the reason; a larger batch is split in
   halves, which are sent in order, so the bad record is isolated in log2(n) rounds;
-- SinkPartial: accepted records are done, poison ones are dead-lettered, the rest are sent again;
+- SinkPartial: accepted records are done, poison ones are dead-lettered, the rest are sent again
+  (after a wait, as for SinkRetryable; as for SinkAuthError when they were refused for the credential);
 - a reply the sink cannot read (LookupError, TypeError, ValueError, AttributeError while parsing
   it): retried as SinkRetryable is.
 """
@@ -167,7 +168,7 @@ class SinkDelivery:
                     self._dead_letter(part[n], reason, exc.http_status)
                 again = [part[n] for n in sorted(set(exc.retry))]
                 if again:
-                    self._wait(backoff, exc.retry_after, exc.message)
+                    self._wait(backoff, exc.retry_after, exc.message, auth=exc.credential)
                     queue.insert(0, again)
                 else:
                     self._answered()

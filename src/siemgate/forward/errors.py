@@ -82,7 +82,8 @@ class SinkPartial(SinkError):
     """Per-record outcome of a batch (Elasticsearch items, Splunk's invalid-event-number).
 
     `retry` are the batch indexes to send again, `poison` maps batch indexes to the reason they were
-    refused; every other index was accepted.
+    refused; every other index was accepted. `credential` when the ones to retry were refused for
+    the credential (reported as SinkAuthError is).
     """
 
     def __init__(
@@ -92,8 +93,11 @@ class SinkPartial(SinkError):
         poison: dict[int, str],
         status: int | None = None,
         retry_after: float | None = None,
+        *,
+        credential: bool = False,
     ) -> None:
         super().__init__(message, status)
         self.retry = retry
         self.poison = poison
         self.retry_after = retry_after
+        self.credential = credential

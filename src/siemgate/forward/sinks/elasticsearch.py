@@ -8,8 +8,10 @@ Elastic's 1Password integration pipeline (the data streams' default pipeline) tu
 documents; with ecs or ocsf the finished document, sent with `pipeline=_none` by default so that
 pipeline does not run again.
 
-Per item: 200/201 and 409 done; 429 and 5xx sent again; any other status (400 mapping errors, 404)
-is poison and goes to the dead-letter file with Elasticsearch's error type and reason.
+Per item: 200/201 and 409 done; 429 and 5xx sent again; 401 and 403 (an API key without the
+privileges on the data stream: `security_exception`) sent again and reported as a credential to
+fix; any other status (400 mapping errors, 404) is poison and goes to the dead-letter file with
+Elasticsearch's error type and reason.
 """
 
 from __future__ import annotations
@@ -113,18 +115,32 @@ class BulkSink(HttpSink):
             raise SinkRetryable(f"_bulk returned {len(items)} results for {len(batch)} actions", 200)
         retry: list[int] = []
         poison: dict[int, str] = {}
+        denied: list[str] = []
         for n, entry in enumerate(items):
             result: dict[str, Any] = next(iter(entry.values()), {}) if isinstance(entry, dict) else {}
             status = int(result.get("status", 500))
             if status in (200, 201, 409):
                 continue
-            if status == 429 or status >= 500:
+            error = result.get("error") or {}
+            reason = error.get("reason") if isinstance(error, dict) else str(error)
+            kind = error.get("type") if isinstance(error, dict) else "error"
+            if status in (401, 403):
+                retry.append(n)
+                denied.append(f"{status} {kind}: {reason}")
+            elif status == 429 or status >= 500:
                 retry.append(n)
             else:
-                error = result.get("error") or {}
-                reason = error.get("reason") if isinstance(error, dict) else str(error)
-                kind = error.get("type") if isinstance(error, dict) else "error"
                 poison[n] = f"Elasticsearch refused the document ({status} {kind}: {reason})"
+        if denied:
+            raise SinkPartial(
+                f"{where(self.base)} refused the credential for {len(denied)} of {len(batch)} documents"
+                f" ({denied[0]}); give the API key or user the privileges to write to {self.index(batch[0].record)}"
+                " (create_doc and auto_configure on logs-1password.*)",
+                retry,
+                poison,
+                200,
+                credential=True,
+            )
         if retry or poison:
             raise SinkPartial(f"_bulk: {len(retry)} to retry, {len(poison)} refused", retry, poison, 200)
 

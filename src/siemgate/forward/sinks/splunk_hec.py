@@ -11,7 +11,8 @@ Responses (HEC code in the body): 200/0 success; 400/6 with `invalid-event-numbe
 poison and the others are sent again; other 400s: poison (the batch is split to find the event),
 except the configuration codes 7 (index), 10/11 (channel), 14 (ack disabled), which are retried
 and reported; 401/403: credential; 503/9 and 5xx: retry. With `indexer_acknowledgement`, a batch
-is acknowledged only once `/services/collector/ack` reports it indexed; not within `ack_timeout`
+is acknowledged only once `/services/collector/ack` reports it indexed; not within `ack_timeout`,
+or an ack poll refused (a 4xx there is a configuration problem, never poison: HEC took the events),
 means it is sent again (duplicates are possible; never a loss).
 """
 
@@ -144,13 +145,27 @@ class HecSink(HttpSink):
         waited = 0.0
         while waited < self.config.ack_timeout:
             response = self.post(url, orjson.dumps({"acks": [ack_id]}), self.headers, params={"channel": self.channel})
-            self.check(response)
+            self._check_ack(response)
             if _json(response).get("acks", {}).get(str(ack_id)) is True:
                 return
             if self.stop.wait(self.config.ack_poll_interval):
                 break
             waited += self.config.ack_poll_interval
         raise SinkRetryable(f"Splunk did not confirm indexing of ack {ack_id} within {self.config.ack_timeout:g}s")
+
+    def _check_ack(self, response: httpx.Response) -> None:
+        """An ack poll's status, which says nothing about the events (HEC took them): a 4xx other
+        than 408 and 429 is a configuration to fix (SinkAuthError), never poison."""
+        status = response.status_code
+        if 400 <= status < 500 and status not in (401, 403, 408, 429):
+            data = _json(response)
+            raise SinkAuthError(
+                f"{where(str(response.request.url))} answered {status}"
+                f" (code {data.get('code')}: {data.get('text', response.text[:200])}); check indexer acknowledgement"
+                " on the token, the channel, and sticky sessions on a load balancer in front of the indexers",
+                status,
+            )
+        self.check(response)
 
     def health(self) -> list[str]:
         problems: list[str] = []
