@@ -15,7 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from siemgate.forward.records import make_record
 from siemgate.forward.runner import check
+from siemgate.forward.sinks.base import Item, SinkContext
 from siemgate.model.features import ALL_FEATURES, Feature
 from support.events import MAKERS
 from support.procs import outputs_under_hash_seeds
@@ -216,6 +218,26 @@ def test_hec_ack_endpoint_refusals_never_dead_letter_the_batch(
     dead = tmp_path / "state/dead-letters/src.hec.jsonl"
     assert not dead.exists() or jsonl(dead) == []
     assert set(intakes.intake.uuids("hec")) == set(uuids)
+
+
+def test_webhook_events_without_uuid_in_another_run_are_not_taken_for_repeats(
+    intakes: Any, secrets: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`webhook-id` stood for an event without a uuid by its position in the pipeline, which starts
+    at 0 in every run: another event without a uuid, first in the next run, had the same id and the
+    receiver dropped it. Such an event is now stood for by its content."""
+    monkeypatch.setenv("FORWARD_TEST_TOKEN", "unused")
+    hook = {"type": "webhook", "url": f"{intakes.url}/webhook", "secret": secrets["WH"]}
+    cfg = config(tmp_path / "state", "http://127.0.0.1:9", {"hook": hook})
+    for run in ("first", "second"):  # each run a new sink, numbering from 0, as after a restart
+        sink = cfg.sinks["hook"].build("hook", SinkContext("src"))
+        try:
+            record = make_record(Feature.AUDITEVENTS, {"action": run, "timestamp": "2026-01-01T00:00:00Z"}, "src")
+            sink.send([Item(0, record, sink.encode(record))])
+            sink.send([Item(0, record, sink.encode(record))])  # the same event again: a repeat
+        finally:
+            sink.close()
+    assert [r["event"]["action"] for r in intakes.intake.received["webhook"]] == ["first", "second"]
 
 
 def test_official_clients_are_accepted_by_the_same_intakes(intakes: Any) -> None:

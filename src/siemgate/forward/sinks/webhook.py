@@ -68,10 +68,7 @@ class WebhookSink(HttpSink):
         stamp = format_ns(now_ns())
         body = b'{"type":"siemgate.events","timestamp":"' + stamp.encode() + b'","data":['
         body += b",".join(item.data for item in batch) + b"]}"
-        msg_id = (
-            "msg_"
-            + hashlib.sha256("\n".join(event_id(i.record) or str(i.seq) for i in batch).encode()).hexdigest()[:32]
-        )
+        msg_id = "msg_" + hashlib.sha256("\n".join(map(_key, batch)).encode()).hexdigest()[:32]
         headers = dict(self.headers)
         if self.signer is not None:
             when = datetime.now(UTC)
@@ -82,3 +79,9 @@ class WebhookSink(HttpSink):
 
     def health(self) -> list[str]:
         return self.reachable(self.url, authenticated=False)
+
+
+def _key(item: Item) -> str:
+    """What stands for an event in `webhook-id`: its id, or for an event without a uuid a hash of
+    its content (its position in the pipeline restarts at 0 in every run, so would repeat)."""
+    return event_id(item.record) or "=" + hashlib.sha256(item.data).hexdigest()
