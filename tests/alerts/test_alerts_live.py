@@ -9,6 +9,7 @@ import base64
 import contextlib
 import os
 import socket
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -104,6 +105,38 @@ def test_threshold_window_survives_a_restart_and_never_fires_twice(site: Site) -
     site.restart()
     site.clock.advance(3700)
     site.write(SIGNIN, now_failed(site, 10))  # after the suppression: fires again
+    assert len(site.alerts("brute-force-signin")) == 2
+
+
+def test_a_suppression_saved_by_0_1_holds_for_a_group_now_read_ignoring_case(site: Site) -> None:
+    """0.1 kept a suppression under the group's values as written (it had no `nocase`, nor the
+    firing times, `at`); brute-force-signin now groups ignoring case, so its suppression is
+    looked up under the values folded: the 0.1 one is moved there, merged with one already kept
+    (not dropped), and the group that fired under 0.1 stays suppressed for the rest of its hour."""
+    attacker = "Mallory.Brute@Acme.example"
+    site.write(SIGNIN, now_failed(site, 10, attacker))
+    assert len(site.alerts("brute-force-signin")) == 1
+    site.services.close()
+    with sqlite3.connect(site.data_dir / "siemgate.db") as db:  # as 0.1 saved it
+        [(value,)] = db.execute(
+            "SELECT value FROM alert_state WHERE rule_id = 'brute-force-signin' AND kind = 'suppress'"
+        )
+        state = orjson.loads(value)
+        old = orjson.dumps({"until": state["until"], "suppressed": state["suppressed"]}).decode()
+        db.execute("DELETE FROM alert_state WHERE rule_id = 'brute-force-signin' AND kind IN ('suppress', 'meta')")
+        db.execute(
+            "INSERT INTO alert_state (account_id, rule_id, kind, key, value, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (site.account.id, "brute-force-signin", "suppress", orjson.dumps([attacker]).decode(), old, None),
+        )
+    site.services = site._open()
+    site.clock.advance(60)
+    site.write(SIGNIN, now_failed(site, 10, attacker.upper()))  # within the hour of 0.1's firing
+    assert len(site.alerts("brute-force-signin")) == 1
+    site.restart()  # the suppression was saved under the folded key, with its firing time
+    site.write(SIGNIN, now_failed(site, 10, attacker.lower(), offset=20))
+    assert len(site.alerts("brute-force-signin")) == 1
+    site.clock.advance(3700)
+    site.write(SIGNIN, now_failed(site, 10, attacker))  # past the hour: fires again
     assert len(site.alerts("brute-force-signin")) == 2
 
 

@@ -361,6 +361,36 @@ def test_suppression_judges_a_late_firing_by_the_firings_around_its_own_time() -
     assert run(legacy, burst(T0), 3) == [T0 + S]
 
 
+def test_suppressions_saved_by_0_1_are_keyed_as_the_rule_reads_its_values_now() -> None:
+    """0.1 saved a suppression under the JSON of its `by` values as the event had them, with no
+    firing times: refold_suppress moves each under the key the rule reads now (strings folded
+    when it ignores case; an object as its sorted JSON text), merging those that then share one
+    (each firing kept, counts added); state saved since 0.2 (with `at`) and a second call are
+    left as they are."""
+    h = 3600 * S
+    entries = [
+        AlertStateEntry("r", "suppress", '["Ada@Example.com"]', f'{{"until": {T0 + 2 * h}, "suppressed": 2}}'),
+        AlertStateEntry("r", "suppress", '["ada@example.com"]', f'{{"until": {T0 + 3 * h}, "suppressed": 1}}'),
+        AlertStateEntry(
+            "r", "suppress", '["BOB@example.com"]', f'{{"until": {T0 + h}, "suppressed": 0, "at": [{T0}]}}'
+        ),
+        AlertStateEntry(
+            "exact", "suppress", '["Ada@Example.com", {"b": 1, "a": "X"}]', f'{{"until": {T0}, "suppressed": 0}}'
+        ),
+    ]
+    book = StateBook.load(entries)
+    for _ in range(2):
+        book.refold_suppress("r", True, h)
+        book.refold_suppress("exact", False, h)
+    assert book.suppress == {
+        ("r", '["ada@example.com"]'): {"until": T0 + 3 * h, "suppressed": 3, "at": [T0 + h, T0 + 2 * h]},
+        ("r", '["BOB@example.com"]'): {"until": T0 + h, "suppressed": 0, "at": [T0]},
+        ("exact", '["Ada@Example.com","{\\"a\\":\\"X\\",\\"b\\":1}"]'): {"until": T0, "suppressed": 0, "at": [T0 - h]},
+    }
+    saved = {(e.rule_id, e.key): e.value for e in book.changes() if e.kind == "suppress"}
+    assert saved[("r", '["Ada@Example.com"]')] == "" and orjson.loads(saved[("r", '["ada@example.com"]')])["at"]
+
+
 def test_a_late_burst_fires_under_a_newer_event_of_its_group() -> None:
     """Count events within `window` of each other by event time, whatever order they come in: a
     burst stored late, after a newer event of its group (an hour later, or one dated far ahead,

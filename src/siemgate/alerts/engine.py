@@ -105,6 +105,15 @@ def _group_key(values: Key) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def _refolded(key: str, nocase: bool) -> str:
+    """A window's or suppression's key saved by 0.1 (the JSON text of its values as the event
+    had them) as the values are read now: strings folded with `nocase`, others `hashable`. A key
+    too long to be read back (`sha256:`) stays as it is."""
+    if key.startswith("sha256:"):
+        return key
+    return _group_key(tuple(fold(v) if nocase and type(v) is str else hashable(v) for v in orjson.loads(key)))
+
+
 @dataclass
 class StateBook:
     """Evaluation state of one account's rules, with the keys changed since the last `changes()`.
@@ -130,6 +139,7 @@ class StateBook:
     stored: dict[str, int] = field(default_factory=dict)
     values: int = 0  # first-seen values held, over every rule and key (StateBook.trim_seen)
     legacy_seen: set[str] = field(default_factory=set)  # rules whose first-seen values 0.1 saved
+    legacy_suppress: set[str] = field(default_factory=set)  # rules with suppressions 0.1 saved (no `at`)
     learnt: int = 0  # the last number given to a saved first-seen key by the order it learnt (changes())
 
     @classmethod
@@ -153,6 +163,8 @@ class StateBook:
                 seen.append((learnt, entry.rule_id, entry.key, texts))
             elif entry.kind == SUPPRESS:
                 book.suppress[(entry.rule_id, entry.key)] = value
+                if "at" not in value:
+                    book.legacy_suppress.add(entry.rule_id)
             elif entry.kind == META:
                 book.meta[entry.rule_id] = value
             elif entry.kind == STREAM:
@@ -257,9 +269,8 @@ class StateBook:
         share a key: windows 0.1 counted without `nocase` (or with `str.lower`), kept by a rule
         that now groups ignoring case, so that new events join them. A key too long to be read
         back (`sha256:`) stays as it is."""
-        for key in [key for key in self.windows if key[0] == rule_id and not key[1].startswith("sha256:")]:
-            values = tuple(fold(v) if type(v) is str else hashable(v) for v in orjson.loads(key[1]))
-            folded = _group_key(values)
+        for key in [key for key in self.windows if key[0] == rule_id]:
+            folded = _refolded(key[1], nocase=True)
             if folded == key[1]:
                 continue
             window = self.windows.pop(key)
@@ -267,6 +278,31 @@ class StateBook:
             merged = sorted(self.windows.get((rule_id, folded), []) + window)
             self.windows[(rule_id, folded)] = merged
             self.dirty.add((rule_id, WINDOW, folded))
+
+    def refold_suppress(self, rule_id: str, nocase: bool, span: int) -> None:
+        """Key a rule's suppressions saved by 0.1 (those without firing times, `at`) as the rule now
+        reads its `by` values (folded with `nocase`), merging those that then share a key, so that
+        a group that fired under 0.1 with capitals stays suppressed for the rest of its `span`
+        (ns). Once per rule: nothing to do for state saved since 0.2."""
+        if rule_id not in self.legacy_suppress:
+            return
+        self.legacy_suppress.discard(rule_id)
+        for key in [key for key, state in self.suppress.items() if key[0] == rule_id and "at" not in state]:
+            folded = _refolded(key[1], nocase)
+            if folded == key[1]:
+                continue
+            state = self.suppress.pop(key)
+            self.dirty.add((rule_id, SUPPRESS, key[1]))
+            kept = self.suppress.get((rule_id, folded))
+            fired = {state["until"] - span}  # 0.1 knew the latest firing only (as _suppressed reads it)
+            if kept is not None:
+                fired.update(kept.get("at") or [kept["until"] - span])
+                state = {
+                    "until": max(state["until"], kept["until"]),
+                    "suppressed": state["suppressed"] + kept["suppressed"],
+                }
+            self.suppress[(rule_id, folded)] = {**state, "at": sorted(fired)}
+            self.dirty.add((rule_id, SUPPRESS, folded))
 
     def refold_seen(self, rule_id: str, nocase: bool) -> dict[Key, dict[Key, None]]:
         """A rule's first-seen values saved by 0.1 (before they are built again from the stored

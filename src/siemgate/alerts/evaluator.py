@@ -319,9 +319,12 @@ class AlertEvaluator:
         rule counts only events stored after `from` (the state rebuilt after a crash or a rule
         change leaves it out before that). Saved with the next step, so `from` and the checkpoint
         move together. A rule with windows but no meta (state saved before it was kept: 0.1) keeps them,
-        keyed by their values folded when the rule groups ignoring case (StateBook.refold_windows)."""
+        keyed by their values folded when the rule groups ignoring case (StateBook.refold_windows);
+        so do suppressions 0.1 saved, of any rule (StateBook.refold_suppress)."""
         book = self._book(account_id)
         for rule in self._rules(account_id, source)[0]:
+            if rule.suppress_ns is not None:  # saved by 0.1 under the values as written: once per rule
+                book.refold_suppress(rule.id, rule.suppress_nocase, rule.suppress_ns)
             meta = book.meta.get(rule.id)
             if rule.window_ns is None or (meta is not None and meta.get("fp") == rule.learnt_from):
                 continue
