@@ -127,6 +127,22 @@ def test_deliveries_of_one_status(store: Store, monkeypatch: pytest.MonkeyPatch)
     bounded(store, monkeypatch, "alert_deliveries", page)
 
 
+def test_a_page_of_deliveries_deep_in_the_list(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The admin API's next page of deliveries (before = created_at, id). Before: with the cursor's
+    time only inside an OR, SQLite read every newer delivery of the account up to the page."""
+    cursors = {}
+    for account_id in accounts(store):
+        oldest_delivered = store.list_deliveries(account_id, "delivered", limit=10**6)[-1]
+        cursors[account_id] = (oldest_delivered.created_at, oldest_delivered.id)
+
+    def page(account_id: int) -> list[DeliveryRecord]:
+        return store.list_deliveries(account_id, before=cursors[account_id], limit=SHOWN)
+
+    for account_id in accounts(store):
+        assert [d.created_at for d in page(account_id)] == [i * SECOND for i in range(SHOWN, 0, -1)]
+    bounded(store, monkeypatch, "alert_deliveries", page)
+
+
 def test_the_newest_evaluation_failures(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: every failure of the account was read and sorted (PostgreSQL: a scan of the table)."""
 

@@ -552,8 +552,8 @@ class AlertStore(SharedSQL):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if before is not None:
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+        if before is not None:  # bounded by `created_at <= ?` on its own, as list_alerts' `before`
+            where.append("created_at <= ? AND (created_at < ? OR id < ?)")
             params.extend([before[0], before[0], before[1]])
         rows = self._rows(
             self._q(
