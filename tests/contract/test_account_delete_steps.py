@@ -7,6 +7,7 @@ by running it again."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -190,3 +191,43 @@ def test_who_leaves_with_an_account_is_found_among_its_own_members(store: Store)
     analyze(store, "users", "memberships")
     beside_others = [read_work(store, raw._q(sql), params) for sql, params in reads]
     assert all(b <= 3 * a + 10 for a, b in zip(alone_work, beside_others, strict=True)), (alone_work, beside_others)
+
+
+# The reads as they were before NOT EXISTS (da1a282): the reference of the model test below.
+_LEAVING_NOT_IN = "SELECT id FROM users WHERE home_account_id = ? AND id NOT IN (SELECT user_id FROM memberships)"
+_ALONE_NOT_IN = (
+    "SELECT user_id FROM memberships WHERE account_id = ?"
+    " AND user_id NOT IN (SELECT user_id FROM memberships WHERE account_id <> ?)"
+)
+
+
+def test_who_leaves_is_who_left_before_on_random_memberships(store: Store) -> None:
+    """On random people (home in one of 6 accounts or none) and memberships (each person in 0-6 of
+    them), for every account the NOT EXISTS reads find exactly the people the NOT IN reads found,
+    and what the model says: home here and in no account; a member here and of no other."""
+    raw: Any = store
+    rng = random.Random(20261208)
+    accounts = [store.create_account(new_id(), f"model-{i}", T0).id for i in range(6)]
+    members: dict[int, set[int]] = {}
+    homes: dict[int, int | None] = {}
+    for i in range(300):
+        home = rng.choice([None, *accounts])
+        user = store.create_user(new_id(), f"p{i}@example.com", "P", None, home, T0).id
+        homes[user] = home
+        members[user] = set(rng.sample(accounts, rng.choice([0, 0, 1, 1, 1, 2, 3, 6])))
+        for account_id in members[user]:
+            store.add_member(account_id, user, "member", T0)
+    for account_id in accounts:
+        leaving = {u for u, home in homes.items() if home == account_id and not members[u]}
+        alone = {u for u, of in members.items() if of == {account_id}}
+        found = [
+            {int(row[0]) for row in raw._rows(raw._q(sql), params)}
+            for sql, params in (
+                (_LEAVING, (account_id,)),
+                (_LEAVING_NOT_IN, (account_id,)),
+                (_ALONE, (account_id, account_id)),
+                (_ALONE_NOT_IN, (account_id, account_id)),
+            )
+        ]
+        assert found == [leaving, leaving, alone, alone], account_id
+        assert leaving and alone  # the random graph has both kinds in every account
