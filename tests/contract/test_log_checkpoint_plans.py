@@ -7,6 +7,7 @@ PostgreSQL a scan of every stream's). Figures: docs/benchmarks.md, "Checkpoints 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -15,8 +16,9 @@ import pytest
 
 from siemgate.model.features import Feature
 from siemgate.model.ids import new_id
-from siemgate.retention.signed import DAY, day_close
+from siemgate.retention.signed import DAY, DayClose, day_close
 from siemgate.store.base import Store
+from siemgate.store.shared.log import StoredCheckpoint
 from support.plans import analyze, call_work
 from support.stores import STORE_BACKENDS, make_store
 
@@ -73,3 +75,39 @@ def test_a_proof_finds_the_checkpoint_of_its_size_by_index(
     found = store.log_checkpoint_of_size(store.get_account("big").id, AUDIT, size)
     assert (found and found.size) == (size if size % SIZE_STEP == 0 else None)
     bounded(store, monkeypatch, lambda account_id: store.log_checkpoint_of_size(account_id, AUDIT, size))
+
+
+def _whole_read_day_close(store: Store, account_id: int, feature: Feature) -> DayClose | None:
+    """day_close as it was before the two reads (ed6015f): every checkpoint of the stream."""
+    newest: DayClose | None = None
+    day = None
+    for cp in store.log_checkpoints(account_id, feature):  # oldest first
+        if cp.time // DAY != day:
+            day = cp.time // DAY
+            newest = DayClose(cp.time, cp.size, cp.note)
+    return newest
+
+
+def test_the_day_close_is_what_the_whole_read_found_on_random_histories(store: Store) -> None:
+    """Random streams of checkpoints (added out of time order as a skewed clock would, times at
+    midnight, a second before it and after it, several days with none, a stream with none) beside
+    the other account's streams: the two reads find the day-close the whole read found."""
+    rng = random.Random(20261208)
+    midnight = START - START % DAY + 40 * DAY
+    for round_ in range(40):
+        account_id = store.create_account(new_id(), f"random-{round_}", 0).id
+        days = rng.sample(range(-30, 30), rng.randint(0, 4))
+        times: set[int] = set()
+        for day in days:
+            base = midnight + day * DAY
+            times.update(
+                rng.choice([base, base - 1, base + 1, base + rng.randrange(DAY)]) for _ in range(rng.randint(1, 4))
+            )
+        for feature in (AUDIT, Feature.SIGNINATTEMPTS):
+            for time in rng.sample(sorted(times), len(times)):  # stored in random order
+                store.add_log_checkpoint(
+                    account_id, feature, StoredCheckpoint(time, rng.randrange(1, 10**6), f"n{time}")
+                )
+            times = {t + rng.choice([0, DAY]) for t in times}  # the other stream: other days
+        for feature in (AUDIT, Feature.SIGNINATTEMPTS):
+            assert day_close(store, account_id, feature) == _whole_read_day_close(store, account_id, feature), times
