@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -288,3 +290,67 @@ def test_iter_events_by_time_in_batches_and_purge_bounded_by_seq(store: Store) -
     assert store.purge_events(a.id, AUDIT, T0 + 12 * S) == 5
     assert store.count_events(a.id, AUDIT) == 8 and store.count_events(b.id, AUDIT) == 3
     assert store.head_seq(a.id, AUDIT) == head  # seqs are never reused
+
+
+def test_alerts_and_deliveries_paged_by_keyset_under_any_filter_match_one_read(store: Store) -> None:
+    """Random alerts of two accounts sharing a few detection times (ties cross every page
+    boundary), with ids of mixed case and punctuation (collation), random rule, state and
+    severity, one delivery each of a random status: paging by (time, id) with every filter, the
+    cursor taken from the last row, lists exactly the rows of one unpaged read of that filter, in
+    its order, once each; a position from another account or another filter lists this account's
+    rows after it under this filter, and nothing of the other account."""
+    rng = random.Random(20261208)
+    accounts = [store.create_account(new_id(), f"keyset-{i}", T0).id for i in range(2)]
+    alerts, deliveries = [], []
+    for i in range(240):
+        account_id = rng.choice(accounts)
+        ident = rng.choice(["a", "A", "b-", "B_", "z", "Z", "-", "0"]) + f"{rng.randrange(1000):03}-{i}"
+        at = T0 + rng.randrange(4) * S
+        alert = AlertRecord(ident, account_id, rng.choice(["r1", "r2"]), at, at, rng.choice(["low", "high"]),
+                            "auditevents", "{}", "s", "{}", 0, rng.choice(["open", "resolved"]))  # fmt: skip
+        alerts.append(alert)
+        status = rng.choice(["pending", "failed", "delivered"])
+        deliveries.append(DeliveryRecord("d" + ident, ident, account_id, alert.rule_id, "{}", "webhook", status, 1,
+                                         None, "", at))  # fmt: skip
+    store.commit_alert_evaluation(AlertCommit(accounts[0], None, None, 0, alerts=alerts, deliveries=deliveries))
+
+    def alert_pages(account_id: int, before: tuple[int, str] | None, **filters: Any) -> list[str]:
+        rule_id = filters.pop("rule_id", None)
+        listed: list[str] = []
+        while (page := store.list_alerts(account_id, rule_id, before, 7, **filters)) and len(listed) <= len(alerts):
+            listed += [a.id for a in page]
+            before = (page[-1].fired_at, page[-1].id)
+        return listed
+
+    def delivery_pages(account_id: int, before: tuple[int, str] | None, status: str | None) -> list[str]:
+        listed: list[str] = []
+        while (page := store.list_deliveries(account_id, status, limit=7, before=before)) and len(listed) <= len(
+            alerts
+        ):
+            listed += [d.id for d in page]
+            before = (page[-1].created_at, page[-1].id)
+        return listed
+
+    raw: Any = store  # every alert's place in the database's order (its collation of ids)
+    rank = {row[0]: n for n, row in enumerate(raw._select("SELECT id FROM alerts ORDER BY fired_at DESC, id DESC", ()))}
+    for account_id in accounts:
+        for rule_id, state, severity in itertools.product([None, "r1"], [None, "open"], [None, "high"]):
+            filters = {"rule_id": rule_id, "state": state, "severity": severity}
+            whole = store.list_alerts(account_id, rule_id, None, 10**6, state=state, severity=severity)
+            expected = {
+                a.id
+                for a in alerts
+                if a.account_id == account_id and all(v is None or getattr(a, k) == v for k, v in filters.items())
+            }
+            assert [a.fired_at for a in whole] == sorted((a.fired_at for a in whole), reverse=True)
+            assert {a.id for a in whole} == expected and len(whole) == len(expected)
+            assert alert_pages(account_id, None, **filters) == [a.id for a in whole]
+            for other in alerts[:40]:  # a cursor of any alert: of another account, or another filter
+                after = [a.id for a in whole if rank[a.id] > rank[other.id]]
+                assert alert_pages(account_id, (other.fired_at, other.id), **filters) == after
+        for status in (None, "failed"):
+            whole_d = store.list_deliveries(account_id, status, limit=10**6)
+            assert {d.id for d in whole_d} == {
+                d.id for d in deliveries if d.account_id == account_id and status in (None, d.status)
+            }
+            assert delivery_pages(account_id, None, status) == [d.id for d in whole_d]
