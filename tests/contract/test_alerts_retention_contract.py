@@ -348,7 +348,8 @@ def test_alerts_and_deliveries_paged_by_keyset_under_any_filter_match_one_read(s
             for other in alerts[:40]:  # a cursor of any alert: of another account, or another filter
                 after = [a.id for a in whole if rank[a.id] > rank[other.id]]
                 assert alert_pages(account_id, (other.fired_at, other.id), **filters) == after
-        for status in (None, "failed"):
+        statuses: list[str | None] = [None, "failed"]
+        for status in statuses:
             whole_d = store.list_deliveries(account_id, status, limit=10**6)
             assert {d.id for d in whole_d} == {
                 d.id for d in deliveries if d.account_id == account_id and status in (None, d.status)
