@@ -42,6 +42,7 @@ from siemgate import __version__
 from siemgate.forward.backoff import Backoff, parse_retry_after
 from siemgate.forward.checkpoint import CheckpointStore
 from siemgate.forward.errors import CursorRejected, SourceError, SourceUnauthorized, Stopped
+from siemgate.forward.records import event_key
 from siemgate.model.features import ALL_FEATURES, Feature
 from siemgate.model.timestamps import NS_PER_SECOND, TimestampError, format_ns, normalize, now_ns, parse_ns
 from siemgate.outbound.http import BoundedClient
@@ -516,13 +517,13 @@ class EventStream:
         """Drop from `page` the items this stream fetched lately (the last RECENT_UUIDS), counted in
         `page.repeated`: a source whose cursor repeats or goes back serves them again. An item is
         the same by its uuid and timestamp, as siemgate's store tells duplicates (docs/events.md):
-        a uuid stored again with another timestamp is another event, served as such."""
+        a uuid stored again with another timestamp is another event, served as such (event_key)."""
         keep = []
         for n, item in enumerate(page.items):
-            uuid = item.get("uuid") if type(item) is dict else None
-            if type(uuid) is str and uuid:
+            identity = event_key(item.get("uuid"), item.get("timestamp")) if type(item) is dict else None
+            if identity is not None:
                 # a hash keyed per process (a source cannot make two events collide): half the memory
-                key = hash((uuid, str(item.get("timestamp"))))
+                key = hash(identity)
                 if key in self._recent_set:
                     continue
                 self._recent_set.add(key)

@@ -50,16 +50,20 @@ def log_fields(record: Record) -> dict[str, Any] | None:
     return {"log": {"idx": record.log[0], "body_sha256": record.log[1]}}
 
 
-def event_id(record: Record) -> str | None:
-    """What identifies the event at a destination that deduplicates: `<uuid>-<timestamp as ns
-    since the epoch>`, or None for an event without a uuid. siemgate's store tells events apart by
-    uuid *and* timestamp (the instant; docs/events.md, "Duplicates"), so a uuid sent again with
-    another timestamp gets another id, while a redelivery of the same event gets the same one.
-    A timestamp that does not parse is stood for by a hash of its JSON."""
-    if not record.uuid:
+def event_key(uuid: Any, timestamp: Any) -> str | None:
+    """What identifies an event: `<uuid>-<timestamp as ns since the epoch>`, or None without a
+    uuid. siemgate's store tells events apart by uuid *and* timestamp (the instant; docs/events.md,
+    "Duplicates"), so a uuid sent again with another timestamp is another event, while the same
+    event served or delivered again has the same key. A timestamp that does not parse is stood for
+    by a hash of its JSON."""
+    if type(uuid) is not str or not uuid:
         return None
-    stamp = record.event.get("timestamp")
     try:
-        return f"{record.uuid}-{parse_ns(stamp)}"
+        return f"{uuid}-{parse_ns(timestamp)}"
     except TimestampError:
-        return f"{record.uuid}-x{hashlib.sha256(orjson.dumps(stamp)).hexdigest()[:16]}"
+        return f"{uuid}-x{hashlib.sha256(orjson.dumps(timestamp)).hexdigest()[:16]}"
+
+
+def event_id(record: Record) -> str | None:
+    """The event's id at a destination that deduplicates (event_key)."""
+    return event_key(record.uuid, record.event.get("timestamp"))
